@@ -1,0 +1,3 @@
+//! Command implementations behind `main`.
+
+pub mod esl;

@@ -1,0 +1,317 @@
+//! The client side of one Event Socket connection: connect, authenticate, then hand the socket to
+//! one task ([`connection`](super::connection)) that owns it. [`Client`] handles are cheap clones
+//! that talk to that task; events come out of the [`EventStream`] in the order they arrived.
+//!
+//! Reconnecting is not done here: when the connection ends, every pending call fails with
+//! [`ClientError::Disconnected`] and [`Client::closed`] says why. The node supervisor decides
+//! what happens next.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_util::codec::Framed;
+use uuid::Uuid;
+
+use super::codec::{EslCodec, Limits};
+use super::command::{ApiCommand, Command, EventFormat, EventSet, Password};
+use super::connection::{self, CloseReason, Request};
+use super::error::ClientError;
+use super::event::Event;
+use super::frame::{ContentType, Frame};
+use super::reply::{ApiReply, reply_result};
+
+/// Settings of one client connection.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// TCP connect, greeting and authentication together.
+    pub connect_timeout: Duration,
+    /// How long a command waits for its reply. A late reply is still matched and discarded.
+    pub command_timeout: Duration,
+    /// How long a `bgapi` job may run before its waiter fails.
+    pub job_timeout: Duration,
+    /// Capacity of the event channel handed to the consumer.
+    pub event_channel: usize,
+    /// Events held back while the consumer is slow; past this the connection is closed.
+    pub max_event_backlog: usize,
+    pub limits: Limits,
+}
+
+impl Default for ClientConfig {
+    fn default() -> ClientConfig {
+        ClientConfig {
+            connect_timeout: Duration::from_secs(5),
+            command_timeout: Duration::from_secs(10),
+            job_timeout: Duration::from_secs(120),
+            event_channel: 4096,
+            max_event_backlog: 100_000,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// A handle to an authenticated connection. Clone it freely; the connection lives until FreeSWITCH
+/// closes it, [`Client::exit`] is called, or every handle and the event stream are dropped.
+#[derive(Debug, Clone)]
+pub struct Client {
+    requests: mpsc::Sender<Request>,
+    closed: watch::Receiver<Option<Arc<CloseReason>>>,
+    config: Arc<ClientConfig>,
+}
+
+/// The events of one connection, in arrival order. Ends after the connection closed and every
+/// event that arrived before has been delivered.
+#[derive(Debug)]
+pub struct EventStream {
+    rx: mpsc::Receiver<Event>,
+}
+
+impl EventStream {
+    pub async fn recv(&mut self) -> Option<Event> {
+        self.rx.recv().await
+    }
+}
+
+impl Client {
+    /// Connects over TCP (with keepalive and no Nagle) and authenticates.
+    pub async fn connect(
+        addr: &str,
+        password: &Password,
+        config: ClientConfig,
+    ) -> Result<(Client, EventStream), ClientError> {
+        let connect_err = |reason: String| ClientError::Connect {
+            addr: addr.to_owned(),
+            reason,
+        };
+        let stream = tokio::time::timeout(config.connect_timeout, TcpStream::connect(addr))
+            .await
+            .map_err(|_| connect_err("timed out".into()))?
+            .map_err(|e| connect_err(e.to_string()))?;
+        stream
+            .set_nodelay(true)
+            .map_err(|e| connect_err(e.to_string()))?;
+        let keepalive = socket2::TcpKeepalive::new()
+            .with_time(Duration::from_secs(10))
+            .with_interval(Duration::from_secs(5));
+        socket2::SockRef::from(&stream)
+            .set_tcp_keepalive(&keepalive)
+            .map_err(|e| connect_err(e.to_string()))?;
+        Client::handshake(stream, password, config).await
+    }
+
+    /// Authenticates over an already connected stream and starts the connection task.
+    pub async fn handshake<S>(
+        stream: S,
+        password: &Password,
+        config: ClientConfig,
+    ) -> Result<(Client, EventStream), ClientError>
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let mut framed = Framed::new(stream, EslCodec::new(config.limits));
+        tokio::time::timeout(config.connect_timeout, authenticate(&mut framed, password))
+            .await
+            .map_err(|_| ClientError::Timeout("auth/request and authentication".into()))??;
+        let (requests, rx) = mpsc::channel(256);
+        let (events_tx, events_rx) = mpsc::channel(config.event_channel.max(1));
+        let (closed_tx, closed) = watch::channel(None);
+        let config = Arc::new(config);
+        tokio::spawn(connection::run(
+            framed,
+            rx,
+            events_tx,
+            closed_tx,
+            config.clone(),
+        ));
+        Ok((
+            Client {
+                requests,
+                closed,
+                config,
+            },
+            EventStream { rx: events_rx },
+        ))
+    }
+
+    /// Sends one command and returns the frame that answers it (`command/reply` or
+    /// `api/response`). Replies are matched strictly in order.
+    pub async fn send(&self, command: Command) -> Result<Frame, ClientError> {
+        let what = command.describe();
+        let (tx, rx) = oneshot::channel();
+        self.submit(Request::Command { command, reply: tx }).await?;
+        match tokio::time::timeout(self.config.command_timeout, rx).await {
+            Err(_) => Err(ClientError::Timeout(format!("the reply to {what}"))),
+            Ok(Err(_)) => Err(self.disconnected()),
+            Ok(Ok(result)) => result,
+        }
+    }
+
+    /// `api <command>`: runs on FreeSWITCH's connection thread; its output comes back.
+    pub async fn api(&self, command: &ApiCommand) -> Result<ApiReply, ClientError> {
+        let frame = self.send(Command::Api(command.clone())).await?;
+        if frame.content_type() != &ContentType::ApiResponse {
+            return Err(ClientError::Protocol(format!(
+                "api {} answered with {}",
+                command.name(),
+                frame.content_type()
+            )));
+        }
+        Ok(ApiReply::new(
+            command.name(),
+            frame.body_bytes().unwrap_or_default(),
+        ))
+    }
+
+    /// `bgapi <command>` with a Job-UUID of ours; resolves with the BACKGROUND_JOB body. The
+    /// connection must be subscribed to BACKGROUND_JOB (and let it through its filters).
+    pub async fn bgapi(&self, command: &ApiCommand) -> Result<ApiReply, ClientError> {
+        let job_uuid = Uuid::new_v4();
+        let (tx, rx) = oneshot::channel();
+        self.submit(Request::Job {
+            command: command.clone(),
+            job_uuid,
+            result: tx,
+        })
+        .await?;
+        match rx.await {
+            Err(_) => Err(self.disconnected()),
+            Ok(result) => result,
+        }
+    }
+
+    /// `event <format> <names…> [CUSTOM <subclasses…>]`.
+    pub async fn subscribe(
+        &self,
+        format: EventFormat,
+        events: EventSet,
+    ) -> Result<(), ClientError> {
+        self.expect_ok(Command::Event { format, events }).await
+    }
+
+    pub async fn nixevent(&self, events: EventSet) -> Result<(), ClientError> {
+        self.expect_ok(Command::NixEvent(events)).await
+    }
+
+    pub async fn noevents(&self) -> Result<(), ClientError> {
+        self.expect_ok(Command::NoEvents).await
+    }
+
+    pub async fn filter(&self, header: &str, value: &str) -> Result<(), ClientError> {
+        self.expect_ok(Command::filter(header, value)?).await
+    }
+
+    pub async fn filter_delete(
+        &self,
+        header: &str,
+        value: Option<&str>,
+    ) -> Result<(), ClientError> {
+        self.expect_ok(Command::filter_delete(header, value)?).await
+    }
+
+    /// `exit`: FreeSWITCH answers `+OK bye` and closes the connection.
+    pub async fn exit(&self) -> Result<(), ClientError> {
+        self.expect_ok(Command::Exit).await
+    }
+
+    /// Resolves when the connection has ended, with the reason.
+    pub async fn closed(&self) -> Arc<CloseReason> {
+        let mut closed = self.closed.clone();
+        loop {
+            if let Some(reason) = closed.borrow_and_update().clone() {
+                return reason;
+            }
+            if closed.changed().await.is_err() {
+                return Arc::new(CloseReason::task_gone());
+            }
+        }
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.borrow().is_some()
+    }
+
+    async fn expect_ok(&self, command: Command) -> Result<(), ClientError> {
+        let what = command.describe();
+        let frame = self.send(command).await?;
+        reply_result(&what, frame.reply_text().as_deref()).map(drop)
+    }
+
+    async fn submit(&self, request: Request) -> Result<(), ClientError> {
+        self.requests
+            .send(request)
+            .await
+            .map_err(|_| self.disconnected())
+    }
+
+    fn disconnected(&self) -> ClientError {
+        match self.closed.borrow().as_ref() {
+            Some(reason) => ClientError::Disconnected(reason.to_string()),
+            None => ClientError::Disconnected("connection task ended".into()),
+        }
+    }
+}
+
+/// Waits for `auth/request`, sends `auth`, and reads the verdict.
+async fn authenticate<S>(
+    framed: &mut Framed<S, EslCodec>,
+    password: &Password,
+) -> Result<(), ClientError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let greeting = next_frame(framed).await?;
+    match greeting.content_type() {
+        ContentType::AuthRequest => {}
+        ContentType::RudeRejection => {
+            let text = greeting
+                .body_text()
+                .unwrap_or_default()
+                .trim_end()
+                .to_owned();
+            return Err(ClientError::Rejected(text));
+        }
+        ContentType::DisconnectNotice => {
+            let text = greeting
+                .body_text()
+                .unwrap_or_default()
+                .trim_end()
+                .to_owned();
+            return Err(ClientError::Disconnected(text));
+        }
+        other => {
+            return Err(ClientError::Protocol(format!(
+                "expected auth/request, got {other}"
+            )));
+        }
+    }
+    framed
+        .send(Command::Auth(password.clone()))
+        .await
+        .map_err(|e| ClientError::Disconnected(e.to_string()))?;
+    let reply = next_frame(framed).await?;
+    match reply.reply_text() {
+        Some(text) if text.starts_with("+OK") => Ok(()),
+        Some(text) => Err(ClientError::AuthFailed(text.into_owned())),
+        None => Err(ClientError::Protocol(format!(
+            "expected a reply to auth, got {}",
+            reply.content_type()
+        ))),
+    }
+}
+
+async fn next_frame<S>(framed: &mut Framed<S, EslCodec>) -> Result<Frame, ClientError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    match framed.next().await {
+        Some(Ok(frame)) => Ok(frame),
+        Some(Err(e)) if e.is_protocol_error() => Err(ClientError::Protocol(e.to_string())),
+        Some(Err(e)) => Err(ClientError::Disconnected(e.to_string())),
+        None => Err(ClientError::Disconnected(
+            "closed before authentication".into(),
+        )),
+    }
+}

@@ -1,0 +1,227 @@
+//! The tokio codec: bytes from FreeSWITCH into [`Frame`]s, [`Command`]s into bytes.
+//!
+//! Decoding is check-then-parse. The cheap check looks for the blank line that ends the outer
+//! header block and remembers how far it scanned, so a frame that arrives in pieces is never
+//! rescanned; the nom parse of the header block runs once; once `Content-Length` is known the
+//! buffer is reserved for the whole frame, which is then split off and frozen into one `Bytes`.
+
+use bytes::{Buf, BytesMut};
+use tokio_util::codec::{Decoder, Encoder};
+
+use super::command::Command;
+use super::error::CodecError;
+use super::frame::{self, ContentType, Frame};
+use super::parse::{self, BlockEnd, HeaderSpan};
+
+/// FreeSWITCH refuses bodies above 16 MiB in the other direction; we use the same default cap.
+pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
+/// Outer header blocks are a few hundred bytes; anything this long without a blank line is garbage.
+pub const DEFAULT_MAX_HEADER_BLOCK: usize = 64 * 1024;
+
+/// Size limits of one connection's decoder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest frame (outer headers plus body) accepted; a larger one is an error.
+    pub max_frame: usize,
+    /// Largest outer header block accepted.
+    pub max_header_block: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_frame: DEFAULT_MAX_FRAME,
+            max_header_block: DEFAULT_MAX_HEADER_BLOCK,
+        }
+    }
+}
+
+#[derive(Debug)]
+enum State {
+    /// Looking for the end of the header block; bytes before `scanned` hold no blank line.
+    Head { scanned: usize },
+    /// Headers parsed; waiting until `total` bytes are buffered.
+    Body {
+        total: usize,
+        body_start: Option<usize>,
+        headers: Vec<HeaderSpan>,
+        content_type: ContentType,
+    },
+}
+
+/// Decoder of server-to-client frames and encoder of client commands.
+#[derive(Debug)]
+pub struct EslCodec {
+    limits: Limits,
+    state: State,
+}
+
+impl Default for EslCodec {
+    fn default() -> EslCodec {
+        EslCodec::new(Limits::default())
+    }
+}
+
+impl EslCodec {
+    pub fn new(limits: Limits) -> EslCodec {
+        EslCodec {
+            limits,
+            state: State::Head { scanned: 0 },
+        }
+    }
+
+    /// Parses the header block `src[..head_end]` and works out how long the frame is.
+    fn start_frame(
+        &self,
+        src: &[u8],
+        head_end: usize,
+        body_start: usize,
+    ) -> Result<State, CodecError> {
+        let mut headers = Vec::with_capacity(4);
+        parse::header_block(src, &src[..head_end], &mut headers).map_err(|line| {
+            CodecError::MalformedHeader(String::from_utf8_lossy(line).into_owned())
+        })?;
+        let content_type = frame::find_header(src, &headers, "Content-Type")
+            .map(|v| ContentType::parse(&String::from_utf8_lossy(v)))
+            .ok_or(CodecError::MissingContentType)?;
+        let (total, body_start) = match frame::find_header(src, &headers, "Content-Length") {
+            None => (body_start, None),
+            Some(raw) => {
+                let len = parse_content_length(raw)?;
+                // Saturating: an absurd length fails the cap check below.
+                let total = body_start.saturating_add(len);
+                (total, Some(body_start))
+            }
+        };
+        if total > self.limits.max_frame {
+            return Err(CodecError::FrameTooLarge {
+                size: total,
+                cap: self.limits.max_frame,
+            });
+        }
+        Ok(State::Body {
+            total,
+            body_start,
+            headers,
+            content_type,
+        })
+    }
+}
+
+/// `Content-Length` is a plain decimal: no sign, no blanks, and not absurdly long.
+fn parse_content_length(raw: &[u8]) -> Result<usize, CodecError> {
+    let bad = || CodecError::BadContentLength(String::from_utf8_lossy(raw).into_owned());
+    if raw.is_empty() || raw.len() > 12 || !raw.iter().all(u8::is_ascii_digit) {
+        return Err(bad());
+    }
+    std::str::from_utf8(raw)
+        .ok()
+        .and_then(|s| s.parse::<usize>().ok())
+        .ok_or_else(bad)
+}
+
+impl Decoder for EslCodec {
+    type Item = Frame;
+    type Error = CodecError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, CodecError> {
+        if let State::Head { scanned } = self.state {
+            if scanned == 0 {
+                // Blank lines between frames carry nothing (FreeSWITCH skips them too).
+                let blanks = src
+                    .iter()
+                    .take_while(|&&b| b == b'\n' || b == b'\r')
+                    .count();
+                src.advance(blanks);
+            }
+            match parse::find_block_end(src, scanned) {
+                BlockEnd::NotYet { resume } => {
+                    if src.len() > self.limits.max_header_block {
+                        return Err(CodecError::HeaderBlockTooLarge {
+                            cap: self.limits.max_header_block,
+                        });
+                    }
+                    self.state = State::Head { scanned: resume };
+                    return Ok(None);
+                }
+                BlockEnd::Found {
+                    head_end,
+                    body_start,
+                } => {
+                    if head_end > self.limits.max_header_block {
+                        return Err(CodecError::HeaderBlockTooLarge {
+                            cap: self.limits.max_header_block,
+                        });
+                    }
+                    self.state = self.start_frame(src, head_end, body_start)?;
+                }
+            }
+        }
+        let State::Body { total, .. } = self.state else {
+            return Ok(None);
+        };
+        if src.len() < total {
+            src.reserve(total - src.len());
+            return Ok(None);
+        }
+        let State::Body {
+            body_start,
+            headers,
+            content_type,
+            ..
+        } = std::mem::replace(&mut self.state, State::Head { scanned: 0 })
+        else {
+            return Ok(None);
+        };
+        let bytes = src.split_to(total).freeze();
+        Ok(Some(frame::assemble(
+            bytes,
+            headers,
+            body_start,
+            content_type,
+        )))
+    }
+
+    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, CodecError> {
+        if let Some(frame) = self.decode(src)? {
+            return Ok(Some(frame));
+        }
+        if src.iter().all(|&b| b == b'\n' || b == b'\r') {
+            src.clear();
+            return Ok(None);
+        }
+        let buffered = src.len();
+        src.clear();
+        self.state = State::Head { scanned: 0 };
+        Err(CodecError::Truncated { buffered })
+    }
+}
+
+impl Encoder<Command> for EslCodec {
+    type Error = CodecError;
+
+    fn encode(&mut self, command: Command, dst: &mut BytesMut) -> Result<(), CodecError> {
+        command.write_to(dst);
+        Ok(())
+    }
+}
+
+impl Encoder<&Command> for EslCodec {
+    type Error = CodecError;
+
+    fn encode(&mut self, command: &Command, dst: &mut BytesMut) -> Result<(), CodecError> {
+        command.write_to(dst);
+        Ok(())
+    }
+}
+
+/// Decodes every frame of a complete byte stream (a capture file, say).
+pub fn decode_all(bytes: &[u8], limits: Limits) -> Result<Vec<Frame>, CodecError> {
+    let mut codec = EslCodec::new(limits);
+    let mut buf = BytesMut::from(bytes);
+    let mut frames = Vec::new();
+    while let Some(frame) = codec.decode_eof(&mut buf)? {
+        frames.push(frame);
+    }
+    Ok(frames)
+}

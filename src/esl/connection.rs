@@ -1,0 +1,300 @@
+//! The task that owns one authenticated Event Socket connection.
+//!
+//! It reads frames and routes them: `command/reply` and `api/response` to the oldest waiting
+//! command (FreeSWITCH answers strictly in order, and a waiter is queued before its command is
+//! written), BACKGROUND_JOB events to the `bgapi` waiter with that Job-UUID, and every event to the
+//! consumer's channel. When the consumer is slow, events wait in a backlog instead of stopping the
+//! socket reads (a stalled reader would stall FreeSWITCH's command thread too); a backlog past its
+//! cap closes the connection rather than drop an event. When the connection ends, every waiter
+//! fails with `Disconnected`.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::sync::Arc;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_util::codec::Framed;
+use tokio_util::time::{DelayQueue, delay_queue};
+use uuid::Uuid;
+
+use super::client::ClientConfig;
+use super::codec::EslCodec;
+use super::command::{ApiCommand, Command};
+use super::error::ClientError;
+use super::event::Event;
+use super::frame::{ContentType, Frame};
+use super::names::EventName;
+use super::reply::ApiReply;
+
+/// A request from a [`Client`](super::Client) handle.
+pub(crate) enum Request {
+    Command {
+        command: Command,
+        reply: oneshot::Sender<Result<Frame, ClientError>>,
+    },
+    Job {
+        command: ApiCommand,
+        job_uuid: Uuid,
+        result: oneshot::Sender<Result<ApiReply, ClientError>>,
+    },
+}
+
+/// Why a connection ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloseReason {
+    /// The text of FreeSWITCH's `text/disconnect-notice` (or rude rejection), if one came.
+    pub notice: Option<String>,
+    /// What went wrong on our side of the socket, if anything.
+    pub error: Option<String>,
+}
+
+impl CloseReason {
+    pub(crate) fn task_gone() -> CloseReason {
+        CloseReason {
+            notice: None,
+            error: Some("connection task ended".into()),
+        }
+    }
+}
+
+impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.notice, &self.error) {
+            (Some(n), Some(e)) => write!(f, "{} ({e})", n.trim_end()),
+            (Some(n), None) => f.write_str(n.trim_end()),
+            (None, Some(e)) => f.write_str(e),
+            (None, None) => f.write_str("connection closed by peer"),
+        }
+    }
+}
+
+/// Who waits for the next `command/reply` or `api/response`.
+enum Waiter {
+    Reply(oneshot::Sender<Result<Frame, ClientError>>),
+    /// The `command/reply` of a bgapi: `+OK Job-UUID: …`, or an error that fails the job at once.
+    JobAccepted(Uuid),
+}
+
+struct Job {
+    command: String,
+    result: oneshot::Sender<Result<ApiReply, ClientError>>,
+    deadline: delay_queue::Key,
+}
+
+struct Connection {
+    waiters: VecDeque<Waiter>,
+    jobs: HashMap<Uuid, Job>,
+    deadlines: DelayQueue<Uuid>,
+    backlog: VecDeque<Event>,
+    events: mpsc::Sender<Event>,
+    notice: Option<String>,
+    config: Arc<ClientConfig>,
+}
+
+pub(crate) async fn run<S>(
+    mut framed: Framed<S, EslCodec>,
+    mut requests: mpsc::Receiver<Request>,
+    events: mpsc::Sender<Event>,
+    closed: watch::Sender<Option<Arc<CloseReason>>>,
+    config: Arc<ClientConfig>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut conn = Connection {
+        waiters: VecDeque::new(),
+        jobs: HashMap::new(),
+        deadlines: DelayQueue::new(),
+        backlog: VecDeque::new(),
+        events: events.clone(),
+        notice: None,
+        config,
+    };
+    let mut handles_alive = true;
+    let error: Option<String> = loop {
+        tokio::select! {
+            frame = framed.next() => match frame {
+                None => break None,
+                Some(Err(e)) => break Some(e.to_string()),
+                Some(Ok(frame)) => {
+                    if let Err(e) = conn.on_frame(frame) {
+                        break Some(e.to_string());
+                    }
+                }
+            },
+            request = requests.recv(), if handles_alive => match request {
+                None => handles_alive = false,
+                Some(request) => {
+                    let command = conn.register(request);
+                    if let Err(e) = framed.send(command).await {
+                        break Some(e.to_string());
+                    }
+                }
+            },
+            Some(expired) = conn.deadlines.next() => conn.expire(expired.into_inner()),
+            permit = events.reserve(), if !conn.backlog.is_empty() => {
+                if let (Ok(permit), Some(event)) = (permit, conn.backlog.pop_front()) {
+                    permit.send(event);
+                }
+            },
+        }
+        if !handles_alive && events.is_closed() {
+            break None;
+        }
+    };
+    let reason = Arc::new(CloseReason {
+        notice: conn.notice.take(),
+        error,
+    });
+    tracing::debug!(%reason, "event socket connection closed");
+    conn.fail_all(&reason);
+    closed.send_replace(Some(reason));
+    drop(framed);
+    // Events that arrived before the close are still delivered, in order.
+    for event in conn.backlog.drain(..) {
+        if events.send(event).await.is_err() {
+            break;
+        }
+    }
+}
+
+impl Connection {
+    /// Queues the waiter for a request and returns the command to write.
+    fn register(&mut self, request: Request) -> Command {
+        match request {
+            Request::Command { command, reply } => {
+                self.waiters.push_back(Waiter::Reply(reply));
+                command
+            }
+            Request::Job {
+                command,
+                job_uuid,
+                result,
+            } => {
+                let deadline = self.deadlines.insert(job_uuid, self.config.job_timeout);
+                self.jobs.insert(
+                    job_uuid,
+                    Job {
+                        command: command.name().to_owned(),
+                        result,
+                        deadline,
+                    },
+                );
+                self.waiters.push_back(Waiter::JobAccepted(job_uuid));
+                Command::BgApi { command, job_uuid }
+            }
+        }
+    }
+
+    fn on_frame(&mut self, frame: Frame) -> Result<(), ClientError> {
+        match frame.content_type() {
+            ContentType::CommandReply | ContentType::ApiResponse => self.on_reply(frame),
+            ContentType::EventPlain | ContentType::EventJson => match Event::from_frame(&frame) {
+                Ok(event) => return self.on_event(event),
+                Err(e) => tracing::warn!(error = %e, "undecodable event skipped"),
+            },
+            ContentType::DisconnectNotice => self.on_notice(&frame),
+            ContentType::RudeRejection => {
+                self.notice = frame.body_text().map(|t| t.into_owned());
+            }
+            ContentType::LogData => tracing::trace!("log/data frame ignored"),
+            other => tracing::warn!(content_type = %other, "unexpected frame ignored"),
+        }
+        Ok(())
+    }
+
+    fn on_reply(&mut self, frame: Frame) {
+        match self.waiters.pop_front() {
+            // A dropped receiver means its caller timed out; the reply is discarded here so the
+            // next reply still goes to the right waiter.
+            Some(Waiter::Reply(tx)) => drop(tx.send(Ok(frame))),
+            Some(Waiter::JobAccepted(job_uuid)) => {
+                let text = frame.reply_text().unwrap_or_default().into_owned();
+                if !text.starts_with("+OK") {
+                    self.finish_job(job_uuid, |command| {
+                        Err(ClientError::CommandFailed {
+                            command,
+                            reply: text,
+                        })
+                    });
+                }
+            }
+            None => {
+                tracing::warn!(content_type = %frame.content_type(), "reply with no command waiting")
+            }
+        }
+    }
+
+    fn on_event(&mut self, event: Event) -> Result<(), ClientError> {
+        if event.name() == &EventName::BackgroundJob {
+            let job = event.job_uuid().and_then(|j| Uuid::parse_str(&j).ok());
+            if let Some(job_uuid) = job {
+                let body = event.body().map(|b| b.into_owned()).unwrap_or_default();
+                self.finish_job(job_uuid, |command| Ok(ApiReply::new(command, body.into())));
+            }
+        }
+        if self.events.is_closed() {
+            return Ok(());
+        }
+        if self.backlog.is_empty() {
+            match self.events.try_send(event) {
+                Ok(()) => return Ok(()),
+                Err(mpsc::error::TrySendError::Closed(_)) => return Ok(()),
+                Err(mpsc::error::TrySendError::Full(event)) => self.backlog.push_back(event),
+            }
+        } else {
+            self.backlog.push_back(event);
+        }
+        if self.backlog.len() > self.config.max_event_backlog {
+            return Err(ClientError::EventBacklogOverflow(
+                self.config.max_event_backlog,
+            ));
+        }
+        Ok(())
+    }
+
+    fn on_notice(&mut self, frame: &Frame) {
+        if frame
+            .header("Content-Disposition")
+            .is_some_and(|d| d.eq_ignore_ascii_case("linger"))
+        {
+            tracing::info!("FreeSWITCH lingers before closing the session socket");
+            return;
+        }
+        let text = frame.body_text().unwrap_or_default().into_owned();
+        tracing::info!(notice = %text.trim_end(), "FreeSWITCH disconnect notice");
+        self.notice = Some(text);
+    }
+
+    fn finish_job(
+        &mut self,
+        job_uuid: Uuid,
+        result: impl FnOnce(String) -> Result<ApiReply, ClientError>,
+    ) {
+        if let Some(job) = self.jobs.remove(&job_uuid) {
+            self.deadlines.remove(&job.deadline);
+            drop(job.result.send(result(job.command)));
+        }
+    }
+
+    fn expire(&mut self, job_uuid: Uuid) {
+        if let Some(job) = self.jobs.remove(&job_uuid) {
+            let what = format!("the result of bgapi {} (job {job_uuid})", job.command);
+            drop(job.result.send(Err(ClientError::Timeout(what))));
+        }
+    }
+
+    fn fail_all(&mut self, reason: &CloseReason) {
+        let err = || ClientError::Disconnected(reason.to_string());
+        for waiter in self.waiters.drain(..) {
+            if let Waiter::Reply(tx) = waiter {
+                drop(tx.send(Err(err())));
+            }
+        }
+        for (_, job) in self.jobs.drain() {
+            drop(job.result.send(Err(err())));
+        }
+        self.deadlines.clear();
+    }
+}

@@ -1,0 +1,25 @@
+//! The Event Socket wire layer: bytes ↔ frames ↔ events and replies, command builders, and the
+//! client connection. It knows the protocol, not rooms, Redis or HTTP.
+
+mod client;
+mod codec;
+mod command;
+mod connection;
+mod error;
+mod event;
+mod frame;
+pub mod inspect;
+mod json_event;
+mod names;
+mod parse;
+mod reply;
+
+pub use client::{Client, ClientConfig, EventStream};
+pub use codec::{DEFAULT_MAX_FRAME, DEFAULT_MAX_HEADER_BLOCK, EslCodec, Limits, decode_all};
+pub use command::{ApiCommand, Command, EventFormat, EventSet, Password};
+pub use connection::CloseReason;
+pub use error::{ClientError, CodecError, CommandError, EventError};
+pub use event::{Event, HeaderValue};
+pub use frame::{ContentType, Frame, FrameWriter};
+pub use names::{ConferenceAction, EventName};
+pub use reply::{ApiReply, reply_result};

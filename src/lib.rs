@@ -1,0 +1,5 @@
+//! Switchyard: a conference-room controller for FreeSWITCH.
+//!
+//! Layers (see DESIGN.md): `esl` is the Event Socket wire layer.
+
+pub mod esl;
