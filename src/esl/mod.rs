@@ -13,6 +13,8 @@ mod json_event;
 mod names;
 mod parse;
 mod reply;
+mod request;
+mod serialize;
 
 pub use client::{Client, ClientConfig, EventStream};
 pub use codec::{DEFAULT_MAX_FRAME, DEFAULT_MAX_HEADER_BLOCK, EslCodec, Limits, decode_all};
@@ -23,3 +25,5 @@ pub use event::{Event, HeaderValue};
 pub use frame::{ContentType, Frame, FrameWriter};
 pub use names::{ConferenceAction, EventName};
 pub use reply::{ApiReply, reply_result};
+pub use request::{Request, RequestCodec};
+pub use serialize::{EventData, command_reply, url_encode};
