@@ -163,7 +163,7 @@ mod tests {
     fn a_block_stops_after_its_blank_line() {
         let block = b"A: 1\nB: 2\n\nrest";
         let mut out = Vec::new();
-        assert_eq!(header_block(block, block, &mut out), Ok(12));
+        assert_eq!(header_block(block, block, &mut out), Ok(11));
         assert_eq!(out.len(), 2);
     }
 

@@ -23,7 +23,7 @@ pub fn url_encode(value: &str, out: &mut Vec<u8>) {
         let escaped_percent = b == b'%'
             && bytes.get(i + 1).copied().is_some_and(is_upper_hex)
             && bytes.get(i + 2).copied().is_some_and(is_upper_hex);
-        if escaped_percent || !(b < 0x20 || b > 0x7E || ESCAPED.contains(&b)) {
+        if escaped_percent || ((0x20..=0x7E).contains(&b) && !ESCAPED.contains(&b)) {
             out.push(b);
         } else {
             out.extend_from_slice(&[b'%', HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]);
@@ -99,7 +99,7 @@ impl EventData {
     pub fn to_json(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.headers.len() * 48 + 64);
         out.push(b'{');
-        let mut pair = |out: &mut Vec<u8>, name: &str, value: &str| {
+        let pair = |out: &mut Vec<u8>, name: &str, value: &str| {
             if out.len() > 1 {
                 out.push(b',');
             }
