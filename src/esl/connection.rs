@@ -133,6 +133,8 @@ pub(crate) async fn run<S>(
                 }
             },
             Some(expired) = conn.deadlines.next() => conn.expire(expired.into_inner()),
+            // Every handle is gone and now the consumer too: nothing else would wake us.
+            () = events.closed(), if !handles_alive => break None,
             permit = events.reserve(), if !conn.backlog.is_empty() => {
                 if let (Ok(permit), Some(event)) = (permit, conn.backlog.pop_front()) {
                     permit.send(event);
@@ -151,6 +153,8 @@ pub(crate) async fn run<S>(
     conn.fail_all(&reason);
     closed.send_replace(Some(reason));
     drop(framed);
+    // Refuse new requests now: the drain below may wait on a slow consumer for a long time.
+    drop(requests);
     // Events that arrived before the close are still delivered, in order.
     for event in conn.backlog.drain(..) {
         if events.send(event).await.is_err() {
