@@ -3,3 +3,4 @@
 //! Layers (see DESIGN.md): `esl` is the Event Socket wire layer.
 
 pub mod esl;
+pub mod sim;

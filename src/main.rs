@@ -22,6 +22,8 @@ enum Command {
         #[command(subcommand)]
         command: cli::esl::EslCommand,
     },
+    /// Run a FreeSWITCH simulator that speaks the Event Socket (for the lab and for tests).
+    Sim(cli::sim::SimArgs),
 }
 
 #[tokio::main]
@@ -36,6 +38,7 @@ async fn main() -> std::process::ExitCode {
     let args = Args::parse();
     let result = match args.command {
         Command::Esl { command } => cli::esl::run(command).await,
+        Command::Sim(args) => cli::sim::run(args).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,3 +1,4 @@
 //! Command implementations behind `main`.
 
 pub mod esl;
+pub mod sim;

@@ -1,0 +1,245 @@
+//! The simulated FreeSWITCH core: identity, event sequence, channels and conference rooms, and
+//! the `api` command dispatcher. One `std::sync::Mutex` guards the state; it is never held across
+//! an `.await` (timers are scheduled after the lock is released).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tokio::sync::broadcast;
+
+use super::SimConfig;
+use super::channels::Channel;
+use super::conference::Room;
+use super::events::{Identity, SimEvent, prologue};
+use crate::esl::EventData;
+
+/// Work to do after the state lock is released.
+#[derive(Debug)]
+pub(crate) enum Timer {
+    /// A room's current file ends after `after`, unless the room's playback changed (`token`).
+    PlayDone {
+        room: String,
+        token: u64,
+        after: Duration,
+    },
+}
+
+pub(crate) struct State {
+    pub id: Identity,
+    pub sequence: u64,
+    pub started: Instant,
+    pub sessions_since_startup: u64,
+    pub channels: BTreeMap<String, Channel>,
+    pub rooms: BTreeMap<String, Room>,
+    pub next_member_id: u32,
+    pub next_token: u64,
+    pub timers: Vec<Timer>,
+    pub config: Arc<SimConfig>,
+    events: broadcast::Sender<Arc<SimEvent>>,
+}
+
+impl State {
+    fn new(config: Arc<SimConfig>, events: broadcast::Sender<Arc<SimEvent>>) -> State {
+        State {
+            id: Identity {
+                core_uuid: uuid::Uuid::new_v4().to_string(),
+                hostname: config.hostname.clone(),
+                ipv4: "127.0.0.1".into(),
+                ipv6: "::1".into(),
+            },
+            // A restarted FreeSWITCH has fired its startup events before anyone can connect
+            // (capture 09: the first event a client sees is number 441).
+            sequence: 440,
+            started: Instant::now(),
+            sessions_since_startup: 0,
+            channels: BTreeMap::new(),
+            rooms: BTreeMap::new(),
+            next_member_id: config.first_member_id.max(1),
+            next_token: 1,
+            timers: Vec::new(),
+            config,
+            events,
+        }
+    }
+
+    /// Starts an event with the standard prologue and the next sequence number.
+    pub fn event(
+        &mut self,
+        name: &str,
+        subclass: Option<&str>,
+        calling: (&str, &str, u32),
+    ) -> EventData {
+        self.sequence += 1;
+        prologue(&self.id, name, subclass, self.sequence, calling)
+    }
+
+    /// Hands an event to every connection. Nobody listening is not an error.
+    pub fn fire(&self, data: EventData) {
+        let _ = self.events.send(Arc::new(SimEvent::new(data)));
+    }
+
+    pub fn token(&mut self) -> u64 {
+        self.next_token += 1;
+        self.next_token
+    }
+}
+
+/// The simulated node. Cheap to share (`Arc<Core>`).
+pub struct Core {
+    state: Mutex<State>,
+    events: broadcast::Sender<Arc<SimEvent>>,
+    config: Arc<SimConfig>,
+}
+
+impl Core {
+    pub fn new(config: Arc<SimConfig>) -> Arc<Core> {
+        let (events, _) = broadcast::channel(config.event_queue.max(16));
+        Arc::new(Core {
+            state: Mutex::new(State::new(config.clone(), events.clone())),
+            events,
+            config,
+        })
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock is a simulator bug; keep serving rather than cascade.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<SimEvent>> {
+        self.events.subscribe()
+    }
+
+    pub fn config(&self) -> &SimConfig {
+        &self.config
+    }
+
+    pub fn core_uuid(&self) -> String {
+        self.lock().id.core_uuid.clone()
+    }
+
+    /// Runs one `api` command line and returns what FreeSWITCH would print. Empty output is
+    /// returned empty; the listener turns it into `-ERR no reply`.
+    pub fn api(self: &Arc<Self>, line: &str) -> String {
+        let line = line.trim();
+        let (name, args) = line.split_once(' ').unwrap_or((line, ""));
+        let args = args.trim();
+        let mut state = self.lock();
+        let out = match name {
+            "status" => state.status(),
+            "version" => format!("FreeSWITCH Version {} ( 64bit)\n", self.config.version),
+            "global_getvar" => match args {
+                "core_uuid" => state.id.core_uuid.clone(),
+                "hostname" => state.id.hostname.clone(),
+                _ => String::new(),
+            },
+            "originate" => state.originate(args),
+            "uuid_kill" => state.uuid_kill(args),
+            "uuid_transfer" => state.uuid_transfer(args),
+            "uuid_exists" => state.channels.contains_key(args).to_string(),
+            "uuid_getvar" => state.uuid_getvar(args),
+            "hupall" => state.hupall(args),
+            "show" => state.show(args),
+            "conference" => state.conference(args),
+            "sim_inbound" => state.inbound(args),
+            _ => format!("-ERR {name} Command not found!\n"),
+        };
+        let timers = std::mem::take(&mut state.timers);
+        drop(state);
+        self.schedule(timers);
+        out
+    }
+
+    fn schedule(self: &Arc<Self>, timers: Vec<Timer>) {
+        for timer in timers {
+            let core = Arc::clone(self);
+            match timer {
+                Timer::PlayDone { room, token, after } => {
+                    tokio::spawn(async move {
+                        tokio::time::sleep(after).await;
+                        let mut state = core.lock();
+                        state.play_done(&room, token);
+                        let timers = std::mem::take(&mut state.timers);
+                        drop(state);
+                        core.schedule(timers);
+                    });
+                }
+            }
+        }
+    }
+
+    /// Fires HEARTBEAT and its RE_SCHEDULE, as the core does every 20 s.
+    pub fn heartbeat(&self) {
+        let mut state = self.lock();
+        let up = state.started.elapsed();
+        let sessions = state.channels.len();
+        let since = state.sessions_since_startup;
+        let mut e = state.event("HEARTBEAT", None, ("switch_core.c", "send_heartbeat", 81));
+        e.push("Event-Info", "System Ready");
+        e.push("Up-Time", uptime_text(up));
+        e.push("FreeSWITCH-Version", self.config.version.clone());
+        e.push("Uptime-msec", up.as_millis().to_string());
+        e.push("Session-Count", sessions.to_string());
+        e.push("Max-Sessions", "1000");
+        e.push("Session-Per-Sec", "30");
+        e.push("Session-Per-Sec-Last", "0");
+        e.push("Session-Per-Sec-Max", "2");
+        e.push("Session-Per-Sec-FiveMin", "0");
+        e.push("Session-Since-Startup", since.to_string());
+        e.push("Session-Peak-Max", sessions.to_string());
+        e.push("Session-Peak-FiveMin", sessions.to_string());
+        e.push("Idle-CPU", "96.400000");
+        state.fire(e);
+        let mut r = state.event(
+            "RE_SCHEDULE",
+            None,
+            ("switch_scheduler.c", "switch_scheduler_execute", 73),
+        );
+        r.push("Task-ID", "2");
+        r.push("Task-Desc", "heartbeat");
+        r.push("Task-Group", "core");
+        r.push(
+            "Task-Runtime",
+            (super::events::now_micros() / 1_000_000 + 20).to_string(),
+        );
+        state.fire(r);
+    }
+
+    /// A FreeSWITCH restart as clients see it: every channel and room is gone (no events reach
+    /// anyone; connections are dropped by the caller), a new Core-UUID, the sequence restarted.
+    pub fn restart(&self) {
+        let mut state = self.lock();
+        *state = State::new(self.config.clone(), self.events.clone());
+    }
+}
+
+pub(crate) fn uptime_text(up: Duration) -> String {
+    let total = up.as_secs();
+    let micros = up.subsec_micros();
+    format!(
+        "0 years, {} days, {} hours, {} minutes, {} seconds, {} milliseconds, {} microseconds",
+        total / 86_400,
+        (total % 86_400) / 3600,
+        (total % 3600) / 60,
+        total % 60,
+        micros / 1000,
+        micros % 1000
+    )
+}
+
+impl State {
+    fn status(&self) -> String {
+        format!(
+            "UP {}\nFreeSWITCH (Version {}  64bit) is ready\n{} session(s) since startup\n{} session(s) - peak {}, last 5min {} \n0 session(s) per Sec out of max 30, peak 2, last 5min 2 \n1000 session(s) max\nmin idle cpu 0.00/96.40\nCurrent Stack Size/Max 240K/8192K\n",
+            uptime_text(self.started.elapsed()),
+            self.config.version.split('~').next().unwrap_or_default(),
+            self.sessions_since_startup,
+            self.channels.len(),
+            self.channels.len(),
+            self.channels.len(),
+        )
+    }
+}

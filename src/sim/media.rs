@@ -1,0 +1,338 @@
+//! Room playback and recording in the simulator. Files play one after another (FreeSWITCH queues
+//! them); each takes its real length when it is a local WAV, else a configured default, and ends
+//! with play-file-done carrying the file's `{key=value}` parameters. Recordings are real WAV
+//! files as long as the recording ran.
+
+use std::collections::VecDeque;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use super::core::{State, Timer};
+use super::wav;
+
+#[derive(Debug, Clone)]
+pub(crate) struct PlayFile {
+    /// The file as FreeSWITCH reports it (`File` header): without its `{…}` prefix.
+    pub file: String,
+    pub params: Vec<(String, String)>,
+    pub remaining: Duration,
+    pub started: Option<Instant>,
+    pub total: Duration,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Playback {
+    pub queue: VecDeque<PlayFile>,
+    pub paused: bool,
+    /// Changes whenever the current file's timer must be ignored (pause, stop, next file).
+    pub token: u64,
+    pub volume: i32,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Recording {
+    pub path: String,
+    pub started: Instant,
+}
+
+/// `{a=b,c=d}file` → params and file.
+fn split_params(arg: &str) -> (Vec<(String, String)>, String) {
+    if let Some(inner) = arg.strip_prefix('{')
+        && let Some((params, file)) = inner.split_once('}')
+    {
+        let params = params
+            .split(',')
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        return (params, file.to_owned());
+    }
+    (Vec::new(), arg.to_owned())
+}
+
+impl State {
+    /// How long a file plays, or `None` when FreeSWITCH could not open it.
+    fn file_length(&self, file: &str) -> Option<Duration> {
+        let is_stream = [
+            "http://",
+            "https://",
+            "tone_stream://",
+            "local_stream://",
+            "say:",
+            "silence_stream://",
+        ]
+        .iter()
+        .any(|p| file.starts_with(p));
+        if is_stream {
+            return Some(self.config.default_play_duration);
+        }
+        if let Some((_, d)) = self.config.virtual_files.iter().find(|(p, _)| p == file) {
+            return Some(*d);
+        }
+        let path = Path::new(file);
+        if path.is_file() {
+            return Some(wav::duration(path).unwrap_or(self.config.default_play_duration));
+        }
+        None
+    }
+
+    pub(crate) fn play(&mut self, room: &str, rest: &[&str]) -> String {
+        let Some(&arg) = rest.first() else {
+            return "play <file_path> [async|<member_id> [nomux]]".into();
+        };
+        let (params, file) = split_params(arg);
+        let has_member = self
+            .rooms
+            .get(room)
+            .is_some_and(|r| r.members.iter().any(|m| !m.ghost));
+        let length = self.file_length(&file).filter(|_| has_member);
+        let Some(length) = length else {
+            return format!("-ERR (play) File: {file} not found.\n");
+        };
+        let Some(r) = self.rooms.get_mut(room) else {
+            return String::new();
+        };
+        r.playback.queue.push_back(PlayFile {
+            file: file.clone(),
+            params,
+            remaining: length,
+            started: None,
+            total: length,
+        });
+        let starts_now = r.playback.queue.len() == 1 && !r.playback.paused;
+        if starts_now {
+            self.start_current(room);
+        }
+        format!("+OK (play) Playing file {file}\n")
+    }
+
+    /// Starts (or resumes) the file at the head of the queue and arms its end timer.
+    fn start_current(&mut self, room: &str) {
+        let token = self.token();
+        let Some(r) = self.rooms.get_mut(room) else {
+            return;
+        };
+        r.playback.token = token;
+        let Some(current) = r.playback.queue.front_mut() else {
+            return;
+        };
+        let fresh = current.remaining == current.total;
+        current.started = Some(Instant::now());
+        let after = current.remaining;
+        let file = current.file.clone();
+        self.timers.push(Timer::PlayDone {
+            room: room.to_owned(),
+            token,
+            after,
+        });
+        if fresh {
+            self.fire_room_action(
+                room,
+                "play-file",
+                &[
+                    ("Action", "play-file".into()),
+                    ("File", file),
+                    ("Async", "false".into()),
+                ],
+            );
+        }
+    }
+
+    /// The end timer of the current file fired.
+    pub(crate) fn play_done(&mut self, room: &str, token: u64) {
+        let Some(r) = self.rooms.get_mut(room) else {
+            return;
+        };
+        if r.playback.token != token || r.playback.paused {
+            return;
+        }
+        if let Some(done) = r.playback.queue.pop_front() {
+            self.fire_play_done(room, &done, done.total);
+        }
+        if self
+            .rooms
+            .get(room)
+            .is_some_and(|r| !r.playback.queue.is_empty())
+        {
+            self.start_current(room);
+        }
+    }
+
+    fn fire_play_done(&mut self, room: &str, file: &PlayFile, played: Duration) {
+        let ms = played.as_millis() as u64;
+        let mut extra = vec![
+            ("seconds", (ms / 1000).to_string()),
+            ("milliseconds", ms.to_string()),
+            ("samples", (ms * 8).to_string()),
+            ("Action", "play-file-done".to_owned()),
+            ("File", file.file.clone()),
+            ("Async", "false".to_owned()),
+        ];
+        for (k, v) in &file.params {
+            extra.push((k.as_str(), v.clone()));
+        }
+        self.fire_room_action(room, "play-file-done", &extra);
+    }
+
+    /// `pause_play`: a toggle; nothing playing prints nothing.
+    pub(crate) fn pause_play(&mut self, room: &str) -> String {
+        let token = self.token();
+        let Some(r) = self.rooms.get_mut(room) else {
+            return String::new();
+        };
+        if r.playback.queue.is_empty() {
+            return String::new();
+        }
+        if r.playback.paused {
+            r.playback.paused = false;
+            self.start_current(room);
+            return "+OK Resume\n".into();
+        }
+        r.playback.paused = true;
+        r.playback.token = token;
+        if let Some(current) = r.playback.queue.front_mut()
+            && let Some(started) = current.started.take()
+        {
+            current.remaining = current.remaining.saturating_sub(started.elapsed());
+        }
+        "+OK Pause\n".into()
+    }
+
+    /// `stop [current|all|async]`: each stopped file gets its play-file-done.
+    pub(crate) fn stop(&mut self, room: &str, rest: &[&str]) -> String {
+        let n = match rest.first().copied() {
+            None | Some("all") => self.stop_playback(room, false),
+            Some("current") => self.stop_current(room),
+            Some("async") => 0,
+            Some(_) => return "stop <[current|all|async|last]> [<member_id>]".into(),
+        };
+        format!("+OK Stopped {n} files.\n")
+    }
+
+    fn stop_current(&mut self, room: &str) -> usize {
+        let token = self.token();
+        let Some(r) = self.rooms.get_mut(room) else {
+            return 0;
+        };
+        r.playback.token = token;
+        let Some(file) = r.playback.queue.pop_front() else {
+            return 0;
+        };
+        let played = file.total.saturating_sub(file.remaining)
+            + file.started.map(|s| s.elapsed()).unwrap_or_default();
+        self.fire_play_done(room, &file, played.min(file.total));
+        if self
+            .rooms
+            .get(room)
+            .is_some_and(|r| !r.playback.queue.is_empty() && !r.playback.paused)
+        {
+            self.start_current(room);
+        }
+        1
+    }
+
+    /// Stops every file of the room; `quiet` skips the events (the room is going away).
+    pub(crate) fn stop_playback(&mut self, room: &str, quiet: bool) -> usize {
+        let token = self.token();
+        let Some(r) = self.rooms.get_mut(room) else {
+            return 0;
+        };
+        r.playback.token = token;
+        r.playback.paused = false;
+        let files: Vec<PlayFile> = r.playback.queue.drain(..).collect();
+        if !quiet {
+            for file in &files {
+                let played = file.total.saturating_sub(file.remaining)
+                    + file.started.map(|s| s.elapsed()).unwrap_or_default();
+                self.fire_play_done(room, file, played.min(file.total));
+            }
+        }
+        files.len()
+    }
+
+    /// `file-vol <dB>`: the volume of the file now playing.
+    pub(crate) fn file_vol(&mut self, room: &str, rest: &[&str]) -> String {
+        let Some(level) = rest.first().and_then(|v| v.parse::<i32>().ok()) else {
+            return "-ERR missing args\nfile-vol <vol#>".into();
+        };
+        let Some(r) = self.rooms.get_mut(room) else {
+            return String::new();
+        };
+        if r.playback.queue.is_empty() {
+            return String::new();
+        }
+        r.playback.volume = level.clamp(-50, 50);
+        "+OK volume changed\n".into()
+    }
+
+    pub(crate) fn record(&mut self, room: &str, path: Option<&str>) -> String {
+        let Some(path) = path else {
+            return "-ERR Usage: record <path>\n".into();
+        };
+        let Some(r) = self.rooms.get_mut(room) else {
+            return String::new();
+        };
+        r.recordings.push(Recording {
+            path: path.to_owned(),
+            started: Instant::now(),
+        });
+        self.fire_room_action(
+            room,
+            "start-recording",
+            &[("Action", "start-recording".into()), ("Path", path.into())],
+        );
+        format!("+OK Record file {path}\n")
+    }
+
+    /// `norecord <path|all>`: writes each stopped recording as a real WAV of its length.
+    pub(crate) fn norecord(&mut self, room: &str, which: Option<&str>) -> String {
+        let Some(which) = which else {
+            return "-ERR Usage: norecord <[filename | all]>\n".into();
+        };
+        let Some(r) = self.rooms.get_mut(room) else {
+            return String::new();
+        };
+        let (stopped, kept): (Vec<Recording>, Vec<Recording>) = r
+            .recordings
+            .drain(..)
+            .partition(|rec| which == "all" || rec.path == which);
+        r.recordings = kept;
+        let mut out = String::new();
+        for rec in &stopped {
+            self.finish_recording(room, rec);
+            out.push_str(&format!("Stopped recording file {}\n", rec.path));
+        }
+        out.push_str("+OK Stopped recording 0 files\n");
+        out
+    }
+
+    pub(crate) fn stop_all_recordings(&mut self, room: &str) {
+        let recordings = self
+            .rooms
+            .get_mut(room)
+            .map(|r| std::mem::take(&mut r.recordings))
+            .unwrap_or_default();
+        for rec in &recordings {
+            self.finish_recording(room, rec);
+        }
+    }
+
+    fn finish_recording(&mut self, room: &str, rec: &Recording) {
+        let elapsed = rec.started.elapsed();
+        let samples = (elapsed.as_millis() as u64 * 8) as u32;
+        let written = wav::write_tone(Path::new(&rec.path), 8000, samples);
+        let mut extra = vec![
+            ("Action", "stop-recording".to_owned()),
+            ("Path", rec.path.clone()),
+            ("Other-Recordings", "false".to_owned()),
+            ("Samples-Out", samples.to_string()),
+            ("Samplerate", "8000".to_owned()),
+            ("Milliseconds-Elapsed", elapsed.as_millis().to_string()),
+        ];
+        match written {
+            Ok(()) => extra.push(("Record-File-Size", (44 + samples * 2).to_string())),
+            Err(e) => extra.push(("Error", format!("File could not be written: {e}"))),
+        }
+        self.fire_room_action(room, "stop-recording", &extra);
+    }
+}

@@ -1,0 +1,278 @@
+//! A FreeSWITCH stand-in that speaks the real Event Socket: `switchyard sim`, and the media node
+//! of every controller test and of `switchyard lab`. It is a separate peer: it shares only the
+//! wire layer with the controller and knows nothing of rooms as the controller sees them.
+//!
+//! Its truth is the real captures in `fixtures/esl/`: reply texts, event headers and event order.
+//! [`Simulator`] is also the in-process handle tests use to inject calls and faults.
+
+mod channels;
+mod cjson;
+mod conference;
+mod core;
+mod events;
+mod listener;
+mod media;
+mod subscription;
+mod wav;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+pub use self::core::Core;
+
+/// How the simulated node behaves.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    pub listen: SocketAddr,
+    pub password: String,
+    /// `FreeSWITCH-Hostname` / `-Switchname`.
+    pub hostname: String,
+    /// `Conference-Domain` of room events.
+    pub domain: String,
+    /// What `api version` reports.
+    pub version: String,
+    /// HEARTBEAT period; `None` turns heartbeats off.
+    pub heartbeat: Option<Duration>,
+    /// How long a new connection may stay silent before it is dropped (FreeSWITCH: about 25 s).
+    pub auth_timeout: Duration,
+    /// How long a URL, stream or non-WAV file plays.
+    pub default_play_duration: Duration,
+    /// Paths that exist on the simulated node (with their length) without existing locally.
+    pub virtual_files: Vec<(String, Duration)>,
+    /// Events the core buffers per connection before the connection is killed for lost events.
+    pub event_queue: usize,
+    /// The first member id handed out (FreeSWITCH counts node-wide from 1 after a start).
+    pub first_member_id: u32,
+}
+
+impl Default for SimConfig {
+    fn default() -> SimConfig {
+        SimConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8021)),
+            password: "ClueCon".into(),
+            hostname: "sim".into(),
+            domain: "127.0.0.1".into(),
+            version: "1.11.3-dev~64bit".into(),
+            heartbeat: Some(Duration::from_secs(20)),
+            auth_timeout: Duration::from_secs(25),
+            default_play_duration: Duration::from_secs(3),
+            virtual_files: vec![
+                (
+                    "/usr/share/freeswitch/sounds/test.wav".into(),
+                    Duration::from_secs(10),
+                ),
+                (
+                    "/usr/share/freeswitch/sounds/test16k.wav".into(),
+                    Duration::from_secs(10),
+                ),
+            ],
+            event_queue: 100_000,
+            first_member_id: 1,
+        }
+    }
+}
+
+/// Events a connection must not receive: every event whose `header` equals `value`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DropRule {
+    pub header: String,
+    pub value: String,
+}
+
+impl DropRule {
+    pub fn matches(&self, event: &crate::esl::EventData) -> bool {
+        event.get(&self.header).is_some_and(|v| v == self.value)
+    }
+}
+
+/// The fault switches every connection watches.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Fault {
+    /// Bumped to make every open connection close.
+    pub generation: u64,
+    /// Whether that close sends FreeSWITCH's shutdown notice first (a restart) or not (a network drop).
+    pub notice_on_drop: bool,
+    pub stall_events: bool,
+    pub heartbeats_off: bool,
+    pub delay: Option<Duration>,
+    pub drop_events: Vec<DropRule>,
+}
+
+/// A running simulator. Dropping it stops accepting connections.
+pub struct Simulator {
+    core: Arc<Core>,
+    faults: watch::Sender<Fault>,
+    addr: SocketAddr,
+    stop: CancellationToken,
+}
+
+impl Drop for Simulator {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+impl Simulator {
+    /// Binds `config.listen` (port 0 picks a free port) and starts serving.
+    pub async fn start(config: SimConfig) -> std::io::Result<Simulator> {
+        let listener = TcpListener::bind(config.listen).await?;
+        let addr = listener.local_addr()?;
+        let heartbeat = config.heartbeat;
+        let core = Core::new(Arc::new(config));
+        let (faults, _) = watch::channel(Fault::default());
+        let stop = CancellationToken::new();
+        tokio::spawn(accept_loop(
+            listener,
+            core.clone(),
+            faults.subscribe(),
+            stop.clone(),
+        ));
+        if let Some(period) = heartbeat {
+            tokio::spawn(heartbeat_loop(
+                core.clone(),
+                faults.subscribe(),
+                period,
+                stop.clone(),
+            ));
+        }
+        Ok(Simulator {
+            core,
+            faults,
+            addr,
+            stop,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn core_uuid(&self) -> String {
+        self.core.core_uuid()
+    }
+
+    /// Runs an API command in process, as `api <line>` would.
+    pub fn api(&self, line: &str) -> String {
+        self.core.api(line)
+    }
+
+    /// A call from `caller_number` to `did`, answered and parked; returns its channel uuid.
+    pub fn inbound_call(
+        &self,
+        did: &str,
+        caller_number: &str,
+        caller_name: &str,
+    ) -> Option<String> {
+        let out = self
+            .core
+            .api(&format!("sim_inbound {did} {caller_number} {caller_name}"));
+        out.trim().strip_prefix("+OK ").map(str::to_owned)
+    }
+
+    /// Fires a HEARTBEAT (and its RE_SCHEDULE) now.
+    pub fn heartbeat_now(&self) {
+        self.core.heartbeat();
+    }
+
+    /// Closes every ESL connection without a word, as a network failure would.
+    pub fn drop_connections(&self) {
+        self.faults.send_modify(|f| {
+            f.generation += 1;
+            f.notice_on_drop = false;
+        });
+    }
+
+    /// A FreeSWITCH restart: connections get the shutdown notice and are closed; calls and
+    /// rooms are gone; a new Core-UUID; the event sequence starts again.
+    pub fn restart(&self) {
+        self.faults.send_modify(|f| {
+            f.generation += 1;
+            f.notice_on_drop = true;
+        });
+        self.core.restart();
+    }
+
+    pub fn set_heartbeats(&self, on: bool) {
+        self.faults.send_modify(|f| f.heartbeats_off = !on);
+    }
+
+    /// Holds back event delivery (events queue up) until called again with `false`.
+    pub fn stall_events(&self, on: bool) {
+        self.faults.send_modify(|f| f.stall_events = on);
+    }
+
+    /// Delays each event delivered from now on.
+    pub fn delay_events(&self, delay: Option<Duration>) {
+        self.faults.send_modify(|f| f.delay = delay);
+    }
+
+    /// Stops delivering events whose `header` equals `value` (e.g. `Action` `add-member`).
+    pub fn drop_events(&self, header: &str, value: &str) {
+        self.faults.send_modify(|f| {
+            f.drop_events.push(DropRule {
+                header: header.into(),
+                value: value.into(),
+            })
+        });
+    }
+
+    pub fn clear_dropped_events(&self) {
+        self.faults.send_modify(|f| f.drop_events.clear());
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    core: Arc<Core>,
+    faults: watch::Receiver<Fault>,
+    stop: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    tracing::debug!(%peer, "simulator: new ESL connection");
+                    let core = core.clone();
+                    let faults = faults.clone();
+                    let stop = stop.clone();
+                    tokio::spawn(async move {
+                        tokio::select! {
+                            () = stop.cancelled() => {}
+                            () = listener::serve(stream, core, faults) => {}
+                        }
+                    });
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "simulator: accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+}
+
+async fn heartbeat_loop(
+    core: Arc<Core>,
+    faults: watch::Receiver<Fault>,
+    period: Duration,
+    stop: CancellationToken,
+) {
+    let mut ticker = tokio::time::interval(period);
+    ticker.tick().await;
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = ticker.tick() => {
+                if !faults.borrow().heartbeats_off {
+                    core.heartbeat();
+                }
+            }
+        }
+    }
+}
