@@ -19,6 +19,8 @@ use crate::esl::{ContentType, EventData, FrameWriter, Request, RequestCodec, com
 
 const GOODBYE: &str = "Disconnected, goodbye.\nSee you at ClueCon! http://www.cluecon.com/\n";
 pub(crate) const SHUTDOWN: &str = "The system is being shut down.\n";
+/// Events written per flush at most, so commands are still read promptly under a flood.
+const BATCH: usize = 256;
 const LOST_EVENTS: &str = "killed listener because of lost events\n";
 
 /// `text/disconnect-notice`, with the header order FreeSWITCH uses for it.
@@ -114,6 +116,17 @@ pub(crate) async fn serve(stream: TcpStream, core: Arc<Core>, mut faults: watch:
                     if !me.send_event(&mut framed, &event).await {
                         return;
                     }
+                    // Write what else is already queued in the same flush, as FreeSWITCH drains
+                    // its queue between commands.
+                    for _ in 0..BATCH {
+                        let Ok(event) = events.try_recv() else { break };
+                        if !me.send_event(&mut framed, &event).await {
+                            return;
+                        }
+                    }
+                    if framed.flush().await.is_err() {
+                        return;
+                    }
                 }
                 Err(broadcast::error::RecvError::Lagged(n)) => {
                     tracing::warn!(lost = n, "simulated listener lost events; closing it as FreeSWITCH does");
@@ -133,6 +146,9 @@ pub(crate) async fn serve(stream: TcpStream, core: Arc<Core>, mut faults: watch:
                             return;
                         }
                     }
+                    if framed.flush().await.is_err() {
+                        return;
+                    }
                 }
                 if me.fault.generation != generation {
                     if me.fault.notice_on_drop {
@@ -146,7 +162,8 @@ pub(crate) async fn serve(stream: TcpStream, core: Arc<Core>, mut faults: watch:
 }
 
 impl Listener {
-    /// Writes an event if this connection should get it; false when the socket is gone.
+    /// Queues an event for writing if this connection should get it (the caller flushes);
+    /// false when the socket is gone.
     async fn send_event(
         &self,
         framed: &mut Framed<TcpStream, RequestCodec>,
@@ -158,7 +175,7 @@ impl Listener {
         if let Some(delay) = self.fault.delay {
             tokio::time::sleep(delay).await;
         }
-        framed.send(frame).await.is_ok()
+        framed.feed(frame).await.is_ok()
     }
 
     /// The frame for an event this connection should get, if any.
