@@ -234,3 +234,32 @@ async fn the_command_session_capture_draws_the_same_replies() {
         assert_eq!(normalize(g), normalize(e), "reply #{i}");
     }
 }
+
+#[tokio::test]
+async fn keywords_match_by_prefix_as_in_mod_event_socket() {
+    let sim = sim(SimConfig::default()).await;
+    let mut raw = Raw::connect(&sim).await;
+    raw.frame().await.unwrap();
+    raw.send(b"auth ClueCon\n\nevents plain HEARTBEAT\n\nnosuchescommand\n\n...\n\n")
+        .await;
+    let mut texts = Vec::new();
+    for _ in 0..4 {
+        texts.push(
+            raw.frame()
+                .await
+                .unwrap()
+                .reply_text()
+                .unwrap()
+                .into_owned(),
+        );
+    }
+    assert_eq!(
+        texts,
+        [
+            "+OK accepted",
+            "+OK event listener enabled plain",
+            "-ERR command not found",
+            "+OK bye"
+        ]
+    );
+}

@@ -46,6 +46,22 @@ fn api_response(output: &str) -> Bytes {
     FrameWriter::new().to_bytes(&ContentType::ApiResponse, Some(body.as_bytes()))
 }
 
+/// mod_event_socket matches command keywords by case-insensitive prefix (`strncasecmp(cmd,
+/// "event", 5)`), so `events plain …` subscribes and `exit…` or `...` exits.
+fn keyword(word: &str) -> String {
+    let lower = word.to_ascii_lowercase();
+    const KEYWORDS: [&str; 8] = [
+        "auth", "bgapi", "api", "nixevent", "noevents", "event", "filter", "exit",
+    ];
+    if lower == "..." {
+        return "exit".into();
+    }
+    KEYWORDS
+        .iter()
+        .find(|k| lower.starts_with(*k))
+        .map_or(lower.clone(), |k| (*k).to_owned())
+}
+
 /// What the connection does after a command.
 enum Next {
     Continue,
@@ -200,7 +216,7 @@ impl Listener {
     fn handle(&mut self, request: Request) -> (Vec<Bytes>, Next) {
         let line = request.command.trim().to_owned();
         let (word, args) = line.split_once(' ').unwrap_or((line.as_str(), ""));
-        let word = word.to_ascii_lowercase();
+        let word = keyword(word);
         if !self.authed {
             return match word.as_str() {
                 "auth" if args == self.config.password => {
