@@ -2,5 +2,6 @@
 //!
 //! Layers (see DESIGN.md): `esl` is the Event Socket wire layer.
 
+pub mod conference;
 pub mod esl;
 pub mod sim;

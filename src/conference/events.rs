@@ -1,0 +1,91 @@
+//! Domain events: what happened to a room, in the words webhooks carry. Each carries the room's
+//! `seq` at the change, so receivers can order and de-duplicate.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::ids::{AppId, RoomId};
+use super::model::Micros;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum EventKind {
+    #[serde(rename = "conference.created")]
+    Created,
+    #[serde(rename = "conference.destroyed")]
+    Destroyed,
+    #[serde(rename = "conference.progressing")]
+    Progressing,
+    #[serde(rename = "conference.terminating")]
+    Terminating,
+    #[serde(rename = "conference.terminated")]
+    Terminated,
+    #[serde(rename = "conference.member.joining")]
+    MemberJoining,
+    #[serde(rename = "conference.member.joined")]
+    MemberJoined,
+    #[serde(rename = "conference.member.join_failed")]
+    MemberJoinFailed,
+    #[serde(rename = "conference.member.leaving")]
+    MemberLeaving,
+    #[serde(rename = "conference.member.left")]
+    MemberLeft,
+    #[serde(rename = "conference.member.muted")]
+    MemberMuted,
+    #[serde(rename = "conference.member.unmuted")]
+    MemberUnmuted,
+    #[serde(rename = "conference.play.started")]
+    PlayStarted,
+    #[serde(rename = "conference.play.finished")]
+    PlayFinished,
+    #[serde(rename = "conference.play.paused")]
+    PlayPaused,
+    #[serde(rename = "conference.play.resumed")]
+    PlayResumed,
+    #[serde(rename = "conference.play.stopped")]
+    PlayStopped,
+    #[serde(rename = "conference.play.volume_changed")]
+    PlayVolumeChanged,
+    #[serde(rename = "conference.recording.started")]
+    RecordingStarted,
+    #[serde(rename = "conference.recording.finished")]
+    RecordingFinished,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Created => "conference.created",
+            EventKind::Destroyed => "conference.destroyed",
+            EventKind::Progressing => "conference.progressing",
+            EventKind::Terminating => "conference.terminating",
+            EventKind::Terminated => "conference.terminated",
+            EventKind::MemberJoining => "conference.member.joining",
+            EventKind::MemberJoined => "conference.member.joined",
+            EventKind::MemberJoinFailed => "conference.member.join_failed",
+            EventKind::MemberLeaving => "conference.member.leaving",
+            EventKind::MemberLeft => "conference.member.left",
+            EventKind::MemberMuted => "conference.member.muted",
+            EventKind::MemberUnmuted => "conference.member.unmuted",
+            EventKind::PlayStarted => "conference.play.started",
+            EventKind::PlayFinished => "conference.play.finished",
+            EventKind::PlayPaused => "conference.play.paused",
+            EventKind::PlayResumed => "conference.play.resumed",
+            EventKind::PlayStopped => "conference.play.stopped",
+            EventKind::PlayVolumeChanged => "conference.play.volume_changed",
+            EventKind::RecordingStarted => "conference.recording.started",
+            EventKind::RecordingFinished => "conference.recording.finished",
+        }
+    }
+}
+
+/// One domain event of one room.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DomainEvent {
+    #[serde(rename = "type")]
+    pub kind: EventKind,
+    pub app: AppId,
+    pub room: RoomId,
+    pub seq: u64,
+    pub at: Micros,
+    pub data: Value,
+}

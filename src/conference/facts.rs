@@ -1,0 +1,228 @@
+//! What FreeSWITCH reported, in the domain's words. The mapping from Event Socket events lives
+//! here because it is FreeSWITCH vocabulary, not socket handling: one function turns an
+//! [`Event`](crate::esl::Event) into a [`Fact`] (or nothing, for events the controller ignores).
+
+use crate::esl::{ConferenceAction, Event, EventName};
+
+/// The channel data every CHANNEL_* event carries that the controller keeps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelInfo {
+    pub channel: String,
+    /// The dialed number as the call arrived (`switchyard_did` when the dialplan set it).
+    pub did: String,
+    pub caller_id: String,
+    pub caller_name: String,
+    /// `switchyard_app_id` channel variable, when the dialplan names the owner.
+    pub app_hint: Option<String>,
+    /// `switchyard_role` (`control` for a room's control leg).
+    pub role: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelFact {
+    Created,
+    Answered,
+    Parked,
+    HungUp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConferenceFact {
+    Created,
+    Destroyed,
+    MemberAdded {
+        channel: String,
+        member_id: u32,
+        speak: bool,
+    },
+    MemberDeleted {
+        channel: String,
+        member_id: u32,
+        cause: Option<String>,
+    },
+    MemberMuted {
+        channel: String,
+        member_id: u32,
+    },
+    MemberUnmuted {
+        channel: String,
+        member_id: u32,
+    },
+    MemberKicked {
+        channel: String,
+        member_id: u32,
+    },
+    /// A file started, or (with `error`) could not be played.
+    PlayFile {
+        file: String,
+        op: Option<String>,
+        error: Option<String>,
+    },
+    PlayFileDone {
+        file: String,
+        op: Option<String>,
+    },
+    RecordingStarted {
+        path: String,
+        error: Option<String>,
+    },
+    RecordingStopped {
+        path: String,
+        millis: u64,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fact {
+    Channel {
+        kind: ChannelFact,
+        info: ChannelInfo,
+        cause: Option<String>,
+    },
+    /// `room` is the FreeSWITCH conference name (our room id, when it is one of ours).
+    Conference {
+        room: String,
+        conference_uuid: String,
+        fact: ConferenceFact,
+    },
+    Job {
+        job_uuid: String,
+        body: String,
+    },
+    Heartbeat,
+}
+
+/// A fact and where it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Observed {
+    pub core_uuid: String,
+    pub fact: Fact,
+}
+
+fn text(event: &Event, name: &str) -> String {
+    event
+        .header(name)
+        .map(|v| v.into_owned())
+        .unwrap_or_default()
+}
+
+fn channel_info(event: &Event) -> Option<ChannelInfo> {
+    let channel = event.unique_id()?.into_owned();
+    let did = event
+        .header("variable_switchyard_did")
+        .or_else(|| event.header("Caller-Destination-Number"))
+        .map(|v| v.into_owned())
+        .unwrap_or_default();
+    Some(ChannelInfo {
+        channel,
+        did,
+        caller_id: text(event, "Caller-Caller-ID-Number"),
+        caller_name: text(event, "Caller-Caller-ID-Name"),
+        app_hint: event
+            .header("variable_switchyard_app_id")
+            .map(|v| v.into_owned()),
+        role: event
+            .header("variable_switchyard_role")
+            .map(|v| v.into_owned()),
+    })
+}
+
+fn member(event: &Event) -> Option<(String, u32)> {
+    Some((event.unique_id()?.into_owned(), event.member_id()?))
+}
+
+fn conference_fact(event: &Event) -> Option<ConferenceFact> {
+    use ConferenceAction as A;
+    let fact = match event.action()? {
+        A::ConferenceCreate => ConferenceFact::Created,
+        A::ConferenceDestroy => ConferenceFact::Destroyed,
+        A::AddMember => {
+            let (channel, member_id) = member(event)?;
+            let speak = event.flag("Speak").unwrap_or(true);
+            ConferenceFact::MemberAdded {
+                channel,
+                member_id,
+                speak,
+            }
+        }
+        A::DelMember => {
+            let (channel, member_id) = member(event)?;
+            let cause = event.hangup_cause().map(|c| c.into_owned());
+            ConferenceFact::MemberDeleted {
+                channel,
+                member_id,
+                cause,
+            }
+        }
+        A::MuteMember => {
+            let (channel, member_id) = member(event)?;
+            ConferenceFact::MemberMuted { channel, member_id }
+        }
+        A::UnmuteMember => {
+            let (channel, member_id) = member(event)?;
+            ConferenceFact::MemberUnmuted { channel, member_id }
+        }
+        A::KickMember | A::HupMember => {
+            let (channel, member_id) = member(event)?;
+            ConferenceFact::MemberKicked { channel, member_id }
+        }
+        A::PlayFile => ConferenceFact::PlayFile {
+            file: text(event, "File"),
+            op: event.header("switchyard_op").map(|v| v.into_owned()),
+            error: event.error().map(|v| v.into_owned()),
+        },
+        A::PlayFileDone => ConferenceFact::PlayFileDone {
+            file: text(event, "File"),
+            op: event.header("switchyard_op").map(|v| v.into_owned()),
+        },
+        A::StartRecording => ConferenceFact::RecordingStarted {
+            path: text(event, "Path"),
+            error: event.error().map(|v| v.into_owned()),
+        },
+        A::StopRecording => ConferenceFact::RecordingStopped {
+            path: text(event, "Path"),
+            millis: event
+                .header("Milliseconds-Elapsed")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
+        },
+        _ => return None,
+    };
+    Some(fact)
+}
+
+/// The fact an event reports, if the controller cares about it.
+pub fn from_event(event: &Event) -> Option<Observed> {
+    let core_uuid = event.core_uuid()?.into_owned();
+    let fact = match event.name() {
+        EventName::ChannelCreate
+        | EventName::ChannelAnswer
+        | EventName::ChannelPark
+        | EventName::ChannelHangupComplete => {
+            let kind = match event.name() {
+                EventName::ChannelCreate => ChannelFact::Created,
+                EventName::ChannelAnswer => ChannelFact::Answered,
+                EventName::ChannelPark => ChannelFact::Parked,
+                _ => ChannelFact::HungUp,
+            };
+            let cause = event.hangup_cause().map(|c| c.into_owned());
+            Fact::Channel {
+                kind,
+                info: channel_info(event)?,
+                cause,
+            }
+        }
+        EventName::Custom if event.is_conference() => Fact::Conference {
+            room: event.conference_name()?.into_owned(),
+            conference_uuid: text(event, "Conference-Unique-ID"),
+            fact: conference_fact(event)?,
+        },
+        EventName::BackgroundJob => Fact::Job {
+            job_uuid: event.job_uuid()?.into_owned(),
+            body: event.body().map(|b| b.into_owned()).unwrap_or_default(),
+        },
+        EventName::Heartbeat => Fact::Heartbeat,
+        _ => return None,
+    };
+    Some(Observed { core_uuid, fact })
+}

@@ -1,0 +1,21 @@
+//! The domain: rooms, members (conferencecalls), sessions, playback and recordings, and the pure
+//! functions that fold FreeSWITCH facts into them. It knows FreeSWITCH's vocabulary, not sockets,
+//! Redis or HTTP.
+
+pub mod apply;
+pub mod events;
+pub mod facts;
+pub mod ids;
+pub mod model;
+pub mod ops;
+pub mod session;
+pub mod snapshot;
+
+pub use apply::{Applied, Effect, Ignored, apply};
+pub use events::{DomainEvent, EventKind};
+pub use facts::{ChannelFact, ChannelInfo, ConferenceFact, Fact, Observed, from_event};
+pub use ids::{AppId, IdError, NodePrefix, RoomId, SessionId};
+pub use model::{
+    Action, ActiveRecording, ControlLeg, LeaveReason, Member, MemberStatus, Micros, Playback,
+    PlaybackStatus, Room, RoomStatus, RoomType, Session, SessionState,
+};

@@ -1,0 +1,274 @@
+//! The room state the controller keeps: rooms, their members (conferencecalls), playback,
+//! recordings, and the sessions (calls) on the nodes. Plain data, serialized as JSON by the stores.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::ids::{AppId, NodePrefix, RoomId, SessionId};
+
+/// Microseconds since the Unix epoch.
+pub type Micros = i64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RoomStatus {
+    Starting,
+    Progressing,
+    Terminating,
+    Terminated,
+}
+
+impl RoomStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RoomStatus::Starting => "starting",
+            RoomStatus::Progressing => "progressing",
+            RoomStatus::Terminating => "terminating",
+            RoomStatus::Terminated => "terminated",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RoomType {
+    /// Stays up with 0 or 1 participants until deleted or timed out.
+    Conference,
+    /// A two-party bridge: when one leaves, the other is ejected and the room terminates.
+    Connect,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MemberStatus {
+    Joining,
+    Joined,
+    Leaving,
+    Leaved,
+}
+
+/// Why a member is no longer in the room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeaveReason {
+    /// The application asked (conference/leave).
+    Left,
+    /// Kicked (room deleted, connect partner left, or an operator on the node).
+    Kicked,
+    /// The call ended.
+    Hangup,
+    /// The join was never confirmed by the node.
+    JoinFailed,
+    /// A resync found the member gone from the node (an event was missed).
+    NotOnNode,
+    /// The node restarted; every conference on it is gone.
+    NodeRestarted,
+    /// The room was destroyed on the node.
+    RoomEnded,
+}
+
+/// One participation of a session in a room: a conferencecall of seeds 000–003.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub conferencecall_id: Uuid,
+    pub session: SessionId,
+    /// The FreeSWITCH channel uuid.
+    pub channel: String,
+    /// FreeSWITCH's member id, once add-member confirmed the join.
+    pub member_id: Option<u32>,
+    pub status: MemberStatus,
+    pub muted: bool,
+    pub did: String,
+    pub caller_id: String,
+    /// The command_uid of the join request, echoed in its webhooks.
+    pub command_uid: Option<String>,
+    pub requested_at: Micros,
+    pub joined_at: Option<Micros>,
+    pub left_at: Option<Micros>,
+    pub leave_reason: Option<LeaveReason>,
+    /// FreeSWITCH's Hangup-Cause when the call ended in the room.
+    pub hangup_cause: Option<String>,
+    /// A kick-member arrived; the coming del-member is a kick.
+    #[serde(default)]
+    pub kicked: bool,
+    pub updated_at: Micros,
+}
+
+/// The hidden leg that keeps the FreeSWITCH conference open; never listed as a member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ControlLeg {
+    pub channel: String,
+    pub member_id: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PlaybackStatus {
+    Playing,
+    Paused,
+    Stopped,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Playback {
+    pub status: PlaybackStatus,
+    /// dB, −50…7.
+    pub volume: i32,
+    pub urls: Vec<String>,
+    pub operation_id: Option<Uuid>,
+    /// Files of the operation not yet done.
+    pub pending: u32,
+    /// Files FreeSWITCH could not play.
+    pub failed: Vec<String>,
+    pub command_uid: Option<String>,
+}
+
+impl Default for Playback {
+    fn default() -> Playback {
+        Playback {
+            status: PlaybackStatus::Stopped,
+            volume: 0,
+            urls: Vec::new(),
+            operation_id: None,
+            pending: 0,
+            failed: Vec::new(),
+            command_uid: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActiveRecording {
+    pub id: Uuid,
+    pub path: String,
+    pub started_at: Micros,
+    /// start-recording confirmed it.
+    pub confirmed: bool,
+}
+
+/// A flow action (`talk` is the one FreeSWITCH can perform here).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Action {
+    pub id: Uuid,
+    pub next_id: Uuid,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub option: Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Room {
+    pub id: RoomId,
+    pub app: AppId,
+    pub name: String,
+    pub detail: String,
+    pub data: Value,
+    pub kind: RoomType,
+    pub status: RoomStatus,
+    /// Seconds after creation at which the room terminates; 0 = never.
+    pub timeout: u64,
+    pub pre_actions: Vec<Action>,
+    pub post_actions: Vec<Action>,
+    pub node: NodePrefix,
+    /// The FreeSWITCH process the room lives in; events from another one are stale.
+    pub core_uuid: Option<String>,
+    pub conference_uuid: Option<String>,
+    pub control: ControlLeg,
+    /// Current participants by channel uuid.
+    pub members: BTreeMap<String, Member>,
+    /// Participations that ended, oldest first.
+    pub past_members: Vec<Member>,
+    pub playback: Playback,
+    pub recording: Option<ActiveRecording>,
+    pub recording_ids: Vec<Uuid>,
+    pub created_at: Micros,
+    pub updated_at: Micros,
+    pub deleted_at: Option<Micros>,
+    /// Grows by one with every change; carried by every webhook.
+    pub seq: u64,
+}
+
+impl Room {
+    /// A new room, `starting` until its control leg is in.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        id: RoomId,
+        app: AppId,
+        name: String,
+        kind: RoomType,
+        control_channel: String,
+        now: Micros,
+    ) -> Room {
+        Room {
+            node: id.prefix(),
+            id,
+            app,
+            name,
+            detail: String::new(),
+            data: Value::Object(Default::default()),
+            kind,
+            status: RoomStatus::Starting,
+            timeout: 0,
+            pre_actions: Vec::new(),
+            post_actions: Vec::new(),
+            core_uuid: None,
+            conference_uuid: None,
+            control: ControlLeg {
+                channel: control_channel,
+                member_id: None,
+            },
+            members: BTreeMap::new(),
+            past_members: Vec::new(),
+            playback: Playback::default(),
+            recording: None,
+            recording_ids: Vec::new(),
+            created_at: now,
+            updated_at: now,
+            deleted_at: None,
+            seq: 0,
+        }
+    }
+
+    /// Members FreeSWITCH has confirmed (joined or leaving).
+    pub fn confirmed_members(&self) -> impl Iterator<Item = &Member> {
+        self.members
+            .values()
+            .filter(|m| matches!(m.status, MemberStatus::Joined | MemberStatus::Leaving))
+    }
+
+    pub fn member_by_session(&self, session: &SessionId) -> Option<&Member> {
+        self.members.get(session.channel())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionState {
+    Ringing,
+    Answered,
+    Parked,
+    /// In a conference (or being moved by the controller).
+    Active,
+    Ended,
+}
+
+/// A call on a node that belongs to an application.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    pub id: SessionId,
+    pub app: AppId,
+    pub did: String,
+    pub caller_id: String,
+    pub caller_name: String,
+    pub state: SessionState,
+    pub core_uuid: String,
+    pub created_at: Micros,
+    pub answered_at: Option<Micros>,
+    pub ended_at: Option<Micros>,
+    pub hangup_cause: Option<String>,
+    pub seq: u64,
+}

@@ -1,0 +1,214 @@
+//! A node's state as a snapshot tells it (`conference json_list`, `show channels as json`), and
+//! reconciling a room with it after a (re)connect: what the node says wins.
+
+use serde::Deserialize;
+
+use super::apply::{Applied, Ignored, Step, lose_conference, remove_member};
+use super::facts::ConferenceFact;
+use super::model::{LeaveReason, MemberStatus, Micros, Room, RoomStatus, Session};
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct MemberFlags {
+    #[serde(default = "yes")]
+    pub can_speak: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct SnapshotMember {
+    pub id: u32,
+    #[serde(default)]
+    pub uuid: String,
+    pub flags: MemberFlags,
+}
+
+/// One room of `conference json_list`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct SnapshotConference {
+    pub conference_name: String,
+    pub conference_uuid: String,
+    #[serde(default)]
+    pub members: Vec<SnapshotMember>,
+}
+
+/// One row of `show channels as json`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct SnapshotChannel {
+    pub uuid: String,
+    #[serde(default)]
+    pub cid_name: String,
+    #[serde(default)]
+    pub cid_num: String,
+    #[serde(default)]
+    pub dest: String,
+    #[serde(default)]
+    pub callstate: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct ChannelRows {
+    #[serde(default)]
+    rows: Vec<SnapshotChannel>,
+}
+
+/// Parses `conference json_list` (an empty reply means no conferences).
+pub fn parse_conferences(text: &str) -> Result<Vec<SnapshotConference>, serde_json::Error> {
+    if text.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    serde_json::from_str(text)
+}
+
+/// Parses `show channels as json` (`{"row_count":0}` when there are none).
+pub fn parse_channels(text: &str) -> Result<Vec<SnapshotChannel>, serde_json::Error> {
+    serde_json::from_str::<ChannelRows>(text).map(|r| r.rows)
+}
+
+/// Makes a room agree with its node. `conference` is the room in the snapshot (`None`: the node
+/// has no such conference); `session` looks up the session of a channel. Joins requested before
+/// `joins_settled_before` had time to reach the node: if their member is not there, they failed
+/// (or joined and left while we were not listening — a snapshot cannot tell the two apart).
+pub fn reconcile(
+    room: &mut Room,
+    core_uuid: &str,
+    conference: Option<&SnapshotConference>,
+    session: &dyn Fn(&str) -> Option<Session>,
+    joins_settled_before: Micros,
+    now: Micros,
+) -> Applied {
+    if room.status == RoomStatus::Terminated {
+        return Applied {
+            ignored: Some(Ignored::Terminated),
+            ..Applied::default()
+        };
+    }
+    let restarted = room.core_uuid.as_deref().is_some_and(|c| c != core_uuid);
+    let mut step = Step::new(room, now);
+    if restarted {
+        node_restarted(&mut step, core_uuid);
+    }
+    match conference {
+        None => conference_missing(&mut step),
+        Some(conf) => conference_present(&mut step, core_uuid, conf, session),
+    }
+    let settled: Vec<String> = step
+        .room
+        .members
+        .values()
+        .filter(|m| m.status == MemberStatus::Joining && m.requested_at < joins_settled_before)
+        .filter(|m| conference.is_none_or(|c| !c.members.iter().any(|s| s.uuid == m.channel)))
+        .map(|m| m.channel.clone())
+        .collect();
+    for channel in &settled {
+        remove_member(&mut step, channel, LeaveReason::JoinFailed, None);
+    }
+    let mut out = step.finish();
+    if !out.changed {
+        out.ignored = Some(Ignored::NoChange);
+    }
+    out
+}
+
+fn node_restarted(step: &mut Step<'_>, core_uuid: &str) {
+    step.room.core_uuid = Some(core_uuid.to_owned());
+    step.room.conference_uuid = None;
+    let had_control = step.room.control.member_id.take().is_some();
+    let channels: Vec<String> = step.room.members.keys().cloned().collect();
+    for channel in channels {
+        remove_member(step, &channel, LeaveReason::NodeRestarted, None);
+    }
+    if had_control || step.room.status != RoomStatus::Starting {
+        lose_conference(step);
+    }
+    step.touch();
+}
+
+fn conference_missing(step: &mut Step<'_>) {
+    let channels: Vec<String> = step
+        .room
+        .members
+        .values()
+        .filter(|m| m.status != MemberStatus::Joining)
+        .map(|m| m.channel.clone())
+        .collect();
+    for channel in &channels {
+        remove_member(step, channel, LeaveReason::NotOnNode, None);
+    }
+    if step.room.control.member_id.take().is_some() || step.room.conference_uuid.take().is_some() {
+        lose_conference(step);
+    }
+}
+
+fn conference_present(
+    step: &mut Step<'_>,
+    core_uuid: &str,
+    conf: &SnapshotConference,
+    session: &dyn Fn(&str) -> Option<Session>,
+) {
+    let created = ConferenceFact::Created;
+    nested(step, core_uuid, &conf.conference_uuid, &created, None);
+    let control_in = conf
+        .members
+        .iter()
+        .any(|m| m.uuid == step.room.control.channel);
+    if !control_in && step.room.control.member_id.take().is_some() {
+        lose_conference(step);
+    }
+    for m in &conf.members {
+        let added = ConferenceFact::MemberAdded {
+            channel: m.uuid.clone(),
+            member_id: m.id,
+            speak: m.flags.can_speak,
+        };
+        let s = session(&m.uuid);
+        nested(step, core_uuid, &conf.conference_uuid, &added, s.as_ref());
+        let mute = if m.flags.can_speak {
+            ConferenceFact::MemberUnmuted {
+                channel: m.uuid.clone(),
+                member_id: m.id,
+            }
+        } else {
+            ConferenceFact::MemberMuted {
+                channel: m.uuid.clone(),
+                member_id: m.id,
+            }
+        };
+        nested(step, core_uuid, &conf.conference_uuid, &mute, None);
+    }
+    let gone: Vec<String> = step
+        .room
+        .members
+        .values()
+        .filter(|m| {
+            m.status != MemberStatus::Joining && !conf.members.iter().any(|s| s.uuid == m.channel)
+        })
+        .map(|m| m.channel.clone())
+        .collect();
+    for channel in &gone {
+        remove_member(step, channel, LeaveReason::NotOnNode, None);
+    }
+}
+
+/// Applies a fact inside a reconcile step and folds its result in.
+fn nested(
+    step: &mut Step<'_>,
+    core_uuid: &str,
+    conference_uuid: &str,
+    fact: &ConferenceFact,
+    session: Option<&Session>,
+) {
+    let applied = super::apply::apply(
+        step.room,
+        core_uuid,
+        conference_uuid,
+        fact,
+        session,
+        step.now,
+    );
+    step.out.changed |= applied.changed;
+    step.out.events.extend(applied.events);
+    step.out.effects.extend(applied.effects);
+}

@@ -1,0 +1,339 @@
+//! The domain against real FreeSWITCH event sequences (capture 01): joins, mutes, kick, hangups,
+//! destroy; and its properties under duplication, reordering and resync.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+
+use proptest::prelude::*;
+use switchyard::conference::snapshot::{
+    MemberFlags, SnapshotConference, SnapshotMember, reconcile,
+};
+use switchyard::conference::{
+    AppId, ConferenceFact, Effect, EventKind, Fact, Ignored, LeaveReason, MemberStatus, NodePrefix,
+    Observed, Room, RoomId, RoomStatus, RoomType, Session, SessionId, SessionState, apply,
+    from_event, ops,
+};
+use switchyard::esl::{Event, Limits, decode_all};
+
+const ALICE: &str = "28ec5c5e-0cdb-4582-983d-48f16177e7f7";
+const BOB: &str = "859a7200-da66-4e0f-9321-2f57ca8d66b2";
+const CAROL: &str = "90b13b19-4ffb-4dc6-874c-bcf396200bed";
+const CORE: &str = "f7ec4279-8453-4be8-b538-0d420fd03b58";
+
+fn capture_facts() -> Vec<Observed> {
+    let bytes = std::fs::read(format!(
+        "{}/fixtures/esl/01_event_plain_ALL.recv.raw",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    decode_all(&bytes, Limits::default())
+        .unwrap()
+        .iter()
+        .filter(|f| f.content_type().is_decodable_event())
+        .filter_map(|f| from_event(&Event::from_frame(f).unwrap()))
+        .collect()
+}
+
+/// The conference facts of room1, in arrival order (decoded once per test binary).
+fn room_facts() -> Vec<(String, ConferenceFact)> {
+    static FACTS: std::sync::OnceLock<Vec<(String, ConferenceFact)>> = std::sync::OnceLock::new();
+    FACTS
+        .get_or_init(|| {
+            capture_facts()
+                .into_iter()
+                .filter_map(|o| match o.fact {
+                    Fact::Conference {
+                        room,
+                        conference_uuid,
+                        fact,
+                    } if room == "room1" => Some((conference_uuid, fact)),
+                    _ => None,
+                })
+                .collect()
+        })
+        .clone()
+}
+
+fn prefix() -> NodePrefix {
+    NodePrefix::parse("abcde").unwrap()
+}
+
+fn session(channel: &str, caller: &str) -> Session {
+    Session {
+        id: SessionId::new(&prefix(), channel),
+        app: AppId::parse("app1").unwrap(),
+        did: "15551230000".into(),
+        caller_id: caller.into(),
+        caller_name: caller.into(),
+        state: SessionState::Parked,
+        core_uuid: CORE.into(),
+        created_at: 0,
+        answered_at: Some(0),
+        ended_at: None,
+        hangup_cause: None,
+        seq: 1,
+    }
+}
+
+/// room1 of the capture as a progressing room in which Alice, Bob and Carol asked to join.
+fn room_with_join_requests() -> Room {
+    let id = RoomId::new(&prefix(), uuid::Uuid::nil());
+    let mut room = Room::new(
+        id,
+        AppId::parse("app1").unwrap(),
+        "standup".into(),
+        RoomType::Conference,
+        "control-leg".into(),
+        0,
+    );
+    room.status = RoomStatus::Progressing;
+    for (channel, caller) in [(ALICE, "1001"), (BOB, "1002"), (CAROL, "1003")] {
+        ops::request_join(
+            &mut room,
+            &session(channel, caller),
+            Some(format!("join-{caller}")),
+            1,
+        )
+        .unwrap();
+    }
+    room
+}
+
+fn kinds(events: &[switchyard::conference::DomainEvent]) -> Vec<EventKind> {
+    events.iter().map(|e| e.kind).collect()
+}
+
+#[test]
+fn the_captured_conference_life_folds_into_the_right_room_state() {
+    let mut room = room_with_join_requests();
+    let mut events = Vec::new();
+    let mut effects = Vec::new();
+    for (i, (conf_uuid, fact)) in room_facts().iter().enumerate() {
+        let applied = apply(&mut room, CORE, conf_uuid, fact, None, 100 + i as i64);
+        events.extend(applied.events);
+        effects.extend(applied.effects);
+    }
+    use EventKind::*;
+    assert_eq!(
+        kinds(&events),
+        [
+            MemberJoined,
+            MemberJoined,
+            MemberJoined,
+            MemberMuted,
+            MemberUnmuted,
+            MemberLeft,
+            MemberLeft,
+            MemberLeft
+        ]
+    );
+    let joined: Vec<u64> = events
+        .iter()
+        .filter(|e| e.kind == MemberJoined)
+        .map(|e| e.data["member_id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(joined, [1, 2, 3]);
+    assert_eq!(events[3].data["uuid"], format!("abcde-{ALICE}"));
+    let left: BTreeMap<String, LeaveReason> = room
+        .past_members
+        .iter()
+        .map(|m| (m.channel.clone(), m.leave_reason.unwrap()))
+        .collect();
+    assert_eq!(left[BOB], LeaveReason::Kicked);
+    assert_eq!(left[CAROL], LeaveReason::Hangup);
+    assert_eq!(left[ALICE], LeaveReason::Hangup);
+    assert!(room.members.is_empty());
+    // The conference was destroyed under a live room: the controller must re-establish it.
+    assert_eq!(effects, [Effect::EstablishControlLeg]);
+    // Every event carries the seq of its change, strictly increasing.
+    assert!(events.windows(2).all(|w| w[0].seq < w[1].seq));
+    assert_eq!(events[0].data["command_uid"], "join-1001");
+}
+
+#[test]
+fn facts_about_strangers_or_from_another_process_are_ignored() {
+    let mut room = room_with_join_requests();
+    let facts = room_facts();
+    let (conf, created) = &facts[0];
+    apply(&mut room, CORE, conf, created, None, 5);
+    let stranger = ConferenceFact::MemberMuted {
+        channel: "nobody".into(),
+        member_id: 99,
+    };
+    assert_eq!(
+        apply(&mut room, CORE, conf, &stranger, None, 6).ignored,
+        Some(Ignored::UnknownMember)
+    );
+    let add = ConferenceFact::MemberAdded {
+        channel: ALICE.into(),
+        member_id: 1,
+        speak: false,
+    };
+    assert_eq!(
+        apply(&mut room, "another-core", conf, &add, None, 7).ignored,
+        Some(Ignored::StaleCore)
+    );
+    assert_eq!(room.members[ALICE].status, MemberStatus::Joining);
+}
+
+#[test]
+fn a_join_never_confirmed_fails_and_says_so() {
+    let mut room = room_with_join_requests();
+    let applied = ops::expire_joins(&mut room, 2, 50);
+    assert_eq!(kinds(&applied.events), [EventKind::MemberJoinFailed; 3]);
+    assert!(
+        room.past_members
+            .iter()
+            .all(|m| m.leave_reason == Some(LeaveReason::JoinFailed))
+    );
+}
+
+#[test]
+fn when_a_connect_partner_leaves_the_other_is_ejected_and_the_room_ends() {
+    let mut room = room_with_join_requests();
+    room.kind = RoomType::Connect;
+    room.members.remove(CAROL);
+    let add = |c: &str, id| ConferenceFact::MemberAdded {
+        channel: c.into(),
+        member_id: id,
+        speak: false,
+    };
+    apply(&mut room, CORE, "c", &ConferenceFact::Created, None, 2);
+    apply(&mut room, CORE, "c", &add(ALICE, 1), None, 3);
+    apply(&mut room, CORE, "c", &add(BOB, 2), None, 4);
+    let gone = ConferenceFact::MemberDeleted {
+        channel: BOB.into(),
+        member_id: 2,
+        cause: Some("NORMAL_CLEARING".into()),
+    };
+    let applied = apply(&mut room, CORE, "c", &gone, None, 5);
+    assert_eq!(room.status, RoomStatus::Terminating);
+    assert!(applied.effects.contains(&Effect::Eject {
+        channel: ALICE.into()
+    }));
+    assert!(kinds(&applied.events).contains(&EventKind::Terminating));
+    let third = session("3c3c3c3c-0000-4000-8000-000000000000", "1009");
+    assert!(ops::request_join(&mut room, &third, None, 6).is_err());
+}
+
+/// What the tests compare: the members as FreeSWITCH would list them, and the room status.
+type Projection = (Vec<(String, Option<u32>, MemberStatus, bool)>, RoomStatus);
+
+fn projection(room: &Room) -> Projection {
+    let members = room
+        .members
+        .values()
+        .map(|m| (m.channel.clone(), m.member_id, m.status, m.muted))
+        .collect();
+    (members, room.status)
+}
+
+/// FreeSWITCH's own view after some facts: who is in the room, with which id, muted or not.
+fn node_truth(facts: &[(String, ConferenceFact)]) -> Option<SnapshotConference> {
+    let mut members: BTreeMap<String, (u32, bool)> = BTreeMap::new();
+    let mut conf = None;
+    for (uuid, fact) in facts {
+        match fact {
+            ConferenceFact::Created => conf = Some(uuid.clone()),
+            ConferenceFact::Destroyed => conf = None,
+            ConferenceFact::MemberAdded {
+                channel,
+                member_id,
+                speak,
+            } => {
+                members.insert(channel.clone(), (*member_id, *speak));
+            }
+            ConferenceFact::MemberDeleted { channel, .. } => {
+                members.remove(channel);
+            }
+            ConferenceFact::MemberMuted { channel, .. } => {
+                if let Some(m) = members.get_mut(channel) {
+                    m.1 = false;
+                }
+            }
+            ConferenceFact::MemberUnmuted { channel, .. } => {
+                if let Some(m) = members.get_mut(channel) {
+                    m.1 = true;
+                }
+            }
+            _ => {}
+        }
+    }
+    conf.map(|conference_uuid| SnapshotConference {
+        conference_name: "room1".into(),
+        conference_uuid,
+        members: members
+            .into_iter()
+            .map(|(uuid, (id, speak))| SnapshotMember {
+                id,
+                uuid,
+                flags: MemberFlags { can_speak: speak },
+            })
+            .collect(),
+    })
+}
+
+proptest! {
+    #[test]
+    fn applying_a_fact_twice_changes_nothing_the_second_time(dups in prop::collection::vec(any::<bool>(), 60)) {
+        let facts = room_facts();
+        let mut once = room_with_join_requests();
+        let mut twice = room_with_join_requests();
+        for (i, (conf, fact)) in facts.iter().enumerate() {
+            apply(&mut once, CORE, conf, fact, None, i as i64);
+            apply(&mut twice, CORE, conf, fact, None, i as i64);
+            if dups.get(i).copied().unwrap_or(false) {
+                let seq = twice.seq;
+                let again = apply(&mut twice, CORE, conf, fact, None, i as i64);
+                prop_assert!(!again.changed, "fact #{i} {fact:?} changed the room twice");
+                prop_assert!(again.events.is_empty());
+                prop_assert_eq!(twice.seq, seq);
+            }
+            prop_assert!(twice.status >= RoomStatus::Progressing);
+        }
+        prop_assert_eq!(projection(&once), projection(&twice));
+    }
+
+    #[test]
+    fn the_snapshot_after_any_prefix_gives_the_state_the_events_give(cut in 0usize..40) {
+        // Compared: who is in the room, with which id, muted or not, and the status.
+        let facts = room_facts();
+        let cut = cut.min(facts.len());
+        let mut by_events = room_with_join_requests();
+        for (i, (conf, fact)) in facts[..cut].iter().enumerate() {
+            apply(&mut by_events, CORE, conf, fact, None, i as i64);
+        }
+        // By the time of the snapshot every join had time to settle; unconfirmed ones failed.
+        ops::expire_joins(&mut by_events, 1000, 1000);
+        let mut by_snapshot = room_with_join_requests();
+        reconcile(&mut by_snapshot, CORE, node_truth(&facts[..cut]).as_ref(), &|_| None, 1000, 1000);
+        prop_assert_eq!(projection(&by_events), projection(&by_snapshot), "after {} facts", cut);
+    }
+}
+
+#[test]
+fn a_node_restart_empties_the_room_and_asks_for_a_new_control_leg() {
+    let mut room = room_with_join_requests();
+    for (i, (conf, fact)) in room_facts().iter().take(6).enumerate() {
+        apply(&mut room, CORE, conf, fact, None, i as i64);
+    }
+    assert!(
+        room.members
+            .values()
+            .any(|m| m.status == MemberStatus::Joined)
+    );
+    // Joins requested just now (after t = 0) may still be on their way and are kept.
+    let applied = reconcile(&mut room, "new-core", None, &|_| None, 0, 500);
+    assert!(
+        room.members
+            .values()
+            .all(|m| m.status == MemberStatus::Joining)
+    );
+    assert!(
+        room.past_members
+            .iter()
+            .all(|m| m.leave_reason == Some(LeaveReason::NodeRestarted))
+    );
+    assert!(applied.effects.contains(&Effect::EstablishControlLeg));
+    assert_eq!(room.core_uuid.as_deref(), Some("new-core"));
+}
