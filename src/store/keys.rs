@@ -1,0 +1,77 @@
+//! The Redis key schema, in one place.
+//!
+//! Every key of an application's rooms and sessions carries the application's hash tag
+//! (`{app}`), so one room's write — the room, the app's indexes and the app's outbox stream —
+//! touches a single Redis Cluster slot and runs as one atomic script. (Tagging by room id would
+//! split a room from its app's indexes across slots.) The few global keys are write-once
+//! lookups, written before the records they point to.
+//!
+//! | key | type | holds |
+//! |---|---|---|
+//! | `sy:{app}:room:<room_id>` | hash `seq`, `json` | the room |
+//! | `sy:{app}:rooms` | zset score created_at µs | the app's rooms |
+//! | `sy:{app}:name:<name>` | string | room_id of the live room with that name |
+//! | `sy:{app}:sess:<session_id>` | hash `seq`, `json` | the session |
+//! | `sy:{app}:sessions` | zset score created_at µs | the app's live sessions |
+//! | `sy:{app}:in:<session_id>` | string | room_id the session is in |
+//! | `sy:{app}:outbox` | stream, field `event` (JSON) | domain events for webhooks |
+//! | `sy:{app}:cd:<key>` | string with PX | a cooldown |
+//! | `sy:{app}:cmd:<key>` | string with EX | a remembered command answer |
+//! | `sy:roomapp:<room_id>` | string | the room's app (global, write-once) |
+//! | `sy:sessapp:<session_id>` | string | the session's app (global, write-once) |
+//! | `sy:node:<prefix>:rooms` | set of `app room_id` | live rooms on a node (global) |
+//! | `sy:node:<prefix>:sessions` | set of `app session_id` | live sessions on a node (global) |
+
+use crate::conference::{AppId, NodePrefix, RoomId, SessionId};
+
+pub fn room(app: &AppId, id: &RoomId) -> String {
+    format!("sy:{{{app}}}:room:{id}")
+}
+
+pub fn rooms(app: &AppId) -> String {
+    format!("sy:{{{app}}}:rooms")
+}
+
+pub fn name(app: &AppId, name: &str) -> String {
+    format!("sy:{{{app}}}:name:{name}")
+}
+
+pub fn session(app: &AppId, id: &SessionId) -> String {
+    format!("sy:{{{app}}}:sess:{id}")
+}
+
+pub fn sessions(app: &AppId) -> String {
+    format!("sy:{{{app}}}:sessions")
+}
+
+pub fn session_room(app: &AppId, id: &SessionId) -> String {
+    format!("sy:{{{app}}}:in:{id}")
+}
+
+pub fn outbox(app: &AppId) -> String {
+    format!("sy:{{{app}}}:outbox")
+}
+
+pub fn cooldown(app: &AppId, key: &str) -> String {
+    format!("sy:{{{app}}}:cd:{key}")
+}
+
+pub fn command(app: &AppId, key: &str) -> String {
+    format!("sy:{{{app}}}:cmd:{key}")
+}
+
+pub fn room_app(id: &RoomId) -> String {
+    format!("sy:roomapp:{id}")
+}
+
+pub fn session_app(id: &SessionId) -> String {
+    format!("sy:sessapp:{id}")
+}
+
+pub fn node_rooms(node: &NodePrefix) -> String {
+    format!("sy:node:{node}:rooms")
+}
+
+pub fn node_sessions(node: &NodePrefix) -> String {
+    format!("sy:node:{node}:sessions")
+}

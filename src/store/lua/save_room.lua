@@ -1,0 +1,25 @@
+-- Replaces a room if its stored seq is the expected one, with its index changes and events.
+-- KEYS: room, outbox, name, session->room keys to set (n_add), then to clear (n_remove).
+-- ARGV: expected seq, new seq, json, room_id, release (0|1), n_add, n_remove, events...
+if redis.call('HGET', KEYS[1], 'seq') ~= ARGV[1] then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'seq', ARGV[2], 'json', ARGV[3])
+local n_add = tonumber(ARGV[6])
+local n_remove = tonumber(ARGV[7])
+for i = 1, n_add do
+  redis.call('SET', KEYS[3 + i], ARGV[4])
+end
+for i = 1, n_remove do
+  local key = KEYS[3 + n_add + i]
+  if redis.call('GET', key) == ARGV[4] then
+    redis.call('DEL', key)
+  end
+end
+if ARGV[5] == '1' and redis.call('GET', KEYS[3]) == ARGV[4] then
+  redis.call('DEL', KEYS[3])
+end
+for i = 8, #ARGV do
+  redis.call('XADD', KEYS[2], '*', 'event', ARGV[i])
+end
+return 1

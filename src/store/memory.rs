@@ -1,0 +1,309 @@
+//! The embedded store: everything in one process, behind one `std::sync::Mutex` that is never
+//! held across an `.await`. Same semantics as the Redis store (the conformance suite checks it);
+//! state is lost when the process ends.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use super::{Created, IndexDelta, Page, Saved, Store, StoreError};
+use crate::conference::{
+    AppId, DomainEvent, Micros, NodePrefix, Room, RoomId, RoomStatus, Session, SessionId,
+    SessionState,
+};
+
+#[derive(Default)]
+struct Inner {
+    rooms: HashMap<RoomId, Room>,
+    room_app: HashMap<RoomId, AppId>,
+    rooms_by_app: HashMap<AppId, BTreeSet<(Micros, String)>>,
+    names: HashMap<(AppId, String), RoomId>,
+    sessions: HashMap<SessionId, Session>,
+    sessions_by_app: HashMap<AppId, BTreeSet<(Micros, String)>>,
+    session_room: HashMap<SessionId, RoomId>,
+    cooldowns: HashMap<(AppId, String), Instant>,
+    remembered: HashMap<(AppId, String), (String, Instant)>,
+    outbox: HashMap<AppId, Vec<(String, DomainEvent)>>,
+    next_event: u64,
+}
+
+#[derive(Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+impl MemoryStore {
+    pub fn new() -> MemoryStore {
+        MemoryStore::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Inner {
+    fn append(&mut self, events: &[DomainEvent]) {
+        for event in events {
+            self.next_event += 1;
+            let id = format!("{}-0", self.next_event);
+            self.outbox
+                .entry(event.app.clone())
+                .or_default()
+                .push((id, event.clone()));
+        }
+    }
+}
+
+fn page<T: Clone>(
+    index: Option<&BTreeSet<(Micros, String)>>,
+    after: Option<(Micros, String)>,
+    limit: usize,
+    get: impl Fn(&str) -> Option<T>,
+) -> Page<T> {
+    let Some(index) = index else {
+        return Page {
+            items: Vec::new(),
+            next: None,
+        };
+    };
+    let start = match &after {
+        Some(a) => std::ops::Bound::Excluded(a.clone()),
+        None => std::ops::Bound::Unbounded,
+    };
+    let keys: Vec<(Micros, String)> = index
+        .range((start, std::ops::Bound::Unbounded))
+        .take(limit + 1)
+        .cloned()
+        .collect();
+    let more = keys.len() > limit;
+    let keys = &keys[..keys.len().min(limit)];
+    Page {
+        items: keys.iter().filter_map(|(_, id)| get(id)).collect(),
+        next: if more { keys.last().cloned() } else { None },
+    }
+}
+
+impl Store for MemoryStore {
+    async fn create_room(
+        &self,
+        room: &Room,
+        events: &[DomainEvent],
+    ) -> Result<Created, StoreError> {
+        let mut s = self.lock();
+        let name_key = (room.app.clone(), room.name.clone());
+        if let Some(existing) = s.names.get(&name_key) {
+            return Ok(Created::NameTaken(existing.clone()));
+        }
+        s.names.insert(name_key, room.id.clone());
+        s.room_app.insert(room.id.clone(), room.app.clone());
+        s.rooms_by_app
+            .entry(room.app.clone())
+            .or_default()
+            .insert((room.created_at, room.id.to_string()));
+        s.rooms.insert(room.id.clone(), room.clone());
+        s.append(events);
+        Ok(Created::Created)
+    }
+
+    async fn room(&self, app: &AppId, id: &RoomId) -> Result<Option<Room>, StoreError> {
+        Ok(self.lock().rooms.get(id).filter(|r| &r.app == app).cloned())
+    }
+
+    async fn room_app(&self, id: &RoomId) -> Result<Option<AppId>, StoreError> {
+        Ok(self.lock().room_app.get(id).cloned())
+    }
+
+    async fn save_room(
+        &self,
+        old: &Room,
+        new: &Room,
+        events: &[DomainEvent],
+    ) -> Result<Saved, StoreError> {
+        let mut s = self.lock();
+        match s.rooms.get(&new.id) {
+            Some(stored) if stored.seq == old.seq => {}
+            _ => return Ok(Saved::Conflict),
+        }
+        let delta = IndexDelta::between(old, new);
+        for session in &delta.remove_sessions {
+            if s.session_room.get(session) == Some(&new.id) {
+                s.session_room.remove(session);
+            }
+        }
+        for session in &delta.add_sessions {
+            s.session_room.insert(session.clone(), new.id.clone());
+        }
+        if delta.release {
+            let key = (new.app.clone(), new.name.clone());
+            if s.names.get(&key) == Some(&new.id) {
+                s.names.remove(&key);
+            }
+        }
+        s.rooms.insert(new.id.clone(), new.clone());
+        s.append(events);
+        Ok(Saved::Saved)
+    }
+
+    async fn rooms_of_app(
+        &self,
+        app: &AppId,
+        after: Option<(Micros, String)>,
+        limit: usize,
+    ) -> Result<Page<Room>, StoreError> {
+        let s = self.lock();
+        Ok(page(s.rooms_by_app.get(app), after, limit, |id| {
+            RoomId::parse(id)
+                .ok()
+                .and_then(|id| s.rooms.get(&id).cloned())
+        }))
+    }
+
+    async fn rooms_on_node(&self, node: &NodePrefix) -> Result<Vec<(AppId, RoomId)>, StoreError> {
+        let s = self.lock();
+        let mut rooms: Vec<(AppId, RoomId)> = s
+            .rooms
+            .values()
+            .filter(|r| &r.node == node && r.status != RoomStatus::Terminated)
+            .map(|r| (r.app.clone(), r.id.clone()))
+            .collect();
+        rooms.sort_by(|a, b| a.1.cmp(&b.1));
+        Ok(rooms)
+    }
+
+    async fn session(&self, app: &AppId, id: &SessionId) -> Result<Option<Session>, StoreError> {
+        Ok(self
+            .lock()
+            .sessions
+            .get(id)
+            .filter(|s| &s.app == app)
+            .cloned())
+    }
+
+    async fn session_app(&self, id: &SessionId) -> Result<Option<AppId>, StoreError> {
+        Ok(self.lock().sessions.get(id).map(|s| s.app.clone()))
+    }
+
+    async fn save_session(&self, session: &Session) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        if s.sessions
+            .get(&session.id)
+            .is_some_and(|old| old.seq >= session.seq)
+        {
+            return Ok(());
+        }
+        let key = (session.created_at, session.id.to_string());
+        let index = s.sessions_by_app.entry(session.app.clone()).or_default();
+        if session.state == SessionState::Ended {
+            index.remove(&key);
+        } else {
+            index.insert(key);
+        }
+        s.sessions.insert(session.id.clone(), session.clone());
+        Ok(())
+    }
+
+    async fn sessions_of_app(
+        &self,
+        app: &AppId,
+        after: Option<(Micros, String)>,
+        limit: usize,
+    ) -> Result<Page<Session>, StoreError> {
+        let s = self.lock();
+        Ok(page(s.sessions_by_app.get(app), after, limit, |id| {
+            SessionId::parse(id)
+                .ok()
+                .and_then(|id| s.sessions.get(&id).cloned())
+        }))
+    }
+
+    async fn sessions_on_node(&self, node: &NodePrefix) -> Result<Vec<Session>, StoreError> {
+        let s = self.lock();
+        let mut out: Vec<Session> = s
+            .sessions
+            .values()
+            .filter(|x| &x.id.prefix() == node && x.state != SessionState::Ended)
+            .cloned()
+            .collect();
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+
+    async fn room_of_session(
+        &self,
+        app: &AppId,
+        id: &SessionId,
+    ) -> Result<Option<RoomId>, StoreError> {
+        let s = self.lock();
+        Ok(s.session_room
+            .get(id)
+            .filter(|r| s.room_app.get(*r) == Some(app))
+            .cloned())
+    }
+
+    async fn take_cooldown(
+        &self,
+        app: &AppId,
+        key: &str,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let mut s = self.lock();
+        let now = Instant::now();
+        let slot = (app.clone(), key.to_owned());
+        if s.cooldowns.get(&slot).is_some_and(|until| *until > now) {
+            return Ok(false);
+        }
+        s.cooldowns.retain(|_, until| *until > now);
+        s.cooldowns.insert(slot, now + ttl);
+        Ok(true)
+    }
+
+    async fn remember(
+        &self,
+        app: &AppId,
+        key: &str,
+        answer: &str,
+        ttl: Duration,
+    ) -> Result<Option<String>, StoreError> {
+        let mut s = self.lock();
+        let now = Instant::now();
+        let slot = (app.clone(), key.to_owned());
+        if let Some((earlier, until)) = s.remembered.get(&slot)
+            && *until > now
+        {
+            return Ok(Some(earlier.clone()));
+        }
+        s.remembered.retain(|_, (_, until)| *until > now);
+        s.remembered.insert(slot, (answer.to_owned(), now + ttl));
+        Ok(None)
+    }
+
+    async fn outbox(
+        &self,
+        app: &AppId,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, DomainEvent)>, StoreError> {
+        let s = self.lock();
+        let after_n = after
+            .and_then(|a| a.split('-').next())
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0);
+        Ok(s.outbox
+            .get(app)
+            .map(|v| {
+                v.iter()
+                    .filter(|(id, _)| {
+                        id.split('-')
+                            .next()
+                            .and_then(|n| n.parse::<u64>().ok())
+                            .unwrap_or(0)
+                            > after_n
+                    })
+                    .take(limit)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+}

@@ -1,0 +1,243 @@
+//! Where room state lives: the [`Store`] trait and its two implementations, [`memory`] (embedded,
+//! for `switchyard lab` and unit tests) and [`redis`] (production). Both pass one conformance
+//! suite (`tests/store_conformance.rs`).
+//!
+//! A change to one room is one atomic step: the room (guarded by its `seq`, so two writers can
+//! never both win), its indexes, and its domain events appended to the webhook outbox. Callers use
+//! [`update_room`], which loads, applies, saves and retries on a lost race.
+
+pub mod keys;
+pub mod memory;
+pub mod redis;
+
+use std::future::Future;
+use std::time::Duration;
+
+use crate::conference::{
+    AppId, DomainEvent, MemberStatus, Micros, NodePrefix, Room, RoomId, RoomStatus, Session,
+    SessionId,
+};
+
+/// A store failure.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// The backend cannot be reached or did not answer in time; the operation may be retried.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// Stored data could not be read back.
+    #[error("corrupt record {key}: {reason}")]
+    Corrupt { key: String, reason: String },
+    /// Another writer kept winning the race for this room.
+    #[error("too much contention on {0}")]
+    Contention(String),
+}
+
+impl StoreError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_) | StoreError::Contention(_))
+    }
+}
+
+/// Outcome of creating a room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Created {
+    Created,
+    /// The application already has a live room with this name.
+    NameTaken(RoomId),
+}
+
+/// Outcome of a guarded write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Saved {
+    Saved,
+    /// The stored `seq` was not the expected one: reload and apply again.
+    Conflict,
+}
+
+/// How the session → room index and the name index change with a room write.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IndexDelta {
+    pub add_sessions: Vec<SessionId>,
+    pub remove_sessions: Vec<SessionId>,
+    /// The room ended: its name is free again and it leaves its node's set.
+    pub release: bool,
+}
+
+impl IndexDelta {
+    /// What changes between two versions of a room.
+    pub fn between(old: &Room, new: &Room) -> IndexDelta {
+        let live = |r: &Room| -> Vec<SessionId> {
+            r.members
+                .values()
+                .filter(|m| m.status != MemberStatus::Leaved)
+                .map(|m| m.session.clone())
+                .collect()
+        };
+        let (before, after) = (live(old), live(new));
+        IndexDelta {
+            add_sessions: after
+                .iter()
+                .filter(|s| !before.contains(s))
+                .cloned()
+                .collect(),
+            remove_sessions: before
+                .iter()
+                .filter(|s| !after.contains(s))
+                .cloned()
+                .collect(),
+            release: old.status != RoomStatus::Terminated && new.status == RoomStatus::Terminated,
+        }
+    }
+}
+
+/// A page of a listing: items and the position to continue after, if there is more.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// (created_at, id) of the last item, when more may follow.
+    pub next: Option<(Micros, String)>,
+}
+
+/// The storage the controller needs. Every method is one round trip (or one atomic script).
+pub trait Store: Send + Sync + 'static {
+    /// Stores a new room, unless the app already has a live room with that name.
+    fn create_room(
+        &self,
+        room: &Room,
+        events: &[DomainEvent],
+    ) -> impl Future<Output = Result<Created, StoreError>> + Send;
+
+    fn room(
+        &self,
+        app: &AppId,
+        id: &RoomId,
+    ) -> impl Future<Output = Result<Option<Room>, StoreError>> + Send;
+
+    /// Which application a room belongs to (for events that name only the room).
+    fn room_app(
+        &self,
+        id: &RoomId,
+    ) -> impl Future<Output = Result<Option<AppId>, StoreError>> + Send;
+
+    /// Replaces `old` by `new` if the stored seq is still `old.seq`, with the index changes and
+    /// the events, atomically.
+    fn save_room(
+        &self,
+        old: &Room,
+        new: &Room,
+        events: &[DomainEvent],
+    ) -> impl Future<Output = Result<Saved, StoreError>> + Send;
+
+    /// The app's rooms by creation time, after `after` (exclusive).
+    fn rooms_of_app(
+        &self,
+        app: &AppId,
+        after: Option<(Micros, String)>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Page<Room>, StoreError>> + Send;
+
+    /// Live rooms placed on a node.
+    fn rooms_on_node(
+        &self,
+        node: &NodePrefix,
+    ) -> impl Future<Output = Result<Vec<(AppId, RoomId)>, StoreError>> + Send;
+
+    fn session(
+        &self,
+        app: &AppId,
+        id: &SessionId,
+    ) -> impl Future<Output = Result<Option<Session>, StoreError>> + Send;
+
+    /// Which application a session belongs to.
+    fn session_app(
+        &self,
+        id: &SessionId,
+    ) -> impl Future<Output = Result<Option<AppId>, StoreError>> + Send;
+
+    /// Stores a session version; an older `seq` than the stored one is ignored.
+    fn save_session(
+        &self,
+        session: &Session,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The app's live sessions by creation time, after `after` (exclusive).
+    fn sessions_of_app(
+        &self,
+        app: &AppId,
+        after: Option<(Micros, String)>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Page<Session>, StoreError>> + Send;
+
+    /// Live sessions on a node.
+    fn sessions_on_node(
+        &self,
+        node: &NodePrefix,
+    ) -> impl Future<Output = Result<Vec<Session>, StoreError>> + Send;
+
+    /// The room a session is in (joining, joined or leaving).
+    fn room_of_session(
+        &self,
+        app: &AppId,
+        id: &SessionId,
+    ) -> impl Future<Output = Result<Option<RoomId>, StoreError>> + Send;
+
+    /// Takes a cooldown: true if it was free (and is now held for `ttl`), false if still held.
+    fn take_cooldown(
+        &self,
+        app: &AppId,
+        key: &str,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Remembers the answer to a command for `ttl`; returns the earlier answer if there is one.
+    fn remember(
+        &self,
+        app: &AppId,
+        key: &str,
+        answer: &str,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+
+    /// Domain events of an app appended after `after` (a stream id; `None` = from the start).
+    fn outbox(
+        &self,
+        app: &AppId,
+        after: Option<&str>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<(String, DomainEvent)>, StoreError>> + Send;
+}
+
+/// How many times [`update_room`] retries a lost race before giving up.
+const MAX_ATTEMPTS: usize = 16;
+
+/// Loads a room, lets `change` modify it (returning its events, or an error to abort), and saves
+/// it atomically; a lost race reloads and runs `change` again. Returns the saved room and the
+/// value `change` returned, or `None` when the room does not exist.
+pub async fn update_room<S, T, E>(
+    store: &S,
+    app: &AppId,
+    id: &RoomId,
+    mut change: impl FnMut(&mut Room) -> Result<(T, Vec<DomainEvent>), E>,
+) -> Result<Option<Result<(Room, T), E>>, StoreError>
+where
+    S: Store,
+{
+    for _ in 0..MAX_ATTEMPTS {
+        let Some(old) = store.room(app, id).await? else {
+            return Ok(None);
+        };
+        let mut new = old.clone();
+        let (value, events) = match change(&mut new) {
+            Ok(v) => v,
+            Err(e) => return Ok(Some(Err(e))),
+        };
+        if new == old {
+            return Ok(Some(Ok((new, value))));
+        }
+        match store.save_room(&old, &new, &events).await? {
+            Saved::Saved => return Ok(Some(Ok((new, value)))),
+            Saved::Conflict => continue,
+        }
+    }
+    Err(StoreError::Contention(id.to_string()))
+}

@@ -1,0 +1,408 @@
+//! The Redis store: rooms and sessions as JSON in hashes guarded by `seq`, changed by Lua
+//! scripts so each room write (state, indexes, outbox events) is atomic. The connection manager
+//! reconnects in the background after a Redis restart; until then operations fail with
+//! [`StoreError::Unavailable`]. The key schema is in [`super::keys`].
+
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncCommands, Script, Value};
+
+use super::{Created, IndexDelta, Page, Saved, Store, StoreError, keys};
+use crate::conference::{
+    AppId, DomainEvent, Micros, NodePrefix, Room, RoomId, Session, SessionId, SessionState,
+};
+
+/// How long an ended session stays readable.
+const ENDED_SESSION_TTL_SECS: u64 = 3600;
+
+pub struct RedisStore {
+    conn: ConnectionManager,
+    create_room: Script,
+    save_room: Script,
+    save_session: Script,
+    remember: Script,
+}
+
+fn unavailable(e: redis::RedisError) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn decode<T: serde::de::DeserializeOwned>(key: &str, json: &str) -> Result<T, StoreError> {
+    serde_json::from_str(json).map_err(|e| StoreError::Corrupt {
+        key: key.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> String {
+    // Our own types always serialize.
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+impl RedisStore {
+    /// Connects (failing fast if Redis is not there) with short timeouts and background reconnects.
+    pub async fn connect(url: &str) -> Result<RedisStore, StoreError> {
+        let client = redis::Client::open(url).map_err(unavailable)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Duration::from_secs(2))
+            .set_response_timeout(Duration::from_secs(2))
+            .set_number_of_retries(2)
+            .set_max_delay(500);
+        let conn = client
+            .get_connection_manager_with_config(config)
+            .await
+            .map_err(unavailable)?;
+        Ok(RedisStore {
+            conn,
+            create_room: Script::new(include_str!("lua/create_room.lua")),
+            save_room: Script::new(include_str!("lua/save_room.lua")),
+            save_session: Script::new(include_str!("lua/save_session.lua")),
+            remember: Script::new(include_str!("lua/remember.lua")),
+        })
+    }
+
+    fn conn(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
+    async fn json_field<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &str,
+    ) -> Result<Option<T>, StoreError> {
+        let json: Option<String> = self.conn().hget(key, "json").await.map_err(unavailable)?;
+        json.map(|j| decode(key, &j)).transpose()
+    }
+
+    /// Ids after `after` in a (score, member) zset, up to `limit` (+1 to know if there is more).
+    async fn zpage(
+        &self,
+        key: &str,
+        after: Option<(Micros, String)>,
+        limit: usize,
+    ) -> Result<(Vec<(Micros, String)>, bool), StoreError> {
+        let min = after
+            .as_ref()
+            .map(|(s, _)| s.to_string())
+            .unwrap_or_else(|| "-inf".into());
+        // Ties on the score are rare (µs); fetch a few extra to skip past the cursor's ties.
+        let fetch = limit + 17;
+        let raw: Vec<(String, f64)> = redis::cmd("ZRANGEBYSCORE")
+            .arg(key)
+            .arg(&min)
+            .arg("+inf")
+            .arg("WITHSCORES")
+            .arg("LIMIT")
+            .arg(0)
+            .arg(fetch)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(unavailable)?;
+        let mut rows: Vec<(Micros, String)> =
+            raw.into_iter().map(|(m, s)| (s as Micros, m)).collect();
+        if let Some(cursor) = &after {
+            rows.retain(|row| row > cursor);
+        }
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        Ok((rows, more))
+    }
+
+    async fn events_json(events: &[DomainEvent]) -> Vec<String> {
+        events.iter().map(encode).collect()
+    }
+}
+
+impl Store for RedisStore {
+    async fn create_room(
+        &self,
+        room: &Room,
+        events: &[DomainEvent],
+    ) -> Result<Created, StoreError> {
+        let mut conn = self.conn();
+        let _: () = conn
+            .set(keys::room_app(&room.id), room.app.as_str())
+            .await
+            .map_err(unavailable)?;
+        let mut call = self.create_room.prepare_invoke();
+        call.key(keys::room(&room.app, &room.id))
+            .key(keys::rooms(&room.app))
+            .key(keys::name(&room.app, &room.name))
+            .key(keys::outbox(&room.app))
+            .arg(room.id.as_str())
+            .arg(room.seq)
+            .arg(encode(room))
+            .arg(room.created_at);
+        for event in Self::events_json(events).await {
+            call.arg(event);
+        }
+        let (created, existing): (i64, String) =
+            call.invoke_async(&mut conn).await.map_err(unavailable)?;
+        if created == 0 {
+            let id = RoomId::parse(&existing).map_err(|e| StoreError::Corrupt {
+                key: keys::name(&room.app, &room.name),
+                reason: e.to_string(),
+            })?;
+            return Ok(Created::NameTaken(id));
+        }
+        let member = format!("{} {}", room.app, room.id);
+        let _: () = conn
+            .sadd(keys::node_rooms(&room.node), member)
+            .await
+            .map_err(unavailable)?;
+        Ok(Created::Created)
+    }
+
+    async fn room(&self, app: &AppId, id: &RoomId) -> Result<Option<Room>, StoreError> {
+        self.json_field(&keys::room(app, id)).await
+    }
+
+    async fn room_app(&self, id: &RoomId) -> Result<Option<AppId>, StoreError> {
+        let app: Option<String> = self
+            .conn()
+            .get(keys::room_app(id))
+            .await
+            .map_err(unavailable)?;
+        Ok(app.and_then(|a| AppId::parse(&a).ok()))
+    }
+
+    async fn save_room(
+        &self,
+        old: &Room,
+        new: &Room,
+        events: &[DomainEvent],
+    ) -> Result<Saved, StoreError> {
+        let delta = IndexDelta::between(old, new);
+        let mut call = self.save_room.prepare_invoke();
+        call.key(keys::room(&new.app, &new.id))
+            .key(keys::outbox(&new.app))
+            .key(keys::name(&new.app, &new.name));
+        for s in delta.add_sessions.iter().chain(&delta.remove_sessions) {
+            call.key(keys::session_room(&new.app, s));
+        }
+        call.arg(old.seq)
+            .arg(new.seq)
+            .arg(encode(new))
+            .arg(new.id.as_str())
+            .arg(if delta.release { "1" } else { "0" })
+            .arg(delta.add_sessions.len())
+            .arg(delta.remove_sessions.len());
+        for event in Self::events_json(events).await {
+            call.arg(event);
+        }
+        let mut conn = self.conn();
+        let saved: i64 = call.invoke_async(&mut conn).await.map_err(unavailable)?;
+        if saved == 0 {
+            return Ok(Saved::Conflict);
+        }
+        if delta.release {
+            let member = format!("{} {}", new.app, new.id);
+            let _: () = conn
+                .srem(keys::node_rooms(&new.node), member)
+                .await
+                .map_err(unavailable)?;
+        }
+        Ok(Saved::Saved)
+    }
+
+    async fn rooms_of_app(
+        &self,
+        app: &AppId,
+        after: Option<(Micros, String)>,
+        limit: usize,
+    ) -> Result<Page<Room>, StoreError> {
+        let (rows, more) = self.zpage(&keys::rooms(app), after, limit).await?;
+        let mut items = Vec::with_capacity(rows.len());
+        for (_, id) in &rows {
+            if let Ok(id) = RoomId::parse(id)
+                && let Some(room) = self.room(app, &id).await?
+            {
+                items.push(room);
+            }
+        }
+        Ok(Page {
+            items,
+            next: if more { rows.last().cloned() } else { None },
+        })
+    }
+
+    async fn rooms_on_node(&self, node: &NodePrefix) -> Result<Vec<(AppId, RoomId)>, StoreError> {
+        let members: Vec<String> = self
+            .conn()
+            .smembers(keys::node_rooms(node))
+            .await
+            .map_err(unavailable)?;
+        let mut out: Vec<(AppId, RoomId)> = members
+            .iter()
+            .filter_map(|m| m.split_once(' '))
+            .filter_map(|(a, r)| Some((AppId::parse(a).ok()?, RoomId::parse(r).ok()?)))
+            .collect();
+        out.sort_by(|a, b| a.1.cmp(&b.1));
+        Ok(out)
+    }
+
+    async fn session(&self, app: &AppId, id: &SessionId) -> Result<Option<Session>, StoreError> {
+        self.json_field(&keys::session(app, id)).await
+    }
+
+    async fn session_app(&self, id: &SessionId) -> Result<Option<AppId>, StoreError> {
+        let app: Option<String> = self
+            .conn()
+            .get(keys::session_app(id))
+            .await
+            .map_err(unavailable)?;
+        Ok(app.and_then(|a| AppId::parse(&a).ok()))
+    }
+
+    async fn save_session(&self, session: &Session) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let ended = session.state == SessionState::Ended;
+        let _: () = redis::cmd("SET")
+            .arg(keys::session_app(&session.id))
+            .arg(session.app.as_str())
+            .arg("EX")
+            .arg(if ended {
+                ENDED_SESSION_TTL_SECS
+            } else {
+                7 * 24 * 3600
+            })
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        let mut call = self.save_session.prepare_invoke();
+        call.key(keys::session(&session.app, &session.id))
+            .key(keys::sessions(&session.app))
+            .arg(session.seq)
+            .arg(encode(session))
+            .arg(session.created_at)
+            .arg(session.id.as_str())
+            .arg(if ended { "1" } else { "0" })
+            .arg(ENDED_SESSION_TTL_SECS);
+        let _: i64 = call.invoke_async(&mut conn).await.map_err(unavailable)?;
+        let member = format!("{} {}", session.app, session.id);
+        let node = keys::node_sessions(&session.id.prefix());
+        let _: () = if ended {
+            conn.srem(node, member).await
+        } else {
+            conn.sadd(node, member).await
+        }
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn sessions_of_app(
+        &self,
+        app: &AppId,
+        after: Option<(Micros, String)>,
+        limit: usize,
+    ) -> Result<Page<Session>, StoreError> {
+        let (rows, more) = self.zpage(&keys::sessions(app), after, limit).await?;
+        let mut items = Vec::with_capacity(rows.len());
+        for (_, id) in &rows {
+            if let Ok(id) = SessionId::parse(id)
+                && let Some(session) = self.session(app, &id).await?
+            {
+                items.push(session);
+            }
+        }
+        Ok(Page {
+            items,
+            next: if more { rows.last().cloned() } else { None },
+        })
+    }
+
+    async fn sessions_on_node(&self, node: &NodePrefix) -> Result<Vec<Session>, StoreError> {
+        let members: Vec<String> = self
+            .conn()
+            .smembers(keys::node_sessions(node))
+            .await
+            .map_err(unavailable)?;
+        let mut out = Vec::new();
+        for (app, id) in members.iter().filter_map(|m| m.split_once(' ')) {
+            if let (Ok(app), Ok(id)) = (AppId::parse(app), SessionId::parse(id))
+                && let Some(s) = self.session(&app, &id).await?
+                && s.state != SessionState::Ended
+            {
+                out.push(s);
+            }
+        }
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+
+    async fn room_of_session(
+        &self,
+        app: &AppId,
+        id: &SessionId,
+    ) -> Result<Option<RoomId>, StoreError> {
+        let room: Option<String> = self
+            .conn()
+            .get(keys::session_room(app, id))
+            .await
+            .map_err(unavailable)?;
+        Ok(room.and_then(|r| RoomId::parse(&r).ok()))
+    }
+
+    async fn take_cooldown(
+        &self,
+        app: &AppId,
+        key: &str,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let reply: Value = redis::cmd("SET")
+            .arg(keys::cooldown(app, key))
+            .arg(1)
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl.as_millis().max(1) as u64)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(unavailable)?;
+        Ok(!matches!(reply, Value::Nil))
+    }
+
+    async fn remember(
+        &self,
+        app: &AppId,
+        key: &str,
+        answer: &str,
+        ttl: Duration,
+    ) -> Result<Option<String>, StoreError> {
+        let mut call = self.remember.prepare_invoke();
+        call.key(keys::command(app, key))
+            .arg(answer)
+            .arg(ttl.as_secs().max(1));
+        call.invoke_async(&mut self.conn())
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn outbox(
+        &self,
+        app: &AppId,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, DomainEvent)>, StoreError> {
+        let start = after.map(|a| format!("({a}")).unwrap_or_else(|| "-".into());
+        let key = keys::outbox(app);
+        let rows: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+            .arg(&key)
+            .arg(start)
+            .arg("+")
+            .arg("COUNT")
+            .arg(limit)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(unavailable)?;
+        rows.into_iter()
+            .map(|(id, fields)| {
+                let json = fields
+                    .into_iter()
+                    .find(|(f, _)| f == "event")
+                    .map(|(_, v)| v)
+                    .unwrap_or_default();
+                decode(&key, &json).map(|e| (id, e))
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,4 @@
+//! Helpers shared by integration tests.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+pub mod redis_server;

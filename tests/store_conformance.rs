@@ -1,0 +1,375 @@
+//! One suite, two stores: the memory store and the Redis store (against a real redis-server)
+//! must behave the same.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use switchyard::conference::{
+    AppId, EventKind, MemberStatus, NodePrefix, Room, RoomId, RoomStatus, RoomType, Session,
+    SessionId, SessionState, ops,
+};
+use switchyard::store::{Created, Saved, Store, update_room};
+
+fn app(name: &str) -> AppId {
+    AppId::parse(name).unwrap()
+}
+
+fn node() -> NodePrefix {
+    NodePrefix::parse("abcde").unwrap()
+}
+
+fn room(app_id: &AppId, name: &str, created_at: i64) -> Room {
+    let mut r = Room::new(
+        RoomId::new(&node(), uuid::Uuid::new_v4()),
+        app_id.clone(),
+        name.into(),
+        RoomType::Conference,
+        uuid::Uuid::new_v4().to_string(),
+        created_at,
+    );
+    r.status = RoomStatus::Progressing;
+    r
+}
+
+fn session(app_id: &AppId, created_at: i64) -> Session {
+    Session {
+        id: SessionId::new(&node(), &uuid::Uuid::new_v4().to_string()),
+        app: app_id.clone(),
+        did: "15551230000".into(),
+        caller_id: "1001".into(),
+        caller_name: "Alice".into(),
+        state: SessionState::Parked,
+        core_uuid: "core".into(),
+        created_at,
+        answered_at: Some(created_at),
+        ended_at: None,
+        hangup_cause: None,
+        seq: 1,
+    }
+}
+
+async fn rooms_names_and_apps_are_kept_apart<S: Store>(store: S) {
+    let (a, b) = (app("app-a"), app("app-b"));
+    let r = room(&a, "standup", 10);
+    assert_eq!(store.create_room(&r, &[]).await.unwrap(), Created::Created);
+    assert_eq!(store.room(&a, &r.id).await.unwrap().unwrap(), r);
+    assert_eq!(store.room_app(&r.id).await.unwrap(), Some(a.clone()));
+    // The same name again in the same app is taken, and says by which room.
+    let again = room(&a, "standup", 11);
+    assert_eq!(
+        store.create_room(&again, &[]).await.unwrap(),
+        Created::NameTaken(r.id.clone())
+    );
+    // Another app may use the name, and cannot see the first app's room.
+    assert_eq!(
+        store
+            .create_room(&room(&b, "standup", 12), &[])
+            .await
+            .unwrap(),
+        Created::Created
+    );
+    assert_eq!(store.room(&b, &r.id).await.unwrap(), None);
+    let listed = store.rooms_of_app(&b, None, 10).await.unwrap();
+    assert!(listed.items.iter().all(|x| x.app == b));
+    assert_eq!(store.rooms_on_node(&node()).await.unwrap().len(), 2);
+}
+
+async fn writes_are_guarded_by_seq<S: Store>(store: S) {
+    let a = app("app-a");
+    let r = room(&a, "x", 1);
+    store.create_room(&r, &[]).await.unwrap();
+    let mut newer = r.clone();
+    newer.detail = "first".into();
+    newer.seq += 1;
+    assert_eq!(
+        store.save_room(&r, &newer, &[]).await.unwrap(),
+        Saved::Saved
+    );
+    let mut stale = r.clone();
+    stale.detail = "lost".into();
+    stale.seq += 1;
+    assert_eq!(
+        store.save_room(&r, &stale, &[]).await.unwrap(),
+        Saved::Conflict
+    );
+    assert_eq!(
+        store.room(&a, &r.id).await.unwrap().unwrap().detail,
+        "first"
+    );
+}
+
+async fn concurrent_updates_all_land<S: Store>(store: S) {
+    let store = Arc::new(store);
+    let a = app("app-a");
+    let r = room(&a, "busy", 1);
+    store.create_room(&r, &[]).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let (store, a, id) = (store.clone(), a.clone(), r.id.clone());
+        tasks.push(tokio::spawn(async move {
+            update_room(&*store, &a, &id, |room| {
+                room.detail.push_str(&format!("{i},"));
+                room.seq += 1;
+                Ok::<_, ()>(((), Vec::new()))
+            })
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let done = store.room(&a, &r.id).await.unwrap().unwrap();
+    assert_eq!(done.seq, 20);
+    assert_eq!(done.detail.split(',').filter(|s| !s.is_empty()).count(), 20);
+}
+
+async fn membership_indexes_follow_the_room<S: Store>(store: S) {
+    let (a, b) = (app("app-a"), app("app-b"));
+    let r = room(&a, "idx", 1);
+    let s = session(&a, 1);
+    store.create_room(&r, &[]).await.unwrap();
+    let (joined, _) = update_room(&store, &a, &r.id, |room| {
+        let applied =
+            ops::request_join(room, &s, Some("uid-1".into()), 5).map_err(|e| e.to_string())?;
+        Ok::<_, String>(((), applied.events))
+    })
+    .await
+    .unwrap()
+    .unwrap()
+    .unwrap();
+    assert_eq!(joined.members[s.id.channel()].status, MemberStatus::Joining);
+    assert_eq!(
+        store.room_of_session(&a, &s.id).await.unwrap(),
+        Some(r.id.clone())
+    );
+    assert_eq!(
+        store.room_of_session(&b, &s.id).await.unwrap(),
+        None,
+        "another app sees nothing"
+    );
+    // The join fails: the session is in no room any more.
+    update_room(&store, &a, &r.id, |room| {
+        Ok::<_, ()>(((), ops::expire_joins(room, 10, 10).events))
+    })
+    .await
+    .unwrap()
+    .unwrap()
+    .unwrap();
+    assert_eq!(store.room_of_session(&a, &s.id).await.unwrap(), None);
+    // The room ends: its name is free again and it leaves its node.
+    update_room(&store, &a, &r.id, |room| {
+        room.status = RoomStatus::Terminated;
+        room.seq += 1;
+        Ok::<_, ()>(((), Vec::new()))
+    })
+    .await
+    .unwrap()
+    .unwrap()
+    .unwrap();
+    assert_eq!(
+        store.create_room(&room(&a, "idx", 2), &[]).await.unwrap(),
+        Created::Created
+    );
+    assert!(
+        !store
+            .rooms_on_node(&node())
+            .await
+            .unwrap()
+            .iter()
+            .any(|(_, id)| id == &r.id)
+    );
+    // The events of each step reached the outbox, in order.
+    let outbox = store.outbox(&a, None, 100).await.unwrap();
+    let kinds: Vec<EventKind> = outbox.iter().map(|(_, e)| e.kind).collect();
+    assert_eq!(
+        kinds,
+        [EventKind::MemberJoining, EventKind::MemberJoinFailed]
+    );
+    assert_eq!(outbox[0].1.data["command_uid"], "uid-1");
+    let rest = store.outbox(&a, Some(&outbox[0].0), 100).await.unwrap();
+    assert_eq!(rest.len(), 1);
+}
+
+async fn listings_page_by_creation_time<S: Store>(store: S) {
+    let a = app("app-a");
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let r = room(&a, &format!("r{i}"), 100 - i);
+        store.create_room(&r, &[]).await.unwrap();
+        ids.push(r.id);
+    }
+    ids.reverse();
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.rooms_of_app(&a, after.clone(), 2).await.unwrap();
+        assert!(page.items.len() <= 2);
+        seen.extend(page.items.iter().map(|r| r.id.clone()));
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ids, "oldest first, each once");
+}
+
+async fn sessions_keep_their_newest_version<S: Store>(store: S) {
+    let a = app("app-a");
+    let mut s = session(&a, 7);
+    store.save_session(&s).await.unwrap();
+    assert_eq!(store.session_app(&s.id).await.unwrap(), Some(a.clone()));
+    let old = s.clone();
+    s.state = SessionState::Ended;
+    s.seq = 2;
+    store.save_session(&s).await.unwrap();
+    store.save_session(&old).await.unwrap();
+    assert_eq!(
+        store.session(&a, &s.id).await.unwrap().unwrap().state,
+        SessionState::Ended,
+        "an older version never wins"
+    );
+    assert!(
+        store
+            .sessions_of_app(&a, None, 10)
+            .await
+            .unwrap()
+            .items
+            .is_empty(),
+        "ended sessions are not live"
+    );
+    assert!(store.sessions_on_node(&node()).await.unwrap().is_empty());
+    assert_eq!(store.session(&app("app-b"), &s.id).await.unwrap(), None);
+}
+
+async fn cooldowns_and_remembered_answers_expire<S: Store>(store: S) {
+    let a = app("app-a");
+    assert!(
+        store
+            .take_cooldown(&a, "conf_play:r1", Duration::from_millis(80))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .take_cooldown(&a, "conf_play:r1", Duration::from_millis(80))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .take_cooldown(&app("app-b"), "conf_play:r1", Duration::from_millis(80))
+            .await
+            .unwrap()
+    );
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    assert!(
+        store
+            .take_cooldown(&a, "conf_play:r1", Duration::from_millis(80))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .remember(&a, "s1:uid", "first", Duration::from_secs(600))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .remember(&a, "s1:uid", "second", Duration::from_secs(600))
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("first")
+    );
+}
+
+macro_rules! suite {
+    ($store:ident, $make:expr) => {
+        mod $store {
+            use super::*;
+            #[allow(unused_imports)]
+            use common::redis_server::RedisServer;
+
+            #[tokio::test]
+            async fn rooms_names_and_apps() {
+                let (_guard, store) = $make;
+                rooms_names_and_apps_are_kept_apart(store).await;
+            }
+            #[tokio::test]
+            async fn seq_guard() {
+                let (_guard, store) = $make;
+                writes_are_guarded_by_seq(store).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn concurrent_updates() {
+                let (_guard, store) = $make;
+                concurrent_updates_all_land(store).await;
+            }
+            #[tokio::test]
+            async fn membership_indexes() {
+                let (_guard, store) = $make;
+                membership_indexes_follow_the_room(store).await;
+            }
+            #[tokio::test]
+            async fn paging() {
+                let (_guard, store) = $make;
+                listings_page_by_creation_time(store).await;
+            }
+            #[tokio::test]
+            async fn sessions() {
+                let (_guard, store) = $make;
+                sessions_keep_their_newest_version(store).await;
+            }
+            #[tokio::test]
+            async fn cooldowns() {
+                let (_guard, store) = $make;
+                cooldowns_and_remembered_answers_expire(store).await;
+            }
+        }
+    };
+}
+
+suite!(memory, ((), switchyard::store::memory::MemoryStore::new()));
+suite!(redis, {
+    let server = RedisServer::start();
+    let store = switchyard::store::redis::RedisStore::connect(&server.url())
+        .await
+        .unwrap();
+    (server, store)
+});
+
+#[tokio::test]
+async fn a_redis_restart_is_reported_then_survived() {
+    let mut server = common::redis_server::RedisServer::start();
+    let store = switchyard::store::redis::RedisStore::connect(&server.url())
+        .await
+        .unwrap();
+    let a = app("app-a");
+    let r = room(&a, "survivor", 1);
+    store.create_room(&r, &[]).await.unwrap();
+    server.kill();
+    let err = store.room(&a, &r.id).await.unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    server.restart();
+    // The connection manager reconnects on its own; the data survived (append-only file).
+    let mut back = None;
+    for _ in 0..50 {
+        match store.room(&a, &r.id).await {
+            Ok(room) => {
+                back = room;
+                break;
+            }
+            Err(e) => assert!(e.is_retryable()),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(back.unwrap().name, "survivor");
+}
