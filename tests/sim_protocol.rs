@@ -222,6 +222,26 @@ async fn the_command_session_capture_draws_the_same_replies() {
                 break;
             }
         }
+        // `hup` is carried out by the members' threads after the reply; nothing is subscribed any
+        // more, so give them the time the capture's recorder gave them (it paused 2 s).
+        if block.starts_with(b"api conference room2 hup") {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        // The member joins after the originate's reply, from the channel's own thread (as in
+        // FreeSWITCH); the capture's recorder paused long enough for it, so wait for it.
+        if block.windows(12).any(|w| w == b"&conference(") {
+            loop {
+                let frame = raw.frame().await.expect("the add-member event");
+                let joined = frame.content_type().is_decodable_event()
+                    && frame
+                        .body_text()
+                        .is_some_and(|b| b.contains("Action: add-member"));
+                got_frames.push(frame);
+                if joined {
+                    break;
+                }
+            }
+        }
     }
     got_frames.push(raw.frame().await.expect("the goodbye notice"));
     let got = replies(&got_frames);

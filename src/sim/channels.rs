@@ -1,43 +1,15 @@
-//! Channels of the simulated node: originate, simulated inbound calls, the inline dialplan apps
-//! the controller uses (`park`, `conference`), transfer, kill, and the CHANNEL_* events.
+//! Channels of the simulated node, as the API sees them: `originate` (of `loopback/`, `null/`,
+//! `sofia/`, `user/` and `error/` endpoints), the simulator's own inbound calls, `uuid_kill`,
+//! `uuid_transfer`, `uuid_getvar`, `hupall` and `show channels`. How a channel then lives is in
+//! [`super::callflow`].
+
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::conference::JoinSpec;
-use super::core::State;
+use super::channel::{App, Channel, dialplan};
+use super::core::{Deferred, State};
 use super::events::now_micros;
-use crate::esl::EventData;
-
-/// A dialplan application a channel runs.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum App {
-    Park,
-    Conference(JoinSpec),
-    Hangup(String),
-}
-
-impl App {
-    fn parse(name: &str, arg: &str) -> Option<App> {
-        match name {
-            "park" => Some(App::Park),
-            "conference" => JoinSpec::parse(arg).map(App::Conference),
-            "hangup" => Some(App::Hangup(if arg.is_empty() {
-                "NORMAL_CLEARING".into()
-            } else {
-                arg.into()
-            })),
-            _ => None,
-        }
-    }
-
-    fn name_and_data(&self) -> (&'static str, String) {
-        match self {
-            App::Park => ("park", String::new()),
-            App::Conference(spec) => ("conference", spec.to_string()),
-            App::Hangup(cause) => ("hangup", cause.clone()),
-        }
-    }
-}
 
 /// Parses an inline dialplan: `app:arg,app:arg`, or `m:<sep>:app:arg<sep>app:arg`.
 pub(crate) fn parse_inline(dest: &str) -> Option<Vec<App>> {
@@ -56,137 +28,6 @@ pub(crate) fn parse_inline(dest: &str) -> Option<Vec<App>> {
             App::parse(name, arg)
         })
         .collect()
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct Channel {
-    pub uuid: String,
-    pub name: String,
-    pub outbound: bool,
-    pub state: (&'static str, u8),
-    pub call_state: &'static str,
-    pub answer_state: &'static str,
-    pub cid_name: String,
-    pub cid_number: String,
-    pub orig_cid_name: String,
-    pub orig_cid_number: String,
-    pub destination: String,
-    pub context: String,
-    pub created: u64,
-    pub answered: u64,
-    pub variables: Vec<(String, String)>,
-    pub application: Option<App>,
-    /// Inline apps left to run when the conference app returns.
-    pub after: Vec<App>,
-    pub room: Option<String>,
-}
-
-impl Channel {
-    pub fn var(&self, name: &str) -> Option<&str> {
-        self.variables
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    pub fn set_var(&mut self, name: &str, value: impl Into<String>) {
-        let value = value.into();
-        match self.variables.iter_mut().find(|(n, _)| n == name) {
-            Some(slot) => slot.1 = value,
-            None => self.variables.push((name.to_owned(), value)),
-        }
-    }
-
-    fn direction(&self) -> &'static str {
-        if self.outbound { "outbound" } else { "inbound" }
-    }
-
-    /// The channel headers every CHANNEL_* and member event carries; `variables` adds `variable_*`.
-    pub fn push_headers(&self, e: &mut EventData, variables: bool) {
-        let dir = self.direction();
-        e.push("Channel-State", self.state.0);
-        e.push("Channel-Call-State", self.call_state);
-        e.push("Channel-State-Number", self.state.1.to_string());
-        e.push("Channel-Name", self.name.clone());
-        e.push("Unique-ID", self.uuid.clone());
-        e.push("Call-Direction", dir);
-        e.push("Presence-Call-Direction", dir);
-        e.push("Channel-HIT-Dialplan", "true");
-        e.push("Channel-Call-UUID", self.uuid.clone());
-        e.push("Answer-State", self.answer_state);
-        for (dir_name, _) in [("Read", 0), ("Write", 1)] {
-            e.push(&format!("Channel-{dir_name}-Codec-Name"), "L16");
-            e.push(&format!("Channel-{dir_name}-Codec-Rate"), "8000");
-            e.push(&format!("Channel-{dir_name}-Codec-Bit-Rate"), "128000");
-        }
-        e.push("Caller-Direction", dir);
-        e.push("Caller-Logical-Direction", dir);
-        e.push("Caller-Dialplan", "xml");
-        e.push("Caller-Caller-ID-Name", self.cid_name.clone());
-        e.push("Caller-Caller-ID-Number", self.cid_number.clone());
-        e.push("Caller-Orig-Caller-ID-Name", self.orig_cid_name.clone());
-        e.push("Caller-Orig-Caller-ID-Number", self.orig_cid_number.clone());
-        e.push("Caller-ANI", self.orig_cid_number.clone());
-        e.push("Caller-Destination-Number", self.destination.clone());
-        e.push("Caller-Unique-ID", self.uuid.clone());
-        e.push(
-            "Caller-Source",
-            if self.outbound {
-                "mod_loopback"
-            } else {
-                "mod_sofia"
-            },
-        );
-        e.push("Caller-Context", self.context.clone());
-        e.push("Caller-Channel-Name", self.name.clone());
-        e.push("Caller-Profile-Index", "1");
-        e.push("Caller-Profile-Created-Time", self.created.to_string());
-        e.push("Caller-Channel-Created-Time", self.created.to_string());
-        e.push("Caller-Channel-Answered-Time", self.answered.to_string());
-        for t in [
-            "Progress",
-            "Progress-Media",
-            "Hangup",
-            "Transfer",
-            "Resurrect",
-            "Bridged",
-        ] {
-            e.push(&format!("Caller-Channel-{t}-Time"), "0");
-        }
-        e.push("Caller-Channel-Last-Hold", "0");
-        e.push("Caller-Channel-Hold-Accum", "0");
-        e.push("Caller-Screen-Bit", "true");
-        e.push("Caller-Privacy-Hide-Name", "false");
-        e.push("Caller-Privacy-Hide-Number", "false");
-        if variables {
-            for (name, value) in &self.variables {
-                e.push(&format!("variable_{name}"), value.clone());
-            }
-        }
-    }
-
-    fn show_row(&self) -> Value {
-        let (app, data) = self
-            .application
-            .as_ref()
-            .map(App::name_and_data)
-            .map(|(a, d)| (a.to_owned(), d))
-            .unwrap_or_default();
-        json!({
-            "uuid": self.uuid, "direction": self.direction(),
-            "created": "", "created_epoch": (self.created / 1_000_000).to_string(),
-            "name": self.name, "state": self.state.0, "cid_name": self.cid_name, "cid_num": self.cid_number,
-            "ip_addr": "", "dest": self.destination, "application": app, "application_data": data,
-            "dialplan": "xml", "context": self.context, "read_codec": "L16", "read_rate": "8000",
-            "read_bit_rate": "128000", "write_codec": "L16", "write_rate": "8000", "write_bit_rate": "128000",
-            "secure": "", "hostname": "", "presence_id": "", "presence_data": "", "accountcode": "",
-            "callstate": self.call_state, "callee_name": "", "callee_num": "", "callee_direction": "",
-            "call_uuid": "", "sent_callee_name": "", "sent_callee_num": "",
-            "initial_cid_name": self.orig_cid_name, "initial_cid_num": self.orig_cid_number,
-            "initial_ip_addr": "", "initial_dest": self.destination, "initial_dialplan": "xml",
-            "initial_context": self.context,
-        })
-    }
 }
 
 /// `{a=b,c=d}rest` → the pairs and `rest`.
@@ -208,120 +49,9 @@ fn split_vars(dial: &str) -> (Vec<(String, String)>, &str) {
 const USAGE_ORIGINATE: &str = "-USAGE: <call url> <exten>|&<application_name>(<app_args>) [<dialplan>] [<context>] [<cid_name>] [<cid_num>] [<timeout_sec>]\n";
 
 impl State {
-    fn channel_event(&mut self, name: &str, uuid: &str, extra: &[(&str, String)]) {
-        let Some(ch) = self.channels.get(uuid).cloned() else {
-            return;
-        };
-        let mut e = self.event(
-            name,
-            None,
-            ("switch_channel.c", "switch_channel_perform_event", 4000),
-        );
-        ch.push_headers(&mut e, true);
-        for (n, v) in extra {
-            e.push(n, v.clone());
-        }
-        self.fire(e);
-    }
-
-    fn new_channel(&mut self, mut ch: Channel) -> String {
-        let uuid = ch.uuid.clone();
-        ch.set_var("uuid", uuid.clone());
-        ch.set_var("direction", ch.direction());
-        ch.set_var("channel_name", ch.name.clone());
-        self.sessions_since_startup += 1;
-        self.channels.insert(uuid.clone(), ch);
-        self.channel_event("CHANNEL_CREATE", &uuid, &[]);
-        uuid
-    }
-
-    fn answer(&mut self, uuid: &str) {
-        if let Some(ch) = self.channels.get_mut(uuid) {
-            if ch.answered != 0 {
-                return;
-            }
-            ch.answered = now_micros();
-            ch.answer_state = "answered";
-            ch.call_state = "ACTIVE";
-            ch.state = ("CS_EXECUTE", 4);
-        }
-        self.channel_event("CHANNEL_ANSWER", uuid, &[]);
-    }
-
-    /// Runs the first of a channel's inline apps; every app the simulator knows keeps the
-    /// channel (park, conference) or ends it (hangup). The apps after a conference are kept for
-    /// when the member leaves. No app left means the call hangs up, as FreeSWITCH does at the end
-    /// of an inline extension.
-    pub(crate) fn run_apps(&mut self, uuid: &str, apps: Vec<App>) {
-        let mut apps = apps.into_iter();
-        let Some(app) = apps.next() else {
-            self.hangup(uuid, "NORMAL_CLEARING");
-            return;
-        };
-        let (name, data) = app.name_and_data();
-        if let Some(ch) = self.channels.get_mut(uuid) {
-            ch.application = Some(app.clone());
-        }
-        let app_uuid = uuid::Uuid::new_v4().to_string();
-        let execute = [
-            ("Application", name.into()),
-            ("Application-Data", data),
-            ("Application-UUID", app_uuid),
-        ];
-        self.channel_event("CHANNEL_EXECUTE", uuid, &execute);
-        match app {
-            App::Park => {
-                self.answer(uuid);
-                self.channel_event("CHANNEL_PARK", uuid, &[]);
-            }
-            App::Conference(spec) => {
-                self.answer(uuid);
-                if let Some(ch) = self.channels.get_mut(uuid) {
-                    ch.after = apps.collect();
-                }
-                self.join(uuid, &spec);
-            }
-            App::Hangup(cause) => self.hangup(uuid, &cause),
-        }
-    }
-
-    /// CHANNEL_HANGUP, leaving any room, CHANNEL_HANGUP_COMPLETE, CHANNEL_DESTROY.
-    pub(crate) fn hangup(&mut self, uuid: &str, cause: &str) {
-        let Some(ch) = self.channels.get_mut(uuid) else {
-            return;
-        };
-        ch.state = ("CS_HANGUP", 10);
-        ch.call_state = "HANGUP";
-        ch.answer_state = "hangup";
-        ch.set_var("hangup_cause", cause);
-        let answered = ch.answered;
-        let created = ch.created;
-        let cause_header = [("Hangup-Cause", cause.to_owned())];
-        self.channel_event("CHANNEL_HANGUP", uuid, &cause_header);
-        self.leave_room(uuid, Some(cause));
-        let now = now_micros();
-        if let Some(ch) = self.channels.get_mut(uuid) {
-            ch.state = ("CS_REPORTING", 11);
-            ch.set_var(
-                "duration",
-                ((now.saturating_sub(created)) / 1_000_000).to_string(),
-            );
-            let billsec = if answered == 0 {
-                0
-            } else {
-                now.saturating_sub(answered) / 1_000_000
-            };
-            ch.set_var("billsec", billsec.to_string());
-        }
-        self.channel_event("CHANNEL_HANGUP_COMPLETE", uuid, &cause_header);
-        if let Some(ch) = self.channels.get_mut(uuid) {
-            ch.state = ("CS_DESTROY", 12);
-        }
-        self.channel_event("CHANNEL_DESTROY", uuid, &[]);
-        self.channels.remove(uuid);
-    }
-
     /// `originate <dial> <&app(args)|exten> [dialplan] [context] [cid_name] [cid_num] [timeout]`.
+    /// It returns once the call is answered; the channel runs its apps right after, in its own
+    /// thread (so BACKGROUND_JOB comes before the app's events, as in the captures).
     pub(crate) fn originate(&mut self, args: &str) -> String {
         let mut words = args.split_whitespace();
         let (Some(dial), Some(dest)) = (words.next(), words.next()) else {
@@ -329,21 +59,18 @@ impl State {
         };
         let (vars, endpoint) = split_vars(dial);
         let (tech, rest) = endpoint.split_once('/').unwrap_or((endpoint, ""));
-        let name = match tech {
+        match tech {
             "error" => {
-                return format!(
-                    "-ERR {}\n",
-                    if rest.is_empty() {
-                        "DESTINATION_OUT_OF_ORDER"
-                    } else {
-                        rest
-                    }
-                );
+                let cause = if rest.is_empty() {
+                    "DESTINATION_OUT_OF_ORDER"
+                } else {
+                    rest
+                };
+                return format!("-ERR {cause}\n");
             }
-            "loopback" => format!("loopback/{}-a", rest.split('/').next().unwrap_or_default()),
-            "null" | "sofia" | "user" => endpoint.to_owned(),
+            "loopback" | "null" | "sofia" | "user" => {}
             _ => return "-ERR CHAN_NOT_IMPLEMENTED\n".into(),
-        };
+        }
         let apps = match dest.strip_prefix('&') {
             Some(app) => {
                 let (app_name, arg) = match app.split_once('(') {
@@ -363,37 +90,235 @@ impl State {
         if self.channels.contains_key(&uuid) {
             return "-ERR DESTINATION_OUT_OF_ORDER\n".into();
         }
-        let cid_name = var("origination_caller_id_name").unwrap_or_else(|| "Outbound Call".into());
-        let cid_number = var("origination_caller_id_number").unwrap_or_else(|| "default".into());
-        let destination = rest.split('/').next().unwrap_or_default().to_owned();
-        let mut ch = Channel {
-            uuid: uuid.clone(),
-            name,
-            outbound: true,
-            state: ("CS_INIT", 2),
-            call_state: "DOWN",
-            answer_state: "ringing",
-            cid_name: "Outbound Call".into(),
-            cid_number: "default".into(),
-            orig_cid_name: cid_name,
-            orig_cid_number: cid_number,
-            destination,
-            context: "default".into(),
-            created: now_micros(),
-            answered: 0,
-            variables: Vec::new(),
-            application: None,
-            after: Vec::new(),
-            room: None,
+        let cid = (
+            var("origination_caller_id_name").unwrap_or_else(|| "Outbound Call".into()),
+            var("origination_caller_id_number").unwrap_or_else(|| "default".into()),
+        );
+        let a = if tech == "loopback" {
+            self.loopback_pair(&uuid, rest, &vars, cid)
+        } else {
+            self.plain_outbound(&uuid, endpoint, rest, &vars, cid)
         };
-        for (k, v) in &vars {
+        self.later(
+            Duration::from_millis(1),
+            Deferred::RunApps {
+                uuid: a.clone(),
+                apps,
+            },
+        );
+        format!("+OK {a}\n")
+    }
+
+    fn next_session(&mut self) -> u64 {
+        self.sessions_since_startup += 1;
+        self.sessions_since_startup
+    }
+
+    fn outbound_channel(&mut self, uuid: &str, name: String, cid: &(String, String)) -> Channel {
+        let mut ch = Channel::new(uuid.to_owned(), name, true, now_micros());
+        ch.cid_name = cid.0.clone();
+        ch.cid_number = cid.1.clone();
+        ch.orig_cid_name = cid.0.clone();
+        ch.orig_cid_number = cid.1.clone();
+        ch.callee = Some(("Outbound Call".into(), "default".into()));
+        ch.hit_dialplan = false;
+        ch.session_id = self.next_session();
+        ch
+    }
+
+    /// `null/…`, `sofia/…`, `user/…`: one outbound channel, answered at once.
+    fn plain_outbound(
+        &mut self,
+        uuid: &str,
+        endpoint: &str,
+        rest: &str,
+        vars: &[(String, String)],
+        cid: (String, String),
+    ) -> String {
+        let mut ch = self.outbound_channel(uuid, endpoint.to_owned(), &cid);
+        ch.destination = rest.split('/').next_back().unwrap_or_default().to_owned();
+        ch.source = "mod_null";
+        ch.state = ("CS_INIT", 2);
+        let session = ch.session_id.to_string();
+        for (k, v) in [
+            ("direction", "outbound".to_owned()),
+            ("is_outbound", "true".into()),
+            ("session_id", session),
+            ("channel_name", endpoint.to_owned()),
+            ("uuid", uuid.to_owned()),
+            ("call_uuid", uuid.to_owned()),
+        ] {
+            ch.set_var(k, v);
+        }
+        for (k, v) in vars {
             ch.set_var(k, v.clone());
         }
-        self.new_channel(ch);
-        self.channel_event("CHANNEL_ORIGINATE", &uuid, &[]);
-        self.answer(&uuid);
-        self.run_apps(&uuid, apps);
-        format!("+OK {uuid}\n")
+        self.channels.insert(uuid.to_owned(), ch);
+        self.set_state(uuid, "CS_INIT", 2);
+        self.ch_event("CHANNEL_CREATE", uuid, &[], &[], true);
+        self.ch_event("CHANNEL_ORIGINATE", uuid, &[], &[], true);
+        self.answer(uuid);
+        uuid.to_owned()
+    }
+
+    /// `loopback/<exten>[/<context>]`: an `-a` leg (the originated channel, renamed from a
+    /// temporary uuid to `origination_uuid`) and a `-b` leg that runs the extension.
+    fn loopback_pair(
+        &mut self,
+        uuid: &str,
+        rest: &str,
+        vars: &[(String, String)],
+        cid: (String, String),
+    ) -> String {
+        let mut parts = rest.split('/');
+        let exten = parts.next().unwrap_or_default().to_owned();
+        let context = parts.next().unwrap_or("default").to_owned();
+        // The a-leg is born under a temporary uuid and without a caller profile.
+        let tmp = uuid::Uuid::new_v4().to_string();
+        let mut a = self.outbound_channel(&tmp, format!("loopback/{rest}-a"), &cid);
+        a.destination = exten.clone();
+        a.context = context.clone();
+        a.source = "mod_loopback";
+        a.state = ("CS_NONE", 0);
+        a.profile = false;
+        a.read_codec = false;
+        a.write_codec = false;
+        self.channels.insert(tmp.clone(), a);
+        self.codec(&tmp, false);
+        self.codec(&tmp, true);
+        let Some(mut a) = self.channels.remove(&tmp) else {
+            return tmp;
+        };
+        a.uuid = uuid.to_owned();
+        a.name = format!("loopback/{exten}-a");
+        a.profile = true;
+        a.state = ("CS_NONE", 1);
+        let session = a.session_id.to_string();
+        for (k, v) in [
+            ("direction", "outbound".to_owned()),
+            ("is_outbound", "true".into()),
+            ("session_id", session),
+            ("read_codec", "L16".into()),
+            ("read_rate", "8000".into()),
+            ("write_codec", "L16".into()),
+            ("write_rate", "8000".into()),
+            ("channel_name", a.name.clone()),
+            ("uuid", uuid.to_owned()),
+            ("call_uuid", uuid.to_owned()),
+        ] {
+            a.set_var(k, v);
+        }
+        self.channels.insert(uuid.to_owned(), a);
+        let old = [("Old-Unique-ID", tmp)];
+        self.ch_event("CHANNEL_UUID", uuid, &old, &[], true);
+        self.ch_event("CHANNEL_OUTGOING", uuid, &[], &[], false);
+        self.set_state(uuid, "CS_INIT", 1);
+
+        let b_uuid = uuid::Uuid::new_v4().to_string();
+        let mut b = Channel::new(
+            b_uuid.clone(),
+            format!("loopback/{exten}-b"),
+            false,
+            now_micros(),
+        );
+        b.cid_name = cid.0.clone();
+        b.cid_number = cid.1.clone();
+        b.orig_cid_name = cid.0.clone();
+        b.orig_cid_number = cid.1.clone();
+        b.callee = Some(("Outbound Call".into(), "default".into()));
+        b.destination = exten.clone();
+        b.context = context;
+        b.source = "mod_loopback";
+        b.state = ("CS_NONE", 0);
+        b.profile = false;
+        b.read_codec = false;
+        b.write_codec = false;
+        b.partner = Some(uuid.to_owned());
+        b.session_id = self.next_session();
+        self.channels.insert(b_uuid.clone(), b);
+        self.codec(&b_uuid, false);
+        self.codec(&b_uuid, true);
+
+        if let Some(a) = self.channels.get_mut(uuid) {
+            for (k, v) in vars {
+                a.set_var(k, v.clone());
+            }
+            a.set_var("originate_early_media", "true");
+            a.set_var("originate_endpoint", "loopback");
+            a.set_var("other_loopback_leg_uuid", b_uuid.clone());
+            a.set_var("loopback_leg", "A");
+            a.partner = Some(b_uuid.clone());
+            a.state = ("CS_INIT", 2);
+        }
+        self.ch_event("CHANNEL_CREATE", uuid, &[], &[], true);
+        self.ch_event("CHANNEL_ORIGINATE", uuid, &[], &[], true);
+        self.set_state(uuid, "CS_ROUTING", 2);
+        self.set_state(uuid, "CS_CONSUME_MEDIA", 7);
+
+        if let Some(b) = self.channels.get_mut(&b_uuid) {
+            b.profile = true;
+            let session = b.session_id.to_string();
+            for (k, v) in [
+                ("direction", "inbound".to_owned()),
+                ("uuid", b_uuid.clone()),
+                ("call_uuid", b_uuid.clone()),
+                ("session_id", session),
+                ("channel_name", b.name.clone()),
+                ("read_codec", "L16".into()),
+                ("read_rate", "8000".into()),
+                ("write_codec", "L16".into()),
+                ("write_rate", "8000".into()),
+            ] {
+                b.set_var(k, v);
+            }
+            for (k, v) in vars {
+                b.set_var(k, v.clone());
+            }
+            b.set_var("other_loopback_leg_uuid", uuid);
+            b.set_var("loopback_leg", "B");
+        }
+        self.set_state(&b_uuid, "CS_INIT", 1);
+        self.ch_event("CHANNEL_CREATE", &b_uuid, &[], &[], true);
+        if let Some(b) = self.channels.get_mut(&b_uuid) {
+            b.state = ("CS_ROUTING", 2);
+        }
+        self.set_callstate(&b_uuid, "RINGING", 2);
+        self.set_state(&b_uuid, "CS_ROUTING", 2);
+        self.set_state(&b_uuid, "CS_EXECUTE", 4);
+        if let Some(b) = self.channels.get_mut(&b_uuid) {
+            b.set_var("call_uuid", b_uuid.clone());
+        }
+        // The b-leg's extension: its first app answers, which answers the a-leg first.
+        let mut b_apps = dialplan(&exten).into_iter();
+        let first = b_apps.next();
+        if first == Some(App::Answer) {
+            self.execute_b_answer(uuid, &b_uuid);
+        }
+        let b_rest: Vec<App> = b_apps.collect();
+        // Echo (or whatever follows) starts before the a-leg's caller id flip is announced.
+        self.run_apps(&b_uuid, b_rest);
+        if let Some(a) = self.channels.get_mut(uuid) {
+            a.set_var("endpoint_disposition", "ANSWER");
+            a.set_var("pre_transfer_caller_id_name", a.cid_name.clone());
+            a.set_var("pre_transfer_caller_id_number", a.cid_number.clone());
+            a.set_var("channel_cid_flipped", "yes");
+            a.cid_name = "Outbound Call".into();
+            a.cid_number = "default".into();
+        }
+        let direction = [("Direction", "RECV".to_owned())];
+        self.ch_event("CALL_UPDATE", uuid, &direction, &[], true);
+        uuid.to_owned()
+    }
+
+    /// The b-leg's `answer`: CHANNEL_EXECUTE on b, the a-leg answers, then b does.
+    fn execute_b_answer(&mut self, a: &str, b: &str) {
+        self.app_execute(b, &App::Answer);
+        self.answer(a);
+        self.answer(b);
+        if let Some(ch) = self.channels.get_mut(b) {
+            ch.set_var("endpoint_disposition", "ANSWER");
+        }
+        self.execute_complete(b);
     }
 
     /// `sim_inbound <did> <caller_number> [caller name…]`: a call arriving from the network to a
@@ -406,29 +331,37 @@ impl State {
         };
         let name = words.next().unwrap_or(number).to_owned();
         let uuid = uuid::Uuid::new_v4().to_string();
-        let mut ch = Channel {
-            uuid: uuid.clone(),
-            name: format!("sofia/internal/{number}@sim"),
-            outbound: false,
-            state: ("CS_INIT", 2),
-            call_state: "DOWN",
-            answer_state: "ringing",
-            cid_name: name.clone(),
-            cid_number: number.to_owned(),
-            orig_cid_name: name,
-            orig_cid_number: number.to_owned(),
-            destination: did.to_owned(),
-            context: "public".into(),
-            created: now_micros(),
-            answered: 0,
-            variables: Vec::new(),
-            application: None,
-            after: Vec::new(),
-            room: None,
-        };
-        ch.set_var("switchyard_did", did);
-        ch.set_var("destination_number", did);
-        self.new_channel(ch);
+        let mut ch = Channel::new(
+            uuid.clone(),
+            format!("sofia/internal/{number}@sim"),
+            false,
+            now_micros(),
+        );
+        ch.cid_name = name.clone();
+        ch.cid_number = number.to_owned();
+        ch.orig_cid_name = name;
+        ch.orig_cid_number = number.to_owned();
+        ch.destination = did.to_owned();
+        ch.context = "public".into();
+        ch.session_id = self.next_session();
+        let session = ch.session_id.to_string();
+        for (k, v) in [
+            ("direction", "inbound".to_owned()),
+            ("uuid", uuid.clone()),
+            ("session_id", session),
+            ("channel_name", ch.name.clone()),
+            ("call_uuid", uuid.clone()),
+            ("switchyard_did", did.to_owned()),
+            ("destination_number", did.to_owned()),
+        ] {
+            ch.set_var(k, v);
+        }
+        self.channels.insert(uuid.clone(), ch);
+        self.set_state(&uuid, "CS_INIT", 2);
+        self.ch_event("CHANNEL_CREATE", &uuid, &[], &[], true);
+        self.set_callstate(&uuid, "RINGING", 2);
+        self.set_state(&uuid, "CS_ROUTING", 2);
+        self.set_state(&uuid, "CS_EXECUTE", 4);
         self.run_apps(&uuid, vec![App::Park]);
         format!("+OK {uuid}\n")
     }
@@ -442,7 +375,7 @@ impl State {
             return "-ERR No such channel!\n".into();
         }
         let cause = words.next().unwrap_or("NORMAL_CLEARING").to_owned();
-        self.hangup(uuid, &cause);
+        self.hangup_soon(uuid, &cause);
         "+OK\n".into()
     }
 
@@ -466,7 +399,8 @@ impl State {
             vec![App::Park]
         };
         let uuid = (*uuid).to_owned();
-        self.leave_room(&uuid, None);
+        self.leave_room(&uuid);
+        self.execute_complete(&uuid);
         if let Some(ch) = self.channels.get_mut(&uuid) {
             ch.after.clear();
         }
@@ -517,7 +451,7 @@ impl State {
         if words.first() != Some(&"channels") {
             return "-USAGE: codec|endpoint|application|api|dialplan|file|timer|calls [count]|channels [count|like <match string>]|calls|detailed_calls|bridged_calls|detailed_bridged_calls|aliases|complete|chat|management|modules|nat_map|say|interfaces|interface_types|tasks|limits|status\n".into();
         }
-        let mut channels: Vec<&super::channels::Channel> = self.channels.values().collect();
+        let mut channels: Vec<&Channel> = self.channels.values().collect();
         channels.sort_by_key(|c| c.created);
         let rows: Vec<Value> = channels.iter().map(|c| c.show_row()).collect();
         if words.get(1..3) == Some(&["as", "json"][..]) {

@@ -5,10 +5,8 @@
 use std::fmt;
 use std::time::Instant;
 
-use serde_json::{Map, Value, json};
-
-use super::cjson;
-use super::core::State;
+use super::audio::{FLOOR_DELAY, Tone};
+use super::core::{Deferred, State};
 use super::media::{Playback, Recording};
 use crate::esl::EventData;
 
@@ -72,6 +70,11 @@ pub(crate) struct Member {
     pub volume_in: i32,
     pub volume_out: i32,
     pub energy: i32,
+    /// Start-talking fired, stop-talking not yet (driven by what the member hears, see `audio.rs`).
+    pub talking: bool,
+    pub talk_started: Option<Instant>,
+    /// The far end sends back what it hears (a loopback whose `-b` leg runs `echo`).
+    pub echo: bool,
 }
 
 #[derive(Debug)]
@@ -87,6 +90,12 @@ pub(crate) struct Room {
     pub max_members: i64,
     pub playback: Playback,
     pub recordings: Vec<Recording>,
+    /// Hold music (`local_stream://moh`) playing to a member who is alone, since when.
+    pub moh: Option<Instant>,
+    /// The enter or exit tone playing.
+    pub tone: Option<Tone>,
+    /// `event_count` of PRESENCE_IN.
+    pub presence_count: u64,
 }
 
 impl Room {
@@ -94,17 +103,17 @@ impl Room {
         self.members.iter().find(|m| m.id == id)
     }
 
-    fn non_ghosts(&self) -> usize {
+    pub fn non_ghosts(&self) -> usize {
         self.members.iter().filter(|m| !m.ghost).count()
     }
 
-    fn ghosts(&self) -> usize {
+    pub fn ghosts(&self) -> usize {
         self.members.len() - self.non_ghosts()
     }
 }
 
 /// Who a member-target command applies to.
-enum Target {
+pub(crate) enum Target {
     Ids(Vec<u32>),
     Usage,
     Missing(String),
@@ -151,12 +160,26 @@ impl State {
 
     /// The same for a member given by value (del-member describes a member already removed, so
     /// its `Conference-Size` is the size after the leave).
-    fn member_event_for(
+    pub(crate) fn member_event_for(
         &mut self,
         room: &str,
         member: &Member,
         action: &str,
         extra: &[(&str, String)],
+    ) {
+        let mut post = extra.to_vec();
+        post.push(("Action", action.to_owned()));
+        self.floor_event(room, member, &[], &post);
+    }
+
+    /// A member event with `pre` headers before the member's and `post` after (floor-change
+    /// puts `Action` and `Old-ID` first and `New-ID` last).
+    pub(crate) fn floor_event(
+        &mut self,
+        room: &str,
+        member: &Member,
+        pre: &[(&str, String)],
+        post: &[(&str, String)],
     ) {
         let floor = self.rooms.get(room).and_then(|r| r.floor) == Some(member.id);
         let calling = (
@@ -167,6 +190,9 @@ impl State {
         let Some(mut e) = self.room_event(room, calling) else {
             return;
         };
+        for (n, v) in pre {
+            e.push(n, v.clone());
+        }
         e.push("Floor", floor.to_string());
         if let Some(ch) = self.channels.get(&member.uuid) {
             ch.push_headers(&mut e, false);
@@ -175,25 +201,22 @@ impl State {
         e.push("Hear", member.hear.to_string());
         e.push("See", "true");
         e.push("Speak", member.speak.to_string());
-        e.push("Talking", "false");
+        e.push("Talking", member.talking.to_string());
         e.push("Mute-Detect", "false");
         e.push("Hold", "false");
         e.push("Member-ID", member.id.to_string());
-        e.push(
-            "Member-Type",
-            if member.moderator {
-                "moderator"
-            } else {
-                "member"
-            },
-        );
+        let kind = if member.moderator {
+            "moderator"
+        } else {
+            "member"
+        };
+        e.push("Member-Type", kind);
         e.push("Member-Ghost", member.ghost.to_string());
         e.push("Energy-Level", member.energy.to_string());
         e.push("Current-Energy", "0");
-        for (n, v) in extra {
+        for (n, v) in post {
             e.push(n, v.clone());
         }
-        e.push("Action", action);
         self.fire(e);
     }
 
@@ -210,7 +233,9 @@ impl State {
         }
     }
 
-    /// The conference app: create the room if needed, add the member, fire add-member.
+    /// The conference app: create the room if needed, add the member (add-member), and what
+    /// mod_conference does around a join: the alone prompt and hold music for a member alone,
+    /// the enter tone for the others, the floor for the first member.
     pub(crate) fn join(&mut self, uuid: &str, spec: &JoinSpec) {
         if !self.rooms.contains_key(&spec.room) {
             self.rooms.insert(
@@ -226,6 +251,9 @@ impl State {
                     max_members: 0,
                     playback: Playback::default(),
                     recordings: Vec::new(),
+                    moh: None,
+                    tone: None,
+                    presence_count: 0,
                 },
             );
             self.fire_room_action(&spec.room, "conference-create", &[]);
@@ -233,6 +261,12 @@ impl State {
         let id = self.next_member_id;
         self.next_member_id += 1;
         let has = |f: &str| spec.flags.iter().any(|x| x == f);
+        let echo = self
+            .channels
+            .get(uuid)
+            .and_then(|ch| ch.partner.as_ref())
+            .and_then(|p| self.channels.get(p))
+            .is_some_and(|p| p.echoing);
         let member = Member {
             id,
             uuid: uuid.to_owned(),
@@ -244,81 +278,143 @@ impl State {
             volume_in: 0,
             volume_out: 0,
             energy: 100,
+            talking: false,
+            talk_started: None,
+            echo,
         };
-        let room_uuid = match self.rooms.get_mut(&spec.room) {
-            Some(room) => {
-                room.members.push(member);
-                if room.floor.is_none() && !has("ghost") {
-                    room.floor = Some(id);
-                }
-                room.uuid.clone()
-            }
-            None => return,
+        let ghost = member.ghost;
+        let Some(room) = self.rooms.get_mut(&spec.room) else {
+            return;
         };
+        room.members.push(member);
+        let (room_uuid, count) = (room.uuid.clone(), room.non_ghosts());
+        let call_key = format!(
+            "conference_{}_{}_{}",
+            spec.room, self.config.domain, spec.profile
+        );
         if let Some(ch) = self.channels.get_mut(uuid) {
             ch.room = Some(spec.room.clone());
-            ch.set_var("conference_name", spec.room.clone());
-            ch.set_var("conference_member_id", id.to_string());
-            ch.set_var("conference_uuid", room_uuid);
+            for (k, v) in [
+                ("conference_name", spec.room.clone()),
+                ("app_session_uuid", room_uuid.clone()),
+                ("read_codec", "L16".into()),
+                ("read_rate", "8000".into()),
+                ("conference_member_id", id.to_string()),
+                ("conference_moderator", has("moderator").to_string()),
+                ("conference_ghost", ghost.to_string()),
+                ("conference_uuid", room_uuid),
+                ("conference_call_key", call_key),
+            ] {
+                ch.set_var(k, v);
+            }
+        }
+        self.codec(uuid, false);
+        if !ghost && count == 1 {
+            self.alone(&spec.room);
         }
         self.member_event(&spec.room, id, "add-member", &[]);
+        self.presence(&spec.room);
+        if !ghost && count > 1 {
+            self.stop_moh(&spec.room);
+            self.start_tone(&spec.room, super::audio::ENTER_TONE);
+        }
+        let no_floor = self
+            .rooms
+            .get(&spec.room)
+            .is_some_and(|r| r.floor.is_none());
+        if !ghost && no_floor {
+            self.set_floor(&spec.room, Some(id));
+        }
+        self.audio_changed(&spec.room, None);
     }
 
-    /// Takes a channel out of its room (del-member, and conference-destroy when it was the last).
-    /// The channel's remaining inline apps are left alone: a transfer or hangup replaces them,
-    /// kick and hup run them (see `remove_member_and_continue`).
-    pub(crate) fn leave_room(&mut self, uuid: &str, cause: Option<&str>) {
+    /// Takes a channel out of its room: the floor if it held it, PRESENCE_IN, the alone prompt
+    /// for a member left alone, del-member, the conference app's end (CODEC, EXECUTE_COMPLETE),
+    /// then the exit tone, or the room's end when nobody is left.
+    pub(crate) fn leave_room(&mut self, uuid: &str) {
         let Some(room_name) = self.channels.get_mut(uuid).and_then(|ch| ch.room.take()) else {
             return;
         };
-        let Some(id) = self
+        let Some(member) = self
             .rooms
             .get(&room_name)
             .and_then(|r| r.members.iter().find(|m| m.uuid == uuid))
-            .map(|m| m.id)
+            .cloned()
         else {
             return;
         };
-        let extra: Vec<(&str, String)> = cause
-            .map(|c| vec![("Hangup-Cause", c.to_owned())])
-            .unwrap_or_default();
-        // del-member reports the size after the leave, so remove first and describe the member
-        // from a copy.
-        let member = self
+        let held_floor = self
             .rooms
             .get(&room_name)
-            .and_then(|r| r.member(id))
-            .cloned();
-        if let Some(room) = self.rooms.get_mut(&room_name) {
-            room.members.retain(|m| m.id != id);
-            if room.floor == Some(id) {
-                room.floor = room.members.iter().find(|m| !m.ghost).map(|m| m.id);
+            .is_some_and(|r| r.floor == Some(member.id));
+        if held_floor {
+            self.set_floor(&room_name, None);
+        }
+        // del-member reports the size after the leave: remove first, describe from the copy.
+        let left = match self.rooms.get_mut(&room_name) {
+            Some(room) => {
+                room.members.retain(|m| m.id != member.id);
+                room.non_ghosts()
             }
+            None => return,
+        };
+        self.presence(&room_name);
+        if !member.ghost && left == 1 {
+            self.alone(&room_name);
         }
-        if let Some(member) = member {
-            self.member_event_for(&room_name, &member, "del-member", &extra);
-        }
+        self.member_event_for(&room_name, &member, "del-member", &[]);
         if let Some(ch) = self.channels.get_mut(uuid) {
-            ch.application = None;
+            ch.unset_var("conference_call_key");
         }
+        self.codec(uuid, false);
+        self.execute_complete(uuid);
         let empty = self
             .rooms
             .get(&room_name)
             .is_some_and(|r| r.members.is_empty());
         if empty {
             self.destroy_room(&room_name);
+            return;
+        }
+        if !member.ghost && left > 0 {
+            self.start_tone(&room_name, super::audio::EXIT_TONE);
+        }
+        if held_floor {
+            self.later(
+                FLOOR_DELAY,
+                Deferred::Floor {
+                    room: room_name.clone(),
+                },
+            );
+        }
+        self.audio_changed(&room_name, None);
+    }
+
+    /// A kicked (or hung up) member leaves; its channel runs what its inline dialplan has next,
+    /// and hangs up when nothing is left.
+    pub(crate) fn leave_and_continue(&mut self, uuid: &str) {
+        self.leave_room(uuid);
+        let after = self
+            .channels
+            .get_mut(uuid)
+            .map(|ch| std::mem::take(&mut ch.after))
+            .unwrap_or_default();
+        if self.channels.contains_key(uuid) {
+            self.run_apps(uuid, after);
         }
     }
 
     fn destroy_room(&mut self, room: &str) {
+        self.presence(room);
         self.stop_playback(room, true);
+        self.stop_moh(room);
         self.stop_all_recordings(room);
         self.fire_room_action(room, "conference-destroy", &[]);
         self.rooms.remove(room);
     }
 
     /// Resolves `<id>|all|last|non_moderator|var=value`.
-    fn target(&self, room: &Room, word: Option<&str>) -> Target {
+    pub(crate) fn target(&self, room: &Room, word: Option<&str>) -> Target {
         let Some(word) = word else {
             return Target::Usage;
         };
@@ -361,331 +457,6 @@ impl State {
                 }
                 None => Target::Usage,
             },
-        }
-    }
-
-    /// `conference …`: the whole mod_conference API the simulator supports.
-    pub(crate) fn conference(&mut self, args: &str) -> String {
-        let words: Vec<&str> = args.split_whitespace().collect();
-        let Some(&first) = words.first() else {
-            return "-ERR Conference command, not specified.\nTry 'help'\n".into();
-        };
-        match first {
-            "list" => return self.list_all(),
-            "json_list" => return self.json_list(None),
-            "count" => return self.rooms.len().to_string(),
-            _ => {}
-        }
-        let room = first;
-        if !self.rooms.contains_key(room) {
-            return format!("-ERR Conference {room} not found\n");
-        }
-        let Some(&sub) = words.get(1) else {
-            return "Conference command, not specified.\nTry 'help'\n".into();
-        };
-        let rest = &words[2..];
-        match sub {
-            "list" => self.list_room(room, rest),
-            "json_list" => self.json_list(Some(room)),
-            "count" => self
-                .rooms
-                .get(room)
-                .map(|r| r.non_ghosts().to_string())
-                .unwrap_or_default(),
-            "get" => self.get(room, rest.first().copied()),
-            "set" => self.set(room, rest),
-            "lock" | "unlock" => self.lock_room(room, sub == "lock"),
-            "mute" | "unmute" | "tmute" | "deaf" | "undeaf" | "kick" | "hup" => {
-                self.member_command(room, sub, rest)
-            }
-            "play" => self.play(room, rest),
-            "pause_play" => self.pause_play(room),
-            "stop" => self.stop(room, rest),
-            "file-vol" | "file_vol" => self.file_vol(room, rest),
-            "record" => self.record(room, rest.first().copied()),
-            "norecord" => self.norecord(room, rest.first().copied()),
-            "recording" => match rest.first().copied() {
-                Some("start") => self.record(room, rest.get(1).copied()),
-                Some("stop") => self.norecord(room, rest.get(1).copied()),
-                _ => "-ERR Usage: recording <start|stop|pause|resume|check> <path|all>\n".into(),
-            },
-            "say" => self.say(room, None, &rest.join(" ")),
-            "saymember" => self.say(
-                room,
-                rest.first().copied(),
-                &rest.get(1..).unwrap_or_default().join(" "),
-            ),
-            _ => format!("-ERR Conference command '{sub}' not found.\n"),
-        }
-    }
-
-    fn member_command(&mut self, room_name: &str, verb: &str, rest: &[&str]) -> String {
-        let Some(room) = self.rooms.get(room_name) else {
-            return format!("-ERR Conference {room_name} not found\n");
-        };
-        let ids = match self.target(room, rest.first().copied()) {
-            Target::Ids(ids) => ids,
-            Target::Missing(text) => return text,
-            Target::Usage => {
-                return format!("{verb} <[member_id|all]|last|non_moderator> [<quiet>]");
-            }
-        };
-        let mut out = String::new();
-        for id in ids {
-            out.push_str(&self.apply_member(room_name, id, verb));
-        }
-        out
-    }
-
-    fn apply_member(&mut self, room_name: &str, id: u32, verb: &str) -> String {
-        let Some(member) = self
-            .rooms
-            .get_mut(room_name)
-            .and_then(|r| r.members.iter_mut().find(|m| m.id == id))
-        else {
-            return String::new();
-        };
-        let (action, reply) = match verb {
-            "mute" => ("mute-member", "mute"),
-            "unmute" => ("unmute-member", "unmute"),
-            "tmute" if member.speak => ("mute-member", "mute"),
-            "tmute" => ("unmute-member", "unmute"),
-            "deaf" => ("deaf-member", "deaf"),
-            "undeaf" => ("undeaf-member", "undeaf"),
-            "kick" => ("kick-member", "kicked"),
-            _ => ("hup-member", "hup"),
-        };
-        match action {
-            "mute-member" => member.speak = false,
-            "unmute-member" => member.speak = true,
-            "deaf-member" => member.hear = false,
-            "undeaf-member" => member.hear = true,
-            _ => {}
-        }
-        let uuid = member.uuid.clone();
-        self.member_event(room_name, id, action, &[]);
-        if matches!(verb, "kick" | "hup") {
-            self.remove_member_and_continue(&uuid);
-        }
-        format!("+OK {reply} {id}\n")
-    }
-
-    /// Kick and hup end the conference app; the channel runs what its inline dialplan has next
-    /// (FreeSWITCH hangs up when nothing is left).
-    fn remove_member_and_continue(&mut self, uuid: &str) {
-        self.leave_room(uuid, None);
-        let after = self
-            .channels
-            .get_mut(uuid)
-            .map(|ch| std::mem::take(&mut ch.after))
-            .unwrap_or_default();
-        if self.channels.contains_key(uuid) {
-            self.run_apps(uuid, after);
-        }
-    }
-
-    fn member_line(&self, room: &Room, m: &Member, delim: &str) -> String {
-        let ch = self.channels.get(&m.uuid);
-        let mut flags = Vec::new();
-        if m.hear {
-            flags.push("hear");
-        }
-        if m.speak {
-            flags.push("speak");
-        }
-        if room.floor == Some(m.id) {
-            flags.push("floor");
-        }
-        if m.moderator {
-            flags.push("moderator");
-        }
-        if m.ghost {
-            flags.push("ghost");
-        }
-        [
-            m.id.to_string(),
-            ch.map(|c| c.name.clone()).unwrap_or_default(),
-            m.uuid.clone(),
-            ch.map(|c| c.cid_name.clone()).unwrap_or_default(),
-            ch.map(|c| c.cid_number.clone()).unwrap_or_default(),
-            flags.join("|"),
-            m.volume_in.to_string(),
-            m.volume_out.to_string(),
-            m.energy.to_string(),
-        ]
-        .join(delim)
-    }
-
-    fn list_room(&self, name: &str, rest: &[&str]) -> String {
-        let Some(room) = self.rooms.get(name) else {
-            return String::new();
-        };
-        if rest.first() == Some(&"count") {
-            return room.non_ghosts().to_string();
-        }
-        let delim = match rest {
-            ["delim", d, ..] => *d,
-            _ => ";",
-        };
-        room.members
-            .iter()
-            .rev()
-            .filter(|m| !m.ghost)
-            .map(|m| format!("{}\n", self.member_line(room, m, delim)))
-            .collect()
-    }
-
-    fn list_all(&self) -> String {
-        if self.rooms.is_empty() {
-            return "+OK No active conferences.\n".into();
-        }
-        let mut out = String::new();
-        for room in self.rooms.values() {
-            let n = room.non_ghosts();
-            out.push_str(&format!(
-                "+OK Conference {} ({n} member{} rate: 8000{} flags: running|answered|enforce_min|dynamic|exit_sound|enter_sound|json_status)\n",
-                room.name,
-                if n == 1 { "" } else { "s" },
-                if room.locked { " locked" } else { "" },
-            ));
-            out.push_str(&self.list_room(&room.name, &[]));
-        }
-        out
-    }
-
-    fn json_list(&self, only: Option<&str>) -> String {
-        let rooms: Vec<Value> = self
-            .rooms
-            .values()
-            .filter(|r| only.is_none_or(|o| o == r.name))
-            .map(|room| {
-                let members: Vec<Value> = room
-                    .members
-                    .iter()
-                    .rev()
-                    .map(|m| {
-                        let ch = self.channels.get(&m.uuid);
-                        json!({
-                            "type": "caller", "id": m.id,
-                            "flags": {
-                                "can_hear": m.hear, "can_see": true, "can_speak": m.speak, "hold": false,
-                                "mute_detect": false, "talking": false, "has_video": false, "video_bridge": false,
-                                "has_floor": room.floor == Some(m.id), "is_moderator": m.moderator,
-                                "end_conference": false, "mandatory_member_end_conference": false, "pass_digits": false,
-                            },
-                            "uuid": m.uuid,
-                            "caller_id_name": ch.map(|c| c.cid_name.clone()).unwrap_or_default(),
-                            "caller_id_number": ch.map(|c| c.cid_number.clone()).unwrap_or_default(),
-                            "join_time": m.joined.elapsed().as_secs(), "last_talking": 0, "energy": m.energy,
-                            "volume_in": m.volume_in, "volume_out": m.volume_out,
-                            "output-volume": m.volume_out, "input-volume": m.volume_in,
-                        })
-                    })
-                    .collect();
-                let mut o = Map::new();
-                for (k, v) in [
-                    ("conference_name", json!(room.name)),
-                    ("member_count", json!(room.non_ghosts())),
-                    ("ghost_count", json!(room.ghosts())),
-                    ("rate", json!(8000)),
-                    ("run_time", json!(room.created.elapsed().as_secs())),
-                    ("conference_uuid", json!(room.uuid)),
-                    ("canvas_count", json!(0)),
-                    ("max_bw_in", json!(0)),
-                    ("force_bw_in", json!(0)),
-                    ("video_floor_packets", json!(0)),
-                    ("locked", json!(room.locked)),
-                    ("destruct", json!(false)),
-                    ("wait_mod", json!(false)),
-                    ("audio_always", json!(false)),
-                    ("running", json!(true)),
-                    ("answered", json!(true)),
-                    ("enforce_min", json!(true)),
-                    ("bridge_to", json!(false)),
-                    ("dynamic", json!(true)),
-                    ("exit_sound", json!(true)),
-                    ("enter_sound", json!(true)),
-                    ("recording", json!(!room.recordings.is_empty())),
-                    ("video_bridge", json!(false)),
-                    ("video_floor_only", json!(false)),
-                    ("video_rfc4579", json!(false)),
-                    ("variables", json!({})),
-                    ("members", Value::Array(members)),
-                ] {
-                    o.insert(k.into(), v);
-                }
-                Value::Object(o)
-            })
-            .collect();
-        cjson::print(&Value::Array(rooms))
-    }
-
-    fn get(&self, name: &str, param: Option<&str>) -> String {
-        let Some(room) = self.rooms.get(name) else {
-            return String::new();
-        };
-        match param {
-            Some("run_time") => room.created.elapsed().as_secs().to_string(),
-            Some("count") => room.non_ghosts().to_string(),
-            Some("count_ghosts") => room.ghosts().to_string(),
-            Some("max_members") => room.max_members.to_string(),
-            Some("rate") => "8000".into(),
-            Some("profile_name") => room.profile.clone(),
-            Some("uuid") => room.uuid.clone(),
-            Some("is_locked") => {
-                if room.locked {
-                    "locked".into()
-                } else {
-                    String::new()
-                }
-            }
-            Some("wait_mod") => String::new(),
-            _ => "get <parameter-name>".into(),
-        }
-    }
-
-    fn set(&mut self, name: &str, rest: &[&str]) -> String {
-        let Some(room) = self.rooms.get_mut(name) else {
-            return String::new();
-        };
-        match rest {
-            ["max_members", v] => match v.parse::<i64>() {
-                Ok(n) if n >= 0 => std::mem::replace(&mut room.max_members, n).to_string(),
-                _ => "set <parameter-name> <value>".into(),
-            },
-            _ => "set <parameter-name> <value>".into(),
-        }
-    }
-
-    fn lock_room(&mut self, name: &str, lock: bool) -> String {
-        if let Some(room) = self.rooms.get_mut(name) {
-            room.locked = lock;
-        }
-        self.fire_room_action(name, if lock { "lock" } else { "unlock" }, &[]);
-        format!("+OK {name} {}\n", if lock { "locked" } else { "unlocked" })
-    }
-
-    fn say(&mut self, name: &str, member: Option<&str>, text: &str) -> String {
-        if text.trim().is_empty() {
-            return "-ERR (say) Error! No text.\n".into();
-        }
-        match member {
-            None => {
-                self.fire_room_action(
-                    name,
-                    "speak-text",
-                    &[("Action", "speak-text".into()), ("Text", text.into())],
-                );
-                "+OK (say) OK\n".into()
-            }
-            Some(id) => {
-                let id: u32 = id.parse().unwrap_or(0);
-                if self.rooms.get(name).and_then(|r| r.member(id)).is_none() {
-                    return format!("-ERR (saymember) Unknown Member {id}\n");
-                }
-                self.member_event(name, id, "speak-text-member", &[("Text", text.into())]);
-                "+OK (saymember) OK\n".to_owned()
-            }
         }
     }
 }

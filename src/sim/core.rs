@@ -9,20 +9,42 @@ use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
 
 use super::SimConfig;
-use super::channels::Channel;
+use super::channel::{App, Channel};
 use super::conference::Room;
 use super::events::{Identity, SimEvent, prologue};
+use super::media::PlayFile;
 use crate::esl::EventData;
 
-/// Work to do after the state lock is released.
-#[derive(Debug)]
-pub(crate) enum Timer {
-    /// A room's current file ends after `after`, unless the room's playback changed (`token`).
-    PlayDone {
+/// Work the simulated threads do later: FreeSWITCH runs each channel, each conference and each
+/// `bgapi` job in its own thread, so what a command sets off continues after its reply.
+#[derive(Debug, Clone)]
+pub(crate) enum Deferred {
+    /// A room's current file ends, unless the room's playback changed since (`token`).
+    PlayDone { room: String, token: u64 },
+    /// Files stopped by a command get their play-file-done.
+    PlayStopped {
         room: String,
-        token: u64,
-        after: Duration,
+        files: Vec<(PlayFile, Duration)>,
     },
+    /// An originated channel leaves the originate and runs its apps.
+    RunApps { uuid: String, apps: Vec<App> },
+    /// The rest of a hangup whose CHANNEL_HANGUP was fired already.
+    FinishHangup { uuid: String },
+    /// A kicked member leaves the room; its channel runs what its dialplan has next.
+    Leave { uuid: String },
+    /// The floor moves to the members that talk (see `audio.rs`).
+    Floor { room: String },
+    /// Members start or stop talking as what they hear changed.
+    Talk { room: String },
+    /// An enter or exit tone ended.
+    ToneDone { room: String, token: u64 },
+}
+
+/// Steps run in order, in one go, `after` from now.
+#[derive(Debug)]
+pub(crate) struct Timer {
+    pub after: Duration,
+    pub steps: Vec<Deferred>,
 }
 
 pub(crate) struct State {
@@ -79,6 +101,27 @@ impl State {
         let _ = self.events.send(Arc::new(SimEvent::new(data)));
     }
 
+    /// Runs `step` after `after` (once the state lock is released).
+    pub fn later(&mut self, after: Duration, step: Deferred) {
+        self.timers.push(Timer {
+            after,
+            steps: vec![step],
+        });
+    }
+
+    fn run(&mut self, step: Deferred) {
+        match step {
+            Deferred::PlayDone { room, token } => self.play_done(&room, token),
+            Deferred::PlayStopped { room, files } => self.files_stopped(&room, files),
+            Deferred::RunApps { uuid, apps } => self.proceed(&uuid, apps),
+            Deferred::FinishHangup { uuid } => self.finish_hangup(&uuid),
+            Deferred::Leave { uuid } => self.leave_and_continue(&uuid),
+            Deferred::Floor { room } => self.floor_to_talkers(&room),
+            Deferred::Talk { room } => self.update_talking(&room),
+            Deferred::ToneDone { room, token } => self.tone_done(&room, token),
+        }
+    }
+
     pub fn token(&mut self) -> u64 {
         self.next_token += 1;
         self.next_token
@@ -122,52 +165,65 @@ impl Core {
     }
 
     /// Runs one `api` command line and returns what FreeSWITCH would print. Empty output is
-    /// returned empty; the listener turns it into `-ERR no reply`.
+    /// returned empty; the listener turns it into `-ERR no reply`. In process: no API event.
     pub fn api(self: &Arc<Self>, line: &str) -> String {
-        let line = line.trim();
-        let (name, args) = line.split_once(' ').unwrap_or((line, ""));
-        let args = args.trim();
         let mut state = self.lock();
-        let out = match name {
-            "status" => state.status(),
-            "version" => format!("FreeSWITCH Version {} ( 64bit)\n", self.config.version),
-            "global_getvar" => match args {
-                "core_uuid" => state.id.core_uuid.clone(),
-                "hostname" => state.id.hostname.clone(),
-                _ => String::new(),
-            },
-            "originate" => state.originate(args),
-            "uuid_kill" => state.uuid_kill(args),
-            "uuid_transfer" => state.uuid_transfer(args),
-            "uuid_exists" => state.channels.contains_key(args).to_string(),
-            "uuid_getvar" => state.uuid_getvar(args),
-            "hupall" => state.hupall(args),
-            "show" => state.show(args),
-            "conference" => state.conference(args),
-            "sim_inbound" => state.inbound(args),
-            _ => format!("-ERR {name} Command not found!\n"),
-        };
+        let out = state.execute(line, &self.config.version);
+        self.release(state);
+        out
+    }
+
+    /// `api <line>` from an ESL client: the command, then its API event (FreeSWITCH creates the
+    /// event, and so takes its sequence number, before the command runs, and fires it after).
+    pub fn esl_api(self: &Arc<Self>, line: &str) -> String {
+        let mut state = self.lock();
+        let api = state.api_event(line);
+        let out = state.execute(line, &self.config.version);
+        state.fire(api);
+        self.release(state);
+        out
+    }
+
+    /// `bgapi <line>`: the job runs, fires its API event, then BACKGROUND_JOB with the output.
+    pub fn bgapi(self: &Arc<Self>, line: &str, job: &str) {
+        let mut state = self.lock();
+        let api = state.api_event(line);
+        let output = state.execute(line, &self.config.version);
+        state.fire(api);
+        let (command, arg) = line.trim().split_once(' ').unwrap_or((line.trim(), ""));
+        let mut e = state.event(
+            "BACKGROUND_JOB",
+            None,
+            ("mod_event_socket.c", "api_exec", 1580),
+        );
+        e.push("Job-UUID", job);
+        e.push("Job-Command", command);
+        if !arg.is_empty() {
+            e.push("Job-Command-Arg", arg);
+        }
+        e.body = Some(output);
+        state.fire(e);
+        self.release(state);
+    }
+
+    /// Drops the lock, then arms the timers the work left behind.
+    fn release(self: &Arc<Self>, mut state: MutexGuard<'_, State>) {
         let timers = std::mem::take(&mut state.timers);
         drop(state);
         self.schedule(timers);
-        out
     }
 
     fn schedule(self: &Arc<Self>, timers: Vec<Timer>) {
         for timer in timers {
             let core = Arc::clone(self);
-            match timer {
-                Timer::PlayDone { room, token, after } => {
-                    tokio::spawn(async move {
-                        tokio::time::sleep(after).await;
-                        let mut state = core.lock();
-                        state.play_done(&room, token);
-                        let timers = std::mem::take(&mut state.timers);
-                        drop(state);
-                        core.schedule(timers);
-                    });
+            tokio::spawn(async move {
+                tokio::time::sleep(timer.after).await;
+                let mut state = core.lock();
+                for step in timer.steps {
+                    state.run(step);
                 }
-            }
+                core.release(state);
+            });
         }
     }
 
@@ -231,6 +287,46 @@ pub(crate) fn uptime_text(up: Duration) -> String {
 }
 
 impl State {
+    fn api_event(&mut self, line: &str) -> EventData {
+        let line = line.trim();
+        let (name, args) = line.split_once(' ').unwrap_or((line, ""));
+        let mut e = self.event(
+            "API",
+            None,
+            ("switch_loadable_module.c", "switch_api_execute", 3140),
+        );
+        e.push("API-Command", name);
+        if !args.trim().is_empty() {
+            e.push("API-Command-Argument", args.trim());
+        }
+        e
+    }
+
+    fn execute(&mut self, line: &str, version: &str) -> String {
+        let line = line.trim();
+        let (name, args) = line.split_once(' ').unwrap_or((line, ""));
+        let args = args.trim();
+        match name {
+            "status" => self.status(),
+            "version" => format!("FreeSWITCH Version {version} ( 64bit)\n"),
+            "global_getvar" => match args {
+                "core_uuid" => self.id.core_uuid.clone(),
+                "hostname" => self.id.hostname.clone(),
+                _ => String::new(),
+            },
+            "originate" => self.originate(args),
+            "uuid_kill" => self.uuid_kill(args),
+            "uuid_transfer" => self.uuid_transfer(args),
+            "uuid_exists" => self.channels.contains_key(args).to_string(),
+            "uuid_getvar" => self.uuid_getvar(args),
+            "hupall" => self.hupall(args),
+            "show" => self.show(args),
+            "conference" => self.conference(args),
+            "sim_inbound" => self.inbound(args),
+            _ => format!("-ERR {name} Command not found!\n"),
+        }
+    }
+
     fn status(&self) -> String {
         format!(
             "UP {}\nFreeSWITCH (Version {}  64bit) is ready\n{} session(s) since startup\n{} session(s) - peak {}, last 5min {} \n0 session(s) per Sec out of max 30, peak 2, last 5min 2 \n1000 session(s) max\nmin idle cpu 0.00/96.40\nCurrent Stack Size/Max 240K/8192K\n",

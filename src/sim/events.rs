@@ -65,6 +65,11 @@ pub fn now_micros() -> u64 {
         .unwrap_or_default()
 }
 
+/// `YYYY-MM-DD hh:mm:ss` (UTC) of a time in microseconds since the epoch.
+pub fn local_date(micros: u64) -> String {
+    dates(micros).0
+}
+
 /// `YYYY-MM-DD hh:mm:ss` and the RFC 822 form, both in UTC (the simulator runs in UTC).
 fn dates(micros: u64) -> (String, String) {
     let secs = (micros / 1_000_000) as i64;

@@ -15,7 +15,7 @@ use super::core::Core;
 use super::events::SimEvent;
 use super::subscription::{SubscribeOutcome, Subscription};
 use super::{Fault, SimConfig};
-use crate::esl::{ContentType, EventData, FrameWriter, Request, RequestCodec, command_reply};
+use crate::esl::{ContentType, FrameWriter, Request, RequestCodec, command_reply};
 
 const GOODBYE: &str = "Disconnected, goodbye.\nSee you at ClueCon! http://www.cluecon.com/\n";
 pub(crate) const SHUTDOWN: &str = "The system is being shut down.\n";
@@ -230,7 +230,7 @@ impl Listener {
         }
         let words: Vec<&str> = args.split_whitespace().collect();
         let out = match word.as_str() {
-            "api" => api_response(&self.core.api(args)),
+            "api" => api_response(&self.core.esl_api(args)),
             "bgapi" => return (vec![self.bgapi(args, &request)], Next::Continue),
             "event" => match self.sub.subscribe(&words) {
                 SubscribeOutcome::Ok => reply(&format!(
@@ -280,23 +280,7 @@ impl Listener {
         );
         let core = Arc::clone(&self.core);
         let args = args.to_owned();
-        tokio::spawn(async move {
-            let output = core.api(&args);
-            let (command, arg) = args.split_once(' ').unwrap_or((args.as_str(), ""));
-            let mut state = core.lock();
-            let mut e: EventData = state.event(
-                "BACKGROUND_JOB",
-                None,
-                ("mod_event_socket.c", "api_exec", 1580),
-            );
-            e.push("Job-UUID", job);
-            e.push("Job-Command", command);
-            if !arg.is_empty() {
-                e.push("Job-Command-Arg", arg);
-            }
-            e.body = Some(output);
-            state.fire(e);
-        });
+        tokio::spawn(async move { core.bgapi(&args, &job) });
         dst.freeze()
     }
 }

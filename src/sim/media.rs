@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::core::{State, Timer};
+use super::core::{Deferred, State};
 use super::wav;
 
 #[derive(Debug, Clone)]
@@ -102,6 +102,7 @@ impl State {
         let starts_now = r.playback.queue.len() == 1 && !r.playback.paused;
         if starts_now {
             self.start_current(room);
+            self.audio_changed(room, None);
         }
         format!("+OK (play) Playing file {file}\n")
     }
@@ -120,11 +121,13 @@ impl State {
         current.started = Some(Instant::now());
         let after = current.remaining;
         let file = current.file.clone();
-        self.timers.push(Timer::PlayDone {
-            room: room.to_owned(),
-            token,
+        self.later(
             after,
-        });
+            Deferred::PlayDone {
+                room: room.to_owned(),
+                token,
+            },
+        );
         if fresh {
             self.fire_room_action(
                 room,
@@ -148,6 +151,7 @@ impl State {
         }
         if let Some(done) = r.playback.queue.pop_front() {
             self.fire_play_done(room, &done, done.total);
+            self.audio_changed(room, None);
         }
         if self
             .rooms
@@ -158,6 +162,25 @@ impl State {
         }
     }
 
+    /// Stopped files are closed by the conference thread just after the command returned, so
+    /// their play-file-done comes after the command's API event (captures 01/02).
+    fn stopped(&mut self, room: &str, files: Vec<(PlayFile, Duration)>) {
+        self.later(
+            Duration::from_millis(1),
+            Deferred::PlayStopped {
+                room: room.to_owned(),
+                files,
+            },
+        );
+    }
+
+    pub(crate) fn files_stopped(&mut self, room: &str, files: Vec<(PlayFile, Duration)>) {
+        for (file, played) in &files {
+            self.fire_play_done(room, file, *played);
+        }
+        self.audio_changed(room, None);
+    }
+
     fn fire_play_done(&mut self, room: &str, file: &PlayFile, played: Duration) {
         let ms = played.as_millis() as u64;
         let mut extra = vec![
@@ -166,7 +189,6 @@ impl State {
             ("samples", (ms * 8).to_string()),
             ("Action", "play-file-done".to_owned()),
             ("File", file.file.clone()),
-            ("Async", "false".to_owned()),
         ];
         for (k, v) in &file.params {
             extra.push((k.as_str(), v.clone()));
@@ -220,7 +242,8 @@ impl State {
         };
         let played = file.total.saturating_sub(file.remaining)
             + file.started.map(|s| s.elapsed()).unwrap_or_default();
-        self.fire_play_done(room, &file, played.min(file.total));
+        let played = played.min(file.total);
+        self.stopped(room, vec![(file, played)]);
         if self
             .rooms
             .get(room)
@@ -240,14 +263,20 @@ impl State {
         r.playback.token = token;
         r.playback.paused = false;
         let files: Vec<PlayFile> = r.playback.queue.drain(..).collect();
-        if !quiet {
-            for file in &files {
-                let played = file.total.saturating_sub(file.remaining)
-                    + file.started.map(|s| s.elapsed()).unwrap_or_default();
-                self.fire_play_done(room, file, played.min(file.total));
-            }
+        let n = files.len();
+        if !quiet && n > 0 {
+            let stopped = files
+                .into_iter()
+                .map(|file| {
+                    let played = file.total.saturating_sub(file.remaining)
+                        + file.started.map(|s| s.elapsed()).unwrap_or_default();
+                    let played = played.min(file.total);
+                    (file, played)
+                })
+                .collect();
+            self.stopped(room, stopped);
         }
-        files.len()
+        n
     }
 
     /// `file-vol <dB>`: the volume of the file now playing.

@@ -5,8 +5,12 @@
 //! Its truth is the real captures in `fixtures/esl/`: reply texts, event headers and event order.
 //! [`Simulator`] is also the in-process handle tests use to inject calls and faults.
 
+mod audio;
+mod callflow;
+mod channel;
 mod channels;
 mod cjson;
+mod conf_api;
 mod conference;
 mod core;
 mod events;

@@ -1,0 +1,270 @@
+//! How a channel lives, event by event, as FreeSWITCH's state machine reports it: states and call
+//! states, codecs, applications (CHANNEL_EXECUTE / _COMPLETE), answer, and the hangup sequence
+//! (CHANNEL_HANGUP, CS_HANGUP, CS_REPORTING with the CDR variables, HANGUP_COMPLETE, DESTROY).
+//! A loopback pair hangs up together: each leg takes its partner down.
+
+use std::time::Duration;
+
+use super::channel::{App, cdr_variables};
+use super::core::{Deferred, State};
+use super::events::now_micros;
+
+type Headers<'a> = &'a [(&'a str, String)];
+
+const SWITCH_CHANNEL: (&str, &str, u32) =
+    ("switch_channel.c", "switch_channel_perform_event", 4000);
+
+impl State {
+    /// Fires `name` for a channel: `pre` headers, the channel (with `variables` or not), `post`.
+    pub(crate) fn ch_event(
+        &mut self,
+        name: &str,
+        uuid: &str,
+        pre: Headers<'_>,
+        post: Headers<'_>,
+        variables: bool,
+    ) {
+        let Some(ch) = self.channels.get(uuid).cloned() else {
+            return;
+        };
+        let mut e = self.event(name, None, SWITCH_CHANNEL);
+        for (n, v) in pre {
+            e.push(n, v.clone());
+        }
+        ch.push_headers(&mut e, variables);
+        for (n, v) in post {
+            e.push(n, v.clone());
+        }
+        self.fire(e);
+    }
+
+    /// Moves a channel to a new state (CHANNEL_STATE).
+    pub(crate) fn set_state(&mut self, uuid: &str, state: &'static str, number: u8) {
+        match self.channels.get_mut(uuid) {
+            Some(ch) => ch.state = (state, number),
+            None => return,
+        }
+        self.ch_event("CHANNEL_STATE", uuid, &[], &[], false);
+    }
+
+    /// Moves a channel to a new call state (CHANNEL_CALLSTATE).
+    pub(crate) fn set_callstate(&mut self, uuid: &str, call_state: &'static str, number: u8) {
+        let old = match self.channels.get_mut(uuid) {
+            Some(ch) => std::mem::replace(&mut ch.call_state, call_state),
+            None => return,
+        };
+        let pre = [
+            ("Original-Channel-Call-State", old.to_owned()),
+            ("Channel-Call-State-Number", number.to_string()),
+        ];
+        self.ch_event("CHANNEL_CALLSTATE", uuid, &pre, &[], false);
+    }
+
+    /// A CODEC event: the read codec (`write` false) or the write codec was (re)set.
+    pub(crate) fn codec(&mut self, uuid: &str, write: bool) {
+        match self.channels.get_mut(uuid) {
+            Some(ch) if write => ch.write_codec = true,
+            Some(ch) => ch.read_codec = true,
+            None => return,
+        }
+        let post: Vec<(&str, String)> = if write {
+            vec![
+                ("Channel-Write-Codec-Name", "L16".into()),
+                ("Channel-Write-Codec-Rate", "8000".into()),
+                ("Channel-Write-codec-bit-rate", "128000".into()),
+            ]
+        } else {
+            vec![
+                ("channel-read-codec-name", "L16".into()),
+                ("channel-read-codec-rate", "8000".into()),
+                ("channel-read-codec-bit-rate", "128000".into()),
+            ]
+        };
+        self.ch_event("CODEC", uuid, &[], &post, false);
+    }
+
+    pub(crate) fn answer(&mut self, uuid: &str) {
+        match self.channels.get_mut(uuid) {
+            Some(ch) if ch.answered == 0 && !ch.is_hungup() => {
+                ch.answered = now_micros();
+                ch.answer_state = "answered";
+            }
+            _ => return,
+        }
+        self.ch_event("CHANNEL_ANSWER", uuid, &[], &[], true);
+        self.set_callstate(uuid, "ACTIVE", 4);
+    }
+
+    /// CHANNEL_EXECUTE of `app`, which becomes the running app.
+    pub(crate) fn app_execute(&mut self, uuid: &str, app: &App) {
+        let (name, data) = app.name_and_data();
+        let app_uuid = uuid::Uuid::new_v4().to_string();
+        match self.channels.get_mut(uuid) {
+            Some(ch) => {
+                ch.application = Some(app.clone());
+                ch.app_uuid = app_uuid.clone();
+                ch.set_var("current_application", name);
+                if !data.is_empty() {
+                    ch.set_var("current_application_data", data.clone());
+                }
+            }
+            None => return,
+        }
+        let mut post = vec![("Application", name.to_owned())];
+        if !data.is_empty() {
+            post.push(("Application-Data", data));
+        }
+        post.push(("Application-UUID", app_uuid));
+        self.ch_event("CHANNEL_EXECUTE", uuid, &[], &post, true);
+    }
+
+    /// CHANNEL_EXECUTE_COMPLETE of the running app, if any.
+    pub(crate) fn execute_complete(&mut self, uuid: &str) {
+        let Some(ch) = self.channels.get_mut(uuid) else {
+            return;
+        };
+        let Some(app) = ch.application.take() else {
+            return;
+        };
+        let (name, data) = app.name_and_data();
+        ch.last_app = Some((name.to_owned(), data.clone()));
+        ch.echoing = false;
+        let mut post = vec![("Application", name.to_owned())];
+        if !data.is_empty() {
+            post.push(("Application-Data", data));
+        }
+        post.push(("Application-Response", "_none_".to_owned()));
+        post.push(("Application-UUID", ch.app_uuid.clone()));
+        self.ch_event("CHANNEL_EXECUTE_COMPLETE", uuid, &[], &post, true);
+    }
+
+    /// An originated channel is handed its apps: CS_EXECUTE, then the apps.
+    pub(crate) fn proceed(&mut self, uuid: &str, apps: Vec<App>) {
+        if self.channels.get(uuid).is_none_or(|ch| ch.is_hungup()) {
+            return;
+        }
+        self.set_state(uuid, "CS_EXECUTE", 4);
+        self.run_apps(uuid, apps);
+    }
+
+    /// Runs a channel's apps until one keeps it (echo, park, conference) or ends it. No app left
+    /// means the call hangs up, as at the end of an extension.
+    pub(crate) fn run_apps(&mut self, uuid: &str, apps: Vec<App>) {
+        let mut apps = apps.into_iter();
+        loop {
+            if self.channels.get(uuid).is_none_or(|ch| ch.is_hungup()) {
+                return;
+            }
+            let Some(app) = apps.next() else {
+                self.hangup(uuid, "NORMAL_CLEARING");
+                return;
+            };
+            self.app_execute(uuid, &app);
+            match app {
+                App::Answer => {
+                    self.answer(uuid);
+                    if let Some(ch) = self.channels.get_mut(uuid) {
+                        ch.set_var("endpoint_disposition", "ANSWER");
+                    }
+                    self.execute_complete(uuid);
+                }
+                App::Echo => {
+                    if let Some(ch) = self.channels.get_mut(uuid) {
+                        ch.echoing = true;
+                    }
+                    return;
+                }
+                App::Park => {
+                    self.answer(uuid);
+                    self.ch_event("CHANNEL_PARK", uuid, &[], &[], true);
+                    return;
+                }
+                App::Conference(spec) => {
+                    self.answer(uuid);
+                    if let Some(ch) = self.channels.get_mut(uuid) {
+                        ch.after = apps.collect();
+                    }
+                    self.join(uuid, &spec);
+                    return;
+                }
+                App::Hangup(cause) => {
+                    self.hangup(uuid, &cause);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// CHANNEL_HANGUP; false when the channel is gone or hanging up already.
+    pub(crate) fn hangup_start(&mut self, uuid: &str, cause: &str) -> bool {
+        match self.channels.get_mut(uuid) {
+            Some(ch) if !ch.is_hungup() => {
+                ch.hangup_cause = Some(cause.to_owned());
+                ch.answer_state = "hangup";
+            }
+            _ => return false,
+        }
+        self.ch_event("CHANNEL_HANGUP", uuid, &[], &[], true);
+        true
+    }
+
+    /// A full hangup, now.
+    pub(crate) fn hangup(&mut self, uuid: &str, cause: &str) {
+        if self.hangup_start(uuid, cause) {
+            self.finish_hangup(uuid);
+        }
+    }
+
+    /// A hangup from another thread (`uuid_kill`): CHANNEL_HANGUP now, the channel's own thread
+    /// does the rest right after.
+    pub(crate) fn hangup_soon(&mut self, uuid: &str, cause: &str) {
+        if self.hangup_start(uuid, cause) {
+            self.later(
+                Duration::from_millis(1),
+                Deferred::FinishHangup {
+                    uuid: uuid.to_owned(),
+                },
+            );
+        }
+    }
+
+    /// Leaves the room, ends the app, CS_HANGUP, CS_REPORTING with HANGUP_COMPLETE, DESTROY;
+    /// a loopback partner is taken down in between.
+    pub(crate) fn finish_hangup(&mut self, uuid: &str) {
+        let Some(ch) = self.channels.get(uuid) else {
+            return;
+        };
+        let cause = ch
+            .hangup_cause
+            .clone()
+            .unwrap_or_else(|| "NORMAL_CLEARING".into());
+        let partner = ch.partner.clone();
+        if ch.room.is_some() {
+            self.leave_room(uuid);
+        }
+        self.execute_complete(uuid);
+        self.set_state(uuid, "CS_HANGUP", 10);
+        self.set_callstate(uuid, "HANGUP", 7);
+        let took_partner = partner
+            .as_deref()
+            .is_some_and(|p| self.hangup_start(p, &cause));
+        self.set_state(uuid, "CS_REPORTING", 11);
+        let now = now_micros();
+        if let Some(ch) = self.channels.get_mut(uuid) {
+            for (k, v) in cdr_variables(ch, now) {
+                ch.set_var(&k, v);
+            }
+            if ch.partner.is_some() {
+                ch.set_var("is_loopback", "1");
+            }
+        }
+        let pre = [("Hangup-Cause", cause)];
+        self.ch_event("CHANNEL_HANGUP_COMPLETE", uuid, &pre, &[], true);
+        if let (true, Some(p)) = (took_partner, partner.as_deref()) {
+            self.finish_hangup(p);
+        }
+        self.ch_event("CHANNEL_DESTROY", uuid, &[], &[], true);
+        self.set_state(uuid, "CS_DESTROY", 12);
+        self.channels.remove(uuid);
+    }
+}

@@ -1,0 +1,331 @@
+//! One simulated channel and the header blocks FreeSWITCH stamps on its events: the channel
+//! block (`Channel-*`, `Unique-ID`, `Answer-State`, `Hangup-Cause` once set, the codecs that are
+//! set), the caller profile (`Caller-*`, once the channel has one) and the `variable_*` block.
+
+use serde_json::{Value, json};
+
+use super::conference::JoinSpec;
+use crate::esl::EventData;
+
+/// A dialplan application a channel runs.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum App {
+    Answer,
+    Echo,
+    Park,
+    Conference(JoinSpec),
+    Hangup(String),
+}
+
+impl App {
+    pub fn parse(name: &str, arg: &str) -> Option<App> {
+        match name {
+            "answer" => Some(App::Answer),
+            "echo" => Some(App::Echo),
+            "park" => Some(App::Park),
+            "conference" => JoinSpec::parse(arg).map(App::Conference),
+            "hangup" => Some(App::Hangup(if arg.is_empty() {
+                "NORMAL_CLEARING".into()
+            } else {
+                arg.into()
+            })),
+            _ => None,
+        }
+    }
+
+    pub fn name_and_data(&self) -> (&'static str, String) {
+        match self {
+            App::Answer => ("answer", String::new()),
+            App::Echo => ("echo", String::new()),
+            App::Park => ("park", String::new()),
+            App::Conference(spec) => ("conference", spec.to_string()),
+            App::Hangup(cause) => ("hangup", cause.clone()),
+        }
+    }
+}
+
+/// The simulator's dialplan for an extension reached through `loopback/<exten>`: vanilla 9196
+/// answers and echoes; every other extension answers and parks.
+pub(crate) fn dialplan(exten: &str) -> Vec<App> {
+    match exten {
+        "9196" => vec![App::Answer, App::Echo],
+        _ => vec![App::Answer, App::Park],
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Channel {
+    pub uuid: String,
+    pub name: String,
+    pub outbound: bool,
+    pub state: (&'static str, u8),
+    pub call_state: &'static str,
+    pub answer_state: &'static str,
+    pub cid_name: String,
+    pub cid_number: String,
+    pub orig_cid_name: String,
+    pub orig_cid_number: String,
+    /// `Caller-Callee-ID-*`: set on originated channels.
+    pub callee: Option<(String, String)>,
+    pub destination: String,
+    pub context: String,
+    pub source: &'static str,
+    pub hit_dialplan: bool,
+    pub created: u64,
+    pub answered: u64,
+    /// Whether the caller profile exists yet (not before a new channel's first state).
+    pub profile: bool,
+    pub read_codec: bool,
+    pub write_codec: bool,
+    pub hangup_cause: Option<String>,
+    pub variables: Vec<(String, String)>,
+    /// The app now running (it gets its CHANNEL_EXECUTE_COMPLETE when it ends).
+    pub application: Option<App>,
+    /// `Application-UUID` of the running app.
+    pub app_uuid: String,
+    pub last_app: Option<(String, String)>,
+    /// Inline apps left to run when the current one returns.
+    pub after: Vec<App>,
+    pub room: Option<String>,
+    /// The other leg of a loopback pair.
+    pub partner: Option<String>,
+    /// True while the channel runs `echo` (what it hears goes back).
+    pub echoing: bool,
+    pub session_id: u64,
+}
+
+impl Channel {
+    pub fn new(uuid: String, name: String, outbound: bool, created: u64) -> Channel {
+        Channel {
+            uuid,
+            name,
+            outbound,
+            state: ("CS_NEW", 0),
+            call_state: "DOWN",
+            answer_state: "ringing",
+            cid_name: String::new(),
+            cid_number: String::new(),
+            orig_cid_name: String::new(),
+            orig_cid_number: String::new(),
+            callee: None,
+            destination: String::new(),
+            context: "default".into(),
+            source: "mod_sofia",
+            hit_dialplan: true,
+            created,
+            answered: 0,
+            profile: true,
+            read_codec: true,
+            write_codec: true,
+            hangup_cause: None,
+            variables: Vec::new(),
+            application: None,
+            app_uuid: String::new(),
+            last_app: None,
+            after: Vec::new(),
+            room: None,
+            partner: None,
+            echoing: false,
+            session_id: 0,
+        }
+    }
+
+    pub fn var(&self, name: &str) -> Option<&str> {
+        self.variables
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Sets a variable; as in FreeSWITCH, setting one again moves it to the end.
+    pub fn set_var(&mut self, name: &str, value: impl Into<String>) {
+        self.variables.retain(|(n, _)| n != name);
+        self.variables.push((name.to_owned(), value.into()));
+    }
+
+    pub fn unset_var(&mut self, name: &str) {
+        self.variables.retain(|(n, _)| n != name);
+    }
+
+    pub fn direction(&self) -> &'static str {
+        if self.outbound { "outbound" } else { "inbound" }
+    }
+
+    pub fn is_hungup(&self) -> bool {
+        self.hangup_cause.is_some()
+    }
+
+    /// The channel block, then the caller profile, then (`variables`) the `variable_*` block.
+    pub fn push_headers(&self, e: &mut EventData, variables: bool) {
+        let dir = self.direction();
+        e.push("Channel-State", self.state.0);
+        e.push("Channel-Call-State", self.call_state);
+        e.push("Channel-State-Number", self.state.1.to_string());
+        e.push("Channel-Name", self.name.clone());
+        e.push("Unique-ID", self.uuid.clone());
+        e.push("Call-Direction", dir);
+        e.push("Presence-Call-Direction", dir);
+        e.push("Channel-HIT-Dialplan", self.hit_dialplan.to_string());
+        e.push("Channel-Call-UUID", self.uuid.clone());
+        e.push("Answer-State", self.answer_state);
+        if let Some(cause) = &self.hangup_cause {
+            e.push("Hangup-Cause", cause.clone());
+        }
+        if self.read_codec {
+            push_codec(e, "Read");
+        }
+        if self.write_codec {
+            push_codec(e, "Write");
+        }
+        if self.profile {
+            self.push_profile(e);
+        }
+        if variables {
+            for (name, value) in &self.variables {
+                e.push(&format!("variable_{name}"), value.clone());
+            }
+        }
+    }
+
+    fn push_profile(&self, e: &mut EventData) {
+        let dir = self.direction();
+        e.push("Caller-Direction", dir);
+        e.push("Caller-Logical-Direction", dir);
+        e.push("Caller-Dialplan", "xml");
+        e.push("Caller-Caller-ID-Name", self.cid_name.clone());
+        e.push("Caller-Caller-ID-Number", self.cid_number.clone());
+        e.push("Caller-Orig-Caller-ID-Name", self.orig_cid_name.clone());
+        e.push("Caller-Orig-Caller-ID-Number", self.orig_cid_number.clone());
+        if let Some((name, number)) = &self.callee {
+            e.push("Caller-Callee-ID-Name", name.clone());
+            e.push("Caller-Callee-ID-Number", number.clone());
+        }
+        e.push("Caller-ANI", self.orig_cid_number.clone());
+        e.push("Caller-Destination-Number", self.destination.clone());
+        e.push("Caller-Unique-ID", self.uuid.clone());
+        e.push("Caller-Source", self.source);
+        e.push("Caller-Context", self.context.clone());
+        e.push("Caller-Channel-Name", self.name.clone());
+        e.push("Caller-Profile-Index", "1");
+        e.push("Caller-Profile-Created-Time", self.created.to_string());
+        e.push("Caller-Channel-Created-Time", self.created.to_string());
+        e.push("Caller-Channel-Answered-Time", self.answered.to_string());
+        for t in [
+            "Progress",
+            "Progress-Media",
+            "Hangup",
+            "Transfer",
+            "Resurrect",
+            "Bridged",
+        ] {
+            e.push(&format!("Caller-Channel-{t}-Time"), "0");
+        }
+        e.push("Caller-Channel-Last-Hold", "0");
+        e.push("Caller-Channel-Hold-Accum", "0");
+        e.push("Caller-Screen-Bit", "true");
+        e.push("Caller-Privacy-Hide-Name", "false");
+        e.push("Caller-Privacy-Hide-Number", "false");
+    }
+
+    pub fn show_row(&self) -> Value {
+        let (app, data) = self
+            .application
+            .as_ref()
+            .map(App::name_and_data)
+            .map(|(a, d)| (a.to_owned(), d))
+            .unwrap_or_default();
+        json!({
+            "uuid": self.uuid, "direction": self.direction(),
+            "created": "", "created_epoch": (self.created / 1_000_000).to_string(),
+            "name": self.name, "state": self.state.0, "cid_name": self.cid_name, "cid_num": self.cid_number,
+            "ip_addr": "", "dest": self.destination, "application": app, "application_data": data,
+            "dialplan": "xml", "context": self.context, "read_codec": "L16", "read_rate": "8000",
+            "read_bit_rate": "128000", "write_codec": "L16", "write_rate": "8000", "write_bit_rate": "128000",
+            "secure": "", "hostname": "", "presence_id": "", "presence_data": "", "accountcode": "",
+            "callstate": self.call_state, "callee_name": "", "callee_num": "", "callee_direction": "",
+            "call_uuid": "", "sent_callee_name": "", "sent_callee_num": "",
+            "initial_cid_name": self.orig_cid_name, "initial_cid_num": self.orig_cid_number,
+            "initial_ip_addr": "", "initial_dest": self.destination, "initial_dialplan": "xml",
+            "initial_context": self.context,
+        })
+    }
+}
+
+fn push_codec(e: &mut EventData, dir: &str) {
+    e.push(&format!("Channel-{dir}-Codec-Name"), "L16");
+    e.push(&format!("Channel-{dir}-Codec-Rate"), "8000");
+    e.push(&format!("Channel-{dir}-Codec-Bit-Rate"), "128000");
+}
+
+/// The CDR variables FreeSWITCH adds when a channel reaches CS_REPORTING.
+pub(crate) fn cdr_variables(ch: &Channel, now: u64) -> Vec<(String, String)> {
+    let stamp = super::events::local_date;
+    let answered = ch.answered;
+    let bill_from = if answered == 0 { now } else { answered };
+    let wait = if answered == 0 {
+        0
+    } else {
+        answered.saturating_sub(ch.created)
+    };
+    let mut v: Vec<(String, String)> = Vec::new();
+    let mut put = |k: &str, value: String| v.push((k.to_owned(), value));
+    put("hangup_cause", ch.hangup_cause.clone().unwrap_or_default());
+    put("hangup_cause_q850", "16".into());
+    put("digits_dialed", "none".into());
+    put("start_stamp", stamp(ch.created));
+    put("profile_start_stamp", stamp(ch.created));
+    if answered != 0 {
+        put("answer_stamp", stamp(answered));
+    }
+    put("end_stamp", stamp(now));
+    put("start_epoch", (ch.created / 1_000_000).to_string());
+    put("start_uepoch", ch.created.to_string());
+    put("profile_start_epoch", (ch.created / 1_000_000).to_string());
+    put("profile_start_uepoch", ch.created.to_string());
+    put("answer_epoch", (answered / 1_000_000).to_string());
+    put("answer_uepoch", answered.to_string());
+    for zero in [
+        "bridge_epoch",
+        "bridge_uepoch",
+        "last_hold_epoch",
+        "last_hold_uepoch",
+        "hold_accum_seconds",
+        "hold_accum_usec",
+        "hold_accum_ms",
+        "resurrect_epoch",
+        "resurrect_uepoch",
+        "progress_epoch",
+        "progress_uepoch",
+        "progress_media_epoch",
+        "progress_media_uepoch",
+    ] {
+        put(zero, "0".into());
+    }
+    put("end_epoch", (now / 1_000_000).to_string());
+    put("end_uepoch", now.to_string());
+    if let Some((app, arg)) = &ch.last_app {
+        put("last_app", app.clone());
+        if !arg.is_empty() {
+            put("last_arg", arg.clone());
+        }
+    }
+    put(
+        "caller_id",
+        format!("\"{}\" <{}>", ch.cid_name, ch.cid_number),
+    );
+    for (unit, div, dur) in [
+        ("sec", 1_000_000, "duration"),
+        ("msec", 1000, "mduration"),
+        ("usec", 1, "uduration"),
+    ] {
+        let span = |a: u64, b: u64| (b.saturating_sub(a) / div).to_string();
+        put(dur, span(ch.created, now));
+        put(&format!("bill{unit}"), span(bill_from, now));
+        put(&format!("progress{unit}"), "0".into());
+        put(&format!("answer{unit}"), span(0, wait));
+        put(&format!("wait{unit}"), span(0, wait));
+        put(&format!("progress_media{unit}"), "0".into());
+        put(&format!("flow_bill{unit}"), span(ch.created, now));
+    }
+    v
+}

@@ -1,0 +1,349 @@
+//! The `conference …` API of the simulated mod_conference: listing, member commands, get/set,
+//! lock, say. Playback and recording commands are in [`super::media`].
+
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+
+use super::cjson;
+use super::conference::{Member, Room, Target};
+use super::core::{Deferred, State, Timer};
+
+impl State {
+    /// `conference …`: the whole mod_conference API the simulator supports.
+    pub(crate) fn conference(&mut self, args: &str) -> String {
+        let words: Vec<&str> = args.split_whitespace().collect();
+        let Some(&first) = words.first() else {
+            return "-ERR Conference command, not specified.\nTry 'help'\n".into();
+        };
+        match first {
+            "list" => return self.list_all(),
+            "json_list" => return self.json_list(None),
+            "count" => return self.rooms.len().to_string(),
+            _ => {}
+        }
+        let room = first;
+        if !self.rooms.contains_key(room) {
+            return format!("-ERR Conference {room} not found\n");
+        }
+        let Some(&sub) = words.get(1) else {
+            return "Conference command, not specified.\nTry 'help'\n".into();
+        };
+        let rest = &words[2..];
+        match sub {
+            "list" => self.list_room(room, rest),
+            "json_list" => self.json_list(Some(room)),
+            "count" => self
+                .rooms
+                .get(room)
+                .map(|r| r.non_ghosts().to_string())
+                .unwrap_or_default(),
+            "get" => self.get(room, rest.first().copied()),
+            "set" => self.set(room, rest),
+            "lock" | "unlock" => self.lock_room(room, sub == "lock"),
+            "mute" | "unmute" | "tmute" | "deaf" | "undeaf" | "kick" | "hup" => {
+                self.member_command(room, sub, rest)
+            }
+            "play" => self.play(room, rest),
+            "pause_play" => self.pause_play(room),
+            "stop" => self.stop(room, rest),
+            "file-vol" | "file_vol" => self.file_vol(room, rest),
+            "record" => self.record(room, rest.first().copied()),
+            "norecord" => self.norecord(room, rest.first().copied()),
+            "recording" => match rest.first().copied() {
+                Some("start") => self.record(room, rest.get(1).copied()),
+                Some("stop") => self.norecord(room, rest.get(1).copied()),
+                _ => "-ERR Usage: recording <start|stop|pause|resume|check> <path|all>\n".into(),
+            },
+            "say" => self.say(room, None, &rest.join(" ")),
+            "saymember" => self.say(
+                room,
+                rest.first().copied(),
+                &rest.get(1..).unwrap_or_default().join(" "),
+            ),
+            _ => format!("-ERR Conference command '{sub}' not found.\n"),
+        }
+    }
+
+    fn member_command(&mut self, room_name: &str, verb: &str, rest: &[&str]) -> String {
+        let Some(room) = self.rooms.get(room_name) else {
+            return format!("-ERR Conference {room_name} not found\n");
+        };
+        let ids = match self.target(room, rest.first().copied()) {
+            Target::Ids(ids) => ids,
+            Target::Missing(text) => return text,
+            Target::Usage => {
+                return format!("{verb} <[member_id|all]|last|non_moderator> [<quiet>]");
+            }
+        };
+        let mut out = String::new();
+        let mut leaving = Vec::new();
+        for id in ids {
+            out.push_str(&self.apply_member(room_name, id, verb, &mut leaving));
+        }
+        if !leaving.is_empty() {
+            // The members' own threads notice the kick after the command returned.
+            self.timers.push(Timer {
+                after: Duration::from_millis(1),
+                steps: leaving
+                    .into_iter()
+                    .map(|uuid| Deferred::Leave { uuid })
+                    .collect(),
+            });
+        }
+        out
+    }
+
+    fn apply_member(
+        &mut self,
+        room_name: &str,
+        id: u32,
+        verb: &str,
+        leaving: &mut Vec<String>,
+    ) -> String {
+        let Some(member) = self
+            .rooms
+            .get_mut(room_name)
+            .and_then(|r| r.members.iter_mut().find(|m| m.id == id))
+        else {
+            return String::new();
+        };
+        let (action, reply) = match verb {
+            "mute" => ("mute-member", "mute"),
+            "unmute" => ("unmute-member", "unmute"),
+            "tmute" if member.speak => ("mute-member", "mute"),
+            "tmute" => ("unmute-member", "unmute"),
+            "deaf" => ("deaf-member", "deaf"),
+            "undeaf" => ("undeaf-member", "undeaf"),
+            "kick" => ("kick-member", "kicked"),
+            _ => ("hup-member", "hup"),
+        };
+        match action {
+            "mute-member" => {
+                // Muting ends talking without a stop-talking event.
+                member.speak = false;
+                member.talking = false;
+            }
+            "unmute-member" => member.speak = true,
+            "deaf-member" => member.hear = false,
+            "undeaf-member" => member.hear = true,
+            _ => {}
+        }
+        let uuid = member.uuid.clone();
+        self.member_event(room_name, id, action, &[]);
+        match action {
+            "kick-member" | "hup-member" => leaving.push(uuid),
+            "mute-member" => self.audio_changed(room_name, Some(id)),
+            _ => self.audio_changed(room_name, None),
+        }
+        format!("+OK {reply} {id}\n")
+    }
+
+    fn member_line(&self, room: &Room, m: &Member, delim: &str) -> String {
+        let ch = self.channels.get(&m.uuid);
+        let mut flags = Vec::new();
+        if m.hear {
+            flags.push("hear");
+        }
+        if m.speak {
+            flags.push("speak");
+        }
+        if m.talking {
+            flags.push("talking");
+        }
+        if room.floor == Some(m.id) {
+            flags.push("floor");
+        }
+        if m.moderator {
+            flags.push("moderator");
+        }
+        if m.ghost {
+            flags.push("ghost");
+        }
+        [
+            m.id.to_string(),
+            ch.map(|c| c.name.clone()).unwrap_or_default(),
+            m.uuid.clone(),
+            ch.map(|c| c.cid_name.clone()).unwrap_or_default(),
+            ch.map(|c| c.cid_number.clone()).unwrap_or_default(),
+            flags.join("|"),
+            m.volume_in.to_string(),
+            m.volume_out.to_string(),
+            m.energy.to_string(),
+        ]
+        .join(delim)
+    }
+
+    fn list_room(&self, name: &str, rest: &[&str]) -> String {
+        let Some(room) = self.rooms.get(name) else {
+            return String::new();
+        };
+        if rest.first() == Some(&"count") {
+            return room.non_ghosts().to_string();
+        }
+        let delim = match rest {
+            ["delim", d, ..] => *d,
+            _ => ";",
+        };
+        room.members
+            .iter()
+            .rev()
+            .filter(|m| !m.ghost)
+            .map(|m| format!("{}\n", self.member_line(room, m, delim)))
+            .collect()
+    }
+
+    fn list_all(&self) -> String {
+        if self.rooms.is_empty() {
+            return "+OK No active conferences.\n".into();
+        }
+        let mut out = String::new();
+        for room in self.rooms.values() {
+            let n = room.non_ghosts();
+            out.push_str(&format!(
+                "+OK Conference {} ({n} member{} rate: 8000{} flags: running|answered|enforce_min|dynamic|exit_sound|enter_sound|json_status)\n",
+                room.name,
+                if n == 1 { "" } else { "s" },
+                if room.locked { " locked" } else { "" },
+            ));
+            out.push_str(&self.list_room(&room.name, &[]));
+        }
+        out
+    }
+
+    fn json_list(&self, only: Option<&str>) -> String {
+        let rooms: Vec<Value> = self
+            .rooms
+            .values()
+            .filter(|r| only.is_none_or(|o| o == r.name))
+            .map(|room| {
+                let members: Vec<Value> = room
+                    .members
+                    .iter()
+                    .rev()
+                    .map(|m| {
+                        let ch = self.channels.get(&m.uuid);
+                        json!({
+                            "type": "caller", "id": m.id,
+                            "flags": {
+                                "can_hear": m.hear, "can_see": true, "can_speak": m.speak, "hold": false,
+                                "mute_detect": false, "talking": m.talking, "has_video": false, "video_bridge": false,
+                                "has_floor": room.floor == Some(m.id), "is_moderator": m.moderator,
+                                "end_conference": false, "mandatory_member_end_conference": false, "pass_digits": false,
+                            },
+                            "uuid": m.uuid,
+                            "caller_id_name": ch.map(|c| c.cid_name.clone()).unwrap_or_default(),
+                            "caller_id_number": ch.map(|c| c.cid_number.clone()).unwrap_or_default(),
+                            "join_time": m.joined.elapsed().as_secs(), "last_talking": 0, "energy": m.energy,
+                            "volume_in": m.volume_in, "volume_out": m.volume_out,
+                            "output-volume": m.volume_out, "input-volume": m.volume_in,
+                        })
+                    })
+                    .collect();
+                let mut o = Map::new();
+                for (k, v) in [
+                    ("conference_name", json!(room.name)),
+                    ("member_count", json!(room.non_ghosts())),
+                    ("ghost_count", json!(room.ghosts())),
+                    ("rate", json!(8000)),
+                    ("run_time", json!(room.created.elapsed().as_secs())),
+                    ("conference_uuid", json!(room.uuid)),
+                    ("canvas_count", json!(0)),
+                    ("max_bw_in", json!(0)),
+                    ("force_bw_in", json!(0)),
+                    ("video_floor_packets", json!(0)),
+                    ("locked", json!(room.locked)),
+                    ("destruct", json!(false)),
+                    ("wait_mod", json!(false)),
+                    ("audio_always", json!(false)),
+                    ("running", json!(true)),
+                    ("answered", json!(true)),
+                    ("enforce_min", json!(true)),
+                    ("bridge_to", json!(false)),
+                    ("dynamic", json!(true)),
+                    ("exit_sound", json!(true)),
+                    ("enter_sound", json!(true)),
+                    ("recording", json!(!room.recordings.is_empty())),
+                    ("video_bridge", json!(false)),
+                    ("video_floor_only", json!(false)),
+                    ("video_rfc4579", json!(false)),
+                    ("variables", json!({})),
+                    ("members", Value::Array(members)),
+                ] {
+                    o.insert(k.into(), v);
+                }
+                Value::Object(o)
+            })
+            .collect();
+        cjson::print(&Value::Array(rooms))
+    }
+
+    fn get(&self, name: &str, param: Option<&str>) -> String {
+        let Some(room) = self.rooms.get(name) else {
+            return String::new();
+        };
+        match param {
+            Some("run_time") => room.created.elapsed().as_secs().to_string(),
+            Some("count") => room.non_ghosts().to_string(),
+            Some("count_ghosts") => room.ghosts().to_string(),
+            Some("max_members") => room.max_members.to_string(),
+            Some("rate") => "8000".into(),
+            Some("profile_name") => room.profile.clone(),
+            Some("uuid") => room.uuid.clone(),
+            Some("is_locked") => {
+                if room.locked {
+                    "locked".into()
+                } else {
+                    String::new()
+                }
+            }
+            Some("wait_mod") => String::new(),
+            _ => "get <parameter-name>".into(),
+        }
+    }
+
+    fn set(&mut self, name: &str, rest: &[&str]) -> String {
+        let Some(room) = self.rooms.get_mut(name) else {
+            return String::new();
+        };
+        match rest {
+            ["max_members", v] => match v.parse::<i64>() {
+                Ok(n) if n >= 0 => std::mem::replace(&mut room.max_members, n).to_string(),
+                _ => "set <parameter-name> <value>".into(),
+            },
+            _ => "set <parameter-name> <value>".into(),
+        }
+    }
+
+    fn lock_room(&mut self, name: &str, lock: bool) -> String {
+        if let Some(room) = self.rooms.get_mut(name) {
+            room.locked = lock;
+        }
+        self.fire_room_action(name, if lock { "lock" } else { "unlock" }, &[]);
+        format!("+OK {name} {}\n", if lock { "locked" } else { "unlocked" })
+    }
+
+    fn say(&mut self, name: &str, member: Option<&str>, text: &str) -> String {
+        if text.trim().is_empty() {
+            return "-ERR (say) Error! No text.\n".into();
+        }
+        match member {
+            None => {
+                self.fire_room_action(
+                    name,
+                    "speak-text",
+                    &[("Action", "speak-text".into()), ("Text", text.into())],
+                );
+                "+OK (say) OK\n".into()
+            }
+            Some(id) => {
+                let id: u32 = id.parse().unwrap_or(0);
+                if self.rooms.get(name).and_then(|r| r.member(id)).is_none() {
+                    return format!("-ERR (saymember) Unknown Member {id}\n");
+                }
+                self.member_event(name, id, "speak-text-member", &[("Text", text.into())]);
+                "+OK (saymember) OK\n".to_owned()
+            }
+        }
+    }
+}
