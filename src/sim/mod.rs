@@ -15,7 +15,9 @@ mod conference;
 mod core;
 mod events;
 mod listener;
+mod loopback;
 mod media;
+mod membership;
 mod subscription;
 mod wav;
 

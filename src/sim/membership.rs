@@ -1,0 +1,192 @@
+//! Joining and leaving a simulated conference room, with what mod_conference does around it:
+//! room creation and destruction, add-member/del-member, PRESENCE_IN, the alone prompt and hold
+//! music, the enter and exit tones, the floor.
+
+use std::time::Instant;
+
+use super::audio::FLOOR_DELAY;
+use super::conference::{JoinSpec, Member, Room};
+use super::core::{Deferred, State};
+use super::media::Playback;
+
+impl State {
+    /// The conference app: create the room if needed, add the member (add-member), and what
+    /// mod_conference does around a join: the alone prompt and hold music for a member alone,
+    /// the enter tone for the others, the floor for the first member.
+    pub(crate) fn join(&mut self, uuid: &str, spec: &JoinSpec) {
+        if !self.rooms.contains_key(&spec.room) {
+            self.rooms.insert(
+                spec.room.clone(),
+                Room {
+                    name: spec.room.clone(),
+                    uuid: uuid::Uuid::new_v4().to_string(),
+                    profile: spec.profile.clone(),
+                    created: Instant::now(),
+                    members: Vec::new(),
+                    floor: None,
+                    locked: false,
+                    max_members: 0,
+                    playback: Playback::default(),
+                    recordings: Vec::new(),
+                    moh: None,
+                    tone: None,
+                    presence_count: 0,
+                },
+            );
+            self.fire_room_action(&spec.room, "conference-create", &[]);
+        }
+        let id = self.next_member_id;
+        self.next_member_id += 1;
+        let has = |f: &str| spec.flags.iter().any(|x| x == f);
+        let echo = self
+            .channels
+            .get(uuid)
+            .and_then(|ch| ch.partner.as_ref())
+            .and_then(|p| self.channels.get(p))
+            .is_some_and(|p| p.echoing);
+        let member = Member {
+            id,
+            uuid: uuid.to_owned(),
+            speak: !has("mute"),
+            hear: !has("deaf"),
+            moderator: has("moderator"),
+            ghost: has("ghost"),
+            joined: Instant::now(),
+            volume_in: 0,
+            volume_out: 0,
+            energy: 100,
+            talking: false,
+            talk_started: None,
+            echo,
+        };
+        let ghost = member.ghost;
+        let Some(room) = self.rooms.get_mut(&spec.room) else {
+            return;
+        };
+        room.members.push(member);
+        let (room_uuid, count) = (room.uuid.clone(), room.non_ghosts());
+        let call_key = format!(
+            "conference_{}_{}_{}",
+            spec.room, self.config.domain, spec.profile
+        );
+        if let Some(ch) = self.channels.get_mut(uuid) {
+            ch.room = Some(spec.room.clone());
+            for (k, v) in [
+                ("conference_name", spec.room.clone()),
+                ("app_session_uuid", room_uuid.clone()),
+                ("read_codec", "L16".into()),
+                ("read_rate", "8000".into()),
+                ("conference_member_id", id.to_string()),
+                ("conference_moderator", has("moderator").to_string()),
+                ("conference_ghost", ghost.to_string()),
+                ("conference_uuid", room_uuid),
+                ("conference_call_key", call_key),
+            ] {
+                ch.set_var(k, v);
+            }
+        }
+        self.codec(uuid, false);
+        if !ghost && count == 1 {
+            self.alone(&spec.room);
+        }
+        self.member_event(&spec.room, id, "add-member", &[]);
+        self.presence(&spec.room);
+        if !ghost && count > 1 {
+            self.stop_moh(&spec.room);
+            self.start_tone(&spec.room, super::audio::ENTER_TONE);
+        }
+        let no_floor = self
+            .rooms
+            .get(&spec.room)
+            .is_some_and(|r| r.floor.is_none());
+        if !ghost && no_floor {
+            self.set_floor(&spec.room, Some(id));
+        }
+        self.audio_changed(&spec.room, None);
+    }
+
+    /// Takes a channel out of its room: the floor if it held it, PRESENCE_IN, the alone prompt
+    /// for a member left alone, del-member, the conference app's end (CODEC, EXECUTE_COMPLETE),
+    /// then the exit tone, or the room's end when nobody is left.
+    pub(crate) fn leave_room(&mut self, uuid: &str) {
+        let Some(room_name) = self.channels.get_mut(uuid).and_then(|ch| ch.room.take()) else {
+            return;
+        };
+        let Some(member) = self
+            .rooms
+            .get(&room_name)
+            .and_then(|r| r.members.iter().find(|m| m.uuid == uuid))
+            .cloned()
+        else {
+            return;
+        };
+        let held_floor = self
+            .rooms
+            .get(&room_name)
+            .is_some_and(|r| r.floor == Some(member.id));
+        if held_floor {
+            self.set_floor(&room_name, None);
+        }
+        // del-member reports the size after the leave: remove first, describe from the copy.
+        let left = match self.rooms.get_mut(&room_name) {
+            Some(room) => {
+                room.members.retain(|m| m.id != member.id);
+                room.non_ghosts()
+            }
+            None => return,
+        };
+        self.presence(&room_name);
+        if !member.ghost && left == 1 {
+            self.alone(&room_name);
+        }
+        self.member_event_for(&room_name, &member, "del-member", &[]);
+        if let Some(ch) = self.channels.get_mut(uuid) {
+            ch.unset_var("conference_call_key");
+        }
+        self.codec(uuid, false);
+        self.execute_complete(uuid);
+        let empty = self
+            .rooms
+            .get(&room_name)
+            .is_some_and(|r| r.members.is_empty());
+        if empty {
+            self.destroy_room(&room_name);
+            return;
+        }
+        if !member.ghost && left > 0 {
+            self.start_tone(&room_name, super::audio::EXIT_TONE);
+        }
+        if held_floor {
+            self.later(
+                FLOOR_DELAY,
+                Deferred::Floor {
+                    room: room_name.clone(),
+                },
+            );
+        }
+        self.audio_changed(&room_name, None);
+    }
+
+    /// A kicked (or hung up) member leaves; its channel runs what its inline dialplan has next,
+    /// and hangs up when nothing is left.
+    pub(crate) fn leave_and_continue(&mut self, uuid: &str) {
+        self.leave_room(uuid);
+        let after = self
+            .channels
+            .get_mut(uuid)
+            .map(|ch| std::mem::take(&mut ch.after))
+            .unwrap_or_default();
+        if self.channels.contains_key(uuid) {
+            self.run_apps(uuid, after);
+        }
+    }
+
+    fn destroy_room(&mut self, room: &str) {
+        self.presence(room);
+        self.stop_playback(room, true);
+        self.stop_moh(room);
+        self.stop_all_recordings(room);
+        self.fire_room_action(room, "conference-destroy", &[]);
+        self.rooms.remove(room);
+    }
+}
