@@ -3,6 +3,8 @@
 //! Layers (see DESIGN.md): `esl` is the Event Socket wire layer.
 
 pub mod conference;
-pub mod store;
 pub mod esl;
+pub mod node;
+pub mod rooms;
 pub mod sim;
+pub mod store;

@@ -214,6 +214,7 @@ fn conference_destroyed(step: &mut Step<'_>, conference_uuid: &str) {
     }
     step.room.conference_uuid = None;
     step.room.control.member_id = None;
+    step.touch();
     let channels: Vec<String> = step.room.members.keys().cloned().collect();
     for channel in channels {
         remove_member(step, &channel, LeaveReason::RoomEnded, None);
@@ -311,6 +312,7 @@ fn member_deleted(step: &mut Step<'_>, channel: &str, member_id: u32, cause: Opt
     if channel == step.room.control.channel {
         if step.room.control.member_id == Some(member_id) {
             step.room.control.member_id = None;
+            step.touch();
             lose_conference(step);
         }
         return;
@@ -360,6 +362,17 @@ pub fn remove_member(step: &mut Step<'_>, channel: &str, reason: LeaveReason, ca
         }
         step.out.effects.push(Effect::ReleaseControlLeg);
     }
+}
+
+/// The call of a member ended without its del-member reaching us (missed while disconnected).
+pub fn channel_gone(room: &mut Room, channel: &str, cause: Option<&str>, now: Micros) -> Applied {
+    let mut step = Step::new(room, now);
+    if step.room.members.contains_key(channel) {
+        remove_member(&mut step, channel, LeaveReason::Hangup, cause);
+    } else {
+        step.out.ignored = Some(Ignored::UnknownMember);
+    }
+    step.finish()
 }
 
 fn set_muted(step: &mut Step<'_>, channel: &str, member_id: u32, muted: bool) {

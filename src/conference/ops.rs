@@ -110,3 +110,10 @@ pub fn request_terminate(room: &mut Room, now: Micros) -> Applied {
     }
     step.finish()
 }
+
+/// The room's conference is already gone from the node (or never existed): it is over.
+pub fn finish_terminate(room: &mut Room, now: Micros) -> Applied {
+    let mut step = Step::new(room, now);
+    step.set_status(RoomStatus::Terminated);
+    step.finish()
+}

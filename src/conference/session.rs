@@ -25,7 +25,11 @@ pub fn apply_channel(
     cause: Option<&str>,
     app: Option<&AppId>,
 ) -> Option<Session> {
-    let Origin { node, core_uuid, now } = origin;
+    let Origin {
+        node,
+        core_uuid,
+        now,
+    } = origin;
     if info.role.as_deref() == Some("control") {
         return None;
     }

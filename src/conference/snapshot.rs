@@ -44,6 +44,9 @@ pub struct SnapshotChannel {
     pub cid_num: String,
     #[serde(default)]
     pub dest: String,
+    /// The number first dialed (an inline transfer rewrites `dest`).
+    #[serde(default)]
+    pub initial_dest: String,
     #[serde(default)]
     pub callstate: String,
 }
@@ -137,9 +140,12 @@ fn conference_missing(step: &mut Step<'_>) {
     for channel in &channels {
         remove_member(step, channel, LeaveReason::NotOnNode, None);
     }
-    if step.room.control.member_id.take().is_some() || step.room.conference_uuid.take().is_some() {
-        lose_conference(step);
+    // No conference on the node: a live room needs its control leg (again); the node layer
+    // knows whether one is already being originated.
+    if step.room.control.member_id.take().is_some() | step.room.conference_uuid.take().is_some() {
+        step.touch();
     }
+    lose_conference(step);
 }
 
 fn conference_present(
@@ -155,6 +161,7 @@ fn conference_present(
         .iter()
         .any(|m| m.uuid == step.room.control.channel);
     if !control_in && step.room.control.member_id.take().is_some() {
+        step.touch();
         lose_conference(step);
     }
     for m in &conf.members {

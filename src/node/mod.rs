@@ -1,0 +1,280 @@
+//! Media nodes: one supervisor per FreeSWITCH node (connect, subscribe, resync, apply the event
+//! stream, watch heartbeats, reconnect), command connections, and the pool that places rooms.
+//! It knows FreeSWITCH and the store; it does not know HTTP.
+
+pub mod backoff;
+pub mod commands;
+pub mod reconciler;
+pub mod supervisor;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::conference::{AppId, NodePrefix};
+use crate::esl::{ApiCommand, ApiReply, Client, ClientError};
+
+/// How to reach and use one node.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub prefix: NodePrefix,
+    pub addr: String,
+    pub password: String,
+    /// The mod_conference profile rooms are created with.
+    pub profile: String,
+    /// Where control legs are originated (`null/switchyard` needs no media).
+    pub control_endpoint: String,
+    /// Command connections besides the event connection.
+    pub command_connections: usize,
+    /// No bytes for this long means the node is gone (about 2.5 heartbeat periods).
+    pub silence_timeout: Duration,
+    /// How often the store is compared with the node and repaired.
+    pub audit_interval: Duration,
+    /// Joins not confirmed within this time fail.
+    pub join_timeout: Duration,
+    pub command_timeout: Duration,
+}
+
+impl NodeConfig {
+    pub fn new(
+        prefix: NodePrefix,
+        addr: impl Into<String>,
+        password: impl Into<String>,
+    ) -> NodeConfig {
+        NodeConfig {
+            prefix,
+            addr: addr.into(),
+            password: password.into(),
+            profile: "default".into(),
+            control_endpoint: "null/switchyard".into(),
+            command_connections: 2,
+            silence_timeout: Duration::from_secs(50),
+            audit_interval: Duration::from_secs(30),
+            join_timeout: Duration::from_secs(10),
+            command_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Which application owns a call: by the DID it dialed, or by the `switchyard_app_id` variable
+/// when the dialplan names the owner.
+#[derive(Debug, Clone, Default)]
+pub struct AppDirectory {
+    by_did: HashMap<String, AppId>,
+    apps: Vec<AppId>,
+}
+
+impl AppDirectory {
+    pub fn new() -> AppDirectory {
+        AppDirectory::default()
+    }
+
+    pub fn add_app(&mut self, app: AppId, dids: impl IntoIterator<Item = String>) {
+        for did in dids {
+            self.by_did.insert(did, app.clone());
+        }
+        self.apps.push(app);
+    }
+
+    /// The owner of a new call; an unknown app named by a variable is not trusted.
+    pub fn owner(&self, did: &str, hint: Option<&str>) -> Option<AppId> {
+        if let Some(app) = hint.and_then(|h| self.apps.iter().find(|a| a.as_str() == h)) {
+            return Some(app.clone());
+        }
+        self.by_did.get(did).cloned()
+    }
+}
+
+/// A node as the rest of the controller sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeState {
+    Connecting,
+    /// Connected and resynced; `core_uuid` identifies the FreeSWITCH process.
+    Up {
+        core_uuid: String,
+    },
+    /// Not reachable right now; the supervisor keeps trying.
+    Down {
+        reason: String,
+    },
+    /// The node refused our credentials; the supervisor gave up. An operator must act.
+    Failed {
+        reason: String,
+    },
+}
+
+/// Why a command could not be carried out on a node.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum NodeError {
+    #[error("media node {0} is not available")]
+    Unavailable(String),
+    #[error("media node rejected the command: {0}")]
+    Rejected(String),
+    #[error("media node did not answer in time")]
+    Timeout,
+    #[error("unknown media node {0}")]
+    Unknown(String),
+}
+
+/// A live link to a node: its state and its command connections.
+#[derive(Clone)]
+pub struct NodeLink {
+    pub state: NodeState,
+    pub commands: Vec<Client>,
+}
+
+/// A cheap handle to one node.
+#[derive(Clone)]
+pub struct NodeHandle {
+    pub config: Arc<NodeConfig>,
+    link: watch::Receiver<NodeLink>,
+    next: Arc<AtomicUsize>,
+    effects: tokio::sync::mpsc::UnboundedSender<reconciler::RoomEffect>,
+}
+
+impl NodeHandle {
+    pub(crate) fn new(
+        config: Arc<NodeConfig>,
+        link: watch::Receiver<NodeLink>,
+        effects: tokio::sync::mpsc::UnboundedSender<reconciler::RoomEffect>,
+    ) -> NodeHandle {
+        NodeHandle {
+            config,
+            link,
+            next: Arc::new(AtomicUsize::new(0)),
+            effects,
+        }
+    }
+
+    /// Hands work to the node's supervisor (which deduplicates control-leg originates). While
+    /// the node is down the request is dropped: the resync after reconnecting finds the same work.
+    pub fn request(&self, effect: reconciler::RoomEffect) {
+        let _ = self.effects.send(effect);
+    }
+
+    /// The FreeSWITCH process the node runs, while it is up.
+    pub fn core_uuid(&self) -> Option<String> {
+        match &self.link.borrow().state {
+            NodeState::Up { core_uuid } => Some(core_uuid.clone()),
+            _ => None,
+        }
+    }
+
+    pub fn state(&self) -> NodeState {
+        self.link.borrow().state.clone()
+    }
+
+    pub fn is_up(&self) -> bool {
+        matches!(self.link.borrow().state, NodeState::Up { .. })
+    }
+
+    /// Waits until the node is up (or `timeout` passes).
+    pub async fn wait_up(&self, timeout: Duration) -> bool {
+        let mut link = self.link.clone();
+        tokio::time::timeout(
+            timeout,
+            link.wait_for(|l| matches!(l.state, NodeState::Up { .. })),
+        )
+        .await
+        .is_ok_and(|r| r.is_ok())
+    }
+
+    fn client(&self) -> Result<Client, NodeError> {
+        let link = self.link.borrow();
+        if !matches!(link.state, NodeState::Up { .. }) || link.commands.is_empty() {
+            return Err(NodeError::Unavailable(self.config.prefix.to_string()));
+        }
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % link.commands.len();
+        Ok(link.commands[i].clone())
+    }
+
+    /// Runs an API command on one of the node's command connections.
+    pub async fn api(&self, command: &ApiCommand) -> Result<ApiReply, NodeError> {
+        let client = self.client()?;
+        client.api(command).await.map_err(|e| self.error(e))
+    }
+
+    /// Runs a command that answers `+OK …` and fails on anything else.
+    pub async fn expect_ok(
+        &self,
+        command: &ApiCommand,
+        empty_ok: bool,
+    ) -> Result<String, NodeError> {
+        self.api(command)
+            .await?
+            .expect_ok(empty_ok)
+            .map_err(|e| self.error(e))
+    }
+
+    /// Runs a slow command in the background (`bgapi`), resolved by its BACKGROUND_JOB.
+    pub async fn bgapi(&self, command: &ApiCommand) -> Result<ApiReply, NodeError> {
+        let client = self.client()?;
+        client.bgapi(command).await.map_err(|e| self.error(e))
+    }
+
+    fn error(&self, e: ClientError) -> NodeError {
+        match e {
+            ClientError::CommandFailed { reply, .. } => NodeError::Rejected(reply),
+            ClientError::Timeout(_) => NodeError::Timeout,
+            other => NodeError::Unavailable(format!("{}: {other}", self.config.prefix)),
+        }
+    }
+}
+
+/// Every configured node; places new rooms on the least-loaded healthy one.
+#[derive(Clone, Default)]
+pub struct NodePool {
+    nodes: Vec<NodeHandle>,
+    load: Arc<std::sync::Mutex<HashMap<NodePrefix, usize>>>,
+}
+
+impl NodePool {
+    pub fn new(nodes: Vec<NodeHandle>) -> NodePool {
+        NodePool {
+            nodes,
+            load: Arc::default(),
+        }
+    }
+
+    pub fn get(&self, prefix: &NodePrefix) -> Result<&NodeHandle, NodeError> {
+        self.nodes
+            .iter()
+            .find(|n| &n.config.prefix == prefix)
+            .ok_or_else(|| NodeError::Unknown(prefix.to_string()))
+    }
+
+    pub fn nodes(&self) -> &[NodeHandle] {
+        &self.nodes
+    }
+
+    /// Records how many live rooms a node holds (the supervisor reports it after each resync).
+    pub fn set_load(&self, prefix: &NodePrefix, rooms: usize) {
+        if let Ok(mut load) = self.load.lock() {
+            load.insert(prefix.clone(), rooms);
+        }
+    }
+
+    /// The healthy node with the fewest rooms; counts the room it hands out.
+    pub fn place(&self) -> Result<&NodeHandle, NodeError> {
+        let mut load = self
+            .load
+            .lock()
+            .map_err(|_| NodeError::Unavailable("pool".into()))?;
+        let node = self
+            .nodes
+            .iter()
+            .filter(|n| n.is_up())
+            .min_by_key(|n| load.get(&n.config.prefix).copied().unwrap_or(0))
+            .ok_or_else(|| NodeError::Unavailable("no healthy media node".into()))?;
+        *load.entry(node.config.prefix.clone()).or_default() += 1;
+        Ok(node)
+    }
+}
+
+/// A node address for logs (never the password).
+pub fn describe(config: &NodeConfig) -> String {
+    format!("{}@{}", config.prefix, config.addr)
+}

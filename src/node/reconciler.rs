@@ -1,0 +1,270 @@
+//! Folds one node's facts and snapshots into the store, in order. Every write goes through the
+//! domain's pure functions and the store's atomic room update; what the node must do next comes
+//! back as effects for the supervisor.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::{AppDirectory, NodeConfig};
+use crate::conference::apply::{Effect, channel_gone};
+use crate::conference::session::{Origin, apply_channel};
+use crate::conference::snapshot::{SnapshotChannel, SnapshotConference, reconcile};
+use crate::conference::{
+    AppId, ChannelFact, ChannelInfo, ConferenceFact, Fact, Micros, Observed, RoomId, Session,
+    SessionId, apply, ops,
+};
+use crate::store::{Store, StoreError, update_room};
+
+/// An effect and the room it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomEffect {
+    pub app: AppId,
+    pub room: RoomId,
+    pub effect: Effect,
+}
+
+/// Counters a node reports (and tests read).
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub applied: AtomicU64,
+    pub ignored: AtomicU64,
+    pub resyncs: AtomicU64,
+}
+
+pub struct Reconciler<S> {
+    store: Arc<S>,
+    node: Arc<NodeConfig>,
+    apps: Arc<AppDirectory>,
+    pub stats: Arc<Stats>,
+}
+
+type Effects = Vec<RoomEffect>;
+
+impl<S: Store> Reconciler<S> {
+    pub fn new(store: Arc<S>, node: Arc<NodeConfig>, apps: Arc<AppDirectory>) -> Reconciler<S> {
+        Reconciler {
+            store,
+            node,
+            apps,
+            stats: Arc::default(),
+        }
+    }
+
+    fn count(&self, applied: bool) {
+        let counter = if applied {
+            &self.stats.applied
+        } else {
+            &self.stats.ignored
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Applies one observed fact.
+    pub async fn apply(&self, observed: &Observed, now: Micros) -> Result<Effects, StoreError> {
+        match &observed.fact {
+            Fact::Channel { kind, info, cause } => {
+                self.channel(&observed.core_uuid, *kind, info, cause.as_deref(), now)
+                    .await
+            }
+            Fact::Conference {
+                room,
+                conference_uuid,
+                fact,
+            } => {
+                self.conference(&observed.core_uuid, room, conference_uuid, fact, now)
+                    .await
+            }
+            Fact::Job { .. } | Fact::Heartbeat => Ok(Vec::new()),
+        }
+    }
+
+    async fn channel(
+        &self,
+        core: &str,
+        kind: ChannelFact,
+        info: &ChannelInfo,
+        cause: Option<&str>,
+        now: Micros,
+    ) -> Result<Effects, StoreError> {
+        let id = SessionId::new(&self.node.prefix, &info.channel);
+        let known = self.store.session_app(&id).await?;
+        let Some(app) = known.or_else(|| self.apps.owner(&info.did, info.app_hint.as_deref()))
+        else {
+            self.count(false);
+            return Ok(Vec::new());
+        };
+        let existing = self.store.session(&app, &id).await?;
+        let origin = Origin {
+            node: &self.node.prefix,
+            core_uuid: core,
+            now,
+        };
+        match apply_channel(existing.as_ref(), origin, kind, info, cause, Some(&app)) {
+            Some(session) => {
+                self.store.save_session(&session).await?;
+                self.count(true);
+            }
+            None => self.count(false),
+        }
+        if kind != ChannelFact::HungUp {
+            return Ok(Vec::new());
+        }
+        // The del-member normally came first; if it was missed, the hangup still ends the membership.
+        let Some(room) = self.store.room_of_session(&app, &id).await? else {
+            return Ok(Vec::new());
+        };
+        self.update(&app, &room, |r| channel_gone(r, &info.channel, cause, now))
+            .await
+    }
+
+    async fn conference(
+        &self,
+        core: &str,
+        name: &str,
+        conference_uuid: &str,
+        fact: &ConferenceFact,
+        now: Micros,
+    ) -> Result<Effects, StoreError> {
+        let Ok(room) = RoomId::parse(name) else {
+            self.count(false);
+            return Ok(Vec::new());
+        };
+        if room.prefix() != self.node.prefix {
+            self.count(false);
+            return Ok(Vec::new());
+        }
+        let Some(app) = self.store.room_app(&room).await? else {
+            self.count(false);
+            return Ok(Vec::new());
+        };
+        let session = match fact {
+            ConferenceFact::MemberAdded { channel, .. } => {
+                self.store
+                    .session(&app, &SessionId::new(&self.node.prefix, channel))
+                    .await?
+            }
+            _ => None,
+        };
+        self.update(&app, &room, |r| {
+            apply(r, core, conference_uuid, fact, session.as_ref(), now)
+        })
+        .await
+    }
+
+    /// One atomic room update through a pure function; returns its effects.
+    async fn update(
+        &self,
+        app: &AppId,
+        room: &RoomId,
+        mut f: impl FnMut(&mut crate::conference::Room) -> crate::conference::Applied,
+    ) -> Result<Effects, StoreError> {
+        let result = update_room(&*self.store, app, room, |r| {
+            let applied = f(r);
+            Ok::<_, std::convert::Infallible>((applied.effects, applied.events))
+        })
+        .await?;
+        let Some(Ok((_, effects))) = result else {
+            self.count(false);
+            return Ok(Vec::new());
+        };
+        self.count(true);
+        Ok(effects
+            .into_iter()
+            .map(|effect| RoomEffect {
+                app: app.clone(),
+                room: room.clone(),
+                effect,
+            })
+            .collect())
+    }
+
+    /// Makes the store agree with a snapshot of the node: rooms, members and sessions.
+    pub async fn resync(
+        &self,
+        core: &str,
+        conferences: &[SnapshotConference],
+        channels: &[SnapshotChannel],
+        now: Micros,
+    ) -> Result<Effects, StoreError> {
+        self.stats.resyncs.fetch_add(1, Ordering::Relaxed);
+        let sessions: HashMap<String, Session> = self
+            .store
+            .sessions_on_node(&self.node.prefix)
+            .await?
+            .into_iter()
+            .map(|s| (s.id.channel().to_owned(), s))
+            .collect();
+        // Calls that started while we were not listening, so their memberships can be recognised.
+        for c in channels.iter().filter(|c| !sessions.contains_key(&c.uuid)) {
+            let did = if c.initial_dest.is_empty() {
+                &c.dest
+            } else {
+                &c.initial_dest
+            };
+            let info = ChannelInfo {
+                channel: c.uuid.clone(),
+                did: did.clone(),
+                caller_id: c.cid_num.clone(),
+                caller_name: c.cid_name.clone(),
+                app_hint: None,
+                role: None,
+            };
+            self.channel(core, ChannelFact::Answered, &info, None, now)
+                .await?;
+        }
+        let sessions: HashMap<String, Session> = self
+            .store
+            .sessions_on_node(&self.node.prefix)
+            .await?
+            .into_iter()
+            .map(|s| (s.id.channel().to_owned(), s))
+            .collect();
+        let settled = now - self.node.join_timeout.as_micros() as Micros;
+        let mut effects = Vec::new();
+        for (app, room) in self.store.rooms_on_node(&self.node.prefix).await? {
+            let conf = conferences
+                .iter()
+                .find(|c| c.conference_name == room.as_str());
+            let lookup = |channel: &str| sessions.get(channel).cloned();
+            effects.extend(
+                self.update(&app, &room, |r| {
+                    reconcile(r, core, conf, &lookup, settled, now)
+                })
+                .await?,
+            );
+        }
+        // Calls that ended while we were not listening.
+        for session in sessions
+            .values()
+            .filter(|s| !channels.iter().any(|c| c.uuid == s.id.channel()))
+        {
+            let info = ChannelInfo {
+                channel: session.id.channel().to_owned(),
+                did: session.did.clone(),
+                caller_id: session.caller_id.clone(),
+                caller_name: session.caller_name.clone(),
+                app_hint: None,
+                role: None,
+            };
+            effects.extend(
+                self.channel(core, ChannelFact::HungUp, &info, None, now)
+                    .await?,
+            );
+        }
+        Ok(effects)
+    }
+
+    /// Joins of this node's rooms that FreeSWITCH never confirmed fail.
+    pub async fn expire_joins(&self, now: Micros) -> Result<Effects, StoreError> {
+        let deadline = now - self.node.join_timeout.as_micros() as Micros;
+        let mut effects = Vec::new();
+        for (app, room) in self.store.rooms_on_node(&self.node.prefix).await? {
+            effects.extend(
+                self.update(&app, &room, |r| ops::expire_joins(r, deadline, now))
+                    .await?,
+            );
+        }
+        Ok(effects)
+    }
+}

@@ -1,0 +1,379 @@
+//! One task per node: connect (with jittered backoff, one attempt at a time), subscribe, take a
+//! snapshot and resync the store, then apply the event stream in order while watching for
+//! silence; audit periodically; on any loss, mark the node down and start over. A refused
+//! password stops the supervisor and marks the node failed.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::backoff::Backoff;
+use super::reconciler::{Reconciler, RoomEffect};
+use super::{AppDirectory, NodeConfig, NodeHandle, NodeLink, NodeState, commands, describe};
+use crate::conference::apply::Effect;
+use crate::conference::snapshot::{parse_channels, parse_conferences};
+use crate::conference::{Micros, RoomStatus, from_event};
+use crate::esl::{
+    ApiCommand, Client, ClientConfig, ClientError, Event, EventFormat, EventName, EventSet,
+    EventStream, Password,
+};
+use crate::store::{Store, update_room};
+
+/// Microseconds since the Unix epoch, now.
+pub fn now_micros() -> Micros {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as Micros)
+        .unwrap_or_default()
+}
+
+/// Starts the supervisor of one node and returns its handle.
+pub fn spawn<S: Store>(
+    config: NodeConfig,
+    store: Arc<S>,
+    apps: Arc<AppDirectory>,
+    stop: CancellationToken,
+) -> (NodeHandle, Arc<super::reconciler::Stats>) {
+    let config = Arc::new(config);
+    let (link_tx, link_rx) = watch::channel(NodeLink {
+        state: NodeState::Connecting,
+        commands: Vec::new(),
+    });
+    let reconciler = Reconciler::new(store.clone(), config.clone(), apps);
+    let stats = reconciler.stats.clone();
+    let (effects_tx, effects_rx) = tokio::sync::mpsc::unbounded_channel();
+    let supervisor = Supervisor {
+        config: config.clone(),
+        store,
+        reconciler: Arc::new(reconciler),
+        link: link_tx,
+        in_flight: Arc::default(),
+        requests: tokio::sync::Mutex::new(effects_rx),
+    };
+    tokio::spawn(supervisor.run(stop));
+    (NodeHandle::new(config, link_rx, effects_tx), stats)
+}
+
+struct Supervisor<S> {
+    config: Arc<NodeConfig>,
+    store: Arc<S>,
+    reconciler: Arc<Reconciler<S>>,
+    link: watch::Sender<NodeLink>,
+    /// Control legs being originated, so audits do not start a second one.
+    in_flight: Arc<Mutex<HashMap<crate::conference::RoomId, Instant>>>,
+    /// Work asked for through the node's handle (only this task reads it).
+    requests: tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<RoomEffect>>,
+}
+
+/// The events the controller needs; CUSTOM last, as FreeSWITCH requires.
+fn subscription() -> EventSet {
+    let set = EventSet::new().names([
+        EventName::ChannelCreate,
+        EventName::ChannelAnswer,
+        EventName::ChannelPark,
+        EventName::ChannelHangupComplete,
+        EventName::Heartbeat,
+        EventName::BackgroundJob,
+    ]);
+    // A fixed, valid subclass: cannot fail.
+    set.clone()
+        .subclass("conference::maintenance")
+        .unwrap_or(set)
+}
+
+fn api(words: &[&str]) -> Result<ApiCommand, ClientError> {
+    let (first, rest) = words
+        .split_first()
+        .ok_or_else(|| ClientError::Protocol("empty command".into()))?;
+    rest.iter()
+        .try_fold(ApiCommand::new(first)?, |c, w| c.arg(w))
+        .map_err(ClientError::from)
+}
+
+impl<S: Store> Supervisor<S> {
+    async fn run(self, stop: CancellationToken) {
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(30));
+        loop {
+            let outcome = tokio::select! {
+                () = stop.cancelled() => return,
+                outcome = self.connected_period(&stop, &mut backoff) => outcome,
+            };
+            match outcome {
+                Err(e) if e.is_auth_error() => {
+                    tracing::error!(node = %describe(&self.config), error = %e, "media node refused our credentials; giving up on it until the configuration is fixed");
+                    self.set_state(
+                        NodeState::Failed {
+                            reason: e.to_string(),
+                        },
+                        Vec::new(),
+                    );
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(node = %describe(&self.config), error = %e, "media node connection lost");
+                    self.set_state(
+                        NodeState::Down {
+                            reason: e.to_string(),
+                        },
+                        Vec::new(),
+                    );
+                }
+                Ok(()) => return,
+            }
+            let delay = backoff.next_delay();
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(delay) => {}
+            }
+        }
+    }
+
+    fn set_state(&self, state: NodeState, commands: Vec<Client>) {
+        self.link.send_replace(NodeLink { state, commands });
+    }
+
+    fn client_config(&self) -> ClientConfig {
+        ClientConfig {
+            command_timeout: self.config.command_timeout,
+            ..ClientConfig::default()
+        }
+    }
+
+    /// One connection's life. `Ok` only when asked to stop.
+    async fn connected_period(
+        &self,
+        stop: &CancellationToken,
+        backoff: &mut Backoff,
+    ) -> Result<(), ClientError> {
+        let password = Password::new(&self.config.password)?;
+        let (events, mut stream) =
+            Client::connect(&self.config.addr, &password, self.client_config()).await?;
+        events.subscribe(EventFormat::Plain, subscription()).await?;
+        let mut commands = Vec::with_capacity(self.config.command_connections);
+        for _ in 0..self.config.command_connections.max(1) {
+            commands.push(
+                Client::connect(&self.config.addr, &password, self.client_config())
+                    .await?
+                    .0,
+            );
+        }
+        backoff.reset();
+        let core = events
+            .api(&api(&["global_getvar", "core_uuid"])?)
+            .await?
+            .into_data()?
+            .trim()
+            .to_owned();
+        let mut requests = self.requests.lock().await;
+        // Requests made while the node was down are stale: the resync below covers them.
+        while requests.try_recv().is_ok() {}
+        self.resync(&events, &commands, &core).await?;
+        tracing::info!(node = %describe(&self.config), %core, "media node up");
+        self.set_state(
+            NodeState::Up {
+                core_uuid: core.clone(),
+            },
+            commands.clone(),
+        );
+        self.live(&events, &mut stream, &mut requests, &commands, &core, stop)
+            .await
+    }
+
+    /// Snapshot on the event connection (so every event before the reply is older than it),
+    /// then reconcile the store with it.
+    async fn resync(
+        &self,
+        events: &Client,
+        commands: &[Client],
+        core: &str,
+    ) -> Result<(), ClientError> {
+        let conferences = events
+            .api(&api(&["conference", "json_list"])?)
+            .await?
+            .into_data()?;
+        let channels = events
+            .api(&api(&["show", "channels", "as", "json"])?)
+            .await?
+            .into_data()?;
+        let conferences = parse_conferences(&conferences)
+            .map_err(|e| ClientError::Protocol(format!("conference json_list: {e}")))?;
+        let channels = parse_channels(&channels)
+            .map_err(|e| ClientError::Protocol(format!("show channels: {e}")))?;
+        match self
+            .reconciler
+            .resync(core, &conferences, &channels, now_micros())
+            .await
+        {
+            Ok(effects) => self.execute(effects, commands),
+            Err(e) => {
+                tracing::warn!(node = %describe(&self.config), error = %e, "resync could not reach the store; the next audit retries")
+            }
+        }
+        Ok(())
+    }
+
+    async fn live(
+        &self,
+        events: &Client,
+        stream: &mut EventStream,
+        requests: &mut tokio::sync::mpsc::UnboundedReceiver<RoomEffect>,
+        commands: &[Client],
+        core: &str,
+        stop: &CancellationToken,
+    ) -> Result<(), ClientError> {
+        let mut last_heard = Instant::now();
+        let mut audit = tokio::time::interval(self.config.audit_interval);
+        audit.tick().await;
+        let mut joins =
+            tokio::time::interval((self.config.join_timeout / 4).max(Duration::from_millis(50)));
+        loop {
+            let silence =
+                tokio::time::sleep_until((last_heard + self.config.silence_timeout).into());
+            tokio::select! {
+                () = stop.cancelled() => {
+                    let _ = events.exit().await;
+                    return Ok(());
+                }
+                event = stream.recv() => match event {
+                    Some(event) => {
+                        last_heard = Instant::now();
+                        self.on_event(&event, commands, core).await;
+                    }
+                    None => return Err(ClientError::Disconnected(events.closed().await.to_string())),
+                },
+                () = silence => {
+                    return Err(ClientError::Timeout(format!("any event for {:?} (heartbeats stopped)", self.config.silence_timeout)));
+                }
+                _ = audit.tick() => self.resync(events, commands, core).await?,
+                Some(effect) = requests.recv() => self.execute(vec![effect], commands),
+                _ = joins.tick() => match self.reconciler.expire_joins(now_micros()).await {
+                    Ok(effects) => self.execute(effects, commands),
+                    Err(e) => tracing::warn!(error = %e, "join deadline check could not reach the store"),
+                },
+            }
+        }
+    }
+
+    async fn on_event(&self, event: &Event, commands: &[Client], core: &str) {
+        let Some(observed) = from_event(event) else {
+            return;
+        };
+        if observed.core_uuid != core {
+            tracing::warn!(node = %describe(&self.config), "event from another FreeSWITCH process ignored");
+            return;
+        }
+        match self.reconciler.apply(&observed, now_micros()).await {
+            Ok(effects) => self.execute(effects, commands),
+            // The audit repairs what a failed write missed.
+            Err(e) => {
+                tracing::warn!(node = %describe(&self.config), error = %e, "event not stored")
+            }
+        }
+    }
+
+    /// Carries out effects in the background, so a slow originate never holds up the event stream.
+    fn execute(&self, effects: Vec<RoomEffect>, commands: &[Client]) {
+        let Some(client) = commands.first().cloned() else {
+            return;
+        };
+        for e in effects {
+            if e.effect == Effect::EstablishControlLeg && !self.claim_control_leg(&e.room) {
+                continue;
+            }
+            let (store, config, in_flight, client) = (
+                self.store.clone(),
+                self.config.clone(),
+                self.in_flight.clone(),
+                client.clone(),
+            );
+            tokio::spawn(async move {
+                if let Err(err) = run_effect(&*store, &config, &client, &e).await {
+                    tracing::warn!(room = %e.room, effect = ?e.effect, error = %err, "effect failed; the next audit retries");
+                    if let Ok(mut f) = in_flight.lock() {
+                        f.remove(&e.room);
+                    }
+                }
+            });
+        }
+    }
+
+    /// True if no control leg is being originated for the room (and now one is).
+    fn claim_control_leg(&self, room: &crate::conference::RoomId) -> bool {
+        let Ok(mut in_flight) = self.in_flight.lock() else {
+            return false;
+        };
+        let now = Instant::now();
+        in_flight.retain(|_, since| now.duration_since(*since) < self.config.join_timeout);
+        if in_flight.contains_key(room) {
+            return false;
+        }
+        in_flight.insert(room.clone(), now);
+        true
+    }
+}
+
+async fn run_effect<S: Store>(
+    store: &S,
+    config: &NodeConfig,
+    client: &Client,
+    e: &RoomEffect,
+) -> Result<(), String> {
+    match &e.effect {
+        Effect::EstablishControlLeg => {
+            let channel = uuid::Uuid::new_v4().to_string();
+            let updated = update_room(store, &e.app, &e.room, |r| {
+                if r.status > RoomStatus::Progressing {
+                    return Err("room is ending");
+                }
+                r.control.channel = channel.clone();
+                r.control.member_id = None;
+                r.seq += 1;
+                Ok(((), Vec::new()))
+            })
+            .await
+            .map_err(|err| err.to_string())?;
+            match updated {
+                Some(Ok(_)) => {}
+                _ => return Ok(()),
+            }
+            let cmd = commands::originate_control_leg(
+                &e.room,
+                &channel,
+                &config.control_endpoint,
+                &config.profile,
+            )
+            .map_err(|err| err.to_string())?;
+            let reply = client.bgapi(&cmd).await.map_err(|err| err.to_string())?;
+            reply
+                .expect_ok(false)
+                .map(drop)
+                .map_err(|err| err.to_string())
+        }
+        Effect::Eject { channel } => {
+            let cmd = commands::park(channel).map_err(|err| err.to_string())?;
+            client
+                .api(&cmd)
+                .await
+                .map(drop)
+                .map_err(|err| err.to_string())
+        }
+        Effect::ReleaseControlLeg => {
+            let Some(room) = store
+                .room(&e.app, &e.room)
+                .await
+                .map_err(|err| err.to_string())?
+            else {
+                return Ok(());
+            };
+            let cmd = commands::kill(&room.control.channel).map_err(|err| err.to_string())?;
+            client
+                .api(&cmd)
+                .await
+                .map(drop)
+                .map_err(|err| err.to_string())
+        }
+    }
+}

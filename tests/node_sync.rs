@@ -1,0 +1,347 @@
+//! The controller's room state against a simulated FreeSWITCH: joins, mutes and hangups reach the
+//! store through the event stream; after a lost connection, a node restart or a controller
+//! restart, the store equals the node again.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use switchyard::conference::{
+    AppId, EventKind, LeaveReason, MemberStatus, NodePrefix, Room, RoomStatus, RoomType, SessionId,
+    SessionState,
+};
+use switchyard::node::{AppDirectory, NodeConfig, NodeHandle, NodePool, supervisor};
+use switchyard::rooms::{JoinOutcome, Rooms};
+use switchyard::sim::{SimConfig, Simulator};
+use switchyard::store::Store;
+use switchyard::store::memory::MemoryStore;
+use tokio_util::sync::CancellationToken;
+
+const DID: &str = "15551230000";
+
+fn app() -> AppId {
+    AppId::parse("app1").unwrap()
+}
+
+fn prefix() -> NodePrefix {
+    NodePrefix::parse("simA1").unwrap()
+}
+
+async fn sim() -> Simulator {
+    Simulator::start(SimConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        heartbeat: Some(Duration::from_millis(200)),
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap()
+}
+
+fn start_node<S: Store>(sim: &Simulator, store: Arc<S>, stop: &CancellationToken) -> NodeHandle {
+    let mut apps = AppDirectory::new();
+    apps.add_app(app(), [DID.to_owned()]);
+    let mut config = NodeConfig::new(prefix(), sim.addr().to_string(), "ClueCon");
+    config.silence_timeout = Duration::from_secs(2);
+    config.audit_interval = Duration::from_secs(3600);
+    config.join_timeout = Duration::from_secs(5);
+    supervisor::spawn(config, store, Arc::new(apps), stop.clone()).0
+}
+
+/// Waits (up to 10 s) until `check` holds, re-evaluating as the system moves.
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn stored_room<S: Store>(store: &S, room: &Room) -> Room {
+    store.room(&app(), &room.id).await.unwrap().unwrap()
+}
+
+/// (channel, member id, muted) of the confirmed members, as the store holds them.
+async fn store_members<S: Store>(store: &S, room: &Room) -> BTreeSet<(String, u32, bool)> {
+    stored_room(store, room)
+        .await
+        .members
+        .values()
+        .filter(|m| m.status == MemberStatus::Joined)
+        .map(|m| (m.channel.clone(), m.member_id.unwrap(), m.muted))
+        .collect()
+}
+
+/// The same, as the node lists them (without the control leg).
+fn node_members(sim: &Simulator, room: &Room, control: &str) -> BTreeSet<(String, u32, bool)> {
+    let text = sim.api(&format!("conference {} json_list", room.id));
+    let Ok(rooms) = serde_json::from_str::<serde_json::Value>(&text) else {
+        return BTreeSet::new();
+    };
+    rooms[0]["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["uuid"] != control)
+        .map(|m| {
+            (
+                m["uuid"].as_str().unwrap().to_owned(),
+                m["id"].as_u64().unwrap() as u32,
+                !m["flags"]["can_speak"].as_bool().unwrap(),
+            )
+        })
+        .collect()
+}
+
+async fn progressing_room<S: Store>(rooms: &Rooms<S>, name: &str) -> Room {
+    let room = rooms
+        .create(&app(), name, RoomType::Conference)
+        .await
+        .unwrap();
+    let store = rooms.store();
+    eventually("the control leg is in", || async {
+        stored_room(store, &room).await.status == RoomStatus::Progressing
+    })
+    .await;
+    stored_room(store, &room).await
+}
+
+async fn call<S: Store>(sim: &Simulator, store: &S, caller: &str) -> SessionId {
+    let channel = sim.inbound_call(DID, caller, caller).unwrap();
+    let id = SessionId::new(&prefix(), &channel);
+    eventually("the session is stored", || async {
+        store
+            .session(&app(), &id)
+            .await
+            .unwrap()
+            .is_some_and(|s| s.state == SessionState::Parked)
+    })
+    .await;
+    id
+}
+
+async fn joined<S: Store>(rooms: &Rooms<S>, room: &Room, session: &SessionId) {
+    assert_eq!(
+        rooms.join(&app(), session, &room.id, None).await.unwrap(),
+        JoinOutcome::Joining
+    );
+    let store = rooms.store();
+    eventually("add-member confirms the join", || async {
+        stored_room(store, room)
+            .await
+            .members
+            .get(session.channel())
+            .is_some_and(|m| m.status == MemberStatus::Joined)
+    })
+    .await;
+}
+
+async fn join_mute_and_hang_up<S: Store>(store: Arc<S>) {
+    let sim = sim().await;
+    let stop = CancellationToken::new();
+    let node = start_node(&sim, store.clone(), &stop);
+    assert!(node.wait_up(Duration::from_secs(5)).await);
+    let rooms = Rooms::new(store.clone(), NodePool::new(vec![node]));
+    let room = progressing_room(&rooms, "standup").await;
+    let alice = call(&sim, &*store, "1001").await;
+    joined(&rooms, &room, &alice).await;
+    let member = stored_room(&*store, &room).await.members[alice.channel()].clone();
+    assert!(member.member_id.is_some());
+    assert!(member.muted, "members join muted");
+    assert_eq!(
+        (member.did.as_str(), member.caller_id.as_str()),
+        (DID, "1001")
+    );
+    assert_eq!(
+        rooms.join(&app(), &alice, &room.id, None).await.unwrap(),
+        JoinOutcome::AlreadyJoined
+    );
+
+    rooms.set_muted(&app(), &alice, false).await.unwrap();
+    eventually("unmute-member confirms", || async {
+        !stored_room(&*store, &room).await.members[alice.channel()].muted
+    })
+    .await;
+    assert!(
+        rooms.set_muted(&app(), &alice, false).await.is_err(),
+        "already unmuted"
+    );
+
+    sim.api(&format!("uuid_kill {}", alice.channel()));
+    eventually("the member left with its reason", || async {
+        stored_room(&*store, &room).await.members.is_empty()
+    })
+    .await;
+    let left = stored_room(&*store, &room)
+        .await
+        .past_members
+        .pop()
+        .unwrap();
+    assert_eq!(left.leave_reason, Some(LeaveReason::Hangup));
+    assert_eq!(left.hangup_cause.as_deref(), Some("NORMAL_CLEARING"));
+    eventually("the session ended", || async {
+        store
+            .session(&app(), &alice)
+            .await
+            .unwrap()
+            .is_some_and(|s| s.state == SessionState::Ended)
+    })
+    .await;
+    let kinds: Vec<EventKind> = store
+        .outbox(&app(), None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(_, e)| e.kind)
+        .collect();
+    use EventKind::*;
+    assert_eq!(
+        kinds,
+        [
+            Created,
+            Progressing,
+            MemberJoining,
+            MemberJoined,
+            MemberUnmuted,
+            MemberLeft
+        ]
+    );
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn join_mute_and_hang_up_with_the_memory_store() {
+    join_mute_and_hang_up(Arc::new(MemoryStore::new())).await;
+}
+
+#[tokio::test]
+async fn join_mute_and_hang_up_with_redis() {
+    let server = common::redis_server::RedisServer::start();
+    let store = switchyard::store::redis::RedisStore::connect(&server.url())
+        .await
+        .unwrap();
+    join_mute_and_hang_up(Arc::new(store)).await;
+}
+
+#[tokio::test]
+async fn after_a_lost_connection_the_store_equals_the_node() {
+    let sim = sim().await;
+    let store = Arc::new(MemoryStore::new());
+    let stop = CancellationToken::new();
+    let node = start_node(&sim, store.clone(), &stop);
+    assert!(node.wait_up(Duration::from_secs(5)).await);
+    let rooms = Rooms::new(store.clone(), NodePool::new(vec![node.clone()]));
+    let room = progressing_room(&rooms, "drop").await;
+    let (a, b) = (
+        call(&sim, &*store, "1001").await,
+        call(&sim, &*store, "1002").await,
+    );
+    joined(&rooms, &room, &a).await;
+    joined(&rooms, &room, &b).await;
+
+    // The node keeps changing while nobody listens: A hangs up, C calls in and is put in the room.
+    sim.stall_events(true);
+    sim.drop_connections();
+    sim.api(&format!("uuid_kill {}", a.channel()));
+    let c = sim.inbound_call(DID, "1003", "Carol").unwrap();
+    sim.api(&format!(
+        "uuid_transfer {c} conference:{}@default+flags{{mute}},park: inline",
+        room.id
+    ));
+    sim.api(&format!("conference {} unmute {}", room.id, "last"));
+    sim.stall_events(false);
+
+    let control = stored_room(&*store, &room).await.control.channel;
+    eventually("the store equals the node", || async {
+        store_members(&*store, &room).await == node_members(&sim, &room, &control)
+    })
+    .await;
+    let now = store_members(&*store, &room).await;
+    assert_eq!(now.len(), 2, "B and C, not A: {now:?}");
+    assert!(
+        now.iter().any(|(ch, _, muted)| ch == &c && !muted),
+        "C unmuted"
+    );
+    let left = stored_room(&*store, &room).await.past_members;
+    assert_eq!(left[0].channel, a.channel());
+    assert_eq!(left[0].leave_reason, Some(LeaveReason::NotOnNode));
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn a_node_restart_empties_rooms_and_re_establishes_them() {
+    let sim = sim().await;
+    let store = Arc::new(MemoryStore::new());
+    let stop = CancellationToken::new();
+    let node = start_node(&sim, store.clone(), &stop);
+    assert!(node.wait_up(Duration::from_secs(5)).await);
+    let rooms = Rooms::new(store.clone(), NodePool::new(vec![node]));
+    let room = progressing_room(&rooms, "restart").await;
+    let a = call(&sim, &*store, "1001").await;
+    joined(&rooms, &room, &a).await;
+    let old_core = sim.core_uuid();
+    sim.restart();
+    eventually(
+        "the room lives again on the new FreeSWITCH process",
+        || async {
+            let r = stored_room(&*store, &room).await;
+            r.core_uuid.as_deref() == Some(sim.core_uuid().as_str())
+                && r.control.member_id.is_some()
+                && r.members.is_empty()
+        },
+    )
+    .await;
+    assert_ne!(sim.core_uuid(), old_core);
+    let r = stored_room(&*store, &room).await;
+    assert_eq!(r.status, RoomStatus::Progressing);
+    assert_eq!(
+        r.past_members[0].leave_reason,
+        Some(LeaveReason::NodeRestarted)
+    );
+    assert!(
+        sim.api(&format!("conference {} count", room.id))
+            .starts_with('1'),
+        "the control leg is in"
+    );
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn a_restarted_controller_resyncs_from_the_store() {
+    let sim = sim().await;
+    let store = Arc::new(MemoryStore::new());
+    let first = CancellationToken::new();
+    let node = start_node(&sim, store.clone(), &first);
+    assert!(node.wait_up(Duration::from_secs(5)).await);
+    let rooms = Rooms::new(store.clone(), NodePool::new(vec![node]));
+    let room = progressing_room(&rooms, "ctl").await;
+    let (a, b) = (
+        call(&sim, &*store, "1001").await,
+        call(&sim, &*store, "1002").await,
+    );
+    joined(&rooms, &room, &a).await;
+    joined(&rooms, &room, &b).await;
+    first.cancel();
+    // While no controller runs, B leaves.
+    sim.api(&format!("uuid_transfer {} park inline", b.channel()));
+    let second = CancellationToken::new();
+    let node = start_node(&sim, store.clone(), &second);
+    assert!(node.wait_up(Duration::from_secs(5)).await);
+    let control = stored_room(&*store, &room).await.control.channel;
+    eventually("the store equals the node", || async {
+        store_members(&*store, &room).await == node_members(&sim, &room, &control)
+    })
+    .await;
+    assert_eq!(store_members(&*store, &room).await.len(), 1);
+    second.cancel();
+}
