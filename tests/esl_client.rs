@@ -631,6 +631,44 @@ async fn event_backlog_overflow_closes_the_connection_without_dropping_events() 
 }
 
 #[tokio::test]
+async fn with_back_pressure_a_slow_consumer_pauses_reads_and_loses_nothing() {
+    let (listener, addr) = listen().await;
+    let server = serve(listener, |mut fs| async move {
+        let burst: Vec<u8> = (1..=200)
+            .flat_map(|seq| member_event(seq).to_vec())
+            .collect();
+        fs.send(&burst).await;
+        // The reply sits behind the events; it is read once the consumer has caught up.
+        assert_eq!(fs.read_api().await, "status");
+        fs.send(&api_response("UP")).await;
+        fs.expect_eof().await;
+    });
+    let config = ClientConfig {
+        event_channel: 2,
+        max_event_backlog: 5,
+        overflow: switchyard::esl::Overflow::Backpressure,
+        ..config()
+    };
+    let (client, mut events) = connect(&addr, config).await;
+    let mut seqs = Vec::new();
+    for _ in 0..200 {
+        seqs.push(next_event(&mut events).await.sequence().unwrap());
+    }
+    assert_eq!(seqs, (1..=200).collect::<Vec<u64>>());
+    assert!(
+        !client.is_closed(),
+        "back-pressure never closes the connection"
+    );
+    let reply = within("api", client.api(&api("status", &[])))
+        .await
+        .unwrap();
+    assert_eq!(reply.text(), "UP");
+    drop(client);
+    drop(events);
+    within("server script", server).await.unwrap();
+}
+
+#[tokio::test]
 async fn timed_out_command_does_not_shift_later_replies() {
     let (listener, addr) = listen().await;
     let (timed_out, wait_timed_out) = oneshot::channel::<()>();

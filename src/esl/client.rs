@@ -24,6 +24,17 @@ use super::event::Event;
 use super::frame::{ContentType, Frame};
 use super::reply::{ApiReply, reply_result};
 
+/// What a connection does when its consumer falls `max_event_backlog` events behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overflow {
+    /// Close the connection (the caller reconnects and resyncs): for connections that also carry
+    /// commands, which a stalled socket would hold up.
+    Close,
+    /// Stop reading the socket until the consumer catches up, so TCP pushes back on FreeSWITCH:
+    /// for a connection used only for events. Logged, never silent.
+    Backpressure,
+}
+
 /// Settings of one client connection.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
@@ -35,8 +46,9 @@ pub struct ClientConfig {
     pub job_timeout: Duration,
     /// Capacity of the event channel handed to the consumer.
     pub event_channel: usize,
-    /// Events held back while the consumer is slow; past this the connection is closed.
+    /// Events held back while the consumer is slow; what happens past it is `overflow`.
     pub max_event_backlog: usize,
+    pub overflow: Overflow,
     pub limits: Limits,
 }
 
@@ -48,6 +60,7 @@ impl Default for ClientConfig {
             job_timeout: Duration::from_secs(120),
             event_channel: 4096,
             max_event_backlog: 100_000,
+            overflow: Overflow::Close,
             limits: Limits::default(),
         }
     }

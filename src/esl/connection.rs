@@ -19,7 +19,7 @@ use tokio_util::codec::Framed;
 use tokio_util::time::{DelayQueue, delay_queue};
 use uuid::Uuid;
 
-use super::client::ClientConfig;
+use super::client::{ClientConfig, Overflow};
 use super::codec::EslCodec;
 use super::command::{ApiCommand, Command};
 use super::error::ClientError;
@@ -114,7 +114,7 @@ pub(crate) async fn run<S>(
     let mut handles_alive = true;
     let error: Option<String> = loop {
         tokio::select! {
-            frame = framed.next() => match frame {
+            frame = framed.next(), if !conn.reading_paused() => match frame {
                 None => break None,
                 Some(Err(e)) => break Some(e.to_string()),
                 Some(Ok(frame)) => {
@@ -164,6 +164,12 @@ pub(crate) async fn run<S>(
 }
 
 impl Connection {
+    /// With back-pressure, the socket is not read while the backlog is full.
+    fn reading_paused(&self) -> bool {
+        self.config.overflow == Overflow::Backpressure
+            && self.backlog.len() >= self.config.max_event_backlog
+    }
+
     /// Queues the waiter for a request and returns the command to write.
     fn register(&mut self, request: Request) -> Command {
         match request {
@@ -249,6 +255,15 @@ impl Connection {
             }
         } else {
             self.backlog.push_back(event);
+        }
+        if self.config.overflow == Overflow::Backpressure {
+            if self.backlog.len() == self.config.max_event_backlog {
+                tracing::warn!(
+                    backlog = self.backlog.len(),
+                    "event consumer is behind; pausing reads (TCP back-pressure)"
+                );
+            }
+            return Ok(());
         }
         if self.backlog.len() > self.config.max_event_backlog {
             return Err(ClientError::EventBacklogOverflow(

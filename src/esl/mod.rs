@@ -16,7 +16,7 @@ mod reply;
 mod request;
 mod serialize;
 
-pub use client::{Client, ClientConfig, EventStream};
+pub use client::{Client, ClientConfig, EventStream, Overflow};
 pub use codec::{DEFAULT_MAX_FRAME, DEFAULT_MAX_HEADER_BLOCK, EslCodec, Limits, decode_all};
 pub use command::{ApiCommand, Command, EventFormat, EventSet, Password};
 pub use connection::CloseReason;

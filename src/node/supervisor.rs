@@ -142,6 +142,16 @@ impl<S: Store> Supervisor<S> {
         }
     }
 
+    /// The event connection pushes back on FreeSWITCH instead of dropping anything; commands
+    /// travel on other connections, so a slow reconciler never holds them up.
+    fn events_config(&self) -> ClientConfig {
+        ClientConfig {
+            overflow: crate::esl::Overflow::Backpressure,
+            max_event_backlog: 10_000,
+            ..self.client_config()
+        }
+    }
+
     /// One connection's life. `Ok` only when asked to stop.
     async fn connected_period(
         &self,
@@ -150,7 +160,7 @@ impl<S: Store> Supervisor<S> {
     ) -> Result<(), ClientError> {
         let password = Password::new(&self.config.password)?;
         let (events, mut stream) =
-            Client::connect(&self.config.addr, &password, self.client_config()).await?;
+            Client::connect(&self.config.addr, &password, self.events_config()).await?;
         events.subscribe(EventFormat::Plain, subscription()).await?;
         let mut commands = Vec::with_capacity(self.config.command_connections);
         for _ in 0..self.config.command_connections.max(1) {
