@@ -24,6 +24,15 @@ enum Command {
     },
     /// Run a FreeSWITCH simulator that speaks the Event Socket (for the lab and for tests).
     Sim(cli::sim::SimArgs),
+    /// Run the controller: the REST API over the media nodes of a configuration file.
+    Serve(cli::serve::ServeArgs),
+    /// Everything in one process: simulated nodes, the memory store (or Redis) and the API.
+    Lab(cli::lab::LabArgs),
+    /// Print the SHA-256 of an API key, for `key_sha256` in the configuration.
+    HashKey {
+        /// The key.
+        key: String,
+    },
 }
 
 #[tokio::main]
@@ -39,6 +48,12 @@ async fn main() -> std::process::ExitCode {
     let result = match args.command {
         Command::Esl { command } => cli::esl::run(command).await,
         Command::Sim(args) => cli::sim::run(args).await,
+        Command::Serve(args) => cli::serve::run(args).await,
+        Command::Lab(args) => cli::lab::run(args).await,
+        Command::HashKey { key } => {
+            cli::serve::hash_key(&key);
+            Ok(())
+        }
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

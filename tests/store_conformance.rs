@@ -267,6 +267,16 @@ async fn cooldowns_and_remembered_answers_expire<S: Store>(store: S) {
             .await
             .unwrap()
     );
+    let left = store
+        .cooldown_left(&a, "conf_play:r1")
+        .await
+        .unwrap()
+        .expect("held");
+    assert!(
+        left <= Duration::from_millis(80) && left > Duration::ZERO,
+        "{left:?}"
+    );
+    assert_eq!(store.cooldown_left(&a, "conf_play:r2").await.unwrap(), None);
     tokio::time::sleep(Duration::from_millis(120)).await;
     assert!(
         store
@@ -289,6 +299,14 @@ async fn cooldowns_and_remembered_answers_expire<S: Store>(store: S) {
             .as_deref(),
         Some("first")
     );
+    assert_eq!(
+        store.recall(&a, "s1:uid").await.unwrap().as_deref(),
+        Some("first")
+    );
+    assert_eq!(store.recall(&a, "s1:other").await.unwrap(), None);
+    assert_eq!(store.recall(&app("app-b"), "s1:uid").await.unwrap(), None);
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    assert_eq!(store.cooldown_left(&a, "conf_play:r1").await.unwrap(), None);
 }
 
 macro_rules! suite {

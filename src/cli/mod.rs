@@ -1,4 +1,6 @@
 //! Command implementations behind `main`.
 
 pub mod esl;
+pub mod lab;
+pub mod serve;
 pub mod sim;

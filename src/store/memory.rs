@@ -258,6 +258,24 @@ impl Store for MemoryStore {
         Ok(true)
     }
 
+    async fn cooldown_left(&self, app: &AppId, key: &str) -> Result<Option<Duration>, StoreError> {
+        let s = self.lock();
+        let now = Instant::now();
+        Ok(s.cooldowns
+            .get(&(app.clone(), key.to_owned()))
+            .filter(|until| **until > now)
+            .map(|until| *until - now))
+    }
+
+    async fn recall(&self, app: &AppId, key: &str) -> Result<Option<String>, StoreError> {
+        let s = self.lock();
+        let now = Instant::now();
+        Ok(s.remembered
+            .get(&(app.clone(), key.to_owned()))
+            .filter(|(_, until)| *until > now)
+            .map(|(answer, _)| answer.clone()))
+    }
+
     async fn remember(
         &self,
         app: &AppId,

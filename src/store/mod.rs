@@ -189,6 +189,22 @@ pub trait Store: Send + Sync + 'static {
         ttl: Duration,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
+    /// How long a cooldown taken with [`Store::take_cooldown`] is still held; `None` when free.
+    /// (The API tells a refused caller how long to wait.)
+    fn cooldown_left(
+        &self,
+        app: &AppId,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<Duration>, StoreError>> + Send;
+
+    /// The answer [`Store::remember`] holds for `key`, without storing anything. (An idempotent
+    /// command repeated within the window is answered from here and sends nothing.)
+    fn recall(
+        &self,
+        app: &AppId,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+
     /// Remembers the answer to a command for `ttl`; returns the earlier answer if there is one.
     fn remember(
         &self,

@@ -361,6 +361,23 @@ impl Store for RedisStore {
         Ok(!matches!(reply, Value::Nil))
     }
 
+    async fn cooldown_left(&self, app: &AppId, key: &str) -> Result<Option<Duration>, StoreError> {
+        let millis: i64 = redis::cmd("PTTL")
+            .arg(keys::cooldown(app, key))
+            .query_async(&mut self.conn())
+            .await
+            .map_err(unavailable)?;
+        // -2: no such key; -1: no expiry (never written so by us).
+        Ok((millis > 0).then(|| Duration::from_millis(millis as u64)))
+    }
+
+    async fn recall(&self, app: &AppId, key: &str) -> Result<Option<String>, StoreError> {
+        self.conn()
+            .get(keys::command(app, key))
+            .await
+            .map_err(unavailable)
+    }
+
     async fn remember(
         &self,
         app: &AppId,

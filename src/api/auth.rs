@@ -1,0 +1,182 @@
+//! Who is calling: `X-App-ID` + `X-API-Key`, checked against SHA-256 hashes from the config in
+//! constant time; then the global per-app request limit. Keys are never logged or kept.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::{ApiError, ApiState};
+use crate::conference::AppId;
+use crate::store::Store;
+
+/// SHA-256 of a key, as lowercase hex (what `switchyard hash-key` prints).
+pub fn hash_key(key: &str) -> String {
+    Sha256::digest(key.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn parse_hex32(hex: &str) -> Option<[u8; 32]> {
+    let bytes = hex.as_bytes();
+    if bytes.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in bytes.chunks(2).enumerate() {
+        let s = std::str::from_utf8(pair).ok()?;
+        out[i] = u8::from_str_radix(s, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// The applications allowed in, by id, with the hash of their key.
+#[derive(Clone, Default)]
+pub struct AppKeys {
+    keys: HashMap<AppId, [u8; 32]>,
+}
+
+impl std::fmt::Debug for AppKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppKeys")
+            .field("apps", &self.keys.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl AppKeys {
+    pub fn new() -> AppKeys {
+        AppKeys::default()
+    }
+
+    /// Adds an app by the hex SHA-256 of its key; `None` if the hash is not 64 hex digits.
+    pub fn add_hashed(&mut self, app: AppId, key_sha256: &str) -> Option<()> {
+        let hash = parse_hex32(&key_sha256.to_ascii_lowercase())?;
+        self.keys.insert(app, hash);
+        Some(())
+    }
+
+    /// Adds an app by its plain key (the lab).
+    pub fn add_plain(&mut self, app: AppId, key: &str) {
+        self.keys.insert(app, Sha256::digest(key.as_bytes()).into());
+    }
+
+    pub fn apps(&self) -> impl Iterator<Item = &AppId> {
+        self.keys.keys()
+    }
+
+    /// The app, if the pair is right. The comparison takes the same time for an unknown app.
+    pub fn check(&self, app: &str, key: &str) -> Option<AppId> {
+        let given: [u8; 32] = Sha256::digest(key.as_bytes()).into();
+        let app = AppId::parse(app).ok();
+        let stored = app.as_ref().and_then(|a| self.keys.get(a));
+        let expected = stored.copied().unwrap_or([0u8; 32]);
+        let equal: bool = given.ct_eq(&expected).into();
+        (equal && stored.is_some()).then_some(app).flatten()
+    }
+}
+
+/// A token bucket per application: `rate` requests per second, bursts up to `burst`.
+pub struct GlobalLimiter {
+    rate: f64,
+    burst: f64,
+    // Never held across an `.await`.
+    buckets: Mutex<HashMap<AppId, (f64, Instant)>>,
+}
+
+impl GlobalLimiter {
+    /// `rate` 0 turns the limit off.
+    pub fn new(rate: f64, burst: f64) -> GlobalLimiter {
+        GlobalLimiter {
+            rate,
+            burst: burst.max(1.0),
+            buckets: Mutex::default(),
+        }
+    }
+
+    /// Takes one request from the app's bucket, or says how long until one is there.
+    pub fn take(&self, app: &AppId) -> Result<(), Duration> {
+        if self.rate <= 0.0 {
+            return Ok(());
+        }
+        let Ok(mut buckets) = self.buckets.lock() else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        let (tokens, last) = buckets.entry(app.clone()).or_insert((self.burst, now));
+        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * self.rate).min(self.burst);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            return Ok(());
+        }
+        Err(Duration::from_secs_f64((1.0 - *tokens) / self.rate))
+    }
+}
+
+/// The authenticated application of a request.
+#[derive(Debug, Clone)]
+pub struct Caller(pub AppId);
+
+fn header<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
+    parts.headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+impl<S: Store> FromRequestParts<ApiState<S>> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &ApiState<S>,
+    ) -> Result<Caller, ApiError> {
+        let (Some(app), Some(key)) = (header(parts, "x-app-id"), header(parts, "x-api-key")) else {
+            return Err(ApiError::Unauthorized);
+        };
+        let app = state.keys().check(app, key).ok_or(ApiError::Unauthorized)?;
+        state
+            .limiter()
+            .take(&app)
+            .map_err(|wait| ApiError::RateLimited {
+                group: "global",
+                wait,
+            })?;
+        Ok(Caller(app))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_checked_by_hash() {
+        let mut keys = AppKeys::new();
+        let app = AppId::parse("app1").unwrap();
+        assert!(keys.add_hashed(app.clone(), &hash_key("s3cret")).is_some());
+        assert!(keys.add_hashed(app.clone(), "nothex").is_none());
+        assert_eq!(keys.check("app1", "s3cret"), Some(app));
+        assert_eq!(keys.check("app1", "wrong"), None);
+        assert_eq!(keys.check("app2", "s3cret"), None);
+        assert_eq!(keys.check("bad id!", "s3cret"), None);
+        assert_eq!(
+            hash_key("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn the_global_limit_refills() {
+        let limiter = GlobalLimiter::new(10.0, 2.0);
+        let app = AppId::parse("a").unwrap();
+        assert!(limiter.take(&app).is_ok());
+        assert!(limiter.take(&app).is_ok());
+        let wait = limiter.take(&app).unwrap_err();
+        assert!(wait <= Duration::from_millis(100), "{wait:?}");
+        assert!(GlobalLimiter::new(0.0, 0.0).take(&app).is_ok());
+    }
+}

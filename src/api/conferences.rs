@@ -1,0 +1,329 @@
+//! `/api/v1/conferences`: create, list, read, members, delete, and room playback.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::extract::{IdPath, JsonBody, PageQuery, iso8601};
+use super::{ApiError, ApiState, Caller};
+use crate::conference::{AppId, PlaybackStatus, Room, RoomId, RoomType};
+use crate::rooms::{PlaybackState, ServiceError};
+use crate::store::Store;
+
+type Answer = Result<(StatusCode, Json<Value>), ApiError>;
+
+pub fn routes<S: Store>() -> Router<ApiState<S>> {
+    Router::new()
+        .route("/api/v1/conferences", post(create::<S>).get(list::<S>))
+        .route(
+            "/api/v1/conferences/{room_id}",
+            get(show::<S>).delete(destroy::<S>),
+        )
+        .route("/api/v1/conferences/{room_id}/members", get(members::<S>))
+        .route("/api/v1/conferences/{room_id}/play", post(play::<S>))
+        .route("/api/v1/conferences/{room_id}/pause", post(pause::<S>))
+        .route("/api/v1/conferences/{room_id}/stop", post(stop::<S>))
+        .route("/api/v1/conferences/{room_id}/volume", post(volume::<S>))
+}
+
+/// `^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`
+pub fn valid_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    !b.is_empty()
+        && b.len() <= 64
+        && b[0].is_ascii_alphanumeric()
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b'-')
+}
+
+pub fn room_id(raw: &str) -> Result<RoomId, ApiError> {
+    RoomId::parse(raw).map_err(|_| {
+        ApiError::bad_request_with(
+            "Invalid room_id format: expected {5-char-prefix}-room-{uuid}",
+            json!({ "room_id": raw.chars().take(100).collect::<String>() }),
+        )
+    })
+}
+
+fn rooms_scope(app: &AppId) -> String {
+    format!("rooms {app}")
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateBody {
+    name: String,
+}
+
+async fn create<S: Store>(
+    State(st): State<ApiState<S>>,
+    Caller(app): Caller,
+    JsonBody(body): JsonBody<CreateBody>,
+) -> Answer {
+    if !valid_name(&body.name) {
+        return Err(ApiError::bad_request_with(
+            "Invalid name: alphanumeric, hyphens and underscores only, starting with an alphanumeric, at most 64 characters",
+            json!({ "name": body.name.chars().take(100).collect::<String>() }),
+        ));
+    }
+    let room = st
+        .rooms()
+        .create(&app, &body.name, RoomType::Conference)
+        .await?;
+    Ok((StatusCode::CREATED, Json(json!({ "room_id": room.id }))))
+}
+
+async fn list<S: Store>(
+    State(st): State<ApiState<S>>,
+    Caller(app): Caller,
+    page: PageQuery,
+) -> Answer {
+    let scope = rooms_scope(&app);
+    let after = match &page.cursor {
+        Some(c) => Some(
+            st.cursors()
+                .decode_at(&scope, c)
+                .map_err(|_| ApiError::bad_request("Invalid cursor"))?,
+        ),
+        None => None,
+    };
+    let found = st.rooms().list(&app, after, page.limit(200)).await?;
+    let conferences: Vec<Value> = found
+        .items
+        .iter()
+        .map(|r| {
+            json!({
+                "room_id": r.id,
+                "name": r.name,
+                "members": r.confirmed_members().count(),
+                "created_at": iso8601(r.created_at),
+            })
+        })
+        .collect();
+    let cursor = found
+        .next
+        .map(|n| st.cursors().encode_at(&scope, &n))
+        .unwrap_or_default();
+    Ok((
+        StatusCode::OK,
+        Json(json!({ "conferences": conferences, "cursor": cursor })),
+    ))
+}
+
+/// One room as `GET` shows it; `created_at` is Unix seconds as a string (the contract says so).
+fn room_view(r: &Room) -> Value {
+    json!({
+        "room_id": r.id,
+        "name": r.name,
+        "created_at": r.created_at.div_euclid(1_000_000).to_string(),
+        "members": r.confirmed_members().count(),
+        "playback_status": r.playback.status,
+        "playback_volume": r.playback.volume,
+        "playback_urls": r.playback.urls,
+        "playback_operation_id": r.playback.operation_id.map(|u| u.to_string()).unwrap_or_default(),
+    })
+}
+
+async fn show<S: Store>(
+    State(st): State<ApiState<S>>,
+    Caller(app): Caller,
+    IdPath(raw): IdPath,
+) -> Answer {
+    let room = st.rooms().room(&app, &room_id(&raw)?).await?;
+    Ok((StatusCode::OK, Json(room_view(&room))))
+}
+
+async fn members<S: Store>(
+    State(st): State<ApiState<S>>,
+    Caller(app): Caller,
+    IdPath(raw): IdPath,
+    page: PageQuery,
+) -> Answer {
+    let id = room_id(&raw)?;
+    let scope = format!("members {app} {id}");
+    let after = match &page.cursor {
+        Some(c) => Some(
+            st.cursors()
+                .decode(&scope, c)
+                .map_err(|_| ApiError::bad_request("Invalid cursor"))?,
+        ),
+        None => None,
+    };
+    let (members, next) = st
+        .rooms()
+        .members(&app, &id, after.as_deref(), page.limit(1000))
+        .await
+        // The members list hides another app's room entirely (seed 004).
+        .map_err(|e| match e {
+            ServiceError::Forbidden(what) => ServiceError::NotFound(what),
+            e => e,
+        })?;
+    let members: Vec<Value> = members
+        .iter()
+        .map(|m| json!({ "uuid": m.session, "did": m.did, "caller_id": m.caller_id, "muted": m.muted }))
+        .collect();
+    let cursor = next
+        .map(|n| st.cursors().encode(&scope, &n))
+        .unwrap_or_default();
+    Ok((
+        StatusCode::OK,
+        Json(json!({ "room_id": id, "members": members, "cursor": cursor })),
+    ))
+}
+
+async fn destroy<S: Store>(
+    State(st): State<ApiState<S>>,
+    Caller(app): Caller,
+    IdPath(raw): IdPath,
+) -> Answer {
+    let id = room_id(&raw)?;
+    st.rooms().delete(&app, &id).await?;
+    Ok((StatusCode::OK, Json(json!({ "room_id": id }))))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlayBody {
+    urls: Vec<String>,
+}
+
+/// Most files one play request may carry.
+const MAX_URLS: usize = 128;
+const MAX_URL_LEN: usize = 2048;
+
+/// An http/https URL with a host, that is one token on a FreeSWITCH command line.
+pub fn valid_url(url: &str) -> bool {
+    let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
+    let rest = if lower.starts_with("https://") {
+        &url[8..]
+    } else if lower.starts_with("http://") {
+        &url[7..]
+    } else {
+        return false;
+    };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    url.len() <= MAX_URL_LEN
+        && !host.is_empty()
+        && !url
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || "{}'\"\\,".contains(c))
+}
+
+async fn play<S: Store>(
+    State(st): State<ApiState<S>>,
+    Caller(app): Caller,
+    IdPath(raw): IdPath,
+    JsonBody(body): JsonBody<PlayBody>,
+) -> Answer {
+    let id = room_id(&raw)?;
+    if body.urls.is_empty() || body.urls.len() > MAX_URLS {
+        return Err(ApiError::bad_request_with(
+            "Invalid urls: between 1 and 128 URLs",
+            json!({ "count": body.urls.len() }),
+        ));
+    }
+    if let Some(bad) = body.urls.iter().find(|u| !valid_url(u)) {
+        return Err(ApiError::bad_request_with(
+            "Invalid url: HTTP/HTTPS URLs only",
+            json!({ "url": bad.chars().take(200).collect::<String>() }),
+        ));
+    }
+    let op = st.rooms().play(&app, &id, &body.urls, None).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "operation_id": op, "status": "in_progress" })),
+    ))
+}
+
+/// Room-level control commands take no body; an empty object is accepted, anything else is not.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoBody {}
+
+fn playback_answer(id: &RoomId, p: &PlaybackState) -> Json<Value> {
+    Json(json!({
+        "room_id": id,
+        "status": match p.status {
+            PlaybackStatus::Playing => "playing",
+            PlaybackStatus::Paused => "paused",
+            PlaybackStatus::Stopped => "stopped",
+        },
+        "operation_id": p.operation_id.map(|u| u.to_string()).unwrap_or_default(),
+        "volume": p.volume,
+    }))
+}
+
+async fn pause<S: Store>(
+    State(st): State<ApiState<S>>,
+    Caller(app): Caller,
+    IdPath(raw): IdPath,
+    JsonBody(NoBody {}): JsonBody<NoBody>,
+) -> Answer {
+    let id = room_id(&raw)?;
+    let p = st.rooms().pause(&app, &id).await?;
+    Ok((StatusCode::ACCEPTED, playback_answer(&id, &p)))
+}
+
+async fn stop<S: Store>(
+    State(st): State<ApiState<S>>,
+    Caller(app): Caller,
+    IdPath(raw): IdPath,
+    JsonBody(NoBody {}): JsonBody<NoBody>,
+) -> Answer {
+    let id = room_id(&raw)?;
+    let p = st.rooms().stop(&app, &id).await?;
+    Ok((StatusCode::ACCEPTED, playback_answer(&id, &p)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VolumeBody {
+    volume: i64,
+}
+
+async fn volume<S: Store>(
+    State(st): State<ApiState<S>>,
+    Caller(app): Caller,
+    IdPath(raw): IdPath,
+    JsonBody(body): JsonBody<VolumeBody>,
+) -> Answer {
+    let id = room_id(&raw)?;
+    if !(-50..=7).contains(&body.volume) {
+        return Err(ApiError::bad_request_with(
+            "Invalid volume: must be between -50 and 7",
+            json!({ "volume": body.volume }),
+        ));
+    }
+    let p = st.rooms().volume(&app, &id, body.volume as i32).await?;
+    Ok((StatusCode::ACCEPTED, playback_answer(&id, &p)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_urls_follow_the_contract() {
+        for ok in ["a", "weekly-standup", "A_1", &"x".repeat(64)] {
+            assert!(valid_name(ok), "{ok}");
+        }
+        for bad in ["", "-a", "_a", "a b", "ä", &"x".repeat(65)] {
+            assert!(!valid_name(bad), "{bad}");
+        }
+        assert!(valid_url("https://cdn.example.com/a.wav"));
+        assert!(valid_url("HTTP://x/a.mp3?x=1"));
+        for bad in [
+            "ftp://x/a.wav",
+            "https://",
+            "/tmp/a.wav",
+            "https://x/a b.wav",
+            "https://x/{a}",
+            "https://x/a,b",
+        ] {
+            assert!(!valid_url(bad), "{bad}");
+        }
+    }
+}

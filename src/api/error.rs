@@ -1,0 +1,186 @@
+//! The one place where failures become HTTP answers, all with the contract's body
+//! `{"success": false, "error": "...", "detail": ...}`.
+
+use std::time::Duration;
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::node::NodeError;
+use crate::rooms::ServiceError;
+use crate::store::StoreError;
+
+/// An API failure; each variant is one status code.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ApiError {
+    /// 400: invalid input (name, room_id, limit, cursor, volume, urls, malformed JSON).
+    BadRequest { error: String, detail: Value },
+    /// 401: missing or wrong X-App-ID / X-API-Key.
+    Unauthorized,
+    /// 403: the room or session belongs to another application.
+    Forbidden(String),
+    /// 404: no such room or session, or the session is in no conference.
+    NotFound(String),
+    /// 409: the request conflicts with the state (name taken, other room, still joining…).
+    Conflict { error: String, detail: Value },
+    /// 429: a cooldown group (or the global per-app limit) refuses for `wait` more.
+    RateLimited { group: &'static str, wait: Duration },
+    /// 502: the media node answered `-ERR`.
+    NodeRejected(String),
+    /// 503: the media node (or the store) cannot be reached.
+    Unavailable { error: String, detail: Value },
+    /// 504: the media node did not answer in time.
+    NodeTimeout,
+    /// 500: stored data could not be read.
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn bad_request(error: impl Into<String>) -> ApiError {
+        ApiError::BadRequest {
+            error: error.into(),
+            detail: Value::Null,
+        }
+    }
+
+    pub fn bad_request_with(error: impl Into<String>, detail: Value) -> ApiError {
+        ApiError::BadRequest {
+            error: error.into(),
+            detail,
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::NodeRejected(_) => StatusCode::BAD_GATEWAY,
+            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::NodeTimeout => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn body(&self) -> (String, Value) {
+        match self {
+            ApiError::BadRequest { error, detail } | ApiError::Conflict { error, detail } => {
+                (error.clone(), detail.clone())
+            }
+            ApiError::Unauthorized => ("Missing or invalid X-API-Key".into(), Value::Null),
+            ApiError::Forbidden(e) | ApiError::NotFound(e) => (e.clone(), Value::Null),
+            ApiError::RateLimited { group, wait } => (
+                "Rate limit exceeded".into(),
+                json!({ "group": group, "retry_after_ms": ceil_millis(*wait) }),
+            ),
+            ApiError::NodeRejected(reply) => (
+                "Media node rejected the command".into(),
+                json!({ "reply": reply }),
+            ),
+            ApiError::Unavailable { error, detail } => (error.clone(), detail.clone()),
+            ApiError::NodeTimeout => ("Media node did not answer in time".into(), Value::Null),
+            ApiError::Internal(e) => ("Internal error".into(), json!({ "reason": e })),
+        }
+    }
+}
+
+fn ceil_millis(d: Duration) -> u64 {
+    d.as_micros().div_ceil(1000) as u64
+}
+
+/// Seconds for `Retry-After`, rounded up (at least 1).
+fn retry_after_secs(d: Duration) -> u64 {
+    d.as_millis().div_ceil(1000).max(1) as u64
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (error, detail) = self.body();
+        let body = json!({ "success": false, "error": error, "detail": detail });
+        let mut response = (self.status(), axum::Json(body)).into_response();
+        if let ApiError::RateLimited { wait, .. } = self
+            && let Ok(v) = HeaderValue::from_str(&retry_after_secs(wait).to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        response
+    }
+}
+
+fn capitalized(what: &str) -> String {
+    let mut c = what.chars();
+    match c.next() {
+        Some(first) => first.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        match e {
+            StoreError::Corrupt { .. } => ApiError::Internal(e.to_string()),
+            StoreError::Unavailable(_) | StoreError::Contention(_) => ApiError::Unavailable {
+                error: "Store unavailable".into(),
+                detail: json!({ "reason": e.to_string() }),
+            },
+        }
+    }
+}
+
+impl From<NodeError> for ApiError {
+    fn from(e: NodeError) -> ApiError {
+        match e {
+            NodeError::Rejected(reply) => ApiError::NodeRejected(reply.trim().to_owned()),
+            NodeError::Timeout => ApiError::NodeTimeout,
+            NodeError::Unavailable(node) | NodeError::Unknown(node) => ApiError::Unavailable {
+                error: "Media node unavailable".into(),
+                detail: json!({ "node": node }),
+            },
+        }
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> ApiError {
+        match e {
+            ServiceError::NotFound(what) => {
+                ApiError::NotFound(format!("{} not found", capitalized(what)))
+            }
+            ServiceError::Forbidden(what) => ApiError::Forbidden(format!(
+                "{} belongs to a different application",
+                capitalized(what)
+            )),
+            ServiceError::Conflict(msg) => ApiError::Conflict {
+                error: capitalized(&msg),
+                detail: Value::Null,
+            },
+            ServiceError::NameTaken(existing) => ApiError::Conflict {
+                error: "Conference name already taken for this application".into(),
+                detail: json!({ "room_id": existing }),
+            },
+            ServiceError::Invalid(msg) => ApiError::bad_request(msg),
+            ServiceError::RateLimited { group, wait } => ApiError::RateLimited {
+                group: group.as_str(),
+                wait,
+            },
+            ServiceError::Node(e) => e.into(),
+            ServiceError::Store(e) => e.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_round_up() {
+        assert_eq!(retry_after_secs(Duration::from_millis(200)), 1);
+        assert_eq!(retry_after_secs(Duration::from_millis(1001)), 2);
+        assert_eq!(ceil_millis(Duration::from_micros(1500)), 2);
+    }
+}

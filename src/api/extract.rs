@@ -1,0 +1,136 @@
+//! Request parts, parsed the contract's way: JSON bodies (malformed JSON and unknown fields are
+//! 400s; an empty body reads as `{}`), page parameters (`limit` a positive integer, clamped),
+//! and path ids, all failing with the contract's error body.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
+use axum::http::request::Parts;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use super::ApiError;
+
+/// A JSON body of type `T` (declare `T` with `deny_unknown_fields`).
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned, St: Send + Sync> FromRequest<St> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &St) -> Result<JsonBody<T>, ApiError> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            ApiError::bad_request_with("Malformed JSON", json!({ "reason": e.body_text() }))
+        })?;
+        let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+            b"{}"
+        } else {
+            &bytes
+        };
+        serde_json::from_slice(text).map(JsonBody).map_err(|e| {
+            let error = match e.classify() {
+                serde_json::error::Category::Data => "Invalid request body",
+                _ => "Malformed JSON",
+            };
+            ApiError::bad_request_with(error, json!({ "reason": e.to_string() }))
+        })
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct RawPage {
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+/// `?limit=&cursor=` of a listing; `limit` still unclamped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageQuery {
+    pub limit: Option<u64>,
+    pub cursor: Option<String>,
+}
+
+impl PageQuery {
+    /// The limit: default 50, clamped to `max`.
+    pub fn limit(&self, max: usize) -> usize {
+        self.limit.map_or(50, |l| l.min(max as u64) as usize)
+    }
+}
+
+impl<St: Send + Sync> FromRequestParts<St> for PageQuery {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &St) -> Result<PageQuery, ApiError> {
+        let Query(raw) = Query::<RawPage>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| {
+                ApiError::bad_request_with("Invalid query", json!({ "reason": e.body_text() }))
+            })?;
+        let limit = match raw.limit.as_deref() {
+            None => None,
+            Some(l) => match l.parse::<u64>() {
+                Ok(n) if n > 0 && !l.starts_with('+') => Some(n),
+                _ => {
+                    return Err(ApiError::bad_request_with(
+                        "Invalid limit: must be a positive integer",
+                        json!({ "limit": l }),
+                    ));
+                }
+            },
+        };
+        Ok(PageQuery {
+            limit,
+            cursor: raw.cursor.filter(|c| !c.is_empty()),
+        })
+    }
+}
+
+/// The one path parameter of a route, as text (each handler parses its id).
+pub struct IdPath(pub String);
+
+impl<St: Send + Sync> FromRequestParts<St> for IdPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &St) -> Result<IdPath, ApiError> {
+        Path::<String>::from_request_parts(parts, state)
+            .await
+            .map(|Path(id)| IdPath(id))
+            .map_err(|e| {
+                ApiError::bad_request_with("Invalid path", json!({ "reason": e.body_text() }))
+            })
+    }
+}
+
+/// Unix microseconds as ISO-8601 UTC to the second (`2026-05-06T12:34:56Z`).
+pub fn iso8601(micros: i64) -> String {
+    let secs = micros.div_euclid(1_000_000);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iso8601_matches_known_instants() {
+        assert_eq!(iso8601(0), "1970-01-01T00:00:00Z");
+        assert_eq!(iso8601(1_711_036_800_000_000), "2024-03-21T16:00:00Z");
+        assert_eq!(iso8601(1_778_070_896_123_456), "2026-05-06T12:34:56Z");
+        assert_eq!(iso8601(951_782_400_000_000), "2000-02-29T00:00:00Z");
+    }
+}

@@ -1,0 +1,54 @@
+//! `/healthz` (the process answers) and `/readyz` (the store answers and every node is up).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{Map, Value, json};
+
+use super::ApiState;
+use crate::conference::RoomId;
+use crate::node::NodeState;
+use crate::store::Store;
+
+pub fn routes<S: Store>() -> Router<ApiState<S>> {
+    Router::new()
+        .route(
+            "/healthz",
+            get(|| async { Json(json!({ "status": "ok" })) }),
+        )
+        .route("/readyz", get(ready::<S>))
+}
+
+async fn ready<S: Store>(State(st): State<ApiState<S>>) -> (StatusCode, Json<Value>) {
+    let store_ok = match RoomId::parse("00000-room-00000000-0000-0000-0000-000000000000") {
+        Ok(probe) => st.rooms().store().room_app(&probe).await.is_ok(),
+        Err(_) => false,
+    };
+    let mut nodes = Map::new();
+    let mut all_up = !st.rooms().pool().nodes().is_empty();
+    for node in st.rooms().pool().nodes() {
+        let state = match node.state() {
+            NodeState::Up { .. } => "up",
+            NodeState::Connecting => "connecting",
+            NodeState::Down { .. } => "down",
+            NodeState::Failed { .. } => "failed",
+        };
+        all_up &= state == "up";
+        nodes.insert(node.config.prefix.to_string(), json!(state));
+    }
+    let ready = store_ok && all_up;
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(json!({
+            "ready": ready,
+            "store": if store_ok { "ok" } else { "unavailable" },
+            "nodes": nodes,
+        })),
+    )
+}

@@ -1,0 +1,144 @@
+//! Lab-only routes (absent from `serve`): make calls happen on the simulated nodes.
+//! `POST /lab/v1/calls` `{"did", "caller_id"[, "node"]}` → 201 `{"uuid"}`: an inbound call,
+//! answered, parked and owned by the calling app; `DELETE /lab/v1/calls/{uuid}`: the caller
+//! hangs up.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{delete, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::extract::{IdPath, JsonBody};
+use super::{ApiError, ApiState, Caller};
+use crate::conference::{AppId, NodePrefix, SessionId, SessionState};
+use crate::sim::Simulator;
+use crate::store::Store;
+
+/// The simulated nodes of a lab, by prefix (the first is the default for new calls).
+#[derive(Clone, Default)]
+pub struct LabNodes {
+    nodes: Vec<(NodePrefix, Arc<Simulator>)>,
+}
+
+impl LabNodes {
+    pub fn new(nodes: Vec<(NodePrefix, Arc<Simulator>)>) -> LabNodes {
+        LabNodes { nodes }
+    }
+
+    fn get(&self, prefix: &NodePrefix) -> Option<&Arc<Simulator>> {
+        self.nodes.iter().find(|(p, _)| p == prefix).map(|(_, s)| s)
+    }
+
+    fn first(&self) -> Option<&(NodePrefix, Arc<Simulator>)> {
+        self.nodes.first()
+    }
+}
+
+pub fn routes<S: Store>() -> Router<ApiState<S>> {
+    Router::new()
+        .route("/lab/v1/calls", post(call::<S>))
+        .route("/lab/v1/calls/{uuid}", delete(hang_up::<S>))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CallBody {
+    did: String,
+    caller_id: String,
+    /// The node prefix to call into (default: the first node).
+    node: Option<String>,
+}
+
+/// A number that can be written into a dial string: `[A-Za-z0-9+*#._-]{1,64}`.
+fn valid_number(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+*#._-".contains(&b))
+}
+
+fn lab<S: Store>(st: &ApiState<S>) -> Result<&LabNodes, ApiError> {
+    st.lab()
+        .ok_or_else(|| ApiError::NotFound("Not found".into()))
+}
+
+async fn call<S: Store>(
+    State(st): State<ApiState<S>>,
+    Caller(app): Caller,
+    JsonBody(body): JsonBody<CallBody>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    if !valid_number(&body.did) || !valid_number(&body.caller_id) {
+        return Err(ApiError::bad_request_with(
+            "Invalid did or caller_id: 1 to 64 characters [A-Za-z0-9+*#._-]",
+            json!({ "did": body.did, "caller_id": body.caller_id }),
+        ));
+    }
+    let nodes = lab(&st)?;
+    let (prefix, sim) = match &body.node {
+        Some(p) => {
+            let prefix = NodePrefix::parse(p)
+                .map_err(|_| ApiError::bad_request_with("Unknown node", json!({ "node": p })))?;
+            let sim = nodes
+                .get(&prefix)
+                .ok_or_else(|| ApiError::bad_request_with("Unknown node", json!({ "node": p })))?;
+            (prefix, sim.clone())
+        }
+        None => nodes
+            .first()
+            .cloned()
+            .ok_or_else(|| ApiError::bad_request("The lab has no node"))?,
+    };
+    let channel = uuid::Uuid::new_v4().to_string();
+    let reply = sim.api(&originate(&app, &channel, &body.did, &body.caller_id));
+    if !reply.starts_with("+OK") {
+        return Err(ApiError::NodeRejected(reply.trim().to_owned()));
+    }
+    let id = SessionId::new(&prefix, &channel);
+    wait_parked(&st, &app, &id).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "uuid": id }))))
+}
+
+/// An inbound call as the lab dialplan would route it: owned by `app`, parked.
+fn originate(app: &AppId, channel: &str, did: &str, caller: &str) -> String {
+    format!(
+        "originate {{origination_uuid={channel},switchyard_app_id={app},switchyard_did={did},origination_caller_id_number={caller},origination_caller_id_name={caller}}}null/{did} &park"
+    )
+}
+
+/// The call is usable once the controller has stored it as parked.
+async fn wait_parked<S: Store>(
+    st: &ApiState<S>,
+    app: &AppId,
+    id: &SessionId,
+) -> Result<(), ApiError> {
+    for _ in 0..500 {
+        let s = st.rooms().store().session(app, id).await?;
+        if s.is_some_and(|s| s.state == SessionState::Parked) {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Err(ApiError::NodeTimeout)
+}
+
+async fn hang_up<S: Store>(
+    State(st): State<ApiState<S>>,
+    Caller(app): Caller,
+    IdPath(raw): IdPath,
+) -> Result<Json<Value>, ApiError> {
+    let id = SessionId::parse(&raw).map_err(|_| ApiError::NotFound("Session not found".into()))?;
+    st.rooms().session(&app, &id).await?;
+    let sim = lab(&st)?
+        .get(&id.prefix())
+        .ok_or_else(|| ApiError::NotFound("Session not found".into()))?;
+    let reply = sim.api(&format!("uuid_kill {}", id.channel()));
+    if !reply.starts_with("+OK") {
+        return Err(ApiError::NotFound("Session not found".into()));
+    }
+    Ok(Json(json!({ "uuid": id, "status": "hangup" })))
+}

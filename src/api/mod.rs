@@ -1,0 +1,136 @@
+//! The REST API of the contract (seed 004): axum routers, one per resource, with thin handlers
+//! over the room service. Auth, validation, cursors, rate-limit answers and the error body live
+//! here; ESL wire details do not.
+
+pub mod auth;
+pub mod conferences;
+pub mod cursor;
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod lab;
+pub mod sessions;
+
+use std::sync::Arc;
+
+use axum::Router;
+
+pub use auth::{AppKeys, Caller, GlobalLimiter, hash_key};
+pub use cursor::Cursors;
+pub use error::ApiError;
+
+use crate::rooms::Rooms;
+use crate::store::Store;
+
+/// How the API behaves beyond the room service.
+#[derive(Debug, Clone)]
+pub struct ApiOptions {
+    /// Signs pagination cursors; `None` = a random secret for this process.
+    pub cursor_secret: Option<Vec<u8>>,
+    /// Requests per second per application (0 = no global limit), and the burst allowed.
+    pub global_rate: f64,
+    pub global_burst: f64,
+}
+
+impl Default for ApiOptions {
+    fn default() -> ApiOptions {
+        ApiOptions {
+            cursor_secret: None,
+            global_rate: 100.0,
+            global_burst: 200.0,
+        }
+    }
+}
+
+struct Shared<S> {
+    rooms: Rooms<S>,
+    keys: AppKeys,
+    cursors: Cursors,
+    limiter: GlobalLimiter,
+    lab: Option<lab::LabNodes>,
+}
+
+/// What every handler gets: the room service, the app keys, the cursor signer, the limiter.
+pub struct ApiState<S> {
+    shared: Arc<Shared<S>>,
+}
+
+impl<S> Clone for ApiState<S> {
+    fn clone(&self) -> ApiState<S> {
+        ApiState {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<S: Store> ApiState<S> {
+    pub fn new(rooms: Rooms<S>, keys: AppKeys, options: ApiOptions) -> ApiState<S> {
+        ApiState::build(rooms, keys, options, None)
+    }
+
+    /// The lab's state: the same API plus the simulated nodes that `/lab/v1/calls` drives.
+    pub fn with_lab(
+        rooms: Rooms<S>,
+        keys: AppKeys,
+        options: ApiOptions,
+        lab: lab::LabNodes,
+    ) -> ApiState<S> {
+        ApiState::build(rooms, keys, options, Some(lab))
+    }
+
+    fn build(
+        rooms: Rooms<S>,
+        keys: AppKeys,
+        options: ApiOptions,
+        lab: Option<lab::LabNodes>,
+    ) -> ApiState<S> {
+        let cursors = match &options.cursor_secret {
+            Some(secret) => Cursors::new(secret),
+            None => Cursors::random(),
+        };
+        ApiState {
+            shared: Arc::new(Shared {
+                rooms,
+                keys,
+                cursors,
+                limiter: GlobalLimiter::new(options.global_rate, options.global_burst),
+                lab,
+            }),
+        }
+    }
+
+    pub fn rooms(&self) -> &Rooms<S> {
+        &self.shared.rooms
+    }
+
+    pub fn keys(&self) -> &AppKeys {
+        &self.shared.keys
+    }
+
+    pub fn cursors(&self) -> &Cursors {
+        &self.shared.cursors
+    }
+
+    pub fn limiter(&self) -> &GlobalLimiter {
+        &self.shared.limiter
+    }
+
+    pub fn lab(&self) -> Option<&lab::LabNodes> {
+        self.shared.lab.as_ref()
+    }
+}
+
+/// The whole HTTP surface: `/api/v1/…`, `/healthz`, `/readyz`, and `/lab/v1/…` when the state
+/// has lab nodes.
+pub fn router<S: Store>(state: ApiState<S>) -> Router {
+    let mut router = Router::new()
+        .merge(conferences::routes())
+        .merge(sessions::routes())
+        .merge(health::routes());
+    if state.lab().is_some() {
+        router = router.merge(lab::routes());
+    }
+    router
+        .fallback(|| async { ApiError::NotFound("Not found".into()) })
+        .with_state(state)
+}

@@ -1,0 +1,119 @@
+//! `switchyard lab`: everything in one process — simulated FreeSWITCH nodes, the memory store
+//! (or Redis), the API, and lab-only routes to make calls happen.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+
+use switchyard::api::ApiOptions;
+use switchyard::conference::AppId;
+use switchyard::server::lab::{Lab, LabOptions};
+use switchyard::server::{bind, serve_http, stop_on_signal};
+use switchyard::store::Store;
+use switchyard::store::memory::MemoryStore;
+use switchyard::store::redis::RedisStore;
+
+#[derive(Debug, Args)]
+pub struct LabArgs {
+    /// Where the API listens.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// How many simulated media nodes to run.
+    #[arg(long, default_value_t = 1)]
+    nodes: usize,
+    /// Use Redis instead of the in-memory store.
+    #[arg(long)]
+    redis: Option<String>,
+    /// An application as ID:KEY (repeatable); replaces the default lab-app:lab-key.
+    #[arg(long = "app")]
+    apps: Vec<String>,
+    /// The webhook URL of every lab app.
+    #[arg(long)]
+    webhook_url: Option<String>,
+    /// The webhook signing secret of every lab app.
+    #[arg(long, hide_env_values = true)]
+    webhook_secret: Option<String>,
+    /// How long a played URL lasts on the simulated nodes, in milliseconds.
+    #[arg(long, default_value_t = 3000)]
+    play_ms: u64,
+    /// Requests per second per app (0 = no global limit).
+    #[arg(long, default_value_t = 100.0)]
+    global_rps: f64,
+}
+
+fn parse_apps(specs: &[String]) -> anyhow::Result<Vec<(AppId, String)>> {
+    if specs.is_empty() {
+        return Ok(vec![(AppId::parse("lab-app")?, "lab-key".into())]);
+    }
+    specs
+        .iter()
+        .map(|s| {
+            let (id, key) = s
+                .split_once(':')
+                .filter(|(_, k)| !k.is_empty())
+                .with_context(|| format!("--app {s:?}: expected ID:KEY"))?;
+            Ok((AppId::parse(id)?, key.to_owned()))
+        })
+        .collect()
+}
+
+pub async fn run(args: LabArgs) -> anyhow::Result<()> {
+    let apps = parse_apps(&args.apps)?;
+    let options = LabOptions {
+        nodes: args.nodes,
+        apps,
+        play_duration: Duration::from_millis(args.play_ms),
+        api: ApiOptions {
+            global_rate: args.global_rps,
+            ..ApiOptions::default()
+        },
+        ..LabOptions::default()
+    };
+    match &args.redis {
+        Some(url) => {
+            let store = RedisStore::connect(url)
+                .await
+                .context("cannot reach Redis")?;
+            run_with(Arc::new(store), options, &args).await
+        }
+        None => run_with(Arc::new(MemoryStore::new()), options, &args).await,
+    }
+}
+
+async fn run_with<S: Store>(
+    store: Arc<S>,
+    options: LabOptions,
+    args: &LabArgs,
+) -> anyhow::Result<()> {
+    let apps = options.apps.clone();
+    let lab = Lab::start(store, options).await?;
+    stop_on_signal(lab.stop.clone());
+    if !lab.wait_ready(Duration::from_secs(10)).await {
+        anyhow::bail!("the simulated nodes did not come up");
+    }
+    let listener = bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    eprintln!("switchyard lab: API on http://{}", args.listen);
+    for (prefix, sim) in &lab.sims {
+        eprintln!(
+            "  node {prefix}: simulated FreeSWITCH on {} (ESL password ClueCon)",
+            sim.addr()
+        );
+    }
+    for (app, key) in &apps {
+        eprintln!("  app: X-App-ID: {app}  X-API-Key: {key}");
+    }
+    if args.webhook_url.is_some() || args.webhook_secret.is_some() {
+        // Delivery belongs to the webhook dispatcher; the lab records the events in the outbox.
+        eprintln!(
+            "  webhooks: {} (events are kept in the store's outbox)",
+            args.webhook_url.as_deref().unwrap_or("(no url)")
+        );
+    }
+    serve_http(lab.router(), listener, lab.stop.clone()).await?;
+    Ok(())
+}

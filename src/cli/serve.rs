@@ -1,0 +1,61 @@
+//! `switchyard serve`: the controller from a configuration file, and `switchyard hash-key`.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Args;
+use tokio_util::sync::CancellationToken;
+
+use switchyard::api::{ApiState, router};
+use switchyard::server::config::Config;
+use switchyard::server::{bind, serve_http, start_rooms, stop_on_signal};
+use switchyard::store::Store;
+use switchyard::store::memory::MemoryStore;
+use switchyard::store::redis::RedisStore;
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The TOML configuration (see switchyard.example.toml).
+    #[arg(long, default_value = "switchyard.toml")]
+    config: String,
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let config = Config::load(&args.config)?;
+    match &config.redis_url {
+        Some(url) => {
+            let store = RedisStore::connect(url)
+                .await
+                .context("cannot reach Redis")?;
+            run_with(Arc::new(store), config).await
+        }
+        None => {
+            tracing::warn!("no redis_url: using the in-memory store; state is lost on restart");
+            run_with(Arc::new(MemoryStore::new()), config).await
+        }
+    }
+}
+
+async fn run_with<S: Store>(store: Arc<S>, config: Config) -> anyhow::Result<()> {
+    let stop = CancellationToken::new();
+    stop_on_signal(stop.clone());
+    let rooms = start_rooms(
+        store,
+        config.node_configs(),
+        config.directory(),
+        config.cooldowns(),
+        &stop,
+    );
+    let state = ApiState::new(rooms, config.app_keys()?, config.api_options());
+    let listener = bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    tracing::info!(listen = %config.listen, nodes = config.nodes.len(), apps = config.apps.len(), "switchyard API listening");
+    serve_http(router(state), listener, stop).await?;
+    Ok(())
+}
+
+/// `switchyard hash-key <key>`: the value for `key_sha256`.
+pub fn hash_key(key: &str) {
+    println!("{}", switchyard::api::hash_key(key));
+}

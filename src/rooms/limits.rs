@@ -1,0 +1,60 @@
+//! The cooldown groups of the API contract: which commands share a window, and how long it is.
+//! Cooldowns live in the store, so every controller instance on one Redis enforces one limit.
+
+use std::time::Duration;
+
+/// A group of commands that share one cooldown per room or per session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CooldownGroup {
+    /// `play`, per room.
+    ConfPlay,
+    /// `pause`, `stop`, `volume`, per room.
+    ConferenceControl,
+    /// `conference/join`, `conference/leave`, per session.
+    Conference,
+    /// `conference/mute`, `conference/unmute`, per session.
+    ConferenceMute,
+}
+
+impl CooldownGroup {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CooldownGroup::ConfPlay => "conf_play",
+            CooldownGroup::ConferenceControl => "conference_control",
+            CooldownGroup::Conference => "conference",
+            CooldownGroup::ConferenceMute => "conference_mute",
+        }
+    }
+}
+
+/// The window of each group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cooldowns {
+    pub conf_play: Duration,
+    pub conference_control: Duration,
+    pub conference: Duration,
+    pub conference_mute: Duration,
+}
+
+impl Default for Cooldowns {
+    /// The contract's windows: 2 s, 200 ms, 2 s, 2 s.
+    fn default() -> Cooldowns {
+        Cooldowns {
+            conf_play: Duration::from_secs(2),
+            conference_control: Duration::from_millis(200),
+            conference: Duration::from_secs(2),
+            conference_mute: Duration::from_secs(2),
+        }
+    }
+}
+
+impl Cooldowns {
+    pub fn window(&self, group: CooldownGroup) -> Duration {
+        match group {
+            CooldownGroup::ConfPlay => self.conf_play,
+            CooldownGroup::ConferenceControl => self.conference_control,
+            CooldownGroup::Conference => self.conference,
+            CooldownGroup::ConferenceMute => self.conference_mute,
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! Sessions in rooms: join (muted), leave (the call lives on, parked), mute, unmute; and the
+//! session basics: list, hang up.
+
+use super::{CooldownGroup, JoinOutcome, Rooms, ServiceError, invalid};
+use crate::conference::ops::{self, OpError};
+use crate::conference::{AppId, Member, MemberStatus, Micros, Room, RoomId, Session, SessionId};
+use crate::node::commands;
+use crate::node::supervisor::now_micros;
+use crate::store::{Page, Store};
+
+impl<S: Store> Rooms<S> {
+    /// Joins a session (muted) into a room of the same app and node; confirmed by add-member.
+    pub async fn join(
+        &self,
+        app: &AppId,
+        session: &SessionId,
+        room_id: &RoomId,
+        command_uid: Option<String>,
+    ) -> Result<JoinOutcome, ServiceError> {
+        let s = self.live_session(app, session).await?;
+        let room = self.room(app, room_id).await?;
+        if let Some(current) = self.store.room_of_session(app, session).await? {
+            if &current != room_id {
+                return Err(ServiceError::Conflict("Session is already in a different conference room. Use conference/leave first.".into()));
+            }
+            return Ok(JoinOutcome::AlreadyJoined);
+        }
+        if room.node != session.prefix() {
+            return Err(ServiceError::Conflict(
+                "session and room are on different media nodes".into(),
+            ));
+        }
+        let node = self.pool.get(&room.node)?;
+        let cmd =
+            commands::join(session.channel(), room_id, &node.config.profile).map_err(invalid)?;
+        // Every check the state change makes, before the cooldown is spent.
+        ops::request_join(&mut room.clone(), &s, None, now_micros())?;
+        self.cool(app, CooldownGroup::Conference, session.as_str())
+            .await?;
+        self.change(app, room_id, |r| {
+            ops::request_join(r, &s, command_uid.clone(), now_micros())
+        })
+        .await?;
+        if let Err(e) = node.expect_ok(&cmd, true).await {
+            self.change(app, room_id, |r| {
+                Ok(ops::join_not_sent(r, session.channel(), now_micros()))
+            })
+            .await?;
+            return Err(e.into());
+        }
+        Ok(JoinOutcome::Joining)
+    }
+
+    /// The room a session is in, and its member entry.
+    async fn membership(
+        &self,
+        app: &AppId,
+        session: &SessionId,
+    ) -> Result<(Room, Member), ServiceError> {
+        self.live_session(app, session).await?;
+        let Some(room_id) = self.store.room_of_session(app, session).await? else {
+            return Err(ServiceError::NotFound("session in a conference"));
+        };
+        let room = self
+            .room(app, &room_id)
+            .await
+            .map_err(|_| ServiceError::NotFound("session in a conference"))?;
+        let member = room
+            .member_by_session(session)
+            .cloned()
+            .ok_or(ServiceError::NotFound("session in a conference"))?;
+        Ok((room, member))
+    }
+
+    /// Moves a session out of its room; the call is parked and lives on. Confirmed by del-member.
+    pub async fn leave(&self, app: &AppId, session: &SessionId) -> Result<RoomId, ServiceError> {
+        let (room, member) = self.membership(app, session).await?;
+        let node = self.pool.get(&room.node)?;
+        let cmd = commands::park(&member.channel).map_err(invalid)?;
+        ops::request_leave(&mut room.clone(), &member.channel, now_micros())?;
+        self.cool(app, CooldownGroup::Conference, session.as_str())
+            .await?;
+        self.change(app, &room.id, |r| {
+            ops::request_leave(r, &member.channel, now_micros())
+        })
+        .await?;
+        if let Err(e) = node.expect_ok(&cmd, true).await {
+            self.change(app, &room.id, |r| {
+                Ok(ops::leave_not_sent(r, &member.channel, now_micros()))
+            })
+            .await?;
+            return Err(e.into());
+        }
+        Ok(room.id)
+    }
+
+    /// Mutes or unmutes a joined member; the state changes when FreeSWITCH confirms.
+    pub async fn set_muted(
+        &self,
+        app: &AppId,
+        session: &SessionId,
+        muted: bool,
+    ) -> Result<RoomId, ServiceError> {
+        let (room, member) = self.membership(app, session).await?;
+        let Some(member_id) = member
+            .member_id
+            .filter(|_| member.status == MemberStatus::Joined)
+        else {
+            return Err(OpError::StillJoining.into());
+        };
+        if member.muted == muted {
+            return Err(OpError::AlreadyInState(if muted { "muted" } else { "unmuted" }).into());
+        }
+        let node = self.pool.get(&room.node)?;
+        let verb = if muted { "mute" } else { "unmute" };
+        let cmd = commands::member(&room.id, verb, member_id).map_err(invalid)?;
+        self.cool(app, CooldownGroup::ConferenceMute, session.as_str())
+            .await?;
+        node.expect_ok(&cmd, false).await?;
+        Ok(room.id)
+    }
+
+    /// Hangs up a live call (`uuid_kill`); the session ends when the node reports the hangup.
+    pub async fn hangup(&self, app: &AppId, session: &SessionId) -> Result<(), ServiceError> {
+        self.live_session(app, session).await?;
+        let node = self.pool.get(&session.prefix())?;
+        let cmd = commands::kill(session.channel()).map_err(invalid)?;
+        node.expect_ok(&cmd, true).await?;
+        Ok(())
+    }
+
+    /// The app's live sessions by creation time, after `after`.
+    pub async fn sessions(
+        &self,
+        app: &AppId,
+        after: Option<(Micros, String)>,
+        limit: usize,
+    ) -> Result<Page<Session>, ServiceError> {
+        Ok(self.store.sessions_of_app(app, after, limit).await?)
+    }
+
+    /// The room a session is in, if any.
+    pub async fn room_of_session(
+        &self,
+        app: &AppId,
+        session: &SessionId,
+    ) -> Result<Option<RoomId>, ServiceError> {
+        Ok(self.store.room_of_session(app, session).await?)
+    }
+}

@@ -1,0 +1,247 @@
+//! `switchyard.toml`: listen address, Redis, media nodes, applications and limits. Environment
+//! variables override file values (`SWITCHYARD_LISTEN`, `SWITCHYARD_REDIS_URL`,
+//! `SWITCHYARD_CURSOR_SECRET`, `SWITCHYARD_GLOBAL_RPS`, `SWITCHYARD_NODE_<NAME>_PASSWORD`,
+//! `SWITCHYARD_APP_<ID>_KEY_SHA256`, `SWITCHYARD_APP_<ID>_WEBHOOK_SECRET`; names upper-cased,
+//! `-` as `_`). `switchyard.example.toml` documents every field.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::api::{ApiOptions, AppKeys};
+use crate::conference::{AppId, NodePrefix};
+use crate::node::{AppDirectory, NodeConfig};
+use crate::rooms::Cooldowns;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("invalid configuration: {0}")]
+    Parse(#[from] toml::de::Error),
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+fn invalid(msg: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid(msg.into())
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// `None`: the memory store (state is lost on restart; for trials only).
+    pub redis_url: Option<String>,
+    /// Signs pagination cursors; default: a random secret per process.
+    pub cursor_secret: Option<String>,
+    #[serde(default)]
+    pub limits: Limits,
+    pub nodes: Vec<Node>,
+    #[serde(default)]
+    pub apps: Vec<App>,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Node {
+    pub name: String,
+    /// 5 characters `[A-Za-z0-9]`, unique: the start of every room and session id on the node.
+    pub prefix: String,
+    /// The ESL address, `host:port`.
+    pub esl: String,
+    pub password: String,
+    #[serde(default = "default_profile")]
+    pub profile: String,
+}
+
+fn default_profile() -> String {
+    "default".into()
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct App {
+    pub id: String,
+    /// Hex SHA-256 of the API key (`switchyard hash-key <key>`).
+    pub key_sha256: String,
+    pub webhook_url: Option<String>,
+    pub webhook_secret: Option<String>,
+    #[serde(default)]
+    pub dids: Vec<String>,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("id", &self.id)
+            .field("webhook_url", &self.webhook_url)
+            .field("dids", &self.dids)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Requests per second per application, all routes (0 = off), and the burst allowed.
+    pub global_rps: f64,
+    pub global_burst: f64,
+    pub conf_play_ms: u64,
+    pub conference_control_ms: u64,
+    pub conference_ms: u64,
+    pub conference_mute_ms: u64,
+    /// How long a node has to answer a command.
+    pub command_timeout_ms: u64,
+    /// A join not confirmed by add-member within this time fails.
+    pub join_timeout_ms: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        let c = Cooldowns::default();
+        Limits {
+            global_rps: 100.0,
+            global_burst: 200.0,
+            conf_play_ms: c.conf_play.as_millis() as u64,
+            conference_control_ms: c.conference_control.as_millis() as u64,
+            conference_ms: c.conference.as_millis() as u64,
+            conference_mute_ms: c.conference_mute.as_millis() as u64,
+            command_timeout_ms: 5000,
+            join_timeout_ms: 10_000,
+        }
+    }
+}
+
+fn env_name(kind: &str, name: &str, field: &str) -> String {
+    format!(
+        "SWITCHYARD_{kind}_{}_{field}",
+        name.to_ascii_uppercase().replace('-', "_")
+    )
+}
+
+impl Config {
+    /// Reads a file, applies the process environment, and checks the result.
+    pub fn load(path: &str) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::parse(&text, |k| std::env::var(k).ok())
+    }
+
+    /// Parses TOML text, with `env` looked up for overrides.
+    pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let mut config: Config = toml::from_str(text)?;
+        if let Some(v) = env("SWITCHYARD_LISTEN") {
+            config.listen = v
+                .parse()
+                .map_err(|_| invalid(format!("SWITCHYARD_LISTEN: not an address: {v}")))?;
+        }
+        if let Some(v) = env("SWITCHYARD_REDIS_URL") {
+            config.redis_url = Some(v).filter(|v| !v.is_empty());
+        }
+        if let Some(v) = env("SWITCHYARD_CURSOR_SECRET") {
+            config.cursor_secret = Some(v);
+        }
+        if let Some(v) = env("SWITCHYARD_GLOBAL_RPS") {
+            config.limits.global_rps = v
+                .parse()
+                .map_err(|_| invalid("SWITCHYARD_GLOBAL_RPS: not a number"))?;
+        }
+        for node in &mut config.nodes {
+            if let Some(v) = env(&env_name("NODE", &node.name, "PASSWORD")) {
+                node.password = v;
+            }
+        }
+        for app in &mut config.apps {
+            if let Some(v) = env(&env_name("APP", &app.id, "KEY_SHA256")) {
+                app.key_sha256 = v;
+            }
+            if let Some(v) = env(&env_name("APP", &app.id, "WEBHOOK_SECRET")) {
+                app.webhook_secret = Some(v);
+            }
+        }
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        if self.nodes.is_empty() {
+            return Err(invalid("at least one [[nodes]] entry is needed"));
+        }
+        let mut prefixes = Vec::new();
+        for n in &self.nodes {
+            let p = NodePrefix::parse(&n.prefix)
+                .map_err(|e| invalid(format!("node {}: {e}", n.name)))?;
+            if prefixes.contains(&p) {
+                return Err(invalid(format!("node prefix {p} is used twice")));
+            }
+            prefixes.push(p);
+        }
+        self.app_keys()?;
+        Ok(())
+    }
+
+    pub fn node_configs(&self) -> Vec<NodeConfig> {
+        self.nodes
+            .iter()
+            .filter_map(|n| {
+                let prefix = NodePrefix::parse(&n.prefix).ok()?;
+                let mut c = NodeConfig::new(prefix, n.esl.clone(), n.password.clone());
+                c.profile = n.profile.clone();
+                c.command_timeout = Duration::from_millis(self.limits.command_timeout_ms);
+                c.join_timeout = Duration::from_millis(self.limits.join_timeout_ms);
+                Some(c)
+            })
+            .collect()
+    }
+
+    pub fn app_keys(&self) -> Result<AppKeys, ConfigError> {
+        let mut keys = AppKeys::new();
+        for a in &self.apps {
+            let id = AppId::parse(&a.id).map_err(|e| invalid(e.to_string()))?;
+            keys.add_hashed(id, &a.key_sha256).ok_or_else(|| {
+                invalid(format!("app {}: key_sha256 must be 64 hex digits", a.id))
+            })?;
+        }
+        Ok(keys)
+    }
+
+    pub fn directory(&self) -> AppDirectory {
+        let mut d = AppDirectory::new();
+        for a in &self.apps {
+            if let Ok(id) = AppId::parse(&a.id) {
+                d.add_app(id, a.dids.iter().cloned());
+            }
+        }
+        d
+    }
+
+    pub fn cooldowns(&self) -> Cooldowns {
+        let ms = Duration::from_millis;
+        Cooldowns {
+            conf_play: ms(self.limits.conf_play_ms),
+            conference_control: ms(self.limits.conference_control_ms),
+            conference: ms(self.limits.conference_ms),
+            conference_mute: ms(self.limits.conference_mute_ms),
+        }
+    }
+
+    pub fn api_options(&self) -> ApiOptions {
+        ApiOptions {
+            cursor_secret: self.cursor_secret.as_ref().map(|s| s.as_bytes().to_vec()),
+            global_rate: self.limits.global_rps,
+            global_burst: self.limits.global_burst,
+        }
+    }
+}

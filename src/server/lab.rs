@@ -1,0 +1,106 @@
+//! `switchyard lab`: simulated FreeSWITCH nodes in process, the controller over them, and the API
+//! with the lab-only call routes. Also what the API tests run against.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::start_rooms;
+use crate::api::lab::LabNodes;
+use crate::api::{ApiOptions, ApiState, AppKeys};
+use crate::conference::{AppId, NodePrefix};
+use crate::node::{AppDirectory, NodeConfig};
+use crate::rooms::Cooldowns;
+use crate::sim::{SimConfig, Simulator};
+use crate::store::Store;
+
+/// How a lab is set up.
+#[derive(Debug, Clone)]
+pub struct LabOptions {
+    /// Simulated nodes (prefixes `lab01`, `lab02`, …).
+    pub nodes: usize,
+    /// Applications and their plain keys.
+    pub apps: Vec<(AppId, String)>,
+    pub cooldowns: Cooldowns,
+    pub api: ApiOptions,
+    pub join_timeout: Duration,
+    pub command_timeout: Duration,
+    /// How long a URL plays on the simulated nodes.
+    pub play_duration: Duration,
+}
+
+impl Default for LabOptions {
+    fn default() -> LabOptions {
+        LabOptions {
+            nodes: 1,
+            apps: Vec::new(),
+            cooldowns: Cooldowns::default(),
+            api: ApiOptions::default(),
+            join_timeout: Duration::from_secs(10),
+            command_timeout: Duration::from_secs(5),
+            play_duration: Duration::from_secs(3),
+        }
+    }
+}
+
+/// A running lab. Dropping it stops the simulators; `stop` stops the supervisors.
+pub struct Lab<S> {
+    pub state: ApiState<S>,
+    pub sims: Vec<(NodePrefix, Arc<Simulator>)>,
+    pub stop: CancellationToken,
+}
+
+impl<S: Store> Lab<S> {
+    pub async fn start(store: Arc<S>, options: LabOptions) -> std::io::Result<Lab<S>> {
+        let stop = CancellationToken::new();
+        let mut sims = Vec::new();
+        let mut configs = Vec::new();
+        for i in 1..=options.nodes.max(1) {
+            let prefix = NodePrefix::parse(&format!("lab{i:02}"))
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            let sim = Simulator::start(SimConfig {
+                listen: "127.0.0.1:0".parse().map_err(std::io::Error::other)?,
+                heartbeat: Some(Duration::from_secs(5)),
+                default_play_duration: options.play_duration,
+                ..SimConfig::default()
+            })
+            .await?;
+            let mut config = NodeConfig::new(prefix.clone(), sim.addr().to_string(), "ClueCon");
+            config.join_timeout = options.join_timeout;
+            config.command_timeout = options.command_timeout;
+            config.silence_timeout = Duration::from_secs(15);
+            configs.push(config);
+            sims.push((prefix, Arc::new(sim)));
+        }
+        let mut directory = AppDirectory::new();
+        let mut keys = AppKeys::new();
+        for (app, key) in &options.apps {
+            directory.add_app(app.clone(), []);
+            keys.add_plain(app.clone(), key);
+        }
+        let rooms = start_rooms(store, configs, directory, options.cooldowns, &stop);
+        let state = ApiState::with_lab(rooms, keys, options.api, LabNodes::new(sims.clone()));
+        Ok(Lab { state, sims, stop })
+    }
+
+    /// Waits until every node is connected and resynced.
+    pub async fn wait_ready(&self, timeout: Duration) -> bool {
+        for node in self.state.rooms().pool().nodes() {
+            if !node.wait_up(timeout).await {
+                return false;
+            }
+        }
+        true
+    }
+
+    pub fn router(&self) -> axum::Router {
+        crate::api::router(self.state.clone())
+    }
+}
+
+impl<S> Drop for Lab<S> {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}

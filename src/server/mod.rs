@@ -1,0 +1,79 @@
+//! Putting the controller together: node supervisors, the room service, the API state, and the
+//! HTTP listener with graceful shutdown. `serve` builds it from a [`config::Config`]; `lab`
+//! ([`lab::Lab`]) builds it around in-process simulated nodes.
+
+pub mod config;
+pub mod lab;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{ApiOptions, ApiState, AppKeys};
+use crate::node::{AppDirectory, NodeConfig, NodePool, supervisor};
+use crate::rooms::{Cooldowns, Rooms};
+use crate::store::Store;
+
+/// Starts one supervisor per node and returns the room service over them.
+pub fn start_rooms<S: Store>(
+    store: Arc<S>,
+    nodes: Vec<NodeConfig>,
+    directory: AppDirectory,
+    cooldowns: Cooldowns,
+    stop: &CancellationToken,
+) -> Rooms<S> {
+    let directory = Arc::new(directory);
+    let handles = nodes
+        .into_iter()
+        .map(|n| supervisor::spawn(n, store.clone(), directory.clone(), stop.child_token()).0)
+        .collect();
+    Rooms::new(store, NodePool::new(handles)).with_cooldowns(cooldowns)
+}
+
+/// The API state of a `serve` controller.
+pub fn api_state<S: Store>(rooms: Rooms<S>, keys: AppKeys, options: ApiOptions) -> ApiState<S> {
+    ApiState::new(rooms, keys, options)
+}
+
+/// Serves `router` on `listen` until `stop` is cancelled; in-flight requests finish first.
+pub async fn serve_http(
+    router: axum::Router,
+    listener: tokio::net::TcpListener,
+    stop: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await
+}
+
+/// Binds the API's address.
+pub async fn bind(listen: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(listen).await
+}
+
+/// Cancels `stop` on SIGTERM or Ctrl-C.
+pub fn stop_on_signal(stop: CancellationToken) {
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+            match term {
+                Ok(mut term) => {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = tokio::signal::ctrl_c() => {}
+                    }
+                }
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+        stop.cancel();
+    });
+}
