@@ -64,7 +64,7 @@ impl<S: Store> Rooms<S> {
             items.extend(
                 page.items
                     .into_iter()
-                    .filter(|r| r.status != RoomStatus::Terminated),
+                    .filter(|r| r.status < RoomStatus::Terminating),
             );
             match page.next {
                 Some(next) if items.len() < limit => after = Some(next),

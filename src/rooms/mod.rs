@@ -96,7 +96,8 @@ impl<S: Store> Rooms<S> {
     /// `NotFound`.
     pub async fn room(&self, app: &AppId, id: &RoomId) -> Result<Room, ServiceError> {
         if let Some(room) = self.store.room(app, id).await? {
-            if room.status == RoomStatus::Terminated {
+            // A deleted room is gone for the API at once, while the node still tears it down.
+            if room.status >= RoomStatus::Terminating {
                 return Err(ServiceError::NotFound("room"));
             }
             return Ok(room);

@@ -1,4 +1,5 @@
 //! Helpers shared by integration tests.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod api;
 pub mod redis_server;

@@ -1,0 +1,252 @@
+//! A lab for API tests: simulated node(s), a store, the router; requests go through
+//! `Router::oneshot`, exactly as HTTP would deliver them.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use switchyard::api::ApiOptions;
+use switchyard::conference::{AppId, DomainEvent, EventKind, RoomId, RoomStatus};
+use switchyard::rooms::Cooldowns;
+use switchyard::server::lab::{Lab, LabOptions};
+use switchyard::store::Store;
+
+pub const A: (&str, &str) = ("app-a", "key-a");
+pub const B: (&str, &str) = ("app-b", "key-b");
+
+/// Short cooldowns, so flows do not wait for the contract's 2 s.
+pub fn quick_cooldowns() -> Cooldowns {
+    Cooldowns {
+        conf_play: Duration::from_millis(300),
+        conference_control: Duration::from_millis(100),
+        conference: Duration::from_millis(300),
+        conference_mute: Duration::from_millis(300),
+    }
+}
+
+pub fn options() -> LabOptions {
+    LabOptions {
+        apps: vec![
+            (AppId::parse(A.0).unwrap(), A.1.into()),
+            (AppId::parse(B.0).unwrap(), B.1.into()),
+        ],
+        cooldowns: quick_cooldowns(),
+        api: ApiOptions {
+            global_rate: 0.0,
+            ..ApiOptions::default()
+        },
+        join_timeout: Duration::from_secs(5),
+        command_timeout: Duration::from_secs(2),
+        play_duration: Duration::from_millis(300),
+        ..LabOptions::default()
+    }
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl std::fmt::Debug for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.status, self.body)
+    }
+}
+
+pub struct TestLab<S> {
+    pub lab: Lab<S>,
+    router: axum::Router,
+}
+
+impl<S: Store> TestLab<S> {
+    pub async fn start(store: S, options: LabOptions) -> TestLab<S> {
+        let lab = Lab::start(Arc::new(store), options).await.unwrap();
+        assert!(lab.wait_ready(Duration::from_secs(5)).await, "nodes up");
+        let router = lab.router();
+        TestLab { lab, router }
+    }
+
+    pub fn store(&self) -> &S {
+        self.lab.state.rooms().store()
+    }
+
+    pub fn sim(&self) -> &switchyard::sim::Simulator {
+        &self.lab.sims[0].1
+    }
+
+    /// One request; `body` `None` sends no body, a `Value::String` is sent raw.
+    pub async fn req(
+        &self,
+        method: &str,
+        path: &str,
+        app: Option<(&str, &str)>,
+        body: Option<Value>,
+    ) -> Reply {
+        let mut builder = Request::builder().method(method).uri(path);
+        if let Some((id, key)) = app {
+            builder = builder.header("x-app-id", id).header("x-api-key", key);
+        }
+        let body = match body {
+            None => Body::empty(),
+            Some(Value::String(raw)) => Body::from(raw),
+            Some(v) => Body::from(v.to_string()),
+        };
+        let response = self
+            .router
+            .clone()
+            .oneshot(
+                builder
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&bytes)))
+        };
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, path: &str, app: (&str, &str)) -> Reply {
+        self.req("GET", path, Some(app), None).await
+    }
+
+    pub async fn post(&self, path: &str, app: (&str, &str), body: Value) -> Reply {
+        self.req("POST", path, Some(app), Some(body)).await
+    }
+
+    /// A room of `app`, once its control leg is in (playback and joins need that).
+    pub async fn room(&self, app: (&str, &str), name: &str) -> String {
+        let r = self
+            .post("/api/v1/conferences", app, json!({ "name": name }))
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+        let id = r.body["room_id"].as_str().unwrap().to_owned();
+        let app_id = AppId::parse(app.0).unwrap();
+        let room = RoomId::parse(&id).unwrap();
+        eventually("the room is progressing", || async {
+            self.store()
+                .room(&app_id, &room)
+                .await
+                .unwrap()
+                .is_some_and(|r| r.status == RoomStatus::Progressing)
+        })
+        .await;
+        id
+    }
+
+    /// An inbound call owned by `app`, parked.
+    pub async fn call(&self, app: (&str, &str), caller: &str) -> String {
+        let r = self
+            .post(
+                "/lab/v1/calls",
+                app,
+                json!({ "did": "15551230000", "caller_id": caller }),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+        r.body["uuid"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn members(&self, app: (&str, &str), room: &str) -> Vec<Value> {
+        let r = self
+            .get(&format!("/api/v1/conferences/{room}/members"), app)
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{r:?}");
+        r.body["members"].as_array().unwrap().clone()
+    }
+
+    /// A session joined (add-member arrived).
+    pub async fn joined(&self, app: (&str, &str), room: &str, session: &str) {
+        let r = self.join(app, session, room).await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+        eventually("add-member confirms the join", || async {
+            self.members(app, room)
+                .await
+                .iter()
+                .any(|m| m["uuid"] == session)
+        })
+        .await;
+    }
+
+    pub async fn join(&self, app: (&str, &str), session: &str, room: &str) -> Reply {
+        self.post(
+            &format!("/api/v1/sessions/{session}/commands/conference/join"),
+            app,
+            json!({ "room_id": room }),
+        )
+        .await
+    }
+
+    pub async fn command(&self, app: (&str, &str), session: &str, verb: &str) -> Reply {
+        self.post(
+            &format!("/api/v1/sessions/{session}/commands/{verb}"),
+            app,
+            json!({}),
+        )
+        .await
+    }
+
+    pub async fn events(&self, app: (&str, &str)) -> Vec<DomainEvent> {
+        self.store()
+            .outbox(&AppId::parse(app.0).unwrap(), None, 10_000)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(_, e)| e)
+            .collect()
+    }
+
+    pub async fn count(&self, app: (&str, &str), kind: EventKind) -> usize {
+        self.events(app)
+            .await
+            .iter()
+            .filter(|e| e.kind == kind)
+            .count()
+    }
+}
+
+/// Waits (up to 10 s) until `check` holds.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The contract's error body.
+pub fn assert_error(r: &Reply, status: StatusCode) {
+    assert_eq!(r.status, status, "{r:?}");
+    assert_eq!(r.body["success"], false, "{r:?}");
+    assert!(
+        r.body["error"].as_str().is_some_and(|e| !e.is_empty()),
+        "{r:?}"
+    );
+    assert!(r.body.get("detail").is_some(), "{r:?}");
+}
