@@ -37,9 +37,14 @@ pub struct Reconciler<S> {
     node: Arc<NodeConfig>,
     apps: Arc<AppDirectory>,
     pub stats: Arc<Stats>,
+    /// room → app never changes once written; remembered to save a round trip per event.
+    room_apps: std::sync::Mutex<HashMap<RoomId, AppId>>,
 }
 
 type Effects = Vec<RoomEffect>;
+
+/// One room's conference facts of a batch: (core uuid, conference uuid, fact), in order.
+type RoomFacts<'a> = Vec<(&'a str, &'a str, &'a ConferenceFact)>;
 
 impl<S: Store> Reconciler<S> {
     pub fn new(store: Arc<S>, node: Arc<NodeConfig>, apps: Arc<AppDirectory>) -> Reconciler<S> {
@@ -48,6 +53,7 @@ impl<S: Store> Reconciler<S> {
             node,
             apps,
             stats: Arc::default(),
+            room_apps: std::sync::Mutex::default(),
         }
     }
 
@@ -134,7 +140,7 @@ impl<S: Store> Reconciler<S> {
             self.count(false);
             return Ok(Vec::new());
         }
-        let Some(app) = self.store.room_app(&room).await? else {
+        let Some(app) = self.room_app(&room).await? else {
             self.count(false);
             return Ok(Vec::new());
         };
@@ -152,12 +158,113 @@ impl<S: Store> Reconciler<S> {
         .await
     }
 
+    /// The app of one of this node's rooms (cached: it never changes).
+    async fn room_app(&self, room: &RoomId) -> Result<Option<AppId>, StoreError> {
+        if let Some(app) = self
+            .room_apps
+            .lock()
+            .ok()
+            .and_then(|m| m.get(room).cloned())
+        {
+            return Ok(Some(app));
+        }
+        let app = self.store.room_app(room).await?;
+        if let (Some(app), Ok(mut cache)) = (&app, self.room_apps.lock()) {
+            if cache.len() > 100_000 {
+                cache.clear();
+            }
+            cache.insert(room.clone(), app.clone());
+        }
+        Ok(app)
+    }
+
+    /// Applies a burst of facts: channel facts one by one in order, then each room's conference
+    /// facts (in their order) as one atomic update, rooms concurrently. A room's facts depend on
+    /// its members' sessions, which the channel facts create first.
+    pub async fn apply_batch(
+        &self,
+        batch: &[Observed],
+        now: Micros,
+    ) -> Result<Effects, StoreError> {
+        let mut effects = Vec::new();
+        let mut rooms: Vec<(RoomId, RoomFacts<'_>)> = Vec::new();
+        let mut slot: HashMap<RoomId, usize> = HashMap::new();
+        for observed in batch {
+            match &observed.fact {
+                Fact::Conference {
+                    room,
+                    conference_uuid,
+                    fact,
+                } => match RoomId::parse(room) {
+                    Ok(id) if id.prefix() == self.node.prefix => {
+                        let item = (observed.core_uuid.as_str(), conference_uuid.as_str(), fact);
+                        match slot.get(&id) {
+                            Some(&i) => rooms[i].1.push(item),
+                            None => {
+                                slot.insert(id.clone(), rooms.len());
+                                rooms.push((id, vec![item]));
+                            }
+                        }
+                    }
+                    _ => self.count(false),
+                },
+                _ => effects.extend(self.apply(observed, now).await?),
+            }
+        }
+        let groups = rooms
+            .iter()
+            .map(|(room, facts)| self.room_group(room, facts, now));
+        for result in futures_util::future::join_all(groups).await {
+            effects.extend(result?);
+        }
+        Ok(effects)
+    }
+
+    async fn room_group(
+        &self,
+        room: &RoomId,
+        facts: &[(&str, &str, &ConferenceFact)],
+        now: Micros,
+    ) -> Result<Effects, StoreError> {
+        let Some(app) = self.room_app(room).await? else {
+            self.count(false);
+            return Ok(Vec::new());
+        };
+        let mut sessions = HashMap::new();
+        for (_, _, fact) in facts {
+            if let ConferenceFact::MemberAdded { channel, .. } = fact {
+                let s = self
+                    .store
+                    .session(&app, &SessionId::new(&self.node.prefix, channel))
+                    .await?;
+                sessions.insert(channel.clone(), s);
+            }
+        }
+        self.update(&app, room, |r| {
+            let mut all = crate::conference::Applied::default();
+            for (core, conf, fact) in facts {
+                let session = match fact {
+                    ConferenceFact::MemberAdded { channel, .. } => {
+                        sessions.get(channel).cloned().flatten()
+                    }
+                    _ => None,
+                };
+                let applied = apply(r, core, conf, fact, session.as_ref(), now);
+                all.changed |= applied.changed;
+                all.events.extend(applied.events);
+                all.effects.extend(applied.effects);
+            }
+            all
+        })
+        .await
+    }
+
     /// One atomic room update through a pure function; returns its effects.
     async fn update(
         &self,
         app: &AppId,
         room: &RoomId,
-        mut f: impl FnMut(&mut crate::conference::Room) -> crate::conference::Applied,
+        mut f: impl FnMut(&mut crate::conference::Room) -> crate::conference::Applied + Send,
     ) -> Result<Effects, StoreError> {
         let result = update_room(&*self.store, app, room, |r| {
             let applied = f(r);

@@ -250,7 +250,7 @@ impl<S: Store> Supervisor<S> {
                 event = stream.recv() => match event {
                     Some(event) => {
                         last_heard = Instant::now();
-                        self.on_event(&event, commands, core).await;
+                        self.on_events(event, stream, commands, core).await;
                     }
                     None => return Err(ClientError::Disconnected(events.closed().await.to_string())),
                 },
@@ -267,19 +267,37 @@ impl<S: Store> Supervisor<S> {
         }
     }
 
-    async fn on_event(&self, event: &Event, commands: &[Client], core: &str) {
-        let Some(observed) = from_event(event) else {
-            return;
-        };
-        if observed.core_uuid != core {
-            tracing::warn!(node = %describe(&self.config), "event from another FreeSWITCH process ignored");
+    /// Applies an event and whatever else has already arrived behind it, as one batch.
+    async fn on_events(
+        &self,
+        first: Event,
+        stream: &mut EventStream,
+        commands: &[Client],
+        core: &str,
+    ) {
+        const BATCH: usize = 512;
+        let mut batch = Vec::new();
+        let mut next = Some(first);
+        while let Some(event) = next.take() {
+            match from_event(&event) {
+                Some(observed) if observed.core_uuid == core => batch.push(observed),
+                Some(_) => {
+                    tracing::warn!(node = %describe(&self.config), "event from another FreeSWITCH process ignored")
+                }
+                None => {}
+            }
+            if batch.len() < BATCH {
+                next = stream.try_recv();
+            }
+        }
+        if batch.is_empty() {
             return;
         }
-        match self.reconciler.apply(&observed, now_micros()).await {
+        match self.reconciler.apply_batch(&batch, now_micros()).await {
             Ok(effects) => self.execute(effects, commands),
             // The audit repairs what a failed write missed.
             Err(e) => {
-                tracing::warn!(node = %describe(&self.config), error = %e, "event not stored")
+                tracing::warn!(node = %describe(&self.config), error = %e, "events not stored")
             }
         }
     }

@@ -43,6 +43,23 @@ impl MemoryStore {
 }
 
 impl Inner {
+    fn apply_delta(&mut self, room: &Room, delta: &IndexDelta) {
+        for session in &delta.remove_sessions {
+            if self.session_room.get(session) == Some(&room.id) {
+                self.session_room.remove(session);
+            }
+        }
+        for session in &delta.add_sessions {
+            self.session_room.insert(session.clone(), room.id.clone());
+        }
+        if delta.release {
+            let key = (room.app.clone(), room.name.clone());
+            if self.names.get(&key) == Some(&room.id) {
+                self.names.remove(&key);
+            }
+        }
+    }
+
     fn append(&mut self, events: &[DomainEvent]) {
         for event in events {
             self.next_event += 1;
@@ -125,21 +142,7 @@ impl Store for MemoryStore {
             Some(stored) if stored.seq == old.seq => {}
             _ => return Ok(Saved::Conflict),
         }
-        let delta = IndexDelta::between(old, new);
-        for session in &delta.remove_sessions {
-            if s.session_room.get(session) == Some(&new.id) {
-                s.session_room.remove(session);
-            }
-        }
-        for session in &delta.add_sessions {
-            s.session_room.insert(session.clone(), new.id.clone());
-        }
-        if delta.release {
-            let key = (new.app.clone(), new.name.clone());
-            if s.names.get(&key) == Some(&new.id) {
-                s.names.remove(&key);
-            }
-        }
+        s.apply_delta(new, &IndexDelta::between(old, new));
         s.rooms.insert(new.id.clone(), new.clone());
         s.append(events);
         Ok(Saved::Saved)

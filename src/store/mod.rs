@@ -221,7 +221,28 @@ pub trait Store: Send + Sync + 'static {
         after: Option<&str>,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<(String, DomainEvent)>, StoreError>> + Send;
+
+    /// Loads a room, lets `change` modify it, saves it atomically with its events; call it
+    /// through [`update_room`]. Stores that can change a room in place override this.
+    fn change_room<T, E, F>(
+        &self,
+        app: &AppId,
+        id: &RoomId,
+        change: F,
+    ) -> impl Future<Output = Updated<T, E>> + Send
+    where
+        Self: Sized,
+        T: Send,
+        E: Send,
+        F: FnMut(&mut Room) -> Result<(T, Vec<DomainEvent>), E> + Send,
+    {
+        load_apply_save(self, app, id, change)
+    }
 }
+
+/// What [`update_room`] returns: `None` when the room does not exist, the change's own error
+/// when it refused, else the saved room and the change's value.
+pub type Updated<T, E> = Result<Option<Result<(Room, T), E>>, StoreError>;
 
 /// How many times [`update_room`] retries a lost race before giving up.
 const MAX_ATTEMPTS: usize = 16;
@@ -229,7 +250,23 @@ const MAX_ATTEMPTS: usize = 16;
 /// Loads a room, lets `change` modify it (returning its events, or an error to abort), and saves
 /// it atomically; a lost race reloads and runs `change` again. Returns the saved room and the
 /// value `change` returned, or `None` when the room does not exist.
-pub async fn update_room<S, T, E>(
+pub async fn update_room<S, T, E, F>(
+    store: &S,
+    app: &AppId,
+    id: &RoomId,
+    change: F,
+) -> Result<Option<Result<(Room, T), E>>, StoreError>
+where
+    S: Store,
+    T: Send,
+    E: Send,
+    F: FnMut(&mut Room) -> Result<(T, Vec<DomainEvent>), E> + Send,
+{
+    store.change_room(app, id, change).await
+}
+
+/// The generic [`Store::update_room`]: load, change a copy, save guarded by `seq`, retry.
+pub async fn load_apply_save<S, T, E>(
     store: &S,
     app: &AppId,
     id: &RoomId,
