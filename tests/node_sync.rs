@@ -262,6 +262,12 @@ async fn after_a_lost_connection_the_store_equals_the_node() {
     sim.stall_events(false);
 
     let control = stored_room(&*store, &room).await.control.channel;
+    // The node carries out the transfer and the unmute after answering them.
+    eventually("the node lists B and C, C unmuted", || async {
+        let on_node = node_members(&sim, &room, &control);
+        on_node.len() == 2 && on_node.iter().any(|(ch, _, muted)| ch == &c && !muted)
+    })
+    .await;
     eventually("the store equals the node", || async {
         store_members(&*store, &room).await == node_members(&sim, &room, &control)
     })
@@ -338,6 +344,10 @@ async fn a_restarted_controller_resyncs_from_the_store() {
     let node = start_node(&sim, store.clone(), &second);
     assert!(node.wait_up(Duration::from_secs(5)).await);
     let control = stored_room(&*store, &room).await.control.channel;
+    eventually("the node has let B go", || async {
+        node_members(&sim, &room, &control).len() == 1
+    })
+    .await;
     eventually("the store equals the node", || async {
         store_members(&*store, &room).await == node_members(&sim, &room, &control)
     })

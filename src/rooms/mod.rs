@@ -1,23 +1,27 @@
 //! The room service: what an application can ask of its rooms and sessions. It checks
-//! ownership and state, records the pending operation in the store, sends the command to the
-//! room's node, and leaves confirmation to the node's event stream. It knows the store and the
-//! node pool, not HTTP.
+//! ownership and state, takes the rate-limit cooldown, records the pending operation in the
+//! store, sends the command to the room's node, and leaves confirmation to the node's event
+//! stream. It knows the store and the node pool, not HTTP.
+//!
+//! `lifecycle` creates, lists and deletes rooms; `membership` moves sessions in and out and
+//! mutes them; `playback` plays into rooms; `limits` holds the cooldown groups.
+
+mod lifecycle;
+mod limits;
+mod membership;
+mod playback;
+
+pub use playback::PlaybackState;
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use serde_json::json;
-use uuid::Uuid;
+pub use limits::{CooldownGroup, Cooldowns};
 
-use crate::conference::apply::{Effect, Step};
-use crate::conference::ops::{self, OpError};
-use crate::conference::{
-    AppId, DomainEvent, EventKind, Member, MemberStatus, Room, RoomId, RoomStatus, RoomType,
-    SessionId, SessionState,
-};
-use crate::node::reconciler::RoomEffect;
-use crate::node::supervisor::now_micros;
-use crate::node::{NodeError, NodePool, commands};
-use crate::store::{Created, Store, StoreError, update_room};
+use crate::conference::ops::OpError;
+use crate::conference::{AppId, DomainEvent, Room, RoomId, RoomStatus, Session, SessionId};
+use crate::node::{NodeError, NodePool};
+use crate::store::{Store, StoreError, update_room};
 
 /// Why a request could not be carried out; the API maps each to a status code.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -31,6 +35,15 @@ pub enum ServiceError {
     Conflict(String),
     #[error("conference name already taken for this application")]
     NameTaken(RoomId),
+    /// A value that cannot be written into a FreeSWITCH command.
+    #[error("{0}")]
+    Invalid(String),
+    /// The group's cooldown is held for `wait` more.
+    #[error("rate limit exceeded for {}", group.as_str())]
+    RateLimited {
+        group: CooldownGroup,
+        wait: Duration,
+    },
     #[error(transparent)]
     Node(#[from] NodeError),
     #[error(transparent)]
@@ -53,56 +66,40 @@ pub enum JoinOutcome {
 pub struct Rooms<S> {
     store: Arc<S>,
     pool: NodePool,
+    cooldowns: Cooldowns,
 }
 
 impl<S: Store> Rooms<S> {
     pub fn new(store: Arc<S>, pool: NodePool) -> Rooms<S> {
-        Rooms { store, pool }
+        Rooms {
+            store,
+            pool,
+            cooldowns: Cooldowns::default(),
+        }
+    }
+
+    /// The same service with other cooldown windows.
+    pub fn with_cooldowns(mut self, cooldowns: Cooldowns) -> Rooms<S> {
+        self.cooldowns = cooldowns;
+        self
     }
 
     pub fn store(&self) -> &S {
         &self.store
     }
 
-    /// Creates a room on the least-loaded healthy node; it is `starting` until its control leg
-    /// is in the FreeSWITCH conference.
-    pub async fn create(
-        &self,
-        app: &AppId,
-        name: &str,
-        kind: RoomType,
-    ) -> Result<Room, ServiceError> {
-        let node = self.pool.place()?;
-        let id = RoomId::new(&node.config.prefix, Uuid::new_v4());
-        let now = now_micros();
-        let mut room = Room::new(
-            id,
-            app.clone(),
-            name.to_owned(),
-            kind,
-            Uuid::new_v4().to_string(),
-            now,
-        );
-        room.core_uuid = node.core_uuid();
-        let mut step = Step::new(&mut room, now);
-        let data = json!({ "room_id": step.room.id, "name": name });
-        step.emit(EventKind::Created, data);
-        let events = step.finish().events;
-        match self.store.create_room(&room, &events).await? {
-            Created::NameTaken(existing) => return Err(ServiceError::NameTaken(existing)),
-            Created::Created => {}
-        }
-        node.request(RoomEffect {
-            app: app.clone(),
-            room: room.id.clone(),
-            effect: Effect::EstablishControlLeg,
-        });
-        Ok(room)
+    pub fn pool(&self) -> &NodePool {
+        &self.pool
     }
 
-    /// A room of this app; another app's room is `Forbidden`, an unknown one `NotFound`.
+    /// A live room of this app; another app's room is `Forbidden`, an unknown or deleted one
+    /// `NotFound`.
     pub async fn room(&self, app: &AppId, id: &RoomId) -> Result<Room, ServiceError> {
         if let Some(room) = self.store.room(app, id).await? {
+            // A deleted room is gone for the API at once, while the node still tears it down.
+            if room.status >= RoomStatus::Terminating {
+                return Err(ServiceError::NotFound("room"));
+            }
             return Ok(room);
         }
         match self.store.room_app(id).await? {
@@ -111,14 +108,10 @@ impl<S: Store> Rooms<S> {
         }
     }
 
-    async fn live_session(
-        &self,
-        app: &AppId,
-        id: &SessionId,
-    ) -> Result<crate::conference::Session, ServiceError> {
+    /// A session of this app, live or ended.
+    pub async fn session(&self, app: &AppId, id: &SessionId) -> Result<Session, ServiceError> {
         match self.store.session(app, id).await? {
-            Some(s) if s.state != SessionState::Ended => Ok(s),
-            Some(_) => Err(ServiceError::NotFound("session")),
+            Some(s) => Ok(s),
             None => match self.store.session_app(id).await? {
                 Some(_) => Err(ServiceError::Forbidden("session")),
                 None => Err(ServiceError::NotFound("session")),
@@ -126,129 +119,34 @@ impl<S: Store> Rooms<S> {
         }
     }
 
-    /// Joins a session (muted) into a room of the same app and node.
-    pub async fn join(
+    async fn live_session(&self, app: &AppId, id: &SessionId) -> Result<Session, ServiceError> {
+        let s = self.session(app, id).await?;
+        if s.state == crate::conference::SessionState::Ended {
+            return Err(ServiceError::NotFound("session"));
+        }
+        Ok(s)
+    }
+
+    /// Takes the group's cooldown for `subject` (a room or session id), or says how long to wait.
+    /// Called only once a command is about to be sent.
+    async fn cool(
         &self,
         app: &AppId,
-        session: &SessionId,
-        room_id: &RoomId,
-        command_uid: Option<String>,
-    ) -> Result<JoinOutcome, ServiceError> {
-        let s = self.live_session(app, session).await?;
-        let room = self.room(app, room_id).await?;
-        if let Some(current) = self.store.room_of_session(app, session).await? {
-            if &current != room_id {
-                return Err(ServiceError::Conflict("Session is already in a different conference room. Use conference/leave first.".into()));
+        group: CooldownGroup,
+        subject: &str,
+    ) -> Result<(), ServiceError> {
+        let ttl = self.cooldowns.window(group);
+        let key = format!("{}:{subject}", group.as_str());
+        for _ in 0..2 {
+            if self.store.take_cooldown(app, &key, ttl).await? {
+                return Ok(());
             }
-            return Ok(JoinOutcome::AlreadyJoined);
-        }
-        if room.node != session.prefix() {
-            return Err(ServiceError::Conflict(
-                "session and room are on different media nodes".into(),
-            ));
-        }
-        let node = self.pool.get(&room.node)?;
-        let cmd = commands::join(session.channel(), room_id, &node.config.profile)
-            .map_err(|e| ServiceError::Conflict(e.to_string()))?;
-        self.change(app, room_id, |r| {
-            ops::request_join(r, &s, command_uid.clone(), now_micros())
-        })
-        .await?;
-        if let Err(e) = node.expect_ok(&cmd, true).await {
-            // Undo: the join never reached the call.
-            self.change(app, room_id, |r| {
-                Ok(ops::expire_joins(r, Micros::MAX, now_micros()))
-            })
-            .await?;
-            return Err(e.into());
-        }
-        Ok(JoinOutcome::Joining)
-    }
-
-    /// The room a session is in, and its member entry.
-    async fn membership(
-        &self,
-        app: &AppId,
-        session: &SessionId,
-    ) -> Result<(Room, Member), ServiceError> {
-        self.live_session(app, session).await?;
-        let Some(room_id) = self.store.room_of_session(app, session).await? else {
-            return Err(ServiceError::NotFound("session in a conference"));
-        };
-        let room = self.room(app, &room_id).await?;
-        let member = room
-            .member_by_session(session)
-            .cloned()
-            .ok_or(ServiceError::NotFound("session in a conference"))?;
-        Ok((room, member))
-    }
-
-    /// Moves a session out of its room; the call is parked and lives on.
-    pub async fn leave(&self, app: &AppId, session: &SessionId) -> Result<RoomId, ServiceError> {
-        let (room, member) = self.membership(app, session).await?;
-        if member.status == MemberStatus::Joining {
-            return Err(OpError::StillJoining.into());
-        }
-        let node = self.pool.get(&room.node)?;
-        let cmd =
-            commands::park(&member.channel).map_err(|e| ServiceError::Conflict(e.to_string()))?;
-        self.change(app, &room.id, |r| {
-            ops::request_leave(r, &member.channel, now_micros())
-        })
-        .await?;
-        node.expect_ok(&cmd, true).await?;
-        Ok(room.id)
-    }
-
-    /// Mutes or unmutes a joined member; the state changes when FreeSWITCH confirms.
-    pub async fn set_muted(
-        &self,
-        app: &AppId,
-        session: &SessionId,
-        muted: bool,
-    ) -> Result<RoomId, ServiceError> {
-        let (room, member) = self.membership(app, session).await?;
-        let Some(member_id) = member
-            .member_id
-            .filter(|_| member.status == MemberStatus::Joined)
-        else {
-            return Err(OpError::StillJoining.into());
-        };
-        if member.muted == muted {
-            return Err(OpError::AlreadyInState(if muted { "muted" } else { "unmuted" }).into());
-        }
-        let node = self.pool.get(&room.node)?;
-        let verb = if muted { "mute" } else { "unmute" };
-        let cmd = commands::member(&room.id, verb, member_id)
-            .map_err(|e| ServiceError::Conflict(e.to_string()))?;
-        node.expect_ok(&cmd, false).await?;
-        Ok(room.id)
-    }
-
-    /// Ends a room: members are moved out (their calls live on), the control leg is released.
-    pub async fn delete(&self, app: &AppId, id: &RoomId) -> Result<(), ServiceError> {
-        let room = self.room(app, id).await?;
-        if room.status == RoomStatus::Terminated {
-            return Err(ServiceError::NotFound("room"));
-        }
-        self.change(app, id, |r| Ok(ops::request_terminate(r, now_micros())))
-            .await?;
-        if room.conference_uuid.is_none() {
-            self.change(app, id, |r| Ok(ops::finish_terminate(r, now_micros())))
-                .await?;
-        }
-        let node = self.pool.get(&room.node)?;
-        for m in room.members.values() {
-            if let Ok(cmd) = commands::park(&m.channel) {
-                let _ = node.api(&cmd).await;
+            if let Some(wait) = self.store.cooldown_left(app, &key).await? {
+                return Err(ServiceError::RateLimited { group, wait });
             }
+            // It expired between the two calls: try once more.
         }
-        match commands::kill(&room.control.channel) {
-            // The control leg may already be gone; its conference-destroy ends the room.
-            Ok(cmd) => drop(node.api(&cmd).await?),
-            Err(e) => return Err(ServiceError::Conflict(e.to_string())),
-        }
-        Ok(())
+        Err(ServiceError::RateLimited { group, wait: ttl })
     }
 
     /// One atomic room change through a domain operation.
@@ -271,4 +169,7 @@ impl<S: Store> Rooms<S> {
     }
 }
 
-use crate::conference::Micros;
+/// A command that could not be built from its parts (the API validates before, so this is rare).
+fn invalid(e: crate::esl::CommandError) -> ServiceError {
+    ServiceError::Invalid(e.to_string())
+}
