@@ -245,3 +245,42 @@ impl Config {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../../switchyard.example.toml");
+
+    #[test]
+    fn the_checked_in_example_is_valid_and_env_overrides_it() {
+        let c = Config::parse(EXAMPLE, |_| None).unwrap();
+        assert_eq!(c.nodes[0].prefix, "acW68");
+        assert_eq!(c.cooldowns(), Cooldowns::default());
+        let keys = c.app_keys().unwrap();
+        assert!(keys.check("app1", "app1-key").is_some());
+        let env = |k: &str| match k {
+            "SWITCHYARD_REDIS_URL" => Some("redis://10.0.0.1/".to_owned()),
+            "SWITCHYARD_LISTEN" => Some("0.0.0.0:9000".to_owned()),
+            "SWITCHYARD_NODE_FS1_PASSWORD" => Some("secret".to_owned()),
+            _ => None,
+        };
+        let c = Config::parse(EXAMPLE, env).unwrap();
+        assert_eq!(c.redis_url.as_deref(), Some("redis://10.0.0.1/"));
+        assert_eq!(c.listen.port(), 9000);
+        assert_eq!(c.node_configs()[0].password, "secret");
+        assert!(!format!("{:?}", c.apps).contains("key_sha256"));
+    }
+
+    #[test]
+    fn bad_configurations_are_refused() {
+        for bad in [
+            "nodes = []",
+            "[[nodes]]\nname='a'\nprefix='toolong'\nesl='x:1'\npassword='p'",
+            "unknown = 1\n[[nodes]]\nname='a'\nprefix='abcde'\nesl='x:1'\npassword='p'",
+            "[[nodes]]\nname='a'\nprefix='abcde'\nesl='x:1'\npassword='p'\n[[apps]]\nid='a'\nkey_sha256='nothex'",
+        ] {
+            assert!(Config::parse(bad, |_| None).is_err(), "{bad}");
+        }
+    }
+}
