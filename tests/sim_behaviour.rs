@@ -276,3 +276,74 @@ async fn heartbeats_stalls_and_dropped_events_are_controllable() {
         "CHANNEL_CREATE was dropped"
     );
 }
+
+#[tokio::test]
+async fn recordings_pause_resume_and_land_as_real_wav_files_and_volumes_change() {
+    let (sim, client, mut events) = start().await;
+    let uuid = sim.inbound_call("100", "1001", "A").unwrap();
+    client
+        .api(&api(&[
+            "uuid_transfer",
+            &uuid,
+            "conference:rec1@default,park:",
+            "inline",
+        ]))
+        .await
+        .unwrap();
+    let add = until(&mut events, action(ConferenceAction::AddMember)).await;
+    let member = add.member_id().unwrap().to_string();
+    let path = std::env::temp_dir().join(format!("sim-rec-{}.wav", uuid::Uuid::new_v4()));
+    let path = path.to_str().unwrap().to_owned();
+    let reply = |words: &[&str]| {
+        let cmd = api(words);
+        let client = client.clone();
+        async move { client.api(&cmd).await.unwrap().text().into_owned() }
+    };
+    assert_eq!(
+        reply(&["conference", "rec1", "record", &path]).await,
+        format!("+OK Record file {path}\n")
+    );
+    until(&mut events, action(ConferenceAction::StartRecording)).await;
+    assert_eq!(
+        reply(&["conference", "rec1", "recording", "check"]).await,
+        format!("+OK Record file {path}\n")
+    );
+    assert_eq!(
+        reply(&["conference", "rec1", "pause", &path]).await,
+        format!("+OK Pause recording file {path}\n")
+    );
+    let paused = until(&mut events, action(ConferenceAction::PauseRecording)).await;
+    assert_eq!(paused.path().unwrap(), path);
+    assert_eq!(
+        reply(&["conference", "rec1", "resume", &path]).await,
+        format!("+OK Resume recording file {path}\n")
+    );
+    until(&mut events, action(ConferenceAction::ResumeRecording)).await;
+    let stopped = reply(&["conference", "rec1", "norecord", "all"]).await;
+    assert_eq!(
+        stopped,
+        format!("Stopped recording file {path}\n+OK Stopped recording 0 files\n")
+    );
+    let stop = until(&mut events, action(ConferenceAction::StopRecording)).await;
+    let bytes = std::fs::read(&path).unwrap();
+    assert_eq!(&bytes[..4], b"RIFF");
+    assert_eq!(
+        stop.header("Record-File-Size").unwrap(),
+        bytes.len().to_string()
+    );
+    std::fs::remove_file(&path).unwrap();
+
+    assert_eq!(
+        reply(&["conference", "rec1", "volume_in", &member]).await,
+        format!("+OK Volume IN {member} = 0\n")
+    );
+    assert_eq!(
+        reply(&["conference", "rec1", "volume_in", &member, "2"]).await,
+        format!("+OK Volume IN {member} = 2\n")
+    );
+    let vol = until(&mut events, action(ConferenceAction::VolumeInMember)).await;
+    assert_eq!(vol.header("Volume-Level").unwrap(), "2");
+    let json: serde_json::Value =
+        serde_json::from_str(&reply(&["conference", "rec1", "json_list"]).await).unwrap();
+    assert_eq!(json[0]["members"][0]["volume_in"], 2);
+}

@@ -50,11 +50,11 @@ impl State {
             "file-vol" | "file_vol" => self.file_vol(room, rest),
             "record" => self.record(room, rest.first().copied()),
             "norecord" => self.norecord(room, rest.first().copied()),
-            "recording" => match rest.first().copied() {
-                Some("start") => self.record(room, rest.get(1).copied()),
-                Some("stop") => self.norecord(room, rest.get(1).copied()),
-                _ => "-ERR Usage: recording <start|stop|pause|resume|check> <path|all>\n".into(),
-            },
+            "recording" => self.recording(room, rest),
+            "pause" => self.pause_recording(room, rest.first().copied(), true),
+            "resume" => self.pause_recording(room, rest.first().copied(), false),
+            "chkrecord" => self.check_recording(room),
+            "volume_in" | "volume_out" => self.member_volume(room, sub, rest),
             "say" => self.say(room, None, &rest.join(" ")),
             "saymember" => self.say(
                 room,
@@ -63,6 +63,59 @@ impl State {
             ),
             _ => format!("-ERR Conference command '{sub}' not found.\n"),
         }
+    }
+
+    /// `volume_in|volume_out <member> [level]`: a query without a level, else a change
+    /// (-4…4) with its `volume-in-member` / `volume-out-member` event.
+    fn member_volume(&mut self, room_name: &str, verb: &str, rest: &[&str]) -> String {
+        let Some(room) = self.rooms.get(room_name) else {
+            return format!("-ERR Conference {room_name} not found\n");
+        };
+        let ids = match self.target(room, rest.first().copied()) {
+            Target::Ids(ids) => ids,
+            Target::Missing(text) => return text,
+            Target::Usage => {
+                return format!("{verb} <[member_id|all]|last|non_moderator> [<newval>]");
+            }
+        };
+        let level = match rest.get(1).map(|v| v.parse::<i32>()) {
+            None => None,
+            Some(Ok(v)) => Some(v.clamp(-4, 4)),
+            Some(Err(_)) => {
+                return format!("{verb} <[member_id|all]|last|non_moderator> [<newval>]");
+            }
+        };
+        let inbound = verb == "volume_in";
+        let label = if inbound { "IN" } else { "OUT" };
+        let mut out = String::new();
+        for id in ids {
+            let Some(m) = self
+                .rooms
+                .get_mut(room_name)
+                .and_then(|r| r.members.iter_mut().find(|m| m.id == id))
+            else {
+                continue;
+            };
+            let slot = if inbound {
+                &mut m.volume_in
+            } else {
+                &mut m.volume_out
+            };
+            if let Some(level) = level {
+                *slot = level;
+            }
+            let now = *slot;
+            out.push_str(&format!("+OK Volume {label} {id} = {now}\n"));
+            if level.is_some() {
+                let action = if inbound {
+                    "volume-in-member"
+                } else {
+                    "volume-out-member"
+                };
+                self.member_event(room_name, id, action, &[("Volume-Level", now.to_string())]);
+            }
+        }
+        out
     }
 
     fn member_command(&mut self, room_name: &str, verb: &str, rest: &[&str]) -> String {

@@ -7,7 +7,8 @@ use std::time::Instant;
 
 use super::audio::Tone;
 use super::core::State;
-use super::media::{Playback, Recording};
+use super::media::Playback;
+use super::recording::Recording;
 use crate::esl::EventData;
 
 const MAINTENANCE: &str = "conference::maintenance";

@@ -29,12 +29,6 @@ pub(crate) struct Playback {
     pub volume: i32,
 }
 
-#[derive(Debug, Clone)]
-pub(crate) struct Recording {
-    pub path: String,
-    pub started: Instant,
-}
-
 /// `{a=b,c=d}file` → params and file.
 fn split_params(arg: &str) -> (Vec<(String, String)>, String) {
     if let Some(inner) = arg.strip_prefix('{')
@@ -292,76 +286,5 @@ impl State {
         }
         r.playback.volume = level.clamp(-50, 50);
         "+OK volume changed\n".into()
-    }
-
-    pub(crate) fn record(&mut self, room: &str, path: Option<&str>) -> String {
-        let Some(path) = path else {
-            return "-ERR Usage: record <path>\n".into();
-        };
-        let Some(r) = self.rooms.get_mut(room) else {
-            return String::new();
-        };
-        r.recordings.push(Recording {
-            path: path.to_owned(),
-            started: Instant::now(),
-        });
-        self.fire_room_action(
-            room,
-            "start-recording",
-            &[("Action", "start-recording".into()), ("Path", path.into())],
-        );
-        format!("+OK Record file {path}\n")
-    }
-
-    /// `norecord <path|all>`: writes each stopped recording as a real WAV of its length.
-    pub(crate) fn norecord(&mut self, room: &str, which: Option<&str>) -> String {
-        let Some(which) = which else {
-            return "-ERR Usage: norecord <[filename | all]>\n".into();
-        };
-        let Some(r) = self.rooms.get_mut(room) else {
-            return String::new();
-        };
-        let (stopped, kept): (Vec<Recording>, Vec<Recording>) = r
-            .recordings
-            .drain(..)
-            .partition(|rec| which == "all" || rec.path == which);
-        r.recordings = kept;
-        let mut out = String::new();
-        for rec in &stopped {
-            self.finish_recording(room, rec);
-            out.push_str(&format!("Stopped recording file {}\n", rec.path));
-        }
-        out.push_str("+OK Stopped recording 0 files\n");
-        out
-    }
-
-    pub(crate) fn stop_all_recordings(&mut self, room: &str) {
-        let recordings = self
-            .rooms
-            .get_mut(room)
-            .map(|r| std::mem::take(&mut r.recordings))
-            .unwrap_or_default();
-        for rec in &recordings {
-            self.finish_recording(room, rec);
-        }
-    }
-
-    fn finish_recording(&mut self, room: &str, rec: &Recording) {
-        let elapsed = rec.started.elapsed();
-        let samples = (elapsed.as_millis() as u64 * 8) as u32;
-        let written = wav::write_tone(Path::new(&rec.path), 8000, samples);
-        let mut extra = vec![
-            ("Action", "stop-recording".to_owned()),
-            ("Path", rec.path.clone()),
-            ("Other-Recordings", "false".to_owned()),
-            ("Samples-Out", samples.to_string()),
-            ("Samplerate", "8000".to_owned()),
-            ("Milliseconds-Elapsed", elapsed.as_millis().to_string()),
-        ];
-        match written {
-            Ok(()) => extra.push(("Record-File-Size", (44 + samples * 2).to_string())),
-            Err(e) => extra.push(("Error", format!("File could not be written: {e}"))),
-        }
-        self.fire_room_action(room, "stop-recording", &extra);
     }
 }

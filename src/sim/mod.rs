@@ -18,6 +18,7 @@ mod listener;
 mod loopback;
 mod media;
 mod membership;
+mod recording;
 mod subscription;
 mod wav;
 
