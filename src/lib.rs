@@ -10,3 +10,4 @@ pub mod rooms;
 pub mod server;
 pub mod sim;
 pub mod store;
+pub mod webhook;

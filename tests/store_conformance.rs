@@ -351,6 +351,11 @@ macro_rules! suite {
                 let (_guard, store) = $make;
                 cooldowns_and_remembered_answers_expire(store).await;
             }
+            #[tokio::test]
+            async fn webhook_progress() {
+                let (_guard, store) = $make;
+                webhook_position_acks_and_dead_letters(store).await;
+            }
         }
     };
 }
@@ -390,4 +395,73 @@ async fn a_redis_restart_is_reported_then_survived() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(back.unwrap().name, "survivor");
+}
+
+async fn webhook_position_acks_and_dead_letters<S: Store>(store: S) {
+    use switchyard::conference::DomainEvent;
+    use switchyard::store::DeadLetter;
+    let (a, b) = (app("app-a"), app("app-b"));
+    let r = room(&a, "hooks", 1);
+    let event = |seq| DomainEvent {
+        kind: EventKind::Created,
+        app: a.clone(),
+        room: r.id.clone(),
+        seq,
+        at: 1,
+        data: serde_json::json!({"n": seq}),
+    };
+    let events: Vec<DomainEvent> = (1..=12).map(event).collect();
+    store.create_room(&r, &events).await.unwrap();
+    let ids: Vec<String> = store
+        .outbox(&a, None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(ids.len(), 12);
+    assert_eq!(store.outbox_position(&a).await.unwrap(), None);
+    // Entries delivered ahead of the position come back in outbox order, per app.
+    for id in [&ids[11], &ids[2], &ids[9], &ids[3]] {
+        store.ack_outbox(&a, id).await.unwrap();
+    }
+    assert_eq!(
+        store.outbox_acked(&a).await.unwrap(),
+        vec![
+            ids[2].clone(),
+            ids[3].clone(),
+            ids[9].clone(),
+            ids[11].clone()
+        ]
+    );
+    assert!(store.outbox_acked(&b).await.unwrap().is_empty());
+    // Moving the position forgets the acknowledgments it passed.
+    store.set_outbox_position(&a, &ids[9]).await.unwrap();
+    assert_eq!(
+        store.outbox_position(&a).await.unwrap().as_deref(),
+        Some(ids[9].as_str())
+    );
+    assert_eq!(store.outbox_acked(&a).await.unwrap(), vec![ids[11].clone()]);
+    assert_eq!(store.outbox_position(&b).await.unwrap(), None);
+    let rest = store.outbox(&a, Some(&ids[9]), 100).await.unwrap();
+    assert_eq!(rest.len(), 2);
+    // Dead letters, oldest first.
+    for (i, id) in ids.iter().take(3).enumerate() {
+        let letter = DeadLetter {
+            outbox_id: id.clone(),
+            event: event(i as u64 + 1),
+            attempts: 7,
+            status: Some(503),
+            last_error: "HTTP 503".into(),
+            at: 5,
+        };
+        store.dead_letter(&a, &letter).await.unwrap();
+    }
+    let letters = store.dead_letters(&a, 2).await.unwrap();
+    assert_eq!(letters.len(), 2);
+    assert_eq!(letters[0].outbox_id, ids[0]);
+    assert_eq!(letters[1].event.seq, 2);
+    assert_eq!(letters[1].status, Some(503));
+    assert_eq!(store.dead_letters(&a, 10).await.unwrap().len(), 3);
+    assert!(store.dead_letters(&b, 10).await.unwrap().is_empty());
 }

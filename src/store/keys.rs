@@ -17,6 +17,9 @@
 //! | `sy:{app}:outbox` | stream, field `event` (JSON) | domain events for webhooks |
 //! | `sy:{app}:cd:<key>` | string with PX | a cooldown |
 //! | `sy:{app}:cmd:<key>` | string with EX | a remembered command answer |
+//! | `sy:{app}:wh:pos` | string | the webhook dispatcher's outbox position (a stream id) |
+//! | `sy:{app}:wh:acked` | set of stream ids | entries delivered ahead of the position |
+//! | `sy:{app}:wh:dead` | list of JSON `DeadLetter` | undeliverable webhooks, oldest first |
 //! | `sy:roomapp:<room_id>` | string | the room's app (global, write-once) |
 //! | `sy:sessapp:<session_id>` | string | the session's app (global, write-once) |
 //! | `sy:node:<prefix>:rooms` | set of `app room_id` | live rooms on a node (global) |
@@ -74,4 +77,16 @@ pub fn node_rooms(node: &NodePrefix) -> String {
 
 pub fn node_sessions(node: &NodePrefix) -> String {
     format!("sy:node:{node}:sessions")
+}
+
+pub fn webhook_position(app: &AppId) -> String {
+    format!("sy:{{{app}}}:wh:pos")
+}
+
+pub fn webhook_acked(app: &AppId) -> String {
+    format!("sy:{{{app}}}:wh:acked")
+}
+
+pub fn webhook_dead(app: &AppId) -> String {
+    format!("sy:{{{app}}}:wh:dead")
 }

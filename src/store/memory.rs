@@ -2,11 +2,14 @@
 //! held across an `.await`. Same semantics as the Redis store (the conformance suite checks it);
 //! state is lost when the process ends.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::{Created, IndexDelta, Page, Saved, Store, StoreError};
+use super::{
+    Created, DEAD_LETTERS_KEPT, DeadLetter, IndexDelta, Page, Saved, Store, StoreError,
+    outbox_order,
+};
 use crate::conference::{
     AppId, DomainEvent, Micros, NodePrefix, Room, RoomId, RoomStatus, Session, SessionId,
     SessionState,
@@ -25,6 +28,9 @@ struct Inner {
     remembered: HashMap<(AppId, String), (String, Instant)>,
     outbox: HashMap<AppId, Vec<(String, DomainEvent)>>,
     next_event: u64,
+    outbox_position: HashMap<AppId, String>,
+    outbox_acked: HashMap<AppId, BTreeSet<String>>,
+    dead_letters: HashMap<AppId, VecDeque<DeadLetter>>,
 }
 
 #[derive(Default)]
@@ -325,6 +331,58 @@ impl Store for MemoryStore {
                     .cloned()
                     .collect()
             })
+            .unwrap_or_default())
+    }
+
+    async fn outbox_position(&self, app: &AppId) -> Result<Option<String>, StoreError> {
+        Ok(self.lock().outbox_position.get(app).cloned())
+    }
+
+    async fn set_outbox_position(&self, app: &AppId, id: &str) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        s.outbox_position.insert(app.clone(), id.to_owned());
+        let upto = outbox_order(id);
+        if let Some(acked) = s.outbox_acked.get_mut(app) {
+            acked.retain(|a| outbox_order(a) > upto);
+        }
+        Ok(())
+    }
+
+    async fn ack_outbox(&self, app: &AppId, id: &str) -> Result<(), StoreError> {
+        self.lock()
+            .outbox_acked
+            .entry(app.clone())
+            .or_default()
+            .insert(id.to_owned());
+        Ok(())
+    }
+
+    async fn outbox_acked(&self, app: &AppId) -> Result<Vec<String>, StoreError> {
+        let s = self.lock();
+        let mut ids: Vec<String> = s
+            .outbox_acked
+            .get(app)
+            .map(|a| a.iter().cloned().collect())
+            .unwrap_or_default();
+        ids.sort_by_key(|id| outbox_order(id));
+        Ok(ids)
+    }
+
+    async fn dead_letter(&self, app: &AppId, letter: &DeadLetter) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        let list = s.dead_letters.entry(app.clone()).or_default();
+        list.push_back(letter.clone());
+        while list.len() > DEAD_LETTERS_KEPT {
+            list.pop_front();
+        }
+        Ok(())
+    }
+
+    async fn dead_letters(&self, app: &AppId, limit: usize) -> Result<Vec<DeadLetter>, StoreError> {
+        let s = self.lock();
+        Ok(s.dead_letters
+            .get(app)
+            .map(|l| l.iter().take(limit).cloned().collect())
             .unwrap_or_default())
     }
 }

@@ -238,6 +238,49 @@ pub trait Store: Send + Sync + 'static {
     {
         load_apply_save(self, app, id, change)
     }
+
+    /// The webhook dispatcher's position in the app's outbox: every entry up to and including it
+    /// was delivered or dead-lettered. `None`: nothing yet.
+    fn outbox_position(
+        &self,
+        app: &AppId,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+
+    /// Moves the position to `id` and forgets the acknowledgments ([`Store::ack_outbox`]) of
+    /// entries up to and including it.
+    fn set_outbox_position(
+        &self,
+        app: &AppId,
+        id: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Records that an entry after the position was delivered (an earlier one is still being
+    /// retried), so a restarted dispatcher does not send it again.
+    fn ack_outbox(
+        &self,
+        app: &AppId,
+        id: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The entries after the position recorded by [`Store::ack_outbox`].
+    fn outbox_acked(
+        &self,
+        app: &AppId,
+    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+
+    /// Keeps a message that could not be delivered (the newest [`DEAD_LETTERS_KEPT`] are kept).
+    fn dead_letter(
+        &self,
+        app: &AppId,
+        letter: &DeadLetter,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The app's dead letters, oldest first, at most `limit`.
+    fn dead_letters(
+        &self,
+        app: &AppId,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<DeadLetter>, StoreError>> + Send;
 }
 
 /// What [`update_room`] returns: `None` when the room does not exist, the change's own error
@@ -293,4 +336,26 @@ where
         }
     }
     Err(StoreError::Contention(id.to_string()))
+}
+
+/// How many dead letters a store keeps per app.
+pub const DEAD_LETTERS_KEPT: usize = 10_000;
+
+/// A webhook message given up on: after its last attempt, or refused by the receiver.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DeadLetter {
+    /// The outbox entry (the `webhook-id` is derived from it).
+    pub outbox_id: String,
+    pub event: DomainEvent,
+    pub attempts: u32,
+    /// The last HTTP status, if the receiver answered.
+    pub status: Option<u16>,
+    pub last_error: String,
+    pub at: Micros,
+}
+
+/// The order of outbox ids (`<ms>-<seq>`, as Redis streams number entries); `None` if malformed.
+pub fn outbox_order(id: &str) -> Option<(u64, u64)> {
+    let (ms, seq) = id.split_once('-')?;
+    Some((ms.parse().ok()?, seq.parse().ok()?))
 }

@@ -8,7 +8,9 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script, Value};
 
-use super::{Created, IndexDelta, Page, Saved, Store, StoreError, keys};
+use super::{
+    Created, DEAD_LETTERS_KEPT, DeadLetter, IndexDelta, Page, Saved, Store, StoreError, keys,
+};
 use crate::conference::{
     AppId, DomainEvent, Micros, NodePrefix, Room, RoomId, Session, SessionId, SessionState,
 };
@@ -22,6 +24,7 @@ pub struct RedisStore {
     save_room: Script,
     save_session: Script,
     remember: Script,
+    set_outbox_position: Script,
 }
 
 fn unavailable(e: redis::RedisError) -> StoreError {
@@ -59,6 +62,7 @@ impl RedisStore {
             save_room: Script::new(include_str!("lua/save_room.lua")),
             save_session: Script::new(include_str!("lua/save_session.lua")),
             remember: Script::new(include_str!("lua/remember.lua")),
+            set_outbox_position: Script::new(include_str!("lua/set_outbox_position.lua")),
         })
     }
 
@@ -421,5 +425,68 @@ impl Store for RedisStore {
                 decode(&key, &json).map(|e| (id, e))
             })
             .collect()
+    }
+
+    async fn outbox_position(&self, app: &AppId) -> Result<Option<String>, StoreError> {
+        self.conn()
+            .get(keys::webhook_position(app))
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn set_outbox_position(&self, app: &AppId, id: &str) -> Result<(), StoreError> {
+        let mut call = self.set_outbox_position.prepare_invoke();
+        call.key(keys::webhook_position(app))
+            .key(keys::webhook_acked(app))
+            .arg(id);
+        let _: i64 = call
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn ack_outbox(&self, app: &AppId, id: &str) -> Result<(), StoreError> {
+        self.conn()
+            .sadd(keys::webhook_acked(app), id)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn outbox_acked(&self, app: &AppId) -> Result<Vec<String>, StoreError> {
+        let mut ids: Vec<String> = self
+            .conn()
+            .smembers(keys::webhook_acked(app))
+            .await
+            .map_err(unavailable)?;
+        ids.sort_by_key(|id| super::outbox_order(id));
+        Ok(ids)
+    }
+
+    async fn dead_letter(&self, app: &AppId, letter: &DeadLetter) -> Result<(), StoreError> {
+        let key = keys::webhook_dead(app);
+        let _: () = redis::pipe()
+            .atomic()
+            .rpush(&key, encode(letter))
+            .ignore()
+            .ltrim(&key, -(DEAD_LETTERS_KEPT as isize), -1)
+            .ignore()
+            .query_async(&mut self.conn())
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn dead_letters(&self, app: &AppId, limit: usize) -> Result<Vec<DeadLetter>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let key = keys::webhook_dead(app);
+        let rows: Vec<String> = self
+            .conn()
+            .lrange(&key, 0, limit as isize - 1)
+            .await
+            .map_err(unavailable)?;
+        rows.iter().map(|json| decode(&key, json)).collect()
     }
 }

@@ -1,0 +1,411 @@
+//! One dispatcher per application with a webhook URL: it reads the app's outbox after its
+//! persisted position and delivers every entry, at least once.
+//!
+//! - **Per-room order**: a room has at most one message in progress; its later events wait while
+//!   an earlier one is retried. Other rooms go on (up to `max_in_flight` requests at once; a
+//!   message waiting for its next retry holds no request slot).
+//! - **Durable progress**: an entry is settled when the receiver answered 2xx, or when it was
+//!   dead-lettered. The position advances over the settled prefix of the outbox (up to just
+//!   before the oldest unsettled entry); entries settled beyond it are recorded with
+//!   [`Store::ack_outbox`], so a restarted dispatcher sends again only what was never settled.
+//! - **Bounded memory**: at most `max_pending` entries are held between the position and the
+//!   read cursor; reading pauses when the window is full.
+//!
+//! Stopping (the cancellation token) drops deliveries in progress; they are sent again later.
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::Url;
+use tokio::sync::Semaphore;
+use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::deliver::{self, RetrySchedule, Verdict};
+use super::envelope::Envelope;
+use super::sign::Signer;
+use crate::conference::{AppId, DomainEvent, RoomId};
+use crate::store::{DeadLetter, Store, StoreError};
+
+/// How one application's webhooks are delivered.
+#[derive(Debug, Clone)]
+pub struct DispatcherConfig {
+    pub app: AppId,
+    pub url: String,
+    pub signer: Signer,
+    pub retry: RetrySchedule,
+    /// The longest one request may take, connection included.
+    pub timeout: Duration,
+    /// Allow URLs that resolve to loopback, private or link-local addresses (tests, the lab).
+    pub allow_private: bool,
+    /// How often the outbox is read when the dispatcher has caught up.
+    pub poll_interval: Duration,
+    /// Entries read from the outbox at once.
+    pub batch: usize,
+    /// Entries held between the position and the read cursor.
+    pub max_pending: usize,
+    /// Requests in progress at once (each to a different room).
+    pub max_in_flight: usize,
+}
+
+impl DispatcherConfig {
+    pub fn new(app: AppId, url: impl Into<String>, signer: Signer) -> DispatcherConfig {
+        DispatcherConfig {
+            app,
+            url: url.into(),
+            signer,
+            retry: RetrySchedule::default(),
+            timeout: Duration::from_secs(15),
+            allow_private: false,
+            poll_interval: Duration::from_millis(250),
+            batch: 256,
+            max_pending: 10_000,
+            max_in_flight: 64,
+        }
+    }
+}
+
+/// Why a dispatcher could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DispatchError {
+    #[error("app {0}: the webhook URL is not a valid http(s) URL")]
+    BadUrl(AppId),
+    #[error("app {app}: cannot build the HTTP client: {reason}")]
+    Client { app: AppId, reason: String },
+}
+
+/// What every delivery task of one dispatcher shares.
+struct Endpoint {
+    client: reqwest::Client,
+    url: Url,
+    signer: Signer,
+    retry: RetrySchedule,
+    allow_private: bool,
+    slots: Semaphore,
+}
+
+/// Starts the dispatcher of one application; it runs until `stop` is cancelled.
+pub fn spawn<S: Store>(
+    store: Arc<S>,
+    config: DispatcherConfig,
+    stop: CancellationToken,
+) -> Result<JoinHandle<()>, DispatchError> {
+    let app = config.app.clone();
+    let url = Url::parse(&config.url)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
+        .ok_or_else(|| DispatchError::BadUrl(app.clone()))?;
+    let client = deliver::client(config.timeout, config.allow_private).map_err(|e| {
+        DispatchError::Client {
+            app: app.clone(),
+            reason: e.without_url().to_string(),
+        }
+    })?;
+    let endpoint = Arc::new(Endpoint {
+        client,
+        url,
+        signer: config.signer.clone(),
+        retry: config.retry.clone(),
+        allow_private: config.allow_private,
+        slots: Semaphore::new(config.max_in_flight.max(1)),
+    });
+    let span = tracing::info_span!("webhooks", app = %app);
+    Ok(tokio::spawn(
+        async move {
+            let Some(d) = Dispatcher::load(store, config, endpoint, stop).await else {
+                return;
+            };
+            d.run().await;
+        }
+        .instrument(span),
+    ))
+}
+
+/// A message that reached a verdict: delivered (`None`) or given up on.
+struct Settled {
+    outbox_id: String,
+    room: RoomId,
+    dead: Option<DeadLetter>,
+}
+
+struct Dispatcher<S> {
+    store: Arc<S>,
+    config: DispatcherConfig,
+    endpoint: Arc<Endpoint>,
+    stop: CancellationToken,
+    /// Last entry read.
+    cursor: Option<String>,
+    /// Entries recorded as settled ahead of the position by an earlier run.
+    settled_before: HashSet<String>,
+    /// Entries read and not yet behind the position, in outbox order: (id, settled).
+    window: BTreeMap<u64, (String, bool)>,
+    numbers: HashMap<String, u64>,
+    next_number: u64,
+    waiting: HashMap<RoomId, VecDeque<(String, DomainEvent)>>,
+    busy: HashSet<RoomId>,
+    tasks: JoinSet<Settled>,
+}
+
+impl<S: Store> Dispatcher<S> {
+    async fn load(
+        store: Arc<S>,
+        config: DispatcherConfig,
+        endpoint: Arc<Endpoint>,
+        stop: CancellationToken,
+    ) -> Option<Dispatcher<S>> {
+        let app = config.app.clone();
+        let (cursor, acked) = retry_store(&stop, "read the webhook position", || async {
+            Ok((
+                store.outbox_position(&app).await?,
+                store.outbox_acked(&app).await?,
+            ))
+        })
+        .await?;
+        Some(Dispatcher {
+            store,
+            config,
+            endpoint,
+            stop,
+            cursor,
+            settled_before: acked.into_iter().collect(),
+            window: BTreeMap::new(),
+            numbers: HashMap::new(),
+            next_number: 0,
+            waiting: HashMap::new(),
+            busy: HashSet::new(),
+            tasks: JoinSet::new(),
+        })
+    }
+
+    async fn run(mut self) {
+        let mut next_read = Instant::now();
+        loop {
+            let now = Instant::now();
+            if self.window.len() >= self.config.max_pending {
+                next_read = now + self.config.poll_interval;
+            } else if now >= next_read {
+                next_read = match self.read().await {
+                    Ok(true) => now,
+                    Ok(false) => now + self.config.poll_interval,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot read the outbox");
+                        now + self.config.poll_interval.max(Duration::from_millis(500))
+                    }
+                };
+                if !self.advance().await {
+                    break;
+                }
+            }
+            tokio::select! {
+                biased;
+                _ = self.stop.cancelled() => break,
+                Some(done) = self.tasks.join_next() => match done {
+                    Ok(settled) => {
+                        if !self.settle(settled).await {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "a webhook delivery task failed; dispatcher stops");
+                        break;
+                    }
+                },
+                _ = tokio::time::sleep_until(next_read) => {}
+            }
+        }
+        self.tasks.abort_all();
+    }
+
+    /// Reads one batch; true when it was full (more may be waiting).
+    async fn read(&mut self) -> Result<bool, StoreError> {
+        let room_left = self.config.max_pending.saturating_sub(self.window.len());
+        let limit = self.config.batch.clamp(1, room_left.max(1));
+        let entries = self
+            .store
+            .outbox(&self.config.app, self.cursor.as_deref(), limit)
+            .await?;
+        let full = entries.len() == limit;
+        for (id, event) in entries {
+            self.cursor = Some(id.clone());
+            let settled = self.settled_before.remove(&id);
+            let number = self.next_number;
+            self.next_number += 1;
+            self.window.insert(number, (id.clone(), settled));
+            self.numbers.insert(id.clone(), number);
+            if !settled {
+                let room = event.room.clone();
+                self.waiting
+                    .entry(room.clone())
+                    .or_default()
+                    .push_back((id, event));
+                if !self.busy.contains(&room) {
+                    self.start_next(room);
+                }
+            }
+        }
+        Ok(full)
+    }
+
+    /// Starts delivering the room's oldest waiting event, if any.
+    fn start_next(&mut self, room: RoomId) {
+        let next = self.waiting.get_mut(&room).and_then(|q| q.pop_front());
+        if self.waiting.get(&room).is_some_and(|q| q.is_empty()) {
+            self.waiting.remove(&room);
+        }
+        let Some((outbox_id, event)) = next else {
+            self.busy.remove(&room);
+            return;
+        };
+        self.busy.insert(room.clone());
+        let endpoint = self.endpoint.clone();
+        let span = tracing::debug_span!("webhook", room = %room, outbox_id = %outbox_id);
+        self.tasks
+            .spawn(deliver_until_settled(endpoint, outbox_id, event).instrument(span));
+    }
+
+    /// Records a verdict durably, then lets the room's next event go. False when stopped.
+    async fn settle(&mut self, settled: Settled) -> bool {
+        let app = self.config.app.clone();
+        let store = self.store.clone();
+        if let Some(letter) = &settled.dead {
+            let ok = retry_store(&self.stop, "store a dead letter", || {
+                store.dead_letter(&app, letter)
+            })
+            .await;
+            if ok.is_none() {
+                return false;
+            }
+        }
+        let Some(number) = self.numbers.get(&settled.outbox_id).copied() else {
+            return true;
+        };
+        let oldest = self.window.keys().next() == Some(&number);
+        if !oldest {
+            let id = settled.outbox_id.as_str();
+            let ok = retry_store(&self.stop, "record a delivery", || {
+                store.ack_outbox(&app, id)
+            })
+            .await;
+            if ok.is_none() {
+                return false;
+            }
+        }
+        if let Some(entry) = self.window.get_mut(&number) {
+            entry.1 = true;
+        }
+        self.start_next(settled.room);
+        self.advance().await
+    }
+
+    /// Moves the persisted position over the settled prefix of the window. False when stopped.
+    async fn advance(&mut self) -> bool {
+        let mut position = None;
+        while let Some(entry) = self.window.first_entry() {
+            if !entry.get().1 {
+                break;
+            }
+            let (id, _) = entry.remove();
+            self.numbers.remove(&id);
+            position = Some(id);
+        }
+        let Some(position) = position else {
+            return true;
+        };
+        let (store, app) = (self.store.clone(), self.config.app.clone());
+        retry_store(&self.stop, "move the webhook position", || {
+            store.set_outbox_position(&app, &position)
+        })
+        .await
+        .is_some()
+    }
+}
+
+/// Attempts one message until it is delivered, refused, or out of retries.
+async fn deliver_until_settled(
+    endpoint: Arc<Endpoint>,
+    outbox_id: String,
+    event: DomainEvent,
+) -> Settled {
+    let envelope = Envelope::new(&outbox_id, &event);
+    let body = envelope.body();
+    let mut attempts = 0u32;
+    let dead = loop {
+        attempts += 1;
+        let verdict = {
+            let _slot = endpoint.slots.acquire().await;
+            deliver::attempt(
+                &endpoint.client,
+                &endpoint.url,
+                endpoint.allow_private,
+                &endpoint.signer,
+                &envelope.id,
+                &body,
+            )
+            .await
+        };
+        let (status, error, wait) = match verdict {
+            Verdict::Delivered => break None,
+            Verdict::GiveUp { status, error } => (status, error, None),
+            Verdict::Retry {
+                status,
+                error,
+                retry_after,
+            } => {
+                let wait = endpoint.retry.delay(attempts as usize - 1, retry_after);
+                (status, error, wait)
+            }
+        };
+        match wait {
+            Some(wait) => {
+                tracing::debug!(attempts, %error, ?wait, "webhook attempt failed; will retry");
+                tokio::time::sleep(wait).await;
+            }
+            None => {
+                tracing::warn!(attempts, %error, "webhook dead-lettered");
+                break Some(DeadLetter {
+                    outbox_id: outbox_id.clone(),
+                    event: event.clone(),
+                    attempts,
+                    status,
+                    last_error: error,
+                    at: now_micros(),
+                });
+            }
+        }
+    };
+    Settled {
+        outbox_id,
+        room: event.room.clone(),
+        dead,
+    }
+}
+
+/// Runs a store operation until it succeeds (with backoff) or `stop` is cancelled (`None`).
+async fn retry_store<T, F, Fut>(stop: &CancellationToken, what: &str, mut op: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
+{
+    let mut wait = Duration::from_millis(100);
+    loop {
+        match op().await {
+            Ok(v) => return Some(v),
+            Err(e) => tracing::warn!(error = %e, "cannot {what}; retrying"),
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return None,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        wait = (wait * 2).min(Duration::from_secs(5));
+    }
+}
+
+fn now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,261 @@
+//! Standard Webhooks signatures: `webhook-signature: v1,<base64 HMAC-SHA256(key, "{id}.{ts}.{body}")>`.
+//!
+//! Secrets are `whsec_<base64>` of at least 24 bytes. During a rotation an application has two
+//! active secrets (configured space-separated); every message then carries one signature per
+//! secret, space-separated, and a receiver holding either secret accepts it. Key bytes never
+//! appear in `Debug` output or errors.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+/// The secret prefix the scheme uses.
+pub const SECRET_PREFIX: &str = "whsec_";
+/// The shortest key accepted, in bytes.
+pub const MIN_KEY_BYTES: usize = 24;
+/// How many secrets may be active at once (the old and the new one during a rotation).
+pub const MAX_SECRETS: usize = 2;
+/// How far a `webhook-timestamp` may be from now for [`verify`] to accept it.
+pub const TOLERANCE_SECS: i64 = 5 * 60;
+
+/// Why a configured secret was refused. Never contains the secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SecretError {
+    #[error("no webhook secret given")]
+    Empty,
+    #[error("a webhook secret must start with \"whsec_\"")]
+    MissingPrefix,
+    #[error("a webhook secret must be base64 after \"whsec_\"")]
+    NotBase64,
+    #[error("a webhook secret must decode to at least {MIN_KEY_BYTES} bytes, this one has {0}")]
+    TooShort(usize),
+    #[error("at most {MAX_SECRETS} webhook secrets may be active at once, {0} given")]
+    TooMany(usize),
+}
+
+/// Why a received message was refused by [`verify`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    #[error("webhook-timestamp is not a number of seconds")]
+    BadTimestamp,
+    #[error("webhook-timestamp is more than {TOLERANCE_SECS} s away from now")]
+    OutOfTolerance,
+    #[error("no signature matches")]
+    NoMatch,
+}
+
+/// One signing key.
+#[derive(Clone)]
+pub struct Secret {
+    key: Vec<u8>,
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+impl Secret {
+    /// Parses `whsec_<base64>`; the key must be at least [`MIN_KEY_BYTES`] long.
+    pub fn parse(text: &str) -> Result<Secret, SecretError> {
+        let encoded = text
+            .trim()
+            .strip_prefix(SECRET_PREFIX)
+            .ok_or(SecretError::MissingPrefix)?;
+        let key = STANDARD
+            .decode(encoded)
+            .map_err(|_| SecretError::NotBase64)?;
+        if key.len() < MIN_KEY_BYTES {
+            return Err(SecretError::TooShort(key.len()));
+        }
+        Ok(Secret { key })
+    }
+
+    /// A fresh random secret of 32 bytes, as `whsec_…` text.
+    pub fn generate() -> String {
+        let key: Vec<u8> = (0..32).map(|_| fastrand::u8(..)).collect();
+        format!("{SECRET_PREFIX}{}", STANDARD.encode(key))
+    }
+
+    /// `v1,<base64 signature>` of one message.
+    fn sign(&self, id: &str, timestamp: i64, body: &[u8]) -> String {
+        format!("v1,{}", STANDARD.encode(self.mac(id, timestamp, body)))
+    }
+
+    fn mac(&self, id: &str, timestamp: i64, body: &[u8]) -> Vec<u8> {
+        // HMAC accepts keys of any length; `new_from_slice` cannot fail for it.
+        let mut mac = match Hmac::<Sha256>::new_from_slice(&self.key) {
+            Ok(m) => m,
+            Err(_) => return Vec::new(),
+        };
+        mac.update(id.as_bytes());
+        mac.update(b".");
+        mac.update(timestamp.to_string().as_bytes());
+        mac.update(b".");
+        mac.update(body);
+        mac.finalize().into_bytes().to_vec()
+    }
+}
+
+/// The active secrets of one application: one, or two during a rotation.
+#[derive(Debug, Clone)]
+pub struct Signer {
+    secrets: Vec<Secret>,
+}
+
+impl Signer {
+    /// Parses one secret, or two separated by whitespace (`"whsec_new whsec_old"`).
+    pub fn parse(text: &str) -> Result<Signer, SecretError> {
+        let secrets = text
+            .split_whitespace()
+            .map(Secret::parse)
+            .collect::<Result<Vec<_>, _>>()?;
+        match secrets.len() {
+            0 => Err(SecretError::Empty),
+            n if n > MAX_SECRETS => Err(SecretError::TooMany(n)),
+            _ => Ok(Signer { secrets }),
+        }
+    }
+
+    /// The `webhook-signature` value: one `v1,…` per active secret, space-separated.
+    pub fn signature(&self, id: &str, timestamp: i64, body: &[u8]) -> String {
+        self.secrets
+            .iter()
+            .map(|s| s.sign(id, timestamp, body))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// Checks a received message as a receiver would: the timestamp within [`TOLERANCE_SECS`] of
+/// `now` (unix seconds) and one of the `v1` signatures made by one of `secrets`.
+pub fn verify(
+    secrets: &[Secret],
+    id: &str,
+    timestamp: &str,
+    signature: &str,
+    body: &[u8],
+    now: i64,
+) -> Result<(), VerifyError> {
+    let ts: i64 = timestamp
+        .trim()
+        .parse()
+        .map_err(|_| VerifyError::BadTimestamp)?;
+    if (now - ts).abs() > TOLERANCE_SECS {
+        return Err(VerifyError::OutOfTolerance);
+    }
+    let offered: Vec<Vec<u8>> = signature
+        .split_whitespace()
+        .filter_map(|s| s.strip_prefix("v1,"))
+        .filter_map(|b64| STANDARD.decode(b64).ok())
+        .collect();
+    let matches = secrets.iter().any(|secret| {
+        let expected = secret.mac(id, ts, body);
+        offered
+            .iter()
+            .any(|o| bool::from(o.as_slice().ct_eq(expected.as_slice())))
+    });
+    if matches {
+        Ok(())
+    } else {
+        Err(VerifyError::NoMatch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn secret_of(bytes: &[u8]) -> String {
+        format!("whsec_{}", STANDARD.encode(bytes))
+    }
+
+    #[test]
+    fn short_unprefixed_and_garbled_secrets_are_refused() {
+        assert_eq!(
+            Secret::parse(&secret_of(&[1; 23])).unwrap_err(),
+            SecretError::TooShort(23)
+        );
+        assert!(Secret::parse(&secret_of(&[1; 24])).is_ok());
+        assert_eq!(
+            Secret::parse(&STANDARD.encode([1; 32])).unwrap_err(),
+            SecretError::MissingPrefix
+        );
+        assert_eq!(
+            Secret::parse("whsec_!!!").unwrap_err(),
+            SecretError::NotBase64
+        );
+        assert_eq!(Signer::parse("  ").unwrap_err(), SecretError::Empty);
+        let three = [
+            secret_of(&[1; 32]),
+            secret_of(&[2; 32]),
+            secret_of(&[3; 32]),
+        ]
+        .join(" ");
+        assert_eq!(Signer::parse(&three).unwrap_err(), SecretError::TooMany(3));
+        let err = SecretError::TooShort(3).to_string();
+        assert!(err.contains("24"), "{err}");
+    }
+
+    #[test]
+    fn the_secret_never_shows_in_debug() {
+        let text = Secret::generate();
+        let signer = Signer::parse(&text).unwrap();
+        let shown = format!("{signer:?}");
+        assert!(!shown.contains(&text[6..]), "{shown}");
+    }
+
+    #[test]
+    fn known_vector_from_the_standard_webhooks_spec() {
+        // The example of the Standard Webhooks reference libraries.
+        let signer = Signer::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+        let body = br#"{"test": 2432232314}"#;
+        let sig = signer.signature("msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body);
+        assert_eq!(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+    }
+
+    #[test]
+    fn two_active_secrets_each_verify_and_a_stranger_does_not() {
+        let (old, new) = (Secret::generate(), Secret::generate());
+        let signer = Signer::parse(&format!("{new} {old}")).unwrap();
+        let sig = signer.signature("msg_1", 1000, b"{}");
+        assert_eq!(sig.split(' ').count(), 2);
+        for s in [&old, &new] {
+            let key = Secret::parse(s).unwrap();
+            assert_eq!(verify(&[key], "msg_1", "1000", &sig, b"{}", 1000), Ok(()));
+        }
+        let stranger = Secret::parse(&Secret::generate()).unwrap();
+        assert_eq!(
+            verify(&[stranger], "msg_1", "1000", &sig, b"{}", 1000),
+            Err(VerifyError::NoMatch)
+        );
+    }
+
+    #[test]
+    fn verify_refuses_tampering_and_stale_timestamps() {
+        let text = Secret::generate();
+        let key = || vec![Secret::parse(&text).unwrap()];
+        let sig = Signer::parse(&text).unwrap().signature("m", 1000, b"body");
+        assert_eq!(verify(&key(), "m", "1000", &sig, b"body", 1299), Ok(()));
+        assert_eq!(
+            verify(&key(), "m", "1000", &sig, b"bodx", 1000),
+            Err(VerifyError::NoMatch)
+        );
+        assert_eq!(
+            verify(&key(), "n", "1000", &sig, b"body", 1000),
+            Err(VerifyError::NoMatch)
+        );
+        assert_eq!(
+            verify(&key(), "m", "1000", &sig, b"body", 1301),
+            Err(VerifyError::OutOfTolerance)
+        );
+        assert_eq!(
+            verify(&key(), "m", "x", &sig, b"body", 1000),
+            Err(VerifyError::BadTimestamp)
+        );
+    }
+}

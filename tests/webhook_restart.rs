@@ -1,0 +1,137 @@
+//! A dispatcher killed while a room's message is being retried loses nothing and, restarted,
+//! sends nothing that was already acknowledged — with the memory store and with a real Redis.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+mod webhook_support;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use switchyard::conference::EventKind;
+use switchyard::store::Store;
+use webhook_support::*;
+
+const WITHIN: Duration = Duration::from_secs(10);
+
+async fn killed_mid_retry_then_restarted<S: Store>(store: Arc<S>) {
+    let mut steady = TestRoom::create(&*store, "steady").await;
+    let mut stuck = TestRoom::create(&*store, "stuck").await;
+    let stuck_id = stuck.id().to_owned();
+    let healed = Arc::new(AtomicBool::new(false));
+    let heal = healed.clone();
+    let receiver = Receiver::start(any_port(), move |body, _| {
+        if body["room_id"] == stuck_id.as_str() && !heal.load(Ordering::SeqCst) {
+            (500, None)
+        } else {
+            (200, None)
+        }
+    })
+    .await;
+    for _ in 0..3 {
+        steady
+            .emit(&*store, EventKind::MemberJoined, json!({}))
+            .await;
+    }
+    let mut config = config(&receiver.url(), 50);
+    config.retry.delays = vec![Duration::from_millis(40); 50];
+    let first = spawn_dispatcher(&store, config.clone());
+
+    // The steady room's four events are delivered; the stuck room's first is being retried.
+    receiver.wait_delivered(4, WITHIN).await;
+    let stuck_tries = || {
+        receiver
+            .requests()
+            .iter()
+            .filter(|r| r.room() == stuck.id())
+            .count()
+    };
+    wait_for(WITHIN, || stuck_tries() >= 2).await;
+    first.abort();
+    let _ = first.await;
+
+    // Durable progress: the position stops before the stuck entry; the steady room's later
+    // entries are recorded as delivered ahead of it.
+    let outbox = store.outbox(&app(), None, 100).await.unwrap();
+    let ids: Vec<String> = outbox.iter().map(|(id, _)| id.clone()).collect();
+    assert_eq!(outbox[1].1.room, stuck.room.id);
+    assert_eq!(
+        store.outbox_position(&app()).await.unwrap().as_deref(),
+        Some(ids[0].as_str())
+    );
+    assert_eq!(
+        store.outbox_acked(&app()).await.unwrap(),
+        ids[2..5].to_vec()
+    );
+
+    // More happens while no dispatcher runs; the receiver recovers; a new dispatcher starts.
+    stuck
+        .emit(&*store, EventKind::MemberJoined, json!({}))
+        .await;
+    steady.emit(&*store, EventKind::MemberLeft, json!({})).await;
+    healed.store(true, Ordering::SeqCst);
+    let _second = spawn_dispatcher(&store, config);
+
+    let got = receiver.wait_delivered(7, WITHIN).await;
+    let mut per_id: HashMap<String, usize> = HashMap::new();
+    for r in &got {
+        *per_id.entry(r.id().to_owned()).or_default() += 1;
+    }
+    let all_ids: Vec<String> = store
+        .outbox(&app(), None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(id, _)| format!("msg_{id}"))
+        .collect();
+    assert_eq!(all_ids.len(), 7);
+    for id in &all_ids {
+        assert_eq!(per_id.get(id), Some(&1), "{id} acknowledged {per_id:?}");
+    }
+    assert_eq!(
+        seqs_of(&got, stuck.id()),
+        [stuck.room.seq - 1, stuck.room.seq]
+    );
+    let last = all_ids
+        .last()
+        .unwrap()
+        .trim_start_matches("msg_")
+        .to_owned();
+    let deadline = tokio::time::Instant::now() + WITHIN;
+    while store.outbox_position(&app()).await.unwrap().as_deref() != Some(last.as_str()) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "position did not reach the end"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(store.outbox_acked(&app()).await.unwrap().is_empty());
+    assert!(store.dead_letters(&app(), 10).await.unwrap().is_empty());
+}
+
+/// Starts a dispatcher that runs until aborted or the test ends.
+fn spawn_dispatcher<S: Store>(
+    store: &Arc<S>,
+    config: switchyard::webhook::DispatcherConfig,
+) -> tokio::task::JoinHandle<()> {
+    switchyard::webhook::spawn(store.clone(), config, CancellationToken::new()).unwrap()
+}
+
+#[tokio::test]
+async fn memory_store_killed_mid_retry_loses_and_repeats_nothing() {
+    killed_mid_retry_then_restarted(Arc::new(switchyard::store::memory::MemoryStore::new())).await;
+}
+
+#[tokio::test]
+async fn redis_store_killed_mid_retry_loses_and_repeats_nothing() {
+    let server = common::redis_server::RedisServer::start();
+    let store = switchyard::store::redis::RedisStore::connect(&server.url())
+        .await
+        .unwrap();
+    killed_mid_retry_then_restarted(Arc::new(store)).await;
+}
