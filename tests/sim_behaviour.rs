@@ -347,3 +347,19 @@ async fn recordings_pause_resume_and_land_as_real_wav_files_and_volumes_change()
         serde_json::from_str(&reply(&["conference", "rec1", "json_list"]).await).unwrap();
     assert_eq!(json[0]["members"][0]["volume_in"], 2);
 }
+
+#[tokio::test]
+async fn delayed_delivery_holds_each_event_back() {
+    let (sim, _client, mut events) = start().await;
+    let delay = Duration::from_millis(150);
+    sim.delay_events(Some(delay));
+    let fired = std::time::Instant::now();
+    sim.heartbeat_now();
+    until(&mut events, |e| e.name() == &EventName::Heartbeat).await;
+    assert!(
+        fired.elapsed() >= delay,
+        "delivered after {:?}",
+        fired.elapsed()
+    );
+    sim.delay_events(None);
+}
