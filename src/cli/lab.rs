@@ -15,6 +15,7 @@ use switchyard::server::{bind, serve_http, stop_on_signal};
 use switchyard::store::Store;
 use switchyard::store::memory::MemoryStore;
 use switchyard::store::redis::RedisStore;
+use switchyard::webhook::sign::{Secret, Signer};
 
 #[derive(Debug, Args)]
 pub struct LabArgs {
@@ -62,7 +63,21 @@ fn parse_apps(specs: &[String]) -> anyhow::Result<Vec<(AppId, String)>> {
 
 pub async fn run(args: LabArgs) -> anyhow::Result<()> {
     let apps = parse_apps(&args.apps)?;
+    let webhook = match &args.webhook_url {
+        Some(url) => {
+            let secret = args.webhook_secret.clone().unwrap_or_else(Secret::generate);
+            let signer = Signer::parse(&secret).context("--webhook-secret")?;
+            Some((url.clone(), signer, secret))
+        }
+        None => None,
+    };
+    // A secret the lab made up is shown to the user once; a given one never is.
+    let generated = webhook
+        .as_ref()
+        .filter(|_| args.webhook_secret.is_none())
+        .map(|(_, _, secret)| secret.clone());
     let options = LabOptions {
+        webhook: webhook.as_ref().map(|(u, s, _)| (u.clone(), s.clone())),
         nodes: args.nodes,
         apps,
         play_duration: Duration::from_millis(args.play_ms),
@@ -77,9 +92,9 @@ pub async fn run(args: LabArgs) -> anyhow::Result<()> {
             let store = RedisStore::connect(url)
                 .await
                 .context("cannot reach Redis")?;
-            run_with(Arc::new(store), options, &args).await
+            run_with(Arc::new(store), options, &args, generated).await
         }
-        None => run_with(Arc::new(MemoryStore::new()), options, &args).await,
+        None => run_with(Arc::new(MemoryStore::new()), options, &args, generated).await,
     }
 }
 
@@ -87,6 +102,7 @@ async fn run_with<S: Store>(
     store: Arc<S>,
     options: LabOptions,
     args: &LabArgs,
+    generated: Option<String>,
 ) -> anyhow::Result<()> {
     let apps = options.apps.clone();
     let lab = Lab::start(store, options).await?;
@@ -107,12 +123,11 @@ async fn run_with<S: Store>(
     for (app, key) in &apps {
         eprintln!("  app: X-App-ID: {app}  X-API-Key: {key}");
     }
-    if args.webhook_url.is_some() || args.webhook_secret.is_some() {
-        // Delivery belongs to the webhook dispatcher; the lab records the events in the outbox.
-        eprintln!(
-            "  webhooks: {} (events are kept in the store's outbox)",
-            args.webhook_url.as_deref().unwrap_or("(no url)")
-        );
+    if let Some(url) = &args.webhook_url {
+        eprintln!("  webhooks: POST {url} (Standard Webhooks signatures)");
+        if let Some(secret) = &generated {
+            eprintln!("  webhook secret (generated): {secret}");
+        }
     }
     serve_http(lab.router(), listener, lab.stop.clone()).await?;
     Ok(())

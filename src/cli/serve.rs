@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use switchyard::api::{ApiState, router};
 use switchyard::server::config::Config;
-use switchyard::server::{bind, serve_http, start_rooms, stop_on_signal};
+use switchyard::server::{bind, serve_http, start_rooms, start_webhooks, stop_on_signal};
 use switchyard::store::Store;
 use switchyard::store::memory::MemoryStore;
 use switchyard::store::redis::RedisStore;
@@ -39,6 +39,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 async fn run_with<S: Store>(store: Arc<S>, config: Config) -> anyhow::Result<()> {
     let stop = CancellationToken::new();
     stop_on_signal(stop.clone());
+    let hooks = config.webhook_dispatchers()?;
+    let webhook_apps = hooks.len();
+    start_webhooks(store.clone(), hooks, &stop)?;
     let rooms = start_rooms(
         store,
         config.node_configs(),
@@ -50,7 +53,7 @@ async fn run_with<S: Store>(store: Arc<S>, config: Config) -> anyhow::Result<()>
     let listener = bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
-    tracing::info!(listen = %config.listen, nodes = config.nodes.len(), apps = config.apps.len(), "switchyard API listening");
+    tracing::info!(listen = %config.listen, nodes = config.nodes.len(), apps = config.apps.len(), webhook_apps, "switchyard API listening");
     serve_http(router(state), listener, stop).await?;
     Ok(())
 }

@@ -13,6 +13,9 @@ use crate::api::{ApiOptions, AppKeys};
 use crate::conference::{AppId, NodePrefix};
 use crate::node::{AppDirectory, NodeConfig};
 use crate::rooms::Cooldowns;
+use crate::webhook::DispatcherConfig;
+use crate::webhook::deliver::RetrySchedule;
+use crate::webhook::sign::Signer;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -45,6 +48,8 @@ pub struct Config {
     pub nodes: Vec<Node>,
     #[serde(default)]
     pub apps: Vec<App>,
+    #[serde(default)]
+    pub webhooks: Webhooks,
 }
 
 fn default_listen() -> SocketAddr {
@@ -104,6 +109,32 @@ pub struct Limits {
     pub command_timeout_ms: u64,
     /// A join not confirmed by add-member within this time fails.
     pub join_timeout_ms: u64,
+}
+
+/// How webhooks are delivered (the same for every application).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Webhooks {
+    /// Allow URLs that resolve to loopback, private or link-local addresses (off in production).
+    pub allow_private: bool,
+    /// The waits before each retry, in seconds (jittered ±20 %); then the dead-letter list.
+    pub retry_schedule_secs: Vec<u64>,
+    /// The longest one delivery request may take.
+    pub timeout_ms: u64,
+}
+
+impl Default for Webhooks {
+    fn default() -> Webhooks {
+        Webhooks {
+            allow_private: false,
+            retry_schedule_secs: RetrySchedule::default()
+                .delays
+                .iter()
+                .map(|d| d.as_secs())
+                .collect(),
+            timeout_ms: 15_000,
+        }
+    }
 }
 
 impl Default for Limits {
@@ -189,7 +220,37 @@ impl Config {
             prefixes.push(p);
         }
         self.app_keys()?;
+        self.webhook_dispatchers()?;
         Ok(())
+    }
+
+    /// One dispatcher configuration per application with a `webhook_url`. An app with a URL
+    /// needs a valid secret (`whsec_…`, at least 24 bytes; two space-separated during a rotation).
+    pub fn webhook_dispatchers(&self) -> Result<Vec<DispatcherConfig>, ConfigError> {
+        let mut out = Vec::new();
+        for a in &self.apps {
+            let Some(url) = &a.webhook_url else { continue };
+            let id = AppId::parse(&a.id).map_err(|e| invalid(e.to_string()))?;
+            let secret = a.webhook_secret.as_deref().ok_or_else(|| {
+                invalid(format!("app {}: webhook_url needs a webhook_secret", a.id))
+            })?;
+            let signer = Signer::parse(secret)
+                .map_err(|e| invalid(format!("app {}: webhook_secret: {e}", a.id)))?;
+            let mut c = DispatcherConfig::new(id, url.clone(), signer);
+            c.allow_private = self.webhooks.allow_private;
+            c.timeout = Duration::from_millis(self.webhooks.timeout_ms.max(1));
+            c.retry = RetrySchedule {
+                delays: self
+                    .webhooks
+                    .retry_schedule_secs
+                    .iter()
+                    .map(|s| Duration::from_secs(*s))
+                    .collect(),
+                ..RetrySchedule::default()
+            };
+            out.push(c);
+        }
+        Ok(out)
     }
 
     pub fn node_configs(&self) -> Vec<NodeConfig> {
@@ -270,6 +331,32 @@ mod tests {
         assert_eq!(c.listen.port(), 9000);
         assert_eq!(c.node_configs()[0].password, "secret");
         assert!(!format!("{:?}", c.apps).contains("key_sha256"));
+        let hooks = c.webhook_dispatchers().unwrap();
+        assert_eq!(hooks.len(), 1);
+        assert!(!hooks[0].allow_private);
+        assert_eq!(hooks[0].retry, RetrySchedule::default());
+    }
+
+    #[test]
+    fn a_webhook_url_needs_a_valid_secret_and_the_error_does_not_show_it() {
+        let base = "[[nodes]]\nname='a'\nprefix='abcde'\nesl='x:1'\npassword='p'\n[[apps]]\nid='a'\n\
+                    key_sha256='ff23fdeed2bd9e6807eb3e108d3138d4cfc606e938537a88dbf8773c2175859f'\n\
+                    webhook_url='https://example.com/h'\n";
+        assert!(Config::parse(base, |_| None).is_err());
+        let short = format!("{base}webhook_secret='whsec_c2hvcnQtc2VjcmV0'");
+        let err = Config::parse(&short, |_| None).unwrap_err().to_string();
+        assert!(
+            err.contains("24 bytes") && !err.contains("c2hvcnQ"),
+            "{err}"
+        );
+        let good = format!(
+            "{base}webhook_secret='whsec_c3dpdGNoeWFyZCB3ZWJob29rIHRlc3Qgc2VjcmV0ISE='\n\
+             [webhooks]\nallow_private=true\nretry_schedule_secs=[1,2]"
+        );
+        let c = Config::parse(&good, |_| None).unwrap();
+        let hooks = c.webhook_dispatchers().unwrap();
+        assert!(hooks[0].allow_private);
+        assert_eq!(hooks[0].retry.delays.len(), 2);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::start_rooms;
+use super::{start_rooms, start_webhooks};
 use crate::api::lab::LabNodes;
 use crate::api::{ApiOptions, ApiState, AppKeys};
 use crate::conference::{AppId, NodePrefix};
@@ -14,6 +14,8 @@ use crate::node::{AppDirectory, NodeConfig};
 use crate::rooms::Cooldowns;
 use crate::sim::{SimConfig, Simulator};
 use crate::store::Store;
+use crate::webhook::DispatcherConfig;
+use crate::webhook::sign::Signer;
 
 /// How a lab is set up.
 #[derive(Debug, Clone)]
@@ -28,6 +30,9 @@ pub struct LabOptions {
     pub command_timeout: Duration,
     /// How long a URL plays on the simulated nodes.
     pub play_duration: Duration,
+    /// Where every lab app's webhooks go, and what they are signed with (private addresses
+    /// are allowed in the lab).
+    pub webhook: Option<(String, Signer)>,
 }
 
 impl Default for LabOptions {
@@ -40,6 +45,7 @@ impl Default for LabOptions {
             join_timeout: Duration::from_secs(10),
             command_timeout: Duration::from_secs(5),
             play_duration: Duration::from_secs(3),
+            webhook: None,
         }
     }
 }
@@ -79,6 +85,19 @@ impl<S: Store> Lab<S> {
             directory.add_app(app.clone(), []);
             keys.add_plain(app.clone(), key);
         }
+        let hooks = match &options.webhook {
+            Some((url, signer)) => options
+                .apps
+                .iter()
+                .map(|(app, _)| {
+                    let mut c = DispatcherConfig::new(app.clone(), url.clone(), signer.clone());
+                    c.allow_private = true;
+                    c
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        start_webhooks(store.clone(), hooks, &stop).map_err(std::io::Error::other)?;
         let rooms = start_rooms(store, configs, directory, options.cooldowns, &stop);
         let state = ApiState::with_lab(rooms, keys, options.api, LabNodes::new(sims.clone()));
         Ok(Lab { state, sims, stop })

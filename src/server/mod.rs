@@ -14,6 +14,8 @@ use crate::api::{ApiOptions, ApiState, AppKeys};
 use crate::node::{AppDirectory, NodeConfig, NodePool, supervisor};
 use crate::rooms::{Cooldowns, Rooms};
 use crate::store::Store;
+use crate::webhook::DispatcherConfig;
+use crate::webhook::dispatcher::DispatchError;
 
 /// Starts one supervisor per node and returns the room service over them.
 pub fn start_rooms<S: Store>(
@@ -29,6 +31,18 @@ pub fn start_rooms<S: Store>(
         .map(|n| supervisor::spawn(n, store.clone(), directory.clone(), stop.child_token()).0)
         .collect();
     Rooms::new(store, NodePool::new(handles)).with_cooldowns(cooldowns)
+}
+
+/// Starts one webhook dispatcher per configured application; they stop with `stop`.
+pub fn start_webhooks<S: Store>(
+    store: Arc<S>,
+    dispatchers: Vec<DispatcherConfig>,
+    stop: &CancellationToken,
+) -> Result<(), DispatchError> {
+    for config in dispatchers {
+        crate::webhook::spawn(store.clone(), config, stop.child_token())?;
+    }
+    Ok(())
 }
 
 /// The API state of a `serve` controller.
