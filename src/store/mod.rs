@@ -288,7 +288,7 @@ pub trait Store: Send + Sync + 'static {
 pub type Updated<T, E> = Result<Option<Result<(Room, T), E>>, StoreError>;
 
 /// How many times [`update_room`] retries a lost race before giving up.
-const MAX_ATTEMPTS: usize = 16;
+const MAX_ATTEMPTS: u32 = 64;
 
 /// Loads a room, lets `change` modify it (returning its events, or an error to abort), and saves
 /// it atomically; a lost race reloads and runs `change` again. Returns the saved room and the
@@ -318,7 +318,12 @@ pub async fn load_apply_save<S, T, E>(
 where
     S: Store,
 {
-    for _ in 0..MAX_ATTEMPTS {
+    for attempt in 0..MAX_ATTEMPTS {
+        if attempt > 0 {
+            // Losers of a race spread out instead of colliding again at once.
+            let spread = u64::from(attempt.min(10)) * 500;
+            tokio::time::sleep(std::time::Duration::from_micros(fastrand::u64(0..=spread))).await;
+        }
         let Some(old) = store.room(app, id).await? else {
             return Ok(None);
         };
