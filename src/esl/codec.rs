@@ -82,7 +82,7 @@ impl EslCodec {
             CodecError::MalformedHeader(String::from_utf8_lossy(line).into_owned())
         })?;
         let content_type = frame::find_header(src, &headers, "Content-Type")
-            .map(|v| ContentType::parse(&String::from_utf8_lossy(v)))
+            .map(|v| ContentType::parse(&frame::utf8_lossy(v)))
             .ok_or(CodecError::MissingContentType)?;
         let (total, body_start) = match frame::find_header(src, &headers, "Content-Length") {
             None => (body_start, None),
@@ -136,10 +136,14 @@ impl Decoder for EslCodec {
             }
             match parse::find_block_end(src, scanned) {
                 BlockEnd::NotYet { resume } => {
-                    if src.len() > self.limits.max_header_block {
-                        return Err(CodecError::HeaderBlockTooLarge {
-                            cap: self.limits.max_header_block,
-                        });
+                    // No blank line yet: the block ends at `resume + 1` at the earliest (`resume`
+                    // is the last LF, or the end). Refused once more than the cap is buffered,
+                    // unless that earliest end is still within the cap: a block of exactly the
+                    // cap whose `\r\n` blank line has so far arrived as `\r` must not be refused
+                    // when it would be accepted had the stream been split into reads elsewhere.
+                    let cap = self.limits.max_header_block;
+                    if src.len() > cap && resume >= cap {
+                        return Err(CodecError::HeaderBlockTooLarge { cap });
                     }
                     self.state = State::Head { scanned: resume };
                     return Ok(None);
@@ -224,4 +228,67 @@ pub fn decode_all(bytes: &[u8], limits: Limits) -> Result<Vec<Frame>, CodecError
         frames.push(frame);
     }
     Ok(frames)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Decodes `stream` fed in reads of `sizes` (cycled), then ends it.
+    fn decode_in_reads(
+        stream: &[u8],
+        sizes: &[usize],
+        limits: Limits,
+    ) -> Result<Vec<Frame>, CodecError> {
+        let mut codec = EslCodec::new(limits);
+        let mut buf = BytesMut::new();
+        let mut frames = Vec::new();
+        let mut at = 0;
+        for &size in sizes.iter().cycle() {
+            if at >= stream.len() {
+                break;
+            }
+            let end = (at + size).min(stream.len());
+            buf.extend_from_slice(&stream[at..end]);
+            at = end;
+            while let Some(frame) = codec.decode(&mut buf)? {
+                frames.push(frame);
+            }
+        }
+        while let Some(frame) = codec.decode_eof(&mut buf)? {
+            frames.push(frame);
+        }
+        Ok(frames)
+    }
+
+    #[test]
+    fn a_header_block_at_the_cap_is_accepted_however_it_is_split() {
+        let limits = Limits {
+            max_frame: 1024,
+            max_header_block: 32,
+        };
+        // A header block of exactly 32 bytes (its last LF included), ended by a CRLF blank line.
+        let mut stream = b"Content-Type: text/x\nX: ".to_vec();
+        stream.resize(31, b'y');
+        stream.extend_from_slice(b"\n\r\n");
+        assert_eq!(decode_all(&stream, limits).unwrap().len(), 1);
+        for split in 1..stream.len() {
+            let frames = decode_in_reads(&stream, &[split, stream.len()], limits)
+                .unwrap_or_else(|e| panic!("split after {split} bytes: {e}"));
+            assert_eq!(frames.len(), 1, "split after {split} bytes");
+        }
+        // One byte more and it is too large, split or not.
+        let mut long = stream.clone();
+        long.insert(25, b'y');
+        assert!(matches!(
+            decode_all(&long, limits),
+            Err(CodecError::HeaderBlockTooLarge { .. })
+        ));
+        for split in 1..long.len() {
+            assert!(matches!(
+                decode_in_reads(&long, &[split, long.len()], limits),
+                Err(CodecError::HeaderBlockTooLarge { .. })
+            ));
+        }
+    }
 }

@@ -84,7 +84,7 @@ impl Frame {
 
     /// The first value of an outer header, looked up without regard to case.
     pub fn header(&self, name: &str) -> Option<Cow<'_, str>> {
-        self.header_bytes(name).map(String::from_utf8_lossy)
+        self.header_bytes(name).map(utf8_lossy)
     }
 
     pub(crate) fn header_bytes(&self, name: &str) -> Option<&[u8]> {
@@ -95,8 +95,8 @@ impl Frame {
     pub fn headers(&self) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, str>)> {
         self.headers.iter().map(|h| {
             (
-                String::from_utf8_lossy(h.name.get(&self.bytes)),
-                String::from_utf8_lossy(h.value.get(&self.bytes)),
+                utf8_lossy(h.name.get(&self.bytes)),
+                utf8_lossy(h.value.get(&self.bytes)),
             )
         })
     }
@@ -113,7 +113,7 @@ impl Frame {
 
     /// The body as text, with invalid UTF-8 replaced.
     pub fn body_text(&self) -> Option<Cow<'_, str>> {
-        self.body().map(String::from_utf8_lossy)
+        self.body().map(utf8_lossy)
     }
 
     /// `Reply-Text` of a `command/reply`.
@@ -136,8 +136,19 @@ pub(crate) fn find_header<'a>(
     let name = name.as_bytes();
     headers
         .iter()
-        .find(|h| h.name.get(buf).eq_ignore_ascii_case(name))
+        // The length test reads only the span, so most headers are passed over without touching
+        // the frame's bytes.
+        .find(|h| h.name.len() == name.len() && h.name.get(buf).eq_ignore_ascii_case(name))
         .map(|h| h.value.get(buf))
+}
+
+/// Text of raw bytes, invalid UTF-8 replaced. `str::from_utf8` checks ASCII a word at a time,
+/// several times faster than `String::from_utf8_lossy` on valid text, which is nearly all text.
+pub(crate) fn utf8_lossy(raw: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(raw) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(raw),
+    }
 }
 
 /// Writes frames the way mod_event_socket does: LF line ends, `Content-Length` before

@@ -114,7 +114,9 @@ impl Decoder for RequestCodec {
             }
             match find_block_end(src, self.scanned) {
                 BlockEnd::NotYet { resume } => {
-                    if src.len() > MAX_BLOCK {
+                    // As in the frame decoder: a block of exactly the cap whose CRLF blank line
+                    // has arrived only as far as the CR is not refused.
+                    if src.len() > MAX_BLOCK && resume >= MAX_BLOCK {
                         return Err(CodecError::HeaderBlockTooLarge { cap: MAX_BLOCK });
                     }
                     self.scanned = resume;
