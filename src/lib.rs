@@ -1,6 +1,14 @@
 //! Switchyard: a conference-room controller for FreeSWITCH.
 //!
-//! Layers (see DESIGN.md): `esl` is the Event Socket wire layer.
+//! Layers (see DESIGN.md), bottom up:
+//! - [`esl`]: the Event Socket wire (codec, events, commands, client); knows bytes, not rooms.
+//! - [`conference`]: the pure domain (rooms, members, sessions, `apply`, snapshot reconcile).
+//! - [`store`]: where state lives (memory, Redis) with atomic room writes and the webhook outbox.
+//! - [`node`]: one supervisor per FreeSWITCH node (connect, resync, apply events, effects), the pool.
+//! - [`rooms`]: the room service the API calls (ownership, state checks, cooldowns, node commands).
+//! - [`api`]: the axum REST API; [`server`]: `serve` and `lab` wiring and configuration.
+//! - [`webhook`]: signing and the outbox dispatcher.
+//! - [`sim`]: the FreeSWITCH simulator, a separate peer that only speaks ESL.
 
 pub mod api;
 pub mod conference;
