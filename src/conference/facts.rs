@@ -1,6 +1,6 @@
 //! What FreeSWITCH reported, in the domain's words. The mapping from Event Socket events lives
 //! here because it is FreeSWITCH vocabulary, not socket handling: one function turns an
-//! [`Event`](crate::esl::Event) into a [`Fact`] (or nothing, for events the controller ignores).
+//! [`Event`] into a [`Fact`] (or nothing, for events the controller ignores).
 
 use crate::esl::{ConferenceAction, Event, EventName};
 

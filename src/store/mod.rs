@@ -308,7 +308,7 @@ where
     store.change_room(app, id, change).await
 }
 
-/// The generic [`Store::update_room`]: load, change a copy, save guarded by `seq`, retry.
+/// The generic [`Store::change_room`]: load, change a copy, save guarded by `seq`, retry.
 pub async fn load_apply_save<S, T, E>(
     store: &S,
     app: &AppId,
