@@ -42,11 +42,20 @@ async fn sim() -> Simulator {
 }
 
 fn start_node<S: Store>(sim: &Simulator, store: Arc<S>, stop: &CancellationToken) -> NodeHandle {
+    start_node_auditing(sim, store, stop, Duration::from_secs(3600))
+}
+
+fn start_node_auditing<S: Store>(
+    sim: &Simulator,
+    store: Arc<S>,
+    stop: &CancellationToken,
+    audit: Duration,
+) -> NodeHandle {
     let mut apps = AppDirectory::new();
     apps.add_app(app(), [DID.to_owned()]);
     let mut config = NodeConfig::new(prefix(), sim.addr().to_string(), "ClueCon");
     config.silence_timeout = Duration::from_secs(2);
-    config.audit_interval = Duration::from_secs(3600);
+    config.audit_interval = audit;
     config.join_timeout = Duration::from_secs(5);
     supervisor::spawn(config, store, Arc::new(apps), stop.clone()).0
 }
@@ -354,4 +363,62 @@ async fn a_restarted_controller_resyncs_from_the_store() {
     .await;
     assert_eq!(store_members(&*store, &room).await.len(), 1);
     second.cancel();
+}
+
+#[tokio::test]
+async fn a_redis_restart_under_node_traffic_is_reported_then_repaired() {
+    let mut server = common::redis_server::RedisServer::start();
+    let store = Arc::new(
+        switchyard::store::redis::RedisStore::connect(&server.url())
+            .await
+            .unwrap(),
+    );
+    let sim = sim().await;
+    let stop = CancellationToken::new();
+    let node = start_node_auditing(&sim, store.clone(), &stop, Duration::from_millis(300));
+    assert!(node.wait_up(Duration::from_secs(5)).await);
+    let rooms = Rooms::new(store.clone(), NodePool::new(vec![node]));
+    let room = progressing_room(&rooms, "redis-restart").await;
+    let (a, b) = (
+        call(&sim, &*store, "1001").await,
+        call(&sim, &*store, "1002").await,
+    );
+    joined(&rooms, &room, &a).await;
+    joined(&rooms, &room, &b).await;
+
+    server.kill();
+    // The node moves on while Redis is away: A hangs up, B is unmuted by an operator.
+    sim.api(&format!("uuid_kill {}", a.channel()));
+    sim.api(&format!("conference {} unmute all", room.id));
+    // An application's request reports the outage instead of hanging or panicking.
+    let err = rooms.set_muted(&app(), &b, true).await.unwrap_err();
+    assert!(
+        matches!(err, switchyard::rooms::ServiceError::Store(ref e) if e.is_retryable()),
+        "{err:?}"
+    );
+
+    server.restart();
+    let control = stored_room(&*store, &room).await.control.channel;
+    eventually("the node shows only B, unmuted", || async {
+        node_members(&sim, &room, &control)
+            .iter()
+            .map(|(ch, _, muted)| (ch.clone(), *muted))
+            .collect::<Vec<_>>()
+            == vec![(b.channel().to_owned(), false)]
+    })
+    .await;
+    // The audit repairs what the lost events would have told.
+    eventually("the store equals the node again", || async {
+        store_members(&*store, &room).await == node_members(&sim, &room, &control)
+    })
+    .await;
+    eventually("A's session ended", || async {
+        store
+            .session(&app(), &a)
+            .await
+            .unwrap()
+            .is_some_and(|s| s.state == SessionState::Ended)
+    })
+    .await;
+    stop.cancel();
 }
