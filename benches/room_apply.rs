@@ -285,5 +285,67 @@ impl Drop for RedisServer {
     }
 }
 
-criterion_group!(benches, apply_stream, resync);
+/// Event-to-stored latency at a steady 10,000 events/s: a producer offers capture 01's facts
+/// (spread over the rooms) every 100 µs; the consumer applies whatever has queued as one batch,
+/// as the node supervisor does. Printed as percentiles (criterion measures throughput only).
+fn latency_at_10k(c: &mut Criterion) {
+    let _ = c;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let recorded = recorded();
+    let report = |name: &str, mut lat: Vec<Duration>| {
+        lat.sort();
+        let p = |q: f64| lat[((lat.len() as f64 * q) as usize).min(lat.len() - 1)];
+        eprintln!(
+            "latency_at_10k/{name}: {} events, p50 {:?}, p99 {:?}, max {:?}",
+            lat.len(),
+            p(0.5),
+            p(0.99),
+            p(1.0)
+        );
+    };
+    let memory = Arc::new(MemoryStore::new());
+    let stream = rt.block_on(setup(&*memory, &recorded));
+    report(
+        "memory_store",
+        rt.block_on(paced(reconciler(memory), stream)),
+    );
+    if let Some(redis) = RedisServer::start() {
+        let store = Arc::new(rt.block_on(RedisStore::connect(&redis.url())).unwrap());
+        let stream = rt.block_on(setup(&*store, &recorded));
+        report("redis_store", rt.block_on(paced(reconciler(store), stream)));
+    }
+}
+
+async fn paced<S: Store>(rec: Reconciler<S>, stream: Vec<Observed>) -> Vec<Duration> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(Instant, Observed)>();
+    let producer = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_micros(100));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        for o in stream {
+            tick.tick().await;
+            if tx.send((Instant::now(), o)).is_err() {
+                break;
+            }
+        }
+    });
+    let mut latencies = Vec::new();
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while let Ok(more) = rx.try_recv() {
+            batch.push(more);
+        }
+        let facts: Vec<Observed> = batch.iter().map(|(_, o)| o.clone()).collect();
+        rec.apply_batch(&facts, 1).await.unwrap();
+        let done = Instant::now();
+        latencies.extend(batch.iter().map(|(at, _)| done - *at));
+    }
+    producer.await.unwrap();
+    latencies
+}
+
+criterion_group!(benches, apply_stream, resync, latency_at_10k);
 criterion_main!(benches);
