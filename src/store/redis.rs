@@ -112,8 +112,43 @@ impl RedisStore {
         Ok((rows, more))
     }
 
-    async fn events_json(events: &[DomainEvent]) -> Vec<String> {
+    fn events_json(events: &[DomainEvent]) -> Vec<String> {
         events.iter().map(encode).collect()
+    }
+
+    /// A page of an index (`zset`) with its records (`hash` field `json`), read in one pipelined
+    /// round trip instead of one per record. Ids that no longer parse or whose record is gone
+    /// are skipped.
+    async fn page_of<T: serde::de::DeserializeOwned>(
+        &self,
+        index: &str,
+        record_key: impl Fn(&str) -> Option<String>,
+        after: Option<(Micros, String)>,
+        limit: usize,
+    ) -> Result<Page<T>, StoreError> {
+        let (rows, more) = self.zpage(index, after, limit).await?;
+        let keys: Vec<String> = rows.iter().filter_map(|(_, id)| record_key(id)).collect();
+        let mut pipe = redis::pipe();
+        for key in &keys {
+            pipe.hget(key, "json");
+        }
+        let jsons: Vec<Option<String>> = if keys.is_empty() {
+            Vec::new()
+        } else {
+            pipe.query_async(&mut self.conn())
+                .await
+                .map_err(unavailable)?
+        };
+        let mut items = Vec::with_capacity(keys.len());
+        for (key, json) in keys.iter().zip(jsons) {
+            if let Some(json) = json {
+                items.push(decode(key, &json)?);
+            }
+        }
+        Ok(Page {
+            items,
+            next: if more { rows.last().cloned() } else { None },
+        })
     }
 }
 
@@ -137,7 +172,7 @@ impl Store for RedisStore {
             .arg(room.seq)
             .arg(encode(room))
             .arg(room.created_at);
-        for event in Self::events_json(events).await {
+        for event in Self::events_json(events) {
             call.arg(event);
         }
         let (created, existing): (i64, String) =
@@ -191,7 +226,7 @@ impl Store for RedisStore {
             .arg(if delta.release { "1" } else { "0" })
             .arg(delta.add_sessions.len())
             .arg(delta.remove_sessions.len());
-        for event in Self::events_json(events).await {
+        for event in Self::events_json(events) {
             call.arg(event);
         }
         let mut conn = self.conn();
@@ -215,19 +250,8 @@ impl Store for RedisStore {
         after: Option<(Micros, String)>,
         limit: usize,
     ) -> Result<Page<Room>, StoreError> {
-        let (rows, more) = self.zpage(&keys::rooms(app), after, limit).await?;
-        let mut items = Vec::with_capacity(rows.len());
-        for (_, id) in &rows {
-            if let Ok(id) = RoomId::parse(id)
-                && let Some(room) = self.room(app, &id).await?
-            {
-                items.push(room);
-            }
-        }
-        Ok(Page {
-            items,
-            next: if more { rows.last().cloned() } else { None },
-        })
+        let record = |id: &str| RoomId::parse(id).ok().map(|id| keys::room(app, &id));
+        self.page_of(&keys::rooms(app), record, after, limit).await
     }
 
     async fn rooms_on_node(&self, node: &NodePrefix) -> Result<Vec<(AppId, RoomId)>, StoreError> {
@@ -300,19 +324,9 @@ impl Store for RedisStore {
         after: Option<(Micros, String)>,
         limit: usize,
     ) -> Result<Page<Session>, StoreError> {
-        let (rows, more) = self.zpage(&keys::sessions(app), after, limit).await?;
-        let mut items = Vec::with_capacity(rows.len());
-        for (_, id) in &rows {
-            if let Ok(id) = SessionId::parse(id)
-                && let Some(session) = self.session(app, &id).await?
-            {
-                items.push(session);
-            }
-        }
-        Ok(Page {
-            items,
-            next: if more { rows.last().cloned() } else { None },
-        })
+        let record = |id: &str| SessionId::parse(id).ok().map(|id| keys::session(app, &id));
+        self.page_of(&keys::sessions(app), record, after, limit)
+            .await
     }
 
     async fn sessions_on_node(&self, node: &NodePrefix) -> Result<Vec<Session>, StoreError> {
