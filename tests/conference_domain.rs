@@ -209,9 +209,13 @@ fn when_a_connect_partner_leaves_the_other_is_ejected_and_the_room_ends() {
     let applied = apply(&mut room, CORE, "c", &gone, None, 5);
     assert_eq!(room.status, RoomStatus::Terminating);
     assert!(applied.effects.contains(&Effect::Eject {
-        channel: ALICE.into()
+        channel: ALICE.into(),
+        talks: Vec::new(),
     }));
     assert!(kinds(&applied.events).contains(&EventKind::Terminating));
+    assert!(kinds(&applied.events).contains(&EventKind::Destroyed));
+    // The partner is on its way out, kicked.
+    assert_eq!(room.members[ALICE].status, MemberStatus::Leaving);
     let third = session("3c3c3c3c-0000-4000-8000-000000000000", "1009");
     assert!(ops::request_join(&mut room, &third, None, 6).is_err());
 }

@@ -11,11 +11,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use switchyard::conference::{
-    AppId, EventKind, LeaveReason, MemberStatus, NodePrefix, Room, RoomStatus, RoomType, SessionId,
+    AppId, EventKind, LeaveReason, MemberStatus, NodePrefix, Room, RoomStatus, SessionId,
     SessionState,
 };
 use switchyard::node::{AppDirectory, NodeConfig, NodeHandle, NodePool, supervisor};
-use switchyard::rooms::{JoinOutcome, Rooms};
+use switchyard::rooms::{JoinOutcome, NewRoom, Rooms};
 use switchyard::sim::{SimConfig, Simulator};
 use switchyard::store::Store;
 use switchyard::store::memory::MemoryStore;
@@ -113,10 +113,7 @@ fn node_members(sim: &Simulator, room: &Room, control: &str) -> BTreeSet<(String
 }
 
 async fn progressing_room<S: Store>(rooms: &Rooms<S>, name: &str) -> Room {
-    let room = rooms
-        .create(&app(), name, RoomType::Conference)
-        .await
-        .unwrap();
+    let room = rooms.create(&app(), NewRoom::named(name)).await.unwrap();
     let store = rooms.store();
     eventually("the control leg is in", || async {
         stored_room(store, &room).await.status == RoomStatus::Progressing

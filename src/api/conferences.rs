@@ -8,8 +8,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::extract::{IdPath, JsonBody, PageQuery, iso8601};
-use super::{ApiError, ApiState, Caller};
-use crate::conference::{AppId, PlaybackStatus, Room, RoomId, RoomType};
+use super::resource::ConferenceBody;
+use super::{ApiError, ApiState, Caller, views};
+use crate::conference::{AppId, PlaybackStatus, Room, RoomId};
 use crate::rooms::{PlaybackState, ServiceError};
 use crate::store::Store;
 
@@ -52,28 +53,27 @@ fn rooms_scope(app: &AppId) -> String {
     format!("rooms {app}")
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CreateBody {
-    name: String,
-}
-
+/// `name` is required here and follows the contract's pattern; the conference resource's
+/// fields (type, detail, data, timeout, pre/post actions) are optional.
 async fn create<S: Store>(
     State(st): State<ApiState<S>>,
     Caller(app): Caller,
-    JsonBody(body): JsonBody<CreateBody>,
+    JsonBody(mut body): JsonBody<ConferenceBody>,
 ) -> Answer {
-    if !valid_name(&body.name) {
+    let Some(name) = body.name.take() else {
+        return Err(ApiError::bad_request("Missing name"));
+    };
+    if !valid_name(&name) {
         return Err(ApiError::bad_request_with(
             "Invalid name: alphanumeric, hyphens and underscores only, starting with an alphanumeric, at most 64 characters",
-            json!({ "name": body.name.chars().take(100).collect::<String>() }),
+            json!({ "name": name.chars().take(100).collect::<String>() }),
         ));
     }
-    let room = st
-        .rooms()
-        .create(&app, &body.name, RoomType::Conference)
-        .await?;
-    Ok((StatusCode::CREATED, Json(json!({ "room_id": room.id }))))
+    let room = st.rooms().create(&app, body.into_new_room(name)?).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "room_id": room.id, "type": room.kind, "status": room.status })),
+    ))
 }
 
 async fn list<S: Store>(
@@ -90,7 +90,7 @@ async fn list<S: Store>(
         ),
         None => None,
     };
-    let found = st.rooms().list(&app, after, page.limit(200)).await?;
+    let found = st.rooms().list(&app, after, page.limit(200), true).await?;
     let conferences: Vec<Value> = found
         .items
         .iter()
@@ -124,6 +124,16 @@ fn room_view(r: &Room) -> Value {
         "playback_volume": r.playback.volume,
         "playback_urls": r.playback.urls,
         "playback_operation_id": r.playback.operation_id.map(|u| u.to_string()).unwrap_or_default(),
+        "type": r.kind,
+        "status": r.status,
+        "detail": r.detail,
+        "data": r.data,
+        "timeout": r.timeout,
+        "pre_actions": r.pre_actions,
+        "post_actions": r.post_actions,
+        "conferencecall_ids": views::conferencecall_ids(r),
+        "recording_id": r.recording.unwrap_or(uuid::Uuid::nil()),
+        "recording_ids": views::recording_ids(r),
     })
 }
 

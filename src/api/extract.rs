@@ -100,8 +100,9 @@ impl<St: Send + Sync> FromRequestParts<St> for IdPath {
     }
 }
 
-/// Unix microseconds as ISO-8601 UTC to the second (`2026-05-06T12:34:56Z`).
-pub fn iso8601(micros: i64) -> String {
+/// Unix microseconds as a UTC calendar date and time: (year, month, day, seconds of the day,
+/// microseconds).
+fn civil(micros: i64) -> (i64, i64, i64, i64, i64) {
     let secs = micros.div_euclid(1_000_000);
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // Howard Hinnant's civil_from_days.
@@ -114,8 +115,32 @@ pub fn iso8601(micros: i64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day, rem, micros.rem_euclid(1_000_000))
+}
+
+/// Unix microseconds as ISO-8601 UTC to the second (`2026-05-06T12:34:56Z`).
+pub fn iso8601(micros: i64) -> String {
+    let (year, month, day, rem, _) = civil(micros);
     format!(
         "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// What seeds 000–003 write for a moment that has not happened yet.
+pub const TM_NEVER: &str = "9999-01-01 00:00:00.000000";
+
+/// A `tm_*` timestamp of seeds 000–003: UTC with microseconds (`2022-02-03 06:08:56.672025`),
+/// [`TM_NEVER`] for `None`.
+pub fn tm(micros: Option<i64>) -> String {
+    let Some(micros) = micros else {
+        return TM_NEVER.to_owned();
+    };
+    let (year, month, day, rem, us) = civil(micros);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}.{us:06}",
         rem / 3600,
         rem % 3600 / 60,
         rem % 60
@@ -132,5 +157,11 @@ mod tests {
         assert_eq!(iso8601(1_711_036_800_000_000), "2024-03-21T16:00:00Z");
         assert_eq!(iso8601(1_778_070_896_123_456), "2026-05-06T12:34:56Z");
         assert_eq!(iso8601(951_782_400_000_000), "2000-02-29T00:00:00Z");
+        assert_eq!(
+            tm(Some(1_643_868_536_672_025)),
+            "2022-02-03 06:08:56.672025"
+        );
+        assert_eq!(tm(Some(0)), "1970-01-01 00:00:00.000000");
+        assert_eq!(tm(None), "9999-01-01 00:00:00.000000");
     }
 }

@@ -9,7 +9,10 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod lab;
+pub mod recordings;
+pub mod resource;
 pub mod sessions;
+pub mod views;
 
 use std::sync::Arc;
 
@@ -126,6 +129,8 @@ pub fn router<S: Store>(state: ApiState<S>) -> Router {
     let mut router = Router::new()
         .merge(conferences::routes())
         .merge(sessions::routes())
+        .merge(recordings::routes())
+        .merge(resource::routes())
         .merge(health::routes());
     if state.lab().is_some() {
         router = router.merge(lab::routes());

@@ -8,7 +8,9 @@ use tokio_util::sync::CancellationToken;
 
 use switchyard::api::{ApiState, router};
 use switchyard::server::config::Config;
-use switchyard::server::{bind, serve_http, start_rooms, start_webhooks, stop_on_signal};
+use switchyard::server::{
+    bind, serve_http, start_rooms, start_timeouts, start_webhooks, stop_on_signal,
+};
 use switchyard::store::Store;
 use switchyard::store::memory::MemoryStore;
 use switchyard::store::redis::RedisStore;
@@ -24,9 +26,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let config = Config::load(&args.config)?;
     match &config.redis_url {
         Some(url) => {
-            let store = RedisStore::connect(url)
+            let mut store = RedisStore::connect(url)
                 .await
                 .context("cannot reach Redis")?;
+            if let Some(secs) = config.room_retention_secs {
+                store = store.with_retention(std::time::Duration::from_secs(secs));
+            }
             run_with(Arc::new(store), config).await
         }
         None => {
@@ -50,6 +55,7 @@ async fn run_with<S: Store>(store: Arc<S>, config: Config) -> anyhow::Result<()>
         &stop,
     );
     let state = ApiState::new(rooms, config.app_keys()?, config.api_options());
+    start_timeouts(state.clone(), stop.child_token());
     let listener = bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;

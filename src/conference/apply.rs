@@ -4,11 +4,14 @@
 //! ignored and say why.
 
 use serde_json::json;
+use uuid::Uuid;
 
+use super::actions::{self, Talk};
 use super::events::{DomainEvent, EventKind};
 use super::facts::ConferenceFact;
 use super::model::{
-    LeaveReason, Member, MemberStatus, Micros, PlaybackStatus, Room, RoomStatus, RoomType, Session,
+    LeaveReason, Member, MemberStatus, Micros, PlaybackStatus, RecordingStatus, Room, RoomStatus,
+    RoomType, Session,
 };
 
 /// Why a fact changed nothing.
@@ -31,8 +34,11 @@ pub enum Ignored {
 pub enum Effect {
     /// The control leg is gone while the room should live: originate it again.
     EstablishControlLeg,
-    /// Take this channel out of the room (a `connect` partner left).
-    Eject { channel: String },
+    /// Take this channel out of the room (a `connect` partner left), saying the room's
+    /// post-actions to it on its way out.
+    Eject { channel: String, talks: Vec<Talk> },
+    /// Say the room's pre-actions to a member who has just joined.
+    Greet { member_id: u32, talks: Vec<Talk> },
     /// The room is over on our side: hang up the control leg.
     ReleaseControlLeg,
 }
@@ -225,6 +231,16 @@ fn conference_destroyed(step: &mut Step<'_>, conference_uuid: &str) {
 /// The FreeSWITCH conference (or its control leg) is gone: a live room gets a new control leg,
 /// a terminating room is over.
 pub fn lose_conference(step: &mut Step<'_>) {
+    if let Some(id) = step.room.recording {
+        let now = step.now;
+        end_recording(
+            step,
+            id,
+            None,
+            Some("the conference ended on the node"),
+            now,
+        );
+    }
     match step.room.status {
         RoomStatus::Starting | RoomStatus::Progressing => {
             step.out.effects.push(Effect::EstablishControlLeg)
@@ -266,6 +282,7 @@ fn member_added(
             m.joined_at = Some(now);
             let data = member_data(step.room, &step.room.members[channel]);
             step.emit(EventKind::MemberJoined, data);
+            greet(step, member_id);
         } else {
             step.touch();
         }
@@ -296,9 +313,23 @@ fn member_added(
             let data = member_data(step.room, &member);
             step.room.members.insert(channel.to_owned(), member);
             step.emit(EventKind::MemberJoined, data);
+            greet(step, member_id);
         }
         None => step.out.ignored = Some(Ignored::UnknownMember),
     }
+}
+
+/// A member who has just joined hears the room's pre-actions.
+fn greet(step: &mut Step<'_>, member_id: u32) {
+    let talks = actions::talks(&step.room.pre_actions).unwrap_or_default();
+    if !talks.is_empty() {
+        step.out.effects.push(Effect::Greet { member_id, talks });
+    }
+}
+
+/// What a member leaving the room hears: the room's post-actions.
+pub fn farewell(room: &Room) -> Vec<Talk> {
+    actions::talks(&room.post_actions).unwrap_or_default()
 }
 
 /// The confirmed member with this channel and member id, if any.
@@ -322,8 +353,8 @@ fn member_deleted(step: &mut Step<'_>, channel: &str, member_id: u32, cause: Opt
         return;
     };
     let reason = match (m.status, m.kicked, cause) {
-        (MemberStatus::Leaving, _, _) => LeaveReason::Left,
         (_, true, _) => LeaveReason::Kicked,
+        (MemberStatus::Leaving, _, _) => LeaveReason::Left,
         (_, _, Some(_)) => LeaveReason::Hangup,
         _ => LeaveReason::Kicked,
     };
@@ -354,10 +385,20 @@ pub fn remove_member(step: &mut Step<'_>, channel: &str, reason: LeaveReason, ca
         && was_confirmed
         && step.room.status == RoomStatus::Progressing
     {
+        let data =
+            json!({ "room_id": step.room.id, "name": step.room.name, "reason": "partner_left" });
+        step.emit(EventKind::Destroyed, data);
         step.set_status(RoomStatus::Terminating);
-        for partner in step.room.members.keys() {
+        let talks = farewell(step.room);
+        for partner in step.room.members.values_mut() {
+            if partner.status == MemberStatus::Joined {
+                partner.status = MemberStatus::Leaving;
+                partner.kicked = true;
+                partner.updated_at = step.now;
+            }
             step.out.effects.push(Effect::Eject {
-                channel: partner.clone(),
+                channel: partner.channel.clone(),
+                talks: talks.clone(),
             });
         }
         step.out.effects.push(Effect::ReleaseControlLeg);
@@ -437,30 +478,87 @@ fn file_done(step: &mut Step<'_>, op: Option<&str>, file: &str, failed: bool) {
 }
 
 fn recording_started(step: &mut Step<'_>, path: &str, error: Option<&str>) {
-    let Some(rec) = step.room.recording.as_mut().filter(|r| r.path == path) else {
+    let Some(rec) = step
+        .room
+        .recordings
+        .iter_mut()
+        .find(|r| r.path == path && r.is_active())
+    else {
         step.out.ignored = Some(Ignored::UnknownOperation);
         return;
     };
-    if error.is_some() {
-        let id = rec.id;
-        step.room.recording = None;
-        let data = json!({ "room_id": step.room.id, "recording_id": id, "error": error });
-        step.emit(EventKind::RecordingFinished, data);
+    let id = rec.id;
+    if let Some(error) = error {
+        let now = step.now;
+        end_recording(step, id, None, Some(error), now);
         return;
     }
-    if rec.confirmed {
+    if rec.status != RecordingStatus::Initiating {
         return;
     }
-    rec.confirmed = true;
-    let data = json!({ "room_id": step.room.id, "recording_id": rec.id });
+    rec.status = RecordingStatus::Recording;
+    rec.started_at = Some(step.now);
+    rec.updated_at = step.now;
+    let data = recording_data(step.room, id);
     step.emit(EventKind::RecordingStarted, data);
 }
 
 fn recording_stopped(step: &mut Step<'_>, path: &str, millis: u64) {
-    let Some(rec) = step.room.recording.take_if(|r| r.path == path) else {
+    let Some(id) = step
+        .room
+        .recordings
+        .iter()
+        .find(|r| r.path == path && r.is_active())
+        .map(|r| r.id)
+    else {
         step.out.ignored = Some(Ignored::UnknownOperation);
         return;
     };
-    let data = json!({ "room_id": step.room.id, "recording_id": rec.id, "duration_ms": millis });
+    let now = step.now;
+    end_recording(step, id, Some(millis), None, now);
+}
+
+/// A recording is over: stopped (with the node's duration), failed, or its conference is gone.
+pub fn end_recording(
+    step: &mut Step<'_>,
+    id: Uuid,
+    millis: Option<u64>,
+    error: Option<&str>,
+    now: Micros,
+) {
+    let Some(rec) = step
+        .room
+        .recordings
+        .iter_mut()
+        .find(|r| r.id == id && r.is_active())
+    else {
+        return;
+    };
+    rec.status = RecordingStatus::Ended;
+    rec.ended_at = Some(now);
+    rec.updated_at = now;
+    rec.error = error.map(str::to_owned);
+    rec.duration_ms = millis.or_else(|| {
+        rec.started_at
+            .filter(|_| error.is_none() || millis.is_some())
+            .map(|s| u64::try_from((now - s) / 1000).unwrap_or(0))
+    });
+    if step.room.recording == Some(id) {
+        step.room.recording = None;
+    }
+    let data = recording_data(step.room, id);
     step.emit(EventKind::RecordingFinished, data);
+}
+
+/// The webhook data of a recording event.
+pub fn recording_data(room: &Room, id: Uuid) -> serde_json::Value {
+    let rec = room.recording_by_id(id);
+    json!({
+        "room_id": room.id,
+        "recording_id": id,
+        "status": rec.map(|r| r.status),
+        "format": rec.map(|r| r.format.as_str()),
+        "duration_ms": rec.and_then(|r| r.duration_ms),
+        "error": rec.and_then(|r| r.error.as_deref()),
+    })
 }

@@ -2,6 +2,7 @@
 //! functions that fold FreeSWITCH facts into them. It knows FreeSWITCH's vocabulary, not sockets,
 //! Redis or HTTP.
 
+pub mod actions;
 pub mod apply;
 pub mod events;
 pub mod facts;
@@ -16,6 +17,6 @@ pub use events::{DomainEvent, EventKind};
 pub use facts::{ChannelFact, ChannelInfo, ConferenceFact, Fact, Observed, from_event};
 pub use ids::{AppId, IdError, NodePrefix, RoomId, SessionId};
 pub use model::{
-    Action, ActiveRecording, ControlLeg, LeaveReason, Member, MemberStatus, Micros, Playback,
-    PlaybackStatus, Room, RoomStatus, RoomType, Session, SessionState,
+    Action, ControlLeg, LeaveReason, Member, MemberStatus, Micros, Playback, PlaybackStatus,
+    Recording, RecordingStatus, Room, RoomStatus, RoomType, Session, SessionState,
 };

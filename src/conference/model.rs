@@ -140,19 +140,47 @@ impl Default for Playback {
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordingStatus {
+    /// Asked of the node; `start-recording` has not confirmed it yet.
+    Initiating,
+    Recording,
+    /// Stop asked of the node; `stop-recording` has not confirmed it yet.
+    Stopping,
+    /// Over: the file is complete (or, with `error`, was never written).
+    Ended,
+}
+
+/// One recording of a room: a WAV file the node writes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ActiveRecording {
+pub struct Recording {
     pub id: Uuid,
+    /// Where the node writes the file.
     pub path: String,
-    pub started_at: Micros,
-    /// start-recording confirmed it.
-    pub confirmed: bool,
+    pub format: String,
+    pub status: RecordingStatus,
+    pub requested_at: Micros,
+    pub started_at: Option<Micros>,
+    pub ended_at: Option<Micros>,
+    /// As the node measured it when the recording stopped.
+    pub duration_ms: Option<u64>,
+    pub error: Option<String>,
+    pub updated_at: Micros,
+}
+
+impl Recording {
+    pub fn is_active(&self) -> bool {
+        self.status != RecordingStatus::Ended
+    }
 }
 
 /// A flow action (`talk` is the one FreeSWITCH can perform here).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Action {
+    #[serde(default)]
     pub id: Uuid,
+    #[serde(default)]
     pub next_id: Uuid,
     #[serde(rename = "type")]
     pub kind: String,
@@ -183,8 +211,10 @@ pub struct Room {
     /// Participations that ended, oldest first.
     pub past_members: Vec<Member>,
     pub playback: Playback,
-    pub recording: Option<ActiveRecording>,
-    pub recording_ids: Vec<Uuid>,
+    /// The active recording, if any.
+    pub recording: Option<Uuid>,
+    /// Every recording of the room's life, oldest first.
+    pub recordings: Vec<Recording>,
     pub created_at: Micros,
     pub updated_at: Micros,
     pub deleted_at: Option<Micros>,
@@ -225,7 +255,7 @@ impl Room {
             past_members: Vec::new(),
             playback: Playback::default(),
             recording: None,
-            recording_ids: Vec::new(),
+            recordings: Vec::new(),
             created_at: now,
             updated_at: now,
             deleted_at: None,
@@ -242,6 +272,43 @@ impl Room {
 
     pub fn member_by_session(&self, session: &SessionId) -> Option<&Member> {
         self.members.get(session.channel())
+    }
+
+    /// The participation with this conferencecall id, current or past.
+    pub fn conferencecall(&self, id: Uuid) -> Option<&Member> {
+        self.members
+            .values()
+            .chain(self.past_members.iter().rev())
+            .find(|m| m.conferencecall_id == id)
+    }
+
+    pub fn recording_by_id(&self, id: Uuid) -> Option<&Recording> {
+        self.recordings.iter().find(|r| r.id == id)
+    }
+
+    /// The active recording, if any.
+    pub fn active_recording(&self) -> Option<&Recording> {
+        self.recording.and_then(|id| self.recording_by_id(id))
+    }
+
+    /// When the room's timeout ends it, if it has one.
+    pub fn timeout_at(&self) -> Option<Micros> {
+        (self.timeout > 0).then(|| {
+            self.created_at.saturating_add(
+                i64::try_from(self.timeout)
+                    .unwrap_or(i64::MAX / 2)
+                    .saturating_mul(1_000_000),
+            )
+        })
+    }
+
+    /// Ids another record may be looked up by: its conferencecalls and recordings.
+    pub fn refs(&self) -> impl Iterator<Item = Uuid> + '_ {
+        self.members
+            .values()
+            .chain(self.past_members.iter())
+            .map(|m| m.conferencecall_id)
+            .chain(self.recordings.iter().map(|r| r.id))
     }
 }
 

@@ -5,10 +5,11 @@
 use serde_json::json;
 use uuid::Uuid;
 
-use super::apply::{Applied, Step, member_data, remove_member};
+use super::apply::{Applied, Step, end_recording, member_data, remove_member};
 use super::events::EventKind;
 use super::model::{
-    LeaveReason, Member, MemberStatus, Micros, PlaybackStatus, Room, RoomStatus, RoomType, Session,
+    LeaveReason, Member, MemberStatus, Micros, PlaybackStatus, Recording, RecordingStatus, Room,
+    RoomStatus, RoomType, Session,
 };
 
 /// Why an operation is refused (the API turns these into status codes).
@@ -28,6 +29,10 @@ pub enum OpError {
     AlreadyInState(&'static str),
     #[error("nothing is playing in this room")]
     NothingPlaying,
+    #[error("the room is already recording")]
+    AlreadyRecording,
+    #[error("the room is not recording")]
+    NotRecording,
 }
 
 /// `join`: the member is `joining` until add-member confirms it.
@@ -74,14 +79,21 @@ pub fn request_join(
     Ok(step.finish())
 }
 
-/// `leave`: `leaving` until del-member confirms it.
-pub fn request_leave(room: &mut Room, channel: &str, now: Micros) -> Result<Applied, OpError> {
+/// `leave` (or, with `kick`, the application removing a conferencecall): `leaving` until
+/// del-member confirms it.
+pub fn request_leave(
+    room: &mut Room,
+    channel: &str,
+    kick: bool,
+    now: Micros,
+) -> Result<Applied, OpError> {
     let m = room.members.get_mut(channel).ok_or(OpError::NotInRoom)?;
     match m.status {
         MemberStatus::Joining => return Err(OpError::StillJoining),
         MemberStatus::Leaving => return Err(OpError::AlreadyInState("leaving")),
         _ => {}
     }
+    m.kicked = kick;
     m.status = MemberStatus::Leaving;
     m.updated_at = now;
     let data = member_data(room, &room.members[channel]);
@@ -105,12 +117,87 @@ pub fn expire_joins(room: &mut Room, deadline: Micros, now: Micros) -> Applied {
     step.finish()
 }
 
-/// The room is being deleted: `terminating` until its conference is gone on the node.
-pub fn request_terminate(room: &mut Room, now: Micros) -> Applied {
+/// The room is being deleted (or timed out): `terminating` until its conference is gone on the
+/// node. Its joined members are on their way out (kicked); the channels to move out are returned.
+/// `reason` (`deleted`, `timeout`) goes with `conference.destroyed`.
+pub fn request_terminate(room: &mut Room, reason: &str, now: Micros) -> (Applied, Vec<String>) {
     let mut step = Step::new(room, now);
+    let mut leaving = Vec::new();
     if step.room.status < RoomStatus::Terminating {
+        let data = json!({ "room_id": step.room.id, "name": step.room.name, "reason": reason });
+        step.emit(EventKind::Destroyed, data);
         step.set_status(RoomStatus::Terminating);
+        let channels: Vec<String> = step.room.members.keys().cloned().collect();
+        for channel in channels {
+            let Some(m) = step.room.members.get_mut(&channel) else {
+                continue;
+            };
+            leaving.push(channel.clone());
+            if m.status != MemberStatus::Joined {
+                continue;
+            }
+            m.status = MemberStatus::Leaving;
+            m.kicked = true;
+            m.updated_at = now;
+            let data = member_data(step.room, &step.room.members[&channel]);
+            step.emit(EventKind::MemberLeaving, data);
+        }
     }
+    (step.finish(), leaving)
+}
+
+/// Starts a recording of the room into `path` (on the node); `initiating` until the node's
+/// start-recording confirms it.
+pub fn request_recording(
+    room: &mut Room,
+    id: Uuid,
+    path: &str,
+    now: Micros,
+) -> Result<Applied, OpError> {
+    require_active(room)?;
+    if room.recording.is_some() {
+        return Err(OpError::AlreadyRecording);
+    }
+    room.recordings.push(Recording {
+        id,
+        path: path.to_owned(),
+        format: "wav".into(),
+        status: RecordingStatus::Initiating,
+        requested_at: now,
+        started_at: None,
+        ended_at: None,
+        duration_ms: None,
+        error: None,
+        updated_at: now,
+    });
+    room.recording = Some(id);
+    let mut step = Step::new(room, now);
+    step.touch();
+    Ok(step.finish())
+}
+
+/// Asks the active recording to stop; returns its path. `stopping` until stop-recording.
+pub fn request_recording_stop(room: &mut Room, now: Micros) -> Result<(Applied, String), OpError> {
+    let id = room.recording.ok_or(OpError::NotRecording)?;
+    let rec = room
+        .recordings
+        .iter_mut()
+        .find(|r| r.id == id)
+        .ok_or(OpError::NotRecording)?;
+    let path = rec.path.clone();
+    if rec.status != RecordingStatus::Stopping {
+        rec.status = RecordingStatus::Stopping;
+        rec.updated_at = now;
+    }
+    let mut step = Step::new(room, now);
+    step.touch();
+    Ok((step.finish(), path))
+}
+
+/// A recording the node refused (or never got): it ends with the error.
+pub fn recording_failed(room: &mut Room, id: Uuid, error: &str, now: Micros) -> Applied {
+    let mut step = Step::new(room, now);
+    end_recording(&mut step, id, None, Some(error), now);
     step.finish()
 }
 
@@ -145,6 +232,7 @@ pub fn leave_not_sent(room: &mut Room, channel: &str, now: Micros) -> Applied {
         .filter(|m| m.status == MemberStatus::Leaving)
     {
         m.status = MemberStatus::Joined;
+        m.kicked = false;
         m.updated_at = now;
         step.touch();
     }

@@ -83,6 +83,29 @@ impl ApiCommand {
         Ok(self)
     }
 
+    /// Appends one argument in single quotes, which FreeSWITCH's argument splitter keeps as one
+    /// argument even with spaces inside. Quotes, backslashes and control bytes are refused.
+    pub fn quoted(self, value: &str) -> Result<ApiCommand, CommandError> {
+        check_text("quoted API argument", value)?;
+        if value.contains(['\'', '\\']) || value.is_empty() {
+            return Err(CommandError::NotAToken {
+                what: "quoted API argument",
+                value: value.chars().take(64).collect(),
+            });
+        }
+        if self.closed {
+            return Err(CommandError::NotAToken {
+                what: "argument after free text",
+                value: value.chars().take(64).collect(),
+            });
+        }
+        let mut cmd = self;
+        cmd.line.push_str(" '");
+        cmd.line.push_str(value);
+        cmd.line.push('\'');
+        Ok(cmd)
+    }
+
     /// The command line as sent after `api ` / `bgapi `.
     pub fn as_str(&self) -> &str {
         &self.line

@@ -3,7 +3,11 @@
 //! nothing an API caller sends reaches FreeSWITCH unchecked.
 
 use crate::conference::RoomId;
+use crate::conference::actions::{Gender, Talk};
 use crate::esl::{ApiCommand, CommandError};
+
+/// The text-to-speech engine talk actions use (mod_flite).
+pub const TTS_ENGINE: &str = "flite";
 
 fn is_uuid(s: &str) -> bool {
     uuid::Uuid::try_parse(s).is_ok_and(|u| u.hyphenated().to_string() == s)
@@ -72,6 +76,90 @@ pub fn park(channel: &str) -> Result<ApiCommand, CommandError> {
         .arg(checked_uuid(channel)?)?
         .arg("park")?
         .arg("inline")
+}
+
+/// `uuid_transfer <uuid> 'm:^:speak:flite|<voice>|<text>^…^park' inline`: out of the room,
+/// hearing the room's post-actions, then parked; plain [`park`] when there is nothing to say.
+pub fn leave(channel: &str, talks: &[Talk]) -> Result<ApiCommand, CommandError> {
+    if talks.is_empty() {
+        return park(channel);
+    }
+    let mut dest = String::from("m:^:");
+    for talk in talks {
+        dest.push_str(&format!(
+            "speak:{TTS_ENGINE}|{}|{}^",
+            voice(talk),
+            checked_speech(&talk.text)?
+        ));
+    }
+    dest.push_str("park");
+    ApiCommand::new("uuid_transfer")?
+        .arg(checked_uuid(channel)?)?
+        .quoted(&dest)?
+        .arg("inline")
+}
+
+/// `conference <room> saymember <member_id> #<voice>#<text>`: spoken to one member only.
+pub fn say_member(room: &RoomId, member_id: u32, talk: &Talk) -> Result<ApiCommand, CommandError> {
+    ApiCommand::new("conference")?
+        .arg(room.as_str())?
+        .arg("saymember")?
+        .arg(&member_id.to_string())?
+        .text(&format!("#{}#{}", voice(talk), checked_speech(&talk.text)?))
+}
+
+/// The flite voice for a talk: female `slt`, male `rms`, neutral `kal`.
+pub fn voice(talk: &Talk) -> &'static str {
+    match talk.gender {
+        Gender::Female => "slt",
+        Gender::Male => "rms",
+        Gender::Neutral => "kal",
+    }
+}
+
+/// Text that stays literal through FreeSWITCH's argument splitting, inline dialplans, the speak
+/// application's `|` fields and channel-variable expansion.
+fn checked_speech(text: &str) -> Result<&str, CommandError> {
+    let bad = |c: char| c.is_control() || ['\'', '"', '\\', '^', '|', '{', '}', '`'].contains(&c);
+    if text.trim().is_empty() || text.chars().any(bad) {
+        return Err(CommandError::NotAToken {
+            what: "text to speak",
+            value: text.chars().take(64).collect(),
+        });
+    }
+    Ok(text)
+}
+
+/// `conference <room> record <path>`: the node records the room into `path`.
+pub fn record(room: &RoomId, path: &str) -> Result<ApiCommand, CommandError> {
+    room_command(room, "record", Some(checked_path(path)?))
+}
+
+/// `conference <room> norecord <path>`.
+pub fn norecord(room: &RoomId, path: &str) -> Result<ApiCommand, CommandError> {
+    room_command(room, "norecord", Some(checked_path(path)?))
+}
+
+/// A recordings directory that [`record`] can write into.
+pub fn record_dir_ok(dir: &str) -> Result<&str, CommandError> {
+    checked_path(dir)
+}
+
+/// A file path on the node: absolute, plain characters only.
+fn checked_path(path: &str) -> Result<&str, CommandError> {
+    let ok = path.starts_with('/')
+        && !path.contains("..")
+        && path
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-".contains(&b));
+    if ok {
+        Ok(path)
+    } else {
+        Err(CommandError::NotAToken {
+            what: "recording path",
+            value: path.chars().take(64).collect(),
+        })
+    }
 }
 
 /// `conference <room> <verb> <member_id>` for mute, unmute, kick, hup.

@@ -36,9 +36,28 @@ pub struct NodeConfig {
     /// Joins not confirmed within this time fail.
     pub join_timeout: Duration,
     pub command_timeout: Duration,
+    /// The directory on the node where room recordings are written.
+    pub recordings_dir: String,
+    /// Where this controller reads those files (a shared volume); `None`: the same path.
+    pub recordings_local_dir: Option<std::path::PathBuf>,
 }
 
 impl NodeConfig {
+    /// Where the node writes a recording.
+    pub fn recording_path(&self, id: &uuid::Uuid) -> String {
+        format!("{}/{id}.wav", self.recordings_dir.trim_end_matches('/'))
+    }
+
+    /// Where this controller reads a recording the node wrote at `path`.
+    pub fn local_recording_path(&self, path: &str) -> Option<std::path::PathBuf> {
+        let name = std::path::Path::new(path).file_name()?;
+        let dir = match &self.recordings_local_dir {
+            Some(dir) => dir.clone(),
+            None => std::path::PathBuf::from(&self.recordings_dir),
+        };
+        Some(dir.join(name))
+    }
+
     pub fn new(
         prefix: NodePrefix,
         addr: impl Into<String>,
@@ -55,6 +74,8 @@ impl NodeConfig {
             audit_interval: Duration::from_secs(30),
             join_timeout: Duration::from_secs(10),
             command_timeout: Duration::from_secs(10),
+            recordings_dir: "/var/lib/freeswitch/recordings/switchyard".into(),
+            recordings_local_dir: None,
         }
     }
 }

@@ -380,13 +380,22 @@ async fn run_effect<S: Store>(
                 .map(drop)
                 .map_err(|err| err.to_string())
         }
-        Effect::Eject { channel } => {
-            let cmd = commands::park(channel).map_err(|err| err.to_string())?;
+        Effect::Eject { channel, talks } => {
+            let cmd = commands::leave(channel, talks).map_err(|err| err.to_string())?;
             client
                 .api(&cmd)
                 .await
                 .map(drop)
                 .map_err(|err| err.to_string())
+        }
+        Effect::Greet { member_id, talks } => {
+            for talk in talks {
+                let cmd = commands::say_member(&e.room, *member_id, talk)
+                    .map_err(|err| err.to_string())?;
+                let reply = client.api(&cmd).await.map_err(|err| err.to_string())?;
+                reply.expect_ok(false).map_err(|err| err.to_string())?;
+            }
+            Ok(())
         }
         Effect::ReleaseControlLeg => {
             let Some(room) = store

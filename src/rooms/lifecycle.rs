@@ -1,43 +1,89 @@
 //! Rooms themselves: create (placed on a node, held open by a control leg), list, read the
-//! members, delete.
+//! members, end them (deleted or timed out).
 
-use serde_json::json;
+use std::time::Duration;
+
+use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::{Rooms, ServiceError, invalid};
-use crate::conference::apply::{Effect, Step};
+use crate::conference::actions;
+use crate::conference::apply::{Effect, Step, farewell};
 use crate::conference::ops;
-use crate::conference::{AppId, EventKind, Member, Micros, Room, RoomId, RoomStatus, RoomType};
+use crate::conference::{
+    Action, AppId, EventKind, Member, Micros, Room, RoomId, RoomStatus, RoomType,
+};
 use crate::node::commands;
 use crate::node::reconciler::RoomEffect;
 use crate::node::supervisor::now_micros;
-use crate::store::{Created, Page, Store};
+use crate::store::{Created, Page, Store, update_room};
+
+/// What a new room is made of.
+#[derive(Debug, Clone)]
+pub struct NewRoom {
+    pub name: String,
+    pub kind: RoomType,
+    pub detail: String,
+    pub data: Value,
+    /// Seconds after creation at which the room ends; 0 = never.
+    pub timeout: u64,
+    pub pre_actions: Vec<Action>,
+    pub post_actions: Vec<Action>,
+}
+
+impl NewRoom {
+    /// A plain `conference` room with only a name.
+    pub fn named(name: &str) -> NewRoom {
+        NewRoom {
+            name: name.to_owned(),
+            kind: RoomType::Conference,
+            detail: String::new(),
+            data: json!({}),
+            timeout: 0,
+            pre_actions: Vec::new(),
+            post_actions: Vec::new(),
+        }
+    }
+}
+
+/// How long one controller holds a due timeout before another may take it over.
+const TIMEOUT_LEASE: Duration = Duration::from_secs(30);
 
 impl<S: Store> Rooms<S> {
     /// Creates a room on the least-loaded healthy node; it is `starting` until its control leg
-    /// is in the FreeSWITCH conference.
-    pub async fn create(
-        &self,
-        app: &AppId,
-        name: &str,
-        kind: RoomType,
-    ) -> Result<Room, ServiceError> {
+    /// is in the FreeSWITCH conference. Actions a node cannot perform are refused here.
+    pub async fn create(&self, app: &AppId, spec: NewRoom) -> Result<Room, ServiceError> {
+        for (list, which) in [
+            (&spec.pre_actions, "pre_actions"),
+            (&spec.post_actions, "post_actions"),
+        ] {
+            actions::talks(list).map_err(|e| ServiceError::Invalid(format!("{which}: {e}")))?;
+        }
         let node = self.pool.place()?;
         let id = RoomId::new(&node.config.prefix, Uuid::new_v4());
         let now = now_micros();
         let mut room = Room::new(
             id,
             app.clone(),
-            name.to_owned(),
-            kind,
+            spec.name,
+            spec.kind,
             Uuid::new_v4().to_string(),
             now,
         );
+        room.detail = spec.detail;
+        room.data = spec.data;
+        room.timeout = spec.timeout;
+        room.pre_actions = spec.pre_actions;
+        room.post_actions = spec.post_actions;
         room.core_uuid = node.core_uuid();
         let mut step = Step::new(&mut room, now);
-        let data = json!({ "room_id": step.room.id, "name": name });
+        let data =
+            json!({ "room_id": step.room.id, "name": step.room.name, "type": step.room.kind });
         step.emit(EventKind::Created, data);
         let events = step.finish().events;
+        if let Some(at) = room.timeout_at() {
+            self.store.schedule_timeout(app, &room.id, at).await?;
+        }
         match self.store.create_room(&room, &events).await? {
             Created::NameTaken(existing) => return Err(ServiceError::NameTaken(existing)),
             Created::Created => {}
@@ -50,12 +96,14 @@ impl<S: Store> Rooms<S> {
         Ok(room)
     }
 
-    /// The app's live rooms by creation time, after `after`; deleted rooms are skipped.
+    /// The app's rooms by creation time, after `after`; with `live_only`, ended ones are
+    /// skipped.
     pub async fn list(
         &self,
         app: &AppId,
         mut after: Option<(Micros, String)>,
         limit: usize,
+        live_only: bool,
     ) -> Result<Page<Room>, ServiceError> {
         let mut items = Vec::new();
         loop {
@@ -64,7 +112,7 @@ impl<S: Store> Rooms<S> {
             items.extend(
                 page.items
                     .into_iter()
-                    .filter(|r| r.status < RoomStatus::Terminating),
+                    .filter(|r| !live_only || r.status < RoomStatus::Terminating),
             );
             match page.next {
                 Some(next) if items.len() < limit => after = Some(next),
@@ -96,30 +144,79 @@ impl<S: Store> Rooms<S> {
         Ok((members, next))
     }
 
-    /// Ends a room: recording stops, members are moved out (their calls live on), the control
-    /// leg is released; the room is gone from the API at once.
-    pub async fn delete(&self, app: &AppId, id: &RoomId) -> Result<(), ServiceError> {
+    /// Deletes a live room (see [`Rooms::end`]); it is gone from `/api/v1` at once.
+    pub async fn delete(&self, app: &AppId, id: &RoomId) -> Result<Room, ServiceError> {
         let room = self.room(app, id).await?;
+        self.end(app, room, "deleted").await
+    }
+
+    /// Ends a room: `terminating` at once; recording stops, members are moved out hearing the
+    /// post-actions (their calls live on, parked), the control leg is released, and the room is
+    /// `terminated` when its FreeSWITCH conference is gone.
+    /// `reason` (`deleted`, `timeout`) goes with `conference.destroyed`.
+    pub async fn end(&self, app: &AppId, room: Room, reason: &str) -> Result<Room, ServiceError> {
+        let id = &room.id;
         let node = self.pool.get(&room.node)?;
         let kill = commands::kill(&room.control.channel).map_err(invalid)?;
-        self.change(app, id, |r| Ok(ops::request_terminate(r, now_micros())))
-            .await?;
-        if room.conference_uuid.is_none() {
-            self.change(app, id, |r| Ok(ops::finish_terminate(r, now_micros())))
-                .await?;
+        let ended = update_room(&*self.store, app, id, |r| {
+            let (applied, leaving) = ops::request_terminate(r, reason, now_micros());
+            if r.conference_uuid.is_none() {
+                // Never on the node (or already gone there): nothing to wait for.
+                let done = ops::finish_terminate(r, now_micros());
+                let events = applied.events.into_iter().chain(done.events).collect();
+                return Ok::<_, ServiceError>((leaving, events));
+            }
+            Ok((leaving, applied.events))
+        })
+        .await?;
+        let (room, leaving) = match ended {
+            None => return Err(ServiceError::NotFound("room")),
+            Some(Err(e)) => return Err(e),
+            Some(Ok(done)) => done,
+        };
+        if room.timeout > 0 {
+            self.store.clear_timeout(app, id).await?;
         }
-        if room.recording.is_some()
-            && let Ok(cmd) = commands::room_command(id, "norecord", Some("all"))
+        if let Some(rec) = room.active_recording()
+            && let Ok(cmd) = commands::norecord(id, &rec.path)
         {
             let _ = node.api(&cmd).await;
         }
-        for m in room.members.values() {
-            if let Ok(cmd) = commands::park(&m.channel) {
+        let talks = farewell(&room);
+        for channel in &leaving {
+            if let Ok(cmd) = commands::leave(channel, &talks) {
                 let _ = node.api(&cmd).await;
             }
         }
         // The control leg may already be gone; its conference-destroy ends the room.
         node.api(&kill).await?;
-        Ok(())
+        Ok(room)
+    }
+
+    /// Ends the rooms whose timeout is due (each handed to one controller instance); returns
+    /// how many were ended.
+    pub async fn end_timed_out(&self, now: Micros, limit: usize) -> Result<usize, ServiceError> {
+        let due = self.store.claim_timeouts(now, TIMEOUT_LEASE, limit).await?;
+        let mut ended = 0;
+        for (app, id) in due {
+            let room = match self.store.room(&app, &id).await? {
+                Some(room) if room.status < RoomStatus::Terminating => room,
+                // Gone, or already ending: nothing left to do.
+                _ => {
+                    self.store.clear_timeout(&app, &id).await?;
+                    continue;
+                }
+            };
+            if room.timeout_at().is_some_and(|at| at > now) {
+                // Rescheduled (not expected: timeouts are immutable); keep the later time.
+                continue;
+            }
+            match self.end(&app, room, "timeout").await {
+                Ok(_) => ended += 1,
+                // The claim lapses and the next sweep tries again.
+                Err(e) => tracing::warn!(room = %id, error = %e, "could not end a timed-out room"),
+            }
+        }
+        Ok(ended)
     }
 }

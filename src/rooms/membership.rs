@@ -1,12 +1,15 @@
 //! Sessions in rooms: join (muted), leave (the call lives on, parked), mute, unmute; and the
 //! session basics: list, hang up.
 
+use uuid::Uuid;
+
 use super::{CooldownGroup, JoinOutcome, Rooms, ServiceError, invalid};
+use crate::conference::apply::farewell;
 use crate::conference::ops::{self, OpError};
 use crate::conference::{AppId, Member, MemberStatus, Micros, Room, RoomId, Session, SessionId};
 use crate::node::commands;
 use crate::node::supervisor::now_micros;
-use crate::store::{Page, Store};
+use crate::store::{Page, Store, update_room};
 
 impl<S: Store> Rooms<S> {
     /// Joins a session (muted) into a room of the same app and node; confirmed by add-member.
@@ -72,18 +75,83 @@ impl<S: Store> Rooms<S> {
         Ok((room, member))
     }
 
-    /// Moves a session out of its room; the call is parked and lives on. Confirmed by del-member.
+    /// Moves a session out of its room; it hears the room's post-actions, then the call is
+    /// parked and lives on. Confirmed by del-member.
     pub async fn leave(&self, app: &AppId, session: &SessionId) -> Result<RoomId, ServiceError> {
         let (room, member) = self.membership(app, session).await?;
-        let node = self.pool.get(&room.node)?;
-        let cmd = commands::park(&member.channel).map_err(invalid)?;
-        ops::request_leave(&mut room.clone(), &member.channel, now_micros())?;
+        ops::request_leave(&mut room.clone(), &member.channel, false, now_micros())?;
         self.cool(app, CooldownGroup::Conference, session.as_str())
             .await?;
-        self.change(app, &room.id, |r| {
-            ops::request_leave(r, &member.channel, now_micros())
+        self.move_out(app, &room, &member, false).await?;
+        Ok(room.id)
+    }
+
+    /// Kicks a conferencecall out of its room (as leave, reported as `kicked`). A participation
+    /// that is over already is answered as it is.
+    pub async fn kick(
+        &self,
+        app: &AppId,
+        conferencecall: Uuid,
+    ) -> Result<(Room, Member), ServiceError> {
+        let room = self
+            .room_of_ref(app, conferencecall, "conferencecall")
+            .await?;
+        let member = room
+            .conferencecall(conferencecall)
+            .cloned()
+            .ok_or(ServiceError::NotFound("conferencecall"))?;
+        if member.status == MemberStatus::Leaved || member.status == MemberStatus::Leaving {
+            return Ok((room, member));
+        }
+        ops::request_leave(&mut room.clone(), &member.channel, true, now_micros())?;
+        let room = self.move_out(app, &room, &member, true).await?;
+        let member = room
+            .conferencecall(conferencecall)
+            .cloned()
+            .ok_or(ServiceError::NotFound("conferencecall"))?;
+        Ok((room, member))
+    }
+
+    /// The room holding a conferencecall or recording id, for this app.
+    pub async fn room_of_ref(
+        &self,
+        app: &AppId,
+        id: Uuid,
+        what: &'static str,
+    ) -> Result<Room, ServiceError> {
+        let Some((owner, room_id)) = self.store.ref_owner(id).await? else {
+            return Err(ServiceError::NotFound(what));
+        };
+        if &owner != app {
+            return Err(ServiceError::Forbidden(what));
+        }
+        self.store
+            .room(app, &room_id)
+            .await?
+            .ok_or(ServiceError::NotFound(what))
+    }
+
+    /// Marks a member `leaving` and sends the command that takes it out with the room's
+    /// post-actions; a command the node never took undoes the mark.
+    async fn move_out(
+        &self,
+        app: &AppId,
+        room: &Room,
+        member: &Member,
+        kick: bool,
+    ) -> Result<Room, ServiceError> {
+        let node = self.pool.get(&room.node)?;
+        let cmd = commands::leave(&member.channel, &farewell(room)).map_err(invalid)?;
+        let updated = update_room(&*self.store, app, &room.id, |r| {
+            let applied = ops::request_leave(r, &member.channel, kick, now_micros())?;
+            Ok::<_, ServiceError>(((), applied.events))
         })
         .await?;
+        let updated = match updated {
+            None => return Err(ServiceError::NotFound("room")),
+            Some(Err(e)) => return Err(e),
+            Some(Ok((r, ()))) => r,
+        };
         if let Err(e) = node.expect_ok(&cmd, true).await {
             self.change(app, &room.id, |r| {
                 Ok(ops::leave_not_sent(r, &member.channel, now_micros()))
@@ -91,7 +159,7 @@ impl<S: Store> Rooms<S> {
             .await?;
             return Err(e.into());
         }
-        Ok(room.id)
+        Ok(updated)
     }
 
     /// Mutes or unmutes a joined member; the state changes when FreeSWITCH confirms.

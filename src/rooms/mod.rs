@@ -10,7 +10,9 @@ mod lifecycle;
 mod limits;
 mod membership;
 mod playback;
+mod recording;
 
+pub use lifecycle::NewRoom;
 pub use playback::PlaybackState;
 
 use std::sync::Arc;
@@ -95,16 +97,23 @@ impl<S: Store> Rooms<S> {
     /// A live room of this app; another app's room is `Forbidden`, an unknown or deleted one
     /// `NotFound`.
     pub async fn room(&self, app: &AppId, id: &RoomId) -> Result<Room, ServiceError> {
+        let room = self.room_any(app, id).await?;
+        // A deleted room is gone for the API at once, while the node still tears it down.
+        if room.status >= RoomStatus::Terminating {
+            return Err(ServiceError::NotFound("room"));
+        }
+        Ok(room)
+    }
+
+    /// A room of this app in any status (ended rooms stay readable while the store keeps
+    /// them).
+    pub async fn room_any(&self, app: &AppId, id: &RoomId) -> Result<Room, ServiceError> {
         if let Some(room) = self.store.room(app, id).await? {
-            // A deleted room is gone for the API at once, while the node still tears it down.
-            if room.status >= RoomStatus::Terminating {
-                return Err(ServiceError::NotFound("room"));
-            }
             return Ok(room);
         }
         match self.store.room_app(id).await? {
-            Some(_) => Err(ServiceError::Forbidden("room")),
-            None => Err(ServiceError::NotFound("room")),
+            Some(owner) if &owner != app => Err(ServiceError::Forbidden("room")),
+            _ => Err(ServiceError::NotFound("room")),
         }
     }
 

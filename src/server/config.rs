@@ -43,6 +43,9 @@ pub struct Config {
     pub redis_url: Option<String>,
     /// Signs pagination cursors; default: a random secret per process.
     pub cursor_secret: Option<String>,
+    /// How long an ended room (with its conferencecalls and recordings) stays readable, in
+    /// seconds (Redis store); default 7 days.
+    pub room_retention_secs: Option<u64>,
     #[serde(default)]
     pub limits: Limits,
     pub nodes: Vec<Node>,
@@ -67,6 +70,11 @@ pub struct Node {
     pub password: String,
     #[serde(default = "default_profile")]
     pub profile: String,
+    /// The directory on the node where room recordings are written (absolute; default
+    /// `/var/lib/freeswitch/recordings/switchyard`).
+    pub recordings_dir: Option<String>,
+    /// Where this controller sees that directory (a shared volume); default: the same path.
+    pub recordings_local_dir: Option<std::path::PathBuf>,
 }
 
 fn default_profile() -> String {
@@ -218,6 +226,14 @@ impl Config {
                 return Err(invalid(format!("node prefix {p} is used twice")));
             }
             prefixes.push(p);
+            if let Some(dir) = &n.recordings_dir
+                && crate::node::commands::record_dir_ok(dir).is_err()
+            {
+                return Err(invalid(format!(
+                    "node {}: recordings_dir must be an absolute path of letters, digits, '/', '.', '_' and '-'",
+                    n.name
+                )));
+            }
         }
         self.app_keys()?;
         self.webhook_dispatchers()?;
@@ -260,6 +276,10 @@ impl Config {
                 let prefix = NodePrefix::parse(&n.prefix).ok()?;
                 let mut c = NodeConfig::new(prefix, n.esl.clone(), n.password.clone());
                 c.profile = n.profile.clone();
+                if let Some(dir) = &n.recordings_dir {
+                    c.recordings_dir = dir.clone();
+                }
+                c.recordings_local_dir = n.recordings_local_dir.clone();
                 c.command_timeout = Duration::from_millis(self.limits.command_timeout_ms);
                 c.join_timeout = Duration::from_millis(self.limits.join_timeout_ms);
                 Some(c)

@@ -33,6 +33,8 @@ pub struct LabOptions {
     /// Where every lab app's webhooks go, and what they are signed with (private addresses
     /// are allowed in the lab).
     pub webhook: Option<(String, Signer)>,
+    /// Where the simulated nodes write room recordings (and the controller reads them).
+    pub recordings_dir: std::path::PathBuf,
 }
 
 impl Default for LabOptions {
@@ -46,6 +48,7 @@ impl Default for LabOptions {
             command_timeout: Duration::from_secs(5),
             play_duration: Duration::from_secs(3),
             webhook: None,
+            recordings_dir: std::env::temp_dir().join("switchyard-lab-recordings"),
         }
     }
 }
@@ -76,6 +79,7 @@ impl<S: Store> Lab<S> {
             config.join_timeout = options.join_timeout;
             config.command_timeout = options.command_timeout;
             config.silence_timeout = Duration::from_secs(15);
+            config.recordings_dir = options.recordings_dir.to_string_lossy().into_owned();
             configs.push(config);
             sims.push((prefix, Arc::new(sim)));
         }
@@ -100,6 +104,8 @@ impl<S: Store> Lab<S> {
         start_webhooks(store.clone(), hooks, &stop).map_err(std::io::Error::other)?;
         let rooms = start_rooms(store, configs, directory, options.cooldowns, &stop);
         let state = ApiState::with_lab(rooms, keys, options.api, LabNodes::new(sims.clone()));
+        std::fs::create_dir_all(&options.recordings_dir)?;
+        super::start_timeouts(state.clone(), stop.child_token());
         Ok(Lab { state, sims, stop })
     }
 

@@ -45,6 +45,25 @@ pub fn start_webhooks<S: Store>(
     Ok(())
 }
 
+/// Ends rooms whose timeout is due, checking four times a second until `stop`. Every
+/// controller instance runs one; the store hands each due room to one of them.
+pub fn start_timeouts<S: Store>(state: ApiState<S>, stop: CancellationToken) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let now = supervisor::now_micros();
+            if let Err(e) = state.rooms().end_timed_out(now, 100).await {
+                tracing::warn!(error = %e, "timed-out rooms could not be ended; retrying");
+            }
+        }
+    });
+}
+
 /// The API state of a `serve` controller.
 pub fn api_state<S: Store>(rooms: Rooms<S>, keys: AppKeys, options: ApiOptions) -> ApiState<S> {
     ApiState::new(rooms, keys, options)

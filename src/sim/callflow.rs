@@ -191,6 +191,8 @@ impl State {
                     self.hangup(uuid, &cause);
                     return;
                 }
+                // The simulator speaks instantly; the next app follows.
+                App::Speak(_) => self.execute_complete(uuid),
             }
         }
     }

@@ -15,6 +15,8 @@ pub(crate) enum App {
     Park,
     Conference(JoinSpec),
     Hangup(String),
+    /// `speak:<engine>|<voice>|<text>`: text to speech, then the next app.
+    Speak(String),
 }
 
 impl App {
@@ -23,6 +25,7 @@ impl App {
             "answer" => Some(App::Answer),
             "echo" => Some(App::Echo),
             "park" => Some(App::Park),
+            "speak" if !arg.trim().is_empty() => Some(App::Speak(arg.to_owned())),
             "conference" => JoinSpec::parse(arg).map(App::Conference),
             "hangup" => Some(App::Hangup(if arg.is_empty() {
                 "NORMAL_CLEARING".into()
@@ -40,6 +43,7 @@ impl App {
             App::Park => ("park", String::new()),
             App::Conference(spec) => ("conference", spec.to_string()),
             App::Hangup(cause) => ("hangup", cause.clone()),
+            App::Speak(data) => ("speak", data.clone()),
         }
     }
 }

@@ -30,6 +30,44 @@ pub(crate) fn parse_inline(dest: &str) -> Option<Vec<App>> {
         .collect()
 }
 
+/// The arguments of an API command as FreeSWITCH's `switch_separate_string` splits them on
+/// blanks: single quotes group words (and are removed), a backslash escapes the next character.
+pub(crate) fn split_args(line: &str) -> Vec<String> {
+    let mut args = Vec::new();
+    let mut current = String::new();
+    let mut started = false;
+    let mut quoted = false;
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                if let Some(next) = chars.next() {
+                    current.push(next);
+                }
+                started = true;
+            }
+            '\'' => {
+                quoted = !quoted;
+                started = true;
+            }
+            ' ' if !quoted => {
+                if started {
+                    args.push(std::mem::take(&mut current));
+                    started = false;
+                }
+            }
+            c => {
+                current.push(c);
+                started = true;
+            }
+        }
+    }
+    if started {
+        args.push(current);
+    }
+    args
+}
+
 /// `{a=b,c=d}rest` → the pairs and `rest`.
 fn split_vars(dial: &str) -> (Vec<(String, String)>, &str) {
     let Some(inner) = dial.strip_prefix('{') else {
@@ -226,16 +264,15 @@ impl State {
 
     /// `uuid_transfer <uuid> [-bleg|-both] <dest> [inline|dialplan] [context]`.
     pub(crate) fn uuid_transfer(&mut self, args: &str) -> String {
-        let mut words: Vec<&str> = args.split_whitespace().collect();
-        words.retain(|w| !matches!(*w, "-bleg" | "-both"));
+        let mut words = split_args(args);
+        words.retain(|w| !matches!(w.as_str(), "-bleg" | "-both"));
         let (Some(uuid), Some(dest)) = (words.first(), words.get(1)) else {
             return "-USAGE: <uuid> [-bleg|-both] <dest-exten> [<dialplan>] [<context>]\n".into();
         };
-        if !self.channels.contains_key(*uuid) {
+        if !self.channels.contains_key(uuid.as_str()) {
             return "-ERR No such channel!\n".into();
         }
-        let dest = dest.trim_matches('\'');
-        let apps = if words.get(2) == Some(&"inline") {
+        let apps = if words.get(2).map(String::as_str) == Some("inline") {
             match parse_inline(dest) {
                 Some(apps) if !apps.is_empty() => apps,
                 _ => return "-ERR\n".into(),
@@ -243,7 +280,7 @@ impl State {
         } else {
             vec![App::Park]
         };
-        let uuid = (*uuid).to_owned();
+        let uuid = uuid.clone();
         self.leave_room(&uuid);
         self.execute_complete(&uuid);
         if let Some(ch) = self.channels.get_mut(&uuid) {
@@ -330,6 +367,21 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn arguments_split_like_switch_separate_string() {
+        assert_eq!(
+            split_args("u1  'm:^:speak:flite|slt|Hello, world^park' inline"),
+            vec!["u1", "m:^:speak:flite|slt|Hello, world^park", "inline"]
+        );
+        assert_eq!(split_args(r"a\ b c"), vec!["a b", "c"]);
+        assert_eq!(split_args("''"), vec![""]);
+        let apps = parse_inline("m:^:speak:flite|slt|Hello, world^park").unwrap();
+        assert_eq!(
+            apps,
+            vec![App::Speak("flite|slt|Hello, world".into()), App::Park]
+        );
+    }
 
     #[test]
     fn inline_dialplans_parse_like_freeswitch() {

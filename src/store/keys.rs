@@ -22,6 +22,8 @@
 //! | `sy:{app}:wh:dead` | list of JSON `DeadLetter` | undeliverable webhooks, oldest first |
 //! | `sy:roomapp:<room_id>` | string | the room's app (global, write-once) |
 //! | `sy:sessapp:<session_id>` | string | the session's app (global, write-once) |
+//! | `sy:ref:<uuid>` | string `app room_id` | the room of a conferencecall or recording id (global, write-once) |
+//! | `sy:timeouts` | zset `app room_id`, score due µs | rooms to end at their timeout (global; a claim pushes the score out by a lease) |
 //! | `sy:node:<prefix>:rooms` | set of `app room_id` | live rooms on a node (global) |
 //! | `sy:node:<prefix>:sessions` | set of `app session_id` | live sessions on a node (global) |
 
@@ -70,6 +72,12 @@ pub fn room_app(id: &RoomId) -> String {
 pub fn session_app(id: &SessionId) -> String {
     format!("sy:sessapp:{id}")
 }
+
+pub fn reference(id: &uuid::Uuid) -> String {
+    format!("sy:ref:{id}")
+}
+
+pub const TIMEOUTS: &str = "sy:timeouts";
 
 pub fn node_rooms(node: &NodePrefix) -> String {
     format!("sy:node:{node}:rooms")

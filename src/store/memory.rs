@@ -31,6 +31,8 @@ struct Inner {
     outbox_position: HashMap<AppId, String>,
     outbox_acked: HashMap<AppId, BTreeSet<String>>,
     dead_letters: HashMap<AppId, VecDeque<DeadLetter>>,
+    refs: HashMap<uuid::Uuid, (AppId, RoomId)>,
+    timeouts: HashMap<(AppId, RoomId), Micros>,
 }
 
 #[derive(Default)]
@@ -50,6 +52,12 @@ impl MemoryStore {
 
 impl Inner {
     fn apply_delta(&mut self, room: &Room, delta: &IndexDelta) {
+        for id in &delta.add_refs {
+            self.refs.insert(*id, (room.app.clone(), room.id.clone()));
+        }
+        if delta.release {
+            self.timeouts.remove(&(room.app.clone(), room.id.clone()));
+        }
         for session in &delta.remove_sessions {
             if self.session_room.get(session) == Some(&room.id) {
                 self.session_room.remove(session);
@@ -59,7 +67,7 @@ impl Inner {
             self.session_room.insert(session.clone(), room.id.clone());
         }
         if delta.release {
-            let key = (room.app.clone(), room.name.clone());
+            let key = (room.app.clone(), super::unique_name(room));
             if self.names.get(&key) == Some(&room.id) {
                 self.names.remove(&key);
             }
@@ -114,7 +122,7 @@ impl Store for MemoryStore {
         events: &[DomainEvent],
     ) -> Result<Created, StoreError> {
         let mut s = self.lock();
-        let name_key = (room.app.clone(), room.name.clone());
+        let name_key = (room.app.clone(), super::unique_name(room));
         if let Some(existing) = s.names.get(&name_key) {
             return Ok(Created::NameTaken(existing.clone()));
         }
@@ -152,6 +160,47 @@ impl Store for MemoryStore {
         s.rooms.insert(new.id.clone(), new.clone());
         s.append(events);
         Ok(Saved::Saved)
+    }
+
+    async fn ref_owner(&self, id: uuid::Uuid) -> Result<Option<(AppId, RoomId)>, StoreError> {
+        Ok(self.lock().refs.get(&id).cloned())
+    }
+
+    async fn schedule_timeout(
+        &self,
+        app: &AppId,
+        id: &RoomId,
+        at: Micros,
+    ) -> Result<(), StoreError> {
+        self.lock().timeouts.insert((app.clone(), id.clone()), at);
+        Ok(())
+    }
+
+    async fn claim_timeouts(
+        &self,
+        now: Micros,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<(AppId, RoomId)>, StoreError> {
+        let lease_end = now.saturating_add(i64::try_from(lease.as_micros()).unwrap_or(i64::MAX));
+        let mut s = self.lock();
+        let mut due: Vec<(Micros, (AppId, RoomId))> = s
+            .timeouts
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(k, at)| (*at, k.clone()))
+            .collect();
+        due.sort();
+        due.truncate(limit);
+        for (_, key) in &due {
+            s.timeouts.insert(key.clone(), lease_end);
+        }
+        Ok(due.into_iter().map(|(_, k)| k).collect())
+    }
+
+    async fn clear_timeout(&self, app: &AppId, id: &RoomId) -> Result<(), StoreError> {
+        self.lock().timeouts.remove(&(app.clone(), id.clone()));
+        Ok(())
     }
 
     async fn rooms_of_app(

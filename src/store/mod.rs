@@ -13,6 +13,8 @@ pub mod redis;
 use std::future::Future;
 use std::time::Duration;
 
+use uuid::Uuid;
+
 use crate::conference::{
     AppId, DomainEvent, MemberStatus, Micros, NodePrefix, Room, RoomId, RoomStatus, Session,
     SessionId,
@@ -61,6 +63,8 @@ pub struct IndexDelta {
     pub remove_sessions: Vec<SessionId>,
     /// The room ended: its name is free again and it leaves its node's set.
     pub release: bool,
+    /// Conferencecall and recording ids new in this version (looked up by [`Store::ref_owner`]).
+    pub add_refs: Vec<Uuid>,
 }
 
 impl IndexDelta {
@@ -86,6 +90,20 @@ impl IndexDelta {
                 .cloned()
                 .collect(),
             release: old.status != RoomStatus::Terminated && new.status == RoomStatus::Terminated,
+            add_refs: new
+                .members
+                .iter()
+                .filter(|(ch, m)| {
+                    old.members.get(*ch).map(|o| o.conferencecall_id) != Some(m.conferencecall_id)
+                })
+                .map(|(_, m)| m.conferencecall_id)
+                .chain(
+                    new.recordings
+                        .iter()
+                        .skip(old.recordings.len())
+                        .map(|r| r.id),
+                )
+                .collect(),
         }
     }
 }
@@ -127,6 +145,38 @@ pub trait Store: Send + Sync + 'static {
         new: &Room,
         events: &[DomainEvent],
     ) -> impl Future<Output = Result<Saved, StoreError>> + Send;
+
+    /// The app and room a conferencecall or recording id belongs to.
+    fn ref_owner(
+        &self,
+        id: Uuid,
+    ) -> impl Future<Output = Result<Option<(AppId, RoomId)>, StoreError>> + Send;
+
+    /// Schedules the end of a room at `at` (its timeout). Written before the room itself, so a
+    /// crash in between leaves only a timeout for a room that does not exist.
+    fn schedule_timeout(
+        &self,
+        app: &AppId,
+        id: &RoomId,
+        at: Micros,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Rooms whose timeout is due at `now`, at most `limit`. Each is handed to one caller: the
+    /// claim holds for `lease`, after which a room whose timeout was not cleared (its claimer
+    /// died) is handed out again.
+    fn claim_timeouts(
+        &self,
+        now: Micros,
+        lease: Duration,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<(AppId, RoomId)>, StoreError>> + Send;
+
+    /// The room's timeout was carried out (or no longer applies).
+    fn clear_timeout(
+        &self,
+        app: &AppId,
+        id: &RoomId,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// The app's rooms by creation time, after `after` (exclusive).
     fn rooms_of_app(
@@ -342,6 +392,19 @@ where
     }
     Err(StoreError::Contention(id.to_string()))
 }
+
+/// The name a room is unique by within its app: its name, or for a nameless room (the conference
+/// resource allows them) its id, so nameless rooms never collide.
+pub fn unique_name(room: &Room) -> String {
+    if room.name.is_empty() {
+        format!("#{}", room.id)
+    } else {
+        room.name.clone()
+    }
+}
+
+/// How long a terminated room (and its conferencecalls and recordings) stays readable.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// How many dead letters a store keeps per app.
 pub const DEAD_LETTERS_KEPT: usize = 10_000;

@@ -25,6 +25,8 @@ pub struct RedisStore {
     save_session: Script,
     remember: Script,
     set_outbox_position: Script,
+    claim_timeouts: Script,
+    retention: Duration,
 }
 
 fn unavailable(e: redis::RedisError) -> StoreError {
@@ -36,6 +38,12 @@ fn decode<T: serde::de::DeserializeOwned>(key: &str, json: &str) -> Result<T, St
         key: key.to_owned(),
         reason: e.to_string(),
     })
+}
+
+/// `app room_id`, as the global lookups hold it.
+fn parse_owner(s: &str) -> Option<(AppId, RoomId)> {
+    let (app, room) = s.split_once(' ')?;
+    Some((AppId::parse(app).ok()?, RoomId::parse(room).ok()?))
 }
 
 fn encode<T: serde::Serialize>(value: &T) -> String {
@@ -63,7 +71,31 @@ impl RedisStore {
             save_session: Script::new(include_str!("lua/save_session.lua")),
             remember: Script::new(include_str!("lua/remember.lua")),
             set_outbox_position: Script::new(include_str!("lua/set_outbox_position.lua")),
+            claim_timeouts: Script::new(include_str!("lua/claim_timeouts.lua")),
+            retention: super::DEFAULT_RETENTION,
         })
+    }
+
+    /// How long terminated rooms stay readable (at least a second).
+    pub fn with_retention(mut self, retention: Duration) -> RedisStore {
+        self.retention = retention.max(Duration::from_secs(1));
+        self
+    }
+
+    /// Records where new conferencecall and recording ids live (global write-once keys, written
+    /// before the room that holds them).
+    async fn write_refs(&self, room: &Room, refs: &[uuid::Uuid]) -> Result<(), StoreError> {
+        if refs.is_empty() {
+            return Ok(());
+        }
+        let owner = format!("{} {}", room.app, room.id);
+        let mut pipe = redis::pipe();
+        for id in refs {
+            pipe.set(keys::reference(id), &owner).ignore();
+        }
+        pipe.query_async::<()>(&mut self.conn())
+            .await
+            .map_err(unavailable)
     }
 
     fn conn(&self) -> ConnectionManager {
@@ -166,7 +198,7 @@ impl Store for RedisStore {
         let mut call = self.create_room.prepare_invoke();
         call.key(keys::room(&room.app, &room.id))
             .key(keys::rooms(&room.app))
-            .key(keys::name(&room.app, &room.name))
+            .key(keys::name(&room.app, &super::unique_name(room)))
             .key(keys::outbox(&room.app))
             .arg(room.id.as_str())
             .arg(room.seq)
@@ -179,7 +211,7 @@ impl Store for RedisStore {
             call.invoke_async(&mut conn).await.map_err(unavailable)?;
         if created == 0 {
             let id = RoomId::parse(&existing).map_err(|e| StoreError::Corrupt {
-                key: keys::name(&room.app, &room.name),
+                key: keys::name(&room.app, &super::unique_name(room)),
                 reason: e.to_string(),
             })?;
             return Ok(Created::NameTaken(id));
@@ -212,10 +244,11 @@ impl Store for RedisStore {
         events: &[DomainEvent],
     ) -> Result<Saved, StoreError> {
         let delta = IndexDelta::between(old, new);
+        self.write_refs(new, &delta.add_refs).await?;
         let mut call = self.save_room.prepare_invoke();
         call.key(keys::room(&new.app, &new.id))
             .key(keys::outbox(&new.app))
-            .key(keys::name(&new.app, &new.name));
+            .key(keys::name(&new.app, &super::unique_name(new)));
         for s in delta.add_sessions.iter().chain(&delta.remove_sessions) {
             call.key(keys::session_room(&new.app, s));
         }
@@ -223,7 +256,11 @@ impl Store for RedisStore {
             .arg(new.seq)
             .arg(encode(new))
             .arg(new.id.as_str())
-            .arg(if delta.release { "1" } else { "0" })
+            .arg(if delta.release {
+                self.retention.as_secs()
+            } else {
+                0
+            })
             .arg(delta.add_sessions.len())
             .arg(delta.remove_sessions.len());
         for event in Self::events_json(events) {
@@ -235,13 +272,71 @@ impl Store for RedisStore {
             return Ok(Saved::Conflict);
         }
         if delta.release {
+            // The ended room's lookups expire with it.
             let member = format!("{} {}", new.app, new.id);
-            let _: () = conn
-                .srem(keys::node_rooms(&new.node), member)
+            let ttl = i64::try_from(self.retention.as_secs()).unwrap_or(i64::MAX);
+            let mut pipe = redis::pipe();
+            pipe.srem(keys::node_rooms(&new.node), &member)
+                .ignore()
+                .zrem(keys::TIMEOUTS, &member)
+                .ignore()
+                .expire(keys::room_app(&new.id), ttl)
+                .ignore();
+            for id in new.refs() {
+                pipe.expire(keys::reference(&id), ttl).ignore();
+            }
+            pipe.query_async::<()>(&mut conn)
                 .await
                 .map_err(unavailable)?;
         }
         Ok(Saved::Saved)
+    }
+
+    async fn ref_owner(&self, id: uuid::Uuid) -> Result<Option<(AppId, RoomId)>, StoreError> {
+        let owner: Option<String> = self
+            .conn()
+            .get(keys::reference(&id))
+            .await
+            .map_err(unavailable)?;
+        Ok(owner.as_deref().and_then(parse_owner))
+    }
+
+    async fn schedule_timeout(
+        &self,
+        app: &AppId,
+        id: &RoomId,
+        at: Micros,
+    ) -> Result<(), StoreError> {
+        self.conn()
+            .zadd::<_, _, _, ()>(keys::TIMEOUTS, format!("{app} {id}"), at)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn claim_timeouts(
+        &self,
+        now: Micros,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<(AppId, RoomId)>, StoreError> {
+        let lease_end = now.saturating_add(i64::try_from(lease.as_micros()).unwrap_or(i64::MAX));
+        let due: Vec<String> = self
+            .claim_timeouts
+            .key(keys::TIMEOUTS)
+            .arg(now)
+            .arg(lease_end)
+            .arg(limit)
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(unavailable)?;
+        Ok(due.iter().filter_map(|m| parse_owner(m)).collect())
+    }
+
+    async fn clear_timeout(&self, app: &AppId, id: &RoomId) -> Result<(), StoreError> {
+        self.conn()
+            .zrem::<_, _, ()>(keys::TIMEOUTS, format!("{app} {id}"))
+            .await
+            .map_err(unavailable)
     }
 
     async fn rooms_of_app(

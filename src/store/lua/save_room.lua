@@ -1,6 +1,7 @@
 -- Replaces a room if its stored seq is the expected one, with its index changes and events.
 -- KEYS: room, outbox, name, session->room keys to set (n_add), then to clear (n_remove).
--- ARGV: expected seq, new seq, json, room_id, release (0|1), n_add, n_remove, events...
+-- ARGV: expected seq, new seq, json, room_id, release (0, or the seconds the ended room stays
+-- readable), n_add, n_remove, events...
 if redis.call('HGET', KEYS[1], 'seq') ~= ARGV[1] then
   return 0
 end
@@ -16,8 +17,11 @@ for i = 1, n_remove do
     redis.call('DEL', key)
   end
 end
-if ARGV[5] == '1' and redis.call('GET', KEYS[3]) == ARGV[4] then
-  redis.call('DEL', KEYS[3])
+if ARGV[5] ~= '0' then
+  if redis.call('GET', KEYS[3]) == ARGV[4] then
+    redis.call('DEL', KEYS[3])
+  end
+  redis.call('EXPIRE', KEYS[1], ARGV[5])
 end
 for i = 8, #ARGV do
   redis.call('XADD', KEYS[2], '*', 'event', ARGV[i])

@@ -1,0 +1,273 @@
+//! The conference resource of seeds 000–003 under `/v1.0`: conferences (paginated with
+//! `page_size`/`page_token`), conferencecalls, recordings, in the seeds' JSON shapes. Same
+//! authentication and ownership rules as `/api/v1`; ended rooms stay readable here (with
+//! `tm_delete` set) while the store retains them.
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::extract::{IdPath, JsonBody};
+use super::{ApiError, ApiState, Caller, views};
+use crate::conference::{Action, AppId, RoomId, RoomStatus, RoomType};
+use crate::rooms::NewRoom;
+use crate::store::Store;
+
+type Answer = Result<(StatusCode, Json<Value>), ApiError>;
+
+pub fn routes<S: Store>() -> Router<ApiState<S>> {
+    Router::new()
+        .route("/v1.0/conferences", get(list::<S>).post(create::<S>))
+        .route(
+            "/v1.0/conferences/{id}",
+            get(show::<S>).delete(destroy::<S>),
+        )
+        .route(
+            "/v1.0/conferences/{id}/recording_start",
+            post(recording_start::<S>),
+        )
+        .route(
+            "/v1.0/conferences/{id}/recording_stop",
+            post(recording_stop::<S>),
+        )
+        .route(
+            "/v1.0/conferencecalls/{id}",
+            get(conferencecall::<S>).delete(kick::<S>),
+        )
+        .route("/v1.0/recordings/{id}", get(recording::<S>))
+}
+
+/// Longest timeout a room may have (30 days).
+pub const MAX_TIMEOUT_SECS: u64 = 30 * 24 * 3600;
+const MAX_NAME: usize = 255;
+const MAX_DETAIL: usize = 4096;
+const MAX_DATA: usize = 16 * 1024;
+
+/// The body that creates a room, in either API: the seed-004 `name` plus the conference
+/// resource's fields.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConferenceBody {
+    pub name: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub detail: Option<String>,
+    pub data: Option<Value>,
+    pub timeout: Option<u64>,
+    pub pre_actions: Option<Vec<Action>>,
+    pub post_actions: Option<Vec<Action>>,
+}
+
+impl ConferenceBody {
+    /// The room these fields describe; `name` has been checked by the caller's own rule.
+    pub fn into_new_room(self, name: String) -> Result<NewRoom, ApiError> {
+        let kind = match self.kind.as_deref().unwrap_or("conference") {
+            "conference" => RoomType::Conference,
+            "connect" => RoomType::Connect,
+            other => {
+                return Err(ApiError::bad_request_with(
+                    "Invalid type: conference or connect",
+                    json!({ "type": other.chars().take(40).collect::<String>() }),
+                ));
+            }
+        };
+        let detail = self.detail.unwrap_or_default();
+        if detail.len() > MAX_DETAIL || detail.chars().any(char::is_control) {
+            return Err(ApiError::bad_request(
+                "Invalid detail: at most 4096 bytes, no control characters",
+            ));
+        }
+        let data = self.data.unwrap_or_else(|| json!({}));
+        if !data.is_object() || data.to_string().len() > MAX_DATA {
+            return Err(ApiError::bad_request(
+                "Invalid data: a JSON object of at most 16 KiB",
+            ));
+        }
+        let timeout = self.timeout.unwrap_or(0);
+        if timeout > MAX_TIMEOUT_SECS {
+            return Err(ApiError::bad_request_with(
+                "Invalid timeout: seconds, 0 (none) to 2592000",
+                json!({ "timeout": timeout }),
+            ));
+        }
+        Ok(NewRoom {
+            name,
+            kind,
+            detail,
+            data,
+            timeout,
+            pre_actions: self.pre_actions.unwrap_or_default(),
+            post_actions: self.post_actions.unwrap_or_default(),
+        })
+    }
+}
+
+/// A `/v1.0` name: free text, possibly empty, at most 255 bytes, no control characters.
+fn resource_name(name: Option<String>) -> Result<String, ApiError> {
+    let name = name.unwrap_or_default();
+    if name.len() > MAX_NAME || name.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(
+            "Invalid name: at most 255 bytes, no control characters",
+        ));
+    }
+    Ok(name)
+}
+
+fn conference_id(raw: &str) -> Result<RoomId, ApiError> {
+    RoomId::parse(raw).map_err(|_| {
+        ApiError::bad_request_with(
+            "Invalid conference id: expected {5-char-prefix}-room-{uuid}",
+            json!({ "id": raw.chars().take(100).collect::<String>() }),
+        )
+    })
+}
+
+pub(crate) fn uuid_id(raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::try_parse(raw).map_err(|_| {
+        ApiError::bad_request_with(
+            "Invalid id: expected a UUID",
+            json!({ "id": raw.chars().take(100).collect::<String>() }),
+        )
+    })
+}
+
+#[derive(Deserialize)]
+struct PageParams {
+    page_size: Option<String>,
+    page_token: Option<String>,
+}
+
+fn scope(app: &AppId) -> String {
+    format!("v1.0 conferences {app}")
+}
+
+async fn list<S: Store>(
+    State(st): State<ApiState<S>>,
+    Caller(app): Caller,
+    Query(params): Query<PageParams>,
+) -> Answer {
+    let size = match params.page_size.as_deref() {
+        None | Some("") => 10,
+        Some(s) => match s.parse::<usize>() {
+            Ok(n) if n > 0 && !s.starts_with('+') => n.min(100),
+            _ => {
+                return Err(ApiError::bad_request_with(
+                    "Invalid page_size: a positive integer (at most 100 are returned)",
+                    json!({ "page_size": s.chars().take(40).collect::<String>() }),
+                ));
+            }
+        },
+    };
+    let after = match params.page_token.as_deref().filter(|t| !t.is_empty()) {
+        Some(token) => Some(
+            st.cursors()
+                .decode_at(&scope(&app), token)
+                .map_err(|_| ApiError::bad_request("Invalid page_token"))?,
+        ),
+        None => None,
+    };
+    let page = st.rooms().list(&app, after, size, false).await?;
+    let result: Vec<Value> = page.items.iter().map(views::conference).collect();
+    let next = page
+        .next
+        .map(|n| st.cursors().encode_at(&scope(&app), &n))
+        .unwrap_or_default();
+    Ok((
+        StatusCode::OK,
+        Json(json!({ "result": result, "next_page_token": next })),
+    ))
+}
+
+async fn create<S: Store>(
+    State(st): State<ApiState<S>>,
+    Caller(app): Caller,
+    JsonBody(body): JsonBody<ConferenceBody>,
+) -> Answer {
+    let name = resource_name(body.name.clone())?;
+    let spec = body.into_new_room(name)?;
+    let room = st.rooms().create(&app, spec).await?;
+    Ok((StatusCode::OK, Json(views::conference(&room))))
+}
+
+async fn show<S: Store>(
+    State(st): State<ApiState<S>>,
+    Caller(app): Caller,
+    IdPath(raw): IdPath,
+) -> Answer {
+    let room = st.rooms().room_any(&app, &conference_id(&raw)?).await?;
+    Ok((StatusCode::OK, Json(views::conference(&room))))
+}
+
+/// Ends the room; answers with it as it is now (`terminating`, or `terminated` when nothing
+/// was left on the node). A room that is already ending is answered as it is.
+async fn destroy<S: Store>(
+    State(st): State<ApiState<S>>,
+    Caller(app): Caller,
+    IdPath(raw): IdPath,
+) -> Answer {
+    let room = st.rooms().room_any(&app, &conference_id(&raw)?).await?;
+    let room = if room.status < RoomStatus::Terminating {
+        st.rooms().end(&app, room, "deleted").await?
+    } else {
+        room
+    };
+    Ok((StatusCode::OK, Json(views::conference(&room))))
+}
+
+async fn recording_start<S: Store>(
+    State(st): State<ApiState<S>>,
+    Caller(app): Caller,
+    IdPath(raw): IdPath,
+) -> Answer {
+    let id = conference_id(&raw)?;
+    st.rooms().start_recording(&app, &id).await?;
+    let room = st.rooms().room_any(&app, &id).await?;
+    Ok((StatusCode::OK, Json(views::conference(&room))))
+}
+
+async fn recording_stop<S: Store>(
+    State(st): State<ApiState<S>>,
+    Caller(app): Caller,
+    IdPath(raw): IdPath,
+) -> Answer {
+    let id = conference_id(&raw)?;
+    st.rooms().stop_recording(&app, &id).await?;
+    let room = st.rooms().room_any(&app, &id).await?;
+    Ok((StatusCode::OK, Json(views::conference(&room))))
+}
+
+async fn conferencecall<S: Store>(
+    State(st): State<ApiState<S>>,
+    Caller(app): Caller,
+    IdPath(raw): IdPath,
+) -> Answer {
+    let id = uuid_id(&raw)?;
+    let room = st.rooms().room_of_ref(&app, id, "conferencecall").await?;
+    let member = room
+        .conferencecall(id)
+        .ok_or(ApiError::NotFound("Conferencecall not found".into()))?;
+    Ok((StatusCode::OK, Json(views::conferencecall(&room, member))))
+}
+
+/// Kicks the participant out of the room; answers `leaving` (seed 003).
+async fn kick<S: Store>(
+    State(st): State<ApiState<S>>,
+    Caller(app): Caller,
+    IdPath(raw): IdPath,
+) -> Answer {
+    let (room, member) = st.rooms().kick(&app, uuid_id(&raw)?).await?;
+    Ok((StatusCode::OK, Json(views::conferencecall(&room, &member))))
+}
+
+async fn recording<S: Store>(
+    State(st): State<ApiState<S>>,
+    Caller(app): Caller,
+    IdPath(raw): IdPath,
+) -> Answer {
+    let (room, rec) = st.rooms().recording(&app, uuid_id(&raw)?).await?;
+    Ok((StatusCode::OK, Json(views::recording(&room, &rec))))
+}

@@ -1,0 +1,118 @@
+//! Room recordings: start and stop them on the node, read them, find their files.
+
+use std::path::PathBuf;
+
+use uuid::Uuid;
+
+use super::{Rooms, ServiceError, invalid};
+use crate::conference::ops;
+use crate::conference::{AppId, Recording, RecordingStatus, Room, RoomId};
+use crate::node::supervisor::now_micros;
+use crate::node::{NodeError, commands};
+use crate::store::Store;
+
+impl<S: Store> Rooms<S> {
+    /// Starts recording a live room into a WAV file on its node; `initiating` until the node
+    /// confirms with start-recording.
+    pub async fn start_recording(
+        &self,
+        app: &AppId,
+        id: &RoomId,
+    ) -> Result<Recording, ServiceError> {
+        let room = self.room(app, id).await?;
+        let node = self.pool.get(&room.node)?;
+        let rec_id = Uuid::new_v4();
+        let path = node.config.recording_path(&rec_id);
+        let cmd = commands::record(id, &path).map_err(invalid)?;
+        self.change(app, id, |r| {
+            ops::request_recording(r, rec_id, &path, now_micros())
+        })
+        .await?;
+        if let Err(e) = node.expect_ok(&cmd, false).await {
+            let why = e.to_string();
+            self.change(app, id, |r| {
+                Ok(ops::recording_failed(r, rec_id, &why, now_micros()))
+            })
+            .await?;
+            return Err(e.into());
+        }
+        self.recording_in(app, id, rec_id).await
+    }
+
+    /// Stops the room's active recording; `stopping` until the node confirms with
+    /// stop-recording, which gives its duration.
+    pub async fn stop_recording(
+        &self,
+        app: &AppId,
+        id: &RoomId,
+    ) -> Result<Recording, ServiceError> {
+        let room = self.room(app, id).await?;
+        let node = self.pool.get(&room.node)?;
+        let active = room
+            .active_recording()
+            .cloned()
+            .ok_or(ops::OpError::NotRecording)?;
+        let cmd = commands::norecord(id, &active.path).map_err(invalid)?;
+        self.change(app, id, |r| {
+            ops::request_recording_stop(r, now_micros()).map(|(applied, _)| applied)
+        })
+        .await?;
+        // `Stopped recording file …` then `+OK Stopped recording N files`, or `-ERR …` first.
+        let reply = node.api(&cmd).await?;
+        let text = reply.text();
+        if text.lines().any(|l| l.starts_with("-ERR")) {
+            return Err(NodeError::Rejected(text.trim_end().to_owned()).into());
+        }
+        self.recording_in(app, id, active.id).await
+    }
+
+    async fn recording_in(
+        &self,
+        app: &AppId,
+        room: &RoomId,
+        id: Uuid,
+    ) -> Result<Recording, ServiceError> {
+        self.store
+            .room(app, room)
+            .await?
+            .and_then(|r| r.recording_by_id(id).cloned())
+            .ok_or(ServiceError::NotFound("recording"))
+    }
+
+    /// A recording of this app, with its room (live or ended).
+    pub async fn recording(
+        &self,
+        app: &AppId,
+        id: Uuid,
+    ) -> Result<(Room, Recording), ServiceError> {
+        let room = self.room_of_ref(app, id, "recording").await?;
+        let rec = room
+            .recording_by_id(id)
+            .cloned()
+            .ok_or(ServiceError::NotFound("recording"))?;
+        Ok((room, rec))
+    }
+
+    /// Where this controller reads a finished recording's file.
+    pub async fn recording_file(
+        &self,
+        app: &AppId,
+        id: Uuid,
+    ) -> Result<(Recording, PathBuf), ServiceError> {
+        let (room, rec) = self.recording(app, id).await?;
+        if rec.status != RecordingStatus::Ended {
+            return Err(ServiceError::Conflict(
+                "the recording is still in progress".into(),
+            ));
+        }
+        if rec.error.is_some() && rec.duration_ms.is_none() {
+            return Err(ServiceError::NotFound("recording file"));
+        }
+        let node = self.pool.get(&room.node)?;
+        let path = node
+            .config
+            .local_recording_path(&rec.path)
+            .ok_or(ServiceError::NotFound("recording file"))?;
+        Ok((rec, path))
+    }
+}
