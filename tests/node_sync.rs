@@ -419,3 +419,20 @@ async fn a_redis_restart_under_node_traffic_is_reported_then_repaired() {
     .await;
     stop.cancel();
 }
+
+#[tokio::test]
+async fn background_jobs_on_command_connections_resolve() {
+    let sim = sim().await;
+    let stop = CancellationToken::new();
+    let node = start_node(&sim, Arc::new(MemoryStore::new()), &stop);
+    assert!(node.wait_up(Duration::from_secs(5)).await);
+    // The control leg of every room is a bgapi originate: its result must come back (the
+    // command connection hears its BACKGROUND_JOB), not wait for the job timeout.
+    let cmd = switchyard::esl::ApiCommand::new("status").unwrap();
+    let reply = tokio::time::timeout(Duration::from_secs(3), node.bgapi(&cmd))
+        .await
+        .expect("the job's result within 3 s")
+        .unwrap();
+    assert!(reply.text().contains("UP"), "{}", reply.text());
+    stop.cancel();
+}

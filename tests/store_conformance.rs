@@ -309,6 +309,91 @@ async fn cooldowns_and_remembered_answers_expire<S: Store>(store: S) {
     assert_eq!(store.cooldown_left(&a, "conf_play:r1").await.unwrap(), None);
 }
 
+async fn refs_lead_to_their_room<S: Store>(store: S) {
+    let (a, b) = (app("app-a"), app("app-b"));
+    let r = room(&a, "refs", 1);
+    let s = session(&a, 1);
+    store.create_room(&r, &[]).await.unwrap();
+    let rec = uuid::Uuid::new_v4();
+    let (saved, _) = update_room(&store, &a, &r.id, |room| {
+        let joined = ops::request_join(room, &s, None, 5).map_err(|e| e.to_string())?;
+        ops::request_recording(room, rec, "/rec/x.wav", 6).map_err(|e| e.to_string())?;
+        Ok::<_, String>(((), joined.events))
+    })
+    .await
+    .unwrap()
+    .unwrap()
+    .unwrap();
+    let cc = saved.members[s.id.channel()].conferencecall_id;
+    for id in [cc, rec] {
+        assert_eq!(
+            store.ref_owner(id).await.unwrap(),
+            Some((a.clone(), r.id.clone()))
+        );
+    }
+    assert_eq!(store.ref_owner(uuid::Uuid::new_v4()).await.unwrap(), None);
+    // Another app's room: the owner says so (the API answers 403 from it).
+    let theirs = room(&b, "refs", 2);
+    store.create_room(&theirs, &[]).await.unwrap();
+    assert_ne!(store.ref_owner(cc).await.unwrap().unwrap().0, b);
+}
+
+async fn timeouts_are_handed_out_once<S: Store>(store: S) {
+    let a = app("app-a");
+    let rooms: Vec<Room> = (0..20).map(|i| room(&a, &format!("t{i}"), i)).collect();
+    for (i, r) in rooms.iter().enumerate() {
+        store
+            .schedule_timeout(&a, &r.id, 100 + i as i64)
+            .await
+            .unwrap();
+    }
+    let later = room(&a, "later", 0);
+    store.schedule_timeout(&a, &later.id, 10_000).await.unwrap();
+    // Many claimers at once: every due room goes to exactly one of them.
+    let store = Arc::new(store);
+    let claims = (0..8).map(|_| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .claim_timeouts(500, Duration::from_millis(1), 5)
+                .await
+                .unwrap()
+        })
+    });
+    let mut got = Vec::new();
+    for c in claims {
+        got.extend(c.await.unwrap());
+    }
+    let mut ids: Vec<String> = got.iter().map(|(_, id)| id.to_string()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), got.len(), "no room handed out twice");
+    assert_eq!(got.len(), 20, "every due room handed out, none early");
+    // Within its lease a claimed room is not handed out again; after it, it is (its claimer
+    // died before clearing it), unless it was cleared.
+    assert!(
+        store
+            .claim_timeouts(1_000, Duration::from_millis(1), 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    for r in &rooms[1..] {
+        store.clear_timeout(&a, &r.id).await.unwrap();
+    }
+    let again = store
+        .claim_timeouts(500 + 1_000 + 1, Duration::from_secs(1), 100)
+        .await
+        .unwrap();
+    assert_eq!(again, vec![(a.clone(), rooms[0].id.clone())]);
+    store.clear_timeout(&a, &rooms[0].id).await.unwrap();
+    let at_last = store
+        .claim_timeouts(20_000_000, Duration::from_secs(1), 100)
+        .await
+        .unwrap();
+    assert_eq!(at_last, vec![(a.clone(), later.id.clone())]);
+}
+
 macro_rules! suite {
     ($store:ident, $make:expr) => {
         mod $store {
@@ -350,6 +435,16 @@ macro_rules! suite {
             async fn cooldowns() {
                 let (_guard, store) = $make;
                 cooldowns_and_remembered_answers_expire(store).await;
+            }
+            #[tokio::test]
+            async fn refs() {
+                let (_guard, store) = $make;
+                refs_lead_to_their_room(store).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn timeouts() {
+                let (_guard, store) = $make;
+                timeouts_are_handed_out_once(store).await;
             }
             #[tokio::test]
             async fn webhook_progress() {

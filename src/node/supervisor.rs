@@ -164,11 +164,17 @@ impl<S: Store> Supervisor<S> {
         events.subscribe(EventFormat::Plain, subscription()).await?;
         let mut commands = Vec::with_capacity(self.config.command_connections);
         for _ in 0..self.config.command_connections.max(1) {
-            commands.push(
-                Client::connect(&self.config.addr, &password, self.client_config())
-                    .await?
-                    .0,
-            );
+            let (client, _) =
+                Client::connect(&self.config.addr, &password, self.client_config()).await?;
+            // A bgapi's result comes back only as a BACKGROUND_JOB event, and only to
+            // connections subscribed to it.
+            client
+                .subscribe(
+                    EventFormat::Plain,
+                    EventSet::new().names([EventName::BackgroundJob]),
+                )
+                .await?;
+            commands.push(client);
         }
         backoff.reset();
         let core = events

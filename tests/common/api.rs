@@ -125,6 +125,24 @@ impl<S: Store> TestLab<S> {
         }
     }
 
+    /// A GET whose answer is not JSON (a file): status, headers, bytes.
+    pub async fn raw_get(
+        &self,
+        path: &str,
+        app: (&str, &str),
+    ) -> (StatusCode, HeaderMap, axum::body::Bytes) {
+        let request = Request::builder()
+            .uri(path)
+            .header("x-app-id", app.0)
+            .header("x-api-key", app.1)
+            .body(Body::empty())
+            .unwrap();
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let (status, headers) = (response.status(), response.headers().clone());
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (status, headers, bytes)
+    }
+
     pub async fn get(&self, path: &str, app: (&str, &str)) -> Reply {
         self.req("GET", path, Some(app), None).await
     }
