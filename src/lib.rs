@@ -9,6 +9,7 @@
 //! - [`api`]: the axum REST API; [`server`]: `serve` and `lab` wiring and configuration.
 //! - [`webhook`]: signing and the outbox dispatcher.
 //! - [`sim`]: the FreeSWITCH simulator, a separate peer that only speaks ESL.
+//! - [`telemetry`]: the Prometheus metrics every layer records and `GET /metrics` renders.
 
 pub mod api;
 pub mod conference;
@@ -18,4 +19,5 @@ pub mod rooms;
 pub mod server;
 pub mod sim;
 pub mod store;
+pub mod telemetry;
 pub mod webhook;

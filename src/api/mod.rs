@@ -9,6 +9,7 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod lab;
+pub mod metrics;
 pub mod recordings;
 pub mod resource;
 pub mod sessions;
@@ -123,19 +124,21 @@ impl<S: Store> ApiState<S> {
     }
 }
 
-/// The whole HTTP surface: `/api/v1/…`, `/healthz`, `/readyz`, and `/lab/v1/…` when the state
-/// has lab nodes.
+/// The whole HTTP surface: `/api/v1/…`, `/healthz`, `/readyz`, `/metrics`, and `/lab/v1/…` when
+/// the state has lab nodes. Every request is counted and timed (see [`metrics`]).
 pub fn router<S: Store>(state: ApiState<S>) -> Router {
     let mut router = Router::new()
         .merge(conferences::routes())
         .merge(sessions::routes())
         .merge(recordings::routes())
         .merge(resource::routes())
-        .merge(health::routes());
+        .merge(health::routes())
+        .merge(metrics::routes());
     if state.lab().is_some() {
         router = router.merge(lab::routes());
     }
     router
         .fallback(|| async { ApiError::NotFound("Not found".into()) })
+        .layer(axum::middleware::from_fn(metrics::track))
         .with_state(state)
 }

@@ -7,7 +7,7 @@
 //! what happens next.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -23,6 +23,7 @@ use super::error::ClientError;
 use super::event::Event;
 use super::frame::{ContentType, Frame};
 use super::reply::{ApiReply, reply_result};
+use crate::telemetry::EslResult;
 
 /// What a connection does when its consumer falls `max_event_backlog` events behind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +51,9 @@ pub struct ClientConfig {
     pub max_event_backlog: usize,
     pub overflow: Overflow,
     pub limits: Limits,
+    /// The node this connection's `api`/`bgapi` commands are counted under in the metrics
+    /// (`switchyard_esl_commands_total`); `None` counts nothing.
+    pub metrics_node: Option<String>,
 }
 
 impl Default for ClientConfig {
@@ -62,6 +66,7 @@ impl Default for ClientConfig {
             max_event_backlog: 100_000,
             overflow: Overflow::Close,
             limits: Limits::default(),
+            metrics_node: None,
         }
     }
 }
@@ -169,6 +174,13 @@ impl Client {
 
     /// `api <command>`: runs on FreeSWITCH's connection thread; its output comes back.
     pub async fn api(&self, command: &ApiCommand) -> Result<ApiReply, ClientError> {
+        let started = Instant::now();
+        let result = self.api_once(command).await;
+        self.count(&result, started);
+        result
+    }
+
+    async fn api_once(&self, command: &ApiCommand) -> Result<ApiReply, ClientError> {
         let frame = self.send(Command::Api(command.clone())).await?;
         if frame.content_type() != &ContentType::ApiResponse {
             return Err(ClientError::Protocol(format!(
@@ -186,6 +198,13 @@ impl Client {
     /// `bgapi <command>` with a Job-UUID of ours; resolves with the BACKGROUND_JOB body. The
     /// connection must be subscribed to BACKGROUND_JOB (and let it through its filters).
     pub async fn bgapi(&self, command: &ApiCommand) -> Result<ApiReply, ClientError> {
+        let started = Instant::now();
+        let result = self.bgapi_once(command).await;
+        self.count(&result, started);
+        result
+    }
+
+    async fn bgapi_once(&self, command: &ApiCommand) -> Result<ApiReply, ClientError> {
         let job_uuid = Uuid::new_v4();
         let (tx, rx) = oneshot::channel();
         self.submit(Request::Job {
@@ -262,6 +281,21 @@ impl Client {
             .send(request)
             .await
             .map_err(|_| self.disconnected())
+    }
+
+    /// Records a finished command in the metrics, when this connection is counted.
+    fn count(&self, result: &Result<ApiReply, ClientError>, started: Instant) {
+        let Some(node) = &self.config.metrics_node else {
+            return;
+        };
+        let outcome = match result {
+            Ok(reply) if reply.is_error() => EslResult::Error,
+            Ok(_) => EslResult::Ok,
+            Err(ClientError::Timeout(_)) => EslResult::Timeout,
+            Err(ClientError::Disconnected(_)) => EslResult::Disconnected,
+            Err(_) => EslResult::Failed,
+        };
+        crate::telemetry::esl_command(node, outcome, started.elapsed());
     }
 
     fn disconnected(&self) -> ClientError {

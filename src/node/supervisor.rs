@@ -42,6 +42,7 @@ pub fn spawn<S: Store>(
         state: NodeState::Connecting,
         commands: Vec::new(),
     });
+    crate::telemetry::node_connected(config.prefix.as_str(), false);
     let reconciler = Reconciler::new(store.clone(), config.clone(), apps);
     let stats = reconciler.stats.clone();
     let (effects_tx, effects_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -132,12 +133,15 @@ impl<S: Store> Supervisor<S> {
     }
 
     fn set_state(&self, state: NodeState, commands: Vec<Client>) {
+        let up = matches!(state, NodeState::Up { .. });
+        crate::telemetry::node_connected(self.config.prefix.as_str(), up);
         self.link.send_replace(NodeLink { state, commands });
     }
 
     fn client_config(&self) -> ClientConfig {
         ClientConfig {
             command_timeout: self.config.command_timeout,
+            metrics_node: Some(self.config.prefix.to_string()),
             ..ClientConfig::default()
         }
     }
@@ -184,8 +188,12 @@ impl<S: Store> Supervisor<S> {
             .trim()
             .to_owned();
         let mut requests = self.requests.lock().await;
-        // Requests made while the node was down are stale: the resync below covers them.
+        // Requests made while the node was down are stale: the resync below covers them. So
+        // are originates in flight on the old connections (a restarted node lost them).
         while requests.try_recv().is_ok() {}
+        if let Ok(mut in_flight) = self.in_flight.lock() {
+            in_flight.clear();
+        }
         self.resync(&events, &commands, &core).await?;
         tracing::info!(node = %describe(&self.config), %core, "media node up");
         self.set_state(
@@ -283,10 +291,15 @@ impl<S: Store> Supervisor<S> {
     ) {
         const BATCH: usize = 512;
         let mut batch = Vec::new();
+        let mut stamps = Vec::new();
         let mut next = Some(first);
         while let Some(event) = next.take() {
+            crate::telemetry::esl_event(self.config.prefix.as_str(), &event);
             match from_event(&event) {
-                Some(observed) if observed.core_uuid == core => batch.push(observed),
+                Some(observed) if observed.core_uuid == core => {
+                    stamps.extend(crate::telemetry::event_timestamp(&event));
+                    batch.push(observed)
+                }
                 Some(_) => {
                     tracing::warn!(node = %describe(&self.config), "event from another FreeSWITCH process ignored")
                 }
@@ -300,7 +313,10 @@ impl<S: Store> Supervisor<S> {
             return;
         }
         match self.reconciler.apply_batch(&batch, now_micros()).await {
-            Ok(effects) => self.execute(effects, commands),
+            Ok(effects) => {
+                crate::telemetry::reconciler_lag(self.config.prefix.as_str(), &stamps);
+                self.execute(effects, commands)
+            }
             // The audit repairs what a failed write missed.
             Err(e) => {
                 tracing::warn!(node = %describe(&self.config), error = %e, "events not stored")

@@ -20,8 +20,10 @@ use crate::webhook::sign::Signer;
 /// How a lab is set up.
 #[derive(Debug, Clone)]
 pub struct LabOptions {
-    /// Simulated nodes (prefixes `lab01`, `lab02`, …).
+    /// Simulated nodes (prefixes `lab01`, `lab02`, … for the default `node_prefix` `lab`).
     pub nodes: usize,
+    /// Three characters that start each node's prefix.
+    pub node_prefix: String,
     /// Applications and their plain keys.
     pub apps: Vec<(AppId, String)>,
     pub cooldowns: Cooldowns,
@@ -41,6 +43,7 @@ impl Default for LabOptions {
     fn default() -> LabOptions {
         LabOptions {
             nodes: 1,
+            node_prefix: "lab".into(),
             apps: Vec::new(),
             cooldowns: Cooldowns::default(),
             api: ApiOptions::default(),
@@ -66,7 +69,7 @@ impl<S: Store> Lab<S> {
         let mut sims = Vec::new();
         let mut configs = Vec::new();
         for i in 1..=options.nodes.max(1) {
-            let prefix = NodePrefix::parse(&format!("lab{i:02}"))
+            let prefix = NodePrefix::parse(&format!("{}{i:02}", options.node_prefix))
                 .map_err(|e| std::io::Error::other(e.to_string()))?;
             let sim = Simulator::start(SimConfig {
                 listen: "127.0.0.1:0".parse().map_err(std::io::Error::other)?,

@@ -29,6 +29,7 @@ use super::envelope::Envelope;
 use super::sign::Signer;
 use crate::conference::{AppId, DomainEvent, RoomId};
 use crate::store::{DeadLetter, Store, StoreError};
+use crate::telemetry::{self, WebhookOutcome};
 
 /// How one application's webhooks are delivered.
 #[derive(Debug, Clone)]
@@ -79,6 +80,7 @@ pub enum DispatchError {
 
 /// What every delivery task of one dispatcher shares.
 struct Endpoint {
+    app: AppId,
     client: reqwest::Client,
     url: Url,
     signer: Signer,
@@ -105,6 +107,7 @@ pub fn spawn<S: Store>(
         }
     })?;
     let endpoint = Arc::new(Endpoint {
+        app: app.clone(),
         client,
         url,
         signer: config.signer.clone(),
@@ -334,9 +337,10 @@ async fn deliver_until_settled(
     let mut attempts = 0u32;
     let dead = loop {
         attempts += 1;
-        let verdict = {
+        let (verdict, took) = {
             let _slot = endpoint.slots.acquire().await;
-            deliver::attempt(
+            let started = Instant::now();
+            let verdict = deliver::attempt(
                 &endpoint.client,
                 &endpoint.url,
                 endpoint.allow_private,
@@ -344,10 +348,16 @@ async fn deliver_until_settled(
                 &envelope.id,
                 &body,
             )
-            .await
+            .await;
+            (verdict, started.elapsed())
         };
+        let record =
+            |outcome| telemetry::webhook_attempt(endpoint.app.as_str(), outcome, took, event.at);
         let (status, error, wait) = match verdict {
-            Verdict::Delivered => break None,
+            Verdict::Delivered => {
+                record(WebhookOutcome::Delivered);
+                break None;
+            }
             Verdict::GiveUp { status, error } => (status, error, None),
             Verdict::Retry {
                 status,
@@ -358,6 +368,10 @@ async fn deliver_until_settled(
                 (status, error, wait)
             }
         };
+        record(match wait {
+            Some(_) => WebhookOutcome::Retry,
+            None => WebhookOutcome::DeadLetter,
+        });
         match wait {
             Some(wait) => {
                 tracing::debug!(attempts, %error, ?wait, "webhook attempt failed; will retry");

@@ -1,0 +1,358 @@
+//! Prometheus metrics: every metric name, label and bucket in one place, the functions the layers
+//! call at their hook points, and the process's recorder that `GET /metrics` renders.
+//!
+//! Metrics go through the `metrics` facade to one process-wide Prometheus recorder, installed
+//! the first time anything is recorded or rendered (idempotent, so tests that start many
+//! servers in one process share it). A process that installed another `metrics` recorder first
+//! keeps it: ours then renders nothing.
+//!
+//! Label values are bounded vocabularies or configured names (route templates, node prefixes,
+//! application ids): never a raw path, an id from a request, a secret or other caller text.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use axum::http::Method;
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::esl::{ConferenceAction, Event, EventName};
+
+/// API requests, by `route` (the route template, `unmatched` for unknown paths), `method` and
+/// `status`.
+pub const HTTP_REQUESTS: &str = "switchyard_http_requests_total";
+/// API latency (until the response headers), same labels.
+pub const HTTP_DURATION: &str = "switchyard_http_request_duration_seconds";
+/// `api`/`bgapi` commands sent to a node, by `node` and `result` (see [`EslResult`]).
+pub const ESL_COMMANDS: &str = "switchyard_esl_commands_total";
+/// Command latency by `node` (a `bgapi` until its job finished).
+pub const ESL_COMMAND_DURATION: &str = "switchyard_esl_command_duration_seconds";
+/// Events received from a node's event connection, by `node` and `event` (see [`event_label`]).
+pub const ESL_EVENTS: &str = "switchyard_esl_events_total";
+/// 1 while the node is connected and resynced, else 0; by `node`.
+pub const NODE_CONNECTED: &str = "switchyard_node_connected";
+/// From an event's `Event-Date-Timestamp` (the node's clock) to its effect being stored; by `node`.
+pub const RECONCILER_LAG: &str = "switchyard_reconciler_lag_seconds";
+/// Webhook attempts, by `app` and `outcome`: `delivered`, `retry` (failed, will be tried again),
+/// `dead_letter` (failed, given up).
+pub const WEBHOOK_DELIVERIES: &str = "switchyard_webhook_deliveries_total";
+/// One webhook HTTP attempt, by `app`.
+pub const WEBHOOK_ATTEMPT_DURATION: &str = "switchyard_webhook_attempt_duration_seconds";
+/// From the domain event to its delivery (outbox wait and retries included), by `app`.
+pub const WEBHOOK_DELIVERY_LAG: &str = "switchyard_webhook_delivery_lag_seconds";
+
+const FAST: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+const LAG: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+const WEBHOOK: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+const DELIVERY_LAG: &[f64] = &[
+    0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0, 7200.0, 36000.0,
+];
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// The recorder's handle; installs the recorder on first use.
+pub fn handle() -> &'static PrometheusHandle {
+    HANDLE.get_or_init(install)
+}
+
+/// The Prometheus text exposition of every metric of this process.
+pub fn render() -> String {
+    handle().render()
+}
+
+fn install() -> PrometheusHandle {
+    let builder = [
+        (HTTP_DURATION, FAST),
+        (ESL_COMMAND_DURATION, FAST),
+        (RECONCILER_LAG, LAG),
+        (WEBHOOK_ATTEMPT_DURATION, WEBHOOK),
+        (WEBHOOK_DELIVERY_LAG, DELIVERY_LAG),
+    ]
+    .into_iter()
+    .try_fold(PrometheusBuilder::new(), |b, (name, buckets)| {
+        b.set_buckets_for_metric(Matcher::Full(name.into()), buckets)
+    });
+    // The buckets are constants and never empty.
+    let recorder = builder
+        .unwrap_or_else(|_| PrometheusBuilder::new())
+        .build_recorder();
+    let handle = recorder.handle();
+    if metrics::set_global_recorder(recorder).is_err() {
+        tracing::warn!("another metrics recorder is installed; GET /metrics will be empty");
+    }
+    describe();
+    // Histogram samples wait in the recorder until drained: bound them when nobody scrapes.
+    let upkeep = handle.clone();
+    let spawned = std::thread::Builder::new()
+        .name("metrics-upkeep".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(Duration::from_secs(5));
+                upkeep.run_upkeep();
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start the metrics upkeep thread");
+    }
+    handle
+}
+
+fn describe() {
+    describe_counter!(
+        HTTP_REQUESTS,
+        "API requests by route template, method and status"
+    );
+    describe_histogram!(HTTP_DURATION, metrics::Unit::Seconds, "API request latency");
+    describe_counter!(
+        ESL_COMMANDS,
+        "ESL api/bgapi commands sent to a node, by result"
+    );
+    describe_histogram!(
+        ESL_COMMAND_DURATION,
+        metrics::Unit::Seconds,
+        "ESL command latency"
+    );
+    describe_counter!(ESL_EVENTS, "ESL events received from a node");
+    describe_gauge!(NODE_CONNECTED, "1 while the node is connected and resynced");
+    describe_histogram!(
+        RECONCILER_LAG,
+        metrics::Unit::Seconds,
+        "From an event's Event-Date-Timestamp to its effect stored"
+    );
+    describe_counter!(WEBHOOK_DELIVERIES, "Webhook attempts by outcome");
+    describe_histogram!(
+        WEBHOOK_ATTEMPT_DURATION,
+        metrics::Unit::Seconds,
+        "One webhook HTTP attempt"
+    );
+    describe_histogram!(
+        WEBHOOK_DELIVERY_LAG,
+        metrics::Unit::Seconds,
+        "From the domain event to its webhook delivered"
+    );
+}
+
+/// A method label: the standard methods, `other` for anything else a caller sends.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+/// One API request; `route` is the matched route template (`None`: no route matched).
+pub fn http_request(route: Option<&str>, method: &Method, status: u16, took: Duration) {
+    handle();
+    let route = route.unwrap_or("unmatched").to_owned();
+    let method = method_label(method);
+    let status = status.to_string();
+    counter!(HTTP_REQUESTS, "route" => route.clone(), "method" => method, "status" => status.clone())
+        .increment(1);
+    histogram!(HTTP_DURATION, "route" => route, "method" => method, "status" => status)
+        .record(took.as_secs_f64());
+}
+
+/// How an ESL command ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EslResult {
+    /// Answered, not with an error.
+    Ok,
+    /// FreeSWITCH answered `-ERR …` / `-USAGE …`.
+    Error,
+    /// No answer in time.
+    Timeout,
+    /// The connection was gone or broke.
+    Disconnected,
+    /// Anything else (a protocol violation).
+    Failed,
+}
+
+impl EslResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EslResult::Ok => "ok",
+            EslResult::Error => "error",
+            EslResult::Timeout => "timeout",
+            EslResult::Disconnected => "disconnected",
+            EslResult::Failed => "failed",
+        }
+    }
+}
+
+/// One `api` or `bgapi` command on a node's connection.
+pub fn esl_command(node: &str, result: EslResult, took: Duration) {
+    handle();
+    counter!(ESL_COMMANDS, "node" => node.to_owned(), "result" => result.as_str()).increment(1);
+    histogram!(ESL_COMMAND_DURATION, "node" => node.to_owned()).record(took.as_secs_f64());
+}
+
+/// The `event` label: the `Action` of a `conference::maintenance` event (`add-member`…), else the
+/// `Event-Name`; words this build does not know are `other`, so the label set stays bounded.
+pub fn event_label(event: &Event) -> String {
+    let known = |s: &str, other: bool| {
+        if other {
+            "other".to_owned()
+        } else {
+            s.to_owned()
+        }
+    };
+    match event.name() {
+        EventName::Custom if event.is_conference() => match event.action() {
+            Some(action) => known(
+                action.as_str(),
+                matches!(action, ConferenceAction::Other(_)),
+            ),
+            None => "other".to_owned(),
+        },
+        name => known(name.as_str(), matches!(name, EventName::Other(_))),
+    }
+}
+
+/// One event from a node's event connection.
+pub fn esl_event(node: &str, event: &Event) {
+    handle();
+    counter!(ESL_EVENTS, "node" => node.to_owned(), "event" => event_label(event)).increment(1);
+}
+
+/// The node's link went up (connected and resynced) or down.
+pub fn node_connected(node: &str, up: bool) {
+    handle();
+    gauge!(NODE_CONNECTED, "node" => node.to_owned()).set(if up { 1.0 } else { 0.0 });
+}
+
+/// An event's `Event-Date-Timestamp` (microseconds since the Unix epoch), if it has one.
+pub fn event_timestamp(event: &Event) -> Option<i64> {
+    event.header("Event-Date-Timestamp")?.trim().parse().ok()
+}
+
+/// Events (by their timestamps) whose effects were just stored. A node clock ahead of ours
+/// counts as no lag.
+pub fn reconciler_lag(node: &str, stamps: &[i64]) {
+    if stamps.is_empty() {
+        return;
+    }
+    handle();
+    let now = unix_micros();
+    let lag = histogram!(RECONCILER_LAG, "node" => node.to_owned());
+    for stamp in stamps {
+        lag.record(seconds_since(*stamp, now));
+    }
+}
+
+fn unix_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+/// Seconds from `then` to `now` (both microseconds), never negative.
+fn seconds_since(then: i64, now: i64) -> f64 {
+    now.saturating_sub(then).max(0) as f64 / 1e6
+}
+
+/// What one webhook attempt came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookOutcome {
+    Delivered,
+    Retry,
+    DeadLetter,
+}
+
+impl WebhookOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WebhookOutcome::Delivered => "delivered",
+            WebhookOutcome::Retry => "retry",
+            WebhookOutcome::DeadLetter => "dead_letter",
+        }
+    }
+}
+
+/// One webhook attempt of `app`. `event_at` (microseconds since the Unix epoch) is when the
+/// domain event happened; a delivery records how long it took to arrive.
+pub fn webhook_attempt(app: &str, outcome: WebhookOutcome, took: Duration, event_at: i64) {
+    handle();
+    counter!(WEBHOOK_DELIVERIES, "app" => app.to_owned(), "outcome" => outcome.as_str())
+        .increment(1);
+    histogram!(WEBHOOK_ATTEMPT_DURATION, "app" => app.to_owned()).record(took.as_secs_f64());
+    if outcome == WebhookOutcome::Delivered {
+        histogram!(WEBHOOK_DELIVERY_LAG, "app" => app.to_owned())
+            .record(seconds_since(event_at, unix_micros()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn event(text: &str) -> Event {
+        Event::parse_plain(Bytes::from(text.to_owned())).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn event_labels_are_bounded() {
+        let add = event(
+            "Event-Name: CUSTOM\nEvent-Subclass: conference%3A%3Amaintenance\nAction: add-member\n\n",
+        );
+        assert_eq!(event_label(&add), "add-member");
+        let odd = event(
+            "Event-Name: CUSTOM\nEvent-Subclass: conference%3A%3Amaintenance\nAction: caller-text-123\n\n",
+        );
+        assert_eq!(event_label(&odd), "other");
+        assert_eq!(
+            event_label(&event("Event-Name: HEARTBEAT\n\n")),
+            "HEARTBEAT"
+        );
+        assert_eq!(
+            event_label(&event("Event-Name: SOMETHING_NEW\n\n")),
+            "other"
+        );
+        let custom = event("Event-Name: CUSTOM\nEvent-Subclass: sofia%3A%3Aregister\n\n");
+        assert_eq!(event_label(&custom), "CUSTOM");
+    }
+
+    #[test]
+    fn unknown_methods_and_paths_never_become_labels() {
+        let method = Method::from_bytes(b"BREW").unwrap_or(Method::GET);
+        assert_eq!(method_label(&method), "other");
+        http_request(None, &method, 404, Duration::from_millis(1));
+        let text = render();
+        assert!(
+            text.lines().any(|l| l.starts_with(HTTP_REQUESTS)
+                && l.contains(r#"route="unmatched""#)
+                && l.contains(r#"method="other""#)),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn event_timestamps_are_read_and_lag_never_negative() {
+        let e = event("Event-Name: HEARTBEAT\nEvent-Date-Timestamp: 1778070896000000\n\n");
+        assert_eq!(event_timestamp(&e), Some(1_778_070_896_000_000));
+        assert_eq!(event_timestamp(&event("Event-Name: HEARTBEAT\n\n")), None);
+        // A node clock 10 s ahead of ours.
+        reconciler_lag("tst01", &[unix_micros() + 10_000_000]);
+        let text = render();
+        assert!(
+            text.lines().any(|l| l.starts_with(RECONCILER_LAG)
+                && l.contains(r#"node="tst01""#)
+                && l.contains(r#"le="0.001""#)
+                && l.ends_with(" 1")),
+            "{text}"
+        );
+    }
+}
