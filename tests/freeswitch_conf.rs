@@ -13,6 +13,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::LazyLock;
 
 use regex::Regex;
 use roxmltree::{Document, Node, NodeType};
@@ -69,9 +70,10 @@ struct Assembled {
     problems: Vec<String>,
 }
 
-fn tag_regex() -> Regex {
-    Regex::new(r#"^<X-PRE-PROCESS cmd="([a-z-]+)" data="([^"]*)"/>$"#).unwrap()
-}
+static TAG: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r#"^<X-PRE-PROCESS cmd="([a-z-]+)" data="([^"]*)"/>$"#).unwrap());
+
+static VAR: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\$\$\{([^}]*)\}").unwrap());
 
 fn assemble(dir: &Path, env: &HashMap<&str, &str>) -> Assembled {
     let mut out = Assembled {
@@ -91,8 +93,7 @@ fn expand(
     problems: &mut Vec<String>,
     at: &str,
 ) -> String {
-    let re = Regex::new(r"\$\$\{([^}]*)\}").unwrap();
-    re.replace_all(line, |c: &regex::Captures| match vars.get(&c[1]) {
+    VAR.replace_all(line, |c: &regex::Captures| match vars.get(&c[1]) {
         Some(v) => v.clone(),
         None => {
             problems.push(format!(
@@ -116,7 +117,6 @@ fn preprocess(
     out.files
         .insert(file.strip_prefix(dir).unwrap_or(file).to_path_buf());
     let here = file.parent().unwrap().to_path_buf();
-    let tag = tag_regex();
     for (n, raw) in read(file).lines().enumerate() {
         let at = format!(
             "{}:{}",
@@ -129,7 +129,7 @@ fn preprocess(
             continue;
         }
         if line.to_ascii_lowercase().contains("x-pre-process") {
-            let Some(c) = tag.captures(line.trim()) else {
+            let Some(c) = TAG.captures(line.trim()) else {
                 out.problems.push(format!(
                     "{at}: a preprocessor tag must be alone on its line as \
                      <X-PRE-PROCESS cmd=\"…\" data=\"…\"/>, and nothing else may name it \
