@@ -48,10 +48,12 @@ const CORE_VARS: &[(&str, &str)] = &[
     ("certs_dir", "/etc/freeswitch/tls"),
 ];
 
-/// The value a variable gets from `exec-set` (a command's output, unknown here).
-fn exec_marker(command: &str) -> String {
-    format!("[output of: {command}]")
-}
+/// The `exec-set` commands this configuration runs: a random value, and an environment variable
+/// that is set and not empty (`exec-set` leaves the variable alone when a command prints nothing).
+const RANDOM_COMMAND: &str = "cat /proc/sys/kernel/random/uuid";
+const RANDOM_VALUE: &str = "[random uuid]";
+static PRINTENV: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^printenv ([A-Z_][A-Z0-9_]*) \| grep \.$").unwrap());
 
 #[derive(Debug, Default)]
 struct Assembled {
@@ -59,12 +61,13 @@ struct Assembled {
     vars: HashMap<String, String>,
     /// Every file read, relative to the configuration directory.
     files: BTreeSet<PathBuf>,
-    /// `env-set`: environment variable → configuration variable.
-    env_set: BTreeMap<String, String>,
+    /// Environment variable → the configuration variable it sets (`env-set`, or `exec-set` of
+    /// `printenv`).
+    from_env: BTreeMap<String, String>,
     /// Every value given to each variable by `set`, in order.
     set_values: BTreeMap<String, Vec<String>>,
-    /// Variables that `exec-set` gives a value.
-    exec_set: BTreeSet<String>,
+    /// Variables that `exec-set` gives a random value.
+    random: BTreeSet<String>,
     /// What FreeSWITCH would get wrong silently: an undefined variable (expands to nothing), a
     /// preprocessor tag that is not alone on its line (dropped), an include that matches nothing.
     problems: Vec<String>,
@@ -152,7 +155,7 @@ fn preprocess(
                 }
                 "env-set" => match value.strip_prefix('$') {
                     Some(name) => {
-                        out.env_set.insert(name.to_owned(), key.clone());
+                        out.from_env.insert(name.to_owned(), key.clone());
                         if let Some(v) = env.get(name) {
                             out.vars.insert(key, (*v).to_owned());
                         }
@@ -162,8 +165,23 @@ fn preprocess(
                         .push(format!("{at}: env-set wants name=$ENVIRONMENT_VARIABLE")),
                 },
                 "exec-set" => {
-                    out.exec_set.insert(key.clone());
-                    out.vars.insert(key, exec_marker(&value));
+                    let printed = if value == RANDOM_COMMAND {
+                        out.random.insert(key.clone());
+                        Some(RANDOM_VALUE.to_owned())
+                    } else if let Some(c) = PRINTENV.captures(&value) {
+                        out.from_env.insert(c[1].to_owned(), key.clone());
+                        env.get(&c[1])
+                            .filter(|v| !v.is_empty())
+                            .map(|v| v.to_string())
+                    } else {
+                        out.problems.push(format!(
+                            "{at}: exec-set of a command this check does not know: {value}"
+                        ));
+                        None
+                    };
+                    if let Some(v) = printed {
+                        out.vars.insert(key, v);
+                    }
                 }
                 "include" => {
                     let matched = glob(&here, &data);
@@ -842,7 +860,7 @@ fn the_event_socket_has_no_default_password_and_admits_only_listed_networks() {
         .to_owned();
     let asm = lab();
     assert!(
-        asm.exec_set.contains(&var),
+        asm.random.contains(&var),
         "{var} has no random fallback (exec-set)"
     );
     assert!(
@@ -852,10 +870,16 @@ fn the_event_socket_has_no_default_password_and_admits_only_listed_networks() {
     );
     let doc = Document::parse(&asm.text).unwrap();
     let es = settings(configuration(&doc, "event_socket.conf"));
-    assert!(
-        es["password"].starts_with("[output of: "),
-        "{}",
-        es["password"]
+    assert_eq!(es["password"], RANDOM_VALUE);
+    // An empty variable is no password either (mod_event_socket would fall back to its default).
+    let empty = assembled_with(&BTreeMap::from([(
+        "FS_ESL_PASSWORD".to_owned(),
+        String::new(),
+    )]));
+    let empty_doc = Document::parse(&empty.text).unwrap();
+    assert_eq!(
+        settings(configuration(&empty_doc, "event_socket.conf"))["password"],
+        RANDOM_VALUE
     );
     // Without an address from the environment, only this machine can connect.
     assert_eq!(es["listen-ip"], "127.0.0.1");
@@ -880,7 +904,7 @@ fn the_event_socket_has_no_default_password_and_admits_only_listed_networks() {
     // Every variable the compose file sets is one the configuration reads (a misspelt one would
     // silently leave the default).
     for name in env.keys() {
-        assert!(asm.env_set.contains_key(name), "vars.xml reads no {name}");
+        assert!(asm.from_env.contains_key(name), "vars.xml reads no {name}");
     }
     // FreeSWITCH and Switchyard get the password from the same place.
     let text = read(&repo().join("docker-compose.yml"));
