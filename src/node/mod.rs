@@ -67,7 +67,7 @@ impl NodeConfig {
             prefix,
             addr: addr.into(),
             password: password.into(),
-            profile: "default".into(),
+            profile: "switchyard".into(),
             control_endpoint: "null/switchyard".into(),
             command_connections: 2,
             silence_timeout: Duration::from_secs(50),

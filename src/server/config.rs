@@ -77,8 +77,9 @@ pub struct Node {
     pub recordings_local_dir: Option<std::path::PathBuf>,
 }
 
+/// The profile `freeswitch-conf/` defines for rooms.
 fn default_profile() -> String {
-    "default".into()
+    "switchyard".into()
 }
 
 #[derive(Clone, Deserialize)]
