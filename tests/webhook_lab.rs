@@ -64,3 +64,249 @@ async fn lab_events_reach_the_receiver_signed_and_in_room_order() {
     let sent: Vec<&str> = outbox.iter().map(|e| e.kind.as_str()).collect();
     assert_eq!(types, sent);
 }
+
+/// Every event type, each set off by its own trigger through the API and the simulated node,
+/// arrives signed, with the documented data and the room's `seq`.
+#[tokio::test]
+async fn every_event_type_arrives_for_its_trigger() {
+    use common::api::{assert_error, eventually};
+    use serde_json::json;
+    use switchyard::conference::EventKind as K;
+
+    let receiver = Receiver::ok().await;
+    let mut opts = options();
+    opts.webhook = Some((receiver.url(), Signer::parse(&secret()).unwrap()));
+    opts.join_timeout = Duration::from_millis(500);
+    let t = TestLab::start(MemoryStore::new(), opts).await;
+    let count = |k| t.count(A, k);
+
+    // created, progressing
+    let room = t.room(A, "everything").await;
+    // member.joining, member.joined, muted / unmuted
+    let s = t.call(A, "1001").await;
+    t.joined(A, &room, &s).await;
+    assert_eq!(
+        t.command(A, &s, "conference/unmute").await.status,
+        StatusCode::ACCEPTED
+    );
+    eventually("unmuted", || async { count(K::MemberUnmuted).await == 1 }).await;
+    tokio::time::sleep(Duration::from_millis(300)).await; // the mute cooldown of the test lab
+    assert_eq!(
+        t.command(A, &s, "conference/mute").await.status,
+        StatusCode::ACCEPTED
+    );
+    eventually("muted", || async { count(K::MemberMuted).await == 1 }).await;
+    // play.started, paused, resumed, volume_changed, stopped; then a play that finishes
+    let play = format!("/api/v1/conferences/{room}/play");
+    let urls = json!(["https://cdn.example.com/a.wav"]);
+    assert_eq!(
+        t.post(&play, A, json!({ "urls": urls })).await.status,
+        StatusCode::ACCEPTED
+    );
+    for verb in ["pause", "pause"] {
+        tokio::time::sleep(Duration::from_millis(100)).await; // conference_control cooldown
+        let r = t
+            .post(&format!("/api/v1/conferences/{room}/{verb}"), A, json!({}))
+            .await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let r = t
+        .post(
+            &format!("/api/v1/conferences/{room}/volume"),
+            A,
+            json!({ "volume": -6 }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let r = t
+        .post(&format!("/api/v1/conferences/{room}/stop"), A, json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    tokio::time::sleep(Duration::from_millis(300)).await; // conf_play cooldown
+    assert_eq!(
+        t.post(&play, A, json!({ "urls": urls })).await.status,
+        StatusCode::ACCEPTED
+    );
+    eventually("play.finished", || async {
+        count(K::PlayFinished).await == 1
+    })
+    .await;
+    // recording.started, recording.finished
+    let rec = format!("/api/v1/conferences/{room}/recording");
+    assert_eq!(
+        t.post(&format!("{rec}/start"), A, json!({})).await.status,
+        StatusCode::ACCEPTED
+    );
+    eventually("recording", || async {
+        count(K::RecordingStarted).await == 1
+    })
+    .await;
+    assert_eq!(
+        t.post(&format!("{rec}/stop"), A, json!({})).await.status,
+        StatusCode::ACCEPTED
+    );
+    eventually("recorded", || async {
+        count(K::RecordingFinished).await == 1
+    })
+    .await;
+    // member.leaving, member.left
+    tokio::time::sleep(Duration::from_millis(300)).await; // the join/leave cooldown
+    assert_eq!(
+        t.command(A, &s, "conference/leave").await.status,
+        StatusCode::ACCEPTED
+    );
+    eventually("left", || async { count(K::MemberLeft).await == 1 }).await;
+    // member.join_failed: the node never confirms this join
+    let late = t.call(A, "1002").await;
+    t.sim().drop_events("Action", "add-member");
+    assert_eq!(t.join(A, &late, &room).await.status, StatusCode::ACCEPTED);
+    eventually("join_failed", || async {
+        count(K::MemberJoinFailed).await == 1
+    })
+    .await;
+    t.sim().clear_dropped_events();
+    // destroyed, terminating, terminated
+    let del = t
+        .req(
+            "DELETE",
+            &format!("/api/v1/conferences/{room}"),
+            Some(A),
+            None,
+        )
+        .await;
+    assert_eq!(del.status, StatusCode::OK);
+    assert_error(
+        &t.get(&format!("/api/v1/conferences/{room}"), A).await,
+        StatusCode::NOT_FOUND,
+    );
+    eventually("terminated", || async { count(K::Terminated).await == 1 }).await;
+
+    let outbox = t.events(A).await;
+    let got = receiver
+        .wait_delivered(outbox.len(), Duration::from_secs(10))
+        .await;
+    assert_eq!(got.len(), outbox.len());
+    let webhook = standardwebhooks::Webhook::new(&secret()).unwrap();
+    for (r, e) in got.iter().zip(&outbox) {
+        webhook.verify(&r.body, &r.headers).expect("signed");
+        assert_eq!(r.json["type"], e.kind.as_str());
+        assert_eq!(r.seq(), e.seq, "the room's seq at the change");
+        assert_eq!(r.json["room_id"], room.as_str());
+    }
+    // Each type with the fields the contract (seed 004) and the README promise.
+    let documented: &[(&str, &[&str])] = &[
+        ("conference.created", &["room_id", "name"]),
+        ("conference.progressing", &["room_id", "status"]),
+        (
+            "conference.member.joining",
+            &["room_id", "uuid", "conferencecall_id"],
+        ),
+        (
+            "conference.member.joined",
+            &[
+                "room_id",
+                "uuid",
+                "did",
+                "caller_id",
+                "muted",
+                "conferencecall_id",
+            ],
+        ),
+        ("conference.member.unmuted", &["room_id", "uuid", "muted"]),
+        ("conference.member.muted", &["room_id", "uuid", "muted"]),
+        (
+            "conference.play.started",
+            &["room_id", "urls", "operation_id"],
+        ),
+        ("conference.play.paused", &["room_id", "operation_id"]),
+        ("conference.play.resumed", &["room_id", "operation_id"]),
+        (
+            "conference.play.volume_changed",
+            &["room_id", "volume", "operation_id"],
+        ),
+        ("conference.play.stopped", &["room_id", "operation_id"]),
+        (
+            "conference.play.finished",
+            &["room_id", "operation_id", "urls"],
+        ),
+        (
+            "conference.recording.started",
+            &["room_id", "recording_id", "status"],
+        ),
+        (
+            "conference.recording.finished",
+            &["room_id", "recording_id", "duration_ms"],
+        ),
+        ("conference.member.leaving", &["room_id", "uuid"]),
+        ("conference.member.left", &["room_id", "uuid", "reason"]),
+        ("conference.member.join_failed", &["room_id", "uuid"]),
+        ("conference.destroyed", &["room_id", "reason"]),
+        ("conference.terminating", &["room_id", "status"]),
+        ("conference.terminated", &["room_id", "status"]),
+    ];
+    for (kind, fields) in documented {
+        let r = got
+            .iter()
+            .find(|r| r.json["type"] == *kind)
+            .unwrap_or_else(|| panic!("no {kind}"));
+        for f in *fields {
+            let v = &r.json["data"][f];
+            assert!(!v.is_null(), "{kind} lacks data.{f}: {}", r.json);
+        }
+    }
+    let find = |kind: &str| got.iter().find(|r| r.json["type"] == kind).unwrap();
+    assert_eq!(
+        find("conference.play.volume_changed").json["data"]["volume"],
+        -6
+    );
+    assert_eq!(
+        find("conference.member.left").json["data"]["reason"],
+        "left"
+    );
+    assert_eq!(
+        find("conference.destroyed").json["data"]["reason"],
+        "deleted"
+    );
+    assert_eq!(
+        find("conference.member.join_failed").json["data"]["uuid"],
+        late.as_str()
+    );
+    assert!(
+        find("conference.recording.finished").json["data"]["duration_ms"]
+            .as_u64()
+            .is_some()
+    );
+    // Every event kind the controller knows was covered.
+    use switchyard::conference::EventKind;
+    let all = [
+        EventKind::Created,
+        EventKind::Destroyed,
+        EventKind::Progressing,
+        EventKind::Terminating,
+        EventKind::Terminated,
+        EventKind::MemberJoining,
+        EventKind::MemberJoined,
+        EventKind::MemberJoinFailed,
+        EventKind::MemberLeaving,
+        EventKind::MemberLeft,
+        EventKind::MemberMuted,
+        EventKind::MemberUnmuted,
+        EventKind::PlayStarted,
+        EventKind::PlayFinished,
+        EventKind::PlayPaused,
+        EventKind::PlayResumed,
+        EventKind::PlayStopped,
+        EventKind::PlayVolumeChanged,
+        EventKind::RecordingStarted,
+        EventKind::RecordingFinished,
+    ];
+    for k in all {
+        assert!(
+            documented.iter().any(|(n, _)| *n == k.as_str()),
+            "{} not covered",
+            k.as_str()
+        );
+    }
+}
