@@ -6,6 +6,7 @@ pub mod auth;
 pub mod conferences;
 pub mod cursor;
 pub mod error;
+pub mod events;
 pub mod extract;
 pub mod health;
 pub mod lab;
@@ -131,6 +132,7 @@ pub fn router<S: Store>(state: ApiState<S>) -> Router {
         .merge(conferences::routes())
         .merge(sessions::routes())
         .merge(recordings::routes())
+        .merge(events::routes())
         .merge(resource::routes())
         .merge(health::routes())
         .merge(metrics::routes());

@@ -1,0 +1,132 @@
+//! The event feed: an application that missed webhooks catches up here. `GET /api/v1/events`
+//! pages through the app's events (the webhook outbox) in order; `GET /api/v1/events/stream`
+//! streams them as Server-Sent Events, resuming after `Last-Event-ID`. Each event is the
+//! webhook envelope, with the same `id`, so a receiver de-duplicates across both.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::routing::get;
+use axum::{Json, Router};
+use futures_util::Stream;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{ApiError, ApiState, Caller};
+use crate::conference::AppId;
+use crate::store::{Store, outbox_order};
+use crate::webhook::envelope::Envelope;
+
+pub fn routes<S: Store>() -> Router<ApiState<S>> {
+    Router::new()
+        .route("/api/v1/events", get(list::<S>))
+        .route("/api/v1/events/stream", get(stream::<S>))
+}
+
+#[derive(Deserialize)]
+struct FeedQuery {
+    after: Option<String>,
+    limit: Option<String>,
+}
+
+/// A position in the feed: the id of the last event seen (`<ms>-<n>`).
+fn position(raw: Option<&str>) -> Result<Option<String>, ApiError> {
+    match raw.filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(p) if outbox_order(p).is_some() => Ok(Some(p.to_owned())),
+        Some(p) => Err(ApiError::bad_request_with(
+            "Invalid after: an event cursor as returned by this feed",
+            json!({ "after": p.chars().take(64).collect::<String>() }),
+        )),
+    }
+}
+
+fn envelope(id: &str, event: &crate::conference::DomainEvent) -> Value {
+    serde_json::to_value(Envelope::new(id, event)).unwrap_or(Value::Null)
+}
+
+async fn list<S: Store>(
+    State(st): State<ApiState<S>>,
+    Caller(app): Caller,
+    Query(q): Query<FeedQuery>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let after = position(q.after.as_deref())?;
+    let limit = match q.limit.as_deref() {
+        None => 100,
+        Some(l) => match l.parse::<usize>() {
+            Ok(n) if n > 0 && !l.starts_with('+') => n.min(1000),
+            _ => {
+                return Err(ApiError::bad_request_with(
+                    "Invalid limit: must be a positive integer",
+                    json!({ "limit": l.chars().take(40).collect::<String>() }),
+                ));
+            }
+        },
+    };
+    let rows = st
+        .rooms()
+        .store()
+        .outbox(&app, after.as_deref(), limit)
+        .await
+        .map_err(crate::rooms::ServiceError::from)?;
+    let cursor = rows
+        .last()
+        .map(|(id, _)| id.clone())
+        .or(after)
+        .unwrap_or_default();
+    let events: Vec<Value> = rows.iter().map(|(id, e)| envelope(id, e)).collect();
+    Ok((
+        StatusCode::OK,
+        Json(json!({ "events": events, "cursor": cursor })),
+    ))
+}
+
+/// How often the stream looks for new events when it has caught up.
+const POLL: Duration = Duration::from_millis(200);
+
+async fn stream<S: Store>(
+    State(st): State<ApiState<S>>,
+    Caller(app): Caller,
+    headers: HeaderMap,
+    Query(q): Query<FeedQuery>,
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    let resume = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let after = position(resume.as_deref().or(q.after.as_deref()))?;
+    let events = feed(st, app, after);
+    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+/// The app's events after `after`, forever: each read pages through what is there, then waits.
+fn feed<S: Store>(
+    st: ApiState<S>,
+    app: AppId,
+    after: Option<String>,
+) -> impl Stream<Item = Result<SseEvent, Infallible>> {
+    let state = (st, app, after, std::collections::VecDeque::new());
+    futures_util::stream::unfold(state, |(st, app, mut after, mut queue)| async move {
+        loop {
+            if let Some(event) = queue.pop_front() {
+                return Some((Ok(event), (st, app, after, queue)));
+            }
+            match st.rooms().store().outbox(&app, after.as_deref(), 256).await {
+                Ok(rows) if !rows.is_empty() => {
+                    for (id, e) in &rows {
+                        let data = envelope(id, e).to_string();
+                        queue.push_back(
+                            SseEvent::default().id(id).event(e.kind.as_str()).data(data),
+                        );
+                    }
+                    after = rows.last().map(|(id, _)| id.clone());
+                }
+                // Caught up, or the store is briefly unreachable: look again soon.
+                _ => tokio::time::sleep(POLL).await,
+            }
+        }
+    })
+}

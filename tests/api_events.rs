@@ -1,0 +1,149 @@
+//! The event feed: `GET /api/v1/events` pages through an app's events in order, and
+//! `GET /api/v1/events/stream` streams them (Server-Sent Events), resuming after Last-Event-ID.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use switchyard::store::memory::MemoryStore;
+use tower::ServiceExt;
+
+use common::api::{A, B, TestLab, assert_error, options};
+
+#[tokio::test]
+async fn the_feed_pages_through_the_apps_events_in_order() {
+    let t = TestLab::start(MemoryStore::new(), options()).await;
+    let room = t.room(A, "feed").await;
+    let s = t.call(A, "1001").await;
+    t.joined(A, &room, &s).await;
+    let outbox = t.events(A).await;
+    assert!(outbox.len() >= 4, "{outbox:?}");
+    // Page by 2 until the cursor stops moving.
+    let mut seen: Vec<Value> = Vec::new();
+    let mut after = String::new();
+    loop {
+        let r = t
+            .get(&format!("/api/v1/events?limit=2&after={after}"), A)
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{r:?}");
+        let page = r.body["events"].as_array().unwrap().clone();
+        assert!(page.len() <= 2);
+        if page.is_empty() {
+            assert_eq!(
+                r.body["cursor"],
+                after.as_str(),
+                "an empty page keeps the cursor"
+            );
+            break;
+        }
+        seen.extend(page);
+        after = r.body["cursor"].as_str().unwrap().to_owned();
+    }
+    let types: Vec<&str> = seen.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    let want: Vec<&str> = outbox.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(types, want);
+    // The webhook envelope: same ids as the webhooks carry.
+    let first = &seen[0];
+    for k in [
+        "id",
+        "type",
+        "timestamp",
+        "app_id",
+        "room_id",
+        "seq",
+        "data",
+    ] {
+        assert!(first.get(k).is_some(), "{k} in {first}");
+    }
+    assert!(first["id"].as_str().unwrap().starts_with("msg_"));
+    assert_eq!(first["app_id"], A.0);
+    // Another app's feed holds none of it; a malformed cursor is refused.
+    let other = t.get("/api/v1/events", B).await;
+    assert_eq!(other.body["events"], json!([]));
+    assert_error(
+        &t.get("/api/v1/events?after=not-a-cursor", A).await,
+        StatusCode::BAD_REQUEST,
+    );
+    assert_error(
+        &t.get("/api/v1/events?limit=0", A).await,
+        StatusCode::BAD_REQUEST,
+    );
+    assert_error(
+        &t.req("GET", "/api/v1/events", None, None).await,
+        StatusCode::UNAUTHORIZED,
+    );
+}
+
+/// Reads Server-Sent Events from a streaming body until `n` events have arrived.
+async fn read_events(body: &mut Body, n: usize) -> Vec<(String, String, Value)> {
+    let mut text = String::new();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while out.len() < n {
+            let frame = body.frame().await.expect("stream open").unwrap();
+            if let Ok(data) = frame.into_data() {
+                text.push_str(std::str::from_utf8(&data).unwrap());
+            }
+            while let Some(end) = text.find("\n\n") {
+                let block: String = text.drain(..end + 2).collect();
+                let field = |name: &str| {
+                    block
+                        .lines()
+                        .find_map(|l| l.strip_prefix(&format!("{name}:")))
+                        .map(|v| v.trim_start().to_owned())
+                };
+                if let (Some(id), Some(kind), Some(data)) =
+                    (field("id"), field("event"), field("data"))
+                {
+                    out.push((id, kind, serde_json::from_str(&data).unwrap()));
+                }
+            }
+        }
+    })
+    .await
+    .expect("events within 5 s");
+    out
+}
+
+#[tokio::test]
+async fn the_stream_sends_past_and_live_events_and_resumes_after_last_event_id() {
+    let t = TestLab::start(MemoryStore::new(), options()).await;
+    let room = t.room(A, "live").await;
+    let router = t.lab.router();
+    let request = |last: Option<&str>| {
+        let mut b = Request::builder()
+            .uri("/api/v1/events/stream")
+            .header("x-app-id", A.0)
+            .header("x-api-key", A.1);
+        if let Some(id) = last {
+            b = b.header("last-event-id", id);
+        }
+        b.body(Body::empty()).unwrap()
+    };
+    let response = router.clone().oneshot(request(None)).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let mut body = response.into_body();
+    // What happened before the stream opened: created, progressing.
+    let past = read_events(&mut body, 2).await;
+    assert_eq!(past[0].1, "conference.created");
+    assert_eq!(past[0].2["room_id"], room.as_str());
+    assert_eq!(past[0].2["id"], format!("msg_{}", past[0].0));
+    // What happens while it is open arrives too.
+    let s = t.call(A, "1001").await;
+    t.joined(A, &room, &s).await;
+    let live = read_events(&mut body, 2).await;
+    assert_eq!(live[0].1, "conference.member.joining");
+    assert_eq!(live[1].1, "conference.member.joined");
+    // A reconnect with Last-Event-ID resumes right after it.
+    let resumed = router.oneshot(request(Some(&past[1].0))).await.unwrap();
+    let mut body = resumed.into_body();
+    let again = read_events(&mut body, 2).await;
+    assert_eq!(again[0].0, live[0].0);
+    assert_eq!(again[1].0, live[1].0);
+}
