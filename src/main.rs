@@ -28,6 +28,11 @@ enum Command {
     Serve(cli::serve::ServeArgs),
     /// Everything in one process: simulated nodes, the memory store (or Redis) and the API.
     Lab(cli::lab::LabArgs),
+    /// Webhook tools for receivers: verify a signature, make a secret.
+    Webhook {
+        #[command(subcommand)]
+        command: cli::webhook::WebhookCommand,
+    },
     /// Print the SHA-256 of an API key, for `key_sha256` in the configuration.
     HashKey {
         /// The key.
@@ -50,6 +55,7 @@ async fn main() -> std::process::ExitCode {
         Command::Sim(args) => cli::sim::run(args).await,
         Command::Serve(args) => cli::serve::run(args).await,
         Command::Lab(args) => cli::lab::run(args).await,
+        Command::Webhook { command } => cli::webhook::run(command),
         Command::HashKey { key } => {
             cli::serve::hash_key(&key);
             Ok(())

@@ -4,3 +4,4 @@ pub mod esl;
 pub mod lab;
 pub mod serve;
 pub mod sim;
+pub mod webhook;

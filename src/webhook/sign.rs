@@ -76,7 +76,11 @@ impl Secret {
 
     /// A fresh random secret of 32 bytes, as `whsec_…` text.
     pub fn generate() -> String {
-        let key: Vec<u8> = (0..32).map(|_| fastrand::u8(..)).collect();
+        // Two v4 uuids: 32 bytes from the operating system's CSPRNG, of which 244 bits random.
+        let key: Vec<u8> = [uuid::Uuid::new_v4(), uuid::Uuid::new_v4()]
+            .iter()
+            .flat_map(|u| *u.as_bytes())
+            .collect();
         format!("{SECRET_PREFIX}{}", STANDARD.encode(key))
     }
 
