@@ -504,6 +504,7 @@ async fn webhook_position_acks_and_dead_letters<S: Store>(store: S) {
         seq,
         at: 1,
         data: serde_json::json!({"n": seq}),
+        redelivers: None,
     };
     let events: Vec<DomainEvent> = (1..=12).map(event).collect();
     store.create_room(&r, &events).await.unwrap();

@@ -310,3 +310,109 @@ async fn every_event_type_arrives_for_its_trigger() {
         );
     }
 }
+
+/// The delivery log shows every attempt; a dead-lettered message is sent again on request,
+/// with its original `webhook-id`, once.
+#[tokio::test]
+async fn the_delivery_log_and_retrying_a_dead_letter() {
+    use common::api::{B, assert_error};
+    use serde_json::json;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use webhook_support::{Receiver, any_port};
+
+    let refuse = Arc::new(AtomicBool::new(true));
+    let gate = refuse.clone();
+    // The receiver refuses (400: not retried) until told otherwise.
+    let receiver = Receiver::start(any_port(), move |_, _| {
+        if gate.load(Ordering::SeqCst) {
+            (400, None)
+        } else {
+            (200, None)
+        }
+    })
+    .await;
+    let mut opts = options();
+    opts.webhook = Some((receiver.url(), Signer::parse(&secret()).unwrap()));
+    let t = TestLab::start(MemoryStore::new(), opts).await;
+    let r = t
+        .post("/api/v1/conferences", A, json!({ "name": "hooked" }))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let created_id = |log: &serde_json::Value| {
+        log["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["type"] == "conference.created")
+            .cloned()
+    };
+    common::api::eventually("the refusal is logged", || async {
+        let log = t.get("/api/v1/webhooks/deliveries", A).await.body;
+        created_id(&log).is_some_and(|d| d["outcome"] == "dead_letter")
+    })
+    .await;
+    let log = t.get("/api/v1/webhooks/deliveries", A).await.body;
+    let dead = created_id(&log).unwrap();
+    assert_eq!(dead["status"], 400);
+    assert_eq!(dead["attempt"], 1);
+    assert_eq!(dead["error"], "HTTP 400");
+    let id = dead["id"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("msg_"));
+    // Another app neither sees nor retries it.
+    assert_eq!(
+        t.get("/api/v1/webhooks/deliveries", B).await.body["deliveries"],
+        json!([])
+    );
+    let retry = format!("/api/v1/webhooks/deliveries/{id}/retry");
+    assert_error(&t.post(&retry, B, json!({})).await, StatusCode::NOT_FOUND);
+    // The receiver is fixed; the message is sent again with the same id.
+    refuse.store(false, Ordering::SeqCst);
+    let r = t.post(&retry, A, json!({})).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    assert_eq!(r.body["status"], "queued");
+    common::api::eventually("delivered this time", || async {
+        receiver.delivered().iter().any(|d| d.id() == id)
+    })
+    .await;
+    let again = receiver
+        .delivered()
+        .into_iter()
+        .find(|d| d.id() == id)
+        .unwrap();
+    assert_eq!(again.json["type"], "conference.created");
+    assert_eq!(again.json["id"], id.as_str());
+    common::api::eventually("the success is logged", || async {
+        let log = t.get("/api/v1/webhooks/deliveries", A).await.body;
+        log["deliveries"][0]["id"] == id.as_str() && log["deliveries"][0]["outcome"] == "delivered"
+    })
+    .await;
+    // Once only; an unknown id is not found.
+    assert_error(&t.post(&retry, A, json!({})).await, StatusCode::CONFLICT);
+    assert_error(
+        &t.post(
+            "/api/v1/webhooks/deliveries/msg_999999-0/retry",
+            A,
+            json!({}),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+    );
+    // The log pages, newest first.
+    let first = t.get("/api/v1/webhooks/deliveries?limit=1", A).await.body;
+    assert_eq!(first["deliveries"].as_array().unwrap().len(), 1);
+    let cursor = first["cursor"].as_str().unwrap();
+    assert!(!cursor.is_empty());
+    let next = t
+        .get(
+            &format!("/api/v1/webhooks/deliveries?limit=1&cursor={cursor}"),
+            A,
+        )
+        .await
+        .body;
+    assert_ne!(next["deliveries"][0], first["deliveries"][0]);
+    assert_error(
+        &t.get("/api/v1/webhooks/deliveries?cursor=bogus", A).await,
+        StatusCode::BAD_REQUEST,
+    );
+}

@@ -15,6 +15,7 @@ pub mod recordings;
 pub mod resource;
 pub mod sessions;
 pub mod views;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -133,6 +134,7 @@ pub fn router<S: Store>(state: ApiState<S>) -> Router {
         .merge(sessions::routes())
         .merge(recordings::routes())
         .merge(events::routes())
+        .merge(webhooks::routes())
         .merge(resource::routes())
         .merge(health::routes())
         .merge(metrics::routes());

@@ -95,6 +95,7 @@ impl<'a> Step<'a> {
             seq: self.room.seq,
             at: self.now,
             data,
+            redelivers: None,
         });
     }
 

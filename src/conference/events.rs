@@ -88,4 +88,8 @@ pub struct DomainEvent {
     pub seq: u64,
     pub at: Micros,
     pub data: Value,
+    /// Set on a dead-lettered webhook sent again on request: the message id it re-delivers,
+    /// which the new delivery keeps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redelivers: Option<String>,
 }

@@ -7,8 +7,8 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::{
-    Created, DEAD_LETTERS_KEPT, DeadLetter, IndexDelta, Page, Saved, Store, StoreError,
-    outbox_order,
+    Created, DEAD_LETTERS_KEPT, DELIVERY_LOG_KEPT, DeadLetter, DeliveryAttempt, IndexDelta, Page,
+    Saved, Store, StoreError, outbox_order,
 };
 use crate::conference::{
     AppId, DomainEvent, Micros, NodePrefix, Room, RoomId, RoomStatus, Session, SessionId,
@@ -32,6 +32,7 @@ struct Inner {
     outbox_acked: HashMap<AppId, BTreeSet<String>>,
     dead_letters: HashMap<AppId, VecDeque<DeadLetter>>,
     refs: HashMap<uuid::Uuid, (AppId, RoomId)>,
+    delivery_log: HashMap<AppId, VecDeque<(String, DeliveryAttempt)>>,
     timeouts: HashMap<(AppId, RoomId), Micros>,
 }
 
@@ -424,6 +425,50 @@ impl Store for MemoryStore {
         while list.len() > DEAD_LETTERS_KEPT {
             list.pop_front();
         }
+        Ok(())
+    }
+
+    async fn log_delivery(
+        &self,
+        app: &AppId,
+        attempt: &DeliveryAttempt,
+    ) -> Result<String, StoreError> {
+        let mut s = self.lock();
+        s.next_event += 1;
+        let id = format!("{}-0", s.next_event);
+        let log = s.delivery_log.entry(app.clone()).or_default();
+        log.push_back((id.clone(), attempt.clone()));
+        if log.len() > DELIVERY_LOG_KEPT {
+            log.pop_front();
+        }
+        Ok(id)
+    }
+
+    async fn delivery_log(
+        &self,
+        app: &AppId,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, DeliveryAttempt)>, StoreError> {
+        let s = self.lock();
+        let before = before.and_then(outbox_order);
+        Ok(s.delivery_log
+            .get(app)
+            .map(|log| {
+                log.iter()
+                    .rev()
+                    .filter(|(id, _)| {
+                        before.is_none_or(|b| outbox_order(id).is_some_and(|o| o < b))
+                    })
+                    .take(limit)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    async fn append_outbox(&self, _app: &AppId, events: &[DomainEvent]) -> Result<(), StoreError> {
+        self.lock().append(events);
         Ok(())
     }
 

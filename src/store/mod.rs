@@ -325,6 +325,29 @@ pub trait Store: Send + Sync + 'static {
         letter: &DeadLetter,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Records one delivery attempt in the app's delivery log (the newest
+    /// [`DELIVERY_LOG_KEPT`] are kept). Returns the log entry's id.
+    fn log_delivery(
+        &self,
+        app: &AppId,
+        attempt: &DeliveryAttempt,
+    ) -> impl Future<Output = Result<String, StoreError>> + Send;
+
+    /// The app's delivery log, newest first, before the entry `before` (exclusive).
+    fn delivery_log(
+        &self,
+        app: &AppId,
+        before: Option<&str>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<(String, DeliveryAttempt)>, StoreError>> + Send;
+
+    /// Appends events to the app's outbox with no room change (a dead letter sent again).
+    fn append_outbox(
+        &self,
+        app: &AppId,
+        events: &[DomainEvent],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// The app's dead letters, oldest first, at most `limit`.
     fn dead_letters(
         &self,
@@ -408,6 +431,29 @@ pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// How many dead letters a store keeps per app.
 pub const DEAD_LETTERS_KEPT: usize = 10_000;
+
+/// How many delivery attempts a store keeps per app.
+pub const DELIVERY_LOG_KEPT: usize = 10_000;
+
+/// One attempt to deliver a webhook message.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DeliveryAttempt {
+    /// The `webhook-id` of the message.
+    pub message_id: String,
+    #[serde(rename = "type")]
+    pub kind: crate::conference::EventKind,
+    pub room: RoomId,
+    pub seq: u64,
+    /// 1 for the first attempt of the message.
+    pub attempt: u32,
+    /// `delivered`, `retry` (another attempt follows) or `dead_letter`.
+    pub outcome: String,
+    /// The receiver's HTTP status, if it answered.
+    pub status: Option<u16>,
+    pub error: Option<String>,
+    pub at: Micros,
+    pub duration_ms: u64,
+}
 
 /// A webhook message given up on: after its last attempt, or refused by the receiver.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]

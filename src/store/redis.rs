@@ -9,7 +9,8 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script, Value};
 
 use super::{
-    Created, DEAD_LETTERS_KEPT, DeadLetter, IndexDelta, Page, Saved, Store, StoreError, keys,
+    Created, DEAD_LETTERS_KEPT, DELIVERY_LOG_KEPT, DeadLetter, DeliveryAttempt, IndexDelta, Page,
+    Saved, Store, StoreError, keys,
 };
 use crate::conference::{
     AppId, DomainEvent, Micros, NodePrefix, Room, RoomId, Session, SessionId, SessionState,
@@ -584,6 +585,66 @@ impl Store for RedisStore {
             .await
             .map_err(unavailable)?;
         Ok(())
+    }
+
+    async fn log_delivery(
+        &self,
+        app: &AppId,
+        attempt: &DeliveryAttempt,
+    ) -> Result<String, StoreError> {
+        redis::cmd("XADD")
+            .arg(keys::webhook_log(app))
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(DELIVERY_LOG_KEPT)
+            .arg("*")
+            .arg("attempt")
+            .arg(encode(attempt))
+            .query_async(&mut self.conn())
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn delivery_log(
+        &self,
+        app: &AppId,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, DeliveryAttempt)>, StoreError> {
+        let end = before
+            .map(|b| format!("({b}"))
+            .unwrap_or_else(|| "+".into());
+        let key = keys::webhook_log(app);
+        let rows: Vec<(String, Vec<(String, String)>)> = redis::cmd("XREVRANGE")
+            .arg(&key)
+            .arg(end)
+            .arg("-")
+            .arg("COUNT")
+            .arg(limit)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(unavailable)?;
+        rows.into_iter()
+            .map(|(id, fields)| {
+                let json = fields
+                    .into_iter()
+                    .find(|(f, _)| f == "attempt")
+                    .map(|(_, v)| v)
+                    .unwrap_or_default();
+                decode(&key, &json).map(|a| (id, a))
+            })
+            .collect()
+    }
+
+    async fn append_outbox(&self, app: &AppId, events: &[DomainEvent]) -> Result<(), StoreError> {
+        let mut pipe = redis::pipe();
+        for event in Self::events_json(events) {
+            pipe.xadd(keys::outbox(app), "*", &[("event", event)])
+                .ignore();
+        }
+        pipe.query_async::<()>(&mut self.conn())
+            .await
+            .map_err(unavailable)
     }
 
     async fn dead_letters(&self, app: &AppId, limit: usize) -> Result<Vec<DeadLetter>, StoreError> {

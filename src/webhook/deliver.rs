@@ -53,7 +53,8 @@ impl RetrySchedule {
 /// What one attempt came to.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Verdict {
-    Delivered,
+    /// A 2xx answer.
+    Delivered { status: u16 },
     /// Worth another try.
     Retry {
         status: Option<u16>,
@@ -61,10 +62,7 @@ pub enum Verdict {
         retry_after: Option<Duration>,
     },
     /// Another try would fail the same way.
-    GiveUp {
-        status: Option<u16>,
-        error: String,
-    },
+    GiveUp { status: Option<u16>, error: String },
 }
 
 /// The HTTP client for one endpoint: no redirects, no proxies (they would bypass the address
@@ -137,7 +135,9 @@ async fn judge_response(mut response: reqwest::Response) -> Verdict {
     let code = Some(status.as_u16());
     let error = format!("HTTP {}", status.as_u16());
     if status.is_success() {
-        Verdict::Delivered
+        Verdict::Delivered {
+            status: status.as_u16(),
+        }
     } else if status == StatusCode::TOO_MANY_REQUESTS
         || status == StatusCode::REQUEST_TIMEOUT
         || status.is_server_error()

@@ -28,7 +28,7 @@ use super::deliver::{self, RetrySchedule, Verdict};
 use super::envelope::Envelope;
 use super::sign::Signer;
 use crate::conference::{AppId, DomainEvent, RoomId};
-use crate::store::{DeadLetter, Store, StoreError};
+use crate::store::{DeadLetter, DeliveryAttempt, Store, StoreError};
 use crate::telemetry::{self, WebhookOutcome};
 
 /// How one application's webhooks are delivered.
@@ -265,8 +265,9 @@ impl<S: Store> Dispatcher<S> {
         self.busy.insert(room.clone());
         let endpoint = self.endpoint.clone();
         let span = tracing::debug_span!("webhook", room = %room, outbox_id = %outbox_id);
-        self.tasks
-            .spawn(deliver_until_settled(endpoint, outbox_id, event).instrument(span));
+        self.tasks.spawn(
+            deliver_until_settled(self.store.clone(), endpoint, outbox_id, event).instrument(span),
+        );
     }
 
     /// Records a verdict durably, then lets the room's next event go. False when stopped.
@@ -327,7 +328,8 @@ impl<S: Store> Dispatcher<S> {
 }
 
 /// Attempts one message until it is delivered, refused, or out of retries.
-async fn deliver_until_settled(
+async fn deliver_until_settled<S: Store>(
+    store: Arc<S>,
     endpoint: Arc<Endpoint>,
     outbox_id: String,
     event: DomainEvent,
@@ -353,9 +355,27 @@ async fn deliver_until_settled(
         };
         let record =
             |outcome| telemetry::webhook_attempt(endpoint.app.as_str(), outcome, took, event.at);
+        let log = |outcome: &str, status: Option<u16>, error: Option<&str>| DeliveryAttempt {
+            message_id: envelope.id.clone(),
+            kind: event.kind,
+            room: event.room.clone(),
+            seq: event.seq,
+            attempt: attempts,
+            outcome: outcome.to_owned(),
+            status,
+            error: error.map(str::to_owned),
+            at: now_micros(),
+            duration_ms: took.as_millis() as u64,
+        };
         let (status, error, wait) = match verdict {
-            Verdict::Delivered => {
+            Verdict::Delivered { status } => {
                 record(WebhookOutcome::Delivered);
+                keep_log(
+                    &*store,
+                    &endpoint.app,
+                    &log("delivered", Some(status), None),
+                )
+                .await;
                 break None;
             }
             Verdict::GiveUp { status, error } => (status, error, None),
@@ -372,6 +392,12 @@ async fn deliver_until_settled(
             Some(_) => WebhookOutcome::Retry,
             None => WebhookOutcome::DeadLetter,
         });
+        let outcome = if wait.is_some() {
+            "retry"
+        } else {
+            "dead_letter"
+        };
+        keep_log(&*store, &endpoint.app, &log(outcome, status, Some(&error))).await;
         match wait {
             Some(wait) => {
                 tracing::debug!(attempts, %error, ?wait, "webhook attempt failed; will retry");
@@ -394,6 +420,13 @@ async fn deliver_until_settled(
         outbox_id,
         room: event.room.clone(),
         dead,
+    }
+}
+
+/// Writes an attempt to the delivery log; the log is for people, so a failure only warns.
+async fn keep_log<S: Store>(store: &S, app: &AppId, attempt: &DeliveryAttempt) {
+    if let Err(e) = store.log_delivery(app, attempt).await {
+        tracing::warn!(error = %e, "delivery attempt not logged");
     }
 }
 

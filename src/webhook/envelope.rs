@@ -32,7 +32,10 @@ pub fn message_id(outbox_id: &str) -> String {
 impl<'a> Envelope<'a> {
     pub fn new(outbox_id: &str, event: &'a DomainEvent) -> Envelope<'a> {
         Envelope {
-            id: message_id(outbox_id),
+            id: event
+                .redelivers
+                .clone()
+                .unwrap_or_else(|| message_id(outbox_id)),
             kind: event.kind,
             timestamp: crate::api::extract::iso8601(event.at),
             app_id: event.app.as_str(),
@@ -66,6 +69,7 @@ mod tests {
             seq: 7,
             at: 1_778_070_896_123_456,
             data: json!({"member_id": "12"}),
+            redelivers: None,
         };
         let body = Envelope::new("1700000000000-3", &event).body();
         let text = String::from_utf8(body).unwrap();

@@ -7,6 +7,7 @@ pub mod address;
 pub mod deliver;
 pub mod dispatcher;
 pub mod envelope;
+pub mod redeliver;
 pub mod sign;
 
 pub use dispatcher::{DispatcherConfig, spawn};

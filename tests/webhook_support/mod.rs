@@ -243,6 +243,7 @@ fn event_of(room: &Room, kind: EventKind, data: Value) -> DomainEvent {
         seq: room.seq,
         at: room.updated_at,
         data,
+        redelivers: None,
     }
 }
 
