@@ -6,11 +6,9 @@ use anyhow::Context;
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 
-use switchyard::api::{ApiState, router};
+use switchyard::api::router;
 use switchyard::server::config::Config;
-use switchyard::server::{
-    bind, serve_http, start_rooms, start_timeouts, start_webhooks, stop_on_signal,
-};
+use switchyard::server::{bind, serve_http, start_controller, stop_on_signal};
 use switchyard::store::Store;
 use switchyard::store::memory::MemoryStore;
 use switchyard::store::redis::RedisStore;
@@ -44,18 +42,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 async fn run_with<S: Store>(store: Arc<S>, config: Config) -> anyhow::Result<()> {
     let stop = CancellationToken::new();
     stop_on_signal(stop.clone());
-    let hooks = config.webhook_dispatchers()?;
-    let webhook_apps = hooks.len();
-    start_webhooks(store.clone(), hooks, &stop)?;
-    let rooms = start_rooms(
-        store,
-        config.node_configs(),
-        config.directory(),
-        config.cooldowns(),
-        &stop,
-    );
-    let state = ApiState::new(rooms, config.app_keys()?, config.api_options());
-    start_timeouts(state.clone(), stop.child_token());
+    let state = start_controller(store, &config, &stop)?;
+    let webhook_apps = config
+        .apps
+        .iter()
+        .filter(|a| a.webhook_url.is_some())
+        .count();
     let listener = bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;

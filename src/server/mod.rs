@@ -1,6 +1,7 @@
 //! Putting the controller together: node supervisors, the room service, the API state, and the
-//! HTTP listener with graceful shutdown. `serve` builds it from a [`config::Config`]; `lab`
-//! ([`lab::Lab`]) builds it around in-process simulated nodes.
+//! HTTP listener with graceful shutdown. `serve` builds it from a [`config::Config`] with
+//! [`start_controller`] (so do the live tests); `lab` ([`lab::Lab`]) builds it around in-process
+//! simulated nodes.
 
 pub mod config;
 pub mod lab;
@@ -10,12 +11,44 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
+use self::config::{Config, ConfigError};
 use crate::api::{ApiOptions, ApiState, AppKeys};
 use crate::node::{AppDirectory, NodeConfig, NodePool, supervisor};
 use crate::rooms::{Cooldowns, Rooms};
 use crate::store::Store;
 use crate::webhook::DispatcherConfig;
 use crate::webhook::dispatcher::DispatchError;
+
+/// Why a controller could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot start webhooks: {0}")]
+    Webhooks(#[from] DispatchError),
+}
+
+/// Everything `serve` runs besides its HTTP listener, from `config` over `store`: the webhook
+/// dispatchers, one supervisor per node, the room service and the room timeouts, all stopped by
+/// `stop`. Returns the state [`crate::api::router`] serves.
+pub fn start_controller<S: Store>(
+    store: Arc<S>,
+    config: &Config,
+    stop: &CancellationToken,
+) -> Result<ApiState<S>, StartError> {
+    let keys = config.app_keys()?;
+    start_webhooks(store.clone(), config.webhook_dispatchers()?, stop)?;
+    let rooms = start_rooms(
+        store,
+        config.node_configs(),
+        config.directory(),
+        config.cooldowns(),
+        stop,
+    );
+    let state = ApiState::new(rooms, keys, config.api_options());
+    start_timeouts(state.clone(), stop.child_token());
+    Ok(state)
+}
 
 /// Starts one supervisor per node and returns the room service over them.
 pub fn start_rooms<S: Store>(

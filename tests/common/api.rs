@@ -89,40 +89,7 @@ impl<S: Store> TestLab<S> {
         app: Option<(&str, &str)>,
         body: Option<Value>,
     ) -> Reply {
-        let mut builder = Request::builder().method(method).uri(path);
-        if let Some((id, key)) = app {
-            builder = builder.header("x-app-id", id).header("x-api-key", key);
-        }
-        let body = match body {
-            None => Body::empty(),
-            Some(Value::String(raw)) => Body::from(raw),
-            Some(v) => Body::from(v.to_string()),
-        };
-        let response = self
-            .router
-            .clone()
-            .oneshot(
-                builder
-                    .header("content-type", "application/json")
-                    .body(body)
-                    .unwrap(),
-            )
-            .await
-            .unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        let body = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes)
-                .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&bytes)))
-        };
-        Reply {
-            status,
-            headers,
-            body,
-        }
+        send(&self.router, method, path, app, body).await
     }
 
     /// A GET whose answer is not JSON (a file): status, headers, bytes.
@@ -131,16 +98,7 @@ impl<S: Store> TestLab<S> {
         path: &str,
         app: (&str, &str),
     ) -> (StatusCode, HeaderMap, axum::body::Bytes) {
-        let request = Request::builder()
-            .uri(path)
-            .header("x-app-id", app.0)
-            .header("x-api-key", app.1)
-            .body(Body::empty())
-            .unwrap();
-        let response = self.router.clone().oneshot(request).await.unwrap();
-        let (status, headers) = (response.status(), response.headers().clone());
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        (status, headers, bytes)
+        raw_get(&self.router, path, app).await
     }
 
     pub async fn get(&self, path: &str, app: (&str, &str)) -> Reply {
@@ -240,6 +198,67 @@ impl<S: Store> TestLab<S> {
             .filter(|e| e.kind == kind)
             .count()
     }
+}
+
+/// One request through `router`; `body` `None` sends no body, a `Value::String` is sent raw.
+pub async fn send(
+    router: &axum::Router,
+    method: &str,
+    path: &str,
+    app: Option<(&str, &str)>,
+    body: Option<Value>,
+) -> Reply {
+    let mut builder = Request::builder().method(method).uri(path);
+    if let Some((id, key)) = app {
+        builder = builder.header("x-app-id", id).header("x-api-key", key);
+    }
+    let body = match body {
+        None => Body::empty(),
+        Some(Value::String(raw)) => Body::from(raw),
+        Some(v) => Body::from(v.to_string()),
+    };
+    let response = router
+        .clone()
+        .oneshot(
+            builder
+                .header("content-type", "application/json")
+                .body(body)
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(&bytes)))
+    };
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// A GET through `router` whose answer is not JSON (a file): status, headers, bytes.
+pub async fn raw_get(
+    router: &axum::Router,
+    path: &str,
+    app: (&str, &str),
+) -> (StatusCode, HeaderMap, axum::body::Bytes) {
+    let request = Request::builder()
+        .uri(path)
+        .header("x-app-id", app.0)
+        .header("x-api-key", app.1)
+        .body(Body::empty())
+        .unwrap();
+    let response = router.clone().oneshot(request).await.unwrap();
+    let (status, headers) = (response.status(), response.headers().clone());
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, headers, bytes)
 }
 
 /// Waits (up to 10 s) until `check` holds.

@@ -1,0 +1,751 @@
+//! The live suite's harness: a controller started exactly as `switchyard serve` starts it (a
+//! configuration, [`start_controller`], a real Redis) against the FreeSWITCH that
+//! `SWITCHYARD_LIVE_ESL` names, driven through its router; an operator's Event Socket connection
+//! that makes calls on the node and looks at it; and a clean-up that leaves the node as found.
+//!
+//! Every call a run makes carries `switchyard_live_test=<run>`, so `hupall` by that variable
+//! ends them all; control legs are ended by deleting the rooms (and, after a failure, by
+//! `uuid_kill`). [`Live::finish`] checks that nothing of the run is left on the node; a test
+//! that panics before it is cleaned up by `Drop`.
+//!
+//! Settings (environment): `SWITCHYARD_LIVE_ESL` (host:port), `SWITCHYARD_LIVE_ESL_PASSWORD`
+//! (default `ClueCon`), `SWITCHYARD_LIVE_PROFILE` (default `switchyard`),
+//! `SWITCHYARD_LIVE_RECORDINGS_DIR` (on the node, default `/var/lib/switchyard/recordings`),
+//! `SWITCHYARD_LIVE_RECORDINGS_LOCAL_DIR` (the same directory as this machine sees it),
+//! `SWITCHYARD_LIVE_DID` (default `15551230000`), and for playback `SWITCHYARD_LIVE_PLAY_URL`
+//! or `SWITCHYARD_LIVE_HTTP_BIND` / `SWITCHYARD_LIVE_HTTP_HOST` (see [`Live::tone`]).
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::http::{HeaderMap, StatusCode};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+use switchyard::api::{ApiState, hash_key, router};
+use switchyard::conference::{
+    AppId, DomainEvent, EventKind, MemberStatus, Room, RoomId, SessionId, SessionState,
+};
+use switchyard::esl::{
+    ApiCommand, Client, ClientConfig, EventFormat, EventName, EventSet, EventStream, Password,
+};
+use switchyard::server::config::Config;
+use switchyard::server::start_controller;
+use switchyard::store::Store;
+use switchyard::store::redis::RedisStore;
+
+use crate::common::api::{Reply, raw_get, send};
+use crate::common::redis_server::RedisServer;
+
+/// The node prefix of the live controller: every room and session id starts with it.
+pub const PREFIX: &str = "live1";
+
+/// The WAV the playback test plays (2 s of 440 Hz, 8 kHz mono).
+pub const TONE: &[u8] = include_bytes!("../../fixtures/audio/tone-440hz-2s.wav");
+
+/// Says something in the test output even when the test passes (libtest captures only the
+/// print macros, not writes to the stderr handle).
+pub fn notice(text: &str) {
+    let _ = writeln!(std::io::stderr(), "live: {text}");
+}
+
+/// What the environment says about the node under test.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub esl: String,
+    pub password: String,
+    pub profile: String,
+    pub recordings_dir: String,
+    pub recordings_local_dir: Option<PathBuf>,
+    pub did: String,
+    pub play_url: Option<String>,
+    pub http_bind: String,
+    pub http_host: Option<String>,
+}
+
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+impl Settings {
+    pub fn from_env() -> Settings {
+        Settings {
+            esl: var("SWITCHYARD_LIVE_ESL").expect("SWITCHYARD_LIVE_ESL=host:port"),
+            password: var("SWITCHYARD_LIVE_ESL_PASSWORD").unwrap_or_else(|| "ClueCon".into()),
+            profile: var("SWITCHYARD_LIVE_PROFILE").unwrap_or_else(|| "switchyard".into()),
+            recordings_dir: var("SWITCHYARD_LIVE_RECORDINGS_DIR")
+                .unwrap_or_else(|| "/var/lib/switchyard/recordings".into()),
+            recordings_local_dir: var("SWITCHYARD_LIVE_RECORDINGS_LOCAL_DIR").map(PathBuf::from),
+            did: var("SWITCHYARD_LIVE_DID").unwrap_or_else(|| "15551230000".into()),
+            play_url: var("SWITCHYARD_LIVE_PLAY_URL"),
+            http_bind: var("SWITCHYARD_LIVE_HTTP_BIND").unwrap_or_else(|| "0.0.0.0:0".into()),
+            http_host: var("SWITCHYARD_LIVE_HTTP_HOST"),
+        }
+    }
+
+    /// Where this machine reads the node's recordings.
+    pub fn local_recordings(&self) -> PathBuf {
+        self.recordings_local_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(&self.recordings_dir))
+    }
+
+    /// The configuration `switchyard serve` would read for this node and one application.
+    fn config(&self, redis_url: &str, app: &str, key: &str) -> Config {
+        let q = |s: &str| toml::Value::String(s.to_owned()).to_string();
+        let mut text = format!(
+            "redis_url = {}\n\
+             [limits]\nglobal_rps = 0\nconf_play_ms = 300\nconference_control_ms = 100\n\
+             conference_ms = 300\nconference_mute_ms = 300\ncommand_timeout_ms = 5000\n\
+             join_timeout_ms = 10000\n\
+             [[nodes]]\nname = \"live\"\nprefix = {}\nesl = {}\npassword = {}\nprofile = {}\n\
+             recordings_dir = {}\n",
+            q(redis_url),
+            q(PREFIX),
+            q(&self.esl),
+            q(&self.password),
+            q(&self.profile),
+            q(&self.recordings_dir),
+        );
+        if let Some(dir) = &self.recordings_local_dir {
+            text.push_str(&format!(
+                "recordings_local_dir = {}\n",
+                q(&dir.to_string_lossy())
+            ));
+        }
+        text.push_str(&format!(
+            "[[apps]]\nid = {}\nkey_sha256 = {}\ndids = [{}]\n",
+            q(app),
+            q(&hash_key(key)),
+            q(&self.did)
+        ));
+        Config::parse(&text, |_| None).expect("the live configuration is valid")
+    }
+}
+
+/// A controller as `serve` runs it, minus the HTTP listener: requests go through its router.
+pub struct Controller {
+    pub state: ApiState<RedisStore>,
+    router: axum::Router,
+    stop: CancellationToken,
+}
+
+impl Controller {
+    async fn start(config: &Config) -> Controller {
+        let url = config.redis_url.as_deref().expect("redis_url");
+        let mut store = RedisStore::connect(url).await.expect("Redis");
+        if let Some(secs) = config.room_retention_secs {
+            store = store.with_retention(Duration::from_secs(secs));
+        }
+        let stop = CancellationToken::new();
+        let state = start_controller(Arc::new(store), config, &stop).expect("controller starts");
+        for node in state.rooms().pool().nodes() {
+            assert!(
+                node.wait_up(Duration::from_secs(15)).await,
+                "the node at {} is not up after 15 s: {:?} (address, password, ACL?)",
+                config.nodes[0].esl,
+                node.state()
+            );
+        }
+        let router = router(state.clone());
+        Controller {
+            state,
+            router,
+            stop,
+        }
+    }
+
+    /// Stops the supervisors, webhooks and timeouts (the rooms stay on the node), and gives
+    /// them a moment to drop their connections, so nothing the node does next reaches them.
+    pub async fn stop(&self) {
+        self.stop.cancel();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+impl Drop for Controller {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// What a run made on the node, for the clean-up.
+#[derive(Debug, Clone, Default)]
+struct Made {
+    rooms: Vec<String>,
+    /// Calls and control legs.
+    channels: Vec<String>,
+}
+
+/// One live test: a run id, a Redis, a controller, and the operator's connection to the node.
+pub struct Live {
+    pub settings: Settings,
+    pub run: String,
+    app_id: String,
+    key: String,
+    config: Config,
+    pub ctl: Controller,
+    node: Client,
+    _node_events: EventStream,
+    /// The address this machine has towards the node.
+    local_ip: IpAddr,
+    made: Mutex<Made>,
+    finished: bool,
+    // Dropped last: the controller's store.
+    _redis: RedisServer,
+}
+
+impl Live {
+    pub async fn start() -> Live {
+        let settings = Settings::from_env();
+        let run = uuid::Uuid::new_v4().simple().to_string()[..10].to_owned();
+        let (app_id, key) = (format!("live-{run}"), uuid::Uuid::new_v4().to_string());
+        let (node, node_events, local_ip) = operator(&settings).await;
+        let redis = RedisServer::start();
+        let config = settings.config(&redis.url(), &app_id, &key);
+        let ctl = Controller::start(&config).await;
+        Live {
+            settings,
+            run,
+            app_id,
+            key,
+            config,
+            ctl,
+            node,
+            _node_events: node_events,
+            local_ip,
+            made: Mutex::new(Made::default()),
+            finished: false,
+            _redis: redis,
+        }
+    }
+
+    /// The application's (id, key), as the API wants them.
+    pub fn app(&self) -> (&str, &str) {
+        (&self.app_id, &self.key)
+    }
+
+    pub fn app_id(&self) -> AppId {
+        AppId::parse(&self.app_id).unwrap()
+    }
+
+    pub fn store(&self) -> &RedisStore {
+        self.ctl.state.rooms().store()
+    }
+
+    /// A new controller on the same Redis and configuration (the old one must be stopped).
+    pub async fn start_controller(&mut self) {
+        self.ctl = Controller::start(&self.config).await;
+    }
+
+    /// A room name unique to this run.
+    pub fn name(&self, name: &str) -> String {
+        format!("{}-{name}", self.run)
+    }
+
+    // --- the API ---
+
+    pub async fn req(&self, method: &str, path: &str, body: Option<Value>) -> Reply {
+        send(&self.ctl.router, method, path, Some(self.app()), body).await
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.req("GET", path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Reply {
+        self.req("POST", path, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Reply {
+        self.req("DELETE", path, None).await
+    }
+
+    pub async fn raw_get(&self, path: &str) -> (StatusCode, HeaderMap, axum::body::Bytes) {
+        raw_get(&self.ctl.router, path, self.app()).await
+    }
+
+    /// A request repeated while it is refused by a cooldown, after the wait the answer names.
+    pub async fn patiently(&self, method: &str, path: &str, body: Value) -> Reply {
+        loop {
+            let r = self.req(method, path, Some(body.clone())).await;
+            if r.status != StatusCode::TOO_MANY_REQUESTS {
+                return r;
+            }
+            let wait = r.body["detail"]["retry_after_ms"].as_u64().unwrap_or(100);
+            tokio::time::sleep(Duration::from_millis(wait + 10)).await;
+        }
+    }
+
+    /// A `/api/v1` room named `name` (made unique), once its control leg is in.
+    pub async fn room(&self, name: &str) -> String {
+        let r = self
+            .post("/api/v1/conferences", json!({ "name": self.name(name) }))
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+        let id = r.body["room_id"].as_str().unwrap().to_owned();
+        self.made_room(&id).await;
+        id
+    }
+
+    /// A `/v1.0` conference (its name made unique), once it is progressing.
+    pub async fn conference(&self, mut body: Value) -> Value {
+        if let Some(name) = body["name"].as_str() {
+            body["name"] = json!(self.name(name));
+        }
+        let r = self.post("/v1.0/conferences", body).await;
+        assert_eq!(r.status, StatusCode::OK, "{r:?}");
+        let id = r.body["id"].as_str().unwrap().to_owned();
+        self.made_room(&id).await;
+        self.resource(&id).await
+    }
+
+    async fn made_room(&self, id: &str) {
+        let room = self.stored_room(id).await;
+        {
+            let mut made = self.made.lock().unwrap();
+            made.rooms.push(id.to_owned());
+            made.channels.push(room.control.channel.clone());
+        }
+        self.eventually(
+            "the room is progressing (its control leg is in)",
+            || async {
+                self.stored_room(id).await.status == switchyard::conference::RoomStatus::Progressing
+            },
+        )
+        .await;
+    }
+
+    pub async fn resource(&self, id: &str) -> Value {
+        let r = self.get(&format!("/v1.0/conferences/{id}")).await;
+        assert_eq!(r.status, StatusCode::OK, "{r:?}");
+        r.body
+    }
+
+    pub async fn stored_room(&self, id: &str) -> Room {
+        self.store()
+            .room(&self.app_id(), &RoomId::parse(id).unwrap())
+            .await
+            .unwrap()
+            .expect("the room is stored")
+    }
+
+    pub async fn members(&self, room: &str) -> Vec<Value> {
+        let r = self
+            .get(&format!("/api/v1/conferences/{room}/members"))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{r:?}");
+        r.body["members"].as_array().unwrap().clone()
+    }
+
+    pub async fn session(&self, s: &str) -> Value {
+        let r = self.get(&format!("/api/v1/sessions/{s}")).await;
+        assert_eq!(r.status, StatusCode::OK, "{r:?}");
+        r.body
+    }
+
+    pub async fn join(&self, session: &str, room: &str) -> Reply {
+        self.patiently(
+            "POST",
+            &format!("/api/v1/sessions/{session}/commands/conference/join"),
+            json!({ "room_id": room }),
+        )
+        .await
+    }
+
+    /// A session joined: FreeSWITCH's add-member arrived.
+    pub async fn joined(&self, room: &str, session: &str) {
+        let r = self.join(session, room).await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+        self.eventually("add-member confirms the join", || async {
+            self.members(room)
+                .await
+                .iter()
+                .any(|m| m["uuid"] == session)
+        })
+        .await;
+    }
+
+    /// `POST /api/v1/sessions/{session}/commands/{verb}`, waiting out cooldowns.
+    pub async fn command(&self, session: &str, verb: &str) -> Reply {
+        self.patiently(
+            "POST",
+            &format!("/api/v1/sessions/{session}/commands/{verb}"),
+            json!({}),
+        )
+        .await
+    }
+
+    /// The domain events of `room` in the application's outbox.
+    pub async fn events(&self, room: &str) -> Vec<DomainEvent> {
+        self.store()
+            .outbox(&self.app_id(), None, 10_000)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(_, e)| e)
+            .filter(|e| e.room.as_str() == room)
+            .collect()
+    }
+
+    pub async fn count(&self, room: &str, kind: EventKind) -> usize {
+        self.events(room)
+            .await
+            .iter()
+            .filter(|e| e.kind == kind)
+            .count()
+    }
+
+    /// Waits (up to 20 s: a real node is slower than the simulator) until `check` holds.
+    pub async fn eventually<F, Fut>(&self, what: &str, check: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = bool>,
+    {
+        within(Duration::from_secs(20), what, check).await;
+    }
+
+    // --- the node ---
+
+    /// An `api` command on the operator's connection; the reply's text.
+    pub async fn node_api(&self, line: &str) -> String {
+        api(&self.node, line).await
+    }
+
+    /// A call on the node, answered and parked, owned by this run's application; its session id
+    /// once the controller has stored it parked.
+    pub async fn call(&self, caller: &str) -> String {
+        let channel = uuid::Uuid::new_v4().to_string();
+        self.made.lock().unwrap().channels.push(channel.clone());
+        let reply = self
+            .node_api(&format!(
+                "originate {{origination_uuid={channel},switchyard_live_test={},switchyard_did={did},switchyard_app_id={},origination_caller_id_number={caller}}}null/{did} &park()",
+                self.run,
+                self.app_id,
+                did = self.settings.did,
+            ))
+            .await;
+        assert!(reply.starts_with("+OK"), "originate: {reply}");
+        let id = SessionId::new(
+            &switchyard::conference::NodePrefix::parse(PREFIX).unwrap(),
+            &channel,
+        );
+        self.eventually("the call is stored as a parked session", || async {
+            self.store()
+                .session(&self.app_id(), &id)
+                .await
+                .unwrap()
+                .is_some_and(|s| s.state == SessionState::Parked)
+        })
+        .await;
+        id.to_string()
+    }
+
+    pub async fn channel_exists(&self, channel: &str) -> bool {
+        self.node_api(&format!("uuid_exists {channel}"))
+            .await
+            .trim()
+            == "true"
+    }
+
+    /// Whether the node has a conference named `room`.
+    pub async fn conference_on_node(&self, room: &str) -> bool {
+        !self
+            .node_api(&format!("conference {room} json_list"))
+            .await
+            .starts_with("-ERR")
+    }
+
+    /// (channel, member id, muted) of the room's members on the node, control leg left out.
+    pub async fn node_members(&self, room: &str) -> BTreeSet<(String, u32, bool)> {
+        let control = self.stored_room(room).await.control.channel;
+        let text = self.node_api(&format!("conference {room} json_list")).await;
+        let Ok(rooms) = serde_json::from_str::<Value>(&text) else {
+            return BTreeSet::new();
+        };
+        rooms[0]["members"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|m| m["uuid"] != control.as_str())
+            .map(|m| {
+                (
+                    m["uuid"].as_str().unwrap().to_owned(),
+                    m["id"].as_u64().unwrap() as u32,
+                    !m["flags"]["can_speak"].as_bool().unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    /// The same as the store holds them (joined members only).
+    pub async fn store_members(&self, room: &str) -> BTreeSet<(String, u32, bool)> {
+        self.stored_room(room)
+            .await
+            .members
+            .values()
+            .filter(|m| m.status == MemberStatus::Joined)
+            .map(|m| (m.channel.clone(), m.member_id.unwrap_or(0), m.muted))
+            .collect()
+    }
+
+    /// A second connection that sees conference events and the applications channels run.
+    pub async fn watch(&self) -> (Client, EventStream) {
+        let (client, events) = connect(&self.settings).await;
+        let set = EventSet::new()
+            .names([EventName::ChannelExecute, EventName::ChannelPark])
+            .subclass("conference::maintenance")
+            .unwrap();
+        client.subscribe(EventFormat::Plain, set).await.unwrap();
+        (client, events)
+    }
+
+    /// A URL the node can fetch the fixture WAV from: `SWITCHYARD_LIVE_PLAY_URL` when set (any
+    /// http(s) URL the node reaches; the API plays nothing else), otherwise a small HTTP server
+    /// of this test bound to `SWITCHYARD_LIVE_HTTP_BIND` (default `0.0.0.0:0`) and advertised as
+    /// `SWITCHYARD_LIVE_HTTP_HOST` (a host, or host:port behind NAT; default the address this
+    /// machine has on its Event Socket connection to the node, with the bound port).
+    pub async fn tone(&self) -> Tone {
+        if let Some(url) = &self.settings.play_url {
+            notice(&format!("playing {url} (SWITCHYARD_LIVE_PLAY_URL)"));
+            return Tone {
+                url: url.clone(),
+                fetches: None,
+                _stop: None,
+            };
+        }
+        let listener = tokio::net::TcpListener::bind(&self.settings.http_bind)
+            .await
+            .unwrap_or_else(|e| {
+                panic!("SWITCHYARD_LIVE_HTTP_BIND={}: {e}", self.settings.http_bind)
+            });
+        let port = listener.local_addr().unwrap().port();
+        let authority = advertised(self.settings.http_host.as_deref(), self.local_ip, port);
+        let path = format!("/switchyard-live/{}/tone-440hz-2s.wav", self.run);
+        let fetches = Arc::new(AtomicUsize::new(0));
+        let counter = fetches.clone();
+        let app = axum::Router::new().route(
+            &path,
+            axum::routing::get(move || {
+                counter.fetch_add(1, Ordering::Relaxed);
+                async { ([("content-type", "audio/wav")], TONE) }
+            }),
+        );
+        let stop = CancellationToken::new();
+        let until = stop.clone();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { until.cancelled().await })
+                .await;
+        });
+        let url = format!("http://{authority}{path}");
+        notice(&format!("serving the fixture WAV to the node at {url}"));
+        Tone {
+            url,
+            fetches: Some(fetches),
+            _stop: Some(stop.drop_guard()),
+        }
+    }
+
+    // --- the end ---
+
+    /// Deletes the run's rooms through the API, stops the controller, ends what is left of the
+    /// run on the node, and checks that nothing of it remains.
+    pub async fn finish(mut self) {
+        let made = self.made.lock().unwrap().clone();
+        for room in &made.rooms {
+            let _ = self.delete(&format!("/api/v1/conferences/{room}")).await;
+        }
+        for room in &made.rooms {
+            within(
+                Duration::from_secs(10),
+                "the node releases the room",
+                || async { !self.conference_on_node(room).await },
+            )
+            .await;
+        }
+        self.ctl.stop().await;
+        sweep(&self.node, &self.run, &made).await;
+        for channel in &made.channels {
+            within(
+                Duration::from_secs(10),
+                "the run's channels are gone",
+                || async { !self.channel_exists(channel).await },
+            )
+            .await;
+        }
+        self.finished = true;
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        // A failed test: clean the node from another thread with its own runtime (this one is
+        // busy unwinding).
+        let made = self.made.lock().map(|m| m.clone()).unwrap_or_default();
+        let (settings, run) = (self.settings.clone(), self.run.clone());
+        notice(&format!(
+            "run {run} did not finish: hanging up its calls and {} room(s) on the node",
+            made.rooms.len()
+        ));
+        let cleaned = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let connected = tokio::time::timeout(
+                    Duration::from_secs(10),
+                    Client::connect(
+                        &settings.esl,
+                        &Password::new(&settings.password).unwrap(),
+                        ClientConfig::default(),
+                    ),
+                )
+                .await;
+                match connected {
+                    Ok(Ok((client, _events))) => sweep(&client, &run, &made).await,
+                    _ => notice(&format!("run {run}: cannot reach the node to clean up")),
+                }
+            });
+        })
+        .join();
+        if cleaned.is_err() {
+            notice("the clean-up failed");
+        }
+    }
+}
+
+/// Ends every call of `run` (by its variable), the rooms' members and the control legs.
+async fn sweep(node: &Client, run: &str, made: &Made) {
+    api(
+        node,
+        &format!("hupall NORMAL_CLEARING switchyard_live_test {run}"),
+    )
+    .await;
+    for room in &made.rooms {
+        api(node, &format!("conference {room} hup all")).await;
+    }
+    for channel in &made.channels {
+        if api(node, &format!("uuid_exists {channel}")).await.trim() == "true" {
+            api(node, &format!("uuid_kill {channel}")).await;
+        }
+    }
+}
+
+/// The fixture WAV as the node fetches it.
+pub struct Tone {
+    pub url: String,
+    /// How often the node fetched it (`None`: an operator's URL).
+    pub fetches: Option<Arc<AtomicUsize>>,
+    _stop: Option<tokio_util::sync::DropGuard>,
+}
+
+impl Tone {
+    pub fn fetched(&self) -> Option<usize> {
+        self.fetches.as_ref().map(|f| f.load(Ordering::Relaxed))
+    }
+}
+
+/// `host:port` for the tone URL: the operator's host (with the bound port unless it names one),
+/// or the address this machine has towards the node.
+fn advertised(host: Option<&str>, local: IpAddr, port: u16) -> String {
+    match host {
+        None => SocketAddr::new(local, port).to_string(),
+        Some(h) => {
+            if let Ok(ip) = h.parse::<IpAddr>() {
+                SocketAddr::new(ip, port).to_string()
+            } else if h.parse::<SocketAddr>().is_ok() || h.contains(':') {
+                h.to_owned()
+            } else {
+                format!("{h}:{port}")
+            }
+        }
+    }
+}
+
+async fn connect(settings: &Settings) -> (Client, EventStream) {
+    Client::connect(
+        &settings.esl,
+        &Password::new(&settings.password).unwrap(),
+        ClientConfig::default(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("cannot log in to {}: {e}", settings.esl))
+}
+
+/// The operator's connection, and the local address it uses (where the node reaches us).
+async fn operator(settings: &Settings) -> (Client, EventStream, IpAddr) {
+    let stream = tokio::net::TcpStream::connect(&settings.esl)
+        .await
+        .unwrap_or_else(|e| panic!("cannot reach SWITCHYARD_LIVE_ESL={}: {e}", settings.esl));
+    let local = stream.local_addr().unwrap().ip();
+    let (client, events) = Client::handshake(
+        stream,
+        &Password::new(&settings.password).unwrap(),
+        ClientConfig::default(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("cannot log in to {}: {e}", settings.esl));
+    (client, events, local)
+}
+
+/// One `api` line (split on blanks, as FreeSWITCH does); the reply's text, or the error's.
+async fn api(node: &Client, line: &str) -> String {
+    let mut words = line.split_whitespace();
+    let mut cmd = ApiCommand::new(words.next().unwrap()).unwrap();
+    for w in words {
+        cmd = cmd.arg(w).unwrap();
+    }
+    match node.api(&cmd).await {
+        Ok(reply) => reply.text().into_owned(),
+        Err(e) => format!("-ERR {e}"),
+    }
+}
+
+/// Waits until `check` holds, at most `limit`.
+pub async fn within<F, Fut>(limit: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {limit:?} waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The length of a WAV's audio in milliseconds (its `data` chunk over its byte rate).
+pub fn wav_millis(bytes: &[u8]) -> u64 {
+    assert_eq!(&bytes[0..4], b"RIFF");
+    assert_eq!(&bytes[8..12], b"WAVE");
+    let mut at = 12;
+    let mut byte_rate = 0u64;
+    while at + 8 <= bytes.len() {
+        let id = &bytes[at..at + 4];
+        let len = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize;
+        let body = at + 8;
+        if id == b"fmt " {
+            byte_rate = u32::from_le_bytes(bytes[body + 8..body + 12].try_into().unwrap()) as u64;
+        } else if id == b"data" {
+            assert!(byte_rate > 0, "fmt before data");
+            let len = len.min(bytes.len() - body) as u64;
+            return len * 1000 / byte_rate;
+        }
+        at = body + len + (len & 1);
+    }
+    panic!("no data chunk");
+}
