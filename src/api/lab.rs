@@ -16,7 +16,8 @@ use utoipa::ToSchema;
 
 use super::extract::{IdPath, JsonBody};
 use super::openapi::errors::{BadRequest, Forbidden, NodeRejected, NodeTimeout, NotFound};
-use super::openapi::schemas::{self as doc, SessionPath};
+use super::openapi::params::SessionPath;
+use super::openapi::schemas as doc;
 use super::{ApiError, ApiState, Caller};
 use crate::conference::{AppId, NodePrefix, SessionId, SessionState};
 use crate::sim::Simulator;

@@ -14,7 +14,8 @@ use super::extract::{IdPath, JsonBody};
 use super::openapi::errors::{
     BadRequest, Conflict, Forbidden, NodeRejected, NodeTimeout, NotFound,
 };
-use super::openapi::schemas::{self as doc, RoomPath, UuidPath};
+use super::openapi::params::{RoomPath, UuidPath};
+use super::openapi::schemas as doc;
 use super::resource::uuid_id;
 use super::{ApiError, ApiState, Caller, views};
 use crate::store::Store;

@@ -15,7 +15,8 @@ use uuid::Uuid;
 use super::extract::{IdPath, JsonBody};
 use super::openapi::errors::{BadRequest, Conflict, Forbidden, NameTakenError, NotFound};
 use super::openapi::errors::{NodeRejected, NodeTimeout};
-use super::openapi::schemas::{self as doc, ConferencePath, UuidPath};
+use super::openapi::params::{ConferencePath, UuidPath, V10Paging};
+use super::openapi::schemas as doc;
 use super::{ApiError, ApiState, Caller, views};
 use crate::conference::{Action, AppId, RoomId, RoomStatus, RoomType};
 use crate::rooms::NewRoom;
@@ -171,7 +172,7 @@ fn scope(app: &AppId) -> String {
     tag = "v1.0",
     summary = "List the application's conferences",
     description = "Oldest first, ended ones included while the store keeps them.",
-    params(doc::V10Paging),
+    params(V10Paging),
     responses(
         (status = 200, description = "A page of conferences", body = doc::ConferencePage),
         (status = 400, response = BadRequest),

@@ -1,8 +1,9 @@
 //! The OpenAPI 3.1 document of the HTTP surface, generated from the code with utoipa: each
-//! handler carries its `#[utoipa::path]` (operation, parameters, body, statuses), the shapes of
-//! the answers are in [`schemas`] and [`errors`], and [`document`] assembles them. It is served
-//! at `GET /api/v1/openapi.json`, printed by `switchyard openapi`, and committed as
-//! `openapi.json`; `tests/openapi.rs` fails when the committed file, the router or the answers
+//! handler carries its `#[utoipa::path]` (operation, parameters, body, statuses), the shapes
+//! of the answers are in [`schemas`] and [`errors`], the parameters in [`params`], and
+//! [`document`] assembles them. It is served at `GET /api/v1/openapi.json`, printed by
+//! `switchyard openapi`, and committed as `openapi.json`; `tests/openapi.rs` and
+//! `tests/openapi_answers.rs` fail when the committed file, the router or the answers
 //! drift from it.
 //!
 //! What every application route shares is added here, once, rather than on each handler: the
@@ -11,6 +12,7 @@
 //! (the store).
 
 pub mod errors;
+pub mod params;
 pub mod schemas;
 
 use std::sync::LazyLock;
