@@ -340,6 +340,7 @@ async fn recordings(c: &Checked, room: &str) {
 async fn the_conference_resource(c: &Checked) {
     c.get("/v1.0/conferences?page_size=1").await;
     c.get("/v1.0/conferences?page_size=0").await;
+    c.get("/v1.0/conferences?page_size=1&page_size=2").await;
     let (status, created) = c
         .post(
             "/v1.0/conferences",

@@ -3,6 +3,7 @@
 //! authentication and ownership rules as `/api/v1`; ended rooms stay readable here (with
 //! `tm_delete` set) while the store retains them.
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -181,8 +182,12 @@ fn scope(app: &AppId) -> String {
 async fn list<S: Store>(
     State(st): State<ApiState<S>>,
     Caller(app): Caller,
-    Query(params): Query<PageParams>,
+    params: Result<Query<PageParams>, QueryRejection>,
 ) -> Answer {
+    // A query that does not parse (a repeated parameter) gets the contract's body too.
+    let Query(params) = params.map_err(|e| {
+        ApiError::bad_request_with("Invalid query", json!({ "reason": e.body_text() }))
+    })?;
     let size = match params.page_size.as_deref() {
         None | Some("") => 10,
         Some(s) => match s.parse::<usize>() {
