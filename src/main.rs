@@ -38,6 +38,8 @@ enum Command {
         /// The key.
         key: String,
     },
+    /// Print the OpenAPI 3.1 document of the REST API (what `openapi.json` holds).
+    Openapi,
 }
 
 #[tokio::main]
@@ -60,6 +62,7 @@ async fn main() -> std::process::ExitCode {
             cli::serve::hash_key(&key);
             Ok(())
         }
+        Command::Openapi => cli::serve::openapi(),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

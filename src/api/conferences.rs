@@ -6,8 +6,13 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 use super::extract::{IdPath, JsonBody, PageQuery, iso8601};
+use super::openapi::errors::{BadRequest, Conflict, Forbidden, NameTakenError, NotFound};
+use super::openapi::errors::{NodeRejected, NodeTimeout, RateLimited};
+use super::openapi::params::{Paging, RoomPath};
+use super::openapi::schemas as doc;
 use super::resource::ConferenceBody;
 use super::{ApiError, ApiState, Caller, views};
 use crate::conference::{AppId, PlaybackStatus, Room, RoomId};
@@ -55,6 +60,22 @@ fn rooms_scope(app: &AppId) -> String {
 
 /// `name` is required here and follows the contract's pattern; the conference resource's
 /// fields (type, detail, data, timeout, pre/post actions) are optional.
+#[utoipa::path(
+    post,
+    path = "/api/v1/conferences",
+    operation_id = "conferences_create",
+    tag = "conferences",
+    summary = "Create a room",
+    description = "Places the room on the least-loaded healthy node (503 when there is none); it \
+        is `starting` until the node holds its conference open. Webhook: `conference.created`.",
+    request_body = doc::NewConference,
+    responses(
+        (status = 201, description = "Created", body = doc::ConferenceCreated),
+        (status = 400, response = BadRequest),
+        (status = 409, description = "The name is taken for this application; `detail.room_id` \
+            is the existing room", body = NameTakenError),
+    )
+)]
 async fn create<S: Store>(
     State(st): State<ApiState<S>>,
     Caller(app): Caller,
@@ -76,6 +97,19 @@ async fn create<S: Store>(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/conferences",
+    operation_id = "conferences_list",
+    tag = "conferences",
+    summary = "List the application's rooms",
+    description = "Live rooms, oldest first, one page at a time.",
+    params(Paging),
+    responses(
+        (status = 200, description = "A page of rooms", body = doc::ConferenceList),
+        (status = 400, response = BadRequest),
+    )
+)]
 async fn list<S: Store>(
     State(st): State<ApiState<S>>,
     Caller(app): Caller,
@@ -137,6 +171,20 @@ fn room_view(r: &Room) -> Value {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/conferences/{room_id}",
+    operation_id = "conferences_show",
+    tag = "conferences",
+    summary = "Read a room",
+    params(RoomPath),
+    responses(
+        (status = 200, description = "The room", body = doc::ConferenceDetail),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+    )
+)]
 async fn show<S: Store>(
     State(st): State<ApiState<S>>,
     Caller(app): Caller,
@@ -146,6 +194,21 @@ async fn show<S: Store>(
     Ok((StatusCode::OK, Json(room_view(&room))))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/conferences/{room_id}/members",
+    operation_id = "conferences_members",
+    tag = "conferences",
+    summary = "List a room's members",
+    description = "The members the node has confirmed, one page at a time. Another \
+        application's room is a 404 here.",
+    params(RoomPath, Paging),
+    responses(
+        (status = 200, description = "A page of members", body = doc::MemberList),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+    )
+)]
 async fn members<S: Store>(
     State(st): State<ApiState<S>>,
     Caller(app): Caller,
@@ -184,6 +247,24 @@ async fn members<S: Store>(
     ))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/conferences/{room_id}",
+    operation_id = "conferences_delete",
+    tag = "conferences",
+    summary = "Delete a room",
+    description = "Stops recording, moves every member out (their calls live on, parked), \
+        releases the room on the node and removes it. Webhook: `conference.destroyed`.",
+    params(RoomPath),
+    responses(
+        (status = 200, description = "Deleted", body = doc::RoomRef),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 502, response = NodeRejected),
+        (status = 504, response = NodeTimeout),
+    )
+)]
 async fn destroy<S: Store>(
     State(st): State<ApiState<S>>,
     Caller(app): Caller,
@@ -194,9 +275,11 @@ async fn destroy<S: Store>(
     Ok((StatusCode::OK, Json(json!({ "room_id": id }))))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PlayBody {
+    /// HTTP/HTTPS URLs of audio files, played in order.
+    #[schema(min_items = 1, max_items = 128, example = json!(["https://cdn.example.com/announcement.wav"]))]
     urls: Vec<String>,
 }
 
@@ -222,6 +305,28 @@ pub fn valid_url(url: &str) -> bool {
             .any(|c| c.is_whitespace() || c.is_control() || "{}'\"\\,".contains(c))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/conferences/{room_id}/play",
+    operation_id = "conferences_play",
+    tag = "conferences",
+    summary = "Play audio into a room",
+    description = "Each URL is one `conference play` on the node, queued in order. Rate limit: \
+        `conf_play`, 2 s per room. Webhooks: `conference.play.started`, then \
+        `conference.play.finished` when the last file ends.",
+    params(RoomPath),
+    request_body = PlayBody,
+    responses(
+        (status = 202, description = "Playing", body = doc::PlayAccepted),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 429, response = RateLimited),
+        (status = 502, response = NodeRejected),
+        (status = 504, response = NodeTimeout),
+    )
+)]
 async fn play<S: Store>(
     State(st): State<ApiState<S>>,
     Caller(app): Caller,
@@ -249,9 +354,9 @@ async fn play<S: Store>(
 }
 
 /// Room-level control commands take no body; an empty object is accepted, anything else is not.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NoBody {}
+pub(super) struct NoBody {}
 
 fn playback_answer(id: &RoomId, p: &PlaybackState) -> Json<Value> {
     Json(json!({
@@ -266,6 +371,28 @@ fn playback_answer(id: &RoomId, p: &PlaybackState) -> Json<Value> {
     }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/conferences/{room_id}/pause",
+    operation_id = "conferences_pause",
+    tag = "conferences",
+    summary = "Pause or resume a room's playback",
+    description = "A toggle. No body (or `{}`). Rate limit: `conference_control`, 200 ms per \
+        room, shared with stop and volume. Webhook: `conference.play.paused` or \
+        `conference.play.resumed`.",
+    params(RoomPath),
+    request_body(content = Option<NoBody>, description = "Nothing, or `{}`"),
+    responses(
+        (status = 202, description = "Paused or resumed", body = doc::PlaybackAnswer),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 429, response = RateLimited),
+        (status = 502, response = NodeRejected),
+        (status = 504, response = NodeTimeout),
+    )
+)]
 async fn pause<S: Store>(
     State(st): State<ApiState<S>>,
     Caller(app): Caller,
@@ -277,6 +404,27 @@ async fn pause<S: Store>(
     Ok((StatusCode::ACCEPTED, playback_answer(&id, &p)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/conferences/{room_id}/stop",
+    operation_id = "conferences_stop",
+    tag = "conferences",
+    summary = "Stop a room's playback",
+    description = "No body (or `{}`). Rate limit: `conference_control`, 200 ms per room, shared \
+        with pause and volume. Webhook: `conference.play.stopped`.",
+    params(RoomPath),
+    request_body(content = Option<NoBody>, description = "Nothing, or `{}`"),
+    responses(
+        (status = 202, description = "Stopped", body = doc::PlaybackAnswer),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 429, response = RateLimited),
+        (status = 502, response = NodeRejected),
+        (status = 504, response = NodeTimeout),
+    )
+)]
 async fn stop<S: Store>(
     State(st): State<ApiState<S>>,
     Caller(app): Caller,
@@ -288,12 +436,36 @@ async fn stop<S: Store>(
     Ok((StatusCode::ACCEPTED, playback_answer(&id, &p)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct VolumeBody {
+    /// dB: negative attenuates, positive amplifies.
+    #[schema(minimum = -50, maximum = 7, example = 2)]
     volume: i64,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/conferences/{room_id}/volume",
+    operation_id = "conferences_volume",
+    tag = "conferences",
+    summary = "Set a room's playback volume",
+    description = "Applied at once while something plays, and to the next play. Rate limit \
+        (only when something plays): `conference_control`, 200 ms per room, shared with pause \
+        and stop. Webhook: `conference.play.volume_changed`.",
+    params(RoomPath),
+    request_body = VolumeBody,
+    responses(
+        (status = 202, description = "Set", body = doc::PlaybackAnswer),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 429, response = RateLimited),
+        (status = 502, response = NodeRejected),
+        (status = 504, response = NodeTimeout),
+    )
+)]
 async fn volume<S: Store>(
     State(st): State<ApiState<S>>,
     Caller(app): Caller,

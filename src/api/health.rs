@@ -7,19 +7,40 @@ use axum::{Json, Router};
 use serde_json::{Map, Value, json};
 
 use super::ApiState;
+use super::openapi::schemas as doc;
 use crate::conference::RoomId;
 use crate::node::NodeState;
 use crate::store::Store;
 
 pub fn routes<S: Store>() -> Router<ApiState<S>> {
     Router::new()
-        .route(
-            "/healthz",
-            get(|| async { Json(json!({ "status": "ok" })) }),
-        )
+        .route("/healthz", get(healthz))
         .route("/readyz", get(ready::<S>))
 }
 
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    operation_id = "healthz",
+    tag = "operations",
+    summary = "Liveness: the process answers",
+    responses((status = 200, description = "Alive", body = doc::Health))
+)]
+async fn healthz() -> Json<Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    operation_id = "readyz",
+    tag = "operations",
+    summary = "Readiness: the store answers and every media node is up",
+    responses(
+        (status = 200, description = "Ready", body = doc::Readiness),
+        (status = 503, description = "Not ready (same body)", body = doc::Readiness),
+    )
+)]
 async fn ready<S: Store>(State(st): State<ApiState<S>>) -> (StatusCode, Json<Value>) {
     let store_ok = match RoomId::parse("00000-room-00000000-0000-0000-0000-000000000000") {
         Ok(probe) => st.rooms().store().room_app(&probe).await.is_ok(),

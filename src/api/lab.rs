@@ -12,8 +12,12 @@ use axum::routing::{delete, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 use super::extract::{IdPath, JsonBody};
+use super::openapi::errors::{BadRequest, Forbidden, NodeRejected, NodeTimeout, NotFound};
+use super::openapi::params::SessionPath;
+use super::openapi::schemas as doc;
 use super::{ApiError, ApiState, Caller};
 use crate::conference::{AppId, NodePrefix, SessionId, SessionState};
 use crate::sim::Simulator;
@@ -45,10 +49,14 @@ pub fn routes<S: Store>() -> Router<ApiState<S>> {
         .route("/lab/v1/calls/{uuid}", delete(hang_up::<S>))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CallBody {
+    /// The number dialled: `[A-Za-z0-9+*#._-]{1,64}`.
+    #[schema(pattern = r"^[A-Za-z0-9+*#._-]{1,64}$", example = "15551230000")]
     did: String,
+    /// The caller's number: `[A-Za-z0-9+*#._-]{1,64}`.
+    #[schema(pattern = r"^[A-Za-z0-9+*#._-]{1,64}$", example = "1001")]
     caller_id: String,
     /// The node prefix to call into (default: the first node).
     node: Option<String>,
@@ -67,6 +75,22 @@ fn lab<S: Store>(st: &ApiState<S>) -> Result<&LabNodes, ApiError> {
         .ok_or_else(|| ApiError::NotFound("Not found".into()))
 }
 
+#[utoipa::path(
+    post,
+    path = "/lab/v1/calls",
+    operation_id = "lab_call",
+    tag = "lab",
+    summary = "Make an inbound call",
+    description = "A call to `did` on a simulated node, answered, parked and owned by the \
+        calling application; answered once the controller has stored it.",
+    request_body = CallBody,
+    responses(
+        (status = 201, description = "The call is parked", body = doc::CallCreated),
+        (status = 400, response = BadRequest),
+        (status = 502, response = NodeRejected),
+        (status = 504, response = NodeTimeout),
+    )
+)]
 async fn call<S: Store>(
     State(st): State<ApiState<S>>,
     Caller(app): Caller,
@@ -126,6 +150,20 @@ async fn wait_parked<S: Store>(
     Err(ApiError::NodeTimeout)
 }
 
+#[utoipa::path(
+    delete,
+    path = "/lab/v1/calls/{uuid}",
+    operation_id = "lab_hang_up",
+    tag = "lab",
+    summary = "The caller hangs up",
+    params(SessionPath),
+    responses(
+        (status = 200, description = "Hung up", body = doc::CallEnded),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+    )
+)]
 async fn hang_up<S: Store>(
     State(st): State<ApiState<S>>,
     Caller(app): Caller,

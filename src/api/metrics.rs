@@ -21,6 +21,18 @@ pub fn routes<S: Store>() -> Router<ApiState<S>> {
     Router::new().route("/metrics", get(exposition))
 }
 
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "metrics",
+    tag = "operations",
+    summary = "Prometheus metrics",
+    description = "The Prometheus text exposition: API requests and latency by route template \
+        and status, ESL commands and events by node, node state, reconciler lag, webhook \
+        outcomes.",
+    responses((status = 200, description = "Metrics", body = String,
+        content_type = "text/plain; version=0.0.4; charset=utf-8"))
+)]
 async fn exposition() -> impl IntoResponse {
     (
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],

@@ -11,6 +11,7 @@ pub mod extract;
 pub mod health;
 pub mod lab;
 pub mod metrics;
+pub mod openapi;
 pub mod recordings;
 pub mod resource;
 pub mod sessions;
@@ -137,7 +138,8 @@ pub fn router<S: Store>(state: ApiState<S>) -> Router {
         .merge(webhooks::routes())
         .merge(resource::routes())
         .merge(health::routes())
-        .merge(metrics::routes());
+        .merge(metrics::routes())
+        .merge(openapi::routes());
     if state.lab().is_some() {
         router = router.merge(lab::routes());
     }

@@ -7,11 +7,15 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
 use serde_json::Value;
 
-use super::conferences::room_id;
+use super::conferences::{NoBody, room_id};
 use super::extract::{IdPath, JsonBody};
+use super::openapi::errors::{
+    BadRequest, Conflict, Forbidden, NodeRejected, NodeTimeout, NotFound,
+};
+use super::openapi::params::{RoomPath, UuidPath};
+use super::openapi::schemas as doc;
 use super::resource::uuid_id;
 use super::{ApiError, ApiState, Caller, views};
 use crate::store::Store;
@@ -36,12 +40,27 @@ pub fn routes<S: Store>() -> Router<ApiState<S>> {
         )
 }
 
-/// Commands on a room take no body; an empty object is accepted, anything else is not.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NoBody {}
-
 /// 202: the node is asked; `conference.recording.started` follows its confirmation.
+#[utoipa::path(
+    post,
+    path = "/api/v1/conferences/{room_id}/recording/start",
+    operation_id = "recordings_start",
+    tag = "recordings",
+    summary = "Start recording a room",
+    description = "A WAV file on the room's node; the recording is `initiating` until the node \
+        confirms. Webhook: `conference.recording.started`.",
+    params(RoomPath),
+    request_body(content = Option<NoBody>, description = "Nothing, or `{}`"),
+    responses(
+        (status = 202, description = "Asked of the node", body = doc::Recording),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 502, response = NodeRejected),
+        (status = 504, response = NodeTimeout),
+    )
+)]
 async fn start<S: Store>(
     State(st): State<ApiState<S>>,
     Caller(app): Caller,
@@ -55,6 +74,26 @@ async fn start<S: Store>(
 }
 
 /// 202: `conference.recording.finished` (with the duration) follows the node's confirmation.
+#[utoipa::path(
+    post,
+    path = "/api/v1/conferences/{room_id}/recording/stop",
+    operation_id = "recordings_stop",
+    tag = "recordings",
+    summary = "Stop recording a room",
+    description = "The recording is `stopping` until the node confirms. Webhook: \
+        `conference.recording.finished`, with the duration.",
+    params(RoomPath),
+    request_body(content = Option<NoBody>, description = "Nothing, or `{}`"),
+    responses(
+        (status = 202, description = "Asked of the node", body = doc::Recording),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 502, response = NodeRejected),
+        (status = 504, response = NodeTimeout),
+    )
+)]
 async fn stop<S: Store>(
     State(st): State<ApiState<S>>,
     Caller(app): Caller,
@@ -67,6 +106,20 @@ async fn stop<S: Store>(
     Ok((StatusCode::ACCEPTED, Json(views::recording(&room, &rec))))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/recordings/{id}",
+    operation_id = "recordings_show",
+    tag = "recordings",
+    summary = "Read a recording",
+    params(UuidPath),
+    responses(
+        (status = 200, description = "The recording", body = doc::Recording),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+    )
+)]
 async fn show<S: Store>(
     State(st): State<ApiState<S>>,
     Caller(app): Caller,
@@ -77,6 +130,28 @@ async fn show<S: Store>(
 }
 
 /// The WAV file of a finished recording, streamed from where the node wrote it.
+#[utoipa::path(
+    get,
+    path = "/api/v1/recordings/{id}/file",
+    operation_id = "recordings_file",
+    tag = "recordings",
+    summary = "Download a recording's WAV file",
+    description = "Streamed from where the node wrote it (the controller must see the node's \
+        recording directory). 409 while the recording is in progress; 404 when it failed or \
+        the file is not on this controller.",
+    params(UuidPath),
+    responses(
+        (status = 200, description = "The file", content_type = "audio/wav", body = doc::WavFile,
+            headers(
+                ("Content-Disposition" = String, description = "`attachment; filename=\"{id}.wav\"`"),
+                ("Content-Length" = u64, description = "The file's size, when known"),
+            )),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+    )
+)]
 async fn file<S: Store>(
     State(st): State<ApiState<S>>,
     Caller(app): Caller,
@@ -119,6 +194,20 @@ async fn file<S: Store>(
     Ok(response)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/conferencecalls/{id}",
+    operation_id = "conferencecalls_show",
+    tag = "conferencecalls",
+    summary = "Read a conferencecall",
+    params(UuidPath),
+    responses(
+        (status = 200, description = "The conferencecall", body = doc::Conferencecall),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+    )
+)]
 async fn conferencecall<S: Store>(
     State(st): State<ApiState<S>>,
     Caller(app): Caller,
@@ -133,6 +222,26 @@ async fn conferencecall<S: Store>(
 }
 
 /// Kicks the participant (it hears the post-actions and is parked); answers `leaving`.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/conferencecalls/{id}",
+    operation_id = "conferencecalls_kick",
+    tag = "conferencecalls",
+    summary = "Kick a conferencecall out of its room",
+    description = "The participant hears the room's post-actions and is parked (the call lives \
+        on); answers it `leaving`, or as it is when it already left. Webhook: \
+        `conference.member.left` (kicked).",
+    params(UuidPath),
+    responses(
+        (status = 200, description = "Leaving", body = doc::Conferencecall),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 502, response = NodeRejected),
+        (status = 504, response = NodeTimeout),
+    )
+)]
 async fn kick<S: Store>(
     State(st): State<ApiState<S>>,
     Caller(app): Caller,

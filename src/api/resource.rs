@@ -3,15 +3,21 @@
 //! authentication and ownership rules as `/api/v1`; ended rooms stay readable here (with
 //! `tm_delete` set) while the store retains them.
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::extract::{IdPath, JsonBody};
+use super::openapi::errors::{BadRequest, Conflict, Forbidden, NameTakenError, NotFound};
+use super::openapi::errors::{NodeRejected, NodeTimeout};
+use super::openapi::params::{ConferencePath, UuidPath, V10Paging};
+use super::openapi::schemas as doc;
 use super::{ApiError, ApiState, Caller, views};
 use crate::conference::{Action, AppId, RoomId, RoomStatus, RoomType};
 use crate::rooms::NewRoom;
@@ -49,16 +55,31 @@ const MAX_DATA: usize = 16 * 1024;
 
 /// The body that creates a room, in either API: the seed-004 `name` plus the conference
 /// resource's fields.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConferenceBody {
+    /// `/api/v1`: required, `^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`. `/v1.0`: free text, at most
+    /// 255 bytes, no control characters.
+    #[schema(example = "weekly-standup")]
     pub name: Option<String>,
+    /// `conference` (the default) or `connect`.
     #[serde(rename = "type")]
+    #[schema(value_type = Option<doc::RoomType>)]
     pub kind: Option<String>,
+    /// At most 4096 bytes, no control characters.
+    #[schema(max_length = 4096)]
     pub detail: Option<String>,
+    /// A JSON object of at most 16 KiB, kept with the room.
+    #[schema(value_type = Option<Object>)]
     pub data: Option<Value>,
+    /// Seconds after creation at which the room ends; 0 (the default) = never.
+    #[schema(minimum = 0, maximum = 2592000)]
     pub timeout: Option<u64>,
+    /// Said to each participant who joins (at most 16 `talk` actions).
+    #[schema(value_type = Option<Vec<doc::Action>>, max_items = 16)]
     pub pre_actions: Option<Vec<Action>>,
+    /// Said to each participant who leaves or is kicked (at most 16 `talk` actions).
+    #[schema(value_type = Option<Vec<doc::Action>>, max_items = 16)]
     pub post_actions: Option<Vec<Action>>,
 }
 
@@ -145,11 +166,28 @@ fn scope(app: &AppId) -> String {
     format!("v1.0 conferences {app}")
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1.0/conferences",
+    operation_id = "v1_0_conferences_list",
+    tag = "v1.0",
+    summary = "List the application's conferences",
+    description = "Oldest first, ended ones included while the store keeps them.",
+    params(V10Paging),
+    responses(
+        (status = 200, description = "A page of conferences", body = doc::ConferencePage),
+        (status = 400, response = BadRequest),
+    )
+)]
 async fn list<S: Store>(
     State(st): State<ApiState<S>>,
     Caller(app): Caller,
-    Query(params): Query<PageParams>,
+    params: Result<Query<PageParams>, QueryRejection>,
 ) -> Answer {
+    // A query that does not parse (a repeated parameter) gets the contract's body too.
+    let Query(params) = params.map_err(|e| {
+        ApiError::bad_request_with("Invalid query", json!({ "reason": e.body_text() }))
+    })?;
     let size = match params.page_size.as_deref() {
         None | Some("") => 10,
         Some(s) => match s.parse::<usize>() {
@@ -182,6 +220,22 @@ async fn list<S: Store>(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1.0/conferences",
+    operation_id = "v1_0_conferences_create",
+    tag = "v1.0",
+    summary = "Create a conference",
+    description = "As `POST /api/v1/conferences`, with a free-text name that may be empty. \
+        Webhook: `conference.created`.",
+    request_body = ConferenceBody,
+    responses(
+        (status = 200, description = "Created", body = doc::Conference),
+        (status = 400, response = BadRequest),
+        (status = 409, description = "The (non-empty) name is taken for this application; \
+            `detail.room_id` is the existing room", body = NameTakenError),
+    )
+)]
 async fn create<S: Store>(
     State(st): State<ApiState<S>>,
     Caller(app): Caller,
@@ -193,6 +247,21 @@ async fn create<S: Store>(
     Ok((StatusCode::OK, Json(views::conference(&room))))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1.0/conferences/{id}",
+    operation_id = "v1_0_conferences_show",
+    tag = "v1.0",
+    summary = "Read a conference",
+    description = "Live or ended.",
+    params(ConferencePath),
+    responses(
+        (status = 200, description = "The conference", body = doc::Conference),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+    )
+)]
 async fn show<S: Store>(
     State(st): State<ApiState<S>>,
     Caller(app): Caller,
@@ -204,6 +273,25 @@ async fn show<S: Store>(
 
 /// Ends the room; answers with it as it is now (`terminating`, or `terminated` when nothing
 /// was left on the node). A room that is already ending is answered as it is.
+#[utoipa::path(
+    delete,
+    path = "/v1.0/conferences/{id}",
+    operation_id = "v1_0_conferences_delete",
+    tag = "v1.0",
+    summary = "End a conference",
+    description = "Answers the conference as it is now: `terminating`, or `terminated` when \
+        nothing was left on the node; one already ending is answered as it is. Webhook: \
+        `conference.destroyed`.",
+    params(ConferencePath),
+    responses(
+        (status = 200, description = "Ending", body = doc::Conference),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 502, response = NodeRejected),
+        (status = 504, response = NodeTimeout),
+    )
+)]
 async fn destroy<S: Store>(
     State(st): State<ApiState<S>>,
     Caller(app): Caller,
@@ -218,6 +306,25 @@ async fn destroy<S: Store>(
     Ok((StatusCode::OK, Json(views::conference(&room))))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1.0/conferences/{id}/recording_start",
+    operation_id = "v1_0_conferences_recording_start",
+    tag = "v1.0",
+    summary = "Start recording a conference",
+    description = "Answers the conference; the recording is in `recording_ids`. Webhook: \
+        `conference.recording.started` once the node confirms.",
+    params(ConferencePath),
+    responses(
+        (status = 200, description = "Asked of the node", body = doc::Conference),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 502, response = NodeRejected),
+        (status = 504, response = NodeTimeout),
+    )
+)]
 async fn recording_start<S: Store>(
     State(st): State<ApiState<S>>,
     Caller(app): Caller,
@@ -229,6 +336,25 @@ async fn recording_start<S: Store>(
     Ok((StatusCode::OK, Json(views::conference(&room))))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1.0/conferences/{id}/recording_stop",
+    operation_id = "v1_0_conferences_recording_stop",
+    tag = "v1.0",
+    summary = "Stop recording a conference",
+    description = "Answers the conference; the recording is in `recording_ids`. Webhook: \
+        `conference.recording.finished` once the node confirms.",
+    params(ConferencePath),
+    responses(
+        (status = 200, description = "Asked of the node", body = doc::Conference),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 502, response = NodeRejected),
+        (status = 504, response = NodeTimeout),
+    )
+)]
 async fn recording_stop<S: Store>(
     State(st): State<ApiState<S>>,
     Caller(app): Caller,
@@ -240,6 +366,20 @@ async fn recording_stop<S: Store>(
     Ok((StatusCode::OK, Json(views::conference(&room))))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1.0/conferencecalls/{id}",
+    operation_id = "v1_0_conferencecalls_show",
+    tag = "v1.0",
+    summary = "Read a conferencecall",
+    params(UuidPath),
+    responses(
+        (status = 200, description = "The conferencecall", body = doc::Conferencecall),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+    )
+)]
 async fn conferencecall<S: Store>(
     State(st): State<ApiState<S>>,
     Caller(app): Caller,
@@ -254,6 +394,24 @@ async fn conferencecall<S: Store>(
 }
 
 /// Kicks the participant out of the room; answers `leaving` (seed 003).
+#[utoipa::path(
+    delete,
+    path = "/v1.0/conferencecalls/{id}",
+    operation_id = "v1_0_conferencecalls_kick",
+    tag = "v1.0",
+    summary = "Kick a conferencecall out of its conference",
+    description = "Answers it `leaving`, or as it is when it already left.",
+    params(UuidPath),
+    responses(
+        (status = 200, description = "Leaving", body = doc::Conferencecall),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 502, response = NodeRejected),
+        (status = 504, response = NodeTimeout),
+    )
+)]
 async fn kick<S: Store>(
     State(st): State<ApiState<S>>,
     Caller(app): Caller,
@@ -263,6 +421,20 @@ async fn kick<S: Store>(
     Ok((StatusCode::OK, Json(views::conferencecall(&room, &member))))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1.0/recordings/{id}",
+    operation_id = "v1_0_recordings_show",
+    tag = "v1.0",
+    summary = "Read a recording",
+    params(UuidPath),
+    responses(
+        (status = 200, description = "The recording", body = doc::Recording),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+    )
+)]
 async fn recording<S: Store>(
     State(st): State<ApiState<S>>,
     Caller(app): Caller,

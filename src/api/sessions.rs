@@ -12,9 +12,14 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 use super::conferences::room_id;
 use super::extract::{IdPath, JsonBody, PageQuery, iso8601};
+use super::openapi::errors::{BadRequest, Conflict, Forbidden, NotFound};
+use super::openapi::errors::{NodeRejected, NodeTimeout, RateLimited};
+use super::openapi::params::{Paging, SessionPath};
+use super::openapi::schemas as doc;
 use super::{ApiError, ApiState, Caller};
 use crate::conference::{AppId, Session, SessionId};
 use crate::rooms::JoinOutcome;
@@ -55,6 +60,19 @@ fn session_view(s: &Session) -> Value {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/sessions",
+    operation_id = "sessions_list",
+    tag = "sessions",
+    summary = "List the application's live calls",
+    description = "Oldest first, one page at a time.",
+    params(Paging),
+    responses(
+        (status = 200, description = "A page of sessions", body = doc::SessionList),
+        (status = 400, response = BadRequest),
+    )
+)]
 async fn list<S: Store>(
     State(st): State<ApiState<S>>,
     Caller(app): Caller,
@@ -78,6 +96,21 @@ async fn list<S: Store>(
     Ok(Json(json!({ "sessions": sessions, "cursor": cursor })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/sessions/{uuid}",
+    operation_id = "sessions_show",
+    tag = "sessions",
+    summary = "Read a call",
+    description = "Live or ended, with the room it is in.",
+    params(SessionPath),
+    responses(
+        (status = 200, description = "The session", body = doc::SessionDetail),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+    )
+)]
 async fn show<S: Store>(
     State(st): State<ApiState<S>>,
     Caller(app): Caller,
@@ -91,16 +124,27 @@ async fn show<S: Store>(
     Ok(Json(view))
 }
 
-#[derive(Deserialize)]
+/// A session command's body: nothing, `{}`, or an idempotency key.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CommandBody {
+    /// A repeat of the same `command_uid` for the same session within 10 minutes gets the
+    /// first answer and sends nothing to the node.
+    #[schema(min_length = 1, max_length = 128)]
     command_uid: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct JoinBody {
+    /// A room of the same application, on the session's node.
+    #[schema(
+        pattern = r"^[A-Za-z0-9]{5}-room-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+        example = "acW68-room-550e8400-e29b-41d4-a716-446655440000"
+    )]
     room_id: String,
+    /// As in [`CommandBody`].
+    #[schema(min_length = 1, max_length = 128)]
     command_uid: Option<String>,
 }
 
@@ -156,6 +200,30 @@ where
     Ok((status, Json(body)).into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/sessions/{uuid}/commands/conference/join",
+    operation_id = "sessions_join",
+    tag = "sessions",
+    summary = "Join a call to a room",
+    description = "Members join muted. 202 `joining` (confirmed later: webhook \
+        `conference.member.joined`, or `conference.member.join_failed` past the deadline); 200 \
+        `already_joined` when the session is in this room; 409 when it is in another. Rate \
+        limit: `conference`, 2 s per session, shared with leave.",
+    params(SessionPath),
+    request_body = JoinBody,
+    responses(
+        (status = 202, description = "Joining", body = doc::JoinAnswer),
+        (status = 200, description = "Already in this room", body = doc::JoinAnswer),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 429, response = RateLimited),
+        (status = 502, response = NodeRejected),
+        (status = 504, response = NodeTimeout),
+    )
+)]
 async fn join<S: Store>(
     State(st): State<ApiState<S>>,
     Caller(app): Caller,
@@ -180,6 +248,28 @@ async fn join<S: Store>(
     .await
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/sessions/{uuid}/commands/conference/leave",
+    operation_id = "sessions_leave",
+    tag = "sessions",
+    summary = "Move a call out of its room",
+    description = "The call hears the room's post-actions and is parked; it lives on. 404 when \
+        the session is in no room, 409 while it is still joining. Rate limit: `conference`, 2 s \
+        per session, shared with join. Webhook: `conference.member.left`.",
+    params(SessionPath),
+    request_body(content = Option<CommandBody>, description = "Nothing, `{}`, or a `command_uid`"),
+    responses(
+        (status = 202, description = "Leaving", body = doc::MembershipAnswer),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 429, response = RateLimited),
+        (status = 502, response = NodeRejected),
+        (status = 504, response = NodeTimeout),
+    )
+)]
 async fn leave<S: Store>(
     State(st): State<ApiState<S>>,
     Caller(app): Caller,
@@ -216,6 +306,28 @@ async fn set_muted<S: Store>(
     .await
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/sessions/{uuid}/commands/conference/mute",
+    operation_id = "sessions_mute",
+    tag = "sessions",
+    summary = "Mute a member",
+    description = "404 when the session is in no room; 409 when already muted or still \
+        joining. Rate limit: `conference_mute`, 2 s per session, shared with unmute. Webhook: \
+        `conference.member.muted`.",
+    params(SessionPath),
+    request_body(content = Option<CommandBody>, description = "Nothing, `{}`, or a `command_uid`"),
+    responses(
+        (status = 202, description = "Muting", body = doc::MembershipAnswer),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 429, response = RateLimited),
+        (status = 502, response = NodeRejected),
+        (status = 504, response = NodeTimeout),
+    )
+)]
 async fn mute<S: Store>(
     State(st): State<ApiState<S>>,
     Caller(app): Caller,
@@ -225,6 +337,28 @@ async fn mute<S: Store>(
     set_muted(st, app, raw, body, true).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/sessions/{uuid}/commands/conference/unmute",
+    operation_id = "sessions_unmute",
+    tag = "sessions",
+    summary = "Unmute a member",
+    description = "404 when the session is in no room; 409 when already unmuted or still \
+        joining. Rate limit: `conference_mute`, 2 s per session, shared with mute. Webhook: \
+        `conference.member.unmuted`.",
+    params(SessionPath),
+    request_body(content = Option<CommandBody>, description = "Nothing, `{}`, or a `command_uid`"),
+    responses(
+        (status = 202, description = "Unmuting", body = doc::MembershipAnswer),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 429, response = RateLimited),
+        (status = 502, response = NodeRejected),
+        (status = 504, response = NodeTimeout),
+    )
+)]
 async fn unmute<S: Store>(
     State(st): State<ApiState<S>>,
     Caller(app): Caller,
@@ -234,6 +368,24 @@ async fn unmute<S: Store>(
     set_muted(st, app, raw, body, false).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/sessions/{uuid}/commands/hangup",
+    operation_id = "sessions_hangup",
+    tag = "sessions",
+    summary = "Hang up a call",
+    description = "The session ends when the node reports the hangup.",
+    params(SessionPath),
+    request_body(content = Option<CommandBody>, description = "Nothing, `{}`, or a `command_uid`"),
+    responses(
+        (status = 202, description = "Hanging up", body = doc::HangupAnswer),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 502, response = NodeRejected),
+        (status = 504, response = NodeTimeout),
+    )
+)]
 async fn hangup<S: Store>(
     State(st): State<ApiState<S>>,
     Caller(app): Caller,

@@ -60,3 +60,9 @@ async fn run_with<S: Store>(store: Arc<S>, config: Config) -> anyhow::Result<()>
 pub fn hash_key(key: &str) {
     println!("{}", switchyard::api::hash_key(key));
 }
+
+/// `switchyard openapi`: the OpenAPI document of the REST API, as `openapi.json` holds it.
+pub fn openapi() -> anyhow::Result<()> {
+    print!("{}", switchyard::api::openapi::to_json()?);
+    Ok(())
+}

@@ -1,0 +1,124 @@
+//! The error answers of [`crate::api::error`] in the document: the body
+//! `{"success": false, "error": "...", "detail": ...}` and one reusable response per status
+//! code, so each operation names the statuses it can answer with and nothing more.
+
+use serde_json::Value;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::{PartialSchema, ToResponse, ToSchema};
+
+use super::schemas::RoomRef;
+
+/// `false`, the only value `success` takes.
+pub struct AlwaysFalse;
+
+impl PartialSchema for AlwaysFalse {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::Boolean)
+            .enum_values(Some([false]))
+            .into()
+    }
+}
+
+impl ToSchema for AlwaysFalse {}
+
+/// Every failure has this body.
+#[derive(ToSchema)]
+pub struct ErrorBody {
+    #[schema(inline)]
+    pub success: AlwaysFalse,
+    /// What went wrong, for a person.
+    #[schema(example = "Room not found")]
+    pub error: String,
+    /// More about it, or `null`: the offending value (`{"room_id": …}`, `{"volume": …}`), the
+    /// parser's `reason`, the media node's `reply`, the `node` that is down…
+    pub detail: Value,
+}
+
+/// The body of a 429.
+#[derive(ToSchema)]
+pub struct RateLimitError {
+    #[schema(inline)]
+    pub success: AlwaysFalse,
+    #[schema(example = "Rate limit exceeded")]
+    pub error: String,
+    pub detail: RateLimitDetail,
+}
+
+/// Which limit refused, and for how long.
+#[derive(ToSchema)]
+pub struct RateLimitDetail {
+    pub group: RateLimitGroup,
+    /// Milliseconds until the group lets this request through, rounded up.
+    pub retry_after_ms: u64,
+}
+
+/// `global` is the per-application request rate; the others are the contract's cooldowns:
+/// `conf_play` (play, 2 s per room), `conference_control` (pause/stop/volume, 200 ms per room),
+/// `conference` (join/leave, 2 s per session), `conference_mute` (mute/unmute, 2 s per session).
+#[derive(serde::Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RateLimitGroup {
+    Global,
+    ConfPlay,
+    ConferenceControl,
+    Conference,
+    ConferenceMute,
+}
+
+/// The 409 of a create whose name is taken: `detail.room_id` is the existing room.
+#[derive(ToSchema)]
+pub struct NameTakenError {
+    #[schema(inline)]
+    pub success: AlwaysFalse,
+    #[schema(example = "Conference name already taken for this application")]
+    pub error: String,
+    pub detail: RoomRef,
+}
+
+/// Invalid input: a malformed or unknown path id, query parameter, cursor, JSON body, unknown
+/// field, or a value out of its range.
+#[derive(ToResponse)]
+pub struct BadRequest(pub ErrorBody);
+
+/// `X-App-ID` or `X-API-Key` missing, or the pair is wrong.
+#[derive(ToResponse)]
+pub struct Unauthorized(pub ErrorBody);
+
+/// The room, session, recording or conferencecall belongs to another application.
+#[derive(ToResponse)]
+pub struct Forbidden(pub ErrorBody);
+
+/// No such room, session, recording or conferencecall (or not in the state asked about).
+#[derive(ToResponse)]
+pub struct NotFound(pub ErrorBody);
+
+/// The request conflicts with the current state.
+#[derive(ToResponse)]
+pub struct Conflict(pub ErrorBody);
+
+/// A limit refused the request: the application's global request rate, or the operation's
+/// cooldown group. Nothing was sent to the media node.
+#[derive(ToResponse)]
+#[response(headers(
+    ("Retry-After" = u64, description = "Seconds to wait before retrying, rounded up (at least 1)")
+))]
+pub struct RateLimited(pub RateLimitError);
+
+/// The media node refused the command (it answered `-ERR`); `detail.reply` is its answer.
+#[derive(ToResponse)]
+pub struct NodeRejected(pub ErrorBody);
+
+/// The media node (`detail.node`) or the store (`detail.reason`) cannot be reached, or no
+/// healthy node can take a new room.
+#[derive(ToResponse)]
+pub struct Unavailable(pub ErrorBody);
+
+/// The media node did not answer in time.
+#[derive(ToResponse)]
+pub struct NodeTimeout(pub ErrorBody);
+
+/// Stored data could not be read.
+#[derive(ToResponse)]
+pub struct Internal(pub ErrorBody);

@@ -1,0 +1,234 @@
+//! The OpenAPI 3.1 document of the HTTP surface, generated from the code with utoipa: each
+//! handler carries its `#[utoipa::path]` (operation, parameters, body, statuses), the shapes
+//! of the answers are in [`schemas`] and [`errors`], the parameters in [`params`], and
+//! [`document`] assembles them. It is served at `GET /api/v1/openapi.json`, printed by
+//! `switchyard openapi`, and committed as `openapi.json`; `tests/openapi.rs` and
+//! `tests/openapi_answers.rs` fail when the committed file, the router or the answers
+//! drift from it.
+//!
+//! What every application route shares is added here, once, rather than on each handler: the
+//! `X-App-ID` + `X-API-Key` requirement, 401 (the [`super::Caller`] extractor), 429 with
+//! `Retry-After` (the global per-application limit, taken by the same extractor), and 500/503
+//! (the store).
+
+pub mod errors;
+pub mod params;
+pub mod schemas;
+
+use std::sync::LazyLock;
+
+use axum::Router;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use utoipa::openapi::request_body::RequestBody;
+use utoipa::openapi::schema::{Schema, SchemaType, Type};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{Components, OpenApi as Document, PathItem, Ref, RefOr, Required};
+use utoipa::{Modify, OpenApi};
+
+use super::{ApiError, ApiState};
+use super::{conferences, health, lab, metrics, recordings, resource, sessions};
+use crate::store::Store;
+
+/// The routes that need no application key.
+pub const PUBLIC_PATHS: &[&str] = &["/healthz", "/readyz", "/metrics", "/api/v1/openapi.json"];
+
+/// The answers every application route can give besides its own, by status.
+const COMMON_RESPONSES: &[(&str, &str)] = &[
+    ("401", "Unauthorized"),
+    ("429", "RateLimited"),
+    ("500", "Internal"),
+    ("503", "Unavailable"),
+];
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Switchyard",
+        description = "Conference rooms on FreeSWITCH media nodes: the REST API of seed 004 \
+            under `/api/v1`, the conference resource of seeds 000–003 under `/v1.0`, and the \
+            operations endpoints. Every failure answers `{\"success\": false, \"error\": \
+            \"...\", \"detail\": ...}`.",
+        license(name = "Apache-2.0", identifier = "Apache-2.0")
+    ),
+    paths(
+        conferences::create,
+        conferences::list,
+        conferences::show,
+        conferences::destroy,
+        conferences::members,
+        conferences::play,
+        conferences::pause,
+        conferences::stop,
+        conferences::volume,
+        recordings::start,
+        recordings::stop,
+        recordings::show,
+        recordings::file,
+        recordings::conferencecall,
+        recordings::kick,
+        sessions::list,
+        sessions::show,
+        sessions::hangup,
+        sessions::join,
+        sessions::leave,
+        sessions::mute,
+        sessions::unmute,
+        resource::list,
+        resource::create,
+        resource::show,
+        resource::destroy,
+        resource::recording_start,
+        resource::recording_stop,
+        resource::conferencecall,
+        resource::kick,
+        resource::recording,
+        lab::call,
+        lab::hang_up,
+        health::healthz,
+        health::ready,
+        metrics::exposition,
+        openapi_json,
+    ),
+    components(schemas(errors::ErrorBody, errors::RateLimitError), responses(
+        errors::BadRequest,
+        errors::Unauthorized,
+        errors::Forbidden,
+        errors::NotFound,
+        errors::Conflict,
+        errors::RateLimited,
+        errors::NodeRejected,
+        errors::Unavailable,
+        errors::NodeTimeout,
+        errors::Internal,
+    )),
+    modifiers(&AppAuth),
+    tags(
+        (name = "conferences", description = "Rooms of the application (seed 004): create, \
+            list, read, members, delete, playback."),
+        (name = "sessions", description = "The application's calls and the commands that move \
+            them in and out of rooms. Commands take an optional `command_uid`: a repeat within \
+            10 minutes gets the first answer and sends nothing."),
+        (name = "recordings", description = "Recording a room, reading recordings and \
+            downloading their files."),
+        (name = "conferencecalls", description = "Participations of sessions in rooms: read \
+            one, or kick it out of its room."),
+        (name = "v1.0", description = "The conference resource of seeds 000–003, in their \
+            JSON shapes."),
+        (name = "lab", description = "Only in `switchyard lab` (absent from `switchyard \
+            serve`): calls into the simulated nodes."),
+        (name = "operations", description = "Liveness, readiness, metrics and this document; \
+            no application key."),
+    )
+)]
+struct ApiDoc;
+
+/// Adds the application-key requirement and the shared answers to every route that is not
+/// public (see the module documentation).
+struct AppAuth;
+
+impl Modify for AppAuth {
+    fn modify(&self, doc: &mut Document) {
+        let components = doc.components.get_or_insert_with(Components::new);
+        for (name, header, what) in [
+            ("app_id", "X-App-ID", "The application's id, as configured."),
+            ("api_key", "X-API-Key", "The application's key."),
+        ] {
+            components.add_security_scheme(
+                name,
+                SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(header, what))),
+            );
+        }
+        let both = SecurityRequirement::new("app_id", Vec::<String>::new())
+            .add("api_key", Vec::<String>::new());
+        for (path, item) in doc.paths.paths.iter_mut() {
+            if PUBLIC_PATHS.contains(&path.as_str()) {
+                continue;
+            }
+            for op in operations(item) {
+                op.security = Some(vec![both.clone()]);
+                if let Some(body) = &mut op.request_body {
+                    absent_not_null(body);
+                }
+                for (status, response) in COMMON_RESPONSES {
+                    op.responses
+                        .responses
+                        .entry((*status).to_owned())
+                        .or_insert_with(|| RefOr::Ref(Ref::from_response_name(*response)));
+                }
+            }
+        }
+    }
+}
+
+/// utoipa writes an optional request body (`Option<T>`) as "`null` or `T`"; the handlers take
+/// an absent body as `{}` but refuse a `null` one, so the schema becomes `T`, not required.
+fn absent_not_null(body: &mut RequestBody) {
+    if body.required == Some(Required::True) {
+        return;
+    }
+    for content in body.content.values_mut() {
+        if let Some(RefOr::T(Schema::OneOf(one_of))) = &content.schema
+            && let [null, only] = one_of.items.as_slice()
+            && is_null(null)
+        {
+            content.schema = Some(only.clone());
+        }
+    }
+}
+
+fn is_null(schema: &RefOr<Schema>) -> bool {
+    matches!(schema, RefOr::T(Schema::Object(o)) if o.schema_type == SchemaType::Type(Type::Null))
+}
+
+fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut utoipa::openapi::path::Operation> {
+    [
+        &mut item.get,
+        &mut item.put,
+        &mut item.post,
+        &mut item.delete,
+        &mut item.options,
+        &mut item.head,
+        &mut item.patch,
+        &mut item.trace,
+    ]
+    .into_iter()
+    .filter_map(Option::as_mut)
+}
+
+/// The document, as the code describes the API now.
+pub fn document() -> Document {
+    ApiDoc::openapi()
+}
+
+/// The document as `openapi.json` holds it: pretty-printed, keys in a stable order, with a
+/// final newline.
+pub fn to_json() -> Result<String, serde_json::Error> {
+    let mut text = serde_json::to_string_pretty(&document())?;
+    text.push('\n');
+    Ok(text)
+}
+
+static JSON: LazyLock<Result<String, String>> =
+    LazyLock::new(|| to_json().map_err(|e| e.to_string()));
+
+pub fn routes<S: Store>() -> Router<ApiState<S>> {
+    Router::new().route("/api/v1/openapi.json", get(openapi_json))
+}
+
+/// This document.
+#[utoipa::path(
+    get,
+    path = "/api/v1/openapi.json",
+    operation_id = "openapi",
+    tag = "operations",
+    summary = "This OpenAPI document",
+    responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json", body = Object))
+)]
+async fn openapi_json() -> Result<Response, ApiError> {
+    match &*JSON {
+        Ok(text) => Ok(([(CONTENT_TYPE, "application/json")], text.clone()).into_response()),
+        Err(e) => Err(ApiError::Internal(e.clone())),
+    }
+}

@@ -1,0 +1,70 @@
+//! The path and query parameters of the document: the id formats the handlers parse and the
+//! paging parameters of the listings.
+
+use utoipa::IntoParams;
+use uuid::Uuid;
+
+/// The room in the path: `{5-character node prefix}-room-{uuid}`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct RoomPath {
+    #[param(
+        pattern = r"^[A-Za-z0-9]{5}-room-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+        example = "acW68-room-550e8400-e29b-41d4-a716-446655440000"
+    )]
+    pub room_id: String,
+}
+
+/// The conference in a `/v1.0` path: a room id, `{5-character node prefix}-room-{uuid}`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct ConferencePath {
+    #[param(
+        pattern = r"^[A-Za-z0-9]{5}-room-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+        example = "acW68-room-550e8400-e29b-41d4-a716-446655440000"
+    )]
+    pub id: String,
+}
+
+/// The session in the path: `{5-character node prefix}-{channel uuid}`. An id that cannot
+/// exist is a 404, like an unknown one.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct SessionPath {
+    #[param(
+        pattern = r"^[A-Za-z0-9]{5}-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+        example = "acW68-28ec5c5e-0cdb-4582-983d-48f16177e7f7"
+    )]
+    pub uuid: String,
+}
+
+/// A recording or conferencecall id in the path.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct UuidPath {
+    pub id: Uuid,
+}
+
+/// `?limit=&cursor=` of an `/api/v1` listing.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct Paging {
+    /// How many items to return: a positive integer, default 50, clamped to 200 (rooms,
+    /// sessions) or 1000 (members).
+    #[param(minimum = 1)]
+    pub limit: Option<u64>,
+    /// The `cursor` of the previous page, passed through unchanged. Opaque and signed: a
+    /// forged or foreign one is a 400.
+    pub cursor: Option<String>,
+}
+
+/// `?page_size=&page_token=` of a `/v1.0` listing.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct V10Paging {
+    /// How many conferences to return: a positive integer, default 10, clamped to 100.
+    #[param(minimum = 1)]
+    pub page_size: Option<u64>,
+    /// The `next_page_token` of the previous page.
+    pub page_token: Option<String>,
+}

@@ -1,0 +1,466 @@
+//! The shapes of what the handlers answer, for the document only: the handlers build their JSON
+//! with `json!`, and these types describe it field by field, in the same order. The domain's
+//! enums are mirrored here (the domain knows nothing of OpenAPI); a test keeps both in step, and
+//! `tests/openapi.rs` checks real answers against these schemas.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::openapi::schema::{AllOfBuilder, ObjectBuilder, Schema, Type};
+use utoipa::openapi::{Ref, RefOr};
+use utoipa::{PartialSchema, ToSchema};
+use uuid::Uuid;
+
+use crate::api::resource::ConferenceBody;
+
+// ---- the domain's vocabularies ----
+
+/// `conference` stays up until deleted or timed out; `connect` bridges two parties and ends
+/// when one leaves.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RoomType {
+    Conference,
+    Connect,
+}
+
+/// `starting` until the room's FreeSWITCH conference exists, then `progressing`; `terminating`
+/// once deleted (or timed out), `terminated` when the node has let it go.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RoomStatus {
+    Starting,
+    Progressing,
+    Terminating,
+    Terminated,
+}
+
+/// A participation: `joining` until the node confirms it, `leaving` until the node confirms
+/// the departure, then `leaved` (the seeds' word).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MemberStatus {
+    Joining,
+    Joined,
+    Leaving,
+    Leaved,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PlaybackStatus {
+    Playing,
+    Paused,
+    Stopped,
+}
+
+/// `initiating` and `stopping` wait for the node's confirmation.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordingStatus {
+    Initiating,
+    Recording,
+    Stopping,
+    Ended,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionState {
+    Ringing,
+    Answered,
+    Parked,
+    Active,
+    Ended,
+}
+
+/// A flow action; `talk` (`option`: `text`, `language`, `gender`) is the one a room accepts.
+/// Sent without `id`/`next_id`/`option`, they default to the nil uuid and `null`; answers
+/// always carry all four.
+#[derive(Serialize, ToSchema)]
+pub struct Action {
+    #[schema(required = false)]
+    pub id: Uuid,
+    #[schema(required = false)]
+    pub next_id: Uuid,
+    #[serde(rename = "type")]
+    #[schema(example = "talk")]
+    pub kind: String,
+    /// For `talk`: `{"text": "Welcome", "language": "en-US", "gender": "female"}`.
+    #[schema(required = false)]
+    pub option: Value,
+}
+
+// ---- /api/v1/conferences ----
+
+/// The body of `POST /api/v1/conferences`: a [`ConferenceBody`] whose `name` is required and
+/// follows the contract's pattern.
+pub struct NewConference;
+
+impl PartialSchema for NewConference {
+    fn schema() -> RefOr<Schema> {
+        let name = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"))
+            .max_length(Some(64));
+        let named = ObjectBuilder::new().property("name", name).required("name");
+        AllOfBuilder::new()
+            .item(Ref::from_schema_name(ConferenceBody::name()))
+            .item(named)
+            .into()
+    }
+}
+
+impl ToSchema for NewConference {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((ConferenceBody::name().into(), ConferenceBody::schema()));
+        ConferenceBody::schemas(schemas);
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ConferenceCreated {
+    pub room_id: String,
+    #[serde(rename = "type")]
+    pub kind: RoomType,
+    pub status: RoomStatus,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ConferenceList {
+    pub conferences: Vec<ConferenceSummary>,
+    /// Pass back as `?cursor=` for the next page; empty when this was the last.
+    pub cursor: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ConferenceSummary {
+    pub room_id: String,
+    pub name: String,
+    /// Confirmed members.
+    pub members: u64,
+    /// ISO-8601, UTC, to the second.
+    #[schema(example = "2026-05-06T12:34:56Z")]
+    pub created_at: String,
+}
+
+/// One room as `GET` shows it: the contract's fields, then the conference resource's.
+#[derive(Serialize, ToSchema)]
+pub struct ConferenceDetail {
+    pub room_id: String,
+    pub name: String,
+    /// Unix seconds, as a string (the contract says so).
+    #[schema(example = "1711036800")]
+    pub created_at: String,
+    /// Confirmed members.
+    pub members: u64,
+    pub playback_status: PlaybackStatus,
+    /// dB, −50…7.
+    pub playback_volume: i32,
+    pub playback_urls: Vec<String>,
+    /// The operation id of the current or last play; empty when there was none.
+    pub playback_operation_id: String,
+    #[serde(rename = "type")]
+    pub kind: RoomType,
+    pub status: RoomStatus,
+    pub detail: String,
+    #[schema(value_type = Object)]
+    pub data: Value,
+    /// Seconds after creation at which the room ends; 0 = never.
+    pub timeout: u64,
+    pub pre_actions: Vec<Action>,
+    pub post_actions: Vec<Action>,
+    pub conferencecall_ids: Vec<Uuid>,
+    /// The active recording; the nil uuid when none.
+    pub recording_id: Uuid,
+    pub recording_ids: Vec<Uuid>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MemberList {
+    pub room_id: String,
+    pub members: Vec<MemberView>,
+    /// Pass back as `?cursor=` for the next page; empty when this was the last.
+    pub cursor: String,
+}
+
+/// A member the node has confirmed.
+#[derive(Serialize, ToSchema)]
+pub struct MemberView {
+    /// The session id.
+    pub uuid: String,
+    pub did: String,
+    pub caller_id: String,
+    pub muted: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RoomRef {
+    pub room_id: String,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PlayStatus {
+    InProgress,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PlayAccepted {
+    /// Names the play in `conference.play.*` webhooks.
+    pub operation_id: Uuid,
+    pub status: PlayStatus,
+}
+
+/// The room's playback after pause, stop or volume.
+#[derive(Serialize, ToSchema)]
+pub struct PlaybackAnswer {
+    pub room_id: String,
+    pub status: PlaybackStatus,
+    /// The current or last play; empty when there was none.
+    pub operation_id: String,
+    /// dB, −50…7.
+    pub volume: i32,
+}
+
+// ---- /api/v1/sessions ----
+
+#[derive(Serialize, ToSchema)]
+pub struct SessionList {
+    pub sessions: Vec<SessionView>,
+    /// Pass back as `?cursor=` for the next page; empty when this was the last.
+    pub cursor: String,
+}
+
+/// A call of the application.
+#[derive(Serialize, ToSchema)]
+pub struct SessionView {
+    pub uuid: String,
+    /// The number dialled.
+    pub did: String,
+    pub caller_id: String,
+    pub caller_name: String,
+    pub state: SessionState,
+    /// ISO-8601, UTC, to the second.
+    pub created_at: String,
+    #[schema(required = true)]
+    pub answered_at: Option<String>,
+    #[schema(required = true)]
+    pub ended_at: Option<String>,
+    #[schema(required = true)]
+    pub hangup_cause: Option<String>,
+}
+
+/// A call with the room it is in.
+#[derive(Serialize, ToSchema)]
+pub struct SessionDetail {
+    #[serde(flatten)]
+    pub session: SessionView,
+    /// The room the session is in (joining, joined or leaving), if any.
+    #[schema(required = true)]
+    pub room_id: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum JoinStatus {
+    Joining,
+    AlreadyJoined,
+}
+
+/// 202 `joining` (confirmed later by `conference.member.joined`), or 200 `already_joined`.
+#[derive(Serialize, ToSchema)]
+pub struct JoinAnswer {
+    pub status: JoinStatus,
+    pub room_id: String,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MembershipStatus {
+    Leaving,
+    Muted,
+    Unmuted,
+}
+
+/// Sent to the node; the state changes when the node confirms (a webhook follows).
+#[derive(Serialize, ToSchema)]
+pub struct MembershipAnswer {
+    /// `leaving`, `muted` or `unmuted`, after the command.
+    pub status: MembershipStatus,
+    pub room_id: String,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum HangupStatus {
+    HangingUp,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct HangupAnswer {
+    pub status: HangupStatus,
+    pub uuid: String,
+}
+
+/// A WAV file, as bytes.
+pub struct WavFile;
+
+impl PartialSchema for WavFile {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .content_media_type("audio/wav")
+            .into()
+    }
+}
+
+impl ToSchema for WavFile {}
+
+// ---- the conference resource (seeds 000–003), shared by /v1.0 and /api/v1 ----
+
+/// `9999-01-01 00:00:00.000000` stands for "not yet" in every `tm_*` field.
+#[derive(Serialize, ToSchema)]
+pub struct Conference {
+    pub id: String,
+    /// The application.
+    pub customer_id: String,
+    #[serde(rename = "type")]
+    pub kind: RoomType,
+    pub status: RoomStatus,
+    pub name: String,
+    pub detail: String,
+    #[schema(value_type = Object)]
+    pub data: Value,
+    pub timeout: u64,
+    pub pre_actions: Vec<Action>,
+    pub post_actions: Vec<Action>,
+    pub conferencecall_ids: Vec<Uuid>,
+    /// The active recording; the nil uuid when none.
+    pub recording_id: Uuid,
+    pub recording_ids: Vec<Uuid>,
+    #[schema(example = "2022-02-03 06:08:56.672025")]
+    pub tm_create: String,
+    pub tm_update: String,
+    pub tm_delete: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ConferencePage {
+    pub result: Vec<Conference>,
+    /// Pass back as `?page_token=`; empty when this was the last page.
+    pub next_page_token: String,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum CallReference {
+    Call,
+}
+
+/// A participation of a session in a room.
+#[derive(Serialize, ToSchema)]
+pub struct Conferencecall {
+    pub id: Uuid,
+    pub customer_id: String,
+    pub conference_id: String,
+    pub reference_type: CallReference,
+    /// The session id.
+    pub reference_id: String,
+    pub status: MemberStatus,
+    pub tm_create: String,
+    pub tm_update: String,
+    pub tm_delete: String,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ConferenceReference {
+    Conference,
+}
+
+/// A recording of a room, a WAV file the node writes.
+#[derive(Serialize, ToSchema)]
+pub struct Recording {
+    pub id: Uuid,
+    pub customer_id: String,
+    pub reference_type: ConferenceReference,
+    /// The room id.
+    pub reference_id: String,
+    pub status: RecordingStatus,
+    #[schema(example = "wav")]
+    pub format: String,
+    pub filename: String,
+    /// Where to download the file once the recording has ended.
+    #[schema(example = "/api/v1/recordings/2b4f6a52-97a4-4c36-a4a2-8c7e0e6bfa11/file")]
+    pub file_url: String,
+    #[schema(required = true)]
+    pub duration_ms: Option<u64>,
+    /// Why the recording failed, if it did.
+    #[schema(required = true)]
+    pub error: Option<String>,
+    pub tm_start: String,
+    pub tm_end: String,
+    pub tm_create: String,
+    pub tm_update: String,
+    pub tm_delete: String,
+}
+
+// ---- operations ----
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Liveness {
+    Ok,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    pub status: Liveness,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreHealth {
+    Ok,
+    Unavailable,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeHealth {
+    Up,
+    Connecting,
+    Down,
+    Failed,
+}
+
+/// Ready when the store answers and every media node is up.
+#[derive(Serialize, ToSchema)]
+pub struct Readiness {
+    pub ready: bool,
+    pub store: StoreHealth,
+    /// Each media node by its 5-character prefix.
+    pub nodes: BTreeMap<String, NodeHealth>,
+}
+
+// ---- the lab ----
+
+#[derive(Serialize, ToSchema)]
+pub struct CallCreated {
+    /// The new session id.
+    pub uuid: String,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum CallEndedStatus {
+    Hangup,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CallEnded {
+    pub uuid: String,
+    pub status: CallEndedStatus,
+}
