@@ -170,6 +170,13 @@ async fn send(
         .unwrap();
     let response = router.clone().oneshot(request).await.unwrap();
     let (status, headers) = (response.status(), response.headers().clone());
+    if headers
+        .get("content-type")
+        .is_some_and(|t| t == "text/event-stream")
+    {
+        // An event stream does not end; its status and headers are the answer.
+        return (status, headers, Value::Null);
+    }
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
     let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     (status, headers, body)

@@ -34,11 +34,20 @@ struct Checked {
 
 impl Checked {
     async fn start() -> Checked {
+        // A webhook receiver that refuses everything: every event is dead-lettered at once,
+        // so the delivery log and the retry have something to show.
+        let refusing = axum::Router::new().fallback(|| async { StatusCode::BAD_REQUEST });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, refusing).await });
+        let signer =
+            switchyard::webhook::Signer::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
         let t = TestLab::start(
             MemoryStore::new(),
             LabOptions {
                 // Long enough for pause, volume and stop to find something playing.
                 play_duration: Duration::from_secs(30),
+                webhook: Some((url, signer)),
                 ..options()
             },
         )
@@ -120,6 +129,32 @@ impl Checked {
             .unwrap()
             .insert((method.to_owned(), template, status.as_u16()));
         (status, value)
+    }
+
+    /// A streaming answer (Server-Sent Events): its status and content type are checked, its
+    /// endless body is not read.
+    async fn stream(&self, path: &str) -> StatusCode {
+        let request = Request::builder()
+            .uri(path)
+            .header("x-app-id", A.0)
+            .header("x-api-key", A.1)
+            .body(Body::empty())
+            .unwrap();
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let template = self.doc.template_of(path).unwrap();
+        let op = self.doc.operation("GET", &template).unwrap();
+        let documented = self.doc.response(op, status.as_u16()).unwrap();
+        let actual = response.headers()["content-type"].to_str().unwrap();
+        assert!(
+            documented["content"].get(actual).is_some(),
+            "GET {path}: content type {actual} is not documented"
+        );
+        self.seen
+            .lock()
+            .unwrap()
+            .insert(("GET".into(), template, status.as_u16()));
+        status
     }
 
     async fn get(&self, path: &str) -> (StatusCode, Value) {
@@ -337,6 +372,39 @@ async fn recordings(c: &Checked, room: &str) {
         .await;
 }
 
+async fn events_and_deliveries(c: &Checked) {
+    let (status, page) = c.get("/api/v1/events?limit=2").await;
+    assert_eq!(status, StatusCode::OK);
+    let cursor = page["cursor"].as_str().unwrap().to_owned();
+    c.get(&format!("/api/v1/events?after={cursor}")).await;
+    c.get("/api/v1/events?after=nope").await;
+    assert_eq!(c.stream("/api/v1/events/stream").await, StatusCode::OK);
+    let log = c
+        .until("a dead letter", "/api/v1/webhooks/deliveries", |l| {
+            l["deliveries"]
+                .as_array()
+                .is_some_and(|d| d.iter().any(|a| a["outcome"] == "dead_letter"))
+        })
+        .await;
+    let id = log["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["outcome"] == "dead_letter")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    c.get("/api/v1/webhooks/deliveries?limit=1").await;
+    c.get("/api/v1/webhooks/deliveries?cursor=nope").await;
+    let retry = format!("/api/v1/webhooks/deliveries/{id}/retry");
+    let (status, _) = c.post(&retry, json!({})).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    c.post(&retry, json!({})).await;
+    c.post("/api/v1/webhooks/deliveries/msg_999999-0/retry", json!({}))
+        .await;
+}
+
 async fn the_conference_resource(c: &Checked) {
     c.get("/v1.0/conferences?page_size=1").await;
     c.get("/v1.0/conferences?page_size=0").await;
@@ -393,6 +461,7 @@ async fn every_answer_is_documented_and_matches_its_schema() {
     sessions(&c, &room).await;
     recordings(&c, &room).await;
     the_conference_resource(&c).await;
+    events_and_deliveries(&c).await;
     operations(&c).await;
     let (status, _) = c.delete(&format!("/api/v1/conferences/{room}")).await;
     assert_eq!(status, StatusCode::OK);

@@ -15,6 +15,9 @@ use futures_util::Stream;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::openapi::errors::BadRequest;
+use super::openapi::params::{FeedQuery as FeedParams, StreamQuery};
+use super::openapi::schemas as doc;
 use super::{ApiError, ApiState, Caller};
 use crate::conference::AppId;
 use crate::store::{Store, outbox_order};
@@ -48,6 +51,20 @@ fn envelope(id: &str, event: &crate::conference::DomainEvent) -> Value {
     serde_json::to_value(Envelope::new(id, event)).unwrap_or(Value::Null)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/events",
+    operation_id = "events_list",
+    tag = "events",
+    summary = "The app's events, in order",
+    description = "From the outbox that webhooks are delivered from: the same envelopes, with \
+        the same message ids, for an application that missed webhooks.",
+    params(FeedParams),
+    responses(
+        (status = 200, description = "A page of events", body = doc::EventPage),
+        (status = 400, response = BadRequest),
+    )
+)]
 async fn list<S: Store>(
     State(st): State<ApiState<S>>,
     Caller(app): Caller,
@@ -87,6 +104,24 @@ async fn list<S: Store>(
 /// How often the stream looks for new events when it has caught up.
 const POLL: Duration = Duration::from_millis(200);
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/events/stream",
+    operation_id = "events_stream",
+    tag = "events",
+    summary = "The app's events as Server-Sent Events",
+    description = "First the events after `after` (or `Last-Event-ID`), then each new one as it \
+        happens: `id` = the event id, `event` = its type, `data` = the envelope. A comment every \
+        15 s keeps the connection open.",
+    params(
+        StreamQuery,
+        ("Last-Event-ID" = Option<String>, Header, description = "The last event id seen (sent by a reconnecting client)"),
+    ),
+    responses(
+        (status = 200, description = "The stream", content_type = "text/event-stream", body = String),
+        (status = 400, response = BadRequest),
+    )
+)]
 async fn stream<S: Store>(
     State(st): State<ApiState<S>>,
     Caller(app): Caller,

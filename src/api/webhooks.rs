@@ -10,6 +10,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::extract::{IdPath, iso8601};
+use super::openapi::errors::{BadRequest, Conflict, NotFound};
+use super::openapi::params::{LogQuery as LogParams, MessagePath};
+use super::openapi::schemas as doc;
 use super::{ApiError, ApiState, Caller};
 use crate::rooms::ServiceError;
 use crate::store::{Store, outbox_order};
@@ -29,6 +32,18 @@ struct LogQuery {
     limit: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/webhooks/deliveries",
+    operation_id = "webhooks_deliveries",
+    tag = "webhooks",
+    summary = "The app's webhook delivery attempts, newest first",
+    params(LogParams),
+    responses(
+        (status = 200, description = "A page of attempts", body = doc::DeliveryPage),
+        (status = 400, response = BadRequest),
+    )
+)]
 async fn list<S: Store>(
     State(st): State<ApiState<S>>,
     Caller(app): Caller,
@@ -88,6 +103,21 @@ async fn list<S: Store>(
 
 /// 202: the message is back in the outbox with its id; 404 when no dead letter has that id,
 /// 409 when it was sent again already.
+#[utoipa::path(
+    post,
+    path = "/api/v1/webhooks/deliveries/{id}/retry",
+    operation_id = "webhooks_retry",
+    tag = "webhooks",
+    summary = "Send a dead-lettered webhook again",
+    description = "It goes back in the outbox with its original `webhook-id` and `seq`, behind \
+        its room's pending events. Once per dead letter.",
+    params(MessagePath),
+    responses(
+        (status = 202, description = "Queued", body = doc::RetryQueued),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+    )
+)]
 async fn retry<S: Store>(
     State(st): State<ApiState<S>>,
     Caller(app): Caller,

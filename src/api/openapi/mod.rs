@@ -28,7 +28,7 @@ use utoipa::openapi::{Components, OpenApi as Document, PathItem, Ref, RefOr, Req
 use utoipa::{Modify, OpenApi};
 
 use super::{ApiError, ApiState};
-use super::{conferences, health, lab, metrics, recordings, resource, sessions};
+use super::{conferences, events, health, lab, metrics, recordings, resource, sessions, webhooks};
 use crate::store::Store;
 
 /// The routes that need no application key.
@@ -84,6 +84,10 @@ const COMMON_RESPONSES: &[(&str, &str)] = &[
         resource::conferencecall,
         resource::kick,
         resource::recording,
+        events::list,
+        events::stream,
+        webhooks::list,
+        webhooks::retry,
         lab::call,
         lab::hang_up,
         health::healthz,
@@ -116,6 +120,10 @@ const COMMON_RESPONSES: &[(&str, &str)] = &[
             one, or kick it out of its room."),
         (name = "v1.0", description = "The conference resource of seeds 000–003, in their \
             JSON shapes."),
+        (name = "events", description = "The event feed: the app's events (what webhooks \
+            deliver) in order, paged or streamed, to catch up after missed webhooks."),
+        (name = "webhooks", description = "The delivery log of the app's webhooks, and \
+            sending a dead-lettered one again."),
         (name = "lab", description = "Only in `switchyard lab` (absent from `switchyard \
             serve`): calls into the simulated nodes."),
         (name = "operations", description = "Liveness, readiness, metrics and this document; \

@@ -68,3 +68,41 @@ pub struct V10Paging {
     /// The `next_page_token` of the previous page.
     pub page_token: Option<String>,
 }
+
+/// A position in the event feed.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct FeedQuery {
+    /// The `cursor` of an earlier page (an event id, `<ms>-<n>`); none = from the oldest.
+    #[param(example = "1714000000000-0")]
+    pub after: Option<String>,
+    /// At most this many events (default 100, at most 1000 are returned).
+    pub limit: Option<u64>,
+}
+
+/// Where the stream starts.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct StreamQuery {
+    /// An event id; the stream sends what follows it. `Last-Event-ID` (a reconnecting
+    /// browser sends it) takes precedence.
+    pub after: Option<String>,
+}
+
+/// A page of the delivery log.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct LogQuery {
+    /// The `cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// At most this many attempts (default 50, at most 500 are returned).
+    pub limit: Option<u64>,
+}
+
+/// A webhook message id, `msg_…`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct MessagePath {
+    #[param(example = "msg_1714000000000-0")]
+    pub id: String,
+}

@@ -464,3 +464,80 @@ pub struct CallEnded {
     pub uuid: String,
     pub status: CallEndedStatus,
 }
+
+// ---- the event feed and the delivery log ----
+
+/// One event, exactly as its webhook carries it.
+#[derive(Serialize, ToSchema)]
+pub struct Envelope {
+    /// The message id (also the `webhook-id` header): de-duplicate on it.
+    #[schema(example = "msg_1714000000000-0")]
+    pub id: String,
+    /// The event type, e.g. `conference.member.joined`.
+    #[serde(rename = "type")]
+    #[schema(example = "conference.member.joined")]
+    pub kind: String,
+    /// When it happened, RFC 3339 UTC.
+    pub timestamp: String,
+    pub app_id: String,
+    pub room_id: String,
+    /// The room's sequence number at the change: order on it.
+    pub seq: u64,
+    /// The event's own fields.
+    #[schema(value_type = Object)]
+    pub data: Value,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct EventPage {
+    pub events: Vec<Envelope>,
+    /// Pass back as `after` for what follows; the same value when nothing new came.
+    pub cursor: String,
+}
+
+/// `delivered` (2xx), `retry` (another attempt follows) or `dead_letter` (given up).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryOutcome {
+    Delivered,
+    Retry,
+    DeadLetter,
+}
+
+/// One attempt to deliver a webhook.
+#[derive(Serialize, ToSchema)]
+pub struct Delivery {
+    /// The message id (`webhook-id`).
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub room_id: String,
+    pub seq: u64,
+    /// 1 for a message's first attempt.
+    pub attempt: u32,
+    pub outcome: DeliveryOutcome,
+    /// The receiver's HTTP status, if it answered.
+    pub status: Option<u16>,
+    pub error: Option<String>,
+    /// ISO-8601.
+    pub at: String,
+    pub duration_ms: u64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DeliveryPage {
+    /// Newest first.
+    pub deliveries: Vec<Delivery>,
+    /// Pass back as `cursor` for older attempts; empty when there are none.
+    pub cursor: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RetryQueued {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Always `queued`.
+    #[schema(example = "queued")]
+    pub status: String,
+}
