@@ -135,3 +135,70 @@ async fn redis_store_killed_mid_retry_loses_and_repeats_nothing() {
         .unwrap();
     killed_mid_retry_then_restarted(Arc::new(store)).await;
 }
+
+/// Two controller instances on one store: one delivers the app's webhooks at a time (each
+/// message once); when it dies, the other takes over and nothing is lost.
+async fn two_instances_share_one_app<S: Store>(store: Arc<S>) {
+    let receiver = Receiver::ok().await;
+    let mut rooms = Vec::new();
+    for i in 0..4 {
+        rooms.push(TestRoom::create(&*store, &format!("r{i}")).await);
+    }
+    let config = config(&receiver.url(), 3);
+    let first = spawn_dispatcher(&store, config.clone());
+    receiver.wait_delivered(4, WITHIN).await;
+    // The second instance starts while the first leads.
+    let _second = spawn_dispatcher(&store, config);
+    for room in rooms.iter_mut() {
+        for _ in 0..3 {
+            room.emit(&*store, EventKind::MemberJoined, json!({})).await;
+        }
+    }
+    receiver.wait_delivered(16, WITHIN).await;
+    let end = |n: usize| {
+        let store = store.clone();
+        async move {
+            let outbox = store.outbox(&app(), None, 100).await.unwrap();
+            assert_eq!(outbox.len(), n);
+            let last = outbox.last().unwrap().0.clone();
+            let deadline = tokio::time::Instant::now() + WITHIN;
+            while store.outbox_position(&app()).await.unwrap().as_deref() != Some(last.as_str()) {
+                assert!(tokio::time::Instant::now() < deadline, "position stuck");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    };
+    end(16).await;
+    // The leader dies (no goodbye: its lease runs out); the other takes over.
+    first.abort();
+    let _ = first.await;
+    for room in rooms.iter_mut() {
+        room.emit(&*store, EventKind::MemberLeft, json!({})).await;
+    }
+    let got = receiver.wait_delivered(20, WITHIN).await;
+    end(20).await;
+    let mut per_id: HashMap<String, usize> = HashMap::new();
+    for r in &got {
+        *per_id.entry(r.id().to_owned()).or_default() += 1;
+    }
+    assert_eq!(per_id.len(), 20, "every message");
+    assert!(per_id.values().all(|n| *n == 1), "each once: {per_id:?}");
+    for room in &rooms {
+        let seqs = seqs_of(&got, room.id());
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "room order {seqs:?}");
+    }
+}
+
+#[tokio::test]
+async fn memory_store_two_instances_share_one_app() {
+    two_instances_share_one_app(Arc::new(switchyard::store::memory::MemoryStore::new())).await;
+}
+
+#[tokio::test]
+async fn redis_store_two_instances_share_one_app() {
+    let server = common::redis_server::RedisServer::start();
+    let store = switchyard::store::redis::RedisStore::connect(&server.url())
+        .await
+        .unwrap();
+    two_instances_share_one_app(Arc::new(store)).await;
+}

@@ -19,6 +19,7 @@
 //! | `sy:{app}:cmd:<key>` | string with EX | a remembered command answer |
 //! | `sy:{app}:wh:pos` | string | the webhook dispatcher's outbox position (a stream id) |
 //! | `sy:{app}:wh:acked` | set of stream ids | entries delivered ahead of the position |
+//! | `sy:{app}:lease:<name>` | string with PX | who holds a lease (`webhooks`: the app's dispatcher) |
 //! | `sy:{app}:wh:log` | stream, field `attempt` (JSON), capped | the delivery log, one entry per attempt |
 //! | `sy:{app}:wh:dead` | list of JSON `DeadLetter` | undeliverable webhooks, oldest first |
 //! | `sy:roomapp:<room_id>` | string | the room's app (global, write-once) |
@@ -94,6 +95,10 @@ pub fn webhook_position(app: &AppId) -> String {
 
 pub fn webhook_acked(app: &AppId) -> String {
     format!("sy:{{{app}}}:wh:acked")
+}
+
+pub fn lease(app: &AppId, name: &str) -> String {
+    format!("sy:{{{app}}}:lease:{name}")
 }
 
 pub fn webhook_log(app: &AppId) -> String {

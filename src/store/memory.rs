@@ -33,6 +33,7 @@ struct Inner {
     dead_letters: HashMap<AppId, VecDeque<DeadLetter>>,
     refs: HashMap<uuid::Uuid, (AppId, RoomId)>,
     delivery_log: HashMap<AppId, VecDeque<(String, DeliveryAttempt)>>,
+    leases: HashMap<(AppId, String), (String, Instant)>,
     timeouts: HashMap<(AppId, RoomId), Micros>,
 }
 
@@ -469,6 +470,34 @@ impl Store for MemoryStore {
 
     async fn append_outbox(&self, _app: &AppId, events: &[DomainEvent]) -> Result<(), StoreError> {
         self.lock().append(events);
+        Ok(())
+    }
+
+    async fn lease(
+        &self,
+        app: &AppId,
+        name: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let mut s = self.lock();
+        let key = (app.clone(), name.to_owned());
+        let now = Instant::now();
+        match s.leases.get(&key) {
+            Some((h, until)) if h != holder && *until > now => Ok(false),
+            _ => {
+                s.leases.insert(key, (holder.to_owned(), now + ttl));
+                Ok(true)
+            }
+        }
+    }
+
+    async fn release_lease(&self, app: &AppId, name: &str, holder: &str) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        let key = (app.clone(), name.to_owned());
+        if s.leases.get(&key).is_some_and(|(h, _)| h == holder) {
+            s.leases.remove(&key);
+        }
         Ok(())
     }
 

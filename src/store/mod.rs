@@ -348,6 +348,24 @@ pub trait Store: Send + Sync + 'static {
         events: &[DomainEvent],
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Takes or renews the lease `name` of the app for `holder`, for `ttl`: true if `holder`
+    /// holds it now. (One webhook dispatcher per app across controller instances.)
+    fn lease(
+        &self,
+        app: &AppId,
+        name: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Gives the lease up, if `holder` holds it.
+    fn release_lease(
+        &self,
+        app: &AppId,
+        name: &str,
+        holder: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// The app's dead letters, oldest first, at most `limit`.
     fn dead_letters(
         &self,

@@ -27,6 +27,7 @@ pub struct RedisStore {
     remember: Script,
     set_outbox_position: Script,
     claim_timeouts: Script,
+    lease: Script,
     retention: Duration,
 }
 
@@ -73,6 +74,7 @@ impl RedisStore {
             remember: Script::new(include_str!("lua/remember.lua")),
             set_outbox_position: Script::new(include_str!("lua/set_outbox_position.lua")),
             claim_timeouts: Script::new(include_str!("lua/claim_timeouts.lua")),
+            lease: Script::new(include_str!("lua/lease.lua")),
             retention: super::DEFAULT_RETENTION,
         })
     }
@@ -645,6 +647,36 @@ impl Store for RedisStore {
         pipe.query_async::<()>(&mut self.conn())
             .await
             .map_err(unavailable)
+    }
+
+    async fn lease(
+        &self,
+        app: &AppId,
+        name: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let held: i64 = self
+            .lease
+            .key(keys::lease(app, name))
+            .arg(holder)
+            .arg(ttl.as_millis().max(1) as u64)
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(unavailable)?;
+        Ok(held == 1)
+    }
+
+    async fn release_lease(&self, app: &AppId, name: &str, holder: &str) -> Result<(), StoreError> {
+        let _: i64 = self
+            .lease
+            .key(keys::lease(app, name))
+            .arg(holder)
+            .arg(0)
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(unavailable)?;
+        Ok(())
     }
 
     async fn dead_letters(&self, app: &AppId, limit: usize) -> Result<Vec<DeadLetter>, StoreError> {

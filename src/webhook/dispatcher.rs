@@ -11,6 +11,12 @@
 //! - **Bounded memory**: at most `max_pending` entries are held between the position and the
 //!   read cursor; reading pauses when the window is full.
 //!
+//! - **One per app across instances**: a dispatcher delivers only while it holds the app's
+//!   lease in the store (renewed every third of `lease_ttl`). Controller instances on one Redis
+//!   each run a dispatcher per app; one leads, the others stand by and take over when its lease
+//!   runs out (a crash) or is given up (a clean stop). Per-room order needs a single reader of
+//!   an app's outbox, which is why the work is shared per app rather than per message.
+//!
 //! Stopping (the cancellation token) drops deliveries in progress; they are sent again later.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -50,6 +56,9 @@ pub struct DispatcherConfig {
     pub max_pending: usize,
     /// Requests in progress at once (each to a different room).
     pub max_in_flight: usize,
+    /// How long the dispatcher's lease lasts unless renewed: one dispatcher per app delivers
+    /// at a time, across controller instances; another takes over this long after one dies.
+    pub lease_ttl: Duration,
 }
 
 impl DispatcherConfig {
@@ -65,6 +74,7 @@ impl DispatcherConfig {
             batch: 256,
             max_pending: 10_000,
             max_in_flight: 64,
+            lease_ttl: Duration::from_secs(10),
         }
     }
 }
@@ -117,14 +127,107 @@ pub fn spawn<S: Store>(
     });
     let span = tracing::info_span!("webhooks", app = %app);
     Ok(tokio::spawn(
-        async move {
-            let Some(d) = Dispatcher::load(store, config, endpoint, stop).await else {
-                return;
-            };
-            d.run().await;
-        }
-        .instrument(span),
+        lead(store, config, endpoint, stop).instrument(span),
     ))
+}
+
+/// The lease that makes one dispatcher per app deliver at a time.
+const LEASE: &str = "webhooks";
+
+/// Waits for the app's lease, delivers while holding it (renewing it every third of its
+/// time), and waits again if it is lost; gives it up when stopped. A dispatcher that takes
+/// over resumes from the persisted position, so a dead holder's unsettled messages are sent
+/// again (at least once).
+async fn lead<S: Store>(
+    store: Arc<S>,
+    config: DispatcherConfig,
+    endpoint: Arc<Endpoint>,
+    stop: CancellationToken,
+) {
+    let holder = uuid::Uuid::new_v4().to_string();
+    let ttl = config.lease_ttl.max(Duration::from_millis(30));
+    let app = config.app.clone();
+    let mut waiting_logged = false;
+    while !stop.is_cancelled() {
+        match store.lease(&app, LEASE, &holder, ttl).await {
+            Ok(true) => {
+                tracing::info!("webhook dispatcher leads");
+                waiting_logged = false;
+                let term = stop.child_token();
+                // Both in this task: if it is aborted (the process dies), renewing stops too
+                // and the lease runs out for another instance to take.
+                let run = async {
+                    if let Some(d) = Dispatcher::load(
+                        store.clone(),
+                        config.clone(),
+                        endpoint.clone(),
+                        term.clone(),
+                    )
+                    .await
+                    {
+                        d.run().await;
+                    }
+                    term.cancel();
+                };
+                let renewing = renew(
+                    store.clone(),
+                    app.clone(),
+                    holder.clone(),
+                    ttl,
+                    term.clone(),
+                );
+                tokio::join!(run, renewing);
+                if !stop.is_cancelled() {
+                    tracing::warn!("webhook lease lost; waiting to lead again");
+                }
+            }
+            Ok(false) => {
+                if !waiting_logged {
+                    tracing::info!("another instance delivers this app's webhooks; standing by");
+                    waiting_logged = true;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot take the webhook lease"),
+        }
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = tokio::time::sleep(ttl / 3) => {}
+        }
+    }
+    let _ = store.release_lease(&app, LEASE, &holder).await;
+}
+
+/// Renews the lease until `term`; if it is lost (or cannot be renewed before it runs out),
+/// cancels `term` so the dispatcher stops.
+async fn renew<S: Store>(
+    store: Arc<S>,
+    app: AppId,
+    holder: String,
+    ttl: Duration,
+    term: CancellationToken,
+) {
+    let mut held_until = Instant::now() + ttl;
+    loop {
+        tokio::select! {
+            _ = term.cancelled() => return,
+            _ = tokio::time::sleep(ttl / 3) => {}
+        }
+        let asked = Instant::now();
+        match store.lease(&app, LEASE, &holder, ttl).await {
+            Ok(true) => held_until = asked + ttl,
+            Ok(false) => {
+                term.cancel();
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot renew the webhook lease");
+                if Instant::now() + ttl / 3 >= held_until {
+                    term.cancel();
+                    return;
+                }
+            }
+        }
+    }
 }
 
 /// A message that reached a verdict: delivered (`None`) or given up on.
