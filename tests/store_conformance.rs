@@ -8,10 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use switchyard::conference::{
-    AppId, EventKind, MemberStatus, NodePrefix, Room, RoomId, RoomStatus, RoomType, Session,
-    SessionId, SessionState, ops,
+    AppId, DomainEvent, EventKind, MemberStatus, NodePrefix, Room, RoomId, RoomStatus, RoomType,
+    Session, SessionId, SessionState, ops,
 };
-use switchyard::store::{Created, Saved, Store, update_room};
+use switchyard::store::{Created, Saved, Store, outbox_order, update_room};
 
 fn app(name: &str) -> AppId {
     AppId::parse(name).unwrap()
@@ -394,6 +394,37 @@ async fn timeouts_are_handed_out_once<S: Store>(store: S) {
     assert_eq!(at_last, vec![(a.clone(), later.id.clone())]);
 }
 
+async fn the_outbox_is_trimmed_before_an_entry<S: Store>(store: S) {
+    let a = app("app-a");
+    let r = room(&a, "trim", 1);
+    store.create_room(&r, &[]).await.unwrap();
+    let event = |seq| DomainEvent {
+        kind: EventKind::MemberJoined,
+        app: a.clone(),
+        room: r.id.clone(),
+        seq,
+        at: 1,
+        data: serde_json::json!({"n": seq}),
+        redelivers: None,
+    };
+    let events: Vec<DomainEvent> = (1..=5).map(event).collect();
+    store.append_outbox(&a, &events).await.unwrap();
+    let all = store.outbox(&a, None, 100).await.unwrap();
+    assert_eq!(all.len(), 5);
+    // Ids grow like a Redis stream's, `<ms>-<n>`.
+    let orders: Vec<_> = all
+        .iter()
+        .map(|(id, _)| outbox_order(id).unwrap())
+        .collect();
+    assert!(orders.windows(2).all(|w| w[0] < w[1]), "{orders:?}");
+    store.trim_outbox(&a, &all[2].0).await.unwrap();
+    let kept = store.outbox(&a, None, 100).await.unwrap();
+    assert_eq!(kept, all[2..].to_vec());
+    // Another app's outbox is untouched by it.
+    store.trim_outbox(&app("app-b"), &all[4].0).await.unwrap();
+    assert_eq!(store.outbox(&a, None, 100).await.unwrap().len(), 3);
+}
+
 macro_rules! suite {
     ($store:ident, $make:expr) => {
         mod $store {
@@ -435,6 +466,11 @@ macro_rules! suite {
             async fn cooldowns() {
                 let (_guard, store) = $make;
                 cooldowns_and_remembered_answers_expire(store).await;
+            }
+            #[tokio::test]
+            async fn outbox_trim() {
+                let (_guard, store) = $make;
+                the_outbox_is_trimmed_before_an_entry(store).await;
             }
             #[tokio::test]
             async fn refs() {

@@ -90,6 +90,10 @@ impl<S: Store> Rooms<S> {
         &self.store
     }
 
+    pub fn store_arc(&self) -> Arc<S> {
+        self.store.clone()
+    }
+
     pub fn pool(&self) -> &NodePool {
         &self.pool
     }

@@ -109,6 +109,17 @@ impl<S: Store> Lab<S> {
         let state = ApiState::with_lab(rooms, keys, options.api, LabNodes::new(sims.clone()));
         std::fs::create_dir_all(&options.recordings_dir)?;
         super::start_timeouts(state.clone(), stop.child_token());
+        let apps = options
+            .apps
+            .iter()
+            .map(|(app, _)| (app.clone(), options.webhook.is_some()))
+            .collect();
+        super::start_outbox_trim(
+            state.rooms().store_arc(),
+            apps,
+            Duration::from_secs(24 * 3600),
+            stop.child_token(),
+        );
         Ok(Lab { state, sims, stop })
     }
 

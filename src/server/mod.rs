@@ -8,14 +8,16 @@ pub mod lab;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
 use self::config::{Config, ConfigError};
 use crate::api::{ApiOptions, ApiState, AppKeys};
+use crate::conference::AppId;
 use crate::node::{AppDirectory, NodeConfig, NodePool, supervisor};
 use crate::rooms::{Cooldowns, Rooms};
-use crate::store::Store;
+use crate::store::{Store, outbox_order};
 use crate::webhook::DispatcherConfig;
 use crate::webhook::dispatcher::DispatchError;
 
@@ -47,7 +49,72 @@ pub fn start_controller<S: Store>(
     );
     let state = ApiState::new(rooms, keys, config.api_options());
     start_timeouts(state.clone(), stop.child_token());
+    let hooked: Vec<AppId> = config
+        .webhook_dispatchers()?
+        .into_iter()
+        .map(|d| d.app)
+        .collect();
+    let apps = config
+        .apps
+        .iter()
+        .filter_map(|a| AppId::parse(&a.id).ok())
+        .map(|app| {
+            let has_webhook = hooked.contains(&app);
+            (app, has_webhook)
+        })
+        .collect();
+    let window = Duration::from_secs(config.event_retention_secs.unwrap_or(24 * 3600));
+    start_outbox_trim(state.rooms().store_arc(), apps, window, stop.child_token());
     Ok(state)
+}
+
+/// Keeps each app's outbox (the webhook source and the event feed) to its retained window:
+/// once a minute, entries older than `window` are dropped, but never ones the app's webhook
+/// dispatcher has not settled yet (`apps`: each app and whether it has a webhook URL).
+pub fn start_outbox_trim<S: Store>(
+    store: Arc<S>,
+    apps: Vec<(AppId, bool)>,
+    window: Duration,
+    stop: CancellationToken,
+) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let now_ms = (supervisor::now_micros() / 1000).max(0) as u64;
+            let cutoff = format!("{}-0", now_ms.saturating_sub(window.as_millis() as u64));
+            for (app, has_webhook) in &apps {
+                if let Err(e) = trim_one(&*store, app, *has_webhook, &cutoff).await {
+                    tracing::warn!(app = %app, error = %e, "outbox not trimmed");
+                }
+            }
+        }
+    });
+}
+
+async fn trim_one<S: Store>(
+    store: &S,
+    app: &AppId,
+    has_webhook: bool,
+    cutoff: &str,
+) -> Result<(), crate::store::StoreError> {
+    let before = if has_webhook {
+        // Up to the dispatcher's position at most: what it has not settled stays.
+        match store.outbox_position(app).await? {
+            Some(position) => match (outbox_order(&position), outbox_order(cutoff)) {
+                (Some(p), Some(c)) if p < c => position,
+                _ => cutoff.to_owned(),
+            },
+            None => return Ok(()),
+        }
+    } else {
+        cutoff.to_owned()
+    };
+    store.trim_outbox(app, &before).await
 }
 
 /// Starts one supervisor per node and returns the room service over them.

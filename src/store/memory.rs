@@ -28,6 +28,8 @@ struct Inner {
     remembered: HashMap<(AppId, String), (String, Instant)>,
     outbox: HashMap<AppId, Vec<(String, DomainEvent)>>,
     next_event: u64,
+    last_ms: u64,
+    next_in_ms: u64,
     outbox_position: HashMap<AppId, String>,
     outbox_acked: HashMap<AppId, BTreeSet<String>>,
     dead_letters: HashMap<AppId, VecDeque<DeadLetter>>,
@@ -76,10 +78,20 @@ impl Inner {
         }
     }
 
+    /// Appends with ids like a Redis stream's, `<ms>-<n>`, increasing.
     fn append(&mut self, events: &[DomainEvent]) {
+        let ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
         for event in events {
-            self.next_event += 1;
-            let id = format!("{}-0", self.next_event);
+            if ms > self.last_ms {
+                self.last_ms = ms;
+                self.next_in_ms = 0;
+            } else {
+                self.next_in_ms += 1;
+            }
+            let id = format!("{}-{}", self.last_ms, self.next_in_ms);
             self.outbox
                 .entry(event.app.clone())
                 .or_default()
@@ -363,21 +375,12 @@ impl Store for MemoryStore {
         limit: usize,
     ) -> Result<Vec<(String, DomainEvent)>, StoreError> {
         let s = self.lock();
-        let after_n = after
-            .and_then(|a| a.split('-').next())
-            .and_then(|n| n.parse::<u64>().ok())
-            .unwrap_or(0);
+        let after = after.and_then(outbox_order);
         Ok(s.outbox
             .get(app)
             .map(|v| {
                 v.iter()
-                    .filter(|(id, _)| {
-                        id.split('-')
-                            .next()
-                            .and_then(|n| n.parse::<u64>().ok())
-                            .unwrap_or(0)
-                            > after_n
-                    })
+                    .filter(|(id, _)| after.is_none_or(|a| outbox_order(id).is_some_and(|o| o > a)))
                     .take(limit)
                     .cloned()
                     .collect()
@@ -466,6 +469,16 @@ impl Store for MemoryStore {
                     .collect()
             })
             .unwrap_or_default())
+    }
+
+    async fn trim_outbox(&self, app: &AppId, before: &str) -> Result<(), StoreError> {
+        let Some(before) = outbox_order(before) else {
+            return Ok(());
+        };
+        if let Some(entries) = self.lock().outbox.get_mut(app) {
+            entries.retain(|(id, _)| outbox_order(id).is_none_or(|o| o >= before));
+        }
+        Ok(())
     }
 
     async fn append_outbox(&self, _app: &AppId, events: &[DomainEvent]) -> Result<(), StoreError> {

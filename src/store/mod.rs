@@ -341,6 +341,14 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> impl Future<Output = Result<Vec<(String, DeliveryAttempt)>, StoreError>> + Send;
 
+    /// Drops the app's outbox entries before `before` (an entry id; exclusive): the end of the
+    /// event feed's retained window.
+    fn trim_outbox(
+        &self,
+        app: &AppId,
+        before: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// Appends events to the app's outbox with no room change (a dead letter sent again).
     fn append_outbox(
         &self,

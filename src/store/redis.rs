@@ -638,6 +638,17 @@ impl Store for RedisStore {
             .collect()
     }
 
+    async fn trim_outbox(&self, app: &AppId, before: &str) -> Result<(), StoreError> {
+        redis::cmd("XTRIM")
+            .arg(keys::outbox(app))
+            .arg("MINID")
+            .arg(before)
+            .query_async::<i64>(&mut self.conn())
+            .await
+            .map(drop)
+            .map_err(unavailable)
+    }
+
     async fn append_outbox(&self, app: &AppId, events: &[DomainEvent]) -> Result<(), StoreError> {
         let mut pipe = redis::pipe();
         for event in Self::events_json(events) {
