@@ -99,3 +99,95 @@ async fn the_core_flow_against_redis() {
         StatusCode::NOT_FOUND,
     );
 }
+
+/// Two controller instances on one Redis and one media node: a cooldown taken through one is
+/// held for the other (the limits live in the store, not in the process).
+#[tokio::test]
+async fn two_instances_enforce_one_cooldown() {
+    use std::sync::Arc;
+    use switchyard::api::{ApiState, AppKeys};
+    use switchyard::conference::NodePrefix;
+    use switchyard::node::{AppDirectory, NodeConfig};
+    use switchyard::rooms::Cooldowns;
+    use switchyard::server::start_rooms;
+    use tokio_util::sync::CancellationToken;
+
+    let server = RedisServer::start();
+    let cooldowns = Cooldowns {
+        conf_play: Duration::from_secs(5),
+        conference_control: Duration::from_secs(5),
+        conference: Duration::from_millis(300),
+        conference_mute: Duration::from_secs(5),
+    };
+    let mut opts = options();
+    opts.cooldowns = cooldowns.clone();
+    let one = TestLab::start(
+        RedisStore::connect(&server.url()).await.unwrap(),
+        opts.clone(),
+    )
+    .await;
+    // The second instance: its own process state, the same Redis, the same node.
+    let stop = CancellationToken::new();
+    let mut node = NodeConfig::new(
+        NodePrefix::parse("lab01").unwrap(),
+        one.sim().addr().to_string(),
+        "ClueCon",
+    );
+    node.recordings_dir = opts.recordings_dir.to_string_lossy().into_owned();
+    let mut directory = AppDirectory::new();
+    let mut keys = AppKeys::new();
+    for (app, key) in &opts.apps {
+        directory.add_app(app.clone(), []);
+        keys.add_plain(app.clone(), key);
+    }
+    let store = Arc::new(RedisStore::connect(&server.url()).await.unwrap());
+    let rooms = start_rooms(store, vec![node], directory, cooldowns, &stop);
+    let two_state = ApiState::new(rooms, keys, opts.api.clone());
+    for n in two_state.rooms().pool().nodes() {
+        assert!(n.wait_up(Duration::from_secs(5)).await);
+    }
+    let two = switchyard::api::router(two_state);
+    let send2 = |method: &'static str, path: String, body: serde_json::Value| {
+        let two = two.clone();
+        async move { common::api::send(&two, method, &path, Some(A), Some(body)).await }
+    };
+
+    let room = one.room(A, "shared").await;
+    let s = one.call(A, "1001").await;
+    one.joined(A, &room, &s).await;
+    // Unmute through the first instance, confirmed by the node.
+    assert_eq!(
+        one.command(A, &s, "conference/unmute").await.status,
+        StatusCode::ACCEPTED
+    );
+    eventually("unmuted", || async {
+        one.members(A, &room).await[0]["muted"] == false
+    })
+    .await;
+    // The second instance refuses a mute of the same session: the group's cooldown is held.
+    let refused = send2(
+        "POST",
+        format!("/api/v1/sessions/{s}/commands/conference/mute"),
+        json!({}),
+    )
+    .await;
+    assert_error(&refused, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(refused.body["detail"]["group"], "conference_mute");
+    let retry: u64 = refused.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=5).contains(&retry), "{retry}");
+    // Room playback likewise, per room.
+    let play = format!("/api/v1/conferences/{room}/play");
+    let urls = json!({ "urls": ["https://cdn.example.com/a.wav"] });
+    assert_eq!(
+        one.post(&play, A, urls.clone()).await.status,
+        StatusCode::ACCEPTED
+    );
+    let refused = send2("POST", play.clone(), urls).await;
+    assert_error(&refused, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(refused.body["detail"]["group"], "conf_play");
+    stop.cancel();
+}
