@@ -120,7 +120,7 @@ async fn two_instances_enforce_one_cooldown() {
         conference_mute: Duration::from_secs(5),
     };
     let mut opts = options();
-    opts.cooldowns = cooldowns.clone();
+    opts.cooldowns = cooldowns;
     let one = TestLab::start(
         RedisStore::connect(&server.url()).await.unwrap(),
         opts.clone(),
