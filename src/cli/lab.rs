@@ -43,6 +43,10 @@ pub struct LabArgs {
     /// Requests per second per app (0 = no global limit).
     #[arg(long, default_value_t = 100.0)]
     global_rps: f64,
+    /// Set every cooldown window (conf_play, conference_control, conference, conference_mute)
+    /// to this many milliseconds instead of the contract's; 0 turns them off (load tests).
+    #[arg(long)]
+    cooldown_ms: Option<u64>,
 }
 
 fn parse_apps(specs: &[String]) -> anyhow::Result<Vec<(AppId, String)>> {
@@ -84,6 +88,18 @@ pub async fn run(args: LabArgs) -> anyhow::Result<()> {
         api: ApiOptions {
             global_rate: args.global_rps,
             ..ApiOptions::default()
+        },
+        cooldowns: match args.cooldown_ms {
+            Some(ms) => {
+                let w = Duration::from_millis(ms);
+                switchyard::rooms::Cooldowns {
+                    conf_play: w,
+                    conference_control: w,
+                    conference: w,
+                    conference_mute: w,
+                }
+            }
+            None => switchyard::rooms::Cooldowns::default(),
         },
         ..LabOptions::default()
     };
