@@ -120,7 +120,7 @@ async fn stop<S: Store>(
         (status = 404, response = NotFound),
     )
 )]
-async fn show<S: Store>(
+pub(super) async fn show<S: Store>(
     State(st): State<ApiState<S>>,
     Caller(app): Caller,
     IdPath(raw): IdPath,
@@ -208,7 +208,7 @@ async fn file<S: Store>(
         (status = 404, response = NotFound),
     )
 )]
-async fn conferencecall<S: Store>(
+pub(super) async fn conferencecall<S: Store>(
     State(st): State<ApiState<S>>,
     Caller(app): Caller,
     IdPath(raw): IdPath,
@@ -242,7 +242,7 @@ async fn conferencecall<S: Store>(
         (status = 504, response = NodeTimeout),
     )
 )]
-async fn kick<S: Store>(
+pub(super) async fn kick<S: Store>(
     State(st): State<ApiState<S>>,
     Caller(app): Caller,
     IdPath(raw): IdPath,

@@ -330,10 +330,7 @@ async fn recording_start<S: Store>(
     Caller(app): Caller,
     IdPath(raw): IdPath,
 ) -> Answer {
-    let id = conference_id(&raw)?;
-    st.rooms().start_recording(&app, &id).await?;
-    let room = st.rooms().room_any(&app, &id).await?;
-    Ok((StatusCode::OK, Json(views::conference(&room))))
+    recording_command(st, app, &raw, true).await
 }
 
 #[utoipa::path(
@@ -360,10 +357,7 @@ async fn recording_stop<S: Store>(
     Caller(app): Caller,
     IdPath(raw): IdPath,
 ) -> Answer {
-    let id = conference_id(&raw)?;
-    st.rooms().stop_recording(&app, &id).await?;
-    let room = st.rooms().room_any(&app, &id).await?;
-    Ok((StatusCode::OK, Json(views::conference(&room))))
+    recording_command(st, app, &raw, false).await
 }
 
 #[utoipa::path(
@@ -385,12 +379,7 @@ async fn conferencecall<S: Store>(
     Caller(app): Caller,
     IdPath(raw): IdPath,
 ) -> Answer {
-    let id = uuid_id(&raw)?;
-    let room = st.rooms().room_of_ref(&app, id, "conferencecall").await?;
-    let member = room
-        .conferencecall(id)
-        .ok_or(ApiError::NotFound("Conferencecall not found".into()))?;
-    Ok((StatusCode::OK, Json(views::conferencecall(&room, member))))
+    super::recordings::conferencecall(State(st), Caller(app), IdPath(raw)).await
 }
 
 /// Kicks the participant out of the room; answers `leaving` (seed 003).
@@ -417,8 +406,7 @@ async fn kick<S: Store>(
     Caller(app): Caller,
     IdPath(raw): IdPath,
 ) -> Answer {
-    let (room, member) = st.rooms().kick(&app, uuid_id(&raw)?).await?;
-    Ok((StatusCode::OK, Json(views::conferencecall(&room, &member))))
+    super::recordings::kick(State(st), Caller(app), IdPath(raw)).await
 }
 
 #[utoipa::path(
@@ -440,6 +428,22 @@ async fn recording<S: Store>(
     Caller(app): Caller,
     IdPath(raw): IdPath,
 ) -> Answer {
-    let (room, rec) = st.rooms().recording(&app, uuid_id(&raw)?).await?;
-    Ok((StatusCode::OK, Json(views::recording(&room, &rec))))
+    super::recordings::show(State(st), Caller(app), IdPath(raw)).await
+}
+
+/// Starts or stops the room's recording; answers with the conference as it is then.
+async fn recording_command<S: Store>(
+    st: ApiState<S>,
+    app: crate::conference::AppId,
+    raw: &str,
+    start: bool,
+) -> Answer {
+    let id = conference_id(raw)?;
+    if start {
+        st.rooms().start_recording(&app, &id).await?;
+    } else {
+        st.rooms().stop_recording(&app, &id).await?;
+    }
+    let room = st.rooms().room_any(&app, &id).await?;
+    Ok((StatusCode::OK, Json(views::conference(&room))))
 }
