@@ -725,3 +725,37 @@ async fn v1_0_lists_page_with_page_size_and_page_token() {
         StatusCode::UNAUTHORIZED,
     );
 }
+
+/// New rooms go to the node with the fewest live rooms, as the store counts them (so every
+/// controller instance places alike, and ended rooms free their node).
+#[tokio::test]
+async fn rooms_are_placed_on_the_least_loaded_node() {
+    let mut opts = options();
+    opts.nodes = 2;
+    let t = TestLab::start(MemoryStore::new(), opts).await;
+    let prefix = |id: &str| id[..5].to_owned();
+    let mut made = Vec::new();
+    for i in 0..4 {
+        made.push(t.room(A, &format!("p{i}")).await);
+    }
+    let on = |node: &str, ids: &[String]| ids.iter().filter(|id| prefix(id) == node).count();
+    assert_eq!((on("lab01", &made), on("lab02", &made)), (2, 2));
+    // Two rooms of lab01 end: the next two go there.
+    for id in made.iter().filter(|id| prefix(id) == "lab01") {
+        let r = t
+            .req(
+                "DELETE",
+                &format!("/api/v1/conferences/{id}"),
+                Some(A),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK);
+        eventually("terminated", || async {
+            resource(&t, id).await["status"] == "terminated"
+        })
+        .await;
+    }
+    let next = vec![t.room(A, "q0").await, t.room(A, "q1").await];
+    assert_eq!(on("lab01", &next), 2, "{next:?}");
+}

@@ -249,15 +249,11 @@ impl NodeHandle {
 #[derive(Clone, Default)]
 pub struct NodePool {
     nodes: Vec<NodeHandle>,
-    load: Arc<std::sync::Mutex<HashMap<NodePrefix, usize>>>,
 }
 
 impl NodePool {
     pub fn new(nodes: Vec<NodeHandle>) -> NodePool {
-        NodePool {
-            nodes,
-            load: Arc::default(),
-        }
+        NodePool { nodes }
     }
 
     pub fn get(&self, prefix: &NodePrefix) -> Result<&NodeHandle, NodeError> {
@@ -272,26 +268,14 @@ impl NodePool {
     }
 
     /// Records how many live rooms a node holds (the supervisor reports it after each resync).
-    pub fn set_load(&self, prefix: &NodePrefix, rooms: usize) {
-        if let Ok(mut load) = self.load.lock() {
-            load.insert(prefix.clone(), rooms);
-        }
-    }
-
-    /// The healthy node with the fewest rooms; counts the room it hands out.
-    pub fn place(&self) -> Result<&NodeHandle, NodeError> {
-        let mut load = self
-            .load
-            .lock()
-            .map_err(|_| NodeError::Unavailable("pool".into()))?;
-        let node = self
-            .nodes
+    /// The healthy node with the fewest live rooms, as `rooms` counts them (the store's
+    /// count, shared by every controller instance); ties go to the first configured.
+    pub fn place(&self, rooms: &HashMap<NodePrefix, usize>) -> Result<&NodeHandle, NodeError> {
+        self.nodes
             .iter()
             .filter(|n| n.is_up())
-            .min_by_key(|n| load.get(&n.config.prefix).copied().unwrap_or(0))
-            .ok_or_else(|| NodeError::Unavailable("no healthy media node".into()))?;
-        *load.entry(node.config.prefix.clone()).or_default() += 1;
-        Ok(node)
+            .min_by_key(|n| rooms.get(&n.config.prefix).copied().unwrap_or(0))
+            .ok_or_else(|| NodeError::Unavailable("no healthy media node".into()))
     }
 }
 

@@ -59,7 +59,12 @@ impl<S: Store> Rooms<S> {
         ] {
             actions::talks(list).map_err(|e| ServiceError::Invalid(format!("{which}: {e}")))?;
         }
-        let node = self.pool.place()?;
+        let mut rooms = std::collections::HashMap::new();
+        for node in self.pool.nodes().iter().filter(|n| n.is_up()) {
+            let prefix = &node.config.prefix;
+            rooms.insert(prefix.clone(), self.store.node_room_count(prefix).await?);
+        }
+        let node = self.pool.place(&rooms)?;
         let id = RoomId::new(&node.config.prefix, Uuid::new_v4());
         let now = now_micros();
         let mut room = Room::new(

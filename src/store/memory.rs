@@ -243,6 +243,15 @@ impl Store for MemoryStore {
         Ok(rooms)
     }
 
+    async fn node_room_count(&self, node: &NodePrefix) -> Result<usize, StoreError> {
+        Ok(self
+            .lock()
+            .rooms
+            .values()
+            .filter(|r| &r.node == node && r.status != RoomStatus::Terminated)
+            .count())
+    }
+
     async fn session(&self, app: &AppId, id: &SessionId) -> Result<Option<Session>, StoreError> {
         Ok(self
             .lock()

@@ -192,6 +192,12 @@ pub trait Store: Send + Sync + 'static {
         node: &NodePrefix,
     ) -> impl Future<Output = Result<Vec<(AppId, RoomId)>, StoreError>> + Send;
 
+    /// How many live rooms a node holds (room placement).
+    fn node_room_count(
+        &self,
+        node: &NodePrefix,
+    ) -> impl Future<Output = Result<usize, StoreError>> + Send;
+
     fn session(
         &self,
         app: &AppId,

@@ -367,6 +367,13 @@ impl Store for RedisStore {
         Ok(out)
     }
 
+    async fn node_room_count(&self, node: &NodePrefix) -> Result<usize, StoreError> {
+        self.conn()
+            .scard(keys::node_rooms(node))
+            .await
+            .map_err(unavailable)
+    }
+
     async fn session(&self, app: &AppId, id: &SessionId) -> Result<Option<Session>, StoreError> {
         self.json_field(&keys::session(app, id)).await
     }
