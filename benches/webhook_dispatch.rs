@@ -249,51 +249,75 @@ fn wanted(name: &str) -> bool {
     filters.iter().all(|f| name.contains(f.as_str()))
 }
 
+/// Set in the child process that runs one slow-receiver measurement: `<max_pending> <store>`,
+/// the store being a Redis URL or `memory`.
+const HOLD: &str = "SWITCHYARD_BENCH_SLOW_RECEIVER";
+/// Events waiting in the outbox when the dispatcher starts.
+const SLOW_EVENTS: usize = 50_000;
+/// How long the dispatcher is watched, and how often its RSS is sampled.
+const WATCH: Duration = Duration::from_secs(30);
+const SAMPLE_EVERY: Duration = Duration::from_secs(3);
+
 /// A receiver that takes 200 ms per request and 50,000 events waiting: the dispatcher reads
 /// until `max_pending` entries are held, then only as fast as they are settled. Printed: the
-/// RSS before the dispatcher starts and every second for 10 s while it works, for a
-/// `max_pending` of 1,000, of 10,000 (the default), and of the whole outbox (what a reader
-/// without the bound would hold). With Redis the outbox lives outside the process, so the
-/// growth is the dispatcher's own; the runs go from the smallest bound up, so memory freed by
-/// one run does not hide the next one's growth.
+/// RSS before the dispatcher starts and every 3 s for 30 s while it works, for a `max_pending`
+/// of 1,000, of 10,000 (the default), and of the whole outbox (what a reader without the bound
+/// would hold). Each measurement runs in a fresh process (this bench, run again), so memory
+/// freed by one cannot hide the next one's growth; with Redis the outbox lives outside the
+/// process, so the growth is the dispatcher's own.
 fn slow_receiver(c: &mut Criterion) {
-    const EVENTS: usize = 50_000;
     let _ = c;
+    if let Ok(spec) = std::env::var(HOLD) {
+        println!("{}", hold(&spec));
+        std::process::exit(0);
+    }
     if !wanted("slow_receiver") {
         return;
     }
-    let rt = runtime();
-    let receiver = rt.block_on(Receiver::start(Duration::from_millis(200)));
-    let Some(redis) = RedisServer::start() else {
-        eprintln!("redis-server not found: slow_receiver runs with the memory store");
-        let store = Arc::new(MemoryStore::new());
-        rt.block_on(fill(&*store, &app(), EVENTS, 1_000));
-        for max_pending in [1_000, 10_000, EVENTS] {
-            let line = hold(&rt, store.clone(), &receiver, &app(), max_pending);
-            eprintln!("slow_receiver/memory_store/{line}");
+    let redis = RedisServer::start();
+    let store = match &redis {
+        Some(redis) => redis.url(),
+        None => {
+            eprintln!("redis-server not found: slow_receiver runs with the memory store");
+            "memory".to_owned()
         }
-        return;
     };
-    let store = Arc::new(rt.block_on(RedisStore::connect(&redis.url())).unwrap());
-    for max_pending in [1_000, 10_000, EVENTS] {
-        let app = AppId::parse(&format!("slow-{max_pending}")).unwrap();
-        rt.block_on(fill(&*store, &app, EVENTS, 1_000));
-        let line = hold(&rt, store.clone(), &receiver, &app, max_pending);
-        eprintln!("slow_receiver/redis_store/{line}");
+    for max_pending in [1_000, 10_000, SLOW_EVENTS] {
+        let child = Command::new(std::env::current_exe().unwrap())
+            .args(["--bench", "slow_receiver"])
+            .env(HOLD, format!("{max_pending} {store}"))
+            .stderr(Stdio::inherit())
+            .output()
+            .unwrap();
+        let line = String::from_utf8_lossy(&child.stdout);
+        eprintln!("slow_receiver/{}", line.trim());
     }
 }
 
-/// Runs a dispatcher for 10 s against the slow receiver, sampling the RSS every second.
-fn hold<S: Store>(
-    rt: &Runtime,
-    store: Arc<S>,
-    receiver: &Receiver,
-    app: &AppId,
-    max_pending: usize,
-) -> String {
+/// One slow-receiver measurement (in the child process): fills the outbox, then runs a
+/// dispatcher for [`WATCH`], sampling the RSS.
+fn hold(spec: &str) -> String {
+    let (max_pending, store) = spec.split_once(' ').unwrap();
+    let max_pending: usize = max_pending.parse().unwrap();
+    let rt = runtime();
+    let app = AppId::parse(&format!("slow-{max_pending}")).unwrap();
+    let line = if store == "memory" {
+        let store = Arc::new(MemoryStore::new());
+        rt.block_on(fill(&*store, &app, SLOW_EVENTS, 1_000));
+        watch(&rt, store, &app, max_pending)
+    } else {
+        let store = Arc::new(rt.block_on(RedisStore::connect(store)).unwrap());
+        rt.block_on(fill(&*store, &app, SLOW_EVENTS, 1_000));
+        watch(&rt, store, &app, max_pending)
+    };
+    let kind = if store == "memory" { "memory" } else { "redis" };
+    format!("{kind}_store/max_pending_{max_pending}: {line}")
+}
+
+fn watch<S: Store>(rt: &Runtime, store: Arc<S>, app: &AppId, max_pending: usize) -> String {
+    let receiver = rt.block_on(Receiver::start(Duration::from_millis(200)));
     let mut config = config(app, &receiver.url);
     config.max_pending = max_pending;
-    let before = receiver.answered();
     let rss_before = rss_kib();
     let stop = CancellationToken::new();
     let task = {
@@ -301,18 +325,23 @@ fn hold<S: Store>(
         spawn(store, config, stop.clone()).unwrap()
     };
     let mut samples = Vec::new();
-    for _ in 0..10 {
-        std::thread::sleep(Duration::from_secs(1));
+    while samples.len() < (WATCH.as_secs() / SAMPLE_EVERY.as_secs()) as usize {
+        std::thread::sleep(SAMPLE_EVERY);
         samples.push(rss_kib() as i64 - rss_before as i64);
     }
     stop.cancel();
     rt.block_on(task).unwrap();
-    let grown: Vec<String> = samples.iter().map(|s| format!("{s:+}")).collect();
+    let grown: Vec<String> = samples
+        .iter()
+        .map(|s| format!("{:+.1}", *s as f64 / 1024.0))
+        .collect();
     format!(
-        "max_pending_{max_pending}: {} delivered in 10 s; RSS before {} KiB, then each second \
-         (KiB more than before): {}",
-        receiver.answered() - before,
-        rss_before,
+        "{SLOW_EVENTS} waiting, {} delivered in {} s; RSS before {:.1} MiB, then every {} s \
+         (MiB more than before): {}",
+        receiver.answered(),
+        WATCH.as_secs(),
+        rss_before as f64 / 1024.0,
+        SAMPLE_EVERY.as_secs(),
         grown.join(" ")
     )
 }
