@@ -277,6 +277,52 @@ async fn a_receiver_that_was_down_gets_everything_in_room_order() {
     assert!(store.dead_letters(&app(), 10).await.unwrap().is_empty());
 }
 
+/// Many rooms at once: verdicts that arrive together are recorded together, and still every
+/// message arrives once, each room in order, every delivery is logged, and the position reaches
+/// the end with nothing recorded ahead of it.
+#[tokio::test]
+async fn many_rooms_at_once_are_delivered_logged_and_settled() {
+    let store = Arc::new(MemoryStore::new());
+    let receiver = Receiver::ok().await;
+    let mut rooms = Vec::new();
+    for i in 0..40 {
+        let mut room = TestRoom::create(&*store, &format!("busy{i}")).await;
+        for _ in 0..4 {
+            room.emit(&*store, EventKind::MemberJoined, json!({})).await;
+        }
+        rooms.push(room);
+    }
+    let _stop = start(&store, config(&receiver.url(), 3));
+
+    let got = receiver.wait_delivered(200, WITHIN).await;
+    assert_eq!(got.len(), 200);
+    let mut ids: Vec<&str> = got.iter().map(|r| r.id()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 200, "a message arrived twice");
+    for room in &rooms {
+        let first = room.room.seq - 4;
+        assert_eq!(
+            seqs_of(&got, room.id()),
+            (first..=room.room.seq).collect::<Vec<_>>()
+        );
+    }
+    let last = store.outbox(&app(), None, 1000).await.unwrap()[199]
+        .0
+        .clone();
+    wait_for(WITHIN, || {
+        futures_now(store.outbox_position(&app())) == Some(last.clone())
+    })
+    .await;
+    assert!(store.outbox_acked(&app()).await.unwrap().is_empty());
+    let log = store.delivery_log(&app(), None, 1000).await.unwrap();
+    assert_eq!(log.len(), 200);
+    assert!(
+        log.iter()
+            .all(|(_, a)| a.outcome == "delivered" && a.attempt == 1 && a.status == Some(200))
+    );
+}
+
 #[tokio::test]
 async fn private_addresses_are_refused_unless_allowed() {
     let receiver = Receiver::ok().await;

@@ -8,6 +8,10 @@
 //!   dead-lettered. The position advances over the settled prefix of the outbox (up to just
 //!   before the oldest unsettled entry); entries settled beyond it are recorded with
 //!   [`Store::ack_outbox`], so a restarted dispatcher sends again only what was never settled.
+//!   Verdicts that arrive together are recorded together: the position, the entries settled
+//!   ahead of it and the last attempts' log entries are written at once (one round trip to
+//!   Redis), and only then do those rooms' next events go. The message tasks themselves are in
+//!   `message`.
 //! - **Bounded memory**: at most `max_pending` entries are held between the position and the
 //!   read cursor; reading pauses when the window is full.
 //!
@@ -23,19 +27,19 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::future::{join_all, try_join, try_join_all};
 use reqwest::Url;
 use tokio::sync::Semaphore;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::{JoinError, JoinHandle, JoinSet};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::deliver::{self, RetrySchedule, Verdict};
-use super::envelope::Envelope;
+use super::deliver::{self, RetrySchedule};
+use super::message::{Endpoint, Settled, deliver_until_settled, keep_log};
 use super::sign::Signer;
 use crate::conference::{AppId, DomainEvent, RoomId};
-use crate::store::{DeadLetter, DeliveryAttempt, Store, StoreError};
-use crate::telemetry::{self, WebhookOutcome};
+use crate::store::{Store, StoreError};
 
 /// How one application's webhooks are delivered.
 #[derive(Debug, Clone)]
@@ -86,17 +90,6 @@ pub enum DispatchError {
     BadUrl(AppId),
     #[error("app {app}: cannot build the HTTP client: {reason}")]
     Client { app: AppId, reason: String },
-}
-
-/// What every delivery task of one dispatcher shares.
-struct Endpoint {
-    app: AppId,
-    client: reqwest::Client,
-    url: Url,
-    signer: Signer,
-    retry: RetrySchedule,
-    allow_private: bool,
-    slots: Semaphore,
 }
 
 /// Starts the dispatcher of one application; it runs until `stop` is cancelled.
@@ -230,13 +223,6 @@ async fn renew<S: Store>(
     }
 }
 
-/// A message that reached a verdict: delivered (`None`) or given up on.
-struct Settled {
-    outbox_id: String,
-    room: RoomId,
-    dead: Option<DeadLetter>,
-}
-
 struct Dispatcher<S> {
     store: Arc<S>,
     config: DispatcherConfig,
@@ -308,17 +294,14 @@ impl<S: Store> Dispatcher<S> {
             tokio::select! {
                 biased;
                 _ = self.stop.cancelled() => break,
-                Some(done) = self.tasks.join_next() => match done {
-                    Ok(settled) => {
-                        if !self.settle(settled).await {
-                            break;
-                        }
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "a webhook delivery task failed; dispatcher stops");
+                Some(done) = self.tasks.join_next() => {
+                    let Some(batch) = self.finished(done) else {
+                        break;
+                    };
+                    if !self.settle(batch).await {
                         break;
                     }
-                },
+                }
                 _ = tokio::time::sleep_until(next_read) => {}
             }
         }
@@ -373,11 +356,28 @@ impl<S: Store> Dispatcher<S> {
         );
     }
 
-    /// Records a verdict durably, then lets the room's next event go. False when stopped.
-    async fn settle(&mut self, settled: Settled) -> bool {
-        let app = self.config.app.clone();
-        let store = self.store.clone();
-        if let Some(letter) = &settled.dead {
+    /// The finished delivery `first` and every other one already finished, so they are recorded
+    /// together. `None` when a task failed (a bug: the dispatcher stops).
+    fn finished(&mut self, first: Result<Settled, JoinError>) -> Option<Vec<Settled>> {
+        let mut batch = Vec::new();
+        for done in std::iter::once(first).chain(std::iter::from_fn(|| self.tasks.try_join_next()))
+        {
+            match done {
+                Ok(settled) => batch.push(settled),
+                Err(e) => {
+                    tracing::error!(error = %e, "a webhook delivery task failed; dispatcher stops");
+                    return None;
+                }
+            }
+        }
+        Some(batch)
+    }
+
+    /// Records verdicts durably (dead letters, then the position and the entries settled ahead
+    /// of it), then lets each room's next event go. False when stopped.
+    async fn settle(&mut self, batch: Vec<Settled>) -> bool {
+        let (store, app) = (self.store.clone(), self.config.app.clone());
+        for letter in batch.iter().filter_map(|s| s.dead.as_ref()) {
             let ok = retry_store(&self.stop, "store a dead letter", || {
                 store.dead_letter(&app, letter)
             })
@@ -386,29 +386,41 @@ impl<S: Store> Dispatcher<S> {
                 return false;
             }
         }
-        let Some(number) = self.numbers.get(&settled.outbox_id).copied() else {
-            return true;
-        };
-        let oldest = self.window.keys().next() == Some(&number);
-        if !oldest {
-            let id = settled.outbox_id.as_str();
-            let ok = retry_store(&self.stop, "record a delivery", || {
-                store.ack_outbox(&app, id)
-            })
-            .await;
-            if ok.is_none() {
-                return false;
+        for settled in &batch {
+            let number = self.numbers.get(&settled.outbox_id);
+            if let Some(entry) = number.and_then(|n| self.window.get_mut(n)) {
+                entry.1 = true;
             }
         }
-        if let Some(entry) = self.window.get_mut(&number) {
-            entry.1 = true;
+        let position = self.settled_prefix();
+        let ahead: Vec<&str> = batch
+            .iter()
+            .map(|s| s.outbox_id.as_str())
+            .filter(|id| self.numbers.contains_key(*id))
+            .collect();
+        let logs = join_all(
+            batch
+                .iter()
+                .map(|s| keep_log(&*self.store, &self.config.app, &s.last_attempt)),
+        );
+        let (_, persisted) = tokio::join!(logs, self.persist(position.as_deref(), &ahead));
+        if !persisted {
+            return false;
         }
-        self.start_next(settled.room);
-        self.advance().await
+        for settled in batch {
+            self.start_next(settled.room);
+        }
+        true
     }
 
     /// Moves the persisted position over the settled prefix of the window. False when stopped.
     async fn advance(&mut self) -> bool {
+        let position = self.settled_prefix();
+        self.persist(position.as_deref(), &[]).await
+    }
+
+    /// Takes the settled prefix off the window; its last entry is the new position.
+    fn settled_prefix(&mut self) -> Option<String> {
         let mut position = None;
         while let Some(entry) = self.window.first_entry() {
             if !entry.get().1 {
@@ -418,118 +430,29 @@ impl<S: Store> Dispatcher<S> {
             self.numbers.remove(&id);
             position = Some(id);
         }
-        let Some(position) = position else {
+        position
+    }
+
+    /// Writes a new position and the entries settled ahead of it, all at once: the writes are
+    /// independent (the position only forgets acknowledgments up to itself), so a crash between
+    /// them at worst sends some entries again. False when stopped.
+    async fn persist(&self, position: Option<&str>, ahead: &[&str]) -> bool {
+        if position.is_none() && ahead.is_empty() {
             return true;
-        };
-        let (store, app) = (self.store.clone(), self.config.app.clone());
-        retry_store(&self.stop, "move the webhook position", || {
-            store.set_outbox_position(&app, &position)
+        }
+        let (store, app) = (&*self.store, &self.config.app);
+        retry_store(&self.stop, "record webhook progress", || async move {
+            let acks = try_join_all(ahead.iter().map(|id| store.ack_outbox(app, id)));
+            let moved = async move {
+                match position {
+                    Some(p) => store.set_outbox_position(app, p).await,
+                    None => Ok(()),
+                }
+            };
+            try_join(acks, moved).await.map(|_| ())
         })
         .await
         .is_some()
-    }
-}
-
-/// Attempts one message until it is delivered, refused, or out of retries.
-async fn deliver_until_settled<S: Store>(
-    store: Arc<S>,
-    endpoint: Arc<Endpoint>,
-    outbox_id: String,
-    event: DomainEvent,
-) -> Settled {
-    let envelope = Envelope::new(&outbox_id, &event);
-    let body = envelope.body();
-    let mut attempts = 0u32;
-    let dead = loop {
-        attempts += 1;
-        let (verdict, took) = {
-            let _slot = endpoint.slots.acquire().await;
-            let started = Instant::now();
-            let verdict = deliver::attempt(
-                &endpoint.client,
-                &endpoint.url,
-                endpoint.allow_private,
-                &endpoint.signer,
-                &envelope.id,
-                &body,
-            )
-            .await;
-            (verdict, started.elapsed())
-        };
-        let record =
-            |outcome| telemetry::webhook_attempt(endpoint.app.as_str(), outcome, took, event.at);
-        let log = |outcome: &str, status: Option<u16>, error: Option<&str>| DeliveryAttempt {
-            message_id: envelope.id.clone(),
-            kind: event.kind,
-            room: event.room.clone(),
-            seq: event.seq,
-            attempt: attempts,
-            outcome: outcome.to_owned(),
-            status,
-            error: error.map(str::to_owned),
-            at: now_micros(),
-            duration_ms: took.as_millis() as u64,
-        };
-        let (status, error, wait) = match verdict {
-            Verdict::Delivered { status } => {
-                record(WebhookOutcome::Delivered);
-                keep_log(
-                    &*store,
-                    &endpoint.app,
-                    &log("delivered", Some(status), None),
-                )
-                .await;
-                break None;
-            }
-            Verdict::GiveUp { status, error } => (status, error, None),
-            Verdict::Retry {
-                status,
-                error,
-                retry_after,
-            } => {
-                let wait = endpoint.retry.delay(attempts as usize - 1, retry_after);
-                (status, error, wait)
-            }
-        };
-        record(match wait {
-            Some(_) => WebhookOutcome::Retry,
-            None => WebhookOutcome::DeadLetter,
-        });
-        let outcome = if wait.is_some() {
-            "retry"
-        } else {
-            "dead_letter"
-        };
-        keep_log(&*store, &endpoint.app, &log(outcome, status, Some(&error))).await;
-        match wait {
-            Some(wait) => {
-                tracing::debug!(attempts, %error, ?wait, "webhook attempt failed; will retry");
-                tokio::time::sleep(wait).await;
-            }
-            None => {
-                tracing::warn!(attempts, %error, "webhook dead-lettered");
-                break Some(DeadLetter {
-                    outbox_id: outbox_id.clone(),
-                    event: event.clone(),
-                    attempts,
-                    status,
-                    last_error: error,
-                    at: now_micros(),
-                });
-            }
-        }
-    };
-    Settled {
-        outbox_id,
-        room: event.room.clone(),
-        dead,
-    }
-}
-
-/// Writes an attempt to the delivery log; the log is for people, so a failure only warns.
-async fn keep_log<S: Store>(store: &S, app: &AppId, attempt: &DeliveryAttempt) {
-    if let Err(e) = store.log_delivery(app, attempt).await {
-        tracing::warn!(error = %e, "delivery attempt not logged");
     }
 }
 
@@ -551,11 +474,4 @@ where
         }
         wait = (wait * 2).min(Duration::from_secs(5));
     }
-}
-
-fn now_micros() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
 }
