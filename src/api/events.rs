@@ -15,6 +15,7 @@ use futures_util::Stream;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::extract::positive;
 use super::openapi::errors::BadRequest;
 use super::openapi::params::{FeedQuery as FeedParams, StreamQuery};
 use super::openapi::schemas as doc;
@@ -73,15 +74,7 @@ async fn list<S: Store>(
     let after = position(q.after.as_deref())?;
     let limit = match q.limit.as_deref() {
         None => 100,
-        Some(l) => match l.parse::<usize>() {
-            Ok(n) if n > 0 && !l.starts_with('+') => n.min(1000),
-            _ => {
-                return Err(ApiError::bad_request_with(
-                    "Invalid limit: must be a positive integer",
-                    json!({ "limit": l.chars().take(40).collect::<String>() }),
-                ));
-            }
-        },
+        Some(l) => positive("limit", l)?.min(1000) as usize,
     };
     let rows = st
         .rooms()

@@ -65,22 +65,26 @@ impl<St: Send + Sync> FromRequestParts<St> for PageQuery {
             .map_err(|e| {
                 ApiError::bad_request_with("Invalid query", json!({ "reason": e.body_text() }))
             })?;
-        let limit = match raw.limit.as_deref() {
-            None => None,
-            Some(l) => match l.parse::<u64>() {
-                Ok(n) if n > 0 && !l.starts_with('+') => Some(n),
-                _ => {
-                    return Err(ApiError::bad_request_with(
-                        "Invalid limit: must be a positive integer",
-                        json!({ "limit": l }),
-                    ));
-                }
-            },
-        };
+        let limit = raw
+            .limit
+            .as_deref()
+            .map(|l| positive("limit", l))
+            .transpose()?;
         Ok(PageQuery {
             limit,
             cursor: raw.cursor.filter(|c| !c.is_empty()),
         })
+    }
+}
+
+/// A query parameter that must be a positive integer (`limit`, `page_size`): digits only, not 0.
+pub fn positive(name: &str, raw: &str) -> Result<u64, ApiError> {
+    match raw.parse::<u64>() {
+        Ok(n) if n > 0 && !raw.starts_with('+') => Ok(n),
+        _ => Err(ApiError::bad_request_with(
+            format!("Invalid {name}: must be a positive integer"),
+            json!({ name: raw.chars().take(40).collect::<String>() }),
+        )),
     }
 }
 

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::extract::{IdPath, JsonBody};
+use super::extract::{IdPath, JsonBody, positive};
 use super::openapi::errors::{BadRequest, Conflict, Forbidden, NameTakenError, NotFound};
 use super::openapi::errors::{NodeRejected, NodeTimeout};
 use super::openapi::params::{ConferencePath, UuidPath, V10Paging};
@@ -190,15 +190,7 @@ async fn list<S: Store>(
     })?;
     let size = match params.page_size.as_deref() {
         None | Some("") => 10,
-        Some(s) => match s.parse::<usize>() {
-            Ok(n) if n > 0 && !s.starts_with('+') => n.min(100),
-            _ => {
-                return Err(ApiError::bad_request_with(
-                    "Invalid page_size: a positive integer (at most 100 are returned)",
-                    json!({ "page_size": s.chars().take(40).collect::<String>() }),
-                ));
-            }
-        },
+        Some(s) => positive("page_size", s)?.min(100) as usize,
     };
     let after = match params.page_token.as_deref().filter(|t| !t.is_empty()) {
         Some(token) => Some(

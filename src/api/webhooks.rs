@@ -9,7 +9,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::extract::{IdPath, iso8601};
+use super::extract::{IdPath, iso8601, positive};
 use super::openapi::errors::{BadRequest, Conflict, NotFound};
 use super::openapi::params::{LogQuery as LogParams, MessagePath};
 use super::openapi::schemas as doc;
@@ -56,14 +56,7 @@ async fn list<S: Store>(
     };
     let limit = match q.limit.as_deref() {
         None => 50,
-        Some(l) => match l.parse::<usize>() {
-            Ok(n) if n > 0 && !l.starts_with('+') => n.min(500),
-            _ => {
-                return Err(ApiError::bad_request(
-                    "Invalid limit: must be a positive integer",
-                ));
-            }
-        },
+        Some(l) => positive("limit", l)?.min(500) as usize,
     };
     let rows = st
         .rooms()
