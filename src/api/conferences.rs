@@ -2,6 +2,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -15,7 +16,7 @@ use super::openapi::params::{Paging, RoomPath};
 use super::openapi::schemas as doc;
 use super::resource::ConferenceBody;
 use super::{ApiError, ApiState, Caller, views};
-use crate::conference::{AppId, PlaybackStatus, Room, RoomId};
+use crate::conference::{Action, AppId, PlaybackStatus, Room, RoomId, RoomStatus, RoomType};
 use crate::rooms::{PlaybackState, ServiceError};
 use crate::store::Store;
 
@@ -148,27 +149,61 @@ async fn list<S: Store>(
 }
 
 /// One room as `GET` shows it; `created_at` is Unix seconds as a string (the contract says so).
-fn room_view(r: &Room) -> Value {
-    json!({
-        "room_id": r.id,
-        "name": r.name,
-        "created_at": r.created_at.div_euclid(1_000_000).to_string(),
-        "members": r.confirmed_members().count(),
-        "playback_status": r.playback.status,
-        "playback_volume": r.playback.volume,
-        "playback_urls": r.playback.urls,
-        "playback_operation_id": r.playback.operation_id.map(|u| u.to_string()).unwrap_or_default(),
-        "type": r.kind,
-        "status": r.status,
-        "detail": r.detail,
-        "data": r.data,
-        "timeout": r.timeout,
-        "pre_actions": r.pre_actions,
-        "post_actions": r.post_actions,
-        "conferencecall_ids": views::conferencecall_ids(r),
-        "recording_id": r.recording.unwrap_or(uuid::Uuid::nil()),
-        "recording_ids": views::recording_ids(r),
-    })
+/// Serialized straight from the room (no intermediate `Value`): this is the hottest read.
+#[derive(serde::Serialize)]
+struct RoomView<'a> {
+    room_id: &'a RoomId,
+    name: &'a str,
+    created_at: String,
+    members: usize,
+    playback_status: PlaybackStatus,
+    playback_volume: i32,
+    playback_urls: &'a [String],
+    playback_operation_id: String,
+    #[serde(rename = "type")]
+    kind: RoomType,
+    status: RoomStatus,
+    detail: &'a str,
+    data: &'a Value,
+    timeout: u64,
+    pre_actions: &'a [Action],
+    post_actions: &'a [Action],
+    #[serde(serialize_with = "ids")]
+    conferencecall_ids: &'a Room,
+    recording_id: uuid::Uuid,
+    recording_ids: Vec<uuid::Uuid>,
+}
+
+/// The room's conferencecall ids, written without collecting them first.
+fn ids<S: serde::Serializer>(r: &&Room, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(r.members.values().map(|m| m.conferencecall_id))
+}
+
+fn room_view(r: &Room) -> RoomView<'_> {
+    RoomView {
+        room_id: &r.id,
+        name: &r.name,
+        created_at: r.created_at.div_euclid(1_000_000).to_string(),
+        members: r.confirmed_members().count(),
+        playback_status: r.playback.status,
+        playback_volume: r.playback.volume,
+        playback_urls: &r.playback.urls,
+        playback_operation_id: r
+            .playback
+            .operation_id
+            .map(|u| u.to_string())
+            .unwrap_or_default(),
+        kind: r.kind,
+        status: r.status,
+        detail: &r.detail,
+        data: &r.data,
+        timeout: r.timeout,
+        pre_actions: &r.pre_actions,
+        post_actions: &r.post_actions,
+        conferencecall_ids: r,
+        recording_id: r.recording.unwrap_or(uuid::Uuid::nil()),
+        recording_ids: views::recording_ids(r),
+    }
 }
 
 #[utoipa::path(
@@ -189,9 +224,9 @@ async fn show<S: Store>(
     State(st): State<ApiState<S>>,
     Caller(app): Caller,
     IdPath(raw): IdPath,
-) -> Answer {
+) -> Result<axum::response::Response, ApiError> {
     let room = st.rooms().room(&app, &room_id(&raw)?).await?;
-    Ok((StatusCode::OK, Json(room_view(&room))))
+    Ok(Json(room_view(&room)).into_response())
 }
 
 #[utoipa::path(

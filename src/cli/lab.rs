@@ -28,6 +28,9 @@ pub struct LabArgs {
     /// Use Redis instead of the in-memory store.
     #[arg(long)]
     redis: Option<String>,
+    /// With --redis: how many rooms to keep in memory under Redis's invalidation (0: none).
+    #[arg(long, default_value_t = switchyard::store::room_cache::DEFAULT_CAPACITY)]
+    room_cache: usize,
     /// An application as ID:KEY (repeatable); replaces the default lab-app:lab-key.
     #[arg(long = "app")]
     apps: Vec<String>,
@@ -107,7 +110,8 @@ pub async fn run(args: LabArgs) -> anyhow::Result<()> {
         Some(url) => {
             let store = RedisStore::connect(url)
                 .await
-                .context("cannot reach Redis")?;
+                .context("cannot reach Redis")?
+                .with_room_cache(url, args.room_cache)?;
             run_with(Arc::new(store), options, &args, generated).await
         }
         None => run_with(Arc::new(MemoryStore::new()), options, &args, generated).await,

@@ -46,6 +46,9 @@ pub struct Config {
     /// How long an ended room (with its conferencecalls and recordings) stays readable, in
     /// seconds (Redis store); default 7 days.
     pub room_retention_secs: Option<u64>,
+    /// How many rooms each controller keeps in memory under Redis's invalidation (client-side
+    /// caching); 0 turns it off. Default 16,384.
+    pub room_cache: Option<usize>,
     /// How long events stay in each app's outbox (the event feed's window), in seconds;
     /// default 24 hours. Events a webhook dispatcher has not settled are kept regardless.
     pub event_retention_secs: Option<u64>,

@@ -9,6 +9,7 @@
 pub mod keys;
 pub mod memory;
 pub mod redis;
+pub mod room_cache;
 
 use std::future::Future;
 use std::time::Duration;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script, Value};
 
+use super::room_cache::{self, Tracked};
 use super::{
     Created, DEAD_LETTERS_KEPT, DELIVERY_LOG_KEPT, DeadLetter, DeliveryAttempt, IndexDelta, Page,
     Saved, Store, StoreError, keys,
@@ -21,6 +22,8 @@ const ENDED_SESSION_TTL_SECS: u64 = 3600;
 
 pub struct RedisStore {
     conn: ConnectionManager,
+    /// Room reads and writes, cached in this process under Redis's invalidation; `None`: off.
+    rooms: Option<Tracked>,
     create_room: Script,
     save_room: Script,
     save_session: Script,
@@ -66,8 +69,10 @@ impl RedisStore {
             .get_connection_manager_with_config(config)
             .await
             .map_err(unavailable)?;
+        let rooms = Tracked::new(url, room_cache::DEFAULT_CAPACITY).map_err(unavailable)?;
         Ok(RedisStore {
             conn,
+            rooms: Some(rooms),
             create_room: Script::new(include_str!("lua/create_room.lua")),
             save_room: Script::new(include_str!("lua/save_room.lua")),
             save_session: Script::new(include_str!("lua/save_session.lua")),
@@ -77,6 +82,55 @@ impl RedisStore {
             lease: Script::new(include_str!("lua/lease.lua")),
             retention: super::DEFAULT_RETENTION,
         })
+    }
+
+    /// How many rooms this process keeps in its cache (0: none; every read goes to Redis).
+    pub fn with_room_cache(mut self, url: &str, capacity: usize) -> Result<RedisStore, StoreError> {
+        self.rooms = match capacity {
+            0 => None,
+            n => Some(Tracked::new(url, n).map_err(unavailable)?),
+        };
+        Ok(self)
+    }
+
+    /// How many rooms the cache holds now (0 when it is off).
+    pub fn cached_rooms(&self) -> usize {
+        self.rooms.as_ref().map_or(0, |t| t.entries().len())
+    }
+
+    /// A room through the tracked connection: from the cache, or read and kept.
+    async fn tracked_room(&self, tracked: &Tracked, key: &str) -> Result<Option<Room>, StoreError> {
+        if let Some(room) = tracked.entries().get(key) {
+            return Ok(Some(room));
+        }
+        let mut conn = match tracked.conn().await {
+            Ok(conn) => conn,
+            Err(e) => return Err(unavailable(e)),
+        };
+        // After connecting: a (re)connection forgets every entry, this one's mark included.
+        let token = tracked.entries().begin(key);
+        let read = async {
+            redis::cmd("HGET")
+                .arg(key)
+                .arg("json")
+                .query_async::<Option<String>>(&mut conn)
+                .await
+        };
+        let json = match read.await {
+            Ok(json) => json,
+            Err(e) => {
+                tracked.entries().forget(key);
+                tracked.failed(&e).await;
+                return Err(unavailable(e));
+            }
+        };
+        let Some(json) = json else {
+            tracked.entries().forget(key);
+            return Ok(None);
+        };
+        let room: Room = decode(key, &json).inspect_err(|_| tracked.entries().forget(key))?;
+        tracked.entries().fill(key, token, &room);
+        Ok(Some(room))
     }
 
     /// How long terminated rooms stay readable (at least a second).
@@ -228,7 +282,11 @@ impl Store for RedisStore {
     }
 
     async fn room(&self, app: &AppId, id: &RoomId) -> Result<Option<Room>, StoreError> {
-        self.json_field(&keys::room(app, id)).await
+        let key = keys::room(app, id);
+        match &self.rooms {
+            Some(tracked) => self.tracked_room(tracked, &key).await,
+            None => self.json_field(&key).await,
+        }
     }
 
     async fn room_app(&self, id: &RoomId) -> Result<Option<AppId>, StoreError> {
@@ -269,11 +327,43 @@ impl Store for RedisStore {
         for event in Self::events_json(events) {
             call.arg(event);
         }
-        let mut conn = self.conn();
-        let saved: i64 = call.invoke_async(&mut conn).await.map_err(unavailable)?;
+        let saved: i64 = match &self.rooms {
+            Some(tracked) => {
+                let key = keys::room(&new.app, &new.id);
+                let result = match tracked.conn().await {
+                    Ok(mut conn) => {
+                        let token = tracked.entries().begin(&key);
+                        call.invoke_async(&mut conn)
+                            .await
+                            .map(|saved| (saved, token))
+                    }
+                    Err(e) => Err(e),
+                };
+                match result {
+                    Ok((1, token)) => {
+                        tracked.entries().fill(&key, token, new);
+                        1
+                    }
+                    Ok((saved, _)) => {
+                        tracked.entries().forget(&key);
+                        saved
+                    }
+                    Err(e) => {
+                        tracked.entries().forget(&key);
+                        tracked.failed(&e).await;
+                        return Err(unavailable(e));
+                    }
+                }
+            }
+            None => call
+                .invoke_async(&mut self.conn())
+                .await
+                .map_err(unavailable)?,
+        };
         if saved == 0 {
             return Ok(Saved::Conflict);
         }
+        let mut conn = self.conn();
         if delta.release {
             // The ended room's lookups expire with it.
             let member = format!("{} {}", new.app, new.id);

@@ -26,4 +26,7 @@ end
 for i = 8, #ARGV do
   redis.call('XADD', KEYS[2], '*', 'event', ARGV[i])
 end
+-- Read the room once more: a caller with client-side tracking (NOLOOP) keeps the room it just
+-- wrote, and Redis forgets a key's trackers when it changes; this read makes it track it again.
+redis.call('HEXISTS', KEYS[1], 'seq')
 return 1

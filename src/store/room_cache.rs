@@ -1,0 +1,202 @@
+//! Rooms read from Redis, kept in this process and invalidated by Redis itself
+//! (server-assisted client-side caching, `CLIENT TRACKING ON NOLOOP` on a RESP3 connection).
+//!
+//! Reads and writes of room records go through one tracked connection. Redis remembers the room
+//! keys that connection read and pushes an `invalidate` message when anybody else changes one
+//! (another controller, an expiry, a flush); the connection's reader hands each push to
+//! [`Entries::invalidate`] synchronously, before any later reply, so a reply is never taken for
+//! current after the push that outdated it. Our own writes (NOLOOP: Redis sends us no push for
+//! them) store the room we wrote: the save script reads the room key once more after writing, so
+//! Redis tracks it again.
+//!
+//! Races are settled with tokens: before a read or a write the key holds `Pending(token)`; a push
+//! removes whatever the key holds; the answer is kept only if the key still holds that token.
+//! A lost connection forgets everything (Redis forgot what we track), and the next operation
+//! connects again.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, ProtocolVersion, PushInfo, PushKind, Value};
+
+use crate::conference::Room;
+
+/// How many rooms one controller keeps by default (about 3 KiB each with ten members).
+pub const DEFAULT_CAPACITY: usize = 16_384;
+
+enum Slot {
+    /// A read or write is in flight; its answer may be kept if the key still holds this token.
+    Pending(u64),
+    Ready(Box<Room>),
+}
+
+#[derive(Default)]
+struct State {
+    slots: HashMap<String, Slot>,
+    next_token: u64,
+}
+
+/// The cached rooms, shared by the store and the connection's push handler.
+#[derive(Clone)]
+pub struct Entries {
+    state: Arc<Mutex<State>>,
+    capacity: usize,
+}
+
+impl Entries {
+    pub fn new(capacity: usize) -> Entries {
+        Entries {
+            state: Arc::default(),
+            capacity,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves a map that is still consistent.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The room, if this process holds its current version.
+    pub fn get(&self, key: &str) -> Option<Room> {
+        match self.lock().slots.get(key) {
+            Some(Slot::Ready(room)) => Some(Room::clone(room)),
+            _ => None,
+        }
+    }
+
+    /// Marks `key` as being read or written; returns the token that [`Entries::fill`] needs.
+    pub fn begin(&self, key: &str) -> u64 {
+        let mut state = self.lock();
+        state.next_token += 1;
+        let token = state.next_token;
+        if state.slots.len() >= self.capacity && !state.slots.contains_key(key) {
+            // Full: forget an eighth (whichever come first), not one at a time.
+            let drop = (self.capacity / 8).max(1);
+            let victims: Vec<String> = state.slots.keys().take(drop).cloned().collect();
+            for victim in victims {
+                state.slots.remove(&victim);
+            }
+        }
+        state.slots.insert(key.to_owned(), Slot::Pending(token));
+        token
+    }
+
+    /// Keeps `room` as the current version of `key` if nothing changed it since `begin`.
+    pub fn fill(&self, key: &str, token: u64, room: &Room) {
+        let mut state = self.lock();
+        if let Some(slot) = state.slots.get_mut(key)
+            && matches!(slot, Slot::Pending(t) if *t == token)
+        {
+            *slot = Slot::Ready(Box::new(room.clone()));
+        }
+    }
+
+    /// Forgets `key` (its read or write failed, or it changed).
+    pub fn forget(&self, key: &str) {
+        self.lock().slots.remove(key);
+    }
+
+    /// Forgets everything (the connection was lost, or Redis was flushed).
+    pub fn clear(&self) {
+        self.lock().slots.clear();
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().slots.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A push from the tracked connection.
+    fn on_push(&self, push: &PushInfo) {
+        match push.kind {
+            PushKind::Invalidate => match push.data.first() {
+                Some(Value::Array(keys)) => {
+                    let mut state = self.lock();
+                    for key in keys {
+                        if let Value::BulkString(bytes) = key
+                            && let Ok(key) = std::str::from_utf8(bytes)
+                        {
+                            state.slots.remove(key);
+                        }
+                    }
+                }
+                // A nil key list: the whole database was flushed.
+                _ => self.clear(),
+            },
+            PushKind::Disconnection => self.clear(),
+            _ => {}
+        }
+    }
+}
+
+/// The tracked connection, connected on first use and again after it is lost.
+pub struct Tracked {
+    client: redis::Client,
+    entries: Entries,
+    conn: tokio::sync::Mutex<Option<MultiplexedConnection>>,
+}
+
+impl Tracked {
+    /// `url` is the store's Redis URL; the connection speaks RESP3 whatever the URL says.
+    pub fn new(url: &str, capacity: usize) -> Result<Tracked, redis::RedisError> {
+        let mut info = redis::Client::open(url)?.get_connection_info().clone();
+        info.redis.protocol = ProtocolVersion::RESP3;
+        Ok(Tracked {
+            client: redis::Client::open(info)?,
+            entries: Entries::new(capacity),
+            conn: tokio::sync::Mutex::new(None),
+        })
+    }
+
+    pub fn entries(&self) -> &Entries {
+        &self.entries
+    }
+
+    /// The connection, with tracking on.
+    pub async fn conn(&self) -> Result<MultiplexedConnection, redis::RedisError> {
+        let mut slot = self.conn.lock().await;
+        if let Some(conn) = slot.as_ref() {
+            return Ok(conn.clone());
+        }
+        // Nothing read before this connection may be trusted: Redis tracks per connection.
+        self.entries.clear();
+        let entries = self.entries.clone();
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Duration::from_secs(2))
+            .set_response_timeout(Duration::from_secs(2))
+            .set_push_sender(move |push: PushInfo| {
+                entries.on_push(&push);
+                Ok::<(), std::convert::Infallible>(())
+            });
+        let mut conn = self
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?;
+        redis::cmd("CLIENT")
+            .arg("TRACKING")
+            .arg("ON")
+            .arg("NOLOOP")
+            .query_async::<()>(&mut conn)
+            .await?;
+        *slot = Some(conn.clone());
+        Ok(conn)
+    }
+
+    /// After a failed command: a lost connection is dropped (and the cache with it), so the
+    /// next operation connects again.
+    pub async fn failed(&self, error: &redis::RedisError) {
+        if error.is_unrecoverable_error()
+            || error.is_connection_dropped()
+            || error.is_io_error()
+            || error.is_timeout()
+        {
+            *self.conn.lock().await = None;
+            self.entries.clear();
+        }
+    }
+}

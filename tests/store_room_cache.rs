@@ -1,0 +1,228 @@
+//! The Redis store's room cache (client-side caching under `CLIENT TRACKING`): what one
+//! controller keeps must never outlive a change made anywhere else — by another controller on the
+//! same Redis, by a raw write, a flush, or a Redis restart — and its own writes stay cached.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::redis_server::RedisServer;
+use switchyard::conference::{AppId, NodePrefix, Room, RoomId, RoomStatus, RoomType};
+use switchyard::store::redis::RedisStore;
+use switchyard::store::{Store, update_room};
+
+fn app() -> AppId {
+    AppId::parse("app-a").unwrap()
+}
+
+fn new_room(name: &str) -> Room {
+    let mut r = Room::new(
+        RoomId::new(&NodePrefix::parse("abcde").unwrap(), uuid::Uuid::new_v4()),
+        app(),
+        name.into(),
+        RoomType::Conference,
+        uuid::Uuid::new_v4().to_string(),
+        1,
+    );
+    r.status = RoomStatus::Progressing;
+    r
+}
+
+async fn set_detail(store: &RedisStore, id: &RoomId, detail: &str) {
+    update_room(store, &app(), id, |r| {
+        r.detail = detail.into();
+        r.seq += 1;
+        Ok::<_, ()>(((), Vec::new()))
+    })
+    .await
+    .unwrap()
+    .unwrap()
+    .unwrap();
+}
+
+/// Reads through `store` until the room's detail is `want`; Redis's invalidation travels on its
+/// own, so the reader sees it within moments, never a stale value for good.
+async fn converges(store: &RedisStore, id: &RoomId, want: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let room = store.room(&app(), id).await.unwrap();
+        if room.as_ref().map(|r| r.detail.as_str()) == Some(want) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still {:?}, want {want:?}",
+            room.map(|r| r.detail)
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+async fn two_stores() -> (RedisServer, RedisStore, RedisStore) {
+    let server = RedisServer::start();
+    let a = RedisStore::connect(&server.url()).await.unwrap();
+    let b = RedisStore::connect(&server.url()).await.unwrap();
+    (server, a, b)
+}
+
+#[tokio::test]
+async fn another_controllers_write_reaches_a_cached_reader() {
+    let (_server, a, b) = two_stores().await;
+    let r = new_room("x");
+    a.create_room(&r, &[]).await.unwrap();
+    assert_eq!(b.room(&app(), &r.id).await.unwrap().unwrap().detail, "");
+    assert_eq!(b.cached_rooms(), 1, "the reader keeps what it read");
+    set_detail(&a, &r.id, "changed by a").await;
+    converges(&b, &r.id, "changed by a").await;
+}
+
+#[tokio::test]
+async fn a_writer_keeps_its_own_write_and_still_hears_of_later_ones() {
+    let (_server, a, b) = two_stores().await;
+    let r = new_room("x");
+    a.create_room(&r, &[]).await.unwrap();
+    set_detail(&a, &r.id, "one").await;
+    // a's own write is kept: its next read needs no round trip, and is the written version.
+    assert_eq!(a.cached_rooms(), 1);
+    assert_eq!(a.room(&app(), &r.id).await.unwrap().unwrap().detail, "one");
+    // The save script read the key again after writing, so Redis still tells a of b's change.
+    set_detail(&b, &r.id, "two").await;
+    converges(&a, &r.id, "two").await;
+    set_detail(&a, &r.id, "three").await;
+    converges(&b, &r.id, "three").await;
+}
+
+#[tokio::test]
+async fn raw_writes_and_flushes_reach_the_cache() {
+    let (server, a, _b) = two_stores().await;
+    let r = new_room("x");
+    a.create_room(&r, &[]).await.unwrap();
+    a.room(&app(), &r.id).await.unwrap().unwrap();
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+    let key = format!("sy:{{{}}}:room:{}", app(), r.id);
+    let mut edited = r.clone();
+    edited.detail = "edited by hand".into();
+    let _: () = redis::cmd("HSET")
+        .arg(&key)
+        .arg("json")
+        .arg(serde_json::to_string(&edited).unwrap())
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    converges(&a, &r.id, "edited by hand").await;
+    let _: () = redis::cmd("FLUSHALL").query_async(&mut raw).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while a.room(&app(), &r.id).await.unwrap().is_some() {
+        assert!(Instant::now() < deadline, "a flushed room is still served");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_controllers_updating_one_room_lose_nothing() {
+    let (_server, a, b) = two_stores().await;
+    let (a, b) = (Arc::new(a), Arc::new(b));
+    let r = new_room("busy");
+    a.create_room(&r, &[]).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let id = r.id.clone();
+        tasks.push(tokio::spawn(async move {
+            update_room(&*store, &app(), &id, |room| {
+                room.detail.push_str(&format!("{i},"));
+                room.seq += 1;
+                Ok::<_, ()>(((), Vec::new()))
+            })
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    // Both end on the same, complete room: every update landed once, on top of the last.
+    for store in [&a, &b] {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let room = store.room(&app(), &r.id).await.unwrap().unwrap();
+            if room.seq == 40 {
+                let mut parts: Vec<u32> = room
+                    .detail
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(|s| s.parse().unwrap())
+                    .collect();
+                parts.sort_unstable();
+                assert_eq!(parts, (0..40).collect::<Vec<_>>());
+                break;
+            }
+            assert!(Instant::now() < deadline, "stuck at seq {}", room.seq);
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_redis_restart_empties_the_cache_and_reads_resume() {
+    let mut server = RedisServer::start();
+    let a = RedisStore::connect(&server.url()).await.unwrap();
+    let r = new_room("survivor");
+    a.create_room(&r, &[]).await.unwrap();
+    set_detail(&a, &r.id, "before").await;
+    assert_eq!(a.cached_rooms(), 1);
+    server.kill();
+    // The lost connection drops what it tracked: reads report Redis as unavailable instead of
+    // serving a copy nobody can vouch for.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match a.room(&app(), &r.id).await {
+            Err(e) => {
+                assert!(e.is_retryable(), "{e}");
+                break;
+            }
+            Ok(_) => assert!(
+                Instant::now() < deadline,
+                "served from cache after Redis died"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert_eq!(a.cached_rooms(), 0);
+    server.restart();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match a.room(&app(), &r.id).await {
+            Ok(room) => {
+                assert_eq!(room.unwrap().detail, "before");
+                break;
+            }
+            Err(e) => assert!(e.is_retryable() && Instant::now() < deadline, "{e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // And the new connection tracks again: another writer's change reaches it.
+    let b = RedisStore::connect(&server.url()).await.unwrap();
+    set_detail(&b, &r.id, "after").await;
+    converges(&a, &r.id, "after").await;
+}
+
+#[tokio::test]
+async fn the_cache_can_be_turned_off() {
+    let server = RedisServer::start();
+    let a = RedisStore::connect(&server.url())
+        .await
+        .unwrap()
+        .with_room_cache(&server.url(), 0)
+        .unwrap();
+    let r = new_room("x");
+    a.create_room(&r, &[]).await.unwrap();
+    set_detail(&a, &r.id, "one").await;
+    assert_eq!(a.room(&app(), &r.id).await.unwrap().unwrap().detail, "one");
+    assert_eq!(a.cached_rooms(), 0);
+}
