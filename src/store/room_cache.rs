@@ -23,7 +23,7 @@ use redis::{AsyncConnectionConfig, ProtocolVersion, PushInfo, PushKind, Value};
 
 use crate::conference::Room;
 
-/// How many rooms one controller keeps by default (about 3 KiB each with ten members).
+/// How many rooms one controller keeps by default.
 pub const DEFAULT_CAPACITY: usize = 16_384;
 
 enum Slot {
