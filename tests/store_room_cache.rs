@@ -219,10 +219,23 @@ async fn the_cache_can_be_turned_off() {
         .await
         .unwrap()
         .with_room_cache(&server.url(), 0)
+        .await
         .unwrap();
     let r = new_room("x");
     a.create_room(&r, &[]).await.unwrap();
     set_detail(&a, &r.id, "one").await;
     assert_eq!(a.room(&app(), &r.id).await.unwrap().unwrap().detail, "one");
     assert_eq!(a.cached_rooms(), 0);
+}
+
+#[tokio::test]
+async fn a_redis_without_client_tracking_still_serves_rooms() {
+    // CLIENT renamed away: TRACKING cannot be turned on, as on a Redis before 6.0.
+    let server = RedisServer::start_with(&["--rename-command", "CLIENT", ""]);
+    let a = RedisStore::connect(&server.url()).await.unwrap();
+    let r = new_room("x");
+    a.create_room(&r, &[]).await.unwrap();
+    set_detail(&a, &r.id, "one").await;
+    assert_eq!(a.room(&app(), &r.id).await.unwrap().unwrap().detail, "one");
+    assert_eq!(a.cached_rooms(), 0, "no tracking, no cache");
 }

@@ -111,7 +111,8 @@ pub async fn run(args: LabArgs) -> anyhow::Result<()> {
             let store = RedisStore::connect(url)
                 .await
                 .context("cannot reach Redis")?
-                .with_room_cache(url, args.room_cache)?;
+                .with_room_cache(url, args.room_cache)
+                .await?;
             run_with(Arc::new(store), options, &args, generated).await
         }
         None => run_with(Arc::new(MemoryStore::new()), options, &args, generated).await,

@@ -31,7 +31,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 store = store.with_retention(std::time::Duration::from_secs(secs));
             }
             if let Some(rooms) = config.room_cache {
-                store = store.with_room_cache(url, rooms)?;
+                store = store.with_room_cache(url, rooms).await?;
             }
             run_with(Arc::new(store), config).await
         }

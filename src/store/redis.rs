@@ -56,6 +56,23 @@ fn encode<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_default()
 }
 
+/// The room cache's connection, tried once: a Redis that refuses RESP3 or client tracking
+/// (before 6.0, or a proxy that lacks them) leaves the cache off, loudly, rather than every read
+/// failing; a Redis that cannot be reached is an error.
+async fn tracked(url: &str, capacity: usize) -> Result<Option<Tracked>, StoreError> {
+    let tracked = Tracked::new(url, capacity).map_err(unavailable)?;
+    match tracked.conn().await {
+        Ok(_) => Ok(Some(tracked)),
+        Err(e) if e.is_io_error() || e.is_timeout() || e.is_connection_refusal() => {
+            Err(unavailable(e))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "Redis refuses client tracking: the room cache is off");
+            Ok(None)
+        }
+    }
+}
+
 impl RedisStore {
     /// Connects (failing fast if Redis is not there) with short timeouts and background reconnects.
     pub async fn connect(url: &str) -> Result<RedisStore, StoreError> {
@@ -69,10 +86,10 @@ impl RedisStore {
             .get_connection_manager_with_config(config)
             .await
             .map_err(unavailable)?;
-        let rooms = Tracked::new(url, room_cache::DEFAULT_CAPACITY).map_err(unavailable)?;
+        let rooms = tracked(url, room_cache::DEFAULT_CAPACITY).await?;
         Ok(RedisStore {
             conn,
-            rooms: Some(rooms),
+            rooms,
             create_room: Script::new(include_str!("lua/create_room.lua")),
             save_room: Script::new(include_str!("lua/save_room.lua")),
             save_session: Script::new(include_str!("lua/save_session.lua")),
@@ -85,10 +102,14 @@ impl RedisStore {
     }
 
     /// How many rooms this process keeps in its cache (0: none; every read goes to Redis).
-    pub fn with_room_cache(mut self, url: &str, capacity: usize) -> Result<RedisStore, StoreError> {
+    pub async fn with_room_cache(
+        mut self,
+        url: &str,
+        capacity: usize,
+    ) -> Result<RedisStore, StoreError> {
         self.rooms = match capacity {
             0 => None,
-            n => Some(Tracked::new(url, n).map_err(unavailable)?),
+            n => tracked(url, n).await?,
         };
         Ok(self)
     }
