@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::{
     Created, DEAD_LETTERS_KEPT, DELIVERY_LOG_KEPT, DeadLetter, DeliveryAttempt, IndexDelta, Page,
-    Saved, Store, StoreError, outbox_order,
+    Saved, Store, StoreError, Updated, outbox_order,
 };
 use crate::conference::{
     AppId, DomainEvent, Micros, NodePrefix, Room, RoomId, RoomStatus, Session, SessionId,
@@ -55,31 +55,33 @@ impl MemoryStore {
 }
 
 impl Inner {
-    fn apply_delta(&mut self, room: &Room, delta: &IndexDelta) {
-        for id in &delta.add_refs {
-            self.refs.insert(*id, (room.app.clone(), room.id.clone()));
+    /// Updates the indexes for a write of room `id` of `app`; `name` is the room's unique name
+    /// when the delta releases it.
+    fn apply_delta(&mut self, app: &AppId, id: &RoomId, name: Option<String>, delta: IndexDelta) {
+        for r in &delta.add_refs {
+            self.refs.insert(*r, (app.clone(), id.clone()));
         }
         if delta.release {
-            self.timeouts.remove(&(room.app.clone(), room.id.clone()));
+            self.timeouts.remove(&(app.clone(), id.clone()));
         }
         for session in &delta.remove_sessions {
-            if self.session_room.get(session) == Some(&room.id) {
+            if self.session_room.get(session) == Some(id) {
                 self.session_room.remove(session);
             }
         }
-        for session in &delta.add_sessions {
-            self.session_room.insert(session.clone(), room.id.clone());
+        for session in delta.add_sessions {
+            self.session_room.insert(session, id.clone());
         }
-        if delta.release {
-            let key = (room.app.clone(), super::unique_name(room));
-            if self.names.get(&key) == Some(&room.id) {
+        if let Some(name) = name {
+            let key = (app.clone(), name);
+            if self.names.get(&key) == Some(id) {
                 self.names.remove(&key);
             }
         }
     }
 
     /// Appends with ids like a Redis stream's, `<ms>-<n>`, increasing.
-    fn append(&mut self, events: &[DomainEvent]) {
+    fn append(&mut self, events: impl IntoIterator<Item = DomainEvent>) {
         let ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
@@ -92,11 +94,43 @@ impl Inner {
                 self.next_in_ms += 1;
             }
             let id = format!("{}-{}", self.last_ms, self.next_in_ms);
-            self.outbox
-                .entry(event.app.clone())
-                .or_default()
-                .push((id, event.clone()));
+            match self.outbox.get_mut(&event.app) {
+                Some(entries) => entries.push((id, event)),
+                None => {
+                    self.outbox.insert(event.app.clone(), vec![(id, event)]);
+                }
+            }
         }
+    }
+
+    /// One atomic room change under the lock: `change` works on a copy of the stored room, which
+    /// replaces it (with its index changes and events) only if `change` succeeded and the room
+    /// differs; the stored room is never seen half-changed, even if `change` panics. `keep` makes
+    /// what is handed back of the resulting room (a copy, or nothing).
+    fn change_room<T, E, R>(
+        &mut self,
+        app: &AppId,
+        id: &RoomId,
+        keep: impl FnOnce(&Room) -> R,
+        change: impl FnOnce(&mut Room) -> Result<(T, Vec<DomainEvent>), E>,
+    ) -> Option<Result<(R, T), E>> {
+        let stored = self.rooms.get_mut(id).filter(|r| &r.app == app)?;
+        let mut new = stored.clone();
+        let (value, events) = match change(&mut new) {
+            Ok(v) => v,
+            Err(e) => return Some(Err(e)),
+        };
+        // Every domain change moves `seq`; the full comparison is for changes that did not.
+        if new.seq == stored.seq && new == *stored {
+            return Some(Ok((keep(&new), value)));
+        }
+        let delta = IndexDelta::between(stored, &new);
+        let name = delta.release.then(|| super::unique_name(&new));
+        let kept = keep(&new);
+        *stored = new;
+        self.apply_delta(app, id, name, delta);
+        self.append(events);
+        Some(Ok((kept, value)))
     }
 }
 
@@ -147,7 +181,7 @@ impl Store for MemoryStore {
             .or_default()
             .insert((room.created_at, room.id.to_string()));
         s.rooms.insert(room.id.clone(), room.clone());
-        s.append(events);
+        s.append(events.iter().cloned());
         Ok(Created::Created)
     }
 
@@ -170,10 +204,36 @@ impl Store for MemoryStore {
             Some(stored) if stored.seq == old.seq => {}
             _ => return Ok(Saved::Conflict),
         }
-        s.apply_delta(new, &IndexDelta::between(old, new));
+        let delta = IndexDelta::between(old, new);
+        let name = delta.release.then(|| super::unique_name(new));
+        s.apply_delta(&new.app, &new.id, name, delta);
         s.rooms.insert(new.id.clone(), new.clone());
-        s.append(events);
+        s.append(events.iter().cloned());
         Ok(Saved::Saved)
+    }
+
+    async fn change_room<T, E, F>(&self, app: &AppId, id: &RoomId, change: F) -> Updated<T, E>
+    where
+        T: Send,
+        E: Send,
+        F: FnMut(&mut Room) -> Result<(T, Vec<DomainEvent>), E> + Send,
+    {
+        Ok(self.lock().change_room(app, id, Room::clone, change))
+    }
+
+    async fn change_room_value<T, E, F>(
+        &self,
+        app: &AppId,
+        id: &RoomId,
+        change: F,
+    ) -> Result<Option<Result<T, E>>, StoreError>
+    where
+        T: Send,
+        E: Send,
+        F: FnMut(&mut Room) -> Result<(T, Vec<DomainEvent>), E> + Send,
+    {
+        let changed = self.lock().change_room(app, id, |_| (), change);
+        Ok(changed.map(|r| r.map(|((), value)| value)))
     }
 
     async fn ref_owner(&self, id: uuid::Uuid) -> Result<Option<(AppId, RoomId)>, StoreError> {
@@ -491,7 +551,7 @@ impl Store for MemoryStore {
     }
 
     async fn append_outbox(&self, _app: &AppId, events: &[DomainEvent]) -> Result<(), StoreError> {
-        self.lock().append(events);
+        self.lock().append(events.iter().cloned());
         Ok(())
     }
 
