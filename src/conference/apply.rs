@@ -3,6 +3,8 @@
 //! members the room does not know, or from a FreeSWITCH process the room does not live in, are
 //! ignored and say why.
 
+use std::sync::LazyLock;
+
 use serde_json::json;
 use uuid::Uuid;
 
@@ -124,25 +126,50 @@ impl<'a> Step<'a> {
     }
 }
 
-/// The webhook data of a member event: what `json!` would build, in the same key order, into a
-/// map sized up front (it is made for nearly every event).
+/// The keys of [`member_data`], in order.
+const MEMBER_KEYS: [&str; 11] = [
+    "room_id",
+    "uuid",
+    "conferencecall_id",
+    "member_id",
+    "did",
+    "caller_id",
+    "muted",
+    "status",
+    "command_uid",
+    "reason",
+    "hangup_cause",
+];
+
+/// [`MEMBER_KEYS`] as a map of nulls: a copy of it has its keys hashed and placed already.
+static MEMBER_TEMPLATE: LazyLock<serde_json::Map<String, serde_json::Value>> =
+    LazyLock::new(|| {
+        MEMBER_KEYS
+            .iter()
+            .map(|k| ((*k).to_owned(), serde_json::Value::Null))
+            .collect()
+    });
+
+/// The webhook data of a member event: what `json!` would build (the same keys, values and
+/// order), made from a copy of [`MEMBER_TEMPLATE`] since it is made for nearly every event.
 pub fn member_data(room: &Room, m: &Member) -> serde_json::Value {
-    let fields: [(&str, serde_json::Value); 11] = [
-        ("room_id", room.id.as_str().into()),
-        ("uuid", m.session.as_str().into()),
-        ("conferencecall_id", m.conferencecall_id.to_string().into()),
-        ("member_id", m.member_id.into()),
-        ("did", m.did.as_str().into()),
-        ("caller_id", m.caller_id.as_str().into()),
-        ("muted", m.muted.into()),
-        ("status", value(m.status)),
-        ("command_uid", m.command_uid.as_deref().into()),
-        ("reason", value(m.leave_reason)),
-        ("hangup_cause", m.hangup_cause.as_deref().into()),
+    let mut uuid = Uuid::encode_buffer();
+    let values: [serde_json::Value; 11] = [
+        room.id.as_str().into(),
+        m.session.as_str().into(),
+        (&*m.conferencecall_id.hyphenated().encode_lower(&mut uuid)).into(),
+        m.member_id.into(),
+        m.did.as_str().into(),
+        m.caller_id.as_str().into(),
+        m.muted.into(),
+        value(m.status),
+        m.command_uid.as_deref().into(),
+        value(m.leave_reason),
+        m.hangup_cause.as_deref().into(),
     ];
-    let mut data = serde_json::Map::with_capacity(fields.len());
-    for (key, v) in fields {
-        data.insert(key.to_owned(), v);
+    let mut data = MEMBER_TEMPLATE.clone();
+    for (slot, v) in data.values_mut().zip(values) {
+        *slot = v;
     }
     serde_json::Value::Object(data)
 }
