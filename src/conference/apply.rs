@@ -151,7 +151,7 @@ static MEMBER_TEMPLATE: LazyLock<serde_json::Map<String, serde_json::Value>> =
     });
 
 /// The webhook data of a member event: what `json!` would build (the same keys, values and
-/// order), made from a copy of [`MEMBER_TEMPLATE`] since it is made for nearly every event.
+/// order), made from a copy of a template of its keys since it is made for nearly every event.
 pub fn member_data(room: &Room, m: &Member) -> serde_json::Value {
     let mut uuid = Uuid::encode_buffer();
     let values: [serde_json::Value; 11] = [

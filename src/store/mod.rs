@@ -4,7 +4,9 @@
 //!
 //! A change to one room is one atomic step: the room (guarded by its `seq`, so two writers can
 //! never both win), its indexes, and its domain events appended to the webhook outbox. Callers use
-//! [`update_room`], which loads, applies, saves and retries on a lost race.
+//! [`update_room`], which loads, applies, saves and retries on a lost race (or [`modify_room`],
+//! the same without the saved room handed back); the memory store does it in one step under its
+//! lock instead.
 
 pub mod keys;
 pub mod memory;
