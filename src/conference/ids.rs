@@ -24,6 +24,11 @@ fn err(kind: &'static str, value: &str, why: &'static str) -> IdError {
     }
 }
 
+/// Whether `text` is `uuid` written lowercase and hyphenated (without allocating).
+fn is_canonical(uuid: Uuid, text: &str) -> bool {
+    uuid.hyphenated().encode_lower(&mut Uuid::encode_buffer()) == text
+}
+
 /// The 5-character id of a media node (`[A-Za-z0-9]{5}`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -62,7 +67,7 @@ impl RoomId {
             .strip_prefix("-room-")
             .ok_or_else(|| err("room_id", s, "expected {prefix}-room-{uuid}"))?;
         match Uuid::try_parse(uuid) {
-            Ok(u) if u.hyphenated().to_string() == uuid => Ok(RoomId(s.to_owned())),
+            Ok(u) if is_canonical(u, uuid) => Ok(RoomId(s.to_owned())),
             _ => Err(err("room_id", s, "expected a lowercase hyphenated uuid")),
         }
     }
@@ -96,7 +101,7 @@ impl SessionId {
             .strip_prefix('-')
             .ok_or_else(|| err("session id", s, "expected {prefix}-{uuid}"))?;
         match Uuid::try_parse(uuid) {
-            Ok(u) if u.hyphenated().to_string() == uuid => Ok(SessionId(s.to_owned())),
+            Ok(u) if is_canonical(u, uuid) => Ok(SessionId(s.to_owned())),
             _ => Err(err(
                 "session id",
                 s,

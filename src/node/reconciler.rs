@@ -14,7 +14,7 @@ use crate::conference::{
     AppId, ChannelFact, ChannelInfo, ConferenceFact, Fact, Micros, Observed, RoomId, Session,
     SessionId, apply, ops,
 };
-use crate::store::{Store, StoreError, update_room};
+use crate::store::{Store, StoreError, modify_room};
 
 /// An effect and the room it belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -188,26 +188,31 @@ impl<S: Store> Reconciler<S> {
     ) -> Result<Effects, StoreError> {
         let mut effects = Vec::new();
         let mut rooms: Vec<(RoomId, RoomFacts<'_>)> = Vec::new();
-        let mut slot: HashMap<RoomId, usize> = HashMap::new();
+        // Each conference name is parsed once: its group, or `None` if it is not one of our rooms.
+        let mut slot: HashMap<&str, Option<usize>> = HashMap::new();
         for observed in batch {
             match &observed.fact {
                 Fact::Conference {
                     room,
                     conference_uuid,
                     fact,
-                } => match RoomId::parse(room) {
-                    Ok(id) if id.prefix() == self.node.prefix => {
-                        let item = (observed.core_uuid.as_str(), conference_uuid.as_str(), fact);
-                        match slot.get(&id) {
-                            Some(&i) => rooms[i].1.push(item),
-                            None => {
-                                slot.insert(id.clone(), rooms.len());
-                                rooms.push((id, vec![item]));
-                            }
-                        }
+                } => {
+                    let group = *slot.entry(room.as_str()).or_insert_with(|| {
+                        let id = RoomId::parse(room)
+                            .ok()
+                            .filter(|id| id.prefix() == self.node.prefix)?;
+                        rooms.push((id, Vec::new()));
+                        Some(rooms.len() - 1)
+                    });
+                    match group.and_then(|i| rooms.get_mut(i)) {
+                        Some((_, facts)) => facts.push((
+                            observed.core_uuid.as_str(),
+                            conference_uuid.as_str(),
+                            fact,
+                        )),
+                        None => self.count(false),
                     }
-                    _ => self.count(false),
-                },
+                }
                 _ => effects.extend(self.apply(observed, now).await?),
             }
         }
@@ -237,7 +242,7 @@ impl<S: Store> Reconciler<S> {
                     .store
                     .session(&app, &SessionId::new(&self.node.prefix, channel))
                     .await?;
-                sessions.insert(channel.clone(), s);
+                sessions.insert(channel.as_str(), s);
             }
         }
         self.update(&app, room, |r| {
@@ -245,11 +250,11 @@ impl<S: Store> Reconciler<S> {
             for (core, conf, fact) in facts {
                 let session = match fact {
                     ConferenceFact::MemberAdded { channel, .. } => {
-                        sessions.get(channel).cloned().flatten()
+                        sessions.get(channel.as_str()).and_then(Option::as_ref)
                     }
                     _ => None,
                 };
-                let applied = apply(r, core, conf, fact, session.as_ref(), now);
+                let applied = apply(r, core, conf, fact, session, now);
                 all.changed |= applied.changed;
                 all.events.extend(applied.events);
                 all.effects.extend(applied.effects);
@@ -266,12 +271,12 @@ impl<S: Store> Reconciler<S> {
         room: &RoomId,
         mut f: impl FnMut(&mut crate::conference::Room) -> crate::conference::Applied + Send,
     ) -> Result<Effects, StoreError> {
-        let result = update_room(&*self.store, app, room, |r| {
+        let result = modify_room(&*self.store, app, room, |r| {
             let applied = f(r);
             Ok::<_, std::convert::Infallible>((applied.effects, applied.events))
         })
         .await?;
-        let Some(Ok((_, effects))) = result else {
+        let Some(Ok(effects)) = result else {
             self.count(false);
             return Ok(Vec::new());
         };

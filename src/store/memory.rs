@@ -3,12 +3,13 @@
 //! state is lost when the process ends.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::fmt::Write;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::{
     Created, DEAD_LETTERS_KEPT, DELIVERY_LOG_KEPT, DeadLetter, DeliveryAttempt, IndexDelta, Page,
-    Saved, Store, StoreError, outbox_order,
+    Saved, Store, StoreError, Updated, outbox_order,
 };
 use crate::conference::{
     AppId, DomainEvent, Micros, NodePrefix, Room, RoomId, RoomStatus, Session, SessionId,
@@ -55,31 +56,33 @@ impl MemoryStore {
 }
 
 impl Inner {
-    fn apply_delta(&mut self, room: &Room, delta: &IndexDelta) {
-        for id in &delta.add_refs {
-            self.refs.insert(*id, (room.app.clone(), room.id.clone()));
+    /// Updates the indexes for a write of room `id` of `app`; `name` is the room's unique name
+    /// when the delta releases it.
+    fn apply_delta(&mut self, app: &AppId, id: &RoomId, name: Option<String>, delta: IndexDelta) {
+        for r in &delta.add_refs {
+            self.refs.insert(*r, (app.clone(), id.clone()));
         }
         if delta.release {
-            self.timeouts.remove(&(room.app.clone(), room.id.clone()));
+            self.timeouts.remove(&(app.clone(), id.clone()));
         }
         for session in &delta.remove_sessions {
-            if self.session_room.get(session) == Some(&room.id) {
+            if self.session_room.get(session) == Some(id) {
                 self.session_room.remove(session);
             }
         }
-        for session in &delta.add_sessions {
-            self.session_room.insert(session.clone(), room.id.clone());
+        for session in delta.add_sessions {
+            self.session_room.insert(session, id.clone());
         }
-        if delta.release {
-            let key = (room.app.clone(), super::unique_name(room));
-            if self.names.get(&key) == Some(&room.id) {
+        if let Some(name) = name {
+            let key = (app.clone(), name);
+            if self.names.get(&key) == Some(id) {
                 self.names.remove(&key);
             }
         }
     }
 
     /// Appends with ids like a Redis stream's, `<ms>-<n>`, increasing.
-    fn append(&mut self, events: &[DomainEvent]) {
+    fn append(&mut self, events: impl IntoIterator<Item = DomainEvent>) {
         let ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
@@ -91,12 +94,45 @@ impl Inner {
             } else {
                 self.next_in_ms += 1;
             }
-            let id = format!("{}-{}", self.last_ms, self.next_in_ms);
-            self.outbox
-                .entry(event.app.clone())
-                .or_default()
-                .push((id, event.clone()));
+            let mut id = String::with_capacity(24);
+            let _ = write!(id, "{}-{}", self.last_ms, self.next_in_ms);
+            match self.outbox.get_mut(&event.app) {
+                Some(entries) => entries.push((id, event)),
+                None => {
+                    self.outbox.insert(event.app.clone(), vec![(id, event)]);
+                }
+            }
         }
+    }
+
+    /// One atomic room change under the lock: `change` works on a copy of the stored room, which
+    /// replaces it (with its index changes and events) only if `change` succeeded and the room
+    /// differs; the stored room is never seen half-changed, even if `change` panics. `keep` makes
+    /// what is handed back of the resulting room (a copy, or nothing).
+    fn change_room<T, E, R>(
+        &mut self,
+        app: &AppId,
+        id: &RoomId,
+        keep: impl FnOnce(&Room) -> R,
+        change: impl FnOnce(&mut Room) -> Result<(T, Vec<DomainEvent>), E>,
+    ) -> Option<Result<(R, T), E>> {
+        let stored = self.rooms.get_mut(id).filter(|r| &r.app == app)?;
+        let mut new = stored.clone();
+        let (value, events) = match change(&mut new) {
+            Ok(v) => v,
+            Err(e) => return Some(Err(e)),
+        };
+        // Every domain change moves `seq`; the full comparison is for changes that did not.
+        if new.seq == stored.seq && new == *stored {
+            return Some(Ok((keep(&new), value)));
+        }
+        let delta = IndexDelta::between(stored, &new);
+        let name = delta.release.then(|| super::unique_name(&new));
+        let kept = keep(&new);
+        *stored = new;
+        self.apply_delta(app, id, name, delta);
+        self.append(events);
+        Some(Ok((kept, value)))
     }
 }
 
@@ -147,7 +183,7 @@ impl Store for MemoryStore {
             .or_default()
             .insert((room.created_at, room.id.to_string()));
         s.rooms.insert(room.id.clone(), room.clone());
-        s.append(events);
+        s.append(events.iter().cloned());
         Ok(Created::Created)
     }
 
@@ -170,10 +206,36 @@ impl Store for MemoryStore {
             Some(stored) if stored.seq == old.seq => {}
             _ => return Ok(Saved::Conflict),
         }
-        s.apply_delta(new, &IndexDelta::between(old, new));
+        let delta = IndexDelta::between(old, new);
+        let name = delta.release.then(|| super::unique_name(new));
+        s.apply_delta(&new.app, &new.id, name, delta);
         s.rooms.insert(new.id.clone(), new.clone());
-        s.append(events);
+        s.append(events.iter().cloned());
         Ok(Saved::Saved)
+    }
+
+    async fn change_room<T, E, F>(&self, app: &AppId, id: &RoomId, change: F) -> Updated<T, E>
+    where
+        T: Send,
+        E: Send,
+        F: FnMut(&mut Room) -> Result<(T, Vec<DomainEvent>), E> + Send,
+    {
+        Ok(self.lock().change_room(app, id, Room::clone, change))
+    }
+
+    async fn change_room_value<T, E, F>(
+        &self,
+        app: &AppId,
+        id: &RoomId,
+        change: F,
+    ) -> Result<Option<Result<T, E>>, StoreError>
+    where
+        T: Send,
+        E: Send,
+        F: FnMut(&mut Room) -> Result<(T, Vec<DomainEvent>), E> + Send,
+    {
+        let changed = self.lock().change_room(app, id, |_| (), change);
+        Ok(changed.map(|r| r.map(|((), value)| value)))
     }
 
     async fn ref_owner(&self, id: uuid::Uuid) -> Result<Option<(AppId, RoomId)>, StoreError> {
@@ -491,7 +553,7 @@ impl Store for MemoryStore {
     }
 
     async fn append_outbox(&self, _app: &AppId, events: &[DomainEvent]) -> Result<(), StoreError> {
-        self.lock().append(events);
+        self.lock().append(events.iter().cloned());
         Ok(())
     }
 
@@ -529,5 +591,104 @@ impl Store for MemoryStore {
             .get(app)
             .map(|l| l.iter().take(limit).cloned().collect())
             .unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conference::{EventKind, RoomType};
+    use crate::store::{modify_room, update_room};
+
+    fn setup() -> (MemoryStore, Room) {
+        let prefix = NodePrefix::parse("abcde").unwrap();
+        let app = AppId::parse("app").unwrap();
+        let id = RoomId::new(&prefix, uuid::Uuid::new_v4());
+        let room = Room::new(id, app, "r".into(), RoomType::Conference, "ctl".into(), 1);
+        let store = MemoryStore::new();
+        store.lock().rooms.insert(room.id.clone(), room.clone());
+        (store, room)
+    }
+
+    fn event(room: &Room) -> DomainEvent {
+        DomainEvent {
+            kind: EventKind::Progressing,
+            app: room.app.clone(),
+            room: room.id.clone(),
+            seq: room.seq,
+            at: 1,
+            data: serde_json::Value::Null,
+            redelivers: None,
+        }
+    }
+
+    /// A change that refuses or panics half-way leaves the stored room and the outbox as they were.
+    #[tokio::test]
+    async fn a_change_that_fails_half_way_leaves_nothing_behind() {
+        let (store, room) = setup();
+        let refused = modify_room(&store, &room.app, &room.id, |r| {
+            r.seq += 1;
+            r.detail = "half".into();
+            Err::<((), Vec<DomainEvent>), _>("no")
+        })
+        .await
+        .unwrap();
+        assert_eq!(refused, Some(Err("no")));
+        let panicked =
+            std::panic::AssertUnwindSafe(update_room(&store, &room.app, &room.id, |r| {
+                r.seq += 1;
+                r.detail = "half".into();
+                if r.seq > 0 {
+                    panic!("a bug in a change");
+                }
+                Ok::<_, ()>(((), Vec::new()))
+            }));
+        assert!(
+            futures_util::FutureExt::catch_unwind(panicked)
+                .await
+                .is_err()
+        );
+        assert_eq!(
+            store.room(&room.app, &room.id).await.unwrap(),
+            Some(room.clone())
+        );
+        assert!(store.outbox(&room.app, None, 10).await.unwrap().is_empty());
+    }
+
+    /// Both ways of changing a room store the same thing: the room, its seq and its events.
+    #[tokio::test]
+    async fn change_room_and_change_room_value_store_the_same() {
+        let (store, room) = setup();
+        let change = |r: &mut Room| {
+            r.seq += 1;
+            r.detail.push('x');
+            Ok::<_, ()>((r.seq, vec![event(r)]))
+        };
+        let (saved, seq) = update_room(&store, &room.app, &room.id, change)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!((saved.seq, seq), (1, 1));
+        let seq = modify_room(&store, &room.app, &room.id, change)
+            .await
+            .unwrap();
+        assert_eq!(seq, Some(Ok(2)));
+        let stored = store.room(&room.app, &room.id).await.unwrap().unwrap();
+        assert_eq!((stored.seq, stored.detail.as_str()), (2, "xx"));
+        let outbox = store.outbox(&room.app, None, 10).await.unwrap();
+        let seqs: Vec<u64> = outbox.iter().map(|(_, e)| e.seq).collect();
+        assert_eq!(seqs, [1, 2]);
+        // An unchanged room saves nothing, not even the change's events.
+        let same = modify_room(&store, &room.app, &room.id, |r| {
+            Ok::<_, ()>(((), vec![event(r)]))
+        });
+        assert_eq!(same.await.unwrap(), Some(Ok(())));
+        assert_eq!(store.outbox(&room.app, None, 10).await.unwrap().len(), 2);
+        let other = AppId::parse("other").unwrap();
+        assert_eq!(
+            modify_room(&store, &other, &room.id, change).await.unwrap(),
+            None
+        );
     }
 }

@@ -4,7 +4,9 @@
 //!
 //! A change to one room is one atomic step: the room (guarded by its `seq`, so two writers can
 //! never both win), its indexes, and its domain events appended to the webhook outbox. Callers use
-//! [`update_room`], which loads, applies, saves and retries on a lost race.
+//! [`update_room`], which loads, applies, saves and retries on a lost race (or [`modify_room`],
+//! the same without the saved room handed back); the memory store does it in one step under its
+//! lock instead.
 
 pub mod keys;
 pub mod memory;
@@ -17,8 +19,8 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use crate::conference::{
-    AppId, DomainEvent, MemberStatus, Micros, NodePrefix, Room, RoomId, RoomStatus, Session,
-    SessionId,
+    AppId, DomainEvent, Member, MemberStatus, Micros, NodePrefix, Room, RoomId, RoomStatus,
+    Session, SessionId,
 };
 
 /// A store failure.
@@ -71,25 +73,9 @@ pub struct IndexDelta {
 impl IndexDelta {
     /// What changes between two versions of a room.
     pub fn between(old: &Room, new: &Room) -> IndexDelta {
-        let live = |r: &Room| -> Vec<SessionId> {
-            r.members
-                .values()
-                .filter(|m| m.status != MemberStatus::Leaved)
-                .map(|m| m.session.clone())
-                .collect()
-        };
-        let (before, after) = (live(old), live(new));
         IndexDelta {
-            add_sessions: after
-                .iter()
-                .filter(|s| !before.contains(s))
-                .cloned()
-                .collect(),
-            remove_sessions: before
-                .iter()
-                .filter(|s| !after.contains(s))
-                .cloned()
-                .collect(),
+            add_sessions: live_sessions_missing(new, old),
+            remove_sessions: live_sessions_missing(old, new),
             release: old.status != RoomStatus::Terminated && new.status == RoomStatus::Terminated,
             add_refs: new
                 .members
@@ -107,6 +93,31 @@ impl IndexDelta {
                 .collect(),
         }
     }
+}
+
+/// The sessions of `room`'s live (not leaved) members that are not live members of `other`, in
+/// `room`'s member order. Members are keyed by channel, so a member's session is looked for under
+/// its own channel first, and only then among all of `other`'s members.
+fn live_sessions_missing(room: &Room, other: &Room) -> Vec<SessionId> {
+    let live = |m: &&Member| m.status != MemberStatus::Leaved;
+    room.members
+        .iter()
+        .filter(|(_, m)| live(m))
+        .filter(|(channel, m)| {
+            let same_slot = other
+                .members
+                .get(*channel)
+                .filter(live)
+                .is_some_and(|o| o.session == m.session);
+            !same_slot
+                && !other
+                    .members
+                    .values()
+                    .filter(live)
+                    .any(|o| o.session == m.session)
+        })
+        .map(|(_, m)| m.session.clone())
+        .collect()
 }
 
 /// A page of a listing: items and the position to continue after, if there is more.
@@ -296,6 +307,27 @@ pub trait Store: Send + Sync + 'static {
         load_apply_save(self, app, id, change)
     }
 
+    /// [`Store::change_room`] for a caller that does not need the saved room back (the node
+    /// reconciler): the same atomic step, returning only the change's value, so a store that
+    /// changes rooms in place copies nothing to hand back. Call it through [`modify_room`].
+    fn change_room_value<T, E, F>(
+        &self,
+        app: &AppId,
+        id: &RoomId,
+        change: F,
+    ) -> impl Future<Output = Result<Option<Result<T, E>>, StoreError>> + Send
+    where
+        Self: Sized,
+        T: Send,
+        E: Send,
+        F: FnMut(&mut Room) -> Result<(T, Vec<DomainEvent>), E> + Send,
+    {
+        async move {
+            let updated = self.change_room(app, id, change).await?;
+            Ok(updated.map(|r| r.map(|(_, value)| value)))
+        }
+    }
+
     /// The webhook dispatcher's position in the app's outbox: every entry up to and including it
     /// was delivered or dead-lettered. `None`: nothing yet.
     fn outbox_position(
@@ -412,6 +444,23 @@ where
     F: FnMut(&mut Room) -> Result<(T, Vec<DomainEvent>), E> + Send,
 {
     store.change_room(app, id, change).await
+}
+
+/// [`update_room`] without the saved room: `None` when the room does not exist, the change's own
+/// error when it refused, else the change's value.
+pub async fn modify_room<S, T, E, F>(
+    store: &S,
+    app: &AppId,
+    id: &RoomId,
+    change: F,
+) -> Result<Option<Result<T, E>>, StoreError>
+where
+    S: Store,
+    T: Send,
+    E: Send,
+    F: FnMut(&mut Room) -> Result<(T, Vec<DomainEvent>), E> + Send,
+{
+    store.change_room_value(app, id, change).await
 }
 
 /// The generic [`Store::change_room`]: load, change a copy, save guarded by `seq`, retry.
