@@ -235,15 +235,25 @@ impl<S: Store> Reconciler<S> {
             self.count(false);
             return Ok(Vec::new());
         };
+        // The sessions of members added here, read at once (one round trip, not one each).
+        let added: Vec<&str> = facts
+            .iter()
+            .filter_map(|(_, _, fact)| match fact {
+                ConferenceFact::MemberAdded { channel, .. } => Some(channel.as_str()),
+                _ => None,
+            })
+            .collect();
+        let ids: Vec<SessionId> = added
+            .iter()
+            .map(|channel| SessionId::new(&self.node.prefix, channel))
+            .collect();
+        let reads = ids.iter().map(|id| self.store.session(&app, id));
         let mut sessions = HashMap::new();
-        for (_, _, fact) in facts {
-            if let ConferenceFact::MemberAdded { channel, .. } = fact {
-                let s = self
-                    .store
-                    .session(&app, &SessionId::new(&self.node.prefix, channel))
-                    .await?;
-                sessions.insert(channel.as_str(), s);
-            }
+        for (channel, s) in added
+            .iter()
+            .zip(futures_util::future::join_all(reads).await)
+        {
+            sessions.insert(*channel, s?);
         }
         self.update(&app, room, |r| {
             let mut all = crate::conference::Applied::default();
