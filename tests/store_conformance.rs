@@ -510,8 +510,23 @@ async fn a_redis_restart_is_reported_then_survived() {
     let r = room(&a, "survivor", 1);
     store.create_room(&r, &[]).await.unwrap();
     server.kill();
-    let err = store.room(&a, &r.id).await.unwrap_err();
+    // A write fails at once; a read may be answered from the room cache until the lost
+    // connection is noticed (moments later), then fails too.
+    let mut stale = r.clone();
+    stale.seq += 1;
+    let err = store.save_room(&r, &stale, &[]).await.unwrap_err();
     assert!(err.is_retryable(), "{err}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match store.room(&a, &r.id).await {
+            Err(err) => {
+                assert!(err.is_retryable(), "{err}");
+                break;
+            }
+            Ok(_) => assert!(std::time::Instant::now() < deadline, "reads never failed"),
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
     server.restart();
     // The connection manager reconnects on its own; the data survived (append-only file).
     let mut back = None;

@@ -239,3 +239,14 @@ async fn a_redis_without_client_tracking_still_serves_rooms() {
     assert_eq!(a.room(&app(), &r.id).await.unwrap().unwrap().detail, "one");
     assert_eq!(a.cached_rooms(), 0, "no tracking, no cache");
 }
+
+#[tokio::test]
+async fn a_created_room_is_kept_at_once_and_still_tracked() {
+    let (_server, a, b) = two_stores().await;
+    let r = new_room("fresh");
+    a.create_room(&r, &[]).await.unwrap();
+    assert_eq!(a.cached_rooms(), 1, "the creator keeps the room it wrote");
+    assert_eq!(a.room(&app(), &r.id).await.unwrap().unwrap().name, "fresh");
+    set_detail(&b, &r.id, "changed by b").await;
+    converges(&a, &r.id, "changed by b").await;
+}

@@ -154,6 +154,49 @@ impl RedisStore {
         Ok(Some(room))
     }
 
+    /// Runs a script that writes the room at `key`: on the tracked connection when the cache is
+    /// on, keeping `room` as the key's version when `wrote` says the script stored it (the
+    /// script reads the key after writing, so Redis goes on tracking it for us).
+    async fn write_room<T: redis::FromRedisValue>(
+        &self,
+        key: &str,
+        call: &redis::ScriptInvocation<'_>,
+        room: &Room,
+        wrote: impl Fn(&T) -> bool,
+    ) -> Result<T, StoreError> {
+        let Some(tracked) = &self.rooms else {
+            return call
+                .invoke_async(&mut self.conn())
+                .await
+                .map_err(unavailable);
+        };
+        let result = match tracked.conn().await {
+            Ok(mut conn) => {
+                // After connecting: a (re)connection forgets every entry, this one's mark too.
+                let token = tracked.entries().begin(key);
+                call.invoke_async::<T>(&mut conn)
+                    .await
+                    .map(|answer| (answer, token))
+            }
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok((answer, token)) => {
+                if wrote(&answer) {
+                    tracked.entries().fill(key, token, room);
+                } else {
+                    tracked.entries().forget(key);
+                }
+                Ok(answer)
+            }
+            Err(e) => {
+                tracked.entries().forget(key);
+                tracked.failed(&e).await;
+                Err(unavailable(e))
+            }
+        }
+    }
+
     /// How long terminated rooms stay readable (at least a second).
     pub fn with_retention(mut self, retention: Duration) -> RedisStore {
         self.retention = retention.max(Duration::from_secs(1));
@@ -285,8 +328,14 @@ impl Store for RedisStore {
         for event in Self::events_json(events) {
             call.arg(event);
         }
-        let (created, existing): (i64, String) =
-            call.invoke_async(&mut conn).await.map_err(unavailable)?;
+        let (created, existing): (i64, String) = self
+            .write_room(
+                &keys::room(&room.app, &room.id),
+                &call,
+                room,
+                |r: &(i64, String)| r.0 == 1,
+            )
+            .await?;
         if created == 0 {
             let id = RoomId::parse(&existing).map_err(|e| StoreError::Corrupt {
                 key: keys::name(&room.app, &super::unique_name(room)),
@@ -348,39 +397,11 @@ impl Store for RedisStore {
         for event in Self::events_json(events) {
             call.arg(event);
         }
-        let saved: i64 = match &self.rooms {
-            Some(tracked) => {
-                let key = keys::room(&new.app, &new.id);
-                let result = match tracked.conn().await {
-                    Ok(mut conn) => {
-                        let token = tracked.entries().begin(&key);
-                        call.invoke_async(&mut conn)
-                            .await
-                            .map(|saved| (saved, token))
-                    }
-                    Err(e) => Err(e),
-                };
-                match result {
-                    Ok((1, token)) => {
-                        tracked.entries().fill(&key, token, new);
-                        1
-                    }
-                    Ok((saved, _)) => {
-                        tracked.entries().forget(&key);
-                        saved
-                    }
-                    Err(e) => {
-                        tracked.entries().forget(&key);
-                        tracked.failed(&e).await;
-                        return Err(unavailable(e));
-                    }
-                }
-            }
-            None => call
-                .invoke_async(&mut self.conn())
-                .await
-                .map_err(unavailable)?,
-        };
+        let saved: i64 = self
+            .write_room(&keys::room(&new.app, &new.id), &call, new, |saved: &i64| {
+                *saved == 1
+            })
+            .await?;
         if saved == 0 {
             return Ok(Saved::Conflict);
         }

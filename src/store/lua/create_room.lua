@@ -10,4 +10,6 @@ redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
 for i = 5, #ARGV do
   redis.call('XADD', KEYS[4], '*', 'event', ARGV[i])
 end
+-- As in save_room.lua: a caller with client-side tracking keeps the room it created.
+redis.call('HEXISTS', KEYS[1], 'seq')
 return {1, ''}
