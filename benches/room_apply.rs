@@ -4,7 +4,6 @@
 //! Also: resyncing a node that holds 1,000 rooms × 10 members (memory, and Redis read cold).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,6 +19,9 @@ use switchyard::node::{AppDirectory, NodeConfig};
 use switchyard::store::Store;
 use switchyard::store::memory::MemoryStore;
 use switchyard::store::redis::RedisStore;
+
+mod support;
+use support::RedisServer;
 
 const ROOMS: usize = 200;
 /// Events the supervisor takes off the stream at once when they are already waiting.
@@ -204,7 +206,8 @@ fn resync(c: &mut Criterion) {
             b.iter_custom(|iters| {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
-                    rt.block_on(flush(&url));
+                    // Each run resyncs exactly one node's 1,000 rooms.
+                    redis.flush();
                     let store = Arc::new(rt.block_on(RedisStore::connect(&url)).unwrap());
                     let snapshot = rt.block_on(big_node(&*store));
                     let fresh = Arc::new(rt.block_on(RedisStore::connect(&url)).unwrap());
@@ -218,16 +221,6 @@ fn resync(c: &mut Criterion) {
         });
     }
     group.finish();
-}
-
-/// Empties the bench's Redis, so each run resyncs exactly one node's 1,000 rooms.
-async fn flush(url: &str) {
-    let client = redis::Client::open(url).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    redis::cmd("FLUSHALL")
-        .query_async::<()>(&mut conn)
-        .await
-        .unwrap();
 }
 
 async fn big_node<S: Store>(store: &S) -> Vec<SnapshotConference> {
@@ -273,49 +266,6 @@ async fn big_node<S: Store>(store: &S) -> Vec<SnapshotConference> {
         });
     }
     snapshot
-}
-
-/// A throwaway redis-server for the bench.
-struct RedisServer(Child, u16);
-
-impl RedisServer {
-    fn start() -> Option<RedisServer> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .ok()?
-            .local_addr()
-            .ok()?
-            .port();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .spawn()
-            .ok()?;
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Some(RedisServer(child, port));
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        None
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.1)
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// Event-to-stored latency at a steady 10,000 events/s: a producer offers capture 01's facts

@@ -10,7 +10,7 @@
 //! by `max_pending`, not by the outbox.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -25,6 +25,9 @@ use switchyard::store::Store;
 use switchyard::store::memory::MemoryStore;
 use switchyard::store::redis::RedisStore;
 use switchyard::webhook::{DispatcherConfig, Signer, spawn};
+
+mod support;
+use support::RedisServer;
 
 /// 32 bytes, as the tests use.
 const SECRET: &str = "whsec_c3dpdGNoeWFyZCB3ZWJob29rIHRlc3Qgc2VjcmV0ISE=";
@@ -344,58 +347,6 @@ fn watch<S: Store>(rt: &Runtime, store: Arc<S>, app: &AppId, max_pending: usize)
         SAMPLE_EVERY.as_secs(),
         grown.join(" ")
     )
-}
-
-/// A throwaway redis-server for the bench.
-struct RedisServer(Child, u16);
-
-impl RedisServer {
-    fn start() -> Option<RedisServer> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .ok()?
-            .local_addr()
-            .ok()?
-            .port();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .spawn()
-            .ok()?;
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Some(RedisServer(child, port));
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        None
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.1)
-    }
-
-    /// Empties the database between iterations, so each starts from the same state.
-    fn flush(&self) {
-        let client = redis::Client::open(self.url()).unwrap();
-        let mut conn = client.get_connection().unwrap();
-        redis::cmd("FLUSHALL").exec(&mut conn).unwrap();
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 criterion_group!(benches, slow_receiver, dispatch);

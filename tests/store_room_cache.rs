@@ -100,6 +100,11 @@ async fn raw_writes_and_flushes_reach_the_cache() {
     let r = new_room("x");
     a.create_room(&r, &[]).await.unwrap();
     a.room(&app(), &r.id).await.unwrap().unwrap();
+    assert_eq!(
+        a.cached_rooms(),
+        1,
+        "the room is served from the cache before the raw write"
+    );
     let client = redis::Client::open(server.url()).unwrap();
     let mut raw = client.get_multiplexed_async_connection().await.unwrap();
     let key = format!("sy:{{{}}}:room:{}", app(), r.id);

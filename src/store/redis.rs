@@ -124,27 +124,16 @@ impl RedisStore {
         if let Some(room) = tracked.entries().get(key) {
             return Ok(Some(room));
         }
-        let mut conn = match tracked.conn().await {
-            Ok(conn) => conn,
-            Err(e) => return Err(unavailable(e)),
-        };
-        // After connecting: a (re)connection forgets every entry, this one's mark included.
-        let token = tracked.entries().begin(key);
-        let read = async {
-            redis::cmd("HGET")
-                .arg(key)
-                .arg("json")
-                .query_async::<Option<String>>(&mut conn)
-                .await
-        };
-        let json = match read.await {
-            Ok(json) => json,
-            Err(e) => {
-                tracked.entries().forget(key);
-                tracked.failed(&e).await;
-                return Err(unavailable(e));
-            }
-        };
+        let (json, token) = tracked
+            .call(key, |mut conn| async move {
+                redis::cmd("HGET")
+                    .arg(key)
+                    .arg("json")
+                    .query_async::<Option<String>>(&mut conn)
+                    .await
+            })
+            .await
+            .map_err(unavailable)?;
         let Some(json) = json else {
             tracked.entries().forget(key);
             return Ok(None);
@@ -170,31 +159,18 @@ impl RedisStore {
                 .await
                 .map_err(unavailable);
         };
-        let result = match tracked.conn().await {
-            Ok(mut conn) => {
-                // After connecting: a (re)connection forgets every entry, this one's mark too.
-                let token = tracked.entries().begin(key);
-                call.invoke_async::<T>(&mut conn)
-                    .await
-                    .map(|answer| (answer, token))
-            }
-            Err(e) => Err(e),
-        };
-        match result {
-            Ok((answer, token)) => {
-                if wrote(&answer) {
-                    tracked.entries().fill(key, token, room);
-                } else {
-                    tracked.entries().forget(key);
-                }
-                Ok(answer)
-            }
-            Err(e) => {
-                tracked.entries().forget(key);
-                tracked.failed(&e).await;
-                Err(unavailable(e))
-            }
+        let (answer, token) = tracked
+            .call(key, |mut conn| async move {
+                call.invoke_async::<T>(&mut conn).await
+            })
+            .await
+            .map_err(unavailable)?;
+        if wrote(&answer) {
+            tracked.entries().fill(key, token, room);
+        } else {
+            tracked.entries().forget(key);
         }
+        Ok(answer)
     }
 
     /// How long terminated rooms stay readable (at least a second).
@@ -265,6 +241,37 @@ impl RedisStore {
         Ok((rows, more))
     }
 
+    /// Up to `limit` entries of a stream between `bounds` (`XRANGE`, or `XREVRANGE` with the
+    /// bounds reversed), each with the JSON record held in its `field`.
+    async fn stream_range<T: serde::de::DeserializeOwned>(
+        &self,
+        command: &str,
+        key: &str,
+        bounds: (&str, &str),
+        limit: usize,
+        field: &str,
+    ) -> Result<Vec<(String, T)>, StoreError> {
+        let rows: Vec<(String, Vec<(String, String)>)> = redis::cmd(command)
+            .arg(key)
+            .arg(bounds.0)
+            .arg(bounds.1)
+            .arg("COUNT")
+            .arg(limit)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(unavailable)?;
+        rows.into_iter()
+            .map(|(id, fields)| {
+                let json = fields
+                    .into_iter()
+                    .find(|(f, _)| f == field)
+                    .map(|(_, v)| v)
+                    .unwrap_or_default();
+                decode(key, &json).map(|record| (id, record))
+            })
+            .collect()
+    }
+
     fn events_json(events: &[DomainEvent]) -> Vec<String> {
         events.iter().map(encode).collect()
     }
@@ -316,8 +323,9 @@ impl Store for RedisStore {
             .set(keys::room_app(&room.id), room.app.as_str())
             .await
             .map_err(unavailable)?;
+        let key = keys::room(&room.app, &room.id);
         let mut call = self.create_room.prepare_invoke();
-        call.key(keys::room(&room.app, &room.id))
+        call.key(&key)
             .key(keys::rooms(&room.app))
             .key(keys::name(&room.app, &super::unique_name(room)))
             .key(keys::outbox(&room.app))
@@ -329,12 +337,7 @@ impl Store for RedisStore {
             call.arg(event);
         }
         let (created, existing): (i64, String) = self
-            .write_room(
-                &keys::room(&room.app, &room.id),
-                &call,
-                room,
-                |r: &(i64, String)| r.0 == 1,
-            )
+            .write_room(&key, &call, room, |r: &(i64, String)| r.0 == 1)
             .await?;
         if created == 0 {
             let id = RoomId::parse(&existing).map_err(|e| StoreError::Corrupt {
@@ -376,8 +379,9 @@ impl Store for RedisStore {
     ) -> Result<Saved, StoreError> {
         let delta = IndexDelta::between(old, new);
         self.write_refs(new, &delta.add_refs).await?;
+        let key = keys::room(&new.app, &new.id);
         let mut call = self.save_room.prepare_invoke();
-        call.key(keys::room(&new.app, &new.id))
+        call.key(&key)
             .key(keys::outbox(&new.app))
             .key(keys::name(&new.app, &super::unique_name(new)));
         for s in delta.add_sessions.iter().chain(&delta.remove_sessions) {
@@ -398,9 +402,7 @@ impl Store for RedisStore {
             call.arg(event);
         }
         let saved: i64 = self
-            .write_room(&keys::room(&new.app, &new.id), &call, new, |saved: &i64| {
-                *saved == 1
-            })
+            .write_room(&key, &call, new, |saved: &i64| *saved == 1)
             .await?;
         if saved == 0 {
             return Ok(Saved::Conflict);
@@ -656,26 +658,8 @@ impl Store for RedisStore {
         limit: usize,
     ) -> Result<Vec<(String, DomainEvent)>, StoreError> {
         let start = after.map(|a| format!("({a}")).unwrap_or_else(|| "-".into());
-        let key = keys::outbox(app);
-        let rows: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
-            .arg(&key)
-            .arg(start)
-            .arg("+")
-            .arg("COUNT")
-            .arg(limit)
-            .query_async(&mut self.conn())
+        self.stream_range("XRANGE", &keys::outbox(app), (&start, "+"), limit, "event")
             .await
-            .map_err(unavailable)?;
-        rows.into_iter()
-            .map(|(id, fields)| {
-                let json = fields
-                    .into_iter()
-                    .find(|(f, _)| f == "event")
-                    .map(|(_, v)| v)
-                    .unwrap_or_default();
-                decode(&key, &json).map(|e| (id, e))
-            })
-            .collect()
     }
 
     async fn outbox_position(&self, app: &AppId) -> Result<Option<String>, StoreError> {
@@ -756,25 +740,8 @@ impl Store for RedisStore {
             .map(|b| format!("({b}"))
             .unwrap_or_else(|| "+".into());
         let key = keys::webhook_log(app);
-        let rows: Vec<(String, Vec<(String, String)>)> = redis::cmd("XREVRANGE")
-            .arg(&key)
-            .arg(end)
-            .arg("-")
-            .arg("COUNT")
-            .arg(limit)
-            .query_async(&mut self.conn())
+        self.stream_range("XREVRANGE", &key, (&end, "-"), limit, "attempt")
             .await
-            .map_err(unavailable)?;
-        rows.into_iter()
-            .map(|(id, fields)| {
-                let json = fields
-                    .into_iter()
-                    .find(|(f, _)| f == "attempt")
-                    .map(|(_, v)| v)
-                    .unwrap_or_default();
-                decode(&key, &json).map(|a| (id, a))
-            })
-            .collect()
     }
 
     async fn trim_outbox(&self, app: &AppId, before: &str) -> Result<(), StoreError> {

@@ -29,7 +29,8 @@ pub const DEFAULT_CAPACITY: usize = 16_384;
 enum Slot {
     /// A read or write is in flight; its answer may be kept if the key still holds this token.
     Pending(u64),
-    Ready(Box<Room>),
+    /// Shared, so a reader copies it after letting go of the lock.
+    Ready(Arc<Room>),
 }
 
 #[derive(Default)]
@@ -60,10 +61,11 @@ impl Entries {
 
     /// The room, if this process holds its current version.
     pub fn get(&self, key: &str) -> Option<Room> {
-        match self.lock().slots.get(key) {
-            Some(Slot::Ready(room)) => Some(Room::clone(room)),
-            _ => None,
-        }
+        let room = match self.lock().slots.get(key) {
+            Some(Slot::Ready(room)) => Arc::clone(room),
+            _ => return None,
+        };
+        Some(Room::clone(&room))
     }
 
     /// Marks `key` as being read or written; returns the token that [`Entries::fill`] needs.
@@ -85,11 +87,12 @@ impl Entries {
 
     /// Keeps `room` as the current version of `key` if nothing changed it since `begin`.
     pub fn fill(&self, key: &str, token: u64, room: &Room) {
+        let room = Arc::new(room.clone());
         let mut state = self.lock();
         if let Some(slot) = state.slots.get_mut(key)
             && matches!(slot, Slot::Pending(t) if *t == token)
         {
-            *slot = Slot::Ready(Box::new(room.clone()));
+            *slot = Slot::Ready(room);
         }
     }
 
@@ -187,9 +190,29 @@ impl Tracked {
         Ok(conn)
     }
 
+    /// Sends one command about `key` on the tracked connection; its answer comes with the token
+    /// [`Entries::fill`] needs. A failure forgets the key (a lost connection, everything).
+    pub async fn call<T, F, Fut>(&self, key: &str, send: F) -> Result<(T, u64), redis::RedisError>
+    where
+        F: FnOnce(MultiplexedConnection) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        let conn = self.conn().await?;
+        // After connecting: a (re)connection forgets every entry, this one's mark included.
+        let token = self.entries.begin(key);
+        match send(conn).await {
+            Ok(answer) => Ok((answer, token)),
+            Err(e) => {
+                self.entries.forget(key);
+                self.failed(&e).await;
+                Err(e)
+            }
+        }
+    }
+
     /// After a failed command: a lost connection is dropped (and the cache with it), so the
     /// next operation connects again.
-    pub async fn failed(&self, error: &redis::RedisError) {
+    async fn failed(&self, error: &redis::RedisError) {
         if error.is_unrecoverable_error()
             || error.is_connection_dropped()
             || error.is_io_error()
