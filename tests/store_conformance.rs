@@ -11,7 +11,9 @@ use switchyard::conference::{
     AppId, DomainEvent, EventKind, MemberStatus, NodePrefix, Room, RoomId, RoomStatus, RoomType,
     Session, SessionId, SessionState, ops,
 };
-use switchyard::store::{Created, Saved, Store, outbox_order, update_room};
+use switchyard::store::{
+    Created, RoomChange, Saved, Store, modify_rooms, outbox_order, update_room,
+};
 
 fn app(name: &str) -> AppId {
     AppId::parse(name).unwrap()
@@ -127,6 +129,157 @@ async fn concurrent_updates_all_land<S: Store>(store: S) {
     let done = store.room(&a, &r.id).await.unwrap().unwrap();
     assert_eq!(done.seq, 20);
     assert_eq!(done.detail.split(',').filter(|s| !s.is_empty()).count(), 20);
+}
+
+/// A batch does to each room what a change of that room alone would do: a join (with its
+/// indexes, lookups and events), an ending (its name freed), no change, a refusal, and a room
+/// that does not exist, each answered in its place.
+async fn a_batch_changes_each_room_as_alone<S: Store>(store: S) {
+    let a = app("app-a");
+    let s = session(&a, 1);
+    let rooms = ["join", "end", "same", "refuse"].map(|name| room(&a, name, 1));
+    for r in &rooms {
+        store.create_room(r, &[]).await.unwrap();
+    }
+    let missing = RoomId::new(&node(), uuid::Uuid::new_v4());
+    let ids: Vec<&RoomId> = rooms.iter().map(|r| &r.id).chain([&missing]).collect();
+    let change = |r: &mut Room| match r.name.as_str() {
+        "join" => {
+            let joined =
+                ops::request_join(r, &s, Some("uid-9".into()), 5).map_err(|e| e.to_string())?;
+            Ok(("joined", joined.events))
+        }
+        "end" => {
+            r.status = RoomStatus::Terminated;
+            r.seq += 1;
+            Ok(("ended", Vec::new()))
+        }
+        "same" => Ok(("same", Vec::new())),
+        _ => Err("refused".to_string()),
+    };
+    let changes = ids
+        .iter()
+        .map(|id| RoomChange {
+            app: &a,
+            room: id,
+            change,
+        })
+        .collect();
+    let results: Vec<_> = modify_rooms(&store, changes)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        results,
+        [
+            Some(Ok("joined")),
+            Some(Ok("ended")),
+            Some(Ok("same")),
+            Some(Err("refused".to_string())),
+            None
+        ]
+    );
+    let joined = store.room(&a, &rooms[0].id).await.unwrap().unwrap();
+    assert_eq!(joined.members[s.id.channel()].status, MemberStatus::Joining);
+    assert_eq!(
+        store.room_of_session(&a, &s.id).await.unwrap(),
+        Some(rooms[0].id.clone())
+    );
+    let cc = joined.members[s.id.channel()].conferencecall_id;
+    assert_eq!(
+        store.ref_owner(cc).await.unwrap(),
+        Some((a.clone(), rooms[0].id.clone()))
+    );
+    let outbox = store.outbox(&a, None, 10).await.unwrap();
+    assert_eq!(outbox.len(), 1);
+    assert_eq!(outbox[0].1.kind, EventKind::MemberJoining);
+    assert_eq!(outbox[0].1.data["command_uid"], "uid-9");
+    // The ended room freed its name and left its node.
+    assert_eq!(
+        store.create_room(&room(&a, "end", 2), &[]).await.unwrap(),
+        Created::Created
+    );
+    assert!(
+        !store
+            .rooms_on_node(&node())
+            .await
+            .unwrap()
+            .iter()
+            .any(|(_, id)| id == &rooms[1].id)
+    );
+    for r in &rooms[2..] {
+        assert_eq!(&store.room(&a, &r.id).await.unwrap().unwrap(), r);
+    }
+    // A batch that changes nothing writes nothing, and the store goes on answering.
+    let idle = vec![RoomChange {
+        app: &a,
+        room: &rooms[2].id,
+        change,
+    }];
+    assert_eq!(
+        modify_rooms(&store, idle).await.pop().unwrap().unwrap(),
+        Some(Ok("same"))
+    );
+    assert_eq!(store.room(&a, &rooms[2].id).await.unwrap().unwrap().seq, 0);
+}
+
+/// Batches and single updates racing on the same rooms: every change lands exactly once.
+async fn concurrent_batches_all_land<S: Store>(store: S) {
+    let store = Arc::new(store);
+    let a = app("app-a");
+    let rooms: Vec<Room> = (0..3).map(|i| room(&a, &format!("busy{i}"), 1)).collect();
+    for r in &rooms {
+        store.create_room(r, &[]).await.unwrap();
+    }
+    let ids: Vec<RoomId> = rooms.iter().map(|r| r.id.clone()).collect();
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let (store, a, ids) = (store.clone(), a.clone(), ids.clone());
+        tasks.push(tokio::spawn(async move {
+            let add = |room: &mut Room| {
+                room.detail.push_str(&format!("{i},"));
+                room.seq += 1;
+                Ok::<_, ()>(((), Vec::new()))
+            };
+            if i % 2 == 0 {
+                let changes = ids
+                    .iter()
+                    .map(|id| RoomChange {
+                        app: &a,
+                        room: id,
+                        change: add,
+                    })
+                    .collect();
+                for result in modify_rooms(&*store, changes).await {
+                    result.unwrap().unwrap().unwrap();
+                }
+            } else {
+                for id in &ids {
+                    update_room(&*store, &a, id, add)
+                        .await
+                        .unwrap()
+                        .unwrap()
+                        .unwrap();
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    for id in &ids {
+        let done = store.room(&a, id).await.unwrap().unwrap();
+        assert_eq!(done.seq, 20);
+        let mut seen: Vec<u32> = done
+            .detail
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(|s| s.parse().unwrap())
+            .collect();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..20).collect::<Vec<_>>());
+    }
 }
 
 async fn membership_indexes_follow_the_room<S: Store>(store: S) {
@@ -446,6 +599,16 @@ macro_rules! suite {
             async fn concurrent_updates() {
                 let (_guard, store) = $make;
                 concurrent_updates_all_land(store).await;
+            }
+            #[tokio::test]
+            async fn batches() {
+                let (_guard, store) = $make;
+                a_batch_changes_each_room_as_alone(store).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn concurrent_batches() {
+                let (_guard, store) = $make;
+                concurrent_batches_all_land(store).await;
             }
             #[tokio::test]
             async fn membership_indexes() {

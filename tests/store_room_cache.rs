@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use common::redis_server::RedisServer;
 use switchyard::conference::{AppId, NodePrefix, Room, RoomId, RoomStatus, RoomType};
 use switchyard::store::redis::RedisStore;
-use switchyard::store::{Store, update_room};
+use switchyard::store::{RoomChange, Store, modify_rooms, update_room};
 
 fn app() -> AppId {
     AppId::parse("app-a").unwrap()
@@ -254,4 +254,80 @@ async fn a_created_room_is_kept_at_once_and_still_tracked() {
     assert_eq!(a.room(&app(), &r.id).await.unwrap().unwrap().name, "fresh");
     set_detail(&b, &r.id, "changed by b").await;
     converges(&a, &r.id, "changed by b").await;
+}
+
+/// Sets the detail of several rooms in one batch.
+async fn set_details(store: &RedisStore, ids: &[RoomId], detail: &str) {
+    let app = app();
+    let changes = ids
+        .iter()
+        .map(|id| RoomChange {
+            app: &app,
+            room: id,
+            change: |r: &mut Room| {
+                r.detail = detail.into();
+                r.seq += 1;
+                Ok::<_, ()>(((), Vec::new()))
+            },
+        })
+        .collect();
+    for result in modify_rooms(store, changes).await {
+        result.unwrap().unwrap().unwrap();
+    }
+}
+
+#[tokio::test]
+async fn rooms_written_in_one_batch_are_kept_and_still_tracked() {
+    let (_server, a, b) = two_stores().await;
+    // More rooms than one pipeline carries, so several chunks are in flight at once.
+    let rooms: Vec<Room> = (0..100).map(|i| new_room(&format!("r{i}"))).collect();
+    for r in &rooms {
+        a.create_room(r, &[]).await.unwrap();
+    }
+    let ids: Vec<RoomId> = rooms.iter().map(|r| r.id.clone()).collect();
+    set_details(&a, &ids, "batched").await;
+    assert_eq!(
+        a.cached_rooms(),
+        100,
+        "the writer keeps every room it wrote"
+    );
+    for id in &ids {
+        assert_eq!(b.room(&app(), id).await.unwrap().unwrap().detail, "batched");
+    }
+    // Redis still tells the writer of later changes made elsewhere.
+    set_details(&b, &ids[..10], "changed by b").await;
+    for id in &ids[..10] {
+        converges(&a, id, "changed by b").await;
+    }
+    converges(&a, &ids[10], "batched").await;
+}
+
+#[tokio::test]
+async fn a_redis_that_forgot_the_save_script_is_given_it_again() {
+    let server = RedisServer::start();
+    let a = RedisStore::connect(&server.url()).await.unwrap();
+    let rooms: Vec<Room> = (0..3).map(|i| new_room(&format!("r{i}"))).collect();
+    for r in &rooms {
+        a.create_room(r, &[]).await.unwrap();
+    }
+    let ids: Vec<RoomId> = rooms.iter().map(|r| r.id.clone()).collect();
+    set_details(&a, &ids, "one").await;
+    // As after a Redis restart or a SCRIPT FLUSH: the scripts are gone, the connections are not.
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    set_details(&a, &ids, "two").await;
+    set_detail(&a, &ids[0], "three").await;
+    let b = RedisStore::connect(&server.url()).await.unwrap();
+    assert_eq!(
+        b.room(&app(), &ids[0]).await.unwrap().unwrap().detail,
+        "three"
+    );
+    for id in &ids[1..] {
+        assert_eq!(b.room(&app(), id).await.unwrap().unwrap().detail, "two");
+    }
 }

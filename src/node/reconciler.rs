@@ -14,7 +14,7 @@ use crate::conference::{
     AppId, ChannelFact, ChannelInfo, ConferenceFact, Fact, Micros, Observed, RoomId, Session,
     SessionId, apply, ops,
 };
-use crate::store::{Store, StoreError, modify_room};
+use crate::store::{RoomChange, Store, StoreError, modify_room, modify_rooms};
 
 /// An effect and the room it belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,8 +43,14 @@ pub struct Reconciler<S> {
 
 type Effects = Vec<RoomEffect>;
 
+/// How many rooms a resync changes in one batch.
+const RESYNC_CHUNK: usize = 256;
+
 /// One room's conference facts of a batch: (core uuid, conference uuid, fact), in order.
 type RoomFacts<'a> = Vec<(&'a str, &'a str, &'a ConferenceFact)>;
+
+/// The sessions of the members a room's facts add, by channel (`None`: not known).
+type Sessions = HashMap<String, Option<Session>>;
 
 impl<S: Store> Reconciler<S> {
     pub fn new(store: Arc<S>, node: Arc<NodeConfig>, apps: Arc<AppDirectory>) -> Reconciler<S> {
@@ -216,26 +222,58 @@ impl<S: Store> Reconciler<S> {
                 _ => effects.extend(self.apply(observed, now).await?),
             }
         }
-        let groups = rooms
+        // Each room's app and the sessions its new members need, read for all rooms at once;
+        // then every room's facts applied, and the rooms written together.
+        let prepared = futures_util::future::join_all(
+            rooms.iter().map(|(room, facts)| self.prepare(room, facts)),
+        )
+        .await;
+        let mut groups = Vec::with_capacity(rooms.len());
+        for ((room, facts), prepared) in rooms.iter().zip(prepared) {
+            match prepared? {
+                Some((app, sessions)) => groups.push((app, room, facts, sessions)),
+                None => self.count(false),
+            }
+        }
+        let changes = groups
             .iter()
-            .map(|(room, facts)| self.room_group(room, facts, now));
-        for result in futures_util::future::join_all(groups).await {
-            effects.extend(result?);
+            .map(|(app, room, facts, sessions)| RoomChange {
+                app,
+                room,
+                change: move |r: &mut crate::conference::Room| {
+                    let mut all = crate::conference::Applied::default();
+                    for (core, conf, fact) in facts.iter() {
+                        let session = match fact {
+                            ConferenceFact::MemberAdded { channel, .. } => {
+                                sessions.get(channel.as_str()).and_then(Option::as_ref)
+                            }
+                            _ => None,
+                        };
+                        let applied = apply(r, core, conf, fact, session, now);
+                        all.changed |= applied.changed;
+                        all.events.extend(applied.events);
+                        all.effects.extend(applied.effects);
+                    }
+                    Ok::<_, std::convert::Infallible>((all.effects, all.events))
+                },
+            });
+        let results = modify_rooms(&*self.store, changes.collect()).await;
+        for ((app, room, _, _), result) in groups.iter().zip(results) {
+            effects.extend(self.effects_of(app, room, result?));
         }
         Ok(effects)
     }
 
-    async fn room_group(
+    /// A room's app, and the sessions of the members its facts add (read at once), or `None`
+    /// when the room is not known.
+    async fn prepare(
         &self,
         room: &RoomId,
         facts: &[(&str, &str, &ConferenceFact)],
-        now: Micros,
-    ) -> Result<Effects, StoreError> {
+    ) -> Result<Option<(AppId, Sessions)>, StoreError> {
         let Some(app) = self.room_app(room).await? else {
-            self.count(false);
-            return Ok(Vec::new());
+            return Ok(None);
         };
-        // The sessions of members added here, read at once (one round trip, not one each).
         let added: Vec<&str> = facts
             .iter()
             .filter_map(|(_, _, fact)| match fact {
@@ -253,25 +291,9 @@ impl<S: Store> Reconciler<S> {
             .iter()
             .zip(futures_util::future::join_all(reads).await)
         {
-            sessions.insert(*channel, s?);
+            sessions.insert((*channel).to_owned(), s?);
         }
-        self.update(&app, room, |r| {
-            let mut all = crate::conference::Applied::default();
-            for (core, conf, fact) in facts {
-                let session = match fact {
-                    ConferenceFact::MemberAdded { channel, .. } => {
-                        sessions.get(channel.as_str()).and_then(Option::as_ref)
-                    }
-                    _ => None,
-                };
-                let applied = apply(r, core, conf, fact, session, now);
-                all.changed |= applied.changed;
-                all.events.extend(applied.events);
-                all.effects.extend(applied.effects);
-            }
-            all
-        })
-        .await
+        Ok(Some((app, sessions)))
     }
 
     /// One atomic room update through a pure function; returns its effects.
@@ -286,19 +308,29 @@ impl<S: Store> Reconciler<S> {
             Ok::<_, std::convert::Infallible>((applied.effects, applied.events))
         })
         .await?;
+        Ok(self.effects_of(app, room, result))
+    }
+
+    /// Counts an update and ties its effects to the room.
+    fn effects_of(
+        &self,
+        app: &AppId,
+        room: &RoomId,
+        result: Option<Result<Vec<Effect>, std::convert::Infallible>>,
+    ) -> Effects {
         let Some(Ok(effects)) = result else {
             self.count(false);
-            return Ok(Vec::new());
+            return Vec::new();
         };
         self.count(true);
-        Ok(effects
+        effects
             .into_iter()
             .map(|effect| RoomEffect {
                 app: app.clone(),
                 room: room.clone(),
                 effect,
             })
-            .collect())
+            .collect()
     }
 
     /// Makes the store agree with a snapshot of the node: rooms, members and sessions.
@@ -344,17 +376,30 @@ impl<S: Store> Reconciler<S> {
             .collect();
         let settled = now - self.node.join_timeout.as_micros() as Micros;
         let mut effects = Vec::new();
-        for (app, room) in self.store.rooms_on_node(&self.node.prefix).await? {
-            let conf = conferences
-                .iter()
-                .find(|c| c.conference_name == room.as_str());
-            let lookup = |channel: &str| sessions.get(channel).cloned();
-            effects.extend(
-                self.update(&app, &room, |r| {
-                    reconcile(r, core, conf, &lookup, settled, now)
-                })
-                .await?,
-            );
+        let by_name: HashMap<&str, &SnapshotConference> = conferences
+            .iter()
+            .map(|c| (c.conference_name.as_str(), c))
+            .collect();
+        let lookup = |channel: &str| sessions.get(channel).cloned();
+        let rooms = self.store.rooms_on_node(&self.node.prefix).await?;
+        // Rooms are written a chunk at a time (one round trip each with Redis).
+        for chunk in rooms.chunks(RESYNC_CHUNK) {
+            let changes = chunk.iter().map(|(app, room)| {
+                let conf = by_name.get(room.as_str()).copied();
+                let lookup = &lookup;
+                RoomChange {
+                    app,
+                    room,
+                    change: move |r: &mut crate::conference::Room| {
+                        let applied = reconcile(r, core, conf, lookup, settled, now);
+                        Ok::<_, std::convert::Infallible>((applied.effects, applied.events))
+                    },
+                }
+            });
+            let results = modify_rooms(&*self.store, changes.collect()).await;
+            for ((app, room), result) in chunk.iter().zip(results) {
+                effects.extend(self.effects_of(app, room, result?));
+            }
         }
         // Calls that ended while we were not listening.
         for session in sessions

@@ -328,6 +328,26 @@ pub trait Store: Send + Sync + 'static {
         }
     }
 
+    /// Several rooms changed at once, each exactly as [`Store::change_room_value`] changes one
+    /// (each room's change is atomic; the batch as a whole is not a transaction), results in the
+    /// order of `changes`. A store that can send the writes together overrides it (Redis: one
+    /// pipelined round trip for the whole batch). Call it through [`modify_rooms`].
+    fn change_rooms<'a, T, E, F>(
+        &'a self,
+        changes: Vec<RoomChange<'a, F>>,
+    ) -> impl Future<Output = Vec<Modified<T, E>>> + Send + 'a
+    where
+        Self: Sized,
+        T: Send + 'a,
+        E: Send + 'a,
+        F: FnMut(&mut Room) -> Result<(T, Vec<DomainEvent>), E> + Send + 'a,
+    {
+        let each = changes
+            .into_iter()
+            .map(|c| self.change_room_value(c.app, c.room, c.change));
+        futures_util::future::join_all(each)
+    }
+
     /// The webhook dispatcher's position in the app's outbox: every entry up to and including it
     /// was delivered or dead-lettered. `None`: nothing yet.
     fn outbox_position(
@@ -425,6 +445,10 @@ pub trait Store: Send + Sync + 'static {
 /// when it refused, else the saved room and the change's value.
 pub type Updated<T, E> = Result<Option<Result<(Room, T), E>>, StoreError>;
 
+/// What [`modify_room`] returns: `None` when the room does not exist, the change's own error
+/// when it refused, else the change's value.
+pub type Modified<T, E> = Result<Option<Result<T, E>>, StoreError>;
+
 /// How many times [`update_room`] retries a lost race before giving up.
 const MAX_ATTEMPTS: u32 = 64;
 
@@ -461,6 +485,28 @@ where
     F: FnMut(&mut Room) -> Result<(T, Vec<DomainEvent>), E> + Send,
 {
     store.change_room_value(app, id, change).await
+}
+
+/// One room's change in a batch ([`modify_rooms`]).
+pub struct RoomChange<'a, F> {
+    pub app: &'a AppId,
+    pub room: &'a RoomId,
+    pub change: F,
+}
+
+/// [`modify_room`] for several rooms at once: each result is what [`modify_room`] would return
+/// for that room, in the order of `changes`.
+pub async fn modify_rooms<'a, S, T, E, F>(
+    store: &'a S,
+    changes: Vec<RoomChange<'a, F>>,
+) -> Vec<Modified<T, E>>
+where
+    S: Store,
+    T: Send + 'a,
+    E: Send + 'a,
+    F: FnMut(&mut Room) -> Result<(T, Vec<DomainEvent>), E> + Send + 'a,
+{
+    store.change_rooms(changes).await
 }
 
 /// The generic [`Store::change_room`]: load, change a copy, save guarded by `seq`, retry.

@@ -8,10 +8,14 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script, Value};
 
+mod room_writes;
+
+use room_writes::RoomWrite;
+
 use super::room_cache::{self, Tracked};
 use super::{
-    Created, DEAD_LETTERS_KEPT, DELIVERY_LOG_KEPT, DeadLetter, DeliveryAttempt, IndexDelta, Page,
-    Saved, Store, StoreError, keys,
+    Created, DEAD_LETTERS_KEPT, DELIVERY_LOG_KEPT, DeadLetter, DeliveryAttempt, Modified, Page,
+    RoomChange, Saved, Store, StoreError, keys,
 };
 use crate::conference::{
     AppId, DomainEvent, Micros, NodePrefix, Room, RoomId, Session, SessionId, SessionState,
@@ -91,7 +95,7 @@ impl RedisStore {
             conn,
             rooms,
             create_room: Script::new(include_str!("lua/create_room.lua")),
-            save_room: Script::new(include_str!("lua/save_room.lua")),
+            save_room: Script::new(room_writes::SAVE_ROOM_LUA),
             save_session: Script::new(include_str!("lua/save_session.lua")),
             remember: Script::new(include_str!("lua/remember.lua")),
             set_outbox_position: Script::new(include_str!("lua/set_outbox_position.lua")),
@@ -144,8 +148,7 @@ impl RedisStore {
     }
 
     /// Runs a script that writes the room at `key`: on the tracked connection when the cache is
-    /// on, keeping `room` as the key's version when `wrote` says the script stored it (the
-    /// script reads the key after writing, so Redis goes on tracking it for us).
+    /// on, keeping `room` as the key's version when `wrote` says the script stored it.
     async fn write_room<T: redis::FromRedisValue>(
         &self,
         key: &str,
@@ -177,22 +180,6 @@ impl RedisStore {
     pub fn with_retention(mut self, retention: Duration) -> RedisStore {
         self.retention = retention.max(Duration::from_secs(1));
         self
-    }
-
-    /// Records where new conferencecall and recording ids live (global write-once keys, written
-    /// before the room that holds them).
-    async fn write_refs(&self, room: &Room, refs: &[uuid::Uuid]) -> Result<(), StoreError> {
-        if refs.is_empty() {
-            return Ok(());
-        }
-        let owner = format!("{} {}", room.app, room.id);
-        let mut pipe = redis::pipe();
-        for id in refs {
-            pipe.set(keys::reference(id), &owner).ignore();
-        }
-        pipe.query_async::<()>(&mut self.conn())
-            .await
-            .map_err(unavailable)
     }
 
     fn conn(&self) -> ConnectionManager {
@@ -377,56 +364,23 @@ impl Store for RedisStore {
         new: &Room,
         events: &[DomainEvent],
     ) -> Result<Saved, StoreError> {
-        let delta = IndexDelta::between(old, new);
-        self.write_refs(new, &delta.add_refs).await?;
-        let key = keys::room(&new.app, &new.id);
-        let mut call = self.save_room.prepare_invoke();
-        call.key(&key)
-            .key(keys::outbox(&new.app))
-            .key(keys::name(&new.app, &super::unique_name(new)));
-        for s in delta.add_sessions.iter().chain(&delta.remove_sessions) {
-            call.key(keys::session_room(&new.app, s));
-        }
-        call.arg(old.seq)
-            .arg(new.seq)
-            .arg(encode(new))
-            .arg(new.id.as_str())
-            .arg(if delta.release {
-                self.retention.as_secs()
-            } else {
-                0
-            })
-            .arg(delta.add_sessions.len())
-            .arg(delta.remove_sessions.len());
-        for event in Self::events_json(events) {
-            call.arg(event);
-        }
-        let saved: i64 = self
-            .write_room(&key, &call, new, |saved: &i64| *saved == 1)
-            .await?;
-        if saved == 0 {
-            return Ok(Saved::Conflict);
-        }
-        let mut conn = self.conn();
-        if delta.release {
-            // The ended room's lookups expire with it.
-            let member = format!("{} {}", new.app, new.id);
-            let ttl = i64::try_from(self.retention.as_secs()).unwrap_or(i64::MAX);
-            let mut pipe = redis::pipe();
-            pipe.srem(keys::node_rooms(&new.node), &member)
-                .ignore()
-                .zrem(keys::TIMEOUTS, &member)
-                .ignore()
-                .expire(keys::room_app(&new.id), ttl)
-                .ignore();
-            for id in new.refs() {
-                pipe.expire(keys::reference(&id), ttl).ignore();
-            }
-            pipe.query_async::<()>(&mut conn)
-                .await
-                .map_err(unavailable)?;
-        }
-        Ok(Saved::Saved)
+        let write = RoomWrite { old, new, events };
+        self.save_rooms(&[write])
+            .await
+            .pop()
+            .unwrap_or_else(|| Err(StoreError::Unavailable("no answer".into())))
+    }
+
+    async fn change_rooms<'a, T, E, F>(
+        &'a self,
+        changes: Vec<RoomChange<'a, F>>,
+    ) -> Vec<Modified<T, E>>
+    where
+        T: Send + 'a,
+        E: Send + 'a,
+        F: FnMut(&mut Room) -> Result<(T, Vec<DomainEvent>), E> + Send + 'a,
+    {
+        self.change_rooms_at_once(changes).await
     }
 
     async fn ref_owner(&self, id: uuid::Uuid) -> Result<Option<(AppId, RoomId)>, StoreError> {

@@ -197,13 +197,29 @@ impl Tracked {
         F: FnOnce(MultiplexedConnection) -> Fut,
         Fut: std::future::Future<Output = redis::RedisResult<T>>,
     {
+        let (answer, tokens) = self.call_many(&[key], send).await?;
+        Ok((answer, tokens.first().copied().unwrap_or_default()))
+    }
+
+    /// [`Tracked::call`] for a pipeline about several keys: one token per key, in order.
+    pub async fn call_many<T, F, Fut>(
+        &self,
+        keys: &[&str],
+        send: F,
+    ) -> Result<(T, Vec<u64>), redis::RedisError>
+    where
+        F: FnOnce(MultiplexedConnection) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
         let conn = self.conn().await?;
-        // After connecting: a (re)connection forgets every entry, this one's mark included.
-        let token = self.entries.begin(key);
+        // After connecting: a (re)connection forgets every entry, these marks included.
+        let tokens = keys.iter().map(|key| self.entries.begin(key)).collect();
         match send(conn).await {
-            Ok(answer) => Ok((answer, token)),
+            Ok(answer) => Ok((answer, tokens)),
             Err(e) => {
-                self.entries.forget(key);
+                for key in keys {
+                    self.entries.forget(key);
+                }
                 self.failed(&e).await;
                 Err(e)
             }

@@ -1,0 +1,372 @@
+//! Room writes: each room's save script (state guarded by `seq`, indexes, outbox events, in one
+//! atomic step) with the lookups of its new conferencecall and recording ids written just before
+//! it. Any number of rooms go to Redis as one pipeline, so a burst of events over many rooms
+//! costs one round trip and one socket write, not one per room.
+//!
+//! The scripts are sent by hash (`EVALSHA`); a Redis that does not know the script (restarted,
+//! or `SCRIPT FLUSH`) answers `NOSCRIPT` for those rooms without running anything, and they are
+//! sent again once the script is loaded.
+
+use std::task::Poll;
+
+use futures_util::StreamExt;
+use futures_util::stream::FuturesOrdered;
+use redis::Value;
+use redis::aio::ConnectionLike;
+
+use super::{RedisStore, encode, unavailable};
+use crate::conference::{DomainEvent, Room};
+use crate::store::{IndexDelta, Modified, RoomChange, Saved, Store, StoreError, keys, unique_name};
+
+/// The save script's source (it is also loaded by hand after a `NOSCRIPT`).
+pub(super) const SAVE_ROOM_LUA: &str = include_str!("../lua/save_room.lua");
+
+/// How many rooms go to Redis in one pipeline: enough to pay one round trip for many rooms,
+/// few enough that Redis is already running the scripts of one chunk while the next is built.
+const CHUNK: usize = 32;
+
+/// One room to write: the version read, the version to store, and the events of the change.
+pub(crate) struct RoomWrite<'a> {
+    pub old: &'a Room,
+    pub new: &'a Room,
+    pub events: &'a [DomainEvent],
+}
+
+/// How one write went, by its replies.
+enum Reply {
+    Saved,
+    Conflict,
+    /// Redis did not have the script: nothing ran.
+    NoScript,
+    Failed(String),
+}
+
+impl RedisStore {
+    /// Writes rooms, each guarded by its `seq`, in one pipelined round trip; one result per
+    /// write, in order. An ended room's global lookups are set to expire afterwards (one more
+    /// round trip, only when some room ended).
+    pub(crate) async fn save_rooms(
+        &self,
+        writes: &[RoomWrite<'_>],
+    ) -> Vec<Result<Saved, StoreError>> {
+        let deltas: Vec<IndexDelta> = writes
+            .iter()
+            .map(|w| IndexDelta::between(w.old, w.new))
+            .collect();
+        let mut results: Vec<Option<Result<Saved, StoreError>>> =
+            writes.iter().map(|_| None).collect();
+        let mut todo: Vec<usize> = (0..writes.len()).collect();
+        for attempt in 0..2 {
+            let replies = self.send_writes(writes, &deltas, &todo).await;
+            let mut again = Vec::new();
+            match replies {
+                Err(e) => {
+                    for &i in &todo {
+                        results[i] = Some(Err(e.clone()));
+                    }
+                }
+                Ok(replies) => {
+                    for (&i, reply) in todo.iter().zip(replies) {
+                        results[i] = Some(match reply {
+                            Reply::Saved => Ok(Saved::Saved),
+                            Reply::Conflict => Ok(Saved::Conflict),
+                            Reply::NoScript if attempt == 0 => {
+                                again.push(i);
+                                continue;
+                            }
+                            Reply::NoScript => Err(StoreError::Unavailable(
+                                "Redis keeps forgetting the save script".into(),
+                            )),
+                            Reply::Failed(e) => Err(StoreError::Unavailable(e)),
+                        });
+                    }
+                }
+            }
+            if again.is_empty() {
+                break;
+            }
+            if let Err(e) = self.load_save_script().await {
+                for &i in &again {
+                    results[i] = Some(Err(e.clone()));
+                }
+                break;
+            }
+            todo = again;
+        }
+        let ended: Vec<&Room> = writes
+            .iter()
+            .zip(&deltas)
+            .zip(&results)
+            .filter(|((_, d), r)| d.release && matches!(r, Some(Ok(Saved::Saved))))
+            .map(|((w, _), _)| w.new)
+            .collect();
+        if let Err(e) = self.expire_lookups(&ended).await {
+            for (r, d) in results.iter_mut().zip(&deltas) {
+                if d.release && matches!(r, Some(Ok(Saved::Saved))) {
+                    *r = Some(Err(e.clone()));
+                }
+            }
+        }
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(StoreError::Unavailable("not sent".into()))))
+            .collect()
+    }
+
+    /// [`Store::change_rooms`], a chunk of rooms at a time: each chunk's rooms are read (from
+    /// the cache when it holds them), changed, and the changed ones handed to Redis as one
+    /// pipeline before the next chunk is worked on, so Redis runs one chunk's scripts while this
+    /// process prepares the next. A room that lost a race is changed again on its own, as
+    /// [`Store::change_room_value`] would.
+    pub(super) async fn change_rooms_at_once<'a, T, E, F>(
+        &'a self,
+        mut changes: Vec<RoomChange<'a, F>>,
+    ) -> Vec<Modified<T, E>>
+    where
+        T: Send,
+        E: Send,
+        F: FnMut(&mut Room) -> Result<(T, Vec<DomainEvent>), E> + Send,
+    {
+        let mut results: Vec<Option<Modified<T, E>>> = changes.iter().map(|_| None).collect();
+        // The value of each change waiting for its write.
+        let mut values: Vec<Option<T>> = changes.iter().map(|_| None).collect();
+        let mut inflight = FuturesOrdered::new();
+        let mut written = Vec::new();
+        for (n, chunk) in changes.chunks_mut(CHUNK).enumerate() {
+            let reads = chunk.iter().map(|c| self.room(c.app, c.room));
+            let loaded = futures_util::future::join_all(reads).await;
+            // (index, read, changed, events) of each room that changed.
+            let mut batch = Vec::new();
+            for (k, (c, read)) in chunk.iter_mut().zip(loaded).enumerate() {
+                let i = n * CHUNK + k;
+                let old = match read {
+                    Ok(Some(old)) => old,
+                    Ok(None) => {
+                        results[i] = Some(Ok(None));
+                        continue;
+                    }
+                    Err(e) => {
+                        results[i] = Some(Err(e));
+                        continue;
+                    }
+                };
+                let mut new = old.clone();
+                match (c.change)(&mut new) {
+                    Err(e) => results[i] = Some(Ok(Some(Err(e)))),
+                    // Every domain change moves `seq`; the full comparison is for those that
+                    // did not.
+                    Ok((value, _)) if new.seq == old.seq && new == old => {
+                        results[i] = Some(Ok(Some(Ok(value))))
+                    }
+                    Ok((value, events)) => {
+                        values[i] = Some(value);
+                        batch.push((i, old, new, events));
+                    }
+                }
+            }
+            if batch.is_empty() {
+                continue;
+            }
+            inflight.push_back(async move {
+                let writes: Vec<RoomWrite<'_>> = batch
+                    .iter()
+                    .map(|(_, old, new, events)| RoomWrite { old, new, events })
+                    .collect();
+                let saved = self.save_rooms(&writes).await;
+                drop(writes);
+                let indexes: Vec<usize> = batch.into_iter().map(|(i, ..)| i).collect();
+                (indexes, saved)
+            });
+            // Hand the chunk to the connection now (its first poll sends it), and let the
+            // connection's writer run before the next chunk is prepared.
+            std::future::poll_fn(|cx| {
+                while let Poll::Ready(Some(done)) = inflight.poll_next_unpin(cx) {
+                    written.push(done);
+                }
+                Poll::Ready(())
+            })
+            .await;
+            tokio::task::yield_now().await;
+        }
+        while let Some(done) = inflight.next().await {
+            written.push(done);
+        }
+        let mut lost = Vec::new();
+        for (indexes, saved) in written {
+            for (i, saved) in indexes.into_iter().zip(saved) {
+                match saved {
+                    Ok(Saved::Saved) => results[i] = values[i].take().map(|v| Ok(Some(Ok(v)))),
+                    Ok(Saved::Conflict) => lost.push(i),
+                    Err(e) => results[i] = Some(Err(e)),
+                }
+            }
+        }
+        for i in lost {
+            let c = &mut changes[i];
+            results[i] = Some(self.change_room_value(c.app, c.room, &mut c.change).await);
+        }
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(StoreError::Unavailable("not run".into()))))
+            .collect()
+    }
+
+    /// Sends the writes `todo` (indexes into `writes`) as one pipeline: for each, a `SET` per new
+    /// lookup, then its save script. On the tracked connection (room cache on), each room saved
+    /// is kept as its key's current version.
+    async fn send_writes(
+        &self,
+        writes: &[RoomWrite<'_>],
+        deltas: &[IndexDelta],
+        todo: &[usize],
+    ) -> Result<Vec<Reply>, StoreError> {
+        if todo.is_empty() {
+            // An empty pipeline would wait for an answer that never comes.
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        let mut room_keys = Vec::with_capacity(todo.len());
+        // How many replies each write has (its lookups, then its script).
+        let mut spans = Vec::with_capacity(todo.len());
+        for &i in todo {
+            let (w, delta) = (&writes[i], &deltas[i]);
+            let key = keys::room(&w.new.app, &w.new.id);
+            if !delta.add_refs.is_empty() {
+                let owner = format!("{} {}", w.new.app, w.new.id);
+                for id in &delta.add_refs {
+                    pipe.set(keys::reference(id), &owner);
+                }
+            }
+            pipe.add_command(self.save_command(&key, w, delta));
+            spans.push(delta.add_refs.len() + 1);
+            room_keys.push(key);
+        }
+        let count = pipe.len();
+        let replies = match &self.rooms {
+            None => self
+                .conn()
+                .req_packed_commands(&pipe, 0, count)
+                .await
+                .map_err(unavailable)?,
+            Some(tracked) => {
+                let keys: Vec<&str> = room_keys.iter().map(String::as_str).collect();
+                let (replies, tokens) = tracked
+                    .call_many(&keys, |mut conn| async move {
+                        conn.req_packed_commands(&pipe, 0, count).await
+                    })
+                    .await
+                    .map_err(unavailable)?;
+                let outcomes = outcomes(replies, &spans)?;
+                for ((key, token), (&i, outcome)) in
+                    room_keys.iter().zip(tokens).zip(todo.iter().zip(&outcomes))
+                {
+                    match outcome {
+                        Reply::Saved => tracked.entries().fill(key, token, writes[i].new),
+                        _ => tracked.entries().forget(key),
+                    }
+                }
+                return Ok(outcomes);
+            }
+        };
+        outcomes(replies, &spans)
+    }
+
+    /// `EVALSHA` of the save script for one room.
+    fn save_command(&self, key: &str, w: &RoomWrite<'_>, delta: &IndexDelta) -> redis::Cmd {
+        let (old, new) = (w.old, w.new);
+        let sessions = delta.add_sessions.iter().chain(&delta.remove_sessions);
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(self.save_room.get_hash())
+            .arg(3 + delta.add_sessions.len() + delta.remove_sessions.len())
+            .arg(key)
+            .arg(keys::outbox(&new.app))
+            .arg(keys::name(&new.app, &unique_name(new)));
+        for s in sessions {
+            cmd.arg(keys::session_room(&new.app, s));
+        }
+        cmd.arg(old.seq)
+            .arg(new.seq)
+            .arg(encode(new))
+            .arg(new.id.as_str())
+            .arg(if delta.release {
+                self.retention.as_secs()
+            } else {
+                0
+            })
+            .arg(delta.add_sessions.len())
+            .arg(delta.remove_sessions.len());
+        for event in w.events {
+            cmd.arg(encode(event));
+        }
+        cmd
+    }
+
+    async fn load_save_script(&self) -> Result<(), StoreError> {
+        redis::cmd("SCRIPT")
+            .arg("LOAD")
+            .arg(SAVE_ROOM_LUA)
+            .query_async::<String>(&mut self.conn())
+            .await
+            .map(drop)
+            .map_err(unavailable)
+    }
+
+    /// Ended rooms leave their node's set and the timeouts, and their global lookups expire
+    /// with them.
+    async fn expire_lookups(&self, ended: &[&Room]) -> Result<(), StoreError> {
+        if ended.is_empty() {
+            return Ok(());
+        }
+        let ttl = i64::try_from(self.retention.as_secs()).unwrap_or(i64::MAX);
+        let mut pipe = redis::pipe();
+        for room in ended {
+            let member = format!("{} {}", room.app, room.id);
+            pipe.srem(keys::node_rooms(&room.node), &member)
+                .ignore()
+                .zrem(keys::TIMEOUTS, &member)
+                .ignore()
+                .expire(keys::room_app(&room.id), ttl)
+                .ignore();
+            for id in room.refs() {
+                pipe.expire(keys::reference(&id), ttl).ignore();
+            }
+        }
+        pipe.query_async::<()>(&mut self.conn())
+            .await
+            .map_err(unavailable)
+    }
+}
+
+/// Reads each write's replies (`spans[i]` of them: lookups, then the script's answer).
+fn outcomes(replies: Vec<Value>, spans: &[usize]) -> Result<Vec<Reply>, StoreError> {
+    if replies.len() != spans.iter().sum::<usize>() {
+        return Err(StoreError::Unavailable(format!(
+            "Redis answered a pipeline of {} commands with {} replies",
+            spans.iter().sum::<usize>(),
+            replies.len()
+        )));
+    }
+    let mut replies = replies.into_iter();
+    let mut out = Vec::with_capacity(spans.len());
+    for &span in spans {
+        let mut failed = None;
+        let mut last = Value::Nil;
+        for _ in 0..span {
+            last = replies.next().unwrap_or(Value::Nil);
+            if let Value::ServerError(e) = &last
+                && failed.is_none()
+                && e.code() != "NOSCRIPT"
+            {
+                failed = Some(format!("{}: {}", e.code(), e.details().unwrap_or("")));
+            }
+        }
+        out.push(match (failed, last) {
+            (Some(e), _) => Reply::Failed(e),
+            (None, Value::Int(1)) => Reply::Saved,
+            (None, Value::Int(0)) => Reply::Conflict,
+            (None, Value::ServerError(_)) => Reply::NoScript,
+            (None, other) => Reply::Failed(format!("unexpected answer to a room save: {other:?}")),
+        });
+    }
+    Ok(out)
+}
