@@ -271,10 +271,11 @@ async fn big_node<S: Store>(store: &S) -> Vec<SnapshotConference> {
 /// Event-to-stored latency at a steady 10,000 events/s: a producer offers capture 01's facts
 /// (spread over the rooms) every 100 µs; the consumer applies whatever has queued as one batch,
 /// as the node supervisor does. Printed as percentiles (criterion measures throughput only).
+/// One thread, as for the throughput figure: the controller on one core, Redis on another (two
+/// workers plus Redis on a two-core machine would measure the scheduler's time slices).
 fn latency_at_10k(c: &mut Criterion) {
     let _ = c;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();

@@ -3,6 +3,7 @@
 //! reconnects in the background after a Redis restart; until then operations fail with
 //! [`StoreError::Unavailable`]. The key schema is in [`super::keys`].
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -10,7 +11,7 @@ use redis::{AsyncCommands, Script, Value};
 
 mod room_writes;
 
-use room_writes::RoomWrite;
+use room_writes::{RoomWrite, Track};
 
 use super::room_cache::{self, Tracked};
 use super::{
@@ -128,6 +129,31 @@ impl RedisStore {
         if let Some(room) = tracked.entries().get(key) {
             return Ok(Some(room));
         }
+        Ok(self
+            .read_tracked(tracked, key)
+            .await?
+            .map(|room| Room::clone(&room)))
+    }
+
+    /// The version of a room to change and write back guarded by its `seq`: the one this
+    /// process last read or wrote if it holds it, else read from Redis (and kept).
+    async fn room_base(&self, app: &AppId, id: &RoomId) -> Result<Option<Arc<Room>>, StoreError> {
+        let key = keys::room(app, id);
+        let Some(tracked) = &self.rooms else {
+            return Ok(self.json_field(&key).await?.map(Arc::new));
+        };
+        match tracked.entries().base(&key) {
+            Some(room) => Ok(Some(room)),
+            None => self.read_tracked(tracked, &key).await,
+        }
+    }
+
+    /// Reads a room on the tracked connection, keeping it (Redis tracks it for us from now on).
+    async fn read_tracked(
+        &self,
+        tracked: &Tracked,
+        key: &str,
+    ) -> Result<Option<Arc<Room>>, StoreError> {
         let (json, token) = tracked
             .call(key, |mut conn| async move {
                 redis::cmd("HGET")
@@ -142,8 +168,9 @@ impl RedisStore {
             tracked.entries().forget(key);
             return Ok(None);
         };
-        let room: Room = decode(key, &json).inspect_err(|_| tracked.entries().forget(key))?;
-        tracked.entries().fill(key, token, &room);
+        let room: Arc<Room> =
+            Arc::new(decode(key, &json).inspect_err(|_| tracked.entries().forget(key))?);
+        tracked.entries().fill(key, token, Arc::clone(&room));
         Ok(Some(room))
     }
 
@@ -169,7 +196,7 @@ impl RedisStore {
             .await
             .map_err(unavailable)?;
         if wrote(&answer) {
-            tracked.entries().fill(key, token, room);
+            tracked.entries().fill(key, token, Arc::new(room.clone()));
         } else {
             tracked.entries().forget(key);
         }
@@ -364,8 +391,12 @@ impl Store for RedisStore {
         new: &Room,
         events: &[DomainEvent],
     ) -> Result<Saved, StoreError> {
-        let write = RoomWrite { old, new, events };
-        self.save_rooms(&[write])
+        let write = RoomWrite {
+            old,
+            new: Arc::new(new.clone()),
+            events,
+        };
+        self.save_rooms(&[write], Track::Again)
             .await
             .pop()
             .unwrap_or_else(|| Err(StoreError::Unavailable("no answer".into())))

@@ -29,8 +29,13 @@ pub const DEFAULT_CAPACITY: usize = 16_384;
 enum Slot {
     /// A read or write is in flight; its answer may be kept if the key still holds this token.
     Pending(u64),
-    /// Shared, so a reader copies it after letting go of the lock.
+    /// Tracked: Redis tells us when it changes. Shared, so a reader copies it after letting go
+    /// of the lock.
     Ready(Arc<Room>),
+    /// Written by this process without asking Redis to track it (a batch write): current unless
+    /// another writer changed it since, which only a guarded write would notice. Good as the base
+    /// of a guarded write (a stale base loses the race and is read again), never as an answer.
+    Written(Arc<Room>),
 }
 
 #[derive(Default)]
@@ -68,6 +73,15 @@ impl Entries {
         Some(Room::clone(&room))
     }
 
+    /// The version of the room this process last read or wrote, to change and write back
+    /// guarded by its `seq`.
+    pub fn base(&self, key: &str) -> Option<Arc<Room>> {
+        match self.lock().slots.get(key) {
+            Some(Slot::Ready(room) | Slot::Written(room)) => Some(Arc::clone(room)),
+            _ => None,
+        }
+    }
+
     /// Marks `key` as being read or written; returns the token that [`Entries::fill`] needs.
     pub fn begin(&self, key: &str) -> u64 {
         let mut state = self.lock();
@@ -86,13 +100,22 @@ impl Entries {
     }
 
     /// Keeps `room` as the current version of `key` if nothing changed it since `begin`.
-    pub fn fill(&self, key: &str, token: u64, room: &Room) {
-        let room = Arc::new(room.clone());
+    pub fn fill(&self, key: &str, token: u64, room: Arc<Room>) {
+        self.settle(key, token, Slot::Ready(room));
+    }
+
+    /// Keeps `room` as this process's write of `key`, which Redis does not track for us, if
+    /// nothing changed it since `begin`.
+    pub fn fill_written(&self, key: &str, token: u64, room: Arc<Room>) {
+        self.settle(key, token, Slot::Written(room));
+    }
+
+    fn settle(&self, key: &str, token: u64, settled: Slot) {
         let mut state = self.lock();
         if let Some(slot) = state.slots.get_mut(key)
             && matches!(slot, Slot::Pending(t) if *t == token)
         {
-            *slot = Slot::Ready(room);
+            *slot = settled;
         }
     }
 

@@ -1,7 +1,7 @@
 -- Replaces a room if its stored seq is the expected one, with its index changes and events.
 -- KEYS: room, outbox, name, session->room keys to set (n_add), then to clear (n_remove).
 -- ARGV: expected seq, new seq, json, room_id, release (0, or the seconds the ended room stays
--- readable), n_add, n_remove, events...
+-- readable), n_add, n_remove, track (1: read the room once more, see below), events...
 if redis.call('HGET', KEYS[1], 'seq') ~= ARGV[1] then
   return 0
 end
@@ -23,10 +23,12 @@ if ARGV[5] ~= '0' then
   end
   redis.call('EXPIRE', KEYS[1], ARGV[5])
 end
-for i = 8, #ARGV do
+for i = 9, #ARGV do
   redis.call('XADD', KEYS[2], '*', 'event', ARGV[i])
 end
 -- Read the room once more: a caller with client-side tracking (NOLOOP) keeps the room it just
 -- wrote, and Redis forgets a key's trackers when it changes; this read makes it track it again.
-redis.call('HEXISTS', KEYS[1], 'seq')
+if ARGV[8] == '1' then
+  redis.call('HEXISTS', KEYS[1], 'seq')
+end
 return 1

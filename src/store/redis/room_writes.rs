@@ -7,6 +7,7 @@
 //! or `SCRIPT FLUSH`) answers `NOSCRIPT` for those rooms without running anything, and they are
 //! sent again once the script is loaded.
 
+use std::sync::Arc;
 use std::task::Poll;
 
 use futures_util::StreamExt;
@@ -23,13 +24,28 @@ pub(super) const SAVE_ROOM_LUA: &str = include_str!("../lua/save_room.lua");
 
 /// How many rooms go to Redis in one pipeline: enough to pay one round trip for many rooms,
 /// few enough that Redis is already running the scripts of one chunk while the next is built.
-const CHUNK: usize = 32;
+/// A batch starts with a smaller chunk, so Redis starts early on a small burst too, and
+/// doubles up to the full size.
+const CHUNK: usize = 16;
+const FIRST_CHUNK: usize = 4;
 
-/// One room to write: the version read, the version to store, and the events of the change.
+/// One room to write: the version read, the version to store (kept in the room cache once
+/// written), and the events of the change.
 pub(crate) struct RoomWrite<'a> {
     pub old: &'a Room,
-    pub new: &'a Room,
+    pub new: Arc<Room>,
     pub events: &'a [DomainEvent],
+}
+
+/// Whether Redis goes on tracking a written room for this process's cache.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Track {
+    /// The script reads the room once more after writing (Redis forgets a key's trackers when
+    /// it changes), so the room stays an answer to reads: for the API's writes.
+    Again,
+    /// No second read, which spares Redis the work on each of the node's event writes: the room
+    /// is kept only as the base of this process's next guarded write.
+    No,
 }
 
 /// How one write went, by its replies.
@@ -48,16 +64,17 @@ impl RedisStore {
     pub(crate) async fn save_rooms(
         &self,
         writes: &[RoomWrite<'_>],
+        track: Track,
     ) -> Vec<Result<Saved, StoreError>> {
         let deltas: Vec<IndexDelta> = writes
             .iter()
-            .map(|w| IndexDelta::between(w.old, w.new))
+            .map(|w| IndexDelta::between(w.old, &w.new))
             .collect();
         let mut results: Vec<Option<Result<Saved, StoreError>>> =
             writes.iter().map(|_| None).collect();
         let mut todo: Vec<usize> = (0..writes.len()).collect();
         for attempt in 0..2 {
-            let replies = self.send_writes(writes, &deltas, &todo).await;
+            let replies = self.send_writes(writes, &deltas, &todo, track).await;
             let mut again = Vec::new();
             match replies {
                 Err(e) => {
@@ -98,7 +115,7 @@ impl RedisStore {
             .zip(&deltas)
             .zip(&results)
             .filter(|((_, d), r)| d.release && matches!(r, Some(Ok(Saved::Saved))))
-            .map(|((w, _), _)| w.new)
+            .map(|((w, _), _)| &*w.new)
             .collect();
         if let Err(e) = self.expire_lookups(&ended).await {
             for (r, d) in results.iter_mut().zip(&deltas) {
@@ -132,13 +149,16 @@ impl RedisStore {
         let mut values: Vec<Option<T>> = changes.iter().map(|_| None).collect();
         let mut inflight = FuturesOrdered::new();
         let mut written = Vec::new();
-        for (n, chunk) in changes.chunks_mut(CHUNK).enumerate() {
-            let reads = chunk.iter().map(|c| self.room(c.app, c.room));
+        let (mut start, mut size) = (0, FIRST_CHUNK);
+        while start < changes.len() {
+            let end = (start + size).min(changes.len());
+            let chunk = &mut changes[start..end];
+            let reads = chunk.iter().map(|c| self.room_base(c.app, c.room));
             let loaded = futures_util::future::join_all(reads).await;
             // (index, read, changed, events) of each room that changed.
             let mut batch = Vec::new();
             for (k, (c, read)) in chunk.iter_mut().zip(loaded).enumerate() {
-                let i = n * CHUNK + k;
+                let i = start + k;
                 let old = match read {
                     Ok(Some(old)) => old,
                     Ok(None) => {
@@ -150,29 +170,34 @@ impl RedisStore {
                         continue;
                     }
                 };
-                let mut new = old.clone();
+                let mut new = Room::clone(&old);
                 match (c.change)(&mut new) {
                     Err(e) => results[i] = Some(Ok(Some(Err(e)))),
                     // Every domain change moves `seq`; the full comparison is for those that
                     // did not.
-                    Ok((value, _)) if new.seq == old.seq && new == old => {
+                    Ok((value, _)) if new.seq == old.seq && new == *old => {
                         results[i] = Some(Ok(Some(Ok(value))))
                     }
                     Ok((value, events)) => {
                         values[i] = Some(value);
-                        batch.push((i, old, new, events));
+                        batch.push((i, old, Arc::new(new), events));
                     }
                 }
             }
+            (start, size) = (end, (size * 2).min(CHUNK));
             if batch.is_empty() {
                 continue;
             }
             inflight.push_back(async move {
                 let writes: Vec<RoomWrite<'_>> = batch
                     .iter()
-                    .map(|(_, old, new, events)| RoomWrite { old, new, events })
+                    .map(|(_, old, new, events)| RoomWrite {
+                        old,
+                        new: Arc::clone(new),
+                        events,
+                    })
                     .collect();
-                let saved = self.save_rooms(&writes).await;
+                let saved = self.save_rooms(&writes, Track::No).await;
                 drop(writes);
                 let indexes: Vec<usize> = batch.into_iter().map(|(i, ..)| i).collect();
                 (indexes, saved)
@@ -219,6 +244,7 @@ impl RedisStore {
         writes: &[RoomWrite<'_>],
         deltas: &[IndexDelta],
         todo: &[usize],
+        track: Track,
     ) -> Result<Vec<Reply>, StoreError> {
         if todo.is_empty() {
             // An empty pipeline would wait for an answer that never comes.
@@ -237,7 +263,7 @@ impl RedisStore {
                     pipe.set(keys::reference(id), &owner);
                 }
             }
-            pipe.add_command(self.save_command(&key, w, delta));
+            pipe.add_command(self.save_command(&key, w, delta, track));
             spans.push(delta.add_refs.len() + 1);
             room_keys.push(key);
         }
@@ -261,7 +287,16 @@ impl RedisStore {
                     room_keys.iter().zip(tokens).zip(todo.iter().zip(&outcomes))
                 {
                     match outcome {
-                        Reply::Saved => tracked.entries().fill(key, token, writes[i].new),
+                        Reply::Saved if track == Track::Again => {
+                            tracked
+                                .entries()
+                                .fill(key, token, Arc::clone(&writes[i].new))
+                        }
+                        Reply::Saved => {
+                            tracked
+                                .entries()
+                                .fill_written(key, token, Arc::clone(&writes[i].new))
+                        }
                         _ => tracked.entries().forget(key),
                     }
                 }
@@ -272,8 +307,16 @@ impl RedisStore {
     }
 
     /// `EVALSHA` of the save script for one room.
-    fn save_command(&self, key: &str, w: &RoomWrite<'_>, delta: &IndexDelta) -> redis::Cmd {
-        let (old, new) = (w.old, w.new);
+    fn save_command(
+        &self,
+        key: &str,
+        w: &RoomWrite<'_>,
+        delta: &IndexDelta,
+        track: Track,
+    ) -> redis::Cmd {
+        let (old, new) = (w.old, &*w.new);
+        // Only a connection that tracks keys needs the second read.
+        let again = track == Track::Again && self.rooms.is_some();
         let sessions = delta.add_sessions.iter().chain(&delta.remove_sessions);
         let mut cmd = redis::cmd("EVALSHA");
         cmd.arg(self.save_room.get_hash())
@@ -294,7 +337,8 @@ impl RedisStore {
                 0
             })
             .arg(delta.add_sessions.len())
-            .arg(delta.remove_sessions.len());
+            .arg(delta.remove_sessions.len())
+            .arg(if again { "1" } else { "0" });
         for event in w.events {
             cmd.arg(encode(event));
         }
