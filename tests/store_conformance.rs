@@ -131,6 +131,25 @@ async fn concurrent_updates_all_land<S: Store>(store: S) {
     assert_eq!(done.detail.split(',').filter(|s| !s.is_empty()).count(), 20);
 }
 
+/// An ended room freed its name (a new room may take it) and left its node.
+async fn assert_released<S: Store>(store: &S, ended: &Room) {
+    assert_eq!(
+        store
+            .create_room(&room(&ended.app, &ended.name, 2), &[])
+            .await
+            .unwrap(),
+        Created::Created
+    );
+    assert!(
+        !store
+            .rooms_on_node(&node())
+            .await
+            .unwrap()
+            .iter()
+            .any(|(_, id)| id == &ended.id)
+    );
+}
+
 /// A batch does to each room what a change of that room alone would do: a join (with its
 /// indexes, lookups and events), an ending (its name freed), no change, a refusal, and a room
 /// that does not exist, each answered in its place.
@@ -195,19 +214,7 @@ async fn a_batch_changes_each_room_as_alone<S: Store>(store: S) {
     assert_eq!(outbox.len(), 1);
     assert_eq!(outbox[0].1.kind, EventKind::MemberJoining);
     assert_eq!(outbox[0].1.data["command_uid"], "uid-9");
-    // The ended room freed its name and left its node.
-    assert_eq!(
-        store.create_room(&room(&a, "end", 2), &[]).await.unwrap(),
-        Created::Created
-    );
-    assert!(
-        !store
-            .rooms_on_node(&node())
-            .await
-            .unwrap()
-            .iter()
-            .any(|(_, id)| id == &rooms[1].id)
-    );
+    assert_released(&store, &rooms[1]).await;
     for r in &rooms[2..] {
         assert_eq!(&store.room(&a, &r.id).await.unwrap().unwrap(), r);
     }
@@ -325,18 +332,7 @@ async fn membership_indexes_follow_the_room<S: Store>(store: S) {
     .unwrap()
     .unwrap()
     .unwrap();
-    assert_eq!(
-        store.create_room(&room(&a, "idx", 2), &[]).await.unwrap(),
-        Created::Created
-    );
-    assert!(
-        !store
-            .rooms_on_node(&node())
-            .await
-            .unwrap()
-            .iter()
-            .any(|(_, id)| id == &r.id)
-    );
+    assert_released(&store, &r).await;
     // The events of each step reached the outbox, in order.
     let outbox = store.outbox(&a, None, 100).await.unwrap();
     let kinds: Vec<EventKind> = outbox.iter().map(|(_, e)| e.kind).collect();

@@ -1,7 +1,8 @@
 //! Room writes: each room's save script (state guarded by `seq`, indexes, outbox events, in one
 //! atomic step) with the lookups of its new conferencecall and recording ids written just before
-//! it. Any number of rooms go to Redis as one pipeline, so a burst of events over many rooms
-//! costs one round trip and one socket write, not one per room.
+//! it. A batch of rooms goes to Redis as a few pipelines (4 rooms, then 8, then 16 at a time),
+//! so a burst of events over many rooms costs a few round trips and socket writes, not one per
+//! room, and Redis runs one pipeline while the next is built.
 //!
 //! The scripts are sent by hash (`EVALSHA`); a Redis that does not know the script (restarted,
 //! or `SCRIPT FLUSH`) answers `NOSCRIPT` for those rooms without running anything, and they are
