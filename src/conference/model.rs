@@ -71,6 +71,8 @@ pub enum LeaveReason {
 }
 
 /// One participation of a session in a room: a conferencecall of seeds 000–003.
+/// Stored as JSON; absent fields are the empty ones (`None`, not kicked), which keeps each room
+/// write small.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Member {
     pub conferencecall_id: Uuid,
@@ -78,21 +80,27 @@ pub struct Member {
     /// The FreeSWITCH channel uuid.
     pub channel: String,
     /// FreeSWITCH's member id, once add-member confirmed the join.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub member_id: Option<u32>,
     pub status: MemberStatus,
     pub muted: bool,
     pub did: String,
     pub caller_id: String,
     /// The command_uid of the join request, echoed in its webhooks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command_uid: Option<String>,
     pub requested_at: Micros,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub joined_at: Option<Micros>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub left_at: Option<Micros>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub leave_reason: Option<LeaveReason>,
     /// FreeSWITCH's Hangup-Cause when the call ended in the room.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hangup_cause: Option<String>,
     /// A kick-member arrived; the coming del-member is a kick.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub kicked: bool,
     pub updated_at: Micros,
 }
@@ -101,6 +109,7 @@ pub struct Member {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ControlLeg {
     pub channel: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub member_id: Option<u32>,
 }
 
@@ -118,11 +127,13 @@ pub struct Playback {
     /// dB, −50…7.
     pub volume: i32,
     pub urls: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operation_id: Option<Uuid>,
     /// Files of the operation not yet done.
     pub pending: u32,
     /// Files FreeSWITCH could not play.
     pub failed: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command_uid: Option<String>,
 }
 
@@ -161,10 +172,14 @@ pub struct Recording {
     pub format: String,
     pub status: RecordingStatus,
     pub requested_at: Micros,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<Micros>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ended_at: Option<Micros>,
     /// As the node measured it when the recording stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     pub updated_at: Micros,
 }
@@ -203,7 +218,9 @@ pub struct Room {
     pub post_actions: Vec<Action>,
     pub node: NodePrefix,
     /// The FreeSWITCH process the room lives in; events from another one are stale.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub core_uuid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conference_uuid: Option<String>,
     pub control: ControlLeg,
     /// Current participants by channel uuid.
@@ -212,11 +229,13 @@ pub struct Room {
     pub past_members: Vec<Member>,
     pub playback: Playback,
     /// The active recording, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recording: Option<Uuid>,
     /// Every recording of the room's life, oldest first.
     pub recordings: Vec<Recording>,
     pub created_at: Micros,
     pub updated_at: Micros,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deleted_at: Option<Micros>,
     /// Grows by one with every change; carried by every webhook.
     pub seq: u64,
