@@ -137,6 +137,13 @@ pub struct Playback {
     pub command_uid: Option<String>,
 }
 
+impl Playback {
+    /// Nothing played, nothing asked: how a new room starts (and is stored without it).
+    pub fn is_idle(&self) -> bool {
+        *self == Playback::default()
+    }
+}
+
 impl Default for Playback {
     fn default() -> Playback {
         Playback {
@@ -203,18 +210,23 @@ pub struct Action {
     pub option: Value,
 }
 
+/// Stored as JSON without its empty fields (`None`, empty lists, an idle playback): every
+/// event rewrites the room in Redis, and bytes are most of what a write costs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Room {
     pub id: RoomId,
     pub app: AppId,
     pub name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub detail: String,
     pub data: Value,
     pub kind: RoomType,
     pub status: RoomStatus,
     /// Seconds after creation at which the room terminates; 0 = never.
     pub timeout: u64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pre_actions: Vec<Action>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub post_actions: Vec<Action>,
     pub node: NodePrefix,
     /// The FreeSWITCH process the room lives in; events from another one are stale.
@@ -226,12 +238,15 @@ pub struct Room {
     /// Current participants by channel uuid.
     pub members: BTreeMap<String, Member>,
     /// Participations that ended, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub past_members: Vec<Member>,
+    #[serde(default, skip_serializing_if = "Playback::is_idle")]
     pub playback: Playback,
     /// The active recording, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recording: Option<Uuid>,
     /// Every recording of the room's life, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub recordings: Vec<Recording>,
     pub created_at: Micros,
     pub updated_at: Micros,
