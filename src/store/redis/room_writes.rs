@@ -18,6 +18,7 @@ use redis::aio::ConnectionLike;
 
 use super::{RedisStore, encode, unavailable};
 use crate::conference::{DomainEvent, Room};
+use crate::store::room_cache::Entries;
 use crate::store::{IndexDelta, Modified, RoomChange, Saved, Store, StoreError, keys, unique_name};
 
 /// The save script's source (it is also loaded by hand after a `NOSCRIPT`).
@@ -283,22 +284,22 @@ impl RedisStore {
                     })
                     .await
                     .map_err(unavailable)?;
-                let outcomes = outcomes(replies, &spans)?;
+                let entries = tracked.entries();
+                let outcomes = outcomes(replies, &spans).inspect_err(|_| {
+                    for key in &room_keys {
+                        entries.forget(key);
+                    }
+                })?;
+                let keep = match track {
+                    Track::Again => Entries::fill,
+                    Track::No => Entries::fill_written,
+                };
                 for ((key, token), (&i, outcome)) in
                     room_keys.iter().zip(tokens).zip(todo.iter().zip(&outcomes))
                 {
                     match outcome {
-                        Reply::Saved if track == Track::Again => {
-                            tracked
-                                .entries()
-                                .fill(key, token, Arc::clone(&writes[i].new))
-                        }
-                        Reply::Saved => {
-                            tracked
-                                .entries()
-                                .fill_written(key, token, Arc::clone(&writes[i].new))
-                        }
-                        _ => tracked.entries().forget(key),
+                        Reply::Saved => keep(entries, key, token, Arc::clone(&writes[i].new)),
+                        _ => entries.forget(key),
                     }
                 }
                 return Ok(outcomes);
