@@ -56,6 +56,22 @@ fn parse_owner(s: &str) -> Option<(AppId, RoomId)> {
     Some((AppId::parse(app).ok()?, RoomId::parse(room).ok()?))
 }
 
+/// Sends `pipe`, which runs `script` by hash; a Redis that does not know the script (restarted,
+/// or `SCRIPT FLUSH`) runs nothing and answers `NOSCRIPT`, so it is loaded and `pipe` sent again.
+async fn query_loading<T: redis::FromRedisValue, C: redis::aio::ConnectionLike>(
+    conn: &mut C,
+    script: &Script,
+    pipe: &redis::Pipeline,
+) -> redis::RedisResult<T> {
+    match pipe.query_async(conn).await {
+        Err(e) if e.kind() == redis::ErrorKind::NoScriptError => {
+            script.load_async(conn).await?;
+            pipe.query_async(conn).await
+        }
+        answer => answer,
+    }
+}
+
 fn encode<T: serde::Serialize>(value: &T) -> String {
     // Our own types always serialize.
     serde_json::to_string(value).unwrap_or_default()
@@ -156,11 +172,12 @@ impl RedisStore {
     ) -> Result<Option<Arc<Room>>, StoreError> {
         let (json, token) = tracked
             .call(key, |mut conn| async move {
-                redis::cmd("HGET")
-                    .arg(key)
-                    .arg("json")
-                    .query_async::<Option<String>>(&mut conn)
+                let mut hget = redis::cmd("HGET");
+                hget.arg(key).arg("json");
+                Tracked::cached(hget)
+                    .query_async::<(Option<String>,)>(&mut conn)
                     .await
+                    .map(|(json,)| json)
             })
             .await
             .map_err(unavailable)?;
@@ -174,24 +191,29 @@ impl RedisStore {
         Ok(Some(room))
     }
 
-    /// Runs a script that writes the room at `key`: on the tracked connection when the cache is
-    /// on, keeping `room` as the key's version when `wrote` says the script stored it.
+    /// Runs `eval` (an `EVALSHA` of `script`) that writes the room at `key`: on the tracked
+    /// connection when the cache is on, keeping `room` as the key's version when `wrote` says
+    /// the script stored it.
     async fn write_room<T: redis::FromRedisValue>(
         &self,
         key: &str,
-        call: &redis::ScriptInvocation<'_>,
+        script: &Script,
+        eval: redis::Cmd,
         room: &Room,
         wrote: impl Fn(&T) -> bool,
     ) -> Result<T, StoreError> {
         let Some(tracked) = &self.rooms else {
-            return call
-                .invoke_async(&mut self.conn())
+            let mut pipe = redis::pipe();
+            pipe.add_command(eval);
+            return query_loading(&mut self.conn(), script, &pipe)
                 .await
+                .map(|(answer,)| answer)
                 .map_err(unavailable);
         };
-        let (answer, token) = tracked
+        let pipe = Tracked::cached(eval);
+        let ((answer,), token) = tracked
             .call(key, |mut conn| async move {
-                call.invoke_async::<T>(&mut conn).await
+                query_loading::<(T,), _>(&mut conn, script, &pipe).await
             })
             .await
             .map_err(unavailable)?;
@@ -338,20 +360,24 @@ impl Store for RedisStore {
             .await
             .map_err(unavailable)?;
         let key = keys::room(&room.app, &room.id);
-        let mut call = self.create_room.prepare_invoke();
-        call.key(&key)
-            .key(keys::rooms(&room.app))
-            .key(keys::name(&room.app, &super::unique_name(room)))
-            .key(keys::outbox(&room.app))
+        let mut eval = redis::cmd("EVALSHA");
+        eval.arg(self.create_room.get_hash())
+            .arg(4)
+            .arg(&key)
+            .arg(keys::rooms(&room.app))
+            .arg(keys::name(&room.app, &super::unique_name(room)))
+            .arg(keys::outbox(&room.app))
             .arg(room.id.as_str())
             .arg(room.seq)
             .arg(encode(room))
             .arg(room.created_at);
         for event in Self::events_json(events) {
-            call.arg(event);
+            eval.arg(event);
         }
         let (created, existing): (i64, String) = self
-            .write_room(&key, &call, room, |r: &(i64, String)| r.0 == 1)
+            .write_room(&key, &self.create_room, eval, room, |r: &(i64, String)| {
+                r.0 == 1
+            })
             .await?;
         if created == 0 {
             let id = RoomId::parse(&existing).map_err(|e| StoreError::Corrupt {

@@ -1,13 +1,16 @@
 //! Rooms read from Redis, kept in this process and invalidated by Redis itself
-//! (server-assisted client-side caching, `CLIENT TRACKING ON NOLOOP` on a RESP3 connection).
+//! (server-assisted client-side caching, `CLIENT TRACKING ON OPTIN NOLOOP` on a RESP3
+//! connection).
 //!
 //! Reads and writes of room records go through one tracked connection. Redis remembers the room
-//! keys that connection read and pushes an `invalidate` message when anybody else changes one
-//! (another controller, an expiry, a flush); the connection's reader hands each push to
-//! [`Entries::invalidate`] synchronously, before any later reply, so a reply is never taken for
-//! current after the push that outdated it. Our own writes (NOLOOP: Redis sends us no push for
-//! them) store the room we wrote: the save script reads the room key once more after writing, so
-//! Redis tracks it again.
+//! keys read by the commands that connection sends right after `CLIENT CACHING YES` (OPTIN:
+//! [`Tracked::cached`]; the guarded writes of a batch do not ask, which spares Redis a tracking
+//! table insert and removal per write) and pushes an `invalidate` message when anybody else
+//! changes one (another controller, an expiry, a flush); the connection's reader hands each push
+//! to [`Entries::invalidate`] synchronously, before any later reply, so a reply is never taken
+//! for current after the push that outdated it. Our own writes (NOLOOP: Redis sends us no push
+//! for them) store the room we wrote: a write that asks reads the room key once more after
+//! writing, so Redis tracks it again.
 //!
 //! Races are settled with tokens: before a read or a write the key holds `Pending(token)`; a push
 //! removes whatever the key holds; the answer is kept only if the key still holds that token.
@@ -167,6 +170,13 @@ pub struct Tracked {
     conn: tokio::sync::Mutex<Option<MultiplexedConnection>>,
 }
 
+/// Makes Redis track the keys the next command reads (the connection tracks in `OPTIN` mode).
+pub fn caching_yes() -> redis::Cmd {
+    let mut cmd = redis::cmd("CLIENT");
+    cmd.arg("CACHING").arg("YES");
+    cmd
+}
+
 impl Tracked {
     /// `url` is the store's Redis URL; the connection speaks RESP3 whatever the URL says.
     pub fn new(url: &str, capacity: usize) -> Result<Tracked, redis::RedisError> {
@@ -177,6 +187,16 @@ impl Tracked {
             entries: Entries::new(capacity),
             conn: tokio::sync::Mutex::new(None),
         })
+    }
+
+    /// `command` after `CLIENT CACHING YES`, as one pipeline (nothing can come between them on
+    /// the connection): under `OPTIN`, only the keys this command reads are tracked.
+    pub fn cached(command: redis::Cmd) -> redis::Pipeline {
+        let mut pipe = redis::pipe();
+        pipe.add_command(caching_yes())
+            .ignore()
+            .add_command(command);
+        pipe
     }
 
     pub fn entries(&self) -> &Entries {
@@ -206,6 +226,7 @@ impl Tracked {
         redis::cmd("CLIENT")
             .arg("TRACKING")
             .arg("ON")
+            .arg("OPTIN")
             .arg("NOLOOP")
             .query_async::<()>(&mut conn)
             .await?;

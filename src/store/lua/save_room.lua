@@ -26,8 +26,9 @@ end
 for i = 9, #ARGV do
   redis.call('XADD', KEYS[2], '*', 'event', ARGV[i])
 end
--- Read the room once more: a caller with client-side tracking (NOLOOP) keeps the room it just
--- wrote, and Redis forgets a key's trackers when it changes; this read makes it track it again.
+-- Read the room once more: a caller with client-side tracking (OPTIN NOLOOP, and CLIENT CACHING
+-- YES sent just before this script) keeps the room it just wrote, and Redis forgets a key's
+-- trackers when it changes; this read makes it track it again.
 if ARGV[8] == '1' then
   redis.call('HEXISTS', KEYS[1], 'seq')
 end

@@ -18,7 +18,7 @@ use redis::aio::ConnectionLike;
 
 use super::{RedisStore, encode, unavailable};
 use crate::conference::{DomainEvent, Room};
-use crate::store::room_cache::Entries;
+use crate::store::room_cache::{self, Entries};
 use crate::store::{IndexDelta, Modified, RoomChange, Saved, Store, StoreError, keys, unique_name};
 
 /// The save script's source (it is also loaded by hand after a `NOSCRIPT`).
@@ -265,8 +265,14 @@ impl RedisStore {
                     pipe.set(keys::reference(id), &owner);
                 }
             }
-            pipe.add_command(self.save_command(&key, w, delta, track));
-            spans.push(delta.add_refs.len() + 1);
+            // The connection tracks in OPTIN mode: a room Redis should go on tracking (the
+            // script reads it once more after writing) is named just before the script.
+            let again = track == Track::Again && self.rooms.is_some();
+            if again {
+                pipe.add_command(room_cache::caching_yes());
+            }
+            pipe.add_command(self.save_command(&key, w, delta, again));
+            spans.push(delta.add_refs.len() + usize::from(again) + 1);
             room_keys.push(key);
         }
         let count = pipe.len();
@@ -308,17 +314,16 @@ impl RedisStore {
         outcomes(replies, &spans)
     }
 
-    /// `EVALSHA` of the save script for one room.
+    /// `EVALSHA` of the save script for one room; `again`: the script reads the room once more
+    /// after writing it, so that Redis goes on tracking it.
     fn save_command(
         &self,
         key: &str,
         w: &RoomWrite<'_>,
         delta: &IndexDelta,
-        track: Track,
+        again: bool,
     ) -> redis::Cmd {
         let (old, new) = (w.old, &*w.new);
-        // Only a connection that tracks keys needs the second read.
-        let again = track == Track::Again && self.rooms.is_some();
         let sessions = delta.add_sessions.iter().chain(&delta.remove_sessions);
         let mut cmd = redis::cmd("EVALSHA");
         cmd.arg(self.save_room.get_hash())
@@ -383,7 +388,8 @@ impl RedisStore {
     }
 }
 
-/// Reads each write's replies (`spans[i]` of them: lookups, then the script's answer).
+/// Reads each write's replies (`spans[i]` of them: lookups, `CLIENT CACHING` if asked, then
+/// the script's answer).
 fn outcomes(replies: Vec<Value>, spans: &[usize]) -> Result<Vec<Reply>, StoreError> {
     if replies.len() != spans.iter().sum::<usize>() {
         return Err(StoreError::Unavailable(format!(
