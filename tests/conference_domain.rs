@@ -137,7 +137,7 @@ fn the_captured_conference_life_folds_into_the_right_room_state() {
     let left: BTreeMap<String, LeaveReason> = room
         .past_members
         .iter()
-        .map(|m| (m.channel.clone(), m.leave_reason.unwrap()))
+        .map(|m| (m.channel().to_owned(), m.leave_reason.unwrap()))
         .collect();
     assert_eq!(left[BOB], LeaveReason::Kicked);
     assert_eq!(left[CAROL], LeaveReason::Hangup);
@@ -227,7 +227,7 @@ fn projection(room: &Room) -> Projection {
     let members = room
         .members
         .values()
-        .map(|m| (m.channel.clone(), m.member_id, m.status, m.muted))
+        .map(|m| (m.channel().to_owned(), m.member_id, m.status, m.muted))
         .collect();
     (members, room.status)
 }
@@ -340,4 +340,46 @@ fn a_node_restart_empties_the_room_and_asks_for_a_new_control_leg() {
     );
     assert!(applied.effects.contains(&Effect::EstablishControlLeg));
     assert_eq!(room.core_uuid.as_deref(), Some("new-core"));
+}
+
+/// Rooms are stored as JSON on every change, so the stored form is kept small: members as a
+/// list (each one's channel is part of its session, stored once), and no empty fields. It reads
+/// back as the same room, and so does a record in the older form (members by channel, each with
+/// its channel again, and explicit nulls).
+#[test]
+fn a_stored_room_reads_back_the_same_in_its_compact_and_older_forms() {
+    let mut room = room_with_join_requests();
+    // Mid-conference: all three joined, and one left already.
+    let facts = room_facts();
+    for (conf_uuid, fact) in facts.iter().take(5) {
+        apply(&mut room, CORE, conf_uuid, fact, None, 100);
+    }
+    let bob = room.members[BOB].member_id.unwrap();
+    ops::request_leave(&mut room, BOB, false, 200).unwrap();
+    let deleted = ConferenceFact::MemberDeleted {
+        channel: BOB.into(),
+        member_id: bob,
+        cause: None,
+    };
+    apply(&mut room, CORE, &facts[0].0, &deleted, None, 201);
+    assert_eq!((room.members.len(), room.past_members.len()), (2, 1));
+
+    let json = serde_json::to_string(&room).unwrap();
+    for channel in [ALICE, BOB, CAROL] {
+        assert_eq!(json.matches(channel).count(), 1, "{channel} once in {json}");
+    }
+    assert!(!json.contains("null"), "{json}");
+    assert_eq!(serde_json::from_str::<Room>(&json).unwrap(), room);
+
+    let mut older: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let mut by_channel = serde_json::Map::new();
+    for mut member in older["members"].as_array().unwrap().clone() {
+        let channel = member["session"].as_str().unwrap()[6..].to_owned();
+        member["channel"] = channel.clone().into();
+        member["left_at"] = serde_json::Value::Null;
+        by_channel.insert(channel, member);
+    }
+    older["members"] = by_channel.into();
+    older["recording"] = serde_json::Value::Null;
+    assert_eq!(serde_json::from_value::<Room>(older).unwrap(), room);
 }

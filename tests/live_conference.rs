@@ -551,7 +551,7 @@ async fn live_a_new_controller_resyncs_with_what_changed_behind_its_back() {
     let past = t.stored_room(&room).await.past_members;
     let gone = past
         .iter()
-        .find(|m| m.channel == channel_of(&alice))
+        .find(|m| m.channel() == channel_of(&alice))
         .unwrap();
     assert_eq!(gone.leave_reason, Some(LeaveReason::NotOnNode));
     let alice_id = SessionId::parse(&alice).unwrap();

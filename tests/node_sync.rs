@@ -87,7 +87,7 @@ async fn store_members<S: Store>(store: &S, room: &Room) -> BTreeSet<(String, u3
         .members
         .values()
         .filter(|m| m.status == MemberStatus::Joined)
-        .map(|m| (m.channel.clone(), m.member_id.unwrap(), m.muted))
+        .map(|m| (m.channel().to_owned(), m.member_id.unwrap(), m.muted))
         .collect()
 }
 
@@ -285,7 +285,7 @@ async fn after_a_lost_connection_the_store_equals_the_node() {
         "C unmuted"
     );
     let left = stored_room(&*store, &room).await.past_members;
-    assert_eq!(left[0].channel, a.channel());
+    assert_eq!(left[0].channel(), a.channel());
     assert_eq!(left[0].leave_reason, Some(LeaveReason::NotOnNode));
     stop.cancel();
 }

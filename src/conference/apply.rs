@@ -334,7 +334,6 @@ fn member_added(
             let member = Member {
                 conferencecall_id: uuid::Uuid::new_v4(),
                 session: session.id.clone(),
-                channel: channel.to_owned(),
                 member_id: Some(member_id),
                 status: MemberStatus::Joined,
                 muted: !speak,
@@ -436,7 +435,7 @@ pub fn remove_member(step: &mut Step<'_>, channel: &str, reason: LeaveReason, ca
                 partner.updated_at = step.now;
             }
             step.out.effects.push(Effect::Eject {
-                channel: partner.channel.clone(),
+                channel: partner.channel().to_owned(),
                 talks: talks.clone(),
             });
         }
@@ -624,7 +623,6 @@ mod tests {
         let mut m = Member {
             conferencecall_id: Uuid::new_v4(),
             session: SessionId::new(&prefix, &channel),
-            channel,
             member_id: None,
             status: MemberStatus::Joining,
             muted: false,

@@ -30,8 +30,8 @@ fn is_canonical(uuid: Uuid, text: &str) -> bool {
 }
 
 /// The 5-character id of a media node (`[A-Za-z0-9]{5}`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(try_from = "String")]
 pub struct NodePrefix(String);
 
 impl NodePrefix {
@@ -49,8 +49,8 @@ impl NodePrefix {
 }
 
 /// A room: `{prefix}-room-{uuid}` (lowercase hyphenated uuid).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(try_from = "String")]
 pub struct RoomId(String);
 
 impl RoomId {
@@ -83,8 +83,8 @@ impl RoomId {
 }
 
 /// A call session: `{prefix}-{channel uuid}`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(try_from = "String")]
 pub struct SessionId(String);
 
 impl SessionId {
@@ -125,8 +125,8 @@ impl SessionId {
 }
 
 /// An application (tenant) id, as configured: `[A-Za-z0-9_-]{1,64}`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(try_from = "String")]
 pub struct AppId(String);
 
 impl AppId {
@@ -158,6 +158,12 @@ macro_rules! string_newtype_impls {
         impl From<$t> for String {
             fn from(id: $t) -> String {
                 id.0
+            }
+        }
+        /// Written as its string, without a copy.
+        impl Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(&self.0)
             }
         }
         impl fmt::Display for $t {

@@ -76,9 +76,8 @@ pub enum LeaveReason {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Member {
     pub conferencecall_id: Uuid,
+    /// `{node prefix}-{channel uuid}`: the member's channel is part of it.
     pub session: SessionId,
-    /// The FreeSWITCH channel uuid.
-    pub channel: String,
     /// FreeSWITCH's member id, once add-member confirmed the join.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub member_id: Option<u32>,
@@ -103,6 +102,13 @@ pub struct Member {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub kicked: bool,
     pub updated_at: Micros,
+}
+
+impl Member {
+    /// The FreeSWITCH channel uuid.
+    pub fn channel(&self) -> &str {
+        self.session.channel()
+    }
 }
 
 /// The hidden leg that keeps the FreeSWITCH conference open; never listed as a member.
@@ -235,7 +241,9 @@ pub struct Room {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conference_uuid: Option<String>,
     pub control: ControlLeg,
-    /// Current participants by channel uuid.
+    /// Current participants by channel uuid; stored as a list (the key is each member's
+    /// channel, which its session holds).
+    #[serde(with = "member_list")]
     pub members: BTreeMap<String, Member>,
     /// Participations that ended, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -372,4 +380,55 @@ pub struct Session {
     pub ended_at: Option<Micros>,
     pub hangup_cause: Option<String>,
     pub seq: u64,
+}
+
+/// A room's members as stored: a list, each keyed again by its channel when read. Records
+/// written before stored them as a map by channel; those read the same.
+mod member_list {
+    use std::collections::BTreeMap;
+    use std::fmt;
+
+    use serde::de::{MapAccess, SeqAccess, Visitor};
+    use serde::{Deserializer, Serializer};
+
+    use super::Member;
+
+    pub fn serialize<S: Serializer>(
+        members: &BTreeMap<String, Member>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(members.values())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<BTreeMap<String, Member>, D::Error> {
+        deserializer.deserialize_any(Members)
+    }
+
+    struct Members;
+
+    impl<'de> Visitor<'de> for Members {
+        type Value = BTreeMap<String, Member>;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a list of members")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut members = BTreeMap::new();
+            while let Some(member) = seq.next_element::<Member>()? {
+                members.insert(member.channel().to_owned(), member);
+            }
+            Ok(members)
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut members = BTreeMap::new();
+            while let Some((_, member)) = map.next_entry::<String, Member>()? {
+                members.insert(member.channel().to_owned(), member);
+            }
+            Ok(members)
+        }
+    }
 }

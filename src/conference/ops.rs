@@ -57,7 +57,6 @@ pub fn request_join(
     let member = Member {
         conferencecall_id: Uuid::new_v4(),
         session: session.id.clone(),
-        channel: session.id.channel().to_owned(),
         member_id: None,
         status: MemberStatus::Joining,
         muted: true,
@@ -73,7 +72,7 @@ pub fn request_join(
         updated_at: now,
     };
     let data = member_data(room, &member);
-    room.members.insert(member.channel.clone(), member);
+    room.members.insert(member.channel().to_owned(), member);
     let mut step = Step::new(room, now);
     step.emit(EventKind::MemberJoining, data);
     Ok(step.finish())
@@ -108,7 +107,7 @@ pub fn expire_joins(room: &mut Room, deadline: Micros, now: Micros) -> Applied {
         .members
         .values()
         .filter(|m| m.status == MemberStatus::Joining && m.requested_at < deadline)
-        .map(|m| m.channel.clone())
+        .map(|m| m.channel().to_owned())
         .collect();
     let mut step = Step::new(room, now);
     for channel in &stale {

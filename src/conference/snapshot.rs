@@ -102,8 +102,8 @@ pub fn reconcile(
         .members
         .values()
         .filter(|m| m.status == MemberStatus::Joining && m.requested_at < joins_settled_before)
-        .filter(|m| conference.is_none_or(|c| !c.members.iter().any(|s| s.uuid == m.channel)))
-        .map(|m| m.channel.clone())
+        .filter(|m| conference.is_none_or(|c| !c.members.iter().any(|s| s.uuid == m.channel())))
+        .map(|m| m.channel().to_owned())
         .collect();
     for channel in &settled {
         remove_member(&mut step, channel, LeaveReason::JoinFailed, None);
@@ -135,7 +135,7 @@ fn conference_missing(step: &mut Step<'_>) {
         .members
         .values()
         .filter(|m| m.status != MemberStatus::Joining)
-        .map(|m| m.channel.clone())
+        .map(|m| m.channel().to_owned())
         .collect();
     for channel in &channels {
         remove_member(step, channel, LeaveReason::NotOnNode, None);
@@ -190,9 +190,9 @@ fn conference_present(
         .members
         .values()
         .filter(|m| {
-            m.status != MemberStatus::Joining && !conf.members.iter().any(|s| s.uuid == m.channel)
+            m.status != MemberStatus::Joining && !conf.members.iter().any(|s| s.uuid == m.channel())
         })
-        .map(|m| m.channel.clone())
+        .map(|m| m.channel().to_owned())
         .collect();
     for channel in &gone {
         remove_member(step, channel, LeaveReason::NotOnNode, None);

@@ -137,14 +137,14 @@ impl<S: Store> Rooms<S> {
         let room = self.room(app, id).await?;
         let mut members: Vec<Member> = room
             .confirmed_members()
-            .filter(|m| after.is_none_or(|a| m.channel.as_str() > a))
+            .filter(|m| after.is_none_or(|a| m.channel() > a))
             .take(limit + 1)
             .cloned()
             .collect();
         let more = members.len() > limit;
         members.truncate(limit);
         let next = more
-            .then(|| members.last().map(|m| m.channel.clone()))
+            .then(|| members.last().map(|m| m.channel().to_owned()))
             .flatten();
         Ok((members, next))
     }

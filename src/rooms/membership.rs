@@ -79,7 +79,7 @@ impl<S: Store> Rooms<S> {
     /// parked and lives on. Confirmed by del-member.
     pub async fn leave(&self, app: &AppId, session: &SessionId) -> Result<RoomId, ServiceError> {
         let (room, member) = self.membership(app, session).await?;
-        ops::request_leave(&mut room.clone(), &member.channel, false, now_micros())?;
+        ops::request_leave(&mut room.clone(), member.channel(), false, now_micros())?;
         self.cool(app, CooldownGroup::Conference, session.as_str())
             .await?;
         self.move_out(app, &room, &member, false).await?;
@@ -103,7 +103,7 @@ impl<S: Store> Rooms<S> {
         if member.status == MemberStatus::Leaved || member.status == MemberStatus::Leaving {
             return Ok((room, member));
         }
-        ops::request_leave(&mut room.clone(), &member.channel, true, now_micros())?;
+        ops::request_leave(&mut room.clone(), member.channel(), true, now_micros())?;
         let room = self.move_out(app, &room, &member, true).await?;
         let member = room
             .conferencecall(conferencecall)
@@ -141,9 +141,9 @@ impl<S: Store> Rooms<S> {
         kick: bool,
     ) -> Result<Room, ServiceError> {
         let node = self.pool.get(&room.node)?;
-        let cmd = commands::leave(&member.channel, &farewell(room)).map_err(invalid)?;
+        let cmd = commands::leave(member.channel(), &farewell(room)).map_err(invalid)?;
         let updated = update_room(&*self.store, app, &room.id, |r| {
-            let applied = ops::request_leave(r, &member.channel, kick, now_micros())?;
+            let applied = ops::request_leave(r, member.channel(), kick, now_micros())?;
             Ok::<_, ServiceError>(((), applied.events))
         })
         .await?;
@@ -154,7 +154,7 @@ impl<S: Store> Rooms<S> {
         };
         if let Err(e) = node.expect_ok(&cmd, true).await {
             self.change(app, &room.id, |r| {
-                Ok(ops::leave_not_sent(r, &member.channel, now_micros()))
+                Ok(ops::leave_not_sent(r, member.channel(), now_micros()))
             })
             .await?;
             return Err(e.into());

@@ -491,7 +491,7 @@ impl Live {
             .members
             .values()
             .filter(|m| m.status == MemberStatus::Joined)
-            .map(|m| (m.channel.clone(), m.member_id.unwrap_or(0), m.muted))
+            .map(|m| (m.channel().to_owned(), m.member_id.unwrap_or(0), m.muted))
             .collect()
     }
 
