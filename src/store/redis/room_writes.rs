@@ -16,7 +16,7 @@ use futures_util::stream::FuturesOrdered;
 use redis::Value;
 use redis::aio::ConnectionLike;
 
-use super::{RedisStore, encode, unavailable};
+use super::{RedisStore, unavailable};
 use crate::conference::{DomainEvent, Room};
 use crate::store::room_cache::{self, Entries};
 use crate::store::{IndexDelta, Modified, RoomChange, Saved, Store, StoreError, keys, unique_name};
@@ -336,7 +336,7 @@ impl RedisStore {
         }
         cmd.arg(old.seq)
             .arg(new.seq)
-            .arg(encode(new))
+            .arg(encode_sized(new, 2048))
             .arg(new.id.as_str())
             .arg(if delta.release {
                 self.retention.as_secs()
@@ -347,7 +347,7 @@ impl RedisStore {
             .arg(delta.remove_sessions.len())
             .arg(if again { "1" } else { "0" });
         for event in w.events {
-            cmd.arg(encode(event));
+            cmd.arg(encode_sized(event, 512));
         }
         cmd
     }
@@ -386,6 +386,16 @@ impl RedisStore {
             .await
             .map_err(unavailable)
     }
+}
+
+/// `value` as JSON, in a buffer of `capacity` bytes to start with (most rooms fit in one).
+fn encode_sized(value: &impl serde::Serialize, capacity: usize) -> Vec<u8> {
+    let mut json = Vec::with_capacity(capacity);
+    // Our own types always serialize (as `encode` does, nothing rather than a part).
+    if serde_json::to_writer(&mut json, value).is_err() {
+        json.clear();
+    }
+    json
 }
 
 /// Reads each write's replies (`spans[i]` of them: lookups, `CLIENT CACHING` if asked, then
