@@ -21,7 +21,7 @@ use crate::conference::{DomainEvent, Room};
 use crate::store::room_cache::{self, Entries};
 use crate::store::{IndexDelta, Modified, RoomChange, Saved, Store, StoreError, keys, unique_name};
 
-/// The save script's source (it is also loaded by hand after a `NOSCRIPT`).
+/// The save script's source.
 pub(super) const SAVE_ROOM_LUA: &str = include_str!("../lua/save_room.lua");
 
 /// How many rooms go to Redis in one pipeline: enough to pay one round trip for many rooms,
@@ -353,10 +353,8 @@ impl RedisStore {
     }
 
     async fn load_save_script(&self) -> Result<(), StoreError> {
-        redis::cmd("SCRIPT")
-            .arg("LOAD")
-            .arg(SAVE_ROOM_LUA)
-            .query_async::<String>(&mut self.conn())
+        self.save_room
+            .load_async(&mut self.conn())
             .await
             .map(drop)
             .map_err(unavailable)
