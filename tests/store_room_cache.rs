@@ -8,6 +8,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::marks::{mark, marks};
 use common::redis_server::RedisServer;
 use switchyard::conference::{AppId, NodePrefix, Room, RoomId, RoomStatus, RoomType};
 use switchyard::store::redis::RedisStore;
@@ -138,8 +139,7 @@ async fn two_controllers_updating_one_room_lose_nothing() {
         let id = r.id.clone();
         tasks.push(tokio::spawn(async move {
             update_room(&*store, &app(), &id, |room| {
-                room.detail.push_str(&format!("{i},"));
-                room.seq += 1;
+                mark(room, i);
                 Ok::<_, ()>(((), Vec::new()))
             })
             .await
@@ -157,14 +157,7 @@ async fn two_controllers_updating_one_room_lose_nothing() {
         loop {
             let room = store.room(&app(), &r.id).await.unwrap().unwrap();
             if room.seq == 40 {
-                let mut parts: Vec<u32> = room
-                    .detail
-                    .split(',')
-                    .filter(|s| !s.is_empty())
-                    .map(|s| s.parse().unwrap())
-                    .collect();
-                parts.sort_unstable();
-                assert_eq!(parts, (0..40).collect::<Vec<_>>());
+                assert_eq!(marks(&room), (0..40).collect::<Vec<_>>());
                 break;
             }
             assert!(Instant::now() < deadline, "stuck at seq {}", room.seq);

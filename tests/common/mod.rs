@@ -2,5 +2,6 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod api;
+pub mod marks;
 pub mod openapi;
 pub mod redis_server;
