@@ -7,7 +7,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::marks::{mark, marks};
+use common::marks::{mark, mark_once, marks};
 use switchyard::conference::{
     AppId, DomainEvent, EventKind, MemberStatus, NodePrefix, Room, RoomId, RoomStatus, RoomType,
     Session, SessionId, SessionState, ops,
@@ -113,14 +113,7 @@ async fn concurrent_updates_all_land<S: Store>(store: S) {
     for i in 0..20 {
         let (store, a, id) = (store.clone(), a.clone(), r.id.clone());
         tasks.push(tokio::spawn(async move {
-            update_room(&*store, &a, &id, |room| {
-                mark(room, i);
-                Ok::<_, ()>(((), Vec::new()))
-            })
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
+            mark_once(&*store, &a, &id, i).await;
         }));
     }
     for t in tasks {
@@ -262,11 +255,7 @@ async fn concurrent_batches_all_land<S: Store>(store: S) {
                 }
             } else {
                 for id in &ids {
-                    update_room(&*store, &a, id, add)
-                        .await
-                        .unwrap()
-                        .unwrap()
-                        .unwrap();
+                    mark_once(&*store, &a, id, i).await;
                 }
             }
         }));

@@ -8,7 +8,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::marks::{mark, marks};
+use common::marks::{mark_once, marks};
 use common::redis_server::RedisServer;
 use switchyard::conference::{AppId, NodePrefix, Room, RoomId, RoomStatus, RoomType};
 use switchyard::store::redis::RedisStore;
@@ -138,14 +138,7 @@ async fn two_controllers_updating_one_room_lose_nothing() {
         let store = if i % 2 == 0 { a.clone() } else { b.clone() };
         let id = r.id.clone();
         tasks.push(tokio::spawn(async move {
-            update_room(&*store, &app(), &id, |room| {
-                mark(room, i);
-                Ok::<_, ()>(((), Vec::new()))
-            })
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
+            mark_once(&*store, &app(), &id, i).await;
         }));
     }
     for t in tasks {
