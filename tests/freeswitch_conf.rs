@@ -9,7 +9,12 @@
 //!
 //! FreeSWITCH facts used here come from its sources (`switch_xml.c` `preprocess`, each module's
 //! `switch_xml_open_cfg` at load, `mod_conference`'s profile parameters and suppress-event names).
+//!
+//! The last test starts a real FreeSWITCH with this configuration (`tests/common/freeswitch.rs`)
+//! and holds it to a clean start: no `[ERR]` or `[CRIT]` line, every listed module loaded.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -387,7 +392,7 @@ fn all_files(dir: &Path) -> Vec<PathBuf> {
 fn every_file_parses_alone_and_assembled_as_freeswitch_reads_it() {
     let dir = conf_dir();
     let files = all_files(&dir);
-    let relative: BTreeSet<PathBuf> = files
+    let all: BTreeSet<PathBuf> = files
         .iter()
         .map(|f| f.strip_prefix(&dir).unwrap().to_path_buf())
         .collect();
@@ -402,8 +407,30 @@ fn every_file_parses_alone_and_assembled_as_freeswitch_reads_it() {
         "autoload_configs/sofia.conf.xml",
         "dialplan/public.xml",
     ] {
-        assert!(relative.contains(Path::new(expected)), "missing {expected}");
+        assert!(all.contains(Path::new(expected)), "missing {expected}");
     }
+    // Sounds the configuration plays (hold music): 16-bit PCM WAV, 8 kHz mono, never read as XML.
+    let (sounds, files): (Vec<_>, Vec<_>) = files
+        .into_iter()
+        .partition(|f| f.strip_prefix(&dir).unwrap().starts_with("sounds"));
+    assert!(!sounds.is_empty(), "no hold music under sounds/");
+    for f in &sounds {
+        let wav = std::fs::read(f).unwrap();
+        assert_eq!(f.extension().and_then(|e| e.to_str()), Some("wav"));
+        assert!(wav.len() > 44 && &wav[..4] == b"RIFF" && &wav[8..16] == b"WAVEfmt ");
+        let format = |at: usize| u16::from_le_bytes([wav[at], wav[at + 1]]);
+        let rate = u32::from_le_bytes(wav[24..28].try_into().unwrap());
+        assert_eq!(
+            (format(20), format(22), rate, format(34)),
+            (1, 1, 8000, 16),
+            "{}: PCM, mono, 8000 Hz, 16 bits",
+            f.display()
+        );
+    }
+    let relative: BTreeSet<PathBuf> = files
+        .iter()
+        .map(|f| f.strip_prefix(&dir).unwrap().to_path_buf())
+        .collect();
     for f in &files {
         assert_eq!(
             f.extension().and_then(|e| e.to_str()),
@@ -842,8 +869,9 @@ fn assert_acl_denies_by_default(doc: &Document, name: &str) -> Vec<String> {
 fn the_event_socket_has_no_default_password_and_admits_only_listed_networks() {
     // Nowhere: not as a value, not as a fallback, not in a comment to copy.
     for f in all_files(&conf_dir()) {
+        let text = String::from_utf8_lossy(&std::fs::read(&f).unwrap()).to_ascii_lowercase();
         assert!(
-            !read(&f).to_ascii_lowercase().contains("cluecon"),
+            !text.contains("cluecon"),
             "{} names FreeSWITCH's default password",
             f.display()
         );
@@ -955,4 +983,43 @@ fn heartbeats_rtp_ports_and_http_playback_fit_the_controller_and_the_compose_fil
     // http(s) URLs play as files.
     let cache = settings(configuration(&doc, "http_cache.conf"));
     assert_eq!(cache["enable-file-formats"], "true");
+}
+
+#[test]
+#[cfg_attr(
+    not(live_fs),
+    ignore = "needs a real FreeSWITCH: run scripts/test-deps.sh"
+)]
+fn a_real_freeswitch_starts_clean_with_this_configuration() {
+    let node = common::freeswitch::FreeSwitch::start();
+    let errors = node.errors();
+    assert!(
+        errors.is_empty(),
+        "FreeSWITCH logged errors at start-up with freeswitch-conf/:\n{}",
+        errors.join("\n")
+    );
+    let doc_text = lab().text;
+    let doc = Document::parse(&doc_text).unwrap();
+    let modules = loaded_modules(&doc);
+    assert!(modules.len() >= 19, "{modules:?}");
+    for module in &modules {
+        let exists = node.api(&format!("module_exists {module}"));
+        assert_eq!(
+            exists.as_deref().map(str::trim),
+            Some("true"),
+            "{module} is listed in modules.conf.xml but not loaded"
+        );
+    }
+    // The hold music stream plays our WAV.
+    let moh = node.api("local_stream show moh").unwrap_or_default();
+    assert!(
+        moh.contains("ready:    true") && moh.contains("sounds/moh"),
+        "local_stream://moh: {moh}"
+    );
+    // SIP listens where the tests' callers reach it.
+    let sofia = node.api("sofia status").unwrap_or_default();
+    assert!(
+        sofia.contains(&format!("127.0.0.1:{}", node.sip_port)) && sofia.contains("RUNNING"),
+        "{sofia}"
+    );
 }

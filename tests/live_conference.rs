@@ -46,8 +46,8 @@ async fn until(events: &mut EventStream, what: &str, pred: impl Fn(&Event) -> bo
 
 #[tokio::test]
 #[cfg_attr(
-    not(live_esl),
-    ignore = "needs a real FreeSWITCH: set SWITCHYARD_LIVE_ESL=host:port"
+    not(live_fs),
+    ignore = "needs a real FreeSWITCH: run scripts/test-deps.sh, or set SWITCHYARD_LIVE_ESL=host:port"
 )]
 async fn live_a_caller_joins_muted_and_is_unmuted_and_muted() {
     let t = Live::start().await;
@@ -102,8 +102,8 @@ async fn live_a_caller_joins_muted_and_is_unmuted_and_muted() {
 
 #[tokio::test]
 #[cfg_attr(
-    not(live_esl),
-    ignore = "needs a real FreeSWITCH: set SWITCHYARD_LIVE_ESL=host:port"
+    not(live_fs),
+    ignore = "needs a real FreeSWITCH: run scripts/test-deps.sh, or set SWITCHYARD_LIVE_ESL=host:port"
 )]
 async fn live_playback_pauses_resumes_changes_volume_finishes_and_stops() {
     let t = Live::start().await;
@@ -179,8 +179,8 @@ async fn live_playback_pauses_resumes_changes_volume_finishes_and_stops() {
 
 #[tokio::test]
 #[cfg_attr(
-    not(live_esl),
-    ignore = "needs a real FreeSWITCH: set SWITCHYARD_LIVE_ESL=host:port"
+    not(live_fs),
+    ignore = "needs a real FreeSWITCH: run scripts/test-deps.sh, or set SWITCHYARD_LIVE_ESL=host:port"
 )]
 async fn live_a_recording_ends_with_its_duration_and_downloads() {
     let t = Live::start().await;
@@ -255,8 +255,8 @@ async fn live_a_recording_ends_with_its_duration_and_downloads() {
 
 #[tokio::test]
 #[cfg_attr(
-    not(live_esl),
-    ignore = "needs a real FreeSWITCH: set SWITCHYARD_LIVE_ESL=host:port"
+    not(live_fs),
+    ignore = "needs a real FreeSWITCH: run scripts/test-deps.sh, or set SWITCHYARD_LIVE_ESL=host:port"
 )]
 async fn live_leave_parks_the_call_and_a_conferencecall_is_kicked_by_its_id() {
     let t = Live::start().await;
@@ -309,8 +309,8 @@ async fn live_leave_parks_the_call_and_a_conferencecall_is_kicked_by_its_id() {
 
 #[tokio::test]
 #[cfg_attr(
-    not(live_esl),
-    ignore = "needs a real FreeSWITCH: set SWITCHYARD_LIVE_ESL=host:port"
+    not(live_fs),
+    ignore = "needs a real FreeSWITCH: run scripts/test-deps.sh, or set SWITCHYARD_LIVE_ESL=host:port"
 )]
 async fn live_a_connect_room_ends_when_one_side_hangs_up() {
     let t = Live::start().await;
@@ -368,8 +368,8 @@ async fn live_a_connect_room_ends_when_one_side_hangs_up() {
 
 #[tokio::test]
 #[cfg_attr(
-    not(live_esl),
-    ignore = "needs a real FreeSWITCH: set SWITCHYARD_LIVE_ESL=host:port"
+    not(live_fs),
+    ignore = "needs a real FreeSWITCH: run scripts/test-deps.sh, or set SWITCHYARD_LIVE_ESL=host:port"
 )]
 async fn live_deleting_a_room_parks_its_members_and_releases_the_conference() {
     let t = Live::start().await;
@@ -411,8 +411,8 @@ fn talk(text: &str, gender: &str) -> Value {
 
 #[tokio::test]
 #[cfg_attr(
-    not(live_esl),
-    ignore = "needs a real FreeSWITCH: set SWITCHYARD_LIVE_ESL=host:port"
+    not(live_fs),
+    ignore = "needs a real FreeSWITCH: run scripts/test-deps.sh, or set SWITCHYARD_LIVE_ESL=host:port"
 )]
 async fn live_talk_actions_are_spoken_on_join_and_on_leave() {
     let t = Live::start().await;
@@ -467,8 +467,8 @@ async fn live_talk_actions_are_spoken_on_join_and_on_leave() {
 
 #[tokio::test]
 #[cfg_attr(
-    not(live_esl),
-    ignore = "needs a real FreeSWITCH: set SWITCHYARD_LIVE_ESL=host:port"
+    not(live_fs),
+    ignore = "needs a real FreeSWITCH: run scripts/test-deps.sh, or set SWITCHYARD_LIVE_ESL=host:port"
 )]
 async fn live_a_new_controller_resyncs_with_what_changed_behind_its_back() {
     let mut t = Live::start().await;

@@ -1,7 +1,11 @@
-//! Against a real FreeSWITCH: run with `SWITCHYARD_LIVE_ESL=host:port` (and
-//! `SWITCHYARD_LIVE_ESL_PASSWORD`, default `ClueCon`). Without the variable these tests are
-//! compiled but reported as ignored.
+//! The ESL client against a real FreeSWITCH: one each test starts (`tests/common/freeswitch.rs`),
+//! or the running node `SWITCHYARD_LIVE_ESL=host:port` names (with `SWITCHYARD_LIVE_ESL_PASSWORD`,
+//! default `ClueCon`). Without a FreeSWITCH these tests are compiled but reported as ignored.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::freeswitch::FreeSwitch;
 
 use std::time::Duration;
 
@@ -9,26 +13,38 @@ use switchyard::esl::{
     ApiCommand, Client, ClientConfig, EventFormat, EventName, EventSet, Password,
 };
 
-async fn connect() -> (Client, switchyard::esl::EventStream) {
-    let addr = std::env::var("SWITCHYARD_LIVE_ESL").expect("SWITCHYARD_LIVE_ESL");
-    let password =
-        std::env::var("SWITCHYARD_LIVE_ESL_PASSWORD").unwrap_or_else(|_| "ClueCon".into());
-    Client::connect(
+/// A logged-in client, and the node when this test started it (kept alive with the client).
+async fn connect() -> (Client, switchyard::esl::EventStream, Option<FreeSwitch>) {
+    let (addr, password, node) = match std::env::var("SWITCHYARD_LIVE_ESL") {
+        Ok(addr) if !addr.is_empty() => (
+            addr,
+            std::env::var("SWITCHYARD_LIVE_ESL_PASSWORD").unwrap_or_else(|_| "ClueCon".into()),
+            None,
+        ),
+        _ => {
+            let node = tokio::task::spawn_blocking(FreeSwitch::start)
+                .await
+                .unwrap();
+            (node.esl(), node.password.clone(), Some(node))
+        }
+    };
+    let (client, events) = Client::connect(
         &addr,
         &Password::new(&password).unwrap(),
         ClientConfig::default(),
     )
     .await
-    .expect("connect and authenticate")
+    .expect("connect and authenticate");
+    (client, events, node)
 }
 
 #[tokio::test]
 #[cfg_attr(
-    not(live_esl),
-    ignore = "needs a real FreeSWITCH: set SWITCHYARD_LIVE_ESL=host:port"
+    not(live_fs),
+    ignore = "needs a real FreeSWITCH: run scripts/test-deps.sh, or set SWITCHYARD_LIVE_ESL=host:port"
 )]
 async fn live_api_status_answers() {
-    let (client, _events) = connect().await;
+    let (client, _events, _node) = connect().await;
     let status = client
         .api(&ApiCommand::new("status").unwrap())
         .await
@@ -45,11 +61,11 @@ async fn live_api_status_answers() {
 
 #[tokio::test]
 #[cfg_attr(
-    not(live_esl),
-    ignore = "needs a real FreeSWITCH: set SWITCHYARD_LIVE_ESL=host:port"
+    not(live_fs),
+    ignore = "needs a real FreeSWITCH: run scripts/test-deps.sh, or set SWITCHYARD_LIVE_ESL=host:port"
 )]
 async fn live_bgapi_resolves_through_background_job() {
-    let (client, mut events) = connect().await;
+    let (client, mut events, _node) = connect().await;
     client
         .subscribe(
             EventFormat::Plain,
@@ -72,12 +88,12 @@ async fn live_bgapi_resolves_through_background_job() {
 
 #[tokio::test]
 #[cfg_attr(
-    not(live_esl),
-    ignore = "needs a real FreeSWITCH: set SWITCHYARD_LIVE_ESL=host:port"
+    not(live_fs),
+    ignore = "needs a real FreeSWITCH: run scripts/test-deps.sh, or set SWITCHYARD_LIVE_ESL=host:port"
 )]
 async fn live_subscription_delivers_events_in_both_formats() {
     for format in [EventFormat::Plain, EventFormat::Json] {
-        let (client, mut events) = connect().await;
+        let (client, mut events, _node) = connect().await;
         client
             .subscribe(format, EventSet::new().name(EventName::Api))
             .await

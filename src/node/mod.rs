@@ -33,6 +33,12 @@ pub struct NodeConfig {
     pub silence_timeout: Duration,
     /// How often the store is compared with the node and repaired.
     pub audit_interval: Duration,
+    /// A second snapshot this long after the one taken on (re)connecting. FreeSWITCH answers
+    /// `show channels` from its core database, which its SQL thread updates a few hundred
+    /// milliseconds behind the events (measured on 1.11: 0.2–0.3 s idle): a call that hung up
+    /// just before we connected is still listed, and its hangup events went out before we
+    /// subscribed, so without this second look its session would stay live until the audit.
+    pub settle_resync: Duration,
     /// Joins not confirmed within this time fail.
     pub join_timeout: Duration,
     pub command_timeout: Duration,
@@ -72,6 +78,7 @@ impl NodeConfig {
             command_connections: 2,
             silence_timeout: Duration::from_secs(50),
             audit_interval: Duration::from_secs(30),
+            settle_resync: Duration::from_secs(2),
             join_timeout: Duration::from_secs(10),
             command_timeout: Duration::from_secs(10),
             recordings_dir: "/var/lib/freeswitch/recordings/switchyard".into(),

@@ -253,6 +253,9 @@ impl<S: Store> Supervisor<S> {
         audit.tick().await;
         let mut joins =
             tokio::time::interval((self.config.join_timeout / 4).max(Duration::from_millis(50)));
+        let settle = tokio::time::sleep(self.config.settle_resync);
+        tokio::pin!(settle);
+        let mut settled = false;
         loop {
             let silence =
                 tokio::time::sleep_until((last_heard + self.config.silence_timeout).into());
@@ -272,6 +275,10 @@ impl<S: Store> Supervisor<S> {
                     return Err(ClientError::Timeout(format!("any event for {:?} (heartbeats stopped)", self.config.silence_timeout)));
                 }
                 _ = audit.tick() => self.resync(events, commands, core).await?,
+                () = &mut settle, if !settled => {
+                    settled = true;
+                    self.resync(events, commands, core).await?;
+                }
                 Some(effect) = requests.recv() => self.execute(vec![effect], commands),
                 _ = joins.tick() => match self.reconciler.expire_joins(now_micros()).await {
                     Ok(effects) => self.execute(effects, commands),

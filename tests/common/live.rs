@@ -1,12 +1,15 @@
 //! The live suite's harness: a controller started exactly as `switchyard serve` starts it (a
-//! configuration, [`start_controller`], a real Redis) against the FreeSWITCH that
-//! `SWITCHYARD_LIVE_ESL` names, driven through its router; an operator's Event Socket connection
-//! that makes calls on the node and looks at it; and a clean-up that leaves the node as found.
+//! configuration, [`start_controller`], a real Redis) against a real FreeSWITCH, driven through
+//! its router; real SIP callers (SIPp) dialing the node's DID; an operator's Event Socket
+//! connection that looks at the node; and a clean-up that leaves the node as found.
 //!
-//! Every call a run makes carries `switchyard_live_test=<run>`, so `hupall` by that variable
-//! ends them all; control legs are ended by deleting the rooms (and, after a failure, by
-//! `uuid_kill`). [`Live::finish`] checks that nothing of the run is left on the node; a test
-//! that panics before it is cleaned up by `Drop`.
+//! The node is one this test starts ([`FreeSwitch`]: `freeswitch-conf/` on free ports, killed at
+//! the end), unless `SWITCHYARD_LIVE_ESL` names a running one. Calls are SIP calls from SIPp
+//! (`SWITCHYARD_LIVE_SIP`, default the Event Socket's host on port 5060, for a running node);
+//! [`Live::call`] finds each call's channel by its SIP Call-ID in the node's CHANNEL_PARK.
+//! Control legs are ended by deleting the rooms (and, after a failure, by `uuid_kill`).
+//! [`Live::finish`] checks that nothing of the run is left on the node; a test that panics before
+//! it is cleaned up by `Drop`.
 //!
 //! Settings (environment): `SWITCHYARD_LIVE_ESL` (host:port), `SWITCHYARD_LIVE_ESL_PASSWORD`
 //! (default `ClueCon`), `SWITCHYARD_LIVE_PROFILE` (default `switchyard`),
@@ -14,6 +17,8 @@
 //! `SWITCHYARD_LIVE_RECORDINGS_LOCAL_DIR` (the same directory as this machine sees it),
 //! `SWITCHYARD_LIVE_DID` (default `15551230000`), and for playback `SWITCHYARD_LIVE_PLAY_URL`
 //! or `SWITCHYARD_LIVE_HTTP_BIND` / `SWITCHYARD_LIVE_HTTP_HOST` (see [`Live::tone`]).
+
+#![allow(dead_code)]
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -41,7 +46,10 @@ use switchyard::store::Store;
 use switchyard::store::redis::RedisStore;
 
 use crate::common::api::{Reply, raw_get, send};
+use crate::common::freeswitch::FreeSwitch;
+use crate::common::proxy::Proxy;
 use crate::common::redis_server::RedisServer;
+use crate::common::sipp::Caller;
 
 /// The node prefix of the live controller: every room and session id starts with it.
 pub const PREFIX: &str = "live1";
@@ -67,6 +75,8 @@ pub struct Settings {
     pub play_url: Option<String>,
     pub http_bind: String,
     pub http_host: Option<String>,
+    /// The node's SIP profile, where the callers dial.
+    pub sip: SocketAddr,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -74,9 +84,18 @@ fn var(name: &str) -> Option<String> {
 }
 
 impl Settings {
+    /// A running node named by `SWITCHYARD_LIVE_ESL`.
     pub fn from_env() -> Settings {
+        let esl = var("SWITCHYARD_LIVE_ESL").expect("SWITCHYARD_LIVE_ESL=host:port");
+        let sip = var("SWITCHYARD_LIVE_SIP").unwrap_or_else(|| {
+            let host = esl.rsplit_once(':').map_or(esl.as_str(), |(h, _)| h);
+            format!("{host}:5060")
+        });
         Settings {
-            esl: var("SWITCHYARD_LIVE_ESL").expect("SWITCHYARD_LIVE_ESL=host:port"),
+            sip: sip
+                .parse()
+                .unwrap_or_else(|e| panic!("SWITCHYARD_LIVE_SIP={sip}: {e} (ip:port)")),
+            esl,
             password: var("SWITCHYARD_LIVE_ESL_PASSWORD").unwrap_or_else(|| "ClueCon".into()),
             profile: var("SWITCHYARD_LIVE_PROFILE").unwrap_or_else(|| "switchyard".into()),
             recordings_dir: var("SWITCHYARD_LIVE_RECORDINGS_DIR")
@@ -86,6 +105,22 @@ impl Settings {
             play_url: var("SWITCHYARD_LIVE_PLAY_URL"),
             http_bind: var("SWITCHYARD_LIVE_HTTP_BIND").unwrap_or_else(|| "0.0.0.0:0".into()),
             http_host: var("SWITCHYARD_LIVE_HTTP_HOST"),
+        }
+    }
+
+    /// The node this test started.
+    pub fn of(node: &FreeSwitch) -> Settings {
+        Settings {
+            esl: node.esl(),
+            password: node.password.clone(),
+            profile: "switchyard".into(),
+            recordings_dir: node.recordings().to_string_lossy().into_owned(),
+            recordings_local_dir: None,
+            did: "15551230000".into(),
+            play_url: None,
+            http_bind: "127.0.0.1:0".into(),
+            http_host: None,
+            sip: node.sip(),
         }
     }
 
@@ -192,23 +227,56 @@ pub struct Live {
     config: Config,
     pub ctl: Controller,
     node: Client,
-    _node_events: EventStream,
+    _node_events: AbortOnDrop,
     /// The address this machine has towards the node.
     local_ip: IpAddr,
     made: Mutex<Made>,
+    /// SIP Call-ID → channel uuid, from the node's CHANNEL_PARK events.
+    parked: Parked,
+    callers: Mutex<Vec<Caller>>,
     finished: bool,
+    /// The node this test started (`None`: `SWITCHYARD_LIVE_ESL`'s).
+    pub fs: Option<FreeSwitch>,
+    /// Between the controller and the node, with [`Live::start_proxied`].
+    pub proxy: Option<Proxy>,
     // Dropped last: the controller's store.
     _redis: RedisServer,
 }
 
 impl Live {
     pub async fn start() -> Live {
-        let settings = Settings::from_env();
+        Live::start_inner(false).await
+    }
+
+    /// With the controller's Event Socket connections going through a [`Proxy`] that the test
+    /// can cut ([`Live::proxy`]).
+    pub async fn start_proxied() -> Live {
+        Live::start_inner(true).await
+    }
+
+    async fn start_inner(proxied: bool) -> Live {
+        let fs = match var("SWITCHYARD_LIVE_ESL") {
+            Some(_) => None,
+            None => Some(
+                tokio::task::spawn_blocking(FreeSwitch::start)
+                    .await
+                    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic())),
+            ),
+        };
+        let settings = fs.as_ref().map_or_else(Settings::from_env, Settings::of);
         let run = uuid::Uuid::new_v4().simple().to_string()[..10].to_owned();
         let (app_id, key) = (format!("live-{run}"), uuid::Uuid::new_v4().to_string());
-        let (node, node_events, local_ip) = operator(&settings).await;
+        let parked = Arc::new(Mutex::new(std::collections::HashMap::new()));
+        let (node, node_events, local_ip) = operator(&settings, &parked).await;
         let redis = RedisServer::start();
-        let config = settings.config(&redis.url(), &app_id, &key);
+        let proxy = match proxied {
+            true => Some(Proxy::start(settings.esl.clone()).await),
+            false => None,
+        };
+        let mut config = settings.config(&redis.url(), &app_id, &key);
+        if let Some(p) = &proxy {
+            config.nodes[0].esl = p.addr.to_string();
+        }
         let ctl = Controller::start(&config).await;
         Live {
             settings,
@@ -221,7 +289,11 @@ impl Live {
             _node_events: node_events,
             local_ip,
             made: Mutex::new(Made::default()),
+            parked,
+            callers: Mutex::new(Vec::new()),
             finished: false,
+            fs,
+            proxy,
             _redis: redis,
         }
     }
@@ -265,6 +337,32 @@ impl Live {
 
     pub async fn delete(&self, path: &str) -> Reply {
         self.req("DELETE", path, None).await
+    }
+
+    /// `GET /readyz` (no key).
+    pub async fn readyz(&self) -> Reply {
+        send(&self.ctl.router, "GET", "/readyz", None, None).await
+    }
+
+    /// The node this test started, killed with SIGKILL (a crash) and started again on the same
+    /// ports, directories and password.
+    pub async fn crash_and_restart_node(&mut self) {
+        let mut fs = self
+            .fs
+            .take()
+            .expect("this test starts its own FreeSWITCH: unset SWITCHYARD_LIVE_ESL");
+        fs.kill();
+        let fs = tokio::task::spawn_blocking(move || {
+            fs.restart();
+            fs
+        })
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+        self.fs = Some(fs);
+        // The operator's connection died with the node.
+        let (node, events, _) = operator(&self.settings, &self.parked).await;
+        self.node = node;
+        self._node_events = events;
     }
 
     pub async fn raw_get(&self, path: &str) -> (StatusCode, HeaderMap, axum::body::Bytes) {
@@ -418,20 +516,27 @@ impl Live {
         api(&self.node, line).await
     }
 
-    /// A call on the node, answered and parked, owned by this run's application; its session id
-    /// once the controller has stored it parked.
+    /// A SIP call from `caller` to the application's DID, answered and parked by the node's
+    /// dialplan; its session id once the controller has stored it parked.
     pub async fn call(&self, caller: &str) -> String {
-        let channel = uuid::Uuid::new_v4().to_string();
+        self.call_named(caller, &format!("Caller {caller}")).await
+    }
+
+    /// The same with a caller name (the From header's display name).
+    pub async fn call_named(&self, caller: &str, name: &str) -> String {
+        let sip = Caller::dial(self.settings.sip, &self.settings.did, caller, name);
+        let call_id = sip.call_id.clone();
+        self.callers.lock().unwrap().push(sip);
+        let mut channel = String::new();
+        self.eventually("the node parks the SIP call", || {
+            let found = self.parked.lock().unwrap().get(&call_id).cloned();
+            if let Some(c) = found {
+                channel = c;
+            }
+            std::future::ready(!channel.is_empty())
+        })
+        .await;
         self.made.lock().unwrap().channels.push(channel.clone());
-        let reply = self
-            .node_api(&format!(
-                "originate {{origination_uuid={channel},switchyard_live_test={},switchyard_did={did},switchyard_app_id={},origination_caller_id_number={caller}}}null/{did} &park()",
-                self.run,
-                self.app_id,
-                did = self.settings.did,
-            ))
-            .await;
-        assert!(reply.starts_with("+OK"), "originate: {reply}");
         let id = SessionId::new(
             &switchyard::conference::NodePrefix::parse(PREFIX).unwrap(),
             &channel,
@@ -683,8 +788,12 @@ async fn connect(settings: &Settings) -> (Client, EventStream) {
     .unwrap_or_else(|e| panic!("cannot log in to {}: {e}", settings.esl))
 }
 
-/// The operator's connection, and the local address it uses (where the node reaches us).
-async fn operator(settings: &Settings) -> (Client, EventStream, IpAddr) {
+/// SIP Call-ID → channel uuid, as the node's CHANNEL_PARK events tell them.
+type Parked = Arc<Mutex<std::collections::HashMap<String, String>>>;
+
+/// The operator's connection, the task that notes the SIP calls it sees parked into `parked`,
+/// and the local address it uses (where the node reaches us).
+async fn operator(settings: &Settings, parked: &Parked) -> (Client, AbortOnDrop, IpAddr) {
     let stream = tokio::net::TcpStream::connect(&settings.esl)
         .await
         .unwrap_or_else(|e| panic!("cannot reach SWITCHYARD_LIVE_ESL={}: {e}", settings.esl));
@@ -696,7 +805,24 @@ async fn operator(settings: &Settings) -> (Client, EventStream, IpAddr) {
     )
     .await
     .unwrap_or_else(|e| panic!("cannot log in to {}: {e}", settings.esl));
-    (client, events, local)
+    client
+        .subscribe(
+            EventFormat::Plain,
+            EventSet::new().names([EventName::ChannelPark]),
+        )
+        .await
+        .expect("subscribe to CHANNEL_PARK");
+    let (seen, mut events) = (parked.clone(), events);
+    let task = tokio::spawn(async move {
+        while let Some(e) = events.recv().await {
+            if let (Some(call_id), Some(uuid)) = (e.header("variable_sip_call_id"), e.unique_id()) {
+                seen.lock()
+                    .unwrap()
+                    .insert(call_id.into_owned(), uuid.into_owned());
+            }
+        }
+    });
+    (client, task.abort_handle().into(), local)
 }
 
 /// One `api` line (split on blanks, as FreeSWITCH does); the reply's text, or the error's.
@@ -748,4 +874,19 @@ pub fn wav_millis(bytes: &[u8]) -> u64 {
         at = body + len + (len & 1);
     }
     panic!("no data chunk");
+}
+
+/// A background task of the harness, stopped with it.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl From<tokio::task::AbortHandle> for AbortOnDrop {
+    fn from(handle: tokio::task::AbortHandle) -> Self {
+        AbortOnDrop(handle)
+    }
+}
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }

@@ -2,6 +2,9 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod api;
+pub mod freeswitch;
 pub mod marks;
 pub mod openapi;
+pub mod proxy;
 pub mod redis_server;
+pub mod sipp;

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs on a Debian 12 machine (root, or sudo): redis-server (the
+# Redis store tests start their own), SIPp (Debian's sip-tester: the live tests' SIP callers), and
+# a real FreeSWITCH from ../shared/freeswitch/dist (the live tests start their own nodes). Does
+# nothing for what is already there; fails with a clear message when something cannot be had.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+command -v sipp >/dev/null 2>&1 || missing+=(sip-tester)
+if [ ${#missing[@]} -gt 0 ]; then
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # The tests start their own servers; the packaged service is not needed.
+  ($SUDO service redis-server stop || true) >/dev/null 2>&1
+fi
+
+fs=${SWITCHYARD_FREESWITCH:-/usr/local/freeswitch/bin/freeswitch}
+if ! [ -x "$fs" ]; then
+  dist=${SWITCHYARD_FREESWITCH_DIST:-../shared/freeswitch/dist}
+  if ! [ -f "$dist/install.sh" ]; then
+    echo "test-deps: no FreeSWITCH at $fs and no $dist/install.sh to install one." >&2
+    echo "  Put the shared/ folder beside the checkout, or set SWITCHYARD_FREESWITCH_DIST." >&2
+    exit 1
+  fi
+  bash "$dist/install.sh" >/dev/null
+fi
+echo "test-deps: $(redis-server --version | cut -d' ' -f1-3), $(sipp -v 2>/dev/null | grep -o 'SIPp v[^ ]*' | head -1), $("$fs" -version | head -1)"

@@ -1,0 +1,229 @@
+//! Real SIP callers: SIPp (Debian's `sip-tester`) places a call as a carrier would — an INVITE
+//! of a DID to the node's SIP profile with G.711 µ-law SDP, the ACK, then RTP audio (a 440 Hz
+//! tone, looped) until the node sends BYE, which it answers with 200. One SIPp process a call;
+//! the process is killed when the [`Caller`] is dropped.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+
+const HOW_TO_INSTALL: &str = "SIPp places the live tests' calls: install it with \
+     `apt-get update && apt-get install -y sip-tester` (or run scripts/test-deps.sh)";
+
+/// The UAC scenario. `AUDIO` is replaced with the µ-law WAV's path (SIPp does not expand
+/// keywords inside `rtp_stream`).
+const SCENARIO: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="switchyard caller">
+  <send retrans="500">
+    <![CDATA[
+      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: "[caller_name]" <sip:[caller]@[local_ip]:[local_port]>;tag=[pid]SY[call_number]
+      To: <sip:[service]@[remote_ip]:[remote_port]>
+      Call-ID: [call_id]
+      CSeq: 1 INVITE
+      Contact: sip:[caller]@[local_ip]:[local_port]
+      Max-Forwards: 70
+      User-Agent: switchyard-test-caller
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=caller 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio [auto_media_port] RTP/AVP 0
+      a=rtpmap:0 PCMU/8000
+      a=ptime:20
+      a=sendrecv
+    ]]>
+  </send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="183" optional="true"/>
+  <recv response="200" rtd="true"/>
+  <send>
+    <![CDATA[
+      ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: "[caller_name]" <sip:[caller]@[local_ip]:[local_port]>;tag=[pid]SY[call_number]
+      To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Contact: sip:[caller]@[local_ip]:[local_port]
+      Max-Forwards: 70
+      Content-Length: 0
+    ]]>
+  </send>
+  <nop><action><exec rtp_stream="AUDIO,-1,0"/></action></nop>
+  <recv request="BYE"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+      Content-Length: 0
+    ]]>
+  </send>
+</scenario>
+"#;
+
+/// Where the scenario and the audio are written, once per test process.
+fn files() -> &'static (PathBuf, PathBuf) {
+    static FILES: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
+    FILES.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("switchyard-sipp-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let audio = dir.join("tone-440hz-ulaw.wav");
+        std::fs::write(&audio, ulaw_tone_wav(440.0, 2_000)).unwrap();
+        let scenario = dir.join("uac.xml");
+        std::fs::write(
+            &scenario,
+            SCENARIO.replace("AUDIO", &audio.to_string_lossy()),
+        )
+        .unwrap();
+        (scenario, audio)
+    })
+}
+
+/// Whether SIPp is installed (the live tests need it).
+pub fn require() {
+    let found = Command::new("sipp")
+        .arg("-v")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    assert!(found, "{HOW_TO_INSTALL}");
+}
+
+/// One call in progress (or ended: the node's BYE ends the SIPp process).
+pub struct Caller {
+    child: Option<Child>,
+    pub call_id: String,
+    pub number: String,
+    pub name: String,
+}
+
+impl Caller {
+    /// Calls `did` at the node's SIP address, from `number` with the display name `name`.
+    pub fn dial(node: SocketAddr, did: &str, number: &str, name: &str) -> Caller {
+        require();
+        let (scenario, _) = files();
+        let call_id = format!("sy-{}", uuid::Uuid::new_v4().simple());
+        let sip_port = free_udp_port(40_000..50_000);
+        let media_port = free_udp_port(50_000..60_000) & !1;
+        let child = Command::new("sipp")
+            .arg(node.to_string())
+            .arg("-sf")
+            .arg(scenario)
+            .args(["-s", did])
+            .args(["-key", "caller", number])
+            .args(["-key", "caller_name", name])
+            .args(["-i", "127.0.0.1", "-mi", "127.0.0.1"])
+            .args(["-p", &sip_port.to_string()])
+            .args(["-mp", &media_port.to_string()])
+            .args(["-cid_str", &call_id])
+            .args(["-m", "1", "-nostdin"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start sipp ({e}): {HOW_TO_INSTALL}"));
+        Caller {
+            child: Some(child),
+            call_id,
+            number: number.to_owned(),
+            name: name.to_owned(),
+        }
+    }
+
+    /// Whether SIPp is still in the call.
+    pub fn alive(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// SIPp's exit code once the call is over: 0 when the node's BYE was answered.
+    pub fn exit_code(&mut self) -> Option<i32> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+            .and_then(|s| s.code())
+    }
+}
+
+impl Drop for Caller {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn free_udp_port(range: std::ops::Range<u16>) -> u16 {
+    loop {
+        let p = fastrand::u16(range.clone());
+        if UdpSocket::bind(("127.0.0.1", p)).is_ok()
+            && UdpSocket::bind(("127.0.0.1", p + 1)).is_ok()
+        {
+            return p;
+        }
+    }
+}
+
+/// G.711 µ-law of one 16-bit sample (ITU-T G.711, with the usual bias of 0x84).
+pub fn ulaw(sample: i16) -> u8 {
+    const BIAS: i32 = 0x84;
+    let mut s = sample as i32;
+    let sign = if s < 0 {
+        s = -s;
+        0x80
+    } else {
+        0
+    };
+    let s = (s.min(32_635) + BIAS) as u32;
+    let exponent = (31 - s.leading_zeros()).saturating_sub(7).min(7);
+    let mantissa = (s >> (exponent + 3)) & 0x0f;
+    !(sign | ((exponent as u8) << 4) | mantissa as u8)
+}
+
+/// A WAV (format 7, µ-law, 8 kHz mono) of a sine tone.
+pub fn ulaw_tone_wav(freq: f64, millis: u32) -> Vec<u8> {
+    let n = 8 * millis as usize;
+    let data: Vec<u8> = (0..n)
+        .map(|i| {
+            let v = (2.0 * std::f64::consts::PI * freq * i as f64 / 8000.0).sin();
+            ulaw((v * 8000.0) as i16)
+        })
+        .collect();
+    let mut w = Vec::with_capacity(n + 58);
+    w.extend_from_slice(b"RIFF");
+    w.extend_from_slice(&(4 + 8 + 18 + 8 + data.len() as u32).to_le_bytes());
+    w.extend_from_slice(b"WAVEfmt ");
+    w.extend_from_slice(&18u32.to_le_bytes());
+    w.extend_from_slice(&7u16.to_le_bytes()); // µ-law
+    w.extend_from_slice(&1u16.to_le_bytes()); // mono
+    w.extend_from_slice(&8000u32.to_le_bytes());
+    w.extend_from_slice(&8000u32.to_le_bytes());
+    w.extend_from_slice(&1u16.to_le_bytes());
+    w.extend_from_slice(&8u16.to_le_bytes());
+    w.extend_from_slice(&0u16.to_le_bytes());
+    w.extend_from_slice(b"data");
+    w.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    w.extend_from_slice(&data);
+    w
+}
+
+/// The µ-law WAV the callers send (for a test that wants to compare what was recorded).
+pub fn audio_path() -> &'static Path {
+    &files().1
+}
