@@ -383,3 +383,21 @@ fn a_stored_room_reads_back_the_same_in_its_compact_and_older_forms() {
     older["recording"] = serde_json::Value::Null;
     assert_eq!(serde_json::from_value::<Room>(older).unwrap(), room);
 }
+
+#[test]
+fn a_snapshot_reads_past_the_recording_freeswitch_lists_among_the_members() {
+    // `conference <room> json_list` from FreeSWITCH 1.11 while the room records: the recording
+    // is a `recording_node` entry with no id, uuid or flags.
+    let text = include_str!("../fixtures/esl/json_list_recording_1.11.json");
+    let rooms = switchyard::conference::snapshot::parse_conferences(text).unwrap();
+    assert_eq!(rooms.len(), 1);
+    assert_eq!(rooms[0].conference_name, "rtest");
+    assert_eq!(
+        rooms[0].members,
+        vec![SnapshotMember {
+            id: 1,
+            uuid: "ctl-1".into(),
+            flags: MemberFlags { can_speak: true },
+        }]
+    );
+}

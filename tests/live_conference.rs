@@ -187,6 +187,13 @@ async fn live_a_recording_ends_with_its_duration_and_downloads() {
     let room = t.room("recorded").await;
     let s = t.call("1001").await;
     t.joined(&room, &s).await;
+    // The caller (SIPp, sending a 440 Hz tone) speaks into the room.
+    let r = t.command(&s, "conference/unmute").await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    t.eventually("unmute-member confirms", || async {
+        t.members(&room).await[0]["muted"] == false
+    })
+    .await;
     let r = t
         .post(
             &format!("/api/v1/conferences/{room}/recording/start"),
@@ -233,6 +240,17 @@ async fn live_a_recording_ends_with_its_duration_and_downloads() {
             assert!(
                 wav_ms.abs_diff(millis) <= 250,
                 "the file holds {wav_ms} ms, the node said {millis} ms"
+            );
+            // The caller's audio is in it: the tone SIPp sends, through most of the recording.
+            let share = live::tone_share(&wav.2, 440.0);
+            notice(&format!(
+                "{:.0} % of the recording carries the caller's 440 Hz tone",
+                share * 100.0
+            ));
+            assert!(
+                share > 0.6,
+                "the caller's tone fills {:.0} % of the recording",
+                share * 100.0
             );
         }
         Err(e) => notice(&format!(

@@ -101,7 +101,7 @@ fn node_members(sim: &Simulator, room: &Room, control: &str) -> BTreeSet<(String
         .as_array()
         .unwrap()
         .iter()
-        .filter(|m| m["uuid"] != control)
+        .filter(|m| m["type"] == "caller" && m["uuid"] != control)
         .map(|m| {
             (
                 m["uuid"].as_str().unwrap().to_owned(),
@@ -434,5 +434,52 @@ async fn background_jobs_on_command_connections_resolve() {
         .expect("the job's result within 3 s")
         .unwrap();
     assert!(reply.text().contains("UP"), "{}", reply.text());
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn an_audit_repairs_the_store_while_a_recording_runs() {
+    // FreeSWITCH lists a running recording among the conference's members (a `recording_node`
+    // entry without id or flags): the audit must read past it, not drop the node.
+    let sim = sim().await;
+    let store = Arc::new(MemoryStore::new());
+    let stop = CancellationToken::new();
+    let node = start_node_auditing(&sim, store.clone(), &stop, Duration::from_millis(200));
+    assert!(node.wait_up(Duration::from_secs(5)).await);
+    let rooms = Rooms::new(store.clone(), NodePool::new(vec![node.clone()]));
+    let room = progressing_room(&rooms, "recorded").await;
+    let a = call(&sim, &*store, "1001").await;
+    joined(&rooms, &room, &a).await;
+    let path = std::env::temp_dir().join(format!("switchyard-audit-{}.wav", room.id));
+    let reply = sim.api(&format!("conference {} record {}", room.id, path.display()));
+    assert!(reply.starts_with("+OK"), "{reply}");
+    let listed = sim.api(&format!("conference {} json_list", room.id));
+    assert!(listed.contains("recording_node"), "{listed}");
+
+    // An operator unmutes A on the node and the controller misses the event: only an audit can
+    // tell it.
+    sim.drop_events("Action", "unmute-member");
+    let control = stored_room(&*store, &room).await.control.channel;
+    let member = node_members(&sim, &room, &control)
+        .into_iter()
+        .next()
+        .unwrap()
+        .1;
+    sim.api(&format!("conference {} unmute {member}", room.id));
+    eventually("an audit finds A unmuted", || async {
+        store_members(&*store, &room)
+            .await
+            .iter()
+            .any(|(ch, _, muted)| ch == a.channel() && !muted)
+    })
+    .await;
+    assert!(
+        matches!(node.state(), switchyard::node::NodeState::Up { .. }),
+        "{:?}",
+        node.state()
+    );
+    sim.clear_dropped_events();
+    sim.api(&format!("conference {} norecord all", room.id));
+    let _ = std::fs::remove_file(&path);
     stop.cancel();
 }

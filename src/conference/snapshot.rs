@@ -30,8 +30,29 @@ pub struct SnapshotMember {
 pub struct SnapshotConference {
     pub conference_name: String,
     pub conference_uuid: String,
-    #[serde(default)]
+    /// The callers (control leg included).
+    #[serde(default, deserialize_with = "callers")]
     pub members: Vec<SnapshotMember>,
+}
+
+/// FreeSWITCH lists a running recording among a conference's members, as
+/// `{"type": "recording_node", "record_path": …, "join_time": …}` with no id, uuid or flags
+/// (seen on 1.11; `conference_member_jsonify` in mod_conference): only `caller` entries (or
+/// entries with no type, as older versions write them) are members.
+fn callers<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<SnapshotMember>, D::Error> {
+    #[derive(Deserialize)]
+    struct Entry {
+        #[serde(rename = "type")]
+        kind: Option<String>,
+        #[serde(flatten)]
+        rest: serde_json::Value,
+    }
+    let entries = Vec::<Entry>::deserialize(d)?;
+    entries
+        .into_iter()
+        .filter(|e| e.kind.as_deref().is_none_or(|k| k == "caller"))
+        .map(|e| SnapshotMember::deserialize(e.rest).map_err(serde::de::Error::custom))
+        .collect()
 }
 
 /// One row of `show channels as json`.

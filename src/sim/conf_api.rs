@@ -270,13 +270,26 @@ impl State {
             .values()
             .filter(|r| only.is_none_or(|o| o == r.name))
             .map(|room| {
-                let members: Vec<Value> = room
-                    .members
+                // FreeSWITCH lists a room's recordings among its members (newest first), as
+                // `recording_node` entries with no id, flags or uuid; `join_time` is then the
+                // recording's start in Unix seconds, not an age.
+                let mut members: Vec<(std::time::Instant, Value)> = room
+                    .recordings
                     .iter()
-                    .rev()
-                    .map(|m| {
+                    .map(|r| {
+                        let started = std::time::SystemTime::now()
+                            .checked_sub(r.started.elapsed())
+                            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                            .map_or(0, |d| d.as_secs());
+                        (
+                            r.started,
+                            json!({ "type": "recording_node", "record_path": r.path, "join_time": started }),
+                        )
+                    })
+                    .collect();
+                members.extend(room.members.iter().map(|m| {
                         let ch = self.channels.get(&m.uuid);
-                        json!({
+                        (m.joined, json!({
                             "type": "caller", "id": m.id,
                             "flags": {
                                 "can_hear": m.hear, "can_see": true, "can_speak": m.speak, "hold": false,
@@ -290,9 +303,13 @@ impl State {
                             "join_time": m.joined.elapsed().as_secs(), "last_talking": 0, "energy": m.energy,
                             "volume_in": m.volume_in, "volume_out": m.volume_out,
                             "output-volume": m.volume_out, "input-volume": m.volume_in,
-                        })
-                    })
-                    .collect();
+                        }))
+                    }));
+                // Newest first; a stable sort keeps members that joined in the same instant
+                // in list order, which is newest first too.
+                members.reverse();
+                members.sort_by_key(|m| std::cmp::Reverse(m.0));
+                let members: Vec<Value> = members.into_iter().map(|(_, v)| v).collect();
                 let mut o = Map::new();
                 for (k, v) in [
                     ("conference_name", json!(room.name)),

@@ -255,6 +255,13 @@ impl Live {
     }
 
     async fn start_inner(proxied: bool) -> Live {
+        // The controller's logs, with RUST_LOG (e.g. RUST_LOG=switchyard=debug).
+        if std::env::var_os("RUST_LOG").is_some() {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+                .with_test_writer()
+                .try_init();
+        }
         let fs = match var("SWITCHYARD_LIVE_ESL") {
             Some(_) => None,
             None => Some(
@@ -889,4 +896,60 @@ impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
     }
+}
+
+/// The 16-bit PCM samples and sample rate of a WAV (`fmt ` format 1).
+pub fn wav_samples(bytes: &[u8]) -> (Vec<i16>, u32) {
+    let mut at = 12;
+    let mut rate = 0;
+    while at + 8 <= bytes.len() {
+        let id = &bytes[at..at + 4];
+        let len = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap()) as usize;
+        let body = at + 8;
+        if id == b"fmt " {
+            assert_eq!(u16::from_le_bytes([bytes[body], bytes[body + 1]]), 1, "PCM");
+            assert_eq!(u16::from_le_bytes([bytes[body + 14], bytes[body + 15]]), 16);
+            rate = u32::from_le_bytes(bytes[body + 4..body + 8].try_into().unwrap());
+        } else if id == b"data" {
+            let end = (body + len).min(bytes.len());
+            let samples = bytes[body..end]
+                .chunks_exact(2)
+                .map(|c| i16::from_le_bytes([c[0], c[1]]))
+                .collect();
+            return (samples, rate);
+        }
+        at = body + len + (len & 1);
+    }
+    panic!("no data chunk");
+}
+
+/// The share of a WAV's 100 ms windows that carry a tone of `freq` Hz: audible (RMS above
+/// -40 dBFS) with most of the window's energy at that frequency (Goertzel).
+pub fn tone_share(bytes: &[u8], freq: f64) -> f64 {
+    let (samples, rate) = wav_samples(bytes);
+    let window = (rate / 10) as usize;
+    let windows: Vec<&[i16]> = samples.chunks_exact(window).collect();
+    if windows.is_empty() {
+        return 0.0;
+    }
+    let coeff = 2.0 * (2.0 * std::f64::consts::PI * freq / rate as f64).cos();
+    let toned = windows
+        .iter()
+        .filter(|w| {
+            let (mut s1, mut s2, mut energy) = (0.0f64, 0.0f64, 0.0f64);
+            for &x in w.iter() {
+                let x = x as f64 / 32768.0;
+                energy += x * x;
+                let s0 = x + coeff * s1 - s2;
+                s2 = s1;
+                s1 = s0;
+            }
+            let power = s1 * s1 + s2 * s2 - coeff * s1 * s2;
+            // A pure tone's Goertzel power is energy * n / 2.
+            let tone = 2.0 * power / w.len() as f64;
+            let rms = (energy / w.len() as f64).sqrt();
+            rms > 0.01 && tone > 0.5 * energy
+        })
+        .count();
+    toned as f64 / windows.len() as f64
 }
