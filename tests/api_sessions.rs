@@ -176,6 +176,86 @@ async fn leave_mute_and_unmute_follow_the_contract() {
     assert_eq!(t.count(A, EventKind::MemberUnmuted).await, 1);
 }
 
+/// A command is judged against the last one accepted, not only what FreeSWITCH has confirmed
+/// (issue 15, item 2): a mute right after an unmute is a change (429 inside the mute cooldown,
+/// 202 after it), and a repeat of a pending command is 409.
+#[tokio::test]
+async fn mute_right_after_unmute_is_a_change_not_a_no_op() {
+    let t = lab().await;
+    let room = t.room(A, "flip").await;
+    let s = t.call(A, "1001").await;
+    t.joined(A, &room, &s).await;
+    // FreeSWITCH's confirmations are held back: every command below is still pending.
+    t.sim().stall_events(true);
+    let r = t.command(A, &s, "conference/unmute").await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    let r = t.command(A, &s, "conference/mute").await;
+    assert_error(&r, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(r.body["detail"]["group"], "conference_mute", "{r:?}");
+    let r = patiently(&t, &s, "conference/mute").await;
+    assert_eq!(
+        r.status,
+        StatusCode::ACCEPTED,
+        "mute after a pending unmute: {r:?}"
+    );
+    assert_eq!(r.body["status"], "muted");
+    // The same again while it is pending: a no-op.
+    let r = t.command(A, &s, "conference/mute").await;
+    assert_error(&r, StatusCode::CONFLICT);
+    assert_eq!(r.body["error"], "Member is already muted", "{r:?}");
+    // And the other way round.
+    let r = patiently(&t, &s, "conference/unmute").await;
+    assert_eq!(
+        r.status,
+        StatusCode::ACCEPTED,
+        "unmute after a pending mute: {r:?}"
+    );
+    let r = t.command(A, &s, "conference/unmute").await;
+    assert_error(&r, StatusCode::CONFLICT);
+    assert_eq!(r.body["error"], "Member is already unmuted", "{r:?}");
+    // The node has it all: the caller ends as last asked, unmuted.
+    t.sim().stall_events(false);
+    eventually("the confirmations arrive", || async {
+        t.count(A, EventKind::MemberUnmuted).await == 2
+    })
+    .await;
+    assert_eq!(t.members(A, &room).await[0]["muted"], false);
+    let kinds: Vec<EventKind> = t
+        .events(A)
+        .await
+        .iter()
+        .map(|e| e.kind)
+        .filter(|k| matches!(k, EventKind::MemberMuted | EventKind::MemberUnmuted))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            EventKind::MemberUnmuted,
+            EventKind::MemberMuted,
+            EventKind::MemberUnmuted
+        ]
+    );
+    // Confirmed now: judged on the node's state again.
+    let r = patiently(&t, &s, "conference/unmute").await;
+    assert_error(&r, StatusCode::CONFLICT);
+    let r = patiently(&t, &s, "conference/mute").await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+}
+
+/// A session command, sent again after the cooldown its 429 names, until it is answered
+/// otherwise.
+async fn patiently(t: &TestLab<MemoryStore>, session: &str, verb: &str) -> common::api::Reply {
+    for _ in 0..10 {
+        let r = t.command(A, session, verb).await;
+        if r.status != StatusCode::TOO_MANY_REQUESTS {
+            return r;
+        }
+        let wait = r.body["detail"]["retry_after_ms"].as_u64().unwrap();
+        tokio::time::sleep(Duration::from_millis(wait + 5)).await;
+    }
+    panic!("{verb} is still refused by its cooldown");
+}
+
 #[tokio::test]
 async fn session_cooldowns_are_per_group_and_per_session() {
     let t = lab().await;

@@ -1,17 +1,19 @@
 //! The domain against real FreeSWITCH event sequences (capture 01): joins, mutes, kick, hangups,
-//! destroy; and its properties under duplication, reordering and resync.
+//! destroy; and its properties under duplication, reordering and resync; rooms ending with
+//! members in them, whatever order the node reports the leaves in.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
+use switchyard::conference::apply::{channel_gone, channel_parked};
 use switchyard::conference::snapshot::{
     MemberFlags, SnapshotConference, SnapshotMember, reconcile,
 };
 use switchyard::conference::{
-    AppId, ConferenceFact, Effect, EventKind, Fact, Ignored, LeaveReason, MemberStatus, NodePrefix,
-    Observed, Room, RoomId, RoomStatus, RoomType, Session, SessionId, SessionState, apply,
-    from_event, ops,
+    AppId, ConferenceFact, DomainEvent, Effect, EventKind, Fact, Ignored, LeaveReason,
+    MemberStatus, NodePrefix, Observed, Room, RoomId, RoomStatus, RoomType, Session, SessionId,
+    SessionState, apply, from_event, ops,
 };
 use switchyard::esl::{Event, Limits, decode_all};
 
@@ -400,4 +402,314 @@ fn a_snapshot_reads_past_the_recording_freeswitch_lists_among_the_members() {
             flags: MemberFlags { can_speak: true },
         }]
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// A room ending with members in it (issue 15, item 1).
+
+const CONTROL: &str = "control-leg";
+const CONTROL_ID: u32 = 10;
+
+/// How a room came to end.
+#[derive(Debug, Clone, Copy)]
+enum Ending {
+    Deleted,
+    TimedOut,
+    /// A `connect` room of Alice and Bob whose Alice hung up.
+    PartnerLeft,
+}
+
+/// A live room (control leg in) whose members joined: Alice, Bob and Carol, or Alice and Bob
+/// for a `connect` room.
+fn live_room(kind: RoomType) -> Room {
+    let mut room = room_with_join_requests();
+    room.kind = kind;
+    room.control.channel = CONTROL.into();
+    if kind == RoomType::Connect {
+        room.members.remove(CAROL);
+    }
+    let channels: Vec<String> = room.members.keys().cloned().collect();
+    apply(&mut room, CORE, "c", &ConferenceFact::Created, None, 2);
+    apply(&mut room, CORE, "c", &added(CONTROL, CONTROL_ID), None, 3);
+    for (i, channel) in channels.iter().enumerate() {
+        apply(&mut room, CORE, "c", &added(channel, i as u32 + 1), None, 4);
+    }
+    assert_eq!(room.confirmed_members().count(), channels.len());
+    room
+}
+
+fn added(channel: &str, member_id: u32) -> ConferenceFact {
+    ConferenceFact::MemberAdded {
+        channel: channel.into(),
+        member_id,
+        speak: false,
+    }
+}
+
+fn deleted(room: &Room, channel: &str, cause: Option<&str>) -> ConferenceFact {
+    let member_id = if channel == CONTROL {
+        CONTROL_ID
+    } else {
+        room.members
+            .get(channel)
+            .or_else(|| room.past_members.iter().find(|m| m.channel() == channel))
+            .and_then(|m| m.member_id)
+            .unwrap()
+    };
+    ConferenceFact::MemberDeleted {
+        channel: channel.into(),
+        member_id,
+        cause: cause.map(str::to_owned),
+    }
+}
+
+/// What the node reports, one item at a time, as the reconciler hands it to the domain.
+#[derive(Debug, Clone)]
+enum Report {
+    /// A del-member (the control leg's or a member's).
+    Deleted(String),
+    /// The member's channel parked (it runs `park` after leaving).
+    Parked(String),
+    Destroyed,
+}
+
+/// Ends the room as the controller does; returns the events so far and the channels it moved
+/// out (for a connect room: Alice's hangup, which ends it, is applied here).
+fn end(room: &mut Room, how: Ending) -> (Vec<DomainEvent>, Vec<String>) {
+    match how {
+        Ending::Deleted | Ending::TimedOut => {
+            let reason = if matches!(how, Ending::Deleted) {
+                "deleted"
+            } else {
+                "timeout"
+            };
+            let (applied, leaving) = ops::request_terminate(room, reason, 10);
+            (applied.events, leaving)
+        }
+        Ending::PartnerLeft => {
+            let alice = deleted(room, ALICE, Some("NORMAL_CLEARING"));
+            let applied = apply(room, CORE, "c", &alice, None, 10);
+            assert!(applied.effects.contains(&Effect::ReleaseControlLeg));
+            (applied.events, vec![BOB.to_owned()])
+        }
+    }
+}
+
+/// Folds the node's reports of a teardown into the room, as the reconciler would.
+fn fold(room: &mut Room, reports: &[Report], events: &mut Vec<DomainEvent>) {
+    for (i, report) in reports.iter().enumerate() {
+        let now = 20 + i as i64;
+        let applied = match report {
+            Report::Deleted(channel) => {
+                let fact = deleted(
+                    room,
+                    channel,
+                    (channel == CONTROL).then_some("NORMAL_CLEARING"),
+                );
+                apply(room, CORE, "c", &fact, None, now)
+            }
+            Report::Parked(channel) => channel_parked(room, channel, now),
+            Report::Destroyed => apply(room, CORE, "c", &ConferenceFact::Destroyed, None, now),
+        };
+        events.extend(applied.events);
+    }
+}
+
+/// The room's story once it ended: `conference.destroyed` once, each member out exactly once
+/// with `reason`, `conference.terminated` once and last; nobody left in the room.
+fn assert_ended(room: &Room, events: &[DomainEvent], out: &[(&str, &str)]) {
+    let kinds = kinds(events);
+    let count = |kind| kinds.iter().filter(|k| **k == kind).count();
+    assert_eq!(count(EventKind::Destroyed), 1, "{kinds:?}");
+    assert_eq!(count(EventKind::Terminated), 1, "{kinds:?}");
+    assert_eq!(
+        kinds.last(),
+        Some(&EventKind::Terminated),
+        "conference.terminated is not last: {kinds:?}"
+    );
+    for (channel, reason) in out {
+        let session = format!("abcde-{channel}");
+        let left: Vec<_> = events
+            .iter()
+            .filter(|e| e.kind == EventKind::MemberLeft && e.data["uuid"] == session.as_str())
+            .collect();
+        assert_eq!(
+            left.len(),
+            1,
+            "{channel} left {} times: {kinds:?}",
+            left.len()
+        );
+        assert_eq!(left[0].data["reason"], *reason, "{channel}");
+    }
+    assert_eq!(room.status, RoomStatus::Terminated);
+    assert!(
+        room.members.is_empty(),
+        "still in the room: {:?}",
+        room.members.keys()
+    );
+    assert!(events.windows(2).all(|w| w[0].seq < w[1].seq));
+}
+
+/// The reports of a teardown in the node's order: each channel's del-member (the control leg
+/// among them), each moved-out member's CHANNEL_PARK right after its own del-member, and
+/// conference-destroy after the last, as FreeSWITCH fires them.
+fn teardown(order: &[String], moved_out: &[String]) -> Vec<Report> {
+    let mut reports = Vec::new();
+    for channel in order {
+        reports.push(Report::Deleted(channel.clone()));
+        if moved_out.contains(channel) {
+            reports.push(Report::Parked(channel.clone()));
+        }
+    }
+    reports.push(Report::Destroyed);
+    reports
+}
+
+fn expected_out(how: Ending) -> Vec<(&'static str, &'static str)> {
+    match how {
+        Ending::PartnerLeft => vec![(ALICE, "hangup"), (BOB, "kicked")],
+        _ => vec![(ALICE, "kicked"), (BOB, "kicked"), (CAROL, "kicked")],
+    }
+}
+
+fn room_for(how: Ending) -> Room {
+    match how {
+        Ending::PartnerLeft => live_room(RoomType::Connect),
+        _ => live_room(RoomType::Conference),
+    }
+}
+
+/// The order a FreeSWITCH 1.11 gave for a room of four torn down the controller's way (members
+/// moved out, then the control leg killed): the control leg's del-member first.
+#[test]
+fn a_room_whose_control_leg_leaves_first_ends_after_its_last_member() {
+    for how in [Ending::Deleted, Ending::TimedOut, Ending::PartnerLeft] {
+        let mut room = room_for(how);
+        let (mut events, moved_out) = end(&mut room, how);
+        assert_eq!(room.status, RoomStatus::Terminating, "{how:?}");
+        let mut order = vec![CONTROL.to_owned()];
+        order.extend(moved_out.iter().cloned());
+        let reports = teardown(&order, &moved_out);
+        // The control leg is out: the room waits for its members, who are still in it.
+        fold(&mut room, &reports[..1], &mut events);
+        assert_eq!(room.status, RoomStatus::Terminating, "{how:?}");
+        assert_eq!(room.members.len(), moved_out.len(), "{how:?}");
+        fold(&mut room, &reports[1..], &mut events);
+        assert_ended(&room, &events, &expected_out(how));
+        let destroyed = events
+            .iter()
+            .find(|e| e.kind == EventKind::Destroyed)
+            .unwrap();
+        let reason = match how {
+            Ending::Deleted => "deleted",
+            Ending::TimedOut => "timeout",
+            Ending::PartnerLeft => "partner_left",
+        };
+        assert_eq!(destroyed.data["reason"], reason);
+    }
+}
+
+proptest! {
+    /// Whatever order the del-members come in, whether a member's CHANNEL_PARK is applied before
+    /// its del-member (the reconciler applies a batch's channel facts first) or a del-member is
+    /// missed, and even when conference-destroy overtakes some del-members (FreeSWITCH's dispatch
+    /// threads may reorder events): every member leaves once, and the room ends last.
+    #[test]
+    fn a_room_ends_last_and_every_member_leaves_once_in_any_order(
+        how in prop_oneof![Just(Ending::Deleted), Just(Ending::TimedOut), Just(Ending::PartnerLeft)],
+        order in Just(vec![0usize, 1, 2, 3]).prop_shuffle(),
+        park_first in prop::collection::vec(any::<bool>(), 4),
+        missed in prop::collection::vec(any::<bool>(), 8),
+        destroy_at in 0usize..12,
+    ) {
+        let mut room = room_for(how);
+        let (mut events, moved_out) = end(&mut room, how);
+        let mut channels = vec![CONTROL.to_owned()];
+        channels.extend(moved_out.iter().cloned());
+        let order: Vec<String> = order
+            .into_iter()
+            .filter_map(|i| channels.get(i).cloned())
+            .collect();
+        let mut reports = teardown(&order, &moved_out);
+        let destroy = reports.pop().unwrap();
+        // The reconciler's batch order: a park before the del-member it follows.
+        for (i, channel) in moved_out.iter().enumerate() {
+            let del = reports.iter().position(|r| matches!(r, Report::Deleted(c) if c == channel));
+            if let (Some(del), true) = (del, park_first[i]) {
+                reports.swap(del, del + 1);
+            }
+        }
+        // Events lost on the way (conference-destroy still comes).
+        let mut n = 0;
+        reports.retain(|_| {
+            n += 1;
+            !missed[n - 1]
+        });
+        reports.insert(destroy_at.min(reports.len()), destroy);
+        fold(&mut room, &reports, &mut events);
+        // Whatever came after the end changed nothing.
+        assert_ended(&room, &events, &expected_out(how));
+    }
+}
+
+#[test]
+fn a_terminating_room_whose_conference_is_gone_from_the_node_ends_with_its_members() {
+    let mut room = live_room(RoomType::Conference);
+    let (mut events, _) = end(&mut room, Ending::Deleted);
+    // The controller was disconnected during the teardown; the snapshot has no conference.
+    events.extend(reconcile(&mut room, CORE, None, &|_| None, 0, 100).events);
+    assert_ended(&room, &events, &expected_out(Ending::Deleted));
+}
+
+#[test]
+fn an_audit_moves_out_again_the_members_a_terminating_room_still_has_on_the_node() {
+    let mut room = live_room(RoomType::Conference);
+    end(&mut room, Ending::Deleted);
+    // Alice's and Bob's del-members came; Carol's move never reached the node.
+    for channel in [ALICE, BOB] {
+        let fact = deleted(&room, channel, None);
+        apply(&mut room, CORE, "c", &fact, None, 20);
+    }
+    let carol = room.members[CAROL].member_id.unwrap();
+    let on_node = SnapshotConference {
+        conference_name: "room1".into(),
+        conference_uuid: "c".into(),
+        members: [(CONTROL, CONTROL_ID), (CAROL, carol)]
+            .into_iter()
+            .map(|(uuid, id)| SnapshotMember {
+                id,
+                uuid: uuid.into(),
+                flags: MemberFlags { can_speak: false },
+            })
+            .collect(),
+    };
+    // Just asked: the move may still be on its way.
+    let soon = reconcile(&mut room, CORE, Some(&on_node), &|_| None, 5, 30);
+    assert!(
+        !soon
+            .effects
+            .iter()
+            .any(|e| matches!(e, Effect::Eject { .. })),
+        "{soon:?}"
+    );
+    // Asked long ago (before the joins-settled point): moved out again, control leg hung up.
+    let later = reconcile(&mut room, CORE, Some(&on_node), &|_| None, 50, 60);
+    assert!(later.effects.contains(&Effect::Eject {
+        channel: CAROL.into(),
+        talks: Vec::new(),
+    }));
+    assert!(later.effects.contains(&Effect::ReleaseControlLeg));
+    assert_eq!(room.status, RoomStatus::Terminating);
+}
+
+#[test]
+fn a_member_stranded_in_a_room_ended_by_an_older_controller_is_freed_by_its_hangup_quietly() {
+    let mut room = live_room(RoomType::Conference);
+    end(&mut room, Ending::Deleted);
+    // As an older controller stored it: terminated with Carol still listed.
+    room.status = RoomStatus::Terminated;
+    let applied = channel_gone(&mut room, CAROL, Some("NORMAL_CLEARING"), 50);
+    assert!(applied.changed);
+    assert!(applied.events.is_empty(), "{applied:?}");
+    assert!(!room.members.contains_key(CAROL));
 }

@@ -780,8 +780,8 @@ fn calls_arrive_in_the_context_the_controller_expects_answered_parked_with_switc
     assert_eq!(sip["dialplan"], "XML");
 
     // The simulator's calls arrive in the context the real ones do.
-    let sim = read(&repo().join("src/sim/channels.rs"));
-    let sim_context = &Regex::new(r#"ch\.context = "([^"]+)""#)
+    let sim = read(&repo().join("src/sim/sofia.rs"));
+    let sim_context = &Regex::new(r#"ch\.context = "([^"]+)"\.into\(\)"#)
         .unwrap()
         .captures(&sim)
         .unwrap()[1];

@@ -264,10 +264,18 @@ async fn after_a_lost_connection_the_store_equals_the_node() {
         "uuid_transfer {c} conference:{}@default+flags{{mute}},park: inline",
         room.id
     ));
+    let control = stored_room(&*store, &room).await.control.channel;
+    // The channel's own thread carries out the transfer after the command's reply, as on
+    // FreeSWITCH: `last` must name C, so C must be in first.
+    eventually("C is in the room on the node", || async {
+        node_members(&sim, &room, &control)
+            .iter()
+            .any(|(ch, _, _)| ch == &c)
+    })
+    .await;
     sim.api(&format!("conference {} unmute {}", room.id, "last"));
     sim.stall_events(false);
 
-    let control = stored_room(&*store, &room).await.control.channel;
     // The node carries out the transfer and the unmute after answering them.
     eventually("the node lists B and C, C unmuted", || async {
         let on_node = node_members(&sim, &room, &control);
@@ -481,5 +489,51 @@ async fn an_audit_repairs_the_store_while_a_recording_runs() {
     sim.clear_dropped_events();
     sim.api(&format!("conference {} norecord all", room.id));
     let _ = std::fs::remove_file(&path);
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn an_audit_never_ends_a_call_that_show_channels_does_not_list_yet() {
+    // FreeSWITCH's `show channels` trails its events by a few hundred milliseconds: an audit
+    // taken right after a call began does not list it. The call is alive; it must stay so.
+    let sim = Simulator::start(SimConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        heartbeat: Some(Duration::from_millis(200)),
+        channel_list_lag: Duration::from_secs(30),
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let store = Arc::new(MemoryStore::new());
+    let stop = CancellationToken::new();
+    let mut apps = AppDirectory::new();
+    apps.add_app(app(), [DID.to_owned()]);
+    let mut config = NodeConfig::new(prefix(), sim.addr().to_string(), "ClueCon");
+    config.audit_interval = Duration::from_millis(50);
+    let (node, stats) = supervisor::spawn(config, store.clone(), Arc::new(apps), stop.clone());
+    assert!(node.wait_up(Duration::from_secs(5)).await);
+    let a = call(&sim, &*store, "1001").await;
+    let listed = sim.api("show channels as json");
+    assert!(!listed.contains(a.channel()), "not listed yet: {listed}");
+    let before = stats.resyncs.load(std::sync::atomic::Ordering::Relaxed);
+    eventually("three audits ran", || async {
+        stats.resyncs.load(std::sync::atomic::Ordering::Relaxed) >= before + 3
+    })
+    .await;
+    let session = store.session(&app(), &a).await.unwrap().unwrap();
+    assert_eq!(session.state, SessionState::Parked, "{session:?}");
+    // A call that really ended while nobody listened still ends at the next audit.
+    sim.stall_events(true);
+    sim.api(&format!("uuid_kill {}", a.channel()));
+    sim.drop_connections();
+    sim.stall_events(false);
+    eventually("the hung-up call's session ended", || async {
+        store
+            .session(&app(), &a)
+            .await
+            .unwrap()
+            .is_some_and(|s| s.state == SessionState::Ended)
+    })
+    .await;
     stop.cancel();
 }

@@ -111,13 +111,14 @@ async fn an_inbound_call_joins_a_room_is_muted_hears_a_file_and_is_parked_again(
         .api(&api(&["conference", "abcde-room-1", "play", file]))
         .await
         .unwrap();
+    // FreeSWITCH keeps the `{…}` prefix in the reply and in `File` (tests/sim_differential.rs).
     assert_eq!(
         play.expect_ok(false).unwrap(),
-        "(play) Playing file https://example.com/a.wav"
+        format!("(play) Playing file {file}")
     );
     let done = until(&mut events, action(ConferenceAction::PlayFileDone)).await;
     assert_eq!(done.header("switchyard_op").unwrap(), "op-1");
-    assert_eq!(done.file().unwrap(), "https://example.com/a.wav");
+    assert_eq!(done.file().unwrap(), file);
 
     // Leaving = transfer to park: del-member, the room (now empty) is destroyed, the call lives.
     client
@@ -155,6 +156,11 @@ async fn kick_runs_the_rest_of_the_inline_dialplan_or_hangs_up() {
         ]))
         .await
         .unwrap();
+    // Each channel's thread carries out its transfer after the reply.
+    until(&mut events, |e| {
+        e.action() == Some(ConferenceAction::AddMember) && e.unique_id().as_deref() == Some(&b)
+    })
+    .await;
     let count = client
         .api(&api(&["conference", "r1", "count"]))
         .await
@@ -362,4 +368,87 @@ async fn delayed_delivery_holds_each_event_back() {
         fired.elapsed()
     );
     sim.delay_events(None);
+}
+
+/// A room torn down the controller's way (each member moved out to park, then the control leg
+/// killed, back to back): the control leg's del-member comes before the members', as a real node
+/// often reports it; each member parks after its own del-member; conference-destroy comes after
+/// the last del-member.
+#[tokio::test]
+async fn a_room_torn_down_reports_the_control_legs_del_member_first() {
+    let (sim, client, mut events) = start().await;
+    let control = "11111111-2222-3333-4444-555555555555";
+    let origination = format!("{{origination_uuid={control},switchyard_role=control}}null/control");
+    let cmd = api(&[
+        "originate",
+        &origination,
+        "&conference(abcde-room-7@switchyard+flags{mute|deaf})",
+    ]);
+    client.bgapi(&cmd).await.unwrap().expect_ok(false).unwrap();
+    until(&mut events, action(ConferenceAction::AddMember)).await;
+    let mut members = Vec::new();
+    for n in 1..=3 {
+        let uuid = sim
+            .inbound_call("15551230000", &format!("100{n}"), "Caller")
+            .unwrap();
+        let join = "conference:abcde-room-7@switchyard+flags{mute},park:";
+        client
+            .api(&api(&["uuid_transfer", &uuid, join, "inline"]))
+            .await
+            .unwrap();
+        let add = until(&mut events, action(ConferenceAction::AddMember)).await;
+        assert_eq!(add.unique_id().unwrap(), uuid);
+        members.push(uuid);
+    }
+    for uuid in &members {
+        let out = client
+            .api(&api(&["uuid_transfer", uuid, "park", "inline"]))
+            .await
+            .unwrap();
+        assert_eq!(out.expect_ok(false).unwrap(), "");
+    }
+    client
+        .api(&api(&["uuid_kill", control]))
+        .await
+        .unwrap()
+        .expect_ok(false)
+        .unwrap();
+    let mut seen = Vec::new();
+    loop {
+        let e = until(&mut events, |e| {
+            e.action() == Some(ConferenceAction::DelMember)
+                || e.action() == Some(ConferenceAction::ConferenceDestroy)
+                || e.name() == &EventName::ChannelPark
+        })
+        .await;
+        let who = e.unique_id().unwrap_or_default().to_string();
+        let what = match e.action() {
+            Some(ConferenceAction::ConferenceDestroy) => "destroy",
+            Some(_) => "del-member",
+            None => "park",
+        };
+        seen.push((what, who));
+        let parked = seen.iter().filter(|(what, _)| *what == "park").count();
+        if seen.iter().any(|(what, _)| *what == "destroy") && parked == members.len() {
+            break;
+        }
+    }
+    let del: Vec<&str> = seen
+        .iter()
+        .filter(|(what, _)| *what == "del-member")
+        .map(|(_, who)| who.as_str())
+        .collect();
+    assert_eq!(del.len(), 4, "{seen:?}");
+    assert_eq!(
+        del[0], control,
+        "the control leg's del-member first: {seen:?}"
+    );
+    for uuid in &members {
+        let del = seen.iter().position(|s| s == &("del-member", uuid.clone()));
+        let park = seen.iter().position(|s| s == &("park", uuid.clone()));
+        assert!(
+            del.is_some() && park > del,
+            "{uuid} parks after leaving: {seen:?}"
+        );
+    }
 }

@@ -37,16 +37,22 @@
 //! 4. **Header names**: each event compared in 1 and 2 must carry the same SET of header names as
 //!    its captured counterpart (values such as uuids and times may differ).
 //!
+//! The items and the diff printers are `tests/common/diff.rs`'s, shared with the differential
+//! tests against a live node (`tests/sim_differential.rs`), which apply the same rule.
+//!
 //! HEARTBEAT and RE_SCHEDULE are left out (timer-driven; capture 02 holds one of each, and the
 //! simulator runs with heartbeats off here). Besides the verdict, each test prints (never fails
 //! on) how far the total order is from the capture's, to show how close the simulator follows
 //! the most common interleaving.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use bytes::BytesMut;
+use common::diff::{Item, header_diff, key_diff};
 use regex::Regex;
 use switchyard::esl::{ContentType, EslCodec, Event, Frame, Limits, RequestCodec, decode_all};
 use switchyard::sim::{SimConfig, Simulator};
@@ -177,17 +183,6 @@ fn reply_text(frame: &Frame) -> String {
     normalize(&text).replace('\n', "\\n")
 }
 
-/// One frame as the rule sees it.
-#[derive(Debug, Clone)]
-struct Item {
-    /// `reply …`, or `<content type> <Event-Name> [<Action>] [<role>]`.
-    key: String,
-    name: String,
-    /// `None` for the global stream, else the channel's role.
-    channel: Option<String>,
-    headers: BTreeSet<String>,
-}
-
 /// Turns frames into items, naming each channel by role: `<Caller-Orig-Caller-ID-Name>/<leg>`.
 fn items(frames: &[Frame]) -> Vec<Item> {
     let events: Vec<Option<Event>> = frames
@@ -237,6 +232,7 @@ fn items(frames: &[Frame]) -> Vec<Item> {
                 name: String::new(),
                 channel: None,
                 headers: BTreeSet::new(),
+                values: Vec::new(),
             },
             Some(e) => {
                 let name = e.header("Event-Name").unwrap_or_default().into_owned();
@@ -261,6 +257,7 @@ fn items(frames: &[Frame]) -> Vec<Item> {
                     name,
                     channel: if global { None } else { role },
                     headers: e.headers().map(|(n, _)| n.into_owned()).collect(),
+                    values: Vec::new(),
                 }
             }
         })
@@ -288,42 +285,6 @@ fn canonical(role: &str, mut stream: Vec<Item>) -> Vec<Item> {
         i += 1;
     }
     stream
-}
-
-/// Aligned expected/got lines around the first difference of two key sequences.
-fn key_diff(title: &str, expected: &[Item], got: &[Item]) -> Option<String> {
-    let first = (0..expected.len().max(got.len()))
-        .find(|&i| expected.get(i).map(|x| &x.key) != got.get(i).map(|x| &x.key))?;
-    let mut out = format!(
-        "--- {title}: first difference at #{first} (expected {} items, got {})\n",
-        expected.len(),
-        got.len()
-    );
-    let line = |v: Option<&Item>| v.map_or("<nothing>".to_owned(), |x| x.key.clone());
-    for i in first.saturating_sub(5)..(first + 12).min(expected.len().max(got.len())) {
-        let (e, g) = (line(expected.get(i)), line(got.get(i)));
-        let mark = if e == g { "  " } else { ">>" };
-        out.push_str(&format!("{mark} {i:>4}  {e:<70} | {g}\n"));
-    }
-    Some(out)
-}
-
-/// Header-name differences of two streams whose keys already match.
-fn header_diff(title: &str, expected: &[Item], got: &[Item]) -> Vec<String> {
-    expected
-        .iter()
-        .zip(got)
-        .enumerate()
-        .filter(|(_, (e, g))| e.headers != g.headers)
-        .map(|(i, (e, g))| {
-            let missing: Vec<&String> = e.headers.difference(&g.headers).collect();
-            let extra: Vec<&String> = g.headers.difference(&e.headers).collect();
-            format!(
-                "--- {title} #{i} {}: missing headers {missing:?}, unexpected headers {extra:?}",
-                e.key
-            )
-        })
-        .collect()
 }
 
 /// Applies the rule; `Err` holds a readable report of every difference.

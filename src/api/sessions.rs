@@ -312,8 +312,9 @@ async fn set_muted<S: Store>(
     operation_id = "sessions_mute",
     tag = "sessions",
     summary = "Mute a member",
-    description = "404 when the session is in no room; 409 when already muted or still \
-        joining. Rate limit: `conference_mute`, 2 s per session, shared with unmute. Webhook: \
+    description = "404 when the session is in no room; 409 when already muted (as last \
+        asked: an accepted mute that the node has not confirmed yet counts) or still joining. \
+        Rate limit: `conference_mute`, 2 s per session, shared with unmute. Webhook: \
         `conference.member.muted`.",
     params(SessionPath),
     request_body(content = Option<CommandBody>, description = "Nothing, `{}`, or a `command_uid`"),
@@ -343,8 +344,9 @@ async fn mute<S: Store>(
     operation_id = "sessions_unmute",
     tag = "sessions",
     summary = "Unmute a member",
-    description = "404 when the session is in no room; 409 when already unmuted or still \
-        joining. Rate limit: `conference_mute`, 2 s per session, shared with mute. Webhook: \
+    description = "404 when the session is in no room; 409 when already unmuted (as last \
+        asked: an accepted unmute that the node has not confirmed yet counts) or still joining. \
+        Rate limit: `conference_mute`, 2 s per session, shared with mute. Webhook: \
         `conference.member.unmuted`.",
     params(SessionPath),
     request_body(content = Option<CommandBody>, description = "Nothing, `{}`, or a `command_uid`"),

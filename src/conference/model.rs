@@ -101,6 +101,10 @@ pub struct Member {
     /// A kick-member arrived; the coming del-member is a kick.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub kicked: bool,
+    /// What the last mute or unmute the node accepted asks, until the node reports the member
+    /// so (`muted` is what it reported). A new command is judged against it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mute_requested: Option<bool>,
     pub updated_at: Micros,
 }
 
@@ -108,6 +112,11 @@ impl Member {
     /// The FreeSWITCH channel uuid.
     pub fn channel(&self) -> &str {
         self.session.channel()
+    }
+
+    /// Muted as last asked: the pending mute or unmute, else what the node reported.
+    pub fn muted_as_asked(&self) -> bool {
+        self.mute_requested.unwrap_or(self.muted)
     }
 }
 

@@ -3,7 +3,9 @@
 
 use serde::Deserialize;
 
-use super::apply::{Applied, Ignored, Step, lose_conference, remove_member};
+use super::apply::{
+    Applied, Effect, Ignored, Step, farewell, lose_conference, remove_member, terminate, why_left,
+};
 use super::facts::ConferenceFact;
 use super::model::{LeaveReason, MemberStatus, Micros, Room, RoomStatus, Session};
 
@@ -72,6 +74,23 @@ pub struct SnapshotChannel {
     pub callstate: String,
 }
 
+impl SnapshotChannel {
+    /// A channel the node has but its `show channels` did not list yet: FreeSWITCH answers that
+    /// from its core database, which trails the channel's events by a few hundred milliseconds,
+    /// so a call that began just before the snapshot is missing from it. Only its uuid is known;
+    /// the store already has its session.
+    pub fn not_listed_yet(uuid: String) -> SnapshotChannel {
+        SnapshotChannel {
+            uuid,
+            cid_name: String::new(),
+            cid_num: String::new(),
+            dest: String::new(),
+            initial_dest: String::new(),
+            callstate: String::new(),
+        }
+    }
+}
+
 #[derive(Debug, Deserialize)]
 struct ChannelRows {
     #[serde(default)]
@@ -116,7 +135,7 @@ pub fn reconcile(
     }
     match conference {
         None => conference_missing(&mut step),
-        Some(conf) => conference_present(&mut step, core_uuid, conf, session),
+        Some(conf) => conference_present(&mut step, core_uuid, conf, session, joins_settled_before),
     }
     let settled: Vec<String> = step
         .room
@@ -151,6 +170,14 @@ fn node_restarted(step: &mut Step<'_>, core_uuid: &str) {
 }
 
 fn conference_missing(step: &mut Step<'_>) {
+    // No conference on the node: nobody is in it. A terminating room is over; a live one keeps
+    // the joins still on their way and needs its control leg (again): the node layer knows
+    // whether one is already being originated.
+    if step.room.status == RoomStatus::Terminating {
+        step.room.conference_uuid = None;
+        terminate(step, LeaveReason::NotOnNode);
+        return;
+    }
     let channels: Vec<String> = step
         .room
         .members
@@ -159,14 +186,21 @@ fn conference_missing(step: &mut Step<'_>) {
         .map(|m| m.channel().to_owned())
         .collect();
     for channel in &channels {
-        remove_member(step, channel, LeaveReason::NotOnNode, None);
+        leave_unseen(step, channel);
     }
-    // No conference on the node: a live room needs its control leg (again); the node layer
-    // knows whether one is already being originated.
     if step.room.control.member_id.take().is_some() | step.room.conference_uuid.take().is_some() {
         step.touch();
     }
     lose_conference(step);
+}
+
+/// A member the node no longer lists left while we were not listening: as asked if it was on
+/// its way out, else `not_on_node`.
+fn leave_unseen(step: &mut Step<'_>, channel: &str) {
+    if let Some(m) = step.room.members.get(channel) {
+        let reason = why_left(m, LeaveReason::NotOnNode);
+        remove_member(step, channel, reason, None);
+    }
 }
 
 fn conference_present(
@@ -174,6 +208,7 @@ fn conference_present(
     core_uuid: &str,
     conf: &SnapshotConference,
     session: &dyn Fn(&str) -> Option<Session>,
+    asked_before: Micros,
 ) {
     let created = ConferenceFact::Created;
     nested(step, core_uuid, &conf.conference_uuid, &created, None);
@@ -216,7 +251,50 @@ fn conference_present(
         .map(|m| m.channel().to_owned())
         .collect();
     for channel in &gone {
-        remove_member(step, channel, LeaveReason::NotOnNode, None);
+        leave_unseen(step, channel);
+    }
+    forget_unreported_mutes(step, asked_before);
+    if step.room.status == RoomStatus::Terminating {
+        move_out_again(step, conf, asked_before);
+    }
+}
+
+/// A mute or unmute asked before `asked_before` that the node never reported (the report was
+/// lost while we were not listening): what the node holds now stands.
+fn forget_unreported_mutes(step: &mut Step<'_>, asked_before: Micros) {
+    let mut forgot = false;
+    for m in step.room.members.values_mut() {
+        if m.mute_requested.is_some() && m.updated_at < asked_before {
+            m.mute_requested = None;
+            forgot = true;
+        }
+    }
+    if forgot {
+        step.touch();
+    }
+}
+
+/// A terminating room the node still holds: members we asked out before `asked_before` that it
+/// still lists are moved out again (a command lost on its way), and a control leg still in is
+/// hung up again. Their del-members end the room.
+fn move_out_again(step: &mut Step<'_>, conf: &SnapshotConference, asked_before: Micros) {
+    let talks = farewell(step.room);
+    let stuck: Vec<String> = step
+        .room
+        .members
+        .values()
+        .filter(|m| m.status != MemberStatus::Joining && m.updated_at < asked_before)
+        .filter(|m| conf.members.iter().any(|s| s.uuid == m.channel()))
+        .map(|m| m.channel().to_owned())
+        .collect();
+    for channel in stuck {
+        step.out.effects.push(Effect::Eject {
+            channel,
+            talks: talks.clone(),
+        });
+    }
+    if step.room.control.member_id.is_some() {
+        step.out.effects.push(Effect::ReleaseControlLeg);
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::{AppDirectory, NodeConfig};
-use crate::conference::apply::{Effect, channel_gone};
+use crate::conference::apply::{Effect, channel_gone, channel_parked};
 use crate::conference::session::{Origin, apply_channel};
 use crate::conference::snapshot::{SnapshotChannel, SnapshotConference, reconcile};
 use crate::conference::{
@@ -119,15 +119,19 @@ impl<S: Store> Reconciler<S> {
             }
             None => self.count(false),
         }
-        if kind != ChannelFact::HungUp {
+        // A call that ended, or that parked after we moved it out, is out of its room: its
+        // del-member normally came first, but it may come later in the batch, or was missed.
+        if !matches!(kind, ChannelFact::HungUp | ChannelFact::Parked) {
             return Ok(Vec::new());
         }
-        // The del-member normally came first; if it was missed, the hangup still ends the membership.
         let Some(room) = self.store.room_of_session(&app, &id).await? else {
             return Ok(Vec::new());
         };
-        self.update(&app, &room, |r| channel_gone(r, &info.channel, cause, now))
-            .await
+        self.update(&app, &room, |r| match kind {
+            ChannelFact::HungUp => channel_gone(r, &info.channel, cause, now),
+            _ => channel_parked(r, &info.channel, now),
+        })
+        .await
     }
 
     async fn conference(
@@ -331,6 +335,17 @@ impl<S: Store> Reconciler<S> {
                 effect,
             })
             .collect()
+    }
+
+    /// The channels of the live sessions the store holds for this node.
+    pub async fn live_channels(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .store
+            .sessions_on_node(&self.node.prefix)
+            .await?
+            .into_iter()
+            .map(|s| s.id.channel().to_owned())
+            .collect())
     }
 
     /// Makes the store agree with a snapshot of the node: rooms, members and sessions.

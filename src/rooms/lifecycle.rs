@@ -157,7 +157,8 @@ impl<S: Store> Rooms<S> {
 
     /// Ends a room: `terminating` at once; recording stops, members are moved out hearing the
     /// post-actions (their calls live on, parked), the control leg is released, and the room is
-    /// `terminated` when its FreeSWITCH conference is gone.
+    /// `terminated` once the node has let the control leg and every member go, in whatever order
+    /// it reports them (see `conference::apply::ending`).
     /// `reason` (`deleted`, `timeout`) goes with `conference.destroyed`.
     pub async fn end(&self, app: &AppId, room: Room, reason: &str) -> Result<Room, ServiceError> {
         let id = &room.id;

@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use super::{CooldownGroup, JoinOutcome, Rooms, ServiceError, invalid};
 use crate::conference::apply::farewell;
-use crate::conference::ops::{self, OpError};
+use crate::conference::ops;
 use crate::conference::{AppId, Member, MemberStatus, Micros, Room, RoomId, Session, SessionId};
 use crate::node::commands;
 use crate::node::supervisor::now_micros;
@@ -162,7 +162,9 @@ impl<S: Store> Rooms<S> {
         Ok(updated)
     }
 
-    /// Mutes or unmutes a joined member; the state changes when FreeSWITCH confirms.
+    /// Mutes or unmutes a joined member; the state changes when FreeSWITCH confirms. Judged
+    /// against the last command accepted (see [`ops::request_mute`]): a mute right after an
+    /// unmute is a change, held back only by the cooldown; a repeat of a pending one is 409.
     pub async fn set_muted(
         &self,
         app: &AppId,
@@ -170,21 +172,26 @@ impl<S: Store> Rooms<S> {
         muted: bool,
     ) -> Result<RoomId, ServiceError> {
         let (room, member) = self.membership(app, session).await?;
-        let Some(member_id) = member
-            .member_id
-            .filter(|_| member.status == MemberStatus::Joined)
-        else {
-            return Err(OpError::StillJoining.into());
-        };
-        if member.muted == muted {
-            return Err(OpError::AlreadyInState(if muted { "muted" } else { "unmuted" }).into());
-        }
+        let channel = member.channel();
+        // Every check the state change makes, before the cooldown is spent.
+        let (_, member_id) = ops::request_mute(&mut room.clone(), channel, muted, now_micros())?;
         let node = self.pool.get(&room.node)?;
         let verb = if muted { "mute" } else { "unmute" };
         let cmd = commands::member(&room.id, verb, member_id).map_err(invalid)?;
         self.cool(app, CooldownGroup::ConferenceMute, session.as_str())
             .await?;
-        node.expect_ok(&cmd, false).await?;
+        // Asked before it is sent, so the node's confirmation always finds it.
+        self.change(app, &room.id, |r| {
+            ops::request_mute(r, channel, muted, now_micros()).map(|(applied, _)| applied)
+        })
+        .await?;
+        if let Err(e) = node.expect_ok(&cmd, false).await {
+            self.change(app, &room.id, |r| {
+                Ok(ops::mute_not_sent(r, channel, muted, now_micros()))
+            })
+            .await?;
+            return Err(e.into());
+        }
         Ok(room.id)
     }
 

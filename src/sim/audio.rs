@@ -73,6 +73,9 @@ impl State {
     /// A member is alone: the `conf-alone` prompt (which fails: prompts are not installed) and
     /// hold music, which starts without an event.
     pub(crate) fn alone(&mut self, room: &str) {
+        if self.rooms.get(room).is_none_or(|r| !r.sounds()) {
+            return;
+        }
         let file = format!("{SOUND_PREFIX}/conference/conf-alone.wav");
         let extra = [
             ("Action", "play-file".to_owned()),
@@ -99,7 +102,7 @@ impl State {
 
     pub(crate) fn start_tone(&mut self, room: &str, (file, length): (&str, Duration)) {
         let token = self.token();
-        let Some(r) = self.rooms.get_mut(room) else {
+        let Some(r) = self.rooms.get_mut(room).filter(|r| r.sounds()) else {
             return;
         };
         r.tone = Some(Tone {

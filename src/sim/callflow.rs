@@ -24,9 +24,26 @@ impl State {
         post: Headers<'_>,
         variables: bool,
     ) {
-        let Some(ch) = self.channels.get(uuid).cloned() else {
+        let Some(ch) = self.channels.get_mut(uuid) else {
             return;
         };
+        // What FreeSWITCH's core database (`show channels`) takes from these events.
+        match name {
+            "CHANNEL_CREATE" => ch.listed.0 = ch.destination.clone(),
+            "CALL_UPDATE" => {
+                ch.listed.1 = ch.cid_name.clone();
+                ch.listed.2 = ch.cid_number.clone();
+            }
+            "CHANNEL_STATE" if ch.state.0 == "CS_ROUTING" => {
+                ch.listed = (
+                    ch.destination.clone(),
+                    ch.cid_name.clone(),
+                    ch.cid_number.clone(),
+                );
+            }
+            _ => {}
+        }
+        let ch = ch.clone();
         let mut e = self.event(name, None, SWITCH_CHANNEL);
         for (n, v) in pre {
             e.push(n, v.clone());
@@ -62,22 +79,28 @@ impl State {
 
     /// A CODEC event: the read codec (`write` false) or the write codec was (re)set.
     pub(crate) fn codec(&mut self, uuid: &str, write: bool) {
-        match self.channels.get_mut(uuid) {
-            Some(ch) if write => ch.write_codec = true,
-            Some(ch) => ch.read_codec = true,
+        let (name, bit_rate) = match self.channels.get_mut(uuid) {
+            Some(ch) => {
+                if write {
+                    ch.write_codec = true;
+                } else {
+                    ch.read_codec = true;
+                }
+                ch.codec
+            }
             None => return,
-        }
+        };
         let post: Vec<(&str, String)> = if write {
             vec![
-                ("Channel-Write-Codec-Name", "L16".into()),
+                ("Channel-Write-Codec-Name", name.into()),
                 ("Channel-Write-Codec-Rate", "8000".into()),
-                ("Channel-Write-codec-bit-rate", "128000".into()),
+                ("Channel-Write-codec-bit-rate", bit_rate.into()),
             ]
         } else {
             vec![
-                ("channel-read-codec-name", "L16".into()),
+                ("channel-read-codec-name", name.into()),
                 ("channel-read-codec-rate", "8000".into()),
-                ("channel-read-codec-bit-rate", "128000".into()),
+                ("channel-read-codec-bit-rate", bit_rate.into()),
             ]
         };
         self.ch_event("CODEC", uuid, &[], &post, false);
@@ -88,6 +111,13 @@ impl State {
             Some(ch) if ch.answered == 0 && !ch.is_hungup() => {
                 ch.answered = now_micros();
                 ch.answer_state = "answered";
+                if ch.username.is_some() {
+                    let port = ch.var("remote_media_port").unwrap_or("20000").to_owned();
+                    for (k, v) in super::sofia::sip_answer_variables(&port) {
+                        ch.set_var(k, v);
+                    }
+                    ch.set_var("endpoint_disposition", "ANSWER");
+                }
             }
             _ => return,
         }
@@ -104,7 +134,9 @@ impl State {
                 ch.application = Some(app.clone());
                 ch.app_uuid = app_uuid.clone();
                 ch.set_var("current_application", name);
-                if !data.is_empty() {
+                if data.is_empty() {
+                    ch.unset_var("current_application_data");
+                } else {
                     ch.set_var("current_application_data", data.clone());
                 }
             }
@@ -129,12 +161,16 @@ impl State {
         let (name, data) = app.name_and_data();
         ch.last_app = Some((name.to_owned(), data.clone()));
         ch.echoing = false;
+        let app_uuid = ch.app_uuid.clone();
+        if app == App::Park {
+            self.ch_event("CHANNEL_UNPARK", uuid, &[], &[], true);
+        }
         let mut post = vec![("Application", name.to_owned())];
         if !data.is_empty() {
             post.push(("Application-Data", data));
         }
         post.push(("Application-Response", "_none_".to_owned()));
-        post.push(("Application-UUID", ch.app_uuid.clone()));
+        post.push(("Application-UUID", app_uuid));
         self.ch_event("CHANNEL_EXECUTE_COMPLETE", uuid, &[], &post, true);
     }
 
@@ -193,6 +229,14 @@ impl State {
                 }
                 // The simulator speaks instantly; the next app follows.
                 App::Speak(_) => self.execute_complete(uuid),
+                App::Set(data) => {
+                    if let (Some(ch), Some((k, v))) =
+                        (self.channels.get_mut(uuid), data.split_once('='))
+                    {
+                        ch.set_var(k, v);
+                    }
+                    self.execute_complete(uuid);
+                }
             }
         }
     }
@@ -258,6 +302,11 @@ impl State {
             }
             if ch.partner.is_some() {
                 ch.set_var("is_loopback", "1");
+            }
+            if ch.username.is_some() {
+                for (k, v) in super::sofia::sip_hangup_variables() {
+                    ch.set_var(&k, v);
+                }
             }
         }
         let pre = [("Hangup-Cause", cause)];

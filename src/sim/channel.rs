@@ -17,6 +17,8 @@ pub(crate) enum App {
     Hangup(String),
     /// `speak:<engine>|<voice>|<text>`: text to speech, then the next app.
     Speak(String),
+    /// `set:<name>=<value>`: sets a channel variable, then the next app.
+    Set(String),
 }
 
 impl App {
@@ -26,6 +28,7 @@ impl App {
             "echo" => Some(App::Echo),
             "park" => Some(App::Park),
             "speak" if !arg.trim().is_empty() => Some(App::Speak(arg.to_owned())),
+            "set" if arg.contains('=') => Some(App::Set(arg.to_owned())),
             "conference" => JoinSpec::parse(arg).map(App::Conference),
             "hangup" => Some(App::Hangup(if arg.is_empty() {
                 "NORMAL_CLEARING".into()
@@ -44,6 +47,7 @@ impl App {
             App::Conference(spec) => ("conference", spec.to_string()),
             App::Hangup(cause) => ("hangup", cause.clone()),
             App::Speak(data) => ("speak", data.clone()),
+            App::Set(data) => ("set", data.clone()),
         }
     }
 }
@@ -96,6 +100,22 @@ pub(crate) struct Channel {
     /// True while the channel runs `echo` (what it hears goes back).
     pub echoing: bool,
     pub session_id: u64,
+    /// `Caller-Dialplan`: `xml` for loopback legs, `XML` for SIP calls (the `public` context),
+    /// `inline` after an inline transfer, none for `null/` legs.
+    pub dialplan: Option<String>,
+    /// The codec name and bit rate (`L16`/128000, or `PCMU`/64000 for SIP calls).
+    pub codec: (&'static str, &'static str),
+    /// `Caller-Username` and `Caller-Network-Addr` (SIP calls).
+    pub username: Option<String>,
+    pub network_addr: Option<String>,
+    /// `Caller-Profile-Index`: 1, then one more for each transfer (a new caller profile).
+    pub profile_index: u32,
+    pub profile_created: u64,
+    pub transfer_source: Option<String>,
+    pub rdnis: Option<String>,
+    /// What `show channels` lists for `dest`, `cid_name`, `cid_num`: FreeSWITCH's core
+    /// database takes them from CHANNEL_CREATE, the CS_ROUTING CHANNEL_STATE and CALL_UPDATE.
+    pub listed: (String, String, String),
 }
 
 impl Channel {
@@ -131,6 +151,15 @@ impl Channel {
             partner: None,
             echoing: false,
             session_id: 0,
+            dialplan: Some("xml".into()),
+            codec: ("L16", "128000"),
+            username: None,
+            network_addr: None,
+            profile_index: 1,
+            profile_created: created,
+            transfer_source: None,
+            rdnis: None,
+            listed: Default::default(),
         }
     }
 
@@ -176,10 +205,10 @@ impl Channel {
             e.push("Hangup-Cause", cause.clone());
         }
         if self.read_codec {
-            push_codec(e, "Read");
+            push_codec(e, "Read", self.codec);
         }
         if self.write_codec {
-            push_codec(e, "Write");
+            push_codec(e, "Write", self.codec);
         }
         if self.profile {
             self.push_profile(e);
@@ -195,7 +224,12 @@ impl Channel {
         let dir = self.direction();
         e.push("Caller-Direction", dir);
         e.push("Caller-Logical-Direction", dir);
-        e.push("Caller-Dialplan", "xml");
+        if let Some(user) = &self.username {
+            e.push("Caller-Username", user.clone());
+        }
+        if let Some(dialplan) = &self.dialplan {
+            e.push("Caller-Dialplan", dialplan.clone());
+        }
         e.push("Caller-Caller-ID-Name", self.cid_name.clone());
         e.push("Caller-Caller-ID-Number", self.cid_number.clone());
         e.push("Caller-Orig-Caller-ID-Name", self.orig_cid_name.clone());
@@ -204,14 +238,26 @@ impl Channel {
             e.push("Caller-Callee-ID-Name", name.clone());
             e.push("Caller-Callee-ID-Number", number.clone());
         }
+        if let Some(addr) = &self.network_addr {
+            e.push("Caller-Network-Addr", addr.clone());
+        }
         e.push("Caller-ANI", self.orig_cid_number.clone());
         e.push("Caller-Destination-Number", self.destination.clone());
         e.push("Caller-Unique-ID", self.uuid.clone());
         e.push("Caller-Source", self.source);
+        if let Some(source) = &self.transfer_source {
+            e.push("Caller-Transfer-Source", source.clone());
+        }
         e.push("Caller-Context", self.context.clone());
+        if let Some(rdnis) = &self.rdnis {
+            e.push("Caller-RDNIS", rdnis.clone());
+        }
         e.push("Caller-Channel-Name", self.name.clone());
-        e.push("Caller-Profile-Index", "1");
-        e.push("Caller-Profile-Created-Time", self.created.to_string());
+        e.push("Caller-Profile-Index", self.profile_index.to_string());
+        e.push(
+            "Caller-Profile-Created-Time",
+            self.profile_created.to_string(),
+        );
         e.push("Caller-Channel-Created-Time", self.created.to_string());
         e.push("Caller-Channel-Answered-Time", self.answered.to_string());
         for t in [
@@ -241,10 +287,12 @@ impl Channel {
         json!({
             "uuid": self.uuid, "direction": self.direction(),
             "created": "", "created_epoch": (self.created / 1_000_000).to_string(),
-            "name": self.name, "state": self.state.0, "cid_name": self.cid_name, "cid_num": self.cid_number,
-            "ip_addr": "", "dest": self.destination, "application": app, "application_data": data,
-            "dialplan": "xml", "context": self.context, "read_codec": "L16", "read_rate": "8000",
-            "read_bit_rate": "128000", "write_codec": "L16", "write_rate": "8000", "write_bit_rate": "128000",
+            "name": self.name, "state": self.state.0, "cid_name": self.listed.1, "cid_num": self.listed.2,
+            "ip_addr": self.network_addr.clone().unwrap_or_default(), "dest": self.listed.0,
+            "application": app, "application_data": data,
+            "dialplan": self.dialplan.clone().unwrap_or_default(), "context": self.context,
+            "read_codec": self.codec.0, "read_rate": "8000", "read_bit_rate": self.codec.1,
+            "write_codec": self.codec.0, "write_rate": "8000", "write_bit_rate": self.codec.1,
             "secure": "", "hostname": "", "presence_id": "", "presence_data": "", "accountcode": "",
             "callstate": self.call_state, "callee_name": "", "callee_num": "", "callee_direction": "",
             "call_uuid": "", "sent_callee_name": "", "sent_callee_num": "",
@@ -255,10 +303,10 @@ impl Channel {
     }
 }
 
-fn push_codec(e: &mut EventData, dir: &str) {
-    e.push(&format!("Channel-{dir}-Codec-Name"), "L16");
+fn push_codec(e: &mut EventData, dir: &str, (name, bit_rate): (&str, &str)) {
+    e.push(&format!("Channel-{dir}-Codec-Name"), name);
     e.push(&format!("Channel-{dir}-Codec-Rate"), "8000");
-    e.push(&format!("Channel-{dir}-Codec-Bit-Rate"), "128000");
+    e.push(&format!("Channel-{dir}-Codec-Bit-Rate"), bit_rate);
 }
 
 /// The CDR variables FreeSWITCH adds when a channel reaches CS_REPORTING.

@@ -91,8 +91,9 @@ impl State {
     /// It returns once the call is answered; the channel runs its apps right after, in its own
     /// thread (so BACKGROUND_JOB comes before the app's events, as in the captures).
     pub(crate) fn originate(&mut self, args: &str) -> String {
-        let mut words = args.split_whitespace();
-        let (Some(dial), Some(dest)) = (words.next(), words.next()) else {
+        // Quotes group words, as switch_separate_string does: `origination_caller_id_name='A B'`.
+        let words = split_args(args);
+        let (Some(dial), Some(dest)) = (words.first(), words.get(1)) else {
             return USAGE_ORIGINATE.into();
         };
         let (vars, endpoint) = split_vars(dial);
@@ -169,7 +170,12 @@ impl State {
         ch
     }
 
-    /// `null/…`, `sofia/…`, `user/…`: one outbound channel, answered at once.
+    /// `null/…`, `sofia/…`, `user/…`: one outbound channel, answered at once, as mod_loopback's
+    /// null endpoint does it: born under a temporary uuid (two CODEC events), renamed to
+    /// `origination_uuid` (CHANNEL_UUID), then CHANNEL_OUTGOING, CS_INIT, CREATE, ORIGINATE,
+    /// CS_ROUTING, CS_CONSUME_MEDIA, the answer, and the caller id flip of an answered
+    /// outbound leg (CALL_UPDATE: the caller id becomes the callee, `Outbound Call` and the
+    /// dialed number).
     fn plain_outbound(
         &mut self,
         uuid: &str,
@@ -178,75 +184,70 @@ impl State {
         vars: &[(String, String)],
         cid: (String, String),
     ) -> String {
-        let mut ch = self.outbound_channel(uuid, endpoint.to_owned(), &cid);
+        let tmp = uuid::Uuid::new_v4().to_string();
+        let mut ch = self.outbound_channel(&tmp, endpoint.to_owned(), &cid);
         ch.destination = rest.split('/').next_back().unwrap_or_default().to_owned();
-        ch.source = "mod_null";
-        ch.state = ("CS_INIT", 2);
+        ch.callee = Some(("Outbound Call".into(), ch.destination.clone()));
+        ch.source = "mod_loopback";
+        ch.dialplan = None;
+        ch.state = ("CS_NONE", 0);
+        ch.profile = false;
+        ch.read_codec = false;
+        ch.write_codec = false;
+        self.channels.insert(tmp.clone(), ch);
+        self.codec(&tmp, false);
+        self.codec(&tmp, true);
+        let Some(mut ch) = self.channels.remove(&tmp) else {
+            return tmp;
+        };
+        ch.uuid = uuid.to_owned();
+        ch.profile = true;
+        ch.state = ("CS_NONE", 1);
         let session = ch.session_id.to_string();
         for (k, v) in [
             ("direction", "outbound".to_owned()),
             ("is_outbound", "true".into()),
             ("session_id", session),
+            ("read_codec", "L16".into()),
+            ("read_rate", "8000".into()),
+            ("write_codec", "L16".into()),
+            ("write_rate", "8000".into()),
             ("channel_name", endpoint.to_owned()),
             ("uuid", uuid.to_owned()),
             ("call_uuid", uuid.to_owned()),
         ] {
             ch.set_var(k, v);
         }
-        for (k, v) in vars {
-            ch.set_var(k, v.clone());
-        }
         self.channels.insert(uuid.to_owned(), ch);
+        let old = [("Old-Unique-ID", tmp)];
+        self.ch_event("CHANNEL_UUID", uuid, &old, &[], true);
+        self.ch_event("CHANNEL_OUTGOING", uuid, &[], &[], false);
+        if let Some(ch) = self.channels.get_mut(uuid) {
+            for (k, v) in vars {
+                ch.set_var(k, v.clone());
+            }
+            ch.set_var("originate_early_media", "true");
+            ch.set_var("originate_endpoint", "null");
+        }
         self.set_state(uuid, "CS_INIT", 2);
         self.ch_event("CHANNEL_CREATE", uuid, &[], &[], true);
         self.ch_event("CHANNEL_ORIGINATE", uuid, &[], &[], true);
+        self.set_state(uuid, "CS_ROUTING", 2);
+        self.set_state(uuid, "CS_CONSUME_MEDIA", 7);
         self.answer(uuid);
-        uuid.to_owned()
-    }
-
-    /// `sim_inbound <did> <caller_number> [caller name…]`: a call arriving from the network to a
-    /// DID, answered and parked as the lab dialplan does (with `switchyard_did` set).
-    pub(crate) fn inbound(&mut self, args: &str) -> String {
-        let mut words = args.splitn(3, ' ');
-        let (Some(did), Some(number)) = (words.next().filter(|s| !s.is_empty()), words.next())
-        else {
-            return "-USAGE: sim_inbound <did> <caller_id_number> [<caller_id_name>]\n".into();
-        };
-        let name = words.next().unwrap_or(number).to_owned();
-        let uuid = uuid::Uuid::new_v4().to_string();
-        let mut ch = Channel::new(
-            uuid.clone(),
-            format!("sofia/internal/{number}@sim"),
-            false,
-            now_micros(),
-        );
-        ch.cid_name = name.clone();
-        ch.cid_number = number.to_owned();
-        ch.orig_cid_name = name;
-        ch.orig_cid_number = number.to_owned();
-        ch.destination = did.to_owned();
-        ch.context = "public".into();
-        ch.session_id = self.next_session();
-        let session = ch.session_id.to_string();
-        for (k, v) in [
-            ("direction", "inbound".to_owned()),
-            ("uuid", uuid.clone()),
-            ("session_id", session),
-            ("channel_name", ch.name.clone()),
-            ("call_uuid", uuid.clone()),
-            ("switchyard_did", did.to_owned()),
-            ("destination_number", did.to_owned()),
-        ] {
-            ch.set_var(k, v);
+        if let Some(ch) = self.channels.get_mut(uuid) {
+            ch.set_var("endpoint_disposition", "ANSWER");
+            ch.set_var("pre_transfer_caller_id_name", ch.cid_name.clone());
+            ch.set_var("pre_transfer_caller_id_number", ch.cid_number.clone());
+            ch.set_var("channel_cid_flipped", "yes");
+            if let Some((name, number)) = ch.callee.clone() {
+                ch.cid_name = name;
+                ch.cid_number = number;
+            }
         }
-        self.channels.insert(uuid.clone(), ch);
-        self.set_state(&uuid, "CS_INIT", 2);
-        self.ch_event("CHANNEL_CREATE", &uuid, &[], &[], true);
-        self.set_callstate(&uuid, "RINGING", 2);
-        self.set_state(&uuid, "CS_ROUTING", 2);
-        self.set_state(&uuid, "CS_EXECUTE", 4);
-        self.run_apps(&uuid, vec![App::Park]);
-        format!("+OK {uuid}\n")
+        let direction = [("Direction", "RECV".to_owned())];
+        self.ch_event("CALL_UPDATE", uuid, &direction, &[], true);
+        uuid.to_owned()
     }
 
     pub(crate) fn uuid_kill(&mut self, args: &str) -> String {
@@ -259,34 +260,6 @@ impl State {
         }
         let cause = words.next().unwrap_or("NORMAL_CLEARING").to_owned();
         self.hangup_soon(uuid, &cause);
-        "+OK\n".into()
-    }
-
-    /// `uuid_transfer <uuid> [-bleg|-both] <dest> [inline|dialplan] [context]`.
-    pub(crate) fn uuid_transfer(&mut self, args: &str) -> String {
-        let mut words = split_args(args);
-        words.retain(|w| !matches!(w.as_str(), "-bleg" | "-both"));
-        let (Some(uuid), Some(dest)) = (words.first(), words.get(1)) else {
-            return "-USAGE: <uuid> [-bleg|-both] <dest-exten> [<dialplan>] [<context>]\n".into();
-        };
-        if !self.channels.contains_key(uuid.as_str()) {
-            return "-ERR No such channel!\n".into();
-        }
-        let apps = if words.get(2).map(String::as_str) == Some("inline") {
-            match parse_inline(dest) {
-                Some(apps) if !apps.is_empty() => apps,
-                _ => return "-ERR\n".into(),
-            }
-        } else {
-            vec![App::Park]
-        };
-        let uuid = uuid.clone();
-        self.leave_room(&uuid);
-        self.execute_complete(&uuid);
-        if let Some(ch) = self.channels.get_mut(&uuid) {
-            ch.after.clear();
-        }
-        self.run_apps(&uuid, apps);
         "+OK\n".into()
     }
 
@@ -333,7 +306,13 @@ impl State {
         if words.first() != Some(&"channels") {
             return "-USAGE: codec|endpoint|application|api|dialplan|file|timer|calls [count]|channels [count|like <match string>]|calls|detailed_calls|bridged_calls|detailed_bridged_calls|aliases|complete|chat|management|modules|nat_map|say|interfaces|interface_types|tasks|limits|status\n".into();
         }
-        let mut channels: Vec<&Channel> = self.channels.values().collect();
+        let listed_before =
+            now_micros().saturating_sub(self.config.channel_list_lag.as_micros() as u64);
+        let mut channels: Vec<&Channel> = self
+            .channels
+            .values()
+            .filter(|c| c.created <= listed_before)
+            .collect();
         channels.sort_by_key(|c| c.created);
         let rows: Vec<Value> = channels.iter().map(|c| c.show_row()).collect();
         if words.get(1..3) == Some(&["as", "json"][..]) {

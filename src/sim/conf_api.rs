@@ -138,10 +138,7 @@ impl State {
             // The members' own threads notice the kick after the command returned.
             self.timers.push(Timer {
                 after: Duration::from_millis(1),
-                steps: leaving
-                    .into_iter()
-                    .map(|uuid| Deferred::Leave { uuid })
-                    .collect(),
+                steps: leaving,
             });
         }
         out
@@ -152,7 +149,7 @@ impl State {
         room_name: &str,
         id: u32,
         verb: &str,
-        leaving: &mut Vec<String>,
+        leaving: &mut Vec<Deferred>,
     ) -> String {
         let Some(member) = self
             .rooms
@@ -185,7 +182,9 @@ impl State {
         let uuid = member.uuid.clone();
         self.member_event(room_name, id, action, &[]);
         match action {
-            "kick-member" | "hup-member" => leaving.push(uuid),
+            // Both end the member's conference app; its channel runs what comes next (a
+            // controller join parks it), as FreeSWITCH does.
+            "kick-member" | "hup-member" => leaving.push(Deferred::Leave { uuid }),
             "mute-member" => self.audio_changed(room_name, Some(id)),
             _ => self.audio_changed(room_name, None),
         }

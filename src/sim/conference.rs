@@ -59,6 +59,9 @@ impl fmt::Display for JoinSpec {
     }
 }
 
+/// The conference profile of `freeswitch-conf/`, the one the controller uses.
+pub(crate) const QUIET_PROFILE: &str = "switchyard";
+
 #[derive(Debug, Clone)]
 pub(crate) struct Member {
     pub id: u32,
@@ -102,6 +105,13 @@ pub(crate) struct Room {
 impl Room {
     pub fn member(&self, id: u32) -> Option<&Member> {
         self.members.iter().find(|m| m.id == id)
+    }
+
+    /// Whether the room's profile plays mod_conference's own sounds (the alone prompt, hold
+    /// music, enter and exit tones). The `switchyard` profile of `freeswitch-conf/` has none and
+    /// suppresses start-talking and stop-talking; every other name behaves as vanilla `default`.
+    pub fn sounds(&self) -> bool {
+        self.profile != QUIET_PROFILE
     }
 
     pub fn non_ghosts(&self) -> usize {
@@ -168,6 +178,11 @@ impl State {
         action: &str,
         extra: &[(&str, String)],
     ) {
+        let suppressed = matches!(action, "start-talking" | "stop-talking")
+            && self.rooms.get(room).is_some_and(|r| !r.sounds());
+        if suppressed {
+            return;
+        }
         let mut post = extra.to_vec();
         post.push(("Action", action.to_owned()));
         self.floor_event(room, member, &[], &post);

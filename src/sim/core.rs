@@ -28,6 +28,19 @@ pub(crate) enum Deferred {
     },
     /// An originated channel leaves the originate and runs its apps.
     RunApps { uuid: String, apps: Vec<App> },
+    /// A channel moved by `uuid_transfer` leaves what it runs and routes to `apps`.
+    Transfer {
+        uuid: String,
+        apps: Vec<App>,
+        profile: Option<super::transfer::NewProfile>,
+    },
+    /// A recording's thread opened its file (start-recording), or closed it (stop-recording):
+    /// after the command's API event.
+    RecordingStarted { room: String, path: String },
+    RecordingStopped {
+        room: String,
+        recording: super::recording::Recording,
+    },
     /// The rest of a hangup whose CHANNEL_HANGUP was fired already.
     FinishHangup { uuid: String },
     /// A kicked member leaves the room; its channel runs what its dialplan has next.
@@ -114,6 +127,15 @@ impl State {
             Deferred::PlayDone { room, token } => self.play_done(&room, token),
             Deferred::PlayStopped { room, files } => self.files_stopped(&room, files),
             Deferred::RunApps { uuid, apps } => self.proceed(&uuid, apps),
+            Deferred::Transfer {
+                uuid,
+                apps,
+                profile,
+            } => self.transferred(&uuid, apps, profile),
+            Deferred::RecordingStarted { room, path } => self.recording_started(&room, &path),
+            Deferred::RecordingStopped { room, recording } => {
+                self.finish_recording(&room, &recording)
+            }
             Deferred::FinishHangup { uuid } => self.finish_hangup(&uuid),
             Deferred::Leave { uuid } => self.leave_and_continue(&uuid),
             Deferred::Floor { room } => self.floor_to_talkers(&room),

@@ -70,6 +70,12 @@ impl State {
         None
     }
 
+    /// `conference <room> play <file>`: FreeSWITCH queues the file and fires play-file at once,
+    /// for a queued file too. `File` is the argument as given (with its `{…}` prefix), and the
+    /// event carries the parameters of the file playing now, not of the one queued (a queued
+    /// file's play-file names the first file's `switchyard_op`: conference_api_sub_play merges
+    /// `conference->fnode->fh.params`). A file that cannot be opened gets a play-file with
+    /// `Error` and the `-ERR` reply.
     pub(crate) fn play(&mut self, room: &str, rest: &[&str]) -> String {
         let Some(&arg) = rest.first() else {
             return "play <file_path> [async|<member_id> [nomux]]".into();
@@ -79,26 +85,52 @@ impl State {
             .rooms
             .get(room)
             .is_some_and(|r| r.members.iter().any(|m| !m.ghost));
-        let length = self.file_length(&file).filter(|_| has_member);
-        let Some(length) = length else {
-            return format!("-ERR (play) File: {file} not found.\n");
+        if !has_member {
+            return format!("-ERR (play) File: {arg} not found.\n");
+        }
+        let Some(length) = self.file_length(&file) else {
+            self.fire_room_action(
+                room,
+                "play-file",
+                &[
+                    ("Action", "play-file".into()),
+                    ("File", arg.to_owned()),
+                    ("Async", "false".into()),
+                    ("Error", "File could not be played".into()),
+                ],
+            );
+            return format!("-ERR (play) File: {arg} not found.\n");
         };
         let Some(r) = self.rooms.get_mut(room) else {
             return String::new();
         };
         r.playback.queue.push_back(PlayFile {
-            file: file.clone(),
+            file: arg.to_owned(),
             params,
             remaining: length,
             started: None,
             total: length,
         });
         let starts_now = r.playback.queue.len() == 1 && !r.playback.paused;
+        let current = r
+            .playback
+            .queue
+            .front()
+            .map(|f| f.params.clone())
+            .unwrap_or_default();
+        let mut extra: Vec<(&str, String)> = current
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.clone()))
+            .collect();
+        extra.push(("Action", "play-file".into()));
+        extra.push(("File", arg.to_owned()));
+        extra.push(("Async", "false".into()));
+        self.fire_room_action(room, "play-file", &extra);
         if starts_now {
             self.start_current(room);
             self.audio_changed(room, None);
         }
-        format!("+OK (play) Playing file {file}\n")
+        format!("+OK (play) Playing file {arg}\n")
     }
 
     /// Starts (or resumes) the file at the head of the queue and arms its end timer.
@@ -111,10 +143,8 @@ impl State {
         let Some(current) = r.playback.queue.front_mut() else {
             return;
         };
-        let fresh = current.remaining == current.total;
         current.started = Some(Instant::now());
         let after = current.remaining;
-        let file = current.file.clone();
         self.later(
             after,
             Deferred::PlayDone {
@@ -122,17 +152,6 @@ impl State {
                 token,
             },
         );
-        if fresh {
-            self.fire_room_action(
-                room,
-                "play-file",
-                &[
-                    ("Action", "play-file".into()),
-                    ("File", file),
-                    ("Async", "false".into()),
-                ],
-            );
-        }
     }
 
     /// The end timer of the current file fired.

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::core::State;
+use super::core::{Deferred, State};
 use super::wav;
 
 #[derive(Debug, Clone)]
@@ -98,12 +98,32 @@ impl State {
             paused_at: None,
             paused_total: Duration::ZERO,
         });
+        self.later(
+            Duration::from_millis(1),
+            Deferred::RecordingStarted {
+                room: room.to_owned(),
+                path: path.to_owned(),
+            },
+        );
+        format!("+OK Record file {path}\n")
+    }
+
+    /// The recording thread runs: start-recording, then the room's presence counts it as a
+    /// caller (PRESENCE_IN).
+    pub(crate) fn recording_started(&mut self, room: &str, path: &str) {
+        let running = self
+            .rooms
+            .get(room)
+            .is_some_and(|r| r.recordings.iter().any(|rec| rec.path == path));
+        if !running {
+            return;
+        }
         self.fire_room_action(
             room,
             "start-recording",
             &[("Action", "start-recording".into()), ("Path", path.into())],
         );
-        format!("+OK Record file {path}\n")
+        self.presence(room);
     }
 
     /// `norecord <path|all>`: writes each stopped recording as a real WAV of its length.
@@ -120,9 +140,18 @@ impl State {
             .partition(|rec| which == "all" || rec.path == which);
         r.recordings = kept;
         let mut out = String::new();
-        for rec in &stopped {
-            self.finish_recording(room, rec);
+        if stopped.is_empty() && which != "all" {
+            out.push_str(&format!("-ERR non-existant recording '{which}'\n"));
+        }
+        for rec in stopped {
             out.push_str(&format!("Stopped recording file {}\n", rec.path));
+            self.later(
+                Duration::from_millis(1),
+                Deferred::RecordingStopped {
+                    room: room.to_owned(),
+                    recording: rec,
+                },
+            );
         }
         out.push_str("+OK Stopped recording 0 files\n");
         out
@@ -139,7 +168,7 @@ impl State {
         }
     }
 
-    fn finish_recording(&mut self, room: &str, rec: &Recording) {
+    pub(crate) fn finish_recording(&mut self, room: &str, rec: &Recording) {
         let elapsed = rec.length();
         let samples = (elapsed.as_millis() as u64 * 8) as u32;
         let written = wav::write_tone(Path::new(&rec.path), 8000, samples);

@@ -531,12 +531,42 @@ impl Live {
 
     /// The same with a caller name (the From header's display name).
     pub async fn call_named(&self, caller: &str, name: &str) -> String {
+        let call_id = self.dial(caller, name);
+        self.parked_session(&call_id).await
+    }
+
+    /// `n` SIP calls placed as fast as the node takes them (callers `{first}`, `{first}+1`…):
+    /// 25 a second, under `sessions-per-second` (30) of `switch.conf.xml`, which counts control
+    /// legs too and refuses the excess (`Throttle Error!`, 503). Their session ids, in that order,
+    /// once all are stored parked.
+    pub async fn burst(&self, first: u64, n: u64) -> Vec<String> {
+        let mut pace = tokio::time::interval(Duration::from_millis(40));
+        let mut calls = Vec::new();
+        for c in first..first + n {
+            pace.tick().await;
+            calls.push(self.dial(&c.to_string(), &format!("Caller {c}")));
+        }
+        let mut sessions = Vec::new();
+        for call_id in &calls {
+            sessions.push(self.parked_session(call_id).await);
+        }
+        sessions
+    }
+
+    /// Starts a SIP call; its SIP Call-ID.
+    fn dial(&self, caller: &str, name: &str) -> String {
         let sip = Caller::dial(self.settings.sip, &self.settings.did, caller, name);
         let call_id = sip.call_id.clone();
         self.callers.lock().unwrap().push(sip);
+        call_id
+    }
+
+    /// The session of the SIP call `call_id`, once the node parked it and the controller stored
+    /// it parked.
+    async fn parked_session(&self, call_id: &str) -> String {
         let mut channel = String::new();
         self.eventually("the node parks the SIP call", || {
-            let found = self.parked.lock().unwrap().get(&call_id).cloned();
+            let found = self.parked.lock().unwrap().get(call_id).cloned();
             if let Some(c) = found {
                 channel = c;
             }

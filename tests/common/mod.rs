@@ -2,9 +2,12 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod api;
+pub mod channels_db;
+pub mod diff;
 pub mod freeswitch;
 pub mod marks;
 pub mod openapi;
 pub mod proxy;
 pub mod redis_server;
+pub mod scenario;
 pub mod sipp;

@@ -117,8 +117,7 @@ impl Caller {
         require();
         let (scenario, _) = files();
         let call_id = format!("sy-{}", uuid::Uuid::new_v4().simple());
-        let sip_port = free_udp_port(40_000..50_000);
-        let media_port = free_udp_port(50_000..60_000) & !1;
+        let media_port = media_port();
         let child = Command::new("sipp")
             .arg(node.to_string())
             .arg("-sf")
@@ -127,7 +126,6 @@ impl Caller {
             .args(["-key", "caller", number])
             .args(["-key", "caller_name", name])
             .args(["-i", "127.0.0.1", "-mi", "127.0.0.1"])
-            .args(["-p", &sip_port.to_string()])
             .args(["-mp", &media_port.to_string()])
             .args(["-cid_str", &call_id])
             .args(["-m", "1", "-nostdin"])
@@ -169,9 +167,27 @@ impl Drop for Caller {
     }
 }
 
-fn free_udp_port(range: std::ops::Range<u16>) -> u16 {
+/// An RTP port for the next caller: this process hands them out in turn (four apart: RTP and
+/// RTCP, and room to spare) from a random start in 30000–32767, below the kernel's ephemeral
+/// range and above the test nodes' RTP ranges, skipping ports found taken. (The SIP port is left
+/// to SIPp, which asks the system for a free one.)
+fn media_port() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let _ = NEXT.compare_exchange(
+        0,
+        30_000 + 4 * fastrand::u16(0..300),
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
     loop {
-        let p = fastrand::u16(range.clone());
+        let p = NEXT.fetch_add(4, Ordering::SeqCst);
+        let p = if p >= 32_760 {
+            NEXT.store(30_004, Ordering::SeqCst);
+            30_000
+        } else {
+            p
+        };
         if UdpSocket::bind(("127.0.0.1", p)).is_ok()
             && UdpSocket::bind(("127.0.0.1", p + 1)).is_ok()
         {

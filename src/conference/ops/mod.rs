@@ -1,15 +1,23 @@
 //! What the application asks of a room (through the API), checked against the room's state.
 //! Each operation changes the room and says what to tell the node; FreeSWITCH's confirmation
-//! arrives later as a fact.
+//! arrives later as a fact. Members (join, leave, mute), the room's end and its recordings are
+//! here; playback is in [`playback`].
+
+mod playback;
+
+pub use playback::{
+    check_pause, play_not_sent, request_play, restore_playback, set_volume, stop_playback,
+    toggle_pause,
+};
 
 use serde_json::json;
 use uuid::Uuid;
 
-use super::apply::{Applied, Step, end_recording, member_data, remove_member};
+use super::apply::{Applied, Step, end_recording, member_data, remove_member, terminate};
 use super::events::EventKind;
 use super::model::{
-    LeaveReason, Member, MemberStatus, Micros, PlaybackStatus, Recording, RecordingStatus, Room,
-    RoomStatus, RoomType, Session,
+    LeaveReason, Member, MemberStatus, Micros, Recording, RecordingStatus, Room, RoomStatus,
+    RoomType, Session,
 };
 
 /// Why an operation is refused (the API turns these into status codes).
@@ -69,6 +77,7 @@ pub fn request_join(
         leave_reason: None,
         hangup_cause: None,
         kicked: false,
+        mute_requested: None,
         updated_at: now,
     };
     let data = member_data(room, &member);
@@ -99,6 +108,51 @@ pub fn request_leave(
     let mut step = Step::new(room, now);
     step.emit(EventKind::MemberLeaving, data);
     Ok(step.finish())
+}
+
+/// `mute` or `unmute`: judged against the last command asked, not only what the node has
+/// reported, so a mute right after an unmute is a change (the unmute is on its way) and a repeat
+/// of a pending mute is not. Pending until the node reports the member so. Returns the member id
+/// to address on the node.
+pub fn request_mute(
+    room: &mut Room,
+    channel: &str,
+    muted: bool,
+    now: Micros,
+) -> Result<(Applied, u32), OpError> {
+    let m = room.members.get_mut(channel).ok_or(OpError::NotInRoom)?;
+    let Some(member_id) = m.member_id.filter(|_| m.status == MemberStatus::Joined) else {
+        return Err(OpError::StillJoining);
+    };
+    if m.muted_as_asked() == muted {
+        return Err(OpError::AlreadyInState(if muted {
+            "muted"
+        } else {
+            "unmuted"
+        }));
+    }
+    m.mute_requested = Some(muted);
+    m.updated_at = now;
+    let mut step = Step::new(room, now);
+    step.touch();
+    Ok((step.finish(), member_id))
+}
+
+/// A mute (`muted`) or unmute that never reached the node: the member is as asked before it
+/// (the opposite: only a change is sent).
+pub fn mute_not_sent(room: &mut Room, channel: &str, muted: bool, now: Micros) -> Applied {
+    let mut step = Step::new(room, now);
+    if let Some(m) = step
+        .room
+        .members
+        .get_mut(channel)
+        .filter(|m| m.mute_requested == Some(muted))
+    {
+        m.mute_requested = (m.muted == muted).then_some(!muted);
+        m.updated_at = now;
+        step.touch();
+    }
+    step.finish()
 }
 
 /// Joins requested before `deadline` that FreeSWITCH never confirmed fail, and say so.
@@ -200,10 +254,11 @@ pub fn recording_failed(room: &mut Room, id: Uuid, error: &str, now: Micros) -> 
     step.finish()
 }
 
-/// The room's conference is already gone from the node (or never existed): it is over.
+/// The room's conference is already gone from the node (or never existed): it is over, and
+/// any member still listed (a join on its way) leaves first.
 pub fn finish_terminate(room: &mut Room, now: Micros) -> Applied {
     let mut step = Step::new(room, now);
-    step.set_status(RoomStatus::Terminated);
+    terminate(&mut step, LeaveReason::RoomEnded);
     step.finish()
 }
 
@@ -238,197 +293,113 @@ pub fn leave_not_sent(room: &mut Room, channel: &str, now: Micros) -> Applied {
     step.finish()
 }
 
-/// A playback change the node refused is undone (the state goes back to what the node holds).
-pub fn restore_playback(
-    room: &mut Room,
-    previous: &super::model::Playback,
-    now: Micros,
-) -> Applied {
-    let mut step = Step::new(room, now);
-    if &step.room.playback != previous {
-        step.room.playback = previous.clone();
-        step.touch();
-    }
-    step.finish()
-}
-
 /// Room playback needs a live room (its control leg holds the FreeSWITCH conference open).
-fn require_active(room: &Room) -> Result<(), OpError> {
+pub(super) fn require_active(room: &Room) -> Result<(), OpError> {
     if room.status != RoomStatus::Progressing {
         return Err(OpError::RoomNotActive(room.status.as_str()));
     }
     Ok(())
 }
 
-/// `play`: one operation covers every URL; `conference.play.finished` fires when the last of
-/// its files is done (see `apply`). A new play replaces the tracked operation.
-pub fn request_play(
-    room: &mut Room,
-    operation: Uuid,
-    urls: &[String],
-    command_uid: Option<String>,
-    now: Micros,
-) -> Result<Applied, OpError> {
-    require_active(room)?;
-    room.playback.status = PlaybackStatus::Playing;
-    room.playback.urls = urls.to_vec();
-    room.playback.operation_id = Some(operation);
-    room.playback.pending = urls.len() as u32;
-    room.playback.failed.clear();
-    room.playback.command_uid = command_uid;
-    let data = json!({
-        "room_id": room.id,
-        "urls": urls,
-        "operation_id": operation,
-        "command_uid": room.playback.command_uid,
-    });
-    let mut step = Step::new(room, now);
-    step.emit(EventKind::PlayStarted, data);
-    Ok(step.finish())
-}
-
-/// Some files of a play operation never reached the node: they count as failed, and when none
-/// is left to play the operation is over.
-pub fn play_not_sent(room: &mut Room, operation: Uuid, unsent: &[String], now: Micros) -> Applied {
-    let mut step = Step::new(room, now);
-    let playback = &mut step.room.playback;
-    if playback.operation_id != Some(operation) || playback.status == PlaybackStatus::Stopped {
-        return step.finish();
-    }
-    playback.pending = playback.pending.saturating_sub(unsent.len() as u32);
-    playback.failed.extend(unsent.iter().cloned());
-    if playback.pending > 0 {
-        step.touch();
-        return step.finish();
-    }
-    playback.status = PlaybackStatus::Stopped;
-    let data = json!({
-        "room_id": step.room.id,
-        "operation_id": operation,
-        "urls": step.room.playback.urls,
-        "failed_urls": step.room.playback.failed,
-        "command_uid": step.room.playback.command_uid,
-    });
-    step.emit(EventKind::PlayFinished, data);
-    step.finish()
-}
-
-/// Checks that `pause_play` can be sent: something is playing or paused.
-pub fn check_pause(room: &Room) -> Result<(), OpError> {
-    require_active(room)?;
-    match room.playback.status {
-        PlaybackStatus::Stopped => Err(OpError::NothingPlaying),
-        _ => Ok(()),
-    }
-}
-
-/// `pause_play` was accepted by the node: it toggles between paused and playing.
-pub fn toggle_pause(room: &mut Room, now: Micros) -> Result<Applied, OpError> {
-    check_pause(room)?;
-    let (status, kind) = match room.playback.status {
-        PlaybackStatus::Paused => (PlaybackStatus::Playing, EventKind::PlayResumed),
-        _ => (PlaybackStatus::Paused, EventKind::PlayPaused),
-    };
-    room.playback.status = status;
-    let data = playback_data(room);
-    let mut step = Step::new(room, now);
-    step.emit(kind, data);
-    Ok(step.finish())
-}
-
-/// `stop all` was accepted by the node: nothing plays any more; the operation will not finish.
-pub fn stop_playback(room: &mut Room, now: Micros) -> Result<Applied, OpError> {
-    require_active(room)?;
-    room.playback.status = PlaybackStatus::Stopped;
-    room.playback.pending = 0;
-    let data = playback_data(room);
-    let mut step = Step::new(room, now);
-    step.emit(EventKind::PlayStopped, data);
-    Ok(step.finish())
-}
-
-/// `file-vol <db>` was accepted by the node.
-pub fn set_volume(room: &mut Room, volume: i32, now: Micros) -> Result<Applied, OpError> {
-    require_active(room)?;
-    room.playback.volume = volume;
-    let mut data = playback_data(room);
-    data["volume"] = json!(volume);
-    let mut step = Step::new(room, now);
-    step.emit(EventKind::PlayVolumeChanged, data);
-    Ok(step.finish())
-}
-
-fn playback_data(room: &Room) -> serde_json::Value {
-    json!({
-        "room_id": room.id,
-        "operation_id": room.playback.operation_id,
-        "status": room.playback.status,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::conference::{AppId, NodePrefix, RoomId};
+    use crate::conference::{AppId, ConferenceFact, NodePrefix, RoomId, SessionId, apply};
 
+    const CH: &str = "28ec5c5e-0cdb-4582-983d-48f16177e7f7";
+
+    /// A live room with one member, joined muted (member id 7).
     fn room() -> Room {
         let prefix = NodePrefix::parse("abcde").unwrap();
+        let app = AppId::parse("app").unwrap();
         let mut r = Room::new(
             RoomId::new(&prefix, Uuid::new_v4()),
-            AppId::parse("app").unwrap(),
+            app.clone(),
             "r".into(),
             RoomType::Conference,
             Uuid::new_v4().to_string(),
             1,
         );
         r.status = RoomStatus::Progressing;
+        let session = Session {
+            id: SessionId::new(&prefix, CH),
+            app,
+            did: "100".into(),
+            caller_id: "1001".into(),
+            caller_name: "A".into(),
+            state: crate::conference::SessionState::Parked,
+            core_uuid: "core".into(),
+            created_at: 1,
+            answered_at: Some(1),
+            ended_at: None,
+            hangup_cause: None,
+            seq: 1,
+        };
+        request_join(&mut r, &session, None, 1).unwrap();
+        let added = ConferenceFact::MemberAdded {
+            channel: CH.into(),
+            member_id: 7,
+            speak: false,
+        };
+        apply(&mut r, "core", "c", &added, None, 2);
         r
     }
 
-    #[test]
-    fn play_pause_resume_stop_and_volume_emit_their_events() {
-        let mut r = room();
-        assert_eq!(check_pause(&r), Err(OpError::NothingPlaying));
-        let op = Uuid::new_v4();
-        let urls = vec!["https://x/a.wav".to_owned(), "https://x/b.wav".to_owned()];
-        let a = request_play(&mut r, op, &urls, None, 2).unwrap();
-        assert_eq!(a.events[0].kind, EventKind::PlayStarted);
-        assert_eq!(r.playback.pending, 2);
-        assert_eq!(
-            toggle_pause(&mut r, 3).unwrap().events[0].kind,
-            EventKind::PlayPaused
-        );
-        assert_eq!(r.playback.status, PlaybackStatus::Paused);
-        assert_eq!(
-            toggle_pause(&mut r, 4).unwrap().events[0].kind,
-            EventKind::PlayResumed
-        );
-        let v = set_volume(&mut r, -7, 5).unwrap();
-        assert_eq!(v.events[0].data["volume"], -7);
-        assert_eq!(
-            stop_playback(&mut r, 6).unwrap().events[0].kind,
-            EventKind::PlayStopped
-        );
-        assert_eq!(r.playback.status, PlaybackStatus::Stopped);
+    fn report(r: &mut Room, muted: bool) {
+        let (channel, member_id) = (CH.to_owned(), 7);
+        let fact = if muted {
+            ConferenceFact::MemberMuted { channel, member_id }
+        } else {
+            ConferenceFact::MemberUnmuted { channel, member_id }
+        };
+        apply(r, "core", "c", &fact, None, 9);
     }
 
     #[test]
-    fn files_that_never_reached_the_node_finish_the_operation() {
+    fn a_mute_is_judged_against_the_last_command_asked() {
         let mut r = room();
-        let op = Uuid::new_v4();
-        let urls = vec!["https://x/a.wav".to_owned(), "https://x/b.wav".to_owned()];
-        request_play(&mut r, op, &urls, None, 2).unwrap();
-        let a = play_not_sent(&mut r, op, &urls, 3);
-        assert_eq!(a.events[0].kind, EventKind::PlayFinished);
-        assert_eq!(r.playback.status, PlaybackStatus::Stopped);
-        assert_eq!(r.playback.failed.len(), 2);
+        let already = |m: &'static str| Err(OpError::AlreadyInState(m));
+        assert_eq!(
+            request_mute(&mut r, CH, true, 3).map(|x| x.1),
+            already("muted")
+        );
+        assert_eq!(request_mute(&mut r, CH, false, 3).unwrap().1, 7);
+        // The unmute is on its way: a mute is a change, another unmute is not.
+        assert_eq!(
+            request_mute(&mut r, CH, false, 4).map(|x| x.1),
+            already("unmuted")
+        );
+        request_mute(&mut r, CH, true, 4).unwrap();
+        assert_eq!(
+            request_mute(&mut r, CH, true, 5).map(|x| x.1),
+            already("muted")
+        );
+        // The node reports the unmute, then the mute: the member is as last asked.
+        report(&mut r, false);
+        assert!(
+            r.members[CH].muted_as_asked(),
+            "the mute is still on its way"
+        );
+        report(&mut r, true);
+        assert_eq!(r.members[CH].mute_requested, None);
+        assert!(r.members[CH].muted);
+        assert_eq!(
+            request_mute(&mut r, CH, true, 6).map(|x| x.1),
+            already("muted")
+        );
     }
 
     #[test]
-    fn playback_needs_a_live_room() {
+    fn a_mute_that_never_reached_the_node_is_forgotten() {
         let mut r = room();
-        r.status = RoomStatus::Starting;
-        let urls = vec!["https://x/a.wav".to_owned()];
-        assert!(request_play(&mut r, Uuid::new_v4(), &urls, None, 2).is_err());
+        request_mute(&mut r, CH, false, 3).unwrap();
+        mute_not_sent(&mut r, CH, false, 4);
+        assert_eq!(r.members[CH].mute_requested, None);
+        // After a pending unmute, a mute not sent leaves the unmute pending.
+        request_mute(&mut r, CH, false, 5).unwrap();
+        request_mute(&mut r, CH, true, 6).unwrap();
+        mute_not_sent(&mut r, CH, true, 7);
+        assert_eq!(r.members[CH].mute_requested, Some(false));
+        assert!(!r.members[CH].muted_as_asked());
     }
 }

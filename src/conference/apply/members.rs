@@ -1,0 +1,299 @@
+//! Members: add-member, del-member, mute-member/unmute-member, kick-member, and the evidence a
+//! member's own channel gives (its call ended, or it parked after we moved it out).
+
+use super::data::member_data;
+use super::ending::settle;
+use super::{Applied, Effect, Ignored, Step};
+use crate::conference::actions::{self, Talk};
+use crate::conference::events::EventKind;
+use crate::conference::model::{
+    LeaveReason, Member, MemberStatus, Micros, Room, RoomStatus, RoomType, Session,
+};
+
+pub(super) fn member_added(
+    step: &mut Step<'_>,
+    channel: &str,
+    member_id: u32,
+    speak: bool,
+    session: Option<&Session>,
+) {
+    if channel == step.room.control.channel {
+        control_added(step, member_id);
+        return;
+    }
+    let now = step.now;
+    if let Some(m) = step.room.members.get_mut(channel) {
+        if m.member_id == Some(member_id) && m.status != MemberStatus::Joining {
+            return;
+        }
+        let first_confirmation = m.status == MemberStatus::Joining;
+        m.member_id = Some(member_id);
+        m.muted = !speak;
+        m.updated_at = now;
+        if first_confirmation {
+            m.status = MemberStatus::Joined;
+            m.joined_at = Some(now);
+            let data = member_data(step.room, &step.room.members[channel]);
+            step.emit(EventKind::MemberJoined, data);
+            greet(step, member_id);
+        } else {
+            step.touch();
+        }
+        return;
+    }
+    // A member the controller did not add (an operator, or a join whose request state was
+    // lost): recognised when the session belongs to the room's application.
+    match session.filter(|s| s.app == step.room.app) {
+        Some(session) => {
+            let member = Member {
+                conferencecall_id: uuid::Uuid::new_v4(),
+                session: session.id.clone(),
+                member_id: Some(member_id),
+                status: MemberStatus::Joined,
+                muted: !speak,
+                did: session.did.clone(),
+                caller_id: session.caller_id.clone(),
+                command_uid: None,
+                requested_at: now,
+                joined_at: Some(now),
+                left_at: None,
+                leave_reason: None,
+                hangup_cause: None,
+                kicked: false,
+                mute_requested: None,
+                updated_at: now,
+            };
+            let data = member_data(step.room, &member);
+            step.room.members.insert(channel.to_owned(), member);
+            step.emit(EventKind::MemberJoined, data);
+            greet(step, member_id);
+        }
+        None => step.out.ignored = Some(Ignored::UnknownMember),
+    }
+}
+
+/// The control leg is in: the room is live. One that comes in after the room began to end (an
+/// originate that crossed the room's end) is hung up.
+fn control_added(step: &mut Step<'_>, member_id: u32) {
+    if step.room.control.member_id != Some(member_id) {
+        step.room.control.member_id = Some(member_id);
+        step.touch();
+        if step.room.status == RoomStatus::Terminating {
+            step.out.effects.push(Effect::ReleaseControlLeg);
+        }
+    }
+    if step.room.status == RoomStatus::Starting {
+        step.set_status(RoomStatus::Progressing);
+    }
+}
+
+/// A member who has just joined a live room hears the room's pre-actions.
+fn greet(step: &mut Step<'_>, member_id: u32) {
+    if step.room.status >= RoomStatus::Terminating {
+        return;
+    }
+    let talks = actions::talks(&step.room.pre_actions).unwrap_or_default();
+    if !talks.is_empty() {
+        step.out.effects.push(Effect::Greet { member_id, talks });
+    }
+}
+
+/// What a member leaving the room hears: the room's post-actions.
+pub fn farewell(room: &Room) -> Vec<Talk> {
+    actions::talks(&room.post_actions).unwrap_or_default()
+}
+
+/// The confirmed member with this channel and member id, if any.
+fn confirmed<'r>(room: &'r mut Room, channel: &str, member_id: u32) -> Option<&'r mut Member> {
+    room.members
+        .get_mut(channel)
+        .filter(|m| m.member_id == Some(member_id) && m.status != MemberStatus::Joining)
+}
+
+/// Why a member is out when the node says so: what it was asked (`kicked` for a kick or the
+/// room's end, `left` for a leave), `join_failed` for a join never confirmed, else `otherwise`.
+pub fn why_left(m: &Member, otherwise: LeaveReason) -> LeaveReason {
+    match m.status {
+        MemberStatus::Joining => LeaveReason::JoinFailed,
+        _ if m.kicked => LeaveReason::Kicked,
+        MemberStatus::Leaving => LeaveReason::Left,
+        _ => otherwise,
+    }
+}
+
+pub(super) fn member_deleted(
+    step: &mut Step<'_>,
+    channel: &str,
+    member_id: u32,
+    cause: Option<&str>,
+) {
+    if channel == step.room.control.channel {
+        if step.room.control.member_id == Some(member_id) {
+            step.room.control.member_id = None;
+            step.touch();
+            super::lose_conference(step);
+        }
+        return;
+    }
+    let Some(m) = confirmed(step.room, channel, member_id) else {
+        step.out.ignored = Some(Ignored::UnknownMember);
+        return;
+    };
+    // Unasked: its call ended (a cause), or someone on the node took it out.
+    let unasked = match cause {
+        Some(_) => LeaveReason::Hangup,
+        None => LeaveReason::Kicked,
+    };
+    let reason = why_left(m, unasked);
+    remove_member(step, channel, reason, cause);
+}
+
+/// Moves a member out of the room with a reason and tells the application; for a `connect`
+/// room the partner is ejected and the room ends. The last one out of a terminating room ends it.
+pub fn remove_member(step: &mut Step<'_>, channel: &str, reason: LeaveReason, cause: Option<&str>) {
+    let Some(mut m) = step.room.members.remove(channel) else {
+        return;
+    };
+    let was_confirmed = m.status != MemberStatus::Joining;
+    m.status = MemberStatus::Leaved;
+    m.left_at = Some(step.now);
+    m.updated_at = step.now;
+    m.leave_reason = Some(reason);
+    m.hangup_cause = cause.map(str::to_owned);
+    m.mute_requested = None;
+    let data = member_data(step.room, &m);
+    let kind = if was_confirmed {
+        EventKind::MemberLeft
+    } else {
+        EventKind::MemberJoinFailed
+    };
+    step.room.past_members.push(m);
+    step.emit(kind, data);
+    if step.room.kind == RoomType::Connect
+        && was_confirmed
+        && step.room.status == RoomStatus::Progressing
+    {
+        end_connect(step);
+    }
+    settle(step);
+}
+
+/// A `connect` room whose partner left: the other is ejected and the room ends.
+fn end_connect(step: &mut Step<'_>) {
+    let data = serde_json::json!({
+        "room_id": step.room.id,
+        "name": step.room.name,
+        "reason": "partner_left",
+    });
+    step.emit(EventKind::Destroyed, data);
+    step.set_status(RoomStatus::Terminating);
+    let talks = farewell(step.room);
+    for partner in step.room.members.values_mut() {
+        if partner.status == MemberStatus::Joined {
+            partner.status = MemberStatus::Leaving;
+            partner.kicked = true;
+            partner.updated_at = step.now;
+        }
+        step.out.effects.push(Effect::Eject {
+            channel: partner.channel().to_owned(),
+            talks: talks.clone(),
+        });
+    }
+    step.out.effects.push(Effect::ReleaseControlLeg);
+}
+
+/// The call of a member ended (its del-member, if any, is not here yet or was missed while
+/// disconnected): the member is out.
+pub fn channel_gone(room: &mut Room, channel: &str, cause: Option<&str>, now: Micros) -> Applied {
+    let mut step = Step::new(room, now);
+    if step.room.status == RoomStatus::Terminated {
+        release_stranded(&mut step, channel, LeaveReason::Hangup, cause);
+    } else if step.room.members.contains_key(channel) {
+        remove_member(&mut step, channel, LeaveReason::Hangup, cause);
+    } else {
+        step.out.ignored = Some(Ignored::UnknownMember);
+    }
+    step.finish()
+}
+
+/// A member's channel parked. One we moved out (leaving) is out of the conference: a parked
+/// channel runs no conference app. FreeSWITCH fires CHANNEL_PARK after the member's del-member,
+/// from the same thread; the reconciler may apply it first, and then the del-member is ignored.
+pub fn channel_parked(room: &mut Room, channel: &str, now: Micros) -> Applied {
+    let mut step = Step::new(room, now);
+    let leaving = step
+        .room
+        .members
+        .get(channel)
+        .filter(|m| m.status == MemberStatus::Leaving)
+        .map(|m| why_left(m, LeaveReason::Left));
+    match leaving {
+        Some(_) if step.room.status == RoomStatus::Terminated => {
+            release_stranded(&mut step, channel, LeaveReason::Kicked, None)
+        }
+        Some(reason) => remove_member(&mut step, channel, reason, None),
+        None => step.out.ignored = Some(Ignored::UnknownMember),
+    }
+    step.finish()
+}
+
+/// A room terminated before its members were all out (stored by a controller that ended rooms on
+/// the control leg's del-member) may still list one: its session is freed without an event, the
+/// room's story having ended with `conference.terminated`.
+fn release_stranded(step: &mut Step<'_>, channel: &str, reason: LeaveReason, cause: Option<&str>) {
+    let Some(mut m) = step.room.members.remove(channel) else {
+        step.out.ignored = Some(Ignored::Terminated);
+        return;
+    };
+    m.status = MemberStatus::Leaved;
+    m.left_at = Some(step.now);
+    m.updated_at = step.now;
+    m.leave_reason = Some(reason);
+    m.hangup_cause = cause.map(str::to_owned);
+    step.room.past_members.push(m);
+    step.touch();
+}
+
+/// mute-member or unmute-member: the member's state on the node. It settles a pending mute or
+/// unmute that asked for this state. (FreeSWITCH reports every command, in order; commands to one
+/// member are a cooldown apart, so only reports lagging more than that could settle an unmute
+/// that a later mute and unmute repeated, for the moment between their reports.)
+pub(super) fn set_muted(step: &mut Step<'_>, channel: &str, member_id: u32, muted: bool) {
+    let now = step.now;
+    let Some(m) = confirmed(step.room, channel, member_id) else {
+        step.out.ignored = Some(Ignored::UnknownMember);
+        return;
+    };
+    let settles = m.mute_requested == Some(muted);
+    if settles {
+        m.mute_requested = None;
+    }
+    if m.muted == muted {
+        if settles {
+            step.touch();
+        }
+        return;
+    }
+    m.muted = muted;
+    m.updated_at = now;
+    let data = member_data(step.room, &step.room.members[channel]);
+    step.emit(
+        if muted {
+            EventKind::MemberMuted
+        } else {
+            EventKind::MemberUnmuted
+        },
+        data,
+    );
+}
+
+pub(super) fn kicked(step: &mut Step<'_>, channel: &str, member_id: u32) {
+    match confirmed(step.room, channel, member_id) {
+        Some(m) if !m.kicked => {
+            m.kicked = true;
+            step.touch();
+        }
+        Some(_) => {}
+        None => step.out.ignored = Some(Ignored::UnknownMember),
+    }
+}

@@ -1,0 +1,203 @@
+//! `apply`: folds one FreeSWITCH conference fact into a room. Pure: no I/O, no clock (the caller
+//! passes `now`). Applying the same fact twice changes nothing the second time; facts about
+//! members the room does not know, or from a FreeSWITCH process the room does not live in, are
+//! ignored and say why.
+//!
+//! This file holds the step every change goes through and the dispatch by fact; the facts
+//! themselves are folded by family: [`members`] (add, delete, mute, kick, a member's channel
+//! ending or parking), [`ending`] (the conference itself: created, destroyed, its control leg
+//! lost, and how a room ends), [`media`] (playback and recordings); [`data`] builds the webhook
+//! data of member and recording events.
+
+mod data;
+mod ending;
+mod media;
+mod members;
+
+use serde_json::json;
+
+use super::actions::Talk;
+use super::events::{DomainEvent, EventKind};
+use super::facts::ConferenceFact;
+use super::model::{Micros, Room, RoomStatus, Session};
+
+pub use data::{member_data, recording_data};
+pub use ending::{lose_conference, terminate};
+pub use media::end_recording;
+pub use members::{channel_gone, channel_parked, farewell, remove_member, why_left};
+
+/// Why a fact changed nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ignored {
+    /// The room is terminated; nothing more happens to it.
+    Terminated,
+    /// The fact came from another FreeSWITCH process than the one the room lives in.
+    StaleCore,
+    /// A member the room does not know (or a stale member id).
+    UnknownMember,
+    /// A playback or recording the room is not running.
+    UnknownOperation,
+    /// The fact restates what the room already holds.
+    NoChange,
+}
+
+/// Work the node must do because of a fact (the domain decides, the node layer acts).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// The control leg is gone while the room should live: originate it again.
+    EstablishControlLeg,
+    /// Take this channel out of the room (a `connect` partner left), saying the room's
+    /// post-actions to it on its way out.
+    Eject { channel: String, talks: Vec<Talk> },
+    /// Say the room's pre-actions to a member who has just joined.
+    Greet { member_id: u32, talks: Vec<Talk> },
+    /// The room is over on our side: hang up the control leg.
+    ReleaseControlLeg,
+}
+
+/// What applying a fact did.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Applied {
+    pub events: Vec<DomainEvent>,
+    pub effects: Vec<Effect>,
+    pub ignored: Option<Ignored>,
+    /// The room changed (its `seq` moved).
+    pub changed: bool,
+}
+
+impl Applied {
+    fn ignored(why: Ignored) -> Applied {
+        Applied {
+            ignored: Some(why),
+            ..Applied::default()
+        }
+    }
+}
+
+/// Context of one apply step.
+pub struct Step<'a> {
+    pub room: &'a mut Room,
+    pub now: Micros,
+    pub out: Applied,
+}
+
+impl<'a> Step<'a> {
+    pub fn new(room: &'a mut Room, now: Micros) -> Step<'a> {
+        Step {
+            room,
+            now,
+            out: Applied::default(),
+        }
+    }
+
+    /// Records a change: `seq` grows by one.
+    pub fn touch(&mut self) {
+        self.room.seq += 1;
+        self.room.updated_at = self.now;
+        self.out.changed = true;
+    }
+
+    /// Records a change that the application hears about.
+    pub fn emit(&mut self, kind: EventKind, data: serde_json::Value) {
+        self.touch();
+        self.out.events.push(DomainEvent {
+            kind,
+            app: self.room.app.clone(),
+            room: self.room.id.clone(),
+            seq: self.room.seq,
+            at: self.now,
+            data,
+            redelivers: None,
+        });
+    }
+
+    /// Moves the room forward (never back) and says so. `terminated` is reached through
+    /// [`terminate`], which first takes every member out.
+    pub fn set_status(&mut self, status: RoomStatus) {
+        if status <= self.room.status {
+            return;
+        }
+        self.room.status = status;
+        if status == RoomStatus::Terminated {
+            self.room.deleted_at = Some(self.now);
+        }
+        let kind = match status {
+            RoomStatus::Starting => return,
+            RoomStatus::Progressing => EventKind::Progressing,
+            RoomStatus::Terminating => EventKind::Terminating,
+            RoomStatus::Terminated => EventKind::Terminated,
+        };
+        self.emit(
+            kind,
+            json!({ "room_id": self.room.id, "status": status.as_str() }),
+        );
+    }
+
+    pub fn finish(self) -> Applied {
+        self.out
+    }
+}
+
+/// Applies one conference fact. `session` is the session record of the channel the fact is
+/// about, when there is one (it lets a member the controller did not add be recognised).
+pub fn apply(
+    room: &mut Room,
+    core_uuid: &str,
+    conference_uuid: &str,
+    fact: &ConferenceFact,
+    session: Option<&Session>,
+    now: Micros,
+) -> Applied {
+    if room.status == RoomStatus::Terminated {
+        return Applied::ignored(Ignored::Terminated);
+    }
+    if room.core_uuid.as_deref().is_some_and(|c| c != core_uuid) {
+        return Applied::ignored(Ignored::StaleCore);
+    }
+    let mut step = Step::new(room, now);
+    match fact {
+        ConferenceFact::Created => {
+            ending::conference_created(&mut step, core_uuid, conference_uuid)
+        }
+        ConferenceFact::Destroyed => ending::conference_destroyed(&mut step, conference_uuid),
+        ConferenceFact::MemberAdded {
+            channel,
+            member_id,
+            speak,
+        } => members::member_added(&mut step, channel, *member_id, *speak, session),
+        ConferenceFact::MemberDeleted {
+            channel,
+            member_id,
+            cause,
+        } => members::member_deleted(&mut step, channel, *member_id, cause.as_deref()),
+        ConferenceFact::MemberMuted { channel, member_id } => {
+            members::set_muted(&mut step, channel, *member_id, true)
+        }
+        ConferenceFact::MemberUnmuted { channel, member_id } => {
+            members::set_muted(&mut step, channel, *member_id, false)
+        }
+        ConferenceFact::MemberKicked { channel, member_id } => {
+            members::kicked(&mut step, channel, *member_id)
+        }
+        ConferenceFact::PlayFile {
+            error: Some(_),
+            op,
+            file,
+        } => media::file_done(&mut step, op.as_deref(), file, true),
+        ConferenceFact::PlayFile { .. } => step.out.ignored = Some(Ignored::NoChange),
+        ConferenceFact::PlayFileDone { op, file } => {
+            media::file_done(&mut step, op.as_deref(), file, false)
+        }
+        ConferenceFact::RecordingStarted { path, error } => {
+            media::recording_started(&mut step, path, error.as_deref())
+        }
+        ConferenceFact::RecordingStopped { path, millis } => {
+            media::recording_stopped(&mut step, path, *millis)
+        }
+    }
+    let mut out = step.finish();
+    if !out.changed && out.ignored.is_none() {
+        out.ignored = Some(Ignored::NoChange);
+    }
+    out
+}

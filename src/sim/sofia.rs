@@ -1,0 +1,228 @@
+//! SIP calls arriving on the node (`sim_inbound`, [`super::Simulator::inbound_call`]), as
+//! mod_sofia and FreeSWITCH's core report them for a call into the `public` context of
+//! `freeswitch-conf/`: the channel's states, its PCMU codecs, mod_sofia's variables, and the
+//! dialplan (set `switchyard_did`, set `media_timeout`, answer, park). Checked against a real
+//! node by `tests/sim_differential.rs`.
+
+use super::channel::{App, Channel};
+use super::core::State;
+use super::events::now_micros;
+
+impl State {
+    /// `sim_inbound <did> <caller_number> [caller name…]`: a SIP call arriving on the `inbound`
+    /// profile to a DID, run through the `public` dialplan of `freeswitch-conf/` (set
+    /// `switchyard_did`, set `media_timeout`, answer, park) as mod_sofia and FreeSWITCH's core
+    /// report it.
+    pub(crate) fn inbound(&mut self, args: &str) -> String {
+        let mut words = args.splitn(3, ' ');
+        let (Some(did), Some(number)) = (words.next().filter(|s| !s.is_empty()), words.next())
+        else {
+            return "-USAGE: sim_inbound <did> <caller_id_number> [<caller_id_name>]\n".into();
+        };
+        let name = words.next().unwrap_or(number).to_owned();
+        let uuid = uuid::Uuid::new_v4().to_string();
+        let port = 5060 + (self.sessions_since_startup % 1000);
+        let mut ch = Channel::new(
+            uuid.clone(),
+            format!("sofia/inbound/{number}@127.0.0.1:{port}"),
+            false,
+            now_micros(),
+        );
+        ch.cid_name = name.clone();
+        ch.cid_number = number.to_owned();
+        ch.orig_cid_name = name.clone();
+        ch.orig_cid_number = number.to_owned();
+        ch.destination = did.to_owned();
+        ch.context = "public".into();
+        ch.dialplan = Some("XML".into());
+        ch.codec = ("PCMU", "64000");
+        ch.username = Some(number.to_owned());
+        ch.network_addr = Some("127.0.0.1".into());
+        ch.session_id = self.next_session();
+        ch.profile = false;
+        ch.read_codec = false;
+        ch.write_codec = false;
+        let session = ch.session_id.to_string();
+        let from_uri = format!("{number}@127.0.0.1:{port}");
+        let to_uri = format!("{did}@127.0.0.1:5080");
+        for (k, v) in [
+            ("direction", "inbound".to_owned()),
+            ("uuid", uuid.clone()),
+            ("session_id", session),
+            ("sip_from_user", number.to_owned()),
+            ("sip_from_port", port.to_string()),
+            ("sip_from_uri", from_uri.clone()),
+            ("sip_from_host", "127.0.0.1".into()),
+            ("video_media_flow", "disabled".into()),
+            ("text_media_flow", "disabled".into()),
+            ("channel_name", ch.name.clone()),
+            ("sip_call_id", uuid.clone()),
+            ("sip_local_network_addr", "127.0.0.1".into()),
+            ("sip_network_ip", "127.0.0.1".into()),
+            ("sip_network_port", port.to_string()),
+            ("sip_invite_stamp", ch.created.to_string()),
+            ("sip_received_ip", "127.0.0.1".into()),
+            ("sip_received_port", port.to_string()),
+            ("sip_via_protocol", "udp".into()),
+            ("sip_from_user_stripped", number.to_owned()),
+            ("sip_from_tag", format!("{}SY1", ch.session_id)),
+            ("sofia_profile_name", "inbound".into()),
+            ("sofia_profile_url", "sip:mod_sofia@127.0.0.1:5080".into()),
+            ("recovery_profile_name", "inbound".into()),
+            (
+                "sip_full_via",
+                format!("SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-sim"),
+            ),
+            ("sip_from_display", name.clone()),
+            (
+                "sip_full_from",
+                format!("\"{name}\" <sip:{from_uri}>;tag={}SY1", ch.session_id),
+            ),
+            ("sip_full_to", format!("<sip:{to_uri}>")),
+            ("sip_req_user", did.to_owned()),
+            ("sip_req_port", "5080".into()),
+            ("sip_req_uri", to_uri.clone()),
+            ("sip_req_host", "127.0.0.1".into()),
+            ("sip_to_user", did.to_owned()),
+            ("sip_to_port", "5080".into()),
+            ("sip_to_uri", to_uri.clone()),
+            ("sip_to_host", "127.0.0.1".into()),
+            ("sip_contact_user", number.to_owned()),
+            ("sip_contact_port", port.to_string()),
+            ("sip_contact_uri", from_uri),
+            ("sip_contact_host", "127.0.0.1".into()),
+            ("sip_user_agent", "switchyard-sim-caller".into()),
+            ("sip_via_host", "127.0.0.1".into()),
+            ("sip_via_port", port.to_string()),
+            ("max_forwards", "70".into()),
+        ] {
+            ch.set_var(k, v);
+        }
+        self.channels.insert(uuid.clone(), ch);
+        self.set_state(&uuid, "CS_NEW", 0);
+        if let Some(ch) = self.channels.get_mut(&uuid) {
+            // mod_sofia sets the write codec first, without an event.
+            ch.profile = true;
+            ch.write_codec = true;
+        }
+        self.codec(&uuid, false);
+        self.codec(&uuid, true);
+        if let Some(ch) = self.channels.get_mut(&uuid) {
+            for (k, v) in sip_media_variables(&uuid, port) {
+                ch.set_var(k, v);
+            }
+        }
+        self.set_state(&uuid, "CS_INIT", 1);
+        self.ch_event("CHANNEL_CREATE", &uuid, &[], &[], true);
+        if let Some(ch) = self.channels.get_mut(&uuid) {
+            ch.state = ("CS_ROUTING", 2);
+        }
+        self.set_callstate(&uuid, "RINGING", 2);
+        self.set_state(&uuid, "CS_ROUTING", 2);
+        self.set_state(&uuid, "CS_EXECUTE", 4);
+        if let Some(ch) = self.channels.get_mut(&uuid) {
+            ch.set_var("DP_MATCH", format!("ARRAY::{did}|:{did}"));
+        }
+        let apps = vec![
+            App::Set(format!("switchyard_did={did}")),
+            App::Set("media_timeout=300000".into()),
+            App::Answer,
+            App::Park,
+        ];
+        self.run_apps(&uuid, apps);
+        format!("+OK {uuid}\n")
+    }
+}
+
+/// The SDP a simulated SIP caller offers (G.711 µ-law, as `tests/common/sipp.rs` sends).
+fn offer_sdp(port: u64) -> String {
+    format!(
+        "v=0\no=caller 53655765 2353687637 IN IP4 127.0.0.1\ns=-\nc=IN IP4 127.0.0.1\nt=0 0\nm=audio {port} RTP/AVP 0\na=rtpmap:0 PCMU/8000\na=ptime:20\na=sendrecv\n"
+    )
+}
+
+/// What mod_sofia sets when it negotiates a SIP call's media (before CHANNEL_CREATE).
+fn sip_media_variables(uuid: &str, port: u64) -> Vec<(&'static str, String)> {
+    let media_port = 20_000 + 2 * port;
+    vec![
+        ("call_uuid", uuid.to_owned()),
+        ("switch_r_sdp", offer_sdp(media_port)),
+        ("ep_codec_string", "PCMU@8000h@20i@64000b".into()),
+        ("rtp_use_codec_string", "PCMU,PCMA".into()),
+        ("remote_video_media_flow", "inactive".into()),
+        ("remote_text_media_flow", "inactive".into()),
+        ("remote_audio_media_flow", "sendrecv".into()),
+        ("audio_media_flow", "sendrecv".into()),
+        ("rtp_audio_recv_pt", "0".into()),
+        ("rtp_use_codec_name", "PCMU".into()),
+        ("rtp_use_codec_rate", "8000".into()),
+        ("rtp_use_codec_ptime", "20".into()),
+        ("rtp_use_codec_channels", "1".into()),
+        ("rtp_last_audio_codec_string", "PCMU@8000h@20i@1c".into()),
+        ("read_codec", "PCMU".into()),
+        ("original_read_codec", "PCMU".into()),
+        ("read_rate", "8000".into()),
+        ("original_read_rate", "8000".into()),
+        ("write_codec", "PCMU".into()),
+        ("write_rate", "8000".into()),
+        ("dtmf_type", "rfc2833".into()),
+        ("remote_media_ip", "127.0.0.1".into()),
+        ("remote_media_port", media_port.to_string()),
+        ("endpoint_disposition", "DELAYED NEGOTIATION".into()),
+    ]
+}
+
+/// What mod_sofia sets when it answers a SIP call (its RTP session starts).
+pub(crate) fn sip_answer_variables(port: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("local_media_ip", "127.0.0.1".into()),
+        ("local_media_port", port.to_owned()),
+        ("advertised_media_ip", "127.0.0.1".into()),
+        ("rtp_use_pt", "0".into()),
+        ("rtp_use_ssrc", "1431725106".into()),
+        (
+            "rtp_local_sdp_str",
+            format!(
+                "v=0\no=FreeSWITCH 1 2 IN IP4 127.0.0.1\ns=FreeSWITCH\nc=IN IP4 127.0.0.1\nt=0 0\nm=audio {port} RTP/AVP 0\na=rtpmap:0 PCMU/8000\na=ptime:20\na=sendrecv\n"
+            ),
+        ),
+    ]
+}
+
+/// The RTP statistics mod_sofia adds when a SIP call ends, and how it ended.
+pub(crate) fn sip_hangup_variables() -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = [
+        "in_raw_bytes",
+        "in_media_bytes",
+        "in_packet_count",
+        "in_media_packet_count",
+        "in_skip_packet_count",
+        "in_jitter_packet_count",
+        "in_dtmf_packet_count",
+        "in_cng_packet_count",
+        "in_flush_packet_count",
+        "in_largest_jb_size",
+        "in_jitter_min_variance",
+        "in_jitter_max_variance",
+        "in_jitter_loss_rate",
+        "in_jitter_burst_rate",
+        "in_mean_interval",
+        "in_flaw_total",
+        "in_quality_percentage",
+        "in_mos",
+        "out_raw_bytes",
+        "out_media_bytes",
+        "out_packet_count",
+        "out_media_packet_count",
+        "out_skip_packet_count",
+        "out_dtmf_packet_count",
+        "out_cng_packet_count",
+        "rtcp_packet_count",
+        "rtcp_octet_count",
+    ]
+    .iter()
+    .map(|k| (format!("rtp_audio_{k}"), "0".to_owned()))
+    .collect();
+    v.push(("sip_hangup_disposition".into(), "send_bye".into()));
+    v
+}

@@ -1,0 +1,437 @@
+//! The comparison rule of the differential tests: two recordings of one scenario (simulator
+//! against FreeSWITCH, or FreeSWITCH against itself) are equal when
+//!
+//! 1. **the global stream** (every event that is not a channel's own: all `CUSTOM` events —
+//!    conference member events included — and `API`) has the same
+//!    `(Event-Name, subclass, Action, channel)` sequence; `PRESENCE_IN` and `BACKGROUND_JOB`
+//!    events each form a stream of their own;
+//! 2. **each channel's stream** (CHANNEL_*, CODEC, CALL_UPDATE… of one channel, by label) has the
+//!    same sequence;
+//! 3. so **the multisets** of events are equal (every event is in exactly one stream);
+//! 4. each pair of matched events carries the same **set of header names**;
+//! 5. each pair carries the same **values of the headers the controller reads** ([`READ`]),
+//!    ids replaced by labels;
+//! 6. **replies** (`api` bodies and `bgapi` job bodies) are equal in order, ids replaced by
+//!    labels; JSON replies compared by shape (every key, recursively) plus the values of the
+//!    fields the controller reads ([`JSON_READ`]).
+//!
+//! Rules 1–4 are those `tests/sim_conformance.rs` holds the simulator to against recorded
+//! captures ([`Item`], [`key_diff`] and [`header_diff`] serve both).
+//!
+//! # Tolerances
+//! Only what two runs of real FreeSWITCH differ in (calibrated by `real_against_real` in
+//! `tests/sim_differential.rs`, on every scenario with `SWITCHYARD_DIFF_CALIBRATE=all`):
+//! - ids and times: uuids not labelled by the scenario become `<uuid>`, conference uuids
+//!   `<conf1>`…, the Core-UUID `<core>`, `Job-UUID` `<job>`, `run_time`/`join_time`/
+//!   `last_talking` of `json_list`, `Milliseconds-Elapsed` of stop-recording ([`normalize`]);
+//! - where PRESENCE_IN falls among the conference events (before or after the floor-change of
+//!   the same join) and where an originate's BACKGROUND_JOB falls (before or after the
+//!   conference-create its channel fires): each is compared as a stream of its own;
+//! - `variable_sip_cseq` and `variable_sip_to_tag` on the events around a SIP call's answer
+//!   ([`RACY_HEADERS`]: mod_sofia sets them from the ACK in its own thread);
+//! - the order of `show channels` rows (the core database ties channels created in the same
+//!   second arbitrarily), and how many polls it takes to catch up with the events (the polls'
+//!   `API` events are left out, `tests/common/channels_db.rs`);
+//! - HEARTBEAT and RE_SCHEDULE ([`IGNORED_EVENTS`]: timer-driven).
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::OnceLock;
+
+use regex::Regex;
+use serde_json::Value;
+use switchyard::esl::Event;
+
+use super::scenario::{Reply, Run};
+
+/// Events that two real runs do not agree on at all: timer-driven (HEARTBEAT, RE_SCHEDULE) or
+/// fired by FreeSWITCH's own housekeeping.
+pub const IGNORED_EVENTS: &[&str] = &["HEARTBEAT", "RE_SCHEDULE"];
+
+/// Header names that come and go between two real runs: the SIP stack sets them from the ACK of
+/// the answer, in its own thread, so the events around the answer carry them or not.
+pub const RACY_HEADERS: &[&str] = &["variable_sip_cseq", "variable_sip_to_tag"];
+
+/// The headers the controller reads (src/conference/facts.rs, src/node): their values must
+/// agree.
+pub const READ: &[&str] = &[
+    "Event-Name",
+    "Event-Subclass",
+    "Action",
+    "Core-UUID",
+    "Unique-ID",
+    "Caller-Destination-Number",
+    "Caller-Caller-ID-Number",
+    "Caller-Caller-ID-Name",
+    "variable_switchyard_did",
+    "variable_switchyard_app_id",
+    "variable_switchyard_role",
+    "Conference-Name",
+    "Conference-Unique-ID",
+    "Conference-Size",
+    "Member-ID",
+    "Speak",
+    "Hangup-Cause",
+    "File",
+    "switchyard_op",
+    "Error",
+    "Path",
+    "Milliseconds-Elapsed",
+    "Job-UUID",
+    // Not read by the controller, but the state a channel event reports is part of its meaning.
+    "Channel-State",
+    "Channel-Call-State",
+    "Answer-State",
+];
+
+/// Fields of `conference json_list` and `show channels as json` the controller reads.
+pub const JSON_READ: &[&str] = &[
+    "conference_name",
+    "conference_uuid",
+    "id",
+    "uuid",
+    "type",
+    "can_speak",
+    "cid_name",
+    "cid_num",
+    "dest",
+    "initial_dest",
+    "callstate",
+    "row_count",
+];
+
+/// One event as the rule sees it.
+#[derive(Debug, Clone)]
+pub struct Item {
+    /// `<Event-Name> [<subclass>] [<Action>] [<channel>]`.
+    pub key: String,
+    pub name: String,
+    /// `None` for the global stream, else the channel's label.
+    pub channel: Option<String>,
+    pub headers: BTreeSet<String>,
+    /// `(header, normalised value)` of the [`READ`] headers present.
+    pub values: Vec<(String, String)>,
+}
+
+/// Replaces what legitimately differs between two runs in a text: ids not labelled, times.
+pub fn normalize(text: &str) -> String {
+    static RULES: OnceLock<Vec<(Regex, &'static str)>> = OnceLock::new();
+    let rules = RULES.get_or_init(|| {
+        [
+            (
+                r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}",
+                "<uuid>",
+            ),
+            (r#""(run_time|join_time|last_talking)":\s*\d+"#, "\"$1\":N"),
+        ]
+        .into_iter()
+        .map(|(re, with)| (Regex::new(re).unwrap(), with))
+        .collect()
+    });
+    rules.iter().fold(text.to_owned(), |acc, (re, with)| {
+        re.replace_all(&acc, *with).into_owned()
+    })
+}
+
+/// Names for the ids a run did not label itself: conference uuids (`conf1`…) and the core.
+fn auto_labels(run: &Run) -> Vec<(String, String)> {
+    let mut labels: Vec<(String, String)> = run.labels().to_vec();
+    let mut confs = 0;
+    for e in run.events() {
+        if let Some(core) = e.header("Core-UUID")
+            && !labels.iter().any(|(i, _)| i == core.as_ref())
+        {
+            labels.push((core.into_owned(), "core".into()));
+        }
+        if let Some(c) = e.header("Conference-Unique-ID")
+            && !labels.iter().any(|(i, _)| i == c.as_ref())
+        {
+            confs += 1;
+            labels.push((c.into_owned(), format!("conf{confs}")));
+        }
+    }
+    labels
+}
+
+fn relabel(labels: &[(String, String)], text: &str) -> String {
+    let mut out = text.to_owned();
+    for (id, label) in labels {
+        if id.len() >= 8 {
+            out = out.replace(id.as_str(), &format!("<{label}>"));
+        }
+    }
+    normalize(&out)
+}
+
+/// A run's events as items.
+pub fn items(run: &Run) -> Vec<Item> {
+    let labels = auto_labels(run);
+    let channel_label: HashMap<&str, &str> = labels
+        .iter()
+        .map(|(i, l)| (i.as_str(), l.as_str()))
+        .collect();
+    // CODEC events fired under a new channel's temporary uuid, before its CHANNEL_UUID, are the
+    // channel's own.
+    let renamed: HashMap<String, String> = run
+        .events()
+        .iter()
+        .filter(|e| e.header("Event-Name").as_deref() == Some("CHANNEL_UUID"))
+        .filter_map(|e| {
+            Some((
+                e.header("Old-Unique-ID")?.into_owned(),
+                e.unique_id()?.into_owned(),
+            ))
+        })
+        .collect();
+    let mut unknown: HashMap<String, String> = HashMap::new();
+    let mut out = Vec::new();
+    for e in run.events() {
+        let name = e.header("Event-Name").unwrap_or_default().into_owned();
+        if IGNORED_EVENTS.contains(&name.as_str()) || probe(&e) {
+            continue;
+        }
+        // Exactly `Unique-ID`: PRESENCE_IN's lowercase `unique-id` names the room.
+        let uuid = e
+            .headers()
+            .find(|(n, _)| n == "Unique-ID")
+            .map(|(_, u)| u.first().to_owned());
+        let uuid = uuid.map(|u| renamed.get(&u).cloned().unwrap_or(u));
+        let role = uuid.map(|u| match channel_label.get(u.as_str()) {
+            Some(l) => (*l).to_owned(),
+            None => {
+                let n = unknown.len() + 1;
+                unknown.entry(u).or_insert_with(|| format!("?{n}")).clone()
+            }
+        });
+        let mut key = name.clone();
+        if let Some(sub) = e.header("Event-Subclass") {
+            key.push_str(&format!(" {sub}"));
+        }
+        if let Some(action) = e.header("Action") {
+            key.push_str(&format!(" {action}"));
+        }
+        let detail = match name.as_str() {
+            "CHANNEL_STATE" => e.header("Channel-State"),
+            "CHANNEL_CALLSTATE" => e.header("Channel-Call-State"),
+            "CHANNEL_EXECUTE" | "CHANNEL_EXECUTE_COMPLETE" => e.header("Application"),
+            "API" => e.header("API-Command"),
+            _ => None,
+        };
+        if let Some(detail) = detail {
+            key.push_str(&format!(" {detail}"));
+        }
+        if let Some(role) = &role {
+            key.push_str(&format!(" [{role}]"));
+        }
+        let global = matches!(name.as_str(), "CUSTOM" | "API") || role.is_none();
+        let values = READ
+            .iter()
+            .filter_map(|h| {
+                let v = e.header(h)?;
+                let v = match *h {
+                    "Milliseconds-Elapsed" => "N".to_owned(),
+                    "Job-UUID" => "<job>".to_owned(),
+                    _ => relabel(&labels, &v),
+                };
+                Some(((*h).to_owned(), v))
+            })
+            .collect();
+        let channel = if matches!(name.as_str(), "PRESENCE_IN" | "BACKGROUND_JOB") {
+            Some(name.clone())
+        } else if global {
+            None
+        } else {
+            role
+        };
+        out.push(Item {
+            key,
+            name,
+            channel,
+            headers: e
+                .headers()
+                .map(|(n, _)| n.into_owned())
+                .filter(|n| !RACY_HEADERS.contains(&n.as_str()))
+                .collect(),
+            values,
+        });
+    }
+    out
+}
+
+/// `show channels` polls (see `Run::settled_channels`): how many a run needed differs.
+fn probe(e: &Event) -> bool {
+    e.header("Event-Name").as_deref() == Some("API")
+        && e.header("API-Command").as_deref() == Some("show")
+}
+
+/// Aligned expected/got lines around the first difference of two key sequences.
+pub fn key_diff(title: &str, expected: &[Item], got: &[Item]) -> Option<String> {
+    let first = (0..expected.len().max(got.len()))
+        .find(|&i| expected.get(i).map(|x| &x.key) != got.get(i).map(|x| &x.key))?;
+    let mut out = format!(
+        "--- {title}: first difference at #{first} (expected {} items, got {})\n",
+        expected.len(),
+        got.len()
+    );
+    let line = |v: Option<&Item>| v.map_or("<nothing>".to_owned(), |x| x.key.clone());
+    // SWITCHYARD_DIFF_FULL=1 prints the whole streams.
+    let span = if std::env::var_os("SWITCHYARD_DIFF_FULL").is_some() {
+        0..expected.len().max(got.len())
+    } else {
+        first.saturating_sub(4)..(first + 10).min(expected.len().max(got.len()))
+    };
+    for i in span {
+        let (e, g) = (line(expected.get(i)), line(got.get(i)));
+        let mark = if e == g { "  " } else { ">>" };
+        out.push_str(&format!("{mark} {i:>4}  {e:<60} | {g}\n"));
+    }
+    Some(out)
+}
+
+/// Header-name and read-value differences of two streams whose keys already match.
+pub fn header_diff(title: &str, expected: &[Item], got: &[Item]) -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, (e, g)) in expected.iter().zip(got).enumerate() {
+        if e.headers != g.headers {
+            let missing: Vec<&String> = e.headers.difference(&g.headers).collect();
+            let extra: Vec<&String> = g.headers.difference(&e.headers).collect();
+            out.push(format!(
+                "--- {title} #{i} {}: missing headers {missing:?}, unexpected headers {extra:?}",
+                e.key
+            ));
+        }
+        if e.values != g.values {
+            let diffs: Vec<String> = READ
+                .iter()
+                .filter_map(|h| {
+                    let find = |v: &[(String, String)]| {
+                        v.iter().find(|(n, _)| n == h).map(|(_, x)| x.clone())
+                    };
+                    let (a, b) = (find(&e.values), find(&g.values));
+                    (a != b).then(|| format!("{h}: {a:?} vs {b:?}"))
+                })
+                .collect();
+            out.push(format!(
+                "--- {title} #{i} {}: values differ: {}",
+                e.key,
+                diffs.join("; ")
+            ));
+        }
+    }
+    out
+}
+
+/// A JSON reply reduced to its shape and the values the controller reads.
+fn json_shape(v: &Value, key: &str) -> Value {
+    match v {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), json_shape(v, k)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(|v| json_shape(v, key)).collect()),
+        other if JSON_READ.contains(&key) => other.clone(),
+        Value::String(_) => Value::String("<text>".into()),
+        Value::Number(_) => Value::String("<number>".into()),
+        other => other.clone(),
+    }
+}
+
+fn reply_form(labels: &[(String, String)], r: &Reply) -> String {
+    let text = relabel(labels, &r.text);
+    match serde_json::from_str::<Value>(text.trim()) {
+        Ok(mut v @ (Value::Object(_) | Value::Array(_))) => {
+            if let Some(rows) = v.get_mut("rows").and_then(Value::as_array_mut) {
+                rows.sort_by_key(|r| r["uuid"].as_str().unwrap_or_default().to_owned());
+            }
+            serde_json::to_string_pretty(&json_shape(&v, "")).unwrap()
+        }
+        _ => text,
+    }
+}
+
+/// Every difference between two runs of one scenario; empty when they are equal.
+pub fn compare(expected: &Run, got: &Run) -> Vec<String> {
+    let mut report = Vec::new();
+    let (el, gl) = (auto_labels(expected), auto_labels(got));
+    for (i, pair) in expected
+        .replies
+        .iter()
+        .zip(&got.replies)
+        .enumerate()
+        .filter(|(_, (a, b))| reply_form(&el, a) != reply_form(&gl, b))
+    {
+        let (a, b) = pair;
+        report.push(format!(
+            "--- reply #{i} to `{}`:\n  {}: {:?}\n  {}: {:?}",
+            a.command,
+            expected.target.name(),
+            reply_form(&el, a),
+            got.target.name(),
+            reply_form(&gl, b)
+        ));
+    }
+    if expected.replies.len() != got.replies.len() {
+        report.push(format!(
+            "--- {} replies against {}",
+            expected.replies.len(),
+            got.replies.len()
+        ));
+    }
+    let (ei, gi) = (items(expected), items(got));
+    let global =
+        |v: &[Item]| -> Vec<Item> { v.iter().filter(|i| i.channel.is_none()).cloned().collect() };
+    let (eg, gg) = (global(&ei), global(&gi));
+    let title = "global stream (CUSTOM, API)";
+    match key_diff(title, &eg, &gg) {
+        Some(d) => report.push(d),
+        None => report.extend(header_diff("global", &eg, &gg)),
+    }
+    let mut roles: Vec<String> = ei
+        .iter()
+        .chain(&gi)
+        .filter_map(|i| i.channel.clone())
+        .collect();
+    roles.sort();
+    roles.dedup();
+    for role in roles {
+        let stream = |v: &[Item]| -> Vec<Item> {
+            v.iter()
+                .filter(|i| i.channel.as_deref() == Some(&role))
+                .cloned()
+                .collect()
+        };
+        let (e, g) = (stream(&ei), stream(&gi));
+        let title = format!("channel {role}");
+        match key_diff(&title, &e, &g) {
+            Some(d) => report.push(d),
+            None => report.extend(header_diff(&title, &e, &g)),
+        }
+    }
+    report
+}
+
+/// Writes a run (its replies, then its events with every header, ids labelled) to
+/// `$SWITCHYARD_DIFF_DUMP/<name>.txt` when that variable is set, to read a difference in full.
+pub fn dump(run: &Run, name: &str) {
+    let Some(dir) = std::env::var_os("SWITCHYARD_DIFF_DUMP") else {
+        return;
+    };
+    let labels = auto_labels(run);
+    let mut out = String::new();
+    for r in &run.replies {
+        out.push_str(&format!("> {}\n{}\n", r.command, relabel(&labels, &r.text)));
+    }
+    for e in run.events() {
+        out.push('\n');
+        for (n, v) in e.headers() {
+            let v = relabel(&labels, v.first()).replace('\n', "\\n");
+            out.push_str(&format!("{n}: {v}\n"));
+        }
+        if let Some(body) = e.body() {
+            out.push_str(&format!("[body] {}\n", relabel(&labels, &body)));
+        }
+    }
+    let dir = std::path::PathBuf::from(dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(format!("{name}.txt")), out).unwrap();
+}

@@ -1,0 +1,245 @@
+//! Differential tests: the simulator against a real FreeSWITCH, in the same run (issue 15). Each
+//! scenario of `tests/differential/scenarios.rs` is run against the simulator (`src/sim`, in
+//! process) and against a real node started by `tests/common/freeswitch.rs` with
+//! `freeswitch-conf/`, both at once, over the Event Socket with the project's own client
+//! (`tests/common/scenario.rs`); the two runs are compared by the rule of
+//! `tests/common/diff.rs` (global and per-channel event sequences, so the multiset; header-name
+//! sets; the values of the headers the controller reads; command replies and BACKGROUND_JOB
+//! bodies). Calls are SIP calls from SIPp on the real node and `Simulator::inbound_call` on the
+//! simulator. `real_against_real` runs the real node twice to calibrate the tolerances, which
+//! are only what two real runs differ in (see `tests/common/diff.rs`): PRESENCE_IN's place
+//! among the conference events, `variable_sip_cseq`/`variable_sip_to_tag` around the answer,
+//! ids and times, `Milliseconds-Elapsed`, and how many `show channels` polls the node's core
+//! database needs to catch up with the events. About 25 s for the whole file (9 FreeSWITCH
+//! starts, 2 at a time; `SWITCHYARD_DIFF_CALIBRATE=all` calibrates every scenario, about 45 s
+//! more). `SWITCHYARD_DIFF_DUMP=<dir>` writes both runs in full,
+//! `SWITCHYARD_DIFF_FULL=1` prints whole streams in a diff.
+//!
+//! # Differences found (simulator against FreeSWITCH 1.11) and fixed in `src/sim`
+//! 1. `originate {…}null/…`: no temporary-uuid CODEC pair, CHANNEL_UUID, CHANNEL_OUTGOING,
+//!    CS_ROUTING, CS_CONSUME_MEDIA; the answer reported CS_INIT; no caller-id flip after the
+//!    answer (CALL_UPDATE, then `Caller-Caller-ID-*` read `Outbound Call` / the dialed number on
+//!    CS_EXECUTE, add-member, HANGUP…); `Caller-Source` `mod_null` instead of `mod_loopback`;
+//!    a `Caller-Dialplan` null legs do not have; `Caller-Callee-ID-Number` `default` instead of
+//!    the dialed number; no `originate_early_media` / `originate_endpoint` variables.
+//! 2. `originate` with `origination_caller_id_name='Ann Smith'` answered `-ERR
+//!    CHAN_NOT_IMPLEMENTED` (the arguments were split on blanks, not as FreeSWITCH splits them).
+//! 3. SIP inbound call: no CS_NEW state and CODEC pair (PCMU/64000, not L16), the RINGING
+//!    callstate not reported in CS_ROUTING, the `public` dialplan not run (set `switchyard_did`,
+//!    set `media_timeout`, `answer`, `park`: the sim's park answered by itself), no
+//!    `Caller-Username` / `Caller-Network-Addr`, `Caller-Dialplan` `xml` instead of `XML`, none
+//!    of mod_sofia's `sip_*`, `rtp_*` and media variables, no `DP_MATCH`.
+//! 4. `uuid_transfer … inline`: no new caller profile (`Caller-Profile-Index` 2,
+//!    `Caller-Dialplan` `inline`, `Caller-Transfer-Source`, `Caller-RDNIS`, the destination
+//!    being the transfer string until the inline dialplan puts it back), no CHANNEL_UNPARK, no
+//!    routing pass (CS_ROUTING reported RINGING, then ACTIVE/CS_EXECUTE), no `transfer_history`
+//!    / `transfer_source`; the move ran inside the command, so add-member came before the
+//!    command's API event.
+//! 5. A transfer out of a room: del-member came before the member's CODEC (FreeSWITCH: CODEC
+//!    with the old profile, then del-member with the new one).
+//! 6. A parked call hung up: no CHANNEL_UNPARK before the park's EXECUTE_COMPLETE.
+//! 7. `variable_current_application_data` kept from an earlier app by apps without data.
+//! 8. `show channels as json`: `dest`, `cid_name`, `cid_num` are what FreeSWITCH's core database
+//!    took from CHANNEL_CREATE, the CS_ROUTING state and CALL_UPDATE (`dest` is
+//!    `conference:…` after a join; a control leg lists `Outbound Call`/`switchyard`), not the
+//!    channel's current values; the codec columns of SIP calls read PCMU.
+//! 9. The `switchyard` profile of `freeswitch-conf/` has no sounds: the simulator played the
+//!    vanilla profile's alone prompt (a failed play-file), hold music (its play-file-done) and
+//!    enter/exit tones (play-file-done) and fired start/stop-talking, which the profile
+//!    suppresses. (`default` and other names keep the vanilla behaviour of captures 01/02.)
+//! 10. `conference play {switchyard_op=…}<file>`: the prefix was lost from the reply and from
+//!     `File` (play-file and play-file-done); a queued file got its play-file when it started,
+//!     not when it was queued; FreeSWITCH's quirk — a queued file's play-file carries the
+//!     parameters (`switchyard_op`) of the file playing now — never happened; a missing file
+//!     gave no play-file with `Error` (and none of the file's parameters).
+//! 11. `record`/`norecord`: start-recording and stop-recording came before the command's API
+//!     event (FreeSWITCH: from the recording thread, after); no PRESENCE_IN after
+//!     start-recording; `norecord` of a path not recording answers `-ERR non-existant recording
+//!     '<path>'` before `+OK Stopped recording 0 files`.
+//!
+//!
+//! # Not fixed
+//! 12. A URL its server answers 404: FreeSWITCH replies `-ERR (play) File: {…}<url> not found.`
+//!     and fires a play-file with `Error: File could not be played` (without the file's
+//!     `switchyard_op`); the simulator plays every `http(s)://` URL for its default length (the
+//!     lab has no network and its tests play made-up URLs; the simulator's API is synchronous,
+//!     so it cannot fetch). `a_tagged_url_play_answered_404` shows it, ignored until fixed.
+//!     (The controller is not misled on a real node: it takes the `-ERR` reply as the play not
+//!     sent.)
+//!
+//! Checked and equal from the start: a tagged `http://` URL fetched by mod_http_cache and
+//! played to its end; mute/unmute/kick/hup replies and events (`hup`, like
+//! `kick`, ends the conference app and the call parks), `saymember`/`say` (speak-text-member /
+//! speak-text, no done events), `json_list` apart from 1 and 8's caller ids, BACKGROUND_JOB
+//! bodies, `uuid_kill` in and out of rooms, odd caller names (spaces, `%`, `+`, non-ASCII).
+//!
+//! Compared by name only (values not read by the controller, left as the simulator makes
+//! them): the values of mod_sofia's variables, `Conference-Domain`, play-file-done's
+//! `milliseconds`/`samples`, `Event-Calling-*`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+#[path = "differential/scenarios.rs"]
+mod scenarios;
+
+use common::diff::{compare, dump};
+use common::scenario::{Run, Target};
+use scenarios::Scenario;
+
+/// Runs `scenario` on both targets at once and returns the two runs.
+async fn both(scenario: Scenario, first: Target, second: Target) -> (Run, Run) {
+    let (a, b) = tokio::join!(
+        async {
+            let mut run = Run::start(first).await;
+            scenario(&mut run).await;
+            run
+        },
+        async {
+            let mut run = Run::start(second).await;
+            scenario(&mut run).await;
+            run
+        }
+    );
+    (a, b)
+}
+
+/// FreeSWITCH against the simulator: every difference is a failure.
+async fn differential(name: &str, scenario: Scenario) {
+    let (real, sim) = both(scenario, Target::real().await, Target::sim().await).await;
+    dump(&real, &format!("{name}.real"));
+    dump(&sim, &format!("{name}.sim"));
+    let report = compare(&real, &sim);
+    assert!(
+        report.is_empty(),
+        "{name}: the simulator differs from FreeSWITCH ({} differences)\n{}",
+        report.len(),
+        report.join("\n")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(live_fs),
+    ignore = "needs a real FreeSWITCH: run scripts/test-deps.sh"
+)]
+async fn one_call_parked_joined_muted_kicked_and_hung_up() {
+    differential("basic", scenarios::basic).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(live_fs),
+    ignore = "needs a real FreeSWITCH: run scripts/test-deps.sh"
+)]
+async fn odd_caller_names() {
+    differential("odd_names", scenarios::odd_names).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(live_fs),
+    ignore = "needs a real FreeSWITCH: run scripts/test-deps.sh"
+)]
+async fn originate_with_a_quoted_caller_name() {
+    differential("originate_quoted_name", scenarios::originate_quoted_name).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(live_fs),
+    ignore = "needs a real FreeSWITCH: run scripts/test-deps.sh"
+)]
+async fn queued_tagged_plays_pause_volume_stop() {
+    differential("plays", scenarios::plays).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(live_fs),
+    ignore = "needs a real FreeSWITCH: run scripts/test-deps.sh"
+)]
+async fn record_and_norecord() {
+    differential("record", scenarios::record).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(live_fs),
+    ignore = "needs a real FreeSWITCH: run scripts/test-deps.sh"
+)]
+async fn saymember_say_and_a_spoken_leave() {
+    differential("speech", scenarios::speech).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(live_fs),
+    ignore = "needs a real FreeSWITCH: run scripts/test-deps.sh"
+)]
+async fn a_burst_of_thirty_calls() {
+    differential("burst", scenarios::burst).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(live_fs),
+    ignore = "needs a real FreeSWITCH: run scripts/test-deps.sh"
+)]
+async fn a_tagged_url_play() {
+    differential("url_play", scenarios::url_play).await;
+}
+
+/// NOT FIXED: the simulator plays every `http(s)://` URL (for a default length: the lab has no
+/// network, and its tests play made-up URLs); FreeSWITCH fails one its server refuses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "simulator difference not fixed: a URL answered 404 plays on the simulator (see the module docs, 12)"]
+async fn a_tagged_url_play_answered_404() {
+    differential("url_play_missing", scenarios::url_play_missing).await;
+}
+
+/// Calibration: two real runs of a scenario, compared by the same rule, must be equal (else the
+/// rule is stricter than FreeSWITCH is consistent, and the tolerance must grow — documented).
+/// The suite calibrates on `basic`; `SWITCHYARD_DIFF_CALIBRATE=all` (or a comma-separated list
+/// of scenario names) calibrates on more (each takes two node starts).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(live_fs),
+    ignore = "needs a real FreeSWITCH: run scripts/test-deps.sh"
+)]
+async fn real_against_real() {
+    let names = std::env::var("SWITCHYARD_DIFF_CALIBRATE").unwrap_or_else(|_| "basic".into());
+    let names: Vec<&str> = if names == "all" {
+        scenarios::NAMES.to_vec()
+    } else {
+        names.split(',').collect()
+    };
+    let mut failures = Vec::new();
+    for name in names {
+        let scenario = scenarios::by_name(name).expect("a scenario of tests/differential");
+        let (a, b) = both(scenario, Target::real().await, Target::real().await).await;
+        dump(&a, &format!("{name}.calibration.a"));
+        dump(&b, &format!("{name}.calibration.b"));
+        let report = compare(&a, &b);
+        if !report.is_empty() {
+            failures.push(format!(
+                "{name}: two real runs differ ({} differences)\n{}",
+                report.len(),
+                report.join("\n")
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// A tool for working on the simulator: runs one scenario (`SWITCHYARD_DIFF_SCENARIO`) on a
+/// real node only and dumps it (`SWITCHYARD_DIFF_DUMP`), to see what FreeSWITCH does where the
+/// simulator cannot finish the scenario yet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a tool: SWITCHYARD_DIFF_SCENARIO=<name> SWITCHYARD_DIFF_DUMP=<dir>"]
+async fn real_only() {
+    let name = std::env::var("SWITCHYARD_DIFF_SCENARIO").unwrap_or_else(|_| "basic".into());
+    let scenario = scenarios::by_name(&name).expect("a scenario of tests/differential");
+    let mut run = Run::start(Target::real().await).await;
+    scenario(&mut run).await;
+    dump(&run, &format!("{name}.real-only"));
+}
