@@ -14,11 +14,7 @@ use switchyard::conference::{EventKind, RoomStatus, SessionId, SessionState};
 use switchyard::store::Store;
 
 use common::api::assert_error;
-use live::Live;
-
-fn channel_of(session: &str) -> &str {
-    &session[6..]
-}
+use live::{Live, channel_of};
 
 async fn session_state(t: &Live, session: &str) -> Option<SessionState> {
     t.store()

@@ -19,12 +19,7 @@ use switchyard::esl::{ConferenceAction, Event, EventName, EventStream};
 use switchyard::store::Store;
 
 use common::api::assert_error;
-use live::{Live, notice, wav_millis};
-
-/// The channel uuid of a session id (`{prefix}-{uuid}`).
-fn channel_of(session: &str) -> &str {
-    &session[6..]
-}
+use live::{Live, channel_of, notice, wav_millis};
 
 async fn session_room(t: &Live, s: &str) -> Value {
     t.session(s).await["room_id"].clone()

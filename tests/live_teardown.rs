@@ -13,11 +13,7 @@ use axum::http::StatusCode;
 use serde_json::json;
 use switchyard::conference::{DomainEvent, EventKind};
 
-use live::Live;
-
-fn channel_of(session: &str) -> &str {
-    &session[6..]
-}
+use live::{Live, channel_of};
 
 /// Holds the room's story to: one `conference.destroyed` (seed 004: immediate on DELETE, so it
 /// may come before the members leave), one `member.left` for each of `sessions`, and

@@ -54,6 +54,14 @@ use crate::common::sipp::Caller;
 /// The node prefix of the live controller: every room and session id starts with it.
 pub const PREFIX: &str = "live1";
 
+/// The channel uuid of a session id (`{prefix}-{uuid}`, the prefix being [`PREFIX`]).
+pub fn channel_of(session: &str) -> &str {
+    session
+        .strip_prefix(PREFIX)
+        .and_then(|s| s.strip_prefix('-'))
+        .unwrap_or(session)
+}
+
 /// The WAV the playback test plays (2 s of 440 Hz, 8 kHz mono).
 pub const TONE: &[u8] = include_bytes!("../../fixtures/audio/tone-440hz-2s.wav");
 
