@@ -56,16 +56,12 @@
 //!     event (FreeSWITCH: from the recording thread, after); no PRESENCE_IN after
 //!     start-recording; `norecord` of a path not recording answers `-ERR non-existant recording
 //!     '<path>'` before `+OK Stopped recording 0 files`.
-//!
-//!
-//! # Not fixed
 //! 12. A URL its server answers 404: FreeSWITCH replies `-ERR (play) File: {…}<url> not found.`
 //!     and fires a play-file with `Error: File could not be played` (without the file's
-//!     `switchyard_op`); the simulator plays every `http(s)://` URL for its default length (the
-//!     lab has no network and its tests play made-up URLs; the simulator's API is synchronous,
-//!     so it cannot fetch). `a_tagged_url_play_answered_404` shows it, ignored until fixed.
-//!     (The controller is not misled on a real node: it takes the `-ERR` reply as the play not
-//!     sent.)
+//!     `switchyard_op`); the simulator played every `http(s)://` URL for its default length.
+//!     Now, with `SimConfig::fetch_urls` (on here; off in the lab, which has no network and
+//!     plays made-up URLs), it fetches the URL inside the command as mod_http_cache does and
+//!     fails the play the same way.
 //!
 //! Checked and equal from the start: a tagged `http://` URL fetched by mod_http_cache and
 //! played to its end; mute/unmute/kick/hup replies and events (`hup`, like
@@ -189,10 +185,13 @@ async fn a_tagged_url_play() {
     differential("url_play", scenarios::url_play).await;
 }
 
-/// NOT FIXED: the simulator plays every `http(s)://` URL (for a default length: the lab has no
-/// network, and its tests play made-up URLs); FreeSWITCH fails one its server refuses.
+/// A URL its server answers 404 fails the play on both (the simulator fetches URLs first when
+/// `SimConfig::fetch_urls` is on, as mod_http_cache does).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "simulator difference not fixed: a URL answered 404 plays on the simulator (see the module docs, 12)"]
+#[cfg_attr(
+    not(live_fs),
+    ignore = "needs a real FreeSWITCH: run scripts/test-deps.sh"
+)]
 async fn a_tagged_url_play_answered_404() {
     differential("url_play_missing", scenarios::url_play_missing).await;
 }

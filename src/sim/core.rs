@@ -71,6 +71,8 @@ pub(crate) struct State {
     pub next_token: u64,
     pub timers: Vec<Timer>,
     pub config: Arc<SimConfig>,
+    /// `http(s)://` files whose fetch failed ([`SimConfig::fetch_urls`]): they cannot be played.
+    pub unreachable_urls: std::collections::HashSet<String>,
     events: broadcast::Sender<Arc<SimEvent>>,
 }
 
@@ -88,6 +90,7 @@ impl State {
             sequence: 440,
             started: Instant::now(),
             sessions_since_startup: 0,
+            unreachable_urls: std::collections::HashSet::new(),
             channels: BTreeMap::new(),
             rooms: BTreeMap::new(),
             next_member_id: config.first_member_id.max(1),
@@ -197,6 +200,13 @@ impl Core {
 
     /// `api <line>` from an ESL client: the command, then its API event (FreeSWITCH creates the
     /// event, and so takes its sequence number, before the command runs, and fires it after).
+    /// Notes that fetching `url` failed (see [`SimConfig::fetch_urls`]).
+    pub fn url_unreachable(self: &Arc<Self>, url: &str) {
+        let mut state = self.lock();
+        state.unreachable_urls.insert(url.to_owned());
+        self.release(state);
+    }
+
     pub fn esl_api(self: &Arc<Self>, line: &str) -> String {
         let mut state = self.lock();
         let api = state.api_event(line);

@@ -103,6 +103,9 @@ pub(crate) async fn serve(stream: TcpStream, core: Arc<Core>, mut faults: watch:
         tokio::select! {
             request = framed.next() => {
                 let Some(Ok(request)) = request else { return };
+                if me.authed && config.fetch_urls {
+                    fetch_played_url(&me.core, &request.command).await;
+                }
                 let (out, next) = me.handle(request);
                 for frame in out {
                     if framed.feed(frame).await.is_err() {
@@ -282,5 +285,33 @@ impl Listener {
         let args = args.to_owned();
         tokio::spawn(async move { core.bgapi(&args, &job) });
         dst.freeze()
+    }
+}
+
+/// For `api|bgapi conference <room> play <file>` of an `http(s)://` file, fetches it first, as
+/// mod_http_cache does inside the command; a failure (no answer in 5 s, or not 2xx) is noted so
+/// the play fails as on a real node.
+async fn fetch_played_url(core: &Arc<Core>, command: &str) {
+    let words: Vec<&str> = command.split_whitespace().collect();
+    let arg = match words.as_slice() {
+        [api, "conference", _, "play", arg, ..]
+            if api.eq_ignore_ascii_case("api") || api.eq_ignore_ascii_case("bgapi") =>
+        {
+            *arg
+        }
+        _ => return,
+    };
+    let (_, file) = super::media::split_params(arg);
+    if !(file.starts_with("http://") || file.starts_with("https://")) {
+        return;
+    }
+    let fetched = reqwest::Client::new()
+        .get(&file)
+        .timeout(std::time::Duration::from_secs(5))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success());
+    if !fetched {
+        core.url_unreachable(&file);
     }
 }

@@ -30,7 +30,7 @@ pub(crate) struct Playback {
 }
 
 /// `{a=b,c=d}file` → params and file.
-fn split_params(arg: &str) -> (Vec<(String, String)>, String) {
+pub(crate) fn split_params(arg: &str) -> (Vec<(String, String)>, String) {
     if let Some(inner) = arg.strip_prefix('{')
         && let Some((params, file)) = inner.split_once('}')
     {
@@ -57,6 +57,9 @@ impl State {
         ]
         .iter()
         .any(|p| file.starts_with(p));
+        if self.unreachable_urls.contains(file) {
+            return None;
+        }
         if is_stream {
             return Some(self.config.default_play_duration);
         }

@@ -62,6 +62,10 @@ pub struct SimConfig {
     /// (0.2–0.3 s measured on 1.11), so a channel younger than this is not listed yet. Zero
     /// (the default) lists every channel at once.
     pub channel_list_lag: Duration,
+    /// Fetch an `http(s)://` file before playing it, as mod_http_cache does, so a URL its server
+    /// refuses (or that cannot be reached) fails the play as on a real node. Off by default: the
+    /// lab has no network and its URLs are made up, so every URL plays.
+    pub fetch_urls: bool,
 }
 
 impl Default for SimConfig {
@@ -88,6 +92,7 @@ impl Default for SimConfig {
             event_queue: 100_000,
             first_member_id: 1,
             channel_list_lag: Duration::ZERO,
+            fetch_urls: false,
         }
     }
 }

@@ -42,6 +42,8 @@ impl Target {
         let sim = Simulator::start(SimConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
             heartbeat: None,
+            // A real node fetches every URL it plays (mod_http_cache).
+            fetch_urls: true,
             ..SimConfig::default()
         })
         .await
