@@ -109,6 +109,29 @@ pub struct Member {
 }
 
 impl Member {
+    /// A new participation of `session`, as a join request makes it: joining, muted, a fresh
+    /// conferencecall id.
+    pub fn requested(session: &Session, command_uid: Option<String>, now: Micros) -> Member {
+        Member {
+            conferencecall_id: Uuid::new_v4(),
+            session: session.id.clone(),
+            member_id: None,
+            status: MemberStatus::Joining,
+            muted: true,
+            did: session.did.clone(),
+            caller_id: session.caller_id.clone(),
+            command_uid,
+            requested_at: now,
+            joined_at: None,
+            left_at: None,
+            leave_reason: None,
+            hangup_cause: None,
+            kicked: false,
+            mute_requested: None,
+            updated_at: now,
+        }
+    }
+
     /// The FreeSWITCH channel uuid.
     pub fn channel(&self) -> &str {
         self.session.channel()

@@ -46,22 +46,11 @@ pub(super) fn member_added(
     match session.filter(|s| s.app == step.room.app) {
         Some(session) => {
             let member = Member {
-                conferencecall_id: uuid::Uuid::new_v4(),
-                session: session.id.clone(),
                 member_id: Some(member_id),
                 status: MemberStatus::Joined,
                 muted: !speak,
-                did: session.did.clone(),
-                caller_id: session.caller_id.clone(),
-                command_uid: None,
-                requested_at: now,
                 joined_at: Some(now),
-                left_at: None,
-                leave_reason: None,
-                hangup_cause: None,
-                kicked: false,
-                mute_requested: None,
-                updated_at: now,
+                ..Member::requested(session, None, now)
             };
             let data = member_data(step.room, &member);
             step.room.members.insert(channel.to_owned(), member);

@@ -62,24 +62,7 @@ pub fn request_join(
     if room.kind == RoomType::Connect && room.members.len() >= 2 {
         return Err(OpError::RoomFull);
     }
-    let member = Member {
-        conferencecall_id: Uuid::new_v4(),
-        session: session.id.clone(),
-        member_id: None,
-        status: MemberStatus::Joining,
-        muted: true,
-        did: session.did.clone(),
-        caller_id: session.caller_id.clone(),
-        command_uid,
-        requested_at: now,
-        joined_at: None,
-        left_at: None,
-        leave_reason: None,
-        hangup_cause: None,
-        kicked: false,
-        mute_requested: None,
-        updated_at: now,
-    };
+    let member = Member::requested(session, command_uid, now);
     let data = member_data(room, &member);
     room.members.insert(member.channel().to_owned(), member);
     let mut step = Step::new(room, now);
