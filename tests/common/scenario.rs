@@ -356,6 +356,22 @@ impl Run {
         .await
     }
 
+    /// Waits until channel `uuid` is gone: its last event, CHANNEL_STATE CS_DESTROY, which
+    /// FreeSWITCH fires after CHANNEL_DESTROY from the session's own teardown (waiting only for
+    /// CHANNEL_DESTROY let a run end before it arrived now and then).
+    pub async fn destroyed(&self, from: usize, uuid: &str) -> Event {
+        self.wait_from(
+            from,
+            &format!("CS_DESTROY of {}", self.relabel(uuid)),
+            |e| {
+                e.header("Event-Name").as_deref() == Some("CHANNEL_STATE")
+                    && e.header("Channel-State").as_deref() == Some("CS_DESTROY")
+                    && e.unique_id().as_deref() == Some(uuid)
+            },
+        )
+        .await
+    }
+
     /// Waits for a conference event with `Action` `action` (of channel `uuid`, when given).
     pub async fn conf_event(&self, from: usize, action: &str, uuid: Option<&str>) -> Event {
         let what = format!(
@@ -387,7 +403,7 @@ impl Run {
             .filter(|u| uuids.contains(u))
             .collect();
         for uuid in created {
-            self.channel_event(0, "CHANNEL_DESTROY", &uuid).await;
+            self.destroyed(0, &uuid).await;
         }
     }
 }

@@ -53,7 +53,7 @@ pub async fn member(run: &mut Run, verb: &str, id: u32, uuid: &str, action: &str
 pub async fn kill(run: &mut Run, uuid: &str) {
     let from = run.mark();
     run.api(&format!("uuid_kill {uuid}")).await;
-    run.channel_event(from, "CHANNEL_DESTROY", uuid).await;
+    run.destroyed(from, uuid).await;
 }
 
 /// The end of every scenario: the control leg killed (the room ends), every channel gone.
@@ -106,7 +106,7 @@ pub fn odd_names(run: &mut Run) -> Pin<Box<dyn Future<Output = ()> + '_>> {
             let from = run.mark();
             run.api(&format!("uuid_kill {call}")).await;
             run.conf_event(from, "del-member", Some(call)).await;
-            run.channel_event(from, "CHANNEL_DESTROY", call).await;
+            run.destroyed(from, call).await;
         }
         close(run, &ctl).await;
     })
