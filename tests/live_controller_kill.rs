@@ -5,6 +5,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+#[path = "common/live.rs"]
+mod live;
 mod webhook_support;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -16,6 +18,7 @@ use serde_json::{Value, json};
 use common::freeswitch::{FreeSwitch, free_tcp_port};
 use common::redis_server::RedisServer;
 use common::sipp::Caller;
+use live::within;
 use switchyard::api::hash_key;
 use webhook_support::{Receiver, secret};
 
@@ -73,21 +76,6 @@ where
         if let Some(v) = get().await {
             return v;
         }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {limit:?}: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn within<F, Fut>(limit: Duration, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + limit;
-    while !check().await {
         assert!(
             Instant::now() < deadline,
             "timed out after {limit:?}: {what}"
