@@ -56,7 +56,8 @@ async fn events_arrive_signed_in_the_documented_envelope() {
             .iter()
             .find(|(id, _)| r.id() == format!("msg_{id}"))
             .expect("an outbox entry");
-        // An independent implementation (the `standardwebhooks` crate) accepts each secret.
+        // A receiver using the scheme's reference library (the `standardwebhooks` crate) accepts
+        // the message with either secret.
         for s in [secret(), next.clone()] {
             let wh = standardwebhooks::Webhook::new(&s).unwrap();
             wh.verify(&r.body, &r.headers).expect("valid signature");

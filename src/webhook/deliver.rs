@@ -101,6 +101,15 @@ pub async fn attempt(
         };
     }
     let timestamp = unix_now();
+    let signature = match signer.signature(id, timestamp, body) {
+        Ok(s) => s,
+        Err(e) => {
+            return Verdict::GiveUp {
+                status: None,
+                error: e.to_string(),
+            };
+        }
+    };
     let request = client
         .post(url.clone())
         .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
@@ -110,7 +119,7 @@ pub async fn attempt(
         )
         .header("webhook-id", id)
         .header("webhook-timestamp", timestamp.to_string())
-        .header("webhook-signature", signer.signature(id, timestamp, body))
+        .header("webhook-signature", signature)
         .body(body.to_vec());
     match request.send().await {
         Ok(response) => judge_response(response).await,

@@ -1,14 +1,16 @@
-//! Standard Webhooks signatures: `webhook-signature: v1,<base64 HMAC-SHA256(key, "{id}.{ts}.{body}")>`.
+//! Standard Webhooks signatures: `webhook-signature: v1,<base64 HMAC-SHA256(key, "{id}.{ts}.{body}")>`,
+//! made by the `standardwebhooks` crate (the scheme's reference library for Rust).
 //!
 //! Secrets are `whsec_<base64>` of at least 24 bytes. During a rotation an application has two
 //! active secrets (configured space-separated); every message then carries one signature per
 //! secret, space-separated, and a receiver holding either secret accepts it. Key bytes never
 //! appear in `Debug` output or errors.
 
+use std::sync::Arc;
+
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use standardwebhooks::Webhook;
 use subtle::ConstantTimeEq;
 
 /// The secret prefix the scheme uses.
@@ -35,6 +37,14 @@ pub enum SecretError {
     TooMany(usize),
 }
 
+/// Why a message could not be signed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SignError {
+    /// The scheme signs text: a webhook body is JSON, so UTF-8.
+    #[error("a webhook body must be UTF-8 to be signed")]
+    NotUtf8,
+}
+
 /// Why a received message was refused by [`verify`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VerifyError {
@@ -46,10 +56,10 @@ pub enum VerifyError {
     NoMatch,
 }
 
-/// One signing key.
+/// One signing key (shared, not copied, between clones).
 #[derive(Clone)]
 pub struct Secret {
-    key: Vec<u8>,
+    webhook: Arc<Webhook>,
 }
 
 impl std::fmt::Debug for Secret {
@@ -71,7 +81,11 @@ impl Secret {
         if key.len() < MIN_KEY_BYTES {
             return Err(SecretError::TooShort(key.len()));
         }
-        Ok(Secret { key })
+        // `from_bytes` takes any key; its error case is never produced for raw bytes.
+        let webhook = Webhook::from_bytes(key).map_err(|_| SecretError::NotBase64)?;
+        Ok(Secret {
+            webhook: Arc::new(webhook),
+        })
     }
 
     /// A fresh random secret of 32 bytes, as `whsec_…` text.
@@ -85,22 +99,11 @@ impl Secret {
     }
 
     /// `v1,<base64 signature>` of one message.
-    fn sign(&self, id: &str, timestamp: i64, body: &[u8]) -> String {
-        format!("v1,{}", STANDARD.encode(self.mac(id, timestamp, body)))
-    }
-
-    fn mac(&self, id: &str, timestamp: i64, body: &[u8]) -> Vec<u8> {
-        // HMAC accepts keys of any length; `new_from_slice` cannot fail for it.
-        let mut mac = match Hmac::<Sha256>::new_from_slice(&self.key) {
-            Ok(m) => m,
-            Err(_) => return Vec::new(),
-        };
-        mac.update(id.as_bytes());
-        mac.update(b".");
-        mac.update(timestamp.to_string().as_bytes());
-        mac.update(b".");
-        mac.update(body);
-        mac.finalize().into_bytes().to_vec()
+    fn sign(&self, id: &str, timestamp: i64, body: &[u8]) -> Result<String, SignError> {
+        // The crate's only failure is a body that is not UTF-8.
+        self.webhook
+            .sign(id, timestamp, body)
+            .map_err(|_| SignError::NotUtf8)
     }
 }
 
@@ -125,17 +128,22 @@ impl Signer {
     }
 
     /// The `webhook-signature` value: one `v1,…` per active secret, space-separated.
-    pub fn signature(&self, id: &str, timestamp: i64, body: &[u8]) -> String {
-        self.secrets
+    pub fn signature(&self, id: &str, timestamp: i64, body: &[u8]) -> Result<String, SignError> {
+        let signatures = self
+            .secrets
             .iter()
             .map(|s| s.sign(id, timestamp, body))
-            .collect::<Vec<_>>()
-            .join(" ")
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(signatures.join(" "))
     }
 }
 
 /// Checks a received message as a receiver would: the timestamp within [`TOLERANCE_SECS`] of
 /// `now` (unix seconds) and one of the `v1` signatures made by one of `secrets`.
+///
+/// The signatures expected are the crate's; the crate's own `Webhook::verify` is not used
+/// because it reads the clock itself, and `switchyard webhook verify --ignore-time` and tests
+/// need to say what "now" is.
 pub fn verify(
     secrets: &[Secret],
     id: &str,
@@ -151,17 +159,18 @@ pub fn verify(
     if (now - ts).abs() > TOLERANCE_SECS {
         return Err(VerifyError::OutOfTolerance);
     }
-    let offered: Vec<Vec<u8>> = signature
+    let offered: Vec<&str> = signature
         .split_whitespace()
-        .filter_map(|s| s.strip_prefix("v1,"))
-        .filter_map(|b64| STANDARD.decode(b64).ok())
+        .filter(|s| s.starts_with("v1,"))
         .collect();
-    let matches = secrets.iter().any(|secret| {
-        let expected = secret.mac(id, ts, body);
-        offered
-            .iter()
-            .any(|o| bool::from(o.as_slice().ct_eq(expected.as_slice())))
-    });
+    let matches = secrets
+        .iter()
+        .filter_map(|secret| secret.sign(id, ts, body).ok())
+        .any(|expected| {
+            offered
+                .iter()
+                .any(|o| bool::from(o.as_bytes().ct_eq(expected.as_bytes())))
+        });
     if matches {
         Ok(())
     } else {
@@ -218,7 +227,9 @@ mod tests {
         // The example of the Standard Webhooks reference libraries.
         let signer = Signer::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
         let body = br#"{"test": 2432232314}"#;
-        let sig = signer.signature("msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body);
+        let sig = signer
+            .signature("msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body)
+            .unwrap();
         assert_eq!(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
     }
 
@@ -226,7 +237,7 @@ mod tests {
     fn two_active_secrets_each_verify_and_a_stranger_does_not() {
         let (old, new) = (Secret::generate(), Secret::generate());
         let signer = Signer::parse(&format!("{new} {old}")).unwrap();
-        let sig = signer.signature("msg_1", 1000, b"{}");
+        let sig = signer.signature("msg_1", 1000, b"{}").unwrap();
         assert_eq!(sig.split(' ').count(), 2);
         for s in [&old, &new] {
             let key = Secret::parse(s).unwrap();
@@ -243,7 +254,10 @@ mod tests {
     fn verify_refuses_tampering_and_stale_timestamps() {
         let text = Secret::generate();
         let key = || vec![Secret::parse(&text).unwrap()];
-        let sig = Signer::parse(&text).unwrap().signature("m", 1000, b"body");
+        let sig = Signer::parse(&text)
+            .unwrap()
+            .signature("m", 1000, b"body")
+            .unwrap();
         assert_eq!(verify(&key(), "m", "1000", &sig, b"body", 1299), Ok(()));
         assert_eq!(
             verify(&key(), "m", "1000", &sig, b"bodx", 1000),
@@ -261,5 +275,42 @@ mod tests {
             verify(&key(), "m", "x", &sig, b"body", 1000),
             Err(VerifyError::BadTimestamp)
         );
+    }
+
+    #[test]
+    fn a_body_that_is_not_utf8_is_not_signed_and_never_verifies() {
+        let text = Secret::generate();
+        let signer = Signer::parse(&text).unwrap();
+        assert_eq!(
+            signer.signature("m", 1000, b"\xff\xfe"),
+            Err(SignError::NotUtf8)
+        );
+        let sig = signer.signature("m", 1000, b"{}").unwrap();
+        let key = vec![Secret::parse(&text).unwrap()];
+        assert_eq!(
+            verify(&key, "m", "1000", &sig, b"\xff{}", 1000),
+            Err(VerifyError::NoMatch)
+        );
+    }
+
+    #[test]
+    fn the_crates_verifier_accepts_both_signatures_of_a_rotation() {
+        let (old, new) = (Secret::generate(), Secret::generate());
+        let signer = Signer::parse(&format!("{new} {old}")).unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let body = br#"{"type":"conference.created"}"#;
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert("webhook-id", "msg_1".parse().unwrap());
+        headers.insert("webhook-timestamp", now.to_string().parse().unwrap());
+        let sig = signer.signature("msg_1", now, body).unwrap();
+        headers.insert("webhook-signature", sig.parse().unwrap());
+        for s in [&old, &new] {
+            let wh = Webhook::new(s).unwrap();
+            assert!(wh.verify(body, &headers).is_ok(), "{s:?}");
+            assert!(wh.verify(b"{}", &headers).is_err());
+        }
     }
 }
