@@ -181,7 +181,7 @@ impl State {
             ("Milliseconds-Elapsed", elapsed.as_millis().to_string()),
         ];
         match written {
-            Ok(()) => extra.push(("Record-File-Size", (44 + samples * 2).to_string())),
+            Ok(size) => extra.push(("Record-File-Size", size.to_string())),
             Err(e) => extra.push(("Error", format!("File could not be written: {e}"))),
         }
         self.fire_room_action(room, "stop-recording", &extra);
