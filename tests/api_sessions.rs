@@ -324,17 +324,52 @@ async fn a_repeated_command_uid_gets_the_first_answer_and_sends_nothing() {
     })
     .await;
     // The same uid again: not 429, not 409 — the first answer; FreeSWITCH hears nothing.
+    assert!(first.headers.get("idempotent-replayed").is_none());
     for _ in 0..3 {
         let again = t.post(&unmute, A, json!({ "command_uid": "u-1" })).await;
         assert_eq!(again.status, first.status);
         assert_eq!(again.body, first.body);
+        assert_eq!(again.headers["idempotent-replayed"], "true");
     }
-    // Even on another verb of the same session.
+    // The key with another command of the same session is refused, and that command is not
+    // sent (nor the first one repeated).
     let mute = format!("/api/v1/sessions/{s}/commands/conference/mute");
-    let r = t.post(&mute, A, json!({ "command_uid": "u-1" })).await;
-    assert_eq!(r.body, first.body);
+    let hangup = format!("/api/v1/sessions/{s}/commands/hangup");
+    for other in [&mute, &hangup] {
+        let r = t.post(other, A, json!({ "command_uid": "u-1" })).await;
+        assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(
+            r.body["error"],
+            "command_uid was already used for a different request"
+        );
+        assert_eq!(r.body["detail"]["used_for"], "conference/unmute");
+    }
     assert_eq!(t.count(A, EventKind::MemberUnmuted).await, 1);
     assert_eq!(t.count(A, EventKind::MemberMuted).await, 0);
+    let r = t.get(&format!("/api/v1/sessions/{s}"), A).await;
+    assert_eq!(r.body["state"], "parked", "the call is still up: {r:?}");
+    // The same key on another session is another key.
+    let join_s2 = format!("/api/v1/sessions/{s2}/commands/conference/join");
+    let r = t
+        .post(
+            &join_s2,
+            A,
+            json!({ "room_id": room, "command_uid": "u-1" }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    eventually("joined", || async { t.members(A, &room).await.len() == 2 }).await;
+    tokio::time::sleep(Duration::from_millis(320)).await; // join and leave share a cooldown
+    let r = t
+        .post(
+            &format!("/api/v1/sessions/{s2}/commands/conference/leave"),
+            A,
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    eventually("left", || async { t.members(A, &room).await.len() == 1 }).await;
+    tokio::time::sleep(Duration::from_millis(320)).await;
     // A join with a uid, repeated after it was confirmed: still 202 joining.
     let join = format!("/api/v1/sessions/{s2}/commands/conference/join");
     let j1 = t
@@ -346,19 +381,30 @@ async fn a_repeated_command_uid_gets_the_first_answer_and_sends_nothing() {
         .post(&join, A, json!({ "room_id": room, "command_uid": "j" }))
         .await;
     assert_eq!((j2.status, j2.body), (j1.status, j1.body));
+    // The same key with other parameters (another room) is refused.
+    let other_room = t.room(A, "uid-other").await;
+    let r = t
+        .post(
+            &join,
+            A,
+            json!({ "room_id": other_room, "command_uid": "j" }),
+        )
+        .await;
+    assert_error(&r, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.body["detail"]["used_for"], "conference/join");
     let joined = t.events(A).await;
     let joined = joined
         .iter()
-        .filter(|e| e.kind == EventKind::MemberJoined)
-        .find(|e| e.data["uuid"] == s2.as_str())
+        .rfind(|e| e.kind == EventKind::MemberJoined && e.data["uuid"] == s2.as_str())
         .unwrap();
     assert_eq!(joined.data["command_uid"], "j");
-    // A refused command is not remembered: the same uid works once the state allows it.
-    let r = t.post(&mute, A, json!({ "command_uid": "u-2" })).await;
-    assert_error(&r, StatusCode::TOO_MANY_REQUESTS);
-    tokio::time::sleep(Duration::from_millis(320)).await;
+    // A refused command is not remembered: its key is free again, even for another command.
+    let r = t.post(&unmute, A, json!({ "command_uid": "u-2" })).await;
+    assert_error(&r, StatusCode::CONFLICT);
     let r = t.post(&mute, A, json!({ "command_uid": "u-2" })).await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    let r = t.post(&mute, A, json!({ "command_uid": "u-2" })).await;
+    assert_eq!(r.headers["idempotent-replayed"], "true", "{r:?}");
 }
 
 #[tokio::test]

@@ -435,6 +435,27 @@ async fn cooldowns_and_remembered_answers_expire<S: Store>(store: S) {
     );
     assert_eq!(store.recall(&a, "s1:other").await.unwrap(), None);
     assert_eq!(store.recall(&app("app-b"), "s1:uid").await.unwrap(), None);
+    // A reservation is settled with the answer, or freed when the command failed.
+    store
+        .settle(&a, "s1:uid", Some("answer"), Duration::from_secs(600))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.recall(&a, "s1:uid").await.unwrap().as_deref(),
+        Some("answer")
+    );
+    store
+        .settle(&a, "s1:uid", None, Duration::from_secs(600))
+        .await
+        .unwrap();
+    assert_eq!(store.recall(&a, "s1:uid").await.unwrap(), None);
+    assert_eq!(
+        store
+            .remember(&a, "s1:uid", "again", Duration::from_secs(600))
+            .await
+            .unwrap(),
+        None
+    );
     tokio::time::sleep(Duration::from_millis(120)).await;
     assert_eq!(store.cooldown_left(&a, "conf_play:r1").await.unwrap(), None);
 }

@@ -22,8 +22,16 @@ pub enum ApiError {
     Forbidden(String),
     /// 404: no such room or session, or the session is in no conference.
     NotFound(String),
+    /// 405: the path exists but not with this method (the router adds `Allow`).
+    MethodNotAllowed,
     /// 409: the request conflicts with the state (name taken, other room, still joining…).
     Conflict { error: String, detail: Value },
+    /// 413: the body is longer than the API accepts (`limit` bytes).
+    PayloadTooLarge { limit: usize },
+    /// 415: a body that is not declared `application/json`.
+    UnsupportedMediaType,
+    /// 422: a `command_uid` already used for a different request.
+    Unprocessable { error: String, detail: Value },
     /// 429: a cooldown group (or the global per-app limit) refuses for `wait` more.
     RateLimited { group: &'static str, wait: Duration },
     /// 502: the media node answered `-ERR`.
@@ -57,6 +65,10 @@ impl ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NodeRejected(_) => StatusCode::BAD_GATEWAY,
@@ -68,9 +80,21 @@ impl ApiError {
 
     fn body(&self) -> (String, Value) {
         match self {
-            ApiError::BadRequest { error, detail } | ApiError::Conflict { error, detail } => {
-                (error.clone(), detail.clone())
-            }
+            ApiError::BadRequest { error, detail }
+            | ApiError::Conflict { error, detail }
+            | ApiError::Unprocessable { error, detail } => (error.clone(), detail.clone()),
+            ApiError::MethodNotAllowed => (
+                "Method not allowed: the Allow header lists this path's methods".into(),
+                Value::Null,
+            ),
+            ApiError::PayloadTooLarge { limit } => (
+                "Request body too large".into(),
+                json!({ "limit_bytes": limit }),
+            ),
+            ApiError::UnsupportedMediaType => (
+                "Unsupported Content-Type: send the body as application/json".into(),
+                Value::Null,
+            ),
             ApiError::Unauthorized => ("Missing or invalid X-API-Key".into(), Value::Null),
             ApiError::Forbidden(e) | ApiError::NotFound(e) => (e.clone(), Value::Null),
             ApiError::RateLimited { group, wait } => (

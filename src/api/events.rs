@@ -6,7 +6,7 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::routing::get;
@@ -15,7 +15,7 @@ use futures_util::Stream;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::extract::positive;
+use super::extract::{QueryParams, positive};
 use super::openapi::errors::BadRequest;
 use super::openapi::params::{FeedQuery as FeedParams, StreamQuery};
 use super::openapi::schemas as doc;
@@ -69,7 +69,7 @@ fn envelope(id: &str, event: &crate::conference::DomainEvent) -> Value {
 async fn list<S: Store>(
     State(st): State<ApiState<S>>,
     Caller(app): Caller,
-    Query(q): Query<FeedQuery>,
+    QueryParams(q): QueryParams<FeedQuery>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let after = position(q.after.as_deref())?;
     let limit = match q.limit.as_deref() {
@@ -119,7 +119,7 @@ async fn stream<S: Store>(
     State(st): State<ApiState<S>>,
     Caller(app): Caller,
     headers: HeaderMap,
-    Query(q): Query<FeedQuery>,
+    QueryParams(q): QueryParams<FeedQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
     let resume = headers
         .get("last-event-id")

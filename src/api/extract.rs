@@ -5,34 +5,146 @@
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use serde_json::json;
+use serde_json::{Map, Value, json};
 
 use super::ApiError;
 
-/// A JSON body of type `T` (declare `T` with `deny_unknown_fields`).
+/// The longest request body the API reads (a room's `data` is at most 16 KiB, its actions
+/// at most 2 × 16 KiB of text); a longer one is 413.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// A JSON body of type `T` (declare `T` with `deny_unknown_fields`). The body must be a JSON
+/// object sent as `application/json` (415 otherwise); a longer body than [`MAX_BODY`] is 413; an
+/// empty body reads as `{}`.
 pub struct JsonBody<T>(pub T);
 
 impl<T: DeserializeOwned, St: Send + Sync> FromRequest<St> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &St) -> Result<JsonBody<T>, ApiError> {
+        let declared_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(is_json);
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            ApiError::bad_request_with("Malformed JSON", json!({ "reason": e.body_text() }))
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge { limit: MAX_BODY }
+            } else {
+                ApiError::bad_request_with("Unreadable body", json!({ "reason": e.body_text() }))
+            }
         })?;
-        let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
-            b"{}"
-        } else {
-            &bytes
-        };
-        serde_json::from_slice(text).map(JsonBody).map_err(|e| {
-            let error = match e.classify() {
-                serde_json::error::Category::Data => "Invalid request body",
-                _ => "Malformed JSON",
-            };
-            ApiError::bad_request_with(error, json!({ "reason": e.to_string() }))
-        })
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return object(Map::new()).map(JsonBody);
+        }
+        if !declared_json {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        match serde_json::from_slice::<Value>(&bytes) {
+            Ok(Value::Object(fields)) => object(fields).map(JsonBody),
+            Ok(other) => Err(ApiError::bad_request_with(
+                "Invalid request body: a JSON object is expected",
+                json!({ "reason": format!("got {}", json_type(&other)) }),
+            )),
+            Err(e) => Err(ApiError::bad_request_with(
+                "Malformed JSON",
+                json!({ "reason": e.to_string() }),
+            )),
+        }
+    }
+}
+
+/// A JSON object as `T`, failing with the contract's words.
+fn object<T: DeserializeOwned>(fields: Map<String, Value>) -> Result<T, ApiError> {
+    serde_json::from_value(Value::Object(fields)).map_err(|e| {
+        ApiError::bad_request_with(
+            "Invalid request body",
+            json!({ "reason": plain(&e.to_string()) }),
+        )
+    })
+}
+
+/// `application/json`, or a `+json` type, with any parameters.
+fn is_json(content_type: &str) -> bool {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// The JSON name of a value's type, as an error tells it.
+pub fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// A serde error message in JSON's words instead of Rust's (`u64` → a non-negative integer,
+/// `sequence` → array, `map` → object, `struct X` → an object).
+pub fn plain(message: &str) -> String {
+    const WORDS: &[(&str, &str)] = &[
+        ("expected u64", "expected a non-negative integer"),
+        ("expected u32", "expected a non-negative integer"),
+        ("expected u16", "expected a non-negative integer"),
+        ("expected u8", "expected a non-negative integer"),
+        ("expected usize", "expected a non-negative integer"),
+        ("expected i64", "expected an integer"),
+        ("expected i32", "expected an integer"),
+        ("expected i16", "expected an integer"),
+        ("expected i8", "expected an integer"),
+        ("expected f64", "expected a number"),
+        ("expected f32", "expected a number"),
+        ("expected a sequence", "expected an array"),
+        ("expected a map", "expected an object"),
+        ("expected unit", "expected null"),
+        ("expected option", "expected a value or null"),
+        ("invalid type: sequence", "invalid type: array"),
+        ("invalid type: map", "invalid type: object"),
+        ("invalid type: unit value", "invalid type: null"),
+        ("invalid type: floating point", "invalid type: number"),
+        ("invalid value: floating point", "invalid value: number"),
+    ];
+    let mut out = WORDS
+        .iter()
+        .fold(message.to_owned(), |m, (rust, json)| m.replace(rust, json));
+    while let Some(at) = out.find("expected struct ") {
+        let name_end = out[at + 16..]
+            .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .map_or(out.len(), |n| at + 16 + n);
+        out.replace_range(at..name_end, "expected an object");
+    }
+    out
+}
+
+/// Query parameters as `T`, failing with the contract's error body (a repeated or malformed
+/// parameter is a 400 in JSON, never axum's text answer).
+pub struct QueryParams<T>(pub T);
+
+impl<T: DeserializeOwned, St: Send + Sync> FromRequestParts<St> for QueryParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &St) -> Result<QueryParams<T>, ApiError> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(q)| QueryParams(q))
+            .map_err(|e| {
+                ApiError::bad_request_with(
+                    "Invalid query",
+                    json!({ "reason": plain(&e.body_text()) }),
+                )
+            })
     }
 }
 
@@ -60,11 +172,7 @@ impl<St: Send + Sync> FromRequestParts<St> for PageQuery {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &St) -> Result<PageQuery, ApiError> {
-        let Query(raw) = Query::<RawPage>::from_request_parts(parts, state)
-            .await
-            .map_err(|e| {
-                ApiError::bad_request_with("Invalid query", json!({ "reason": e.body_text() }))
-            })?;
+        let QueryParams(raw) = QueryParams::<RawPage>::from_request_parts(parts, state).await?;
         let limit = raw
             .limit
             .as_deref()
@@ -77,10 +185,11 @@ impl<St: Send + Sync> FromRequestParts<St> for PageQuery {
     }
 }
 
-/// A query parameter that must be a positive integer (`limit`, `page_size`): digits only, not 0.
+/// A query parameter that must be a positive integer (`limit`, `page_size`): digits only, not 0,
+/// at most 2^63 − 1 (the document's `int64`).
 pub fn positive(name: &str, raw: &str) -> Result<u64, ApiError> {
     match raw.parse::<u64>() {
-        Ok(n) if n > 0 && !raw.starts_with('+') => Ok(n),
+        Ok(n) if n > 0 && n <= i64::MAX as u64 && !raw.starts_with('+') => Ok(n),
         _ => Err(ApiError::bad_request_with(
             format!("Invalid {name}: must be a positive integer"),
             json!({ name: raw.chars().take(40).collect::<String>() }),

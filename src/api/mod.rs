@@ -21,6 +21,7 @@ pub mod webhooks;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 
 pub use auth::{AppKeys, Caller, GlobalLimiter, hash_key};
 pub use cursor::Cursors;
@@ -145,6 +146,8 @@ pub fn router<S: Store>(state: ApiState<S>) -> Router {
     }
     router
         .fallback(|| async { ApiError::NotFound("Not found".into()) })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(extract::MAX_BODY))
         .layer(axum::middleware::from_fn(metrics::track))
         .with_state(state)
 }

@@ -3,8 +3,7 @@
 //! authentication and ownership rules as `/api/v1`; ended rooms stay readable here (with
 //! `tm_delete` set) while the store retains them.
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -13,7 +12,7 @@ use serde_json::{Value, json};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::extract::{IdPath, JsonBody, positive};
+use super::extract::{IdPath, JsonBody, QueryParams, positive};
 use super::openapi::errors::{BadRequest, Conflict, Forbidden, NameTakenError, NotFound};
 use super::openapi::errors::{NodeRejected, NodeTimeout};
 use super::openapi::params::{ConferencePath, UuidPath, V10Paging};
@@ -77,10 +76,28 @@ pub struct ConferenceBody {
     pub timeout: Option<u64>,
     /// Said to each participant who joins (at most 16 `talk` actions).
     #[schema(value_type = Option<Vec<doc::Action>>, max_items = 16)]
-    pub pre_actions: Option<Vec<Action>>,
+    pub pre_actions: Option<Vec<ActionObject>>,
     /// Said to each participant who leaves or is kicked (at most 16 `talk` actions).
     #[schema(value_type = Option<Vec<doc::Action>>, max_items = 16)]
-    pub post_actions: Option<Vec<Action>>,
+    pub post_actions: Option<Vec<ActionObject>>,
+}
+
+/// An action as the API accepts it: a JSON object (serde would also take a struct from an
+/// array of its fields).
+#[derive(Debug)]
+pub struct ActionObject(Action);
+
+impl<'de> Deserialize<'de> for ActionObject {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<ActionObject, D::Error> {
+        let fields = serde_json::Map::<String, Value>::deserialize(d)?;
+        serde_json::from_value(Value::Object(fields))
+            .map(ActionObject)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+fn actions(list: Option<Vec<ActionObject>>) -> Vec<Action> {
+    list.unwrap_or_default().into_iter().map(|a| a.0).collect()
 }
 
 impl ConferenceBody {
@@ -121,8 +138,8 @@ impl ConferenceBody {
             detail,
             data,
             timeout,
-            pre_actions: self.pre_actions.unwrap_or_default(),
-            post_actions: self.post_actions.unwrap_or_default(),
+            pre_actions: actions(self.pre_actions),
+            post_actions: actions(self.post_actions),
         })
     }
 }
@@ -182,12 +199,8 @@ fn scope(app: &AppId) -> String {
 async fn list<S: Store>(
     State(st): State<ApiState<S>>,
     Caller(app): Caller,
-    params: Result<Query<PageParams>, QueryRejection>,
+    QueryParams(params): QueryParams<PageParams>,
 ) -> Answer {
-    // A query that does not parse (a repeated parameter) gets the contract's body too.
-    let Query(params) = params.map_err(|e| {
-        ApiError::bad_request_with("Invalid query", json!({ "reason": e.body_text() }))
-    })?;
     let size = match params.page_size.as_deref() {
         None | Some("") => 10,
         Some(s) => positive("page_size", s)?.min(100) as usize,
@@ -220,7 +233,8 @@ async fn list<S: Store>(
     summary = "Create a conference",
     description = "As `POST /api/v1/conferences`, with a free-text name that may be empty. \
         Webhook: `conference.created`.",
-    request_body = ConferenceBody,
+    request_body(content = Option<ConferenceBody>, description = "Every field is optional: \
+        no body (or `{}`) creates an unnamed conference"),
     responses(
         (status = 200, description = "Created", body = doc::Conference),
         (status = 400, response = BadRequest),

@@ -1,6 +1,7 @@
 //! `/api/v1/sessions`: the app's calls (list, read) and the session commands (conference
-//! join/leave/mute/unmute, hangup), with optional `command_uid` idempotency: a repeat within
-//! 10 minutes gets the first answer and sends nothing.
+//! join/leave/mute/unmute, hangup), with optional `command_uid` idempotency: a repeat of the
+//! same request within 10 minutes gets the first answer and sends nothing; the same key with
+//! another command or other parameters is refused (422).
 
 use std::future::Future;
 use std::time::Duration;
@@ -10,7 +11,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
@@ -128,8 +129,10 @@ async fn show<S: Store>(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CommandBody {
-    /// A repeat of the same `command_uid` for the same session within 10 minutes gets the
-    /// first answer and sends nothing to the node.
+    /// An idempotency key (1 to 128 characters): a repeat of the same command with the same
+    /// key for the same session within 10 minutes gets the first answer (marked
+    /// `Idempotent-Replayed: true`) and sends nothing to the node. The key used with another
+    /// command or other parameters is a 422; a repeat while the first is running is a 409.
     #[schema(min_length = 1, max_length = 128)]
     command_uid: Option<String>,
 }
@@ -150,30 +153,66 @@ struct JoinBody {
 
 fn check_uid(uid: Option<String>) -> Result<Option<String>, ApiError> {
     match uid {
-        Some(u) if u.is_empty() || u.len() > MAX_COMMAND_UID => Err(ApiError::bad_request(
-            "Invalid command_uid: 1 to 128 characters",
-        )),
+        Some(u) if u.is_empty() || u.chars().count() > MAX_COMMAND_UID => Err(
+            ApiError::bad_request("Invalid command_uid: 1 to 128 characters"),
+        ),
         other => Ok(other),
     }
 }
 
-fn replay(answer: &str) -> Result<Response, ApiError> {
-    let stored: Value = serde_json::from_str(answer)
-        .map_err(|e| ApiError::Internal(format!("remembered answer: {e}")))?;
-    let status = stored["status"]
-        .as_u64()
-        .and_then(|s| StatusCode::from_u16(s as u16).ok())
-        .ok_or_else(|| ApiError::Internal("remembered answer without status".into()))?;
-    Ok((status, Json(stored["body"].clone())).into_response())
+/// What a remembered `command_uid` holds: the request it was first used for (the command and
+/// its parameters, `command_uid` aside) and, once that request succeeded, its answer.
+#[derive(Serialize, Deserialize)]
+struct Remembered {
+    request: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    status: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    body: Option<Value>,
 }
 
-/// Runs a session command once per `command_uid`: a repeat is answered from the store. Only
-/// successful answers are remembered, so a refused or failed command may be retried.
+/// The earlier use of `uid` answers this request: its answer replayed (marked
+/// `Idempotent-Replayed: true`) when it was the same request; 422 when it was another; 409
+/// while the first is still running.
+fn replay(earlier: &str, request: &str, uid: &str) -> Result<Response, ApiError> {
+    let stored: Remembered = serde_json::from_str(earlier)
+        .map_err(|e| ApiError::Internal(format!("remembered answer: {e}")))?;
+    if stored.request != request {
+        return Err(ApiError::Unprocessable {
+            error: "command_uid was already used for a different request".into(),
+            detail: json!({
+                "command_uid": uid,
+                "used_for": stored.request.split(' ').next().unwrap_or_default(),
+            }),
+        });
+    }
+    let (Some(status), Some(body)) = (stored.status, stored.body) else {
+        return Err(ApiError::Conflict {
+            error: "A request with this command_uid is still in progress".into(),
+            detail: json!({ "command_uid": uid }),
+        });
+    };
+    let status = StatusCode::from_u16(status)
+        .map_err(|_| ApiError::Internal("remembered answer with a bad status".into()))?;
+    Ok((status, [(REPLAYED, "true")], Json(body)).into_response())
+}
+
+/// The header that marks an answer replayed from an earlier request with the same key.
+const REPLAYED: &str = "idempotent-replayed";
+/// How long a `command_uid` stays reserved while its command runs (longer than any command's
+/// deadline; a controller that dies mid-command frees it after this).
+const IN_FLIGHT: Duration = Duration::from_secs(60);
+
+/// Runs a session command once per `command_uid`. The key is reserved for `request` first, so
+/// a concurrent repeat is refused rather than sent twice; a repeat after success is answered
+/// from the store and sends nothing; a refused or failed command frees the key for a retry.
+/// `request` names the command and its parameters: the key replays only the same request.
 async fn once<S, Fut>(
     st: &ApiState<S>,
     app: &AppId,
     session: &SessionId,
     uid: Option<String>,
+    request: String,
     run: impl FnOnce(Option<String>) -> Fut,
 ) -> Result<Response, ApiError>
 where
@@ -186,18 +225,42 @@ where
     };
     let store = st.rooms().store();
     let key = format!("cmd:{session}:{uid}");
-    if let Some(earlier) = store.recall(app, &key).await? {
-        return replay(&earlier);
+    let reservation = Remembered {
+        request: request.clone(),
+        status: None,
+        body: None,
+    };
+    let reservation = serde_json::to_string(&reservation)
+        .map_err(|e| ApiError::Internal(format!("command_uid: {e}")))?;
+    if let Some(earlier) = store.remember(app, &key, &reservation, IN_FLIGHT).await? {
+        return replay(&earlier, &request, &uid);
     }
-    let (status, body) = run(Some(uid)).await?;
-    let answer = json!({ "status": status.as_u16(), "body": body }).to_string();
-    if let Some(earlier) = store
-        .remember(app, &key, &answer, COMMAND_UID_WINDOW)
-        .await?
-    {
-        return replay(&earlier);
+    match run(Some(uid)).await {
+        Ok((status, body)) => {
+            let answer = Remembered {
+                request,
+                status: Some(status.as_u16()),
+                body: Some(body.clone()),
+            };
+            let settled = match serde_json::to_string(&answer) {
+                Ok(answer) => store
+                    .settle(app, &key, Some(&answer), COMMAND_UID_WINDOW)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            if let Err(error) = settled {
+                tracing::warn!(%app, %session, %error, "command_uid answer not remembered");
+            }
+            Ok((status, Json(body)).into_response())
+        }
+        Err(refused) => {
+            if let Err(error) = store.settle(app, &key, None, COMMAND_UID_WINDOW).await {
+                tracing::warn!(%app, %session, %error, "command_uid not freed");
+            }
+            Err(refused)
+        }
     }
-    Ok((status, Json(body)).into_response())
 }
 
 #[utoipa::path(
@@ -232,7 +295,8 @@ async fn join<S: Store>(
 ) -> Result<Response, ApiError> {
     let id = session_id(&raw)?;
     let room = room_id(&body.room_id)?;
-    once(&st, &app, &id, body.command_uid, |uid| async {
+    let request = format!("conference/join room_id={room}");
+    once(&st, &app, &id, body.command_uid, request, |uid| async {
         let outcome = st.rooms().join(&app, &id, &room, uid).await?;
         Ok(match outcome {
             JoinOutcome::Joining => (
@@ -277,7 +341,8 @@ async fn leave<S: Store>(
     JsonBody(body): JsonBody<CommandBody>,
 ) -> Result<Response, ApiError> {
     let id = session_id(&raw)?;
-    once(&st, &app, &id, body.command_uid, |_| async {
+    let request = "conference/leave".to_owned();
+    once(&st, &app, &id, body.command_uid, request, |_| async {
         let room = st.rooms().leave(&app, &id).await?;
         Ok((
             StatusCode::ACCEPTED,
@@ -295,9 +360,10 @@ async fn set_muted<S: Store>(
     muted: bool,
 ) -> Result<Response, ApiError> {
     let id = session_id(&raw)?;
-    once(&st, &app, &id, body.command_uid, |_| async {
+    let status = if muted { "muted" } else { "unmuted" };
+    let request = format!("conference/{}", if muted { "mute" } else { "unmute" });
+    once(&st, &app, &id, body.command_uid, request, |_| async {
         let room = st.rooms().set_muted(&app, &id, muted).await?;
-        let status = if muted { "muted" } else { "unmuted" };
         Ok((
             StatusCode::ACCEPTED,
             json!({ "status": status, "room_id": room }),
@@ -395,12 +461,19 @@ async fn hangup<S: Store>(
     JsonBody(body): JsonBody<CommandBody>,
 ) -> Result<Response, ApiError> {
     let id = session_id(&raw)?;
-    once(&st, &app, &id, body.command_uid, |_| async {
-        st.rooms().hangup(&app, &id).await?;
-        Ok((
-            StatusCode::ACCEPTED,
-            json!({ "status": "hanging_up", "uuid": id }),
-        ))
-    })
+    once(
+        &st,
+        &app,
+        &id,
+        body.command_uid,
+        "hangup".into(),
+        |_| async {
+            st.rooms().hangup(&app, &id).await?;
+            Ok((
+                StatusCode::ACCEPTED,
+                json!({ "status": "hanging_up", "uuid": id }),
+            ))
+        },
+    )
     .await
 }

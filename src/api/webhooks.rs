@@ -2,14 +2,14 @@
 //! first, with its outcome, HTTP status and error) and
 //! `POST /api/v1/webhooks/deliveries/{id}/retry` (send a dead-lettered message again).
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::extract::{IdPath, iso8601, positive};
+use super::extract::{IdPath, QueryParams, iso8601, positive};
 use super::openapi::errors::{BadRequest, Conflict, NotFound};
 use super::openapi::params::{LogQuery as LogParams, MessagePath};
 use super::openapi::schemas as doc;
@@ -47,7 +47,7 @@ struct LogQuery {
 async fn list<S: Store>(
     State(st): State<ApiState<S>>,
     Caller(app): Caller,
-    Query(q): Query<LogQuery>,
+    QueryParams(q): QueryParams<LogQuery>,
 ) -> Answer {
     let before = match q.cursor.as_deref().filter(|c| !c.is_empty()) {
         None => None,

@@ -439,6 +439,27 @@ impl Store for MemoryStore {
         Ok(None)
     }
 
+    async fn settle(
+        &self,
+        app: &AppId,
+        key: &str,
+        answer: Option<&str>,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        let slot = (app.clone(), key.to_owned());
+        match answer {
+            Some(answer) => {
+                s.remembered
+                    .insert(slot, (answer.to_owned(), Instant::now() + ttl));
+            }
+            None => {
+                s.remembered.remove(&slot);
+            }
+        }
+        Ok(())
+    }
+
     async fn outbox(
         &self,
         app: &AppId,

@@ -282,6 +282,17 @@ pub trait Store: Send + Sync + 'static {
         ttl: Duration,
     ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
 
+    /// Replaces (`Some`, kept for `ttl`) or drops (`None`) what [`Store::remember`] holds for
+    /// `key`. (A command reserves its key with `remember`, then settles it with its answer, or
+    /// frees it when it failed.)
+    fn settle(
+        &self,
+        app: &AppId,
+        key: &str,
+        answer: Option<&str>,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// Domain events of an app appended after `after` (a stream id; `None` = from the start).
     fn outbox(
         &self,

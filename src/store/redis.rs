@@ -662,6 +662,22 @@ impl Store for RedisStore {
             .map_err(unavailable)
     }
 
+    async fn settle(
+        &self,
+        app: &AppId,
+        key: &str,
+        answer: Option<&str>,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        let key = keys::command(app, key);
+        let mut conn = self.conn();
+        match answer {
+            Some(answer) => conn.set_ex(key, answer, ttl.as_secs().max(1)).await,
+            None => conn.del(key).await,
+        }
+        .map_err(unavailable)
+    }
+
     async fn outbox(
         &self,
         app: &AppId,

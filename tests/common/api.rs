@@ -92,6 +92,18 @@ impl<S: Store> TestLab<S> {
         send(&self.router, method, path, app, body).await
     }
 
+    /// One request with these body bytes, declared as `content_type`.
+    pub async fn req_typed(
+        &self,
+        method: &str,
+        path: &str,
+        app: (&str, &str),
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> Reply {
+        send_typed(&self.router, method, path, Some(app), content_type, body).await
+    }
+
     /// A GET whose answer is not JSON (a file): status, headers, bytes.
     pub async fn raw_get(
         &self,
@@ -208,23 +220,33 @@ pub async fn send(
     app: Option<(&str, &str)>,
     body: Option<Value>,
 ) -> Reply {
+    let body = match body {
+        None => Vec::new(),
+        Some(Value::String(raw)) => raw.into_bytes(),
+        Some(v) => v.to_string().into_bytes(),
+    };
+    send_typed(router, method, path, app, Some("application/json"), body).await
+}
+
+/// One request through `router` with these body bytes, declared as `content_type`.
+pub async fn send_typed(
+    router: &axum::Router,
+    method: &str,
+    path: &str,
+    app: Option<(&str, &str)>,
+    content_type: Option<&str>,
+    body: Vec<u8>,
+) -> Reply {
     let mut builder = Request::builder().method(method).uri(path);
     if let Some((id, key)) = app {
         builder = builder.header("x-app-id", id).header("x-api-key", key);
     }
-    let body = match body {
-        None => Body::empty(),
-        Some(Value::String(raw)) => Body::from(raw),
-        Some(v) => Body::from(v.to_string()),
-    };
+    if let Some(t) = content_type {
+        builder = builder.header("content-type", t);
+    }
     let response = router
         .clone()
-        .oneshot(
-            builder
-                .header("content-type", "application/json")
-                .body(body)
-                .unwrap(),
-        )
+        .oneshot(builder.body(Body::from(body)).unwrap())
         .await
         .unwrap();
     let status = response.status();
