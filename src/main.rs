@@ -1,6 +1,7 @@
 //! The `switchyard` command line: parse arguments, set up logging, run the chosen command.
 
 use clap::{Parser, Subcommand};
+use switchyard::server::logging::{self, LogFormat};
 
 mod cli;
 
@@ -44,14 +45,17 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let args = Args::parse();
+    // `serve` and `lab` install the logger themselves, in the format they are asked for
+    // (`serve` once it has read its configuration); the other commands log as text.
+    let asked = match &args.command {
+        Command::Serve(a) => a.log_format(),
+        Command::Lab(a) => a.log_format(),
+        _ => {
+            logging::init(LogFormat::Text);
+            None
+        }
+    };
     let result = match args.command {
         Command::Esl { command } => cli::esl::run(command).await,
         Command::Sim(args) => cli::sim::run(args).await,
@@ -67,7 +71,14 @@ async fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("switchyard: {e:#}");
+            // A command that failed before installing its logger (a configuration that does not
+            // load) still reports in the format asked for on the command line.
+            logging::init(asked.unwrap_or_default());
+            if logging::installed() == Some(LogFormat::Json) {
+                tracing::error!(error = format!("{e:#}"), "switchyard stopped");
+            } else {
+                eprintln!("switchyard: {e:#}");
+            }
             std::process::ExitCode::FAILURE
         }
     }

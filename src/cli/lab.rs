@@ -8,9 +8,11 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 
+use super::LogFormatArg;
 use switchyard::api::ApiOptions;
 use switchyard::conference::AppId;
 use switchyard::server::lab::{Lab, LabOptions};
+use switchyard::server::logging::{self, LogFormat};
 use switchyard::server::{bind, serve_http, stop_on_signal};
 use switchyard::store::Store;
 use switchyard::store::memory::MemoryStore;
@@ -50,6 +52,11 @@ pub struct LabArgs {
     /// to this many milliseconds instead of the contract's; 0 turns them off (load tests).
     #[arg(long)]
     cooldown_ms: Option<u64>,
+    /// How log lines are written on standard error. With `json`, the lab's own greeting (the
+    /// API address, the apps, a generated webhook secret) goes to standard output instead, so
+    /// standard error holds JSON lines only.
+    #[arg(long, value_enum, env = "SWITCHYARD_LOG_FORMAT")]
+    log_format: Option<LogFormatArg>,
 }
 
 fn parse_apps(specs: &[String]) -> anyhow::Result<Vec<(AppId, String)>> {
@@ -68,7 +75,15 @@ fn parse_apps(specs: &[String]) -> anyhow::Result<Vec<(AppId, String)>> {
         .collect()
 }
 
+impl LabArgs {
+    /// The format asked for on the command line (or in the environment), if any.
+    pub fn log_format(&self) -> Option<LogFormat> {
+        self.log_format.map(LogFormat::from)
+    }
+}
+
 pub async fn run(args: LabArgs) -> anyhow::Result<()> {
+    logging::init(args.log_format().unwrap_or_default());
     let apps = parse_apps(&args.apps)?;
     let webhook = match &args.webhook_url {
         Some(url) => {
@@ -134,20 +149,31 @@ async fn run_with<S: Store>(
     let listener = bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
-    eprintln!("switchyard lab: API on http://{}", args.listen);
+    let mut greeting = vec![format!("switchyard lab: API on http://{}", args.listen)];
     for (prefix, sim) in &lab.sims {
-        eprintln!(
+        greeting.push(format!(
             "  node {prefix}: simulated FreeSWITCH on {} (ESL password ClueCon)",
             sim.addr()
-        );
+        ));
     }
     for (app, key) in &apps {
-        eprintln!("  app: X-App-ID: {app}  X-API-Key: {key}");
+        greeting.push(format!("  app: X-App-ID: {app}  X-API-Key: {key}"));
     }
     if let Some(url) = &args.webhook_url {
-        eprintln!("  webhooks: POST {url} (Standard Webhooks signatures)");
+        greeting.push(format!(
+            "  webhooks: POST {url} (Standard Webhooks signatures)"
+        ));
         if let Some(secret) = &generated {
-            eprintln!("  webhook secret (generated): {secret}");
+            greeting.push(format!("  webhook secret (generated): {secret}"));
+        }
+    }
+    // Not a log line (it shows keys and a secret once, to the person who started the lab):
+    // beside JSON logs it goes to standard output, which log shippers do not read.
+    for line in greeting {
+        if logging::installed() == Some(LogFormat::Json) {
+            println!("{line}");
+        } else {
+            eprintln!("{line}");
         }
     }
     serve_http(lab.router(), listener, lab.stop.clone()).await?;

@@ -6,8 +6,10 @@ use anyhow::Context;
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 
+use super::LogFormatArg;
 use switchyard::api::router;
 use switchyard::server::config::Config;
+use switchyard::server::logging::{self, LogFormat};
 use switchyard::server::{bind, serve_http, start_controller, stop_on_signal};
 use switchyard::store::Store;
 use switchyard::store::memory::MemoryStore;
@@ -18,10 +20,21 @@ pub struct ServeArgs {
     /// The TOML configuration (see switchyard.example.toml).
     #[arg(long, default_value = "switchyard.toml")]
     config: String,
+    /// How log lines are written on standard error; wins over `[log] format` in the config.
+    #[arg(long, value_enum, env = "SWITCHYARD_LOG_FORMAT")]
+    log_format: Option<LogFormatArg>,
+}
+
+impl ServeArgs {
+    /// The format asked for on the command line (or in the environment), if any.
+    pub fn log_format(&self) -> Option<LogFormat> {
+        self.log_format.map(LogFormat::from)
+    }
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let config = Config::load(&args.config)?;
+    logging::init(args.log_format().or(config.log.format).unwrap_or_default());
     match &config.redis_url {
         Some(url) => {
             let mut store = RedisStore::connect(url)

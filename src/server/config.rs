@@ -13,6 +13,7 @@ use crate::api::{ApiOptions, AppKeys};
 use crate::conference::{AppId, NodePrefix};
 use crate::node::{AppDirectory, NodeConfig};
 use crate::rooms::Cooldowns;
+use crate::server::logging::LogFormat;
 use crate::webhook::DispatcherConfig;
 use crate::webhook::deliver::RetrySchedule;
 use crate::webhook::sign::Signer;
@@ -59,6 +60,16 @@ pub struct Config {
     pub apps: Vec<App>,
     #[serde(default)]
     pub webhooks: Webhooks,
+    #[serde(default)]
+    pub log: Log,
+}
+
+/// How the controller logs. `--log-format` (or `SWITCHYARD_LOG_FORMAT`) wins over the file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Log {
+    /// `"text"` (the default) or `"json"`: one JSON object per line, for log shippers.
+    pub format: Option<LogFormat>,
 }
 
 fn default_listen() -> SocketAddr {
@@ -344,6 +355,7 @@ mod tests {
     fn the_checked_in_example_is_valid_and_env_overrides_it() {
         let c = Config::parse(EXAMPLE, |_| None).unwrap();
         assert_eq!(c.nodes[0].prefix, "acW68");
+        assert_eq!(c.log.format, Some(LogFormat::Text));
         assert_eq!(c.cooldowns(), Cooldowns::default());
         let keys = c.app_keys().unwrap();
         assert!(keys.check("app1", "app1-key").is_some());
@@ -384,6 +396,23 @@ mod tests {
         let hooks = c.webhook_dispatchers().unwrap();
         assert!(hooks[0].allow_private);
         assert_eq!(hooks[0].retry.delays.len(), 2);
+    }
+
+    #[test]
+    fn the_log_format_is_text_unless_the_file_says_json() {
+        let base = "[[nodes]]\nname='a'\nprefix='abcde'\nesl='x:1'\npassword='p'\n";
+        let c = Config::parse(base, |_| None).unwrap();
+        assert_eq!(c.log.format, None);
+        let c = Config::parse(&format!("{base}[log]\nformat = 'json'"), |_| None).unwrap();
+        assert_eq!(c.log.format, Some(LogFormat::Json));
+        let c = Config::parse(&format!("{base}[log]\nformat = 'text'"), |_| None).unwrap();
+        assert_eq!(c.log.format, Some(LogFormat::Text));
+        for bad in ["[log]\nformat = 'yaml'", "[log]\nlevel = 'debug'"] {
+            assert!(
+                Config::parse(&format!("{base}{bad}"), |_| None).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

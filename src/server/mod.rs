@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod lab;
+pub mod logging;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
