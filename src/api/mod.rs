@@ -13,6 +13,7 @@ pub mod lab;
 pub mod metrics;
 pub mod openapi;
 pub mod recordings;
+pub mod request_id;
 pub mod resource;
 pub mod sessions;
 pub mod views;
@@ -129,7 +130,8 @@ impl<S: Store> ApiState<S> {
 }
 
 /// The whole HTTP surface: `/api/v1/…`, `/healthz`, `/readyz`, `/metrics`, and `/lab/v1/…` when
-/// the state has lab nodes. Every request is counted and timed (see [`metrics`]).
+/// the state has lab nodes. Every request is counted and timed (see [`metrics`]), and every
+/// answer carries an `X-Request-Id` that the request's log lines carry too (see [`request_id`]).
 pub fn router<S: Store>(state: ApiState<S>) -> Router {
     let mut router = Router::new()
         .merge(conferences::routes())
@@ -149,5 +151,6 @@ pub fn router<S: Store>(state: ApiState<S>) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(extract::MAX_BODY))
         .layer(axum::middleware::from_fn(metrics::track))
+        .layer(axum::middleware::from_fn(request_id::layer))
         .with_state(state)
 }
