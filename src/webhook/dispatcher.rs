@@ -350,7 +350,9 @@ impl<S: Store> Dispatcher<S> {
         };
         self.busy.insert(room.clone());
         let endpoint = self.endpoint.clone();
-        let span = tracing::debug_span!("webhook", room = %room, outbox_id = %outbox_id);
+        // At info, so every line of the delivery (a delivery log that cannot be written, say)
+        // names the room and the entry beside the app of the dispatcher's span.
+        let span = tracing::info_span!("webhook", room = %room, outbox_id = %outbox_id);
         self.tasks.spawn(
             deliver_until_settled(self.store.clone(), endpoint, outbox_id, event).instrument(span),
         );

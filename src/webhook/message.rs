@@ -71,12 +71,33 @@ pub(super) async fn deliver_until_settled<S: Store>(
             (WebhookOutcome::Delivered, _) => None,
             (_, Some(wait)) => {
                 keep_log(&*store, &endpoint.app, &logged).await;
-                tracing::debug!(attempt, %error, ?wait, "webhook attempt failed; will retry");
+                tracing::debug!(
+                    app = %endpoint.app,
+                    room = %event.room,
+                    message_id = %envelope.id,
+                    event_type = event.kind.as_str(),
+                    seq = event.seq,
+                    attempt,
+                    %error,
+                    ?wait,
+                    "webhook attempt failed; will retry"
+                );
                 tokio::time::sleep(wait).await;
                 continue;
             }
             (_, None) => {
-                tracing::warn!(attempts = attempt, %error, "webhook dead-lettered");
+                // Self-contained: the dispatcher's spans may be off at the level logged.
+                tracing::warn!(
+                    app = %endpoint.app,
+                    room = %event.room,
+                    message_id = %envelope.id,
+                    event_type = event.kind.as_str(),
+                    seq = event.seq,
+                    attempts = attempt,
+                    status,
+                    %error,
+                    "webhook dead-lettered"
+                );
                 Some(DeadLetter {
                     outbox_id: outbox_id.clone(),
                     event: event.clone(),
