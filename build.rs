@@ -3,6 +3,9 @@
 //! running that `SWITCHYARD_LIVE_ESL` names, or `SWITCHYARD_REQUIRE_FREESWITCH=1` (CI: a missing
 //! FreeSWITCH then fails the tests, saying how to install it). Otherwise the live tests are
 //! compiled and reported as ignored, never passed.
+//!
+//! Likewise the `schemathesis` cfg: the API fuzzer is on the `PATH`, or
+//! `SWITCHYARD_REQUIRE_SCHEMATHESIS=1` (CI: a missing one fails `tests/schemathesis.rs`).
 use std::path::{Path, PathBuf};
 
 fn set(name: &str) -> Option<String> {
@@ -29,5 +32,14 @@ fn main() {
     let live = external || required || binary.is_file();
     if live {
         println!("cargo::rustc-cfg=live_fs");
+    }
+
+    println!("cargo::rustc-check-cfg=cfg(schemathesis)");
+    let on_path = set("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| dir.join("schemathesis").is_file())
+    });
+    let required = set("SWITCHYARD_REQUIRE_SCHEMATHESIS").is_some_and(|v| v != "0");
+    if on_path || required {
+        println!("cargo::rustc-cfg=schemathesis");
     }
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a Debian 12 machine (root, or sudo): redis-server (the
 # Redis store tests start their own), SIPp (Debian's sip-tester: the live tests' SIP callers), and
-# a real FreeSWITCH from ../shared/freeswitch/dist (the live tests start their own nodes). Does
+# a real FreeSWITCH from ../shared/freeswitch/dist (the live tests start their own nodes), and
+# Schemathesis from PyPI (the API fuzzer run against the lab). Does
 # nothing for what is already there; fails with a clear message when something cannot be had.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,4 +29,12 @@ if ! [ -x "$fs" ]; then
   fi
   bash "$dist/install.sh" >/dev/null
 fi
-echo "test-deps: $(redis-server --version | cut -d' ' -f1-3), $(sipp -v 2>/dev/null | grep -o 'SIPp v[^ ]*' | head -1), $("$fs" -version | head -1)"
+# Schemathesis (PyPI), the API fuzzer tests/schemathesis.rs runs against the lab.
+if ! command -v schemathesis >/dev/null 2>&1; then
+  python3 -m pip install --quiet --disable-pip-version-check "schemathesis==4.32.5" >/dev/null 2>&1 \
+    || { echo "test-deps: pip could not install schemathesis (python3 -m pip install schemathesis)" >&2; exit 1; }
+  hash -r
+  command -v schemathesis >/dev/null 2>&1 \
+    || { echo "test-deps: schemathesis installed but not on PATH ($(python3 -m site --user-base)/bin?)" >&2; exit 1; }
+fi
+echo "test-deps: $(redis-server --version | cut -d' ' -f1-3), $(sipp -v 2>/dev/null | grep -o 'SIPp v[^ ]*' | head -1), $("$fs" -version | head -1), $(schemathesis --version)"

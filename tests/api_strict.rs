@@ -205,3 +205,28 @@ async fn command_uid_length_is_counted_in_characters() {
         .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
 }
+
+#[tokio::test]
+async fn integers_may_be_written_as_whole_numbers_as_json_schema_allows() {
+    let t = lab().await;
+    let room = t.room(A, "whole").await;
+    let volume = format!("/api/v1/conferences/{room}/volume");
+    let r = t.post(&volume, A, json!({ "volume": -3.0 })).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    assert_eq!(r.body["volume"], -3);
+    let r = t.post(&volume, A, json!({ "volume": 2.5 })).await;
+    assert_error(&r, StatusCode::BAD_REQUEST);
+    assert_plain(&r);
+    let r = t
+        .post("/v1.0/conferences", A, json!({ "timeout": 60.0 }))
+        .await;
+    assert_eq!((r.status, &r.body["timeout"]), (StatusCode::OK, &json!(60)));
+    let r = t
+        .post("/v1.0/conferences", A, json!({ "timeout": null }))
+        .await;
+    assert_eq!((r.status, &r.body["timeout"]), (StatusCode::OK, &json!(0)));
+    let r = t
+        .post("/v1.0/conferences", A, json!({ "timeout": -1 }))
+        .await;
+    assert_error(&r, StatusCode::BAD_REQUEST);
+}

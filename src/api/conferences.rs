@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
-use super::extract::{IdPath, JsonBody, PageQuery, iso8601};
+use super::extract::{IdPath, JsonBody, PageQuery, integer, iso8601};
 use super::openapi::errors::{BadRequest, Conflict, Forbidden, NameTakenError, NotFound};
 use super::openapi::errors::{NodeRejected, NodeTimeout, RateLimited};
 use super::openapi::params::{Paging, RoomPath};
@@ -314,7 +314,7 @@ async fn destroy<S: Store>(
 #[serde(deny_unknown_fields)]
 struct PlayBody {
     /// HTTP/HTTPS URLs of audio files, played in order.
-    #[schema(min_items = 1, max_items = 128, example = json!(["https://cdn.example.com/announcement.wav"]))]
+    #[schema(min_items = 1, max_items = 128, value_type = Vec<doc::PlayUrl>, example = json!(["https://cdn.example.com/announcement.wav"]))]
     urls: Vec<String>,
 }
 
@@ -322,22 +322,78 @@ struct PlayBody {
 const MAX_URLS: usize = 128;
 const MAX_URL_LEN: usize = 2048;
 
-/// An http/https URL with a host, that is one token on a FreeSWITCH command line.
+/// The URLs a play accepts: `http`/`https` (any case) `://`, an optional user info, a host of
+/// at least one character, an optional port of digits, then path, query and one optional
+/// fragment; all in RFC 3986's characters (others percent-encoded) except `'` and `,`, which
+/// would split a FreeSWITCH command line; at most 2048 characters. [`valid_url`] is this
+/// pattern; the document says the same.
+pub const URL_PATTERN: &str = r"^[Hh][Tt][Tt][Pp][Ss]?://(?:(?:[A-Za-z0-9._~!$&()*+;=:-]|%[0-9A-Fa-f]{2})*@)?(?:[A-Za-z0-9._~!$&()*+;=-]|%[0-9A-Fa-f]{2})+(?::[0-9]*)?(?:[/?](?:[A-Za-z0-9._~!$&()*+;=:@/?-]|%[0-9A-Fa-f]{2})*)?(?:#(?:[A-Za-z0-9._~!$&()*+;=:@/?-]|%[0-9A-Fa-f]{2})*)?$";
+
+/// URL characters, besides `%HH` escapes: RFC 3986's unreserved and sub-delims (without `'`
+/// and `,`), and `extra`.
+fn url_chars(part: &[u8], extra: &[u8]) -> bool {
+    let mut i = 0;
+    while let Some(&b) = part.get(i) {
+        if b == b'%' {
+            let hex = |j: usize| part.get(j).is_some_and(u8::is_ascii_hexdigit);
+            if !(hex(i + 1) && hex(i + 2)) {
+                return false;
+            }
+            i += 3;
+        } else if b.is_ascii_alphanumeric() || b"._~!$&()*+;=-".contains(&b) || extra.contains(&b) {
+            i += 1;
+        } else {
+            return false;
+        }
+    }
+    true
+}
+
+/// An http/https URL with a host, that is one token on a FreeSWITCH command line: the rule
+/// of [`URL_PATTERN`].
 pub fn valid_url(url: &str) -> bool {
     let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
-    let rest = if lower.starts_with("https://") {
-        &url[8..]
+    let start = if lower.starts_with("https://") {
+        8
     } else if lower.starts_with("http://") {
-        &url[7..]
+        7
     } else {
         return false;
     };
-    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let rest = &url.as_bytes()[start..];
+    let (before_fragment, fragment) = match rest.iter().position(|&b| b == b'#') {
+        Some(at) => (&rest[..at], &rest[at + 1..]),
+        None => (rest, &[][..]),
+    };
+    let authority_end = before_fragment
+        .iter()
+        .position(|&b| b == b'/' || b == b'?')
+        .unwrap_or(before_fragment.len());
+    let (authority, path) = before_fragment.split_at(authority_end);
+    let (user, host_port) = match authority.iter().rposition(|&b| b == b'@') {
+        Some(at) => (&authority[..at], &authority[at + 1..]),
+        None => (&[][..], authority),
+    };
+    let (host, port) = match host_port.iter().position(|&b| b == b':') {
+        Some(at) => (&host_port[..at], &host_port[at + 1..]),
+        None => (host_port, &[][..]),
+    };
     url.len() <= MAX_URL_LEN
+        && url_chars(user, b":")
         && !host.is_empty()
-        && !url
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || "{}'\"\\,".contains(c))
+        && url_chars(host, b"")
+        && port.iter().all(u8::is_ascii_digit)
+        && url_chars(path, b":@/?")
+        && url_chars(fragment, b":@/?")
+}
+
+/// A URL as sent to the node: its scheme in lowercase (schemes are case-insensitive, and
+/// FreeSWITCH picks the module that fetches a file by it).
+pub fn node_url(url: &str) -> String {
+    match url.find("://") {
+        Some(at) => format!("{}{}", url[..at].to_ascii_lowercase(), &url[at..]),
+        None => url.to_owned(),
+    }
 }
 
 #[utoipa::path(
@@ -381,7 +437,8 @@ async fn play<S: Store>(
             json!({ "url": bad.chars().take(200).collect::<String>() }),
         ));
     }
-    let op = st.rooms().play(&app, &id, &body.urls, None).await?;
+    let urls: Vec<String> = body.urls.iter().map(|u| node_url(u)).collect();
+    let op = st.rooms().play(&app, &id, &urls, None).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "operation_id": op, "status": "in_progress" })),
@@ -476,6 +533,7 @@ async fn stop<S: Store>(
 struct VolumeBody {
     /// dB: negative attenuates, positive amplifies.
     #[schema(minimum = -50, maximum = 7, example = 2)]
+    #[serde(deserialize_with = "integer")]
     volume: i64,
 }
 
@@ -522,6 +580,20 @@ async fn volume<S: Store>(
 mod tests {
     use super::*;
 
+    proptest::proptest! {
+        #[test]
+        fn valid_url_is_the_documented_pattern(
+            scheme in "(https?|HTTP|hTtPs|ftp)://|",
+            rest in "[a-zA-Z0-9%/?#:@'{},. ~!()*+;=&$_\\\"\\[\\]é-]{0,16}",
+        ) {
+            let url = format!("{scheme}{rest}");
+            let pattern = regex::Regex::new(URL_PATTERN).map_err(|e| {
+                proptest::test_runner::TestCaseError::fail(e.to_string())
+            })?;
+            proptest::prop_assert_eq!(valid_url(&url), pattern.is_match(&url), "{}", url);
+        }
+    }
+
     #[test]
     fn names_and_urls_follow_the_contract() {
         for ok in ["a", "weekly-standup", "A_1", &"x".repeat(64)] {
@@ -532,7 +604,20 @@ mod tests {
         }
         assert!(valid_url("https://cdn.example.com/a.wav"));
         assert!(valid_url("HTTP://x/a.mp3?x=1"));
+        assert_eq!(node_url("HtTpS://X/A.wav"), "https://X/A.wav");
+        assert!(valid_url(
+            "https://user@cdn.example.com:8443/a%20b.wav?sig=a+b&x=(1)#t=2"
+        ));
         for bad in [
+            "https://x/a%2",
+            "https://x/a%zz.wav",
+            "https://x/a#b#c",
+            "https://x/é.wav",
+            "https://x/it's.wav",
+            "https://?a",
+            "https://:80/a.wav",
+            "https://x:8a/a.wav",
+            "https://a@b@c/",
             "ftp://x/a.wav",
             "https://",
             "/tmp/a.wav",

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use super::extract::{QueryParams, positive};
 use super::openapi::errors::BadRequest;
-use super::openapi::params::{FeedQuery as FeedParams, StreamQuery};
+use super::openapi::params::{FeedQuery as FeedParams, ResumeHeader, StreamQuery};
 use super::openapi::schemas as doc;
 use super::{ApiError, ApiState, Caller};
 use crate::conference::AppId;
@@ -108,10 +108,10 @@ const POLL: Duration = Duration::from_millis(200);
         15 s keeps the connection open.",
     params(
         StreamQuery,
-        ("Last-Event-ID" = Option<String>, Header, description = "The last event id seen (sent by a reconnecting client)"),
+        ResumeHeader,
     ),
     responses(
-        (status = 200, description = "The stream", content_type = "text/event-stream", body = String),
+        (status = 200, description = "The stream: one event per envelope", content_type = "text/event-stream", body = doc::StreamEvent),
         (status = 400, response = BadRequest),
     )
 )]
@@ -121,11 +121,20 @@ async fn stream<S: Store>(
     headers: HeaderMap,
     QueryParams(q): QueryParams<FeedQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
-    let resume = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let after = position(resume.as_deref().or(q.after.as_deref()))?;
+    // An empty Last-Event-ID is none (the stream starts from `after`).
+    let resume = match headers.get("last-event-id") {
+        None => None,
+        Some(v) => Some(v.to_str().map_err(|_| {
+            ApiError::bad_request("Invalid Last-Event-ID: an event id as this stream sent it")
+        })?)
+        .filter(|v| !v.is_empty()),
+    };
+    // `after` must be well-formed even when the header wins.
+    let after = position(q.after.as_deref())?;
+    let after = match resume {
+        Some(header) => position(Some(header))?,
+        None => after,
+    };
     let events = feed(st, app, after);
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }

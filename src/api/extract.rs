@@ -6,9 +6,9 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
-use serde::Deserialize;
-use serde::de::DeserializeOwned;
-use serde_json::{Map, Value, json};
+use serde::de::{self, DeserializeOwned};
+use serde::{Deserialize, Deserializer};
+use serde_json::{Map, Number, Value, json};
 
 use super::ApiError;
 
@@ -65,6 +65,51 @@ fn object<T: DeserializeOwned>(fields: Map<String, Value>) -> Result<T, ApiError
             json!({ "reason": plain(&e.to_string()) }),
         )
     })
+}
+
+/// A JSON integer, written as one or as a number without a fraction (`3.0`, which JSON
+/// Schema's `integer` admits too), within ±2^53.
+pub fn integer<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    number::<D::Error>(Value::deserialize(d)?)
+}
+
+/// [`integer`] for an optional field, `null` for none (declare it `#[serde(default)]`).
+pub fn optional_integer<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    match Value::deserialize(d)? {
+        Value::Null => Ok(None),
+        v => number::<D::Error>(v).map(Some),
+    }
+}
+
+fn number<E: de::Error>(v: Value) -> Result<i64, E> {
+    match v {
+        Value::Number(n) => whole(&n),
+        other => Err(E::invalid_type(unexpected(&other), &"an integer")),
+    }
+}
+
+/// A value as serde's errors name it, in JSON's words.
+fn unexpected(v: &Value) -> de::Unexpected<'_> {
+    match v {
+        Value::Null => de::Unexpected::Other("null"),
+        Value::Bool(b) => de::Unexpected::Bool(*b),
+        Value::Number(_) => de::Unexpected::Other("a number"),
+        Value::String(s) => de::Unexpected::Str(s),
+        Value::Array(_) => de::Unexpected::Other("an array"),
+        Value::Object(_) => de::Unexpected::Other("an object"),
+    }
+}
+
+fn whole<E: de::Error>(n: &Number) -> Result<i64, E> {
+    n.as_i64()
+        .or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && f.abs() <= 9_007_199_254_740_992.0)
+                .map(|f| f as i64)
+        })
+        .ok_or_else(|| {
+            E::invalid_value(de::Unexpected::Other(&format!("number {n}")), &"an integer")
+        })
 }
 
 /// `application/json`, or a `+json` type, with any parameters.

@@ -58,7 +58,8 @@ struct CallBody {
     /// The caller's number: `[A-Za-z0-9+*#._-]{1,64}`.
     #[schema(pattern = r"^[A-Za-z0-9+*#._-]{1,64}$", example = "1001")]
     caller_id: String,
-    /// The node prefix to call into (default: the first node).
+    /// The node prefix to call into (default: the first node); an unknown one is a 404.
+    #[schema(pattern = r"^[A-Za-z0-9]{5}$", example = "lab01")]
     node: Option<String>,
 }
 
@@ -87,6 +88,7 @@ fn lab<S: Store>(st: &ApiState<S>) -> Result<&LabNodes, ApiError> {
     responses(
         (status = 201, description = "The call is parked", body = doc::CallCreated),
         (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
         (status = 502, response = NodeRejected),
         (status = 504, response = NodeTimeout),
     )
@@ -105,11 +107,15 @@ async fn call<S: Store>(
     let nodes = lab(&st)?;
     let (prefix, sim) = match &body.node {
         Some(p) => {
-            let prefix = NodePrefix::parse(p)
-                .map_err(|_| ApiError::bad_request_with("Unknown node", json!({ "node": p })))?;
+            let prefix = NodePrefix::parse(p).map_err(|_| {
+                ApiError::bad_request_with(
+                    "Invalid node: a node prefix, 5 characters [A-Za-z0-9]",
+                    json!({ "node": p }),
+                )
+            })?;
             let sim = nodes
                 .get(&prefix)
-                .ok_or_else(|| ApiError::bad_request_with("Unknown node", json!({ "node": p })))?;
+                .ok_or_else(|| ApiError::NotFound("Node not found".into()))?;
             (prefix, sim.clone())
         }
         None => nodes

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::extract::{IdPath, JsonBody, QueryParams, positive};
+use super::extract::{IdPath, JsonBody, QueryParams, optional_integer, positive};
 use super::openapi::errors::{BadRequest, Conflict, Forbidden, NameTakenError, NotFound};
 use super::openapi::errors::{NodeRejected, NodeTimeout};
 use super::openapi::params::{ConferencePath, UuidPath, V10Paging};
@@ -58,22 +58,27 @@ const MAX_DATA: usize = 16 * 1024;
 #[serde(deny_unknown_fields)]
 pub struct ConferenceBody {
     /// `/api/v1`: required, `^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`. `/v1.0`: free text, at most
-    /// 255 bytes, no control characters.
-    #[schema(example = "weekly-standup")]
+    /// 255 characters, no control characters.
+    #[schema(
+        example = "weekly-standup",
+        max_length = 255,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub name: Option<String>,
     /// `conference` (the default) or `connect`.
     #[serde(rename = "type")]
     #[schema(value_type = Option<doc::RoomType>)]
     pub kind: Option<String>,
-    /// At most 4096 bytes, no control characters.
-    #[schema(max_length = 4096)]
+    /// At most 4096 characters, no control characters.
+    #[schema(max_length = 4096, pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$")]
     pub detail: Option<String>,
     /// A JSON object of at most 16 KiB, kept with the room.
     #[schema(value_type = Option<Object>)]
     pub data: Option<Value>,
     /// Seconds after creation at which the room ends; 0 (the default) = never.
-    #[schema(minimum = 0, maximum = 2592000)]
-    pub timeout: Option<u64>,
+    #[schema(value_type = Option<u64>, minimum = 0, maximum = 2592000)]
+    #[serde(default, deserialize_with = "optional_integer")]
+    pub timeout: Option<i64>,
     /// Said to each participant who joins (at most 16 `talk` actions).
     #[schema(value_type = Option<Vec<doc::Action>>, max_items = 16)]
     pub pre_actions: Option<Vec<ActionObject>>,
@@ -90,11 +95,16 @@ pub struct ActionObject(Action);
 impl<'de> Deserialize<'de> for ActionObject {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<ActionObject, D::Error> {
         let fields = serde_json::Map::<String, Value>::deserialize(d)?;
+        if let Some(unknown) = fields.keys().find(|k| !ACTION_FIELDS.contains(&k.as_str())) {
+            return Err(serde::de::Error::unknown_field(unknown, ACTION_FIELDS));
+        }
         serde_json::from_value(Value::Object(fields))
             .map(ActionObject)
             .map_err(serde::de::Error::custom)
     }
 }
+
+const ACTION_FIELDS: &[&str] = &["id", "next_id", "type", "option"];
 
 fn actions(list: Option<Vec<ActionObject>>) -> Vec<Action> {
     list.unwrap_or_default().into_iter().map(|a| a.0).collect()
@@ -114,9 +124,9 @@ impl ConferenceBody {
             }
         };
         let detail = self.detail.unwrap_or_default();
-        if detail.len() > MAX_DETAIL || detail.chars().any(char::is_control) {
+        if detail.chars().count() > MAX_DETAIL || detail.chars().any(char::is_control) {
             return Err(ApiError::bad_request(
-                "Invalid detail: at most 4096 bytes, no control characters",
+                "Invalid detail: at most 4096 characters, no control characters",
             ));
         }
         let data = self.data.unwrap_or_else(|| json!({}));
@@ -126,12 +136,15 @@ impl ConferenceBody {
             ));
         }
         let timeout = self.timeout.unwrap_or(0);
-        if timeout > MAX_TIMEOUT_SECS {
+        let Some(timeout) = u64::try_from(timeout)
+            .ok()
+            .filter(|t| *t <= MAX_TIMEOUT_SECS)
+        else {
             return Err(ApiError::bad_request_with(
                 "Invalid timeout: seconds, 0 (none) to 2592000",
                 json!({ "timeout": timeout }),
             ));
-        }
+        };
         Ok(NewRoom {
             name,
             kind,
@@ -144,12 +157,12 @@ impl ConferenceBody {
     }
 }
 
-/// A `/v1.0` name: free text, possibly empty, at most 255 bytes, no control characters.
+/// A `/v1.0` name: free text, possibly empty, at most 255 characters, no control characters.
 fn resource_name(name: Option<String>) -> Result<String, ApiError> {
     let name = name.unwrap_or_default();
-    if name.len() > MAX_NAME || name.chars().any(char::is_control) {
+    if name.chars().count() > MAX_NAME || name.chars().any(char::is_control) {
         return Err(ApiError::bad_request(
-            "Invalid name: at most 255 bytes, no control characters",
+            "Invalid name: at most 255 characters, no control characters",
         ));
     }
     Ok(name)
@@ -202,7 +215,7 @@ async fn list<S: Store>(
     QueryParams(params): QueryParams<PageParams>,
 ) -> Answer {
     let size = match params.page_size.as_deref() {
-        None | Some("") => 10,
+        None => 10,
         Some(s) => positive("page_size", s)?.min(100) as usize,
     };
     let after = match params.page_token.as_deref().filter(|t| !t.is_empty()) {

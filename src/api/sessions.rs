@@ -17,7 +17,7 @@ use utoipa::ToSchema;
 
 use super::conferences::room_id;
 use super::extract::{IdPath, JsonBody, PageQuery, iso8601};
-use super::openapi::errors::{BadRequest, Conflict, Forbidden, NotFound};
+use super::openapi::errors::{BadRequest, Conflict, Forbidden, NotFound, Unprocessable};
 use super::openapi::errors::{NodeRejected, NodeTimeout, RateLimited};
 use super::openapi::params::{Paging, SessionPath};
 use super::openapi::schemas as doc;
@@ -282,6 +282,7 @@ where
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
+        (status = 422, response = Unprocessable),
         (status = 429, response = RateLimited),
         (status = 502, response = NodeRejected),
         (status = 504, response = NodeTimeout),
@@ -329,6 +330,7 @@ async fn join<S: Store>(
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
+        (status = 422, response = Unprocessable),
         (status = 429, response = RateLimited),
         (status = 502, response = NodeRejected),
         (status = 504, response = NodeTimeout),
@@ -390,6 +392,7 @@ async fn set_muted<S: Store>(
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
+        (status = 422, response = Unprocessable),
         (status = 429, response = RateLimited),
         (status = 502, response = NodeRejected),
         (status = 504, response = NodeTimeout),
@@ -422,6 +425,7 @@ async fn mute<S: Store>(
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
+        (status = 422, response = Unprocessable),
         (status = 429, response = RateLimited),
         (status = 502, response = NodeRejected),
         (status = 504, response = NodeTimeout),
@@ -450,6 +454,8 @@ async fn unmute<S: Store>(
         (status = 400, response = BadRequest),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 422, response = Unprocessable),
         (status = 502, response = NodeRejected),
         (status = 504, response = NodeTimeout),
     )

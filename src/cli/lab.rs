@@ -149,7 +149,9 @@ async fn run_with<S: Store>(
     let listener = bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
-    let mut greeting = vec![format!("switchyard lab: API on http://{}", args.listen)];
+    // The bound address: `--listen 127.0.0.1:0` takes a free port and says which.
+    let bound = listener.local_addr().unwrap_or(args.listen);
+    let mut greeting = vec![format!("switchyard lab: API on http://{bound}")];
     for (prefix, sim) in &lab.sims {
         greeting.push(format!(
             "  node {prefix}: simulated FreeSWITCH on {} (ESL password ClueCon)",

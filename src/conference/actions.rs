@@ -12,7 +12,7 @@ pub const SUPPORTED_TYPES: &[&str] = &["talk"];
 pub const SUPPORTED_LANGUAGES: &[&str] = &["en-US", "en"];
 /// The voices `talk` can choose between.
 pub const SUPPORTED_GENDERS: &[&str] = &["female", "male", "neutral"];
-/// Most actions per list, and the longest text one `talk` may carry (bytes).
+/// Most actions per list, and the longest text one `talk` may carry (characters).
 pub const MAX_ACTIONS: usize = 16;
 pub const MAX_TEXT: usize = 1024;
 
@@ -44,7 +44,7 @@ pub enum ActionError {
     UnsupportedLanguage(String),
     #[error("unsupported talk gender {0:?}; supported: {SUPPORTED_GENDERS:?}")]
     UnsupportedGender(String),
-    #[error("talk needs option.text: 1 to {MAX_TEXT} bytes of printable text")]
+    #[error("talk needs option.text: 1 to {MAX_TEXT} characters of printable text")]
     BadText,
     #[error(
         "talk text may not contain control characters or any of ' \" \\ ^ | {{ }} ` (they would change a FreeSWITCH command)"
@@ -66,9 +66,14 @@ fn talk(action: &Action) -> Result<Talk, ActionError> {
     if action.kind != "talk" {
         return Err(ActionError::UnsupportedType(clip(&action.kind)));
     }
-    let field = |name: &str| action.option.get(name).and_then(Value::as_str);
-    let text = field("text").ok_or(ActionError::BadText)?;
-    if text.trim().is_empty() || text.len() > MAX_TEXT {
+    // A field that is there must be a string; an absent one takes its default.
+    let field = |name: &str| match action.option.get(name) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.as_str())),
+        Some(other) => Err(other.to_string()),
+    };
+    let text = field("text").ok().flatten().ok_or(ActionError::BadText)?;
+    if text.trim().is_empty() || text.chars().count() > MAX_TEXT {
         return Err(ActionError::BadText);
     }
     if text
@@ -77,11 +82,16 @@ fn talk(action: &Action) -> Result<Talk, ActionError> {
     {
         return Err(ActionError::ForbiddenCharacter);
     }
-    let language = field("language").unwrap_or("en-US");
+    let language = field("language")
+        .map_err(|v| ActionError::UnsupportedLanguage(clip(&v)))?
+        .unwrap_or("en-US");
     if !SUPPORTED_LANGUAGES.contains(&language) {
         return Err(ActionError::UnsupportedLanguage(clip(language)));
     }
-    let gender = match field("gender").unwrap_or("female") {
+    let gender = match field("gender")
+        .map_err(|v| ActionError::UnsupportedGender(clip(&v)))?
+        .unwrap_or("female")
+    {
         "female" => Gender::Female,
         "male" => Gender::Male,
         "neutral" => Gender::Neutral,

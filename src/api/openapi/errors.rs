@@ -98,6 +98,19 @@ pub struct NotFound(pub ErrorBody);
 #[derive(ToResponse)]
 pub struct Conflict(pub ErrorBody);
 
+/// The `command_uid` was used for a different request (another command, or other
+/// parameters) of this session within its window; `detail.used_for` names the first command.
+#[derive(ToResponse)]
+pub struct Unprocessable(pub ErrorBody);
+
+/// The body is longer than the API reads (64 KiB); `detail.limit_bytes` says how long it may be.
+#[derive(ToResponse)]
+pub struct PayloadTooLarge(pub ErrorBody);
+
+/// A body that is not declared `Content-Type: application/json`.
+#[derive(ToResponse)]
+pub struct UnsupportedMediaType(pub ErrorBody);
+
 /// A limit refused the request: the application's global request rate, or the operation's
 /// cooldown group. Nothing was sent to the media node.
 #[derive(ToResponse)]

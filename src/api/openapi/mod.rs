@@ -8,8 +8,9 @@
 //!
 //! What every application route shares is added here, once, rather than on each handler: the
 //! `X-App-ID` + `X-API-Key` requirement, 401 (the [`super::Caller`] extractor), 429 with
-//! `Retry-After` (the global per-application limit, taken by the same extractor), and 500/503
-//! (the store).
+//! `Retry-After` (the global per-application limit, taken by the same extractor), 500/503
+//! (the store), and on routes that read a body, 413 and 415 (the [`super::extract::JsonBody`]
+//! extractor).
 
 pub mod errors;
 pub mod params;
@@ -33,6 +34,10 @@ use crate::store::Store;
 
 /// The routes that need no application key.
 pub const PUBLIC_PATHS: &[&str] = &["/healthz", "/readyz", "/metrics", "/api/v1/openapi.json"];
+
+/// The answers every route that reads a body can give besides its own, by status.
+const BODY_RESPONSES: &[(&str, &str)] =
+    &[("413", "PayloadTooLarge"), ("415", "UnsupportedMediaType")];
 
 /// The answers every application route can give besides its own, by status.
 const COMMON_RESPONSES: &[(&str, &str)] = &[
@@ -106,6 +111,9 @@ const COMMON_RESPONSES: &[(&str, &str)] = &[
         errors::Unavailable,
         errors::NodeTimeout,
         errors::Internal,
+        errors::Unprocessable,
+        errors::PayloadTooLarge,
+        errors::UnsupportedMediaType,
     )),
     modifiers(&AppAuth),
     tags(
@@ -158,6 +166,12 @@ impl Modify for AppAuth {
                 op.security = Some(vec![both.clone()]);
                 if let Some(body) = &mut op.request_body {
                     absent_not_null(body);
+                    for (status, response) in BODY_RESPONSES {
+                        op.responses
+                            .responses
+                            .entry((*status).to_owned())
+                            .or_insert_with(|| RefOr::Ref(Ref::from_response_name(*response)));
+                    }
                 }
                 for (status, response) in COMMON_RESPONSES {
                     op.responses

@@ -51,7 +51,7 @@ pub struct UuidPath {
 pub struct Paging {
     /// How many items to return: a positive integer, default 50, clamped to 200 (rooms,
     /// sessions) or 1000 (members).
-    #[param(minimum = 1)]
+    #[param(minimum = 1, maximum = 9223372036854775807_i64)]
     pub limit: Option<u64>,
     /// The `cursor` of the previous page, passed through unchanged. Opaque and signed: a
     /// forged or foreign one is a 400.
@@ -63,7 +63,7 @@ pub struct Paging {
 #[into_params(parameter_in = Query)]
 pub struct V10Paging {
     /// How many conferences to return: a positive integer, default 10, clamped to 100.
-    #[param(minimum = 1)]
+    #[param(minimum = 1, maximum = 9223372036854775807_i64)]
     pub page_size: Option<u64>,
     /// The `next_page_token` of the previous page.
     pub page_token: Option<String>,
@@ -73,10 +73,12 @@ pub struct V10Paging {
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct FeedQuery {
-    /// The `cursor` of an earlier page (an event id, `<ms>-<n>`); none = from the oldest.
-    #[param(example = "1714000000000-0")]
+    /// The `cursor` of an earlier page (an event id, `<ms>-<n>`); none (or empty) = from the
+    /// oldest.
+    #[param(pattern = r"^([0-9]{1,19}-[0-9]{1,19})?$", example = "1714000000000-0")]
     pub after: Option<String>,
     /// At most this many events (default 100, at most 1000 are returned).
+    #[param(minimum = 1, maximum = 9223372036854775807_i64)]
     pub limit: Option<u64>,
 }
 
@@ -84,18 +86,36 @@ pub struct FeedQuery {
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct StreamQuery {
-    /// An event id; the stream sends what follows it. `Last-Event-ID` (a reconnecting
-    /// browser sends it) takes precedence.
+    /// An event id (`<ms>-<n>`); the stream sends what follows it. `Last-Event-ID` (a
+    /// reconnecting browser sends it) takes precedence.
+    #[param(pattern = r"^([0-9]{1,19}-[0-9]{1,19})?$", example = "1714000000000-0")]
     pub after: Option<String>,
+}
+
+/// Where a reconnecting stream resumes.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct ResumeHeader {
+    /// The last event id seen (a reconnecting browser sends it); empty = none. Takes
+    /// precedence over `after`.
+    #[param(
+        rename = "Last-Event-ID",
+        nullable = false,
+        pattern = r"^([0-9]{1,19}-[0-9]{1,19})?$",
+        example = "1714000000000-0"
+    )]
+    pub last_event_id: Option<String>,
 }
 
 /// A page of the delivery log.
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct LogQuery {
-    /// The `cursor` of the previous page.
+    /// The `cursor` of the previous page (an attempt id, `<ms>-<n>`).
+    #[param(pattern = r"^([0-9]{1,19}-[0-9]{1,19})?$")]
     pub cursor: Option<String>,
     /// At most this many attempts (default 50, at most 500 are returned).
+    #[param(minimum = 1, maximum = 9223372036854775807_i64)]
     pub limit: Option<u64>,
 }
 

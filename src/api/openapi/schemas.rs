@@ -75,20 +75,101 @@ pub enum SessionState {
     Ended,
 }
 
-/// A flow action; `talk` (`option`: `text`, `language`, `gender`) is the one a room accepts.
-/// Sent without `id`/`next_id`/`option`, they default to the nil uuid and `null`; answers
-/// always carry all four.
+/// Characters a `talk` text may not contain (controls, and `' " \ ^ | { } `` ` ``), and the
+/// whitespace it may not consist of only: the rule of `conference::actions`, as a pattern.
+const NOT_SPOKEN: &str = r#"'"\\^|{}`\u0000-\u001f\u007f-\u009f"#;
+const BLANK: &str = r" \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000";
+
+/// The pattern of a `talk` text.
+pub fn talk_text_pattern() -> String {
+    format!("^[^{NOT_SPOKEN}]*[^{NOT_SPOKEN}{BLANK}][^{NOT_SPOKEN}]*$")
+}
+
+/// An audio file to play: an http/https URL, at most 2048 characters, in RFC 3986's characters
+/// without `'` and `,`.
+pub struct PlayUrl;
+
+impl PartialSchema for PlayUrl {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(utoipa::openapi::SchemaFormat::Custom("uri".into())))
+            .max_length(Some(2048))
+            .pattern(Some(crate::api::conferences::URL_PATTERN))
+            .into()
+    }
+}
+
+impl ToSchema for PlayUrl {}
+
+/// The only action type a room accepts.
 #[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ActionType {
+    Talk,
+}
+
+/// The languages `talk` speaks (flite's English voices).
+#[derive(Serialize, ToSchema)]
+pub enum TalkLanguage {
+    #[serde(rename = "en-US")]
+    EnUs,
+    #[serde(rename = "en")]
+    En,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TalkGender {
+    Female,
+    Male,
+    Neutral,
+}
+
+/// What a `talk` says and in which voice. Other fields are kept and ignored.
+pub struct TalkOption;
+
+impl PartialSchema for TalkOption {
+    fn schema() -> RefOr<Schema> {
+        let text = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(
+                "1 to 1024 characters, not only whitespace, without control characters or any \
+                 of ' \" \\ ^ | { } ` (they would change a FreeSWITCH command line)",
+            ))
+            .min_length(Some(1))
+            .max_length(Some(1024))
+            .pattern(Some(talk_text_pattern()))
+            .examples([Value::from("Welcome to the conference.")]);
+        ObjectBuilder::new()
+            .property("text", text)
+            .required("text")
+            .property("language", Ref::from_schema_name(TalkLanguage::name()))
+            .property("gender", Ref::from_schema_name(TalkGender::name()))
+            .into()
+    }
+}
+
+impl ToSchema for TalkOption {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((TalkLanguage::name().into(), TalkLanguage::schema()));
+        schemas.push((TalkGender::name().into(), TalkGender::schema()));
+    }
+}
+
+/// A flow action: `talk` is the one a room accepts (`language` defaults to `en-US`, `gender`
+/// to `female`). Sent without `id`/`next_id`, they default to the nil uuid; answers always
+/// carry all four.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Action {
     #[schema(required = false)]
     pub id: Uuid,
     #[schema(required = false)]
     pub next_id: Uuid,
     #[serde(rename = "type")]
-    #[schema(example = "talk")]
-    pub kind: String,
-    /// For `talk`: `{"text": "Welcome", "language": "en-US", "gender": "female"}`.
-    #[schema(required = false)]
+    pub kind: ActionType,
+    #[schema(value_type = TalkOption)]
     pub option: Value,
 }
 
@@ -495,6 +576,19 @@ pub struct EventPage {
     pub cursor: String,
 }
 
+/// One Server-Sent Event of `GET /api/v1/events/stream`: `id` is the event's position (what
+/// `Last-Event-ID` resumes from), `event` its type, `data` its envelope as JSON text.
+#[derive(Serialize, ToSchema)]
+pub struct StreamEvent {
+    #[schema(pattern = r"^[0-9]{1,19}-[0-9]{1,19}$", example = "1714000000000-0")]
+    pub id: String,
+    #[schema(example = "conference.member.joined")]
+    pub event: String,
+    /// An event envelope, as in `GET /api/v1/events`.
+    #[schema(content_media_type = "application/json")]
+    pub data: String,
+}
+
 /// `delivered` (2xx), `retry` (another attempt follows) or `dead_letter` (given up).
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -540,4 +634,29 @@ pub struct RetryQueued {
     /// Always `queued`.
     #[schema(example = "queued")]
     pub status: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conference::{Action as Flow, actions};
+
+    proptest::proptest! {
+        #[test]
+        fn the_talk_text_pattern_is_the_rule_of_talk(
+            text in "[a-zA-Z .'\"\\\\^|{}`\t\n\u{0}\u{7f}\u{85}\u{a0}\u{1680}\u{2003}\u{3000}\u{feff}é]{0,6}",
+        ) {
+            let pattern = regex::Regex::new(&talk_text_pattern()).map_err(|e| {
+                proptest::test_runner::TestCaseError::fail(e.to_string())
+            })?;
+            let flow = Flow {
+                id: Uuid::nil(),
+                next_id: Uuid::nil(),
+                kind: "talk".into(),
+                option: serde_json::json!({ "text": text }),
+            };
+            let spoken = actions::talks(&[flow]).is_ok();
+            proptest::prop_assert_eq!(spoken, pattern.is_match(&text), "{:?}", text);
+        }
+    }
 }
