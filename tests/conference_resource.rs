@@ -382,6 +382,7 @@ async fn a_recording_is_a_downloadable_wav_with_its_duration() {
     tokio::time::sleep(Duration::from_millis(400)).await;
     let file = format!("/api/v1/recordings/{rec}/file");
     assert_error(&t.get(&file, A).await, StatusCode::CONFLICT);
+    t.sim().stall_events(true);
     let r = t
         .post(
             &format!("/api/v1/conferences/{id}/recording/stop"),
@@ -390,6 +391,18 @@ async fn a_recording_is_a_downloadable_wav_with_its_duration() {
         )
         .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    // A second stop before the node confirmed the first: a conflict, and no second `norecord`
+    // (which the node would refuse: a 502).
+    let again = t
+        .post(
+            &format!("/api/v1/conferences/{id}/recording/stop"),
+            A,
+            json!({}),
+        )
+        .await;
+    assert_error(&again, StatusCode::CONFLICT);
+    assert_eq!(again.body["error"], "The recording is already stopping");
+    t.sim().stall_events(false);
     eventually("stop-recording confirmed", || async {
         t.get(&format!("/api/v1/recordings/{rec}"), A).await.body["status"] == "ended"
     })

@@ -41,6 +41,8 @@ pub enum OpError {
     AlreadyRecording,
     #[error("the room is not recording")]
     NotRecording,
+    #[error("the recording is already stopping")]
+    RecordingStopping,
 }
 
 /// `join`: the member is `joining` until add-member confirms it.
@@ -220,11 +222,14 @@ pub fn request_recording_stop(room: &mut Room, now: Micros) -> Result<(Applied, 
         .iter_mut()
         .find(|r| r.id == id)
         .ok_or(OpError::NotRecording)?;
-    let path = rec.path.clone();
-    if rec.status != RecordingStatus::Stopping {
-        rec.status = RecordingStatus::Stopping;
-        rec.updated_at = now;
+    // A stop already sent and not yet confirmed: the node has let the file go, and a second
+    // `norecord` would only be refused by it.
+    if rec.status == RecordingStatus::Stopping {
+        return Err(OpError::RecordingStopping);
     }
+    let path = rec.path.clone();
+    rec.status = RecordingStatus::Stopping;
+    rec.updated_at = now;
     let mut step = Step::new(room, now);
     step.touch();
     Ok((step.finish(), path))
