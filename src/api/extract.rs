@@ -1,6 +1,7 @@
-//! Request parts, parsed the contract's way: JSON bodies (malformed JSON and unknown fields are
-//! 400s; an empty body reads as `{}`), page parameters (`limit` a positive integer, clamped),
-//! and path ids, all failing with the contract's error body.
+//! Request parts, parsed the contract's way: JSON bodies (an object sent as `application/json`,
+//! else 415; longer than [`MAX_BODY`], 413; malformed JSON, another JSON type and unknown fields
+//! are 400s; an empty body reads as `{}`), query parameters, page parameters (`limit` a positive
+//! integer, clamped), and path ids, all failing with the contract's error body.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
@@ -8,7 +9,7 @@ use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use serde::de::{self, DeserializeOwned};
 use serde::{Deserialize, Deserializer};
-use serde_json::{Map, Number, Value, json};
+use serde_json::{Number, Value, json};
 
 use super::ApiError;
 
@@ -37,34 +38,39 @@ impl<T: DeserializeOwned, St: Send + Sync> FromRequest<St> for JsonBody<T> {
                 ApiError::bad_request_with("Unreadable body", json!({ "reason": e.body_text() }))
             }
         })?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return object(Map::new()).map(JsonBody);
-        }
-        if !declared_json {
+        let body: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+            b"{}"
+        } else if declared_json {
+            &bytes
+        } else {
             return Err(ApiError::UnsupportedMediaType);
+        };
+        // Only an object: serde would also build a struct from an array of its fields.
+        if body.trim_ascii_start().first() != Some(&b'{') {
+            return Err(not_an_object(body));
         }
-        match serde_json::from_slice::<Value>(&bytes) {
-            Ok(Value::Object(fields)) => object(fields).map(JsonBody),
-            Ok(other) => Err(ApiError::bad_request_with(
-                "Invalid request body: a JSON object is expected",
-                json!({ "reason": format!("got {}", json_type(&other)) }),
-            )),
-            Err(e) => Err(ApiError::bad_request_with(
-                "Malformed JSON",
-                json!({ "reason": e.to_string() }),
-            )),
-        }
+        serde_json::from_slice(body).map(JsonBody).map_err(|e| {
+            let reason = json!({ "reason": plain(&e.to_string()) });
+            match e.classify() {
+                serde_json::error::Category::Data => {
+                    ApiError::bad_request_with("Invalid request body", reason)
+                }
+                _ => ApiError::bad_request_with("Malformed JSON", reason),
+            }
+        })
     }
 }
 
-/// A JSON object as `T`, failing with the contract's words.
-fn object<T: DeserializeOwned>(fields: Map<String, Value>) -> Result<T, ApiError> {
-    serde_json::from_value(Value::Object(fields)).map_err(|e| {
-        ApiError::bad_request_with(
-            "Invalid request body",
-            json!({ "reason": plain(&e.to_string()) }),
-        )
-    })
+/// The refusal of a body that does not start as an object: what it is instead, or that it is
+/// not JSON at all.
+fn not_an_object(body: &[u8]) -> ApiError {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(other) => ApiError::bad_request_with(
+            "Invalid request body: a JSON object is expected",
+            json!({ "reason": format!("got {}", json_type(&other)) }),
+        ),
+        Err(e) => ApiError::bad_request_with("Malformed JSON", json!({ "reason": e.to_string() })),
+    }
 }
 
 /// A JSON integer, written as one or as a number without a fraction (`3.0`, which JSON

@@ -42,19 +42,23 @@ pub fn generate() -> String {
 /// The middleware (`axum::middleware::from_fn(request_id::layer)`), outermost in
 /// [`super::router`] so it sees every answer.
 pub async fn layer(request: Request, next: Next) -> Response {
+    // The header value itself is kept (no copy, no second validation); a generated id is
+    // hex, always a valid header value.
     let id = request
         .headers()
         .get(&HEADER)
-        .and_then(sane)
-        .map(str::to_owned)
-        .unwrap_or_else(generate);
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned());
-    let route = route.as_deref().unwrap_or(UNMATCHED);
+        .filter(|v| sane(v).is_some())
+        .cloned()
+        .or_else(|| HeaderValue::try_from(generate()).ok());
+    let id_text = id
+        .as_ref()
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    // `MatchedPath` is an `Arc<str>`: cloned, not copied.
+    let matched = request.extensions().get::<MatchedPath>().cloned();
+    let route = matched.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
     let method = request.method().clone();
-    let span = tracing::info_span!("request", request_id = %id, method = %method, route);
+    let span = tracing::info_span!("request", request_id = %id_text, method = %method, route);
     let started = Instant::now();
     let mut response = next.run(request).instrument(span.clone()).await;
     let status = response.status().as_u16();
@@ -67,8 +71,8 @@ pub async fn layer(request: Request, next: Next) -> Response {
             tracing::info!(status, duration_ms, "request");
         }
     });
-    if let Ok(value) = HeaderValue::from_str(&id) {
-        response.headers_mut().insert(HEADER, value);
+    if let Some(id) = id {
+        response.headers_mut().insert(HEADER, id);
     }
     response
 }
