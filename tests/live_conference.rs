@@ -202,6 +202,9 @@ async fn live_a_recording_ends_with_its_duration_and_downloads() {
     })
     .await;
     assert_eq!(t.resource(&room).await["recording_id"], rec.as_str());
+    // While it records, the node lists the recording beside the caller; the members are the
+    // same as the store holds.
+    assert_eq!(t.store_members(&room).await, t.node_members(&room).await);
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let r = t
         .post(

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use common::freeswitch::{FreeSwitch, free_tcp_port};
 use common::redis_server::RedisServer;
 use common::sipp::Caller;
-use live::within;
+use live::{caller_members, within};
 use switchyard::api::hash_key;
 use webhook_support::{Receiver, secret};
 
@@ -121,20 +121,9 @@ fn node_members(fs: &FreeSwitch, room: &str, control: &str) -> BTreeSet<(String,
     let text = fs
         .api(&format!("conference {room} json_list"))
         .unwrap_or_default();
-    let Ok(rooms) = serde_json::from_str::<Value>(&text) else {
-        return BTreeSet::new();
-    };
-    rooms[0]["members"]
-        .as_array()
+    caller_members(&text, control)
         .into_iter()
-        .flatten()
-        .filter(|m| m["type"] == "caller" && m["uuid"] != control)
-        .map(|m| {
-            (
-                m["uuid"].as_str().unwrap_or_default().to_owned(),
-                !m["flags"]["can_speak"].as_bool().unwrap_or(false),
-            )
-        })
+        .map(|(channel, _, muted)| (channel, muted))
         .collect()
 }
 

@@ -616,22 +616,7 @@ impl Live {
     pub async fn node_members(&self, room: &str) -> BTreeSet<(String, u32, bool)> {
         let control = self.stored_room(room).await.control.channel;
         let text = self.node_api(&format!("conference {room} json_list")).await;
-        let Ok(rooms) = serde_json::from_str::<Value>(&text) else {
-            return BTreeSet::new();
-        };
-        rooms[0]["members"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|m| m["uuid"] != control.as_str())
-            .map(|m| {
-                (
-                    m["uuid"].as_str().unwrap().to_owned(),
-                    m["id"].as_u64().unwrap() as u32,
-                    !m["flags"]["can_speak"].as_bool().unwrap(),
-                )
-            })
-            .collect()
+        caller_members(&text, &control)
     }
 
     /// The same as the store holds them (joined members only).
@@ -990,4 +975,29 @@ pub fn tone_share(bytes: &[u8], freq: f64) -> f64 {
         })
         .count();
     toned as f64 / windows.len() as f64
+}
+
+/// (channel, member id, muted) of the callers in a `conference <room> json_list` answer, the
+/// control leg `control` left out; none when the answer is not a list (`-ERR` for no such
+/// room). Only `caller` entries: a recording is listed too, as a `recording_node` without a
+/// uuid.
+pub fn caller_members(json_list: &str, control: &str) -> BTreeSet<(String, u32, bool)> {
+    let Ok(rooms) = serde_json::from_str::<Value>(json_list) else {
+        return BTreeSet::new();
+    };
+    rooms[0]["members"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| m["type"] == "caller" && m["uuid"] != control)
+        .map(|m| {
+            (
+                m["uuid"].as_str().expect("a caller's uuid").to_owned(),
+                m["id"].as_u64().expect("a caller's member id") as u32,
+                !m["flags"]["can_speak"]
+                    .as_bool()
+                    .expect("a caller's can_speak"),
+            )
+        })
+        .collect()
 }
