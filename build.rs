@@ -35,7 +35,10 @@ fn main() {
     }
 
     println!("cargo::rustc-check-cfg=cfg(schemathesis)");
-    let on_path = set("PATH").is_some_and(|path| {
+    // Read once, not watched: every change of PATH (another shell, a pyenv shim) would rebuild
+    // the crate. Installing Schemathesis later leaves the test ignored until build.rs runs again
+    // (`scripts/test` makes it run, by requiring it).
+    let on_path = std::env::var_os("PATH").is_some_and(|path| {
         std::env::split_paths(&path).any(|dir| dir.join("schemathesis").is_file())
     });
     let required = set("SWITCHYARD_REQUIRE_SCHEMATHESIS").is_some_and(|v| v != "0");

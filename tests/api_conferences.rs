@@ -228,14 +228,7 @@ async fn delete_moves_members_out_and_removes_the_room() {
     let room = t.room(A, "gone").await;
     let s = t.call(A, "1001").await;
     t.joined(A, &room, &s).await;
-    let r = t
-        .req(
-            "DELETE",
-            &format!("/api/v1/conferences/{room}"),
-            Some(A),
-            None,
-        )
-        .await;
+    let r = t.delete(&format!("/api/v1/conferences/{room}"), A).await;
     assert_eq!(r.status, StatusCode::OK, "{r:?}");
     assert_eq!(r.body, json!({ "room_id": room }));
     assert_error(
@@ -243,13 +236,7 @@ async fn delete_moves_members_out_and_removes_the_room() {
         StatusCode::NOT_FOUND,
     );
     assert_error(
-        &t.req(
-            "DELETE",
-            &format!("/api/v1/conferences/{room}"),
-            Some(A),
-            None,
-        )
-        .await,
+        &t.delete(&format!("/api/v1/conferences/{room}"), A).await,
         StatusCode::NOT_FOUND,
     );
     let list = t.get("/api/v1/conferences", A).await;

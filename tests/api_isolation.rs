@@ -30,14 +30,7 @@ async fn room_endpoints_refuse_another_app() {
         .get(&format!("/api/v1/conferences/{room}/members"), B)
         .await;
     assert_error(&r, StatusCode::NOT_FOUND);
-    let r = t
-        .req(
-            "DELETE",
-            &format!("/api/v1/conferences/{room}"),
-            Some(B),
-            None,
-        )
-        .await;
+    let r = t.delete(&format!("/api/v1/conferences/{room}"), B).await;
     assert_error(&r, StatusCode::FORBIDDEN);
     let r = t
         .post(

@@ -85,14 +85,7 @@ async fn the_core_flow_against_redis() {
         .await;
     assert_eq!(p2.body["conferences"].as_array().unwrap().len(), 1);
     assert_eq!(p2.body["cursor"], "");
-    let r = t
-        .req(
-            "DELETE",
-            &format!("/api/v1/conferences/{room}"),
-            Some(A),
-            None,
-        )
-        .await;
+    let r = t.delete(&format!("/api/v1/conferences/{room}"), A).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_error(
         &t.get(&format!("/api/v1/conferences/{room}"), A).await,

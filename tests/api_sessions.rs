@@ -464,14 +464,7 @@ async fn sessions_list_pages_and_hangup_ends_a_call() {
     let list = t.get("/api/v1/sessions", A).await;
     assert_eq!(list.body["sessions"].as_array().unwrap().len(), 4);
     // The lab's own hangup: the caller hangs up.
-    let r = t
-        .req(
-            "DELETE",
-            &format!("/lab/v1/calls/{}", calls[1]),
-            Some(A),
-            None,
-        )
-        .await;
+    let r = t.delete(&format!("/lab/v1/calls/{}", calls[1]), A).await;
     assert_eq!(r.status, StatusCode::OK, "{r:?}");
     eventually("the caller hung up", || async {
         t.get(&format!("/api/v1/sessions/{}", calls[1]), A)

@@ -117,14 +117,7 @@ async fn deleting_a_room_of_four_frees_every_member_once() {
         for s in &sessions {
             join_again(&t, s, &room).await;
         }
-        let r = t
-            .req(
-                "DELETE",
-                &format!("/api/v1/conferences/{room}"),
-                Some(A),
-                None,
-            )
-            .await;
+        let r = t.delete(&format!("/api/v1/conferences/{room}"), A).await;
         assert_eq!(r.status, StatusCode::OK, "{r:?}");
         terminated(&t, &room).await;
         assert_free(&t, &sessions).await;

@@ -463,14 +463,7 @@ async fn deleting_a_room_stops_its_recording() {
         t.get(&format!("/api/v1/recordings/{rec}"), A).await.body["status"] == "recording"
     })
     .await;
-    let del = t
-        .req(
-            "DELETE",
-            &format!("/api/v1/conferences/{id}"),
-            Some(A),
-            None,
-        )
-        .await;
+    let del = t.delete(&format!("/api/v1/conferences/{id}"), A).await;
     assert_eq!(del.status, StatusCode::OK);
     eventually("the recording ended with the room", || async {
         t.get(&format!("/api/v1/recordings/{rec}"), A).await.body["status"] == "ended"
@@ -724,13 +717,7 @@ async fn v1_0_lists_page_with_page_size_and_page_token() {
         StatusCode::FORBIDDEN,
     );
     assert_error(
-        &t.req(
-            "DELETE",
-            &format!("/v1.0/conferences/{theirs}"),
-            Some(A),
-            None,
-        )
-        .await,
+        &t.delete(&format!("/v1.0/conferences/{theirs}"), A).await,
         StatusCode::FORBIDDEN,
     );
     assert_error(
@@ -755,14 +742,7 @@ async fn rooms_are_placed_on_the_least_loaded_node() {
     assert_eq!((on("lab01", &made), on("lab02", &made)), (2, 2));
     // Two rooms of lab01 end: the next two go there.
     for id in made.iter().filter(|id| prefix(id) == "lab01") {
-        let r = t
-            .req(
-                "DELETE",
-                &format!("/api/v1/conferences/{id}"),
-                Some(A),
-                None,
-            )
-            .await;
+        let r = t.delete(&format!("/api/v1/conferences/{id}"), A).await;
         assert_eq!(r.status, StatusCode::OK);
         eventually("terminated", || async {
             resource(&t, id).await["status"] == "terminated"

@@ -172,14 +172,7 @@ async fn every_event_type_arrives_for_its_trigger() {
     })
     .await;
     // destroyed, terminating, terminated
-    let del = t
-        .req(
-            "DELETE",
-            &format!("/api/v1/conferences/{room}"),
-            Some(A),
-            None,
-        )
-        .await;
+    let del = t.delete(&format!("/api/v1/conferences/{room}"), A).await;
     assert_eq!(del.status, StatusCode::OK);
     assert_error(
         &t.get(&format!("/api/v1/conferences/{room}"), A).await,

@@ -117,6 +117,10 @@ impl<S: Store> TestLab<S> {
         self.req("GET", path, Some(app), None).await
     }
 
+    pub async fn delete(&self, path: &str, app: (&str, &str)) -> Reply {
+        self.req("DELETE", path, Some(app), None).await
+    }
+
     pub async fn post(&self, path: &str, app: (&str, &str), body: Value) -> Reply {
         self.req("POST", path, Some(app), Some(body)).await
     }
