@@ -112,6 +112,15 @@ fn node_members(sim: &Simulator, room: &Room, control: &str) -> BTreeSet<(String
         .collect()
 }
 
+/// The session is stored as ended.
+async fn session_ended<S: Store>(store: &S, id: &SessionId) -> bool {
+    store
+        .session(&app(), id)
+        .await
+        .unwrap()
+        .is_some_and(|s| s.state == SessionState::Ended)
+}
+
 async fn progressing_room<S: Store>(rooms: &Rooms<S>, name: &str) -> Room {
     let room = rooms.create(&app(), NewRoom::named(name)).await.unwrap();
     let store = rooms.store();
@@ -195,14 +204,7 @@ async fn join_mute_and_hang_up<S: Store>(store: Arc<S>) {
         .unwrap();
     assert_eq!(left.leave_reason, Some(LeaveReason::Hangup));
     assert_eq!(left.hangup_cause.as_deref(), Some("NORMAL_CLEARING"));
-    eventually("the session ended", || async {
-        store
-            .session(&app(), &alice)
-            .await
-            .unwrap()
-            .is_some_and(|s| s.state == SessionState::Ended)
-    })
-    .await;
+    eventually("the session ended", || session_ended(&*store, &alice)).await;
     let kinds: Vec<EventKind> = store
         .outbox(&app(), None, 100)
         .await
@@ -417,14 +419,7 @@ async fn a_redis_restart_under_node_traffic_is_reported_then_repaired() {
         store_members(&*store, &room).await == node_members(&sim, &room, &control)
     })
     .await;
-    eventually("A's session ended", || async {
-        store
-            .session(&app(), &a)
-            .await
-            .unwrap()
-            .is_some_and(|s| s.state == SessionState::Ended)
-    })
-    .await;
+    eventually("A's session ended", || session_ended(&*store, &a)).await;
     stop.cancel();
 }
 
@@ -527,12 +522,8 @@ async fn an_audit_never_ends_a_call_that_show_channels_does_not_list_yet() {
     sim.api(&format!("uuid_kill {}", a.channel()));
     sim.drop_connections();
     sim.stall_events(false);
-    eventually("the hung-up call's session ended", || async {
-        store
-            .session(&app(), &a)
-            .await
-            .unwrap()
-            .is_some_and(|s| s.state == SessionState::Ended)
+    eventually("the hung-up call's session ended", || {
+        session_ended(&*store, &a)
     })
     .await;
     stop.cancel();
