@@ -3,6 +3,7 @@
 //! streams them as Server-Sent Events, resuming after `Last-Event-ID`. Each event is the
 //! webhook envelope, with the same `id`, so a receiver de-duplicates across both.
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::time::Duration;
 
@@ -94,9 +95,6 @@ async fn list<S: Store>(
     ))
 }
 
-/// How often the stream looks for new events when it has caught up.
-const POLL: Duration = Duration::from_millis(200);
-
 #[utoipa::path(
     get,
     path = "/api/v1/events/stream",
@@ -139,31 +137,56 @@ async fn stream<S: Store>(
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
-/// The app's events after `after`, forever: each read pages through what is there, then waits.
+/// The app's events after `after`, forever: each read pages through what is there, then waits
+/// for the app's outbox to grow (woken by the store on any controller's append; polling only
+/// while those notifications are down).
 fn feed<S: Store>(
     st: ApiState<S>,
     app: AppId,
     after: Option<String>,
 ) -> impl Stream<Item = Result<SseEvent, Infallible>> {
-    let state = (st, app, after, std::collections::VecDeque::new());
-    futures_util::stream::unfold(state, |(st, app, mut after, mut queue)| async move {
-        loop {
-            if let Some(event) = queue.pop_front() {
-                return Some((Ok(event), (st, app, after, queue)));
-            }
-            match st.rooms().store().outbox(&app, after.as_deref(), 256).await {
-                Ok(rows) if !rows.is_empty() => {
-                    for (id, e) in &rows {
-                        let data = envelope(id, e).to_string();
-                        queue.push_back(
-                            SseEvent::default().id(id).event(e.kind.as_str()).data(data),
-                        );
-                    }
-                    after = rows.last().map(|(id, _)| id.clone());
+    let bell = st.rooms().store().outbox_watch(&app);
+    // `caught_up`: the last read returned less than it asked for, so once its rows are sent
+    // the stream waits for the bell (rung after that read's `seen`) instead of reading again.
+    let state = (st, app, after, VecDeque::new(), bell, false);
+    futures_util::stream::unfold(
+        state,
+        |(st, app, mut after, mut queue, mut bell, mut caught_up)| async move {
+            loop {
+                if let Some(event) = queue.pop_front() {
+                    return Some((Ok(event), (st, app, after, queue, bell, caught_up)));
                 }
-                // Caught up, or the store is briefly unreachable: look again soon.
-                _ => tokio::time::sleep(POLL).await,
+                if caught_up {
+                    bell.wait(tokio::time::Instant::now(), st.stream_waits())
+                        .await;
+                }
+                bell.seen();
+                match st
+                    .rooms()
+                    .store()
+                    .outbox(&app, after.as_deref(), PAGE)
+                    .await
+                {
+                    Ok(rows) => {
+                        caught_up = rows.len() < PAGE;
+                        for (id, e) in &rows {
+                            let data = envelope(id, e).to_string();
+                            queue.push_back(
+                                SseEvent::default().id(id).event(e.kind.as_str()).data(data),
+                            );
+                        }
+                        after = rows.last().map(|(id, _)| id.clone()).or(after);
+                    }
+                    // The store is briefly unreachable: look again after the poll interval.
+                    Err(_) => {
+                        caught_up = false;
+                        tokio::time::sleep(st.stream_waits().poll).await;
+                    }
+                }
             }
-        }
-    })
+        },
+    )
 }
+
+/// Events read from the outbox at once.
+const PAGE: usize = 256;

@@ -39,6 +39,9 @@ pub struct ApiOptions {
     /// Requests per second per application (0 = no global limit), and the burst allowed.
     pub global_rate: f64,
     pub global_burst: f64,
+    /// How long a caught-up event stream (`/api/v1/events/stream`) waits for the outbox to
+    /// grow before it reads anyway (it wakes at once on an append).
+    pub stream_waits: crate::store::bell::Waits,
 }
 
 impl Default for ApiOptions {
@@ -47,6 +50,7 @@ impl Default for ApiOptions {
             cursor_secret: None,
             global_rate: 100.0,
             global_burst: 200.0,
+            stream_waits: crate::store::bell::Waits::default(),
         }
     }
 }
@@ -57,6 +61,7 @@ struct Shared<S> {
     cursors: Cursors,
     limiter: GlobalLimiter,
     lab: Option<lab::LabNodes>,
+    stream_waits: crate::store::bell::Waits,
 }
 
 /// What every handler gets: the room service, the app keys, the cursor signer, the limiter.
@@ -104,6 +109,7 @@ impl<S: Store> ApiState<S> {
                 cursors,
                 limiter: GlobalLimiter::new(options.global_rate, options.global_burst),
                 lab,
+                stream_waits: options.stream_waits,
             }),
         }
     }
@@ -126,6 +132,10 @@ impl<S: Store> ApiState<S> {
 
     pub fn lab(&self) -> Option<&lab::LabNodes> {
         self.shared.lab.as_ref()
+    }
+
+    pub fn stream_waits(&self) -> crate::store::bell::Waits {
+        self.shared.stream_waits
     }
 }
 

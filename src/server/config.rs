@@ -14,6 +14,7 @@ use crate::conference::{AppId, NodePrefix};
 use crate::node::{AppDirectory, NodeConfig};
 use crate::rooms::Cooldowns;
 use crate::server::logging::LogFormat;
+use crate::store::bell::Waits;
 use crate::webhook::DispatcherConfig;
 use crate::webhook::deliver::RetrySchedule;
 use crate::webhook::sign::Signer;
@@ -60,6 +61,8 @@ pub struct Config {
     pub apps: Vec<App>,
     #[serde(default)]
     pub webhooks: Webhooks,
+    #[serde(default)]
+    pub outbox: Outbox,
     #[serde(default)]
     pub log: Log,
 }
@@ -147,6 +150,47 @@ pub struct Webhooks {
     pub retry_schedule_secs: Vec<u64>,
     /// The longest one delivery request may take.
     pub timeout_ms: u64,
+    /// Outbox entries read at once.
+    pub batch: usize,
+    /// Entries held between the delivered position and the read cursor (the dispatcher's
+    /// memory bound).
+    pub max_pending: usize,
+    /// Requests in progress at once, each to a different room.
+    pub max_in_flight: usize,
+    /// How long a dispatcher's lease lasts unless renewed: another instance takes over an
+    /// app's webhooks this long after the one delivering them dies.
+    pub lease_ms: u64,
+}
+
+/// How the outbox's readers (the webhook dispatchers and the event streams) wait once they
+/// have caught up. They wake as soon as any controller appends (the store notifies them);
+/// these are the fallbacks.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Outbox {
+    /// The poll interval while the store's notifications are down (Redis restarting).
+    pub poll_ms: u64,
+    /// The longest wait while they are up: a safety net, not a schedule.
+    pub idle_poll_ms: u64,
+}
+
+impl Default for Outbox {
+    fn default() -> Outbox {
+        let w = Waits::default();
+        Outbox {
+            poll_ms: w.poll.as_millis() as u64,
+            idle_poll_ms: w.idle.as_millis() as u64,
+        }
+    }
+}
+
+impl Outbox {
+    pub fn waits(&self) -> Waits {
+        Waits {
+            poll: Duration::from_millis(self.poll_ms.max(1)),
+            idle: Duration::from_millis(self.idle_poll_ms.max(self.poll_ms).max(1)),
+        }
+    }
 }
 
 impl Default for Webhooks {
@@ -159,6 +203,10 @@ impl Default for Webhooks {
                 .map(|d| d.as_secs())
                 .collect(),
             timeout_ms: 15_000,
+            batch: 256,
+            max_pending: 10_000,
+            max_in_flight: 64,
+            lease_ms: 10_000,
         }
     }
 }
@@ -273,6 +321,11 @@ impl Config {
             let mut c = DispatcherConfig::new(id, url.clone(), signer);
             c.allow_private = self.webhooks.allow_private;
             c.timeout = Duration::from_millis(self.webhooks.timeout_ms.max(1));
+            c.waits = self.outbox.waits();
+            c.batch = self.webhooks.batch.max(1);
+            c.max_pending = self.webhooks.max_pending.max(1);
+            c.max_in_flight = self.webhooks.max_in_flight.max(1);
+            c.lease_ttl = Duration::from_millis(self.webhooks.lease_ms.max(100));
             c.retry = RetrySchedule {
                 delays: self
                     .webhooks
@@ -341,6 +394,7 @@ impl Config {
             cursor_secret: self.cursor_secret.as_ref().map(|s| s.as_bytes().to_vec()),
             global_rate: self.limits.global_rps,
             global_burst: self.limits.global_burst,
+            stream_waits: self.outbox.waits(),
         }
     }
 }

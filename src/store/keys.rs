@@ -15,6 +15,7 @@
 //! | `sy:{app}:sessions` | zset score created_at µs | the app's live sessions |
 //! | `sy:{app}:in:<session_id>` | string | room_id the session is in |
 //! | `sy:{app}:outbox` | stream, field `event` (JSON) | domain events for webhooks |
+//! | `sy:{app}:outbox:appended` | Pub/Sub channel (not a key) | the id of the newest entry, published with each append (wakes the outbox's readers) |
 //! | `sy:{app}:cd:<key>` | string with PX | a cooldown |
 //! | `sy:{app}:cmd:<key>` | string with EX | a remembered command answer |
 //! | `sy:{app}:wh:pos` | string | the webhook dispatcher's outbox position (a stream id) |
@@ -57,6 +58,22 @@ pub fn session_room(app: &AppId, id: &SessionId) -> String {
 
 pub fn outbox(app: &AppId) -> String {
     format!("sy:{{{app}}}:outbox")
+}
+
+/// The channel an append to the app's outbox is announced on: the stream's name and
+/// `:appended` (the scripts derive it from the stream key they are given).
+pub fn appended(app: &AppId) -> String {
+    format!("sy:{{{app}}}:outbox:appended")
+}
+
+/// Every app's [`appended`] channel.
+pub const APPENDED_PATTERN: &str = "sy:{*}:outbox:appended";
+
+/// The app an [`appended`] channel belongs to.
+pub fn appended_app(channel: &str) -> Option<&str> {
+    channel
+        .strip_prefix("sy:{")?
+        .strip_suffix("}:outbox:appended")
 }
 
 pub fn cooldown(app: &AppId, key: &str) -> String {

@@ -7,6 +7,7 @@ use std::fmt::Write;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use super::bell::{Bells, OutboxWatch};
 use super::{
     Created, DEAD_LETTERS_KEPT, DELIVERY_LOG_KEPT, DeadLetter, DeliveryAttempt, IndexDelta, Page,
     Saved, Store, StoreError, Updated, outbox_order,
@@ -38,6 +39,8 @@ struct Inner {
     delivery_log: HashMap<AppId, VecDeque<(String, DeliveryAttempt)>>,
     leases: HashMap<(AppId, String), (String, Instant)>,
     timeouts: HashMap<(AppId, RoomId), Micros>,
+    /// Rung on every append, for the outbox's readers.
+    bells: Bells,
 }
 
 #[derive(Default)]
@@ -87,7 +90,13 @@ impl Inner {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0);
+        let mut rung: Option<AppId> = None;
         for event in events {
+            // Events come grouped by app (one room's): ring each app once.
+            if rung.as_ref() != Some(&event.app) {
+                self.bells.ring(&event.app);
+                rung = Some(event.app.clone());
+            }
             if ms > self.last_ms {
                 self.last_ms = ms;
                 self.next_in_ms = 0;
@@ -478,6 +487,10 @@ impl Store for MemoryStore {
                     .collect()
             })
             .unwrap_or_default())
+    }
+
+    fn outbox_watch(&self, app: &AppId) -> OutboxWatch {
+        self.lock().bells.watch(app)
     }
 
     async fn outbox_position(&self, app: &AppId) -> Result<Option<String>, StoreError> {

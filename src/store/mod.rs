@@ -8,6 +8,7 @@
 //! the same without the saved room handed back); the memory store does it in one step under its
 //! lock instead.
 
+pub mod bell;
 pub mod keys;
 pub mod memory;
 pub mod redis;
@@ -300,6 +301,10 @@ pub trait Store: Send + Sync + 'static {
         after: Option<&str>,
         limit: usize,
     ) -> impl Future<Output = Result<Vec<(String, DomainEvent)>, StoreError>> + Send;
+
+    /// Wakes a reader of the app's outbox when it grows, from any controller instance on the
+    /// same store: the webhook dispatcher and the event stream wait on it instead of polling.
+    fn outbox_watch(&self, app: &AppId) -> bell::OutboxWatch;
 
     /// Loads a room, lets `change` modify it, saves it atomically with its events; call it
     /// through [`update_room`]. Stores that can change a room in place override this.

@@ -9,10 +9,12 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script, Value};
 
+mod appended;
 mod room_writes;
 
 use room_writes::{RoomWrite, Track};
 
+use super::bell::{Bells, OutboxWatch};
 use super::room_cache::{self, Tracked};
 use super::{
     Created, DEAD_LETTERS_KEPT, DELIVERY_LOG_KEPT, DeadLetter, DeliveryAttempt, Modified, Page,
@@ -27,6 +29,11 @@ const ENDED_SESSION_TTL_SECS: u64 = 3600;
 
 pub struct RedisStore {
     conn: ConnectionManager,
+    /// For the outbox notifications' own connection.
+    client: redis::Client,
+    /// Rung by the subscriber ([`appended`]), which starts with the first reader.
+    bells: Bells,
+    listening: std::sync::OnceLock<tokio_util::sync::DropGuard>,
     /// Room reads and writes, cached in this process under Redis's invalidation; `None`: off.
     rooms: Option<Tracked>,
     create_room: Script,
@@ -110,6 +117,9 @@ impl RedisStore {
         let rooms = tracked(url, room_cache::DEFAULT_CAPACITY).await?;
         Ok(RedisStore {
             conn,
+            client,
+            bells: Bells::new(false),
+            listening: std::sync::OnceLock::new(),
             rooms,
             create_room: Script::new(include_str!("lua/create_room.lua")),
             save_room: Script::new(room_writes::SAVE_ROOM_LUA),
@@ -783,14 +793,39 @@ impl Store for RedisStore {
     }
 
     async fn append_outbox(&self, app: &AppId, events: &[DomainEvent]) -> Result<(), StoreError> {
+        if events.is_empty() {
+            return Ok(());
+        }
         let mut pipe = redis::pipe();
+        pipe.atomic();
         for event in Self::events_json(events) {
             pipe.xadd(keys::outbox(app), "*", &[("event", event)])
                 .ignore();
         }
+        // As the room scripts do: the readers of the outbox wake.
+        pipe.publish(keys::appended(app), "").ignore();
         pipe.query_async::<()>(&mut self.conn())
             .await
             .map_err(unavailable)
+    }
+
+    fn outbox_watch(&self, app: &AppId) -> OutboxWatch {
+        self.listening.get_or_init(|| {
+            let stop = tokio_util::sync::CancellationToken::new();
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => {
+                    runtime.spawn(appended::listen(
+                        self.client.clone(),
+                        self.bells.clone(),
+                        stop.clone(),
+                    ));
+                }
+                // No runtime to run the subscriber: the bells stay down and readers poll.
+                Err(_) => tracing::warn!("no async runtime: outbox readers poll"),
+            }
+            stop.drop_guard()
+        });
+        self.bells.watch(app)
     }
 
     async fn lease(

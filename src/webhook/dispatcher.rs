@@ -12,6 +12,9 @@
 //!   ahead of it and the last attempts' log entries are written at once (one round trip to
 //!   Redis), and only then do those rooms' next events go. The message tasks themselves are in
 //!   `message`.
+//! - **Woken, not polling**: a dispatcher that has caught up waits on the app's outbox bell
+//!   ([`crate::store::bell`]), which rings as soon as any controller instance appends; it
+//!   polls (`waits.poll`) only while the store's notifications are down.
 //! - **Bounded memory**: at most `max_pending` entries are held between the position and the
 //!   read cursor; reading pauses when the window is full.
 //!
@@ -39,6 +42,7 @@ use super::deliver::{self, RetrySchedule};
 use super::message::{Endpoint, Settled, deliver_until_settled, keep_log};
 use super::sign::Signer;
 use crate::conference::{AppId, DomainEvent, RoomId};
+use crate::store::bell::Waits;
 use crate::store::{Store, StoreError};
 
 /// How one application's webhooks are delivered.
@@ -52,8 +56,10 @@ pub struct DispatcherConfig {
     pub timeout: Duration,
     /// Allow URLs that resolve to loopback, private or link-local addresses (tests, the lab).
     pub allow_private: bool,
-    /// How often the outbox is read when the dispatcher has caught up.
-    pub poll_interval: Duration,
+    /// How long a caught-up dispatcher waits for the outbox to grow before it reads anyway: it
+    /// wakes at once when any controller appends, and polls only while those notifications
+    /// are down.
+    pub waits: Waits,
     /// Entries read from the outbox at once.
     pub batch: usize,
     /// Entries held between the position and the read cursor.
@@ -74,7 +80,7 @@ impl DispatcherConfig {
             retry: RetrySchedule::default(),
             timeout: Duration::from_secs(15),
             allow_private: false,
-            poll_interval: Duration::from_millis(250),
+            waits: Waits::default(),
             batch: 256,
             max_pending: 10_000,
             max_in_flight: 64,
@@ -273,18 +279,22 @@ impl<S: Store> Dispatcher<S> {
     }
 
     async fn run(mut self) {
-        let mut next_read = Instant::now();
+        let mut bell = self.store.outbox_watch(&self.config.app);
+        let waits = self.config.waits;
+        let mut next = Next::At(Instant::now());
         loop {
             let now = Instant::now();
             if self.window.len() >= self.config.max_pending {
-                next_read = now + self.config.poll_interval;
-            } else if now >= next_read {
-                next_read = match self.read().await {
-                    Ok(true) => now,
-                    Ok(false) => now + self.config.poll_interval,
+                // Full: what settles makes room; look again after the poll interval at most.
+                next = Next::At(now + waits.poll);
+            } else if matches!(next, Next::At(at) if now >= at) {
+                bell.seen();
+                next = match self.read().await {
+                    Ok(true) => Next::At(now),
+                    Ok(false) => Next::Bell(now),
                     Err(e) => {
                         tracing::warn!(error = %e, "cannot read the outbox");
-                        now + self.config.poll_interval.max(Duration::from_millis(500))
+                        Next::At(now + waits.poll.max(Duration::from_millis(500)))
                     }
                 };
                 if !self.advance().await {
@@ -302,7 +312,10 @@ impl<S: Store> Dispatcher<S> {
                         break;
                     }
                 }
-                _ = tokio::time::sleep_until(next_read) => {}
+                _ = bell.wait(next.since(), waits), if matches!(next, Next::Bell(_)) => {
+                    next = Next::At(Instant::now());
+                }
+                _ = tokio::time::sleep_until(next.at()), if matches!(next, Next::At(_)) => {}
             }
         }
         self.tasks.abort_all();
@@ -455,6 +468,28 @@ impl<S: Store> Dispatcher<S> {
         })
         .await
         .is_some()
+    }
+}
+
+/// When the dispatcher reads the outbox next.
+#[derive(Debug, Clone, Copy)]
+enum Next {
+    /// At this instant (now: more is waiting).
+    At(Instant),
+    /// When the app's outbox grows; it caught up at this instant (the bell's waits count from
+    /// it).
+    Bell(Instant),
+}
+
+impl Next {
+    fn at(self) -> Instant {
+        match self {
+            Next::At(at) | Next::Bell(at) => at,
+        }
+    }
+
+    fn since(self) -> Instant {
+        self.at()
     }
 }
 

@@ -189,7 +189,7 @@ pub fn config(url: &str, retries: usize) -> DispatcherConfig {
         jitter: 0.1,
     };
     c.timeout = Duration::from_secs(2);
-    c.poll_interval = Duration::from_millis(20);
+    c.waits.poll = Duration::from_millis(20);
     // A killed dispatcher's lease runs out quickly for the next one.
     c.lease_ttl = Duration::from_millis(300);
     c

@@ -7,8 +7,13 @@ end
 redis.call('SET', KEYS[3], ARGV[1])
 redis.call('HSET', KEYS[1], 'seq', ARGV[2], 'json', ARGV[3])
 redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
+local appended
 for i = 5, #ARGV do
-  redis.call('XADD', KEYS[4], '*', 'event', ARGV[i])
+  appended = redis.call('XADD', KEYS[4], '*', 'event', ARGV[i])
+end
+-- Wakes the outbox's readers in every controller (keys.rs: the `appended` channel).
+if appended then
+  redis.call('PUBLISH', KEYS[4] .. ':appended', appended)
 end
 -- As in save_room.lua: a caller with client-side tracking keeps the room it created.
 redis.call('HEXISTS', KEYS[1], 'seq')

@@ -23,8 +23,13 @@ if ARGV[5] ~= '0' then
   end
   redis.call('EXPIRE', KEYS[1], ARGV[5])
 end
+local appended
 for i = 9, #ARGV do
-  redis.call('XADD', KEYS[2], '*', 'event', ARGV[i])
+  appended = redis.call('XADD', KEYS[2], '*', 'event', ARGV[i])
+end
+-- Wakes the outbox's readers in every controller (keys.rs: the `appended` channel).
+if appended then
+  redis.call('PUBLISH', KEYS[2] .. ':appended', appended)
 end
 -- Read the room once more: a caller with client-side tracking (OPTIN NOLOOP, and CLIENT CACHING
 -- YES sent just before this script) keeps the room it just wrote, and Redis forgets a key's

@@ -1,0 +1,274 @@
+//! Wake-ups for the readers of an application's outbox (the webhook dispatcher, the event
+//! stream): a store rings an app's bell when it appends to that app's outbox, and a reader that
+//! has caught up waits for the bell instead of polling.
+//!
+//! The memory store rings in-process. The Redis store's writes publish on the app's channel
+//! (`sy:{app}:appended`, in the same script as the append), and one subscriber per process
+//! ([`super::redis`]) rings the bells, so a reader wakes when any controller instance appends.
+//!
+//! A bell can miss nothing while it is *live*: a reader marks what it has seen before it reads
+//! ([`OutboxWatch::seen`]), so a ring between its read and its wait still wakes it. While the
+//! subscriber is down (Redis restarting) the bell is not live, and readers fall back to polling;
+//! when it is back every bell rings once, for what was appended in between.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::conference::AppId;
+
+/// The bells of every app of one store.
+#[derive(Clone)]
+pub struct Bells {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    apps: Mutex<HashMap<AppId, watch::Sender<u64>>>,
+    /// Whether rings reach this process (always, for the memory store).
+    live: watch::Sender<bool>,
+}
+
+/// In-process bells, live from the start (the memory store's).
+impl Default for Bells {
+    fn default() -> Bells {
+        Bells::new(true)
+    }
+}
+
+impl Bells {
+    /// Bells that are live from the start (`true`: rung in-process) or once a subscriber says so.
+    pub fn new(live: bool) -> Bells {
+        Bells {
+            inner: Arc::new(Inner {
+                apps: Mutex::new(HashMap::new()),
+                live: watch::Sender::new(live),
+            }),
+        }
+    }
+
+    fn apps(&self) -> MutexGuard<'_, HashMap<AppId, watch::Sender<u64>>> {
+        // A panic while holding the lock leaves a map that is still consistent.
+        self.inner.apps.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A reader's view of the app's bell.
+    pub fn watch(&self, app: &AppId) -> OutboxWatch {
+        let mut apps = self.apps();
+        // Bells nobody listens to any more go (apps come from the configuration; this only
+        // keeps the map from holding the senders of finished readers' apps).
+        apps.retain(|_, bell| bell.receiver_count() > 0);
+        let rings = apps
+            .entry(app.clone())
+            .or_insert_with(|| watch::Sender::new(0))
+            .subscribe();
+        OutboxWatch {
+            rings,
+            live: self.inner.live.subscribe(),
+        }
+    }
+
+    /// The app's outbox grew.
+    pub fn ring(&self, app: &AppId) {
+        if let Some(bell) = self.apps().get(app) {
+            bell.send_modify(|n| *n = n.wrapping_add(1));
+        }
+    }
+
+    /// Every app's outbox may have grown (rings were missed while the bell was not live).
+    pub fn ring_all(&self) {
+        for bell in self.apps().values() {
+            bell.send_modify(|n| *n = n.wrapping_add(1));
+        }
+    }
+
+    /// Rings reach this process (`true`), or may be missed and readers must poll.
+    pub fn set_live(&self, live: bool) {
+        self.inner
+            .live
+            .send_if_modified(|l| std::mem::replace(l, live) != live);
+    }
+
+    pub fn is_live(&self) -> bool {
+        *self.inner.live.borrow()
+    }
+}
+
+/// Why [`OutboxWatch::wait`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Woken {
+    /// The outbox grew (or may have: the bell came back after being down).
+    Rung,
+    /// The wait ran out.
+    Timeout,
+}
+
+/// How long a caught-up reader waits before it reads anyway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Waits {
+    /// While the bell is not live: the poll interval.
+    pub poll: Duration,
+    /// While the bell is live: a safety net only (a lost ring costs at most this long).
+    pub idle: Duration,
+}
+
+impl Default for Waits {
+    fn default() -> Waits {
+        Waits {
+            poll: Duration::from_millis(250),
+            idle: Duration::from_secs(30),
+        }
+    }
+}
+
+/// One reader's view of an app's bell.
+pub struct OutboxWatch {
+    rings: watch::Receiver<u64>,
+    live: watch::Receiver<bool>,
+}
+
+impl OutboxWatch {
+    /// Whether rings reach this reader now (else it polls).
+    pub fn is_live(&self) -> bool {
+        *self.live.borrow()
+    }
+
+    /// Resolves once rings reach this reader (at once for the memory store; for Redis once the
+    /// subscription is up), or never if its store is gone.
+    pub async fn live(&mut self) {
+        if self.live.wait_for(|live| *live).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+
+    /// Marks every ring so far as seen: call it just before reading the outbox, so a ring that
+    /// comes after the read wakes the next [`OutboxWatch::wait`].
+    pub fn seen(&mut self) {
+        self.rings.borrow_and_update();
+    }
+
+    /// Waits for a ring after the last [`OutboxWatch::seen`], until `waits.idle` after `since`
+    /// while the bell is live and `waits.poll` after it while it is not (a bell that goes down
+    /// mid-wait shortens the wait to the poll interval). `since`: when the reader caught up, so
+    /// a wait that is interrupted and started again keeps its deadline.
+    pub async fn wait(&mut self, since: tokio::time::Instant, waits: Waits) -> Woken {
+        let start = since;
+        loop {
+            let live = *self.live.borrow_and_update();
+            let limit = if live { waits.idle } else { waits.poll };
+            let until = start + limit;
+            tokio::select! {
+                changed = self.rings.changed() => {
+                    return match changed {
+                        Ok(()) => Woken::Rung,
+                        // The store is gone: nothing will ring; poll.
+                        Err(_) => {
+                            tokio::time::sleep_until(until).await;
+                            Woken::Timeout
+                        }
+                    };
+                }
+                () = tokio::time::sleep_until(until) => return Woken::Timeout,
+                changed = self.live.changed() => {
+                    if changed.is_err() {
+                        tokio::time::sleep_until(until).await;
+                        return Woken::Timeout;
+                    }
+                    // Live or not, the wait starts over with the new limit from `start`.
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app(name: &str) -> AppId {
+        AppId::parse(name).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    const WAITS: Waits = Waits {
+        poll: Duration::from_millis(250),
+        idle: Duration::from_secs(30),
+    };
+
+    #[tokio::test(start_paused = true)]
+    async fn a_ring_after_seen_wakes_the_wait_at_once() {
+        let bells = Bells::new(true);
+        let mut w = bells.watch(&app("app-a"));
+        w.seen();
+        bells.ring(&app("app-a"));
+        let start = tokio::time::Instant::now();
+        assert_eq!(
+            w.wait(tokio::time::Instant::now(), WAITS).await,
+            Woken::Rung
+        );
+        assert_eq!(start.elapsed(), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn another_apps_ring_does_not_wake_and_a_live_bell_waits_the_idle_time() {
+        let bells = Bells::new(true);
+        let mut w = bells.watch(&app("app-a"));
+        let _other = bells.watch(&app("app-b"));
+        w.seen();
+        bells.ring(&app("app-b"));
+        let start = tokio::time::Instant::now();
+        assert_eq!(
+            w.wait(tokio::time::Instant::now(), WAITS).await,
+            Woken::Timeout
+        );
+        assert_eq!(start.elapsed(), WAITS.idle);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_bell_that_is_not_live_polls_and_one_that_goes_down_mid_wait_shortens_the_wait() {
+        let bells = Bells::new(false);
+        let mut w = bells.watch(&app("app-a"));
+        w.seen();
+        let start = tokio::time::Instant::now();
+        assert_eq!(
+            w.wait(tokio::time::Instant::now(), WAITS).await,
+            Woken::Timeout
+        );
+        assert_eq!(start.elapsed(), WAITS.poll);
+
+        bells.set_live(true);
+        let waiting = tokio::spawn(async move {
+            let start = tokio::time::Instant::now();
+            let woken = w.wait(tokio::time::Instant::now(), WAITS).await;
+            (woken, start.elapsed())
+        });
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        bells.set_live(false);
+        let (woken, took) = waiting.await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(woken, Woken::Timeout);
+        assert_eq!(
+            took,
+            Duration::from_secs(1),
+            "already past the poll interval"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ring_all_wakes_every_reader() {
+        let bells = Bells::new(true);
+        let mut a = bells.watch(&app("app-a"));
+        let mut b = bells.watch(&app("app-b"));
+        a.seen();
+        b.seen();
+        bells.ring_all();
+        assert_eq!(
+            a.wait(tokio::time::Instant::now(), WAITS).await,
+            Woken::Rung
+        );
+        assert_eq!(
+            b.wait(tokio::time::Instant::now(), WAITS).await,
+            Woken::Rung
+        );
+    }
+}
