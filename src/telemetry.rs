@@ -32,7 +32,17 @@ pub const ESL_EVENTS: &str = "switchyard_esl_events_total";
 /// 1 while the node is connected and resynced, else 0; by `node`.
 pub const NODE_CONNECTED: &str = "switchyard_node_connected";
 /// From an event's `Event-Date-Timestamp` (the node's clock) to its effect being stored; by `node`.
+/// FreeSWITCH's timestamp advances only on its 20 ms timer tick, so this reads up to 20 ms
+/// high; [`EVENT_TO_OUTBOX`] times from receipt instead.
 pub const RECONCILER_LAG: &str = "switchyard_reconciler_lag_seconds";
+/// Events from a node applied to the stored state (whether or not they changed it); by `node`.
+pub const EVENTS_APPLIED: &str = "switchyard_events_applied_total";
+/// From a batch of events taken off a node's connection to its room writes (and their outbox
+/// entries, in the same atomic step) stored; by `node`.
+pub const EVENT_TO_OUTBOX: &str = "switchyard_event_to_outbox_seconds";
+/// Resync writes refused because the room had moved on since the snapshot was asked for (a
+/// snapshot never takes a room back); by `node`.
+pub const RESYNC_STALE: &str = "switchyard_resync_stale_writes_total";
 /// Webhook attempts, by `app` and `outcome`: `delivered`, `retry` (failed, will be tried again),
 /// `dead_letter` (failed, given up).
 pub const WEBHOOK_DELIVERIES: &str = "switchyard_webhook_deliveries_total";
@@ -71,6 +81,7 @@ fn install() -> PrometheusHandle {
         (HTTP_DURATION, FAST),
         (ESL_COMMAND_DURATION, FAST),
         (RECONCILER_LAG, LAG),
+        (EVENT_TO_OUTBOX, LAG),
         (WEBHOOK_ATTEMPT_DURATION, WEBHOOK),
         (WEBHOOK_DELIVERY_LAG, DELIVERY_LAG),
     ]
@@ -123,7 +134,20 @@ fn describe() {
     describe_histogram!(
         RECONCILER_LAG,
         metrics::Unit::Seconds,
-        "From an event's Event-Date-Timestamp to its effect stored"
+        "From an event's Event-Date-Timestamp to its effect stored (FreeSWITCH stamps events on its 20 ms timer tick: up to 20 ms high)"
+    );
+    describe_counter!(
+        EVENTS_APPLIED,
+        "Events from a node applied to the stored state"
+    );
+    describe_histogram!(
+        EVENT_TO_OUTBOX,
+        metrics::Unit::Seconds,
+        "From a batch of events taken off the node's connection to its room writes and outbox entries stored"
+    );
+    describe_counter!(
+        RESYNC_STALE,
+        "Resync writes refused: the room moved on after the snapshot was asked for"
     );
     describe_counter!(WEBHOOK_DELIVERIES, "Webhook attempts by outcome");
     describe_histogram!(
@@ -230,6 +254,19 @@ pub fn esl_event(node: &str, event: &Event) {
 pub fn node_connected(node: &str, up: bool) {
     handle();
     gauge!(NODE_CONNECTED, "node" => node.to_owned()).set(if up { 1.0 } else { 0.0 });
+}
+
+/// `n` events of a node applied and stored, `took` after the first was taken off the connection.
+pub fn events_applied(node: &str, n: usize, took: Duration) {
+    handle();
+    counter!(EVENTS_APPLIED, "node" => node.to_owned()).increment(n as u64);
+    histogram!(EVENT_TO_OUTBOX, "node" => node.to_owned()).record(took.as_secs_f64());
+}
+
+/// A resync write refused as stale.
+pub fn resync_stale(node: &str) {
+    handle();
+    counter!(RESYNC_STALE, "node" => node.to_owned()).increment(1);
 }
 
 /// An event's `Event-Date-Timestamp` (microseconds since the Unix epoch), if it has one.

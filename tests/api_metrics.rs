@@ -27,8 +27,9 @@ use switchyard::server::lab::LabOptions;
 use switchyard::store::Store;
 use switchyard::store::memory::MemoryStore;
 use switchyard::telemetry::{
-    ESL_COMMAND_DURATION, ESL_COMMANDS, ESL_EVENTS, HTTP_DURATION, HTTP_REQUESTS, NODE_CONNECTED,
-    RECONCILER_LAG, WEBHOOK_ATTEMPT_DURATION, WEBHOOK_DELIVERIES, WEBHOOK_DELIVERY_LAG,
+    ESL_COMMAND_DURATION, ESL_COMMANDS, ESL_EVENTS, EVENT_TO_OUTBOX, EVENTS_APPLIED, HTTP_DURATION,
+    HTTP_REQUESTS, NODE_CONNECTED, RECONCILER_LAG, WEBHOOK_ATTEMPT_DURATION, WEBHOOK_DELIVERIES,
+    WEBHOOK_DELIVERY_LAG,
 };
 
 static SERIAL: Mutex<()> = Mutex::const_new(());
@@ -214,6 +215,17 @@ async fn esl_commands_events_lag_and_the_node_gauge_are_counted_per_node() {
     );
     let lag = format!("{RECONCILER_LAG}_count");
     assert!(delta(&lag, &[node]) >= 4.0, "{}", after.text);
+    // Every event the reconciler took in counts as applied (the channel events and the
+    // conference events of the join at least), and each batch's time to the outbox is timed.
+    let applied = delta(EVENTS_APPLIED, &[node]);
+    assert!(
+        applied >= delta(ESL_EVENTS, &event("add-member")) + 2.0,
+        "{}",
+        after.text
+    );
+    let to_outbox = format!("{EVENT_TO_OUTBOX}_count");
+    assert!(delta(&to_outbox, &[node]) >= 1.0, "{}", after.text);
+    assert!(delta(&to_outbox, &[node]) <= applied);
 
     // The node answers -ERR: counted as an error of that node.
     let before = scrape(&router).await;

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use proptest::prelude::*;
 use switchyard::conference::apply::{channel_gone, channel_parked};
 use switchyard::conference::snapshot::{
-    MemberFlags, SnapshotConference, SnapshotMember, reconcile,
+    MemberFlags, SnapshotConference, SnapshotMember, Stale, reconcile, reconcile_at,
 };
 use switchyard::conference::{
     AppId, ConferenceFact, DomainEvent, Effect, EventKind, Fact, Ignored, LeaveReason,
@@ -315,6 +315,58 @@ proptest! {
         reconcile(&mut by_snapshot, CORE, node_truth(&facts[..cut]).as_ref(), &|_| None, 1000, 1000);
         prop_assert_eq!(projection(&by_events), projection(&by_snapshot), "after {} facts", cut);
     }
+
+    #[test]
+    fn a_snapshot_older_than_the_room_never_takes_it_back(cut in 0usize..40, later in 1usize..12) {
+        // The snapshot is asked for after `cut` facts; `later` more are applied (by this
+        // controller or another) before its write. The write leaves the room as the events made
+        // it: refused when it would change it, and never a change announced.
+        let facts = room_facts();
+        let cut = cut.min(facts.len());
+        let end = (cut + later).min(facts.len());
+        let mut room = room_with_join_requests();
+        for (i, (conf, fact)) in facts[..cut].iter().enumerate() {
+            apply(&mut room, CORE, conf, fact, None, i as i64);
+        }
+        let seen = room.seq;
+        for (i, (conf, fact)) in facts[cut..end].iter().enumerate() {
+            apply(&mut room, CORE, conf, fact, None, (cut + i) as i64);
+        }
+        let by_events = room.clone();
+        let snapshot = node_truth(&facts[..cut]);
+        match reconcile_at(&mut room, seen, CORE, snapshot.as_ref(), &|_| None, 0, 1000) {
+            Err(stale) => {
+                prop_assert_eq!(stale, Stale { seen, now: by_events.seq });
+                prop_assert!(by_events.seq != seen);
+            }
+            Ok(applied) => {
+                prop_assert!(!applied.changed || by_events.seq == seen, "{:?}", applied.events);
+                if by_events.seq != seen {
+                    prop_assert_eq!(projection(&room), projection(&by_events));
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_snapshot_of_an_unmoved_room_is_written() {
+    let facts = room_facts();
+    let mut room = room_with_join_requests();
+    for (i, (conf, fact)) in facts.iter().take(8).enumerate() {
+        apply(&mut room, CORE, conf, fact, None, i as i64);
+    }
+    // The node says the room is gone; nothing moved since the snapshot was asked for.
+    let seen = room.seq;
+    let applied = reconcile_at(&mut room, seen, CORE, None, &|_| None, 0, 1000).expect("not stale");
+    assert!(applied.changed);
+    assert!(
+        room.members.is_empty()
+            || room
+                .members
+                .values()
+                .all(|m| m.status != MemberStatus::Joined)
+    );
 }
 
 #[test]

@@ -155,6 +155,45 @@ pub fn reconcile(
     out
 }
 
+/// A snapshot write refused: the room moved on after the snapshot was asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stale {
+    /// The room's version when the snapshot was asked for.
+    pub seen: u64,
+    /// Its version now.
+    pub now: u64,
+}
+
+/// [`reconcile`] with a snapshot asked for when the room was at version (`seq`) `seen`. A room
+/// that has moved on since (events applied by this controller or another one, an API write)
+/// may hold what the snapshot is too old to show: writing the snapshot over it would take the
+/// room back, and announce the step back. Such a change is refused (`Stale`), and the next
+/// audit looks again. A room that needs no change is never refused. Called inside the store's
+/// atomic room change, so the version compared is the one the write replaces.
+pub fn reconcile_at(
+    room: &mut Room,
+    seen: u64,
+    core_uuid: &str,
+    conference: Option<&SnapshotConference>,
+    session: &dyn Fn(&str) -> Option<Session>,
+    joins_settled_before: Micros,
+    now: Micros,
+) -> Result<Applied, Stale> {
+    let version = room.seq;
+    let applied = reconcile(
+        room,
+        core_uuid,
+        conference,
+        session,
+        joins_settled_before,
+        now,
+    );
+    if applied.changed && version != seen {
+        return Err(Stale { seen, now: version });
+    }
+    Ok(applied)
+}
+
 fn node_restarted(step: &mut Step<'_>, core_uuid: &str) {
     step.room.core_uuid = Some(core_uuid.to_owned());
     step.room.conference_uuid = None;

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use super::{AppDirectory, NodeConfig};
 use crate::conference::apply::{Effect, channel_gone, channel_parked};
 use crate::conference::session::{Origin, apply_channel};
-use crate::conference::snapshot::{SnapshotChannel, SnapshotConference, reconcile};
+use crate::conference::snapshot::{SnapshotChannel, SnapshotConference, Stale, reconcile_at};
 use crate::conference::{
     AppId, ChannelFact, ChannelInfo, ConferenceFact, Fact, Micros, Observed, RoomId, Session,
     SessionId, apply, ops,
@@ -30,6 +30,37 @@ pub struct Stats {
     pub applied: AtomicU64,
     pub ignored: AtomicU64,
     pub resyncs: AtomicU64,
+    /// Snapshot writes refused because the room had moved on since the snapshot was asked for.
+    pub stale: AtomicU64,
+}
+
+/// See [`Reconciler::before_snapshot`].
+#[derive(Debug, Clone, Default)]
+pub struct Before {
+    /// Each live room of the node: its app and its version (`seq`).
+    pub versions: HashMap<RoomId, (AppId, u64)>,
+    /// The channels of the node's live sessions.
+    pub channels: std::collections::HashSet<String>,
+}
+
+/// Why a room change was not written: an event-driven change never refuses; a snapshot's is
+/// refused when it is stale.
+trait RefusedWrite {
+    fn count<S>(self, reconciler: &Reconciler<S>, room: &RoomId);
+}
+
+impl RefusedWrite for std::convert::Infallible {
+    fn count<S>(self, _: &Reconciler<S>, _: &RoomId) {
+        match self {}
+    }
+}
+
+impl RefusedWrite for Stale {
+    fn count<S>(self, reconciler: &Reconciler<S>, room: &RoomId) {
+        reconciler.stats.stale.fetch_add(1, Ordering::Relaxed);
+        crate::telemetry::resync_stale(reconciler.node.prefix.as_str());
+        tracing::debug!(%room, seen = self.seen, now = self.now, "snapshot write refused: the room moved on since the snapshot was asked for");
+    }
 }
 
 pub struct Reconciler<S> {
@@ -315,16 +346,24 @@ impl<S: Store> Reconciler<S> {
         Ok(self.effects_of(app, room, result))
     }
 
-    /// Counts an update and ties its effects to the room.
-    fn effects_of(
+    /// Counts an update and ties its effects to the room; a snapshot write refused as stale is
+    /// counted as such.
+    fn effects_of<E: RefusedWrite>(
         &self,
         app: &AppId,
         room: &RoomId,
-        result: Option<Result<Vec<Effect>, std::convert::Infallible>>,
+        result: Option<Result<Vec<Effect>, E>>,
     ) -> Effects {
-        let Some(Ok(effects)) = result else {
-            self.count(false);
-            return Vec::new();
+        let effects = match result {
+            Some(Ok(effects)) => effects,
+            Some(Err(refused)) => {
+                refused.count(self, room);
+                return Vec::new();
+            }
+            None => {
+                self.count(false);
+                return Vec::new();
+            }
         };
         self.count(true);
         effects
@@ -337,21 +376,40 @@ impl<S: Store> Reconciler<S> {
             .collect()
     }
 
-    /// The channels of the live sessions the store holds for this node.
-    pub async fn live_channels(&self) -> Result<Vec<String>, StoreError> {
-        Ok(self
+    /// What the store holds for this node just before a snapshot is asked for: each live
+    /// room's version and the live sessions' channels. A resync changes only those rooms, and
+    /// only if they are still at that version ([`reconcile_at`]); it ends only those sessions.
+    /// Whatever is newer than the snapshot is left to the event stream and the next audit.
+    pub async fn before_snapshot(&self) -> Result<Before, StoreError> {
+        let rooms = self.store.rooms_on_node(&self.node.prefix).await?;
+        let mut versions = HashMap::with_capacity(rooms.len());
+        for chunk in rooms.chunks(RESYNC_CHUNK) {
+            let reads = chunk.iter().map(|(app, room)| self.store.room(app, room));
+            for ((app, id), read) in chunk
+                .iter()
+                .zip(futures_util::future::join_all(reads).await)
+            {
+                if let Some(room) = read? {
+                    versions.insert(id.clone(), (app.clone(), room.seq));
+                }
+            }
+        }
+        let channels = self
             .store
             .sessions_on_node(&self.node.prefix)
             .await?
             .into_iter()
             .map(|s| s.id.channel().to_owned())
-            .collect())
+            .collect();
+        Ok(Before { versions, channels })
     }
 
-    /// Makes the store agree with a snapshot of the node: rooms, members and sessions.
+    /// Makes the store agree with a snapshot of the node, taken after `before`: rooms, members
+    /// and sessions.
     pub async fn resync(
         &self,
         core: &str,
+        before: &Before,
         conferences: &[SnapshotConference],
         channels: &[SnapshotChannel],
         now: Micros,
@@ -396,31 +454,36 @@ impl<S: Store> Reconciler<S> {
             .map(|c| (c.conference_name.as_str(), c))
             .collect();
         let lookup = |channel: &str| sessions.get(channel).cloned();
-        let rooms = self.store.rooms_on_node(&self.node.prefix).await?;
+        let rooms: Vec<(&AppId, &RoomId, u64)> = before
+            .versions
+            .iter()
+            .map(|(room, (app, seen))| (app, room, *seen))
+            .collect();
         // Rooms are written a chunk at a time (one round trip each with Redis).
         for chunk in rooms.chunks(RESYNC_CHUNK) {
-            let changes = chunk.iter().map(|(app, room)| {
+            let changes = chunk.iter().map(|&(app, room, seen)| {
                 let conf = by_name.get(room.as_str()).copied();
                 let lookup = &lookup;
                 RoomChange {
                     app,
                     room,
                     change: move |r: &mut crate::conference::Room| {
-                        let applied = reconcile(r, core, conf, lookup, settled, now);
-                        Ok::<_, std::convert::Infallible>((applied.effects, applied.events))
+                        let applied = reconcile_at(r, seen, core, conf, lookup, settled, now)?;
+                        Ok::<_, Stale>((applied.effects, applied.events))
                     },
                 }
             });
             let results = modify_rooms(&*self.store, changes.collect()).await;
-            for ((app, room), result) in chunk.iter().zip(results) {
+            for (&(app, room, _), result) in chunk.iter().zip(results) {
                 effects.extend(self.effects_of(app, room, result?));
             }
         }
-        // Calls that ended while we were not listening.
-        for session in sessions
-            .values()
-            .filter(|s| !channels.iter().any(|c| c.uuid == s.id.channel()))
-        {
+        // Calls that ended while we were not listening (of those known before the snapshot: a
+        // call that began after it is not in it).
+        for session in sessions.values().filter(|s| {
+            before.channels.contains(s.id.channel())
+                && !channels.iter().any(|c| c.uuid == s.id.channel())
+        }) {
             let info = ChannelInfo {
                 channel: session.id.channel().to_owned(),
                 did: session.did.clone(),

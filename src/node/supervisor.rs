@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::backoff::Backoff;
-use super::reconciler::{Reconciler, RoomEffect};
+use super::reconciler::{Before, Reconciler, RoomEffect};
 use super::{AppDirectory, NodeConfig, NodeHandle, NodeLink, NodeState, commands, describe};
 use crate::conference::apply::Effect;
 use crate::conference::snapshot::{SnapshotChannel, parse_channels, parse_conferences};
@@ -207,13 +207,21 @@ impl<S: Store> Supervisor<S> {
     }
 
     /// Snapshot on the event connection (so every event before the reply is older than it),
-    /// then reconcile the store with it.
+    /// then reconcile the store with it. What the store holds is read first: the resync only
+    /// changes rooms that are still as they were then (see [`Reconciler::before_snapshot`]).
     async fn resync(
         &self,
         events: &Client,
         commands: &[Client],
         core: &str,
     ) -> Result<(), ClientError> {
+        let before = match self.reconciler.before_snapshot().await {
+            Ok(before) => before,
+            Err(e) => {
+                tracing::warn!(node = %describe(&self.config), error = %e, "resync could not reach the store; the next audit retries");
+                return Ok(());
+            }
+        };
         let conferences = events
             .api(&api(&["conference", "json_list"])?)
             .await?
@@ -226,10 +234,10 @@ impl<S: Store> Supervisor<S> {
             .map_err(|e| ClientError::Protocol(format!("conference json_list: {e}")))?;
         let mut channels = parse_channels(&channels)
             .map_err(|e| ClientError::Protocol(format!("show channels: {e}")))?;
-        self.not_listed_yet(events, &mut channels).await?;
+        self.not_listed_yet(events, &before, &mut channels).await?;
         match self
             .reconciler
-            .resync(core, &conferences, &channels, now_micros())
+            .resync(core, &before, &conferences, &channels, now_micros())
             .await
         {
             Ok(effects) => self.execute(effects, commands),
@@ -248,18 +256,16 @@ impl<S: Store> Supervisor<S> {
     async fn not_listed_yet(
         &self,
         events: &Client,
+        before: &Before,
         channels: &mut Vec<SnapshotChannel>,
     ) -> Result<(), ClientError> {
-        let known = match self.reconciler.live_channels().await {
-            Ok(known) => known,
-            // The resync itself reports the store; without it there is nothing to confirm.
-            Err(_) => return Ok(()),
-        };
         let listed: std::collections::HashSet<&str> =
             channels.iter().map(|c| c.uuid.as_str()).collect();
-        let missing: Vec<String> = known
-            .into_iter()
+        let missing: Vec<String> = before
+            .channels
+            .iter()
             .filter(|c| !listed.contains(c.as_str()))
+            .cloned()
             .collect();
         for channel in missing {
             let reply = events.api(&api(&["uuid_exists", &channel])?).await?;
@@ -328,6 +334,8 @@ impl<S: Store> Supervisor<S> {
         core: &str,
     ) {
         const BATCH: usize = 512;
+        // When the batch's first event was taken off the connection.
+        let received = Instant::now();
         let mut batch = Vec::new();
         let mut stamps = Vec::new();
         let mut next = Some(first);
@@ -352,7 +360,9 @@ impl<S: Store> Supervisor<S> {
         }
         match self.reconciler.apply_batch(&batch, now_micros()).await {
             Ok(effects) => {
-                crate::telemetry::reconciler_lag(self.config.prefix.as_str(), &stamps);
+                let node = self.config.prefix.as_str();
+                crate::telemetry::events_applied(node, batch.len(), received.elapsed());
+                crate::telemetry::reconciler_lag(node, &stamps);
                 self.execute(effects, commands)
             }
             // The audit repairs what a failed write missed.

@@ -95,6 +95,9 @@ pub struct Node {
     pub recordings_dir: Option<String>,
     /// Where this controller sees that directory (a shared volume); default: the same path.
     pub recordings_local_dir: Option<std::path::PathBuf>,
+    /// How often the store is compared with the node and repaired, in milliseconds (default
+    /// 30,000).
+    pub audit_ms: Option<u64>,
 }
 
 /// The profile `freeswitch-conf/` defines for rooms.
@@ -351,6 +354,9 @@ impl Config {
                     c.recordings_dir = dir.clone();
                 }
                 c.recordings_local_dir = n.recordings_local_dir.clone();
+                if let Some(ms) = n.audit_ms {
+                    c.audit_interval = Duration::from_millis(ms.max(100));
+                }
                 c.command_timeout = Duration::from_millis(self.limits.command_timeout_ms);
                 c.join_timeout = Duration::from_millis(self.limits.join_timeout_ms);
                 Some(c)
