@@ -1,0 +1,1067 @@
+//! Event latency on a real FreeSWITCH (issue 22): from an API request to the webhook it causes,
+//! split into FreeSWITCH's share and the controller's.
+//!
+//! Everything is started here, on free ports, and killed by pid at the end (or on a panic,
+//! Ctrl-C or SIGTERM): a `redis-server`, a FreeSWITCH with `freeswitch-conf/`
+//! (`tests/common/freeswitch.rs`), 100 SIP calls to the app's DID from one SIPp process with the
+//! live tests' scenario (G.711 audio; answered and parked by the node), and the controller as
+//! `switchyard serve` (the binary) with a generated configuration: Redis store, cooldowns off,
+//! webhooks to a receiver in this process (axum on 127.0.0.1, answering 204).
+//!
+//! Ten rooms are created through the REST API. Then, per rate (20/s, then 50/s), every call
+//! joins a room (`conference/join`, spread over the rooms), is unmuted, then muted, each step at
+//! that steady rate, one request per tick. For each request, on this process's monotonic clock:
+//! when the API answered 202; when FreeSWITCH's event (add-member, unmute-member, mute-member;
+//! CUSTOM conference::maintenance) reached the controller's Event Socket connection (which goes
+//! through a pass-through here that timestamps it) and the bench's own connection; and when the
+//! webhook (`conference.member.joined` / `unmuted` / `muted`) reached the receiver. FreeSWITCH's
+//! share = event at the controller − request (so it includes the controller's API work and the
+//! command); the controller's share = webhook − event at the controller. Between rates every
+//! call leaves its room (not measured) and rejoins another.
+//!
+//! `cargo bench --bench event_latency`. `EVENT_LATENCY_ROUNDS` (default 2) repeats the two rates
+//! for more samples, `EVENT_LATENCY_CALLS` (default 100) sets the calls, `SWITCHYARD_BIN` runs
+//! another `switchyard` binary as the controller (to compare builds). Without `--bench` (as
+//! `cargo test --benches` runs it) it does nothing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[allow(dead_code)]
+#[path = "../tests/common/freeswitch.rs"]
+mod freeswitch;
+#[allow(dead_code)]
+#[path = "../tests/common/sipp.rs"]
+mod sipp;
+#[allow(dead_code)]
+mod support;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, anyhow, bail};
+use serde_json::{Value, json};
+
+use freeswitch::FreeSwitch;
+use support::RedisServer;
+use switchyard::api::hash_key;
+use switchyard::esl::{Client, ClientConfig, EventFormat, EventName, EventSet, Password};
+
+const DID: &str = "15551230000";
+const APP: &str = "bench";
+const KEY: &str = "event-latency-bench-key";
+const PREFIX: &str = "bench";
+const SECRET: &str = "whsec_c3dpdGNoeWFyZCB3ZWJob29rIHRlc3Qgc2VjcmV0ISE=";
+/// Calls placed, unless `EVENT_LATENCY_CALLS` says otherwise.
+const CALLS: usize = 100;
+const ROOMS: usize = 10;
+const RATES: [u32; 2] = [20, 50];
+/// How long a step waits for its last event and webhook.
+const SETTLE: Duration = Duration::from_secs(20);
+
+const HOW_TO_INSTALL: &str = "install the live-test dependencies with `sudo scripts/test-deps.sh` \
+     (redis-server, SIPp, FreeSWITCH in /usr/local/freeswitch)";
+
+fn main() -> anyhow::Result<()> {
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("event_latency: run it with `cargo bench --bench event_latency`");
+        return Ok(());
+    }
+    preflight()?;
+    let rounds: usize = std::env::var("EVENT_LATENCY_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(2);
+    let calls: usize = std::env::var("EVENT_LATENCY_CALLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(CALLS);
+
+    // The node, with RTP ports for every call (the harness's default range holds 100 exactly).
+    let (rtp_start, rtp_end) = freeswitch::free_rtp_range(600);
+    let (rtp_start, rtp_end) = (rtp_start.to_string(), rtp_end.to_string());
+    eprintln!("event_latency: starting FreeSWITCH, redis-server and the controller…");
+    let fs = FreeSwitch::start_with(&[
+        ("FS_RTP_START_PORT", &rtp_start),
+        ("FS_RTP_END_PORT", &rtp_end),
+    ]);
+    let redis = RedisServer::start().ok_or_else(|| anyhow!("redis-server did not start"))?;
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let result = rt.block_on(async {
+        tokio::select! {
+            r = run(&fs, &redis, rounds, calls) => r,
+            _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
+            _ = terminated() => Err(anyhow!("terminated")),
+        }
+    });
+    drop(rt);
+    if result.is_err() {
+        eprintln!(
+            "event_latency: FreeSWITCH's log was in {} (removed on exit)",
+            fs.dir.display()
+        );
+    }
+    drop(fs);
+    drop(redis);
+    result
+}
+
+/// SIGTERM (as `timeout` sends it): stop like on Ctrl-C, killing what the bench started.
+async fn terminated() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut s) => {
+            s.recv().await;
+        }
+        Err(_) => std::future::pending().await,
+    }
+}
+
+/// A clear error when a process the bench starts is not installed.
+fn preflight() -> anyhow::Result<()> {
+    let mut missing = Vec::new();
+    let runs = |cmd: &str, arg: &str| {
+        Command::new(cmd)
+            .arg(arg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok()
+    };
+    if !runs("redis-server", "--version") {
+        missing.push("redis-server".to_owned());
+    }
+    if !runs("sipp", "-v") {
+        missing.push("sipp".to_owned());
+    }
+    if let Err(e) = freeswitch::binary() {
+        missing.push(e);
+    }
+    if !missing.is_empty() {
+        bail!(
+            "event_latency needs a real node and callers; missing: {}.\n{HOW_TO_INSTALL}",
+            missing.join("; ")
+        );
+    }
+    Ok(())
+}
+
+// --- what the bench sees ---
+
+/// FreeSWITCH's conference event as the bench's Event Socket connection received it.
+struct NodeEvent {
+    /// Seen on the controller's own connection (through [`tap`]), else on the bench's.
+    tapped: bool,
+    action: String,
+    channel: String,
+    at: Instant,
+    /// Microseconds since the epoch: FreeSWITCH's Event-Date-Timestamp, and this machine's
+    /// clock on receipt (the same host, so the two compare).
+    stamped_us: Option<u64>,
+    received_us: u64,
+}
+
+/// A webhook as the receiver got it.
+struct Hook {
+    kind: String,
+    room: String,
+    session: String,
+    at: Instant,
+}
+
+#[derive(Default)]
+struct Seen {
+    node: Mutex<Vec<NodeEvent>>,
+    hooks: Mutex<Vec<Hook>>,
+    /// SIP Call-ID → channel uuid, from CHANNEL_PARK.
+    parked: Mutex<HashMap<String, String>>,
+}
+
+fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+/// The webhook receiver: timestamps each request as it arrives, answers 204.
+async fn receiver(seen: Arc<Seen>) -> anyhow::Result<(String, tokio::task::AbortHandle)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let hook = move |body: axum::body::Bytes| {
+        let at = Instant::now();
+        let seen = seen.clone();
+        async move {
+            if let Ok(v) = serde_json::from_slice::<Value>(&body) {
+                let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+                seen.hooks.lock().unwrap().push(Hook {
+                    kind: text(&v["type"]),
+                    room: text(&v["room_id"]),
+                    session: text(&v["data"]["uuid"]),
+                    at,
+                });
+            }
+            axum::http::StatusCode::NO_CONTENT
+        }
+    };
+    let app = axum::Router::new().route("/hook", axum::routing::post(hook));
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok((format!("http://{addr}/hook"), task.abort_handle()))
+}
+
+/// The bench's own Event Socket connection: conference events and parked calls.
+async fn watch_node(
+    fs: &FreeSwitch,
+    seen: Arc<Seen>,
+) -> anyhow::Result<(Client, tokio::task::AbortHandle)> {
+    let (client, mut events) = Client::connect(
+        &fs.esl(),
+        &Password::new(&fs.password)?,
+        ClientConfig::default(),
+    )
+    .await?;
+    let set = EventSet::new()
+        .names([EventName::ChannelPark])
+        .subclass("conference::maintenance")?;
+    client.subscribe(EventFormat::Plain, set).await?;
+    let task = tokio::spawn(async move {
+        while let Some(e) = events.recv().await {
+            let at = Instant::now();
+            let received_us = now_us();
+            if let Some(action) = e.header("Action") {
+                let Some(channel) = e.unique_id() else {
+                    continue;
+                };
+                seen.node.lock().unwrap().push(NodeEvent {
+                    tapped: false,
+                    action: action.into_owned(),
+                    channel: channel.into_owned(),
+                    at,
+                    stamped_us: e
+                        .header("Event-Date-Timestamp")
+                        .and_then(|v| v.parse().ok()),
+                    received_us,
+                });
+            } else if let (Some(call), Some(uuid)) =
+                (e.header("variable_sip_call_id"), e.unique_id())
+            {
+                seen.parked
+                    .lock()
+                    .unwrap()
+                    .insert(call.into_owned(), uuid.into_owned());
+            }
+        }
+    });
+    Ok((client, task.abort_handle()))
+}
+
+/// A pass-through between the controller and the node's Event Socket: each conference event is
+/// timestamped as it reaches the controller's own connection (FreeSWITCH writes to every
+/// connection on that connection's thread, so the bench's connection sees it at another time).
+async fn tap(
+    upstream: String,
+    seen: Arc<Seen>,
+) -> anyhow::Result<(String, tokio::task::AbortHandle)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_util::codec::Decoder;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let task = tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let Ok(node) = tokio::net::TcpStream::connect(&upstream).await else {
+                continue;
+            };
+            let _ = (client.set_nodelay(true), node.set_nodelay(true));
+            let (mut from_client, mut to_client) = client.into_split();
+            let (mut from_node, mut to_node) = node.into_split();
+            tokio::spawn(async move {
+                let _ = tokio::io::copy(&mut from_client, &mut to_node).await;
+                let _ = to_node.shutdown().await;
+            });
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let mut codec = switchyard::esl::EslCodec::default();
+                let mut pending = bytes::BytesMut::new();
+                let mut chunk = vec![0u8; 64 * 1024];
+                loop {
+                    let n = match from_node.read(&mut chunk).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    let at = Instant::now();
+                    let received_us = now_us();
+                    if to_client.write_all(&chunk[..n]).await.is_err() {
+                        break;
+                    }
+                    pending.extend_from_slice(&chunk[..n]);
+                    while let Ok(Some(frame)) = codec.decode(&mut pending) {
+                        let Ok(e) = switchyard::esl::Event::from_frame(&frame) else {
+                            continue;
+                        };
+                        if let (Some(action), Some(channel)) = (e.header("Action"), e.unique_id()) {
+                            seen.node.lock().unwrap().push(NodeEvent {
+                                tapped: true,
+                                action: action.into_owned(),
+                                channel: channel.into_owned(),
+                                at,
+                                stamped_us: e
+                                    .header("Event-Date-Timestamp")
+                                    .and_then(|v| v.parse().ok()),
+                                received_us,
+                            });
+                        }
+                    }
+                }
+                let _ = to_client.shutdown().await;
+            });
+        }
+    });
+    Ok((addr.to_string(), task.abort_handle()))
+}
+
+struct AbortOnDrop(Vec<tokio::task::AbortHandle>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for t in &self.0 {
+            t.abort();
+        }
+    }
+}
+
+/// One SIPp process placing every call with the live tests' scenario (`tests/common/sipp.rs`:
+/// G.711 µ-law audio until the node's BYE), killed on drop.
+struct Sipp(Child);
+
+impl Sipp {
+    fn start(fs: &FreeSwitch, calls: usize, tag: &str) -> anyhow::Result<Sipp> {
+        // Writing the audio writes the scenario beside it.
+        let audio = sipp::audio_path();
+        let scenario = audio
+            .parent()
+            .map(|d| d.join("uac.xml"))
+            .filter(|p| p.is_file())
+            .ok_or_else(|| anyhow!("no SIPp scenario beside {}", audio.display()))?;
+        let media = 30_000 + 4 * fastrand::u16(0..200);
+        let child = Command::new("sipp")
+            .arg(fs.sip().to_string())
+            .arg("-sf")
+            .arg(&scenario)
+            .args([
+                "-s",
+                DID,
+                "-key",
+                "caller",
+                "20000",
+                "-key",
+                "caller_name",
+                "Bench",
+            ])
+            .args(["-i", "127.0.0.1", "-mi", "127.0.0.1"])
+            .args(["-mp", &media.to_string()])
+            .args(["-cid_str", &format!("{tag}-%u")])
+            .args([
+                "-r",
+                "25",
+                "-m",
+                &calls.to_string(),
+                "-l",
+                &calls.to_string(),
+            ])
+            .arg("-nostdin")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("cannot start sipp; {HOW_TO_INSTALL}"))?;
+        Ok(Sipp(child))
+    }
+
+    fn alive(&mut self) -> bool {
+        matches!(self.0.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Sipp {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+// --- the controller ---
+
+/// `switchyard serve` as a child process, killed on drop.
+struct Serve(Child);
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The controller: `SWITCHYARD_BIN` (another build, to compare), else the `switchyard` cargo
+/// built for this bench.
+fn binary() -> PathBuf {
+    std::env::var_os("SWITCHYARD_BIN")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_switchyard")))
+}
+
+fn write_config(
+    path: &Path,
+    listen: &str,
+    redis: &str,
+    fs: &FreeSwitch,
+    esl: &str,
+    hook_url: &str,
+) -> anyhow::Result<()> {
+    let q = |s: &str| toml::Value::String(s.to_owned()).to_string();
+    let text = format!(
+        "listen = {}\nredis_url = {}\ncursor_secret = \"event-latency-cursor-secret-0123456789\"\n\
+         [limits]\nglobal_rps = 0\nconf_play_ms = 0\nconference_control_ms = 0\n\
+         conference_ms = 0\nconference_mute_ms = 0\n\
+         [webhooks]\nallow_private = true\nretry_schedule_secs = [1, 1, 1]\ntimeout_ms = 5000\n\
+         [[nodes]]\nname = \"bench\"\nprefix = {}\nesl = {}\npassword = {}\n\
+         profile = \"switchyard\"\nrecordings_dir = {}\n\
+         [[apps]]\nid = {}\nkey_sha256 = {}\nwebhook_url = {}\nwebhook_secret = {}\n\
+         dids = [{}]\n",
+        q(listen),
+        q(redis),
+        q(PREFIX),
+        q(esl),
+        q(&fs.password),
+        q(&fs.recordings().to_string_lossy()),
+        q(APP),
+        q(&hash_key(KEY)),
+        q(hook_url),
+        q(SECRET),
+        q(DID),
+    );
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+#[derive(Clone)]
+struct Api {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Api {
+    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = self
+            .http
+            .request(
+                method.parse().unwrap_or(reqwest::Method::GET),
+                format!("{}{path}", self.base),
+            )
+            .header("X-App-ID", APP)
+            .header("X-API-Key", KEY);
+        if let Some(b) = body {
+            req = req
+                .header("Content-Type", "application/json")
+                .body(b.to_string());
+        }
+        match req.send().await {
+            Ok(r) => {
+                let status = r.status().as_u16();
+                let bytes = r.bytes().await.unwrap_or_default();
+                (
+                    status,
+                    serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+                )
+            }
+            Err(_) => (0, Value::Null),
+        }
+    }
+}
+
+/// Polls `check` every 20 ms until it holds, at most `limit`.
+async fn within<F, Fut>(limit: Duration, what: &str, mut check: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    while !check().await {
+        if Instant::now() > deadline {
+            bail!("timed out after {limit:?} waiting for: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+// --- the run ---
+
+/// One measured kind of request.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+enum Step {
+    Join,
+    Unmute,
+    Mute,
+}
+
+impl Step {
+    const ALL: [Step; 3] = [Step::Join, Step::Unmute, Step::Mute];
+
+    fn name(self) -> &'static str {
+        match self {
+            Step::Join => "join",
+            Step::Unmute => "unmute",
+            Step::Mute => "mute",
+        }
+    }
+    fn node_action(self) -> &'static str {
+        match self {
+            Step::Join => "add-member",
+            Step::Unmute => "unmute-member",
+            Step::Mute => "mute-member",
+        }
+    }
+    fn webhook(self) -> &'static str {
+        match self {
+            Step::Join => "conference.member.joined",
+            Step::Unmute => "conference.member.unmuted",
+            Step::Mute => "conference.member.muted",
+        }
+    }
+}
+
+/// One call as the bench drives it.
+struct Call {
+    session: String,
+    channel: String,
+}
+
+/// One request's times, in ms after it was sent.
+#[derive(Default, Clone)]
+struct Sample {
+    api: Option<f64>,
+    /// The event on the controller's connection, and on the bench's.
+    node: Option<f64>,
+    bench: Option<f64>,
+    hook: Option<f64>,
+    /// FreeSWITCH's Event-Date-Timestamp → receipt on the controller's connection and on the
+    /// bench's (wall clocks, ms).
+    stamp_to_controller: Option<f64>,
+    stamp_to_bench: Option<f64>,
+    stamp: Option<u64>,
+}
+
+#[derive(Default)]
+struct Results {
+    samples: HashMap<(Step, u32), Vec<Sample>>,
+    refused: HashMap<(Step, u32), Vec<String>>,
+}
+
+async fn run(
+    fs: &FreeSwitch,
+    redis: &RedisServer,
+    rounds: usize,
+    calls_wanted: usize,
+) -> anyhow::Result<()> {
+    let seen = Arc::new(Seen::default());
+    let (hook_url, hook_task) = receiver(seen.clone()).await?;
+    let (_node, node_task) = watch_node(fs, seen.clone()).await?;
+    let (esl_tap, tap_task) = tap(fs.esl(), seen.clone()).await?;
+    let _tasks = AbortOnDrop(vec![hook_task, node_task, tap_task]);
+    let load_before = loadavg();
+
+    // The controller.
+    let port = freeswitch::free_tcp_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let work =
+        std::env::temp_dir().join(format!("switchyard-event-latency-{}", std::process::id()));
+    std::fs::create_dir_all(&work)?;
+    let config = work.join("switchyard.toml");
+    write_config(
+        &config,
+        &format!("127.0.0.1:{port}"),
+        &redis.url(),
+        fs,
+        &esl_tap,
+        &hook_url,
+    )?;
+    let log_path = work.join("serve.log");
+    let log = std::fs::File::create(&log_path)?;
+    let bin = binary();
+    let child = Command::new(&bin)
+        .arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .with_context(|| {
+            format!(
+                "cannot start {} (cargo bench builds it; SWITCHYARD_BIN names another)",
+                bin.display()
+            )
+        })?;
+    let _serve = Serve(child);
+    let api = Api {
+        base,
+        http: reqwest::Client::builder()
+            .pool_max_idle_per_host(64)
+            .timeout(Duration::from_secs(10))
+            .build()?,
+    };
+    within(
+        Duration::from_secs(30),
+        "switchyard serve is ready",
+        || async { api.call("GET", "/readyz", None).await.0 == 200 },
+    )
+    .await
+    .with_context(|| format!("the controller's log: {}", log_path.display()))?;
+
+    // Ten rooms, each progressing (its control leg in) before the calls come.
+    let mut rooms = Vec::new();
+    for i in 0..ROOMS {
+        let (status, body) = api
+            .call(
+                "POST",
+                "/api/v1/conferences",
+                Some(json!({ "name": format!("latency-{i}") })),
+            )
+            .await;
+        if status != 201 {
+            bail!("creating a room: {status} {body}");
+        }
+        rooms.push(body["room_id"].as_str().unwrap_or_default().to_owned());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    within(SETTLE, "the rooms are progressing", || async {
+        let hooks = seen.hooks.lock().unwrap();
+        rooms.iter().all(|r| {
+            hooks
+                .iter()
+                .any(|h| h.kind == "conference.progressing" && &h.room == r)
+        })
+    })
+    .await?;
+
+    // The calls: one SIPp process places them all, 25 a second (under the node's
+    // sessions-per-second, 30), and streams their audio (100 SIPp processes, one a call as the
+    // live tests place them, would take more of a 2-core machine than FreeSWITCH does).
+    eprintln!("event_latency: placing {calls_wanted} SIP calls…");
+    let tag = format!(
+        "sy-latency-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    );
+    let mut callers = Sipp::start(fs, calls_wanted, &tag)?;
+    let ours = |parked: &HashMap<String, String>| -> Vec<String> {
+        let mut v: Vec<String> = parked
+            .iter()
+            .filter(|(call, _)| call.starts_with(&tag))
+            .map(|(_, channel)| channel.clone())
+            .collect();
+        v.sort();
+        v
+    };
+    within(SETTLE, "the node parks every call", || async {
+        ours(&seen.parked.lock().unwrap()).len() >= calls_wanted
+    })
+    .await?;
+    let calls: Vec<Call> = ours(&seen.parked.lock().unwrap())
+        .into_iter()
+        .map(|channel| Call {
+            session: format!("{PREFIX}-{channel}"),
+            channel,
+        })
+        .collect();
+    for c in &calls {
+        within(SETTLE, "the controller has every call parked", || async {
+            let (status, body) = api
+                .call("GET", &format!("/api/v1/sessions/{}", c.session), None)
+                .await;
+            status == 200 && body["state"] == "parked"
+        })
+        .await?;
+    }
+    if !callers.alive() {
+        bail!("SIPp ended early");
+    }
+    eprintln!(
+        "event_latency: {} calls up (SIPp sending G.711); measuring {rounds} round(s)",
+        calls.len()
+    );
+
+    let mut results = Results::default();
+    let mut joined = false;
+    for round in 0..rounds {
+        for (r, &rate) in RATES.iter().enumerate() {
+            if joined {
+                leave_all(&api, &seen, &calls).await?;
+            }
+            let shift = round * RATES.len() + r;
+            for step in Step::ALL {
+                let bodies: Vec<(String, Value)> = calls
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| {
+                        let body = match step {
+                            Step::Join => json!({ "room_id": rooms[(i + shift) % ROOMS] }),
+                            _ => json!({}),
+                        };
+                        let verb = match step {
+                            Step::Join => "join",
+                            Step::Unmute => "unmute",
+                            Step::Mute => "mute",
+                        };
+                        (
+                            format!("/api/v1/sessions/{}/commands/conference/{verb}", c.session),
+                            body,
+                        )
+                    })
+                    .collect();
+                let sent = drive(&api, bodies, rate).await;
+                let (samples, refused) = settle(&seen, &calls, step, &sent).await;
+                let complete = samples.iter().filter(|s| s.hook.is_some()).count();
+                eprintln!(
+                    "event_latency: round {}, {} at {rate}/s: {complete}/{} webhooks",
+                    round + 1,
+                    step.name(),
+                    calls.len()
+                );
+                results
+                    .samples
+                    .entry((step, rate))
+                    .or_default()
+                    .extend(samples);
+                results
+                    .refused
+                    .entry((step, rate))
+                    .or_default()
+                    .extend(refused);
+            }
+            joined = true;
+        }
+    }
+
+    report(&results, calls.len(), rounds, &load_before, &loadavg());
+
+    // Rooms deleted through the API; then everything is killed (callers, controller, node).
+    for r in &rooms {
+        let _ = api
+            .call("DELETE", &format!("/api/v1/conferences/{r}"), None)
+            .await;
+    }
+    drop(callers);
+    drop(_serve);
+    let _ = std::fs::remove_dir_all(&work);
+    Ok(())
+}
+
+/// One request sent on a tick of a steady `rate`: (sent at, answered at, status).
+type Sent = (Instant, Instant, u16);
+
+/// Sends each request on its own tick (a slow answer does not delay the next request).
+async fn drive(api: &Api, requests: Vec<(String, Value)>, rate: u32) -> Vec<Sent> {
+    let mut tick = tokio::time::interval(Duration::from_secs(1) / rate);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut tasks = Vec::new();
+    for (path, body) in requests {
+        tick.tick().await;
+        let api = api.clone();
+        tasks.push(tokio::spawn(async move {
+            let sent = Instant::now();
+            let (status, _) = api.call("POST", &path, Some(body)).await;
+            (sent, Instant::now(), status)
+        }));
+    }
+    let mut out = Vec::new();
+    for t in tasks {
+        let now = Instant::now();
+        out.push(t.await.unwrap_or((now, now, 0)));
+    }
+    out
+}
+
+/// Waits for every accepted request's event and webhook (at most [`SETTLE`]); its samples, and
+/// the requests that were not accepted.
+async fn settle(
+    seen: &Seen,
+    calls: &[Call],
+    step: Step,
+    sent: &[Sent],
+) -> (Vec<Sample>, Vec<String>) {
+    let deadline = Instant::now() + SETTLE;
+    loop {
+        let samples = match_up(seen, calls, step, sent);
+        let waiting = samples.iter().zip(sent).any(|(s, (_, _, status))| {
+            *status == 202 && (s.hook.is_none() || s.node.is_none() || s.bench.is_none())
+        });
+        if !waiting || Instant::now() > deadline {
+            let refused = sent
+                .iter()
+                .zip(calls)
+                .filter(|((_, _, status), _)| *status != 202)
+                .map(|((_, _, status), c)| format!("{} {status}", c.session))
+                .collect();
+            return (samples, refused);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn ms(from: Instant, to: Instant) -> f64 {
+    to.saturating_duration_since(from).as_secs_f64() * 1000.0
+}
+
+/// For each request: the first node event and the first webhook of its kind for its call
+/// after it was sent.
+fn match_up(seen: &Seen, calls: &[Call], step: Step, sent: &[Sent]) -> Vec<Sample> {
+    let node = seen.node.lock().unwrap();
+    let hooks = seen.hooks.lock().unwrap();
+    calls
+        .iter()
+        .zip(sent)
+        .map(|(c, &(at, answered, status))| {
+            if status != 202 {
+                return Sample::default();
+            }
+            let event = |tapped: bool| {
+                node.iter().find(|e| {
+                    e.tapped == tapped
+                        && e.at >= at
+                        && e.action == step.node_action()
+                        && e.channel == c.channel
+                })
+            };
+            let (ctl, own) = (event(true), event(false));
+            let hook = hooks
+                .iter()
+                .find(|h| h.at >= at && h.kind == step.webhook() && h.session == c.session);
+            let lag = |e: Option<&NodeEvent>| {
+                e.and_then(|e| Some((e.received_us as f64 - e.stamped_us? as f64) / 1000.0))
+            };
+            Sample {
+                api: Some(ms(at, answered)),
+                node: ctl.map(|e| ms(at, e.at)),
+                bench: own.map(|e| ms(at, e.at)),
+                hook: hook.map(|h| ms(at, h.at)),
+                stamp_to_controller: lag(ctl),
+                stamp_to_bench: lag(own),
+                stamp: ctl.and_then(|e| e.stamped_us),
+            }
+        })
+        .collect()
+}
+
+/// Every call leaves its room, at 50/s; waits for every `conference.member.left`.
+async fn leave_all(api: &Api, seen: &Seen, calls: &[Call]) -> anyhow::Result<()> {
+    let requests = calls
+        .iter()
+        .map(|c| {
+            (
+                format!("/api/v1/sessions/{}/commands/conference/leave", c.session),
+                json!({}),
+            )
+        })
+        .collect();
+    let sent = drive(api, requests, 50).await;
+    within(SETTLE, "every call left its room", || async {
+        let hooks = seen.hooks.lock().unwrap();
+        calls.iter().zip(&sent).all(|(c, (at, _, _))| {
+            hooks.iter().any(|h| {
+                h.at >= *at && h.kind == "conference.member.left" && h.session == c.session
+            })
+        })
+    })
+    .await?;
+    // The sessions are parked again in the store before they rejoin.
+    for c in calls {
+        within(SETTLE, "every call is parked again", || async {
+            let (status, body) = api
+                .call("GET", &format!("/api/v1/sessions/{}", c.session), None)
+                .await;
+            status == 200 && body["state"] == "parked"
+        })
+        .await?;
+    }
+    Ok(())
+}
+
+// --- the report ---
+
+/// Nearest-rank percentile of sorted values.
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+struct Dist {
+    n: usize,
+    p50: f64,
+    p90: f64,
+    p99: f64,
+    max: f64,
+}
+
+fn dist(values: impl Iterator<Item = f64>) -> Dist {
+    let mut v: Vec<f64> = values.collect();
+    v.sort_by(f64::total_cmp);
+    Dist {
+        n: v.len(),
+        p50: pct(&v, 50.0),
+        p90: pct(&v, 90.0),
+        p99: pct(&v, 99.0),
+        max: v.last().copied().unwrap_or(f64::NAN),
+    }
+}
+
+/// The 1, 5 and 15 minute load averages (other work on the machine skews the figures).
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
+}
+
+fn report(results: &Results, calls: usize, rounds: usize, load_before: &str, load_after: &str) {
+    println!();
+    println!(
+        "event latency on a real FreeSWITCH: {calls} SIP calls (G.711), {ROOMS} rooms, \
+         {rounds} round(s) per rate; ms; load average {load_before} before, {load_after} after"
+    );
+    println!(
+        "{:<7} {:>5} {:>4}  {:<40} {:>7} {:>7} {:>7} {:>7}",
+        "step", "rate", "n", "measure", "p50", "p90", "p99", "max"
+    );
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // Before the calls (the bench's own processes load the machine too while it runs).
+    let busiest = load_before
+        .split_whitespace()
+        .next()
+        .and_then(|l| l.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    if busiest > cores as f64 {
+        println!(
+            "WARNING: a load average of {busiest} on {cores} cores before the run: other work \
+             competes for the CPU, so these figures say little about the controller"
+        );
+    }
+    let mut verdicts = Vec::new();
+    let mut all = Vec::new();
+    for step in Step::ALL {
+        for rate in RATES {
+            let Some(samples) = results.samples.get(&(step, rate)) else {
+                continue;
+            };
+            all.extend(samples.iter().cloned());
+            let ok: Vec<&Sample> = samples.iter().filter(|s| s.api.is_some()).collect();
+            let of = |f: fn(&Sample) -> Option<f64>| dist(ok.iter().filter_map(|s| f(s)));
+            let total = of(|s| s.hook);
+            let ctl = of(|s| Some(s.hook? - s.node?));
+            let rows: [(&str, &Dist); 6] = [
+                ("request → 202", &of(|s| s.api)),
+                ("request → event at controller (FS share)", &of(|s| s.node)),
+                ("event at controller → webhook (ctl share)", &ctl),
+                ("request → webhook (total)", &total),
+                ("request → event at bench's own ESL", &of(|s| s.bench)),
+                (
+                    "event at bench's ESL → webhook",
+                    &of(|s| Some(s.hook? - s.bench?)),
+                ),
+            ];
+            for (i, (what, d)) in rows.iter().enumerate() {
+                let (s, r) = if i == 0 {
+                    (step.name().to_owned(), format!("{rate}/s"))
+                } else {
+                    (String::new(), String::new())
+                };
+                println!(
+                    "{s:<7} {r:>5} {:>4}  {what:<40} {:>7.1} {:>7.1} {:>7.1} {:>7.1}",
+                    d.n, d.p50, d.p90, d.p99, d.max
+                );
+            }
+            let missing = samples.len() - total.n;
+            let refused = results
+                .refused
+                .get(&(step, rate))
+                .map_or(&[][..], |r| &r[..]);
+            if missing > 0 {
+                println!(
+                    "{:<20}{missing} of {} without a webhook; {} refused (first: {:?})",
+                    "",
+                    samples.len(),
+                    refused.len(),
+                    &refused[..refused.len().min(3)]
+                );
+            }
+            let met = missing == 0 && total.p50 < 40.0 && total.p99 < 100.0 && ctl.p99 < 20.0;
+            verdicts.push(format!(
+                "  {:<6} {rate}/s: total p50 {:.1} (< 40), p99 {:.1} (< 100); controller's share \
+                 p99 {:.1} (< 20); FreeSWITCH's share p50 {:.1}, p99 {:.1}{}: {}",
+                step.name(),
+                total.p50,
+                total.p99,
+                ctl.p99,
+                rows[1].1.p50,
+                rows[1].1.p99,
+                if missing > 0 {
+                    format!("; {missing} missing")
+                } else {
+                    String::new()
+                },
+                if met { "MET" } else { "NOT MET" }
+            ));
+        }
+    }
+    println!();
+    println!("issue 22's goals:");
+    for v in &verdicts {
+        println!("{v}");
+    }
+    let met = verdicts.iter().all(|v| v.ends_with(": MET"));
+    println!(
+        "  => {}",
+        if met {
+            "all goals met"
+        } else {
+            "goals NOT met"
+        }
+    );
+
+    // FreeSWITCH's own clock: Event-Date-Timestamp against this machine's clock on receipt.
+    // mod_event_socket writes a connection's queued events only between polls of its socket
+    // (20 ms when the client is quiet), so each connection adds 0-20 ms of its own.
+    println!();
+    println!("FreeSWITCH's Event-Date-Timestamp → receipt (wall clock, same host):");
+    for (what, d) in [
+        (
+            "on the controller's connection",
+            dist(all.iter().filter_map(|s| s.stamp_to_controller)),
+        ),
+        (
+            "on the bench's own connection",
+            dist(all.iter().filter_map(|s| s.stamp_to_bench)),
+        ),
+    ] {
+        println!(
+            "  {what:<32} p50 {:.1} p90 {:.1} p99 {:.1} max {:.1} ms over {} events",
+            d.p50, d.p90, d.p99, d.max, d.n
+        );
+    }
+    let stamps: Vec<u64> = all.iter().filter_map(|s| s.stamp).collect();
+    let whole_ms = stamps.iter().filter(|s| *s % 1000 == 0).count();
+    println!(
+        "  {whole_ms} of {} stamps are whole milliseconds (µs resolution)",
+        stamps.len()
+    );
+}
