@@ -107,6 +107,8 @@ async fn setup<S: Store>(store: &S, recorded: &[(String, ConferenceFact)]) -> Ve
         for id in &ids {
             stream.push(Observed {
                 core_uuid: CORE.into(),
+                // Numbered as the node numbers them (`Event-Sequence`).
+                sequence: stream.len() as u64 + 1,
                 fact: Fact::Conference {
                     room: id.to_string(),
                     conference_uuid: conf.clone(),

@@ -13,7 +13,7 @@ use switchyard::conference::snapshot::{
 use switchyard::conference::{
     AppId, ConferenceFact, DomainEvent, Effect, EventKind, Fact, Ignored, LeaveReason,
     MemberStatus, NodePrefix, Observed, Room, RoomId, RoomStatus, RoomType, Session, SessionId,
-    SessionState, apply, from_event, ops,
+    SessionState, apply, apply_event, from_event, ops,
 };
 use switchyard::esl::{Event, Limits, decode_all};
 
@@ -346,6 +346,50 @@ proptest! {
                 }
             }
         }
+    }
+}
+
+/// room1's facts of the capture with the node's `Event-Sequence` of each.
+fn numbered_room_facts() -> Vec<(u64, String, ConferenceFact)> {
+    capture_facts()
+        .into_iter()
+        .filter_map(|o| match o.fact {
+            Fact::Conference {
+                room,
+                conference_uuid,
+                fact,
+            } if room == "room1" => Some((o.sequence, conference_uuid, fact)),
+            _ => None,
+        })
+        .collect()
+}
+
+proptest! {
+    #[test]
+    fn a_second_reader_behind_the_first_announces_nothing_again(lag in 1usize..10) {
+        // Two controller instances apply one node's events to one stored room, the second
+        // `lag` events behind the first: the room announces exactly what one reader would.
+        let facts = numbered_room_facts();
+        prop_assert!(facts.iter().all(|(seq, ..)| *seq > 0), "the capture numbers its events");
+        let told = |events: &[DomainEvent]| -> Vec<(EventKind, u64)> {
+            events.iter().map(|e| (e.kind, e.seq)).collect()
+        };
+        let mut alone = room_with_join_requests();
+        let mut once = Vec::new();
+        for (i, (seq, conf, fact)) in facts.iter().enumerate() {
+            once.extend(apply_event(&mut alone, CORE, conf, fact, None, i as i64, *seq).events);
+        }
+        let mut shared = room_with_join_requests();
+        let mut twice = Vec::new();
+        for step in 0..facts.len() + lag {
+            for i in [Some(step), step.checked_sub(lag)].into_iter().flatten() {
+                if let Some((seq, conf, fact)) = facts.get(i) {
+                    twice.extend(apply_event(&mut shared, CORE, conf, fact, None, i as i64, *seq).events);
+                }
+            }
+        }
+        prop_assert_eq!(told(&twice), told(&once));
+        prop_assert_eq!(projection(&shared), projection(&alone));
     }
 }
 

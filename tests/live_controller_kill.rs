@@ -10,13 +10,13 @@ mod live;
 mod webhook_support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use common::freeswitch::{FreeSwitch, free_tcp_port};
 use common::redis_server::RedisServer;
+use common::serve::{Api, Serve, until};
 use common::sipp::Caller;
 use live::{caller_members, within};
 use switchyard::api::hash_key;
@@ -24,97 +24,6 @@ use webhook_support::{Receiver, secret};
 
 const DID: &str = "15551230000";
 const KEY: &str = "kill-test-key";
-
-/// `switchyard serve` as a child process.
-struct Serve {
-    child: Child,
-}
-
-impl Serve {
-    async fn start(config: &std::path::Path, api: &str) -> Serve {
-        let child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
-            .arg("serve")
-            .arg("--config")
-            .arg(config)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("switchyard serve starts");
-        let http = reqwest::Client::new();
-        within(Duration::from_secs(20), "serve is ready", || async {
-            http.get(format!("{api}/readyz"))
-                .send()
-                .await
-                .is_ok_and(|r| r.status() == 200)
-        })
-        .await;
-        Serve { child }
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// Polls `get` until it gives a value, at most `limit`.
-async fn until<T, F, Fut>(limit: Duration, what: &str, mut get: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(v) = get().await {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {limit:?}: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-struct Api {
-    base: String,
-    http: reqwest::Client,
-}
-
-impl Api {
-    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut req = self
-            .http
-            .request(method.parse().unwrap(), format!("{}{path}", self.base))
-            .header("X-App-ID", "app1")
-            .header("X-API-Key", KEY)
-            .timeout(Duration::from_secs(5));
-        if let Some(b) = body {
-            req = req
-                .header("Content-Type", "application/json")
-                .body(b.to_string());
-        }
-        match req.send().await {
-            Ok(r) => {
-                let status = r.status().as_u16();
-                let bytes = r.bytes().await.unwrap_or_default();
-                (
-                    status,
-                    serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-                )
-            }
-            Err(_) => (0, Value::Null),
-        }
-    }
-}
 
 /// (channel, muted) of the node's members of `room`, control leg left out.
 fn node_members(fs: &FreeSwitch, room: &str, control: &str) -> BTreeSet<(String, bool)> {
@@ -168,10 +77,7 @@ async fn live_a_controller_killed_under_traffic_loses_nothing() {
     )
     .unwrap();
     let mut serve = Serve::start(&config, &base).await;
-    let api = Api {
-        base: base.clone(),
-        http: reqwest::Client::new(),
-    };
+    let api = Api::new(&base, "app1", KEY);
 
     // Six SIP callers, one room, everyone in.
     let callers: Vec<Caller> = (0..6)
@@ -218,10 +124,7 @@ async fn live_a_controller_killed_under_traffic_loses_nothing() {
     let traffic = {
         let (sessions, base) = (sessions.clone(), base.clone());
         tokio::spawn(async move {
-            let api = Api {
-                base,
-                http: reqwest::Client::new(),
-            };
+            let api = Api::new(&base, "app1", KEY);
             let mut answered = 0;
             for round in 0..40 {
                 for s in &sessions {

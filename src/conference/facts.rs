@@ -72,6 +72,20 @@ pub enum ConferenceFact {
     },
 }
 
+impl ConferenceFact {
+    /// The channel of a member fact.
+    pub fn member_channel(&self) -> Option<&str> {
+        match self {
+            ConferenceFact::MemberAdded { channel, .. }
+            | ConferenceFact::MemberDeleted { channel, .. }
+            | ConferenceFact::MemberMuted { channel, .. }
+            | ConferenceFact::MemberUnmuted { channel, .. }
+            | ConferenceFact::MemberKicked { channel, .. } => Some(channel),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fact {
     Channel {
@@ -96,6 +110,9 @@ pub enum Fact {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Observed {
     pub core_uuid: String,
+    /// The event's `Event-Sequence` (0 when it has none): one counter per FreeSWITCH process,
+    /// not monotonic in delivery order across threads.
+    pub sequence: u64,
     pub fact: Fact,
 }
 
@@ -224,5 +241,10 @@ pub fn from_event(event: &Event) -> Option<Observed> {
         EventName::Heartbeat => Fact::Heartbeat,
         _ => return None,
     };
-    Some(Observed { core_uuid, fact })
+    let sequence = event.sequence().unwrap_or(0);
+    Some(Observed {
+        core_uuid,
+        sequence,
+        fact,
+    })
 }

@@ -105,7 +105,15 @@ pub struct Member {
     /// so (`muted` is what it reported). A new command is judged against it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mute_requested: Option<bool>,
+    /// The node's `Event-Sequence` of the newest event applied to this member (0: none yet).
+    /// An older event of the channel is not applied again (see `apply::apply_event`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub event_seq: u64,
     pub updated_at: Micros,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Member {
@@ -128,6 +136,7 @@ impl Member {
             hangup_cause: None,
             kicked: false,
             mute_requested: None,
+            event_seq: 0,
             updated_at: now,
         }
     }

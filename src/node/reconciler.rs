@@ -12,7 +12,7 @@ use crate::conference::session::{Origin, apply_channel};
 use crate::conference::snapshot::{SnapshotChannel, SnapshotConference, Stale, reconcile_at};
 use crate::conference::{
     AppId, ChannelFact, ChannelInfo, ConferenceFact, Fact, Micros, Observed, RoomId, Session,
-    SessionId, apply, ops,
+    SessionId, apply_event, ops,
 };
 use crate::store::{RoomChange, Store, StoreError, modify_room, modify_rooms};
 
@@ -77,8 +77,9 @@ type Effects = Vec<RoomEffect>;
 /// How many rooms a resync changes in one batch.
 const RESYNC_CHUNK: usize = 256;
 
-/// One room's conference facts of a batch: (core uuid, conference uuid, fact), in order.
-type RoomFacts<'a> = Vec<(&'a str, &'a str, &'a ConferenceFact)>;
+/// One room's conference facts of a batch: (core uuid, event sequence, conference uuid, fact),
+/// in order.
+type RoomFacts<'a> = Vec<(&'a str, u64, &'a str, &'a ConferenceFact)>;
 
 /// The sessions of the members a room's facts add, by channel (`None`: not known).
 type Sessions = HashMap<String, Option<Session>>;
@@ -115,7 +116,7 @@ impl<S: Store> Reconciler<S> {
                 conference_uuid,
                 fact,
             } => {
-                self.conference(&observed.core_uuid, room, conference_uuid, fact, now)
+                self.conference(observed, room, conference_uuid, fact, now)
                     .await
             }
             Fact::Job { .. } | Fact::Heartbeat => Ok(Vec::new()),
@@ -167,7 +168,7 @@ impl<S: Store> Reconciler<S> {
 
     async fn conference(
         &self,
-        core: &str,
+        observed: &Observed,
         name: &str,
         conference_uuid: &str,
         fact: &ConferenceFact,
@@ -193,8 +194,17 @@ impl<S: Store> Reconciler<S> {
             }
             _ => None,
         };
+        let (core, sequence) = (observed.core_uuid.as_str(), observed.sequence);
         self.update(&app, &room, |r| {
-            apply(r, core, conference_uuid, fact, session.as_ref(), now)
+            apply_event(
+                r,
+                core,
+                conference_uuid,
+                fact,
+                session.as_ref(),
+                now,
+                sequence,
+            )
         })
         .await
     }
@@ -248,6 +258,7 @@ impl<S: Store> Reconciler<S> {
                     match group.and_then(|i| rooms.get_mut(i)) {
                         Some((_, facts)) => facts.push((
                             observed.core_uuid.as_str(),
+                            observed.sequence,
                             conference_uuid.as_str(),
                             fact,
                         )),
@@ -277,14 +288,14 @@ impl<S: Store> Reconciler<S> {
                 room,
                 change: move |r: &mut crate::conference::Room| {
                     let mut all = crate::conference::Applied::default();
-                    for (core, conf, fact) in facts.iter() {
+                    for (core, sequence, conf, fact) in facts.iter() {
                         let session = match fact {
                             ConferenceFact::MemberAdded { channel, .. } => {
                                 sessions.get(channel.as_str()).and_then(Option::as_ref)
                             }
                             _ => None,
                         };
-                        let applied = apply(r, core, conf, fact, session, now);
+                        let applied = apply_event(r, core, conf, fact, session, now, *sequence);
                         all.changed |= applied.changed;
                         all.events.extend(applied.events);
                         all.effects.extend(applied.effects);
@@ -304,14 +315,14 @@ impl<S: Store> Reconciler<S> {
     async fn prepare(
         &self,
         room: &RoomId,
-        facts: &[(&str, &str, &ConferenceFact)],
+        facts: &[(&str, u64, &str, &ConferenceFact)],
     ) -> Result<Option<(AppId, Sessions)>, StoreError> {
         let Some(app) = self.room_app(room).await? else {
             return Ok(None);
         };
         let added: Vec<&str> = facts
             .iter()
-            .filter_map(|(_, _, fact)| match fact {
+            .filter_map(|(_, _, _, fact)| match fact {
                 ConferenceFact::MemberAdded { channel, .. } => Some(channel.as_str()),
                 _ => None,
             })

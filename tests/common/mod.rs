@@ -10,4 +10,5 @@ pub mod openapi;
 pub mod proxy;
 pub mod redis_server;
 pub mod scenario;
+pub mod serve;
 pub mod sipp;

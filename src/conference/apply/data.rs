@@ -111,6 +111,7 @@ mod tests {
             hangup_cause: None,
             kicked: false,
             mute_requested: None,
+            event_seq: 0,
             updated_at: 1,
         };
         for step in 0..2 {

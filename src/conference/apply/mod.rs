@@ -39,6 +39,10 @@ pub enum Ignored {
     UnknownOperation,
     /// The fact restates what the room already holds.
     NoChange,
+    /// A member fact older (by the node's `Event-Sequence`) than one already applied for the
+    /// same channel: another controller instance applied both, or the node delivered them out
+    /// of order.
+    Superseded,
 }
 
 /// Work the node must do because of a fact (the domain decides, the node layer acts).
@@ -136,6 +140,61 @@ impl<'a> Step<'a> {
     pub fn finish(self) -> Applied {
         self.out
     }
+}
+
+/// [`apply`] for a fact the node numbered `sequence` (its `Event-Sequence`; 0: not known).
+/// A member fact older than the newest one already applied for its channel is not applied:
+/// it would take the member back to a state the room has already announced it left (two
+/// controller instances applying one node's events, the second a little behind the first,
+/// would otherwise announce `unmuted → muted → unmuted` for one mute, or `joined` again after
+/// `left`). The channel's newest applied sequence is kept on its member, and on its past
+/// participation once it left.
+pub fn apply_event(
+    room: &mut Room,
+    core_uuid: &str,
+    conference_uuid: &str,
+    fact: &ConferenceFact,
+    session: Option<&Session>,
+    now: Micros,
+    sequence: u64,
+) -> Applied {
+    let channel = fact
+        .member_channel()
+        .filter(|c| sequence > 0 && *c != room.control.channel);
+    if let Some(channel) = channel
+        && room.core_uuid.as_deref() == Some(core_uuid)
+        && newest_applied(room, channel) >= sequence
+    {
+        return Applied::ignored(Ignored::Superseded);
+    }
+    let out = apply(room, core_uuid, conference_uuid, fact, session, now);
+    // Only with a change: the room's `seq` moved, so the write is guarded like any other.
+    if let Some(channel) = channel
+        && out.changed
+    {
+        let member = match room.members.get_mut(channel) {
+            Some(m) => Some(m),
+            None => room
+                .past_members
+                .iter_mut()
+                .rev()
+                .find(|m| m.channel() == channel),
+        };
+        if let Some(m) = member {
+            m.event_seq = m.event_seq.max(sequence);
+        }
+    }
+    out
+}
+
+/// The newest `Event-Sequence` applied for a channel, in the room or in its past.
+fn newest_applied(room: &Room, channel: &str) -> u64 {
+    let live = room.members.get(channel).map_or(0, |m| m.event_seq);
+    room.past_members
+        .iter()
+        .filter(|m| m.channel() == channel)
+        .map(|m| m.event_seq)
+        .fold(live, u64::max)
 }
 
 /// Applies one conference fact. `session` is the session record of the channel the fact is

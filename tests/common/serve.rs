@@ -1,0 +1,115 @@
+//! `switchyard serve` as a child process (started with a config file, stopped by pid), and a
+//! small client for its API.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// `switchyard serve` as a child process; killed when dropped.
+pub struct Serve {
+    child: Child,
+}
+
+impl Serve {
+    /// Starts it and waits until `/readyz` answers 200 at `api` (its base URL).
+    pub async fn start(config: &std::path::Path, api: &str) -> Serve {
+        let child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .arg("serve")
+            .arg("--config")
+            .arg(config)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("switchyard serve starts");
+        let http = reqwest::Client::new();
+        let ready = until(Duration::from_secs(20), "serve is ready", || async {
+            http.get(format!("{api}/readyz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+                .then_some(())
+        });
+        ready.await;
+        Serve { child }
+    }
+
+    /// SIGKILL, and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Polls `get` until it gives a value, at most `limit`.
+pub async fn until<T, F, Fut>(limit: Duration, what: &str, mut get: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = get().await {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?}: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// One application's view of a controller's API.
+#[derive(Clone)]
+pub struct Api {
+    pub base: String,
+    pub app: String,
+    pub key: String,
+    pub http: reqwest::Client,
+}
+
+impl Api {
+    pub fn new(base: &str, app: &str, key: &str) -> Api {
+        Api {
+            base: base.to_owned(),
+            app: app.to_owned(),
+            key: key.to_owned(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// The status and JSON body (status 0: no answer).
+    pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = self
+            .http
+            .request(method.parse().unwrap(), format!("{}{path}", self.base))
+            .header("X-App-ID", &self.app)
+            .header("X-API-Key", &self.key)
+            .timeout(Duration::from_secs(5));
+        if let Some(b) = body {
+            req = req
+                .header("Content-Type", "application/json")
+                .body(b.to_string());
+        }
+        match req.send().await {
+            Ok(r) => {
+                let status = r.status().as_u16();
+                let bytes = r.bytes().await.unwrap_or_default();
+                (
+                    status,
+                    serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+                )
+            }
+            Err(_) => (0, Value::Null),
+        }
+    }
+}
