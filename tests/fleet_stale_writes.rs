@@ -1,4 +1,5 @@
-//! Two `switchyard serve` instances on one Redis, four simulated nodes, each instance auditing
+//! Two controller instances on one store (`switchyard serve` processes on a real Redis, and two
+//! controllers in one process on one memory store), four simulated nodes, each instance auditing
 //! every node every second while sessions are muted, unmuted, kicked out and joined again
 //! through both instances: no room's story ever goes back. Each session's member events, in
 //! the order of its room's `seq`, are exactly the changes its commands made, one per command
@@ -13,14 +14,19 @@ mod common;
 mod webhook_support;
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 use common::redis_server::RedisServer;
 use common::serve::{Api, Serve, until};
-use switchyard::api::hash_key;
+use switchyard::api::{hash_key, router};
+use switchyard::server::config::Config;
+use switchyard::server::start_controller;
 use switchyard::sim::{SimConfig, Simulator};
+use switchyard::store::memory::MemoryStore;
+use tokio_util::sync::CancellationToken;
 use webhook_support::{Receiver, secret};
 
 const DID: &str = "15551230000";
@@ -38,10 +44,13 @@ fn traffic_time() -> Duration {
     Duration::from_secs(secs)
 }
 
-fn config(listen: u16, redis: &str, sims: &[Simulator], hook: &str) -> String {
+fn config(listen: u16, redis: Option<&str>, sims: &[Simulator], hook: &str) -> String {
     let q = |s: &str| toml::Value::String(s.to_owned()).to_string();
+    let redis = redis
+        .map(|url| format!("redis_url = {}\n", q(url)))
+        .unwrap_or_default();
     let mut text = format!(
-        "listen = {}\nredis_url = {}\ncursor_secret = \"stale-test-cursor-secret-0123456789\"\n\
+        "listen = {}\n{redis}cursor_secret = \"stale-test-cursor-secret-0123456789\"\n\
          [limits]\nglobal_rps = 0\nconference_ms = 0\nconference_mute_ms = 0\n\
          conference_control_ms = 0\nconf_play_ms = 0\n\
          [webhooks]\nallow_private = true\nretry_schedule_secs = [1, 1, 1, 1, 1]\ntimeout_ms = 2000\n\
@@ -49,7 +58,6 @@ fn config(listen: u16, redis: &str, sims: &[Simulator], hook: &str) -> String {
          [[apps]]\nid = \"app1\"\nkey_sha256 = {}\nwebhook_url = {}\nwebhook_secret = {}\n\
          dids = [{}]\n",
         q(&format!("127.0.0.1:{listen}")),
-        q(redis),
         q(&hash_key(KEY)),
         q(hook),
         q(&secret()),
@@ -234,9 +242,89 @@ fn node_members(sim: &Simulator, room: &str) -> BTreeSet<(String, bool)> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_instances_auditing_every_second_never_announce_a_step_back() {
+/// Two controller instances: `serve` processes on a real Redis, or (no Redis) two controllers
+/// in this process sharing one memory store, each on its own HTTP port.
+enum Instances {
+    Processes {
+        _serves: Vec<Serve>,
+        _redis: RedisServer,
+        dir: std::path::PathBuf,
+    },
+    InProcess(Vec<CancellationToken>),
+}
+
+impl Drop for Instances {
+    fn drop(&mut self) {
+        match self {
+            Instances::Processes { dir, .. } => {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            Instances::InProcess(stops) => stops.iter().for_each(CancellationToken::cancel),
+        }
+    }
+}
+
+async fn processes(sims: &[Simulator], hook: &str) -> ([Api; 2], Instances) {
     let redis = RedisServer::start();
+    let dir = std::env::temp_dir().join(format!("switchyard-stale-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut apis = Vec::new();
+    let mut serves = Vec::new();
+    for n in 0..2 {
+        let port = free_port();
+        let path = dir.join(format!("switchyard-{n}.toml"));
+        std::fs::write(&path, config(port, Some(&redis.url()), sims, hook)).unwrap();
+        let base = format!("http://127.0.0.1:{port}");
+        serves.push(Serve::start(&path, &base).await);
+        apis.push(Api::new(&base, "app1", KEY));
+    }
+    let instances = Instances::Processes {
+        _serves: serves,
+        _redis: redis,
+        dir,
+    };
+    ([apis[0].clone(), apis[1].clone()], instances)
+}
+
+async fn in_process(sims: &[Simulator], hook: &str) -> ([Api; 2], Instances) {
+    let store = Arc::new(MemoryStore::new());
+    let mut apis = Vec::new();
+    let mut stops = Vec::new();
+    for _ in 0..2 {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let config = Config::parse(&config(port, None, sims, hook), |_| None).unwrap();
+        let stop = CancellationToken::new();
+        let state = start_controller(store.clone(), &config, &stop).unwrap();
+        for node in state.rooms().pool().nodes() {
+            assert!(node.wait_up(Duration::from_secs(10)).await, "node up");
+        }
+        let until = stop.clone();
+        tokio::spawn(async move {
+            axum::serve(listener, router(state))
+                .with_graceful_shutdown(async move { until.cancelled().await })
+                .await
+        });
+        apis.push(Api::new(&format!("http://127.0.0.1:{port}"), "app1", KEY));
+        stops.push(stop);
+    }
+    (
+        [apis[0].clone(), apis[1].clone()],
+        Instances::InProcess(stops),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_on_redis_auditing_every_second_never_announce_a_step_back() {
+    never_a_step_back(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_on_one_memory_store_auditing_every_second_never_announce_a_step_back() {
+    never_a_step_back(false).await;
+}
+
+async fn never_a_step_back(redis: bool) {
     let mut sims = Vec::new();
     for _ in PREFIXES {
         sims.push(
@@ -250,19 +338,11 @@ async fn two_instances_auditing_every_second_never_announce_a_step_back() {
         );
     }
     let receiver = Receiver::ok().await;
-    let dir = std::env::temp_dir().join(format!("switchyard-stale-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut apis = Vec::new();
-    let mut serves = Vec::new();
-    for n in 0..2 {
-        let port = free_port();
-        let path = dir.join(format!("switchyard-{n}.toml"));
-        std::fs::write(&path, config(port, &redis.url(), &sims, &receiver.url())).unwrap();
-        let base = format!("http://127.0.0.1:{port}");
-        serves.push(Serve::start(&path, &base).await);
-        apis.push(Api::new(&base, "app1", KEY));
-    }
-    let apis: [Api; 2] = [apis[0].clone(), apis[1].clone()];
+    let (apis, instances) = if redis {
+        processes(&sims, &receiver.url()).await
+    } else {
+        in_process(&sims, &receiver.url()).await
+    };
 
     // Rooms spread over the nodes, and calls on each room's node.
     let mut rooms = Vec::new();
@@ -421,6 +501,5 @@ async fn two_instances_auditing_every_second_never_announce_a_step_back() {
             assert_eq!(listed, on_node, "{room}");
         }
     }
-    drop(serves);
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(instances);
 }
