@@ -41,19 +41,27 @@ fn room_facts() -> Vec<(String, ConferenceFact)> {
     static FACTS: std::sync::OnceLock<Vec<(String, ConferenceFact)>> = std::sync::OnceLock::new();
     FACTS
         .get_or_init(|| {
-            capture_facts()
+            numbered_room_facts()
                 .into_iter()
-                .filter_map(|o| match o.fact {
-                    Fact::Conference {
-                        room,
-                        conference_uuid,
-                        fact,
-                    } if room == "room1" => Some((conference_uuid, fact)),
-                    _ => None,
-                })
+                .map(|(_, conf, fact)| (conf, fact))
                 .collect()
         })
         .clone()
+}
+
+/// room1's facts of the capture with the node's `Event-Sequence` of each.
+fn numbered_room_facts() -> Vec<(u64, String, ConferenceFact)> {
+    capture_facts()
+        .into_iter()
+        .filter_map(|o| match o.fact {
+            Fact::Conference {
+                room,
+                conference_uuid,
+                fact,
+            } if room == "room1" => Some((o.sequence, conference_uuid, fact)),
+            _ => None,
+        })
+        .collect()
 }
 
 fn prefix() -> NodePrefix {
@@ -347,21 +355,6 @@ proptest! {
             }
         }
     }
-}
-
-/// room1's facts of the capture with the node's `Event-Sequence` of each.
-fn numbered_room_facts() -> Vec<(u64, String, ConferenceFact)> {
-    capture_facts()
-        .into_iter()
-        .filter_map(|o| match o.fact {
-            Fact::Conference {
-                room,
-                conference_uuid,
-                fact,
-            } if room == "room1" => Some((o.sequence, conference_uuid, fact)),
-            _ => None,
-        })
-        .collect()
 }
 
 proptest! {

@@ -480,24 +480,7 @@ async fn never_a_step_back(redis: bool) {
             .filter(|(ch, _)| ours.contains(ch.as_str()))
             .collect();
         for api in &apis {
-            let (_, body) = api
-                .call(
-                    "GET",
-                    &format!("/api/v1/conferences/{room}/members?limit=100"),
-                    None,
-                )
-                .await;
-            let listed: BTreeSet<(String, bool)> = body["members"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|m| {
-                    (
-                        m["uuid"].as_str().unwrap_or_default()[6..].to_owned(),
-                        m["muted"].as_bool().unwrap_or(false),
-                    )
-                })
-                .collect();
+            let listed = api.members(room).await;
             assert_eq!(listed, on_node, "{room}");
         }
     }

@@ -164,18 +164,7 @@ async fn live_a_controller_killed_under_traffic_loses_nothing() {
         Duration::from_secs(30),
         "the API lists what the node has",
         || async {
-            let (_, body) = api.call("GET", &members_path, None).await;
-            let listed = body["members"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|m| {
-                    (
-                        m["uuid"].as_str().unwrap_or_default()[6..].to_owned(),
-                        m["muted"].as_bool().unwrap_or(false),
-                    )
-                })
-                .collect::<BTreeSet<_>>();
+            let listed = api.members(&room).await;
             let on_node: BTreeSet<_> = node_members(&fs, &room, "")
                 .into_iter()
                 .filter(|(ch, _)| sessions.iter().any(|s| s[6..] == *ch))

@@ -4,6 +4,8 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use std::collections::BTreeSet;
+
 use serde_json::Value;
 
 /// `switchyard serve` as a child process; killed when dropped.
@@ -111,5 +113,23 @@ impl Api {
             }
             Err(_) => (0, Value::Null),
         }
+    }
+
+    /// (channel, muted) of the room's members as the API lists them.
+    pub async fn members(&self, room: &str) -> BTreeSet<(String, bool)> {
+        let path = format!("/api/v1/conferences/{room}/members?limit=100");
+        let (_, body) = self.call("GET", &path, None).await;
+        body["members"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|m| {
+                let session = m["uuid"].as_str().unwrap_or_default();
+                (
+                    session.get(6..).unwrap_or_default().to_owned(),
+                    m["muted"].as_bool().unwrap_or(false),
+                )
+            })
+            .collect()
     }
 }
