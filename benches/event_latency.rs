@@ -16,12 +16,18 @@
 //! through a pass-through here that timestamps it) and the bench's own connection; and when the
 //! webhook (`conference.member.joined` / `unmuted` / `muted`) reached the receiver. FreeSWITCH's
 //! share = event at the controller − request (so it includes the controller's API work and the
-//! command); the controller's share = webhook − event at the controller. Between rates every
-//! call leaves its room (not measured) and rejoins another.
+//! command); the controller's share = webhook − event at the controller, split at the outbox
+//! append (the webhook's id is `msg_<outbox entry id>`, whose first part is Redis's clock in ms,
+//! on the same host). Around each step the controller's /metrics is read and the difference of
+//! its histograms printed (the API handler, the ESL command, event → outbox, the webhook
+//! attempt), as estimates only as fine as their buckets. Between rates every call leaves its
+//! room (not measured) and rejoins another.
 //!
 //! `cargo bench --bench event_latency`. `EVENT_LATENCY_ROUNDS` (default 2) repeats the two rates
 //! for more samples, `EVENT_LATENCY_CALLS` (default 100) sets the calls, `SWITCHYARD_BIN` runs
-//! another `switchyard` binary as the controller (to compare builds). Without `--bench` (as
+//! another `switchyard` binary as the controller (to compare builds),
+//! `EVENT_LATENCY_COMMAND_CONNECTIONS` sets the node's `command_connections` (a build from before
+//! the key refuses it). Without `--bench` (as
 //! `cargo test --benches` runs it) it does nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -174,6 +180,11 @@ struct Hook {
     room: String,
     session: String,
     at: Instant,
+    /// This machine's clock on receipt (µs since the epoch), and when Redis appended the
+    /// message to the outbox: its id is `msg_<outbox entry id>`, whose first part is Redis's
+    /// clock in ms (the same host).
+    received_us: u64,
+    outbox_ms: Option<u64>,
 }
 
 #[derive(Default)]
@@ -196,15 +207,23 @@ async fn receiver(seen: Arc<Seen>) -> anyhow::Result<(String, tokio::task::Abort
     let addr = listener.local_addr()?;
     let hook = move |body: axum::body::Bytes| {
         let at = Instant::now();
+        let received_us = now_us();
         let seen = seen.clone();
         async move {
             if let Ok(v) = serde_json::from_slice::<Value>(&body) {
                 let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+                let outbox_ms = v["id"]
+                    .as_str()
+                    .and_then(|id| id.strip_prefix("msg_"))
+                    .and_then(|id| id.split('-').next())
+                    .and_then(|ms| ms.parse().ok());
                 seen.hooks.lock().unwrap().push(Hook {
                     kind: text(&v["type"]),
                     room: text(&v["room_id"]),
                     session: text(&v["data"]["uuid"]),
                     at,
+                    received_us,
+                    outbox_ms,
                 });
             }
             axum::http::StatusCode::NO_CONTENT
@@ -433,7 +452,7 @@ fn write_config(
          conference_ms = 0\nconference_mute_ms = 0\n\
          [webhooks]\nallow_private = true\nretry_schedule_secs = [1, 1, 1]\ntimeout_ms = 5000\n\
          [[nodes]]\nname = \"bench\"\nprefix = {}\nesl = {}\npassword = {}\n\
-         profile = \"switchyard\"\nrecordings_dir = {}\n\
+         profile = \"switchyard\"\nrecordings_dir = {}\n{}\
          [[apps]]\nid = {}\nkey_sha256 = {}\nwebhook_url = {}\nwebhook_secret = {}\n\
          dids = [{}]\n",
         q(listen),
@@ -442,6 +461,11 @@ fn write_config(
         q(esl),
         q(&fs.password),
         q(&fs.recordings().to_string_lossy()),
+        // Only when asked: a build from before the key refuses it.
+        std::env::var("EVENT_LATENCY_COMMAND_CONNECTIONS")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .map_or(String::new(), |k| format!("command_connections = {k}\n")),
         q(APP),
         q(&hash_key(KEY)),
         q(hook_url),
@@ -557,12 +581,146 @@ struct Sample {
     stamp_to_controller: Option<f64>,
     stamp_to_bench: Option<f64>,
     stamp: Option<u64>,
+    /// The controller's share split at the outbox append (wall clocks; Redis's in whole ms):
+    /// event at the controller → appended, appended → webhook received.
+    to_outbox: Option<f64>,
+    from_outbox: Option<f64>,
 }
 
 #[derive(Default)]
 struct Results {
     samples: HashMap<(Step, u32), Vec<Sample>>,
     refused: HashMap<(Step, u32), Vec<String>>,
+    /// The controller's own histograms over each step (its /metrics after − before).
+    metrics: HashMap<(Step, u32), Histograms>,
+}
+
+/// The controller's histograms the report splits its time with, in the order printed.
+const SCRAPED: [(&str, &str); 5] = [
+    (
+        "switchyard_http_request_duration_seconds",
+        "API request in the controller",
+    ),
+    (
+        "switchyard_esl_command_duration_seconds",
+        "ESL command (queue + node)",
+    ),
+    (
+        "switchyard_event_to_outbox_seconds",
+        "event batch received → outbox",
+    ),
+    (
+        "switchyard_webhook_delivery_lag_seconds",
+        "event applied → webhook answered",
+    ),
+    (
+        "switchyard_webhook_attempt_duration_seconds",
+        "webhook HTTP attempt",
+    ),
+];
+
+/// Per metric: cumulative counts by bucket bound (seconds), summed over its label sets.
+type Histograms = HashMap<String, Vec<(f64, f64)>>;
+
+/// The controller's /metrics: the [`SCRAPED`] histograms' buckets.
+async fn scrape(api: &Api) -> Histograms {
+    let Ok(resp) = api.http.get(format!("{}/metrics", api.base)).send().await else {
+        return Histograms::new();
+    };
+    let text = resp.text().await.unwrap_or_default();
+    let mut out = Histograms::new();
+    for line in text.lines() {
+        let Some((series, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let Some((name, labels)) = series.split_once("_bucket{") else {
+            continue;
+        };
+        if !SCRAPED.iter().any(|(n, _)| *n == name) {
+            continue;
+        }
+        let le = labels
+            .split(',')
+            .find_map(|l| l.trim_end_matches('}').strip_prefix("le=\""))
+            .map(|v| v.trim_end_matches('"'));
+        let (Some(le), Ok(count)) = (le, value.parse::<f64>()) else {
+            continue;
+        };
+        let le = if le == "+Inf" {
+            f64::INFINITY
+        } else {
+            le.parse().unwrap_or(f64::INFINITY)
+        };
+        let buckets = out.entry(name.to_owned()).or_default();
+        match buckets.iter_mut().find(|(b, _)| *b == le) {
+            Some((_, c)) => *c += count,
+            None => buckets.push((le, count)),
+        }
+    }
+    for buckets in out.values_mut() {
+        buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
+    }
+    out
+}
+
+/// `after − before`, bucket by bucket.
+fn delta(before: &Histograms, after: &Histograms) -> Histograms {
+    after
+        .iter()
+        .map(|(name, buckets)| {
+            let old = before.get(name);
+            let diff = buckets
+                .iter()
+                .map(|&(le, c)| {
+                    let was = old
+                        .and_then(|o| o.iter().find(|(b, _)| *b == le))
+                        .map_or(0.0, |(_, c)| *c);
+                    (le, c - was)
+                })
+                .collect();
+            (name.clone(), diff)
+        })
+        .collect()
+}
+
+/// Sums another step's histograms into `into`.
+fn add(into: &mut Histograms, more: &Histograms) {
+    for (name, buckets) in more {
+        let mine = into.entry(name.clone()).or_default();
+        for &(le, c) in buckets {
+            match mine.iter_mut().find(|(b, _)| *b == le) {
+                Some((_, m)) => *m += c,
+                None => mine.push((le, c)),
+            }
+        }
+        mine.sort_by(|a, b| a.0.total_cmp(&b.0));
+    }
+}
+
+/// The `q` quantile of cumulative buckets, interpolated within its bucket as Prometheus's
+/// `histogram_quantile` does (so only as fine as the buckets), in ms; and the count.
+fn quantile(buckets: &[(f64, f64)], q: f64) -> (f64, f64) {
+    let total = buckets.last().map_or(0.0, |(_, c)| *c);
+    if total <= 0.0 {
+        return (f64::NAN, 0.0);
+    }
+    let rank = q * total;
+    let mut lower = (0.0, 0.0);
+    for &(le, c) in buckets {
+        if c >= rank {
+            if le.is_infinite() {
+                return (lower.0 * 1000.0, total);
+            }
+            let within = if c > lower.1 {
+                (rank - lower.1) / (c - lower.1)
+            } else {
+                1.0
+            };
+            return ((lower.0 + (le - lower.0) * within) * 1000.0, total);
+        }
+        lower = (le, c);
+    }
+    (f64::NAN, total)
 }
 
 async fn run(
@@ -727,8 +885,14 @@ async fn run(
                         )
                     })
                     .collect();
+                let before = scrape(&api).await;
                 let sent = drive(&api, bodies, rate).await;
                 let (samples, refused) = settle(&seen, &calls, step, &sent).await;
+                let after = scrape(&api).await;
+                add(
+                    results.metrics.entry((step, rate)).or_default(),
+                    &delta(&before, &after),
+                );
                 let complete = samples.iter().filter(|s| s.hook.is_some()).count();
                 eprintln!(
                     "event_latency: round {}, {} at {rate}/s: {complete}/{} webhooks",
@@ -856,6 +1020,12 @@ fn match_up(seen: &Seen, calls: &[Call], step: Step, sent: &[Sent]) -> Vec<Sampl
                 stamp_to_controller: lag(ctl),
                 stamp_to_bench: lag(own),
                 stamp: ctl.and_then(|e| e.stamped_us),
+                to_outbox: ctl
+                    .zip(hook.and_then(|h| h.outbox_ms))
+                    .map(|(e, ms)| (ms as f64 * 1000.0 - e.received_us as f64) / 1000.0),
+                from_outbox: hook.and_then(|h| {
+                    Some((h.received_us as f64 - h.outbox_ms? as f64 * 1000.0) / 1000.0)
+                }),
             }
         })
         .collect()
@@ -968,7 +1138,7 @@ fn report(results: &Results, calls: usize, rounds: usize, load_before: &str, loa
             let of = |f: fn(&Sample) -> Option<f64>| dist(ok.iter().filter_map(|s| f(s)));
             let total = of(|s| s.hook);
             let ctl = of(|s| Some(s.hook? - s.node?));
-            let rows: [(&str, &Dist); 6] = [
+            let rows: [(&str, &Dist); 8] = [
                 ("request → 202", &of(|s| s.api)),
                 ("request → event at controller (FS share)", &of(|s| s.node)),
                 ("event at controller → webhook (ctl share)", &ctl),
@@ -977,6 +1147,11 @@ fn report(results: &Results, calls: usize, rounds: usize, load_before: &str, loa
                 (
                     "event at bench's ESL → webhook",
                     &of(|s| Some(s.hook? - s.bench?)),
+                ),
+                ("ctl share: event → outbox (Redis ms)", &of(|s| s.to_outbox)),
+                (
+                    "ctl share: outbox → webhook (Redis ms)",
+                    &of(|s| s.from_outbox),
                 ),
             ];
             for (i, (what, d)) in rows.iter().enumerate() {
@@ -1003,6 +1178,21 @@ fn report(results: &Results, calls: usize, rounds: usize, load_before: &str, loa
                     refused.len(),
                     &refused[..refused.len().min(3)]
                 );
+            }
+            if let Some(h) = results.metrics.get(&(step, rate)) {
+                for (name, what) in SCRAPED {
+                    let Some(buckets) = h.get(name) else {
+                        continue;
+                    };
+                    let (p50, n) = quantile(buckets, 0.5);
+                    let (p90, _) = quantile(buckets, 0.9);
+                    let (p99, _) = quantile(buckets, 0.99);
+                    println!(
+                        "{:<14}{n:>4}  {:<40} {p50:>7.1} {p90:>7.1} {p99:>7.1}",
+                        "",
+                        format!("/metrics: {what}")
+                    );
+                }
             }
             let met = missing == 0 && total.p50 < 40.0 && total.p99 < 100.0 && ctl.p99 < 20.0;
             verdicts.push(format!(

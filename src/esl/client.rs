@@ -7,6 +7,7 @@
 //! what happens next.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
@@ -78,6 +79,9 @@ pub struct Client {
     requests: mpsc::Sender<Request>,
     closed: watch::Receiver<Option<Arc<CloseReason>>>,
     config: Arc<ClientConfig>,
+    /// Requests submitted and not yet answered (shared with the connection task, which counts
+    /// the answers).
+    pending: Arc<AtomicUsize>,
 }
 
 /// The events of one connection, in arrival order. Ends after the connection closed and every
@@ -142,18 +146,21 @@ impl Client {
         let (events_tx, events_rx) = mpsc::channel(config.event_channel.max(1));
         let (closed_tx, closed) = watch::channel(None);
         let config = Arc::new(config);
+        let pending = Arc::new(AtomicUsize::new(0));
         tokio::spawn(connection::run(
             framed,
             rx,
             events_tx,
             closed_tx,
             config.clone(),
+            pending.clone(),
         ));
         Ok((
             Client {
                 requests,
                 closed,
                 config,
+                pending,
             },
             EventStream { rx: events_rx },
         ))
@@ -270,6 +277,13 @@ impl Client {
         self.closed.borrow().is_some()
     }
 
+    /// Commands sent on this connection that FreeSWITCH has not answered yet (a `bgapi` until
+    /// it accepted the job), timed-out ones included: FreeSWITCH runs a connection's commands
+    /// one at a time, so a new command waits behind all of them.
+    pub fn in_flight(&self) -> usize {
+        self.pending.load(Ordering::Relaxed)
+    }
+
     async fn expect_ok(&self, command: Command) -> Result<(), ClientError> {
         let what = command.describe();
         let frame = self.send(command).await?;
@@ -277,10 +291,11 @@ impl Client {
     }
 
     async fn submit(&self, request: Request) -> Result<(), ClientError> {
-        self.requests
-            .send(request)
-            .await
-            .map_err(|_| self.disconnected())
+        self.pending.fetch_add(1, Ordering::Relaxed);
+        self.requests.send(request).await.map_err(|_| {
+            self.pending.fetch_sub(1, Ordering::Relaxed);
+            self.disconnected()
+        })
     }
 
     /// Records a finished command in the metrics, when this connection is counted.

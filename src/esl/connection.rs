@@ -11,6 +11,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -91,6 +92,8 @@ struct Connection {
     events: mpsc::Sender<Event>,
     notice: Option<String>,
     config: Arc<ClientConfig>,
+    /// The client's count of requests not yet answered; lowered here as their answers come.
+    pending: Arc<AtomicUsize>,
 }
 
 pub(crate) async fn run<S>(
@@ -99,6 +102,7 @@ pub(crate) async fn run<S>(
     events: mpsc::Sender<Event>,
     closed: watch::Sender<Option<Arc<CloseReason>>>,
     config: Arc<ClientConfig>,
+    pending: Arc<AtomicUsize>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -110,6 +114,7 @@ pub(crate) async fn run<S>(
         events: events.clone(),
         notice: None,
         config,
+        pending,
     };
     let mut handles_alive = true;
     let error: Option<String> = loop {
@@ -215,7 +220,11 @@ impl Connection {
     }
 
     fn on_reply(&mut self, frame: Frame) {
-        match self.waiters.pop_front() {
+        let waiter = self.waiters.pop_front();
+        if waiter.is_some() {
+            self.pending.fetch_sub(1, Ordering::Relaxed);
+        }
+        match waiter {
             // A dropped receiver means its caller timed out; the reply is discarded here so the
             // next reply still goes to the right waiter.
             Some(Waiter::Reply(tx)) => drop(tx.send(Ok(frame))),
@@ -307,6 +316,7 @@ impl Connection {
     fn fail_all(&mut self, reason: &CloseReason) {
         let err = || ClientError::Disconnected(reason.to_string());
         for waiter in self.waiters.drain(..) {
+            self.pending.fetch_sub(1, Ordering::Relaxed);
             if let Waiter::Reply(tx) = waiter {
                 drop(tx.send(Err(err())));
             }

@@ -17,6 +17,10 @@ use tokio::sync::watch;
 use crate::conference::{AppId, NodePrefix};
 use crate::esl::{ApiCommand, ApiReply, Client, ClientError};
 
+/// Command connections per node unless configured: a command the node is slow to answer then
+/// holds up few others.
+pub const DEFAULT_COMMAND_CONNECTIONS: usize = 4;
+
 /// How to reach and use one node.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
@@ -27,7 +31,9 @@ pub struct NodeConfig {
     pub profile: String,
     /// Where control legs are originated (`null/switchyard` needs no media).
     pub control_endpoint: String,
-    /// Command connections besides the event connection.
+    /// Command connections besides the event connection. FreeSWITCH runs the commands of one
+    /// connection one at a time, so this many commands run at once; each goes to the
+    /// connection with the fewest commands in flight.
     pub command_connections: usize,
     /// No bytes for this long means the node is gone (about 2.5 heartbeat periods).
     pub silence_timeout: Duration,
@@ -75,7 +81,7 @@ impl NodeConfig {
             password: password.into(),
             profile: "switchyard".into(),
             control_endpoint: "null/switchyard".into(),
-            command_connections: 2,
+            command_connections: DEFAULT_COMMAND_CONNECTIONS,
             silence_timeout: Duration::from_secs(50),
             audit_interval: Duration::from_secs(30),
             settle_resync: Duration::from_secs(2),
@@ -215,8 +221,7 @@ impl NodeHandle {
         if !matches!(link.state, NodeState::Up { .. }) || link.commands.is_empty() {
             return Err(NodeError::Unavailable(self.config.prefix.to_string()));
         }
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % link.commands.len();
-        Ok(link.commands[i].clone())
+        Ok(least_busy(&link.commands, self.next.fetch_add(1, Ordering::Relaxed)).clone())
     }
 
     /// Runs an API command on one of the node's command connections.
@@ -250,6 +255,17 @@ impl NodeHandle {
             other => NodeError::Unavailable(format!("{}: {other}", self.config.prefix)),
         }
     }
+}
+
+/// The connection a command should go to: an open one with the fewest commands in flight (a
+/// command queued behind a slow one waits for it, as FreeSWITCH runs a connection's commands in
+/// turn); ties go round-robin from `turn`. `commands` must not be empty.
+fn least_busy(commands: &[Client], turn: usize) -> &Client {
+    let n = commands.len();
+    (0..n)
+        .map(|k| &commands[(turn + k) % n])
+        .min_by_key(|c| (c.is_closed(), c.in_flight()))
+        .unwrap_or(&commands[turn % n])
 }
 
 /// Every configured node; places new rooms on the least-loaded healthy one.
@@ -289,4 +305,142 @@ impl NodePool {
 /// A node address for logs (never the password).
 pub fn describe(config: &NodeConfig) -> String {
     format!("{}@{}", config.prefix, config.addr)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::esl::{ClientConfig, Password, RequestCodec};
+    use bytes::Bytes;
+    use futures_util::{SinkExt, StreamExt};
+    use tokio::sync::{mpsc, oneshot};
+    use tokio_util::codec::Framed;
+
+    fn api_response(body: &str) -> Bytes {
+        Bytes::from(format!(
+            "Content-Type: api/response\nContent-Length: {}\n\n{body}",
+            body.len()
+        ))
+    }
+
+    /// A fake node's command connection named `name`: it answers every `api` with `+OK <name>`,
+    /// reports each command it reads on `seen`, and holds the answer to its first command
+    /// until `hold` fires (when given), as FreeSWITCH holds a connection behind a slow command.
+    async fn connection(
+        name: &'static str,
+        seen: mpsc::UnboundedSender<(&'static str, String)>,
+        hold: Option<oneshot::Receiver<()>>,
+    ) -> Client {
+        let (ours, theirs) = tokio::io::duplex(64 * 1024);
+        tokio::spawn(async move {
+            let mut framed = Framed::new(theirs, RequestCodec::default());
+            framed
+                .send(Bytes::from_static(b"Content-Type: auth/request\n\n"))
+                .await
+                .unwrap();
+            let _auth = framed.next().await.unwrap().unwrap();
+            framed
+                .send(Bytes::from_static(
+                    b"Content-Type: command/reply\nReply-Text: +OK accepted\n\n",
+                ))
+                .await
+                .unwrap();
+            // Commands are reported as they arrive (so one queued behind the held answer shows
+            // at once) and answered in order by a writer that holds the first answer.
+            let (mut sink, mut stream) = framed.split();
+            let (answers, mut to_answer) = mpsc::unbounded_channel::<()>();
+            tokio::spawn(async move {
+                let mut hold = hold;
+                while to_answer.recv().await.is_some() {
+                    if let Some(release) = hold.take() {
+                        let _ = release.await;
+                    }
+                    let answer = api_response(&format!("+OK {name}"));
+                    if sink.send(answer).await.is_err() {
+                        return;
+                    }
+                }
+            });
+            while let Some(Ok(request)) = stream.next().await {
+                let _ = seen.send((name, request.command.clone()));
+                let _ = answers.send(());
+            }
+        });
+        let config = ClientConfig {
+            command_timeout: Duration::from_secs(30),
+            ..ClientConfig::default()
+        };
+        let (client, _) = Client::handshake(ours, &Password::new("ClueCon").unwrap(), config)
+            .await
+            .unwrap();
+        client
+    }
+
+    #[tokio::test]
+    async fn a_command_goes_to_the_connection_with_the_fewest_in_flight() {
+        let (seen_tx, mut seen) = mpsc::unbounded_channel();
+        let (release, hold) = oneshot::channel();
+        let slow = connection("slow", seen_tx.clone(), Some(hold)).await;
+        let quick = connection("quick", seen_tx, None).await;
+        let (link_tx, link) = watch::channel(NodeLink {
+            state: NodeState::Up {
+                core_uuid: "core".into(),
+            },
+            commands: vec![slow.clone(), quick.clone()],
+        });
+        let (effects, _effects_rx) = tokio::sync::mpsc::unbounded_channel();
+        let config = NodeConfig::new(NodePrefix::parse("abcde").unwrap(), "fake:1", "ClueCon");
+        let node = NodeHandle::new(Arc::new(config), link, effects);
+        let cmd = |arg: &str| ApiCommand::new("echo").unwrap().arg(arg).unwrap();
+
+        // The first command goes to the first connection, which holds it.
+        let first = tokio::spawn({
+            let node = node.clone();
+            let cmd = cmd("1");
+            async move { node.api(&cmd).await }
+        });
+        assert_eq!(seen.recv().await.unwrap(), ("slow", "api echo 1".into()));
+        assert_eq!(slow.in_flight(), 1);
+        // The second goes to the other one; the third too: the held connection has a command
+        // in flight (round-robin would queue the third behind the held one).
+        for n in ["2", "3"] {
+            let command = cmd(n);
+            let call = node.api(&command);
+            tokio::pin!(call);
+            let mut reached = None;
+            let reply = loop {
+                tokio::select! {
+                    reply = &mut call => break reply.unwrap(),
+                    Some((to, line)) = seen.recv() => {
+                        assert_eq!(to, "quick", "command {n} queued behind the held one: {line}");
+                        reached = Some(line);
+                    }
+                }
+            };
+            assert_eq!(
+                reply.into_data().unwrap().trim(),
+                "+OK quick",
+                "command {n}"
+            );
+            let reached = match reached {
+                Some(line) => line,
+                None => seen.recv().await.unwrap().1,
+            };
+            assert_eq!(reached, format!("api echo {n}"));
+        }
+        assert_eq!(quick.in_flight(), 0);
+        release.send(()).unwrap();
+        let reply = first.await.unwrap().unwrap();
+        assert_eq!(reply.into_data().unwrap().trim(), "+OK slow");
+        assert_eq!(slow.in_flight(), 0);
+        // With both idle again, commands take turns.
+        let mut used = Vec::new();
+        for n in ["4", "5"] {
+            node.api(&cmd(n)).await.unwrap();
+            used.push(seen.recv().await.unwrap().0);
+        }
+        used.sort_unstable();
+        assert_eq!(used, ["quick", "slow"]);
+        drop(link_tx);
+    }
 }

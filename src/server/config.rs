@@ -98,6 +98,9 @@ pub struct Node {
     /// How often the store is compared with the node and repaired, in milliseconds (default
     /// 30,000).
     pub audit_ms: Option<u64>,
+    /// Event Socket connections that carry commands, besides the one for events (default 4):
+    /// FreeSWITCH runs one connection's commands in turn, so this many run at once.
+    pub command_connections: Option<usize>,
 }
 
 /// The profile `freeswitch-conf/` defines for rooms.
@@ -357,6 +360,9 @@ impl Config {
                 if let Some(ms) = n.audit_ms {
                     c.audit_interval = Duration::from_millis(ms.max(100));
                 }
+                if let Some(k) = n.command_connections {
+                    c.command_connections = k.clamp(1, 64);
+                }
                 c.command_timeout = Duration::from_millis(self.limits.command_timeout_ms);
                 c.join_timeout = Duration::from_millis(self.limits.join_timeout_ms);
                 Some(c)
@@ -429,6 +435,7 @@ mod tests {
         assert_eq!(c.redis_url.as_deref(), Some("redis://10.0.0.1/"));
         assert_eq!(c.listen.port(), 9000);
         assert_eq!(c.node_configs()[0].password, "secret");
+        assert_eq!(c.node_configs()[0].command_connections, 4);
         assert!(!format!("{:?}", c.apps).contains("key_sha256"));
         let hooks = c.webhook_dispatchers().unwrap();
         assert_eq!(hooks.len(), 1);
@@ -456,6 +463,21 @@ mod tests {
         let hooks = c.webhook_dispatchers().unwrap();
         assert!(hooks[0].allow_private);
         assert_eq!(hooks[0].retry.delays.len(), 2);
+    }
+
+    #[test]
+    fn a_node_s_command_connections_are_configurable() {
+        let base = "[[nodes]]\nname='a'\nprefix='abcde'\nesl='x:1'\npassword='p'\n";
+        let c = Config::parse(base, |_| None).unwrap();
+        assert_eq!(
+            c.node_configs()[0].command_connections,
+            crate::node::DEFAULT_COMMAND_CONNECTIONS
+        );
+        for (value, used) in [(8, 8), (0, 1), (1000, 64)] {
+            let c =
+                Config::parse(&format!("{base}command_connections = {value}"), |_| None).unwrap();
+            assert_eq!(c.node_configs()[0].command_connections, used, "{value}");
+        }
     }
 
     #[test]
