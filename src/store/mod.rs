@@ -6,9 +6,12 @@
 //! never both win), its indexes, and its domain events appended to the webhook outbox. Callers use
 //! [`update_room`], which loads, applies, saves and retries on a lost race (or [`modify_room`],
 //! the same without the saved room handed back); the memory store does it in one step under its
-//! lock instead.
+//! lock instead. That loop and batches of room changes are in `change`; the webhook delivery
+//! records in `delivery`; the outbox's wake-ups in [`bell`].
 
 pub mod bell;
+mod change;
+mod delivery;
 pub mod keys;
 pub mod memory;
 pub mod redis;
@@ -19,10 +22,15 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use crate::conference::{
-    AppId, DomainEvent, Member, MemberStatus, Micros, NodePrefix, Room, RoomId, RoomStatus,
-    Session, SessionId,
+pub use change::{
+    IndexDelta, Modified, RoomChange, Updated, load_apply_save, modify_room, modify_rooms,
+    unique_name, update_room,
 };
+pub use delivery::{
+    DEAD_LETTERS_KEPT, DELIVERY_LOG_KEPT, DeadLetter, DeliveryAttempt, outbox_order,
+};
+
+use crate::conference::{AppId, DomainEvent, Micros, NodePrefix, Room, RoomId, Session, SessionId};
 
 /// A store failure.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -58,67 +66,6 @@ pub enum Saved {
     Saved,
     /// The stored `seq` was not the expected one: reload and apply again.
     Conflict,
-}
-
-/// How the session → room index and the name index change with a room write.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct IndexDelta {
-    pub add_sessions: Vec<SessionId>,
-    pub remove_sessions: Vec<SessionId>,
-    /// The room ended: its name is free again and it leaves its node's set.
-    pub release: bool,
-    /// Conferencecall and recording ids new in this version (looked up by [`Store::ref_owner`]).
-    pub add_refs: Vec<Uuid>,
-}
-
-impl IndexDelta {
-    /// What changes between two versions of a room.
-    pub fn between(old: &Room, new: &Room) -> IndexDelta {
-        IndexDelta {
-            add_sessions: live_sessions_missing(new, old),
-            remove_sessions: live_sessions_missing(old, new),
-            release: old.status != RoomStatus::Terminated && new.status == RoomStatus::Terminated,
-            add_refs: new
-                .members
-                .iter()
-                .filter(|(ch, m)| {
-                    old.members.get(*ch).map(|o| o.conferencecall_id) != Some(m.conferencecall_id)
-                })
-                .map(|(_, m)| m.conferencecall_id)
-                .chain(
-                    new.recordings
-                        .iter()
-                        .skip(old.recordings.len())
-                        .map(|r| r.id),
-                )
-                .collect(),
-        }
-    }
-}
-
-/// The sessions of `room`'s live (not leaved) members that are not live members of `other`, in
-/// `room`'s member order. Members are keyed by channel, so a member's session is looked for under
-/// its own channel first, and only then among all of `other`'s members.
-fn live_sessions_missing(room: &Room, other: &Room) -> Vec<SessionId> {
-    let live = |m: &&Member| m.status != MemberStatus::Leaved;
-    room.members
-        .iter()
-        .filter(|(_, m)| live(m))
-        .filter(|(channel, m)| {
-            let same_slot = other
-                .members
-                .get(*channel)
-                .filter(live)
-                .is_some_and(|o| o.session == m.session);
-            !same_slot
-                && !other
-                    .members
-                    .values()
-                    .filter(live)
-                    .any(|o| o.session == m.session)
-        })
-        .map(|(_, m)| m.session.clone())
-        .collect()
 }
 
 /// A page of a listing: items and the position to continue after, if there is more.
@@ -457,163 +404,5 @@ pub trait Store: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<DeadLetter>, StoreError>> + Send;
 }
 
-/// What [`update_room`] returns: `None` when the room does not exist, the change's own error
-/// when it refused, else the saved room and the change's value.
-pub type Updated<T, E> = Result<Option<Result<(Room, T), E>>, StoreError>;
-
-/// What [`modify_room`] returns: `None` when the room does not exist, the change's own error
-/// when it refused, else the change's value.
-pub type Modified<T, E> = Result<Option<Result<T, E>>, StoreError>;
-
-/// How many times [`update_room`] retries a lost race before giving up.
-const MAX_ATTEMPTS: u32 = 64;
-
-/// Loads a room, lets `change` modify it (returning its events, or an error to abort), and saves
-/// it atomically; a lost race reloads and runs `change` again. Returns the saved room and the
-/// value `change` returned, or `None` when the room does not exist.
-pub async fn update_room<S, T, E, F>(
-    store: &S,
-    app: &AppId,
-    id: &RoomId,
-    change: F,
-) -> Result<Option<Result<(Room, T), E>>, StoreError>
-where
-    S: Store,
-    T: Send,
-    E: Send,
-    F: FnMut(&mut Room) -> Result<(T, Vec<DomainEvent>), E> + Send,
-{
-    store.change_room(app, id, change).await
-}
-
-/// [`update_room`] without the saved room: `None` when the room does not exist, the change's own
-/// error when it refused, else the change's value.
-pub async fn modify_room<S, T, E, F>(
-    store: &S,
-    app: &AppId,
-    id: &RoomId,
-    change: F,
-) -> Result<Option<Result<T, E>>, StoreError>
-where
-    S: Store,
-    T: Send,
-    E: Send,
-    F: FnMut(&mut Room) -> Result<(T, Vec<DomainEvent>), E> + Send,
-{
-    store.change_room_value(app, id, change).await
-}
-
-/// One room's change in a batch ([`modify_rooms`]).
-pub struct RoomChange<'a, F> {
-    pub app: &'a AppId,
-    pub room: &'a RoomId,
-    pub change: F,
-}
-
-/// [`modify_room`] for several rooms at once: each result is what [`modify_room`] would return
-/// for that room, in the order of `changes`.
-pub async fn modify_rooms<'a, S, T, E, F>(
-    store: &'a S,
-    changes: Vec<RoomChange<'a, F>>,
-) -> Vec<Modified<T, E>>
-where
-    S: Store,
-    T: Send + 'a,
-    E: Send + 'a,
-    F: FnMut(&mut Room) -> Result<(T, Vec<DomainEvent>), E> + Send + 'a,
-{
-    store.change_rooms(changes).await
-}
-
-/// The generic [`Store::change_room`]: load, change a copy, save guarded by `seq`, retry.
-pub async fn load_apply_save<S, T, E>(
-    store: &S,
-    app: &AppId,
-    id: &RoomId,
-    mut change: impl FnMut(&mut Room) -> Result<(T, Vec<DomainEvent>), E>,
-) -> Result<Option<Result<(Room, T), E>>, StoreError>
-where
-    S: Store,
-{
-    for attempt in 0..MAX_ATTEMPTS {
-        if attempt > 0 {
-            // Losers of a race spread out instead of colliding again at once.
-            let spread = u64::from(attempt.min(10)) * 500;
-            tokio::time::sleep(std::time::Duration::from_micros(fastrand::u64(0..=spread))).await;
-        }
-        let Some(old) = store.room(app, id).await? else {
-            return Ok(None);
-        };
-        let mut new = old.clone();
-        let (value, events) = match change(&mut new) {
-            Ok(v) => v,
-            Err(e) => return Ok(Some(Err(e))),
-        };
-        if new == old {
-            return Ok(Some(Ok((new, value))));
-        }
-        match store.save_room(&old, &new, &events).await? {
-            Saved::Saved => return Ok(Some(Ok((new, value)))),
-            Saved::Conflict => continue,
-        }
-    }
-    Err(StoreError::Contention(id.to_string()))
-}
-
-/// The name a room is unique by within its app: its name, or for a nameless room (the conference
-/// resource allows them) its id, so nameless rooms never collide.
-pub fn unique_name(room: &Room) -> String {
-    if room.name.is_empty() {
-        format!("#{}", room.id)
-    } else {
-        room.name.clone()
-    }
-}
-
 /// How long a terminated room (and its conferencecalls and recordings) stays readable.
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
-
-/// How many dead letters a store keeps per app.
-pub const DEAD_LETTERS_KEPT: usize = 10_000;
-
-/// How many delivery attempts a store keeps per app.
-pub const DELIVERY_LOG_KEPT: usize = 10_000;
-
-/// One attempt to deliver a webhook message.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct DeliveryAttempt {
-    /// The `webhook-id` of the message.
-    pub message_id: String,
-    #[serde(rename = "type")]
-    pub kind: crate::conference::EventKind,
-    pub room: RoomId,
-    pub seq: u64,
-    /// 1 for the first attempt of the message.
-    pub attempt: u32,
-    /// `delivered`, `retry` (another attempt follows) or `dead_letter`.
-    pub outcome: String,
-    /// The receiver's HTTP status, if it answered.
-    pub status: Option<u16>,
-    pub error: Option<String>,
-    pub at: Micros,
-    pub duration_ms: u64,
-}
-
-/// A webhook message given up on: after its last attempt, or refused by the receiver.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct DeadLetter {
-    /// The outbox entry (the `webhook-id` is derived from it).
-    pub outbox_id: String,
-    pub event: DomainEvent,
-    pub attempts: u32,
-    /// The last HTTP status, if the receiver answered.
-    pub status: Option<u16>,
-    pub last_error: String,
-    pub at: Micros,
-}
-
-/// The order of outbox ids (`<ms>-<seq>`, as Redis streams number entries); `None` if malformed.
-pub fn outbox_order(id: &str) -> Option<(u64, u64)> {
-    let (ms, seq) = id.split_once('-')?;
-    Some((ms.parse().ok()?, seq.parse().ok()?))
-}
