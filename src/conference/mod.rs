@@ -12,7 +12,7 @@ pub mod ops;
 pub mod session;
 pub mod snapshot;
 
-pub use apply::{Applied, Effect, Ignored, apply, apply_event};
+pub use apply::{Applied, Effect, Ignored, apply, apply_event, in_order};
 pub use events::{DomainEvent, EventKind};
 pub use facts::{ChannelFact, ChannelInfo, ConferenceFact, Fact, Observed, from_event};
 pub use ids::{AppId, IdError, NodePrefix, RoomId, SessionId};

@@ -12,7 +12,7 @@ use crate::conference::session::{Origin, apply_channel};
 use crate::conference::snapshot::{SnapshotChannel, SnapshotConference, Stale, reconcile_at};
 use crate::conference::{
     AppId, ChannelFact, ChannelInfo, ConferenceFact, Fact, Micros, Observed, RoomId, Session,
-    SessionId, apply_event, ops,
+    SessionId, apply_event, in_order, ops,
 };
 use crate::store::{RoomChange, Store, StoreError, modify_room, modify_rooms};
 
@@ -108,7 +108,8 @@ impl<S: Store> Reconciler<S> {
     pub async fn apply(&self, observed: &Observed, now: Micros) -> Result<Effects, StoreError> {
         match &observed.fact {
             Fact::Channel { kind, info, cause } => {
-                self.channel(&observed.core_uuid, *kind, info, cause.as_deref(), now)
+                let (core, sequence) = (&observed.core_uuid, observed.sequence);
+                self.channel(core, sequence, *kind, info, cause.as_deref(), now)
                     .await
             }
             Fact::Conference {
@@ -123,9 +124,11 @@ impl<S: Store> Reconciler<S> {
         }
     }
 
+    /// A CHANNEL fact numbered `sequence` by the node (0: not from an event, e.g. a resync).
     async fn channel(
         &self,
         core: &str,
+        sequence: u64,
         kind: ChannelFact,
         info: &ChannelInfo,
         cause: Option<&str>,
@@ -159,9 +162,13 @@ impl<S: Store> Reconciler<S> {
         let Some(room) = self.store.room_of_session(&app, &id).await? else {
             return Ok(Vec::new());
         };
-        self.update(&app, &room, |r| match kind {
-            ChannelFact::HungUp => channel_gone(r, &info.channel, cause, now),
-            _ => channel_parked(r, &info.channel, now),
+        // An old CHANNEL_PARK or HANGUP applied late (by a second instance) must not take out a
+        // member that joined again since.
+        self.update(&app, &room, |r| {
+            in_order(r, core, &info.channel, sequence, |r| match kind {
+                ChannelFact::HungUp => channel_gone(r, &info.channel, cause, now),
+                _ => channel_parked(r, &info.channel, now),
+            })
         })
         .await
     }
@@ -448,7 +455,7 @@ impl<S: Store> Reconciler<S> {
                 app_hint: None,
                 role: None,
             };
-            self.channel(core, ChannelFact::Answered, &info, None, now)
+            self.channel(core, 0, ChannelFact::Answered, &info, None, now)
                 .await?;
         }
         let sessions: HashMap<String, Session> = self
@@ -504,7 +511,7 @@ impl<S: Store> Reconciler<S> {
                 role: None,
             };
             effects.extend(
-                self.channel(core, ChannelFact::HungUp, &info, None, now)
+                self.channel(core, 0, ChannelFact::HungUp, &info, None, now)
                     .await?,
             );
         }

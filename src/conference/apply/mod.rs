@@ -158,20 +158,33 @@ pub fn apply_event(
     now: Micros,
     sequence: u64,
 ) -> Applied {
-    let channel = fact
-        .member_channel()
-        .filter(|c| sequence > 0 && *c != room.control.channel);
-    if let Some(channel) = channel
+    let channel = fact.member_channel().unwrap_or_default();
+    in_order(room, core_uuid, channel, sequence, |room| {
+        apply(room, core_uuid, conference_uuid, fact, session, now)
+    })
+}
+
+/// Applies `f`, a change about `channel` (a member fact, or its call's CHANNEL event) that the
+/// node numbered `sequence`, unless an event of the channel at least as new was applied already
+/// (see [`apply_event`]); then marks the channel's member with `sequence`. `channel` empty, the
+/// control leg's, or `sequence` 0 (not known): `f` is applied as it is.
+pub fn in_order(
+    room: &mut Room,
+    core_uuid: &str,
+    channel: &str,
+    sequence: u64,
+    f: impl FnOnce(&mut Room) -> Applied,
+) -> Applied {
+    let tracked = !channel.is_empty() && sequence > 0 && channel != room.control.channel;
+    if tracked
         && room.core_uuid.as_deref() == Some(core_uuid)
         && newest_applied(room, channel) >= sequence
     {
         return Applied::ignored(Ignored::Superseded);
     }
-    let out = apply(room, core_uuid, conference_uuid, fact, session, now);
+    let out = f(room);
     // Only with a change: the room's `seq` moved, so the write is guarded like any other.
-    if let Some(channel) = channel
-        && out.changed
-    {
+    if tracked && out.changed {
         let member = match room.members.get_mut(channel) {
             Some(m) => Some(m),
             None => room
