@@ -90,10 +90,6 @@ impl Bells {
             .live
             .send_if_modified(|l| std::mem::replace(l, live) != live);
     }
-
-    pub fn is_live(&self) -> bool {
-        *self.inner.live.borrow()
-    }
 }
 
 /// Why [`OutboxWatch::wait`] returned.
@@ -130,11 +126,6 @@ pub struct OutboxWatch {
 }
 
 impl OutboxWatch {
-    /// Whether rings reach this reader now (else it polls).
-    pub fn is_live(&self) -> bool {
-        *self.live.borrow()
-    }
-
     /// Resolves once rings reach this reader (at once for the memory store; for Redis once the
     /// subscription is up), or never if its store is gone.
     pub async fn live(&mut self) {

@@ -312,7 +312,7 @@ impl<S: Store> Dispatcher<S> {
                         break;
                     }
                 }
-                _ = bell.wait(next.since(), waits), if matches!(next, Next::Bell(_)) => {
+                _ = bell.wait(next.at(), waits), if matches!(next, Next::Bell(_)) => {
                     next = Next::At(Instant::now());
                 }
                 _ = tokio::time::sleep_until(next.at()), if matches!(next, Next::At(_)) => {}
@@ -486,10 +486,6 @@ impl Next {
         match self {
             Next::At(at) | Next::Bell(at) => at,
         }
-    }
-
-    fn since(self) -> Instant {
-        self.at()
     }
 }
 
