@@ -34,9 +34,14 @@
 #[allow(dead_code)]
 #[path = "../tests/common/freeswitch.rs"]
 mod freeswitch;
+/// Its API client (its `switchyard serve` runner is not used: the bench starts its own build).
+#[allow(dead_code)]
+#[path = "../tests/common/serve.rs"]
+mod serve;
 #[allow(dead_code)]
 #[path = "../tests/common/sipp.rs"]
 mod sipp;
+use serve::Api;
 #[allow(dead_code)]
 mod support;
 
@@ -475,41 +480,6 @@ fn write_config(
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }
 
-#[derive(Clone)]
-struct Api {
-    base: String,
-    http: reqwest::Client,
-}
-
-impl Api {
-    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut req = self
-            .http
-            .request(
-                method.parse().unwrap_or(reqwest::Method::GET),
-                format!("{}{path}", self.base),
-            )
-            .header("X-App-ID", APP)
-            .header("X-API-Key", KEY);
-        if let Some(b) = body {
-            req = req
-                .header("Content-Type", "application/json")
-                .body(b.to_string());
-        }
-        match req.send().await {
-            Ok(r) => {
-                let status = r.status().as_u16();
-                let bytes = r.bytes().await.unwrap_or_default();
-                (
-                    status,
-                    serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-                )
-            }
-            Err(_) => (0, Value::Null),
-        }
-    }
-}
-
 /// Polls `check` every 20 ms until it holds, at most `limit`.
 async fn within<F, Fut>(limit: Duration, what: &str, mut check: F) -> anyhow::Result<()>
 where
@@ -772,6 +742,8 @@ async fn run(
     let _serve = Serve(child);
     let api = Api {
         base,
+        app: APP.to_owned(),
+        key: KEY.to_owned(),
         http: reqwest::Client::builder()
             .pool_max_idle_per_host(64)
             .timeout(Duration::from_secs(10))
