@@ -184,7 +184,9 @@ fn apply_stream(c: &mut Criterion) {
 /// One resync as the supervisor runs it: the store's view first, then the snapshot applied.
 async fn resync_once<S: Store>(rec: &Reconciler<S>, snapshot: &[SnapshotConference]) {
     let before = rec.before_snapshot().await.unwrap();
-    rec.resync(CORE, &before, snapshot, &[], 10).await.unwrap();
+    rec.resync(CORE, &before, snapshot, &[], 0, 10)
+        .await
+        .unwrap();
 }
 
 /// A node with 1,000 rooms of 10 members each, resynced against a snapshot that agrees.

@@ -6,9 +6,9 @@
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
-use switchyard::conference::apply::{channel_gone, channel_parked};
+use switchyard::conference::apply::{channel_gone, channel_parked, in_order};
 use switchyard::conference::snapshot::{
-    MemberFlags, SnapshotConference, SnapshotMember, Stale, reconcile, reconcile_at,
+    MemberFlags, SnapshotConference, SnapshotMember, Stale, Taken, reconcile, reconcile_at,
 };
 use switchyard::conference::{
     AppId, ConferenceFact, DomainEvent, Effect, EventKind, Fact, Ignored, LeaveReason,
@@ -287,6 +287,11 @@ fn node_truth(facts: &[(String, ConferenceFact)]) -> Option<SnapshotConference> 
     })
 }
 
+/// A snapshot asked for at room version `version`, with no event position known.
+fn taken(version: u64) -> Taken {
+    Taken { version, events: 0 }
+}
+
 proptest! {
     #[test]
     fn applying_a_fact_twice_changes_nothing_the_second_time(dups in prop::collection::vec(any::<bool>(), 60)) {
@@ -342,7 +347,7 @@ proptest! {
         }
         let by_events = room.clone();
         let snapshot = node_truth(&facts[..cut]);
-        match reconcile_at(&mut room, seen, CORE, snapshot.as_ref(), &|_| None, 0, 1000) {
+        match reconcile_at(&mut room, taken(seen), CORE, snapshot.as_ref(), &|_| None, 0, 1000) {
             Err(stale) => {
                 prop_assert_eq!(stale, Stale { seen, now: by_events.seq });
                 prop_assert!(by_events.seq != seen);
@@ -395,7 +400,8 @@ fn a_snapshot_of_an_unmoved_room_is_written() {
     }
     // The node says the room is gone; nothing moved since the snapshot was asked for.
     let seen = room.seq;
-    let applied = reconcile_at(&mut room, seen, CORE, None, &|_| None, 0, 1000).expect("not stale");
+    let applied =
+        reconcile_at(&mut room, taken(seen), CORE, None, &|_| None, 0, 1000).expect("not stale");
     assert!(applied.changed);
     assert!(
         room.members.is_empty()
@@ -801,4 +807,156 @@ fn a_member_stranded_in_a_room_ended_by_an_older_controller_is_freed_by_its_hang
     assert!(applied.changed);
     assert!(applied.events.is_empty(), "{applied:?}");
     assert!(!room.members.contains_key(CAROL));
+}
+
+/// A step of a room's life on the node, as the reconciler hands it to the domain.
+#[derive(Debug, Clone)]
+enum NodeStep {
+    Fact(ConferenceFact),
+    /// The call's CHANNEL_PARK after it left the room.
+    Parked(String),
+}
+
+/// A room's life on the node, each step numbered as FreeSWITCH numbers its events (10, 20, …):
+/// Alice and Bob join; then each `(bob, leave_or_join)` either mutes or unmutes that caller, or
+/// takes it out of the room (a del-member, then its call's CHANNEL_PARK) or joins it again.
+fn node_history(ops: &[(bool, bool)]) -> Vec<(u64, NodeStep)> {
+    let mut steps = vec![NodeStep::Fact(ConferenceFact::Created)];
+    let mut next_id = 10;
+    let mut state: BTreeMap<&str, Option<(u32, bool)>> = BTreeMap::new();
+    for (bob, moves) in [(false, true), (true, true)].iter().chain(ops) {
+        let channel = if *bob { BOB } else { ALICE };
+        let now = state.entry(channel).or_insert(None);
+        match (*now, moves) {
+            (None, _) => {
+                next_id += 1;
+                *now = Some((next_id, true));
+                steps.push(NodeStep::Fact(added(channel, next_id)));
+            }
+            (Some((member_id, _)), true) => {
+                *now = None;
+                steps.push(NodeStep::Fact(ConferenceFact::MemberDeleted {
+                    channel: channel.into(),
+                    member_id,
+                    cause: None,
+                }));
+                steps.push(NodeStep::Parked(channel.into()));
+            }
+            (Some((member_id, muted)), false) => {
+                *now = Some((member_id, !muted));
+                let (channel, member_id) = (channel.into(), member_id);
+                steps.push(NodeStep::Fact(if muted {
+                    ConferenceFact::MemberUnmuted { channel, member_id }
+                } else {
+                    ConferenceFact::MemberMuted { channel, member_id }
+                }));
+            }
+        }
+    }
+    (1..).map(|n| n * 10).zip(steps).collect()
+}
+
+/// Applies one numbered step as the reconciler does (held to the channel's order).
+fn feed(room: &mut Room, sequence: u64, step: &NodeStep) -> Vec<DomainEvent> {
+    let caller = |channel: &str| Some(session(channel, "1009"));
+    match step {
+        NodeStep::Fact(fact) => {
+            let channel = fact.member_channel().unwrap_or_default().to_owned();
+            apply_event(
+                room,
+                CORE,
+                "c",
+                fact,
+                caller(&channel).as_ref(),
+                5,
+                sequence,
+            )
+            .events
+        }
+        NodeStep::Parked(channel) => {
+            in_order(room, CORE, channel, sequence, |r| {
+                channel_parked(r, channel, 5)
+            })
+            .events
+        }
+    }
+}
+
+/// The members' story as announced: (channel, kind, the node's moment it tells of).
+fn told_at(events: &[DomainEvent], moment: u64) -> Vec<(String, EventKind, u64)> {
+    events
+        .iter()
+        .filter(|e| e.data["uuid"].is_string())
+        .map(|e| {
+            (
+                e.data["uuid"].as_str().unwrap_or_default().to_owned(),
+                e.kind,
+                moment,
+            )
+        })
+        .collect()
+}
+
+proptest! {
+    #[test]
+    fn a_snapshot_holds_the_events_before_it_and_none_of_them_is_told_again(
+        ops in prop::collection::vec((any::<bool>(), any::<bool>()), 1..24),
+        cut in any::<prop::sample::Index>(),
+        lag in any::<prop::sample::Index>(),
+    ) {
+        // A reader has applied the node's steps up to `applied` when it takes a snapshot after
+        // `cut` of them: the steps in between were fired before the snapshot and are still on
+        // their way (in its connection, or applied late by a second controller instance). Each
+        // member's announced story must only ever move forward in the node's history: a step
+        // the written snapshot already holds is never told again (a leave and join replayed
+        // over a member the snapshot listed was the fleet test's `left, joined` no command made).
+        let history = node_history(&ops);
+        let cut = 1 + cut.index(history.len());
+        let applied = lag.index(cut + 1);
+        let mut room = room_with_join_requests();
+        let mut told = Vec::new();
+        for (sequence, step) in &history[..applied] {
+            told.extend(told_at(&feed(&mut room, *sequence, step), *sequence));
+        }
+        let facts: Vec<(String, ConferenceFact)> = history[..cut]
+            .iter()
+            .filter_map(|(_, s)| match s {
+                NodeStep::Fact(f) => Some(("c".to_owned(), f.clone())),
+                NodeStep::Parked(_) => None,
+            })
+            .collect();
+        let mark = history[cut - 1].0;
+        let taken = Taken { version: room.seq, events: mark };
+        let lookup = |channel: &str| Some(session(channel, "1009"));
+        let written = reconcile_at(&mut room, taken, CORE, node_truth(&facts).as_ref(), &lookup, 0, 7);
+        let written = written.expect("the room did not move: the write is taken");
+        told.extend(told_at(&written.events, mark));
+        for (sequence, step) in &history[applied..] {
+            told.extend(told_at(&feed(&mut room, *sequence, step), *sequence));
+        }
+        let mut moment: BTreeMap<&str, u64> = BTreeMap::new();
+        for (channel, kind, at) in &told {
+            let last = moment.entry(channel.as_str()).or_default();
+            prop_assert!(*at > *last, "{kind:?} of {channel} tells of {at}, after {last}: {told:?}");
+            *last = *at;
+        }
+        // And the room ends as the node is.
+        let all: Vec<(String, ConferenceFact)> = history
+            .iter()
+            .filter_map(|(_, s)| match s {
+                NodeStep::Fact(f) => Some(("c".to_owned(), f.clone())),
+                NodeStep::Parked(_) => None,
+            })
+            .collect();
+        let on_node: Vec<(String, Option<u32>, bool)> = node_truth(&all)
+            .map(|c| c.members.iter().map(|m| (m.uuid.clone(), Some(m.id), !m.flags.can_speak)).collect())
+            .unwrap_or_default();
+        let ours: Vec<(String, Option<u32>, bool)> = room
+            .members
+            .values()
+            .filter(|m| m.status == MemberStatus::Joined)
+            .map(|m| (m.channel().to_owned(), m.member_id, m.muted))
+            .collect();
+        prop_assert_eq!(ours, on_node);
+    }
 }

@@ -517,8 +517,12 @@ async fn events_keep_their_order_and_survive_the_close() {
     let (client, mut events) = connect(&addr, config).await;
     for round in 0..ROUNDS {
         let arg = format!("r{round}");
-        let reply = within("api", client.api(&api("echo", &[&arg]))).await;
-        assert_eq!(reply.unwrap().text(), format!("+OK echo {arg}\n"));
+        let reply = within("api", client.api(&api("echo", &[&arg])))
+            .await
+            .unwrap();
+        assert_eq!(reply.text(), format!("+OK echo {arg}\n"));
+        // The reply knows the newest event that came before it (what a snapshot reflects).
+        assert_eq!(reply.events_before(), round * PER_ROUND + PER_ROUND / 2);
     }
     // Nothing read yet; the connection is gone; every event is still delivered, in order.
     let reason = within("closed", client.closed()).await;
@@ -581,8 +585,12 @@ async fn slow_consumer_does_not_stall_replies_or_lose_events() {
     let (client, mut events) = connect(&addr, config).await;
     for round in 0..ROUNDS {
         let arg = format!("r{round}");
-        let reply = within("api", client.api(&api("echo", &[&arg]))).await;
-        assert_eq!(reply.unwrap().text(), format!("+OK echo {arg}\n"));
+        let reply = within("api", client.api(&api("echo", &[&arg])))
+            .await
+            .unwrap();
+        assert_eq!(reply.text(), format!("+OK echo {arg}\n"));
+        // Events not yet read by the consumer count too.
+        assert_eq!(reply.events_before(), (round + 1) * PER_ROUND);
     }
     let job = within("bgapi", client.bgapi(&api("status", &[]))).await;
     assert_eq!(job.unwrap().text(), "+OK job\n");

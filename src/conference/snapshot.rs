@@ -164,15 +164,33 @@ pub struct Stale {
     pub now: u64,
 }
 
-/// [`reconcile`] with a snapshot asked for when the room was at version (`seq`) `seen`. A room
-/// that has moved on since (events applied by this controller or another one, an API write)
-/// may hold what the snapshot is too old to show: writing the snapshot over it would take the
-/// room back, and announce the step back. Such a change is refused (`Stale`), and the next
-/// audit looks again. A room that needs no change is never refused. Called inside the store's
-/// atomic room change, so the version compared is the one the write replaces.
+/// When a snapshot was taken, as a room sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Taken {
+    /// The room's version (`seq`) when the snapshot was asked for.
+    pub version: u64,
+    /// The newest `Event-Sequence` of the node the snapshot reflects (0: not known): every
+    /// event so numbered or lower was fired before the snapshot was taken.
+    pub events: u64,
+}
+
+/// [`reconcile`] with a snapshot taken at `taken`. A room that has moved on since its version
+/// was read (events applied by this controller or another one, an API write) may hold what the
+/// snapshot is too old to show: writing the snapshot over it would take the room back, and
+/// announce the step back. Such a change is refused (`Stale`), and the next audit looks again.
+/// A room that needs no change is never refused. Called inside the store's atomic room change,
+/// so the version compared is the one the write replaces.
+///
+/// A change written holds every event up to `taken.events`: the members the node listed, and
+/// every past participation, are marked with it, so such an event applied after it (one that
+/// was still on its way, or applied late by another controller instance) is superseded
+/// ([`in_order`](super::apply::in_order)) instead of replaying a change the snapshot already
+/// showed: a member it listed taken out and added again by its last leave. A join on its way
+/// that the node did not list yet is left unmarked: its events are newer than the snapshot, or
+/// tell the join and its leave that the snapshot missed.
 pub fn reconcile_at(
     room: &mut Room,
-    seen: u64,
+    taken: Taken,
     core_uuid: &str,
     conference: Option<&SnapshotConference>,
     session: &dyn Fn(&str) -> Option<Session>,
@@ -188,8 +206,19 @@ pub fn reconcile_at(
         joins_settled_before,
         now,
     );
-    if applied.changed && version != seen {
-        return Err(Stale { seen, now: version });
+    if applied.changed && version != taken.version {
+        return Err(Stale {
+            seen: taken.version,
+            now: version,
+        });
+    }
+    if applied.changed {
+        let listed =
+            |channel: &str| conference.is_some_and(|c| c.members.iter().any(|m| m.uuid == channel));
+        let live = room.members.values_mut().filter(|m| listed(m.channel()));
+        for m in live.chain(room.past_members.iter_mut()) {
+            m.event_seq = m.event_seq.max(taken.events);
+        }
     }
     Ok(applied)
 }

@@ -169,6 +169,11 @@ impl Client {
     /// Sends one command and returns the frame that answers it (`command/reply` or
     /// `api/response`). Replies are matched strictly in order.
     pub async fn send(&self, command: Command) -> Result<Frame, ClientError> {
+        Ok(self.send_marked(command).await?.0)
+    }
+
+    /// [`Client::send`], with the newest `Event-Sequence` received before the reply.
+    async fn send_marked(&self, command: Command) -> Result<(Frame, u64), ClientError> {
         let what = command.describe();
         let (tx, rx) = oneshot::channel();
         self.submit(Request::Command { command, reply: tx }).await?;
@@ -188,7 +193,7 @@ impl Client {
     }
 
     async fn api_once(&self, command: &ApiCommand) -> Result<ApiReply, ClientError> {
-        let frame = self.send(Command::Api(command.clone())).await?;
+        let (frame, events_before) = self.send_marked(Command::Api(command.clone())).await?;
         if frame.content_type() != &ContentType::ApiResponse {
             return Err(ClientError::Protocol(format!(
                 "api {} answered with {}",
@@ -196,10 +201,10 @@ impl Client {
                 frame.content_type()
             )));
         }
-        Ok(ApiReply::new(
-            command.name(),
-            frame.body_bytes().unwrap_or_default(),
-        ))
+        Ok(
+            ApiReply::new(command.name(), frame.body_bytes().unwrap_or_default())
+                .after_events(events_before),
+        )
     }
 
     /// `bgapi <command>` with a Job-UUID of ours; resolves with the BACKGROUND_JOB body. The

@@ -29,11 +29,17 @@ use super::frame::{ContentType, Frame};
 use super::names::EventName;
 use super::reply::ApiReply;
 
+/// A command's reply, with the newest `Event-Sequence` among the events this connection had
+/// received when it came (0: none). FreeSWITCH runs an `api` command on the connection's own
+/// thread, the one that writes its events: every event that arrives before the reply was fired
+/// before the command ran, so the command's output reflects every event numbered up to this.
+pub(crate) type Answer = Result<(Frame, u64), ClientError>;
+
 /// A request from a [`Client`](super::Client) handle.
 pub(crate) enum Request {
     Command {
         command: Command,
-        reply: oneshot::Sender<Result<Frame, ClientError>>,
+        reply: oneshot::Sender<Answer>,
     },
     Job {
         command: ApiCommand,
@@ -73,7 +79,7 @@ impl fmt::Display for CloseReason {
 
 /// Who waits for the next `command/reply` or `api/response`.
 enum Waiter {
-    Reply(oneshot::Sender<Result<Frame, ClientError>>),
+    Reply(oneshot::Sender<Answer>),
     /// The `command/reply` of a bgapi: `+OK Job-UUID: …`, or an error that fails the job at once.
     JobAccepted(Uuid),
 }
@@ -94,6 +100,8 @@ struct Connection {
     config: Arc<ClientConfig>,
     /// The client's count of requests not yet answered; lowered here as their answers come.
     pending: Arc<AtomicUsize>,
+    /// The newest `Event-Sequence` received so far (they are not in order on the wire).
+    newest_sequence: u64,
 }
 
 pub(crate) async fn run<S>(
@@ -115,6 +123,7 @@ pub(crate) async fn run<S>(
         notice: None,
         config,
         pending,
+        newest_sequence: 0,
     };
     let mut handles_alive = true;
     let error: Option<String> = loop {
@@ -227,7 +236,7 @@ impl Connection {
         match waiter {
             // A dropped receiver means its caller timed out; the reply is discarded here so the
             // next reply still goes to the right waiter.
-            Some(Waiter::Reply(tx)) => drop(tx.send(Ok(frame))),
+            Some(Waiter::Reply(tx)) => drop(tx.send(Ok((frame, self.newest_sequence)))),
             Some(Waiter::JobAccepted(job_uuid)) => {
                 let text = frame.reply_text().unwrap_or_default().into_owned();
                 if !text.starts_with("+OK") {
@@ -246,6 +255,9 @@ impl Connection {
     }
 
     fn on_event(&mut self, event: Event) -> Result<(), ClientError> {
+        if let Some(sequence) = event.sequence() {
+            self.newest_sequence = self.newest_sequence.max(sequence);
+        }
         if event.name() == &EventName::BackgroundJob {
             let job = event.job_uuid().and_then(|j| Uuid::parse_str(&j).ok());
             if let Some(job_uuid) = job {

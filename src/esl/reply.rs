@@ -16,6 +16,7 @@ use super::error::ClientError;
 pub struct ApiReply {
     command: String,
     body: Bytes,
+    events_before: u64,
 }
 
 /// The text mod_event_socket substitutes for empty output.
@@ -26,7 +27,22 @@ impl ApiReply {
         ApiReply {
             command: command.into(),
             body,
+            events_before: 0,
         }
+    }
+
+    /// The reply of an `api` command that came after events numbered up to `sequence`.
+    pub fn after_events(mut self, sequence: u64) -> ApiReply {
+        self.events_before = sequence;
+        self
+    }
+
+    /// The newest `Event-Sequence` among the events its connection had received when this
+    /// `api` reply came (0: none, or a `bgapi` result). FreeSWITCH runs an `api` command on the
+    /// thread that writes the connection's events, so the output reflects every event numbered
+    /// up to this one, and an event so numbered that arrives later is older than the output.
+    pub fn events_before(&self) -> u64 {
+        self.events_before
     }
 
     /// The output as FreeSWITCH printed it.

@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use super::{AppDirectory, NodeConfig};
 use crate::conference::apply::{Effect, channel_gone, channel_parked};
 use crate::conference::session::{Origin, apply_channel};
-use crate::conference::snapshot::{SnapshotChannel, SnapshotConference, Stale, reconcile_at};
+use crate::conference::snapshot::{
+    SnapshotChannel, SnapshotConference, Stale, Taken, reconcile_at,
+};
 use crate::conference::{
     AppId, ChannelFact, ChannelInfo, ConferenceFact, Fact, Micros, Observed, RoomId, Session,
     SessionId, apply_event, in_order, ops,
@@ -423,13 +425,15 @@ impl<S: Store> Reconciler<S> {
     }
 
     /// Makes the store agree with a snapshot of the node, taken after `before`: rooms, members
-    /// and sessions.
+    /// and sessions. `snapshot_events`: the newest `Event-Sequence` the snapshot reflects (the
+    /// newest event that arrived before its reply on the connection it was asked on; 0: unknown).
     pub async fn resync(
         &self,
         core: &str,
         before: &Before,
         conferences: &[SnapshotConference],
         channels: &[SnapshotChannel],
+        snapshot_events: u64,
         now: Micros,
     ) -> Result<Effects, StoreError> {
         self.stats.resyncs.fetch_add(1, Ordering::Relaxed);
@@ -486,7 +490,11 @@ impl<S: Store> Reconciler<S> {
                     app,
                     room,
                     change: move |r: &mut crate::conference::Room| {
-                        let applied = reconcile_at(r, seen, core, conf, lookup, settled, now)?;
+                        let taken = Taken {
+                            version: seen,
+                            events: snapshot_events,
+                        };
+                        let applied = reconcile_at(r, taken, core, conf, lookup, settled, now)?;
                         Ok::<_, Stale>((applied.effects, applied.events))
                     },
                 }

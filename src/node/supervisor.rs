@@ -222,10 +222,10 @@ impl<S: Store> Supervisor<S> {
                 return Ok(());
             }
         };
-        let conferences = events
-            .api(&api(&["conference", "json_list"])?)
-            .await?
-            .into_data()?;
+        let conferences = events.api(&api(&["conference", "json_list"])?).await?;
+        // Every event numbered up to this came before the list and is in it.
+        let snapshot_events = conferences.events_before();
+        let conferences = conferences.into_data()?;
         let channels = events
             .api(&api(&["show", "channels", "as", "json"])?)
             .await?
@@ -237,7 +237,14 @@ impl<S: Store> Supervisor<S> {
         self.not_listed_yet(events, &before, &mut channels).await?;
         match self
             .reconciler
-            .resync(core, &before, &conferences, &channels, now_micros())
+            .resync(
+                core,
+                &before,
+                &conferences,
+                &channels,
+                snapshot_events,
+                now_micros(),
+            )
             .await
         {
             Ok(effects) => self.execute(effects, commands),
