@@ -260,13 +260,19 @@ async fn big_node<S: Store>(store: &S) -> Vec<SnapshotConference> {
             members.push(SnapshotMember {
                 id: m + 1,
                 uuid: channel,
-                flags: MemberFlags { can_speak: false },
+                flags: MemberFlags {
+                    can_speak: false,
+                    ..MemberFlags::default()
+                },
             });
         }
         members.push(SnapshotMember {
             id: 99,
             uuid: "ctl".into(),
-            flags: MemberFlags { can_speak: false },
+            flags: MemberFlags {
+                can_speak: false,
+                ..MemberFlags::default()
+            },
         });
         store.create_room(&room, &[]).await.unwrap();
         snapshot.push(SnapshotConference {

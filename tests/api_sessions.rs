@@ -33,7 +33,13 @@ async fn a_join_is_confirmed_only_by_add_member() {
     // Still joining: not a member yet, and mute/unmute/leave say so.
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(t.members(A, &room).await.is_empty());
-    for verb in ["conference/mute", "conference/unmute", "conference/leave"] {
+    for verb in [
+        "conference/mute",
+        "conference/unmute",
+        "conference/deaf",
+        "conference/hold",
+        "conference/leave",
+    ] {
         assert_error(&t.command(A, &s, verb).await, StatusCode::CONFLICT);
     }
     // Joining again while joining is the same room: already joined.
@@ -48,7 +54,10 @@ async fn a_join_is_confirmed_only_by_add_member() {
     let members = t.members(A, &room).await;
     assert_eq!(
         members,
-        vec![json!({ "uuid": s, "did": "15551230000", "caller_id": "1001", "muted": true })]
+        vec![json!({
+            "uuid": s, "did": "15551230000", "caller_id": "1001",
+            "muted": true, "deaf": false, "held": false,
+        })]
     );
     let show = t.get(&format!("/api/v1/conferences/{room}"), A).await;
     assert_eq!(show.body["members"], 1);
@@ -192,7 +201,7 @@ async fn mute_right_after_unmute_is_a_change_not_a_no_op() {
     let r = t.command(A, &s, "conference/mute").await;
     assert_error(&r, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(r.body["detail"]["group"], "conference_mute", "{r:?}");
-    let r = patiently(&t, &s, "conference/mute").await;
+    let r = t.patiently(A, &s, "conference/mute").await;
     assert_eq!(
         r.status,
         StatusCode::ACCEPTED,
@@ -204,7 +213,7 @@ async fn mute_right_after_unmute_is_a_change_not_a_no_op() {
     assert_error(&r, StatusCode::CONFLICT);
     assert_eq!(r.body["error"], "Member is already muted", "{r:?}");
     // And the other way round.
-    let r = patiently(&t, &s, "conference/unmute").await;
+    let r = t.patiently(A, &s, "conference/unmute").await;
     assert_eq!(
         r.status,
         StatusCode::ACCEPTED,
@@ -236,24 +245,10 @@ async fn mute_right_after_unmute_is_a_change_not_a_no_op() {
         ]
     );
     // Confirmed now: judged on the node's state again.
-    let r = patiently(&t, &s, "conference/unmute").await;
+    let r = t.patiently(A, &s, "conference/unmute").await;
     assert_error(&r, StatusCode::CONFLICT);
-    let r = patiently(&t, &s, "conference/mute").await;
+    let r = t.patiently(A, &s, "conference/mute").await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
-}
-
-/// A session command, sent again after the cooldown its 429 names, until it is answered
-/// otherwise.
-async fn patiently(t: &TestLab<MemoryStore>, session: &str, verb: &str) -> common::api::Reply {
-    for _ in 0..10 {
-        let r = t.command(A, session, verb).await;
-        if r.status != StatusCode::TOO_MANY_REQUESTS {
-            return r;
-        }
-        let wait = r.body["detail"]["retry_after_ms"].as_u64().unwrap();
-        tokio::time::sleep(Duration::from_millis(wait + 5)).await;
-    }
-    panic!("{verb} is still refused by its cooldown");
 }
 
 #[tokio::test]

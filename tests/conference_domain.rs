@@ -281,7 +281,10 @@ fn node_truth(facts: &[(String, ConferenceFact)]) -> Option<SnapshotConference> 
             .map(|(uuid, (id, speak))| SnapshotMember {
                 id,
                 uuid,
-                flags: MemberFlags { can_speak: speak },
+                flags: MemberFlags {
+                    can_speak: speak,
+                    ..MemberFlags::default()
+                },
             })
             .collect(),
     })
@@ -494,7 +497,10 @@ fn a_snapshot_reads_past_the_recording_freeswitch_lists_among_the_members() {
         vec![SnapshotMember {
             id: 1,
             uuid: "ctl-1".into(),
-            flags: MemberFlags { can_speak: true },
+            flags: MemberFlags {
+                can_speak: true,
+                ..MemberFlags::default()
+            },
         }]
     );
 }
@@ -774,7 +780,10 @@ fn an_audit_moves_out_again_the_members_a_terminating_room_still_has_on_the_node
             .map(|(uuid, id)| SnapshotMember {
                 id,
                 uuid: uuid.into(),
-                flags: MemberFlags { can_speak: false },
+                flags: MemberFlags {
+                    can_speak: false,
+                    ..MemberFlags::default()
+                },
             })
             .collect(),
     };

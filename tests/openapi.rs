@@ -507,7 +507,9 @@ fn the_mirrored_vocabularies_match_the_domain() {
         CooldownGroup::ConfPlay
         | CooldownGroup::ConferenceControl
         | CooldownGroup::Conference
-        | CooldownGroup::ConferenceMute => g.as_str(),
+        | CooldownGroup::ConferenceMute
+        | CooldownGroup::ConferenceDeaf
+        | CooldownGroup::ConferenceHold => g.as_str(),
     };
     let mut expected = vec!["global".to_owned()];
     expected.extend(
@@ -516,6 +518,8 @@ fn the_mirrored_vocabularies_match_the_domain() {
             CooldownGroup::ConferenceControl,
             CooldownGroup::Conference,
             CooldownGroup::ConferenceMute,
+            CooldownGroup::ConferenceDeaf,
+            CooldownGroup::ConferenceHold,
         ]
         .map(|g| groups(g).to_owned()),
     );

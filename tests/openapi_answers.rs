@@ -326,6 +326,23 @@ async fn sessions(c: &Checked, room: &str) {
     .await;
     tokio::time::sleep(Duration::from_millis(350)).await;
     c.post(&format!("{cmd}/conference/mute"), json!({})).await;
+    // deaf/undeaf and hold/unhold: accepted, repeated (409), a bad music URL (400).
+    c.post(&format!("{cmd}/conference/deaf"), json!({})).await;
+    c.post(&format!("{cmd}/conference/deaf"), json!({})).await;
+    c.post(
+        &format!("{cmd}/conference/hold"),
+        json!({ "music": "ftp://x" }),
+    )
+    .await;
+    c.post(
+        &format!("{cmd}/conference/hold"),
+        json!({ "music": "https://cdn.example.com/hold.wav", "command_uid": "h1" }),
+    )
+    .await;
+    c.post(&format!("{cmd}/conference/hold"), json!({})).await;
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    c.post(&format!("{cmd}/conference/undeaf"), json!({})).await;
+    c.post(&format!("{cmd}/conference/unhold"), json!({})).await;
     c.get("/api/v1/sessions?limit=1").await;
     c.get("/api/v1/sessions/lab01-00000000-0000-4000-8000-000000000000")
         .await;

@@ -271,7 +271,16 @@ async fn members<S: Store>(
         })?;
     let members: Vec<Value> = members
         .iter()
-        .map(|m| json!({ "uuid": m.session, "did": m.did, "caller_id": m.caller_id, "muted": m.muted }))
+        .map(|m| {
+            json!({
+                "uuid": m.session,
+                "did": m.did,
+                "caller_id": m.caller_id,
+                "muted": m.muted,
+                "deaf": m.deaf,
+                "held": m.held,
+            })
+        })
         .collect();
     let cursor = next
         .map(|n| st.cursors().encode(&scope, &n))

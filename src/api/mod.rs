@@ -16,6 +16,7 @@ pub mod recordings;
 pub mod request_id;
 pub mod resource;
 pub mod sessions;
+pub mod switches;
 pub mod views;
 pub mod webhooks;
 
@@ -146,6 +147,7 @@ pub fn router<S: Store>(state: ApiState<S>) -> Router {
     let mut router = Router::new()
         .merge(conferences::routes())
         .merge(sessions::routes())
+        .merge(switches::routes())
         .merge(recordings::routes())
         .merge(events::routes())
         .merge(webhooks::routes())

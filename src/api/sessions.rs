@@ -1,5 +1,5 @@
 //! `/api/v1/sessions`: the app's calls (list, read) and the session commands (conference
-//! join/leave/mute/unmute, hangup), with optional `command_uid` idempotency: a repeat of the
+//! join/leave, hangup; the member switches, mute, deaf and hold, are in `switches`), with optional `command_uid` idempotency: a repeat of the
 //! same request within 10 minutes gets the first answer and sends nothing; the same key with
 //! another command or other parameters is refused (422).
 
@@ -38,12 +38,10 @@ pub fn routes<S: Store>() -> Router<ApiState<S>> {
         .route(&format!("{cmd}/hangup"), post(hangup::<S>))
         .route(&format!("{cmd}/conference/join"), post(join::<S>))
         .route(&format!("{cmd}/conference/leave"), post(leave::<S>))
-        .route(&format!("{cmd}/conference/mute"), post(mute::<S>))
-        .route(&format!("{cmd}/conference/unmute"), post(unmute::<S>))
 }
 
 /// A session id from the path; one that cannot exist is simply not found.
-fn session_id(raw: &str) -> Result<SessionId, ApiError> {
+pub(super) fn session_id(raw: &str) -> Result<SessionId, ApiError> {
     SessionId::parse(raw).map_err(|_| ApiError::NotFound("Session not found".into()))
 }
 
@@ -128,13 +126,13 @@ async fn show<S: Store>(
 /// A session command's body: nothing, `{}`, or an idempotency key.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CommandBody {
+pub(super) struct CommandBody {
     /// An idempotency key (1 to 128 characters): a repeat of the same command with the same
     /// key for the same session within 10 minutes gets the first answer (marked
     /// `Idempotent-Replayed: true`) and sends nothing to the node. The key used with another
     /// command or other parameters is a 422; a repeat while the first is running is a 409.
     #[schema(min_length = 1, max_length = 128)]
-    command_uid: Option<String>,
+    pub(super) command_uid: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -207,7 +205,7 @@ const IN_FLIGHT: Duration = Duration::from_secs(60);
 /// a concurrent repeat is refused rather than sent twice; a repeat after success is answered
 /// from the store and sends nothing; a refused or failed command frees the key for a retry.
 /// `request` names the command and its parameters: the key replays only the same request.
-async fn once<S, Fut>(
+pub(super) async fn once<S, Fut>(
     st: &ApiState<S>,
     app: &AppId,
     session: &SessionId,
@@ -352,92 +350,6 @@ async fn leave<S: Store>(
         ))
     })
     .await
-}
-
-async fn set_muted<S: Store>(
-    st: ApiState<S>,
-    app: AppId,
-    raw: String,
-    body: CommandBody,
-    muted: bool,
-) -> Result<Response, ApiError> {
-    let id = session_id(&raw)?;
-    let status = if muted { "muted" } else { "unmuted" };
-    let request = format!("conference/{}", if muted { "mute" } else { "unmute" });
-    once(&st, &app, &id, body.command_uid, request, |_| async {
-        let room = st.rooms().set_muted(&app, &id, muted).await?;
-        Ok((
-            StatusCode::ACCEPTED,
-            json!({ "status": status, "room_id": room }),
-        ))
-    })
-    .await
-}
-
-#[utoipa::path(
-    post,
-    path = "/api/v1/sessions/{uuid}/commands/conference/mute",
-    operation_id = "sessions_mute",
-    tag = "sessions",
-    summary = "Mute a member",
-    description = "404 when the session is in no room; 409 when already muted (as last \
-        asked: an accepted mute that the node has not confirmed yet counts) or still joining. \
-        Rate limit: `conference_mute`, 2 s per session, shared with unmute. Webhook: \
-        `conference.member.muted`.",
-    params(SessionPath),
-    request_body(content = Option<CommandBody>, description = "Nothing, `{}`, or a `command_uid`"),
-    responses(
-        (status = 202, description = "Muting", body = doc::MembershipAnswer),
-        (status = 400, response = BadRequest),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 409, response = Conflict),
-        (status = 422, response = Unprocessable),
-        (status = 429, response = RateLimited),
-        (status = 502, response = NodeRejected),
-        (status = 504, response = NodeTimeout),
-    )
-)]
-async fn mute<S: Store>(
-    State(st): State<ApiState<S>>,
-    Caller(app): Caller,
-    IdPath(raw): IdPath,
-    JsonBody(body): JsonBody<CommandBody>,
-) -> Result<Response, ApiError> {
-    set_muted(st, app, raw, body, true).await
-}
-
-#[utoipa::path(
-    post,
-    path = "/api/v1/sessions/{uuid}/commands/conference/unmute",
-    operation_id = "sessions_unmute",
-    tag = "sessions",
-    summary = "Unmute a member",
-    description = "404 when the session is in no room; 409 when already unmuted (as last \
-        asked: an accepted unmute that the node has not confirmed yet counts) or still joining. \
-        Rate limit: `conference_mute`, 2 s per session, shared with mute. Webhook: \
-        `conference.member.unmuted`.",
-    params(SessionPath),
-    request_body(content = Option<CommandBody>, description = "Nothing, `{}`, or a `command_uid`"),
-    responses(
-        (status = 202, description = "Unmuting", body = doc::MembershipAnswer),
-        (status = 400, response = BadRequest),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 409, response = Conflict),
-        (status = 422, response = Unprocessable),
-        (status = 429, response = RateLimited),
-        (status = 502, response = NodeRejected),
-        (status = 504, response = NodeTimeout),
-    )
-)]
-async fn unmute<S: Store>(
-    State(st): State<ApiState<S>>,
-    Caller(app): Caller,
-    IdPath(raw): IdPath,
-    JsonBody(body): JsonBody<CommandBody>,
-) -> Result<Response, ApiError> {
-    set_muted(st, app, raw, body, false).await
 }
 
 #[utoipa::path(

@@ -33,6 +33,14 @@ pub enum EventKind {
     MemberMuted,
     #[serde(rename = "conference.member.unmuted")]
     MemberUnmuted,
+    #[serde(rename = "conference.member.deaf")]
+    MemberDeaf,
+    #[serde(rename = "conference.member.undeaf")]
+    MemberUndeaf,
+    #[serde(rename = "conference.member.held")]
+    MemberHeld,
+    #[serde(rename = "conference.member.unheld")]
+    MemberUnheld,
     #[serde(rename = "conference.play.started")]
     PlayStarted,
     #[serde(rename = "conference.play.finished")]
@@ -52,6 +60,19 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    /// The event a member's switch turned on (`on`) or off announces.
+    pub fn switched(switch: super::model::Switch, on: bool) -> EventKind {
+        use super::model::Switch;
+        match (switch, on) {
+            (Switch::Mute, true) => EventKind::MemberMuted,
+            (Switch::Mute, false) => EventKind::MemberUnmuted,
+            (Switch::Deaf, true) => EventKind::MemberDeaf,
+            (Switch::Deaf, false) => EventKind::MemberUndeaf,
+            (Switch::Hold, true) => EventKind::MemberHeld,
+            (Switch::Hold, false) => EventKind::MemberUnheld,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             EventKind::Created => "conference.created",
@@ -66,6 +87,10 @@ impl EventKind {
             EventKind::MemberLeft => "conference.member.left",
             EventKind::MemberMuted => "conference.member.muted",
             EventKind::MemberUnmuted => "conference.member.unmuted",
+            EventKind::MemberDeaf => "conference.member.deaf",
+            EventKind::MemberUndeaf => "conference.member.undeaf",
+            EventKind::MemberHeld => "conference.member.held",
+            EventKind::MemberUnheld => "conference.member.unheld",
             EventKind::PlayStarted => "conference.play.started",
             EventKind::PlayFinished => "conference.play.finished",
             EventKind::PlayPaused => "conference.play.paused",

@@ -2,6 +2,7 @@
 //! here because it is FreeSWITCH vocabulary, not socket handling: one function turns an
 //! [`Event`] into a [`Fact`] (or nothing, for events the controller ignores).
 
+use super::model::Switch;
 use crate::esl::{ConferenceAction, Event, EventName};
 
 /// The channel data every CHANNEL_* event carries that the controller keeps.
@@ -48,6 +49,13 @@ pub enum ConferenceFact {
         channel: String,
         member_id: u32,
     },
+    /// deaf-member / undeaf-member, hold-member / unhold-member (`on`: deaf, held).
+    MemberSwitched {
+        channel: String,
+        member_id: u32,
+        switch: Switch,
+        on: bool,
+    },
     MemberKicked {
         channel: String,
         member_id: u32,
@@ -80,6 +88,7 @@ impl ConferenceFact {
             | ConferenceFact::MemberDeleted { channel, .. }
             | ConferenceFact::MemberMuted { channel, .. }
             | ConferenceFact::MemberUnmuted { channel, .. }
+            | ConferenceFact::MemberSwitched { channel, .. }
             | ConferenceFact::MemberKicked { channel, .. } => Some(channel),
             _ => None,
         }
@@ -150,7 +159,8 @@ fn member(event: &Event) -> Option<(String, u32)> {
 
 fn conference_fact(event: &Event) -> Option<ConferenceFact> {
     use ConferenceAction as A;
-    let fact = match event.action()? {
+    let action = event.action()?;
+    let fact = match action {
         A::ConferenceCreate => ConferenceFact::Created,
         A::ConferenceDestroy => ConferenceFact::Destroyed,
         A::AddMember => {
@@ -178,6 +188,21 @@ fn conference_fact(event: &Event) -> Option<ConferenceFact> {
         A::UnmuteMember => {
             let (channel, member_id) = member(event)?;
             ConferenceFact::MemberUnmuted { channel, member_id }
+        }
+        A::DeafMember | A::UndeafMember | A::HoldMember | A::UnholdMember => {
+            let (channel, member_id) = member(event)?;
+            let (switch, on) = match action {
+                A::DeafMember => (Switch::Deaf, true),
+                A::UndeafMember => (Switch::Deaf, false),
+                A::HoldMember => (Switch::Hold, true),
+                _ => (Switch::Hold, false),
+            };
+            ConferenceFact::MemberSwitched {
+                channel,
+                member_id,
+                switch,
+                on,
+            }
         }
         A::KickMember | A::HupMember => {
             let (channel, member_id) = member(event)?;

@@ -18,5 +18,5 @@ pub use facts::{ChannelFact, ChannelInfo, ConferenceFact, Fact, Observed, from_e
 pub use ids::{AppId, IdError, NodePrefix, RoomId, SessionId};
 pub use model::{
     Action, ControlLeg, LeaveReason, Member, MemberStatus, Micros, Playback, PlaybackStatus,
-    Recording, RecordingStatus, Room, RoomStatus, RoomType, Session, SessionState,
+    Recording, RecordingStatus, Room, RoomStatus, RoomType, Session, SessionState, Switch,
 };

@@ -105,6 +105,19 @@ pub struct Member {
     /// so (`muted` is what it reported). A new command is judged against it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mute_requested: Option<bool>,
+    /// Does not hear the room (FreeSWITCH's `can_hear` off), as the node reported.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deaf: bool,
+    /// A deaf or undeaf asked and not reported yet (as `mute_requested`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deaf_requested: Option<bool>,
+    /// On hold (FreeSWITCH's `hold`): hears hold music, is neither heard nor hears the room; its
+    /// mute state is kept for when it comes back.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub held: bool,
+    /// A hold or unhold asked and not reported yet (as `mute_requested`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_requested: Option<bool>,
     /// The node's `Event-Sequence` of the newest event applied to this member (0: none yet).
     /// An older event of the channel is not applied again (see `apply::apply_event`).
     #[serde(default, skip_serializing_if = "is_zero")]
@@ -136,6 +149,10 @@ impl Member {
             hangup_cause: None,
             kicked: false,
             mute_requested: None,
+            deaf: false,
+            deaf_requested: None,
+            held: false,
+            hold_requested: None,
             event_seq: 0,
             updated_at: now,
         }
@@ -148,7 +165,76 @@ impl Member {
 
     /// Muted as last asked: the pending mute or unmute, else what the node reported.
     pub fn muted_as_asked(&self) -> bool {
-        self.mute_requested.unwrap_or(self.muted)
+        self.as_asked(Switch::Mute)
+    }
+
+    /// A switch as the node reported it.
+    pub fn switch(&self, switch: Switch) -> bool {
+        match switch {
+            Switch::Mute => self.muted,
+            Switch::Deaf => self.deaf,
+            Switch::Hold => self.held,
+        }
+    }
+
+    /// A switch as last asked: the pending command, else what the node reported.
+    pub fn as_asked(&self, switch: Switch) -> bool {
+        self.pending(switch).unwrap_or(self.switch(switch))
+    }
+
+    /// The command on its way for a switch, if any.
+    pub fn pending(&self, switch: Switch) -> Option<bool> {
+        match switch {
+            Switch::Mute => self.mute_requested,
+            Switch::Deaf => self.deaf_requested,
+            Switch::Hold => self.hold_requested,
+        }
+    }
+
+    /// The switch as the node reported it, and the command on its way, to change.
+    pub fn switch_mut(&mut self, switch: Switch) -> (&mut bool, &mut Option<bool>) {
+        match switch {
+            Switch::Mute => (&mut self.muted, &mut self.mute_requested),
+            Switch::Deaf => (&mut self.deaf, &mut self.deaf_requested),
+            Switch::Hold => (&mut self.held, &mut self.hold_requested),
+        }
+    }
+}
+
+/// A member's on/off state that a command asks the node for and the node reports: muted (not
+/// heard), deaf (hears nothing of the room), held (hold music instead of the room, not heard).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Switch {
+    Mute,
+    Deaf,
+    Hold,
+}
+
+impl Switch {
+    pub const ALL: [Switch; 3] = [Switch::Mute, Switch::Deaf, Switch::Hold];
+
+    /// mod_conference's command that turns it on (`on`) or off.
+    pub fn verb(self, on: bool) -> &'static str {
+        match (self, on) {
+            (Switch::Mute, true) => "mute",
+            (Switch::Mute, false) => "unmute",
+            (Switch::Deaf, true) => "deaf",
+            (Switch::Deaf, false) => "undeaf",
+            (Switch::Hold, true) => "hold",
+            (Switch::Hold, false) => "unhold",
+        }
+    }
+
+    /// The member's state in words: `muted`, `undeaf`, `held`…
+    pub fn state(self, on: bool) -> &'static str {
+        match (self, on) {
+            (Switch::Mute, true) => "muted",
+            (Switch::Mute, false) => "unmuted",
+            (Switch::Deaf, true) => "deaf",
+            (Switch::Deaf, false) => "undeaf",
+            (Switch::Hold, true) => "held",
+            (Switch::Hold, false) => "unheld",
+        }
     }
 }
 

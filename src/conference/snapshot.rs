@@ -7,16 +7,31 @@ use super::apply::{
     Applied, Effect, Ignored, Step, farewell, lose_conference, remove_member, terminate, why_left,
 };
 use super::facts::ConferenceFact;
-use super::model::{LeaveReason, MemberStatus, Micros, Room, RoomStatus, Session};
+use super::model::{LeaveReason, MemberStatus, Micros, Room, RoomStatus, Session, Switch};
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct MemberFlags {
     #[serde(default = "yes")]
     pub can_speak: bool,
+    #[serde(default = "yes")]
+    pub can_hear: bool,
+    #[serde(default)]
+    pub hold: bool,
 }
 
 fn yes() -> bool {
     true
+}
+
+impl Default for MemberFlags {
+    /// A member as it joins with no flags: speaking, hearing, not held.
+    fn default() -> MemberFlags {
+        MemberFlags {
+            can_speak: true,
+            can_hear: true,
+            hold: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -308,6 +323,18 @@ fn conference_present(
             }
         };
         nested(step, core_uuid, &conf.conference_uuid, &mute, None);
+        for (switch, on) in [
+            (Switch::Deaf, !m.flags.can_hear),
+            (Switch::Hold, m.flags.hold),
+        ] {
+            let fact = ConferenceFact::MemberSwitched {
+                channel: m.uuid.clone(),
+                member_id: m.id,
+                switch,
+                on,
+            };
+            nested(step, core_uuid, &conf.conference_uuid, &fact, None);
+        }
     }
     let gone: Vec<String> = step
         .room
@@ -327,14 +354,17 @@ fn conference_present(
     }
 }
 
-/// A mute or unmute asked before `asked_before` that the node never reported (the report was
-/// lost while we were not listening): what the node holds now stands.
+/// A mute or unmute (deaf, hold…) asked before `asked_before` that the node never reported
+/// (the report was lost while we were not listening): what the node holds now stands.
 fn forget_unreported_mutes(step: &mut Step<'_>, asked_before: Micros) {
     let mut forgot = false;
     for m in step.room.members.values_mut() {
-        if m.mute_requested.is_some() && m.updated_at < asked_before {
-            m.mute_requested = None;
-            forgot = true;
+        if m.updated_at >= asked_before {
+            continue;
+        }
+        for switch in Switch::ALL {
+            let pending = m.switch_mut(switch).1;
+            forgot |= pending.take().is_some();
         }
     }
     if forgot {

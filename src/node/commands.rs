@@ -170,14 +170,35 @@ pub fn member(room: &RoomId, verb: &str, member_id: u32) -> Result<ApiCommand, C
         .arg(&member_id.to_string())
 }
 
-/// `conference <room> play {switchyard_op=<op>}<url>`; the URL must be one token.
-pub fn play(room: &RoomId, operation: &uuid::Uuid, url: &str) -> Result<ApiCommand, CommandError> {
-    if url.contains(['{', '}', '\'', '"', '\\', ',']) {
+/// What a held member hears unless the request names something else: the node's hold music
+/// stream (freeswitch-conf's `local_stream.conf.xml`).
+pub const HOLD_MUSIC: &str = "local_stream://moh";
+
+/// `conference <room> hold <member> <music>`: the member hears `music` (a URL or a stream,
+/// one token) instead of the room.
+pub fn hold(room: &RoomId, member_id: u32, music: &str) -> Result<ApiCommand, CommandError> {
+    ApiCommand::new("conference")?
+        .arg(room.as_str())?
+        .arg("hold")?
+        .arg(&member_id.to_string())?
+        .arg(checked_token("hold music", music)?)
+}
+
+/// A value passed as one argument of a conference command: no quotes, braces, commas or
+/// backslashes that FreeSWITCH would split or expand.
+fn checked_token<'a>(what: &'static str, value: &'a str) -> Result<&'a str, CommandError> {
+    if value.is_empty() || value.contains(['{', '}', '\'', '"', '\\', ',']) {
         return Err(CommandError::NotAToken {
-            what: "playback URL",
-            value: url.chars().take(64).collect(),
+            what,
+            value: value.chars().take(64).collect(),
         });
     }
+    Ok(value)
+}
+
+/// `conference <room> play {switchyard_op=<op>}<url>`; the URL must be one token.
+pub fn play(room: &RoomId, operation: &uuid::Uuid, url: &str) -> Result<ApiCommand, CommandError> {
+    checked_token("playback URL", url)?;
     ApiCommand::new("conference")?
         .arg(room.as_str())?
         .arg("play")?

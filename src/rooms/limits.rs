@@ -14,6 +14,10 @@ pub enum CooldownGroup {
     Conference,
     /// `conference/mute`, `conference/unmute`, per session.
     ConferenceMute,
+    /// `conference/deaf`, `conference/undeaf`, per session (the `conference_mute` window).
+    ConferenceDeaf,
+    /// `conference/hold`, `conference/unhold`, per session (the `conference_mute` window).
+    ConferenceHold,
 }
 
 impl CooldownGroup {
@@ -23,6 +27,18 @@ impl CooldownGroup {
             CooldownGroup::ConferenceControl => "conference_control",
             CooldownGroup::Conference => "conference",
             CooldownGroup::ConferenceMute => "conference_mute",
+            CooldownGroup::ConferenceDeaf => "conference_deaf",
+            CooldownGroup::ConferenceHold => "conference_hold",
+        }
+    }
+
+    /// The group of a member switch's commands.
+    pub fn of(switch: crate::conference::Switch) -> CooldownGroup {
+        use crate::conference::Switch;
+        match switch {
+            Switch::Mute => CooldownGroup::ConferenceMute,
+            Switch::Deaf => CooldownGroup::ConferenceDeaf,
+            Switch::Hold => CooldownGroup::ConferenceHold,
         }
     }
 }
@@ -54,7 +70,9 @@ impl Cooldowns {
             CooldownGroup::ConfPlay => self.conf_play,
             CooldownGroup::ConferenceControl => self.conference_control,
             CooldownGroup::Conference => self.conference,
-            CooldownGroup::ConferenceMute => self.conference_mute,
+            CooldownGroup::ConferenceMute
+            | CooldownGroup::ConferenceDeaf
+            | CooldownGroup::ConferenceHold => self.conference_mute,
         }
     }
 }

@@ -6,8 +6,10 @@ use uuid::Uuid;
 use super::{CooldownGroup, JoinOutcome, Rooms, ServiceError, invalid};
 use crate::conference::apply::farewell;
 use crate::conference::ops;
-use crate::conference::{AppId, Member, MemberStatus, Micros, Room, RoomId, Session, SessionId};
-use crate::node::commands;
+use crate::conference::{
+    AppId, Member, MemberStatus, Micros, Room, RoomId, Session, SessionId, Switch,
+};
+use crate::node::commands::{self, HOLD_MUSIC};
 use crate::node::supervisor::now_micros;
 use crate::store::{Page, Store, update_room};
 
@@ -60,8 +62,14 @@ impl<S: Store> Rooms<S> {
         app: &AppId,
         session: &SessionId,
     ) -> Result<(Room, Member), ServiceError> {
-        self.live_session(app, session).await?;
-        let Some(room_id) = self.store.room_of_session(app, session).await? else {
+        // Both read at once (a round trip saved on every member command); the session's
+        // answer is judged first.
+        let (live, room_id) = tokio::join!(
+            self.live_session(app, session),
+            self.store.room_of_session(app, session)
+        );
+        live?;
+        let Some(room_id) = room_id? else {
             return Err(ServiceError::NotFound("session in a conference"));
         };
         let room = self
@@ -171,23 +179,43 @@ impl<S: Store> Rooms<S> {
         session: &SessionId,
         muted: bool,
     ) -> Result<RoomId, ServiceError> {
+        self.set_switch(app, session, Switch::Mute, muted, None)
+            .await
+    }
+
+    /// Turns a joined member's switch on or off (mute, deaf, hold), as [`Self::set_muted`]
+    /// does a mute. `music`: what a held member hears (a node URL; hold music by default).
+    pub async fn set_switch(
+        &self,
+        app: &AppId,
+        session: &SessionId,
+        switch: Switch,
+        on: bool,
+        music: Option<&str>,
+    ) -> Result<RoomId, ServiceError> {
         let (room, member) = self.membership(app, session).await?;
         let channel = member.channel();
         // Every check the state change makes, before the cooldown is spent.
-        let (_, member_id) = ops::request_mute(&mut room.clone(), channel, muted, now_micros())?;
+        let (_, member_id) =
+            ops::request_switch(&mut room.clone(), channel, switch, on, now_micros())?;
         let node = self.pool.get(&room.node)?;
-        let verb = if muted { "mute" } else { "unmute" };
-        let cmd = commands::member(&room.id, verb, member_id).map_err(invalid)?;
-        self.cool(app, CooldownGroup::ConferenceMute, session.as_str())
+        let cmd = match (switch, on) {
+            (Switch::Hold, true) => {
+                commands::hold(&room.id, member_id, music.unwrap_or(HOLD_MUSIC))
+            }
+            _ => commands::member(&room.id, switch.verb(on), member_id),
+        }
+        .map_err(invalid)?;
+        self.cool(app, CooldownGroup::of(switch), session.as_str())
             .await?;
         // Asked before it is sent, so the node's confirmation always finds it.
         self.change(app, &room.id, |r| {
-            ops::request_mute(r, channel, muted, now_micros()).map(|(applied, _)| applied)
+            ops::request_switch(r, channel, switch, on, now_micros()).map(|(applied, _)| applied)
         })
         .await?;
         if let Err(e) = node.expect_ok(&cmd, false).await {
             self.change(app, &room.id, |r| {
-                Ok(ops::mute_not_sent(r, channel, muted, now_micros()))
+                Ok(ops::switch_not_sent(r, channel, switch, on, now_micros()))
             })
             .await?;
             return Err(e.into());

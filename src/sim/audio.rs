@@ -252,12 +252,14 @@ impl State {
                 || (!r.playback.queue.is_empty() && !r.playback.paused);
             let change = r.members.iter().find_map(|m| {
                 let alive = self.channels.get(&m.uuid).is_some_and(|ch| !ch.is_hungup());
+                // A held member hears its hold music, not the room, and is not heard (its
+                // media is hard-muted): it never talks.
                 let hears = m.hear
                     && (sound
                         || r.members
                             .iter()
-                            .any(|o| o.id != m.id && o.talking && o.speak));
-                let talks = alive && m.echo && m.speak && !m.ghost && hears;
+                            .any(|o| o.id != m.id && o.talking && o.speak && !o.held));
+                let talks = alive && m.echo && m.speak && !m.ghost && !m.held && hears;
                 (talks != m.talking).then_some((m.id, talks))
             });
             let Some((id, talks)) = change else {

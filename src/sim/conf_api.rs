@@ -41,9 +41,8 @@ impl State {
             "get" => self.get(room, rest.first().copied()),
             "set" => self.set(room, rest),
             "lock" | "unlock" => self.lock_room(room, sub == "lock"),
-            "mute" | "unmute" | "tmute" | "deaf" | "undeaf" | "kick" | "hup" => {
-                self.member_command(room, sub, rest)
-            }
+            "mute" | "unmute" | "tmute" | "deaf" | "undeaf" | "hold" | "unhold" | "kick"
+            | "hup" => self.member_command(room, sub, rest),
             "play" => self.play(room, rest),
             "pause_play" => self.pause_play(room),
             "stop" => self.stop(room, rest),
@@ -165,6 +164,8 @@ impl State {
             "tmute" => ("unmute-member", "unmute"),
             "deaf" => ("deaf-member", "deaf"),
             "undeaf" => ("undeaf-member", "undeaf"),
+            "hold" => ("hold-member", "hold"),
+            "unhold" => ("unhold-member", "unhold"),
             "kick" => ("kick-member", "kicked"),
             _ => ("hup-member", "hup"),
         };
@@ -177,6 +178,13 @@ impl State {
             "unmute-member" => member.speak = true,
             "deaf-member" => member.hear = false,
             "undeaf-member" => member.hear = true,
+            // Hold ends talking without a stop-talking event; its file is the member's own
+            // (no room play event).
+            "hold-member" => {
+                member.held = true;
+                member.talking = false;
+            }
+            "unhold-member" => member.held = false,
             _ => {}
         }
         let uuid = member.uuid.clone();
@@ -291,7 +299,7 @@ impl State {
                         (m.joined, json!({
                             "type": "caller", "id": m.id,
                             "flags": {
-                                "can_hear": m.hear, "can_see": true, "can_speak": m.speak, "hold": false,
+                                "can_hear": m.hear, "can_see": true, "can_speak": m.speak, "hold": m.held,
                                 "mute_detect": false, "talking": m.talking, "has_video": false, "video_bridge": false,
                                 "has_floor": room.floor == Some(m.id), "is_moderator": m.moderator,
                                 "end_conference": false, "mandatory_member_end_conference": false, "pass_digits": false,

@@ -68,6 +68,8 @@ pub(crate) struct Member {
     pub uuid: String,
     pub speak: bool,
     pub hear: bool,
+    /// On hold (`conference hold`): hears its hold file, not the room; not heard.
+    pub held: bool,
     pub moderator: bool,
     pub ghost: bool,
     pub joined: Instant,
@@ -219,7 +221,7 @@ impl State {
         e.push("Speak", member.speak.to_string());
         e.push("Talking", member.talking.to_string());
         e.push("Mute-Detect", "false");
-        e.push("Hold", "false");
+        e.push("Hold", member.held.to_string());
         e.push("Member-ID", member.id.to_string());
         let kind = if member.moderator {
             "moderator"

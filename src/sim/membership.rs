@@ -58,6 +58,7 @@ impl State {
             uuid: uuid.to_owned(),
             speak: !has("mute"),
             hear: !has("deaf"),
+            held: false,
             moderator: has("moderator"),
             ghost: has("ghost"),
             joined: Instant::now(),

@@ -197,6 +197,20 @@ impl<S: Store> TestLab<S> {
         .await
     }
 
+    /// A session command, sent again after the cooldown its 429 names, until it is answered
+    /// otherwise.
+    pub async fn patiently(&self, app: (&str, &str), session: &str, verb: &str) -> Reply {
+        for _ in 0..10 {
+            let r = self.command(app, session, verb).await;
+            if r.status != StatusCode::TOO_MANY_REQUESTS {
+                return r;
+            }
+            let wait = r.body["detail"]["retry_after_ms"].as_u64().unwrap();
+            tokio::time::sleep(Duration::from_millis(wait + 5)).await;
+        }
+        panic!("{verb} is still refused by its cooldown");
+    }
+
     pub async fn events(&self, app: (&str, &str)) -> Vec<DomainEvent> {
         self.store()
             .outbox(&AppId::parse(app.0).unwrap(), None, 10_000)

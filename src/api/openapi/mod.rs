@@ -29,7 +29,9 @@ use utoipa::openapi::{Components, OpenApi as Document, PathItem, Ref, RefOr, Req
 use utoipa::{Modify, OpenApi};
 
 use super::{ApiError, ApiState};
-use super::{conferences, events, health, lab, metrics, recordings, resource, sessions, webhooks};
+use super::{
+    conferences, events, health, lab, metrics, recordings, resource, sessions, switches, webhooks,
+};
 use crate::store::Store;
 
 /// The routes that need no application key.
@@ -78,8 +80,12 @@ const COMMON_RESPONSES: &[(&str, &str)] = &[
         sessions::hangup,
         sessions::join,
         sessions::leave,
-        sessions::mute,
-        sessions::unmute,
+        switches::mute,
+        switches::unmute,
+        switches::deaf,
+        switches::undeaf,
+        switches::hold,
+        switches::unhold,
         resource::list,
         resource::create,
         resource::show,

@@ -273,7 +273,12 @@ pub struct MemberView {
     pub uuid: String,
     pub did: String,
     pub caller_id: String,
+    /// Not heard by the room (as the node reported).
     pub muted: bool,
+    /// Does not hear the room.
+    pub deaf: bool,
+    /// On hold: hears hold music instead of the room, and is not heard.
+    pub held: bool,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -363,12 +368,16 @@ pub enum MembershipStatus {
     Leaving,
     Muted,
     Unmuted,
+    Deaf,
+    Undeaf,
+    Held,
+    Unheld,
 }
 
 /// Sent to the node; the state changes when the node confirms (a webhook follows).
 #[derive(Serialize, ToSchema)]
 pub struct MembershipAnswer {
-    /// `leaving`, `muted` or `unmuted`, after the command.
+    /// The member's state the command asks for (`leaving`, `muted`, `deaf`, `held`…).
     pub status: MembershipStatus,
     pub room_id: String,
 }

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::conference::model::{Member, Room};
 
 /// The keys of [`member_data`], in order.
-const MEMBER_KEYS: [&str; 11] = [
+const MEMBER_KEYS: [&str; 13] = [
     "room_id",
     "uuid",
     "conferencecall_id",
@@ -17,6 +17,8 @@ const MEMBER_KEYS: [&str; 11] = [
     "did",
     "caller_id",
     "muted",
+    "deaf",
+    "held",
     "status",
     "command_uid",
     "reason",
@@ -36,7 +38,7 @@ static MEMBER_TEMPLATE: LazyLock<serde_json::Map<String, serde_json::Value>> =
 /// order), made from a copy of a template of its keys since it is made for nearly every event.
 pub fn member_data(room: &Room, m: &Member) -> serde_json::Value {
     let mut uuid = Uuid::encode_buffer();
-    let values: [serde_json::Value; 11] = [
+    let values: [serde_json::Value; 13] = [
         room.id.as_str().into(),
         m.session.as_str().into(),
         (&*m.conferencecall_id.hyphenated().encode_lower(&mut uuid)).into(),
@@ -44,6 +46,8 @@ pub fn member_data(room: &Room, m: &Member) -> serde_json::Value {
         m.did.as_str().into(),
         m.caller_id.as_str().into(),
         m.muted.into(),
+        m.deaf.into(),
+        m.held.into(),
         value(m.status),
         m.command_uid.as_deref().into(),
         value(m.leave_reason),
@@ -111,6 +115,10 @@ mod tests {
             hangup_cause: None,
             kicked: false,
             mute_requested: None,
+            deaf: false,
+            deaf_requested: None,
+            held: false,
+            hold_requested: None,
             event_seq: 0,
             updated_at: 1,
         };
@@ -119,6 +127,7 @@ mod tests {
                 m.member_id = Some(7);
                 m.status = MemberStatus::Leaved;
                 m.muted = true;
+                m.held = true;
                 m.command_uid = Some("uid".into());
                 m.leave_reason = Some(LeaveReason::JoinFailed);
                 m.hangup_cause = Some("NORMAL_CLEARING".into());
@@ -131,6 +140,8 @@ mod tests {
                 "did": m.did,
                 "caller_id": m.caller_id,
                 "muted": m.muted,
+                "deaf": m.deaf,
+                "held": m.held,
                 "status": m.status,
                 "command_uid": m.command_uid,
                 "reason": m.leave_reason,

@@ -7,7 +7,7 @@ use super::{Applied, Effect, Ignored, Step};
 use crate::conference::actions::{self, Talk};
 use crate::conference::events::EventKind;
 use crate::conference::model::{
-    LeaveReason, Member, MemberStatus, Micros, Room, RoomStatus, RoomType, Session,
+    LeaveReason, Member, MemberStatus, Micros, Room, RoomStatus, RoomType, Session, Switch,
 };
 
 pub(super) fn member_added(
@@ -247,33 +247,33 @@ fn release_stranded(step: &mut Step<'_>, channel: &str, reason: LeaveReason, cau
 /// unmute that asked for this state. (FreeSWITCH reports every command, in order; commands to one
 /// member are a cooldown apart, so only reports lagging more than that could settle an unmute
 /// that a later mute and unmute repeated, for the moment between their reports.)
-pub(super) fn set_muted(step: &mut Step<'_>, channel: &str, member_id: u32, muted: bool) {
+pub(super) fn set_switch(
+    step: &mut Step<'_>,
+    channel: &str,
+    member_id: u32,
+    switch: Switch,
+    on: bool,
+) {
     let now = step.now;
     let Some(m) = confirmed(step.room, channel, member_id) else {
         step.out.ignored = Some(Ignored::UnknownMember);
         return;
     };
-    let settles = m.mute_requested == Some(muted);
+    let (state, pending) = m.switch_mut(switch);
+    let settles = *pending == Some(on);
     if settles {
-        m.mute_requested = None;
+        *pending = None;
     }
-    if m.muted == muted {
+    if *state == on {
         if settles {
             step.touch();
         }
         return;
     }
-    m.muted = muted;
+    *state = on;
     m.updated_at = now;
     let data = member_data(step.room, &step.room.members[channel]);
-    step.emit(
-        if muted {
-            EventKind::MemberMuted
-        } else {
-            EventKind::MemberUnmuted
-        },
-        data,
-    );
+    step.emit(EventKind::switched(switch, on), data);
 }
 
 pub(super) fn kicked(step: &mut Step<'_>, channel: &str, member_id: u32) {

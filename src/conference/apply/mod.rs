@@ -19,7 +19,7 @@ use serde_json::json;
 use super::actions::Talk;
 use super::events::{DomainEvent, EventKind};
 use super::facts::ConferenceFact;
-use super::model::{Micros, Room, RoomStatus, Session};
+use super::model::{Micros, Room, RoomStatus, Session, Switch};
 
 pub use data::{member_data, recording_data};
 pub use ending::{lose_conference, terminate};
@@ -243,11 +243,17 @@ pub fn apply(
             cause,
         } => members::member_deleted(&mut step, channel, *member_id, cause.as_deref()),
         ConferenceFact::MemberMuted { channel, member_id } => {
-            members::set_muted(&mut step, channel, *member_id, true)
+            members::set_switch(&mut step, channel, *member_id, Switch::Mute, true)
         }
         ConferenceFact::MemberUnmuted { channel, member_id } => {
-            members::set_muted(&mut step, channel, *member_id, false)
+            members::set_switch(&mut step, channel, *member_id, Switch::Mute, false)
         }
+        ConferenceFact::MemberSwitched {
+            channel,
+            member_id,
+            switch,
+            on,
+        } => members::set_switch(&mut step, channel, *member_id, *switch, *on),
         ConferenceFact::MemberKicked { channel, member_id } => {
             members::kicked(&mut step, channel, *member_id)
         }

@@ -17,7 +17,7 @@ use super::apply::{Applied, Step, end_recording, member_data, remove_member, ter
 use super::events::EventKind;
 use super::model::{
     LeaveReason, Member, MemberStatus, Micros, Recording, RecordingStatus, Room, RoomStatus,
-    RoomType, Session,
+    RoomType, Session, Switch,
 };
 
 /// Why an operation is refused (the API turns these into status codes).
@@ -105,35 +105,50 @@ pub fn request_mute(
     muted: bool,
     now: Micros,
 ) -> Result<(Applied, u32), OpError> {
+    request_switch(room, channel, Switch::Mute, muted, now)
+}
+
+/// A switch turned on (`on`) or off, as [`request_mute`] judges a mute: deaf/undeaf and
+/// hold/unhold the same way.
+pub fn request_switch(
+    room: &mut Room,
+    channel: &str,
+    switch: Switch,
+    on: bool,
+    now: Micros,
+) -> Result<(Applied, u32), OpError> {
     let m = room.members.get_mut(channel).ok_or(OpError::NotInRoom)?;
     let Some(member_id) = m.member_id.filter(|_| m.status == MemberStatus::Joined) else {
         return Err(OpError::StillJoining);
     };
-    if m.muted_as_asked() == muted {
-        return Err(OpError::AlreadyInState(if muted {
-            "muted"
-        } else {
-            "unmuted"
-        }));
+    if m.as_asked(switch) == on {
+        return Err(OpError::AlreadyInState(switch.state(on)));
     }
-    m.mute_requested = Some(muted);
+    *m.switch_mut(switch).1 = Some(on);
     m.updated_at = now;
     let mut step = Step::new(room, now);
     step.touch();
     Ok((step.finish(), member_id))
 }
 
-/// A mute (`muted`) or unmute that never reached the node: the member is as asked before it
-/// (the opposite: only a change is sent).
-pub fn mute_not_sent(room: &mut Room, channel: &str, muted: bool, now: Micros) -> Applied {
+/// A switch command (`on`) that never reached the node: the member is as asked before it (the
+/// opposite: only a change is sent).
+pub fn switch_not_sent(
+    room: &mut Room,
+    channel: &str,
+    switch: Switch,
+    on: bool,
+    now: Micros,
+) -> Applied {
     let mut step = Step::new(room, now);
     if let Some(m) = step
         .room
         .members
         .get_mut(channel)
-        .filter(|m| m.mute_requested == Some(muted))
+        .filter(|m| m.pending(switch) == Some(on))
     {
-        m.mute_requested = (m.muted == muted).then_some(!muted);
+        let (state, pending) = m.switch_mut(switch);
+        *pending = (*state == on).then_some(!on);
         m.updated_at = now;
         step.touch();
     }
@@ -381,12 +396,12 @@ mod tests {
     fn a_mute_that_never_reached_the_node_is_forgotten() {
         let mut r = room();
         request_mute(&mut r, CH, false, 3).unwrap();
-        mute_not_sent(&mut r, CH, false, 4);
+        switch_not_sent(&mut r, CH, Switch::Mute, false, 4);
         assert_eq!(r.members[CH].mute_requested, None);
         // After a pending unmute, a mute not sent leaves the unmute pending.
         request_mute(&mut r, CH, false, 5).unwrap();
         request_mute(&mut r, CH, true, 6).unwrap();
-        mute_not_sent(&mut r, CH, true, 7);
+        switch_not_sent(&mut r, CH, Switch::Mute, true, 7);
         assert_eq!(r.members[CH].mute_requested, Some(false));
         assert!(!r.members[CH].muted_as_asked());
     }

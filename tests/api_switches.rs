@@ -1,0 +1,193 @@
+//! The member switches beside mute over the lab: deaf/undeaf and hold/unhold are sent to the
+//! node, confirmed by its events (webhooks), judged against the last command asked, held to
+//! their own cooldowns, and a hold keeps the member's mute state for when it comes back.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+use switchyard::conference::EventKind;
+use switchyard::store::memory::MemoryStore;
+
+use common::api::{A, B, TestLab, assert_error, eventually, options};
+
+async fn lab() -> TestLab<MemoryStore> {
+    TestLab::start(MemoryStore::new(), options()).await
+}
+
+/// The session's member as the API lists it.
+async fn member(t: &TestLab<MemoryStore>, room: &str) -> Value {
+    t.members(A, room)
+        .await
+        .first()
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+/// The session's flags as the (simulated) node lists its member.
+fn on_node(t: &TestLab<MemoryStore>, room: &str, session: &str) -> Value {
+    let channel = session.split_once('-').map_or("", |(_, c)| c);
+    let list: Value = serde_json::from_str(&t.sim().api(&format!("conference {room} json_list")))
+        .unwrap_or(Value::Null);
+    list[0]["members"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|m| m["uuid"] == channel)
+        .map(|m| m["flags"].clone())
+        .unwrap_or(Value::Null)
+}
+
+#[tokio::test]
+async fn deaf_and_undeaf_are_confirmed_by_the_node() {
+    let t = lab().await;
+    let room = t.room(A, "quiet").await;
+    let s = t.call(A, "1001").await;
+    // Not in a conference: 404.
+    for verb in ["conference/deaf", "conference/undeaf"] {
+        assert_error(&t.command(A, &s, verb).await, StatusCode::NOT_FOUND);
+    }
+    t.joined(A, &room, &s).await;
+    assert_eq!(member(&t, &room).await["deaf"], false);
+    assert_error(
+        &t.command(A, &s, "conference/undeaf").await,
+        StatusCode::CONFLICT,
+    );
+    let r = t.command(A, &s, "conference/deaf").await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    assert_eq!(r.body, json!({ "status": "deaf", "room_id": room }));
+    eventually("deaf-member confirms", || async {
+        member(&t, &room).await["deaf"] == true
+    })
+    .await;
+    assert_eq!(on_node(&t, &room, &s)["can_hear"], false);
+    // Deaf is not mute: the member is still as muted as it was, and mute has its own window.
+    assert_eq!(member(&t, &room).await["muted"], true);
+    let r = t.command(A, &s, "conference/deaf").await;
+    assert_error(&r, StatusCode::CONFLICT);
+    assert_eq!(r.body["error"], "Member is already deaf", "{r:?}");
+    let r = t.command(A, &s, "conference/undeaf").await;
+    assert_error(&r, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(r.body["detail"]["group"], "conference_deaf", "{r:?}");
+    assert_eq!(
+        t.command(A, &s, "conference/unmute").await.status,
+        StatusCode::ACCEPTED
+    );
+    let r = t.patiently(A, &s, "conference/undeaf").await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    assert_eq!(r.body["status"], "undeaf");
+    eventually("undeaf-member confirms", || async {
+        let m = member(&t, &room).await;
+        m["deaf"] == false && m["muted"] == false
+    })
+    .await;
+    assert_eq!(on_node(&t, &room, &s)["can_hear"], true);
+    let events = t.events(A).await;
+    let deaf: Vec<&Value> = events
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::MemberDeaf | EventKind::MemberUndeaf))
+        .map(|e| &e.data)
+        .collect();
+    assert_eq!(deaf.len(), 2, "{deaf:?}");
+    assert_eq!(
+        (deaf[0]["deaf"].clone(), deaf[1]["deaf"].clone()),
+        (json!(true), json!(false))
+    );
+    assert_eq!(deaf[0]["uuid"], s.as_str());
+    // Another app's session is not its to touch.
+    assert_error(
+        &t.command(B, &s, "conference/deaf").await,
+        StatusCode::FORBIDDEN,
+    );
+}
+
+#[tokio::test]
+async fn a_held_member_comes_back_as_muted_as_it_was_asked_to_be() {
+    let t = lab().await;
+    let room = t.room(A, "holding").await;
+    let s = t.call(A, "1001").await;
+    t.joined(A, &room, &s).await;
+    assert_eq!(
+        t.command(A, &s, "conference/unmute").await.status,
+        StatusCode::ACCEPTED
+    );
+    eventually("unmuted", || async {
+        member(&t, &room).await["muted"] == false
+    })
+    .await;
+    // Music that is not an http(s) URL never reaches the node.
+    let hold = format!("/api/v1/sessions/{s}/commands/conference/hold");
+    for music in [
+        "file:///etc/passwd",
+        "local_stream://moh",
+        "https://x.test/a b.wav",
+    ] {
+        let r = t.post(&hold, A, json!({ "music": music })).await;
+        assert_error(&r, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            r.body["error"], "Invalid music: an http or https URL",
+            "{r:?}"
+        );
+    }
+    let r = t.post(&hold, A, json!({ "mystery": 1 })).await;
+    assert_error(&r, StatusCode::BAD_REQUEST);
+    assert_eq!(on_node(&t, &room, &s)["hold"], false);
+    let r = t.command(A, &s, "conference/hold").await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    assert_eq!(r.body, json!({ "status": "held", "room_id": room }));
+    eventually("hold-member confirms", || async {
+        member(&t, &room).await["held"] == true
+    })
+    .await;
+    assert_eq!(on_node(&t, &room, &s)["hold"], true);
+    assert_error(
+        &t.command(A, &s, "conference/hold").await,
+        StatusCode::CONFLICT,
+    );
+    // Muted while held: it comes back muted; the hold did not touch its mute state.
+    assert_eq!(member(&t, &room).await["muted"], false);
+    let r = t.patiently(A, &s, "conference/mute").await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    eventually("muted while held", || async {
+        member(&t, &room).await["muted"] == true
+    })
+    .await;
+    let r = t.patiently(A, &s, "conference/unhold").await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    assert_eq!(r.body["status"], "unheld");
+    eventually("unhold-member confirms", || async {
+        member(&t, &room).await["held"] == false
+    })
+    .await;
+    assert_eq!(member(&t, &room).await["muted"], true);
+    let flags = on_node(&t, &room, &s);
+    assert_eq!(
+        (flags["hold"].clone(), flags["can_speak"].clone()),
+        (json!(false), json!(false))
+    );
+    let told: Vec<EventKind> = t
+        .events(A)
+        .await
+        .iter()
+        .map(|e| e.kind)
+        .filter(|k| {
+            matches!(
+                k,
+                EventKind::MemberHeld
+                    | EventKind::MemberUnheld
+                    | EventKind::MemberMuted
+                    | EventKind::MemberUnmuted
+            )
+        })
+        .collect();
+    assert_eq!(
+        told,
+        [
+            EventKind::MemberUnmuted,
+            EventKind::MemberHeld,
+            EventKind::MemberMuted,
+            EventKind::MemberUnheld
+        ]
+    );
+}
