@@ -191,3 +191,64 @@ async fn a_held_member_comes_back_as_muted_as_it_was_asked_to_be() {
         ]
     );
 }
+
+#[tokio::test]
+async fn a_full_room_refuses_a_join_until_a_place_is_free() {
+    let t = lab().await;
+    for bad in [json!(-1), json!(10_001), json!("2"), json!(1.5)] {
+        let r = t
+            .post(
+                "/api/v1/conferences",
+                A,
+                json!({ "name": "bad-max", "max_participants": bad }),
+            )
+            .await;
+        assert_error(&r, StatusCode::BAD_REQUEST);
+    }
+    let r = t
+        .post(
+            "/api/v1/conferences",
+            A,
+            json!({ "name": "small", "max_participants": 2 }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+    let room = r.body["room_id"].as_str().unwrap().to_owned();
+    eventually("the room is progressing", || async {
+        t.get(&format!("/v1.0/conferences/{room}"), A).await.body["status"] == "progressing"
+    })
+    .await;
+    let calls = [
+        t.call(A, "1001").await,
+        t.call(A, "1002").await,
+        t.call(A, "1003").await,
+    ];
+    t.joined(A, &room, &calls[0]).await;
+    // A join on its way holds its place too.
+    assert_eq!(
+        t.join(A, &calls[1], &room).await.status,
+        StatusCode::ACCEPTED
+    );
+    let r = t.join(A, &calls[2], &room).await;
+    assert_error(&r, StatusCode::CONFLICT);
+    assert_eq!(
+        r.body["error"], "The room is full (max_participants 2)",
+        "{r:?}"
+    );
+    assert_eq!(t.count(A, EventKind::MemberJoining).await, 2);
+    // One leaves: the place is free once the node confirms it.
+    eventually("the second join confirms", || async {
+        t.members(A, &room).await.len() == 2
+    })
+    .await;
+    assert_eq!(
+        t.patiently(A, &calls[0], "conference/leave").await.status,
+        StatusCode::ACCEPTED
+    );
+    eventually("del-member confirms", || async {
+        t.members(A, &room).await.len() == 1
+    })
+    .await;
+    let r = t.join(A, &calls[2], &room).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+}

@@ -13,7 +13,7 @@ use switchyard::conference::snapshot::{
 use switchyard::conference::{
     AppId, ConferenceFact, DomainEvent, Effect, EventKind, Fact, Ignored, LeaveReason,
     MemberStatus, NodePrefix, Observed, Room, RoomId, RoomStatus, RoomType, Session, SessionId,
-    SessionState, apply, apply_event, from_event, ops,
+    SessionState, Switch, apply, apply_event, from_event, ops,
 };
 use switchyard::esl::{Event, Limits, decode_all};
 
@@ -968,4 +968,106 @@ proptest! {
             .collect();
         prop_assert_eq!(ours, on_node);
     }
+}
+
+#[test]
+fn a_snapshot_of_a_held_member_keeps_its_mute_and_deaf_state() {
+    // json_list shows a held member's can_speak and can_hear off, whatever they are.
+    let mut room = live_room(RoomType::Conference);
+    let member_id = room.members[ALICE].member_id.unwrap();
+    for fact in [
+        ConferenceFact::MemberUnmuted {
+            channel: ALICE.into(),
+            member_id,
+        },
+        ConferenceFact::MemberSwitched {
+            channel: ALICE.into(),
+            member_id,
+            switch: Switch::Hold,
+            on: true,
+        },
+    ] {
+        apply(&mut room, CORE, "c", &fact, None, 5);
+    }
+    // The others as they are: muted, hearing.
+    let listed = |id: u32, uuid: &str, hold: bool| SnapshotMember {
+        id,
+        uuid: uuid.into(),
+        flags: MemberFlags {
+            can_speak: false,
+            can_hear: !hold,
+            hold,
+        },
+    };
+    let snapshot = SnapshotConference {
+        conference_name: room.id.to_string(),
+        conference_uuid: "c".into(),
+        members: room
+            .members
+            .values()
+            .map(|m| listed(m.member_id.unwrap(), m.channel(), m.channel() == ALICE))
+            .chain([listed(CONTROL_ID, CONTROL, false)])
+            .collect(),
+    };
+    let before = room.clone();
+    let applied = reconcile(&mut room, CORE, Some(&snapshot), &|_| None, 0, 9);
+    let alice = &room.members[ALICE];
+    assert!(alice.held && !alice.muted && !alice.deaf, "{alice:?}");
+    assert!(
+        applied.events.is_empty(),
+        "nothing changed: {:?}",
+        kinds(&applied.events)
+    );
+    assert_eq!(room.members[ALICE].muted, before.members[ALICE].muted);
+}
+
+#[test]
+fn a_held_members_music_plays_again_until_an_unhold_is_on_its_way() {
+    let mut room = live_room(RoomType::Conference);
+    let member_id = room.members[ALICE].member_id.unwrap();
+    let done = ConferenceFact::MemberFileDone {
+        channel: ALICE.into(),
+        member_id,
+    };
+    let music = || Effect::HoldMusic {
+        member_id,
+        file: "https://cdn.example.com/hold.wav".into(),
+    };
+    // Not held: a member file's end is nothing to act on.
+    assert!(
+        apply(&mut room, CORE, "c", &done, None, 5)
+            .effects
+            .is_empty()
+    );
+    ops::request_switch(&mut room, ALICE, Switch::Hold, true, 6).unwrap();
+    room.members.get_mut(ALICE).unwrap().hold_music =
+        Some("https://cdn.example.com/hold.wav".into());
+    let held = ConferenceFact::MemberSwitched {
+        channel: ALICE.into(),
+        member_id,
+        switch: Switch::Hold,
+        on: true,
+    };
+    apply(&mut room, CORE, "c", &held, None, 7);
+    assert!(room.members[ALICE].held);
+    assert_eq!(
+        apply(&mut room, CORE, "c", &done, None, 8).effects,
+        [music()]
+    );
+    // The node's own hold music loops by itself.
+    room.members.get_mut(ALICE).unwrap().hold_music = None;
+    assert!(
+        apply(&mut room, CORE, "c", &done, None, 9)
+            .effects
+            .is_empty()
+    );
+    room.members.get_mut(ALICE).unwrap().hold_music =
+        Some("https://cdn.example.com/hold.wav".into());
+    // An unhold on its way stops the music; its end is not played again.
+    ops::request_switch(&mut room, ALICE, Switch::Hold, false, 10).unwrap();
+    assert!(
+        apply(&mut room, CORE, "c", &done, None, 11)
+            .effects
+            .is_empty()
+    );
 }

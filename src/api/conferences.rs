@@ -166,6 +166,7 @@ struct RoomView<'a> {
     detail: &'a str,
     data: &'a Value,
     timeout: u64,
+    max_participants: u64,
     pre_actions: &'a [Action],
     post_actions: &'a [Action],
     #[serde(serialize_with = "ids")]
@@ -198,6 +199,7 @@ fn room_view(r: &Room) -> RoomView<'_> {
         detail: &r.detail,
         data: &r.data,
         timeout: r.timeout,
+        max_participants: r.max_participants,
         pre_actions: &r.pre_actions,
         post_actions: &r.post_actions,
         conferencecall_ids: r,

@@ -79,6 +79,11 @@ pub struct ConferenceBody {
     #[schema(value_type = Option<u64>, minimum = 0, maximum = 2592000)]
     #[serde(default, deserialize_with = "optional_integer")]
     pub timeout: Option<i64>,
+    /// Most participants in the room at once (joining, joined or leaving); a join into a full
+    /// room is 409. 0 (the default) = no limit; a `connect` room takes two whatever this says.
+    #[schema(value_type = Option<u64>, minimum = 0, maximum = 10000)]
+    #[serde(default, deserialize_with = "optional_integer")]
+    pub max_participants: Option<i64>,
     /// Said to each participant who joins (at most 16 `talk` actions).
     #[schema(value_type = Option<Vec<doc::Action>>, max_items = 16)]
     pub pre_actions: Option<Vec<ActionObject>>,
@@ -103,6 +108,9 @@ impl<'de> Deserialize<'de> for ActionObject {
             .map_err(serde::de::Error::custom)
     }
 }
+
+/// The largest `max_participants` a room may be created with.
+const MAX_PARTICIPANTS: u64 = 10_000;
 
 const ACTION_FIELDS: &[&str] = &["id", "next_id", "type", "option"];
 
@@ -145,12 +153,21 @@ impl ConferenceBody {
                 json!({ "timeout": timeout }),
             ));
         };
+        let most = self.max_participants.unwrap_or(0);
+        let Some(max_participants) = u64::try_from(most).ok().filter(|m| *m <= MAX_PARTICIPANTS)
+        else {
+            return Err(ApiError::bad_request_with(
+                "Invalid max_participants: 0 (no limit) to 10000",
+                json!({ "max_participants": most }),
+            ));
+        };
         Ok(NewRoom {
             name,
             kind,
             detail,
             data,
             timeout,
+            max_participants,
             pre_actions: actions(self.pre_actions),
             post_actions: actions(self.post_actions),
         })

@@ -60,6 +60,12 @@ pub enum ConferenceFact {
         channel: String,
         member_id: u32,
     },
+    /// A file played to one member ended (play-file-member-done): a hold's music, which is
+    /// the only file played to a member alone.
+    MemberFileDone {
+        channel: String,
+        member_id: u32,
+    },
     /// A file started, or (with `error`) could not be played.
     PlayFile {
         file: String,
@@ -89,7 +95,8 @@ impl ConferenceFact {
             | ConferenceFact::MemberMuted { channel, .. }
             | ConferenceFact::MemberUnmuted { channel, .. }
             | ConferenceFact::MemberSwitched { channel, .. }
-            | ConferenceFact::MemberKicked { channel, .. } => Some(channel),
+            | ConferenceFact::MemberKicked { channel, .. }
+            | ConferenceFact::MemberFileDone { channel, .. } => Some(channel),
             _ => None,
         }
     }
@@ -203,6 +210,10 @@ fn conference_fact(event: &Event) -> Option<ConferenceFact> {
                 switch,
                 on,
             }
+        }
+        A::PlayFileMemberDone => {
+            let (channel, member_id) = member(event)?;
+            ConferenceFact::MemberFileDone { channel, member_id }
         }
         A::KickMember | A::HupMember => {
             let (channel, member_id) = member(event)?;

@@ -118,6 +118,10 @@ pub struct Member {
     /// A hold or unhold asked and not reported yet (as `mute_requested`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hold_requested: Option<bool>,
+    /// The file a hold plays to the member when it is not the node's hold music (which loops
+    /// by itself): played again each time it ends while the member is held.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_music: Option<String>,
     /// The node's `Event-Sequence` of the newest event applied to this member (0: none yet).
     /// An older event of the channel is not applied again (see `apply::apply_event`).
     #[serde(default, skip_serializing_if = "is_zero")]
@@ -153,6 +157,7 @@ impl Member {
             deaf_requested: None,
             held: false,
             hold_requested: None,
+            hold_music: None,
             event_seq: 0,
             updated_at: now,
         }
@@ -357,6 +362,9 @@ pub struct Room {
     pub status: RoomStatus,
     /// Seconds after creation at which the room terminates; 0 = never.
     pub timeout: u64,
+    /// Most participants (joining, joined or leaving) at once; 0 = no limit of its own.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub max_participants: u64,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pre_actions: Vec<Action>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -412,6 +420,7 @@ impl Room {
             kind,
             status: RoomStatus::Starting,
             timeout: 0,
+            max_participants: 0,
             pre_actions: Vec::new(),
             post_actions: Vec::new(),
             core_uuid: None,

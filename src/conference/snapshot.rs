@@ -311,27 +311,26 @@ fn conference_present(
         };
         let s = session(&m.uuid);
         nested(step, core_uuid, &conf.conference_uuid, &added, s.as_ref());
-        let mute = if m.flags.can_speak {
-            ConferenceFact::MemberUnmuted {
-                channel: m.uuid.clone(),
-                member_id: m.id,
-            }
-        } else {
-            ConferenceFact::MemberMuted {
-                channel: m.uuid.clone(),
-                member_id: m.id,
-            }
-        };
-        nested(step, core_uuid, &conf.conference_uuid, &mute, None);
-        for (switch, on) in [
-            (Switch::Deaf, !m.flags.can_hear),
-            (Switch::Hold, m.flags.hold),
-        ] {
-            let fact = ConferenceFact::MemberSwitched {
-                channel: m.uuid.clone(),
-                member_id: m.id,
-                switch,
-                on,
+        // While a member is held, json_list shows can_speak and can_hear off whatever they
+        // are (seen on 1.11; the events carry the real flags): only the hold is taken then.
+        let mut switches = vec![(Switch::Hold, m.flags.hold)];
+        if !m.flags.hold {
+            switches.extend([
+                (Switch::Mute, !m.flags.can_speak),
+                (Switch::Deaf, !m.flags.can_hear),
+            ]);
+        }
+        for (switch, on) in switches {
+            let (channel, member_id) = (m.uuid.clone(), m.id);
+            let fact = match switch {
+                Switch::Mute if on => ConferenceFact::MemberMuted { channel, member_id },
+                Switch::Mute => ConferenceFact::MemberUnmuted { channel, member_id },
+                _ => ConferenceFact::MemberSwitched {
+                    channel,
+                    member_id,
+                    switch,
+                    on,
+                },
             };
             nested(step, core_uuid, &conf.conference_uuid, &fact, None);
         }

@@ -184,6 +184,17 @@ pub fn hold(room: &RoomId, member_id: u32, music: &str) -> Result<ApiCommand, Co
         .arg(checked_token("hold music", music)?)
 }
 
+/// `conference <room> play <file> <member> nomux`: the file instead of the room, for that
+/// member only (as a hold plays its music).
+pub fn member_file(room: &RoomId, member_id: u32, file: &str) -> Result<ApiCommand, CommandError> {
+    ApiCommand::new("conference")?
+        .arg(room.as_str())?
+        .arg("play")?
+        .arg(checked_token("member file", file)?)?
+        .arg(&member_id.to_string())?
+        .arg("nomux")
+}
+
 /// A value passed as one argument of a conference command: no quotes, braces, commas or
 /// backslashes that FreeSWITCH would split or expand.
 fn checked_token<'a>(what: &'static str, value: &'a str) -> Result<&'a str, CommandError> {

@@ -474,6 +474,15 @@ async fn run_effect<S: Store>(
             }
             Ok(())
         }
+        Effect::HoldMusic { member_id, file } => {
+            let cmd =
+                commands::member_file(&e.room, *member_id, file).map_err(|err| err.to_string())?;
+            let reply = client.api(&cmd).await.map_err(|err| err.to_string())?;
+            reply
+                .expect_ok(false)
+                .map(drop)
+                .map_err(|err| err.to_string())
+        }
         Effect::ReleaseControlLeg => {
             let Some(room) = store
                 .room(&e.app, &e.room)

@@ -27,6 +27,8 @@ pub struct NewRoom {
     pub data: Value,
     /// Seconds after creation at which the room ends; 0 = never.
     pub timeout: u64,
+    /// Most participants at once; 0 = no limit.
+    pub max_participants: u64,
     pub pre_actions: Vec<Action>,
     pub post_actions: Vec<Action>,
 }
@@ -40,6 +42,7 @@ impl NewRoom {
             detail: String::new(),
             data: json!({}),
             timeout: 0,
+            max_participants: 0,
             pre_actions: Vec::new(),
             post_actions: Vec::new(),
         }
@@ -78,6 +81,7 @@ impl<S: Store> Rooms<S> {
         room.detail = spec.detail;
         room.data = spec.data;
         room.timeout = spec.timeout;
+        room.max_participants = spec.max_participants;
         room.pre_actions = spec.pre_actions;
         room.post_actions = spec.post_actions;
         room.core_uuid = node.core_uuid();

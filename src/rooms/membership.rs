@@ -210,7 +210,11 @@ impl<S: Store> Rooms<S> {
             .await?;
         // Asked before it is sent, so the node's confirmation always finds it.
         self.change(app, &room.id, |r| {
-            ops::request_switch(r, channel, switch, on, now_micros()).map(|(applied, _)| applied)
+            let (applied, _) = ops::request_switch(r, channel, switch, on, now_micros())?;
+            if let (Switch::Hold, true, Some(m)) = (switch, on, r.members.get_mut(channel)) {
+                m.hold_music = music.map(str::to_owned);
+            }
+            Ok(applied)
         })
         .await?;
         if let Err(e) = node.expect_ok(&cmd, false).await {

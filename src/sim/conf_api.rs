@@ -294,12 +294,13 @@ impl State {
                         )
                     })
                     .collect();
+                // A held member's can_* flags read false whatever they are (seen on 1.11).
                 members.extend(room.members.iter().map(|m| {
                         let ch = self.channels.get(&m.uuid);
                         (m.joined, json!({
                             "type": "caller", "id": m.id,
                             "flags": {
-                                "can_hear": m.hear, "can_see": true, "can_speak": m.speak, "hold": m.held,
+                                "can_hear": m.hear && !m.held, "can_see": !m.held, "can_speak": m.speak && !m.held, "hold": m.held,
                                 "mute_detect": false, "talking": m.talking, "has_video": false, "video_bridge": false,
                                 "has_floor": room.floor == Some(m.id), "is_moderator": m.moderator,
                                 "end_conference": false, "mandatory_member_end_conference": false, "pass_digits": false,

@@ -604,6 +604,48 @@ impl Live {
             == "true"
     }
 
+    /// What a call hears for `millis`, as the node sends it (`uuid_record` of the channel's
+    /// write direction only, `RECORD_WRITE_ONLY`): the WAV's bytes.
+    pub async fn ear(&self, channel: &str, millis: u64) -> Vec<u8> {
+        let name = format!("switchyard-ear-{}.wav", uuid::Uuid::new_v4());
+        let on_node = format!("{}/{name}", self.settings.recordings_dir);
+        let set = self
+            .node_api(&format!("uuid_setvar {channel} RECORD_WRITE_ONLY true"))
+            .await;
+        assert!(set.starts_with("+OK"), "{set}");
+        let start = self
+            .node_api(&format!("uuid_record {channel} start {on_node}"))
+            .await;
+        assert!(start.starts_with("+OK"), "{start}");
+        tokio::time::sleep(Duration::from_millis(millis)).await;
+        let stop = self
+            .node_api(&format!("uuid_record {channel} stop {on_node}"))
+            .await;
+        assert!(stop.starts_with("+OK"), "{stop}");
+        let local = self.settings.local_recordings().join(&name);
+        let mut bytes = Vec::new();
+        self.eventually("the node closes the recording", || {
+            bytes = std::fs::read(&local).unwrap_or_default();
+            std::future::ready(bytes.len() > 44)
+        })
+        .await;
+        let _ = std::fs::remove_file(&local);
+        bytes
+    }
+
+    /// A member's flags (`can_hear`, `can_speak`, `hold`…) as the node lists it.
+    pub async fn node_flags(&self, room: &str, channel: &str) -> Value {
+        let text = self.node_api(&format!("conference {room} json_list")).await;
+        let list: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        list[0]["members"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|m| m["uuid"] == channel)
+            .map(|m| m["flags"].clone())
+            .unwrap_or(Value::Null)
+    }
+
     /// Whether the node has a conference named `room`.
     pub async fn conference_on_node(&self, room: &str) -> bool {
         !self
@@ -944,6 +986,20 @@ pub fn wav_samples(bytes: &[u8]) -> (Vec<i16>, u32) {
         at = body + len + (len & 1);
     }
     panic!("no data chunk");
+}
+
+/// The share of a WAV's 100 ms windows that are audible (RMS above -40 dBFS).
+pub fn sound_share(bytes: &[u8]) -> f64 {
+    let (samples, rate) = wav_samples(bytes);
+    let windows: Vec<&[i16]> = samples.chunks_exact((rate / 10) as usize).collect();
+    if windows.is_empty() {
+        return 0.0;
+    }
+    let loud = windows.iter().filter(|w| {
+        let energy: f64 = w.iter().map(|&x| (x as f64 / 32768.0).powi(2)).sum();
+        (energy / w.len() as f64).sqrt() > 0.01
+    });
+    loud.count() as f64 / windows.len() as f64
 }
 
 /// The share of a WAV's 100 ms windows that carry a tone of `freq` Hz: audible (RMS above

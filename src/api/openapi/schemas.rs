@@ -250,6 +250,8 @@ pub struct ConferenceDetail {
     pub data: Value,
     /// Seconds after creation at which the room ends; 0 = never.
     pub timeout: u64,
+    /// Most participants at once; 0 = no limit.
+    pub max_participants: u64,
     pub pre_actions: Vec<Action>,
     pub post_actions: Vec<Action>,
     pub conferencecall_ids: Vec<Uuid>,

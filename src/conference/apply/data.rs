@@ -119,6 +119,7 @@ mod tests {
             deaf_requested: None,
             held: false,
             hold_requested: None,
+            hold_music: None,
             event_seq: 0,
             updated_at: 1,
         };

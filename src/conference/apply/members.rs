@@ -271,9 +271,26 @@ pub(super) fn set_switch(
         return;
     }
     *state = on;
+    if switch == Switch::Hold && !on {
+        m.hold_music = None;
+    }
     m.updated_at = now;
     let data = member_data(step.room, &step.room.members[channel]);
     step.emit(EventKind::switched(switch, on), data);
+}
+
+/// A file played to the member alone ended: a held member's music, played again while it is
+/// held and no unhold is on its way (an unhold stops it, and its end comes after).
+pub(super) fn file_done(step: &mut Step<'_>, channel: &str, member_id: u32) {
+    let Some(m) = confirmed(step.room, channel, member_id) else {
+        step.out.ignored = Some(Ignored::UnknownMember);
+        return;
+    };
+    let again = m.held && m.hold_requested.is_none();
+    match m.hold_music.clone().filter(|_| again) {
+        Some(file) => step.out.effects.push(Effect::HoldMusic { member_id, file }),
+        None => step.out.ignored = Some(Ignored::NoChange),
+    }
 }
 
 pub(super) fn kicked(step: &mut Step<'_>, channel: &str, member_id: u32) {

@@ -57,6 +57,8 @@ pub enum Effect {
     Greet { member_id: u32, talks: Vec<Talk> },
     /// The room is over on our side: hang up the control leg.
     ReleaseControlLeg,
+    /// Play a held member's music again (it ended; the member is still held).
+    HoldMusic { member_id: u32, file: String },
 }
 
 /// What applying a fact did.
@@ -254,6 +256,9 @@ pub fn apply(
             switch,
             on,
         } => members::set_switch(&mut step, channel, *member_id, *switch, *on),
+        ConferenceFact::MemberFileDone { channel, member_id } => {
+            members::file_done(&mut step, channel, *member_id)
+        }
         ConferenceFact::MemberKicked { channel, member_id } => {
             members::kicked(&mut step, channel, *member_id)
         }

@@ -32,7 +32,9 @@ pub enum OpError {
     #[error("session is not in this room")]
     NotInRoom,
     #[error("a connect room takes two participants")]
-    RoomFull,
+    ConnectFull,
+    #[error("the room is full (max_participants {0})")]
+    RoomFull(u64),
     #[error("member is already {0}")]
     AlreadyInState(&'static str),
     #[error("nothing is playing in this room")]
@@ -61,8 +63,13 @@ pub fn request_join(
             _ => OpError::AlreadyJoined,
         });
     }
-    if room.kind == RoomType::Connect && room.members.len() >= 2 {
-        return Err(OpError::RoomFull);
+    // Every participation counts until it has left: a leaving member still holds its place.
+    let held = room.members.len() as u64;
+    if room.kind == RoomType::Connect && held >= 2 {
+        return Err(OpError::ConnectFull);
+    }
+    if room.max_participants > 0 && held >= room.max_participants {
+        return Err(OpError::RoomFull(room.max_participants));
     }
     let member = Member::requested(session, command_uid, now);
     let data = member_data(room, &member);

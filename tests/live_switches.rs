@@ -1,0 +1,174 @@
+//! Deaf and hold on a real FreeSWITCH with SIPp callers that send a 440 Hz tone, measured in
+//! what the node sends each call (`uuid_record`, write direction only) and in the room's
+//! recording: a deaf member hears nothing of the room; a held member hears hold music, not the
+//! room, and the room does not hear it; unhold brings it back as muted as it was. Without a
+//! FreeSWITCH these tests are compiled and reported as ignored (see `tests/live_conference.rs`).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+#[path = "common/live.rs"]
+mod live;
+
+use axum::http::StatusCode;
+use serde_json::json;
+use switchyard::conference::EventKind;
+
+use live::{Live, channel_of, notice, sound_share, tone_share};
+
+const TONE: f64 = 440.0;
+
+/// How much of what `channel` hears for 2 s is the callers' tone (printed, with `what`).
+async fn tone_heard(t: &Live, channel: &str, what: &str) -> f64 {
+    let share = tone_share(&t.ear(channel, 2000).await, TONE);
+    notice(&format!(
+        "{what}: the tone in {:.0} % of 2 s",
+        share * 100.0
+    ));
+    share
+}
+
+/// A caller that hears another's tone hears it in most of a 2 s window (SIPp's loop of the
+/// tone has gaps); one that does not, in almost none.
+const HEARS: f64 = 0.4;
+const DEAF: f64 = 0.1;
+
+/// Sends a switch command and waits until the member shows `field == want` through the API.
+async fn switch(t: &Live, room: &str, session: &str, verb: &str, field: &str, want: bool) {
+    let path = format!("/api/v1/sessions/{session}/commands/conference/{verb}");
+    let r = t.patiently("POST", &path, json!({})).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{verb}: {r:?}");
+    t.eventually(&format!("{verb} confirmed by the node"), || async {
+        t.members(room)
+            .await
+            .iter()
+            .any(|m| m["uuid"] == session && m[field] == want)
+    })
+    .await;
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(live_fs),
+    ignore = "needs a real FreeSWITCH: run scripts/test-deps.sh, or set SWITCHYARD_LIVE_ESL=host:port"
+)]
+async fn live_a_deaf_member_hears_nothing_and_a_held_one_hears_music_not_the_room() {
+    let t = Live::start().await;
+    let room = t.room("switches").await;
+    let (a, b) = (t.call("1001").await, t.call("1002").await);
+    t.joined(&room, &a).await;
+    t.joined(&room, &b).await;
+    let (a_ch, b_ch) = (channel_of(&a).to_owned(), channel_of(&b).to_owned());
+    // A speaks (its tone); B hears it.
+    switch(&t, &room, &a, "unmute", "muted", false).await;
+    assert!(tone_heard(&t, &b_ch, "B hears A").await > HEARS);
+
+    // Deaf: B hears nothing of the room.
+    switch(&t, &room, &b, "deaf", "deaf", true).await;
+    assert_eq!(t.node_flags(&room, &b_ch).await["can_hear"], false);
+    let ear = t.ear(&b_ch, 1500).await;
+    let (tone, sound) = (tone_share(&ear, TONE), sound_share(&ear));
+    notice(&format!(
+        "deaf B: tone in {:.0} %, any sound in {:.0} % of 1.5 s",
+        tone * 100.0,
+        sound * 100.0
+    ));
+    assert!(tone < DEAF && sound < DEAF, "a deaf member hears the room");
+    switch(&t, &room, &b, "undeaf", "deaf", false).await;
+    assert_eq!(t.node_flags(&room, &b_ch).await["can_hear"], true);
+
+    // Now B speaks and A listens; then B is held.
+    switch(&t, &room, &a, "mute", "muted", true).await;
+    switch(&t, &room, &b, "unmute", "muted", false).await;
+    assert!(tone_heard(&t, &a_ch, "A hears B before the hold").await > HEARS);
+    switch(&t, &room, &b, "hold", "held", true).await;
+    // json_list masks a held member's can_* flags; the API keeps B unmuted (as it is).
+    let flags = t.node_flags(&room, &b_ch).await;
+    assert_eq!(
+        (flags["hold"].clone(), flags["can_speak"].clone()),
+        (json!(true), json!(false))
+    );
+    let b_member = t
+        .members(&room)
+        .await
+        .into_iter()
+        .find(|m| m["uuid"] == b.as_str());
+    assert_eq!(b_member.unwrap()["muted"], false);
+    // B hears the node's hold music (a soft arpeggio, not the room's tone)…
+    let ear = t.ear(&b_ch, 2000).await;
+    let (tone, sound) = (tone_share(&ear, TONE), sound_share(&ear));
+    notice(&format!(
+        "held B: music in {:.0} % of 2 s, the tone in {:.0} %",
+        sound * 100.0,
+        tone * 100.0
+    ));
+    assert!(sound > 0.5, "a held member hears hold music");
+    assert!(tone < DEAF, "a held member hears the room");
+    // …and the room no longer hears B, though B is not muted.
+    assert!(tone_heard(&t, &a_ch, "A hears held B").await < DEAF);
+
+    // Muted while held: B comes back muted (the hold kept its mute flag apart).
+    switch(&t, &room, &b, "mute", "muted", true).await;
+    switch(&t, &room, &b, "unhold", "held", false).await;
+    let flags = t.node_flags(&room, &b_ch).await;
+    assert_eq!(
+        (flags["hold"].clone(), flags["can_speak"].clone()),
+        (json!(false), json!(false))
+    );
+    assert!(tone_heard(&t, &a_ch, "A hears B, muted while held, unheld").await < DEAF);
+    switch(&t, &room, &b, "unmute", "muted", false).await;
+    assert!(tone_heard(&t, &a_ch, "A hears B unheld and unmuted").await > HEARS);
+
+    // Held with music of its own (a 2 s WAV over HTTP), in a silent room: the node plays a
+    // hold file once; the controller plays it again each time it ends, so B hears it all along.
+    switch(&t, &room, &b, "mute", "muted", true).await;
+    let tone = t.tone().await;
+    let hold = format!("/api/v1/sessions/{b}/commands/conference/hold");
+    let r = t
+        .patiently("POST", &hold, json!({ "music": tone.url }))
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    t.eventually("held with music", || async {
+        t.members(&room)
+            .await
+            .iter()
+            .any(|m| m["uuid"] == b.as_str() && m["held"] == true)
+    })
+    .await;
+    let ear = t.ear(&b_ch, 6000).await;
+    let music = tone_share(&ear, TONE);
+    notice(&format!(
+        "B held with a 2 s file hears it in {:.0} % of 6 s",
+        music * 100.0
+    ));
+    assert!(music > 0.75, "the hold music stops after one play");
+    switch(&t, &room, &b, "unhold", "held", false).await;
+    let heard = tone_heard(&t, &b_ch, "B unheld in a silent room").await;
+    assert!(heard < DEAF, "the hold music plays on after unhold");
+
+    assert_eq!(t.store_members(&room).await, t.node_members(&room).await);
+    let told: Vec<EventKind> = t
+        .events(&room)
+        .await
+        .iter()
+        .filter(|e| e.data["uuid"] == b.as_str())
+        .map(|e| e.kind)
+        .filter(|k| !matches!(k, EventKind::MemberJoining | EventKind::MemberJoined))
+        .collect();
+    use EventKind::*;
+    assert_eq!(
+        told,
+        [
+            MemberDeaf,
+            MemberUndeaf,
+            MemberUnmuted,
+            MemberHeld,
+            MemberMuted,
+            MemberUnheld,
+            MemberUnmuted,
+            MemberMuted,
+            MemberHeld,
+            MemberUnheld
+        ]
+    );
+    t.finish().await;
+}
