@@ -252,3 +252,34 @@ async fn a_full_room_refuses_a_join_until_a_place_is_free() {
     let r = t.join(A, &calls[2], &room).await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
 }
+
+#[tokio::test]
+async fn a_members_keypresses_are_announced_and_a_parked_callers_are_not() {
+    let t = lab().await;
+    let room = t.room(A, "keys").await;
+    let (s, parked) = (t.call(A, "1001").await, t.call(A, "1002").await);
+    t.joined(A, &room, &s).await;
+    let channel = |id: &str| id.split_once('-').unwrap().1.to_owned();
+    assert!(t.sim().caller_dtmf(&channel(&parked), '9'));
+    for digit in ['1', '#', '*'] {
+        assert!(t.sim().caller_dtmf(&channel(&s), digit));
+    }
+    eventually("three digits announced", || async {
+        t.count(A, EventKind::MemberDtmf).await == 3
+    })
+    .await;
+    let digits: Vec<(Value, Value)> = t
+        .events(A)
+        .await
+        .iter()
+        .filter(|e| e.kind == EventKind::MemberDtmf)
+        .map(|e| (e.data["digit"].clone(), e.data["uuid"].clone()))
+        .collect();
+    assert_eq!(
+        digits,
+        ["1", "#", "*"].map(|d| (json!(d), json!(s))).to_vec(),
+        "in order, the member's only"
+    );
+    // The members list is unchanged by keypresses.
+    assert_eq!(t.members(A, &room).await.len(), 1);
+}

@@ -1071,3 +1071,28 @@ fn a_held_members_music_plays_again_until_an_unhold_is_on_its_way() {
             .is_empty()
     );
 }
+
+#[test]
+fn a_digit_is_announced_once_and_does_not_hold_back_the_members_state_events() {
+    use switchyard::conference::apply::dtmf;
+    let mut room = live_room(RoomType::Conference);
+    let member_id = room.members[ALICE].member_id.unwrap();
+    // Two controller instances apply the same DTMF event (sequence 50): one announcement.
+    let first = dtmf(&mut room, ALICE, "5", 50, 10);
+    assert_eq!(kinds(&first.events), [EventKind::MemberDtmf]);
+    assert_eq!(first.events[0].data["digit"], "5");
+    assert!(dtmf(&mut room, ALICE, "5", 50, 11).events.is_empty());
+    // An unmute fired just before the digit (sequence 49) but delivered after it still counts.
+    let unmute = ConferenceFact::MemberUnmuted {
+        channel: ALICE.into(),
+        member_id,
+    };
+    let applied = apply_event(&mut room, CORE, "c", &unmute, None, 12, 49);
+    assert_eq!(kinds(&applied.events), [EventKind::MemberUnmuted]);
+    // A stranger's digit is nobody's.
+    assert!(
+        dtmf(&mut room, "not-a-member", "1", 51, 13)
+            .events
+            .is_empty()
+    );
+}

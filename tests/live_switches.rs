@@ -172,3 +172,32 @@ async fn live_a_deaf_member_hears_nothing_and_a_held_one_hears_music_not_the_roo
     );
     t.finish().await;
 }
+
+#[tokio::test]
+#[cfg_attr(
+    not(live_fs),
+    ignore = "needs a real FreeSWITCH: run scripts/test-deps.sh, or set SWITCHYARD_LIVE_ESL=host:port"
+)]
+async fn live_a_members_keypress_is_announced_once() {
+    let t = Live::start().await;
+    let room = t.room("keypad").await;
+    let s = t.call("1001").await;
+    t.joined(&room, &s).await;
+    // Muted members' keys count too (FreeSWITCH reads them all the same).
+    t.press_key(channel_of(&s)).await;
+    t.eventually("conference.member.dtmf", || async {
+        t.count(&room, EventKind::MemberDtmf).await >= 1
+    })
+    .await;
+    let events = t.events(&room).await;
+    let digits: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e.kind == EventKind::MemberDtmf)
+        .map(|e| &e.data)
+        .collect();
+    assert_eq!(digits.len(), 1, "one key, one event: {digits:?}");
+    assert_eq!(digits[0]["digit"], "5");
+    assert_eq!(digits[0]["uuid"], s.as_str());
+    assert_eq!(digits[0]["muted"], true);
+    t.finish().await;
+}

@@ -41,6 +41,8 @@ pub enum EventKind {
     MemberHeld,
     #[serde(rename = "conference.member.unheld")]
     MemberUnheld,
+    #[serde(rename = "conference.member.dtmf")]
+    MemberDtmf,
     #[serde(rename = "conference.play.started")]
     PlayStarted,
     #[serde(rename = "conference.play.finished")]
@@ -91,6 +93,7 @@ impl EventKind {
             EventKind::MemberUndeaf => "conference.member.undeaf",
             EventKind::MemberHeld => "conference.member.held",
             EventKind::MemberUnheld => "conference.member.unheld",
+            EventKind::MemberDtmf => "conference.member.dtmf",
             EventKind::PlayStarted => "conference.play.started",
             EventKind::PlayFinished => "conference.play.finished",
             EventKind::PlayPaused => "conference.play.paused",

@@ -119,6 +119,12 @@ pub enum Fact {
         job_uuid: String,
         body: String,
     },
+    /// A digit the caller pressed (the core `DTMF` event: FreeSWITCH sends no conference event
+    /// for a caller's digits when the room has no caller controls).
+    Dtmf {
+        channel: String,
+        digit: String,
+    },
     Heartbeat,
 }
 
@@ -273,6 +279,13 @@ pub fn from_event(event: &Event) -> Option<Observed> {
         EventName::BackgroundJob => Fact::Job {
             job_uuid: event.job_uuid()?.into_owned(),
             body: event.body().map(|b| b.into_owned()).unwrap_or_default(),
+        },
+        EventName::Dtmf => Fact::Dtmf {
+            channel: event.unique_id()?.into_owned(),
+            digit: event
+                .header("DTMF-Digit")
+                .filter(|d| d.len() == 1 && d.chars().all(|c| "0123456789*#ABCDabcd".contains(c)))?
+                .to_ascii_uppercase(),
         },
         EventName::Heartbeat => Fact::Heartbeat,
         _ => return None,

@@ -122,6 +122,9 @@ pub struct Member {
     /// by itself): played again each time it ends while the member is held.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hold_music: Option<String>,
+    /// The node's `Event-Sequence` of the newest digit announced (see `apply::dtmf`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub dtmf_seq: u64,
     /// The node's `Event-Sequence` of the newest event applied to this member (0: none yet).
     /// An older event of the channel is not applied again (see `apply::apply_event`).
     #[serde(default, skip_serializing_if = "is_zero")]
@@ -158,6 +161,7 @@ impl Member {
             held: false,
             hold_requested: None,
             hold_music: None,
+            dtmf_seq: 0,
             event_seq: 0,
             updated_at: now,
         }

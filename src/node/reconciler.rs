@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::{AppDirectory, NodeConfig};
-use crate::conference::apply::{Effect, channel_gone, channel_parked};
+use crate::conference::apply::{Effect, channel_gone, channel_parked, dtmf};
 use crate::conference::session::{Origin, apply_channel};
 use crate::conference::snapshot::{
     SnapshotChannel, SnapshotConference, Stale, Taken, reconcile_at,
@@ -122,6 +122,10 @@ impl<S: Store> Reconciler<S> {
                 self.conference(observed, room, conference_uuid, fact, now)
                     .await
             }
+            Fact::Dtmf { channel, digit } => {
+                let (core, sequence) = (&observed.core_uuid, observed.sequence);
+                self.dtmf(core, sequence, channel, digit, now).await
+            }
             Fact::Job { .. } | Fact::Heartbeat => Ok(Vec::new()),
         }
     }
@@ -171,6 +175,33 @@ impl<S: Store> Reconciler<S> {
                 ChannelFact::HungUp => channel_gone(r, &info.channel, cause, now),
                 _ => channel_parked(r, &info.channel, now),
             })
+        })
+        .await
+    }
+
+    /// A digit from a caller: announced if the call is a member of one of its app's rooms,
+    /// once (a second instance applying the same event announces nothing again).
+    async fn dtmf(
+        &self,
+        core: &str,
+        sequence: u64,
+        channel: &str,
+        digit: &str,
+        now: Micros,
+    ) -> Result<Effects, StoreError> {
+        let id = SessionId::new(&self.node.prefix, channel);
+        let Some(app) = self.store.session_app(&id).await? else {
+            self.count(false);
+            return Ok(Vec::new());
+        };
+        let Some(room) = self.store.room_of_session(&app, &id).await? else {
+            self.count(false);
+            return Ok(Vec::new());
+        };
+        // The room must still be on the node that numbered the digit.
+        self.update(&app, &room, |r| match r.core_uuid.as_deref() {
+            Some(c) if c != core => crate::conference::Applied::default(),
+            _ => dtmf(r, channel, digit, sequence, now),
         })
         .await
     }

@@ -76,6 +76,7 @@ fn subscription() -> EventSet {
         EventName::ChannelAnswer,
         EventName::ChannelPark,
         EventName::ChannelHangupComplete,
+        EventName::Dtmf,
         EventName::Heartbeat,
         EventName::BackgroundJob,
     ]);

@@ -355,6 +355,7 @@ impl State {
             "show" => self.show(args),
             "conference" => self.conference(args),
             "sim_inbound" => self.inbound(args),
+            "sim_dtmf" => self.caller_dtmf(args),
             _ => format!("-ERR {name} Command not found!\n"),
         }
     }

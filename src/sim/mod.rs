@@ -194,6 +194,13 @@ impl Simulator {
         out.trim().strip_prefix("+OK ").map(str::to_owned)
     }
 
+    /// The caller of `channel` presses `digit` (the core `DTMF` event FreeSWITCH sends).
+    pub fn caller_dtmf(&self, channel: &str, digit: char) -> bool {
+        self.core
+            .api(&format!("sim_dtmf {channel} {digit}"))
+            .starts_with("+OK")
+    }
+
     /// Fires a HEARTBEAT (and its RE_SCHEDULE) now.
     pub fn heartbeat_now(&self) {
         self.core.heartbeat();

@@ -13,6 +13,26 @@ impl State {
     /// profile to a DID, run through the `public` dialplan of `freeswitch-conf/` (set
     /// `switchyard_did`, set `media_timeout`, answer, park) as mod_sofia and FreeSWITCH's core
     /// report it.
+    /// `sim_dtmf <uuid> <digit>`: the caller presses a key (RFC 2833). With no caller controls in
+    /// the room, FreeSWITCH sends only the core `DTMF` event, the channel's data then the digit
+    /// (seen on 1.11: `DTMF-Duration: 2240`, `DTMF-Source: RTP`), in a room or out of one.
+    pub(crate) fn caller_dtmf(&mut self, args: &str) -> String {
+        let mut words = args.split(' ');
+        let (Some(uuid), Some(digit)) = (words.next(), words.next()) else {
+            return "-USAGE: sim_dtmf <uuid> <digit>\n".into();
+        };
+        if !self.channels.contains_key(uuid) {
+            return "-ERR No such channel!\n".into();
+        }
+        let post = [
+            ("DTMF-Digit", digit.to_owned()),
+            ("DTMF-Duration", "2240".to_owned()),
+            ("DTMF-Source", "RTP".to_owned()),
+        ];
+        self.ch_event("DTMF", uuid, &[], &post, false);
+        "+OK\n".into()
+    }
+
     pub(crate) fn inbound(&mut self, args: &str) -> String {
         let mut words = args.splitn(3, ' ');
         let (Some(did), Some(number)) = (words.next().filter(|s| !s.is_empty()), words.next())

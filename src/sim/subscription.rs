@@ -54,6 +54,7 @@ const ALL_NAMES: &[&str] = &[
     "RECORD_STOP",
     "PLAYBACK_START",
     "PLAYBACK_STOP",
+    "DTMF",
 ];
 
 /// Outcome of an `event`/`nixevent` command.

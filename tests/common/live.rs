@@ -561,6 +561,14 @@ impl Live {
         sessions
     }
 
+    /// A key pressed on the call: `uuid_recv_dtmf` hands the digit to the channel as if it came
+    /// from the caller (it goes the same way as an RFC 2833 digit from then on, and fires the
+    /// same core `DTMF` event, with another `DTMF-Source`).
+    pub async fn press_key(&self, channel: &str) {
+        let reply = self.node_api(&format!("uuid_recv_dtmf {channel} 5")).await;
+        assert!(reply.starts_with("+OK"), "uuid_send_info: {reply}");
+    }
+
     /// Starts a SIP call; its SIP Call-ID.
     fn dial(&self, caller: &str, name: &str) -> String {
         let sip = Caller::dial(self.settings.sip, &self.settings.did, caller, name);

@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 const HOW_TO_INSTALL: &str = "SIPp places the live tests' calls: install it with \
      `apt-get update && apt-get install -y sip-tester` (or run scripts/test-deps.sh)";
 
-/// The UAC scenario. `AUDIO` is replaced with the µ-law WAV's path (SIPp does not expand
+/// The UAC scenario. `AUDIO` is replaced with the raw µ-law file's path (SIPp does not expand
 /// keywords inside `rtp_stream`).
 const SCENARIO: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="switchyard caller">
@@ -80,8 +80,8 @@ fn files() -> &'static (PathBuf, PathBuf) {
     FILES.get_or_init(|| {
         let dir = std::env::temp_dir().join(format!("switchyard-sipp-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let audio = dir.join("tone-440hz-ulaw.wav");
-        std::fs::write(&audio, ulaw_tone_wav(440.0, 2_000)).unwrap();
+        let audio = dir.join("tone-440hz.ulaw");
+        std::fs::write(&audio, ulaw_tone(440.0, 2_000)).unwrap();
         let scenario = dir.join("uac.xml");
         std::fs::write(
             &scenario,
@@ -212,34 +212,19 @@ pub fn ulaw(sample: i16) -> u8 {
     !(sign | ((exponent as u8) << 4) | mantissa as u8)
 }
 
-/// A WAV (format 7, µ-law, 8 kHz mono) of a sine tone.
-pub fn ulaw_tone_wav(freq: f64, millis: u32) -> Vec<u8> {
-    let n = 8 * millis as usize;
-    let data: Vec<u8> = (0..n)
+/// Headerless G.711 µ-law (8 kHz) of a sine tone. SIPp's `rtp_stream` sends a file's bytes as
+/// they are, a WAV's header included (seen on the wire): a header would be a burst of noise at
+/// every loop, which FreeSWITCH hears as talking.
+pub fn ulaw_tone(freq: f64, millis: u32) -> Vec<u8> {
+    (0..8 * millis as usize)
         .map(|i| {
             let v = (2.0 * std::f64::consts::PI * freq * i as f64 / 8000.0).sin();
             ulaw((v * 8000.0) as i16)
         })
-        .collect();
-    let mut w = Vec::with_capacity(n + 58);
-    w.extend_from_slice(b"RIFF");
-    w.extend_from_slice(&(4 + 8 + 18 + 8 + data.len() as u32).to_le_bytes());
-    w.extend_from_slice(b"WAVEfmt ");
-    w.extend_from_slice(&18u32.to_le_bytes());
-    w.extend_from_slice(&7u16.to_le_bytes()); // µ-law
-    w.extend_from_slice(&1u16.to_le_bytes()); // mono
-    w.extend_from_slice(&8000u32.to_le_bytes());
-    w.extend_from_slice(&8000u32.to_le_bytes());
-    w.extend_from_slice(&1u16.to_le_bytes());
-    w.extend_from_slice(&8u16.to_le_bytes());
-    w.extend_from_slice(&0u16.to_le_bytes());
-    w.extend_from_slice(b"data");
-    w.extend_from_slice(&(data.len() as u32).to_le_bytes());
-    w.extend_from_slice(&data);
-    w
+        .collect()
 }
 
-/// The µ-law WAV the callers send (for a test that wants to compare what was recorded).
+/// The raw µ-law the callers send (for a test that wants to compare what was recorded).
 pub fn audio_path() -> &'static Path {
     &files().1
 }

@@ -120,6 +120,7 @@ mod tests {
             held: false,
             hold_requested: None,
             hold_music: None,
+            dtmf_seq: 0,
             event_seq: 0,
             updated_at: 1,
         };

@@ -279,6 +279,28 @@ pub(super) fn set_switch(
     step.emit(EventKind::switched(switch, on), data);
 }
 
+/// The member pressed a key (the node numbered its event `sequence`): announced with the
+/// member's data and the digit, once. The digit's own order is kept apart from the member's
+/// state events (`event_seq`): FreeSWITCH numbers events when they are fired, and a digit fired
+/// on the call's thread may arrive before a mute fired just before it on another thread.
+pub fn dtmf(room: &mut Room, channel: &str, digit: &str, sequence: u64, now: Micros) -> Applied {
+    let mut step = Step::new(room, now);
+    match step.room.members.get_mut(channel) {
+        Some(m) if m.status == MemberStatus::Joined => {
+            if sequence > 0 && sequence <= m.dtmf_seq {
+                step.out.ignored = Some(Ignored::Superseded);
+                return step.finish();
+            }
+            m.dtmf_seq = sequence;
+            let mut data = member_data(step.room, &step.room.members[channel]);
+            data["digit"] = digit.into();
+            step.emit(EventKind::MemberDtmf, data);
+        }
+        _ => step.out.ignored = Some(Ignored::UnknownMember),
+    }
+    step.finish()
+}
+
 /// A file played to the member alone ended: a held member's music, played again while it is
 /// held and no unhold is on its way (an unhold stops it, and its end comes after).
 pub(super) fn file_done(step: &mut Step<'_>, channel: &str, member_id: u32) {

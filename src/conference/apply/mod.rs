@@ -24,7 +24,7 @@ use super::model::{Micros, Room, RoomStatus, Session, Switch};
 pub use data::{member_data, recording_data};
 pub use ending::{lose_conference, terminate};
 pub use media::end_recording;
-pub use members::{channel_gone, channel_parked, farewell, remove_member, why_left};
+pub use members::{channel_gone, channel_parked, dtmf, farewell, remove_member, why_left};
 
 /// Why a fact changed nothing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
