@@ -1,6 +1,8 @@
-//! The member switches beside mute over the lab: deaf/undeaf and hold/unhold are sent to the
-//! node, confirmed by its events (webhooks), judged against the last command asked, held to
-//! their own cooldowns, and a hold keeps the member's mute state for when it comes back.
+//! The participant controls over the lab: the member switches beside mute (deaf/undeaf,
+//! hold/unhold) are sent to the node, confirmed by its events (webhooks), judged against the
+//! last command asked and held to their own cooldowns, and a hold keeps the member's mute state
+//! for when it comes back; a room's max_participants; a member's keypresses; recording
+//! pause/resume.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -282,4 +284,75 @@ async fn a_members_keypresses_are_announced_and_a_parked_callers_are_not() {
     );
     // The members list is unchanged by keypresses.
     assert_eq!(t.members(A, &room).await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_recording_pauses_and_resumes_as_the_node_confirms() {
+    let t = lab().await;
+    let room = t.room(A, "taped").await;
+    let path = |verb: &str| format!("/api/v1/conferences/{room}/recording/{verb}");
+    // Nothing to pause yet.
+    assert_error(
+        &t.post(&path("pause"), A, json!({})).await,
+        StatusCode::CONFLICT,
+    );
+    let r = t.post(&path("start"), A, json!({})).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    let rec = r.body["id"].as_str().unwrap().to_owned();
+    let status =
+        || async { t.get(&format!("/api/v1/recordings/{rec}"), A).await.body["status"].clone() };
+    eventually("recording", || async { status().await == "recording" }).await;
+    assert_error(
+        &t.post(&path("resume"), A, json!({})).await,
+        StatusCode::CONFLICT,
+    );
+    let r = t.post(&path("pause"), A, json!({})).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    assert_eq!(r.body["id"], rec.as_str());
+    eventually("pause-recording confirms", || async {
+        status().await == "paused"
+    })
+    .await;
+    let r = t.post(&path("pause"), A, json!({})).await;
+    assert_error(&r, StatusCode::CONFLICT);
+    assert_eq!(r.body["error"], "The recording is already paused", "{r:?}");
+    // Another app's room is not its to pause.
+    assert_error(
+        &t.post(&path("resume"), B, json!({})).await,
+        StatusCode::FORBIDDEN,
+    );
+    let r = t.post(&path("resume"), A, json!({})).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    eventually("resume-recording confirms", || async {
+        status().await == "recording"
+    })
+    .await;
+    let r = t.post(&path("stop"), A, json!({})).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    eventually("ended", || async { status().await == "ended" }).await;
+    let told: Vec<EventKind> = t
+        .events(A)
+        .await
+        .iter()
+        .map(|e| e.kind)
+        .filter(|k| {
+            matches!(
+                k,
+                EventKind::RecordingStarted
+                    | EventKind::RecordingPaused
+                    | EventKind::RecordingResumed
+                    | EventKind::RecordingFinished
+            )
+        })
+        .collect();
+    use EventKind::*;
+    assert_eq!(
+        told,
+        [
+            RecordingStarted,
+            RecordingPaused,
+            RecordingResumed,
+            RecordingFinished
+        ]
+    );
 }

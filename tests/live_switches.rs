@@ -201,3 +201,67 @@ async fn live_a_members_keypress_is_announced_once() {
     assert_eq!(digits[0]["muted"], true);
     t.finish().await;
 }
+
+#[tokio::test]
+#[cfg_attr(
+    not(live_fs),
+    ignore = "needs a real FreeSWITCH: run scripts/test-deps.sh, or set SWITCHYARD_LIVE_ESL=host:port"
+)]
+async fn live_a_paused_recording_leaves_the_pause_out_of_its_file() {
+    let t = Live::start().await;
+    let room = t.room("paused-tape").await;
+    let s = t.call("1001").await;
+    t.joined(&room, &s).await;
+    switch(&t, &room, &s, "unmute", "muted", false).await;
+    let base = format!("/api/v1/conferences/{room}/recording");
+    let r = t.post(&format!("{base}/start"), json!({})).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    let rec = r.body["id"].as_str().unwrap().to_owned();
+    let shown = format!("/api/v1/recordings/{rec}");
+    let status = |want: &'static str| {
+        let shown = shown.clone();
+        let t = &t;
+        async move { t.get(&shown).await.body["status"] == want }
+    };
+    t.eventually("recording", || status("recording")).await;
+    let started = std::time::Instant::now();
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let r = t.post(&format!("{base}/pause"), json!({})).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    t.eventually("pause-recording confirms", || status("paused"))
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let r = t.post(&format!("{base}/resume"), json!({})).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    t.eventually("resume-recording confirms", || status("recording"))
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let r = t.post(&format!("{base}/stop"), json!({})).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    let wall = started.elapsed().as_millis() as u64;
+    t.eventually("ended", || status("ended")).await;
+    let millis = t.get(&shown).await.body["duration_ms"].as_u64().unwrap();
+    let wav = t.raw_get(&format!("{shown}/file")).await;
+    assert_eq!(wav.0, StatusCode::OK);
+    let file_ms = live::wav_millis(&wav.2);
+    notice(&format!(
+        "recorded {wall} ms of wall clock with a 2.5 s pause: the node says {millis} ms, \
+         the file holds {file_ms} ms"
+    ));
+    assert!(
+        file_ms + 2000 < wall && file_ms > 2500,
+        "the pause is left out: {file_ms} ms of {wall} ms"
+    );
+    assert!(file_ms.abs_diff(millis) <= 250, "{file_ms} vs {millis}");
+    use EventKind::*;
+    for kind in [
+        RecordingStarted,
+        RecordingPaused,
+        RecordingResumed,
+        RecordingFinished,
+    ] {
+        assert_eq!(t.count(&room, kind).await, 1, "{kind:?}");
+    }
+    let _ = std::fs::remove_file(t.settings.local_recordings().join(format!("{rec}.wav")));
+    t.finish().await;
+}

@@ -495,7 +495,7 @@ fn the_mirrored_vocabularies_match_the_domain() {
         doc,
         "RecordingStatus",
         RecordingStatus,
-        [Initiating, Recording, Stopping, Ended]
+        [Initiating, Recording, Paused, Stopping, Ended]
     );
     mirrors!(
         doc,

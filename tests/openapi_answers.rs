@@ -380,6 +380,13 @@ async fn recordings(c: &Checked, room: &str) {
         .await;
     c.get(&format!("{shown}/file")).await;
     c.get(&format!("/v1.0/recordings/{rec}")).await;
+    c.post(&format!("{base}/resume"), json!({})).await;
+    c.post(&format!("{base}/pause"), json!({})).await;
+    c.until("paused", &shown, |r| r["status"] == "paused").await;
+    c.post(&format!("{base}/pause"), json!({})).await;
+    c.post(&format!("{base}/resume"), json!({})).await;
+    c.until("resumed", &shown, |r| r["status"] == "recording")
+        .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     c.post(&format!("{base}/stop"), json!({})).await;
     c.until("ended", &shown, |r| r["status"] == "ended").await;

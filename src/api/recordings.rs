@@ -18,6 +18,7 @@ use super::openapi::params::{RoomPath, UuidPath};
 use super::openapi::schemas as doc;
 use super::resource::uuid_id;
 use super::{ApiError, ApiState, Caller, views};
+use crate::conference::AppId;
 use crate::store::Store;
 
 type Answer = Result<(StatusCode, Json<Value>), ApiError>;
@@ -31,6 +32,14 @@ pub fn routes<S: Store>() -> Router<ApiState<S>> {
         .route(
             "/api/v1/conferences/{room_id}/recording/stop",
             post(stop::<S>),
+        )
+        .route(
+            "/api/v1/conferences/{room_id}/recording/pause",
+            post(pause::<S>),
+        )
+        .route(
+            "/api/v1/conferences/{room_id}/recording/resume",
+            post(resume::<S>),
         )
         .route("/api/v1/recordings/{id}", get(show::<S>))
         .route("/api/v1/recordings/{id}/file", get(file::<S>))
@@ -102,6 +111,75 @@ async fn stop<S: Store>(
 ) -> Answer {
     let id = room_id(&raw)?;
     let rec = st.rooms().stop_recording(&app, &id).await?;
+    let room = st.rooms().room_any(&app, &id).await?;
+    Ok((StatusCode::ACCEPTED, Json(views::recording(&room, &rec))))
+}
+
+/// 202: `conference.recording.paused` follows the node's confirmation.
+#[utoipa::path(
+    post,
+    path = "/api/v1/conferences/{room_id}/recording/pause",
+    operation_id = "recordings_pause",
+    tag = "recordings",
+    summary = "Pause a room's recording",
+    description = "The node writes nothing while the recording is paused: the file leaves the \
+        pause out, and its duration is what was recorded. 409 when the room is not recording, \
+        the recording is still starting or stopping, or it is already paused (as last asked). \
+        Webhook: `conference.recording.paused`.",
+    params(RoomPath),
+    request_body(content = Option<NoBody>, description = "Nothing, or `{}`"),
+    responses(
+        (status = 202, description = "Asked of the node", body = doc::Recording),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 502, response = NodeRejected),
+        (status = 504, response = NodeTimeout),
+    )
+)]
+async fn pause<S: Store>(
+    State(st): State<ApiState<S>>,
+    Caller(app): Caller,
+    IdPath(raw): IdPath,
+    JsonBody(NoBody {}): JsonBody<NoBody>,
+) -> Answer {
+    paused(st, app, raw, true).await
+}
+
+/// 202: `conference.recording.resumed` follows the node's confirmation.
+#[utoipa::path(
+    post,
+    path = "/api/v1/conferences/{room_id}/recording/resume",
+    operation_id = "recordings_resume",
+    tag = "recordings",
+    summary = "Resume a room's paused recording",
+    description = "409 when the room is not recording, or the recording is not paused (as last \
+        asked). Webhook: `conference.recording.resumed`.",
+    params(RoomPath),
+    request_body(content = Option<NoBody>, description = "Nothing, or `{}`"),
+    responses(
+        (status = 202, description = "Asked of the node", body = doc::Recording),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 502, response = NodeRejected),
+        (status = 504, response = NodeTimeout),
+    )
+)]
+async fn resume<S: Store>(
+    State(st): State<ApiState<S>>,
+    Caller(app): Caller,
+    IdPath(raw): IdPath,
+    JsonBody(NoBody {}): JsonBody<NoBody>,
+) -> Answer {
+    paused(st, app, raw, false).await
+}
+
+async fn paused<S: Store>(st: ApiState<S>, app: AppId, raw: String, pause: bool) -> Answer {
+    let id = room_id(&raw)?;
+    let rec = st.rooms().pause_recording(&app, &id, pause).await?;
     let room = st.rooms().room_any(&app, &id).await?;
     Ok((StatusCode::ACCEPTED, Json(views::recording(&room, &rec))))
 }

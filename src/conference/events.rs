@@ -57,6 +57,10 @@ pub enum EventKind {
     PlayVolumeChanged,
     #[serde(rename = "conference.recording.started")]
     RecordingStarted,
+    #[serde(rename = "conference.recording.paused")]
+    RecordingPaused,
+    #[serde(rename = "conference.recording.resumed")]
+    RecordingResumed,
     #[serde(rename = "conference.recording.finished")]
     RecordingFinished,
 }
@@ -101,6 +105,8 @@ impl EventKind {
             EventKind::PlayStopped => "conference.play.stopped",
             EventKind::PlayVolumeChanged => "conference.play.volume_changed",
             EventKind::RecordingStarted => "conference.recording.started",
+            EventKind::RecordingPaused => "conference.recording.paused",
+            EventKind::RecordingResumed => "conference.recording.resumed",
             EventKind::RecordingFinished => "conference.recording.finished",
         }
     }

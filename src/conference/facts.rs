@@ -84,6 +84,11 @@ pub enum ConferenceFact {
         path: String,
         millis: u64,
     },
+    /// pause-recording (`paused`) or resume-recording.
+    RecordingPaused {
+        path: String,
+        paused: bool,
+    },
 }
 
 impl ConferenceFact {
@@ -233,6 +238,10 @@ fn conference_fact(event: &Event) -> Option<ConferenceFact> {
         A::PlayFileDone => ConferenceFact::PlayFileDone {
             file: text(event, "File"),
             op: event.header("switchyard_op").map(|v| v.into_owned()),
+        },
+        A::PauseRecording | A::ResumeRecording => ConferenceFact::RecordingPaused {
+            path: text(event, "Path"),
+            paused: action == A::PauseRecording,
         },
         A::StartRecording => ConferenceFact::RecordingStarted {
             path: text(event, "Path"),

@@ -306,6 +306,8 @@ pub enum RecordingStatus {
     /// Asked of the node; `start-recording` has not confirmed it yet.
     Initiating,
     Recording,
+    /// Paused: the node writes nothing meanwhile (the file leaves the pause out).
+    Paused,
     /// Stop asked of the node; `stop-recording` has not confirmed it yet.
     Stopping,
     /// Over: the file is complete (or, with `error`, was never written).
@@ -330,10 +332,19 @@ pub struct Recording {
     pub duration_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// A pause (`true`) or resume asked and not confirmed yet; a new one is judged against it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause_requested: Option<bool>,
     pub updated_at: Micros,
 }
 
 impl Recording {
+    /// Paused as last asked: the pending pause or resume, else what the node reported.
+    pub fn paused_as_asked(&self) -> bool {
+        self.pause_requested
+            .unwrap_or(self.status == RecordingStatus::Paused)
+    }
+
     pub fn is_active(&self) -> bool {
         self.status != RecordingStatus::Ended
     }

@@ -140,6 +140,15 @@ pub fn norecord(room: &RoomId, path: &str) -> Result<ApiCommand, CommandError> {
     room_command(room, "norecord", Some(checked_path(path)?))
 }
 
+/// `conference <room> recording pause|resume <path>`.
+pub fn pause_recording(room: &RoomId, path: &str, pause: bool) -> Result<ApiCommand, CommandError> {
+    ApiCommand::new("conference")?
+        .arg(room.as_str())?
+        .arg("recording")?
+        .arg(if pause { "pause" } else { "resume" })?
+        .arg(checked_path(path)?)
+}
+
 /// A recordings directory that [`record`] can write into.
 pub fn record_dir_ok(dir: &str) -> Result<&str, CommandError> {
     checked_path(dir)

@@ -66,6 +66,46 @@ impl<S: Store> Rooms<S> {
         self.recording_in(app, id, active.id).await
     }
 
+    /// Pauses (`pause`) or resumes the room's active recording; the node confirms with
+    /// pause-recording / resume-recording. While paused the node writes nothing: the file
+    /// leaves the pause out.
+    pub async fn pause_recording(
+        &self,
+        app: &AppId,
+        id: &RoomId,
+        pause: bool,
+    ) -> Result<Recording, ServiceError> {
+        let room = self.room(app, id).await?;
+        let node = self.pool.get(&room.node)?;
+        // Every check first (nothing is sent for a 409).
+        let (_, path) = ops::request_pause(&mut room.clone(), pause, now_micros())?;
+        let cmd = commands::pause_recording(id, &path, pause).map_err(invalid)?;
+        self.change(app, id, |r| {
+            ops::request_pause(r, pause, now_micros()).map(|(applied, _)| applied)
+        })
+        .await?;
+        // `+OK Pause recording file <path>`, then `-ERR non-existant recording …` on a second
+        // line when the node has no such recording (seen on 1.11).
+        let sent = node
+            .api(&cmd)
+            .await
+            .map_err(ServiceError::from)
+            .and_then(|reply| {
+                let text = reply.text();
+                match text.lines().any(|l| l.starts_with("-ERR")) {
+                    true => Err(NodeError::Rejected(text.trim_end().to_owned()).into()),
+                    false => Ok(()),
+                }
+            });
+        if let Err(e) = sent {
+            self.change(app, id, |r| Ok(ops::pause_not_sent(r, pause, now_micros())))
+                .await?;
+            return Err(e);
+        }
+        let active = room.recording.ok_or(ServiceError::NotFound("recording"))?;
+        self.recording_in(app, id, active).await
+    }
+
     async fn recording_in(
         &self,
         app: &AppId,

@@ -71,6 +71,8 @@ const COMMON_RESPONSES: &[(&str, &str)] = &[
         conferences::volume,
         recordings::start,
         recordings::stop,
+        recordings::pause,
+        recordings::resume,
         recordings::show,
         recordings::file,
         recordings::conferencecall,

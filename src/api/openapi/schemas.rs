@@ -61,6 +61,7 @@ pub enum PlaybackStatus {
 pub enum RecordingStatus {
     Initiating,
     Recording,
+    Paused,
     Stopping,
     Ended,
 }

@@ -110,3 +110,43 @@ pub fn end_recording(
     let data = recording_data(step.room, id);
     step.emit(EventKind::RecordingFinished, data);
 }
+
+/// pause-recording (`paused`) or resume-recording of the recording at `path`. The node sends
+/// one for every command, a repeat too: only a change is announced.
+pub(super) fn recording_paused(step: &mut Step<'_>, path: &str, paused: bool) {
+    let Some(rec) = step.room.recordings.iter_mut().find(|r| {
+        r.path == path
+            && matches!(
+                r.status,
+                RecordingStatus::Recording | RecordingStatus::Paused
+            )
+    }) else {
+        step.out.ignored = Some(Ignored::UnknownOperation);
+        return;
+    };
+    let settles = rec.pause_requested == Some(paused);
+    if settles {
+        rec.pause_requested = None;
+    }
+    let now = if paused {
+        RecordingStatus::Paused
+    } else {
+        RecordingStatus::Recording
+    };
+    if rec.status == now {
+        if settles {
+            step.touch();
+        }
+        return;
+    }
+    rec.status = now;
+    rec.updated_at = step.now;
+    let id = rec.id;
+    let data = recording_data(step.room, id);
+    let kind = if paused {
+        EventKind::RecordingPaused
+    } else {
+        EventKind::RecordingResumed
+    };
+    step.emit(kind, data);
+}

@@ -274,6 +274,9 @@ pub fn apply(
         ConferenceFact::RecordingStarted { path, error } => {
             media::recording_started(&mut step, path, error.as_deref())
         }
+        ConferenceFact::RecordingPaused { path, paused } => {
+            media::recording_paused(&mut step, path, *paused)
+        }
         ConferenceFact::RecordingStopped { path, millis } => {
             media::recording_stopped(&mut step, path, *millis)
         }

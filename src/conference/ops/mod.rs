@@ -4,11 +4,13 @@
 //! here; playback is in [`playback`].
 
 mod playback;
+mod recording;
 
 pub use playback::{
     check_pause, play_not_sent, request_play, restore_playback, set_volume, stop_playback,
     toggle_pause,
 };
+pub use recording::{pause_not_sent, request_pause};
 
 use serde_json::json;
 use uuid::Uuid;
@@ -45,6 +47,10 @@ pub enum OpError {
     NotRecording,
     #[error("the recording is already stopping")]
     RecordingStopping,
+    #[error("the recording is already {0}")]
+    RecordingAlready(&'static str),
+    #[error("the recording has not started yet")]
+    RecordingStarting,
 }
 
 /// `join`: the member is `joining` until add-member confirms it.
@@ -228,6 +234,7 @@ pub fn request_recording(
         ended_at: None,
         duration_ms: None,
         error: None,
+        pause_requested: None,
         updated_at: now,
     });
     room.recording = Some(id);
