@@ -265,3 +265,41 @@ async fn live_a_paused_recording_leaves_the_pause_out_of_its_file() {
     let _ = std::fs::remove_file(t.settings.local_recordings().join(format!("{rec}.wav")));
     t.finish().await;
 }
+
+#[tokio::test]
+#[cfg_attr(
+    not(live_fs),
+    ignore = "needs a real FreeSWITCH: run scripts/test-deps.sh, or set SWITCHYARD_LIVE_ESL=host:port"
+)]
+async fn live_a_member_hears_nothing_said_of_its_mute_or_deafness() {
+    // The profile has a TTS voice (for talk actions) and no muted/unmuted sounds: unless told
+    // `quiet`, mod_conference speaks "Muted", "Unmuted"… to the member itself.
+    let t = Live::start().await;
+    let room = t.room("hushed").await;
+    let s = t.call("1001").await;
+    t.joined(&room, &s).await;
+    let ch = channel_of(&s).to_owned();
+    for (verb, field, want) in [
+        ("unmute", "muted", false),
+        ("mute", "muted", true),
+        ("deaf", "deaf", true),
+        ("undeaf", "deaf", false),
+    ] {
+        let path = format!("/api/v1/sessions/{s}/commands/conference/{verb}");
+        let r = t.patiently("POST", &path, json!({})).await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{verb}: {r:?}");
+        // Alone in the room: anything the caller hears now is said of the command.
+        let ear = t.ear(&ch, 1500).await;
+        let sound = sound_share(&ear);
+        notice(&format!(
+            "after {verb}: sound in {:.0} % of 1.5 s",
+            sound * 100.0
+        ));
+        assert!(sound < DEAF, "the member hears its {verb} announced");
+        t.eventually(&format!("{verb} confirmed"), || async {
+            t.members(&room).await.iter().any(|m| m[field] == want)
+        })
+        .await;
+    }
+    t.finish().await;
+}

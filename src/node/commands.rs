@@ -171,12 +171,21 @@ fn checked_path(path: &str) -> Result<&str, CommandError> {
     }
 }
 
-/// `conference <room> <verb> <member_id>` for mute, unmute, kick, hup.
-pub fn member(room: &RoomId, verb: &str, member_id: u32) -> Result<ApiCommand, CommandError> {
+/// `conference <room> <verb> <member> quiet` (mute, unmute, deaf, undeaf). `quiet`: the
+/// profile has a TTS voice (for talk actions) and no muted/unmuted sounds, and unless told
+/// `quiet` mod_conference then speaks "Muted", "Unmuted", "Deaf"… to the member itself
+/// (measured on 1.11), a prompt the application did not ask for, and a flite synthesis per
+/// command on the node.
+pub fn member_switch(
+    room: &RoomId,
+    verb: &str,
+    member_id: u32,
+) -> Result<ApiCommand, CommandError> {
     ApiCommand::new("conference")?
         .arg(room.as_str())?
         .arg(verb)?
-        .arg(&member_id.to_string())
+        .arg(&member_id.to_string())?
+        .arg("quiet")
 }
 
 /// What a held member hears unless the request names something else: the node's hold music

@@ -203,7 +203,7 @@ impl<S: Store> Rooms<S> {
             (Switch::Hold, true) => {
                 commands::hold(&room.id, member_id, music.unwrap_or(HOLD_MUSIC))
             }
-            _ => commands::member(&room.id, switch.verb(on), member_id),
+            _ => commands::member_switch(&room.id, switch.verb(on), member_id),
         }
         .map_err(invalid)?;
         self.cool(app, CooldownGroup::of(switch), session.as_str())
