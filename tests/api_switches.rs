@@ -27,6 +27,16 @@ async fn member(t: &TestLab<MemoryStore>, room: &str) -> Value {
         .unwrap_or(Value::Null)
 }
 
+/// The app's events of these kinds, in order.
+async fn told(t: &TestLab<MemoryStore>, kinds: &[EventKind]) -> Vec<EventKind> {
+    let events = t.events(A).await;
+    events
+        .iter()
+        .map(|e| e.kind)
+        .filter(|k| kinds.contains(k))
+        .collect()
+}
+
 /// The session's flags as the (simulated) node lists its member.
 fn on_node(t: &TestLab<MemoryStore>, room: &str, session: &str) -> Value {
     let channel = session.split_once('-').map_or("", |(_, c)| c);
@@ -168,21 +178,8 @@ async fn a_held_member_comes_back_as_muted_as_it_was_asked_to_be() {
         (flags["hold"].clone(), flags["can_speak"].clone()),
         (json!(false), json!(false))
     );
-    let told: Vec<EventKind> = t
-        .events(A)
-        .await
-        .iter()
-        .map(|e| e.kind)
-        .filter(|k| {
-            matches!(
-                k,
-                EventKind::MemberHeld
-                    | EventKind::MemberUnheld
-                    | EventKind::MemberMuted
-                    | EventKind::MemberUnmuted
-            )
-        })
-        .collect();
+    use EventKind::*;
+    let told = told(&t, &[MemberHeld, MemberUnheld, MemberMuted, MemberUnmuted]).await;
     assert_eq!(
         told,
         [
@@ -330,21 +327,16 @@ async fn a_recording_pauses_and_resumes_as_the_node_confirms() {
     let r = t.post(&path("stop"), A, json!({})).await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
     eventually("ended", || async { status().await == "ended" }).await;
-    let told: Vec<EventKind> = t
-        .events(A)
-        .await
-        .iter()
-        .map(|e| e.kind)
-        .filter(|k| {
-            matches!(
-                k,
-                EventKind::RecordingStarted
-                    | EventKind::RecordingPaused
-                    | EventKind::RecordingResumed
-                    | EventKind::RecordingFinished
-            )
-        })
-        .collect();
+    let told = told(
+        &t,
+        &[
+            EventKind::RecordingStarted,
+            EventKind::RecordingPaused,
+            EventKind::RecordingResumed,
+            EventKind::RecordingFinished,
+        ],
+    )
+    .await;
     use EventKind::*;
     assert_eq!(
         told,

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use switchyard::conference::{
     AppId, EventKind, LeaveReason, MemberStatus, NodePrefix, Room, RoomStatus, SessionId,
-    SessionState,
+    SessionState, Switch,
 };
 use switchyard::node::{AppDirectory, NodeConfig, NodeHandle, NodePool, supervisor};
 use switchyard::rooms::{JoinOutcome, NewRoom, Rooms};
@@ -182,13 +182,19 @@ async fn join_mute_and_hang_up<S: Store>(store: Arc<S>) {
         JoinOutcome::AlreadyJoined
     );
 
-    rooms.set_muted(&app(), &alice, false).await.unwrap();
+    rooms
+        .set_switch(&app(), &alice, Switch::Mute, false, None)
+        .await
+        .unwrap();
     eventually("unmute-member confirms", || async {
         !stored_room(&*store, &room).await.members[alice.channel()].muted
     })
     .await;
     assert!(
-        rooms.set_muted(&app(), &alice, false).await.is_err(),
+        rooms
+            .set_switch(&app(), &alice, Switch::Mute, false, None)
+            .await
+            .is_err(),
         "already unmuted"
     );
 
@@ -398,7 +404,10 @@ async fn a_redis_restart_under_node_traffic_is_reported_then_repaired() {
     sim.api(&format!("uuid_kill {}", a.channel()));
     sim.api(&format!("conference {} unmute all", room.id));
     // An application's request reports the outage instead of hanging or panicking.
-    let err = rooms.set_muted(&app(), &b, true).await.unwrap_err();
+    let err = rooms
+        .set_switch(&app(), &b, Switch::Mute, true, None)
+        .await
+        .unwrap_err();
     assert!(
         matches!(err, switchyard::rooms::ServiceError::Store(ref e) if e.is_retryable()),
         "{err:?}"

@@ -172,11 +172,6 @@ impl Member {
         self.session.channel()
     }
 
-    /// Muted as last asked: the pending mute or unmute, else what the node reported.
-    pub fn muted_as_asked(&self) -> bool {
-        self.as_asked(Switch::Mute)
-    }
-
     /// A switch as the node reported it.
     pub fn switch(&self, switch: Switch) -> bool {
         match switch {

@@ -242,6 +242,17 @@ impl NodeHandle {
             .map_err(|e| self.error(e))
     }
 
+    /// Runs a command whose reply may carry a `-ERR …` line after others (`norecord` prints
+    /// `Stopped recording file …` first; `recording pause` prints `+OK …` then `-ERR …` for an
+    /// unknown file, seen on 1.11): any such line fails it.
+    pub async fn expect_no_error_line(&self, command: &ApiCommand) -> Result<String, NodeError> {
+        let text = self.api(command).await?.text().into_owned();
+        if text.lines().any(|l| l.starts_with("-ERR")) {
+            return Err(NodeError::Rejected(text.trim_end().to_owned()));
+        }
+        Ok(text)
+    }
+
     /// Runs a slow command in the background (`bgapi`), resolved by its BACKGROUND_JOB.
     pub async fn bgapi(&self, command: &ApiCommand) -> Result<ApiReply, NodeError> {
         let client = self.client()?;

@@ -170,21 +170,11 @@ impl<S: Store> Rooms<S> {
         Ok(updated)
     }
 
-    /// Mutes or unmutes a joined member; the state changes when FreeSWITCH confirms. Judged
-    /// against the last command accepted (see [`ops::request_mute`]): a mute right after an
-    /// unmute is a change, held back only by the cooldown; a repeat of a pending one is 409.
-    pub async fn set_muted(
-        &self,
-        app: &AppId,
-        session: &SessionId,
-        muted: bool,
-    ) -> Result<RoomId, ServiceError> {
-        self.set_switch(app, session, Switch::Mute, muted, None)
-            .await
-    }
-
-    /// Turns a joined member's switch on or off (mute, deaf, hold), as [`Self::set_muted`]
-    /// does a mute. `music`: what a held member hears (a node URL; hold music by default).
+    /// Turns a joined member's switch on or off (mute, deaf, hold); the state changes when
+    /// FreeSWITCH confirms. Judged against the last command accepted (see
+    /// [`ops::request_switch`]): a mute right after an unmute is a change, held back only by the
+    /// cooldown; a repeat of a pending one is 409. `music`: what a held member hears (a node
+    /// URL; hold music by default).
     pub async fn set_switch(
         &self,
         app: &AppId,

@@ -7,8 +7,8 @@ use uuid::Uuid;
 use super::{Rooms, ServiceError, invalid};
 use crate::conference::ops;
 use crate::conference::{AppId, Recording, RecordingStatus, Room, RoomId};
+use crate::node::commands;
 use crate::node::supervisor::now_micros;
-use crate::node::{NodeError, commands};
 use crate::store::Store;
 
 impl<S: Store> Rooms<S> {
@@ -58,11 +58,7 @@ impl<S: Store> Rooms<S> {
         })
         .await?;
         // `Stopped recording file …` then `+OK Stopped recording N files`, or `-ERR …` first.
-        let reply = node.api(&cmd).await?;
-        let text = reply.text();
-        if text.lines().any(|l| l.starts_with("-ERR")) {
-            return Err(NodeError::Rejected(text.trim_end().to_owned()).into());
-        }
+        node.expect_no_error_line(&cmd).await?;
         self.recording_in(app, id, active.id).await
     }
 
@@ -85,22 +81,11 @@ impl<S: Store> Rooms<S> {
         })
         .await?;
         // `+OK Pause recording file <path>`, then `-ERR non-existant recording …` on a second
-        // line when the node has no such recording (seen on 1.11).
-        let sent = node
-            .api(&cmd)
-            .await
-            .map_err(ServiceError::from)
-            .and_then(|reply| {
-                let text = reply.text();
-                match text.lines().any(|l| l.starts_with("-ERR")) {
-                    true => Err(NodeError::Rejected(text.trim_end().to_owned()).into()),
-                    false => Ok(()),
-                }
-            });
-        if let Err(e) = sent {
+        // line when the node has no such recording.
+        if let Err(e) = node.expect_no_error_line(&cmd).await {
             self.change(app, id, |r| Ok(ops::pause_not_sent(r, pause, now_micros())))
                 .await?;
-            return Err(e);
+            return Err(e.into());
         }
         let active = room.recording.ok_or(ServiceError::NotFound("recording"))?;
         self.recording_in(app, id, active).await

@@ -108,21 +108,10 @@ pub fn request_leave(
     Ok(step.finish())
 }
 
-/// `mute` or `unmute`: judged against the last command asked, not only what the node has
-/// reported, so a mute right after an unmute is a change (the unmute is on its way) and a repeat
-/// of a pending mute is not. Pending until the node reports the member so. Returns the member id
-/// to address on the node.
-pub fn request_mute(
-    room: &mut Room,
-    channel: &str,
-    muted: bool,
-    now: Micros,
-) -> Result<(Applied, u32), OpError> {
-    request_switch(room, channel, Switch::Mute, muted, now)
-}
-
-/// A switch turned on (`on`) or off, as [`request_mute`] judges a mute: deaf/undeaf and
-/// hold/unhold the same way.
+/// A switch turned on (`on`) or off (mute, deaf, hold): judged against the last command
+/// asked, not only what the node has reported, so a mute right after an unmute is a change
+/// (the unmute is on its way) and a repeat of a pending mute is not. Pending until the node
+/// reports the member so. Returns the member id to address on the node.
 pub fn request_switch(
     room: &mut Room,
     channel: &str,
@@ -377,31 +366,36 @@ mod tests {
         let mut r = room();
         let already = |m: &'static str| Err(OpError::AlreadyInState(m));
         assert_eq!(
-            request_mute(&mut r, CH, true, 3).map(|x| x.1),
+            request_switch(&mut r, CH, Switch::Mute, true, 3).map(|x| x.1),
             already("muted")
         );
-        assert_eq!(request_mute(&mut r, CH, false, 3).unwrap().1, 7);
+        assert_eq!(
+            request_switch(&mut r, CH, Switch::Mute, false, 3)
+                .unwrap()
+                .1,
+            7
+        );
         // The unmute is on its way: a mute is a change, another unmute is not.
         assert_eq!(
-            request_mute(&mut r, CH, false, 4).map(|x| x.1),
+            request_switch(&mut r, CH, Switch::Mute, false, 4).map(|x| x.1),
             already("unmuted")
         );
-        request_mute(&mut r, CH, true, 4).unwrap();
+        request_switch(&mut r, CH, Switch::Mute, true, 4).unwrap();
         assert_eq!(
-            request_mute(&mut r, CH, true, 5).map(|x| x.1),
+            request_switch(&mut r, CH, Switch::Mute, true, 5).map(|x| x.1),
             already("muted")
         );
         // The node reports the unmute, then the mute: the member is as last asked.
         report(&mut r, false);
         assert!(
-            r.members[CH].muted_as_asked(),
+            r.members[CH].as_asked(Switch::Mute),
             "the mute is still on its way"
         );
         report(&mut r, true);
         assert_eq!(r.members[CH].mute_requested, None);
         assert!(r.members[CH].muted);
         assert_eq!(
-            request_mute(&mut r, CH, true, 6).map(|x| x.1),
+            request_switch(&mut r, CH, Switch::Mute, true, 6).map(|x| x.1),
             already("muted")
         );
     }
@@ -409,14 +403,14 @@ mod tests {
     #[test]
     fn a_mute_that_never_reached_the_node_is_forgotten() {
         let mut r = room();
-        request_mute(&mut r, CH, false, 3).unwrap();
+        request_switch(&mut r, CH, Switch::Mute, false, 3).unwrap();
         switch_not_sent(&mut r, CH, Switch::Mute, false, 4);
         assert_eq!(r.members[CH].mute_requested, None);
         // After a pending unmute, a mute not sent leaves the unmute pending.
-        request_mute(&mut r, CH, false, 5).unwrap();
-        request_mute(&mut r, CH, true, 6).unwrap();
+        request_switch(&mut r, CH, Switch::Mute, false, 5).unwrap();
+        request_switch(&mut r, CH, Switch::Mute, true, 6).unwrap();
         switch_not_sent(&mut r, CH, Switch::Mute, true, 7);
         assert_eq!(r.members[CH].mute_requested, Some(false));
-        assert!(!r.members[CH].muted_as_asked());
+        assert!(!r.members[CH].as_asked(Switch::Mute));
     }
 }
