@@ -56,7 +56,7 @@ async fn a_join_is_confirmed_only_by_add_member() {
         members,
         vec![json!({
             "uuid": s, "did": "15551230000", "caller_id": "1001",
-            "muted": true, "deaf": false, "held": false,
+            "muted": true, "deaf": false, "held": false, "moderator": false, "coaching": null, "talking": false,
         })]
     );
     let show = t.get(&format!("/api/v1/conferences/{room}"), A).await;

@@ -124,14 +124,21 @@ fn the_captured_conference_life_folds_into_the_right_room_state() {
         effects.extend(applied.effects);
     }
     use EventKind::*;
+    // The captured callers echo what they hear, so they talk: each join is followed by its
+    // start-talking, the mute ends a talk (told after it) and the unmute's talk starts again.
     assert_eq!(
         kinds(&events),
         [
             MemberJoined,
+            MemberTalking,
             MemberJoined,
+            MemberTalking,
             MemberJoined,
+            MemberTalking,
             MemberMuted,
+            MemberTalking,
             MemberUnmuted,
+            MemberTalking,
             MemberLeft,
             MemberLeft,
             MemberLeft
@@ -143,7 +150,8 @@ fn the_captured_conference_life_folds_into_the_right_room_state() {
         .map(|e| e.data["member_id"].as_u64().unwrap())
         .collect();
     assert_eq!(joined, [1, 2, 3]);
-    assert_eq!(events[3].data["uuid"], format!("abcde-{ALICE}"));
+    let muted = events.iter().find(|e| e.kind == MemberMuted).unwrap();
+    assert_eq!(muted.data["uuid"], format!("abcde-{ALICE}"));
     let left: BTreeMap<String, LeaveReason> = room
         .past_members
         .iter()
@@ -997,6 +1005,7 @@ fn a_snapshot_of_a_held_member_keeps_its_mute_and_deaf_state() {
             can_speak: false,
             can_hear: !hold,
             hold,
+            talking: false,
         },
     };
     let snapshot = SnapshotConference {
@@ -1028,6 +1037,7 @@ fn a_held_members_music_plays_again_until_an_unhold_is_on_its_way() {
     let done = ConferenceFact::MemberFileDone {
         channel: ALICE.into(),
         member_id,
+        op: None,
     };
     let music = || Effect::HoldMusic {
         member_id,
@@ -1095,4 +1105,237 @@ fn a_digit_is_announced_once_and_does_not_hold_back_the_members_state_events() {
             .events
             .is_empty()
     );
+}
+
+#[test]
+fn talking_follows_the_nodes_events_and_a_newer_state_event_ends_it() {
+    let mut room = live_room(RoomType::Conference);
+    let member_id = room.members[ALICE].member_id.unwrap();
+    let talk = |on: bool| ConferenceFact::MemberTalking {
+        channel: ALICE.into(),
+        member_id,
+        talking: on,
+    };
+    let (mute, unmute) = (
+        ConferenceFact::MemberMuted {
+            channel: ALICE.into(),
+            member_id,
+        },
+        ConferenceFact::MemberUnmuted {
+            channel: ALICE.into(),
+            member_id,
+        },
+    );
+    let told = |a: &switchyard::conference::Applied| -> Vec<(EventKind, bool)> {
+        a.events
+            .iter()
+            .map(|e| (e.kind, e.data["talking"] == true))
+            .collect()
+    };
+    apply_event(&mut room, CORE, "c", &unmute, None, 5, 10);
+    let on = apply_event(&mut room, CORE, "c", &talk(true), None, 6, 12);
+    assert_eq!(told(&on), [(EventKind::MemberTalking, true)]);
+    assert!(room.members[ALICE].talking);
+    // A second instance applying the same event tells nothing again.
+    assert!(
+        apply_event(&mut room, CORE, "c", &talk(true), None, 7, 12)
+            .events
+            .is_empty()
+    );
+    // A mute ends the spurt (the node sends no stop-talking): told after the mute.
+    let muted = apply_event(&mut room, CORE, "c", &mute, None, 8, 13);
+    assert_eq!(
+        told(&muted),
+        [
+            (EventKind::MemberMuted, false),
+            (EventKind::MemberTalking, false)
+        ]
+    );
+    // A start fired before the mute, applied late, is older than the member's state.
+    let late = apply_event(&mut room, CORE, "c", &talk(true), None, 9, 11);
+    assert_eq!(late.ignored, Some(Ignored::Superseded));
+    // A muted member's voice is not heard, so it does not talk.
+    assert!(
+        apply_event(&mut room, CORE, "c", &talk(true), None, 10, 14)
+            .events
+            .is_empty()
+    );
+    assert!(!room.members[ALICE].talking);
+    apply_event(&mut room, CORE, "c", &unmute, None, 11, 15);
+    let again = apply_event(&mut room, CORE, "c", &talk(true), None, 12, 16);
+    assert_eq!(told(&again), [(EventKind::MemberTalking, true)]);
+    // Talking events do not make an older state event look stale: a mute fired just before a
+    // start-talking but delivered after it is still applied, and ends the talking.
+    apply_event(&mut room, CORE, "c", &talk(false), None, 13, 18);
+    apply_event(&mut room, CORE, "c", &talk(true), None, 14, 20);
+    assert!(room.members[ALICE].talking);
+    let crossed = apply_event(&mut room, CORE, "c", &mute, None, 15, 19);
+    assert_eq!(
+        told(&crossed),
+        [
+            (EventKind::MemberMuted, false),
+            (EventKind::MemberTalking, false)
+        ]
+    );
+    // Every member event carries the flag.
+    let gone = deleted(&room, ALICE, None);
+    let left = apply_event(&mut room, CORE, "c", &gone, None, 16, 21);
+    assert_eq!(left.events[0].data["talking"], false);
+}
+
+#[test]
+fn a_snapshot_ends_a_talk_whose_stop_was_missed_and_never_starts_one() {
+    let mut room = live_room(RoomType::Conference);
+    for (channel, seq) in [(ALICE, 10), (BOB, 11)] {
+        let member_id = room.members[channel].member_id.unwrap();
+        let unmute = ConferenceFact::MemberUnmuted {
+            channel: channel.into(),
+            member_id,
+        };
+        apply_event(&mut room, CORE, "c", &unmute, None, 5, seq);
+    }
+    let talk = ConferenceFact::MemberTalking {
+        channel: ALICE.into(),
+        member_id: room.members[ALICE].member_id.unwrap(),
+        talking: true,
+    };
+    apply_event(&mut room, CORE, "c", &talk, None, 6, 12);
+    // The node lists Alice quiet (her stop-talking was lost) and Bob talking.
+    let snapshot = SnapshotConference {
+        conference_name: room.id.to_string(),
+        conference_uuid: "c".into(),
+        members: room
+            .members
+            .values()
+            .map(|m| SnapshotMember {
+                id: m.member_id.unwrap(),
+                uuid: m.channel().into(),
+                flags: MemberFlags {
+                    can_speak: m.channel() != CAROL,
+                    talking: m.channel() == BOB,
+                    ..MemberFlags::default()
+                },
+            })
+            .chain([SnapshotMember {
+                id: CONTROL_ID,
+                uuid: CONTROL.into(),
+                flags: MemberFlags::default(),
+            }])
+            .collect(),
+    };
+    let applied = reconcile(&mut room, CORE, Some(&snapshot), &|_| None, 0, 9);
+    assert!(!room.members[ALICE].talking);
+    assert!(!room.members[BOB].talking, "talking is told by its events");
+    let talks: Vec<(&str, bool)> = applied
+        .events
+        .iter()
+        .filter(|e| e.kind == EventKind::MemberTalking)
+        .map(|e| (e.data["uuid"].as_str().unwrap(), e.data["talking"] == true))
+        .collect();
+    assert_eq!(talks, [(room.members[ALICE].session.as_str(), false)]);
+}
+
+#[test]
+fn a_coach_stays_unheard_by_members_who_join_later_but_the_one_it_coaches() {
+    let mut room = live_room(RoomType::Conference);
+    let (alice_id, bob_id) = (
+        room.members[ALICE].member_id.unwrap(),
+        room.members[BOB].member_id.unwrap(),
+    );
+    let bob = room.members[BOB].session.clone();
+    let (_, coaching) = ops::request_coach(&mut room, ALICE, &bob, 5).unwrap();
+    // Everyone but Bob, the control leg included, must not hear Alice.
+    let carol_id = room.members[CAROL].member_id.unwrap();
+    let mut unheard = vec![carol_id, CONTROL_ID];
+    unheard.sort_unstable();
+    assert_eq!(coaching.coach, alice_id);
+    assert_eq!(coaching.unheard, unheard);
+    assert!(ops::coaching_sent(&mut room, ALICE, 6).events[0].data["coaching"] == bob.as_str());
+    // Bob leaves and comes back: he hears his coach again (no effect); Carol the same: she
+    // does not.
+    for (channel, member_id, expected) in [
+        (BOB, bob_id, vec![]),
+        (
+            CAROL,
+            carol_id,
+            vec![Effect::Unhear {
+                coach: alice_id,
+                member_id: carol_id,
+            }],
+        ),
+    ] {
+        let gone = deleted(&room, channel, None);
+        apply(&mut room, CORE, "c", &gone, None, 7);
+        ops::request_join(&mut room, &session(channel, "1002"), None, 8).unwrap();
+        let back = apply(&mut room, CORE, "c", &added(channel, member_id), None, 9);
+        assert_eq!(back.effects, expected, "{channel}");
+    }
+    // The coach itself asks nothing of others when it rejoins, and uncoach ends it.
+    assert_eq!(
+        ops::request_coach(&mut room, ALICE, &bob, 10).unwrap_err(),
+        ops::OpError::AlreadyInState("coaching that member")
+    );
+    ops::request_uncoach(&mut room, ALICE, 11).unwrap();
+    assert!(room.members[ALICE].coaching.is_none());
+    assert_eq!(
+        ops::request_uncoach(&mut room, ALICE, 12).unwrap_err(),
+        ops::OpError::NotCoaching
+    );
+    let alice = room.members[ALICE].session.clone();
+    assert_eq!(
+        ops::request_coach(&mut room, ALICE, &alice, 13).unwrap_err(),
+        ops::OpError::CoachSelf
+    );
+}
+
+#[test]
+fn an_end_on_exit_member_leaving_ends_the_room_and_moves_the_others_out() {
+    let mut room = room_with_join_requests();
+    room.control.channel = CONTROL.into();
+    room.members.get_mut(ALICE).unwrap().end_on_exit = true;
+    apply(&mut room, CORE, "c", &ConferenceFact::Created, None, 2);
+    apply(&mut room, CORE, "c", &added(CONTROL, CONTROL_ID), None, 3);
+    for (i, channel) in [ALICE, BOB, CAROL].iter().enumerate() {
+        apply(&mut room, CORE, "c", &added(channel, i as u32 + 1), None, 4);
+    }
+    let gone = deleted(&room, ALICE, None);
+    let applied = apply(&mut room, CORE, "c", &gone, None, 5);
+    assert_eq!(room.status, RoomStatus::Terminating);
+    let destroyed = applied
+        .events
+        .iter()
+        .find(|e| e.kind == EventKind::Destroyed)
+        .unwrap();
+    assert_eq!(destroyed.data["reason"], "end_on_exit");
+    let ejected: Vec<&str> = applied
+        .effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Eject { channel, .. } => Some(channel.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ejected, [BOB, CAROL]);
+    assert!(applied.effects.contains(&Effect::ReleaseControlLeg));
+    // A member without end_on_exit leaving ends nothing.
+    let mut other = live_room(RoomType::Conference);
+    let gone = deleted(&other, BOB, None);
+    apply(&mut other, CORE, "c", &gone, None, 5);
+    assert_eq!(other.status, RoomStatus::Progressing);
+}
+
+#[test]
+fn a_waiting_room_starts_when_its_first_moderator_is_in() {
+    let mut room = room_with_join_requests();
+    room.control.channel = CONTROL.into();
+    room.wait_for_moderator = true;
+    room.waiting_for_moderator = true;
+    room.members.get_mut(CAROL).unwrap().moderator = true;
+    apply(&mut room, CORE, "c", &ConferenceFact::Created, None, 2);
+    apply(&mut room, CORE, "c", &added(CONTROL, CONTROL_ID), None, 3);
+    apply(&mut room, CORE, "c", &added(ALICE, 1), None, 4);
+    assert!(room.waiting_for_moderator);
+    let joined = apply(&mut room, CORE, "c", &added(CAROL, 3), None, 5);
+    assert!(!room.waiting_for_moderator);
+    assert_eq!(joined.events[0].data["moderator"], true);
 }

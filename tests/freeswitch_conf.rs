@@ -641,13 +641,18 @@ const SUPPRESSIBLE: &[&str] = &[
 ];
 
 /// The suppress names of the conference events the controller turns into facts
-/// (`conference::facts`): del-member, mute/unmute-member, kick-member, play-file,
-/// play-file-done, start/pause/resume-recording. (add-member, hup-member, stop-recording,
-/// conference-create and -destroy cannot be suppressed.)
+/// (`conference::facts`): del-member, mute/unmute-member, deaf/undeaf and hold/unhold-member,
+/// kick-member, start/stop-talking, play-file, play-file-member(-done), play-file-done,
+/// start/pause/resume-recording. (add-member, hup-member, stop-recording, conference-create and
+/// -destroy cannot be suppressed.)
 const NEEDED_EVENTS: &[&str] = &[
     "del-member",
     "mute-member",
+    "hold-member",
     "kick-member",
+    "start-talking",
+    "stop-talking",
+    "play-file-member",
     "play-file",
     "play-file-done",
     "record",
@@ -681,12 +686,13 @@ fn the_conference_profile_is_the_one_the_controller_uses() {
     for (file, config) in controller_configs() {
         for node in config.node_configs() {
             // The profile as it reaches FreeSWITCH, in the commands the controller sends.
-            let join = commands::join(channel, &room, &node.profile).unwrap();
+            let join = commands::join(channel, &room, &node.profile, false).unwrap();
             let control = commands::originate_control_leg(
                 &room,
                 channel,
                 &node.control_endpoint,
                 &node.profile,
+                false,
             )
             .unwrap();
             for cmd in [join.as_str(), control.as_str()] {

@@ -303,3 +303,58 @@ async fn live_a_member_hears_nothing_said_of_its_mute_or_deafness() {
     }
     t.finish().await;
 }
+
+#[tokio::test]
+#[cfg_attr(
+    not(live_fs),
+    ignore = "needs a real FreeSWITCH: run scripts/test-deps.sh, or set SWITCHYARD_LIVE_ESL=host:port"
+)]
+async fn live_talking_follows_the_callers_voice_and_ends_with_a_mute() {
+    let t = Live::start_talking().await;
+    let room = t.room("talkers").await;
+    let a = t.call("1001").await;
+    t.joined(&room, &a).await;
+    let a_ch = channel_of(&a).to_owned();
+    let talking = |want: bool| {
+        let (t, room, a) = (&t, &room, &a);
+        async move {
+            t.members(room)
+                .await
+                .iter()
+                .any(|m| m["uuid"] == *a && m["talking"] == want)
+        }
+    };
+    let told = || async {
+        t.events(&room)
+            .await
+            .iter()
+            .filter(|e| [EventKind::MemberTalking, EventKind::MemberMuted].contains(&e.kind))
+            .map(|e| (e.kind, e.data["talking"] == true))
+            .collect::<Vec<_>>()
+    };
+    // Joined muted: the caller's tone is not heard, so it does not talk.
+    assert_eq!(t.members(&room).await[0]["talking"], false);
+    switch(&t, &room, &a, "unmute", "muted", false).await;
+    t.eventually("start-talking from the node", || talking(true))
+        .await;
+    // The caller falls silent (its audio read as zeros on the node): the node's stop-talking,
+    // some 0.8 s of hang-over later.
+    let quiet = t
+        .node_api(&format!("uuid_audio {a_ch} start read mute -1"))
+        .await;
+    assert!(quiet.starts_with("+OK"), "uuid_audio: {quiet}");
+    t.eventually("stop-talking from the node", || talking(false))
+        .await;
+    let back = t.node_api(&format!("uuid_audio {a_ch} stop")).await;
+    assert!(back.starts_with("+OK"), "uuid_audio stop: {back}");
+    t.eventually("talking again", || talking(true)).await;
+    // A mute ends it; the node sends no stop-talking for that.
+    switch(&t, &room, &a, "mute", "muted", true).await;
+    t.eventually("not talking once muted", || talking(false))
+        .await;
+    let on = (EventKind::MemberTalking, true);
+    let off = (EventKind::MemberTalking, false);
+    let muted = (EventKind::MemberMuted, false);
+    assert_eq!(told().await, [on, off, on, muted, off]);
+    t.finish().await;
+}

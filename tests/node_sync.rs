@@ -147,7 +147,10 @@ async fn call<S: Store>(sim: &Simulator, store: &S, caller: &str) -> SessionId {
 
 async fn joined<S: Store>(rooms: &Rooms<S>, room: &Room, session: &SessionId) {
     assert_eq!(
-        rooms.join(&app(), session, &room.id, None).await.unwrap(),
+        rooms
+            .join(&app(), session, &room.id, None, Default::default())
+            .await
+            .unwrap(),
         JoinOutcome::Joining
     );
     let store = rooms.store();
@@ -178,7 +181,10 @@ async fn join_mute_and_hang_up<S: Store>(store: Arc<S>) {
         (DID, "1001")
     );
     assert_eq!(
-        rooms.join(&app(), &alice, &room.id, None).await.unwrap(),
+        rooms
+            .join(&app(), &alice, &room.id, None, Default::default())
+            .await
+            .unwrap(),
         JoinOutcome::AlreadyJoined
     );
 

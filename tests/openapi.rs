@@ -509,7 +509,9 @@ fn the_mirrored_vocabularies_match_the_domain() {
         | CooldownGroup::Conference
         | CooldownGroup::ConferenceMute
         | CooldownGroup::ConferenceDeaf
-        | CooldownGroup::ConferenceHold => g.as_str(),
+        | CooldownGroup::ConferenceHold
+        | CooldownGroup::ConferenceAnnounce
+        | CooldownGroup::ConferenceCoach => g.as_str(),
     };
     let mut expected = vec!["global".to_owned()];
     expected.extend(
@@ -520,6 +522,8 @@ fn the_mirrored_vocabularies_match_the_domain() {
             CooldownGroup::ConferenceMute,
             CooldownGroup::ConferenceDeaf,
             CooldownGroup::ConferenceHold,
+            CooldownGroup::ConferenceAnnounce,
+            CooldownGroup::ConferenceCoach,
         ]
         .map(|g| groups(g).to_owned()),
     );

@@ -343,6 +343,44 @@ async fn sessions(c: &Checked, room: &str) {
     tokio::time::sleep(Duration::from_millis(350)).await;
     c.post(&format!("{cmd}/conference/undeaf"), json!({})).await;
     c.post(&format!("{cmd}/conference/unhold"), json!({})).await;
+    // announce: a text, a URL, both (400); coach a second member, itself (409), uncoach.
+    c.post(
+        &format!("{cmd}/conference/announce"),
+        json!({ "text": "One minute left.", "gender": "neutral" }),
+    )
+    .await;
+    c.post(
+        &format!("{cmd}/conference/announce"),
+        json!({ "text": "x", "url": "https://cdn.example.com/a.wav" }),
+    )
+    .await;
+    let (other, _) = c.joined_call(room, "1004").await;
+    c.post(
+        &format!("{cmd}/conference/coach"),
+        json!({ "member": other }),
+    )
+    .await;
+    c.post(
+        &format!("{cmd}/conference/coach"),
+        json!({ "member": "not-a-session" }),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    c.post(
+        &format!("{cmd}/conference/coach"),
+        json!({ "member": session }),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    c.post(
+        &format!("{cmd}/conference/announce"),
+        json!({ "url": "https://cdn.example.com/a.wav" }),
+    )
+    .await;
+    c.post(&format!("{cmd}/conference/uncoach"), json!({}))
+        .await;
+    c.post(&format!("{cmd}/conference/uncoach"), json!({}))
+        .await;
     c.get("/api/v1/sessions?limit=1").await;
     c.get("/api/v1/sessions/lab01-00000000-0000-4000-8000-000000000000")
         .await;

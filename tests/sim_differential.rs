@@ -62,6 +62,14 @@
 //!     Now, with `SimConfig::fetch_urls` (on here; off in the lab, which has no network and
 //!     plays made-up URLs), it fetches the URL inside the command as mod_http_cache does and
 //!     fails the play the same way.
+//! 13. Participant controls (`participants`): `play <file> <member_id>` was a room play (no
+//!     play-file-member / play-file-member-done, no member queue); a hold's file never ended
+//!     (its play-file-member-done while held) and unhold stopped nothing; quoted arguments
+//!     (`play '{…}tts://flite|slt|Hi.' <id>`) were split on their blanks; `relate` and
+//!     `enter_sound`/`exit_sound` were unknown commands (FreeSWITCH fires
+//!     `enter-sound-file-changed`, and plays the tone as a room play-file-done with the file's
+//!     parameters when a member joins); the member play events' `File` keeps the `{…}` prefix
+//!     and carries its parameters as headers.
 //!
 //! Checked and equal from the start: a tagged `http://` URL fetched by mod_http_cache and
 //! played to its end; mute/unmute/kick/hup replies and events (`hup`, like
@@ -194,6 +202,16 @@ async fn a_tagged_url_play() {
 )]
 async fn a_tagged_url_play_answered_404() {
     differential("url_play_missing", scenarios::url_play_missing).await;
+}
+
+/// Deaf, hold with a file, announcements (a file and spoken text), relate, the enter tone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(live_fs),
+    ignore = "needs a real FreeSWITCH: run scripts/test-deps.sh"
+)]
+async fn participant_controls() {
+    differential("participants", scenarios::participants).await;
 }
 
 /// Calibration: two real runs of a scenario, compared by the same rule, must be equal (else the

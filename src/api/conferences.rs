@@ -9,6 +9,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
+use crate::conference::actions::speech;
+use crate::node::commands::tts_file;
+
 use super::extract::{IdPath, JsonBody, PageQuery, integer, iso8601};
 use super::openapi::errors::{BadRequest, Conflict, Forbidden, NameTakenError, NotFound};
 use super::openapi::errors::{NodeRejected, NodeTimeout, RateLimited};
@@ -16,7 +19,7 @@ use super::openapi::params::{Paging, RoomPath};
 use super::openapi::schemas as doc;
 use super::resource::ConferenceBody;
 use super::{ApiError, ApiState, Caller, views};
-use crate::conference::{Action, AppId, PlaybackStatus, Room, RoomId, RoomStatus, RoomType};
+use crate::conference::{Action, AppId, Beep, PlaybackStatus, Room, RoomId, RoomStatus, RoomType};
 use crate::rooms::{PlaybackState, ServiceError};
 use crate::store::Store;
 
@@ -167,6 +170,9 @@ struct RoomView<'a> {
     data: &'a Value,
     timeout: u64,
     max_participants: u64,
+    wait_for_moderator: bool,
+    waiting_for_moderator: bool,
+    beep: Beep,
     pre_actions: &'a [Action],
     post_actions: &'a [Action],
     #[serde(serialize_with = "ids")]
@@ -200,6 +206,9 @@ fn room_view(r: &Room) -> RoomView<'_> {
         data: &r.data,
         timeout: r.timeout,
         max_participants: r.max_participants,
+        wait_for_moderator: r.wait_for_moderator,
+        waiting_for_moderator: r.waiting_for_moderator,
+        beep: r.beep,
         pre_actions: &r.pre_actions,
         post_actions: &r.post_actions,
         conferencecall_ids: r,
@@ -281,6 +290,9 @@ async fn members<S: Store>(
                 "muted": m.muted,
                 "deaf": m.deaf,
                 "held": m.held,
+                "moderator": m.moderator,
+                "coaching": m.coaching,
+                "talking": m.talking,
             })
         })
         .collect();
@@ -321,12 +333,21 @@ async fn destroy<S: Store>(
     Ok((StatusCode::OK, Json(json!({ "room_id": id }))))
 }
 
-#[derive(Deserialize, ToSchema)]
+/// The play body as read (the document describes it as [`doc::PlayRequest`]: one or the
+/// other).
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PlayBody {
-    /// HTTP/HTTPS URLs of audio files, played in order.
-    #[schema(min_items = 1, max_items = 128, value_type = Vec<doc::PlayUrl>, example = json!(["https://cdn.example.com/announcement.wav"]))]
-    urls: Vec<String>,
+    /// HTTP/HTTPS URLs of audio files, played in order (not with `text`).
+    urls: Option<Vec<String>>,
+    /// Text the node speaks to the room (not with `urls`): 1 to 1024 characters, none of
+    /// ' " \ ^ | { } ` or control characters. Listed in `playback_urls` as
+    /// `tts://flite|<voice>|<text>`.
+    text: Option<String>,
+    /// With `text`: `en-US` (the default) or `en`.
+    language: Option<String>,
+    /// With `text`: the voice, `female` (the default), `male` or `neutral`.
+    gender: Option<String>,
 }
 
 /// Most files one play request may carry.
@@ -413,11 +434,11 @@ pub fn node_url(url: &str) -> String {
     operation_id = "conferences_play",
     tag = "conferences",
     summary = "Play audio into a room",
-    description = "Each URL is one `conference play` on the node, queued in order. Rate limit: \
-        `conf_play`, 2 s per room. Webhooks: `conference.play.started`, then \
-        `conference.play.finished` when the last file ends.",
+    description = "Each URL is one `conference play` on the node, queued in order; `text` is \
+        spoken by the node's voice instead. Rate limit: `conf_play`, 2 s per room. Webhooks: \
+        `conference.play.started`, then `conference.play.finished` when the last file ends.",
     params(RoomPath),
-    request_body = PlayBody,
+    request_body = doc::PlayRequest,
     responses(
         (status = 202, description = "Playing", body = doc::PlayAccepted),
         (status = 400, response = BadRequest),
@@ -436,19 +457,38 @@ async fn play<S: Store>(
     JsonBody(body): JsonBody<PlayBody>,
 ) -> Answer {
     let id = room_id(&raw)?;
-    if body.urls.is_empty() || body.urls.len() > MAX_URLS {
+    let urls = match (body.urls, body.text) {
+        (Some(urls), None) => urls,
+        (None, Some(text)) => {
+            let talk = speech(&text, body.language.as_deref(), body.gender.as_deref())
+                .map_err(|e| ApiError::bad_request(format!("Invalid text: {e}")))?;
+            let file =
+                tts_file(&talk).map_err(|e| ApiError::bad_request(format!("Invalid text: {e}")))?;
+            let op = st.rooms().play(&app, &id, &[file], None).await?;
+            return Ok((
+                StatusCode::ACCEPTED,
+                Json(json!({ "operation_id": op, "status": "in_progress" })),
+            ));
+        }
+        _ => {
+            return Err(ApiError::bad_request(
+                "Give either urls or text (exactly one)",
+            ));
+        }
+    };
+    if urls.is_empty() || urls.len() > MAX_URLS {
         return Err(ApiError::bad_request_with(
             "Invalid urls: between 1 and 128 URLs",
-            json!({ "count": body.urls.len() }),
+            json!({ "count": urls.len() }),
         ));
     }
-    if let Some(bad) = body.urls.iter().find(|u| !valid_url(u)) {
+    if let Some(bad) = urls.iter().find(|u| !valid_url(u)) {
         return Err(ApiError::bad_request_with(
             "Invalid url: HTTP/HTTPS URLs only",
             json!({ "url": bad.chars().take(200).collect::<String>() }),
         ));
     }
-    let urls: Vec<String> = body.urls.iter().map(|u| node_url(u)).collect();
+    let urls: Vec<String> = urls.iter().map(|u| node_url(u)).collect();
     let op = st.rooms().play(&app, &id, &urls, None).await?;
     Ok((
         StatusCode::ACCEPTED,

@@ -2,7 +2,9 @@
 //! over the room service. Auth, validation, cursors, rate-limit answers and the error body live
 //! here; ESL wire details do not.
 
+pub mod announce;
 pub mod auth;
+pub mod coach;
 pub mod conferences;
 pub mod cursor;
 pub mod error;
@@ -148,6 +150,8 @@ pub fn router<S: Store>(state: ApiState<S>) -> Router {
         .merge(conferences::routes())
         .merge(sessions::routes())
         .merge(switches::routes())
+        .merge(announce::routes())
+        .merge(coach::routes())
         .merge(recordings::routes())
         .merge(events::routes())
         .merge(webhooks::routes())

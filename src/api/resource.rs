@@ -18,7 +18,7 @@ use super::openapi::errors::{NodeRejected, NodeTimeout};
 use super::openapi::params::{ConferencePath, UuidPath, V10Paging};
 use super::openapi::schemas as doc;
 use super::{ApiError, ApiState, Caller, views};
-use crate::conference::{Action, AppId, RoomId, RoomStatus, RoomType};
+use crate::conference::{Action, AppId, Beep, RoomId, RoomStatus, RoomType};
 use crate::rooms::NewRoom;
 use crate::store::Store;
 
@@ -84,6 +84,12 @@ pub struct ConferenceBody {
     #[schema(value_type = Option<u64>, minimum = 0, maximum = 10000)]
     #[serde(default, deserialize_with = "optional_integer")]
     pub max_participants: Option<i64>,
+    /// Members wait, hearing the node's hold music and not heard, until a member joins with
+    /// `moderator: true` (FreeSWITCH's `wait-mod`). Default false.
+    pub wait_for_moderator: Option<bool>,
+    /// A tone as members join (`enter`), leave (`exit`), `both`, or `none` (the default).
+    #[schema(value_type = Option<doc::Beep>)]
+    pub beep: Option<String>,
     /// Said to each participant who joins (at most 16 `talk` actions).
     #[schema(value_type = Option<Vec<doc::Action>>, max_items = 16)]
     pub pre_actions: Option<Vec<ActionObject>>,
@@ -161,6 +167,18 @@ impl ConferenceBody {
                 json!({ "max_participants": most }),
             ));
         };
+        let beep = match self.beep.as_deref().unwrap_or("none") {
+            "none" => Beep::None,
+            "enter" => Beep::Enter,
+            "exit" => Beep::Exit,
+            "both" => Beep::Both,
+            other => {
+                return Err(ApiError::bad_request_with(
+                    "Invalid beep: none, enter, exit or both",
+                    json!({ "beep": other.chars().take(40).collect::<String>() }),
+                ));
+            }
+        };
         Ok(NewRoom {
             name,
             kind,
@@ -168,6 +186,8 @@ impl ConferenceBody {
             data,
             timeout,
             max_participants,
+            wait_for_moderator: self.wait_for_moderator.unwrap_or(false),
+            beep,
             pre_actions: actions(self.pre_actions),
             post_actions: actions(self.post_actions),
         })

@@ -22,6 +22,7 @@ use super::openapi::errors::{NodeRejected, NodeTimeout, RateLimited};
 use super::openapi::params::{Paging, SessionPath};
 use super::openapi::schemas as doc;
 use super::{ApiError, ApiState, Caller};
+use crate::conference::ops::JoinAs;
 use crate::conference::{AppId, Session, SessionId};
 use crate::rooms::JoinOutcome;
 use crate::store::Store;
@@ -144,6 +145,14 @@ struct JoinBody {
         example = "acW68-room-550e8400-e29b-41d4-a716-446655440000"
     )]
     room_id: String,
+    /// Join as a moderator: a room created with `wait_for_moderator` starts when its first
+    /// moderator joins. Default false.
+    #[serde(default)]
+    moderator: bool,
+    /// The room ends when this member leaves (the others are moved out, their calls live on,
+    /// as when the room is deleted; `conference.destroyed` says `end_on_exit`). Default false.
+    #[serde(default)]
+    end_on_exit: bool,
     /// As in [`CommandBody`].
     #[schema(min_length = 1, max_length = 128)]
     command_uid: Option<String>,
@@ -267,7 +276,7 @@ where
     operation_id = "sessions_join",
     tag = "sessions",
     summary = "Join a call to a room",
-    description = "Members join muted. 202 `joining` (confirmed later: webhook \
+    description = "Members join muted, as moderators with `moderator`. 202 `joining` (confirmed later: webhook \
         `conference.member.joined`, or `conference.member.join_failed` past the deadline); 200 \
         `already_joined` when the session is in this room; 409 when it is in another. Rate \
         limit: `conference`, 2 s per session, shared with leave.",
@@ -294,9 +303,16 @@ async fn join<S: Store>(
 ) -> Result<Response, ApiError> {
     let id = session_id(&raw)?;
     let room = room_id(&body.room_id)?;
-    let request = format!("conference/join room_id={room}");
+    let join_as = JoinAs {
+        moderator: body.moderator,
+        end_on_exit: body.end_on_exit,
+    };
+    let request = format!(
+        "conference/join room_id={room} moderator={} end_on_exit={}",
+        body.moderator, body.end_on_exit
+    );
     once(&st, &app, &id, body.command_uid, request, |uid| async {
-        let outcome = st.rooms().join(&app, &id, &room, uid).await?;
+        let outcome = st.rooms().join(&app, &id, &room, uid, join_as).await?;
         Ok(match outcome {
             JoinOutcome::Joining => (
                 StatusCode::ACCEPTED,

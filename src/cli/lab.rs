@@ -48,6 +48,9 @@ pub struct LabArgs {
     /// Requests per second per app (0 = no global limit).
     #[arg(long, default_value_t = 100.0)]
     global_rps: f64,
+    /// Talking events for every lab app (`conference.member.talking`, the member's `talking`).
+    #[arg(long)]
+    talking_events: bool,
     /// Set every cooldown window (conf_play, conference_control, conference, conference_mute)
     /// to this many milliseconds instead of the contract's; 0 turns them off (load tests).
     #[arg(long)]
@@ -101,8 +104,13 @@ pub async fn run(args: LabArgs) -> anyhow::Result<()> {
     let options = LabOptions {
         webhook: webhook.as_ref().map(|(u, s, _)| (u.clone(), s.clone())),
         nodes: args.nodes,
-        apps,
         play_duration: Duration::from_millis(args.play_ms),
+        talking_events: if args.talking_events {
+            apps.iter().map(|(app, _)| app.clone()).collect()
+        } else {
+            Vec::new()
+        },
+        apps,
         api: ApiOptions {
             global_rate: args.global_rps,
             ..ApiOptions::default()

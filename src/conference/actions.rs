@@ -73,6 +73,18 @@ fn talk(action: &Action) -> Result<Talk, ActionError> {
         Some(other) => Err(other.to_string()),
     };
     let text = field("text").ok().flatten().ok_or(ActionError::BadText)?;
+    let language = field("language").map_err(|v| ActionError::UnsupportedLanguage(clip(&v)))?;
+    let gender = field("gender").map_err(|v| ActionError::UnsupportedGender(clip(&v)))?;
+    speech(text, language, gender)
+}
+
+/// Text to speak with a language and voice (`en-US` and `female` when not given), checked as a
+/// `talk` action's options are: what a room or a member hears spoken.
+pub fn speech(
+    text: &str,
+    language: Option<&str>,
+    gender: Option<&str>,
+) -> Result<Talk, ActionError> {
     if text.trim().is_empty() || text.chars().count() > MAX_TEXT {
         return Err(ActionError::BadText);
     }
@@ -82,16 +94,11 @@ fn talk(action: &Action) -> Result<Talk, ActionError> {
     {
         return Err(ActionError::ForbiddenCharacter);
     }
-    let language = field("language")
-        .map_err(|v| ActionError::UnsupportedLanguage(clip(&v)))?
-        .unwrap_or("en-US");
+    let language = language.unwrap_or("en-US");
     if !SUPPORTED_LANGUAGES.contains(&language) {
         return Err(ActionError::UnsupportedLanguage(clip(language)));
     }
-    let gender = match field("gender")
-        .map_err(|v| ActionError::UnsupportedGender(clip(&v)))?
-        .unwrap_or("female")
-    {
+    let gender = match gender.unwrap_or("female") {
         "female" => Gender::Female,
         "male" => Gender::Male,
         "neutral" => Gender::Neutral,

@@ -43,6 +43,12 @@ pub enum EventKind {
     MemberUnheld,
     #[serde(rename = "conference.member.dtmf")]
     MemberDtmf,
+    #[serde(rename = "conference.member.talking")]
+    MemberTalking,
+    #[serde(rename = "conference.member.announcement.finished")]
+    MemberAnnouncementFinished,
+    #[serde(rename = "conference.member.coaching")]
+    MemberCoaching,
     #[serde(rename = "conference.play.started")]
     PlayStarted,
     #[serde(rename = "conference.play.finished")]
@@ -98,6 +104,9 @@ impl EventKind {
             EventKind::MemberHeld => "conference.member.held",
             EventKind::MemberUnheld => "conference.member.unheld",
             EventKind::MemberDtmf => "conference.member.dtmf",
+            EventKind::MemberTalking => "conference.member.talking",
+            EventKind::MemberAnnouncementFinished => "conference.member.announcement.finished",
+            EventKind::MemberCoaching => "conference.member.coaching",
             EventKind::PlayStarted => "conference.play.started",
             EventKind::PlayFinished => "conference.play.finished",
             EventKind::PlayPaused => "conference.play.paused",

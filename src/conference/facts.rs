@@ -60,11 +60,19 @@ pub enum ConferenceFact {
         channel: String,
         member_id: u32,
     },
-    /// A file played to one member ended (play-file-member-done): a hold's music, which is
-    /// the only file played to a member alone.
+    /// start-talking (`talking`) or stop-talking. FreeSWITCH sends one of each per spurt; a
+    /// mute, a hold or a leave ends a spurt with no stop-talking.
+    MemberTalking {
+        channel: String,
+        member_id: u32,
+        talking: bool,
+    },
+    /// A file played to one member ended (play-file-member-done): a hold's music, or an
+    /// announcement (`op`: its `switchyard_op`).
     MemberFileDone {
         channel: String,
         member_id: u32,
+        op: Option<String>,
     },
     /// A file started, or (with `error`) could not be played.
     PlayFile {
@@ -92,6 +100,11 @@ pub enum ConferenceFact {
 }
 
 impl ConferenceFact {
+    /// start-talking / stop-talking: frequent, debounced before they are applied.
+    pub fn is_talking(&self) -> bool {
+        matches!(self, ConferenceFact::MemberTalking { .. })
+    }
+
     /// The channel of a member fact.
     pub fn member_channel(&self) -> Option<&str> {
         match self {
@@ -101,6 +114,7 @@ impl ConferenceFact {
             | ConferenceFact::MemberUnmuted { channel, .. }
             | ConferenceFact::MemberSwitched { channel, .. }
             | ConferenceFact::MemberKicked { channel, .. }
+            | ConferenceFact::MemberTalking { channel, .. }
             | ConferenceFact::MemberFileDone { channel, .. } => Some(channel),
             _ => None,
         }
@@ -224,7 +238,20 @@ fn conference_fact(event: &Event) -> Option<ConferenceFact> {
         }
         A::PlayFileMemberDone => {
             let (channel, member_id) = member(event)?;
-            ConferenceFact::MemberFileDone { channel, member_id }
+            let op = event.header("switchyard_op").map(|v| v.into_owned());
+            ConferenceFact::MemberFileDone {
+                channel,
+                member_id,
+                op,
+            }
+        }
+        A::StartTalking | A::StopTalking => {
+            let (channel, member_id) = member(event)?;
+            ConferenceFact::MemberTalking {
+                channel,
+                member_id,
+                talking: action == A::StartTalking,
+            }
         }
         A::KickMember | A::HupMember => {
             let (channel, member_id) = member(event)?;

@@ -122,6 +122,31 @@ pub struct Member {
     /// by itself): played again each time it ends while the member is held.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hold_music: Option<String>,
+    /// Joined as a moderator (FreeSWITCH's `moderator` flag): releases a room that waits for
+    /// one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub moderator: bool,
+    /// The room ends when this member leaves (as FreeSWITCH's `endconf`, but the others are
+    /// moved out and their calls live on, as when the room is deleted).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub end_on_exit: bool,
+    /// Coaching: heard by this session's member alone (the node's `relate … nospeak` towards
+    /// everyone else in the room). Stays while that member is away; ends with an uncoach or a
+    /// leave.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coaching: Option<SessionId>,
+    /// Announcements to this member alone on their way (their operation ids), oldest first:
+    /// each ends with its play-file-member-done.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub announcements: Vec<Uuid>,
+    /// Speaking, as the node's start-talking / stop-talking said (only for apps that asked for
+    /// talking events); a mute, a hold or a leave ends it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub talking: bool,
+    /// The node's `Event-Sequence` of the newest talking event applied (apart from `event_seq`:
+    /// the frequent talking events must not make an older state event look stale).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub talking_seq: u64,
     /// The node's `Event-Sequence` of the newest digit announced (see `apply::dtmf`).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub dtmf_seq: u64,
@@ -161,6 +186,12 @@ impl Member {
             held: false,
             hold_requested: None,
             hold_music: None,
+            moderator: false,
+            end_on_exit: false,
+            coaching: None,
+            announcements: Vec::new(),
+            talking: false,
+            talking_seq: 0,
             dtmf_seq: 0,
             event_seq: 0,
             updated_at: now,
@@ -358,6 +389,31 @@ pub struct Action {
     pub option: Value,
 }
 
+/// When a room beeps: as a member joins, leaves, both, or never.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Beep {
+    #[default]
+    None,
+    Enter,
+    Exit,
+    Both,
+}
+
+impl Beep {
+    pub fn is_none(&self) -> bool {
+        *self == Beep::None
+    }
+
+    pub fn on_enter(self) -> bool {
+        matches!(self, Beep::Enter | Beep::Both)
+    }
+
+    pub fn on_exit(self) -> bool {
+        matches!(self, Beep::Exit | Beep::Both)
+    }
+}
+
 /// Stored as JSON without its empty fields (`None`, empty lists, an idle playback): every
 /// event rewrites the room in Redis, and bytes are most of what a write costs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -375,6 +431,16 @@ pub struct Room {
     /// Most participants (joining, joined or leaving) at once; 0 = no limit of its own.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub max_participants: u64,
+    /// Members wait (hearing hold music, not heard) until a moderator joins (FreeSWITCH's
+    /// `wait-mod`, set when the conference is created).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub wait_for_moderator: bool,
+    /// No moderator has joined yet in a room that waits for one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub waiting_for_moderator: bool,
+    /// The tones played to the room when a member joins and leaves.
+    #[serde(default, skip_serializing_if = "Beep::is_none")]
+    pub beep: Beep,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pre_actions: Vec<Action>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -431,6 +497,9 @@ impl Room {
             status: RoomStatus::Starting,
             timeout: 0,
             max_participants: 0,
+            wait_for_moderator: false,
+            waiting_for_moderator: false,
+            beep: Beep::None,
             pre_actions: Vec::new(),
             post_actions: Vec::new(),
             core_uuid: None,

@@ -17,6 +17,8 @@ pub struct MemberFlags {
     pub can_hear: bool,
     #[serde(default)]
     pub hold: bool,
+    #[serde(default)]
+    pub talking: bool,
 }
 
 fn yes() -> bool {
@@ -30,6 +32,7 @@ impl Default for MemberFlags {
             can_speak: true,
             can_hear: true,
             hold: false,
+            talking: false,
         }
     }
 }
@@ -333,6 +336,17 @@ fn conference_present(
                 },
             };
             nested(step, core_uuid, &conf.conference_uuid, &fact, None);
+        }
+        // A stop-talking missed while we were not listening; never the other way (talking is
+        // only told to the apps that asked for it, through its events).
+        if !m.flags.talking {
+            let (channel, member_id) = (m.uuid.clone(), m.id);
+            let stopped = ConferenceFact::MemberTalking {
+                channel,
+                member_id,
+                talking: false,
+            };
+            nested(step, core_uuid, &conf.conference_uuid, &stopped, None);
         }
     }
     let gone: Vec<String> = step

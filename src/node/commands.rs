@@ -38,36 +38,78 @@ fn checked_profile(s: &str) -> Result<&str, CommandError> {
     }
 }
 
-/// `originate {origination_uuid=<ctl>,switchyard_role=control,…}<endpoint> &conference(<room>@<profile>+flags{mute|deaf})`
+/// `originate {origination_uuid=<ctl>,switchyard_role=control,…}<endpoint> &conference(<room>@<profile>+flags{mute|deaf})`.
+/// A room that waits for a moderator is created with `wait-mod` (a conference flag, taken from
+/// the creating member's flags) and the node's hold music for the waiting members
+/// (`conference_moh_sound`, read when the conference is created).
 pub fn originate_control_leg(
     room: &RoomId,
     channel: &str,
     endpoint: &str,
     profile: &str,
+    wait_for_moderator: bool,
 ) -> Result<ApiCommand, CommandError> {
+    let moh = if wait_for_moderator {
+        format!(",conference_moh_sound={HOLD_MUSIC}")
+    } else {
+        String::new()
+    };
     let vars = format!(
-        "{{origination_uuid={},switchyard_role=control,switchyard_room={},origination_caller_id_name=switchyard,origination_caller_id_number=0}}",
+        "{{origination_uuid={},switchyard_role=control,switchyard_room={},origination_caller_id_name=switchyard,origination_caller_id_number=0{moh}}}",
         checked_uuid(channel)?,
         room
     );
+    let flags = if wait_for_moderator {
+        "mute|deaf|wait-mod"
+    } else {
+        "mute|deaf"
+    };
     ApiCommand::new("originate")?
         .arg(&format!("{vars}{endpoint}"))?
         .arg(&format!(
-            "&conference({room}@{}+flags{{mute|deaf}})",
+            "&conference({room}@{}+flags{{{flags}}})",
             checked_profile(profile)?
         ))
 }
 
 /// `uuid_transfer <uuid> conference:<room>@<profile>+flags{mute},park: inline`: join muted; when
-/// the member leaves the conference the call parks instead of hanging up.
-pub fn join(channel: &str, room: &RoomId, profile: &str) -> Result<ApiCommand, CommandError> {
+/// the member leaves the conference the call parks instead of hanging up. A moderator joins
+/// with `+flags{mute|moderator}`.
+pub fn join(
+    channel: &str,
+    room: &RoomId,
+    profile: &str,
+    moderator: bool,
+) -> Result<ApiCommand, CommandError> {
+    let flags = if moderator { "mute|moderator" } else { "mute" };
     ApiCommand::new("uuid_transfer")?
         .arg(checked_uuid(channel)?)?
         .arg(&format!(
-            "conference:{room}@{}+flags{{mute}},park:",
+            "conference:{room}@{}+flags{{{flags}}},park:",
             checked_profile(profile)?
         ))?
         .arg("inline")
+}
+
+/// The tone a room plays as a member joins (a rising pair) and leaves (a falling pair):
+/// FreeSWITCH's built-in tone generator, so every node has them. The `switchyard_beep`
+/// parameter names them in their play-file-done (they share the room's play queue).
+pub const ENTER_BEEP: &str = "{switchyard_beep=enter}tone_stream://%(120,40,660);%(120,0,880)";
+pub const EXIT_BEEP: &str = "{switchyard_beep=exit}tone_stream://%(120,40,880);%(120,0,660)";
+
+/// `conference <room> enter_sound file <beep>` (`enter`) or `exit_sound file <beep>`; the
+/// room's sounds are on by default, only the file is missing.
+pub fn beep(room: &RoomId, enter: bool) -> Result<ApiCommand, CommandError> {
+    let (verb, file) = if enter {
+        ("enter_sound", ENTER_BEEP)
+    } else {
+        ("exit_sound", EXIT_BEEP)
+    };
+    ApiCommand::new("conference")?
+        .arg(room.as_str())?
+        .arg(verb)?
+        .arg("file")?
+        .arg(file)
 }
 
 /// `uuid_transfer <uuid> park inline`: out of the room, the call lives on.
@@ -106,6 +148,71 @@ pub fn say_member(room: &RoomId, member_id: u32, talk: &Talk) -> Result<ApiComma
         .arg("saymember")?
         .arg(&member_id.to_string())?
         .text(&format!("#{}#{}", voice(talk), checked_speech(&talk.text)?))
+}
+
+/// What a room or a member hears: a URL (one token), or text spoken by the node's flite voice
+/// (`tts://flite|<voice>|<text>`, which plays as a file, so it ends with a done event).
+pub fn tts_file(talk: &Talk) -> Result<String, CommandError> {
+    Ok(format!(
+        "tts://{TTS_ENGINE}|{}|{}",
+        voice(talk),
+        checked_speech(&talk.text)?
+    ))
+}
+
+/// `conference <room> play '{switchyard_op=<op>}<file>' <member_id>`: played to that member
+/// alone, mixed with the room; its play-file-member-done carries the operation id. The file is
+/// a URL or a [`tts_file`].
+pub fn announce_member(
+    room: &RoomId,
+    member_id: u32,
+    operation: &uuid::Uuid,
+    file: &str,
+) -> Result<ApiCommand, CommandError> {
+    if file.contains(['{', '}', '\'', '"', '\\']) {
+        return Err(CommandError::NotAToken {
+            what: "announcement file",
+            value: file.chars().take(64).collect(),
+        });
+    }
+    ApiCommand::new("conference")?
+        .arg(room.as_str())?
+        .arg("play")?
+        .quoted(&format!("{{switchyard_op={operation}}}{file}"))?
+        .arg(&member_id.to_string())
+}
+
+/// `conference <room> relate <coach> <id>,<id>… nospeak`: those members stop hearing the coach.
+pub fn unhear(room: &RoomId, coach: u32, members: &[u32]) -> Result<ApiCommand, CommandError> {
+    let ids: Vec<String> = members.iter().map(u32::to_string).collect();
+    ApiCommand::new("conference")?
+        .arg(room.as_str())?
+        .arg("relate")?
+        .arg(&coach.to_string())?
+        .arg(&ids.join(","))?
+        .arg("nospeak")
+}
+
+/// `conference <room> relate <coach> 0 clear`: every relationship of the coach is cleared.
+pub fn hear_again(room: &RoomId, coach: u32) -> Result<ApiCommand, CommandError> {
+    ApiCommand::new("conference")?
+        .arg(room.as_str())?
+        .arg("relate")?
+        .arg(&coach.to_string())?
+        .arg("0")?
+        .arg("clear")
+}
+
+/// Whether a `relate` reply says it failed: it has one line per pair, `+OK …`, or
+/// `-ERR relationship X->Y not found.` for a member gone meanwhile (which hears nothing anyway);
+/// anything else (the usage text, another error) is a failure.
+pub fn relate_failed(reply: &str) -> bool {
+    let lines: Vec<&str> = reply.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines.is_empty()
+        || lines.iter().any(|l| {
+            !(l.starts_with("+OK")
+                || (l.starts_with("-ERR relationship") && l.ends_with("not found.")))
+        })
 }
 
 /// The flite voice for a talk: female `slt`, male `rms`, neutral `kal`.
@@ -225,13 +332,17 @@ fn checked_token<'a>(what: &'static str, value: &'a str) -> Result<&'a str, Comm
     Ok(value)
 }
 
-/// `conference <room> play {switchyard_op=<op>}<url>`; the URL must be one token.
+/// `conference <room> play {switchyard_op=<op>}<url>`; the URL must be one token. Spoken text
+/// (a [`tts_file`]) goes in single quotes.
 pub fn play(room: &RoomId, operation: &uuid::Uuid, url: &str) -> Result<ApiCommand, CommandError> {
-    checked_token("playback URL", url)?;
-    ApiCommand::new("conference")?
+    let cmd = ApiCommand::new("conference")?
         .arg(room.as_str())?
-        .arg("play")?
-        .arg(&format!("{{switchyard_op={operation}}}{url}"))
+        .arg("play")?;
+    if url.starts_with("tts://") && !url.contains(['{', '}', '\'', '"', '\\']) {
+        return cmd.quoted(&format!("{{switchyard_op={operation}}}{url}"));
+    }
+    checked_token("playback URL", url)?;
+    cmd.arg(&format!("{{switchyard_op={operation}}}{url}"))
 }
 
 /// `conference <room> <verb> [arg]` for pause_play, stop all, file-vol.
@@ -266,14 +377,54 @@ mod tests {
     fn commands_are_built_from_checked_parts() {
         let ch = "28ec5c5e-0cdb-4582-983d-48f16177e7f7";
         assert_eq!(
-            join(ch, &room(), "switchyard").unwrap().as_str(),
+            join(ch, &room(), "switchyard", false).unwrap().as_str(),
             format!(
                 "uuid_transfer {ch} conference:{}@switchyard+flags{{mute}},park: inline",
                 room()
             )
         );
-        assert!(join("x y", &room(), "switchyard").is_err());
-        assert!(join(ch, &room(), "bad profile").is_err());
+        assert!(
+            join(ch, &room(), "switchyard", true)
+                .unwrap()
+                .as_str()
+                .contains("+flags{mute|moderator},park:")
+        );
+        assert!(join("x y", &room(), "switchyard", false).is_err());
+        assert!(join(ch, &room(), "bad profile", false).is_err());
+        // Spoken text, to a room or a member, stays one quoted argument; what would break out
+        // of it is refused.
+        let talk = |text: &str| Talk {
+            text: text.into(),
+            language: "en-US".into(),
+            gender: Gender::Male,
+        };
+        let file = tts_file(&talk("One minute, left.")).unwrap();
+        assert_eq!(file, "tts://flite|rms|One minute, left.");
+        let op = uuid::Uuid::nil();
+        assert!(play(&room(), &op, &file).unwrap().as_str().ends_with(
+            "play '{switchyard_op=00000000-0000-0000-0000-000000000000}tts://flite|rms|One minute, left.'"
+        ));
+        assert!(
+            announce_member(&room(), 7, &op, &file)
+                .unwrap()
+                .as_str()
+                .ends_with("left.' 7")
+        );
+        for bad in ["it's", "a|b", "${x}", "back\\slash"] {
+            assert!(tts_file(&talk(bad)).is_err(), "{bad}");
+        }
+        assert!(announce_member(&room(), 7, &op, "https://x/a'b.wav").is_err());
+        assert_eq!(
+            unhear(&room(), 5, &[1, 4, 9]).unwrap().as_str(),
+            format!("conference {} relate 5 1,4,9 nospeak", room())
+        );
+        assert!(!relate_failed(
+            "+OK 5->4 nospeak set\n-ERR relationship 5->9 not found.\n"
+        ));
+        assert!(relate_failed(
+            "relate <member_id>[,<member_id>] <other_member_id>"
+        ));
+        assert!(relate_failed(""));
         assert!(play(&room(), &uuid::Uuid::nil(), "https://x/a b.wav").is_err());
         assert!(play(&room(), &uuid::Uuid::nil(), "https://x/{evil}").is_err());
         assert!(play(&room(), &uuid::Uuid::nil(), "https://x/a.wav\napi hupall").is_err());

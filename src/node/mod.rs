@@ -6,6 +6,7 @@ pub mod backoff;
 pub mod commands;
 pub mod reconciler;
 pub mod supervisor;
+pub mod talking;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,6 +21,8 @@ use crate::esl::{ApiCommand, ApiReply, Client, ClientError};
 /// Command connections per node unless configured: a command the node is slow to answer then
 /// holds up few others.
 pub const DEFAULT_COMMAND_CONNECTIONS: usize = 4;
+/// See [`NodeConfig::talking_interval`].
+pub const DEFAULT_TALKING_INTERVAL: Duration = Duration::from_millis(200);
 
 /// How to reach and use one node.
 #[derive(Debug, Clone)]
@@ -52,6 +55,10 @@ pub struct NodeConfig {
     pub recordings_dir: String,
     /// Where this controller reads those files (a shared volume); `None`: the same path.
     pub recordings_local_dir: Option<std::path::PathBuf>,
+    /// Talking events are held this long and only each member's last one applied: a room's
+    /// `conference.member.talking` webhooks are at least this far apart, a spurt shorter than
+    /// it is not told, and a busy room costs one write per interval. Zero: applied at once.
+    pub talking_interval: Duration,
 }
 
 impl NodeConfig {
@@ -89,6 +96,7 @@ impl NodeConfig {
             command_timeout: Duration::from_secs(10),
             recordings_dir: "/var/lib/freeswitch/recordings/switchyard".into(),
             recordings_local_dir: None,
+            talking_interval: DEFAULT_TALKING_INTERVAL,
         }
     }
 }
@@ -99,6 +107,8 @@ impl NodeConfig {
 pub struct AppDirectory {
     by_did: HashMap<String, AppId>,
     apps: Vec<AppId>,
+    /// The apps that asked for talking events.
+    talking: std::collections::HashSet<AppId>,
 }
 
 impl AppDirectory {
@@ -111,6 +121,16 @@ impl AppDirectory {
             self.by_did.insert(did, app.clone());
         }
         self.apps.push(app);
+    }
+
+    /// The app gets talking events.
+    pub fn hear_talking(&mut self, app: AppId) {
+        self.talking.insert(app);
+    }
+
+    /// Whether the app asked for talking events.
+    pub fn wants_talking(&self, app: &AppId) -> bool {
+        self.talking.contains(app)
     }
 
     /// The owner of a new call; an unknown app named by a variable is not trusted.

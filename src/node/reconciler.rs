@@ -222,7 +222,11 @@ impl<S: Store> Reconciler<S> {
             self.count(false);
             return Ok(Vec::new());
         }
-        let Some(app) = self.room_app(&room).await? else {
+        let Some(app) = self
+            .room_app(&room)
+            .await?
+            .filter(|app| !fact.is_talking() || self.apps.wants_talking(app))
+        else {
             self.count(false);
             return Ok(Vec::new());
         };
@@ -315,11 +319,22 @@ impl<S: Store> Reconciler<S> {
         )
         .await;
         let mut groups = Vec::with_capacity(rooms.len());
-        for ((room, facts), prepared) in rooms.iter().zip(prepared) {
-            match prepared? {
-                Some((app, sessions)) => groups.push((app, room, facts, sessions)),
-                None => self.count(false),
+        for ((room, facts), prepared) in rooms.iter_mut().zip(prepared) {
+            let Some((app, sessions)) = prepared? else {
+                self.count(false);
+                continue;
+            };
+            if !self.apps.wants_talking(&app) {
+                let before = facts.len();
+                facts.retain(|(_, _, _, fact)| !fact.is_talking());
+                for _ in facts.len()..before {
+                    self.count(false);
+                }
+                if facts.is_empty() {
+                    continue;
+                }
             }
+            groups.push((app, &*room, &*facts, sessions));
         }
         let changes = groups
             .iter()

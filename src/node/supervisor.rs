@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::backoff::Backoff;
 use super::reconciler::{Before, Reconciler, RoomEffect};
+use super::talking::TalkingBuffer;
 use super::{AppDirectory, NodeConfig, NodeHandle, NodeLink, NodeState, commands, describe};
 use crate::conference::apply::Effect;
 use crate::conference::snapshot::{SnapshotChannel, parse_channels, parse_conferences};
@@ -301,9 +302,17 @@ impl<S: Store> Supervisor<S> {
         let settle = tokio::time::sleep(self.config.settle_resync);
         tokio::pin!(settle);
         let mut settled = false;
+        // Held back per connection: a reconnect's resync repairs what they would have told.
+        let mut talking = TalkingBuffer::new(self.config.talking_interval);
         loop {
             let silence =
                 tokio::time::sleep_until((last_heard + self.config.silence_timeout).into());
+            let talking_due = talking.deadline();
+            let talk_flush = tokio::time::sleep_until(
+                talking_due
+                    .unwrap_or(last_heard + self.config.silence_timeout)
+                    .into(),
+            );
             tokio::select! {
                 () = stop.cancelled() => {
                     let _ = events.exit().await;
@@ -312,12 +321,16 @@ impl<S: Store> Supervisor<S> {
                 event = stream.recv() => match event {
                     Some(event) => {
                         last_heard = Instant::now();
-                        self.on_events(event, stream, commands, core).await;
+                        self.on_events(event, stream, commands, core, &mut talking).await;
                     }
                     None => return Err(ClientError::Disconnected(events.closed().await.to_string())),
                 },
                 () = silence => {
                     return Err(ClientError::Timeout(format!("any event for {:?} (heartbeats stopped)", self.config.silence_timeout)));
+                }
+                () = talk_flush, if talking_due.is_some() => {
+                    let due = talking.take();
+                    self.apply(&due, Instant::now(), &[], commands).await;
                 }
                 _ = audit.tick() => self.resync(events, commands, core).await?,
                 () = &mut settle, if !settled => {
@@ -340,6 +353,7 @@ impl<S: Store> Supervisor<S> {
         stream: &mut EventStream,
         commands: &[Client],
         core: &str,
+        talking: &mut TalkingBuffer,
     ) {
         const BATCH: usize = 512;
         // When the batch's first event was taken off the connection.
@@ -351,8 +365,10 @@ impl<S: Store> Supervisor<S> {
             crate::telemetry::esl_event(self.config.prefix.as_str(), &event);
             match from_event(&event) {
                 Some(observed) if observed.core_uuid == core => {
-                    stamps.extend(crate::telemetry::event_timestamp(&event));
-                    batch.push(observed)
+                    if let Some(observed) = talking.hold(observed, received) {
+                        stamps.extend(crate::telemetry::event_timestamp(&event));
+                        batch.push(observed)
+                    }
                 }
                 Some(_) => {
                     tracing::warn!(node = %describe(&self.config), "event from another FreeSWITCH process ignored")
@@ -363,14 +379,26 @@ impl<S: Store> Supervisor<S> {
                 next = stream.try_recv();
             }
         }
+        self.apply(&batch, received, &stamps, commands).await;
+    }
+
+    /// Applies a batch of facts (the first taken off the connection at `received`; `stamps`:
+    /// when the node fired them, for the lag metric) and carries out their effects.
+    async fn apply(
+        &self,
+        batch: &[crate::conference::Observed],
+        received: Instant,
+        stamps: &[i64],
+        commands: &[Client],
+    ) {
         if batch.is_empty() {
             return;
         }
-        match self.reconciler.apply_batch(&batch, now_micros()).await {
+        match self.reconciler.apply_batch(batch, now_micros()).await {
             Ok(effects) => {
                 let node = self.config.prefix.as_str();
                 crate::telemetry::events_applied(node, batch.len(), received.elapsed());
-                crate::telemetry::reconciler_lag(node, &stamps);
+                crate::telemetry::reconciler_lag(node, stamps);
                 self.execute(effects, commands)
             }
             // The audit repairs what a failed write missed.
@@ -436,20 +464,23 @@ async fn run_effect<S: Store>(
                 }
                 r.control.channel = channel.clone();
                 r.control.member_id = None;
+                // A new conference waits for its moderator again.
+                r.waiting_for_moderator = r.wait_for_moderator;
                 r.seq += 1;
-                Ok(((), Vec::new()))
+                Ok((r.wait_for_moderator, Vec::new()))
             })
             .await
             .map_err(|err| err.to_string())?;
-            match updated {
-                Some(Ok(_)) => {}
+            let wait_for_moderator = match updated {
+                Some(Ok((_, wait))) => wait,
                 _ => return Ok(()),
-            }
+            };
             let cmd = commands::originate_control_leg(
                 &e.room,
                 &channel,
                 &config.control_endpoint,
                 &config.profile,
+                wait_for_moderator,
             )
             .map_err(|err| err.to_string())?;
             let reply = client.bgapi(&cmd).await.map_err(|err| err.to_string())?;
@@ -483,6 +514,31 @@ async fn run_effect<S: Store>(
                 .expect_ok(false)
                 .map(drop)
                 .map_err(|err| err.to_string())
+        }
+        Effect::Beeps { enter, exit } => {
+            for (on, is_enter) in [(*enter, true), (*exit, false)] {
+                if !on {
+                    continue;
+                }
+                let cmd = commands::beep(&e.room, is_enter).map_err(|err| err.to_string())?;
+                let reply = client.api(&cmd).await.map_err(|err| err.to_string())?;
+                // `exit_sound file` prints the old sound first: every line must be +OK.
+                let text = reply.text();
+                if !text.lines().all(|l| l.starts_with("+OK")) {
+                    return Err(format!("beep: {}", text.trim_end()));
+                }
+            }
+            Ok(())
+        }
+        Effect::Unhear { coach, member_id } => {
+            let cmd =
+                commands::unhear(&e.room, *coach, &[*member_id]).map_err(|err| err.to_string())?;
+            let reply = client.api(&cmd).await.map_err(|err| err.to_string())?;
+            let text = reply.text();
+            if commands::relate_failed(&text) {
+                return Err(format!("relate: {}", text.trim_end()));
+            }
+            Ok(())
         }
         Effect::ReleaseControlLeg => {
             let Some(room) = store

@@ -11,7 +11,7 @@ use crate::conference::actions;
 use crate::conference::apply::{Effect, Step, farewell};
 use crate::conference::ops;
 use crate::conference::{
-    Action, AppId, EventKind, Member, Micros, Room, RoomId, RoomStatus, RoomType,
+    Action, AppId, Beep, EventKind, Member, Micros, Room, RoomId, RoomStatus, RoomType,
 };
 use crate::node::commands;
 use crate::node::reconciler::RoomEffect;
@@ -29,6 +29,9 @@ pub struct NewRoom {
     pub timeout: u64,
     /// Most participants at once; 0 = no limit.
     pub max_participants: u64,
+    /// Members wait with hold music until a moderator joins.
+    pub wait_for_moderator: bool,
+    pub beep: Beep,
     pub pre_actions: Vec<Action>,
     pub post_actions: Vec<Action>,
 }
@@ -43,6 +46,8 @@ impl NewRoom {
             data: json!({}),
             timeout: 0,
             max_participants: 0,
+            wait_for_moderator: false,
+            beep: Beep::None,
             pre_actions: Vec::new(),
             post_actions: Vec::new(),
         }
@@ -82,6 +87,9 @@ impl<S: Store> Rooms<S> {
         room.data = spec.data;
         room.timeout = spec.timeout;
         room.max_participants = spec.max_participants;
+        room.wait_for_moderator = spec.wait_for_moderator;
+        room.waiting_for_moderator = spec.wait_for_moderator;
+        room.beep = spec.beep;
         room.pre_actions = spec.pre_actions;
         room.post_actions = spec.post_actions;
         room.core_uuid = node.core_uuid();

@@ -18,6 +18,10 @@ pub enum CooldownGroup {
     ConferenceDeaf,
     /// `conference/hold`, `conference/unhold`, per session (the `conference_mute` window).
     ConferenceHold,
+    /// `conference/announce`, per session (the `conf_play` window).
+    ConferenceAnnounce,
+    /// `conference/coach`, `conference/uncoach`, per session (the `conference_mute` window).
+    ConferenceCoach,
 }
 
 impl CooldownGroup {
@@ -29,6 +33,8 @@ impl CooldownGroup {
             CooldownGroup::ConferenceMute => "conference_mute",
             CooldownGroup::ConferenceDeaf => "conference_deaf",
             CooldownGroup::ConferenceHold => "conference_hold",
+            CooldownGroup::ConferenceAnnounce => "conference_announce",
+            CooldownGroup::ConferenceCoach => "conference_coach",
         }
     }
 
@@ -67,12 +73,13 @@ impl Default for Cooldowns {
 impl Cooldowns {
     pub fn window(&self, group: CooldownGroup) -> Duration {
         match group {
-            CooldownGroup::ConfPlay => self.conf_play,
+            CooldownGroup::ConfPlay | CooldownGroup::ConferenceAnnounce => self.conf_play,
             CooldownGroup::ConferenceControl => self.conference_control,
             CooldownGroup::Conference => self.conference,
             CooldownGroup::ConferenceMute
             | CooldownGroup::ConferenceDeaf
-            | CooldownGroup::ConferenceHold => self.conference_mute,
+            | CooldownGroup::ConferenceHold
+            | CooldownGroup::ConferenceCoach => self.conference_mute,
         }
     }
 }

@@ -21,6 +21,7 @@ impl<S: Store> Rooms<S> {
         session: &SessionId,
         room_id: &RoomId,
         command_uid: Option<String>,
+        join_as: ops::JoinAs,
     ) -> Result<JoinOutcome, ServiceError> {
         let s = self.live_session(app, session).await?;
         let room = self.room(app, room_id).await?;
@@ -36,14 +37,19 @@ impl<S: Store> Rooms<S> {
             ));
         }
         let node = self.pool.get(&room.node)?;
-        let cmd =
-            commands::join(session.channel(), room_id, &node.config.profile).map_err(invalid)?;
+        let cmd = commands::join(
+            session.channel(),
+            room_id,
+            &node.config.profile,
+            join_as.moderator,
+        )
+        .map_err(invalid)?;
         // Every check the state change makes, before the cooldown is spent.
-        ops::request_join(&mut room.clone(), &s, None, now_micros())?;
+        ops::request_join_as(&mut room.clone(), &s, None, join_as, now_micros())?;
         self.cool(app, CooldownGroup::Conference, session.as_str())
             .await?;
         self.change(app, room_id, |r| {
-            ops::request_join(r, &s, command_uid.clone(), now_micros())
+            ops::request_join_as(r, &s, command_uid.clone(), join_as, now_micros())
         })
         .await?;
         if let Err(e) = node.expect_ok(&cmd, true).await {
@@ -57,7 +63,7 @@ impl<S: Store> Rooms<S> {
     }
 
     /// The room a session is in, and its member entry.
-    async fn membership(
+    pub(super) async fn membership(
         &self,
         app: &AppId,
         session: &SessionId,
@@ -215,6 +221,37 @@ impl<S: Store> Rooms<S> {
             return Err(e.into());
         }
         Ok(room.id)
+    }
+
+    /// Plays `file` (a URL as the node fetches it, or a `tts://` text) to the session's member
+    /// alone; returns its room and the operation id its completion webhook carries.
+    pub async fn announce(
+        &self,
+        app: &AppId,
+        session: &SessionId,
+        file: &str,
+    ) -> Result<(RoomId, Uuid), ServiceError> {
+        let (room, member) = self.membership(app, session).await?;
+        let channel = member.channel();
+        let op = Uuid::new_v4();
+        let (_, member_id) = ops::request_announce(&mut room.clone(), channel, op, now_micros())?;
+        let node = self.pool.get(&room.node)?;
+        let cmd = commands::announce_member(&room.id, member_id, &op, file).map_err(invalid)?;
+        self.cool(app, CooldownGroup::ConferenceAnnounce, session.as_str())
+            .await?;
+        // Asked before it is sent, so the node's play-file-member-done always finds it.
+        self.change(app, &room.id, |r| {
+            Ok(ops::request_announce(r, channel, op, now_micros())?.0)
+        })
+        .await?;
+        if let Err(e) = node.expect_ok(&cmd, false).await {
+            self.change(app, &room.id, |r| {
+                Ok(ops::announce_not_sent(r, channel, op, now_micros()))
+            })
+            .await?;
+            return Err(e.into());
+        }
+        Ok((room.id, op))
     }
 
     /// Hangs up a live call (`uuid_kill`); the session ends when the node reports the hangup.

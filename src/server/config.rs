@@ -118,6 +118,10 @@ pub struct App {
     pub webhook_secret: Option<String>,
     #[serde(default)]
     pub dids: Vec<String>,
+    /// Talking events (`conference.member.talking`, the member's `talking` flag): off unless
+    /// asked for, as they come with every spoken phrase of every member.
+    #[serde(default)]
+    pub talking_events: bool,
 }
 
 impl std::fmt::Debug for App {
@@ -126,6 +130,7 @@ impl std::fmt::Debug for App {
             .field("id", &self.id)
             .field("webhook_url", &self.webhook_url)
             .field("dids", &self.dids)
+            .field("talking_events", &self.talking_events)
             .finish_non_exhaustive()
     }
 }
@@ -144,6 +149,9 @@ pub struct Limits {
     pub command_timeout_ms: u64,
     /// A join not confirmed by add-member within this time fails.
     pub join_timeout_ms: u64,
+    /// The shortest time between two talking webhooks of a room (see `talking_events`); 0:
+    /// every start-talking and stop-talking is told as it comes.
+    pub talking_interval_ms: u64,
 }
 
 /// How webhooks are delivered (the same for every application).
@@ -229,6 +237,7 @@ impl Default for Limits {
             conference_mute_ms: c.conference_mute.as_millis() as u64,
             command_timeout_ms: 5000,
             join_timeout_ms: 10_000,
+            talking_interval_ms: crate::node::DEFAULT_TALKING_INTERVAL.as_millis() as u64,
         }
     }
 }
@@ -365,6 +374,7 @@ impl Config {
                 }
                 c.command_timeout = Duration::from_millis(self.limits.command_timeout_ms);
                 c.join_timeout = Duration::from_millis(self.limits.join_timeout_ms);
+                c.talking_interval = Duration::from_millis(self.limits.talking_interval_ms);
                 Some(c)
             })
             .collect()
@@ -385,6 +395,9 @@ impl Config {
         let mut d = AppDirectory::new();
         for a in &self.apps {
             if let Ok(id) = AppId::parse(&a.id) {
+                if a.talking_events {
+                    d.hear_talking(id.clone());
+                }
                 d.add_app(id, a.dids.iter().cloned());
             }
         }

@@ -37,6 +37,10 @@ pub struct LabOptions {
     pub webhook: Option<(String, Signer)>,
     /// Where the simulated nodes write room recordings (and the controller reads them).
     pub recordings_dir: std::path::PathBuf,
+    /// The lab apps that get talking events.
+    pub talking_events: Vec<AppId>,
+    /// See [`NodeConfig::talking_interval`].
+    pub talking_interval: Duration,
 }
 
 impl Default for LabOptions {
@@ -52,6 +56,8 @@ impl Default for LabOptions {
             play_duration: Duration::from_secs(3),
             webhook: None,
             recordings_dir: std::env::temp_dir().join("switchyard-lab-recordings"),
+            talking_events: Vec::new(),
+            talking_interval: crate::node::DEFAULT_TALKING_INTERVAL,
         }
     }
 }
@@ -83,12 +89,16 @@ impl<S: Store> Lab<S> {
             config.command_timeout = options.command_timeout;
             config.silence_timeout = Duration::from_secs(15);
             config.recordings_dir = options.recordings_dir.to_string_lossy().into_owned();
+            config.talking_interval = options.talking_interval;
             configs.push(config);
             sims.push((prefix, Arc::new(sim)));
         }
         let mut directory = AppDirectory::new();
         let mut keys = AppKeys::new();
         for (app, key) in &options.apps {
+            if options.talking_events.contains(app) {
+                directory.hear_talking(app.clone());
+            }
             directory.add_app(app.clone(), []);
             keys.add_plain(app.clone(), key);
         }

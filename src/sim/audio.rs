@@ -6,7 +6,8 @@
 //! hears something: hold music, a tone, a file, or another member who talks. So two echoing
 //! members keep each other talking, a member stops when the last source it heard goes silent
 //! (capture 04: muting one of two echoing members stops the other), and an unmuted member in a
-//! silent room stays silent. Muting ends talking without a stop-talking event (capture 01).
+//! silent room stays silent. A caller told to speak (`sim_talk`) talks whatever it hears, while
+//! it is not muted or held. Muting ends talking without a stop-talking event (capture 01).
 //!
 //! The floor goes to the first member to join, and when its holder is muted or leaves, to each
 //! member that talks in turn, newest first (captures 01 and 04: 1→3→2 after muting 1).
@@ -100,13 +101,26 @@ impl State {
         self.fire_room_action(room, "play-file-done", &extra);
     }
 
-    pub(crate) fn start_tone(&mut self, room: &str, (file, length): (&str, Duration)) {
+    /// The room's enter (`enter`) or exit sound starts: the one set with `enter_sound` /
+    /// `exit_sound file`, else the default profile's (none for `freeswitch-conf/`'s). It takes
+    /// the 400 ms lead-in and 200 ms of tone on entering (seen on 1.11), 200 ms on leaving.
+    pub(crate) fn start_tone(&mut self, room: &str, enter: bool) {
         let token = self.token();
-        let Some(r) = self.rooms.get_mut(room).filter(|r| r.sounds()) else {
+        let Some(r) = self.rooms.get_mut(room) else {
             return;
         };
+        let set = if enter { &r.enter_sound } else { &r.exit_sound };
+        let (file, length) = match set {
+            Some(file) if enter => (file.clone(), Duration::from_millis(600)),
+            Some(file) => (file.clone(), Duration::from_millis(200)),
+            None if r.sounds() => {
+                let (file, length) = if enter { ENTER_TONE } else { EXIT_TONE };
+                (file.to_owned(), length)
+            }
+            None => return,
+        };
         r.tone = Some(Tone {
-            file: file.to_owned(),
+            file,
             token,
             started: Instant::now(),
         });
@@ -130,8 +144,12 @@ impl State {
             return;
         };
         let mut extra = played(tone.started);
+        let (params, _) = super::media::split_params(&tone.file);
+        for (k, v) in &params {
+            extra.push((k.as_str(), v.clone()));
+        }
         extra.push(("Action", "play-file-done".into()));
-        extra.push(("File", tone.file));
+        extra.push(("File", tone.file.clone()));
         self.fire_room_action(room, "play-file-done", &extra);
         self.audio_changed(room, None);
     }
@@ -251,7 +269,8 @@ impl State {
                 || r.tone.is_some()
                 || (!r.playback.queue.is_empty() && !r.playback.paused);
             let change = r.members.iter().find_map(|m| {
-                let alive = self.channels.get(&m.uuid).is_some_and(|ch| !ch.is_hungup());
+                let channel = self.channels.get(&m.uuid).filter(|ch| !ch.is_hungup());
+                let (alive, speaking) = (channel.is_some(), channel.is_some_and(|ch| ch.speaking));
                 // A held member hears its hold music, not the room, and is not heard (its
                 // media is hard-muted): it never talks.
                 let hears = m.hear
@@ -259,7 +278,8 @@ impl State {
                         || r.members
                             .iter()
                             .any(|o| o.id != m.id && o.talking && o.speak && !o.held));
-                let talks = alive && m.echo && m.speak && !m.ghost && !m.held && hears;
+                let voice = speaking || (m.echo && hears);
+                let talks = alive && m.speak && !m.ghost && !m.held && voice;
                 (talks != m.talking).then_some((m.id, talks))
             });
             let Some((id, talks)) = change else {

@@ -99,6 +99,8 @@ pub(crate) struct Channel {
     pub partner: Option<String>,
     /// True while the channel runs `echo` (what it hears goes back).
     pub echoing: bool,
+    /// The caller speaks (`sim_talk`): its far end sends voice whatever it hears.
+    pub speaking: bool,
     pub session_id: u64,
     /// `Caller-Dialplan`: `xml` for loopback legs, `XML` for SIP calls (the `public` context),
     /// `inline` after an inline transfer, none for `null/` legs.
@@ -150,6 +152,7 @@ impl Channel {
             room: None,
             partner: None,
             echoing: false,
+            speaking: false,
             session_id: 0,
             dialplan: Some("xml".into()),
             codec: ("L16", "128000"),

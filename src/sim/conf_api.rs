@@ -9,10 +9,31 @@ use super::cjson;
 use super::conference::{Member, Room, Target};
 use super::core::{Deferred, State, Timer};
 
+/// The conference API's argument splitting (`switch_separate_string`): words apart on spaces,
+/// a word in single quotes kept whole with its quotes removed.
+fn split_args(args: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut rest = args.trim_start();
+    while !rest.is_empty() {
+        if let Some(quoted) = rest.strip_prefix('\'')
+            && let Some((word, after)) = quoted.split_once('\'')
+        {
+            words.push(word.to_owned());
+            rest = after.trim_start();
+            continue;
+        }
+        let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+        words.push(rest[..end].to_owned());
+        rest = rest[end..].trim_start();
+    }
+    words
+}
+
 impl State {
     /// `conference …`: the whole mod_conference API the simulator supports.
     pub(crate) fn conference(&mut self, args: &str) -> String {
-        let words: Vec<&str> = args.split_whitespace().collect();
+        let owned = split_args(args);
+        let words: Vec<&str> = owned.iter().map(String::as_str).collect();
         let Some(&first) = words.first() else {
             return "-ERR Conference command, not specified.\nTry 'help'\n".into();
         };
@@ -54,6 +75,8 @@ impl State {
             "resume" => self.pause_recording(room, rest.first().copied(), false),
             "chkrecord" => self.check_recording(room),
             "volume_in" | "volume_out" => self.member_volume(room, sub, rest),
+            "relate" => self.relate(room, rest),
+            "enter_sound" | "exit_sound" => self.room_sound(room, sub, rest),
             "say" => self.say(room, None, &rest.join(" ")),
             "saymember" => self.say(
                 room,
@@ -132,6 +155,15 @@ impl State {
         let mut leaving = Vec::new();
         for id in ids {
             out.push_str(&self.apply_member(room_name, id, verb, &mut leaving));
+            match (verb, rest.get(1)) {
+                // A hold's file plays to the member alone, with no play-file-member event.
+                ("hold", Some(file)) => {
+                    self.queue_member_file(room_name, id, file);
+                }
+                // An unhold stops all the member's files, after its own event.
+                ("unhold", _) => self.stop_member_files(room_name, id),
+                _ => {}
+            }
         }
         if !leaving.is_empty() {
             // The members' own threads notice the kick after the command returned.
@@ -399,6 +431,119 @@ impl State {
         }
         self.fire_room_action(name, if lock { "lock" } else { "unlock" }, &[]);
         format!("+OK {name} {}\n", if lock { "locked" } else { "unlocked" })
+    }
+
+    /// `relate <id>[,<id>…] <other>[,<other>…] nospeak|nohear|clear`, answered as 1.11 does
+    /// (fixtures 07 and 08): a line per pair; an unknown id (0 included, but for `clear`, which
+    /// clears every relationship of the member) is `-ERR relationship X->Y not found.`.
+    /// `relate <id>` lists the member's relationships, newest first. The relationships change
+    /// nothing else here: no simulated member hears audio.
+    fn relate(&mut self, name: &str, rest: &[&str]) -> String {
+        const USAGE: &str = "relate <member_id>[,<member_id>] <other_member_id>[,<other_member_id>] [nospeak|nohear|clear]";
+        let Some(room) = self.rooms.get_mut(name) else {
+            return String::new();
+        };
+        match rest {
+            [] => return "+OK No relationships\n".into(),
+            [id] => {
+                let id: u32 = id.parse().unwrap_or(0);
+                let lines: Vec<String> = room
+                    .relationships
+                    .iter()
+                    .rev()
+                    .filter(|r| r.0 == id)
+                    .map(|&(a, b, speak, hear)| {
+                        let speak = if speak { "SPEAK" } else { "NOSPEAK" };
+                        let hear = if hear { "HEAR" } else { "NOHEAR" };
+                        format!("{a} -> {b} {speak} {hear} NOSENDVIDEO \n")
+                    })
+                    .collect();
+                if lines.is_empty() {
+                    return "+OK No relationships\n".into();
+                }
+                return lines.concat();
+            }
+            _ => {}
+        }
+        let (Some(ids), Some(others), Some(&action)) = (rest.first(), rest.get(1), rest.get(2))
+        else {
+            return USAGE.into();
+        };
+        let clear = action == "clear";
+        if !clear && action.split(',').any(|a| a != "nospeak" && a != "nohear") {
+            return USAGE.into();
+        }
+        let known = |room: &super::conference::Room, id: &str| {
+            id.parse::<u32>()
+                .ok()
+                .is_some_and(|id| room.members.iter().any(|m| m.id == id))
+        };
+        let mut out = String::new();
+        for id in ids.split(',') {
+            for other in others.split(',') {
+                let found = known(room, id) && (known(room, other) || (clear && other == "0"));
+                if !found {
+                    out.push_str(&format!("-ERR relationship {id}->{other} not found.\n"));
+                    continue;
+                }
+                let (a, b) = (id.parse().unwrap_or(0), other.parse().unwrap_or(0));
+                room.relationships
+                    .retain(|r| !(r.0 == a && (r.1 == b || (clear && b == 0))));
+                if clear {
+                    out.push_str(&format!("+OK relationship {id}->{other} cleared.\n"));
+                    continue;
+                }
+                let speak = !action.split(',').any(|x| x == "nospeak");
+                let hear = !action.split(',').any(|x| x == "nohear");
+                room.relationships.push((a, b, speak, hear));
+                out.push_str(&format!("+OK {id}->{other} {action} set\n"));
+            }
+        }
+        out
+    }
+
+    /// `enter_sound|exit_sound file <file>` (1.11's replies: `exit_sound` names the old sound
+    /// first); `on|off` are accepted and change nothing here.
+    fn room_sound(&mut self, name: &str, verb: &str, rest: &[&str]) -> String {
+        let Some(room) = self.rooms.get_mut(name) else {
+            return String::new();
+        };
+        let which = if verb == "enter_sound" {
+            "enter"
+        } else {
+            "exit"
+        };
+        match rest {
+            ["file", file] => {
+                let slot = if verb == "enter_sound" {
+                    &mut room.enter_sound
+                } else {
+                    &mut room.exit_sound
+                };
+                let old = slot.replace((*file).to_owned()).unwrap_or_default();
+                let set = format!("+OK {name} {which} sound file set to {file}\n");
+                self.fire_room_action(name, &format!("{which}-sound-file-changed"), &[]);
+                if verb == "exit_sound" {
+                    format!("+OK Old exit sound: [{old}]\n{set}")
+                } else {
+                    set
+                }
+            }
+            ["file"] => "-ERR No filename specified\n".into(),
+            [state @ ("on" | "off")] => {
+                let file = if verb == "enter_sound" {
+                    room.enter_sound.clone()
+                } else {
+                    room.exit_sound.clone()
+                };
+                self.fire_room_action(name, &format!("{which}-sounds-{state}"), &[]);
+                format!(
+                    "+OK {name} {which} sounds {state} ({})\n",
+                    file.unwrap_or_default()
+                )
+            }
+            _ => format!("-ERR Bad args\n{verb} [on|off|file <filename>]"),
+        }
     }
 
     fn say(&mut self, name: &str, member: Option<&str>, text: &str) -> String {

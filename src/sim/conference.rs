@@ -81,6 +81,10 @@ pub(crate) struct Member {
     pub talk_started: Option<Instant>,
     /// The far end sends back what it hears (a loopback whose `-b` leg runs `echo`).
     pub echo: bool,
+    /// Files played to this member alone (`play <file> <id>`, a hold's file), in order.
+    pub files: std::collections::VecDeque<super::media::PlayFile>,
+    /// Changes whenever the current file's timer must be ignored.
+    pub file_token: u64,
 }
 
 #[derive(Debug)]
@@ -102,6 +106,11 @@ pub(crate) struct Room {
     pub tone: Option<Tone>,
     /// `event_count` of PRESENCE_IN.
     pub presence_count: u64,
+    /// `relate`: (member, other, speak, hear), newest last.
+    pub relationships: Vec<(u32, u32, bool, bool)>,
+    /// `enter_sound file` / `exit_sound file`: the room's own sounds.
+    pub enter_sound: Option<String>,
+    pub exit_sound: Option<String>,
 }
 
 impl Room {
@@ -110,8 +119,8 @@ impl Room {
     }
 
     /// Whether the room's profile plays mod_conference's own sounds (the alone prompt, hold
-    /// music, enter and exit tones). The `switchyard` profile of `freeswitch-conf/` has none and
-    /// suppresses start-talking and stop-talking; every other name behaves as vanilla `default`.
+    /// music, enter and exit tones). The `switchyard` profile of `freeswitch-conf/` has none;
+    /// every other name behaves as vanilla `default`.
     pub fn sounds(&self) -> bool {
         self.profile != QUIET_PROFILE
     }
@@ -180,11 +189,6 @@ impl State {
         action: &str,
         extra: &[(&str, String)],
     ) {
-        let suppressed = matches!(action, "start-talking" | "stop-talking")
-            && self.rooms.get(room).is_some_and(|r| !r.sounds());
-        if suppressed {
-            return;
-        }
         let mut post = extra.to_vec();
         post.push(("Action", action.to_owned()));
         self.floor_event(room, member, &[], &post);

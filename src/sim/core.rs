@@ -51,6 +51,8 @@ pub(crate) enum Deferred {
     Talk { room: String },
     /// An enter or exit tone ended.
     ToneDone { room: String, token: u64 },
+    /// The file a member hears alone ended, unless its files changed since (`token`).
+    MemberFileDone { room: String, id: u32, token: u64 },
 }
 
 /// Steps run in order, in one go, `after` from now.
@@ -144,6 +146,7 @@ impl State {
             Deferred::Floor { room } => self.floor_to_talkers(&room),
             Deferred::Talk { room } => self.update_talking(&room),
             Deferred::ToneDone { room, token } => self.tone_done(&room, token),
+            Deferred::MemberFileDone { room, id, token } => self.member_file_done(&room, id, token),
         }
     }
 
@@ -356,6 +359,7 @@ impl State {
             "conference" => self.conference(args),
             "sim_inbound" => self.inbound(args),
             "sim_dtmf" => self.caller_dtmf(args),
+            "sim_talk" => self.caller_talk(args),
             _ => format!("-ERR {name} Command not found!\n"),
         }
     }

@@ -46,13 +46,14 @@ pub(crate) fn split_params(arg: &str) -> (Vec<(String, String)>, String) {
 
 impl State {
     /// How long a file plays, or `None` when FreeSWITCH could not open it.
-    fn file_length(&self, file: &str) -> Option<Duration> {
+    pub(crate) fn file_length(&self, file: &str) -> Option<Duration> {
         let is_stream = [
             "http://",
             "https://",
             "tone_stream://",
             "local_stream://",
             "say:",
+            "tts://",
             "silence_stream://",
         ]
         .iter()
@@ -83,6 +84,9 @@ impl State {
         let Some(&arg) = rest.first() else {
             return "play <file_path> [async|<member_id> [nomux]]".into();
         };
+        if let Some(&member) = rest.get(1).filter(|&&w| w != "async") {
+            return self.play_to_member(room, arg, member);
+        }
         let (params, file) = split_params(arg);
         let has_member = self
             .rooms

@@ -40,6 +40,9 @@ impl State {
                     moh: None,
                     tone: None,
                     presence_count: 0,
+                    relationships: Vec::new(),
+                    enter_sound: None,
+                    exit_sound: None,
                 },
             );
             self.fire_room_action(&spec.room, "conference-create", &[]);
@@ -68,6 +71,8 @@ impl State {
             talking: false,
             talk_started: None,
             echo,
+            files: std::collections::VecDeque::new(),
+            file_token: 0,
         };
         let ghost = member.ghost;
         let Some(room) = self.rooms.get_mut(&spec.room) else {
@@ -103,7 +108,7 @@ impl State {
         self.presence(&spec.room);
         if !ghost && count > 1 {
             self.stop_moh(&spec.room);
-            self.start_tone(&spec.room, super::audio::ENTER_TONE);
+            self.start_tone(&spec.room, true);
         }
         let no_floor = self
             .rooms
@@ -172,7 +177,7 @@ impl State {
             return;
         }
         if !member.ghost && left > 0 {
-            self.start_tone(&room_name, super::audio::EXIT_TONE);
+            self.start_tone(&room_name, false);
         }
         if held_floor {
             self.later(

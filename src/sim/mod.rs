@@ -17,6 +17,7 @@ mod events;
 mod listener;
 mod loopback;
 mod media;
+mod member_files;
 mod membership;
 mod recording;
 mod sofia;
@@ -198,6 +199,14 @@ impl Simulator {
     pub fn caller_dtmf(&self, channel: &str, digit: char) -> bool {
         self.core
             .api(&format!("sim_dtmf {channel} {digit}"))
+            .starts_with("+OK")
+    }
+
+    /// The caller starts (`on`) or stops speaking; false for an unknown channel.
+    pub fn caller_talk(&self, channel: &str, on: bool) -> bool {
+        let state = if on { "on" } else { "off" };
+        self.core
+            .api(&format!("sim_talk {channel} {state}"))
             .starts_with("+OK")
     }
 

@@ -33,6 +33,24 @@ impl State {
         "+OK\n".into()
     }
 
+    /// `sim_talk <uuid> on|off`: the caller starts or stops speaking. In a room, the member
+    /// talks (start-talking, stop-talking) as a real caller's voice makes it (see `audio`).
+    pub(crate) fn caller_talk(&mut self, args: &str) -> String {
+        let (uuid, on) = match args.split_once(' ') {
+            Some((uuid, "on")) => (uuid, true),
+            Some((uuid, "off")) => (uuid, false),
+            _ => return "-USAGE: sim_talk <uuid> on|off\n".into(),
+        };
+        let Some(ch) = self.channels.get_mut(uuid) else {
+            return "-ERR No such channel!\n".into();
+        };
+        ch.speaking = on;
+        if let Some(room) = ch.room.clone() {
+            self.audio_changed(&room, None);
+        }
+        "+OK\n".into()
+    }
+
     pub(crate) fn inbound(&mut self, args: &str) -> String {
         let mut words = args.splitn(3, ' ');
         let (Some(did), Some(number)) = (words.next().filter(|s| !s.is_empty()), words.next())

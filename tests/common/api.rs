@@ -127,9 +127,12 @@ impl<S: Store> TestLab<S> {
 
     /// A room of `app`, once its control leg is in (playback and joins need that).
     pub async fn room(&self, app: (&str, &str), name: &str) -> String {
-        let r = self
-            .post("/api/v1/conferences", app, json!({ "name": name }))
-            .await;
+        self.room_with(app, json!({ "name": name })).await
+    }
+
+    /// A room created with this body, once it is progressing.
+    pub async fn room_with(&self, app: (&str, &str), body: Value) -> String {
+        let r = self.post("/api/v1/conferences", app, body).await;
         assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
         let id = r.body["room_id"].as_str().unwrap().to_owned();
         let app_id = AppId::parse(app.0).unwrap();
@@ -168,7 +171,17 @@ impl<S: Store> TestLab<S> {
 
     /// A session joined (add-member arrived).
     pub async fn joined(&self, app: (&str, &str), room: &str, session: &str) {
-        let r = self.join(app, session, room).await;
+        self.joined_with(app, room, session, json!({})).await
+    }
+
+    /// Joined with these extra join fields (`moderator`, `end_on_exit`).
+    pub async fn joined_with(&self, app: (&str, &str), room: &str, session: &str, extra: Value) {
+        let mut body = json!({ "room_id": room });
+        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+            b.extend(e.clone());
+        }
+        let path = format!("/api/v1/sessions/{session}/commands/conference/join");
+        let r = self.post(&path, app, body).await;
         assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
         eventually("add-member confirms the join", || async {
             self.members(app, room)

@@ -253,16 +253,21 @@ pub struct Live {
 
 impl Live {
     pub async fn start() -> Live {
-        Live::start_inner(false).await
+        Live::start_inner(false, false).await
+    }
+
+    /// With talking events for the app (`talking_events = true`).
+    pub async fn start_talking() -> Live {
+        Live::start_inner(false, true).await
     }
 
     /// With the controller's Event Socket connections going through a [`Proxy`] that the test
     /// can cut ([`Live::proxy`]).
     pub async fn start_proxied() -> Live {
-        Live::start_inner(true).await
+        Live::start_inner(true, false).await
     }
 
-    async fn start_inner(proxied: bool) -> Live {
+    async fn start_inner(proxied: bool, talking: bool) -> Live {
         // The controller's logs, with RUST_LOG (e.g. RUST_LOG=switchyard=debug).
         if std::env::var_os("RUST_LOG").is_some() {
             let _ = tracing_subscriber::fmt()
@@ -292,6 +297,7 @@ impl Live {
         if let Some(p) = &proxy {
             config.nodes[0].esl = p.addr.to_string();
         }
+        config.apps[0].talking_events = talking;
         let ctl = Controller::start(&config).await;
         Live {
             settings,
@@ -398,9 +404,15 @@ impl Live {
 
     /// A `/api/v1` room named `name` (made unique), once its control leg is in.
     pub async fn room(&self, name: &str) -> String {
-        let r = self
-            .post("/api/v1/conferences", json!({ "name": self.name(name) }))
-            .await;
+        self.room_with(json!({ "name": name })).await
+    }
+
+    /// The same with more of the create body (its `name` made unique).
+    pub async fn room_with(&self, mut body: Value) -> String {
+        if let Some(name) = body["name"].as_str() {
+            body["name"] = json!(self.name(name));
+        }
+        let r = self.post("/api/v1/conferences", body).await;
         assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
         let id = r.body["room_id"].as_str().unwrap().to_owned();
         self.made_room(&id).await;

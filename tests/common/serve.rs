@@ -38,6 +38,11 @@ impl Serve {
         Serve { child }
     }
 
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGKILL, and reaps it.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

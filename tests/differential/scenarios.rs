@@ -309,7 +309,7 @@ pub fn burst(run: &mut Run) -> Pin<Box<dyn Future<Output = ()> + '_>> {
 }
 
 /// Every scenario's name (its `fn` name).
-pub const NAMES: [&str; 9] = [
+pub const NAMES: [&str; 10] = [
     "basic",
     "odd_names",
     "originate_quoted_name",
@@ -319,7 +319,77 @@ pub const NAMES: [&str; 9] = [
     "burst",
     "url_play",
     "url_play_missing",
+    "participants",
 ];
+
+/// The participant controls as the controller sends them: deaf/undeaf; a hold with a file
+/// (which ends while held) and the unhold; an announcement played to one member, tagged, and
+/// one spoken (`tts://`, quoted); `relate` for a coach and its clearing; the room's enter tone
+/// (tagged) played when a member joins.
+pub fn participants(run: &mut Run) -> Pin<Box<dyn Future<Output = ()> + '_>> {
+    Box::pin(async move {
+        let (hold, note) = (wav("hold.wav", 500), wav("note.wav", 400));
+        let dir = std::path::Path::new(&hold)
+            .parent()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        run.label(&dir, "media");
+        let (a, b) = (
+            run.call(DID, "1001", "Alice").await,
+            run.call(DID, "1002", "Bob").await,
+        );
+        let ctl = open_room(run).await;
+        let ma = join(run, &a).await;
+        let mb = join(run, &b).await;
+        member(run, "deaf", ma, &a, "deaf-member").await;
+        member(run, "undeaf", ma, &a, "undeaf-member").await;
+        // A hold with a file: it ends while the member is still held.
+        let from = run.mark();
+        run.api(&format!("conference {ROOM} hold {mb} {hold}"))
+            .await;
+        run.conf_event(from, "hold-member", Some(&b)).await;
+        run.conf_event(from, "play-file-member-done", Some(&b))
+            .await;
+        member(run, "unhold", mb, &b, "unhold-member").await;
+        // Announcements to one member: a tagged file, then spoken text.
+        let op = "00000000-0000-4000-8000-000000000001";
+        run.label(op, "op1");
+        let from = run.mark();
+        run.api(&format!(
+            "conference {ROOM} play '{{switchyard_op={op}}}{note}' {ma}"
+        ))
+        .await;
+        run.conf_event(from, "play-file-member", Some(&a)).await;
+        run.conf_event(from, "play-file-member-done", Some(&a))
+            .await;
+        let from = run.mark();
+        run.api(&format!(
+            "conference {ROOM} play '{{switchyard_op={op}}}tts://flite|slt|Hi.' {mb}"
+        ))
+        .await;
+        run.conf_event(from, "play-file-member-done", Some(&b))
+            .await;
+        // A coach: relate, then cleared.
+        run.api(&format!("conference {ROOM} relate {ma} {mb},999 nospeak"))
+            .await;
+        run.api(&format!("conference {ROOM} relate {ma} 0 clear"))
+            .await;
+        // The enter tone, tagged, played as a member joins.
+        run.api(&format!(
+            "conference {ROOM} enter_sound file {{switchyard_beep=enter}}tone_stream://%(120,40,660);%(120,0,880)"
+        ))
+        .await;
+        let c = run.call(DID, "1003", "Carol").await;
+        let from = run.mark();
+        join(run, &c).await;
+        run.conf_event(from, "play-file-done", None).await;
+        for call in [&a, &b, &c] {
+            kill(run, call).await;
+        }
+        close(run, &ctl).await;
+    })
+}
 
 /// A scenario by its name.
 pub fn by_name(name: &str) -> Option<Scenario> {
@@ -333,6 +403,7 @@ pub fn by_name(name: &str) -> Option<Scenario> {
         "burst" => burst,
         "url_play" => url_play,
         "url_play_missing" => url_play_missing,
+        "participants" => participants,
         _ => return None,
     };
     Some(scenario)

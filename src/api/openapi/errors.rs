@@ -57,7 +57,9 @@ pub struct RateLimitDetail {
 /// `global` is the per-application request rate; the others are the contract's cooldowns:
 /// `conf_play` (play, 2 s per room), `conference_control` (pause/stop/volume, 200 ms per room),
 /// `conference` (join/leave, 2 s per session), `conference_mute` (mute/unmute, 2 s per session),
-/// `conference_deaf` (deaf/undeaf) and `conference_hold` (hold/unhold), each 2 s per session.
+/// `conference_deaf` (deaf/undeaf) and `conference_hold` (hold/unhold), each 2 s per session,
+/// `conference_announce` (announce to a member, 2 s per session, the `conf_play` window) and
+/// `conference_coach` (coach/uncoach, 2 s per session).
 #[derive(serde::Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RateLimitGroup {
@@ -68,6 +70,8 @@ pub enum RateLimitGroup {
     ConferenceMute,
     ConferenceDeaf,
     ConferenceHold,
+    ConferenceAnnounce,
+    ConferenceCoach,
 }
 
 /// The 409 of a create whose name is taken: `detail.room_id` is the existing room.

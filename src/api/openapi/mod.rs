@@ -30,7 +30,8 @@ use utoipa::{Modify, OpenApi};
 
 use super::{ApiError, ApiState};
 use super::{
-    conferences, events, health, lab, metrics, recordings, resource, sessions, switches, webhooks,
+    announce, coach, conferences, events, health, lab, metrics, recordings, resource, sessions,
+    switches, webhooks,
 };
 use crate::store::Store;
 
@@ -88,6 +89,9 @@ const COMMON_RESPONSES: &[(&str, &str)] = &[
         switches::undeaf,
         switches::hold,
         switches::unhold,
+        announce::announce,
+        coach::coach,
+        coach::uncoach,
         resource::list,
         resource::create,
         resource::show,

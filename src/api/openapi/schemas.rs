@@ -25,6 +25,16 @@ pub enum RoomType {
     Connect,
 }
 
+/// When a room beeps: as a member joins, leaves, both, or never.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Beep {
+    None,
+    Enter,
+    Exit,
+    Both,
+}
+
 /// `starting` until the room's FreeSWITCH conference exists, then `progressing`; `terminating`
 /// once deleted (or timed out), `terminated` when the node has let it go.
 #[derive(Serialize, ToSchema)]
@@ -102,6 +112,27 @@ impl PartialSchema for PlayUrl {
 }
 
 impl ToSchema for PlayUrl {}
+
+/// Text the node speaks (a room play, an announcement): as a talk action's `text`.
+pub struct SpokenText;
+
+impl PartialSchema for SpokenText {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(
+                "1 to 1024 characters, not only whitespace, without control characters or any \
+                 of ' \" \\ ^ | { } ` (they would change a FreeSWITCH command line)",
+            ))
+            .min_length(Some(1))
+            .max_length(Some(1024))
+            .pattern(Some(talk_text_pattern()))
+            .examples([Value::from("You have one minute left.")])
+            .into()
+    }
+}
+
+impl ToSchema for SpokenText {}
 
 /// The only action type a room accepts.
 #[derive(Serialize, ToSchema)]
@@ -253,6 +284,11 @@ pub struct ConferenceDetail {
     pub timeout: u64,
     /// Most participants at once; 0 = no limit.
     pub max_participants: u64,
+    /// Created to wait for a moderator.
+    pub wait_for_moderator: bool,
+    /// No moderator has joined yet: the members wait, hearing hold music.
+    pub waiting_for_moderator: bool,
+    pub beep: Beep,
     pub pre_actions: Vec<Action>,
     pub post_actions: Vec<Action>,
     pub conferencecall_ids: Vec<Uuid>,
@@ -282,6 +318,13 @@ pub struct MemberView {
     pub deaf: bool,
     /// On hold: hears hold music instead of the room, and is not heard.
     pub held: bool,
+    /// Joined as a moderator.
+    pub moderator: bool,
+    /// Coaching: the session whose member alone hears this one (`null`: heard by everyone).
+    pub coaching: Option<String>,
+    /// Speaking, as the node's talking events said (for an app with `talking_events`; else
+    /// always false), at most the talking interval late.
+    pub talking: bool,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -375,6 +418,112 @@ pub enum MembershipStatus {
     Undeaf,
     Held,
     Unheld,
+}
+
+/// Spoken text, as a talk action's options: what the node's voice says.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Speech {
+    #[schema(value_type = SpokenText)]
+    pub text: String,
+    /// `en-US` (the default) or `en`.
+    pub language: Option<TalkLanguage>,
+    /// The voice: `female` (the default), `male` or `neutral`.
+    pub gender: Option<TalkGender>,
+    /// As for every session command: an idempotency key (announce only).
+    #[schema(min_length = 1, max_length = 128)]
+    pub command_uid: Option<String>,
+}
+
+/// A file played to one member.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AnnounceUrl {
+    /// An HTTP/HTTPS URL of an audio file.
+    #[schema(value_type = PlayUrl, example = "https://cdn.example.com/one-minute-left.wav")]
+    pub url: String,
+    /// As for every session command: an idempotency key.
+    #[schema(min_length = 1, max_length = 128)]
+    pub command_uid: Option<String>,
+}
+
+/// What one member hears: a URL, or spoken text.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum AnnounceRequest {
+    Url(AnnounceUrl),
+    Speech(Speech),
+}
+
+/// Files played into a room, in order.
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlayUrls {
+    /// HTTP/HTTPS URLs of audio files, played in order.
+    #[schema(min_items = 1, max_items = 128, value_type = Vec<PlayUrl>, example = json!(["https://cdn.example.com/announcement.wav"]))]
+    pub urls: Vec<String>,
+}
+
+/// Text the node speaks into a room (listed in `playback_urls` as `tts://flite|<voice>|<text>`).
+#[derive(Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlaySpeech {
+    #[schema(value_type = SpokenText)]
+    pub text: String,
+    /// `en-US` (the default) or `en`.
+    pub language: Option<TalkLanguage>,
+    /// The voice: `female` (the default), `male` or `neutral`.
+    pub gender: Option<TalkGender>,
+}
+
+/// What a room hears: URLs, or spoken text.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum PlayRequest {
+    Urls(PlayUrls),
+    Speech(PlaySpeech),
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AnnounceStatus {
+    Announcing,
+}
+
+/// Queued on the node; `conference.member.announcement.finished` carries `operation_id`.
+#[derive(Serialize, ToSchema)]
+pub struct AnnounceAnswer {
+    pub status: AnnounceStatus,
+    pub room_id: String,
+    pub operation_id: Uuid,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CoachStatus {
+    Coaching,
+}
+
+/// Applied on the node: the member is heard by `coaching` alone.
+#[derive(Serialize, ToSchema)]
+pub struct CoachAnswer {
+    pub status: CoachStatus,
+    pub room_id: String,
+    /// The session whose member alone hears this one.
+    pub coaching: String,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum UncoachStatus {
+    HeardByAll,
+}
+
+/// Applied on the node: the member is heard by everyone again.
+#[derive(Serialize, ToSchema)]
+pub struct UncoachAnswer {
+    pub status: UncoachStatus,
+    pub room_id: String,
 }
 
 /// Sent to the node; the state changes when the node confirms (a webhook follows).

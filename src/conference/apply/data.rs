@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::conference::model::{Member, Room};
 
 /// The keys of [`member_data`], in order.
-const MEMBER_KEYS: [&str; 13] = [
+const MEMBER_KEYS: [&str; 15] = [
     "room_id",
     "uuid",
     "conferencecall_id",
@@ -19,6 +19,8 @@ const MEMBER_KEYS: [&str; 13] = [
     "muted",
     "deaf",
     "held",
+    "talking",
+    "moderator",
     "status",
     "command_uid",
     "reason",
@@ -38,7 +40,7 @@ static MEMBER_TEMPLATE: LazyLock<serde_json::Map<String, serde_json::Value>> =
 /// order), made from a copy of a template of its keys since it is made for nearly every event.
 pub fn member_data(room: &Room, m: &Member) -> serde_json::Value {
     let mut uuid = Uuid::encode_buffer();
-    let values: [serde_json::Value; 13] = [
+    let values: [serde_json::Value; 15] = [
         room.id.as_str().into(),
         m.session.as_str().into(),
         (&*m.conferencecall_id.hyphenated().encode_lower(&mut uuid)).into(),
@@ -48,6 +50,8 @@ pub fn member_data(room: &Room, m: &Member) -> serde_json::Value {
         m.muted.into(),
         m.deaf.into(),
         m.held.into(),
+        m.talking.into(),
+        m.moderator.into(),
         value(m.status),
         m.command_uid.as_deref().into(),
         value(m.leave_reason),
@@ -120,6 +124,12 @@ mod tests {
             held: false,
             hold_requested: None,
             hold_music: None,
+            moderator: false,
+            end_on_exit: false,
+            coaching: None,
+            announcements: Vec::new(),
+            talking: false,
+            talking_seq: 0,
             dtmf_seq: 0,
             event_seq: 0,
             updated_at: 1,
@@ -130,6 +140,8 @@ mod tests {
                 m.status = MemberStatus::Leaved;
                 m.muted = true;
                 m.held = true;
+                m.talking = true;
+                m.moderator = true;
                 m.command_uid = Some("uid".into());
                 m.leave_reason = Some(LeaveReason::JoinFailed);
                 m.hangup_cause = Some("NORMAL_CLEARING".into());
@@ -144,6 +156,8 @@ mod tests {
                 "muted": m.muted,
                 "deaf": m.deaf,
                 "held": m.held,
+                "talking": m.talking,
+                "moderator": m.moderator,
                 "status": m.status,
                 "command_uid": m.command_uid,
                 "reason": m.leave_reason,

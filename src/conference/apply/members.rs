@@ -33,9 +33,14 @@ pub(super) fn member_added(
         if first_confirmation {
             m.status = MemberStatus::Joined;
             m.joined_at = Some(now);
+            // The node lets a waiting room start as its first moderator joins (no event).
+            if m.moderator {
+                step.room.waiting_for_moderator = false;
+            }
             let data = member_data(step.room, &step.room.members[channel]);
             step.emit(EventKind::MemberJoined, data);
             greet(step, member_id);
+            keep_coaches_private(step, channel, member_id);
         } else {
             step.touch();
         }
@@ -56,6 +61,7 @@ pub(super) fn member_added(
             step.room.members.insert(channel.to_owned(), member);
             step.emit(EventKind::MemberJoined, data);
             greet(step, member_id);
+            keep_coaches_private(step, channel, member_id);
         }
         None => step.out.ignored = Some(Ignored::UnknownMember),
     }
@@ -69,6 +75,12 @@ fn control_added(step: &mut Step<'_>, member_id: u32) {
         step.touch();
         if step.room.status == RoomStatus::Terminating {
             step.out.effects.push(Effect::ReleaseControlLeg);
+        } else if !step.room.beep.is_none() {
+            let beep = step.room.beep;
+            step.out.effects.push(Effect::Beeps {
+                enter: beep.on_enter(),
+                exit: beep.on_exit(),
+            });
         }
     }
     if step.room.status == RoomStatus::Starting {
@@ -84,6 +96,23 @@ fn greet(step: &mut Step<'_>, member_id: u32) {
     let talks = actions::talks(&step.room.pre_actions).unwrap_or_default();
     if !talks.is_empty() {
         step.out.effects.push(Effect::Greet { member_id, talks });
+    }
+}
+
+/// A member who has just joined must not hear the room's coaches, but for the one each coaches.
+fn keep_coaches_private(step: &mut Step<'_>, channel: &str, member_id: u32) {
+    let Some(session) = step.room.members.get(channel).map(|m| m.session.clone()) else {
+        return;
+    };
+    let coaches: Vec<u32> = step
+        .room
+        .members
+        .values()
+        .filter(|m| m.channel() != channel && m.coaching.as_ref().is_some_and(|c| *c != session))
+        .filter_map(|m| m.member_id)
+        .collect();
+    for coach in coaches {
+        step.out.effects.push(Effect::Unhear { coach, member_id });
     }
 }
 
@@ -150,14 +179,23 @@ pub fn remove_member(step: &mut Step<'_>, channel: &str, reason: LeaveReason, ca
     m.leave_reason = Some(reason);
     m.hangup_cause = cause.map(str::to_owned);
     m.mute_requested = None;
+    m.talking = false;
+    let cut = std::mem::take(&mut m.announcements);
     let data = member_data(step.room, &m);
     let kind = if was_confirmed {
         EventKind::MemberLeft
     } else {
         EventKind::MemberJoinFailed
     };
+    let ends_room = m.end_on_exit && was_confirmed;
     step.room.past_members.push(m);
+    for op in cut {
+        announcement_finished(step, channel, op, false);
+    }
     step.emit(kind, data);
+    if ends_room && step.room.status == RoomStatus::Progressing {
+        end_on_exit(step);
+    }
     if step.room.kind == RoomType::Connect
         && was_confirmed
         && step.room.status == RoomStatus::Progressing
@@ -165,6 +203,38 @@ pub fn remove_member(step: &mut Step<'_>, channel: &str, reason: LeaveReason, ca
         end_connect(step);
     }
     settle(step);
+}
+
+/// A member who ends the room on leaving has left: the room ends as a delete ends it; the
+/// others are moved out (hearing the post-actions; their calls live on, parked) and the control
+/// leg is released. (FreeSWITCH's own `endconf` would hang every call up.)
+fn end_on_exit(step: &mut Step<'_>) {
+    let data = serde_json::json!({
+        "room_id": step.room.id,
+        "name": step.room.name,
+        "reason": "end_on_exit",
+    });
+    step.emit(EventKind::Destroyed, data);
+    step.set_status(RoomStatus::Terminating);
+    let talks = farewell(step.room);
+    let channels: Vec<String> = step.room.members.keys().cloned().collect();
+    for channel in channels {
+        let Some(m) = step.room.members.get_mut(&channel) else {
+            continue;
+        };
+        if m.status == MemberStatus::Joined {
+            m.status = MemberStatus::Leaving;
+            m.kicked = true;
+            m.updated_at = step.now;
+            let data = member_data(step.room, &step.room.members[&channel]);
+            step.emit(EventKind::MemberLeaving, data);
+        }
+        step.out.effects.push(Effect::Eject {
+            channel,
+            talks: talks.clone(),
+        });
+    }
+    step.out.effects.push(Effect::ReleaseControlLeg);
 }
 
 /// A `connect` room whose partner left: the other is ejected and the room ends.
@@ -274,9 +344,46 @@ pub(super) fn set_switch(
     if switch == Switch::Hold && !on {
         m.hold_music = None;
     }
+    // A mute or a hold ends a spurt with no stop-talking from the node.
+    let silenced = on && switch != Switch::Deaf && std::mem::take(&mut m.talking);
     m.updated_at = now;
     let data = member_data(step.room, &step.room.members[channel]);
     step.emit(EventKind::switched(switch, on), data);
+    if silenced {
+        let data = member_data(step.room, &step.room.members[channel]);
+        step.emit(EventKind::MemberTalking, data);
+    }
+}
+
+/// start-talking / stop-talking (numbered `sequence`): the member's `talking` flag, announced
+/// when it changes. Its order is kept apart from the member's state events (as a digit's is),
+/// but a state event newer than it wins: a mute or hold after the start ended that spurt.
+pub(super) fn talking(
+    step: &mut Step<'_>,
+    channel: &str,
+    member_id: u32,
+    talking: bool,
+    sequence: u64,
+) {
+    let now = step.now;
+    let Some(m) = confirmed(step.room, channel, member_id) else {
+        step.out.ignored = Some(Ignored::UnknownMember);
+        return;
+    };
+    if sequence > 0 && (sequence <= m.talking_seq || sequence <= m.event_seq) {
+        step.out.ignored = Some(Ignored::Superseded);
+        return;
+    }
+    // A muted or held member's audio is not heard: FreeSWITCH reports no talking for it.
+    let talking = talking && !m.muted && !m.held;
+    m.talking_seq = m.talking_seq.max(sequence);
+    if m.talking == talking {
+        return;
+    }
+    m.talking = talking;
+    m.updated_at = now;
+    let data = member_data(step.room, &step.room.members[channel]);
+    step.emit(EventKind::MemberTalking, data);
 }
 
 /// The member pressed a key (the node numbered its event `sequence`): announced with the
@@ -301,18 +408,51 @@ pub fn dtmf(room: &mut Room, channel: &str, digit: &str, sequence: u64, now: Mic
     step.finish()
 }
 
-/// A file played to the member alone ended: a held member's music, played again while it is
-/// held and no unhold is on its way (an unhold stops it, and its end comes after).
-pub(super) fn file_done(step: &mut Step<'_>, channel: &str, member_id: u32) {
+/// A file played to the member alone ended: an announcement (told, with its operation id), or
+/// a held member's music, played again while it is held and no unhold is on its way (an unhold
+/// stops it, and its end comes after).
+pub(super) fn file_done(step: &mut Step<'_>, channel: &str, member_id: u32, op: Option<&str>) {
     let Some(m) = confirmed(step.room, channel, member_id) else {
         step.out.ignored = Some(Ignored::UnknownMember);
         return;
     };
+    let announced = op
+        .and_then(|op| uuid::Uuid::try_parse(op).ok())
+        .and_then(|op| m.announcements.iter().position(|a| *a == op));
+    if let Some(i) = announced {
+        let op = m.announcements.remove(i);
+        announcement_finished(step, channel, op, true);
+        return;
+    }
     let again = m.held && m.hold_requested.is_none();
     match m.hold_music.clone().filter(|_| again) {
         Some(file) => step.out.effects.push(Effect::HoldMusic { member_id, file }),
         None => step.out.ignored = Some(Ignored::NoChange),
     }
+}
+
+/// `conference.member.announcement.finished`: played to its end (`completed`), or cut short
+/// (the member left, or the node refused it).
+pub(crate) fn announcement_finished(
+    step: &mut Step<'_>,
+    channel: &str,
+    op: uuid::Uuid,
+    completed: bool,
+) {
+    let member = step.room.members.get(channel).or_else(|| {
+        step.room
+            .past_members
+            .iter()
+            .rev()
+            .find(|m| m.channel() == channel)
+    });
+    let Some(m) = member else {
+        return;
+    };
+    let mut data = member_data(step.room, m);
+    data["operation_id"] = op.to_string().into();
+    data["completed"] = completed.into();
+    step.emit(EventKind::MemberAnnouncementFinished, data);
 }
 
 pub(super) fn kicked(step: &mut Step<'_>, channel: &str, member_id: u32) {

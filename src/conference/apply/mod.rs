@@ -59,6 +59,11 @@ pub enum Effect {
     ReleaseControlLeg,
     /// Play a held member's music again (it ended; the member is still held).
     HoldMusic { member_id: u32, file: String },
+    /// A coach stays unheard by a member who has just joined (`relate <coach> <member>
+    /// nospeak`).
+    Unhear { coach: u32, member_id: u32 },
+    /// The conference is up: give it the room's enter and exit tones.
+    Beeps { enter: bool, exit: bool },
 }
 
 /// What applying a fact did.
@@ -160,6 +165,16 @@ pub fn apply_event(
     now: Micros,
     sequence: u64,
 ) -> Applied {
+    if let ConferenceFact::MemberTalking {
+        channel,
+        member_id,
+        talking,
+    } = fact
+    {
+        return guarded(room, core_uuid, now, |step| {
+            members::talking(step, channel, *member_id, *talking, sequence)
+        });
+    }
     let channel = fact.member_channel().unwrap_or_default();
     in_order(room, core_uuid, channel, sequence, |room| {
         apply(room, core_uuid, conference_uuid, fact, session, now)
@@ -222,6 +237,19 @@ pub fn apply(
     session: Option<&Session>,
     now: Micros,
 ) -> Applied {
+    guarded(room, core_uuid, now, |step| {
+        dispatch(step, core_uuid, conference_uuid, fact, session)
+    })
+}
+
+/// Runs `f` on a live room of the node `core_uuid` (else says why not), and says "no change"
+/// when it changed nothing and did not say why.
+fn guarded(
+    room: &mut Room,
+    core_uuid: &str,
+    now: Micros,
+    f: impl FnOnce(&mut Step<'_>),
+) -> Applied {
     if room.status == RoomStatus::Terminated {
         return Applied::ignored(Ignored::Terminated);
     }
@@ -229,61 +257,76 @@ pub fn apply(
         return Applied::ignored(Ignored::StaleCore);
     }
     let mut step = Step::new(room, now);
+    f(&mut step);
+    let mut out = step.finish();
+    if !out.changed && out.ignored.is_none() {
+        out.ignored = Some(Ignored::NoChange);
+    }
+    out
+}
+
+fn dispatch(
+    step: &mut Step<'_>,
+    core_uuid: &str,
+    conference_uuid: &str,
+    fact: &ConferenceFact,
+    session: Option<&Session>,
+) {
     match fact {
-        ConferenceFact::Created => {
-            ending::conference_created(&mut step, core_uuid, conference_uuid)
-        }
-        ConferenceFact::Destroyed => ending::conference_destroyed(&mut step, conference_uuid),
+        ConferenceFact::Created => ending::conference_created(step, core_uuid, conference_uuid),
+        ConferenceFact::Destroyed => ending::conference_destroyed(step, conference_uuid),
         ConferenceFact::MemberAdded {
             channel,
             member_id,
             speak,
-        } => members::member_added(&mut step, channel, *member_id, *speak, session),
+        } => members::member_added(step, channel, *member_id, *speak, session),
         ConferenceFact::MemberDeleted {
             channel,
             member_id,
             cause,
-        } => members::member_deleted(&mut step, channel, *member_id, cause.as_deref()),
+        } => members::member_deleted(step, channel, *member_id, cause.as_deref()),
         ConferenceFact::MemberMuted { channel, member_id } => {
-            members::set_switch(&mut step, channel, *member_id, Switch::Mute, true)
+            members::set_switch(step, channel, *member_id, Switch::Mute, true)
         }
         ConferenceFact::MemberUnmuted { channel, member_id } => {
-            members::set_switch(&mut step, channel, *member_id, Switch::Mute, false)
+            members::set_switch(step, channel, *member_id, Switch::Mute, false)
         }
         ConferenceFact::MemberSwitched {
             channel,
             member_id,
             switch,
             on,
-        } => members::set_switch(&mut step, channel, *member_id, *switch, *on),
-        ConferenceFact::MemberFileDone { channel, member_id } => {
-            members::file_done(&mut step, channel, *member_id)
-        }
+        } => members::set_switch(step, channel, *member_id, *switch, *on),
+        ConferenceFact::MemberFileDone {
+            channel,
+            member_id,
+            op,
+        } => members::file_done(step, channel, *member_id, op.as_deref()),
         ConferenceFact::MemberKicked { channel, member_id } => {
-            members::kicked(&mut step, channel, *member_id)
+            members::kicked(step, channel, *member_id)
         }
         ConferenceFact::PlayFile {
             error: Some(_),
             op,
             file,
-        } => media::file_done(&mut step, op.as_deref(), file, true),
+        } => media::file_done(step, op.as_deref(), file, true),
         ConferenceFact::PlayFile { .. } => step.out.ignored = Some(Ignored::NoChange),
         ConferenceFact::PlayFileDone { op, file } => {
-            media::file_done(&mut step, op.as_deref(), file, false)
+            media::file_done(step, op.as_deref(), file, false)
         }
         ConferenceFact::RecordingStarted { path, error } => {
-            media::recording_started(&mut step, path, error.as_deref())
+            media::recording_started(step, path, error.as_deref())
         }
         ConferenceFact::RecordingPaused { path, paused } => {
-            media::recording_paused(&mut step, path, *paused)
+            media::recording_paused(step, path, *paused)
         }
         ConferenceFact::RecordingStopped { path, millis } => {
-            media::recording_stopped(&mut step, path, *millis)
+            media::recording_stopped(step, path, *millis)
         }
+        ConferenceFact::MemberTalking {
+            channel,
+            member_id,
+            talking,
+        } => members::talking(step, channel, *member_id, *talking, 0),
     }
-    let mut out = step.finish();
-    if !out.changed && out.ignored.is_none() {
-        out.ignored = Some(Ignored::NoChange);
-    }
-    out
 }

@@ -3,9 +3,13 @@
 //! arrives later as a fact. Members (join, leave, mute), the room's end and its recordings are
 //! here; playback is in [`playback`].
 
+mod announce;
+mod coach;
 mod playback;
 mod recording;
 
+pub use announce::{MAX_ANNOUNCEMENTS, announce_not_sent, request_announce};
+pub use coach::{Coaching, coach_not_sent, coaching_sent, request_coach, request_uncoach};
 pub use playback::{
     check_pause, play_not_sent, request_play, restore_playback, set_volume, stop_playback,
     toggle_pause,
@@ -51,6 +55,23 @@ pub enum OpError {
     RecordingAlready(&'static str),
     #[error("the recording has not started yet")]
     RecordingStarting,
+    #[error("the member already has {0} announcements on their way")]
+    TooManyAnnouncements(usize),
+    #[error("session {0} is not a member of this room")]
+    NotAMember(String),
+    #[error("a member cannot coach itself")]
+    CoachSelf,
+    #[error("member is not coaching")]
+    NotCoaching,
+}
+
+/// How a member joins.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JoinAs {
+    /// A moderator (the node's `moderator` flag): releases a room waiting for one.
+    pub moderator: bool,
+    /// The room ends when this member leaves.
+    pub end_on_exit: bool,
 }
 
 /// `join`: the member is `joining` until add-member confirms it.
@@ -58,6 +79,17 @@ pub fn request_join(
     room: &mut Room,
     session: &Session,
     command_uid: Option<String>,
+    now: Micros,
+) -> Result<Applied, OpError> {
+    request_join_as(room, session, command_uid, JoinAs::default(), now)
+}
+
+/// [`request_join`] as a moderator, or a member that ends the room on leaving.
+pub fn request_join_as(
+    room: &mut Room,
+    session: &Session,
+    command_uid: Option<String>,
+    join_as: JoinAs,
     now: Micros,
 ) -> Result<Applied, OpError> {
     if room.status != RoomStatus::Progressing {
@@ -77,7 +109,11 @@ pub fn request_join(
     if room.max_participants > 0 && held >= room.max_participants {
         return Err(OpError::RoomFull(room.max_participants));
     }
-    let member = Member::requested(session, command_uid, now);
+    let member = Member {
+        moderator: join_as.moderator,
+        end_on_exit: join_as.end_on_exit,
+        ..Member::requested(session, command_uid, now)
+    };
     let data = member_data(room, &member);
     room.members.insert(member.channel().to_owned(), member);
     let mut step = Step::new(room, now);
