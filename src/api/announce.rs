@@ -11,12 +11,12 @@ use axum::routing::post;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::conferences::{node_url, valid_url};
 use super::extract::{IdPath, JsonBody};
 use super::openapi::errors::{BadRequest, Conflict, Forbidden, NotFound, Unprocessable};
 use super::openapi::errors::{NodeRejected, NodeTimeout, RateLimited};
 use super::openapi::params::SessionPath;
 use super::openapi::schemas as doc;
+use super::playback::{node_url, valid_url};
 use super::sessions::{once, session_id};
 use super::{ApiError, ApiState, Caller};
 use crate::conference::actions::{Talk, speech};

@@ -9,13 +9,14 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::Value;
 
-use super::conferences::{NoBody, room_id};
+use super::conferences::room_id;
 use super::extract::{IdPath, JsonBody};
 use super::openapi::errors::{
     BadRequest, Conflict, Forbidden, NodeRejected, NodeTimeout, NotFound,
 };
 use super::openapi::params::{RoomPath, UuidPath};
 use super::openapi::schemas as doc;
+use super::playback::NoBody;
 use super::resource::uuid_id;
 use super::{ApiError, ApiState, Caller, views};
 use crate::conference::AppId;

@@ -30,8 +30,8 @@ use utoipa::{Modify, OpenApi};
 
 use super::{ApiError, ApiState};
 use super::{
-    announce, coach, conferences, events, health, lab, metrics, recordings, resource, sessions,
-    switches, webhooks,
+    announce, coach, conferences, events, health, lab, metrics, playback, recordings, resource,
+    sessions, switches, webhooks,
 };
 use crate::store::Store;
 
@@ -66,10 +66,10 @@ const COMMON_RESPONSES: &[(&str, &str)] = &[
         conferences::show,
         conferences::destroy,
         conferences::members,
-        conferences::play,
-        conferences::pause,
-        conferences::stop,
-        conferences::volume,
+        playback::play,
+        playback::pause,
+        playback::stop,
+        playback::volume,
         recordings::start,
         recordings::stop,
         recordings::pause,

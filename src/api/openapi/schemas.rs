@@ -106,7 +106,7 @@ impl PartialSchema for PlayUrl {
             .schema_type(Type::String)
             .format(Some(utoipa::openapi::SchemaFormat::Custom("uri".into())))
             .max_length(Some(2048))
-            .pattern(Some(crate::api::conferences::URL_PATTERN))
+            .pattern(Some(crate::api::playback::URL_PATTERN))
             .into()
     }
 }

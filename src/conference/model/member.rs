@@ -1,0 +1,236 @@
+//! A room's members (conferencecalls): their state as the node reports it and as commands ask
+//! it, and the switches (mute, deaf, hold) a command turns on and off.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{Micros, Session, is_zero};
+use crate::conference::ids::SessionId;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MemberStatus {
+    Joining,
+    Joined,
+    Leaving,
+    Leaved,
+}
+
+/// Why a member is no longer in the room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeaveReason {
+    /// The application asked (conference/leave).
+    Left,
+    /// Kicked (room deleted, connect partner left, or an operator on the node).
+    Kicked,
+    /// The call ended.
+    Hangup,
+    /// The join was never confirmed by the node.
+    JoinFailed,
+    /// A resync found the member gone from the node (an event was missed).
+    NotOnNode,
+    /// The node restarted; every conference on it is gone.
+    NodeRestarted,
+    /// The room was destroyed on the node.
+    RoomEnded,
+}
+
+/// One participation of a session in a room: a conferencecall of seeds 000–003.
+/// Stored as JSON; absent fields are the empty ones (`None`, not kicked), which keeps each room
+/// write small.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    pub conferencecall_id: Uuid,
+    /// `{node prefix}-{channel uuid}`: the member's channel is part of it.
+    pub session: SessionId,
+    /// FreeSWITCH's member id, once add-member confirmed the join.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member_id: Option<u32>,
+    pub status: MemberStatus,
+    pub muted: bool,
+    pub did: String,
+    pub caller_id: String,
+    /// The command_uid of the join request, echoed in its webhooks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command_uid: Option<String>,
+    pub requested_at: Micros,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub joined_at: Option<Micros>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub left_at: Option<Micros>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leave_reason: Option<LeaveReason>,
+    /// FreeSWITCH's Hangup-Cause when the call ended in the room.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hangup_cause: Option<String>,
+    /// A kick-member arrived; the coming del-member is a kick.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub kicked: bool,
+    /// What the last mute or unmute the node accepted asks, until the node reports the member
+    /// so (`muted` is what it reported). A new command is judged against it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mute_requested: Option<bool>,
+    /// Does not hear the room (FreeSWITCH's `can_hear` off), as the node reported.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deaf: bool,
+    /// A deaf or undeaf asked and not reported yet (as `mute_requested`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deaf_requested: Option<bool>,
+    /// On hold (FreeSWITCH's `hold`): hears hold music, is neither heard nor hears the room; its
+    /// mute state is kept for when it comes back.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub held: bool,
+    /// A hold or unhold asked and not reported yet (as `mute_requested`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_requested: Option<bool>,
+    /// The file a hold plays to the member when it is not the node's hold music (which loops
+    /// by itself): played again each time it ends while the member is held.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_music: Option<String>,
+    /// Joined as a moderator (FreeSWITCH's `moderator` flag): releases a room that waits for
+    /// one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub moderator: bool,
+    /// The room ends when this member leaves (as FreeSWITCH's `endconf`, but the others are
+    /// moved out and their calls live on, as when the room is deleted).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub end_on_exit: bool,
+    /// Coaching: heard by this session's member alone (the node's `relate … nospeak` towards
+    /// everyone else in the room). Stays while that member is away; ends with an uncoach or a
+    /// leave.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coaching: Option<SessionId>,
+    /// Announcements to this member alone on their way (their operation ids), oldest first:
+    /// each ends with its play-file-member-done.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub announcements: Vec<Uuid>,
+    /// Speaking, as the node's start-talking / stop-talking said (only for apps that asked for
+    /// talking events); a mute, a hold or a leave ends it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub talking: bool,
+    /// The node's `Event-Sequence` of the newest talking event applied (apart from `event_seq`:
+    /// the frequent talking events must not make an older state event look stale).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub talking_seq: u64,
+    /// The node's `Event-Sequence` of the newest digit announced (see `apply::dtmf`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub dtmf_seq: u64,
+    /// The node's `Event-Sequence` of the newest event applied to this member (0: none yet).
+    /// An older event of the channel is not applied again (see `apply::apply_event`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub event_seq: u64,
+    pub updated_at: Micros,
+}
+
+impl Member {
+    /// A new participation of `session`, as a join request makes it: joining, muted, a fresh
+    /// conferencecall id.
+    pub fn requested(session: &Session, command_uid: Option<String>, now: Micros) -> Member {
+        Member {
+            conferencecall_id: Uuid::new_v4(),
+            session: session.id.clone(),
+            member_id: None,
+            status: MemberStatus::Joining,
+            muted: true,
+            did: session.did.clone(),
+            caller_id: session.caller_id.clone(),
+            command_uid,
+            requested_at: now,
+            joined_at: None,
+            left_at: None,
+            leave_reason: None,
+            hangup_cause: None,
+            kicked: false,
+            mute_requested: None,
+            deaf: false,
+            deaf_requested: None,
+            held: false,
+            hold_requested: None,
+            hold_music: None,
+            moderator: false,
+            end_on_exit: false,
+            coaching: None,
+            announcements: Vec::new(),
+            talking: false,
+            talking_seq: 0,
+            dtmf_seq: 0,
+            event_seq: 0,
+            updated_at: now,
+        }
+    }
+
+    /// The FreeSWITCH channel uuid.
+    pub fn channel(&self) -> &str {
+        self.session.channel()
+    }
+
+    /// A switch as the node reported it.
+    pub fn switch(&self, switch: Switch) -> bool {
+        match switch {
+            Switch::Mute => self.muted,
+            Switch::Deaf => self.deaf,
+            Switch::Hold => self.held,
+        }
+    }
+
+    /// A switch as last asked: the pending command, else what the node reported.
+    pub fn as_asked(&self, switch: Switch) -> bool {
+        self.pending(switch).unwrap_or(self.switch(switch))
+    }
+
+    /// The command on its way for a switch, if any.
+    pub fn pending(&self, switch: Switch) -> Option<bool> {
+        match switch {
+            Switch::Mute => self.mute_requested,
+            Switch::Deaf => self.deaf_requested,
+            Switch::Hold => self.hold_requested,
+        }
+    }
+
+    /// The switch as the node reported it, and the command on its way, to change.
+    pub fn switch_mut(&mut self, switch: Switch) -> (&mut bool, &mut Option<bool>) {
+        match switch {
+            Switch::Mute => (&mut self.muted, &mut self.mute_requested),
+            Switch::Deaf => (&mut self.deaf, &mut self.deaf_requested),
+            Switch::Hold => (&mut self.held, &mut self.hold_requested),
+        }
+    }
+}
+
+/// A member's on/off state that a command asks the node for and the node reports: muted (not
+/// heard), deaf (hears nothing of the room), held (hold music instead of the room, not heard).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Switch {
+    Mute,
+    Deaf,
+    Hold,
+}
+
+impl Switch {
+    pub const ALL: [Switch; 3] = [Switch::Mute, Switch::Deaf, Switch::Hold];
+
+    /// mod_conference's command that turns it on (`on`) or off.
+    pub fn verb(self, on: bool) -> &'static str {
+        match (self, on) {
+            (Switch::Mute, true) => "mute",
+            (Switch::Mute, false) => "unmute",
+            (Switch::Deaf, true) => "deaf",
+            (Switch::Deaf, false) => "undeaf",
+            (Switch::Hold, true) => "hold",
+            (Switch::Hold, false) => "unhold",
+        }
+    }
+
+    /// The member's state in words: `muted`, `undeaf`, `held`…
+    pub fn state(self, on: bool) -> &'static str {
+        match (self, on) {
+            (Switch::Mute, true) => "muted",
+            (Switch::Mute, false) => "unmuted",
+            (Switch::Deaf, true) => "deaf",
+            (Switch::Deaf, false) => "undeaf",
+            (Switch::Hold, true) => "held",
+            (Switch::Hold, false) => "unheld",
+        }
+    }
+}
