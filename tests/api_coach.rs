@@ -124,25 +124,13 @@ async fn a_coach_is_heard_by_one_member_until_uncoached() {
     );
 }
 
-/// The node's json_list entry of a member.
-fn node_members(t: &TestLab<MemoryStore>, room: &str) -> Vec<Value> {
-    let list: Value = serde_json::from_str(&t.sim().api(&format!("conference {room} json_list")))
-        .unwrap_or(Value::Null);
-    list[0]["members"].as_array().cloned().unwrap_or_default()
-}
-
 fn member_id(t: &TestLab<MemoryStore>, room: &str, session: &str) -> u64 {
-    let channel = session.split_once('-').map_or("", |(_, c)| c);
-    node_members(t, room)
-        .iter()
-        .find(|m| m["uuid"] == channel)
-        .and_then(|m| m["id"].as_u64())
-        .unwrap()
+    t.node_member(room, session)["id"].as_u64().unwrap()
 }
 
 /// The room's control leg: the node's member that is none of these sessions.
 fn control_id(t: &TestLab<MemoryStore>, room: &str, sessions: &[&str]) -> u64 {
-    node_members(t, room)
+    t.node_members(room)
         .iter()
         .find(|m| {
             !sessions

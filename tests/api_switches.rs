@@ -39,16 +39,7 @@ async fn told(t: &TestLab<MemoryStore>, kinds: &[EventKind]) -> Vec<EventKind> {
 
 /// The session's flags as the (simulated) node lists its member.
 fn on_node(t: &TestLab<MemoryStore>, room: &str, session: &str) -> Value {
-    let channel = session.split_once('-').map_or("", |(_, c)| c);
-    let list: Value = serde_json::from_str(&t.sim().api(&format!("conference {room} json_list")))
-        .unwrap_or(Value::Null);
-    list[0]["members"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|m| m["uuid"] == channel)
-        .map(|m| m["flags"].clone())
-        .unwrap_or(Value::Null)
+    t.node_member(room, session)["flags"].clone()
 }
 
 #[tokio::test]

@@ -47,13 +47,7 @@ async fn talking(t: &TestLab<MemoryStore>, app: (&str, &str), room: &str) -> Val
 
 /// Whether the simulated node holds the member talking.
 fn node_talking(t: &TestLab<MemoryStore>, room: &str, session: &str) -> bool {
-    let list: Value = serde_json::from_str(&t.sim().api(&format!("conference {room} json_list")))
-        .unwrap_or(Value::Null);
-    list[0]["members"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .any(|m| m["uuid"] == channel(session) && m["flags"]["talking"] == true)
+    t.node_member(room, session)["flags"]["talking"] == true
 }
 
 async fn unmuted_member(

@@ -77,6 +77,23 @@ impl<S: Store> TestLab<S> {
         self.lab.state.rooms().store()
     }
 
+    /// The simulated node's json_list entries of a room's members.
+    pub fn node_members(&self, room: &str) -> Vec<Value> {
+        let list: Value =
+            serde_json::from_str(&self.sim().api(&format!("conference {room} json_list")))
+                .unwrap_or(Value::Null);
+        list[0]["members"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// The simulated node's json_list entry of a session's member (`Null` when not listed).
+    pub fn node_member(&self, room: &str, session: &str) -> Value {
+        let channel = session.split_once('-').map_or("", |(_, c)| c);
+        self.node_members(room)
+            .into_iter()
+            .find(|m| m["uuid"] == channel)
+            .unwrap_or(Value::Null)
+    }
+
     pub fn sim(&self) -> &switchyard::sim::Simulator {
         &self.lab.sims[0].1
     }

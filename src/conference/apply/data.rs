@@ -86,7 +86,8 @@ pub fn recording_data(room: &Room, id: Uuid) -> serde_json::Value {
 mod tests {
     use super::*;
     use crate::conference::{
-        AppId, LeaveReason, MemberStatus, NodePrefix, RoomId, RoomType, SessionId,
+        AppId, LeaveReason, MemberStatus, NodePrefix, RoomId, RoomType, Session, SessionId,
+        SessionState,
     };
 
     /// `member_data` as it was written with `json!`: the same keys, values and order.
@@ -103,36 +104,24 @@ mod tests {
             1,
         );
         let channel = Uuid::new_v4().to_string();
-        let mut m = Member {
-            conferencecall_id: Uuid::new_v4(),
-            session: SessionId::new(&prefix, &channel),
-            member_id: None,
-            status: MemberStatus::Joining,
-            muted: false,
+        let session = Session {
+            id: SessionId::new(&prefix, &channel),
+            app: room.app.clone(),
             did: "100".into(),
             caller_id: "1001".into(),
-            command_uid: None,
-            requested_at: 1,
-            joined_at: None,
-            left_at: None,
-            leave_reason: None,
+            caller_name: "Caller".into(),
+            state: SessionState::Parked,
+            core_uuid: "core".into(),
+            created_at: 1,
+            answered_at: Some(1),
+            ended_at: None,
             hangup_cause: None,
-            kicked: false,
-            mute_requested: None,
-            deaf: false,
-            deaf_requested: None,
-            held: false,
-            hold_requested: None,
-            hold_music: None,
-            moderator: false,
-            end_on_exit: false,
-            coaching: None,
-            announcements: Vec::new(),
-            talking: false,
-            talking_seq: 0,
-            dtmf_seq: 0,
-            event_seq: 0,
-            updated_at: 1,
+            seq: 1,
+        };
+        // Joining and unmuted, the rest as a join request makes it.
+        let mut m = Member {
+            muted: false,
+            ..Member::requested(&session, None, 1)
         };
         for step in 0..2 {
             if step == 1 {
