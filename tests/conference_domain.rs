@@ -1339,3 +1339,95 @@ fn a_waiting_room_starts_when_its_first_moderator_is_in() {
     assert!(!room.waiting_for_moderator);
     assert_eq!(joined.events[0].data["moderator"], true);
 }
+
+proptest! {
+    /// A caller's voice and mute commands in any order, FreeSWITCH's events numbered as it fires
+    /// them (talking only while unmuted; a mute ends a spurt with no stop-talking), talking
+    /// events held and only each one's newest applied at the end of an interval (as
+    /// `node::talking` does), state events applied as they come, and a late pair of events
+    /// swapped in delivery: once everything is applied the member's talking and mute state is
+    /// the node's, and every talking webhook told a change.
+    #[test]
+    fn held_talking_events_end_in_the_nodes_state(
+        steps in prop::collection::vec((0u8..4, any::<bool>()), 1..40),
+        swap in any::<bool>(),
+    ) {
+        let mut room = live_room(RoomType::Conference);
+        let member_id = room.members[ALICE].member_id.unwrap();
+        // The node: Alice's caller speaking, her mute, and whether FreeSWITCH holds her talking.
+        let (mut voice, mut muted, mut talking) = (false, room.members[ALICE].muted, false);
+        let mut seq = 100u64;
+        let mut fired: Vec<(u64, ConferenceFact, bool)> = Vec::new();
+        for (kind, flush) in steps {
+            let mut fire = |fact: ConferenceFact| {
+                seq += 1;
+                let is_talk = fact.is_talking();
+                fired.push((seq, fact, is_talk));
+            };
+            match kind {
+                0 => voice = !voice,
+                1 => {
+                    muted = !muted;
+                    fire(if muted {
+                        ConferenceFact::MemberMuted { channel: ALICE.into(), member_id }
+                    } else {
+                        ConferenceFact::MemberUnmuted { channel: ALICE.into(), member_id }
+                    });
+                    if muted {
+                        talking = false;
+                    }
+                }
+                _ => {}
+            }
+            let now = voice && !muted;
+            if now != talking {
+                talking = now;
+                fire(ConferenceFact::MemberTalking {
+                    channel: ALICE.into(),
+                    member_id,
+                    talking: now,
+                });
+            }
+            if flush {
+                fired.push((0, ConferenceFact::Destroyed, false));
+            }
+        }
+        if swap && fired.len() >= 2 {
+            let n = fired.len();
+            fired.swap(n - 1, n - 2);
+        }
+        // Delivery: state events at once, talking events held until the next flush mark.
+        let mut held: Option<(u64, ConferenceFact)> = None;
+        let mut told = Vec::new();
+        let mut last_told = false;
+        let apply_told = |room: &mut Room, fact: &ConferenceFact, seq: u64, told: &mut Vec<bool>| {
+            let applied = apply_event(room, CORE, "c", fact, None, seq as i64, seq);
+            for e in applied.events.iter().filter(|e| e.kind == EventKind::MemberTalking) {
+                told.push(e.data["talking"] == true);
+            }
+        };
+        for (seq, fact, is_talk) in fired.iter().chain([(0, ConferenceFact::Destroyed, false)].iter()) {
+            match (seq, is_talk) {
+                (0, _) => {
+                    if let Some((s, f)) = held.take() {
+                        apply_told(&mut room, &f, s, &mut told);
+                    }
+                }
+                (_, true) => {
+                    if held.as_ref().is_none_or(|(s, _)| s < seq) {
+                        held = Some((*seq, fact.clone()));
+                    }
+                }
+                _ => apply_told(&mut room, fact, *seq, &mut told),
+            }
+        }
+        let alice = &room.members[ALICE];
+        prop_assert_eq!(alice.muted, muted);
+        // A start swapped behind the mute that ended it arrives older than the mute: not applied.
+        prop_assert_eq!(alice.talking, talking && !muted);
+        for t in &told {
+            prop_assert_ne!(*t, last_told, "a talking webhook that told no change: {:?}", told);
+            last_told = *t;
+        }
+    }
+}

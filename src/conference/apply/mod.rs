@@ -199,7 +199,21 @@ pub fn in_order(
     {
         return Applied::ignored(Ignored::Superseded);
     }
-    let out = f(room);
+    let mut out = f(room);
+    // A fact that restates the member's state still marks it (an older fact that contradicts it,
+    // delivered later, must not be applied): the room's `seq` moves for the mark, so the write is
+    // guarded like any other.
+    let restated = out.ignored == Some(Ignored::NoChange)
+        && room.core_uuid.as_deref() == Some(core_uuid)
+        && room
+            .members
+            .get(channel)
+            .is_some_and(|m| m.event_seq < sequence);
+    if tracked && restated {
+        room.seq += 1;
+        out.changed = true;
+        out.ignored = None;
+    }
     // Only with a change: the room's `seq` moved, so the write is guarded like any other.
     if tracked && out.changed {
         let member = match room.members.get_mut(channel) {
