@@ -4,6 +4,7 @@
 
 pub mod backoff;
 pub mod commands;
+pub mod dialout;
 pub mod reconciler;
 pub mod supervisor;
 pub mod talking;
