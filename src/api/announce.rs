@@ -16,11 +16,9 @@ use super::openapi::errors::{BadRequest, Conflict, Forbidden, NotFound, Unproces
 use super::openapi::errors::{NodeRejected, NodeTimeout, RateLimited};
 use super::openapi::params::SessionPath;
 use super::openapi::schemas as doc;
-use super::playback::{node_url, valid_url};
+use super::playback::{node_url, spoken, valid_url};
 use super::sessions::{once, session_id};
 use super::{ApiError, ApiState, Caller};
-use crate::conference::actions::{Talk, speech};
-use crate::node::commands::tts_file;
 use crate::store::Store;
 
 pub fn routes<S: Store>() -> Router<ApiState<S>> {
@@ -30,49 +28,33 @@ pub fn routes<S: Store>() -> Router<ApiState<S>> {
     )
 }
 
-/// What one member hears: `url`, or `text` (with `language` and `gender` as a talk action's).
+/// What one member hears: `url`, or `text` (with `language` and `gender` as a talk action's);
+/// the document describes it as [`doc::AnnounceRequest`] (one or the other).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct Speech {
-    /// An HTTP/HTTPS URL of an audio file (not with `text`).
-    pub url: Option<String>,
-    /// Text the node speaks (not with `url`): 1 to 1024 characters, none of
-    /// ' " \ ^ | { } ` or control characters.
-    pub text: Option<String>,
-    /// `en-US` (the default) or `en`.
-    pub language: Option<String>,
-    /// The voice: `female` (the default), `male` or `neutral`.
-    pub gender: Option<String>,
+struct AnnounceBody {
+    url: Option<String>,
+    text: Option<String>,
+    language: Option<String>,
+    gender: Option<String>,
+    command_uid: Option<String>,
 }
 
-impl Speech {
+impl AnnounceBody {
     /// The file the node plays: the URL, or the text as the voice speaks it.
-    pub(super) fn file(&self) -> Result<String, ApiError> {
+    fn file(&self) -> Result<String, ApiError> {
         match (&self.url, &self.text) {
             (Some(url), None) if valid_url(url) => Ok(node_url(url)),
             (Some(url), None) => Err(ApiError::bad_request_with(
                 "Invalid url: an http or https URL",
                 json!({ "url": url.chars().take(256).collect::<String>() }),
             )),
-            (None, Some(text)) => {
-                let talk: Talk = speech(text, self.language.as_deref(), self.gender.as_deref())
-                    .map_err(|e| ApiError::bad_request(format!("Invalid text: {e}")))?;
-                tts_file(&talk).map_err(|e| ApiError::bad_request(format!("Invalid text: {e}")))
-            }
+            (None, Some(text)) => spoken(text, self.language.as_deref(), self.gender.as_deref()),
             _ => Err(ApiError::bad_request(
                 "Give either url or text (exactly one)",
             )),
         }
     }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AnnounceBody {
-    #[serde(flatten)]
-    speech: Speech,
-    /// As for every session command: an idempotency key.
-    command_uid: Option<String>,
 }
 
 #[utoipa::path(
@@ -108,7 +90,7 @@ async fn announce<S: Store>(
     JsonBody(body): JsonBody<AnnounceBody>,
 ) -> Result<Response, ApiError> {
     let id = session_id(&raw)?;
-    let file = body.speech.file()?;
+    let file = body.file()?;
     // What is played is part of the request a command_uid stands for.
     let request = format!("conference/announce {file}");
     once(&st, &app, &id, body.command_uid, request, |_| async {

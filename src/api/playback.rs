@@ -156,25 +156,28 @@ async fn play<S: Store>(
     JsonBody(body): JsonBody<PlayBody>,
 ) -> Answer {
     let id = room_id(&raw)?;
-    let urls = match (body.urls, body.text) {
-        (Some(urls), None) => urls,
-        (None, Some(text)) => {
-            let talk = speech(&text, body.language.as_deref(), body.gender.as_deref())
-                .map_err(|e| ApiError::bad_request(format!("Invalid text: {e}")))?;
-            let file =
-                tts_file(&talk).map_err(|e| ApiError::bad_request(format!("Invalid text: {e}")))?;
-            let op = st.rooms().play(&app, &id, &[file], None).await?;
-            return Ok((
-                StatusCode::ACCEPTED,
-                Json(json!({ "operation_id": op, "status": "in_progress" })),
-            ));
-        }
+    let files = match (body.urls, body.text) {
+        (Some(urls), None) => checked_urls(&urls)?,
+        (None, Some(text)) => vec![spoken(
+            &text,
+            body.language.as_deref(),
+            body.gender.as_deref(),
+        )?],
         _ => {
             return Err(ApiError::bad_request(
                 "Give either urls or text (exactly one)",
             ));
         }
     };
+    let op = st.rooms().play(&app, &id, &files, None).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "operation_id": op, "status": "in_progress" })),
+    ))
+}
+
+/// A play's URLs as the node gets them (1 to 128, each one http/https URL of the rule).
+fn checked_urls(urls: &[String]) -> Result<Vec<String>, ApiError> {
     if urls.is_empty() || urls.len() > MAX_URLS {
         return Err(ApiError::bad_request_with(
             "Invalid urls: between 1 and 128 URLs",
@@ -187,12 +190,19 @@ async fn play<S: Store>(
             json!({ "url": bad.chars().take(200).collect::<String>() }),
         ));
     }
-    let urls: Vec<String> = urls.iter().map(|u| node_url(u)).collect();
-    let op = st.rooms().play(&app, &id, &urls, None).await?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({ "operation_id": op, "status": "in_progress" })),
-    ))
+    Ok(urls.iter().map(|u| node_url(u)).collect())
+}
+
+/// Text the node speaks, checked as a talk action's, as the file it plays
+/// (`tts://flite|<voice>|<text>`): for a room's play and a member's announcement.
+pub(super) fn spoken(
+    text: &str,
+    language: Option<&str>,
+    gender: Option<&str>,
+) -> Result<String, ApiError> {
+    let invalid = |e: &dyn std::fmt::Display| ApiError::bad_request(format!("Invalid text: {e}"));
+    let talk = speech(text, language, gender).map_err(|e| invalid(&e))?;
+    tts_file(&talk).map_err(|e| invalid(&e))
 }
 
 /// Room-level control commands take no body; an empty object is accepted, anything else is not.

@@ -160,26 +160,16 @@ pub fn tts_file(talk: &Talk) -> Result<String, CommandError> {
     ))
 }
 
-/// `conference <room> play '{switchyard_op=<op>}<file>' <member_id>`: played to that member
+/// `conference <room> play {switchyard_op=<op>}<file> <member_id>`: played to that member
 /// alone, mixed with the room; its play-file-member-done carries the operation id. The file is
-/// a URL or a [`tts_file`].
+/// a URL or a [`tts_file`], as for [`play`].
 pub fn announce_member(
     room: &RoomId,
     member_id: u32,
     operation: &uuid::Uuid,
     file: &str,
 ) -> Result<ApiCommand, CommandError> {
-    if file.contains(['{', '}', '\'', '"', '\\']) {
-        return Err(CommandError::NotAToken {
-            what: "announcement file",
-            value: file.chars().take(64).collect(),
-        });
-    }
-    ApiCommand::new("conference")?
-        .arg(room.as_str())?
-        .arg("play")?
-        .quoted(&format!("{{switchyard_op={operation}}}{file}"))?
-        .arg(&member_id.to_string())
+    play(room, operation, file)?.arg(&member_id.to_string())
 }
 
 /// `conference <room> relate <coach> <id>,<id>… nospeak`: those members stop hearing the coach.
@@ -333,16 +323,20 @@ fn checked_token<'a>(what: &'static str, value: &'a str) -> Result<&'a str, Comm
 }
 
 /// `conference <room> play {switchyard_op=<op>}<url>`; the URL must be one token. Spoken text
-/// (a [`tts_file`]) goes in single quotes.
+/// (a [`tts_file`], which has blanks) goes in single quotes; braces, quotes and backslashes are
+/// refused in it too.
 pub fn play(room: &RoomId, operation: &uuid::Uuid, url: &str) -> Result<ApiCommand, CommandError> {
     let cmd = ApiCommand::new("conference")?
         .arg(room.as_str())?
         .arg("play")?;
-    if url.starts_with("tts://") && !url.contains(['{', '}', '\'', '"', '\\']) {
-        return cmd.quoted(&format!("{{switchyard_op={operation}}}{url}"));
+    let tagged = format!("{{switchyard_op={operation}}}{url}");
+    match url.strip_prefix("tts://") {
+        Some(_) if !url.contains(['{', '}', '\'', '"', '\\']) => cmd.quoted(&tagged),
+        _ => {
+            checked_token("playback URL", url)?;
+            cmd.arg(&tagged)
+        }
     }
-    checked_token("playback URL", url)?;
-    cmd.arg(&format!("{{switchyard_op={operation}}}{url}"))
 }
 
 /// `conference <room> <verb> [arg]` for pause_play, stop all, file-vol.

@@ -15,8 +15,8 @@ use crate::conference::{ConferenceFact, Fact, Observed};
 #[derive(Debug)]
 pub struct TalkingBuffer {
     interval: Duration,
-    /// (room, channel) → the newest talking event of the member.
-    pending: HashMap<(String, String), Observed>,
+    /// channel → the newest talking event of its member (a channel is in one room at a time).
+    pending: HashMap<String, Observed>,
     /// When the interval that the first held event opened ends.
     deadline: Option<Instant>,
 }
@@ -35,10 +35,9 @@ impl TalkingBuffer {
     pub fn hold(&mut self, observed: Observed, now: Instant) -> Option<Observed> {
         let key = match &observed.fact {
             Fact::Conference {
-                room,
                 fact: ConferenceFact::MemberTalking { channel, .. },
                 ..
-            } if !self.interval.is_zero() => (room.clone(), channel.clone()),
+            } if !self.interval.is_zero() => channel.clone(),
             _ => return Some(observed),
         };
         self.deadline.get_or_insert(now + self.interval);
@@ -107,7 +106,7 @@ mod tests {
         assert!(b.hold(talking("r1", "a", false, 12), later).is_none());
         assert!(b.hold(talking("r1", "a", true, 11), later).is_none());
         assert!(b.hold(talking("r1", "b", true, 13), later).is_none());
-        assert!(b.hold(talking("r2", "a", true, 14), later).is_none());
+        assert!(b.hold(talking("r2", "c", true, 14), later).is_none());
         assert_eq!(b.deadline(), Some(t0 + Duration::from_millis(200)));
         let due = b.take();
         let seqs: Vec<u64> = due.iter().map(|o| o.sequence).collect();

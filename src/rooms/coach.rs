@@ -3,8 +3,8 @@
 use super::{CooldownGroup, Rooms, ServiceError, invalid};
 use crate::conference::ops;
 use crate::conference::{AppId, RoomId, SessionId};
-use crate::node::commands;
 use crate::node::supervisor::now_micros;
+use crate::node::{NodeError, commands};
 use crate::store::Store;
 
 impl<S: Store> Rooms<S> {
@@ -54,14 +54,14 @@ impl<S: Store> Rooms<S> {
                 .map_err(ServiceError::from)
                 .and_then(|reply| {
                     let text = reply.text();
-                    if commands::relate_failed(&text) {
-                        Err(crate::node::NodeError::Rejected(text.trim_end().to_owned()).into())
-                    } else {
-                        Ok(())
+                    match commands::relate_failed(&text) {
+                        true => Err(NodeError::Rejected(text.trim_end().to_owned()).into()),
+                        false => Ok(()),
                     }
                 }),
             Some(Err(e)) => Err(invalid(e)),
-            None => Ok(()),
+            // The change above ran (it returned Ok), so it set the command.
+            None => Err(ServiceError::NotFound("room")),
         };
         match sent {
             Ok(()) => {
