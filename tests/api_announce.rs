@@ -67,13 +67,30 @@ async fn a_url_or_a_text_is_played_to_one_member_and_its_end_is_told() {
     };
     assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
     let text_op = r.body["operation_id"].as_str().unwrap().to_owned();
-    eventually("both announcements finished", || async {
-        finished(&t).await.len() == 2
+    // With a command_uid, a repeat is the same announcement, not a second one.
+    let once = json!({ "url": "https://cdn.example.com/b.wav", "command_uid": "ann-1" });
+    let first = loop {
+        let r = announce(&t, &s, once.clone()).await;
+        if r.status != StatusCode::TOO_MANY_REQUESTS {
+            break r;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(first.status, StatusCode::ACCEPTED, "{first:?}");
+    let again = announce(&t, &s, once).await;
+    assert_eq!(again.body, first.body, "{again:?}");
+    let uid_op = first.body["operation_id"].as_str().unwrap().to_owned();
+    eventually("the three announcements finished", || async {
+        finished(&t).await.len() == 3
     })
     .await;
     assert_eq!(
         finished(&t).await,
-        [(url_op, true, s.clone()), (text_op, true, s.clone())],
+        [
+            (url_op, true, s.clone()),
+            (text_op, true, s.clone()),
+            (uid_op, true, s.clone())
+        ],
         "in the order they were queued, the member's own"
     );
 }

@@ -274,26 +274,39 @@ async fn live_a_room_waits_for_its_moderator_and_ends_when_it_leaves() {
 )]
 async fn live_a_beeping_room_beeps_as_members_join_and_leave() {
     let t = Live::start().await;
-    let room = t
-        .room_with(json!({ "name": "beeps", "beep": "both" }))
-        .await;
-    let (first, second) = (t.call("1001").await, t.call("1002").await);
-    t.joined(&room, &first).await;
-    let first_ch = channel_of(&first).to_owned();
-    // Everyone is muted: all the first member hears is the beep of the second's join.
-    let (heard, ()) = tokio::join!(t.ear(&first_ch, 2500), t.joined(&room, &second));
-    let entered = sound_share(&heard);
-    let leave = async {
-        let r = post(&t, &second, "leave", json!({})).await;
-        assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    // What the first member hears (sound share) around the second's join and leave, in a room
+    // created with `body`. Everyone is muted: all there is to hear is the room's own sounds.
+    let around = |body: Value, callers: (&'static str, &'static str)| {
+        let t = &t;
+        async move {
+            let room = t.room_with(body).await;
+            let (first, second) = (t.call(callers.0).await, t.call(callers.1).await);
+            t.joined(&room, &first).await;
+            let first_ch = channel_of(&first).to_owned();
+            let (heard, ()) = tokio::join!(t.ear(&first_ch, 2500), t.joined(&room, &second));
+            let leave = async {
+                let r = post(t, &second, "leave", json!({})).await;
+                assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+            };
+            let (left, ()) = tokio::join!(t.ear(&first_ch, 2000), leave);
+            (sound_share(&heard), sound_share(&left))
+        }
     };
-    let (heard, ()) = tokio::join!(t.ear(&first_ch, 2000), leave);
-    let exited = sound_share(&heard);
+    let (entered, exited) =
+        around(json!({ "name": "beeps", "beep": "both" }), ("1001", "1002")).await;
+    let (quiet_in, quiet_out) = around(json!({ "name": "no-beeps" }), ("1003", "1004")).await;
     notice(&format!(
-        "beeps: sound in {:.0} % of 2.5 s around a join, {:.0} % of 2 s around a leave",
+        "beeps: sound in {:.0} % of 2.5 s around a join, {:.0} % of 2 s around a leave \
+         (a room without beeps: {:.0} %, {:.0} %)",
         entered * 100.0,
-        exited * 100.0
+        exited * 100.0,
+        quiet_in * 100.0,
+        quiet_out * 100.0
     ));
+    assert!(
+        quiet_in < 0.05 && quiet_out < 0.05,
+        "a room without beeps is silent"
+    );
     assert!(entered >= 0.08, "the join's beep is heard");
     assert!(exited >= 0.08, "the leave's beep is heard");
     t.finish().await;
