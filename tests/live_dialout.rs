@@ -50,29 +50,45 @@ impl Callee {
         } else {
             cmd.args(["-sn", "uas"]);
         }
-        let child = cmd
-            .args([
-                "-i",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-                "-m",
-                "1",
-                "-nostdin",
-            ])
+        // SIPp's own stderr says why it stopped (a port taken, a bad scenario).
+        let log = std::env::temp_dir().join(format!("switchyard-callee-{port}.log"));
+        let stderr = std::fs::File::create(&log).unwrap();
+        let mut child = cmd
+            .args(["-i", "127.0.0.1", "-mi", "127.0.0.1"])
+            .args(["-p", &port.to_string()])
+            // A free RTP port: SIPp's default (6000) may be anyone's.
+            .args(["-mp", &common::sipp::media_port().to_string()])
+            .args(["-m", "1", "-nostdin"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .expect("sipp starts (scripts/test-deps.sh installs it)");
-        // Listening once the port is taken.
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-            assert!(std::time::Instant::now() < deadline, "sipp never listened");
-            std::thread::yield_now();
+        // Listening once the kernel lists its socket. (Probing by binding the port ourselves
+        // would race SIPp's own bind and make it exit.)
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !udp_listening(port) {
+            let exited = child.try_wait().ok().flatten();
+            if exited.is_some() || std::time::Instant::now() > deadline {
+                panic!(
+                    "sipp never listened on {port} ({exited:?}): {}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
         }
         Callee(child, port)
     }
+}
+
+/// Whether a UDP socket is bound to 127.0.0.1:`port` (from the kernel's `/proc/net/udp`).
+fn udp_listening(port: u16) -> bool {
+    let local = format!("0100007F:{port:04X}");
+    std::fs::read_to_string("/proc/net/udp").is_ok_and(|table| {
+        table
+            .lines()
+            .any(|l| l.split_whitespace().nth(1) == Some(local.as_str()))
+    })
 }
 
 impl Drop for Callee {

@@ -171,7 +171,7 @@ impl Drop for Caller {
 /// RTCP, and room to spare) from a random start in 30000–32767, below the kernel's ephemeral
 /// range and above the test nodes' RTP ranges, skipping ports found taken. (The SIP port is left
 /// to SIPp, which asks the system for a free one.)
-fn media_port() -> u16 {
+pub fn media_port() -> u16 {
     use std::sync::atomic::{AtomicU16, Ordering};
     static NEXT: AtomicU16 = AtomicU16::new(0);
     let _ = NEXT.compare_exchange(
