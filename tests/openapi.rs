@@ -511,7 +511,8 @@ fn the_mirrored_vocabularies_match_the_domain() {
         | CooldownGroup::ConferenceDeaf
         | CooldownGroup::ConferenceHold
         | CooldownGroup::ConferenceAnnounce
-        | CooldownGroup::ConferenceCoach => g.as_str(),
+        | CooldownGroup::ConferenceCoach
+        | CooldownGroup::ConferenceDialout => g.as_str(),
     };
     let mut expected = vec!["global".to_owned()];
     expected.extend(
@@ -524,6 +525,7 @@ fn the_mirrored_vocabularies_match_the_domain() {
             CooldownGroup::ConferenceHold,
             CooldownGroup::ConferenceAnnounce,
             CooldownGroup::ConferenceCoach,
+            CooldownGroup::ConferenceDialout,
         ]
         .map(|g| groups(g).to_owned()),
     );

@@ -381,6 +381,12 @@ async fn sessions(c: &Checked, room: &str) {
         .await;
     c.post(&format!("{cmd}/conference/uncoach"), json!({}))
         .await;
+    // Dial-out: a call (202), its repeat (200), a destination that is no address (400).
+    let dial = format!("/api/v1/conferences/{room}/participants");
+    let call = json!({ "to": "sip:alice@pbx.example.com", "command_uid": "d1" });
+    c.post(&dial, call.clone()).await;
+    c.post(&dial, call).await;
+    c.post(&dial, json!({ "to": "sip:a,b@x" })).await;
     c.get("/api/v1/sessions?limit=1").await;
     c.get("/api/v1/sessions/lab01-00000000-0000-4000-8000-000000000000")
         .await;

@@ -170,6 +170,20 @@ struct RoomView<'a> {
     conferencecall_ids: &'a Room,
     recording_id: uuid::Uuid,
     recording_ids: Vec<uuid::Uuid>,
+    #[serde(serialize_with = "dialing")]
+    dialing: &'a Room,
+}
+
+/// The calls the room is placing (dial-outs not answered and in yet).
+fn dialing<S: serde::Serializer>(r: &&Room, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(r.dialouts.iter().map(|d| {
+        json!({
+            "participant_id": d.id,
+            "uuid": d.session,
+            "to": d.to,
+            "state": d.state.as_str(),
+        })
+    }))
 }
 
 /// The room's conferencecall ids, written without collecting them first.
@@ -205,6 +219,7 @@ fn room_view(r: &Room) -> RoomView<'_> {
         conferencecall_ids: r,
         recording_id: r.recording.unwrap_or(uuid::Uuid::nil()),
         recording_ids: views::recording_ids(r),
+        dialing: r,
     }
 }
 

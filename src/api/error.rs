@@ -178,6 +178,7 @@ impl From<ServiceError> for ApiError {
                 "{} belongs to a different application",
                 capitalized(what)
             )),
+            ServiceError::NotPermitted(msg) => ApiError::Forbidden(capitalized(&msg)),
             ServiceError::Conflict(msg) => ApiError::Conflict {
                 error: capitalized(&msg),
                 detail: Value::Null,

@@ -14,6 +14,7 @@ pub mod health;
 pub mod lab;
 pub mod metrics;
 pub mod openapi;
+pub mod participants;
 pub mod playback;
 pub mod recordings;
 pub mod request_id;
@@ -153,6 +154,7 @@ pub fn router<S: Store>(state: ApiState<S>) -> Router {
         .merge(switches::routes())
         .merge(announce::routes())
         .merge(coach::routes())
+        .merge(participants::routes())
         .merge(playback::routes())
         .merge(recordings::routes())
         .merge(events::routes())

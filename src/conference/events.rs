@@ -49,6 +49,12 @@ pub enum EventKind {
     MemberAnnouncementFinished,
     #[serde(rename = "conference.member.coaching")]
     MemberCoaching,
+    #[serde(rename = "conference.participant.ringing")]
+    ParticipantRinging,
+    #[serde(rename = "conference.participant.answered")]
+    ParticipantAnswered,
+    #[serde(rename = "conference.participant.failed")]
+    ParticipantFailed,
     #[serde(rename = "conference.play.started")]
     PlayStarted,
     #[serde(rename = "conference.play.finished")]
@@ -107,6 +113,9 @@ impl EventKind {
             EventKind::MemberTalking => "conference.member.talking",
             EventKind::MemberAnnouncementFinished => "conference.member.announcement.finished",
             EventKind::MemberCoaching => "conference.member.coaching",
+            EventKind::ParticipantRinging => "conference.participant.ringing",
+            EventKind::ParticipantAnswered => "conference.participant.answered",
+            EventKind::ParticipantFailed => "conference.participant.failed",
             EventKind::PlayStarted => "conference.play.started",
             EventKind::PlayFinished => "conference.play.finished",
             EventKind::PlayPaused => "conference.play.paused",

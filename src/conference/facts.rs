@@ -15,13 +15,29 @@ pub struct ChannelInfo {
     pub caller_name: String,
     /// `switchyard_app_id` channel variable, when the dialplan names the owner.
     pub app_hint: Option<String>,
-    /// `switchyard_role` (`control` for a room's control leg).
+    /// `switchyard_role` (`control` for a room's control leg, `dialout` for a call a room
+    /// places).
     pub role: Option<String>,
+    /// `switchyard_room`: the room a dial-out is for (trusted only when that room holds a
+    /// dial-out of this channel).
+    pub room: Option<String>,
+}
+
+impl ChannelInfo {
+    /// The room of a dial-out leg.
+    pub fn dialout_room(&self) -> Option<&str> {
+        match self.role.as_deref() {
+            Some("dialout") => self.room.as_deref(),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChannelFact {
     Created,
+    /// A call we placed rings at the far end (CHANNEL_PROGRESS, or CHANNEL_PROGRESS_MEDIA).
+    Ringing,
     Answered,
     Parked,
     HungUp,
@@ -138,6 +154,13 @@ pub enum Fact {
         job_uuid: String,
         body: String,
     },
+    /// A dial-out's originate failed (its BACKGROUND_JOB said `-ERR <cause>`): the only word
+    /// of a call that never became a channel (a gateway down, a name that does not resolve).
+    DialoutFailed {
+        room: String,
+        channel: String,
+        cause: String,
+    },
     /// A digit the caller pressed (the core `DTMF` event: FreeSWITCH sends no conference event
     /// for a caller's digits when the room has no caller controls).
     Dtmf {
@@ -181,6 +204,9 @@ fn channel_info(event: &Event) -> Option<ChannelInfo> {
             .map(|v| v.into_owned()),
         role: event
             .header("variable_switchyard_role")
+            .map(|v| v.into_owned()),
+        room: event
+            .header("variable_switchyard_room")
             .map(|v| v.into_owned()),
     })
 }
@@ -286,16 +312,53 @@ fn conference_fact(event: &Event) -> Option<ConferenceFact> {
     Some(fact)
 }
 
+/// A dial-out's originate that failed, from its BACKGROUND_JOB: `Job-Command: originate`, a
+/// `-ERR <CAUSE>` body, and our variables at the head of `Job-Command-Arg`
+/// (`{origination_uuid=…,switchyard_role=dialout,…,switchyard_room=…}…`).
+fn failed_dialout(event: &Event, body: &str) -> Option<Fact> {
+    if event.header("Job-Command").as_deref() != Some("originate") {
+        return None;
+    }
+    let cause = body.trim().strip_prefix("-ERR ")?;
+    let arg = event.header("Job-Command-Arg")?;
+    let vars = arg.strip_prefix('{')?.split_once('}')?.0;
+    let var = |name: &str| {
+        vars.split(',')
+            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+            .map(str::to_owned)
+    };
+    if var("switchyard_role").as_deref() != Some("dialout") {
+        return None;
+    }
+    let cause_ok = !cause.is_empty()
+        && cause.len() <= 64
+        && cause.bytes().all(|b| b.is_ascii_uppercase() || b == b'_');
+    Some(Fact::DialoutFailed {
+        room: var("switchyard_room")?,
+        channel: var("origination_uuid")?,
+        cause: if cause_ok {
+            cause.to_owned()
+        } else {
+            "UNKNOWN".into()
+        },
+    })
+}
+
 /// The fact an event reports, if the controller cares about it.
 pub fn from_event(event: &Event) -> Option<Observed> {
     let core_uuid = event.core_uuid()?.into_owned();
     let fact = match event.name() {
         EventName::ChannelCreate
+        | EventName::ChannelProgress
+        | EventName::ChannelProgressMedia
         | EventName::ChannelAnswer
         | EventName::ChannelPark
         | EventName::ChannelHangupComplete => {
             let kind = match event.name() {
                 EventName::ChannelCreate => ChannelFact::Created,
+                EventName::ChannelProgress | EventName::ChannelProgressMedia => {
+                    ChannelFact::Ringing
+                }
                 EventName::ChannelAnswer => ChannelFact::Answered,
                 EventName::ChannelPark => ChannelFact::Parked,
                 _ => ChannelFact::HungUp,
@@ -312,10 +375,16 @@ pub fn from_event(event: &Event) -> Option<Observed> {
             conference_uuid: text(event, "Conference-Unique-ID"),
             fact: conference_fact(event)?,
         },
-        EventName::BackgroundJob => Fact::Job {
-            job_uuid: event.job_uuid()?.into_owned(),
-            body: event.body().map(|b| b.into_owned()).unwrap_or_default(),
-        },
+        EventName::BackgroundJob => {
+            let body = event.body().map(|b| b.into_owned()).unwrap_or_default();
+            match failed_dialout(event, &body) {
+                Some(fact) => fact,
+                None => Fact::Job {
+                    job_uuid: event.job_uuid()?.into_owned(),
+                    body,
+                },
+            }
+        }
         EventName::Dtmf => Fact::Dtmf {
             channel: event.unique_id()?.into_owned(),
             digit: event

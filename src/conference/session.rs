@@ -54,7 +54,7 @@ pub fn apply_channel(
         return None;
     }
     match kind {
-        ChannelFact::Created => {}
+        ChannelFact::Created | ChannelFact::Ringing => {}
         ChannelFact::Answered => {
             if session.answered_at.is_none() {
                 session.answered_at = Some(now);

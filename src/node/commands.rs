@@ -359,6 +359,12 @@ pub fn kill(channel: &str) -> Result<ApiCommand, CommandError> {
     ApiCommand::new("uuid_kill")?.arg(checked_uuid(channel)?)
 }
 
+/// `uuid_kill <uuid> ORIGINATOR_CANCEL`: a call we placed, given up (the far end gets a CANCEL
+/// with `Reason: SIP;cause=487`, or a BYE once answered).
+pub fn cancel(channel: &str) -> Result<ApiCommand, CommandError> {
+    kill(channel)?.arg("ORIGINATOR_CANCEL")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

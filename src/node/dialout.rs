@@ -88,12 +88,12 @@ impl Destination {
     }
 
     /// Whether an app whose configuration allows these SIP hosts (`host` or `host:port`) and
-    /// these number prefixes (`+1555`, or `*` for any) may call it.
+    /// these number prefixes (`+1555`; `*` in either: any) may call it.
     pub fn allowed(&self, hosts: &[String], number_prefixes: &[String]) -> bool {
         match self {
             Destination::Sip { host, port, .. } => hosts.iter().any(|h| {
                 let h = h.to_ascii_lowercase();
-                h == *host || port.is_some_and(|p| h == format!("{host}:{p}"))
+                h == "*" || h == *host || port.is_some_and(|p| h == format!("{host}:{p}"))
             }),
             Destination::Number(n) => number_prefixes
                 .iter()

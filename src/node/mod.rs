@@ -60,6 +60,10 @@ pub struct NodeConfig {
     /// `conference.member.talking` webhooks are at least this far apart, a spurt shorter than
     /// it is not told, and a busy room costs one write per interval. Zero: applied at once.
     pub talking_interval: Duration,
+    /// The SIP profile dial-outs to `sip:` destinations leave through.
+    pub dialout_profile: String,
+    /// The gateway numbers are dialed through (none: no numbers).
+    pub gateway: Option<String>,
 }
 
 impl NodeConfig {
@@ -98,6 +102,8 @@ impl NodeConfig {
             recordings_dir: "/var/lib/freeswitch/recordings/switchyard".into(),
             recordings_local_dir: None,
             talking_interval: DEFAULT_TALKING_INTERVAL,
+            dialout_profile: "inbound".into(),
+            gateway: None,
         }
     }
 }
@@ -110,6 +116,8 @@ pub struct AppDirectory {
     apps: Vec<AppId>,
     /// The apps that asked for talking events.
     talking: std::collections::HashSet<AppId>,
+    /// Where each app may dial out to: (SIP hosts, number prefixes).
+    dialout: HashMap<AppId, (Vec<String>, Vec<String>)>,
 }
 
 impl AppDirectory {
@@ -127,6 +135,19 @@ impl AppDirectory {
     /// The app gets talking events.
     pub fn hear_talking(&mut self, app: AppId) {
         self.talking.insert(app);
+    }
+
+    /// The app may dial out to these SIP hosts (`host`, `host:port`, `*`) and number prefixes
+    /// (`+1555`, `*`).
+    pub fn may_dial(&mut self, app: AppId, hosts: Vec<String>, numbers: Vec<String>) {
+        self.dialout.insert(app, (hosts, numbers));
+    }
+
+    /// Whether the app may dial `to`.
+    pub fn dial_allowed(&self, app: &AppId, to: &dialout::Destination) -> bool {
+        self.dialout
+            .get(app)
+            .is_some_and(|(hosts, numbers)| to.allowed(hosts, numbers))
     }
 
     /// Whether the app asked for talking events.

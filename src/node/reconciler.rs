@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::{AppDirectory, NodeConfig};
-use crate::conference::apply::{Effect, channel_gone, channel_parked, dtmf};
+use crate::conference::apply::{
+    DialoutStep, Effect, apply_dialout, channel_gone, channel_parked, dtmf,
+};
 use crate::conference::session::{Origin, apply_channel};
 use crate::conference::snapshot::{
     SnapshotChannel, SnapshotConference, Stale, Taken, reconcile_at,
@@ -126,6 +128,15 @@ impl<S: Store> Reconciler<S> {
                 let (core, sequence) = (&observed.core_uuid, observed.sequence);
                 self.dtmf(core, sequence, channel, digit, now).await
             }
+            Fact::DialoutFailed {
+                room,
+                channel,
+                cause,
+            } => {
+                let step = DialoutStep::failed(cause);
+                self.dialout(&observed.core_uuid, room, channel, &step, now)
+                    .await
+            }
             Fact::Job { .. } | Fact::Heartbeat => Ok(Vec::new()),
         }
     }
@@ -160,6 +171,23 @@ impl<S: Store> Reconciler<S> {
             }
             None => self.count(false),
         }
+        // A call a room is placing: its progress is the room's.
+        if let Some(room) = info.dialout_room() {
+            let step = match kind {
+                ChannelFact::Ringing => Some(DialoutStep::Ringing),
+                ChannelFact::Answered => Some(DialoutStep::Answered),
+                ChannelFact::HungUp => {
+                    Some(DialoutStep::failed(cause.unwrap_or("NORMAL_CLEARING")))
+                }
+                ChannelFact::Created | ChannelFact::Parked => None,
+            };
+            if let Some(step) = step {
+                let effects = self.dialout(core, room, &info.channel, &step, now).await?;
+                if !effects.is_empty() {
+                    return Ok(effects);
+                }
+            }
+        }
         // A call that ended, or that parked after we moved it out, is out of its room: its
         // del-member normally came first, but it may come later in the batch, or was missed.
         if !matches!(kind, ChannelFact::HungUp | ChannelFact::Parked) {
@@ -177,6 +205,31 @@ impl<S: Store> Reconciler<S> {
             })
         })
         .await
+    }
+
+    /// A step of a dial-out of `room` (as the call's variable names it: applied only if that
+    /// room of this node is dialing the channel).
+    async fn dialout(
+        &self,
+        core: &str,
+        room: &str,
+        channel: &str,
+        step: &DialoutStep,
+        now: Micros,
+    ) -> Result<Effects, StoreError> {
+        let Some(room) = RoomId::parse(room)
+            .ok()
+            .filter(|r| r.prefix() == self.node.prefix)
+        else {
+            self.count(false);
+            return Ok(Vec::new());
+        };
+        let Some(app) = self.room_app(&room).await? else {
+            self.count(false);
+            return Ok(Vec::new());
+        };
+        self.update(&app, &room, |r| apply_dialout(r, core, channel, step, now))
+            .await
     }
 
     /// A digit from a caller: announced if the call is a member of one of its app's rooms,
@@ -504,6 +557,7 @@ impl<S: Store> Reconciler<S> {
                 caller_name: c.cid_name.clone(),
                 app_hint: None,
                 role: None,
+                room: None,
             };
             self.channel(core, 0, ChannelFact::Answered, &info, None, now)
                 .await?;
@@ -563,6 +617,7 @@ impl<S: Store> Reconciler<S> {
                 caller_name: session.caller_name.clone(),
                 app_hint: None,
                 role: None,
+                room: None,
             };
             effects.extend(
                 self.channel(core, 0, ChannelFact::HungUp, &info, None, now)

@@ -74,6 +74,8 @@ struct Supervisor<S> {
 fn subscription() -> EventSet {
     let set = EventSet::new().names([
         EventName::ChannelCreate,
+        EventName::ChannelProgress,
+        EventName::ChannelProgressMedia,
         EventName::ChannelAnswer,
         EventName::ChannelPark,
         EventName::ChannelHangupComplete,
@@ -529,6 +531,15 @@ async fn run_effect<S: Store>(
                 }
             }
             Ok(())
+        }
+        Effect::Cancel { channel } => {
+            // `-ERR No such channel!` when it ended meanwhile: nothing left to cancel.
+            let cmd = commands::cancel(channel).map_err(|err| err.to_string())?;
+            client
+                .api(&cmd)
+                .await
+                .map(drop)
+                .map_err(|err| err.to_string())
         }
         Effect::Unhear { coach, member_id } => {
             let cmd =

@@ -178,20 +178,34 @@ impl<S: Store> Rooms<S> {
         let kill = commands::kill(&room.control.channel).map_err(invalid)?;
         let ended = update_room(&*self.store, app, id, |r| {
             let (applied, leaving) = ops::request_terminate(r, reason, now_micros());
+            // Calls the room was still placing are cancelled.
+            let cancels: Vec<String> = applied
+                .effects
+                .iter()
+                .filter_map(|e| match e {
+                    Effect::Cancel { channel } => Some(channel.clone()),
+                    _ => None,
+                })
+                .collect();
             if r.conference_uuid.is_none() {
                 // Never on the node (or already gone there): nothing to wait for.
                 let done = ops::finish_terminate(r, now_micros());
                 let events = applied.events.into_iter().chain(done.events).collect();
-                return Ok::<_, ServiceError>((leaving, events));
+                return Ok::<_, ServiceError>(((leaving, cancels), events));
             }
-            Ok((leaving, applied.events))
+            Ok(((leaving, cancels), applied.events))
         })
         .await?;
-        let (room, leaving) = match ended {
+        let (room, (leaving, cancels)) = match ended {
             None => return Err(ServiceError::NotFound("room")),
             Some(Err(e)) => return Err(e),
             Some(Ok(done)) => done,
         };
+        for channel in &cancels {
+            if let Ok(cmd) = commands::cancel(channel) {
+                let _ = node.api(&cmd).await;
+            }
+        }
         if room.timeout > 0 {
             self.store.clear_timeout(app, id).await?;
         }

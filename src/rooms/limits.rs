@@ -22,6 +22,9 @@ pub enum CooldownGroup {
     ConferenceAnnounce,
     /// `conference/coach`, `conference/uncoach`, per session (the `conference_mute` window).
     ConferenceCoach,
+    /// Dial-out, per destination of the app (the `conference` window): the same number is
+    /// not called again and again.
+    ConferenceDialout,
 }
 
 impl CooldownGroup {
@@ -35,6 +38,7 @@ impl CooldownGroup {
             CooldownGroup::ConferenceHold => "conference_hold",
             CooldownGroup::ConferenceAnnounce => "conference_announce",
             CooldownGroup::ConferenceCoach => "conference_coach",
+            CooldownGroup::ConferenceDialout => "conference_dialout",
         }
     }
 
@@ -75,7 +79,7 @@ impl Cooldowns {
         match group {
             CooldownGroup::ConfPlay | CooldownGroup::ConferenceAnnounce => self.conf_play,
             CooldownGroup::ConferenceControl => self.conference_control,
-            CooldownGroup::Conference => self.conference,
+            CooldownGroup::Conference | CooldownGroup::ConferenceDialout => self.conference,
             CooldownGroup::ConferenceMute
             | CooldownGroup::ConferenceDeaf
             | CooldownGroup::ConferenceHold

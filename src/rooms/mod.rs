@@ -7,12 +7,14 @@
 //! mutes them; `playback` plays into rooms; `limits` holds the cooldown groups.
 
 mod coach;
+mod dialout;
 mod lifecycle;
 mod limits;
 mod membership;
 mod playback;
 mod recording;
 
+pub use dialout::{DialRequest, Participant};
 pub use lifecycle::NewRoom;
 pub use playback::PlaybackState;
 
@@ -23,7 +25,7 @@ pub use limits::{CooldownGroup, Cooldowns};
 
 use crate::conference::ops::OpError;
 use crate::conference::{AppId, DomainEvent, Room, RoomId, RoomStatus, Session, SessionId};
-use crate::node::{NodeError, NodePool};
+use crate::node::{AppDirectory, NodeError, NodePool};
 use crate::store::{Store, StoreError, update_room};
 
 /// Why a request could not be carried out; the API maps each to a status code.
@@ -34,6 +36,9 @@ pub enum ServiceError {
     /// It exists but belongs to another application.
     #[error("{0} belongs to a different application")]
     Forbidden(&'static str),
+    /// The application may not do this (its configuration says so).
+    #[error("{0}")]
+    NotPermitted(String),
     #[error("{0}")]
     Conflict(String),
     #[error("conference name already taken for this application")]
@@ -70,6 +75,8 @@ pub struct Rooms<S> {
     store: Arc<S>,
     pool: NodePool,
     cooldowns: Cooldowns,
+    /// What each application may do beyond its rooms (where it may dial out to).
+    directory: Arc<AppDirectory>,
 }
 
 impl<S: Store> Rooms<S> {
@@ -78,7 +85,14 @@ impl<S: Store> Rooms<S> {
             store,
             pool,
             cooldowns: Cooldowns::default(),
+            directory: Arc::default(),
         }
+    }
+
+    /// The same service with the applications' permissions (dial-out destinations).
+    pub fn with_directory(mut self, directory: Arc<AppDirectory>) -> Rooms<S> {
+        self.directory = directory;
+        self
     }
 
     /// The same service with other cooldown windows.

@@ -101,6 +101,12 @@ pub struct Node {
     /// Event Socket connections that carry commands, besides the one for events (default 4):
     /// FreeSWITCH runs one connection's commands in turn, so this many run at once.
     pub command_connections: Option<usize>,
+    /// The SIP profile dial-outs to `sip:` destinations leave through (default `inbound`, the
+    /// only profile of `freeswitch-conf/`).
+    pub dialout_profile: Option<String>,
+    /// The sofia gateway numbers (`+15551234567`) are dialed through; none: this node dials no
+    /// numbers.
+    pub gateway: Option<String>,
 }
 
 /// The profile `freeswitch-conf/` defines for rooms.
@@ -122,6 +128,14 @@ pub struct App {
     /// asked for, as they come with every spoken phrase of every member.
     #[serde(default)]
     pub talking_events: bool,
+    /// Hosts (`host` or `host:port`; `*`: any) this app may dial out to as `sip:` URIs. None:
+    /// no SIP dial-out.
+    #[serde(default)]
+    pub dialout_hosts: Vec<String>,
+    /// Number prefixes (`+1555`; `*`: any) this app may dial out to through a node's gateway.
+    /// None: no numbers.
+    #[serde(default)]
+    pub dialout_numbers: Vec<String>,
 }
 
 impl std::fmt::Debug for App {
@@ -131,6 +145,8 @@ impl std::fmt::Debug for App {
             .field("webhook_url", &self.webhook_url)
             .field("dids", &self.dids)
             .field("talking_events", &self.talking_events)
+            .field("dialout_hosts", &self.dialout_hosts)
+            .field("dialout_numbers", &self.dialout_numbers)
             .finish_non_exhaustive()
     }
 }
@@ -372,6 +388,10 @@ impl Config {
                 if let Some(k) = n.command_connections {
                     c.command_connections = k.clamp(1, 64);
                 }
+                if let Some(p) = &n.dialout_profile {
+                    c.dialout_profile = p.clone();
+                }
+                c.gateway = n.gateway.clone();
                 c.command_timeout = Duration::from_millis(self.limits.command_timeout_ms);
                 c.join_timeout = Duration::from_millis(self.limits.join_timeout_ms);
                 c.talking_interval = Duration::from_millis(self.limits.talking_interval_ms);
@@ -398,6 +418,11 @@ impl Config {
                 if a.talking_events {
                     d.hear_talking(id.clone());
                 }
+                d.may_dial(
+                    id.clone(),
+                    a.dialout_hosts.clone(),
+                    a.dialout_numbers.clone(),
+                );
                 d.add_app(id, a.dids.iter().cloned());
             }
         }

@@ -41,6 +41,9 @@ pub struct LabOptions {
     pub talking_events: Vec<AppId>,
     /// See [`NodeConfig::talking_interval`].
     pub talking_interval: Duration,
+    /// Where every app may dial out to (SIP hosts, number prefixes; `*`: any, the default:
+    /// the lab's simulated callees place no real calls).
+    pub dialout: (Vec<String>, Vec<String>),
 }
 
 impl Default for LabOptions {
@@ -58,6 +61,7 @@ impl Default for LabOptions {
             recordings_dir: std::env::temp_dir().join("switchyard-lab-recordings"),
             talking_events: Vec::new(),
             talking_interval: crate::node::DEFAULT_TALKING_INTERVAL,
+            dialout: (vec!["*".into()], vec!["*".into()]),
         }
     }
 }
@@ -90,6 +94,8 @@ impl<S: Store> Lab<S> {
             config.silence_timeout = Duration::from_secs(15);
             config.recordings_dir = options.recordings_dir.to_string_lossy().into_owned();
             config.talking_interval = options.talking_interval;
+            // The simulated callees answer numbers too.
+            config.gateway = Some("lab".into());
             configs.push(config);
             sims.push((prefix, Arc::new(sim)));
         }
@@ -99,6 +105,11 @@ impl<S: Store> Lab<S> {
             if options.talking_events.contains(app) {
                 directory.hear_talking(app.clone());
             }
+            directory.may_dial(
+                app.clone(),
+                options.dialout.0.clone(),
+                options.dialout.1.clone(),
+            );
             directory.add_app(app.clone(), []);
             keys.add_plain(app.clone(), key);
         }

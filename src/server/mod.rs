@@ -131,7 +131,9 @@ pub fn start_rooms<S: Store>(
         .into_iter()
         .map(|n| supervisor::spawn(n, store.clone(), directory.clone(), stop.child_token()).0)
         .collect();
-    Rooms::new(store, NodePool::new(handles)).with_cooldowns(cooldowns)
+    Rooms::new(store, NodePool::new(handles))
+        .with_cooldowns(cooldowns)
+        .with_directory(directory)
 }
 
 /// Starts one webhook dispatcher per configured application; they stop with `stop`.

@@ -251,6 +251,7 @@ impl State {
             _ => return false,
         }
         self.ch_event("CHANNEL_HANGUP", uuid, &[], &[], true);
+        self.pending_job_done(uuid, format!("-ERR {cause}\n"));
         true
     }
 

@@ -84,6 +84,25 @@ fn split_vars(dial: &str) -> (Vec<(String, String)>, &str) {
     (pairs, rest)
 }
 
+/// What an originate answers at once when its job ends later, with the call: then the
+/// channel's uuid follows.
+pub(crate) const PENDING_JOB: &str = "\u{0}pending ";
+
+/// The user part of a `sip:` endpoint.
+fn sip_user(rest: &str) -> Option<&str> {
+    rest.split_once("sip:")?.1.split('@').next()
+}
+
+/// The cause a simulated SIP callee refuses with, by its user part.
+fn sip_refusal(rest: &str) -> Option<&'static str> {
+    match sip_user(rest)? {
+        "busy" => Some("USER_BUSY"),
+        "rejected" => Some("CALL_REJECTED"),
+        "unknown" => Some("UNALLOCATED_NUMBER"),
+        _ => None,
+    }
+}
+
 const USAGE_ORIGINATE: &str = "-USAGE: <call url> <exten>|&<application_name>(<app_args>) [<dialplan>] [<context>] [<cid_name>] [<cid_num>] [<timeout_sec>]\n";
 
 impl State {
@@ -121,8 +140,16 @@ impl State {
                     None => return "-ERR DESTINATION_OUT_OF_ORDER\n".into(),
                 }
             }
-            // An extension: the simulator's dialplan answers and parks every call.
-            None => vec![App::Park],
+            // An extension of the `inline` dialplan runs its apps (as a dial-out's
+            // `conference:<room>@<profile>+flags{…},park:` does); of any other, the simulator's
+            // dialplan answers and parks the call.
+            None => match words.get(2).map(String::as_str) {
+                Some("inline") => match parse_inline(dest) {
+                    Some(apps) => apps,
+                    None => return "-ERR DESTINATION_OUT_OF_ORDER\n".into(),
+                },
+                _ => vec![App::Park],
+            },
         };
         let var = |k: &str| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
         let uuid = var("origination_uuid").unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
@@ -133,10 +160,35 @@ impl State {
             var("origination_caller_id_name").unwrap_or_else(|| "Outbound Call".into()),
             var("origination_caller_id_number").unwrap_or_else(|| "default".into()),
         );
+        // A SIP callee whose user part says so refuses (`sip:busy@…` → 486, `sip:rejected@…`
+        // → 603, `sip:unknown@…` → 404) or rings until the originate times out
+        // (`sip:noanswer@…`): the lab's way to try failures.
+        let sofia = tech == "sofia";
+        if let Some(cause) = sofia.then(|| sip_refusal(rest)).flatten() {
+            let a = self.plain_outbound(&uuid, endpoint, rest, &vars, cid, (false, false));
+            self.hangup(&a, cause);
+            return format!("-ERR {cause}\n");
+        }
+        if sofia && sip_user(rest) == Some("noanswer") {
+            let a = self.plain_outbound(&uuid, endpoint, rest, &vars, cid, (true, false));
+            let secs = var("originate_timeout")
+                .and_then(|t| t.parse::<u64>().ok())
+                .filter(|t| *t > 0)
+                .unwrap_or(60);
+            self.later(
+                Duration::from_secs(secs),
+                Deferred::Hangup {
+                    uuid: a.clone(),
+                    cause: "NO_ANSWER".into(),
+                },
+            );
+            // The job ends with the call (see `State::pending_jobs`).
+            return format!("{PENDING_JOB}{a}");
+        }
         let a = if tech == "loopback" {
             self.loopback_pair(&uuid, rest, &vars, cid)
         } else {
-            self.plain_outbound(&uuid, endpoint, rest, &vars, cid)
+            self.plain_outbound(&uuid, endpoint, rest, &vars, cid, (sofia, true))
         };
         self.later(
             Duration::from_millis(1),
@@ -176,6 +228,8 @@ impl State {
     /// CS_ROUTING, CS_CONSUME_MEDIA, the answer, and the caller id flip of an answered
     /// outbound leg (CALL_UPDATE: the caller id becomes the callee, `Outbound Call` and the
     /// dialed number).
+    /// `(rings, answers)`: a SIP callee rings first (CHANNEL_PROGRESS, call state RINGING); one
+    /// that does not answer is left ringing (the caller hangs it up).
     fn plain_outbound(
         &mut self,
         uuid: &str,
@@ -183,6 +237,7 @@ impl State {
         rest: &str,
         vars: &[(String, String)],
         cid: (String, String),
+        (rings, answers): (bool, bool),
     ) -> String {
         let tmp = uuid::Uuid::new_v4().to_string();
         let mut ch = self.outbound_channel(&tmp, endpoint.to_owned(), &cid);
@@ -232,6 +287,16 @@ impl State {
         self.set_state(uuid, "CS_INIT", 2);
         self.ch_event("CHANNEL_CREATE", uuid, &[], &[], true);
         self.ch_event("CHANNEL_ORIGINATE", uuid, &[], &[], true);
+        if rings {
+            if let Some(ch) = self.channels.get_mut(uuid) {
+                ch.answer_state = "ringing";
+            }
+            self.ch_event("CHANNEL_PROGRESS", uuid, &[], &[], true);
+            self.set_callstate(uuid, "RINGING", 2);
+        }
+        if !answers {
+            return uuid.to_owned();
+        }
         self.set_state(uuid, "CS_ROUTING", 2);
         self.set_state(uuid, "CS_CONSUME_MEDIA", 7);
         self.answer(uuid);

@@ -43,6 +43,8 @@ pub(crate) enum Deferred {
     },
     /// The rest of a hangup whose CHANNEL_HANGUP was fired already.
     FinishHangup { uuid: String },
+    /// A hangup now (an unanswered call that timed out).
+    Hangup { uuid: String, cause: String },
     /// A kicked member leaves the room; its channel runs what its dialplan has next.
     Leave { uuid: String },
     /// The floor moves to the members that talk (see `audio.rs`).
@@ -75,10 +77,37 @@ pub(crate) struct State {
     pub config: Arc<SimConfig>,
     /// `http(s)://` files whose fetch failed ([`SimConfig::fetch_urls`]): they cannot be played.
     pub unreachable_urls: std::collections::HashSet<String>,
+    /// `bgapi originate` jobs of calls still ringing, by channel: (Job-UUID, command, argument).
+    /// Their BACKGROUND_JOB comes when the call is answered or hung up, as FreeSWITCH's does.
+    pub pending_jobs: std::collections::HashMap<String, (String, String, String)>,
     events: broadcast::Sender<Arc<SimEvent>>,
 }
 
 impl State {
+    /// BACKGROUND_JOB: a bgapi's result.
+    pub(crate) fn job_done(&mut self, job: &str, command: &str, arg: &str, output: String) {
+        let mut e = self.event(
+            "BACKGROUND_JOB",
+            None,
+            ("mod_event_socket.c", "api_exec", 1580),
+        );
+        e.push("Job-UUID", job);
+        e.push("Job-Command", command);
+        if !arg.is_empty() {
+            e.push("Job-Command-Arg", arg);
+        }
+        e.body = Some(output);
+        self.fire(e);
+    }
+
+    /// The pending originate job of a call ends with it (answered: `+OK <uuid>`; hung up:
+    /// `-ERR <cause>`).
+    pub(crate) fn pending_job_done(&mut self, uuid: &str, output: String) {
+        if let Some((job, command, arg)) = self.pending_jobs.remove(uuid) {
+            self.job_done(&job, &command, &arg, output);
+        }
+    }
+
     fn new(config: Arc<SimConfig>, events: broadcast::Sender<Arc<SimEvent>>) -> State {
         State {
             id: Identity {
@@ -93,6 +122,7 @@ impl State {
             started: Instant::now(),
             sessions_since_startup: 0,
             unreachable_urls: std::collections::HashSet::new(),
+            pending_jobs: std::collections::HashMap::new(),
             channels: BTreeMap::new(),
             rooms: BTreeMap::new(),
             next_member_id: config.first_member_id.max(1),
@@ -142,6 +172,7 @@ impl State {
                 self.finish_recording(&room, &recording)
             }
             Deferred::FinishHangup { uuid } => self.finish_hangup(&uuid),
+            Deferred::Hangup { uuid, cause } => self.hangup(&uuid, &cause),
             Deferred::Leave { uuid } => self.leave_and_continue(&uuid),
             Deferred::Floor { room } => self.floor_to_talkers(&room),
             Deferred::Talk { room } => self.update_talking(&room),
@@ -213,7 +244,15 @@ impl Core {
     pub fn esl_api(self: &Arc<Self>, line: &str) -> String {
         let mut state = self.lock();
         let api = state.api_event(line);
-        let out = state.execute(line, &self.config.version);
+        let mut out = state.execute(line, &self.config.version);
+        // A blocking originate of a call that rings on: the simulator does not hold the
+        // connection; it answers as the timeout would.
+        if let Some(uuid) = out.strip_prefix(super::channels::PENDING_JOB) {
+            let uuid = uuid.to_owned();
+            state.hangup(&uuid, "NO_ANSWER");
+            state.pending_jobs.remove(&uuid);
+            out = "-ERR NO_ANSWER\n".into();
+        }
         state.fire(api);
         self.release(state);
         out
@@ -226,18 +265,13 @@ impl Core {
         let output = state.execute(line, &self.config.version);
         state.fire(api);
         let (command, arg) = line.trim().split_once(' ').unwrap_or((line.trim(), ""));
-        let mut e = state.event(
-            "BACKGROUND_JOB",
-            None,
-            ("mod_event_socket.c", "api_exec", 1580),
-        );
-        e.push("Job-UUID", job);
-        e.push("Job-Command", command);
-        if !arg.is_empty() {
-            e.push("Job-Command-Arg", arg);
+        match output.strip_prefix(super::channels::PENDING_JOB) {
+            Some(uuid) => {
+                let job = (job.to_owned(), command.to_owned(), arg.to_owned());
+                state.pending_jobs.insert(uuid.to_owned(), job);
+            }
+            None => state.job_done(job, command, arg, output),
         }
-        e.body = Some(output);
-        state.fire(e);
         self.release(state);
     }
 

@@ -58,8 +58,9 @@ pub struct RateLimitDetail {
 /// `conf_play` (play, 2 s per room), `conference_control` (pause/stop/volume, 200 ms per room),
 /// `conference` (join/leave, 2 s per session), `conference_mute` (mute/unmute, 2 s per session),
 /// `conference_deaf` (deaf/undeaf) and `conference_hold` (hold/unhold), each 2 s per session,
-/// `conference_announce` (announce to a member, 2 s per session, the `conf_play` window) and
-/// `conference_coach` (coach/uncoach, 2 s per session).
+/// `conference_announce` (announce to a member, 2 s per session, the `conf_play` window),
+/// `conference_coach` (coach/uncoach, 2 s per session) and `conference_dialout` (dial-out, 2 s
+/// per destination, the `conference` window).
 #[derive(serde::Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RateLimitGroup {
@@ -72,6 +73,7 @@ pub enum RateLimitGroup {
     ConferenceHold,
     ConferenceAnnounce,
     ConferenceCoach,
+    ConferenceDialout,
 }
 
 /// The 409 of a create whose name is taken: `detail.room_id` is the existing room.

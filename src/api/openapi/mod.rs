@@ -30,8 +30,8 @@ use utoipa::{Modify, OpenApi};
 
 use super::{ApiError, ApiState};
 use super::{
-    announce, coach, conferences, events, health, lab, metrics, playback, recordings, resource,
-    sessions, switches, webhooks,
+    announce, coach, conferences, events, health, lab, metrics, participants, playback, recordings,
+    resource, sessions, switches, webhooks,
 };
 use crate::store::Store;
 
@@ -66,6 +66,7 @@ const COMMON_RESPONSES: &[(&str, &str)] = &[
         conferences::show,
         conferences::destroy,
         conferences::members,
+        participants::dial,
         playback::play,
         playback::pause,
         playback::stop,

@@ -295,6 +295,27 @@ pub struct ConferenceDetail {
     /// The active recording; the nil uuid when none.
     pub recording_id: Uuid,
     pub recording_ids: Vec<Uuid>,
+    /// Calls the room is placing that are not in it yet (`POST …/participants`).
+    pub dialing: Vec<Dialing>,
+}
+
+/// A call the room is placing.
+#[derive(Serialize, ToSchema)]
+pub struct Dialing {
+    pub participant_id: Uuid,
+    /// The call's session id (a session of the application from its first ring).
+    #[schema(example = "acW68-0b3c2a54-6f7e-4f4c-9a51-2d3f4b5c6d7e")]
+    pub uuid: String,
+    pub to: String,
+    pub state: DialingState,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DialingState {
+    Dialing,
+    Ringing,
+    Answered,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -511,6 +532,28 @@ pub struct CoachAnswer {
     pub room_id: String,
     /// The session whose member alone hears this one.
     pub coaching: String,
+}
+
+/// A dial-out's answer.
+#[derive(Serialize, ToSchema)]
+pub struct DialAnswer {
+    /// `dialing` for a new call; for a repeat, where it is (`joined` once in the room).
+    pub status: DialStatus,
+    pub room_id: String,
+    /// The call's channel uuid; also its conferencecall id once it is in the room.
+    pub participant_id: Uuid,
+    /// The call's session id.
+    #[schema(example = "acW68-0b3c2a54-6f7e-4f4c-9a51-2d3f4b5c6d7e")]
+    pub uuid: String,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DialStatus {
+    Dialing,
+    Ringing,
+    Answered,
+    Joined,
 }
 
 #[derive(Serialize, ToSchema)]

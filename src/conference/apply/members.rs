@@ -46,6 +46,18 @@ pub(super) fn member_added(
         }
         return;
     }
+    // A call the room placed, answered.
+    if let Some(member) = super::dialout::dialout_joined(step, channel, member_id, speak, session) {
+        let data = member_data(step.room, &member);
+        step.room.members.insert(channel.to_owned(), member);
+        if step.room.members[channel].moderator {
+            step.room.waiting_for_moderator = false;
+        }
+        step.emit(EventKind::MemberJoined, data);
+        greet(step, member_id);
+        keep_coaches_private(step, channel, member_id);
+        return;
+    }
     // A member the controller did not add (an operator, or a join whose request state was
     // lost): recognised when the session belongs to the room's application.
     match session.filter(|s| s.app == step.room.app) {
@@ -384,6 +396,22 @@ pub(super) fn talking(
     m.updated_at = now;
     let data = member_data(step.room, &step.room.members[channel]);
     step.emit(EventKind::MemberTalking, data);
+}
+
+/// A member still talking by a talking event older than `sequence`, an unmute or unhold: that
+/// spurt ended (at the mute before it), and says so.
+pub(super) fn spurt_ended(step: &mut Step<'_>, channel: &str, sequence: u64) {
+    let now = step.now;
+    match step.room.members.get_mut(channel) {
+        Some(m) if m.talking && (sequence == 0 || m.talking_seq < sequence) => {
+            m.talking = false;
+            m.talking_seq = m.talking_seq.max(sequence);
+            m.updated_at = now;
+            let data = member_data(step.room, &step.room.members[channel]);
+            step.emit(EventKind::MemberTalking, data);
+        }
+        _ => {}
+    }
 }
 
 /// The member pressed a key (the node numbered its event `sequence`): announced with the

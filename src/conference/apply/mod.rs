@@ -10,6 +10,7 @@
 //! data of member and recording events.
 
 mod data;
+mod dialout;
 mod ending;
 mod media;
 mod members;
@@ -22,6 +23,7 @@ use super::facts::ConferenceFact;
 use super::model::{Micros, Room, RoomStatus, Session, Switch};
 
 pub use data::{member_data, recording_data};
+pub use dialout::{ANSWERED_GRACE, DialoutStep, dialout_data, expire_dialouts, fail_dialout};
 pub use ending::{lose_conference, terminate};
 pub use media::end_recording;
 pub use members::{channel_gone, channel_parked, dtmf, farewell, remove_member, why_left};
@@ -64,6 +66,9 @@ pub enum Effect {
     Unhear { coach: u32, member_id: u32 },
     /// The conference is up: give it the room's enter and exit tones.
     Beeps { enter: bool, exit: bool },
+    /// Hang up a call the room was placing (`uuid_kill … ORIGINATOR_CANCEL`): the room ended,
+    /// or the node never settled it.
+    Cancel { channel: String },
 }
 
 /// What applying a fact did.
@@ -129,6 +134,9 @@ impl<'a> Step<'a> {
             return;
         }
         self.room.status = status;
+        if status >= RoomStatus::Terminating {
+            dialout::cancel_dialouts(self);
+        }
         if status == RoomStatus::Terminated {
             self.room.deleted_at = Some(self.now);
         }
@@ -177,7 +185,30 @@ pub fn apply_event(
     }
     let channel = fact.member_channel().unwrap_or_default();
     in_order(room, core_uuid, channel, sequence, |room| {
-        apply(room, core_uuid, conference_uuid, fact, session, now)
+        let mut out = apply(room, core_uuid, conference_uuid, fact, session, now);
+        // An unmute (or unhold) says the member was muted at the node just before it: a spurt
+        // that began before it is over, even when the mute between was missed or came late
+        // (and, older than this, is not applied).
+        let unsilenced = matches!(
+            fact,
+            ConferenceFact::MemberUnmuted { .. }
+                | ConferenceFact::MemberSwitched {
+                    switch: Switch::Hold,
+                    on: false,
+                    ..
+                }
+        );
+        if unsilenced && out.ignored.is_none_or(|i| i == Ignored::NoChange) {
+            let ended = guarded(room, core_uuid, now, |step| {
+                members::spurt_ended(step, channel, sequence)
+            });
+            if ended.changed {
+                out.events.extend(ended.events);
+                out.changed = true;
+                out.ignored = None;
+            }
+        }
+        out
     })
 }
 
@@ -253,6 +284,20 @@ pub fn apply(
 ) -> Applied {
     guarded(room, core_uuid, now, |step| {
         dispatch(step, core_uuid, conference_uuid, fact, session)
+    })
+}
+
+/// Applies a step of a dial-out the room is placing (from its channel's events, or its
+/// originate's result).
+pub fn apply_dialout(
+    room: &mut Room,
+    core_uuid: &str,
+    channel: &str,
+    what: &DialoutStep,
+    now: Micros,
+) -> Applied {
+    guarded(room, core_uuid, now, |step| {
+        dialout::dialout_step(step, channel, what)
     })
 }
 

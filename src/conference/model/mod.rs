@@ -9,8 +9,10 @@ use uuid::Uuid;
 
 use super::ids::{AppId, NodePrefix, RoomId, SessionId};
 
+mod dialout;
 mod member;
 
+pub use dialout::{Dialout, DialoutFailure, DialoutState};
 pub use member::{LeaveReason, Member, MemberStatus, Switch};
 
 fn is_zero(n: &u64) -> bool {
@@ -235,6 +237,9 @@ pub struct Room {
     /// Participations that ended, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub past_members: Vec<Member>,
+    /// Calls the room is placing that are not members yet (see [`Dialout`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dialouts: Vec<Dialout>,
     #[serde(default, skip_serializing_if = "Playback::is_idle")]
     pub playback: Playback,
     /// The active recording, if any.
@@ -286,6 +291,7 @@ impl Room {
             },
             members: BTreeMap::new(),
             past_members: Vec::new(),
+            dialouts: Vec::new(),
             playback: Playback::default(),
             recording: None,
             recordings: Vec::new(),

@@ -5,11 +5,15 @@
 
 mod announce;
 mod coach;
+mod dialout;
 mod playback;
 mod recording;
 
 pub use announce::{MAX_ANNOUNCEMENTS, announce_not_sent, request_announce};
 pub use coach::{Coaching, coach_not_sent, coaching_sent, request_coach, request_uncoach};
+pub use dialout::{
+    DIALOUT_GRACE_SECS, MAX_DIALOUTS, dialout_lost, dialout_not_sent, request_dialout,
+};
 pub use playback::{
     check_pause, play_not_sent, request_play, restore_playback, set_volume, stop_playback,
     toggle_pause,
@@ -19,7 +23,9 @@ pub use recording::{pause_not_sent, request_pause};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::apply::{Applied, Step, end_recording, member_data, remove_member, terminate};
+use super::apply::{
+    Applied, Step, end_recording, expire_dialouts, member_data, remove_member, terminate,
+};
 use super::events::EventKind;
 use super::model::{
     LeaveReason, Member, MemberStatus, Micros, Recording, RecordingStatus, Room, RoomStatus,
@@ -63,6 +69,8 @@ pub enum OpError {
     CoachSelf,
     #[error("member is not coaching")]
     NotCoaching,
+    #[error("the room is already placing {0} calls")]
+    TooManyDialouts(usize),
 }
 
 /// How a member joins.
@@ -101,8 +109,9 @@ pub fn request_join_as(
             _ => OpError::AlreadyJoined,
         });
     }
-    // Every participation counts until it has left: a leaving member still holds its place.
-    let held = room.members.len() as u64;
+    // Every participation counts until it has left: a leaving member still holds its place, and
+    // so does a call the room is placing.
+    let held = (room.members.len() + room.dialouts.len()) as u64;
     if room.kind == RoomType::Connect && held >= 2 {
         return Err(OpError::ConnectFull);
     }
@@ -193,7 +202,8 @@ pub fn switch_not_sent(
     step.finish()
 }
 
-/// Joins requested before `deadline` that FreeSWITCH never confirmed fail, and say so.
+/// Joins requested before `deadline` that FreeSWITCH never confirmed fail, and say so; so do
+/// dial-outs past their own deadline.
 pub fn expire_joins(room: &mut Room, deadline: Micros, now: Micros) -> Applied {
     let stale: Vec<String> = room
         .members
@@ -205,6 +215,7 @@ pub fn expire_joins(room: &mut Room, deadline: Micros, now: Micros) -> Applied {
     for channel in &stale {
         remove_member(&mut step, channel, LeaveReason::JoinFailed, None);
     }
+    expire_dialouts(&mut step, now);
     step.finish()
 }
 

@@ -1,0 +1,182 @@
+//! Dial-out: the room calls someone (a SIP address, or a number through the node's gateway).
+//! The node's events take it from there: ringing, answered (then it is a member, joined as
+//! asked), or failed with the cause.
+
+use uuid::Uuid;
+
+use super::{Rooms, ServiceError, invalid};
+use crate::conference::ops::{self, DIALOUT_GRACE_SECS};
+use crate::conference::{AppId, Dialout, DialoutState, RoomId, SessionId};
+use crate::node::dialout::{Destination, DestinationError, Dial, originate};
+use crate::node::supervisor::now_micros;
+use crate::node::{NodeError, NodeHandle};
+use crate::store::Store;
+
+/// What the application asks to dial.
+#[derive(Debug, Clone)]
+pub struct DialRequest {
+    pub to: String,
+    pub caller_id_number: Option<String>,
+    pub caller_id_name: Option<String>,
+    /// Seconds of ringing before `no_answer`.
+    pub timeout_secs: u32,
+    pub muted: bool,
+    pub moderator: bool,
+    pub end_on_exit: bool,
+    pub command_uid: Option<String>,
+}
+
+/// A participant being called, or (for a repeated `command_uid`) already in the room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Participant {
+    pub id: Uuid,
+    pub session: SessionId,
+    pub room: RoomId,
+    /// `dialing`, `ringing`, `answered`, or `joined`.
+    pub state: &'static str,
+    /// A repeat of an earlier request (its `command_uid`).
+    pub repeated: bool,
+}
+
+impl From<DestinationError> for ServiceError {
+    fn from(e: DestinationError) -> ServiceError {
+        match e {
+            DestinationError::Malformed => ServiceError::Invalid(e.to_string()),
+            DestinationError::NotAllowed(_) => ServiceError::NotPermitted(e.to_string()),
+            DestinationError::NoGateway => ServiceError::Conflict(e.to_string()),
+        }
+    }
+}
+
+impl<S: Store> Rooms<S> {
+    /// Places a call from the room to `req.to`: 202-style, the call is on its way when this
+    /// returns.
+    pub async fn dial_out(
+        &self,
+        app: &AppId,
+        room_id: &RoomId,
+        req: DialRequest,
+    ) -> Result<Participant, ServiceError> {
+        let room = self.room(app, room_id).await?;
+        if let Some(p) = req
+            .command_uid
+            .as_deref()
+            .and_then(|uid| repeated(&room, uid))
+        {
+            return Ok(p);
+        }
+        let to = Destination::parse(&req.to)?;
+        if !self.directory.dial_allowed(app, &to) {
+            return Err(DestinationError::NotAllowed(req.to.clone()).into());
+        }
+        let node = self.pool.get(&room.node)?;
+        let endpoint = to.endpoint(&node.config.dialout_profile, node.config.gateway.as_deref())?;
+        let id = Uuid::new_v4();
+        let session = SessionId::new(&room.node, &id.hyphenated().to_string());
+        let cmd = originate(&Dial {
+            room: room_id,
+            channel: &id,
+            endpoint: &endpoint,
+            app: app.as_str(),
+            caller_id_number: req.caller_id_number.as_deref(),
+            caller_id_name: req.caller_id_name.as_deref(),
+            timeout_secs: req.timeout_secs,
+            profile: &node.config.profile,
+            muted: req.muted,
+            moderator: req.moderator,
+        })
+        .map_err(invalid)?;
+        let now = now_micros();
+        let dialout = Dialout {
+            id,
+            session: session.clone(),
+            to: req.to.clone(),
+            state: DialoutState::Dialing,
+            muted: req.muted,
+            moderator: req.moderator,
+            end_on_exit: req.end_on_exit,
+            command_uid: req.command_uid.clone(),
+            requested_at: now,
+            deadline: now + (i64::from(req.timeout_secs) + DIALOUT_GRACE_SECS) * 1_000_000,
+            updated_at: now,
+        };
+        // Every check before the cooldown is spent.
+        drop(ops::request_dialout(
+            &mut room.clone(),
+            dialout.clone(),
+            now,
+        )?);
+        self.cool(app, super::CooldownGroup::ConferenceDialout, &req.to)
+            .await?;
+        self.change(app, room_id, |r| {
+            ops::request_dialout(r, dialout.clone(), now_micros())
+        })
+        .await?;
+        self.place(node.clone(), app.clone(), room_id.clone(), id, cmd);
+        Ok(Participant {
+            id,
+            session,
+            room: room_id.clone(),
+            state: DialoutState::Dialing.as_str(),
+            repeated: false,
+        })
+    }
+
+    /// Sends the originate. Its outcome comes from the node's events (the channel's, and the
+    /// job's BACKGROUND_JOB, which the event connection hears too); a command that never got
+    /// to the node fails the dial-out here.
+    fn place(
+        &self,
+        node: NodeHandle,
+        app: AppId,
+        room: RoomId,
+        id: Uuid,
+        cmd: crate::esl::ApiCommand,
+    ) {
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            let why = match node.bgapi(&cmd).await {
+                Ok(_) | Err(NodeError::Rejected(_)) => return,
+                Err(e) => e.to_string(),
+            };
+            tracing::warn!(%room, participant = %id, error = %why, "dial-out never reached the node");
+            let result = crate::store::update_room(&*store, &app, &room, |r| {
+                let applied = ops::dialout_lost(r, id, now_micros());
+                Ok::<_, std::convert::Infallible>((applied.events.clone(), applied.events))
+            })
+            .await;
+            if let Err(e) = result {
+                tracing::warn!(%room, error = %e, "a lost dial-out could not be written; its deadline ends it");
+            }
+        });
+    }
+}
+
+/// The participant an earlier request with this `command_uid` made, if the room still has it.
+fn repeated(room: &crate::conference::Room, uid: &str) -> Option<Participant> {
+    if let Some(d) = room
+        .dialouts
+        .iter()
+        .find(|d| d.command_uid.as_deref() == Some(uid))
+    {
+        return Some(Participant {
+            id: d.id,
+            session: d.session.clone(),
+            room: room.id.clone(),
+            state: d.state.as_str(),
+            repeated: true,
+        });
+    }
+    room.members
+        .values()
+        .find(|m| {
+            m.command_uid.as_deref() == Some(uid) && m.conferencecall_id.to_string() == m.channel()
+        })
+        .map(|m| Participant {
+            id: m.conferencecall_id,
+            session: m.session.clone(),
+            room: room.id.clone(),
+            state: "joined",
+            repeated: true,
+        })
+}
