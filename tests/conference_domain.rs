@@ -1431,3 +1431,78 @@ proptest! {
         }
     }
 }
+
+/// A plain event as FreeSWITCH frames it (headers URL-encoded, then the body).
+fn plain_event(headers: &[(&str, &str)], body: &str) -> Event {
+    let mut inner = String::new();
+    for (k, v) in headers {
+        inner.push_str(&format!("{k}: {v}\n"));
+    }
+    if !body.is_empty() {
+        inner.push_str(&format!("Content-Length: {}\n", body.len()));
+    }
+    inner.push('\n');
+    inner.push_str(body);
+    let frame = format!(
+        "Content-Length: {}\nContent-Type: text/event-plain\n\n{inner}",
+        inner.len()
+    );
+    let frames = decode_all(frame.as_bytes(), Limits::default()).unwrap();
+    Event::from_frame(&frames[0]).unwrap()
+}
+
+#[test]
+fn a_dial_outs_failed_originate_job_is_a_fact_of_its_room_and_others_are_not() {
+    // As fixtures/esl/09_dialout.md shows it (scenario B): the arguments URL-encoded.
+    let arg = "%7Borigination_uuid%3D0cb83d9b-a490-4c3b-b5ad-ab70fa14adf7,ignore_early_media%3Dtrue,\
+               switchyard_role%3Ddialout,switchyard_app_id%3Dapp-a,\
+               switchyard_room%3DacW68-room-550e8400-e29b-41d4-a716-446655440000%7D\
+               sofia/inbound/sip%3A2001%40127.0.0.1%3A51964%20conference%3Ax%20inline";
+    let job = |command: &str, arg: &str, body: &str| {
+        plain_event(
+            &[
+                ("Event-Name", "BACKGROUND_JOB"),
+                ("Core-UUID", CORE),
+                ("Event-Sequence", "661"),
+                ("Job-UUID", "7f4de4e0-6e1f-4a8e-9b5c-1d2e3f4a5b6c"),
+                ("Job-Command", command),
+                ("Job-Command-Arg", arg),
+            ],
+            body,
+        )
+    };
+    let fact = from_event(&job("originate", arg, "-ERR USER_BUSY\n"))
+        .unwrap()
+        .fact;
+    assert_eq!(
+        fact,
+        Fact::DialoutFailed {
+            room: "acW68-room-550e8400-e29b-41d4-a716-446655440000".into(),
+            channel: "0cb83d9b-a490-4c3b-b5ad-ab70fa14adf7".into(),
+            cause: "USER_BUSY".into(),
+        }
+    );
+    // Answered: the channel's events tell it; a control leg's originate, another command, or a
+    // cause that is not one are no dial-out failures.
+    for (command, arg, body) in [
+        (
+            "originate",
+            arg,
+            "+OK 0cb83d9b-a490-4c3b-b5ad-ab70fa14adf7\n",
+        ),
+        (
+            "originate",
+            "%7Borigination_uuid%3Dx,switchyard_role%3Dcontrol%7Dnull/switchyard",
+            "-ERR X\n",
+        ),
+        ("status", arg, "-ERR USER_BUSY\n"),
+    ] {
+        let fact = from_event(&job(command, arg, body)).unwrap().fact;
+        assert!(matches!(fact, Fact::Job { .. }), "{fact:?}");
+    }
+    let odd = from_event(&job("originate", arg, "-ERR user busy; rm -rf\n")).unwrap();
+    assert!(
+        matches!(&odd.fact, Fact::DialoutFailed { cause, .. } if cause == "UNKNOWN"),
+        "{odd:?}"
+    );
+}

@@ -1,8 +1,9 @@
-//! Dial-out's originate (`node::dialout`, not wired to the API yet) on a real FreeSWITCH, with
-//! SIPp as the called party: an answered call joins the room at once, muted, and the controller
-//! takes it as the application's session and member (by its `switchyard_app_id`); a busy one
-//! fails with FreeSWITCH's cause. Without a FreeSWITCH it is compiled and reported as ignored
-//! (see `tests/live_conference.rs`).
+//! Dial-out (`POST /api/v1/conferences/{room_id}/participants`) on a real FreeSWITCH, with SIPp
+//! as the called party: an answered call rings, is answered and joins the room as asked (the
+//! application's session and member); a busy one fails with `busy` and USER_BUSY; one that rings
+//! and is never answered fails with `no_answer` at its timeout; a room deleted while a call
+//! rings cancels it. Without a FreeSWITCH it is compiled and reported as ignored (see
+//! `tests/live_conference.rs`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -11,15 +12,52 @@ mod live;
 
 use std::process::{Child, Command, Stdio};
 
-use serde_json::json;
-use switchyard::conference::RoomId;
-use switchyard::node::dialout::{Destination, Dial, originate};
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+use switchyard::conference::EventKind;
 
-use live::{Live, PREFIX};
+use live::Live;
 
-/// A SIPp UAS on a free port, killed when dropped: SIPp's built-in `uas` (answers), or a
-/// scenario that answers every INVITE `486 Busy Here`.
+/// A SIPp UAS on a free port, killed when dropped: SIPp's built-in `uas` (rings, answers), a
+/// scenario that answers every INVITE `486 Busy Here`, or one that rings and never answers.
 struct Callee(Child, u16);
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    Yes,
+    Busy,
+    Never,
+}
+
+/// Rings (180) and waits for the CANCEL, which it accepts.
+const RINGING: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="ringing callee">
+  <recv request="INVITE"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 180 Ringing
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SYR[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+    ]]>
+  </send>
+  <recv request="CANCEL"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SYR[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+    ]]>
+  </send>
+</scenario>
+"#;
 
 const BUSY: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="busy callee">
@@ -40,15 +78,21 @@ const BUSY: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
 "#;
 
 impl Callee {
-    fn start(busy: bool) -> Callee {
+    fn start(answer: Answer) -> Callee {
         let port = common::freeswitch::free_udp_and_tcp_port();
         let mut cmd = Command::new("sipp");
-        if busy {
-            let path = std::env::temp_dir().join(format!("switchyard-busy-{}.xml", port));
-            std::fs::write(&path, BUSY).unwrap();
-            cmd.arg("-sf").arg(path);
-        } else {
-            cmd.args(["-sn", "uas"]);
+        let scenario = match answer {
+            Answer::Yes => None,
+            Answer::Busy => Some(BUSY),
+            Answer::Never => Some(RINGING),
+        };
+        match scenario {
+            Some(xml) => {
+                let path = std::env::temp_dir().join(format!("switchyard-callee-{port}.xml"));
+                std::fs::write(&path, xml).unwrap();
+                cmd.arg("-sf").arg(path);
+            }
+            None => drop(cmd.args(["-sn", "uas"])),
         }
         // SIPp's own stderr says why it stopped (a port taken, a bad scenario).
         let log = std::env::temp_dir().join(format!("switchyard-callee-{port}.log"));
@@ -98,24 +142,46 @@ impl Drop for Callee {
     }
 }
 
-fn dial(t: &Live, room: &RoomId, channel: &uuid::Uuid, port: u16) -> String {
-    let to = Destination::parse(&format!("sip:100@127.0.0.1:{port}")).unwrap();
-    let endpoint = to.endpoint("inbound", None).unwrap();
-    originate(&Dial {
-        room,
-        channel,
-        endpoint: &endpoint,
-        app: t.app().0,
-        caller_id_number: Some("+15550001111"),
-        caller_id_name: Some("Switchyard"),
-        timeout_secs: 10,
-        profile: "switchyard",
-        muted: true,
-        moderator: false,
+/// Dials the callee on `port` into `room` through the API; the participant's session id.
+async fn dial(t: &Live, room: &str, port: u16, extra: Value) -> String {
+    let mut body = json!({
+        "to": format!("sip:100@127.0.0.1:{port}"),
+        "caller_id": "+15550001111",
+        "caller_id_name": "Switchyard",
+    });
+    if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+        b.extend(e.clone());
+    }
+    let r = t
+        .post(&format!("/api/v1/conferences/{room}/participants"), body)
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    assert_eq!(r.body["status"], "dialing", "{r:?}");
+    r.body["uuid"].as_str().unwrap().to_owned()
+}
+
+/// The participant's dial-out webhooks and member events, in order.
+async fn told(t: &Live, room: &str, session: &str) -> Vec<(EventKind, Value)> {
+    t.events(room)
+        .await
+        .into_iter()
+        .filter(|e| e.data["uuid"] == session)
+        .map(|e| (e.kind, e.data))
+        .collect()
+}
+
+async fn failure(t: &Live, room: &str, session: &str) -> Value {
+    t.eventually("the dial-out failed", || async {
+        told(t, room, session)
+            .await
+            .iter()
+            .any(|(k, _)| *k == EventKind::ParticipantFailed)
     })
-    .unwrap()
-    .as_str()
-    .to_owned()
+    .await;
+    let events = told(t, room, session).await;
+    let (kind, data) = events.last().cloned().unwrap();
+    assert_eq!(kind, EventKind::ParticipantFailed, "{events:?}");
+    data
 }
 
 #[tokio::test]
@@ -123,48 +189,109 @@ fn dial(t: &Live, room: &RoomId, channel: &uuid::Uuid, port: u16) -> String {
     not(live_fs),
     ignore = "needs a real FreeSWITCH: run scripts/test-deps.sh, or set SWITCHYARD_LIVE_ESL=host:port"
 )]
-async fn live_a_dialed_call_joins_the_room_when_answered_and_a_busy_one_says_why() {
+async fn live_a_dialed_callee_joins_when_answered_and_a_busy_or_silent_one_says_why() {
     let t = Live::start().await;
     let room = t.room("dial-out").await;
-    let room_id = RoomId::parse(&room).unwrap();
 
-    let callee = Callee::start(false);
-    let channel = uuid::Uuid::new_v4();
-    let reply = t.node_api(&dial(&t, &room_id, &channel, callee.1)).await;
-    assert_eq!(reply.trim(), format!("+OK {channel}"), "{reply}");
-    let session = format!("{PREFIX}-{channel}");
-    t.eventually("the answered call is a muted member", || async {
+    // Answered: rings, answers, joins unmuted as asked, and is the app's session in the room.
+    let callee = Callee::start(Answer::Yes);
+    let session = dial(
+        &t,
+        &room,
+        callee.1,
+        json!({ "muted": false, "moderator": true }),
+    )
+    .await;
+    t.eventually("the answered callee is a member", || async {
         t.members(&room)
             .await
             .iter()
-            .any(|m| m["uuid"] == session.as_str() && m["muted"] == true)
+            .any(|m| m["uuid"] == session.as_str())
     })
     .await;
+    let member = t
+        .members(&room)
+        .await
+        .into_iter()
+        .find(|m| m["uuid"] == session.as_str())
+        .unwrap();
+    assert_eq!(member["muted"], false, "{member}");
+    assert_eq!(member["moderator"], true, "{member}");
+    let kinds: Vec<EventKind> = told(&t, &room, &session)
+        .await
+        .into_iter()
+        .map(|e| e.0)
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            EventKind::ParticipantRinging,
+            EventKind::ParticipantAnswered,
+            EventKind::MemberJoined
+        ]
+    );
     assert_eq!(t.session(&session).await["room_id"], room.as_str());
+    // The node has it as asked: it speaks.
+    let channel = session.split_once('-').unwrap().1.to_owned();
+    let flags = t.node_flags(&room, &channel).await;
+    assert_eq!(flags["can_speak"], true, "{flags}");
     let r = t
         .post(
             &format!("/api/v1/sessions/{session}/commands/hangup"),
             json!({}),
         )
         .await;
-    assert_eq!(r.status, axum::http::StatusCode::ACCEPTED, "{r:?}");
-    t.eventually("the hung-up call left the room", || async {
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    t.eventually("the hung-up callee left the room", || async {
         t.members(&room).await.is_empty()
     })
     .await;
     drop(callee);
 
-    let busy = Callee::start(true);
-    let channel = uuid::Uuid::new_v4();
-    let reply = t.node_api(&dial(&t, &room_id, &channel, busy.1)).await;
-    assert_eq!(reply.trim(), "-ERR USER_BUSY", "{reply}");
-    // Its session (the app's, by its variable) ends with the cause; it never joined.
-    let session = format!("{PREFIX}-{channel}");
-    t.eventually("the busy call's session ended", || async {
-        let r = t.get(&format!("/api/v1/sessions/{session}")).await;
-        r.status == axum::http::StatusCode::NOT_FOUND || r.body["state"] == "ended"
+    // Busy: 486 → busy, USER_BUSY; never a member.
+    let busy = Callee::start(Answer::Busy);
+    let session = dial(&t, &room, busy.1, json!({})).await;
+    let failed = failure(&t, &room, &session).await;
+    assert_eq!(failed["reason"], "busy", "{failed}");
+    assert_eq!(failed["hangup_cause"], "USER_BUSY", "{failed}");
+    assert_eq!(told(&t, &room, &session).await.len(), 1);
+    drop(busy);
+
+    // Rings and is never answered: ringing, then no_answer at the timeout.
+    let silent = Callee::start(Answer::Never);
+    let session = dial(&t, &room, silent.1, json!({ "timeout": 2 })).await;
+    let failed = failure(&t, &room, &session).await;
+    assert_eq!(failed["reason"], "no_answer", "{failed}");
+    assert_eq!(failed["hangup_cause"], "NO_ANSWER", "{failed}");
+    let kinds: Vec<EventKind> = told(&t, &room, &session)
+        .await
+        .into_iter()
+        .map(|e| e.0)
+        .collect();
+    assert_eq!(
+        kinds,
+        [EventKind::ParticipantRinging, EventKind::ParticipantFailed]
+    );
+    drop(silent);
+
+    // A room deleted while a call rings cancels it; the call is gone from the node.
+    let ringing = Callee::start(Answer::Never);
+    let doomed = t.room("doomed").await;
+    let session = dial(&t, &doomed, ringing.1, json!({ "timeout": 30 })).await;
+    t.eventually("it rings", || async {
+        t.get(&format!("/api/v1/conferences/{doomed}")).await.body["dialing"][0]["state"]
+            == "ringing"
     })
     .await;
-    assert!(t.members(&room).await.is_empty());
+    let r = t.delete(&format!("/api/v1/conferences/{doomed}")).await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    let failed = failure(&t, &doomed, &session).await;
+    assert_eq!(failed["reason"], "cancelled", "{failed}");
+    let channel = session.split_once('-').unwrap().1.to_owned();
+    t.eventually("the node hung the call up", || async {
+        !t.channel_exists(&channel).await
+    })
+    .await;
+    drop(ringing);
     t.finish().await;
 }

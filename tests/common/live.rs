@@ -162,8 +162,9 @@ impl Settings {
                 q(&dir.to_string_lossy())
             ));
         }
+        // Dial-outs may go to SIP callees on this machine (tests/live_dialout.rs).
         text.push_str(&format!(
-            "[[apps]]\nid = {}\nkey_sha256 = {}\ndids = [{}]\n",
+            "[[apps]]\nid = {}\nkey_sha256 = {}\ndids = [{}]\ndialout_hosts = [\"127.0.0.1\"]\n",
             q(app),
             q(&hash_key(key)),
             q(&self.did)
