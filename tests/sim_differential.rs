@@ -70,6 +70,19 @@
 //!     `enter-sound-file-changed`, and plays the tone as a room play-file-done with the file's
 //!     parameters when a member joins); the member play events' `File` keeps the `{…}` prefix
 //!     and carries its parameters as headers.
+//! 14. Dial-out (`dialout`, SIPp callees that answer, refuse 486, and ring without answering):
+//!     a `sofia/` originate was a `null/` leg (temporary uuid, CODEC pair, CHANNEL_UUID,
+//!     answered at once), parked instead of running the `inline` extension, never rang, and
+//!     could not be refused. A SIP leg is born under its uuid; CS_ROUTING and CS_CONSUME_MEDIA
+//!     come before the 180 (CHANNEL_PROGRESS, RINGING); the 200 OK sets PCMU codecs (two CODEC
+//!     events), then the answer, ACTIVE, a blind transfer to the extension (a new caller
+//!     profile, `Caller-Transfer-Source … bl_xfer:…/default/inline`, CS_ROUTING) and the caller
+//!     id swap (caller ⇄ callee, not the dialed number); the destination is the SIP user, the
+//!     name `sofia/<profile>/<user>@<host:port>`, `Caller-Network-Addr` from the first
+//!     response; mod_sofia's INVITE, reply, media and refusal variables (`recv_refuse`, the SIP
+//!     status, `sip:486`), a CANCEL's (`487`/`send_cancel`) when it rang out, `progress_stamp`,
+//!     the Q.850 cause of the hangup; an unanswered originate's BACKGROUND_JOB comes after the
+//!     leg's HANGUP, not at once.
 //!
 //! Checked and equal from the start: a tagged `http://` URL fetched by mod_http_cache and
 //! played to its end; mute/unmute/kick/hup replies and events (`hup`, like
@@ -212,6 +225,16 @@ async fn a_tagged_url_play_answered_404() {
 )]
 async fn participant_controls() {
     differential("participants", scenarios::participants).await;
+}
+
+/// Dial-out: a SIP callee answered into the room (kicked to park, hung up), one busy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(live_fs),
+    ignore = "needs a real FreeSWITCH: run scripts/test-deps.sh"
+)]
+async fn dial_outs() {
+    differential("dialout", scenarios::dialout).await;
 }
 
 /// Calibration: two real runs of a scenario, compared by the same rule, must be equal (else the

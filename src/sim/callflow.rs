@@ -304,7 +304,15 @@ impl State {
             if ch.partner.is_some() {
                 ch.set_var("is_loopback", "1");
             }
-            if ch.username.is_some() {
+            // A SIP call's RTP session (a call we placed has one once answered).
+            let placed = ch.username.is_none() && ch.var("sofia_profile_name").is_some();
+            // One given up while it rang: FreeSWITCH CANCELled its INVITE.
+            if placed && ch.answered == 0 && ch.var("sip_hangup_disposition").is_none() {
+                ch.set_var("sip_invite_failure_status", "487".to_owned());
+                ch.set_var("sip_invite_failure_phrase", "CANCEL".to_owned());
+                ch.set_var("sip_hangup_disposition", "send_cancel".to_owned());
+            }
+            if ch.username.is_some() || (placed && ch.answered != 0) {
                 for (k, v) in super::sofia::sip_hangup_variables() {
                     ch.set_var(&k, v);
                 }

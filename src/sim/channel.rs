@@ -81,6 +81,8 @@ pub(crate) struct Channel {
     pub hit_dialplan: bool,
     pub created: u64,
     pub answered: u64,
+    /// When the far end of a call we placed rang (0: it did not).
+    pub progressed: u64,
     /// Whether the caller profile exists yet (not before a new channel's first state).
     pub profile: bool,
     pub read_codec: bool,
@@ -140,6 +142,7 @@ impl Channel {
             hit_dialplan: true,
             created,
             answered: 0,
+            progressed: 0,
             profile: true,
             read_codec: true,
             write_codec: true,
@@ -325,12 +328,24 @@ pub(crate) fn cdr_variables(ch: &Channel, now: u64) -> Vec<(String, String)> {
     let mut v: Vec<(String, String)> = Vec::new();
     let mut put = |k: &str, value: String| v.push((k.to_owned(), value));
     put("hangup_cause", ch.hangup_cause.clone().unwrap_or_default());
-    put("hangup_cause_q850", "16".into());
+    let q850 = match ch.hangup_cause.as_deref() {
+        Some("UNALLOCATED_NUMBER") => "1",
+        Some("USER_BUSY") => "17",
+        Some("NO_USER_RESPONSE") => "18",
+        Some("NO_ANSWER") => "19",
+        Some("CALL_REJECTED") => "21",
+        Some("ORIGINATOR_CANCEL") => "487",
+        _ => "16",
+    };
+    put("hangup_cause_q850", q850.into());
     put("digits_dialed", "none".into());
     put("start_stamp", stamp(ch.created));
     put("profile_start_stamp", stamp(ch.created));
     if answered != 0 {
         put("answer_stamp", stamp(answered));
+    }
+    if ch.progressed != 0 {
+        put("progress_stamp", stamp(ch.progressed));
     }
     put("end_stamp", stamp(now));
     put("start_epoch", (ch.created / 1_000_000).to_string());

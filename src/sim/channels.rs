@@ -88,21 +88,6 @@ fn split_vars(dial: &str) -> (Vec<(String, String)>, &str) {
 /// channel's uuid follows.
 pub(crate) const PENDING_JOB: &str = "\u{0}pending ";
 
-/// The user part of a `sip:` endpoint.
-fn sip_user(rest: &str) -> Option<&str> {
-    rest.split_once("sip:")?.1.split('@').next()
-}
-
-/// The cause a simulated SIP callee refuses with, by its user part.
-fn sip_refusal(rest: &str) -> Option<&'static str> {
-    match sip_user(rest)? {
-        "busy" => Some("USER_BUSY"),
-        "rejected" => Some("CALL_REJECTED"),
-        "unknown" => Some("UNALLOCATED_NUMBER"),
-        _ => None,
-    }
-}
-
 const USAGE_ORIGINATE: &str = "-USAGE: <call url> <exten>|&<application_name>(<app_args>) [<dialplan>] [<context>] [<cid_name>] [<cid_num>] [<timeout_sec>]\n";
 
 impl State {
@@ -160,35 +145,48 @@ impl State {
             var("origination_caller_id_name").unwrap_or_else(|| "Outbound Call".into()),
             var("origination_caller_id_number").unwrap_or_else(|| "default".into()),
         );
-        // A SIP callee whose user part says so refuses (`sip:busy@…` → 486, `sip:rejected@…`
-        // → 603, `sip:unknown@…` → 404) or rings until the originate times out
-        // (`sip:noanswer@…`): the lab's way to try failures.
-        let sofia = tech == "sofia";
-        if let Some(cause) = sofia.then(|| sip_refusal(rest)).flatten() {
-            let a = self.plain_outbound(&uuid, endpoint, rest, &vars, cid, (false, false));
-            self.hangup(&a, cause);
-            return format!("-ERR {cause}\n");
-        }
-        if sofia && sip_user(rest) == Some("noanswer") {
-            let a = self.plain_outbound(&uuid, endpoint, rest, &vars, cid, (true, false));
-            let secs = var("originate_timeout")
-                .and_then(|t| t.parse::<u64>().ok())
-                .filter(|t| *t > 0)
-                .unwrap_or(60);
+        if tech == "sofia" {
+            let exten = match dest.starts_with('&') {
+                true => None,
+                false => Some((dest.as_str(), words.get(2).map_or("XML", String::as_str))),
+            };
+            let callee = super::dialout::Callee::of(rest);
+            let a = self.sofia_outbound(&uuid, endpoint, &vars, cid, callee, exten);
+            match callee {
+                super::dialout::Callee::Refuses(cause) => {
+                    self.hangup(&a, cause);
+                    return format!("-ERR {cause}\n");
+                }
+                super::dialout::Callee::Rings => {
+                    let secs = var("originate_timeout")
+                        .and_then(|t| t.parse::<u64>().ok())
+                        .filter(|t| *t > 0)
+                        .unwrap_or(60);
+                    self.later(
+                        Duration::from_secs(secs),
+                        Deferred::Hangup {
+                            uuid: a.clone(),
+                            cause: "NO_ANSWER".into(),
+                        },
+                    );
+                    // The job ends with the call (see `State::pending_jobs`).
+                    return format!("{PENDING_JOB}{a}");
+                }
+                super::dialout::Callee::Answers => {}
+            }
             self.later(
-                Duration::from_secs(secs),
-                Deferred::Hangup {
+                Duration::from_millis(1),
+                Deferred::RunApps {
                     uuid: a.clone(),
-                    cause: "NO_ANSWER".into(),
+                    apps,
                 },
             );
-            // The job ends with the call (see `State::pending_jobs`).
-            return format!("{PENDING_JOB}{a}");
+            return format!("+OK {a}\n");
         }
         let a = if tech == "loopback" {
             self.loopback_pair(&uuid, rest, &vars, cid)
         } else {
-            self.plain_outbound(&uuid, endpoint, rest, &vars, cid, (sofia, true))
+            self.plain_outbound(&uuid, endpoint, rest, &vars, cid)
         };
         self.later(
             Duration::from_millis(1),
@@ -228,8 +226,6 @@ impl State {
     /// CS_ROUTING, CS_CONSUME_MEDIA, the answer, and the caller id flip of an answered
     /// outbound leg (CALL_UPDATE: the caller id becomes the callee, `Outbound Call` and the
     /// dialed number).
-    /// `(rings, answers)`: a SIP callee rings first (CHANNEL_PROGRESS, call state RINGING); one
-    /// that does not answer is left ringing (the caller hangs it up).
     fn plain_outbound(
         &mut self,
         uuid: &str,
@@ -237,7 +233,6 @@ impl State {
         rest: &str,
         vars: &[(String, String)],
         cid: (String, String),
-        (rings, answers): (bool, bool),
     ) -> String {
         let tmp = uuid::Uuid::new_v4().to_string();
         let mut ch = self.outbound_channel(&tmp, endpoint.to_owned(), &cid);
@@ -287,16 +282,6 @@ impl State {
         self.set_state(uuid, "CS_INIT", 2);
         self.ch_event("CHANNEL_CREATE", uuid, &[], &[], true);
         self.ch_event("CHANNEL_ORIGINATE", uuid, &[], &[], true);
-        if rings {
-            if let Some(ch) = self.channels.get_mut(uuid) {
-                ch.answer_state = "ringing";
-            }
-            self.ch_event("CHANNEL_PROGRESS", uuid, &[], &[], true);
-            self.set_callstate(uuid, "RINGING", 2);
-        }
-        if !answers {
-            return uuid.to_owned();
-        }
         self.set_state(uuid, "CS_ROUTING", 2);
         self.set_state(uuid, "CS_CONSUME_MEDIA", 7);
         self.answer(uuid);

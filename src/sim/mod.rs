@@ -13,6 +13,7 @@ mod cjson;
 mod conf_api;
 mod conference;
 mod core;
+mod dialout;
 mod events;
 mod listener;
 mod loopback;

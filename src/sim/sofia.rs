@@ -210,6 +210,35 @@ fn sip_media_variables(uuid: &str, port: u64) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// The SDP mod_sofia offers or answers with, on RTP port `port`.
+pub(crate) fn answer_sdp(port: &str) -> String {
+    format!(
+        "v=0\no=FreeSWITCH 1 2 IN IP4 127.0.0.1\ns=FreeSWITCH\nc=IN IP4 127.0.0.1\nt=0 0\nm=audio {port} RTP/AVP 0\na=rtpmap:0 PCMU/8000\na=ptime:20\na=sendrecv\n"
+    )
+}
+
+/// What mod_sofia sets when the far end of a call it placed answers with its SDP: the
+/// negotiated codec, the far end's media address, its RTP session.
+pub(crate) fn answered_media_variables(dtmf: &str) -> Vec<(&'static str, String)> {
+    let mut v: Vec<(&'static str, String)> = sip_media_variables("", 15_000)
+        .into_iter()
+        .filter(|(k, _)| {
+            !matches!(
+                *k,
+                "call_uuid" | "rtp_use_codec_string" | "audio_media_flow" | "endpoint_disposition"
+            )
+        })
+        .collect();
+    for (k, value) in v.iter_mut() {
+        if *k == "dtmf_type" {
+            *value = dtmf.to_owned();
+        }
+    }
+    v.push(("rtp_use_pt", "0".into()));
+    v.push(("rtp_use_ssrc", "1431725106".into()));
+    v
+}
+
 /// What mod_sofia sets when it answers a SIP call (its RTP session starts).
 pub(crate) fn sip_answer_variables(port: &str) -> Vec<(&'static str, String)> {
     vec![
@@ -218,12 +247,7 @@ pub(crate) fn sip_answer_variables(port: &str) -> Vec<(&'static str, String)> {
         ("advertised_media_ip", "127.0.0.1".into()),
         ("rtp_use_pt", "0".into()),
         ("rtp_use_ssrc", "1431725106".into()),
-        (
-            "rtp_local_sdp_str",
-            format!(
-                "v=0\no=FreeSWITCH 1 2 IN IP4 127.0.0.1\ns=FreeSWITCH\nc=IN IP4 127.0.0.1\nt=0 0\nm=audio {port} RTP/AVP 0\na=rtpmap:0 PCMU/8000\na=ptime:20\na=sendrecv\n"
-            ),
-        ),
+        ("rtp_local_sdp_str", answer_sdp(port)),
     ]
 }
 

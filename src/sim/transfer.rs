@@ -16,6 +16,15 @@ pub(crate) struct NewProfile {
     dialplan: String,
 }
 
+impl NewProfile {
+    pub(crate) fn new(dest: &str, dialplan: &str) -> NewProfile {
+        NewProfile {
+            dest: dest.to_owned(),
+            dialplan: dialplan.to_owned(),
+        }
+    }
+}
+
 impl State {
     /// `uuid_transfer <uuid> [-bleg|-both] <dest> [inline|dialplan] [context]`.
     pub(crate) fn uuid_transfer(&mut self, args: &str) -> String {
@@ -67,7 +76,7 @@ impl State {
 
     /// The caller profile a transfer makes: one more index, the transfer's destination (the
     /// old one becomes RDNIS), the dialplan, `Caller-Transfer-Source` and `transfer_history`.
-    fn new_profile(&mut self, uuid: &str, profile: NewProfile) {
+    pub(crate) fn new_profile(&mut self, uuid: &str, profile: NewProfile) {
         let Some(ch) = self.channels.get_mut(uuid) else {
             return;
         };

@@ -20,7 +20,7 @@ use switchyard::sim::{SimConfig, Simulator};
 use tokio::sync::Notify;
 
 use super::freeswitch::FreeSwitch;
-use super::sipp::Caller;
+use super::sipp::{Answer, Callee, Caller};
 
 /// How long one awaited event may take (a SIP call's set-up included).
 pub const WAIT: Duration = Duration::from_secs(15);
@@ -34,6 +34,8 @@ pub enum Target {
     Real {
         node: FreeSwitch,
         callers: Mutex<Vec<Caller>>,
+        /// SIPp callees of dial-outs.
+        callees: Mutex<Vec<Callee>>,
     },
 }
 
@@ -59,6 +61,7 @@ impl Target {
         Target::Real {
             node,
             callers: Mutex::new(Vec::new()),
+            callees: Mutex::new(Vec::new()),
         }
     }
 
@@ -270,6 +273,30 @@ impl Run {
         self.replies.push(reply);
     }
 
+    /// A SIP callee for a dial-out, `sip:<user>@127.0.0.1:<port>`: on the real node a SIPp UAS
+    /// that answers as `answer` says; on the simulator an address whose user part says it
+    /// (`busy`, `noanswer`, anything else answers). Its address is labelled `callee`.
+    pub async fn callee(&mut self, answer: Answer) -> String {
+        let user = match answer {
+            Answer::Yes => "answer",
+            Answer::Busy => "busy",
+            Answer::Never => "noanswer",
+        };
+        let addr = match &self.target {
+            Target::Sim(_) => "127.0.0.1:15999".to_owned(),
+            Target::Real { callees, .. } => {
+                let callee = tokio::task::spawn_blocking(move || Callee::start(answer))
+                    .await
+                    .unwrap();
+                let addr = format!("127.0.0.1:{}", callee.1);
+                callees.lock().unwrap().push(callee);
+                addr
+            }
+        };
+        self.label(&addr, "callee");
+        format!("sip:{user}@{addr}")
+    }
+
     /// A call from `number` (display name `name`) to `did`, answered and parked; labelled
     /// `callN`. Returns its channel uuid.
     pub async fn call(&mut self, did: &str, number: &str, name: &str) -> String {
@@ -290,6 +317,7 @@ impl Run {
             Target::Real {
                 node,
                 callers: held,
+                ..
             } => {
                 let dial = |number: &str, name: &str| {
                     let caller = Caller::dial(node.sip(), did, number, name);

@@ -228,3 +228,128 @@ pub fn ulaw_tone(freq: f64, millis: u32) -> Vec<u8> {
 pub fn audio_path() -> &'static Path {
     &files().1
 }
+
+/// A SIPp UAS on a free port, killed when dropped: SIPp's built-in `uas` (rings, answers), a
+/// scenario that answers every INVITE `486 Busy Here`, or one that rings and never answers.
+pub struct Callee(Child, pub u16);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    Yes,
+    Busy,
+    Never,
+}
+
+/// Rings (180) and waits for the CANCEL, which it accepts.
+const RINGING: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="ringing callee">
+  <recv request="INVITE"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 180 Ringing
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SYR[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:callee@[local_ip]:[local_port];transport=[transport]>
+      Content-Length: 0
+    ]]>
+  </send>
+  <recv request="CANCEL"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SYR[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+    ]]>
+  </send>
+</scenario>
+"#;
+
+const BUSY: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="busy callee">
+  <recv request="INVITE"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 486 Busy Here
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SYB[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+    ]]>
+  </send>
+  <recv request="ACK"/>
+</scenario>
+"#;
+
+impl Callee {
+    pub fn start(answer: Answer) -> Callee {
+        let port = super::freeswitch::free_udp_and_tcp_port();
+        let mut cmd = Command::new("sipp");
+        let scenario = match answer {
+            Answer::Yes => None,
+            Answer::Busy => Some(BUSY),
+            Answer::Never => Some(RINGING),
+        };
+        match scenario {
+            Some(xml) => {
+                let path = std::env::temp_dir().join(format!("switchyard-callee-{port}.xml"));
+                std::fs::write(&path, xml).unwrap();
+                cmd.arg("-sf").arg(path);
+            }
+            None => drop(cmd.args(["-sn", "uas"])),
+        }
+        // SIPp's own stderr says why it stopped (a port taken, a bad scenario).
+        let log = std::env::temp_dir().join(format!("switchyard-callee-{port}.log"));
+        let stderr = std::fs::File::create(&log).unwrap();
+        let mut child = cmd
+            .args(["-i", "127.0.0.1", "-mi", "127.0.0.1"])
+            .args(["-p", &port.to_string()])
+            // A free RTP port: SIPp's default (6000) may be anyone's.
+            .args(["-mp", &media_port().to_string()])
+            .args(["-m", "1", "-nostdin"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("sipp starts (scripts/test-deps.sh installs it)");
+        // Listening once the kernel lists its socket. (Probing by binding the port ourselves
+        // would race SIPp's own bind and make it exit.)
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !udp_listening(port) {
+            let exited = child.try_wait().ok().flatten();
+            if exited.is_some() || std::time::Instant::now() > deadline {
+                panic!(
+                    "sipp never listened on {port} ({exited:?}): {}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        Callee(child, port)
+    }
+}
+
+/// Whether a UDP socket is bound to 127.0.0.1:`port` (from the kernel's `/proc/net/udp`).
+fn udp_listening(port: u16) -> bool {
+    let local = format!("0100007F:{port:04X}");
+    std::fs::read_to_string("/proc/net/udp").is_ok_and(|table| {
+        table
+            .lines()
+            .any(|l| l.split_whitespace().nth(1) == Some(local.as_str()))
+    })
+}
+
+impl Drop for Callee {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

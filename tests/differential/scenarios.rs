@@ -391,6 +391,68 @@ pub fn participants(run: &mut Run) -> Pin<Box<dyn Future<Output = ()> + '_>> {
     })
 }
 
+/// A dial-out as `rooms::dial_out` sends it (`node::dialout::originate`): the room calls a SIP
+/// callee who answers (it enters the room at once, muted; leaves to park when kicked; hung up),
+/// one who is busy (486: the job fails with USER_BUSY), and one who rings and never answers (the
+/// job fails with NO_ANSWER at the 1 s timeout, after the leg's HANGUP).
+pub fn dialout(run: &mut Run) -> Pin<Box<dyn Future<Output = ()> + '_>> {
+    Box::pin(async move {
+        use crate::common::sipp::Answer;
+        use switchyard::conference::RoomId;
+        use switchyard::node::dialout::{Destination, Dial, originate};
+        let ctl = open_room(run).await;
+        let room = RoomId::parse(ROOM).unwrap();
+        let line = |to: &str, channel: &uuid::Uuid, timeout_secs: u32| {
+            let endpoint = Destination::parse(to)
+                .unwrap()
+                .endpoint("inbound", None)
+                .unwrap();
+            originate(&Dial {
+                room: &room,
+                channel,
+                endpoint: &endpoint,
+                app: "diffapp",
+                caller_id_number: Some("+15550001111"),
+                caller_id_name: Some("Switchyard"),
+                timeout_secs,
+                profile: PROFILE,
+                muted: true,
+                moderator: false,
+            })
+            .unwrap()
+            .as_str()
+            .to_owned()
+        };
+        let to = run.callee(Answer::Yes).await;
+        let answered = uuid::Uuid::new_v4();
+        run.label(&answered.to_string(), "dialed");
+        let from = run.mark();
+        run.bgapi(&line(&to, &answered, 10)).await;
+        let dialed = answered.to_string();
+        let id = run
+            .conf_event(from, "add-member", Some(&dialed))
+            .await
+            .member_id()
+            .unwrap();
+        member(run, "kick", id, &dialed, "del-member").await;
+        run.channel_event(from, "CHANNEL_PARK", &dialed).await;
+        kill(run, &dialed).await;
+        let to = run.callee(Answer::Busy).await;
+        let busy = uuid::Uuid::new_v4();
+        run.label(&busy.to_string(), "busy");
+        let from = run.mark();
+        run.bgapi(&line(&to, &busy, 10)).await;
+        run.destroyed(from, &busy.to_string()).await;
+        let to = run.callee(Answer::Never).await;
+        let silent = uuid::Uuid::new_v4();
+        run.label(&silent.to_string(), "silent");
+        let from = run.mark();
+        run.bgapi(&line(&to, &silent, 1)).await;
+        run.destroyed(from, &silent.to_string()).await;
+        close(run, &ctl).await;
+    })
+}
+
 /// A scenario by its name.
 pub fn by_name(name: &str) -> Option<Scenario> {
     let scenario: Scenario = match name {
@@ -404,6 +466,7 @@ pub fn by_name(name: &str) -> Option<Scenario> {
         "url_play" => url_play,
         "url_play_missing" => url_play_missing,
         "participants" => participants,
+        "dialout" => dialout,
         _ => return None,
     };
     Some(scenario)
