@@ -1506,3 +1506,108 @@ fn a_dial_outs_failed_originate_job_is_a_fact_of_its_room_and_others_are_not() {
         "{odd:?}"
     );
 }
+
+/// A room placing a call to `channel` (as `ops::request_dialout` records it).
+fn dialing(room: &mut Room, channel: &str, deadline: i64) {
+    let prefix = room.node.clone();
+    let dialout = switchyard::conference::Dialout {
+        id: uuid::Uuid::parse_str(channel).unwrap(),
+        session: SessionId::new(&prefix, channel),
+        to: "sip:dave@pbx.example.com".into(),
+        state: switchyard::conference::DialoutState::Dialing,
+        muted: false,
+        moderator: true,
+        end_on_exit: false,
+        command_uid: None,
+        requested_at: 10,
+        deadline,
+        updated_at: 10,
+    };
+    ops::request_dialout(room, dialout, 10).unwrap();
+}
+
+const DAVE: &str = "0a4be0d6-3c1e-4f86-9a57-5f3f9e2b1c11";
+
+#[test]
+fn a_dial_out_answered_into_the_room_is_a_member_as_asked_and_later_steps_change_nothing() {
+    use switchyard::conference::apply::{DialoutStep, apply_dialout};
+    let mut room = live_room(RoomType::Conference);
+    dialing(&mut room, DAVE, i64::MAX);
+    let kinds =
+        |a: &switchyard::conference::Applied| a.events.iter().map(|e| e.kind).collect::<Vec<_>>();
+    let rang = apply_dialout(&mut room, CORE, DAVE, &DialoutStep::Ringing, 20);
+    assert_eq!(kinds(&rang), [EventKind::ParticipantRinging]);
+    // Its CHANNEL_ANSWER missed: the add-member tells the answer first, then the join.
+    let joined = apply(&mut room, CORE, "c", &added(DAVE, 7), None, 30);
+    assert_eq!(
+        kinds(&joined),
+        [EventKind::ParticipantAnswered, EventKind::MemberJoined]
+    );
+    let m = &room.members[DAVE];
+    assert_eq!((m.muted, m.moderator), (true, true), "the node's mute wins");
+    assert_eq!(m.conferencecall_id.to_string(), DAVE);
+    assert_eq!(m.did, "sip:dave@pbx.example.com");
+    assert!(room.dialouts.is_empty());
+    // Late or repeated steps of a call that is a member now change nothing.
+    for step in [
+        DialoutStep::Ringing,
+        DialoutStep::Answered,
+        DialoutStep::failed("NORMAL_CLEARING"),
+    ] {
+        let late = apply_dialout(&mut room, CORE, DAVE, &step, 40);
+        assert!(late.events.is_empty() && !late.changed, "{step:?}");
+    }
+}
+
+#[test]
+fn a_dial_out_holds_a_place_fails_once_and_is_cancelled_with_its_room_or_past_its_deadline() {
+    use switchyard::conference::apply::{DialoutStep, apply_dialout};
+    let mut room = live_room(RoomType::Conference);
+    room.max_participants = room.members.len() as u64 + 1;
+    dialing(&mut room, DAVE, 1_000);
+    // The ringing call holds the last place.
+    let erin = session("5e0c8a1b-7d2f-4c3a-8b6e-1f2a3b4c5d6e", "1005");
+    assert_eq!(
+        ops::request_join(&mut room.clone(), &erin, None, 50),
+        Err(ops::OpError::RoomFull(room.max_participants))
+    );
+    // Busy: told once, with the reason and the cause; the place is free.
+    let failed = apply_dialout(&mut room, CORE, DAVE, &DialoutStep::failed("USER_BUSY"), 60);
+    assert_eq!(failed.events.len(), 1);
+    assert_eq!(failed.events[0].kind, EventKind::ParticipantFailed);
+    assert_eq!(failed.events[0].data["reason"], "busy");
+    assert_eq!(failed.events[0].data["hangup_cause"], "USER_BUSY");
+    let again = apply_dialout(&mut room, CORE, DAVE, &DialoutStep::failed("USER_BUSY"), 61);
+    assert!(again.events.is_empty());
+    assert!(ops::request_join(&mut room.clone(), &erin, None, 62).is_ok());
+
+    // Past its deadline: unanswered, it is hung up; answered, it is left alone.
+    dialing(&mut room, DAVE, 1_000);
+    let expired = ops::expire_joins(&mut room, 0, 2_000);
+    assert_eq!(expired.events[0].data["reason"], "timeout");
+    assert_eq!(
+        expired.effects,
+        [Effect::Cancel {
+            channel: DAVE.into()
+        }]
+    );
+    dialing(&mut room, DAVE, i64::MAX);
+    apply_dialout(&mut room, CORE, DAVE, &DialoutStep::Answered, 3_000);
+    let expired = ops::expire_joins(&mut room, 0, 3_000 + 11_000_000);
+    assert_eq!(expired.events[0].data["reason"], "timeout");
+    assert!(expired.effects.is_empty(), "{:?}", expired.effects);
+
+    // The room ends while a call rings: cancelled, and hung up.
+    dialing(&mut room, DAVE, i64::MAX);
+    let (ended, _) = ops::request_terminate(&mut room, "deleted", 4_000);
+    let failed: Vec<_> = ended
+        .events
+        .iter()
+        .filter(|e| e.kind == EventKind::ParticipantFailed)
+        .collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].data["reason"], "cancelled");
+    assert!(ended.effects.contains(&Effect::Cancel {
+        channel: DAVE.into()
+    }));
+}

@@ -14,7 +14,7 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 use super::conferences::room_id;
-use super::extract::{IdPath, JsonBody};
+use super::extract::{IdPath, JsonBody, optional_integer};
 use super::openapi::errors::{BadRequest, Conflict, Forbidden, NotFound, RateLimited};
 use super::openapi::params::RoomPath;
 use super::openapi::schemas as doc;
@@ -42,7 +42,11 @@ struct DialBody {
     /// Whom to call: a number (`+` and up to 32 digits, through the node's gateway) or
     /// `sip:<user>@<host>[:<port>]` (user of letters, digits, `+ . _ -`). The application's
     /// configuration says which hosts and number prefixes it may call.
-    #[schema(max_length = 300, example = "sip:alice@pbx.example.com")]
+    #[schema(
+        max_length = 300,
+        pattern = r"^(\+?[0-9]{1,32}|sip:[A-Za-z0-9+._-]{1,64}@[A-Za-z0-9][A-Za-z0-9.-]{0,252}(:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?)$",
+        example = "sip:alice@pbx.example.com"
+    )]
     to: String,
     /// The number the called party sees (`+` and up to 32 digits).
     #[schema(pattern = r"^\+?[0-9]{1,32}$", example = "+15550001111")]
@@ -51,8 +55,9 @@ struct DialBody {
     #[schema(pattern = r"^[A-Za-z0-9._-]{1,64}$", example = "Switchyard")]
     caller_id_name: Option<String>,
     /// Seconds to ring before giving up (`no_answer`); default 30.
-    #[schema(minimum = 1, maximum = 120)]
-    timeout: Option<u32>,
+    #[serde(default, deserialize_with = "optional_integer")]
+    #[schema(value_type = Option<u32>, minimum = 1, maximum = 120)]
+    timeout: Option<i64>,
     /// Enters the room muted (default true, as every join).
     #[serde(default = "yes")]
     #[schema(default = true)]
@@ -128,10 +133,11 @@ async fn dial<S: Store>(
             "Invalid caller_id_name: 1 to 64 letters, digits, '.', '_' or '-'",
         ));
     }
-    let timeout = body.timeout.unwrap_or(DEFAULT_TIMEOUT_SECS);
-    if !(1..=120).contains(&timeout) {
-        return Err(ApiError::bad_request("Invalid timeout: 1 to 120 seconds"));
-    }
+    let timeout = match body.timeout {
+        None => DEFAULT_TIMEOUT_SECS,
+        Some(t @ 1..=120) => t as u32,
+        Some(_) => return Err(ApiError::bad_request("Invalid timeout: 1 to 120 seconds")),
+    };
     if body
         .command_uid
         .as_deref()

@@ -177,13 +177,17 @@ pub(super) fn dialout_joined(
     Some(base)
 }
 
-/// Dial-outs past their deadline that the node never settled are given up (`timeout`) and
-/// their calls hung up.
+/// Dial-outs past their deadline that the node never settled are given up (`timeout`). A call
+/// still unanswered is hung up; an answered one is left alone (if it is in the room after all,
+/// the next resync makes it a member; if not, it is a parked session of the app).
 pub fn expire_dialouts(step: &mut Step<'_>, now: Micros) {
     while let Some(pos) = step.room.dialouts.iter().position(|d| d.deadline < now) {
+        let answered = step.room.dialouts[pos].state == DialoutState::Answered;
         let channel = step.room.dialouts[pos].channel().to_owned();
         fail(step, pos, DialoutFailure::Timeout, None);
-        step.out.effects.push(Effect::Cancel { channel });
+        if !answered {
+            step.out.effects.push(Effect::Cancel { channel });
+        }
     }
 }
 
