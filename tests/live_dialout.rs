@@ -45,6 +45,14 @@ async fn told(t: &Live, room: &str, session: &str) -> Vec<(EventKind, Value)> {
         .collect()
 }
 
+async fn kinds(t: &Live, room: &str, session: &str) -> Vec<EventKind> {
+    told(t, room, session)
+        .await
+        .into_iter()
+        .map(|e| e.0)
+        .collect()
+}
+
 async fn failure(t: &Live, room: &str, session: &str) -> Value {
     t.eventually("the dial-out failed", || async {
         told(t, room, session)
@@ -92,13 +100,8 @@ async fn live_a_dialed_callee_joins_when_answered_and_a_busy_or_silent_one_says_
         .unwrap();
     assert_eq!(member["muted"], false, "{member}");
     assert_eq!(member["moderator"], true, "{member}");
-    let kinds: Vec<EventKind> = told(&t, &room, &session)
-        .await
-        .into_iter()
-        .map(|e| e.0)
-        .collect();
     assert_eq!(
-        kinds,
+        kinds(&t, &room, &session).await,
         [
             EventKind::ParticipantRinging,
             EventKind::ParticipantAnswered,
@@ -138,13 +141,8 @@ async fn live_a_dialed_callee_joins_when_answered_and_a_busy_or_silent_one_says_
     let failed = failure(&t, &room, &session).await;
     assert_eq!(failed["reason"], "no_answer", "{failed}");
     assert_eq!(failed["hangup_cause"], "NO_ANSWER", "{failed}");
-    let kinds: Vec<EventKind> = told(&t, &room, &session)
-        .await
-        .into_iter()
-        .map(|e| e.0)
-        .collect();
     assert_eq!(
-        kinds,
+        kinds(&t, &room, &session).await,
         [EventKind::ParticipantRinging, EventKind::ParticipantFailed]
     );
     drop(silent);

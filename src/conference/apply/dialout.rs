@@ -142,39 +142,26 @@ pub(super) fn dialout_joined(
     }
     let d = step.room.dialouts.remove(pos);
     let now = step.now;
-    let base = Member {
+    let caller_id = session.map(|s| s.caller_id.clone()).unwrap_or_default();
+    // `did`: the destination dialed; `caller_id`: what the callee was shown.
+    let base = Member::new(
+        d.session.clone(),
+        d.to.clone(),
+        caller_id,
+        d.command_uid.clone(),
+        d.requested_at,
+    );
+    Some(Member {
         conferencecall_id: d.id,
-        session: d.session.clone(),
         member_id: Some(member_id),
         status: MemberStatus::Joined,
         muted: !speak,
-        // The destination dialed, and the caller id the callee was shown.
-        did: d.to.clone(),
-        caller_id: session.map(|s| s.caller_id.clone()).unwrap_or_default(),
-        command_uid: d.command_uid.clone(),
-        requested_at: d.requested_at,
         joined_at: Some(now),
-        left_at: None,
-        leave_reason: None,
-        hangup_cause: None,
-        kicked: false,
-        mute_requested: None,
-        deaf: false,
-        deaf_requested: None,
-        held: false,
-        hold_requested: None,
-        hold_music: None,
         moderator: d.moderator,
         end_on_exit: d.end_on_exit,
-        coaching: None,
-        announcements: Vec::new(),
-        talking: false,
-        talking_seq: 0,
-        dtmf_seq: 0,
-        event_seq: 0,
         updated_at: now,
-    };
-    Some(base)
+        ..base
+    })
 }
 
 /// Dial-outs past their deadline that the node never settled are given up (`timeout`). A call

@@ -127,14 +127,27 @@ impl Member {
     /// A new participation of `session`, as a join request makes it: joining, muted, a fresh
     /// conferencecall id.
     pub fn requested(session: &Session, command_uid: Option<String>, now: Micros) -> Member {
+        let (did, caller_id) = (session.did.clone(), session.caller_id.clone());
+        Member::new(session.id.clone(), did, caller_id, command_uid, now)
+    }
+
+    /// A participation of `session` asked for at `now`: joining, muted, a fresh conferencecall
+    /// id, every switch off.
+    pub fn new(
+        session: SessionId,
+        did: String,
+        caller_id: String,
+        command_uid: Option<String>,
+        now: Micros,
+    ) -> Member {
         Member {
             conferencecall_id: Uuid::new_v4(),
-            session: session.id.clone(),
+            session,
             member_id: None,
             status: MemberStatus::Joining,
             muted: true,
-            did: session.did.clone(),
-            caller_id: session.caller_id.clone(),
+            did,
+            caller_id,
             command_uid,
             requested_at: now,
             joined_at: None,
