@@ -168,3 +168,55 @@ async fn live_a_dialed_callee_joins_when_answered_and_a_busy_or_silent_one_says_
     drop(ringing);
     t.finish().await;
 }
+
+#[tokio::test]
+#[cfg_attr(
+    not(live_fs),
+    ignore = "needs a real FreeSWITCH: run scripts/test-deps.sh, or set SWITCHYARD_LIVE_ESL=host:port"
+)]
+async fn live_a_number_is_dialed_through_the_nodes_gateway() {
+    // The carrier is a SIPp callee; the node's gateway `carrier` points at it.
+    let carrier = Callee::start(Answer::Yes);
+    let proxy = format!("127.0.0.1:{}", carrier.1);
+    let t = Live::start_with_node_env(&[("FS_CARRIER_PROXY", &proxy)]).await;
+    let room = t.room("dial-a-number").await;
+    // A number the app may not call is refused before anything is dialed.
+    let r = t
+        .post(
+            &format!("/api/v1/conferences/{room}/participants"),
+            json!({ "to": "+4930123456" }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{r:?}");
+    let r = t
+        .post(
+            &format!("/api/v1/conferences/{room}/participants"),
+            json!({ "to": "+15557654321", "caller_id": "+15550001111" }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    let session = r.body["uuid"].as_str().unwrap().to_owned();
+    t.eventually("the number answered and joined", || async {
+        t.members(&room)
+            .await
+            .iter()
+            .any(|m| m["uuid"] == session.as_str())
+    })
+    .await;
+    let member = t
+        .members(&room)
+        .await
+        .into_iter()
+        .find(|m| m["uuid"] == session.as_str())
+        .unwrap();
+    assert_eq!(member["did"], "+15557654321", "{member}");
+    assert_eq!(member["muted"], true, "{member}");
+    // The node dialed the number at the carrier: the leg's destination is the number.
+    let channel = session.split_once('-').unwrap().1.to_owned();
+    let dest = t
+        .node_api(&format!("uuid_getvar {channel} sip_req_uri"))
+        .await;
+    assert!(dest.starts_with(&format!("+15557654321@{proxy}")), "{dest}");
+    drop(carrier);
+    t.finish().await;
+}

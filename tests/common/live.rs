@@ -148,7 +148,7 @@ impl Settings {
              conference_ms = 300\nconference_mute_ms = 300\ncommand_timeout_ms = 5000\n\
              join_timeout_ms = 10000\n\
              [[nodes]]\nname = \"live\"\nprefix = {}\nesl = {}\npassword = {}\nprofile = {}\n\
-             recordings_dir = {}\n",
+             recordings_dir = {}\ngateway = \"carrier\"\n",
             q(redis_url),
             q(PREFIX),
             q(&self.esl),
@@ -164,7 +164,7 @@ impl Settings {
         }
         // Dial-outs may go to SIP callees on this machine (tests/live_dialout.rs).
         text.push_str(&format!(
-            "[[apps]]\nid = {}\nkey_sha256 = {}\ndids = [{}]\ndialout_hosts = [\"127.0.0.1\"]\n",
+            "[[apps]]\nid = {}\nkey_sha256 = {}\ndids = [{}]\ndialout_hosts = [\"127.0.0.1\"]\ndialout_numbers = [\"+1555\"]\n",
             q(app),
             q(&hash_key(key)),
             q(&self.did)
@@ -254,21 +254,31 @@ pub struct Live {
 
 impl Live {
     pub async fn start() -> Live {
-        Live::start_inner(false, false).await
+        Live::start_inner(false, false, Vec::new()).await
+    }
+
+    /// With extra environment for the node this test starts (variables `vars.xml` reads; with
+    /// `SWITCHYARD_LIVE_ESL`'s node, not used).
+    pub async fn start_with_node_env(env: &[(&str, &str)]) -> Live {
+        let env = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Live::start_inner(false, false, env).await
     }
 
     /// With talking events for the app (`talking_events = true`).
     pub async fn start_talking() -> Live {
-        Live::start_inner(false, true).await
+        Live::start_inner(false, true, Vec::new()).await
     }
 
     /// With the controller's Event Socket connections going through a [`Proxy`] that the test
     /// can cut ([`Live::proxy`]).
     pub async fn start_proxied() -> Live {
-        Live::start_inner(true, false).await
+        Live::start_inner(true, false, Vec::new()).await
     }
 
-    async fn start_inner(proxied: bool, talking: bool) -> Live {
+    async fn start_inner(proxied: bool, talking: bool, env: Vec<(String, String)>) -> Live {
         // The controller's logs, with RUST_LOG (e.g. RUST_LOG=switchyard=debug).
         if std::env::var_os("RUST_LOG").is_some() {
             let _ = tracing_subscriber::fmt()
@@ -279,9 +289,13 @@ impl Live {
         let fs = match var("SWITCHYARD_LIVE_ESL") {
             Some(_) => None,
             None => Some(
-                tokio::task::spawn_blocking(FreeSwitch::start)
-                    .await
-                    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic())),
+                tokio::task::spawn_blocking(move || {
+                    let env: Vec<(&str, &str)> =
+                        env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                    FreeSwitch::start_with(&env)
+                })
+                .await
+                .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic())),
             ),
         };
         let settings = fs.as_ref().map_or_else(Settings::from_env, Settings::of);
