@@ -1,6 +1,9 @@
 //! Folds one node's facts and snapshots into the store, in order. Every write goes through the
 //! domain's pure functions and the store's atomic room update; what the node must do next comes
-//! back as effects for the supervisor.
+//! back as effects for the supervisor. [`resync`] makes the store agree with a snapshot of the
+//! node, and gives up what the node never confirmed.
+
+mod resync;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,12 +14,10 @@ use crate::conference::apply::{
     DialoutStep, Effect, apply_dialout, channel_gone, channel_parked, dtmf,
 };
 use crate::conference::session::{Origin, apply_channel};
-use crate::conference::snapshot::{
-    SnapshotChannel, SnapshotConference, Stale, Taken, reconcile_at,
-};
+use crate::conference::snapshot::Stale;
 use crate::conference::{
     AppId, ChannelFact, ChannelInfo, ConferenceFact, Fact, Micros, Observed, RoomId, Session,
-    SessionId, apply_event, in_order, ops,
+    SessionId, apply_event, in_order,
 };
 use crate::store::{RoomChange, Store, StoreError, modify_room, modify_rooms};
 
@@ -493,150 +494,5 @@ impl<S: Store> Reconciler<S> {
                 effect,
             })
             .collect()
-    }
-
-    /// What the store holds for this node just before a snapshot is asked for: each live
-    /// room's version and the live sessions' channels. A resync changes only those rooms, and
-    /// only if they are still at that version ([`reconcile_at`]); it ends only those sessions.
-    /// Whatever is newer than the snapshot is left to the event stream and the next audit.
-    pub async fn before_snapshot(&self) -> Result<Before, StoreError> {
-        let rooms = self.store.rooms_on_node(&self.node.prefix).await?;
-        let mut versions = HashMap::with_capacity(rooms.len());
-        for chunk in rooms.chunks(RESYNC_CHUNK) {
-            let reads = chunk.iter().map(|(app, room)| self.store.room(app, room));
-            for ((app, id), read) in chunk
-                .iter()
-                .zip(futures_util::future::join_all(reads).await)
-            {
-                if let Some(room) = read? {
-                    versions.insert(id.clone(), (app.clone(), room.seq));
-                }
-            }
-        }
-        let channels = self
-            .store
-            .sessions_on_node(&self.node.prefix)
-            .await?
-            .into_iter()
-            .map(|s| s.id.channel().to_owned())
-            .collect();
-        Ok(Before { versions, channels })
-    }
-
-    /// Makes the store agree with a snapshot of the node, taken after `before`: rooms, members
-    /// and sessions. `snapshot_events`: the newest `Event-Sequence` the snapshot reflects (the
-    /// newest event that arrived before its reply on the connection it was asked on; 0: unknown).
-    pub async fn resync(
-        &self,
-        core: &str,
-        before: &Before,
-        conferences: &[SnapshotConference],
-        channels: &[SnapshotChannel],
-        snapshot_events: u64,
-        now: Micros,
-    ) -> Result<Effects, StoreError> {
-        self.stats.resyncs.fetch_add(1, Ordering::Relaxed);
-        let sessions: HashMap<String, Session> = self
-            .store
-            .sessions_on_node(&self.node.prefix)
-            .await?
-            .into_iter()
-            .map(|s| (s.id.channel().to_owned(), s))
-            .collect();
-        // Calls that started while we were not listening, so their memberships can be recognised.
-        for c in channels.iter().filter(|c| !sessions.contains_key(&c.uuid)) {
-            let did = if c.initial_dest.is_empty() {
-                &c.dest
-            } else {
-                &c.initial_dest
-            };
-            let info = ChannelInfo {
-                channel: c.uuid.clone(),
-                did: did.clone(),
-                caller_id: c.cid_num.clone(),
-                caller_name: c.cid_name.clone(),
-                app_hint: None,
-                role: None,
-                room: None,
-            };
-            self.channel(core, 0, ChannelFact::Answered, &info, None, now)
-                .await?;
-        }
-        let sessions: HashMap<String, Session> = self
-            .store
-            .sessions_on_node(&self.node.prefix)
-            .await?
-            .into_iter()
-            .map(|s| (s.id.channel().to_owned(), s))
-            .collect();
-        let settled = now - self.node.join_timeout.as_micros() as Micros;
-        let mut effects = Vec::new();
-        let by_name: HashMap<&str, &SnapshotConference> = conferences
-            .iter()
-            .map(|c| (c.conference_name.as_str(), c))
-            .collect();
-        let lookup = |channel: &str| sessions.get(channel).cloned();
-        let rooms: Vec<(&AppId, &RoomId, u64)> = before
-            .versions
-            .iter()
-            .map(|(room, (app, seen))| (app, room, *seen))
-            .collect();
-        // Rooms are written a chunk at a time (one round trip each with Redis).
-        for chunk in rooms.chunks(RESYNC_CHUNK) {
-            let changes = chunk.iter().map(|&(app, room, seen)| {
-                let conf = by_name.get(room.as_str()).copied();
-                let lookup = &lookup;
-                RoomChange {
-                    app,
-                    room,
-                    change: move |r: &mut crate::conference::Room| {
-                        let taken = Taken {
-                            version: seen,
-                            events: snapshot_events,
-                        };
-                        let applied = reconcile_at(r, taken, core, conf, lookup, settled, now)?;
-                        Ok::<_, Stale>((applied.effects, applied.events))
-                    },
-                }
-            });
-            let results = modify_rooms(&*self.store, changes.collect()).await;
-            for (&(app, room, _), result) in chunk.iter().zip(results) {
-                effects.extend(self.effects_of(app, room, result?));
-            }
-        }
-        // Calls that ended while we were not listening (of those known before the snapshot: a
-        // call that began after it is not in it).
-        for session in sessions.values().filter(|s| {
-            before.channels.contains(s.id.channel())
-                && !channels.iter().any(|c| c.uuid == s.id.channel())
-        }) {
-            let info = ChannelInfo {
-                channel: session.id.channel().to_owned(),
-                did: session.did.clone(),
-                caller_id: session.caller_id.clone(),
-                caller_name: session.caller_name.clone(),
-                app_hint: None,
-                role: None,
-                room: None,
-            };
-            effects.extend(
-                self.channel(core, 0, ChannelFact::HungUp, &info, None, now)
-                    .await?,
-            );
-        }
-        Ok(effects)
-    }
-
-    /// Joins of this node's rooms that FreeSWITCH never confirmed fail.
-    pub async fn expire_joins(&self, now: Micros) -> Result<Effects, StoreError> {
-        let deadline = now - self.node.join_timeout.as_micros() as Micros;
-        let mut effects = Vec::new();
-        for (app, room) in self.store.rooms_on_node(&self.node.prefix).await? {
-            effects.extend(
-                self.update(&app, &room, |r| ops::expire_joins(r, deadline, now))
-                    .await?,
-            );
-        }
-        Ok(effects)
     }
 }
