@@ -28,7 +28,8 @@
 //!   the same join) and where an originate's BACKGROUND_JOB falls (before or after the
 //!   conference-create its channel fires): each is compared as a stream of its own;
 //! - `variable_sip_cseq` and `variable_sip_to_tag` on the events around a SIP call's answer
-//!   ([`RACY_HEADERS`]: mod_sofia sets them from the ACK in its own thread);
+//!   ([`RACY_HEADERS`]: mod_sofia sets them from the ACK in its own thread), and
+//!   `Caller-Transfer-Source` on CHANNEL_STATE ([`RACY_ON_STATE`]);
 //! - the order of `show channels` rows (the core database ties channels created in the same
 //!   second arbitrarily), and how many polls it takes to catch up with the events (the polls'
 //!   `API` events are left out, `tests/common/channels_db.rs`);
@@ -50,6 +51,12 @@ pub const IGNORED_EVENTS: &[&str] = &["HEARTBEAT", "RE_SCHEDULE"];
 /// Header names that come and go between two real runs: the SIP stack sets them from the ACK of
 /// the answer, in its own thread, so the events around the answer carry them or not.
 pub const RACY_HEADERS: &[&str] = &["variable_sip_cseq", "variable_sip_to_tag"];
+
+/// Header names a CHANNEL_STATE event carries or not between two real runs: an originate's
+/// blind transfer to its extension (a dial-out's `inline` dialplan) sets the new caller
+/// profile's `transfer_source` after it signals CS_ROUTING, whose event the channel's own thread
+/// fires meanwhile (`switch_ivr_session_transfer`; seen both ways on 1.11).
+pub const RACY_ON_STATE: &[&str] = &["Caller-Transfer-Source"];
 
 /// The headers the controller reads (src/conference/facts.rs, src/node): their values must
 /// agree.
@@ -242,6 +249,7 @@ pub fn items(run: &Run) -> Vec<Item> {
         } else {
             role
         };
+        let state = name == "CHANNEL_STATE";
         out.push(Item {
             key,
             name,
@@ -250,6 +258,7 @@ pub fn items(run: &Run) -> Vec<Item> {
                 .headers()
                 .map(|(n, _)| n.into_owned())
                 .filter(|n| !RACY_HEADERS.contains(&n.as_str()))
+                .filter(|n| !(state && RACY_ON_STATE.contains(&n.as_str())))
                 .collect(),
             values,
         });
