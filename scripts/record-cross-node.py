@@ -25,29 +25,38 @@ api connection per node, it walks through:
   a   the room opened on A as Switchyard opens it (bgapi originate ... null/switchyard
       &conference(<room>@switchyard+flags{mute|deaf}))
   F1  the bridge inline without `m:^:` (the commas of {...} split the inline dialplan)
-  F2  `m:^:bridge:{park_after_bridge=true,...}` (the variable on the outbound leg), then A's leg
-      is killed: what happens to the caller
+  F2  `m:^:bridge:{park_after_bridge=true,...}` (the variable lands on the outbound leg), then
+      A's leg is killed: what happens to the caller
   J   callers to B's DID, parked, then
       `uuid_transfer <c> 'm:^:set:park_after_bridge=true^set:continue_on_fail=true^bridge:{...}
       sofia/nodes/<room>@127.0.0.1:<A node port>^park' inline`, ended by:
-      D  uuid_kill of A's leg (three forms of the bridge command), T uuid_transfer of the caller
-      on B to park, K conference kick on A (with a forged X-Switchyard-Session from the caller,
-      with and without sip_copy_custom_headers=false), E the caller sends BYE, EK uuid_kill of the
-      caller on B; M: mute/unmute and audio both ways (conference record on A, the caller's RTP
-      received by this script)
-  N   a bridge to a room A does not host (join-only)
-  ACL an INVITE to A's node port from 127.0.0.2 (not in the list)
-  S   a silent caller (its RTP stops for 12 s) with media_timeout on both node legs
-  G1  SIGKILL of A with three bridged callers (B's leg: no timeout, media_timeout=5000,
-      rtp_timeout_sec=5), the controller's ESL connection, the gateway's OPTIONS pings, bridge
-      attempts to the dead A (direct and through the gateway); A restarted; twice
+      D0..D4 uuid_kill of A's leg (D0: B's leg without an RTP timer; D2/D3: other forms of the
+      command; D1 also: mute/unmute and audio both ways (conference record on A, the caller's
+      RTP received by this script), then the caller joined again and moved out on B);
+      T1, T2 `uuid_transfer <caller> park inline` on B; K1..K3 conference kick on A (K2, K3: the
+      caller's INVITE carries a forged X-Switchyard-Session; K3 with sip_copy_custom_headers=false);
+      E1, E2 the caller sends BYE; EK uuid_kill of the caller on B
+  N   a bridge to a room A does not host (join-only), to a request user that is not a room id,
+      and without the X-Switchyard-Session header
+  ACL an INVITE to A's node port from 127.0.0.2 (not in the list), then from 127.0.0.1
+  S   a caller whose RTP stops for 12 s, media_timeout on both node legs; S2 with
+      bridge_generate_comfort_noise (run it again with --inbound-timer to see the difference)
+  G0  a bridge to a node that never answers (a silent UDP socket): default, originate_timeout=3
+  G1  SIGKILL of A with bridged callers (B's leg: no timeout, media_timeout=5000,
+      rtp_timeout_sec=5, media_timeout without RTP timer, sofia_session_timeout=90), the
+      controller's ESL connection, the gateway's OPTIONS pings, bridge attempts to the dead A
+      (direct and through the gateway); A restarted; --reps times
   G2  SIGKILL of B with two bridged callers (A's leg with media_timeout=5000 and with none); B
-      restarted; twice
+      restarted; --reps times
+
+A loopback capture (AF_PACKET, root only; skipped otherwise) records the SIP between the nodes
+(`<out>/10_cross_node.sip.txt`) and counts RTP datagrams between the nodes' RTP ports.
 
 Usage
 -----
     python3 scripts/record-cross-node.py [--out DIR] [--freeswitch BIN] [--conf DIR] [--keep]
-                                         [--only a,F1,J,N,ACL,S,G1,G2]
+                                         [--only F1,F2,J,N,ACL,S,G0,G1,G2] [--reps N]
+                                         [--inbound-timer] [--siptrace]
 
 --out defaults to $TMPDIR/switchyard-cross-node (transcript, raw files and dumps go there;
 nothing in the repository is written). Sequence numbers, uuids and timings differ between runs.
@@ -136,6 +145,12 @@ NODE_PROFILE = """    <!--
         <param name="manage-presence" value="false"/>
         <param name="inbound-codec-prefs" value="$${global_codec_prefs}"/>
         <param name="outbound-codec-prefs" value="$${global_codec_prefs}"/>
+        <!--
+          A timer on the legs' RTP: without one, a leg whose far end sends no RTP (the other node
+          hung up or died) reads in 5-second polls, and the SIP messages queued for it (the other
+          node's BYE) wait for the poll to end.
+        -->
+        <param name="rtp-timer-name" value="soft"/>
         <param name="user-agent-string" value="Switchyard"/>
         <param name="log-auth-failures" value="true"/>
       </settings>
@@ -211,6 +226,8 @@ class SipSniffer(threading.Thread):
     def __init__(self, path):
         super().__init__(daemon=True)
         self.ports = set()
+        self.rtp_ranges = []
+        self.rtp = {}   # (src port, dst port) -> [datagrams, first t, last t]
         self.msgs = []  # (t, src, dst, text)
         self.cond = threading.Condition()
         self.f = open(path, "w", encoding="latin-1")
@@ -244,9 +261,17 @@ class SipSniffer(threading.Thread):
                 continue
             udp = ip[ihl:]
             sp, dp = struct.unpack("!HH", udp[:4])
-            if sp not in self.ports and dp not in self.ports:
-                continue
             payload = udp[8:]
+            if sp not in self.ports and dp not in self.ports:
+                if any(lo <= sp <= hi or lo <= dp <= hi for lo, hi in self.rtp_ranges):
+                    k = (sp, dp)
+                    with self.cond:
+                        c = self.rtp.setdefault(k, [0, None, None])
+                        c[0] += 1
+                        c[2] = now()
+                        if c[1] is None:
+                            c[1] = c[2]
+                continue
             if not (payload[:8] == b"SIP/2.0 " or re.match(rb"^[A-Z]+ sip:", payload)):
                 continue
             src = "%s:%d" % (socket.inet_ntoa(ip[12:16]), sp)
@@ -263,10 +288,10 @@ class SipSniffer(threading.Thread):
         with self.cond:
             return len(self.msgs)
 
-    def since(self, n, t0, names):
-        """One line a message since index n: time, direction, first line, a few headers."""
+    def since(self, t_from, t0, names, t_to=None):
+        """One line a message from t_from (to t_to): time, direction, first line, a few headers."""
         with self.cond:
-            msgs = list(self.msgs[n:])
+            msgs = [m for m in self.msgs if m[0] >= t_from and (t_to is None or m[0] < t_to)]
         out = []
         for t, src, dst, text in msgs:
             head = text.split("\r\n\r\n", 1)[0].split("\r\n")
@@ -278,6 +303,16 @@ class SipSniffer(threading.Thread):
                     extra.append(line.strip())
             out.append("             SIP +%.3f %s -> %s  %s  %s" % (
                 t - t0, names.get(src, src), names.get(dst, dst), first, " | ".join(extra)))
+        return out
+
+    def rtp_report(self, t_from, names):
+        """Datagrams between the RTP ports seen since t_from: (src, dst, count, first, last)."""
+        with self.cond:
+            items = [(k, list(v)) for k, v in self.rtp.items() if v[2] >= t_from]
+        out = []
+        for (sp, dp), (n, t1, t2) in sorted(items, key=lambda x: x[1][1]):
+            out.append("             RTP %s -> %s: %d datagrams seen, first +%.3f, last +%.3f (since t_from)"
+                       % (names(sp), names(dp), n, t1 - t_from, t2 - t_from))
         return out
 
     def close(self):
@@ -327,6 +362,10 @@ class Node:
             open(p, "w").write(text.replace(old, new))
 
         edit("vars.xml", "</include>", NODE_VARS + "</include>")
+        if self.s.args.inbound_timer:
+            edit("autoload_configs/sofia.conf.xml", '        <param name="dialplan" value="XML"/>\n        <param name="context" value="public"/>',
+                 '        <param name="rtp-timer-name" value="soft"/>\n        <param name="dialplan" value="XML"/>\n'
+                 '        <param name="context" value="public"/>')
         edit("autoload_configs/acl.conf.xml", "  </network-lists>", NODE_ACL + "  </network-lists>")
         gw = ""
         if gateway_to:
@@ -570,6 +609,7 @@ class RtpEnd(threading.Thread):
         self.peer = None
         self.sending = True
         self.stop = False
+        self.alive = lambda: True  # the caller's SIPp: no RTP once its call is over
         self.frame = tone_frame(CALLER_HZ)
         self.start()
         threading.Thread(target=self._sender, daemon=True).start()
@@ -595,7 +635,7 @@ class RtpEnd(threading.Thread):
         nxt = time.monotonic()
         while not self.stop:
             nxt += 0.02
-            if self.peer and self.sending:
+            if self.peer and self.sending and self.alive():
                 hdr = struct.pack("!BBHII", 0x80, 0, seq & 0xFFFF, ts & 0xFFFFFFFF, ssrc)
                 try:
                     self.sock.sendto(hdr + self.frame, self.peer)
@@ -643,6 +683,7 @@ class Caller:
                "-trace_msg", "-message_file", self.msgs]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.log,
                                      stderr=subprocess.STDOUT, cwd=s.work)
+        self.rtp.alive = lambda: self.proc.poll() is None
         self.uuid = None
 
     def stop(self):
@@ -849,6 +890,9 @@ class Session:
         elif form == "nocopy":     # main + do not forward the caller's own X- headers
             dest = ("m:^:set:sip_copy_custom_headers=false^set:park_after_bridge=true^"
                     "set:continue_on_fail=true^bridge:%s^park" % dial)
+        elif form == "cn":         # main + comfort noise from B when the caller sends nothing
+            dest = ("m:^:set:bridge_generate_comfort_noise=true^set:park_after_bridge=true^"
+                    "set:continue_on_fail=true^bridge:%s^park" % dial)
         elif form == "plain":      # no m:^: (commas split the inline dialplan)
             dest = "bridge:%s" % dial
         elif form == "braces":     # park_after_bridge inside {} (the outbound leg's variable)
@@ -895,11 +939,37 @@ class Session:
     def show_join(self, label, t0, nA, nB, dump=True):
         self.table(self.B, nB, t0, "join %s:" % label, dump_as=("J-" + label) if dump else None)
         self.table(self.A, nA, t0, "join %s:" % label, dump_as=("J-" + label) if dump else None)
+        self.sip(t0, "join %s:" % label)
 
     def after(self, label, nA, nB, t0, wait=1.5):
         time.sleep(wait)
         self.table(self.A, nA, t0, label)
         self.table(self.B, nB, t0, label)
+        self.sip(t0, label)
+
+    def port_name(self, p):
+        for node in (self.A, self.B):
+            if node.rtp[0] <= p <= node.rtp[1]:
+                return "%s.rtp:%d" % (node.name, p)
+        for c in self.callers:
+            if c.rtp.port == p:
+                return "caller %s:%d" % (c.label, p)
+        return str(p)
+
+    def rtp(self, t0, title):
+        if not self.sniff.ok:
+            return
+        TR.write("           %s RTP datagrams on loopback since then:" % title)
+        for line in self.sniff.rtp_report(t0, self.port_name):
+            TR.write(line)
+
+    def sip(self, t0, title, t_to=None):
+        if not self.sniff.ok:
+            return
+        lines = self.sniff.since(t0 - 0.005, t0, self.names, t_to)
+        TR.write("           %s SIP between the nodes (loopback capture):" % title)
+        for line in lines:
+            TR.write(line)
 
     def check_sipp(self, c):
         log("SIPp %s: %s" % (c.label, "running" if c.proc.poll() is None else
@@ -914,6 +984,13 @@ class Session:
         os.makedirs(self.args.out, exist_ok=True)
         self.A.prepare()
         self.B.prepare(gateway_to=self.A.node_port, ping=self.args.ping)
+        self.sniff = SipSniffer(os.path.join(self.args.out, "10_cross_node.sip.txt"))
+        self.sniff.ports.update({self.A.node_port, self.B.node_port})
+        self.sniff.rtp_ranges = [self.A.rtp, self.B.rtp]
+        self.names = {"127.0.0.1:%d" % self.A.node_port: "A.nodes",
+                      "127.0.0.1:%d" % self.B.node_port: "B.nodes"}
+        if not self.sniff.ok:
+            log("no SIP capture: %s" % self.sniff.why)
         self.A.start()
         self.B.start()
         try:
@@ -939,6 +1016,8 @@ class Session:
                 self.acl()
             if self.want("S"):
                 self.silent()
+            if self.want("G0"):
+                self.blackhole()
             if self.want("G1"):
                 for rep in range(1, self.args.reps + 1):
                     self.kill_a(rep)
@@ -960,6 +1039,7 @@ class Session:
             time.sleep(1)
             for node in (self.A, self.B):
                 node.stop()
+            self.sniff.close()
             left = [c.proc.pid for c in self.callers if c.proc.poll() is None]
             log("stopped: FreeSWITCH A and B (%s, %s), %d SIPp (still running: %s); out %s"
                 % (self.A.fs.returncode if self.A.fs else None,
@@ -998,18 +1078,20 @@ class Session:
         t0 = now()
         if al:
             self.A.api("uuid_kill %s" % al)
+        self.rtp(t0 - 1, "F2 1 s before the uuid_kill:")
         self.after("F2 after uuid_kill of A's leg:", nA, nB, t0, 2)
         self.B.api("uuid_exists %s" % c.uuid)
         self.check_sipp(c)
 
     def joins(self):
         # D: uuid_kill of A's leg, three forms
-        for i, form in enumerate(["main", "pab", "tail"], 1):
+        for i, form, extra in [(0, "main", ",rtp_timer_name=none"), (1, "main", ""), (2, "pab", ""),
+                               (3, "tail", ""), (4, "main", "")]:
             lab = "D%d" % i
-            TR.write("\n==== %s join (form %s), then uuid_kill of A's leg (leave by hanging up on A)"
-                     % (lab, form))
+            TR.write("\n==== %s join (form %s%s), then uuid_kill of A's leg (leave by hanging up on A)"
+                     % (lab, form, ", B's outbound leg with {rtp_timer_name=none}" if extra else ""))
             c = self.call(lab)
-            bo, al, mid, t0, nA, nB = self.join(c, lab, form=form)
+            bo, al, mid, t0, nA, nB = self.join(c, lab, form=form, extra_vars=extra)
             self.show_join(lab, t0, nA, nB, dump=(i == 1))
             self.A.api("conference %s list" % self.room)
             if i == 1:
@@ -1018,9 +1100,9 @@ class Session:
             nA, nB = self.A.count(), self.B.count()
             t0 = now()
             self.A.api("uuid_kill %s" % al)
-            p = self.wait_ev(self.B, "CHANNEL_PARK", c.uuid, 5, nB)
+            p = self.wait_ev(self.B, "CHANNEL_PARK", c.uuid, 8, nB)
             self.timing("%s: uuid_kill A leg -> CHANNEL_PARK of the caller on B" % lab, p.t - t0 if p else None)
-            h = self.wait_ev(self.B, "CHANNEL_HANGUP_COMPLETE", bo, 5, nB)
+            h = self.wait_ev(self.B, "CHANNEL_HANGUP_COMPLETE", bo, 8, nB)
             self.timing("%s: uuid_kill A leg -> HANGUP_COMPLETE of B's outbound leg" % lab, h.t - t0 if h else None)
             self.after("%s after uuid_kill of A's leg:" % lab, nA, nB, t0)
             self.B.api("uuid_getvar %s current_application" % c.uuid)
@@ -1055,12 +1137,11 @@ class Session:
             self.B.api("uuid_kill %s" % c.uuid)
 
         # K: kick on A; K2/K3 with a forged X-Switchyard-Session from the caller
-        for i, (extra, form) in enumerate([("", "main"),
-                                           ("      X-Switchyard-Session: nodex-forged\n", "main"),
-                                           ("      X-Switchyard-Session: nodex-forged\n", "nocopy")], 1):
+        forged = "      X-Switchyard-Session: nodex-forged\n      X-Carrier-Tag: carrier-1\n"
+        for i, (extra, form) in enumerate([("", "main"), (forged, "main"), (forged, "nocopy")], 1):
             lab = "K%d" % i
             TR.write("\n==== %s join (form %s%s), then `conference <room> kick <id>` on A"
-                     % (lab, form, ", the caller's INVITE carries X-Switchyard-Session: nodex-forged"
+                     % (lab, form, ", the caller's INVITE carries X-Switchyard-Session: nodex-forged and X-Carrier-Tag: carrier-1"
                         if extra else ""))
             c = self.call(lab, extra_headers=extra)
             if extra:
@@ -1070,10 +1151,11 @@ class Session:
             if al:
                 self.A.api("uuid_getvar %s sip_h_X-Switchyard-Session" % al)
                 self.A.api("uuid_getvar %s sip_h_X-Switchyard-Session-1" % al)
+                self.A.api("uuid_getvar %s sip_h_X-Carrier-Tag" % al)
             nA, nB = self.A.count(), self.B.count()
             t0 = now()
             self.A.api("conference %s kick %s" % (self.room, mid))
-            p = self.wait_ev(self.B, "CHANNEL_PARK", c.uuid, 5, nB)
+            p = self.wait_ev(self.B, "CHANNEL_PARK", c.uuid, 8, nB)
             self.timing("%s: kick -> CHANNEL_PARK of the caller on B" % lab, p.t - t0 if p else None)
             self.after("%s after kick:" % lab, nA, nB, t0)
             self.A.api("uuid_exists %s" % al)
@@ -1243,44 +1325,80 @@ class Session:
                 if first.startswith("SIP/2.0 2"):
                     break
             log("from %s: responses %s" % (src, got))
-            for e in self.A.ev.events[nA:]:
-                if e.name == "CHANNEL_CREATE" and e.get("variable_sip_call_id") == callid:
-                    self.labels[e.get("Unique-ID")] = "A.acl"
-                    self.A.api("uuid_kill %s" % e.get("Unique-ID"))
+            cr = self.A.wait(lambda e: e.name == "CHANNEL_CREATE" and e.get("variable_sip_call_id") == callid,
+                             1 if src != "127.0.0.1" else 3, nA)
+            if cr:
+                self.labels[cr.get("Unique-ID")] = "A.acl"
+                time.sleep(0.2)
+                self.A.api("uuid_kill %s" % cr.get("Unique-ID"))
             time.sleep(0.5)
             self.table(self.A, nA, t0, "ACL from %s:" % src)
             s.close()
 
     def silent(self):
-        TR.write("\n==== S a caller whose RTP stops for 12 s while bridged; media_timeout=5000 on A's leg "
-                 "(nodes context) and on B's outbound leg ({media_timeout=5000})")
-        self.A.set_media_timeout(5000)
-        c = self.call("S")
-        bo, al, mid, t0, nA, nB = self.join(c, "S", extra_vars=",media_timeout=5000")
-        self.show_join("S", t0, nA, nB, dump=False)
-        nA, nB = self.A.count(), self.B.count()
-        t0 = now()
-        c.rtp.sending = False
-        log("caller S stops sending RTP")
-        time.sleep(12)
-        c.rtp.sending = True
-        log("caller S sends RTP again")
-        time.sleep(1)
-        self.table(self.A, nA, t0, "S (caller silent from +0 to +12):")
-        self.table(self.B, nB, t0, "S (caller silent from +0 to +12):")
-        self.A.api("uuid_exists %s" % al)
-        self.B.api("uuid_exists %s" % bo)
-        self.B.api("uuid_exists %s" % c.uuid)
-        self.B.api("uuid_kill %s" % c.uuid)
-        time.sleep(1)
-        self.A.set_media_timeout(10000)
+        for lab, form in (("S1", "main"), ("S2", "cn")):
+            TR.write("\n==== %s a caller whose RTP stops for 12 s while bridged (form %s); media_timeout=5000 on "
+                     "A's leg (nodes context) and on B's outbound leg ({media_timeout=5000}); inbound profile "
+                     "timer: %s" % (lab, form, "soft" if self.args.inbound_timer else "none (as in the repo)"))
+            self.A.set_media_timeout(5000)
+            c = self.call(lab)
+            bo, al, mid, t0, nA, nB = self.join(c, lab, form=form, extra_vars=",media_timeout=5000")
+            self.show_join(lab, t0, nA, nB, dump=False)
+            nA, nB = self.A.count(), self.B.count()
+            t0 = now()
+            c.rtp.sending = False
+            log("caller %s stops sending RTP" % lab)
+            time.sleep(12)
+            c.rtp.sending = True
+            log("caller %s sends RTP again" % lab)
+            time.sleep(1)
+            self.table(self.A, nA, t0, "%s (caller silent from +0 to +12):" % lab)
+            self.table(self.B, nB, t0, "%s (caller silent from +0 to +12):" % lab)
+            self.rtp(t0 + 2, "%s from +2 (caller silent):" % lab)
+            self.A.api("uuid_exists %s" % al)
+            self.B.api("uuid_exists %s" % bo)
+            self.B.api("uuid_exists %s" % c.uuid)
+            self.B.api("uuid_kill %s" % c.uuid)
+            time.sleep(1)
+            self.A.set_media_timeout(10000)
+
+    def blackhole(self):
+        """A node that takes the INVITE and never answers (a UDP socket of this script): no ICMP
+        error, as with a frozen node or a partition."""
+        for lab, extra in (("G0a", ""), ("G0b", ",originate_timeout=3")):
+            TR.write("\n==== %s a bridge to a node that never answers (a silent UDP socket), main form%s"
+                     % (lab, (", {%s}" % extra[1:]) if extra else ""))
+            sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sink.bind(("127.0.0.1", 0))
+            port = sink.getsockname()[1]
+            self.sniff.ports.add(port)
+            self.names["127.0.0.1:%d" % port] = "sink"
+            c = self.call(lab)
+            bo = str(uuid.uuid4())
+            self.labels[bo] = "B.out" + lab
+            nB = self.B.count()
+            t0 = now()
+            self.B.api(self.transfer_cmd(c, bo, "main", extra_vars=extra, node_port=port))
+            p = self.wait_ev(self.B, "CHANNEL_PARK", c.uuid, 70, nB)
+            self.timing("%s: transfer -> caller CHANNEL_PARK on B (node never answers)" % lab,
+                        p.t - t0 if p else None)
+            time.sleep(0.3)
+            self.table(self.B, nB, t0, "%s:" % lab)
+            self.sip(t0, "%s:" % lab)
+            self.B.api("uuid_kill %s" % c.uuid)
+            sink.close()
 
     def kill_a(self, rep):
         lab = "G1.%d" % rep
         TR.write("\n==== %s SIGKILL of A while three callers are bridged into its room: B's outbound legs "
-                 "with (x) no timeout, (m) media_timeout=5000, (r) rtp_timeout_sec=5" % lab)
+                 "with (x) no timeout, (m) media_timeout=5000, (r) rtp_timeout_sec=5, (n) media_timeout=5000 and "
+                 "rtp_timer_name=none, (s, first time only) sofia_session_timeout=90 (SIP session timer)" % lab)
         legs = {}
-        for k, extra in (("x", ""), ("m", ",media_timeout=5000"), ("r", ",rtp_timeout_sec=5")):
+        kinds = [("x", ""), ("m", ",media_timeout=5000"), ("r", ",rtp_timeout_sec=5"),
+                 ("n", ",media_timeout=5000,rtp_timer_name=none")]
+        if rep == 1:
+            kinds.append(("s", ",sofia_session_timeout=90"))
+        for k, extra in kinds:
             c = self.call("%s%s" % (lab, k))
             bo, al, mid, t0, nA, nB = self.join(c, "%s%s" % (lab, k), extra_vars=extra)
             if rep == 1 and k == "m":
@@ -1303,13 +1421,21 @@ class Session:
         attempts = []
         if rep == 1:
             for k, gw in (("d", False), ("g", True)):
-                time.sleep(1)
+                if gw:
+                    # after the gateway's pings have marked it down
+                    g = self.B.wait(lambda e: e.get("Event-Subclass") == "sofia::gateway_state" and
+                                    e.get("Ping-Status") == "DOWN", 3 * self.args.ping + 5, nB)
+                    self.timing("%s: SIGKILL A -> gateway node_a Ping-Status DOWN on B" % lab,
+                                g.t - t0 if g else None)
+                else:
+                    time.sleep(1)
                 c = self.call("%s%s" % (lab, k))
                 bo = str(uuid.uuid4())
                 self.labels[bo] = "B.out%s%s" % (lab, k)
+                na = self.B.count()
                 tt = now()
                 self.B.api(self.transfer_cmd(c, bo, "main", gateway=gw))
-                attempts.append((k, c, bo, tt))
+                attempts.append((k, c, bo, tt, na))
         end = t0 + watch
         res = {}
         while now() < end:
@@ -1318,8 +1444,8 @@ class Session:
                     h = self.wait_ev(self.B, "CHANNEL_HANGUP", bo, 0, nB)
                     if h:
                         res[k] = h
-            if len(res) == len(legs) and all(self.wait_ev(self.B, "CHANNEL_PARK", c.uuid, 0, nB)
-                                              for _, c, _, _ in attempts):
+            if len(res) == len(legs) and all(self.wait_ev(self.B, "CHANNEL_PARK", c.uuid, 0, na)
+                                              for _, c, _, _, na in attempts):
                 break
             time.sleep(0.2)
         for k, (c, bo, al) in legs.items():
@@ -1329,14 +1455,15 @@ class Session:
                         h.t - t0 if h else None)
             p = self.wait_ev(self.B, "CHANNEL_PARK", c.uuid, 0, nB)
             self.timing("%s%s: SIGKILL A -> CHANNEL_PARK of the caller on B" % (lab, k), p.t - t0 if p else None)
-        for k, c, bo, tt in attempts:
-            p = self.wait_ev(self.B, "CHANNEL_PARK", c.uuid, 0, nB)
-            h = self.wait_ev(self.B, "CHANNEL_HANGUP_COMPLETE", bo, 0, nB)
+        for k, c, bo, tt, na in attempts:
+            p = self.wait_ev(self.B, "CHANNEL_PARK", c.uuid, 0, na)
+            h = self.wait_ev(self.B, "CHANNEL_HANGUP_COMPLETE", bo, 0, na)
             self.timing("%s%s: bridge to dead A (%s) -> caller CHANNEL_PARK on B" %
                         (lab, k, "gateway" if k == "g" else "direct"), p.t - tt if p else None)
             if h:
-                log("%s%s: outbound leg hangup %s (+%.3f after the transfer)"
-                    % (lab, k, h.get("Hangup-Cause"), h.t - tt))
+                log("%s%s: outbound leg hangup %s, sip_term_status %s (+%.3f after the transfer)"
+                    % (lab, k, h.get("Hangup-Cause"), h.get("variable_sip_term_status"), h.t - tt))
+            self.B.api("uuid_getvar %s originate_failed_cause" % c.uuid)
         self.table(self.B, nB, t0, "%s after SIGKILL of A:" % lab)
         self.B.api("sofia status gateway node_a")
         self.B.api("show channels count")
@@ -1415,13 +1542,15 @@ def main():
                                                           "/usr/local/freeswitch/bin/freeswitch"))
     p.add_argument("--conf", default=os.path.join(REPO, "freeswitch-conf"))
     p.add_argument("--keep", action="store_true", help="keep the nodes' temporary directories")
-    p.add_argument("--only", default="", help="comma-separated: F1,F2,J,N,ACL,S,G1,G2 (a always runs)")
+    p.add_argument("--only", default="", help="comma-separated: F1,F2,J,N,ACL,S,G0,G1,G2 (a always runs)")
     p.add_argument("--reps", type=int, default=2, help="repetitions of G1 and G2")
-    p.add_argument("--watch", type=int, default=45, help="seconds to watch after the first SIGKILL")
+    p.add_argument("--watch", type=int, default=75, help="seconds to watch after the first SIGKILL")
     p.add_argument("--watch2", type=int, default=20, help="seconds to watch after later SIGKILLs")
     p.add_argument("--ping", type=int, default=5, help="the gateway's OPTIONS ping interval (s)")
     p.add_argument("--siptrace", action="store_true",
                    help="sofia global siptrace on (SIP messages in each node's log; use with --keep)")
+    p.add_argument("--inbound-timer", action="store_true",
+                   help="test copy only: rtp-timer-name soft in the inbound profile too")
     p.add_argument("--talking", action="store_true", help="show start/stop-talking events")
     args = p.parse_args()
     os.makedirs(args.out, exist_ok=True)

@@ -780,7 +780,15 @@ fn calls_arrive_in_the_context_the_controller_expects_answered_parked_with_switc
     let doc = Document::parse(&asm.text).unwrap();
     let sofia = configuration(&doc, "sofia.conf");
     let profiles: Vec<Node> = elements(element(sofia, "profiles").unwrap(), "profile").collect();
-    assert_eq!(profiles.len(), 1, "one SIP profile");
+    let names: Vec<&str> = profiles
+        .iter()
+        .filter_map(|p| p.attribute("name"))
+        .collect();
+    assert_eq!(
+        names,
+        ["inbound", "nodes"],
+        "the callers' profile and the node-to-node one"
+    );
     let sip = settings(profiles[0]);
     assert_eq!(sip["sip-port"], "5060");
     assert_eq!(sip["dialplan"], "XML");
@@ -1028,4 +1036,88 @@ fn a_real_freeswitch_starts_clean_with_this_configuration() {
         sofia.contains(&format!("127.0.0.1:{}", node.sip_port)) && sofia.contains("RUNNING"),
         "{sofia}"
     );
+}
+
+/// The node-to-node link (issue 18; `fixtures/esl/10_cross_node.md`): a profile of its own that
+/// only the other nodes may call, with an RTP timer, whose context puts a tagged leg for a room
+/// id into that room (muted, join-only) and hangs it up when it leaves, and refuses the rest.
+#[test]
+fn other_nodes_reach_rooms_through_a_profile_of_their_own() {
+    let asm = lab();
+    let doc = Document::parse(&asm.text).unwrap();
+    let sofia = configuration(&doc, "sofia.conf");
+    let nodes = elements(element(sofia, "profiles").unwrap(), "profile")
+        .find(|p| p.attribute("name") == Some("nodes"))
+        .expect("no nodes profile");
+    let set = settings(nodes);
+    assert_eq!(set["sip-port"], "5070");
+    assert_eq!(set["context"], "nodes");
+    assert_eq!(set["auth-calls"], "false");
+    assert_eq!(
+        set["rtp-timer-name"], "soft",
+        "a dead peer's BYE waits 5 s without it"
+    );
+    assert_eq!(
+        assert_acl_denies_by_default(&doc, &set["apply-inbound-acl"]),
+        ["127.0.0.1/32"]
+    );
+    let context = elements(section(&doc, "dialplan"), "context")
+        .find(|c| c.attribute("name") == Some("nodes"))
+        .expect("no nodes context");
+    let session = "nodeB-0b3c2a54-6f7e-4f4c-9a51-2d3f4b5c6d7e";
+    let room = "nodeA-room-550e8400-e29b-41d4-a716-446655440000";
+    let leg = |tag: &str, dest: &str| -> Vec<(String, String)> {
+        for ext in elements(context, "extension") {
+            let conditions: Vec<Node> = elements(ext, "condition").collect();
+            let mut caps = None;
+            let all = conditions.iter().all(|c| {
+                let value = match c.attribute("field") {
+                    Some("destination_number") => dest,
+                    Some("${sip_h_X-Switchyard-Session}") => tag,
+                    other => panic!("an unexpected condition field {other:?}"),
+                };
+                let re = Regex::new(c.attribute("expression").unwrap()).unwrap();
+                caps = re
+                    .captures(value)
+                    .map(|c| c.get(1).map_or(String::new(), |m| m.as_str().to_owned()));
+                caps.is_some()
+            });
+            if all {
+                let last = conditions.last().unwrap();
+                let caps = caps.unwrap_or_default();
+                return elements(*last, "action")
+                    .map(|a| {
+                        let data = a.attribute("data").unwrap_or("").replace("$1", &caps);
+                        (a.attribute("application").unwrap().to_owned(), data)
+                    })
+                    .collect();
+            }
+        }
+        Vec::new()
+    };
+    let actions = leg(session, room);
+    let conf = position(
+        &actions,
+        "conference",
+        &format!("{room}@switchyard+flags{{mute|join-only}}"),
+    );
+    assert!(
+        conf < position(&actions, "hangup", "NORMAL_CLEARING"),
+        "{actions:?}"
+    );
+    assert!(!actions.iter().any(|(a, _)| a == "answer"), "{actions:?}");
+    // No tag, a tag that is no session id, a destination that is no room id: refused.
+    for (tag, dest) in [
+        ("", room),
+        ("x; rm -rf", room),
+        (session, "15551230000"),
+        (session, &format!("{room}@evil")),
+    ] {
+        let actions = leg(tag, dest);
+        assert!(
+            !actions.iter().any(|(a, _)| a == "conference"),
+            "{tag} {dest}: {actions:?}"
+        );
+        position(&actions, "hangup", "");
+    }
 }

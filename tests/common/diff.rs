@@ -28,8 +28,8 @@
 //!   the same join) and where an originate's BACKGROUND_JOB falls (before or after the
 //!   conference-create its channel fires): each is compared as a stream of its own;
 //! - `variable_sip_cseq` and `variable_sip_to_tag` on the events around a SIP call's answer
-//!   ([`RACY_HEADERS`]: mod_sofia sets them from the ACK in its own thread), and
-//!   `Caller-Transfer-Source` on CHANNEL_STATE ([`RACY_ON_STATE`]);
+//!   ([`RACY_HEADERS`]: mod_sofia sets them from the ACK in its own thread), and which of the
+//!   events right after a transfer carry its `transfer_source` (the same list);
 //! - the order of `show channels` rows (the core database ties channels created in the same
 //!   second arbitrarily), and how many polls it takes to catch up with the events (the polls'
 //!   `API` events are left out, `tests/common/channels_db.rs`);
@@ -48,15 +48,20 @@ use super::scenario::{Reply, Run};
 /// fired by FreeSWITCH's own housekeeping.
 pub const IGNORED_EVENTS: &[&str] = &["HEARTBEAT", "RE_SCHEDULE"];
 
-/// Header names that come and go between two real runs: the SIP stack sets them from the ACK of
-/// the answer, in its own thread, so the events around the answer carry them or not.
-pub const RACY_HEADERS: &[&str] = &["variable_sip_cseq", "variable_sip_to_tag"];
-
-/// Header names a CHANNEL_STATE event carries or not between two real runs: an originate's
-/// blind transfer to its extension (a dial-out's `inline` dialplan) sets the new caller
-/// profile's `transfer_source` after it signals CS_ROUTING, whose event the channel's own thread
-/// fires meanwhile (`switch_ivr_session_transfer`; seen both ways on 1.11).
-pub const RACY_ON_STATE: &[&str] = &["Caller-Transfer-Source"];
+/// Header names that come and go between two real runs. The SIP stack sets `sip_cseq` and
+/// `sip_to_tag` from the ACK of the answer, in its own thread, so the events around the answer
+/// carry them or not. A transfer (`uuid_transfer`, an originate's blind transfer to its
+/// extension) sets the new caller profile's `transfer_source` and the `transfer_source` /
+/// `transfer_history` variables after it has signalled the channel, whose own thread fires its
+/// next events (CS_ROUTING, CHANNEL_UNPARK, EXECUTE_COMPLETE park, EXECUTE conference)
+/// meanwhile (`switch_ivr_session_transfer`; seen both ways on 1.11, under load).
+pub const RACY_HEADERS: &[&str] = &[
+    "variable_sip_cseq",
+    "variable_sip_to_tag",
+    "Caller-Transfer-Source",
+    "variable_transfer_source",
+    "variable_transfer_history",
+];
 
 /// The headers the controller reads (src/conference/facts.rs, src/node): their values must
 /// agree.
@@ -249,7 +254,6 @@ pub fn items(run: &Run) -> Vec<Item> {
         } else {
             role
         };
-        let state = name == "CHANNEL_STATE";
         out.push(Item {
             key,
             name,
@@ -258,7 +262,6 @@ pub fn items(run: &Run) -> Vec<Item> {
                 .headers()
                 .map(|(n, _)| n.into_owned())
                 .filter(|n| !RACY_HEADERS.contains(&n.as_str()))
-                .filter(|n| !(state && RACY_ON_STATE.contains(&n.as_str())))
                 .collect(),
             values,
         });

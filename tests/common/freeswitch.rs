@@ -51,6 +51,8 @@ pub struct FreeSwitch {
     pub dir: PathBuf,
     pub esl_port: u16,
     pub sip_port: u16,
+    /// The node-to-node SIP profile's port (`nodes`, on 127.0.0.1).
+    pub node_sip_port: u16,
     pub rtp: (u16, u16),
     pub password: String,
     /// Extra environment for the node (variables `vars.xml` reads).
@@ -68,6 +70,7 @@ impl FreeSwitch {
         let binary = binary().unwrap_or_else(|e| panic!("{e}"));
         let esl_port = free_tcp_port();
         let sip_port = free_udp_and_tcp_port();
+        let node_sip_port = free_udp_and_tcp_port();
         let rtp = free_rtp_range(200);
         let dir = std::env::temp_dir().join(format!(
             "switchyard-fs-{}-{esl_port}-{}",
@@ -84,6 +87,7 @@ impl FreeSwitch {
             dir,
             esl_port,
             sip_port,
+            node_sip_port,
             rtp,
             password: uuid::Uuid::new_v4().simple().to_string(),
             env: env
@@ -101,6 +105,11 @@ impl FreeSwitch {
 
     pub fn sip(&self) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.sip_port))
+    }
+
+    /// Where the other nodes reach this one's node-to-node profile (`nodes`).
+    pub fn node_sip(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.node_sip_port))
     }
 
     /// Where the node writes recordings (this machine sees the same path).
@@ -162,6 +171,9 @@ impl FreeSwitch {
             .env("FS_SIP_IP", "127.0.0.1")
             .env("FS_EXTERNAL_IP", "127.0.0.1")
             .env("FS_SIP_PORT", self.sip_port.to_string())
+            .env("FS_NODE_SIP_IP", "127.0.0.1")
+            .env("FS_NODE_SIP_PORT", self.node_sip_port.to_string())
+            .env("FS_NODE_ALLOWED_CIDR", "127.0.0.1/32")
             .env("FS_RTP_START_PORT", self.rtp.0.to_string())
             .env("FS_RTP_END_PORT", self.rtp.1.to_string())
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
