@@ -10,6 +10,8 @@
 mod common;
 
 use common::scenario::{PROFILE, Run, Target};
+use switchyard::conference::{RoomId, SessionId};
+use switchyard::node::bridge::{NodeBridge, bridge_to_node};
 
 const DID: &str = "15550001000";
 
@@ -21,15 +23,23 @@ fn node_sip(run: &Run) -> std::net::SocketAddr {
     }
 }
 
-/// On B: the caller leaves park for a bridge to `room` on A, tagged `session`; parked again on
-/// B when the bridge ends (`park_after_bridge`, set on the caller's own leg).
+/// On B: the caller leaves park for a bridge to `room` on A, tagged `session`, with the
+/// controller's command (`node::bridge::bridge_to_node`); parked again on B when it ends.
 async fn bridge(b: &mut Run, caller: &str, session: &str, room: &str, a: std::net::SocketAddr) {
-    let out = uuid::Uuid::new_v4();
-    let reply = b
-        .api(&format!(
-            "uuid_transfer {caller} 'm:^:set:park_after_bridge=true^set:continue_on_fail=true^set:sip_copy_custom_headers=false^bridge:{{origination_uuid={out},sip_h_X-Switchyard-Session={session},originate_timeout=5,media_timeout=5000}}sofia/nodes/{room}@{a}^park' inline"
-        ))
-        .await;
+    let caller = uuid::Uuid::parse_str(caller).unwrap();
+    let session = SessionId::parse(session).unwrap();
+    let room = RoomId::parse(room).unwrap();
+    let cmd = bridge_to_node(&NodeBridge {
+        caller: &caller,
+        out: &uuid::Uuid::new_v4(),
+        session: &session,
+        room: &room,
+        node: a,
+        answer_timeout_secs: 5,
+        media_timeout_ms: 5000,
+    })
+    .unwrap();
+    let reply = b.api(cmd.as_str()).await;
     assert_eq!(reply.trim(), "+OK", "{reply}");
 }
 

@@ -3,6 +3,7 @@
 //! It knows FreeSWITCH and the store; it does not know HTTP.
 
 pub mod backoff;
+pub mod bridge;
 pub mod commands;
 pub mod dialout;
 pub mod reconciler;
@@ -64,6 +65,8 @@ pub struct NodeConfig {
     pub dialout_profile: String,
     /// The gateway numbers are dialed through (none: no numbers).
     pub gateway: Option<String>,
+    /// Where the other nodes reach this node's node-to-node SIP profile (see `bridge`).
+    pub node_sip: Option<std::net::SocketAddr>,
 }
 
 impl NodeConfig {
@@ -104,6 +107,7 @@ impl NodeConfig {
             talking_interval: DEFAULT_TALKING_INTERVAL,
             dialout_profile: "inbound".into(),
             gateway: None,
+            node_sip: None,
         }
     }
 }

@@ -107,6 +107,10 @@ pub struct Node {
     /// The sofia gateway numbers (`+15551234567`) are dialed through; none: this node dials no
     /// numbers.
     pub gateway: Option<String>,
+    /// Where the other nodes reach this node's node-to-node SIP profile (`nodes`,
+    /// `FS_NODE_SIP_IP:FS_NODE_SIP_PORT`), `ip:port`: calls on other nodes are bridged there
+    /// into rooms this node hosts.
+    pub node_sip: Option<std::net::SocketAddr>,
 }
 
 /// The profile `freeswitch-conf/` defines for rooms.
@@ -392,6 +396,7 @@ impl Config {
                     c.dialout_profile = p.clone();
                 }
                 c.gateway = n.gateway.clone();
+                c.node_sip = n.node_sip;
                 c.command_timeout = Duration::from_millis(self.limits.command_timeout_ms);
                 c.join_timeout = Duration::from_millis(self.limits.join_timeout_ms);
                 c.talking_interval = Duration::from_millis(self.limits.talking_interval_ms);
@@ -479,6 +484,22 @@ mod tests {
         assert_eq!(hooks.len(), 1);
         assert!(!hooks[0].allow_private);
         assert_eq!(hooks[0].retry, RetrySchedule::default());
+    }
+
+    #[test]
+    fn a_node_names_its_dial_out_gateway_and_node_to_node_address() {
+        let node = "[[nodes]]\nname='a'\nprefix='abcde'\nesl='x:1'\npassword='p'\n";
+        let c = Config::parse(
+            &format!("{node}gateway='carrier'\nnode_sip='10.0.0.11:5070'\n"),
+            |_| None,
+        )
+        .unwrap();
+        let n = &c.node_configs()[0];
+        assert_eq!(n.gateway.as_deref(), Some("carrier"));
+        assert_eq!(n.node_sip, Some("10.0.0.11:5070".parse().unwrap()));
+        assert_eq!(n.dialout_profile, "inbound");
+        // Not an ip:port: refused, not ignored.
+        assert!(Config::parse(&format!("{node}node_sip='nodeA'\n"), |_| None).is_err());
     }
 
     #[test]
