@@ -19,6 +19,7 @@ use super::openapi::errors::{BadRequest, Conflict, Forbidden, NotFound, RateLimi
 use super::openapi::params::RoomPath;
 use super::openapi::schemas as doc;
 use super::{ApiError, ApiState, Caller};
+use crate::node::dialout::{caller_name_ok, number_ok};
 use crate::rooms::DialRequest;
 use crate::store::Store;
 
@@ -114,21 +115,12 @@ async fn dial<S: Store>(
     JsonBody(body): JsonBody<DialBody>,
 ) -> Result<Response, ApiError> {
     let room = room_id(&raw)?;
-    let number_ok = |n: &str| {
-        let digits = n.strip_prefix('+').unwrap_or(n);
-        (1..=32).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())
-    };
-    let name_ok = |n: &str| {
-        (1..=64).contains(&n.len())
-            && n.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-    };
     if !pattern_ok(&body.caller_id, number_ok) {
         return Err(ApiError::bad_request(
             "Invalid caller_id: + and up to 32 digits",
         ));
     }
-    if !pattern_ok(&body.caller_id_name, name_ok) {
+    if !pattern_ok(&body.caller_id_name, caller_name_ok) {
         return Err(ApiError::bad_request(
             "Invalid caller_id_name: 1 to 64 letters, digits, '.', '_' or '-'",
         ));

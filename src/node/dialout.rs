@@ -53,9 +53,19 @@ fn host_ok(host: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b".-".contains(&b))
 }
 
-fn number_ok(n: &str) -> bool {
+/// A number as a destination or a caller id: `+` and 1 to 32 digits.
+pub fn number_ok(n: &str) -> bool {
     let digits = n.strip_prefix('+').unwrap_or(n);
     (1..=32).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// A caller id name: 1 to 64 letters, digits, `.`, `_`, `-` (no blanks: they would need quotes
+/// inside the variable block, which the command line's own quoting does not nest).
+pub fn caller_name_ok(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
 }
 
 impl Destination {
@@ -182,11 +192,7 @@ pub fn originate(d: &Dial<'_>) -> Result<ApiCommand, CommandError> {
         vars.push(format!("origination_caller_id_number={n}"));
     }
     if let Some(name) = d.caller_id_name {
-        let ok = (1..=64).contains(&name.len())
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
-        if !ok {
+        if !caller_name_ok(name) {
             return Err(bad("caller id name", name));
         }
         vars.push(format!("origination_caller_id_name={name}"));

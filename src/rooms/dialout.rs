@@ -169,8 +169,10 @@ fn repeated(room: &crate::conference::Room, uid: &str) -> Option<Participant> {
     }
     room.members
         .values()
+        // A dial-out's member: its conferencecall id is its channel's uuid.
         .find(|m| {
-            m.command_uid.as_deref() == Some(uid) && m.conferencecall_id.to_string() == m.channel()
+            m.command_uid.as_deref() == Some(uid)
+                && Uuid::parse_str(m.channel()) == Ok(m.conferencecall_id)
         })
         .map(|m| Participant {
             id: m.conferencecall_id,

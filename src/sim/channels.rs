@@ -220,8 +220,8 @@ impl State {
         ch
     }
 
-    /// `null/…`, `sofia/…`, `user/…`: one outbound channel, answered at once, as mod_loopback's
-    /// null endpoint does it: born under a temporary uuid (two CODEC events), renamed to
+    /// `null/…`, `user/…` (a `sofia/` leg is `State::sofia_outbound`): one outbound channel,
+    /// answered at once, as mod_loopback's null endpoint does it: born under a temporary uuid (two CODEC events), renamed to
     /// `origination_uuid` (CHANNEL_UUID), then CHANNEL_OUTGOING, CS_INIT, CREATE, ORIGINATE,
     /// CS_ROUTING, CS_CONSUME_MEDIA, the answer, and the caller id flip of an answered
     /// outbound leg (CALL_UPDATE: the caller id becomes the callee, `Outbound Call` and the
