@@ -11,7 +11,7 @@ use switchyard::conference::snapshot::{
     MemberFlags, SnapshotConference, SnapshotMember, Stale, Taken, reconcile, reconcile_at,
 };
 use switchyard::conference::{
-    AppId, ConferenceFact, DomainEvent, Effect, EventKind, Fact, Ignored, LeaveReason,
+    AppId, ConferenceFact, DomainEvent, Effect, EventKind, Exit, Fact, Ignored, LeaveReason,
     MemberStatus, NodePrefix, Observed, Room, RoomId, RoomStatus, RoomType, Session, SessionId,
     SessionState, Switch, apply, apply_event, from_event, ops,
 };
@@ -227,7 +227,7 @@ fn when_a_connect_partner_leaves_the_other_is_ejected_and_the_room_ends() {
     let applied = apply(&mut room, CORE, "c", &gone, None, 5);
     assert_eq!(room.status, RoomStatus::Terminating);
     assert!(applied.effects.contains(&Effect::Eject {
-        channel: ALICE.into(),
+        exit: local_exit(ALICE),
         talks: Vec::new(),
     }));
     assert!(kinds(&applied.events).contains(&EventKind::Terminating));
@@ -582,6 +582,14 @@ enum Report {
     Destroyed,
 }
 
+/// How a member whose call is on the room's node is taken out: its channel, parked.
+fn local_exit(channel: &str) -> Exit {
+    Exit {
+        channel: channel.into(),
+        bridged: false,
+    }
+}
+
 /// Ends the room as the controller does; returns the events so far and the channels it moved
 /// out (for a connect room: Alice's hangup, which ends it, is applied here).
 fn end(room: &mut Room, how: Ending) -> (Vec<DomainEvent>, Vec<String>) {
@@ -593,7 +601,8 @@ fn end(room: &mut Room, how: Ending) -> (Vec<DomainEvent>, Vec<String>) {
                 "timeout"
             };
             let (applied, leaving) = ops::request_terminate(room, reason, 10);
-            (applied.events, leaving)
+            let channels = leaving.into_iter().map(|exit| exit.channel).collect();
+            (applied.events, channels)
         }
         Ending::PartnerLeft => {
             let alice = deleted(room, ALICE, Some("NORMAL_CLEARING"));
@@ -807,7 +816,7 @@ fn an_audit_moves_out_again_the_members_a_terminating_room_still_has_on_the_node
     // Asked long ago (before the joins-settled point): moved out again, control leg hung up.
     let later = reconcile(&mut room, CORE, Some(&on_node), &|_| None, 50, 60);
     assert!(later.effects.contains(&Effect::Eject {
-        channel: CAROL.into(),
+        exit: local_exit(CAROL),
         talks: Vec::new(),
     }));
     assert!(later.effects.contains(&Effect::ReleaseControlLeg));
@@ -1311,7 +1320,7 @@ fn an_end_on_exit_member_leaving_ends_the_room_and_moves_the_others_out() {
         .effects
         .iter()
         .filter_map(|e| match e {
-            Effect::Eject { channel, .. } => Some(channel.as_str()),
+            Effect::Eject { exit, .. } => Some(exit.channel.as_str()),
             _ => None,
         })
         .collect();

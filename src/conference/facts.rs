@@ -21,9 +21,21 @@ pub struct ChannelInfo {
     /// `switchyard_room`: the room a dial-out is for (trusted only when that room holds a
     /// dial-out of this channel).
     pub room: Option<String>,
+    /// `X-Switchyard-Session` of a leg another node carries into one of this node's rooms
+    /// (`variable_sip_h_X-Switchyard-Session`; trusted only when the room is joining that
+    /// session over a node-to-node bridge).
+    pub node_session: Option<String>,
 }
 
 impl ChannelInfo {
+    /// The room of a node-to-node bridge's outbound leg (on the call's node).
+    pub fn bridge_room(&self) -> Option<&str> {
+        match self.role.as_deref() {
+            Some("node_bridge") => self.room.as_deref(),
+            _ => None,
+        }
+    }
+
     /// The room of a dial-out leg.
     pub fn dialout_room(&self) -> Option<&str> {
         match self.role.as_deref() {
@@ -121,6 +133,24 @@ impl ConferenceFact {
         matches!(self, ConferenceFact::MemberTalking { .. })
     }
 
+    /// The same fact about the member keyed `channel` (a node-to-node leg's fact, told about
+    /// the call it carries).
+    pub fn for_member(&self, channel: &str) -> ConferenceFact {
+        let mut fact = self.clone();
+        match &mut fact {
+            ConferenceFact::MemberAdded { channel: c, .. }
+            | ConferenceFact::MemberDeleted { channel: c, .. }
+            | ConferenceFact::MemberMuted { channel: c, .. }
+            | ConferenceFact::MemberUnmuted { channel: c, .. }
+            | ConferenceFact::MemberSwitched { channel: c, .. }
+            | ConferenceFact::MemberKicked { channel: c, .. }
+            | ConferenceFact::MemberTalking { channel: c, .. }
+            | ConferenceFact::MemberFileDone { channel: c, .. } => channel.clone_into(c),
+            _ => {}
+        }
+        fact
+    }
+
     /// The channel of a member fact.
     pub fn member_channel(&self) -> Option<&str> {
         match self {
@@ -207,6 +237,9 @@ fn channel_info(event: &Event) -> Option<ChannelInfo> {
             .map(|v| v.into_owned()),
         room: event
             .header("variable_switchyard_room")
+            .map(|v| v.into_owned()),
+        node_session: event
+            .header("variable_sip_h_X-Switchyard-Session")
             .map(|v| v.into_owned()),
     })
 }

@@ -17,7 +17,7 @@ pub use events::{DomainEvent, EventKind};
 pub use facts::{ChannelFact, ChannelInfo, ConferenceFact, Fact, Observed, from_event};
 pub use ids::{AppId, IdError, NodePrefix, RoomId, SessionId};
 pub use model::{
-    Action, Beep, ControlLeg, Dialout, DialoutFailure, DialoutState, LeaveReason, Member,
-    MemberStatus, Micros, Playback, PlaybackStatus, Recording, RecordingStatus, Room, RoomStatus,
-    RoomType, Session, SessionState, Switch,
+    Action, Beep, Bridge, ControlLeg, Dialout, DialoutFailure, DialoutState, Exit, LeaveReason,
+    Member, MemberStatus, Micros, Playback, PlaybackStatus, Recording, RecordingStatus, Room,
+    RoomStatus, RoomType, Session, SessionState, Switch,
 };

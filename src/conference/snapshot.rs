@@ -1,13 +1,17 @@
 //! A node's state as a snapshot tells it (`conference json_list`, `show channels as json`), and
 //! reconciling a room with it after a (re)connect: what the node says wins.
 
+use std::borrow::Cow;
+
 use serde::Deserialize;
 
 use super::apply::{
     Applied, Effect, Ignored, Step, farewell, lose_conference, remove_member, terminate, why_left,
 };
 use super::facts::ConferenceFact;
-use super::model::{LeaveReason, MemberStatus, Micros, Room, RoomStatus, Session, Switch};
+use super::model::{
+    Exit, LeaveReason, Member, MemberStatus, Micros, Room, RoomStatus, Session, Switch,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct MemberFlags {
@@ -146,6 +150,8 @@ pub fn reconcile(
             ..Applied::default()
         };
     }
+    let keyed = conference.map(|c| by_member(room, c));
+    let conference = keyed.as_deref();
     let restarted = room.core_uuid.as_deref().is_some_and(|c| c != core_uuid);
     let mut step = Step::new(room, now);
     if restarted {
@@ -171,6 +177,23 @@ pub fn reconcile(
         out.ignored = Some(Ignored::NoChange);
     }
     out
+}
+
+/// The snapshot's conference with its node-to-node legs named by the calls they carry (the
+/// members' keys), so it compares with the room's members.
+fn by_member<'c>(room: &Room, conf: &'c SnapshotConference) -> Cow<'c, SnapshotConference> {
+    if conf
+        .members
+        .iter()
+        .all(|m| room.member_key(&m.uuid) == m.uuid)
+    {
+        return Cow::Borrowed(conf);
+    }
+    let mut keyed = conf.clone();
+    for m in &mut keyed.members {
+        m.uuid = room.member_key(&m.uuid).to_owned();
+    }
+    Cow::Owned(keyed)
 }
 
 /// A snapshot write refused: the room moved on after the snapshot was asked for.
@@ -216,6 +239,8 @@ pub fn reconcile_at(
     now: Micros,
 ) -> Result<Applied, Stale> {
     let version = room.seq;
+    let keyed = conference.map(|c| by_member(room, c));
+    let conference = keyed.as_deref();
     let applied = reconcile(
         room,
         core_uuid,
@@ -390,17 +415,17 @@ fn forget_unreported_mutes(step: &mut Step<'_>, asked_before: Micros) {
 /// hung up again. Their del-members end the room.
 fn move_out_again(step: &mut Step<'_>, conf: &SnapshotConference, asked_before: Micros) {
     let talks = farewell(step.room);
-    let stuck: Vec<String> = step
+    let stuck: Vec<Exit> = step
         .room
         .members
         .values()
         .filter(|m| m.status != MemberStatus::Joining && m.updated_at < asked_before)
         .filter(|m| conf.members.iter().any(|s| s.uuid == m.channel()))
-        .map(|m| m.channel().to_owned())
+        .filter_map(Member::exit)
         .collect();
-    for channel in stuck {
+    for exit in stuck {
         step.out.effects.push(Effect::Eject {
-            channel,
+            exit,
             talks: talks.clone(),
         });
     }

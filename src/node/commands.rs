@@ -2,8 +2,8 @@
 //! uuids and profile names are validated before they are written into a command line, so
 //! nothing an API caller sends reaches FreeSWITCH unchecked.
 
-use crate::conference::RoomId;
 use crate::conference::actions::{Gender, Talk};
+use crate::conference::{Exit, RoomId};
 use crate::esl::{ApiCommand, CommandError};
 
 /// The text-to-speech engine talk actions use (mod_flite).
@@ -126,6 +126,22 @@ pub fn leave(channel: &str, talks: &[Talk]) -> Result<ApiCommand, CommandError> 
     if talks.is_empty() {
         return park(channel);
     }
+    say_then(channel, talks, "park")
+}
+
+/// Takes a member out of its room on the room's node: its call is parked ([`leave`]), or its
+/// node-to-node leg hung up (`uuid_kill`, or the post-actions then `hangup`): the bridge ends and
+/// the call's own node parks it again (`park_after_bridge`, see `node::bridge`).
+pub fn take_out(exit: &Exit, talks: &[Talk]) -> Result<ApiCommand, CommandError> {
+    match (exit.bridged, talks.is_empty()) {
+        (false, _) => leave(&exit.channel, talks),
+        (true, true) => kill(&exit.channel),
+        (true, false) => say_then(&exit.channel, talks, "hangup"),
+    }
+}
+
+/// `uuid_transfer <uuid> 'm:^:speak:…^…^<last>' inline`.
+fn say_then(channel: &str, talks: &[Talk], last: &str) -> Result<ApiCommand, CommandError> {
     let mut dest = String::from("m:^:");
     for talk in talks {
         dest.push_str(&format!(
@@ -134,7 +150,7 @@ pub fn leave(channel: &str, talks: &[Talk]) -> Result<ApiCommand, CommandError> 
             checked_speech(&talk.text)?
         ));
     }
-    dest.push_str("park");
+    dest.push_str(last);
     ApiCommand::new("uuid_transfer")?
         .arg(checked_uuid(channel)?)?
         .quoted(&dest)?

@@ -262,6 +262,22 @@ impl NodeHandle {
         .is_ok_and(|r| r.is_ok())
     }
 
+    /// Waits until the node, up now or later, is up no more (its Event Socket closed, or went
+    /// silent); `false` if the supervisor stopped first.
+    pub async fn lost(&self) -> bool {
+        let mut link = self.link.clone();
+        if link
+            .wait_for(|l| matches!(l.state, NodeState::Up { .. }))
+            .await
+            .is_err()
+        {
+            return false;
+        }
+        link.wait_for(|l| !matches!(l.state, NodeState::Up { .. }))
+            .await
+            .is_ok()
+    }
+
     fn client(&self) -> Result<Client, NodeError> {
         let link = self.link.borrow();
         if !matches!(link.state, NodeState::Up { .. }) || link.commands.is_empty() {

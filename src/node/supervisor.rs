@@ -31,11 +31,26 @@ pub fn now_micros() -> Micros {
         .unwrap_or_default()
 }
 
+/// The other nodes, once all are started: a node's events may change a room another node hosts
+/// (a call this node carries there), and that room's work is done by its own node.
+pub type Peers = Arc<std::sync::OnceLock<super::NodePool>>;
+
 /// Starts the supervisor of one node and returns its handle.
 pub fn spawn<S: Store>(
     config: NodeConfig,
     store: Arc<S>,
     apps: Arc<AppDirectory>,
+    stop: CancellationToken,
+) -> (NodeHandle, Arc<super::reconciler::Stats>) {
+    spawn_among(config, store, apps, Peers::default(), stop)
+}
+
+/// [`spawn`] of one node among others (`peers`, filled once every node is started).
+pub fn spawn_among<S: Store>(
+    config: NodeConfig,
+    store: Arc<S>,
+    apps: Arc<AppDirectory>,
+    peers: Peers,
     stop: CancellationToken,
 ) -> (NodeHandle, Arc<super::reconciler::Stats>) {
     let config = Arc::new(config);
@@ -54,6 +69,7 @@ pub fn spawn<S: Store>(
         link: link_tx,
         in_flight: Arc::default(),
         requests: tokio::sync::Mutex::new(effects_rx),
+        peers,
     };
     tokio::spawn(supervisor.run(stop));
     (NodeHandle::new(config, link_rx, effects_tx), stats)
@@ -68,6 +84,7 @@ struct Supervisor<S> {
     in_flight: Arc<Mutex<HashMap<crate::conference::RoomId, Instant>>>,
     /// Work asked for through the node's handle (only this task reads it).
     requests: tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<RoomEffect>>,
+    peers: Peers,
 }
 
 /// The events the controller needs; CUSTOM last, as FreeSWITCH requires.
@@ -416,6 +433,16 @@ impl<S: Store> Supervisor<S> {
             return;
         };
         for e in effects {
+            // Another node's room (a call of this node it carries): that node does the work.
+            if e.room.prefix() != self.config.prefix {
+                match self.peers.get().map(|pool| pool.get(&e.room.prefix())) {
+                    Some(Ok(peer)) => peer.request(e),
+                    _ => {
+                        tracing::warn!(room = %e.room, effect = ?e.effect, "effect for a node this controller does not know")
+                    }
+                }
+                continue;
+            }
             if e.effect == Effect::EstablishControlLeg && !self.claim_control_leg(&e.room) {
                 continue;
             }
@@ -491,8 +518,8 @@ async fn run_effect<S: Store>(
                 .map(drop)
                 .map_err(|err| err.to_string())
         }
-        Effect::Eject { channel, talks } => {
-            let cmd = commands::leave(channel, talks).map_err(|err| err.to_string())?;
+        Effect::Eject { exit, talks } => {
+            let cmd = commands::take_out(exit, talks).map_err(|err| err.to_string())?;
             client
                 .api(&cmd)
                 .await

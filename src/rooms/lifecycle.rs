@@ -215,8 +215,8 @@ impl<S: Store> Rooms<S> {
             let _ = node.api(&cmd).await;
         }
         let talks = farewell(&room);
-        for channel in &leaving {
-            if let Ok(cmd) = commands::leave(channel, &talks) {
+        for exit in &leaving {
+            if let Ok(cmd) = commands::take_out(exit, &talks) {
                 let _ = node.api(&cmd).await;
             }
         }

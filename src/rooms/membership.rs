@@ -9,7 +9,16 @@ use crate::conference::ops;
 use crate::conference::{
     AppId, Member, MemberStatus, Micros, Room, RoomId, Session, SessionId, Switch,
 };
+use crate::node::NodeError;
+use crate::node::bridge::{NodeBridge, bridge_to_node};
 use crate::node::commands::{self, HOLD_MUSIC};
+
+/// Seconds a room's node has to answer a node-to-node bridge before the join fails (the SIP
+/// transaction would take 32 s; answered in 3–7 ms on a LAN).
+const BRIDGE_ANSWER_SECS: u32 = 5;
+/// Milliseconds without media after which a bridge gives up a dead room's node (the room's node
+/// sends RTP all the time; the `nodes` profile's RTP timer makes this fire).
+const BRIDGE_MEDIA_TIMEOUT_MS: u32 = 5000;
 use crate::node::supervisor::now_micros;
 use crate::store::{Page, Store, update_room};
 
@@ -32,9 +41,7 @@ impl<S: Store> Rooms<S> {
             return Ok(JoinOutcome::AlreadyJoined);
         }
         if room.node != session.prefix() {
-            return Err(ServiceError::Conflict(
-                "session and room are on different media nodes".into(),
-            ));
+            return self.join_across(app, &s, &room, command_uid, join_as).await;
         }
         let node = self.pool.get(&room.node)?;
         let cmd = commands::join(
@@ -54,6 +61,62 @@ impl<S: Store> Rooms<S> {
         .await?;
         if let Err(e) = node.expect_ok(&cmd, true).await {
             self.change(app, room_id, |r| {
+                Ok(ops::join_not_sent(r, session.channel(), now_micros()))
+            })
+            .await?;
+            return Err(e.into());
+        }
+        Ok(JoinOutcome::Joining)
+    }
+
+    /// Joins a call into a room another node hosts: the call's node bridges it over SIP to the
+    /// room's node-to-node profile, which puts the leg into the room muted (`node::bridge`);
+    /// confirmed, as a local join, by the room node's add-member (of the leg, tied to the session
+    /// by its tag).
+    async fn join_across(
+        &self,
+        app: &AppId,
+        s: &Session,
+        room: &Room,
+        command_uid: Option<String>,
+        join_as: ops::JoinAs,
+    ) -> Result<JoinOutcome, ServiceError> {
+        let session = &s.id;
+        let room_node = self.pool.get(&room.node)?;
+        let call_node = self.pool.get(&session.prefix())?;
+        let Some(addr) = room_node.config.node_sip else {
+            return Err(ServiceError::Conflict(format!(
+                "the room's media node {} has no node-to-node SIP address (node_sip), so calls on other nodes cannot join it",
+                room.node
+            )));
+        };
+        // A room's node that is down would refuse the bridge only after the call left park.
+        if !room_node.is_up() {
+            return Err(NodeError::Unavailable(room.node.to_string()).into());
+        }
+        let caller = Uuid::parse_str(session.channel())
+            .map_err(|_| ServiceError::Invalid("session is not a channel uuid".into()))?;
+        let out = Uuid::new_v4();
+        let cmd = bridge_to_node(&NodeBridge {
+            caller: &caller,
+            out: &out,
+            session,
+            room: &room.id,
+            node: addr,
+            answer_timeout_secs: BRIDGE_ANSWER_SECS,
+            media_timeout_ms: BRIDGE_MEDIA_TIMEOUT_MS,
+        })
+        .map_err(invalid)?;
+        let now = now_micros();
+        ops::request_bridged_join(&mut room.clone(), s, None, join_as, out, now)?;
+        self.cool(app, CooldownGroup::Conference, session.as_str())
+            .await?;
+        self.change(app, &room.id, |r| {
+            ops::request_bridged_join(r, s, command_uid.clone(), join_as, out, now_micros())
+        })
+        .await?;
+        if let Err(e) = call_node.expect_ok(&cmd, true).await {
+            self.change(app, &room.id, |r| {
                 Ok(ops::join_not_sent(r, session.channel(), now_micros()))
             })
             .await?;
@@ -155,7 +218,10 @@ impl<S: Store> Rooms<S> {
         kick: bool,
     ) -> Result<Room, ServiceError> {
         let node = self.pool.get(&room.node)?;
-        let cmd = commands::leave(member.channel(), &farewell(room)).map_err(invalid)?;
+        let exit = member
+            .exit()
+            .ok_or_else(|| ServiceError::from(ops::OpError::StillJoining))?;
+        let cmd = commands::take_out(&exit, &farewell(room)).map_err(invalid)?;
         let updated = update_room(&*self.store, app, &room.id, |r| {
             let applied = ops::request_leave(r, member.channel(), kick, now_micros())?;
             Ok::<_, ServiceError>(((), applied.events))

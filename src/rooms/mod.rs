@@ -6,6 +6,7 @@
 //! `lifecycle` creates, lists and deletes rooms; `membership` moves sessions in and out and
 //! mutes them; `playback` plays into rooms; `limits` holds the cooldown groups.
 
+mod bridges;
 mod coach;
 mod dialout;
 mod lifecycle;

@@ -130,6 +130,7 @@ impl<S: Store> Lab<S> {
         let state = ApiState::with_lab(rooms, keys, options.api, LabNodes::new(sims.clone()));
         std::fs::create_dir_all(&options.recordings_dir)?;
         super::start_timeouts(state.clone(), stop.child_token());
+        super::start_node_watch(state.clone(), stop.child_token());
         let apps = options
             .apps
             .iter()

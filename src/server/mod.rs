@@ -50,6 +50,7 @@ pub fn start_controller<S: Store>(
     );
     let state = ApiState::new(rooms, keys, config.api_options());
     start_timeouts(state.clone(), stop.child_token());
+    start_node_watch(state.clone(), stop.child_token());
     let hooked: Vec<AppId> = config
         .webhook_dispatchers()?
         .into_iter()
@@ -127,11 +128,17 @@ pub fn start_rooms<S: Store>(
     stop: &CancellationToken,
 ) -> Rooms<S> {
     let directory = Arc::new(directory);
+    let peers = supervisor::Peers::default();
     let handles = nodes
         .into_iter()
-        .map(|n| supervisor::spawn(n, store.clone(), directory.clone(), stop.child_token()).0)
+        .map(|n| {
+            let (apps, stop) = (directory.clone(), stop.child_token());
+            supervisor::spawn_among(n, store.clone(), apps, peers.clone(), stop).0
+        })
         .collect();
-    Rooms::new(store, NodePool::new(handles))
+    let pool = NodePool::new(handles);
+    let _ = peers.set(pool.clone());
+    Rooms::new(store, pool)
         .with_cooldowns(cooldowns)
         .with_directory(directory)
 }
@@ -165,6 +172,35 @@ pub fn start_timeouts<S: Store>(state: ApiState<S>, stop: CancellationToken) {
             }
         }
     });
+}
+
+/// Watches every node: when one is lost, the calls rooms carry across it are let go at once
+/// (see [`Rooms::node_failed`]), not after the bridges' media timeouts.
+pub fn start_node_watch<S: Store>(state: ApiState<S>, stop: CancellationToken) {
+    for node in state.rooms().pool().nodes().to_vec() {
+        let (state, stop) = (state.clone(), stop.clone());
+        tokio::spawn(async move {
+            loop {
+                let lost = tokio::select! {
+                    _ = stop.cancelled() => return,
+                    lost = node.lost() => lost,
+                };
+                if !lost {
+                    return;
+                }
+                let prefix = &node.config.prefix;
+                match state.rooms().node_failed(prefix).await {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        tracing::warn!(node = %prefix, members = n, "media node lost: the calls carried across it were let go")
+                    }
+                    Err(e) => {
+                        tracing::warn!(node = %prefix, error = %e, "media node lost: its carried calls could not all be let go")
+                    }
+                }
+            }
+        });
+    }
 }
 
 /// The API state of a `serve` controller.

@@ -176,12 +176,12 @@ impl Settings {
 /// A controller as `serve` runs it, minus the HTTP listener: requests go through its router.
 pub struct Controller {
     pub state: ApiState<RedisStore>,
-    router: axum::Router,
+    pub router: axum::Router,
     stop: CancellationToken,
 }
 
 impl Controller {
-    async fn start(config: &Config) -> Controller {
+    pub async fn start(config: &Config) -> Controller {
         let url = config.redis_url.as_deref().expect("redis_url");
         let mut store = RedisStore::connect(url).await.expect("Redis");
         if let Some(secs) = config.room_retention_secs {

@@ -241,10 +241,12 @@ fn end_on_exit(step: &mut Step<'_>) {
             let data = member_data(step.room, &step.room.members[&channel]);
             step.emit(EventKind::MemberLeaving, data);
         }
-        step.out.effects.push(Effect::Eject {
-            channel,
-            talks: talks.clone(),
-        });
+        if let Some(exit) = step.room.members.get(&channel).and_then(Member::exit) {
+            step.out.effects.push(Effect::Eject {
+                exit,
+                talks: talks.clone(),
+            });
+        }
     }
     step.out.effects.push(Effect::ReleaseControlLeg);
 }
@@ -265,10 +267,12 @@ fn end_connect(step: &mut Step<'_>) {
             partner.kicked = true;
             partner.updated_at = step.now;
         }
-        step.out.effects.push(Effect::Eject {
-            channel: partner.channel().to_owned(),
-            talks: talks.clone(),
-        });
+        if let Some(exit) = partner.exit() {
+            step.out.effects.push(Effect::Eject {
+                exit,
+                talks: talks.clone(),
+            });
+        }
     }
     step.out.effects.push(Effect::ReleaseControlLeg);
 }

@@ -9,6 +9,7 @@
 //! lost, and how a room ends), [`media`] (playback and recordings); [`data`] builds the webhook
 //! data of member and recording events.
 
+mod bridge;
 mod data;
 mod dialout;
 mod ending;
@@ -20,8 +21,9 @@ use serde_json::json;
 use super::actions::Talk;
 use super::events::{DomainEvent, EventKind};
 use super::facts::ConferenceFact;
-use super::model::{Micros, Room, RoomStatus, Session, Switch};
+use super::model::{Exit, Micros, Room, RoomStatus, Session, Switch};
 
+pub use bridge::{bridge_ended, call_node_failed, node_leg, room_node_failed};
 pub use data::{member_data, recording_data};
 pub use dialout::{ANSWERED_GRACE, DialoutStep, dialout_data, expire_dialouts, fail_dialout};
 pub use ending::{lose_conference, terminate};
@@ -52,9 +54,10 @@ pub enum Ignored {
 pub enum Effect {
     /// The control leg is gone while the room should live: originate it again.
     EstablishControlLeg,
-    /// Take this channel out of the room (a `connect` partner left), saying the room's
-    /// post-actions to it on its way out.
-    Eject { channel: String, talks: Vec<Talk> },
+    /// Take a member out of the room (a `connect` partner left, the room ended), saying the
+    /// room's post-actions to it on its way out: its call is parked, or its node-to-node leg
+    /// hung up (the call parks again on its own node).
+    Eject { exit: Exit, talks: Vec<Talk> },
     /// Say the room's pre-actions to a member who has just joined.
     Greet { member_id: u32, talks: Vec<Talk> },
     /// The room is over on our side: hang up the control leg.
@@ -66,8 +69,9 @@ pub enum Effect {
     Unhear { coach: u32, member_id: u32 },
     /// The conference is up: give it the room's enter and exit tones.
     Beeps { enter: bool, exit: bool },
-    /// Hang up a call the room was placing (`uuid_kill … ORIGINATOR_CANCEL`): the room ended,
-    /// or the node never settled it.
+    /// Hang up a channel on the room's node (`uuid_kill … ORIGINATOR_CANCEL`): a call the room
+    /// was placing (the room ended, or the node never settled it), or a node-to-node leg the
+    /// room does not expect or no longer carries.
     Cancel { channel: String },
 }
 
@@ -173,6 +177,13 @@ pub fn apply_event(
     now: Micros,
     sequence: u64,
 ) -> Applied {
+    // A node-to-node leg's fact is about the call it carries.
+    let resolved = fact
+        .member_channel()
+        .map(|c| room.member_key(c))
+        .filter(|key| Some(*key) != fact.member_channel())
+        .map(|key| fact.for_member(key));
+    let fact = resolved.as_ref().unwrap_or(fact);
     if let ConferenceFact::MemberTalking {
         channel,
         member_id,
@@ -245,8 +256,10 @@ pub fn in_order(
         out.changed = true;
         out.ignored = None;
     }
-    // Only with a change: the room's `seq` moved, so the write is guarded like any other.
-    if tracked && out.changed {
+    // Only with a change: the room's `seq` moved, so the write is guarded like any other. Only
+    // the room's node numbers its members' facts: the call's own node (a member carried from
+    // another node) counts apart.
+    if tracked && out.changed && room.core_uuid.as_deref() == Some(core_uuid) {
         let member = match room.members.get_mut(channel) {
             Some(m) => Some(m),
             None => room

@@ -34,6 +34,30 @@ pub enum LeaveReason {
     NodeRestarted,
     /// The room was destroyed on the node.
     RoomEnded,
+    /// A call carried from another node: the room's node or the call's node stopped answering
+    /// (its Event Socket closed); a call that lives is parked on its own node.
+    NodeFailed,
+}
+
+/// The node-to-node link that carries a member whose call is on another node than the room
+/// (see `node::bridge`): a SIP leg from the call's node to the room's node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bridge {
+    /// The outbound leg on the call's node (the controller chose its uuid).
+    pub out: Uuid,
+    /// The leg on the room's node, once that node reported it (its first event, tagged with the
+    /// session): the room's node knows the member by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leg: Option<String>,
+}
+
+/// Where a member is taken out of the room: a channel on the room's node, and whether it is a
+/// node-to-node leg (hung up, so that the call parks again on its own node) or the call itself
+/// (parked on the room's node).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exit {
+    pub channel: String,
+    pub bridged: bool,
 }
 
 /// One participation of a session in a room: a conferencecall of seeds 000–003.
@@ -116,6 +140,10 @@ pub struct Member {
     /// The node's `Event-Sequence` of the newest digit announced (see `apply::dtmf`).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub dtmf_seq: u64,
+    /// A call on another node, carried to the room's node (`None`: the call is on the room's
+    /// node).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bridge: Option<Bridge>,
     /// The node's `Event-Sequence` of the newest event applied to this member (0: none yet).
     /// An older event of the channel is not applied again (see `apply::apply_event`).
     #[serde(default, skip_serializing_if = "is_zero")]
@@ -168,14 +196,38 @@ impl Member {
             talking: false,
             talking_seq: 0,
             dtmf_seq: 0,
+            bridge: None,
             event_seq: 0,
             updated_at: now,
         }
     }
 
-    /// The FreeSWITCH channel uuid.
+    /// The FreeSWITCH channel uuid of the call (on its own node): the member's key in its room.
     pub fn channel(&self) -> &str {
         self.session.channel()
+    }
+
+    /// The channel the room's node knows the member by: the call's own, or the node-to-node
+    /// leg that carries it (`None` while the room's node has not reported that leg).
+    pub fn room_channel(&self) -> Option<&str> {
+        match &self.bridge {
+            None => Some(self.channel()),
+            Some(b) => b.leg.as_deref(),
+        }
+    }
+
+    /// How to take the member out on the room's node (`None`: a carried call whose leg the room's
+    /// node has not reported yet; it is refused when it arrives).
+    pub fn exit(&self) -> Option<Exit> {
+        self.room_channel().map(|channel| Exit {
+            channel: channel.to_owned(),
+            bridged: self.bridge.is_some(),
+        })
+    }
+
+    /// The node-to-node leg on the room's node, if the member is carried by one.
+    pub fn leg(&self) -> Option<&str> {
+        self.bridge.as_ref().and_then(|b| b.leg.as_deref())
     }
 
     /// A switch as the node reported it.

@@ -13,7 +13,7 @@ mod dialout;
 mod member;
 
 pub use dialout::{Dialout, DialoutFailure, DialoutState};
-pub use member::{LeaveReason, Member, MemberStatus, Switch};
+pub use member::{Bridge, Exit, LeaveReason, Member, MemberStatus, Switch};
 
 fn is_zero(n: &u64) -> bool {
     *n == 0
@@ -311,6 +311,19 @@ impl Room {
 
     pub fn member_by_session(&self, session: &SessionId) -> Option<&Member> {
         self.members.get(session.channel())
+    }
+
+    /// The member key (its call's channel) of a channel the room's node names: the channel
+    /// itself, or the call a node-to-node leg carries (current members first, then past ones).
+    pub fn member_key<'a>(&'a self, channel: &'a str) -> &'a str {
+        if self.members.contains_key(channel) {
+            return channel;
+        }
+        self.members
+            .values()
+            .chain(self.past_members.iter().rev())
+            .find(|m| m.leg() == Some(channel))
+            .map_or(channel, Member::channel)
     }
 
     /// The participation with this conferencecall id, current or past.

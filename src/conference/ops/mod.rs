@@ -28,8 +28,8 @@ use super::apply::{
 };
 use super::events::EventKind;
 use super::model::{
-    LeaveReason, Member, MemberStatus, Micros, Recording, RecordingStatus, Room, RoomStatus,
-    RoomType, Session, Switch,
+    Bridge, Exit, LeaveReason, Member, MemberStatus, Micros, Recording, RecordingStatus, Room,
+    RoomStatus, RoomType, Session, Switch,
 };
 
 /// Why an operation is refused (the API turns these into status codes).
@@ -130,6 +130,23 @@ pub fn request_join_as(
     Ok(step.finish())
 }
 
+/// [`request_join_as`] of a call on another node than the room, carried to the room's node by
+/// a node-to-node bridge whose outbound leg (on the call's node) is `out`.
+pub fn request_bridged_join(
+    room: &mut Room,
+    session: &Session,
+    command_uid: Option<String>,
+    join_as: JoinAs,
+    out: Uuid,
+    now: Micros,
+) -> Result<Applied, OpError> {
+    let applied = request_join_as(room, session, command_uid, join_as, now)?;
+    if let Some(m) = room.members.get_mut(session.id.channel()) {
+        m.bridge = Some(Bridge { out, leg: None });
+    }
+    Ok(applied)
+}
+
 /// `leave` (or, with `kick`, the application removing a conferencecall): `leaving` until
 /// del-member confirms it.
 pub fn request_leave(
@@ -222,7 +239,7 @@ pub fn expire_joins(room: &mut Room, deadline: Micros, now: Micros) -> Applied {
 /// The room is being deleted (or timed out): `terminating` until its conference is gone on the
 /// node. Its joined members are on their way out (kicked); the channels to move out are returned.
 /// `reason` (`deleted`, `timeout`) goes with `conference.destroyed`.
-pub fn request_terminate(room: &mut Room, reason: &str, now: Micros) -> (Applied, Vec<String>) {
+pub fn request_terminate(room: &mut Room, reason: &str, now: Micros) -> (Applied, Vec<Exit>) {
     let mut step = Step::new(room, now);
     let mut leaving = Vec::new();
     if step.room.status < RoomStatus::Terminating {
@@ -234,7 +251,7 @@ pub fn request_terminate(room: &mut Room, reason: &str, now: Micros) -> (Applied
             let Some(m) = step.room.members.get_mut(&channel) else {
                 continue;
             };
-            leaving.push(channel.clone());
+            leaving.extend(m.exit());
             if m.status != MemberStatus::Joined {
                 continue;
             }

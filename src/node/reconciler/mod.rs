@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::{AppDirectory, NodeConfig};
 use crate::conference::apply::{
-    DialoutStep, Effect, apply_dialout, channel_gone, channel_parked, dtmf,
+    DialoutStep, Effect, apply_dialout, bridge_ended, channel_gone, channel_parked, dtmf, node_leg,
 };
 use crate::conference::session::{Origin, apply_channel};
 use crate::conference::snapshot::Stale;
@@ -152,6 +152,15 @@ impl<S: Store> Reconciler<S> {
         cause: Option<&str>,
         now: Micros,
     ) -> Result<Effects, StoreError> {
+        if let Some(session) = info.node_session.as_deref() {
+            return self.node_leg(core, session, kind, info, cause, now).await;
+        }
+        if let Some(room) = info.bridge_room() {
+            if kind != ChannelFact::HungUp {
+                return Ok(Vec::new());
+            }
+            return self.bridge_ended(room, &info.channel, cause, now).await;
+        }
         let id = SessionId::new(&self.node.prefix, &info.channel);
         let known = self.store.session_app(&id).await?;
         let Some(app) = known.or_else(|| self.apps.owner(&info.did, info.app_hint.as_deref()))
@@ -206,6 +215,62 @@ impl<S: Store> Reconciler<S> {
             })
         })
         .await
+    }
+
+    /// An event of a leg another node carries into one of this node's rooms (its request user
+    /// names the room, its tag the call's session; neither trusted further than the room's
+    /// own join of that session, see [`node_leg`]).
+    async fn node_leg(
+        &self,
+        core: &str,
+        session: &str,
+        kind: ChannelFact,
+        info: &ChannelInfo,
+        cause: Option<&str>,
+        now: Micros,
+    ) -> Result<Effects, StoreError> {
+        let room = RoomId::parse(&info.did)
+            .ok()
+            .filter(|r| r.prefix() == self.node.prefix);
+        let session = SessionId::parse(session)
+            .ok()
+            .filter(|s| s.prefix() != self.node.prefix);
+        let (Some(room), Some(session)) = (room, session) else {
+            self.count(false);
+            return Ok(Vec::new());
+        };
+        let Some(app) = self.room_app(&room).await? else {
+            self.count(false);
+            return Ok(Vec::new());
+        };
+        self.update(&app, &room, |r| {
+            node_leg(r, core, &session, &info.channel, kind, cause, now)
+        })
+        .await
+    }
+
+    /// A bridge's outbound leg (on this node, carrying one of its calls to `room` on another
+    /// node) ended: a join still on its way failed.
+    async fn bridge_ended(
+        &self,
+        room: &str,
+        out: &str,
+        cause: Option<&str>,
+        now: Micros,
+    ) -> Result<Effects, StoreError> {
+        let Some(room) = RoomId::parse(room)
+            .ok()
+            .filter(|r| r.prefix() != self.node.prefix)
+        else {
+            self.count(false);
+            return Ok(Vec::new());
+        };
+        let Some(app) = self.room_app(&room).await? else {
+            self.count(false);
+            return Ok(Vec::new());
+        };
+        self.update(&app, &room, |r| bridge_ended(r, out, cause, now))
+            .await
     }
 
     /// A step of a dial-out of `room` (as the call's variable names it: applied only if that

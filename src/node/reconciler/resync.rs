@@ -75,6 +75,7 @@ impl<S: Store> Reconciler<S> {
                 app_hint: None,
                 role: None,
                 room: None,
+                node_session: None,
             };
             self.channel(core, 0, ChannelFact::Answered, &info, None, now)
                 .await?;
@@ -135,6 +136,7 @@ impl<S: Store> Reconciler<S> {
                 app_hint: None,
                 role: None,
                 room: None,
+                node_session: None,
             };
             effects.extend(
                 self.channel(core, 0, ChannelFact::HungUp, &info, None, now)

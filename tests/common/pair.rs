@@ -1,0 +1,311 @@
+//! Two real FreeSWITCH nodes under one controller (rooms that span media nodes): both started by
+//! the test from `freeswitch-conf/` on free ports (each with its node-to-node profile), a real
+//! Redis, and a controller started as `switchyard serve` starts it with both nodes configured,
+//! their `node_sip` addresses included. Calls are SIPp callers dialing either node's DID; a call's
+//! session is found in the store by its caller number. Included with `#[path]` next to
+//! `common/live.rs` (it uses its controller and helpers).
+
+#![allow(dead_code)]
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+
+use switchyard::api::hash_key;
+use switchyard::conference::{AppId, DomainEvent, EventKind, Room, RoomId, SessionState};
+use switchyard::server::config::Config;
+use switchyard::store::Store;
+use switchyard::store::redis::RedisStore;
+
+use crate::common::api::{Reply, raw_get, send};
+use crate::common::freeswitch::FreeSwitch;
+use crate::common::redis_server::RedisServer;
+use crate::common::sipp::Caller;
+use crate::live::{Controller, within};
+
+/// The two nodes' prefixes, in the order of [`Pair::nodes`].
+pub const PREFIXES: [&str; 2] = ["xnoda", "xnodb"];
+pub const DID: &str = "15551230000";
+
+pub struct Pair {
+    pub nodes: [FreeSwitch; 2],
+    pub ctl: Controller,
+    app_id: String,
+    key: String,
+    callers: Mutex<Vec<Caller>>,
+    _redis: RedisServer,
+}
+
+impl Pair {
+    pub async fn start() -> Pair {
+        crate::common::sipp::require();
+        let (a, b) = tokio::join!(
+            tokio::task::spawn_blocking(FreeSwitch::start),
+            tokio::task::spawn_blocking(FreeSwitch::start)
+        );
+        let nodes = [a.unwrap(), b.unwrap()];
+        let redis = RedisServer::start();
+        let (app_id, key) = (
+            format!("x-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]),
+            uuid::Uuid::new_v4().to_string(),
+        );
+        let q = |s: &str| toml::Value::String(s.to_owned()).to_string();
+        let mut text = format!(
+            "redis_url = {}\n\
+             [limits]\nglobal_rps = 0\nconf_play_ms = 300\nconference_control_ms = 100\n\
+             conference_ms = 300\nconference_mute_ms = 300\ncommand_timeout_ms = 5000\n\
+             join_timeout_ms = 10000\n",
+            q(&redis.url())
+        );
+        for (node, prefix) in nodes.iter().zip(PREFIXES) {
+            text.push_str(&format!(
+                "[[nodes]]\nname = {}\nprefix = {}\nesl = {}\npassword = {}\nprofile = \"switchyard\"\n\
+                 recordings_dir = {}\nnode_sip = {}\n",
+                q(prefix),
+                q(prefix),
+                q(&node.esl()),
+                q(&node.password),
+                q(&node.recordings().to_string_lossy()),
+                q(&node.node_sip().to_string()),
+            ));
+        }
+        text.push_str(&format!(
+            "[[apps]]\nid = {}\nkey_sha256 = {}\ndids = [{}]\n",
+            q(&app_id),
+            q(&hash_key(&key)),
+            q(DID)
+        ));
+        let config = Config::parse(&text, |_| None).expect("the configuration is valid");
+        let ctl = Controller::start(&config).await;
+        let pair = Pair {
+            nodes,
+            ctl,
+            app_id,
+            key,
+            callers: Mutex::new(Vec::new()),
+            _redis: redis,
+        };
+        // Each node's node-to-node profile runs (sofia starts profiles after the Event Socket).
+        for i in 0..2 {
+            pair.eventually("the nodes profile runs", || async {
+                pair.node_api(i, "sofia status")
+                    .await
+                    .lines()
+                    .any(|l| l.contains("nodes") && l.contains("RUNNING"))
+            })
+            .await;
+        }
+        pair
+    }
+
+    pub fn app(&self) -> (&str, &str) {
+        (&self.app_id, &self.key)
+    }
+
+    pub fn app_id(&self) -> AppId {
+        AppId::parse(&self.app_id).unwrap()
+    }
+
+    pub fn store(&self) -> &RedisStore {
+        self.ctl.state.rooms().store()
+    }
+
+    pub async fn req(&self, method: &str, path: &str, body: Option<Value>) -> Reply {
+        send(&self.ctl.router, method, path, Some(self.app()), body).await
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.req("GET", path, None).await
+    }
+
+    pub async fn raw_get(
+        &self,
+        path: &str,
+    ) -> (StatusCode, axum::http::HeaderMap, axum::body::Bytes) {
+        raw_get(&self.ctl.router, path, self.app()).await
+    }
+
+    /// A request repeated while a cooldown refuses it, after the wait the answer names.
+    pub async fn patiently(&self, method: &str, path: &str, body: Value) -> Reply {
+        loop {
+            let r = self.req(method, path, Some(body.clone())).await;
+            if r.status != StatusCode::TOO_MANY_REQUESTS {
+                return r;
+            }
+            let wait = r.body["detail"]["retry_after_ms"].as_u64().unwrap_or(100);
+            tokio::time::sleep(Duration::from_millis(wait + 10)).await;
+        }
+    }
+
+    /// `POST /api/v1/sessions/{session}/commands/{verb}`, waiting out cooldowns.
+    pub async fn command(&self, session: &str, verb: &str, body: Value) -> Reply {
+        let path = format!("/api/v1/sessions/{session}/commands/{verb}");
+        self.patiently("POST", &path, body).await
+    }
+
+    /// A new room, once progressing; its id and the index of the node it was placed on.
+    pub async fn room(&self, name: &str) -> (String, usize) {
+        let r = self
+            .req("POST", "/api/v1/conferences", Some(json!({ "name": name })))
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+        let id = r.body["room_id"].as_str().unwrap().to_owned();
+        self.eventually("the room is progressing", || async {
+            self.stored_room(&id).await.status == switchyard::conference::RoomStatus::Progressing
+        })
+        .await;
+        let node = PREFIXES
+            .iter()
+            .position(|p| id.starts_with(p))
+            .expect("a room of one of the two nodes");
+        (id, node)
+    }
+
+    /// A SIP call from `number` to node `node`'s DID, parked there; its session id once stored.
+    pub async fn call(&self, node: usize, number: &str) -> String {
+        let sip = Caller::dial(
+            self.nodes[node].sip(),
+            DID,
+            number,
+            &format!("Caller {number}"),
+        );
+        self.callers.lock().unwrap().push(sip);
+        self.eventually("the call is stored as a parked session", || async {
+            let page = self
+                .store()
+                .sessions_of_app(&self.app_id(), None, 1000)
+                .await;
+            page.unwrap()
+                .items
+                .into_iter()
+                .find(|s| {
+                    s.caller_id == number
+                        && s.state == SessionState::Parked
+                        && s.id.as_str().starts_with(PREFIXES[node])
+                })
+                .map(|s| s.id.to_string())
+        })
+        .await
+        .unwrap_or_default()
+    }
+
+    /// One `api` command on node `node` (a fresh connection); its reply, or `-ERR …` when the
+    /// node cannot be reached.
+    pub async fn node_api(&self, node: usize, command: &str) -> String {
+        tokio::task::block_in_place(|| self.nodes[node].api(command))
+            .unwrap_or_else(|| "-ERR the node cannot be reached".into())
+    }
+
+    pub async fn channel_exists(&self, node: usize, channel: &str) -> bool {
+        self.node_api(node, &format!("uuid_exists {channel}"))
+            .await
+            .trim()
+            == "true"
+    }
+
+    pub async fn stored_room(&self, id: &str) -> Room {
+        self.store()
+            .room(&self.app_id(), &RoomId::parse(id).unwrap())
+            .await
+            .unwrap()
+            .expect("the room is stored")
+    }
+
+    pub async fn members(&self, room: &str) -> Vec<Value> {
+        let r = self
+            .get(&format!("/api/v1/conferences/{room}/members"))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{r:?}");
+        r.body["members"].as_array().unwrap().clone()
+    }
+
+    pub async fn member(&self, room: &str, session: &str) -> Option<Value> {
+        self.members(room)
+            .await
+            .into_iter()
+            .find(|m| m["uuid"] == session)
+    }
+
+    /// The domain events of `room` in the application's outbox.
+    pub async fn events(&self, room: &str) -> Vec<DomainEvent> {
+        self.store()
+            .outbox(&self.app_id(), None, 10_000)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(_, e)| e)
+            .filter(|e| e.room.as_str() == room)
+            .collect()
+    }
+
+    /// The `conference.member.left` reasons told for `session` in `room`, in order.
+    pub async fn left_reasons(&self, room: &str, session: &str) -> Vec<String> {
+        self.events(room)
+            .await
+            .iter()
+            .filter(|e| e.kind == EventKind::MemberLeft && e.data["uuid"] == session)
+            .map(|e| e.data["reason"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+
+    /// Joins `session` into `room` and waits for the node's confirmation (the member listed).
+    pub async fn joined(&self, room: &str, session: &str) {
+        let r = self
+            .command(session, "conference/join", json!({ "room_id": room }))
+            .await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+        self.eventually("add-member confirms the join", || async {
+            self.member(room, session).await.is_some()
+        })
+        .await;
+    }
+
+    /// Waits (up to 20 s) until `check` holds.
+    pub async fn eventually<F, Fut, T>(&self, what: &str, mut check: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = T>,
+        T: Truthy,
+    {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let v = check().await;
+            if v.holds() {
+                return v;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out after 20 s waiting for: {what}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits at most `limit` until `check` holds.
+    pub async fn within<F, Fut>(&self, limit: Duration, what: &str, check: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        within(limit, what, check).await;
+    }
+}
+
+/// What [`Pair::eventually`] waits for: `true`, or something found.
+pub trait Truthy {
+    fn holds(&self) -> bool;
+}
+
+impl Truthy for bool {
+    fn holds(&self) -> bool {
+        *self
+    }
+}
+
+impl<T> Truthy for Option<T> {
+    fn holds(&self) -> bool {
+        self.is_some()
+    }
+}
