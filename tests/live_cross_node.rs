@@ -18,8 +18,7 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use serde_json::json;
-use switchyard::conference::{EventKind, SessionState};
-use switchyard::store::Store;
+use switchyard::conference::EventKind;
 
 use live::{notice, tone_share};
 use pair::Pair;
@@ -52,14 +51,30 @@ fn channel(session: &str) -> &str {
     &session[6..]
 }
 
-/// The node-to-node leg on the room's node that carries `session`, as the store tied it.
-async fn leg_of(t: &Pair, room: &str, session: &str) -> String {
+/// The node-to-node bridge that carries `session` into `room`, as the store tied it: its leg on
+/// the room's node and its outbound leg on the call's node.
+async fn bridge_of(t: &Pair, room: &str, session: &str) -> (String, String) {
     let stored = t.stored_room(room).await;
     let m = stored
         .members
         .get(channel(session))
         .expect("the member is stored under its call");
-    m.leg().expect("the leg is tied").to_owned()
+    let bridge = m.bridge.as_ref().expect("a carried member");
+    let leg = bridge.leg.clone().expect("the leg is tied");
+    (leg, bridge.out.to_string())
+}
+
+/// The call is parked again on its node `node` within `limit`: alive, its bridge's outbound leg
+/// gone.
+async fn parked_again(t: &Pair, node: usize, session: &str, out: &str, limit: Duration) {
+    t.within(limit, "the bridge's outbound leg is gone", || async {
+        !t.channel_exists(node, out).await
+    })
+    .await;
+    assert!(
+        t.channel_exists(node, channel(session)).await,
+        "the call lives"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -96,7 +111,7 @@ async fn live_a_call_on_one_node_joins_a_room_on_the_other_is_heard_muted_leaves
         .collect();
     assert_eq!(joined.len(), 1, "one conference.member.joined: {joined:?}");
     // On the room's node: a leg of its own, muted, tagged with the session.
-    let leg = leg_of(&t, &room, &remote).await;
+    let (leg, out) = bridge_of(&t, &room, &remote).await;
     assert_ne!(leg, channel(&remote));
     let tag = t
         .node_api(r, &format!("uuid_getvar {leg} sip_h_X-Switchyard-Session"))
@@ -137,21 +152,7 @@ async fn live_a_call_on_one_node_joins_a_room_on_the_other_is_heard_muted_leaves
         t.left_reasons(&room, &remote).await == ["left"]
     })
     .await;
-    t.eventually("the call is parked on its node", || async {
-        t.store()
-            .session(
-                &t.app_id(),
-                &switchyard::conference::SessionId::parse(&remote).unwrap(),
-            )
-            .await
-            .unwrap()
-            .is_some_and(|s| s.state == SessionState::Parked)
-    })
-    .await;
-    assert!(
-        t.channel_exists(o, channel(&remote)).await,
-        "the call lives"
-    );
+    parked_again(&t, o, &remote, &out, Duration::from_secs(5)).await;
     t.eventually("the leg is gone from the room's node", || async {
         !t.channel_exists(r, &leg).await
     })
@@ -160,7 +161,7 @@ async fn live_a_call_on_one_node_joins_a_room_on_the_other_is_heard_muted_leaves
     // Joined again (a new leg), then the caller hangs up on its node: the member leaves with
     // `hangup`, and the room's node lets the leg go.
     t.joined(&room, &remote).await;
-    let leg2 = leg_of(&t, &room, &remote).await;
+    let (leg2, _) = bridge_of(&t, &room, &remote).await;
     assert_ne!(leg2, leg);
     t.node_api(o, &format!("uuid_kill {}", channel(&remote)))
         .await;
@@ -176,23 +177,78 @@ async fn live_a_call_on_one_node_joins_a_room_on_the_other_is_heard_muted_leaves
     // The leg hung up on the room's node: the member leaves, the call parks on its own node.
     let other = t.call(o, "4003").await;
     t.joined(&room, &other).await;
-    let leg3 = leg_of(&t, &room, &other).await;
+    let (leg3, out3) = bridge_of(&t, &room, &other).await;
     t.node_api(r, &format!("uuid_kill {leg3}")).await;
     t.eventually("the member left", || async {
         t.left_reasons(&room, &other).await.len() == 1
     })
     .await;
-    t.eventually("the call is parked on its node", || async {
-        t.store()
-            .session(
-                &t.app_id(),
-                &switchyard::conference::SessionId::parse(&other).unwrap(),
-            )
-            .await
-            .unwrap()
-            .is_some_and(|s| s.state == SessionState::Parked)
+    parked_again(&t, o, &other, &out3, Duration::from_secs(5)).await;
+    assert_eq!(t.members(&room).await.len(), 1, "the local caller stays");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(live_fs),
+    ignore = "needs a real FreeSWITCH: run scripts/test-deps.sh"
+)]
+async fn live_a_node_killed_under_a_carried_call_leaves_the_api_and_the_other_node_agreeing_in_2_s()
+{
+    let mut t = Pair::start().await;
+    let (room, r) = t.room("failing").await;
+    let o = 1 - r;
+    let local = t.call(r, "4101").await;
+    let remote = t.call(o, "4102").await;
+    t.joined(&room, &local).await;
+    t.joined(&room, &remote).await;
+
+    // SIGKILL of the call's node: the member leaves (`node_failed`) and its leg is gone from the
+    // room's node.
+    let (leg, _) = bridge_of(&t, &room, &remote).await;
+    let killed = std::time::Instant::now();
+    t.nodes[o].kill();
+    let two = Duration::from_secs(2);
+    t.within(two, "the member left with node_failed", || async {
+        t.left_reasons(&room, &remote).await == ["node_failed"]
     })
     .await;
-    assert!(t.channel_exists(o, channel(&other)).await, "the call lives");
-    assert_eq!(t.members(&room).await.len(), 1, "the local caller stays");
+    t.within(two, "its leg is gone from the room's node", || async {
+        !t.channel_exists(r, &leg).await
+    })
+    .await;
+    notice(&format!(
+        "call's node killed: consistent after {} ms",
+        killed.elapsed().as_millis()
+    ));
+    let members = t.members(&room).await;
+    assert_eq!(members.len(), 1, "{members:?}");
+    assert_eq!(members[0]["uuid"], local.as_str());
+
+    // The node back, a new call on it joins; then SIGKILL of the room's node: the member leaves
+    // (`node_failed`) and its call is parked again on its own node, alive.
+    tokio::task::block_in_place(|| t.nodes[o].restart());
+    let prefix = switchyard::conference::NodePrefix::parse(pair::PREFIXES[o]).unwrap();
+    t.eventually("the controller has the node back", || async {
+        t.ctl.state.rooms().pool().get(&prefix).unwrap().is_up()
+    })
+    .await;
+    let remote = t.call(o, "4103").await;
+    t.joined(&room, &remote).await;
+    let (_, out) = bridge_of(&t, &room, &remote).await;
+    let killed = std::time::Instant::now();
+    t.nodes[r].kill();
+    t.within(two, "the member left with node_failed", || async {
+        t.left_reasons(&room, &remote).await == ["node_failed"]
+    })
+    .await;
+    let rest = two.saturating_sub(killed.elapsed());
+    parked_again(&t, o, &remote, &out, rest).await;
+    notice(&format!(
+        "room's node killed: consistent after {} ms",
+        killed.elapsed().as_millis()
+    ));
+    // The room waits for its node (the node-restart behaviour): listed, with its local member.
+    let members = t.members(&room).await;
+    assert_eq!(members.len(), 1, "{members:?}");
+    assert_eq!(members[0]["uuid"], local.as_str());
 }
