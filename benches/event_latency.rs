@@ -55,7 +55,7 @@ use anyhow::{Context, anyhow, bail};
 use serde_json::{Value, json};
 
 use freeswitch::FreeSwitch;
-use support::RedisServer;
+use support::{Dist, RedisServer, SippLoad, dist, loadavg};
 use switchyard::api::hash_key;
 use switchyard::esl::{Client, ClientConfig, EventFormat, EventName, EventSet, Password};
 
@@ -358,66 +358,6 @@ impl Drop for AbortOnDrop {
         for t in &self.0 {
             t.abort();
         }
-    }
-}
-
-/// One SIPp process placing every call with the live tests' scenario (`tests/common/sipp.rs`:
-/// G.711 µ-law audio until the node's BYE), killed on drop.
-struct Sipp(Child);
-
-impl Sipp {
-    fn start(fs: &FreeSwitch, calls: usize, tag: &str) -> anyhow::Result<Sipp> {
-        // Writing the audio writes the scenario beside it.
-        let audio = sipp::audio_path();
-        let scenario = audio
-            .parent()
-            .map(|d| d.join("uac.xml"))
-            .filter(|p| p.is_file())
-            .ok_or_else(|| anyhow!("no SIPp scenario beside {}", audio.display()))?;
-        let media = 30_000 + 4 * fastrand::u16(0..200);
-        let child = Command::new("sipp")
-            .arg(fs.sip().to_string())
-            .arg("-sf")
-            .arg(&scenario)
-            .args([
-                "-s",
-                DID,
-                "-key",
-                "caller",
-                "20000",
-                "-key",
-                "caller_name",
-                "Bench",
-            ])
-            .args(["-i", "127.0.0.1", "-mi", "127.0.0.1"])
-            .args(["-mp", &media.to_string()])
-            .args(["-cid_str", &format!("{tag}-%u")])
-            .args([
-                "-r",
-                "25",
-                "-m",
-                &calls.to_string(),
-                "-l",
-                &calls.to_string(),
-            ])
-            .arg("-nostdin")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .with_context(|| format!("cannot start sipp; {HOW_TO_INSTALL}"))?;
-        Ok(Sipp(child))
-    }
-
-    fn alive(&mut self) -> bool {
-        matches!(self.0.try_wait(), Ok(None))
-    }
-}
-
-impl Drop for Sipp {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 
@@ -791,7 +731,8 @@ async fn run(
         "sy-latency-{}",
         &uuid::Uuid::new_v4().simple().to_string()[..8]
     );
-    let mut callers = Sipp::start(fs, calls_wanted, &tag)?;
+    let mut callers = SippLoad::start(fs.sip(), sipp::scenario_path(), DID, calls_wanted, &tag)
+        .with_context(|| format!("cannot start sipp; {HOW_TO_INSTALL}"))?;
     let ours = |parked: &HashMap<String, String>| -> Vec<String> {
         let mut v: Vec<String> = parked
             .iter()
@@ -1040,41 +981,6 @@ async fn leave_all(api: &Api, seen: &Seen, calls: &[Call]) -> anyhow::Result<()>
 // --- the report ---
 
 /// Nearest-rank percentile of sorted values.
-fn pct(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-struct Dist {
-    n: usize,
-    p50: f64,
-    p90: f64,
-    p99: f64,
-    max: f64,
-}
-
-fn dist(values: impl Iterator<Item = f64>) -> Dist {
-    let mut v: Vec<f64> = values.collect();
-    v.sort_by(f64::total_cmp);
-    Dist {
-        n: v.len(),
-        p50: pct(&v, 50.0),
-        p90: pct(&v, 90.0),
-        p99: pct(&v, 99.0),
-        max: v.last().copied().unwrap_or(f64::NAN),
-    }
-}
-
-/// The 1, 5 and 15 minute load averages (other work on the machine skews the figures).
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "?".into())
-}
-
 fn report(results: &Results, calls: usize, rounds: usize, load_before: &str, load_after: &str) {
     println!();
     println!(

@@ -20,6 +20,7 @@ use switchyard::store::Store;
 use switchyard::store::memory::MemoryStore;
 use switchyard::store::redis::RedisStore;
 
+#[allow(dead_code)]
 mod support;
 use support::RedisServer;
 

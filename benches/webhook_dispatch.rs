@@ -26,6 +26,7 @@ use switchyard::store::memory::MemoryStore;
 use switchyard::store::redis::RedisStore;
 use switchyard::webhook::{DispatcherConfig, Signer, spawn};
 
+#[allow(dead_code)]
 mod support;
 use support::RedisServer;
 

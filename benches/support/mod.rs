@@ -1,6 +1,9 @@
 //! What the benches share: a throwaway `redis-server` on a free port (none if it is not
-//! installed; the bench then says which figure it skips).
+//! installed; the bench then says which figure it skips), one SIPp process placing many calls,
+//! and the percentiles the benches report.
 
+use std::net::SocketAddr;
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -54,4 +57,91 @@ impl Drop for RedisServer {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// One SIPp process placing `calls` calls to `did` at `node` with the live tests' UAC scenario
+/// (`tests/common/sipp.rs`: G.711 µ-law audio until the node's BYE), 25 a second, caller number
+/// 20000, SIP Call-IDs `{tag}-<n>`; killed on drop.
+pub struct SippLoad(Child);
+
+impl SippLoad {
+    pub fn start(
+        node: SocketAddr,
+        scenario: &Path,
+        did: &str,
+        calls: usize,
+        tag: &str,
+    ) -> std::io::Result<SippLoad> {
+        let media = 30_000 + 4 * fastrand::u16(0..200);
+        let child = Command::new("sipp")
+            .arg(node.to_string())
+            .arg("-sf")
+            .arg(scenario)
+            .args(["-s", did, "-key", "caller", "20000"])
+            .args(["-key", "caller_name", "Bench"])
+            .args(["-i", "127.0.0.1", "-mi", "127.0.0.1"])
+            .args(["-mp", &media.to_string()])
+            .args(["-cid_str", &format!("{tag}-%u")])
+            .args([
+                "-r",
+                "25",
+                "-m",
+                &calls.to_string(),
+                "-l",
+                &calls.to_string(),
+            ])
+            .arg("-nostdin")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        Ok(SippLoad(child))
+    }
+
+    pub fn alive(&mut self) -> bool {
+        matches!(self.0.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for SippLoad {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The `p`th percentile of sorted values (nearest rank).
+pub fn pct(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+pub struct Dist {
+    pub n: usize,
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+pub fn dist(values: impl Iterator<Item = f64>) -> Dist {
+    let mut v: Vec<f64> = values.collect();
+    v.sort_by(f64::total_cmp);
+    Dist {
+        n: v.len(),
+        p50: pct(&v, 50.0),
+        p90: pct(&v, 90.0),
+        p99: pct(&v, 99.0),
+        max: v.last().copied().unwrap_or(f64::NAN),
+    }
+}
+
+/// The 1, 5 and 15 minute load averages (other work on the machine skews the figures).
+pub fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
 }

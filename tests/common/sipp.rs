@@ -229,6 +229,11 @@ pub fn audio_path() -> &'static Path {
     &files().1
 }
 
+/// The callers' UAC scenario (for one SIPp process placing many calls, as the benches do).
+pub fn scenario_path() -> &'static Path {
+    &files().0
+}
+
 /// A SIPp UAS on a free port, killed when dropped: SIPp's built-in `uas` (rings, answers), a
 /// scenario that answers every INVITE `486 Busy Here`, or one that rings and never answers.
 pub struct Callee(Child, pub u16);
