@@ -118,6 +118,20 @@ async fn live_a_call_on_one_node_joins_a_room_on_the_other_is_heard_muted_leaves
         .await;
     assert_eq!(tag.trim(), remote, "the leg carries the session's tag");
 
+    // A key the caller presses (on its own node) is the member's.
+    let pressed = t
+        .node_api(o, &format!("uuid_recv_dtmf {} 7", channel(&remote)))
+        .await;
+    assert!(pressed.starts_with("+OK"), "{pressed}");
+    t.eventually("conference.member.dtmf", || async {
+        t.events(&room).await.iter().any(|e| {
+            e.kind == EventKind::MemberDtmf
+                && e.data["uuid"] == remote.as_str()
+                && e.data["digit"] == "7"
+        })
+    })
+    .await;
+
     // Its audio reaches the room: unmuted, SIPp's 440 Hz tone fills the recording (the local
     // caller, sending the same tone, stays muted).
     let r1 = t.command(&remote, "conference/unmute", json!({})).await;

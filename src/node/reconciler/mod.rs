@@ -317,10 +317,14 @@ impl<S: Store> Reconciler<S> {
             self.count(false);
             return Ok(Vec::new());
         };
-        // The room must still be on the node that numbered the digit.
-        self.update(&app, &room, |r| match r.core_uuid.as_deref() {
-            Some(c) if c != core => crate::conference::Applied::default(),
-            _ => dtmf(r, channel, digit, sequence, now),
+        // The room must still be on the node that numbered the digit, unless the room carries
+        // the call from this node (its digits are this node's to number).
+        self.update(&app, &room, |r| {
+            let carried = r.members.get(channel).is_some_and(|m| m.bridge.is_some());
+            match r.core_uuid.as_deref() {
+                Some(c) if c != core && !carried => crate::conference::Applied::default(),
+                _ => dtmf(r, channel, digit, sequence, now),
+            }
         })
         .await
     }
