@@ -265,6 +265,7 @@ async fn big_node<S: Store>(store: &S) -> Vec<SnapshotConference> {
                     can_speak: false,
                     ..MemberFlags::default()
                 },
+                carries: None,
             });
         }
         members.push(SnapshotMember {
@@ -274,6 +275,7 @@ async fn big_node<S: Store>(store: &S) -> Vec<SnapshotConference> {
                 can_speak: false,
                 ..MemberFlags::default()
             },
+            carries: None,
         });
         store.create_room(&room, &[]).await.unwrap();
         snapshot.push(SnapshotConference {

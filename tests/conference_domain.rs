@@ -293,6 +293,7 @@ fn node_truth(facts: &[(String, ConferenceFact)]) -> Option<SnapshotConference> 
                     can_speak: speak,
                     ..MemberFlags::default()
                 },
+                carries: None,
             })
             .collect(),
     })
@@ -509,6 +510,7 @@ fn a_snapshot_reads_past_the_recording_freeswitch_lists_among_the_members() {
                 can_speak: true,
                 ..MemberFlags::default()
             },
+            carries: None,
         }]
     );
 }
@@ -801,6 +803,7 @@ fn an_audit_moves_out_again_the_members_a_terminating_room_still_has_on_the_node
                     can_speak: false,
                     ..MemberFlags::default()
                 },
+                carries: None,
             })
             .collect(),
     };
@@ -1016,6 +1019,7 @@ fn a_snapshot_of_a_held_member_keeps_its_mute_and_deaf_state() {
             hold,
             talking: false,
         },
+        carries: None,
     };
     let snapshot = SnapshotConference {
         conference_name: room.id.to_string(),
@@ -1224,11 +1228,13 @@ fn a_snapshot_ends_a_talk_whose_stop_was_missed_and_never_starts_one() {
                     talking: m.channel() == BOB,
                     ..MemberFlags::default()
                 },
+                carries: None,
             })
             .chain([SnapshotMember {
                 id: CONTROL_ID,
                 uuid: CONTROL.into(),
                 flags: MemberFlags::default(),
+                carries: None,
             }])
             .collect(),
     };

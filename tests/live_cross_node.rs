@@ -266,3 +266,70 @@ async fn live_a_node_killed_under_a_carried_call_leaves_the_api_and_the_other_no
     assert_eq!(members.len(), 1, "{members:?}");
     assert_eq!(members[0]["uuid"], local.as_str());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(live_fs),
+    ignore = "needs a real FreeSWITCH: run scripts/test-deps.sh"
+)]
+async fn live_a_leg_that_arrived_while_no_controller_listened_is_tied_from_the_snapshot() {
+    use switchyard::conference::ops::{self, JoinAs};
+    use switchyard::conference::{RoomId, SessionId};
+    use switchyard::node::bridge::{NodeBridge, bridge_to_node};
+    use switchyard::store::{Store, update_room};
+
+    let mut t = Pair::start().await;
+    let (room, r) = t.room("away").await;
+    let o = 1 - r;
+    let remote = t.call(o, "4201").await;
+    // The controller asks for the join and goes away before the room's node tells of the leg.
+    t.ctl.stop().await;
+    let (app, id) = (t.app_id(), RoomId::parse(&room).unwrap());
+    let session = SessionId::parse(&remote).unwrap();
+    let s = t.store().session(&app, &session).await.unwrap().unwrap();
+    let out = uuid::Uuid::new_v4();
+    update_room(t.store(), &app, &id, |room| {
+        let now = switchyard::node::supervisor::now_micros();
+        ops::request_bridged_join(room, &s, None, JoinAs::default(), out, now)
+            .map(|applied| ((), applied.events))
+    })
+    .await
+    .unwrap()
+    .unwrap()
+    .unwrap();
+    let caller = uuid::Uuid::parse_str(channel(&remote)).unwrap();
+    let cmd = bridge_to_node(&NodeBridge {
+        caller: &caller,
+        out: &out,
+        session: &session,
+        room: &id,
+        node: t.nodes[r].node_sip(),
+        answer_timeout_secs: 5,
+        media_timeout_ms: 5000,
+    })
+    .unwrap();
+    let sent = t.node_api(o, cmd.as_str()).await;
+    assert!(sent.starts_with("+OK"), "{sent}");
+    t.eventually("the room's node has the leg in the room", || async {
+        t.node_api(r, &format!("conference {room} list"))
+            .await
+            .contains("sofia/nodes/")
+    })
+    .await;
+    // A new controller ties the leg from its snapshot: the member is in, listed once.
+    t.start_controller().await;
+    t.eventually("the member is joined", || async {
+        t.member(&room, &remote).await.is_some()
+    })
+    .await;
+    let stored = t.stored_room(&room).await;
+    let m = &stored.members[channel(&remote)];
+    assert!(m.leg().is_some(), "{m:?}");
+    assert_eq!(t.members(&room).await.len(), 1);
+    assert!(
+        t.events(&room)
+            .await
+            .iter()
+            .any(|e| e.kind == EventKind::MemberJoined && e.data["uuid"] == remote.as_str())
+    );
+}

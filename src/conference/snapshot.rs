@@ -9,6 +9,7 @@ use super::apply::{
     Applied, Effect, Ignored, Step, farewell, lose_conference, remove_member, terminate, why_left,
 };
 use super::facts::ConferenceFact;
+use super::ids::SessionId;
 use super::model::{
     Exit, LeaveReason, Member, MemberStatus, Micros, Room, RoomStatus, Session, Switch,
 };
@@ -47,6 +48,10 @@ pub struct SnapshotMember {
     #[serde(default)]
     pub uuid: String,
     pub flags: MemberFlags,
+    /// The session a node-to-node leg carries (its tag, from `show channels`; see
+    /// [`SnapshotChannel::presence_data`]): set by the resync, not by FreeSWITCH's list.
+    #[serde(skip)]
+    pub carries: Option<SessionId>,
 }
 
 /// One room of `conference json_list`.
@@ -94,6 +99,10 @@ pub struct SnapshotChannel {
     pub initial_dest: String,
     #[serde(default)]
     pub callstate: String,
+    /// A node-to-node leg's tag (the session it carries), which the `nodes` dialplan copies into
+    /// `presence_data` (FreeSWITCH's core database takes it from CHANNEL_EXECUTE on).
+    #[serde(default)]
+    pub presence_data: String,
 }
 
 impl SnapshotChannel {
@@ -109,6 +118,7 @@ impl SnapshotChannel {
             dest: String::new(),
             initial_dest: String::new(),
             callstate: String::new(),
+            presence_data: String::new(),
         }
     }
 }
@@ -150,10 +160,14 @@ pub fn reconcile(
             ..Applied::default()
         };
     }
-    let keyed = conference.map(|c| by_member(room, c));
-    let conference = keyed.as_deref();
     let restarted = room.core_uuid.as_deref().is_some_and(|c| c != core_uuid);
     let mut step = Step::new(room, now);
+    let refused = match conference {
+        Some(c) if !restarted => tie_legs(&mut step, c),
+        _ => Vec::new(),
+    };
+    let keyed = conference.map(|c| by_member(step.room, c));
+    let conference = keyed.as_deref();
     if restarted {
         node_restarted(&mut step, core_uuid);
     }
@@ -172,11 +186,42 @@ pub fn reconcile(
     for channel in &settled {
         remove_member(&mut step, channel, LeaveReason::JoinFailed, None);
     }
+    for channel in refused {
+        step.out.effects.push(Effect::Cancel { channel });
+    }
     let mut out = step.finish();
     if !out.changed {
         out.ignored = Some(Ignored::NoChange);
     }
     out
+}
+
+/// Node-to-node legs the room's node lists whose first event was missed (a reconnect): each is
+/// tied to the member the room is joining for the session it carries, as that event would have
+/// ([`node_leg`](super::apply::node_leg)). Returns the tagged legs the room does not expect, to
+/// be hung up.
+fn tie_legs(step: &mut Step<'_>, conf: &SnapshotConference) -> Vec<String> {
+    let mut refused = Vec::new();
+    for listed in &conf.members {
+        let Some(session) = &listed.carries else {
+            continue;
+        };
+        if step.room.member_key(&listed.uuid) != listed.uuid {
+            continue;
+        }
+        let waiting =
+            step.room.members.values_mut().find(|m| {
+                &m.session == session && m.bridge.as_ref().is_some_and(|b| b.leg.is_none())
+            });
+        match waiting.and_then(|m| m.bridge.as_mut()) {
+            Some(bridge) => {
+                bridge.leg = Some(listed.uuid.clone());
+                step.touch();
+            }
+            None => refused.push(listed.uuid.clone()),
+        }
+    }
+    refused
 }
 
 /// The snapshot's conference with its node-to-node legs named by the calls they carry (the

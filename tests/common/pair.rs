@@ -32,6 +32,7 @@ pub const DID: &str = "15551230000";
 pub struct Pair {
     pub nodes: [FreeSwitch; 2],
     pub ctl: Controller,
+    config: Config,
     app_id: String,
     key: String,
     callers: Mutex<Vec<Caller>>,
@@ -82,6 +83,7 @@ impl Pair {
         let pair = Pair {
             nodes,
             ctl,
+            config,
             app_id,
             key,
             callers: Mutex::new(Vec::new()),
@@ -98,6 +100,11 @@ impl Pair {
             .await;
         }
         pair
+    }
+
+    /// A new controller on the same Redis and configuration (stop the old one first).
+    pub async fn start_controller(&mut self) {
+        self.ctl = Controller::start(&self.config).await;
     }
 
     pub fn app(&self) -> (&str, &str) {

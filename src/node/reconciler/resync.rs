@@ -8,7 +8,7 @@ use super::{Before, Effects, RESYNC_CHUNK, Reconciler};
 use crate::conference::snapshot::{
     SnapshotChannel, SnapshotConference, Stale, Taken, reconcile_at,
 };
-use crate::conference::{AppId, ChannelFact, ChannelInfo, Micros, RoomId, Session, ops};
+use crate::conference::{AppId, ChannelFact, ChannelInfo, Micros, RoomId, Session, SessionId, ops};
 use crate::store::{RoomChange, Store, StoreError, modify_rooms};
 
 impl<S: Store> Reconciler<S> {
@@ -89,6 +89,8 @@ impl<S: Store> Reconciler<S> {
             .collect();
         let settled = now - self.node.join_timeout.as_micros() as Micros;
         let mut effects = Vec::new();
+        let tagged = self.tag_legs(conferences, channels);
+        let conferences = tagged.as_deref().unwrap_or(conferences);
         let by_name: HashMap<&str, &SnapshotConference> = conferences
             .iter()
             .map(|c| (c.conference_name.as_str(), c))
@@ -144,6 +146,32 @@ impl<S: Store> Reconciler<S> {
             );
         }
         Ok(effects)
+    }
+
+    /// The conferences with each node-to-node leg marked with the session it carries (its tag
+    /// in `show channels`' `presence_data`), so a leg whose first event was missed is tied (see
+    /// `snapshot::reconcile`); `None` when no leg is tagged.
+    fn tag_legs(
+        &self,
+        conferences: &[SnapshotConference],
+        channels: &[SnapshotChannel],
+    ) -> Option<Vec<SnapshotConference>> {
+        let tags: HashMap<&str, SessionId> = channels
+            .iter()
+            .filter(|c| !c.presence_data.is_empty())
+            .filter_map(|c| {
+                let session = SessionId::parse(&c.presence_data).ok()?;
+                (session.prefix() != self.node.prefix).then_some((c.uuid.as_str(), session))
+            })
+            .collect();
+        if tags.is_empty() {
+            return None;
+        }
+        let mut tagged = conferences.to_vec();
+        for m in tagged.iter_mut().flat_map(|c| c.members.iter_mut()) {
+            m.carries = tags.get(m.uuid.as_str()).cloned();
+        }
+        Some(tagged)
     }
 
     /// Joins of this node's rooms that FreeSWITCH never confirmed fail.
