@@ -188,6 +188,42 @@ async fn live_a_call_on_one_node_joins_a_room_on_the_other_is_heard_muted_leaves
     })
     .await;
 
+    // Hold acts on the leg on the room's node; a kick through the API takes the member out
+    // (`kicked`) and the call parks again on its own node.
+    let held = t.call(o, "4004").await;
+    t.joined(&room, &held).await;
+    let (leg4, out4) = bridge_of(&t, &room, &held).await;
+    let r4 = t.command(&held, "conference/hold", json!({})).await;
+    assert_eq!(r4.status, StatusCode::ACCEPTED, "{r4:?}");
+    t.eventually("hold-member confirms", || async {
+        t.member(&room, &held).await.unwrap()["held"] == true
+    })
+    .await;
+    let list = t.node_api(r, &format!("conference {room} json_list")).await;
+    let list: serde_json::Value = serde_json::from_str(&list).unwrap();
+    let on_node = list[0]["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["uuid"] == leg4.as_str())
+        .cloned()
+        .unwrap();
+    assert_eq!(on_node["flags"]["hold"], true, "{on_node}");
+    let call_id = t.stored_room(&room).await.members[channel(&held)].conferencecall_id;
+    let kicked = t
+        .req(
+            "DELETE",
+            &format!("/api/v1/conferencecalls/{call_id}"),
+            None,
+        )
+        .await;
+    assert!(kicked.status.is_success(), "{kicked:?}");
+    t.eventually("the member left kicked", || async {
+        t.left_reasons(&room, &held).await == ["kicked"]
+    })
+    .await;
+    parked_again(&t, o, &held, &out4, Duration::from_secs(5)).await;
+
     // The leg hung up on the room's node: the member leaves, the call parks on its own node.
     let other = t.call(o, "4003").await;
     t.joined(&room, &other).await;
