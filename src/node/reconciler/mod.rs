@@ -229,18 +229,14 @@ impl<S: Store> Reconciler<S> {
         cause: Option<&str>,
         now: Micros,
     ) -> Result<Effects, StoreError> {
-        let room = RoomId::parse(&info.did)
+        let Some(session) = SessionId::parse(session)
             .ok()
-            .filter(|r| r.prefix() == self.node.prefix);
-        let session = SessionId::parse(session)
-            .ok()
-            .filter(|s| s.prefix() != self.node.prefix);
-        let (Some(room), Some(session)) = (room, session) else {
+            .filter(|s| s.prefix() != self.node.prefix)
+        else {
             self.count(false);
             return Ok(Vec::new());
         };
-        let Some(app) = self.room_app(&room).await? else {
-            self.count(false);
+        let Some((room, app)) = self.known_room(&info.did, true).await? else {
             return Ok(Vec::new());
         };
         self.update(&app, &room, |r| {
@@ -258,15 +254,7 @@ impl<S: Store> Reconciler<S> {
         cause: Option<&str>,
         now: Micros,
     ) -> Result<Effects, StoreError> {
-        let Some(room) = RoomId::parse(room)
-            .ok()
-            .filter(|r| r.prefix() != self.node.prefix)
-        else {
-            self.count(false);
-            return Ok(Vec::new());
-        };
-        let Some(app) = self.room_app(&room).await? else {
-            self.count(false);
+        let Some((room, app)) = self.known_room(room, false).await? else {
             return Ok(Vec::new());
         };
         self.update(&app, &room, |r| bridge_ended(r, out, cause, now))
@@ -283,15 +271,7 @@ impl<S: Store> Reconciler<S> {
         step: &DialoutStep,
         now: Micros,
     ) -> Result<Effects, StoreError> {
-        let Some(room) = RoomId::parse(room)
-            .ok()
-            .filter(|r| r.prefix() == self.node.prefix)
-        else {
-            self.count(false);
-            return Ok(Vec::new());
-        };
-        let Some(app) = self.room_app(&room).await? else {
-            self.count(false);
+        let Some((room, app)) = self.known_room(room, true).await? else {
             return Ok(Vec::new());
         };
         self.update(&app, &room, |r| apply_dialout(r, core, channel, step, now))
@@ -374,6 +354,26 @@ impl<S: Store> Reconciler<S> {
             )
         })
         .await
+    }
+
+    /// A room a channel variable names, and its app, if it is a stored room of this node
+    /// (`here`) or of another node; else counted as ignored.
+    async fn known_room(
+        &self,
+        room: &str,
+        here: bool,
+    ) -> Result<Option<(RoomId, AppId)>, StoreError> {
+        let room = RoomId::parse(room)
+            .ok()
+            .filter(|r| (r.prefix() == self.node.prefix) == here);
+        let found = match room {
+            Some(room) => self.room_app(&room).await?.map(|app| (room, app)),
+            None => None,
+        };
+        if found.is_none() {
+            self.count(false);
+        }
+        Ok(found)
     }
 
     /// The app of one of this node's rooms (cached: it never changes).
