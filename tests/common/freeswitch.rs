@@ -323,23 +323,33 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// A port this process has not handed out yet, above the kernel's ephemeral range (32768–60999
+/// on Linux) and the RTP ranges: a port taken from the ephemeral range (`bind` to port 0) can be
+/// given by the kernel to any outgoing connection (an Event Socket client, Redis, SIPp) before
+/// FreeSWITCH binds it, which then cannot listen (seen on CI: "Socket Error! Could not listen").
+fn unused_port(udp: bool) -> u16 {
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let port = fastrand::u16(61_000..65_500);
+        let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+        if given.contains(&port) {
+            continue;
+        }
+        let tcp_free = TcpListener::bind(("127.0.0.1", port)).is_ok();
+        if tcp_free && (!udp || UdpSocket::bind(("127.0.0.1", port)).is_ok()) {
+            given.push(port);
+            return port;
+        }
+    }
+}
+
 pub fn free_tcp_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    unused_port(false)
 }
 
 /// A port free for both UDP and TCP (SIP listens on both).
 pub fn free_udp_and_tcp_port() -> u16 {
-    loop {
-        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = udp.local_addr().unwrap().port();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
+    unused_port(true)
 }
 
 /// An even UDP port whose next `len` ports look free, away from the ephemeral range the kernel
