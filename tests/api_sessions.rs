@@ -520,3 +520,38 @@ fn node_errors_map_to_their_status_codes() {
         assert_eq!(ApiError::from(e).status().as_u16(), code);
     }
 }
+
+/// The lab's simulated nodes have no node-to-node link yet (the simulator does not carry a
+/// bridge): a call on one joining a room on the other is refused with the reason, and the call
+/// stays where it was.
+#[tokio::test]
+async fn a_join_across_lab_nodes_without_a_node_link_is_refused_with_the_reason() {
+    let mut opts = options();
+    opts.nodes = 2;
+    let t = TestLab::start(MemoryStore::new(), opts).await;
+    let room = t.room(A, "lab01-room").await;
+    let node = if room.starts_with("lab01") {
+        "lab02"
+    } else {
+        "lab01"
+    };
+    let r = t
+        .post(
+            "/lab/v1/calls",
+            A,
+            json!({ "did": "15551230000", "caller_id": "1001", "node": node }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+    let s = r.body["uuid"].as_str().unwrap().to_owned();
+    let joined = t.join(A, &s, &room).await;
+    assert_eq!(joined.status, StatusCode::CONFLICT, "{joined:?}");
+    assert!(
+        joined.body["error"]
+            .as_str()
+            .unwrap()
+            .contains("no node-to-node SIP address"),
+        "{joined:?}"
+    );
+    assert!(t.members(A, &room).await.is_empty());
+}
