@@ -12,6 +12,8 @@ use crate::conference::{
 use crate::node::NodeError;
 use crate::node::bridge::{NodeBridge, bridge_to_node};
 use crate::node::commands::{self, HOLD_MUSIC};
+use crate::node::supervisor::now_micros;
+use crate::store::{Page, Store, update_room};
 
 /// Seconds a room's node has to answer a node-to-node bridge before the join fails (the SIP
 /// transaction would take 32 s; answered in 3–7 ms on a LAN).
@@ -19,11 +21,10 @@ const BRIDGE_ANSWER_SECS: u32 = 5;
 /// Milliseconds without media after which a bridge gives up a dead room's node (the room's node
 /// sends RTP all the time; the `nodes` profile's RTP timer makes this fire).
 const BRIDGE_MEDIA_TIMEOUT_MS: u32 = 5000;
-use crate::node::supervisor::now_micros;
-use crate::store::{Page, Store, update_room};
 
 impl<S: Store> Rooms<S> {
-    /// Joins a session (muted) into a room of the same app and node; confirmed by add-member.
+    /// Joins a session (muted) into a room of the same app, on whatever node each is;
+    /// confirmed by add-member.
     pub async fn join(
         &self,
         app: &AppId,
