@@ -3,6 +3,7 @@
 //! back as effects for the supervisor. [`resync`] makes the store agree with a snapshot of the
 //! node, and gives up what the node never confirmed.
 
+mod legs;
 mod resync;
 
 use std::collections::HashMap;
@@ -11,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::{AppDirectory, NodeConfig};
 use crate::conference::apply::{
-    DialoutStep, Effect, apply_dialout, bridge_ended, channel_gone, channel_parked, dtmf, node_leg,
+    DialoutStep, Effect, apply_dialout, channel_gone, channel_parked, dtmf,
 };
 use crate::conference::session::{Origin, apply_channel};
 use crate::conference::snapshot::Stale;
@@ -215,50 +216,6 @@ impl<S: Store> Reconciler<S> {
             })
         })
         .await
-    }
-
-    /// An event of a leg another node carries into one of this node's rooms (its request user
-    /// names the room, its tag the call's session; neither trusted further than the room's
-    /// own join of that session, see [`node_leg`]).
-    async fn node_leg(
-        &self,
-        core: &str,
-        session: &str,
-        kind: ChannelFact,
-        info: &ChannelInfo,
-        cause: Option<&str>,
-        now: Micros,
-    ) -> Result<Effects, StoreError> {
-        let Some(session) = SessionId::parse(session)
-            .ok()
-            .filter(|s| s.prefix() != self.node.prefix)
-        else {
-            self.count(false);
-            return Ok(Vec::new());
-        };
-        let Some((room, app)) = self.known_room(&info.did, true).await? else {
-            return Ok(Vec::new());
-        };
-        self.update(&app, &room, |r| {
-            node_leg(r, core, &session, &info.channel, kind, cause, now)
-        })
-        .await
-    }
-
-    /// A bridge's outbound leg (on this node, carrying one of its calls to `room` on another
-    /// node) ended: a join still on its way failed.
-    async fn bridge_ended(
-        &self,
-        room: &str,
-        out: &str,
-        cause: Option<&str>,
-        now: Micros,
-    ) -> Result<Effects, StoreError> {
-        let Some((room, app)) = self.known_room(room, false).await? else {
-            return Ok(Vec::new());
-        };
-        self.update(&app, &room, |r| bridge_ended(r, out, cause, now))
-            .await
     }
 
     /// A step of a dial-out of `room` (as the call's variable names it: applied only if that
