@@ -521,11 +521,11 @@ fn node_errors_map_to_their_status_codes() {
     }
 }
 
-/// The lab's simulated nodes have no node-to-node link yet (the simulator does not carry a
-/// bridge): a call on one joining a room on the other is refused with the reason, and the call
-/// stays where it was.
+/// `lab --nodes 2`: the simulated nodes are linked by their `nodes` profiles, so a call on one
+/// joins a room on the other through the same API as a local join (listed once, with its did
+/// and caller id), and a leave parks it again on its own node, ready to join again.
 #[tokio::test]
-async fn a_join_across_lab_nodes_without_a_node_link_is_refused_with_the_reason() {
+async fn a_call_on_one_lab_node_joins_a_room_on_the_other_and_leaves_parked() {
     let mut opts = options();
     opts.nodes = 2;
     let t = TestLab::start(MemoryStore::new(), opts).await;
@@ -544,14 +544,37 @@ async fn a_join_across_lab_nodes_without_a_node_link_is_refused_with_the_reason(
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
     let s = r.body["uuid"].as_str().unwrap().to_owned();
-    let joined = t.join(A, &s, &room).await;
-    assert_eq!(joined.status, StatusCode::CONFLICT, "{joined:?}");
-    assert!(
-        joined.body["error"]
-            .as_str()
-            .unwrap()
-            .contains("no node-to-node SIP address"),
-        "{joined:?}"
-    );
-    assert!(t.members(A, &room).await.is_empty());
+    assert!(s.starts_with(node), "{s}");
+    t.joined(A, &room, &s).await;
+    let members = t.members(A, &room).await;
+    assert_eq!(members.len(), 1, "{members:?}");
+    assert_eq!(members[0]["uuid"], s.as_str(), "{members:?}");
+    assert_eq!(members[0]["caller_id"], "1001", "{members:?}");
+    assert_eq!(members[0]["did"], "15551230000", "{members:?}");
+    let again = t.join(A, &s, &room).await;
+    assert_eq!(again.status, StatusCode::OK, "{again:?}");
+    assert_eq!(again.body["status"], "already_joined", "{again:?}");
+
+    let left = t.patiently(A, &s, "conference/leave").await;
+    assert_eq!(left.status, StatusCode::ACCEPTED, "{left:?}");
+    eventually("the member left and the call is parked again", || async {
+        t.members(A, &room).await.is_empty()
+            && t.get(&format!("/api/v1/sessions/{s}"), A).await.body["state"] == "parked"
+    })
+    .await;
+    // Joined again once the join's cooldown allows.
+    let mut rejoin = t.join(A, &s, &room).await;
+    while rejoin.status == StatusCode::TOO_MANY_REQUESTS {
+        let wait = rejoin.body["detail"]["retry_after_ms"].as_u64().unwrap();
+        tokio::time::sleep(Duration::from_millis(wait + 5)).await;
+        rejoin = t.join(A, &s, &room).await;
+    }
+    assert_eq!(rejoin.status, StatusCode::ACCEPTED, "{rejoin:?}");
+    eventually("joined again", || async {
+        t.members(A, &room)
+            .await
+            .iter()
+            .any(|m| m["uuid"] == s.as_str())
+    })
+    .await;
 }

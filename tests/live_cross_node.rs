@@ -4,8 +4,11 @@
 //! (`node::bridge`) and ties the room node's leg to the session by its tag. Its audio is in the
 //! room's recording, a mute of it is heard as silence, a leave parks it again on its own node,
 //! a hangup on either side takes it out, and a node killed with SIGKILL leaves the API and both
-//! nodes agreeing within 2 s. Without a FreeSWITCH it is compiled and reported as ignored (see
-//! `tests/live_conference.rs`).
+//! nodes agreeing within 2 s. Each scenario runs twice: on two real nodes (`live_…`; without a
+//! FreeSWITCH compiled and reported as ignored, see `tests/live_conference.rs`) and on two
+//! simulators linked the same way (`sim_…`), which must behave alike. Where the real run
+//! measures audio (the room's recording), the simulated one checks the member's talking on the
+//! room's node: the simulator carries no audio.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -83,7 +86,44 @@ async fn parked_again(t: &Pair, node: usize, session: &str, out: &str, limit: Du
     ignore = "needs a real FreeSWITCH: run scripts/test-deps.sh"
 )]
 async fn live_a_call_on_one_node_joins_a_room_on_the_other_is_heard_muted_leaves_and_hangs_up() {
-    let t = Pair::start().await;
+    joins_is_heard_muted_leaves_and_hangs_up(Pair::start().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sim_a_call_on_one_node_joins_a_room_on_the_other_is_heard_muted_leaves_and_hangs_up() {
+    joins_is_heard_muted_leaves_and_hangs_up(Pair::start_sims().await).await;
+}
+
+/// Whether the remote member is heard in the room now (it speaks all along): on real nodes the
+/// share of the room's recording that holds its caller's 440 Hz tone; on simulators, whether its
+/// leg talks on the room's node (its caller speaking).
+async fn heard(t: &Pair, room: &str, node: usize, leg: &str) -> f64 {
+    if t.nodes[node].is_real() {
+        return tone_share(&record(t, room, 1500).await, 440.0);
+    }
+    let talking = || async {
+        let list = t
+            .node_api(node, &format!("conference {room} json_list"))
+            .await;
+        let list: serde_json::Value = serde_json::from_str(&list).unwrap_or_default();
+        list[0]["members"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|m| m["uuid"] == leg && m["flags"]["talking"] == true)
+    };
+    // The simulated conference notices talking after its detection delay.
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(1500);
+    while tokio::time::Instant::now() < deadline {
+        if talking().await {
+            return 1.0;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    0.0
+}
+
+async fn joins_is_heard_muted_leaves_and_hangs_up(t: Pair) {
     let (room, r) = t.room("spanning").await;
     let o = 1 - r;
     let local = t.call(r, "4001").await;
@@ -133,14 +173,20 @@ async fn live_a_call_on_one_node_joins_a_room_on_the_other_is_heard_muted_leaves
     .await;
 
     // Its audio reaches the room: unmuted, SIPp's 440 Hz tone fills the recording (the local
-    // caller, sending the same tone, stays muted).
+    // caller, sending the same tone, stays muted). The simulated caller speaks from now on.
+    if !t.nodes[o].is_real() {
+        let spoke = t
+            .node_api(o, &format!("sim_talk {} on", channel(&remote)))
+            .await;
+        assert!(spoke.starts_with("+OK"), "{spoke}");
+    }
     let r1 = t.command(&remote, "conference/unmute", json!({})).await;
     assert_eq!(r1.status, StatusCode::ACCEPTED, "{r1:?}");
     t.eventually("unmute-member confirms", || async {
         t.member(&room, &remote).await.unwrap()["muted"] == false
     })
     .await;
-    let heard = tone_share(&record(&t, &room, 1500).await, 440.0);
+    let heard = heard(&t, &room, r, &leg).await;
     notice(&format!(
         "unmuted: the remote caller's tone fills {:.0} % of the recording",
         heard * 100.0
@@ -152,7 +198,7 @@ async fn live_a_call_on_one_node_joins_a_room_on_the_other_is_heard_muted_leaves
         t.member(&room, &remote).await.unwrap()["muted"] == true
     })
     .await;
-    let silent = tone_share(&record(&t, &room, 1500).await, 440.0);
+    let silent = self::heard(&t, &room, r, &leg).await;
     notice(&format!(
         "muted: the remote caller's tone fills {:.0} % of the recording",
         silent * 100.0
@@ -244,7 +290,16 @@ async fn live_a_call_on_one_node_joins_a_room_on_the_other_is_heard_muted_leaves
 )]
 async fn live_a_node_killed_under_a_carried_call_leaves_the_api_and_the_other_node_agreeing_in_2_s()
 {
-    let mut t = Pair::start().await;
+    node_killed_under_a_carried_call(Pair::start().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sim_a_node_killed_under_a_carried_call_leaves_the_api_and_the_other_node_agreeing_in_2_s()
+{
+    node_killed_under_a_carried_call(Pair::start_sims().await).await;
+}
+
+async fn node_killed_under_a_carried_call(mut t: Pair) {
     let (room, r) = t.room("failing").await;
     let o = 1 - r;
     let local = t.call(r, "4101").await;
@@ -276,7 +331,7 @@ async fn live_a_node_killed_under_a_carried_call_leaves_the_api_and_the_other_no
 
     // The node back, a new call on it joins; then SIGKILL of the room's node: the member leaves
     // (`node_failed`) and its call is parked again on its own node, alive.
-    tokio::task::block_in_place(|| t.nodes[o].restart());
+    t.nodes[o].restart().await;
     let prefix = switchyard::conference::NodePrefix::parse(pair::PREFIXES[o]).unwrap();
     t.eventually("the controller has the node back", || async {
         t.ctl.state.rooms().pool().get(&prefix).unwrap().is_up()
@@ -309,12 +364,20 @@ async fn live_a_node_killed_under_a_carried_call_leaves_the_api_and_the_other_no
     ignore = "needs a real FreeSWITCH: run scripts/test-deps.sh"
 )]
 async fn live_a_leg_that_arrived_while_no_controller_listened_is_tied_from_the_snapshot() {
+    leg_tied_from_the_snapshot(Pair::start().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sim_a_leg_that_arrived_while_no_controller_listened_is_tied_from_the_snapshot() {
+    leg_tied_from_the_snapshot(Pair::start_sims().await).await;
+}
+
+async fn leg_tied_from_the_snapshot(mut t: Pair) {
     use switchyard::conference::ops::{self, JoinAs};
     use switchyard::conference::{RoomId, SessionId};
     use switchyard::node::bridge::{NodeBridge, bridge_to_node};
     use switchyard::store::{Store, update_room};
 
-    let mut t = Pair::start().await;
     let (room, r) = t.room("away").await;
     let o = 1 - r;
     let remote = t.call(o, "4201").await;

@@ -85,10 +85,13 @@ impl<S: Store> Lab<S> {
                 listen: "127.0.0.1:0".parse().map_err(std::io::Error::other)?,
                 heartbeat: Some(Duration::from_secs(5)),
                 default_play_duration: options.play_duration,
+                // Each lab node has its `nodes` profile: a call on one joins a room on another.
+                node_sip: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
                 ..SimConfig::default()
             })
             .await?;
             let mut config = NodeConfig::new(prefix.clone(), sim.addr().to_string(), "ClueCon");
+            config.node_sip = sim.node_sip();
             config.join_timeout = options.join_timeout;
             config.command_timeout = options.command_timeout;
             config.silence_timeout = Duration::from_secs(15);

@@ -123,6 +123,7 @@ impl State {
         }
         self.ch_event("CHANNEL_ANSWER", uuid, &[], &[], true);
         self.set_callstate(uuid, "ACTIVE", 4);
+        self.node_leg_answered(uuid);
     }
 
     /// CHANNEL_EXECUTE of `app`, which becomes the running app.
@@ -156,8 +157,13 @@ impl State {
             return;
         };
         let Some(app) = ch.application.take() else {
+            // Parked by `park_after_bridge`: no app runs, the park still ends.
+            if std::mem::take(&mut ch.bare_park) {
+                self.ch_event("CHANNEL_UNPARK", uuid, &[], &[], true);
+            }
             return;
         };
+        ch.bare_park = false;
         let (name, data) = app.name_and_data();
         ch.last_app = Some((name.to_owned(), data.clone()));
         ch.echoing = false;
@@ -195,6 +201,9 @@ impl State {
                 self.hangup(uuid, "NORMAL_CLEARING");
                 return;
             };
+            if matches!(app, App::Conference(_)) {
+                self.node_leg_pre_answer(uuid);
+            }
             self.app_execute(uuid, &app);
             match app {
                 App::Answer => {
@@ -216,6 +225,9 @@ impl State {
                     return;
                 }
                 App::Conference(spec) => {
+                    if self.rejects_join_only(uuid, &spec) {
+                        return;
+                    }
                     self.answer(uuid);
                     if let Some(ch) = self.channels.get_mut(uuid) {
                         ch.after = apps.collect();
@@ -225,6 +237,13 @@ impl State {
                 }
                 App::Hangup(cause) => {
                     self.hangup(uuid, &cause);
+                    return;
+                }
+                App::Bridge(data) => {
+                    if let Some(ch) = self.channels.get_mut(uuid) {
+                        ch.after = apps.collect();
+                    }
+                    self.bridge(uuid, &data);
                     return;
                 }
                 // The simulator speaks instantly; the next app follows.
@@ -289,12 +308,14 @@ impl State {
         if ch.room.is_some() {
             self.leave_room(uuid);
         }
+        self.drop_bridge(uuid);
         self.execute_complete(uuid);
         self.set_state(uuid, "CS_HANGUP", 10);
         self.set_callstate(uuid, "HANGUP", 7);
         let took_partner = partner
             .as_deref()
             .is_some_and(|p| self.hangup_start(p, &cause));
+        self.sip_hangup(uuid);
         self.set_state(uuid, "CS_REPORTING", 11);
         let now = now_micros();
         if let Some(ch) = self.channels.get_mut(uuid) {
@@ -314,12 +335,17 @@ impl State {
             }
             if ch.username.is_some() || (placed && ch.answered != 0) {
                 for (k, v) in super::sofia::sip_hangup_variables() {
+                    // A node-to-node leg's says how its dialog ended already.
+                    if k == "sip_hangup_disposition" && ch.var(&k).is_some() {
+                        continue;
+                    }
                     ch.set_var(&k, v);
                 }
             }
         }
-        let pre = [("Hangup-Cause", cause)];
+        let pre = [("Hangup-Cause", cause.clone())];
         self.ch_event("CHANNEL_HANGUP_COMPLETE", uuid, &pre, &[], true);
+        self.bridge_leg_ended(uuid, &cause);
         if let (true, Some(p)) = (took_partner, partner.as_deref()) {
             self.finish_hangup(p);
         }

@@ -19,6 +19,9 @@ pub(crate) enum App {
     Speak(String),
     /// `set:<name>=<value>`: sets a channel variable, then the next app.
     Set(String),
+    /// `bridge:{<vars>}sofia/nodes/<room>@<host:port>`: a leg to another node's `nodes`
+    /// profile, bridged to this channel (see `bridge.rs`).
+    Bridge(String),
 }
 
 impl App {
@@ -29,6 +32,7 @@ impl App {
             "park" => Some(App::Park),
             "speak" if !arg.trim().is_empty() => Some(App::Speak(arg.to_owned())),
             "set" if arg.contains('=') => Some(App::Set(arg.to_owned())),
+            "bridge" if !arg.trim().is_empty() => Some(App::Bridge(arg.to_owned())),
             "conference" => JoinSpec::parse(arg).map(App::Conference),
             "hangup" => Some(App::Hangup(if arg.is_empty() {
                 "NORMAL_CLEARING".into()
@@ -48,6 +52,7 @@ impl App {
             App::Hangup(cause) => ("hangup", cause.clone()),
             App::Speak(data) => ("speak", data.clone()),
             App::Set(data) => ("set", data.clone()),
+            App::Bridge(data) => ("bridge", data.clone()),
         }
     }
 }
@@ -120,6 +125,24 @@ pub(crate) struct Channel {
     /// What `show channels` lists for `dest`, `cid_name`, `cid_num`: FreeSWITCH's core
     /// database takes them from CHANNEL_CREATE, the CS_ROUTING CHANNEL_STATE and CALL_UPDATE.
     pub listed: (String, String, String),
+    /// The SIP dialog of a node-to-node leg (either end), see `link.rs`.
+    pub dialog: Option<Dialog>,
+    /// A caller running `bridge`: its outbound leg; that leg: the caller it carries.
+    pub bridge_out: Option<String>,
+    pub bridge_caller: Option<String>,
+    /// The caller's bridge was answered (CHANNEL_BRIDGE fired).
+    pub bridged: bool,
+    /// Parked by `park_after_bridge`: parked with no app running (no EXECUTE park).
+    pub bare_park: bool,
+}
+
+/// A node-to-node SIP dialog: its Call-ID and the other node's `nodes` profile.
+#[derive(Debug, Clone)]
+pub(crate) struct Dialog {
+    pub call_id: String,
+    pub peer: std::net::SocketAddr,
+    /// The other end ended it (BYE, CANCEL or a refusal received): nothing more is sent.
+    pub closed: bool,
 }
 
 impl Channel {
@@ -166,6 +189,11 @@ impl Channel {
             transfer_source: None,
             rdnis: None,
             listed: Default::default(),
+            dialog: None,
+            bridge_out: None,
+            bridge_caller: None,
+            bridged: false,
+            bare_park: false,
         }
     }
 
@@ -206,6 +234,9 @@ impl Channel {
         e.push("Presence-Call-Direction", dir);
         e.push("Channel-HIT-Dialplan", self.hit_dialplan.to_string());
         e.push("Channel-Call-UUID", self.uuid.clone());
+        if let Some(data) = self.var("presence_data") {
+            e.push("Channel-Presence-Data", data.to_owned());
+        }
         e.push("Answer-State", self.answer_state);
         if let Some(cause) = &self.hangup_cause {
             e.push("Hangup-Cause", cause.clone());
@@ -299,7 +330,7 @@ impl Channel {
             "dialplan": self.dialplan.clone().unwrap_or_default(), "context": self.context,
             "read_codec": self.codec.0, "read_rate": "8000", "read_bit_rate": self.codec.1,
             "write_codec": self.codec.0, "write_rate": "8000", "write_bit_rate": self.codec.1,
-            "secure": "", "hostname": "", "presence_id": "", "presence_data": "", "accountcode": "",
+            "secure": "", "hostname": "", "presence_id": "", "presence_data": self.var("presence_data").unwrap_or_default(), "accountcode": "",
             "callstate": self.call_state, "callee_name": "", "callee_num": "", "callee_direction": "",
             "call_uuid": "", "sent_callee_name": "", "sent_callee_num": "",
             "initial_cid_name": self.orig_cid_name, "initial_cid_num": self.orig_cid_number,

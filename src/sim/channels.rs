@@ -69,7 +69,7 @@ pub(crate) fn split_args(line: &str) -> Vec<String> {
 }
 
 /// `{a=b,c=d}rest` → the pairs and `rest`.
-fn split_vars(dial: &str) -> (Vec<(String, String)>, &str) {
+pub(crate) fn split_vars(dial: &str) -> (Vec<(String, String)>, &str) {
     let Some(inner) = dial.strip_prefix('{') else {
         return (Vec::new(), dial);
     };

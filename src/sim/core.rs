@@ -45,6 +45,8 @@ pub(crate) enum Deferred {
     FinishHangup { uuid: String },
     /// A hangup now (an unanswered call that timed out).
     Hangup { uuid: String, cause: String },
+    /// A node-to-node SIP message to this node (one it generated itself: a port that refused).
+    Sip(super::link::SipMsg),
     /// A kicked member leaves the room; its channel runs what its dialplan has next.
     Leave { uuid: String },
     /// The floor moves to the members that talk (see `audio.rs`).
@@ -173,6 +175,7 @@ impl State {
             }
             Deferred::FinishHangup { uuid } => self.finish_hangup(&uuid),
             Deferred::Hangup { uuid, cause } => self.hangup(&uuid, &cause),
+            Deferred::Sip(msg) => self.sip_in(msg),
             Deferred::Leave { uuid } => self.leave_and_continue(&uuid),
             Deferred::Floor { room } => self.floor_to_talkers(&room),
             Deferred::Talk { room } => self.update_talking(&room),
@@ -296,6 +299,13 @@ impl Core {
         }
     }
 
+    /// A node-to-node SIP message arrived (see `link.rs`).
+    pub(crate) fn sip_in(self: &Arc<Self>, msg: super::link::SipMsg) {
+        let mut state = self.lock();
+        state.sip_in(msg);
+        self.release(state);
+    }
+
     /// Fires HEARTBEAT and its RE_SCHEDULE, as the core does every 20 s.
     pub fn heartbeat(&self) {
         let mut state = self.lock();
@@ -337,6 +347,8 @@ impl Core {
     /// anyone; connections are dropped by the caller), a new Core-UUID, the sequence restarted.
     pub fn restart(&self) {
         let mut state = self.lock();
+        // Its calls end: the other nodes' legs get their BYE.
+        state.bye_all();
         *state = State::new(self.config.clone(), self.events.clone());
     }
 }
@@ -393,6 +405,8 @@ impl State {
             "conference" => self.conference(args),
             "sim_inbound" => self.inbound(args),
             "sim_dtmf" => self.caller_dtmf(args),
+            // A key as if the caller pressed it (the simulator's callers press with sim_dtmf).
+            "uuid_recv_dtmf" => self.caller_dtmf(args),
             "sim_talk" => self.caller_talk(args),
             _ => format!("-ERR {name} Command not found!\n"),
         }

@@ -44,22 +44,51 @@ fn sip_user(rest: &str) -> Option<&str> {
     }
 }
 
-/// What an outbound SIP leg is named and addressed as: `sofia/<profile>/<user>@<host:port>`,
-/// the user, and the host.
-fn names(endpoint: &str, rest: &str) -> (String, String, String) {
+/// What an outbound SIP leg is named (`sofia/<profile>/<user>@<host:port>`) and where it goes.
+/// `rest` is the endpoint after `sofia/`: `<profile>/sip:<uri>`, `<profile>/<user>@<host>`, or a
+/// gateway's `gateway/<name>/<number>`.
+fn names(endpoint: &str, rest: &str) -> (String, Far) {
     let profile = rest.split('/').next().unwrap_or_default();
-    match rest.split_once("sip:") {
-        Some((_, uri)) => {
+    let uri = match rest.split_once("sip:") {
+        Some((_, uri)) => Some(uri),
+        None => rest
+            .split_once('/')
+            .map(|(_, u)| u)
+            .filter(|u| u.contains('@') && !u.contains('/')),
+    };
+    match uri {
+        Some(uri) => {
             let user = uri.split('@').next().unwrap_or_default().to_owned();
-            let hostport = uri.split_once('@').map_or("", |(_, h)| h);
+            let hostport = uri.split_once('@').map_or("", |(_, h)| h).to_owned();
             let host = hostport.split(':').next().unwrap_or_default().to_owned();
-            (format!("sofia/{profile}/{uri}"), user, host)
+            let far = Far {
+                user,
+                host,
+                hostport,
+                uri: uri.to_owned(),
+            };
+            (format!("sofia/{profile}/{uri}"), far)
         }
         None => {
             let user = rest.rsplit('/').next().unwrap_or_default().to_owned();
-            (endpoint.to_owned(), user, "127.0.0.1".into())
+            let far = Far {
+                user,
+                host: "127.0.0.1".into(),
+                hostport: String::new(),
+                uri: rest.to_owned(),
+            };
+            (endpoint.to_owned(), far)
         }
     }
+}
+
+/// Where an outbound SIP leg goes: `sofia/<profile>/<uri>`'s parts.
+#[derive(Debug, Clone)]
+pub(crate) struct Far {
+    pub user: String,
+    pub host: String,
+    pub hostport: String,
+    pub uri: String,
 }
 
 impl State {
@@ -74,138 +103,13 @@ impl State {
         callee: Callee,
         exten: Option<(&str, &str)>,
     ) -> String {
-        let rest = endpoint.strip_prefix("sofia/").unwrap_or(endpoint);
-        let (name, user, host) = names(endpoint, rest);
-        let mut ch: Channel = self.outbound_channel(uuid, name.clone(), &cid);
-        ch.destination = user.clone();
-        ch.callee = Some(("Outbound Call".into(), user.clone()));
-        ch.source = "src/switch_ivr_originate.c";
-        ch.dialplan = None;
-        ch.codec = ("PCMU", "64000");
-        ch.state = ("CS_NONE", 0);
-        ch.profile = true;
-        ch.read_codec = false;
-        ch.write_codec = false;
-        ch.network_addr = None;
-        let session = ch.session_id.to_string();
-        let uri = rest.split_once("sip:").map_or(rest, |r| r.1).to_owned();
-        let hostport = uri.split_once('@').map_or("", |(_, h)| h).to_owned();
-        for (k, v) in [
-            ("direction", "outbound".to_owned()),
-            ("is_outbound", "true".into()),
-            ("uuid", uuid.to_owned()),
-            ("call_uuid", uuid.to_owned()),
-            ("session_id", session),
-            ("sip_local_network_addr", "127.0.0.1".into()),
-            ("sip_profile_name", "inbound".into()),
-            ("video_media_flow", "disabled".into()),
-            ("text_media_flow", "disabled".into()),
-            ("channel_name", name.clone()),
-            ("sip_destination_url", format!("sip:{uri}")),
-        ] {
-            ch.set_var(k, v);
-        }
-        self.channels.insert(uuid.to_owned(), ch);
-        self.ch_event("CHANNEL_OUTGOING", uuid, &[], &[], false);
-        if let Some(ch) = self.channels.get_mut(uuid) {
-            for (k, v) in vars {
-                ch.set_var(k, v.clone());
-            }
-            let early = vars
-                .iter()
-                .any(|(k, v)| k == "ignore_early_media" && v == "true");
-            ch.set_var("originate_early_media", (!early).to_string());
-            ch.set_var("originate_endpoint", "sofia");
-            // The INVITE mod_sofia sends, with its SDP offer.
-            for (k, v) in [
-                ("rtp_use_codec_string", "PCMU,PCMA".to_owned()),
-                ("local_media_ip", "127.0.0.1".into()),
-                ("local_media_port", "20000".into()),
-                ("advertised_media_ip", "127.0.0.1".into()),
-                ("audio_media_flow", "sendrecv".into()),
-                ("rtp_local_sdp_str", super::sofia::answer_sdp("20000")),
-                (
-                    "sip_outgoing_contact_uri",
-                    "<sip:mod_sofia@127.0.0.1:5080>".into(),
-                ),
-                ("sip_req_uri", uri.clone()),
-                ("sip_to_host", hostport.clone()),
-                ("sip_from_host", "127.0.0.1".into()),
-                ("sofia_profile_name", "inbound".into()),
-                ("recovery_profile_name", "inbound".into()),
-                ("sofia_profile_url", "sip:mod_sofia@127.0.0.1:5080".into()),
-            ] {
-                ch.set_var(k, v);
-            }
-        }
-        self.set_state(uuid, "CS_INIT", 2);
-        self.ch_event("CHANNEL_CREATE", uuid, &[], &[], true);
-        self.ch_event("CHANNEL_ORIGINATE", uuid, &[], &[], true);
-        self.set_state(uuid, "CS_ROUTING", 2);
-        self.set_state(uuid, "CS_CONSUME_MEDIA", 7);
-        // The far end's first response: where it came from, and its dialog.
-        let cid_number = cid.1.clone();
-        if let Some(ch) = self.channels.get_mut(uuid) {
-            ch.network_addr = Some(host.clone());
-            let port = hostport.split(':').nth(1).unwrap_or("5060").to_owned();
-            let mut reply = vec![
-                ("sip_call_id", uuid::Uuid::new_v4().to_string()),
-                ("sip_reply_host", host.clone()),
-                ("sip_reply_port", port.clone()),
-                ("sip_network_ip", host.clone()),
-                ("sip_network_port", port.clone()),
-            ];
-            match callee {
-                Callee::Refuses(cause) => {
-                    let (status, phrase, q850) = refusal(cause);
-                    reply.extend([
-                        ("sip_hangup_disposition", "recv_refuse".to_owned()),
-                        ("sip_invite_failure_status", status.into()),
-                        ("sip_invite_failure_phrase", phrase.into()),
-                        ("sip_term_status", status.into()),
-                        ("proto_specific_hangup_cause", format!("sip:{status}")),
-                        ("sip_term_cause", q850.into()),
-                    ]);
-                }
-                _ => reply.extend([
-                    (
-                        "sip_recover_contact",
-                        format!("<sip:{hostport};transport=UDP>"),
-                    ),
-                    (
-                        "sip_full_via",
-                        "SIP/2.0/UDP 127.0.0.1:5080;rport;branch=z9hG4bK-sim".into(),
-                    ),
-                    (
-                        "sip_recover_via",
-                        "SIP/2.0/UDP 127.0.0.1:5080;rport;branch=z9hG4bK-sim".into(),
-                    ),
-                    ("sip_from_display", cid.0.clone()),
-                    (
-                        "sip_full_from",
-                        format!("\"{}\" <sip:{cid_number}@127.0.0.1>;tag=sim", cid.0),
-                    ),
-                    ("sip_full_to", format!("<sip:{uri}>;tag=sim-callee")),
-                    ("sip_from_user", cid_number.clone()),
-                    ("sip_from_uri", format!("{cid_number}@127.0.0.1")),
-                    ("sip_to_user", user.clone()),
-                    ("sip_to_port", port.clone()),
-                    ("sip_to_uri", uri.clone()),
-                    ("sip_contact_params", "transport=UDP".into()),
-                    ("sip_contact_user", "callee".into()),
-                    ("sip_contact_port", port.clone()),
-                    ("sip_contact_uri", format!("callee@{hostport}")),
-                    ("sip_contact_host", host.clone()),
-                    ("sip_to_tag", "sim-callee".into()),
-                    ("sip_from_tag", "sim".into()),
-                    ("sip_cseq", "1".into()),
-                ]),
-            }
-            for (k, v) in reply {
-                ch.set_var(k, v);
-            }
-        }
-        if let Callee::Refuses(_) = callee {
+        let far = self.place_sofia_leg(uuid, endpoint, vars, &cid, "inbound");
+        let refused = match callee {
+            Callee::Refuses(cause) => Some(cause),
+            _ => None,
+        };
+        self.far_replied(uuid, &far, &cid, refused);
+        if refused.is_some() {
             return uuid.to_owned();
         }
         if let Some(ch) = self.channels.get_mut(uuid) {
@@ -217,21 +121,7 @@ impl State {
         if callee == Callee::Rings {
             return uuid.to_owned();
         }
-        // The 200 OK's SDP: the leg's codecs (the write codec is in place by the first event).
-        if let Some(ch) = self.channels.get_mut(uuid) {
-            ch.write_codec = true;
-        }
-        self.codec(uuid, false);
-        self.codec(uuid, true);
-        if let Some(ch) = self.channels.get_mut(uuid) {
-            for (k, v) in super::sofia::answered_media_variables("info") {
-                ch.set_var(k, v);
-            }
-            ch.answered = now_micros();
-            ch.answer_state = "answered";
-        }
-        self.ch_event("CHANNEL_ANSWER", uuid, &[], &[], true);
-        self.set_callstate(uuid, "ACTIVE", 4);
+        self.far_answered(uuid);
         if let Some((exten, dialplan)) = exten {
             self.new_profile(uuid, NewProfile::new(exten, dialplan));
             self.set_state(uuid, "CS_ROUTING", 2);
@@ -258,6 +148,193 @@ impl State {
         self.ch_event("CALL_UPDATE", uuid, &direction, &[], true);
         uuid.to_owned()
     }
+
+    /// A SIP leg placed on `profile` up to its INVITE: CHANNEL_OUTGOING, CS_INIT, CREATE,
+    /// ORIGINATE, CS_ROUTING, CS_CONSUME_MEDIA, with mod_sofia's variables and `vars`.
+    pub(crate) fn place_sofia_leg(
+        &mut self,
+        uuid: &str,
+        endpoint: &str,
+        vars: &[(String, String)],
+        cid: &(String, String),
+        profile: &str,
+    ) -> Far {
+        let rest = endpoint.strip_prefix("sofia/").unwrap_or(endpoint);
+        let (name, far) = names(endpoint, rest);
+        let mut ch: Channel = self.outbound_channel(uuid, name.clone(), cid);
+        ch.destination = far.user.clone();
+        ch.callee = Some(("Outbound Call".into(), far.user.clone()));
+        ch.source = "src/switch_ivr_originate.c";
+        ch.dialplan = None;
+        ch.codec = ("PCMU", "64000");
+        ch.state = ("CS_NONE", 0);
+        ch.profile = true;
+        ch.read_codec = false;
+        ch.write_codec = false;
+        ch.network_addr = None;
+        let session = ch.session_id.to_string();
+        for (k, v) in [
+            ("direction", "outbound".to_owned()),
+            ("is_outbound", "true".into()),
+            ("uuid", uuid.to_owned()),
+            ("call_uuid", uuid.to_owned()),
+            ("session_id", session),
+            ("sip_local_network_addr", "127.0.0.1".into()),
+            ("sip_profile_name", profile.into()),
+            ("video_media_flow", "disabled".into()),
+            ("text_media_flow", "disabled".into()),
+            ("channel_name", name.clone()),
+            ("sip_destination_url", format!("sip:{}", far.uri)),
+        ] {
+            ch.set_var(k, v);
+        }
+        self.channels.insert(uuid.to_owned(), ch);
+        self.ch_event("CHANNEL_OUTGOING", uuid, &[], &[], false);
+        let contact = self.profile_url(profile);
+        if let Some(ch) = self.channels.get_mut(uuid) {
+            for (k, v) in vars {
+                ch.set_var(k, v.clone());
+            }
+            let early = vars
+                .iter()
+                .any(|(k, v)| k == "ignore_early_media" && v == "true");
+            ch.set_var("originate_early_media", (!early).to_string());
+            ch.set_var("originate_endpoint", "sofia");
+            // The INVITE mod_sofia sends, with its SDP offer.
+            for (k, v) in [
+                ("rtp_use_codec_string", "PCMU,PCMA".to_owned()),
+                ("local_media_ip", "127.0.0.1".into()),
+                ("local_media_port", "20000".into()),
+                ("advertised_media_ip", "127.0.0.1".into()),
+                ("audio_media_flow", "sendrecv".into()),
+                ("rtp_local_sdp_str", super::sofia::answer_sdp("20000")),
+                ("sip_outgoing_contact_uri", format!("<{contact}>")),
+                ("sip_req_uri", far.uri.clone()),
+                ("sip_to_host", far.hostport.clone()),
+                ("sip_from_host", "127.0.0.1".into()),
+                ("sofia_profile_name", profile.into()),
+                ("recovery_profile_name", profile.into()),
+                ("sofia_profile_url", contact.clone()),
+            ] {
+                ch.set_var(k, v);
+            }
+        }
+        self.set_state(uuid, "CS_INIT", 2);
+        self.ch_event("CHANNEL_CREATE", uuid, &[], &[], true);
+        self.ch_event("CHANNEL_ORIGINATE", uuid, &[], &[], true);
+        self.set_state(uuid, "CS_ROUTING", 2);
+        self.set_state(uuid, "CS_CONSUME_MEDIA", 7);
+        far
+    }
+
+    /// `sip:mod_sofia@<address>` of one of the node's SIP profiles.
+    pub(crate) fn profile_url(&self, profile: &str) -> String {
+        match (profile, self.config.node_sip) {
+            ("nodes", Some(at)) => format!("sip:mod_sofia@{at}"),
+            _ => "sip:mod_sofia@127.0.0.1:5080".into(),
+        }
+    }
+
+    /// The far end's first response: where it came from, its dialog, and for a refusal
+    /// (`refused`: the cause) the SIP status mod_sofia maps it from.
+    pub(crate) fn far_replied(
+        &mut self,
+        uuid: &str,
+        far: &Far,
+        cid: &(String, String),
+        refused: Option<&str>,
+    ) {
+        let Far {
+            user,
+            host,
+            hostport,
+            uri,
+        } = far;
+        let cid_number = cid.1.clone();
+        let Some(ch) = self.channels.get_mut(uuid) else {
+            return;
+        };
+        ch.network_addr = Some(host.clone());
+        let port = hostport.split(':').nth(1).unwrap_or("5060").to_owned();
+        let call_id = ch
+            .var("sip_call_id")
+            .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
+        let mut reply = vec![
+            ("sip_call_id", call_id),
+            ("sip_reply_host", host.clone()),
+            ("sip_reply_port", port.clone()),
+            ("sip_network_ip", host.clone()),
+            ("sip_network_port", port.clone()),
+        ];
+        match refused {
+            Some(cause) => {
+                let (status, phrase, q850) = refusal(cause);
+                reply.extend([
+                    ("sip_hangup_disposition", "recv_refuse".to_owned()),
+                    ("sip_invite_failure_status", status.into()),
+                    ("sip_invite_failure_phrase", phrase.into()),
+                    ("sip_term_status", status.into()),
+                    ("proto_specific_hangup_cause", format!("sip:{status}")),
+                    ("sip_term_cause", q850.into()),
+                ]);
+            }
+            None => reply.extend([
+                (
+                    "sip_recover_contact",
+                    format!("<sip:{hostport};transport=UDP>"),
+                ),
+                (
+                    "sip_full_via",
+                    "SIP/2.0/UDP 127.0.0.1:5080;rport;branch=z9hG4bK-sim".into(),
+                ),
+                (
+                    "sip_recover_via",
+                    "SIP/2.0/UDP 127.0.0.1:5080;rport;branch=z9hG4bK-sim".into(),
+                ),
+                ("sip_from_display", cid.0.clone()),
+                (
+                    "sip_full_from",
+                    format!("\"{}\" <sip:{cid_number}@127.0.0.1>;tag=sim", cid.0),
+                ),
+                ("sip_full_to", format!("<sip:{uri}>;tag=sim-callee")),
+                ("sip_from_user", cid_number.clone()),
+                ("sip_from_uri", format!("{cid_number}@127.0.0.1")),
+                ("sip_to_user", user.clone()),
+                ("sip_to_port", port.clone()),
+                ("sip_to_uri", uri.clone()),
+                ("sip_contact_params", "transport=UDP".into()),
+                ("sip_contact_user", "callee".into()),
+                ("sip_contact_port", port.clone()),
+                ("sip_contact_uri", format!("callee@{hostport}")),
+                ("sip_contact_host", host.clone()),
+                ("sip_to_tag", "sim-callee".into()),
+                ("sip_from_tag", "sim".into()),
+                ("sip_cseq", "1".into()),
+            ]),
+        }
+        for (k, v) in reply {
+            ch.set_var(k, v);
+        }
+    }
+
+    /// The far end's 200 OK: its SDP sets the leg's codecs (two CODEC events), the answer,
+    /// ACTIVE.
+    pub(crate) fn far_answered(&mut self, uuid: &str) {
+        if let Some(ch) = self.channels.get_mut(uuid) {
+            ch.write_codec = true;
+        }
+        self.codec(uuid, false);
+        self.codec(uuid, true);
+        if let Some(ch) = self.channels.get_mut(uuid) {
+            for (k, v) in super::sofia::answered_media_variables("info") {
+                ch.set_var(k, v);
+            }
+            ch.answered = now_micros();
+            ch.answer_state = "answered";
+        }
+        self.ch_event("CHANNEL_ANSWER", uuid, &[], &[], true);
+        self.set_callstate(uuid, "ACTIVE", 4);
+    }
 }
 
 /// The SIP status, its phrase and the Q.850 cause of a refusal (`sofia_glue_sip_cause_to_freeswitch`
@@ -266,6 +343,15 @@ fn refusal(cause: &str) -> (&'static str, &'static str, &'static str) {
     match cause {
         "USER_BUSY" => ("486", "Busy Here", "17"),
         "CALL_REJECTED" => ("603", "Decline", "21"),
+        // A node's `nodes` dialplan refusing a join-only leg (Reason: Q.850;cause=16).
+        "NORMAL_CLEARING" => ("480", "Temporarily Unavailable", "16"),
+        // Generated by mod_sofia itself when the far port is closed (ICMP).
+        "NORMAL_TEMPORARY_FAILURE" => ("503", "Service Unavailable", "41"),
         _ => ("404", "Not Found", "1"),
     }
+}
+
+/// Where the leg named `name` (`sofia/<profile>/<user>@<host:port>`) goes.
+pub(crate) fn far_of_name(name: &str) -> Far {
+    names(name, name.strip_prefix("sofia/").unwrap_or(name)).1
 }

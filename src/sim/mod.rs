@@ -6,6 +6,7 @@
 //! [`Simulator`] is also the in-process handle tests use to inject calls and faults.
 
 mod audio;
+mod bridge;
 mod callflow;
 mod channel;
 mod channels;
@@ -15,11 +16,13 @@ mod conference;
 mod core;
 mod dialout;
 mod events;
+mod link;
 mod listener;
 mod loopback;
 mod media;
 mod member_files;
 mod membership;
+mod node_leg;
 mod recording;
 mod sofia;
 mod subscription;
@@ -68,6 +71,11 @@ pub struct SimConfig {
     /// refuses (or that cannot be reached) fails the play as on a real node. Off by default: the
     /// lab has no network and its URLs are made up, so every URL plays.
     pub fetch_urls: bool,
+    /// The node's `nodes` SIP profile (rooms that span media nodes): other simulators in this
+    /// process bridge callers into its rooms through this address, and it bridges its own
+    /// callers into theirs (`bridge:…sofia/nodes/<room>@<address>`). Port 0 reserves a free UDP
+    /// port. `None`: no node-to-node profile (a bridge fails).
+    pub node_sip: Option<SocketAddr>,
 }
 
 impl Default for SimConfig {
@@ -95,6 +103,7 @@ impl Default for SimConfig {
             first_member_id: 1,
             channel_list_lag: Duration::ZERO,
             fetch_urls: false,
+            node_sip: None,
         }
     }
 }
@@ -131,23 +140,41 @@ pub struct Simulator {
     faults: watch::Sender<Fault>,
     addr: SocketAddr,
     stop: CancellationToken,
+    /// The `nodes` profile: registered while the simulator runs (see `link.rs`), with the UDP
+    /// port that keeps its address unique across processes.
+    node_link: std::sync::Mutex<Option<(link::Registration, std::net::UdpSocket)>>,
 }
 
 impl Drop for Simulator {
     fn drop(&mut self) {
-        self.stop.cancel();
+        self.kill();
     }
 }
 
 impl Simulator {
     /// Binds `config.listen` (port 0 picks a free port) and starts serving.
-    pub async fn start(config: SimConfig) -> std::io::Result<Simulator> {
+    pub async fn start(mut config: SimConfig) -> std::io::Result<Simulator> {
         let listener = TcpListener::bind(config.listen).await?;
         let addr = listener.local_addr()?;
         let heartbeat = config.heartbeat;
+        let udp = match config.node_sip {
+            Some(at) => {
+                let socket = std::net::UdpSocket::bind(at)?;
+                config.node_sip = Some(socket.local_addr()?);
+                Some(socket)
+            }
+            None => None,
+        };
         let core = Core::new(Arc::new(config));
         let (faults, _) = watch::channel(Fault::default());
         let stop = CancellationToken::new();
+        let node_link = match (core.config().node_sip, udp) {
+            (Some(at), Some(udp)) => Some((
+                link::Registration::open(at, core.clone(), stop.clone()),
+                udp,
+            )),
+            _ => None,
+        };
         tokio::spawn(accept_loop(
             listener,
             core.clone(),
@@ -167,11 +194,28 @@ impl Simulator {
             faults,
             addr,
             stop,
+            node_link: std::sync::Mutex::new(node_link),
         })
+    }
+
+    /// The node dies (a SIGKILL): its Event Socket connections close, it accepts no more, and
+    /// its peers stop getting its RTP (their bridged legs end on their `media_timeout`). Its
+    /// ports are free for a new simulator.
+    pub fn kill(&self) {
+        self.stop.cancel();
+        self.node_link
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
     }
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The address of the node's `nodes` SIP profile ([`SimConfig::node_sip`]).
+    pub fn node_sip(&self) -> Option<SocketAddr> {
+        self.core.config().node_sip
     }
 
     pub fn core_uuid(&self) -> String {

@@ -45,8 +45,17 @@ impl State {
             return "-ERR No such channel!\n".into();
         };
         ch.speaking = on;
+        let out = ch.bridge_out.clone();
         if let Some(room) = ch.room.clone() {
             self.audio_changed(&room, None);
+        }
+        // A caller bridged to another node's room: its voice goes there.
+        if let Some(d) = out
+            .and_then(|o| self.channels.get(&o))
+            .and_then(|leg| leg.dialog.as_ref())
+        {
+            let call_id = d.call_id.clone();
+            super::link::send(d.peer, super::link::SipMsg::Talk { call_id, on });
         }
         "+OK\n".into()
     }
@@ -180,7 +189,7 @@ fn offer_sdp(port: u64) -> String {
 }
 
 /// What mod_sofia sets when it negotiates a SIP call's media (before CHANNEL_CREATE).
-fn sip_media_variables(uuid: &str, port: u64) -> Vec<(&'static str, String)> {
+pub(crate) fn sip_media_variables(uuid: &str, port: u64) -> Vec<(&'static str, String)> {
     let media_port = 20_000 + 2 * port;
     vec![
         ("call_uuid", uuid.to_owned()),

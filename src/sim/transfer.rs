@@ -114,6 +114,7 @@ impl State {
             self.new_profile(uuid, profile);
             self.leave_room_with(uuid, false);
         }
+        self.drop_bridge(uuid);
         self.execute_complete(uuid);
         if let Some(ch) = self.channels.get_mut(uuid) {
             ch.state = ("CS_ROUTING", 2);

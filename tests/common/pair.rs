@@ -1,12 +1,16 @@
-//! Two real FreeSWITCH nodes under one controller (rooms that span media nodes): both started by
-//! the test from `freeswitch-conf/` on free ports (each with its node-to-node profile), a real
-//! Redis, and a controller started as `switchyard serve` starts it with both nodes configured,
-//! their `node_sip` addresses included. Calls are SIPp callers dialing either node's DID; a call's
-//! session is found in the store by its caller number. Included with `#[path]` next to
-//! `common/live.rs` (it uses its controller and helpers).
+//! Two media nodes under one controller (rooms that span media nodes): two real FreeSWITCH
+//! nodes started by the test from `freeswitch-conf/` on free ports (each with its node-to-node
+//! profile), or two simulators linked the same way (`SimConfig::node_sip`) — the same scenarios
+//! run on both. A real Redis, and a controller started as `switchyard serve` starts it with both
+//! nodes configured, their `node_sip` addresses included. Calls are SIPp callers dialing either
+//! real node's DID, or the simulator's SIP callers (`Simulator::inbound_call`); a call's session
+//! is found in the store by its caller number. Included with `#[path]` next to `common/live.rs`
+//! (it uses its controller and helpers).
 
 #![allow(dead_code)]
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -16,6 +20,7 @@ use serde_json::{Value, json};
 use switchyard::api::hash_key;
 use switchyard::conference::{AppId, DomainEvent, EventKind, Room, RoomId, SessionState};
 use switchyard::server::config::Config;
+use switchyard::sim::{SimConfig, Simulator};
 use switchyard::store::Store;
 use switchyard::store::redis::RedisStore;
 
@@ -29,8 +34,123 @@ use crate::live::{Controller, within};
 pub const PREFIXES: [&str; 2] = ["xnoda", "xnodb"];
 pub const DID: &str = "15551230000";
 
+/// One media node of a pair.
+pub enum Node {
+    Real(FreeSwitch),
+    /// A simulator (`None` once killed) and the addresses it keeps across restarts.
+    Sim {
+        sim: Option<Simulator>,
+        esl: SocketAddr,
+        node_sip: SocketAddr,
+        recordings: PathBuf,
+    },
+}
+
+impl Node {
+    async fn sim(esl: SocketAddr, node_sip: SocketAddr) -> Simulator {
+        for _ in 0..100 {
+            let started = Simulator::start(SimConfig {
+                listen: esl,
+                node_sip: Some(node_sip),
+                heartbeat: Some(Duration::from_secs(5)),
+                ..SimConfig::default()
+            })
+            .await;
+            match started {
+                Ok(sim) => return sim,
+                // A killed simulator's listener closes as its task ends.
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+        panic!("the simulator cannot bind {esl} / {node_sip} again");
+    }
+
+    async fn start_sim() -> Node {
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        let sim = Node::sim(any, any).await;
+        let recordings = std::env::temp_dir().join(format!(
+            "switchyard-pair-rec-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::create_dir_all(&recordings).unwrap();
+        Node::Sim {
+            esl: sim.addr(),
+            node_sip: sim.node_sip().unwrap(),
+            sim: Some(sim),
+            recordings,
+        }
+    }
+
+    pub fn is_real(&self) -> bool {
+        matches!(self, Node::Real(_))
+    }
+
+    pub fn esl(&self) -> String {
+        match self {
+            Node::Real(fs) => fs.esl(),
+            Node::Sim { esl, .. } => esl.to_string(),
+        }
+    }
+
+    fn password(&self) -> String {
+        match self {
+            Node::Real(fs) => fs.password.clone(),
+            Node::Sim { .. } => "ClueCon".into(),
+        }
+    }
+
+    pub fn node_sip(&self) -> SocketAddr {
+        match self {
+            Node::Real(fs) => fs.node_sip(),
+            Node::Sim { node_sip, .. } => *node_sip,
+        }
+    }
+
+    fn recordings(&self) -> PathBuf {
+        match self {
+            Node::Real(fs) => fs.recordings(),
+            Node::Sim { recordings, .. } => recordings.clone(),
+        }
+    }
+
+    /// One `api` command; `None` when the node cannot be reached.
+    pub fn api(&self, command: &str) -> Option<String> {
+        match self {
+            Node::Real(fs) => fs.api(command),
+            Node::Sim { sim, .. } => sim.as_ref().map(|s| s.api(command)),
+        }
+    }
+
+    /// The node dies: SIGKILL of FreeSWITCH, [`Simulator::kill`] of a simulator.
+    pub fn kill(&mut self) {
+        match self {
+            Node::Real(fs) => fs.kill(),
+            Node::Sim { sim, .. } => {
+                if let Some(sim) = sim.take() {
+                    sim.kill();
+                }
+            }
+        }
+    }
+
+    /// Started again on the same addresses (a new Core-UUID, no calls).
+    pub async fn restart(&mut self) {
+        match self {
+            Node::Real(fs) => tokio::task::block_in_place(|| fs.restart()),
+            Node::Sim {
+                sim, esl, node_sip, ..
+            } => {
+                if let Some(old) = sim.take() {
+                    old.kill();
+                }
+                *sim = Some(Node::sim(*esl, *node_sip).await);
+            }
+        }
+    }
+}
+
 pub struct Pair {
-    pub nodes: [FreeSwitch; 2],
+    pub nodes: [Node; 2],
     pub ctl: Controller,
     config: Config,
     app_id: String,
@@ -40,13 +160,22 @@ pub struct Pair {
 }
 
 impl Pair {
+    /// Two real FreeSWITCH nodes.
     pub async fn start() -> Pair {
         crate::common::sipp::require();
         let (a, b) = tokio::join!(
             tokio::task::spawn_blocking(FreeSwitch::start),
             tokio::task::spawn_blocking(FreeSwitch::start)
         );
-        let nodes = [a.unwrap(), b.unwrap()];
+        Pair::start_on([Node::Real(a.unwrap()), Node::Real(b.unwrap())]).await
+    }
+
+    /// Two simulators linked by their `nodes` profiles.
+    pub async fn start_sims() -> Pair {
+        Pair::start_on([Node::start_sim().await, Node::start_sim().await]).await
+    }
+
+    async fn start_on(nodes: [Node; 2]) -> Pair {
         let redis = RedisServer::start();
         let (app_id, key) = (
             format!("x-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]),
@@ -67,7 +196,7 @@ impl Pair {
                 q(prefix),
                 q(prefix),
                 q(&node.esl()),
-                q(&node.password),
+                q(&node.password()),
                 q(&node.recordings().to_string_lossy()),
                 q(&node.node_sip().to_string()),
             ));
@@ -90,7 +219,7 @@ impl Pair {
             _redis: redis,
         };
         // Each node's node-to-node profile runs (sofia starts profiles after the Event Socket).
-        for i in 0..2 {
+        for i in (0..2).filter(|i| pair.nodes[*i].is_real()) {
             pair.eventually("the nodes profile runs", || async {
                 pair.node_api(i, "sofia status")
                     .await
@@ -172,13 +301,19 @@ impl Pair {
 
     /// A SIP call from `number` to node `node`'s DID, parked there; its session id once stored.
     pub async fn call(&self, node: usize, number: &str) -> String {
-        let sip = Caller::dial(
-            self.nodes[node].sip(),
-            DID,
-            number,
-            &format!("Caller {number}"),
-        );
-        self.callers.lock().unwrap().push(sip);
+        let name = format!("Caller {number}");
+        match &self.nodes[node] {
+            Node::Real(fs) => {
+                let sip = Caller::dial(fs.sip(), DID, number, &name);
+                self.callers.lock().unwrap().push(sip);
+            }
+            Node::Sim { sim, .. } => {
+                let placed = sim
+                    .as_ref()
+                    .and_then(|s| s.inbound_call(DID, number, &name));
+                assert!(placed.is_some(), "the simulator places the call");
+            }
+        }
         self.eventually("the call is stored as a parked session", || async {
             let page = self
                 .store()
@@ -201,8 +336,12 @@ impl Pair {
     /// One `api` command on node `node` (a fresh connection); its reply, or `-ERR …` when the
     /// node cannot be reached.
     pub async fn node_api(&self, node: usize, command: &str) -> String {
-        tokio::task::block_in_place(|| self.nodes[node].api(command))
-            .unwrap_or_else(|| "-ERR the node cannot be reached".into())
+        let node = &self.nodes[node];
+        let reply = match node.is_real() {
+            true => tokio::task::block_in_place(|| node.api(command)),
+            false => node.api(command),
+        };
+        reply.unwrap_or_else(|| "-ERR the node cannot be reached".into())
     }
 
     pub async fn channel_exists(&self, node: usize, channel: &str) -> bool {

@@ -1,0 +1,232 @@
+//! The room's node of a node-to-node bridge (`fixtures/esl/10_cross_node.md`, sections 3, 4, 7):
+//! another node's INVITE on the `nodes` profile becomes an inbound leg in context `nodes`, named
+//! `sofia/nodes/<caller number>@<that node's address>`, carrying the caller's id and the session
+//! tag (`variable_sip_h_X-Switchyard-Session`, from CHANNEL_CREATE on). The `nodes` dialplan of
+//! `freeswitch-conf/dialplan/nodes.xml` runs: a tagged leg to a room id sets
+//! `switchyard_role=node_leg` and `presence_data=<tag>`, and joins the room muted and join-only
+//! (PROGRESS_MEDIA — the 183 —, EXECUTE conference, ANSWER — the 200 —, add-member), then hangs
+//! up when it leaves; a room this node does not host is `rejected-join-only` and a 480; anything
+//! else is `not_a_node_leg` (UNALLOCATED_NUMBER, a 404).
+
+use super::channel::{App, Channel, Dialog};
+use super::conference::{JoinSpec, QUIET_PROFILE};
+use super::core::State;
+use super::events::now_micros;
+use super::link::{self, Invite, SipMsg};
+
+/// `<5 letters or digits>-<lowercase uuid>`: the shape of a session id.
+fn is_session_tag(tag: &str) -> bool {
+    tag.split_once('-').is_some_and(|(prefix, id)| {
+        prefix.len() == 5 && prefix.bytes().all(|b| b.is_ascii_alphanumeric()) && is_uuid(id)
+    })
+}
+
+/// `<5 letters or digits>-room-<lowercase uuid>`: the shape of a room id.
+fn is_room(user: &str) -> bool {
+    user.split_once("-room-").is_some_and(|(prefix, id)| {
+        prefix.len() == 5 && prefix.bytes().all(|b| b.is_ascii_alphanumeric()) && is_uuid(id)
+    })
+}
+
+fn is_uuid(s: &str) -> bool {
+    s.len() == 36 && uuid::Uuid::try_parse(s).is_ok() && !s.bytes().any(|b| b.is_ascii_uppercase())
+}
+
+/// The `nodes` context of `freeswitch-conf/dialplan/nodes.xml`.
+fn nodes_dialplan(tag: Option<&str>, user: &str) -> Vec<App> {
+    match tag {
+        Some(tag) if is_session_tag(tag) && is_room(user) => vec![
+            App::Set("switchyard_role=node_leg".into()),
+            App::Set(format!("presence_data={tag}")),
+            App::Conference(JoinSpec {
+                room: user.to_owned(),
+                profile: QUIET_PROFILE.into(),
+                flags: vec!["mute".into(), "join-only".into()],
+            }),
+            App::Hangup("NORMAL_CLEARING".into()),
+        ],
+        _ => vec![App::Hangup("UNALLOCATED_NUMBER".into())],
+    }
+}
+
+impl State {
+    /// Another node's INVITE to a room: the leg arrives and runs the `nodes` dialplan.
+    pub(crate) fn node_invite(&mut self, invite: Invite) {
+        let Some(me) = self.config.node_sip else {
+            return;
+        };
+        let uuid = uuid::Uuid::new_v4().to_string();
+        let (number, name) = (invite.cid_number.clone(), invite.cid_name.clone());
+        let from = invite.from;
+        let host = from.ip().to_string();
+        let mut ch = Channel::new(
+            uuid.clone(),
+            format!("sofia/nodes/{number}@{host}"),
+            false,
+            now_micros(),
+        );
+        ch.cid_name = name.clone();
+        ch.cid_number = number.clone();
+        ch.orig_cid_name = name.clone();
+        ch.orig_cid_number = number.clone();
+        ch.destination = invite.user.clone();
+        ch.context = "nodes".into();
+        ch.dialplan = Some("XML".into());
+        ch.codec = ("PCMU", "64000");
+        ch.username = Some(number.clone());
+        ch.network_addr = Some(host.clone());
+        ch.session_id = self.next_session();
+        ch.profile = false;
+        ch.read_codec = false;
+        ch.write_codec = false;
+        ch.speaking = invite.speaking;
+        ch.dialog = Some(Dialog {
+            call_id: invite.call_id.clone(),
+            peer: from,
+            closed: false,
+        });
+        let session = ch.session_id.to_string();
+        let port = from.port().to_string();
+        let from_uri = format!("{number}@{host}");
+        let to_uri = format!("{}@{me}", invite.user);
+        let mut vars = vec![
+            ("direction", "inbound".to_owned()),
+            ("uuid", uuid.clone()),
+            ("session_id", session),
+            ("sip_from_user", number.clone()),
+            ("sip_from_uri", from_uri.clone()),
+            ("sip_from_host", host.clone()),
+            ("video_media_flow", "disabled".into()),
+            ("text_media_flow", "disabled".into()),
+            ("channel_name", ch.name.clone()),
+            ("sip_call_id", invite.call_id.clone()),
+            ("sip_local_network_addr", me.ip().to_string()),
+            ("sip_network_ip", host.clone()),
+            ("sip_network_port", port.clone()),
+            ("sip_invite_stamp", ch.created.to_string()),
+            ("sip_received_ip", host.clone()),
+            ("sip_received_port", port.clone()),
+            ("sip_via_protocol", "udp".into()),
+            ("sip_from_user_stripped", number.clone()),
+            ("sip_from_tag", format!("{}SY1", ch.session_id)),
+            ("sofia_profile_name", "nodes".into()),
+            ("sofia_profile_url", format!("sip:mod_sofia@{me}")),
+            ("recovery_profile_name", "nodes".into()),
+            (
+                "sip_full_via",
+                format!("SIP/2.0/UDP {from};rport;branch=z9hG4bK-sim"),
+            ),
+            ("sip_from_display", name.clone()),
+            (
+                "sip_full_from",
+                format!("\"{name}\" <sip:{from_uri}>;tag={}SY1", ch.session_id),
+            ),
+            ("sip_full_to", format!("<sip:{to_uri}>")),
+            ("sip_req_user", invite.user.clone()),
+            ("sip_req_port", me.port().to_string()),
+            ("sip_req_uri", to_uri.clone()),
+            ("sip_req_host", me.ip().to_string()),
+            ("sip_to_user", invite.user.clone()),
+            ("sip_to_port", me.port().to_string()),
+            ("sip_to_uri", to_uri),
+            ("sip_to_host", me.ip().to_string()),
+            ("sip_contact_user", "mod_sofia".into()),
+            ("sip_contact_port", port.clone()),
+            ("sip_contact_uri", format!("mod_sofia@{from}")),
+            ("sip_contact_host", host.clone()),
+            ("sip_user_agent", "Switchyard".into()),
+            ("sip_via_host", host.clone()),
+            ("sip_via_port", port.clone()),
+            ("max_forwards", "69".into()),
+        ];
+        if let Some(tag) = &invite.tag {
+            vars.push(("sip_h_X-Switchyard-Session", tag.clone()));
+        }
+        for (k, v) in vars {
+            ch.set_var(k, v);
+        }
+        self.channels.insert(uuid.clone(), ch);
+        self.set_state(&uuid, "CS_NEW", 0);
+        if let Some(ch) = self.channels.get_mut(&uuid) {
+            ch.profile = true;
+            ch.write_codec = true;
+        }
+        self.codec(&uuid, false);
+        self.codec(&uuid, true);
+        if let Some(ch) = self.channels.get_mut(&uuid) {
+            for (k, v) in super::sofia::sip_media_variables(&uuid, from.port().into()) {
+                ch.set_var(k, v);
+            }
+        }
+        self.set_state(&uuid, "CS_INIT", 1);
+        self.ch_event("CHANNEL_CREATE", &uuid, &[], &[], true);
+        if let Some(ch) = self.channels.get_mut(&uuid) {
+            ch.state = ("CS_ROUTING", 2);
+        }
+        self.set_callstate(&uuid, "RINGING", 2);
+        self.set_state(&uuid, "CS_ROUTING", 2);
+        self.set_state(&uuid, "CS_EXECUTE", 4);
+        let apps = nodes_dialplan(invite.tag.as_deref(), &invite.user);
+        self.run_apps(&uuid, apps);
+    }
+
+    /// The conference app's pre-answer of a node leg: the 183 (CHANNEL_PROGRESS_MEDIA).
+    pub(crate) fn node_leg_pre_answer(&mut self, uuid: &str) {
+        let call_id = match self.channels.get_mut(uuid) {
+            Some(ch) if !ch.outbound && ch.answered == 0 && ch.answer_state != "early" => {
+                match &ch.dialog {
+                    Some(d) => {
+                        let call_id = d.call_id.clone();
+                        let peer = d.peer;
+                        ch.answer_state = "early";
+                        ch.progressed = now_micros();
+                        (call_id, peer)
+                    }
+                    None => return,
+                }
+            }
+            _ => return,
+        };
+        self.ch_event("CHANNEL_PROGRESS_MEDIA", uuid, &[], &[], true);
+        self.set_callstate(uuid, "EARLY", 3);
+        link::send(call_id.1, SipMsg::Progress { call_id: call_id.0 });
+    }
+
+    /// A node leg answered: the 200 to the caller's node.
+    pub(crate) fn node_leg_answered(&mut self, uuid: &str) {
+        if let Some((peer, call_id)) = self
+            .channels
+            .get(uuid)
+            .filter(|ch| !ch.outbound)
+            .and_then(|ch| ch.dialog.as_ref())
+            .filter(|d| !d.closed)
+            .map(|d| (d.peer, d.call_id.clone()))
+        {
+            link::send(peer, SipMsg::Answer { call_id });
+        }
+    }
+
+    /// The conference app with `join-only` and no such room: `rejected-join-only` (the
+    /// channel's basic data, the room's name and profile), then the hangup
+    /// (`hangup_after_conference`). True when it refused.
+    pub(crate) fn rejects_join_only(&mut self, uuid: &str, spec: &JoinSpec) -> bool {
+        if !spec.flags.iter().any(|f| f == "join-only") || self.rooms.contains_key(&spec.room) {
+            return false;
+        }
+        let Some(ch) = self.channels.get(uuid).cloned() else {
+            return true;
+        };
+        let mut e = self.event(
+            "CUSTOM",
+            Some("conference::maintenance"),
+            ("mod_conference.c", "conference_function", 2134),
+        );
+        ch.push_headers(&mut e, false);
+        e.push("Conference-Name", spec.room.clone());
+        e.push("Conference-Profile-Name", spec.profile.clone());
+        e.push("Action", "rejected-join-only");
+        self.fire(e);
+        self.hangup(uuid, "NORMAL_CLEARING");
+        true
+    }
+}
