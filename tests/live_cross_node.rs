@@ -432,3 +432,20 @@ async fn leg_tied_from_the_snapshot(mut t: Pair) {
             .any(|e| e.kind == EventKind::MemberJoined && e.data["uuid"] == remote.as_str())
     );
 }
+
+/// A room whose node has no `node_sip` in the configuration cannot take calls from other nodes:
+/// the join is 409 with the reason, and the call stays parked on its node, out of the room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sim_a_join_into_a_room_whose_node_has_no_node_sip_is_refused_with_the_reason() {
+    let t = Pair::start_sims_unlinked().await;
+    let (room, r) = t.room("unlinked").await;
+    let remote = t.call(1 - r, "4301").await;
+    let joined = t
+        .command(&remote, "conference/join", json!({ "room_id": room }))
+        .await;
+    assert_eq!(joined.status, StatusCode::CONFLICT, "{joined:?}");
+    let error = joined.body["error"].as_str().unwrap_or_default();
+    assert!(error.contains("no node-to-node SIP address"), "{joined:?}");
+    assert!(t.members(&room).await.is_empty());
+    assert!(t.channel_exists(1 - r, channel(&remote)).await);
+}

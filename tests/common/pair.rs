@@ -167,15 +167,21 @@ impl Pair {
             tokio::task::spawn_blocking(FreeSwitch::start),
             tokio::task::spawn_blocking(FreeSwitch::start)
         );
-        Pair::start_on([Node::Real(a.unwrap()), Node::Real(b.unwrap())]).await
+        Pair::start_on([Node::Real(a.unwrap()), Node::Real(b.unwrap())], true).await
     }
 
     /// Two simulators linked by their `nodes` profiles.
     pub async fn start_sims() -> Pair {
-        Pair::start_on([Node::start_sim().await, Node::start_sim().await]).await
+        Pair::start_on([Node::start_sim().await, Node::start_sim().await], true).await
     }
 
-    async fn start_on(nodes: [Node; 2]) -> Pair {
+    /// Two simulators whose configuration leaves out `node_sip`: the controller cannot carry a
+    /// call from one to the other.
+    pub async fn start_sims_unlinked() -> Pair {
+        Pair::start_on([Node::start_sim().await, Node::start_sim().await], false).await
+    }
+
+    async fn start_on(nodes: [Node; 2], linked: bool) -> Pair {
         let redis = RedisServer::start();
         let (app_id, key) = (
             format!("x-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]),
@@ -192,14 +198,16 @@ impl Pair {
         for (node, prefix) in nodes.iter().zip(PREFIXES) {
             text.push_str(&format!(
                 "[[nodes]]\nname = {}\nprefix = {}\nesl = {}\npassword = {}\nprofile = \"switchyard\"\n\
-                 recordings_dir = {}\nnode_sip = {}\n",
+                 recordings_dir = {}\n",
                 q(prefix),
                 q(prefix),
                 q(&node.esl()),
                 q(&node.password()),
                 q(&node.recordings().to_string_lossy()),
-                q(&node.node_sip().to_string()),
             ));
+            if linked {
+                text.push_str(&format!("node_sip = {}\n", q(&node.node_sip().to_string())));
+            }
         }
         text.push_str(&format!(
             "[[apps]]\nid = {}\nkey_sha256 = {}\ndids = [{}]\n",
