@@ -449,3 +449,40 @@ async fn sim_a_join_into_a_room_whose_node_has_no_node_sip_is_refused_with_the_r
     assert!(t.members(&room).await.is_empty());
     assert!(t.channel_exists(1 - r, channel(&remote)).await);
 }
+
+/// A caller who sends no RTP (on hold, silence suppression) is moved as fast as any: its own
+/// leg reads on a timer (`rtp-timer-name soft` on the `inbound` profile), so a transfer into a
+/// room, into a bridge, and back to park does not wait out the 5-second poll of a leg whose far
+/// end is silent (`fixtures/esl/10_cross_node.md`, section 6; without the timer each step took
+/// 5 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(live_fs),
+    ignore = "needs a real FreeSWITCH: run scripts/test-deps.sh"
+)]
+async fn live_a_caller_who_sends_no_rtp_joins_and_leaves_without_waiting_seconds() {
+    let t = Pair::start().await;
+    let (room, r) = t.room("quiet").await;
+    let o = 1 - r;
+    let local = t.call_silent(r, "4401").await;
+    let remote = t.call_silent(o, "4402").await;
+    let second = Duration::from_secs(1);
+    for session in [&local, &remote] {
+        let r = t
+            .command(session, "conference/join", json!({ "room_id": room }))
+            .await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+        t.within(second, "the silent caller is in the room", || async {
+            t.member(&room, session).await.is_some()
+        })
+        .await;
+    }
+    let (_, out) = bridge_of(&t, &room, &remote).await;
+    let r = t.command(&remote, "conference/leave", json!({})).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    parked_again(&t, o, &remote, &out, second).await;
+    t.within(second, "the silent caller is parked again", || async {
+        t.get(&format!("/api/v1/sessions/{remote}")).await.body["state"] == "parked"
+    })
+    .await;
+}

@@ -243,6 +243,7 @@ pub(crate) fn answered_media_variables(dtmf: &str) -> Vec<(&'static str, String)
             *value = dtmf.to_owned();
         }
     }
+    v.push(("rtp_use_timer_name", "soft".into()));
     v.push(("rtp_use_pt", "0".into()));
     v.push(("rtp_use_ssrc", "1431725106".into()));
     v
@@ -254,6 +255,8 @@ pub(crate) fn sip_answer_variables(port: &str) -> Vec<(&'static str, String)> {
         ("local_media_ip", "127.0.0.1".into()),
         ("local_media_port", port.to_owned()),
         ("advertised_media_ip", "127.0.0.1".into()),
+        // Both SIP profiles of `freeswitch-conf/` read RTP on a timer (`rtp-timer-name`).
+        ("rtp_use_timer_name", "soft".into()),
         ("rtp_use_pt", "0".into()),
         ("rtp_use_ssrc", "1431725106".into()),
         ("rtp_local_sdp_str", answer_sdp(port)),

@@ -309,10 +309,22 @@ impl Pair {
 
     /// A SIP call from `number` to node `node`'s DID, parked there; its session id once stored.
     pub async fn call(&self, node: usize, number: &str) -> String {
+        self.call_with(node, number, false).await
+    }
+
+    /// A call whose caller sends no RTP at all (on real nodes; simulated callers send none).
+    pub async fn call_silent(&self, node: usize, number: &str) -> String {
+        self.call_with(node, number, true).await
+    }
+
+    async fn call_with(&self, node: usize, number: &str, silent: bool) -> String {
         let name = format!("Caller {number}");
         match &self.nodes[node] {
             Node::Real(fs) => {
-                let sip = Caller::dial(fs.sip(), DID, number, &name);
+                let sip = match silent {
+                    true => Caller::dial_silent(fs.sip(), DID, number, &name),
+                    false => Caller::dial(fs.sip(), DID, number, &name),
+                };
                 self.callers.lock().unwrap().push(sip);
             }
             Node::Sim { sim, .. } => {

@@ -74,6 +74,19 @@ const SCENARIO: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
 </scenario>
 "#;
 
+/// The line of [`SCENARIO`] that sends the audio.
+const AUDIO_LINE: &str = r#"<nop><action><exec rtp_stream="AUDIO,-1,0"/></action></nop>"#;
+
+/// The scenario of a caller who sends no RTP at all (a phone on hold, silence suppression).
+fn silent_scenario() -> &'static PathBuf {
+    static FILE: OnceLock<PathBuf> = OnceLock::new();
+    FILE.get_or_init(|| {
+        let path = files().0.with_file_name("uac-silent.xml");
+        std::fs::write(&path, SCENARIO.replace(AUDIO_LINE, "")).unwrap();
+        path
+    })
+}
+
 /// Where the scenario and the audio are written, once per test process.
 fn files() -> &'static (PathBuf, PathBuf) {
     static FILES: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
@@ -114,8 +127,20 @@ pub struct Caller {
 impl Caller {
     /// Calls `did` at the node's SIP address, from `number` with the display name `name`.
     pub fn dial(node: SocketAddr, did: &str, number: &str, name: &str) -> Caller {
+        Caller::dial_with(node, did, number, name, false)
+    }
+
+    /// The same caller, but sending no RTP at all.
+    pub fn dial_silent(node: SocketAddr, did: &str, number: &str, name: &str) -> Caller {
+        Caller::dial_with(node, did, number, name, true)
+    }
+
+    fn dial_with(node: SocketAddr, did: &str, number: &str, name: &str, silent: bool) -> Caller {
         require();
-        let (scenario, _) = files();
+        let scenario = match silent {
+            true => silent_scenario(),
+            false => &files().0,
+        };
         let call_id = format!("sy-{}", uuid::Uuid::new_v4().simple());
         let media_port = media_port();
         let child = Command::new("sipp")
