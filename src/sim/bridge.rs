@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use super::channel::Dialog;
+use super::channel::{Dialog, OtherLeg};
 use super::channels::split_vars;
 use super::core::{Deferred, State};
 use super::link::{self, Invite, SipMsg};
@@ -45,23 +45,38 @@ impl State {
             return;
         }
         let cid = (ch.cid_name.clone(), ch.cid_number.clone());
-        let context = ch.context.clone();
         let speaking = ch.speaking;
-        let far = self.place_sofia_leg(&out, endpoint, &vars, &cid, "nodes");
+        let originator = ch.clone();
+        // What the originate copies from the caller onto its leg.
+        let mut vars = vars.clone();
+        for (k, v) in [
+            ("max_forwards", "69".to_owned()),
+            ("originating_leg_uuid", caller.to_owned()),
+            ("originator", caller.to_owned()),
+            ("originator_codec", "PCMU@8000h@20i@64000b".into()),
+            ("signal_bond", caller.to_owned()),
+            (
+                "switch_m_sdp",
+                ch.var("switch_r_sdp").unwrap_or_default().to_owned(),
+            ),
+        ] {
+            vars.push((k.to_owned(), v));
+        }
+        let far = self.place_sofia_leg(&out, endpoint, &vars, &cid, "nodes", Some(originator));
         let call_id = uuid::Uuid::new_v4().to_string();
         if let Some(leg) = self.channels.get_mut(&out) {
-            leg.context = context;
             leg.bridge_caller = Some(caller.to_owned());
-            leg.set_var("sip_call_id", call_id.clone());
             leg.dialog = Some(Dialog {
                 call_id: call_id.clone(),
                 peer,
                 closed: false,
+                ended: None,
             });
         }
         if let Some(ch) = self.channels.get_mut(caller) {
             ch.bridge_out = Some(out.clone());
         }
+        self.set_callstate(caller, "RING_WAIT", 6);
         let invite = Invite {
             call_id: call_id.clone(),
             from: me,
@@ -101,31 +116,32 @@ impl State {
             SipMsg::Progress { .. } => self.bridge_progress(&uuid),
             SipMsg::Answer { .. } => self.bridge_answered(&uuid),
             SipMsg::Refuse { cause, status, .. } => {
-                self.close_dialog(&uuid);
+                self.close_dialog(&uuid, "recv_refuse");
                 let far = self.far_of(&uuid);
                 let cid = self.cid_of(&uuid);
                 self.far_replied(&uuid, &far, &cid, Some(&cause));
                 if let Some(ch) = self.channels.get_mut(&uuid) {
                     ch.set_var("sip_term_status", status.to_string());
+                    ch.set_var("sip_reason", format!("Q.850;cause=16;text=\"{cause}\""));
                 }
                 self.hangup(&uuid, &cause);
             }
             SipMsg::Bye { .. } => {
-                self.close_dialog(&uuid);
                 let answered = self.channels.get(&uuid).is_some_and(|c| c.answered != 0);
                 let (cause, how) = match answered {
                     true => ("NORMAL_CLEARING", "recv_bye"),
                     false => ("ORIGINATOR_CANCEL", "recv_cancel"),
                 };
-                if let Some(ch) = self.channels.get_mut(&uuid) {
-                    ch.set_var("sip_hangup_disposition", how);
-                    if answered {
-                        ch.set_var("sip_term_status", "200");
-                        ch.set_var("sip_term_cause", "16");
-                    }
+                self.close_dialog(&uuid, how);
+                if let Some(ch) = self.channels.get_mut(&uuid).filter(|_| answered) {
+                    ch.set_var("sip_term_status", "200");
+                    ch.set_var("proto_specific_hangup_cause", "sip:200");
+                    ch.set_var("sip_term_cause", "16");
+                    ch.set_var("sip_reason", "Q.850;cause=16;text=\"NORMAL_CLEARING\"");
                 }
                 self.hangup_soon(&uuid, cause);
             }
+            SipMsg::Info { .. } => self.recv_info(&uuid),
             SipMsg::Talk { on, .. } => {
                 let room = self.channels.get_mut(&uuid).and_then(|ch| {
                     ch.speaking = on;
@@ -147,13 +163,14 @@ impl State {
             .map(|ch| ch.uuid.clone())
     }
 
-    fn close_dialog(&mut self, uuid: &str) {
+    fn close_dialog(&mut self, uuid: &str, how: &'static str) {
         if let Some(d) = self
             .channels
             .get_mut(uuid)
             .and_then(|ch| ch.dialog.as_mut())
         {
             d.closed = true;
+            d.ended = Some(how);
         }
     }
 
@@ -177,12 +194,41 @@ impl State {
         match self.channels.get_mut(out) {
             Some(ch) if ch.answered == 0 => {
                 ch.answer_state = "early";
-                ch.progressed = super::events::now_micros();
+                ch.progress_media = super::events::now_micros();
+                for (k, v) in [
+                    ("endpoint_disposition", "EARLY MEDIA".to_owned()),
+                    ("ep_codec_string", "PCMU@8000h@20i@64000b".into()),
+                    (
+                        "sip_allow",
+                        "INVITE, ACK, BYE, CANCEL, OPTIONS, MESSAGE, INFO, UPDATE, REFER, NOTIFY"
+                            .into(),
+                    ),
+                    ("sip_user_agent", "Switchyard".into()),
+                    ("switch_r_sdp", super::sofia::answer_sdp("20000")),
+                ] {
+                    ch.set_var(k, v);
+                }
             }
             _ => return,
         }
         self.ch_event("CHANNEL_PROGRESS_MEDIA", out, &[], &[], true);
         self.set_callstate(out, "EARLY", 3);
+        // The originator notes the early media too.
+        let caller = self.channels.get(out).and_then(|l| l.bridge_caller.clone());
+        if let Some(ch) = caller.and_then(|c| self.channels.get_mut(&c))
+            && ch.progress_media == 0
+        {
+            ch.progress_media = super::events::now_micros();
+        }
+        // The 183's SDP sets the leg's codecs and its RTP session.
+        self.far_media(out);
+        if let Some(ch) = self.channels.get_mut(out) {
+            for (k, v) in super::sofia::answered_media_variables("rfc2833") {
+                ch.set_var(k, v);
+            }
+            ch.set_var("rtp_2833_send_payload", "101");
+            ch.set_var("rtp_2833_recv_payload", "101");
+        }
     }
 
     /// The room's node's 200: the leg answers and the caller is bridged to it.
@@ -190,52 +236,120 @@ impl State {
         let Some(caller) = self.channels.get(out).and_then(|c| c.bridge_caller.clone()) else {
             return;
         };
-        self.far_answered(out);
+        self.far_answered(out, false);
+        if self
+            .channels
+            .get(&caller)
+            .is_none_or(|ch| ch.bridge_out.as_deref() != Some(out))
+        {
+            return;
+        }
+        let now = super::events::now_micros();
+        let (peer, originatee) = match self.channels.get_mut(out) {
+            Some(leg) => {
+                leg.bridged_at = now;
+                (
+                    Some(leg.destination.clone()),
+                    Some(OtherLeg::of("originatee", leg)),
+                )
+            }
+            None => (None, None),
+        };
+        if let Some(ch) = self.channels.get_mut(&caller) {
+            ch.other = originatee;
+            if let Some(room) = &peer {
+                ch.callee = Some((room.clone(), room.clone()));
+            }
+        }
+        self.set_callstate(&caller, "ACTIVE", 4);
         let Some(ch) = self.channels.get_mut(&caller) else {
             return;
         };
-        if ch.bridge_out.as_deref() != Some(out) {
-            return;
-        }
         ch.bridged = true;
-        ch.set_var("bridge_to", out);
-        ch.set_var("last_bridge_to", out);
-        ch.set_var("signal_bond", out);
-        if let Some(leg) = self.channels.get_mut(out) {
-            leg.set_var("bridge_to", caller.clone());
-            leg.set_var("signal_bond", caller.clone());
+        ch.bridged_at = now;
+        for (k, v) in [
+            ("DIALSTATUS", "SUCCESS".to_owned()),
+            ("originate_causes", format!("{out};NONE")),
+            ("originate_disposition", "SUCCESS".into()),
+            (
+                "originated_legs",
+                format!("{out};Outbound Call;{}", ch.cid_number),
+            ),
+            ("signal_bond", out.to_owned()),
+            ("switch_m_sdp", super::sofia::answer_sdp("20000")),
+        ] {
+            ch.set_var(k, v);
         }
-        let (pre, post) = self.bridge_headers(&caller, out);
-        self.ch_event("CHANNEL_BRIDGE", &caller, &pre, &post, true);
-        let to = [("Bridged-To", out.to_owned())];
-        self.ch_event("CALL_UPDATE", out, &[], &to, true);
-        let to = [("Bridged-To", caller.clone())];
-        self.ch_event("CALL_UPDATE", &caller, &[], &to, true);
+        for k in [
+            "originate_signal_bond",
+            "sip_invite_failure_phrase",
+            "sip_invite_failure_status",
+        ] {
+            ch.unset_var(k);
+        }
+        // The caller's display changes only when it is bridged to someone new.
+        let new_peer = std::mem::replace(&mut ch.shown_peer, peer.clone()) != peer;
+        let pre = Self::bridge_headers(&caller, out);
+        self.ch_event("CHANNEL_BRIDGE", &caller, &pre, &[], true);
+        let out_name = self
+            .channels
+            .get(out)
+            .map(|l| l.name.clone())
+            .unwrap_or_default();
+        let caller_name = self
+            .channels
+            .get(&caller)
+            .map(|c| c.name.clone())
+            .unwrap_or_default();
+        for (leg, other, other_name) in [
+            (out, caller.as_str(), &caller_name),
+            (&caller, out, &out_name),
+        ] {
+            if let Some(ch) = self.channels.get_mut(leg) {
+                let shown = (ch.cid_name.clone(), ch.cid_number.clone());
+                for (k, v) in [
+                    ("bridge_channel", other_name.clone()),
+                    ("bridge_to", other.to_owned()),
+                    ("bridge_uuid", other.to_owned()),
+                    ("last_bridge_to", other.to_owned()),
+                    ("last_sent_callee_id_name", shown.0),
+                    ("last_sent_callee_id_number", shown.1),
+                ] {
+                    ch.set_var(k, v);
+                }
+            }
+        }
+        self.set_state(out, "CS_EXCHANGE_MEDIA", 5);
+        // Each leg is sent the other's identity (mod_sofia's display update).
+        let sent = |to: &str, name: String, number: String| {
+            vec![
+                ("Direction", "SEND".to_owned()),
+                ("Sent-Callee-ID-Name", name),
+                ("Sent-Callee-ID-Number", number),
+                ("Bridged-To", to.to_owned()),
+            ]
+        };
+        let cid = self.cid_of(&caller);
+        self.ch_event("CALL_UPDATE", out, &sent(&caller, cid.0, cid.1), &[], true);
+        if new_peer {
+            let room = peer.clone().unwrap_or_default();
+            let pre = sent(out, room.clone(), room);
+            self.ch_event("CALL_UPDATE", &caller, &pre, &[], true);
+        }
+        // The display update mod_sofia sends the room's node after a bridge (CALL_UPDATE).
+        if let Some(d) = self.channels.get(out).and_then(|c| c.dialog.as_ref()) {
+            let call_id = d.call_id.clone();
+            link::send(d.peer, SipMsg::Info { call_id });
+        }
     }
 
-    /// `Bridge-A-Unique-ID`/`Bridge-B-Unique-ID` before the caller's headers, the other leg's
-    /// after.
-    fn bridge_headers(
-        &self,
-        caller: &str,
-        out: &str,
-    ) -> (Headers, Headers) {
-        let pre = vec![
+    /// `Bridge-A-Unique-ID`/`Bridge-B-Unique-ID`, before the caller's headers (whose caller
+    /// profile carries the other leg's while it has one).
+    fn bridge_headers(caller: &str, out: &str) -> Headers {
+        vec![
             ("Bridge-A-Unique-ID", caller.to_owned()),
             ("Bridge-B-Unique-ID", out.to_owned()),
-        ];
-        let mut post = vec![("Other-Type", "originatee".to_owned())];
-        if let Some(leg) = self.channels.get(out) {
-            post.extend([
-                ("Other-Leg-Direction", "outbound".to_owned()),
-                ("Other-Leg-Caller-ID-Name", leg.cid_name.clone()),
-                ("Other-Leg-Caller-ID-Number", leg.cid_number.clone()),
-                ("Other-Leg-Destination-Number", leg.destination.clone()),
-                ("Other-Leg-Unique-ID", out.to_owned()),
-                ("Other-Leg-Channel-Name", leg.name.clone()),
-            ]);
-        }
-        (pre, post)
+        ]
     }
 
     /// A bridge that never got an answer: `bridge` ends; the caller goes on (`continue_on_fail`
@@ -244,12 +358,19 @@ impl State {
         let Some(ch) = self.channels.get_mut(caller) else {
             return;
         };
-        ch.bridge_out = None;
+        let out = ch.bridge_out.take();
         ch.set_var("originate_failed_cause", cause);
-        ch.set_var("originate_disposition", cause);
+        if let Some(out) = out {
+            ch.set_var("originate_signal_bond", out);
+        }
+        ch.set_var("sip_invite_failure_phrase", "Temporarily Unavailable");
+        ch.set_var("sip_invite_failure_status", "480");
         let goes_on =
             ch.var("continue_on_fail") == Some("true") || CONTINUE_ANYWAY.contains(&cause);
         let after = std::mem::take(&mut ch.after);
+        if ch.call_state == "RING_WAIT" {
+            self.set_callstate(caller, "ACTIVE", 4);
+        }
         self.execute_complete(caller);
         if goes_on {
             self.run_apps(caller, after);
@@ -277,16 +398,29 @@ impl State {
         }
         ch.bridge_out = None;
         ch.bridged = false;
-        ch.set_var("last_bridge_hangup_cause", cause);
+        for (k, v) in [
+            ("bridge_hangup_cause", cause.to_owned()),
+            ("last_bridge_hangup_cause", cause.to_owned()),
+            ("last_bridge_proto_specific_hangup_cause", "sip:200".into()),
+            ("sip_hangup_phrase", "OK".into()),
+            (
+                "sip_reason",
+                "Q.850;cause=16;text=\"NORMAL_CLEARING\"".into(),
+            ),
+        ] {
+            ch.set_var(k, v);
+        }
+        ch.unset_var("bridge_to");
         let park = ch.var("park_after_bridge") == Some("true");
         let after = std::mem::take(&mut ch.after);
-        let (pre, post) = self.bridge_headers(&caller, out);
-        self.ch_event("CHANNEL_UNBRIDGE", &caller, &pre, &post, true);
+        let pre = Self::bridge_headers(&caller, out);
+        self.ch_event("CHANNEL_UNBRIDGE", &caller, &pre, &[], true);
         self.execute_complete(&caller);
         if park {
             if let Some(ch) = self.channels.get_mut(&caller) {
                 ch.bare_park = true;
             }
+            self.set_state(&caller, "CS_PARK", 6);
             self.ch_event("CHANNEL_PARK", &caller, &[], &[], true);
         } else {
             self.run_apps(&caller, after);
@@ -303,10 +437,24 @@ impl State {
             return;
         };
         let was = std::mem::replace(&mut ch.bridged, false);
+        let killed = ch.hangup_cause.clone();
+        if let Some(leg) = self.channels.get_mut(&out) {
+            // The caller's thread ends the bridge: the leg is no longer its originatee.
+            leg.bridge_caller = None;
+            leg.unset_var("bridge_to");
+            match killed {
+                Some(cause) => leg.set_var("last_bridge_hangup_cause", cause),
+                // A transfer unbonds both legs.
+                None => leg.unset_var("signal_bond"),
+            }
+        }
         self.hangup(&out, "NORMAL_CLEARING");
+        if let Some(ch) = self.channels.get_mut(caller) {
+            ch.unset_var("bridge_to");
+        }
         if was {
-            let (pre, post) = self.bridge_headers(caller, &out);
-            self.ch_event("CHANNEL_UNBRIDGE", caller, &pre, &post, true);
+            let pre = Self::bridge_headers(caller, &out);
+            self.ch_event("CHANNEL_UNBRIDGE", caller, &pre, &[], true);
         }
     }
 
@@ -317,11 +465,20 @@ impl State {
         let Some(ch) = self.channels.get_mut(uuid) else {
             return;
         };
-        let Some(dialog) = ch.dialog.as_mut().filter(|d| !d.closed) else {
+        let Some(dialog) = ch.dialog.as_mut() else {
             return;
         };
+        if dialog.closed {
+            if ch.bridge_caller.is_some() {
+                ch.unset_var("bridge_to");
+            }
+            return;
+        }
         dialog.closed = true;
         let (peer, call_id) = (dialog.peer, dialog.call_id.clone());
+        if ch.bridge_caller.is_some() {
+            ch.unset_var("bridge_to");
+        }
         let cause = ch.hangup_cause.clone().unwrap_or_default();
         let (msg, how) = if ch.answered != 0 {
             (SipMsg::Bye { call_id }, "send_bye")
@@ -344,6 +501,15 @@ impl State {
         };
         ch.set_var("sip_hangup_disposition", how);
         link::send(peer, msg);
+    }
+
+    /// A leg whose dialog the other node ended: its `sip_hangup_disposition` (`recv_bye`, …).
+    pub(crate) fn sip_ended(&mut self, uuid: &str) {
+        if let Some(ch) = self.channels.get_mut(uuid)
+            && let Some(how) = ch.dialog.as_mut().and_then(|d| d.ended.take())
+        {
+            ch.set_var("sip_hangup_disposition", how);
+        }
     }
 
     /// A node died: its RTP stopped. Legs bridged to it end on their `media_timeout` (never

@@ -228,6 +228,15 @@ impl State {
                     if self.rejects_join_only(uuid, &spec) {
                         return;
                     }
+                    // An unanswered leg (another node's) is answered by the conference app,
+                    // which names the room first.
+                    let room_uuid = self.rooms.get(&spec.room).map(|r| r.uuid.clone());
+                    if let (Some(ch), Some(room_uuid)) = (self.channels.get_mut(uuid), room_uuid)
+                        && ch.answered == 0
+                    {
+                        ch.set_var("conference_name", spec.room.clone());
+                        ch.set_var("app_session_uuid", room_uuid);
+                    }
                     self.answer(uuid);
                     if let Some(ch) = self.channels.get_mut(uuid) {
                         ch.after = apps.collect();
@@ -266,6 +275,12 @@ impl State {
             Some(ch) if !ch.is_hungup() => {
                 ch.hangup_cause = Some(cause.to_owned());
                 ch.answer_state = "hangup";
+                // Either end of a live bridge says which end it was.
+                if ch.bridged {
+                    ch.set_var("last_bridge_role", "originator");
+                } else if ch.bridge_caller.is_some() && ch.bridged_at != 0 {
+                    ch.set_var("last_bridge_role", "originatee");
+                }
             }
             _ => return false,
         }
@@ -305,7 +320,10 @@ impl State {
             .clone()
             .unwrap_or_else(|| "NORMAL_CLEARING".into());
         let partner = ch.partner.clone();
-        if ch.room.is_some() {
+        let in_room = ch.room.is_some();
+        // A BYE received is noted before the app ends.
+        self.sip_ended(uuid);
+        if in_room {
             self.leave_room(uuid);
         }
         self.drop_bridge(uuid);
@@ -333,7 +351,9 @@ impl State {
                 ch.set_var("sip_invite_failure_phrase", "CANCEL".to_owned());
                 ch.set_var("sip_hangup_disposition", "send_cancel".to_owned());
             }
-            if ch.username.is_some() || (placed && ch.answered != 0) {
+            // A leg refused before any media had no RTP session.
+            let media = ch.answered != 0 || ch.progress_media != 0;
+            if (ch.username.is_some() && media) || (placed && ch.answered != 0) {
                 for (k, v) in super::sofia::sip_hangup_variables() {
                     // A node-to-node leg's says how its dialog ended already.
                     if k == "sip_hangup_disposition" && ch.var(&k).is_some() {

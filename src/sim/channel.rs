@@ -88,6 +88,10 @@ pub(crate) struct Channel {
     pub answered: u64,
     /// When the far end of a call we placed rang (0: it did not).
     pub progressed: u64,
+    /// When the far end sent early media (a 183), or this leg did (0: never).
+    pub progress_media: u64,
+    /// The bridged party the caller last saw (its CALL_UPDATE fires when that changes).
+    pub shown_peer: Option<String>,
     /// Whether the caller profile exists yet (not before a new channel's first state).
     pub profile: bool,
     pub read_codec: bool,
@@ -134,6 +138,30 @@ pub(crate) struct Channel {
     pub bridged: bool,
     /// Parked by `park_after_bridge`: parked with no app running (no EXECUTE park).
     pub bare_park: bool,
+    /// The other leg's caller profile in this one's (`Other-Type`, `Other-Leg-*`): a bridge's
+    /// originator on its outbound leg, the originatee on the caller until its next transfer.
+    pub other: Option<OtherLeg>,
+    /// When the channel was bridged (0: never): `bridge_stamp`.
+    pub bridged_at: u64,
+}
+
+/// A copy of another leg's caller profile, as FreeSWITCH keeps it in a channel's profile.
+#[derive(Debug, Clone)]
+pub(crate) struct OtherLeg {
+    /// `originator` or `originatee`.
+    pub kind: &'static str,
+    pub leg: Box<Channel>,
+}
+
+impl OtherLeg {
+    pub fn of(kind: &'static str, leg: &Channel) -> OtherLeg {
+        let mut leg = leg.clone();
+        leg.other = None;
+        OtherLeg {
+            kind,
+            leg: Box::new(leg),
+        }
+    }
 }
 
 /// A node-to-node SIP dialog: its Call-ID and the other node's `nodes` profile.
@@ -143,6 +171,9 @@ pub(crate) struct Dialog {
     pub peer: std::net::SocketAddr,
     /// The other end ended it (BYE, CANCEL or a refusal received): nothing more is sent.
     pub closed: bool,
+    /// How the other end ended it (`recv_bye`, `recv_cancel`, `recv_refuse`): the leg's
+    /// `sip_hangup_disposition` once it hangs up.
+    pub ended: Option<&'static str>,
 }
 
 impl Channel {
@@ -166,6 +197,8 @@ impl Channel {
             created,
             answered: 0,
             progressed: 0,
+            progress_media: 0,
+            shown_peer: None,
             profile: true,
             read_codec: true,
             write_codec: true,
@@ -194,6 +227,8 @@ impl Channel {
             bridge_caller: None,
             bridged: false,
             bare_park: false,
+            other: None,
+            bridged_at: 0,
         }
     }
 
@@ -248,7 +283,11 @@ impl Channel {
             push_codec(e, "Write", self.codec);
         }
         if self.profile {
-            self.push_profile(e);
+            self.push_profile(e, "Caller", false);
+            if let Some(other) = &self.other {
+                e.push("Other-Type", other.kind);
+                other.leg.push_profile(e, "Other-Leg", true);
+            }
         }
         if variables {
             for (name, value) in &self.variables {
@@ -257,46 +296,65 @@ impl Channel {
         }
     }
 
-    fn push_profile(&self, e: &mut EventData) {
+    /// The caller profile as `Caller-*`, or as the other leg's (`Other-Leg-*`, `other`: no
+    /// profile index, transfer source or RDNIS).
+    fn push_profile(&self, e: &mut EventData, p: &str, other: bool) {
         let dir = self.direction();
-        e.push("Caller-Direction", dir);
-        e.push("Caller-Logical-Direction", dir);
+        e.push(&format!("{p}-Direction"), dir);
+        e.push(&format!("{p}-Logical-Direction"), dir);
         if let Some(user) = &self.username {
-            e.push("Caller-Username", user.clone());
+            e.push(&format!("{p}-Username"), user.clone());
         }
         if let Some(dialplan) = &self.dialplan {
-            e.push("Caller-Dialplan", dialplan.clone());
+            e.push(&format!("{p}-Dialplan"), dialplan.clone());
         }
-        e.push("Caller-Caller-ID-Name", self.cid_name.clone());
-        e.push("Caller-Caller-ID-Number", self.cid_number.clone());
-        e.push("Caller-Orig-Caller-ID-Name", self.orig_cid_name.clone());
-        e.push("Caller-Orig-Caller-ID-Number", self.orig_cid_number.clone());
+        e.push(&format!("{p}-Caller-ID-Name"), self.cid_name.clone());
+        e.push(&format!("{p}-Caller-ID-Number"), self.cid_number.clone());
+        e.push(
+            &format!("{p}-Orig-Caller-ID-Name"),
+            self.orig_cid_name.clone(),
+        );
+        e.push(
+            &format!("{p}-Orig-Caller-ID-Number"),
+            self.orig_cid_number.clone(),
+        );
         if let Some((name, number)) = &self.callee {
-            e.push("Caller-Callee-ID-Name", name.clone());
-            e.push("Caller-Callee-ID-Number", number.clone());
+            e.push(&format!("{p}-Callee-ID-Name"), name.clone());
+            e.push(&format!("{p}-Callee-ID-Number"), number.clone());
         }
         if let Some(addr) = &self.network_addr {
-            e.push("Caller-Network-Addr", addr.clone());
+            e.push(&format!("{p}-Network-Addr"), addr.clone());
         }
-        e.push("Caller-ANI", self.orig_cid_number.clone());
-        e.push("Caller-Destination-Number", self.destination.clone());
-        e.push("Caller-Unique-ID", self.uuid.clone());
-        e.push("Caller-Source", self.source);
-        if let Some(source) = &self.transfer_source {
-            e.push("Caller-Transfer-Source", source.clone());
+        e.push(&format!("{p}-ANI"), self.orig_cid_number.clone());
+        e.push(&format!("{p}-Destination-Number"), self.destination.clone());
+        e.push(&format!("{p}-Unique-ID"), self.uuid.clone());
+        e.push(&format!("{p}-Source"), self.source);
+        if let Some(source) = self.transfer_source.as_ref().filter(|_| !other) {
+            e.push(&format!("{p}-Transfer-Source"), source.clone());
         }
-        e.push("Caller-Context", self.context.clone());
-        if let Some(rdnis) = &self.rdnis {
-            e.push("Caller-RDNIS", rdnis.clone());
+        e.push(&format!("{p}-Context"), self.context.clone());
+        if let Some(rdnis) = self.rdnis.as_ref().filter(|_| !other) {
+            e.push(&format!("{p}-RDNIS"), rdnis.clone());
         }
-        e.push("Caller-Channel-Name", self.name.clone());
-        e.push("Caller-Profile-Index", self.profile_index.to_string());
+        e.push(&format!("{p}-Channel-Name"), self.name.clone());
+        if !other {
+            e.push(
+                &format!("{p}-Profile-Index"),
+                self.profile_index.to_string(),
+            );
+        }
         e.push(
-            "Caller-Profile-Created-Time",
+            &format!("{p}-Profile-Created-Time"),
             self.profile_created.to_string(),
         );
-        e.push("Caller-Channel-Created-Time", self.created.to_string());
-        e.push("Caller-Channel-Answered-Time", self.answered.to_string());
+        e.push(
+            &format!("{p}-Channel-Created-Time"),
+            self.created.to_string(),
+        );
+        e.push(
+            &format!("{p}-Channel-Answered-Time"),
+            self.answered.to_string(),
+        );
         for t in [
             "Progress",
             "Progress-Media",
@@ -305,13 +363,13 @@ impl Channel {
             "Resurrect",
             "Bridged",
         ] {
-            e.push(&format!("Caller-Channel-{t}-Time"), "0");
+            e.push(&format!("{p}-Channel-{t}-Time"), "0");
         }
-        e.push("Caller-Channel-Last-Hold", "0");
-        e.push("Caller-Channel-Hold-Accum", "0");
-        e.push("Caller-Screen-Bit", "true");
-        e.push("Caller-Privacy-Hide-Name", "false");
-        e.push("Caller-Privacy-Hide-Number", "false");
+        e.push(&format!("{p}-Channel-Last-Hold"), "0");
+        e.push(&format!("{p}-Channel-Hold-Accum"), "0");
+        e.push(&format!("{p}-Screen-Bit"), "true");
+        e.push(&format!("{p}-Privacy-Hide-Name"), "false");
+        e.push(&format!("{p}-Privacy-Hide-Number"), "false");
     }
 
     pub fn show_row(&self) -> Value {
@@ -377,6 +435,12 @@ pub(crate) fn cdr_variables(ch: &Channel, now: u64) -> Vec<(String, String)> {
     }
     if ch.progressed != 0 {
         put("progress_stamp", stamp(ch.progressed));
+    }
+    if ch.progress_media != 0 {
+        put("progress_media_stamp", stamp(ch.progress_media));
+    }
+    if ch.bridged_at != 0 {
+        put("bridge_stamp", stamp(ch.bridged_at));
     }
     put("end_stamp", stamp(now));
     put("start_epoch", (ch.created / 1_000_000).to_string());

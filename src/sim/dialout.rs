@@ -8,7 +8,7 @@
 //! caller id flip (CALL_UPDATE). Callees are simulated by their user part: `busy`, `rejected`,
 //! `unknown` refuse, `noanswer` rings until the originate's timeout, anyone else answers.
 
-use super::channel::Channel;
+use super::channel::{Channel, OtherLeg};
 use super::core::State;
 use super::events::now_micros;
 use super::transfer::NewProfile;
@@ -103,7 +103,7 @@ impl State {
         callee: Callee,
         exten: Option<(&str, &str)>,
     ) -> String {
-        let far = self.place_sofia_leg(uuid, endpoint, vars, &cid, "inbound");
+        let far = self.place_sofia_leg(uuid, endpoint, vars, &cid, "inbound", None);
         let refused = match callee {
             Callee::Refuses(cause) => Some(cause),
             _ => None,
@@ -121,7 +121,7 @@ impl State {
         if callee == Callee::Rings {
             return uuid.to_owned();
         }
-        self.far_answered(uuid);
+        self.far_answered(uuid, true);
         if let Some((exten, dialplan)) = exten {
             self.new_profile(uuid, NewProfile::new(exten, dialplan));
             self.set_state(uuid, "CS_ROUTING", 2);
@@ -151,6 +151,7 @@ impl State {
 
     /// A SIP leg placed on `profile` up to its INVITE: CHANNEL_OUTGOING, CS_INIT, CREATE,
     /// ORIGINATE, CS_ROUTING, CS_CONSUME_MEDIA, with mod_sofia's variables and `vars`.
+    /// `originator`: the channel that places it (a `bridge`), whose caller profile it copies.
     pub(crate) fn place_sofia_leg(
         &mut self,
         uuid: &str,
@@ -158,6 +159,7 @@ impl State {
         vars: &[(String, String)],
         cid: &(String, String),
         profile: &str,
+        originator: Option<Channel>,
     ) -> Far {
         let rest = endpoint.strip_prefix("sofia/").unwrap_or(endpoint);
         let (name, far) = names(endpoint, rest);
@@ -172,6 +174,14 @@ impl State {
         ch.read_codec = false;
         ch.write_codec = false;
         ch.network_addr = None;
+        if let Some(caller) = originator {
+            ch.dialplan = Some("inline".into());
+            ch.username = caller.username.clone();
+            ch.network_addr = caller.network_addr.clone();
+            ch.source = "mod_sofia";
+            ch.context = caller.context.clone();
+            ch.other = Some(OtherLeg::of("originator", &caller));
+        }
         let session = ch.session_id.to_string();
         for (k, v) in [
             ("direction", "outbound".to_owned()),
@@ -256,9 +266,11 @@ impl State {
         };
         ch.network_addr = Some(host.clone());
         let port = hostport.split(':').nth(1).unwrap_or("5060").to_owned();
-        let call_id = ch
-            .var("sip_call_id")
-            .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_owned);
+        let call_id = match (ch.var("sip_call_id"), &ch.dialog) {
+            (Some(id), _) => id.to_owned(),
+            (None, Some(d)) => d.call_id.clone(),
+            (None, None) => uuid::Uuid::new_v4().to_string(),
+        };
         let mut reply = vec![
             ("sip_call_id", call_id),
             ("sip_reply_host", host.clone()),
@@ -317,14 +329,21 @@ impl State {
         }
     }
 
-    /// The far end's 200 OK: its SDP sets the leg's codecs (two CODEC events), the answer,
-    /// ACTIVE.
-    pub(crate) fn far_answered(&mut self, uuid: &str) {
+    /// The far end's SDP: the leg's codecs (two CODEC events).
+    pub(crate) fn far_media(&mut self, uuid: &str) {
         if let Some(ch) = self.channels.get_mut(uuid) {
             ch.write_codec = true;
         }
         self.codec(uuid, false);
         self.codec(uuid, true);
+    }
+
+    /// The far end's 200 OK: its SDP sets the leg's codecs (`media`: unless an early 183 did),
+    /// the answer, ACTIVE.
+    pub(crate) fn far_answered(&mut self, uuid: &str, media: bool) {
+        if media {
+            self.far_media(uuid);
+        }
         if let Some(ch) = self.channels.get_mut(uuid) {
             for (k, v) in super::sofia::answered_media_variables("info") {
                 ch.set_var(k, v);

@@ -41,6 +41,10 @@ pub(crate) enum SipMsg {
     Bye {
         call_id: String,
     },
+    /// INFO `message/update_display`: the caller's node tells the caller's name once bridged.
+    Info {
+        call_id: String,
+    },
     /// The far end's RTP starts or stops carrying voice.
     Talk {
         call_id: String,
@@ -75,6 +79,7 @@ impl SipMsg {
             | SipMsg::Answer { call_id }
             | SipMsg::Refuse { call_id, .. }
             | SipMsg::Bye { call_id }
+            | SipMsg::Info { call_id }
             | SipMsg::Talk { call_id, .. } => Some(call_id),
             SipMsg::PeerGone { .. } => None,
         }

@@ -84,6 +84,7 @@ impl State {
             call_id: invite.call_id.clone(),
             peer: from,
             closed: false,
+            ended: None,
         });
         let session = ch.session_id.to_string();
         let port = from.port().to_string();
@@ -138,6 +139,16 @@ impl State {
             ("sip_via_host", host.clone()),
             ("sip_via_port", port.clone()),
             ("max_forwards", "69".into()),
+            (
+                "sip_Remote-Party-ID",
+                format!("\"{name}\" <sip:{number}@{host}>;party=calling;screen=yes;privacy=off"),
+            ),
+            (
+                "sip_allow",
+                "INVITE, ACK, BYE, CANCEL, OPTIONS, MESSAGE, INFO, UPDATE, REFER, NOTIFY".into(),
+            ),
+            ("sip_cid_type", "rpid".into()),
+            ("sip_via_rport", port.clone()),
         ];
         if let Some(tag) = &invite.tag {
             vars.push(("sip_h_X-Switchyard-Session", tag.clone()));
@@ -167,6 +178,11 @@ impl State {
         self.set_state(&uuid, "CS_ROUTING", 2);
         self.set_state(&uuid, "CS_EXECUTE", 4);
         let apps = nodes_dialplan(invite.tag.as_deref(), &invite.user);
+        // The node-leg extension's room condition captured the room.
+        if let (Some(ch), true) = (self.channels.get_mut(&uuid), apps.len() > 1) {
+            let room = &invite.user;
+            ch.set_var("DP_MATCH", format!("ARRAY::{room}|:{room}"));
+        }
         self.run_apps(&uuid, apps);
     }
 
@@ -179,7 +195,14 @@ impl State {
                         let call_id = d.call_id.clone();
                         let peer = d.peer;
                         ch.answer_state = "early";
-                        ch.progressed = now_micros();
+                        ch.progress_media = now_micros();
+                        // The early media's RTP session (the same as an answer's).
+                        let port = ch.var("remote_media_port").unwrap_or("20000").to_owned();
+                        for (k, v) in super::sofia::sip_answer_variables(&port) {
+                            ch.set_var(k, v);
+                        }
+                        ch.set_var("rtp_2833_send_payload", "101");
+                        ch.set_var("rtp_2833_recv_payload", "101");
                         (call_id, peer)
                     }
                     None => return,
@@ -228,5 +251,27 @@ impl State {
         self.fire(e);
         self.hangup(uuid, "NORMAL_CLEARING");
         true
+    }
+
+    /// RECV_INFO: the INFO `message/update_display` the caller's node sends once bridged.
+    pub(crate) fn recv_info(&mut self, uuid: &str) {
+        let Some(ch) = self.channels.get(uuid).cloned() else {
+            return;
+        };
+        let mut e = self.event("RECV_INFO", None, ("sofia.c", "create_info_event", 9733));
+        let me = self.config.node_sip;
+        let host = ch.network_addr.clone().unwrap_or_default();
+        e.push("SIP-Content-Type", "message/update_display");
+        e.push("SIP-From-User", ch.cid_number.clone());
+        e.push("SIP-From-Host", host.clone());
+        e.push("SIP-To-User", ch.destination.clone());
+        e.push(
+            "SIP-To-Host",
+            me.map(|a| a.ip().to_string()).unwrap_or_default(),
+        );
+        e.push("SIP-Contact-User", "mod_sofia");
+        e.push("SIP-Contact-Host", host);
+        ch.push_headers(&mut e, false);
+        self.fire(e);
     }
 }

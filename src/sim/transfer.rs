@@ -100,6 +100,9 @@ impl State {
         ch.transfer_source = Some(source);
         ch.dialplan = Some(dialplan);
         ch.after.clear();
+        // A new caller profile has no other leg; the transfer unbonds the channel.
+        ch.other = None;
+        ch.unset_var("signal_bond");
     }
 
     /// A transferred channel leaves its room and app, and routes again: CS_ROUTING (reported as

@@ -20,7 +20,8 @@
 //!
 //! # Tolerances
 //! Only what two runs of real FreeSWITCH differ in (calibrated by `real_against_real` in
-//! `tests/sim_differential.rs`, on every scenario with `SWITCHYARD_DIFF_CALIBRATE=all`):
+//! `tests/sim_differential.rs`, on every scenario with `SWITCHYARD_DIFF_CALIBRATE=all`, and
+//! by `cross_node_real_against_real` on two pairs of nodes):
 //! - ids and times: uuids not labelled by the scenario become `<uuid>`, conference uuids
 //!   `<conf1>`…, the Core-UUID `<core>`, `Job-UUID` `<job>`, `run_time`/`join_time`/
 //!   `last_talking` of `json_list`, `Milliseconds-Elapsed` of stop-recording ([`normalize`]);
@@ -29,7 +30,9 @@
 //!   conference-create its channel fires): each is compared as a stream of its own;
 //! - `variable_sip_cseq` and `variable_sip_to_tag` on the events around a SIP call's answer
 //!   ([`RACY_HEADERS`]: mod_sofia sets them from the ACK in its own thread), and which of the
-//!   events right after a transfer carry its `transfer_source` (the same list);
+//!   events right after a transfer carry its `transfer_source` (the same list), and whether a
+//!   bridged leg's CHANNEL_HANGUP_COMPLETE carries `bridge_hangup_cause` when the other side
+//!   hung up first (the same list);
 //! - the order of `show channels` rows (the core database ties channels created in the same
 //!   second arbitrarily), and how many polls it takes to catch up with the events (the polls'
 //!   `API` events are left out, `tests/common/channels_db.rs`);
@@ -54,13 +57,19 @@ pub const IGNORED_EVENTS: &[&str] = &["HEARTBEAT", "RE_SCHEDULE"];
 /// extension) sets the new caller profile's `transfer_source` and the `transfer_source` /
 /// `transfer_history` variables after it has signalled the channel, whose own thread fires its
 /// next events (CS_ROUTING, CHANNEL_UNPARK, EXECUTE_COMPLETE park, EXECUTE conference)
-/// meanwhile (`switch_ivr_session_transfer`; seen both ways on 1.11, under load).
+/// meanwhile (`switch_ivr_session_transfer`; seen both ways on 1.11, under load). When the
+/// originator of a bridge hangs up (a node-to-node bridge's caller killed on its node), the
+/// originator's thread sets the peer's `bridge_hangup_cause` as it leaves
+/// `switch_ivr_multi_threaded_bridge`, while the peer's own thread hangs it up: the peer's
+/// CHANNEL_HANGUP_COMPLETE carries it or not (`cross_node_real_against_real`, about one run in
+/// two; its CHANNEL_DESTROY always does).
 pub const RACY_HEADERS: &[&str] = &[
     "variable_sip_cseq",
     "variable_sip_to_tag",
     "Caller-Transfer-Source",
     "variable_transfer_source",
     "variable_transfer_history",
+    "variable_bridge_hangup_cause",
 ];
 
 /// The headers the controller reads (src/conference/facts.rs, src/node): their values must
@@ -77,6 +86,10 @@ pub const READ: &[&str] = &[
     "variable_switchyard_did",
     "variable_switchyard_app_id",
     "variable_switchyard_role",
+    // The node-to-node leg's tag (`apply::node_leg`) and its copy `show channels` lists.
+    "variable_sip_h_X-Switchyard-Session",
+    "Channel-Presence-Data",
+    "variable_switchyard_room",
     "Conference-Name",
     "Conference-Unique-ID",
     "Conference-Size",

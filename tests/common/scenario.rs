@@ -10,6 +10,7 @@
 //! gets the channel uuid once the call is parked, and names it (`call1`, …): [`Run::label`] maps
 //! uuids, member ids and conference uuids to names so the two targets can be compared.
 
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -62,6 +63,64 @@ impl Target {
             node,
             callers: Mutex::new(Vec::new()),
             callees: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// A simulator with a node-to-node profile (`SimConfig::node_sip`, a free UDP port): two of
+    /// them in this process bridge callers into each other's rooms (`sofia/nodes/…`).
+    pub async fn sim_node() -> Target {
+        let sim = Simulator::start(SimConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            heartbeat: None,
+            fetch_urls: true,
+            node_sip: Some("127.0.0.1:0".parse().unwrap()),
+            ..SimConfig::default()
+        })
+        .await
+        .unwrap();
+        Target::Sim(sim)
+    }
+
+    /// A real node whose node-to-node profile (`nodes`) runs: [`FreeSwitch::start`] is ready
+    /// once any profile runs, and sofia starts `nodes` on its own schedule. Polled here, before
+    /// a [`Run`] listens, so the polls' `API` events are not recorded.
+    pub async fn real_node() -> Target {
+        let node = tokio::task::spawn_blocking(|| {
+            let node = FreeSwitch::start();
+            let deadline = std::time::Instant::now() + WAIT;
+            loop {
+                let running = node.api("sofia status").is_some_and(|s| {
+                    s.lines()
+                        .any(|l| l.contains("nodes") && l.contains("RUNNING"))
+                });
+                if running {
+                    break node;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the nodes profile of {} does not run",
+                    node.esl()
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+        .await
+        .unwrap();
+        Target::Real {
+            node,
+            callers: Mutex::new(Vec::new()),
+            callees: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The node's node-to-node SIP address (its `nodes` profile); a simulator must have been
+    /// started by [`Target::sim_node`].
+    pub fn node_sip(&self) -> SocketAddr {
+        match self {
+            Target::Sim(sim) => sim
+                .node_sip()
+                .expect("a simulator started with node_sip (Target::sim_node)"),
+            Target::Real { node, .. } => node.node_sip(),
         }
     }
 
@@ -306,6 +365,23 @@ impl Run {
     /// Calls placed all at once (`(number, name)` each), labelled in order; their uuids once
     /// every one is parked.
     pub async fn calls(&mut self, did: &str, callers: &[(&str, &str)]) -> Vec<String> {
+        self.calls_with(did, callers, false).await
+    }
+
+    /// A call whose caller sends no RTP (so it never talks: no talking events race the
+    /// scenario's commands on the real node; the simulator's callers are silent unless told).
+    pub async fn call_silent(&mut self, did: &str, number: &str, name: &str) -> String {
+        self.calls_with(did, &[(number, name)], true)
+            .await
+            .remove(0)
+    }
+
+    async fn calls_with(
+        &mut self,
+        did: &str,
+        callers: &[(&str, &str)],
+        silent: bool,
+    ) -> Vec<String> {
         let uuids: Vec<String> = match &self.target {
             Target::Sim(sim) => callers
                 .iter()
@@ -320,7 +396,10 @@ impl Run {
                 ..
             } => {
                 let dial = |number: &str, name: &str| {
-                    let caller = Caller::dial(node.sip(), did, number, name);
+                    let caller = match silent {
+                        true => Caller::dial_silent(node.sip(), did, number, name),
+                        false => Caller::dial(node.sip(), did, number, name),
+                    };
                     let id = caller.call_id.clone();
                     let mut held = held.lock().unwrap();
                     held.push(caller);
