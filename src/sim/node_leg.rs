@@ -8,11 +8,12 @@
 //! up when it leaves; a room this node does not host is `rejected-join-only` and a 480; anything
 //! else is `not_a_node_leg` (UNALLOCATED_NUMBER, a 404).
 
-use super::channel::{App, Channel, Dialog};
+use super::channel::{App, Dialog};
 use super::conference::{JoinSpec, QUIET_PROFILE};
 use super::core::State;
 use super::events::now_micros;
 use super::link::{self, Invite, SipMsg};
+use super::sofia::Arrival;
 
 /// `<5 letters or digits>-<lowercase uuid>`: the shape of a session id.
 fn is_session_tag(tag: &str) -> bool {
@@ -59,26 +60,23 @@ impl State {
         let (number, name) = (invite.cid_number.clone(), invite.cid_name.clone());
         let from = invite.from;
         let host = from.ip().to_string();
-        let mut ch = Channel::new(
-            uuid.clone(),
-            format!("sofia/nodes/{number}@{host}"),
-            false,
-            now_micros(),
-        );
-        ch.cid_name = name.clone();
-        ch.cid_number = number.clone();
-        ch.orig_cid_name = name.clone();
-        ch.orig_cid_number = number.clone();
-        ch.destination = invite.user.clone();
-        ch.context = "nodes".into();
-        ch.dialplan = Some("XML".into());
-        ch.codec = ("PCMU", "64000");
-        ch.username = Some(number.clone());
-        ch.network_addr = Some(host.clone());
-        ch.session_id = self.next_session();
-        ch.profile = false;
-        ch.read_codec = false;
-        ch.write_codec = false;
+        let arrival = Arrival {
+            uuid: uuid.clone(),
+            profile: "nodes",
+            context: "nodes",
+            number: number.clone(),
+            name: name.clone(),
+            from,
+            local: me,
+            user: invite.user.clone(),
+            call_id: invite.call_id.clone(),
+            user_agent: "Switchyard",
+            from_uri: format!("{number}@{host}"),
+            contact_user: "mod_sofia".into(),
+            via: format!("SIP/2.0/UDP {from};rport;branch=z9hG4bK-sim"),
+            max_forwards: "69",
+        };
+        let mut ch = arrival.channel(self.next_session());
         ch.speaking = invite.speaking;
         ch.dialog = Some(Dialog {
             call_id: invite.call_id.clone(),
@@ -86,59 +84,8 @@ impl State {
             closed: false,
             ended: None,
         });
-        let session = ch.session_id.to_string();
-        let port = from.port().to_string();
-        let from_uri = format!("{number}@{host}");
-        let to_uri = format!("{}@{me}", invite.user);
+        // The other node's mod_sofia: its caller id header, methods, and our session tag.
         let mut vars = vec![
-            ("direction", "inbound".to_owned()),
-            ("uuid", uuid.clone()),
-            ("session_id", session),
-            ("sip_from_user", number.clone()),
-            ("sip_from_uri", from_uri.clone()),
-            ("sip_from_host", host.clone()),
-            ("video_media_flow", "disabled".into()),
-            ("text_media_flow", "disabled".into()),
-            ("channel_name", ch.name.clone()),
-            ("sip_call_id", invite.call_id.clone()),
-            ("sip_local_network_addr", me.ip().to_string()),
-            ("sip_network_ip", host.clone()),
-            ("sip_network_port", port.clone()),
-            ("sip_invite_stamp", ch.created.to_string()),
-            ("sip_received_ip", host.clone()),
-            ("sip_received_port", port.clone()),
-            ("sip_via_protocol", "udp".into()),
-            ("sip_from_user_stripped", number.clone()),
-            ("sip_from_tag", format!("{}SY1", ch.session_id)),
-            ("sofia_profile_name", "nodes".into()),
-            ("sofia_profile_url", format!("sip:mod_sofia@{me}")),
-            ("recovery_profile_name", "nodes".into()),
-            (
-                "sip_full_via",
-                format!("SIP/2.0/UDP {from};rport;branch=z9hG4bK-sim"),
-            ),
-            ("sip_from_display", name.clone()),
-            (
-                "sip_full_from",
-                format!("\"{name}\" <sip:{from_uri}>;tag={}SY1", ch.session_id),
-            ),
-            ("sip_full_to", format!("<sip:{to_uri}>")),
-            ("sip_req_user", invite.user.clone()),
-            ("sip_req_port", me.port().to_string()),
-            ("sip_req_uri", to_uri.clone()),
-            ("sip_req_host", me.ip().to_string()),
-            ("sip_to_user", invite.user.clone()),
-            ("sip_to_port", me.port().to_string()),
-            ("sip_to_uri", to_uri),
-            ("sip_to_host", me.ip().to_string()),
-            ("sip_contact_user", "mod_sofia".into()),
-            ("sip_contact_port", port.clone()),
-            ("sip_contact_uri", format!("mod_sofia@{from}")),
-            ("sip_contact_host", host.clone()),
-            ("sip_user_agent", "Switchyard".into()),
-            ("sip_via_host", host.clone()),
-            ("sip_via_port", port.clone()),
-            ("max_forwards", "69".into()),
             (
                 "sip_Remote-Party-ID",
                 format!("\"{name}\" <sip:{number}@{host}>;party=calling;screen=yes;privacy=off"),
@@ -148,7 +95,7 @@ impl State {
                 "INVITE, ACK, BYE, CANCEL, OPTIONS, MESSAGE, INFO, UPDATE, REFER, NOTIFY".into(),
             ),
             ("sip_cid_type", "rpid".into()),
-            ("sip_via_rport", port.clone()),
+            ("sip_via_rport", from.port().to_string()),
         ];
         if let Some(tag) = &invite.tag {
             vars.push(("sip_h_X-Switchyard-Session", tag.clone()));
@@ -156,27 +103,7 @@ impl State {
         for (k, v) in vars {
             ch.set_var(k, v);
         }
-        self.channels.insert(uuid.clone(), ch);
-        self.set_state(&uuid, "CS_NEW", 0);
-        if let Some(ch) = self.channels.get_mut(&uuid) {
-            ch.profile = true;
-            ch.write_codec = true;
-        }
-        self.codec(&uuid, false);
-        self.codec(&uuid, true);
-        if let Some(ch) = self.channels.get_mut(&uuid) {
-            for (k, v) in super::sofia::sip_media_variables(&uuid, from.port().into()) {
-                ch.set_var(k, v);
-            }
-        }
-        self.set_state(&uuid, "CS_INIT", 1);
-        self.ch_event("CHANNEL_CREATE", &uuid, &[], &[], true);
-        if let Some(ch) = self.channels.get_mut(&uuid) {
-            ch.state = ("CS_ROUTING", 2);
-        }
-        self.set_callstate(&uuid, "RINGING", 2);
-        self.set_state(&uuid, "CS_ROUTING", 2);
-        self.set_state(&uuid, "CS_EXECUTE", 4);
+        self.sip_arrives(ch, from.port().into());
         let apps = nodes_dialplan(invite.tag.as_deref(), &invite.user);
         // The node-leg extension's room condition captured the room.
         if let (Some(ch), true) = (self.channels.get_mut(&uuid), apps.len() > 1) {

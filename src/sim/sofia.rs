@@ -4,6 +4,8 @@
 //! dialplan (set `switchyard_did`, set `media_timeout`, answer, park). Checked against a real
 //! node by `tests/sim_differential.rs`.
 
+use std::net::SocketAddr;
+
 use super::channel::{App, Channel};
 use super::core::State;
 use super::events::now_micros;
@@ -68,105 +70,26 @@ impl State {
         };
         let name = words.next().unwrap_or(number).to_owned();
         let uuid = uuid::Uuid::new_v4().to_string();
-        let port = 5060 + (self.sessions_since_startup % 1000);
-        let mut ch = Channel::new(
-            uuid.clone(),
-            format!("sofia/inbound/{number}@127.0.0.1:{port}"),
-            false,
-            now_micros(),
-        );
-        ch.cid_name = name.clone();
-        ch.cid_number = number.to_owned();
-        ch.orig_cid_name = name.clone();
-        ch.orig_cid_number = number.to_owned();
-        ch.destination = did.to_owned();
-        ch.context = "public".into();
-        ch.dialplan = Some("XML".into());
-        ch.codec = ("PCMU", "64000");
-        ch.username = Some(number.to_owned());
-        ch.network_addr = Some("127.0.0.1".into());
-        ch.session_id = self.next_session();
-        ch.profile = false;
-        ch.read_codec = false;
-        ch.write_codec = false;
-        let session = ch.session_id.to_string();
-        let from_uri = format!("{number}@127.0.0.1:{port}");
-        let to_uri = format!("{did}@127.0.0.1:5080");
-        for (k, v) in [
-            ("direction", "inbound".to_owned()),
-            ("uuid", uuid.clone()),
-            ("session_id", session),
-            ("sip_from_user", number.to_owned()),
-            ("sip_from_port", port.to_string()),
-            ("sip_from_uri", from_uri.clone()),
-            ("sip_from_host", "127.0.0.1".into()),
-            ("video_media_flow", "disabled".into()),
-            ("text_media_flow", "disabled".into()),
-            ("channel_name", ch.name.clone()),
-            ("sip_call_id", uuid.clone()),
-            ("sip_local_network_addr", "127.0.0.1".into()),
-            ("sip_network_ip", "127.0.0.1".into()),
-            ("sip_network_port", port.to_string()),
-            ("sip_invite_stamp", ch.created.to_string()),
-            ("sip_received_ip", "127.0.0.1".into()),
-            ("sip_received_port", port.to_string()),
-            ("sip_via_protocol", "udp".into()),
-            ("sip_from_user_stripped", number.to_owned()),
-            ("sip_from_tag", format!("{}SY1", ch.session_id)),
-            ("sofia_profile_name", "inbound".into()),
-            ("sofia_profile_url", "sip:mod_sofia@127.0.0.1:5080".into()),
-            ("recovery_profile_name", "inbound".into()),
-            (
-                "sip_full_via",
-                format!("SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-sim"),
-            ),
-            ("sip_from_display", name.clone()),
-            (
-                "sip_full_from",
-                format!("\"{name}\" <sip:{from_uri}>;tag={}SY1", ch.session_id),
-            ),
-            ("sip_full_to", format!("<sip:{to_uri}>")),
-            ("sip_req_user", did.to_owned()),
-            ("sip_req_port", "5080".into()),
-            ("sip_req_uri", to_uri.clone()),
-            ("sip_req_host", "127.0.0.1".into()),
-            ("sip_to_user", did.to_owned()),
-            ("sip_to_port", "5080".into()),
-            ("sip_to_uri", to_uri.clone()),
-            ("sip_to_host", "127.0.0.1".into()),
-            ("sip_contact_user", number.to_owned()),
-            ("sip_contact_port", port.to_string()),
-            ("sip_contact_uri", from_uri),
-            ("sip_contact_host", "127.0.0.1".into()),
-            ("sip_user_agent", "switchyard-sim-caller".into()),
-            ("sip_via_host", "127.0.0.1".into()),
-            ("sip_via_port", port.to_string()),
-            ("max_forwards", "70".into()),
-        ] {
-            ch.set_var(k, v);
-        }
-        self.channels.insert(uuid.clone(), ch);
-        self.set_state(&uuid, "CS_NEW", 0);
-        if let Some(ch) = self.channels.get_mut(&uuid) {
-            // mod_sofia sets the write codec first, without an event.
-            ch.profile = true;
-            ch.write_codec = true;
-        }
-        self.codec(&uuid, false);
-        self.codec(&uuid, true);
-        if let Some(ch) = self.channels.get_mut(&uuid) {
-            for (k, v) in sip_media_variables(&uuid, port) {
-                ch.set_var(k, v);
-            }
-        }
-        self.set_state(&uuid, "CS_INIT", 1);
-        self.ch_event("CHANNEL_CREATE", &uuid, &[], &[], true);
-        if let Some(ch) = self.channels.get_mut(&uuid) {
-            ch.state = ("CS_ROUTING", 2);
-        }
-        self.set_callstate(&uuid, "RINGING", 2);
-        self.set_state(&uuid, "CS_ROUTING", 2);
-        self.set_state(&uuid, "CS_EXECUTE", 4);
+        let port = 5060 + (self.sessions_since_startup % 1000) as u16;
+        let arrival = Arrival {
+            uuid: uuid.clone(),
+            profile: "inbound",
+            context: "public",
+            number: number.to_owned(),
+            name,
+            from: SocketAddr::from(([127, 0, 0, 1], port)),
+            user: did.to_owned(),
+            local: SocketAddr::from(([127, 0, 0, 1], 5080)),
+            call_id: uuid.clone(),
+            user_agent: "switchyard-sim-caller",
+            from_uri: format!("{number}@127.0.0.1:{port}"),
+            contact_user: number.to_owned(),
+            via: format!("SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-sim"),
+            max_forwards: "70",
+        };
+        let mut ch = arrival.channel(self.next_session());
+        ch.set_var("sip_from_port", port.to_string());
+        self.sip_arrives(ch, port.into());
         if let Some(ch) = self.channels.get_mut(&uuid) {
             ch.set_var("DP_MATCH", format!("ARRAY::{did}|:{did}"));
         }
@@ -178,6 +101,141 @@ impl State {
         ];
         self.run_apps(&uuid, apps);
         format!("+OK {uuid}\n")
+    }
+}
+
+/// A SIP INVITE arriving on one of the node's profiles, as mod_sofia makes it a channel.
+pub(crate) struct Arrival {
+    pub uuid: String,
+    /// The sofia profile (`inbound`, `nodes`) and its dialplan context.
+    pub profile: &'static str,
+    pub context: &'static str,
+    pub number: String,
+    pub name: String,
+    /// Where the INVITE came from, and the profile it reached.
+    pub from: SocketAddr,
+    pub local: SocketAddr,
+    /// The request user (a DID, a room id).
+    pub user: String,
+    pub call_id: String,
+    pub user_agent: &'static str,
+    pub from_uri: String,
+    pub contact_user: String,
+    pub via: String,
+    pub max_forwards: &'static str,
+}
+
+impl Arrival {
+    /// The new channel with mod_sofia's variables of the INVITE.
+    pub(crate) fn channel(&self, session_id: u64) -> Channel {
+        let (number, name, host) = (&self.number, &self.name, self.from.ip().to_string());
+        let mut ch = Channel::new(
+            self.uuid.clone(),
+            format!("sofia/{}/{}", self.profile, self.from_uri),
+            false,
+            now_micros(),
+        );
+        ch.cid_name = name.clone();
+        ch.cid_number = number.clone();
+        ch.orig_cid_name = name.clone();
+        ch.orig_cid_number = number.clone();
+        ch.destination = self.user.clone();
+        ch.context = self.context.into();
+        ch.dialplan = Some("XML".into());
+        ch.codec = ("PCMU", "64000");
+        ch.username = Some(number.clone());
+        ch.network_addr = Some(host.clone());
+        ch.session_id = session_id;
+        ch.profile = false;
+        ch.read_codec = false;
+        ch.write_codec = false;
+        let port = self.from.port().to_string();
+        let local = self.local;
+        let to_uri = format!("{}@{local}", self.user);
+        let tag = format!("{session_id}SY1");
+        for (k, v) in [
+            ("direction", "inbound".to_owned()),
+            ("uuid", self.uuid.clone()),
+            ("session_id", session_id.to_string()),
+            ("sip_from_user", number.clone()),
+            ("sip_from_uri", self.from_uri.clone()),
+            ("sip_from_host", host.clone()),
+            ("video_media_flow", "disabled".into()),
+            ("text_media_flow", "disabled".into()),
+            ("channel_name", ch.name.clone()),
+            ("sip_call_id", self.call_id.clone()),
+            ("sip_local_network_addr", local.ip().to_string()),
+            ("sip_network_ip", host.clone()),
+            ("sip_network_port", port.clone()),
+            ("sip_invite_stamp", ch.created.to_string()),
+            ("sip_received_ip", host.clone()),
+            ("sip_received_port", port.clone()),
+            ("sip_via_protocol", "udp".into()),
+            ("sip_from_user_stripped", number.clone()),
+            ("sip_from_tag", tag.clone()),
+            ("sofia_profile_name", self.profile.into()),
+            ("sofia_profile_url", format!("sip:mod_sofia@{local}")),
+            ("recovery_profile_name", self.profile.into()),
+            ("sip_full_via", self.via.clone()),
+            ("sip_from_display", name.clone()),
+            (
+                "sip_full_from",
+                format!("\"{name}\" <sip:{}>;tag={tag}", self.from_uri),
+            ),
+            ("sip_full_to", format!("<sip:{to_uri}>")),
+            ("sip_req_user", self.user.clone()),
+            ("sip_req_port", local.port().to_string()),
+            ("sip_req_uri", to_uri.clone()),
+            ("sip_req_host", local.ip().to_string()),
+            ("sip_to_user", self.user.clone()),
+            ("sip_to_port", local.port().to_string()),
+            ("sip_to_uri", to_uri),
+            ("sip_to_host", local.ip().to_string()),
+            ("sip_contact_user", self.contact_user.clone()),
+            ("sip_contact_port", port.clone()),
+            (
+                "sip_contact_uri",
+                format!("{}@{}", self.contact_user, self.from),
+            ),
+            ("sip_contact_host", host.clone()),
+            ("sip_user_agent", self.user_agent.into()),
+            ("sip_via_host", host),
+            ("sip_via_port", port),
+            ("max_forwards", self.max_forwards.into()),
+        ] {
+            ch.set_var(k, v);
+        }
+        ch
+    }
+}
+
+impl State {
+    /// A SIP call's channel comes to life: CS_NEW, its codecs (PCMU; the write codec first,
+    /// without an event), the media variables of its SDP offer (`media_port`), CS_INIT,
+    /// CHANNEL_CREATE, RINGING in CS_ROUTING, CS_EXECUTE.
+    pub(crate) fn sip_arrives(&mut self, ch: Channel, media_port: u64) {
+        let uuid = ch.uuid.clone();
+        self.channels.insert(uuid.clone(), ch);
+        self.set_state(&uuid, "CS_NEW", 0);
+        if let Some(ch) = self.channels.get_mut(&uuid) {
+            ch.profile = true;
+            ch.write_codec = true;
+        }
+        self.codec(&uuid, false);
+        self.codec(&uuid, true);
+        if let Some(ch) = self.channels.get_mut(&uuid) {
+            for (k, v) in sip_media_variables(&uuid, media_port) {
+                ch.set_var(k, v);
+            }
+        }
+        self.set_state(&uuid, "CS_INIT", 1);
+        self.ch_event("CHANNEL_CREATE", &uuid, &[], &[], true);
+        if let Some(ch) = self.channels.get_mut(&uuid) {
+            ch.state = ("CS_ROUTING", 2);
+        }
+        self.set_callstate(&uuid, "RINGING", 2);
+        self.set_state(&uuid, "CS_ROUTING", 2);
+        self.set_state(&uuid, "CS_EXECUTE", 4);
     }
 }
 
