@@ -31,6 +31,7 @@ pub const ESL_COMMAND_DURATION: &str = "switchyard_esl_command_duration_seconds"
 pub const ESL_EVENTS: &str = "switchyard_esl_events_total";
 /// 1 while the node is connected and resynced, else 0; by `node`.
 pub const NODE_CONNECTED: &str = "switchyard_node_connected";
+pub const NODE_OWNED: &str = "switchyard_node_events_applied_here";
 /// From an event's `Event-Date-Timestamp` (the node's clock) to its effect being stored; by `node`.
 /// FreeSWITCH's timestamp advances only on its 20 ms timer tick, so this reads up to 20 ms
 /// high; [`EVENT_TO_OUTBOX`] times from receipt instead.
@@ -131,6 +132,10 @@ fn describe() {
     );
     describe_counter!(ESL_EVENTS, "ESL events received from a node");
     describe_gauge!(NODE_CONNECTED, "1 while the node is connected and resynced");
+    describe_gauge!(
+        NODE_OWNED,
+        "1 while this controller instance applies the node's events (holds its fleet lease)"
+    );
     describe_histogram!(
         RECONCILER_LAG,
         metrics::Unit::Seconds,
@@ -254,6 +259,12 @@ pub fn esl_event(node: &str, event: &Event) {
 pub fn node_connected(node: &str, up: bool) {
     handle();
     gauge!(NODE_CONNECTED, "node" => node.to_owned()).set(if up { 1.0 } else { 0.0 });
+}
+
+/// Whether this instance applies the node's events (a fleet of controllers shares the nodes).
+pub fn node_owned(node: &str, owned: bool) {
+    handle();
+    gauge!(NODE_OWNED, "node" => node.to_owned()).set(if owned { 1.0 } else { 0.0 });
 }
 
 /// `n` events of a node applied and stored, `took` after the first was taken off the connection.

@@ -47,6 +47,7 @@ async fn ready<S: Store>(State(st): State<ApiState<S>>) -> (StatusCode, Json<Val
         Err(_) => false,
     };
     let mut nodes = Map::new();
+    let mut applies = Vec::new();
     let mut all_up = !st.rooms().pool().nodes().is_empty();
     for node in st.rooms().pool().nodes() {
         let state = match node.state() {
@@ -57,6 +58,9 @@ async fn ready<S: Store>(State(st): State<ApiState<S>>) -> (StatusCode, Json<Val
         };
         all_up &= state == "up";
         nodes.insert(node.config.prefix.to_string(), json!(state));
+        if node.applies_events() {
+            applies.push(node.config.prefix.to_string());
+        }
     }
     let ready = store_ok && all_up;
     let status = if ready {
@@ -70,6 +74,7 @@ async fn ready<S: Store>(State(st): State<ApiState<S>>) -> (StatusCode, Json<Val
             "ready": ready,
             "store": if store_ok { "ok" } else { "unavailable" },
             "nodes": nodes,
+            "applies_events": applies,
         })),
     )
 }

@@ -1,6 +1,7 @@
 //! `switchyard serve`: the controller from a configuration file, and `switchyard hash-key`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
@@ -12,6 +13,7 @@ use switchyard::server::config::Config;
 use switchyard::server::logging::{self, LogFormat};
 use switchyard::server::{bind, serve_http, start_controller, stop_on_signal};
 use switchyard::store::Store;
+use switchyard::store::fleet::Fleet;
 use switchyard::store::memory::MemoryStore;
 use switchyard::store::redis::RedisStore;
 
@@ -55,7 +57,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
 }
 
-async fn run_with<S: Store>(store: Arc<S>, config: Config) -> anyhow::Result<()> {
+async fn run_with<S: Store + Fleet>(store: Arc<S>, config: Config) -> anyhow::Result<()> {
     let stop = CancellationToken::new();
     stop_on_signal(stop.clone());
     let state = start_controller(store, &config, &stop)?;
@@ -69,6 +71,8 @@ async fn run_with<S: Store>(store: Arc<S>, config: Config) -> anyhow::Result<()>
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     tracing::info!(listen = %config.listen, nodes = config.nodes.len(), apps = config.apps.len(), webhook_apps, "switchyard API listening");
     serve_http(router(state), listener, stop).await?;
+    // Hand the nodes this instance applies over to the others before exiting.
+    switchyard::node::fleet::departed(Duration::from_secs(3)).await;
     Ok(())
 }
 

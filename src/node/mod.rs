@@ -6,6 +6,7 @@ pub mod backoff;
 pub mod bridge;
 pub mod commands;
 pub mod dialout;
+pub mod fleet;
 pub mod reconciler;
 pub mod supervisor;
 pub mod talking;
@@ -213,6 +214,8 @@ pub struct NodeHandle {
     link: watch::Receiver<NodeLink>,
     next: Arc<AtomicUsize>,
     effects: tokio::sync::mpsc::UnboundedSender<reconciler::RoomEffect>,
+    /// Whether this instance applies the node's events ([`fleet`]).
+    owns: watch::Receiver<bool>,
 }
 
 impl NodeHandle {
@@ -220,13 +223,20 @@ impl NodeHandle {
         config: Arc<NodeConfig>,
         link: watch::Receiver<NodeLink>,
         effects: tokio::sync::mpsc::UnboundedSender<reconciler::RoomEffect>,
+        owns: watch::Receiver<bool>,
     ) -> NodeHandle {
         NodeHandle {
             config,
             link,
             next: Arc::new(AtomicUsize::new(0)),
             effects,
+            owns,
         }
+    }
+
+    /// Whether this controller instance applies the node's events (it alone, in a fleet).
+    pub fn applies_events(&self) -> bool {
+        *self.owns.borrow()
     }
 
     /// Hands work to the node's supervisor (which deduplicates control-leg originates). While
@@ -463,7 +473,7 @@ mod tests {
         });
         let (effects, _effects_rx) = tokio::sync::mpsc::unbounded_channel();
         let config = NodeConfig::new(NodePrefix::parse("abcde").unwrap(), "fake:1", "ClueCon");
-        let node = NodeHandle::new(Arc::new(config), link, effects);
+        let node = NodeHandle::new(Arc::new(config), link, effects, fleet::Ownership::sole());
         let cmd = |arg: &str| ApiCommand::new("echo").unwrap().arg(arg).unwrap();
 
         // The first command goes to the first connection, which holds it.

@@ -42,15 +42,24 @@ pub fn spawn<S: Store>(
     apps: Arc<AppDirectory>,
     stop: CancellationToken,
 ) -> (NodeHandle, Arc<super::reconciler::Stats>) {
-    spawn_among(config, store, apps, Peers::default(), stop)
+    spawn_among(
+        config,
+        store,
+        apps,
+        Peers::default(),
+        super::fleet::Ownership::sole(),
+        stop,
+    )
 }
 
-/// [`spawn`] of one node among others (`peers`, filled once every node is started).
+/// [`spawn`] of one node among others (`peers`, filled once every node is started), applying
+/// its events only while `owns` says this instance does (see [`super::fleet`]).
 pub fn spawn_among<S: Store>(
     config: NodeConfig,
     store: Arc<S>,
     apps: Arc<AppDirectory>,
     peers: Peers,
+    owns: watch::Receiver<bool>,
     stop: CancellationToken,
 ) -> (NodeHandle, Arc<super::reconciler::Stats>) {
     let config = Arc::new(config);
@@ -70,9 +79,10 @@ pub fn spawn_among<S: Store>(
         in_flight: Arc::default(),
         requests: tokio::sync::Mutex::new(effects_rx),
         peers,
+        owns: owns.clone(),
     };
     tokio::spawn(supervisor.run(stop));
-    (NodeHandle::new(config, link_rx, effects_tx), stats)
+    (NodeHandle::new(config, link_rx, effects_tx, owns), stats)
 }
 
 struct Supervisor<S> {
@@ -85,6 +95,8 @@ struct Supervisor<S> {
     /// Work asked for through the node's handle (only this task reads it).
     requests: tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<RoomEffect>>,
     peers: Peers,
+    /// Whether this instance applies the node's events (the others keep command connections).
+    owns: watch::Receiver<bool>,
 }
 
 /// The events the controller needs; CUSTOM last, as FreeSWITCH requires.
@@ -177,16 +189,15 @@ impl<S: Store> Supervisor<S> {
         }
     }
 
-    /// One connection's life. `Ok` only when asked to stop.
+    /// One connection's life: the command connections, and while this instance owns the node
+    /// an event connection too (the node's events applied, with a resync each time it starts).
+    /// `Ok` only when asked to stop.
     async fn connected_period(
         &self,
         stop: &CancellationToken,
         backoff: &mut Backoff,
     ) -> Result<(), ClientError> {
         let password = Password::new(&self.config.password)?;
-        let (events, mut stream) =
-            Client::connect(&self.config.addr, &password, self.events_config()).await?;
-        events.subscribe(EventFormat::Plain, subscription()).await?;
         let mut commands = Vec::with_capacity(self.config.command_connections);
         for _ in 0..self.config.command_connections.max(1) {
             let (client, _) =
@@ -202,7 +213,11 @@ impl<S: Store> Supervisor<S> {
             commands.push(client);
         }
         backoff.reset();
-        let core = events
+        let first = commands
+            .first()
+            .cloned()
+            .ok_or(ClientError::Protocol("no command connection".into()))?;
+        let core = first
             .api(&api(&["global_getvar", "core_uuid"])?)
             .await?
             .into_data()?
@@ -215,16 +230,80 @@ impl<S: Store> Supervisor<S> {
         if let Ok(mut in_flight) = self.in_flight.lock() {
             in_flight.clear();
         }
-        self.resync(&events, &commands, &core).await?;
-        tracing::info!(node = %describe(&self.config), %core, "media node up");
-        self.set_state(
-            NodeState::Up {
-                core_uuid: core.clone(),
-            },
-            commands.clone(),
-        );
-        self.live(&events, &mut stream, &mut requests, &commands, &core, stop)
-            .await
+        let mut owns = self.owns.clone();
+        loop {
+            if !*owns.borrow_and_update() {
+                tracing::info!(node = %describe(&self.config), %core, "media node up (another instance applies its events)");
+                self.set_state(
+                    NodeState::Up {
+                        core_uuid: core.clone(),
+                    },
+                    commands.clone(),
+                );
+                if self
+                    .standby(&first, &mut owns, &mut requests, &commands, stop)
+                    .await?
+                {
+                    return Ok(());
+                }
+                continue;
+            }
+            let (events, mut stream) =
+                Client::connect(&self.config.addr, &password, self.events_config()).await?;
+            events.subscribe(EventFormat::Plain, subscription()).await?;
+            self.resync(&events, &commands, &core).await?;
+            tracing::info!(node = %describe(&self.config), %core, "media node up");
+            self.set_state(
+                NodeState::Up {
+                    core_uuid: core.clone(),
+                },
+                commands.clone(),
+            );
+            let stopped = self
+                .live(
+                    &events,
+                    &mut stream,
+                    &mut requests,
+                    &commands,
+                    &core,
+                    &mut owns,
+                    stop,
+                )
+                .await?;
+            if stopped {
+                return Ok(());
+            }
+            // Handed to another instance: its events are that instance's now.
+            let _ = events.exit().await;
+            tracing::info!(node = %describe(&self.config), "media node's events handed to another instance");
+        }
+    }
+
+    /// While another instance applies the node's events: commands only (the API's, and work
+    /// other nodes' rooms ask of this node), until this instance owns the node (`Ok(false)`),
+    /// is stopped (`Ok(true)`), or the node is lost.
+    async fn standby(
+        &self,
+        first: &Client,
+        owns: &mut watch::Receiver<bool>,
+        requests: &mut tokio::sync::mpsc::UnboundedReceiver<RoomEffect>,
+        commands: &[Client],
+        stop: &CancellationToken,
+    ) -> Result<bool, ClientError> {
+        // Whether ownership can still change (its sender lives).
+        let mut settled = false;
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return Ok(true),
+                changed = owns.changed(), if !settled => match changed {
+                    Ok(()) if *owns.borrow() => return Ok(false),
+                    Ok(()) => {}
+                    Err(_) => settled = true,
+                },
+                reason = first.closed() => return Err(ClientError::Disconnected(reason.to_string())),
+                Some(effect) = requests.recv() => self.execute(vec![effect], commands),
+            }
+        }
     }
 
     /// Snapshot on the event connection (so every event before the reply is older than it),
@@ -304,6 +383,9 @@ impl<S: Store> Supervisor<S> {
         Ok(())
     }
 
+    /// Applies the node's events until stopped (`Ok(true)`), handed to another instance
+    /// (`Ok(false)`), or the node is lost.
+    #[allow(clippy::too_many_arguments)]
     async fn live(
         &self,
         events: &Client,
@@ -311,8 +393,9 @@ impl<S: Store> Supervisor<S> {
         requests: &mut tokio::sync::mpsc::UnboundedReceiver<RoomEffect>,
         commands: &[Client],
         core: &str,
+        owns: &mut watch::Receiver<bool>,
         stop: &CancellationToken,
-    ) -> Result<(), ClientError> {
+    ) -> Result<bool, ClientError> {
         let mut last_heard = Instant::now();
         let mut audit = tokio::time::interval(self.config.audit_interval);
         audit.tick().await;
@@ -323,6 +406,8 @@ impl<S: Store> Supervisor<S> {
         let mut settled = false;
         // Held back per connection: a reconnect's resync repairs what they would have told.
         let mut talking = TalkingBuffer::new(self.config.talking_interval);
+        // Ownership that can no longer change (a sole instance's).
+        let mut owned_for_good = false;
         loop {
             let silence =
                 tokio::time::sleep_until((last_heard + self.config.silence_timeout).into());
@@ -335,8 +420,13 @@ impl<S: Store> Supervisor<S> {
             tokio::select! {
                 () = stop.cancelled() => {
                     let _ = events.exit().await;
-                    return Ok(());
+                    return Ok(true);
                 }
+                changed = owns.changed(), if !owned_for_good => match changed {
+                    Ok(()) if !*owns.borrow() => return Ok(false),
+                    Ok(()) => {}
+                    Err(_) => owned_for_good = true,
+                },
                 event = stream.recv() => match event {
                     Some(event) => {
                         last_heard = Instant::now();

@@ -54,6 +54,10 @@ pub struct Config {
     /// How long events stay in each app's outbox (the event feed's window), in seconds;
     /// default 24 hours. Events a webhook dispatcher has not settled are kept regardless.
     pub event_retention_secs: Option<u64>,
+    /// Controller instances on one store share the nodes: each node's events are applied by
+    /// the instance holding its lease, which lasts this long unless renewed (every third of
+    /// it); a killed instance's nodes go to the others after it. Default 5000 ms.
+    pub node_lease_ms: Option<u64>,
     #[serde(default)]
     pub limits: Limits,
     pub nodes: Vec<Node>,

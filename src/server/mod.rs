@@ -16,8 +16,10 @@ use tokio_util::sync::CancellationToken;
 use self::config::{Config, ConfigError};
 use crate::api::{ApiOptions, ApiState, AppKeys};
 use crate::conference::AppId;
+use crate::node::fleet::{FleetConfig, Ownership};
 use crate::node::{AppDirectory, NodeConfig, NodePool, supervisor};
 use crate::rooms::{Cooldowns, Rooms};
+use crate::store::fleet::Fleet;
 use crate::store::{Store, outbox_order};
 use crate::webhook::DispatcherConfig;
 use crate::webhook::dispatcher::DispatchError;
@@ -34,18 +36,20 @@ pub enum StartError {
 /// Everything `serve` runs besides its HTTP listener, from `config` over `store`: the webhook
 /// dispatchers, one supervisor per node, the room service and the room timeouts, all stopped by
 /// `stop`. Returns the state [`crate::api::router`] serves.
-pub fn start_controller<S: Store>(
+pub fn start_controller<S: Store + Fleet>(
     store: Arc<S>,
     config: &Config,
     stop: &CancellationToken,
 ) -> Result<ApiState<S>, StartError> {
     let keys = config.app_keys()?;
     start_webhooks(store.clone(), config.webhook_dispatchers()?, stop)?;
-    let rooms = start_rooms(
+    let lease = Duration::from_millis(config.node_lease_ms.unwrap_or(5000).max(300));
+    let rooms = start_rooms_in_fleet(
         store,
         config.node_configs(),
         config.directory(),
         config.cooldowns(),
+        FleetConfig::new(lease),
         stop,
     );
     let state = ApiState::new(rooms, keys, config.api_options());
@@ -119,10 +123,45 @@ async fn trim_one<S: Store>(
     store.trim_outbox(app, &before).await
 }
 
-/// Starts one supervisor per node and returns the room service over them.
+/// Starts one supervisor per node, applying every node's events (a controller alone), and
+/// returns the room service over them.
 pub fn start_rooms<S: Store>(
     store: Arc<S>,
     nodes: Vec<NodeConfig>,
+    directory: AppDirectory,
+    cooldowns: Cooldowns,
+    stop: &CancellationToken,
+) -> Rooms<S> {
+    let owns = nodes.iter().map(|_| Ownership::sole()).collect();
+    rooms_over(store, nodes, owns, directory, cooldowns, stop)
+}
+
+/// [`start_rooms`] for one instance of a fleet sharing the store: it applies the events of
+/// the nodes whose leases it holds (see [`crate::node::fleet`]).
+pub fn start_rooms_in_fleet<S: Store + Fleet>(
+    store: Arc<S>,
+    nodes: Vec<NodeConfig>,
+    directory: AppDirectory,
+    cooldowns: Cooldowns,
+    fleet: FleetConfig,
+    stop: &CancellationToken,
+) -> Rooms<S> {
+    let (senders, owns): (Vec<_>, Vec<_>) = nodes
+        .iter()
+        .map(|n| {
+            let (tx, rx) = tokio::sync::watch::channel(false);
+            ((n.prefix.clone(), tx), rx)
+        })
+        .unzip();
+    tracing::info!(instance = %fleet.instance, "controller instance joins the fleet");
+    crate::node::fleet::start(store.clone(), fleet, senders, stop.child_token());
+    rooms_over(store, nodes, owns, directory, cooldowns, stop)
+}
+
+fn rooms_over<S: Store>(
+    store: Arc<S>,
+    nodes: Vec<NodeConfig>,
+    owns: Vec<tokio::sync::watch::Receiver<bool>>,
     directory: AppDirectory,
     cooldowns: Cooldowns,
     stop: &CancellationToken,
@@ -131,9 +170,10 @@ pub fn start_rooms<S: Store>(
     let peers = supervisor::Peers::default();
     let handles = nodes
         .into_iter()
-        .map(|n| {
+        .zip(owns)
+        .map(|(n, owns)| {
             let (apps, stop) = (directory.clone(), stop.child_token());
-            supervisor::spawn_among(n, store.clone(), apps, peers.clone(), stop).0
+            supervisor::spawn_among(n, store.clone(), apps, peers.clone(), owns, stop).0
         })
         .collect();
     let pool = NodePool::new(handles);
@@ -187,6 +227,10 @@ pub fn start_node_watch<S: Store>(state: ApiState<S>, stop: CancellationToken) {
                 };
                 if !lost {
                     return;
+                }
+                // In a fleet, the instance that applies the node's events lets its calls go.
+                if !node.applies_events() {
+                    continue;
                 }
                 let prefix = &node.config.prefix;
                 match state.rooms().node_failed(prefix).await {

@@ -46,6 +46,7 @@ struct Inner {
 #[derive(Default)]
 pub struct MemoryStore {
     inner: Mutex<Inner>,
+    fleet: super::fleet::MemoryFleet,
 }
 
 impl MemoryStore {
@@ -55,6 +56,10 @@ impl MemoryStore {
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn fleet(&self) -> &super::fleet::MemoryFleet {
+        &self.fleet
     }
 }
 

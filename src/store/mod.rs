@@ -12,6 +12,7 @@
 pub mod bell;
 mod change;
 mod delivery;
+pub mod fleet;
 pub mod keys;
 pub mod memory;
 pub mod redis;

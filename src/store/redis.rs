@@ -245,6 +245,11 @@ impl RedisStore {
         self.conn.clone()
     }
 
+    /// A connection for the store's other modules (the fleet's records).
+    pub(crate) fn connection(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
     async fn json_field<T: serde::de::DeserializeOwned>(
         &self,
         key: &str,

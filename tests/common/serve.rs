@@ -43,6 +43,11 @@ impl Serve {
         self.child.id()
     }
 
+    /// Waits until the process ends by itself (after a SIGTERM).
+    pub fn wait(&mut self) {
+        let _ = tokio::task::block_in_place(|| self.child.wait());
+    }
+
     /// SIGKILL, and reaps it.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

@@ -728,6 +728,9 @@ pub struct Readiness {
     pub store: StoreHealth,
     /// Each media node by its 5-character prefix.
     pub nodes: BTreeMap<String, NodeHealth>,
+    /// The nodes whose events this controller instance applies (in a fleet of instances on one
+    /// store each node's events are applied by one of them; alone, it applies every node's).
+    pub applies_events: Vec<String>,
 }
 
 // ---- the lab ----

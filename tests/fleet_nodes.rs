@@ -1,0 +1,338 @@
+//! A controller fleet shares the nodes (issue 19): `switchyard serve` processes on one real
+//! Redis, four simulated nodes. Each node's events are applied by exactly one instance at a time
+//! (its `/readyz` lists the nodes it applies; the sets never overlap and together cover every
+//! node), evenly; a third instance gets its share; an instance killed with SIGKILL loses its
+//! nodes to the others once its leases run out; a stopped one (SIGTERM) hands them over at once.
+//! Through all of it any instance serves any call: joins, mutes and leaves made through one are
+//! seen through the others, and the state the API shows is the nodes'.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use common::redis_server::RedisServer;
+use common::serve::{Api, Serve, until};
+use switchyard::api::hash_key;
+use switchyard::sim::{SimConfig, Simulator};
+
+const DID: &str = "15551230000";
+const KEY: &str = "fleet-test-key";
+const PASSWORD: &str = "fleet-test-esl";
+const PREFIXES: [&str; 4] = ["flt01", "flt02", "flt03", "flt04"];
+/// The node leases' time to live in the test (the default is 5 s).
+const LEASE_MS: u64 = 1500;
+
+fn config(listen: u16, redis: &str, sims: &[Simulator]) -> String {
+    let q = |s: &str| toml::Value::String(s.to_owned()).to_string();
+    let mut text = format!(
+        "listen = {}\nredis_url = {}\ncursor_secret = \"fleet-test-cursor-secret-0123456789\"\n\
+         node_lease_ms = {LEASE_MS}\n\
+         [limits]\nglobal_rps = 0\nconference_ms = 0\nconference_mute_ms = 0\n\
+         conference_control_ms = 0\nconf_play_ms = 0\n\
+         [[apps]]\nid = \"app1\"\nkey_sha256 = {}\ndids = [{}]\n",
+        q(&format!("127.0.0.1:{listen}")),
+        q(redis),
+        q(&hash_key(KEY)),
+        q(DID),
+    );
+    for (sim, prefix) in sims.iter().zip(PREFIXES) {
+        text.push_str(&format!(
+            "[[nodes]]\nname = {}\nprefix = {}\nesl = {}\npassword = {}\nnode_sip = {}\n",
+            q(prefix),
+            q(prefix),
+            q(&sim.addr().to_string()),
+            q(PASSWORD),
+            q(&sim.node_sip().unwrap().to_string()),
+        ));
+    }
+    text
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One `serve` process of the fleet.
+struct Instance {
+    serve: Serve,
+    api: Api,
+}
+
+impl Instance {
+    async fn start(n: usize, dir: &std::path::Path, redis: &str, sims: &[Simulator]) -> Instance {
+        let port = free_port();
+        let path = dir.join(format!("switchyard-{n}.toml"));
+        std::fs::write(&path, config(port, redis, sims)).unwrap();
+        let base = format!("http://127.0.0.1:{port}");
+        let serve = Serve::start(&path, &base).await;
+        Instance {
+            serve,
+            api: Api::new(&base, "app1", KEY),
+        }
+    }
+
+    /// The nodes this instance applies the events of, per its `/readyz`.
+    async fn applies(&self) -> Option<BTreeSet<String>> {
+        let (status, body) = self.api.call("GET", "/readyz", None).await;
+        (status == 200).then(|| {
+            body["applies_events"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|n| n.as_str().map(str::to_owned))
+                .collect()
+        })
+    }
+
+    /// SIGTERM: a graceful stop; waits for the process to end.
+    fn terminate(&mut self) {
+        let pid = self.serve.pid().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(sent.is_ok_and(|s| s.success()), "SIGTERM to {pid}");
+        self.serve.wait();
+    }
+}
+
+/// Waits until `instances` apply every node's events between them, each node by exactly one,
+/// the shares differing by at most one; the shares.
+async fn shared(instances: &[&Instance], within: Duration, what: &str) -> Vec<BTreeSet<String>> {
+    until(within, what, || async {
+        let mut shares = Vec::new();
+        for i in instances {
+            shares.push(i.applies().await?);
+        }
+        let total: usize = shares.iter().map(BTreeSet::len).sum();
+        let union: BTreeSet<&String> = shares.iter().flatten().collect();
+        let (min, max) = (
+            shares.iter().map(BTreeSet::len).min()?,
+            shares.iter().map(BTreeSet::len).max()?,
+        );
+        (total == PREFIXES.len() && union.len() == PREFIXES.len() && max - min <= 1)
+            .then_some(shares)
+    })
+    .await
+}
+
+/// A SIP call to node `n`, parked, stored: its session id.
+async fn call(api: &Api, sims: &[Simulator], n: usize, number: &str) -> String {
+    let channel = sims[n].inbound_call(DID, number, number).unwrap();
+    let session = format!("{}-{channel}", PREFIXES[n]);
+    until(Duration::from_secs(10), "the call is stored", || async {
+        let (status, body) = api
+            .call("GET", &format!("/api/v1/sessions/{session}"), None)
+            .await;
+        (status == 200 && body["state"] == "parked").then_some(())
+    })
+    .await;
+    session
+}
+
+/// (session, muted) of a room's members, as `api` lists them.
+async fn members(api: &Api, room: &str) -> BTreeMap<String, bool> {
+    let path = format!("/api/v1/conferences/{room}/members?limit=100");
+    let (_, body) = api.call("GET", &path, None).await;
+    body["members"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|m| {
+            (
+                m["uuid"].as_str().unwrap_or_default().to_owned(),
+                m["muted"].as_bool().unwrap_or(false),
+            )
+        })
+        .collect()
+}
+
+/// (session, muted) of the callers in the room on its simulated node: a local call's session
+/// is `<node prefix>-<channel>`, a call carried from another node is named by its leg's tag.
+fn on_node(sims: &[Simulator], room: &str) -> BTreeMap<String, bool> {
+    let n = PREFIXES.iter().position(|p| room.starts_with(p)).unwrap();
+    let list: Value = serde_json::from_str(&sims[n].api(&format!("conference {room} json_list")))
+        .unwrap_or_default();
+    list[0]["members"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| m["type"] == "caller")
+        .filter(|m| {
+            let channel = m["uuid"].as_str().unwrap_or_default();
+            let role = sims[n].api(&format!("uuid_getvar {channel} switchyard_role"));
+            role.trim() != "control"
+        })
+        .map(|m| {
+            let channel = m["uuid"].as_str().unwrap_or_default();
+            let tag = sims[n].api(&format!("uuid_getvar {channel} sip_h_X-Switchyard-Session"));
+            let session = match tag.trim() {
+                "_undef_" => format!("{}-{channel}", PREFIXES[n]),
+                tag => tag.to_owned(),
+            };
+            (session, !m["flags"]["can_speak"].as_bool().unwrap_or(true))
+        })
+        .collect()
+}
+
+/// Joins `session` into `room` through `by` and waits until `seen` lists it.
+async fn join(by: &Api, seen: &Api, room: &str, session: &str) {
+    let path = format!("/api/v1/sessions/{session}/commands/conference/join");
+    let (status, body) = by
+        .call("POST", &path, Some(json!({ "room_id": room })))
+        .await;
+    assert_eq!(status, 202, "{body}");
+    until(Duration::from_secs(10), "the join is seen", || async {
+        members(seen, room)
+            .await
+            .contains_key(session)
+            .then_some(())
+    })
+    .await;
+}
+
+/// Mutes or unmutes `session` through `by`, waits until `seen` shows it, and checks the node.
+async fn set_muted(
+    by: &Api,
+    seen: &Api,
+    sims: &[Simulator],
+    room: &str,
+    session: &str,
+    muted: bool,
+) {
+    let verb = if muted { "mute" } else { "unmute" };
+    let path = format!("/api/v1/sessions/{session}/commands/conference/{verb}");
+    let (status, body) = by.call("POST", &path, Some(json!({}))).await;
+    assert_eq!(status, 202, "{verb}: {body}");
+    until(Duration::from_secs(10), "the mute is seen", || async {
+        (members(seen, room).await.get(session) == Some(&muted)).then_some(())
+    })
+    .await;
+    assert_eq!(
+        on_node(sims, room).get(session),
+        Some(&muted),
+        "{verb} on the node"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_share_the_nodes_and_take_over_a_killed_or_stopped_ones_nodes() {
+    let mut sims = Vec::new();
+    for _ in PREFIXES {
+        sims.push(
+            Simulator::start(SimConfig {
+                listen: "127.0.0.1:0".parse().unwrap(),
+                password: PASSWORD.into(),
+                heartbeat: Some(Duration::from_secs(5)),
+                node_sip: Some("127.0.0.1:0".parse().unwrap()),
+                ..SimConfig::default()
+            })
+            .await
+            .unwrap(),
+        );
+    }
+    let redis = RedisServer::start();
+    let dir = std::env::temp_dir().join(format!("switchyard-fleet-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let a = Instance::start(0, &dir, &redis.url(), &sims).await;
+    let b = Instance::start(1, &dir, &redis.url(), &sims).await;
+    let settle = Duration::from_millis(LEASE_MS * 4);
+    let shares = shared(&[&a, &b], settle, "two instances share the four nodes").await;
+    assert_eq!(shares.iter().map(BTreeSet::len).collect::<Vec<_>>(), [2, 2]);
+
+    // A third instance gets its share; any instance serves any call.
+    let mut c = Instance::start(2, &dir, &redis.url(), &sims).await;
+    let shares = shared(
+        &[&a, &b, &c],
+        settle,
+        "three instances share the four nodes",
+    )
+    .await;
+    assert!(shares.iter().all(|s| !s.is_empty()), "{shares:?}");
+    let (status, body) = a
+        .api
+        .call(
+            "POST",
+            "/api/v1/conferences",
+            Some(json!({ "name": "fleet" })),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let room = body["room_id"].as_str().unwrap().to_owned();
+    let mut sessions = Vec::new();
+    for (i, number) in ["5001", "5002", "5003", "5004"].iter().enumerate() {
+        let session = call(&b.api, &sims, i, number).await;
+        join(&c.api, &a.api, &room, &session).await;
+        sessions.push(session);
+    }
+    set_muted(&a.api, &b.api, &sims, &room, &sessions[0], false).await;
+    assert_eq!(members(&c.api, &room).await, on_node(&sims, &room));
+
+    // SIGKILL of an instance: its nodes go to the others once its leases run out.
+    let killed = Instant::now();
+    c.serve.kill();
+    let shares = shared(
+        &[&a, &b],
+        Duration::from_millis(LEASE_MS * 4),
+        "the killed instance's nodes are taken over",
+    )
+    .await;
+    println!(
+        "fleet: a killed instance's nodes taken over after {} ms (lease {LEASE_MS} ms)",
+        killed.elapsed().as_millis()
+    );
+    assert_eq!(shares.iter().map(BTreeSet::len).collect::<Vec<_>>(), [2, 2]);
+    // Nothing is lost: the new owners resynced; commands through either still take effect.
+    set_muted(&b.api, &a.api, &sims, &room, &sessions[1], false).await;
+    set_muted(&a.api, &b.api, &sims, &room, &sessions[0], true).await;
+    assert_eq!(members(&a.api, &room).await, on_node(&sims, &room));
+
+    // A graceful stop hands the nodes over at once (on the other's next renewal: a third of
+    // the lease), not after the lease runs out.
+    let mut b = b;
+    let stopped = Instant::now();
+    b.terminate();
+    let shares = shared(
+        &[&a],
+        Duration::from_millis(LEASE_MS * 2 / 3 + 500),
+        "the stopped instance's nodes are handed over",
+    )
+    .await;
+    println!(
+        "fleet: a stopped instance's nodes handed over after {} ms",
+        stopped.elapsed().as_millis()
+    );
+    assert_eq!(shares[0].len(), PREFIXES.len());
+    let leave = format!("/api/v1/sessions/{}/commands/conference/leave", sessions[2]);
+    let (status, body) = a.api.call("POST", &leave, Some(json!({}))).await;
+    assert_eq!(status, 202, "{body}");
+    until(Duration::from_secs(10), "the leave is applied", || async {
+        (!members(&a.api, &room).await.contains_key(&sessions[2])).then_some(())
+    })
+    .await;
+    assert_eq!(members(&a.api, &room).await, on_node(&sims, &room));
+
+    // Every member event of the room, in seq order, once: joins, the mutes, the leave.
+    let (status, body) = a.api.call("GET", "/api/v1/events?limit=1000", None).await;
+    assert_eq!(status, 200, "{body}");
+    let events: Vec<&Value> = body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["room_id"] == room.as_str())
+        .collect();
+    let seqs: Vec<u64> = events.iter().filter_map(|e| e["seq"].as_u64()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "in order: {seqs:?}");
+    let count = |kind: &str| events.iter().filter(|e| e["type"] == kind).count();
+    assert_eq!(count("conference.member.joined"), 4);
+    assert_eq!(count("conference.member.unmuted"), 2);
+    assert_eq!(count("conference.member.muted"), 1);
+    assert_eq!(count("conference.member.left"), 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
