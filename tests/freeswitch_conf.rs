@@ -795,7 +795,7 @@ fn calls_arrive_in_the_context_the_controller_expects_answered_parked_with_switc
 
     // The simulator's calls arrive in the context the real ones do.
     let sim = read(&repo().join("src/sim/sofia.rs"));
-    let sim_context = &Regex::new(r#"ch\.context = "([^"]+)"\.into\(\)"#)
+    let sim_context = &Regex::new(r#"\bcontext: "([^"]+)","#)
         .unwrap()
         .captures(&sim)
         .unwrap()[1];

@@ -6,10 +6,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script, Value};
 
 mod appended;
+mod failover;
 mod room_writes;
 
 use room_writes::{RoomWrite, Track};
@@ -28,9 +28,10 @@ use crate::conference::{
 const ENDED_SESSION_TTL_SECS: u64 = 3600;
 
 pub struct RedisStore {
-    conn: ConnectionManager,
-    /// For the outbox notifications' own connection.
-    client: redis::Client,
+    /// The shared connection (to the master a Sentinel set names, when one does).
+    conn: failover::Conn,
+    /// Where Redis is: for the outbox notifications' own connection.
+    target: Arc<failover::Target>,
     /// Rung by the subscriber ([`appended`]), which starts with the first reader.
     bells: Bells,
     listening: std::sync::OnceLock<tokio_util::sync::DropGuard>,
@@ -103,21 +104,20 @@ async fn tracked(url: &str, capacity: usize) -> Result<Option<Tracked>, StoreErr
 
 impl RedisStore {
     /// Connects (failing fast if Redis is not there) with short timeouts and background reconnects.
+    /// `url` may name a Sentinel set (`redis+sentinel://…`, see [`failover`]): the store then
+    /// follows the master through failovers (without the room cache, which is per server).
     pub async fn connect(url: &str) -> Result<RedisStore, StoreError> {
-        let client = redis::Client::open(url).map_err(unavailable)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Duration::from_secs(2))
-            .set_response_timeout(Duration::from_secs(2))
-            .set_number_of_retries(2)
-            .set_max_delay(500);
-        let conn = client
-            .get_connection_manager_with_config(config)
+        let target = Arc::new(failover::Target::parse(url).map_err(unavailable)?);
+        let conn = failover::Conn::connect(target.clone())
             .await
             .map_err(unavailable)?;
-        let rooms = tracked(url, room_cache::DEFAULT_CAPACITY).await?;
+        let rooms = match target.is_sentinel() {
+            true => None,
+            false => tracked(url, room_cache::DEFAULT_CAPACITY).await?,
+        };
         Ok(RedisStore {
             conn,
-            client,
+            target,
             bells: Bells::new(false),
             listening: std::sync::OnceLock::new(),
             rooms,
@@ -140,6 +140,7 @@ impl RedisStore {
     ) -> Result<RedisStore, StoreError> {
         self.rooms = match capacity {
             0 => None,
+            _ if self.target.is_sentinel() => None,
             n => tracked(url, n).await?,
         };
         Ok(self)
@@ -241,12 +242,12 @@ impl RedisStore {
         self
     }
 
-    fn conn(&self) -> ConnectionManager {
+    fn conn(&self) -> failover::Conn {
         self.conn.clone()
     }
 
     /// A connection for the store's other modules (the fleet's records).
-    pub(crate) fn connection(&self) -> ConnectionManager {
+    pub(crate) fn connection(&self) -> impl redis::aio::ConnectionLike + Send + Sync + use<> {
         self.conn.clone()
     }
 
@@ -820,7 +821,7 @@ impl Store for RedisStore {
             match tokio::runtime::Handle::try_current() {
                 Ok(runtime) => {
                     runtime.spawn(appended::listen(
-                        self.client.clone(),
+                        self.target.clone(),
                         self.bells.clone(),
                         stop.clone(),
                     ));

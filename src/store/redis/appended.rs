@@ -24,13 +24,17 @@ const TIMEOUT: Duration = Duration::from_secs(2);
 const PING_EVERY: Duration = Duration::from_secs(5);
 
 /// Rings `bells` for what is published, until `stop`.
-pub(super) async fn listen(client: redis::Client, bells: Bells, stop: CancellationToken) {
+pub(super) async fn listen(
+    target: std::sync::Arc<super::failover::Target>,
+    bells: Bells,
+    stop: CancellationToken,
+) {
     let mut wait = Duration::from_millis(100);
     let mut outage_logged = false;
     loop {
         match tokio::select! {
             () = stop.cancelled() => return,
-            session = subscribed(&client, &bells, &stop) => session,
+            session = subscribed(&target, &bells, &stop) => session,
         } {
             Ok(()) => {
                 wait = Duration::from_millis(100);
@@ -60,10 +64,12 @@ pub(super) async fn listen(client: redis::Client, bells: Bells, stop: Cancellati
 /// bells were not live), then rings each app's bell for its messages. Returns `Ok` when an
 /// established subscription ends, `Err` when it could not be established.
 async fn subscribed(
-    client: &redis::Client,
+    target: &super::failover::Target,
     bells: &Bells,
     stop: &CancellationToken,
 ) -> redis::RedisResult<()> {
+    // The master now (a Sentinel set may have failed over since the last session).
+    let client = within(target.master()).await?;
     let mut pubsub = within(client.get_async_pubsub()).await?;
     within(pubsub.psubscribe(keys::APPENDED_PATTERN)).await?;
     let (mut sink, mut messages) = pubsub.split();
