@@ -1,0 +1,324 @@
+//! Events applied by a fleet of controllers (issue 19): one `switchyard serve` instance, then
+//! two, on one Redis, over four simulated nodes whose rooms' members are muted and unmuted as
+//! fast as the nodes go (each a `mute-member`/`unmute-member` event the owner applies and
+//! stores), in the same run.
+//!
+//! Everything is started here on free ports and killed by pid at the end: a `redis-server`, the
+//! four simulators (in this process), the `serve` processes. Per phase (10 s, after the fleet
+//! settled): events applied per second by all instances (`switchyard_events_applied_total` of
+//! each `/metrics`), and the CPU time each instance used (`/proc/<pid>/stat`). The figure that
+//! compares the two is the capacity: events applied per second of the busiest instance's CPU —
+//! before the fleet shared the nodes, every instance applied every event, so two instances gave
+//! the same capacity as one (×1); sharing, each applies half (goal ≥ ×1.8 when each instance has
+//! its own core). The event rate itself is bounded by the nodes and Redis on this machine.
+//!
+//! `cargo bench --bench fleet_events` (needs redis-server). Without `--bench` (as
+//! `cargo test --benches` runs it) it does nothing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[allow(dead_code)]
+#[path = "../tests/common/serve.rs"]
+mod serve;
+#[allow(dead_code)]
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+
+use serve::{Api, Serve};
+use support::{RedisServer, loadavg};
+use switchyard::api::hash_key;
+use switchyard::sim::{SimConfig, Simulator};
+
+const DID: &str = "15551230000";
+const KEY: &str = "fleet-bench-key";
+const PASSWORD: &str = "fleet-bench-esl";
+const PREFIXES: [&str; 4] = ["fbn01", "fbn02", "fbn03", "fbn04"];
+/// Rooms per node and callers per room.
+const ROOMS: usize = 2;
+const CALLERS: usize = 4;
+const WINDOW: Duration = Duration::from_secs(10);
+
+fn main() -> anyhow::Result<()> {
+    if !std::env::args().any(|a| a == "--bench") {
+        return Ok(());
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run())
+}
+
+fn config(listen: u16, redis: &str, sims: &[Simulator]) -> String {
+    let q = |s: &str| toml::Value::String(s.to_owned()).to_string();
+    let mut text = format!(
+        "listen = {}\nredis_url = {}\nnode_lease_ms = 1500\n\
+         [limits]\nglobal_rps = 0\nconference_ms = 0\nconference_mute_ms = 0\n\
+         conference_control_ms = 0\nconf_play_ms = 0\n\
+         [[apps]]\nid = \"app1\"\nkey_sha256 = {}\ndids = [{}]\n",
+        q(&format!("127.0.0.1:{listen}")),
+        q(redis),
+        q(&hash_key(KEY)),
+        q(DID),
+    );
+    for (sim, prefix) in sims.iter().zip(PREFIXES) {
+        text.push_str(&format!(
+            "[[nodes]]\nname = {}\nprefix = {}\nesl = {}\npassword = {}\n",
+            q(prefix),
+            q(prefix),
+            q(&sim.addr().to_string()),
+            q(PASSWORD),
+        ));
+    }
+    text
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// CPU seconds (user + system) a process has used.
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name's closing parenthesis: utime and stime are the 12th and 13th.
+    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// The events an instance has applied (every node's counter summed).
+async fn applied(api: &Api) -> f64 {
+    let text = api
+        .http
+        .get(format!("{}/metrics", api.base))
+        .send()
+        .await
+        .ok();
+    let Some(text) = text else { return 0.0 };
+    let text = text.text().await.unwrap_or_default();
+    text.lines()
+        .filter(|l| l.starts_with("switchyard_events_applied_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// How many nodes each instance applies, per `/readyz`.
+async fn shares(apis: &[&Api]) -> Vec<usize> {
+    let mut out = Vec::new();
+    for api in apis {
+        let (_, body) = api.call("GET", "/readyz", None).await;
+        out.push(body["applies_events"].as_array().map_or(0, Vec::len));
+    }
+    out
+}
+
+struct Phase {
+    events_per_sec: f64,
+    cpu: Vec<f64>,
+}
+
+impl Phase {
+    /// Events applied per second of the busiest instance's CPU.
+    fn capacity(&self) -> f64 {
+        let busiest = self.cpu.iter().cloned().fold(0.0, f64::max);
+        self.events_per_sec / busiest.max(1e-9)
+    }
+}
+
+async fn measure(instances: &[(&Serve, &Api)]) -> Phase {
+    let before: Vec<(f64, f64)> = {
+        let mut v = Vec::new();
+        for (serve, api) in instances {
+            v.push((applied(api).await, cpu_secs(serve.pid())));
+        }
+        v
+    };
+    let started = Instant::now();
+    tokio::time::sleep(WINDOW).await;
+    let secs = started.elapsed().as_secs_f64();
+    let mut events = 0.0;
+    let mut cpu = Vec::new();
+    for ((serve, api), (applied_before, cpu_before)) in instances.iter().zip(before) {
+        events += applied(api).await - applied_before;
+        cpu.push((cpu_secs(serve.pid()) - cpu_before) / secs);
+    }
+    Phase {
+        events_per_sec: events / secs,
+        cpu,
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
+    let Some(redis) = RedisServer::start() else {
+        bail!("fleet_events needs redis-server (apt-get install -y redis-server)");
+    };
+    let mut sims = Vec::new();
+    for _ in PREFIXES {
+        sims.push(
+            Simulator::start(SimConfig {
+                listen: "127.0.0.1:0".parse()?,
+                password: PASSWORD.into(),
+                heartbeat: Some(Duration::from_secs(5)),
+                ..SimConfig::default()
+            })
+            .await?,
+        );
+    }
+    let sims = Arc::new(sims);
+    let dir = std::env::temp_dir().join(format!("switchyard-fleet-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let start = |n: usize| {
+        let (dir, redis, sims) = (&dir, redis.url(), &sims);
+        async move {
+            let port = free_port();
+            let path = dir.join(format!("switchyard-{n}.toml"));
+            std::fs::write(&path, config(port, &redis, sims)).unwrap();
+            let base = format!("http://127.0.0.1:{port}");
+            (
+                Serve::start(&path, &base).await,
+                Api::new(&base, "app1", KEY),
+            )
+        }
+    };
+    let (first, api1) = start(0).await;
+    // The rooms (spread over the nodes by placement) and their callers, each on its room's node.
+    let mut rooms: Vec<(usize, String, Vec<String>)> = Vec::new();
+    for r in 0..ROOMS * PREFIXES.len() {
+        let (status, body) = api1
+            .call(
+                "POST",
+                "/api/v1/conferences",
+                Some(json!({ "name": format!("bench-{r}") })),
+            )
+            .await;
+        if status != 201 {
+            bail!("room: {status} {body}");
+        }
+        let room = body["room_id"].as_str().context("room_id")?.to_owned();
+        let n = PREFIXES
+            .iter()
+            .position(|p| room.starts_with(p))
+            .context("node")?;
+        let mut callers = Vec::new();
+        for c in 0..CALLERS {
+            let channel = sims[n]
+                .inbound_call(DID, &format!("7{r:02}{c}"), "Bench")
+                .context("call")?;
+            let session = format!("{}-{channel}", PREFIXES[n]);
+            serve::until(Duration::from_secs(10), "the call is stored", || async {
+                let (s, b) = api1
+                    .call("GET", &format!("/api/v1/sessions/{session}"), None)
+                    .await;
+                (s == 200 && b["state"] == "parked").then_some(())
+            })
+            .await;
+            let path = format!("/api/v1/sessions/{session}/commands/conference/join");
+            let (s, b) = api1
+                .call("POST", &path, Some(json!({ "room_id": room })))
+                .await;
+            if s != 202 {
+                bail!("join: {s} {b}");
+            }
+            callers.push(session);
+        }
+        rooms.push((n, room, callers));
+    }
+    serve::until(Duration::from_secs(20), "every member joined", || async {
+        let mut all = true;
+        for (_, room, callers) in &rooms {
+            let (_, b) = api1
+                .call(
+                    "GET",
+                    &format!("/api/v1/conferences/{room}/members?limit=100"),
+                    None,
+                )
+                .await;
+            all &= b["members"].as_array().map_or(0, Vec::len) == callers.len();
+        }
+        all.then_some(())
+    })
+    .await;
+
+    // The load: every node mutes and unmutes its rooms' members, as fast as it goes.
+    let running = Arc::new(AtomicBool::new(true));
+    let mut load = Vec::new();
+    for (n, room, _) in rooms.clone() {
+        let (sims, running) = (sims.clone(), running.clone());
+        load.push(tokio::task::spawn_blocking(move || {
+            let list: Value =
+                serde_json::from_str(&sims[n].api(&format!("conference {room} json_list")))
+                    .unwrap_or_default();
+            let ids: Vec<u64> = list[0]["members"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|m| m["type"] == "caller")
+                .filter_map(|m| m["id"].as_u64())
+                .collect();
+            let mut mute = false;
+            while running.load(Ordering::Relaxed) {
+                mute = !mute;
+                for id in &ids {
+                    let verb = if mute { "unmute" } else { "mute" };
+                    sims[n].api(&format!("conference {room} {verb} {id}"));
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let one = measure(&[(&first, &api1)]).await;
+
+    let (second, api2) = start(1).await;
+    serve::until(
+        Duration::from_secs(15),
+        "two instances share the nodes",
+        || async { (shares(&[&api1, &api2]).await == [2, 2]).then_some(()) },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let two = measure(&[(&first, &api1), (&second, &api2)]).await;
+    running.store(false, Ordering::Relaxed);
+    for task in load {
+        let _ = task.await;
+    }
+
+    println!(
+        "fleet_events: 4 simulated nodes, {} rooms x {CALLERS} members muted/unmuted at full rate, {}s windows, load {}",
+        rooms.len(),
+        WINDOW.as_secs(),
+        loadavg()
+    );
+    for (name, p) in [("1 instance ", &one), ("2 instances", &two)] {
+        println!(
+            "  {name}: {:>8.0} events/s applied; CPU per instance {}; {:>8.0} events per busiest instance's CPU-second",
+            p.events_per_sec,
+            p.cpu
+                .iter()
+                .map(|c| format!("{:.0}%", c * 100.0))
+                .collect::<Vec<_>>()
+                .join(" + "),
+            p.capacity()
+        );
+    }
+    println!(
+        "  capacity, 2 instances vs 1: x{:.2} (goal x1.8; before the fleet shared the nodes: x1)",
+        two.capacity() / one.capacity()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
