@@ -66,23 +66,14 @@ fn config(listen: u16, redis: &str, sims: &[Simulator]) -> String {
         q(DID),
     );
     for (sim, prefix) in sims.iter().zip(PREFIXES) {
-        text.push_str(&format!(
-            "[[nodes]]\nname = {}\nprefix = {}\nesl = {}\npassword = {}\n",
-            q(prefix),
-            q(prefix),
-            q(&sim.addr().to_string()),
-            q(PASSWORD),
+        text.push_str(&serve::node_toml(
+            prefix,
+            &sim.addr().to_string(),
+            PASSWORD,
+            "",
         ));
     }
     text
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// CPU seconds (user + system) a process has used.
@@ -184,7 +175,7 @@ async fn run() -> anyhow::Result<()> {
     let start = |n: usize| {
         let (dir, redis, sims) = (&dir, redis.url(), &sims);
         async move {
-            let port = free_port();
+            let port = serve::free_port();
             let path = dir.join(format!("switchyard-{n}.toml"));
             std::fs::write(&path, config(port, &redis, sims)).unwrap();
             let base = format!("http://127.0.0.1:{port}");

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use common::redis_server::RedisServer;
-use common::serve::{Api, Serve, until};
+use common::serve::{Api, Serve, free_port, node_toml, until};
 use switchyard::api::hash_key;
 use switchyard::sim::{SimConfig, Simulator};
 
@@ -41,24 +41,15 @@ fn config(listen: u16, redis: &str, sims: &[Simulator]) -> String {
         q(DID),
     );
     for (sim, prefix) in sims.iter().zip(PREFIXES) {
-        text.push_str(&format!(
-            "[[nodes]]\nname = {}\nprefix = {}\nesl = {}\npassword = {}\nnode_sip = {}\n",
-            q(prefix),
-            q(prefix),
-            q(&sim.addr().to_string()),
-            q(PASSWORD),
-            q(&sim.node_sip().unwrap().to_string()),
+        let node_sip = format!("node_sip = {}\n", q(&sim.node_sip().unwrap().to_string()));
+        text.push_str(&node_toml(
+            prefix,
+            &sim.addr().to_string(),
+            PASSWORD,
+            &node_sip,
         ));
     }
     text
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// One `serve` process of the fleet.

@@ -1,7 +1,8 @@
 //! Two controller instances on one store (`switchyard serve` processes on a real Redis, and two
-//! controllers in one process on one memory store), four simulated nodes, each instance auditing
-//! every node every second while sessions are muted, unmuted, kicked out and joined again
-//! through both instances: no room's story ever goes back. Each session's member events, in
+//! controllers in one process on one memory store), four simulated nodes shared between them
+//! (each audited every second by the instance applying its events, and handed between them as
+//! the fleet settles) while sessions are muted, unmuted, kicked out and joined again through
+//! both instances: no room's story ever goes back. Each session's member events, in
 //! the order of its room's `seq`, are exactly the changes its commands made, one per command
 //! (a stale snapshot written over newer state used to announce `muted → unmuted → muted` for
 //! one mute, `left → joined → left` for one kick); the webhooks carry that same story; and
@@ -20,7 +21,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use common::redis_server::RedisServer;
-use common::serve::{Api, Serve, until};
+use common::serve::{Api, Serve, free_port, node_toml, until};
 use switchyard::api::{hash_key, router};
 use switchyard::server::config::Config;
 use switchyard::server::start_controller;
@@ -64,23 +65,10 @@ fn config(listen: u16, redis: Option<&str>, sims: &[Simulator], hook: &str) -> S
         q(DID),
     );
     for (sim, prefix) in sims.iter().zip(PREFIXES) {
-        text.push_str(&format!(
-            "[[nodes]]\nname = {}\nprefix = {}\nesl = {}\npassword = {}\naudit_ms = 1000\n",
-            q(prefix),
-            q(prefix),
-            q(&sim.addr().to_string()),
-            q(PASSWORD),
-        ));
+        let esl = sim.addr().to_string();
+        text.push_str(&node_toml(prefix, &esl, PASSWORD, "audit_ms = 1000\n"));
     }
     text
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// The session's member in the room as `api` lists it: `Some(muted)`, or `None` if not in it.

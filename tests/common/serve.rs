@@ -143,3 +143,24 @@ impl Api {
             .collect()
     }
 }
+
+/// A free TCP port on the loopback (for an instance's API).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A `[[nodes]]` entry of a configuration (`extra`: more of its lines, each ending in `\n`).
+pub fn node_toml(prefix: &str, esl: &str, password: &str, extra: &str) -> String {
+    let q = |s: &str| toml::Value::String(s.to_owned()).to_string();
+    format!(
+        "[[nodes]]\nname = {}\nprefix = {}\nesl = {}\npassword = {}\n{extra}",
+        q(prefix),
+        q(prefix),
+        q(esl),
+        q(password)
+    )
+}
