@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+mod webhook_support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
@@ -19,6 +20,7 @@ use common::redis_server::RedisServer;
 use common::serve::{Api, Serve, free_port, node_toml, until};
 use switchyard::api::hash_key;
 use switchyard::sim::{SimConfig, Simulator};
+use webhook_support::{Receiver, secret};
 
 const DID: &str = "15551230000";
 const KEY: &str = "fleet-test-key";
@@ -27,18 +29,21 @@ const PREFIXES: [&str; 4] = ["flt01", "flt02", "flt03", "flt04"];
 /// The node leases' time to live in the test (the default is 5 s).
 const LEASE_MS: u64 = 1500;
 
-fn config(listen: u16, redis: &str, sims: &[Simulator]) -> String {
+fn config(listen: u16, redis: &str, sims: &[Simulator], hook: &str) -> String {
     let q = |s: &str| toml::Value::String(s.to_owned()).to_string();
     let mut text = format!(
         "listen = {}\nredis_url = {}\ncursor_secret = \"fleet-test-cursor-secret-0123456789\"\n\
          node_lease_ms = {LEASE_MS}\n\
          [limits]\nglobal_rps = 0\nconference_ms = 0\nconference_mute_ms = 0\n\
          conference_control_ms = 0\nconf_play_ms = 0\n\
-         [[apps]]\nid = \"app1\"\nkey_sha256 = {}\ndids = [{}]\n",
+         [webhooks]\nallow_private = true\nretry_schedule_secs = [1, 1, 1, 1, 1]\nlease_ms = 1000\n\
+         [[apps]]\nid = \"app1\"\nkey_sha256 = {}\ndids = [{}]\nwebhook_url = {}\nwebhook_secret = {}\n",
         q(&format!("127.0.0.1:{listen}")),
         q(redis),
         q(&hash_key(KEY)),
         q(DID),
+        q(hook),
+        q(&secret()),
     );
     for (sim, prefix) in sims.iter().zip(PREFIXES) {
         let node_sip = format!("node_sip = {}\n", q(&sim.node_sip().unwrap().to_string()));
@@ -59,10 +64,16 @@ struct Instance {
 }
 
 impl Instance {
-    async fn start(n: usize, dir: &std::path::Path, redis: &str, sims: &[Simulator]) -> Instance {
+    async fn start(
+        n: usize,
+        dir: &std::path::Path,
+        redis: &str,
+        sims: &[Simulator],
+        hook: &str,
+    ) -> Instance {
         let port = free_port();
         let path = dir.join(format!("switchyard-{n}.toml"));
-        std::fs::write(&path, config(port, redis, sims)).unwrap();
+        std::fs::write(&path, config(port, redis, sims, hook)).unwrap();
         let base = format!("http://127.0.0.1:{port}");
         let serve = Serve::start(&path, &base).await;
         Instance {
@@ -231,14 +242,16 @@ async fn instances_share_the_nodes_and_take_over_a_killed_or_stopped_ones_nodes(
     let redis = RedisServer::start();
     let dir = std::env::temp_dir().join(format!("switchyard-fleet-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let a = Instance::start(0, &dir, &redis.url(), &sims).await;
-    let b = Instance::start(1, &dir, &redis.url(), &sims).await;
+    let receiver = Receiver::ok().await;
+    let hook = receiver.url();
+    let a = Instance::start(0, &dir, &redis.url(), &sims, &hook).await;
+    let b = Instance::start(1, &dir, &redis.url(), &sims, &hook).await;
     let settle = Duration::from_millis(LEASE_MS * 4);
     let shares = shared(&[&a, &b], settle, "two instances share the four nodes").await;
     assert_eq!(shares.iter().map(BTreeSet::len).collect::<Vec<_>>(), [2, 2]);
 
     // A third instance gets its share; any instance serves any call.
-    let mut c = Instance::start(2, &dir, &redis.url(), &sims).await;
+    let mut c = Instance::start(2, &dir, &redis.url(), &sims, &hook).await;
     let shares = shared(
         &[&a, &b, &c],
         settle,
@@ -325,5 +338,32 @@ async fn instances_share_the_nodes_and_take_over_a_killed_or_stopped_ones_nodes(
     assert_eq!(count("conference.member.unmuted"), 2);
     assert_eq!(count("conference.member.muted"), 1);
     assert_eq!(count("conference.member.left"), 1);
+
+    // The webhooks (sent by whichever instance led the app's dispatcher, through the kill and
+    // the stop) carry every one of those events, at least once, in seq order.
+    let ids: BTreeSet<String> = events
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_owned())
+        .collect();
+    let delivered = until(Duration::from_secs(30), "every event delivered", || async {
+        let got: BTreeSet<String> = receiver
+            .delivered()
+            .iter()
+            .map(|r| r.json["id"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        ids.is_subset(&got).then(|| receiver.delivered())
+    })
+    .await;
+    let mut seen = BTreeSet::new();
+    let seqs: Vec<u64> = delivered
+        .iter()
+        .filter(|r| r.json["room_id"] == room.as_str())
+        .filter(|r| seen.insert(r.json["id"].as_str().unwrap_or_default().to_owned()))
+        .filter_map(|r| r.json["seq"].as_u64())
+        .collect();
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]),
+        "webhooks in order: {seqs:?}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
