@@ -24,7 +24,7 @@ use tower::ServiceExt;
 
 use common::api::{A, TestLab, eventually, options};
 use switchyard::server::lab::LabOptions;
-use switchyard::store::Store;
+use switchyard::store::Deliveries;
 use switchyard::store::memory::MemoryStore;
 use switchyard::telemetry::{
     ESL_COMMAND_DURATION, ESL_COMMANDS, ESL_EVENTS, EVENT_TO_OUTBOX, EVENTS_APPLIED, HTTP_DURATION,

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use log_capture::Logs;
 use switchyard::conference::EventKind;
-use switchyard::store::Store;
+use switchyard::store::Deliveries;
 use switchyard::store::memory::MemoryStore;
 use switchyard::webhook::spawn;
 use webhook_support::*;

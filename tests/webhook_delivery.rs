@@ -12,6 +12,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use switchyard::conference::EventKind;
+use switchyard::store::Deliveries;
 use switchyard::store::Store;
 use switchyard::store::memory::MemoryStore;
 use switchyard::webhook::sign::{Secret, Signer, verify};

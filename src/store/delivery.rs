@@ -1,7 +1,11 @@
 //! What the stores keep about webhook delivery: attempts, dead letters, and the order of outbox
 //! entry ids.
 
-use crate::conference::{DomainEvent, Micros, RoomId};
+use std::future::Future;
+use std::time::Duration;
+
+use super::StoreError;
+use crate::conference::{AppId, DomainEvent, Micros, RoomId};
 
 /// How many dead letters a store keeps per app.
 pub const DEAD_LETTERS_KEPT: usize = 10_000;
@@ -46,4 +50,86 @@ pub struct DeadLetter {
 pub fn outbox_order(id: &str) -> Option<(u64, u64)> {
     let (ms, seq) = id.split_once('-')?;
     Some((ms.parse().ok()?, seq.parse().ok()?))
+}
+
+/// What a store keeps for the webhook dispatchers: each app's position in its outbox, the
+/// entries acknowledged ahead of it, dead letters, the delivery log, and the leases that make one
+/// dispatcher per app deliver at a time. (A part of [`super::Store`].)
+pub trait Deliveries: Send + Sync + 'static {
+    /// The webhook dispatcher's position in the app's outbox: every entry up to and including it
+    /// was delivered or dead-lettered. `None`: nothing yet.
+    fn outbox_position(
+        &self,
+        app: &AppId,
+    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+
+    /// Moves the position to `id` and forgets the acknowledgments ([`Deliveries::ack_outbox`]) of
+    /// entries up to and including it.
+    fn set_outbox_position(
+        &self,
+        app: &AppId,
+        id: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Records that an entry after the position was delivered (an earlier one is still being
+    /// retried), so a restarted dispatcher does not send it again.
+    fn ack_outbox(
+        &self,
+        app: &AppId,
+        id: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The entries after the position recorded by [`Deliveries::ack_outbox`].
+    fn outbox_acked(
+        &self,
+        app: &AppId,
+    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+
+    /// Keeps a message that could not be delivered (the newest [`DEAD_LETTERS_KEPT`] are kept).
+    fn dead_letter(
+        &self,
+        app: &AppId,
+        letter: &DeadLetter,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Records one delivery attempt in the app's delivery log (the newest
+    /// [`DELIVERY_LOG_KEPT`] are kept). Returns the log entry's id.
+    fn log_delivery(
+        &self,
+        app: &AppId,
+        attempt: &DeliveryAttempt,
+    ) -> impl Future<Output = Result<String, StoreError>> + Send;
+
+    /// The app's delivery log, newest first, before the entry `before` (exclusive).
+    fn delivery_log(
+        &self,
+        app: &AppId,
+        before: Option<&str>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<(String, DeliveryAttempt)>, StoreError>> + Send;
+
+    /// Takes or renews the lease `name` of the app for `holder`, for `ttl`: true if `holder`
+    /// holds it now. (One webhook dispatcher per app across controller instances.)
+    fn lease(
+        &self,
+        app: &AppId,
+        name: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Gives the lease up, if `holder` holds it.
+    fn release_lease(
+        &self,
+        app: &AppId,
+        name: &str,
+        holder: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The app's dead letters, oldest first, at most `limit`.
+    fn dead_letters(
+        &self,
+        app: &AppId,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<DeadLetter>, StoreError>> + Send;
 }

@@ -29,6 +29,8 @@
 //! | `sy:timeouts` | zset `app room_id`, score due µs | rooms to end at their timeout (global; a claim pushes the score out by a lease) |
 //! | `sy:node:<prefix>:rooms` | set of `app room_id` | live rooms on a node (global) |
 //! | `sy:node:<prefix>:sessions` | set of `app session_id` | live sessions on a node (global) |
+//! | `sy:fleet:instances` | zset of instance ids, score expiry ms (Redis's clock) | live controller instances (global, [`super::fleet`]) |
+//! | `sy:fleet:node:<prefix>` | string with PX | the instance applying the node's events (global, [`super::fleet`]) |
 
 use crate::conference::{AppId, NodePrefix, RoomId, SessionId};
 

@@ -7,10 +7,12 @@ use std::fmt::Write;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+mod deliveries;
+
 use super::bell::{Bells, OutboxWatch};
 use super::{
-    Created, DEAD_LETTERS_KEPT, DELIVERY_LOG_KEPT, DeadLetter, DeliveryAttempt, IndexDelta, Page,
-    Saved, Store, StoreError, Updated, outbox_order,
+    Created, DeadLetter, DeliveryAttempt, IndexDelta, Page, Saved, Store, StoreError, Updated,
+    outbox_order,
 };
 use crate::conference::{
     AppId, DomainEvent, Micros, NodePrefix, Room, RoomId, RoomStatus, Session, SessionId,
@@ -498,89 +500,6 @@ impl Store for MemoryStore {
         self.lock().bells.watch(app)
     }
 
-    async fn outbox_position(&self, app: &AppId) -> Result<Option<String>, StoreError> {
-        Ok(self.lock().outbox_position.get(app).cloned())
-    }
-
-    async fn set_outbox_position(&self, app: &AppId, id: &str) -> Result<(), StoreError> {
-        let mut s = self.lock();
-        s.outbox_position.insert(app.clone(), id.to_owned());
-        let upto = outbox_order(id);
-        if let Some(acked) = s.outbox_acked.get_mut(app) {
-            acked.retain(|a| outbox_order(a) > upto);
-        }
-        Ok(())
-    }
-
-    async fn ack_outbox(&self, app: &AppId, id: &str) -> Result<(), StoreError> {
-        self.lock()
-            .outbox_acked
-            .entry(app.clone())
-            .or_default()
-            .insert(id.to_owned());
-        Ok(())
-    }
-
-    async fn outbox_acked(&self, app: &AppId) -> Result<Vec<String>, StoreError> {
-        let s = self.lock();
-        let mut ids: Vec<String> = s
-            .outbox_acked
-            .get(app)
-            .map(|a| a.iter().cloned().collect())
-            .unwrap_or_default();
-        ids.sort_by_key(|id| outbox_order(id));
-        Ok(ids)
-    }
-
-    async fn dead_letter(&self, app: &AppId, letter: &DeadLetter) -> Result<(), StoreError> {
-        let mut s = self.lock();
-        let list = s.dead_letters.entry(app.clone()).or_default();
-        list.push_back(letter.clone());
-        while list.len() > DEAD_LETTERS_KEPT {
-            list.pop_front();
-        }
-        Ok(())
-    }
-
-    async fn log_delivery(
-        &self,
-        app: &AppId,
-        attempt: &DeliveryAttempt,
-    ) -> Result<String, StoreError> {
-        let mut s = self.lock();
-        s.next_event += 1;
-        let id = format!("{}-0", s.next_event);
-        let log = s.delivery_log.entry(app.clone()).or_default();
-        log.push_back((id.clone(), attempt.clone()));
-        if log.len() > DELIVERY_LOG_KEPT {
-            log.pop_front();
-        }
-        Ok(id)
-    }
-
-    async fn delivery_log(
-        &self,
-        app: &AppId,
-        before: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<(String, DeliveryAttempt)>, StoreError> {
-        let s = self.lock();
-        let before = before.and_then(outbox_order);
-        Ok(s.delivery_log
-            .get(app)
-            .map(|log| {
-                log.iter()
-                    .rev()
-                    .filter(|(id, _)| {
-                        before.is_none_or(|b| outbox_order(id).is_some_and(|o| o < b))
-                    })
-                    .take(limit)
-                    .cloned()
-                    .collect()
-            })
-            .unwrap_or_default())
-    }
-
     async fn trim_outbox(&self, app: &AppId, before: &str) -> Result<(), StoreError> {
         let Some(before) = outbox_order(before) else {
             return Ok(());
@@ -594,42 +513,6 @@ impl Store for MemoryStore {
     async fn append_outbox(&self, _app: &AppId, events: &[DomainEvent]) -> Result<(), StoreError> {
         self.lock().append(events.iter().cloned());
         Ok(())
-    }
-
-    async fn lease(
-        &self,
-        app: &AppId,
-        name: &str,
-        holder: &str,
-        ttl: Duration,
-    ) -> Result<bool, StoreError> {
-        let mut s = self.lock();
-        let key = (app.clone(), name.to_owned());
-        let now = Instant::now();
-        match s.leases.get(&key) {
-            Some((h, until)) if h != holder && *until > now => Ok(false),
-            _ => {
-                s.leases.insert(key, (holder.to_owned(), now + ttl));
-                Ok(true)
-            }
-        }
-    }
-
-    async fn release_lease(&self, app: &AppId, name: &str, holder: &str) -> Result<(), StoreError> {
-        let mut s = self.lock();
-        let key = (app.clone(), name.to_owned());
-        if s.leases.get(&key).is_some_and(|(h, _)| h == holder) {
-            s.leases.remove(&key);
-        }
-        Ok(())
-    }
-
-    async fn dead_letters(&self, app: &AppId, limit: usize) -> Result<Vec<DeadLetter>, StoreError> {
-        let s = self.lock();
-        Ok(s.dead_letters
-            .get(app)
-            .map(|l| l.iter().take(limit).cloned().collect())
-            .unwrap_or_default())
     }
 }
 

@@ -28,7 +28,7 @@ pub use change::{
     unique_name, update_room,
 };
 pub use delivery::{
-    DEAD_LETTERS_KEPT, DELIVERY_LOG_KEPT, DeadLetter, DeliveryAttempt, outbox_order,
+    DEAD_LETTERS_KEPT, DELIVERY_LOG_KEPT, DeadLetter, Deliveries, DeliveryAttempt, outbox_order,
 };
 
 use crate::conference::{AppId, DomainEvent, Micros, NodePrefix, Room, RoomId, Session, SessionId};
@@ -78,7 +78,7 @@ pub struct Page<T> {
 }
 
 /// The storage the controller needs. Every method is one round trip (or one atomic script).
-pub trait Store: Send + Sync + 'static {
+pub trait Store: Deliveries + Send + Sync + 'static {
     /// Stores a new room, unless the app already has a live room with that name.
     fn create_room(
         &self,
@@ -312,58 +312,6 @@ pub trait Store: Send + Sync + 'static {
         futures_util::future::join_all(each)
     }
 
-    /// The webhook dispatcher's position in the app's outbox: every entry up to and including it
-    /// was delivered or dead-lettered. `None`: nothing yet.
-    fn outbox_position(
-        &self,
-        app: &AppId,
-    ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
-
-    /// Moves the position to `id` and forgets the acknowledgments ([`Store::ack_outbox`]) of
-    /// entries up to and including it.
-    fn set_outbox_position(
-        &self,
-        app: &AppId,
-        id: &str,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-
-    /// Records that an entry after the position was delivered (an earlier one is still being
-    /// retried), so a restarted dispatcher does not send it again.
-    fn ack_outbox(
-        &self,
-        app: &AppId,
-        id: &str,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-
-    /// The entries after the position recorded by [`Store::ack_outbox`].
-    fn outbox_acked(
-        &self,
-        app: &AppId,
-    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
-
-    /// Keeps a message that could not be delivered (the newest [`DEAD_LETTERS_KEPT`] are kept).
-    fn dead_letter(
-        &self,
-        app: &AppId,
-        letter: &DeadLetter,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-
-    /// Records one delivery attempt in the app's delivery log (the newest
-    /// [`DELIVERY_LOG_KEPT`] are kept). Returns the log entry's id.
-    fn log_delivery(
-        &self,
-        app: &AppId,
-        attempt: &DeliveryAttempt,
-    ) -> impl Future<Output = Result<String, StoreError>> + Send;
-
-    /// The app's delivery log, newest first, before the entry `before` (exclusive).
-    fn delivery_log(
-        &self,
-        app: &AppId,
-        before: Option<&str>,
-        limit: usize,
-    ) -> impl Future<Output = Result<Vec<(String, DeliveryAttempt)>, StoreError>> + Send;
-
     /// Drops the app's outbox entries before `before` (an entry id; exclusive): the end of the
     /// event feed's retained window.
     fn trim_outbox(
@@ -378,31 +326,6 @@ pub trait Store: Send + Sync + 'static {
         app: &AppId,
         events: &[DomainEvent],
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
-
-    /// Takes or renews the lease `name` of the app for `holder`, for `ttl`: true if `holder`
-    /// holds it now. (One webhook dispatcher per app across controller instances.)
-    fn lease(
-        &self,
-        app: &AppId,
-        name: &str,
-        holder: &str,
-        ttl: Duration,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
-
-    /// Gives the lease up, if `holder` holds it.
-    fn release_lease(
-        &self,
-        app: &AppId,
-        name: &str,
-        holder: &str,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-
-    /// The app's dead letters, oldest first, at most `limit`.
-    fn dead_letters(
-        &self,
-        app: &AppId,
-        limit: usize,
-    ) -> impl Future<Output = Result<Vec<DeadLetter>, StoreError>> + Send;
 }
 
 /// How long a terminated room (and its conferencecalls and recordings) stays readable.
