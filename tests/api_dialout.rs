@@ -97,6 +97,14 @@ async fn a_dialed_participant_rings_answers_and_joins_as_asked() {
     assert_eq!(again.body["status"], "joined");
     assert_eq!(again.body["uuid"], session.as_str());
     assert_eq!(t.members(A, &room).await.len(), 1);
+    // The same uid with a malformed destination is bad input, not a repeat (schemathesis found
+    // `"to": ""` answered 200 with the first call's participant).
+    let mut bad = json!({ "to": "", "command_uid": "call-alice" });
+    let r = dial(&t, &room, bad.clone()).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{r:?}");
+    bad["to"] = json!("sip:alice@pbx.example.com;transport=tcp");
+    let r = dial(&t, &room, bad).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{r:?}");
 }
 
 #[tokio::test]

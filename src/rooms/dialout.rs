@@ -57,6 +57,8 @@ impl<S: Store> Rooms<S> {
         room_id: &RoomId,
         req: DialRequest,
     ) -> Result<Participant, ServiceError> {
+        // Bad input is refused whatever its command_uid: a repeat is of a valid request.
+        let to = Destination::parse(&req.to)?;
         let room = self.room(app, room_id).await?;
         if let Some(p) = req
             .command_uid
@@ -65,7 +67,6 @@ impl<S: Store> Rooms<S> {
         {
             return Ok(p);
         }
-        let to = Destination::parse(&req.to)?;
         if !self.directory.dial_allowed(app, &to) {
             return Err(DestinationError::NotAllowed(req.to.clone()).into());
         }

@@ -128,7 +128,7 @@ const COMMON_RESPONSES: &[(&str, &str)] = &[
         errors::PayloadTooLarge,
         errors::UnsupportedMediaType,
     )),
-    modifiers(&AppAuth),
+    modifiers(&AppAuth, &RequestIds),
     tags(
         (name = "conferences", description = "Rooms of the application (seed 004): create, \
             list, read, members, delete, playback."),
@@ -191,6 +191,66 @@ impl Modify for AppAuth {
                         .responses
                         .entry((*status).to_owned())
                         .or_insert_with(|| RefOr::Ref(Ref::from_response_name(*response)));
+                }
+            }
+        }
+    }
+}
+
+/// Every operation takes an optional `X-Request-Id` and every answer carries one (see
+/// [`crate::api::request_id`]).
+struct RequestIds;
+
+impl Modify for RequestIds {
+    fn modify(&self, doc: &mut Document) {
+        use utoipa::openapi::header::Header;
+        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+        use utoipa::openapi::schema::ObjectBuilder;
+        // Any string: one that is not a sane id is replaced, not refused.
+        let string = || {
+            RefOr::T(Schema::Object(
+                ObjectBuilder::new()
+                    .schema_type(SchemaType::Type(Type::String))
+                    .build(),
+            ))
+        };
+        let mut header = Header::new(string());
+        header.description = Some(
+            "The request's id: the caller's `X-Request-Id` when it is sane, else a new one. Log \
+             lines about the request carry it."
+                .into(),
+        );
+        let param = ParameterBuilder::new()
+            .name("X-Request-Id")
+            .parameter_in(ParameterIn::Header)
+            .required(Required::False)
+            .description(Some(
+                "Your id for the request, echoed in the answer's `X-Request-Id` when it is sane \
+                 (1 to 128 visible ASCII characters); otherwise (or when absent) a new one is \
+                 made. Never refused.",
+            ))
+            .schema(Some(string()))
+            .build();
+        for item in doc.paths.paths.values_mut() {
+            for op in operations(item) {
+                op.parameters
+                    .get_or_insert_with(Vec::new)
+                    .push(param.clone());
+                for response in op.responses.responses.values_mut() {
+                    if let RefOr::T(response) = response {
+                        response
+                            .headers
+                            .insert("X-Request-Id".into(), header.clone());
+                    }
+                }
+            }
+        }
+        if let Some(components) = doc.components.as_mut() {
+            for response in components.responses.values_mut() {
+                if let RefOr::T(response) = response {
+                    response
+                        .headers
+                        .insert("X-Request-Id".into(), header.clone());
                 }
             }
         }
@@ -265,5 +325,48 @@ async fn openapi_json() -> Result<Response, ApiError> {
     match &*JSON {
         Ok(text) => Ok(([(CONTENT_TYPE, "application/json")], text.clone()).into_response()),
         Err(e) => Err(ApiError::Internal(e.clone())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The request id is documented where it is: a header every operation takes and every
+    /// answer (its own, or a shared one) carries.
+    #[test]
+    fn every_operation_documents_the_request_id() {
+        let doc = document();
+        let shared = doc.components.as_ref().map(|c| &c.responses);
+        let mut operations_seen = 0;
+        for item in doc.paths.paths.clone().values_mut() {
+            for op in operations(item) {
+                operations_seen += 1;
+                let params = op.parameters.as_deref().unwrap_or_default();
+                assert!(
+                    params.iter().any(|p| p.name == "X-Request-Id"),
+                    "{:?} takes no X-Request-Id",
+                    op.operation_id
+                );
+                for (status, response) in &op.responses.responses {
+                    let headers = match response {
+                        RefOr::T(r) => &r.headers,
+                        RefOr::Ref(r) => {
+                            let name = r.ref_location.rsplit('/').next().unwrap_or_default();
+                            match shared.and_then(|s| s.get(name)) {
+                                Some(RefOr::T(r)) => &r.headers,
+                                _ => panic!("{status}: unknown shared response {name}"),
+                            }
+                        }
+                    };
+                    assert!(
+                        headers.contains_key("X-Request-Id"),
+                        "{:?} {status} carries no X-Request-Id",
+                        op.operation_id
+                    );
+                }
+            }
+        }
+        assert!(operations_seen > 40, "{operations_seen} operations");
     }
 }
