@@ -359,12 +359,27 @@ impl State {
             return;
         };
         let out = ch.bridge_out.take();
+        // The refusal the leg got (`far_replied`), as the originate copies it to the caller.
+        let refusal: Vec<(&str, String)> = out
+            .as_ref()
+            .and_then(|o| self.channels.get(o))
+            .map(|leg| {
+                ["sip_invite_failure_phrase", "sip_invite_failure_status"]
+                    .into_iter()
+                    .filter_map(|k| leg.var(k).map(|v| (k, v.to_owned())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let Some(ch) = self.channels.get_mut(caller) else {
+            return;
+        };
         ch.set_var("originate_failed_cause", cause);
         if let Some(out) = out {
             ch.set_var("originate_signal_bond", out);
         }
-        ch.set_var("sip_invite_failure_phrase", "Temporarily Unavailable");
-        ch.set_var("sip_invite_failure_status", "480");
+        for (k, v) in refusal {
+            ch.set_var(k, v);
+        }
         let goes_on =
             ch.var("continue_on_fail") == Some("true") || CONTINUE_ANYWAY.contains(&cause);
         let after = std::mem::take(&mut ch.after);

@@ -65,13 +65,12 @@ impl Fleet for RedisStore {
         holder: &str,
         ttl: Duration,
     ) -> Result<bool, StoreError> {
-        static SCRIPT: std::sync::LazyLock<Script> =
-            std::sync::LazyLock::new(|| Script::new(include_str!("lua/lease.lua")));
         let ms = match ttl.is_zero() {
             true => 0,
             false => ttl.as_millis().max(1) as u64,
         };
-        let held: i64 = SCRIPT
+        let held: i64 = self
+            .lease_script()
             .key(node_key(node))
             .arg(holder)
             .arg(ms)
