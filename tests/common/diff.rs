@@ -106,6 +106,8 @@ pub const READ: &[&str] = &[
     "Channel-State",
     "Channel-Call-State",
     "Answer-State",
+    // The SIP refusal a failed originate or bridge reports on its caller (480, 404, 486…).
+    "variable_sip_invite_failure_status",
 ];
 
 /// Fields of `conference json_list` and `show channels as json` the controller reads.
