@@ -6,6 +6,11 @@
 //!
 //! Likewise the `schemathesis` cfg: the API fuzzer is on the `PATH`, or
 //! `SWITCHYARD_REQUIRE_SCHEMATHESIS=1` (CI: a missing one fails `tests/schemathesis.rs`).
+//!
+//! And the `browser` cfg: the dashboard's browser tests have Chromium and its WebDriver
+//! (`SWITCHYARD_CHROMIUM`, default `/usr/bin/chromium`; `SWITCHYARD_CHROMEDRIVER`, default
+//! `/usr/bin/chromedriver`: Debian's `chromium` and `chromium-driver`), or
+//! `SWITCHYARD_REQUIRE_BROWSER=1` (CI: a missing one fails them, saying how to install it).
 use std::path::{Path, PathBuf};
 
 fn set(name: &str) -> Option<String> {
@@ -44,5 +49,18 @@ fn main() {
     let required = set("SWITCHYARD_REQUIRE_SCHEMATHESIS").is_some_and(|v| v != "0");
     if on_path || required {
         println!("cargo::rustc-cfg=schemathesis");
+    }
+
+    println!("cargo::rustc-check-cfg=cfg(browser)");
+    let chromium = set("SWITCHYARD_CHROMIUM").unwrap_or_else(|| "/usr/bin/chromium".into());
+    let driver = set("SWITCHYARD_CHROMEDRIVER").unwrap_or_else(|| "/usr/bin/chromedriver".into());
+    for path in [&chromium, &driver] {
+        if let Some(dir) = Path::new(path).parent().filter(|d| d.exists()) {
+            println!("cargo::rerun-if-changed={}", dir.display());
+        }
+    }
+    let required = set("SWITCHYARD_REQUIRE_BROWSER").is_some_and(|v| v != "0");
+    if required || (Path::new(&chromium).is_file() && Path::new(&driver).is_file()) {
+        println!("cargo::rustc-cfg=browser");
     }
 }

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a Debian 12 machine (root, or sudo): redis-server (the
 # Redis store tests start their own), SIPp (Debian's sip-tester: the live tests' SIP callers), and
-# a real FreeSWITCH from ../shared/freeswitch/dist (the live tests start their own nodes), and
-# Schemathesis from PyPI (the API fuzzer run against the lab). Does
+# a real FreeSWITCH from ../shared/freeswitch/dist (the live tests start their own nodes),
+# Chromium and its WebDriver (Debian's chromium and chromium-driver: the dashboard's browser
+# tests), and Schemathesis from PyPI (the API fuzzer run against the lab). Does
 # nothing for what is already there; fails with a clear message when something cannot be had.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +13,8 @@ export DEBIAN_FRONTEND=noninteractive
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v sipp >/dev/null 2>&1 || missing+=(sip-tester)
+[ -x "${SWITCHYARD_CHROMIUM:-/usr/bin/chromium}" ] || missing+=(chromium)
+[ -x "${SWITCHYARD_CHROMEDRIVER:-/usr/bin/chromedriver}" ] || missing+=(chromium-driver)
 if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
@@ -37,4 +40,4 @@ if ! command -v schemathesis >/dev/null 2>&1; then
   command -v schemathesis >/dev/null 2>&1 \
     || { echo "test-deps: schemathesis installed but not on PATH ($(python3 -m site --user-base)/bin?)" >&2; exit 1; }
 fi
-echo "test-deps: $(redis-server --version | cut -d' ' -f1-3), $(sipp -v 2>/dev/null | grep -o 'SIPp v[^ ]*' | head -1), $("$fs" -version | head -1), $(schemathesis --version)"
+echo "test-deps: $(redis-server --version | cut -d' ' -f1-3), $("${SWITCHYARD_CHROMEDRIVER:-/usr/bin/chromedriver}" --version | cut -d' ' -f1-2), $(sipp -v 2>/dev/null | grep -o 'SIPp v[^ ]*' | head -1), $("$fs" -version | head -1), $(schemathesis --version)"

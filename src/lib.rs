@@ -26,4 +26,5 @@ pub mod server;
 pub mod sim;
 pub mod store;
 pub mod telemetry;
+pub mod ui;
 pub mod webhook;

@@ -105,3 +105,125 @@ async fn session_endpoints_refuse_another_app() {
     assert_eq!(t.count(B, EventKind::MemberJoining).await, 0);
     assert_eq!(t.members(A, &room).await.len(), 1);
 }
+
+/// A GET with the operator's key (and, acting as an app, its id) or an app's key beside it.
+async fn operator_get(
+    t: &TestLab<MemoryStore>,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (StatusCode, serde_json::Value) {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let mut request = axum::http::Request::get(path);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = t
+        .lab
+        .router()
+        .oneshot(request.body(axum::body::Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&bytes).unwrap_or_default())
+}
+
+#[tokio::test]
+async fn the_operator_key_reads_every_app_and_acts_only_as_a_configured_one() {
+    let options = switchyard::server::lab::LabOptions {
+        admin_key: Some("root-key".into()),
+        ..options()
+    };
+    let t = TestLab::start(MemoryStore::new(), options).await;
+    let a_room = t.room(A, "a-room").await;
+    let s = t.call(A, "1001").await;
+    t.joined(A, &a_room, &s).await;
+    let b_room = t.room(B, "b-room").await;
+
+    // The overview: every app's totals, and the node's rooms and members across apps.
+    let (status, body) = operator_get(
+        &t,
+        "/api/v1/operator/overview",
+        &[("x-admin-key", "root-key")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["apps"],
+        json!([
+            { "app_id": A.0, "rooms": 1, "members": 1 },
+            { "app_id": B.0, "rooms": 1, "members": 0 },
+        ])
+    );
+    assert_eq!(body["nodes"][0]["rooms"], 2, "{body}");
+    assert_eq!(body["nodes"][0]["members"], 1, "{body}");
+    assert_eq!(body["nodes"][0]["state"], "up", "{body}");
+
+    // Refused: a wrong operator key, an app's key, nothing.
+    for headers in [
+        vec![("x-admin-key", "root-kez")],
+        vec![("x-app-id", A.0), ("x-api-key", A.1)],
+        vec![],
+    ] {
+        let (status, body) = operator_get(&t, "/api/v1/operator/overview", &headers).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{headers:?}: {body}");
+        assert_eq!(body["success"], false);
+    }
+
+    // Acting as app B: B's rooms and B's counts only.
+    let as_b = [("x-admin-key", "root-key"), ("x-app-id", B.0)];
+    let (status, body) = operator_get(&t, "/api/v1/conferences", &as_b).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let ids: Vec<&str> = body["conferences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["room_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [b_room.as_str()]);
+    assert_eq!(body["conferences"][0]["node"], "lab01");
+    assert_eq!(body["conferences"][0]["status"], "progressing");
+    let (status, _) = operator_get(&t, &format!("/api/v1/conferences/{a_room}"), &as_b).await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "acting as B, A's room is another app's"
+    );
+    let (_, body) = operator_get(&t, "/api/v1/nodes", &as_b).await;
+    assert_eq!(body["nodes"][0]["rooms"], 1, "{body}");
+    assert_eq!(body["nodes"][0]["members"], 0, "{body}");
+
+    // Not as an app that is not configured, nor with a wrong key, nor with both keys at once.
+    for headers in [
+        vec![("x-admin-key", "root-key"), ("x-app-id", "app-z")],
+        vec![("x-admin-key", "root-kez"), ("x-app-id", B.0)],
+        vec![
+            ("x-admin-key", "root-key"),
+            ("x-app-id", B.0),
+            ("x-api-key", A.1),
+        ],
+    ] {
+        let (status, _) = operator_get(&t, "/api/v1/conferences", &headers).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{headers:?}");
+    }
+}
+
+#[tokio::test]
+async fn without_an_operator_key_configured_none_is_accepted() {
+    let (t, _, _) = setup().await;
+    for (path, headers) in [
+        ("/api/v1/operator/overview", vec![("x-admin-key", "")]),
+        (
+            "/api/v1/operator/overview",
+            vec![("x-admin-key", "anything")],
+        ),
+        (
+            "/api/v1/conferences",
+            vec![("x-admin-key", ""), ("x-app-id", A.0)],
+        ),
+    ] {
+        let (status, _) = operator_get(&t, path, &headers).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{path} {headers:?}");
+    }
+}

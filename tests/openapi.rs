@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 
 use switchyard::api::ApiOptions;
-use switchyard::api::openapi::{self, PUBLIC_PATHS};
+use switchyard::api::openapi::{self, OPERATOR_PATHS, PUBLIC_PATHS};
 use switchyard::server::lab::{Lab, LabOptions};
 use switchyard::store::memory::MemoryStore;
 
@@ -218,19 +218,28 @@ async fn every_documented_operation_is_served() {
     }
 }
 
-fn requires_app_key(doc: &Doc, op: &Value) -> bool {
+/// Whether the operation requires a key: an application's (or the operator's acting as an
+/// application, with `X-App-ID`), or, on the operator's routes, the operator's alone.
+fn requires_app_key(doc: &Doc, template: &str, op: &Value) -> bool {
     let security = op["security"].as_array().cloned().unwrap_or_default();
+    for scheme in ["app_id", "api_key", "admin_key"] {
+        assert!(
+            doc.root["components"]["securitySchemes"]
+                .get(scheme)
+                .is_some()
+        );
+    }
     match security.as_slice() {
         [] => false,
-        [both] => {
+        [both, as_app] => {
             assert_eq!(both, &json!({ "app_id": [], "api_key": [] }));
-            for scheme in ["app_id", "api_key"] {
-                assert!(
-                    doc.root["components"]["securitySchemes"]
-                        .get(scheme)
-                        .is_some()
-                );
-            }
+            assert_eq!(as_app, &json!({ "app_id": [], "admin_key": [] }));
+            assert!(!OPERATOR_PATHS.contains(&template), "{template}");
+            true
+        }
+        [operator] => {
+            assert_eq!(operator, &json!({ "admin_key": [] }));
+            assert!(OPERATOR_PATHS.contains(&template), "{template}");
             true
         }
         other => panic!("unexpected security {other:?}"),
@@ -246,7 +255,7 @@ async fn auth_is_documented_where_the_router_asks_for_it() {
         let refused = status == StatusCode::UNAUTHORIZED;
         assert_eq!(
             refused,
-            requires_app_key(&doc, op),
+            requires_app_key(&doc, &template, op),
             "{method} {template}: without a key the router answers {status} {body}, the \
              document's security says otherwise"
         );
@@ -278,8 +287,10 @@ async fn the_global_limit_and_its_retry_after_are_documented_on_every_app_route(
     for (method, template, op) in doc.operations() {
         let (status, headers, body) = send(&router, &method, &concrete(&template), Some(A)).await;
         if status != StatusCode::TOO_MANY_REQUESTS {
+            // The operator is not an application: no per-application limit.
             assert!(
-                PUBLIC_PATHS.contains(&template.as_str()),
+                PUBLIC_PATHS.contains(&template.as_str())
+                    || OPERATOR_PATHS.contains(&template.as_str()),
                 "{method} {template}: {status}"
             );
             assert!(

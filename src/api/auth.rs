@@ -35,16 +35,20 @@ fn parse_hex32(hex: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
-/// The applications allowed in, by id, with the hash of their key.
+/// The applications allowed in, by id, with the hash of their key; and the operator's key,
+/// when one is configured: it acts as any configured app (`X-Admin-Key` with `X-App-ID`) and
+/// alone reads the operator view across apps.
 #[derive(Clone, Default)]
 pub struct AppKeys {
     keys: HashMap<AppId, [u8; 32]>,
+    admin: Option<[u8; 32]>,
 }
 
 impl std::fmt::Debug for AppKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AppKeys")
             .field("apps", &self.keys.keys().collect::<Vec<_>>())
+            .field("admin", &self.admin.is_some())
             .finish()
     }
 }
@@ -68,6 +72,32 @@ impl AppKeys {
 
     pub fn apps(&self) -> impl Iterator<Item = &AppId> {
         self.keys.keys()
+    }
+
+    /// Sets the operator's key by its hex SHA-256; `None` if the hash is not 64 hex digits.
+    pub fn set_admin_hashed(&mut self, key_sha256: &str) -> Option<()> {
+        self.admin = Some(parse_hex32(&key_sha256.to_ascii_lowercase())?);
+        Some(())
+    }
+
+    /// Sets the operator's key in plain (the lab).
+    pub fn set_admin_plain(&mut self, key: &str) {
+        self.admin = Some(Sha256::digest(key.as_bytes()).into());
+    }
+
+    /// Whether `key` is the operator's key (false when none is configured). The comparison
+    /// takes the same time either way.
+    pub fn check_admin(&self, key: &str) -> bool {
+        let given: [u8; 32] = Sha256::digest(key.as_bytes()).into();
+        let expected = self.admin.unwrap_or([0u8; 32]);
+        let equal: bool = given.ct_eq(&expected).into();
+        equal && self.admin.is_some()
+    }
+
+    /// The configured app named `app`, for the operator acting as it.
+    pub fn app(&self, app: &str) -> Option<AppId> {
+        let app = AppId::parse(app).ok()?;
+        self.keys.contains_key(&app).then_some(app)
     }
 
     /// The app, if the pair is right. The comparison takes the same time for an unknown app.
@@ -119,9 +149,14 @@ impl GlobalLimiter {
     }
 }
 
-/// The authenticated application of a request.
+/// The authenticated application of a request: `X-App-ID` with its `X-API-Key`, or with the
+/// operator's `X-Admin-Key` (the dashboard's operator view acting as that app).
 #[derive(Debug, Clone)]
 pub struct Caller(pub AppId);
+
+/// The operator, by `X-Admin-Key`: reads across every app.
+#[derive(Debug, Clone)]
+pub struct Operator;
 
 fn header<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
     parts.headers.get(name).and_then(|v| v.to_str().ok())
@@ -134,10 +169,18 @@ impl<S: Store> FromRequestParts<ApiState<S>> for Caller {
         parts: &mut Parts,
         state: &ApiState<S>,
     ) -> Result<Caller, ApiError> {
-        let (Some(app), Some(key)) = (header(parts, "x-app-id"), header(parts, "x-api-key")) else {
-            return Err(ApiError::Unauthorized);
-        };
-        let app = state.keys().check(app, key).ok_or(ApiError::Unauthorized)?;
+        let app = match (
+            header(parts, "x-app-id"),
+            header(parts, "x-api-key"),
+            header(parts, "x-admin-key"),
+        ) {
+            (Some(app), Some(key), None) => state.keys().check(app, key),
+            (Some(app), None, Some(admin)) if state.keys().check_admin(admin) => {
+                state.keys().app(app)
+            }
+            _ => None,
+        }
+        .ok_or(ApiError::Unauthorized)?;
         state
             .limiter()
             .take(&app)
@@ -146,6 +189,20 @@ impl<S: Store> FromRequestParts<ApiState<S>> for Caller {
                 wait,
             })?;
         Ok(Caller(app))
+    }
+}
+
+impl<S: Store> FromRequestParts<ApiState<S>> for Operator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &ApiState<S>,
+    ) -> Result<Operator, ApiError> {
+        match header(parts, "x-admin-key") {
+            Some(key) if state.keys().check_admin(key) => Ok(Operator),
+            _ => Err(ApiError::Unauthorized),
+        }
     }
 }
 
@@ -163,6 +220,12 @@ mod tests {
         assert_eq!(keys.check("app1", "wrong"), None);
         assert_eq!(keys.check("app2", "s3cret"), None);
         assert_eq!(keys.check("bad id!", "s3cret"), None);
+        assert!(!keys.check_admin(""), "no operator key configured");
+        assert!(keys.set_admin_hashed(&hash_key("root")).is_some());
+        assert!(keys.check_admin("root"));
+        assert!(!keys.check_admin("s3cret"));
+        assert_eq!(keys.app("app1"), Some(AppId::parse("app1").unwrap()));
+        assert_eq!(keys.app("app9"), None);
         assert_eq!(
             hash_key("abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"

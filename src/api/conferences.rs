@@ -98,7 +98,8 @@ async fn create<S: Store>(
     operation_id = "conferences_list",
     tag = "conferences",
     summary = "List the application's rooms",
-    description = "Live rooms, oldest first, one page at a time.",
+    description = "Live rooms, oldest first, one page at a time, each with its status, type, \
+        node, playback and active recording.",
     params(Paging),
     responses(
         (status = 200, description = "A page of rooms", body = doc::ConferenceList),
@@ -129,6 +130,13 @@ async fn list<S: Store>(
                 "name": r.name,
                 "members": r.confirmed_members().count(),
                 "created_at": iso8601(r.created_at),
+                "type": r.kind,
+                "status": r.status,
+                "node": r.id.prefix(),
+                "playback_status": r.playback.status,
+                "playback_volume": r.playback.volume,
+                "playback_urls": r.playback.urls,
+                "recording_id": r.recording.unwrap_or(uuid::Uuid::nil()),
             })
         })
         .collect();
@@ -299,6 +307,7 @@ async fn members<S: Store>(
                 "moderator": m.moderator,
                 "coaching": m.coaching,
                 "talking": m.talking,
+                "conferencecall_id": m.conferencecall_id,
             })
         })
         .collect();

@@ -128,13 +128,30 @@ async fn stream<S: Store>(
         .filter(|v| !v.is_empty()),
     };
     // `after` must be well-formed even when the header wins.
-    let after = position(q.after.as_deref())?;
+    let after = match q.after.as_deref() {
+        Some("now") => Some(now_position()),
+        other => position(other)?,
+    };
     let after = match resume {
         Some(header) => position(Some(header))?,
         None => after,
     };
     let events = feed(st, app, after);
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+/// How far back `after=now` starts: outbox ids are stamped by the store's clock (Redis's, or
+/// this process's), which may run a little behind this one; what was sent twice is harmless to
+/// a reader that de-duplicates on `id`.
+const NOW_MARGIN_MS: u64 = 2_000;
+
+/// The position of `after=now`.
+fn now_position() -> String {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    format!("{}-0", ms.saturating_sub(NOW_MARGIN_MS))
 }
 
 /// The app's events after `after`, forever: each read pages through what is there, then waits

@@ -1,7 +1,8 @@
 //! Lab-only routes (absent from `serve`): make calls happen on the simulated nodes.
 //! `POST /lab/v1/calls` `{"did", "caller_id"[, "node"]}` → 201 `{"uuid"}`: an inbound call,
 //! answered, parked and owned by the calling app; `DELETE /lab/v1/calls/{uuid}`: the caller
-//! hangs up.
+//! hangs up; `POST /lab/v1/calls/{uuid}/talk` `{"talking"}`: the caller starts or stops
+//! speaking (a member's talking events, for apps that get them).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,6 +48,14 @@ pub fn routes<S: Store>() -> Router<ApiState<S>> {
     Router::new()
         .route("/lab/v1/calls", post(call::<S>))
         .route("/lab/v1/calls/{uuid}", delete(hang_up::<S>))
+        .route("/lab/v1/calls/{uuid}/talk", post(talk::<S>))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct TalkBody {
+    /// Whether the caller speaks from now on.
+    talking: bool,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -185,4 +194,39 @@ async fn hang_up<S: Store>(
         return Err(ApiError::NotFound("Session not found".into()));
     }
     Ok(Json(json!({ "uuid": id, "status": "hangup" })))
+}
+
+#[utoipa::path(
+    post,
+    path = "/lab/v1/calls/{uuid}/talk",
+    operation_id = "lab_talk",
+    tag = "lab",
+    summary = "The caller starts or stops speaking",
+    description = "In a room the member then talks (`conference.member.talking`, the member's \
+        `talking`) unless muted or held, for applications that get talking events \
+        (`switchyard lab --talking-events`).",
+    params(SessionPath),
+    request_body = TalkBody,
+    responses(
+        (status = 200, description = "The caller speaks or is silent", body = doc::CallTalking),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+    )
+)]
+async fn talk<S: Store>(
+    State(st): State<ApiState<S>>,
+    Caller(app): Caller,
+    IdPath(raw): IdPath,
+    JsonBody(body): JsonBody<TalkBody>,
+) -> Result<Json<Value>, ApiError> {
+    let id = SessionId::parse(&raw).map_err(|_| ApiError::NotFound("Session not found".into()))?;
+    st.rooms().session(&app, &id).await?;
+    let sim = lab(&st)?
+        .get(&id.prefix())
+        .ok_or_else(|| ApiError::NotFound("Session not found".into()))?;
+    if !sim.caller_talk(id.channel(), body.talking) {
+        return Err(ApiError::NotFound("Session not found".into()));
+    }
+    Ok(Json(json!({ "uuid": id, "talking": body.talking })))
 }

@@ -13,6 +13,7 @@ pub mod extract;
 pub mod health;
 pub mod lab;
 pub mod metrics;
+pub mod nodes;
 pub mod openapi;
 pub mod participants;
 pub mod playback;
@@ -29,7 +30,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 
-pub use auth::{AppKeys, Caller, GlobalLimiter, hash_key};
+pub use auth::{AppKeys, Caller, GlobalLimiter, Operator, hash_key};
 pub use cursor::Cursors;
 pub use error::ApiError;
 
@@ -162,7 +163,9 @@ pub fn router<S: Store>(state: ApiState<S>) -> Router {
         .merge(resource::routes())
         .merge(health::routes())
         .merge(metrics::routes())
-        .merge(openapi::routes());
+        .merge(nodes::routes())
+        .merge(openapi::routes())
+        .merge(crate::ui::routes());
     if state.lab().is_some() {
         router = router.merge(lab::routes());
     }

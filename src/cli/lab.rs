@@ -48,6 +48,9 @@ pub struct LabArgs {
     /// Requests per second per app (0 = no global limit).
     #[arg(long, default_value_t = 100.0)]
     global_rps: f64,
+    /// The operator's key: the dashboard's operator view across the lab's apps (`X-Admin-Key`).
+    #[arg(long, default_value = "lab-admin", hide_default_value = false)]
+    admin_key: String,
     /// Talking events for every lab app (`conference.member.talking`, the member's `talking`).
     #[arg(long)]
     talking_events: bool,
@@ -111,6 +114,7 @@ pub async fn run(args: LabArgs) -> anyhow::Result<()> {
             Vec::new()
         },
         apps,
+        admin_key: Some(args.admin_key.clone()).filter(|k| !k.is_empty()),
         api: ApiOptions {
             global_rate: args.global_rps,
             ..ApiOptions::default()
@@ -169,6 +173,10 @@ async fn run_with<S: Store>(
     for (app, key) in &apps {
         greeting.push(format!("  app: X-App-ID: {app}  X-API-Key: {key}"));
     }
+    if !args.admin_key.is_empty() {
+        greeting.push(format!("  operator: X-Admin-Key: {}", args.admin_key));
+    }
+    greeting.push(format!("  dashboard: http://{bound}/ui"));
     if let Some(url) = &args.webhook_url {
         greeting.push(format!(
             "  webhooks: POST {url} (Standard Webhooks signatures)"

@@ -216,6 +216,8 @@ pub struct NodeHandle {
     effects: tokio::sync::mpsc::UnboundedSender<reconciler::RoomEffect>,
     /// Whether this instance applies the node's events ([`fleet`]).
     owns: watch::Receiver<bool>,
+    /// What this instance's reconciler of the node counted.
+    stats: Arc<reconciler::Stats>,
 }
 
 impl NodeHandle {
@@ -224,6 +226,7 @@ impl NodeHandle {
         link: watch::Receiver<NodeLink>,
         effects: tokio::sync::mpsc::UnboundedSender<reconciler::RoomEffect>,
         owns: watch::Receiver<bool>,
+        stats: Arc<reconciler::Stats>,
     ) -> NodeHandle {
         NodeHandle {
             config,
@@ -231,7 +234,14 @@ impl NodeHandle {
             next: Arc::new(AtomicUsize::new(0)),
             effects,
             owns,
+            stats,
         }
+    }
+
+    /// What this instance's reconciler of the node counted (all zero where another instance
+    /// applies the node's events).
+    pub fn stats(&self) -> &reconciler::Stats {
+        &self.stats
     }
 
     /// Whether this controller instance applies the node's events (it alone, in a fleet).
@@ -473,7 +483,13 @@ mod tests {
         });
         let (effects, _effects_rx) = tokio::sync::mpsc::unbounded_channel();
         let config = NodeConfig::new(NodePrefix::parse("abcde").unwrap(), "fake:1", "ClueCon");
-        let node = NodeHandle::new(Arc::new(config), link, effects, fleet::Ownership::sole());
+        let node = NodeHandle::new(
+            Arc::new(config),
+            link,
+            effects,
+            fleet::Ownership::sole(),
+            Arc::default(),
+        );
         let cmd = |arg: &str| ApiCommand::new("echo").unwrap().arg(arg).unwrap();
 
         // The first command goes to the first connection, which holds it.

@@ -82,7 +82,10 @@ pub fn spawn_among<S: Store>(
         owns: owns.clone(),
     };
     tokio::spawn(supervisor.run(stop));
-    (NodeHandle::new(config, link_rx, effects_tx, owns), stats)
+    (
+        NodeHandle::new(config, link_rx, effects_tx, owns, stats.clone()),
+        stats,
+    )
 }
 
 struct Supervisor<S> {
@@ -508,6 +511,7 @@ impl<S: Store> Supervisor<S> {
                 let node = self.config.prefix.as_str();
                 crate::telemetry::events_applied(node, batch.len(), received.elapsed());
                 crate::telemetry::reconciler_lag(node, stamps);
+                self.reconciler.stats.record_lag(stamps, now_micros());
                 self.execute(effects, commands)
             }
             // The audit repairs what a failed write missed.

@@ -58,6 +58,9 @@ pub struct Config {
     /// the instance holding its lease, which lasts this long unless renewed (every third of
     /// it); a killed instance's nodes go to the others after it. Default 5000 ms.
     pub node_lease_ms: Option<u64>,
+    /// The operator's key, as hex SHA-256 (`switchyard hash-key`): the dashboard's operator
+    /// view across apps (`X-Admin-Key`). None: no operator view.
+    pub admin_key_sha256: Option<String>,
     #[serde(default)]
     pub limits: Limits,
     pub nodes: Vec<Node>,
@@ -297,6 +300,9 @@ impl Config {
         if let Some(v) = env("SWITCHYARD_CURSOR_SECRET") {
             config.cursor_secret = Some(v);
         }
+        if let Some(v) = env("SWITCHYARD_ADMIN_KEY_SHA256") {
+            config.admin_key_sha256 = Some(v).filter(|v| !v.is_empty());
+        }
         if let Some(v) = env("SWITCHYARD_GLOBAL_RPS") {
             config.limits.global_rps = v
                 .parse()
@@ -416,6 +422,10 @@ impl Config {
             keys.add_hashed(id, &a.key_sha256).ok_or_else(|| {
                 invalid(format!("app {}: key_sha256 must be 64 hex digits", a.id))
             })?;
+        }
+        if let Some(admin) = &self.admin_key_sha256 {
+            keys.set_admin_hashed(admin)
+                .ok_or_else(|| invalid("admin_key_sha256 must be 64 hex digits"))?;
         }
         Ok(keys)
     }

@@ -26,6 +26,8 @@ pub struct LabOptions {
     pub node_prefix: String,
     /// Applications and their plain keys.
     pub apps: Vec<(AppId, String)>,
+    /// The operator's plain key (the dashboard's view across apps); `None`: no operator.
+    pub admin_key: Option<String>,
     pub cooldowns: Cooldowns,
     pub api: ApiOptions,
     pub join_timeout: Duration,
@@ -52,6 +54,7 @@ impl Default for LabOptions {
             nodes: 1,
             node_prefix: "lab".into(),
             apps: Vec::new(),
+            admin_key: None,
             cooldowns: Cooldowns::default(),
             api: ApiOptions::default(),
             join_timeout: Duration::from_secs(10),
@@ -115,6 +118,9 @@ impl<S: Store> Lab<S> {
             );
             directory.add_app(app.clone(), []);
             keys.add_plain(app.clone(), key);
+        }
+        if let Some(admin) = &options.admin_key {
+            keys.set_admin_plain(admin);
         }
         let hooks = match &options.webhook {
             Some((url, signer)) => options

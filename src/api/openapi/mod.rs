@@ -30,13 +30,16 @@ use utoipa::{Modify, OpenApi};
 
 use super::{ApiError, ApiState};
 use super::{
-    announce, coach, conferences, events, health, lab, metrics, participants, playback, recordings,
-    resource, sessions, switches, webhooks,
+    announce, coach, conferences, events, health, lab, metrics, nodes, participants, playback,
+    recordings, resource, sessions, switches, webhooks,
 };
 use crate::store::Store;
 
 /// The routes that need no application key.
 pub const PUBLIC_PATHS: &[&str] = &["/healthz", "/readyz", "/metrics", "/api/v1/openapi.json"];
+
+/// The routes that take the operator's key (`X-Admin-Key`) rather than an application's.
+pub const OPERATOR_PATHS: &[&str] = &["/api/v1/operator/overview"];
 
 /// The answers every route that reads a body can give besides its own, by status.
 const BODY_RESPONSES: &[(&str, &str)] =
@@ -108,8 +111,11 @@ const COMMON_RESPONSES: &[(&str, &str)] = &[
         webhooks::retry,
         lab::call,
         lab::hang_up,
+        lab::talk,
         health::healthz,
         health::ready,
+        nodes::nodes,
+        nodes::overview,
         metrics::exposition,
         openapi_json,
     ),
@@ -163,6 +169,12 @@ impl Modify for AppAuth {
         for (name, header, what) in [
             ("app_id", "X-App-ID", "The application's id, as configured."),
             ("api_key", "X-API-Key", "The application's key."),
+            (
+                "admin_key",
+                "X-Admin-Key",
+                "The operator's key (`admin_key_sha256`): with `X-App-ID`, acts as that \
+                 application; alone, reads the operator's overview.",
+            ),
         ] {
             components.add_security_scheme(
                 name,
@@ -171,12 +183,19 @@ impl Modify for AppAuth {
         }
         let both = SecurityRequirement::new("app_id", Vec::<String>::new())
             .add("api_key", Vec::<String>::new());
+        let operator_as_app = SecurityRequirement::new("app_id", Vec::<String>::new())
+            .add("admin_key", Vec::<String>::new());
+        let operator = SecurityRequirement::new("admin_key", Vec::<String>::new());
         for (path, item) in doc.paths.paths.iter_mut() {
             if PUBLIC_PATHS.contains(&path.as_str()) {
                 continue;
             }
+            let security = match OPERATOR_PATHS.contains(&path.as_str()) {
+                true => vec![operator.clone()],
+                false => vec![both.clone(), operator_as_app.clone()],
+            };
             for op in operations(item) {
-                op.security = Some(vec![both.clone()]);
+                op.security = Some(security.clone());
                 if let Some(body) = &mut op.request_body {
                     absent_not_null(body);
                     for (status, response) in BODY_RESPONSES {
@@ -187,6 +206,10 @@ impl Modify for AppAuth {
                     }
                 }
                 for (status, response) in COMMON_RESPONSES {
+                    // The operator is not an application: no per-application limit.
+                    if *status == "429" && security.len() == 1 {
+                        continue;
+                    }
                     op.responses
                         .responses
                         .entry((*status).to_owned())

@@ -86,9 +86,13 @@ pub struct FeedQuery {
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct StreamQuery {
-    /// An event id (`<ms>-<n>`); the stream sends what follows it. `Last-Event-ID` (a
+    /// An event id (`<ms>-<n>`); the stream sends what follows it. `now`: only events from
+    /// now on (and the last few seconds', to cover clocks a little apart). `Last-Event-ID` (a
     /// reconnecting browser sends it) takes precedence.
-    #[param(pattern = r"^([0-9]{1,19}-[0-9]{1,19})?$", example = "1714000000000-0")]
+    #[param(
+        pattern = r"^([0-9]{1,19}-[0-9]{1,19}|now)?$",
+        example = "1714000000000-0"
+    )]
     pub after: Option<String>,
 }
 

@@ -256,6 +256,17 @@ pub struct ConferenceSummary {
     /// ISO-8601, UTC, to the second.
     #[schema(example = "2026-05-06T12:34:56Z")]
     pub created_at: String,
+    #[serde(rename = "type")]
+    pub kind: RoomType,
+    pub status: RoomStatus,
+    /// The media node the room is on (its id's first 5 characters).
+    pub node: String,
+    pub playback_status: PlaybackStatus,
+    /// dB, −50…7.
+    pub playback_volume: i32,
+    pub playback_urls: Vec<String>,
+    /// The active recording; the nil uuid when none.
+    pub recording_id: Uuid,
 }
 
 /// One room as `GET` shows it: the contract's fields, then the conference resource's.
@@ -346,6 +357,8 @@ pub struct MemberView {
     /// Speaking, as the node's talking events said (for an app with `talking_events`; else
     /// always false), at most the talking interval late.
     pub talking: bool,
+    /// The participation's id (`DELETE /api/v1/conferencecalls/{id}` kicks it).
+    pub conferencecall_id: Uuid,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -745,6 +758,12 @@ pub struct CallCreated {
 #[serde(rename_all = "lowercase")]
 pub enum CallEndedStatus {
     Hangup,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CallTalking {
+    pub uuid: String,
+    pub talking: bool,
 }
 
 #[derive(Serialize, ToSchema)]

@@ -30,7 +30,7 @@ pub struct RoomEffect {
     pub effect: Effect,
 }
 
-/// Counters a node reports (and tests read).
+/// Counters a node reports (and tests and the dashboard read).
 #[derive(Debug, Default)]
 pub struct Stats {
     pub applied: AtomicU64,
@@ -38,6 +38,46 @@ pub struct Stats {
     pub resyncs: AtomicU64,
     /// Snapshot writes refused because the room had moved on since the snapshot was asked for.
     pub stale: AtomicU64,
+    /// From the node firing the newest batch's oldest event to its write, in µs.
+    pub lag_us: AtomicU64,
+    /// [`Stats::per_second`]'s window: when it started, `applied` then, the rate it measured.
+    window: std::sync::Mutex<Option<(std::time::Instant, u64, f64)>>,
+}
+
+impl Stats {
+    /// Records the lag of a batch just applied: `stamps` are when the node fired its events
+    /// (µs since the epoch), `now` when they were written.
+    pub fn record_lag(&self, stamps: &[i64], now: i64) {
+        if let Some(oldest) = stamps.iter().min() {
+            let lag = now.saturating_sub(*oldest).max(0) as u64;
+            self.lag_us.store(lag, Ordering::Relaxed);
+        }
+    }
+
+    /// Events applied per second, measured over windows of at least a second (the last whole
+    /// window's rate; 0 until one has passed).
+    pub fn per_second(&self) -> f64 {
+        let applied = self.applied.load(Ordering::Relaxed);
+        let now = std::time::Instant::now();
+        let Ok(mut window) = self.window.lock() else {
+            return 0.0;
+        };
+        match *window {
+            None => {
+                *window = Some((now, applied, 0.0));
+                0.0
+            }
+            Some((start, base, rate)) => {
+                let elapsed = now.duration_since(start).as_secs_f64();
+                if elapsed < 1.0 {
+                    return rate;
+                }
+                let rate = applied.saturating_sub(base) as f64 / elapsed;
+                *window = Some((now, applied, rate));
+                rate
+            }
+        }
+    }
 }
 
 /// See [`Reconciler::before_snapshot`].

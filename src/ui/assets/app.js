@@ -1,0 +1,694 @@
+// Switchyard's dashboard: plain DOM, no framework, no build step. State is read from the
+// REST API; the app's event stream (fetch-read Server-Sent Events, resumed with Last-Event-ID)
+// says what changed, and what changed is read again (throttled per room), so the page never
+// folds events itself and cannot drift from the API. Errors are shown as the API words them.
+'use strict';
+
+const $ = (sel, root = document) => root.querySelector(sel);
+const AUTH_KEY = 'switchyard.auth';
+const EVENT_LOG_MAX = 200;
+
+const state = {
+  auth: null, // {mode: 'app'|'operator', app, key}
+  acting: null, // the app the page shows (the operator picks one)
+  view: null,
+  roomId: null,
+  rooms: new Map(), // room_id -> summary
+  members: new Map(), // uuid -> member
+  streamGen: 0,
+  streamAbort: null,
+  lastEventId: null,
+  nodesTimer: null,
+};
+
+class ApiFailure extends Error {
+  constructor(message, status, body) {
+    super(message);
+    this.status = status;
+    this.body = body;
+  }
+}
+
+// ---- the API ----
+
+function headers() {
+  const h = { Accept: 'application/json' };
+  const a = state.auth;
+  if (!a) return h;
+  if (a.mode === 'app') {
+    h['X-App-ID'] = a.app;
+    h['X-API-Key'] = a.key;
+  } else {
+    h['X-Admin-Key'] = a.key;
+    if (state.acting) h['X-App-ID'] = state.acting;
+  }
+  return h;
+}
+
+async function api(method, path, body) {
+  const init = { method, headers: headers() };
+  if (body !== undefined) {
+    init.headers['Content-Type'] = 'application/json';
+    init.body = JSON.stringify(body);
+  }
+  let res;
+  try {
+    res = await fetch(path, init);
+  } catch (e) {
+    throw new ApiFailure('The controller cannot be reached (' + e.message + ')', 0);
+  }
+  const text = await res.text();
+  let json = null;
+  try { json = text ? JSON.parse(text) : null; } catch (_) { json = null; }
+  if (!res.ok) {
+    const msg = json && typeof json.error === 'string' ? json.error : res.status + ' ' + res.statusText;
+    throw new ApiFailure(msg, res.status, json);
+  }
+  return json;
+}
+
+const enc = encodeURIComponent;
+
+// Reads every page of a listing.
+async function all(path, field) {
+  const out = [];
+  let cursor = '';
+  for (;;) {
+    const sep = path.includes('?') ? '&' : '?';
+    const page = await api('GET', path + sep + 'limit=200' + (cursor ? '&cursor=' + enc(cursor) : ''));
+    out.push(...(page[field] || []));
+    cursor = page.cursor;
+    if (!cursor) return out;
+  }
+}
+
+// ---- feedback ----
+
+function showError(message) {
+  $('#error-text').textContent = message;
+  $('#error').hidden = false;
+}
+
+function clearError() {
+  $('#error').hidden = true;
+  $('#error-text').textContent = '';
+}
+
+// Runs a control: the button is disabled meanwhile, a refusal is shown as the API words it.
+async function act(button, fn) {
+  if (button) button.disabled = true;
+  try {
+    clearError();
+    await fn();
+  } catch (e) {
+    showError(e.message);
+  } finally {
+    if (button) button.disabled = false;
+  }
+}
+
+function setLive(on, text) {
+  const el = $('#live');
+  el.textContent = text;
+  el.className = 'live ' + (on ? 'on' : 'off');
+}
+
+// ---- small DOM helpers ----
+
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === 'class') node.className = v;
+    else if (k.startsWith('data-')) node.setAttribute(k, v);
+    else node[k] = v;
+  }
+  for (const c of children) node.append(c);
+  return node;
+}
+
+function setText(node, text) {
+  if (node.textContent !== text) node.textContent = text;
+}
+
+function badge(text, kind) {
+  return el('span', { class: 'badge ' + (kind || text) }, text);
+}
+
+function age(iso) {
+  const t = Date.parse(iso);
+  if (Number.isNaN(t)) return '';
+  const s = Math.max(0, Math.round((Date.now() - t) / 1000));
+  if (s < 60) return s + ' s';
+  if (s < 3600) return Math.floor(s / 60) + ' min';
+  return Math.floor(s / 3600) + ' h ' + Math.floor((s % 3600) / 60) + ' min';
+}
+
+const NIL = '00000000-0000-0000-0000-000000000000';
+
+// ---- routing ----
+
+function route() {
+  const parts = location.hash.replace(/^#\/?/, '').split('/').filter(Boolean).map(decodeURIComponent);
+  let acting = state.auth && state.auth.mode === 'app' ? state.auth.app : null;
+  if (parts[0] === 'app' && parts[1] && state.auth && state.auth.mode === 'operator') {
+    acting = parts[1];
+    parts.splice(0, 2);
+  }
+  const roomId = parts[0] === 'room' && parts[1] ? parts[1] : null;
+  return { acting, roomId };
+}
+
+function base() {
+  return state.auth && state.auth.mode === 'operator' && state.acting ? '#/app/' + enc(state.acting) : '#';
+}
+
+function roomHref(id) {
+  return base() + '/room/' + enc(id);
+}
+
+function show(view) {
+  for (const v of ['signin', 'overview', 'room']) $('#view-' + v).hidden = v !== view;
+  state.view = view;
+}
+
+async function render() {
+  clearError();
+  if (!state.auth) {
+    stopStream();
+    show('signin');
+    $('#signout').hidden = true;
+    setText($('#whoami'), '');
+    $('#live').textContent = '';
+    $('#live').className = 'live';
+    return;
+  }
+  $('#signout').hidden = false;
+  const { acting, roomId } = route();
+  const who = state.auth.mode === 'operator'
+    ? 'operator' + (acting ? ' · acting as ' + acting : '')
+    : 'app ' + state.auth.app;
+  setText($('#whoami'), who);
+  if (acting !== state.acting) {
+    state.acting = acting;
+    state.rooms.clear();
+    startStream();
+  }
+  state.roomId = roomId;
+  if (roomId) {
+    show('room');
+    await openRoom(roomId);
+  } else {
+    show('overview');
+    await openOverview();
+  }
+}
+
+// ---- sign-in ----
+
+function signIn(ev) {
+  ev.preventDefault();
+  const mode = $('#signin-mode').value;
+  const key = $('#signin-key').value;
+  const app = $('#signin-app').value.trim();
+  state.auth = { mode, key, app: mode === 'app' ? app : null };
+  act($('#signin button[type=submit]'), async () => {
+    // One read proves the key before it is kept for the tab.
+    if (mode === 'operator') await api('GET', '/api/v1/operator/overview');
+    else await api('GET', '/api/v1/nodes');
+    sessionStorage.setItem(AUTH_KEY, JSON.stringify(state.auth));
+    $('#signin-key').value = '';
+    state.acting = undefined;
+    if (location.hash !== '#/') location.hash = '#/';
+    else await render();
+  }).then(() => {
+    if (!sessionStorage.getItem(AUTH_KEY)) state.auth = null;
+  });
+}
+
+function signOut() {
+  sessionStorage.removeItem(AUTH_KEY);
+  state.auth = null;
+  state.acting = null;
+  state.rooms.clear();
+  location.hash = '#/';
+  render();
+}
+
+// ---- overview: nodes, apps, rooms ----
+
+async function openOverview() {
+  const operator = state.auth.mode === 'operator';
+  $('#apps-card').hidden = !operator;
+  const roomsCard = $('#rooms').closest('.card');
+  roomsCard.hidden = !state.acting;
+  refreshNodes();
+  clearInterval(state.nodesTimer);
+  // Node rates and lag are sampled figures, not events: read every few seconds.
+  state.nodesTimer = setInterval(() => { if (state.view === 'overview') refreshNodes(); }, 3000);
+  if (state.acting) await loadRooms();
+}
+
+async function refreshNodes() {
+  try {
+    if (state.auth.mode === 'operator') {
+      const o = await api('GET', '/api/v1/operator/overview');
+      renderNodes(o.nodes);
+      renderApps(o.apps);
+    } else {
+      const n = await api('GET', '/api/v1/nodes');
+      renderNodes(n.nodes);
+    }
+  } catch (e) {
+    showError(e.message);
+  }
+}
+
+function keyedRows(tbody, items, key, build, update) {
+  const seen = new Set();
+  for (const item of items) {
+    const k = key(item);
+    seen.add(k);
+    let tr = tbody.querySelector('tr[data-key="' + CSS.escape(k) + '"]');
+    if (!tr) {
+      tr = build(item);
+      tr.setAttribute('data-key', k);
+      tbody.append(tr);
+    }
+    update(tr, item);
+  }
+  for (const tr of [...tbody.children]) if (!seen.has(tr.getAttribute('data-key'))) tr.remove();
+}
+
+function renderNodes(nodes) {
+  keyedRows($('#nodes tbody'), nodes, (n) => n.node,
+    () => el('tr', {}, el('td'), el('td'), el('td', { class: 'num' }), el('td', { class: 'num' }),
+      el('td', { class: 'num' }), el('td', { class: 'num' }), el('td')),
+    (tr, n) => {
+      const c = tr.children;
+      setText(c[0], n.node);
+      c[1].replaceChildren(badge(n.state), n.reason ? el('span', { class: 'muted' }, n.reason) : '');
+      setText(c[2], String(n.rooms));
+      setText(c[3], String(n.members));
+      setText(c[4], n.applies_events ? n.events_per_second.toFixed(1) : '—');
+      setText(c[5], n.applies_events ? n.reconciler_lag_ms.toFixed(1) + ' ms' : '—');
+      setText(c[6], n.applies_events ? 'yes' : 'another instance');
+    });
+}
+
+function renderApps(apps) {
+  keyedRows($('#apps tbody'), apps, (a) => a.app_id,
+    (a) => el('tr', {}, el('td'), el('td', { class: 'num' }), el('td', { class: 'num' }),
+      el('td', {}, el('a', { href: '#/app/' + enc(a.app_id) }, 'Open'))),
+    (tr, a) => {
+      const c = tr.children;
+      setText(c[0], a.app_id + (a.app_id === state.acting ? ' (shown)' : ''));
+      setText(c[1], String(a.rooms));
+      setText(c[2], String(a.members));
+    });
+}
+
+async function loadRooms() {
+  try {
+    const rooms = await all('/api/v1/conferences', 'conferences');
+    state.rooms = new Map(rooms.map((r) => [r.room_id, r]));
+    renderRooms();
+  } catch (e) {
+    showError(e.message);
+  }
+}
+
+function playbackText(r) {
+  if (!r.playback_status || r.playback_status === 'stopped') return '—';
+  const file = (r.playback_urls || [])[0] || '';
+  const short = file.length > 40 ? '…' + file.slice(-39) : file;
+  return r.playback_status + ' ' + short + ' (' + r.playback_volume + ' dB)';
+}
+
+function renderRooms() {
+  if (state.view !== 'overview') return;
+  const rooms = [...state.rooms.values()];
+  setText($('#rooms-count'), '(' + rooms.length + ')');
+  $('#rooms-empty').hidden = rooms.length > 0;
+  const tbody = $('#rooms tbody');
+  keyedRows(tbody, rooms, (r) => r.room_id,
+    () => el('tr', {}, el('td', {}, el('a')), el('td'), el('td'), el('td', { class: 'num' }),
+      el('td'), el('td'), el('td', { class: 'num' }), el('td')),
+    (tr, r) => {
+      const c = tr.children;
+      const a = c[0].firstChild;
+      if (a.getAttribute('href') !== roomHref(r.room_id)) a.href = roomHref(r.room_id);
+      setText(a, r.name || r.room_id);
+      a.title = r.room_id;
+      if (c[1].textContent !== r.status) c[1].replaceChildren(badge(r.status));
+      setText(c[2], r.type);
+      setText(c[3], String(r.members));
+      setText(c[4], playbackText(r));
+      setText(c[5], r.recording_id && r.recording_id !== NIL ? 'recording' : '—');
+      setText(c[6], age(r.created_at));
+      setText(c[7], r.node);
+    });
+}
+
+function summaryOf(detail) {
+  return {
+    room_id: detail.room_id,
+    name: detail.name,
+    members: detail.members,
+    created_at: new Date(Number(detail.created_at) * 1000).toISOString(),
+    type: detail.type,
+    status: detail.status,
+    node: detail.room_id.slice(0, 5),
+    playback_status: detail.playback_status,
+    playback_volume: detail.playback_volume,
+    playback_urls: detail.playback_urls,
+    recording_id: detail.recording_id,
+  };
+}
+
+// ---- one room ----
+
+async function openRoom(id) {
+  clearInterval(state.nodesTimer);
+  if (state.openedRoom !== id) {
+    state.openedRoom = id;
+    state.members.clear();
+    $('#members tbody').replaceChildren();
+    $('#events').replaceChildren();
+  }
+  await Promise.all([reloadRoom(id), reloadMembers(id), loadSessions()]);
+}
+
+async function reloadRoom(id) {
+  try {
+    const r = await api('GET', '/api/v1/conferences/' + enc(id));
+    state.rooms.set(id, summaryOf(r));
+    renderRoomFacts(r);
+    renderRooms();
+  } catch (e) {
+    if (e.status === 404 && state.rooms.has(id)) {
+      state.rooms.delete(id);
+      renderRooms();
+    }
+    if (state.roomId === id) showError(e.message);
+  }
+}
+
+function renderRoomFacts(r) {
+  if (state.roomId !== r.room_id) return;
+  setText($('#room-title'), r.name || r.room_id);
+  const facts = [
+    ['Room id', r.room_id], ['Status', r.status], ['Type', r.type], ['Node', r.room_id.slice(0, 5)],
+    ['Members', String(r.members)], ['Age', age(new Date(Number(r.created_at) * 1000).toISOString())],
+    ['Playback', playbackText(r)],
+    ['Recording', r.recording_id && r.recording_id !== NIL ? 'recording ' + r.recording_id : '—'],
+  ];
+  const dl = $('#room-facts');
+  if (dl.children.length !== facts.length * 2) {
+    dl.replaceChildren(...facts.flatMap(([k]) => [el('dt', {}, k), el('dd', { 'data-fact': k })]));
+  }
+  facts.forEach(([, v], i) => setText(dl.children[i * 2 + 1], v));
+  const vol = $('#volume-db');
+  if (document.activeElement !== vol) vol.value = r.playback_volume;
+}
+
+async function reloadMembers(id) {
+  try {
+    const members = await all('/api/v1/conferences/' + enc(id) + '/members', 'members');
+    if (state.roomId !== id) return;
+    state.members = new Map(members.map((m) => [m.uuid, m]));
+    renderMembers();
+  } catch (e) {
+    if (state.roomId === id && e.status !== 404) showError(e.message);
+  }
+}
+
+function memberButton(label, action) {
+  return el('button', { type: 'button', class: 'quiet', 'data-action': action }, label);
+}
+
+function renderMembers() {
+  const members = [...state.members.values()];
+  setText($('#members-count'), '(' + members.length + ')');
+  keyedRows($('#members tbody'), members, (m) => m.uuid,
+    (m) => el('tr', { 'data-uuid': m.uuid },
+      el('td', {}, el('span', { class: 'talk', role: 'img' })),
+      el('td'), el('td'), el('td'),
+      el('td', {}, memberButton('Mute', 'mute'), ' ', memberButton('Deafen', 'deaf'), ' ',
+        memberButton('Hold', 'hold'), ' ', memberButton('Kick', 'kick'))),
+    (tr, m) => {
+      const c = tr.children;
+      const dot = c[0].firstChild;
+      dot.className = 'talk' + (m.talking ? ' on' : '');
+      dot.setAttribute('aria-label', m.talking ? 'talking' : 'silent');
+      tr.setAttribute('data-talking', m.talking ? 'yes' : 'no');
+      setText(c[1], m.caller_id);
+      setText(c[2], m.did);
+      const flags = [m.muted && 'muted', m.deaf && 'deaf', m.held && 'held', m.moderator && 'moderator',
+        m.coaching && 'coaching'].filter(Boolean);
+      const flagText = flags.join(' ');
+      if (c[3].getAttribute('data-flags') !== flagText) {
+        c[3].setAttribute('data-flags', flagText);
+        c[3].replaceChildren(...(flags.length ? flags.map((f) => badge(f, 'flag')) : ['—']));
+      }
+      const [mute, deaf, hold] = c[4].querySelectorAll('button');
+      setText(mute, m.muted ? 'Unmute' : 'Mute');
+      mute.setAttribute('data-action', m.muted ? 'unmute' : 'mute');
+      setText(deaf, m.deaf ? 'Undeafen' : 'Deafen');
+      deaf.setAttribute('data-action', m.deaf ? 'undeaf' : 'deaf');
+      setText(hold, m.held ? 'Unhold' : 'Hold');
+      hold.setAttribute('data-action', m.held ? 'unhold' : 'hold');
+    });
+}
+
+async function memberAction(ev) {
+  const button = ev.target.closest('button[data-action]');
+  if (!button) return;
+  const uuid = button.closest('tr').getAttribute('data-uuid');
+  const action = button.getAttribute('data-action');
+  const m = state.members.get(uuid);
+  await act(button, async () => {
+    if (action === 'kick') {
+      await api('DELETE', '/api/v1/conferencecalls/' + enc(m.conferencecall_id));
+    } else {
+      await api('POST', '/api/v1/sessions/' + enc(uuid) + '/commands/conference/' + action, {});
+    }
+    await reloadMembers(state.roomId);
+  });
+}
+
+async function loadSessions() {
+  try {
+    const sessions = await all('/api/v1/sessions', 'sessions');
+    const select = $('#join-session');
+    const parked = sessions.filter((s) => s.state === 'parked');
+    const current = select.value;
+    select.replaceChildren(...(parked.length
+      ? parked.map((s) => el('option', { value: s.uuid }, (s.caller_id || '?') + ' → ' + s.did + ' (' + s.uuid.slice(0, 13) + '…)'))
+      : [el('option', { value: '' }, 'no parked calls')]));
+    if (parked.some((s) => s.uuid === current)) select.value = current;
+  } catch (e) {
+    showError(e.message);
+  }
+}
+
+function roomControls() {
+  const id = () => state.roomId;
+  const room = (path) => '/api/v1/conferences/' + enc(id()) + path;
+  $('#play').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    act(ev.submitter, () => api('POST', room('/play'), { urls: [$('#play-url').value] }));
+  });
+  $('#pause').addEventListener('click', (ev) => act(ev.currentTarget, () => api('POST', room('/pause'), {})));
+  $('#stop').addEventListener('click', (ev) => act(ev.currentTarget, () => api('POST', room('/stop'), {})));
+  $('#volume').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    act(ev.submitter, () => api('POST', room('/volume'), { volume: Number($('#volume-db').value) }));
+  });
+  $('#record-start').addEventListener('click', (ev) => act(ev.currentTarget, () => api('POST', room('/recording/start'), {})));
+  $('#record-stop').addEventListener('click', (ev) => act(ev.currentTarget, () => api('POST', room('/recording/stop'), {})));
+  $('#delete-room').addEventListener('click', (ev) => {
+    if (!confirm('Delete this room? Its members leave it.')) return;
+    act(ev.currentTarget, async () => {
+      await api('DELETE', room(''));
+      state.rooms.delete(id());
+      location.hash = base() + '/';
+    });
+  });
+  $('#join').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const uuid = $('#join-session').value;
+    act(ev.submitter, async () => {
+      if (!uuid) throw new Error('No parked call to join: a call must be parked (not in a room) to join one.');
+      await api('POST', '/api/v1/sessions/' + enc(uuid) + '/commands/conference/join', { room_id: id() });
+      await loadSessions();
+    });
+  });
+  $('#join-session').addEventListener('focus', loadSessions);
+  $('#members').addEventListener('click', memberAction);
+  $('#create-room').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const name = $('#create-name').value.trim();
+    act(ev.submitter, async () => {
+      const created = await api('POST', '/api/v1/conferences', name ? { name } : {});
+      $('#create-name').value = '';
+      await refreshRoom(created.room_id);
+    });
+  });
+}
+
+// ---- live: the event stream ----
+
+// Per key, at most one read in flight; events meanwhile make one more read after it.
+const pending = new Map();
+function throttle(key, fn) {
+  const p = pending.get(key);
+  if (p) { p.again = true; return; }
+  const entry = { again: false };
+  pending.set(key, entry);
+  (async () => {
+    do {
+      entry.again = false;
+      await fn();
+      await new Promise((r) => setTimeout(r, 50));
+    } while (entry.again);
+    pending.delete(key);
+  })();
+}
+
+async function refreshRoom(id) {
+  try {
+    const r = await api('GET', '/api/v1/conferences/' + enc(id));
+    if (r.status === 'terminated' || r.status === 'terminating') state.rooms.delete(id);
+    else state.rooms.set(id, summaryOf(r));
+    if (state.roomId === id) renderRoomFacts(r);
+  } catch (e) {
+    if (e.status === 404) state.rooms.delete(id);
+  }
+  renderRooms();
+}
+
+function onEvent(envelope) {
+  const id = envelope.room_id;
+  if (!id) return;
+  throttle('room:' + id, () => refreshRoom(id));
+  if (state.roomId === id) {
+    if (envelope.type.startsWith('conference.member.') || envelope.type.startsWith('conference.participant.')) {
+      throttle('members:' + id, () => reloadMembers(id));
+      // A call that joined or left is no longer, or is again, one to join.
+      if (/joined|left|join_failed/.test(envelope.type)) throttle('sessions', loadSessions);
+    }
+    logEvent(envelope);
+  }
+}
+
+function logEvent(e) {
+  const d = e.data || {};
+  const who = d.caller_id ? ' ' + d.caller_id : d.uuid ? ' ' + d.uuid : '';
+  const extra = e.type === 'conference.member.talking' ? (d.talking ? ' talking' : ' silent') : '';
+  const time = (e.timestamp || '').replace(/^.*T/, '').replace('Z', '');
+  const li = el('li', {}, time + '  #' + e.seq + '  ' + e.type + who + extra);
+  const list = $('#events');
+  list.prepend(li);
+  while (list.children.length > EVENT_LOG_MAX) list.lastChild.remove();
+}
+
+function stopStream() {
+  state.streamGen += 1;
+  if (state.streamAbort) state.streamAbort.abort();
+  state.streamAbort = null;
+  state.lastEventId = null;
+}
+
+function parseBlock(block) {
+  let id = null;
+  let data = '';
+  for (const line of block.split('\n')) {
+    if (line.startsWith(':')) continue;
+    const i = line.indexOf(':');
+    const field = i < 0 ? line : line.slice(0, i);
+    const value = i < 0 ? '' : line.slice(i + 1).replace(/^ /, '');
+    if (field === 'id') id = value;
+    else if (field === 'data') data += (data ? '\n' : '') + value;
+  }
+  return { id, data };
+}
+
+function startStream() {
+  stopStream();
+  if (!state.acting) {
+    setLive(true, 'operator');
+    return;
+  }
+  const gen = state.streamGen;
+  (async () => {
+    let first = true;
+    while (gen === state.streamGen) {
+      const ctrl = new AbortController();
+      state.streamAbort = ctrl;
+      const h = headers();
+      h.Accept = 'text/event-stream';
+      // From now on the first time; after a drop, from the last event seen.
+      let url = '/api/v1/events/stream';
+      if (state.lastEventId) h['Last-Event-ID'] = state.lastEventId;
+      else url += '?after=now';
+      try {
+        const res = await fetch(url, { headers: h, signal: ctrl.signal });
+        if (!res.ok) {
+          const body = await res.json().catch(() => null);
+          throw new ApiFailure(body && body.error ? body.error : 'event stream: ' + res.status, res.status);
+        }
+        setLive(true, 'live');
+        // What happened while the stream was down is read again.
+        if (!first) resync();
+        first = false;
+        const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+        let buf = '';
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done || gen !== state.streamGen) break;
+          buf += value.replace(/\r\n?/g, '\n');
+          let cut;
+          while ((cut = buf.indexOf('\n\n')) >= 0) {
+            const block = parseBlock(buf.slice(0, cut));
+            buf = buf.slice(cut + 2);
+            if (!block.data) continue;
+            if (block.id) state.lastEventId = block.id;
+            try { onEvent(JSON.parse(block.data)); } catch (_) { /* not an envelope */ }
+          }
+        }
+      } catch (e) {
+        if (gen !== state.streamGen) return;
+        if (e.status === 401) { showError(e.message); return; }
+      }
+      if (gen !== state.streamGen) return;
+      setLive(false, 'reconnecting…');
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  })();
+}
+
+function resync() {
+  if (state.view === 'overview') loadRooms();
+  if (state.roomId) openRoom(state.roomId);
+}
+
+// ---- start ----
+
+function start() {
+  try { state.auth = JSON.parse(sessionStorage.getItem(AUTH_KEY) || 'null'); } catch (_) { state.auth = null; }
+  $('#signin').addEventListener('submit', signIn);
+  $('#signin-mode').addEventListener('change', () => {
+    const operator = $('#signin-mode').value === 'operator';
+    $('#signin-app-label').hidden = operator;
+    $('#signin-app').required = !operator;
+  });
+  $('#signout').addEventListener('click', signOut);
+  $('#error-close').addEventListener('click', clearError);
+  roomControls();
+  window.addEventListener('hashchange', render);
+  // Ages move on without events.
+  setInterval(() => { if (state.view === 'overview') renderRooms(); }, 5000);
+  render();
+}
+
+document.addEventListener('DOMContentLoaded', start);

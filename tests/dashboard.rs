@@ -1,0 +1,243 @@
+//! The dashboard (`/ui`) in a real headless Chromium over a lab served on a free port: an app
+//! signs in, sees a room appear when the API creates it, joins a call into it from the page,
+//! sees the member and its talking indicator follow the node, mutes it from the page (and the
+//! API says it is muted), and reads the API's own words when the API refuses. The operator
+//! sees every app and acts as one. The screenshots in the README are taken here.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "common/browser.rs"]
+mod browser;
+mod common;
+
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+use switchyard::conference::AppId;
+use switchyard::server::lab::LabOptions;
+use switchyard::store::memory::MemoryStore;
+
+use browser::Browser;
+use common::api::{A, B, TestLab, eventually, options};
+
+const ADMIN: &str = "operator-key";
+
+/// A lab with talking events for app A and an operator key, served over HTTP on a free port.
+async fn served() -> (TestLab<MemoryStore>, String) {
+    let options = LabOptions {
+        talking_events: vec![AppId::parse(A.0).unwrap()],
+        talking_interval: Duration::from_millis(50),
+        admin_key: Some(ADMIN.into()),
+        ..options()
+    };
+    let t = TestLab::start(MemoryStore::new(), options).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let router = t.lab.router();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    (t, base)
+}
+
+async fn sign_in(b: &Browser, base: &str, mode: &str, app: &str, key: &str) {
+    b.client.goto(&format!("{base}/ui")).await.unwrap();
+    b.find("#signin-mode")
+        .await
+        .select_by_value(mode)
+        .await
+        .unwrap();
+    if mode == "app" {
+        b.type_into("#signin-app", app).await;
+    }
+    b.type_into("#signin-key", key).await;
+    b.click("#signin button[type=submit]").await;
+}
+
+async fn member(t: &TestLab<MemoryStore>, room: &str, session: &str) -> Value {
+    t.members(A, room)
+        .await
+        .into_iter()
+        .find(|m| m["uuid"] == session)
+        .unwrap_or(Value::Null)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(browser),
+    ignore = "needs Chromium and chromedriver: apt-get install chromium chromium-driver"
+)]
+async fn an_app_follows_its_rooms_live_and_controls_them_from_the_page() {
+    let (t, base) = served().await;
+    let b = Browser::start().await;
+    sign_in(&b, &base, "app", A.0, A.1).await;
+    b.text_until("#whoami", |s| s == "app app-a").await;
+    b.text_until("#live", |s| s == "live").await;
+    b.text_until("#nodes tbody", |s| s.contains("lab01") && s.contains("up"))
+        .await;
+
+    // A room the API creates appears without a reload; another app's never does.
+    let other = t.room(B, "not-yours").await;
+    let room = t.room(A, "standup").await;
+    let row = format!("#rooms tr[data-key='{room}']");
+    b.text_until(&row, |s| s.contains("standup") && s.contains("progressing"))
+        .await;
+    assert!(
+        b.client
+            .find_all(fantoccini::Locator::Css(&format!(
+                "#rooms tr[data-key='{other}']"
+            )))
+            .await
+            .unwrap()
+            .is_empty(),
+        "app B's room is not on app A's page"
+    );
+
+    // Into the room; a parked call is joined from the page.
+    let call = t.call(A, "1001").await;
+    b.click(&format!("{row} a")).await;
+    b.text_until("#room-title", |s| s == "standup").await;
+    b.click("#join-session").await;
+    b.find(&format!("#join-session option[value='{call}']"))
+        .await;
+    b.find("#join-session")
+        .await
+        .select_by_value(&call)
+        .await
+        .unwrap();
+    b.click("#join button[type=submit]").await;
+    let tr = format!("#members tr[data-uuid='{call}']");
+    b.text_until(&tr, |s| s.contains("1001")).await;
+    assert!(
+        member(&t, &room, &call).await.is_object(),
+        "the API lists the member"
+    );
+    b.text_until("#events", |s| s.contains("conference.member.joined"))
+        .await;
+
+    // The lab joins members muted: unmute from the page, then the caller talks.
+    if member(&t, &room, &call).await["muted"] == true {
+        b.text_until(&format!("{tr} td:nth-child(4)"), |s| s.contains("muted"))
+            .await;
+        b.click(&format!("{tr} button[data-action='unmute']")).await;
+        eventually("the API says unmuted", || async {
+            member(&t, &room, &call).await["muted"] == false
+        })
+        .await;
+    }
+    b.find(&format!("{tr}[data-talking='no']")).await;
+    let talk = format!("/lab/v1/calls/{call}/talk");
+    let r = t.post(&talk, A, json!({ "talking": true })).await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    b.find(&format!("{tr}[data-talking='yes'] .talk.on")).await;
+    b.screenshot("dashboard-room").await;
+    let r = t.post(&talk, A, json!({ "talking": false })).await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    b.find(&format!("{tr}[data-talking='no']")).await;
+
+    // Mute from the page: the API's state follows, and so does the page.
+    let mute = format!("{tr} button[data-action='mute']");
+    let started = tokio::time::Instant::now();
+    loop {
+        // The mute cooldown after the unmute may refuse the first click (429, shown).
+        b.click(&mute).await;
+        let muted = async {
+            eventually("the API says muted", || async {
+                member(&t, &room, &call).await["muted"] == true
+            })
+            .await
+        };
+        if tokio::time::timeout(Duration::from_secs(1), muted)
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "never muted");
+    }
+    b.text_until(&format!("{tr} td:nth-child(4)"), |s| s.contains("muted"))
+        .await;
+    b.find(&format!("{tr} button[data-action='unmute']")).await;
+
+    // A refusal is shown as the API words it.
+    let bad = json!({ "urls": ["ftp://example.com/hello.wav"] });
+    let refused = t
+        .post(&format!("/api/v1/conferences/{room}/play"), A, bad)
+        .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{refused:?}");
+    let words = refused.body["error"].as_str().unwrap().to_owned();
+    b.type_into("#play-url", "ftp://example.com/hello.wav")
+        .await;
+    b.click("#play button[type=submit]").await;
+    b.text_until("#error-text", |s| s == words).await;
+
+    // Kicked from the page: gone from the API and from the page.
+    b.click("#error-close").await;
+    b.click(&format!("{tr} button[data-action='kick']")).await;
+    b.gone(&tr).await;
+    eventually("the API no longer lists the member", || async {
+        member(&t, &room, &call).await.is_null()
+    })
+    .await;
+
+    // The room ends through the API: it leaves the overview.
+    b.click("a[href='#/']").await;
+    b.find(&row).await;
+    let r = t.delete(&format!("/api/v1/conferences/{room}"), A).await;
+    assert!(r.status.is_success(), "{r:?}");
+    b.gone(&row).await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(browser),
+    ignore = "needs Chromium and chromedriver: apt-get install chromium chromium-driver"
+)]
+async fn the_operator_sees_every_app_and_acts_as_one() {
+    let (t, base) = served().await;
+    let b = Browser::start().await;
+
+    // A wrong key is refused in the API's words and nothing is kept.
+    sign_in(&b, &base, "operator", "", "not-the-key").await;
+    let unauthorized = t.req("GET", "/api/v1/operator/overview", None, None).await;
+    assert_eq!(unauthorized.status, StatusCode::UNAUTHORIZED);
+    let words = unauthorized.body["error"].as_str().unwrap().to_owned();
+    b.text_until("#error-text", |s| s == words).await;
+    b.find("#view-signin:not([hidden])").await;
+
+    let a_room = t.room(A, "alpha").await;
+    let b_room = t.room(B, "bravo").await;
+    for (app, room, caller) in [
+        (A, &a_room, "2001"),
+        (A, &a_room, "2002"),
+        (B, &b_room, "3001"),
+    ] {
+        let call = t.call(app, caller).await;
+        t.joined(app, room, &call).await;
+    }
+    sign_in(&b, &base, "operator", "", ADMIN).await;
+    b.text_until("#whoami", |s| s == "operator").await;
+    // Each app's live rooms and members; the node's, across apps.
+    b.cells_until("#apps tr[data-key='app-a']", |c| c[1..3] == ["1", "2"])
+        .await;
+    b.cells_until("#apps tr[data-key='app-b']", |c| c[1..3] == ["1", "1"])
+        .await;
+    b.cells_until("#nodes tr[data-key='lab01']", |c| {
+        c[1] == "up" && c[2..4] == ["2", "3"] && c[6] == "yes"
+    })
+    .await;
+    b.screenshot("dashboard-operator").await;
+
+    // Acting as app B: its room, not app A's.
+    b.click("#apps tr[data-key='app-b'] a").await;
+    b.text_until("#whoami", |s| s == "operator · acting as app-b")
+        .await;
+    b.text_until(&format!("#rooms tr[data-key='{b_room}']"), |s| {
+        s.contains("bravo")
+    })
+    .await;
+    b.gone(&format!("#rooms tr[data-key='{a_room}']")).await;
+    b.text_until("#live", |s| s == "live").await;
+    b.click(&format!("#rooms tr[data-key='{b_room}'] a")).await;
+    b.text_until("#members tbody", |s| s.contains("3001")).await;
+    b.stop().await;
+}
