@@ -2,12 +2,16 @@
 //! signs in, sees a room appear when the API creates it, joins a call into it from the page,
 //! sees the member and its talking indicator follow the node, mutes it from the page (and the
 //! API says it is muted), and reads the API's own words when the API refuses. The operator
-//! sees every app and acts as one. The screenshots in the README are taken here.
+//! sees every app and acts as one. And on a real FreeSWITCH with a SIPp caller: the talking
+//! indicator follows the caller's voice, and a mute from the page silences it. The screenshots
+//! in the README are taken here.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "common/browser.rs"]
 mod browser;
 mod common;
+#[path = "common/live.rs"]
+mod live;
 
 use std::time::Duration;
 
@@ -128,7 +132,6 @@ async fn an_app_follows_its_rooms_live_and_controls_them_from_the_page() {
     let r = t.post(&talk, A, json!({ "talking": true })).await;
     assert_eq!(r.status, StatusCode::OK, "{r:?}");
     b.find(&format!("{tr}[data-talking='yes'] .talk.on")).await;
-    b.screenshot("dashboard-room").await;
     let r = t.post(&talk, A, json!({ "talking": false })).await;
     assert_eq!(r.status, StatusCode::OK, "{r:?}");
     b.find(&format!("{tr}[data-talking='no']")).await;
@@ -181,6 +184,15 @@ async fn an_app_follows_its_rooms_live_and_controls_them_from_the_page() {
     // The room ends through the API: it leaves the overview.
     b.click("a[href='#/']").await;
     b.find(&row).await;
+    for name in ["design-review", "all-hands"] {
+        let id = t.room(A, name).await;
+        b.find(&format!("#rooms tr[data-key='{id}']")).await;
+    }
+    b.cells_until(&row, |c| c[3] == "0").await;
+    // The node's count of the app's rooms follows the rooms, not the 3 s sample.
+    b.cells_until("#nodes tr[data-key='lab01']", |c| c[2..4] == ["3", "0"])
+        .await;
+    b.screenshot("dashboard-rooms").await;
     let r = t.delete(&format!("/api/v1/conferences/{room}"), A).await;
     assert!(r.status.is_success(), "{r:?}");
     b.gone(&row).await;
@@ -240,4 +252,68 @@ async fn the_operator_sees_every_app_and_acts_as_one() {
     b.click(&format!("#rooms tr[data-key='{b_room}'] a")).await;
     b.text_until("#members tbody", |s| s.contains("3001")).await;
     b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(all(live_fs, browser)),
+    ignore = "needs a real FreeSWITCH (scripts/test-deps.sh) and Chromium with chromedriver"
+)]
+async fn live_the_page_follows_a_real_callers_voice_and_mutes_it() {
+    let t = live::Live::start_talking().await;
+    let room = t.room("live-dashboard").await;
+    // A SIPp caller sending a tone, parked on the node.
+    let call = t.call("1001").await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let router = t.ctl.router.clone();
+    let server = tokio::spawn(async move { axum::serve(listener, router).await });
+    let b = Browser::start().await;
+    let (app, key) = t.app();
+    sign_in(&b, &base, "app", app, key).await;
+    b.text_until("#live", |s| s == "live").await;
+    let row = format!("#rooms tr[data-key='{room}']");
+    b.click(&format!("{row} a")).await;
+    b.text_until("#room-title", |s| s.ends_with("live-dashboard"))
+        .await;
+
+    // Joined from the page: the node confirms, the member shows, muted (as joins are).
+    b.click("#join-session").await;
+    b.find(&format!("#join-session option[value='{call}']"))
+        .await;
+    b.find("#join-session")
+        .await
+        .select_by_value(&call)
+        .await
+        .unwrap();
+    b.click("#join button[type=submit]").await;
+    let tr = format!("#members tr[data-uuid='{call}']");
+    b.text_until(&format!("{tr} td:nth-child(4)"), |s| s.contains("muted"))
+        .await;
+    let muted = |want: bool| {
+        let (t, room, call) = (&t, &room, &call);
+        async move {
+            t.members(room)
+                .await
+                .iter()
+                .any(|m| m["uuid"] == *call && m["muted"] == want)
+        }
+    };
+
+    // Unmuted from the page: the node hears the caller's tone and says it talks.
+    b.click(&format!("{tr} button[data-action='unmute']")).await;
+    t.eventually("the node unmuted it", || muted(false)).await;
+    b.find(&format!("{tr}[data-talking='yes'] .talk.on")).await;
+    b.screenshot("dashboard-live-room").await;
+
+    // Muted from the page (after the mute cooldown, which the page shows if it refuses).
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    b.click(&format!("{tr} button[data-action='mute']")).await;
+    t.eventually("the node muted it", || muted(true)).await;
+    b.find(&format!("{tr}[data-talking='no']")).await;
+    b.text_until(&format!("{tr} td:nth-child(4)"), |s| s.contains("muted"))
+        .await;
+    b.stop().await;
+    server.abort();
+    t.finish().await;
 }

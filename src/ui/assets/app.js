@@ -19,6 +19,7 @@ const state = {
   streamAbort: null,
   lastEventId: null,
   nodesTimer: null,
+  nodes: null, // the last node figures read
 };
 
 class ApiFailure extends Error {
@@ -280,6 +281,18 @@ function keyedRows(tbody, items, key, build, update) {
 }
 
 function renderNodes(nodes) {
+  state.nodes = nodes;
+  // An app's own rooms and members per node are known here, live; the operator's span every
+  // app and come with the sampled figures.
+  const local = state.auth.mode === 'app' ? new Map() : null;
+  if (local) {
+    for (const r of state.rooms.values()) {
+      const c = local.get(r.node) || { rooms: 0, members: 0 };
+      c.rooms += 1;
+      c.members += r.members;
+      local.set(r.node, c);
+    }
+  }
   keyedRows($('#nodes tbody'), nodes, (n) => n.node,
     () => el('tr', {}, el('td'), el('td'), el('td', { class: 'num' }), el('td', { class: 'num' }),
       el('td', { class: 'num' }), el('td', { class: 'num' }), el('td')),
@@ -287,8 +300,9 @@ function renderNodes(nodes) {
       const c = tr.children;
       setText(c[0], n.node);
       c[1].replaceChildren(badge(n.state), n.reason ? el('span', { class: 'muted' }, n.reason) : '');
-      setText(c[2], String(n.rooms));
-      setText(c[3], String(n.members));
+      const counts = local ? local.get(n.node) || { rooms: 0, members: 0 } : n;
+      setText(c[2], String(counts.rooms));
+      setText(c[3], String(counts.members));
       setText(c[4], n.applies_events ? n.events_per_second.toFixed(1) : '—');
       setText(c[5], n.applies_events ? n.reconciler_lag_ms.toFixed(1) + ' ms' : '—');
       setText(c[6], n.applies_events ? 'yes' : 'another instance');
@@ -327,6 +341,7 @@ function playbackText(r) {
 function renderRooms() {
   if (state.view !== 'overview') return;
   const rooms = [...state.rooms.values()];
+  if (state.nodes && state.auth.mode === 'app') renderNodes(state.nodes);
   setText($('#rooms-count'), '(' + rooms.length + ')');
   $('#rooms-empty').hidden = rooms.length > 0;
   const tbody = $('#rooms tbody');
@@ -417,9 +432,17 @@ async function reloadMembers(id) {
     if (state.roomId !== id) return;
     state.members = new Map(members.map((m) => [m.uuid, m]));
     renderMembers();
+    dropJoined();
   } catch (e) {
     if (state.roomId === id && e.status !== 404) showError(e.message);
   }
+}
+
+// A call that became a member is no longer one to join.
+function dropJoined() {
+  const select = $('#join-session');
+  for (const option of [...select.options]) if (state.members.has(option.value)) option.remove();
+  if (!select.options.length) select.append(el('option', { value: '' }, 'no parked calls'));
 }
 
 function memberButton(label, action) {
@@ -480,7 +503,8 @@ async function loadSessions() {
   try {
     const sessions = await all('/api/v1/sessions', 'sessions');
     const select = $('#join-session');
-    const parked = sessions.filter((s) => s.state === 'parked');
+    // Parked calls; one that is joining this room (still parked for a moment) is not offered.
+    const parked = sessions.filter((s) => s.state === 'parked' && !state.members.has(s.uuid));
     const current = select.value;
     select.replaceChildren(...(parked.length
       ? parked.map((s) => el('option', { value: s.uuid }, (s.caller_id || '?') + ' → ' + s.did + ' (' + s.uuid.slice(0, 13) + '…)'))
