@@ -147,3 +147,94 @@ async fn the_stream_sends_past_and_live_events_and_resumes_after_last_event_id()
     assert_eq!(again[0].0, live[0].0);
     assert_eq!(again[1].0, live[1].0);
 }
+
+/// The first block of a stream, as raw text.
+async fn first_block(body: &mut Body) -> String {
+    let mut text = String::new();
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while !text.contains("\n\n") {
+            let frame = body.frame().await.expect("stream open").unwrap();
+            if let Ok(data) = frame.into_data() {
+                text.push_str(std::str::from_utf8(&data).unwrap());
+            }
+        }
+    })
+    .await
+    .expect("a block within 5 s");
+    text.split("\n\n").next().unwrap_or_default().to_owned()
+}
+
+#[tokio::test]
+async fn after_now_starts_with_the_position_it_stands_for_then_what_follows_it() {
+    let t = TestLab::start(MemoryStore::new(), options()).await;
+    let old = t.room(A, "old").await;
+    let router = t.lab.router();
+    let request = |uri: &str| {
+        Request::builder()
+            .uri(uri)
+            .header("x-app-id", A.0)
+            .header("x-api-key", A.1)
+            .body(Body::empty())
+            .unwrap()
+    };
+    // The position is announced first, as an id with no data, so a client that drops before
+    // any event resumes from it.
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let response = router
+        .clone()
+        .oneshot(request("/api/v1/events/stream?after=now"))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.into_body();
+    let block = first_block(&mut body).await;
+    let id = block
+        .lines()
+        .find_map(|l| l.strip_prefix("id:"))
+        .map(str::trim)
+        .unwrap_or_else(|| panic!("no id in {block:?}"));
+    assert!(!block.contains("data:"), "{block:?}");
+    let (ms, n) = id.split_once('-').unwrap();
+    let ms: u64 = ms.parse().unwrap();
+    assert_eq!(n, "0");
+    assert!(ms <= now_ms && now_ms - ms <= 3_000, "{ms} vs {now_ms}");
+    // Then what follows that position (a few seconds of the past, for clocks a little apart,
+    // then the new room's events), each after the announced position.
+    let room = t.room(A, "new").await;
+    let mut seen = Vec::new();
+    while !seen
+        .iter()
+        .any(|e: &(String, String, Value)| e.2["room_id"] == room.as_str())
+    {
+        seen.extend(read_events(&mut body, 1).await);
+    }
+    let order = |id: &str| {
+        let (ms, n) = id.split_once('-').unwrap();
+        (ms.parse::<u64>().unwrap(), n.parse::<u64>().unwrap())
+    };
+    assert!(seen.iter().all(|e| order(&e.0) > order(id)), "{seen:?}");
+    assert!(
+        seen.iter()
+            .all(|e| e.2["room_id"] == room.as_str() || e.2["room_id"] == old.as_str())
+    );
+    // Resuming from the announced id gives the same events.
+    let mut resumed = router
+        .oneshot(
+            Request::builder()
+                .uri("/api/v1/events/stream")
+                .header("x-app-id", A.0)
+                .header("x-api-key", A.1)
+                .header("last-event-id", id)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap()
+        .into_body();
+    let again = read_events(&mut resumed, seen.len()).await;
+    let ids = |v: &[(String, String, Value)]| v.iter().map(|e| e.0.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&again), ids(&seen));
+}

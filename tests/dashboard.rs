@@ -42,8 +42,54 @@ async fn served() -> (TestLab<MemoryStore>, String) {
     (t, base)
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(browser),
+    ignore = "needs Chromium and chromedriver: apt-get install chromium chromium-driver"
+)]
+async fn the_page_resumes_its_event_stream_after_a_drop() {
+    let (t, base) = served().await;
+    // The browser reaches the controller through a proxy the test can cut.
+    let proxy = common::proxy::Proxy::start(base.trim_start_matches("http://").to_owned()).await;
+    let room = t.room(A, "resumed").await;
+    let b = Browser::start().await;
+    sign_in(&b, &format!("http://{}", proxy.addr), "app", A.0, A.1).await;
+    b.text_until("#live", |s| s == "live").await;
+    b.click(&format!("#rooms tr[data-key='{room}'] a")).await;
+    b.text_until("#room-title", |s| s == "resumed").await;
+
+    // The stream drops; meanwhile a call joins the room.
+    proxy.cut();
+    let cut_at = tokio::time::Instant::now();
+    b.text_until("#live", |s| s == "reconnecting…").await;
+    let call = t.call(A, "4242").await;
+    t.joined(A, &room, &call).await;
+    // The outage outlasts the few seconds a fresh stream (`after=now`) would replay, so only a
+    // stream resumed from the last event seen (Last-Event-ID) brings the gap's events.
+    tokio::time::sleep_until(cut_at + Duration::from_millis(3000)).await;
+    proxy.heal();
+
+    // Back: the events of the gap arrive on the resumed stream (the event log shows only what
+    // the stream sent), and the member is there.
+    b.text_until("#live", |s| s == "live").await;
+    b.text_until("#events", |s| {
+        s.contains("conference.member.joining 4242") && s.contains("conference.member.joined 4242")
+    })
+    .await;
+    b.text_until(&format!("#members tr[data-uuid='{call}']"), |s| {
+        s.contains("4242")
+    })
+    .await;
+    b.stop().await;
+}
+
 async fn sign_in(b: &Browser, base: &str, mode: &str, app: &str, key: &str) {
     b.client.goto(&format!("{base}/ui")).await.unwrap();
+    fill_sign_in(b, mode, app, key).await;
+}
+
+/// Signs in on the page as it is.
+async fn fill_sign_in(b: &Browser, mode: &str, app: &str, key: &str) {
     b.find("#signin-mode")
         .await
         .select_by_value(mode)
@@ -316,4 +362,135 @@ async fn live_the_page_follows_a_real_callers_voice_and_mutes_it() {
     b.stop().await;
     server.abort();
     t.finish().await;
+}
+
+/// Runs `n` requests built by `make`, `at_once` at a time.
+async fn many<F, Fut>(n: usize, at_once: usize, make: F) -> Vec<common::api::Reply>
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = common::api::Reply>,
+{
+    let mut out = Vec::with_capacity(n);
+    for start in (0..n).step_by(at_once) {
+        let batch = (start..(start + at_once).min(n)).map(&make);
+        out.extend(futures_util::future::join_all(batch).await);
+    }
+    out
+}
+
+/// In the page: the long tasks (over 50 ms, which would drop frames) since `observe_long_tasks`.
+async fn long_tasks(b: &Browser) -> Vec<f64> {
+    let v = b
+        .client
+        .execute("return window.__long || [];", vec![])
+        .await
+        .unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_f64)
+        .collect()
+}
+
+async fn observe_long_tasks(b: &Browser) {
+    b.client
+        .execute(
+            "window.__long = []; new PerformanceObserver((l) => { \
+               for (const e of l.getEntries()) window.__long.push(e.duration); \
+             }).observe({ type: 'longtask', buffered: true });",
+            vec![],
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(browser),
+    ignore = "needs Chromium and chromedriver: apt-get install chromium chromium-driver"
+)]
+async fn a_thousand_rooms_and_a_room_of_two_hundred_stay_live() {
+    let (t, base) = served().await;
+    // 1,000 rooms, and one more with 200 members, 50 of them unmuted.
+    let created = many(1000, 50, |i| {
+        t.post(
+            "/api/v1/conferences",
+            A,
+            json!({ "name": format!("room-{i:04}") }),
+        )
+    })
+    .await;
+    assert!(created.iter().all(|r| r.status == StatusCode::CREATED));
+    let big = t.room(A, "big").await;
+    let calls: Vec<String> = many(200, 20, |i| {
+        t.post(
+            "/lab/v1/calls",
+            A,
+            json!({ "did": "15551230000", "caller_id": format!("{}", 5000 + i) }),
+        )
+    })
+    .await
+    .into_iter()
+    .map(|r| r.body["uuid"].as_str().unwrap().to_owned())
+    .collect();
+    let joins = many(200, 20, |i| t.join(A, &calls[i], &big)).await;
+    assert!(joins.iter().all(|r| r.status == StatusCode::ACCEPTED));
+    let members = format!("/api/v1/conferences/{big}/members?limit=200");
+    eventually("200 members", || async {
+        let r = t.get(&members, A).await;
+        r.body["members"].as_array().map_or(0, Vec::len) == 200
+    })
+    .await;
+    let talkers = &calls[..50];
+    many(50, 10, |i| t.command(A, &talkers[i], "conference/unmute")).await;
+    let talk: Vec<String> = talkers
+        .iter()
+        .map(|c| format!("/lab/v1/calls/{c}/talk"))
+        .collect();
+
+    let b = Browser::start().await;
+    b.client.goto(&format!("{base}/ui")).await.unwrap();
+    observe_long_tasks(&b).await;
+    let started = tokio::time::Instant::now();
+    fill_sign_in(&b, "app", A.0, A.1).await;
+    b.text_until("#rooms-count", |s| s == "(1001)").await;
+    let listed = started.elapsed();
+    let rows = b
+        .client
+        .find_all(fantoccini::Locator::Css("#rooms tbody tr"))
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1001);
+    let on_list = long_tasks(&b).await;
+
+    // The big room: every member listed; the talkers light up, then go dark, live.
+    b.click(&format!("#rooms tr[data-key='{big}'] a")).await;
+    b.text_until("#members-count", |s| s == "(200)").await;
+    let started = tokio::time::Instant::now();
+    many(50, 10, |i| t.post(&talk[i], A, json!({ "talking": true }))).await;
+    let lit = || async {
+        b.client
+            .find_all(fantoccini::Locator::Css("#members .talk.on"))
+            .await
+            .map(|v| v.len())
+            .unwrap_or(0)
+    };
+    eventually("50 talking indicators", || async { lit().await == 50 }).await;
+    let lit_after = started.elapsed();
+    many(50, 10, |i| t.post(&talk[i], A, json!({ "talking": false }))).await;
+    eventually("no talking indicator", || async { lit().await == 0 }).await;
+    let all = long_tasks(&b).await;
+    let longest = |v: &[f64]| v.iter().cloned().fold(0.0, f64::max);
+    live::notice(&format!(
+        "dashboard: 1,001 rooms listed {:.0} ms after sign-in ({} long tasks, longest {:.0} ms); \
+         50 of 200 members lit {:.0} ms after their talk requests; long tasks in all: {}, \
+         longest {:.0} ms",
+        listed.as_secs_f64() * 1000.0,
+        on_list.len(),
+        longest(&on_list),
+        lit_after.as_secs_f64() * 1000.0,
+        all.len(),
+        longest(&all),
+    ));
+    b.stop().await;
 }

@@ -128,15 +128,15 @@ async fn stream<S: Store>(
         .filter(|v| !v.is_empty()),
     };
     // `after` must be well-formed even when the header wins.
-    let after = match q.after.as_deref() {
-        Some("now") => Some(now_position()),
-        other => position(other)?,
+    let (after, now) = match q.after.as_deref() {
+        Some("now") => (Some(now_position()), true),
+        other => (position(other)?, false),
     };
-    let after = match resume {
-        Some(header) => position(Some(header))?,
-        None => after,
+    let (after, announce) = match resume {
+        Some(header) => (position(Some(header))?, false),
+        None => (after, now),
     };
-    let events = feed(st, app, after);
+    let events = feed(st, app, after, announce);
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
@@ -161,11 +161,19 @@ fn feed<S: Store>(
     st: ApiState<S>,
     app: AppId,
     after: Option<String>,
+    announce: bool,
 ) -> impl Stream<Item = Result<SseEvent, Infallible>> {
     let bell = st.rooms().store().outbox_watch(&app);
+    // `after=now` starts with the position it stands for, as an event with an id and no data
+    // (which sets a browser's last event id and dispatches nothing): a client that drops before
+    // any event comes resumes from there, not from a later "now".
+    let mut queue = VecDeque::new();
+    if let (true, Some(position)) = (announce, &after) {
+        queue.push_back(SseEvent::default().id(position.clone()));
+    }
     // `caught_up`: the last read returned less than it asked for, so once its rows are sent
     // the stream waits for the bell (rung after that read's `seen`) instead of reading again.
-    let state = (st, app, after, VecDeque::new(), bell, false);
+    let state = (st, app, after, queue, bell, false);
     futures_util::stream::unfold(
         state,
         |(st, app, mut after, mut queue, mut bell, mut caught_up)| async move {

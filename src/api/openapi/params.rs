@@ -87,7 +87,8 @@ pub struct FeedQuery {
 #[into_params(parameter_in = Query)]
 pub struct StreamQuery {
     /// An event id (`<ms>-<n>`); the stream sends what follows it. `now`: only events from
-    /// now on (and the last few seconds', to cover clocks a little apart). `Last-Event-ID` (a
+    /// now on (and the last few seconds', to cover clocks a little apart), the stream starting
+    /// with an `id:`-only message naming that position to resume from. `Last-Event-ID` (a
     /// reconnecting browser sends it) takes precedence.
     #[param(
         pattern = r"^([0-9]{1,19}-[0-9]{1,19}|now)?$",

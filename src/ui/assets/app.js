@@ -264,20 +264,61 @@ async function refreshNodes() {
   }
 }
 
+// Each table's rows by key, so a change finds its row without a search.
+const rowsOf = new WeakMap();
+
+// Rows built in one frame at most: a long list appears over a few frames instead of
+// freezing the page for one long one.
+const ROWS_PER_FRAME = 150;
+
+// Makes `tbody`'s rows those of `items` (built by `build`, brought up to date by `update`);
+// true when rows are left to build in a later frame.
 function keyedRows(tbody, items, key, build, update) {
+  let rows = rowsOf.get(tbody);
+  if (!rows) {
+    rows = new Map();
+    rowsOf.set(tbody, rows);
+  }
   const seen = new Set();
+  let fresh = null;
+  let built = 0;
+  let more = false;
   for (const item of items) {
     const k = key(item);
     seen.add(k);
-    let tr = tbody.querySelector('tr[data-key="' + CSS.escape(k) + '"]');
+    let tr = rows.get(k);
     if (!tr) {
+      if (built === ROWS_PER_FRAME) {
+        more = true;
+        continue;
+      }
+      built += 1;
       tr = build(item);
       tr.setAttribute('data-key', k);
-      tbody.append(tr);
+      rows.set(k, tr);
+      (fresh ||= document.createDocumentFragment()).append(tr);
     }
     update(tr, item);
   }
-  for (const tr of [...tbody.children]) if (!seen.has(tr.getAttribute('data-key'))) tr.remove();
+  if (fresh) tbody.append(fresh);
+  for (const [k, tr] of rows) {
+    if (!seen.has(k)) {
+      tr.remove();
+      rows.delete(k);
+    }
+  }
+  return more;
+}
+
+// Redraws at most once a frame, however many changes come in between.
+let drawing = false;
+function redraw() {
+  if (drawing) return;
+  drawing = true;
+  requestAnimationFrame(() => {
+    drawing = false;
+    renderRooms();
+  });
 }
 
 function renderNodes(nodes) {
@@ -325,7 +366,7 @@ async function loadRooms() {
   try {
     const rooms = await all('/api/v1/conferences', 'conferences');
     state.rooms = new Map(rooms.map((r) => [r.room_id, r]));
-    renderRooms();
+    redraw();
   } catch (e) {
     showError(e.message);
   }
@@ -345,7 +386,7 @@ function renderRooms() {
   setText($('#rooms-count'), '(' + rooms.length + ')');
   $('#rooms-empty').hidden = rooms.length > 0;
   const tbody = $('#rooms tbody');
-  keyedRows(tbody, rooms, (r) => r.room_id,
+  const more = keyedRows(tbody, rooms, (r) => r.room_id,
     () => el('tr', {}, el('td', {}, el('a')), el('td'), el('td'), el('td', { class: 'num' }),
       el('td'), el('td'), el('td', { class: 'num' }), el('td')),
     (tr, r) => {
@@ -362,6 +403,7 @@ function renderRooms() {
       setText(c[6], age(r.created_at));
       setText(c[7], r.node);
     });
+  if (more) redraw();
 }
 
 function summaryOf(detail) {
@@ -388,6 +430,7 @@ async function openRoom(id) {
     state.openedRoom = id;
     state.members.clear();
     $('#members tbody').replaceChildren();
+    rowsOf.delete($('#members tbody'));
     $('#events').replaceChildren();
   }
   await Promise.all([reloadRoom(id), reloadMembers(id), loadSessions()]);
@@ -398,11 +441,11 @@ async function reloadRoom(id) {
     const r = await api('GET', '/api/v1/conferences/' + enc(id));
     state.rooms.set(id, summaryOf(r));
     renderRoomFacts(r);
-    renderRooms();
+    redraw();
   } catch (e) {
     if (e.status === 404 && state.rooms.has(id)) {
       state.rooms.delete(id);
-      renderRooms();
+      redraw();
     }
     if (state.roomId === id) showError(e.message);
   }
@@ -452,7 +495,7 @@ function memberButton(label, action) {
 function renderMembers() {
   const members = [...state.members.values()];
   setText($('#members-count'), '(' + members.length + ')');
-  keyedRows($('#members tbody'), members, (m) => m.uuid,
+  const more = keyedRows($('#members tbody'), members, (m) => m.uuid,
     (m) => el('tr', { 'data-uuid': m.uuid },
       el('td', {}, el('span', { class: 'talk', role: 'img' })),
       el('td'), el('td'), el('td'),
@@ -481,6 +524,7 @@ function renderMembers() {
       setText(hold, m.held ? 'Unhold' : 'Hold');
       hold.setAttribute('data-action', m.held ? 'unhold' : 'hold');
     });
+  if (more) requestAnimationFrame(renderMembers);
 }
 
 async function memberAction(ev) {
@@ -588,13 +632,34 @@ async function refreshRoom(id) {
   } catch (e) {
     if (e.status === 404) state.rooms.delete(id);
   }
-  renderRooms();
+  redraw();
+}
+
+// Rooms that events named, read again together: each one alone while few changed, the whole
+// list (a few pages) when many did.
+const dirty = new Set();
+let flushing = false;
+const MANY = 25;
+
+function touched(id) {
+  dirty.add(id);
+  if (flushing) return;
+  flushing = true;
+  setTimeout(async () => {
+    while (dirty.size) {
+      const ids = [...dirty];
+      dirty.clear();
+      if (ids.length > MANY) await loadRooms();
+      else await Promise.all(ids.map(refreshRoom));
+    }
+    flushing = false;
+  }, 100);
 }
 
 function onEvent(envelope) {
   const id = envelope.room_id;
   if (!id) return;
-  throttle('room:' + id, () => refreshRoom(id));
+  touched(id);
   if (state.roomId === id) {
     if (envelope.type.startsWith('conference.member.') || envelope.type.startsWith('conference.participant.')) {
       throttle('members:' + id, () => reloadMembers(id));
@@ -675,8 +740,9 @@ function startStream() {
           while ((cut = buf.indexOf('\n\n')) >= 0) {
             const block = parseBlock(buf.slice(0, cut));
             buf = buf.slice(cut + 2);
-            if (!block.data) continue;
+            // An id without data (the position `after=now` stands for) moves the resume point.
             if (block.id) state.lastEventId = block.id;
+            if (!block.data) continue;
             try { onEvent(JSON.parse(block.data)); } catch (_) { /* not an envelope */ }
           }
         }
