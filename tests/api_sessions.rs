@@ -52,15 +52,19 @@ async fn a_join_is_confirmed_only_by_add_member() {
     })
     .await;
     let members = t.members(A, &room).await;
+    let show = t.get(&format!("/api/v1/conferences/{room}"), A).await;
+    assert_eq!(show.body["members"], 1);
+    // The participation the member is: the room's one conferencecall.
+    let conferencecall = show.body["conferencecall_ids"][0].clone();
+    assert!(conferencecall.is_string(), "{show:?}");
     assert_eq!(
         members,
         vec![json!({
             "uuid": s, "did": "15551230000", "caller_id": "1001",
             "muted": true, "deaf": false, "held": false, "moderator": false, "coaching": null, "talking": false,
+            "conferencecall_id": conferencecall,
         })]
     );
-    let show = t.get(&format!("/api/v1/conferences/{room}"), A).await;
-    assert_eq!(show.body["members"], 1);
     let session = t.get(&format!("/api/v1/sessions/{s}"), A).await;
     assert_eq!(session.body["room_id"], room.as_str());
     assert_eq!(t.count(A, EventKind::MemberJoined).await, 1);

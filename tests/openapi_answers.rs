@@ -48,6 +48,7 @@ impl Checked {
                 // Long enough for pause, volume and stop to find something playing.
                 play_duration: Duration::from_secs(30),
                 webhook: Some((url, signer)),
+                admin_key: Some(ADMIN.into()),
                 ..options()
             },
         )
@@ -68,9 +69,24 @@ impl Checked {
         app: Option<(&str, &str)>,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
+        let headers = match app {
+            Some((id, key)) => vec![("x-app-id", id), ("x-api-key", key)],
+            None => Vec::new(),
+        };
+        self.call_with(method, path, &headers, body).await
+    }
+
+    /// A request with these credential headers (the operator's key, say).
+    async fn call_with(
+        &self,
+        method: &str,
+        path: &str,
+        credentials: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let mut request = Request::builder().method(method).uri(path);
-        if let Some((id, key)) = app {
-            request = request.header("x-app-id", id).header("x-api-key", key);
+        for (name, value) in credentials {
+            request = request.header(*name, *value);
         }
         let body = body.map_or_else(Body::empty, |b| Body::from(b.to_string()));
         let request = request
@@ -509,11 +525,44 @@ async fn the_conference_resource(c: &Checked) {
     c.get("/v1.0/conferences/not-a-room").await;
 }
 
-async fn operations(c: &Checked) {
+const ADMIN: &str = "operator-key";
+
+async fn operations(c: &Checked, room: &str) {
     for path in ["/healthz", "/readyz", "/metrics", "/api/v1/openapi.json"] {
         let (status, _) = c.call("GET", path, None, None).await;
         assert_eq!(status, StatusCode::OK, "{path}");
     }
+    let (status, _) = c.get("/api/v1/nodes").await;
+    assert_eq!(status, StatusCode::OK);
+    let overview = "/api/v1/operator/overview";
+    let (status, _) = c
+        .call_with("GET", overview, &[("x-admin-key", ADMIN)], None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = c
+        .call_with("GET", overview, &[("x-admin-key", "wrong")], None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // The operator acting as an app is answered as the app is.
+    let (status, _) = c
+        .call_with(
+            "GET",
+            "/api/v1/conferences",
+            &[("x-admin-key", ADMIN), ("x-app-id", A.0)],
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (call, _) = c.joined_call(room, "1009").await;
+    let talk = format!("/lab/v1/calls/{call}/talk");
+    let (status, _) = c.post(&talk, json!({ "talking": true })).await;
+    assert_eq!(status, StatusCode::OK);
+    c.post(&talk, json!({ "talking": "yes" })).await;
+    c.post(
+        "/lab/v1/calls/lab01-00000000-0000-4000-8000-000000000000/talk",
+        json!({ "talking": false }),
+    )
+    .await;
     c.post(
         "/lab/v1/calls",
         json!({ "did": "no spaces", "caller_id": "1" }),
@@ -530,7 +579,7 @@ async fn every_answer_is_documented_and_matches_its_schema() {
     recordings(&c, &room).await;
     the_conference_resource(&c).await;
     events_and_deliveries(&c).await;
-    operations(&c).await;
+    operations(&c, &room).await;
     let (status, _) = c.delete(&format!("/api/v1/conferences/{room}")).await;
     assert_eq!(status, StatusCode::OK);
     c.delete(&format!("/api/v1/conferences/{room}")).await;
