@@ -269,7 +269,7 @@ const rowsOf = new WeakMap();
 
 // Rows built in one frame at most: a long list appears over a few frames instead of
 // freezing the page for one long one.
-const ROWS_PER_FRAME = 150;
+const ROWS_PER_FRAME = 60;
 
 // Makes `tbody`'s rows those of `items` (built by `build`, brought up to date by `update`);
 // true when rows are left to build in a later frame.
@@ -379,31 +379,76 @@ function playbackText(r) {
   return r.playback_status + ' ' + short + ' (' + r.playback_volume + ' dB)';
 }
 
+// Rows of the rooms list (fixed height, app.css), and how many are drawn beyond the view.
+const ROOM_ROW = 36;
+const OVERSCAN = 10;
+
+// Draws only the rooms in view, between two spacer rows that stand for the rest: a list of
+// thousands costs what a screenful does.
 function renderRooms() {
   if (state.view !== 'overview') return;
   const rooms = [...state.rooms.values()];
   if (state.nodes && state.auth.mode === 'app') renderNodes(state.nodes);
   setText($('#rooms-count'), '(' + rooms.length + ')');
   $('#rooms-empty').hidden = rooms.length > 0;
+  const scroller = $('#rooms-scroll');
+  const first = Math.max(0, Math.floor(scroller.scrollTop / ROOM_ROW) - OVERSCAN);
+  const shown = Math.ceil((scroller.clientHeight || window.innerHeight) / ROOM_ROW) + 2 * OVERSCAN;
+  const visible = rooms.slice(first, first + shown);
   const tbody = $('#rooms tbody');
-  const more = keyedRows(tbody, rooms, (r) => r.room_id,
-    () => el('tr', {}, el('td', {}, el('a')), el('td'), el('td'), el('td', { class: 'num' }),
-      el('td'), el('td'), el('td', { class: 'num' }), el('td')),
-    (tr, r) => {
-      const c = tr.children;
-      const a = c[0].firstChild;
-      if (a.getAttribute('href') !== roomHref(r.room_id)) a.href = roomHref(r.room_id);
-      setText(a, r.name || r.room_id);
-      a.title = r.room_id;
-      if (c[1].textContent !== r.status) c[1].replaceChildren(badge(r.status));
-      setText(c[2], r.type);
-      setText(c[3], String(r.members));
-      setText(c[4], playbackText(r));
-      setText(c[5], r.recording_id && r.recording_id !== NIL ? 'recording' : '—');
-      setText(c[6], age(r.created_at));
-      setText(c[7], r.node);
-    });
-  if (more) redraw();
+  let rows = rowsOf.get(tbody);
+  if (!rows) {
+    rows = new Map();
+    rowsOf.set(tbody, rows);
+    const spacer = () => el('tr', { class: 'spacer', 'aria-hidden': 'true' }, el('td', { colSpan: 8 }));
+    tbody.replaceChildren(spacer(), spacer());
+  }
+  const top = tbody.firstElementChild;
+  const bottom = tbody.lastElementChild;
+  const wanted = [];
+  for (const r of visible) {
+    let tr = rows.get(r.room_id);
+    if (!tr) {
+      tr = el('tr', {}, el('td', {}, el('a')), el('td'), el('td'), el('td', { class: 'num' }),
+        el('td'), el('td'), el('td', { class: 'num' }), el('td'));
+      tr.setAttribute('data-key', r.room_id);
+      rows.set(r.room_id, tr);
+    }
+    updateRoomRow(tr, r);
+    wanted.push(tr);
+  }
+  const keep = new Set(wanted);
+  for (const [k, tr] of rows) {
+    if (!keep.has(tr)) {
+      tr.remove();
+      rows.delete(k);
+    }
+  }
+  // In order, between the spacers.
+  let cursor = top;
+  for (const tr of wanted) {
+    if (cursor.nextSibling !== tr) tbody.insertBefore(tr, cursor.nextSibling);
+    cursor = tr;
+  }
+  if (cursor.nextSibling !== bottom) tbody.insertBefore(bottom, cursor.nextSibling);
+  top.style.height = first * ROOM_ROW + 'px';
+  bottom.style.height = Math.max(0, rooms.length - first - visible.length) * ROOM_ROW + 'px';
+}
+
+function updateRoomRow(tr, r) {
+  const c = tr.children;
+  const a = c[0].firstChild;
+  const href = roomHref(r.room_id);
+  if (a.getAttribute('href') !== href) a.href = href;
+  setText(a, r.name || r.room_id);
+  if (a.title !== r.room_id) a.title = r.room_id;
+  if (c[1].textContent !== r.status) c[1].replaceChildren(badge(r.status));
+  setText(c[2], r.type);
+  setText(c[3], String(r.members));
+  setText(c[4], playbackText(r));
+  setText(c[5], r.recording_id && r.recording_id !== NIL ? 'recording' : '—');
+  setText(c[6], age(r.created_at));
+  setText(c[7], r.node);
 }
 
 function summaryOf(detail) {
@@ -593,6 +638,7 @@ function roomControls() {
   });
   $('#join-session').addEventListener('focus', loadSessions);
   $('#members').addEventListener('click', memberAction);
+  $('#rooms-scroll').addEventListener('scroll', redraw, { passive: true });
   $('#create-room').addEventListener('submit', (ev) => {
     ev.preventDefault();
     const name = $('#create-name').value.trim();
