@@ -1,5 +1,6 @@
-//! The core API flow with the Redis store (a real redis-server): create → call → join → mute →
-//! play → leave → delete, cooldowns and command_uid held in Redis, pagination.
+//! The core API flow with the Redis store (a real redis-server, and a real three-master Redis
+//! Cluster): create → call → join → mute → play → leave → delete, cooldowns and command_uid
+//! held in Redis, pagination.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -17,7 +18,17 @@ use common::redis_server::RedisServer;
 #[tokio::test]
 async fn the_core_flow_against_redis() {
     let server = RedisServer::start();
-    let store = RedisStore::connect(&server.url()).await.unwrap();
+    core_flow(RedisStore::connect(&server.url()).await.unwrap()).await;
+}
+
+/// The same flow on a three-master Redis Cluster (`redis+cluster://`).
+#[tokio::test]
+async fn the_core_flow_against_a_redis_cluster() {
+    let cluster = common::redis_cluster::RedisCluster::start();
+    core_flow(RedisStore::connect(&cluster.url()).await.unwrap()).await;
+}
+
+async fn core_flow(store: RedisStore) {
     let t = TestLab::start(store, options()).await;
     let room = t.room(A, "standup").await;
     let dup = t

@@ -102,6 +102,20 @@ async fn fill_sign_in(b: &Browser, mode: &str, app: &str, key: &str) {
     b.click("#signin button[type=submit]").await;
 }
 
+/// Joins the parked call `call` into the open room with the page's join form.
+async fn join_from_page(b: &Browser, call: &str) {
+    // Focusing the list reads the parked calls again.
+    b.click("#join-session").await;
+    b.find(&format!("#join-session option[value='{call}']"))
+        .await;
+    b.find("#join-session")
+        .await
+        .select_by_value(call)
+        .await
+        .unwrap();
+    b.click("#join button[type=submit]").await;
+}
+
 async fn member(t: &TestLab<MemoryStore>, room: &str, session: &str) -> Value {
     t.members(A, room)
         .await
@@ -145,15 +159,7 @@ async fn an_app_follows_its_rooms_live_and_controls_them_from_the_page() {
     let call = t.call(A, "1001").await;
     b.click(&format!("{row} a")).await;
     b.text_until("#room-title", |s| s == "standup").await;
-    b.click("#join-session").await;
-    b.find(&format!("#join-session option[value='{call}']"))
-        .await;
-    b.find("#join-session")
-        .await
-        .select_by_value(&call)
-        .await
-        .unwrap();
-    b.click("#join button[type=submit]").await;
+    join_from_page(&b, &call).await;
     let tr = format!("#members tr[data-uuid='{call}']");
     b.text_until(&tr, |s| s.contains("1001")).await;
     assert!(
@@ -324,15 +330,7 @@ async fn live_the_page_follows_a_real_callers_voice_and_mutes_it() {
         .await;
 
     // Joined from the page: the node confirms, the member shows, muted (as joins are).
-    b.click("#join-session").await;
-    b.find(&format!("#join-session option[value='{call}']"))
-        .await;
-    b.find("#join-session")
-        .await
-        .select_by_value(&call)
-        .await
-        .unwrap();
-    b.click("#join button[type=submit]").await;
+    join_from_page(&b, &call).await;
     let tr = format!("#members tr[data-uuid='{call}']");
     b.text_until(&format!("{tr} td:nth-child(4)"), |s| s.contains("muted"))
         .await;

@@ -140,6 +140,16 @@ async fn memory_store_appends_wake_a_reader() {
 }
 
 #[tokio::test]
+async fn cluster_appends_wake_a_reader_on_another_instance() {
+    // The reader listens on one node; a message published on any master reaches it (the
+    // cluster passes Pub/Sub messages to every node).
+    let cluster = common::redis_cluster::RedisCluster::start();
+    let reader = RedisStore::connect(&cluster.url()).await.unwrap();
+    let writer = RedisStore::connect(&cluster.url()).await.unwrap();
+    every_append_wakes_a_caught_up_reader(&reader, &writer).await;
+}
+
+#[tokio::test]
 async fn redis_appends_wake_a_reader_on_another_instance() {
     let server = RedisServer::start();
     let reader = RedisStore::connect(&server.url()).await.unwrap();

@@ -1,5 +1,5 @@
-//! One suite, two stores: the memory store and the Redis store (against a real redis-server)
-//! must behave the same.
+//! One suite, three stores: the memory store, the Redis store against a real redis-server, and
+//! the Redis store against a real three-master Redis Cluster must behave the same.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -659,6 +659,15 @@ suite!(redis, {
         .await
         .unwrap();
     (server, store)
+});
+
+// A three-master Redis Cluster: the same behaviour, each app's keys in its own slot.
+suite!(cluster, {
+    let cluster = common::redis_cluster::RedisCluster::start();
+    let store = switchyard::store::redis::RedisStore::connect(&cluster.url())
+        .await
+        .unwrap();
+    (cluster, store)
 });
 
 #[tokio::test]

@@ -165,6 +165,20 @@ async fn wait_parked<S: Store>(
     Err(ApiError::NodeTimeout)
 }
 
+/// The app's session named `raw` and the simulated node it is on (403 for another app's).
+async fn lab_session<S: Store>(
+    st: &ApiState<S>,
+    app: &AppId,
+    raw: &str,
+) -> Result<(SessionId, Arc<Simulator>), ApiError> {
+    let id = SessionId::parse(raw).map_err(|_| ApiError::NotFound("Session not found".into()))?;
+    st.rooms().session(app, &id).await?;
+    let sim = lab(st)?
+        .get(&id.prefix())
+        .ok_or_else(|| ApiError::NotFound("Session not found".into()))?;
+    Ok((id, sim.clone()))
+}
+
 #[utoipa::path(
     delete,
     path = "/lab/v1/calls/{uuid}",
@@ -184,11 +198,7 @@ async fn hang_up<S: Store>(
     Caller(app): Caller,
     IdPath(raw): IdPath,
 ) -> Result<Json<Value>, ApiError> {
-    let id = SessionId::parse(&raw).map_err(|_| ApiError::NotFound("Session not found".into()))?;
-    st.rooms().session(&app, &id).await?;
-    let sim = lab(&st)?
-        .get(&id.prefix())
-        .ok_or_else(|| ApiError::NotFound("Session not found".into()))?;
+    let (id, sim) = lab_session(&st, &app, &raw).await?;
     let reply = sim.api(&format!("uuid_kill {}", id.channel()));
     if !reply.starts_with("+OK") {
         return Err(ApiError::NotFound("Session not found".into()));
@@ -220,11 +230,7 @@ async fn talk<S: Store>(
     IdPath(raw): IdPath,
     JsonBody(body): JsonBody<TalkBody>,
 ) -> Result<Json<Value>, ApiError> {
-    let id = SessionId::parse(&raw).map_err(|_| ApiError::NotFound("Session not found".into()))?;
-    st.rooms().session(&app, &id).await?;
-    let sim = lab(&st)?
-        .get(&id.prefix())
-        .ok_or_else(|| ApiError::NotFound("Session not found".into()))?;
+    let (id, sim) = lab_session(&st, &app, &raw).await?;
     if !sim.caller_talk(id.channel(), body.talking) {
         return Err(ApiError::NotFound("Session not found".into()));
     }

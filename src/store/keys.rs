@@ -4,7 +4,16 @@
 //! (`{app}`), so one room's write — the room, the app's indexes and the app's outbox stream —
 //! touches a single Redis Cluster slot and runs as one atomic script. (Tagging by room id would
 //! split a room from its app's indexes across slots.) The few global keys are write-once
-//! lookups, written before the records they point to.
+//! lookups, written before the records they point to, and sets and zsets that are only ever
+//! touched one key per command (or per single-key script), so each lives in whatever slot its
+//! name hashes to.
+//!
+//! On a Redis Cluster (`redis+cluster://`, see `redis/failover.rs`) this layout works as it is:
+//! every script and transaction names one app's keys (one slot), and a pipeline that mixes
+//! slots (a room write and its global lookups) goes out as one request per command. What it
+//! does not do yet is spread ONE app over several masters: an app's rooms all hash to the slot
+//! of `{app}` (issue 19 asks for a per-app shard number in the tag, chosen from the room id,
+//! with per-shard indexes, outbox and dispatcher lease, and listings merged across shards).
 //!
 //! | key | type | holds |
 //! |---|---|---|

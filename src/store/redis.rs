@@ -109,9 +109,9 @@ impl RedisStore {
         let conn = failover::Conn::connect(target.clone())
             .await
             .map_err(unavailable)?;
-        let rooms = match target.is_sentinel() {
-            true => None,
-            false => tracked(url, room_cache::DEFAULT_CAPACITY).await?,
+        let rooms = match target.can_cache() {
+            false => None,
+            true => tracked(url, room_cache::DEFAULT_CAPACITY).await?,
         };
         Ok(RedisStore {
             conn,
@@ -138,7 +138,7 @@ impl RedisStore {
     ) -> Result<RedisStore, StoreError> {
         self.rooms = match capacity {
             0 => None,
-            _ if self.target.is_sentinel() => None,
+            _ if !self.target.can_cache() => None,
             n => tracked(url, n).await?,
         };
         Ok(self)

@@ -8,6 +8,7 @@ pub mod freeswitch;
 pub mod marks;
 pub mod openapi;
 pub mod proxy;
+pub mod redis_cluster;
 pub mod redis_server;
 pub mod scenario;
 pub mod serve;

@@ -1,3 +1,13 @@
+//! Where the store's Redis is, and its shared connection: one server (`redis://`), a Sentinel
+//! set, or a Redis Cluster.
+//!
+//! Redis Cluster (issue 19): `redis+cluster://<host:port>[,<host:port>…]` names some of the
+//! cluster's nodes (the rest are found from them); the store then talks to it with redis-rs's
+//! cluster client, which routes each command to the master of its key's slot and follows slot
+//! moves and failovers. Every script and transaction touches one app's keys, which share the
+//! app's hash tag and so one slot (see `keys.rs`); a plain pipeline that mixes slots (a room
+//! write with its global lookups) is sent as one request per command, in order.
+//!
 //! Redis Sentinel (issue 19): `redis_url` may name a Sentinel set and a master name,
 //! `redis+sentinel://<host:port>[,<host:port>…]/<master name>[/<db>]`. The store then asks the
 //! sentinels where the master is, connects there, and follows a failover: when a command fails
@@ -17,6 +27,8 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClientBuilder;
+use redis::cluster_async::ClusterConnection;
 use redis::sentinel::Sentinel;
 use redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
 
@@ -31,10 +43,27 @@ pub(crate) enum Target {
         master: String,
         db: i64,
     },
+    /// Some nodes of a Redis Cluster (as `redis://host:port/` URLs).
+    Cluster(Vec<String>),
 }
 
 impl Target {
     pub(crate) fn parse(url: &str) -> RedisResult<Target> {
+        if let Some(rest) = url.strip_prefix("redis+cluster://") {
+            let nodes: Vec<String> = rest
+                .trim_end_matches('/')
+                .split(',')
+                .filter(|h| !h.is_empty())
+                .map(|h| format!("redis://{h}/"))
+                .collect();
+            if nodes.is_empty() || rest.trim_end_matches('/').contains('/') {
+                return Err(redis::RedisError::from((
+                    redis::ErrorKind::InvalidClientConfig,
+                    "expected redis+cluster://<host:port>[,<host:port>…]",
+                )));
+            }
+            return Ok(Target::Cluster(nodes));
+        }
         let Some(rest) = url.strip_prefix("redis+sentinel://") else {
             return Ok(Target::Plain(url.to_owned()));
         };
@@ -70,10 +99,18 @@ impl Target {
         matches!(self, Target::Sentinel { .. })
     }
 
-    /// A client of the master: the URL's, or the one the sentinels name now.
+    /// Whether the store's server can track keys for this process's room cache: a single
+    /// server it stays connected to (not a master that may move, nor a cluster's many).
+    pub(crate) fn can_cache(&self) -> bool {
+        matches!(self, Target::Plain(_))
+    }
+
+    /// A client of the master: the URL's, or the one the sentinels name now; in a cluster,
+    /// the first node named (Pub/Sub messages reach every node of a cluster).
     pub(crate) async fn master(&self) -> RedisResult<redis::Client> {
         match self {
             Target::Plain(url) => redis::Client::open(url.as_str()),
+            Target::Cluster(nodes) => redis::Client::open(nodes[0].as_str()),
             Target::Sentinel {
                 sentinels,
                 master,
@@ -98,12 +135,13 @@ fn manager_config() -> ConnectionManagerConfig {
 }
 
 /// The store's shared connection: a [`ConnectionManager`] (reconnecting in the background) to
-/// the master, moved to another master after a failover.
+/// the master, moved to another master after a failover; or a cluster connection.
 #[derive(Clone)]
 pub(crate) struct Conn {
     target: Arc<Target>,
     current: Arc<RwLock<Current>>,
     following: Arc<tokio::sync::Mutex<()>>,
+    cluster: Option<ClusterConnection>,
 }
 
 struct Current {
@@ -115,6 +153,18 @@ struct Current {
 
 impl Conn {
     pub(crate) async fn connect(target: Arc<Target>) -> RedisResult<Conn> {
+        let cluster = match &*target {
+            Target::Cluster(nodes) => Some(
+                ClusterClientBuilder::new(nodes.clone())
+                    .connection_timeout(Duration::from_secs(2))
+                    .response_timeout(Duration::from_secs(2))
+                    .retries(3)
+                    .build()?
+                    .get_async_connection()
+                    .await?,
+            ),
+            _ => None,
+        };
         let client = target.master().await?;
         let address = client.get_connection_info().addr.to_string();
         let manager = client
@@ -128,6 +178,7 @@ impl Conn {
                 manager,
             })),
             following: Arc::default(),
+            cluster,
         })
     }
 
@@ -187,9 +238,60 @@ impl Conn {
     }
 }
 
+/// Sends a pipeline to a cluster: a transaction whole (its keys share a slot, by design), other
+/// pipelines as one request per command, sent in order and answered in order — the cluster
+/// client refuses a pipeline across slots, and answers a pipeline's failing command by failing
+/// all of it, where a caller must see which command failed (a `NOSCRIPT` says that one did
+/// not run). Each command's server error is its own reply, as on a single server.
+async fn cluster_pipeline(
+    cluster: &mut ClusterConnection,
+    pipeline: &Pipeline,
+    offset: usize,
+    count: usize,
+) -> RedisResult<Vec<Value>> {
+    if pipeline.is_transaction() {
+        return cluster.req_packed_commands(pipeline, offset, count).await;
+    }
+    let replies = futures_util::future::join_all(pipeline.cmd_iter().map(|cmd| {
+        let mut cluster = cluster.clone();
+        async move { cluster.req_packed_command(cmd).await }
+    }))
+    .await;
+    replies.into_iter().map(server_error_as_reply).collect()
+}
+
+/// A command's error from the server as the reply a pipeline on one server would hold; an
+/// error of the connection stays an error.
+fn server_error_as_reply(reply: RedisResult<Value>) -> RedisResult<Value> {
+    let e = match reply {
+        Ok(value) => return Ok(value),
+        Err(e) => e,
+    };
+    if e.is_io_error()
+        || e.is_timeout()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.kind() == redis::ErrorKind::ClusterConnectionNotFound
+    {
+        return Err(e);
+    }
+    // redis-rs does not let a server error be built but by parsing one.
+    let line = format!(
+        "-{} {}\r\n",
+        e.code().unwrap_or("ERR"),
+        e.detail().unwrap_or("")
+    )
+    .replace(['\r', '\n'], " ");
+    let line = format!("{}\r\n", line.trim_end());
+    redis::parse_redis_value(line.as_bytes())
+}
+
 impl ConnectionLike for Conn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         Box::pin(async move {
+            if let Some(cluster) = &mut self.cluster {
+                return cluster.req_packed_command(cmd).await;
+            }
             let (generation, mut manager) = self.now();
             let result = manager.req_packed_command(cmd).await;
             if let Err(e) = &result
@@ -208,6 +310,9 @@ impl ConnectionLike for Conn {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         Box::pin(async move {
+            if let Some(cluster) = &mut self.cluster {
+                return cluster_pipeline(cluster, cmd, offset, count).await;
+            }
             let (generation, mut manager) = self.now();
             let result = manager.req_packed_commands(cmd, offset, count).await;
             if let Err(e) = &result
@@ -227,6 +332,31 @@ impl ConnectionLike for Conn {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_commands_server_error_is_its_reply_and_a_lost_connection_an_error() {
+        let noscript = redis::RedisError::from((
+            redis::ErrorKind::NoScriptError,
+            "An error was signalled by the server",
+            "No matching script. Please use EVAL.".to_owned(),
+        ));
+        match server_error_as_reply(Err(noscript)) {
+            Ok(Value::ServerError(e)) => assert_eq!(e.code(), "NOSCRIPT"),
+            other => panic!("{other:?}"),
+        }
+        let wrongtype = redis::RedisError::from((
+            redis::ErrorKind::ExtensionError,
+            "An error was signalled by the server",
+            "WRONGTYPE Operation against a key holding the wrong kind of value".to_owned(),
+        ));
+        assert!(matches!(
+            server_error_as_reply(Err(wrongtype)),
+            Ok(Value::ServerError(_))
+        ));
+        let io = redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::BrokenPipe));
+        assert!(server_error_as_reply(Err(io)).is_err());
+        assert_eq!(server_error_as_reply(Ok(Value::Int(1))), Ok(Value::Int(1)));
+    }
 
     #[test]
     fn sentinel_urls_name_the_sentinels_the_master_and_the_database() {
@@ -250,6 +380,14 @@ mod tests {
             Target::Plain(_)
         ));
         assert!(Target::parse("redis+sentinel://10.0.0.1:26379/").is_err());
+        match Target::parse("redis+cluster://10.0.0.1:7000,10.0.0.2:7000/").unwrap() {
+            Target::Cluster(nodes) => {
+                assert_eq!(nodes, ["redis://10.0.0.1:7000/", "redis://10.0.0.2:7000/"])
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(Target::parse("redis+cluster://").is_err());
+        assert!(Target::parse("redis+cluster://10.0.0.1:7000/2").is_err());
         assert!(Target::parse("redis+sentinel:///main").is_err());
     }
 }
