@@ -136,6 +136,16 @@ async fn redis_store_killed_mid_retry_loses_and_repeats_nothing() {
     killed_mid_retry_then_restarted(Arc::new(store)).await;
 }
 
+/// The dispatcher's position, acknowledgments and lease on a three-master Redis Cluster.
+#[tokio::test]
+async fn cluster_store_killed_mid_retry_loses_and_repeats_nothing() {
+    let cluster = common::redis_cluster::RedisCluster::start();
+    let store = switchyard::store::redis::RedisStore::connect(&cluster.url())
+        .await
+        .unwrap();
+    killed_mid_retry_then_restarted(Arc::new(store)).await;
+}
+
 /// Two controller instances on one store: one delivers the app's webhooks at a time (each
 /// message once); when it dies, the other takes over and nothing is lost.
 async fn two_instances_share_one_app<S: Store>(store: Arc<S>) {
@@ -198,6 +208,15 @@ async fn memory_store_two_instances_share_one_app() {
 async fn redis_store_two_instances_share_one_app() {
     let server = common::redis_server::RedisServer::start();
     let store = switchyard::store::redis::RedisStore::connect(&server.url())
+        .await
+        .unwrap();
+    two_instances_share_one_app(Arc::new(store)).await;
+}
+
+#[tokio::test]
+async fn cluster_store_two_instances_share_one_app() {
+    let cluster = common::redis_cluster::RedisCluster::start();
+    let store = switchyard::store::redis::RedisStore::connect(&cluster.url())
         .await
         .unwrap();
     two_instances_share_one_app(Arc::new(store)).await;
