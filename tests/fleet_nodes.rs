@@ -225,6 +225,19 @@ async fn set_muted(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instances_share_the_nodes_and_take_over_a_killed_or_stopped_ones_nodes() {
+    let redis = RedisServer::start();
+    fleet(&redis.url(), "redis").await;
+}
+
+/// The same fleet on a three-master Redis Cluster: the node leases, the instances' heartbeat,
+/// the rooms and the app's webhooks, each in its own slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_redis_cluster_instances_share_the_nodes_and_take_over() {
+    let cluster = common::redis_cluster::RedisCluster::start();
+    fleet(&cluster.url(), "cluster").await;
+}
+
+async fn fleet(url: &str, what: &str) {
     let mut sims = Vec::new();
     for _ in PREFIXES {
         sims.push(
@@ -239,19 +252,18 @@ async fn instances_share_the_nodes_and_take_over_a_killed_or_stopped_ones_nodes(
             .unwrap(),
         );
     }
-    let redis = RedisServer::start();
-    let dir = std::env::temp_dir().join(format!("switchyard-fleet-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("switchyard-fleet-{}-{what}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let receiver = Receiver::ok().await;
     let hook = receiver.url();
-    let a = Instance::start(0, &dir, &redis.url(), &sims, &hook).await;
-    let b = Instance::start(1, &dir, &redis.url(), &sims, &hook).await;
+    let a = Instance::start(0, &dir, url, &sims, &hook).await;
+    let b = Instance::start(1, &dir, url, &sims, &hook).await;
     let settle = Duration::from_millis(LEASE_MS * 4);
     let shares = shared(&[&a, &b], settle, "two instances share the four nodes").await;
     assert_eq!(shares.iter().map(BTreeSet::len).collect::<Vec<_>>(), [2, 2]);
 
     // A third instance gets its share; any instance serves any call.
-    let mut c = Instance::start(2, &dir, &redis.url(), &sims, &hook).await;
+    let mut c = Instance::start(2, &dir, url, &sims, &hook).await;
     let shares = shared(
         &[&a, &b, &c],
         settle,
