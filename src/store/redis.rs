@@ -9,10 +9,13 @@ use std::time::Duration;
 use redis::{AsyncCommands, Script, Value};
 
 mod appended;
+mod cached;
 mod deliveries;
 mod failover;
+mod reads;
 mod room_writes;
 
+use cached::tracked;
 use room_writes::{RoomWrite, Track};
 
 use super::bell::{Bells, OutboxWatch};
@@ -83,23 +86,6 @@ fn encode<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_default()
 }
 
-/// The room cache's connection, tried once: a Redis that refuses RESP3 or client tracking
-/// (before 6.0, or a proxy that lacks them) leaves the cache off, loudly, rather than every read
-/// failing; a Redis that cannot be reached is an error.
-async fn tracked(url: &str, capacity: usize) -> Result<Option<Tracked>, StoreError> {
-    let tracked = Tracked::new(url, capacity).map_err(unavailable)?;
-    match tracked.conn().await {
-        Ok(_) => Ok(Some(tracked)),
-        Err(e) if e.is_io_error() || e.is_timeout() || e.is_connection_refusal() => {
-            Err(unavailable(e))
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "Redis refuses client tracking: the room cache is off");
-            Ok(None)
-        }
-    }
-}
-
 impl RedisStore {
     /// Connects (failing fast if Redis is not there) with short timeouts and background reconnects.
     /// `url` may name a Sentinel set (`redis+sentinel://…`, see [`failover`]): the store then
@@ -149,91 +135,6 @@ impl RedisStore {
         self.rooms.as_ref().map_or(0, |t| t.entries().len())
     }
 
-    /// A room through the tracked connection: from the cache, or read and kept.
-    async fn tracked_room(&self, tracked: &Tracked, key: &str) -> Result<Option<Room>, StoreError> {
-        if let Some(room) = tracked.entries().get(key) {
-            return Ok(Some(room));
-        }
-        Ok(self
-            .read_tracked(tracked, key)
-            .await?
-            .map(|room| Room::clone(&room)))
-    }
-
-    /// The version of a room to change and write back guarded by its `seq`: the one this
-    /// process last read or wrote if it holds it, else read from Redis (and kept).
-    async fn room_base(&self, app: &AppId, id: &RoomId) -> Result<Option<Arc<Room>>, StoreError> {
-        let key = keys::room(app, id);
-        let Some(tracked) = &self.rooms else {
-            return Ok(self.json_field(&key).await?.map(Arc::new));
-        };
-        match tracked.entries().base(&key) {
-            Some(room) => Ok(Some(room)),
-            None => self.read_tracked(tracked, &key).await,
-        }
-    }
-
-    /// Reads a room on the tracked connection, keeping it (Redis tracks it for us from now on).
-    async fn read_tracked(
-        &self,
-        tracked: &Tracked,
-        key: &str,
-    ) -> Result<Option<Arc<Room>>, StoreError> {
-        let (json, token) = tracked
-            .call(key, |mut conn| async move {
-                let mut hget = redis::cmd("HGET");
-                hget.arg(key).arg("json");
-                Tracked::cached(hget)
-                    .query_async::<(Option<String>,)>(&mut conn)
-                    .await
-                    .map(|(json,)| json)
-            })
-            .await
-            .map_err(unavailable)?;
-        let Some(json) = json else {
-            tracked.entries().forget(key);
-            return Ok(None);
-        };
-        let room: Arc<Room> =
-            Arc::new(decode(key, &json).inspect_err(|_| tracked.entries().forget(key))?);
-        tracked.entries().fill(key, token, Arc::clone(&room));
-        Ok(Some(room))
-    }
-
-    /// Runs `eval` (an `EVALSHA` of `script`) that writes the room at `key`: on the tracked
-    /// connection when the cache is on, keeping `room` as the key's version when `wrote` says
-    /// the script stored it.
-    async fn write_room<T: redis::FromRedisValue>(
-        &self,
-        key: &str,
-        script: &Script,
-        eval: redis::Cmd,
-        room: &Room,
-        wrote: impl Fn(&T) -> bool,
-    ) -> Result<T, StoreError> {
-        let Some(tracked) = &self.rooms else {
-            let mut pipe = redis::pipe();
-            pipe.add_command(eval);
-            return query_loading(&mut self.conn(), script, &pipe)
-                .await
-                .map(|(answer,)| answer)
-                .map_err(unavailable);
-        };
-        let pipe = Tracked::cached(eval);
-        let ((answer,), token) = tracked
-            .call(key, |mut conn| async move {
-                query_loading::<(T,), _>(&mut conn, script, &pipe).await
-            })
-            .await
-            .map_err(unavailable)?;
-        if wrote(&answer) {
-            tracked.entries().fill(key, token, Arc::new(room.clone()));
-        } else {
-            tracked.entries().forget(key);
-        }
-        Ok(answer)
-    }
-
     /// How long terminated rooms stay readable (at least a second).
     pub fn with_retention(mut self, retention: Duration) -> RedisStore {
         self.retention = retention.max(Duration::from_secs(1));
@@ -252,118 +153,6 @@ impl RedisStore {
     /// A connection for the store's other modules (the fleet's records).
     pub(crate) fn connection(&self) -> impl redis::aio::ConnectionLike + Send + Sync + use<> {
         self.conn.clone()
-    }
-
-    async fn json_field<T: serde::de::DeserializeOwned>(
-        &self,
-        key: &str,
-    ) -> Result<Option<T>, StoreError> {
-        let json: Option<String> = self.conn().hget(key, "json").await.map_err(unavailable)?;
-        json.map(|j| decode(key, &j)).transpose()
-    }
-
-    /// Ids after `after` in a (score, member) zset, up to `limit` (+1 to know if there is more).
-    async fn zpage(
-        &self,
-        key: &str,
-        after: Option<(Micros, String)>,
-        limit: usize,
-    ) -> Result<(Vec<(Micros, String)>, bool), StoreError> {
-        let min = after
-            .as_ref()
-            .map(|(s, _)| s.to_string())
-            .unwrap_or_else(|| "-inf".into());
-        // Ties on the score are rare (µs); fetch a few extra to skip past the cursor's ties.
-        let fetch = limit + 17;
-        let raw: Vec<(String, f64)> = redis::cmd("ZRANGEBYSCORE")
-            .arg(key)
-            .arg(&min)
-            .arg("+inf")
-            .arg("WITHSCORES")
-            .arg("LIMIT")
-            .arg(0)
-            .arg(fetch)
-            .query_async(&mut self.conn())
-            .await
-            .map_err(unavailable)?;
-        let mut rows: Vec<(Micros, String)> =
-            raw.into_iter().map(|(m, s)| (s as Micros, m)).collect();
-        if let Some(cursor) = &after {
-            rows.retain(|row| row > cursor);
-        }
-        let more = rows.len() > limit;
-        rows.truncate(limit);
-        Ok((rows, more))
-    }
-
-    /// Up to `limit` entries of a stream between `bounds` (`XRANGE`, or `XREVRANGE` with the
-    /// bounds reversed), each with the JSON record held in its `field`.
-    async fn stream_range<T: serde::de::DeserializeOwned>(
-        &self,
-        command: &str,
-        key: &str,
-        bounds: (&str, &str),
-        limit: usize,
-        field: &str,
-    ) -> Result<Vec<(String, T)>, StoreError> {
-        let rows: Vec<(String, Vec<(String, String)>)> = redis::cmd(command)
-            .arg(key)
-            .arg(bounds.0)
-            .arg(bounds.1)
-            .arg("COUNT")
-            .arg(limit)
-            .query_async(&mut self.conn())
-            .await
-            .map_err(unavailable)?;
-        rows.into_iter()
-            .map(|(id, fields)| {
-                let json = fields
-                    .into_iter()
-                    .find(|(f, _)| f == field)
-                    .map(|(_, v)| v)
-                    .unwrap_or_default();
-                decode(key, &json).map(|record| (id, record))
-            })
-            .collect()
-    }
-
-    fn events_json(events: &[DomainEvent]) -> Vec<String> {
-        events.iter().map(encode).collect()
-    }
-
-    /// A page of an index (`zset`) with its records (`hash` field `json`), read in one pipelined
-    /// round trip instead of one per record. Ids that no longer parse or whose record is gone
-    /// are skipped.
-    async fn page_of<T: serde::de::DeserializeOwned>(
-        &self,
-        index: &str,
-        record_key: impl Fn(&str) -> Option<String>,
-        after: Option<(Micros, String)>,
-        limit: usize,
-    ) -> Result<Page<T>, StoreError> {
-        let (rows, more) = self.zpage(index, after, limit).await?;
-        let keys: Vec<String> = rows.iter().filter_map(|(_, id)| record_key(id)).collect();
-        let mut pipe = redis::pipe();
-        for key in &keys {
-            pipe.hget(key, "json");
-        }
-        let jsons: Vec<Option<String>> = if keys.is_empty() {
-            Vec::new()
-        } else {
-            pipe.query_async(&mut self.conn())
-                .await
-                .map_err(unavailable)?
-        };
-        let mut items = Vec::with_capacity(keys.len());
-        for (key, json) in keys.iter().zip(jsons) {
-            if let Some(json) = json {
-                items.push(decode(key, &json)?);
-            }
-        }
-        Ok(Page {
-            items,
-            next: if more { rows.last().cloned() } else { None },
-        })
     }
 }
 

@@ -1,0 +1,124 @@
+//! The room cache's side of the Redis store: room reads and writes on the tracked connection
+//! (client-side caching under Redis's invalidation, see [`crate::store::room_cache`]), or
+//! straight to Redis when the cache is off.
+
+use std::sync::Arc;
+
+use redis::Script;
+
+use super::{RedisStore, decode, query_loading, unavailable};
+use crate::conference::{AppId, Room, RoomId};
+use crate::store::room_cache::Tracked;
+use crate::store::{StoreError, keys};
+
+/// The room cache's connection, tried once: a Redis that refuses RESP3 or client tracking
+/// (before 6.0, or a proxy that lacks them) leaves the cache off, loudly, rather than every read
+/// failing; a Redis that cannot be reached is an error.
+pub(super) async fn tracked(url: &str, capacity: usize) -> Result<Option<Tracked>, StoreError> {
+    let tracked = Tracked::new(url, capacity).map_err(unavailable)?;
+    match tracked.conn().await {
+        Ok(_) => Ok(Some(tracked)),
+        Err(e) if e.is_io_error() || e.is_timeout() || e.is_connection_refusal() => {
+            Err(unavailable(e))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "Redis refuses client tracking: the room cache is off");
+            Ok(None)
+        }
+    }
+}
+
+impl RedisStore {
+    /// A room through the tracked connection: from the cache, or read and kept.
+    pub(super) async fn tracked_room(
+        &self,
+        tracked: &Tracked,
+        key: &str,
+    ) -> Result<Option<Room>, StoreError> {
+        if let Some(room) = tracked.entries().get(key) {
+            return Ok(Some(room));
+        }
+        Ok(self
+            .read_tracked(tracked, key)
+            .await?
+            .map(|room| Room::clone(&room)))
+    }
+
+    /// The version of a room to change and write back guarded by its `seq`: the one this
+    /// process last read or wrote if it holds it, else read from Redis (and kept).
+    pub(super) async fn room_base(
+        &self,
+        app: &AppId,
+        id: &RoomId,
+    ) -> Result<Option<Arc<Room>>, StoreError> {
+        let key = keys::room(app, id);
+        let Some(tracked) = &self.rooms else {
+            return Ok(self.json_field(&key).await?.map(Arc::new));
+        };
+        match tracked.entries().base(&key) {
+            Some(room) => Ok(Some(room)),
+            None => self.read_tracked(tracked, &key).await,
+        }
+    }
+
+    /// Reads a room on the tracked connection, keeping it (Redis tracks it for us from now on).
+    async fn read_tracked(
+        &self,
+        tracked: &Tracked,
+        key: &str,
+    ) -> Result<Option<Arc<Room>>, StoreError> {
+        let (json, token) = tracked
+            .call(key, |mut conn| async move {
+                let mut hget = redis::cmd("HGET");
+                hget.arg(key).arg("json");
+                Tracked::cached(hget)
+                    .query_async::<(Option<String>,)>(&mut conn)
+                    .await
+                    .map(|(json,)| json)
+            })
+            .await
+            .map_err(unavailable)?;
+        let Some(json) = json else {
+            tracked.entries().forget(key);
+            return Ok(None);
+        };
+        let room: Arc<Room> =
+            Arc::new(decode(key, &json).inspect_err(|_| tracked.entries().forget(key))?);
+        tracked.entries().fill(key, token, Arc::clone(&room));
+        Ok(Some(room))
+    }
+
+    /// Runs `eval` (an `EVALSHA` of `script`) that writes the room at `key`: on the tracked
+    /// connection when the cache is on, keeping `room` as the key's version when `wrote` says
+    /// the script stored it.
+    pub(super) async fn write_room<T: redis::FromRedisValue>(
+        &self,
+        key: &str,
+        script: &Script,
+        eval: redis::Cmd,
+        room: &Room,
+        wrote: impl Fn(&T) -> bool,
+    ) -> Result<T, StoreError> {
+        let Some(tracked) = &self.rooms else {
+            let mut pipe = redis::pipe();
+            pipe.add_command(eval);
+            return query_loading(&mut self.conn(), script, &pipe)
+                .await
+                .map(|(answer,)| answer)
+                .map_err(unavailable);
+        };
+        let pipe = Tracked::cached(eval);
+        let ((answer,), token) = tracked
+            .call(key, |mut conn| async move {
+                query_loading::<(T,), _>(&mut conn, script, &pipe).await
+            })
+            .await
+            .map_err(unavailable)?;
+        if wrote(&answer) {
+            tracked.entries().fill(key, token, Arc::new(room.clone()));
+        } else {
+            tracked.entries().forget(key);
+        }
+        Ok(answer)
+    }
+}

@@ -1,0 +1,122 @@
+//! Reads of the Redis store: a JSON field, a page of an index (zset) with the records it
+//! names, a range of a stream.
+
+use redis::AsyncCommands;
+
+use super::{RedisStore, decode, encode, unavailable};
+use crate::conference::{DomainEvent, Micros};
+use crate::store::{Page, StoreError};
+
+impl RedisStore {
+    pub(super) async fn json_field<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &str,
+    ) -> Result<Option<T>, StoreError> {
+        let json: Option<String> = self.conn().hget(key, "json").await.map_err(unavailable)?;
+        json.map(|j| decode(key, &j)).transpose()
+    }
+
+    /// Ids after `after` in a (score, member) zset, up to `limit` (+1 to know if there is more).
+    pub(super) async fn zpage(
+        &self,
+        key: &str,
+        after: Option<(Micros, String)>,
+        limit: usize,
+    ) -> Result<(Vec<(Micros, String)>, bool), StoreError> {
+        let min = after
+            .as_ref()
+            .map(|(s, _)| s.to_string())
+            .unwrap_or_else(|| "-inf".into());
+        // Ties on the score are rare (µs); fetch a few extra to skip past the cursor's ties.
+        let fetch = limit + 17;
+        let raw: Vec<(String, f64)> = redis::cmd("ZRANGEBYSCORE")
+            .arg(key)
+            .arg(&min)
+            .arg("+inf")
+            .arg("WITHSCORES")
+            .arg("LIMIT")
+            .arg(0)
+            .arg(fetch)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(unavailable)?;
+        let mut rows: Vec<(Micros, String)> =
+            raw.into_iter().map(|(m, s)| (s as Micros, m)).collect();
+        if let Some(cursor) = &after {
+            rows.retain(|row| row > cursor);
+        }
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        Ok((rows, more))
+    }
+
+    /// Up to `limit` entries of a stream between `bounds` (`XRANGE`, or `XREVRANGE` with the
+    /// bounds reversed), each with the JSON record held in its `field`.
+    pub(super) async fn stream_range<T: serde::de::DeserializeOwned>(
+        &self,
+        command: &str,
+        key: &str,
+        bounds: (&str, &str),
+        limit: usize,
+        field: &str,
+    ) -> Result<Vec<(String, T)>, StoreError> {
+        let rows: Vec<(String, Vec<(String, String)>)> = redis::cmd(command)
+            .arg(key)
+            .arg(bounds.0)
+            .arg(bounds.1)
+            .arg("COUNT")
+            .arg(limit)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(unavailable)?;
+        rows.into_iter()
+            .map(|(id, fields)| {
+                let json = fields
+                    .into_iter()
+                    .find(|(f, _)| f == field)
+                    .map(|(_, v)| v)
+                    .unwrap_or_default();
+                decode(key, &json).map(|record| (id, record))
+            })
+            .collect()
+    }
+
+    pub(super) fn events_json(events: &[DomainEvent]) -> Vec<String> {
+        events.iter().map(encode).collect()
+    }
+
+    /// A page of an index (`zset`) with its records (`hash` field `json`), read in one pipelined
+    /// round trip instead of one per record. Ids that no longer parse or whose record is gone
+    /// are skipped.
+    pub(super) async fn page_of<T: serde::de::DeserializeOwned>(
+        &self,
+        index: &str,
+        record_key: impl Fn(&str) -> Option<String>,
+        after: Option<(Micros, String)>,
+        limit: usize,
+    ) -> Result<Page<T>, StoreError> {
+        let (rows, more) = self.zpage(index, after, limit).await?;
+        let keys: Vec<String> = rows.iter().filter_map(|(_, id)| record_key(id)).collect();
+        let mut pipe = redis::pipe();
+        for key in &keys {
+            pipe.hget(key, "json");
+        }
+        let jsons: Vec<Option<String>> = if keys.is_empty() {
+            Vec::new()
+        } else {
+            pipe.query_async(&mut self.conn())
+                .await
+                .map_err(unavailable)?
+        };
+        let mut items = Vec::with_capacity(keys.len());
+        for (key, json) in keys.iter().zip(jsons) {
+            if let Some(json) = json {
+                items.push(decode(key, &json)?);
+            }
+        }
+        Ok(Page {
+            items,
+            next: if more { rows.last().cloned() } else { None },
+        })
+    }
+}
