@@ -105,6 +105,20 @@ async fn a_dialed_participant_rings_answers_and_joins_as_asked() {
     bad["to"] = json!("sip:alice@pbx.example.com;transport=tcp");
     let r = dial(&t, &room, bad).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{r:?}");
+    // The same uid for another callee is not a repeat: refused, and no one is dialed (it was
+    // answered 200 with alice's participant before).
+    let other = json!({ "to": "sip:bob@pbx.example.com", "command_uid": "call-alice" });
+    let r = dial(&t, &room, other).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{r:?}");
+    assert_eq!(
+        r.body["error"],
+        "command_uid was already used for a different request"
+    );
+    assert_eq!(r.body["detail"]["command_uid"], "call-alice");
+    assert_eq!(r.body["detail"]["used_for"], "sip:alice@pbx.example.com");
+    let view = t.get(&format!("/api/v1/conferences/{room}"), A).await;
+    assert_eq!(view.body["dialing"], json!([]), "{view:?}");
+    assert_eq!(t.members(A, &room).await.len(), 1);
 }
 
 #[tokio::test]

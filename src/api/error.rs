@@ -188,6 +188,10 @@ impl From<ServiceError> for ApiError {
                 detail: json!({ "room_id": existing }),
             },
             ServiceError::Invalid(msg) => ApiError::bad_request(msg),
+            ServiceError::UidReused { uid, used_for } => ApiError::Unprocessable {
+                error: "command_uid was already used for a different request".into(),
+                detail: serde_json::json!({ "command_uid": uid, "used_for": used_for }),
+            },
             ServiceError::RateLimited { group, wait } => ApiError::RateLimited {
                 group: group.as_str(),
                 wait,

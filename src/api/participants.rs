@@ -15,7 +15,9 @@ use utoipa::ToSchema;
 
 use super::conferences::room_id;
 use super::extract::{IdPath, JsonBody, optional_integer};
-use super::openapi::errors::{BadRequest, Conflict, Forbidden, NotFound, RateLimited};
+use super::openapi::errors::{
+    BadRequest, Conflict, Forbidden, NotFound, RateLimited, Unprocessable,
+};
 use super::openapi::params::RoomPath;
 use super::openapi::schemas as doc;
 use super::{ApiError, ApiState, Caller};
@@ -95,7 +97,7 @@ fn pattern_ok(value: &Option<String>, ok: impl Fn(&str) -> bool) -> bool {
         against `max_participants`; deleting the room cancels them. 400 for a destination \
         that is not a number or a plain SIP address; 403 when the application may not call \
         it; 409 when the room is not active, full, already placing 20 calls, or the node has no \
-        gateway for numbers. Rate limit: `conference_dialout`, 2 s per destination.",
+        gateway for numbers; 422 when the `command_uid` was used for another destination. Rate limit: `conference_dialout`, 2 s per destination.",
     params(RoomPath),
     request_body = DialBody,
     responses(
@@ -105,6 +107,7 @@ fn pattern_ok(value: &Option<String>, ok: impl Fn(&str) -> bool) -> bool {
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
+        (status = 422, response = Unprocessable),
         (status = 429, response = RateLimited),
     )
 )]

@@ -60,10 +60,8 @@ impl<S: Store> Rooms<S> {
         // Bad input is refused whatever its command_uid: a repeat is of a valid request.
         let to = Destination::parse(&req.to)?;
         let room = self.room(app, room_id).await?;
-        if let Some(p) = req
-            .command_uid
-            .as_deref()
-            .and_then(|uid| repeated(&room, uid))
+        if let Some(uid) = req.command_uid.as_deref()
+            && let Some(p) = repeated(&room, uid, &req.to)?
         {
             return Ok(p);
         }
@@ -153,33 +151,48 @@ impl<S: Store> Rooms<S> {
     }
 }
 
-/// The participant an earlier request with this `command_uid` made, if the room still has it.
-fn repeated(room: &crate::conference::Room, uid: &str) -> Option<Participant> {
+/// The participant an earlier request with this `command_uid` made, if the room still has it;
+/// refused when that request dialed another destination than `to`.
+fn repeated(
+    room: &crate::conference::Room,
+    uid: &str,
+    to: &str,
+) -> Result<Option<Participant>, ServiceError> {
+    let same = |earlier: &str| match earlier == to {
+        true => Ok(()),
+        false => Err(ServiceError::UidReused {
+            uid: uid.to_owned(),
+            used_for: earlier.to_owned(),
+        }),
+    };
     if let Some(d) = room
         .dialouts
         .iter()
         .find(|d| d.command_uid.as_deref() == Some(uid))
     {
-        return Some(Participant {
+        same(&d.to)?;
+        return Ok(Some(Participant {
             id: d.id,
             session: d.session.clone(),
             room: room.id.clone(),
             state: d.state.as_str(),
             repeated: true,
-        });
+        }));
     }
-    room.members
-        .values()
-        // A dial-out's member: its conferencecall id is its channel's uuid.
-        .find(|m| {
-            m.command_uid.as_deref() == Some(uid)
-                && Uuid::parse_str(m.channel()) == Ok(m.conferencecall_id)
-        })
-        .map(|m| Participant {
-            id: m.conferencecall_id,
-            session: m.session.clone(),
-            room: room.id.clone(),
-            state: "joined",
-            repeated: true,
-        })
+    // A dial-out's member: its conferencecall id is its channel's uuid, its `did` the
+    // destination dialed.
+    let Some(m) = room.members.values().find(|m| {
+        m.command_uid.as_deref() == Some(uid)
+            && Uuid::parse_str(m.channel()) == Ok(m.conferencecall_id)
+    }) else {
+        return Ok(None);
+    };
+    same(&m.did)?;
+    Ok(Some(Participant {
+        id: m.conferencecall_id,
+        session: m.session.clone(),
+        room: room.id.clone(),
+        state: "joined",
+        repeated: true,
+    }))
 }

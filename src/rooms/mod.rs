@@ -44,6 +44,9 @@ pub enum ServiceError {
     Conflict(String),
     #[error("conference name already taken for this application")]
     NameTaken(RoomId),
+    /// A `command_uid` already used for a different request (`used_for`: what it asked).
+    #[error("command_uid was already used for a different request")]
+    UidReused { uid: String, used_for: String },
     /// A value that cannot be written into a FreeSWITCH command.
     #[error("{0}")]
     Invalid(String),
