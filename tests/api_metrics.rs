@@ -347,3 +347,31 @@ async fn readyz_follows_the_store_and_the_node() {
     assert_eq!(r.body["store"], "ok");
     assert_ne!(r.body["nodes"]["mtd01"], "up");
 }
+
+/// A node that has reconnected but whose state is still being read says so: `resyncing` in
+/// `/readyz` (not ready) and in the nodes list, until the resync ends.
+#[tokio::test]
+async fn a_reconnected_node_is_resyncing_until_its_state_is_read() {
+    let _serial = SERIAL.lock().await;
+    let t = TestLab::start(MemoryStore::new(), lab_options("rsy")).await;
+    let state = || async {
+        let r = t.req("GET", "/api/v1/nodes", Some(A), None).await;
+        r.body["nodes"][0]["state"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(state().await, "up");
+    // The node answers its commands slowly: the resync after the drop takes a while.
+    t.sim().delay_api(Some(Duration::from_millis(700)));
+    t.sim().drop_connections();
+    eventually("the node is resyncing", || async {
+        state().await == "resyncing"
+    })
+    .await;
+    let r = t.req("GET", "/readyz", None, None).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{r:?}");
+    assert_eq!(r.body["nodes"]["rsy01"], "resyncing", "{r:?}");
+    t.sim().delay_api(None);
+    eventually("the node is up again", || async { state().await == "up" }).await;
+}

@@ -53,6 +53,7 @@ async fn ready<S: Store>(State(st): State<ApiState<S>>) -> (StatusCode, Json<Val
         let state = match node.state() {
             NodeState::Up { .. } => "up",
             NodeState::Connecting => "connecting",
+            NodeState::Resyncing => "resyncing",
             NodeState::Down { .. } => "down",
             NodeState::Failed { .. } => "failed",
         };

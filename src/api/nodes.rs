@@ -28,8 +28,9 @@ pub fn routes<S: Store>() -> Router<ApiState<S>> {
 #[derive(Serialize, ToSchema, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum Link {
-    /// Connecting, or connected and resyncing its state.
     Connecting,
+    /// Connected, reading the node's state before it is used.
+    Resyncing,
     Up,
     /// Unreachable; the controller keeps trying.
     Down,
@@ -126,6 +127,7 @@ fn node_views<S: Store>(
         .map(|node| {
             let (state, reason) = match node.state() {
                 NodeState::Connecting => (Link::Connecting, None),
+                NodeState::Resyncing => (Link::Resyncing, None),
                 NodeState::Up { .. } => (Link::Up, None),
                 NodeState::Down { reason } => (Link::Down, Some(reason)),
                 NodeState::Failed { reason } => (Link::Failed, Some(reason)),

@@ -173,6 +173,8 @@ impl AppDirectory {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NodeState {
     Connecting,
+    /// Connected, and reading the node's state (channels, rooms) before it is used.
+    Resyncing,
     /// Connected and resynced; `core_uuid` identifies the FreeSWITCH process.
     Up {
         core_uuid: String,

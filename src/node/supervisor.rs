@@ -254,6 +254,11 @@ impl<S: Store> Supervisor<S> {
             let (events, mut stream) =
                 Client::connect(&self.config.addr, &password, self.events_config()).await?;
             events.subscribe(EventFormat::Plain, subscription()).await?;
+            // A node coming up is resyncing until its state is read; one already up (this
+            // instance takes its events over from another) stays up meanwhile.
+            if !matches!(self.link.borrow().state, NodeState::Up { .. }) {
+                self.set_state(NodeState::Resyncing, Vec::new());
+            }
             self.resync(&events, &commands, &core).await?;
             tracing::info!(node = %describe(&self.config), %core, "media node up");
             self.set_state(

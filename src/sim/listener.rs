@@ -103,6 +103,10 @@ pub(crate) async fn serve(stream: TcpStream, core: Arc<Core>, mut faults: watch:
         tokio::select! {
             request = framed.next() => {
                 let Some(Ok(request)) = request else { return };
+                let slow = faults.borrow().delay_api;
+                if let Some(delay) = slow.filter(|_| request.command.starts_with("api ")) {
+                    tokio::time::sleep(delay).await;
+                }
                 if me.authed && config.fetch_urls {
                     fetch_played_url(&me.core, &request.command).await;
                 }

@@ -131,6 +131,8 @@ pub(crate) struct Fault {
     pub stall_events: bool,
     pub heartbeats_off: bool,
     pub delay: Option<Duration>,
+    /// Each `api` command is answered this much later (a node slow to answer).
+    pub delay_api: Option<Duration>,
     pub drop_events: Vec<DropRule>,
 }
 
@@ -290,6 +292,11 @@ impl Simulator {
     /// Delays each event delivered from now on.
     pub fn delay_events(&self, delay: Option<Duration>) {
         self.faults.send_modify(|f| f.delay = delay);
+    }
+
+    /// Answers each `api` command this much later from now on (`None`: at once).
+    pub fn delay_api(&self, delay: Option<Duration>) {
+        self.faults.send_modify(|f| f.delay_api = delay);
     }
 
     /// Stops delivering events whose `header` equals `value` (e.g. `Action` `add-member`).

@@ -730,6 +730,8 @@ pub enum StoreHealth {
 pub enum NodeHealth {
     Up,
     Connecting,
+    /// Connected, reading the node's state before it is used.
+    Resyncing,
     Down,
     Failed,
 }
