@@ -35,6 +35,14 @@ fn parse_hex32(hex: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
+/// Whether `key` hashes to `stored`, compared in constant time (against zeros when there is
+/// nothing stored, so a missing entry takes as long and never matches).
+fn matches(key: &str, stored: Option<&[u8; 32]>) -> bool {
+    let given: [u8; 32] = Sha256::digest(key.as_bytes()).into();
+    let equal: bool = given.ct_eq(stored.unwrap_or(&[0u8; 32])).into();
+    equal && stored.is_some()
+}
+
 /// The applications allowed in, by id, with the hash of their key; and the operator's key,
 /// when one is configured: it acts as any configured app (`X-Admin-Key` with `X-App-ID`) and
 /// alone reads the operator view across apps.
@@ -88,10 +96,7 @@ impl AppKeys {
     /// Whether `key` is the operator's key (false when none is configured). The comparison
     /// takes the same time either way.
     pub fn check_admin(&self, key: &str) -> bool {
-        let given: [u8; 32] = Sha256::digest(key.as_bytes()).into();
-        let expected = self.admin.unwrap_or([0u8; 32]);
-        let equal: bool = given.ct_eq(&expected).into();
-        equal && self.admin.is_some()
+        matches(key, self.admin.as_ref())
     }
 
     /// The configured app named `app`, for the operator acting as it.
@@ -102,12 +107,9 @@ impl AppKeys {
 
     /// The app, if the pair is right. The comparison takes the same time for an unknown app.
     pub fn check(&self, app: &str, key: &str) -> Option<AppId> {
-        let given: [u8; 32] = Sha256::digest(key.as_bytes()).into();
         let app = AppId::parse(app).ok();
         let stored = app.as_ref().and_then(|a| self.keys.get(a));
-        let expected = stored.copied().unwrap_or([0u8; 32]);
-        let equal: bool = given.ct_eq(&expected).into();
-        (equal && stored.is_some()).then_some(app).flatten()
+        matches(key, stored).then_some(app).flatten()
     }
 }
 

@@ -147,10 +147,7 @@ const NOW_MARGIN_MS: u64 = 2_000;
 
 /// The position of `after=now`.
 fn now_position() -> String {
-    let ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
+    let ms = crate::node::supervisor::now_micros().max(0) as u64 / 1000;
     format!("{}-0", ms.saturating_sub(NOW_MARGIN_MS))
 }
 

@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 use super::ApiState;
 use super::openapi::schemas as doc;
 use crate::conference::RoomId;
-use crate::node::NodeState;
+
 use crate::store::Store;
 
 pub fn routes<S: Store>() -> Router<ApiState<S>> {
@@ -50,14 +50,8 @@ async fn ready<S: Store>(State(st): State<ApiState<S>>) -> (StatusCode, Json<Val
     let mut applies = Vec::new();
     let mut all_up = !st.rooms().pool().nodes().is_empty();
     for node in st.rooms().pool().nodes() {
-        let state = match node.state() {
-            NodeState::Up { .. } => "up",
-            NodeState::Connecting => "connecting",
-            NodeState::Resyncing => "resyncing",
-            NodeState::Down { .. } => "down",
-            NodeState::Failed { .. } => "failed",
-        };
-        all_up &= state == "up";
+        let state = doc::NodeHealth::from(&node.state());
+        all_up &= state == doc::NodeHealth::Up;
         nodes.insert(node.config.prefix.to_string(), json!(state));
         if node.applies_events() {
             applies.push(node.config.prefix.to_string());

@@ -13,6 +13,7 @@ use serde::Serialize;
 use std::sync::atomic::Ordering;
 use utoipa::ToSchema;
 
+use super::openapi::schemas::NodeHealth;
 use super::{ApiError, ApiState, Caller, Operator};
 use crate::conference::AppId;
 use crate::node::NodeState;
@@ -24,18 +25,16 @@ pub fn routes<S: Store>() -> Router<ApiState<S>> {
         .route("/api/v1/operator/overview", get(overview::<S>))
 }
 
-/// A node's connection, as this controller instance sees it.
-#[derive(Serialize, ToSchema, Clone, Copy, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum Link {
-    Connecting,
-    /// Connected, reading the node's state before it is used.
-    Resyncing,
-    Up,
-    /// Unreachable; the controller keeps trying.
-    Down,
-    /// The node refused the controller's credentials; an operator must act.
-    Failed,
+impl From<&NodeState> for NodeHealth {
+    fn from(state: &NodeState) -> NodeHealth {
+        match state {
+            NodeState::Connecting => NodeHealth::Connecting,
+            NodeState::Resyncing => NodeHealth::Resyncing,
+            NodeState::Up { .. } => NodeHealth::Up,
+            NodeState::Down { .. } => NodeHealth::Down,
+            NodeState::Failed { .. } => NodeHealth::Failed,
+        }
+    }
 }
 
 /// One media node.
@@ -43,7 +42,7 @@ pub enum Link {
 pub struct NodeView {
     /// The node's 5-character prefix (the start of its rooms' and sessions' ids).
     pub node: String,
-    pub state: Link,
+    pub state: NodeHealth,
     /// Why the node is down or failed.
     pub reason: Option<String>,
     /// Whether this controller instance applies the node's events (in a fleet, one does).
@@ -125,19 +124,17 @@ fn node_views<S: Store>(
         .nodes()
         .iter()
         .map(|node| {
-            let (state, reason) = match node.state() {
-                NodeState::Connecting => (Link::Connecting, None),
-                NodeState::Resyncing => (Link::Resyncing, None),
-                NodeState::Up { .. } => (Link::Up, None),
-                NodeState::Down { reason } => (Link::Down, Some(reason)),
-                NodeState::Failed { reason } => (Link::Failed, Some(reason)),
+            let state = node.state();
+            let reason = match &state {
+                NodeState::Down { reason } | NodeState::Failed { reason } => Some(reason.clone()),
+                _ => None,
             };
             let prefix = node.config.prefix.to_string();
             let (rooms, members) = counts.get(&prefix).copied().unwrap_or_default();
             let stats = node.stats();
             NodeView {
                 node: prefix,
-                state,
+                state: NodeHealth::from(&state),
                 reason,
                 applies_events: node.applies_events(),
                 rooms,

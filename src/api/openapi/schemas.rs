@@ -725,14 +725,17 @@ pub enum StoreHealth {
     Unavailable,
 }
 
-#[derive(Serialize, ToSchema)]
+/// A node's link, as this controller instance sees it.
+#[derive(Serialize, ToSchema, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum NodeHealth {
     Up,
     Connecting,
     /// Connected, reading the node's state before it is used.
     Resyncing,
+    /// Unreachable; the controller keeps trying.
     Down,
+    /// The node refused the controller's credentials; an operator must act.
     Failed,
 }
 

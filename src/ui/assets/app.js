@@ -478,22 +478,7 @@ async function openRoom(id) {
     rowsOf.delete($('#members tbody'));
     $('#events').replaceChildren();
   }
-  await Promise.all([reloadRoom(id), reloadMembers(id), loadSessions()]);
-}
-
-async function reloadRoom(id) {
-  try {
-    const r = await api('GET', '/api/v1/conferences/' + enc(id));
-    state.rooms.set(id, summaryOf(r));
-    renderRoomFacts(r);
-    redraw();
-  } catch (e) {
-    if (e.status === 404 && state.rooms.has(id)) {
-      state.rooms.delete(id);
-      redraw();
-    }
-    if (state.roomId === id) showError(e.message);
-  }
+  await Promise.all([refreshRoom(id, true), reloadMembers(id), loadSessions()]);
 }
 
 function renderRoomFacts(r) {
@@ -645,7 +630,7 @@ function roomControls() {
     act(ev.submitter, async () => {
       const created = await api('POST', '/api/v1/conferences', name ? { name } : {});
       $('#create-name').value = '';
-      await refreshRoom(created.room_id);
+      await refreshRoom(created.room_id, false);
     });
   });
 }
@@ -669,7 +654,9 @@ function throttle(key, fn) {
   })();
 }
 
-async function refreshRoom(id) {
+// Reads one room again: its row (gone once it ends) and, when it is open, its facts; a refusal
+// is shown when `report` (the room was opened, not named by an event).
+async function refreshRoom(id, report) {
   try {
     const r = await api('GET', '/api/v1/conferences/' + enc(id));
     if (r.status === 'terminated' || r.status === 'terminating') state.rooms.delete(id);
@@ -677,6 +664,7 @@ async function refreshRoom(id) {
     if (state.roomId === id) renderRoomFacts(r);
   } catch (e) {
     if (e.status === 404) state.rooms.delete(id);
+    if (report && state.roomId === id) showError(e.message);
   }
   redraw();
 }
@@ -696,7 +684,7 @@ function touched(id) {
       const ids = [...dirty];
       dirty.clear();
       if (ids.length > MANY) await loadRooms();
-      else await Promise.all(ids.map(refreshRoom));
+      else await Promise.all(ids.map((id) => refreshRoom(id, false)));
     }
     flushing = false;
   }, 100);
