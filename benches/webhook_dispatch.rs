@@ -133,7 +133,7 @@ async fn fill<S: Store>(store: &S, app: &AppId, n: usize, rooms: usize) -> Strin
     loop {
         let page = store.outbox(app, last.as_deref(), 1000).await.unwrap();
         match page.last() {
-            Some((id, _)) => last = Some(id.clone()),
+            Some(row) => last = Some(row.position.clone()),
             None => return last.unwrap(),
         }
     }

@@ -238,3 +238,88 @@ async fn after_now_starts_with_the_position_it_stands_for_then_what_follows_it()
     let ids = |v: &[(String, String, Value)]| v.iter().map(|e| e.0.clone()).collect::<Vec<_>>();
     assert_eq!(ids(&again), ids(&seen));
 }
+
+/// An app spread over four shards of one Redis (as over a cluster's masters): the feed pages
+/// through every room's events once, each room's in order, under one opaque cursor, and the
+/// stream resumes after any Last-Event-ID with exactly what followed it.
+#[tokio::test]
+async fn over_shards_the_feed_and_stream_miss_and_repeat_nothing() {
+    let server = common::redis_server::RedisServer::start();
+    let store = switchyard::store::redis::RedisStore::connect(&server.url())
+        .await
+        .unwrap()
+        .with_shards(4);
+    let t = TestLab::start(store, options()).await;
+    let mut rooms = Vec::new();
+    for i in 0..8 {
+        rooms.push(t.room(A, &format!("sharded{i}")).await);
+    }
+    let s = t.call(A, "1001").await;
+    t.joined(A, &rooms[0], &s).await;
+    let mut seen: Vec<Value> = Vec::new();
+    let mut after = String::new();
+    let mut cursors = Vec::new();
+    loop {
+        let r = t
+            .get(&format!("/api/v1/events?limit=3&after={after}"), A)
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{r:?}");
+        let page = r.body["events"].as_array().unwrap().clone();
+        if page.is_empty() {
+            break;
+        }
+        seen.extend(page);
+        after = r.body["cursor"].as_str().unwrap().to_owned();
+        cursors.push(after.clone());
+    }
+    // The cursor stands in every shard at once.
+    assert!(
+        cursors.iter().all(|c| c.split(',').count() == 4),
+        "{cursors:?}"
+    );
+    let ids: Vec<&str> = seen.iter().map(|e| e["id"].as_str().unwrap()).collect();
+    let unique: std::collections::HashSet<&&str> = ids.iter().collect();
+    assert_eq!(unique.len(), ids.len(), "an event twice: {ids:?}");
+    assert_eq!(seen.len(), t.events(A).await.len());
+    for room in &rooms {
+        let seqs: Vec<u64> = seen
+            .iter()
+            .filter(|e| e["room_id"] == room.as_str())
+            .map(|e| e["seq"].as_u64().unwrap())
+            .collect();
+        assert!(seqs.len() >= 2, "{room}: {seqs:?}");
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{room}: {seqs:?}");
+    }
+    // The stream: the same events; resumed after the fifth, the rest exactly.
+    let router = t.lab.router();
+    let request = |last: Option<&str>| {
+        let mut b = Request::builder()
+            .uri("/api/v1/events/stream")
+            .header("x-app-id", A.0)
+            .header("x-api-key", A.1);
+        if let Some(id) = last {
+            b = b.header("last-event-id", id);
+        }
+        b.body(Body::empty()).unwrap()
+    };
+    let mut body = router
+        .clone()
+        .oneshot(request(None))
+        .await
+        .unwrap()
+        .into_body();
+    let streamed = read_events(&mut body, seen.len()).await;
+    let streamed_ids: Vec<&str> = streamed
+        .iter()
+        .map(|e| e.2["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(streamed_ids, ids);
+    let mut body = router
+        .oneshot(request(Some(&streamed[4].0)))
+        .await
+        .unwrap()
+        .into_body();
+    let rest = read_events(&mut body, seen.len() - 5).await;
+    let rest_ids: Vec<&str> = rest.iter().map(|e| e.2["id"].as_str().unwrap()).collect();
+    assert_eq!(rest_ids, ids[5..].to_vec());
+}

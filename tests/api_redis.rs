@@ -21,11 +21,13 @@ async fn the_core_flow_against_redis() {
     core_flow(RedisStore::connect(&server.url()).await.unwrap()).await;
 }
 
-/// The same flow on a three-master Redis Cluster (`redis+cluster://`).
+/// The same flow on a three-master Redis Cluster (`redis+cluster://`), the app over three
+/// shards (one per master): names stay unique, listings page across the shards.
 #[tokio::test]
 async fn the_core_flow_against_a_redis_cluster() {
     let cluster = common::redis_cluster::RedisCluster::start();
-    core_flow(RedisStore::connect(&cluster.url()).await.unwrap()).await;
+    let store = RedisStore::connect(&cluster.url()).await.unwrap();
+    core_flow(store.with_shards(3)).await;
 }
 
 async fn core_flow(store: RedisStore) {

@@ -31,8 +31,14 @@ const LEASE_MS: u64 = 1500;
 
 fn config(listen: u16, redis: &str, sims: &[Simulator], hook: &str) -> String {
     let q = |s: &str| toml::Value::String(s.to_owned()).to_string();
+    // On a cluster the app spreads over three shards (one per master).
+    let shards = if redis.starts_with("redis+cluster") {
+        "redis_shards = 3\n"
+    } else {
+        ""
+    };
     let mut text = format!(
-        "listen = {}\nredis_url = {}\ncursor_secret = \"fleet-test-cursor-secret-0123456789\"\n\
+        "listen = {}\nredis_url = {}\n{shards}cursor_secret = \"fleet-test-cursor-secret-0123456789\"\n\
          node_lease_ms = {LEASE_MS}\n\
          [limits]\nglobal_rps = 0\nconference_ms = 0\nconference_mute_ms = 0\n\
          conference_control_ms = 0\nconf_play_ms = 0\n\

@@ -189,8 +189,8 @@ async fn live_a_controller_killed_under_traffic_loses_nothing() {
             .await
             .unwrap()
             .into_iter()
-            .filter(|(_, e)| e.room.as_str() == room)
-            .map(|(_, e)| (e.seq, format!("{:?}", e.kind)))
+            .filter(|row| row.event.room.as_str() == room)
+            .map(|row| (row.event.seq, format!("{:?}", row.event.kind)))
             .collect::<Vec<(u64, String)>>()
     };
     let expected: Vec<u64> = outbox().await.iter().map(|(s, _)| *s).collect();

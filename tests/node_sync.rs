@@ -222,7 +222,7 @@ async fn join_mute_and_hang_up<S: Store>(store: Arc<S>) {
         .await
         .unwrap()
         .into_iter()
-        .map(|(_, e)| e.kind)
+        .map(|row| row.event.kind)
         .collect();
     use EventKind::*;
     assert_eq!(

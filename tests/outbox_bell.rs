@@ -105,7 +105,7 @@ async fn every_append_wakes_a_caught_up_reader<S: Store>(reader: &S, writer: &S)
         .await
         .unwrap()
         .into_iter()
-        .map(|(_, e)| e.kind)
+        .map(|row| row.event.kind)
         .collect();
     assert_eq!(
         kinds,
@@ -144,8 +144,14 @@ async fn cluster_appends_wake_a_reader_on_another_instance() {
     // The reader listens on one node; a message published on any master reaches it (the
     // cluster passes Pub/Sub messages to every node).
     let cluster = common::redis_cluster::RedisCluster::start();
-    let reader = RedisStore::connect(&cluster.url()).await.unwrap();
-    let writer = RedisStore::connect(&cluster.url()).await.unwrap();
+    let reader = RedisStore::connect(&cluster.url())
+        .await
+        .unwrap()
+        .with_shards(3);
+    let writer = RedisStore::connect(&cluster.url())
+        .await
+        .unwrap()
+        .with_shards(3);
     every_append_wakes_a_caught_up_reader(&reader, &writer).await;
 }
 

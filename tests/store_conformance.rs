@@ -13,7 +13,7 @@ use switchyard::conference::{
     Session, SessionId, SessionState, ops,
 };
 use switchyard::store::{
-    Created, RoomChange, Saved, Store, modify_rooms, outbox_order, update_room,
+    Created, OutboxEntry, RoomChange, Saved, Store, entry_order, modify_rooms, update_room,
 };
 
 fn app(name: &str) -> AppId {
@@ -24,9 +24,10 @@ fn node() -> NodePrefix {
     NodePrefix::parse("abcde").unwrap()
 }
 
-fn room(app_id: &AppId, name: &str, created_at: i64) -> Room {
+/// A room as the controller creates one: its id drawn by the store (for its name's shard).
+fn room<S: Store>(store: &S, app_id: &AppId, name: &str, created_at: i64) -> Room {
     let mut r = Room::new(
-        RoomId::new(&node(), uuid::Uuid::new_v4()),
+        RoomId::new(&node(), store.new_room_uuid(name)),
         app_id.clone(),
         name.into(),
         RoomType::Conference,
@@ -56,12 +57,12 @@ fn session(app_id: &AppId, created_at: i64) -> Session {
 
 async fn rooms_names_and_apps_are_kept_apart<S: Store>(store: S) {
     let (a, b) = (app("app-a"), app("app-b"));
-    let r = room(&a, "standup", 10);
+    let r = room(&store, &a, "standup", 10);
     assert_eq!(store.create_room(&r, &[]).await.unwrap(), Created::Created);
     assert_eq!(store.room(&a, &r.id).await.unwrap().unwrap(), r);
     assert_eq!(store.room_app(&r.id).await.unwrap(), Some(a.clone()));
     // The same name again in the same app is taken, and says by which room.
-    let again = room(&a, "standup", 11);
+    let again = room(&store, &a, "standup", 11);
     assert_eq!(
         store.create_room(&again, &[]).await.unwrap(),
         Created::NameTaken(r.id.clone())
@@ -69,7 +70,7 @@ async fn rooms_names_and_apps_are_kept_apart<S: Store>(store: S) {
     // Another app may use the name, and cannot see the first app's room.
     assert_eq!(
         store
-            .create_room(&room(&b, "standup", 12), &[])
+            .create_room(&room(&store, &b, "standup", 12), &[])
             .await
             .unwrap(),
         Created::Created
@@ -82,7 +83,7 @@ async fn rooms_names_and_apps_are_kept_apart<S: Store>(store: S) {
 
 async fn writes_are_guarded_by_seq<S: Store>(store: S) {
     let a = app("app-a");
-    let r = room(&a, "x", 1);
+    let r = room(&store, &a, "x", 1);
     store.create_room(&r, &[]).await.unwrap();
     let mut newer = r.clone();
     newer.detail = "first".into();
@@ -107,7 +108,7 @@ async fn writes_are_guarded_by_seq<S: Store>(store: S) {
 async fn concurrent_updates_all_land<S: Store>(store: S) {
     let store = Arc::new(store);
     let a = app("app-a");
-    let r = room(&a, "busy", 1);
+    let r = room(&*store, &a, "busy", 1);
     store.create_room(&r, &[]).await.unwrap();
     let mut tasks = Vec::new();
     for i in 0..20 {
@@ -128,7 +129,7 @@ async fn concurrent_updates_all_land<S: Store>(store: S) {
 async fn assert_released<S: Store>(store: &S, ended: &Room) {
     assert_eq!(
         store
-            .create_room(&room(&ended.app, &ended.name, 2), &[])
+            .create_room(&room(store, &ended.app, &ended.name, 2), &[])
             .await
             .unwrap(),
         Created::Created
@@ -149,7 +150,7 @@ async fn assert_released<S: Store>(store: &S, ended: &Room) {
 async fn a_batch_changes_each_room_as_alone<S: Store>(store: S) {
     let a = app("app-a");
     let s = session(&a, 1);
-    let rooms = ["join", "end", "same", "refuse"].map(|name| room(&a, name, 1));
+    let rooms = ["join", "end", "same", "refuse"].map(|name| room(&store, &a, name, 1));
     for r in &rooms {
         store.create_room(r, &[]).await.unwrap();
     }
@@ -205,8 +206,8 @@ async fn a_batch_changes_each_room_as_alone<S: Store>(store: S) {
     );
     let outbox = store.outbox(&a, None, 10).await.unwrap();
     assert_eq!(outbox.len(), 1);
-    assert_eq!(outbox[0].1.kind, EventKind::MemberJoining);
-    assert_eq!(outbox[0].1.data["command_uid"], "uid-9");
+    assert_eq!(outbox[0].event.kind, EventKind::MemberJoining);
+    assert_eq!(outbox[0].event.data["command_uid"], "uid-9");
     assert_released(&store, &rooms[1]).await;
     for r in &rooms[2..] {
         assert_eq!(&store.room(&a, &r.id).await.unwrap().unwrap(), r);
@@ -228,7 +229,9 @@ async fn a_batch_changes_each_room_as_alone<S: Store>(store: S) {
 async fn concurrent_batches_all_land<S: Store>(store: S) {
     let store = Arc::new(store);
     let a = app("app-a");
-    let rooms: Vec<Room> = (0..3).map(|i| room(&a, &format!("busy{i}"), 1)).collect();
+    let rooms: Vec<Room> = (0..3)
+        .map(|i| room(&*store, &a, &format!("busy{i}"), 1))
+        .collect();
     for r in &rooms {
         store.create_room(r, &[]).await.unwrap();
     }
@@ -272,7 +275,7 @@ async fn concurrent_batches_all_land<S: Store>(store: S) {
 
 async fn membership_indexes_follow_the_room<S: Store>(store: S) {
     let (a, b) = (app("app-a"), app("app-b"));
-    let r = room(&a, "idx", 1);
+    let r = room(&store, &a, "idx", 1);
     let s = session(&a, 1);
     store.create_room(&r, &[]).await.unwrap();
     let (joined, _) = update_room(&store, &a, &r.id, |room| {
@@ -316,13 +319,16 @@ async fn membership_indexes_follow_the_room<S: Store>(store: S) {
     assert_released(&store, &r).await;
     // The events of each step reached the outbox, in order.
     let outbox = store.outbox(&a, None, 100).await.unwrap();
-    let kinds: Vec<EventKind> = outbox.iter().map(|(_, e)| e.kind).collect();
+    let kinds: Vec<EventKind> = outbox.iter().map(|row| row.event.kind).collect();
     assert_eq!(
         kinds,
         [EventKind::MemberJoining, EventKind::MemberJoinFailed]
     );
-    assert_eq!(outbox[0].1.data["command_uid"], "uid-1");
-    let rest = store.outbox(&a, Some(&outbox[0].0), 100).await.unwrap();
+    assert_eq!(outbox[0].event.data["command_uid"], "uid-1");
+    let rest = store
+        .outbox(&a, Some(&outbox[0].position), 100)
+        .await
+        .unwrap();
     assert_eq!(rest.len(), 1);
 }
 
@@ -330,7 +336,7 @@ async fn listings_page_by_creation_time<S: Store>(store: S) {
     let a = app("app-a");
     let mut ids = Vec::new();
     for i in 0..5 {
-        let r = room(&a, &format!("r{i}"), 100 - i);
+        let r = room(&store, &a, &format!("r{i}"), 100 - i);
         store.create_room(&r, &[]).await.unwrap();
         ids.push(r.id);
     }
@@ -462,7 +468,7 @@ async fn cooldowns_and_remembered_answers_expire<S: Store>(store: S) {
 
 async fn refs_lead_to_their_room<S: Store>(store: S) {
     let (a, b) = (app("app-a"), app("app-b"));
-    let r = room(&a, "refs", 1);
+    let r = room(&store, &a, "refs", 1);
     let s = session(&a, 1);
     store.create_room(&r, &[]).await.unwrap();
     let rec = uuid::Uuid::new_v4();
@@ -484,21 +490,23 @@ async fn refs_lead_to_their_room<S: Store>(store: S) {
     }
     assert_eq!(store.ref_owner(uuid::Uuid::new_v4()).await.unwrap(), None);
     // Another app's room: the owner says so (the API answers 403 from it).
-    let theirs = room(&b, "refs", 2);
+    let theirs = room(&store, &b, "refs", 2);
     store.create_room(&theirs, &[]).await.unwrap();
     assert_ne!(store.ref_owner(cc).await.unwrap().unwrap().0, b);
 }
 
 async fn timeouts_are_handed_out_once<S: Store>(store: S) {
     let a = app("app-a");
-    let rooms: Vec<Room> = (0..20).map(|i| room(&a, &format!("t{i}"), i)).collect();
+    let rooms: Vec<Room> = (0..20)
+        .map(|i| room(&store, &a, &format!("t{i}"), i))
+        .collect();
     for (i, r) in rooms.iter().enumerate() {
         store
             .schedule_timeout(&a, &r.id, 100 + i as i64)
             .await
             .unwrap();
     }
-    let later = room(&a, "later", 0);
+    let later = room(&store, &a, "later", 0);
     store.schedule_timeout(&a, &later.id, 10_000).await.unwrap();
     // Many claimers at once: every due room goes to exactly one of them.
     let store = Arc::new(store);
@@ -545,9 +553,84 @@ async fn timeouts_are_handed_out_once<S: Store>(store: S) {
     assert_eq!(at_last, vec![(a.clone(), later.id.clone())]);
 }
 
+/// Events of many rooms (over every shard of a store that spreads an app): read in small
+/// pages, each resuming from the position after the last, they are the whole outbox, each room's
+/// in order; acknowledgments and trimming follow positions.
+async fn the_outbox_of_many_rooms_reads_whole<S: Store>(store: S) {
+    let a = app("app-a");
+    let rooms: Vec<Room> = (0..12)
+        .map(|i| room(&store, &a, &format!("many{i}"), i))
+        .collect();
+    let event = |r: &Room, seq| DomainEvent {
+        kind: EventKind::MemberJoined,
+        app: a.clone(),
+        room: r.id.clone(),
+        seq,
+        at: 1,
+        data: serde_json::json!({"n": seq}),
+        redelivers: None,
+    };
+    for r in &rooms {
+        store.create_room(r, &[event(r, 1)]).await.unwrap();
+    }
+    for seq in 2..=3 {
+        let events: Vec<DomainEvent> = rooms.iter().map(|r| event(r, seq)).collect();
+        store.append_outbox(&a, &events).await.unwrap();
+    }
+    let all = store.outbox(&a, None, 1000).await.unwrap();
+    assert_eq!(all.len(), 36);
+    let ids: Vec<String> = all.iter().map(|row| row.id.clone()).collect();
+    let unique: std::collections::HashSet<&String> = ids.iter().collect();
+    assert_eq!(unique.len(), 36, "{ids:?}");
+    for r in &rooms {
+        let seqs: Vec<u64> = all
+            .iter()
+            .filter(|row| row.event.room == r.id)
+            .map(|row| row.event.seq)
+            .collect();
+        assert_eq!(seqs, [1, 2, 3], "{}", r.id);
+    }
+    // Pages of five, each from the position after the last: the same entries, in the same order.
+    let mut paged = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = store.outbox(&a, after.as_deref(), 5).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        after = page.last().map(|row| row.position.clone());
+        paged.extend(page.into_iter().map(|row| row.id));
+    }
+    assert_eq!(paged, ids);
+    // Acknowledgments after the position stay; those it passed are forgotten.
+    for row in [&all[3], &all[20], &all[30]] {
+        store.ack_outbox(&a, &row.id).await.unwrap();
+    }
+    store
+        .set_outbox_position(&a, &all[10].position)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.outbox_acked(&a).await.unwrap(),
+        vec![all[20].id.clone(), all[30].id.clone()]
+    );
+    // Trimmed before a position: what follows it is all there.
+    store.trim_outbox(&a, &all[10].position).await.unwrap();
+    let kept = store.outbox(&a, None, 1000).await.unwrap();
+    assert!(kept.len() < all.len(), "nothing trimmed");
+    let rest: Vec<String> = store
+        .outbox(&a, Some(&all[10].position), 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|row| row.id)
+        .collect();
+    assert_eq!(rest, ids[11..].to_vec());
+}
+
 async fn the_outbox_is_trimmed_before_an_entry<S: Store>(store: S) {
     let a = app("app-a");
-    let r = room(&a, "trim", 1);
+    let r = room(&store, &a, "trim", 1);
     store.create_room(&r, &[]).await.unwrap();
     let event = |seq| DomainEvent {
         kind: EventKind::MemberJoined,
@@ -562,17 +645,21 @@ async fn the_outbox_is_trimmed_before_an_entry<S: Store>(store: S) {
     store.append_outbox(&a, &events).await.unwrap();
     let all = store.outbox(&a, None, 100).await.unwrap();
     assert_eq!(all.len(), 5);
-    // Ids grow like a Redis stream's, `<ms>-<n>`.
+    // Ids grow like a Redis stream's, `<ms>-<n>` (one room: one shard).
     let orders: Vec<_> = all
         .iter()
-        .map(|(id, _)| outbox_order(id).unwrap())
+        .map(|row| entry_order(&row.id).unwrap())
         .collect();
     assert!(orders.windows(2).all(|w| w[0] < w[1]), "{orders:?}");
-    store.trim_outbox(&a, &all[2].0).await.unwrap();
+    store.trim_outbox(&a, &all[2].position).await.unwrap();
     let kept = store.outbox(&a, None, 100).await.unwrap();
-    assert_eq!(kept, all[2..].to_vec());
+    let ids = |rows: &[OutboxEntry]| rows.iter().map(|r| r.id.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&kept), ids(&all[2..]));
     // Another app's outbox is untouched by it.
-    store.trim_outbox(&app("app-b"), &all[4].0).await.unwrap();
+    store
+        .trim_outbox(&app("app-b"), &all[4].position)
+        .await
+        .unwrap();
     assert_eq!(store.outbox(&a, None, 100).await.unwrap().len(), 3);
 }
 
@@ -634,6 +721,11 @@ macro_rules! suite {
                 the_outbox_is_trimmed_before_an_entry(store).await;
             }
             #[tokio::test]
+            async fn outbox_of_many_rooms() {
+                let (_guard, store) = $make;
+                the_outbox_of_many_rooms_reads_whole(store).await;
+            }
+            #[tokio::test]
             async fn refs() {
                 let (_guard, store) = $make;
                 refs_lead_to_their_room(store).await;
@@ -661,12 +753,24 @@ suite!(redis, {
     (server, store)
 });
 
-// A three-master Redis Cluster: the same behaviour, each app's keys in its own slot.
+// Each app over four shards (hash tags) of one Redis: the same behaviour.
+suite!(sharded, {
+    let server = RedisServer::start();
+    let store = switchyard::store::redis::RedisStore::connect(&server.url())
+        .await
+        .unwrap()
+        .with_shards(4);
+    (server, store)
+});
+
+// A three-master Redis Cluster, each app over three shards (one per master): the same
+// behaviour.
 suite!(cluster, {
     let cluster = common::redis_cluster::RedisCluster::start();
     let store = switchyard::store::redis::RedisStore::connect(&cluster.url())
         .await
-        .unwrap();
+        .unwrap()
+        .with_shards(3);
     (cluster, store)
 });
 
@@ -677,7 +781,7 @@ async fn a_redis_restart_is_reported_then_survived() {
         .await
         .unwrap();
     let a = app("app-a");
-    let r = room(&a, "survivor", 1);
+    let r = room(&store, &a, "survivor", 1);
     store.create_room(&r, &[]).await.unwrap();
     server.kill();
     // A write fails at once; a read may be answered from the room cache until the lost
@@ -717,7 +821,7 @@ async fn webhook_position_acks_and_dead_letters<S: Store>(store: S) {
     use switchyard::conference::DomainEvent;
     use switchyard::store::DeadLetter;
     let (a, b) = (app("app-a"), app("app-b"));
-    let r = room(&a, "hooks", 1);
+    let r = room(&store, &a, "hooks", 1);
     let event = |seq| DomainEvent {
         kind: EventKind::Created,
         app: a.clone(),
@@ -729,13 +833,8 @@ async fn webhook_position_acks_and_dead_letters<S: Store>(store: S) {
     };
     let events: Vec<DomainEvent> = (1..=12).map(event).collect();
     store.create_room(&r, &events).await.unwrap();
-    let ids: Vec<String> = store
-        .outbox(&a, None, 100)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|(id, _)| id)
-        .collect();
+    let rows = store.outbox(&a, None, 100).await.unwrap();
+    let ids: Vec<String> = rows.iter().map(|row| row.id.clone()).collect();
     assert_eq!(ids.len(), 12);
     assert_eq!(store.outbox_position(&a).await.unwrap(), None);
     // Entries delivered ahead of the position come back in outbox order, per app.
@@ -753,14 +852,20 @@ async fn webhook_position_acks_and_dead_letters<S: Store>(store: S) {
     );
     assert!(store.outbox_acked(&b).await.unwrap().is_empty());
     // Moving the position forgets the acknowledgments it passed.
-    store.set_outbox_position(&a, &ids[9]).await.unwrap();
+    store
+        .set_outbox_position(&a, &rows[9].position)
+        .await
+        .unwrap();
     assert_eq!(
         store.outbox_position(&a).await.unwrap().as_deref(),
-        Some(ids[9].as_str())
+        Some(rows[9].position.as_str())
     );
     assert_eq!(store.outbox_acked(&a).await.unwrap(), vec![ids[11].clone()]);
     assert_eq!(store.outbox_position(&b).await.unwrap(), None);
-    let rest = store.outbox(&a, Some(&ids[9]), 100).await.unwrap();
+    let rest = store
+        .outbox(&a, Some(&rows[9].position), 100)
+        .await
+        .unwrap();
     assert_eq!(rest.len(), 2);
     // Dead letters, oldest first.
     for (i, id) in ids.iter().take(3).enumerate() {
@@ -781,4 +886,43 @@ async fn webhook_position_acks_and_dead_letters<S: Store>(store: S) {
     assert_eq!(letters[1].status, Some(503));
     assert_eq!(store.dead_letters(&a, 10).await.unwrap().len(), 3);
     assert!(store.dead_letters(&b, 10).await.unwrap().is_empty());
+}
+
+/// One app's rooms on a three-master cluster: with three shards they use every master; with
+/// one (the layout before shards), all of them sit on one master.
+#[tokio::test]
+async fn one_app_spreads_over_the_cluster_masters() {
+    for (shards, masters_used) in [(3, 3), (1, 1)] {
+        let cluster = common::redis_cluster::RedisCluster::start();
+        let store = switchyard::store::redis::RedisStore::connect(&cluster.url())
+            .await
+            .unwrap()
+            .with_shards(shards);
+        let a = app("app-a");
+        for i in 0..30 {
+            let r = room(&store, &a, &format!("spread{i}"), i);
+            assert_eq!(store.create_room(&r, &[]).await.unwrap(), Created::Created);
+        }
+        let mut rooms_per_master = Vec::new();
+        for node in &cluster.nodes {
+            let client = ::redis::Client::open(node.url()).unwrap();
+            let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+            let keys: Vec<String> = ::redis::cmd("KEYS")
+                .arg("sy:{app-a*}:room:*")
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            rooms_per_master.push(keys.len());
+        }
+        assert_eq!(rooms_per_master.iter().sum::<usize>(), 30);
+        assert_eq!(
+            rooms_per_master.iter().filter(|n| **n > 0).count(),
+            masters_used,
+            "{shards} shards: rooms per master {rooms_per_master:?}"
+        );
+        // The listing merges the shards: every room, oldest first.
+        let page = store.rooms_of_app(&a, None, 100).await.unwrap();
+        let created: Vec<i64> = page.items.iter().map(|r| r.created_at).collect();
+        assert_eq!(created, (0..30).collect::<Vec<i64>>());
+    }
 }

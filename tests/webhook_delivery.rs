@@ -53,10 +53,11 @@ async fn events_arrive_signed_in_the_documented_envelope() {
     let outbox = store.outbox(&app(), None, 10).await.unwrap();
     assert_eq!(outbox.len(), 3);
     for r in &got {
-        let (outbox_id, event) = outbox
+        let row = outbox
             .iter()
-            .find(|(id, _)| r.id() == format!("msg_{id}"))
+            .find(|row| r.id() == format!("msg_{}", row.id))
             .expect("an outbox entry");
+        let (outbox_id, event) = (&row.id, &row.event);
         // A receiver using the scheme's reference library (the `standardwebhooks` crate) accepts
         // the message with either secret.
         for s in [secret(), next.clone()] {
@@ -115,7 +116,7 @@ async fn events_arrive_signed_in_the_documented_envelope() {
     assert_eq!(seqs_of(&got, a.id()), [a.room.seq - 1, a.room.seq]);
     assert_eq!(seqs_of(&got, b.id()), [b.room.seq]);
     // Everything settled: the position is the last entry, nothing is recorded ahead of it.
-    let last = outbox.last().unwrap().0.clone();
+    let last = outbox.last().unwrap().position.clone();
     wait_for(WITHIN, || {
         futures_now(store.outbox_position(&app())) == Some(last.clone())
     })
@@ -242,7 +243,7 @@ async fn refusals_and_exhausted_retries_are_dead_lettered_without_blocking_other
         .unwrap()
         .last()
         .unwrap()
-        .0
+        .position
         .clone();
     wait_for(WITHIN, || {
         futures_now(store.outbox_position(&app())) == Some(last.clone())
@@ -310,7 +311,7 @@ async fn many_rooms_at_once_are_delivered_logged_and_settled() {
         );
     }
     let last = store.outbox(&app(), None, 1000).await.unwrap()[199]
-        .0
+        .position
         .clone();
     wait_for(WITHIN, || {
         futures_now(store.outbox_position(&app())) == Some(last.clone())

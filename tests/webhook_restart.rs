@@ -58,11 +58,11 @@ async fn killed_mid_retry_then_restarted<S: Store>(store: Arc<S>) {
     // Durable progress: the position stops before the stuck entry; the steady room's later
     // entries are recorded as delivered ahead of it.
     let outbox = store.outbox(&app(), None, 100).await.unwrap();
-    let ids: Vec<String> = outbox.iter().map(|(id, _)| id.clone()).collect();
-    assert_eq!(outbox[1].1.room, stuck.room.id);
+    let ids: Vec<String> = outbox.iter().map(|row| row.id.clone()).collect();
+    assert_eq!(outbox[1].event.room, stuck.room.id);
     assert_eq!(
         store.outbox_position(&app()).await.unwrap().as_deref(),
-        Some(ids[0].as_str())
+        Some(outbox[0].position.as_str())
     );
     assert_eq!(
         store.outbox_acked(&app()).await.unwrap(),
@@ -82,13 +82,8 @@ async fn killed_mid_retry_then_restarted<S: Store>(store: Arc<S>) {
     for r in &got {
         *per_id.entry(r.id().to_owned()).or_default() += 1;
     }
-    let all_ids: Vec<String> = store
-        .outbox(&app(), None, 100)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|(id, _)| format!("msg_{id}"))
-        .collect();
+    let rows = store.outbox(&app(), None, 100).await.unwrap();
+    let all_ids: Vec<String> = rows.iter().map(|row| format!("msg_{}", row.id)).collect();
     assert_eq!(all_ids.len(), 7);
     for id in &all_ids {
         assert_eq!(per_id.get(id), Some(&1), "{id} acknowledged {per_id:?}");
@@ -97,11 +92,7 @@ async fn killed_mid_retry_then_restarted<S: Store>(store: Arc<S>) {
         seqs_of(&got, stuck.id()),
         [stuck.room.seq - 1, stuck.room.seq]
     );
-    let last = all_ids
-        .last()
-        .unwrap()
-        .trim_start_matches("msg_")
-        .to_owned();
+    let last = rows.last().unwrap().position.clone();
     let deadline = tokio::time::Instant::now() + WITHIN;
     while store.outbox_position(&app()).await.unwrap().as_deref() != Some(last.as_str()) {
         assert!(
@@ -142,7 +133,8 @@ async fn cluster_store_killed_mid_retry_loses_and_repeats_nothing() {
     let cluster = common::redis_cluster::RedisCluster::start();
     let store = switchyard::store::redis::RedisStore::connect(&cluster.url())
         .await
-        .unwrap();
+        .unwrap()
+        .with_shards(3);
     killed_mid_retry_then_restarted(Arc::new(store)).await;
 }
 
@@ -170,7 +162,7 @@ async fn two_instances_share_one_app<S: Store>(store: Arc<S>) {
         async move {
             let outbox = store.outbox(&app(), None, 100).await.unwrap();
             assert_eq!(outbox.len(), n);
-            let last = outbox.last().unwrap().0.clone();
+            let last = outbox.last().unwrap().position.clone();
             let deadline = tokio::time::Instant::now() + WITHIN;
             while store.outbox_position(&app()).await.unwrap().as_deref() != Some(last.as_str()) {
                 assert!(tokio::time::Instant::now() < deadline, "position stuck");
@@ -218,6 +210,7 @@ async fn cluster_store_two_instances_share_one_app() {
     let cluster = common::redis_cluster::RedisCluster::start();
     let store = switchyard::store::redis::RedisStore::connect(&cluster.url())
         .await
-        .unwrap();
+        .unwrap()
+        .with_shards(3);
     two_instances_share_one_app(Arc::new(store)).await;
 }

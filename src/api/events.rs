@@ -22,7 +22,7 @@ use super::openapi::params::{FeedQuery as FeedParams, ResumeHeader, StreamQuery}
 use super::openapi::schemas as doc;
 use super::{ApiError, ApiState, Caller};
 use crate::conference::AppId;
-use crate::store::{Store, outbox_order};
+use crate::store::{Position, Store};
 use crate::webhook::envelope::Envelope;
 
 pub fn routes<S: Store>() -> Router<ApiState<S>> {
@@ -37,11 +37,12 @@ struct FeedQuery {
     limit: Option<String>,
 }
 
-/// A position in the feed: the id of the last event seen (`<ms>-<n>`).
+/// A position in the feed: the `cursor` of a page, or the SSE id of the last event seen
+/// (`<ms>-<n>`, or one such per shard of a store that spreads an app, comma-separated).
 fn position(raw: Option<&str>) -> Result<Option<String>, ApiError> {
     match raw.filter(|s| !s.is_empty()) {
         None => Ok(None),
-        Some(p) if outbox_order(p).is_some() => Ok(Some(p.to_owned())),
+        Some(p) if Position::parse(p).is_some() => Ok(Some(p.to_owned())),
         Some(p) => Err(ApiError::bad_request_with(
             "Invalid after: an event cursor as returned by this feed",
             json!({ "after": p.chars().take(64).collect::<String>() }),
@@ -85,10 +86,13 @@ async fn list<S: Store>(
         .map_err(crate::rooms::ServiceError::from)?;
     let cursor = rows
         .last()
-        .map(|(id, _)| id.clone())
+        .map(|row| row.position.clone())
         .or(after)
         .unwrap_or_default();
-    let events: Vec<Value> = rows.iter().map(|(id, e)| envelope(id, e)).collect();
+    let events: Vec<Value> = rows
+        .iter()
+        .map(|row| envelope(&row.id, &row.event))
+        .collect();
     Ok((
         StatusCode::OK,
         Json(json!({ "events": events, "cursor": cursor })),
@@ -191,13 +195,18 @@ fn feed<S: Store>(
                 {
                     Ok(rows) => {
                         caught_up = rows.len() < PAGE;
-                        for (id, e) in &rows {
-                            let data = envelope(id, e).to_string();
+                        // The SSE id is the position (what `Last-Event-ID` resumes from); the
+                        // envelope's id is the event's own.
+                        for row in &rows {
+                            let data = envelope(&row.id, &row.event).to_string();
                             queue.push_back(
-                                SseEvent::default().id(id).event(e.kind.as_str()).data(data),
+                                SseEvent::default()
+                                    .id(&row.position)
+                                    .event(row.event.kind.as_str())
+                                    .data(data),
                             );
                         }
-                        after = rows.last().map(|(id, _)| id.clone()).or(after);
+                        after = rows.last().map(|row| row.position.clone()).or(after);
                     }
                     // The store is briefly unreachable: look again after the poll interval.
                     Err(_) => {

@@ -33,6 +33,9 @@ pub struct LabArgs {
     /// With --redis: how many rooms to keep in memory under Redis's invalidation (0: none).
     #[arg(long, default_value_t = switchyard::store::room_cache::DEFAULT_CAPACITY)]
     room_cache: usize,
+    /// With --redis: how many shards each app spreads over (see `redis_shards` in the config).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    redis_shards: u16,
     /// An application as ID:KEY (repeatable); replaces the default lab-app:lab-key.
     #[arg(long = "app")]
     apps: Vec<String>,
@@ -138,6 +141,7 @@ pub async fn run(args: LabArgs) -> anyhow::Result<()> {
             let store = RedisStore::connect(url)
                 .await
                 .context("cannot reach Redis")?
+                .with_shards(usize::from(args.redis_shards))
                 .with_room_cache(url, args.room_cache)
                 .await?;
             run_with(Arc::new(store), options, &args, generated).await

@@ -45,6 +45,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             if let Some(secs) = config.room_retention_secs {
                 store = store.with_retention(std::time::Duration::from_secs(secs));
             }
+            if let Some(n) = config.redis_shards {
+                store = store.with_shards(n);
+            }
             if let Some(rooms) = config.room_cache {
                 store = store.with_room_cache(url, rooms).await?;
             }

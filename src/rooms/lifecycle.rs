@@ -73,7 +73,7 @@ impl<S: Store> Rooms<S> {
             rooms.insert(prefix.clone(), self.store.node_room_count(prefix).await?);
         }
         let node = self.pool.place(&rooms)?;
-        let id = RoomId::new(&node.config.prefix, Uuid::new_v4());
+        let id = RoomId::new(&node.config.prefix, self.store.new_room_uuid(&spec.name));
         let now = now_micros();
         let mut room = Room::new(
             id,

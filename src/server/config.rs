@@ -36,6 +36,9 @@ fn invalid(msg: impl Into<String>) -> ConfigError {
     ConfigError::Invalid(msg.into())
 }
 
+/// At most this many shards per app: each listing reads every shard.
+pub const MAX_REDIS_SHARDS: usize = 64;
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -51,6 +54,11 @@ pub struct Config {
     /// How many rooms each controller keeps in memory under Redis's invalidation (client-side
     /// caching); 0 turns it off. Default 16,384.
     pub room_cache: Option<usize>,
+    /// How many shards (hash tags) each app's rooms, sessions and outbox spread over in Redis
+    /// (see `store/keys.rs`): on a Redis Cluster, one app then uses that many slots (each in
+    /// another master when it equals the masters, or a multiple of them). Default 1, the layout
+    /// of a single Redis. Part of the data's layout: change it only with no live rooms.
+    pub redis_shards: Option<usize>,
     /// How long events stay in each app's outbox (the event feed's window), in seconds;
     /// default 24 hours. Events a webhook dispatcher has not settled are kept regardless.
     pub event_retention_secs: Option<u64>,
@@ -297,6 +305,12 @@ impl Config {
         if let Some(v) = env("SWITCHYARD_REDIS_URL") {
             config.redis_url = Some(v).filter(|v| !v.is_empty());
         }
+        if let Some(v) = env("SWITCHYARD_REDIS_SHARDS") {
+            config.redis_shards = Some(
+                v.parse()
+                    .map_err(|_| invalid("SWITCHYARD_REDIS_SHARDS: not a number"))?,
+            );
+        }
         if let Some(v) = env("SWITCHYARD_CURSOR_SECRET") {
             config.cursor_secret = Some(v);
         }
@@ -326,6 +340,13 @@ impl Config {
     }
 
     fn check(&self) -> Result<(), ConfigError> {
+        if let Some(n) = self.redis_shards
+            && !(1..=MAX_REDIS_SHARDS).contains(&n)
+        {
+            return Err(invalid(format!(
+                "redis_shards: between 1 and {MAX_REDIS_SHARDS}, not {n}"
+            )));
+        }
         if self.nodes.is_empty() {
             return Err(invalid("at least one [[nodes]] entry is needed"));
         }

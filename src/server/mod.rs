@@ -20,7 +20,7 @@ use crate::node::fleet::{FleetConfig, Ownership};
 use crate::node::{AppDirectory, NodeConfig, NodePool, supervisor};
 use crate::rooms::{Cooldowns, Rooms};
 use crate::store::fleet::Fleet;
-use crate::store::{Store, outbox_order};
+use crate::store::{Position, Store};
 use crate::webhook::DispatcherConfig;
 use crate::webhook::dispatcher::DispatchError;
 
@@ -111,8 +111,8 @@ async fn trim_one<S: Store>(
     let before = if has_webhook {
         // Up to the dispatcher's position at most: what it has not settled stays.
         match store.outbox_position(app).await? {
-            Some(position) => match (outbox_order(&position), outbox_order(cutoff)) {
-                (Some(p), Some(c)) if p < c => position,
+            Some(position) => match (Position::parse(&position), Position::parse(cutoff)) {
+                (Some(p), Some(c)) => p.min(&c).to_string(),
                 _ => cutoff.to_owned(),
             },
             None => return Ok(()),

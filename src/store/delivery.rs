@@ -56,23 +56,23 @@ pub fn outbox_order(id: &str) -> Option<(u64, u64)> {
 /// entries acknowledged ahead of it, dead letters, the delivery log, and the leases that make one
 /// dispatcher per app deliver at a time. (A part of [`super::Store`].)
 pub trait Deliveries: Send + Sync + 'static {
-    /// The webhook dispatcher's position in the app's outbox: every entry up to and including it
-    /// was delivered or dead-lettered. `None`: nothing yet.
+    /// The webhook dispatcher's position in the app's outbox (a [`super::Position`]): every
+    /// entry up to and including it was delivered or dead-lettered. `None`: nothing yet.
     fn outbox_position(
         &self,
         app: &AppId,
     ) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
 
-    /// Moves the position to `id` and forgets the acknowledgments ([`Deliveries::ack_outbox`]) of
-    /// entries up to and including it.
+    /// Moves the position to `id` (a position) and forgets the acknowledgments
+    /// ([`Deliveries::ack_outbox`]) of entries up to and including it.
     fn set_outbox_position(
         &self,
         app: &AppId,
         id: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Records that an entry after the position was delivered (an earlier one is still being
-    /// retried), so a restarted dispatcher does not send it again.
+    /// Records that an entry (by its id) after the position was delivered (an earlier one is
+    /// still being retried), so a restarted dispatcher does not send it again.
     fn ack_outbox(
         &self,
         app: &AppId,

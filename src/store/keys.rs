@@ -1,34 +1,51 @@
 //! The Redis key schema, in one place.
 //!
-//! Every key of an application's rooms and sessions carries the application's hash tag
-//! (`{app}`), so one room's write — the room, the app's indexes and the app's outbox stream —
-//! touches a single Redis Cluster slot and runs as one atomic script. (Tagging by room id would
-//! split a room from its app's indexes across slots.) The few global keys are write-once
-//! lookups, written before the records they point to, and sets and zsets that are only ever
-//! touched one key per command (or per single-key script), so each lives in whatever slot its
-//! name hashes to.
+//! Every key of an application's rooms and sessions carries a hash tag of the application —
+//! one of its *shards* — so one room's write (the room, its shard's indexes and its shard's
+//! outbox stream) touches a single Redis Cluster slot and runs as one atomic script. The few
+//! global keys are write-once lookups, written before the records they point to, and sets and
+//! zsets that are only ever touched one key per command (or per single-key script), so each
+//! lives in whatever slot its name hashes to.
 //!
-//! On a Redis Cluster (`redis+cluster://`, see `redis/failover.rs`) this layout works as it is:
-//! every script and transaction names one app's keys (one slot), and a pipeline that mixes
-//! slots (a room write and its global lookups) goes out as one request per command. What it
-//! does not do yet is spread ONE app over several masters: an app's rooms all hash to the slot
-//! of `{app}` (issue 19 asks for a per-app shard number in the tag, chosen from the room id,
-//! with per-shard indexes, outbox and dispatcher lease, and listings merged across shards).
+//! **Shards** (`redis_shards`, default 1; `redis/shards.rs`). An app has `n` tags: shard 0 is
+//! `{app}` — every key as it was before shards existed, so a single-Redis deployment's data is
+//! read as it is, with no migration — and shard k ≥ 1 is `{app#j}`, `j` chosen so that the
+//! shards' slots fall in `n` different equal ranges of the slot space (one per master of a
+//! cluster `redis-cli --cluster create` made with `n` masters). What lives in which shard:
+//! - a room, in the shard its id hashes to (FNV-1a of the id's uuid, mod n), so any instance
+//!   finds it from its id alone; a named room's uuid is drawn until it hashes to the shard its
+//!   name hashes to, so the name's claim (`name:`) sits in the room's slot and is taken and
+//!   released in the room's own scripts — uniqueness per app stays atomic;
+//! - the room's `in:<session>` lookups and its outbox entries, with the room: per-room order
+//!   is one stream's order;
+//! - a session (and the app's `sessions` index entry), in the shard its id hashes to;
+//! - cooldowns and remembered commands, in the shard their key hashes to (single-key);
+//! - the webhook bookkeeping (`wh:*`, `lease:*`), in shard 0: one dispatcher per app reads
+//!   every shard's outbox under one position (`store/position.rs`: per shard, the last entry
+//!   taken), so webhooks and the event feed resume exactly whatever the masters' clocks.
+//!
+//! Listings read every shard's index and merge by (created_at, id) — the cursor was already
+//! that pair, so it needs no shard. A room found by session reads `in:` in every shard (one
+//! pipelined round trip). The shard count is part of the layout: a room is looked for in the
+//! shard its id hashes to under the current count, so change it only when the app has no live
+//! rooms (ended rooms it no longer finds just expire).
+//!
+//! `{shard}` below is one of the app's shard tags (`{app}` or `{app#j}`); `{app}` is shard 0.
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `sy:{app}:room:<room_id>` | hash `seq`, `json` | the room |
-//! | `sy:{app}:rooms` | zset score created_at µs | the app's rooms |
-//! | `sy:{app}:name:<name>` | string | room_id of the live room with that name |
-//! | `sy:{app}:sess:<session_id>` | hash `seq`, `json` | the session |
-//! | `sy:{app}:sessions` | zset score created_at µs | the app's live sessions |
-//! | `sy:{app}:in:<session_id>` | string | room_id the session is in |
-//! | `sy:{app}:outbox` | stream, field `event` (JSON) | domain events for webhooks |
-//! | `sy:{app}:outbox:appended` | Pub/Sub channel (not a key) | the id of the newest entry, published with each append (wakes the outbox's readers) |
-//! | `sy:{app}:cd:<key>` | string with PX | a cooldown |
-//! | `sy:{app}:cmd:<key>` | string with EX | a remembered command answer |
-//! | `sy:{app}:wh:pos` | string | the webhook dispatcher's outbox position (a stream id) |
-//! | `sy:{app}:wh:acked` | set of stream ids | entries delivered ahead of the position |
+//! | `sy:{shard}:room:<room_id>` | hash `seq`, `json` | the room |
+//! | `sy:{shard}:rooms` | zset score created_at µs | the shard's rooms of the app |
+//! | `sy:{shard}:name:<name>` | string | room_id of the live room with that name |
+//! | `sy:{shard}:sess:<session_id>` | hash `seq`, `json` | the session |
+//! | `sy:{shard}:sessions` | zset score created_at µs | the shard's live sessions of the app |
+//! | `sy:{shard}:in:<session_id>` | string | room_id the session is in (in the room's shard) |
+//! | `sy:{shard}:outbox` | stream, field `event` (JSON) | domain events for webhooks, of the shard's rooms |
+//! | `sy:{shard}:outbox:appended` | Pub/Sub channel (not a key) | the id of the newest entry, published with each append (wakes the outbox's readers) |
+//! | `sy:{shard}:cd:<key>` | string with PX | a cooldown |
+//! | `sy:{shard}:cmd:<key>` | string with EX | a remembered command answer |
+//! | `sy:{app}:wh:pos` | string | the webhook dispatcher's outbox position (a stream id per shard) |
+//! | `sy:{app}:wh:acked` | set of entry ids | entries delivered ahead of the position |
 //! | `sy:{app}:lease:<name>` | string with PX | who holds a lease (`webhooks`: the app's dispatcher) |
 //! | `sy:{app}:wh:log` | stream, field `attempt` (JSON), capped | the delivery log, one entry per attempt |
 //! | `sy:{app}:wh:dead` | list of JSON `DeadLetter` | undeliverable webhooks, oldest first |
@@ -43,56 +60,57 @@
 
 use crate::conference::{AppId, NodePrefix, RoomId, SessionId};
 
-pub fn room(app: &AppId, id: &RoomId) -> String {
-    format!("sy:{{{app}}}:room:{id}")
+pub fn room(tag: &str, id: &RoomId) -> String {
+    format!("sy:{{{tag}}}:room:{id}")
 }
 
-pub fn rooms(app: &AppId) -> String {
-    format!("sy:{{{app}}}:rooms")
+pub fn rooms(tag: &str) -> String {
+    format!("sy:{{{tag}}}:rooms")
 }
 
-pub fn name(app: &AppId, name: &str) -> String {
-    format!("sy:{{{app}}}:name:{name}")
+pub fn name(tag: &str, name: &str) -> String {
+    format!("sy:{{{tag}}}:name:{name}")
 }
 
-pub fn session(app: &AppId, id: &SessionId) -> String {
-    format!("sy:{{{app}}}:sess:{id}")
+pub fn session(tag: &str, id: &SessionId) -> String {
+    format!("sy:{{{tag}}}:sess:{id}")
 }
 
-pub fn sessions(app: &AppId) -> String {
-    format!("sy:{{{app}}}:sessions")
+pub fn sessions(tag: &str) -> String {
+    format!("sy:{{{tag}}}:sessions")
 }
 
-pub fn session_room(app: &AppId, id: &SessionId) -> String {
-    format!("sy:{{{app}}}:in:{id}")
+pub fn session_room(tag: &str, id: &SessionId) -> String {
+    format!("sy:{{{tag}}}:in:{id}")
 }
 
-pub fn outbox(app: &AppId) -> String {
-    format!("sy:{{{app}}}:outbox")
+pub fn outbox(tag: &str) -> String {
+    format!("sy:{{{tag}}}:outbox")
 }
 
 /// The channel an append to the app's outbox is announced on: the stream's name and
 /// `:appended` (the scripts derive it from the stream key they are given).
-pub fn appended(app: &AppId) -> String {
-    format!("sy:{{{app}}}:outbox:appended")
+pub fn appended(tag: &str) -> String {
+    format!("sy:{{{tag}}}:outbox:appended")
 }
 
-/// Every app's [`appended`] channel.
+/// Every app's [`appended`] channels (each shard's).
 pub const APPENDED_PATTERN: &str = "sy:{*}:outbox:appended";
 
-/// The app an [`appended`] channel belongs to.
+/// The app an [`appended`] channel belongs to (whichever shard's).
 pub fn appended_app(channel: &str) -> Option<&str> {
-    channel
+    let tag = channel
         .strip_prefix("sy:{")?
-        .strip_suffix("}:outbox:appended")
+        .strip_suffix("}:outbox:appended")?;
+    Some(tag.split_once('#').map_or(tag, |(app, _)| app))
 }
 
-pub fn cooldown(app: &AppId, key: &str) -> String {
-    format!("sy:{{{app}}}:cd:{key}")
+pub fn cooldown(tag: &str, key: &str) -> String {
+    format!("sy:{{{tag}}}:cd:{key}")
 }
 
-pub fn command(app: &AppId, key: &str) -> String {
-    format!("sy:{{{app}}}:cmd:{key}")
+pub fn command(tag: &str, key: &str) -> String {
+    format!("sy:{{{tag}}}:cmd:{key}")
 }
 
 pub fn room_app(id: &RoomId) -> String {

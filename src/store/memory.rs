@@ -11,8 +11,8 @@ mod deliveries;
 
 use super::bell::{Bells, OutboxWatch};
 use super::{
-    Created, DeadLetter, DeliveryAttempt, IndexDelta, Page, Saved, Store, StoreError, Updated,
-    outbox_order,
+    Created, DeadLetter, DeliveryAttempt, IndexDelta, OutboxEntry, Page, Position, Saved, Store,
+    StoreError, Updated, outbox_order,
 };
 use crate::conference::{
     AppId, DomainEvent, Micros, NodePrefix, Room, RoomId, RoomStatus, Session, SessionId,
@@ -481,16 +481,21 @@ impl Store for MemoryStore {
         app: &AppId,
         after: Option<&str>,
         limit: usize,
-    ) -> Result<Vec<(String, DomainEvent)>, StoreError> {
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
         let s = self.lock();
-        let after = after.and_then(outbox_order);
+        // One shard: a position is an entry id.
+        let after = after.and_then(Position::parse).map(|p| p.of(0));
         Ok(s.outbox
             .get(app)
             .map(|v| {
                 v.iter()
                     .filter(|(id, _)| after.is_none_or(|a| outbox_order(id).is_some_and(|o| o > a)))
                     .take(limit)
-                    .cloned()
+                    .map(|(id, event)| OutboxEntry {
+                        id: id.clone(),
+                        position: id.clone(),
+                        event: event.clone(),
+                    })
                     .collect()
             })
             .unwrap_or_default())
@@ -501,7 +506,7 @@ impl Store for MemoryStore {
     }
 
     async fn trim_outbox(&self, app: &AppId, before: &str) -> Result<(), StoreError> {
-        let Some(before) = outbox_order(before) else {
+        let Some(before) = Position::parse(before).map(|p| p.of(0)) else {
             return Ok(());
         };
         if let Some(entries) = self.lock().outbox.get_mut(app) {
@@ -599,7 +604,7 @@ mod tests {
         let stored = store.room(&room.app, &room.id).await.unwrap().unwrap();
         assert_eq!((stored.seq, stored.detail.as_str()), (2, "xx"));
         let outbox = store.outbox(&room.app, None, 10).await.unwrap();
-        let seqs: Vec<u64> = outbox.iter().map(|(_, e)| e.seq).collect();
+        let seqs: Vec<u64> = outbox.iter().map(|e| e.event.seq).collect();
         assert_eq!(seqs, [1, 2]);
         // An unchanged room saves nothing, not even the change's events.
         let same = modify_room(&store, &room.app, &room.id, |r| {

@@ -15,6 +15,7 @@ mod delivery;
 pub mod fleet;
 pub mod keys;
 pub mod memory;
+mod position;
 pub mod redis;
 pub mod room_cache;
 
@@ -30,6 +31,7 @@ pub use change::{
 pub use delivery::{
     DEAD_LETTERS_KEPT, DELIVERY_LOG_KEPT, DeadLetter, Deliveries, DeliveryAttempt, outbox_order,
 };
+pub use position::{OutboxEntry, Position, entry_id, entry_order};
 
 use crate::conference::{AppId, DomainEvent, Micros, NodePrefix, Room, RoomId, Session, SessionId};
 
@@ -79,7 +81,15 @@ pub struct Page<T> {
 
 /// The storage the controller needs. Every method is one round trip (or one atomic script).
 pub trait Store: Deliveries + Send + Sync + 'static {
-    /// Stores a new room, unless the app already has a live room with that name.
+    /// The uuid of a new room's id (`RoomId::new`) named `name`: a store that spreads an app
+    /// over shards draws it so that the room lands where its name's uniqueness is kept.
+    fn new_room_uuid(&self, name: &str) -> uuid::Uuid {
+        let _ = name;
+        uuid::Uuid::new_v4()
+    }
+
+    /// Stores a new room (its id from [`Store::new_room_uuid`]), unless the app already has a
+    /// live room with that name.
     fn create_room(
         &self,
         room: &Room,
@@ -242,13 +252,14 @@ pub trait Store: Deliveries + Send + Sync + 'static {
         ttl: Duration,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Domain events of an app appended after `after` (a stream id; `None` = from the start).
+    /// Domain events of an app appended after `after` (a [`Position`]; `None` = from the
+    /// start), each with its stable id and the position after it.
     fn outbox(
         &self,
         app: &AppId,
         after: Option<&str>,
         limit: usize,
-    ) -> impl Future<Output = Result<Vec<(String, DomainEvent)>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<OutboxEntry>, StoreError>> + Send;
 
     /// Wakes a reader of the app's outbox when it grows, from any controller instance on the
     /// same store: the webhook dispatcher and the event stream wait on it instead of polling.
@@ -312,8 +323,8 @@ pub trait Store: Deliveries + Send + Sync + 'static {
         futures_util::future::join_all(each)
     }
 
-    /// Drops the app's outbox entries before `before` (an entry id; exclusive): the end of the
-    /// event feed's retained window.
+    /// Drops the app's outbox entries before `before` (a [`Position`]; the entries it stands
+    /// on stay): the end of the event feed's retained window.
     fn trim_outbox(
         &self,
         app: &AppId,

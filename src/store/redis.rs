@@ -10,17 +10,20 @@ use redis::{AsyncCommands, Script, Value};
 
 mod appended;
 mod cached;
+mod cluster;
 mod deliveries;
 mod failover;
+mod outbox;
 mod reads;
 mod room_writes;
+mod shards;
 
 use cached::tracked;
 use room_writes::{RoomWrite, Track};
 
 use super::bell::{Bells, OutboxWatch};
 use super::room_cache::{self, Tracked};
-use super::{Created, Modified, Page, RoomChange, Saved, Store, StoreError, keys};
+use super::{Created, Modified, OutboxEntry, Page, RoomChange, Saved, Store, StoreError, keys};
 use crate::conference::{
     AppId, DomainEvent, Micros, NodePrefix, Room, RoomId, Session, SessionId, SessionState,
 };
@@ -46,6 +49,8 @@ pub struct RedisStore {
     claim_timeouts: Script,
     lease: Script,
     retention: Duration,
+    /// How one app's keys spread over hash tags.
+    shards: shards::Shards,
 }
 
 fn unavailable(e: redis::RedisError) -> StoreError {
@@ -113,7 +118,20 @@ impl RedisStore {
             claim_timeouts: Script::new(include_str!("lua/claim_timeouts.lua")),
             lease: Script::new(include_str!("lua/lease.lua")),
             retention: super::DEFAULT_RETENTION,
+            shards: shards::Shards::new(1),
         })
+    }
+
+    /// Spreads each app over `n` shards (hash tags; see [`shards`]). One (the default) is the
+    /// layout of a single Redis; more let one app's rooms use several masters of a cluster.
+    pub fn with_shards(mut self, n: usize) -> RedisStore {
+        self.shards = shards::Shards::new(n);
+        self
+    }
+
+    /// How many shards each app is spread over.
+    pub fn shard_count(&self) -> usize {
+        self.shards.count()
     }
 
     /// How many rooms this process keeps in its cache (0: none; every read goes to Redis).
@@ -157,24 +175,38 @@ impl RedisStore {
 }
 
 impl Store for RedisStore {
+    fn new_room_uuid(&self, name: &str) -> uuid::Uuid {
+        self.shards.room_uuid(name)
+    }
+
     async fn create_room(
         &self,
         room: &Room,
         events: &[DomainEvent],
     ) -> Result<Created, StoreError> {
+        let tag = self.shards.room_tag(&room.app, &room.id);
+        let name_key = keys::name(&tag, &super::unique_name(room));
+        if !room.name.is_empty() && self.shards.of_name(&room.name) != self.shards.of_room(&room.id)
+        {
+            // Its name's claim would be in another slot than the room: not one atomic step.
+            return Err(StoreError::Corrupt {
+                key: name_key,
+                reason: "a named room's id must come from Store::new_room_uuid".into(),
+            });
+        }
         let mut conn = self.conn();
         let _: () = conn
             .set(keys::room_app(&room.id), room.app.as_str())
             .await
             .map_err(unavailable)?;
-        let key = keys::room(&room.app, &room.id);
+        let key = keys::room(&tag, &room.id);
         let mut eval = redis::cmd("EVALSHA");
         eval.arg(self.create_room.get_hash())
             .arg(4)
             .arg(&key)
-            .arg(keys::rooms(&room.app))
-            .arg(keys::name(&room.app, &super::unique_name(room)))
-            .arg(keys::outbox(&room.app))
+            .arg(keys::rooms(&tag))
+            .arg(&name_key)
+            .arg(keys::outbox(&tag))
             .arg(room.id.as_str())
             .arg(room.seq)
             .arg(encode(room))
@@ -189,7 +221,7 @@ impl Store for RedisStore {
             .await?;
         if created == 0 {
             let id = RoomId::parse(&existing).map_err(|e| StoreError::Corrupt {
-                key: keys::name(&room.app, &super::unique_name(room)),
+                key: name_key,
                 reason: e.to_string(),
             })?;
             return Ok(Created::NameTaken(id));
@@ -203,7 +235,7 @@ impl Store for RedisStore {
     }
 
     async fn room(&self, app: &AppId, id: &RoomId) -> Result<Option<Room>, StoreError> {
-        let key = keys::room(app, id);
+        let key = keys::room(&self.shards.room_tag(app, id), id);
         match &self.rooms {
             Some(tracked) => self.tracked_room(tracked, &key).await,
             None => self.json_field(&key).await,
@@ -301,8 +333,17 @@ impl Store for RedisStore {
         after: Option<(Micros, String)>,
         limit: usize,
     ) -> Result<Page<Room>, StoreError> {
-        let record = |id: &str| RoomId::parse(id).ok().map(|id| keys::room(app, &id));
-        self.page_of(&keys::rooms(app), record, after, limit).await
+        let record = |id: &str| {
+            let id = RoomId::parse(id).ok()?;
+            Some(keys::room(&self.shards.room_tag(app, &id), &id))
+        };
+        let indexes: Vec<String> = self
+            .shards
+            .tags(app)
+            .iter()
+            .map(|t| keys::rooms(t))
+            .collect();
+        self.page_of(&indexes, record, after, limit).await
     }
 
     async fn rooms_on_node(&self, node: &NodePrefix) -> Result<Vec<(AppId, RoomId)>, StoreError> {
@@ -328,7 +369,8 @@ impl Store for RedisStore {
     }
 
     async fn session(&self, app: &AppId, id: &SessionId) -> Result<Option<Session>, StoreError> {
-        self.json_field(&keys::session(app, id)).await
+        self.json_field(&keys::session(&self.shards.session_tag(app, id), id))
+            .await
     }
 
     async fn session_app(&self, id: &SessionId) -> Result<Option<AppId>, StoreError> {
@@ -355,9 +397,10 @@ impl Store for RedisStore {
             .query_async(&mut conn)
             .await
             .map_err(unavailable)?;
+        let tag = self.shards.session_tag(&session.app, &session.id);
         let mut call = self.save_session.prepare_invoke();
-        call.key(keys::session(&session.app, &session.id))
-            .key(keys::sessions(&session.app))
+        call.key(keys::session(&tag, &session.id))
+            .key(keys::sessions(&tag))
             .arg(session.seq)
             .arg(encode(session))
             .arg(session.created_at)
@@ -382,9 +425,17 @@ impl Store for RedisStore {
         after: Option<(Micros, String)>,
         limit: usize,
     ) -> Result<Page<Session>, StoreError> {
-        let record = |id: &str| SessionId::parse(id).ok().map(|id| keys::session(app, &id));
-        self.page_of(&keys::sessions(app), record, after, limit)
-            .await
+        let record = |id: &str| {
+            let id = SessionId::parse(id).ok()?;
+            Some(keys::session(&self.shards.session_tag(app, &id), &id))
+        };
+        let indexes: Vec<String> = self
+            .shards
+            .tags(app)
+            .iter()
+            .map(|t| keys::sessions(t))
+            .collect();
+        self.page_of(&indexes, record, after, limit).await
     }
 
     async fn sessions_on_node(&self, node: &NodePrefix) -> Result<Vec<Session>, StoreError> {
@@ -411,12 +462,16 @@ impl Store for RedisStore {
         app: &AppId,
         id: &SessionId,
     ) -> Result<Option<RoomId>, StoreError> {
-        let room: Option<String> = self
-            .conn()
-            .get(keys::session_room(app, id))
+        // The lookup lives with the room, in whichever shard that is.
+        let mut pipe = redis::pipe();
+        for tag in self.shards.tags(app).iter() {
+            pipe.get(keys::session_room(tag, id));
+        }
+        let rooms: Vec<Option<String>> = pipe
+            .query_async(&mut self.conn())
             .await
             .map_err(unavailable)?;
-        Ok(room.and_then(|r| RoomId::parse(&r).ok()))
+        Ok(rooms.iter().flatten().find_map(|r| RoomId::parse(r).ok()))
     }
 
     async fn take_cooldown(
@@ -426,7 +481,7 @@ impl Store for RedisStore {
         ttl: Duration,
     ) -> Result<bool, StoreError> {
         let reply: Value = redis::cmd("SET")
-            .arg(keys::cooldown(app, key))
+            .arg(keys::cooldown(&self.shards.key_tag(app, key), key))
             .arg(1)
             .arg("NX")
             .arg("PX")
@@ -439,7 +494,7 @@ impl Store for RedisStore {
 
     async fn cooldown_left(&self, app: &AppId, key: &str) -> Result<Option<Duration>, StoreError> {
         let millis: i64 = redis::cmd("PTTL")
-            .arg(keys::cooldown(app, key))
+            .arg(keys::cooldown(&self.shards.key_tag(app, key), key))
             .query_async(&mut self.conn())
             .await
             .map_err(unavailable)?;
@@ -449,7 +504,7 @@ impl Store for RedisStore {
 
     async fn recall(&self, app: &AppId, key: &str) -> Result<Option<String>, StoreError> {
         self.conn()
-            .get(keys::command(app, key))
+            .get(keys::command(&self.shards.key_tag(app, key), key))
             .await
             .map_err(unavailable)
     }
@@ -462,7 +517,7 @@ impl Store for RedisStore {
         ttl: Duration,
     ) -> Result<Option<String>, StoreError> {
         let mut call = self.remember.prepare_invoke();
-        call.key(keys::command(app, key))
+        call.key(keys::command(&self.shards.key_tag(app, key), key))
             .arg(answer)
             .arg(ttl.as_secs().max(1));
         call.invoke_async(&mut self.conn())
@@ -477,7 +532,7 @@ impl Store for RedisStore {
         answer: Option<&str>,
         ttl: Duration,
     ) -> Result<(), StoreError> {
-        let key = keys::command(app, key);
+        let key = keys::command(&self.shards.key_tag(app, key), key);
         let mut conn = self.conn();
         match answer {
             Some(answer) => conn.set_ex(key, answer, ttl.as_secs().max(1)).await,
@@ -491,38 +546,16 @@ impl Store for RedisStore {
         app: &AppId,
         after: Option<&str>,
         limit: usize,
-    ) -> Result<Vec<(String, DomainEvent)>, StoreError> {
-        let start = after.map(|a| format!("({a}")).unwrap_or_else(|| "-".into());
-        self.stream_range("XRANGE", &keys::outbox(app), (&start, "+"), limit, "event")
-            .await
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        self.read_outbox(app, after, limit).await
     }
 
     async fn trim_outbox(&self, app: &AppId, before: &str) -> Result<(), StoreError> {
-        redis::cmd("XTRIM")
-            .arg(keys::outbox(app))
-            .arg("MINID")
-            .arg(before)
-            .query_async::<i64>(&mut self.conn())
-            .await
-            .map(drop)
-            .map_err(unavailable)
+        self.trim_outboxes(app, before).await
     }
 
     async fn append_outbox(&self, app: &AppId, events: &[DomainEvent]) -> Result<(), StoreError> {
-        if events.is_empty() {
-            return Ok(());
-        }
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        for event in Self::events_json(events) {
-            pipe.xadd(keys::outbox(app), "*", &[("event", event)])
-                .ignore();
-        }
-        // As the room scripts do: the readers of the outbox wake.
-        pipe.publish(keys::appended(app), "").ignore();
-        pipe.query_async::<()>(&mut self.conn())
-            .await
-            .map_err(unavailable)
+        self.append_outboxes(app, events).await
     }
 
     fn outbox_watch(&self, app: &AppId) -> OutboxWatch {

@@ -238,8 +238,9 @@ struct Dispatcher<S> {
     cursor: Option<String>,
     /// Entries recorded as settled ahead of the position by an earlier run.
     settled_before: HashSet<String>,
-    /// Entries read and not yet behind the position, in outbox order: (id, settled).
-    window: BTreeMap<u64, (String, bool)>,
+    /// Entries read and not yet behind the position, in the order read: (id, the position
+    /// after it, settled).
+    window: BTreeMap<u64, (String, String, bool)>,
     numbers: HashMap<String, u64>,
     next_number: u64,
     waiting: HashMap<RoomId, VecDeque<(String, DomainEvent)>>,
@@ -330,12 +331,14 @@ impl<S: Store> Dispatcher<S> {
             .outbox(&self.config.app, self.cursor.as_deref(), limit)
             .await?;
         let full = entries.len() == limit;
-        for (id, event) in entries {
-            self.cursor = Some(id.clone());
+        for entry in entries {
+            let (id, event) = (entry.id, entry.event);
+            self.cursor = Some(entry.position.clone());
             let settled = self.settled_before.remove(&id);
             let number = self.next_number;
             self.next_number += 1;
-            self.window.insert(number, (id.clone(), settled));
+            self.window
+                .insert(number, (id.clone(), entry.position, settled));
             self.numbers.insert(id.clone(), number);
             if !settled {
                 let room = event.room.clone();
@@ -404,7 +407,7 @@ impl<S: Store> Dispatcher<S> {
         for settled in &batch {
             let number = self.numbers.get(&settled.outbox_id);
             if let Some(entry) = number.and_then(|n| self.window.get_mut(n)) {
-                entry.1 = true;
+                entry.2 = true;
             }
         }
         let position = self.settled_prefix();
@@ -434,16 +437,17 @@ impl<S: Store> Dispatcher<S> {
         self.persist(position.as_deref(), &[]).await
     }
 
-    /// Takes the settled prefix off the window; its last entry is the new position.
+    /// Takes the settled prefix off the window; the position after its last entry is the new
+    /// position.
     fn settled_prefix(&mut self) -> Option<String> {
         let mut position = None;
         while let Some(entry) = self.window.first_entry() {
-            if !entry.get().1 {
+            if !entry.get().2 {
                 break;
             }
-            let (id, _) = entry.remove();
+            let (id, after, _) = entry.remove();
             self.numbers.remove(&id);
-            position = Some(id);
+            position = Some(after);
         }
         position
     }

@@ -247,7 +247,7 @@ impl<S: Store> TestLab<S> {
             .await
             .unwrap()
             .into_iter()
-            .map(|(_, e)| e)
+            .map(|row| row.event)
             .collect()
     }
 

@@ -529,7 +529,7 @@ impl Live {
             .await
             .unwrap()
             .into_iter()
-            .map(|(_, e)| e)
+            .map(|row| row.event)
             .filter(|e| e.room.as_str() == room)
             .collect()
     }

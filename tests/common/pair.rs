@@ -401,7 +401,7 @@ impl Pair {
             .await
             .unwrap()
             .into_iter()
-            .map(|(_, e)| e)
+            .map(|row| row.event)
             .filter(|e| e.room.as_str() == room)
             .collect()
     }

@@ -205,7 +205,7 @@ impl TestRoom {
     pub async fn create<S: Store>(store: &S, name: &str) -> TestRoom {
         let node = NodePrefix::parse("hook1").unwrap();
         let room = Room::new(
-            RoomId::new(&node, uuid::Uuid::new_v4()),
+            RoomId::new(&node, store.new_room_uuid(name)),
             app(),
             name.into(),
             RoomType::Conference,

@@ -23,14 +23,12 @@ if ARGV[5] ~= '0' then
   end
   redis.call('EXPIRE', KEYS[1], ARGV[5])
 end
-local appended
 for i = 9, #ARGV do
-  appended = redis.call('XADD', KEYS[2], '*', 'event', ARGV[i])
+  redis.call('XADD', KEYS[2], '*', 'event', ARGV[i])
 end
--- Wakes the outbox's readers in every controller (keys.rs: the `appended` channel).
-if appended then
-  redis.call('PUBLISH', KEYS[2] .. ':appended', appended)
-end
+-- The outbox's readers are woken by one PUBLISH per shard after a batch's scripts, in the same
+-- pipeline (room_writes.rs), not one per room: on a Redis Cluster every PUBLISH goes to every
+-- node.
 -- Read the room once more: a caller with client-side tracking (OPTIN NOLOOP, and CLIENT CACHING
 -- YES sent just before this script) keeps the room it just wrote, and Redis forgets a key's
 -- trackers when it changes; this read makes it track it again.

@@ -1,17 +1,35 @@
 -- KEYS[1] the dispatcher's position, KEYS[2] the set of entries acknowledged ahead of it.
 -- Sets the position to ARGV[1] and forgets acknowledgments of entries up to and including it.
-local function order(id)
-  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
-  return tonumber(ms), tonumber(seq)
-end
+-- A position is `<ms>-<seq>` per shard, comma-separated (one alone stands for every shard); an
+-- entry id is `<ms>-<seq>` in shard 0 and `<ms>-<seq>@<k>` in shard k (store/position.rs).
 redis.call('SET', KEYS[1], ARGV[1])
-local pms, pseq = order(ARGV[1])
-if pms == nil then
+local parts = {}
+for part in string.gmatch(ARGV[1], '[^,]+') do
+  local ms, seq = string.match(part, '^(%d+)-(%d+)$')
+  if ms == nil then
+    return 1
+  end
+  parts[#parts + 1] = {tonumber(ms), tonumber(seq)}
+end
+if #parts == 0 then
   return 1
 end
 for _, id in ipairs(redis.call('SMEMBERS', KEYS[2])) do
-  local ms, seq = order(id)
-  if ms == nil or ms < pms or (ms == pms and seq <= pseq) then
+  local ms, seq, shard = string.match(id, '^(%d+)-(%d+)@?(%d*)$')
+  local drop = ms == nil
+  if not drop then
+    ms, seq = tonumber(ms), tonumber(seq)
+    local k = 1
+    if shard ~= '' then
+      k = tonumber(shard) + 1
+    end
+    local p = parts[1]
+    if #parts > 1 then
+      p = parts[k] or {0, 0}
+    end
+    drop = ms < p[1] or (ms == p[1] and seq <= p[2])
+  end
+  if drop then
     redis.call('SREM', KEYS[2], id)
   end
 end

@@ -51,7 +51,7 @@ impl RedisStore {
         app: &AppId,
         id: &RoomId,
     ) -> Result<Option<Arc<Room>>, StoreError> {
-        let key = keys::room(app, id);
+        let key = keys::room(&self.shards.room_tag(app, id), id);
         let Some(tracked) = &self.rooms else {
             return Ok(self.json_field(&key).await?.map(Arc::new));
         };

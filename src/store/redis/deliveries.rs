@@ -45,7 +45,7 @@ impl Deliveries for RedisStore {
             .smembers(keys::webhook_acked(app))
             .await
             .map_err(unavailable)?;
-        ids.sort_by_key(|id| crate::store::outbox_order(id));
+        ids.sort_by_key(|id| crate::store::entry_order(id).map(|(k, at)| (at, k)));
         Ok(ids)
     }
 

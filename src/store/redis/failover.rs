@@ -238,54 +238,6 @@ impl Conn {
     }
 }
 
-/// Sends a pipeline to a cluster: a transaction whole (its keys share a slot, by design), other
-/// pipelines as one request per command, sent in order and answered in order — the cluster
-/// client refuses a pipeline across slots, and answers a pipeline's failing command by failing
-/// all of it, where a caller must see which command failed (a `NOSCRIPT` says that one did
-/// not run). Each command's server error is its own reply, as on a single server.
-async fn cluster_pipeline(
-    cluster: &mut ClusterConnection,
-    pipeline: &Pipeline,
-    offset: usize,
-    count: usize,
-) -> RedisResult<Vec<Value>> {
-    if pipeline.is_transaction() {
-        return cluster.req_packed_commands(pipeline, offset, count).await;
-    }
-    let replies = futures_util::future::join_all(pipeline.cmd_iter().map(|cmd| {
-        let mut cluster = cluster.clone();
-        async move { cluster.req_packed_command(cmd).await }
-    }))
-    .await;
-    replies.into_iter().map(server_error_as_reply).collect()
-}
-
-/// A command's error from the server as the reply a pipeline on one server would hold; an
-/// error of the connection stays an error.
-fn server_error_as_reply(reply: RedisResult<Value>) -> RedisResult<Value> {
-    let e = match reply {
-        Ok(value) => return Ok(value),
-        Err(e) => e,
-    };
-    if e.is_io_error()
-        || e.is_timeout()
-        || e.is_connection_dropped()
-        || e.is_connection_refusal()
-        || e.kind() == redis::ErrorKind::ClusterConnectionNotFound
-    {
-        return Err(e);
-    }
-    // redis-rs does not let a server error be built but by parsing one.
-    let line = format!(
-        "-{} {}\r\n",
-        e.code().unwrap_or("ERR"),
-        e.detail().unwrap_or("")
-    )
-    .replace(['\r', '\n'], " ");
-    let line = format!("{}\r\n", line.trim_end());
-    redis::parse_redis_value(line.as_bytes())
-}
-
 impl ConnectionLike for Conn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         Box::pin(async move {
@@ -311,7 +263,7 @@ impl ConnectionLike for Conn {
     ) -> RedisFuture<'a, Vec<Value>> {
         Box::pin(async move {
             if let Some(cluster) = &mut self.cluster {
-                return cluster_pipeline(cluster, cmd, offset, count).await;
+                return super::cluster::pipeline(cluster, cmd, offset, count).await;
             }
             let (generation, mut manager) = self.now();
             let result = manager.req_packed_commands(cmd, offset, count).await;
@@ -332,31 +284,6 @@ impl ConnectionLike for Conn {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_commands_server_error_is_its_reply_and_a_lost_connection_an_error() {
-        let noscript = redis::RedisError::from((
-            redis::ErrorKind::NoScriptError,
-            "An error was signalled by the server",
-            "No matching script. Please use EVAL.".to_owned(),
-        ));
-        match server_error_as_reply(Err(noscript)) {
-            Ok(Value::ServerError(e)) => assert_eq!(e.code(), "NOSCRIPT"),
-            other => panic!("{other:?}"),
-        }
-        let wrongtype = redis::RedisError::from((
-            redis::ErrorKind::ExtensionError,
-            "An error was signalled by the server",
-            "WRONGTYPE Operation against a key holding the wrong kind of value".to_owned(),
-        ));
-        assert!(matches!(
-            server_error_as_reply(Err(wrongtype)),
-            Ok(Value::ServerError(_))
-        ));
-        let io = redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::BrokenPipe));
-        assert!(server_error_as_reply(Err(io)).is_err());
-        assert_eq!(server_error_as_reply(Ok(Value::Int(1))), Ok(Value::Int(1)));
-    }
 
     #[test]
     fn sentinel_urls_name_the_sentinels_the_master_and_the_database() {

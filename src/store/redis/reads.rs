@@ -1,6 +1,7 @@
 //! Reads of the Redis store: a JSON field, a page of an index (zset) with the records it
 //! names, a range of a stream.
 
+use futures_util::future::try_join_all;
 use redis::AsyncCommands;
 
 use super::{RedisStore, decode, encode, unavailable};
@@ -85,17 +86,32 @@ impl RedisStore {
         events.iter().map(encode).collect()
     }
 
-    /// A page of an index (`zset`) with its records (`hash` field `json`), read in one pipelined
-    /// round trip instead of one per record. Ids that no longer parse or whose record is gone
-    /// are skipped.
+    /// A page of an index (`zset`; one per shard of the app, merged by (score, id), which is
+    /// what the cursor is, so it needs no shard) with its records (`hash` field `json`), read
+    /// in one pipelined round trip instead of one per record. Ids that no longer parse or whose
+    /// record is gone are skipped.
     pub(super) async fn page_of<T: serde::de::DeserializeOwned>(
         &self,
-        index: &str,
+        indexes: &[String],
         record_key: impl Fn(&str) -> Option<String>,
         after: Option<(Micros, String)>,
         limit: usize,
     ) -> Result<Page<T>, StoreError> {
-        let (rows, more) = self.zpage(index, after, limit).await?;
+        let pages = try_join_all(
+            indexes
+                .iter()
+                .map(|index| self.zpage(index, after.clone(), limit)),
+        )
+        .await?;
+        let mut more = false;
+        let mut rows = Vec::new();
+        for (page, page_more) in pages {
+            more |= page_more;
+            rows.extend(page);
+        }
+        rows.sort_unstable();
+        more |= rows.len() > limit;
+        rows.truncate(limit);
         let keys: Vec<String> = rows.iter().filter_map(|(_, id)| record_key(id)).collect();
         let mut pipe = redis::pipe();
         for key in &keys {

@@ -254,11 +254,13 @@ impl RedisStore {
         }
         let mut pipe = redis::pipe();
         let mut room_keys = Vec::with_capacity(todo.len());
+        let mut appended: Vec<String> = Vec::new();
         // How many replies each write has (its lookups, then its script).
         let mut spans = Vec::with_capacity(todo.len());
         for &i in todo {
             let (w, delta) = (&writes[i], &deltas[i]);
-            let key = keys::room(&w.new.app, &w.new.id);
+            let tag = self.shards.room_tag(&w.new.app, &w.new.id);
+            let key = keys::room(&tag, &w.new.id);
             if !delta.add_refs.is_empty() {
                 let owner = format!("{} {}", w.new.app, w.new.id);
                 for id in &delta.add_refs {
@@ -271,17 +273,29 @@ impl RedisStore {
             if again {
                 pipe.add_command(room_cache::caching_yes());
             }
-            pipe.add_command(self.save_command(&key, w, delta, again));
+            pipe.add_command(self.save_command(&tag, &key, w, delta, again));
             spans.push(delta.add_refs.len() + usize::from(again) + 1);
             room_keys.push(key);
+            if !w.events.is_empty() && !appended.contains(&tag) {
+                appended.push(tag);
+            }
+        }
+        // The outbox's readers wake once per shard that grew, after its scripts (a spurious
+        // ring when a write lost its race is harmless).
+        for tag in &appended {
+            pipe.publish(keys::appended(tag), "");
         }
         let count = pipe.len();
+        let writes_count = count - appended.len();
         let replies = match &self.rooms {
-            None => self
-                .conn()
-                .req_packed_commands(&pipe, 0, count)
-                .await
-                .map_err(unavailable)?,
+            None => without_rings(
+                self.conn()
+                    .req_packed_commands(&pipe, 0, count)
+                    .await
+                    .map_err(unavailable)?,
+                count,
+                writes_count,
+            )?,
             Some(tracked) => {
                 let keys: Vec<&str> = room_keys.iter().map(String::as_str).collect();
                 let (replies, tokens) = tracked
@@ -291,11 +305,13 @@ impl RedisStore {
                     .await
                     .map_err(unavailable)?;
                 let entries = tracked.entries();
-                let outcomes = outcomes(replies, &spans).inspect_err(|_| {
-                    for key in &room_keys {
-                        entries.forget(key);
-                    }
-                })?;
+                let outcomes = without_rings(replies, count, writes_count)
+                    .and_then(|replies| outcomes(replies, &spans))
+                    .inspect_err(|_| {
+                        for key in &room_keys {
+                            entries.forget(key);
+                        }
+                    })?;
                 let keep = match track {
                     Track::Again => Entries::fill,
                     Track::No => Entries::fill_written,
@@ -318,6 +334,7 @@ impl RedisStore {
     /// after writing it, so that Redis goes on tracking it.
     fn save_command(
         &self,
+        tag: &str,
         key: &str,
         w: &RoomWrite<'_>,
         delta: &IndexDelta,
@@ -329,10 +346,10 @@ impl RedisStore {
         cmd.arg(self.save_room.get_hash())
             .arg(3 + delta.add_sessions.len() + delta.remove_sessions.len())
             .arg(key)
-            .arg(keys::outbox(&new.app))
-            .arg(keys::name(&new.app, &unique_name(new)));
+            .arg(keys::outbox(tag))
+            .arg(keys::name(tag, &unique_name(new)));
         for s in sessions {
-            cmd.arg(keys::session_room(&new.app, s));
+            cmd.arg(keys::session_room(tag, s));
         }
         cmd.arg(old.seq)
             .arg(new.seq)
@@ -394,6 +411,22 @@ fn encode_sized(value: &impl serde::Serialize, capacity: usize) -> Vec<u8> {
         json.clear();
     }
     json
+}
+
+/// The writes' replies of a pipeline of `count` replies that ends with the `PUBLISH`es.
+fn without_rings(
+    mut replies: Vec<Value>,
+    count: usize,
+    writes: usize,
+) -> Result<Vec<Value>, StoreError> {
+    if replies.len() != count {
+        return Err(StoreError::Unavailable(format!(
+            "Redis answered a pipeline of {count} commands with {} replies",
+            replies.len()
+        )));
+    }
+    replies.truncate(writes);
+    Ok(replies)
 }
 
 /// Reads each write's replies (`spans[i]` of them: lookups, `CLIENT CACHING` if asked, then
