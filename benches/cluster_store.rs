@@ -26,6 +26,8 @@ mod redis_cluster;
 #[allow(dead_code)]
 #[path = "../tests/common/redis_server.rs"]
 mod redis_server;
+#[allow(dead_code)]
+mod support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -35,6 +37,7 @@ use futures_util::future::join_all;
 
 use redis_cluster::RedisCluster;
 use redis_server::RedisServer;
+use support::cpu_secs;
 use switchyard::conference::{
     AppId, DomainEvent, EventKind, NodePrefix, Room, RoomId, RoomStatus, RoomType,
 };
@@ -59,20 +62,6 @@ fn main() {
 
 fn app() -> AppId {
     AppId::parse("bench-app").unwrap()
-}
-
-/// CPU seconds (user + system) a process has used.
-fn cpu_secs(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
 }
 
 struct Phase {
@@ -206,7 +195,11 @@ async fn phase(name: &'static str, store: RedisStore, nodes: Vec<(u32, String)>)
         cpu_per_process,
         commands_per_process,
     };
-    let round = |v: &[f64]| v.iter().map(|c| (c * 100.0).round() / 100.0).collect::<Vec<_>>();
+    let round = |v: &[f64]| {
+        v.iter()
+            .map(|c| (c * 100.0).round() / 100.0)
+            .collect::<Vec<_>>()
+    };
     println!(
         "{:<28} {:>7.0} writes/s | Redis CPU s {:?} -> {:>6.0} writes/busiest CPU-s | \
          command s {:?} -> {:>6.0} writes/busiest command-s",

@@ -30,7 +30,7 @@ use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
 use serve::{Api, Serve};
-use support::{RedisServer, loadavg};
+use support::{RedisServer, cpu_secs, loadavg};
 use switchyard::api::hash_key;
 use switchyard::sim::{SimConfig, Simulator};
 
@@ -74,21 +74,6 @@ fn config(listen: u16, redis: &str, sims: &[Simulator]) -> String {
         ));
     }
     text
-}
-
-/// CPU seconds (user + system) a process has used.
-fn cpu_secs(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name's closing parenthesis: utime and stime are the 12th and 13th.
-    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// The events an instance has applied (every node's counter summed).

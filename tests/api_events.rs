@@ -79,6 +79,18 @@ async fn the_feed_pages_through_the_apps_events_in_order() {
     );
 }
 
+/// App A's event stream, resuming after `last` if given.
+fn stream_request(last: Option<&str>) -> Request<Body> {
+    let mut b = Request::builder()
+        .uri("/api/v1/events/stream")
+        .header("x-app-id", A.0)
+        .header("x-api-key", A.1);
+    if let Some(id) = last {
+        b = b.header("last-event-id", id);
+    }
+    b.body(Body::empty()).unwrap()
+}
+
 /// Reads Server-Sent Events from a streaming body until `n` events have arrived.
 async fn read_events(body: &mut Body, n: usize) -> Vec<(String, String, Value)> {
     let mut text = String::new();
@@ -115,16 +127,7 @@ async fn the_stream_sends_past_and_live_events_and_resumes_after_last_event_id()
     let t = TestLab::start(MemoryStore::new(), options()).await;
     let room = t.room(A, "live").await;
     let router = t.lab.router();
-    let request = |last: Option<&str>| {
-        let mut b = Request::builder()
-            .uri("/api/v1/events/stream")
-            .header("x-app-id", A.0)
-            .header("x-api-key", A.1);
-        if let Some(id) = last {
-            b = b.header("last-event-id", id);
-        }
-        b.body(Body::empty()).unwrap()
-    };
+    let request = stream_request;
     let response = router.clone().oneshot(request(None)).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["content-type"], "text/event-stream");
@@ -292,16 +295,7 @@ async fn over_shards_the_feed_and_stream_miss_and_repeat_nothing() {
     }
     // The stream: the same events; resumed after the fifth, the rest exactly.
     let router = t.lab.router();
-    let request = |last: Option<&str>| {
-        let mut b = Request::builder()
-            .uri("/api/v1/events/stream")
-            .header("x-app-id", A.0)
-            .header("x-api-key", A.1);
-        if let Some(id) = last {
-            b = b.header("last-event-id", id);
-        }
-        b.body(Body::empty()).unwrap()
-    };
+    let request = stream_request;
     let mut body = router
         .clone()
         .oneshot(request(None))

@@ -24,6 +24,19 @@ fn node() -> NodePrefix {
     NodePrefix::parse("abcde").unwrap()
 }
 
+/// A `member.joined` event of the room, numbered `seq`.
+fn joined(r: &Room, seq: u64) -> DomainEvent {
+    DomainEvent {
+        kind: EventKind::MemberJoined,
+        app: r.app.clone(),
+        room: r.id.clone(),
+        seq,
+        at: 1,
+        data: serde_json::json!({"n": seq}),
+        redelivers: None,
+    }
+}
+
 /// A room as the controller creates one: its id drawn by the store (for its name's shard).
 fn room<S: Store>(store: &S, app_id: &AppId, name: &str, created_at: i64) -> Room {
     let mut r = Room::new(
@@ -561,20 +574,11 @@ async fn the_outbox_of_many_rooms_reads_whole<S: Store>(store: S) {
     let rooms: Vec<Room> = (0..12)
         .map(|i| room(&store, &a, &format!("many{i}"), i))
         .collect();
-    let event = |r: &Room, seq| DomainEvent {
-        kind: EventKind::MemberJoined,
-        app: a.clone(),
-        room: r.id.clone(),
-        seq,
-        at: 1,
-        data: serde_json::json!({"n": seq}),
-        redelivers: None,
-    };
     for r in &rooms {
-        store.create_room(r, &[event(r, 1)]).await.unwrap();
+        store.create_room(r, &[joined(r, 1)]).await.unwrap();
     }
     for seq in 2..=3 {
-        let events: Vec<DomainEvent> = rooms.iter().map(|r| event(r, seq)).collect();
+        let events: Vec<DomainEvent> = rooms.iter().map(|r| joined(r, seq)).collect();
         store.append_outbox(&a, &events).await.unwrap();
     }
     let all = store.outbox(&a, None, 1000).await.unwrap();
@@ -632,15 +636,7 @@ async fn the_outbox_is_trimmed_before_an_entry<S: Store>(store: S) {
     let a = app("app-a");
     let r = room(&store, &a, "trim", 1);
     store.create_room(&r, &[]).await.unwrap();
-    let event = |seq| DomainEvent {
-        kind: EventKind::MemberJoined,
-        app: a.clone(),
-        room: r.id.clone(),
-        seq,
-        at: 1,
-        data: serde_json::json!({"n": seq}),
-        redelivers: None,
-    };
+    let event = |seq| joined(&r, seq);
     let events: Vec<DomainEvent> = (1..=5).map(event).collect();
     store.append_outbox(&a, &events).await.unwrap();
     let all = store.outbox(&a, None, 100).await.unwrap();
