@@ -922,3 +922,111 @@ async fn one_app_spreads_over_the_cluster_masters() {
         assert_eq!(created, (0..30).collect::<Vec<i64>>());
     }
 }
+
+/// Ended rooms past their retention leave the app's listing index when a listing meets them
+/// (it held every room ever made, and each listing walked past them again).
+#[tokio::test]
+async fn expired_rooms_leave_the_listing_index() {
+    let server = common::redis_server::RedisServer::start();
+    let store = switchyard::store::redis::RedisStore::connect(&server.url())
+        .await
+        .unwrap()
+        .with_retention(Duration::from_secs(1))
+        .with_shards(2);
+    let a = app("app-a");
+    let rooms: Vec<Room> = (0..6)
+        .map(|i| room(&store, &a, &format!("short{i}"), i))
+        .collect();
+    for r in &rooms {
+        store.create_room(r, &[]).await.unwrap();
+    }
+    for r in &rooms[..4] {
+        let mut ended = r.clone();
+        ended.status = RoomStatus::Terminated;
+        ended.seq += 1;
+        assert_eq!(store.save_room(r, &ended, &[]).await.unwrap(), Saved::Saved);
+    }
+    // Ended rooms stay readable for the retention, then expire.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    for r in &rooms[..4] {
+        while store.room(&a, &r.id).await.unwrap().is_some() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} never expired",
+                r.id
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let client = ::redis::Client::open(server.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let indexed = |conn: &mut ::redis::aio::MultiplexedConnection| {
+        let mut conn = conn.clone();
+        async move {
+            let keys: Vec<String> = ::redis::cmd("KEYS")
+                .arg("sy:{app-a*}:rooms")
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            let mut n = 0usize;
+            for key in keys {
+                let card: usize = ::redis::cmd("ZCARD")
+                    .arg(&key)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+                n += card;
+            }
+            n
+        }
+    };
+    assert_eq!(indexed(&mut conn).await, 6);
+    let page = store.rooms_of_app(&a, None, 100).await.unwrap();
+    let live: Vec<&RoomId> = page.items.iter().map(|r| &r.id).collect();
+    assert_eq!(live, vec![&rooms[4].id, &rooms[5].id]);
+    assert_eq!(indexed(&mut conn).await, 2, "expired rooms still indexed");
+}
+
+/// A controller configured with another shard count than the data's refuses to start while
+/// rooms are live on its nodes (it would look for them in the wrong shards), and takes the new
+/// count once none is.
+#[tokio::test]
+async fn another_shard_count_waits_for_no_live_room() {
+    use switchyard::store::redis::{LayoutError, RedisStore};
+    let server = common::redis_server::RedisServer::start();
+    let one = RedisStore::connect(&server.url()).await.unwrap();
+    one.claim_layout(&[node()]).await.unwrap();
+    let a = app("app-a");
+    let r = room(&one, &a, "live", 1);
+    one.create_room(&r, &[]).await.unwrap();
+    let three = RedisStore::connect(&server.url())
+        .await
+        .unwrap()
+        .with_shards(3);
+    match three.claim_layout(&[node()]).await {
+        Err(LayoutError::Mismatch {
+            recorded: 1,
+            configured: 3,
+            live: 1,
+        }) => {}
+        other => panic!("{other:?}"),
+    }
+    // The room ends: the new count is taken; then, with a room live under it, the old count is
+    // refused in turn.
+    let mut ended = r.clone();
+    ended.status = RoomStatus::Terminated;
+    ended.seq += 1;
+    assert_eq!(one.save_room(&r, &ended, &[]).await.unwrap(), Saved::Saved);
+    three.claim_layout(&[node()]).await.unwrap();
+    let r3 = room(&three, &a, "later", 2);
+    three.create_room(&r3, &[]).await.unwrap();
+    assert!(matches!(
+        one.claim_layout(&[node()]).await,
+        Err(LayoutError::Mismatch {
+            recorded: 3,
+            configured: 1,
+            ..
+        })
+    ));
+    assert_eq!(three.room(&a, &r3.id).await.unwrap().as_ref(), Some(&r3));
+}

@@ -10,7 +10,7 @@ use clap::Args;
 
 use super::LogFormatArg;
 use switchyard::api::ApiOptions;
-use switchyard::conference::AppId;
+use switchyard::conference::{AppId, NodePrefix};
 use switchyard::server::lab::{Lab, LabOptions};
 use switchyard::server::logging::{self, LogFormat};
 use switchyard::server::{bind, serve_http, stop_on_signal};
@@ -141,9 +141,12 @@ pub async fn run(args: LabArgs) -> anyhow::Result<()> {
             let store = RedisStore::connect(url)
                 .await
                 .context("cannot reach Redis")?
-                .with_shards(usize::from(args.redis_shards))
-                .with_room_cache(url, args.room_cache)
-                .await?;
+                .with_shards(usize::from(args.redis_shards));
+            let nodes: Vec<NodePrefix> = (1..=options.nodes.max(1))
+                .filter_map(|i| NodePrefix::parse(&format!("{}{i:02}", options.node_prefix)).ok())
+                .collect();
+            store.claim_layout(&nodes).await?;
+            let store = store.with_room_cache(url, args.room_cache).await?;
             run_with(Arc::new(store), options, &args, generated).await
         }
         None => run_with(Arc::new(MemoryStore::new()), options, &args, generated).await,

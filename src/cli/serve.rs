@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::LogFormatArg;
 use switchyard::api::router;
+use switchyard::conference::NodePrefix;
 use switchyard::server::config::Config;
 use switchyard::server::logging::{self, LogFormat};
 use switchyard::server::{bind, serve_http, start_controller, stop_on_signal};
@@ -48,6 +49,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             if let Some(n) = config.redis_shards {
                 store = store.with_shards(n);
             }
+            let nodes: Vec<NodePrefix> = config
+                .nodes
+                .iter()
+                .filter_map(|n| NodePrefix::parse(&n.prefix).ok())
+                .collect();
+            store.claim_layout(&nodes).await?;
             if let Some(rooms) = config.room_cache {
                 store = store.with_room_cache(url, rooms).await?;
             }

@@ -52,6 +52,7 @@
 //! | `sy:roomapp:<room_id>` | string | the room's app (global, write-once) |
 //! | `sy:sessapp:<session_id>` | string | the session's app (global, write-once) |
 //! | `sy:ref:<uuid>` | string `app room_id` | the room of a conferencecall or recording id (global, write-once) |
+//! | `sy:layout:shards` | string | the shard count the data is laid out with (global; none: 1) |
 //! | `sy:timeouts` | zset `app room_id`, score due µs | rooms to end at their timeout (global; a claim pushes the score out by a lease) |
 //! | `sy:node:<prefix>:rooms` | set of `app room_id` | live rooms on a node (global) |
 //! | `sy:node:<prefix>:sessions` | set of `app session_id` | live sessions on a node (global) |
@@ -126,6 +127,9 @@ pub fn reference(id: &uuid::Uuid) -> String {
 }
 
 pub const TIMEOUTS: &str = "sy:timeouts";
+
+/// The number of shards the data is laid out with (`redis/layout.rs`).
+pub const LAYOUT_SHARDS: &str = "sy:layout:shards";
 
 pub fn node_rooms(node: &NodePrefix) -> String {
     format!("sy:node:{node}:rooms")

@@ -13,12 +13,14 @@ mod cached;
 mod cluster;
 mod deliveries;
 mod failover;
+mod layout;
 mod outbox;
 mod reads;
 mod room_writes;
 mod shards;
 
 use cached::tracked;
+pub use layout::LayoutError;
 use room_writes::{RoomWrite, Track};
 
 use super::bell::{Bells, OutboxWatch};

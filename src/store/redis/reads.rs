@@ -104,32 +104,51 @@ impl RedisStore {
         )
         .await?;
         let mut more = false;
+        // (score, id, which index).
         let mut rows = Vec::new();
-        for (page, page_more) in pages {
+        for (i, (page, page_more)) in pages.into_iter().enumerate() {
             more |= page_more;
-            rows.extend(page);
+            rows.extend(page.into_iter().map(|(score, id)| (score, id, i)));
         }
         rows.sort_unstable();
         more |= rows.len() > limit;
         rows.truncate(limit);
-        let keys: Vec<String> = rows.iter().filter_map(|(_, id)| record_key(id)).collect();
+        let keyed: Vec<(String, &(Micros, String, usize))> = rows
+            .iter()
+            .filter_map(|row| Some((record_key(&row.1)?, row)))
+            .collect();
         let mut pipe = redis::pipe();
-        for key in &keys {
+        for (key, _) in &keyed {
             pipe.hget(key, "json");
         }
-        let jsons: Vec<Option<String>> = if keys.is_empty() {
+        let jsons: Vec<Option<String>> = if keyed.is_empty() {
             Vec::new()
         } else {
             pipe.query_async(&mut self.conn())
                 .await
                 .map_err(unavailable)?
         };
-        let mut items = Vec::with_capacity(keys.len());
-        for (key, json) in keys.iter().zip(jsons) {
-            if let Some(json) = json {
-                items.push(decode(key, &json)?);
+        let mut items = Vec::with_capacity(keyed.len());
+        // A record that is gone expired (an ended room past its retention): its index entry
+        // goes too, so the index does not grow with every room ever made and a listing does
+        // not walk past them again. (A record and its entry are written in one script, so an
+        // entry without a record is never one being created.)
+        let mut gone = redis::pipe();
+        for ((key, row), json) in keyed.iter().zip(jsons) {
+            match json {
+                Some(json) => items.push(decode(key, &json)?),
+                None => {
+                    gone.zrem(&indexes[row.2], &row.1).ignore();
+                }
             }
         }
+        if !gone.is_empty() {
+            // Tidying only: a failure leaves the entries for the next listing.
+            if let Err(e) = gone.query_async::<()>(&mut self.conn()).await {
+                tracing::debug!(error = %e, "could not drop expired index entries");
+            }
+        }
+        let rows: Vec<(Micros, String)> = rows.into_iter().map(|(s, id, _)| (s, id)).collect();
         Ok(Page {
             items,
             next: if more { rows.last().cloned() } else { None },
