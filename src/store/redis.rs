@@ -131,11 +131,6 @@ impl RedisStore {
         self
     }
 
-    /// How many shards each app is spread over.
-    pub fn shard_count(&self) -> usize {
-        self.shards.count()
-    }
-
     /// How many rooms this process keeps in its cache (0: none; every read goes to Redis).
     pub async fn with_room_cache(
         mut self,
@@ -159,6 +154,11 @@ impl RedisStore {
     pub fn with_retention(mut self, retention: Duration) -> RedisStore {
         self.retention = retention.max(Duration::from_secs(1));
         self
+    }
+
+    /// `key` (an app-wide key's name for a tag) in each of the app's shards.
+    fn in_every_shard(&self, app: &AppId, key: impl Fn(&str) -> String) -> Vec<String> {
+        self.shards.tags(app).iter().map(|t| key(t)).collect()
     }
 
     fn conn(&self) -> failover::Conn {
@@ -339,12 +339,7 @@ impl Store for RedisStore {
             let id = RoomId::parse(id).ok()?;
             Some(keys::room(&self.shards.room_tag(app, &id), &id))
         };
-        let indexes: Vec<String> = self
-            .shards
-            .tags(app)
-            .iter()
-            .map(|t| keys::rooms(t))
-            .collect();
+        let indexes = self.in_every_shard(app, keys::rooms);
         self.page_of(&indexes, record, after, limit).await
     }
 
@@ -431,12 +426,7 @@ impl Store for RedisStore {
             let id = SessionId::parse(id).ok()?;
             Some(keys::session(&self.shards.session_tag(app, &id), &id))
         };
-        let indexes: Vec<String> = self
-            .shards
-            .tags(app)
-            .iter()
-            .map(|t| keys::sessions(t))
-            .collect();
+        let indexes = self.in_every_shard(app, keys::sessions);
         self.page_of(&indexes, record, after, limit).await
     }
 
@@ -466,8 +456,8 @@ impl Store for RedisStore {
     ) -> Result<Option<RoomId>, StoreError> {
         // The lookup lives with the room, in whichever shard that is.
         let mut pipe = redis::pipe();
-        for tag in self.shards.tags(app).iter() {
-            pipe.get(keys::session_room(tag, id));
+        for key in self.in_every_shard(app, |tag| keys::session_room(tag, id)) {
+            pipe.get(key);
         }
         let rooms: Vec<Option<String>> = pipe
             .query_async(&mut self.conn())
