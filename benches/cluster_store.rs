@@ -7,7 +7,10 @@
 //!    a change needs no read of the room) and without (as on a cluster, where the cache is off);
 //! 2. a three-master cluster with the app over one shard (every room in one slot: the layout
 //!    before shards, for contrast);
-//! 3. the same cluster with the app over three shards (one per master).
+//! 3. the same cluster with the app over three shards (one per master);
+//! 4. each master of such a cluster with the cores to itself, measured one at a time
+//!    ([`masters_alone`]): what the cluster gives with a core per master, on a machine that has
+//!    fewer cores than phase 3 needs.
 //!
 //! Per phase: room writes per second; the CPU time each Redis process used (`/proc/<pid>/stat`);
 //! and the time each spent running commands (`INFO commandstats`, the sum of `usec`). A Redis
@@ -107,11 +110,11 @@ async fn command_secs(url: &str) -> f64 {
         / 1e6
 }
 
-/// A room of the size a live room has (members' state in its JSON, ~2 KB).
-async fn rooms(store: &RedisStore) -> Vec<RoomId> {
+/// `count` rooms of the size a live room has (members' state in its JSON, ~2 KB).
+async fn rooms(store: &RedisStore, count: usize) -> Vec<RoomId> {
     let node = NodePrefix::parse("bench").unwrap();
     let mut ids = Vec::new();
-    for i in 0..ROOMS {
+    for i in 0..count {
         let name = format!("room-{i}");
         let id = RoomId::new(&node, store.new_room_uuid(&name));
         let mut room = Room::new(
@@ -136,8 +139,18 @@ async fn rooms(store: &RedisStore) -> Vec<RoomId> {
 }
 
 async fn phase(name: &'static str, store: RedisStore, nodes: Vec<(u32, String)>) -> Phase {
-    let store = Arc::new(store);
-    let ids = Arc::new(rooms(&store).await);
+    let ids = rooms(&store, ROOMS).await;
+    phase_over(name, Arc::new(store), ids, &nodes).await
+}
+
+/// [`phase`] over the rooms `ids` (already made).
+async fn phase_over(
+    name: &'static str,
+    store: Arc<RedisStore>,
+    ids: Vec<RoomId>,
+    nodes: &[(u32, String)],
+) -> Phase {
+    let ids = Arc::new(ids);
     let stop = Arc::new(AtomicBool::new(false));
     let writes = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
@@ -182,7 +195,7 @@ async fn phase(name: &'static str, store: RedisStore, nodes: Vec<(u32, String)>)
     }
     // The writers run together in this task (the connections' own tasks do the I/O).
     let writers = futures_util::future::join_all(tasks);
-    let measure = measure(&stop, &writes, &nodes);
+    let measure = measure(&stop, &writes, nodes);
     let ((), (writes_per_sec, cpu_per_process, commands_per_process)) = tokio::join!(
         async {
             writers.await;
@@ -277,6 +290,8 @@ async fn run() {
         .unwrap()
         .with_shards(3);
     let spread = phase("cluster, 3 shards", store, nodes).await;
+    drop(cluster);
+    let (alone_cpu, alone_commands) = masters_alone().await;
 
     let ratio = |p: &Phase| {
         format!(
@@ -297,4 +312,72 @@ async fn run() {
         spread.cpu_capacity() / uncached.cpu_capacity(),
         spread.command_capacity() / uncached.command_capacity(),
     );
+    println!(
+        "cluster, 3 shards, a core per master (each master measured alone): capacity {:.0} \
+         writes/s by CPU (×{:.2} one Redis, ×{:.2} without its cache), {:.0} by commands (×{:.2}, \
+         ×{:.2})",
+        alone_cpu,
+        alone_cpu / single.cpu_capacity(),
+        alone_cpu / uncached.cpu_capacity(),
+        alone_commands,
+        alone_commands / single.command_capacity(),
+        alone_commands / uncached.command_capacity(),
+    );
+}
+
+/// Each master with a core of its own, as the goal asks, on a machine with fewer cores than
+/// masters: one master at a time takes phase 1's load (24 tasks, batches of 16, 768 rooms)
+/// over the app's rooms it holds, while the others idle, so it and the bench share the cores
+/// as the lone Redis did. Masters run apart (no command of one waits for another), so under the
+/// app's whole load the cluster tops out when its busiest master does: the capacity is the
+/// least of `capacity(k) / share(k)`, a master's share being its part of the app's rooms.
+/// Returns it by CPU and by time in commands.
+async fn masters_alone() -> (f64, f64) {
+    const NAMES: [&str; 3] = [
+        "cluster, 3 shards: master 1",
+        "cluster, 3 shards: master 2",
+        "cluster, 3 shards: master 3",
+    ];
+    let cluster = RedisCluster::start();
+    let nodes = nodes_of(&cluster.nodes.iter().collect::<Vec<_>>());
+    let store = Arc::new(
+        RedisStore::connect(&cluster.url())
+            .await
+            .unwrap()
+            .with_shards(3),
+    );
+    let all = rooms(&store, 3 * ROOMS).await;
+    let (mut by_cpu, mut by_commands) = (f64::INFINITY, f64::INFINITY);
+    for (k, (_, url)) in nodes.iter().enumerate() {
+        let here = room_ids_on(url).await;
+        let mine: Vec<RoomId> = all
+            .iter()
+            .filter(|id| here.contains(id.as_str()))
+            .take(ROOMS)
+            .cloned()
+            .collect();
+        let share = here.len() as f64 / all.len() as f64;
+        let phase = phase_over(NAMES[k % 3], store.clone(), mine, &nodes).await;
+        println!(
+            "  (this master holds {:.1}% of the app's rooms)",
+            share * 100.0
+        );
+        by_cpu = by_cpu.min(phase.cpu_capacity() / share);
+        by_commands = by_commands.min(phase.command_capacity() / share);
+    }
+    (by_cpu, by_commands)
+}
+
+/// The ids of the bench app's rooms a cluster node holds.
+async fn room_ids_on(url: &str) -> std::collections::HashSet<String> {
+    let client = ::redis::Client::open(url).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = ::redis::cmd("KEYS")
+        .arg("sy:{bench-app*}:room:*")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    keys.iter()
+        .filter_map(|k| Some(k.split_once(":room:")?.1.to_owned()))
+        .collect()
 }

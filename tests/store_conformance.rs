@@ -923,19 +923,11 @@ async fn one_app_spreads_over_the_cluster_masters() {
     }
 }
 
-/// Ended rooms past their retention leave the app's listing index when a listing meets them
-/// (it held every room ever made, and each listing walked past them again).
-#[tokio::test]
-async fn expired_rooms_leave_the_listing_index() {
-    let server = common::redis_server::RedisServer::start();
-    let store = switchyard::store::redis::RedisStore::connect(&server.url())
-        .await
-        .unwrap()
-        .with_retention(Duration::from_secs(1))
-        .with_shards(2);
-    let a = app("app-a");
+/// Six rooms of `a`, the first four ended and then expired (the store keeps ended rooms a
+/// second).
+async fn four_of_six_expired(store: &switchyard::store::redis::RedisStore, a: &AppId) -> Vec<Room> {
     let rooms: Vec<Room> = (0..6)
-        .map(|i| room(&store, &a, &format!("short{i}"), i))
+        .map(|i| room(store, a, &format!("short{i}"), i))
         .collect();
     for r in &rooms {
         store.create_room(r, &[]).await.unwrap();
@@ -949,7 +941,7 @@ async fn expired_rooms_leave_the_listing_index() {
     // Ended rooms stay readable for the retention, then expire.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     for r in &rooms[..4] {
-        while store.room(&a, &r.id).await.unwrap().is_some() {
+        while store.room(a, &r.id).await.unwrap().is_some() {
             assert!(
                 std::time::Instant::now() < deadline,
                 "{} never expired",
@@ -958,33 +950,85 @@ async fn expired_rooms_leave_the_listing_index() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
-    let client = ::redis::Client::open(server.url()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let indexed = |conn: &mut ::redis::aio::MultiplexedConnection| {
-        let mut conn = conn.clone();
-        async move {
-            let keys: Vec<String> = ::redis::cmd("KEYS")
-                .arg("sy:{app-a*}:rooms")
+    rooms
+}
+
+/// How many entries the listing indexes of `app-a`'s shards hold, over `servers`.
+async fn indexed(servers: &[String]) -> usize {
+    let mut n = 0usize;
+    for url in servers {
+        let client = ::redis::Client::open(url.as_str()).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let keys: Vec<String> = ::redis::cmd("KEYS")
+            .arg("sy:{app-a*}:rooms")
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        for key in keys {
+            let card: usize = ::redis::cmd("ZCARD")
+                .arg(&key)
                 .query_async(&mut conn)
                 .await
                 .unwrap();
-            let mut n = 0usize;
-            for key in keys {
-                let card: usize = ::redis::cmd("ZCARD")
-                    .arg(&key)
-                    .query_async(&mut conn)
-                    .await
-                    .unwrap();
-                n += card;
-            }
-            n
+            n += card;
         }
-    };
-    assert_eq!(indexed(&mut conn).await, 6);
+    }
+    n
+}
+
+/// Ended rooms past their retention leave the app's listing index when a listing meets them
+/// (it held every room ever made, and each listing walked past them again).
+#[tokio::test]
+async fn expired_rooms_leave_the_listing_index() {
+    let server = common::redis_server::RedisServer::start();
+    let store = switchyard::store::redis::RedisStore::connect(&server.url())
+        .await
+        .unwrap()
+        .with_retention(Duration::from_secs(1))
+        .with_shards(2);
+    let a = app("app-a");
+    let rooms = four_of_six_expired(&store, &a).await;
+    assert_eq!(indexed(&[server.url()]).await, 6);
     let page = store.rooms_of_app(&a, None, 100).await.unwrap();
     let live: Vec<&RoomId> = page.items.iter().map(|r| &r.id).collect();
     assert_eq!(live, vec![&rooms[4].id, &rooms[5].id]);
-    assert_eq!(indexed(&mut conn).await, 2, "expired rooms still indexed");
+    assert_eq!(
+        indexed(&[server.url()]).await,
+        2,
+        "expired rooms still indexed"
+    );
+}
+
+/// An app that never lists its rooms does not keep one index entry per room ever made: the
+/// sweep (which the server runs every minute) drops the expired ones, on one Redis and over
+/// a cluster's masters alike, and leaves the rest listed.
+#[tokio::test]
+async fn the_sweep_unlists_expired_rooms_of_an_app_that_never_lists() {
+    use switchyard::store::redis::RedisStore;
+    let server = common::redis_server::RedisServer::start();
+    let cluster = common::redis_cluster::RedisCluster::start();
+    let nodes: Vec<String> = cluster.nodes.iter().map(|n| n.url()).collect();
+    for (url, servers) in [(server.url(), vec![server.url()]), (cluster.url(), nodes)] {
+        let store = RedisStore::connect(&url)
+            .await
+            .unwrap()
+            .with_retention(Duration::from_secs(1))
+            .with_shards(3);
+        let a = app("app-a");
+        let rooms = four_of_six_expired(&store, &a).await;
+        assert_eq!(indexed(&servers).await, 6);
+        assert_eq!(store.sweep_ended_rooms(&a).await.unwrap(), 4, "{url}");
+        assert_eq!(
+            indexed(&servers).await,
+            2,
+            "{url}: expired rooms still indexed"
+        );
+        // Nothing more to do; what is live stays listed.
+        assert_eq!(store.sweep_ended_rooms(&a).await.unwrap(), 0);
+        let page = store.rooms_of_app(&a, None, 100).await.unwrap();
+        let live: Vec<&RoomId> = page.items.iter().map(|r| &r.id).collect();
+        assert_eq!(live, vec![&rooms[4].id, &rooms[5].id]);
+    }
 }
 
 /// A controller configured with another shard count than the data's refuses to start while

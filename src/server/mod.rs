@@ -76,7 +76,8 @@ pub fn start_controller<S: Store + Fleet>(
 
 /// Keeps each app's outbox (the webhook source and the event feed) to its retained window:
 /// once a minute, entries older than `window` are dropped, but never ones the app's webhook
-/// dispatcher has not settled yet (`apps`: each app and whether it has a webhook URL).
+/// dispatcher has not settled yet (`apps`: each app and whether it has a webhook URL). The
+/// same round drops the app's expired rooms from its listing index.
 pub fn start_outbox_trim<S: Store>(
     store: Arc<S>,
     apps: Vec<(AppId, bool)>,
@@ -96,6 +97,11 @@ pub fn start_outbox_trim<S: Store>(
             for (app, has_webhook) in &apps {
                 if let Err(e) = trim_one(&*store, app, *has_webhook, &cutoff).await {
                     tracing::warn!(app = %app, error = %e, "outbox not trimmed");
+                }
+                match store.sweep_ended_rooms(app).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::debug!(app = %app, rooms = n, "expired rooms unlisted"),
+                    Err(e) => tracing::warn!(app = %app, error = %e, "expired rooms not swept"),
                 }
             }
         }

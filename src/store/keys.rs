@@ -36,6 +36,7 @@
 //! |---|---|---|
 //! | `sy:{shard}:room:<room_id>` | hash `seq`, `json` | the room |
 //! | `sy:{shard}:rooms` | zset score created_at µs | the shard's rooms of the app |
+//! | `sy:{shard}:rooms:ended` | zset score expiry (Unix s, Redis's clock) | the shard's ended rooms, until their record expired and the sweep dropped them from `rooms` |
 //! | `sy:{shard}:name:<name>` | string | room_id of the live room with that name |
 //! | `sy:{shard}:sess:<session_id>` | hash `seq`, `json` | the session |
 //! | `sy:{shard}:sessions` | zset score created_at µs | the shard's live sessions of the app |
@@ -67,6 +68,12 @@ pub fn room(tag: &str, id: &RoomId) -> String {
 
 pub fn rooms(tag: &str) -> String {
     format!("sy:{{{tag}}}:rooms")
+}
+
+/// The shard's ended rooms by when their record expires: the sweep's work list
+/// (`redis/sweep.rs`), so the listing index does not keep every room ever made.
+pub fn rooms_ended(tag: &str) -> String {
+    format!("sy:{{{tag}}}:rooms:ended")
 }
 
 pub fn name(tag: &str, name: &str) -> String {

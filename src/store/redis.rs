@@ -18,6 +18,7 @@ mod outbox;
 mod reads;
 mod room_writes;
 mod shards;
+mod sweep;
 
 use cached::tracked;
 pub use layout::LayoutError;
@@ -544,6 +545,10 @@ impl Store for RedisStore {
 
     async fn trim_outbox(&self, app: &AppId, before: &str) -> Result<(), StoreError> {
         self.trim_outboxes(app, before).await
+    }
+
+    async fn sweep_ended_rooms(&self, app: &AppId) -> Result<usize, StoreError> {
+        self.sweep_ended(app).await
     }
 
     async fn append_outbox(&self, app: &AppId, events: &[DomainEvent]) -> Result<(), StoreError> {
