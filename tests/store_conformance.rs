@@ -368,6 +368,46 @@ async fn listings_page_by_creation_time<S: Store>(store: S) {
     assert_eq!(seen, ids, "oldest first, each once");
 }
 
+/// Live listings hold the rooms that have not ended, oldest first, page after page; the full
+/// listing keeps the ended ones too (readable for their retention).
+async fn live_listings_hold_only_live_rooms<S: Store>(store: S) {
+    let a = app("app-a");
+    let mut rooms = Vec::new();
+    for i in 0..6 {
+        let r = room(&store, &a, &format!("r{i}"), i);
+        store.create_room(&r, &[]).await.unwrap();
+        rooms.push(r);
+    }
+    store
+        .create_room(&room(&store, &app("app-b"), "r9", 9), &[])
+        .await
+        .unwrap();
+    for i in [0, 3, 4] {
+        let mut ended = rooms[i].clone();
+        ended.status = RoomStatus::Terminated;
+        ended.seq += 1;
+        assert_eq!(
+            store.save_room(&rooms[i], &ended, &[]).await.unwrap(),
+            Saved::Saved
+        );
+    }
+    let mut live = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.live_rooms_of_app(&a, after.clone(), 2).await.unwrap();
+        assert!(page.items.len() <= 2);
+        live.extend(page.items.iter().map(|r| r.id.clone()));
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    let expected: Vec<RoomId> = [1, 2, 5].iter().map(|&i| rooms[i].id.clone()).collect();
+    assert_eq!(live, expected, "the live rooms, oldest first, each once");
+    let all = store.rooms_of_app(&a, None, 100).await.unwrap();
+    assert_eq!(all.items.len(), 6, "ended rooms stay listed in full");
+}
+
 async fn sessions_keep_their_newest_version<S: Store>(store: S) {
     let a = app("app-a");
     let mut s = session(&a, 7);
@@ -702,6 +742,11 @@ macro_rules! suite {
                 listings_page_by_creation_time(store).await;
             }
             #[tokio::test]
+            async fn live_paging() {
+                let (_guard, store) = $make;
+                live_listings_hold_only_live_rooms(store).await;
+            }
+            #[tokio::test]
             async fn sessions() {
                 let (_guard, store) = $make;
                 sessions_keep_their_newest_version(store).await;
@@ -1029,6 +1074,68 @@ async fn the_sweep_unlists_expired_rooms_of_an_app_that_never_lists() {
         let live: Vec<&RoomId> = page.items.iter().map(|r| &r.id).collect();
         assert_eq!(live, vec![&rooms[4].id, &rooms[5].id]);
     }
+}
+
+async fn live_ids<S: Store>(store: &S, a: &AppId) -> Vec<RoomId> {
+    let page = store.live_rooms_of_app(a, None, 100).await.unwrap();
+    page.items.into_iter().map(|r| r.id).collect()
+}
+
+/// Data from before the live index (or rooms an older controller made or ended during a
+/// rolling upgrade): the start (`claim_layout`) indexes the nodes' live rooms the live listing
+/// misses, and the listing drops a room that ended without leaving the index.
+#[tokio::test]
+async fn live_rooms_the_index_misses_are_indexed_at_start() {
+    use switchyard::store::redis::RedisStore;
+    let server = common::redis_server::RedisServer::start();
+    let store = RedisStore::connect(&server.url())
+        .await
+        .unwrap()
+        .with_shards(2);
+    store.claim_layout(&[node()]).await.unwrap();
+    let a = app("app-a");
+    let rooms: Vec<Room> = (0..4)
+        .map(|i| room(&store, &a, &format!("old{i}"), i))
+        .collect();
+    for r in &rooms {
+        store.create_room(r, &[]).await.unwrap();
+    }
+    let client = ::redis::Client::open(server.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let live_keys: Vec<String> = ::redis::cmd("KEYS")
+        .arg("sy:{app-a*}:rooms:live")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(!live_keys.is_empty());
+    let _: () = ::redis::cmd("DEL")
+        .arg(&live_keys)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    // An older controller ends room 3 and leaves it in the index it does not know.
+    let mut ended = rooms[3].clone();
+    ended.status = RoomStatus::Terminated;
+    ended.seq += 1;
+    store.save_room(&rooms[3], &ended, &[]).await.unwrap();
+    assert!(live_ids(&store, &a).await.is_empty());
+    store.claim_layout(&[node()]).await.unwrap();
+    let expected: Vec<RoomId> = rooms[..3].iter().map(|r| r.id.clone()).collect();
+    assert_eq!(live_ids(&store, &a).await, expected);
+    for key in &live_keys {
+        let _: () = ::redis::cmd("ZADD")
+            .arg(key)
+            .arg(3)
+            .arg(rooms[3].id.as_str())
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        live_ids(&store, &a).await,
+        expected,
+        "an ended room is not live"
+    );
 }
 
 /// A controller configured with another shard count than the data's refuses to start while

@@ -113,8 +113,8 @@ impl<S: Store> Rooms<S> {
         Ok(room)
     }
 
-    /// The app's rooms by creation time, after `after`; with `live_only`, ended ones are
-    /// skipped.
+    /// The app's rooms by creation time, after `after`; with `live_only`, only those that have
+    /// not ended (from the store's live index: the ended ones cost nothing).
     pub async fn list(
         &self,
         app: &AppId,
@@ -125,7 +125,10 @@ impl<S: Store> Rooms<S> {
         let mut items = Vec::new();
         loop {
             let want = limit - items.len();
-            let page = self.store.rooms_of_app(app, after, want).await?;
+            let page = match live_only {
+                true => self.store.live_rooms_of_app(app, after, want).await?,
+                false => self.store.rooms_of_app(app, after, want).await?,
+            };
             items.extend(
                 page.items
                     .into_iter()

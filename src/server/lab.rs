@@ -145,8 +145,8 @@ impl<S: Store> Lab<S> {
             .iter()
             .map(|(app, _)| (app.clone(), options.webhook.is_some()))
             .collect();
-        super::start_outbox_trim(
-            state.rooms().store_arc(),
+        super::start_housekeeping(
+            state.clone(),
             apps,
             Duration::from_secs(24 * 3600),
             stop.child_token(),

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use self::config::{Config, ConfigError};
 use crate::api::{ApiOptions, ApiState, AppKeys};
-use crate::conference::AppId;
+use crate::conference::{AppId, NodePrefix};
 use crate::node::fleet::{FleetConfig, Ownership};
 use crate::node::{AppDirectory, NodeConfig, NodePool, supervisor};
 use crate::rooms::{Cooldowns, Rooms};
@@ -70,20 +70,29 @@ pub fn start_controller<S: Store + Fleet>(
         })
         .collect();
     let window = Duration::from_secs(config.event_retention_secs.unwrap_or(24 * 3600));
-    start_outbox_trim(state.rooms().store_arc(), apps, window, stop.child_token());
+    start_housekeeping(state.clone(), apps, window, stop.child_token());
     Ok(state)
 }
 
-/// Keeps each app's outbox (the webhook source and the event feed) to its retained window:
-/// once a minute, entries older than `window` are dropped, but never ones the app's webhook
-/// dispatcher has not settled yet (`apps`: each app and whether it has a webhook URL). The
-/// same round drops the app's expired rooms from its listing index.
-pub fn start_outbox_trim<S: Store>(
-    store: Arc<S>,
+/// Once a minute: keeps each app's outbox (the webhook source and the event feed) to its
+/// retained window — entries older than `window` are dropped, but never ones the app's webhook
+/// dispatcher has not settled yet (`apps`: each app and whether it has a webhook URL) — drops
+/// the app's expired rooms from its listing index, and indexes the nodes' live rooms that the
+/// live listings miss (rooms an older controller made during a rolling upgrade).
+pub fn start_housekeeping<S: Store>(
+    state: ApiState<S>,
     apps: Vec<(AppId, bool)>,
     window: Duration,
     stop: CancellationToken,
 ) {
+    let store = state.rooms().store_arc();
+    let nodes: Vec<NodePrefix> = state
+        .rooms()
+        .pool()
+        .nodes()
+        .iter()
+        .map(|n| n.config.prefix.clone())
+        .collect();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -102,6 +111,13 @@ pub fn start_outbox_trim<S: Store>(
                     Ok(0) => {}
                     Ok(n) => tracing::debug!(app = %app, rooms = n, "expired rooms unlisted"),
                     Err(e) => tracing::warn!(app = %app, error = %e, "expired rooms not swept"),
+                }
+            }
+            for node in &nodes {
+                match store.index_live_rooms(node).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(node = %node, rooms = n, "live rooms indexed"),
+                    Err(e) => tracing::warn!(node = %node, error = %e, "live rooms not indexed"),
                 }
             }
         }

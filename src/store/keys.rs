@@ -36,6 +36,7 @@
 //! |---|---|---|
 //! | `sy:{shard}:room:<room_id>` | hash `seq`, `json` | the room |
 //! | `sy:{shard}:rooms` | zset score created_at µs | the shard's rooms of the app |
+//! | `sy:{shard}:rooms:live` | zset score created_at µs | the shard's rooms not ended yet (live listings) |
 //! | `sy:{shard}:rooms:ended` | zset score expiry (Unix s, Redis's clock) | the shard's ended rooms, until their record expired and the sweep dropped them from `rooms` |
 //! | `sy:{shard}:name:<name>` | string | room_id of the live room with that name |
 //! | `sy:{shard}:sess:<session_id>` | hash `seq`, `json` | the session |
@@ -68,6 +69,12 @@ pub fn room(tag: &str, id: &RoomId) -> String {
 
 pub fn rooms(tag: &str) -> String {
     format!("sy:{{{tag}}}:rooms")
+}
+
+/// The shard's rooms that have not ended, by creation time: what live listings page through
+/// (the full index also holds the ended rooms of the retention, often far more).
+pub fn live_rooms(tag: &str) -> String {
+    format!("sy:{{{tag}}}:rooms:live")
 }
 
 /// The shard's ended rooms by when their record expires: the sweep's work list

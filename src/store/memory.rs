@@ -24,6 +24,8 @@ struct Inner {
     rooms: HashMap<RoomId, Room>,
     room_app: HashMap<RoomId, AppId>,
     rooms_by_app: HashMap<AppId, BTreeSet<(Micros, String)>>,
+    /// The rooms of `rooms_by_app` that have not ended.
+    live_by_app: HashMap<AppId, BTreeSet<(Micros, String)>>,
     names: HashMap<(AppId, String), RoomId>,
     sessions: HashMap<SessionId, Session>,
     sessions_by_app: HashMap<AppId, BTreeSet<(Micros, String)>>,
@@ -74,6 +76,10 @@ impl Inner {
         }
         if delta.release {
             self.timeouts.remove(&(app.clone(), id.clone()));
+            // The room's creation time never changes: the stored version's is the one indexed.
+            if let (Some(live), Some(room)) = (self.live_by_app.get_mut(app), self.rooms.get(id)) {
+                live.remove(&(room.created_at, id.to_string()));
+            }
         }
         for session in &delta.remove_sessions {
             if self.session_room.get(session) == Some(id) {
@@ -194,10 +200,13 @@ impl Store for MemoryStore {
         }
         s.names.insert(name_key, room.id.clone());
         s.room_app.insert(room.id.clone(), room.app.clone());
-        s.rooms_by_app
-            .entry(room.app.clone())
-            .or_default()
-            .insert((room.created_at, room.id.to_string()));
+        let inner = &mut *s;
+        for index in [&mut inner.rooms_by_app, &mut inner.live_by_app] {
+            index
+                .entry(room.app.clone())
+                .or_default()
+                .insert((room.created_at, room.id.to_string()));
+        }
         s.rooms.insert(room.id.clone(), room.clone());
         s.append(events.iter().cloned());
         Ok(Created::Created)
@@ -303,6 +312,20 @@ impl Store for MemoryStore {
     ) -> Result<Page<Room>, StoreError> {
         let s = self.lock();
         Ok(page(s.rooms_by_app.get(app), after, limit, |id| {
+            RoomId::parse(id)
+                .ok()
+                .and_then(|id| s.rooms.get(&id).cloned())
+        }))
+    }
+
+    async fn live_rooms_of_app(
+        &self,
+        app: &AppId,
+        after: Option<(Micros, String)>,
+        limit: usize,
+    ) -> Result<Page<Room>, StoreError> {
+        let s = self.lock();
+        Ok(page(s.live_by_app.get(app), after, limit, |id| {
             RoomId::parse(id)
                 .ok()
                 .and_then(|id| s.rooms.get(&id).cloned())

@@ -157,6 +157,26 @@ pub trait Store: Deliveries + Send + Sync + 'static {
         limit: usize,
     ) -> impl Future<Output = Result<Page<Room>, StoreError>> + Send;
 
+    /// The app's rooms that have not ended (some may be ending), by creation time, after
+    /// `after` (exclusive): a page costs what it holds, however many ended rooms the app keeps.
+    fn live_rooms_of_app(
+        &self,
+        app: &AppId,
+        after: Option<(Micros, String)>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Page<Room>, StoreError>> + Send;
+
+    /// Puts the node's live rooms that [`Store::live_rooms_of_app`] misses into its index
+    /// (Redis: rooms made before the index existed, or by an older controller in a rolling
+    /// upgrade); how many. Run at start and now and then.
+    fn index_live_rooms(
+        &self,
+        node: &NodePrefix,
+    ) -> impl Future<Output = Result<usize, StoreError>> + Send {
+        let _ = node;
+        async { Ok(0) }
+    }
+
     /// Live rooms placed on a node.
     fn rooms_on_node(
         &self,

@@ -14,6 +14,7 @@ mod cluster;
 mod deliveries;
 mod failover;
 mod layout;
+mod live;
 mod outbox;
 mod reads;
 mod room_writes;
@@ -205,11 +206,12 @@ impl Store for RedisStore {
         let key = keys::room(&tag, &room.id);
         let mut eval = redis::cmd("EVALSHA");
         eval.arg(self.create_room.get_hash())
-            .arg(4)
+            .arg(5)
             .arg(&key)
             .arg(keys::rooms(&tag))
             .arg(&name_key)
             .arg(keys::outbox(&tag))
+            .arg(keys::live_rooms(&tag))
             .arg(room.id.as_str())
             .arg(room.seq)
             .arg(encode(room))
@@ -342,6 +344,15 @@ impl Store for RedisStore {
         };
         let indexes = self.in_every_shard(app, keys::rooms);
         self.page_of(&indexes, record, after, limit).await
+    }
+
+    async fn live_rooms_of_app(
+        &self,
+        app: &AppId,
+        after: Option<(Micros, String)>,
+        limit: usize,
+    ) -> Result<Page<Room>, StoreError> {
+        self.live_page(app, after, limit).await
     }
 
     async fn rooms_on_node(&self, node: &NodePrefix) -> Result<Vec<(AppId, RoomId)>, StoreError> {
@@ -549,6 +560,10 @@ impl Store for RedisStore {
 
     async fn sweep_ended_rooms(&self, app: &AppId) -> Result<usize, StoreError> {
         self.sweep_ended(app).await
+    }
+
+    async fn index_live_rooms(&self, node: &NodePrefix) -> Result<usize, StoreError> {
+        self.index_live(node).await
     }
 
     async fn append_outbox(&self, app: &AppId, events: &[DomainEvent]) -> Result<(), StoreError> {

@@ -1,5 +1,6 @@
 -- Creates a room unless its app already has a live room with that name.
--- KEYS: room, app rooms zset, name, outbox.  ARGV: room_id, seq, json, created_at, events...
+-- KEYS: room, app rooms zset, name, outbox, live rooms zset.
+-- ARGV: room_id, seq, json, created_at, events...
 local existing = redis.call('GET', KEYS[3])
 if existing then
   return {0, existing}
@@ -7,6 +8,7 @@ end
 redis.call('SET', KEYS[3], ARGV[1])
 redis.call('HSET', KEYS[1], 'seq', ARGV[2], 'json', ARGV[3])
 redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1])
+redis.call('ZADD', KEYS[5], ARGV[4], ARGV[1])
 local appended
 for i = 5, #ARGV do
   appended = redis.call('XADD', KEYS[4], '*', 'event', ARGV[i])

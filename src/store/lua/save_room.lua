@@ -1,6 +1,6 @@
 -- Replaces a room if its stored seq is the expected one, with its index changes and events.
--- KEYS: room, outbox, name, ended rooms zset, session->room keys to set (n_add), then to clear
--- (n_remove).
+-- KEYS: room, outbox, name, ended rooms zset, live rooms zset, session->room keys to set
+-- (n_add), then to clear (n_remove).
 -- ARGV: expected seq, new seq, json, room_id, release (0, or the seconds the ended room stays
 -- readable), n_add, n_remove, track (1: read the room once more, see below), events...
 if redis.call('HGET', KEYS[1], 'seq') ~= ARGV[1] then
@@ -10,10 +10,10 @@ redis.call('HSET', KEYS[1], 'seq', ARGV[2], 'json', ARGV[3])
 local n_add = tonumber(ARGV[6])
 local n_remove = tonumber(ARGV[7])
 for i = 1, n_add do
-  redis.call('SET', KEYS[4 + i], ARGV[4])
+  redis.call('SET', KEYS[5 + i], ARGV[4])
 end
 for i = 1, n_remove do
-  local key = KEYS[4 + n_add + i]
+  local key = KEYS[5 + n_add + i]
   if redis.call('GET', key) == ARGV[4] then
     redis.call('DEL', key)
   end
@@ -27,6 +27,7 @@ if ARGV[5] ~= '0' then
   -- as the expiry's).
   local now = tonumber(redis.call('TIME')[1])
   redis.call('ZADD', KEYS[4], now + tonumber(ARGV[5]), ARGV[4])
+  redis.call('ZREM', KEYS[5], ARGV[4])
 end
 for i = 9, #ARGV do
   redis.call('XADD', KEYS[2], '*', 'event', ARGV[i])

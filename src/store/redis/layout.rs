@@ -28,7 +28,8 @@ pub enum LayoutError {
 
 impl RedisStore {
     /// Checks the configured shard count against the one the data was laid out with (none
-    /// recorded: one, the layout before shards), then records it.
+    /// recorded: one, the layout before shards), then records it; then indexes the nodes' live
+    /// rooms the live listings would miss (data from before that index, `live.rs`).
     pub async fn claim_layout(&self, nodes: &[NodePrefix]) -> Result<(), LayoutError> {
         let mut conn = self.conn();
         let recorded: Option<String> = conn.get(keys::LAYOUT_SHARDS).await.map_err(unavailable)?;
@@ -67,6 +68,12 @@ impl RedisStore {
                 .set(keys::LAYOUT_SHARDS, n)
                 .await
                 .map_err(unavailable)?;
+        }
+        for node in nodes {
+            let indexed = self.index_live(node).await?;
+            if indexed > 0 {
+                tracing::info!(node = %node, rooms = indexed, "live rooms indexed");
+            }
         }
         Ok(())
     }

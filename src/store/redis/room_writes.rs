@@ -344,11 +344,12 @@ impl RedisStore {
         let sessions = delta.add_sessions.iter().chain(&delta.remove_sessions);
         let mut cmd = redis::cmd("EVALSHA");
         cmd.arg(self.save_room.get_hash())
-            .arg(4 + delta.add_sessions.len() + delta.remove_sessions.len())
+            .arg(5 + delta.add_sessions.len() + delta.remove_sessions.len())
             .arg(key)
             .arg(keys::outbox(tag))
             .arg(keys::name(tag, &unique_name(new)))
-            .arg(keys::rooms_ended(tag));
+            .arg(keys::rooms_ended(tag))
+            .arg(keys::live_rooms(tag));
         for s in sessions {
             cmd.arg(keys::session_room(tag, s));
         }

@@ -1,0 +1,97 @@
+//! The live rooms' index (`rooms:live`, one per shard): what live listings page through, so
+//! a page of live rooms costs what it holds however many ended rooms the app keeps for its
+//! retention. The room scripts keep it (created: in; ended: out); [`RedisStore::index_live`]
+//! puts back the live rooms it misses — data from before the index existed, or rooms an older
+//! controller made or ended during a rolling upgrade — from the nodes' sets of live rooms.
+
+use super::{RedisStore, decode, unavailable};
+use crate::conference::{AppId, Micros, NodePrefix, Room, RoomId, RoomStatus};
+use crate::store::{Page, Store, StoreError, keys};
+
+impl RedisStore {
+    /// A page of the app's rooms that have not ended.
+    pub(super) async fn live_page(
+        &self,
+        app: &AppId,
+        after: Option<(Micros, String)>,
+        limit: usize,
+    ) -> Result<Page<Room>, StoreError> {
+        let record = |id: &str| {
+            let id = RoomId::parse(id).ok()?;
+            Some(keys::room(&self.shards.room_tag(app, &id), &id))
+        };
+        let indexes = self.in_every_shard(app, keys::live_rooms);
+        let mut page: Page<Room> = self.page_of(&indexes, record, after, limit).await?;
+        // Ended by a controller whose script did not unindex it: out now (it never comes back).
+        let mut ended = redis::pipe();
+        page.items.retain(|room| {
+            if room.status < RoomStatus::Terminated {
+                return true;
+            }
+            let tag = self.shards.room_tag(app, &room.id);
+            ended
+                .zrem(keys::live_rooms(&tag), room.id.as_str())
+                .ignore();
+            false
+        });
+        if !ended.is_empty()
+            && let Err(e) = ended.query_async::<()>(&mut self.conn()).await
+        {
+            tracing::debug!(error = %e, "could not unindex ended rooms");
+        }
+        Ok(page)
+    }
+
+    /// Indexes the node's live rooms the live index lacks; how many.
+    pub(super) async fn index_live(&self, node: &NodePrefix) -> Result<usize, StoreError> {
+        let owners = self.rooms_on_node(node).await?;
+        if owners.is_empty() {
+            return Ok(0);
+        }
+        let tags: Vec<String> = owners
+            .iter()
+            .map(|(app, id)| self.shards.room_tag(app, id))
+            .collect();
+        let mut conn = self.conn();
+        let mut scores = redis::pipe();
+        for ((_, id), tag) in owners.iter().zip(&tags) {
+            scores.zscore(keys::live_rooms(tag), id.as_str());
+        }
+        let scores: Vec<Option<f64>> = scores.query_async(&mut conn).await.map_err(unavailable)?;
+        let missing: Vec<(&RoomId, &String)> = owners
+            .iter()
+            .zip(&tags)
+            .zip(scores)
+            .filter(|(_, score)| score.is_none())
+            .map(|(((_, id), tag), _)| (id, tag))
+            .collect();
+        if missing.is_empty() {
+            return Ok(0);
+        }
+        let mut reads = redis::pipe();
+        for (id, tag) in &missing {
+            reads.hget(keys::room(tag, id), "json");
+        }
+        let jsons: Vec<Option<String>> = reads.query_async(&mut conn).await.map_err(unavailable)?;
+        let mut index = redis::pipe();
+        let mut indexed = 0;
+        for ((id, tag), json) in missing.iter().zip(jsons) {
+            let Some(json) = json else { continue };
+            let room: Room = decode(&keys::room(tag, id), &json)?;
+            // A room that ends meanwhile may slip in; the live listing drops it when it meets it.
+            if room.status < RoomStatus::Terminated {
+                index
+                    .zadd(keys::live_rooms(tag), id.as_str(), room.created_at)
+                    .ignore();
+                indexed += 1;
+            }
+        }
+        if indexed > 0 {
+            index
+                .query_async::<()>(&mut conn)
+                .await
+                .map_err(unavailable)?;
+        }
+        Ok(indexed)
+    }
+}
