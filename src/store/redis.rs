@@ -18,6 +18,7 @@ mod live;
 mod outbox;
 mod reads;
 mod room_writes;
+mod sessions;
 mod shards;
 mod sweep;
 
@@ -28,9 +29,7 @@ use room_writes::{RoomWrite, Track};
 use super::bell::{Bells, OutboxWatch};
 use super::room_cache::{self, Tracked};
 use super::{Created, Modified, OutboxEntry, Page, RoomChange, Saved, Store, StoreError, keys};
-use crate::conference::{
-    AppId, DomainEvent, Micros, NodePrefix, Room, RoomId, Session, SessionId, SessionState,
-};
+use crate::conference::{AppId, DomainEvent, Micros, NodePrefix, Room, RoomId, Session, SessionId};
 
 /// How long an ended session stays readable.
 const ENDED_SESSION_TTL_SECS: u64 = 3600;
@@ -378,54 +377,15 @@ impl Store for RedisStore {
     }
 
     async fn session(&self, app: &AppId, id: &SessionId) -> Result<Option<Session>, StoreError> {
-        self.json_field(&keys::session(&self.shards.session_tag(app, id), id))
-            .await
+        self.get_session(app, id).await
     }
 
     async fn session_app(&self, id: &SessionId) -> Result<Option<AppId>, StoreError> {
-        let app: Option<String> = self
-            .conn()
-            .get(keys::session_app(id))
-            .await
-            .map_err(unavailable)?;
-        Ok(app.and_then(|a| AppId::parse(&a).ok()))
+        self.get_session_app(id).await
     }
 
     async fn save_session(&self, session: &Session) -> Result<(), StoreError> {
-        let mut conn = self.conn();
-        let ended = session.state == SessionState::Ended;
-        let _: () = redis::cmd("SET")
-            .arg(keys::session_app(&session.id))
-            .arg(session.app.as_str())
-            .arg("EX")
-            .arg(if ended {
-                ENDED_SESSION_TTL_SECS
-            } else {
-                7 * 24 * 3600
-            })
-            .query_async(&mut conn)
-            .await
-            .map_err(unavailable)?;
-        let tag = self.shards.session_tag(&session.app, &session.id);
-        let mut call = self.save_session.prepare_invoke();
-        call.key(keys::session(&tag, &session.id))
-            .key(keys::sessions(&tag))
-            .arg(session.seq)
-            .arg(encode(session))
-            .arg(session.created_at)
-            .arg(session.id.as_str())
-            .arg(if ended { "1" } else { "0" })
-            .arg(ENDED_SESSION_TTL_SECS);
-        let _: i64 = call.invoke_async(&mut conn).await.map_err(unavailable)?;
-        let member = format!("{} {}", session.app, session.id);
-        let node = keys::node_sessions(&session.id.prefix());
-        let _: () = if ended {
-            conn.srem(node, member).await
-        } else {
-            conn.sadd(node, member).await
-        }
-        .map_err(unavailable)?;
-        Ok(())
+        self.put_session(session).await
     }
 
     async fn sessions_of_app(
@@ -434,31 +394,11 @@ impl Store for RedisStore {
         after: Option<(Micros, String)>,
         limit: usize,
     ) -> Result<Page<Session>, StoreError> {
-        let record = |id: &str| {
-            let id = SessionId::parse(id).ok()?;
-            Some(keys::session(&self.shards.session_tag(app, &id), &id))
-        };
-        let indexes = self.in_every_shard(app, keys::sessions);
-        self.page_of(&indexes, record, after, limit).await
+        self.page_sessions(app, after, limit).await
     }
 
     async fn sessions_on_node(&self, node: &NodePrefix) -> Result<Vec<Session>, StoreError> {
-        let members: Vec<String> = self
-            .conn()
-            .smembers(keys::node_sessions(node))
-            .await
-            .map_err(unavailable)?;
-        let mut out = Vec::new();
-        for (app, id) in members.iter().filter_map(|m| m.split_once(' ')) {
-            if let (Ok(app), Ok(id)) = (AppId::parse(app), SessionId::parse(id))
-                && let Some(s) = self.session(&app, &id).await?
-                && s.state != SessionState::Ended
-            {
-                out.push(s);
-            }
-        }
-        out.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok(out)
+        self.node_sessions(node).await
     }
 
     async fn room_of_session(
@@ -466,16 +406,7 @@ impl Store for RedisStore {
         app: &AppId,
         id: &SessionId,
     ) -> Result<Option<RoomId>, StoreError> {
-        // The lookup lives with the room, in whichever shard that is.
-        let mut pipe = redis::pipe();
-        for key in self.in_every_shard(app, |tag| keys::session_room(tag, id)) {
-            pipe.get(key);
-        }
-        let rooms: Vec<Option<String>> = pipe
-            .query_async(&mut self.conn())
-            .await
-            .map_err(unavailable)?;
-        Ok(rooms.iter().flatten().find_map(|r| RoomId::parse(r).ok()))
+        self.session_room_lookup(app, id).await
     }
 
     async fn take_cooldown(

@@ -1,0 +1,121 @@
+//! Sessions in Redis: each a hash (`seq`, `json`) in its shard, the app's live index, the
+//! global session → app lookup and the node's set of live sessions.
+
+use redis::AsyncCommands;
+
+use super::{ENDED_SESSION_TTL_SECS, RedisStore, encode, unavailable};
+use crate::conference::{AppId, Micros, NodePrefix, RoomId, Session, SessionId, SessionState};
+use crate::store::{Page, StoreError, keys};
+
+impl RedisStore {
+    pub(super) async fn get_session(
+        &self,
+        app: &AppId,
+        id: &SessionId,
+    ) -> Result<Option<Session>, StoreError> {
+        self.json_field(&keys::session(&self.shards.session_tag(app, id), id))
+            .await
+    }
+
+    pub(super) async fn get_session_app(
+        &self,
+        id: &SessionId,
+    ) -> Result<Option<AppId>, StoreError> {
+        let app: Option<String> = self
+            .conn()
+            .get(keys::session_app(id))
+            .await
+            .map_err(unavailable)?;
+        Ok(app.and_then(|a| AppId::parse(&a).ok()))
+    }
+
+    pub(super) async fn put_session(&self, session: &Session) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        let ended = session.state == SessionState::Ended;
+        let _: () = redis::cmd("SET")
+            .arg(keys::session_app(&session.id))
+            .arg(session.app.as_str())
+            .arg("EX")
+            .arg(if ended {
+                ENDED_SESSION_TTL_SECS
+            } else {
+                7 * 24 * 3600
+            })
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        let tag = self.shards.session_tag(&session.app, &session.id);
+        let mut call = self.save_session.prepare_invoke();
+        call.key(keys::session(&tag, &session.id))
+            .key(keys::sessions(&tag))
+            .arg(session.seq)
+            .arg(encode(session))
+            .arg(session.created_at)
+            .arg(session.id.as_str())
+            .arg(if ended { "1" } else { "0" })
+            .arg(ENDED_SESSION_TTL_SECS);
+        let _: i64 = call.invoke_async(&mut conn).await.map_err(unavailable)?;
+        let member = format!("{} {}", session.app, session.id);
+        let node = keys::node_sessions(&session.id.prefix());
+        let _: () = if ended {
+            conn.srem(node, member).await
+        } else {
+            conn.sadd(node, member).await
+        }
+        .map_err(unavailable)?;
+        Ok(())
+    }
+
+    pub(super) async fn page_sessions(
+        &self,
+        app: &AppId,
+        after: Option<(Micros, String)>,
+        limit: usize,
+    ) -> Result<Page<Session>, StoreError> {
+        let record = |id: &str| {
+            let id = SessionId::parse(id).ok()?;
+            Some(keys::session(&self.shards.session_tag(app, &id), &id))
+        };
+        let indexes = self.in_every_shard(app, keys::sessions);
+        self.page_of(&indexes, record, after, limit).await
+    }
+
+    pub(super) async fn node_sessions(
+        &self,
+        node: &NodePrefix,
+    ) -> Result<Vec<Session>, StoreError> {
+        let members: Vec<String> = self
+            .conn()
+            .smembers(keys::node_sessions(node))
+            .await
+            .map_err(unavailable)?;
+        let mut out = Vec::new();
+        for (app, id) in members.iter().filter_map(|m| m.split_once(' ')) {
+            if let (Ok(app), Ok(id)) = (AppId::parse(app), SessionId::parse(id))
+                && let Some(s) = self.get_session(&app, &id).await?
+                && s.state != SessionState::Ended
+            {
+                out.push(s);
+            }
+        }
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+
+    pub(super) async fn session_room_lookup(
+        &self,
+        app: &AppId,
+        id: &SessionId,
+    ) -> Result<Option<RoomId>, StoreError> {
+        // The lookup lives with the room, in whichever shard that is.
+        let mut pipe = redis::pipe();
+        for key in self.in_every_shard(app, |tag| keys::session_room(tag, id)) {
+            pipe.get(key);
+        }
+        let rooms: Vec<Option<String>> = pipe
+            .query_async(&mut self.conn())
+            .await
+            .map_err(unavailable)?;
+        Ok(rooms.iter().flatten().find_map(|r| RoomId::parse(r).ok()))
+    }
+}
