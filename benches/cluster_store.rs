@@ -271,7 +271,7 @@ async fn run() {
     let store = RedisStore::connect(&one.url())
         .await
         .unwrap()
-        .with_room_cache(&one.url(), 0)
+        .with_room_cache(0)
         .await
         .unwrap();
     let uncached = phase("one Redis, 1 shard, no cache", store, nodes_of(&[&one])).await;

@@ -209,7 +209,7 @@ async fn the_cache_can_be_turned_off() {
     let a = RedisStore::connect(&server.url())
         .await
         .unwrap()
-        .with_room_cache(&server.url(), 0)
+        .with_room_cache(0)
         .await
         .unwrap();
     let r = new_room("x");
@@ -334,5 +334,101 @@ async fn a_redis_that_forgot_the_save_script_is_given_it_again() {
     );
     for id in &ids[1..] {
         assert_eq!(b.room(&app(), id).await.unwrap().unwrap().detail, "two");
+    }
+}
+
+/// A cluster's store and another controller's on it, each app spread over three shards (one
+/// per master), with the room cache on (one tracked connection per master).
+async fn two_on_a_cluster() -> (common::redis_cluster::RedisCluster, RedisStore, RedisStore) {
+    let cluster = common::redis_cluster::RedisCluster::start();
+    let a = RedisStore::connect(&cluster.url())
+        .await
+        .unwrap()
+        .with_shards(3);
+    let b = RedisStore::connect(&cluster.url())
+        .await
+        .unwrap()
+        .with_shards(3);
+    (cluster, a, b)
+}
+
+/// A room whose id lands in its name's shard (as the controller draws them).
+fn room_of(store: &RedisStore, name: &str) -> Room {
+    let mut r = new_room(name);
+    r.id = RoomId::new(
+        &NodePrefix::parse("abcde").unwrap(),
+        store.new_room_uuid(name),
+    );
+    r
+}
+
+/// On a cluster, each master tracks what this controller read from it: a batch over every
+/// master is kept, another controller's changes reach the cached reader, nothing is lost.
+#[tokio::test]
+async fn on_a_cluster_each_master_tells_the_cache_of_changes() {
+    let (_cluster, a, b) = two_on_a_cluster().await;
+    let rooms: Vec<Room> = (0..24).map(|i| room_of(&a, &format!("c{i}"))).collect();
+    for r in &rooms {
+        a.create_room(r, &[]).await.unwrap();
+    }
+    let ids: Vec<RoomId> = rooms.iter().map(|r| r.id.clone()).collect();
+    for id in &ids {
+        assert_eq!(b.room(&app(), id).await.unwrap().unwrap().detail, "");
+    }
+    assert_eq!(
+        b.cached_rooms(),
+        24,
+        "the reader keeps what it read, from every master"
+    );
+    // One batch over the three masters.
+    set_details(&a, &ids, "batched").await;
+    assert_eq!(a.cached_rooms(), 24, "the writer keeps every room it wrote");
+    for id in &ids {
+        converges(&b, id, "batched").await;
+    }
+    set_details(&b, &ids[..6], "by b").await;
+    change_details(&a, &ids, |d| format!("{d}, then a")).await;
+    for (i, id) in ids.iter().enumerate() {
+        let want = if i < 6 {
+            "by b, then a"
+        } else {
+            "batched, then a"
+        };
+        converges(&b, id, want).await;
+        assert_eq!(a.room(&app(), id).await.unwrap().unwrap().detail, want);
+    }
+}
+
+/// A slot that moves to another master (a reshard) takes its rooms with it: the cached copy is
+/// dropped (the old master deletes the keys it hands over, which tells the cache), reads and
+/// writes follow the slot to its new master with no error, and nothing is lost.
+#[tokio::test]
+async fn on_a_cluster_a_moved_slot_is_followed() {
+    let (cluster, a, b) = two_on_a_cluster().await;
+    let rooms: Vec<Room> = (0..6).map(|i| room_of(&a, &format!("m{i}"))).collect();
+    for r in &rooms {
+        a.create_room(r, &[]).await.unwrap();
+    }
+    let ids: Vec<RoomId> = rooms.iter().map(|r| r.id.clone()).collect();
+    set_details(&a, &ids, "before").await;
+    for id in &ids {
+        assert_eq!(a.room(&app(), id).await.unwrap().unwrap().detail, "before");
+    }
+    // The first room's slot moves to the next master.
+    let room_key = cluster
+        .find_key(&format!("sy:{{app-a*}}:room:{}", ids[0]))
+        .expect("the room's key");
+    let (from, to) = cluster.move_slot_of(&room_key);
+    assert_ne!(from, to);
+    set_detail(&b, &ids[0], "after the move").await;
+    converges(&a, &ids[0], "after the move").await;
+    change_details(&a, &ids, |d| format!("{d}, then a")).await;
+    for (i, id) in ids.iter().enumerate() {
+        let want = if i == 0 {
+            "after the move, then a"
+        } else {
+            "before, then a"
+        };
+        converges(&b, id, want).await;
     }
 }

@@ -146,7 +146,7 @@ pub async fn run(args: LabArgs) -> anyhow::Result<()> {
                 .filter_map(|i| NodePrefix::parse(&format!("{}{i:02}", options.node_prefix)).ok())
                 .collect();
             store.claim_layout(&nodes).await?;
-            let store = store.with_room_cache(url, args.room_cache).await?;
+            let store = store.with_room_cache(args.room_cache).await?;
             run_with(Arc::new(store), options, &args, generated).await
         }
         None => run_with(Arc::new(MemoryStore::new()), options, &args, generated).await,

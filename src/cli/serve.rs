@@ -56,7 +56,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 .collect();
             store.claim_layout(&nodes).await?;
             if let Some(rooms) = config.room_cache {
-                store = store.with_room_cache(url, rooms).await?;
+                store = store.with_room_cache(rooms).await?;
             }
             run_with(Arc::new(store), config).await
         }

@@ -23,6 +23,7 @@ mod shards;
 mod sweep;
 
 use cached::tracked;
+pub(crate) use cluster::slot_of_key;
 pub use layout::LayoutError;
 use room_writes::{RoomWrite, Track};
 
@@ -103,10 +104,7 @@ impl RedisStore {
         let conn = failover::Conn::connect(target.clone())
             .await
             .map_err(unavailable)?;
-        let rooms = match target.can_cache() {
-            false => None,
-            true => tracked(url, room_cache::DEFAULT_CAPACITY).await?,
-        };
+        let rooms = tracked(&target, room_cache::DEFAULT_CAPACITY).await?;
         Ok(RedisStore {
             conn,
             target,
@@ -133,15 +131,10 @@ impl RedisStore {
     }
 
     /// How many rooms this process keeps in its cache (0: none; every read goes to Redis).
-    pub async fn with_room_cache(
-        mut self,
-        url: &str,
-        capacity: usize,
-    ) -> Result<RedisStore, StoreError> {
+    pub async fn with_room_cache(mut self, capacity: usize) -> Result<RedisStore, StoreError> {
         self.rooms = match capacity {
             0 => None,
-            _ if !self.target.can_cache() => None,
-            n => tracked(url, n).await?,
+            n => tracked(&self.target, n).await?,
         };
         Ok(self)
     }

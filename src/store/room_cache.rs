@@ -16,13 +16,22 @@
 //! removes whatever the key holds; the answer is kept only if the key still holds that token.
 //! A lost connection forgets everything (Redis forgot what we track), and the next operation
 //! connects again.
+//!
+//! On a Redis Cluster, Redis tracks keys per server, so there is one tracked connection per
+//! master, and each key's reads and writes go to the master of its slot ([`masters`]: the slot
+//! map, asked of the cluster at the start and again when a master is lost or answers `MOVED`,
+//! which also forgets everything). The entries are shared: a key lives on one master at a time,
+//! and a slot that moves away is deleted there, which pushes its invalidations.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, ProtocolVersion, PushInfo, PushKind, Value};
+use redis::{PushInfo, PushKind, Value};
+
+mod masters;
+mod tracked;
+
+pub use tracked::{Tracked, caching_yes};
 
 use crate::conference::Room;
 
@@ -141,7 +150,7 @@ impl Entries {
     }
 
     /// A push from the tracked connection.
-    fn on_push(&self, push: &PushInfo) {
+    pub(super) fn on_push(&self, push: &PushInfo) {
         match push.kind {
             PushKind::Invalidate => match push.data.first() {
                 Some(Value::Array(keys)) => {
@@ -159,127 +168,6 @@ impl Entries {
             },
             PushKind::Disconnection => self.clear(),
             _ => {}
-        }
-    }
-}
-
-/// The tracked connection, connected on first use and again after it is lost.
-pub struct Tracked {
-    client: redis::Client,
-    entries: Entries,
-    conn: tokio::sync::Mutex<Option<MultiplexedConnection>>,
-}
-
-/// Makes Redis track the keys the next command reads (the connection tracks in `OPTIN` mode).
-pub fn caching_yes() -> redis::Cmd {
-    let mut cmd = redis::cmd("CLIENT");
-    cmd.arg("CACHING").arg("YES");
-    cmd
-}
-
-impl Tracked {
-    /// `url` is the store's Redis URL; the connection speaks RESP3 whatever the URL says.
-    pub fn new(url: &str, capacity: usize) -> Result<Tracked, redis::RedisError> {
-        let mut info = redis::Client::open(url)?.get_connection_info().clone();
-        info.redis.protocol = ProtocolVersion::RESP3;
-        Ok(Tracked {
-            client: redis::Client::open(info)?,
-            entries: Entries::new(capacity),
-            conn: tokio::sync::Mutex::new(None),
-        })
-    }
-
-    /// `command` after `CLIENT CACHING YES`, as one pipeline (nothing can come between them on
-    /// the connection): under `OPTIN`, only the keys this command reads are tracked.
-    pub fn cached(command: redis::Cmd) -> redis::Pipeline {
-        let mut pipe = redis::pipe();
-        pipe.add_command(caching_yes())
-            .ignore()
-            .add_command(command);
-        pipe
-    }
-
-    pub fn entries(&self) -> &Entries {
-        &self.entries
-    }
-
-    /// The connection, with tracking on.
-    pub async fn conn(&self) -> Result<MultiplexedConnection, redis::RedisError> {
-        let mut slot = self.conn.lock().await;
-        if let Some(conn) = slot.as_ref() {
-            return Ok(conn.clone());
-        }
-        // Nothing read before this connection may be trusted: Redis tracks per connection.
-        self.entries.clear();
-        let entries = self.entries.clone();
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Duration::from_secs(2))
-            .set_response_timeout(Duration::from_secs(2))
-            .set_push_sender(move |push: PushInfo| {
-                entries.on_push(&push);
-                Ok::<(), std::convert::Infallible>(())
-            });
-        let mut conn = self
-            .client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await?;
-        redis::cmd("CLIENT")
-            .arg("TRACKING")
-            .arg("ON")
-            .arg("OPTIN")
-            .arg("NOLOOP")
-            .query_async::<()>(&mut conn)
-            .await?;
-        *slot = Some(conn.clone());
-        Ok(conn)
-    }
-
-    /// Sends one command about `key` on the tracked connection; its answer comes with the token
-    /// [`Entries::fill`] needs. A failure forgets the key (a lost connection, everything).
-    pub async fn call<T, F, Fut>(&self, key: &str, send: F) -> Result<(T, u64), redis::RedisError>
-    where
-        F: FnOnce(MultiplexedConnection) -> Fut,
-        Fut: std::future::Future<Output = redis::RedisResult<T>>,
-    {
-        let (answer, tokens) = self.call_many(&[key], send).await?;
-        Ok((answer, tokens.first().copied().unwrap_or_default()))
-    }
-
-    /// [`Tracked::call`] for a pipeline about several keys: one token per key, in order.
-    pub async fn call_many<T, F, Fut>(
-        &self,
-        keys: &[&str],
-        send: F,
-    ) -> Result<(T, Vec<u64>), redis::RedisError>
-    where
-        F: FnOnce(MultiplexedConnection) -> Fut,
-        Fut: std::future::Future<Output = redis::RedisResult<T>>,
-    {
-        let conn = self.conn().await?;
-        // After connecting: a (re)connection forgets every entry, these marks included.
-        let tokens = keys.iter().map(|key| self.entries.begin(key)).collect();
-        match send(conn).await {
-            Ok(answer) => Ok((answer, tokens)),
-            Err(e) => {
-                for key in keys {
-                    self.entries.forget(key);
-                }
-                self.failed(&e).await;
-                Err(e)
-            }
-        }
-    }
-
-    /// After a failed command: a lost connection is dropped (and the cache with it), so the
-    /// next operation connects again.
-    async fn failed(&self, error: &redis::RedisError) {
-        if error.is_unrecoverable_error()
-            || error.is_connection_dropped()
-            || error.is_io_error()
-            || error.is_timeout()
-        {
-            *self.conn.lock().await = None;
-            self.entries.clear();
         }
     }
 }

@@ -75,4 +75,54 @@ impl RedisCluster {
             .collect();
         format!("redis+cluster://{}", addrs.join(","))
     }
+
+    /// Moves the slot of `key` (with every key in it) to the next node, as `redis-cli
+    /// --cluster reshard` does: importing and migrating marks, `MIGRATE` of its keys, the new
+    /// owner told to every node. Returns (the node that held it, the node that holds it now).
+    pub fn move_slot_of(&self, key: &str) -> (usize, usize) {
+        let port = |i: usize| self.nodes[i].port;
+        let slot = cli(port(0), &["CLUSTER", "KEYSLOT", key]).trim().to_owned();
+        let from = (0..self.nodes.len())
+            .find(|&i| !cli(port(i), &["EXISTS", key]).contains("MOVED"))
+            .expect("a node serves the key's slot");
+        let to = (from + 1) % self.nodes.len();
+        let id = |i: usize| cli(port(i), &["CLUSTER", "MYID"]).trim().to_owned();
+        let (from_id, to_id) = (id(from), id(to));
+        let ok = |out: String| assert!(out.contains("OK"), "{out}");
+        ok(cli(
+            port(to),
+            &["CLUSTER", "SETSLOT", &slot, "IMPORTING", &from_id],
+        ));
+        ok(cli(
+            port(from),
+            &["CLUSTER", "SETSLOT", &slot, "MIGRATING", &to_id],
+        ));
+        let to_port = port(to).to_string();
+        loop {
+            let listed = cli(port(from), &["CLUSTER", "GETKEYSINSLOT", &slot, "100"]);
+            let keys: Vec<&str> = listed.lines().filter(|k| !k.trim().is_empty()).collect();
+            if keys.is_empty() {
+                break;
+            }
+            let mut args = vec!["MIGRATE", "127.0.0.1", &to_port, "", "0", "5000", "KEYS"];
+            args.extend(keys);
+            ok(cli(port(from), &args));
+        }
+        for i in 0..self.nodes.len() {
+            ok(cli(port(i), &["CLUSTER", "SETSLOT", &slot, "NODE", &to_id]));
+        }
+        (from, to)
+    }
+
+    /// The key a pattern names, on whichever node holds it.
+    pub fn find_key(&self, pattern: &str) -> Option<String> {
+        self.nodes.iter().find_map(|n| {
+            let found = cli(n.port, &["--scan", "--pattern", pattern]);
+            found
+                .lines()
+                .map(str::trim)
+                .find(|k| !k.is_empty())
+                .map(str::to_owned)
+        })
+    }
 }

@@ -6,17 +6,27 @@ use std::sync::Arc;
 
 use redis::Script;
 
+use super::failover::Target;
 use super::{RedisStore, decode, query_loading, unavailable};
 use crate::conference::{AppId, Room, RoomId};
 use crate::store::room_cache::Tracked;
 use crate::store::{StoreError, keys};
 
-/// The room cache's connection, tried once: a Redis that refuses RESP3 or client tracking
-/// (before 6.0, or a proxy that lacks them) leaves the cache off, loudly, rather than every read
-/// failing; a Redis that cannot be reached is an error.
-pub(super) async fn tracked(url: &str, capacity: usize) -> Result<Option<Tracked>, StoreError> {
-    let tracked = Tracked::new(url, capacity).map_err(unavailable)?;
-    match tracked.conn().await {
+/// The room cache's connection (one per master on a cluster), tried once: a Redis that refuses
+/// RESP3 or client tracking (before 6.0, or a proxy that lacks them) leaves the cache off,
+/// loudly, rather than every read failing; a Redis that cannot be reached is an error. A
+/// Sentinel set's master moves: no cache there.
+pub(super) async fn tracked(
+    target: &Target,
+    capacity: usize,
+) -> Result<Option<Tracked>, StoreError> {
+    let tracked = match target {
+        Target::Plain(url) => Tracked::new(url, capacity),
+        Target::Cluster(nodes) => Tracked::cluster(nodes, capacity),
+        Target::Sentinel { .. } => return Ok(None),
+    }
+    .map_err(unavailable)?;
+    match tracked.check().await {
         Ok(_) => Ok(Some(tracked)),
         Err(e) if e.is_io_error() || e.is_timeout() || e.is_connection_refusal() => {
             Err(unavailable(e))
@@ -107,10 +117,10 @@ impl RedisStore {
                 .map(|(answer,)| answer)
                 .map_err(unavailable);
         };
-        let pipe = Tracked::cached(eval);
+        let pipe = &Tracked::cached(eval);
         let ((answer,), token) = tracked
             .call(key, |mut conn| async move {
-                query_loading::<(T,), _>(&mut conn, script, &pipe).await
+                query_loading::<(T,), _>(&mut conn, script, pipe).await
             })
             .await
             .map_err(unavailable)?;

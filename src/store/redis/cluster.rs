@@ -108,6 +108,11 @@ fn key_slot(cmd: &Cmd) -> Option<u32> {
     Some(slot(std::str::from_utf8(hash_tag(key)).ok()?))
 }
 
+/// The slot of a key: its hash tag's, when it has one.
+pub(crate) fn slot_of_key(key: &str) -> u32 {
+    slot(std::str::from_utf8(hash_tag(key.as_bytes())).unwrap_or(key))
+}
+
 /// The part of a key its slot is computed from: the first `{…}` with something inside, else the
 /// whole key (Redis Cluster's rule).
 fn hash_tag(key: &[u8]) -> &[u8] {

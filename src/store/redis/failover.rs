@@ -99,12 +99,6 @@ impl Target {
         matches!(self, Target::Sentinel { .. })
     }
 
-    /// Whether the store's server can track keys for this process's room cache: a single
-    /// server it stays connected to (not a master that may move, nor a cluster's many).
-    pub(crate) fn can_cache(&self) -> bool {
-        matches!(self, Target::Plain(_))
-    }
-
     /// A client of the master: the URL's, or the one the sentinels name now; in a cluster,
     /// the first node named (Pub/Sub messages reach every node of a cluster).
     pub(crate) async fn master(&self) -> RedisResult<redis::Client> {

@@ -76,7 +76,7 @@ impl RedisStore {
             writes.iter().map(|_| None).collect();
         let mut todo: Vec<usize> = (0..writes.len()).collect();
         for attempt in 0..2 {
-            let replies = self.send_writes(writes, &deltas, &todo, track).await;
+            let replies = self.send_routed(writes, &deltas, &todo, track).await;
             let mut again = Vec::new();
             match replies {
                 Err(e) => {
@@ -90,6 +90,15 @@ impl RedisStore {
                             Reply::Saved => Ok(Saved::Saved),
                             Reply::Conflict => Ok(Saved::Conflict),
                             Reply::NoScript if attempt == 0 => {
+                                again.push(i);
+                                continue;
+                            }
+                            // A cluster master no longer serving the room's slot ran nothing;
+                            // the slot map is asked again (`send_writes`) before the retry.
+                            Reply::Failed(e)
+                                if attempt == 0
+                                    && (e.starts_with("MOVED") || e.starts_with("ASK")) =>
+                            {
                                 again.push(i);
                                 continue;
                             }
@@ -238,6 +247,56 @@ impl RedisStore {
             .collect()
     }
 
+    /// [`Self::send_writes`] once per server of the room cache's connections (a cluster's
+    /// masters: one pipeline each, all at once); the replies in `todo`'s order.
+    async fn send_routed(
+        &self,
+        writes: &[RoomWrite<'_>],
+        deltas: &[IndexDelta],
+        todo: &[usize],
+        track: Track,
+    ) -> Result<Vec<Reply>, StoreError> {
+        let Some(tracked) = self.rooms.as_ref().filter(|t| t.is_cluster()) else {
+            return self.send_writes(writes, deltas, todo, track).await;
+        };
+        let room_keys: Vec<String> = todo
+            .iter()
+            .map(|&i| {
+                let room = &writes[i].new;
+                keys::room(&self.shards.room_tag(&room.app, &room.id), &room.id)
+            })
+            .collect();
+        let room_keys: Vec<&str> = room_keys.iter().map(String::as_str).collect();
+        let groups = tracked.by_server(&room_keys).await.map_err(unavailable)?;
+        if groups.len() <= 1 {
+            return self.send_writes(writes, deltas, todo, track).await;
+        }
+        let sends = groups.iter().map(|group| {
+            let sub: Vec<usize> = group.iter().map(|&p| todo[p]).collect();
+            async move { self.send_writes(writes, deltas, &sub, track).await }
+        });
+        let answers = futures_util::future::join_all(sends).await;
+        let mut replies: Vec<Option<Reply>> = todo.iter().map(|_| None).collect();
+        for (group, answer) in groups.iter().zip(answers) {
+            match answer {
+                Ok(answer) => {
+                    for (&p, reply) in group.iter().zip(answer) {
+                        replies[p] = Some(reply);
+                    }
+                }
+                Err(e) => {
+                    for &p in group {
+                        replies[p] = Some(Reply::Failed(e.to_string()));
+                    }
+                }
+            }
+        }
+        Ok(replies
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Reply::Failed("not sent".into())))
+            .collect())
+    }
+
     /// Sends the writes `todo` (indexes into `writes`) as one pipeline: for each, a `SET` per new
     /// lookup, then its save script. On the tracked connection (room cache on), each room saved
     /// is kept as its key's current version.
@@ -257,6 +316,10 @@ impl RedisStore {
         let mut appended: Vec<String> = Vec::new();
         // How many replies each write has (its lookups, then its script).
         let mut spans = Vec::with_capacity(todo.len());
+        // The global lookups live in slots of their own: on a cluster's master connection they
+        // go first, through the cluster client.
+        let apart = self.rooms.as_ref().is_some_and(|t| t.is_cluster());
+        let mut lookups = redis::pipe();
         for &i in todo {
             let (w, delta) = (&writes[i], &deltas[i]);
             let tag = self.shards.room_tag(&w.new.app, &w.new.id);
@@ -264,7 +327,10 @@ impl RedisStore {
             if !delta.add_refs.is_empty() {
                 let owner = format!("{} {}", w.new.app, w.new.id);
                 for id in &delta.add_refs {
-                    pipe.set(keys::reference(id), &owner);
+                    match apart {
+                        true => lookups.set(keys::reference(id), &owner).ignore(),
+                        false => pipe.set(keys::reference(id), &owner),
+                    };
                 }
             }
             // The connection tracks in OPTIN mode: a room Redis should go on tracking (the
@@ -274,7 +340,8 @@ impl RedisStore {
                 pipe.add_command(room_cache::caching_yes());
             }
             pipe.add_command(self.save_command(&tag, &key, w, delta, again));
-            spans.push(delta.add_refs.len() + usize::from(again) + 1);
+            let refs = if apart { 0 } else { delta.add_refs.len() };
+            spans.push(refs + usize::from(again) + 1);
             room_keys.push(key);
             if !w.events.is_empty() && !appended.contains(&tag) {
                 appended.push(tag);
@@ -284,6 +351,12 @@ impl RedisStore {
         // ring when a write lost its race is harmless).
         for tag in &appended {
             pipe.publish(keys::appended(tag), "");
+        }
+        if !lookups.is_empty() {
+            lookups
+                .query_async::<()>(&mut self.conn())
+                .await
+                .map_err(unavailable)?;
         }
         let count = pipe.len();
         let writes_count = count - appended.len();
@@ -298,9 +371,10 @@ impl RedisStore {
             )?,
             Some(tracked) => {
                 let keys: Vec<&str> = room_keys.iter().map(String::as_str).collect();
+                let pipe = &pipe;
                 let (replies, tokens) = tracked
                     .call_many(&keys, |mut conn| async move {
-                        conn.req_packed_commands(&pipe, 0, count).await
+                        conn.req_packed_commands(pipe, 0, count).await
                     })
                     .await
                     .map_err(unavailable)?;
@@ -312,6 +386,12 @@ impl RedisStore {
                             entries.forget(key);
                         }
                     })?;
+                // A cluster master that no longer serves a slot: the map is asked again.
+                if outcomes.iter().any(|o| {
+                    matches!(o, Reply::Failed(e) if e.starts_with("MOVED") || e.starts_with("ASK"))
+                }) {
+                    tracked.moved();
+                }
                 let keep = match track {
                     Track::Again => Entries::fill,
                     Track::No => Entries::fill_written,

@@ -1,0 +1,238 @@
+//! A Redis Cluster's masters, for the room cache: which master serves each slot (asked of the
+//! cluster with `CLUSTER SLOTS`, again whenever [`Masters::forget_slots`] was called: a master
+//! lost, a `MOVED` answer), and one tracked [`Link`] per master.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use redis::{AsyncConnectionConfig, ConnectionAddr, ConnectionInfo, RedisError, Value};
+
+use super::Entries;
+use super::tracked::Link;
+use crate::store::redis::slot_of_key;
+
+/// Slots `first..=last` and the master serving them.
+type Range = (u32, u32, ConnectionInfo);
+
+pub(super) struct Masters {
+    /// The nodes the URL names: where the slot map is asked first.
+    seeds: Vec<ConnectionInfo>,
+    /// Empty: to be asked.
+    slots: RwLock<Vec<Range>>,
+    /// By address (`host:port`).
+    links: Mutex<HashMap<String, Arc<Link>>>,
+    /// One question to the cluster at a time.
+    asking: tokio::sync::Mutex<()>,
+}
+
+fn no_master(what: String) -> RedisError {
+    RedisError::from((
+        redis::ErrorKind::ClusterConnectionNotFound,
+        "no master for the room cache",
+        what,
+    ))
+}
+
+impl Masters {
+    pub(super) fn new(nodes: &[String]) -> Result<Masters, RedisError> {
+        let seeds = nodes
+            .iter()
+            .map(|url| {
+                Ok(redis::Client::open(url.as_str())?
+                    .get_connection_info()
+                    .clone())
+            })
+            .collect::<Result<Vec<_>, RedisError>>()?;
+        Ok(Masters {
+            seeds,
+            slots: RwLock::default(),
+            links: Mutex::default(),
+            asking: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// The tracked link to the master serving `key`'s slot.
+    pub(super) async fn link(&self, key: &str) -> Result<Arc<Link>, RedisError> {
+        let info = self.master_of(key).await?;
+        self.link_to(info)
+    }
+
+    /// Connects to every master (tracking on).
+    pub(super) async fn connect_all(&self, entries: &Entries) -> Result<(), RedisError> {
+        self.ask().await?;
+        let masters: Vec<ConnectionInfo> = {
+            let slots = self.slots.read().unwrap_or_else(|p| p.into_inner());
+            let mut seen: Vec<ConnectionInfo> = Vec::new();
+            for (_, _, info) in slots.iter() {
+                if !seen.iter().any(|s| s.addr == info.addr) {
+                    seen.push(info.clone());
+                }
+            }
+            seen
+        };
+        for info in masters {
+            self.link_to(info)?.conn(entries).await?;
+        }
+        Ok(())
+    }
+
+    /// Positions of `keys` grouped by the master serving them, each group in order.
+    pub(super) async fn group(&self, keys: &[&str]) -> Result<Vec<Vec<usize>>, RedisError> {
+        let mut groups: Vec<(ConnectionAddr, Vec<usize>)> = Vec::new();
+        for (i, key) in keys.iter().enumerate() {
+            let addr = self.master_of(key).await?.addr;
+            match groups.iter_mut().find(|(a, _)| *a == addr) {
+                Some((_, group)) => group.push(i),
+                None => groups.push((addr, vec![i])),
+            }
+        }
+        Ok(groups.into_iter().map(|(_, group)| group).collect())
+    }
+
+    /// Has the slot map asked again before the next command.
+    pub(super) fn forget_slots(&self) {
+        self.slots
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+    }
+
+    async fn master_of(&self, key: &str) -> Result<ConnectionInfo, RedisError> {
+        let slot = slot_of_key(key);
+        if let Some(info) = self.lookup(slot) {
+            return Ok(info);
+        }
+        self.ask().await?;
+        self.lookup(slot)
+            .ok_or_else(|| no_master(format!("no master serves slot {slot}")))
+    }
+
+    fn lookup(&self, slot: u32) -> Option<ConnectionInfo> {
+        let slots = self.slots.read().unwrap_or_else(|p| p.into_inner());
+        slots
+            .iter()
+            .find(|(first, last, _)| (*first..=*last).contains(&slot))
+            .map(|(_, _, info)| info.clone())
+    }
+
+    fn link_to(&self, info: ConnectionInfo) -> Result<Arc<Link>, RedisError> {
+        let mut links = self.links.lock().unwrap_or_else(|p| p.into_inner());
+        let addr = info.addr.to_string();
+        if let Some(link) = links.get(&addr) {
+            return Ok(link.clone());
+        }
+        let link = Arc::new(Link::new(info)?);
+        links.insert(addr, link.clone());
+        Ok(link)
+    }
+
+    /// Asks the cluster for its slot map (the seeds first, then the masters known), unless
+    /// another caller just did.
+    async fn ask(&self) -> Result<(), RedisError> {
+        let _one = self.asking.lock().await;
+        if !self
+            .slots
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
+        {
+            return Ok(());
+        }
+        let mut candidates = self.seeds.clone();
+        {
+            let links = self.links.lock().unwrap_or_else(|p| p.into_inner());
+            for link in links.values() {
+                let info = link.info();
+                if !candidates.iter().any(|c| c.addr == info.addr) {
+                    candidates.push(info);
+                }
+            }
+        }
+        let mut last = None;
+        for seed in &candidates {
+            match slots_from(seed).await {
+                Ok(map) if !map.is_empty() => {
+                    *self.slots.write().unwrap_or_else(|p| p.into_inner()) = map;
+                    return Ok(());
+                }
+                Ok(_) => last = Some(no_master(format!("{} serves no slot", seed.addr))),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| no_master("no node to ask".into())))
+    }
+}
+
+/// `CLUSTER SLOTS` as `seed` answers it: each range and its master (as `seed`'s connection
+/// settings with the master's address; an empty host is `seed`'s).
+async fn slots_from(seed: &ConnectionInfo) -> Result<Vec<Range>, RedisError> {
+    let config = AsyncConnectionConfig::new()
+        .set_connection_timeout(Duration::from_secs(2))
+        .set_response_timeout(Duration::from_secs(2));
+    let mut conn = redis::Client::open(seed.clone())?
+        .get_multiplexed_async_connection_with_config(&config)
+        .await?;
+    let reply: Value = redis::cmd("CLUSTER")
+        .arg("SLOTS")
+        .query_async(&mut conn)
+        .await?;
+    let Value::Array(ranges) = reply else {
+        return Err(no_master(format!("CLUSTER SLOTS answered {reply:?}")));
+    };
+    let mut map = Vec::new();
+    for range in ranges {
+        let Value::Array(parts) = range else { continue };
+        let (Some(Value::Int(first)), Some(Value::Int(last)), Some(Value::Array(master))) =
+            (parts.first(), parts.get(1), parts.get(2))
+        else {
+            continue;
+        };
+        let host = match master.first() {
+            Some(Value::BulkString(host)) => String::from_utf8_lossy(host).into_owned(),
+            Some(Value::SimpleString(host)) => host.clone(),
+            _ => continue,
+        };
+        let Some(Value::Int(port)) = master.get(1) else {
+            continue;
+        };
+        let (Ok(first), Ok(last), Ok(port)) = (
+            u32::try_from(*first),
+            u32::try_from(*last),
+            u16::try_from(*port),
+        ) else {
+            continue;
+        };
+        map.push((first, last, at(seed, host, port)));
+    }
+    Ok(map)
+}
+
+/// `seed`'s connection settings at another address (a node that has no name for itself answers
+/// an empty host or `?`: the seed's host).
+fn at(seed: &ConnectionInfo, host: String, port: u16) -> ConnectionInfo {
+    let mut info = seed.clone();
+    info.addr = match &seed.addr {
+        ConnectionAddr::Tcp(seed_host, _) => ConnectionAddr::Tcp(or_seed(host, seed_host), port),
+        ConnectionAddr::TcpTls {
+            host: seed_host,
+            insecure,
+            tls_params,
+            ..
+        } => ConnectionAddr::TcpTls {
+            host: or_seed(host, seed_host),
+            port,
+            insecure: *insecure,
+            tls_params: tls_params.clone(),
+        },
+        unix => unix.clone(),
+    };
+    info
+}
+
+fn or_seed(host: String, seed: &str) -> String {
+    match host.as_str() {
+        "" | "?" => seed.to_owned(),
+        _ => host,
+    }
+}

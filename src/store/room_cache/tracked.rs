@@ -1,0 +1,258 @@
+//! The tracked connections: one to a single Redis, or one per master of a Redis Cluster
+//! ([`super::masters`]), each connected on first use and again after it is lost.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, ConnectionInfo, ProtocolVersion, PushInfo};
+
+use super::Entries;
+use super::masters::Masters;
+
+/// Makes Redis track the keys the next command reads (the connection tracks in `OPTIN` mode).
+pub fn caching_yes() -> redis::Cmd {
+    let mut cmd = redis::cmd("CLIENT");
+    cmd.arg("CACHING").arg("YES");
+    cmd
+}
+
+/// One server's tracked connection.
+pub(super) struct Link {
+    info: ConnectionInfo,
+    client: redis::Client,
+    conn: tokio::sync::Mutex<Option<MultiplexedConnection>>,
+}
+
+impl Link {
+    /// `info` of the server; the connection speaks RESP3 whatever it says.
+    pub(super) fn new(mut info: ConnectionInfo) -> Result<Link, redis::RedisError> {
+        info.redis.protocol = ProtocolVersion::RESP3;
+        Ok(Link {
+            client: redis::Client::open(info.clone())?,
+            info,
+            conn: tokio::sync::Mutex::new(None),
+        })
+    }
+
+    /// The connection, with tracking on; a new one forgets every entry (Redis tracks per
+    /// connection, and nothing read before it may be trusted).
+    pub(super) async fn conn(
+        &self,
+        entries: &Entries,
+    ) -> Result<MultiplexedConnection, redis::RedisError> {
+        let mut slot = self.conn.lock().await;
+        if let Some(conn) = slot.as_ref() {
+            return Ok(conn.clone());
+        }
+        entries.clear();
+        let pushed = entries.clone();
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Duration::from_secs(2))
+            .set_response_timeout(Duration::from_secs(2))
+            .set_push_sender(move |push: PushInfo| {
+                pushed.on_push(&push);
+                Ok::<(), std::convert::Infallible>(())
+            });
+        let mut conn = self
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?;
+        redis::cmd("CLIENT")
+            .arg("TRACKING")
+            .arg("ON")
+            .arg("OPTIN")
+            .arg("NOLOOP")
+            .query_async::<()>(&mut conn)
+            .await?;
+        *slot = Some(conn.clone());
+        Ok(conn)
+    }
+
+    /// Where it connects.
+    pub(super) fn info(&self) -> ConnectionInfo {
+        self.info.clone()
+    }
+
+    /// Drops the connection (lost): the next use connects again.
+    pub(super) async fn drop_conn(&self) {
+        *self.conn.lock().await = None;
+    }
+}
+
+enum Route {
+    One(Link),
+    Cluster(Masters),
+}
+
+/// The room cache's connections and entries.
+pub struct Tracked {
+    entries: Entries,
+    route: Route,
+}
+
+impl Tracked {
+    /// `url` is the store's Redis URL.
+    pub fn new(url: &str, capacity: usize) -> Result<Tracked, redis::RedisError> {
+        let info = redis::Client::open(url)?.get_connection_info().clone();
+        Ok(Tracked {
+            entries: Entries::new(capacity),
+            route: Route::One(Link::new(info)?),
+        })
+    }
+
+    /// One tracked connection per master of the cluster some of whose nodes `nodes` name
+    /// (`redis://host:port/` URLs).
+    pub fn cluster(nodes: &[String], capacity: usize) -> Result<Tracked, redis::RedisError> {
+        Ok(Tracked {
+            entries: Entries::new(capacity),
+            route: Route::Cluster(Masters::new(nodes)?),
+        })
+    }
+
+    /// `command` after `CLIENT CACHING YES`, as one pipeline (nothing can come between them on
+    /// the connection): under `OPTIN`, only the keys this command reads are tracked.
+    pub fn cached(command: redis::Cmd) -> redis::Pipeline {
+        let mut pipe = redis::pipe();
+        pipe.add_command(caching_yes())
+            .ignore()
+            .add_command(command);
+        pipe
+    }
+
+    /// Whether its connections are a cluster's (one per master).
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.route, Route::Cluster(_))
+    }
+
+    pub fn entries(&self) -> &Entries {
+        &self.entries
+    }
+
+    /// Connects (to every master of a cluster), with tracking on: whether this Redis can track.
+    pub async fn check(&self) -> Result<(), redis::RedisError> {
+        match &self.route {
+            Route::One(link) => link.conn(&self.entries).await.map(drop),
+            Route::Cluster(masters) => masters.connect_all(&self.entries).await,
+        }
+    }
+
+    /// The keys in groups that each go to one server, as positions in `keys` (in order).
+    pub async fn by_server(&self, keys: &[&str]) -> Result<Vec<Vec<usize>>, redis::RedisError> {
+        match &self.route {
+            Route::One(_) => Ok(vec![(0..keys.len()).collect()]),
+            Route::Cluster(masters) => masters.group(keys).await,
+        }
+    }
+
+    /// The link that serves `key`.
+    async fn link(&self, key: &str) -> Result<LinkRef<'_>, redis::RedisError> {
+        match &self.route {
+            Route::One(link) => Ok(LinkRef::Borrowed(link)),
+            Route::Cluster(masters) => Ok(LinkRef::Shared(masters.link(key).await?)),
+        }
+    }
+
+    /// Sends one command about `key` on its tracked connection; its answer comes with the token
+    /// [`Entries::fill`] needs. A failure forgets the key (a lost connection, everything).
+    pub async fn call<T, F, Fut>(&self, key: &str, send: F) -> Result<(T, u64), redis::RedisError>
+    where
+        F: Fn(MultiplexedConnection) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        let (answer, tokens) = self.call_many(&[key], send).await?;
+        Ok((answer, tokens.first().copied().unwrap_or_default()))
+    }
+
+    /// [`Tracked::call`] for a pipeline about several keys, all served by one server (see
+    /// [`Tracked::by_server`]): one token per key, in order. A cluster master that answers
+    /// `MOVED` or `ASK` ran nothing: the slot map is asked again and the command sent once more
+    /// to the master named now.
+    pub async fn call_many<T, F, Fut>(
+        &self,
+        keys: &[&str],
+        send: F,
+    ) -> Result<(T, Vec<u64>), redis::RedisError>
+    where
+        F: Fn(MultiplexedConnection) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let link = self.link(keys.first().copied().unwrap_or_default()).await?;
+            let conn = link.get().conn(&self.entries).await?;
+            // After connecting: a (re)connection forgets every entry, these marks included.
+            let tokens = keys.iter().map(|key| self.entries.begin(key)).collect();
+            match send(conn).await {
+                Ok(answer) => return Ok((answer, tokens)),
+                Err(e) => {
+                    for key in keys {
+                        self.entries.forget(key);
+                    }
+                    self.failed(link.get(), &e).await;
+                    if tries < 2 && self.is_cluster() && redirected(&e) {
+                        continue;
+                    }
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// After a failed command: a lost connection is dropped (and the cache with it), so the
+    /// next operation connects again; on a cluster, a lost master or a `MOVED` answer also has
+    /// the slot map asked again.
+    async fn failed(&self, link: &Link, error: &redis::RedisError) {
+        let lost = error.is_unrecoverable_error()
+            || error.is_connection_dropped()
+            || error.is_io_error()
+            || error.is_timeout()
+            || error.is_connection_refusal();
+        if lost {
+            link.drop_conn().await;
+            self.entries.clear();
+        }
+        if let Route::Cluster(masters) = &self.route
+            && (lost || redirected(error) || error.kind() == redis::ErrorKind::ClusterDown)
+        {
+            self.rerouted(masters);
+        }
+    }
+
+    /// A server answered that a key is served elsewhere (`MOVED`/`ASK` inside a pipeline's
+    /// replies): the slot map is asked again, and nothing kept is trusted.
+    pub fn moved(&self) {
+        if let Route::Cluster(masters) = &self.route {
+            self.rerouted(masters);
+        }
+    }
+
+    fn rerouted(&self, masters: &Masters) {
+        masters.forget_slots();
+        self.entries.clear();
+    }
+}
+
+/// A cluster node's answer that the key is served elsewhere.
+fn redirected(error: &redis::RedisError) -> bool {
+    matches!(
+        error.kind(),
+        redis::ErrorKind::Moved | redis::ErrorKind::Ask
+    )
+}
+
+/// A link owned by the single route, or shared out of a cluster's.
+enum LinkRef<'a> {
+    Borrowed(&'a Link),
+    Shared(Arc<Link>),
+}
+
+impl LinkRef<'_> {
+    fn get(&self) -> &Link {
+        match self {
+            LinkRef::Borrowed(link) => link,
+            LinkRef::Shared(link) => link,
+        }
+    }
+}
