@@ -4,7 +4,7 @@
 //! once (`modify_rooms`: each room's guarded save script, with its outbox event), from 24 tasks
 //! over 768 rooms of ONE app, for 10 s per phase, in the same run:
 //! 1. one `redis-server`, one shard (the single-Redis layout), with its room cache (the default:
-//!    a change needs no read of the room) and without (as on a cluster, where the cache is off);
+//!    a change needs no read of the room) and without;
 //! 2. a three-master cluster with the app over one shard (every room in one slot: the layout
 //!    before shards, for contrast);
 //! 3. the same cluster with the app over three shards (one per master);
@@ -265,8 +265,8 @@ async fn run() {
     let store = RedisStore::connect(&one.url()).await.unwrap();
     let single = phase("one Redis, 1 shard", store, nodes_of(&[&one])).await;
     drop(one);
-    // The room cache (on by default with one Redis, off on a cluster) spares each change a read
-    // of the room: without it, the like-for-like baseline.
+    // The room cache (on by default; on a cluster, a tracked connection per master) spares each
+    // change a read of the room: without it, for contrast.
     let one = RedisServer::start();
     let store = RedisStore::connect(&one.url())
         .await

@@ -98,7 +98,8 @@ fn encode<T: serde::Serialize>(value: &T) -> String {
 impl RedisStore {
     /// Connects (failing fast if Redis is not there) with short timeouts and background reconnects.
     /// `url` may name a Sentinel set (`redis+sentinel://…`, see [`failover`]): the store then
-    /// follows the master through failovers (without the room cache, which is per server).
+    /// follows the master through failovers (without the room cache: the master moves); on a
+    /// Redis Cluster the cache keeps a tracked connection per master.
     pub async fn connect(url: &str) -> Result<RedisStore, StoreError> {
         let target = Arc::new(failover::Target::parse(url).map_err(unavailable)?);
         let conn = failover::Conn::connect(target.clone())
