@@ -163,12 +163,7 @@ impl Store for MemoryStore {
         after: Option<(Micros, String)>,
         limit: usize,
     ) -> Result<Page<Room>, StoreError> {
-        let s = self.lock();
-        Ok(page(s.rooms_by_app.get(app), after, limit, |id| {
-            RoomId::parse(id)
-                .ok()
-                .and_then(|id| s.rooms.get(&id).cloned())
-        }))
+        Ok(self.lock().room_page(false, app, after, limit))
     }
 
     async fn live_rooms_of_app(
@@ -177,12 +172,7 @@ impl Store for MemoryStore {
         after: Option<(Micros, String)>,
         limit: usize,
     ) -> Result<Page<Room>, StoreError> {
-        let s = self.lock();
-        Ok(page(s.live_by_app.get(app), after, limit, |id| {
-            RoomId::parse(id)
-                .ok()
-                .and_then(|id| s.rooms.get(&id).cloned())
-        }))
+        Ok(self.lock().room_page(true, app, after, limit))
     }
 
     async fn rooms_on_node(&self, node: &NodePrefix) -> Result<Vec<(AppId, RoomId)>, StoreError> {

@@ -331,12 +331,7 @@ impl Store for RedisStore {
         after: Option<(Micros, String)>,
         limit: usize,
     ) -> Result<Page<Room>, StoreError> {
-        let record = |id: &str| {
-            let id = RoomId::parse(id).ok()?;
-            Some(keys::room(&self.shards.room_tag(app, &id), &id))
-        };
-        let indexes = self.in_every_shard(app, keys::rooms);
-        self.page_of(&indexes, record, after, limit).await
+        self.room_page(app, keys::rooms, after, limit).await
     }
 
     async fn live_rooms_of_app(

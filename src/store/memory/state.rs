@@ -38,6 +38,25 @@ pub(super) struct Inner {
 }
 
 impl Inner {
+    /// A page of the app's rooms by creation time; `live`: only those not ended.
+    pub(super) fn room_page(
+        &self,
+        live: bool,
+        app: &AppId,
+        after: Option<(Micros, String)>,
+        limit: usize,
+    ) -> Page<Room> {
+        let index = match live {
+            true => &self.live_by_app,
+            false => &self.rooms_by_app,
+        };
+        page(index.get(app), after, limit, |id| {
+            RoomId::parse(id)
+                .ok()
+                .and_then(|id| self.rooms.get(&id).cloned())
+        })
+    }
+
     /// Updates the indexes for a write of room `id` of `app`; `name` is the room's unique name
     /// when the delta releases it.
     pub(super) fn apply_delta(

@@ -9,10 +9,12 @@ use crate::conference::{AppId, Micros, NodePrefix, Room, RoomId, RoomStatus};
 use crate::store::{Page, Store, StoreError, keys};
 
 impl RedisStore {
-    /// A page of the app's rooms that have not ended.
-    pub(super) async fn live_page(
+    /// A page of the app's rooms in the index `index` names in each shard (all of them, or the
+    /// live ones), by creation time.
+    pub(super) async fn room_page(
         &self,
         app: &AppId,
+        index: fn(&str) -> String,
         after: Option<(Micros, String)>,
         limit: usize,
     ) -> Result<Page<Room>, StoreError> {
@@ -20,8 +22,18 @@ impl RedisStore {
             let id = RoomId::parse(id).ok()?;
             Some(keys::room(&self.shards.room_tag(app, &id), &id))
         };
-        let indexes = self.in_every_shard(app, keys::live_rooms);
-        let mut page: Page<Room> = self.page_of(&indexes, record, after, limit).await?;
+        let indexes = self.in_every_shard(app, index);
+        self.page_of(&indexes, record, after, limit).await
+    }
+
+    /// A page of the app's rooms that have not ended.
+    pub(super) async fn live_page(
+        &self,
+        app: &AppId,
+        after: Option<(Micros, String)>,
+        limit: usize,
+    ) -> Result<Page<Room>, StoreError> {
+        let mut page = self.room_page(app, keys::live_rooms, after, limit).await?;
         // Ended by a controller whose script did not unindex it: out now (it never comes back).
         let mut ended = redis::pipe();
         page.items.retain(|room| {
