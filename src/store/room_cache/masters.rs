@@ -104,8 +104,11 @@ impl Masters {
             return Ok(info);
         }
         self.ask().await?;
-        self.lookup(slot)
-            .ok_or_else(|| no_master(format!("no master serves slot {slot}")))
+        self.lookup(slot).ok_or_else(|| {
+            // A map taken mid-failover: asked again next time.
+            self.forget_slots();
+            no_master(format!("no master serves slot {slot}"))
+        })
     }
 
     fn lookup(&self, slot: u32) -> Option<ConnectionInfo> {
