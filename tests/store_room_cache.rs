@@ -432,3 +432,72 @@ async fn on_a_cluster_a_moved_slot_is_followed() {
         converges(&b, id, want).await;
     }
 }
+
+/// A cluster master killed (SIGKILL) and its replica promoted: a controller that had its rooms
+/// cached drops them with the lost connection, finds the new master from the cluster, and reads
+/// what was written there; writes go on after a short window of errors (the API's 503s).
+#[tokio::test]
+async fn on_a_cluster_a_master_failover_is_followed() {
+    let mut cluster = common::redis_cluster::RedisCluster::with_replicas(1);
+    let a = RedisStore::connect(&cluster.url())
+        .await
+        .unwrap()
+        .with_shards(3);
+    let b = RedisStore::connect(&cluster.url())
+        .await
+        .unwrap()
+        .with_shards(3);
+    let rooms: Vec<Room> = (0..6).map(|i| room_of(&a, &format!("f{i}"))).collect();
+    for r in &rooms {
+        a.create_room(r, &[]).await.unwrap();
+    }
+    let ids: Vec<RoomId> = rooms.iter().map(|r| r.id.clone()).collect();
+    set_details(&a, &ids, "before").await;
+    for id in &ids {
+        assert_eq!(a.room(&app(), id).await.unwrap().unwrap().detail, "before");
+    }
+    let key = cluster
+        .find_key(&format!("sy:{{app-a*}}:room:{}", ids[0]))
+        .expect("the room's key");
+    let old = cluster.master_of(&key).expect("the room's master");
+    cluster.nodes[old].kill();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while cluster.master_of(&key).is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "no replica took over:\n{}",
+            cluster.describe((old + 1) % cluster.nodes.len())
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Writes fail while the connection to the dead master is found out, then go to the new one.
+    loop {
+        let written = update_room(&b, &app(), &ids[0], |r| {
+            r.detail = "after the failover".into();
+            r.seq += 1;
+            Ok::<_, ()>(((), Vec::new()))
+        })
+        .await;
+        if matches!(written, Ok(Some(Ok(_)))) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "writes never resumed: {written:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The reader had the room cached from the dead master: never that copy again.
+    loop {
+        match a.room(&app(), &ids[0]).await {
+            Ok(Some(r)) if r.detail == "after the failover" => break,
+            Ok(Some(r)) => assert_ne!(r.detail, "", "{r:?}"),
+            _ => {}
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the reader never saw the new master's room"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -24,7 +24,12 @@ fn cli(port: u16, args: &[&str]) -> String {
 
 impl RedisCluster {
     pub fn start() -> RedisCluster {
-        let nodes: Vec<RedisServer> = (0..3)
+        RedisCluster::with_replicas(0)
+    }
+
+    /// Three masters with `replicas` replicas each (`--cluster-replicas`).
+    pub fn with_replicas(replicas: usize) -> RedisCluster {
+        let nodes: Vec<RedisServer> = (0..3 * (1 + replicas))
             .map(|_| {
                 // The cluster bus port is the client port + 10,000 unless named, which fails
                 // for a free port above 55,535: name a free one.
@@ -41,6 +46,9 @@ impl RedisCluster {
                     "nodes.conf",
                     "--cluster-node-timeout",
                     "2000",
+                    // A replica's first sync at once (the default waits 5 s for more replicas).
+                    "--repl-diskless-sync-delay",
+                    "0",
                 ])
             })
             .collect();
@@ -50,7 +58,8 @@ impl RedisCluster {
             .collect();
         let mut args = vec!["--cluster", "create"];
         args.extend(addrs.iter().map(String::as_str));
-        args.extend(["--cluster-replicas", "0", "--cluster-yes"]);
+        let replicas = replicas.to_string();
+        args.extend(["--cluster-replicas", &replicas, "--cluster-yes"]);
         let created = cli(nodes[0].port, &args);
         assert!(
             created.contains("All 16384 slots covered"),
@@ -60,6 +69,15 @@ impl RedisCluster {
         for node in &nodes {
             while !cli(node.port, &["cluster", "info"]).contains("cluster_state:ok") {
                 assert!(Instant::now() < deadline, "the cluster never became ok");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            // A replica that never synced cannot take over (its data would be too old).
+            loop {
+                let info = cli(node.port, &["info", "replication"]);
+                if info.contains("role:master") || info.contains("master_link_status:up") {
+                    break;
+                }
+                assert!(Instant::now() < deadline, "a replica never synced: {info}");
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
@@ -82,9 +100,7 @@ impl RedisCluster {
     pub fn move_slot_of(&self, key: &str) -> (usize, usize) {
         let port = |i: usize| self.nodes[i].port;
         let slot = cli(port(0), &["CLUSTER", "KEYSLOT", key]).trim().to_owned();
-        let from = (0..self.nodes.len())
-            .find(|&i| !cli(port(i), &["EXISTS", key]).contains("MOVED"))
-            .expect("a node serves the key's slot");
+        let from = self.master_of(key).expect("a node serves the key's slot");
         let to = (from + 1) % self.nodes.len();
         let id = |i: usize| cli(port(i), &["CLUSTER", "MYID"]).trim().to_owned();
         let (from_id, to_id) = (id(from), id(to));
@@ -114,6 +130,17 @@ impl RedisCluster {
         (from, to)
     }
 
+    /// The node that serves `key`'s slot now (a replica or another master answers `MOVED`, a
+    /// cluster that lost the slot's master `CLUSTERDOWN`, a killed node nothing).
+    pub fn master_of(&self, key: &str) -> Option<usize> {
+        (0..self.nodes.len()).find(|&i| {
+            self.nodes[i].pid().is_some() && {
+                let answer = cli(self.nodes[i].port, &["EXISTS", key]);
+                matches!(answer.trim(), "0" | "1")
+            }
+        })
+    }
+
     /// The key a pattern names, on whichever node holds it.
     pub fn find_key(&self, pattern: &str) -> Option<String> {
         self.nodes.iter().find_map(|n| {
@@ -124,5 +151,10 @@ impl RedisCluster {
                 .find(|k| !k.is_empty())
                 .map(str::to_owned)
         })
+    }
+
+    /// What node `i` says of the cluster (`CLUSTER NODES`).
+    pub fn describe(&self, i: usize) -> String {
+        cli(self.nodes[i].port, &["CLUSTER", "NODES"])
     }
 }

@@ -113,7 +113,7 @@ impl RedisStore {
             if again.is_empty() {
                 break;
             }
-            if let Err(e) = self.load_save_script().await {
+            if let Err(e) = self.load_save_script(writes, &again).await {
                 for &i in &again {
                     results[i] = Some(Err(e.clone()));
                 }
@@ -451,12 +451,40 @@ impl RedisStore {
         cmd
     }
 
-    async fn load_save_script(&self) -> Result<(), StoreError> {
-        self.save_room
-            .load_async(&mut self.conn())
-            .await
-            .map(drop)
-            .map_err(unavailable)
+    /// Loads the save script where the writes `again` go: through the cluster client (every
+    /// master), or on a cluster with the room cache, on each of their masters' own connections
+    /// (the cluster client may still be asking a master that failed over).
+    async fn load_save_script(
+        &self,
+        writes: &[RoomWrite<'_>],
+        again: &[usize],
+    ) -> Result<(), StoreError> {
+        let Some(tracked) = self.rooms.as_ref().filter(|t| t.is_cluster()) else {
+            return self
+                .save_room
+                .load_async(&mut self.conn())
+                .await
+                .map(drop)
+                .map_err(unavailable);
+        };
+        let room_keys: Vec<String> = again
+            .iter()
+            .map(|&i| {
+                let room = &writes[i].new;
+                keys::room(&self.shards.room_tag(&room.app, &room.id), &room.id)
+            })
+            .collect();
+        let room_keys: Vec<&str> = room_keys.iter().map(String::as_str).collect();
+        for group in tracked.by_server(&room_keys).await.map_err(unavailable)? {
+            let key = room_keys[group[0]];
+            tracked
+                .on_server_of(key, |mut conn| async move {
+                    self.save_room.load_async(&mut conn).await.map(drop)
+                })
+                .await
+                .map_err(unavailable)?;
+        }
+        Ok(())
     }
 
     /// Ended rooms leave their node's set and the timeouts, and their global lookups expire

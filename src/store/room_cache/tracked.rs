@@ -181,7 +181,15 @@ impl Tracked {
         loop {
             tries += 1;
             let link = self.link(keys.first().copied().unwrap_or_default()).await?;
-            let conn = link.get().conn(&self.entries).await?;
+            let conn = match link.get().conn(&self.entries).await {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // A master that cannot be reached (killed, failed over): on a cluster the
+                    // slot map is asked again before the next command.
+                    self.failed(link.get(), &e).await;
+                    return Err(e);
+                }
+            };
             // After connecting: a (re)connection forgets every entry, these marks included.
             let tokens = keys.iter().map(|key| self.entries.begin(key)).collect();
             match send(conn).await {
@@ -198,6 +206,24 @@ impl Tracked {
                 }
             }
         }
+    }
+
+    /// Sends `send` on the connection of the server that serves `key`, leaving the cache alone
+    /// (a script load).
+    pub async fn on_server_of<T, F, Fut>(&self, key: &str, send: F) -> redis::RedisResult<T>
+    where
+        F: FnOnce(MultiplexedConnection) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        let link = self.link(key).await?;
+        let sent = match link.get().conn(&self.entries).await {
+            Ok(conn) => send(conn).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = &sent {
+            self.failed(link.get(), e).await;
+        }
+        sent
     }
 
     /// After a failed command: a lost connection is dropped (and the cache with it), so the
