@@ -60,7 +60,7 @@ impl Masters {
 
     /// Connects to every master (tracking on).
     pub(super) async fn connect_all(&self, entries: &Entries) -> Result<(), RedisError> {
-        self.ask().await?;
+        Box::pin(self.ask()).await?;
         let masters: Vec<ConnectionInfo> = {
             let slots = self.slots.read().unwrap_or_else(|p| p.into_inner());
             let mut seen: Vec<ConnectionInfo> = Vec::new();
@@ -103,7 +103,7 @@ impl Masters {
         if let Some(info) = self.lookup(slot) {
             return Ok(info);
         }
-        self.ask().await?;
+        Box::pin(self.ask()).await?;
         self.lookup(slot).ok_or_else(|| {
             // A map taken mid-failover: asked again next time.
             self.forget_slots();
@@ -131,7 +131,9 @@ impl Masters {
     }
 
     /// Asks the cluster for its slot map (the seeds first, then the masters known), unless
-    /// another caller just did.
+    /// another caller just did. Callers box it: its future (connects, a command) would
+    /// otherwise nest into every room read's and write's, past what the compiler lays out in a
+    /// caller's async block (`queries overflow the depth limit` in `benches/room_apply.rs`).
     async fn ask(&self) -> Result<(), RedisError> {
         let _one = self.asking.lock().await;
         if !self
