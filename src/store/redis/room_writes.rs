@@ -18,7 +18,7 @@ use redis::aio::ConnectionLike;
 
 use super::{RedisStore, unavailable};
 use crate::conference::{DomainEvent, Room};
-use crate::store::room_cache::{self, Entries};
+use crate::store::room_cache::{self, Entries, Tracked};
 use crate::store::{IndexDelta, Modified, RoomChange, Saved, Store, StoreError, keys, unique_name};
 
 /// The save script's source.
@@ -59,6 +59,14 @@ enum Reply {
     Failed(String),
 }
 
+impl Reply {
+    /// A cluster master's answer that the room's slot is served elsewhere (`MOVED`, `ASK`):
+    /// nothing ran.
+    fn redirected(&self) -> bool {
+        matches!(self, Reply::Failed(e) if e.starts_with("MOVED") || e.starts_with("ASK"))
+    }
+}
+
 impl RedisStore {
     /// Writes rooms, each guarded by its `seq`, in one pipelined round trip; one result per
     /// write, in order. An ended room's global lookups are set to expire afterwards (one more
@@ -95,10 +103,7 @@ impl RedisStore {
                             }
                             // A cluster master no longer serving the room's slot ran nothing;
                             // the slot map is asked again (`send_writes`) before the retry.
-                            Reply::Failed(e)
-                                if attempt == 0
-                                    && (e.starts_with("MOVED") || e.starts_with("ASK")) =>
-                            {
+                            reply if attempt == 0 && reply.redirected() => {
                                 again.push(i);
                                 continue;
                             }
@@ -247,6 +252,25 @@ impl RedisStore {
             .collect()
     }
 
+    fn room_key(&self, room: &Room) -> String {
+        keys::room(&self.shards.room_tag(&room.app, &room.id), &room.id)
+    }
+
+    /// The writes `todo` grouped by the master that holds each one's room (positions in `todo`).
+    async fn by_master(
+        &self,
+        tracked: &Tracked,
+        writes: &[RoomWrite<'_>],
+        todo: &[usize],
+    ) -> Result<Vec<Vec<usize>>, StoreError> {
+        let room_keys: Vec<String> = todo
+            .iter()
+            .map(|&i| self.room_key(&writes[i].new))
+            .collect();
+        let room_keys: Vec<&str> = room_keys.iter().map(String::as_str).collect();
+        tracked.by_server(&room_keys).await.map_err(unavailable)
+    }
+
     /// [`Self::send_writes`] once per server of the room cache's connections (a cluster's
     /// masters: one pipeline each, all at once); the replies in `todo`'s order.
     async fn send_routed(
@@ -259,15 +283,7 @@ impl RedisStore {
         let Some(tracked) = self.rooms.as_ref().filter(|t| t.is_cluster()) else {
             return self.send_writes(writes, deltas, todo, track).await;
         };
-        let room_keys: Vec<String> = todo
-            .iter()
-            .map(|&i| {
-                let room = &writes[i].new;
-                keys::room(&self.shards.room_tag(&room.app, &room.id), &room.id)
-            })
-            .collect();
-        let room_keys: Vec<&str> = room_keys.iter().map(String::as_str).collect();
-        let groups = tracked.by_server(&room_keys).await.map_err(unavailable)?;
+        let groups = self.by_master(tracked, writes, todo).await?;
         if groups.len() <= 1 {
             return self.send_writes(writes, deltas, todo, track).await;
         }
@@ -387,9 +403,7 @@ impl RedisStore {
                         }
                     })?;
                 // A cluster master that no longer serves a slot: the map is asked again.
-                if outcomes.iter().any(|o| {
-                    matches!(o, Reply::Failed(e) if e.starts_with("MOVED") || e.starts_with("ASK"))
-                }) {
+                if outcomes.iter().any(Reply::redirected) {
                     tracked.moved();
                 }
                 let keep = match track {
@@ -467,18 +481,10 @@ impl RedisStore {
                 .map(drop)
                 .map_err(unavailable);
         };
-        let room_keys: Vec<String> = again
-            .iter()
-            .map(|&i| {
-                let room = &writes[i].new;
-                keys::room(&self.shards.room_tag(&room.app, &room.id), &room.id)
-            })
-            .collect();
-        let room_keys: Vec<&str> = room_keys.iter().map(String::as_str).collect();
-        for group in tracked.by_server(&room_keys).await.map_err(unavailable)? {
-            let key = room_keys[group[0]];
+        for group in self.by_master(tracked, writes, again).await? {
+            let key = self.room_key(&writes[again[group[0]]].new);
             tracked
-                .on_server_of(key, |mut conn| async move {
+                .on_server_of(&key, |mut conn| async move {
                     self.save_room.load_async(&mut conn).await.map(drop)
                 })
                 .await

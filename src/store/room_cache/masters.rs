@@ -13,14 +13,14 @@ use super::tracked::Link;
 use crate::store::redis::slot_of_key;
 
 /// Slots `first..=last` and the master serving them.
-type Range = (u32, u32, ConnectionInfo);
+type Range<T> = (u32, u32, T);
 
 pub(super) struct Masters {
     /// The nodes the URL names: where the slot map is asked first.
     seeds: Vec<ConnectionInfo>,
-    /// Empty: to be asked.
-    slots: RwLock<Vec<Range>>,
-    /// By address (`host:port`).
+    /// Each range's master's link (a lookup per command clones no address); empty: to be asked.
+    slots: RwLock<Vec<Range<Arc<Link>>>>,
+    /// Every master's link, by address (`host:port`): a master keeps its link across maps.
     links: Mutex<HashMap<String, Arc<Link>>>,
     /// One question to the cluster at a time.
     asking: tokio::sync::Mutex<()>,
@@ -52,39 +52,33 @@ impl Masters {
         })
     }
 
-    /// The tracked link to the master serving `key`'s slot.
-    pub(super) async fn link(&self, key: &str) -> Result<Arc<Link>, RedisError> {
-        let info = self.master_of(key).await?;
-        self.link_to(info)
-    }
-
     /// Connects to every master (tracking on).
     pub(super) async fn connect_all(&self, entries: &Entries) -> Result<(), RedisError> {
         Box::pin(self.ask()).await?;
-        let masters: Vec<ConnectionInfo> = {
+        let masters: Vec<Arc<Link>> = {
             let slots = self.slots.read().unwrap_or_else(|p| p.into_inner());
-            let mut seen: Vec<ConnectionInfo> = Vec::new();
-            for (_, _, info) in slots.iter() {
-                if !seen.iter().any(|s| s.addr == info.addr) {
-                    seen.push(info.clone());
+            let mut seen: Vec<Arc<Link>> = Vec::new();
+            for (_, _, link) in slots.iter() {
+                if !seen.iter().any(|s| Arc::ptr_eq(s, link)) {
+                    seen.push(link.clone());
                 }
             }
             seen
         };
-        for info in masters {
-            self.link_to(info)?.conn(entries).await?;
+        for link in masters {
+            link.conn(entries).await?;
         }
         Ok(())
     }
 
     /// Positions of `keys` grouped by the master serving them, each group in order.
     pub(super) async fn group(&self, keys: &[&str]) -> Result<Vec<Vec<usize>>, RedisError> {
-        let mut groups: Vec<(ConnectionAddr, Vec<usize>)> = Vec::new();
+        let mut groups: Vec<(Arc<Link>, Vec<usize>)> = Vec::new();
         for (i, key) in keys.iter().enumerate() {
-            let addr = self.master_of(key).await?.addr;
-            match groups.iter_mut().find(|(a, _)| *a == addr) {
+            let link = self.link(key).await?;
+            match groups.iter_mut().find(|(l, _)| Arc::ptr_eq(l, &link)) {
                 Some((_, group)) => group.push(i),
-                None => groups.push((addr, vec![i])),
+                None => groups.push((link, vec![i])),
             }
         }
         Ok(groups.into_iter().map(|(_, group)| group).collect())
@@ -98,10 +92,11 @@ impl Masters {
             .clear();
     }
 
-    async fn master_of(&self, key: &str) -> Result<ConnectionInfo, RedisError> {
+    /// The tracked link to the master serving `key`'s slot.
+    pub(super) async fn link(&self, key: &str) -> Result<Arc<Link>, RedisError> {
         let slot = slot_of_key(key);
-        if let Some(info) = self.lookup(slot) {
-            return Ok(info);
+        if let Some(link) = self.lookup(slot) {
+            return Ok(link);
         }
         Box::pin(self.ask()).await?;
         self.lookup(slot).ok_or_else(|| {
@@ -111,12 +106,12 @@ impl Masters {
         })
     }
 
-    fn lookup(&self, slot: u32) -> Option<ConnectionInfo> {
+    fn lookup(&self, slot: u32) -> Option<Arc<Link>> {
         let slots = self.slots.read().unwrap_or_else(|p| p.into_inner());
         slots
             .iter()
             .find(|(first, last, _)| (*first..=*last).contains(&slot))
-            .map(|(_, _, info)| info.clone())
+            .map(|(_, _, link)| link.clone())
     }
 
     fn link_to(&self, info: ConnectionInfo) -> Result<Arc<Link>, RedisError> {
@@ -158,6 +153,10 @@ impl Masters {
         for seed in &candidates {
             match slots_from(seed).await {
                 Ok(map) if !map.is_empty() => {
+                    let map = map
+                        .into_iter()
+                        .map(|(first, last, info)| Ok((first, last, self.link_to(info)?)))
+                        .collect::<Result<_, RedisError>>()?;
                     *self.slots.write().unwrap_or_else(|p| p.into_inner()) = map;
                     return Ok(());
                 }
@@ -171,7 +170,7 @@ impl Masters {
 
 /// `CLUSTER SLOTS` as `seed` answers it: each range and its master (as `seed`'s connection
 /// settings with the master's address; an empty host is `seed`'s).
-async fn slots_from(seed: &ConnectionInfo) -> Result<Vec<Range>, RedisError> {
+async fn slots_from(seed: &ConnectionInfo) -> Result<Vec<Range<ConnectionInfo>>, RedisError> {
     let config = AsyncConnectionConfig::new()
         .set_connection_timeout(Duration::from_secs(2))
         .set_response_timeout(Duration::from_secs(2));

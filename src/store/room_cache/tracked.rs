@@ -81,7 +81,7 @@ impl Link {
 }
 
 enum Route {
-    One(Link),
+    One(Arc<Link>),
     Cluster(Masters),
 }
 
@@ -97,7 +97,7 @@ impl Tracked {
         let info = redis::Client::open(url)?.get_connection_info().clone();
         Ok(Tracked {
             entries: Entries::new(capacity),
-            route: Route::One(Link::new(info)?),
+            route: Route::One(Arc::new(Link::new(info)?)),
         })
     }
 
@@ -146,10 +146,10 @@ impl Tracked {
     }
 
     /// The link that serves `key`.
-    async fn link(&self, key: &str) -> Result<LinkRef<'_>, redis::RedisError> {
+    async fn link(&self, key: &str) -> Result<Arc<Link>, redis::RedisError> {
         match &self.route {
-            Route::One(link) => Ok(LinkRef::Borrowed(link)),
-            Route::Cluster(masters) => Ok(LinkRef::Shared(masters.link(key).await?)),
+            Route::One(link) => Ok(link.clone()),
+            Route::Cluster(masters) => masters.link(key).await,
         }
     }
 
@@ -181,12 +181,12 @@ impl Tracked {
         loop {
             tries += 1;
             let link = self.link(keys.first().copied().unwrap_or_default()).await?;
-            let conn = match link.get().conn(&self.entries).await {
+            let conn = match link.conn(&self.entries).await {
                 Ok(conn) => conn,
                 Err(e) => {
                     // A master that cannot be reached (killed, failed over): on a cluster the
                     // slot map is asked again before the next command.
-                    self.failed(link.get(), &e).await;
+                    self.failed(&link, &e).await;
                     return Err(e);
                 }
             };
@@ -198,7 +198,7 @@ impl Tracked {
                     for key in keys {
                         self.entries.forget(key);
                     }
-                    self.failed(link.get(), &e).await;
+                    self.failed(&link, &e).await;
                     if tries < 2 && self.is_cluster() && redirected(&e) {
                         continue;
                     }
@@ -216,12 +216,12 @@ impl Tracked {
         Fut: std::future::Future<Output = redis::RedisResult<T>>,
     {
         let link = self.link(key).await?;
-        let sent = match link.get().conn(&self.entries).await {
+        let sent = match link.conn(&self.entries).await {
             Ok(conn) => send(conn).await,
             Err(e) => Err(e),
         };
         if let Err(e) = &sent {
-            self.failed(link.get(), e).await;
+            self.failed(&link, e).await;
         }
         sent
     }
@@ -266,19 +266,4 @@ fn redirected(error: &redis::RedisError) -> bool {
         error.kind(),
         redis::ErrorKind::Moved | redis::ErrorKind::Ask
     )
-}
-
-/// A link owned by the single route, or shared out of a cluster's.
-enum LinkRef<'a> {
-    Borrowed(&'a Link),
-    Shared(Arc<Link>),
-}
-
-impl LinkRef<'_> {
-    fn get(&self) -> &Link {
-        match self {
-            LinkRef::Borrowed(link) => link,
-            LinkRef::Shared(link) => link,
-        }
-    }
 }
