@@ -96,8 +96,8 @@ impl RedisCluster {
 
     /// Moves the slot of `key` (with every key in it) to the next node, as `redis-cli
     /// --cluster reshard` does: importing and migrating marks, `MIGRATE` of its keys, the new
-    /// owner told to every node. Returns (the node that held it, the node that holds it now).
-    pub fn move_slot_of(&self, key: &str) -> (usize, usize) {
+    /// owner told to every node.
+    pub fn move_slot_of(&self, key: &str) {
         let port = |i: usize| self.nodes[i].port;
         let slot = cli(port(0), &["CLUSTER", "KEYSLOT", key]).trim().to_owned();
         let from = self.master_of(key).expect("a node serves the key's slot");
@@ -127,7 +127,6 @@ impl RedisCluster {
         for i in 0..self.nodes.len() {
             ok(cli(port(i), &["CLUSTER", "SETSLOT", &slot, "NODE", &to_id]));
         }
-        (from, to)
     }
 
     /// The node that serves `key`'s slot now (a replica or another master answers `MOVED`, a
@@ -151,6 +150,29 @@ impl RedisCluster {
                 .find(|k| !k.is_empty())
                 .map(str::to_owned)
         })
+    }
+
+    /// Waits until node `i`'s replicas have everything it has (replication is asynchronous: a
+    /// replica promoted before that lacks the latest writes).
+    pub fn wait_replicated(&self, i: usize) {
+        let field = |info: &str, name: &str| -> Option<u64> {
+            info.split(|c| c == '\n' || c == ',')
+                .find_map(|kv| kv.trim().strip_prefix(name)?.parse().ok())
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let info = cli(self.nodes[i].port, &["INFO", "replication"]);
+            let master = field(&info, "master_repl_offset:");
+            let replica = field(&info, "offset=");
+            if master.is_some() && replica >= master {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "replicas never caught up: {info}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// What node `i` says of the cluster (`CLUSTER NODES`).
