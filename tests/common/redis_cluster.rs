@@ -156,7 +156,7 @@ impl RedisCluster {
     /// replica promoted before that lacks the latest writes).
     pub fn wait_replicated(&self, i: usize) {
         let field = |info: &str, name: &str| -> Option<u64> {
-            info.split(|c| c == '\n' || c == ',')
+            info.split(['\n', ','])
                 .find_map(|kv| kv.trim().strip_prefix(name)?.parse().ok())
         };
         let deadline = Instant::now() + Duration::from_secs(10);
