@@ -14,6 +14,11 @@ use switchyard::conference::{AppId, NodePrefix, Room, RoomId, RoomStatus, RoomTy
 use switchyard::store::redis::RedisStore;
 use switchyard::store::{RoomChange, Store, modify_rooms, update_room};
 
+/// Held by the test that restarts a Redis on its port and by the ones that start clusters (a
+/// dozen servers and bus listeners on free ports): one of those could take the port while the
+/// restarted server is down (CI: "redis-server did not come up").
+static PORTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn app() -> AppId {
     AppId::parse("app-a").unwrap()
 }
@@ -161,6 +166,7 @@ async fn two_controllers_updating_one_room_lose_nothing() {
 
 #[tokio::test]
 async fn a_redis_restart_empties_the_cache_and_reads_resume() {
+    let _ports = PORTS.lock().await;
     let mut server = RedisServer::start();
     let a = RedisStore::connect(&server.url()).await.unwrap();
     let r = new_room("survivor");
@@ -388,6 +394,7 @@ fn room_of(store: &RedisStore, name: &str) -> Room {
 /// master is kept, another controller's changes reach the cached reader, nothing is lost.
 #[tokio::test]
 async fn on_a_cluster_each_master_tells_the_cache_of_changes() {
+    let _ports = PORTS.lock().await;
     let cluster = common::redis_cluster::RedisCluster::start();
     let (a, b) = two_on(&cluster).await;
     let rooms: Vec<Room> = (0..24).map(|i| room_of(&a, &format!("c{i}"))).collect();
@@ -427,6 +434,7 @@ async fn on_a_cluster_each_master_tells_the_cache_of_changes() {
 /// writes follow the slot to its new master with no error, and nothing is lost.
 #[tokio::test]
 async fn on_a_cluster_a_moved_slot_is_followed() {
+    let _ports = PORTS.lock().await;
     let cluster = common::redis_cluster::RedisCluster::start();
     let (a, b) = two_on(&cluster).await;
     let (ids, room_key) = six_read_through(&cluster, &a, "m").await;
@@ -450,6 +458,7 @@ async fn on_a_cluster_a_moved_slot_is_followed() {
 /// what was written there; writes go on after a short window of errors (the API's 503s).
 #[tokio::test]
 async fn on_a_cluster_a_master_failover_is_followed() {
+    let _ports = PORTS.lock().await;
     let mut cluster = common::redis_cluster::RedisCluster::with_replicas(1);
     let (a, b) = two_on(&cluster).await;
     let (ids, key) = six_read_through(&cluster, &a, "f").await;
