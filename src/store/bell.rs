@@ -29,6 +29,9 @@ struct Inner {
     apps: Mutex<HashMap<AppId, watch::Sender<u64>>>,
     /// Whether rings reach this process (always, for the memory store).
     live: watch::Sender<bool>,
+    /// Counts the apps that got a bell: a subscriber that names each app's channels (a Redis
+    /// Cluster's sharded Pub/Sub has no patterns) learns of new ones.
+    added: watch::Sender<u64>,
 }
 
 /// In-process bells, live from the start (the memory store's).
@@ -45,25 +48,32 @@ impl Bells {
             inner: Arc::new(Inner {
                 apps: Mutex::new(HashMap::new()),
                 live: watch::Sender::new(live),
+                added: watch::Sender::new(0),
             }),
         }
     }
 
-    fn apps(&self) -> MutexGuard<'_, HashMap<AppId, watch::Sender<u64>>> {
+    fn bells(&self) -> MutexGuard<'_, HashMap<AppId, watch::Sender<u64>>> {
         // A panic while holding the lock leaves a map that is still consistent.
         self.inner.apps.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// A reader's view of the app's bell.
     pub fn watch(&self, app: &AppId) -> OutboxWatch {
-        let mut apps = self.apps();
+        let mut apps = self.bells();
         // Bells nobody listens to any more go (apps come from the configuration; this only
         // keeps the map from holding the senders of finished readers' apps).
         apps.retain(|_, bell| bell.receiver_count() > 0);
-        let rings = apps
-            .entry(app.clone())
-            .or_insert_with(|| watch::Sender::new(0))
-            .subscribe();
+        let rings = match apps.get(app) {
+            Some(bell) => bell.subscribe(),
+            None => {
+                let bell = watch::Sender::new(0);
+                let rings = bell.subscribe();
+                apps.insert(app.clone(), bell);
+                self.inner.added.send_modify(|n| *n = n.wrapping_add(1));
+                rings
+            }
+        };
         OutboxWatch {
             rings,
             live: self.inner.live.subscribe(),
@@ -72,14 +82,24 @@ impl Bells {
 
     /// The app's outbox grew.
     pub fn ring(&self, app: &AppId) {
-        if let Some(bell) = self.apps().get(app) {
+        if let Some(bell) = self.bells().get(app) {
             bell.send_modify(|n| *n = n.wrapping_add(1));
         }
     }
 
+    /// The apps that have a bell now.
+    pub fn apps(&self) -> Vec<AppId> {
+        self.bells().keys().cloned().collect()
+    }
+
+    /// Changes whenever an app gets a bell (see [`Bells::apps`]).
+    pub fn added(&self) -> watch::Receiver<u64> {
+        self.inner.added.subscribe()
+    }
+
     /// Every app's outbox may have grown (rings were missed while the bell was not live).
     pub fn ring_all(&self) {
-        for bell in self.apps().values() {
+        for bell in self.bells().values() {
             bell.send_modify(|n| *n = n.wrapping_add(1));
         }
     }

@@ -20,6 +20,7 @@ mod reads;
 mod room_writes;
 mod sessions;
 mod shards;
+pub(crate) mod slot_map;
 mod sweep;
 
 use cached::tracked;
@@ -160,6 +161,22 @@ impl RedisStore {
         self.conn.clone()
     }
 
+    /// How a write announces an append to the outbox of shard `tag` ([`keys::appended`]): a
+    /// sharded `SPUBLISH` on a Redis Cluster (the message stays on the shard's master; see
+    /// [`appended`]), a `PUBLISH` elsewhere.
+    fn publish_command(&self) -> &'static str {
+        match *self.target {
+            failover::Target::Cluster(_) => "SPUBLISH",
+            _ => "PUBLISH",
+        }
+    }
+
+    fn publish(&self, tag: &str) -> redis::Cmd {
+        let mut cmd = redis::cmd(self.publish_command());
+        cmd.arg(keys::appended(tag)).arg("");
+        cmd
+    }
+
     /// The lease script (`lua/lease.lua`), for the fleet's node leases.
     pub(crate) fn lease_script(&self) -> &Script {
         &self.lease
@@ -208,7 +225,8 @@ impl Store for RedisStore {
             .arg(room.id.as_str())
             .arg(room.seq)
             .arg(encode(room))
-            .arg(room.created_at);
+            .arg(room.created_at)
+            .arg(self.publish_command());
         for event in Self::events_json(events) {
             eval.arg(event);
         }
@@ -497,6 +515,7 @@ impl Store for RedisStore {
                 Ok(runtime) => {
                     runtime.spawn(appended::listen(
                         self.target.clone(),
+                        self.shards.count(),
                         self.bells.clone(),
                         stop.clone(),
                     ));

@@ -175,6 +175,11 @@ impl RedisCluster {
         }
     }
 
+    /// `redis-cli` against node `i`: its output.
+    pub fn cli(&self, i: usize, args: &[&str]) -> String {
+        cli(self.nodes[i].port, args)
+    }
+
     /// What node `i` says of the cluster (`CLUSTER NODES`).
     pub fn describe(&self, i: usize) -> String {
         cli(self.nodes[i].port, &["CLUSTER", "NODES"])

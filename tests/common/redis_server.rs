@@ -22,22 +22,33 @@ impl RedisServer {
     /// With extra `redis-server` arguments (e.g. `--rename-command CLIENT ""`).
     #[allow(dead_code)]
     pub fn start_with(extra: &[&str]) -> RedisServer {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir =
-            std::env::temp_dir().join(format!("switchyard-redis-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut server = RedisServer {
-            child: None,
-            port,
-            dir,
-            extra: extra.iter().map(|s| s.to_string()).collect(),
-        };
-        server.spawn();
-        server
+        // A free port can be taken by another test's server (or a cluster's bus) before ours
+        // binds it: that one exits, and another port is tried.
+        let mut attempts = 0;
+        loop {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let dir = std::env::temp_dir()
+                .join(format!("switchyard-redis-{}-{port}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let mut server = RedisServer {
+                child: None,
+                port,
+                dir,
+                extra: extra.iter().map(|s| s.to_string()).collect(),
+            };
+            match server.spawn() {
+                Ok(()) => return server,
+                Err(e) if attempts < 5 => {
+                    attempts += 1;
+                    eprintln!("redis-server: {e}; trying another port");
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
     }
 
     pub fn url(&self) -> String {
@@ -50,7 +61,7 @@ impl RedisServer {
         self.child.as_ref().map(Child::id)
     }
 
-    fn spawn(&mut self) {
+    fn spawn(&mut self) -> Result<(), String> {
         let child = Command::new("redis-server")
             .args([
                 "--port",
@@ -75,27 +86,49 @@ impl RedisServer {
                 )
             });
         self.child = Some(child);
-        self.wait_ready();
+        self.wait_ready()
     }
 
-    fn wait_ready(&self) {
+    /// Waits until our server answers `PING` (not while it loads its data), and checks that
+    /// the server answering is ours (its process id): another test's server could hold the
+    /// port ours failed to bind.
+    fn wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) {
-                let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
-                let mut buf = [0u8; 16];
-                if s.write_all(b"PING\r\n").is_ok()
-                    && s.read(&mut buf)
-                        .is_ok_and(|n| buf[..n].starts_with(b"+PONG"))
-                {
-                    return;
+            let pid = match self.child.as_mut().map(|c| (c.id(), c.try_wait())) {
+                Some((pid, Ok(None))) => pid,
+                Some((_, Ok(Some(status)))) => {
+                    self.child = None;
+                    return Err(format!(
+                        "redis-server on port {} exited: {status}",
+                        self.port
+                    ));
+                }
+                _ => return Err("redis-server is not running".into()),
+            };
+            if let Some(answer) = ask(self.port, b"PING\r\n", b"\r\n")
+                && answer.starts_with(b"+PONG")
+            {
+                let info = ask(self.port, b"INFO server\r\n", b"process_id:")
+                    .map(|a| String::from_utf8_lossy(&a).into_owned())
+                    .unwrap_or_default();
+                let ours = format!("process_id:{pid}\r");
+                if info.contains(&ours) {
+                    return Ok(());
+                }
+                if info.contains("process_id:") {
+                    return Err(format!(
+                        "port {} is another redis-server's, not ours",
+                        self.port
+                    ));
                 }
             }
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not come up on port {}",
-                self.port
-            );
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "redis-server did not come up on port {}",
+                    self.port
+                ));
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -111,7 +144,9 @@ impl RedisServer {
     /// Starts it again on the same port with the same data.
     pub fn restart(&mut self) {
         self.kill();
-        self.spawn();
+        if let Err(e) = self.spawn() {
+            panic!("{e}");
+        }
     }
 }
 
@@ -120,4 +155,24 @@ impl Drop for RedisServer {
         self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Sends `request` to the server on `port` and reads its answer up to the line after `until`
+/// (at most 16 KB, half a second).
+fn ask(port: u16, request: &[u8], until: &[u8]) -> Option<Vec<u8>> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_millis(500))).ok()?;
+    s.write_all(request).ok()?;
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    while answer.len() < 16 * 1024 {
+        let n = s.read(&mut buf).ok().filter(|&n| n > 0)?;
+        answer.extend_from_slice(&buf[..n]);
+        if let Some(at) = answer.windows(until.len()).position(|w| w == until)
+            && answer[at..].windows(2).any(|w| w == b"\r\n")
+        {
+            return Some(answer);
+        }
+    }
+    Some(answer)
 }

@@ -4,6 +4,9 @@
 //! the app's bell, so a waiting dispatcher or event stream wakes whichever controller instance
 //! appended.
 //!
+//! On a Redis Cluster the writes `SPUBLISH` instead, and [`sharded`] subscribes to each app's
+//! shard channels on their masters.
+//!
 //! Pub/Sub is fire-and-forget: a message published while the subscriber is disconnected is
 //! lost. So the bells are live only while the subscription is (checked with a `PING` every
 //! few seconds, since a silently dead TCP connection would otherwise look idle); meanwhile
@@ -17,6 +20,10 @@ use tokio_util::sync::CancellationToken;
 use crate::conference::AppId;
 use crate::store::bell::Bells;
 use crate::store::keys;
+use crate::store::redis::failover::Target;
+use crate::store::redis::shards::Shards;
+
+mod sharded;
 
 /// How long connecting, subscribing and a `PING` may take.
 const TIMEOUT: Duration = Duration::from_secs(2);
@@ -25,16 +32,23 @@ const PING_EVERY: Duration = Duration::from_secs(5);
 
 /// Rings `bells` for what is published, until `stop`.
 pub(super) async fn listen(
-    target: std::sync::Arc<super::failover::Target>,
+    target: std::sync::Arc<Target>,
+    shards: usize,
     bells: Bells,
     stop: CancellationToken,
 ) {
+    let shards = Shards::new(shards);
     let mut wait = Duration::from_millis(100);
     let mut outage_logged = false;
     loop {
         match tokio::select! {
             () = stop.cancelled() => return,
-            session = subscribed(&target, &bells, &stop) => session,
+            session = async {
+                match &*target {
+                    Target::Cluster(nodes) => sharded::subscribed(nodes, &shards, &bells, &stop).await,
+                    _ => subscribed(&target, &bells, &stop).await,
+                }
+            } => session,
         } {
             Ok(()) => {
                 wait = Duration::from_millis(100);
@@ -64,7 +78,7 @@ pub(super) async fn listen(
 /// bells were not live), then rings each app's bell for its messages. Returns `Ok` when an
 /// established subscription ends, `Err` when it could not be established.
 async fn subscribed(
-    target: &super::failover::Target,
+    target: &Target,
     bells: &Bells,
     stop: &CancellationToken,
 ) -> redis::RedisResult<()> {

@@ -117,7 +117,7 @@ impl RedisStore {
                     .ignore();
             }
             // As the room scripts do: the readers of the outbox wake.
-            pipe.publish(keys::appended(&tag), "").ignore();
+            pipe.add_command(self.publish(&tag)).ignore();
             pipe.query_async::<()>(&mut self.conn())
                 .await
                 .map_err(unavailable)?;

@@ -366,7 +366,7 @@ impl RedisStore {
         // The outbox's readers wake once per shard that grew, after its scripts (a spurious
         // ring when a write lost its race is harmless).
         for tag in &appended {
-            pipe.publish(keys::appended(tag), "");
+            pipe.add_command(self.publish(tag));
         }
         if !lookups.is_empty() {
             lookups

@@ -1,0 +1,202 @@
+//! The bells on a Redis Cluster, by sharded Pub/Sub: writes `SPUBLISH` on the channel of the
+//! shard they appended to, which lives in the outbox's slot (`sy:{tag}:outbox:appended`), so
+//! the message stays on that slot's master (and its replicas). A plain `PUBLISH` goes to every
+//! node of a cluster over its bus: each master would spend CPU on every other master's writes,
+//! and the cluster would not grow with its masters (`benches/cluster_store.rs`).
+//!
+//! Sharded Pub/Sub has no patterns, so the subscriber names each channel: every shard of every
+//! app that has a bell ([`Bells::apps`]), each on the master of its slot (`CLUSTER SLOTS`),
+//! over one RESP3 connection per master whose pushes all reach one queue. An app that gets a
+//! bell later is subscribed then (and its bell rung once: a ring before that was not heard).
+//! The session ends, and the caller starts another from a new slot map, when a master's
+//! connection is lost or does not answer a `PING`, or when a master unsubscribes us: Redis
+//! does that when a channel's slot moves to another master (a reshard, a failover).
+
+use std::collections::HashSet;
+
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, ConnectionInfo, ProtocolVersion, PushInfo, PushKind, Value};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::{PING_EVERY, TIMEOUT, within};
+use crate::conference::AppId;
+use crate::store::bell::Bells;
+use crate::store::keys;
+use crate::store::redis::shards::Shards;
+use crate::store::redis::slot_map::{Range, no_master, slots_from};
+use crate::store::redis::slot_of_key;
+
+/// One master's subscribing connection.
+struct Master {
+    info: ConnectionInfo,
+    conn: MultiplexedConnection,
+}
+
+/// One subscription session over the cluster whose nodes (some of them) are `nodes`, for apps
+/// over `shards` shards. As [`super::subscribed`]: `Ok` when an established session ends, `Err`
+/// when it could not be established.
+pub(super) async fn subscribed(
+    nodes: &[String],
+    shards: &Shards,
+    bells: &Bells,
+    stop: &CancellationToken,
+) -> redis::RedisResult<()> {
+    let map = slot_map(nodes).await?;
+    let (pushed, mut pushes) = mpsc::unbounded_channel::<PushInfo>();
+    let mut masters: Vec<Master> = Vec::new();
+    for (_, _, info) in &map {
+        if masters.iter().any(|m| m.info.addr == info.addr) {
+            continue;
+        }
+        let conn = within(connect(info.clone(), pushed.clone())).await?;
+        masters.push(Master {
+            info: info.clone(),
+            conn,
+        });
+    }
+    let mut added = bells.added();
+    added.borrow_and_update();
+    let mut heard: HashSet<String> = HashSet::new();
+    subscribe(&map, &mut masters, shards, &bells.apps(), &mut heard).await?;
+    bells.set_live(true);
+    bells.ring_all();
+    let mut ping = tokio::time::interval(PING_EVERY);
+    ping.tick().await;
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return Ok(()),
+            push = pushes.recv() => {
+                let Some(push) = push else { return Ok(()) };
+                match push.kind {
+                    PushKind::SMessage => {
+                        if let Some(app) = channel_app(&push) {
+                            bells.ring(&app);
+                        }
+                    }
+                    // The channel's slot left that master, or the connection did.
+                    PushKind::SUnsubscribe | PushKind::Disconnection => return Ok(()),
+                    _ => {}
+                }
+            }
+            changed = added.changed() => {
+                if changed.is_err() {
+                    return Ok(());
+                }
+                let apps: Vec<AppId> = bells.apps();
+                let new: Vec<AppId> = apps
+                    .into_iter()
+                    .filter(|app| {
+                        shards.tags(app).iter().any(|tag| !heard.contains(&keys::appended(tag)))
+                    })
+                    .collect();
+                if subscribe(&map, &mut masters, shards, &new, &mut heard).await.is_err() {
+                    return Ok(());
+                }
+                for app in &new {
+                    bells.ring(app);
+                }
+            }
+            _ = ping.tick() => {
+                for master in &mut masters {
+                    if within(master.conn.send_packed_command(&redis::cmd("PING"))).await.is_err() {
+                        return Ok(());
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The cluster's slot map, from the first of `nodes` that answers with one.
+async fn slot_map(nodes: &[String]) -> redis::RedisResult<Vec<Range<ConnectionInfo>>> {
+    let mut last = None;
+    for node in nodes {
+        let seed = redis::Client::open(node.as_str())?
+            .get_connection_info()
+            .clone();
+        match slots_from(&seed).await {
+            Ok(map) if !map.is_empty() => return Ok(map),
+            Ok(_) => last = Some(no_master(format!("{node} serves no slot"))),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| no_master("no node to ask".into())))
+}
+
+/// A RESP3 connection to a master whose pushes go to `pushed`.
+async fn connect(
+    mut info: ConnectionInfo,
+    pushed: mpsc::UnboundedSender<PushInfo>,
+) -> redis::RedisResult<MultiplexedConnection> {
+    info.redis.protocol = ProtocolVersion::RESP3;
+    let config = AsyncConnectionConfig::new()
+        .set_connection_timeout(TIMEOUT)
+        .set_response_timeout(TIMEOUT)
+        .set_push_sender(pushed);
+    redis::Client::open(info)?
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+}
+
+/// Subscribes to the channels of `apps`' shards not yet in `heard`, each on its slot's master
+/// (one channel per `SSUBSCRIBE`: each has one reply).
+async fn subscribe(
+    map: &[Range<ConnectionInfo>],
+    masters: &mut [Master],
+    shards: &Shards,
+    apps: &[AppId],
+    heard: &mut HashSet<String>,
+) -> redis::RedisResult<()> {
+    for app in apps {
+        for tag in shards.tags(app).iter() {
+            let channel = keys::appended(tag);
+            if heard.contains(&channel) {
+                continue;
+            }
+            let slot = slot_of_key(&channel);
+            let master = map
+                .iter()
+                .find(|(first, last, _)| (*first..=*last).contains(&slot))
+                .and_then(|(_, _, info)| masters.iter_mut().find(|m| m.info.addr == info.addr))
+                .ok_or_else(|| no_master(format!("no master serves slot {slot}")))?;
+            let mut cmd = redis::cmd("SSUBSCRIBE");
+            cmd.arg(&channel);
+            within(master.conn.send_packed_command(&cmd)).await?;
+            heard.insert(channel);
+        }
+    }
+    Ok(())
+}
+
+/// The app whose channel a `smessage` push came on.
+fn channel_app(push: &PushInfo) -> Option<AppId> {
+    let channel = match push.data.first()? {
+        Value::BulkString(bytes) => std::str::from_utf8(bytes).ok()?,
+        Value::SimpleString(s) => s.as_str(),
+        _ => return None,
+    };
+    keys::appended_app(channel).and_then(|a| AppId::parse(a).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_smessage_names_the_app_of_any_shard() {
+        let push = |channel: &str| PushInfo {
+            kind: PushKind::SMessage,
+            data: vec![
+                Value::BulkString(channel.as_bytes().to_vec()),
+                Value::BulkString(Vec::new()),
+            ],
+        };
+        let app = AppId::parse("acme").unwrap_or_else(|e| panic!("{e}"));
+        let shards = Shards::new(3);
+        for tag in shards.tags(&app).iter() {
+            assert_eq!(channel_app(&push(&keys::appended(tag))), Some(app.clone()));
+        }
+        assert_eq!(channel_app(&push("sy:{acme}:outbox")), None);
+    }
+}
