@@ -2,9 +2,10 @@
 //! stream): a store rings an app's bell when it appends to that app's outbox, and a reader that
 //! has caught up waits for the bell instead of polling.
 //!
-//! The memory store rings in-process. The Redis store's writes publish on the app's channel
-//! (`sy:{app}:appended`, in the same script as the append), and one subscriber per process
-//! ([`super::redis`]) rings the bells, so a reader wakes when any controller instance appends.
+//! The memory store rings in-process. The Redis store's writes publish on the channel of the
+//! app's shard they appended to (`sy:{shard}:outbox:appended`, with the append), and one
+//! subscriber per process ([`super::redis`]) rings the bells, so a reader wakes when any
+//! controller instance appends.
 //!
 //! A bell can miss nothing while it is *live*: a reader marks what it has seen before it reads
 //! ([`OutboxWatch::seen`]), so a ring between its read and its wait still wakes it. While the

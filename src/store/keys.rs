@@ -43,7 +43,7 @@
 //! | `sy:{shard}:sessions` | zset score created_at µs | the shard's live sessions of the app |
 //! | `sy:{shard}:in:<session_id>` | string | room_id the session is in (in the room's shard) |
 //! | `sy:{shard}:outbox` | stream, field `event` (JSON) | domain events for webhooks, of the shard's rooms |
-//! | `sy:{shard}:outbox:appended` | Pub/Sub channel (not a key) | the id of the newest entry, published with each append (wakes the outbox's readers) |
+//! | `sy:{shard}:outbox:appended` | Pub/Sub channel (not a key) | published after each batch of appends to the shard's outbox (wakes the outbox's readers; on a cluster a sharded `SPUBLISH`: the channel's slot is the outbox's) |
 //! | `sy:{shard}:cd:<key>` | string with PX | a cooldown |
 //! | `sy:{shard}:cmd:<key>` | string with EX | a remembered command answer |
 //! | `sy:{app}:wh:pos` | string | the webhook dispatcher's outbox position (a stream id per shard) |
