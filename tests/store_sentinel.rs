@@ -17,7 +17,9 @@ use serde_json::json;
 
 use common::api::{A, TestLab, eventually, options};
 use common::redis_server::RedisServer;
+use switchyard::conference::{AppId, NodePrefix, Room, RoomId, RoomStatus, RoomType};
 use switchyard::store::redis::RedisStore;
+use switchyard::store::{Store, update_room};
 
 const MASTER: &str = "switchyard";
 
@@ -92,35 +94,78 @@ async fn master_port(port: u16) -> Option<u16> {
     }
 }
 
+/// A master, its replica and three sentinels watching it, each knowing the replica and the
+/// other sentinels.
+struct SentinelSet {
+    master: RedisServer,
+    replica: RedisServer,
+    sentinels: Vec<SentinelProcess>,
+}
+
+impl SentinelSet {
+    async fn start() -> SentinelSet {
+        let master = RedisServer::start();
+        let replica_of = master.port.to_string();
+        let replica = RedisServer::start_with(&["--replicaof", "127.0.0.1", &replica_of]);
+        let sentinels: Vec<SentinelProcess> = (0..3)
+            .map(|_| SentinelProcess::start(master.port))
+            .collect();
+        // The sentinels know the replica (and each other) before anything can fail over.
+        eventually("the sentinels see the replica", || async {
+            let mut all = true;
+            for s in &sentinels {
+                let replicas = redis_cmd(s.port, &["SENTINEL", "replicas", MASTER]).await;
+                all &= matches!(replicas, Ok(redis::Value::Array(r)) if !r.is_empty());
+                let peers = redis_cmd(s.port, &["SENTINEL", "sentinels", MASTER]).await;
+                all &= matches!(peers, Ok(redis::Value::Array(p)) if p.len() == 2);
+            }
+            all
+        })
+        .await;
+        SentinelSet {
+            master,
+            replica,
+            sentinels,
+        }
+    }
+
+    /// The store's URL: every sentinel and the master's name.
+    fn url(&self) -> String {
+        format!(
+            "redis+sentinel://{}/{MASTER}",
+            self.sentinels
+                .iter()
+                .map(|s| format!("127.0.0.1:{}", s.port))
+                .collect::<Vec<_>>()
+                .join(",")
+        )
+    }
+
+    /// Waits until the replica has everything the master has.
+    async fn synced(&self) {
+        let synced = redis_cmd(self.master.port, &["WAIT", "1", "5000"]).await;
+        assert!(matches!(synced, Ok(redis::Value::Int(1))), "{synced:?}");
+    }
+
+    /// Waits until the sentinels name the replica as the master.
+    async fn replica_promoted(&self) {
+        let port = self.replica.port;
+        eventually("the sentinels name the replica", || async {
+            master_port(self.sentinels[0].port).await == Some(port)
+        })
+        .await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_master_killed_under_traffic_costs_a_window_of_503s_then_the_promoted_replica_serves() {
-    let mut master = RedisServer::start();
-    let replica_of = master.port.to_string();
-    let replica = RedisServer::start_with(&["--replicaof", "127.0.0.1", &replica_of]);
-    let sentinels: Vec<SentinelProcess> = (0..3)
-        .map(|_| SentinelProcess::start(master.port))
-        .collect();
-    // The sentinels know the replica (and each other) before anything can fail over.
-    eventually("the sentinels see the replica", || async {
-        let mut all = true;
-        for s in &sentinels {
-            let replicas = redis_cmd(s.port, &["SENTINEL", "replicas", MASTER]).await;
-            all &= matches!(replicas, Ok(redis::Value::Array(r)) if !r.is_empty());
-            let peers = redis_cmd(s.port, &["SENTINEL", "sentinels", MASTER]).await;
-            all &= matches!(peers, Ok(redis::Value::Array(p)) if p.len() == 2);
-        }
-        all
-    })
-    .await;
-
-    let url = format!(
-        "redis+sentinel://{}/{MASTER}",
-        sentinels
-            .iter()
-            .map(|s| format!("127.0.0.1:{}", s.port))
-            .collect::<Vec<_>>()
-            .join(",")
-    );
+    let set = SentinelSet::start().await;
+    let url = set.url();
+    let SentinelSet {
+        mut master,
+        replica,
+        sentinels,
+    } = set;
     let store = RedisStore::connect(&url)
         .await
         .expect("connects through the sentinels");
@@ -195,4 +240,137 @@ async fn a_master_killed_under_traffic_costs_a_window_of_503s_then_the_promoted_
     let second = r.body["uuid"].as_str().unwrap().to_owned();
     t.joined(A, &room, &second).await;
     assert_eq!(t.members(A, &room).await.len(), 2);
+}
+
+fn app() -> AppId {
+    AppId::parse("app-a").unwrap()
+}
+
+/// Two controllers' stores on the set, and a room one made and the other read (and keeps).
+async fn reader_and_writer(set: &SentinelSet) -> (RedisStore, RedisStore, RoomId) {
+    let (reader, writer) = (
+        RedisStore::connect(&set.url()).await.unwrap(),
+        RedisStore::connect(&set.url()).await.unwrap(),
+    );
+    let mut room = Room::new(
+        RoomId::new(&NodePrefix::parse("abcde").unwrap(), uuid::Uuid::new_v4()),
+        app(),
+        "cached".into(),
+        RoomType::Conference,
+        uuid::Uuid::new_v4().to_string(),
+        1,
+    );
+    room.status = RoomStatus::Progressing;
+    writer.create_room(&room, &[]).await.unwrap();
+    assert!(reader.room(&app(), &room.id).await.unwrap().is_some());
+    assert_eq!(
+        reader.cached_rooms(),
+        1,
+        "the reader keeps the room it read"
+    );
+    (reader, writer, room.id)
+}
+
+/// `store` changes the room's detail, retrying through the failover's window of errors.
+async fn write_detail(store: &RedisStore, id: &RoomId, detail: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let written = update_room(store, &app(), id, |r| {
+            r.detail = detail.into();
+            r.seq += 1;
+            Ok::<_, ()>(((), Vec::new()))
+        })
+        .await;
+        if matches!(written, Ok(Some(Ok(_)))) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "writes never resumed: {written:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Once `store` answers at all, it answers with the room as `detail` left it: never an older
+/// copy it kept from before the failover.
+async fn reads_detail(store: &RedisStore, id: &RoomId, detail: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(room) = store.room(&app(), id).await {
+            assert_eq!(room.map(|r| r.detail).as_deref(), Some(detail));
+            return;
+        }
+        assert!(Instant::now() < deadline, "the reader never read again");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Another controller's change reaches `store`'s cache (Redis's invalidation comes on the
+/// reader's own connection, so it may come a moment after the writer's answer).
+async fn comes_to_read(store: &RedisStore, id: &RoomId, detail: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let read = store.room(&app(), id).await;
+        if matches!(&read, Ok(Some(r)) if r.detail == detail) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "never read {detail:?}: {read:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The room cache with a Sentinel set: the master SIGKILLed, the replica promoted; the cached
+/// reader never serves its copy from the dead master after the new one has a newer room, and
+/// keeps rooms again (tracked by the new master).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_room_cache_follows_a_killed_master_to_the_promoted_replica() {
+    let mut set = SentinelSet::start().await;
+    let (reader, writer, id) = reader_and_writer(&set).await;
+    set.synced().await;
+    set.master.kill();
+    set.replica_promoted().await;
+    write_detail(&writer, &id, "after the failover").await;
+    reads_detail(&reader, &id, "after the failover").await;
+    assert_eq!(reader.cached_rooms(), 1, "the reader keeps rooms again");
+    // And it is told of the next change (the new master tracks what it read).
+    write_detail(&writer, &id, "later").await;
+    comes_to_read(&reader, &id, "later").await;
+}
+
+/// A failover asked of the sentinels (`SENTINEL FAILOVER`): the old master stays up as the new
+/// one's replica. The cached reader follows the new master and writes through it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_room_cache_follows_a_master_demoted_to_replica() {
+    let set = SentinelSet::start().await;
+    let (reader, writer, id) = reader_and_writer(&set).await;
+    set.synced().await;
+    let asked = redis_cmd(set.sentinels[0].port, &["SENTINEL", "FAILOVER", MASTER]).await;
+    assert!(asked.is_ok(), "{asked:?}");
+    set.replica_promoted().await;
+    // Until the sentinels turn the old master into the new one's replica, both take writes, and
+    // the old one's are lost when it turns (Redis Sentinel's own window; see README): the test
+    // writes after that.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let info = match redis_cmd(set.master.port, &["INFO", "replication"]).await {
+            Ok(redis::Value::BulkString(b)) => String::from_utf8_lossy(&b).into_owned(),
+            other => format!("{other:?}"),
+        };
+        if info.contains("master_link_status:up") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the old master never became the new one's replica: {info}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    write_detail(&writer, &id, "after the failover").await;
+    reads_detail(&reader, &id, "after the failover").await;
+    // The reader writes too (its room writes go over the tracked connection: to the new master,
+    // not to the old one, which answers READONLY now).
+    write_detail(&reader, &id, "by the reader").await;
+    reads_detail(&reader, &id, "by the reader").await;
+    comes_to_read(&writer, &id, "by the reader").await;
 }

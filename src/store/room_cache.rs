@@ -31,7 +31,7 @@ use redis::{PushInfo, PushKind, Value};
 mod masters;
 mod tracked;
 
-pub use tracked::{Tracked, caching_yes};
+pub use tracked::{FindMaster, Tracked, caching_yes};
 
 use crate::conference::Room;
 

@@ -9,13 +9,14 @@ use redis::Script;
 use super::failover::Target;
 use super::{RedisStore, decode, query_loading, unavailable};
 use crate::conference::{AppId, Room, RoomId};
-use crate::store::room_cache::Tracked;
+use crate::store::room_cache::{FindMaster, Tracked};
 use crate::store::{StoreError, keys};
 
 /// The room cache's connection (one per master on a cluster), tried once: a Redis that refuses
 /// RESP3 or client tracking (before 6.0, or a proxy that lacks them) leaves the cache off,
-/// loudly, rather than every read failing; a Redis that cannot be reached is an error. A
-/// Sentinel set's master moves: no cache there.
+/// loudly, rather than every read failing; a Redis that cannot be reached is an error. With a
+/// Sentinel set, the connection is to the master the sentinels name, asked again whenever it
+/// is lost or answers as a replica.
 pub(super) async fn tracked(
     target: &Target,
     capacity: usize,
@@ -23,7 +24,14 @@ pub(super) async fn tracked(
     let tracked = match target {
         Target::Plain(url) => Tracked::new(url, capacity),
         Target::Cluster(nodes) => Tracked::cluster(nodes, capacity),
-        Target::Sentinel { .. } => return Ok(None),
+        Target::Sentinel { .. } => {
+            let target = Arc::new(target.clone());
+            let find: FindMaster = Arc::new(move || {
+                let target = target.clone();
+                Box::pin(async move { Ok(target.master().await?.get_connection_info().clone()) })
+            });
+            Ok(Tracked::following(find, capacity))
+        }
     }
     .map_err(unavailable)?;
     match tracked.check().await {

@@ -1,5 +1,6 @@
-//! The tracked connections: one to a single Redis, or one per master of a Redis Cluster
-//! ([`super::masters`]), each connected on first use and again after it is lost.
+//! The tracked connections: one to a single Redis, one to the master a Sentinel set names now,
+//! or one per master of a Redis Cluster ([`super::masters`]), each connected on first use and
+//! again after it is lost.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +23,8 @@ pub(super) struct Link {
     info: ConnectionInfo,
     client: redis::Client,
     conn: tokio::sync::Mutex<Option<MultiplexedConnection>>,
+    /// Refuse a server that is not a master (`ROLE`) when connecting.
+    masters_only: bool,
 }
 
 impl Link {
@@ -32,7 +35,17 @@ impl Link {
             client: redis::Client::open(info.clone())?,
             info,
             conn: tokio::sync::Mutex::new(None),
+            masters_only: false,
         })
+    }
+
+    /// Connects only while the server is a master: a Sentinel set's old master can be named
+    /// for a moment after it became a replica, and a replica lags its master (reads from it
+    /// could be older than what was written). The connection fails instead; the master is
+    /// asked for again.
+    pub(super) fn masters_only(mut self) -> Link {
+        self.masters_only = true;
+        self
     }
 
     /// The connection, with tracking on; a new one forgets every entry (Redis tracks per
@@ -65,6 +78,16 @@ impl Link {
             .arg("NOLOOP")
             .query_async::<()>(&mut conn)
             .await?;
+        if self.masters_only {
+            let role: Vec<redis::Value> = redis::cmd("ROLE").query_async(&mut conn).await?;
+            if !matches!(role.first(), Some(redis::Value::BulkString(r)) if r == b"master") {
+                return Err(redis::RedisError::from((
+                    redis::ErrorKind::ReadOnly,
+                    "not a master (any more)",
+                    self.info.addr.to_string(),
+                )));
+            }
+        }
         *slot = Some(conn.clone());
         Ok(conn)
     }
@@ -80,8 +103,22 @@ impl Link {
     }
 }
 
+/// Where the master is now (a Sentinel set's answer): asked when the tracked connection is
+/// made, and again after it is lost.
+pub type FindMaster = Arc<
+    dyn Fn() -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = redis::RedisResult<ConnectionInfo>> + Send>,
+        > + Send
+        + Sync,
+>;
+
 enum Route {
     One(Arc<Link>),
+    /// The master that `find` names; `None` until asked (and after the link was lost).
+    Following {
+        find: FindMaster,
+        link: tokio::sync::Mutex<Option<Arc<Link>>>,
+    },
     Cluster(Masters),
 }
 
@@ -99,6 +136,20 @@ impl Tracked {
             entries: Entries::new(capacity),
             route: Route::One(Arc::new(Link::new(info)?)),
         })
+    }
+
+    /// One tracked connection to the master `find` names (a Sentinel set's), followed through
+    /// failovers: a lost connection, or an answer that the server is no longer a master
+    /// (`READONLY`), has the master asked for again, and nothing kept is trusted. A server the
+    /// sentinels still name but that is a replica now is not used (see [`Link::new`]).
+    pub fn following(find: FindMaster, capacity: usize) -> Tracked {
+        Tracked {
+            entries: Entries::new(capacity),
+            route: Route::Following {
+                find,
+                link: tokio::sync::Mutex::new(None),
+            },
+        }
     }
 
     /// One tracked connection per master of the cluster some of whose nodes `nodes` name
@@ -132,7 +183,9 @@ impl Tracked {
     /// Connects (to every master of a cluster), with tracking on: whether this Redis can track.
     pub async fn check(&self) -> Result<(), redis::RedisError> {
         match &self.route {
-            Route::One(link) => link.conn(&self.entries).await.map(drop),
+            Route::One(_) | Route::Following { .. } => {
+                self.link("").await?.conn(&self.entries).await.map(drop)
+            }
             Route::Cluster(masters) => masters.connect_all(&self.entries).await,
         }
     }
@@ -140,7 +193,7 @@ impl Tracked {
     /// The keys in groups that each go to one server, as positions in `keys` (in order).
     pub async fn by_server(&self, keys: &[&str]) -> Result<Vec<Vec<usize>>, redis::RedisError> {
         match &self.route {
-            Route::One(_) => Ok(vec![(0..keys.len()).collect()]),
+            Route::One(_) | Route::Following { .. } => Ok(vec![(0..keys.len()).collect()]),
             Route::Cluster(masters) => masters.group(keys).await,
         }
     }
@@ -149,6 +202,15 @@ impl Tracked {
     async fn link(&self, key: &str) -> Result<Arc<Link>, redis::RedisError> {
         match &self.route {
             Route::One(link) => Ok(link.clone()),
+            Route::Following { find, link } => {
+                let mut link = link.lock().await;
+                if let Some(link) = link.as_ref() {
+                    return Ok(link.clone());
+                }
+                let found = Arc::new(Link::new(find().await?)?.masters_only());
+                *link = Some(found.clone());
+                Ok(found)
+            }
             Route::Cluster(masters) => masters.link(key).await,
         }
     }
@@ -227,7 +289,8 @@ impl Tracked {
     }
 
     /// After a failed command: a lost connection is dropped (and the cache with it), so the
-    /// next operation connects again; on a cluster, a lost master or a `MOVED` answer also has
+    /// next operation connects again; following a Sentinel set, the master is asked for again
+    /// then (and after a `READONLY`); on a cluster, a lost master or a `MOVED` answer also has
     /// the slot map asked again.
     async fn failed(&self, link: &Link, error: &redis::RedisError) {
         let lost = error.is_unrecoverable_error()
@@ -237,6 +300,16 @@ impl Tracked {
             || error.is_connection_refusal();
         if lost {
             link.drop_conn().await;
+            self.entries.clear();
+        }
+        // A Sentinel set's master that was demoted to a replica answers `READONLY`.
+        if let Route::Following { link: current, .. } = &self.route
+            && (lost || error.kind() == redis::ErrorKind::ReadOnly)
+        {
+            let mut current = current.lock().await;
+            if current.as_ref().is_some_and(|c| std::ptr::eq(&**c, link)) {
+                *current = None;
+            }
             self.entries.clear();
         }
         if let Route::Cluster(masters) = &self.route
