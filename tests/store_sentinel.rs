@@ -338,19 +338,27 @@ async fn the_room_cache_follows_a_killed_master_to_the_promoted_replica() {
     comes_to_read(&reader, &id, "later").await;
 }
 
-/// A failover asked of the sentinels (`SENTINEL FAILOVER`): the old master stays up as the new
-/// one's replica. The cached reader follows the new master and writes through it.
+/// A failover asked of the sentinels (`SENTINEL FAILOVER`, a planned switch): the old master
+/// stays up, and takes writes, until the sentinels turn it into the new one's replica seconds
+/// later, and what it took meanwhile is lost then. The stores move on the sentinels'
+/// announcement, before any command fails: nothing written after the switch is lost, and the
+/// cached reader reads and writes on the new master.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_room_cache_follows_a_master_demoted_to_replica() {
+async fn a_planned_failover_is_followed_at_once_and_loses_no_write() {
     let set = SentinelSet::start().await;
     let (reader, writer, id) = reader_and_writer(&set).await;
     set.synced().await;
     let asked = redis_cmd(set.sentinels[0].port, &["SENTINEL", "FAILOVER", MASTER]).await;
     assert!(asked.is_ok(), "{asked:?}");
     set.replica_promoted().await;
-    // Until the sentinels turn the old master into the new one's replica, both take writes, and
-    // the old one's are lost when it turns (Redis Sentinel's own window; see README): the test
-    // writes after that.
+    let new = format!("127.0.0.1:{}", set.replica.port);
+    eventually("both stores follow the announcement", || async {
+        writer.master_address() == new && reader.master_address() == new
+    })
+    .await;
+    // Written while the old master still takes writes.
+    write_detail(&writer, &id, "after the switch").await;
+    reads_detail(&reader, &id, "after the switch").await;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let info = match redis_cmd(set.master.port, &["INFO", "replication"]).await {
@@ -366,11 +374,12 @@ async fn the_room_cache_follows_a_master_demoted_to_replica() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    write_detail(&writer, &id, "after the failover").await;
-    reads_detail(&reader, &id, "after the failover").await;
-    // The reader writes too (its room writes go over the tracked connection: to the new master,
-    // not to the old one, which answers READONLY now).
+    // Still there once the old master turned (a controller that starts now reads it).
+    let fresh = RedisStore::connect(&set.url()).await.unwrap();
+    reads_detail(&fresh, &id, "after the switch").await;
+    // The reader writes too (its room writes go over its tracked connection, on the new master).
     write_detail(&reader, &id, "by the reader").await;
     reads_detail(&reader, &id, "by the reader").await;
     comes_to_read(&writer, &id, "by the reader").await;
+    comes_to_read(&fresh, &id, "by the reader").await;
 }

@@ -22,6 +22,7 @@ mod sessions;
 mod shards;
 pub(crate) mod slot_map;
 mod sweep;
+mod switches;
 
 use cached::tracked;
 pub(crate) use cluster::slot_of_key;
@@ -56,6 +57,10 @@ pub struct RedisStore {
     retention: Duration,
     /// How one app's keys spread over hash tags.
     shards: shards::Shards,
+    /// How many times a Sentinel set announced a new master ([`switches`]).
+    switches: Arc<std::sync::atomic::AtomicU64>,
+    /// Stops following the sentinels' announcements.
+    _following: tokio_util::sync::DropGuard,
 }
 
 fn unavailable(e: redis::RedisError) -> StoreError {
@@ -106,7 +111,10 @@ impl RedisStore {
         let conn = failover::Conn::connect(target.clone())
             .await
             .map_err(unavailable)?;
-        let rooms = tracked(&target, room_cache::DEFAULT_CAPACITY).await?;
+        let switches = Arc::default();
+        let following = tokio_util::sync::CancellationToken::new();
+        switches::follow(&target, &conn, &switches, &following);
+        let rooms = tracked(&target, room_cache::DEFAULT_CAPACITY, &switches).await?;
         Ok(RedisStore {
             conn,
             target,
@@ -122,6 +130,8 @@ impl RedisStore {
             lease: Script::new(include_str!("lua/lease.lua")),
             retention: super::DEFAULT_RETENTION,
             shards: shards::Shards::new(1),
+            switches,
+            _following: following.drop_guard(),
         })
     }
 
@@ -136,9 +146,15 @@ impl RedisStore {
     pub async fn with_room_cache(mut self, capacity: usize) -> Result<RedisStore, StoreError> {
         self.rooms = match capacity {
             0 => None,
-            n => tracked(&self.target, n).await?,
+            n => tracked(&self.target, n, &self.switches).await?,
         };
         Ok(self)
+    }
+
+    /// Where the master is, as the store's connection has it (`host:port`): with a Sentinel
+    /// set, the one it follows now.
+    pub fn master_address(&self) -> String {
+        self.conn.master_address()
     }
 
     /// How many rooms the cache holds now (0 when it is off).

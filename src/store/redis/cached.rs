@@ -3,6 +3,7 @@
 //! straight to Redis when the cache is off.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use redis::Script;
 
@@ -16,10 +17,11 @@ use crate::store::{StoreError, keys};
 /// RESP3 or client tracking (before 6.0, or a proxy that lacks them) leaves the cache off,
 /// loudly, rather than every read failing; a Redis that cannot be reached is an error. With a
 /// Sentinel set, the connection is to the master the sentinels name, asked again whenever it
-/// is lost or answers as a replica.
+/// is lost, answers as a replica, or the sentinels announce another (`switches` grew).
 pub(super) async fn tracked(
     target: &Target,
     capacity: usize,
+    switches: &Arc<AtomicU64>,
 ) -> Result<Option<Tracked>, StoreError> {
     let tracked = match target {
         Target::Plain(url) => Tracked::new(url, capacity),
@@ -30,7 +32,7 @@ pub(super) async fn tracked(
                 let target = target.clone();
                 Box::pin(async move { Ok(target.master().await?.get_connection_info().clone()) })
             });
-            Ok(Tracked::following(find, capacity))
+            Ok(Tracked::following(find, switches.clone(), capacity))
         }
     }
     .map_err(unavailable)?;

@@ -181,6 +181,18 @@ impl Conn {
         (c.generation, c.manager.clone())
     }
 
+    /// The sentinels announced a new master: moves there now (before any command fails).
+    pub(crate) async fn follow_now(&self) {
+        let generation = self.now().0;
+        self.follow(generation).await;
+    }
+
+    /// The address of the master the shared connection is on (a Sentinel set's; one Redis's).
+    pub(crate) fn master_address(&self) -> String {
+        let c = self.current.read().unwrap_or_else(|p| p.into_inner());
+        c.address.clone()
+    }
+
     /// After a failure that `generation`'s connection saw: asks the sentinels where the master
     /// is, and moves there if it is somewhere else.
     async fn follow(&self, generation: u64) {

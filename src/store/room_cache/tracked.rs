@@ -3,6 +3,7 @@
 //! again after it is lost.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
@@ -114,10 +115,13 @@ pub type FindMaster = Arc<
 
 enum Route {
     One(Arc<Link>),
-    /// The master that `find` names; `None` until asked (and after the link was lost).
+    /// The master that `find` names; `None` until asked (and after the link was lost or the
+    /// sentinels announced a switch: `switches` grew past `seen`).
     Following {
         find: FindMaster,
-        link: tokio::sync::Mutex<Option<Arc<Link>>>,
+        link: std::sync::Mutex<Option<Arc<Link>>>,
+        switches: Arc<AtomicU64>,
+        seen: AtomicU64,
     },
     Cluster(Masters),
 }
@@ -142,13 +146,33 @@ impl Tracked {
     /// failovers: a lost connection, or an answer that the server is no longer a master
     /// (`READONLY`), has the master asked for again, and nothing kept is trusted. A server the
     /// sentinels still name but that is a replica now is not used (see [`Link::new`]).
-    pub fn following(find: FindMaster, capacity: usize) -> Tracked {
+    pub fn following(find: FindMaster, switches: Arc<AtomicU64>, capacity: usize) -> Tracked {
         Tracked {
             entries: Entries::new(capacity),
             route: Route::Following {
                 find,
-                link: tokio::sync::Mutex::new(None),
+                link: std::sync::Mutex::new(None),
+                seen: AtomicU64::new(switches.load(Ordering::SeqCst)),
+                switches,
             },
+        }
+    }
+
+    /// Following a Sentinel set that announced a new master since the last look: the link is
+    /// dropped (the next command asks where the master is) and nothing kept is trusted.
+    fn switched(&self) {
+        if let Route::Following {
+            link,
+            switches,
+            seen,
+            ..
+        } = &self.route
+        {
+            let now = switches.load(Ordering::SeqCst);
+            if seen.swap(now, Ordering::SeqCst) != now {
+                link.lock().unwrap_or_else(|p| p.into_inner()).take();
+                self.entries.clear();
+            }
         }
     }
 
@@ -177,6 +201,7 @@ impl Tracked {
     }
 
     pub fn entries(&self) -> &Entries {
+        self.switched();
         &self.entries
     }
 
@@ -202,13 +227,14 @@ impl Tracked {
     async fn link(&self, key: &str) -> Result<Arc<Link>, redis::RedisError> {
         match &self.route {
             Route::One(link) => Ok(link.clone()),
-            Route::Following { find, link } => {
-                let mut link = link.lock().await;
-                if let Some(link) = link.as_ref() {
+            Route::Following { find, link, .. } => {
+                self.switched();
+                if let Some(link) = link.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
                     return Ok(link.clone());
                 }
+                // Two callers may both ask: the last answer stays (both name the master).
                 let found = Arc::new(Link::new(find().await?)?.masters_only());
-                *link = Some(found.clone());
+                *link.lock().unwrap_or_else(|p| p.into_inner()) = Some(found.clone());
                 Ok(found)
             }
             Route::Cluster(masters) => masters.link(key).await,
@@ -306,7 +332,7 @@ impl Tracked {
         if let Route::Following { link: current, .. } = &self.route
             && (lost || error.kind() == redis::ErrorKind::ReadOnly)
         {
-            let mut current = current.lock().await;
+            let mut current = current.lock().unwrap_or_else(|p| p.into_inner());
             if current.as_ref().is_some_and(|c| std::ptr::eq(&**c, link)) {
                 *current = None;
             }
