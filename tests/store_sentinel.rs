@@ -17,7 +17,10 @@ use serde_json::json;
 
 use common::api::{A, TestLab, eventually, options};
 use common::redis_server::RedisServer;
-use switchyard::conference::{AppId, NodePrefix, Room, RoomId, RoomStatus, RoomType};
+use switchyard::conference::{
+    AppId, DomainEvent, EventKind, NodePrefix, Room, RoomId, RoomStatus, RoomType,
+};
+use switchyard::store::bell::{Waits, Woken};
 use switchyard::store::redis::RedisStore;
 use switchyard::store::{Store, update_room};
 
@@ -347,6 +350,10 @@ async fn the_room_cache_follows_a_killed_master_to_the_promoted_replica() {
 async fn a_planned_failover_is_followed_at_once_and_loses_no_write() {
     let set = SentinelSet::start().await;
     let (reader, writer, id) = reader_and_writer(&set).await;
+    let mut bell = reader.outbox_watch(&app());
+    tokio::time::timeout(Duration::from_secs(5), bell.live())
+        .await
+        .expect("the reader's bell is live");
     set.synced().await;
     let asked = redis_cmd(set.sentinels[0].port, &["SENTINEL", "FAILOVER", MASTER]).await;
     assert!(asked.is_ok(), "{asked:?}");
@@ -356,6 +363,42 @@ async fn a_planned_failover_is_followed_at_once_and_loses_no_write() {
         writer.master_address() == new && reader.master_address() == new
     })
     .await;
+    // The reader's outbox notifications moved too: once the rings of its new subscription have
+    // passed, an append on the new master wakes it (its safety poll is 30 s away).
+    let short = Waits {
+        poll: Duration::from_millis(500),
+        idle: Duration::from_millis(500),
+    };
+    loop {
+        bell.seen();
+        if bell.wait(tokio::time::Instant::now(), short).await == Woken::Timeout {
+            break;
+        }
+    }
+    let event = DomainEvent {
+        kind: EventKind::MemberJoined,
+        app: app(),
+        room: id.clone(),
+        seq: 2,
+        at: 2,
+        data: json!({}),
+        redelivers: None,
+    };
+    writer.append_outbox(&app(), &[event]).await.unwrap();
+    let hour = Waits {
+        poll: Duration::from_secs(3600),
+        idle: Duration::from_secs(3600),
+    };
+    let woken = tokio::time::timeout(
+        Duration::from_secs(5),
+        bell.wait(tokio::time::Instant::now(), hour),
+    )
+    .await;
+    assert_eq!(
+        woken,
+        Ok(Woken::Rung),
+        "the append on the new master woke the reader"
+    );
     // Written while the old master still takes writes.
     write_detail(&writer, &id, "after the switch").await;
     reads_detail(&reader, &id, "after the switch").await;

@@ -58,7 +58,7 @@ pub struct RedisStore {
     /// How one app's keys spread over hash tags.
     shards: shards::Shards,
     /// How many times a Sentinel set announced a new master ([`switches`]).
-    switches: Arc<std::sync::atomic::AtomicU64>,
+    switches: Arc<switches::Switches>,
     /// Stops following the sentinels' announcements.
     _following: tokio_util::sync::DropGuard,
 }
@@ -111,7 +111,7 @@ impl RedisStore {
         let conn = failover::Conn::connect(target.clone())
             .await
             .map_err(unavailable)?;
-        let switches = Arc::default();
+        let switches = Arc::new(switches::Switches::new(0));
         let following = tokio_util::sync::CancellationToken::new();
         switches::follow(&target, &conn, &switches, &following);
         let rooms = tracked(&target, room_cache::DEFAULT_CAPACITY, &switches).await?;
@@ -531,6 +531,7 @@ impl Store for RedisStore {
                 Ok(runtime) => {
                     runtime.spawn(appended::listen(
                         self.target.clone(),
+                        self.switches.subscribe(),
                         self.shards.count(),
                         self.bells.clone(),
                         stop.clone(),

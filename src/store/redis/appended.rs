@@ -33,6 +33,7 @@ const PING_EVERY: Duration = Duration::from_secs(5);
 /// Rings `bells` for what is published, until `stop`.
 pub(super) async fn listen(
     target: std::sync::Arc<Target>,
+    mut switches: tokio::sync::watch::Receiver<u64>,
     shards: usize,
     bells: Bells,
     stop: CancellationToken,
@@ -46,7 +47,7 @@ pub(super) async fn listen(
             session = async {
                 match &*target {
                     Target::Cluster(nodes) => sharded::subscribed(nodes, &shards, &bells, &stop).await,
-                    _ => subscribed(&target, &bells, &stop).await,
+                    _ => subscribed(&target, &mut switches, &bells, &stop).await,
                 }
             } => session,
         } {
@@ -79,10 +80,13 @@ pub(super) async fn listen(
 /// established subscription ends, `Err` when it could not be established.
 async fn subscribed(
     target: &Target,
+    switches: &mut tokio::sync::watch::Receiver<u64>,
     bells: &Bells,
     stop: &CancellationToken,
 ) -> redis::RedisResult<()> {
-    // The master now (a Sentinel set may have failed over since the last session).
+    // The master now (a Sentinel set may have failed over since the last session); a switch
+    // the sentinels announce later ends the session, to subscribe again on the new master.
+    switches.borrow_and_update();
     let client = within(target.master()).await?;
     let mut pubsub = within(client.get_async_pubsub()).await?;
     within(pubsub.psubscribe(keys::APPENDED_PATTERN)).await?;
@@ -102,6 +106,7 @@ async fn subscribed(
                 }
                 None => return Ok(()),
             },
+            _ = switches.changed() => return Ok(()),
             _ = ping.tick() => {
                 if within(sink.ping::<redis::Value>()).await.is_err() {
                     return Ok(());

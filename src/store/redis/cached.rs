@@ -3,7 +3,6 @@
 //! straight to Redis when the cache is off.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 
 use redis::Script;
 
@@ -21,7 +20,7 @@ use crate::store::{StoreError, keys};
 pub(super) async fn tracked(
     target: &Target,
     capacity: usize,
-    switches: &Arc<AtomicU64>,
+    switches: &Arc<super::switches::Switches>,
 ) -> Result<Option<Tracked>, StoreError> {
     let tracked = match target {
         Target::Plain(url) => Tracked::new(url, capacity),

@@ -4,20 +4,25 @@
 //! up and takes writes until the sentinels turn it into a replica, seconds later, and those
 //! writes are lost when it turns. On each announcement for our master the shared connection
 //! moves ([`Conn::follow_now`]) and the count of switches grows, which the room cache's tracked
-//! connection reads before each use (it moves too, and forgets what it kept).
+//! connection reads before each use (it moves too, and forgets what it kept) and the outbox
+//! notifications' subscriber waits on (it subscribes again, on the new master).
 //!
 //! One subscriber per sentinel (each announces its own switch; any may be down), each
 //! connecting again after a second when its connection ends; a reconnection counts as a switch
 //! (one may have been missed meanwhile).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use super::failover::{Conn, Target};
+
+/// Counts the sentinels' announcements: the room cache's tracked connection compares it with
+/// what it last saw, and the outbox notifications' subscriber waits for it to change (it moves
+/// to the new master too).
+pub(crate) type Switches = tokio::sync::watch::Sender<u64>;
 
 /// How long connecting and subscribing may take.
 const TIMEOUT: Duration = Duration::from_secs(2);
@@ -27,7 +32,7 @@ const TIMEOUT: Duration = Duration::from_secs(2);
 pub(super) fn follow(
     target: &Target,
     conn: &Conn,
-    switches: &Arc<AtomicU64>,
+    switches: &Arc<Switches>,
     stop: &CancellationToken,
 ) {
     let Target::Sentinel {
@@ -57,7 +62,7 @@ pub(super) fn follow(
 }
 
 /// One subscription to `sentinel`, until it ends.
-async fn listen(sentinel: &str, master: &str, conn: &Conn, switches: &AtomicU64, first: bool) {
+async fn listen(sentinel: &str, master: &str, conn: &Conn, switches: &Switches, first: bool) {
     let subscribed = async {
         let mut pubsub = redis::Client::open(sentinel)?.get_async_pubsub().await?;
         pubsub.subscribe("+switch-master").await?;
@@ -81,7 +86,7 @@ async fn listen(sentinel: &str, master: &str, conn: &Conn, switches: &AtomicU64,
     }
 }
 
-async fn switched(conn: &Conn, switches: &AtomicU64) {
-    switches.fetch_add(1, Ordering::SeqCst);
+async fn switched(conn: &Conn, switches: &Switches) {
     conn.follow_now().await;
+    switches.send_modify(|n| *n = n.wrapping_add(1));
 }

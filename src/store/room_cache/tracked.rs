@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+
 use std::time::Duration;
+use tokio::sync::watch;
 
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, ConnectionInfo, ProtocolVersion, PushInfo};
@@ -120,7 +122,7 @@ enum Route {
     Following {
         find: FindMaster,
         link: std::sync::Mutex<Option<Arc<Link>>>,
-        switches: Arc<AtomicU64>,
+        switches: Arc<watch::Sender<u64>>,
         seen: AtomicU64,
     },
     Cluster(Masters),
@@ -146,13 +148,18 @@ impl Tracked {
     /// failovers: a lost connection, or an answer that the server is no longer a master
     /// (`READONLY`), has the master asked for again, and nothing kept is trusted. A server the
     /// sentinels still name but that is a replica now is not used (see [`Link::new`]).
-    pub fn following(find: FindMaster, switches: Arc<AtomicU64>, capacity: usize) -> Tracked {
+    pub fn following(
+        find: FindMaster,
+        switches: Arc<watch::Sender<u64>>,
+        capacity: usize,
+    ) -> Tracked {
+        let seen = AtomicU64::new(*switches.borrow());
         Tracked {
             entries: Entries::new(capacity),
             route: Route::Following {
                 find,
                 link: std::sync::Mutex::new(None),
-                seen: AtomicU64::new(switches.load(Ordering::SeqCst)),
+                seen,
                 switches,
             },
         }
@@ -168,7 +175,7 @@ impl Tracked {
             ..
         } = &self.route
         {
-            let now = switches.load(Ordering::SeqCst);
+            let now = *switches.borrow();
             if seen.swap(now, Ordering::SeqCst) != now {
                 link.lock().unwrap_or_else(|p| p.into_inner()).take();
                 self.entries.clear();
