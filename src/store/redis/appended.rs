@@ -91,10 +91,7 @@ async fn subscribed(
     let mut pubsub = within(client.get_async_pubsub()).await?;
     within(pubsub.psubscribe(keys::APPENDED_PATTERN)).await?;
     let (mut sink, mut messages) = pubsub.split();
-    bells.set_live(true);
-    bells.ring_all();
-    let mut ping = tokio::time::interval(PING_EVERY);
-    ping.tick().await;
+    let mut ping = live(bells).await;
     loop {
         tokio::select! {
             () = stop.cancelled() => return Ok(()),
@@ -114,6 +111,17 @@ async fn subscribed(
             }
         }
     }
+}
+
+/// The subscription is up: the bells are live, and ring once for what was appended while they
+/// were not. Returns the interval of the `PING`s that check the subscription (its first tick
+/// taken).
+async fn live(bells: &Bells) -> tokio::time::Interval {
+    bells.set_live(true);
+    bells.ring_all();
+    let mut ping = tokio::time::interval(PING_EVERY);
+    ping.tick().await;
+    ping
 }
 
 async fn within<T>(

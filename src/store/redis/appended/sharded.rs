@@ -19,7 +19,7 @@ use redis::{AsyncConnectionConfig, ConnectionInfo, ProtocolVersion, PushInfo, Pu
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{PING_EVERY, TIMEOUT, within};
+use super::{TIMEOUT, live, within};
 use crate::conference::AppId;
 use crate::store::bell::Bells;
 use crate::store::keys;
@@ -59,10 +59,7 @@ pub(super) async fn subscribed(
     added.borrow_and_update();
     let mut heard: HashSet<String> = HashSet::new();
     subscribe(&map, &mut masters, shards, &bells.apps(), &mut heard).await?;
-    bells.set_live(true);
-    bells.ring_all();
-    let mut ping = tokio::time::interval(PING_EVERY);
-    ping.tick().await;
+    let mut ping = live(bells).await;
     loop {
         tokio::select! {
             () = stop.cancelled() => return Ok(()),
