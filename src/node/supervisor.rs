@@ -103,6 +103,20 @@ struct Supervisor<S> {
 }
 
 /// The events the controller needs; CUSTOM last, as FreeSWITCH requires.
+/// Changes whenever an event arrives on a command connection's stream (its heartbeats; a
+/// bgapi's BACKGROUND_JOB too), which it reads to the end; closed once the connection is.
+fn heartbeats(mut stream: EventStream) -> watch::Receiver<()> {
+    let (heard, rx) = watch::channel(());
+    tokio::spawn(async move {
+        while stream.recv().await.is_some() {
+            if heard.send(()).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
 fn subscription() -> EventSet {
     let set = EventSet::new().names([
         EventName::ChannelCreate,
@@ -202,19 +216,25 @@ impl<S: Store> Supervisor<S> {
     ) -> Result<(), ClientError> {
         let password = Password::new(&self.config.password)?;
         let mut commands = Vec::with_capacity(self.config.command_connections);
+        let mut heard = None;
         for _ in 0..self.config.command_connections.max(1) {
-            let (client, _) =
+            let (client, stream) =
                 Client::connect(&self.config.addr, &password, self.client_config()).await?;
             // A bgapi's result comes back only as a BACKGROUND_JOB event, and only to
-            // connections subscribed to it.
+            // connections subscribed to it. The first connection hears the node's heartbeats
+            // too: while another instance applies the node's events, they are how this one
+            // finds out that the node hangs (the connection open, nothing answered).
+            let mut names = vec![EventName::BackgroundJob];
+            if heard.is_none() {
+                names.push(EventName::Heartbeat);
+                heard = Some(heartbeats(stream));
+            }
             client
-                .subscribe(
-                    EventFormat::Plain,
-                    EventSet::new().names([EventName::BackgroundJob]),
-                )
+                .subscribe(EventFormat::Plain, EventSet::new().names(names))
                 .await?;
             commands.push(client);
         }
+        let mut heard = heard.ok_or(ClientError::Protocol("no command connection".into()))?;
         backoff.reset();
         let first = commands
             .first()
@@ -244,7 +264,14 @@ impl<S: Store> Supervisor<S> {
                     commands.clone(),
                 );
                 if self
-                    .standby(&first, &mut owns, &mut requests, &commands, stop)
+                    .standby(
+                        &first,
+                        &mut heard,
+                        &mut owns,
+                        &mut requests,
+                        &commands,
+                        stop,
+                    )
                     .await?
                 {
                     return Ok(());
@@ -293,6 +320,7 @@ impl<S: Store> Supervisor<S> {
     async fn standby(
         &self,
         first: &Client,
+        heard: &mut watch::Receiver<()>,
         owns: &mut watch::Receiver<bool>,
         requests: &mut tokio::sync::mpsc::UnboundedReceiver<RoomEffect>,
         commands: &[Client],
@@ -300,8 +328,19 @@ impl<S: Store> Supervisor<S> {
     ) -> Result<bool, ClientError> {
         // Whether ownership can still change (its sender lives).
         let mut settled = false;
+        let mut last_heard = Instant::now();
+        heard.borrow_and_update();
         loop {
+            let silence =
+                tokio::time::sleep_until((last_heard + self.config.silence_timeout).into());
             tokio::select! {
+                changed = heard.changed() => match changed {
+                    Ok(()) => last_heard = Instant::now(),
+                    Err(_) => return Err(ClientError::Disconnected(first.closed().await.to_string())),
+                },
+                () = silence => {
+                    return Err(ClientError::Timeout(format!("any event for {:?} (heartbeats stopped)", self.config.silence_timeout)));
+                }
                 () = stop.cancelled() => return Ok(true),
                 changed = owns.changed(), if !settled => match changed {
                     Ok(()) if *owns.borrow() => return Ok(false),
