@@ -507,3 +507,47 @@ async fn on_a_cluster_a_master_failover_is_followed() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// A controller (re)starting while the first node its URL names, a master, is down and before
+/// its replica took over: it starts through the others, and once the replica is promoted its
+/// rooms are written and read there (before, the store connected to the first node named, and
+/// the room cache to every master of the old map, and starting failed).
+#[tokio::test]
+async fn on_a_cluster_a_controller_starts_while_a_master_is_down() {
+    let _ports = PORTS.lock().await;
+    let mut cluster = common::redis_cluster::RedisCluster::with_replicas(1);
+    assert!(
+        cluster.cli(0, &["ROLE"]).starts_with("master"),
+        "node 0 is a master"
+    );
+    cluster.nodes[0].kill();
+    assert!(
+        cluster
+            .url()
+            .contains(&format!("//127.0.0.1:{},", cluster.nodes[0].port))
+    );
+    let store = RedisStore::connect(&cluster.url())
+        .await
+        .expect("starts through the nodes that are up")
+        .with_shards(3);
+    // Rooms on every master, the dead one's included once its replica serves its slots.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for i in 0..12 {
+        let room = room_of(&store, &format!("while-a-master-is-down-{i}"));
+        loop {
+            if store.create_room(&room, &[]).await.is_ok() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "room {i} was never written:\n{}",
+                cluster.describe(1)
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(
+            store.room(&app(), &room.id).await.unwrap().map(|r| r.id),
+            Some(room.id)
+        );
+    }
+}

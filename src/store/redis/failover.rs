@@ -100,7 +100,7 @@ impl Target {
     }
 
     /// A client of the master: the URL's, or the one the sentinels name now; in a cluster,
-    /// the first node named (Pub/Sub messages reach every node of a cluster).
+    /// the first node named (the cluster's own clients, not this, reach its masters).
     pub(crate) async fn master(&self) -> RedisResult<redis::Client> {
         match self {
             Target::Plain(url) => redis::Client::open(url.as_str()),
@@ -159,11 +159,34 @@ impl Conn {
             ),
             _ => None,
         };
-        let client = target.master().await?;
-        let address = client.get_connection_info().addr.to_string();
-        let manager = client
-            .get_connection_manager_with_config(manager_config())
-            .await?;
+        // On a cluster the commands go through the cluster connection; the manager is to the
+        // first node named that answers (any node may be down when the store starts).
+        let candidates = match &*target {
+            Target::Cluster(nodes) => nodes
+                .iter()
+                .map(|n| redis::Client::open(n.as_str()))
+                .collect::<RedisResult<Vec<_>>>()?,
+            _ => vec![target.master().await?],
+        };
+        let mut last = None;
+        let mut connected = None;
+        for client in candidates {
+            match client
+                .get_connection_manager_with_config(manager_config())
+                .await
+            {
+                Ok(manager) => {
+                    connected = Some((client.get_connection_info().addr.to_string(), manager));
+                    break;
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        let Some((address, manager)) = connected else {
+            return Err(last.unwrap_or_else(|| {
+                redis::RedisError::from((redis::ErrorKind::IoError, "no Redis node to connect to"))
+            }));
+        };
         Ok(Conn {
             target,
             current: Arc::new(RwLock::new(Current {

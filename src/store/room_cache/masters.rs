@@ -41,7 +41,8 @@ impl Masters {
         })
     }
 
-    /// Connects to every master (tracking on).
+    /// Connects to every master (tracking on): an error when none can be reached, or one refuses
+    /// tracking.
     pub(super) async fn connect_all(&self, entries: &Entries) -> Result<(), RedisError> {
         Box::pin(self.ask()).await?;
         let masters: Vec<Arc<Link>> = {
@@ -54,10 +55,28 @@ impl Masters {
             }
             seen
         };
+        // A master that cannot be reached (dead, its replica not promoted yet) does not keep
+        // the others from being used: its slots fail until the map, asked again, names another.
+        let mut failed = None;
+        let mut connected = false;
         for link in masters {
-            link.conn(entries).await?;
+            match link.conn(entries).await {
+                Ok(_) => connected = true,
+                Err(e) if e.is_io_error() || e.is_timeout() || e.is_connection_refusal() => {
+                    failed = Some(e)
+                }
+                // A master that refuses tracking: the cache cannot be kept (the caller says so).
+                Err(e) => return Err(e),
+            }
         }
-        Ok(())
+        match failed {
+            Some(e) if !connected => Err(e),
+            Some(_) => {
+                self.forget_slots();
+                Ok(())
+            }
+            None => Ok(()),
+        }
     }
 
     /// Positions of `keys` grouped by the master serving them, each group in order.
