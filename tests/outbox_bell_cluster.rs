@@ -205,3 +205,54 @@ async fn on_a_cluster_readers_wake_after_a_master_failover() {
     )
     .await;
 }
+
+/// A planned failover (`CLUSTER FAILOVER` on a replica: it and its master swap roles, the old
+/// master staying up as a replica): readers go on waking for appends on the new master.
+#[tokio::test]
+async fn on_a_cluster_readers_wake_after_a_planned_failover() {
+    let cluster = RedisCluster::with_replicas(1);
+    let (_reader, writer, mut w) = reader_and_writer(&cluster).await;
+    w.seen();
+    let mut room = TestRoom::create(&writer, "switching").await;
+    rung(&mut w, "the creation", Duration::from_secs(5)).await;
+    let (old, key) = master_of_room(&cluster, &room);
+    let old_id = cluster.cli(old, &["CLUSTER", "MYID"]).trim().to_owned();
+    let replica = (0..cluster.nodes.len())
+        .find(|&i| {
+            cluster
+                .cli(i, &["CLUSTER", "NODES"])
+                .lines()
+                .any(|l| l.contains("myself,slave") && l.contains(&old_id))
+        })
+        .expect("the room's master has a replica");
+    cluster.wait_replicated(old);
+    let answer = cluster.cli(replica, &["CLUSTER", "FAILOVER"]);
+    assert!(answer.contains("OK"), "{answer}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while cluster.master_of(&key) != Some(replica) {
+        assert!(Instant::now() < deadline, "the replica never took over");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Writes resume once the writer follows the slot to the new master.
+    loop {
+        let old = room.room.clone();
+        room.room.seq += 1;
+        if writer.save_room(&old, &room.room, &[]).await.is_ok() {
+            break;
+        }
+        room.room = old;
+        assert!(Instant::now() < deadline, "writes never resumed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    timeout(Duration::from_secs(10), w.live())
+        .await
+        .expect("the bell is live");
+    quiet(&mut w).await;
+    room.emit(&writer, EventKind::MemberJoined, json!({})).await;
+    rung(
+        &mut w,
+        "an append on the new master",
+        Duration::from_secs(5),
+    )
+    .await;
+}
