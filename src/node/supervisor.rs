@@ -102,7 +102,6 @@ struct Supervisor<S> {
     owns: watch::Receiver<bool>,
 }
 
-/// The events the controller needs; CUSTOM last, as FreeSWITCH requires.
 /// Changes whenever an event arrives on a command connection's stream (its heartbeats; a
 /// bgapi's BACKGROUND_JOB too), which it reads to the end; closed once the connection is.
 fn heartbeats(mut stream: EventStream) -> watch::Receiver<()> {
@@ -117,6 +116,7 @@ fn heartbeats(mut stream: EventStream) -> watch::Receiver<()> {
     rx
 }
 
+/// The events the controller needs; CUSTOM last, as FreeSWITCH requires.
 fn subscription() -> EventSet {
     let set = EventSet::new().names([
         EventName::ChannelCreate,

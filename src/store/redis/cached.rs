@@ -18,15 +18,15 @@ use crate::store::{StoreError, keys};
 /// Sentinel set, the connection is to the master the sentinels name, asked again whenever it
 /// is lost, answers as a replica, or the sentinels announce another (`switches` grew).
 pub(super) async fn tracked(
-    target: &Target,
+    target: &Arc<Target>,
     capacity: usize,
     switches: &Arc<super::switches::Switches>,
 ) -> Result<Option<Tracked>, StoreError> {
-    let tracked = match target {
+    let tracked = match &**target {
         Target::Plain(url) => Tracked::new(url, capacity),
         Target::Cluster(nodes) => Tracked::cluster(nodes, capacity),
         Target::Sentinel { .. } => {
-            let target = Arc::new(target.clone());
+            let target = target.clone();
             let find: FindMaster = Arc::new(move || {
                 let target = target.clone();
                 Box::pin(async move { Ok(target.master().await?.get_connection_info().clone()) })

@@ -18,11 +18,37 @@ pub(crate) fn no_master(what: String) -> RedisError {
     ))
 }
 
+/// The connection settings of the nodes `nodes` names (`redis://host:port/` URLs): where a
+/// slot map is asked first.
+pub(crate) fn seeds(nodes: &[String]) -> Result<Vec<ConnectionInfo>, RedisError> {
+    nodes
+        .iter()
+        .map(|url| {
+            Ok(redis::Client::open(url.as_str())?
+                .get_connection_info()
+                .clone())
+        })
+        .collect()
+}
+
+/// The slot map as the first of `candidates` that has one answers it.
+pub(crate) async fn first_map(
+    candidates: &[ConnectionInfo],
+) -> Result<Vec<Range<ConnectionInfo>>, RedisError> {
+    let mut last = None;
+    for seed in candidates {
+        match slots_from(seed).await {
+            Ok(map) if !map.is_empty() => return Ok(map),
+            Ok(_) => last = Some(no_master(format!("{} serves no slot", seed.addr))),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| no_master("no node to ask".into())))
+}
+
 /// `CLUSTER SLOTS` as `seed` answers it: each range and its master (as `seed`'s connection
 /// settings with the master's address; an empty host is `seed`'s).
-pub(crate) async fn slots_from(
-    seed: &ConnectionInfo,
-) -> Result<Vec<Range<ConnectionInfo>>, RedisError> {
+async fn slots_from(seed: &ConnectionInfo) -> Result<Vec<Range<ConnectionInfo>>, RedisError> {
     let config = AsyncConnectionConfig::new()
         .set_connection_timeout(Duration::from_secs(2))
         .set_response_timeout(Duration::from_secs(2));

@@ -9,7 +9,7 @@ use redis::{ConnectionInfo, RedisError};
 
 use super::Entries;
 use super::tracked::Link;
-use crate::store::redis::slot_map::{Range, no_master, slots_from};
+use crate::store::redis::slot_map::{Range, first_map, no_master, seeds};
 use crate::store::redis::slot_of_key;
 
 pub(super) struct Masters {
@@ -25,16 +25,8 @@ pub(super) struct Masters {
 
 impl Masters {
     pub(super) fn new(nodes: &[String]) -> Result<Masters, RedisError> {
-        let seeds = nodes
-            .iter()
-            .map(|url| {
-                Ok(redis::Client::open(url.as_str())?
-                    .get_connection_info()
-                    .clone())
-            })
-            .collect::<Result<Vec<_>, RedisError>>()?;
         Ok(Masters {
-            seeds,
+            seeds: seeds(nodes)?,
             slots: RwLock::default(),
             links: Mutex::default(),
             asking: tokio::sync::Mutex::new(()),
@@ -157,21 +149,12 @@ impl Masters {
                 }
             }
         }
-        let mut last = None;
-        for seed in &candidates {
-            match slots_from(seed).await {
-                Ok(map) if !map.is_empty() => {
-                    let map = map
-                        .into_iter()
-                        .map(|(first, last, info)| Ok((first, last, self.link_to(info)?)))
-                        .collect::<Result<_, RedisError>>()?;
-                    *self.slots.write().unwrap_or_else(|p| p.into_inner()) = map;
-                    return Ok(());
-                }
-                Ok(_) => last = Some(no_master(format!("{} serves no slot", seed.addr))),
-                Err(e) => last = Some(e),
-            }
-        }
-        Err(last.unwrap_or_else(|| no_master("no node to ask".into())))
+        let map = first_map(&candidates)
+            .await?
+            .into_iter()
+            .map(|(first, last, info)| Ok((first, last, self.link_to(info)?)))
+            .collect::<Result<_, RedisError>>()?;
+        *self.slots.write().unwrap_or_else(|p| p.into_inner()) = map;
+        Ok(())
     }
 }

@@ -4,12 +4,11 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-
 use std::time::Duration;
-use tokio::sync::watch;
 
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, ConnectionInfo, ProtocolVersion, PushInfo};
+use tokio::sync::watch;
 
 use super::Entries;
 use super::masters::Masters;
@@ -147,7 +146,7 @@ impl Tracked {
     /// One tracked connection to the master `find` names (a Sentinel set's), followed through
     /// failovers: a lost connection, or an answer that the server is no longer a master
     /// (`READONLY`), has the master asked for again, and nothing kept is trusted. A server the
-    /// sentinels still name but that is a replica now is not used (see [`Link::new`]).
+    /// sentinels still name but that is a replica now is not used (see [`Link::masters_only`]).
     pub fn following(
         find: FindMaster,
         switches: Arc<watch::Sender<u64>>,

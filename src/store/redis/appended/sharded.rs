@@ -24,7 +24,7 @@ use crate::conference::AppId;
 use crate::store::bell::Bells;
 use crate::store::keys;
 use crate::store::redis::shards::Shards;
-use crate::store::redis::slot_map::{Range, no_master, slots_from};
+use crate::store::redis::slot_map::{Range, first_map, no_master, seeds};
 use crate::store::redis::slot_of_key;
 
 /// One master's subscribing connection.
@@ -42,7 +42,7 @@ pub(super) async fn subscribed(
     bells: &Bells,
     stop: &CancellationToken,
 ) -> redis::RedisResult<()> {
-    let map = slot_map(nodes).await?;
+    let map = first_map(&seeds(nodes)?).await?;
     let (pushed, mut pushes) = mpsc::unbounded_channel::<PushInfo>();
     let mut masters: Vec<Master> = Vec::new();
     for (_, _, info) in &map {
@@ -103,22 +103,6 @@ pub(super) async fn subscribed(
             }
         }
     }
-}
-
-/// The cluster's slot map, from the first of `nodes` that answers with one.
-async fn slot_map(nodes: &[String]) -> redis::RedisResult<Vec<Range<ConnectionInfo>>> {
-    let mut last = None;
-    for node in nodes {
-        let seed = redis::Client::open(node.as_str())?
-            .get_connection_info()
-            .clone();
-        match slots_from(&seed).await {
-            Ok(map) if !map.is_empty() => return Ok(map),
-            Ok(_) => last = Some(no_master(format!("{node} serves no slot"))),
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(last.unwrap_or_else(|| no_master("no node to ask".into())))
 }
 
 /// A RESP3 connection to a master whose pushes go to `pushed`.
