@@ -455,15 +455,20 @@ impl<S: Store> Supervisor<S> {
         let mut talking = TalkingBuffer::new(self.config.talking_interval);
         // Ownership that can no longer change (a sole instance's).
         let mut owned_for_good = false;
+        // Two timers armed once and moved only when their deadline does (not re-registered for
+        // every batch): the silence check fires at the first deadline and looks again at when
+        // the node was last heard; the talking flush is armed while events are held.
+        let silence = tokio::time::sleep_until((last_heard + self.config.silence_timeout).into());
+        tokio::pin!(silence);
+        let talk_flush = tokio::time::sleep_until(last_heard.into());
+        tokio::pin!(talk_flush);
+        let mut flush_at: Option<Instant> = None;
         loop {
-            let silence =
-                tokio::time::sleep_until((last_heard + self.config.silence_timeout).into());
             let talking_due = talking.deadline();
-            let talk_flush = tokio::time::sleep_until(
-                talking_due
-                    .unwrap_or(last_heard + self.config.silence_timeout)
-                    .into(),
-            );
+            if let Some(due) = talking_due.filter(|due| flush_at != Some(*due)) {
+                talk_flush.as_mut().reset(due.into());
+            }
+            flush_at = talking_due;
             tokio::select! {
                 () = stop.cancelled() => {
                     let _ = events.exit().await;
@@ -481,10 +486,14 @@ impl<S: Store> Supervisor<S> {
                     }
                     None => return Err(ClientError::Disconnected(events.closed().await.to_string())),
                 },
-                () = silence => {
-                    return Err(ClientError::Timeout(format!("any event for {:?} (heartbeats stopped)", self.config.silence_timeout)));
+                () = &mut silence => {
+                    let deadline = last_heard + self.config.silence_timeout;
+                    if deadline <= Instant::now() {
+                        return Err(ClientError::Timeout(format!("any event for {:?} (heartbeats stopped)", self.config.silence_timeout)));
+                    }
+                    silence.as_mut().reset(deadline.into());
                 }
-                () = talk_flush, if talking_due.is_some() => {
+                () = &mut talk_flush, if flush_at.is_some() => {
                     let due = talking.take();
                     self.apply(&due, Instant::now(), &[], commands).await;
                 }

@@ -218,6 +218,11 @@ impl Core {
         self.events.subscribe()
     }
 
+    /// Events fired and not yet taken by the slowest connection.
+    pub fn queued_events(&self) -> usize {
+        self.events.len()
+    }
+
     pub fn config(&self) -> &SimConfig {
         &self.config
     }

@@ -224,6 +224,12 @@ impl Simulator {
         self.core.core_uuid()
     }
 
+    /// Events the node fired that its slowest Event Socket connection has not taken yet (a
+    /// load generator keeps this bounded, as a busy FreeSWITCH's callers slow down with it).
+    pub fn queued_events(&self) -> usize {
+        self.core.queued_events()
+    }
+
     /// Runs an API command in process, as `api <line>` would.
     pub fn api(&self, line: &str) -> String {
         self.core.api(line)
