@@ -23,6 +23,7 @@ use common::api::{A, TestLab, options};
 use common::redis_server::RedisServer;
 use switchyard::conference::{AppId, DomainEvent, EventKind};
 use switchyard::store::bell::{OutboxWatch, Waits, Woken};
+use switchyard::store::keys;
 use switchyard::store::memory::MemoryStore;
 use switchyard::store::redis::RedisStore;
 use switchyard::store::{RoomChange, Store, modify_rooms};
@@ -161,6 +162,89 @@ async fn redis_appends_wake_a_reader_on_another_instance() {
     let reader = RedisStore::connect(&server.url()).await.unwrap();
     let writer = RedisStore::connect(&server.url()).await.unwrap();
     every_append_wakes_a_caught_up_reader(&reader, &writer).await;
+}
+
+/// The outbox channels the server has subscribers for (`PUBSUB CHANNELS`), by app, and the
+/// pattern subscriptions (`PUBSUB NUMPAT`).
+async fn subscribed_channels(url: &str) -> (Vec<(String, String)>, i64) {
+    let client = redis::Client::open(url).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let channels: Vec<String> = redis::cmd("PUBSUB")
+        .arg("CHANNELS")
+        .arg("sy:*")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let patterns: i64 = redis::cmd("PUBSUB")
+        .arg("NUMPAT")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let mut by_app: Vec<(String, String)> = channels
+        .into_iter()
+        .map(|c| (keys::appended_app(&c).unwrap().to_owned(), c))
+        .collect();
+    by_app.sort();
+    (by_app, patterns)
+}
+
+/// Waits until the server's outbox channels are those of `apps` (`shards` each, no pattern).
+async fn until_subscribed(url: &str, apps: &[&str], shards: usize) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (channels, patterns) = subscribed_channels(url).await;
+        let mut heard: Vec<&str> = channels.iter().map(|(a, _)| a.as_str()).collect();
+        heard.dedup();
+        if patterns == 0 && heard == apps && channels.len() == apps.len() * shards {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "subscribed to {channels:?} and {patterns} patterns, not to the {shards} shards of {apps:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_instance_hears_only_the_apps_it_has_readers_for() {
+    // In a fleet each instance reads the outboxes of its own apps (the webhook leases it holds,
+    // its event streams): it must not be sent every other app's appends.
+    let server = RedisServer::start();
+    let reader = RedisStore::connect(&server.url())
+        .await
+        .unwrap()
+        .with_shards(2);
+    let writer = RedisStore::connect(&server.url())
+        .await
+        .unwrap()
+        .with_shards(2);
+    let mut w = reader.outbox_watch(&app());
+    timeout(Duration::from_secs(5), w.live()).await.unwrap();
+    until_subscribed(&server.url(), &["hook-app"], 2).await;
+
+    // Another app gets a reader: its channels are added, and its appends wake it.
+    let other = AppId::parse("other-app").unwrap();
+    let mut o = reader.outbox_watch(&other);
+    until_subscribed(&server.url(), &["hook-app", "other-app"], 2).await;
+    o.seen();
+    let room = TestRoom::create(&writer, "elsewhere").await;
+    let moved = DomainEvent {
+        app: other.clone(),
+        ..event(&room, EventKind::MemberJoined)
+    };
+    writer.append_outbox(&other, &[moved]).await.unwrap();
+    rung(&mut o, "an append to an app whose reader came later").await;
+
+    // Its reader goes: the next change of readers drops its channels; the first app still wakes.
+    drop(o);
+    let _third = reader.outbox_watch(&AppId::parse("third-app").unwrap());
+    until_subscribed(&server.url(), &["hook-app", "third-app"], 2).await;
+    w.seen();
+    let mut room = room;
+    room.emit(&writer, EventKind::MemberLeft, serde_json::json!({}))
+        .await;
+    rung(&mut w, "an append to the first app").await;
 }
 
 /// Writes until the store is back (after a Redis restart).

@@ -109,9 +109,6 @@ pub fn appended(tag: &str) -> String {
     format!("sy:{{{tag}}}:outbox:appended")
 }
 
-/// Every app's [`appended`] channels (each shard's).
-pub const APPENDED_PATTERN: &str = "sy:{*}:outbox:appended";
-
 /// The app an [`appended`] channel belongs to (whichever shard's).
 pub fn appended_app(channel: &str) -> Option<&str> {
     let tag = channel

@@ -1,8 +1,14 @@
-//! The Redis store's bells: every write that appends to an app's outbox publishes on the app's
-//! channel ([`keys::appended`]) in the same script, and one subscriber per process
-//! (`PSUBSCRIBE` on [`keys::APPENDED_PATTERN`], its own connection, never the shared one) rings
-//! the app's bell, so a waiting dispatcher or event stream wakes whichever controller instance
-//! appended.
+//! The Redis store's bells: every write that appends to an app's outbox publishes on the
+//! channel of the app's shard it appended to ([`keys::appended`]) in the same script, and one
+//! subscriber per process (its own connection, never the shared one) rings the app's bell, so
+//! a waiting dispatcher or event stream wakes whichever controller instance appended.
+//!
+//! The subscriber names the channels of the apps this process has readers for ([`Bells::apps`]:
+//! the apps whose webhook lease it holds, the apps with an open event stream here), not a
+//! pattern over every app: in a fleet an instance hears only its own apps' appends, so the
+//! work of hearing them is shared out with the apps instead of repeated by every instance. An
+//! app that gets a reader later is subscribed then (and its bell rung once: a ring before
+//! that was not heard); the channels of apps whose readers are gone are dropped.
 //!
 //! On a Redis Cluster the writes `SPUBLISH` instead, and [`sharded`] subscribes to each app's
 //! shard channels on their masters.
@@ -12,6 +18,7 @@
 //! few seconds, since a silently dead TCP connection would otherwise look idle); meanwhile
 //! readers poll, and when the subscription is back every bell rings once.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -47,7 +54,7 @@ pub(super) async fn listen(
             session = async {
                 match &*target {
                     Target::Cluster(nodes) => sharded::subscribed(nodes, &shards, &bells, &stop).await,
-                    _ => subscribed(&target, &mut switches, &bells, &stop).await,
+                    _ => subscribed(&target, &mut switches, &shards, &bells, &stop).await,
                 }
             } => session,
         } {
@@ -75,12 +82,14 @@ pub(super) async fn listen(
     }
 }
 
-/// One subscription: connects, subscribes, rings every bell (what was appended while the
-/// bells were not live), then rings each app's bell for its messages. Returns `Ok` when an
-/// established subscription ends, `Err` when it could not be established.
+/// One subscription: connects, subscribes to the channels of the apps with readers, rings
+/// every bell (what was appended while the bells were not live), then rings each app's bell
+/// for its messages. Returns `Ok` when an established subscription ends, `Err` when it could
+/// not be established.
 async fn subscribed(
     target: &Target,
     switches: &mut tokio::sync::watch::Receiver<u64>,
+    shards: &Shards,
     bells: &Bells,
     stop: &CancellationToken,
 ) -> redis::RedisResult<()> {
@@ -88,9 +97,12 @@ async fn subscribed(
     // the sentinels announce later ends the session, to subscribe again on the new master.
     switches.borrow_and_update();
     let client = within(target.master()).await?;
-    let mut pubsub = within(client.get_async_pubsub()).await?;
-    within(pubsub.psubscribe(keys::APPENDED_PATTERN)).await?;
+    let pubsub = within(client.get_async_pubsub()).await?;
     let (mut sink, mut messages) = pubsub.split();
+    let mut added = bells.added();
+    added.borrow_and_update();
+    let mut heard: HashSet<String> = HashSet::new();
+    follow(&mut sink, shards, &bells.apps(), &mut heard).await?;
     let mut ping = live(bells).await;
     loop {
         tokio::select! {
@@ -103,6 +115,23 @@ async fn subscribed(
                 }
                 None => return Ok(()),
             },
+            changed = added.changed() => {
+                if changed.is_err() {
+                    return Ok(());
+                }
+                let apps = bells.apps();
+                let new: Vec<AppId> = apps
+                    .iter()
+                    .filter(|app| shards.tags(app).iter().any(|tag| !heard.contains(&keys::appended(tag))))
+                    .cloned()
+                    .collect();
+                if follow(&mut sink, shards, &apps, &mut heard).await.is_err() {
+                    return Ok(());
+                }
+                for app in &new {
+                    bells.ring(app);
+                }
+            }
             _ = switches.changed() => return Ok(()),
             _ = ping.tick() => {
                 if within(sink.ping::<redis::Value>()).await.is_err() {
@@ -111,6 +140,37 @@ async fn subscribed(
             }
         }
     }
+}
+
+/// Makes the subscription the channels of `apps`' shards (`heard` holds what it was):
+/// subscribes to the new ones and unsubscribes from those of apps no longer in `apps` (their
+/// readers are gone).
+async fn follow(
+    sink: &mut redis::aio::PubSubSink,
+    shards: &Shards,
+    apps: &[AppId],
+    heard: &mut HashSet<String>,
+) -> redis::RedisResult<()> {
+    let wanted: HashSet<String> = apps
+        .iter()
+        .flat_map(|app| {
+            shards
+                .tags(app)
+                .iter()
+                .map(|tag| keys::appended(tag))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    // One channel per command: the sink pairs each reply with one command, and Redis answers
+    // a command naming several channels once per channel.
+    for channel in wanted.difference(heard) {
+        within(sink.subscribe(channel)).await?;
+    }
+    for channel in heard.difference(&wanted) {
+        within(sink.unsubscribe(channel)).await?;
+    }
+    *heard = wanted;
+    Ok(())
 }
 
 /// The subscription is up: the bells are live, and ring once for what was appended while they
