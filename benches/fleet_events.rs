@@ -12,8 +12,9 @@
 //! the same capacity as one (×1); sharing, each applies half (goal ≥ ×1.8 when each instance has
 //! its own core). The event rate itself is bounded by the nodes and Redis on this machine.
 //!
-//! `cargo bench --bench fleet_events` (needs redis-server). Without `--bench` (as
-//! `cargo test --benches` runs it) it does nothing.
+//! `cargo bench --bench fleet_events` (needs redis-server); `FLEET_BENCH_PIN=1` starts each
+//! instance on a CPU of its own (`taskset -c`, needs util-linux), which sizes its runtime to
+//! one worker thread. Without `--bench` (as `cargo test --benches` runs it) it does nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[allow(dead_code)]
@@ -196,6 +197,10 @@ async fn run() -> anyhow::Result<()> {
     let sims = Arc::new(sims);
     let dir = std::env::temp_dir().join(format!("switchyard-fleet-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
+    // `FLEET_BENCH_PIN=1`: each instance on a CPU of its own from its start (the first on CPU
+    // 0, the second on CPU 1), its runtime sized to that one CPU.
+    let pinned = std::env::var("FLEET_BENCH_PIN").is_ok_and(|v| v == "1");
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let start = |n: usize| {
         let (dir, redis, sims) = (&dir, redis.url(), &sims);
         async move {
@@ -204,7 +209,7 @@ async fn run() -> anyhow::Result<()> {
             std::fs::write(&path, config(port, &redis, sims)).unwrap();
             let base = format!("http://127.0.0.1:{port}");
             (
-                Serve::start(&path, &base).await,
+                Serve::start_on(&path, &base, pinned.then(|| usize::from(n > 0) % cpus)).await,
                 Api::new(&base, "app1", KEY),
             )
         }

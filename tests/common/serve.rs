@@ -16,7 +16,23 @@ pub struct Serve {
 impl Serve {
     /// Starts it and waits until `/readyz` answers 200 at `api` (its base URL).
     pub async fn start(config: &std::path::Path, api: &str) -> Serve {
-        let child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        Serve::start_on(config, api, None).await
+    }
+
+    /// As [`Serve::start`], on one CPU if `cpu` names one (`taskset -c`, from its start: its
+    /// runtime sizes itself to the CPUs it may use).
+    pub async fn start_on(config: &std::path::Path, api: &str, cpu: Option<usize>) -> Serve {
+        let mut command = match cpu {
+            Some(cpu) => {
+                let mut c = Command::new("taskset");
+                c.arg("-c")
+                    .arg(cpu.to_string())
+                    .arg(env!("CARGO_BIN_EXE_switchyard"));
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_switchyard")),
+        };
+        let child = command
             .arg("serve")
             .arg("--config")
             .arg(config)
