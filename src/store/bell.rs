@@ -13,7 +13,7 @@
 //! when it is back every bell rings once, for what was appended in between.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -30,9 +30,9 @@ struct Inner {
     apps: Mutex<HashMap<AppId, watch::Sender<u64>>>,
     /// Whether rings reach this process (always, for the memory store).
     live: watch::Sender<bool>,
-    /// Counts the apps that got a bell: a subscriber that names each app's channels (a Redis
-    /// Cluster's sharded Pub/Sub has no patterns) learns of new ones.
-    added: watch::Sender<u64>,
+    /// Counts the changes of the apps with bells (an app's first reader came, or its last one
+    /// went): the subscriber, which names each app's channels, follows them.
+    readers: watch::Sender<u64>,
 }
 
 /// In-process bells, live from the start (the memory store's).
@@ -49,7 +49,7 @@ impl Bells {
             inner: Arc::new(Inner {
                 apps: Mutex::new(HashMap::new()),
                 live: watch::Sender::new(live),
-                added: watch::Sender::new(0),
+                readers: watch::Sender::new(0),
             }),
         }
     }
@@ -62,22 +62,20 @@ impl Bells {
     /// A reader's view of the app's bell.
     pub fn watch(&self, app: &AppId) -> OutboxWatch {
         let mut apps = self.bells();
-        // Bells nobody listens to any more go (apps come from the configuration; this only
-        // keeps the map from holding the senders of finished readers' apps).
-        apps.retain(|_, bell| bell.receiver_count() > 0);
         let rings = match apps.get(app) {
             Some(bell) => bell.subscribe(),
             None => {
                 let bell = watch::Sender::new(0);
                 let rings = bell.subscribe();
                 apps.insert(app.clone(), bell);
-                self.inner.added.send_modify(|n| *n = n.wrapping_add(1));
+                self.inner.readers.send_modify(|n| *n = n.wrapping_add(1));
                 rings
             }
         };
         OutboxWatch {
             rings,
             live: self.inner.live.subscribe(),
+            bells: Arc::downgrade(&self.inner),
         }
     }
 
@@ -88,14 +86,14 @@ impl Bells {
         }
     }
 
-    /// The apps that have a bell now.
+    /// The apps that have a bell now (a reader).
     pub fn apps(&self) -> Vec<AppId> {
         self.bells().keys().cloned().collect()
     }
 
-    /// Changes whenever an app gets a bell (see [`Bells::apps`]).
-    pub fn added(&self) -> watch::Receiver<u64> {
-        self.inner.added.subscribe()
+    /// Changes whenever [`Bells::apps`] does: an app gets its first reader or loses its last.
+    pub fn readers(&self) -> watch::Receiver<u64> {
+        self.inner.readers.subscribe()
     }
 
     /// Every app's outbox may have grown (rings were missed while the bell was not live).
@@ -144,6 +142,25 @@ impl Default for Waits {
 pub struct OutboxWatch {
     rings: watch::Receiver<u64>,
     live: watch::Receiver<bool>,
+    /// To take the app's bell down with its last reader.
+    bells: Weak<Inner>,
+}
+
+/// The last reader of an app takes its bell with it, so the subscriber stops listening for it.
+impl Drop for OutboxWatch {
+    fn drop(&mut self) {
+        // This reader's receiver goes first, so the count below no longer holds it.
+        drop(std::mem::replace(&mut self.rings, watch::channel(0).1));
+        let Some(inner) = self.bells.upgrade() else {
+            return;
+        };
+        let mut apps = inner.apps.lock().unwrap_or_else(|p| p.into_inner());
+        let before = apps.len();
+        apps.retain(|_, bell| bell.receiver_count() > 0);
+        if apps.len() != before {
+            inner.readers.send_modify(|n| *n = n.wrapping_add(1));
+        }
+    }
 }
 
 impl OutboxWatch {
@@ -207,6 +224,32 @@ mod tests {
         poll: Duration::from_millis(250),
         idle: Duration::from_secs(30),
     };
+
+    #[test]
+    fn an_app_has_a_bell_while_it_has_a_reader() {
+        let bells = Bells::new(true);
+        let mut readers = bells.readers();
+        let first = bells.watch(&app("app-a"));
+        let second = bells.watch(&app("app-a"));
+        assert_eq!(bells.apps(), vec![app("app-a")]);
+        assert!(
+            readers.has_changed().unwrap_or(false),
+            "a first reader is a change"
+        );
+        readers.borrow_and_update();
+        drop(first);
+        assert_eq!(bells.apps(), vec![app("app-a")]);
+        assert!(
+            !readers.has_changed().unwrap_or(true),
+            "another reader is left"
+        );
+        drop(second);
+        assert!(bells.apps().is_empty(), "the last reader took the bell");
+        assert!(
+            readers.has_changed().unwrap_or(false),
+            "the last reader going is a change"
+        );
+    }
 
     #[tokio::test(start_paused = true)]
     async fn a_ring_after_seen_wakes_the_wait_at_once() {

@@ -8,7 +8,7 @@
 //! pattern over every app: in a fleet an instance hears only its own apps' appends, so the
 //! work of hearing them is shared out with the apps instead of repeated by every instance. An
 //! app that gets a reader later is subscribed then (and its bell rung once: a ring before
-//! that was not heard); the channels of apps whose readers are gone are dropped.
+//! that was not heard); an app's channels are dropped when its last reader goes.
 //!
 //! On a Redis Cluster the writes `SPUBLISH` instead, and [`sharded`] subscribes to each app's
 //! shard channels on their masters.
@@ -99,8 +99,8 @@ async fn subscribed(
     let client = within(target.master()).await?;
     let pubsub = within(client.get_async_pubsub()).await?;
     let (mut sink, mut messages) = pubsub.split();
-    let mut added = bells.added();
-    added.borrow_and_update();
+    let mut readers = bells.readers();
+    readers.borrow_and_update();
     let mut heard: HashSet<String> = HashSet::new();
     follow(&mut sink, shards, &bells.apps(), &mut heard).await?;
     let mut ping = live(bells).await;
@@ -115,7 +115,7 @@ async fn subscribed(
                 }
                 None => return Ok(()),
             },
-            changed = added.changed() => {
+            changed = readers.changed() => {
                 if changed.is_err() {
                     return Ok(());
                 }

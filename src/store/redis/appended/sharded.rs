@@ -55,8 +55,8 @@ pub(super) async fn subscribed(
             conn,
         });
     }
-    let mut added = bells.added();
-    added.borrow_and_update();
+    let mut readers = bells.readers();
+    readers.borrow_and_update();
     let mut heard: HashSet<String> = HashSet::new();
     subscribe(&map, &mut masters, shards, &bells.apps(), &mut heard).await?;
     let mut ping = live(bells).await;
@@ -76,7 +76,7 @@ pub(super) async fn subscribed(
                     _ => {}
                 }
             }
-            changed = added.changed() => {
+            changed = readers.changed() => {
                 if changed.is_err() {
                     return Ok(());
                 }
