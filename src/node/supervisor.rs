@@ -1,7 +1,8 @@
 //! One task per node: connect (with jittered backoff, one attempt at a time), subscribe, take a
 //! snapshot and resync the store, then apply the event stream in order while watching for
 //! silence; audit periodically; on any loss, mark the node down and start over. A refused
-//! password stops the supervisor and marks the node failed.
+//! password stops the supervisor and marks the node failed. The resync is in [`resync`], the
+//! effects applying events asks of the node in [`effects`].
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -11,17 +12,18 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::backoff::Backoff;
-use super::reconciler::{Before, Reconciler, RoomEffect};
+use super::reconciler::{Reconciler, RoomEffect};
 use super::talking::TalkingBuffer;
-use super::{AppDirectory, NodeConfig, NodeHandle, NodeLink, NodeState, commands, describe};
-use crate::conference::apply::Effect;
-use crate::conference::snapshot::{SnapshotChannel, parse_channels, parse_conferences};
-use crate::conference::{Micros, RoomStatus, from_event};
+use super::{AppDirectory, NodeConfig, NodeHandle, NodeLink, NodeState, describe};
+use crate::conference::{Micros, from_event};
 use crate::esl::{
     ApiCommand, Client, ClientConfig, ClientError, Event, EventFormat, EventName, EventSet,
     EventStream, Password,
 };
-use crate::store::{Store, update_room};
+use crate::store::Store;
+
+mod effects;
+mod resync;
 
 /// Microseconds since the Unix epoch, now.
 pub fn now_micros() -> Micros {
@@ -353,83 +355,6 @@ impl<S: Store> Supervisor<S> {
         }
     }
 
-    /// Snapshot on the event connection (so every event before the reply is older than it),
-    /// then reconcile the store with it. What the store holds is read first: the resync only
-    /// changes rooms that are still as they were then (see [`Reconciler::before_snapshot`]).
-    async fn resync(
-        &self,
-        events: &Client,
-        commands: &[Client],
-        core: &str,
-    ) -> Result<(), ClientError> {
-        let before = match self.reconciler.before_snapshot().await {
-            Ok(before) => before,
-            Err(e) => {
-                tracing::warn!(node = %describe(&self.config), error = %e, "resync could not reach the store; the next audit retries");
-                return Ok(());
-            }
-        };
-        let conferences = events.api(&api(&["conference", "json_list"])?).await?;
-        // Every event numbered up to this came before the list and is in it.
-        let snapshot_events = conferences.events_before();
-        let conferences = conferences.into_data()?;
-        let channels = events
-            .api(&api(&["show", "channels", "as", "json"])?)
-            .await?
-            .into_data()?;
-        let conferences = parse_conferences(&conferences)
-            .map_err(|e| ClientError::Protocol(format!("conference json_list: {e}")))?;
-        let mut channels = parse_channels(&channels)
-            .map_err(|e| ClientError::Protocol(format!("show channels: {e}")))?;
-        self.not_listed_yet(events, &before, &mut channels).await?;
-        match self
-            .reconciler
-            .resync(
-                core,
-                &before,
-                &conferences,
-                &channels,
-                snapshot_events,
-                now_micros(),
-            )
-            .await
-        {
-            Ok(effects) => self.execute(effects, commands),
-            Err(e) => {
-                tracing::warn!(node = %describe(&self.config), error = %e, "resync could not reach the store; the next audit retries")
-            }
-        }
-        Ok(())
-    }
-
-    /// `show channels` comes from FreeSWITCH's core database, a few hundred milliseconds behind
-    /// the events (0.2–0.3 s measured on 1.11): a call that began just before the snapshot is not
-    /// in it yet. Before a stored live call missing from the list is taken as ended, the node is
-    /// asked (`uuid_exists` reads its in-memory session table); the calls it still has are added
-    /// to the list. Only the disagreements are asked about: none, usually.
-    async fn not_listed_yet(
-        &self,
-        events: &Client,
-        before: &Before,
-        channels: &mut Vec<SnapshotChannel>,
-    ) -> Result<(), ClientError> {
-        let listed: std::collections::HashSet<&str> =
-            channels.iter().map(|c| c.uuid.as_str()).collect();
-        let missing: Vec<String> = before
-            .channels
-            .iter()
-            .filter(|c| !listed.contains(c.as_str()))
-            .cloned()
-            .collect();
-        for channel in missing {
-            let reply = events.api(&api(&["uuid_exists", &channel])?).await?;
-            if reply.text().trim() == "true" {
-                channels.push(SnapshotChannel::not_listed_yet(channel));
-            }
-        }
-        Ok(())
-    }
-
     /// Applies the node's events until stopped (`Ok(true)`), handed to another instance
     /// (`Ok(false)`), or the node is lost.
     #[allow(clippy::too_many_arguments)]
@@ -571,174 +496,6 @@ impl<S: Store> Supervisor<S> {
             Err(e) => {
                 tracing::warn!(node = %describe(&self.config), error = %e, "events not stored")
             }
-        }
-    }
-
-    /// Carries out effects in the background, so a slow originate never holds up the event stream.
-    fn execute(&self, effects: Vec<RoomEffect>, commands: &[Client]) {
-        let Some(client) = commands.first().cloned() else {
-            return;
-        };
-        for e in effects {
-            // Another node's room (a call of this node it carries): that node does the work.
-            if e.room.prefix() != self.config.prefix {
-                match self.peers.get().map(|pool| pool.get(&e.room.prefix())) {
-                    Some(Ok(peer)) => peer.request(e),
-                    _ => {
-                        tracing::warn!(room = %e.room, effect = ?e.effect, "effect for a node this controller does not know")
-                    }
-                }
-                continue;
-            }
-            if e.effect == Effect::EstablishControlLeg && !self.claim_control_leg(&e.room) {
-                continue;
-            }
-            let (store, config, in_flight, client) = (
-                self.store.clone(),
-                self.config.clone(),
-                self.in_flight.clone(),
-                client.clone(),
-            );
-            tokio::spawn(async move {
-                if let Err(err) = run_effect(&*store, &config, &client, &e).await {
-                    tracing::warn!(room = %e.room, effect = ?e.effect, error = %err, "effect failed; the next audit retries");
-                    if let Ok(mut f) = in_flight.lock() {
-                        f.remove(&e.room);
-                    }
-                }
-            });
-        }
-    }
-
-    /// True if no control leg is being originated for the room (and now one is).
-    fn claim_control_leg(&self, room: &crate::conference::RoomId) -> bool {
-        let Ok(mut in_flight) = self.in_flight.lock() else {
-            return false;
-        };
-        let now = Instant::now();
-        in_flight.retain(|_, since| now.duration_since(*since) < self.config.join_timeout);
-        if in_flight.contains_key(room) {
-            return false;
-        }
-        in_flight.insert(room.clone(), now);
-        true
-    }
-}
-
-async fn run_effect<S: Store>(
-    store: &S,
-    config: &NodeConfig,
-    client: &Client,
-    e: &RoomEffect,
-) -> Result<(), String> {
-    match &e.effect {
-        Effect::EstablishControlLeg => {
-            let channel = uuid::Uuid::new_v4().to_string();
-            let updated = update_room(store, &e.app, &e.room, |r| {
-                if r.status > RoomStatus::Progressing {
-                    return Err("room is ending");
-                }
-                r.control.channel = channel.clone();
-                r.control.member_id = None;
-                // A new conference waits for its moderator again.
-                r.waiting_for_moderator = r.wait_for_moderator;
-                r.seq += 1;
-                Ok((r.wait_for_moderator, Vec::new()))
-            })
-            .await
-            .map_err(|err| err.to_string())?;
-            let wait_for_moderator = match updated {
-                Some(Ok((_, wait))) => wait,
-                _ => return Ok(()),
-            };
-            let cmd = commands::originate_control_leg(
-                &e.room,
-                &channel,
-                &config.control_endpoint,
-                &config.profile,
-                wait_for_moderator,
-            )
-            .map_err(|err| err.to_string())?;
-            let reply = client.bgapi(&cmd).await.map_err(|err| err.to_string())?;
-            reply
-                .expect_ok(false)
-                .map(drop)
-                .map_err(|err| err.to_string())
-        }
-        Effect::Eject { exit, talks } => {
-            let cmd = commands::take_out(exit, talks).map_err(|err| err.to_string())?;
-            client
-                .api(&cmd)
-                .await
-                .map(drop)
-                .map_err(|err| err.to_string())
-        }
-        Effect::Greet { member_id, talks } => {
-            for talk in talks {
-                let cmd = commands::say_member(&e.room, *member_id, talk)
-                    .map_err(|err| err.to_string())?;
-                let reply = client.api(&cmd).await.map_err(|err| err.to_string())?;
-                reply.expect_ok(false).map_err(|err| err.to_string())?;
-            }
-            Ok(())
-        }
-        Effect::HoldMusic { member_id, file } => {
-            let cmd =
-                commands::member_file(&e.room, *member_id, file).map_err(|err| err.to_string())?;
-            let reply = client.api(&cmd).await.map_err(|err| err.to_string())?;
-            reply
-                .expect_ok(false)
-                .map(drop)
-                .map_err(|err| err.to_string())
-        }
-        Effect::Beeps { enter, exit } => {
-            for (on, is_enter) in [(*enter, true), (*exit, false)] {
-                if !on {
-                    continue;
-                }
-                let cmd = commands::beep(&e.room, is_enter).map_err(|err| err.to_string())?;
-                let reply = client.api(&cmd).await.map_err(|err| err.to_string())?;
-                // `exit_sound file` prints the old sound first: every line must be +OK.
-                let text = reply.text();
-                if !text.lines().all(|l| l.starts_with("+OK")) {
-                    return Err(format!("beep: {}", text.trim_end()));
-                }
-            }
-            Ok(())
-        }
-        Effect::Cancel { channel } => {
-            // `-ERR No such channel!` when it ended meanwhile: nothing left to cancel.
-            let cmd = commands::cancel(channel).map_err(|err| err.to_string())?;
-            client
-                .api(&cmd)
-                .await
-                .map(drop)
-                .map_err(|err| err.to_string())
-        }
-        Effect::Unhear { coach, member_id } => {
-            let cmd =
-                commands::unhear(&e.room, *coach, &[*member_id]).map_err(|err| err.to_string())?;
-            let reply = client.api(&cmd).await.map_err(|err| err.to_string())?;
-            let text = reply.text();
-            if commands::relate_failed(&text) {
-                return Err(format!("relate: {}", text.trim_end()));
-            }
-            Ok(())
-        }
-        Effect::ReleaseControlLeg => {
-            let Some(room) = store
-                .room(&e.app, &e.room)
-                .await
-                .map_err(|err| err.to_string())?
-            else {
-                return Ok(());
-            };
-            let cmd = commands::kill(&room.control.channel).map_err(|err| err.to_string())?;
-            client
-                .api(&cmd)
-                .await
-                .map(drop)
-                .map_err(|err| err.to_string())
         }
     }
 }
