@@ -1,5 +1,5 @@
 //! Events applied by a fleet of controllers (issue 19): one `switchyard serve` instance, then
-//! two (three rounds: the second instance started, measured, stopped gracefully), on one Redis,
+//! two (five rounds: the second instance started, measured, stopped gracefully), on one Redis,
 //! over four simulated nodes whose rooms' members are muted and unmuted as fast as the nodes go
 //! (each a `mute-member`/`unmute-member` event the owner applies and stores), in the same run.
 //!
@@ -14,7 +14,9 @@
 //!
 //! `cargo bench --bench fleet_events` (needs redis-server); `FLEET_BENCH_PIN=1` starts each
 //! instance on a CPU of its own (`taskset -c`, needs util-linux), which sizes its runtime to
-//! one worker thread. Without `--bench` (as `cargo test --benches` runs it) it does nothing.
+//! one worker thread; `FLEET_BENCH_PACE_MS` is the pause after each room's round of mutes
+//! (default 2; 0: no pause, only the queue bound holds the callers back). Without `--bench`
+//! (as `cargo test --benches` runs it) it does nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[allow(dead_code)]
@@ -44,7 +46,7 @@ const ROOMS: usize = 2;
 const CALLERS: usize = 4;
 const WINDOW: Duration = Duration::from_secs(10);
 /// Rounds of one instance, then two; the figure is the median round's ratio.
-const ROUNDS: usize = 3;
+const ROUNDS: usize = 5;
 /// Events a node lets queue for its slowest connection before its callers wait.
 const MAX_QUEUED: usize = 2_000;
 
@@ -276,6 +278,12 @@ async fn run() -> anyhow::Result<()> {
     // The load: every node mutes and unmutes its rooms' members, as fast as it goes.
     let running = Arc::new(AtomicBool::new(true));
     let mut load = Vec::new();
+    let pace = Duration::from_millis(
+        std::env::var("FLEET_BENCH_PACE_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(2),
+    );
     for (n, room, _) in rooms.clone() {
         let (sims, running) = (sims.clone(), running.clone());
         load.push(tokio::task::spawn_blocking(move || {
@@ -296,7 +304,9 @@ async fn run() -> anyhow::Result<()> {
                     let verb = if mute { "unmute" } else { "mute" };
                     sims[n].api(&format!("conference {room} {verb} {id}"));
                 }
-                std::thread::sleep(Duration::from_millis(2));
+                if pace > Duration::ZERO {
+                    std::thread::sleep(pace);
+                }
                 // A node's callers do not run ahead of what its controller takes without end.
                 while sims[n].queued_events() > MAX_QUEUED && running.load(Ordering::Relaxed) {
                     std::thread::sleep(Duration::from_millis(1));
