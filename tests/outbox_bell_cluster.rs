@@ -13,8 +13,9 @@ use serde_json::json;
 use tokio::time::{Instant, timeout};
 
 use common::redis_cluster::RedisCluster;
-use switchyard::conference::EventKind;
+use switchyard::conference::{AppId, EventKind};
 use switchyard::store::bell::{OutboxWatch, Waits, Woken};
+use switchyard::store::keys;
 use switchyard::store::redis::RedisStore;
 use switchyard::store::{Saved, Store};
 use webhook_support::{TestRoom, app};
@@ -238,4 +239,72 @@ async fn on_a_cluster_readers_wake_after_a_planned_failover() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     wakes_on_the_new_master(&writer, &mut room, &mut w, deadline).await;
+}
+
+/// The apps of the shard channels the masters have subscribers for (`PUBSUB SHARDCHANNELS`,
+/// one entry per channel), sorted.
+fn subscribed_apps(cluster: &RedisCluster) -> Vec<String> {
+    let mut apps: Vec<String> = (0..cluster.nodes.len())
+        .flat_map(|i| {
+            cluster
+                .cli(i, &["PUBSUB", "SHARDCHANNELS", "sy:*"])
+                .lines()
+                .filter_map(|l| keys::appended_app(l.trim()).map(str::to_owned))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    apps.sort();
+    apps
+}
+
+/// The connections subscribed to shard channels (`CLIENT LIST`'s `ssub`), as node and id.
+fn shard_subscribers(cluster: &RedisCluster) -> Vec<(usize, String)> {
+    (0..cluster.nodes.len())
+        .flat_map(|i| {
+            cluster
+                .cli(i, &["CLIENT", "LIST"])
+                .lines()
+                .filter(|l| {
+                    l.split(' ')
+                        .any(|f| f.strip_prefix("ssub=").is_some_and(|n| n != "0"))
+                })
+                .filter_map(|l| l.split(' ').next().map(|id| (i, id.to_owned())))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+async fn until_subscribed(cluster: &RedisCluster, want: &[&str]) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let apps = subscribed_apps(cluster);
+        if apps == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the masters' shard channels are those of {apps:?}, not {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn on_a_cluster_an_apps_channels_go_with_its_last_reader() {
+    let cluster = RedisCluster::start();
+    let (reader, writer, mut w) = reader_and_writer(&cluster).await;
+    let hook = ["hook-app"; 3];
+    until_subscribed(&cluster, &hook).await;
+    let other = reader.outbox_watch(&AppId::parse("other-app").unwrap());
+    let both = [hook.as_slice(), &["other-app"; 3]].concat();
+    until_subscribed(&cluster, &both).await;
+    let subscribers = shard_subscribers(&cluster);
+    drop(other);
+    until_subscribed(&cluster, &hook).await;
+    // Our own unsubscription did not end the session (no new connections), and the first
+    // app's reader still wakes.
+    quiet(&mut w).await;
+    assert_eq!(shard_subscribers(&cluster), subscribers);
+    TestRoom::create(&writer, "after-leaving").await;
+    rung(&mut w, "an append after leaving", Duration::from_secs(5)).await;
 }

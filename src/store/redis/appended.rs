@@ -151,16 +151,7 @@ async fn follow(
     apps: &[AppId],
     heard: &mut HashSet<String>,
 ) -> redis::RedisResult<()> {
-    let wanted: HashSet<String> = apps
-        .iter()
-        .flat_map(|app| {
-            shards
-                .tags(app)
-                .iter()
-                .map(|tag| keys::appended(tag))
-                .collect::<Vec<_>>()
-        })
-        .collect();
+    let wanted = channels(shards, apps);
     // One channel per command: the sink pairs each reply with one command, and Redis answers
     // a command naming several channels once per channel.
     for channel in wanted.difference(heard) {
@@ -171,6 +162,19 @@ async fn follow(
     }
     *heard = wanted;
     Ok(())
+}
+
+/// The channels of `apps`' shards.
+fn channels(shards: &Shards, apps: &[AppId]) -> HashSet<String> {
+    apps.iter()
+        .flat_map(|app| {
+            shards
+                .tags(app)
+                .iter()
+                .map(|tag| keys::appended(tag))
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 /// The subscription is up: the bells are live, and ring once for what was appended while they

@@ -7,10 +7,11 @@
 //! Sharded Pub/Sub has no patterns, so the subscriber names each channel: every shard of every
 //! app that has a bell ([`Bells::apps`]), each on the master of its slot (`CLUSTER SLOTS`),
 //! over one RESP3 connection per master whose pushes all reach one queue. An app that gets a
-//! bell later is subscribed then (and its bell rung once: a ring before that was not heard).
-//! The session ends, and the caller starts another from a new slot map, when a master's
-//! connection is lost or does not answer a `PING`, or when a master unsubscribes us: Redis
-//! does that when a channel's slot moves to another master (a reshard, a failover).
+//! bell later is subscribed then (and its bell rung once: a ring before that was not heard);
+//! an app whose last reader goes is unsubscribed. The session ends, and the caller starts
+//! another from a new slot map, when a master's connection is lost or does not answer a
+//! `PING`, or when a master unsubscribes us from a channel we did not leave: Redis does that
+//! when a channel's slot moves to another master (a reshard, a failover).
 
 use std::collections::HashSet;
 
@@ -19,7 +20,7 @@ use redis::{AsyncConnectionConfig, ConnectionInfo, ProtocolVersion, PushInfo, Pu
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{TIMEOUT, live, within};
+use super::{TIMEOUT, channels, live, within};
 use crate::conference::AppId;
 use crate::store::bell::Bells;
 use crate::store::keys;
@@ -58,6 +59,8 @@ pub(super) async fn subscribed(
     let mut readers = bells.readers();
     readers.borrow_and_update();
     let mut heard: HashSet<String> = HashSet::new();
+    // Channels we unsubscribed from whose `sunsubscribe` has not come back yet.
+    let mut leaving: HashSet<String> = HashSet::new();
     subscribe(&map, &mut masters, shards, &bells.apps(), &mut heard).await?;
     let mut ping = live(bells).await;
     loop {
@@ -71,6 +74,8 @@ pub(super) async fn subscribed(
                             bells.ring(&app);
                         }
                     }
+                    // Our own unsubscription's reply.
+                    PushKind::SUnsubscribe if push_channel(&push).is_some_and(|c| leaving.remove(c)) => {}
                     // The channel's slot left that master, or the connection did.
                     PushKind::SUnsubscribe | PushKind::Disconnection => return Ok(()),
                     _ => {}
@@ -82,12 +87,17 @@ pub(super) async fn subscribed(
                 }
                 let apps: Vec<AppId> = bells.apps();
                 let new: Vec<AppId> = apps
-                    .into_iter()
+                    .iter()
                     .filter(|app| {
                         shards.tags(app).iter().any(|tag| !heard.contains(&keys::appended(tag)))
                     })
+                    .cloned()
                     .collect();
                 if subscribe(&map, &mut masters, shards, &new, &mut heard).await.is_err() {
+                    return Ok(());
+                }
+                let wanted = channels(shards, &apps);
+                if unsubscribe(&map, &mut masters, &wanted, &mut heard, &mut leaving).await.is_err() {
                     return Ok(());
                 }
                 for app in &new {
@@ -135,12 +145,7 @@ async fn subscribe(
             if heard.contains(&channel) {
                 continue;
             }
-            let slot = slot_of_key(&channel);
-            let master = map
-                .iter()
-                .find(|(first, last, _)| (*first..=*last).contains(&slot))
-                .and_then(|(_, _, info)| masters.iter_mut().find(|m| m.info.addr == info.addr))
-                .ok_or_else(|| no_master(format!("no master serves slot {slot}")))?;
+            let master = master_of(map, masters, &channel)?;
             let mut cmd = redis::cmd("SSUBSCRIBE");
             cmd.arg(&channel);
             within(master.conn.send_packed_command(&cmd)).await?;
@@ -150,14 +155,52 @@ async fn subscribe(
     Ok(())
 }
 
+/// Unsubscribes from the channels in `heard` that are not `wanted` (their apps' last readers
+/// went), each on its slot's master, and notes them in `leaving`.
+async fn unsubscribe(
+    map: &[Range<ConnectionInfo>],
+    masters: &mut [Master],
+    wanted: &HashSet<String>,
+    heard: &mut HashSet<String>,
+    leaving: &mut HashSet<String>,
+) -> redis::RedisResult<()> {
+    let gone: Vec<String> = heard.difference(wanted).cloned().collect();
+    for channel in gone {
+        let master = master_of(map, masters, &channel)?;
+        let mut cmd = redis::cmd("SUNSUBSCRIBE");
+        cmd.arg(&channel);
+        heard.remove(&channel);
+        leaving.insert(channel);
+        within(master.conn.send_packed_command(&cmd)).await?;
+    }
+    Ok(())
+}
+
+/// The subscribing connection to the master of the channel's slot.
+fn master_of<'m>(
+    map: &[Range<ConnectionInfo>],
+    masters: &'m mut [Master],
+    channel: &str,
+) -> redis::RedisResult<&'m mut Master> {
+    let slot = slot_of_key(channel);
+    map.iter()
+        .find(|(first, last, _)| (*first..=*last).contains(&slot))
+        .and_then(|(_, _, info)| masters.iter_mut().find(|m| m.info.addr == info.addr))
+        .ok_or_else(|| no_master(format!("no master serves slot {slot}")))
+}
+
+/// The channel a push names (its first item).
+fn push_channel(push: &PushInfo) -> Option<&str> {
+    match push.data.first()? {
+        Value::BulkString(bytes) => std::str::from_utf8(bytes).ok(),
+        Value::SimpleString(s) => Some(s.as_str()),
+        _ => None,
+    }
+}
+
 /// The app whose channel a `smessage` push came on.
 fn channel_app(push: &PushInfo) -> Option<AppId> {
-    let channel = match push.data.first()? {
-        Value::BulkString(bytes) => std::str::from_utf8(bytes).ok()?,
-        Value::SimpleString(s) => s.as_str(),
-        _ => return None,
-    };
-    keys::appended_app(channel).and_then(|a| AppId::parse(a).ok())
+    keys::appended_app(push_channel(push)?).and_then(|a| AppId::parse(a).ok())
 }
 
 #[cfg(test)]
