@@ -10,7 +10,8 @@
 //! compares the two is the capacity: events applied per second of the busiest instance's CPU —
 //! before the fleet shared the nodes, every instance applied every event, so two instances gave
 //! the same capacity as one (×1); sharing, each applies half (goal ≥ ×1.8 when each instance has
-//! its own core). The event rate itself is bounded by the nodes and Redis on this machine.
+//! its own core). The rate is set by the load's pace (`FLEET_BENCH_PACE_MS`), not by the
+//! instances: the same in both phases.
 //!
 //! `cargo bench --bench fleet_events` (needs redis-server); `FLEET_BENCH_PIN=1` starts each
 //! instance on a CPU of its own (`taskset -c`, needs util-linux), which sizes its runtime to
@@ -142,16 +143,6 @@ impl Phase {
         let busiest = self.cpu.iter().cloned().fold(0.0, f64::max);
         self.events_per_sec / busiest.max(1e-9)
     }
-}
-
-/// A graceful stop (SIGTERM: the instance hands its nodes over at once), waited for.
-fn terminate(serve: &mut Serve) {
-    let pid = serve.pid().to_string();
-    let sent = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status();
-    assert!(sent.is_ok_and(|s| s.success()), "SIGTERM to {pid}");
-    serve.wait();
 }
 
 async fn measure(redis: &str, instances: &[(&Serve, &Api)]) -> Phase {
@@ -335,7 +326,7 @@ async fn run() -> anyhow::Result<()> {
         .await;
         tokio::time::sleep(Duration::from_secs(2)).await;
         let two = measure(&redis.url(), &[(&first, &api1), (&second, &api2)]).await;
-        terminate(&mut second);
+        second.terminate();
         println!(
             "fleet_events round {round}: 4 simulated nodes, {} rooms x {CALLERS} members muted/unmuted at full rate, {}s windows, load {}",
             rooms.len(),

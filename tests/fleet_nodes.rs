@@ -11,7 +11,6 @@ mod common;
 mod webhook_support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -99,14 +98,6 @@ impl Instance {
                 .filter_map(|n| n.as_str().map(str::to_owned))
                 .collect()
         })
-    }
-
-    /// SIGTERM: a graceful stop; waits for the process to end.
-    fn terminate(&mut self) {
-        let pid = self.serve.pid().to_string();
-        let sent = Command::new("kill").args(["-TERM", &pid]).status();
-        assert!(sent.is_ok_and(|s| s.success()), "SIGTERM to {pid}");
-        self.serve.wait();
     }
 }
 
@@ -319,7 +310,7 @@ async fn fleet(url: &str, what: &str) {
     // the lease), not after the lease runs out.
     let mut b = b;
     let stopped = Instant::now();
-    b.terminate();
+    b.serve.terminate();
     let shares = shared(
         &[&a],
         Duration::from_millis(LEASE_MS * 2 / 3 + 500),

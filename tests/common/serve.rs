@@ -59,8 +59,12 @@ impl Serve {
         self.child.id()
     }
 
-    /// Waits until the process ends by itself (after a SIGTERM).
-    pub fn wait(&mut self) {
+    /// SIGTERM (a graceful stop: the instance hands its nodes over at once), and waits until
+    /// the process ends.
+    pub fn terminate(&mut self) {
+        let pid = self.pid().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(sent.is_ok_and(|s| s.success()), "SIGTERM to {pid}");
         let _ = tokio::task::block_in_place(|| self.child.wait());
     }
 

@@ -102,7 +102,7 @@ async fn subscribed(
     let mut readers = bells.readers();
     readers.borrow_and_update();
     let mut heard: HashSet<String> = HashSet::new();
-    follow(&mut sink, shards, &bells.apps(), &mut heard).await?;
+    follow(&mut sink, &channels(shards, &bells.apps()), &mut heard).await?;
     let mut ping = live(bells).await;
     loop {
         tokio::select! {
@@ -120,12 +120,8 @@ async fn subscribed(
                     return Ok(());
                 }
                 let apps = bells.apps();
-                let new: Vec<AppId> = apps
-                    .iter()
-                    .filter(|app| shards.tags(app).iter().any(|tag| !heard.contains(&keys::appended(tag))))
-                    .cloned()
-                    .collect();
-                if follow(&mut sink, shards, &apps, &mut heard).await.is_err() {
+                let new = unheard(shards, &apps, &heard);
+                if follow(&mut sink, &channels(shards, &apps), &mut heard).await.is_err() {
                     return Ok(());
                 }
                 for app in &new {
@@ -142,25 +138,22 @@ async fn subscribed(
     }
 }
 
-/// Makes the subscription the channels of `apps`' shards (`heard` holds what it was):
-/// subscribes to the new ones and unsubscribes from those of apps no longer in `apps` (their
-/// readers are gone).
+/// Makes the subscription `wanted` (`heard` holds what it was): subscribes to the new
+/// channels and unsubscribes from those of apps whose last reader went.
 async fn follow(
     sink: &mut redis::aio::PubSubSink,
-    shards: &Shards,
-    apps: &[AppId],
+    wanted: &HashSet<String>,
     heard: &mut HashSet<String>,
 ) -> redis::RedisResult<()> {
-    let wanted = channels(shards, apps);
     // One channel per command: the sink pairs each reply with one command, and Redis answers
     // a command naming several channels once per channel.
     for channel in wanted.difference(heard) {
         within(sink.subscribe(channel)).await?;
     }
-    for channel in heard.difference(&wanted) {
+    for channel in heard.difference(wanted) {
         within(sink.unsubscribe(channel)).await?;
     }
-    *heard = wanted;
+    heard.clone_from(wanted);
     Ok(())
 }
 
@@ -174,6 +167,19 @@ fn channels(shards: &Shards, apps: &[AppId]) -> HashSet<String> {
                 .map(|tag| keys::appended(tag))
                 .collect::<Vec<_>>()
         })
+        .collect()
+}
+
+/// The apps among `apps` with a channel not in `heard` (whose readers came since).
+fn unheard(shards: &Shards, apps: &[AppId], heard: &HashSet<String>) -> Vec<AppId> {
+    apps.iter()
+        .filter(|app| {
+            shards
+                .tags(app)
+                .iter()
+                .any(|tag| !heard.contains(&keys::appended(tag)))
+        })
+        .cloned()
         .collect()
 }
 

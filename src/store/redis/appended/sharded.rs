@@ -20,7 +20,7 @@ use redis::{AsyncConnectionConfig, ConnectionInfo, ProtocolVersion, PushInfo, Pu
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{TIMEOUT, channels, live, within};
+use super::{TIMEOUT, channels, live, unheard, within};
 use crate::conference::AppId;
 use crate::store::bell::Bells;
 use crate::store::keys;
@@ -61,7 +61,8 @@ pub(super) async fn subscribed(
     let mut heard: HashSet<String> = HashSet::new();
     // Channels we unsubscribed from whose `sunsubscribe` has not come back yet.
     let mut leaving: HashSet<String> = HashSet::new();
-    subscribe(&map, &mut masters, shards, &bells.apps(), &mut heard).await?;
+    let wanted = channels(shards, &bells.apps());
+    follow(&map, &mut masters, &wanted, &mut heard, &mut leaving).await?;
     let mut ping = live(bells).await;
     loop {
         tokio::select! {
@@ -85,19 +86,10 @@ pub(super) async fn subscribed(
                 if changed.is_err() {
                     return Ok(());
                 }
-                let apps: Vec<AppId> = bells.apps();
-                let new: Vec<AppId> = apps
-                    .iter()
-                    .filter(|app| {
-                        shards.tags(app).iter().any(|tag| !heard.contains(&keys::appended(tag)))
-                    })
-                    .cloned()
-                    .collect();
-                if subscribe(&map, &mut masters, shards, &new, &mut heard).await.is_err() {
-                    return Ok(());
-                }
+                let apps = bells.apps();
+                let new = unheard(shards, &apps, &heard);
                 let wanted = channels(shards, &apps);
-                if unsubscribe(&map, &mut masters, &wanted, &mut heard, &mut leaving).await.is_err() {
+                if follow(&map, &mut masters, &wanted, &mut heard, &mut leaving).await.is_err() {
                     return Ok(());
                 }
                 for app in &new {
@@ -130,48 +122,36 @@ async fn connect(
         .await
 }
 
-/// Subscribes to the channels of `apps`' shards not yet in `heard`, each on its slot's master
-/// (one channel per `SSUBSCRIBE`: each has one reply).
-async fn subscribe(
-    map: &[Range<ConnectionInfo>],
-    masters: &mut [Master],
-    shards: &Shards,
-    apps: &[AppId],
-    heard: &mut HashSet<String>,
-) -> redis::RedisResult<()> {
-    for app in apps {
-        for tag in shards.tags(app).iter() {
-            let channel = keys::appended(tag);
-            if heard.contains(&channel) {
-                continue;
-            }
-            let master = master_of(map, masters, &channel)?;
-            let mut cmd = redis::cmd("SSUBSCRIBE");
-            cmd.arg(&channel);
-            within(master.conn.send_packed_command(&cmd)).await?;
-            heard.insert(channel);
-        }
-    }
-    Ok(())
-}
-
-/// Unsubscribes from the channels in `heard` that are not `wanted` (their apps' last readers
-/// went), each on its slot's master, and notes them in `leaving`.
-async fn unsubscribe(
+/// Makes the subscription `wanted` (`heard` holds what it was), each channel on its slot's
+/// master and one per command (each has one reply): subscribes to the new channels and
+/// unsubscribes from those of apps whose last reader went, noting them in `leaving`.
+async fn follow(
     map: &[Range<ConnectionInfo>],
     masters: &mut [Master],
     wanted: &HashSet<String>,
     heard: &mut HashSet<String>,
     leaving: &mut HashSet<String>,
 ) -> redis::RedisResult<()> {
-    let gone: Vec<String> = heard.difference(wanted).cloned().collect();
-    for channel in gone {
+    for channel in wanted.difference(heard).cloned().collect::<Vec<_>>() {
         let master = master_of(map, masters, &channel)?;
-        let mut cmd = redis::cmd("SUNSUBSCRIBE");
-        cmd.arg(&channel);
+        within(
+            master
+                .conn
+                .send_packed_command(redis::cmd("SSUBSCRIBE").arg(&channel)),
+        )
+        .await?;
+        heard.insert(channel);
+    }
+    for channel in heard.difference(wanted).cloned().collect::<Vec<_>>() {
+        let master = master_of(map, masters, &channel)?;
         heard.remove(&channel);
-        leaving.insert(channel);
-        within(master.conn.send_packed_command(&cmd)).await?;
+        leaving.insert(channel.clone());
+        within(
+            master
+                .conn
+                .send_packed_command(redis::cmd("SUNSUBSCRIBE").arg(&channel)),
+        )
+        .await?;
     }
     Ok(())
 }
