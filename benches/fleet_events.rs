@@ -16,10 +16,16 @@
 //! `cargo bench --bench fleet_events` (needs redis-server); `FLEET_BENCH_PIN=1` starts each
 //! instance on a CPU of its own (`taskset -c`, needs util-linux), which sizes its runtime to
 //! one worker thread; `FLEET_BENCH_PACE_MS` is the pause after each room's round of mutes
-//! (default 2; 0: no pause, only the queue bound holds the callers back). Without `--bench`
+//! (default 2; 0: no pause, only the queue bound holds the callers back).
+//! `FLEET_BENCH_BUDGET=<percent>` gives each instance that share of one CPU (a cgroup CFS quota
+//! of its own; needs root) and the nodes go at full rate: each instance is saturated, and the
+//! figure is the rate two instances apply against one — the "own core budget" without a
+//! machine of four free cores. Without `--bench`
 //! (as `cargo test --benches` runs it) it does nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "support/budget.rs"]
+mod budget;
 #[allow(dead_code)]
 #[path = "../tests/common/serve.rs"]
 mod serve;
@@ -33,6 +39,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
+use budget::CpuBudget;
 use serve::{Api, Serve};
 use support::{RedisServer, cpu_secs, loadavg};
 use switchyard::api::hash_key;
@@ -130,9 +137,24 @@ async fn store_writes(redis: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// A `serve` process, in a CPU budget of its own if the run gives one (dropped after it: the
+/// process is killed first, then its cgroup removed).
+struct Instance {
+    serve: Serve,
+    budget: Option<CpuBudget>,
+}
+
+impl Instance {
+    fn throttled(&self) -> u64 {
+        self.budget.as_ref().map_or(0, CpuBudget::throttled)
+    }
+}
+
 struct Phase {
     events_per_sec: f64,
     cpu: Vec<f64>,
+    /// Times an instance was held back by its budget during the window (all instances).
+    throttled: u64,
     /// Events per Redis script run: how well the owners batch.
     events_per_write: f64,
 }
@@ -145,12 +167,13 @@ impl Phase {
     }
 }
 
-async fn measure(redis: &str, instances: &[(&Serve, &Api)]) -> Phase {
+async fn measure(redis: &str, instances: &[(&Instance, &Api)]) -> Phase {
     let writes_before = store_writes(redis).await;
+    let throttled_before: u64 = instances.iter().map(|(i, _)| i.throttled()).sum();
     let before: Vec<(f64, f64)> = {
         let mut v = Vec::new();
-        for (serve, api) in instances {
-            v.push((applied(api).await, cpu_secs(serve.pid())));
+        for (instance, api) in instances {
+            v.push((applied(api).await, cpu_secs(instance.serve.pid())));
         }
         v
     };
@@ -159,14 +182,16 @@ async fn measure(redis: &str, instances: &[(&Serve, &Api)]) -> Phase {
     let secs = started.elapsed().as_secs_f64();
     let mut events = 0.0;
     let mut cpu = Vec::new();
-    for ((serve, api), (applied_before, cpu_before)) in instances.iter().zip(before) {
+    for ((instance, api), (applied_before, cpu_before)) in instances.iter().zip(before) {
         events += applied(api).await - applied_before;
-        cpu.push((cpu_secs(serve.pid()) - cpu_before) / secs);
+        cpu.push((cpu_secs(instance.serve.pid()) - cpu_before) / secs);
     }
     let writes = store_writes(redis).await - writes_before;
+    let throttled = instances.iter().map(|(i, _)| i.throttled()).sum::<u64>() - throttled_before;
     Phase {
         events_per_sec: events / secs,
         cpu,
+        throttled,
         events_per_write: events / writes.max(1.0),
     }
 }
@@ -193,6 +218,14 @@ async fn run() -> anyhow::Result<()> {
     // `FLEET_BENCH_PIN=1`: each instance on a CPU of its own from its start (the first on CPU
     // 0, the second on CPU 1), its runtime sized to that one CPU.
     let pinned = std::env::var("FLEET_BENCH_PIN").is_ok_and(|v| v == "1");
+    // `FLEET_BENCH_BUDGET=<percent>`: each instance may use that much of one CPU (a cgroup
+    // quota of its own), and the nodes go at full rate unless a pace is set: each instance is
+    // saturated, and the figure is the rate two budgets apply against one.
+    let budget: Option<u64> = std::env::var("FLEET_BENCH_BUDGET")
+        .ok()
+        .map(|v| v.parse())
+        .transpose()
+        .context("FLEET_BENCH_BUDGET: a percentage of one CPU")?;
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let start = |n: usize| {
         let (dir, redis, sims) = (&dir, redis.url(), &sims);
@@ -201,10 +234,14 @@ async fn run() -> anyhow::Result<()> {
             let path = dir.join(format!("switchyard-{n}.toml"));
             std::fs::write(&path, config(port, &redis, sims)).unwrap();
             let base = format!("http://127.0.0.1:{port}");
-            (
-                Serve::start_on(&path, &base, pinned.then(|| usize::from(n > 0) % cpus)).await,
-                Api::new(&base, "app1", KEY),
-            )
+            let serve =
+                Serve::start_on(&path, &base, pinned.then(|| usize::from(n > 0) % cpus)).await;
+            let budget = budget.map(|percent| {
+                let name = format!("switchyard-fleet-bench-{}-{n}", std::process::id());
+                CpuBudget::put(serve.pid(), &name, percent)
+                    .expect("FLEET_BENCH_BUDGET needs root and a cgroup CPU controller")
+            });
+            (Instance { serve, budget }, Api::new(&base, "app1", KEY))
         }
     };
     let (first, api1) = start(0).await;
@@ -273,7 +310,7 @@ async fn run() -> anyhow::Result<()> {
         std::env::var("FLEET_BENCH_PACE_MS")
             .ok()
             .and_then(|v| v.parse().ok())
-            .unwrap_or(2),
+            .unwrap_or(if budget.is_some() { 0 } else { 2 }),
     );
     for (n, room, _) in rooms.clone() {
         let (sims, running) = (sims.clone(), running.clone());
@@ -326,7 +363,7 @@ async fn run() -> anyhow::Result<()> {
         .await;
         tokio::time::sleep(Duration::from_secs(2)).await;
         let two = measure(&redis.url(), &[(&first, &api1), (&second, &api2)]).await;
-        second.terminate();
+        second.serve.terminate();
         println!(
             "fleet_events round {round}: 4 simulated nodes, {} rooms x {CALLERS} members muted/unmuted at full rate, {}s windows, load {}",
             rooms.len(),
@@ -335,7 +372,7 @@ async fn run() -> anyhow::Result<()> {
         );
         for (name, p) in [("1 instance ", &one), ("2 instances", &two)] {
             println!(
-                "  {name}: {:>8.0} events/s applied; CPU per instance {}; {:>8.0} events per busiest instance's CPU-second; {:.1} events per store write",
+                "  {name}: {:>8.0} events/s applied; CPU per instance {}; {:>8.0} events per busiest instance's CPU-second; {:.1} events per store write{}",
                 p.events_per_sec,
                 p.cpu
                     .iter()
@@ -343,11 +380,26 @@ async fn run() -> anyhow::Result<()> {
                     .collect::<Vec<_>>()
                     .join(" + "),
                 p.capacity(),
-                p.events_per_write
+                p.events_per_write,
+                budget.map_or(String::new(), |_| format!(
+                    "; held back by the budget {} times",
+                    p.throttled
+                )),
             );
         }
-        let ratio = two.capacity() / one.capacity();
-        println!("  capacity, 2 instances vs 1: x{ratio:.2}");
+        // With a budget each instance is saturated: the rates compare. Without one the load's
+        // pace sets the rate: the capacities (rate per busiest CPU) compare.
+        let ratio = if budget.is_some() {
+            two.events_per_sec / one.events_per_sec
+        } else {
+            two.capacity() / one.capacity()
+        };
+        let what = if budget.is_some() {
+            "events/s applied"
+        } else {
+            "capacity"
+        };
+        println!("  {what}, 2 instances vs 1: x{ratio:.2}");
         ratios.push(ratio);
     }
     running.store(false, Ordering::Relaxed);
@@ -357,7 +409,11 @@ async fn run() -> anyhow::Result<()> {
     let mut sorted = ratios.clone();
     sorted.sort_by(f64::total_cmp);
     println!(
-        "fleet_events: capacity, 2 instances vs 1, median of {ROUNDS} rounds: x{:.2} (rounds: {}; goal x1.8; before the fleet shared the nodes: x1)",
+        "fleet_events: {}, 2 instances vs 1, median of {ROUNDS} rounds: x{:.2} (rounds: {}; goal x1.8; before the fleet shared the nodes: x1)",
+        match budget {
+            Some(percent) => format!("events/s applied with {percent}% of a CPU per instance"),
+            None => "capacity".to_owned(),
+        },
         sorted[sorted.len() / 2],
         ratios
             .iter()

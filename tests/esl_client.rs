@@ -676,6 +676,51 @@ async fn with_back_pressure_a_slow_consumer_pauses_reads_and_loses_nothing() {
     within("server script", server).await.unwrap();
 }
 
+/// A consumer that asks something and waits for the answer before it takes more events (the
+/// supervisor's resync does) while its backlog is full: the reply is behind events FreeSWITCH
+/// had already sent, so the connection reads on past the cap until it comes. Before, reads
+/// stayed paused, the reply was never read, and the command timed out (the supervisor then
+/// dropped the node: an overloaded controller lost its nodes at every resync).
+#[tokio::test]
+async fn with_back_pressure_a_command_is_answered_while_the_backlog_is_full() {
+    let (listener, addr) = listen().await;
+    let server = serve(listener, |mut fs| async move {
+        let burst: Vec<u8> = (1..=200)
+            .flat_map(|seq| member_event(seq).to_vec())
+            .collect();
+        fs.send(&burst).await;
+        assert_eq!(fs.read_api().await, "status");
+        let mut out = (201..=210)
+            .flat_map(|seq| member_event(seq).to_vec())
+            .collect::<Vec<u8>>();
+        out.extend(api_response("UP"));
+        fs.send(&out).await;
+        fs.expect_eof().await;
+    });
+    let config = ClientConfig {
+        event_channel: 2,
+        max_event_backlog: 5,
+        overflow: switchyard::esl::Overflow::Backpressure,
+        ..config()
+    };
+    let (client, mut events) = connect(&addr, config).await;
+    // The first events are read and held (the backlog fills) before the command is sent.
+    assert_eq!(next_event(&mut events).await.sequence(), Some(1));
+    let reply = within("api", client.api(&api("status", &[])))
+        .await
+        .unwrap();
+    assert_eq!(reply.text(), "UP");
+    // Nothing was lost or reordered by reading past the cap.
+    let mut seqs = vec![1];
+    for _ in 2..=210 {
+        seqs.push(next_event(&mut events).await.sequence().unwrap());
+    }
+    assert_eq!(seqs, (1..=210).collect::<Vec<u64>>());
+    drop(client);
+    drop(events);
+    within("server script", server).await.unwrap();
+}
+
 #[tokio::test]
 async fn timed_out_command_does_not_shift_later_replies() {
     let (listener, addr) = listen().await;

@@ -33,7 +33,9 @@ pub enum Overflow {
     /// commands, which a stalled socket would hold up.
     Close,
     /// Stop reading the socket until the consumer catches up, so TCP pushes back on FreeSWITCH:
-    /// for a connection used only for events. Logged, never silent.
+    /// for a connection used for events (and the few commands whose answers must be ordered
+    /// with them: while one waits, reads go on past the cap until its reply comes). Logged,
+    /// never silent.
     Backpressure,
 }
 

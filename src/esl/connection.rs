@@ -178,10 +178,14 @@ pub(crate) async fn run<S>(
 }
 
 impl Connection {
-    /// With back-pressure, the socket is not read while the backlog is full.
+    /// With back-pressure, the socket is not read while the backlog is full — unless a command
+    /// waits for its reply. FreeSWITCH answers after the events it had already sent, and a
+    /// consumer may wait for the answer before it takes more events (a resync does): paused
+    /// reads would never reach the reply. The backlog then grows by what came before it.
     fn reading_paused(&self) -> bool {
         self.config.overflow == Overflow::Backpressure
             && self.backlog.len() >= self.config.max_event_backlog
+            && self.waiters.is_empty()
     }
 
     /// Queues the waiter for a request and returns the command to write.

@@ -199,7 +199,8 @@ impl<S: Store> Supervisor<S> {
     }
 
     /// The event connection pushes back on FreeSWITCH instead of dropping anything; commands
-    /// travel on other connections, so a slow reconciler never holds them up.
+    /// travel on other connections, so a slow reconciler never holds them up (the resync's,
+    /// which must be ordered with the events, are answered even while the backlog is full).
     fn events_config(&self) -> ClientConfig {
         ClientConfig {
             overflow: crate::esl::Overflow::Backpressure,
