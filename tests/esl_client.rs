@@ -105,6 +105,11 @@ fn member_event(seq: u64) -> Bytes {
     plain_event("CUSTOM", seq, &extra, None)
 }
 
+/// Member events numbered `seqs`, back to back as one write.
+fn member_events(seqs: std::ops::RangeInclusive<u64>) -> Vec<u8> {
+    seqs.flat_map(|seq| member_event(seq).to_vec()).collect()
+}
+
 // ---------------------------------------------------------------------------------------------
 // The fake FreeSWITCH side of one connection.
 
@@ -209,6 +214,16 @@ fn config() -> ClientConfig {
     ClientConfig {
         command_timeout: Duration::from_secs(5),
         ..ClientConfig::default()
+    }
+}
+
+/// An event connection that pushes back after five held events.
+fn back_pressure() -> ClientConfig {
+    ClientConfig {
+        event_channel: 2,
+        max_event_backlog: 5,
+        overflow: switchyard::esl::Overflow::Backpressure,
+        ..config()
     }
 }
 
@@ -605,9 +620,7 @@ async fn event_backlog_overflow_closes_the_connection_without_dropping_events() 
     const MAX_BACKLOG: usize = 5;
     let (listener, addr) = listen().await;
     let server = serve(listener, |mut fs| async move {
-        let burst: Vec<u8> = (1..=20)
-            .flat_map(|seq| member_event(seq).to_vec())
-            .collect();
+        let burst = member_events(1..=20);
         fs.send(&burst).await;
         // The client gives up on the connection rather than drop events.
         fs.expect_eof().await;
@@ -642,21 +655,14 @@ async fn event_backlog_overflow_closes_the_connection_without_dropping_events() 
 async fn with_back_pressure_a_slow_consumer_pauses_reads_and_loses_nothing() {
     let (listener, addr) = listen().await;
     let server = serve(listener, |mut fs| async move {
-        let burst: Vec<u8> = (1..=200)
-            .flat_map(|seq| member_event(seq).to_vec())
-            .collect();
+        let burst = member_events(1..=200);
         fs.send(&burst).await;
         // The reply sits behind the events; it is read once the consumer has caught up.
         assert_eq!(fs.read_api().await, "status");
         fs.send(&api_response("UP")).await;
         fs.expect_eof().await;
     });
-    let config = ClientConfig {
-        event_channel: 2,
-        max_event_backlog: 5,
-        overflow: switchyard::esl::Overflow::Backpressure,
-        ..config()
-    };
+    let config = back_pressure();
     let (client, mut events) = connect(&addr, config).await;
     let mut seqs = Vec::new();
     for _ in 0..200 {
@@ -685,24 +691,15 @@ async fn with_back_pressure_a_slow_consumer_pauses_reads_and_loses_nothing() {
 async fn with_back_pressure_a_command_is_answered_while_the_backlog_is_full() {
     let (listener, addr) = listen().await;
     let server = serve(listener, |mut fs| async move {
-        let burst: Vec<u8> = (1..=200)
-            .flat_map(|seq| member_event(seq).to_vec())
-            .collect();
+        let burst = member_events(1..=200);
         fs.send(&burst).await;
         assert_eq!(fs.read_api().await, "status");
-        let mut out = (201..=210)
-            .flat_map(|seq| member_event(seq).to_vec())
-            .collect::<Vec<u8>>();
+        let mut out = member_events(201..=210);
         out.extend(api_response("UP"));
         fs.send(&out).await;
         fs.expect_eof().await;
     });
-    let config = ClientConfig {
-        event_channel: 2,
-        max_event_backlog: 5,
-        overflow: switchyard::esl::Overflow::Backpressure,
-        ..config()
-    };
+    let config = back_pressure();
     let (client, mut events) = connect(&addr, config).await;
     // The first events are read and held (the backlog fills) before the command is sent.
     assert_eq!(next_event(&mut events).await.sequence(), Some(1));
