@@ -278,6 +278,20 @@ async fn fleet(url: &str, what: &str) {
         .await;
     assert_eq!(status, 201, "{body}");
     let room = body["room_id"].as_str().unwrap().to_owned();
+    // A room takes joins once its control leg is in the conference (`starting` until then:
+    // a join is refused with 409), as the node's owner, any of the three, has applied it.
+    until(
+        Duration::from_secs(10),
+        "the room is progressing",
+        || async {
+            let (_, body) = c
+                .api
+                .call("GET", &format!("/api/v1/conferences/{room}"), None)
+                .await;
+            (body["status"] == "progressing").then_some(())
+        },
+    )
+    .await;
     let mut sessions = Vec::new();
     for (i, number) in ["5001", "5002", "5003", "5004"].iter().enumerate() {
         let session = call(&b.api, &sims, i, number).await;
