@@ -231,13 +231,10 @@ async fn on_a_cluster_readers_wake_after_a_planned_failover() {
         })
         .expect("the room's master has a replica");
     cluster.wait_replicated(old);
-    let answer = cluster.cli(replica, &["CLUSTER", "FAILOVER"]);
-    assert!(answer.contains("OK"), "{answer}");
+    cluster
+        .planned_failover(replica, &key, Duration::from_secs(45))
+        .await;
     let deadline = Instant::now() + Duration::from_secs(30);
-    while cluster.master_of(&key) != Some(replica) {
-        assert!(Instant::now() < deadline, "the replica never took over");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
     wakes_on_the_new_master(&writer, &mut room, &mut w, deadline).await;
 }
 

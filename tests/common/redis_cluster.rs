@@ -175,6 +175,53 @@ impl RedisCluster {
         }
     }
 
+    /// A planned failover of replica `i` (`CLUSTER FAILOVER`: its master pauses its writers
+    /// until `i` has every write, then `i` is elected and the two swap roles), done once `i`
+    /// serves `key`. Redis gives a manual failover 5 s (`CLUSTER_MF_TIMEOUT`) and drops it
+    /// silently if the election has not ended by then, and a replica starts another election
+    /// only 4 node timeouts after its last: on a loaded machine the first try can be lost (CI
+    /// saw it), so it is asked again after 10 s, within `within`. It is asked only once every
+    /// master knows `i` as a replica (one that does not denies its vote).
+    pub async fn planned_failover(&self, i: usize, key: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        let id = self.cli(i, &["CLUSTER", "MYID"]).trim().to_owned();
+        let failed = |what: &str| -> ! {
+            let logs: Vec<String> = (0..self.nodes.len())
+                .map(|n| format!("node {n}:\n{}", self.nodes[n].log_tail(15)))
+                .collect();
+            panic!("{what}\n{}\n{}", self.describe(i), logs.join("\n"))
+        };
+        let masters: Vec<usize> = (0..self.nodes.len())
+            .filter(|&n| self.nodes[n].pid().is_some())
+            .filter(|&n| self.cli(n, &["ROLE"]).starts_with("master"))
+            .collect();
+        while !masters.iter().all(|&n| {
+            self.describe(n)
+                .lines()
+                .any(|l| l.starts_with(&id) && l.contains("slave"))
+        }) {
+            if Instant::now() > deadline {
+                failed("the masters never all knew the replica");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        loop {
+            let answer = self.cli(i, &["CLUSTER", "FAILOVER"]);
+            assert!(answer.contains("OK"), "CLUSTER FAILOVER: {answer}");
+            let retry = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < retry {
+                if self.master_of(key) == Some(i) {
+                    return;
+                }
+                if Instant::now() > deadline {
+                    failed("the replica never took over");
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            eprintln!("CLUSTER FAILOVER of node {i}: not done after 10 s; asked again");
+        }
+    }
+
     /// `redis-cli` against node `i`: its output.
     pub fn cli(&self, i: usize, args: &[&str]) -> String {
         cli(self.nodes[i].port, args)

@@ -75,6 +75,8 @@ impl RedisServer {
             ])
             .arg("--dir")
             .arg(&self.dir)
+            .arg("--logfile")
+            .arg(self.dir.join("redis.log"))
             .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -131,6 +133,14 @@ impl RedisServer {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The last `lines` lines of the server's log (for a failing test's message).
+    #[allow(dead_code)]
+    pub fn log_tail(&self, lines: usize) -> String {
+        let log = std::fs::read_to_string(self.dir.join("redis.log")).unwrap_or_default();
+        let all: Vec<&str> = log.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
     }
 
     /// Kills the server (as a crash would).
