@@ -10,7 +10,7 @@
 //! are only what two real runs differ in (see `tests/common/diff.rs`): PRESENCE_IN's place
 //! among the conference events, `variable_sip_cseq`/`variable_sip_to_tag` around the answer,
 //! ids and times, `Milliseconds-Elapsed`, and how many `show channels` polls the node's core
-//! database needs to catch up with the events. About 25 s for the whole file (9 FreeSWITCH
+//! database needs to catch up with the events. About 40 s for the whole file (10 FreeSWITCH
 //! starts, 2 at a time; `SWITCHYARD_DIFF_CALIBRATE=all` calibrates every scenario, about 45 s
 //! more). `SWITCHYARD_DIFF_DUMP=<dir>` writes both runs in full,
 //! `SWITCHYARD_DIFF_FULL=1` prints whole streams in a diff.
@@ -106,6 +106,15 @@
 //!     channel's basic data, RECV_INFO of the display update, and each dialog's
 //!     `sip_hangup_disposition`, `sip_reason` and SIP statistics (none for a leg refused before
 //!     any media). `rtp_use_timer_name` on SIP legs, now that both profiles have a timer.
+//! 16. A room that waits for its moderator (`wait_mod`: created with `wait-mod` and
+//!     `conference_moh_sound`, as `rooms` opens one): the simulator ignored both. FreeSWITCH
+//!     plays the hold music as the room's async file from the start, with no event; a join
+//!     stops it (play-file-done after add-member) and it starts again while the room waits;
+//!     the moderator's join ends the wait without an event and stops the music for good (it
+//!     comes back only for a member left alone); `stop all` counts and stops it too (`+OK
+//!     Stopped 2 files.`, its play-file-done before the play's); nobody is heard while the
+//!     room waits; `json_list`'s `wait_mod`, `get wait_mod` (`true`) and `conference list`'s
+//!     `wait_mod` flag (and `conference list summary`, which the simulator did not know).
 //!
 //! Checked and equal from the start: a tagged `http://` URL fetched by mod_http_cache and
 //! played to its end; mute/unmute/kick/hup replies and events (`hup`, like
@@ -293,6 +302,18 @@ async fn participant_controls() {
 )]
 async fn dial_outs() {
     differential("dialout", scenarios::dialout).await;
+}
+
+/// A room that waits for its moderator (`wait-mod`, hold music from `conference_moh_sound`):
+/// the music stopped by a join and by `stop all` while the room waits, for good when the
+/// moderator joins, back when one member is left; `wait_mod` in `json_list` and `get`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(live_fs),
+    ignore = "needs a real FreeSWITCH: run scripts/test-deps.sh"
+)]
+async fn a_room_waiting_for_its_moderator() {
+    differential("wait_mod", scenarios::wait_mod).await;
 }
 
 /// Calibration: two real runs of a scenario, compared by the same rule, must be equal (else the

@@ -18,7 +18,8 @@ use super::core::{Deferred, State};
 
 /// Where mod_conference finds its prompts (not installed on the captured node, nor here).
 const SOUND_PREFIX: &str = "/usr/share/freeswitch/sounds/en/us/callie";
-const MOH: &str = "local_stream://moh";
+/// The default profile's hold music (`moh-sound`).
+pub(crate) const MOH: &str = "local_stream://moh";
 /// The default profile's enter and exit sounds, and how long they take to play.
 pub(crate) const ENTER_TONE: (&str, Duration) = (
     "tone_stream://%(200,0,500,600,700)",
@@ -40,7 +41,11 @@ pub(crate) struct Tone {
 }
 
 fn played(since: Instant) -> Vec<(&'static str, String)> {
-    let ms = since.elapsed().as_millis() as u64;
+    played_for(since.elapsed())
+}
+
+fn played_for(length: Duration) -> Vec<(&'static str, String)> {
+    let ms = length.as_millis() as u64;
     vec![
         ("seconds", (ms / 1000).to_string()),
         ("milliseconds", ms.to_string()),
@@ -71,10 +76,14 @@ impl State {
         ]
     }
 
-    /// A member is alone: the `conf-alone` prompt (which fails: prompts are not installed) and
-    /// hold music, which starts without an event.
+    /// A member is alone: the `conf-alone` prompt (which fails: prompts are not installed),
+    /// unless the room waits for its moderator; the hold music follows ([`State::resume_moh`]).
     pub(crate) fn alone(&mut self, room: &str) {
-        if self.rooms.get(room).is_none_or(|r| !r.sounds()) {
+        if self
+            .rooms
+            .get(room)
+            .is_none_or(|r| !r.sounds() || r.wait_mod)
+        {
             return;
         }
         let file = format!("{SOUND_PREFIX}/conference/conf-alone.wav");
@@ -85,18 +94,42 @@ impl State {
             ("Error", "File could not be played".to_owned()),
         ];
         self.fire_room_action(room, "play-file", &extra);
-        if let Some(r) = self.rooms.get_mut(room) {
+    }
+
+    /// The conference thread starts the hold music, without an event, when the room wants it
+    /// ([`Room::wants_moh`]) and it is not playing.
+    ///
+    /// [`Room::wants_moh`]: super::conference::Room::wants_moh
+    pub(crate) fn resume_moh(&mut self, room: &str) {
+        if let Some(r) = self.rooms.get_mut(room)
+            && r.wants_moh()
+        {
             r.moh.get_or_insert_with(Instant::now);
         }
     }
 
+    /// The hold music is stopped (it plays as the room's async file): its play-file-done.
     pub(crate) fn stop_moh(&mut self, room: &str) {
-        let Some(since) = self.rooms.get_mut(room).and_then(|r| r.moh.take()) else {
+        if let Some(played) = self.take_moh(room) {
+            self.moh_done(room, played);
+        }
+    }
+
+    /// Stops the hold music, if it plays; how long it played (its play-file-done is the
+    /// caller's to fire, [`State::moh_done`]).
+    pub(crate) fn take_moh(&mut self, room: &str) -> Option<Duration> {
+        let since = self.rooms.get_mut(room)?.moh.take()?;
+        Some(since.elapsed())
+    }
+
+    /// The play-file-done of hold music that played for `played`.
+    pub(crate) fn moh_done(&mut self, room: &str, played: Duration) {
+        let Some(file) = self.rooms.get(room).and_then(|r| r.moh_sound.clone()) else {
             return;
         };
-        let mut extra = played(since);
+        let mut extra = played_for(played);
         extra.push(("Action", "play-file-done".into()));
-        extra.push(("File", MOH.into()));
+        extra.push(("File", file));
         extra.push(("Async", "true".into()));
         self.fire_room_action(room, "play-file-done", &extra);
     }
@@ -272,12 +305,14 @@ impl State {
                 let channel = self.channels.get(&m.uuid).filter(|ch| !ch.is_hungup());
                 let (alive, speaking) = (channel.is_some(), channel.is_some_and(|ch| ch.speaking));
                 // A held member hears its hold music, not the room, and is not heard (its
-                // media is hard-muted): it never talks.
+                // media is hard-muted): it never talks. A room that waits for its moderator
+                // mixes no member in (conference_loop.c): its members hear the music only.
                 let hears = m.hear
                     && (sound
-                        || r.members
-                            .iter()
-                            .any(|o| o.id != m.id && o.talking && o.speak && !o.held));
+                        || (!r.wait_mod
+                            && r.members
+                                .iter()
+                                .any(|o| o.id != m.id && o.talking && o.speak && !o.held)));
                 let voice = speaking || (m.echo && hears);
                 let talks = alive && m.speak && !m.ghost && !m.held && voice;
                 (talks != m.talking).then_some((m.id, talks))

@@ -38,7 +38,7 @@ impl State {
             return "-ERR Conference command, not specified.\nTry 'help'\n".into();
         };
         match first {
-            "list" => return self.list_all(),
+            "list" => return self.list_all(words.get(1) == Some(&"summary")),
             "json_list" => return self.json_list(None),
             "count" => return self.rooms.len().to_string(),
             _ => {}
@@ -285,20 +285,40 @@ impl State {
             .collect()
     }
 
-    fn list_all(&self) -> String {
+    /// `conference list [summary]`: each room's line (its count and flags), then its members
+    /// unless `summary`.
+    fn list_all(&self, summary: bool) -> String {
         if self.rooms.is_empty() {
             return "+OK No active conferences.\n".into();
         }
         let mut out = String::new();
         for room in self.rooms.values() {
             let n = room.non_ghosts();
+            // The flags in conference_api.c's order (`conference_api_sub_list`).
+            let flags: Vec<&str> = [("locked", room.locked), ("wait_mod", room.wait_mod)]
+                .into_iter()
+                .filter_map(|(name, set)| set.then_some(name))
+                .chain([
+                    "running",
+                    "answered",
+                    "enforce_min",
+                    "dynamic",
+                    "exit_sound",
+                    "enter_sound",
+                ])
+                .chain((!room.recordings.is_empty()).then_some("recording"))
+                .chain(["json_status"])
+                .collect();
             out.push_str(&format!(
-                "+OK Conference {} ({n} member{} rate: 8000{} flags: running|answered|enforce_min|dynamic|exit_sound|enter_sound|json_status)\n",
+                "+OK Conference {} ({n} member{} rate: 8000{} flags: {})\n",
                 room.name,
                 if n == 1 { "" } else { "s" },
                 if room.locked { " locked" } else { "" },
+                flags.join("|"),
             ));
-            out.push_str(&self.list_room(&room.name, &[]));
+            if !summary {
+                out.push_str(&self.list_room(&room.name, &[]));
+            }
         }
         out
     }
@@ -364,7 +384,7 @@ impl State {
                     ("video_floor_packets", json!(0)),
                     ("locked", json!(room.locked)),
                     ("destruct", json!(false)),
-                    ("wait_mod", json!(false)),
+                    ("wait_mod", json!(room.wait_mod)),
                     ("audio_always", json!(false)),
                     ("running", json!(true)),
                     ("answered", json!(true)),
@@ -407,7 +427,13 @@ impl State {
                     String::new()
                 }
             }
-            Some("wait_mod") => String::new(),
+            Some("wait_mod") => {
+                if room.wait_mod {
+                    "true".into()
+                } else {
+                    String::new()
+                }
+            }
             _ => "get <parameter-name>".into(),
         }
     }

@@ -100,8 +100,15 @@ pub(crate) struct Room {
     pub max_members: i64,
     pub playback: Playback,
     pub recordings: Vec<Recording>,
-    /// Hold music (`local_stream://moh`) playing to a member who is alone, since when.
+    /// The room's hold music: the profile's (`local_stream://moh` for every profile but
+    /// `switchyard`, which has none), else the creating channel's `conference_moh_sound`.
+    pub moh_sound: Option<String>,
+    /// The hold music playing (to a member alone, or while the room waits), since when.
     pub moh: Option<Instant>,
+    /// The room waits for a moderator (`wait-mod`, a conference flag of the creating member's
+    /// `+flags{}` or its `conference_flags`): nobody is heard, the hold music plays whatever
+    /// the count. Cleared, without an event, when a moderator joins; never set again.
+    pub wait_mod: bool,
     /// The enter or exit tone playing.
     pub tone: Option<Tone>,
     /// `event_count` of PRESENCE_IN.
@@ -123,6 +130,15 @@ impl Room {
     /// every other name behaves as vanilla `default`.
     pub fn sounds(&self) -> bool {
         self.profile != QUIET_PROFILE
+    }
+
+    /// Whether the conference thread plays the hold music now: the room has one and waits for
+    /// its moderator or has a single member, and no room file plays (mod_conference.c,
+    /// `conference_thread_run`).
+    pub fn wants_moh(&self) -> bool {
+        self.moh_sound.is_some()
+            && (self.wait_mod || self.non_ghosts() == 1)
+            && self.playback.queue.is_empty()
     }
 
     pub fn non_ghosts(&self) -> usize {

@@ -21,9 +21,11 @@ use crate::esl::EventData;
 pub(crate) enum Deferred {
     /// A room's current file ends, unless the room's playback changed since (`token`).
     PlayDone { room: String, token: u64 },
-    /// Files stopped by a command get their play-file-done.
+    /// Files stopped by a command get their play-file-done: the hold music's first (how long
+    /// it played, if `stop all`/`stop async` stopped it), then the room's files.
     PlayStopped {
         room: String,
+        moh: Option<Duration>,
         files: Vec<(PlayFile, Duration)>,
     },
     /// An originated channel leaves the originate and runs its apps.
@@ -162,7 +164,7 @@ impl State {
     fn run(&mut self, step: Deferred) {
         match step {
             Deferred::PlayDone { room, token } => self.play_done(&room, token),
-            Deferred::PlayStopped { room, files } => self.files_stopped(&room, files),
+            Deferred::PlayStopped { room, moh, files } => self.files_stopped(&room, moh, files),
             Deferred::RunApps { uuid, apps } => self.proceed(&uuid, apps),
             Deferred::Transfer {
                 uuid,

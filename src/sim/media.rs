@@ -44,6 +44,13 @@ pub(crate) fn split_params(arg: &str) -> (Vec<(String, String)>, String) {
     (Vec::new(), arg.to_owned())
 }
 
+/// How long a file played: what it had played before a pause, and since it last started.
+fn played(file: &PlayFile) -> Duration {
+    let played = file.total.saturating_sub(file.remaining)
+        + file.started.map(|s| s.elapsed()).unwrap_or_default();
+    played.min(file.total)
+}
+
 impl State {
     /// How long a file plays, or `None` when FreeSWITCH could not open it.
     pub(crate) fn file_length(&self, file: &str) -> Option<Duration> {
@@ -180,24 +187,25 @@ impl State {
         {
             self.start_current(room);
         }
+        self.resume_moh(room);
     }
 
     /// Stopped files are closed by the conference thread just after the command returned, so
-    /// their play-file-done comes after the command's API event (captures 01/02).
-    fn stopped(&mut self, room: &str, files: Vec<(PlayFile, Duration)>) {
-        self.later(
-            Duration::from_millis(1),
-            Deferred::PlayStopped {
-                room: room.to_owned(),
-                files,
-            },
-        );
-    }
-
-    pub(crate) fn files_stopped(&mut self, room: &str, files: Vec<(PlayFile, Duration)>) {
+    /// their play-file-done comes after the command's API event (captures 01/02); the hold
+    /// music's (the async file's) first.
+    pub(crate) fn files_stopped(
+        &mut self,
+        room: &str,
+        moh: Option<Duration>,
+        files: Vec<(PlayFile, Duration)>,
+    ) {
+        if let Some(length) = moh {
+            self.moh_done(room, length);
+        }
         for (file, played) in &files {
             self.fire_play_done(room, file, *played);
         }
+        self.resume_moh(room);
         self.audio_changed(room, None);
     }
 
@@ -240,30 +248,41 @@ impl State {
         "+OK Pause\n".into()
     }
 
-    /// `stop [current|all|async]`: each stopped file gets its play-file-done.
+    /// `stop [current|all|async]`: each stopped file gets its play-file-done. `all` stops the
+    /// hold music too (it is the room's async file), `async` only the hold music
+    /// (conference_file.c, `conference_file_stop`).
     pub(crate) fn stop(&mut self, room: &str, rest: &[&str]) -> String {
-        let n = match rest.first().copied() {
-            None | Some("all") => self.stop_playback(room, false),
-            Some("current") => self.stop_current(room),
-            Some("async") => 0,
+        let (moh, files) = match rest.first().copied() {
+            None | Some("all") => (self.take_moh(room), self.stop_playback(room)),
+            Some("current") => (None, self.stop_current(room)),
+            Some("async") => (self.take_moh(room), Vec::new()),
             Some(_) => return "stop <[current|all|async|last]> [<member_id>]".into(),
         };
+        let n = files.len() + usize::from(moh.is_some());
+        if n > 0 {
+            self.later(
+                Duration::from_millis(1),
+                Deferred::PlayStopped {
+                    room: room.to_owned(),
+                    moh,
+                    files,
+                },
+            );
+        }
         format!("+OK Stopped {n} files.\n")
     }
 
-    fn stop_current(&mut self, room: &str) -> usize {
+    /// Stops the file now playing (the next in the queue starts); it and how long it played.
+    fn stop_current(&mut self, room: &str) -> Vec<(PlayFile, Duration)> {
         let token = self.token();
         let Some(r) = self.rooms.get_mut(room) else {
-            return 0;
+            return Vec::new();
         };
         r.playback.token = token;
         let Some(file) = r.playback.queue.pop_front() else {
-            return 0;
+            return Vec::new();
         };
-        let played = file.total.saturating_sub(file.remaining)
-            + file.started.map(|s| s.elapsed()).unwrap_or_default();
-        let played = played.min(file.total);
-        self.stopped(room, vec![(file, played)]);
+        let played = played(&file);
         if self
             .rooms
             .get(room)
@@ -271,32 +290,25 @@ impl State {
         {
             self.start_current(room);
         }
-        1
+        vec![(file, played)]
     }
 
-    /// Stops every file of the room; `quiet` skips the events (the room is going away).
-    pub(crate) fn stop_playback(&mut self, room: &str, quiet: bool) -> usize {
+    /// Stops every file of the room: each and how long it played.
+    pub(crate) fn stop_playback(&mut self, room: &str) -> Vec<(PlayFile, Duration)> {
         let token = self.token();
         let Some(r) = self.rooms.get_mut(room) else {
-            return 0;
+            return Vec::new();
         };
         r.playback.token = token;
         r.playback.paused = false;
-        let files: Vec<PlayFile> = r.playback.queue.drain(..).collect();
-        let n = files.len();
-        if !quiet && n > 0 {
-            let stopped = files
-                .into_iter()
-                .map(|file| {
-                    let played = file.total.saturating_sub(file.remaining)
-                        + file.started.map(|s| s.elapsed()).unwrap_or_default();
-                    let played = played.min(file.total);
-                    (file, played)
-                })
-                .collect();
-            self.stopped(room, stopped);
-        }
-        n
+        r.playback
+            .queue
+            .drain(..)
+            .map(|file| {
+                let length = played(&file);
+                (file, length)
+            })
+            .collect()
     }
 
     /// `file-vol <dB>`: the volume of the file now playing.

@@ -4,8 +4,8 @@
 
 use std::time::{Duration, Instant};
 
-use super::audio::FLOOR_DELAY;
-use super::conference::{JoinSpec, Member, Room};
+use super::audio::{FLOOR_DELAY, MOH};
+use super::conference::{JoinSpec, Member, QUIET_PROFILE, Room};
 use super::core::{Deferred, State};
 use super::media::Playback;
 
@@ -24,6 +24,26 @@ impl State {
     /// the enter tone for the others, the floor for the first member.
     pub(crate) fn join(&mut self, uuid: &str, spec: &JoinSpec) {
         if !self.rooms.contains_key(&spec.room) {
+            let var = |name: &str| {
+                self.channels
+                    .get(uuid)
+                    .and_then(|ch| ch.var(name))
+                    .map(str::to_owned)
+            };
+            // The conference flags are the creating member's `+flags{}` and its
+            // `conference_flags` (mod_conference.c, `conference_function`).
+            let conference_flags = var("conference_flags").unwrap_or_default();
+            let wait_mod = spec
+                .flags
+                .iter()
+                .map(String::as_str)
+                .chain(conference_flags.split('|'))
+                .any(|f| f == "wait-mod");
+            let moh_sound = if spec.profile == QUIET_PROFILE {
+                var("conference_moh_sound").filter(|s| !s.is_empty())
+            } else {
+                Some(MOH.to_owned())
+            };
             self.rooms.insert(
                 spec.room.clone(),
                 Room {
@@ -37,7 +57,9 @@ impl State {
                     max_members: 0,
                     playback: Playback::default(),
                     recordings: Vec::new(),
+                    moh_sound,
                     moh: None,
+                    wait_mod,
                     tone: None,
                     presence_count: 0,
                     relationships: Vec::new(),
@@ -106,6 +128,12 @@ impl State {
         }
         self.member_event(&spec.room, id, "add-member", &[]);
         self.presence(&spec.room);
+        // A moderator ends the wait, without an event: the music is stopped below for good.
+        if has("moderator")
+            && let Some(room) = self.rooms.get_mut(&spec.room)
+        {
+            room.wait_mod = false;
+        }
         if !ghost && count > 1 {
             self.stop_moh(&spec.room);
             self.start_tone(&spec.room, true);
@@ -117,6 +145,7 @@ impl State {
         if !ghost && no_floor {
             self.set_floor(&spec.room, Some(id));
         }
+        self.resume_moh(&spec.room);
         self.audio_changed(&spec.room, None);
     }
 
@@ -161,6 +190,10 @@ impl State {
             self.alone(&room_name);
         }
         self.member_event_for(&room_name, &member, "del-member", &[]);
+        // While the room waits for its moderator, a leave stops the music (it starts again).
+        if self.rooms.get(&room_name).is_some_and(|r| r.wait_mod) {
+            self.stop_moh(&room_name);
+        }
         if let Some(ch) = self.channels.get_mut(uuid) {
             ch.unset_var("conference_call_key");
         }
@@ -187,6 +220,7 @@ impl State {
                 },
             );
         }
+        self.resume_moh(&room_name);
         self.audio_changed(&room_name, None);
     }
 
@@ -206,7 +240,7 @@ impl State {
 
     fn destroy_room(&mut self, room: &str) {
         self.presence(room);
-        self.stop_playback(room, true);
+        self.stop_playback(room);
         self.stop_moh(room);
         self.stop_all_recordings(room);
         self.fire_room_action(room, "conference-destroy", &[]);

@@ -312,7 +312,7 @@ pub fn burst(run: &mut Run) -> Pin<Box<dyn Future<Output = ()> + '_>> {
 }
 
 /// Every scenario's name (its `fn` name).
-pub const NAMES: [&str; 10] = [
+pub const NAMES: [&str; 11] = [
     "basic",
     "odd_names",
     "originate_quoted_name",
@@ -323,6 +323,7 @@ pub const NAMES: [&str; 10] = [
     "url_play",
     "url_play_missing",
     "participants",
+    "wait_mod",
 ];
 
 /// The participant controls as the controller sends them: deaf/undeaf; a hold with a file
@@ -456,6 +457,97 @@ pub fn dialout(run: &mut Run) -> Pin<Box<dyn Future<Output = ()> + '_>> {
     })
 }
 
+/// A room that waits for its moderator, opened as the controller opens one
+/// (`commands::originate_control_leg` with `wait-mod` and `conference_moh_sound`): hold music
+/// plays from the start (no event: it is the conference thread's, not a play); a caller joins
+/// (the music is stopped for the join, a play-file-done, and starts again), the room is listed
+/// while it waits, a play is stopped with `stop all` (which stops the music too), the
+/// moderator joins (the music stops for good), the room is listed again;
+/// the moderator is kicked and the caller hangs up, which leaves the control leg alone (the
+/// music starts again) until the room is closed.
+pub fn wait_mod(run: &mut Run) -> Pin<Box<dyn Future<Output = ()> + '_>> {
+    Box::pin(async move {
+        use switchyard::conference::RoomId;
+        use switchyard::node::commands;
+        let room = RoomId::parse(ROOM).unwrap();
+        let (caller, host) = (
+            run.call_silent(DID, "1001", "Alice").await,
+            run.call_silent(DID, "1002", "Host").await,
+        );
+        let ctl = uuid::Uuid::new_v4().to_string();
+        run.label(&ctl, "ctl");
+        run.label(ROOM, "room");
+        let open =
+            commands::originate_control_leg(&room, &ctl, "null/switchyard", PROFILE, true).unwrap();
+        let from = run.mark();
+        run.bgapi(open.as_str()).await;
+        run.conf_event(from, "add-member", Some(&ctl)).await;
+        // The conference thread starts the music on its own tick, with no event to await; a
+        // thread that ticked before the control leg was in waits 2 s (`moh_wait`) first.
+        tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+        let from = run.mark();
+        run.api(
+            commands::join(&caller, &room, PROFILE, false)
+                .unwrap()
+                .as_str(),
+        )
+        .await;
+        let id = run
+            .conf_event(from, "add-member", Some(&caller))
+            .await
+            .member_id()
+            .unwrap();
+        run.conf_event(from, "play-file-done", None).await;
+        member(run, "unmute", id, &caller, "unmute-member").await;
+        run.api(&format!("conference {ROOM} json_list")).await;
+        run.api(&format!("conference {ROOM} get wait_mod")).await;
+        // Summary: the full list names the caller's SIP address, whose port is SIPp's.
+        run.api("conference list summary").await;
+        // A play while the room waits (played over the music), stopped as the controller
+        // stops plays (`stop all`).
+        let note = wav("waiting.wav", 3000);
+        let dir = std::path::Path::new(&note).parent().unwrap();
+        run.label(&dir.to_string_lossy(), "media");
+        let op = uuid::Uuid::parse_str("00000000-0000-4000-8000-000000000001").unwrap();
+        run.label(&op.to_string(), "op1");
+        let from = run.mark();
+        run.api(commands::play(&room, &op, &note).unwrap().as_str())
+            .await;
+        run.conf_event(from, "play-file", None).await;
+        let from = run.mark();
+        run.api(&format!("conference {ROOM} stop all")).await;
+        run.wait_from(from, "the play's play-file-done", |e| {
+            e.header("Action").as_deref() == Some("play-file-done")
+                && e.header("switchyard_op").as_deref() == Some(op.to_string().as_str())
+        })
+        .await;
+        // The music is stopped by `stop all` too; it starts again on the thread's next tick
+        // (20 ms; no event says so, a second is the margin for a loaded machine).
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let from = run.mark();
+        run.api(
+            commands::join(&host, &room, PROFILE, true)
+                .unwrap()
+                .as_str(),
+        )
+        .await;
+        let mid = run
+            .conf_event(from, "add-member", Some(&host))
+            .await
+            .member_id()
+            .unwrap();
+        run.conf_event(from, "play-file-done", None).await;
+        run.api(&format!("conference {ROOM} json_list")).await;
+        run.api(&format!("conference {ROOM} get wait_mod")).await;
+        member(run, "kick", mid, &host, "del-member").await;
+        kill(run, &host).await;
+        kill(run, &caller).await;
+        // The control leg alone: the thread starts the music again on its next tick (as above).
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        close(run, &ctl).await;
+    })
+}
+
 /// A scenario by its name.
 pub fn by_name(name: &str) -> Option<Scenario> {
     let scenario: Scenario = match name {
@@ -470,6 +562,7 @@ pub fn by_name(name: &str) -> Option<Scenario> {
         "url_play_missing" => url_play_missing,
         "participants" => participants,
         "dialout" => dialout,
+        "wait_mod" => wait_mod,
         _ => return None,
     };
     Some(scenario)
