@@ -256,6 +256,7 @@ async fn big_node<S: Store>(store: &S) -> Vec<SnapshotConference> {
                 channel: channel.clone(),
                 member_id: m + 1,
                 speak: false,
+                moderator: false,
             };
             switchyard::conference::apply(&mut room, CORE, "conf", &added, None, 1);
             members.push(SnapshotMember {
@@ -281,6 +282,7 @@ async fn big_node<S: Store>(store: &S) -> Vec<SnapshotConference> {
         snapshot.push(SnapshotConference {
             conference_name: id.to_string(),
             conference_uuid: "conf".into(),
+            wait_mod: None,
             members,
         });
     }

@@ -65,6 +65,7 @@ fn added(channel: &str, member_id: u32) -> ConferenceFact {
         channel: channel.into(),
         member_id,
         speak: false,
+        moderator: false,
     }
 }
 

@@ -186,6 +186,7 @@ fn facts_about_strangers_or_from_another_process_are_ignored() {
         channel: ALICE.into(),
         member_id: 1,
         speak: false,
+        moderator: false,
     };
     assert_eq!(
         apply(&mut room, "another-core", conf, &add, None, 7).ignored,
@@ -215,6 +216,7 @@ fn when_a_connect_partner_leaves_the_other_is_ejected_and_the_room_ends() {
         channel: c.into(),
         member_id: id,
         speak: false,
+        moderator: false,
     };
     apply(&mut room, CORE, "c", &ConferenceFact::Created, None, 2);
     apply(&mut room, CORE, "c", &add(ALICE, 1), None, 3);
@@ -262,6 +264,7 @@ fn node_truth(facts: &[(String, ConferenceFact)]) -> Option<SnapshotConference> 
                 channel,
                 member_id,
                 speak,
+                ..
             } => {
                 members.insert(channel.clone(), (*member_id, *speak));
             }
@@ -284,6 +287,7 @@ fn node_truth(facts: &[(String, ConferenceFact)]) -> Option<SnapshotConference> 
     conf.map(|conference_uuid| SnapshotConference {
         conference_name: "room1".into(),
         conference_uuid,
+        wait_mod: None,
         members: members
             .into_iter()
             .map(|(uuid, (id, speak))| SnapshotMember {
@@ -554,6 +558,7 @@ fn added(channel: &str, member_id: u32) -> ConferenceFact {
         channel: channel.into(),
         member_id,
         speak: false,
+        moderator: false,
     }
 }
 
@@ -794,6 +799,7 @@ fn an_audit_moves_out_again_the_members_a_terminating_room_still_has_on_the_node
     let on_node = SnapshotConference {
         conference_name: "room1".into(),
         conference_uuid: "c".into(),
+        wait_mod: None,
         members: [(CONTROL, CONTROL_ID), (CAROL, carol)]
             .into_iter()
             .map(|(uuid, id)| SnapshotMember {
@@ -1018,12 +1024,14 @@ fn a_snapshot_of_a_held_member_keeps_its_mute_and_deaf_state() {
             can_hear: !hold,
             hold,
             talking: false,
+            is_moderator: false,
         },
         carries: None,
     };
     let snapshot = SnapshotConference {
         conference_name: room.id.to_string(),
         conference_uuid: "c".into(),
+        wait_mod: None,
         members: room
             .members
             .values()
@@ -1217,6 +1225,7 @@ fn a_snapshot_ends_a_talk_whose_stop_was_missed_and_never_starts_one() {
     let snapshot = SnapshotConference {
         conference_name: room.id.to_string(),
         conference_uuid: "c".into(),
+        wait_mod: None,
         members: room
             .members
             .values()

@@ -161,3 +161,65 @@ async fn live_a_cut_event_socket_refuses_commands_and_is_repaired_on_reconnect()
     t.joined(&room, &carol).await;
     t.finish().await;
 }
+
+/// A moderator that came and went on the node while the Event Socket was cut started the
+/// waiting room (FreeSWITCH never waits again): after the reconnect the resync reads the room's
+/// `wait_mod` from the node's list, and the API stops saying the room waits (it said so for
+/// good: neither the moderator nor the end of the wait was ever told).
+#[tokio::test]
+#[cfg_attr(
+    not(live_fs),
+    ignore = "needs a real FreeSWITCH: run scripts/test-deps.sh"
+)]
+async fn live_a_moderator_that_came_and_went_while_the_socket_was_cut_started_the_room() {
+    let t = Live::start_proxied().await;
+    let room = t
+        .room_with(json!({ "name": "cut-wait", "wait_for_moderator": true }))
+        .await;
+    let (caller, host) = (t.call("1001").await, t.call("1002").await);
+    t.joined(&room, &caller).await;
+    let waiting = || async {
+        t.get(&format!("/api/v1/conferences/{room}")).await.body["waiting_for_moderator"].clone()
+    };
+    assert_eq!(waiting().await, true);
+
+    t.proxy.as_ref().unwrap().cut();
+    t.eventually("readyz reports the node down", || async {
+        t.readyz().await.status == StatusCode::SERVICE_UNAVAILABLE
+    })
+    .await;
+    // Meanwhile on the node: an operator's moderator joins, and hangs up.
+    let line = format!(
+        "uuid_transfer {} conference:{room}@{}+flags{{moderator}},park: inline",
+        channel_of(&host),
+        t.settings.profile
+    );
+    let reply = t.node_api(&line).await;
+    assert!(reply.starts_with("+OK"), "{line}: {reply}");
+    // (`get wait_mod` answers `true`, or nothing: `-ERR no reply` over the Event Socket.)
+    t.eventually("the node no longer waits", || async {
+        t.node_api(&format!("conference {room} get wait_mod"))
+            .await
+            .trim()
+            != "true"
+    })
+    .await;
+    let reply = t
+        .node_api(&format!("uuid_kill {}", channel_of(&host)))
+        .await;
+    assert!(reply.starts_with("+OK"), "{reply}");
+
+    t.proxy.as_ref().unwrap().heal();
+    t.eventually("the controller is back", || async {
+        t.readyz().await.status == StatusCode::OK
+    })
+    .await;
+    t.eventually("the API says the room started", || async {
+        waiting().await == false
+    })
+    .await;
+    let members = t.members(&room).await;
+    assert_eq!(members.len(), 1, "{members:?}");
+    assert_eq!(members[0]["uuid"], caller.as_str());
+    t.finish().await;
+}

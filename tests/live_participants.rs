@@ -267,6 +267,46 @@ async fn live_a_room_waits_for_its_moderator_and_ends_when_it_leaves() {
     t.finish().await;
 }
 
+/// A moderator the controller did not join (an operator moves a call in on the node) starts a
+/// waiting room all the same: FreeSWITCH ends the wait with no event of its own, so the API
+/// said the room still waited. Now it reads the member's type from its add-member.
+#[tokio::test]
+#[cfg_attr(
+    not(live_fs),
+    ignore = "needs a real FreeSWITCH: run scripts/test-deps.sh, or set SWITCHYARD_LIVE_ESL=host:port"
+)]
+async fn live_an_operators_moderator_starts_a_waiting_room() {
+    let t = Live::start().await;
+    let room = t
+        .room_with(json!({ "name": "briefing", "wait_for_moderator": true }))
+        .await;
+    let waiting = || async {
+        t.get(&format!("/api/v1/conferences/{room}")).await.body["waiting_for_moderator"].clone()
+    };
+    let (caller, host) = (t.call("1001").await, t.call("1002").await);
+    t.joined(&room, &caller).await;
+    assert_eq!(waiting().await, true);
+    let line = format!(
+        "uuid_transfer {} conference:{room}@{}+flags{{moderator}},park: inline",
+        channel_of(&host),
+        t.settings.profile
+    );
+    let reply = t.node_api(&line).await;
+    assert!(reply.starts_with("+OK"), "{line}: {reply}");
+    t.eventually("the operator's moderator is listed", || async {
+        t.members(&room)
+            .await
+            .iter()
+            .any(|m| m["uuid"] == host && m["moderator"] == true)
+    })
+    .await;
+    // `get wait_mod` answers `true`, or nothing (`-ERR no reply` over the Event Socket).
+    let on_node = t.node_api(&format!("conference {room} get wait_mod")).await;
+    assert_ne!(on_node.trim(), "true", "the node no longer waits");
+    assert_eq!(waiting().await, false, "the API says the room started");
+    t.finish().await;
+}
+
 #[tokio::test]
 #[cfg_attr(
     not(live_fs),

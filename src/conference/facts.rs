@@ -63,6 +63,9 @@ pub enum ConferenceFact {
         channel: String,
         member_id: u32,
         speak: bool,
+        /// The node's `Member-Type: moderator` (json_list's `is_moderator`): the member's
+        /// `moderator` flag, whoever joined it.
+        moderator: bool,
     },
     MemberDeleted {
         channel: String,
@@ -257,10 +260,12 @@ fn conference_fact(event: &Event) -> Option<ConferenceFact> {
         A::AddMember => {
             let (channel, member_id) = member(event)?;
             let speak = event.flag("Speak").unwrap_or(true);
+            let moderator = event.member_type().is_some_and(|t| t == "moderator");
             ConferenceFact::MemberAdded {
                 channel,
                 member_id,
                 speak,
+                moderator,
             }
         }
         A::DelMember => {

@@ -24,6 +24,8 @@ pub struct MemberFlags {
     pub hold: bool,
     #[serde(default)]
     pub talking: bool,
+    #[serde(default)]
+    pub is_moderator: bool,
 }
 
 fn yes() -> bool {
@@ -38,6 +40,7 @@ impl Default for MemberFlags {
             can_hear: true,
             hold: false,
             talking: false,
+            is_moderator: false,
         }
     }
 }
@@ -62,6 +65,9 @@ pub struct SnapshotConference {
     /// The callers (control leg included).
     #[serde(default, deserialize_with = "callers")]
     pub members: Vec<SnapshotMember>,
+    /// The conference still waits for its moderator (`wait-mod`; `None`: not listed).
+    #[serde(default)]
+    pub wait_mod: Option<bool>,
 }
 
 /// FreeSWITCH lists a running recording among a conference's members, as
@@ -381,6 +387,7 @@ fn conference_present(
             channel: m.uuid.clone(),
             member_id: m.id,
             speak: m.flags.can_speak,
+            moderator: m.flags.is_moderator,
         };
         let s = session(&m.uuid);
         nested(step, core_uuid, &conf.conference_uuid, &added, s.as_ref());
@@ -430,6 +437,14 @@ fn conference_present(
         .collect();
     for channel in &gone {
         leave_unseen(step, channel);
+    }
+    // Whether the room still waits for its moderator: a moderator's join tells it with no
+    // event of its own, and the member's add-member may have been missed.
+    if let Some(waiting) = conf.wait_mod
+        && step.room.waiting_for_moderator != waiting
+    {
+        step.room.waiting_for_moderator = waiting;
+        step.touch();
     }
     forget_unreported_mutes(step, asked_before);
     if step.room.status == RoomStatus::Terminating {

@@ -297,7 +297,8 @@ pub struct ConferenceDetail {
     pub max_participants: u64,
     /// Created to wait for a moderator.
     pub wait_for_moderator: bool,
-    /// No moderator has joined yet: the members wait, hearing hold music.
+    /// No moderator has joined yet: the members wait, hearing hold music (as the node says:
+    /// a moderator joined on the node by other means starts the room too).
     pub waiting_for_moderator: bool,
     pub beep: Beep,
     pub pre_actions: Vec<Action>,

@@ -10,16 +10,26 @@ use crate::conference::model::{
     LeaveReason, Member, MemberStatus, Micros, Room, RoomStatus, RoomType, Session, Switch,
 };
 
+/// A member is in (add-member, or a snapshot listing it). `moderator` is what the node says of
+/// it (`Member-Type`, json_list's `is_moderator`).
 pub(super) fn member_added(
     step: &mut Step<'_>,
     channel: &str,
     member_id: u32,
     speak: bool,
+    moderator: bool,
     session: Option<&Session>,
 ) {
     if channel == step.room.control.channel {
         control_added(step, member_id);
         return;
+    }
+    // The node lets a waiting room start as a moderator joins, with no event of its own
+    // (mod_conference clears `wait-mod` in `conference_member_add`), whoever joined it: an
+    // operator's moderator, or one whose join the controller lost.
+    if moderator && step.room.waiting_for_moderator {
+        step.room.waiting_for_moderator = false;
+        step.touch();
     }
     let now = step.now;
     if let Some(m) = step.room.members.get_mut(channel) {
@@ -29,11 +39,12 @@ pub(super) fn member_added(
         let first_confirmation = m.status == MemberStatus::Joining;
         m.member_id = Some(member_id);
         m.muted = !speak;
+        m.moderator |= moderator;
         m.updated_at = now;
         if first_confirmation {
             m.status = MemberStatus::Joined;
             m.joined_at = Some(now);
-            // The node lets a waiting room start as its first moderator joins (no event).
+            // The controller's own moderator (its join asked for the flag).
             if m.moderator {
                 step.room.waiting_for_moderator = false;
             }
@@ -66,6 +77,7 @@ pub(super) fn member_added(
                 member_id: Some(member_id),
                 status: MemberStatus::Joined,
                 muted: !speak,
+                moderator,
                 joined_at: Some(now),
                 ..Member::requested(session, None, now)
             };

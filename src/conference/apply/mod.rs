@@ -351,7 +351,8 @@ fn dispatch(
             channel,
             member_id,
             speak,
-        } => members::member_added(step, channel, *member_id, *speak, session),
+            moderator,
+        } => members::member_added(step, channel, *member_id, *speak, *moderator, session),
         ConferenceFact::MemberDeleted {
             channel,
             member_id,

@@ -410,6 +410,7 @@ mod tests {
             channel: CH.into(),
             member_id: 7,
             speak: false,
+            moderator: false,
         };
         apply(&mut r, "core", "c", &added, None, 2);
         r
