@@ -10,7 +10,7 @@
 //! are only what two real runs differ in (see `tests/common/diff.rs`): PRESENCE_IN's place
 //! among the conference events, `variable_sip_cseq`/`variable_sip_to_tag` around the answer,
 //! ids and times, `Milliseconds-Elapsed`, and how many `show channels` polls the node's core
-//! database needs to catch up with the events. About 40 s for the whole file (10 FreeSWITCH
+//! database needs to catch up with the events. About 40 s for the whole file (11 FreeSWITCH
 //! starts, 2 at a time; `SWITCHYARD_DIFF_CALIBRATE=all` calibrates every scenario, about 45 s
 //! more). `SWITCHYARD_DIFF_DUMP=<dir>` writes both runs in full,
 //! `SWITCHYARD_DIFF_FULL=1` prints whole streams in a diff.
@@ -115,6 +115,11 @@
 //!     Stopped 2 files.`, its play-file-done before the play's); nobody is heard while the
 //!     room waits; `json_list`'s `wait_mod`, `get wait_mod` (`true`) and `conference list`'s
 //!     `wait_mod` flag (and `conference list summary`, which the simulator did not know).
+//! 17. Keys a caller presses (`dtmf`, by `uuid_recv_dtmf` as the live tests press them): the
+//!     simulator took the command for its own `sim_dtmf` (an RFC 2833 digit: `DTMF-Source:
+//!     RTP`, 2240 samples, `+OK`); FreeSWITCH queues the digits as the application's
+//!     (`DTMF-Source: APP`, 2000 samples or the group's `@<ms>`, groups split on `+`) and
+//!     answers `+OK <uuid> received DTMF <data>.`
 //!
 //! Checked and equal from the start: a tagged `http://` URL fetched by mod_http_cache and
 //! played to its end; mute/unmute/kick/hup replies and events (`hup`, like
@@ -314,6 +319,16 @@ async fn dial_outs() {
 )]
 async fn a_room_waiting_for_its_moderator() {
     differential("wait_mod", scenarios::wait_mod).await;
+}
+
+/// Keys pressed by a caller: parked, in a room, parked again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(live_fs),
+    ignore = "needs a real FreeSWITCH: run scripts/test-deps.sh"
+)]
+async fn keys_pressed_parked_and_in_a_room() {
+    differential("dtmf", scenarios::dtmf).await;
 }
 
 /// Calibration: two real runs of a scenario, compared by the same rule, must be equal (else the

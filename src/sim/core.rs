@@ -412,8 +412,7 @@ impl State {
             "conference" => self.conference(args),
             "sim_inbound" => self.inbound(args),
             "sim_dtmf" => self.caller_dtmf(args),
-            // A key as if the caller pressed it (the simulator's callers press with sim_dtmf).
-            "uuid_recv_dtmf" => self.caller_dtmf(args),
+            "uuid_recv_dtmf" => self.recv_dtmf(args),
             "sim_talk" => self.caller_talk(args),
             _ => format!("-ERR {name} Command not found!\n"),
         }

@@ -11,10 +11,6 @@ use super::core::State;
 use super::events::now_micros;
 
 impl State {
-    /// `sim_inbound <did> <caller_number> [caller name…]`: a SIP call arriving on the `inbound`
-    /// profile to a DID, run through the `public` dialplan of `freeswitch-conf/` (set
-    /// `switchyard_did`, set `media_timeout`, answer, park) as mod_sofia and FreeSWITCH's core
-    /// report it.
     /// `sim_dtmf <uuid> <digit>`: the caller presses a key (RFC 2833). With no caller controls in
     /// the room, FreeSWITCH sends only the core `DTMF` event, the channel's data then the digit
     /// (seen on 1.11: `DTMF-Duration: 2240`, `DTMF-Source: RTP`), in a room or out of one.
@@ -33,6 +29,67 @@ impl State {
         ];
         self.ch_event("DTMF", uuid, &[], &post, false);
         "+OK\n".into()
+    }
+
+    /// `uuid_recv_dtmf <uuid> <dtmf_data>`: digits handed to the channel as if its far end sent
+    /// them (switch_channel.c, `switch_channel_queue_dtmf_string`): groups split on `+`, each
+    /// with an optional `@<ms>` duration (default 250 ms, at least 50 ms, counted in 8 kHz
+    /// samples), an optional leading `~`; each digit is a core `DTMF` event with
+    /// `DTMF-Source: APP`. No digit at all answers the usage (seen on 1.11: `+OK <uuid>
+    /// received DTMF <data>.`, `DTMF-Duration: 2000`).
+    pub(crate) fn recv_dtmf(&mut self, args: &str) -> String {
+        const USAGE: &str = "-USAGE: <uuid> <dtmf_data>\n";
+        // The data is the rest of the line (FreeSWITCH splits the arguments in two).
+        let Some((uuid, data)) = args
+            .split_once(' ')
+            .filter(|(u, d)| !u.is_empty() && !d.is_empty())
+        else {
+            return USAGE.into();
+        };
+        if !self.channels.contains_key(uuid) {
+            return "-ERR Cannot locate session!\n".into();
+        }
+        const DEFAULT: u32 = 2000;
+        const MIN: u32 = 400;
+        const MAX: u32 = 192_000;
+        let mut digits = Vec::new();
+        for group in data.strip_prefix('~').unwrap_or(data).split('+') {
+            let (keys, duration) = match group.split_once('@') {
+                Some((keys, ms)) => {
+                    // atoi: the leading digits, 0 when there are none.
+                    let ms: u32 = ms
+                        .chars()
+                        .take_while(char::is_ascii_digit)
+                        .collect::<String>()
+                        .parse()
+                        .unwrap_or(0);
+                    let duration = if ms > MIN / 8 {
+                        ms.saturating_mul(8)
+                    } else {
+                        DEFAULT
+                    };
+                    (keys, duration.min(MAX))
+                }
+                None => (group, DEFAULT),
+            };
+            digits.extend(
+                keys.chars()
+                    .filter(|c| c.is_ascii_digit() || "*#ABCDabcdWwFf".contains(*c))
+                    .map(|c| (c, duration)),
+            );
+        }
+        if digits.is_empty() {
+            return USAGE.into();
+        }
+        for (digit, duration) in digits {
+            let post = [
+                ("DTMF-Digit", digit.to_string()),
+                ("DTMF-Duration", duration.to_string()),
+                ("DTMF-Source", "APP".to_owned()),
+            ];
+            self.ch_event("DTMF", uuid, &[], &post, false);
+        }
+        format!("+OK {uuid} received DTMF {data}.\n")
     }
 
     /// `sim_talk <uuid> on|off`: the caller starts or stops speaking. In a room, the member
@@ -62,6 +119,10 @@ impl State {
         "+OK\n".into()
     }
 
+    /// `sim_inbound <did> <caller_number> [caller name…]`: a SIP call arriving on the `inbound`
+    /// profile to a DID, run through the `public` dialplan of `freeswitch-conf/` (set
+    /// `switchyard_did`, set `media_timeout`, answer, park) as mod_sofia and FreeSWITCH's core
+    /// report it.
     pub(crate) fn inbound(&mut self, args: &str) -> String {
         let mut words = args.splitn(3, ' ');
         let (Some(did), Some(number)) = (words.next().filter(|s| !s.is_empty()), words.next())

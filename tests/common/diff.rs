@@ -118,6 +118,7 @@ pub const READ: &[&str] = &[
     "Member-ID",
     "Speak",
     "Member-Type",
+    "DTMF-Digit",
     "Hangup-Cause",
     "File",
     "switchyard_op",

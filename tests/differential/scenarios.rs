@@ -312,7 +312,7 @@ pub fn burst(run: &mut Run) -> Pin<Box<dyn Future<Output = ()> + '_>> {
 }
 
 /// Every scenario's name (its `fn` name).
-pub const NAMES: [&str; 11] = [
+pub const NAMES: [&str; 12] = [
     "basic",
     "odd_names",
     "originate_quoted_name",
@@ -324,6 +324,7 @@ pub const NAMES: [&str; 11] = [
     "url_play_missing",
     "participants",
     "wait_mod",
+    "dtmf",
 ];
 
 /// The participant controls as the controller sends them: deaf/undeaf; a hold with a file
@@ -548,6 +549,40 @@ pub fn wait_mod(run: &mut Run) -> Pin<Box<dyn Future<Output = ()> + '_>> {
     })
 }
 
+/// Keys a caller presses, as the live tests press them (`uuid_recv_dtmf`: the digit handed to
+/// the channel as if it came from the far end): one while parked, one in a room (whose
+/// profile has no caller controls), three in two groups (`12@100+9`), one after a kick back
+/// to park.
+pub fn dtmf(run: &mut Run) -> Pin<Box<dyn Future<Output = ()> + '_>> {
+    Box::pin(async move {
+        let call = run.call_silent(DID, "1001", "Alice").await;
+        let press = |digit: char| format!("uuid_recv_dtmf {call} {digit}");
+        let from = run.mark();
+        run.api(&press('5')).await;
+        run.channel_event(from, "DTMF", &call).await;
+        let ctl = open_room(run).await;
+        let m = join(run, &call).await;
+        let from = run.mark();
+        run.api(&press('7')).await;
+        run.channel_event(from, "DTMF", &call).await;
+        // Two groups, the first of two digits held 100 ms each.
+        let from = run.mark();
+        run.api(&format!("uuid_recv_dtmf {call} 12@100+9")).await;
+        run.wait_from(from, "the third digit", |e| {
+            e.header("DTMF-Digit").as_deref() == Some("9")
+        })
+        .await;
+        let from = run.mark();
+        member(run, "kick", m, &call, "kick-member").await;
+        run.channel_event(from, "CHANNEL_PARK", &call).await;
+        let from = run.mark();
+        run.api(&press('#')).await;
+        run.channel_event(from, "DTMF", &call).await;
+        kill(run, &call).await;
+        close(run, &ctl).await;
+    })
+}
+
 /// A scenario by its name.
 pub fn by_name(name: &str) -> Option<Scenario> {
     let scenario: Scenario = match name {
@@ -563,6 +598,7 @@ pub fn by_name(name: &str) -> Option<Scenario> {
         "participants" => participants,
         "dialout" => dialout,
         "wait_mod" => wait_mod,
+        "dtmf" => dtmf,
         _ => return None,
     };
     Some(scenario)
