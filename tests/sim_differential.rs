@@ -120,6 +120,12 @@
 //!     RTP`, 2240 samples, `+OK`); FreeSWITCH queues the digits as the application's
 //!     (`DTMF-Source: APP`, 2000 samples or the group's `@<ms>`, groups split on `+`) and
 //!     answers `+OK <uuid> received DTMF <data>.`
+//! 18. `conference <room> recording pause|resume <path>` (now in `record`): a path the room
+//!     does not record answered `-ERR Could not pause …`; FreeSWITCH answers `+OK Pause
+//!     recording file <path>` and then `-ERR non-existant recording '<path>'`, with no event.
+//!     And pause-recording/resume-recording's `Other-Recordings` is `true` whenever the room
+//!     records (the room's `record_count`, this recording included), not only for a second one
+//!     (a value the rule does not compare, found in the dumps).
 //!
 //! Checked and equal from the start: a tagged `http://` URL fetched by mod_http_cache and
 //! played to its end; mute/unmute/kick/hup replies and events (`hup`, like

@@ -47,7 +47,10 @@ impl State {
         }
     }
 
-    /// `pause <path>` / `resume <path>`.
+    /// `pause <path>` / `resume <path>`: `+OK Pause recording file <path>` whatever the path,
+    /// then `-ERR non-existant recording '<path>'` (and no event) when the room does not record
+    /// it (conference_api.c, `conference_api_sub_pauserec`). `Other-Recordings` is whether the
+    /// room records at all (its `record_count`, this recording included).
     pub(crate) fn pause_recording(
         &mut self,
         room: &str,
@@ -58,12 +61,14 @@ impl State {
         let Some(path) = path else {
             return format!("-ERR Usage: {verb} <path>\n");
         };
+        let capital = if pause { "Pause" } else { "Resume" };
+        let reply = format!("+OK {capital} recording file {path}\n");
         let Some(rec) = self
             .rooms
             .get_mut(room)
             .and_then(|r| r.recordings.iter_mut().find(|rec| rec.path == path))
         else {
-            return format!("-ERR Could not {verb} recording file {path}\n");
+            return format!("{reply}-ERR non-existant recording '{path}'\n");
         };
         match (pause, rec.paused_at) {
             (true, None) => rec.paused_at = Some(Instant::now()),
@@ -73,7 +78,10 @@ impl State {
             }
             _ => {}
         }
-        let others = self.rooms.get(room).is_some_and(|r| r.recordings.len() > 1);
+        let others = self
+            .rooms
+            .get(room)
+            .is_some_and(|r| !r.recordings.is_empty());
         let action = format!("{verb}-recording");
         let extra = [
             ("Action", action.clone()),
@@ -81,8 +89,7 @@ impl State {
             ("Other-Recordings", others.to_string()),
         ];
         self.fire_room_action(room, &action, &extra);
-        let capital = if pause { "Pause" } else { "Resume" };
-        format!("+OK {capital} recording file {path}\n")
+        reply
     }
 
     pub(crate) fn record(&mut self, room: &str, path: Option<&str>) -> String {

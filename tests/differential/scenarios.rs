@@ -237,6 +237,18 @@ pub fn record(run: &mut Run) -> Pin<Box<dyn Future<Output = ()> + '_>> {
         run.api(&format!("conference {ROOM} record {path}")).await;
         run.conf_event(from, "start-recording", None).await;
         run.api(&format!("conference {ROOM} json_list")).await;
+        // Paused and resumed as the controller does it (`commands::pause_recording`), then a
+        // second pause of a path not recorded.
+        for (verb, action) in [("pause", "pause-recording"), ("resume", "resume-recording")] {
+            let from = run.mark();
+            run.api(&format!("conference {ROOM} recording {verb} {path}"))
+                .await;
+            run.conf_event(from, action, None).await;
+        }
+        run.api(&format!(
+            "conference {ROOM} recording pause {dir}/other.wav"
+        ))
+        .await;
         let from = run.mark();
         run.api(&format!("conference {ROOM} norecord {path}")).await;
         run.conf_event(from, "stop-recording", None).await;
