@@ -126,6 +126,11 @@
 //!     And pause-recording/resume-recording's `Other-Recordings` is `true` whenever the room
 //!     records (the room's `record_count`, this recording included), not only for a second one
 //!     (a value the rule does not compare, found in the dumps).
+//! 19. Found by comparing every header's value, not only the read ones: an originated leg's
+//!     caller-ID flip left the callee as it was (`Outbound Call`, where FreeSWITCH swaps in
+//!     the origination's caller id), and `Channel-HIT-Dialplan` stayed `false` (FreeSWITCH:
+//!     `true` from the flip on); a node-to-node leg's callee is named after the room once it
+//!     answers with media. `Caller-Callee-ID-*` and `Channel-HIT-Dialplan` are compared now.
 //!
 //! Checked and equal from the start: a tagged `http://` URL fetched by mod_http_cache and
 //! played to its end; mute/unmute/kick/hup replies and events (`hup`, like

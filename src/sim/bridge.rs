@@ -208,6 +208,10 @@ impl State {
                 ] {
                     ch.set_var(k, v);
                 }
+                // mod_sofia names the callee after the party that answered with media (the
+                // room's user; seen on 1.11), its number as it was.
+                let number = ch.callee.take().map(|c| c.1).unwrap_or_default();
+                ch.callee = Some((ch.destination.clone(), number));
             }
             _ => return,
         }

@@ -290,10 +290,14 @@ impl State {
             ch.set_var("pre_transfer_caller_id_name", ch.cid_name.clone());
             ch.set_var("pre_transfer_caller_id_number", ch.cid_number.clone());
             ch.set_var("channel_cid_flipped", "yes");
-            if let Some((name, number)) = ch.callee.clone() {
+            // Caller and callee swap (switch_channel_flip_cid), and the leg counts as having
+            // hit the dialplan from then on (`Channel-HIT-Dialplan`, seen on 1.11).
+            let ours = (ch.cid_name.clone(), ch.cid_number.clone());
+            if let Some((name, number)) = ch.callee.replace(ours) {
                 ch.cid_name = name;
                 ch.cid_number = number;
             }
+            ch.hit_dialplan = true;
         }
         let direction = [("Direction", "RECV".to_owned())];
         self.ch_event("CALL_UPDATE", uuid, &direction, &[], true);

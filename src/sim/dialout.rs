@@ -143,6 +143,7 @@ impl State {
                 ch.cid_name = name;
                 ch.cid_number = number;
             }
+            ch.hit_dialplan = true;
         }
         let direction = [("Direction", "RECV".to_owned())];
         self.ch_event("CALL_UPDATE", uuid, &direction, &[], true);

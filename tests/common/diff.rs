@@ -47,9 +47,9 @@
 //!   `cross_node_bridge`'s out2, under CI load); both orders are compared as the latter
 //!   ([`settle_answer_race`]);
 //! - on an originated leg's `CHANNEL_ANSWER` and `CHANNEL_CALLSTATE ACTIVE` just before its
-//!   `CALL_UPDATE`, whether `Caller-Caller-ID-Name`/`-Number` are still the origination's or
-//!   already the flipped ones (`Outbound Call` and the destination): the leg's own thread flips
-//!   them (`switch_channel_sort_cid` → `switch_channel_flip_cid`, which fires the CALL_UPDATE)
+//!   `CALL_UPDATE`, whether `Caller-Caller-ID-Name`/`-Number` (and the callee's, and
+//!   `Channel-HIT-Dialplan`) are still the origination's or already the flipped ones
+//!   (`Outbound Call` and the destination): the leg's own thread flips them (`switch_channel_sort_cid` → `switch_channel_flip_cid`, which fires the CALL_UPDATE)
 //!   while the answering thread fires those events (seen on 1.11 in CI, `dialout`'s ctl leg);
 //!   those two values are not compared there ([`settle_flip_race`]).
 
@@ -105,6 +105,10 @@ pub const READ: &[&str] = &[
     "Caller-Destination-Number",
     "Caller-Caller-ID-Number",
     "Caller-Caller-ID-Name",
+    // Not read by the controller: the other half of the caller-ID flip, and the flag it sets.
+    "Caller-Callee-ID-Number",
+    "Caller-Callee-ID-Name",
+    "Channel-HIT-Dialplan",
     "variable_switchyard_did",
     "variable_switchyard_app_id",
     "variable_switchyard_role",
@@ -510,11 +514,17 @@ pub fn settle_answer_race(mut items: Vec<Item>) -> Vec<Item> {
     items
 }
 
-/// One channel's stream without the caller-ID values of the `CHANNEL_ANSWER` and
-/// `CHANNEL_CALLSTATE` events right before a `CALL_UPDATE`: the flip that the CALL_UPDATE
-/// announces races them (see the module's tolerances).
+/// One channel's stream without the caller-ID values (caller, callee, the dialplan flag) of the
+/// `CHANNEL_ANSWER` and `CHANNEL_CALLSTATE` events right before a `CALL_UPDATE`: the flip that
+/// the CALL_UPDATE announces races them (see the module's tolerances).
 pub fn settle_flip_race(mut items: Vec<Item>) -> Vec<Item> {
-    const FLIPPED: [&str; 2] = ["Caller-Caller-ID-Name", "Caller-Caller-ID-Number"];
+    const FLIPPED: [&str; 5] = [
+        "Caller-Caller-ID-Name",
+        "Caller-Caller-ID-Number",
+        "Caller-Callee-ID-Name",
+        "Caller-Callee-ID-Number",
+        "Channel-HIT-Dialplan",
+    ];
     for update in 0..items.len() {
         if items[update].name != "CALL_UPDATE" {
             continue;
