@@ -130,7 +130,12 @@
 //!     caller-ID flip left the callee as it was (`Outbound Call`, where FreeSWITCH swaps in
 //!     the origination's caller id), and `Channel-HIT-Dialplan` stayed `false` (FreeSWITCH:
 //!     `true` from the flip on); a node-to-node leg's callee is named after the room once it
-//!     answers with media. `Caller-Callee-ID-*` and `Channel-HIT-Dialplan` are compared now.
+//!     answers with media. `Channel-State-Number` is the state a channel was asked to move to
+//!     (`channel->state`), not always its running state's: 10 on a hangup's events until
+//!     CS_HANGUP, 12 on CHANNEL_DESTROY, 2 on CHANNEL_CREATE and on a transfer's del-member,
+//!     UNBRIDGE, UNPARK and EXECUTE_COMPLETE, 6 on the EXECUTE_COMPLETE of a bridge that
+//!     parks after it; the simulator reported the running state's number. `Caller-Callee-ID-*`,
+//!     `Channel-HIT-Dialplan` and `Channel-State-Number` are compared now.
 //!
 //! Checked and equal from the start: a tagged `http://` URL fetched by mod_http_cache and
 //! played to its end; mute/unmute/kick/hup replies and events (`hup`, like

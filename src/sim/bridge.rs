@@ -434,6 +434,10 @@ impl State {
         let after = std::mem::take(&mut ch.after);
         let pre = Self::bridge_headers(&caller, out);
         self.ch_event("CHANNEL_UNBRIDGE", &caller, &pre, &[], true);
+        if park {
+            // Asked to park: the bridge's end is reported on the way there.
+            self.ask_state(&caller, 6);
+        }
         self.execute_complete(&caller);
         if park {
             if let Some(ch) = self.channels.get_mut(&caller) {

@@ -64,6 +64,17 @@ impl State {
         self.ch_event("CHANNEL_STATE", uuid, &[], &[], false);
     }
 
+    /// The state a channel was asked to move to while its running state (`Channel-State`) has
+    /// not followed yet: the events fired meanwhile carry it as `Channel-State-Number`
+    /// (FreeSWITCH's `channel->state` against `running_state`; seen on 1.11: 10 on a hangup's
+    /// events, 12 on CHANNEL_DESTROY, 2 on a transfer's UNPARK and EXECUTE_COMPLETE and on
+    /// CHANNEL_CREATE).
+    pub(crate) fn ask_state(&mut self, uuid: &str, number: u8) {
+        if let Some(ch) = self.channels.get_mut(uuid) {
+            ch.state.1 = number;
+        }
+    }
+
     /// Moves a channel to a new call state (CHANNEL_CALLSTATE).
     pub(crate) fn set_callstate(&mut self, uuid: &str, call_state: &'static str, number: u8) {
         let old = match self.channels.get_mut(uuid) {
@@ -275,6 +286,8 @@ impl State {
             Some(ch) if !ch.is_hungup() => {
                 ch.hangup_cause = Some(cause.to_owned());
                 ch.answer_state = "hangup";
+                // Asked to hang up (CS_HANGUP) before the channel's thread gets there.
+                ch.state.1 = 10;
                 // Either end of a live bridge says which end it was.
                 if ch.bridged {
                     ch.set_var("last_bridge_role", "originator");
@@ -369,6 +382,7 @@ impl State {
         if let (true, Some(p)) = (took_partner, partner.as_deref()) {
             self.finish_hangup(p);
         }
+        self.ask_state(uuid, 12);
         self.ch_event("CHANNEL_DESTROY", uuid, &[], &[], true);
         self.set_state(uuid, "CS_DESTROY", 12);
         self.channels.remove(uuid);

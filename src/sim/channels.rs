@@ -279,7 +279,8 @@ impl State {
             ch.set_var("originate_early_media", "true");
             ch.set_var("originate_endpoint", "null");
         }
-        self.set_state(uuid, "CS_INIT", 2);
+        self.set_state(uuid, "CS_INIT", 1);
+        self.ask_state(uuid, 2);
         self.ch_event("CHANNEL_CREATE", uuid, &[], &[], true);
         self.ch_event("CHANNEL_ORIGINATE", uuid, &[], &[], true);
         self.set_state(uuid, "CS_ROUTING", 2);

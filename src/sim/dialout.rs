@@ -170,7 +170,7 @@ impl State {
         ch.source = "src/switch_ivr_originate.c";
         ch.dialplan = None;
         ch.codec = ("PCMU", "64000");
-        ch.state = ("CS_NONE", 0);
+        ch.state = ("CS_NONE", 1);
         ch.profile = true;
         ch.read_codec = false;
         ch.write_codec = false;
@@ -230,7 +230,8 @@ impl State {
                 ch.set_var(k, v);
             }
         }
-        self.set_state(uuid, "CS_INIT", 2);
+        self.set_state(uuid, "CS_INIT", 1);
+        self.ask_state(uuid, 2);
         self.ch_event("CHANNEL_CREATE", uuid, &[], &[], true);
         self.ch_event("CHANNEL_ORIGINATE", uuid, &[], &[], true);
         self.set_state(uuid, "CS_ROUTING", 2);

@@ -290,6 +290,7 @@ impl State {
             }
         }
         self.set_state(&uuid, "CS_INIT", 1);
+        self.ask_state(&uuid, 2);
         self.ch_event("CHANNEL_CREATE", &uuid, &[], &[], true);
         if let Some(ch) = self.channels.get_mut(&uuid) {
             ch.state = ("CS_ROUTING", 2);

@@ -114,9 +114,13 @@ impl State {
         }
         if let Some(profile) = profile {
             self.codec(uuid, false);
+            // Asked to route again: the room's del-member, the bridge's end and the app's end
+            // are reported on the way there.
+            self.ask_state(uuid, 2);
             self.new_profile(uuid, profile);
             self.leave_room_with(uuid, false);
         }
+        self.ask_state(uuid, 2);
         self.drop_bridge(uuid);
         self.execute_complete(uuid);
         if let Some(ch) = self.channels.get_mut(uuid) {

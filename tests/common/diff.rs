@@ -132,6 +132,7 @@ pub const READ: &[&str] = &[
     "Job-UUID",
     // Not read by the controller, but the state a channel event reports is part of its meaning.
     "Channel-State",
+    "Channel-State-Number",
     "Channel-Call-State",
     "Answer-State",
     // The SIP refusal a failed originate or bridge reports on its caller (480, 404, 486…).
