@@ -178,10 +178,7 @@ async fn live_a_moderator_that_came_and_went_while_the_socket_was_cut_started_th
         .await;
     let (caller, host) = (t.call("1001").await, t.call("1002").await);
     t.joined(&room, &caller).await;
-    let waiting = || async {
-        t.get(&format!("/api/v1/conferences/{room}")).await.body["waiting_for_moderator"].clone()
-    };
-    assert_eq!(waiting().await, true);
+    assert_eq!(t.waiting_for_moderator(&room).await, true);
 
     t.proxy.as_ref().unwrap().cut();
     t.eventually("readyz reports the node down", || async {
@@ -189,13 +186,7 @@ async fn live_a_moderator_that_came_and_went_while_the_socket_was_cut_started_th
     })
     .await;
     // Meanwhile on the node: an operator's moderator joins, and hangs up.
-    let line = format!(
-        "uuid_transfer {} conference:{room}@{}+flags{{moderator}},park: inline",
-        channel_of(&host),
-        t.settings.profile
-    );
-    let reply = t.node_api(&line).await;
-    assert!(reply.starts_with("+OK"), "{line}: {reply}");
+    t.operator_joins_moderator(&room, &host).await;
     // (`get wait_mod` answers `true`, or nothing: `-ERR no reply` over the Event Socket.)
     t.eventually("the node no longer waits", || async {
         t.node_api(&format!("conference {room} get wait_mod"))
@@ -215,7 +206,7 @@ async fn live_a_moderator_that_came_and_went_while_the_socket_was_cut_started_th
     })
     .await;
     t.eventually("the API says the room started", || async {
-        waiting().await == false
+        t.waiting_for_moderator(&room).await == false
     })
     .await;
     let members = t.members(&room).await;

@@ -192,9 +192,6 @@ async fn live_a_room_waits_for_its_moderator_and_ends_when_it_leaves() {
     let room = t
         .room_with(json!({ "name": "town-hall", "wait_for_moderator": true }))
         .await;
-    let waiting = || async {
-        t.get(&format!("/api/v1/conferences/{room}")).await.body["waiting_for_moderator"].clone()
-    };
     let (talker, listener, host) = (
         t.call("1001").await,
         t.call("1002").await,
@@ -222,7 +219,7 @@ async fn live_a_room_waits_for_its_moderator_and_ends_when_it_leaves() {
     ));
     assert!(tone < DEAF, "a waiting member hears no one");
     assert!(sound > HEARS, "a waiting member hears hold music");
-    assert_eq!(waiting().await, true);
+    assert_eq!(t.waiting_for_moderator(&room).await, true);
 
     // The moderator joins (muted, and ending the room when it leaves): the room starts.
     let path = format!("/api/v1/sessions/{host}/commands/conference/join");
@@ -247,7 +244,7 @@ async fn live_a_room_waits_for_its_moderator_and_ends_when_it_leaves() {
         tone > HEARS,
         "the room's audio is mixed once the moderator is in"
     );
-    assert_eq!(waiting().await, false);
+    assert_eq!(t.waiting_for_moderator(&room).await, false);
 
     // The moderator leaves: the room ends, the others are moved out, their calls alive.
     let r = post(&t, &host, "leave", json!({})).await;
@@ -280,19 +277,10 @@ async fn live_an_operators_moderator_starts_a_waiting_room() {
     let room = t
         .room_with(json!({ "name": "briefing", "wait_for_moderator": true }))
         .await;
-    let waiting = || async {
-        t.get(&format!("/api/v1/conferences/{room}")).await.body["waiting_for_moderator"].clone()
-    };
     let (caller, host) = (t.call("1001").await, t.call("1002").await);
     t.joined(&room, &caller).await;
-    assert_eq!(waiting().await, true);
-    let line = format!(
-        "uuid_transfer {} conference:{room}@{}+flags{{moderator}},park: inline",
-        channel_of(&host),
-        t.settings.profile
-    );
-    let reply = t.node_api(&line).await;
-    assert!(reply.starts_with("+OK"), "{line}: {reply}");
+    assert_eq!(t.waiting_for_moderator(&room).await, true);
+    t.operator_joins_moderator(&room, &host).await;
     t.eventually("the operator's moderator is listed", || async {
         t.members(&room)
             .await
@@ -303,7 +291,11 @@ async fn live_an_operators_moderator_starts_a_waiting_room() {
     // `get wait_mod` answers `true`, or nothing (`-ERR no reply` over the Event Socket).
     let on_node = t.node_api(&format!("conference {room} get wait_mod")).await;
     assert_ne!(on_node.trim(), "true", "the node no longer waits");
-    assert_eq!(waiting().await, false, "the API says the room started");
+    assert_eq!(
+        t.waiting_for_moderator(&room).await,
+        false,
+        "the API says the room started"
+    );
     t.finish().await;
 }
 

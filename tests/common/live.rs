@@ -681,6 +681,23 @@ impl Live {
             .unwrap_or(Value::Null)
     }
 
+    /// The room view's `waiting_for_moderator`.
+    pub async fn waiting_for_moderator(&self, room: &str) -> Value {
+        self.get(&format!("/api/v1/conferences/{room}")).await.body["waiting_for_moderator"].clone()
+    }
+
+    /// An operator moves `session`'s call into `room` as a moderator, on the node (not through
+    /// the API); the node's reply is checked.
+    pub async fn operator_joins_moderator(&self, room: &str, session: &str) {
+        let line = format!(
+            "uuid_transfer {} conference:{room}@{}+flags{{moderator}},park: inline",
+            channel_of(session),
+            self.settings.profile
+        );
+        let reply = self.node_api(&line).await;
+        assert!(reply.starts_with("+OK"), "{line}: {reply}");
+    }
+
     /// Whether the node has a conference named `room`.
     pub async fn conference_on_node(&self, room: &str) -> bool {
         !self
