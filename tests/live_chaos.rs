@@ -199,6 +199,12 @@ async fn live_a_moderator_that_came_and_went_while_the_socket_was_cut_started_th
         .node_api(&format!("uuid_kill {}", channel_of(&host)))
         .await;
     assert!(reply.starts_with("+OK"), "{reply}");
+    // Gone from the node before the controller comes back (a hangup takes the channel's own
+    // thread a moment: CI once saw the resync list the moderator, then its del-member).
+    t.eventually("the moderator's call is gone", || async {
+        !t.channel_exists(channel_of(&host)).await
+    })
+    .await;
 
     t.proxy.as_ref().unwrap().heal();
     t.eventually("the controller is back", || async {
@@ -207,6 +213,11 @@ async fn live_a_moderator_that_came_and_went_while_the_socket_was_cut_started_th
     .await;
     t.eventually("the API says the room started", || async {
         t.waiting_for_moderator(&room).await == false
+    })
+    .await;
+    t.eventually("the store equals the node", || async {
+        let node = t.node_members(&room).await;
+        node.len() == 1 && t.store_members(&room).await == node
     })
     .await;
     let members = t.members(&room).await;
