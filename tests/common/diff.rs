@@ -49,9 +49,10 @@
 //! - on an originated leg's `CHANNEL_ANSWER` and `CHANNEL_CALLSTATE ACTIVE` just before its
 //!   `CALL_UPDATE`, whether `Caller-Caller-ID-Name`/`-Number` (and the callee's, and
 //!   `Channel-HIT-Dialplan`) are still the origination's or already the flipped ones
-//!   (`Outbound Call` and the destination): the leg's own thread flips them (`switch_channel_sort_cid` → `switch_channel_flip_cid`, which fires the CALL_UPDATE)
-//!   while the answering thread fires those events (seen on 1.11 in CI, `dialout`'s ctl leg);
-//!   those two values are not compared there ([`settle_flip_race`]).
+//!   (`Outbound Call` and the destination): the leg's own thread flips them
+//!   (`switch_channel_sort_cid` → `switch_channel_flip_cid`, which fires the CALL_UPDATE) while
+//!   the answering thread fires those events (seen on 1.11 in CI, `dialout`'s ctl leg); those
+//!   values are not compared there ([`settle_flip_race`]).
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::OnceLock;

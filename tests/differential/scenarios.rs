@@ -31,15 +31,26 @@ pub async fn open_room(run: &mut Run) -> String {
 
 /// `uuid_transfer <uuid> conference:<room>@<profile>+flags{mute},park: inline`; the member id.
 pub async fn join(run: &mut Run, uuid: &str) -> u32 {
+    join_as(run, uuid, false).await
+}
+
+/// A join as the controller sends it (`commands::join`, `+flags{mute|moderator}` for a
+/// moderator); the member id once its add-member came.
+pub async fn join_as(run: &mut Run, uuid: &str, moderator: bool) -> u32 {
+    let room = switchyard::conference::RoomId::parse(ROOM).unwrap();
+    let cmd = switchyard::node::commands::join(uuid, &room, PROFILE, moderator).unwrap();
     let from = run.mark();
-    run.api(&format!(
-        "uuid_transfer {uuid} conference:{ROOM}@{PROFILE}+flags{{mute}},park: inline"
-    ))
-    .await;
+    run.api(cmd.as_str()).await;
     run.conf_event(from, "add-member", Some(uuid))
         .await
         .member_id()
         .unwrap()
+}
+
+/// The conference thread starts a room's hold music again on its next tick (20 ms) with no
+/// event to await: a second is the margin for a loaded machine.
+async fn music_restarts() {
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
 }
 
 /// `conference <room> <verb> <member>`, waiting for the event `action` of `uuid`.
@@ -473,8 +484,8 @@ pub fn dialout(run: &mut Run) -> Pin<Box<dyn Future<Output = ()> + '_>> {
 /// A room that waits for its moderator, opened as the controller opens one
 /// (`commands::originate_control_leg` with `wait-mod` and `conference_moh_sound`): hold music
 /// plays from the start (no event: it is the conference thread's, not a play); a caller joins
-/// (the music is stopped for the join, a play-file-done, and starts again), the room is listed
-/// while it waits, a play is stopped with `stop all` (which stops the music too), the
+/// (the music is stopped for the join, a play-file-done, and starts again), another comes and
+/// hangs up (its leave stops the music too), the room is listed while it waits, a play is stopped with `stop all` (which stops the music too), the
 /// moderator joins (the music stops for good), the room is listed again;
 /// the moderator is kicked and the caller hangs up, which leaves the control leg alone (the
 /// music starts again) until the room is closed.
@@ -483,8 +494,9 @@ pub fn wait_mod(run: &mut Run) -> Pin<Box<dyn Future<Output = ()> + '_>> {
         use switchyard::conference::RoomId;
         use switchyard::node::commands;
         let room = RoomId::parse(ROOM).unwrap();
-        let (caller, host) = (
+        let (caller, passer, host) = (
             run.call_silent(DID, "1001", "Alice").await,
+            run.call_silent(DID, "1003", "Bob").await,
             run.call_silent(DID, "1002", "Host").await,
         );
         let ctl = uuid::Uuid::new_v4().to_string();
@@ -499,19 +511,19 @@ pub fn wait_mod(run: &mut Run) -> Pin<Box<dyn Future<Output = ()> + '_>> {
         // thread that ticked before the control leg was in waits 2 s (`moh_wait`) first.
         tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
         let from = run.mark();
-        run.api(
-            commands::join(&caller, &room, PROFILE, false)
-                .unwrap()
-                .as_str(),
-        )
-        .await;
-        let id = run
-            .conf_event(from, "add-member", Some(&caller))
-            .await
-            .member_id()
-            .unwrap();
+        let id = join_as(run, &caller, false).await;
         run.conf_event(from, "play-file-done", None).await;
         member(run, "unmute", id, &caller, "unmute-member").await;
+        // Another caller comes and goes while the room waits: its leave stops the music too.
+        music_restarts().await;
+        let from = run.mark();
+        join_as(run, &passer, false).await;
+        run.conf_event(from, "play-file-done", None).await;
+        music_restarts().await;
+        let from = run.mark();
+        kill(run, &passer).await;
+        run.conf_event(from, "play-file-done", None).await;
+        music_restarts().await;
         run.api(&format!("conference {ROOM} json_list")).await;
         run.api(&format!("conference {ROOM} get wait_mod")).await;
         // Summary: the full list names the caller's SIP address, whose port is SIPp's.
@@ -534,29 +546,18 @@ pub fn wait_mod(run: &mut Run) -> Pin<Box<dyn Future<Output = ()> + '_>> {
                 && e.header("switchyard_op").as_deref() == Some(op.to_string().as_str())
         })
         .await;
-        // The music is stopped by `stop all` too; it starts again on the thread's next tick
-        // (20 ms; no event says so, a second is the margin for a loaded machine).
-        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        // The music is stopped by `stop all` too, and starts again.
+        music_restarts().await;
         let from = run.mark();
-        run.api(
-            commands::join(&host, &room, PROFILE, true)
-                .unwrap()
-                .as_str(),
-        )
-        .await;
-        let mid = run
-            .conf_event(from, "add-member", Some(&host))
-            .await
-            .member_id()
-            .unwrap();
+        let mid = join_as(run, &host, true).await;
         run.conf_event(from, "play-file-done", None).await;
         run.api(&format!("conference {ROOM} json_list")).await;
         run.api(&format!("conference {ROOM} get wait_mod")).await;
         member(run, "kick", mid, &host, "del-member").await;
         kill(run, &host).await;
         kill(run, &caller).await;
-        // The control leg alone: the thread starts the music again on its next tick (as above).
-        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        // The control leg alone: the music starts again.
+        music_restarts().await;
         close(run, &ctl).await;
     })
 }
