@@ -44,6 +44,11 @@ pub const EVENT_TO_OUTBOX: &str = "switchyard_event_to_outbox_seconds";
 /// Resync writes refused because the room had moved on since the snapshot was asked for (a
 /// snapshot never takes a room back); by `node`.
 pub const RESYNC_STALE: &str = "switchyard_resync_stale_writes_total";
+/// Events a node's new owner replayed from what it kept on standby; by `node`.
+pub const HANDOVER_REPLAYED: &str = "switchyard_handover_replayed_events_total";
+/// Takeovers of a node whose kept events did not reach back to where its previous owner
+/// stopped (changes made and undone in the gap go unannounced); by `node`.
+pub const HANDOVER_GAPS: &str = "switchyard_handover_gaps_total";
 /// Webhook attempts, by `app` and `outcome`: `delivered`, `retry` (failed, will be tried again),
 /// `dead_letter` (failed, given up).
 pub const WEBHOOK_DELIVERIES: &str = "switchyard_webhook_deliveries_total";
@@ -153,6 +158,14 @@ fn describe() {
     describe_counter!(
         RESYNC_STALE,
         "Resync writes refused: the room moved on after the snapshot was asked for"
+    );
+    describe_counter!(
+        HANDOVER_REPLAYED,
+        "Events a node's new owner replayed from those it kept on standby"
+    );
+    describe_counter!(
+        HANDOVER_GAPS,
+        "Takeovers of a node whose kept events did not reach back to its previous owner's position"
     );
     describe_counter!(WEBHOOK_DELIVERIES, "Webhook attempts by outcome");
     describe_histogram!(
@@ -278,6 +291,18 @@ pub fn events_applied(node: &str, n: usize, took: Duration) {
 pub fn resync_stale(node: &str) {
     handle();
     counter!(RESYNC_STALE, "node" => node.to_owned()).increment(1);
+}
+
+/// A node taken over, `n` kept events replayed.
+pub fn handover_replayed(node: &str, n: usize) {
+    handle();
+    counter!(HANDOVER_REPLAYED, "node" => node.to_owned()).increment(n as u64);
+}
+
+/// A node taken over with a gap in the events kept.
+pub fn handover_gap(node: &str) {
+    handle();
+    counter!(HANDOVER_GAPS, "node" => node.to_owned()).increment(1);
 }
 
 /// An event's `Event-Date-Timestamp` (microseconds since the Unix epoch), if it has one.

@@ -316,4 +316,37 @@ async fn over_shards_the_feed_and_stream_miss_and_repeat_nothing() {
     let rest = read_events(&mut body, seen.len() - 5).await;
     let rest_ids: Vec<&str> = rest.iter().map(|e| e.2["id"].as_str().unwrap()).collect();
     assert_eq!(rest_ids, ids[5..].to_vec());
+    // What the feed hands out is what its document says it takes back.
+    let doc = common::openapi::Doc::generated();
+    let pattern = |path: &str, name: &str| {
+        let op = doc.operation("get", path).unwrap();
+        let param = op["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap();
+        regex::Regex::new(param["schema"]["pattern"].as_str().unwrap()).unwrap()
+    };
+    let (feed, stream, resume) = (
+        pattern("/api/v1/events", "after"),
+        pattern("/api/v1/events/stream", "after"),
+        pattern("/api/v1/events/stream", "Last-Event-ID"),
+    );
+    for cursor in &cursors {
+        assert!(
+            feed.is_match(cursor),
+            "the feed's `after` refuses its cursor {cursor}"
+        );
+        assert!(
+            stream.is_match(cursor),
+            "the stream's `after` refuses {cursor}"
+        );
+    }
+    for (id, ..) in &streamed {
+        assert!(
+            resume.is_match(id),
+            "Last-Event-ID refuses the stream's id {id}"
+        );
+    }
 }

@@ -1635,3 +1635,51 @@ fn a_dial_out_holds_a_place_fails_once_and_is_cancelled_with_its_room_or_past_it
         channel: DAVE.into()
     }));
 }
+
+/// A node's new owner replays the events it kept on standby from where the previous owner last
+/// recorded its position, so facts about the room itself may be applied twice: the second time
+/// changes nothing (a play of two files is not finished by the first file's done heard twice),
+/// while a fact the node delivered a little out of order is still applied.
+#[test]
+fn a_room_fact_heard_again_changes_nothing() {
+    let mut room = live_room(RoomType::Conference);
+    room.core_uuid = Some(CORE.into());
+    let op = uuid::Uuid::new_v4();
+    let urls = vec!["https://x/a.wav".to_owned(), "https://x/b.wav".to_owned()];
+    ops::request_play(&mut room, op, &urls, None, 2).unwrap();
+    let done = |file: &str| ConferenceFact::PlayFileDone {
+        file: file.into(),
+        op: Some(op.to_string()),
+    };
+    let first = apply_event(&mut room, CORE, "c", &done(&urls[0]), None, 3, 100);
+    assert!(first.changed && first.events.is_empty(), "{first:?}");
+    let again = apply_event(&mut room, CORE, "c", &done(&urls[0]), None, 4, 100);
+    assert_eq!(again.ignored, Some(Ignored::Superseded));
+    assert!(again.events.is_empty(), "finished by a replay: {again:?}");
+    assert_eq!(room.playback.pending, 1);
+    // The second file's done, delivered before a fact numbered earlier: both applied.
+    let last = apply_event(&mut room, CORE, "c", &done(&urls[1]), None, 5, 103);
+    assert_eq!(kinds(&last.events), [EventKind::PlayFinished]);
+    let created = ConferenceFact::Created;
+    room.conference_uuid = None;
+    let late = apply_event(&mut room, CORE, "c2", &created, None, 6, 102);
+    assert!(late.changed, "{late:?}");
+    assert_eq!(room.fact_seqs, [100, 102, 103]);
+    // Marks are bounded: past them, an older fact counts as heard.
+    for s in 0..(Room::FACT_MARKS as u64 + 4) {
+        room.conference_uuid = None;
+        apply_event(
+            &mut room,
+            CORE,
+            &format!("x{s}"),
+            &created,
+            None,
+            7,
+            200 + s,
+        );
+    }
+    assert_eq!(room.fact_seqs.len(), Room::FACT_MARKS);
+    room.conference_uuid = None;
+    let old = apply_event(&mut room, CORE, "y", &created, None, 8, 150);
+    assert_eq!(old.ignored, Some(Ignored::Superseded));
+}

@@ -14,7 +14,6 @@ use switchyard::conference::{AppId, NodePrefix};
 use switchyard::node::{AppDirectory, NodeConfig, NodeHandle, NodeState, supervisor};
 use switchyard::sim::{SimConfig, Simulator};
 use switchyard::store::memory::MemoryStore;
-use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 async fn state_becomes(node: &NodeHandle, what: &str, want: impl Fn(&NodeState) -> bool) {
@@ -47,15 +46,16 @@ async fn a_standby_instance_finds_out_that_a_node_hangs() {
         "ClueCon",
     );
     config.silence_timeout = Duration::from_secs(2);
-    // Another instance owns the node: this one stays on standby while the sender lives.
-    let (_owned_elsewhere, owns) = watch::channel(false);
+    // Another instance owns the node: this one stays on standby while the seat lives.
+    let (_owned_elsewhere, handover) =
+        switchyard::node::fleet::Seat::pair(NodePrefix::parse("stby1").unwrap());
     let stop = CancellationToken::new();
     let (node, _) = supervisor::spawn_among(
         config,
         Arc::new(MemoryStore::new()),
         Arc::new(apps),
         supervisor::Peers::default(),
-        owns,
+        handover,
         stop.clone(),
     );
     state_becomes(&node, "the node comes up", |s| {

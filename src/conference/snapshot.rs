@@ -318,6 +318,10 @@ pub fn reconcile_at(
 }
 
 fn node_restarted(step: &mut Step<'_>, core_uuid: &str) {
+    if step.room.core_uuid.as_deref() != Some(core_uuid) {
+        // Another process numbers its events afresh.
+        step.room.fact_seqs.clear();
+    }
     step.room.core_uuid = Some(core_uuid.to_owned());
     step.room.conference_uuid = None;
     let had_control = step.room.control.member_id.take().is_some();

@@ -5,19 +5,25 @@
 //! assignment from the same list of live instances ([`assign`]), takes the leases of its own
 //! nodes, and gives up at once those assigned to another (a joining instance gets its share on
 //! the others' next renewal). A stopped instance hands its nodes over as it leaves; a killed
-//! one's leases run out after their time to live and its nodes go to the others, whose
-//! supervisors resync them (nothing a node did meanwhile is lost: the resync repairs the store,
-//! and the outbox keeps webhooks at least once, in each room's order).
+//! one's leases run out after their time to live and its nodes go to the others.
+//!
+//! Nothing the node does between two owners is lost (issue 35): every instance listens to every
+//! node's events, the owner applying them, the others keeping them (hot standby, see
+//! `supervisor/standby.rs`). The owner records with each renewal of a node's lease how far it
+//! has applied the node's stream (a [`NodePosition`]), and with the release when it hands the
+//! node over; the next owner replays what it kept from there on, then resyncs. Events applied
+//! twice (those between the last recorded position and where a killed owner really stopped)
+//! change nothing the second time: the rooms keep the node's `Event-Sequence` marks.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::conference::NodePrefix;
-use crate::store::fleet::Fleet;
+use crate::store::fleet::{Fleet, NodePosition};
 
 /// Whether this instance applies a node's events.
 pub struct Ownership;
@@ -26,6 +32,99 @@ impl Ownership {
     /// A controller alone: it applies every node's events, for good.
     pub fn sole() -> watch::Receiver<bool> {
         watch::channel(true).1
+    }
+}
+
+/// The supervisor's side of a node in the fleet.
+#[derive(Debug)]
+pub struct Handover {
+    /// Whether this instance applies the node's events.
+    pub owns: watch::Receiver<bool>,
+    /// How far this instance has applied the node's events, while it owns the node (the fleet
+    /// records it with each lease renewal).
+    pub applied: Arc<Mutex<Option<NodePosition>>>,
+    /// The position the store holds for the node (read with each lease attempt): where the
+    /// owner stood at its last renewal, or where the previous owner stopped.
+    pub recorded: watch::Receiver<Option<NodePosition>>,
+    /// Set once the supervisor has either started keeping the node's events or found the node
+    /// unreachable: an instance joins the fleet (and so is handed nodes) only after that.
+    pub ready: watch::Sender<bool>,
+}
+
+impl Handover {
+    /// A controller alone: it applies every node's events, for good.
+    pub fn sole() -> Handover {
+        Handover {
+            owns: Ownership::sole(),
+            applied: Arc::default(),
+            recorded: watch::channel(None).1,
+            ready: watch::channel(false).0,
+        }
+    }
+
+    /// Records that this instance has applied the node's events up to `position` (kept only
+    /// if newer than what was recorded for the same process).
+    pub fn applied(&self, position: NodePosition) {
+        if let Ok(mut applied) = self.applied.lock() {
+            let newer = applied
+                .as_ref()
+                .is_none_or(|a| a.core != position.core || a.sequence < position.sequence);
+            if newer {
+                *applied = Some(position);
+            }
+        }
+    }
+
+    /// Forgets what this instance applied (it hands the node over, or the connection is new).
+    pub fn forget(&self) {
+        if let Ok(mut applied) = self.applied.lock() {
+            *applied = None;
+        }
+    }
+}
+
+/// The fleet task's side of a node.
+pub struct Seat {
+    node: NodePrefix,
+    owns: watch::Sender<bool>,
+    applied: Arc<Mutex<Option<NodePosition>>>,
+    recorded: watch::Sender<Option<NodePosition>>,
+    ready: watch::Receiver<bool>,
+}
+
+impl Seat {
+    /// A node's seat in the fleet, and the supervisor's side of it.
+    pub fn pair(node: NodePrefix) -> (Seat, Handover) {
+        let (owns_tx, owns) = watch::channel(false);
+        let (recorded_tx, recorded) = watch::channel(None);
+        let (ready, ready_rx) = watch::channel(false);
+        let applied = Arc::<Mutex<Option<NodePosition>>>::default();
+        let seat = Seat {
+            node,
+            owns: owns_tx,
+            applied: applied.clone(),
+            recorded: recorded_tx,
+            ready: ready_rx,
+        };
+        let handover = Handover {
+            owns,
+            applied,
+            recorded,
+            ready,
+        };
+        (seat, handover)
+    }
+
+    fn applied(&self) -> Option<NodePosition> {
+        self.applied.lock().ok().and_then(|a| a.clone())
+    }
+
+    fn record(&self, recorded: Option<NodePosition>) {
+        self.recorded.send_if_modified(|r| {
+            let changed = *r != recorded;
+            *r = recorded;
+            changed
+        });
     }
 }
 
@@ -104,20 +203,37 @@ pub async fn departed(limit: Duration) {
     let _ = tokio::time::timeout(limit, rx.wait_for(|n| *n == 0)).await;
 }
 
-/// Takes part in the fleet until `stop`: heartbeats, the leases of this instance's nodes, and
-/// `owns` (one sender per node) told what this instance applies. When stopped it gives its
-/// leases up and leaves, so the others take its nodes on their next renewal.
+/// How long a joining instance waits for its supervisors to be ready to take nodes over (see
+/// [`Handover::ready`]) before it joins anyway.
+const READY_WAIT: Duration = Duration::from_secs(10);
+
+/// Takes part in the fleet until `stop`: heartbeats, the leases of this instance's nodes (with
+/// the positions applied), and each node's seat told what this instance applies and what the
+/// store recorded. It joins once every supervisor keeps its node's events (or found the node
+/// unreachable), so nodes are handed to it only when it can take them without a gap. When
+/// stopped it gives its leases up, recording where it stood, and leaves, so the others take its
+/// nodes on their next renewal.
 pub fn start<F: Fleet>(
     store: Arc<F>,
     config: FleetConfig,
-    owns: Vec<(NodePrefix, watch::Sender<bool>)>,
+    seats: Vec<Seat>,
     stop: CancellationToken,
 ) {
     TAKING_PART.send_modify(|n| *n += 1);
     tokio::spawn(async move {
         let ttl = config.lease_ttl.max(Duration::from_millis(300));
         let me = config.instance.as_str();
-        let nodes: Vec<NodePrefix> = owns.iter().map(|(n, _)| n.clone()).collect();
+        let nodes: Vec<NodePrefix> = seats.iter().map(|s| s.node.clone()).collect();
+        let ready = futures_util::future::join_all(seats.iter().map(|s| {
+            let mut ready = s.ready.clone();
+            async move {
+                let _ = ready.wait_for(|r| *r).await;
+            }
+        }));
+        tokio::select! {
+            () = stop.cancelled() => {}
+            _ = tokio::time::timeout(READY_WAIT, ready) => {}
+        }
         let mut tick = tokio::time::interval(ttl / 3);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // When each held lease was last renewed: past its time to live it is not ours.
@@ -142,20 +258,38 @@ pub fn start<F: Fleet>(
                 }
             };
             let assigned = live.as_deref().map(|live| assign(&nodes, live));
-            for (node, tx) in &owns {
+            for seat in &seats {
+                let node = &seat.node;
                 let mine = assigned.as_ref().map(|a| a.get(node).copied() == Some(me));
                 let held = match mine {
-                    Some(true) => match store.node_lease(node, me, ttl).await {
-                        Ok(true) => {
-                            renewed.insert(node.clone(), started);
-                            true
+                    Some(true) => {
+                        let applied = seat.applied();
+                        match store.node_lease(node, me, ttl, applied.as_ref()).await {
+                            Ok((true, recorded)) => {
+                                seat.record(recorded);
+                                renewed.insert(node.clone(), started);
+                                true
+                            }
+                            Ok((false, recorded)) => {
+                                seat.record(recorded);
+                                false
+                            }
+                            Err(_) => renewed.get(node).is_some_and(|t| t.elapsed() < ttl),
                         }
-                        Ok(false) => false,
-                        Err(_) => renewed.get(node).is_some_and(|t| t.elapsed() < ttl),
-                    },
+                    }
                     Some(false) => {
                         if renewed.remove(node).is_some() {
-                            let _ = store.node_lease(node, me, Duration::ZERO).await;
+                            seat.owns.send_replace(false);
+                            let applied = seat.applied();
+                            let _ = store
+                                .node_lease(node, me, Duration::ZERO, applied.as_ref())
+                                .await;
+                        } else if let Ok((_, recorded)) =
+                            store.node_lease(node, me, Duration::ZERO, None).await
+                        {
+                            // Another instance's: where it stands, so the events kept here
+                            // for a takeover need not go back further.
+                            seat.record(recorded);
                         }
                         false
                     }
@@ -164,7 +298,7 @@ pub fn start<F: Fleet>(
                 if !held {
                     renewed.remove(node);
                 }
-                tx.send_if_modified(|owned| {
+                seat.owns.send_if_modified(|owned| {
                     let changed = *owned != held;
                     *owned = held;
                     changed
@@ -172,10 +306,13 @@ pub fn start<F: Fleet>(
                 crate::telemetry::node_owned(node.as_str(), held);
             }
         }
-        for (node, tx) in &owns {
-            tx.send_replace(false);
-            if renewed.contains_key(node) {
-                let _ = store.node_lease(node, me, Duration::ZERO).await;
+        for seat in &seats {
+            seat.owns.send_replace(false);
+            if renewed.contains_key(&seat.node) {
+                let applied = seat.applied();
+                let _ = store
+                    .node_lease(&seat.node, me, Duration::ZERO, applied.as_ref())
+                    .await;
             }
         }
         let _ = store.heartbeat(me, Duration::ZERO).await;

@@ -1,8 +1,10 @@
 //! One task per node: connect (with jittered backoff, one attempt at a time), subscribe, take a
 //! snapshot and resync the store, then apply the event stream in order while watching for
 //! silence; audit periodically; on any loss, mark the node down and start over. A refused
-//! password stops the supervisor and marks the node failed. The resync is in [`resync`], the
-//! effects applying events asks of the node in [`effects`].
+//! password stops the supervisor and marks the node failed. In a fleet, while another instance
+//! applies the node's events, it keeps them ([`standby`]) and replays them when the node is
+//! handed to it. The resync is in [`resync`], the effects applying events asks of the node in
+//! [`effects`].
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -11,7 +13,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use self::standby::Backlog;
 use super::backoff::Backoff;
+use super::fleet::Handover;
 use super::reconciler::{Reconciler, RoomEffect};
 use super::talking::TalkingBuffer;
 use super::{AppDirectory, NodeConfig, NodeHandle, NodeLink, NodeState, describe};
@@ -21,9 +25,11 @@ use crate::esl::{
     EventStream, Password,
 };
 use crate::store::Store;
+use crate::store::fleet::NodePosition;
 
 mod effects;
 mod resync;
+pub mod standby;
 
 /// Microseconds since the Unix epoch, now.
 pub fn now_micros() -> Micros {
@@ -49,19 +55,20 @@ pub fn spawn<S: Store>(
         store,
         apps,
         Peers::default(),
-        super::fleet::Ownership::sole(),
+        Handover::sole(),
         stop,
     )
 }
 
 /// [`spawn`] of one node among others (`peers`, filled once every node is started), applying
-/// its events only while `owns` says this instance does (see [`super::fleet`]).
+/// its events only while `handover` says this instance owns the node, keeping them otherwise
+/// (see [`super::fleet`]).
 pub fn spawn_among<S: Store>(
     config: NodeConfig,
     store: Arc<S>,
     apps: Arc<AppDirectory>,
     peers: Peers,
-    owns: watch::Receiver<bool>,
+    handover: Handover,
     stop: CancellationToken,
 ) -> (NodeHandle, Arc<super::reconciler::Stats>) {
     let config = Arc::new(config);
@@ -73,6 +80,7 @@ pub fn spawn_among<S: Store>(
     let reconciler = Reconciler::new(store.clone(), config.clone(), apps);
     let stats = reconciler.stats.clone();
     let (effects_tx, effects_rx) = tokio::sync::mpsc::unbounded_channel();
+    let owns = handover.owns.clone();
     let supervisor = Supervisor {
         config: config.clone(),
         store,
@@ -81,7 +89,7 @@ pub fn spawn_among<S: Store>(
         in_flight: Arc::default(),
         requests: tokio::sync::Mutex::new(effects_rx),
         peers,
-        owns: owns.clone(),
+        handover,
     };
     tokio::spawn(supervisor.run(stop));
     (
@@ -100,8 +108,19 @@ struct Supervisor<S> {
     /// Work asked for through the node's handle (only this task reads it).
     requests: tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<RoomEffect>>,
     peers: Peers,
-    /// Whether this instance applies the node's events (the others keep command connections).
-    owns: watch::Receiver<bool>,
+    /// Whether this instance applies the node's events, and how far it has (the fleet's side).
+    handover: Handover,
+}
+
+/// What standing by works with: the first command connection and its heartbeats, ownership,
+/// and the event connection with what it kept.
+struct Standby<'a> {
+    first: &'a Client,
+    heard: &'a mut watch::Receiver<()>,
+    owns: &'a mut watch::Receiver<bool>,
+    events: &'a Client,
+    stream: &'a mut EventStream,
+    backlog: &'a mut Backlog,
 }
 
 /// Changes whenever an event arrives on a command connection's stream (its heartbeats; a
@@ -156,6 +175,7 @@ impl<S: Store> Supervisor<S> {
             };
             match outcome {
                 Err(e) if e.is_auth_error() => {
+                    self.handover.ready.send_replace(true);
                     tracing::error!(node = %describe(&self.config), error = %e, "media node refused our credentials; giving up on it until the configuration is fixed");
                     self.set_state(
                         NodeState::Failed {
@@ -166,6 +186,8 @@ impl<S: Store> Supervisor<S> {
                     return;
                 }
                 Err(e) => {
+                    // Unreachable is settled too: the fleet need not wait for this node.
+                    self.handover.ready.send_replace(true);
                     tracing::warn!(node = %describe(&self.config), error = %e, "media node connection lost");
                     self.set_state(
                         NodeState::Down {
@@ -256,39 +278,49 @@ impl<S: Store> Supervisor<S> {
         if let Ok(mut in_flight) = self.in_flight.lock() {
             in_flight.clear();
         }
-        let mut owns = self.owns.clone();
+        // One event connection for the whole period: while another instance applies the
+        // node's events this one keeps them, and replays them when the node is handed to it.
+        let (events, mut stream) =
+            Client::connect(&self.config.addr, &password, self.events_config()).await?;
+        events.subscribe(EventFormat::Plain, subscription()).await?;
+        // Its result comes back as an event numbered after the subscription took effect: the
+        // point from which this connection has heard everything.
+        events.bgapi(&api(&["global_getvar", "core_uuid"])?).await?;
+        let mut backlog = Backlog::default();
+        let mut owns = self.handover.owns.clone();
         loop {
             if !*owns.borrow_and_update() {
-                tracing::info!(node = %describe(&self.config), %core, "media node up (another instance applies its events)");
+                tracing::info!(node = %describe(&self.config), %core, "media node up (another instance applies its events; this one keeps them)");
                 self.set_state(
                     NodeState::Up {
                         core_uuid: core.clone(),
                     },
                     commands.clone(),
                 );
+                let on = Standby {
+                    first: &first,
+                    heard: &mut heard,
+                    owns: &mut owns,
+                    events: &events,
+                    stream: &mut stream,
+                    backlog: &mut backlog,
+                };
                 if self
-                    .standby(
-                        &first,
-                        &mut heard,
-                        &mut owns,
-                        &mut requests,
-                        &commands,
-                        stop,
-                    )
+                    .standby(on, &mut requests, &commands, &core, stop)
                     .await?
                 {
                     return Ok(());
                 }
                 continue;
             }
-            let (events, mut stream) =
-                Client::connect(&self.config.addr, &password, self.events_config()).await?;
-            events.subscribe(EventFormat::Plain, subscription()).await?;
             // A node coming up is resyncing until its state is read; one already up (this
             // instance takes its events over from another) stays up meanwhile.
             if !matches!(self.link.borrow().state, NodeState::Up { .. }) {
                 self.set_state(NodeState::Resyncing, Vec::new());
             }
+            self.take_over(&mut backlog, &mut stream, &commands, &core)
+                .await;
+            self.handover.ready.send_replace(true);
             self.resync(&events, &commands, &core).await?;
             tracing::info!(node = %describe(&self.config), %core, "media node up");
             self.set_state(
@@ -311,28 +343,70 @@ impl<S: Store> Supervisor<S> {
             if stopped {
                 return Ok(());
             }
-            // Handed to another instance: its events are that instance's now.
-            let _ = events.exit().await;
+            // Handed to another instance: its events are that instance's to apply now, and
+            // this one keeps them from where it stopped.
+            let last = self.handover.applied.lock().ok().and_then(|a| a.clone());
+            backlog = Backlog::after(last.filter(|a| a.core == core).map(|a| a.sequence));
+            self.handover.forget();
             tracing::info!(node = %describe(&self.config), "media node's events handed to another instance");
         }
     }
 
-    /// While another instance applies the node's events: commands only (the API's, and work
-    /// other nodes' rooms ask of this node), until this instance owns the node (`Ok(false)`),
-    /// is stopped (`Ok(true)`), or the node is lost.
+    /// Replays what this instance kept while on standby, from where the previous owner
+    /// recorded it stopped (the events it applied already change nothing again).
+    async fn take_over(
+        &self,
+        backlog: &mut Backlog,
+        stream: &mut EventStream,
+        commands: &[Client],
+        core: &str,
+    ) {
+        let first_owner = !backlog.listening() && self.handover.recorded.borrow().is_none();
+        while let Some(event) = stream.try_recv() {
+            if let Some(observed) = from_event(&event).filter(|o| o.core_uuid == core) {
+                backlog.push(observed, Instant::now());
+            }
+        }
+        let recorded = self.handover.recorded.borrow().clone();
+        let replay = backlog.take(recorded.as_ref(), core);
+        let node = self.config.prefix.as_str();
+        if !replay.covered && !first_owner {
+            crate::telemetry::handover_gap(node);
+            tracing::warn!(node = %describe(&self.config), ?recorded, "media node taken over without every event since its last owner's position; the resync repairs the state, changes made and undone meanwhile go unannounced");
+        }
+        crate::telemetry::handover_replayed(node, replay.events.len());
+        if !replay.events.is_empty() {
+            tracing::info!(node = %describe(&self.config), events = replay.events.len(), ?recorded, "media node taken over: replaying the events kept on standby");
+        }
+        for chunk in replay.events.chunks(512) {
+            self.apply(chunk, Instant::now(), &[], commands).await;
+        }
+    }
+
+    /// While another instance applies the node's events: commands (the API's, and work other
+    /// nodes' rooms ask of this node), and the node's events kept, until this instance owns the
+    /// node (`Ok(false)`), is stopped (`Ok(true)`), or the node is lost.
     async fn standby(
         &self,
-        first: &Client,
-        heard: &mut watch::Receiver<()>,
-        owns: &mut watch::Receiver<bool>,
+        on: Standby<'_>,
         requests: &mut tokio::sync::mpsc::UnboundedReceiver<RoomEffect>,
         commands: &[Client],
+        core: &str,
         stop: &CancellationToken,
     ) -> Result<bool, ClientError> {
+        let Standby {
+            first,
+            heard,
+            owns,
+            events,
+            stream,
+            backlog,
+        } = on;
         // Whether ownership can still change (its sender lives).
         let mut settled = false;
         let mut last_heard = Instant::now();
         heard.borrow_and_update();
+        let mut recorded = self.handover.recorded.clone();
         loop {
             let silence =
                 tokio::time::sleep_until((last_heard + self.config.silence_timeout).into());
@@ -344,12 +418,31 @@ impl<S: Store> Supervisor<S> {
                 () = silence => {
                     return Err(ClientError::Timeout(format!("any event for {:?} (heartbeats stopped)", self.config.silence_timeout)));
                 }
-                () = stop.cancelled() => return Ok(true),
+                () = stop.cancelled() => {
+                    let _ = events.exit().await;
+                    return Ok(true);
+                }
                 changed = owns.changed(), if !settled => match changed {
                     Ok(()) if *owns.borrow() => return Ok(false),
                     Ok(()) => {}
                     Err(_) => settled = true,
                 },
+                event = stream.recv() => match event {
+                    Some(event) => {
+                        if let Some(observed) = from_event(&event).filter(|o| o.core_uuid == core) {
+                            backlog.push(observed, Instant::now());
+                        }
+                        if backlog.listening() {
+                            self.handover.ready.send_if_modified(|r| !std::mem::replace(r, true));
+                        }
+                    }
+                    None => return Err(ClientError::Disconnected(events.closed().await.to_string())),
+                },
+                Ok(()) = recorded.changed() => {
+                    if let Some(position) = recorded.borrow_and_update().clone() {
+                        backlog.trim(&position, Instant::now());
+                    }
+                }
                 reason = first.closed() => return Err(ClientError::Disconnected(reason.to_string())),
                 Some(effect) = requests.recv() => self.execute(vec![effect], commands),
             }
@@ -487,6 +580,12 @@ impl<S: Store> Supervisor<S> {
         }
         match self.reconciler.apply_batch(batch, now_micros()).await {
             Ok(effects) => {
+                if let Some(newest) = batch.iter().max_by_key(|o| o.sequence) {
+                    self.handover.applied(NodePosition {
+                        core: newest.core_uuid.clone(),
+                        sequence: newest.sequence,
+                    });
+                }
                 let node = self.config.prefix.as_str();
                 crate::telemetry::events_applied(node, batch.len(), received.elapsed());
                 crate::telemetry::reconciler_lag(node, stamps);

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use self::config::{Config, ConfigError};
 use crate::api::{ApiOptions, ApiState, AppKeys};
 use crate::conference::{AppId, NodePrefix};
-use crate::node::fleet::{FleetConfig, Ownership};
+use crate::node::fleet::{FleetConfig, Handover, Seat};
 use crate::node::{AppDirectory, NodeConfig, NodePool, supervisor};
 use crate::rooms::{Cooldowns, Rooms};
 use crate::store::fleet::Fleet;
@@ -154,8 +154,8 @@ pub fn start_rooms<S: Store>(
     cooldowns: Cooldowns,
     stop: &CancellationToken,
 ) -> Rooms<S> {
-    let owns = nodes.iter().map(|_| Ownership::sole()).collect();
-    rooms_over(store, nodes, owns, directory, cooldowns, stop)
+    let handovers = nodes.iter().map(|_| Handover::sole()).collect();
+    rooms_over(store, nodes, handovers, directory, cooldowns, stop)
 }
 
 /// [`start_rooms`] for one instance of a fleet sharing the store: it applies the events of
@@ -168,22 +168,17 @@ pub fn start_rooms_in_fleet<S: Store + Fleet>(
     fleet: FleetConfig,
     stop: &CancellationToken,
 ) -> Rooms<S> {
-    let (senders, owns): (Vec<_>, Vec<_>) = nodes
-        .iter()
-        .map(|n| {
-            let (tx, rx) = tokio::sync::watch::channel(false);
-            ((n.prefix.clone(), tx), rx)
-        })
-        .unzip();
+    let (seats, handovers): (Vec<_>, Vec<_>) =
+        nodes.iter().map(|n| Seat::pair(n.prefix.clone())).unzip();
     tracing::info!(instance = %fleet.instance, "controller instance joins the fleet");
-    crate::node::fleet::start(store.clone(), fleet, senders, stop.child_token());
-    rooms_over(store, nodes, owns, directory, cooldowns, stop)
+    crate::node::fleet::start(store.clone(), fleet, seats, stop.child_token());
+    rooms_over(store, nodes, handovers, directory, cooldowns, stop)
 }
 
 fn rooms_over<S: Store>(
     store: Arc<S>,
     nodes: Vec<NodeConfig>,
-    owns: Vec<tokio::sync::watch::Receiver<bool>>,
+    handovers: Vec<Handover>,
     directory: AppDirectory,
     cooldowns: Cooldowns,
     stop: &CancellationToken,
@@ -192,10 +187,10 @@ fn rooms_over<S: Store>(
     let peers = supervisor::Peers::default();
     let handles = nodes
         .into_iter()
-        .zip(owns)
-        .map(|(n, owns)| {
+        .zip(handovers)
+        .map(|(n, handover)| {
             let (apps, stop) = (directory.clone(), stop.child_token());
-            supervisor::spawn_among(n, store.clone(), apps, peers.clone(), owns, stop).0
+            supervisor::spawn_among(n, store.clone(), apps, peers.clone(), handover, stop).0
         })
         .collect();
     let pool = NodePool::new(handles);

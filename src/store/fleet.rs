@@ -4,9 +4,14 @@
 //! applies that node's event stream (renewed the same way, taken by another instance when it
 //! runs out or is handed over).
 //!
-//! Redis keys (global, one key each, so every script stays in one slot on a cluster):
-//! `sy:fleet:instances` (zset of instance ids scored by expiry, Redis's clock) and
-//! `sy:fleet:node:<prefix>` (string with PX: the instance applying the node).
+//! A node's lease also carries how far its holder has applied the node's event stream (a
+//! [`NodePosition`], recorded with each renewal and with the release): the instance that takes
+//! the node over replays, from the events it kept while on standby, what followed.
+//!
+//! Redis keys (global, so every script stays in one slot on a cluster):
+//! `sy:fleet:instances` (zset of instance ids scored by expiry, Redis's clock),
+//! `sy:fleet:node:<prefix>` (string with PX: the instance applying the node) and
+//! `{sy:fleet:node:<prefix>}:applied` (its position, in the lease key's slot; kept a day).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -31,19 +36,49 @@ pub trait Fleet: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
 
     /// Takes or renews the lease of `node` for `holder`, for `ttl` (`Duration::ZERO`: gives it
-    /// up, if held): true if `holder` holds it now.
+    /// up, if held), recording `applied` (how far the holder has applied the node's events)
+    /// when `holder` holds it: whether `holder` holds it now, and the position recorded (by the
+    /// holder, or by the instance that held it before).
     fn node_lease(
         &self,
         node: &NodePrefix,
         holder: &str,
         ttl: Duration,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+        applied: Option<&NodePosition>,
+    ) -> impl Future<Output = Result<(bool, Option<NodePosition>), StoreError>> + Send;
+}
+
+/// How far a node's event stream has been applied: the newest `Event-Sequence` of the
+/// FreeSWITCH process `core`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodePosition {
+    pub core: String,
+    pub sequence: u64,
+}
+
+impl NodePosition {
+    fn encode(&self) -> String {
+        format!("{} {}", self.core, self.sequence)
+    }
+
+    fn parse(s: &str) -> Option<NodePosition> {
+        let (core, sequence) = s.split_once(' ')?;
+        Some(NodePosition {
+            core: core.to_owned(),
+            sequence: sequence.parse().ok()?,
+        })
+    }
 }
 
 const INSTANCES: &str = "sy:fleet:instances";
 
 fn node_key(node: &NodePrefix) -> String {
     format!("sy:fleet:node:{node}")
+}
+
+/// The key of a node's recorded position: the lease key as hash tag, so both share a slot.
+fn position_key(node: &NodePrefix) -> String {
+    format!("{{sy:fleet:node:{node}}}:applied")
 }
 
 impl Fleet for RedisStore {
@@ -64,20 +99,24 @@ impl Fleet for RedisStore {
         node: &NodePrefix,
         holder: &str,
         ttl: Duration,
-    ) -> Result<bool, StoreError> {
+        applied: Option<&NodePosition>,
+    ) -> Result<(bool, Option<NodePosition>), StoreError> {
+        static SCRIPT: std::sync::LazyLock<Script> =
+            std::sync::LazyLock::new(|| Script::new(include_str!("lua/node_lease.lua")));
         let ms = match ttl.is_zero() {
             true => 0,
             false => ttl.as_millis().max(1) as u64,
         };
-        let held: i64 = self
-            .lease_script()
+        let (held, recorded): (i64, Option<String>) = SCRIPT
             .key(node_key(node))
+            .key(position_key(node))
             .arg(holder)
             .arg(ms)
+            .arg(applied.map(NodePosition::encode).unwrap_or_default())
             .invoke_async(&mut self.connection())
             .await
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        Ok(held == 1)
+        Ok((held == 1, recorded.as_deref().and_then(NodePosition::parse)))
     }
 }
 
@@ -92,6 +131,7 @@ pub(crate) struct MemoryFleet {
 struct FleetState {
     instances: HashMap<String, Instant>,
     leases: HashMap<NodePrefix, (String, Instant)>,
+    positions: HashMap<NodePrefix, NodePosition>,
 }
 
 impl MemoryFleet {
@@ -120,24 +160,44 @@ impl Fleet for MemoryStore {
         node: &NodePrefix,
         holder: &str,
         ttl: Duration,
-    ) -> Result<bool, StoreError> {
+        applied: Option<&NodePosition>,
+    ) -> Result<(bool, Option<NodePosition>), StoreError> {
         let mut s = self.fleet().lock();
         let now = Instant::now();
-        let held_by_other = s
-            .leases
-            .get(node)
-            .is_some_and(|(h, until)| h != holder && *until > now);
+        let lease = s.leases.get(node).filter(|(_, until)| *until > now);
+        let mine = lease.is_some_and(|(h, _)| h == holder);
+        let held_by_other = lease.is_some() && !mine;
+        if let (true, Some(applied)) = (mine, applied) {
+            s.positions.insert(node.clone(), applied.clone());
+        }
+        let recorded = s.positions.get(node).cloned();
         if ttl.is_zero() {
-            if s.leases.get(node).is_some_and(|(h, _)| h == holder) {
+            if mine {
                 s.leases.remove(node);
             }
-            return Ok(false);
+            return Ok((false, recorded));
         }
         if held_by_other {
-            return Ok(false);
+            return Ok((false, recorded));
         }
         s.leases
             .insert(node.clone(), (holder.to_owned(), now + ttl));
-        Ok(true)
+        Ok((true, recorded))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_position_reads_back_as_written() {
+        let p = NodePosition {
+            core: "3f1c-core".into(),
+            sequence: 18_446_744_073_709_551_615,
+        };
+        assert_eq!(NodePosition::parse(&p.encode()), Some(p));
+        assert_eq!(NodePosition::parse("core"), None);
+        assert_eq!(NodePosition::parse("core x"), None);
     }
 }

@@ -193,11 +193,6 @@ impl RedisStore {
         cmd
     }
 
-    /// The lease script (`lua/lease.lua`), for the fleet's node leases.
-    pub(crate) fn lease_script(&self) -> &Script {
-        &self.lease
-    }
-
     /// A connection for the store's other modules (the fleet's records).
     pub(crate) fn connection(&self) -> impl redis::aio::ConnectionLike + Send + Sync + use<> {
         self.conn.clone()

@@ -73,9 +73,13 @@ pub struct V10Paging {
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct FeedQuery {
-    /// The `cursor` of an earlier page (an event id, `<ms>-<n>`); none (or empty) = from the
+    /// The `cursor` of an earlier page (an event id, `<ms>-<n>`; over a store that spreads the
+    /// app over shards, one `<ms>-<n>` per shard, comma-separated); none (or empty) = from the
     /// oldest.
-    #[param(pattern = r"^([0-9]{1,19}-[0-9]{1,19})?$", example = "1714000000000-0")]
+    #[param(
+        pattern = r"^([0-9]{1,19}-[0-9]{1,19}(,[0-9]{1,19}-[0-9]{1,19})*)?$",
+        example = "1714000000000-0"
+    )]
     pub after: Option<String>,
     /// At most this many events (default 100, at most 1000 are returned).
     #[param(minimum = 1, maximum = 9223372036854775807_i64)]
@@ -86,12 +90,13 @@ pub struct FeedQuery {
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct StreamQuery {
-    /// An event id (`<ms>-<n>`); the stream sends what follows it. `now`: only events from
+    /// An event id (`<ms>-<n>`, or one per shard, comma-separated); the stream sends what
+    /// follows it. `now`: only events from
     /// now on (and the last few seconds', to cover clocks a little apart), the stream starting
     /// with an `id:`-only message naming that position to resume from. `Last-Event-ID` (a
     /// reconnecting browser sends it) takes precedence.
     #[param(
-        pattern = r"^([0-9]{1,19}-[0-9]{1,19}|now)?$",
+        pattern = r"^([0-9]{1,19}-[0-9]{1,19}(,[0-9]{1,19}-[0-9]{1,19})*|now)?$",
         example = "1714000000000-0"
     )]
     pub after: Option<String>,
@@ -106,7 +111,7 @@ pub struct ResumeHeader {
     #[param(
         rename = "Last-Event-ID",
         nullable = false,
-        pattern = r"^([0-9]{1,19}-[0-9]{1,19})?$",
+        pattern = r"^([0-9]{1,19}-[0-9]{1,19}(,[0-9]{1,19}-[0-9]{1,19})*)?$",
         example = "1714000000000-0"
     )]
     pub last_event_id: Option<String>,

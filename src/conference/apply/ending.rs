@@ -40,6 +40,10 @@ pub(super) fn conference_created(step: &mut Step<'_>, core_uuid: &str, conferenc
         return;
     }
     step.room.conference_uuid = Some(conference_uuid.to_owned());
+    if step.room.core_uuid.as_deref() != Some(core_uuid) {
+        // Another process numbers its events afresh.
+        step.room.fact_seqs.clear();
+    }
     step.room.core_uuid = Some(core_uuid.to_owned());
     step.touch();
 }

@@ -195,6 +195,11 @@ pub fn apply_event(
         });
     }
     let channel = fact.member_channel().unwrap_or_default();
+    if channel.is_empty() || channel == room.control.channel {
+        return once(room, core_uuid, sequence, |room| {
+            apply(room, core_uuid, conference_uuid, fact, session, now)
+        });
+    }
     in_order(room, core_uuid, channel, sequence, |room| {
         let mut out = apply(room, core_uuid, conference_uuid, fact, session, now);
         // An unmute (or unhold) says the member was muted at the node just before it: a spurt
@@ -221,6 +226,38 @@ pub fn apply_event(
         }
         out
     })
+}
+
+/// Applies `f`, a fact about the room itself that its node numbered `sequence`, unless that
+/// fact was applied already (its number is among the room's newest facts' marks, or older
+/// than all of them when they are full); then marks the room with it. `sequence` 0 (not
+/// known), or a fact of another process: `f` is applied as it is.
+fn once(
+    room: &mut Room,
+    core_uuid: &str,
+    sequence: u64,
+    f: impl FnOnce(&mut Room) -> Applied,
+) -> Applied {
+    let tracked = sequence > 0 && room.core_uuid.as_deref() == Some(core_uuid);
+    let marks = &room.fact_seqs;
+    let seen = marks.binary_search(&sequence).is_ok()
+        || (marks.len() >= Room::FACT_MARKS && marks.first().is_some_and(|m| sequence < *m));
+    if tracked && seen {
+        return Applied::ignored(Ignored::Superseded);
+    }
+    let out = f(room);
+    // Only with a change: the room's `seq` moved, so the write is guarded like any other. A
+    // fact that moved the room to another process is not marked (its marks are that one's).
+    if tracked && out.changed && room.core_uuid.as_deref() == Some(core_uuid) {
+        let marks = &mut room.fact_seqs;
+        if let Err(at) = marks.binary_search(&sequence) {
+            marks.insert(at, sequence);
+        }
+        if marks.len() > Room::FACT_MARKS {
+            marks.remove(0);
+        }
+    }
+    out
 }
 
 /// Applies `f`, a change about `channel` (a member fact, or its call's CHANNEL event) that the

@@ -254,9 +254,18 @@ pub struct Room {
     pub deleted_at: Option<Micros>,
     /// Grows by one with every change; carried by every webhook.
     pub seq: u64,
+    /// The `Event-Sequence` of the room's newest facts about the room itself (not one member)
+    /// applied from its node, at most [`Room::FACT_MARKS`], ascending: a fact heard again (a
+    /// new owner of the node replaying what it kept, see `node/supervisor/standby.rs`) changes
+    /// nothing. Members keep marks of their own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fact_seqs: Vec<u64>,
 }
 
 impl Room {
+    /// How many of the room's own facts are remembered (see [`Room::fact_seqs`]).
+    pub const FACT_MARKS: usize = 16;
+
     /// A new room, `starting` until its control leg is in.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
@@ -299,6 +308,7 @@ impl Room {
             updated_at: now,
             deleted_at: None,
             seq: 0,
+            fact_seqs: Vec::new(),
         }
     }
 

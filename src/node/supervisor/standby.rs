@@ -1,0 +1,193 @@
+//! Hot standby (issue 35): an instance that does not apply a node's events still listens to
+//! them and keeps those the owner may not have applied yet, so that when it takes the node over
+//! (the owner stopped, was killed, or handed the node to a joining instance) it replays what
+//! the node did in between instead of losing it. What it keeps is bounded twice: events the
+//! owner recorded as applied are dropped (after a grace period: FreeSWITCH numbers events when
+//! it fires them, and delivers those of different threads a little out of that order), and at
+//! most [`Backlog::CAP`] are kept (past that the oldest go, and a takeover says it has a gap).
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use crate::conference::{Fact, Observed};
+use crate::store::fleet::NodePosition;
+
+/// The events of one node kept on standby, oldest first.
+#[derive(Debug, Default)]
+pub struct Backlog {
+    kept: VecDeque<(Instant, Observed)>,
+    /// The `Event-Sequence` of the first event heard on this connection: every event fired
+    /// after it reached this instance.
+    first: Option<u64>,
+    /// The newest event dropped for want of room (0: none).
+    dropped: u64,
+}
+
+/// What a takeover replays.
+#[derive(Debug, Default)]
+pub struct Replay {
+    /// The kept events, in the order the node delivered them.
+    pub events: Vec<Observed>,
+    /// Whether they hold every event after the position the previous owner recorded.
+    pub covered: bool,
+}
+
+impl Backlog {
+    /// At most this many events are kept (about the events 20 busy seconds of a loaded node
+    /// fire).
+    pub const CAP: usize = 50_000;
+    /// How long an event the owner has applied is still kept: events fired close together on
+    /// different threads reach listeners in either order.
+    pub const GRACE: Duration = Duration::from_secs(1);
+
+    /// A backlog whose connection has been read up to `sequence` already (an owner going on
+    /// standby keeps reading the connection it applied).
+    pub fn after(sequence: Option<u64>) -> Backlog {
+        Backlog {
+            first: sequence,
+            ..Backlog::default()
+        }
+    }
+
+    /// Whether an event has been heard yet (so [`Backlog::take`] can judge coverage).
+    pub fn listening(&self) -> bool {
+        self.first.is_some()
+    }
+
+    /// How many events are kept.
+    pub fn len(&self) -> usize {
+        self.kept.len()
+    }
+
+    /// Whether no event is kept.
+    pub fn is_empty(&self) -> bool {
+        self.kept.is_empty()
+    }
+
+    /// Keeps an event heard at `at` (heartbeats and job results only mark the connection as
+    /// listening: there is nothing in them to replay).
+    pub fn push(&mut self, observed: Observed, at: Instant) {
+        self.first.get_or_insert(observed.sequence);
+        if matches!(observed.fact, Fact::Heartbeat | Fact::Job { .. }) {
+            return;
+        }
+        if self.kept.len() >= Self::CAP
+            && let Some((_, old)) = self.kept.pop_front()
+        {
+            self.dropped = self.dropped.max(old.sequence);
+        }
+        self.kept.push_back((at, observed));
+    }
+
+    /// Drops the events the owner has applied (`recorded`) that were heard more than
+    /// [`Backlog::GRACE`] before `now`.
+    pub fn trim(&mut self, recorded: &NodePosition, now: Instant) {
+        while let Some((at, front)) = self.kept.front() {
+            let applied = front.core_uuid == recorded.core && front.sequence <= recorded.sequence;
+            if !applied || now.duration_since(*at) < Self::GRACE {
+                break;
+            }
+            self.kept.pop_front();
+        }
+    }
+
+    /// Everything kept, for a takeover from an owner that stopped at `recorded` (`None`: no
+    /// owner recorded anything), emptying the backlog; `core` is the node's process now.
+    pub fn take(&mut self, recorded: Option<&NodePosition>, core: &str) -> Replay {
+        let covered = match (recorded, self.first) {
+            (Some(r), Some(first)) => {
+                r.core == core
+                    && first <= r.sequence.saturating_add(1)
+                    && self.dropped <= r.sequence
+            }
+            _ => false,
+        };
+        let events = self.kept.drain(..).map(|(_, o)| o).collect();
+        self.dropped = 0;
+        Replay { events, covered }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(sequence: u64) -> Observed {
+        Observed {
+            core_uuid: "core".into(),
+            sequence,
+            fact: Fact::Dtmf {
+                channel: "c".into(),
+                digit: "1".into(),
+            },
+        }
+    }
+
+    fn at(sequence: u64) -> NodePosition {
+        NodePosition {
+            core: "core".into(),
+            sequence,
+        }
+    }
+
+    #[test]
+    fn a_takeover_replays_what_followed_the_recorded_position() {
+        let t0 = Instant::now();
+        let mut b = Backlog::default();
+        for s in 10..20 {
+            b.push(event(s), t0);
+        }
+        // Applied by the owner, but heard less than the grace period ago: kept.
+        b.trim(&at(14), t0 + Duration::from_millis(100));
+        assert_eq!(b.len(), 10);
+        b.trim(&at(14), t0 + Backlog::GRACE);
+        assert_eq!(b.len(), 5);
+        let replay = b.take(Some(&at(16)), "core");
+        assert!(replay.covered);
+        let seqs: Vec<u64> = replay.events.iter().map(|o| o.sequence).collect();
+        assert_eq!(seqs, [15, 16, 17, 18, 19]);
+        assert_eq!(b.len(), 0);
+    }
+
+    #[test]
+    fn a_takeover_says_when_events_may_be_missing() {
+        let t0 = Instant::now();
+        let mut b = Backlog::default();
+        b.push(event(50), t0);
+        // The owner stopped before this instance heard anything.
+        assert!(!b.take(Some(&at(40)), "core").covered);
+        // Another process (the node restarted), or nothing recorded.
+        b.push(event(51), t0);
+        assert!(!b.take(Some(&at(60)), "other").covered);
+        assert!(!b.take(None, "core").covered);
+        // Events dropped for want of room, newer than the recorded position.
+        let mut b = Backlog::default();
+        for s in 1..=(Backlog::CAP as u64 + 10) {
+            b.push(event(s), t0);
+        }
+        assert_eq!(b.len(), Backlog::CAP);
+        assert!(!b.take(Some(&at(5)), "core").covered);
+        let mut b = Backlog::default();
+        for s in 1..=(Backlog::CAP as u64 + 10) {
+            b.push(event(s), t0);
+        }
+        assert!(b.take(Some(&at(10)), "core").covered);
+    }
+
+    #[test]
+    fn heartbeats_mark_the_connection_as_listening_and_are_not_kept() {
+        let mut b = Backlog::default();
+        assert!(!b.listening());
+        b.push(
+            Observed {
+                core_uuid: "core".into(),
+                sequence: 7,
+                fact: Fact::Heartbeat,
+            },
+            Instant::now(),
+        );
+        assert!(b.listening());
+        assert_eq!(b.len(), 0);
+        assert!(b.take(Some(&at(6)), "core").covered);
+    }
+}

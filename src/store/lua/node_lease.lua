@@ -1,0 +1,26 @@
+-- A node's lease (KEYS[1]: held by ARGV[1] for ARGV[2] ms; 0 releases it, only by its holder)
+-- and the position of the node's event stream its holder has applied (KEYS[2], same slot:
+-- '{<lease key>}:applied'). ARGV[3], when not empty, is the holder's position, recorded with a
+-- renewal or a release. Returns {1 if ARGV[1] holds the lease now, the recorded position (false
+-- if none)}: whoever takes the lease reads there where its predecessor stopped.
+local holder = redis.call('GET', KEYS[1])
+local mine = holder == ARGV[1]
+if mine and ARGV[3] ~= '' then
+  redis.call('SET', KEYS[2], ARGV[3], 'EX', 86400)
+end
+local recorded = redis.call('GET', KEYS[2])
+if ARGV[2] == '0' then
+  if mine then
+    redis.call('DEL', KEYS[1])
+  end
+  return {0, recorded}
+end
+if mine then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return {1, recorded}
+end
+if holder then
+  return {0, recorded}
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return {1, recorded}
