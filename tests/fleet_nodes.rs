@@ -390,3 +390,212 @@ async fn fleet(url: &str, what: &str) {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The commands each session's traffic had answered 202, in order (`true`: mute).
+type Acked = std::sync::Arc<std::sync::Mutex<BTreeMap<String, Vec<bool>>>>;
+
+/// Mutes and unmutes `session` through `api` in turn until `stop`, recording each command
+/// answered 202 (one refused is sent again: the member is as it was).
+async fn toggle(
+    api: Api,
+    session: String,
+    acked: Acked,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    let mut mute = false;
+    while !stop.is_cancelled() {
+        let verb = if mute { "mute" } else { "unmute" };
+        let path = format!("/api/v1/sessions/{session}/commands/conference/{verb}");
+        let (status, _) = api.call("POST", &path, Some(json!({}))).await;
+        if status == 202 {
+            acked
+                .lock()
+                .unwrap()
+                .entry(session.clone())
+                .or_default()
+                .push(mute);
+            mute = !mute;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// How many commands the traffic has had answered.
+fn answered(acked: &Acked) -> usize {
+    acked.lock().unwrap().values().map(Vec::len).sum()
+}
+
+/// Issue 35: under a steady stream of mutes and unmutes, a node changing owner loses nothing:
+/// when its owner is killed (SIGKILL: nothing applied until its lease runs out), when an
+/// instance joins and takes its share, and when one stops (SIGTERM). Every command answered 202
+/// is announced by a webhook, in order, once; no room's `seq` is used twice. Before the owners
+/// kept and replayed the events of the nodes they did not apply, the changes made and undone
+/// between the old owner's last read and the new one's resync were never announced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_traffic_no_handover_loses_an_acknowledged_change() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let mut sims = Vec::new();
+    for _ in PREFIXES {
+        sims.push(
+            Simulator::start(SimConfig {
+                listen: "127.0.0.1:0".parse().unwrap(),
+                password: PASSWORD.into(),
+                heartbeat: Some(Duration::from_secs(5)),
+                node_sip: Some("127.0.0.1:0".parse().unwrap()),
+                ..SimConfig::default()
+            })
+            .await
+            .unwrap(),
+        );
+    }
+    let dir = std::env::temp_dir().join(format!("switchyard-handover-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let receiver = Receiver::ok().await;
+    let hook = receiver.url();
+    let a = Instance::start(0, &dir, &url, &sims, &hook).await;
+    let mut b = Instance::start(1, &dir, &url, &sims, &hook).await;
+    let settle = Duration::from_millis(LEASE_MS * 4);
+    shared(&[&a, &b], settle, "two instances share the four nodes").await;
+
+    // A room on each node, two callers of that node in each.
+    let mut sessions = Vec::new();
+    let mut rooms = BTreeSet::new();
+    for i in 0..PREFIXES.len() {
+        let (status, body) = a
+            .api
+            .call(
+                "POST",
+                "/api/v1/conferences",
+                Some(json!({ "name": format!("handover{i}") })),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        let room = body["room_id"].as_str().unwrap().to_owned();
+        until(
+            Duration::from_secs(10),
+            "the room is progressing",
+            || async {
+                let (_, body) = a
+                    .api
+                    .call("GET", &format!("/api/v1/conferences/{room}"), None)
+                    .await;
+                (body["status"] == "progressing").then_some(())
+            },
+        )
+        .await;
+        let n = PREFIXES.iter().position(|p| room.starts_with(p)).unwrap();
+        for k in 0..2 {
+            let session = call(&a.api, &sims, n, &format!("60{i}{k}")).await;
+            join(&a.api, &a.api, &room, &session).await;
+            sessions.push(session);
+        }
+        rooms.insert(room);
+    }
+
+    // The traffic: every session muted and unmuted in turn through `a`, which stays up.
+    let acked: Acked = Default::default();
+    let stop = tokio_util::sync::CancellationToken::new();
+    let traffic: Vec<_> = sessions
+        .iter()
+        .map(|s| {
+            tokio::spawn(toggle(
+                a.api.clone(),
+                s.clone(),
+                acked.clone(),
+                stop.clone(),
+            ))
+        })
+        .collect();
+    let more = |n: usize| {
+        let acked = acked.clone();
+        async move {
+            let from = answered(&acked);
+            until(Duration::from_secs(20), "the traffic goes on", || async {
+                (answered(&acked) >= from + n).then_some(())
+            })
+            .await
+        }
+    };
+    more(40).await;
+    b.serve.kill();
+    shared(&[&a], settle, "the killed instance's nodes are taken over").await;
+    more(40).await;
+    let mut c = Instance::start(2, &dir, &url, &sims, &hook).await;
+    shared(&[&a, &c], settle, "a joining instance takes its share").await;
+    more(40).await;
+    c.serve.terminate();
+    shared(
+        &[&a],
+        settle,
+        "the stopped instance's nodes are handed over",
+    )
+    .await;
+    more(40).await;
+    stop.cancel();
+    for t in traffic {
+        t.await.unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+    println!(
+        "handover: {} commands answered 202",
+        acked.values().map(Vec::len).sum::<usize>()
+    );
+
+    // Every answered command announced, in order, once per session.
+    let announced = |delivered: &[webhook_support::Received]| {
+        let mut seen = BTreeSet::new();
+        let mut by_session: BTreeMap<String, Vec<bool>> = BTreeMap::new();
+        let mut ordered: Vec<&webhook_support::Received> = delivered
+            .iter()
+            .filter(|r| seen.insert(r.id().to_owned()))
+            .collect();
+        ordered.sort_by_key(|r| (r.room().to_owned(), r.seq()));
+        for r in ordered {
+            let muted = match r.json["type"].as_str() {
+                Some("conference.member.muted") => true,
+                Some("conference.member.unmuted") => false,
+                _ => continue,
+            };
+            let session = r.json["data"]["uuid"].as_str().unwrap_or_default();
+            by_session
+                .entry(session.to_owned())
+                .or_default()
+                .push(muted);
+        }
+        by_session
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let delivered = loop {
+        let delivered = receiver.delivered();
+        let got = announced(&delivered);
+        if got == acked {
+            break delivered;
+        }
+        if Instant::now() > deadline {
+            let lost: Vec<String> = acked
+                .iter()
+                .filter(|(s, want)| got.get(*s) != Some(want))
+                .map(|(s, want)| {
+                    let had = got.get(s).map_or(0, Vec::len);
+                    format!("{s}: {} answered, {had} announced", want.len())
+                })
+                .collect();
+            panic!("answered commands not announced as answered: {lost:#?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // No room's seq stands for two different webhooks.
+    let mut ids_by_seq: BTreeMap<(String, u64), BTreeSet<String>> = BTreeMap::new();
+    for r in &delivered {
+        if rooms.contains(r.room()) {
+            ids_by_seq
+                .entry((r.room().to_owned(), r.seq()))
+                .or_default()
+                .insert(r.id().to_owned());
+        }
+    }
+    let reused: Vec<_> = ids_by_seq.iter().filter(|(_, ids)| ids.len() > 1).collect();
+    assert!(reused.is_empty(), "a seq used twice: {reused:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -190,11 +190,16 @@ async fn lead<S: Store>(
         }
         tokio::select! {
             _ = stop.cancelled() => break,
-            _ = tokio::time::sleep(ttl / 3) => {}
+            _ = tokio::time::sleep((ttl / 3).min(STANDBY_POLL)) => {}
         }
     }
     let _ = store.release_lease(&app, LEASE, &holder).await;
 }
+
+/// How often a standing-by dispatcher asks for the lease: a leader that stops releases it, and
+/// the next one leads within this (one lease script per app and standing-by instance this often;
+/// a killed leader's lease still has to run out).
+const STANDBY_POLL: Duration = Duration::from_millis(200);
 
 /// Renews the lease until `term`; if it is lost (or cannot be renewed before it runs out),
 /// cancels `term` so the dispatcher stops.
