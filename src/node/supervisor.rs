@@ -361,7 +361,6 @@ impl<S: Store> Supervisor<S> {
         commands: &[Client],
         core: &str,
     ) {
-        let first_owner = !backlog.listening() && self.handover.recorded.borrow().is_none();
         while let Some(event) = stream.try_recv() {
             if let Some(observed) = from_event(&event).filter(|o| o.core_uuid == core) {
                 backlog.push(observed, Instant::now());
@@ -370,7 +369,9 @@ impl<S: Store> Supervisor<S> {
         let recorded = self.handover.recorded.borrow().clone();
         let replay = backlog.take(recorded.as_ref(), core);
         let node = self.config.prefix.as_str();
-        if !replay.covered && !first_owner {
+        // Nothing recorded: no instance applied the node before (or only one that records no
+        // position), so there is no gap to speak of.
+        if !replay.covered && recorded.is_some() {
             crate::telemetry::handover_gap(node);
             tracing::warn!(node = %describe(&self.config), ?recorded, "media node taken over without every event since its last owner's position; the resync repairs the state, changes made and undone meanwhile go unannounced");
         }

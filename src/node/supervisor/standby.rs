@@ -33,8 +33,8 @@ pub struct Replay {
 }
 
 impl Backlog {
-    /// At most this many events are kept (about the events 20 busy seconds of a loaded node
-    /// fire).
+    /// At most this many events are kept per node (a bound on memory should the owner stop
+    /// recording its position).
     pub const CAP: usize = 50_000;
     /// How long an event the owner has applied is still kept: events fired close together on
     /// different threads reach listeners in either order.
