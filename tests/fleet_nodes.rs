@@ -234,7 +234,8 @@ async fn on_a_redis_cluster_instances_share_the_nodes_and_take_over() {
     fleet(&cluster.url(), "cluster").await;
 }
 
-async fn fleet(url: &str, what: &str) {
+/// One simulated node per prefix, each with a SIP side for node-to-node legs.
+async fn simulators() -> Vec<Simulator> {
     let mut sims = Vec::new();
     for _ in PREFIXES {
         sims.push(
@@ -249,6 +250,11 @@ async fn fleet(url: &str, what: &str) {
             .unwrap(),
         );
     }
+    sims
+}
+
+async fn fleet(url: &str, what: &str) {
+    let sims = simulators().await;
     let dir = std::env::temp_dir().join(format!("switchyard-fleet-{}-{what}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let receiver = Receiver::ok().await;
@@ -435,20 +441,7 @@ fn answered(acked: &Acked) -> usize {
 async fn under_traffic_no_handover_loses_an_acknowledged_change() {
     let redis = RedisServer::start();
     let url = redis.url();
-    let mut sims = Vec::new();
-    for _ in PREFIXES {
-        sims.push(
-            Simulator::start(SimConfig {
-                listen: "127.0.0.1:0".parse().unwrap(),
-                password: PASSWORD.into(),
-                heartbeat: Some(Duration::from_secs(5)),
-                node_sip: Some("127.0.0.1:0".parse().unwrap()),
-                ..SimConfig::default()
-            })
-            .await
-            .unwrap(),
-        );
-    }
+    let sims = simulators().await;
     let dir = std::env::temp_dir().join(format!("switchyard-handover-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let receiver = Receiver::ok().await;
