@@ -49,6 +49,12 @@ pub const HANDOVER_REPLAYED: &str = "switchyard_handover_replayed_events_total";
 /// Takeovers of a node whose kept events did not reach back to where its previous owner
 /// stopped (changes made and undone in the gap go unannounced); by `node`.
 pub const HANDOVER_GAPS: &str = "switchyard_handover_gaps_total";
+/// How many replicas acknowledged the store's latest replication check (`WAIT`): below the
+/// configured `redis_replicas`, webhooks wait (see `store/redis/replicated.rs`).
+pub const STORE_REPLICAS: &str = "switchyard_store_replicas_acknowledging";
+/// Store failovers after which a node's owner applied again the events the store may have lost
+/// (from where the new master's recorded position stands); by `node`.
+pub const STORE_REWINDS: &str = "switchyard_store_failover_rewinds_total";
 /// Webhook attempts, by `app` and `outcome`: `delivered`, `retry` (failed, will be tried again),
 /// `dead_letter` (failed, given up).
 pub const WEBHOOK_DELIVERIES: &str = "switchyard_webhook_deliveries_total";
@@ -166,6 +172,14 @@ fn describe() {
     describe_counter!(
         HANDOVER_GAPS,
         "Takeovers of a node whose kept events did not reach back to its previous owner's position"
+    );
+    describe_gauge!(
+        STORE_REPLICAS,
+        "Replicas that acknowledged the store's latest replication check (WAIT)"
+    );
+    describe_counter!(
+        STORE_REWINDS,
+        "Store failovers after which a node's owner applied again what the store may have lost"
     );
     describe_counter!(WEBHOOK_DELIVERIES, "Webhook attempts by outcome");
     describe_histogram!(
@@ -303,6 +317,18 @@ pub fn handover_replayed(node: &str, n: usize) {
 pub fn handover_gap(node: &str) {
     handle();
     counter!(HANDOVER_GAPS, "node" => node.to_owned()).increment(1);
+}
+
+/// The replicas that acknowledged the latest replication check.
+pub fn store_replicas(n: i64) {
+    handle();
+    gauge!(STORE_REPLICAS).set(n as f64);
+}
+
+/// A node's events applied again after a store failover.
+pub fn store_rewind(node: &str) {
+    handle();
+    counter!(STORE_REWINDS, "node" => node.to_owned()).increment(1);
 }
 
 /// An event's `Event-Date-Timestamp` (microseconds since the Unix epoch), if it has one.

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use common::redis_sentinel::{MASTER, SentinelSet, master_port, redis_cmd, replicating};
 use common::redis_server::RedisServer;
 use common::serve::{Api, Serve, free_port, node_toml, until};
 use switchyard::api::hash_key;
@@ -431,32 +432,13 @@ fn answered(acked: &Acked) -> usize {
     acked.lock().unwrap().values().map(Vec::len).sum()
 }
 
-/// Issue 35: under a steady stream of mutes and unmutes, a node changing owner loses nothing:
-/// when its owner is killed (SIGKILL: nothing applied until its lease runs out), when an
-/// instance joins and takes its share, and when one stops (SIGTERM). Every command answered 202
-/// is announced by a webhook, in order, once; no room's `seq` is used twice. Before the owners
-/// kept and replayed the events of the nodes they did not apply, the changes made and undone
-/// between the old owner's last read and the new one's resync were never announced.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn under_traffic_no_handover_loses_an_acknowledged_change() {
-    let redis = RedisServer::start();
-    let url = redis.url();
-    let sims = simulators().await;
-    let dir = std::env::temp_dir().join(format!("switchyard-handover-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let receiver = Receiver::ok().await;
-    let hook = receiver.url();
-    let a = Instance::start(0, &dir, &url, &sims, &hook).await;
-    let mut b = Instance::start(1, &dir, &url, &sims, &hook).await;
-    let settle = Duration::from_millis(LEASE_MS * 4);
-    shared(&[&a, &b], settle, "two instances share the four nodes").await;
-
-    // A room on each node, two callers of that node in each.
+/// A room on each node with two callers of that node in it, made through `api`: the sessions
+/// and the rooms.
+async fn rooms_with_callers(api: &Api, sims: &[Simulator]) -> (Vec<String>, BTreeSet<String>) {
     let mut sessions = Vec::new();
     let mut rooms = BTreeSet::new();
     for i in 0..PREFIXES.len() {
-        let (status, body) = a
-            .api
+        let (status, body) = api
             .call(
                 "POST",
                 "/api/v1/conferences",
@@ -469,8 +451,7 @@ async fn under_traffic_no_handover_loses_an_acknowledged_change() {
             Duration::from_secs(10),
             "the room is progressing",
             || async {
-                let (_, body) = a
-                    .api
+                let (_, body) = api
                     .call("GET", &format!("/api/v1/conferences/{room}"), None)
                     .await;
                 (body["status"] == "progressing").then_some(())
@@ -479,63 +460,65 @@ async fn under_traffic_no_handover_loses_an_acknowledged_change() {
         .await;
         let n = PREFIXES.iter().position(|p| room.starts_with(p)).unwrap();
         for k in 0..2 {
-            let session = call(&a.api, &sims, n, &format!("60{i}{k}")).await;
-            join(&a.api, &a.api, &room, &session).await;
+            let session = call(api, sims, n, &format!("60{i}{k}")).await;
+            join(api, api, &room, &session).await;
             sessions.push(session);
         }
         rooms.insert(room);
     }
+    (sessions, rooms)
+}
 
-    // The traffic: every session muted and unmuted in turn through `a`, which stays up.
-    let acked: Acked = Default::default();
-    let stop = tokio_util::sync::CancellationToken::new();
-    let traffic: Vec<_> = sessions
-        .iter()
-        .map(|s| {
-            tokio::spawn(toggle(
-                a.api.clone(),
-                s.clone(),
-                acked.clone(),
-                stop.clone(),
-            ))
-        })
-        .collect();
-    let more = |n: usize| {
-        let acked = acked.clone();
-        async move {
-            let from = answered(&acked);
-            until(Duration::from_secs(20), "the traffic goes on", || async {
-                (answered(&acked) >= from + n).then_some(())
-            })
-            .await
-        }
-    };
-    more(40).await;
-    b.serve.kill();
-    shared(&[&a], settle, "the killed instance's nodes are taken over").await;
-    more(40).await;
-    let mut c = Instance::start(2, &dir, &url, &sims, &hook).await;
-    shared(&[&a, &c], settle, "a joining instance takes its share").await;
-    more(40).await;
-    c.serve.terminate();
-    shared(
-        &[&a],
-        settle,
-        "the stopped instance's nodes are handed over",
-    )
-    .await;
-    more(40).await;
-    stop.cancel();
-    for t in traffic {
-        t.await.unwrap();
+/// Every session muted and unmuted in turn through one instance, each command answered 202
+/// recorded.
+struct Traffic {
+    acked: Acked,
+    stop: tokio_util::sync::CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Traffic {
+    fn start(api: &Api, sessions: &[String]) -> Traffic {
+        let acked: Acked = Default::default();
+        let stop = tokio_util::sync::CancellationToken::new();
+        let tasks = sessions
+            .iter()
+            .map(|s| tokio::spawn(toggle(api.clone(), s.clone(), acked.clone(), stop.clone())))
+            .collect();
+        Traffic { acked, stop, tasks }
     }
-    let acked = acked.lock().unwrap().clone();
-    println!(
-        "handover: {} commands answered 202",
-        acked.values().map(Vec::len).sum::<usize>()
-    );
 
-    // Every answered command announced, in order, once per session.
+    /// Waits until `n` more commands were answered 202.
+    async fn more(&self, n: usize) {
+        let from = answered(&self.acked);
+        until(Duration::from_secs(30), "the traffic goes on", || async {
+            (answered(&self.acked) >= from + n).then_some(())
+        })
+        .await
+    }
+
+    /// Stops the traffic: what was answered 202, per session.
+    async fn finish(self) -> BTreeMap<String, Vec<bool>> {
+        self.stop.cancel();
+        for t in self.tasks {
+            t.await.unwrap();
+        }
+        let acked = self.acked.lock().unwrap().clone();
+        println!(
+            "{} commands answered 202",
+            acked.values().map(Vec::len).sum::<usize>()
+        );
+        acked
+    }
+}
+
+/// Every command in `acked` is announced by a webhook to `receiver`, in order, once per
+/// session; no room of `rooms` has a `seq` that stands for two different webhooks.
+async fn announced_once_in_order(
+    receiver: &Receiver,
+    acked: &BTreeMap<String, Vec<bool>>,
+    rooms: &BTreeSet<String>,
+) {
     let announced = |delivered: &[webhook_support::Received]| {
         let mut seen = BTreeSet::new();
         let mut by_session: BTreeMap<String, Vec<bool>> = BTreeMap::new();
@@ -562,23 +545,31 @@ async fn under_traffic_no_handover_loses_an_acknowledged_change() {
     let delivered = loop {
         let delivered = receiver.delivered();
         let got = announced(&delivered);
-        if got == acked {
+        if got == *acked {
             break delivered;
         }
         if Instant::now() > deadline {
-            let lost: Vec<String> = acked
-                .iter()
-                .filter(|(s, want)| got.get(*s) != Some(want))
-                .map(|(s, want)| {
-                    let had = got.get(s).map_or(0, Vec::len);
-                    format!("{s}: {} answered, {had} announced", want.len())
+            let sessions: BTreeSet<&String> = acked.keys().chain(got.keys()).collect();
+            let lost: Vec<String> = sessions
+                .into_iter()
+                .filter(|s| got.get(*s) != acked.get(*s))
+                .map(|s| {
+                    let (want, had) = (
+                        acked.get(s).cloned().unwrap_or_default(),
+                        got.get(s).cloned().unwrap_or_default(),
+                    );
+                    let same = want.iter().zip(&had).take_while(|(a, b)| a == b).count();
+                    format!(
+                        "{s}: {} answered, {} announced, alike for the first {same}",
+                        want.len(),
+                        had.len()
+                    )
                 })
                 .collect();
             panic!("answered commands not announced as answered: {lost:#?}");
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    // No room's seq stands for two different webhooks.
     let mut ids_by_seq: BTreeMap<(String, u64), BTreeSet<String>> = BTreeMap::new();
     for r in &delivered {
         if rooms.contains(r.room()) {
@@ -590,5 +581,116 @@ async fn under_traffic_no_handover_loses_an_acknowledged_change() {
     }
     let reused: Vec<_> = ids_by_seq.iter().filter(|(_, ids)| ids.len() > 1).collect();
     assert!(reused.is_empty(), "a seq used twice: {reused:?}");
+}
+
+/// Issue 35: under a steady stream of mutes and unmutes, a node changing owner loses nothing:
+/// when its owner is killed (SIGKILL: nothing applied until its lease runs out), when an
+/// instance joins and takes its share, and when one stops (SIGTERM). Every command answered 202
+/// is announced by a webhook, in order, once; no room's `seq` is used twice. Before the owners
+/// kept and replayed the events of the nodes they did not apply, the changes made and undone
+/// between the old owner's last read and the new one's resync were never announced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_traffic_no_handover_loses_an_acknowledged_change() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let sims = simulators().await;
+    let dir = std::env::temp_dir().join(format!("switchyard-handover-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let receiver = Receiver::ok().await;
+    let hook = receiver.url();
+    let a = Instance::start(0, &dir, &url, &sims, &hook).await;
+    let mut b = Instance::start(1, &dir, &url, &sims, &hook).await;
+    let settle = Duration::from_millis(LEASE_MS * 4);
+    shared(&[&a, &b], settle, "two instances share the four nodes").await;
+    let (sessions, rooms) = rooms_with_callers(&a.api, &sims).await;
+
+    // The traffic goes through `a`, which stays up.
+    let traffic = Traffic::start(&a.api, &sessions);
+    traffic.more(40).await;
+    b.serve.kill();
+    shared(&[&a], settle, "the killed instance's nodes are taken over").await;
+    traffic.more(40).await;
+    let mut c = Instance::start(2, &dir, &url, &sims, &hook).await;
+    shared(&[&a, &c], settle, "a joining instance takes its share").await;
+    traffic.more(40).await;
+    c.serve.terminate();
+    shared(
+        &[&a],
+        settle,
+        "the stopped instance's nodes are handed over",
+    )
+    .await;
+    traffic.more(40).await;
+    let acked = traffic.finish().await;
+    announced_once_in_order(&receiver, &acked, &rooms).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Issue 35: the store fails over under the same traffic, with two instances sharing the nodes
+/// on a Sentinel set: first a planned switch (`SENTINEL FAILOVER`: the old master takes writes
+/// until the sentinels' announcement reaches the controllers), then the new master SIGKILLed
+/// (what it had not passed to its replica is lost). Every command answered 202 is announced by
+/// a webhook, in order, once, and no room's `seq` stands for two webhooks: a webhook goes out
+/// only for an outbox entry the replica has, and what the store lost is applied again from the
+/// events the owners kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_traffic_a_store_failover_loses_no_acknowledged_change() {
+    let set = SentinelSet::start().await;
+    let url = set.url();
+    let sims = simulators().await;
+    let dir = std::env::temp_dir().join(format!("switchyard-failover-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let receiver = Receiver::ok().await;
+    let hook = receiver.url();
+    let a = Instance::start(0, &dir, &url, &sims, &hook).await;
+    let b = Instance::start(1, &dir, &url, &sims, &hook).await;
+    let settle = Duration::from_millis(LEASE_MS * 4);
+    shared(&[&a, &b], settle, "two instances share the four nodes").await;
+    let (sessions, rooms) = rooms_with_callers(&a.api, &sims).await;
+    let SentinelSet {
+        mut master,
+        replica,
+        sentinels,
+    } = set;
+    let traffic = Traffic::start(&a.api, &sessions);
+    traffic.more(40).await;
+
+    // A planned switch: the replica is promoted; the old master becomes its replica.
+    let asked = redis_cmd(sentinels[0].port, &["SENTINEL", "FAILOVER", MASTER]).await;
+    assert!(asked.is_ok(), "{asked:?}");
+    until(
+        Duration::from_secs(30),
+        "the old master replicates the new one",
+        || async {
+            let named = master_port(sentinels[0].port).await == Some(replica.port);
+            (named && replicating(master.port).await).then_some(())
+        },
+    )
+    .await;
+    traffic.more(60).await;
+
+    // The new master killed: the old one is promoted back; the killed one comes back as its
+    // replica (webhooks wait for a replica to have their entries).
+    let mut replica = replica;
+    replica.kill();
+    until(
+        Duration::from_secs(30),
+        "the first master is promoted back",
+        || async { (master_port(sentinels[0].port).await == Some(master.port)).then_some(()) },
+    )
+    .await;
+    replica.restart();
+    traffic.more(60).await;
+    let acked = traffic.finish().await;
+    announced_once_in_order(&receiver, &acked, &rooms).await;
+    // What the failovers cost (README): webhooks wait for a replica to have their entries.
+    let mut at: Vec<_> = receiver.delivered().iter().map(|r| r.at).collect();
+    at.sort();
+    let pause = at.windows(2).map(|w| w[1] - w[0]).max().unwrap_or_default();
+    println!(
+        "store failovers: longest pause between two webhooks {} ms",
+        pause.as_millis()
+    );
+    master.kill();
     let _ = std::fs::remove_dir_all(&dir);
 }

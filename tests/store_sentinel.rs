@@ -8,157 +8,19 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
 use serde_json::json;
 
 use common::api::{A, TestLab, eventually, options};
-use common::redis_server::RedisServer;
+use common::redis_sentinel::{MASTER, SentinelSet, master_port, redis_cmd};
 use switchyard::conference::{
     AppId, DomainEvent, EventKind, NodePrefix, Room, RoomId, RoomStatus, RoomType,
 };
 use switchyard::store::bell::{Waits, Woken};
 use switchyard::store::redis::RedisStore;
 use switchyard::store::{Store, update_room};
-
-const MASTER: &str = "switchyard";
-
-/// A `redis-server --sentinel` watching `master_port`; killed when dropped.
-struct SentinelProcess {
-    child: Child,
-    port: u16,
-    dir: PathBuf,
-}
-
-impl SentinelProcess {
-    fn start(master_port: u16) -> SentinelProcess {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir =
-            std::env::temp_dir().join(format!("switchyard-sentinel-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let conf = dir.join("sentinel.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "port {port}\nbind 127.0.0.1\ndir {}\n\
-                 sentinel monitor {MASTER} 127.0.0.1 {master_port} 2\n\
-                 sentinel down-after-milliseconds {MASTER} 1000\n\
-                 sentinel failover-timeout {MASTER} 3000\n\
-                 sentinel parallel-syncs {MASTER} 1\n",
-                dir.display()
-            ),
-        )
-        .unwrap();
-        let child = Command::new("redis-server")
-            .arg(&conf)
-            .arg("--sentinel")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server --sentinel starts (apt-get install -y redis-server)");
-        SentinelProcess { child, port, dir }
-    }
-}
-
-impl Drop for SentinelProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// One command on a fresh connection to `port` (the test's own view of Redis).
-async fn redis_cmd(port: u16, args: &[&str]) -> redis::RedisResult<redis::Value> {
-    let client = redis::Client::open(format!("redis://127.0.0.1:{port}/"))?;
-    let mut conn = client.get_multiplexed_async_connection().await?;
-    let mut cmd = redis::cmd(args[0]);
-    for a in &args[1..] {
-        cmd.arg(*a);
-    }
-    cmd.query_async(&mut conn).await
-}
-
-/// The master's port as sentinel `port` names it.
-async fn master_port(port: u16) -> Option<u16> {
-    match redis_cmd(port, &["SENTINEL", "get-master-addr-by-name", MASTER]).await {
-        Ok(redis::Value::Array(parts)) => match parts.get(1) {
-            Some(redis::Value::BulkString(p)) => std::str::from_utf8(p).ok()?.parse().ok(),
-            _ => None,
-        },
-        _ => None,
-    }
-}
-
-/// A master, its replica and three sentinels watching it, each knowing the replica and the
-/// other sentinels.
-struct SentinelSet {
-    master: RedisServer,
-    replica: RedisServer,
-    sentinels: Vec<SentinelProcess>,
-}
-
-impl SentinelSet {
-    async fn start() -> SentinelSet {
-        let master = RedisServer::start();
-        let replica_of = master.port.to_string();
-        let replica = RedisServer::start_with(&["--replicaof", "127.0.0.1", &replica_of]);
-        let sentinels: Vec<SentinelProcess> = (0..3)
-            .map(|_| SentinelProcess::start(master.port))
-            .collect();
-        // The sentinels know the replica (and each other) before anything can fail over.
-        eventually("the sentinels see the replica", || async {
-            let mut all = true;
-            for s in &sentinels {
-                let replicas = redis_cmd(s.port, &["SENTINEL", "replicas", MASTER]).await;
-                all &= matches!(replicas, Ok(redis::Value::Array(r)) if !r.is_empty());
-                let peers = redis_cmd(s.port, &["SENTINEL", "sentinels", MASTER]).await;
-                all &= matches!(peers, Ok(redis::Value::Array(p)) if p.len() == 2);
-            }
-            all
-        })
-        .await;
-        SentinelSet {
-            master,
-            replica,
-            sentinels,
-        }
-    }
-
-    /// The store's URL: every sentinel and the master's name.
-    fn url(&self) -> String {
-        format!(
-            "redis+sentinel://{}/{MASTER}",
-            self.sentinels
-                .iter()
-                .map(|s| format!("127.0.0.1:{}", s.port))
-                .collect::<Vec<_>>()
-                .join(",")
-        )
-    }
-
-    /// Waits until the replica has everything the master has.
-    async fn synced(&self) {
-        let synced = redis_cmd(self.master.port, &["WAIT", "1", "5000"]).await;
-        assert!(matches!(synced, Ok(redis::Value::Int(1))), "{synced:?}");
-    }
-
-    /// Waits until the sentinels name the replica as the master.
-    async fn replica_promoted(&self) {
-        let port = self.replica.port;
-        eventually("the sentinels name the replica", || async {
-            master_port(self.sentinels[0].port).await == Some(port)
-        })
-        .await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_master_killed_under_traffic_costs_a_window_of_503s_then_the_promoted_replica_serves() {

@@ -49,6 +49,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             if let Some(n) = config.redis_shards {
                 store = store.with_shards(n);
             }
+            if let Some(n) = config.redis_replicas {
+                store = store.with_replicas(n)?;
+            }
+            if store.replicas() > 0 {
+                tracing::info!(
+                    replicas = store.replicas(),
+                    "webhooks are sent only for outbox entries this many replicas have"
+                );
+            }
             let nodes: Vec<NodePrefix> = config
                 .nodes
                 .iter()

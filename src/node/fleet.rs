@@ -23,6 +23,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::conference::NodePrefix;
+use crate::store::Store;
 use crate::store::fleet::{Fleet, NodePosition};
 
 /// Whether this instance applies a node's events.
@@ -213,7 +214,7 @@ const READY_WAIT: Duration = Duration::from_secs(10);
 /// unreachable), so nodes are handed to it only when it can take them without a gap. When
 /// stopped it gives its leases up, recording where it stood, and leaves, so the others take its
 /// nodes on their next renewal.
-pub fn start<F: Fleet>(
+pub fn start<F: Fleet + Store>(
     store: Arc<F>,
     config: FleetConfig,
     seats: Vec<Seat>,
@@ -258,23 +259,24 @@ pub fn start<F: Fleet>(
                 }
             };
             let assigned = live.as_deref().map(|live| assign(&nodes, live));
+            // Per seat: whether this instance holds it, and the position the store answered.
+            let mut leases = Vec::with_capacity(seats.len());
             for seat in &seats {
                 let node = &seat.node;
                 let mine = assigned.as_ref().map(|a| a.get(node).copied() == Some(me));
-                let held = match mine {
+                let still_held = |renewed: &HashMap<NodePrefix, Instant>| {
+                    renewed.get(node).is_some_and(|t| t.elapsed() < ttl)
+                };
+                let (held, recorded) = match mine {
                     Some(true) => {
                         let applied = seat.applied();
                         match store.node_lease(node, me, ttl, applied.as_ref()).await {
                             Ok((true, recorded)) => {
-                                seat.record(recorded);
                                 renewed.insert(node.clone(), started);
-                                true
+                                (true, Some(recorded))
                             }
-                            Ok((false, recorded)) => {
-                                seat.record(recorded);
-                                false
-                            }
-                            Err(_) => renewed.get(node).is_some_and(|t| t.elapsed() < ttl),
+                            Ok((false, recorded)) => (false, Some(recorded)),
+                            Err(_) => (still_held(&renewed), None),
                         }
                     }
                     Some(false) => {
@@ -284,26 +286,40 @@ pub fn start<F: Fleet>(
                             let _ = store
                                 .node_lease(node, me, Duration::ZERO, applied.as_ref())
                                 .await;
-                        } else if let Ok((_, recorded)) =
-                            store.node_lease(node, me, Duration::ZERO, None).await
-                        {
+                            (false, None)
+                        } else {
                             // Another instance's: where it stands, so the events kept here
                             // for a takeover need not go back further.
-                            seat.record(recorded);
+                            let read = store.node_lease(node, me, Duration::ZERO, None).await;
+                            (false, read.ok().map(|(_, recorded)| recorded))
                         }
-                        false
                     }
-                    None => renewed.get(node).is_some_and(|t| t.elapsed() < ttl),
+                    None => (still_held(&renewed), None),
                 };
                 if !held {
                     renewed.remove(node);
+                }
+                leases.push((held, recorded));
+            }
+            // A position is trusted (standbys drop what they kept up to it, a takeover replays
+            // from it) only once the replicas have it: a failover cannot take it back then.
+            let confirmed = match store.replicated().await {
+                Ok(confirmed) => confirmed,
+                Err(e) => {
+                    tracing::warn!(error = %e, "fleet positions not confirmed on the replicas");
+                    false
+                }
+            };
+            for (seat, (held, recorded)) in seats.iter().zip(leases) {
+                if confirmed && let Some(recorded) = recorded {
+                    seat.record(recorded);
                 }
                 seat.owns.send_if_modified(|owned| {
                     let changed = *owned != held;
                     *owned = held;
                     changed
                 });
-                crate::telemetry::node_owned(node.as_str(), held);
+                crate::telemetry::node_owned(seat.node.as_str(), held);
             }
         }
         for seat in &seats {

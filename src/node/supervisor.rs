@@ -25,9 +25,9 @@ use crate::esl::{
     EventStream, Password,
 };
 use crate::store::Store;
-use crate::store::fleet::NodePosition;
 
 mod effects;
+mod kept;
 mod resync;
 pub mod standby;
 
@@ -81,6 +81,10 @@ pub fn spawn_among<S: Store>(
     let stats = reconciler.stats.clone();
     let (effects_tx, effects_rx) = tokio::sync::mpsc::unbounded_channel();
     let owns = handover.owns.clone();
+    // A store that can fail over may lose what it was told last: the owner keeps what it
+    // applied until the replicas have its position.
+    let failovers = store.failovers();
+    let kept = failovers.is_some().then(Backlog::default);
     let supervisor = Supervisor {
         config: config.clone(),
         store,
@@ -90,6 +94,8 @@ pub fn spawn_among<S: Store>(
         requests: tokio::sync::Mutex::new(effects_rx),
         peers,
         handover,
+        kept: Mutex::new(kept),
+        failovers: Mutex::new(failovers),
     };
     tokio::spawn(supervisor.run(stop));
     (
@@ -110,6 +116,12 @@ struct Supervisor<S> {
     peers: Peers,
     /// Whether this instance applies the node's events, and how far it has (the fleet's side).
     handover: Handover,
+    /// While this instance owns the node, the events it applied that the store may still lose
+    /// in a failover (those after the last position the replicas confirmed); `None`: a store
+    /// that cannot fail over so, nothing kept.
+    kept: Mutex<Option<Backlog>>,
+    /// The store's failovers, as last seen (see [`Store::failovers`]).
+    failovers: Mutex<Option<watch::Receiver<u64>>>,
 }
 
 /// What standing by works with: the first command connection and its heartbeats, ownership,
@@ -345,8 +357,13 @@ impl<S: Store> Supervisor<S> {
             }
             // Handed to another instance: its events are that instance's to apply now, and
             // this one keeps them from where it stopped.
+            // What the store may still lose is kept on (another owner's takeover, or this
+            // instance's next, replays it); with nothing kept, from where it stopped.
             let last = self.handover.applied.lock().ok().and_then(|a| a.clone());
-            backlog = Backlog::after(last.filter(|a| a.core == core).map(|a| a.sequence));
+            backlog = match self.take_kept() {
+                Some(kept) if kept.listening() => kept,
+                _ => Backlog::after(last.filter(|a| a.core == core).map(|a| a.sequence)),
+            };
             self.handover.forget();
             tracing::info!(node = %describe(&self.config), "media node's events handed to another instance");
         }
@@ -368,6 +385,7 @@ impl<S: Store> Supervisor<S> {
         }
         let recorded = self.handover.recorded.borrow().clone();
         let replay = backlog.take(recorded.as_ref(), core);
+        self.keep_from(recorded.as_ref().filter(|r| r.core == core));
         let node = self.config.prefix.as_str();
         // Nothing recorded: no instance applied the node before (or only one that records no
         // position), so there is no gap to speak of.
@@ -483,6 +501,11 @@ impl<S: Store> Supervisor<S> {
         let talk_flush = tokio::time::sleep_until(last_heard.into());
         tokio::pin!(talk_flush);
         let mut flush_at: Option<Instant> = None;
+        let mut recorded = self.handover.recorded.clone();
+        recorded.borrow_and_update();
+        // Wakes the loop when the store fails over (what it kept is applied again at once).
+        let (_never, idle) = watch::channel(0u64);
+        let mut moved = self.store.failovers().unwrap_or(idle);
         loop {
             let talking_due = talking.deadline();
             if let Some(due) = talking_due.filter(|due| flush_at != Some(*due)) {
@@ -518,6 +541,16 @@ impl<S: Store> Supervisor<S> {
                     self.apply(&due, Instant::now(), &[], commands).await;
                 }
                 _ = audit.tick() => self.resync(events, commands, core).await?,
+                Ok(()) = recorded.changed() => {
+                    let position = recorded.borrow_and_update().clone();
+                    if let Some(position) = position {
+                        self.trim_kept(&position);
+                    }
+                }
+                Ok(()) = moved.changed() => {
+                    moved.borrow_and_update();
+                    self.apply(&[], Instant::now(), &[], commands).await;
+                }
                 () = &mut settle, if !settled => {
                     settled = true;
                     self.resync(events, commands, core).await?;
@@ -565,38 +598,5 @@ impl<S: Store> Supervisor<S> {
             }
         }
         self.apply(&batch, received, &stamps, commands).await;
-    }
-
-    /// Applies a batch of facts (the first taken off the connection at `received`; `stamps`:
-    /// when the node fired them, for the lag metric) and carries out their effects.
-    async fn apply(
-        &self,
-        batch: &[crate::conference::Observed],
-        received: Instant,
-        stamps: &[i64],
-        commands: &[Client],
-    ) {
-        if batch.is_empty() {
-            return;
-        }
-        match self.reconciler.apply_batch(batch, now_micros()).await {
-            Ok(effects) => {
-                if let Some(newest) = batch.iter().max_by_key(|o| o.sequence) {
-                    self.handover.applied(NodePosition {
-                        core: newest.core_uuid.clone(),
-                        sequence: newest.sequence,
-                    });
-                }
-                let node = self.config.prefix.as_str();
-                crate::telemetry::events_applied(node, batch.len(), received.elapsed());
-                crate::telemetry::reconciler_lag(node, stamps);
-                self.reconciler.stats.record_lag(stamps, now_micros());
-                self.execute(effects, commands)
-            }
-            // The audit repairs what a failed write missed.
-            Err(e) => {
-                tracing::warn!(node = %describe(&self.config), error = %e, "events not stored")
-            }
-        }
     }
 }

@@ -59,6 +59,11 @@ pub struct Config {
     /// another master when it equals the masters, or a multiple of them). Default 1, the layout
     /// of a single Redis. Part of the data's layout: change it only with no live rooms.
     pub redis_shards: Option<usize>,
+    /// How many replicas must have an outbox entry before its webhook is sent, and a node's
+    /// applied position before another instance trusts it (Redis `WAIT`): what a failover to
+    /// a replica that has them cannot lose. Default 1 with a Sentinel set (`redis+sentinel://`),
+    /// 0 otherwise; 0 waits for nothing. While fewer replicas answer, webhooks wait.
+    pub redis_replicas: Option<usize>,
     /// How long events stay in each app's outbox (the event feed's window), in seconds;
     /// default 24 hours. Events a webhook dispatcher has not settled are kept regardless.
     pub event_retention_secs: Option<u64>,
@@ -309,6 +314,12 @@ impl Config {
             config.redis_shards = Some(
                 v.parse()
                     .map_err(|_| invalid("SWITCHYARD_REDIS_SHARDS: not a number"))?,
+            );
+        }
+        if let Some(v) = env("SWITCHYARD_REDIS_REPLICAS") {
+            config.redis_replicas = Some(
+                v.parse()
+                    .map_err(|_| invalid("SWITCHYARD_REDIS_REPLICAS: not a number"))?,
             );
         }
         if let Some(v) = env("SWITCHYARD_CURSOR_SECRET") {

@@ -281,6 +281,21 @@ pub trait Store: Deliveries + Send + Sync + 'static {
         limit: usize,
     ) -> impl Future<Output = Result<Vec<OutboxEntry>, StoreError>> + Send;
 
+    /// Whether what the store holds now would survive a failover: the replicas configured to
+    /// be waited for have it (`Ok(false)`: not yet, after a short wait). What is acted on only
+    /// if it survives (a webhook's outbox entry, a node's applied position) is checked with it
+    /// once read. A store with no replica to wait for: `Ok(true)` at once.
+    fn replicated(&self) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        async { Ok(true) }
+    }
+
+    /// Counts the store's failovers (its moves to a Sentinel set's new master), each of which
+    /// may have lost the writes the old master had not passed on: it changes before the first
+    /// command goes to the new master. `None`: a store that cannot fail over that way.
+    fn failovers(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
+
     /// Wakes a reader of the app's outbox when it grows, from any controller instance on the
     /// same store: the webhook dispatcher and the event stream wait on it instead of polling.
     fn outbox_watch(&self, app: &AppId) -> bell::OutboxWatch;

@@ -17,6 +17,7 @@ mod layout;
 mod live;
 mod outbox;
 mod reads;
+mod replicated;
 mod room_writes;
 mod sessions;
 mod shards;
@@ -33,6 +34,9 @@ use super::bell::{Bells, OutboxWatch};
 use super::room_cache::{self, Tracked};
 use super::{Created, Modified, OutboxEntry, Page, RoomChange, Saved, Store, StoreError, keys};
 use crate::conference::{AppId, DomainEvent, Micros, NodePrefix, Room, RoomId, Session, SessionId};
+
+/// How long one replication check waits for the replicas.
+const REPLICATION_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// How long an ended session stays readable.
 const ENDED_SESSION_TTL_SECS: u64 = 3600;
@@ -59,6 +63,9 @@ pub struct RedisStore {
     shards: shards::Shards,
     /// How many times a Sentinel set announced a new master ([`switches`]).
     switches: Arc<switches::Switches>,
+    /// What must survive a failover waits for the replicas ([`replicated`]); `None`: no
+    /// replica is waited for.
+    replication: Option<replicated::Replication>,
     /// Stops following the sentinels' announcements.
     _following: tokio_util::sync::DropGuard,
 }
@@ -108,13 +115,17 @@ impl RedisStore {
     /// Redis Cluster the cache keeps a tracked connection per master.
     pub async fn connect(url: &str) -> Result<RedisStore, StoreError> {
         let target = Arc::new(failover::Target::parse(url).map_err(unavailable)?);
-        let conn = failover::Conn::connect(target.clone())
+        let switches = Arc::new(switches::Switches::new(0));
+        let conn = failover::Conn::connect(target.clone(), switches.clone())
             .await
             .map_err(unavailable)?;
-        let switches = Arc::new(switches::Switches::new(0));
         let following = tokio_util::sync::CancellationToken::new();
         switches::follow(&target, &conn, &switches, &following);
         let rooms = tracked(&target, room_cache::DEFAULT_CAPACITY, &switches).await?;
+        // A Sentinel set has a replica to fail over to: wait for one by default.
+        let replication = target.is_sentinel().then(|| {
+            replicated::Replication::new(target.clone(), 1, REPLICATION_TIMEOUT, switches.clone())
+        });
         Ok(RedisStore {
             conn,
             target,
@@ -131,8 +142,36 @@ impl RedisStore {
             retention: super::DEFAULT_RETENTION,
             shards: shards::Shards::new(1),
             switches,
+            replication,
             _following: following.drop_guard(),
         })
+    }
+
+    /// How many replicas must have an outbox entry before its webhook is sent (and a node's
+    /// applied position before it is trusted): 0 waits for none (a failover may then lose
+    /// what was announced, see README). The default is 1 with a Sentinel set, 0 otherwise; a
+    /// Redis Cluster cannot wait (its failovers are its own).
+    pub fn with_replicas(mut self, n: usize) -> Result<RedisStore, StoreError> {
+        if n > 0 && matches!(*self.target, failover::Target::Cluster(_)) {
+            return Err(StoreError::Unavailable(
+                "redis_replicas: a Redis Cluster cannot be asked to wait for replicas; set it to 0"
+                    .into(),
+            ));
+        }
+        self.replication = (n > 0).then(|| {
+            replicated::Replication::new(
+                self.target.clone(),
+                n,
+                REPLICATION_TIMEOUT,
+                self.switches.clone(),
+            )
+        });
+        Ok(self)
+    }
+
+    /// How many replicas are waited for (see [`RedisStore::with_replicas`]).
+    pub fn replicas(&self) -> usize {
+        self.replication.as_ref().map_or(0, |r| r.wanted())
     }
 
     /// Spreads each app over `n` shards (hash tags; see [`shards`]). One (the default) is the
@@ -517,6 +556,17 @@ impl Store for RedisStore {
 
     async fn append_outbox(&self, app: &AppId, events: &[DomainEvent]) -> Result<(), StoreError> {
         self.append_outboxes(app, events).await
+    }
+
+    async fn replicated(&self) -> Result<bool, StoreError> {
+        match &self.replication {
+            Some(r) => r.confirm().await.map_err(unavailable),
+            None => Ok(true),
+        }
+    }
+
+    fn failovers(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        self.target.is_sentinel().then(|| self.conn.moves())
     }
 
     fn outbox_watch(&self, app: &AppId) -> OutboxWatch {

@@ -335,6 +335,14 @@ impl<S: Store> Dispatcher<S> {
             .store
             .outbox(&self.config.app, self.cursor.as_deref(), limit)
             .await?;
+        // Sent only once a failover cannot lose them (issue 35): an entry lost with the old
+        // master would have been announced, and its room's seq used again by another change.
+        if !entries.is_empty() && !self.store.replicated().await? {
+            return Err(StoreError::Unavailable(
+                "the replicas do not have the newest outbox entries yet; their webhooks wait"
+                    .into(),
+            ));
+        }
         let full = entries.len() == limit;
         for entry in entries {
             let (id, event) = (entry.id, entry.event);

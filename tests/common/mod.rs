@@ -9,6 +9,7 @@ pub mod marks;
 pub mod openapi;
 pub mod proxy;
 pub mod redis_cluster;
+pub mod redis_sentinel;
 pub mod redis_server;
 pub mod scenario;
 pub mod serve;

@@ -36,7 +36,11 @@ impl Serve {
             .arg("serve")
             .arg("--config")
             .arg(config)
-            .env("RUST_LOG", "warn")
+            // SERVE_LOG (a RUST_LOG filter) shows more of what the controllers do.
+            .env(
+                "RUST_LOG",
+                std::env::var("SERVE_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())

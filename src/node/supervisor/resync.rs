@@ -18,6 +18,12 @@ impl<S: Store> Supervisor<S> {
         commands: &[Client],
         core: &str,
     ) -> Result<(), ClientError> {
+        // A store that moved to another master first has what was kept applied again: the
+        // snapshot marks the rooms with the node's newest event, after which the events it
+        // may have lost would be stale.
+        self.apply(&[], std::time::Instant::now(), &[], commands)
+            .await;
+        let failovers = self.failover_count();
         let before = match self.reconciler.before_snapshot().await {
             Ok(before) => before,
             Err(e) => {
@@ -38,6 +44,11 @@ impl<S: Store> Supervisor<S> {
         let mut channels = parse_channels(&channels)
             .map_err(|e| ClientError::Protocol(format!("show channels: {e}")))?;
         self.not_listed_yet(events, &before, &mut channels).await?;
+        if self.failover_count() != failovers {
+            // The store moved meanwhile: what was kept is applied again first, the next audit
+            // resyncs.
+            return Ok(());
+        }
         match self
             .reconciler
             .resync(

@@ -91,6 +91,11 @@ impl Backlog {
         }
     }
 
+    /// A copy of the events kept, oldest first (the backlog keeps them).
+    pub fn events(&self) -> Vec<Observed> {
+        self.kept.iter().map(|(_, o)| o.clone()).collect()
+    }
+
     /// Everything kept, for a takeover from an owner that stopped at `recorded` (`None`: no
     /// owner recorded anything), emptying the backlog; `core` is the node's process now.
     pub fn take(&mut self, recorded: Option<&NodePosition>, core: &str) -> Replay {

@@ -136,6 +136,9 @@ pub(crate) struct Conn {
     current: Arc<RwLock<Current>>,
     following: Arc<tokio::sync::Mutex<()>>,
     cluster: Option<ClusterConnection>,
+    /// Counts the moves to another master (each may have left writes behind on the old one);
+    /// the store's count of switches, so it grows before the first command goes to the new one.
+    moved: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 struct Current {
@@ -146,7 +149,12 @@ struct Current {
 }
 
 impl Conn {
-    pub(crate) async fn connect(target: Arc<Target>) -> RedisResult<Conn> {
+    /// Connects to the master; `moved` counts the connection's moves to another master (the
+    /// store's count of switches: the room cache forgets what it kept when it grows).
+    pub(crate) async fn connect(
+        target: Arc<Target>,
+        moved: Arc<tokio::sync::watch::Sender<u64>>,
+    ) -> RedisResult<Conn> {
         let cluster = match &*target {
             Target::Cluster(nodes) => Some(
                 ClusterClientBuilder::new(nodes.clone())
@@ -196,6 +204,7 @@ impl Conn {
             })),
             following: Arc::default(),
             cluster,
+            moved,
         })
     }
 
@@ -204,10 +213,23 @@ impl Conn {
         (c.generation, c.manager.clone())
     }
 
-    /// The sentinels announced a new master: moves there now (before any command fails).
-    pub(crate) async fn follow_now(&self) {
+    /// The sentinels announced a new master: moves there now (before any command fails);
+    /// whether it moved.
+    pub(crate) async fn follow_now(&self) -> bool {
         let generation = self.now().0;
         self.follow(generation).await;
+        self.now().0 != generation
+    }
+
+    /// Counts the shared connection's moves to another master: it changes before the first
+    /// command goes to the new one.
+    pub(crate) fn moves(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.moved.subscribe()
+    }
+
+    /// How many times the shared connection has moved to another master.
+    pub(crate) fn moves_now(&self) -> u64 {
+        *self.moved.borrow()
     }
 
     /// The address of the master the shared connection is on (a Sentinel set's; one Redis's).
@@ -245,6 +267,7 @@ impl Conn {
             Ok(manager) => {
                 tracing::warn!(master = %address, "Redis Sentinel: failed over to a new master");
                 let mut c = self.current.write().unwrap_or_else(|p| p.into_inner());
+                self.moved.send_modify(|n| *n += 1);
                 c.generation += 1;
                 c.address = address;
                 c.manager = manager;

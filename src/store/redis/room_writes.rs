@@ -161,6 +161,11 @@ impl RedisStore {
         F: FnMut(&mut Room) -> Result<(T, Vec<DomainEvent>), E> + Send,
     {
         let mut results: Vec<Option<Modified<T, E>>> = changes.iter().map(|_| None).collect();
+        // A change read on one master is not written on another: after a failover the node's
+        // owner first applies again what the new master may lack (`supervisor/kept.rs`), and
+        // a newer change written before that would make those stale.
+        let moves = self.conn.moves_now();
+        let moved = || StoreError::Unavailable("the store moved to another master".into());
         // The value of each change waiting for its write.
         let mut values: Vec<Option<T>> = changes.iter().map(|_| None).collect();
         let mut inflight = FuturesOrdered::new();
@@ -204,6 +209,12 @@ impl RedisStore {
             if batch.is_empty() {
                 continue;
             }
+            if self.conn.moves_now() != moves {
+                for (i, ..) in batch {
+                    results[i] = Some(Err(moved()));
+                }
+                continue;
+            }
             inflight.push_back(async move {
                 let writes: Vec<RoomWrite<'_>> = batch
                     .iter()
@@ -243,6 +254,10 @@ impl RedisStore {
             }
         }
         for i in lost {
+            if self.conn.moves_now() != moves {
+                results[i] = Some(Err(moved()));
+                continue;
+            }
             let c = &mut changes[i];
             results[i] = Some(self.change_room_value(c.app, c.room, &mut c.change).await);
         }

@@ -87,6 +87,8 @@ async fn listen(sentinel: &str, master: &str, conn: &Conn, switches: &Switches, 
 }
 
 async fn switched(conn: &Conn, switches: &Switches) {
-    conn.follow_now().await;
-    switches.send_modify(|n| *n = n.wrapping_add(1));
+    // A move counts itself (before the first command goes to the new master).
+    if !conn.follow_now().await {
+        switches.send_modify(|n| *n = n.wrapping_add(1));
+    }
 }

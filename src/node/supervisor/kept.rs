@@ -1,0 +1,193 @@
+//! Applying a node's events, and applying them again after a store failover (issue 35).
+//!
+//! A store that fails over (a Sentinel set) may lose the writes its old master took last: after
+//! a planned switch the old master takes writes until the controller moves, and a killed one
+//! takes with it what it had not passed to its replica. So the owner of a node keeps every
+//! event it applies until the replicas have a position past it (`Handover::recorded`, trusted
+//! only once confirmed, see `node/fleet.rs`). When the store moves to another master, the owner
+//! applies everything it kept again, *before* any newer event reaches the new master: what the
+//! new master has changes nothing again (each member's facts carry the node's
+//! `Event-Sequence`), and what it lost is written, announced, as the node did it. A newer event
+//! written first would make the lost older ones stale, and they would go unannounced.
+
+use std::time::{Duration, Instant};
+
+use super::Supervisor;
+use super::standby::Backlog;
+use crate::conference::Observed;
+use crate::esl::Client;
+use crate::node::describe;
+use crate::node::reconciler::RoomEffect;
+use crate::store::Store;
+use crate::store::fleet::NodePosition;
+
+/// The longest pause between two attempts to store a batch of events (50 ms doubled up to it:
+/// about 3 s in all, longer than a Sentinel failover's moment of errors).
+const APPLY_RETRY_MAX: Duration = Duration::from_millis(1600);
+
+/// What became of a batch.
+enum Stored {
+    Written(Vec<RoomEffect>),
+    /// The store moved to another master meanwhile: everything kept is applied again.
+    FailedOver,
+    Failed,
+}
+
+impl<S: Store> Supervisor<S> {
+    /// Keeps what this owner applies from `recorded` on (it takes the node over from there).
+    pub(super) fn keep_from(&self, recorded: Option<&NodePosition>) {
+        if let Ok(mut kept) = self.kept.lock()
+            && let Some(kept) = kept.as_mut()
+        {
+            *kept = Backlog::after(recorded.map(|r| r.sequence));
+        }
+    }
+
+    /// What this owner kept, taken out (it hands the node over: the events the store may
+    /// still lose go on being kept on standby).
+    pub(super) fn take_kept(&self) -> Option<Backlog> {
+        self.kept
+            .lock()
+            .ok()
+            .and_then(|mut k| k.as_mut().map(std::mem::take))
+    }
+
+    /// Drops what the replicas have (`position`, confirmed) from what this owner keeps.
+    pub(super) fn trim_kept(&self, position: &NodePosition) {
+        if let Ok(mut kept) = self.kept.lock()
+            && let Some(kept) = kept.as_mut()
+        {
+            kept.trim(position, Instant::now());
+        }
+    }
+
+    fn keep(&self, batch: &[Observed]) {
+        if let Ok(mut kept) = self.kept.lock()
+            && let Some(kept) = kept.as_mut()
+        {
+            let now = Instant::now();
+            for observed in batch {
+                kept.push(observed.clone(), now);
+            }
+        }
+    }
+
+    /// How many times the store has moved to another master (0 for a store that cannot).
+    pub(super) fn failover_count(&self) -> u64 {
+        self.failovers
+            .lock()
+            .ok()
+            .and_then(|f| f.as_ref().map(|f| *f.borrow()))
+            .unwrap_or(0)
+    }
+
+    /// Whether the store moved to another master since this was last asked.
+    fn failed_over(&self) -> bool {
+        let Ok(mut failovers) = self.failovers.lock() else {
+            return false;
+        };
+        match failovers.as_mut() {
+            Some(f) if f.has_changed().unwrap_or(false) => {
+                f.borrow_and_update();
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Applies a batch of facts (the first taken off the connection at `received`; `stamps`:
+    /// when the node fired them, for the lag metric) and carries out their effects. A store
+    /// that fails is asked again a few times (the node's events wait meanwhile: its connection
+    /// pushes back), so a failover's moment of errors loses nothing; a store that moved to
+    /// another master first has everything kept applied again. An empty batch only does that.
+    pub(super) async fn apply(
+        &self,
+        batch: &[Observed],
+        received: Instant,
+        stamps: &[i64],
+        commands: &[Client],
+    ) {
+        self.keep(batch);
+        if self.failed_over() {
+            return self.apply_kept(commands).await;
+        }
+        if batch.is_empty() {
+            return;
+        }
+        match self.store_batch(batch).await {
+            Stored::Written(effects) => {
+                self.written(batch, effects, commands);
+                let node = self.config.prefix.as_str();
+                crate::telemetry::events_applied(node, batch.len(), received.elapsed());
+                crate::telemetry::reconciler_lag(node, stamps);
+                self.reconciler
+                    .stats
+                    .record_lag(stamps, super::now_micros());
+            }
+            Stored::FailedOver => self.apply_kept(commands).await,
+            Stored::Failed => {}
+        }
+    }
+
+    /// A batch stored: how far the node's events are applied, and their effects carried out.
+    fn written(&self, batch: &[Observed], effects: Vec<RoomEffect>, commands: &[Client]) {
+        if let Some(newest) = batch.iter().max_by_key(|o| o.sequence) {
+            self.handover.applied(NodePosition {
+                core: newest.core_uuid.clone(),
+                sequence: newest.sequence,
+            });
+        }
+        self.execute(effects, commands)
+    }
+
+    /// Writes a batch, asking again while the store fails (unless it moves meanwhile).
+    async fn store_batch(&self, batch: &[Observed]) -> Stored {
+        let mut delay = Duration::from_millis(50);
+        loop {
+            match self
+                .reconciler
+                .apply_batch(batch, super::now_micros())
+                .await
+            {
+                Ok(effects) => return Stored::Written(effects),
+                Err(e) if delay <= APPLY_RETRY_MAX => {
+                    tracing::warn!(node = %describe(&self.config), error = %e, retry_in = ?delay, "events not stored yet; trying again");
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                    if self.failed_over() {
+                        return Stored::FailedOver;
+                    }
+                }
+                // The audit repairs what a failed write missed.
+                Err(e) => {
+                    tracing::warn!(node = %describe(&self.config), error = %e, "events not stored");
+                    return Stored::Failed;
+                }
+            }
+        }
+    }
+
+    /// After a store failover: applies again, in order, every event kept (all that the new
+    /// master may lack). No resync follows at once: its snapshot would be newer than the events
+    /// still on their way from the node (they waited while the store was away), which would
+    /// then be stale, applied and never announced; the next audit repairs what no event
+    /// covers (an API write the old master took last).
+    async fn apply_kept(&self, commands: &[Client]) {
+        'again: loop {
+            let events = match self.kept.lock() {
+                Ok(kept) => kept.as_ref().map(Backlog::events).unwrap_or_default(),
+                Err(_) => Vec::new(),
+            };
+            crate::telemetry::store_rewind(self.config.prefix.as_str());
+            tracing::warn!(node = %describe(&self.config), events = events.len(), "the store failed over: applying again the events it may have lost");
+            for chunk in events.chunks(512) {
+                match self.store_batch(chunk).await {
+                    Stored::Written(effects) => self.written(chunk, effects, commands),
+                    Stored::FailedOver => continue 'again,
+                    Stored::Failed => {}
+                }
+            }
+            break;
+        }
+    }
+}
