@@ -53,7 +53,7 @@ pub const HANDOVER_GAPS: &str = "switchyard_handover_gaps_total";
 /// configured `redis_replicas`, webhooks wait (see `store/redis/replicated.rs`).
 pub const STORE_REPLICAS: &str = "switchyard_store_replicas_acknowledging";
 /// Store failovers after which a node's owner applied again the events the store may have lost
-/// (from where the new master's recorded position stands); by `node`.
+/// (all it kept since the replicas last confirmed its position); by `node`.
 pub const STORE_REWINDS: &str = "switchyard_store_failover_rewinds_total";
 /// Webhook attempts, by `app` and `outcome`: `delivered`, `retry` (failed, will be tried again),
 /// `dead_letter` (failed, given up).

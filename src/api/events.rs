@@ -78,10 +78,7 @@ async fn list<S: Store>(
         None => 100,
         Some(l) => positive("limit", l)?.min(1000) as usize,
     };
-    let rows = st
-        .rooms()
-        .store()
-        .outbox(&app, after.as_deref(), limit)
+    let rows = crate::store::replicated_outbox(st.rooms().store(), &app, after.as_deref(), limit)
         .await
         .map_err(crate::rooms::ServiceError::from)?;
     let cursor = rows
@@ -187,11 +184,13 @@ fn feed<S: Store>(
                         .await;
                 }
                 bell.seen();
-                match st
-                    .rooms()
-                    .store()
-                    .outbox(&app, after.as_deref(), PAGE)
-                    .await
+                match crate::store::replicated_outbox(
+                    st.rooms().store(),
+                    &app,
+                    after.as_deref(),
+                    PAGE,
+                )
+                .await
                 {
                     Ok(rows) => {
                         caught_up = rows.len() < PAGE;
@@ -208,7 +207,8 @@ fn feed<S: Store>(
                         }
                         after = rows.last().map(|row| row.position.clone()).or(after);
                     }
-                    // The store is briefly unreachable: look again after the poll interval.
+                    // The store is briefly unreachable (or its replicas behind): look again
+                    // after the poll interval.
                     Err(_) => {
                         caught_up = false;
                         tokio::time::sleep(st.stream_waits().poll).await;

@@ -31,7 +31,7 @@ pub use change::{
 pub use delivery::{
     DEAD_LETTERS_KEPT, DELIVERY_LOG_KEPT, DeadLetter, Deliveries, DeliveryAttempt, outbox_order,
 };
-pub use position::{OutboxEntry, Position, entry_id, entry_order};
+pub use position::{OutboxEntry, Position, entry_id, entry_order, replicated_outbox};
 
 use crate::conference::{AppId, DomainEvent, Micros, NodePrefix, Room, RoomId, Session, SessionId};
 

@@ -99,6 +99,26 @@ pub fn entry_order(id: &str) -> Option<(usize, (u64, u64))> {
     }
 }
 
+/// The app's outbox entries after `after` that a failover cannot take back: read, then
+/// confirmed on the replicas the store waits for ([`super::Store::replicated`]). An entry the
+/// replicas do not have yet is not handed out (a webhook sent for it, or a feed page showing
+/// it, could announce a change the store then loses, and its room's `seq` be used again): the
+/// store answers unavailable, and the reader asks again.
+pub async fn replicated_outbox<S: super::Store>(
+    store: &S,
+    app: &crate::conference::AppId,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Vec<OutboxEntry>, super::StoreError> {
+    let entries = store.outbox(app, after, limit).await?;
+    if !entries.is_empty() && !store.replicated().await? {
+        return Err(super::StoreError::Unavailable(
+            "the replicas do not have the newest outbox entries yet".into(),
+        ));
+    }
+    Ok(entries)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

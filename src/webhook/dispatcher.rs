@@ -331,18 +331,15 @@ impl<S: Store> Dispatcher<S> {
     async fn read(&mut self) -> Result<bool, StoreError> {
         let room_left = self.config.max_pending.saturating_sub(self.window.len());
         let limit = self.config.batch.clamp(1, room_left.max(1));
-        let entries = self
-            .store
-            .outbox(&self.config.app, self.cursor.as_deref(), limit)
-            .await?;
         // Sent only once a failover cannot lose them (issue 35): an entry lost with the old
         // master would have been announced, and its room's seq used again by another change.
-        if !entries.is_empty() && !self.store.replicated().await? {
-            return Err(StoreError::Unavailable(
-                "the replicas do not have the newest outbox entries yet; their webhooks wait"
-                    .into(),
-            ));
-        }
+        let entries = crate::store::replicated_outbox(
+            &*self.store,
+            &self.config.app,
+            self.cursor.as_deref(),
+            limit,
+        )
+        .await?;
         let full = entries.len() == limit;
         for entry in entries {
             let (id, event) = (entry.id, entry.event);
