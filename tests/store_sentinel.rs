@@ -14,13 +14,13 @@ use axum::http::StatusCode;
 use serde_json::json;
 
 use common::api::{A, TestLab, eventually, options};
-use common::redis_sentinel::{MASTER, SentinelSet, master_port, redis_cmd};
+use common::redis_sentinel::{MASTER, SentinelSet, master_port, redis_cmd, replicating};
 use switchyard::conference::{
     AppId, DomainEvent, EventKind, NodePrefix, Room, RoomId, RoomStatus, RoomType,
 };
 use switchyard::store::bell::{Waits, Woken};
 use switchyard::store::redis::RedisStore;
-use switchyard::store::{Store, update_room};
+use switchyard::store::{Store, replicated_outbox, update_room};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_master_killed_under_traffic_costs_a_window_of_503s_then_the_promoted_replica_serves() {
@@ -287,4 +287,63 @@ async fn a_planned_failover_is_followed_at_once_and_loses_no_write() {
     reads_detail(&reader, &id, "by the reader").await;
     comes_to_read(&writer, &id, "by the reader").await;
     comes_to_read(&fresh, &id, "by the reader").await;
+}
+
+/// `redis_replicas` (issue 35): the store vouches for what it holds only once a replica has it.
+/// With its replica gone it says no, and the outbox's entries are not handed out (to a webhook
+/// dispatcher or the event feed); once the replica is back and has synced, they are.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbox_entries_are_handed_out_only_once_a_replica_has_them() {
+    let now = ["--repl-diskless-sync-delay", "0"];
+    let master = common::redis_server::RedisServer::start_with(&now);
+    let of = master.port.to_string();
+    let mut replica = common::redis_server::RedisServer::start_with(&[
+        "--replicaof",
+        "127.0.0.1",
+        &of,
+        now[0],
+        now[1],
+    ]);
+    let synced = |port: u16| async move {
+        eventually("the replica has synced", || async {
+            replicating(port).await
+        })
+        .await
+    };
+    synced(replica.port).await;
+    let store = RedisStore::connect(&master.url())
+        .await
+        .unwrap()
+        .with_replicas(1)
+        .unwrap();
+    let event = |seq: u64| DomainEvent {
+        kind: EventKind::MemberJoined,
+        app: app(),
+        room: RoomId::parse("nd001-room-3f0c6a1e-9a51-4f7e-8d0b-2c4f5e6a7b8c").unwrap(),
+        seq,
+        at: seq as i64,
+        data: json!({}),
+        redelivers: None,
+    };
+    store.append_outbox(&app(), &[event(1)]).await.unwrap();
+    assert_eq!(store.replicated().await.ok(), Some(true));
+    let read = replicated_outbox(&store, &app(), None, 10).await.unwrap();
+    assert_eq!(read.len(), 1);
+
+    replica.kill();
+    store.append_outbox(&app(), &[event(2)]).await.unwrap();
+    assert_eq!(
+        store.replicated().await.ok(),
+        Some(false),
+        "no replica has the second entry"
+    );
+    let refused = replicated_outbox(&store, &app(), Some(&read[0].position), 10).await;
+    assert!(refused.is_err(), "{refused:?}");
+
+    replica.restart();
+    synced(replica.port).await;
+    let read = replicated_outbox(&store, &app(), Some(&read[0].position), 10)
+        .await
+        .unwrap();
+    assert_eq!(read.iter().map(|e| e.event.seq).collect::<Vec<_>>(), [2]);
 }
