@@ -52,6 +52,9 @@ pub const HANDOVER_GAPS: &str = "switchyard_handover_gaps_total";
 /// How many replicas acknowledged the store's latest replication check (`WAIT`): below the
 /// configured `redis_replicas`, webhooks wait (see `store/redis/replicated.rs`).
 pub const STORE_REPLICAS: &str = "switchyard_store_replicas_acknowledging";
+/// Conferences removed because the store no longer had their rooms (their callers parked,
+/// their control legs hung up); by `node`.
+pub const ORPHANS_REMOVED: &str = "switchyard_orphan_conferences_removed_total";
 /// Store failovers after which a node's owner applied again the events the store may have lost
 /// (all it kept since the replicas last confirmed its position); by `node`.
 pub const STORE_REWINDS: &str = "switchyard_store_failover_rewinds_total";
@@ -176,6 +179,10 @@ fn describe() {
     describe_gauge!(
         STORE_REPLICAS,
         "Replicas that acknowledged the store's latest replication check (WAIT)"
+    );
+    describe_counter!(
+        ORPHANS_REMOVED,
+        "Conferences removed because the store no longer had their rooms"
     );
     describe_counter!(
         STORE_REWINDS,
@@ -323,6 +330,12 @@ pub fn handover_gap(node: &str) {
 pub fn store_replicas(n: i64) {
     handle();
     gauge!(STORE_REPLICAS).set(n as f64);
+}
+
+/// A conference removed because the store no longer had its room.
+pub fn orphan_removed(node: &str) {
+    handle();
+    counter!(ORPHANS_REMOVED, "node" => node.to_owned()).increment(1);
 }
 
 /// A node's events applied again after a store failover.

@@ -543,3 +543,62 @@ async fn an_audit_never_ends_a_call_that_show_channels_does_not_list_yet() {
     .await;
     stop.cancel();
 }
+
+/// Issue 35: a conference whose room the store no longer has (a failover lost the room's
+/// creation) is removed by the audits: its caller is parked (its call goes on, out of the
+/// room) and its control leg hung up. Another controller's conference on the same node, with a
+/// leg named like our control legs, is left alone.
+#[tokio::test]
+async fn an_audit_removes_a_conference_the_store_lost_and_nothing_else() {
+    let server = common::redis_server::RedisServer::start();
+    let store = Arc::new(
+        switchyard::store::redis::RedisStore::connect(&server.url())
+            .await
+            .unwrap(),
+    );
+    let sim = sim().await;
+    let stop = CancellationToken::new();
+    let node = start_node_auditing(&sim, store.clone(), &stop, Duration::from_millis(300));
+    assert!(node.wait_up(Duration::from_secs(5)).await);
+    let rooms = Rooms::new(store.clone(), NodePool::new(vec![node]));
+    let room = progressing_room(&rooms, "lost").await;
+    let alice = call(&sim, &*store, "1001").await;
+    joined(&rooms, &room, &alice).await;
+    let other = sim.api(
+        "originate {origination_caller_id_name=switchyard}null/4000 &conference(standup@default)",
+    );
+    assert!(other.starts_with("+OK"), "{other}");
+    let listed = |name: &str| sim.api("conference list").contains(name);
+    eventually("another controller's conference is up", || async {
+        listed("standup")
+    })
+    .await;
+    assert!(listed(room.id.as_str()));
+
+    // The store forgets the room, as a failover that lost its creation would (its record and
+    // lookups; the node's index may still name it).
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("*{}*", room.id))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(!keys.is_empty());
+    let _: () = redis::cmd("DEL")
+        .arg(&keys)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+
+    eventually("the lost room's conference is gone", || async {
+        !listed(room.id.as_str())
+    })
+    .await;
+    let channels = sim.api("show channels as json");
+    assert!(
+        channels.contains(alice.channel()),
+        "the caller was parked, not hung up: {channels}"
+    );
+    assert!(listed("standup"), "another controller's conference stays");
+}

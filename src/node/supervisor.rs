@@ -28,6 +28,7 @@ use crate::store::Store;
 
 mod effects;
 mod kept;
+mod orphans;
 mod resync;
 pub mod standby;
 
@@ -96,6 +97,7 @@ pub fn spawn_among<S: Store>(
         handover,
         kept: Mutex::new(kept),
         failovers: Mutex::new(failovers),
+        orphans: Mutex::default(),
     };
     tokio::spawn(supervisor.run(stop));
     (
@@ -122,6 +124,8 @@ struct Supervisor<S> {
     kept: Mutex<Option<Backlog>>,
     /// The store's failovers, as last seen (see [`Store::failovers`]).
     failovers: Mutex<Option<watch::Receiver<u64>>>,
+    /// Rooms whose conferences the last audit found without a room in the store.
+    orphans: Mutex<std::collections::HashSet<crate::conference::RoomId>>,
 }
 
 /// What standing by works with: the first command connection and its heartbeats, ownership,

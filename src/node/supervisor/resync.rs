@@ -63,9 +63,11 @@ impl<S: Store> Supervisor<S> {
         {
             Ok(effects) => self.execute(effects, commands),
             Err(e) => {
-                tracing::warn!(node = %describe(&self.config), error = %e, "resync could not reach the store; the next audit retries")
+                tracing::warn!(node = %describe(&self.config), error = %e, "resync could not reach the store; the next audit retries");
+                return Ok(());
             }
         }
+        self.remove_orphans(&before, &conferences, commands).await;
         Ok(())
     }
 
