@@ -154,6 +154,22 @@ mod tests {
         assert_eq!(b.len(), 0);
     }
 
+    /// What an owner kept is applied again after each store failover until the replicas
+    /// confirm a position past it: copying it out leaves it kept.
+    #[test]
+    fn an_owner_applies_what_it_kept_again_and_keeps_it_until_confirmed() {
+        let t0 = Instant::now();
+        let mut b = Backlog::after(Some(9));
+        for s in 10..14 {
+            b.push(event(s), t0);
+        }
+        let seqs = |events: Vec<Observed>| events.iter().map(|o| o.sequence).collect::<Vec<_>>();
+        assert_eq!(seqs(b.events()), [10, 11, 12, 13]);
+        assert_eq!(seqs(b.events()), [10, 11, 12, 13], "still kept");
+        b.trim(&at(11), t0 + Backlog::GRACE);
+        assert_eq!(seqs(b.events()), [12, 13]);
+    }
+
     #[test]
     fn a_takeover_says_when_events_may_be_missing() {
         let t0 = Instant::now();
