@@ -275,30 +275,9 @@ async fn fleet(url: &str, what: &str) {
     )
     .await;
     assert!(shares.iter().all(|s| !s.is_empty()), "{shares:?}");
-    let (status, body) = a
-        .api
-        .call(
-            "POST",
-            "/api/v1/conferences",
-            Some(json!({ "name": "fleet" })),
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
-    let room = body["room_id"].as_str().unwrap().to_owned();
     // A room takes joins once its control leg is in the conference (`starting` until then:
     // a join is refused with 409), as the node's owner, any of the three, has applied it.
-    until(
-        Duration::from_secs(10),
-        "the room is progressing",
-        || async {
-            let (_, body) = c
-                .api
-                .call("GET", &format!("/api/v1/conferences/{room}"), None)
-                .await;
-            (body["status"] == "progressing").then_some(())
-        },
-    )
-    .await;
+    let room = progressing_room(&a.api, &c.api, "fleet").await;
     let mut sessions = Vec::new();
     for (i, number) in ["5001", "5002", "5003", "5004"].iter().enumerate() {
         let session = call(&b.api, &sims, i, number).await;
@@ -435,32 +414,34 @@ fn answered(acked: &Acked) -> usize {
     acked.lock().unwrap().values().map(Vec::len).sum()
 }
 
+/// A room made through `by`, once `seen` shows it progressing (its control leg in): its id.
+async fn progressing_room(by: &Api, seen: &Api, name: &str) -> String {
+    let (status, body) = by
+        .call("POST", "/api/v1/conferences", Some(json!({ "name": name })))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let room = body["room_id"].as_str().unwrap().to_owned();
+    until(
+        Duration::from_secs(10),
+        "the room is progressing",
+        || async {
+            let (_, body) = seen
+                .call("GET", &format!("/api/v1/conferences/{room}"), None)
+                .await;
+            (body["status"] == "progressing").then_some(())
+        },
+    )
+    .await;
+    room
+}
+
 /// A room on each node with two callers of that node in it, made through `api`: the sessions
 /// and the rooms.
 async fn rooms_with_callers(api: &Api, sims: &[Simulator]) -> (Vec<String>, BTreeSet<String>) {
     let mut sessions = Vec::new();
     let mut rooms = BTreeSet::new();
     for i in 0..PREFIXES.len() {
-        let (status, body) = api
-            .call(
-                "POST",
-                "/api/v1/conferences",
-                Some(json!({ "name": format!("handover{i}") })),
-            )
-            .await;
-        assert_eq!(status, 201, "{body}");
-        let room = body["room_id"].as_str().unwrap().to_owned();
-        until(
-            Duration::from_secs(10),
-            "the room is progressing",
-            || async {
-                let (_, body) = api
-                    .call("GET", &format!("/api/v1/conferences/{room}"), None)
-                    .await;
-                (body["status"] == "progressing").then_some(())
-            },
-        )
-        .await;
+        let room = progressing_room(api, api, &format!("handover{i}")).await;
         let n = PREFIXES.iter().position(|p| room.starts_with(p)).unwrap();
         for k in 0..2 {
             let session = call(api, sims, n, &format!("60{i}{k}")).await;

@@ -121,6 +121,29 @@ async fn session_ended<S: Store>(store: &S, id: &SessionId) -> bool {
         .is_some_and(|s| s.state == SessionState::Ended)
 }
 
+/// A store on `server`, a simulated node audited every 300 ms, and the rooms over them (keep
+/// the token: the node's supervisor stops with it).
+async fn auditing_on_redis(
+    server: &common::redis_server::RedisServer,
+) -> (
+    Arc<switchyard::store::redis::RedisStore>,
+    Simulator,
+    CancellationToken,
+    Rooms<switchyard::store::redis::RedisStore>,
+) {
+    let store = Arc::new(
+        switchyard::store::redis::RedisStore::connect(&server.url())
+            .await
+            .unwrap(),
+    );
+    let sim = sim().await;
+    let stop = CancellationToken::new();
+    let node = start_node_auditing(&sim, store.clone(), &stop, Duration::from_millis(300));
+    assert!(node.wait_up(Duration::from_secs(5)).await);
+    let rooms = Rooms::new(store.clone(), NodePool::new(vec![node]));
+    (store, sim, stop, rooms)
+}
+
 async fn progressing_room<S: Store>(rooms: &Rooms<S>, name: &str) -> Room {
     let room = rooms.create(&app(), NewRoom::named(name)).await.unwrap();
     let store = rooms.store();
@@ -387,16 +410,7 @@ async fn a_restarted_controller_resyncs_from_the_store() {
 #[tokio::test]
 async fn a_redis_restart_under_node_traffic_is_reported_then_repaired() {
     let mut server = common::redis_server::RedisServer::start();
-    let store = Arc::new(
-        switchyard::store::redis::RedisStore::connect(&server.url())
-            .await
-            .unwrap(),
-    );
-    let sim = sim().await;
-    let stop = CancellationToken::new();
-    let node = start_node_auditing(&sim, store.clone(), &stop, Duration::from_millis(300));
-    assert!(node.wait_up(Duration::from_secs(5)).await);
-    let rooms = Rooms::new(store.clone(), NodePool::new(vec![node]));
+    let (store, sim, stop, rooms) = auditing_on_redis(&server).await;
     let room = progressing_room(&rooms, "redis-restart").await;
     let (a, b) = (
         call(&sim, &*store, "1001").await,
@@ -551,16 +565,7 @@ async fn an_audit_never_ends_a_call_that_show_channels_does_not_list_yet() {
 #[tokio::test]
 async fn an_audit_removes_a_conference_the_store_lost_and_nothing_else() {
     let server = common::redis_server::RedisServer::start();
-    let store = Arc::new(
-        switchyard::store::redis::RedisStore::connect(&server.url())
-            .await
-            .unwrap(),
-    );
-    let sim = sim().await;
-    let stop = CancellationToken::new();
-    let node = start_node_auditing(&sim, store.clone(), &stop, Duration::from_millis(300));
-    assert!(node.wait_up(Duration::from_secs(5)).await);
-    let rooms = Rooms::new(store.clone(), NodePool::new(vec![node]));
+    let (store, sim, _stop, rooms) = auditing_on_redis(&server).await;
     let room = progressing_room(&rooms, "lost").await;
     let alice = call(&sim, &*store, "1001").await;
     joined(&rooms, &room, &alice).await;

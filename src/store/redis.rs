@@ -38,6 +38,17 @@ use crate::conference::{AppId, DomainEvent, Micros, NodePrefix, Room, RoomId, Se
 /// How long one replication check waits for the replicas.
 const REPLICATION_TIMEOUT: Duration = Duration::from_millis(500);
 
+/// The replication check waiting for `n` replicas (`None` for 0).
+fn replication(
+    target: &Arc<failover::Target>,
+    n: usize,
+    switches: &Arc<switches::Switches>,
+) -> Option<replicated::Replication> {
+    (n > 0).then(|| {
+        replicated::Replication::new(target.clone(), n, REPLICATION_TIMEOUT, switches.clone())
+    })
+}
+
 /// How long an ended session stays readable.
 const ENDED_SESSION_TTL_SECS: u64 = 3600;
 
@@ -123,9 +134,8 @@ impl RedisStore {
         switches::follow(&target, &conn, &switches, &following);
         let rooms = tracked(&target, room_cache::DEFAULT_CAPACITY, &switches).await?;
         // A Sentinel set has a replica to fail over to: wait for one by default.
-        let replication = target.is_sentinel().then(|| {
-            replicated::Replication::new(target.clone(), 1, REPLICATION_TIMEOUT, switches.clone())
-        });
+        let replicas = usize::from(target.is_sentinel());
+        let replication = replication(&target, replicas, &switches);
         Ok(RedisStore {
             conn,
             target,
@@ -158,14 +168,7 @@ impl RedisStore {
                     .into(),
             ));
         }
-        self.replication = (n > 0).then(|| {
-            replicated::Replication::new(
-                self.target.clone(),
-                n,
-                REPLICATION_TIMEOUT,
-                self.switches.clone(),
-            )
-        });
+        self.replication = replication(&self.target, n, &self.switches);
         Ok(self)
     }
 

@@ -34,42 +34,34 @@ enum Stored {
 }
 
 impl<S: Store> Supervisor<S> {
+    /// Runs `f` on what this owner keeps (`None`: a store that cannot fail over, nothing kept).
+    fn with_kept<T>(&self, f: impl FnOnce(&mut Backlog) -> T) -> Option<T> {
+        self.kept.lock().ok()?.as_mut().map(f)
+    }
+
     /// Keeps what this owner applies from `recorded` on (it takes the node over from there).
     pub(super) fn keep_from(&self, recorded: Option<&NodePosition>) {
-        if let Ok(mut kept) = self.kept.lock()
-            && let Some(kept) = kept.as_mut()
-        {
-            *kept = Backlog::after(recorded.map(|r| r.sequence));
-        }
+        self.with_kept(|kept| *kept = Backlog::after(recorded.map(|r| r.sequence)));
     }
 
     /// What this owner kept, taken out (it hands the node over: the events the store may
     /// still lose go on being kept on standby).
     pub(super) fn take_kept(&self) -> Option<Backlog> {
-        self.kept
-            .lock()
-            .ok()
-            .and_then(|mut k| k.as_mut().map(std::mem::take))
+        self.with_kept(std::mem::take)
     }
 
     /// Drops what the replicas have (`position`, confirmed) from what this owner keeps.
     pub(super) fn trim_kept(&self, position: &NodePosition) {
-        if let Ok(mut kept) = self.kept.lock()
-            && let Some(kept) = kept.as_mut()
-        {
-            kept.trim(position, Instant::now());
-        }
+        self.with_kept(|kept| kept.trim(position, Instant::now()));
     }
 
     fn keep(&self, batch: &[Observed]) {
-        if let Ok(mut kept) = self.kept.lock()
-            && let Some(kept) = kept.as_mut()
-        {
+        self.with_kept(|kept| {
             let now = Instant::now();
             for observed in batch {
                 kept.push(observed.clone(), now);
             }
-        }
+        });
     }
 
     /// How many times the store has moved to another master (0 for a store that cannot).
@@ -174,10 +166,7 @@ impl<S: Store> Supervisor<S> {
     /// covers (an API write the old master took last).
     async fn apply_kept(&self, commands: &[Client]) {
         'again: loop {
-            let events = match self.kept.lock() {
-                Ok(kept) => kept.as_ref().map(Backlog::events).unwrap_or_default(),
-                Err(_) => Vec::new(),
-            };
+            let events = self.with_kept(|kept| kept.events()).unwrap_or_default();
             crate::telemetry::store_rewind(self.config.prefix.as_str());
             tracing::warn!(node = %describe(&self.config), events = events.len(), "the store failed over: applying again the events it may have lost");
             for chunk in events.chunks(512) {

@@ -101,9 +101,7 @@ impl<S: Store> Supervisor<S> {
 /// The room whose control leg `channel` is, if it is one this controller originated.
 async fn control_leg_of(client: &Client, channel: &str) -> Option<String> {
     let var = |name: &str| {
-        let command = ApiCommand::new("uuid_getvar")
-            .and_then(|c| c.arg(channel))
-            .and_then(|c| c.arg(name));
+        let command = super::api(&["uuid_getvar", channel, name]);
         async move {
             let reply = client.api(&command.ok()?).await.ok()?.into_data().ok()?;
             let value = reply.trim();
