@@ -5,7 +5,7 @@
 //! compiled and reported as ignored, never passed.
 //!
 //! Likewise the `schemathesis` cfg: the API fuzzer is on the `PATH`, or
-//! `SWITCHYARD_REQUIRE_SCHEMATHESIS=1` (CI: a missing one fails `tests/schemathesis.rs`).
+//! `SWITCHYARD_REQUIRE_SCHEMATHESIS=1` (CI: a missing one fails `tests/api/schemathesis.rs`).
 //!
 //! And the `browser` cfg: the dashboard's browser tests have Chromium and its WebDriver
 //! (`SWITCHYARD_CHROMIUM`, default `/usr/bin/chromium`; `SWITCHYARD_CHROMEDRIVER`, default

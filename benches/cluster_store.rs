@@ -23,6 +23,8 @@
 //! `cargo test --benches` runs it) it does nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "../tests/common/ports.rs"]
+mod ports;
 #[allow(dead_code)]
 #[path = "../tests/common/redis_cluster.rs"]
 mod redis_cluster;

@@ -21,6 +21,8 @@
 #[allow(dead_code)]
 #[path = "../tests/common/freeswitch.rs"]
 mod freeswitch;
+#[path = "../tests/common/ports.rs"]
+mod ports;
 #[allow(dead_code)]
 #[path = "../tests/common/serve.rs"]
 mod serve;

@@ -34,6 +34,8 @@
 #[allow(dead_code)]
 #[path = "../tests/common/freeswitch.rs"]
 mod freeswitch;
+#[path = "../tests/common/ports.rs"]
+mod ports;
 /// Its API client (its `switchyard serve` runner is not used: the bench starts its own build).
 #[allow(dead_code)]
 #[path = "../tests/common/serve.rs"]

@@ -26,6 +26,8 @@
 
 #[path = "support/budget.rs"]
 mod budget;
+#[path = "../tests/common/ports.rs"]
+mod ports;
 #[allow(dead_code)]
 #[path = "../tests/common/serve.rs"]
 mod serve;

@@ -22,6 +22,8 @@
 //! `--bench` (as `cargo test --benches` runs it) it does nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "../tests/common/ports.rs"]
+mod ports;
 #[allow(dead_code)]
 #[path = "../tests/common/serve.rs"]
 mod serve;

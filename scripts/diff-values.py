@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Every header value the simulator gets wrong, not only those the differential rule compares.
 
-The differential tests (tests/sim_differential.rs) compare the values of the headers the
+The differential tests (tests/live/differential/mod.rs) compare the values of the headers the
 controller reads (tests/common/diff.rs, READ). This lists the others: run the differential
 tests with SWITCHYARD_DIFF_DUMP=<dir>, then
 

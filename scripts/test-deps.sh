@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a Debian 12 machine (root, or sudo): redis-server (the
 # Redis store tests start their own), SIPp (Debian's sip-tester: the live tests' SIP callers), and
-# a real FreeSWITCH from ../shared/freeswitch/dist (the live tests start their own nodes),
+# real FreeSWITCH 1.11 and 1.10.12 from ../shared/freeswitch/dist and dist-1.10 (the live tests start
+# their own nodes),
 # Chromium and its WebDriver (Debian's chromium and chromium-driver: the dashboard's browser
 # tests), and Schemathesis from PyPI (the API fuzzer run against the lab). Does
 # nothing for what is already there; fails with a clear message when something cannot be had.
@@ -22,17 +23,23 @@ if [ ${#missing[@]} -gt 0 ]; then
   ($SUDO service redis-server stop || true) >/dev/null 2>&1
 fi
 
-fs=${SWITCHYARD_FREESWITCH:-/usr/local/freeswitch/bin/freeswitch}
-if ! [ -x "$fs" ]; then
-  dist=${SWITCHYARD_FREESWITCH_DIST:-../shared/freeswitch/dist}
-  if ! [ -f "$dist/install.sh" ]; then
-    echo "test-deps: no FreeSWITCH at $fs and no $dist/install.sh to install one." >&2
-    echo "  Put the shared/ folder beside the checkout, or set SWITCHYARD_FREESWITCH_DIST." >&2
-    exit 1
+# Both FreeSWITCH lines the live tests run against: 1.11 (the default) and 1.10.12 (what
+# docker-compose.yml pins and most deployments run), each from its build under ../shared/freeswitch.
+install_freeswitch() { # <binary> <dist folder>
+  if ! [ -x "$1" ]; then
+    if ! [ -f "$2/install.sh" ]; then
+      echo "test-deps: no FreeSWITCH at $1 and no $2/install.sh to install one." >&2
+      echo "  Put the shared/ folder beside the checkout, or set SWITCHYARD_FREESWITCH_DIST(_1_10)." >&2
+      exit 1
+    fi
+    bash "$2/install.sh" >/dev/null
   fi
-  bash "$dist/install.sh" >/dev/null
-fi
-# Schemathesis (PyPI), the API fuzzer tests/schemathesis.rs runs against the lab.
+}
+fs=${SWITCHYARD_FREESWITCH:-/usr/local/freeswitch/bin/freeswitch}
+install_freeswitch "$fs" "${SWITCHYARD_FREESWITCH_DIST:-../shared/freeswitch/dist}"
+fs110=${SWITCHYARD_FREESWITCH_1_10:-/usr/local/freeswitch-1.10/bin/freeswitch}
+install_freeswitch "$fs110" "${SWITCHYARD_FREESWITCH_DIST_1_10:-../shared/freeswitch/dist-1.10}"
+# Schemathesis (PyPI), the API fuzzer tests/api/schemathesis.rs runs against the lab.
 if ! command -v schemathesis >/dev/null 2>&1; then
   python3 -m pip install --quiet --disable-pip-version-check "schemathesis==4.32.5" >/dev/null 2>&1 \
     || { echo "test-deps: pip could not install schemathesis (python3 -m pip install schemathesis)" >&2; exit 1; }
@@ -40,4 +47,4 @@ if ! command -v schemathesis >/dev/null 2>&1; then
   command -v schemathesis >/dev/null 2>&1 \
     || { echo "test-deps: schemathesis installed but not on PATH ($(python3 -m site --user-base)/bin?)" >&2; exit 1; }
 fi
-echo "test-deps: $(redis-server --version | cut -d' ' -f1-3), $("${SWITCHYARD_CHROMEDRIVER:-/usr/bin/chromedriver}" --version | cut -d' ' -f1-2), $(sipp -v 2>/dev/null | grep -o 'SIPp v[^ ]*' | head -1), $("$fs" -version | head -1), $(schemathesis --version)"
+echo "test-deps: $(redis-server --version | cut -d' ' -f1-3), $("${SWITCHYARD_CHROMEDRIVER:-/usr/bin/chromedriver}" --version | cut -d' ' -f1-2), $(sipp -v 2>/dev/null | grep -o 'SIPp v[^ ]*' | head -1), $("$fs" -version | head -1), $("$fs110" -version | head -1), $(schemathesis --version)"

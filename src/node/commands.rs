@@ -176,16 +176,64 @@ pub fn tts_file(talk: &Talk) -> Result<String, CommandError> {
     ))
 }
 
-/// `conference <room> play {switchyard_op=<op>}<file> <member_id>`: played to that member
-/// alone, mixed with the room; its play-file-member-done carries the operation id. The file is
-/// a URL or a [`tts_file`], as for [`play`].
-pub fn announce_member(
+/// How a node speaks text (`fixtures/esl/11_versions.md`). FreeSWITCH 1.11 plays
+/// `tts://<engine>|<voice>|<text>` as a file (mod_dptools gives the `tts` file format), and so
+/// does a 1.10 that loads mod_ssml; a stock 1.10.12 has no `tts` format (`-ERR (play) File: …
+/// not found.`) and speaks only with `say:<text>`, which takes no `{…}` variables, always uses the
+/// profile's `tts-voice`, and fires no done event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Speech {
+    /// `tts://` plays as a file, tagged, with its own done event.
+    #[default]
+    Files,
+    /// Only `say:`: text is spoken with `say:<text>`, followed by [`SAY_MARKER`] tagged with the
+    /// operation, whose done event (after the speech) ends it.
+    Say,
+}
+
+impl Speech {
+    /// From the node's answer to `show files` (rows `type,name,ikey`): whether a module gives
+    /// the `tts` file format.
+    pub fn from_show_files(reply: &str) -> Speech {
+        if reply.lines().any(|l| l.split(',').nth(1) == Some("tts")) {
+            Speech::Files
+        } else {
+            Speech::Say
+        }
+    }
+}
+
+/// Queued after a `say:` on a node without `tts://` files ([`Speech::Say`]): 20 ms of silence
+/// that plays once the speech before it ended, tagged, so its done event ends the operation.
+pub const SAY_MARKER: &str = "silence_stream://20";
+
+/// What plays `file` (a URL, or a [`tts_file`]) tagged with `operation`, to the room or, with
+/// `member`, to that member alone: one `conference <room> play`, or on a node that speaks with
+/// [`Speech::Say`], the text's `say:` and then the tagged [`SAY_MARKER`].
+pub fn play_tagged(
     room: &RoomId,
-    member_id: u32,
     operation: &uuid::Uuid,
     file: &str,
-) -> Result<ApiCommand, CommandError> {
-    play(room, operation, file)?.arg(&member_id.to_string())
+    member: Option<u32>,
+    speech: Speech,
+) -> Result<Vec<ApiCommand>, CommandError> {
+    let to = |cmd: ApiCommand| match member {
+        Some(id) => cmd.arg(&id.to_string()),
+        None => Ok(cmd),
+    };
+    let text = file
+        .strip_prefix("tts://")
+        .and_then(|rest| rest.splitn(3, '|').nth(2));
+    match (speech, text) {
+        (Speech::Say, Some(text)) => {
+            let say = ApiCommand::new("conference")?
+                .arg(room.as_str())?
+                .arg("play")?
+                .quoted(&format!("say:{}", checked_speech(text)?))?;
+            Ok(vec![to(say)?, to(play(room, operation, SAY_MARKER)?)?])
+        }
+        _ => Ok(vec![to(play(room, operation, file)?)?]),
+    }
 }
 
 /// `conference <room> relate <coach> <id>,<id>… nospeak`: those members stop hearing the coach.
@@ -420,16 +468,50 @@ mod tests {
         assert!(play(&room(), &op, &file).unwrap().as_str().ends_with(
             "play '{switchyard_op=00000000-0000-0000-0000-000000000000}tts://flite|rms|One minute, left.'"
         ));
-        assert!(
-            announce_member(&room(), 7, &op, &file)
+        let lines = |member, speech| -> Vec<String> {
+            play_tagged(&room(), &op, &file, member, speech)
                 .unwrap()
-                .as_str()
-                .ends_with("left.' 7")
+                .iter()
+                .map(|c| c.as_str().to_owned())
+                .collect()
+        };
+        let tagged = "{switchyard_op=00000000-0000-0000-0000-000000000000}";
+        assert_eq!(
+            lines(Some(7), Speech::Files),
+            [format!("conference {} play '{tagged}{file}' 7", room())]
         );
+        // A node without `tts://` files speaks with `say:` and ends the operation with a tagged
+        // marker played after it, to the same listeners.
+        assert_eq!(
+            lines(Some(7), Speech::Say),
+            [
+                format!("conference {} play 'say:One minute, left.' 7", room()),
+                format!("conference {} play {tagged}silence_stream://20 7", room())
+            ]
+        );
+        assert_eq!(lines(None, Speech::Say).len(), 2);
+        assert!(!lines(None, Speech::Say)[1].ends_with(" 7"));
+        // A URL plays the same on both.
+        let url = "https://x/a.wav";
+        for speech in [Speech::Files, Speech::Say] {
+            let cmds = play_tagged(&room(), &op, url, None, speech).unwrap();
+            assert_eq!(cmds.len(), 1);
+            assert!(cmds[0].as_str().ends_with(&format!("play {tagged}{url}")));
+        }
         for bad in ["it's", "a|b", "${x}", "back\\slash"] {
             assert!(tts_file(&talk(bad)).is_err(), "{bad}");
         }
-        assert!(announce_member(&room(), 7, &op, "https://x/a'b.wav").is_err());
+        assert!(play_tagged(&room(), &op, "https://x/a'b.wav", Some(7), Speech::Files).is_err());
+        // `show files` as 1.11 and a stock 1.10.12 answer it.
+        let shown = |v| std::fs::read_to_string(format!("fixtures/esl/11_show_files_{v}.txt"));
+        assert_eq!(
+            Speech::from_show_files(&shown("1.11").unwrap()),
+            Speech::Files
+        );
+        assert_eq!(
+            Speech::from_show_files(&shown("1.10").unwrap()),
+            Speech::Say
+        );
         assert_eq!(
             unhear(&room(), 5, &[1, 4, 9]).unwrap().as_str(),
             format!("conference {} relate 5 1,4,9 nospeak", room())

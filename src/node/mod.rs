@@ -207,6 +207,8 @@ pub enum NodeError {
 pub struct NodeLink {
     pub state: NodeState,
     pub commands: Vec<Client>,
+    /// How the node speaks text (read from `show files` as it comes up).
+    pub speech: commands::Speech,
 }
 
 /// A cheap handle to one node.
@@ -263,6 +265,11 @@ impl NodeHandle {
             NodeState::Up { core_uuid } => Some(core_uuid.clone()),
             _ => None,
         }
+    }
+
+    /// How the node speaks text, as last read when it came up.
+    pub fn speech(&self) -> commands::Speech {
+        self.link.borrow().speech
     }
 
     pub fn state(&self) -> NodeState {
@@ -482,6 +489,7 @@ mod tests {
                 core_uuid: "core".into(),
             },
             commands: vec![slow.clone(), quick.clone()],
+            speech: commands::Speech::Files,
         });
         let (effects, _effects_rx) = tokio::sync::mpsc::unbounded_channel();
         let config = NodeConfig::new(NodePrefix::parse("abcde").unwrap(), "fake:1", "ClueCon");

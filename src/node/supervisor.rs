@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use self::standby::Backlog;
 use super::backoff::Backoff;
+use super::commands::Speech;
 use super::fleet::Handover;
 use super::reconciler::{Reconciler, RoomEffect};
 use super::talking::TalkingBuffer;
@@ -76,6 +77,7 @@ pub fn spawn_among<S: Store>(
     let (link_tx, link_rx) = watch::channel(NodeLink {
         state: NodeState::Connecting,
         commands: Vec::new(),
+        speech: Speech::default(),
     });
     crate::telemetry::node_connected(config.prefix.as_str(), false);
     let reconciler = Reconciler::new(store.clone(), config.clone(), apps);
@@ -98,6 +100,7 @@ pub fn spawn_among<S: Store>(
         kept: Mutex::new(kept),
         failovers: Mutex::new(failovers),
         orphans: Mutex::default(),
+        speech: Mutex::default(),
     };
     tokio::spawn(supervisor.run(stop));
     (
@@ -126,6 +129,8 @@ struct Supervisor<S> {
     failovers: Mutex<Option<watch::Receiver<u64>>>,
     /// Rooms whose conferences the last audit found without a room in the store.
     orphans: Mutex<std::collections::HashSet<crate::conference::RoomId>>,
+    /// How the node speaks text (`show files`, read as it comes up).
+    speech: Mutex<Speech>,
 }
 
 /// What standing by works with: the first command connection and its heartbeats, ownership,
@@ -225,7 +230,12 @@ impl<S: Store> Supervisor<S> {
     fn set_state(&self, state: NodeState, commands: Vec<Client>) {
         let up = matches!(state, NodeState::Up { .. });
         crate::telemetry::node_connected(self.config.prefix.as_str(), up);
-        self.link.send_replace(NodeLink { state, commands });
+        let speech = self.speech.lock().map(|s| *s).unwrap_or_default();
+        self.link.send_replace(NodeLink {
+            state,
+            commands,
+            speech,
+        });
     }
 
     fn client_config(&self) -> ClientConfig {
@@ -287,6 +297,15 @@ impl<S: Store> Supervisor<S> {
             .into_data()?
             .trim()
             .to_owned();
+        // Whether `tts://` plays as a file here (1.11; a stock 1.10 speaks only with `say:`).
+        let files = first.api(&api(&["show", "files"])?).await?.into_data();
+        let speech = files.map_or(Speech::Files, |f| Speech::from_show_files(&f));
+        if speech == Speech::Say {
+            tracing::info!(node = %describe(&self.config), "media node has no tts:// file format (FreeSWITCH 1.10 without mod_ssml): text is spoken with say:, in the profile's voice");
+        }
+        if let Ok(mut s) = self.speech.lock() {
+            *s = speech;
+        }
         let mut requests = self.requests.lock().await;
         // Requests made while the node was down are stale: the resync below covers them. So
         // are originates in flight on the old connections (a restarted node lost them).

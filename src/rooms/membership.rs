@@ -303,7 +303,8 @@ impl<S: Store> Rooms<S> {
         let op = Uuid::new_v4();
         let (_, member_id) = ops::request_announce(&mut room.clone(), channel, op, now_micros())?;
         let node = self.pool.get(&room.node)?;
-        let cmd = commands::announce_member(&room.id, member_id, &op, file).map_err(invalid)?;
+        let cmds = commands::play_tagged(&room.id, &op, file, Some(member_id), node.speech())
+            .map_err(invalid)?;
         self.cool(app, CooldownGroup::ConferenceAnnounce, session.as_str())
             .await?;
         // Asked before it is sent, so the node's play-file-member-done always finds it.
@@ -311,12 +312,14 @@ impl<S: Store> Rooms<S> {
             Ok(ops::request_announce(r, channel, op, now_micros())?.0)
         })
         .await?;
-        if let Err(e) = node.expect_ok(&cmd, false).await {
-            self.change(app, &room.id, |r| {
-                Ok(ops::announce_not_sent(r, channel, op, now_micros()))
-            })
-            .await?;
-            return Err(e.into());
+        for cmd in &cmds {
+            if let Err(e) = node.expect_ok(cmd, false).await {
+                self.change(app, &room.id, |r| {
+                    Ok(ops::announce_not_sent(r, channel, op, now_micros()))
+                })
+                .await?;
+                return Err(e.into());
+            }
         }
         Ok((room.id, op))
     }

@@ -34,7 +34,7 @@ impl<S: Store> Rooms<S> {
         let op = Uuid::new_v4();
         let cmds = urls
             .iter()
-            .map(|url| commands::play(id, &op, url))
+            .map(|url| commands::play_tagged(id, &op, url, None, node.speech()))
             .collect::<Result<Vec<_>, _>>()
             .map_err(invalid)?;
         ops::request_play(&mut room.clone(), op, urls, None, now_micros())?;
@@ -43,13 +43,15 @@ impl<S: Store> Rooms<S> {
             ops::request_play(r, op, urls, command_uid.clone(), now_micros())
         })
         .await?;
-        for (i, cmd) in cmds.iter().enumerate() {
-            if let Err(e) = node.expect_ok(cmd, false).await {
-                self.change(app, id, |r| {
-                    Ok(ops::play_not_sent(r, op, &urls[i..], now_micros()))
-                })
-                .await?;
-                return Err(e.into());
+        for (i, sent_for_url) in cmds.iter().enumerate() {
+            for cmd in sent_for_url {
+                if let Err(e) = node.expect_ok(cmd, false).await {
+                    self.change(app, id, |r| {
+                        Ok(ops::play_not_sent(r, op, &urls[i..], now_micros()))
+                    })
+                    .await?;
+                    return Err(e.into());
+                }
             }
         }
         if room.playback.volume != 0

@@ -355,9 +355,12 @@ impl State {
         }
     }
 
-    /// `show channels [as json]`.
+    /// `show channels [as json]`, `show files`.
     pub(crate) fn show(&self, args: &str) -> String {
         let words: Vec<&str> = args.split_whitespace().collect();
+        if words.first() == Some(&"files") {
+            return self.show_files();
+        }
         if words.first() != Some(&"channels") {
             return "-USAGE: codec|endpoint|application|api|dialplan|file|timer|calls [count]|channels [count|like <match string>]|calls|detailed_calls|bridged_calls|detailed_bridged_calls|aliases|complete|chat|management|modules|nat_map|say|interfaces|interface_types|tasks|limits|status\n".into();
         }

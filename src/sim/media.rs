@@ -65,7 +65,9 @@ impl State {
         ]
         .iter()
         .any(|p| file.starts_with(p));
-        if self.unreachable_urls.contains(file) {
+        if self.unreachable_urls.contains(file)
+            || (file.starts_with("tts://") && !self.speaks_tts_files())
+        {
             return None;
         }
         if is_stream {
@@ -210,6 +212,10 @@ impl State {
     }
 
     fn fire_play_done(&mut self, room: &str, file: &PlayFile, played: Duration) {
+        // Speech (`say:`) ends without an event: mod_conference closes file nodes only.
+        if file.file.starts_with("say:") {
+            return;
+        }
         let ms = played.as_millis() as u64;
         let mut extra = vec![
             ("seconds", (ms / 1000).to_string()),

@@ -21,8 +21,13 @@ impl State {
         if !self.queue_member_file(room, id, arg) {
             return format!("-ERR (play) File: {arg} not found.\n");
         }
-        // As the done event, it carries the file's parameters, and `File` keeps its prefix.
-        let (params, _) = split_params(arg);
+        // It carries the parameters of the member's file playing now (this one, or one queued
+        // before it: a tagged file queued behind a `say:` has its tag only in `File`, seen on
+        // 1.10 and 1.11), and `File` keeps its prefix.
+        let params = self
+            .member_mut(room, id)
+            .and_then(|m| m.files.front().map(|f| f.params.clone()))
+            .unwrap_or_else(|| split_params(arg).0);
         let mut extra: Vec<(&str, String)> = params
             .iter()
             .map(|(k, v)| (k.as_str(), v.clone()))
@@ -117,6 +122,10 @@ impl State {
     }
 
     fn fire_member_file_done(&mut self, room: &str, id: u32, file: &PlayFile, played: Duration) {
+        // Speech (`say:`) ends without an event, as in a room.
+        if file.file.starts_with("say:") {
+            return;
+        }
         let ms = played.as_millis() as u64;
         let mut extra: Vec<(&str, String)> = vec![
             ("seconds", (ms / 1000).to_string()),

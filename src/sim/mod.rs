@@ -16,6 +16,7 @@ mod conference;
 mod core;
 mod dialout;
 mod events;
+mod formats;
 mod link;
 mod listener;
 mod loopback;

@@ -2,7 +2,7 @@
 //! mod_sofia and FreeSWITCH's core report them for a call into the `public` context of
 //! `freeswitch-conf/`: the channel's states, its PCMU codecs, mod_sofia's variables, and the
 //! dialplan (set `switchyard_did`, set `media_timeout`, answer, park). Checked against a real
-//! node by `tests/sim_differential.rs`.
+//! node by `tests/live/differential/mod.rs`.
 
 use std::net::SocketAddr;
 

@@ -1,6 +1,6 @@
 //! Where room state lives: the [`Store`] trait and its two implementations, [`memory`] (embedded,
 //! for `switchyard lab` and unit tests) and [`redis`] (production). Both pass one conformance
-//! suite (`tests/store_conformance.rs`).
+//! suite (`tests/store/conformance.rs`).
 //!
 //! A change to one room is one atomic step: the room (guarded by its `seq`, so two writers can
 //! never both win), its indexes, and its domain events appended to the webhook outbox. Callers use

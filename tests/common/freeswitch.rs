@@ -11,7 +11,7 @@
 //! `SWITCHYARD_REQUIRE_FREESWITCH=1`, so a missing one fails with how to install it).
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -38,6 +38,52 @@ pub fn binary() -> Result<PathBuf, String> {
             path.display()
         ))
     }
+}
+
+/// The version of the FreeSWITCH under test, as `freeswitch -version` prints it (e.g.
+/// `1.10.12-release~64bit`; empty when there is none).
+pub fn version() -> &'static str {
+    static VERSION: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    VERSION.get_or_init(|| {
+        let Ok(binary) = binary() else {
+            return String::new();
+        };
+        let out = Command::new(&binary).arg("-version").output();
+        let text = out.map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
+        text.unwrap_or_default()
+            .trim()
+            .trim_start_matches("FreeSWITCH version: ")
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_owned()
+    })
+}
+
+/// Whether the FreeSWITCH under test is of the 1.10 line, where it differs from 1.11 in what
+/// `fixtures/esl/11_versions.md` lists.
+pub fn is_1_10() -> bool {
+    version().starts_with("1.10.")
+}
+
+/// From the first node a test binary starts on, every failure message of that binary begins by
+/// naming the FreeSWITCH it ran against (`scripts/test` runs the live tests against two).
+fn name_the_version_in_failures() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let named = format!(
+            "FreeSWITCH under test: {} ({})",
+            version(),
+            binary()
+                .map(|b| b.display().to_string())
+                .unwrap_or_default()
+        );
+        let earlier = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            eprintln!("{named}");
+            earlier(info);
+        }));
+    });
 }
 
 /// The repository's `freeswitch-conf/`.
@@ -68,6 +114,7 @@ impl FreeSwitch {
     /// With extra environment for `vars.xml` (e.g. `FS_LOG_LEVEL=debug`).
     pub fn start_with(env: &[(&str, &str)]) -> FreeSwitch {
         let binary = binary().unwrap_or_else(|e| panic!("{e}"));
+        name_the_version_in_failures();
         let esl_port = free_tcp_port();
         let sip_port = free_udp_and_tcp_port();
         let node_sip_port = free_udp_and_tcp_port();
@@ -323,33 +370,13 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
-/// A port this process has not handed out yet, above the kernel's ephemeral range (32768–60999
-/// on Linux) and the RTP ranges: a port taken from the ephemeral range (`bind` to port 0) can be
-/// given by the kernel to any outgoing connection (an Event Socket client, Redis, SIPp) before
-/// FreeSWITCH binds it, which then cannot listen (seen on CI: "Socket Error! Could not listen").
-fn unused_port(udp: bool) -> u16 {
-    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-    loop {
-        let port = fastrand::u16(61_000..65_500);
-        let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
-        if given.contains(&port) {
-            continue;
-        }
-        let tcp_free = TcpListener::bind(("127.0.0.1", port)).is_ok();
-        if tcp_free && (!udp || UdpSocket::bind(("127.0.0.1", port)).is_ok()) {
-            given.push(port);
-            return port;
-        }
-    }
-}
-
 pub fn free_tcp_port() -> u16 {
-    unused_port(false)
+    super::ports::unused(false)
 }
 
 /// A port free for both UDP and TCP (SIP listens on both).
 pub fn free_udp_and_tcp_port() -> u16 {
-    unused_port(true)
+    super::ports::unused(true)
 }
 
 /// An even UDP port whose next `len` ports look free, away from the ephemeral range the kernel

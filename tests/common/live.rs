@@ -162,7 +162,7 @@ impl Settings {
                 q(&dir.to_string_lossy())
             ));
         }
-        // Dial-outs may go to SIP callees on this machine (tests/live_dialout.rs).
+        // Dial-outs may go to SIP callees on this machine (tests/live/dialout.rs).
         text.push_str(&format!(
             "[[apps]]\nid = {}\nkey_sha256 = {}\ndids = [{}]\ndialout_hosts = [\"127.0.0.1\"]\ndialout_numbers = [\"+1555\"]\n",
             q(app),

@@ -7,6 +7,7 @@ pub mod diff;
 pub mod freeswitch;
 pub mod marks;
 pub mod openapi;
+pub mod ports;
 pub mod proxy;
 pub mod redis_cluster;
 pub mod redis_sentinel;

@@ -33,10 +33,7 @@ impl RedisCluster {
             .map(|_| {
                 // The cluster bus port is the client port + 10,000 unless named, which fails
                 // for a free port above 55,535: name a free one.
-                let bus = std::net::TcpListener::bind("127.0.0.1:0")
-                    .and_then(|l| l.local_addr())
-                    .map(|a| a.port().to_string())
-                    .expect("a free port");
+                let bus = super::ports::tcp().to_string();
                 RedisServer::start_with(&[
                     "--cluster-enabled",
                     "yes",

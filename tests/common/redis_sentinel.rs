@@ -18,11 +18,7 @@ pub struct SentinelProcess {
 
 impl SentinelProcess {
     pub fn start(master_port: u16) -> SentinelProcess {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = super::ports::tcp();
         let dir =
             std::env::temp_dir().join(format!("switchyard-sentinel-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();

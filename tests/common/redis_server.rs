@@ -2,7 +2,7 @@
 //! append-only file, so a restart keeps the data), stopped when dropped.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -26,11 +26,7 @@ impl RedisServer {
         // binds it: that one exits, and another port is tried.
         let mut attempts = 0;
         loop {
-            let port = TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
+            let port = super::ports::tcp();
             let dir = std::env::temp_dir()
                 .join(format!("switchyard-redis-{}-{port}", std::process::id()));
             std::fs::create_dir_all(&dir).unwrap();

@@ -1,4 +1,4 @@
-//! One scripted scenario layer for the differential tests (`tests/sim_differential.rs`): a
+//! One scripted scenario layer for the differential tests (`tests/live/differential/mod.rs`): a
 //! scenario drives a [`Target`] — the simulator started in process, or a real FreeSWITCH started
 //! by [`super::freeswitch`] — over the Event Socket with the project's own [`Client`], and a
 //! [`Run`] records what the target answered (every command's reply, every `bgapi` job body) and
@@ -40,6 +40,20 @@ pub enum Target {
     },
 }
 
+/// A simulator of the FreeSWITCH under test: its version, and with it what differs between 1.10
+/// and 1.11 where the simulator models both (`fixtures/esl/11_versions.md`).
+fn sim_config() -> SimConfig {
+    let version = super::freeswitch::version();
+    SimConfig {
+        version: if version.is_empty() {
+            SimConfig::default().version
+        } else {
+            version.to_owned()
+        },
+        ..SimConfig::default()
+    }
+}
+
 impl Target {
     pub async fn sim() -> Target {
         let sim = Simulator::start(SimConfig {
@@ -47,7 +61,7 @@ impl Target {
             heartbeat: None,
             // A real node fetches every URL it plays (mod_http_cache).
             fetch_urls: true,
-            ..SimConfig::default()
+            ..sim_config()
         })
         .await
         .unwrap();
@@ -74,7 +88,7 @@ impl Target {
             heartbeat: None,
             fetch_urls: true,
             node_sip: Some("127.0.0.1:0".parse().unwrap()),
-            ..SimConfig::default()
+            ..sim_config()
         })
         .await
         .unwrap();

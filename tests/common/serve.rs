@@ -170,11 +170,7 @@ impl Api {
 
 /// A free TCP port on the loopback (for an instance's API).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    super::ports::tcp()
 }
 
 /// A `[[nodes]]` entry of a configuration (`extra`: more of its lines, each ending in `\n`).

@@ -2,8 +2,8 @@
 //! handler carries its `#[utoipa::path]` (operation, parameters, body, statuses), the shapes
 //! of the answers are in [`schemas`] and [`errors`], the parameters in [`params`], and
 //! [`document`] assembles them. It is served at `GET /api/v1/openapi.json`, printed by
-//! `switchyard openapi`, and committed as `openapi.json`; `tests/openapi.rs` and
-//! `tests/openapi_answers.rs` fail when the committed file, the router or the answers
+//! `switchyard openapi`, and committed as `openapi.json`; `tests/api/openapi.rs` and
+//! `tests/api/openapi_answers.rs` fail when the committed file, the router or the answers
 //! drift from it.
 //!
 //! What every application route shares is added here, once, rather than on each handler: the

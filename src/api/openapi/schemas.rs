@@ -1,7 +1,7 @@
 //! The shapes of what the handlers answer, for the document only: the handlers build their JSON
 //! with `json!`, and these types describe it field by field, in the same order. The domain's
 //! enums are mirrored here (the domain knows nothing of OpenAPI); a test keeps both in step, and
-//! `tests/openapi.rs` checks real answers against these schemas.
+//! `tests/api/openapi.rs` checks real answers against these schemas.
 
 use std::collections::BTreeMap;
 

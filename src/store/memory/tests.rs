@@ -1,4 +1,4 @@
-//! The memory store's own tests (the shared ones are `tests/store_conformance.rs`).
+//! The memory store's own tests (the shared ones are `tests/store/conformance.rs`).
 
 use super::*;
 use crate::conference::{EventKind, RoomType};

@@ -1,0 +1,505 @@
+//! The conference routes over the lab (simulated node + memory store): create, list, read,
+//! members, delete, playback, their validation, cooldowns and errors.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use crate::common;
+
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+use switchyard::conference::EventKind;
+use switchyard::rooms::Cooldowns;
+use switchyard::store::memory::MemoryStore;
+
+use common::api::{A, B, TestLab, assert_error, eventually, options};
+
+async fn lab() -> TestLab<MemoryStore> {
+    TestLab::start(MemoryStore::new(), options()).await
+}
+
+const ENDPOINTS: &[(&str, &str)] = &[
+    ("POST", "/api/v1/conferences"),
+    ("GET", "/api/v1/conferences"),
+    ("GET", "/api/v1/conferences/ROOM"),
+    ("DELETE", "/api/v1/conferences/ROOM"),
+    ("GET", "/api/v1/conferences/ROOM/members"),
+    ("POST", "/api/v1/conferences/ROOM/play"),
+    ("POST", "/api/v1/conferences/ROOM/pause"),
+    ("POST", "/api/v1/conferences/ROOM/stop"),
+    ("POST", "/api/v1/conferences/ROOM/volume"),
+    ("GET", "/api/v1/sessions"),
+    ("GET", "/api/v1/sessions/SESSION"),
+    ("POST", "/api/v1/sessions/SESSION/commands/hangup"),
+    ("POST", "/api/v1/sessions/SESSION/commands/conference/join"),
+    ("POST", "/api/v1/sessions/SESSION/commands/conference/leave"),
+    ("POST", "/api/v1/sessions/SESSION/commands/conference/mute"),
+    (
+        "POST",
+        "/api/v1/sessions/SESSION/commands/conference/unmute",
+    ),
+    ("POST", "/lab/v1/calls"),
+    ("DELETE", "/lab/v1/calls/SESSION"),
+];
+
+#[tokio::test]
+async fn every_endpoint_wants_a_valid_app_and_key() {
+    let t = lab().await;
+    let room = t.room(A, "auth").await;
+    let session = t.call(A, "1001").await;
+    for (method, path) in ENDPOINTS {
+        let path = path.replace("ROOM", &room).replace("SESSION", &session);
+        for app in [
+            None,
+            Some((A.0, "wrong")),
+            Some(("nobody", A.1)),
+            Some((A.0, "")),
+            Some((B.0, A.1)),
+        ] {
+            let r = t.req(method, &path, app, Some(json!({}))).await;
+            assert_error(&r, StatusCode::UNAUTHORIZED);
+            assert_eq!(r.body["error"], "Missing or invalid X-API-Key");
+        }
+    }
+    // Nothing changed.
+    assert_eq!(t.members(A, &room).await.len(), 0);
+}
+
+#[tokio::test]
+async fn create_validates_names_and_refuses_duplicates_with_the_existing_room() {
+    let t = lab().await;
+    let r = t
+        .post(
+            "/api/v1/conferences",
+            A,
+            json!({ "name": "weekly-standup" }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let id = r.body["room_id"].as_str().unwrap().to_owned();
+    assert!(id.starts_with("lab01-room-"), "{id}");
+    let dup = t
+        .post(
+            "/api/v1/conferences",
+            A,
+            json!({ "name": "weekly-standup" }),
+        )
+        .await;
+    assert_error(&dup, StatusCode::CONFLICT);
+    assert_eq!(
+        dup.body["error"],
+        "Conference name already taken for this application"
+    );
+    assert_eq!(dup.body["detail"]["room_id"], id.as_str());
+    // Another app may use the same name.
+    let other = t
+        .post(
+            "/api/v1/conferences",
+            B,
+            json!({ "name": "weekly-standup" }),
+        )
+        .await;
+    assert_eq!(other.status, StatusCode::CREATED);
+    let long = "x".repeat(65);
+    for bad in [
+        json!({ "name": "" }),
+        json!({ "name": "-leading" }),
+        json!({ "name": "has space" }),
+        json!({ "name": "ümlaut" }),
+        json!({ "name": long }),
+        json!({ "name": 5 }),
+        json!({}),
+        json!({ "name": "ok", "extra": 1 }),
+        Value::String("{not json".into()),
+        Value::String("[]".into()),
+    ] {
+        let r = t.post("/api/v1/conferences", A, bad.clone()).await;
+        assert_error(&r, StatusCode::BAD_REQUEST);
+    }
+    let max = "a".repeat(64);
+    let r = t
+        .post("/api/v1/conferences", A, json!({ "name": max }))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    assert_eq!(t.count(A, EventKind::Created).await, 2);
+}
+
+#[tokio::test]
+async fn rooms_list_pages_with_opaque_cursors() {
+    let t = lab().await;
+    let mut created = Vec::new();
+    for i in 0..5 {
+        let r = t
+            .post("/api/v1/conferences", A, json!({ "name": format!("r{i}") }))
+            .await;
+        created.push(r.body["room_id"].as_str().unwrap().to_owned());
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    t.post("/api/v1/conferences", B, json!({ "name": "b-room" }))
+        .await;
+    let mut seen = Vec::new();
+    let mut cursor = String::new();
+    let mut pages = 0;
+    loop {
+        let r = t
+            .get(&format!("/api/v1/conferences?limit=2&cursor={cursor}"), A)
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{r:?}");
+        pages += 1;
+        for c in r.body["conferences"].as_array().unwrap() {
+            assert_eq!(c["members"], 0);
+            let at = c["created_at"].as_str().unwrap();
+            assert!(
+                at.len() == 20 && at.ends_with('Z') && at.as_bytes()[10] == b'T',
+                "{at}"
+            );
+            seen.push(c["room_id"].as_str().unwrap().to_owned());
+        }
+        cursor = r.body["cursor"].as_str().unwrap().to_owned();
+        if cursor.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(seen, created, "every room once, in creation order");
+    assert_eq!(pages, 3);
+    // The default limit and a clamp: everything on one page.
+    let all = t.get("/api/v1/conferences?limit=100000", A).await;
+    assert_eq!(all.body["conferences"].as_array().unwrap().len(), 5);
+    assert_eq!(all.body["cursor"], "");
+
+    let first = t.get("/api/v1/conferences?limit=2", A).await;
+    let good = first.body["cursor"].as_str().unwrap().to_owned();
+    let (payload, tag) = good.split_once('.').unwrap();
+    let forged = format!("{payload}.{}", tag.chars().rev().collect::<String>());
+    for bad in [
+        "limit=0".to_owned(),
+        "limit=-1".into(),
+        "limit=abc".into(),
+        "limit=1.5".into(),
+        "limit=".into(),
+        "cursor=garbage".into(),
+        format!("cursor={forged}"),
+        format!("cursor={payload}"),
+    ] {
+        let r = t.get(&format!("/api/v1/conferences?{bad}"), A).await;
+        assert_error(&r, StatusCode::BAD_REQUEST);
+    }
+    // Another app's cursor means nothing to it.
+    let r = t
+        .get(&format!("/api/v1/conferences?cursor={good}"), B)
+        .await;
+    assert_error(&r, StatusCode::BAD_REQUEST);
+    // B sees only its own room.
+    let b = t.get("/api/v1/conferences", B).await;
+    assert_eq!(b.body["conferences"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn get_one_room_says_created_at_in_unix_seconds_and_playback() {
+    let t = lab().await;
+    let room = t.room(A, "show").await;
+    let r = t.get(&format!("/api/v1/conferences/{room}"), A).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let b = &r.body;
+    assert_eq!(b["room_id"], room.as_str());
+    assert_eq!(b["name"], "show");
+    let secs: i64 = b["created_at"].as_str().unwrap().parse().unwrap();
+    assert!(secs > 1_700_000_000);
+    assert_eq!(b["members"], 0);
+    assert_eq!(b["playback_status"], "stopped");
+    assert_eq!(b["playback_volume"], 0);
+    assert_eq!(b["playback_urls"], json!([]));
+    assert_eq!(b["playback_operation_id"], "");
+
+    let bad = t.get("/api/v1/conferences/not-a-room", A).await;
+    assert_error(&bad, StatusCode::BAD_REQUEST);
+    let missing = t
+        .get(
+            "/api/v1/conferences/lab01-room-550e8400-e29b-41d4-a716-446655440000",
+            A,
+        )
+        .await;
+    assert_error(&missing, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn delete_moves_members_out_and_removes_the_room() {
+    let t = lab().await;
+    let room = t.room(A, "gone").await;
+    let s = t.call(A, "1001").await;
+    t.joined(A, &room, &s).await;
+    let r = t.delete(&format!("/api/v1/conferences/{room}"), A).await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    assert_eq!(r.body, json!({ "room_id": room }));
+    assert_error(
+        &t.get(&format!("/api/v1/conferences/{room}"), A).await,
+        StatusCode::NOT_FOUND,
+    );
+    assert_error(
+        &t.delete(&format!("/api/v1/conferences/{room}"), A).await,
+        StatusCode::NOT_FOUND,
+    );
+    let list = t.get("/api/v1/conferences", A).await;
+    assert_eq!(list.body["conferences"], json!([]));
+    // The call lives on, out of the room; the name is free again.
+    eventually("the member left", || async {
+        t.get(&format!("/api/v1/sessions/{s}"), A).await.body["room_id"].is_null()
+    })
+    .await;
+    let session = t.get(&format!("/api/v1/sessions/{s}"), A).await;
+    assert_ne!(session.body["state"], "ended");
+    eventually("conference.destroyed… terminated", || async {
+        t.count(A, EventKind::Terminated).await == 1
+    })
+    .await;
+    let again = t
+        .post("/api/v1/conferences", A, json!({ "name": "gone" }))
+        .await;
+    assert_eq!(again.status, StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn playback_plays_pauses_resumes_stops_and_finishes() {
+    let t = lab().await;
+    let room = t.room(A, "music").await;
+    let play = format!("/api/v1/conferences/{room}/play");
+    let urls = json!([
+        "https://cdn.example.com/a.wav",
+        "http://cdn.example.com/b.mp3"
+    ]);
+    let r = t.post(&play, A, json!({ "urls": urls })).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    assert_eq!(r.body["status"], "in_progress");
+    let op = r.body["operation_id"].as_str().unwrap().to_owned();
+    let show = t.get(&format!("/api/v1/conferences/{room}"), A).await;
+    assert_eq!(show.body["playback_status"], "playing");
+    assert_eq!(show.body["playback_urls"], urls);
+    assert_eq!(show.body["playback_operation_id"], op.as_str());
+    let started = t.events(A).await;
+    let started = started
+        .iter()
+        .find(|e| e.kind == EventKind::PlayStarted)
+        .unwrap();
+    assert_eq!(started.data["operation_id"], op.as_str());
+    assert_eq!(started.data["urls"], urls);
+
+    let pause = t
+        .post(&format!("/api/v1/conferences/{room}/pause"), A, json!({}))
+        .await;
+    assert_eq!(pause.status, StatusCode::ACCEPTED, "{pause:?}");
+    assert_eq!(pause.body["status"], "paused");
+    assert_eq!(pause.body["operation_id"], op.as_str());
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    let resume = t
+        .req(
+            "POST",
+            &format!("/api/v1/conferences/{room}/pause"),
+            Some(A),
+            None,
+        )
+        .await;
+    assert_eq!(resume.status, StatusCode::ACCEPTED, "{resume:?}");
+    assert_eq!(resume.body["status"], "playing");
+    assert_eq!(t.count(A, EventKind::PlayPaused).await, 1);
+    assert_eq!(t.count(A, EventKind::PlayResumed).await, 1);
+
+    // Both files end (300 ms each in the lab): finished, matched by operation id.
+    eventually("conference.play.finished", || async {
+        t.count(A, EventKind::PlayFinished).await == 1
+    })
+    .await;
+    let show = t.get(&format!("/api/v1/conferences/{room}"), A).await;
+    assert_eq!(show.body["playback_status"], "stopped");
+
+    // Nothing is playing: pause has nothing to toggle.
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    let r = t
+        .post(&format!("/api/v1/conferences/{room}/pause"), A, json!({}))
+        .await;
+    assert_error(&r, StatusCode::CONFLICT);
+
+    // Play again and stop: stopped, never finished.
+    tokio::time::sleep(Duration::from_millis(320)).await;
+    let r = t.post(&play, A, json!({ "urls": urls })).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    let stop = t
+        .post(&format!("/api/v1/conferences/{room}/stop"), A, json!({}))
+        .await;
+    assert_eq!(stop.status, StatusCode::ACCEPTED, "{stop:?}");
+    assert_eq!(stop.body["status"], "stopped");
+    assert_eq!(t.count(A, EventKind::PlayStopped).await, 1);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(t.count(A, EventKind::PlayFinished).await, 1);
+}
+
+#[tokio::test]
+async fn volume_is_set_in_range_only() {
+    let t = lab().await;
+    let room = t.room(A, "vol").await;
+    let path = format!("/api/v1/conferences/{room}/volume");
+    for bad in [
+        json!({ "volume": 8 }),
+        json!({ "volume": -51 }),
+        json!({ "volume": 2.5 }),
+        json!({ "volume": "2" }),
+        json!({}),
+        json!({ "volume": 1, "x": 1 }),
+        Value::String("nope".into()),
+    ] {
+        assert_error(&t.post(&path, A, bad).await, StatusCode::BAD_REQUEST);
+    }
+    for (v, wait) in [(-50, 0), (7, 120), (2, 120)] {
+        tokio::time::sleep(Duration::from_millis(wait)).await;
+        let r = t.post(&path, A, json!({ "volume": v })).await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+        assert_eq!(r.body["volume"], v);
+    }
+    // While playing the volume goes to the node (and takes the control cooldown).
+    t.post(
+        &format!("/api/v1/conferences/{room}/play"),
+        A,
+        json!({ "urls": ["https://x.example/a.wav"] }),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    let r = t.post(&path, A, json!({ "volume": -3 })).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    let r = t.post(&path, A, json!({ "volume": -4 })).await;
+    assert_error(&r, StatusCode::TOO_MANY_REQUESTS);
+    let show = t.get(&format!("/api/v1/conferences/{room}"), A).await;
+    assert_eq!(show.body["playback_volume"], -3);
+    let changed = t.count(A, EventKind::PlayVolumeChanged).await;
+    assert_eq!(changed, 4);
+    let last = t.events(A).await;
+    let last = last
+        .iter()
+        .rev()
+        .find(|e| e.kind == EventKind::PlayVolumeChanged)
+        .unwrap();
+    assert_eq!(last.data["volume"], -3);
+}
+
+#[tokio::test]
+async fn play_validates_urls() {
+    let t = lab().await;
+    let room = t.room(A, "urls").await;
+    let path = format!("/api/v1/conferences/{room}/play");
+    let many: Vec<String> = (0..129)
+        .map(|i| format!("https://x.example/{i}.wav"))
+        .collect();
+    for bad in [
+        json!({ "urls": [] }),
+        json!({ "urls": many }),
+        json!({ "urls": ["ftp://x.example/a.wav"] }),
+        json!({ "urls": ["/usr/share/freeswitch/sounds/test.wav"] }),
+        json!({ "urls": ["https://x.example/a b.wav"] }),
+        json!({ "urls": ["https://x.example/{evil}.wav"] }),
+        json!({ "urls": "https://x.example/a.wav" }),
+        json!({}),
+        json!({ "urls": ["https://x.example/a.wav"], "loop": true }),
+    ] {
+        assert_error(&t.post(&path, A, bad).await, StatusCode::BAD_REQUEST);
+    }
+    let ok: Vec<String> = (0..128)
+        .map(|i| format!("https://x.example/{i}.wav"))
+        .collect();
+    let r = t.post(&path, A, json!({ "urls": ok })).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    assert_error(
+        &t.post(
+            "/api/v1/conferences/bad/play",
+            A,
+            json!({ "urls": ["https://x/a"] }),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+    );
+    assert_error(
+        &t.post(
+            "/api/v1/conferences/lab01-room-550e8400-e29b-41d4-a716-446655440000/play",
+            A,
+            json!({ "urls": ["https://x.example/a.wav"] }),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+    );
+}
+
+#[tokio::test]
+async fn room_cooldowns_refuse_with_retry_after_and_the_group() {
+    let t = lab().await;
+    let room = t.room(A, "cool").await;
+    let play = format!("/api/v1/conferences/{room}/play");
+    let body = json!({ "urls": ["https://x.example/a.wav"] });
+    assert_eq!(
+        t.post(&play, A, body.clone()).await.status,
+        StatusCode::ACCEPTED
+    );
+    let r = t.post(&play, A, body.clone()).await;
+    assert_error(&r, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(r.body["detail"]["group"], "conf_play");
+    let wait = r.body["detail"]["retry_after_ms"].as_u64().unwrap();
+    assert!(wait > 0 && wait <= 300, "{wait}");
+    assert_eq!(r.headers["retry-after"], "1");
+    // A refused validation does not take a cooldown: stop, then pause (shared group).
+    let stop = t
+        .post(&format!("/api/v1/conferences/{room}/stop"), A, json!({}))
+        .await;
+    assert_eq!(stop.status, StatusCode::ACCEPTED);
+    for verb in ["pause", "stop"] {
+        let r = t
+            .post(&format!("/api/v1/conferences/{room}/{verb}"), A, json!({}))
+            .await;
+        if verb == "pause" {
+            // Nothing is playing: 409 before any cooldown is looked at.
+            assert_error(&r, StatusCode::CONFLICT);
+        } else {
+            assert_error(&r, StatusCode::TOO_MANY_REQUESTS);
+            assert_eq!(r.body["detail"]["group"], "conference_control");
+        }
+    }
+    // Other rooms are not affected.
+    let other = t.room(A, "cool2").await;
+    let r = t
+        .post(&format!("/api/v1/conferences/{other}/play"), A, body)
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED);
+}
+
+#[tokio::test]
+async fn the_contract_cooldown_windows_are_the_defaults() {
+    let c = Cooldowns::default();
+    assert_eq!(c.conf_play, Duration::from_secs(2));
+    assert_eq!(c.conference_control, Duration::from_millis(200));
+    assert_eq!(c.conference, Duration::from_secs(2));
+    assert_eq!(c.conference_mute, Duration::from_secs(2));
+}
+
+#[tokio::test]
+async fn health_and_readiness() {
+    let t = lab().await;
+    let h = t.req("GET", "/healthz", None, None).await;
+    assert_eq!(h.status, StatusCode::OK);
+    let r = t.req("GET", "/readyz", None, None).await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    assert_eq!(r.body["nodes"]["lab01"], "up");
+    let unknown = t.get("/api/v1/nothing-here", A).await;
+    assert_error(&unknown, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn the_global_per_app_limit_answers_429() {
+    let mut o = options();
+    o.api.global_rate = 1.0;
+    o.api.global_burst = 3.0;
+    let t = TestLab::start(MemoryStore::new(), o).await;
+    for _ in 0..3 {
+        assert_eq!(t.get("/api/v1/conferences", A).await.status, StatusCode::OK);
+    }
+    let r = t.get("/api/v1/conferences", A).await;
+    assert_error(&r, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(r.body["detail"]["group"], "global");
+    assert_eq!(r.headers["retry-after"], "1");
+    // Per app: B still has its own budget.
+    assert_eq!(t.get("/api/v1/conferences", B).await.status, StatusCode::OK);
+}

@@ -1,0 +1,199 @@
+//! The core API flow with the Redis store (a real redis-server, and a real three-master Redis
+//! Cluster): create → call → join → mute → play → leave → delete, cooldowns and command_uid
+//! held in Redis, pagination.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use crate::common;
+
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use serde_json::json;
+use switchyard::conference::EventKind;
+use switchyard::store::redis::RedisStore;
+
+use common::api::{A, B, TestLab, assert_error, eventually, options};
+use common::redis_server::RedisServer;
+
+#[tokio::test]
+async fn the_core_flow_against_redis() {
+    let server = RedisServer::start();
+    core_flow(RedisStore::connect(&server.url()).await.unwrap()).await;
+}
+
+/// The same flow on a three-master Redis Cluster (`redis+cluster://`), the app over three
+/// shards (one per master): names stay unique, listings page across the shards.
+#[tokio::test]
+async fn the_core_flow_against_a_redis_cluster() {
+    let cluster = common::redis_cluster::RedisCluster::start();
+    let store = RedisStore::connect(&cluster.url()).await.unwrap();
+    core_flow(store.with_shards(3)).await;
+}
+
+async fn core_flow(store: RedisStore) {
+    let t = TestLab::start(store, options()).await;
+    let room = t.room(A, "standup").await;
+    let dup = t
+        .post("/api/v1/conferences", A, json!({ "name": "standup" }))
+        .await;
+    assert_error(&dup, StatusCode::CONFLICT);
+    assert_eq!(dup.body["detail"]["room_id"], room.as_str());
+    let s = t.call(A, "1001").await;
+    t.sim().stall_events(true);
+    assert_eq!(t.join(A, &s, &room).await.status, StatusCode::ACCEPTED);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        t.members(A, &room).await.is_empty(),
+        "not before add-member"
+    );
+    t.sim().stall_events(false);
+    eventually("joined", || async { t.members(A, &room).await.len() == 1 }).await;
+    assert_eq!(t.members(A, &room).await[0]["muted"], true);
+    let unmute = format!("/api/v1/sessions/{s}/commands/conference/unmute");
+    let first = t.post(&unmute, A, json!({ "command_uid": "x" })).await;
+    assert_eq!(first.status, StatusCode::ACCEPTED);
+    let again = t.post(&unmute, A, json!({ "command_uid": "x" })).await;
+    assert_eq!(again.body, first.body);
+    let r = t.command(A, &s, "conference/mute").await;
+    assert!(
+        r.status == StatusCode::TOO_MANY_REQUESTS || r.status == StatusCode::CONFLICT,
+        "{r:?}"
+    );
+    eventually("unmuted", || async {
+        t.members(A, &room).await[0]["muted"] == false
+    })
+    .await;
+    let r = t.command(A, &s, "conference/mute").await;
+    assert_error(&r, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(r.body["detail"]["group"], "conference_mute");
+    let play = t
+        .post(
+            &format!("/api/v1/conferences/{room}/play"),
+            A,
+            json!({ "urls": ["https://x.example/a.wav"] }),
+        )
+        .await;
+    assert_eq!(play.status, StatusCode::ACCEPTED);
+    eventually("played", || async {
+        t.count(A, EventKind::PlayFinished).await == 1
+    })
+    .await;
+    assert_error(
+        &t.get(&format!("/api/v1/conferences/{room}"), B).await,
+        StatusCode::FORBIDDEN,
+    );
+    tokio::time::sleep(Duration::from_millis(320)).await;
+    let r = t.command(A, &s, "conference/leave").await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    eventually("left", || async { t.members(A, &room).await.is_empty() }).await;
+    for i in 0..3 {
+        t.post("/api/v1/conferences", A, json!({ "name": format!("p{i}") }))
+            .await;
+    }
+    let p1 = t.get("/api/v1/conferences?limit=3", A).await;
+    assert_eq!(p1.body["conferences"].as_array().unwrap().len(), 3);
+    let cursor = p1.body["cursor"].as_str().unwrap();
+    let p2 = t
+        .get(&format!("/api/v1/conferences?limit=3&cursor={cursor}"), A)
+        .await;
+    assert_eq!(p2.body["conferences"].as_array().unwrap().len(), 1);
+    assert_eq!(p2.body["cursor"], "");
+    let r = t.delete(&format!("/api/v1/conferences/{room}"), A).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_error(
+        &t.get(&format!("/api/v1/conferences/{room}"), A).await,
+        StatusCode::NOT_FOUND,
+    );
+}
+
+/// Two controller instances on one Redis and one media node: a cooldown taken through one is
+/// held for the other (the limits live in the store, not in the process).
+#[tokio::test]
+async fn two_instances_enforce_one_cooldown() {
+    use std::sync::Arc;
+    use switchyard::api::{ApiState, AppKeys};
+    use switchyard::conference::NodePrefix;
+    use switchyard::node::{AppDirectory, NodeConfig};
+    use switchyard::rooms::Cooldowns;
+    use switchyard::server::start_rooms;
+    use tokio_util::sync::CancellationToken;
+
+    let server = RedisServer::start();
+    let cooldowns = Cooldowns {
+        conf_play: Duration::from_secs(5),
+        conference_control: Duration::from_secs(5),
+        conference: Duration::from_millis(300),
+        conference_mute: Duration::from_secs(5),
+    };
+    let mut opts = options();
+    opts.cooldowns = cooldowns;
+    let one = TestLab::start(
+        RedisStore::connect(&server.url()).await.unwrap(),
+        opts.clone(),
+    )
+    .await;
+    // The second instance: its own process state, the same Redis, the same node.
+    let stop = CancellationToken::new();
+    let mut node = NodeConfig::new(
+        NodePrefix::parse("lab01").unwrap(),
+        one.sim().addr().to_string(),
+        "ClueCon",
+    );
+    node.recordings_dir = opts.recordings_dir.to_string_lossy().into_owned();
+    let mut directory = AppDirectory::new();
+    let mut keys = AppKeys::new();
+    for (app, key) in &opts.apps {
+        directory.add_app(app.clone(), []);
+        keys.add_plain(app.clone(), key);
+    }
+    let store = Arc::new(RedisStore::connect(&server.url()).await.unwrap());
+    let rooms = start_rooms(store, vec![node], directory, cooldowns, &stop);
+    let two_state = ApiState::new(rooms, keys, opts.api.clone());
+    for n in two_state.rooms().pool().nodes() {
+        assert!(n.wait_up(Duration::from_secs(5)).await);
+    }
+    let two = switchyard::api::router(two_state);
+    let send2 = |method: &'static str, path: String, body: serde_json::Value| {
+        let two = two.clone();
+        async move { common::api::send(&two, method, &path, Some(A), Some(body)).await }
+    };
+
+    let room = one.room(A, "shared").await;
+    let s = one.call(A, "1001").await;
+    one.joined(A, &room, &s).await;
+    // Unmute through the first instance, confirmed by the node.
+    assert_eq!(
+        one.command(A, &s, "conference/unmute").await.status,
+        StatusCode::ACCEPTED
+    );
+    eventually("unmuted", || async {
+        one.members(A, &room).await[0]["muted"] == false
+    })
+    .await;
+    // The second instance refuses a mute of the same session: the group's cooldown is held.
+    let refused = send2(
+        "POST",
+        format!("/api/v1/sessions/{s}/commands/conference/mute"),
+        json!({}),
+    )
+    .await;
+    assert_error(&refused, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(refused.body["detail"]["group"], "conference_mute");
+    let retry: u64 = refused.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=5).contains(&retry), "{retry}");
+    // Room playback likewise, per room.
+    let play = format!("/api/v1/conferences/{room}/play");
+    let urls = json!({ "urls": ["https://cdn.example.com/a.wav"] });
+    assert_eq!(
+        one.post(&play, A, urls.clone()).await.status,
+        StatusCode::ACCEPTED
+    );
+    let refused = send2("POST", play.clone(), urls).await;
+    assert_error(&refused, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(refused.body["detail"]["group"], "conf_play");
+    stop.cancel();
+}

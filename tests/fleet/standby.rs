@@ -1,0 +1,90 @@
+//! A node whose events another controller instance applies (this one is on standby, with
+//! command connections only) and that hangs: its connections stay open and nothing comes back.
+//! The standby instance finds out from the missing heartbeats, as the owner does, and says the
+//! node is down instead of sending the API's commands into a node that never answers.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use crate::common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::proxy::Proxy;
+use switchyard::conference::{AppId, NodePrefix};
+use switchyard::node::{AppDirectory, NodeConfig, NodeHandle, NodeState, supervisor};
+use switchyard::sim::{SimConfig, Simulator};
+use switchyard::store::memory::MemoryStore;
+use tokio_util::sync::CancellationToken;
+
+async fn state_becomes(node: &NodeHandle, what: &str, want: impl Fn(&NodeState) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let state = node.state();
+        if want(&state) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}: still {state:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_instance_finds_out_that_a_node_hangs() {
+    let sim = Simulator::start(SimConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        heartbeat: Some(Duration::from_millis(200)),
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let proxy = Proxy::start(sim.addr().to_string()).await;
+    let mut apps = AppDirectory::new();
+    apps.add_app(AppId::parse("app1").unwrap(), ["15551230000".to_owned()]);
+    let mut config = NodeConfig::new(
+        NodePrefix::parse("stby1").unwrap(),
+        proxy.addr.to_string(),
+        "ClueCon",
+    );
+    config.silence_timeout = Duration::from_secs(2);
+    // Another instance owns the node: this one stays on standby while the seat lives.
+    let (_owned_elsewhere, handover) =
+        switchyard::node::fleet::Seat::pair(NodePrefix::parse("stby1").unwrap());
+    let stop = CancellationToken::new();
+    let (node, _) = supervisor::spawn_among(
+        config,
+        Arc::new(MemoryStore::new()),
+        Arc::new(apps),
+        supervisor::Peers::default(),
+        handover,
+        stop.clone(),
+    );
+    state_becomes(&node, "the node comes up", |s| {
+        matches!(s, NodeState::Up { .. })
+    })
+    .await;
+    assert!(
+        !node.applies_events(),
+        "another instance applies its events"
+    );
+
+    // Longer than the silence timeout, to see that heartbeats keep a quiet standby node up.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        matches!(node.state(), NodeState::Up { .. }),
+        "{:?}",
+        node.state()
+    );
+
+    proxy.freeze();
+    let frozen = Instant::now();
+    state_becomes(&node, "the hung node is down", |s| {
+        !matches!(s, NodeState::Up { .. })
+    })
+    .await;
+    assert!(
+        frozen.elapsed() < Duration::from_secs(5),
+        "found out after {:?}",
+        frozen.elapsed()
+    );
+    stop.cancel();
+}

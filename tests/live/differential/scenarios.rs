@@ -1,0 +1,720 @@
+//! The scripted scenarios of `tests/live/differential/mod.rs`: each sends what the controller sends
+//! (`src/node/commands.rs`) and waits on the events it reads.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use switchyard::conference::RoomId;
+use switchyard::node::commands::{Speech, play_tagged};
+
+use crate::common::scenario::{PROFILE, Run};
+
+pub type Scenario = for<'a> fn(&'a mut Run) -> Pin<Box<dyn Future<Output = ()> + 'a>>;
+
+/// The DID every call dials (the `public` dialplan parks any number).
+pub const DID: &str = "15550001000";
+
+/// The room of a scenario (a controller room id: `<prefix>-room-<uuid>`).
+pub const ROOM: &str = "dtest-room-6d1f4c1e-0b5a-4c3e-9d52-0c7f0e3a9b11";
+
+/// Opens a room as the controller does: `bgapi originate` of a control leg into the conference
+/// (`commands::originate_control_leg`), then waits for its add-member. Labels it `ctl`.
+pub async fn open_room(run: &mut Run) -> String {
+    let ctl = uuid::Uuid::new_v4().to_string();
+    run.label(&ctl, "ctl");
+    run.label(ROOM, "room");
+    let from = run.mark();
+    run.bgapi(&format!(
+        "originate {{origination_uuid={ctl},switchyard_role=control,switchyard_room={ROOM},origination_caller_id_name=switchyard,origination_caller_id_number=0}}null/switchyard &conference({ROOM}@{PROFILE}+flags{{mute|deaf}})"
+    ))
+    .await;
+    run.conf_event(from, "add-member", Some(&ctl)).await;
+    ctl
+}
+
+/// `uuid_transfer <uuid> conference:<room>@<profile>+flags{mute},park: inline`; the member id.
+pub async fn join(run: &mut Run, uuid: &str) -> u32 {
+    join_as(run, uuid, false).await
+}
+
+/// A join as the controller sends it (`commands::join`, `+flags{mute|moderator}` for a
+/// moderator); the member id once its add-member came.
+pub async fn join_as(run: &mut Run, uuid: &str, moderator: bool) -> u32 {
+    let room = switchyard::conference::RoomId::parse(ROOM).unwrap();
+    let cmd = switchyard::node::commands::join(uuid, &room, PROFILE, moderator).unwrap();
+    let from = run.mark();
+    run.api(cmd.as_str()).await;
+    run.conf_event(from, "add-member", Some(uuid))
+        .await
+        .member_id()
+        .unwrap()
+}
+
+/// The conference thread starts a room's hold music again on its next tick (20 ms) with no
+/// event to await: a second is the margin for a loaded machine.
+async fn music_restarts() {
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+}
+
+/// `conference <room> <verb> <member>`, waiting for the event `action` of `uuid`.
+pub async fn member(run: &mut Run, verb: &str, id: u32, uuid: &str, action: &str) {
+    let from = run.mark();
+    run.api(&format!("conference {ROOM} {verb} {id}")).await;
+    run.conf_event(from, action, Some(uuid)).await;
+}
+
+/// `uuid_kill <uuid>`, waiting for the channel to be destroyed.
+pub async fn kill(run: &mut Run, uuid: &str) {
+    let from = run.mark();
+    run.api(&format!("uuid_kill {uuid}")).await;
+    run.destroyed(from, uuid).await;
+}
+
+/// The end of every scenario: the control leg killed (the room ends), every channel gone.
+pub async fn close(run: &mut Run, ctl: &str) {
+    let from = run.mark();
+    run.api(&format!("uuid_kill {ctl}")).await;
+    run.conf_event(from, "conference-destroy", None).await;
+    run.all_destroyed().await;
+}
+
+/// One SIP call parked, moved into a room, unmuted and muted, kicked back to park, hung up.
+/// The caller sends no RTP: unmuted, a caller playing audio fires start-talking whenever
+/// FreeSWITCH's energy detector gets to it, so two real runs differed by one event (CI, run
+/// 31: start-talking before mute-member in one run only).
+pub fn basic(run: &mut Run) -> Pin<Box<dyn Future<Output = ()> + '_>> {
+    Box::pin(async move {
+        let call = run.call_silent(DID, "1001", "Alice").await;
+        let ctl = open_room(run).await;
+        let m = join(run, &call).await;
+        run.api(&format!("conference {ROOM} json_list")).await;
+        run.settled_channels().await;
+        member(run, "unmute", m, &call, "unmute-member").await;
+        member(run, "mute", m, &call, "mute-member").await;
+        let from = run.mark();
+        member(run, "kick", m, &call, "kick-member").await;
+        run.channel_event(from, "CHANNEL_PARK", &call).await;
+        kill(run, &call).await;
+        close(run, &ctl).await;
+    })
+}
+
+/// Odd caller names and numbers (spaces, `%`, `+`, non-ASCII) through park, a room and a hangup
+/// inside the room.
+pub fn odd_names(run: &mut Run) -> Pin<Box<dyn Future<Output = ()> + '_>> {
+    Box::pin(async move {
+        let callers = [
+            ("+15551230001", "Ann Smith"),
+            ("1002", "100% Juice"),
+            ("+442071234567", "+44 Caller"),
+            ("1004", "Zoë Ünïcode 日本"),
+        ];
+        let mut calls = Vec::new();
+        for (number, name) in callers {
+            calls.push(run.call(DID, number, name).await);
+        }
+        let ctl = open_room(run).await;
+        for call in &calls {
+            join(run, call).await;
+        }
+        run.api(&format!("conference {ROOM} json_list")).await;
+        run.settled_channels().await;
+        for call in &calls {
+            let from = run.mark();
+            run.api(&format!("uuid_kill {call}")).await;
+            run.conf_event(from, "del-member", Some(call)).await;
+            run.destroyed(from, call).await;
+        }
+        close(run, &ctl).await;
+    })
+}
+
+/// A control leg originated with a caller name holding spaces (as `switchyard lab` does for
+/// its calls), parked, then killed.
+pub fn originate_quoted_name(run: &mut Run) -> Pin<Box<dyn Future<Output = ()> + '_>> {
+    Box::pin(async move {
+        let leg = uuid::Uuid::new_v4().to_string();
+        run.label(&leg, "leg");
+        let from = run.mark();
+        run.bgapi(&format!(
+            "originate {{origination_uuid={leg},switchyard_did={DID},origination_caller_id_number=1001,origination_caller_id_name='Ann Smith'}}null/{DID} &park"
+        ))
+        .await;
+        run.channel_event(from, "CHANNEL_PARK", &leg).await;
+        run.settled_channels().await;
+        kill(run, &leg).await;
+    })
+}
+
+/// A mono 16-bit 8 kHz WAV of `millis` ms (a quiet tone) in this process's media directory.
+pub fn wav(name: &str, millis: u32) -> String {
+    let dir = std::env::temp_dir().join(format!("switchyard-diff-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    let samples = 8 * millis;
+    let data: Vec<u8> = (0..samples)
+        .flat_map(|i| {
+            let v = (f64::from(i) * 2.0 * std::f64::consts::PI * 440.0 / 8000.0).sin();
+            ((v * 2000.0) as i16).to_le_bytes()
+        })
+        .collect();
+    let mut w = Vec::new();
+    w.extend_from_slice(b"RIFF");
+    w.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
+    w.extend_from_slice(b"WAVEfmt ");
+    w.extend_from_slice(&16u32.to_le_bytes());
+    w.extend_from_slice(&1u16.to_le_bytes());
+    w.extend_from_slice(&1u16.to_le_bytes());
+    w.extend_from_slice(&8000u32.to_le_bytes());
+    w.extend_from_slice(&16000u32.to_le_bytes());
+    w.extend_from_slice(&2u16.to_le_bytes());
+    w.extend_from_slice(&16u16.to_le_bytes());
+    w.extend_from_slice(b"data");
+    w.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    w.extend_from_slice(&data);
+    std::fs::write(&path, w).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+/// Tagged plays as the controller sends them: three queued (each `{switchyard_op=…}`), then a
+/// long one paused, resumed, its volume changed and stopped; then a file that does not exist.
+pub fn plays(run: &mut Run) -> Pin<Box<dyn Future<Output = ()> + '_>> {
+    Box::pin(async move {
+        let (short, shorter, long) = (wav("a.wav", 600), wav("b.wav", 400), wav("c.wav", 4000));
+        let dir = std::path::Path::new(&short)
+            .parent()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        run.label(&dir, "media");
+        let call = run.call(DID, "1001", "Alice").await;
+        let ctl = open_room(run).await;
+        join(run, &call).await;
+        let ops: Vec<String> = (1..=4)
+            .map(|n| format!("00000000-0000-4000-8000-00000000000{n}"))
+            .collect();
+        for (n, op) in ops.iter().enumerate() {
+            run.label(op, &format!("op{}", n + 1));
+        }
+        let from = run.mark();
+        for (op, file) in ops.iter().zip([&short, &shorter, &short]) {
+            run.api(&format!(
+                "conference {ROOM} play {{switchyard_op={op}}}{file}"
+            ))
+            .await;
+        }
+        run.wait_from(from, "the third play-file-done", |e| {
+            e.header("Action").as_deref() == Some("play-file-done")
+                && e.header("switchyard_op").as_deref() == Some(ops[2].as_str())
+        })
+        .await;
+        let from = run.mark();
+        run.api(&format!(
+            "conference {ROOM} play {{switchyard_op={}}}{long}",
+            ops[3]
+        ))
+        .await;
+        run.conf_event(from, "play-file", None).await;
+        run.api(&format!("conference {ROOM} pause_play")).await;
+        run.api(&format!("conference {ROOM} pause_play")).await;
+        run.api(&format!("conference {ROOM} file-vol 3")).await;
+        run.api(&format!("conference {ROOM} file-vol -50")).await;
+        let from = run.mark();
+        run.api(&format!("conference {ROOM} stop all")).await;
+        run.conf_event(from, "play-file-done", None).await;
+        run.api(&format!("conference {ROOM} stop all")).await;
+        run.api(&format!(
+            "conference {ROOM} play {{switchyard_op={}}}{dir}/missing.wav",
+            ops[0]
+        ))
+        .await;
+        kill(run, &call).await;
+        close(run, &ctl).await;
+    })
+}
+
+/// `record` and `norecord` of a room, as the controller sends them.
+pub fn record(run: &mut Run) -> Pin<Box<dyn Future<Output = ()> + '_>> {
+    Box::pin(async move {
+        let dir = std::env::temp_dir().join(format!(
+            "switchyard-diff-rec-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let dir = dir.to_string_lossy().into_owned();
+        run.label(&dir, "recdir");
+        let call = run.call(DID, "1001", "Alice").await;
+        let ctl = open_room(run).await;
+        join(run, &call).await;
+        let path = format!("{dir}/room.wav");
+        let from = run.mark();
+        run.api(&format!("conference {ROOM} record {path}")).await;
+        run.conf_event(from, "start-recording", None).await;
+        run.api(&format!("conference {ROOM} json_list")).await;
+        // Paused and resumed as the controller does it (`commands::pause_recording`), then a
+        // second pause of a path not recorded.
+        for (verb, action) in [("pause", "pause-recording"), ("resume", "resume-recording")] {
+            let from = run.mark();
+            run.api(&format!("conference {ROOM} recording {verb} {path}"))
+                .await;
+            run.conf_event(from, action, None).await;
+        }
+        run.api(&format!(
+            "conference {ROOM} recording pause {dir}/other.wav"
+        ))
+        .await;
+        let from = run.mark();
+        run.api(&format!("conference {ROOM} norecord {path}")).await;
+        run.conf_event(from, "stop-recording", None).await;
+        run.api(&format!("conference {ROOM} norecord {path}")).await;
+        kill(run, &call).await;
+        close(run, &ctl).await;
+        let _ = std::fs::remove_dir_all(&dir);
+    })
+}
+
+/// Text to speech: `saymember` (the controller's greetings) and `say` to the room, and a leave
+/// that speaks before parking (`uuid_transfer 'm:^:speak:…^park' inline`).
+pub fn speech(run: &mut Run) -> Pin<Box<dyn Future<Output = ()> + '_>> {
+    Box::pin(async move {
+        let call = run.call(DID, "1001", "Alice").await;
+        let ctl = open_room(run).await;
+        let m = join(run, &call).await;
+        let from = run.mark();
+        run.api(&format!("conference {ROOM} saymember {m} #slt#Hello there"))
+            .await;
+        run.conf_event(from, "speak-text-member", Some(&call)).await;
+        let from = run.mark();
+        run.api(&format!("conference {ROOM} say Welcome")).await;
+        run.conf_event(from, "speak-text", None).await;
+        let from = run.mark();
+        run.api(&format!(
+            "uuid_transfer {call} 'm:^:speak:flite|slt|Goodbye, Alice^park' inline"
+        ))
+        .await;
+        run.conf_event(from, "del-member", Some(&call)).await;
+        run.channel_event(from, "CHANNEL_PARK", &call).await;
+        kill(run, &call).await;
+        close(run, &ctl).await;
+    })
+}
+
+/// A burst of 30 calls at once, each moved into one room; three sent out by `hup` (which, like
+/// `kick`, ends the member's conference app: the call parks), one moved out with
+/// `uuid_transfer … park inline`, then every call killed (in the room or parked).
+pub fn burst(run: &mut Run) -> Pin<Box<dyn Future<Output = ()> + '_>> {
+    Box::pin(async move {
+        let numbers: Vec<String> = (0..30).map(|n| format!("20{n:02}")).collect();
+        let names: Vec<String> = (0..30).map(|n| format!("Caller {n}")).collect();
+        let pairs: Vec<(&str, &str)> = numbers
+            .iter()
+            .zip(&names)
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
+        let calls = run.calls(DID, &pairs).await;
+        let ctl = open_room(run).await;
+        let mut members = Vec::new();
+        for call in &calls {
+            members.push(join(run, call).await);
+        }
+        run.api(&format!("conference {ROOM} json_list")).await;
+        run.settled_channels().await;
+        for (call, m) in calls.iter().zip(&members).take(3) {
+            let from = run.mark();
+            run.api(&format!("conference {ROOM} hup {m}")).await;
+            run.conf_event(from, "del-member", Some(call)).await;
+            run.channel_event(from, "CHANNEL_PARK", call).await;
+        }
+        let from = run.mark();
+        run.api(&format!("uuid_transfer {} park inline", calls[3]))
+            .await;
+        run.conf_event(from, "del-member", Some(&calls[3])).await;
+        run.channel_event(from, "CHANNEL_PARK", &calls[3]).await;
+        for call in &calls {
+            kill(run, call).await;
+        }
+        close(run, &ctl).await;
+    })
+}
+
+/// Every scenario's name (its `fn` name).
+pub const NAMES: [&str; 12] = [
+    "basic",
+    "odd_names",
+    "originate_quoted_name",
+    "plays",
+    "record",
+    "speech",
+    "burst",
+    "url_play",
+    "url_play_missing",
+    "participants",
+    "wait_mod",
+    "dtmf",
+];
+
+/// The participant controls as the controller sends them: deaf/undeaf; a hold with a file
+/// (which ends while held) and the unhold; an announcement played to one member, tagged, and
+/// one spoken (`tts://`, quoted); `relate` for a coach and its clearing; the room's enter tone
+/// (tagged) played when a member joins.
+pub fn participants(run: &mut Run) -> Pin<Box<dyn Future<Output = ()> + '_>> {
+    Box::pin(async move {
+        let (hold, note) = (wav("hold.wav", 500), wav("note.wav", 400));
+        let dir = std::path::Path::new(&hold)
+            .parent()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        run.label(&dir, "media");
+        let (a, b) = (
+            run.call(DID, "1001", "Alice").await,
+            run.call(DID, "1002", "Bob").await,
+        );
+        let ctl = open_room(run).await;
+        let ma = join(run, &a).await;
+        let mb = join(run, &b).await;
+        member(run, "deaf", ma, &a, "deaf-member").await;
+        member(run, "undeaf", ma, &a, "undeaf-member").await;
+        // A hold with a file: it ends while the member is still held.
+        let from = run.mark();
+        run.api(&format!("conference {ROOM} hold {mb} {hold}"))
+            .await;
+        run.conf_event(from, "hold-member", Some(&b)).await;
+        run.conf_event(from, "play-file-member-done", Some(&b))
+            .await;
+        member(run, "unhold", mb, &b, "unhold-member").await;
+        // Announcements to one member: a tagged file, then spoken text.
+        let op = "00000000-0000-4000-8000-000000000001";
+        run.label(op, "op1");
+        let from = run.mark();
+        run.api(&format!(
+            "conference {ROOM} play '{{switchyard_op={op}}}{note}' {ma}"
+        ))
+        .await;
+        run.conf_event(from, "play-file-member", Some(&a)).await;
+        run.conf_event(from, "play-file-member-done", Some(&a))
+            .await;
+        // Spoken as the controller speaks on this node: a `tts://` file (1.11), or `say:` and a
+        // tagged marker where no module gives `tts://` (a stock 1.10).
+        let speech = Speech::from_show_files(&run.api("show files").await);
+        let room = RoomId::parse(ROOM).unwrap();
+        let spoken = play_tagged(
+            &room,
+            &op.parse().unwrap(),
+            "tts://flite|slt|Hi.",
+            Some(mb),
+            speech,
+        )
+        .unwrap();
+        let from = run.mark();
+        for cmd in &spoken {
+            run.api(cmd.as_str()).await;
+        }
+        run.conf_event(from, "play-file-member-done", Some(&b))
+            .await;
+        // A coach: relate, then cleared.
+        run.api(&format!("conference {ROOM} relate {ma} {mb},999 nospeak"))
+            .await;
+        run.api(&format!("conference {ROOM} relate {ma} 0 clear"))
+            .await;
+        // The enter tone, tagged, played as a member joins.
+        run.api(&format!(
+            "conference {ROOM} enter_sound file {{switchyard_beep=enter}}tone_stream://%(120,40,660);%(120,0,880)"
+        ))
+        .await;
+        let c = run.call(DID, "1003", "Carol").await;
+        let from = run.mark();
+        join(run, &c).await;
+        run.conf_event(from, "play-file-done", None).await;
+        for call in [&a, &b, &c] {
+            kill(run, call).await;
+        }
+        close(run, &ctl).await;
+    })
+}
+
+/// A dial-out as `rooms::dial_out` sends it (`node::dialout::originate`): the room calls a SIP
+/// callee who answers (it enters the room at once, muted; leaves to park when kicked; hung up),
+/// one who is busy (486: the job fails with USER_BUSY), and one who rings and never answers (the
+/// job fails with NO_ANSWER at the 1 s timeout, after the leg's HANGUP).
+pub fn dialout(run: &mut Run) -> Pin<Box<dyn Future<Output = ()> + '_>> {
+    Box::pin(async move {
+        use crate::common::sipp::Answer;
+        use switchyard::conference::RoomId;
+        use switchyard::node::dialout::{Destination, Dial, originate};
+        let ctl = open_room(run).await;
+        let room = RoomId::parse(ROOM).unwrap();
+        let line = |to: &str, channel: &uuid::Uuid, timeout_secs: u32| {
+            let endpoint = Destination::parse(to)
+                .unwrap()
+                .endpoint("inbound", None)
+                .unwrap();
+            originate(&Dial {
+                room: &room,
+                channel,
+                endpoint: &endpoint,
+                app: "diffapp",
+                caller_id_number: Some("+15550001111"),
+                caller_id_name: Some("Switchyard"),
+                timeout_secs,
+                profile: PROFILE,
+                muted: true,
+                moderator: false,
+            })
+            .unwrap()
+            .as_str()
+            .to_owned()
+        };
+        let to = run.callee(Answer::Yes).await;
+        let answered = uuid::Uuid::new_v4();
+        run.label(&answered.to_string(), "dialed");
+        let from = run.mark();
+        run.bgapi(&line(&to, &answered, 10)).await;
+        let dialed = answered.to_string();
+        let id = run
+            .conf_event(from, "add-member", Some(&dialed))
+            .await
+            .member_id()
+            .unwrap();
+        member(run, "kick", id, &dialed, "del-member").await;
+        run.channel_event(from, "CHANNEL_PARK", &dialed).await;
+        kill(run, &dialed).await;
+        let to = run.callee(Answer::Busy).await;
+        let busy = uuid::Uuid::new_v4();
+        run.label(&busy.to_string(), "busy");
+        let from = run.mark();
+        run.bgapi(&line(&to, &busy, 10)).await;
+        run.destroyed(from, &busy.to_string()).await;
+        let to = run.callee(Answer::Never).await;
+        let silent = uuid::Uuid::new_v4();
+        run.label(&silent.to_string(), "silent");
+        let from = run.mark();
+        run.bgapi(&line(&to, &silent, 1)).await;
+        run.destroyed(from, &silent.to_string()).await;
+        close(run, &ctl).await;
+    })
+}
+
+/// A room that waits for its moderator, opened as the controller opens one
+/// (`commands::originate_control_leg` with `wait-mod` and `conference_moh_sound`): hold music
+/// plays from the start (no event: it is the conference thread's, not a play); a caller joins
+/// (the music is stopped for the join, a play-file-done, and starts again), another comes and
+/// hangs up (its leave stops the music too), the room is listed while it waits, a play is stopped with `stop all` (which stops the music too), the
+/// moderator joins (the music stops for good), the room is listed again;
+/// the moderator is kicked and the caller hangs up, which leaves the control leg alone (the
+/// music starts again) until the room is closed.
+pub fn wait_mod(run: &mut Run) -> Pin<Box<dyn Future<Output = ()> + '_>> {
+    Box::pin(async move {
+        use switchyard::conference::RoomId;
+        use switchyard::node::commands;
+        let room = RoomId::parse(ROOM).unwrap();
+        let (caller, passer, host) = (
+            run.call_silent(DID, "1001", "Alice").await,
+            run.call_silent(DID, "1003", "Bob").await,
+            run.call_silent(DID, "1002", "Host").await,
+        );
+        let ctl = uuid::Uuid::new_v4().to_string();
+        run.label(&ctl, "ctl");
+        run.label(ROOM, "room");
+        let open =
+            commands::originate_control_leg(&room, &ctl, "null/switchyard", PROFILE, true).unwrap();
+        let from = run.mark();
+        run.bgapi(open.as_str()).await;
+        run.conf_event(from, "add-member", Some(&ctl)).await;
+        // The conference thread starts the music on its own tick, with no event to await; a
+        // thread that ticked before the control leg was in waits 2 s (`moh_wait`) first.
+        tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+        let from = run.mark();
+        let id = join_as(run, &caller, false).await;
+        run.conf_event(from, "play-file-done", None).await;
+        member(run, "unmute", id, &caller, "unmute-member").await;
+        // Another caller comes and goes while the room waits: its leave stops the music too.
+        music_restarts().await;
+        let from = run.mark();
+        join_as(run, &passer, false).await;
+        run.conf_event(from, "play-file-done", None).await;
+        music_restarts().await;
+        let from = run.mark();
+        kill(run, &passer).await;
+        run.conf_event(from, "play-file-done", None).await;
+        music_restarts().await;
+        run.api(&format!("conference {ROOM} json_list")).await;
+        run.api(&format!("conference {ROOM} get wait_mod")).await;
+        // Summary: the full list names the caller's SIP address, whose port is SIPp's.
+        run.api("conference list summary").await;
+        // A play while the room waits (played over the music), stopped as the controller
+        // stops plays (`stop all`).
+        let note = wav("waiting.wav", 3000);
+        let dir = std::path::Path::new(&note).parent().unwrap();
+        run.label(&dir.to_string_lossy(), "media");
+        let op = uuid::Uuid::parse_str("00000000-0000-4000-8000-000000000001").unwrap();
+        run.label(&op.to_string(), "op1");
+        let from = run.mark();
+        run.api(commands::play(&room, &op, &note).unwrap().as_str())
+            .await;
+        run.conf_event(from, "play-file", None).await;
+        let from = run.mark();
+        run.api(&format!("conference {ROOM} stop all")).await;
+        run.wait_from(from, "the play's play-file-done", |e| {
+            e.header("Action").as_deref() == Some("play-file-done")
+                && e.header("switchyard_op").as_deref() == Some(op.to_string().as_str())
+        })
+        .await;
+        // The music is stopped by `stop all` too, and starts again.
+        music_restarts().await;
+        let from = run.mark();
+        let mid = join_as(run, &host, true).await;
+        run.conf_event(from, "play-file-done", None).await;
+        run.api(&format!("conference {ROOM} json_list")).await;
+        run.api(&format!("conference {ROOM} get wait_mod")).await;
+        member(run, "kick", mid, &host, "del-member").await;
+        kill(run, &host).await;
+        kill(run, &caller).await;
+        // The control leg alone: the music starts again.
+        music_restarts().await;
+        close(run, &ctl).await;
+    })
+}
+
+/// Keys a caller presses, as the live tests press them (`uuid_recv_dtmf`: the digit handed to
+/// the channel as if it came from the far end): one while parked, one in a room (whose
+/// profile has no caller controls), three in two groups (`12@100+9`), one after a kick back
+/// to park.
+pub fn dtmf(run: &mut Run) -> Pin<Box<dyn Future<Output = ()> + '_>> {
+    Box::pin(async move {
+        let call = run.call_silent(DID, "1001", "Alice").await;
+        let press = |digit: char| format!("uuid_recv_dtmf {call} {digit}");
+        let from = run.mark();
+        run.api(&press('5')).await;
+        run.channel_event(from, "DTMF", &call).await;
+        let ctl = open_room(run).await;
+        let m = join(run, &call).await;
+        let from = run.mark();
+        run.api(&press('7')).await;
+        run.channel_event(from, "DTMF", &call).await;
+        // Two groups, the first of two digits held 100 ms each.
+        let from = run.mark();
+        run.api(&format!("uuid_recv_dtmf {call} 12@100+9")).await;
+        run.wait_from(from, "the third digit", |e| {
+            e.header("DTMF-Digit").as_deref() == Some("9")
+        })
+        .await;
+        let from = run.mark();
+        member(run, "kick", m, &call, "kick-member").await;
+        run.channel_event(from, "CHANNEL_PARK", &call).await;
+        let from = run.mark();
+        run.api(&press('#')).await;
+        run.channel_event(from, "DTMF", &call).await;
+        kill(run, &call).await;
+        close(run, &ctl).await;
+    })
+}
+
+/// A scenario by its name.
+pub fn by_name(name: &str) -> Option<Scenario> {
+    let scenario: Scenario = match name {
+        "basic" => basic,
+        "odd_names" => odd_names,
+        "originate_quoted_name" => originate_quoted_name,
+        "plays" => plays,
+        "record" => record,
+        "speech" => speech,
+        "burst" => burst,
+        "url_play" => url_play,
+        "url_play_missing" => url_play_missing,
+        "participants" => participants,
+        "dialout" => dialout,
+        "wait_mod" => wait_mod,
+        "dtmf" => dtmf,
+        _ => return None,
+    };
+    Some(scenario)
+}
+
+/// Serves `body` (a WAV) to every HTTP request on a local port until the test ends; the URL.
+async fn serve_wav(body: Vec<u8>) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let body = body.clone();
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let missing = String::from_utf8_lossy(&request).contains("/missing");
+                let head = if missing {
+                    "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                        .to_owned()
+                } else {
+                    format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: audio/wav\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    )
+                };
+                let _ = stream.write_all(head.as_bytes()).await;
+                if !missing && !request.starts_with(b"HEAD") {
+                    let _ = stream.write_all(&body).await;
+                }
+            });
+        }
+    });
+    format!("http://{addr}/greeting.wav")
+}
+
+/// The controller's usual play: an `http://` URL (mod_http_cache fetches it), tagged, played to
+/// its end.
+pub fn url_play(run: &mut Run) -> Pin<Box<dyn Future<Output = ()> + '_>> {
+    Box::pin(async move {
+        let url = serve_wav(std::fs::read(wav("url.wav", 500)).unwrap()).await;
+        let host = url.trim_start_matches("http://");
+        let host = host.split('/').next().unwrap().to_owned();
+        run.label(&host, "http");
+        let op = "00000000-0000-4000-8000-0000000000aa";
+        run.label(op, "op");
+        let call = run.call(DID, "1001", "Alice").await;
+        let ctl = open_room(run).await;
+        join(run, &call).await;
+        let from = run.mark();
+        run.api(&format!(
+            "conference {ROOM} play {{switchyard_op={op}}}{url}"
+        ))
+        .await;
+        run.conf_event(from, "play-file-done", None).await;
+        kill(run, &call).await;
+        close(run, &ctl).await;
+    })
+}
+
+/// A tagged play of a URL its server answers 404.
+pub fn url_play_missing(run: &mut Run) -> Pin<Box<dyn Future<Output = ()> + '_>> {
+    Box::pin(async move {
+        let url = serve_wav(Vec::new()).await;
+        let host = url.trim_start_matches("http://");
+        let host = host.split('/').next().unwrap().to_owned();
+        run.label(&host, "http");
+        let op = "00000000-0000-4000-8000-0000000000bb";
+        run.label(op, "op");
+        let call = run.call(DID, "1001", "Alice").await;
+        let ctl = open_room(run).await;
+        join(run, &call).await;
+        let missing = url.replace("greeting", "missing");
+        let from = run.mark();
+        run.api(&format!(
+            "conference {ROOM} play {{switchyard_op={op}}}{missing}"
+        ))
+        .await;
+        run.wait_from(from, "the failed play-file", |e| {
+            e.header("Action").as_deref() == Some("play-file") && e.header("Error").is_some()
+        })
+        .await;
+        kill(run, &call).await;
+        close(run, &ctl).await;
+    })
+}

@@ -1,0 +1,553 @@
+//! The Redis store's room cache (client-side caching under `CLIENT TRACKING`): what one
+//! controller keeps must never outlive a change made anywhere else — by another controller on the
+//! same Redis, by a raw write, a flush, or a Redis restart — and its own writes stay cached.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use crate::common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::marks::{mark_once, marks};
+use common::redis_server::RedisServer;
+use switchyard::conference::{AppId, NodePrefix, Room, RoomId, RoomStatus, RoomType};
+use switchyard::store::redis::RedisStore;
+use switchyard::store::{RoomChange, Store, modify_rooms, update_room};
+
+/// Held by the test that restarts a Redis on its port and by the ones that start clusters (a
+/// dozen servers and bus listeners on free ports): one of those could take the port while the
+/// restarted server is down (CI: "redis-server did not come up").
+static PORTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn app() -> AppId {
+    AppId::parse("app-a").unwrap()
+}
+
+fn new_room(name: &str) -> Room {
+    let mut r = Room::new(
+        RoomId::new(&NodePrefix::parse("abcde").unwrap(), uuid::Uuid::new_v4()),
+        app(),
+        name.into(),
+        RoomType::Conference,
+        uuid::Uuid::new_v4().to_string(),
+        1,
+    );
+    r.status = RoomStatus::Progressing;
+    r
+}
+
+async fn set_detail(store: &RedisStore, id: &RoomId, detail: &str) {
+    update_room(store, &app(), id, |r| {
+        r.detail = detail.into();
+        r.seq += 1;
+        Ok::<_, ()>(((), Vec::new()))
+    })
+    .await
+    .unwrap()
+    .unwrap()
+    .unwrap();
+}
+
+/// Reads through `store` until the room's detail is `want`; Redis's invalidation travels on its
+/// own, so the reader sees it within moments, never a stale value for good.
+async fn converges(store: &RedisStore, id: &RoomId, want: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let room = store.room(&app(), id).await.unwrap();
+        if room.as_ref().map(|r| r.detail.as_str()) == Some(want) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still {:?}, want {want:?}",
+            room.map(|r| r.detail)
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+async fn two_stores() -> (RedisServer, RedisStore, RedisStore) {
+    let server = RedisServer::start();
+    let a = RedisStore::connect(&server.url()).await.unwrap();
+    let b = RedisStore::connect(&server.url()).await.unwrap();
+    (server, a, b)
+}
+
+#[tokio::test]
+async fn another_controllers_write_reaches_a_cached_reader() {
+    let (_server, a, b) = two_stores().await;
+    let r = new_room("x");
+    a.create_room(&r, &[]).await.unwrap();
+    assert_eq!(b.room(&app(), &r.id).await.unwrap().unwrap().detail, "");
+    assert_eq!(b.cached_rooms(), 1, "the reader keeps what it read");
+    set_detail(&a, &r.id, "changed by a").await;
+    converges(&b, &r.id, "changed by a").await;
+}
+
+#[tokio::test]
+async fn a_writer_keeps_its_own_write_and_still_hears_of_later_ones() {
+    let (_server, a, b) = two_stores().await;
+    let r = new_room("x");
+    a.create_room(&r, &[]).await.unwrap();
+    set_detail(&a, &r.id, "one").await;
+    // a's own write is kept: its next read needs no round trip, and is the written version.
+    assert_eq!(a.cached_rooms(), 1);
+    assert_eq!(a.room(&app(), &r.id).await.unwrap().unwrap().detail, "one");
+    // The save script read the key again after writing, so Redis still tells a of b's change.
+    set_detail(&b, &r.id, "two").await;
+    converges(&a, &r.id, "two").await;
+    set_detail(&a, &r.id, "three").await;
+    converges(&b, &r.id, "three").await;
+}
+
+#[tokio::test]
+async fn raw_writes_and_flushes_reach_the_cache() {
+    let (server, a, _b) = two_stores().await;
+    let r = new_room("x");
+    a.create_room(&r, &[]).await.unwrap();
+    a.room(&app(), &r.id).await.unwrap().unwrap();
+    assert_eq!(
+        a.cached_rooms(),
+        1,
+        "the room is served from the cache before the raw write"
+    );
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+    let key = format!("sy:{{{}}}:room:{}", app(), r.id);
+    let mut edited = r.clone();
+    edited.detail = "edited by hand".into();
+    let _: () = redis::cmd("HSET")
+        .arg(&key)
+        .arg("json")
+        .arg(serde_json::to_string(&edited).unwrap())
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    converges(&a, &r.id, "edited by hand").await;
+    let _: () = redis::cmd("FLUSHALL").query_async(&mut raw).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while a.room(&app(), &r.id).await.unwrap().is_some() {
+        assert!(Instant::now() < deadline, "a flushed room is still served");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_controllers_updating_one_room_lose_nothing() {
+    let (_server, a, b) = two_stores().await;
+    let (a, b) = (Arc::new(a), Arc::new(b));
+    let r = new_room("busy");
+    a.create_room(&r, &[]).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let store = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let id = r.id.clone();
+        tasks.push(tokio::spawn(async move {
+            mark_once(&*store, &app(), &id, i).await;
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    // Both end on the same, complete room: every update landed once, on top of the last.
+    for store in [&a, &b] {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let room = store.room(&app(), &r.id).await.unwrap().unwrap();
+            if room.seq == 40 {
+                assert_eq!(marks(&room), (0..40).collect::<Vec<_>>());
+                break;
+            }
+            assert!(Instant::now() < deadline, "stuck at seq {}", room.seq);
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_redis_restart_empties_the_cache_and_reads_resume() {
+    let _ports = PORTS.lock().await;
+    let mut server = RedisServer::start();
+    let a = RedisStore::connect(&server.url()).await.unwrap();
+    let r = new_room("survivor");
+    a.create_room(&r, &[]).await.unwrap();
+    set_detail(&a, &r.id, "before").await;
+    assert_eq!(a.cached_rooms(), 1);
+    server.kill();
+    // The lost connection drops what it tracked: reads report Redis as unavailable instead of
+    // serving a copy nobody can vouch for.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match a.room(&app(), &r.id).await {
+            Err(e) => {
+                assert!(e.is_retryable(), "{e}");
+                break;
+            }
+            Ok(_) => assert!(
+                Instant::now() < deadline,
+                "served from cache after Redis died"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    assert_eq!(a.cached_rooms(), 0);
+    server.restart();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match a.room(&app(), &r.id).await {
+            Ok(room) => {
+                assert_eq!(room.unwrap().detail, "before");
+                break;
+            }
+            Err(e) => assert!(e.is_retryable() && Instant::now() < deadline, "{e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // And the new connection tracks again: another writer's change reaches it.
+    let b = RedisStore::connect(&server.url()).await.unwrap();
+    set_detail(&b, &r.id, "after").await;
+    converges(&a, &r.id, "after").await;
+}
+
+#[tokio::test]
+async fn the_cache_can_be_turned_off() {
+    let server = RedisServer::start();
+    let a = RedisStore::connect(&server.url())
+        .await
+        .unwrap()
+        .with_room_cache(0)
+        .await
+        .unwrap();
+    let r = new_room("x");
+    a.create_room(&r, &[]).await.unwrap();
+    set_detail(&a, &r.id, "one").await;
+    assert_eq!(a.room(&app(), &r.id).await.unwrap().unwrap().detail, "one");
+    assert_eq!(a.cached_rooms(), 0);
+}
+
+#[tokio::test]
+async fn a_redis_without_client_tracking_still_serves_rooms() {
+    // CLIENT renamed away: TRACKING cannot be turned on, as on a Redis before 6.0.
+    let server = RedisServer::start_with(&["--rename-command", "CLIENT", ""]);
+    let a = RedisStore::connect(&server.url()).await.unwrap();
+    let r = new_room("x");
+    a.create_room(&r, &[]).await.unwrap();
+    set_detail(&a, &r.id, "one").await;
+    assert_eq!(a.room(&app(), &r.id).await.unwrap().unwrap().detail, "one");
+    assert_eq!(a.cached_rooms(), 0, "no tracking, no cache");
+}
+
+#[tokio::test]
+async fn a_created_room_is_kept_at_once_and_still_tracked() {
+    let (_server, a, b) = two_stores().await;
+    let r = new_room("fresh");
+    a.create_room(&r, &[]).await.unwrap();
+    assert_eq!(a.cached_rooms(), 1, "the creator keeps the room it wrote");
+    assert_eq!(a.room(&app(), &r.id).await.unwrap().unwrap().name, "fresh");
+    set_detail(&b, &r.id, "changed by b").await;
+    converges(&a, &r.id, "changed by b").await;
+}
+
+/// Sets the detail of several rooms in one batch, from what it was.
+async fn change_details(
+    store: &RedisStore,
+    ids: &[RoomId],
+    detail: impl Fn(&str) -> String + Sync,
+) {
+    let app = app();
+    let changes = ids
+        .iter()
+        .map(|id| RoomChange {
+            app: &app,
+            room: id,
+            change: |r: &mut Room| {
+                r.detail = detail(&r.detail);
+                r.seq += 1;
+                Ok::<_, ()>(((), Vec::new()))
+            },
+        })
+        .collect();
+    for result in modify_rooms(store, changes).await {
+        result.unwrap().unwrap().unwrap();
+    }
+}
+
+async fn set_details(store: &RedisStore, ids: &[RoomId], detail: &str) {
+    change_details(store, ids, |_| detail.to_owned()).await;
+}
+
+#[tokio::test]
+async fn rooms_written_in_one_batch_are_kept_and_never_trusted_blindly() {
+    let (_server, a, b) = two_stores().await;
+    // More rooms than one pipeline carries, so several chunks are in flight at once.
+    let rooms: Vec<Room> = (0..100).map(|i| new_room(&format!("r{i}"))).collect();
+    for r in &rooms {
+        a.create_room(r, &[]).await.unwrap();
+    }
+    let ids: Vec<RoomId> = rooms.iter().map(|r| r.id.clone()).collect();
+    set_details(&a, &ids, "batched").await;
+    assert_eq!(
+        a.cached_rooms(),
+        100,
+        "the writer keeps every room it wrote"
+    );
+    for id in &ids {
+        assert_eq!(b.room(&app(), id).await.unwrap().unwrap().detail, "batched");
+    }
+    // Another controller changes some of them. Redis does not track a batch's rooms for the
+    // writer, so its copies of those ten are stale: its next batch loses the race on them, reads
+    // them again and builds on the other controller's versions; nothing is lost.
+    set_details(&b, &ids[..10], "by b").await;
+    change_details(&a, &ids, |d| format!("{d}, then a")).await;
+    for (i, id) in ids.iter().enumerate() {
+        let want = if i < 10 {
+            "by b, then a"
+        } else {
+            "batched, then a"
+        };
+        assert_eq!(b.room(&app(), id).await.unwrap().unwrap().detail, want);
+        // A read through the writer asks Redis (and is tracked from then on).
+        assert_eq!(a.room(&app(), id).await.unwrap().unwrap().detail, want);
+    }
+    set_details(&b, &ids[..1], "read fresh").await;
+    converges(&a, &ids[0], "read fresh").await;
+}
+
+#[tokio::test]
+async fn a_redis_that_forgot_the_save_script_is_given_it_again() {
+    let server = RedisServer::start();
+    let a = RedisStore::connect(&server.url()).await.unwrap();
+    let rooms: Vec<Room> = (0..3).map(|i| new_room(&format!("r{i}"))).collect();
+    for r in &rooms {
+        a.create_room(r, &[]).await.unwrap();
+    }
+    let ids: Vec<RoomId> = rooms.iter().map(|r| r.id.clone()).collect();
+    set_details(&a, &ids, "one").await;
+    // As after a Redis restart or a SCRIPT FLUSH: the scripts are gone, the connections are not.
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    set_details(&a, &ids, "two").await;
+    set_detail(&a, &ids[0], "three").await;
+    let b = RedisStore::connect(&server.url()).await.unwrap();
+    assert_eq!(
+        b.room(&app(), &ids[0]).await.unwrap().unwrap().detail,
+        "three"
+    );
+    for id in &ids[1..] {
+        assert_eq!(b.room(&app(), id).await.unwrap().unwrap().detail, "two");
+    }
+}
+
+/// Two controllers' stores on `cluster`, each app spread over three shards (one per master),
+/// with the room cache on (one tracked connection per master).
+async fn two_on(cluster: &common::redis_cluster::RedisCluster) -> (RedisStore, RedisStore) {
+    let store = || async {
+        RedisStore::connect(&cluster.url())
+            .await
+            .unwrap()
+            .with_shards(3)
+    };
+    (store().await, store().await)
+}
+
+/// Six rooms made by `a`, changed to `before` and read back through it (so it holds them);
+/// their ids, and the key of the first one's record.
+async fn six_read_through(
+    cluster: &common::redis_cluster::RedisCluster,
+    a: &RedisStore,
+    prefix: &str,
+) -> (Vec<RoomId>, String) {
+    let rooms: Vec<Room> = (0..6)
+        .map(|i| room_of(a, &format!("{prefix}{i}")))
+        .collect();
+    for r in &rooms {
+        a.create_room(r, &[]).await.unwrap();
+    }
+    let ids: Vec<RoomId> = rooms.iter().map(|r| r.id.clone()).collect();
+    set_details(a, &ids, "before").await;
+    for id in &ids {
+        assert_eq!(a.room(&app(), id).await.unwrap().unwrap().detail, "before");
+    }
+    assert_eq!(a.cached_rooms(), 6, "the reader holds every room");
+    let key = cluster
+        .find_key(&format!("sy:{{app-a*}}:room:{}", ids[0]))
+        .expect("the room's key");
+    (ids, key)
+}
+
+/// A room whose id lands in its name's shard (as the controller draws them).
+fn room_of(store: &RedisStore, name: &str) -> Room {
+    let mut r = new_room(name);
+    r.id = RoomId::new(
+        &NodePrefix::parse("abcde").unwrap(),
+        store.new_room_uuid(name),
+    );
+    r
+}
+
+/// On a cluster, each master tracks what this controller read from it: a batch over every
+/// master is kept, another controller's changes reach the cached reader, nothing is lost.
+#[tokio::test]
+async fn on_a_cluster_each_master_tells_the_cache_of_changes() {
+    let _ports = PORTS.lock().await;
+    let cluster = common::redis_cluster::RedisCluster::start();
+    let (a, b) = two_on(&cluster).await;
+    let rooms: Vec<Room> = (0..24).map(|i| room_of(&a, &format!("c{i}"))).collect();
+    for r in &rooms {
+        a.create_room(r, &[]).await.unwrap();
+    }
+    let ids: Vec<RoomId> = rooms.iter().map(|r| r.id.clone()).collect();
+    for id in &ids {
+        assert_eq!(b.room(&app(), id).await.unwrap().unwrap().detail, "");
+    }
+    assert_eq!(
+        b.cached_rooms(),
+        24,
+        "the reader keeps what it read, from every master"
+    );
+    // One batch over the three masters.
+    set_details(&a, &ids, "batched").await;
+    assert_eq!(a.cached_rooms(), 24, "the writer keeps every room it wrote");
+    for id in &ids {
+        converges(&b, id, "batched").await;
+    }
+    set_details(&b, &ids[..6], "by b").await;
+    change_details(&a, &ids, |d| format!("{d}, then a")).await;
+    for (i, id) in ids.iter().enumerate() {
+        let want = if i < 6 {
+            "by b, then a"
+        } else {
+            "batched, then a"
+        };
+        converges(&b, id, want).await;
+        assert_eq!(a.room(&app(), id).await.unwrap().unwrap().detail, want);
+    }
+}
+
+/// A slot that moves to another master (a reshard) takes its rooms with it: the cached copy is
+/// dropped (the old master deletes the keys it hands over, which tells the cache), reads and
+/// writes follow the slot to its new master with no error, and nothing is lost.
+#[tokio::test]
+async fn on_a_cluster_a_moved_slot_is_followed() {
+    let _ports = PORTS.lock().await;
+    let cluster = common::redis_cluster::RedisCluster::start();
+    let (a, b) = two_on(&cluster).await;
+    let (ids, room_key) = six_read_through(&cluster, &a, "m").await;
+    // The first room's slot moves to the next master.
+    cluster.move_slot_of(&room_key);
+    set_detail(&b, &ids[0], "after the move").await;
+    converges(&a, &ids[0], "after the move").await;
+    change_details(&a, &ids, |d| format!("{d}, then a")).await;
+    for (i, id) in ids.iter().enumerate() {
+        let want = if i == 0 {
+            "after the move, then a"
+        } else {
+            "before, then a"
+        };
+        converges(&b, id, want).await;
+    }
+}
+
+/// A cluster master killed (SIGKILL) and its replica promoted: a controller that had its rooms
+/// cached drops them with the lost connection, finds the new master from the cluster, and reads
+/// what was written there; writes go on after a short window of errors (the API's 503s).
+#[tokio::test]
+async fn on_a_cluster_a_master_failover_is_followed() {
+    let _ports = PORTS.lock().await;
+    let mut cluster = common::redis_cluster::RedisCluster::with_replicas(1);
+    let (a, b) = two_on(&cluster).await;
+    let (ids, key) = six_read_through(&cluster, &a, "f").await;
+    let old = cluster.master_of(&key).expect("the room's master");
+    // What a failover loses (writes not replicated yet) is not what this test is about.
+    cluster.wait_replicated(old);
+    cluster.nodes[old].kill();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while cluster.master_of(&key).is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "no replica took over:\n{}",
+            cluster.describe((old + 1) % cluster.nodes.len())
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Writes fail while the connection to the dead master is found out, then go to the new one.
+    loop {
+        let written = update_room(&b, &app(), &ids[0], |r| {
+            r.detail = "after the failover".into();
+            r.seq += 1;
+            Ok::<_, ()>(((), Vec::new()))
+        })
+        .await;
+        if matches!(written, Ok(Some(Ok(_)))) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "writes never resumed: {written:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The reader had the room cached from the dead master: once it answers at all, it answers
+    // with the new master's room, never that copy.
+    loop {
+        if let Ok(room) = a.room(&app(), &ids[0]).await {
+            let detail = room.map(|r| r.detail);
+            assert_eq!(detail.as_deref(), Some("after the failover"));
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the reader never saw the new master's room"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A controller (re)starting while the first node its URL names, a master, is down and before
+/// its replica took over: it starts through the others, and once the replica is promoted its
+/// rooms are written and read there (before, the store connected to the first node named, and
+/// the room cache to every master of the old map, and starting failed).
+#[tokio::test]
+async fn on_a_cluster_a_controller_starts_while_a_master_is_down() {
+    let _ports = PORTS.lock().await;
+    let mut cluster = common::redis_cluster::RedisCluster::with_replicas(1);
+    assert!(
+        cluster.cli(0, &["ROLE"]).starts_with("master"),
+        "node 0 is a master"
+    );
+    cluster.nodes[0].kill();
+    assert!(
+        cluster
+            .url()
+            .contains(&format!("//127.0.0.1:{},", cluster.nodes[0].port))
+    );
+    let store = RedisStore::connect(&cluster.url())
+        .await
+        .expect("starts through the nodes that are up")
+        .with_shards(3);
+    // Rooms on every master, the dead one's included once its replica serves its slots.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for i in 0..12 {
+        let room = room_of(&store, &format!("while-a-master-is-down-{i}"));
+        loop {
+            if store.create_room(&room, &[]).await.is_ok() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "room {i} was never written:\n{}",
+                cluster.describe(1)
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(
+            store.room(&app(), &room.id).await.unwrap().map(|r| r.id),
+            Some(room.id)
+        );
+    }
+}
