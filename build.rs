@@ -20,8 +20,14 @@ fn set(name: &str) -> Option<String> {
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(live_fs)");
+    // Read, not watched: `scripts/test` runs the live tests once per FreeSWITCH version by
+    // changing it, and a watched variable would rebuild the crate and every test binary each time
+    // (the tests read it at run time). A FreeSWITCH named here after the first build turns the
+    // live tests on at the next build (or with SWITCHYARD_REQUIRE_FREESWITCH=1).
     let binary = PathBuf::from(
-        set("SWITCHYARD_FREESWITCH")
+        std::env::var("SWITCHYARD_FREESWITCH")
+            .ok()
+            .filter(|v| !v.is_empty())
             .unwrap_or_else(|| "/usr/local/freeswitch/bin/freeswitch".into()),
     );
     // Notice the binary appearing or going: watch it, or the nearest directory that exists.

@@ -159,7 +159,7 @@ impl RedisStore {
 
     /// How many replicas must have an outbox entry before its webhook is sent (and a node's
     /// applied position before it is trusted): 0 waits for none (a failover may then lose
-    /// what was announced, see README). The default is 1 with a Sentinel set, 0 otherwise; a
+    /// what was announced, see docs/operations.md). The default is 1 with a Sentinel set, 0 otherwise; a
     /// Redis Cluster cannot wait (its failovers are its own).
     pub fn with_replicas(mut self, n: usize) -> Result<RedisStore, StoreError> {
         if n > 0 && matches!(*self.target, failover::Target::Cluster(_)) {

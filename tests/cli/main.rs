@@ -13,6 +13,7 @@ mod log_capture;
 mod webhook_support;
 
 mod dead_letter_log;
+mod docs;
 mod esl_decode;
 mod log_format;
 mod request_id;

@@ -288,6 +288,29 @@ impl FreeSwitch {
         }
     }
 
+    /// Kills the node (SIGKILL) and removes its directory when this process exits, however it
+    /// exits, for a node kept in a `static` (never dropped): a `sh` waits on a pipe that only this
+    /// process holds open. Dropping what this returns does the same at once (after the node was
+    /// dropped: its directory is then kept or removed as [`Drop`] decided, and nothing is killed).
+    pub fn killed_when_this_process_exits(&self) -> Option<std::process::ChildStdin> {
+        let pid = self.pid()?;
+        let mut reaper = Command::new("sh")
+            .args([
+                "-c",
+                // Only while it is still this FreeSWITCH (a pid is used again once it ended).
+                "read _; grep -q freeswitch /proc/\"$0\"/cmdline 2>/dev/null \
+                 && kill -9 \"$0\" && sleep 0.2 && rm -rf \"$1\"",
+                &pid.to_string(),
+                &self.dir.to_string_lossy(),
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        reaper.stdin.take()
+    }
+
     /// Starts the node again on the same ports with the same password and directories.
     pub fn restart(&mut self) {
         self.kill();

@@ -219,6 +219,24 @@ impl Drop for Controller {
     }
 }
 
+/// A node of the pool, with what kills it when the process exits.
+type Pooled = (FreeSwitch, Option<std::process::ChildStdin>);
+
+/// Nodes that live tests of this binary left clean, for the next test: one test at a time on a
+/// node (two controllers of one node prefix would take each other's rooms), about as many nodes
+/// as tests run at once, each killed when the process exits.
+static POOL: Mutex<Vec<Pooled>> = Mutex::new(Vec::new());
+
+/// A node from the pool, or a new one.
+fn pooled_node() -> Pooled {
+    let reused = POOL.lock().unwrap_or_else(|e| e.into_inner()).pop();
+    reused.unwrap_or_else(|| {
+        let fs = FreeSwitch::start();
+        let reaper = fs.killed_when_this_process_exits();
+        (fs, reaper)
+    })
+}
+
 /// What a run made on the node, for the clean-up.
 #[derive(Debug, Clone, Default)]
 struct Made {
@@ -244,8 +262,11 @@ pub struct Live {
     parked: Parked,
     callers: Mutex<Vec<Caller>>,
     finished: bool,
-    /// The node this test started (`None`: `SWITCHYARD_LIVE_ESL`'s).
+    /// The node this test started or took from the pool (`None`: `SWITCHYARD_LIVE_ESL`'s).
     pub fs: Option<FreeSwitch>,
+    /// A node from the pool: what kills it at exit; it goes back to the pool once the test
+    /// finished clean.
+    reaper: Option<Option<std::process::ChildStdin>>,
     /// Between the controller and the node, with [`Live::start_proxied`].
     pub proxy: Option<Proxy>,
     // Dropped last: the controller's store.
@@ -254,7 +275,7 @@ pub struct Live {
 
 impl Live {
     pub async fn start() -> Live {
-        Live::start_inner(false, false, Vec::new()).await
+        Live::start_inner(false, false, false, Vec::new()).await
     }
 
     /// With extra environment for the node this test starts (variables `vars.xml` reads; with
@@ -264,21 +285,31 @@ impl Live {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
-        Live::start_inner(false, false, env).await
+        Live::start_inner(false, false, true, env).await
     }
 
     /// With talking events for the app (`talking_events = true`).
     pub async fn start_talking() -> Live {
-        Live::start_inner(false, true, Vec::new()).await
+        Live::start_inner(false, true, false, Vec::new()).await
     }
 
     /// With the controller's Event Socket connections going through a [`Proxy`] that the test
     /// can cut ([`Live::proxy`]).
     pub async fn start_proxied() -> Live {
-        Live::start_inner(true, false, Vec::new()).await
+        Live::start_inner(true, false, false, Vec::new()).await
     }
 
-    async fn start_inner(proxied: bool, talking: bool, env: Vec<(String, String)>) -> Live {
+    /// With a node of its own, to crash and restart ([`Live::crash_and_restart_node`]).
+    pub async fn start_own_node() -> Live {
+        Live::start_inner(false, false, true, Vec::new()).await
+    }
+
+    async fn start_inner(
+        proxied: bool,
+        talking: bool,
+        own_node: bool,
+        env: Vec<(String, String)>,
+    ) -> Live {
         // The controller's logs, with RUST_LOG (e.g. RUST_LOG=switchyard=debug).
         if std::env::var_os("RUST_LOG").is_some() {
             let _ = tracing_subscriber::fmt()
@@ -286,8 +317,19 @@ impl Live {
                 .with_test_writer()
                 .try_init();
         }
+        // Tests take turns on the nodes of a pool unless they need one of their own (an
+        // environment for it, or a crash): each removes what it made, as on a staging node
+        // (SWITCHYARD_LIVE_ESL), and gives the node back only once it is clean.
+        let mut reaper = None;
         let fs = match var("SWITCHYARD_LIVE_ESL") {
             Some(_) => None,
+            None if !own_node => {
+                let (fs, r) = tokio::task::spawn_blocking(pooled_node)
+                    .await
+                    .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+                reaper = Some(r);
+                Some(fs)
+            }
             None => Some(
                 tokio::task::spawn_blocking(move || {
                     let env: Vec<(&str, &str)> =
@@ -329,6 +371,7 @@ impl Live {
             callers: Mutex::new(Vec::new()),
             finished: false,
             fs,
+            reaper,
             proxy,
             _redis: redis,
         }
@@ -386,7 +429,7 @@ impl Live {
         let mut fs = self
             .fs
             .take()
-            .expect("this test starts its own FreeSWITCH: unset SWITCHYARD_LIVE_ESL");
+            .expect("a test that crashes its node starts it with Live::start_own_node (and without SWITCHYARD_LIVE_ESL)");
         fs.kill();
         let fs = tokio::task::spawn_blocking(move || {
             fs.restart();
@@ -810,6 +853,11 @@ impl Live {
             .await;
         }
         self.finished = true;
+        if let (Some(reaper), Some(fs)) = (self.reaper.take(), self.fs.take()) {
+            POOL.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((fs, reaper));
+        }
     }
 }
 

@@ -689,9 +689,9 @@ async fn under_traffic_a_store_failover_loses_no_acknowledged_change() {
     traffic.more(60).await;
     let acked = traffic.finish().await;
     // All, in 24 of 25 runs on a quiet machine; one CI run loaded by other work left 30 of 2,690
-    // unannounced (README).
+    // unannounced (docs/operations.md).
     announced_once_in_order(&receiver, &acked, &rooms, 0.02).await;
-    // What the failovers cost (README): webhooks wait for a replica to have their entries.
+    // What the failovers cost (docs/operations.md): webhooks wait for a replica to have their entries.
     let mut at: Vec<_> = receiver.delivered().iter().map(|r| r.at).collect();
     at.sort();
     let pause = at.windows(2).map(|w| w[1] - w[0]).max().unwrap_or_default();

@@ -1,6 +1,6 @@
 //! Faults on a real FreeSWITCH, each test with a node of its own (`tests/common/freeswitch.rs`)
 //! and SIP callers (SIPp): the node killed with SIGKILL mid-conference and started again on the
-//! same ports, and the controller's Event Socket connections cut and restored. What the README's
+//! same ports, and the controller's Event Socket connections cut and restored. What docs/operations.md's
 //! "When a node fails" section promises is what these tests hold the controller to.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -44,7 +44,7 @@ async fn left(t: &Live, room: &str) -> Vec<(String, String)> {
     ignore = "needs a real FreeSWITCH: run scripts/test-deps.sh"
 )]
 async fn live_a_node_killed_mid_conference_comes_back_with_its_rooms_and_without_its_calls() {
-    let mut t = Live::start().await;
+    let mut t = Live::start_own_node().await;
     let room = t.room("crash").await;
     let (alice, bob) = (t.call("1001").await, t.call("1002").await);
     t.joined(&room, &alice).await;

@@ -489,7 +489,7 @@ async fn capture_04_command_session() {
         loop {
             let frame = raw.frame().await;
             let reply = !is_event(&frame);
-            // xml_list is not simulated (README): its reply is left out on both sides.
+            // xml_list is not simulated (docs/simulator.md): its reply is left out on both sides.
             if !(reply && command.ends_with("xml_list")) {
                 got.push(frame);
             }

@@ -246,7 +246,7 @@ async fn the_command_session_capture_draws_the_same_replies() {
     got_frames.push(raw.frame().await.expect("the goodbye notice"));
     let got = replies(&got_frames);
     assert_eq!(got.len(), expected.len());
-    // xml_list is not simulated yet (see the README's simulator section).
+    // xml_list is not simulated yet (see docs/simulator.md).
     for (i, (g, e)) in got.iter().zip(&expected).enumerate() {
         if e.starts_with("api <?xml") {
             continue;

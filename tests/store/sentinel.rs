@@ -47,7 +47,7 @@ async fn a_master_killed_under_traffic_costs_a_window_of_503s_then_the_promoted_
     let session = r.body["uuid"].as_str().unwrap().to_owned();
     t.joined(A, &room, &session).await;
     // Everything so far is on the replica too (replication is asynchronous: what it has not
-    // received when the master dies is lost, see README).
+    // received when the master dies is lost, see docs/operations.md).
     let synced = redis_cmd(master.port, &["WAIT", "1", "5000"]).await;
     assert!(matches!(synced, Ok(redis::Value::Int(1))), "{synced:?}");
 

@@ -192,7 +192,7 @@ async fn every_event_type_arrives_for_its_trigger() {
         assert_eq!(r.seq(), e.seq, "the room's seq at the change");
         assert_eq!(r.json["room_id"], room.as_str());
     }
-    // Each type with the fields the contract (seed 004) and the README promise.
+    // Each type with the fields the contract (seed 004) and docs/api.md promise.
     let documented: &[(&str, &[&str])] = &[
         ("conference.created", &["room_id", "name"]),
         ("conference.progressing", &["room_id", "status"]),

@@ -21,7 +21,7 @@
 //! supervisor resyncs the room and session state from FreeSWITCH on its next audit (the rooms'
 //! membership, mutes, recordings), and a webhook whose outbox entry was lost is not sent (the
 //! outbox is the store's); a room created in the lost window is gone (its create answered 201)
-//! — see the README.
+//! — see docs/operations.md.
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;

@@ -17,7 +17,7 @@ pub enum LayoutError {
     #[error(
         "redis_shards is {configured}, but the data in Redis is laid out over {recorded} \
          shard(s) and {live} room(s) are live on this controller's nodes: keep redis_shards = \
-         {recorded}, or change it once no room is live (see README, \"Redis Cluster\")"
+         {recorded}, or change it once no room is live (see docs/operations.md, \"Redis Cluster\")"
     )]
     Mismatch {
         recorded: usize,

@@ -13,7 +13,7 @@
 //! lookup; a named room's id is drawn so that it lands in its name's shard, where its
 //! name's uniqueness is kept in the same atomic script as the room. A session's shard follows
 //! from its id. The number of shards is part of the data's layout: change it only with no live
-//! rooms (see the README).
+//! rooms (see docs/operations.md).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
