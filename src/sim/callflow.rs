@@ -58,7 +58,14 @@ impl State {
     /// Moves a channel to a new state (CHANNEL_STATE).
     pub(crate) fn set_state(&mut self, uuid: &str, state: &'static str, number: u8) {
         match self.channels.get_mut(uuid) {
-            Some(ch) => ch.state = (state, number),
+            Some(ch) => {
+                ch.state = (state, number);
+                // The caller profile's hangup time is stamped as the channel enters CS_HANGUP
+                // (its CHANNEL_HANGUP, fired before, still says 0; seen on 1.11).
+                if state == "CS_HANGUP" && ch.hung_up == 0 {
+                    ch.hung_up = now_micros();
+                }
+            }
             None => return,
         }
         self.ch_event("CHANNEL_STATE", uuid, &[], &[], false);

@@ -80,12 +80,17 @@ pub(crate) struct Channel {
     pub orig_cid_number: String,
     /// `Caller-Callee-ID-*`: set on originated channels.
     pub callee: Option<(String, String)>,
+    /// An outbound leg once transferred: its caller profile's logical direction is inbound (the
+    /// leg now runs a dialplan, CF_DIALPLAN; seen on 1.11 from the transfer's first event on).
+    pub logically_inbound: bool,
     pub destination: String,
     pub context: String,
     pub source: &'static str,
     pub hit_dialplan: bool,
     pub created: u64,
     pub answered: u64,
+    /// When the channel entered CS_HANGUP (`Caller-Channel-Hangup-Time`; 0 before).
+    pub hung_up: u64,
     /// When the far end of a call we placed rang (0: it did not).
     pub progressed: u64,
     /// When the far end sent early media (a 183), or this leg did (0: never).
@@ -190,12 +195,14 @@ impl Channel {
             orig_cid_name: String::new(),
             orig_cid_number: String::new(),
             callee: None,
+            logically_inbound: false,
             destination: String::new(),
             context: "default".into(),
             source: "mod_sofia",
             hit_dialplan: true,
             created,
             answered: 0,
+            hung_up: 0,
             progressed: 0,
             progress_media: 0,
             shown_peer: None,
@@ -301,25 +308,37 @@ impl Channel {
     fn push_profile(&self, e: &mut EventData, p: &str, other: bool) {
         let dir = self.direction();
         e.push(&format!("{p}-Direction"), dir);
-        e.push(&format!("{p}-Logical-Direction"), dir);
+        let logical = if self.logically_inbound {
+            "inbound"
+        } else {
+            dir
+        };
+        e.push(&format!("{p}-Logical-Direction"), logical);
         if let Some(user) = &self.username {
             e.push(&format!("{p}-Username"), user.clone());
         }
         if let Some(dialplan) = &self.dialplan {
             e.push(&format!("{p}-Dialplan"), dialplan.clone());
         }
-        e.push(&format!("{p}-Caller-ID-Name"), self.cid_name.clone());
+        // An empty name is left out (switch_caller_profile_event_set_data skips empty values).
+        if !self.cid_name.is_empty() {
+            e.push(&format!("{p}-Caller-ID-Name"), self.cid_name.clone());
+        }
         e.push(&format!("{p}-Caller-ID-Number"), self.cid_number.clone());
-        e.push(
-            &format!("{p}-Orig-Caller-ID-Name"),
-            self.orig_cid_name.clone(),
-        );
+        if !self.orig_cid_name.is_empty() {
+            e.push(
+                &format!("{p}-Orig-Caller-ID-Name"),
+                self.orig_cid_name.clone(),
+            );
+        }
         e.push(
             &format!("{p}-Orig-Caller-ID-Number"),
             self.orig_cid_number.clone(),
         );
         if let Some((name, number)) = &self.callee {
-            e.push(&format!("{p}-Callee-ID-Name"), name.clone());
+            if !name.is_empty() {
+                e.push(&format!("{p}-Callee-ID-Name"), name.clone());
+            }
             e.push(&format!("{p}-Callee-ID-Number"), number.clone());
         }
         if let Some(addr) = &self.network_addr {
@@ -355,14 +374,14 @@ impl Channel {
             &format!("{p}-Channel-Answered-Time"),
             self.answered.to_string(),
         );
-        for t in [
-            "Progress",
-            "Progress-Media",
-            "Hangup",
-            "Transfer",
-            "Resurrect",
-            "Bridged",
-        ] {
+        for t in ["Progress", "Progress-Media"] {
+            e.push(&format!("{p}-Channel-{t}-Time"), "0");
+        }
+        e.push(
+            &format!("{p}-Channel-Hangup-Time"),
+            self.hung_up.to_string(),
+        );
+        for t in ["Transfer", "Resurrect", "Bridged"] {
             e.push(&format!("{p}-Channel-{t}-Time"), "0");
         }
         e.push(&format!("{p}-Channel-Last-Hold"), "0");

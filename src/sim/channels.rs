@@ -141,9 +141,16 @@ impl State {
         if self.channels.contains_key(&uuid) {
             return "-ERR DESTINATION_OUT_OF_ORDER\n".into();
         }
+        // With none given, a `null/` or `user/` leg has FreeSWITCH's default caller id (no name,
+        // number `0000000000`: SWITCH_DEFAULT_CLID_*, seen on 1.11); the sofia and loopback legs
+        // keep what their own paths were recorded with.
+        let (name, number) = match tech {
+            "sofia" | "loopback" => ("Outbound Call", "default"),
+            _ => ("", "0000000000"),
+        };
         let cid = (
-            var("origination_caller_id_name").unwrap_or_else(|| "Outbound Call".into()),
-            var("origination_caller_id_number").unwrap_or_else(|| "default".into()),
+            var("origination_caller_id_name").unwrap_or_else(|| name.into()),
+            var("origination_caller_id_number").unwrap_or_else(|| number.into()),
         );
         if tech == "sofia" {
             let exten = match dest.starts_with('&') {
@@ -288,7 +295,9 @@ impl State {
         self.answer(uuid);
         if let Some(ch) = self.channels.get_mut(uuid) {
             ch.set_var("endpoint_disposition", "ANSWER");
-            ch.set_var("pre_transfer_caller_id_name", ch.cid_name.clone());
+            if !ch.cid_name.is_empty() {
+                ch.set_var("pre_transfer_caller_id_name", ch.cid_name.clone());
+            }
             ch.set_var("pre_transfer_caller_id_number", ch.cid_number.clone());
             ch.set_var("channel_cid_flipped", "yes");
             // Caller and callee swap (switch_channel_flip_cid), and the leg counts as having

@@ -46,6 +46,19 @@ impl State {
         };
         let dialplan = words.get(2).cloned().unwrap_or_else(|| "XML".into());
         let (uuid, dest) = (uuid.clone(), dest.clone());
+        // switch_ivr_session_transfer counts transfers down: `max_session_transfers`, else
+        // `max_forwards`, one less, or 70 when neither is set (an originated leg's first).
+        if let Some(ch) = self.channels.get_mut(&uuid) {
+            let name = match ch.var("max_session_transfers") {
+                Some(_) => "max_session_transfers",
+                None => "max_forwards",
+            };
+            let left = ch
+                .var(name)
+                .and_then(|v| v.parse::<i64>().ok())
+                .map_or(70, |v| v - 1);
+            ch.set_var(name, left.to_string());
+        }
         let profile = NewProfile { dest, dialplan };
         // switch_ivr_session_transfer makes a new caller profile in the API's thread, so the
         // events of a parked channel's UNPARK carry it already; a conference member's thread
@@ -99,15 +112,18 @@ impl State {
         ch.set_var("transfer_source", source.clone());
         ch.transfer_source = Some(source);
         ch.dialplan = Some(dialplan);
+        ch.logically_inbound = true;
         ch.after.clear();
         // A new caller profile has no other leg; the transfer unbonds the channel.
         ch.other = None;
         ch.unset_var("signal_bond");
     }
 
-    /// A transferred channel leaves its room and app, and routes again: CS_ROUTING (reported as
-    /// RINGING), where the inline dialplan puts the destination back (it takes RDNIS and clears
-    /// it), then CS_EXECUTE and the new apps.
+    /// A transferred channel leaves its room and app, and routes again: CS_ROUTING, where the
+    /// inline dialplan puts the destination back (it takes RDNIS and clears it), then CS_EXECUTE
+    /// and the new apps. An inbound channel's call state follows its running state (RINGING in
+    /// CS_ROUTING, ACTIVE again once answered: `switch_channel_perform_set_running_state`); an
+    /// outbound one's stays as it was.
     pub(crate) fn transferred(&mut self, uuid: &str, apps: Vec<App>, profile: Option<NewProfile>) {
         if self.channels.get(uuid).is_none_or(|ch| ch.is_hungup()) {
             return;
@@ -126,7 +142,10 @@ impl State {
         if let Some(ch) = self.channels.get_mut(uuid) {
             ch.state = ("CS_ROUTING", 2);
         }
-        self.set_callstate(uuid, "RINGING", 2);
+        let inbound = self.channels.get(uuid).is_some_and(|ch| !ch.outbound);
+        if inbound {
+            self.set_callstate(uuid, "RINGING", 2);
+        }
         self.set_state(uuid, "CS_ROUTING", 2);
         if let Some(ch) = self.channels.get_mut(uuid) {
             if let Some(rdnis) = ch.rdnis.take() {
@@ -134,7 +153,9 @@ impl State {
             }
             ch.state = ("CS_EXECUTE", 4);
         }
-        self.set_callstate(uuid, "ACTIVE", 4);
+        if inbound {
+            self.set_callstate(uuid, "ACTIVE", 4);
+        }
         self.set_state(uuid, "CS_EXECUTE", 4);
         self.run_apps(uuid, apps);
     }

@@ -37,9 +37,10 @@
 //!   second arbitrarily), and how many polls it takes to catch up with the events (the polls'
 //!   `API` events are left out, `tests/common/channels_db.rs`);
 //! - whether an `originate … &conference(…)`'s `API` event comes before or after the
-//!   `conference-create` its new leg fires: the command returns on one thread while the leg runs
-//!   the conference application on its own (seen both ways on 1.11 in CI, `url_play`); both
-//!   orders are compared as the former ([`settle_originate_race`]);
+//!   `conference-create` (or, into a room that exists, the `add-member`) its new leg fires: the
+//!   command returns on one thread while the leg runs the conference application on its own
+//!   (seen both ways on 1.11 in CI, `url_play`, and `dialout`'s dialed leg); both orders are
+//!   compared as the former ([`settle_originate_race`]);
 //! - HEARTBEAT and RE_SCHEDULE ([`IGNORED_EVENTS`]: timer-driven);
 //! - on an outbound leg that is answered, whether its `CHANNEL_STATE CS_EXCHANGE_MEDIA` comes
 //!   just before its `CHANNEL_ANSWER` (and `CHANNEL_CALLSTATE ACTIVE`) or just after them: the
@@ -490,12 +491,13 @@ pub fn compare(expected: &Run, got: &Run) -> Vec<String> {
 }
 
 /// The global stream with an `originate`'s `API` event that came just after the
-/// `conference-create` its new leg fired moved to just before it: the order FreeSWITCH usually
-/// gives (see the module's tolerances).
+/// `conference-create` or `add-member` its new leg fired moved to just before it: the order
+/// FreeSWITCH usually gives (see the module's tolerances).
 pub fn settle_originate_race(mut items: Vec<Item>) -> Vec<Item> {
     for i in 1..items.len() {
-        let create =
-            items[i - 1].name == "CUSTOM" && items[i - 1].key.contains("conference-create");
+        let create = items[i - 1].name == "CUSTOM"
+            && (items[i - 1].key.contains("conference-create")
+                || items[i - 1].key.contains("add-member"));
         let originate = items[i].name == "API" && items[i].key.contains("originate");
         if create && originate {
             items.swap(i - 1, i);

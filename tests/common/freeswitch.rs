@@ -330,6 +330,10 @@ impl FreeSwitch {
 impl Drop for FreeSwitch {
     fn drop(&mut self) {
         self.kill();
+        RTP_GIVEN
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|r| *r != self.rtp);
         if std::thread::panicking() {
             let _ = writeln!(
                 std::io::stderr(),
@@ -402,16 +406,28 @@ pub fn free_udp_and_tcp_port() -> u16 {
     super::ports::unused(true)
 }
 
+/// The RTP ranges of the nodes this process runs (a dropped node gives its range back).
+static RTP_GIVEN: std::sync::Mutex<Vec<(u16, u16)>> = std::sync::Mutex::new(Vec::new());
+
 /// An even UDP port whose next `len` ports look free, away from the ephemeral range the kernel
-/// hands out for port 0 (so the other helpers' ports do not land in it).
+/// hands out for port 0 (so the other helpers' ports do not land in it), and overlapping no range
+/// this process handed out before: a node binds its RTP ports only during calls, so an idle
+/// node's range looks free, and two nodes sharing ports hear each other's calls (seen: a silent
+/// caller's member "talking" in a differential test, the tone of another test's call).
 pub fn free_rtp_range(len: u16) -> (u16, u16) {
     loop {
         let start = 10_000 + 2 * fastrand::u16(0..(20_000 - len) / 2);
+        let end = start + len - 1;
+        let mut given = RTP_GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+        if given.iter().any(|(a, b)| start <= *b && *a <= end) {
+            continue;
+        }
         let free = (start..start + len)
             .step_by(10)
             .all(|p| UdpSocket::bind(("127.0.0.1", p)).is_ok());
         if free {
-            return (start, start + len - 1);
+            given.push((start, end));
+            return (start, end);
         }
     }
 }

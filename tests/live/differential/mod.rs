@@ -283,6 +283,17 @@ async fn a_burst_of_thirty_calls() {
     differential("burst", scenarios::burst).await;
 }
 
+/// Issue 42: legs with none of the optional parts (no caller id), and inline transfers of
+/// answered legs, in and out of a room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(live_fs),
+    ignore = "needs a real FreeSWITCH: run scripts/test-deps.sh"
+)]
+async fn bare_legs_and_inline_transfers_of_answered_calls() {
+    differential("bare_legs", scenarios::bare_legs).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(
     not(live_fs),

@@ -338,7 +338,7 @@ pub fn burst(run: &mut Run) -> Pin<Box<dyn Future<Output = ()> + '_>> {
 }
 
 /// Every scenario's name (its `fn` name).
-pub const NAMES: [&str; 12] = [
+pub const NAMES: [&str; 13] = [
     "basic",
     "odd_names",
     "originate_quoted_name",
@@ -351,6 +351,7 @@ pub const NAMES: [&str; 12] = [
     "participants",
     "wait_mod",
     "dtmf",
+    "bare_legs",
 ];
 
 /// The participant controls as the controller sends them: deaf/undeaf; a hold with a file
@@ -611,6 +612,50 @@ pub fn dtmf(run: &mut Run) -> Pin<Box<dyn Future<Output = ()> + '_>> {
 }
 
 /// A scenario by its name.
+/// Legs as a script or another ESL client makes them, with none of the optional parts: a control
+/// leg originated on `null/` with no caller id, five parked `null/` calls with no caller id (each
+/// answered at once) joined by `uuid_transfer … inline`, each moved out again by a second inline
+/// transfer (`commands::leave`: parked, the transfer history now two long), then hung up.
+pub fn bare_legs(run: &mut Run) -> Pin<Box<dyn Future<Output = ()> + '_>> {
+    Box::pin(async move {
+        let ctl = uuid::Uuid::new_v4().to_string();
+        run.label(&ctl, "ctl");
+        run.label(ROOM, "room");
+        let from = run.mark();
+        run.bgapi(&format!(
+            "originate {{origination_uuid={ctl}}}null/switchyard &conference({ROOM}@{PROFILE}+flags{{mute|deaf}})"
+        ))
+        .await;
+        run.conf_event(from, "add-member", Some(&ctl)).await;
+        let mut calls = Vec::new();
+        for i in 0..5 {
+            let call = uuid::Uuid::new_v4().to_string();
+            run.label(&call, &format!("bare{i}"));
+            let from = run.mark();
+            run.bgapi(&format!(
+                "originate {{origination_uuid={call}}}null/100{i} &park()"
+            ))
+            .await;
+            run.channel_event(from, "CHANNEL_PARK", &call).await;
+            calls.push(call);
+        }
+        for call in &calls {
+            join(run, call).await;
+        }
+        for call in &calls {
+            let cmd = switchyard::node::commands::leave(call, &[]).unwrap();
+            let from = run.mark();
+            run.api(cmd.as_str()).await;
+            run.conf_event(from, "del-member", Some(call)).await;
+            run.channel_event(from, "CHANNEL_PARK", call).await;
+        }
+        for call in &calls {
+            kill(run, call).await;
+        }
+        close(run, &ctl).await;
+    })
+}
+
 pub fn by_name(name: &str) -> Option<Scenario> {
     let scenario: Scenario = match name {
         "basic" => basic,
@@ -626,6 +671,7 @@ pub fn by_name(name: &str) -> Option<Scenario> {
         "dialout" => dialout,
         "wait_mod" => wait_mod,
         "dtmf" => dtmf,
+        "bare_legs" => bare_legs,
         _ => return None,
     };
     Some(scenario)
