@@ -1,6 +1,7 @@
 //! The `switchyard` binary's subcommands (`esl decode`, `webhook`) and the logs it writes: the
-//! JSON log format, request ids in the logs, the dead-letter log line. The two log-capture
-//! modules install one process-wide `debug` subscriber, so they stay in this binary.
+//! JSON log format, request ids in the logs, the dead-letter log line; and the commands and links
+//! of the docs (`docs.rs`). The two log-capture modules install one process-wide `debug`
+//! subscriber, so they stay in this binary.
 //!
 //! One test binary per subject (CI links few binaries); each module was a file of its own.
 #![allow(clippy::unwrap_used, clippy::expect_used)]

@@ -20,12 +20,21 @@ pub const ROOM: &str = "dtest-room-6d1f4c1e-0b5a-4c3e-9d52-0c7f0e3a9b11";
 /// Opens a room as the controller does: `bgapi originate` of a control leg into the conference
 /// (`commands::originate_control_leg`), then waits for its add-member. Labels it `ctl`.
 pub async fn open_room(run: &mut Run) -> String {
+    open_room_with(
+        run,
+        &format!(",switchyard_role=control,switchyard_room={ROOM},origination_caller_id_name=switchyard,origination_caller_id_number=0"),
+    )
+    .await
+}
+
+/// [`open_room`] with `vars` (each after a comma) beside the leg's `origination_uuid`.
+async fn open_room_with(run: &mut Run, vars: &str) -> String {
     let ctl = uuid::Uuid::new_v4().to_string();
     run.label(&ctl, "ctl");
     run.label(ROOM, "room");
     let from = run.mark();
     run.bgapi(&format!(
-        "originate {{origination_uuid={ctl},switchyard_role=control,switchyard_room={ROOM},origination_caller_id_name=switchyard,origination_caller_id_number=0}}null/switchyard &conference({ROOM}@{PROFILE}+flags{{mute|deaf}})"
+        "originate {{origination_uuid={ctl}{vars}}}null/switchyard &conference({ROOM}@{PROFILE}+flags{{mute|deaf}})"
     ))
     .await;
     run.conf_event(from, "add-member", Some(&ctl)).await;
@@ -611,22 +620,13 @@ pub fn dtmf(run: &mut Run) -> Pin<Box<dyn Future<Output = ()> + '_>> {
     })
 }
 
-/// A scenario by its name.
 /// Legs as a script or another ESL client makes them, with none of the optional parts: a control
 /// leg originated on `null/` with no caller id, five parked `null/` calls with no caller id (each
 /// answered at once) joined by `uuid_transfer … inline`, each moved out again by a second inline
 /// transfer (`commands::leave`: parked, the transfer history now two long), then hung up.
 pub fn bare_legs(run: &mut Run) -> Pin<Box<dyn Future<Output = ()> + '_>> {
     Box::pin(async move {
-        let ctl = uuid::Uuid::new_v4().to_string();
-        run.label(&ctl, "ctl");
-        run.label(ROOM, "room");
-        let from = run.mark();
-        run.bgapi(&format!(
-            "originate {{origination_uuid={ctl}}}null/switchyard &conference({ROOM}@{PROFILE}+flags{{mute|deaf}})"
-        ))
-        .await;
-        run.conf_event(from, "add-member", Some(&ctl)).await;
+        let ctl = open_room_with(run, "").await;
         let mut calls = Vec::new();
         for i in 0..5 {
             let call = uuid::Uuid::new_v4().to_string();
@@ -656,6 +656,7 @@ pub fn bare_legs(run: &mut Run) -> Pin<Box<dyn Future<Output = ()> + '_>> {
     })
 }
 
+/// A scenario by its name.
 pub fn by_name(name: &str) -> Option<Scenario> {
     let scenario: Scenario = match name {
         "basic" => basic,
