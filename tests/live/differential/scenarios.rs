@@ -5,7 +5,8 @@ use std::future::Future;
 use std::pin::Pin;
 
 use switchyard::conference::RoomId;
-use switchyard::node::commands::{Speech, play_tagged};
+use switchyard::conference::actions::{Gender, Talk};
+use switchyard::node::commands::{self, Speech, play_tagged};
 
 use crate::common::scenario::{PROFILE, Run};
 
@@ -50,7 +51,7 @@ pub async fn join(run: &mut Run, uuid: &str) -> u32 {
 /// moderator); the member id once its add-member came.
 pub async fn join_as(run: &mut Run, uuid: &str, moderator: bool) -> u32 {
     let room = switchyard::conference::RoomId::parse(ROOM).unwrap();
-    let cmd = switchyard::node::commands::join(uuid, &room, PROFILE, moderator).unwrap();
+    let cmd = commands::join(uuid, &room, PROFILE, moderator).unwrap();
     let from = run.mark();
     run.api(cmd.as_str()).await;
     run.conf_event(from, "add-member", Some(uuid))
@@ -65,24 +66,36 @@ async fn music_restarts() {
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
 }
 
-/// `conference <room> <verb> <member>`, waiting for the event `action` of `uuid`.
+/// `conference <room> <verb> <member>`, waiting for the event `action` of `uuid`: as the
+/// controller sends it (`commands::member_switch`, with `quiet`) for the switches it makes, as
+/// another client would for the rest (`kick`).
 pub async fn member(run: &mut Run, verb: &str, id: u32, uuid: &str, action: &str) {
+    let line = match verb {
+        "mute" | "unmute" | "deaf" | "undeaf" | "unhold" => {
+            let room = RoomId::parse(ROOM).unwrap();
+            commands::member_switch(&room, verb, id)
+                .unwrap()
+                .as_str()
+                .to_owned()
+        }
+        _ => format!("conference {ROOM} {verb} {id}"),
+    };
     let from = run.mark();
-    run.api(&format!("conference {ROOM} {verb} {id}")).await;
+    run.api(&line).await;
     run.conf_event(from, action, Some(uuid)).await;
 }
 
 /// `uuid_kill <uuid>`, waiting for the channel to be destroyed.
 pub async fn kill(run: &mut Run, uuid: &str) {
     let from = run.mark();
-    run.api(&format!("uuid_kill {uuid}")).await;
+    run.api(commands::kill(uuid).unwrap().as_str()).await;
     run.destroyed(from, uuid).await;
 }
 
 /// The end of every scenario: the control leg killed (the room ends), every channel gone.
 pub async fn close(run: &mut Run, ctl: &str) {
     let from = run.mark();
-    run.api(&format!("uuid_kill {ctl}")).await;
+    run.api(commands::kill(ctl).unwrap().as_str()).await;
     run.conf_event(from, "conference-destroy", None).await;
     run.all_destroyed().await;
 }
@@ -224,14 +237,22 @@ pub fn plays(run: &mut Run) -> Pin<Box<dyn Future<Output = ()> + '_>> {
         ))
         .await;
         run.conf_event(from, "play-file", None).await;
-        run.api(&format!("conference {ROOM} pause_play")).await;
-        run.api(&format!("conference {ROOM} pause_play")).await;
-        run.api(&format!("conference {ROOM} file-vol 3")).await;
-        run.api(&format!("conference {ROOM} file-vol -50")).await;
+        // As the controller pauses (a toggle), sets the volume and stops.
+        let room = RoomId::parse(ROOM).unwrap();
+        let control = |verb: &str, arg: Option<&str>| {
+            commands::room_command(&room, verb, arg)
+                .unwrap()
+                .as_str()
+                .to_owned()
+        };
+        run.api(&control("pause_play", None)).await;
+        run.api(&control("pause_play", None)).await;
+        run.api(&control("file-vol", Some("3"))).await;
+        run.api(&control("file-vol", Some("-50"))).await;
         let from = run.mark();
-        run.api(&format!("conference {ROOM} stop all")).await;
+        run.api(&control("stop", Some("all"))).await;
         run.conf_event(from, "play-file-done", None).await;
-        run.api(&format!("conference {ROOM} stop all")).await;
+        run.api(&control("stop", Some("all"))).await;
         run.api(&format!(
             "conference {ROOM} play {{switchyard_op={}}}{dir}/missing.wav",
             ops[0]
@@ -256,26 +277,36 @@ pub fn record(run: &mut Run) -> Pin<Box<dyn Future<Output = ()> + '_>> {
         let ctl = open_room(run).await;
         join(run, &call).await;
         let path = format!("{dir}/room.wav");
+        let room = RoomId::parse(ROOM).unwrap();
         let from = run.mark();
-        run.api(&format!("conference {ROOM} record {path}")).await;
+        run.api(commands::record(&room, &path).unwrap().as_str())
+            .await;
         run.conf_event(from, "start-recording", None).await;
         run.api(&format!("conference {ROOM} json_list")).await;
-        // Paused and resumed as the controller does it (`commands::pause_recording`), then a
-        // second pause of a path not recorded.
-        for (verb, action) in [("pause", "pause-recording"), ("resume", "resume-recording")] {
+        // Paused and resumed as the controller does it, then a second pause of a path not
+        // recorded.
+        for (pause, action) in [(true, "pause-recording"), (false, "resume-recording")] {
             let from = run.mark();
-            run.api(&format!("conference {ROOM} recording {verb} {path}"))
-                .await;
+            run.api(
+                commands::pause_recording(&room, &path, pause)
+                    .unwrap()
+                    .as_str(),
+            )
+            .await;
             run.conf_event(from, action, None).await;
         }
-        run.api(&format!(
-            "conference {ROOM} recording pause {dir}/other.wav"
-        ))
+        let other = format!("{dir}/other.wav");
+        run.api(
+            commands::pause_recording(&room, &other, true)
+                .unwrap()
+                .as_str(),
+        )
         .await;
+        let norecord = commands::norecord(&room, &path).unwrap();
         let from = run.mark();
-        run.api(&format!("conference {ROOM} norecord {path}")).await;
+        run.api(norecord.as_str()).await;
         run.conf_event(from, "stop-recording", None).await;
-        run.api(&format!("conference {ROOM} norecord {path}")).await;
+        run.api(norecord.as_str()).await;
         kill(run, &call).await;
         close(run, &ctl).await;
         let _ = std::fs::remove_dir_all(&dir);
@@ -289,18 +320,22 @@ pub fn speech(run: &mut Run) -> Pin<Box<dyn Future<Output = ()> + '_>> {
         let call = run.call(DID, "1001", "Alice").await;
         let ctl = open_room(run).await;
         let m = join(run, &call).await;
+        let room = RoomId::parse(ROOM).unwrap();
+        let talk = |text: &str| Talk {
+            text: text.into(),
+            language: "en-US".into(),
+            gender: Gender::Female,
+        };
         let from = run.mark();
-        run.api(&format!("conference {ROOM} saymember {m} #slt#Hello there"))
-            .await;
+        let greet = commands::say_member(&room, m, &talk("Hello there")).unwrap();
+        run.api(greet.as_str()).await;
         run.conf_event(from, "speak-text-member", Some(&call)).await;
         let from = run.mark();
         run.api(&format!("conference {ROOM} say Welcome")).await;
         run.conf_event(from, "speak-text", None).await;
         let from = run.mark();
-        run.api(&format!(
-            "uuid_transfer {call} 'm:^:speak:flite|slt|Goodbye, Alice^park' inline"
-        ))
-        .await;
+        let bye = commands::leave(&call, &[talk("Goodbye, Alice")]).unwrap();
+        run.api(bye.as_str()).await;
         run.conf_event(from, "del-member", Some(&call)).await;
         run.channel_event(from, "CHANNEL_PARK", &call).await;
         kill(run, &call).await;
@@ -386,8 +421,9 @@ pub fn participants(run: &mut Run) -> Pin<Box<dyn Future<Output = ()> + '_>> {
         member(run, "deaf", ma, &a, "deaf-member").await;
         member(run, "undeaf", ma, &a, "undeaf-member").await;
         // A hold with a file: it ends while the member is still held.
+        let room = RoomId::parse(ROOM).unwrap();
         let from = run.mark();
-        run.api(&format!("conference {ROOM} hold {mb} {hold}"))
+        run.api(commands::hold(&room, mb, &hold).unwrap().as_str())
             .await;
         run.conf_event(from, "hold-member", Some(&b)).await;
         run.conf_event(from, "play-file-member-done", Some(&b))
@@ -397,17 +433,16 @@ pub fn participants(run: &mut Run) -> Pin<Box<dyn Future<Output = ()> + '_>> {
         let op = "00000000-0000-4000-8000-000000000001";
         run.label(op, "op1");
         let from = run.mark();
-        run.api(&format!(
-            "conference {ROOM} play '{{switchyard_op={op}}}{note}' {ma}"
-        ))
-        .await;
+        for cmd in play_tagged(&room, &op.parse().unwrap(), &note, Some(ma), Speech::Files).unwrap()
+        {
+            run.api(cmd.as_str()).await;
+        }
         run.conf_event(from, "play-file-member", Some(&a)).await;
         run.conf_event(from, "play-file-member-done", Some(&a))
             .await;
         // Spoken as the controller speaks on this node: a `tts://` file (1.11), or `say:` and a
         // tagged marker where no module gives `tts://` (a stock 1.10).
         let speech = Speech::from_show_files(&run.api("show files").await);
-        let room = RoomId::parse(ROOM).unwrap();
         let spoken = play_tagged(
             &room,
             &op.parse().unwrap(),
@@ -423,15 +458,12 @@ pub fn participants(run: &mut Run) -> Pin<Box<dyn Future<Output = ()> + '_>> {
         run.conf_event(from, "play-file-member-done", Some(&b))
             .await;
         // A coach: relate, then cleared.
-        run.api(&format!("conference {ROOM} relate {ma} {mb},999 nospeak"))
+        run.api(commands::unhear(&room, ma, &[mb, 999]).unwrap().as_str())
             .await;
-        run.api(&format!("conference {ROOM} relate {ma} 0 clear"))
+        run.api(commands::hear_again(&room, ma).unwrap().as_str())
             .await;
         // The enter tone, tagged, played as a member joins.
-        run.api(&format!(
-            "conference {ROOM} enter_sound file {{switchyard_beep=enter}}tone_stream://%(120,40,660);%(120,0,880)"
-        ))
-        .await;
+        run.api(commands::beep(&room, true).unwrap().as_str()).await;
         let c = run.call(DID, "1003", "Carol").await;
         let from = run.mark();
         join(run, &c).await;
@@ -450,7 +482,6 @@ pub fn participants(run: &mut Run) -> Pin<Box<dyn Future<Output = ()> + '_>> {
 pub fn dialout(run: &mut Run) -> Pin<Box<dyn Future<Output = ()> + '_>> {
     Box::pin(async move {
         use crate::common::sipp::Answer;
-        use switchyard::conference::RoomId;
         use switchyard::node::dialout::{Destination, Dial, originate};
         let ctl = open_room(run).await;
         let room = RoomId::parse(ROOM).unwrap();
@@ -515,8 +546,6 @@ pub fn dialout(run: &mut Run) -> Pin<Box<dyn Future<Output = ()> + '_>> {
 /// music starts again) until the room is closed.
 pub fn wait_mod(run: &mut Run) -> Pin<Box<dyn Future<Output = ()> + '_>> {
     Box::pin(async move {
-        use switchyard::conference::RoomId;
-        use switchyard::node::commands;
         let room = RoomId::parse(ROOM).unwrap();
         let (caller, passer, host) = (
             run.call_silent(DID, "1001", "Alice").await,
@@ -643,7 +672,7 @@ pub fn bare_legs(run: &mut Run) -> Pin<Box<dyn Future<Output = ()> + '_>> {
             join(run, call).await;
         }
         for call in &calls {
-            let cmd = switchyard::node::commands::leave(call, &[]).unwrap();
+            let cmd = commands::park(call).unwrap();
             let from = run.mark();
             run.api(cmd.as_str()).await;
             run.conf_event(from, "del-member", Some(call)).await;
