@@ -100,7 +100,6 @@ pub fn spawn_among<S: Store>(
         kept: Mutex::new(kept),
         failovers: Mutex::new(failovers),
         orphans: Mutex::default(),
-        speech: Mutex::default(),
     };
     tokio::spawn(supervisor.run(stop));
     (
@@ -129,8 +128,6 @@ struct Supervisor<S> {
     failovers: Mutex<Option<watch::Receiver<u64>>>,
     /// Rooms whose conferences the last audit found without a room in the store.
     orphans: Mutex<std::collections::HashSet<crate::conference::RoomId>>,
-    /// How the node speaks text (`show files`, read as it comes up).
-    speech: Mutex<Speech>,
 }
 
 /// What standing by works with: the first command connection and its heartbeats, ownership,
@@ -230,7 +227,8 @@ impl<S: Store> Supervisor<S> {
     fn set_state(&self, state: NodeState, commands: Vec<Client>) {
         let up = matches!(state, NodeState::Up { .. });
         crate::telemetry::node_connected(self.config.prefix.as_str(), up);
-        let speech = self.speech.lock().map(|s| *s).unwrap_or_default();
+        // How the node speaks stays as it was last read (`connected_period`).
+        let speech = self.link.borrow().speech;
         self.link.send_replace(NodeLink {
             state,
             commands,
@@ -303,9 +301,7 @@ impl<S: Store> Supervisor<S> {
         if speech == Speech::Say {
             tracing::info!(node = %describe(&self.config), "media node has no tts:// file format (FreeSWITCH 1.10 without mod_ssml): text is spoken with say:, in the profile's voice");
         }
-        if let Ok(mut s) = self.speech.lock() {
-            *s = speech;
-        }
+        self.link.send_modify(|link| link.speech = speech);
         let mut requests = self.requests.lock().await;
         // Requests made while the node was down are stale: the resync below covers them. So
         // are originates in flight on the old connections (a restarted node lost them).

@@ -10,11 +10,10 @@
 //! What needs what CI has not (docker compose, a production node, a nightly toolchain, root) is
 //! checked by the first rule only.
 
-use std::io::Read;
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::sync::LazyLock;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -158,6 +157,10 @@ fn check_switchyard(args: &[String]) -> Option<String> {
     None
 }
 
+/// The test targets and the benches, read once.
+static TESTS: LazyLock<Vec<String>> = LazyLock::new(|| targets("tests"));
+static BENCHES: LazyLock<Vec<String>> = LazyLock::new(|| targets("benches"));
+
 /// Test targets (tests/*.rs and tests/*/main.rs) and benches (benches/*.rs).
 fn targets(dir: &str) -> Vec<String> {
     std::fs::read_dir(root().join(dir))
@@ -179,7 +182,6 @@ fn targets(dir: &str) -> Vec<String> {
 fn check(command: &str) -> Vec<String> {
     let w = words(command);
     let mut wrong = Vec::new();
-    let (tests, benches) = (targets("tests"), targets("benches"));
     for (i, word) in w.iter().enumerate() {
         let next = w.get(i + 1).cloned().unwrap_or_default();
         if word.ends_with("target/release/switchyard") || word == "switchyard" {
@@ -191,10 +193,10 @@ fn check(command: &str) -> Vec<String> {
         {
             wrong.extend(check_switchyard(&w[dash + 1..]));
         }
-        if word == "--test" && !tests.contains(&next) {
+        if word == "--test" && !TESTS.contains(&next) {
             wrong.push(format!("no test target {next}"));
         }
-        if word == "--bench" && !benches.contains(&next) {
+        if word == "--bench" && !BENCHES.contains(&next) {
             wrong.push(format!("no bench {next}"));
         }
         let prefixes = [
@@ -344,21 +346,7 @@ fn the_readme_lab_tour_runs_as_written() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(addr).is_err() {
-        if let Some(status) = lab.0.try_wait().unwrap() {
-            let mut err = String::new();
-            if let Some(mut e) = lab.0.stderr.take() {
-                e.read_to_string(&mut err).unwrap();
-            }
-            panic!("the lab exited ({status}): {err}");
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the lab never listened on {addr}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    crate::log_format::wait_listening(addr, &mut lab.0);
     let tour = readme_block("API=http://127.0.0.1:8080")
         .replace("http://127.0.0.1:8080", &format!("http://{addr}"));
     // curl prints each answer's body as it is (no newline between them): a stream of JSON.

@@ -30,7 +30,7 @@ fn switchyard(args: &[&str]) -> Child {
 }
 
 /// Waits until `addr` accepts connections (the API is up).
-fn wait_listening(addr: SocketAddr, child: &mut Child) {
+pub(crate) fn wait_listening(addr: SocketAddr, child: &mut Child) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while TcpStream::connect(addr).is_err() {
         if let Some(status) = child.try_wait().unwrap() {

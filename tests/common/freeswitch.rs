@@ -292,8 +292,10 @@ impl FreeSwitch {
     /// exits, for a node kept in a `static` (never dropped): a `sh` waits on a pipe that only this
     /// process holds open. Dropping what this returns does the same at once (after the node was
     /// dropped: its directory is then kept or removed as [`Drop`] decided, and nothing is killed).
-    pub fn killed_when_this_process_exits(&self) -> Option<std::process::ChildStdin> {
-        let pid = self.pid()?;
+    // The `sh` outlives this process on purpose: nothing here waits for it.
+    #[allow(clippy::zombie_processes)]
+    pub fn killed_when_this_process_exits(&self) -> std::process::ChildStdin {
+        let pid = self.pid().expect("a running node");
         let mut reaper = Command::new("sh")
             .args([
                 "-c",
@@ -307,8 +309,8 @@ impl FreeSwitch {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .ok()?;
-        reaper.stdin.take()
+            .expect("sh starts");
+        reaper.stdin.take().expect("a piped stdin")
     }
 
     /// Starts the node again on the same ports with the same password and directories.

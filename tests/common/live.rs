@@ -220,7 +220,7 @@ impl Drop for Controller {
 }
 
 /// A node of the pool, with what kills it when the process exits.
-type Pooled = (FreeSwitch, Option<std::process::ChildStdin>);
+type Pooled = (FreeSwitch, std::process::ChildStdin);
 
 /// Nodes that live tests of this binary left clean, for the next test: one test at a time on a
 /// node (two controllers of one node prefix would take each other's rooms), about as many nodes
@@ -266,7 +266,7 @@ pub struct Live {
     pub fs: Option<FreeSwitch>,
     /// A node from the pool: what kills it at exit; it goes back to the pool once the test
     /// finished clean.
-    reaper: Option<Option<std::process::ChildStdin>>,
+    reaper: Option<std::process::ChildStdin>,
     /// Between the controller and the node, with [`Live::start_proxied`].
     pub proxy: Option<Proxy>,
     // Dropped last: the controller's store.
