@@ -266,6 +266,7 @@ impl State {
             }
         }
         self.set_callstate(&caller, "ACTIVE", 4);
+        self.originated(&caller, out, "NONE");
         let Some(ch) = self.channels.get_mut(&caller) else {
             return;
         };
@@ -273,12 +274,7 @@ impl State {
         ch.bridged_at = now;
         for (k, v) in [
             ("DIALSTATUS", "SUCCESS".to_owned()),
-            ("originate_causes", format!("{out};NONE")),
             ("originate_disposition", "SUCCESS".into()),
-            (
-                "originated_legs",
-                format!("{out};Outbound Call;{}", ch.cid_number),
-            ),
             ("signal_bond", out.to_owned()),
             ("switch_m_sdp", super::sofia::answer_sdp("20000")),
         ] {
@@ -356,6 +352,23 @@ impl State {
         ]
     }
 
+    /// What an originate leaves on its caller, pushed (so every bridge of a call is kept, an
+    /// array from the second on): `originated_legs` (`<leg>;<callee name>;<callee number>`)
+    /// and `originate_causes` (`<leg>;<its cause>`, NONE when answered).
+    fn originated(&mut self, caller: &str, out: &str, cause: &str) {
+        let (dest, cause) = match self.channels.get(out) {
+            Some(leg) => (
+                leg.destination.clone(),
+                leg.hangup_cause.clone().unwrap_or_else(|| cause.to_owned()),
+            ),
+            None => (String::new(), cause.to_owned()),
+        };
+        if let Some(ch) = self.channels.get_mut(caller) {
+            ch.push_var("originated_legs", &format!("{out};Outbound Call;{dest}"));
+            ch.push_var("originate_causes", &format!("{out};{cause}"));
+        }
+    }
+
     /// A bridge that never got an answer: `bridge` ends; the caller goes on (`continue_on_fail`
     /// or a cause that always continues) or is hung up with the cause.
     pub(crate) fn bridge_failed(&mut self, caller: &str, cause: &str) {
@@ -374,6 +387,9 @@ impl State {
                     .collect()
             })
             .unwrap_or_default();
+        if let Some(out) = &out {
+            self.originated(caller, out, cause);
+        }
         let Some(ch) = self.channels.get_mut(caller) else {
             return;
         };

@@ -263,7 +263,12 @@ impl State {
                     return;
                 }
                 App::Hangup(cause) => {
-                    self.hangup(uuid, &cause);
+                    let cause = if cause.is_empty() {
+                        "NORMAL_CLEARING"
+                    } else {
+                        &cause
+                    };
+                    self.hangup(uuid, cause);
                     return;
                 }
                 App::Bridge(data) => {

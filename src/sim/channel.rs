@@ -14,6 +14,8 @@ pub(crate) enum App {
     Echo,
     Park,
     Conference(JoinSpec),
+    /// `hangup[:<cause>]`: the data as given (no data: NORMAL_CLEARING, and no
+    /// `Application-Data`).
     Hangup(String),
     /// `speak:<engine>|<voice>|<text>`: text to speech, then the next app.
     Speak(String),
@@ -34,11 +36,7 @@ impl App {
             "set" if arg.contains('=') => Some(App::Set(arg.to_owned())),
             "bridge" if !arg.trim().is_empty() => Some(App::Bridge(arg.to_owned())),
             "conference" => JoinSpec::parse(arg).map(App::Conference),
-            "hangup" => Some(App::Hangup(if arg.is_empty() {
-                "NORMAL_CLEARING".into()
-            } else {
-                arg.into()
-            })),
+            "hangup" => Some(App::Hangup(arg.into())),
             _ => None,
         }
     }
@@ -250,6 +248,16 @@ impl Channel {
     pub fn set_var(&mut self, name: &str, value: impl Into<String>) {
         self.variables.retain(|(n, _)| n != name);
         self.variables.push((name.to_owned(), value.into()));
+    }
+
+    /// Adds a value to a variable (SWITCH_STACK_PUSH): the second makes it an array, written
+    /// `ARRAY::<first>|:<second>` as FreeSWITCH serializes it.
+    pub fn push_var(&mut self, name: &str, value: &str) {
+        match self.variables.iter_mut().find(|(n, _)| n == name) {
+            Some((_, v)) if v.starts_with("ARRAY::") => *v = format!("{v}|:{value}"),
+            Some((_, v)) => *v = format!("ARRAY::{v}|:{value}"),
+            None => self.variables.push((name.to_owned(), value.to_owned())),
+        }
     }
 
     pub fn unset_var(&mut self, name: &str) {

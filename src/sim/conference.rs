@@ -164,23 +164,25 @@ impl State {
         room: &str,
         calling: (&str, &str, u32),
     ) -> Option<EventData> {
-        let (size, ghosts, profile, uuid) = {
-            let r = self.rooms.get(room)?;
-            (
-                r.non_ghosts(),
-                r.ghosts(),
-                r.profile.clone(),
-                r.uuid.clone(),
-            )
-        };
+        let headers = self.room_headers(room)?;
         let mut e = self.event("CUSTOM", Some(MAINTENANCE), calling);
-        e.push("Conference-Name", room);
-        e.push("Conference-Domain", self.config.domain.clone());
-        e.push("Conference-Size", size.to_string());
-        e.push("Conference-Ghosts", ghosts.to_string());
-        e.push("Conference-Profile-Name", profile);
-        e.push("Conference-Unique-ID", uuid);
+        for (n, v) in headers {
+            e.push(n, v);
+        }
         Some(e)
+    }
+
+    /// The six `Conference-*` headers of a room (mod_conference's `conference_event_add_data`).
+    fn room_headers(&self, room: &str) -> Option<[(&'static str, String); 6]> {
+        let r = self.rooms.get(room)?;
+        Some([
+            ("Conference-Name", room.to_owned()),
+            ("Conference-Domain", self.config.domain.clone()),
+            ("Conference-Size", r.non_ghosts().to_string()),
+            ("Conference-Ghosts", r.ghosts().to_string()),
+            ("Conference-Profile-Name", r.profile.clone()),
+            ("Conference-Unique-ID", r.uuid.clone()),
+        ])
     }
 
     /// A member event: room headers, the channel, the member's flags, then `Action`.
@@ -211,7 +213,10 @@ impl State {
     }
 
     /// A member event with `pre` headers before the member's and `post` after (floor-change
-    /// puts `Action` and `Old-ID` first and `New-ID` last).
+    /// puts `Action` and `Old-ID` first and `New-ID` last). The member's data starts with the
+    /// room's headers again when `pre` put something between (mod_conference adds the room's
+    /// data, then the member's, which adds it again: floor-change has each `Conference-*` header
+    /// twice).
     pub(crate) fn floor_event(
         &mut self,
         room: &str,
@@ -230,6 +235,11 @@ impl State {
         };
         for (n, v) in pre {
             e.push(n, v.clone());
+        }
+        if !pre.is_empty() {
+            for (n, v) in self.room_headers(room).into_iter().flatten() {
+                e.push(n, v);
+            }
         }
         e.push("Floor", floor.to_string());
         if let Some(ch) = self.channels.get(&member.uuid) {

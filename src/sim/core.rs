@@ -57,6 +57,13 @@ pub(crate) enum Deferred {
     Talk { room: String },
     /// An enter or exit tone ended.
     ToneDone { room: String, token: u64 },
+    /// Files an unhold stopped get their play-file-member-done when the member's thread
+    /// closes them: after the command's API event.
+    MemberFilesStopped {
+        room: String,
+        id: u32,
+        files: Vec<(PlayFile, Duration)>,
+    },
     /// The file a member hears alone ended, unless its files changed since (`token`).
     MemberFileDone { room: String, id: u32, token: u64 },
 }
@@ -183,6 +190,11 @@ impl State {
             Deferred::Talk { room } => self.update_talking(&room),
             Deferred::ToneDone { room, token } => self.tone_done(&room, token),
             Deferred::MemberFileDone { room, id, token } => self.member_file_done(&room, id, token),
+            Deferred::MemberFilesStopped { room, id, files } => {
+                for (file, played) in files {
+                    self.fire_member_file_done(&room, id, &file, played);
+                }
+            }
         }
     }
 

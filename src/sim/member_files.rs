@@ -107,21 +107,41 @@ impl State {
         }
     }
 
-    /// Stops every file of a member (an unhold does), each with its done event.
+    /// Stops every file of a member (an unhold does), each with its done event once the
+    /// member's thread closes it: after the command's API event (observed with a hold's
+    /// `local_stream://moh`, 1.10 and 1.11).
     pub(crate) fn stop_member_files(&mut self, room: &str, id: u32) {
         let token = self.token();
         let Some(m) = self.member_mut(room, id) else {
             return;
         };
         m.file_token = token;
-        let files: Vec<PlayFile> = m.files.drain(..).collect();
-        for file in files {
-            let played = file.started.map_or(Duration::ZERO, |s| s.elapsed());
-            self.fire_member_file_done(room, id, &file, played.min(file.total));
+        let files: Vec<(PlayFile, Duration)> = m
+            .files
+            .drain(..)
+            .map(|file| {
+                let played = file.started.map_or(Duration::ZERO, |s| s.elapsed());
+                let played = played.min(file.total);
+                (file, played)
+            })
+            .collect();
+        if !files.is_empty() {
+            let step = Deferred::MemberFilesStopped {
+                room: room.to_owned(),
+                id,
+                files,
+            };
+            self.later(Duration::from_millis(1), step);
         }
     }
 
-    fn fire_member_file_done(&mut self, room: &str, id: u32, file: &PlayFile, played: Duration) {
+    pub(crate) fn fire_member_file_done(
+        &mut self,
+        room: &str,
+        id: u32,
+        file: &PlayFile,
+        played: Duration,
+    ) {
         // Speech (`say:`) ends without an event, as in a room.
         if file.file.starts_with("say:") {
             return;
@@ -135,7 +155,12 @@ impl State {
         for (k, v) in &file.params {
             extra.push((k.as_str(), v.clone()));
         }
-        extra.push(("File", file.file.clone()));
-        self.member_event(room, id, "play-file-member-done", &extra);
+        extra.push(("Action", "play-file-member-done".to_owned()));
+        // As `conference_file_close` builds it: the room's data, the lengths, the file's
+        // parameters and `Action`, then the member's data (the room's again), then `File`.
+        if let Some(member) = self.rooms.get(room).and_then(|r| r.member(id)).cloned() {
+            let post = [("File", file.file.clone())];
+            self.floor_event(room, &member, &extra, &post);
+        }
     }
 }

@@ -102,10 +102,14 @@ impl State {
         };
         room.members.push(member);
         let (room_uuid, count) = (room.uuid.clone(), room.non_ghosts());
-        let call_key = format!(
-            "conference_{}_{}_{}",
-            spec.room, self.config.domain, spec.profile
-        );
+        // conference_<room>_<domain>_<caller id number>: the leg's caller id as it is now (an
+        // answered outbound leg's is its callee's after the flip: the dialed number).
+        let number = self
+            .channels
+            .get(uuid)
+            .map(|ch| ch.cid_number.clone())
+            .unwrap_or_default();
+        let call_key = format!("conference_{}_{}_{number}", spec.room, self.config.domain);
         if let Some(ch) = self.channels.get_mut(uuid) {
             ch.room = Some(spec.room.clone());
             for (k, v) in [

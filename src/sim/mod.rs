@@ -47,7 +47,8 @@ pub struct SimConfig {
     pub password: String,
     /// `FreeSWITCH-Hostname` / `-Switchname`.
     pub hostname: String,
-    /// `Conference-Domain` of room events.
+    /// `Conference-Domain` of room events: a conference profile's `domain`; FreeSWITCH's
+    /// default, with none set (as in `freeswitch-conf`), is `cluecon.com`.
     pub domain: String,
     /// What `api version` reports.
     pub version: String,
@@ -85,7 +86,7 @@ impl Default for SimConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8021)),
             password: "ClueCon".into(),
             hostname: "sim".into(),
-            domain: "127.0.0.1".into(),
+            domain: "cluecon.com".into(),
             version: "1.11.3-dev~64bit".into(),
             heartbeat: Some(Duration::from_secs(20)),
             auth_timeout: Duration::from_secs(25),

@@ -104,11 +104,8 @@ impl State {
             uuid::Uuid::new_v4(),
             ch.context
         );
-        let history = match ch.var("transfer_history") {
-            Some(h) => format!("{h}|{source}"),
-            None => source.clone(),
-        };
-        ch.set_var("transfer_history", history);
+        // Pushed: from the second transfer on, an array.
+        ch.push_var("transfer_history", &source);
         ch.set_var("transfer_source", source.clone());
         ch.transfer_source = Some(source);
         ch.dialplan = Some(dialplan);

@@ -55,12 +55,12 @@
 //!   the answering thread fires those events (seen on 1.11 in CI, `dialout`'s ctl leg); those
 //!   values are not compared there ([`settle_flip_race`]).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::OnceLock;
 
 use regex::Regex;
 use serde_json::Value;
-use switchyard::esl::Event;
+use switchyard::esl::{Event, HeaderValue};
 
 use super::scenario::{Reply, Run};
 
@@ -319,11 +319,27 @@ pub fn items(run: &Run) -> Vec<Item> {
         } else {
             role
         };
-        let headers = e
-            .headers()
-            .map(|(n, _)| n.into_owned())
-            .filter(|n| !RACY_HEADERS.contains(&n.as_str()))
-            .filter(|n| !(on_1_10 && NOT_ON_1_10.contains(&(name.as_str(), n.as_str()))))
+        // A header the event carries more than once is named with its count (`Name ×2`), and
+        // one whose value is an array (`ARRAY::a|:b`) with its length (`Name [2]`).
+        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+        for (n, v) in e.headers() {
+            if RACY_HEADERS.contains(&n.as_ref())
+                || (on_1_10 && NOT_ON_1_10.contains(&(name.as_str(), n.as_ref())))
+            {
+                continue;
+            }
+            let n = match v {
+                HeaderValue::Many(items) => format!("{n} [{}]", items.len()),
+                HeaderValue::One(_) => n.into_owned(),
+            };
+            *counts.entry(n).or_default() += 1;
+        }
+        let headers = counts
+            .into_iter()
+            .map(|(n, count)| match count {
+                1 => n,
+                _ => format!("{n} ×{count}"),
+            })
             .collect();
         out.push(Item {
             key,
@@ -578,7 +594,11 @@ pub fn dump(run: &Run, name: &str) {
     for e in run.events() {
         out.push('\n');
         for (n, v) in e.headers() {
-            let v = relabel(&labels, v.first()).replace('\n', "\\n");
+            let v = match v {
+                HeaderValue::One(v) => v,
+                HeaderValue::Many(items) => format!("ARRAY::{}", items.join("|:")),
+            };
+            let v = relabel(&labels, &v).replace('\n', "\\n");
             out.push_str(&format!("{n}: {v}\n"));
         }
         if let Some(body) = e.body() {

@@ -15,8 +15,12 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 
+use switchyard::conference::Exit;
+use switchyard::conference::actions::{Gender, Talk};
 use switchyard::conference::{NodePrefix, RoomId, SessionId};
+use switchyard::esl::ApiCommand;
 use switchyard::node::bridge::{NodeBridge, bridge_to_node};
+use switchyard::node::commands;
 
 use super::scenarios::{self, DID, ROOM};
 use crate::common::scenario::Run;
@@ -66,6 +70,16 @@ struct Bridge {
     out: String,
     from_a: usize,
     from_b: usize,
+}
+
+/// The controller's exit of a bridged member on the room's node (`commands::take_out`): its leg
+/// killed, or told `talks` then hung up.
+fn take_out(leg: &str, talks: &[Talk]) -> ApiCommand {
+    let exit = Exit {
+        channel: leg.to_owned(),
+        bridged: true,
+    };
+    commands::take_out(&exit, talks).unwrap()
 }
 
 /// Sends bridge number `n` of `caller` into `room` on B, and waits for A's leg to be created
@@ -127,10 +141,10 @@ async fn parked_again(a: &Run, b: &Run, caller: &str, x: &Bridge, from: (usize, 
     b.destroyed(from.1, &x.out).await;
 }
 
-/// One caller on B bridged into A's room six times: joined, unmuted and muted, and out by
-/// `uuid_kill` of A's leg; joined and kicked on A; joined and moved to park on B; refused by A
-/// for a room it does not host (480); refused for a request user that is not a room (404);
-/// joined and hung up on B. After every leave and refusal the caller is parked again on B.
+/// One caller on B bridged into A's room seven times: joined, unmuted and muted, and taken out
+/// on A (`uuid_kill` of A's leg); joined and kicked on A; joined and moved to park on B; refused
+/// by A for a room it does not host (480); refused for a request user that is not a room (404);
+/// joined and taken out on A with a farewell spoken; joined and hung up on B. After every leave and refusal the caller is parked again on B.
 pub fn bridged<'a>(a: &'a mut Run, b: &'a mut Run) -> Pin<Box<dyn Future<Output = ()> + 'a>> {
     Box::pin(async move {
         let (a_sip, b_sip) = (
@@ -154,7 +168,7 @@ pub fn bridged<'a>(a: &'a mut Run, b: &'a mut Run) -> Pin<Box<dyn Future<Output 
         scenarios::member(a, "unmute", id, &x.leg, "unmute-member").await;
         scenarios::member(a, "mute", id, &x.leg, "mute-member").await;
         let from = (a.mark(), b.mark());
-        a.api(&format!("uuid_kill {}", x.leg)).await;
+        a.api(take_out(&x.leg, &[]).as_str()).await;
         parked_again(a, b, &caller, &x, from).await;
 
         // 2. Joined, kicked on A (A's dialplan hangs its leg up).
@@ -168,7 +182,7 @@ pub fn bridged<'a>(a: &'a mut Run, b: &'a mut Run) -> Pin<Box<dyn Future<Output 
         let x = bridge(a, b, &caller, ROOM, 3).await;
         joined(a, b, &caller, &x, false).await;
         let from = (a.mark(), b.mark());
-        b.api(&format!("uuid_transfer {caller} park inline")).await;
+        b.api(commands::leave(&caller, &[]).unwrap().as_str()).await;
         a.conf_event(from.0, "del-member", Some(&x.leg)).await;
         parked_again(a, b, &caller, &x, from).await;
 
@@ -181,8 +195,21 @@ pub fn bridged<'a>(a: &'a mut Run, b: &'a mut Run) -> Pin<Box<dyn Future<Output 
         let x = bridge(a, b, &caller, NOT_A_ROOM, 5).await;
         parked_again(a, b, &caller, &x, (x.from_a, x.from_b)).await;
 
-        // 6. Joined, the caller killed on B: A's leg leaves the room and hangs up.
+        // 6. Joined, taken out on A with a farewell: A's leg hears it, then hangs up.
         let x = bridge(a, b, &caller, ROOM, 6).await;
+        joined(a, b, &caller, &x, false).await;
+        let from = (a.mark(), b.mark());
+        let bye = Talk {
+            text: "Goodbye".into(),
+            language: "en-US".into(),
+            gender: Gender::Female,
+        };
+        a.api(take_out(&x.leg, &[bye]).as_str()).await;
+        a.conf_event(from.0, "del-member", Some(&x.leg)).await;
+        parked_again(a, b, &caller, &x, from).await;
+
+        // 7. Joined, the caller killed on B: A's leg leaves the room and hangs up.
+        let x = bridge(a, b, &caller, ROOM, 7).await;
         joined(a, b, &caller, &x, false).await;
         let from = (a.mark(), b.mark());
         b.api(&format!("uuid_kill {caller}")).await;

@@ -400,8 +400,9 @@ pub const NAMES: [&str; 13] = [
 
 /// The participant controls as the controller sends them: deaf/undeaf; a hold with a file
 /// (which ends while held) and the unhold; an announcement played to one member, tagged, and
-/// one spoken (`tts://`, quoted); `relate` for a coach and its clearing; the room's enter tone
-/// (tagged) played when a member joins.
+/// one spoken (`tts://`, quoted); a hold on the node's own music and a file for one member
+/// (`nomux`); `relate` for a coach and its clearing; the room's enter tone (tagged) played when
+/// a moderator joins.
 pub fn participants(run: &mut Run) -> Pin<Box<dyn Future<Output = ()> + '_>> {
     Box::pin(async move {
         let (hold, note) = (wav("hold.wav", 500), wav("note.wav", 400));
@@ -429,6 +430,26 @@ pub fn participants(run: &mut Run) -> Pin<Box<dyn Future<Output = ()> + '_>> {
         run.conf_event(from, "play-file-member-done", Some(&b))
             .await;
         member(run, "unhold", mb, &b, "unhold-member").await;
+        // A hold with no music given: the node's own (`local_stream://moh`, which loops).
+        let from = run.mark();
+        run.api(
+            commands::hold(&room, mb, commands::HOLD_MUSIC)
+                .unwrap()
+                .as_str(),
+        )
+        .await;
+        run.conf_event(from, "hold-member", Some(&b)).await;
+        // The music is stopped by the member's thread, after the unhold's reply.
+        let from = run.mark();
+        member(run, "unhold", mb, &b, "unhold-member").await;
+        run.conf_event(from, "play-file-member-done", Some(&b))
+            .await;
+        // A file instead of the room for one member (`commands::member_file`).
+        let from = run.mark();
+        run.api(commands::member_file(&room, ma, &note).unwrap().as_str())
+            .await;
+        run.conf_event(from, "play-file-member-done", Some(&a))
+            .await;
         // Announcements to one member: a tagged file, then spoken text.
         let op = "00000000-0000-4000-8000-000000000001";
         run.label(op, "op1");
@@ -466,7 +487,7 @@ pub fn participants(run: &mut Run) -> Pin<Box<dyn Future<Output = ()> + '_>> {
         run.api(commands::beep(&room, true).unwrap().as_str()).await;
         let c = run.call(DID, "1003", "Carol").await;
         let from = run.mark();
-        join(run, &c).await;
+        join_as(run, &c, true).await;
         run.conf_event(from, "play-file-done", None).await;
         for call in [&a, &b, &c] {
             kill(run, call).await;
@@ -478,7 +499,8 @@ pub fn participants(run: &mut Run) -> Pin<Box<dyn Future<Output = ()> + '_>> {
 /// A dial-out as `rooms::dial_out` sends it (`node::dialout::originate`): the room calls a SIP
 /// callee who answers (it enters the room at once, muted; leaves to park when kicked; hung up),
 /// one who is busy (486: the job fails with USER_BUSY), and one who rings and never answers (the
-/// job fails with NO_ANSWER at the 1 s timeout, after the leg's HANGUP).
+/// job fails with NO_ANSWER at the 1 s timeout, after the leg's HANGUP), and one given up while
+/// it rings (`commands::cancel`).
 pub fn dialout(run: &mut Run) -> Pin<Box<dyn Future<Output = ()> + '_>> {
     Box::pin(async move {
         use crate::common::sipp::Answer;
@@ -532,6 +554,17 @@ pub fn dialout(run: &mut Run) -> Pin<Box<dyn Future<Output = ()> + '_>> {
         let from = run.mark();
         run.bgapi(&line(&to, &silent, 1)).await;
         run.destroyed(from, &silent.to_string()).await;
+        // Given up while it rings (`commands::cancel`, as a DELETE of the participant sends
+        // it): the callee gets a CANCEL, the job fails with ORIGINATOR_CANCEL.
+        let to = run.callee(Answer::Never).await;
+        let given_up = uuid::Uuid::new_v4();
+        run.label(&given_up.to_string(), "given_up");
+        let from = run.mark();
+        run.bgapi(&line(&to, &given_up, 30)).await;
+        let given_up = given_up.to_string();
+        run.channel_event(from, "CHANNEL_PROGRESS", &given_up).await;
+        run.api(commands::cancel(&given_up).unwrap().as_str()).await;
+        run.destroyed(from, &given_up).await;
         close(run, &ctl).await;
     })
 }
