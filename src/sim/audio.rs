@@ -33,15 +33,16 @@ pub(crate) const EXIT_TONE: (&str, Duration) = (
 pub(crate) const FLOOR_DELAY: Duration = Duration::from_millis(20);
 const TALK_DELAY: Duration = Duration::from_millis(60);
 
+/// An enter or exit tone: a room file like any other on a node, queued behind the tones
+/// before it (`conference_file_play` appends to the room's file chain).
 #[derive(Debug, Clone)]
 pub(crate) struct Tone {
     pub file: String,
     pub token: u64,
-    pub started: Instant,
-}
-
-fn played(since: Instant) -> Vec<(&'static str, String)> {
-    played_for(since.elapsed())
+    /// How long it plays once started (lead-in included).
+    pub length: Duration,
+    /// When it started; `None` while it waits its turn.
+    pub started: Option<Instant>,
 }
 
 fn played_for(length: Duration) -> Vec<(&'static str, String)> {
@@ -134,7 +135,7 @@ impl State {
         self.fire_room_action(room, "play-file-done", &extra);
     }
 
-    /// The room's enter (`enter`) or exit sound starts: the one set with `enter_sound` /
+    /// The room's enter (`enter`) or exit sound is queued: the one set with `enter_sound` /
     /// `exit_sound file`, else the default profile's (none for `freeswitch-conf/`'s). It takes
     /// the 400 ms lead-in and 200 ms of tone on entering (seen on 1.11), 200 ms on leaving.
     pub(crate) fn start_tone(&mut self, room: &str, enter: bool) {
@@ -152,11 +153,24 @@ impl State {
             }
             None => return,
         };
-        r.tone = Some(Tone {
+        r.tones.push_back(Tone {
             file,
             token,
-            started: Instant::now(),
+            length,
+            started: None,
         });
+        if r.tones.len() == 1 {
+            self.next_tone(room);
+        }
+    }
+
+    /// The first queued tone starts playing.
+    fn next_tone(&mut self, room: &str) {
+        let Some(tone) = self.rooms.get_mut(room).and_then(|r| r.tones.front_mut()) else {
+            return;
+        };
+        tone.started = Some(Instant::now());
+        let (length, token) = (tone.length, tone.token);
         self.later(
             length,
             Deferred::ToneDone {
@@ -170,13 +184,20 @@ impl State {
         let Some(r) = self.rooms.get_mut(room) else {
             return;
         };
-        if r.tone.as_ref().is_none_or(|t| t.token != token) {
+        if r.tones.front().is_none_or(|t| t.token != token) {
             return;
         }
-        let Some(tone) = r.tone.take() else {
+        let Some(tone) = r.tones.pop_front() else {
             return;
         };
-        let mut extra = played(tone.started);
+        self.fire_tone_done(room, &tone);
+        self.next_tone(room);
+        self.audio_changed(room, None);
+    }
+
+    /// A tone's play-file-done: it ended, or the room closed its files as it ended.
+    pub(crate) fn fire_tone_done(&mut self, room: &str, tone: &Tone) {
+        let mut extra = played_for(tone.started.map_or(Duration::ZERO, |s| s.elapsed()));
         let (params, _) = super::media::split_params(&tone.file);
         for (k, v) in &params {
             extra.push((k.as_str(), v.clone()));
@@ -184,7 +205,6 @@ impl State {
         extra.push(("Action", "play-file-done".into()));
         extra.push(("File", tone.file.clone()));
         self.fire_room_action(room, "play-file-done", &extra);
-        self.audio_changed(room, None);
     }
 
     /// PRESENCE_IN for the room, as mod_conference sends it on every join and leave.
@@ -299,7 +319,7 @@ impl State {
                 return;
             };
             let sound = r.moh.is_some()
-                || r.tone.is_some()
+                || !r.tones.is_empty()
                 || (!r.playback.queue.is_empty() && !r.playback.paused);
             let change = r.members.iter().find_map(|m| {
                 let channel = self.channels.get(&m.uuid).filter(|ch| !ch.is_hungup());

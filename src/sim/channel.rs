@@ -260,6 +260,15 @@ impl Channel {
         }
     }
 
+    /// The caller id before the answer's flip (switch_channel_flip_cid): kept in
+    /// `pre_transfer_caller_id_*` (no name variable for an empty name).
+    pub fn keep_pre_flip_cid(&mut self) {
+        if !self.cid_name.is_empty() {
+            self.set_var("pre_transfer_caller_id_name", self.cid_name.clone());
+        }
+        self.set_var("pre_transfer_caller_id_number", self.cid_number.clone());
+    }
+
     pub fn unset_var(&mut self, name: &str) {
         self.variables.retain(|(n, _)| n != name);
     }

@@ -141,11 +141,11 @@ impl State {
         if self.channels.contains_key(&uuid) {
             return "-ERR DESTINATION_OUT_OF_ORDER\n".into();
         }
-        // With none given, a `null/` or `user/` leg has FreeSWITCH's default caller id (no name,
-        // number `0000000000`: SWITCH_DEFAULT_CLID_*, seen on 1.11); the sofia and loopback legs
-        // keep what their own paths were recorded with.
+        // With none given, a `null/`, `user/` or `sofia/` leg has FreeSWITCH's default caller id
+        // (no name, number `0000000000`: SWITCH_DEFAULT_CLID_*, seen on 1.10 and 1.11); a
+        // loopback leg keeps what its path was recorded with.
         let (name, number) = match tech {
-            "sofia" | "loopback" => ("Outbound Call", "default"),
+            "loopback" => ("Outbound Call", "default"),
             _ => ("", "0000000000"),
         };
         let cid = (
@@ -295,10 +295,7 @@ impl State {
         self.answer(uuid);
         if let Some(ch) = self.channels.get_mut(uuid) {
             ch.set_var("endpoint_disposition", "ANSWER");
-            if !ch.cid_name.is_empty() {
-                ch.set_var("pre_transfer_caller_id_name", ch.cid_name.clone());
-            }
-            ch.set_var("pre_transfer_caller_id_number", ch.cid_number.clone());
+            ch.keep_pre_flip_cid();
             ch.set_var("channel_cid_flipped", "yes");
             // Caller and callee swap (switch_channel_flip_cid), and the leg counts as having
             // hit the dialplan from then on (`Channel-HIT-Dialplan`, seen on 1.11).

@@ -109,8 +109,8 @@ pub(crate) struct Room {
     /// `+flags{}` or its `conference_flags`): nobody is heard, the hold music plays whatever
     /// the count. Cleared, without an event, when a moderator joins; never set again.
     pub wait_mod: bool,
-    /// The enter or exit tone playing.
-    pub tone: Option<Tone>,
+    /// The enter and exit tones playing (the first) and waiting.
+    pub tones: std::collections::VecDeque<Tone>,
     /// `event_count` of PRESENCE_IN.
     pub presence_count: u64,
     /// `relate`: (member, other, speak, hear), newest last.

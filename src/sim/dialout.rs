@@ -135,8 +135,7 @@ impl State {
         if let Some(ch) = self.channels.get_mut(uuid) {
             ch.set_var("endpoint_disposition", "ANSWER");
             ch.set_var("max_forwards", "70");
-            ch.set_var("pre_transfer_caller_id_name", ch.cid_name.clone());
-            ch.set_var("pre_transfer_caller_id_number", ch.cid_number.clone());
+            ch.keep_pre_flip_cid();
             ch.set_var("channel_cid_flipped", "yes");
             let ours = (ch.cid_name.clone(), ch.cid_number.clone());
             if let Some((name, number)) = ch.callee.replace(ours) {
@@ -308,7 +307,10 @@ impl State {
                 ("sip_from_display", cid.0.clone()),
                 (
                     "sip_full_from",
-                    format!("\"{}\" <sip:{cid_number}@127.0.0.1>;tag=sim", cid.0),
+                    match cid.0.as_str() {
+                        "" => format!("<sip:{cid_number}@127.0.0.1>;tag=sim"),
+                        name => format!("\"{name}\" <sip:{cid_number}@127.0.0.1>;tag=sim"),
+                    },
                 ),
                 ("sip_full_to", format!("<sip:{uri}>;tag=sim-callee")),
                 ("sip_from_user", cid_number.clone()),
@@ -326,6 +328,9 @@ impl State {
                 ("sip_cseq", "1".into()),
             ]),
         }
+        // A From with no display name (a dial-out with no caller id name) leaves no
+        // `sip_from_display`.
+        reply.retain(|(k, v)| !(*k == "sip_from_display" && v.is_empty()));
         for (k, v) in reply {
             ch.set_var(k, v);
         }

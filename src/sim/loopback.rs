@@ -146,8 +146,7 @@ impl State {
         self.run_apps(&b_uuid, b_rest);
         if let Some(a) = self.channels.get_mut(uuid) {
             a.set_var("endpoint_disposition", "ANSWER");
-            a.set_var("pre_transfer_caller_id_name", a.cid_name.clone());
-            a.set_var("pre_transfer_caller_id_number", a.cid_number.clone());
+            a.keep_pre_flip_cid();
             a.set_var("channel_cid_flipped", "yes");
             a.cid_name = "Outbound Call".into();
             a.cid_number = "default".into();

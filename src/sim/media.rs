@@ -211,7 +211,7 @@ impl State {
         self.audio_changed(room, None);
     }
 
-    fn fire_play_done(&mut self, room: &str, file: &PlayFile, played: Duration) {
+    pub(crate) fn fire_play_done(&mut self, room: &str, file: &PlayFile, played: Duration) {
         // Speech (`say:`) ends without an event: mod_conference closes file nodes only.
         if file.file.starts_with("say:") {
             return;

@@ -60,7 +60,7 @@ impl State {
                     moh_sound,
                     moh: None,
                     wait_mod,
-                    tone: None,
+                    tones: Default::default(),
                     presence_count: 0,
                     relationships: Vec::new(),
                     enter_sound: None,
@@ -242,9 +242,22 @@ impl State {
         }
     }
 
+    /// The room ends: as mod_conference's thread ends, it closes the files still in its chain
+    /// (each with its play-file-done, speech excepted), then its async file (the hold music),
+    /// before conference-destroy.
     fn destroy_room(&mut self, room: &str) {
         self.presence(room);
-        self.stop_playback(room);
+        for (file, played) in self.stop_playback(room) {
+            self.fire_play_done(room, &file, played);
+        }
+        let tones = self
+            .rooms
+            .get_mut(room)
+            .map(|r| std::mem::take(&mut r.tones))
+            .unwrap_or_default();
+        for tone in &tones {
+            self.fire_tone_done(room, tone);
+        }
         self.stop_moh(room);
         self.stop_all_recordings(room);
         self.fire_room_action(room, "conference-destroy", &[]);

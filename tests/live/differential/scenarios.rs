@@ -402,7 +402,7 @@ pub const NAMES: [&str; 13] = [
 /// (which ends while held) and the unhold; an announcement played to one member, tagged, and
 /// one spoken (`tts://`, quoted); a hold on the node's own music and a file for one member
 /// (`nomux`); `relate` for a coach and its clearing; the room's enter tone (tagged) played when
-/// a moderator joins.
+/// a moderator joins, and its exit tone when one leaves.
 pub fn participants(run: &mut Run) -> Pin<Box<dyn Future<Output = ()> + '_>> {
     Box::pin(async move {
         let (hold, note) = (wav("hold.wav", 500), wav("note.wav", 400));
@@ -489,7 +489,13 @@ pub fn participants(run: &mut Run) -> Pin<Box<dyn Future<Output = ()> + '_>> {
         let from = run.mark();
         join_as(run, &c, true).await;
         run.conf_event(from, "play-file-done", None).await;
-        for call in [&a, &b, &c] {
+        // The exit tone, played as a member leaves.
+        run.api(commands::beep(&room, false).unwrap().as_str())
+            .await;
+        let from = run.mark();
+        kill(run, &c).await;
+        run.conf_event(from, "play-file-done", None).await;
+        for call in [&a, &b] {
             kill(run, call).await;
         }
         close(run, &ctl).await;
@@ -498,6 +504,7 @@ pub fn participants(run: &mut Run) -> Pin<Box<dyn Future<Output = ()> + '_>> {
 
 /// A dial-out as `rooms::dial_out` sends it (`node::dialout::originate`): the room calls a SIP
 /// callee who answers (it enters the room at once, muted; leaves to park when kicked; hung up),
+/// the same with no caller id, unmuted, as a moderator,
 /// one who is busy (486: the job fails with USER_BUSY), and one who rings and never answers (the
 /// job fails with NO_ANSWER at the 1 s timeout, after the leg's HANGUP), and one given up while
 /// it rings (`commands::cancel`).
@@ -507,7 +514,9 @@ pub fn dialout(run: &mut Run) -> Pin<Box<dyn Future<Output = ()> + '_>> {
         use switchyard::node::dialout::{Destination, Dial, originate};
         let ctl = open_room(run).await;
         let room = RoomId::parse(ROOM).unwrap();
-        let line = |to: &str, channel: &uuid::Uuid, timeout_secs: u32| {
+        // A dial-out with its optional parts (a caller id, muted) or without them (no caller
+        // id: the node's default; unmuted; a moderator).
+        let dial = |to: &str, channel: &uuid::Uuid, timeout_secs: u32, full: bool| {
             let endpoint = Destination::parse(to)
                 .unwrap()
                 .endpoint("inbound", None)
@@ -517,16 +526,19 @@ pub fn dialout(run: &mut Run) -> Pin<Box<dyn Future<Output = ()> + '_>> {
                 channel,
                 endpoint: &endpoint,
                 app: "diffapp",
-                caller_id_number: Some("+15550001111"),
-                caller_id_name: Some("Switchyard"),
+                caller_id_number: full.then_some("+15550001111"),
+                caller_id_name: full.then_some("Switchyard"),
                 timeout_secs,
                 profile: PROFILE,
-                muted: true,
-                moderator: false,
+                muted: full,
+                moderator: !full,
             })
             .unwrap()
             .as_str()
             .to_owned()
+        };
+        let line = |to: &str, channel: &uuid::Uuid, timeout_secs: u32| {
+            dial(to, channel, timeout_secs, true)
         };
         let to = run.callee(Answer::Yes).await;
         let answered = uuid::Uuid::new_v4();
@@ -542,6 +554,21 @@ pub fn dialout(run: &mut Run) -> Pin<Box<dyn Future<Output = ()> + '_>> {
         member(run, "kick", id, &dialed, "del-member").await;
         run.channel_event(from, "CHANNEL_PARK", &dialed).await;
         kill(run, &dialed).await;
+        // The same with none of the optional parts.
+        let to = run.callee(Answer::Yes).await;
+        let bare = uuid::Uuid::new_v4();
+        run.label(&bare.to_string(), "dialed_bare");
+        let from = run.mark();
+        run.bgapi(&dial(&to, &bare, 10, false)).await;
+        let bare = bare.to_string();
+        let id = run
+            .conf_event(from, "add-member", Some(&bare))
+            .await
+            .member_id()
+            .unwrap();
+        member(run, "kick", id, &bare, "del-member").await;
+        run.channel_event(from, "CHANNEL_PARK", &bare).await;
+        kill(run, &bare).await;
         let to = run.callee(Answer::Busy).await;
         let busy = uuid::Uuid::new_v4();
         run.label(&busy.to_string(), "busy");
