@@ -34,6 +34,11 @@ enum Command {
         #[command(subcommand)]
         command: cli::webhook::WebhookCommand,
     },
+    /// Configuration tools.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
     /// Print the SHA-256 of an API key, for `key_sha256` in the configuration.
     HashKey {
         /// The key.
@@ -41,6 +46,20 @@ enum Command {
     },
     /// Print the OpenAPI 3.1 document of the REST API (what `openapi.json` holds).
     Openapi,
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Validate a configuration file and, with `--against` (the file in force), print what a
+    /// reload (SIGHUP) would change; fails on an invalid file or a change only a restart
+    /// applies.
+    Check {
+        /// The configuration to check.
+        file: String,
+        /// The configuration in force to compare with.
+        #[arg(long)]
+        against: Option<String>,
+    },
 }
 
 #[tokio::main]
@@ -67,6 +86,9 @@ async fn main() -> std::process::ExitCode {
             Ok(())
         }
         Command::Openapi => cli::serve::openapi(),
+        Command::Config {
+            command: ConfigCommand::Check { file, against },
+        } => cli::serve::config_check(&file, against.as_deref()),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -66,6 +66,13 @@ pub const WEBHOOK_ATTEMPT_DURATION: &str = "switchyard_webhook_attempt_duration_
 /// From the domain event to its delivery (outbox wait and retries included), by `app`.
 pub const WEBHOOK_DELIVERY_LAG: &str = "switchyard_webhook_delivery_lag_seconds";
 
+/// The configuration in force: 1 for the file read at start, one more per reload applied.
+pub const CONFIG_GENERATION: &str = "switchyard_config_generation";
+/// When the configuration in force was loaded (Unix seconds).
+pub const CONFIG_LOADED: &str = "switchyard_config_loaded_timestamp_seconds";
+/// Reloads asked for (SIGHUP), by `result`: `applied` or `refused` (the old one stays).
+pub const CONFIG_RELOADS: &str = "switchyard_config_reloads_total";
+
 const FAST: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
@@ -188,6 +195,15 @@ fn describe() {
         STORE_REWINDS,
         "Store failovers after which a node's owner applied again what the store may have lost"
     );
+    describe_gauge!(
+        CONFIG_GENERATION,
+        "The configuration in force: 1 at start, one more per reload applied"
+    );
+    describe_gauge!(
+        CONFIG_LOADED,
+        "When the configuration in force was loaded (Unix seconds)"
+    );
+    describe_counter!(CONFIG_RELOADS, "Configuration reloads asked for, by result");
     describe_counter!(WEBHOOK_DELIVERIES, "Webhook attempts by outcome");
     describe_histogram!(
         WEBHOOK_ATTEMPT_DURATION,
@@ -324,6 +340,20 @@ pub fn handover_replayed(node: &str, n: usize) {
 pub fn handover_gap(node: &str) {
     handle();
     counter!(HANDOVER_GAPS, "node" => node.to_owned()).increment(1);
+}
+
+/// A configuration put in force (generation `generation`, loaded at `loaded_unix` seconds).
+pub fn config_loaded(generation: u64, loaded_unix: f64) {
+    handle();
+    gauge!(CONFIG_GENERATION).set(generation as f64);
+    gauge!(CONFIG_LOADED).set(loaded_unix);
+}
+
+/// A reload asked for: applied, or refused (the configuration in force stays).
+pub fn config_reload(applied: bool) {
+    handle();
+    let result = if applied { "applied" } else { "refused" };
+    counter!(CONFIG_RELOADS, "result" => result).increment(1);
 }
 
 /// The replicas that acknowledged the latest replication check.

@@ -35,28 +35,37 @@ fn parse_hex32(hex: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
-/// Whether `key` hashes to `stored`, compared in constant time (against zeros when there is
-/// nothing stored, so a missing entry takes as long and never matches).
-fn matches(key: &str, stored: Option<&[u8; 32]>) -> bool {
+/// Whether `key` hashes to one of `stored`, compared in constant time: every stored hash is
+/// compared (against zeros when there is none, so a missing entry takes as long and never
+/// matches), without stopping at a match.
+fn matches(key: &str, stored: &[[u8; 32]]) -> bool {
     let given: [u8; 32] = Sha256::digest(key.as_bytes()).into();
-    let equal: bool = given.ct_eq(stored.unwrap_or(&[0u8; 32])).into();
-    equal && stored.is_some()
+    if stored.is_empty() {
+        let _ = given.ct_eq(&[0u8; 32]);
+        return false;
+    }
+    let mut any = subtle::Choice::from(0u8);
+    for hash in stored {
+        any |= given.ct_eq(hash);
+    }
+    any.into()
 }
 
-/// The applications allowed in, by id, with the hash of their key; and the operator's key,
-/// when one is configured: it acts as any configured app (`X-Admin-Key` with `X-App-ID`) and
-/// alone reads the operator view across apps.
+/// The applications allowed in, by id, with the hashes of their keys (several while a key is
+/// rotated: each is valid until it is removed); and the operator's keys, when configured: they
+/// act as any configured app (`X-Admin-Key` with `X-App-ID`) and alone read the operator view
+/// across apps.
 #[derive(Clone, Default)]
 pub struct AppKeys {
-    keys: HashMap<AppId, [u8; 32]>,
-    admin: Option<[u8; 32]>,
+    keys: HashMap<AppId, Vec<[u8; 32]>>,
+    admin: Vec<[u8; 32]>,
 }
 
 impl std::fmt::Debug for AppKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AppKeys")
             .field("apps", &self.keys.keys().collect::<Vec<_>>())
-            .field("admin", &self.admin.is_some())
+            .field("admin", &!self.admin.is_empty())
             .finish()
     }
 }
@@ -66,37 +75,50 @@ impl AppKeys {
         AppKeys::default()
     }
 
-    /// Adds an app by the hex SHA-256 of its key; `None` if the hash is not 64 hex digits.
+    /// Adds a key of an app by its hex SHA-256 (an app may have several); `None` if the hash
+    /// is not 64 hex digits.
     pub fn add_hashed(&mut self, app: AppId, key_sha256: &str) -> Option<()> {
         let hash = parse_hex32(&key_sha256.to_ascii_lowercase())?;
-        self.keys.insert(app, hash);
+        self.keys.entry(app).or_default().push(hash);
         Some(())
     }
 
     /// Adds an app by its plain key (the lab).
     pub fn add_plain(&mut self, app: AppId, key: &str) {
-        self.keys.insert(app, Sha256::digest(key.as_bytes()).into());
+        let hash = Sha256::digest(key.as_bytes()).into();
+        self.keys.entry(app).or_default().push(hash);
     }
 
     pub fn apps(&self) -> impl Iterator<Item = &AppId> {
         self.keys.keys()
     }
 
-    /// Sets the operator's key by its hex SHA-256; `None` if the hash is not 64 hex digits.
+    /// How many keys `app` has.
+    pub fn key_count(&self, app: &AppId) -> usize {
+        self.keys.get(app).map_or(0, Vec::len)
+    }
+
+    /// How many operator keys there are.
+    pub fn admin_key_count(&self) -> usize {
+        self.admin.len()
+    }
+
+    /// Adds an operator key by its hex SHA-256; `None` if the hash is not 64 hex digits.
     pub fn set_admin_hashed(&mut self, key_sha256: &str) -> Option<()> {
-        self.admin = Some(parse_hex32(&key_sha256.to_ascii_lowercase())?);
+        self.admin
+            .push(parse_hex32(&key_sha256.to_ascii_lowercase())?);
         Some(())
     }
 
     /// Sets the operator's key in plain (the lab).
     pub fn set_admin_plain(&mut self, key: &str) {
-        self.admin = Some(Sha256::digest(key.as_bytes()).into());
+        self.admin = vec![Sha256::digest(key.as_bytes()).into()];
     }
 
-    /// Whether `key` is the operator's key (false when none is configured). The comparison
-    /// takes the same time either way.
+    /// Whether `key` is one of the operator's keys (false when none is configured). The
+    /// comparison takes the same time either way.
     pub fn check_admin(&self, key: &str) -> bool {
-        matches(key, self.admin.as_ref())
+        matches(key, &self.admin)
     }
 
     /// The configured app named `app`, for the operator acting as it.
@@ -108,46 +130,65 @@ impl AppKeys {
     /// The app, if the pair is right. The comparison takes the same time for an unknown app.
     pub fn check(&self, app: &str, key: &str) -> Option<AppId> {
         let app = AppId::parse(app).ok();
-        let stored = app.as_ref().and_then(|a| self.keys.get(a));
+        let stored = app
+            .as_ref()
+            .and_then(|a| self.keys.get(a))
+            .map_or(&[][..], Vec::as_slice);
         matches(key, stored).then_some(app).flatten()
     }
 }
 
-/// A token bucket per application: `rate` requests per second, bursts up to `burst`.
+/// A token bucket per application: `rate` requests per second, bursts up to `burst`; both
+/// may change while it runs (a configuration reload).
 pub struct GlobalLimiter {
+    // Never held across an `.await`.
+    state: Mutex<Limits>,
+}
+
+struct Limits {
     rate: f64,
     burst: f64,
-    // Never held across an `.await`.
-    buckets: Mutex<HashMap<AppId, (f64, Instant)>>,
+    buckets: HashMap<AppId, (f64, Instant)>,
 }
 
 impl GlobalLimiter {
     /// `rate` 0 turns the limit off.
     pub fn new(rate: f64, burst: f64) -> GlobalLimiter {
         GlobalLimiter {
-            rate,
-            burst: burst.max(1.0),
-            buckets: Mutex::default(),
+            state: Mutex::new(Limits {
+                rate,
+                burst: burst.max(1.0),
+                buckets: HashMap::new(),
+            }),
+        }
+    }
+
+    /// New limits; each app's bucket keeps what it holds, up to the new burst.
+    pub fn set(&self, rate: f64, burst: f64) {
+        if let Ok(mut s) = self.state.lock() {
+            s.rate = rate;
+            s.burst = burst.max(1.0);
         }
     }
 
     /// Takes one request from the app's bucket, or says how long until one is there.
     pub fn take(&self, app: &AppId) -> Result<(), Duration> {
-        if self.rate <= 0.0 {
-            return Ok(());
-        }
-        let Ok(mut buckets) = self.buckets.lock() else {
+        let Ok(mut s) = self.state.lock() else {
             return Ok(());
         };
+        let (rate, burst) = (s.rate, s.burst);
+        if rate <= 0.0 {
+            return Ok(());
+        }
         let now = Instant::now();
-        let (tokens, last) = buckets.entry(app.clone()).or_insert((self.burst, now));
-        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * self.rate).min(self.burst);
+        let (tokens, last) = s.buckets.entry(app.clone()).or_insert((burst, now));
+        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * rate).min(burst);
         *last = now;
         if *tokens >= 1.0 {
             *tokens -= 1.0;
             return Ok(());
         }
-        Err(Duration::from_secs_f64((1.0 - *tokens) / self.rate))
+        Err(Duration::from_secs_f64((1.0 - *tokens) / rate))
     }
 }
 
@@ -232,6 +273,23 @@ mod tests {
             hash_key("abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+    }
+
+    #[test]
+    fn an_app_and_the_operator_may_have_several_keys_each_valid() {
+        let mut keys = AppKeys::new();
+        let app = AppId::parse("app1").unwrap();
+        keys.add_hashed(app.clone(), &hash_key("old")).unwrap();
+        keys.add_hashed(app.clone(), &hash_key("new")).unwrap();
+        assert_eq!(keys.check("app1", "old"), Some(app.clone()));
+        assert_eq!(keys.check("app1", "new"), Some(app.clone()));
+        assert_eq!(keys.check("app1", "other"), None);
+        assert_eq!(keys.key_count(&app), 2);
+        keys.set_admin_hashed(&hash_key("root1")).unwrap();
+        keys.set_admin_hashed(&hash_key("root2")).unwrap();
+        assert!(keys.check_admin("root1") && keys.check_admin("root2"));
+        assert!(!keys.check_admin("old"));
+        assert_eq!(keys.admin_key_count(), 2);
     }
 
     #[test]

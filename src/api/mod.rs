@@ -63,7 +63,8 @@ impl Default for ApiOptions {
 
 struct Shared<S> {
     rooms: Rooms<S>,
-    keys: AppKeys,
+    /// Replaced whole by a configuration reload; a request checks the keys of the moment.
+    keys: arc_swap::ArcSwap<AppKeys>,
     cursors: Cursors,
     limiter: GlobalLimiter,
     lab: Option<lab::LabNodes>,
@@ -111,7 +112,7 @@ impl<S: Store> ApiState<S> {
         ApiState {
             shared: Arc::new(Shared {
                 rooms,
-                keys,
+                keys: arc_swap::ArcSwap::from_pointee(keys),
                 cursors,
                 limiter: GlobalLimiter::new(options.global_rate, options.global_burst),
                 lab,
@@ -124,8 +125,14 @@ impl<S: Store> ApiState<S> {
         &self.shared.rooms
     }
 
-    pub fn keys(&self) -> &AppKeys {
-        &self.shared.keys
+    /// The keys in force now.
+    pub fn keys(&self) -> Arc<AppKeys> {
+        self.shared.keys.load_full()
+    }
+
+    /// Replaces the keys (a configuration reload): requests already authenticated go on.
+    pub fn set_keys(&self, keys: AppKeys) {
+        self.shared.keys.store(Arc::new(keys));
     }
 
     pub fn cursors(&self) -> &Cursors {

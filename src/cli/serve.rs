@@ -12,7 +12,8 @@ use switchyard::api::router;
 use switchyard::conference::NodePrefix;
 use switchyard::server::config::Config;
 use switchyard::server::logging::{self, LogFormat};
-use switchyard::server::{bind, serve_http, start_controller, stop_on_signal};
+use switchyard::server::reload::{Running, changes};
+use switchyard::server::{bind, serve_http, start_reloadable, stop_on_signal};
 use switchyard::store::Store;
 use switchyard::store::fleet::Fleet;
 use switchyard::store::memory::MemoryStore;
@@ -67,19 +68,24 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             if let Some(rooms) = config.room_cache {
                 store = store.with_room_cache(rooms).await?;
             }
-            run_with(Arc::new(store), config).await
+            run_with(Arc::new(store), config, &args.config).await
         }
         None => {
             tracing::warn!("no redis_url: using the in-memory store; state is lost on restart");
-            run_with(Arc::new(MemoryStore::new()), config).await
+            run_with(Arc::new(MemoryStore::new()), config, &args.config).await
         }
     }
 }
 
-async fn run_with<S: Store + Fleet>(store: Arc<S>, config: Config) -> anyhow::Result<()> {
+async fn run_with<S: Store + Fleet>(
+    store: Arc<S>,
+    config: Config,
+    path: &str,
+) -> anyhow::Result<()> {
     let stop = CancellationToken::new();
     stop_on_signal(stop.clone());
-    let state = start_controller(store, &config, &stop)?;
+    let (state, running) = start_reloadable(store, &config, &stop)?;
+    reload_on_hangup(running, path.to_owned(), stop.clone());
     let webhook_apps = config
         .apps
         .iter()
@@ -92,6 +98,77 @@ async fn run_with<S: Store + Fleet>(store: Arc<S>, config: Config) -> anyhow::Re
     serve_http(router(state), listener, stop).await?;
     // Hand the nodes this instance applies over to the others before exiting.
     switchyard::node::fleet::departed(Duration::from_secs(3)).await;
+    Ok(())
+}
+
+/// On every SIGHUP, reads `path` again and puts it in force, or logs why it was refused (the
+/// configuration in force stays).
+fn reload_on_hangup<S: Store>(running: Arc<Running<S>>, path: String, stop: CancellationToken) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut hup = match signal(SignalKind::hangup()) {
+            Ok(hup) => hup,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch SIGHUP: no configuration reloads");
+                return;
+            }
+        };
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                got = hup.recv() => if got.is_none() { return },
+            }
+            let result = match Config::load(&path) {
+                Ok(new) => running.reload(new).await,
+                Err(e) => {
+                    switchyard::telemetry::config_reload(false);
+                    Err(e)
+                }
+            };
+            match result {
+                Ok(changed) => {
+                    let generation = running.generation().await;
+                    tracing::info!(
+                        path = %path,
+                        generation,
+                        changes = %changed.join("; "),
+                        "configuration reloaded"
+                    );
+                }
+                Err(e) => tracing::warn!(
+                    path = %path,
+                    error = %e,
+                    "configuration reload refused; the configuration in force stays"
+                ),
+            }
+        }
+    });
+    #[cfg(not(unix))]
+    let _ = (running, path, stop);
+}
+
+/// `switchyard config check <file> [--against <file>]`: validates a configuration and prints
+/// what putting it in force over `against` (the file in force) would change; exits non-zero
+/// when the file is invalid or changes what only a restart applies.
+pub fn config_check(file: &str, against: Option<&str>) -> anyhow::Result<()> {
+    let new = Config::load(file)?;
+    println!(
+        "{file}: valid ({} node(s), {} app(s))",
+        new.nodes.len(),
+        new.apps.len()
+    );
+    let Some(against) = against else {
+        return Ok(());
+    };
+    let old = Config::load(against).with_context(|| format!("{against}: not valid"))?;
+    let lines = changes(&old, &new)?;
+    if lines.is_empty() {
+        println!("no change from {against}");
+    }
+    for line in lines {
+        println!("{line}");
+    }
     Ok(())
 }
 

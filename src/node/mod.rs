@@ -114,9 +114,16 @@ impl NodeConfig {
 }
 
 /// Which application owns a call: by the DID it dialed, or by the `switchyard_app_id` variable
-/// when the dialplan names the owner.
-#[derive(Debug, Clone, Default)]
+/// when the dialplan names the owner; and what each app asked for or may do. Shared by the
+/// room service and every node's supervisor, and replaced whole by a configuration reload
+/// ([`AppDirectory::replace`]): each lookup sees one directory, the old or the new.
+#[derive(Debug, Default)]
 pub struct AppDirectory {
+    now: arc_swap::ArcSwap<Directory>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Directory {
     by_did: HashMap<String, AppId>,
     apps: Vec<AppId>,
     /// The apps that asked for talking events.
@@ -125,47 +132,76 @@ pub struct AppDirectory {
     dialout: HashMap<AppId, (Vec<String>, Vec<String>)>,
 }
 
+impl Clone for AppDirectory {
+    fn clone(&self) -> AppDirectory {
+        AppDirectory {
+            now: arc_swap::ArcSwap::new(self.now.load_full()),
+        }
+    }
+}
+
 impl AppDirectory {
     pub fn new() -> AppDirectory {
         AppDirectory::default()
     }
 
+    /// Changes the directory being built (at start, or for a reload's new one).
+    fn edit(&mut self, change: impl FnOnce(&mut Directory)) {
+        let mut d = Directory::clone(&self.now.load());
+        change(&mut d);
+        self.now.store(Arc::new(d));
+    }
+
+    /// Puts `other`'s content in force here, for every holder of this directory.
+    pub fn replace(&self, other: &AppDirectory) {
+        self.now.store(other.now.load_full());
+    }
+
     pub fn add_app(&mut self, app: AppId, dids: impl IntoIterator<Item = String>) {
-        for did in dids {
-            self.by_did.insert(did, app.clone());
-        }
-        self.apps.push(app);
+        self.edit(|d| {
+            for did in dids {
+                d.by_did.insert(did, app.clone());
+            }
+            d.apps.push(app);
+        });
     }
 
     /// The app gets talking events.
     pub fn hear_talking(&mut self, app: AppId) {
-        self.talking.insert(app);
+        self.edit(|d| {
+            d.talking.insert(app);
+        });
     }
 
     /// The app may dial out to these SIP hosts (`host`, `host:port`, `*`) and number prefixes
     /// (`+1555`, `*`).
     pub fn may_dial(&mut self, app: AppId, hosts: Vec<String>, numbers: Vec<String>) {
-        self.dialout.insert(app, (hosts, numbers));
+        self.edit(|d| {
+            d.dialout.insert(app, (hosts, numbers));
+        });
     }
 
     /// Whether the app may dial `to`.
     pub fn dial_allowed(&self, app: &AppId, to: &dialout::Destination) -> bool {
-        self.dialout
+        self.now
+            .load()
+            .dialout
             .get(app)
             .is_some_and(|(hosts, numbers)| to.allowed(hosts, numbers))
     }
 
     /// Whether the app asked for talking events.
     pub fn wants_talking(&self, app: &AppId) -> bool {
-        self.talking.contains(app)
+        self.now.load().talking.contains(app)
     }
 
     /// The owner of a new call; an unknown app named by a variable is not trusted.
     pub fn owner(&self, did: &str, hint: Option<&str>) -> Option<AppId> {
-        if let Some(app) = hint.and_then(|h| self.apps.iter().find(|a| a.as_str() == h)) {
+        let d = self.now.load();
+        if let Some(app) = hint.and_then(|h| d.apps.iter().find(|a| a.as_str() == h)) {
             return Some(app.clone());
         }
-        self.by_did.get(did).cloned()
+        d.by_did.get(did).cloned()
     }
 }
 

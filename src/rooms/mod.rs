@@ -78,7 +78,8 @@ pub enum JoinOutcome {
 pub struct Rooms<S> {
     store: Arc<S>,
     pool: NodePool,
-    cooldowns: Cooldowns,
+    /// Replaced by a configuration reload, for every clone of the service.
+    cooldowns: Arc<arc_swap::ArcSwap<Cooldowns>>,
     /// What each application may do beyond its rooms (where it may dial out to).
     directory: Arc<AppDirectory>,
 }
@@ -88,7 +89,7 @@ impl<S: Store> Rooms<S> {
         Rooms {
             store,
             pool,
-            cooldowns: Cooldowns::default(),
+            cooldowns: Arc::default(),
             directory: Arc::default(),
         }
     }
@@ -100,9 +101,19 @@ impl<S: Store> Rooms<S> {
     }
 
     /// The same service with other cooldown windows.
-    pub fn with_cooldowns(mut self, cooldowns: Cooldowns) -> Rooms<S> {
-        self.cooldowns = cooldowns;
+    pub fn with_cooldowns(self, cooldowns: Cooldowns) -> Rooms<S> {
+        self.set_cooldowns(cooldowns);
         self
+    }
+
+    /// New cooldown windows (a configuration reload), for every clone of the service.
+    pub fn set_cooldowns(&self, cooldowns: Cooldowns) {
+        self.cooldowns.store(Arc::new(cooldowns));
+    }
+
+    /// The applications' directory the service and the nodes' supervisors share.
+    pub fn directory(&self) -> &AppDirectory {
+        &self.directory
     }
 
     pub fn store(&self) -> &S {
@@ -167,7 +178,7 @@ impl<S: Store> Rooms<S> {
         group: CooldownGroup,
         subject: &str,
     ) -> Result<(), ServiceError> {
-        let ttl = self.cooldowns.window(group);
+        let ttl = self.cooldowns.load().window(group);
         let key = format!("{}:{subject}", group.as_str());
         for _ in 0..2 {
             if self.store.take_cooldown(app, &key, ttl).await? {

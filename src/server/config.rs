@@ -72,8 +72,9 @@ pub struct Config {
     /// it); a killed instance's nodes go to the others after it. Default 5000 ms.
     pub node_lease_ms: Option<u64>,
     /// The operator's key, as hex SHA-256 (`switchyard hash-key`): the dashboard's operator
-    /// view across apps (`X-Admin-Key`). None: no operator view.
-    pub admin_key_sha256: Option<String>,
+    /// view across apps (`X-Admin-Key`). A list during a rotation, each valid until removed.
+    /// None: no operator view.
+    pub admin_key_sha256: Option<OneOrMore>,
     #[serde(default)]
     pub limits: Limits,
     pub nodes: Vec<Node>,
@@ -88,18 +89,43 @@ pub struct Config {
 }
 
 /// How the controller logs. `--log-format` (or `SWITCHYARD_LOG_FORMAT`) wins over the file.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Log {
     /// `"text"` (the default) or `"json"`: one JSON object per line, for log shippers.
     pub format: Option<LogFormat>,
 }
 
+/// A value given as one string or a list of them (`"…"` or `["…", "…"]`); a string may hold
+/// several separated by blanks (the environment's form).
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMore {
+    One(String),
+    More(Vec<String>),
+}
+
+impl OneOrMore {
+    /// Every value, blanks splitting a string.
+    pub fn values(&self) -> Vec<&str> {
+        match self {
+            OneOrMore::One(s) => s.split_whitespace().collect(),
+            OneOrMore::More(v) => v.iter().flat_map(|s| s.split_whitespace()).collect(),
+        }
+    }
+}
+
+impl std::fmt::Debug for OneOrMore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "<{} values>", self.values().len())
+    }
+}
+
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Node {
     pub name: String,
@@ -138,14 +164,16 @@ fn default_profile() -> String {
     "switchyard".into()
 }
 
-#[derive(Clone, Deserialize)]
+#[derive(Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct App {
     pub id: String,
-    /// Hex SHA-256 of the API key (`switchyard hash-key <key>`).
-    pub key_sha256: String,
+    /// Hex SHA-256 of the API key (`switchyard hash-key <key>`); a list during a rotation,
+    /// each key valid until it is removed.
+    pub key_sha256: OneOrMore,
     pub webhook_url: Option<String>,
-    pub webhook_secret: Option<String>,
+    /// `whsec_…`; two (a list, or space-separated) during a rotation: both sign.
+    pub webhook_secret: Option<OneOrMore>,
     #[serde(default)]
     pub dids: Vec<String>,
     /// Talking events (`conference.member.talking`, the member's `talking` flag): off unless
@@ -175,7 +203,7 @@ impl std::fmt::Debug for App {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     /// Requests per second per application, all routes (0 = off), and the burst allowed.
@@ -195,7 +223,7 @@ pub struct Limits {
 }
 
 /// How webhooks are delivered (the same for every application).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Webhooks {
     /// Allow URLs that resolve to loopback, private or link-local addresses (off in production).
@@ -219,7 +247,7 @@ pub struct Webhooks {
 /// How the outbox's readers (the webhook dispatchers and the event streams) wait once they
 /// have caught up. They wake as soon as any controller appends (the store notifies them);
 /// these are the fallbacks.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Outbox {
     /// The poll interval while the store's notifications are down (Redis restarting).
@@ -326,7 +354,7 @@ impl Config {
             config.cursor_secret = Some(v);
         }
         if let Some(v) = env("SWITCHYARD_ADMIN_KEY_SHA256") {
-            config.admin_key_sha256 = Some(v).filter(|v| !v.is_empty());
+            config.admin_key_sha256 = Some(v).filter(|v| !v.is_empty()).map(OneOrMore::One);
         }
         if let Some(v) = env("SWITCHYARD_GLOBAL_RPS") {
             config.limits.global_rps = v
@@ -340,10 +368,10 @@ impl Config {
         }
         for app in &mut config.apps {
             if let Some(v) = env(&env_name("APP", &app.id, "KEY_SHA256")) {
-                app.key_sha256 = v;
+                app.key_sha256 = OneOrMore::One(v);
             }
             if let Some(v) = env(&env_name("APP", &app.id, "WEBHOOK_SECRET")) {
-                app.webhook_secret = Some(v);
+                app.webhook_secret = Some(OneOrMore::One(v));
             }
         }
         config.check()?;
@@ -390,10 +418,10 @@ impl Config {
         for a in &self.apps {
             let Some(url) = &a.webhook_url else { continue };
             let id = AppId::parse(&a.id).map_err(|e| invalid(e.to_string()))?;
-            let secret = a.webhook_secret.as_deref().ok_or_else(|| {
+            let secret = a.webhook_secret.as_ref().ok_or_else(|| {
                 invalid(format!("app {}: webhook_url needs a webhook_secret", a.id))
             })?;
-            let signer = Signer::parse(secret)
+            let signer = Signer::parse(&secret.values().join(" "))
                 .map_err(|e| invalid(format!("app {}: webhook_secret: {e}", a.id)))?;
             let mut c = DispatcherConfig::new(id, url.clone(), signer);
             c.allow_private = self.webhooks.allow_private;
@@ -451,11 +479,20 @@ impl Config {
         let mut keys = AppKeys::new();
         for a in &self.apps {
             let id = AppId::parse(&a.id).map_err(|e| invalid(e.to_string()))?;
-            keys.add_hashed(id, &a.key_sha256).ok_or_else(|| {
-                invalid(format!("app {}: key_sha256 must be 64 hex digits", a.id))
-            })?;
+            if keys.key_count(&id) > 0 {
+                return Err(invalid(format!("app {} is configured twice", a.id)));
+            }
+            let hashes = a.key_sha256.values();
+            if hashes.is_empty() {
+                return Err(invalid(format!("app {}: key_sha256 is empty", a.id)));
+            }
+            for hash in hashes {
+                keys.add_hashed(id.clone(), hash).ok_or_else(|| {
+                    invalid(format!("app {}: key_sha256 must be 64 hex digits", a.id))
+                })?;
+            }
         }
-        if let Some(admin) = &self.admin_key_sha256 {
+        for admin in self.admin_key_sha256.iter().flat_map(OneOrMore::values) {
             keys.set_admin_hashed(admin)
                 .ok_or_else(|| invalid("admin_key_sha256 must be 64 hex digits"))?;
         }

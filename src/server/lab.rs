@@ -140,11 +140,12 @@ impl<S: Store> Lab<S> {
         std::fs::create_dir_all(&options.recordings_dir)?;
         super::start_timeouts(state.clone(), stop.child_token());
         super::start_node_watch(state.clone(), stop.child_token());
-        let apps = options
+        let apps: Vec<_> = options
             .apps
             .iter()
             .map(|(app, _)| (app.clone(), options.webhook.is_some()))
             .collect();
+        let apps = Arc::new(arc_swap::ArcSwap::from_pointee(apps));
         super::start_housekeeping(
             state.clone(),
             apps,

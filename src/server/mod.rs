@@ -6,6 +6,7 @@
 pub mod config;
 pub mod lab;
 pub mod logging;
+pub mod reload;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -41,11 +42,19 @@ pub fn start_controller<S: Store + Fleet>(
     config: &Config,
     stop: &CancellationToken,
 ) -> Result<ApiState<S>, StartError> {
+    start_reloadable(store, config, stop).map(|(state, _)| state)
+}
+
+/// [`start_controller`], with what a configuration reload changes ([`reload::Running`]).
+pub fn start_reloadable<S: Store + Fleet>(
+    store: Arc<S>,
+    config: &Config,
+    stop: &CancellationToken,
+) -> Result<(ApiState<S>, Arc<reload::Running<S>>), StartError> {
     let keys = config.app_keys()?;
-    start_webhooks(store.clone(), config.webhook_dispatchers()?, stop)?;
     let lease = Duration::from_millis(config.node_lease_ms.unwrap_or(5000).max(300));
     let rooms = start_rooms_in_fleet(
-        store,
+        store.clone(),
         config.node_configs(),
         config.directory(),
         config.cooldowns(),
@@ -53,25 +62,12 @@ pub fn start_controller<S: Store + Fleet>(
         stop,
     );
     let state = ApiState::new(rooms, keys, config.api_options());
+    let running = reload::Running::start(state.clone(), store, config.clone(), stop.clone())?;
     start_timeouts(state.clone(), stop.child_token());
     start_node_watch(state.clone(), stop.child_token());
-    let hooked: Vec<AppId> = config
-        .webhook_dispatchers()?
-        .into_iter()
-        .map(|d| d.app)
-        .collect();
-    let apps = config
-        .apps
-        .iter()
-        .filter_map(|a| AppId::parse(&a.id).ok())
-        .map(|app| {
-            let has_webhook = hooked.contains(&app);
-            (app, has_webhook)
-        })
-        .collect();
     let window = Duration::from_secs(config.event_retention_secs.unwrap_or(24 * 3600));
-    start_housekeeping(state.clone(), apps, window, stop.child_token());
-    Ok(state)
+    start_housekeeping(state.clone(), running.apps(), window, stop.child_token());
+    Ok((state, running))
 }
 
 /// Once a minute: keeps each app's outbox (the webhook source and the event feed) to its
@@ -81,7 +77,7 @@ pub fn start_controller<S: Store + Fleet>(
 /// live listings miss (rooms an older controller made during a rolling upgrade).
 pub fn start_housekeeping<S: Store>(
     state: ApiState<S>,
-    apps: Vec<(AppId, bool)>,
+    apps: Arc<arc_swap::ArcSwap<Vec<(AppId, bool)>>>,
     window: Duration,
     stop: CancellationToken,
 ) {
@@ -103,7 +99,7 @@ pub fn start_housekeeping<S: Store>(
             }
             let now_ms = (supervisor::now_micros() / 1000).max(0) as u64;
             let cutoff = format!("{}-0", now_ms.saturating_sub(window.as_millis() as u64));
-            for (app, has_webhook) in &apps {
+            for (app, has_webhook) in apps.load_full().iter() {
                 if let Err(e) = trim_one(&*store, app, *has_webhook, &cutoff).await {
                     tracing::warn!(app = %app, error = %e, "outbox not trimmed");
                 }

@@ -39,7 +39,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::deliver::{self, RetrySchedule};
-use super::message::{Endpoint, Settled, deliver_until_settled, keep_log};
+use super::message::{Endpoint, Settled, Target, deliver_until_settled, keep_log};
 use super::sign::Signer;
 use crate::conference::{AppId, DomainEvent, RoomId};
 use crate::store::bell::Waits;
@@ -104,11 +104,40 @@ pub fn spawn<S: Store>(
     config: DispatcherConfig,
     stop: CancellationToken,
 ) -> Result<JoinHandle<()>, DispatchError> {
-    let app = config.app.clone();
-    let url = Url::parse(&config.url)
+    start(store, config, stop).map(|w| w.task)
+}
+
+/// A running dispatcher, whose URL and secrets can change while it runs.
+pub struct Webhook {
+    endpoint: Arc<Endpoint>,
+    pub task: JoinHandle<()>,
+}
+
+impl Webhook {
+    /// Sends from now on to `url`, signed by `signer` (a configuration reload): requests in
+    /// progress finish as they began, the lease, the position and the retries carry on.
+    pub fn retarget(&self, url: &str, signer: Signer) -> Result<(), DispatchError> {
+        let url = checked_url(&self.endpoint.app, url)?;
+        self.endpoint.target.store(Arc::new(Target { url, signer }));
+        Ok(())
+    }
+}
+
+fn checked_url(app: &AppId, url: &str) -> Result<Url, DispatchError> {
+    Url::parse(url)
         .ok()
         .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
-        .ok_or_else(|| DispatchError::BadUrl(app.clone()))?;
+        .ok_or_else(|| DispatchError::BadUrl(app.clone()))
+}
+
+/// [`spawn`], keeping the means to retarget it.
+pub fn start<S: Store>(
+    store: Arc<S>,
+    config: DispatcherConfig,
+    stop: CancellationToken,
+) -> Result<Webhook, DispatchError> {
+    let app = config.app.clone();
+    let url = checked_url(&app, &config.url)?;
     let client = deliver::client(config.timeout, config.allow_private).map_err(|e| {
         DispatchError::Client {
             app: app.clone(),
@@ -118,16 +147,17 @@ pub fn spawn<S: Store>(
     let endpoint = Arc::new(Endpoint {
         app: app.clone(),
         client,
-        url,
-        signer: config.signer.clone(),
+        target: arc_swap::ArcSwap::from_pointee(Target {
+            url,
+            signer: config.signer.clone(),
+        }),
         retry: config.retry.clone(),
         allow_private: config.allow_private,
         slots: Semaphore::new(config.max_in_flight.max(1)),
     });
     let span = tracing::info_span!("webhooks", app = %app);
-    Ok(tokio::spawn(
-        lead(store, config, endpoint, stop).instrument(span),
-    ))
+    let task = tokio::spawn(lead(store, config, endpoint.clone(), stop).instrument(span));
+    Ok(Webhook { endpoint, task })
 }
 
 /// The lease that makes one dispatcher per app deliver at a time.

@@ -21,11 +21,18 @@ use crate::telemetry::{self, WebhookOutcome};
 pub(super) struct Endpoint {
     pub(super) app: AppId,
     pub(super) client: reqwest::Client,
-    pub(super) url: Url,
-    pub(super) signer: Signer,
+    /// Where to and how signed; replaced by a configuration reload ([`super::Webhook`]): an
+    /// attempt takes the target of its start.
+    pub(super) target: arc_swap::ArcSwap<Target>,
     pub(super) retry: RetrySchedule,
     pub(super) allow_private: bool,
     pub(super) slots: Semaphore,
+}
+
+/// An endpoint's URL and the signer of its requests.
+pub(super) struct Target {
+    pub(super) url: Url,
+    pub(super) signer: Signer,
 }
 
 /// A message that reached a verdict: delivered (`dead` is `None`) or given up on.
@@ -121,11 +128,12 @@ pub(super) async fn deliver_until_settled<S: Store>(
 async fn send(endpoint: &Endpoint, id: &str, body: &[u8]) -> (Verdict, Duration) {
     let _slot = endpoint.slots.acquire().await;
     let started = Instant::now();
+    let target = endpoint.target.load_full();
     let verdict = deliver::attempt(
         &endpoint.client,
-        &endpoint.url,
+        &target.url,
         endpoint.allow_private,
-        &endpoint.signer,
+        &target.signer,
         id,
         body,
     )

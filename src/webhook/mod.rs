@@ -11,5 +11,5 @@ mod message;
 pub mod redeliver;
 pub mod sign;
 
-pub use dispatcher::{DispatcherConfig, spawn};
+pub use dispatcher::{DispatcherConfig, Webhook, spawn, start};
 pub use sign::{Secret, SecretError, Signer};

@@ -17,5 +17,6 @@ mod dead_letter_log;
 mod docs;
 mod esl_decode;
 mod log_format;
+mod reload;
 mod request_id;
 mod webhook;

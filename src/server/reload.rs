@@ -1,0 +1,331 @@
+//! Configuration without restarts: `SIGHUP` reads the file again and puts it in force, and
+//! `switchyard config check` says what a file would change.
+//!
+//! What a reload changes: applications (added, removed, their keys, DIDs, talking events,
+//! dial-out permissions, webhook URLs and secrets), the operator's keys, and `[limits]`' rates
+//! and cooldowns. A new file is checked whole, and every dispatcher it needs is started, before
+//! any part of it is put in force; then each part is swapped in one step (keys, directory,
+//! cooldowns, webhook targets), so a request sees the old or the new part, never a mixture
+//! within one part. A request in flight finishes under what it started with: a webhook request
+//! keeps the URL and secrets it began with, and an authenticated request is not checked again.
+//!
+//! Refused, with the reason, and the configuration in force stays: a file that does not parse
+//! or check, and a change to what is read only at start (the listen address, Redis, the
+//! store's layout and retention, the fleet lease, `[webhooks]`, `[outbox]`, `[log]`, the media
+//! nodes: a restart, one instance at a time, applies those).
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use tokio_util::sync::CancellationToken;
+
+use super::config::{App, Config, ConfigError, OneOrMore};
+use crate::api::ApiState;
+use crate::conference::AppId;
+use crate::store::Store;
+use crate::webhook::{DispatcherConfig, Webhook};
+
+fn refused(msg: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid(msg.into())
+}
+
+/// What `new` changes from `old`, one line per change (never a key, a hash or a secret); an
+/// error when `new` changes something only a restart applies.
+pub fn changes(old: &Config, new: &Config) -> Result<Vec<String>, ConfigError> {
+    let restart_only: Vec<&str> = [
+        ("listen", old.listen == new.listen),
+        ("redis_url", old.redis_url == new.redis_url),
+        ("cursor_secret", old.cursor_secret == new.cursor_secret),
+        (
+            "room_retention_secs",
+            old.room_retention_secs == new.room_retention_secs,
+        ),
+        ("room_cache", old.room_cache == new.room_cache),
+        ("redis_shards", old.redis_shards == new.redis_shards),
+        ("redis_replicas", old.redis_replicas == new.redis_replicas),
+        (
+            "event_retention_secs",
+            old.event_retention_secs == new.event_retention_secs,
+        ),
+        ("node_lease_ms", old.node_lease_ms == new.node_lease_ms),
+        ("[webhooks]", old.webhooks == new.webhooks),
+        ("[outbox]", old.outbox == new.outbox),
+        ("[log]", old.log == new.log),
+        ("[[nodes]]", old.nodes == new.nodes),
+    ]
+    .into_iter()
+    .filter(|(_, same)| !same)
+    .map(|(name, _)| name)
+    .collect();
+    if !restart_only.is_empty() {
+        return Err(refused(format!(
+            "{} change only with a restart; the configuration in force stays",
+            restart_only.join(", ")
+        )));
+    }
+    let mut out = Vec::new();
+    let by_id = |c: &Config| -> HashMap<String, App> {
+        c.apps.iter().map(|a| (a.id.clone(), a.clone())).collect()
+    };
+    let (before, after) = (by_id(old), by_id(new));
+    let ids: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
+    for id in ids {
+        match (before.get(id), after.get(id)) {
+            (None, Some(_)) => out.push(format!("app {id}: added")),
+            (Some(_), None) => out.push(format!("app {id}: removed")),
+            (Some(a), Some(b)) => out.extend(app_changes(a, b)),
+            (None, None) => {}
+        }
+    }
+    if let Some(line) = key_changes(
+        "operator",
+        old.admin_key_sha256.as_ref(),
+        new.admin_key_sha256.as_ref(),
+    ) {
+        out.push(line);
+    }
+    if old.limits != new.limits {
+        out.push(format!("[limits]: {:?} -> {:?}", old.limits, new.limits));
+    }
+    Ok(out)
+}
+
+/// `who: N keys added, M removed`, or nothing when the set of keys is the same.
+fn key_changes(who: &str, old: Option<&OneOrMore>, new: Option<&OneOrMore>) -> Option<String> {
+    let set = |k: Option<&OneOrMore>| -> BTreeSet<String> {
+        k.map(|k| k.values().iter().map(|v| v.to_ascii_lowercase()).collect())
+            .unwrap_or_default()
+    };
+    let (a, b) = (set(old), set(new));
+    let (added, removed) = (b.difference(&a).count(), a.difference(&b).count());
+    (added + removed > 0).then(|| format!("{who}: {added} key(s) added, {removed} removed"))
+}
+
+fn app_changes(a: &App, b: &App) -> Vec<String> {
+    let id = &a.id;
+    let mut out = Vec::new();
+    if let Some(line) = key_changes(
+        &format!("app {id}"),
+        Some(&a.key_sha256),
+        Some(&b.key_sha256),
+    ) {
+        out.push(line);
+    }
+    if a.webhook_url != b.webhook_url {
+        out.push(format!(
+            "app {id}: webhook_url {} -> {}",
+            a.webhook_url.as_deref().unwrap_or("(none)"),
+            b.webhook_url.as_deref().unwrap_or("(none)")
+        ));
+    }
+    if a.webhook_secret != b.webhook_secret {
+        let n = |s: &Option<OneOrMore>| s.as_ref().map_or(0, |s| s.values().len());
+        out.push(format!(
+            "app {id}: webhook secrets changed ({} -> {})",
+            n(&a.webhook_secret),
+            n(&b.webhook_secret)
+        ));
+    }
+    for (what, same) in [
+        ("dids", a.dids == b.dids),
+        ("talking_events", a.talking_events == b.talking_events),
+        ("dialout_hosts", a.dialout_hosts == b.dialout_hosts),
+        ("dialout_numbers", a.dialout_numbers == b.dialout_numbers),
+    ] {
+        if !same {
+            out.push(format!("app {id}: {what} changed"));
+        }
+    }
+    out
+}
+
+/// A running dispatcher and what stops it.
+struct Dispatcher {
+    webhook: Webhook,
+    stop: CancellationToken,
+}
+
+struct InForce {
+    config: Config,
+    generation: u64,
+    webhooks: HashMap<AppId, Dispatcher>,
+}
+
+/// The controller's reloadable parts, with the configuration in force.
+pub struct Running<S> {
+    state: ApiState<S>,
+    store: Arc<S>,
+    stop: CancellationToken,
+    /// Each app and whether it has a webhook: what housekeeping trims.
+    apps: Arc<ArcSwap<Vec<(AppId, bool)>>>,
+    // Held across the reload's steps: one reload at a time.
+    now: tokio::sync::Mutex<InForce>,
+}
+
+/// Each configured app and whether it has a webhook URL.
+pub fn hooked_apps(config: &Config) -> Vec<(AppId, bool)> {
+    config
+        .apps
+        .iter()
+        .filter_map(|a| Some((AppId::parse(&a.id).ok()?, a.webhook_url.is_some())))
+        .collect()
+}
+
+impl<S: Store> Running<S> {
+    /// Starts the webhook dispatchers of `config` and keeps what a reload changes.
+    pub fn start(
+        state: ApiState<S>,
+        store: Arc<S>,
+        config: Config,
+        stop: CancellationToken,
+    ) -> Result<Arc<Running<S>>, super::StartError> {
+        let mut webhooks = HashMap::new();
+        for hook in config.webhook_dispatchers()? {
+            let app = hook.app.clone();
+            webhooks.insert(app, Self::dispatcher(&store, hook, &stop)?);
+        }
+        let apps = Arc::new(ArcSwap::from_pointee(hooked_apps(&config)));
+        crate::telemetry::config_loaded(1, unix_now());
+        Ok(Arc::new(Running {
+            state,
+            store,
+            stop,
+            apps,
+            now: tokio::sync::Mutex::new(InForce {
+                config,
+                generation: 1,
+                webhooks,
+            }),
+        }))
+    }
+
+    fn dispatcher(
+        store: &Arc<S>,
+        hook: DispatcherConfig,
+        stop: &CancellationToken,
+    ) -> Result<Dispatcher, crate::webhook::dispatcher::DispatchError> {
+        let stop = stop.child_token();
+        let webhook = crate::webhook::start(store.clone(), hook, stop.clone())?;
+        Ok(Dispatcher { webhook, stop })
+    }
+
+    /// The apps housekeeping trims, as the configuration in force names them.
+    pub fn apps(&self) -> Arc<ArcSwap<Vec<(AppId, bool)>>> {
+        self.apps.clone()
+    }
+
+    /// The generation in force (1 for the file read at start).
+    pub async fn generation(&self) -> u64 {
+        self.now.lock().await.generation
+    }
+
+    /// Puts `new` in force, or refuses it whole (the configuration in force stays); the
+    /// changes made.
+    pub async fn reload(&self, new: Config) -> Result<Vec<String>, ConfigError> {
+        let result = self.try_reload(new).await;
+        crate::telemetry::config_reload(result.is_ok());
+        result
+    }
+
+    async fn try_reload(&self, new: Config) -> Result<Vec<String>, ConfigError> {
+        let mut now = self.now.lock().await;
+        let changed = changes(&now.config, &new)?;
+        let keys = new.app_keys()?;
+        let hooks = new.webhook_dispatchers()?;
+        // Every new dispatcher starts (or the reload is refused) before anything changes.
+        let mut started: HashMap<AppId, Dispatcher> = HashMap::new();
+        for hook in hooks.iter().filter(|h| !now.webhooks.contains_key(&h.app)) {
+            match Self::dispatcher(&self.store, hook.clone(), &self.stop) {
+                Ok(d) => {
+                    started.insert(hook.app.clone(), d);
+                }
+                Err(e) => {
+                    for d in started.values() {
+                        d.stop.cancel();
+                    }
+                    return Err(refused(e.to_string()));
+                }
+            }
+        }
+        for hook in &hooks {
+            if let Some(d) = now.webhooks.get(&hook.app)
+                && let Err(e) = d.webhook.retarget(&hook.url, hook.signer.clone())
+            {
+                for d in started.values() {
+                    d.stop.cancel();
+                }
+                return Err(refused(e.to_string()));
+            }
+        }
+        // From here nothing fails: each part is swapped in one step.
+        now.webhooks.retain(|app, d| {
+            let kept = hooks.iter().any(|h| &h.app == app);
+            if !kept {
+                d.stop.cancel();
+            }
+            kept
+        });
+        now.webhooks.extend(started);
+        self.state.set_keys(keys);
+        self.state
+            .limiter()
+            .set(new.limits.global_rps, new.limits.global_burst);
+        let rooms = self.state.rooms();
+        rooms.set_cooldowns(new.cooldowns());
+        rooms.directory().replace(&new.directory());
+        self.apps.store(Arc::new(hooked_apps(&new)));
+        now.config = new;
+        now.generation += 1;
+        crate::telemetry::config_loaded(now.generation, unix_now());
+        Ok(changed)
+    }
+}
+
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NODE: &str = "[[nodes]]\nname='a'\nprefix='abcde'\nesl='x:1'\npassword='p'\n";
+    const K1: &str = "ff23fdeed2bd9e6807eb3e108d3138d4cfc606e938537a88dbf8773c2175859f";
+    const K2: &str = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+
+    fn config(extra: &str) -> Config {
+        Config::parse(&format!("{NODE}{extra}"), |_| None).unwrap()
+    }
+
+    #[test]
+    fn changes_name_what_changed_and_never_a_key() {
+        let old = config(&format!("[[apps]]\nid='a1'\nkey_sha256='{K1}'\n"));
+        let new = config(&format!(
+            "[limits]\nglobal_rps=5.0\n[[apps]]\nid='a1'\nkey_sha256=['{K1}','{K2}']\ndids=['100']\n\
+             [[apps]]\nid='a2'\nkey_sha256='{K2}'\n"
+        ));
+        let lines = changes(&old, &new).unwrap();
+        let text = lines.join("\n");
+        assert!(text.contains("app a1: 1 key(s) added, 0 removed"), "{text}");
+        assert!(text.contains("app a1: dids changed"), "{text}");
+        assert!(text.contains("app a2: added"), "{text}");
+        assert!(text.contains("[limits]"), "{text}");
+        assert!(!text.contains(K1) && !text.contains(K2), "{text}");
+        assert!(changes(&old, &old).unwrap().is_empty());
+    }
+
+    #[test]
+    fn what_only_a_restart_applies_is_refused_by_name() {
+        let old = config("");
+        let moved = Config::parse(
+            &format!("listen='127.0.0.1:9999'\n{NODE}[[nodes]]\nname='b'\nprefix='bcdef'\nesl='y:1'\npassword='p'\n"),
+            |_| None,
+        )
+        .unwrap();
+        let err = changes(&old, &moved).unwrap_err().to_string();
+        assert!(err.contains("listen") && err.contains("[[nodes]]"), "{err}");
+    }
+}
