@@ -32,6 +32,8 @@ pub const ESL_EVENTS: &str = "switchyard_esl_events_total";
 /// 1 while the node is connected and resynced, else 0; by `node`.
 pub const NODE_CONNECTED: &str = "switchyard_node_connected";
 pub const NODE_OWNED: &str = "switchyard_node_events_applied_here";
+/// 1 while the node is drained (no new rooms or dial-outs), else 0; by `node`.
+pub const NODE_DRAINING: &str = "switchyard_node_draining";
 /// From an event's `Event-Date-Timestamp` (the node's clock) to its effect being stored; by `node`.
 /// FreeSWITCH's timestamp advances only on its 20 ms timer tick, so this reads up to 20 ms
 /// high; [`EVENT_TO_OUTBOX`] times from receipt instead.
@@ -156,6 +158,10 @@ fn describe() {
     describe_gauge!(
         NODE_OWNED,
         "1 while this controller instance applies the node's events (holds its fleet lease)"
+    );
+    describe_gauge!(
+        NODE_DRAINING,
+        "1 while the node is drained by the operator: no new rooms or dial-outs"
     );
     describe_histogram!(
         RECONCILER_LAG,
@@ -309,6 +315,12 @@ pub fn esl_event(node: &str, event: &Event) {
 pub fn node_connected(node: &str, up: bool) {
     handle();
     gauge!(NODE_CONNECTED, "node" => node.to_owned()).set(if up { 1.0 } else { 0.0 });
+}
+
+/// Whether the node is drained (as the store says; every instance reports it).
+pub fn node_draining(node: &str, draining: bool) {
+    handle();
+    gauge!(NODE_DRAINING, "node" => node.to_owned()).set(if draining { 1.0 } else { 0.0 });
 }
 
 /// Whether this instance applies the node's events (a fleet of controllers shares the nodes).

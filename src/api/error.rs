@@ -160,6 +160,10 @@ impl From<NodeError> for ApiError {
         match e {
             NodeError::Rejected(reply) => ApiError::NodeRejected(reply.trim().to_owned()),
             NodeError::Timeout => ApiError::NodeTimeout,
+            NodeError::Draining(node) => ApiError::Unavailable {
+                error: "Media node is draining".into(),
+                detail: json!({ "node": node }),
+            },
             NodeError::Unavailable(node) | NodeError::Unknown(node) => ApiError::Unavailable {
                 error: "Media node unavailable".into(),
                 detail: json!({ "node": node }),

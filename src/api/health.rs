@@ -57,6 +57,14 @@ async fn ready<S: Store>(State(st): State<ApiState<S>>) -> (StatusCode, Json<Val
             applies.push(node.config.prefix.to_string());
         }
     }
+    // A draining node is up and serving its rooms: listed, not a reason to be unready.
+    let draining: Vec<String> = st
+        .rooms()
+        .store()
+        .draining()
+        .await
+        .map(|d| d.keys().map(|p| p.to_string()).collect())
+        .unwrap_or_default();
     let ready = store_ok && all_up;
     let status = if ready {
         StatusCode::OK
@@ -70,6 +78,7 @@ async fn ready<S: Store>(State(st): State<ApiState<S>>) -> (StatusCode, Json<Val
             "store": if store_ok { "ok" } else { "unavailable" },
             "nodes": nodes,
             "applies_events": applies,
+            "draining": draining,
         })),
     )
 }

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod coach;
 pub mod conferences;
 pub mod cursor;
+pub mod drain;
 pub mod error;
 pub mod events;
 pub mod extract;
@@ -171,6 +172,7 @@ pub fn router<S: Store>(state: ApiState<S>) -> Router {
         .merge(health::routes())
         .merge(metrics::routes())
         .merge(nodes::routes())
+        .merge(drain::routes())
         .merge(openapi::routes())
         .merge(crate::ui::routes());
     if state.lab().is_some() {

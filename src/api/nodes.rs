@@ -57,6 +57,9 @@ pub struct NodeView {
     pub reconciler_lag_ms: f64,
     /// Events of the node this instance has applied since it started.
     pub events_applied: u64,
+    /// Taken out of service by the operator (`POST /api/v1/operator/nodes/{node}/drain`): it
+    /// takes no new rooms or dial-outs; `rooms` and `members` say what is still on it.
+    pub draining: bool,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -115,11 +118,13 @@ async fn count<S: Store>(
     Ok((per_node, per_app))
 }
 
-fn node_views<S: Store>(
+async fn node_views<S: Store>(
     st: &ApiState<S>,
     counts: &BTreeMap<String, (usize, usize)>,
-) -> Vec<NodeView> {
-    st.rooms()
+) -> Result<Vec<NodeView>, ApiError> {
+    let draining = st.rooms().store().draining().await?;
+    Ok(st
+        .rooms()
         .pool()
         .nodes()
         .iter()
@@ -142,9 +147,10 @@ fn node_views<S: Store>(
                 events_per_second: (stats.per_second() * 10.0).round() / 10.0,
                 reconciler_lag_ms: stats.lag_us.load(Ordering::Relaxed) as f64 / 1000.0,
                 events_applied: stats.applied.load(Ordering::Relaxed),
+                draining: draining.contains_key(&node.config.prefix),
             }
         })
-        .collect()
+        .collect())
 }
 
 #[utoipa::path(
@@ -165,7 +171,7 @@ async fn nodes<S: Store>(
 ) -> Result<Json<NodeList>, ApiError> {
     let (counts, _) = count(&st, std::slice::from_ref(&app)).await?;
     Ok(Json(NodeList {
-        nodes: node_views(&st, &counts),
+        nodes: node_views(&st, &counts).await?,
     }))
 }
 
@@ -189,7 +195,7 @@ async fn overview<S: Store>(
     apps.sort();
     let (counts, apps) = count(&st, &apps).await?;
     Ok(Json(Overview {
-        nodes: node_views(&st, &counts),
+        nodes: node_views(&st, &counts).await?,
         apps,
     }))
 }

@@ -230,6 +230,9 @@ pub enum NodeState {
 pub enum NodeError {
     #[error("media node {0} is not available")]
     Unavailable(String),
+    /// The operator took the node out of service: it takes no new rooms or dial-outs.
+    #[error("media node {0} is draining")]
+    Draining(String),
     #[error("media node rejected the command: {0}")]
     Rejected(String),
     #[error("media node did not answer in time")]
@@ -428,15 +431,19 @@ impl NodePool {
         &self.nodes
     }
 
-    /// Records how many live rooms a node holds (the supervisor reports it after each resync).
-    /// The healthy node with the fewest live rooms, as `rooms` counts them (the store's
-    /// count, shared by every controller instance); ties go to the first configured.
+    /// Among the healthy nodes `rooms` counts (the others are draining, or not counted), the
+    /// one with the fewest live rooms (the store's count, shared by every controller
+    /// instance); ties go to the first configured.
     pub fn place(&self, rooms: &HashMap<NodePrefix, usize>) -> Result<&NodeHandle, NodeError> {
         self.nodes
             .iter()
             .filter(|n| n.is_up())
-            .min_by_key(|n| rooms.get(&n.config.prefix).copied().unwrap_or(0))
-            .ok_or_else(|| NodeError::Unavailable("no healthy media node".into()))
+            .filter_map(|n| Some((n, *rooms.get(&n.config.prefix)?)))
+            .min_by_key(|(_, count)| *count)
+            .map(|(n, _)| n)
+            .ok_or_else(|| {
+                NodeError::Unavailable("no healthy media node that is not draining".into())
+            })
     }
 }
 

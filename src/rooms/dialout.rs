@@ -69,6 +69,7 @@ impl<S: Store> Rooms<S> {
             return Err(DestinationError::NotAllowed(req.to.clone()).into());
         }
         let node = self.pool.get(&room.node)?;
+        self.refuse_if_draining(&room.node).await?;
         let endpoint = to.endpoint(&node.config.dialout_profile, node.config.gateway.as_deref())?;
         let id = Uuid::new_v4();
         let session = SessionId::new(&room.node, &id.hyphenated().to_string());

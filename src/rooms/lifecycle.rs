@@ -67,8 +67,12 @@ impl<S: Store> Rooms<S> {
         ] {
             actions::talks(list).map_err(|e| ServiceError::Invalid(format!("{which}: {e}")))?;
         }
+        // Draining nodes take no new rooms.
+        let draining = self.store.draining().await?;
         let mut rooms = std::collections::HashMap::new();
-        for node in self.pool.nodes().iter().filter(|n| n.is_up()) {
+        let open =
+            |n: &&crate::node::NodeHandle| n.is_up() && !draining.contains_key(&n.config.prefix);
+        for node in self.pool.nodes().iter().filter(open) {
             let prefix = &node.config.prefix;
             rooms.insert(prefix.clone(), self.store.node_room_count(prefix).await?);
         }

@@ -9,6 +9,7 @@
 mod bridges;
 mod coach;
 mod dialout;
+mod drain;
 mod lifecycle;
 mod limits;
 mod membership;

@@ -140,6 +140,7 @@ impl<S: Store> Lab<S> {
         std::fs::create_dir_all(&options.recordings_dir)?;
         super::start_timeouts(state.clone(), stop.child_token());
         super::start_node_watch(state.clone(), stop.child_token());
+        super::start_drain_gauge(state.clone(), stop.child_token());
         let apps: Vec<_> = options
             .apps
             .iter()

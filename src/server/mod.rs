@@ -65,6 +65,7 @@ pub fn start_reloadable<S: Store + Fleet>(
     let running = reload::Running::start(state.clone(), store, config.clone(), stop.clone())?;
     start_timeouts(state.clone(), stop.child_token());
     start_node_watch(state.clone(), stop.child_token());
+    start_drain_gauge(state.clone(), stop.child_token());
     let window = Duration::from_secs(config.event_retention_secs.unwrap_or(24 * 3600));
     start_housekeeping(state.clone(), running.apps(), window, stop.child_token());
     Ok((state, running))
@@ -222,6 +223,28 @@ pub fn start_timeouts<S: Store>(state: ApiState<S>, stop: CancellationToken) {
             let now = supervisor::now_micros();
             if let Err(e) = state.rooms().end_timed_out(now, 100).await {
                 tracing::warn!(error = %e, "timed-out rooms could not be ended; retrying");
+            }
+        }
+    });
+}
+
+/// Every second, sets `switchyard_node_draining` of each node from the store (a drain asked
+/// of any instance shows on every one).
+pub fn start_drain_gauge<S: Store>(state: ApiState<S>, stop: CancellationToken) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let Ok(draining) = state.rooms().store().draining().await else {
+                continue;
+            };
+            for node in state.rooms().pool().nodes() {
+                let prefix = &node.config.prefix;
+                crate::telemetry::node_draining(prefix.as_str(), draining.contains_key(prefix));
             }
         }
     });

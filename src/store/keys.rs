@@ -142,6 +142,9 @@ pub const TIMEOUTS: &str = "sy:timeouts";
 /// The number of shards the data is laid out with (`redis/layout.rs`).
 pub const LAYOUT_SHARDS: &str = "sy:layout:shards";
 
+/// The nodes being drained: prefix → JSON `Drain`.
+pub const DRAINING: &str = "sy:nodes:draining";
+
 pub fn node_rooms(node: &NodePrefix) -> String {
     format!("sy:node:{node}:rooms")
 }

@@ -187,6 +187,25 @@ impl Store for MemoryStore {
         Ok(rooms)
     }
 
+    async fn set_draining(
+        &self,
+        node: &NodePrefix,
+        drain: Option<&super::Drain>,
+    ) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        match drain {
+            Some(d) => s.draining.insert(node.clone(), d.clone()),
+            None => s.draining.remove(node),
+        };
+        Ok(())
+    }
+
+    async fn draining(
+        &self,
+    ) -> Result<std::collections::BTreeMap<NodePrefix, super::Drain>, StoreError> {
+        Ok(self.lock().draining.clone())
+    }
+
     async fn node_room_count(&self, node: &NodePrefix) -> Result<usize, StoreError> {
         Ok(self
             .lock()

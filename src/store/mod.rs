@@ -55,6 +55,15 @@ impl StoreError {
     }
 }
 
+/// A media node being drained (fleet-wide, kept in the store): it takes no new rooms or
+/// dial-outs; with `migrate`, its rooms are moved to other nodes.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Drain {
+    /// When the drain began (Unix microseconds).
+    pub since: Micros,
+    pub migrate: bool,
+}
+
 /// Outcome of creating a room.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Created {
@@ -182,6 +191,19 @@ pub trait Store: Deliveries + Send + Sync + 'static {
         &self,
         node: &NodePrefix,
     ) -> impl Future<Output = Result<Vec<(AppId, RoomId)>, StoreError>> + Send;
+
+    /// Marks `node` draining (`Some`), or takes it back into service (`None`), for every
+    /// controller instance on the store.
+    fn set_draining(
+        &self,
+        node: &NodePrefix,
+        drain: Option<&Drain>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The nodes being drained.
+    fn draining(
+        &self,
+    ) -> impl Future<Output = Result<std::collections::BTreeMap<NodePrefix, Drain>, StoreError>> + Send;
 
     /// How many live rooms a node holds (room placement).
     fn node_room_count(

@@ -429,6 +429,48 @@ impl Store for RedisStore {
         Ok(out)
     }
 
+    async fn set_draining(
+        &self,
+        node: &NodePrefix,
+        drain: Option<&super::Drain>,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.conn();
+        match drain {
+            Some(d) => {
+                let json = serde_json::to_string(d).map_err(|e| StoreError::Corrupt {
+                    key: keys::DRAINING.into(),
+                    reason: e.to_string(),
+                })?;
+                conn.hset::<_, _, _, ()>(keys::DRAINING, node.as_str(), json)
+                    .await
+                    .map_err(unavailable)
+            }
+            None => conn
+                .hdel::<_, _, ()>(keys::DRAINING, node.as_str())
+                .await
+                .map_err(unavailable),
+        }
+    }
+
+    async fn draining(
+        &self,
+    ) -> Result<std::collections::BTreeMap<NodePrefix, super::Drain>, StoreError> {
+        let all: std::collections::HashMap<String, String> = self
+            .conn()
+            .hgetall(keys::DRAINING)
+            .await
+            .map_err(unavailable)?;
+        Ok(all
+            .into_iter()
+            .filter_map(|(node, json)| {
+                Some((
+                    NodePrefix::parse(&node).ok()?,
+                    serde_json::from_str(&json).ok()?,
+                ))
+            })
+            .collect())
+    }
+
     async fn node_room_count(&self, node: &NodePrefix) -> Result<usize, StoreError> {
         self.conn()
             .scard(keys::node_rooms(node))

@@ -13,6 +13,7 @@ mod announce;
 mod coach;
 mod conferences;
 mod dialout;
+mod drain;
 mod events;
 mod isolation;
 mod moderators;

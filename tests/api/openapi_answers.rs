@@ -543,6 +543,26 @@ async fn operations(c: &Checked, room: &str) {
         .call_with("GET", overview, &[("x-admin-key", "wrong")], None)
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // A node drained and taken back into service.
+    let admin = [("x-admin-key", ADMIN)];
+    let drain = "/api/v1/operator/nodes/lab01/drain";
+    for (path, body, expected) in [
+        (drain, json!({}), StatusCode::OK),
+        (drain, json!({ "migrate": true }), StatusCode::BAD_REQUEST),
+        (
+            "/api/v1/operator/nodes/zzz99/drain",
+            json!({}),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "/api/v1/operator/nodes/lab01/undrain",
+            json!({}),
+            StatusCode::OK,
+        ),
+    ] {
+        let (status, _) = c.call_with("POST", path, &admin, Some(body)).await;
+        assert_eq!(status, expected, "{path}");
+    }
     // The operator acting as an app is answered as the app is.
     let (status, _) = c
         .call_with(

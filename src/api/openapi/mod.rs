@@ -30,8 +30,8 @@ use utoipa::{Modify, OpenApi};
 
 use super::{ApiError, ApiState};
 use super::{
-    announce, coach, conferences, events, health, lab, metrics, nodes, participants, playback,
-    recordings, resource, sessions, switches, webhooks,
+    announce, coach, conferences, drain, events, health, lab, metrics, nodes, participants,
+    playback, recordings, resource, sessions, switches, webhooks,
 };
 use crate::store::Store;
 
@@ -39,7 +39,11 @@ use crate::store::Store;
 pub const PUBLIC_PATHS: &[&str] = &["/healthz", "/readyz", "/metrics", "/api/v1/openapi.json"];
 
 /// The routes that take the operator's key (`X-Admin-Key`) rather than an application's.
-pub const OPERATOR_PATHS: &[&str] = &["/api/v1/operator/overview"];
+pub const OPERATOR_PATHS: &[&str] = &[
+    "/api/v1/operator/overview",
+    "/api/v1/operator/nodes/{node}/drain",
+    "/api/v1/operator/nodes/{node}/undrain",
+];
 
 /// The answers every route that reads a body can give besides its own, by status.
 const BODY_RESPONSES: &[(&str, &str)] =
@@ -116,6 +120,8 @@ const COMMON_RESPONSES: &[(&str, &str)] = &[
         health::ready,
         nodes::nodes,
         nodes::overview,
+        drain::drain,
+        drain::undrain,
         metrics::exposition,
         openapi_json,
     ),

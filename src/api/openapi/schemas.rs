@@ -750,6 +750,8 @@ pub struct Readiness {
     /// The nodes whose events this controller instance applies (in a fleet of instances on one
     /// store each node's events are applied by one of them; alone, it applies every node's).
     pub applies_events: Vec<String>,
+    /// The nodes taken out of service (still up, serving their rooms; no new ones).
+    pub draining: Vec<String>,
 }
 
 // ---- the lab ----
