@@ -291,6 +291,34 @@ async fn the_operator_sees_every_app_and_acts_as_one() {
     .await;
     b.screenshot("dashboard-operator").await;
 
+    // The operator drains the node from the page, and takes it back into service.
+    b.click("#nodes tr[data-key='lab01'] button.node-drain")
+        .await;
+    b.cells_until("#nodes tr[data-key='lab01']", |c| {
+        c[7].starts_with("draining")
+    })
+    .await;
+    let nodes = t.get("/api/v1/nodes", A).await;
+    assert_eq!(nodes.body["nodes"][0]["draining"], true, "{nodes:?}");
+    let refused = t
+        .post("/api/v1/conferences", A, json!({"name": "not-now"}))
+        .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{refused:?}"
+    );
+    b.click("#nodes tr[data-key='lab01'] button.node-undrain")
+        .await;
+    b.cells_until("#nodes tr[data-key='lab01']", |c| {
+        c[7].starts_with("in service")
+    })
+    .await;
+    assert_eq!(
+        t.get("/api/v1/nodes", A).await.body["nodes"][0]["draining"],
+        false
+    );
+
     // Acting as app B: its room, not app A's.
     b.click("#apps tr[data-key='app-b'] a").await;
     b.text_until("#whoami", |s| s == "operator · acting as app-b")

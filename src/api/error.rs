@@ -131,6 +131,13 @@ impl IntoResponse for ApiError {
         {
             response.headers_mut().insert(header::RETRY_AFTER, v);
         }
+        // A node or the store out of reach (a node restarting or draining, a store failing
+        // over, an instance stopping): worth a retry in a second, here or on another instance.
+        if let ApiError::Unavailable { .. } = self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         response
     }
 }

@@ -211,7 +211,8 @@ const READY_WAIT: Duration = Duration::from_secs(10);
 /// Takes part in the fleet until `stop`: heartbeats, the leases of this instance's nodes (with
 /// the positions applied), and each node's seat told what this instance applies and what the
 /// store recorded. It joins once every supervisor keeps its node's events (or found the node
-/// unreachable), so nodes are handed to it only when it can take them without a gap. When
+/// unreachable), and, when other instances are live, once they have taken the nodes nobody
+/// held (see below), so nodes are handed to it only when it can take them without a gap. When
 /// stopped it gives its leases up, recording where it stood, and leaves, so the others take its
 /// nodes on their next renewal.
 pub fn start<F: Fleet + Store>(
@@ -234,6 +235,20 @@ pub fn start<F: Fleet + Store>(
         tokio::select! {
             () = stop.cancelled() => {}
             _ = tokio::time::timeout(READY_WAIT, ready) => {}
+        }
+        // Joining a running fleet: the nodes nobody holds right now (a stopped instance's, a
+        // killed one's once its leases run out) are left to the instances already there, which
+        // heard their events while nobody applied them; this one only started listening. It
+        // joins once they have had the time to take them (a killed owner's time to live, and
+        // one renewal), and is then handed its share by live owners, from where they stand.
+        // Alone (a cold start) it joins at once.
+        if let Ok(others) = store.heartbeat(me, Duration::ZERO).await
+            && others.iter().any(|i| i != me)
+        {
+            tokio::select! {
+                () = stop.cancelled() => {}
+                () = tokio::time::sleep(ttl + ttl / 3) => {}
+            }
         }
         let mut tick = tokio::time::interval(ttl / 3);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

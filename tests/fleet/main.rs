@@ -14,3 +14,4 @@ mod nodes;
 mod stale_writes;
 mod standby;
 mod sync;
+mod upgrade;

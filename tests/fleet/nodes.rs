@@ -27,7 +27,7 @@ const KEY: &str = "fleet-test-key";
 const PASSWORD: &str = "fleet-test-esl";
 const PREFIXES: [&str; 4] = ["flt01", "flt02", "flt03", "flt04"];
 /// The node leases' time to live in the test (the default is 5 s).
-const LEASE_MS: u64 = 1500;
+pub(super) const LEASE_MS: u64 = 1500;
 
 fn config(listen: u16, redis: &str, sims: &[Simulator], hook: &str) -> String {
     let q = |s: &str| toml::Value::String(s.to_owned()).to_string();
@@ -64,13 +64,13 @@ fn config(listen: u16, redis: &str, sims: &[Simulator], hook: &str) -> String {
 }
 
 /// One `serve` process of the fleet.
-struct Instance {
-    serve: Serve,
-    api: Api,
+pub(super) struct Instance {
+    pub(super) serve: Serve,
+    pub(super) api: Api,
 }
 
 impl Instance {
-    async fn start(
+    pub(super) async fn start(
         n: usize,
         dir: &std::path::Path,
         redis: &str,
@@ -104,7 +104,11 @@ impl Instance {
 
 /// Waits until `instances` apply every node's events between them, each node by exactly one,
 /// the shares differing by at most one; the shares.
-async fn shared(instances: &[&Instance], within: Duration, what: &str) -> Vec<BTreeSet<String>> {
+pub(super) async fn shared(
+    instances: &[&Instance],
+    within: Duration,
+    what: &str,
+) -> Vec<BTreeSet<String>> {
     until(within, what, || async {
         let mut shares = Vec::new();
         for i in instances {
@@ -137,7 +141,7 @@ async fn call(api: &Api, sims: &[Simulator], n: usize, number: &str) -> String {
 }
 
 /// (session, muted) of a room's members, as `api` lists them.
-async fn members(api: &Api, room: &str) -> BTreeMap<String, bool> {
+pub(super) async fn members(api: &Api, room: &str) -> BTreeMap<String, bool> {
     let path = format!("/api/v1/conferences/{room}/members?limit=100");
     let (_, body) = api.call("GET", &path, None).await;
     body["members"]
@@ -155,7 +159,7 @@ async fn members(api: &Api, room: &str) -> BTreeMap<String, bool> {
 
 /// (session, muted) of the callers in the room on its simulated node: a local call's session
 /// is `<node prefix>-<channel>`, a call carried from another node is named by its leg's tag.
-fn on_node(sims: &[Simulator], room: &str) -> BTreeMap<String, bool> {
+pub(super) fn on_node(sims: &[Simulator], room: &str) -> BTreeMap<String, bool> {
     let n = PREFIXES.iter().position(|p| room.starts_with(p)).unwrap();
     let list: Value = serde_json::from_str(&sims[n].api(&format!("conference {room} json_list")))
         .unwrap_or_default();
@@ -236,7 +240,7 @@ async fn on_a_redis_cluster_instances_share_the_nodes_and_take_over() {
 }
 
 /// One simulated node per prefix, each with a SIP side for node-to-node legs.
-async fn simulators() -> Vec<Simulator> {
+pub(super) async fn simulators() -> Vec<Simulator> {
     let mut sims = Vec::new();
     for _ in PREFIXES {
         sims.push(
@@ -378,10 +382,10 @@ async fn fleet(url: &str, what: &str) {
 }
 
 /// The tests that time traffic run one at a time (each starts several controllers and nodes).
-static TRAFFIC: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+pub(super) static TRAFFIC: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The commands each session's traffic had answered 202, in order (`true`: mute).
-type Acked = std::sync::Arc<std::sync::Mutex<BTreeMap<String, Vec<bool>>>>;
+pub(super) type Acked = std::sync::Arc<std::sync::Mutex<BTreeMap<String, Vec<bool>>>>;
 
 /// Mutes and unmutes `session` through `api` in turn until `stop`, recording each command
 /// answered 202 (one refused is sent again: the member is as it was).
@@ -437,7 +441,10 @@ async fn progressing_room(by: &Api, seen: &Api, name: &str) -> String {
 
 /// A room on each node with two callers of that node in it, made through `api`: the sessions
 /// and the rooms.
-async fn rooms_with_callers(api: &Api, sims: &[Simulator]) -> (Vec<String>, BTreeSet<String>) {
+pub(super) async fn rooms_with_callers(
+    api: &Api,
+    sims: &[Simulator],
+) -> (Vec<String>, BTreeSet<String>) {
     let mut sessions = Vec::new();
     let mut rooms = BTreeSet::new();
     for i in 0..PREFIXES.len() {
@@ -500,7 +507,7 @@ impl Traffic {
 /// session — or, with `may_lose` above 0, all but at most that share of them, none announced
 /// that was not answered and none twice; no room of `rooms` has a `seq` that stands for two
 /// different webhooks.
-async fn announced_once_in_order(
+pub(super) async fn announced_once_in_order(
     receiver: &Receiver,
     acked: &BTreeMap<String, Vec<bool>>,
     rooms: &BTreeSet<String>,

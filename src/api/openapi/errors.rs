@@ -132,9 +132,13 @@ pub struct RateLimited(pub RateLimitError);
 #[derive(ToResponse)]
 pub struct NodeRejected(pub ErrorBody);
 
-/// The media node (`detail.node`) or the store (`detail.reason`) cannot be reached, or no
-/// healthy node can take a new room.
+/// The media node (`detail.node`) or the store (`detail.reason`) cannot be reached, the node is
+/// draining, or no healthy node can take a new room. Worth a retry (here or on another
+/// controller instance) after `Retry-After`.
 #[derive(ToResponse)]
+#[response(headers(
+    ("Retry-After" = u64, description = "Seconds to wait before retrying (1)")
+))]
 pub struct Unavailable(pub ErrorBody);
 
 /// The media node did not answer in time.

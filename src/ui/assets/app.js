@@ -336,7 +336,7 @@ function renderNodes(nodes) {
   }
   keyedRows($('#nodes tbody'), nodes, (n) => n.node,
     () => el('tr', {}, el('td'), el('td'), el('td', { class: 'num' }), el('td', { class: 'num' }),
-      el('td', { class: 'num' }), el('td', { class: 'num' }), el('td')),
+      el('td', { class: 'num' }), el('td', { class: 'num' }), el('td'), el('td')),
     (tr, n) => {
       const c = tr.children;
       setText(c[0], n.node);
@@ -347,7 +347,41 @@ function renderNodes(nodes) {
       setText(c[4], n.applies_events ? n.events_per_second.toFixed(1) : '—');
       setText(c[5], n.applies_events ? n.reconciler_lag_ms.toFixed(1) + ' ms' : '—');
       setText(c[6], n.applies_events ? 'yes' : 'another instance');
+      renderService(c[7], n);
     });
+}
+
+// A node's service: draining (no new rooms or dial-outs) or in service; the operator drains
+// and undrains it here.
+function renderService(cell, n) {
+  const label = n.draining ? 'draining' : 'in service';
+  const operator = state.auth.mode === 'operator';
+  const shown = cell.dataset.shown;
+  const want = label + (operator ? ' op' : '');
+  if (shown === want) return;
+  cell.dataset.shown = want;
+  const parts = [badge(label, n.draining ? 'draining' : 'up')];
+  if (operator) {
+    const verb = n.draining ? 'undrain' : 'drain';
+    const button = el('button', {
+      type: 'button',
+      class: 'node-' + verb,
+      title: n.draining ? 'Take the node back into service' : 'No new rooms or dial-outs on this node; its rooms go on',
+    }, n.draining ? 'Undrain' : 'Drain');
+    button.addEventListener('click', async () => {
+      button.disabled = true;
+      try {
+        await api('POST', '/api/v1/operator/nodes/' + enc(n.node) + '/' + verb, {});
+        await refreshNodes();
+      } catch (e) {
+        showError(e.message);
+      } finally {
+        button.disabled = false;
+      }
+    });
+    parts.push(' ', button);
+  }
+  cell.replaceChildren(...parts);
 }
 
 function renderApps(apps) {
