@@ -155,7 +155,7 @@ async fn run() -> anyhow::Result<()> {
     let store = RedisStore::connect(&redis.url()).await?;
     let stop = CancellationToken::new();
     let state = switchyard::server::start_controller(Arc::new(store), &config, &stop)?;
-    for node in state.rooms().pool().nodes() {
+    for node in state.rooms().pool().nodes().iter() {
         if !node.wait_up(Duration::from_secs(20)).await {
             bail!("node {} not up", node.config.prefix);
         }

@@ -49,7 +49,7 @@ async fn ready<S: Store>(State(st): State<ApiState<S>>) -> (StatusCode, Json<Val
     let mut nodes = Map::new();
     let mut applies = Vec::new();
     let mut all_up = !st.rooms().pool().nodes().is_empty();
-    for node in st.rooms().pool().nodes() {
+    for node in st.rooms().pool().nodes().iter() {
         let state = doc::NodeHealth::from(&node.state());
         all_up &= state == doc::NodeHealth::Up;
         nodes.insert(node.config.prefix.to_string(), json!(state));

@@ -129,6 +129,12 @@ impl Seat {
     }
 }
 
+/// A node joining or leaving the fleet's leases while the instance runs (a reload).
+pub enum SeatChange {
+    Add(Seat),
+    Remove(NodePrefix),
+}
+
 /// How an instance takes part.
 #[derive(Debug, Clone)]
 pub struct FleetConfig {
@@ -219,13 +225,15 @@ pub fn start<F: Fleet + Store>(
     store: Arc<F>,
     config: FleetConfig,
     seats: Vec<Seat>,
+    mut changes: tokio::sync::mpsc::UnboundedReceiver<SeatChange>,
     stop: CancellationToken,
 ) {
     TAKING_PART.send_modify(|n| *n += 1);
     tokio::spawn(async move {
         let ttl = config.lease_ttl.max(Duration::from_millis(300));
         let me = config.instance.as_str();
-        let nodes: Vec<NodePrefix> = seats.iter().map(|s| s.node.clone()).collect();
+        let mut seats = seats;
+        let mut nodes: Vec<NodePrefix> = seats.iter().map(|s| s.node.clone()).collect();
         let ready = futures_util::future::join_all(seats.iter().map(|s| {
             let mut ready = s.ready.clone();
             async move {
@@ -258,6 +266,28 @@ pub fn start<F: Fleet + Store>(
             tokio::select! {
                 () = stop.cancelled() => break,
                 _ = tick.tick() => {}
+            }
+            // Nodes a reload added or removed: a removed one's lease is given up at once.
+            while let Ok(change) = changes.try_recv() {
+                match change {
+                    SeatChange::Add(seat) => {
+                        nodes.push(seat.node.clone());
+                        seats.push(seat);
+                    }
+                    SeatChange::Remove(node) => {
+                        if let Some(i) = seats.iter().position(|s| s.node == node) {
+                            let seat = seats.remove(i);
+                            seat.owns.send_replace(false);
+                            if renewed.remove(&node).is_some() {
+                                let applied = seat.applied();
+                                let _ = store
+                                    .node_lease(&node, me, Duration::ZERO, applied.as_ref())
+                                    .await;
+                            }
+                        }
+                        nodes.retain(|n| *n != node);
+                    }
+                }
             }
             let started = Instant::now();
             let live = match store.heartbeat(me, ttl).await {

@@ -8,6 +8,7 @@ pub mod commands;
 pub mod dialout;
 pub mod fleet;
 pub mod reconciler;
+pub mod spawner;
 pub mod supervisor;
 pub mod talking;
 
@@ -409,38 +410,66 @@ fn least_busy(commands: &[Client], turn: usize) -> &Client {
         .unwrap_or(&commands[turn % n])
 }
 
-/// Every configured node; places new rooms on the least-loaded healthy one.
+/// Every configured node; places new rooms on the least-loaded healthy one. Clones share the
+/// list, which a configuration reload changes ([`NodePool::add`], [`NodePool::remove`]): each
+/// lookup sees the list of its moment.
 #[derive(Clone, Default)]
 pub struct NodePool {
-    nodes: Vec<NodeHandle>,
+    nodes: Arc<arc_swap::ArcSwap<Vec<NodeHandle>>>,
 }
 
 impl NodePool {
     pub fn new(nodes: Vec<NodeHandle>) -> NodePool {
-        NodePool { nodes }
+        NodePool {
+            nodes: Arc::new(arc_swap::ArcSwap::from_pointee(nodes)),
+        }
     }
 
-    pub fn get(&self, prefix: &NodePrefix) -> Result<&NodeHandle, NodeError> {
+    pub fn get(&self, prefix: &NodePrefix) -> Result<NodeHandle, NodeError> {
         self.nodes
+            .load()
             .iter()
             .find(|n| &n.config.prefix == prefix)
+            .cloned()
             .ok_or_else(|| NodeError::Unknown(prefix.to_string()))
     }
 
-    pub fn nodes(&self) -> &[NodeHandle] {
-        &self.nodes
+    /// The nodes now.
+    pub fn nodes(&self) -> Arc<Vec<NodeHandle>> {
+        self.nodes.load_full()
+    }
+
+    /// A node added (a reload); it goes last.
+    pub fn add(&self, node: NodeHandle) {
+        self.nodes.rcu(|nodes| {
+            let mut nodes = Vec::clone(nodes);
+            nodes.push(node.clone());
+            nodes
+        });
+    }
+
+    /// A node removed (a reload).
+    pub fn remove(&self, prefix: &NodePrefix) {
+        self.nodes.rcu(|nodes| {
+            nodes
+                .iter()
+                .filter(|n| &n.config.prefix != prefix)
+                .cloned()
+                .collect::<Vec<_>>()
+        });
     }
 
     /// Among the healthy nodes `rooms` counts (the others are draining, or not counted), the
     /// one with the fewest live rooms (the store's count, shared by every controller
     /// instance); ties go to the first configured.
-    pub fn place(&self, rooms: &HashMap<NodePrefix, usize>) -> Result<&NodeHandle, NodeError> {
+    pub fn place(&self, rooms: &HashMap<NodePrefix, usize>) -> Result<NodeHandle, NodeError> {
         self.nodes
+            .load()
             .iter()
             .filter(|n| n.is_up())
             .filter_map(|n| Some((n, *rooms.get(&n.config.prefix)?)))
             .min_by_key(|(_, count)| *count)
-            .map(|(n, _)| n)
+            .map(|(n, _)| n.clone())
             .ok_or_else(|| {
                 NodeError::Unavailable("no healthy media node that is not draining".into())
             })

@@ -158,7 +158,7 @@ impl<S: Store> Lab<S> {
 
     /// Waits until every node is connected and resynced.
     pub async fn wait_ready(&self, timeout: Duration) -> bool {
-        for node in self.state.rooms().pool().nodes() {
+        for node in self.state.rooms().pool().nodes().iter() {
             if !node.wait_up(timeout).await {
                 return false;
             }

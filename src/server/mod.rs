@@ -18,7 +18,8 @@ use self::config::{Config, ConfigError};
 use crate::api::{ApiOptions, ApiState, AppKeys};
 use crate::conference::{AppId, NodePrefix};
 use crate::node::fleet::{FleetConfig, Handover, Seat};
-use crate::node::{AppDirectory, NodeConfig, NodePool, supervisor};
+use crate::node::spawner::Spawner;
+use crate::node::{AppDirectory, NodeConfig, supervisor};
 use crate::rooms::{Cooldowns, Rooms};
 use crate::store::fleet::Fleet;
 use crate::store::{Position, Store};
@@ -53,7 +54,7 @@ pub fn start_reloadable<S: Store + Fleet>(
 ) -> Result<(ApiState<S>, Arc<reload::Running<S>>), StartError> {
     let keys = config.app_keys()?;
     let lease = Duration::from_millis(config.node_lease_ms.unwrap_or(5000).max(300));
-    let rooms = start_rooms_in_fleet(
+    let (rooms, spawner) = start_rooms_in_fleet(
         store.clone(),
         config.node_configs(),
         config.directory(),
@@ -62,7 +63,8 @@ pub fn start_reloadable<S: Store + Fleet>(
         stop,
     );
     let state = ApiState::new(rooms, keys, config.api_options());
-    let running = reload::Running::start(state.clone(), store, config.clone(), stop.clone())?;
+    let running =
+        reload::Running::start(state.clone(), store, spawner, config.clone(), stop.clone())?;
     start_timeouts(state.clone(), stop.child_token());
     start_node_watch(state.clone(), stop.child_token());
     start_drain_gauge(state.clone(), stop.child_token());
@@ -151,12 +153,16 @@ pub fn start_rooms<S: Store>(
     cooldowns: Cooldowns,
     stop: &CancellationToken,
 ) -> Rooms<S> {
-    let handovers = nodes.iter().map(|_| Handover::sole()).collect();
-    rooms_over(store, nodes, handovers, directory, cooldowns, stop)
+    let spawner = Spawner::new(store.clone(), Arc::new(directory), None, stop.clone());
+    for n in nodes {
+        spawner.start_with(n, Handover::sole());
+    }
+    rooms_over(store, &spawner, cooldowns)
 }
 
 /// [`start_rooms`] for one instance of a fleet sharing the store: it applies the events of
-/// the nodes whose leases it holds (see [`crate::node::fleet`]).
+/// the nodes whose leases it holds (see [`crate::node::fleet`]). With the spawner that adds and
+/// removes nodes while it runs (a reload).
 pub fn start_rooms_in_fleet<S: Store + Fleet>(
     store: Arc<S>,
     nodes: Vec<NodeConfig>,
@@ -164,37 +170,29 @@ pub fn start_rooms_in_fleet<S: Store + Fleet>(
     cooldowns: Cooldowns,
     fleet: FleetConfig,
     stop: &CancellationToken,
-) -> Rooms<S> {
+) -> (Rooms<S>, Arc<Spawner<S>>) {
     let (seats, handovers): (Vec<_>, Vec<_>) =
         nodes.iter().map(|n| Seat::pair(n.prefix.clone())).unzip();
     tracing::info!(instance = %fleet.instance, "controller instance joins the fleet");
-    crate::node::fleet::start(store.clone(), fleet, seats, stop.child_token());
-    rooms_over(store, nodes, handovers, directory, cooldowns, stop)
+    let (changes, changed) = tokio::sync::mpsc::unbounded_channel();
+    crate::node::fleet::start(store.clone(), fleet, seats, changed, stop.child_token());
+    let spawner = Spawner::new(
+        store.clone(),
+        Arc::new(directory),
+        Some(changes),
+        stop.clone(),
+    );
+    for (n, handover) in nodes.into_iter().zip(handovers) {
+        spawner.start_with(n, handover);
+    }
+    let rooms = rooms_over(store, &spawner, cooldowns);
+    (rooms, Arc::new(spawner))
 }
 
-fn rooms_over<S: Store>(
-    store: Arc<S>,
-    nodes: Vec<NodeConfig>,
-    handovers: Vec<Handover>,
-    directory: AppDirectory,
-    cooldowns: Cooldowns,
-    stop: &CancellationToken,
-) -> Rooms<S> {
-    let directory = Arc::new(directory);
-    let peers = supervisor::Peers::default();
-    let handles = nodes
-        .into_iter()
-        .zip(handovers)
-        .map(|(n, handover)| {
-            let (apps, stop) = (directory.clone(), stop.child_token());
-            supervisor::spawn_among(n, store.clone(), apps, peers.clone(), handover, stop).0
-        })
-        .collect();
-    let pool = NodePool::new(handles);
-    let _ = peers.set(pool.clone());
-    Rooms::new(store, pool)
+fn rooms_over<S: Store>(store: Arc<S>, spawner: &Spawner<S>, cooldowns: Cooldowns) -> Rooms<S> {
+    Rooms::new(store, spawner.pool())
         .with_cooldowns(cooldowns)
-        .with_directory(directory)
+        .with_directory(spawner.apps())
 }
 
 /// Starts one webhook dispatcher per configured application; they stop with `stop`.
@@ -242,7 +240,7 @@ pub fn start_drain_gauge<S: Store>(state: ApiState<S>, stop: CancellationToken) 
             let Ok(draining) = state.rooms().store().draining().await else {
                 continue;
             };
-            for node in state.rooms().pool().nodes() {
+            for node in state.rooms().pool().nodes().iter() {
                 let prefix = &node.config.prefix;
                 crate::telemetry::node_draining(prefix.as_str(), draining.contains_key(prefix));
             }
@@ -254,7 +252,17 @@ pub fn start_drain_gauge<S: Store>(state: ApiState<S>, stop: CancellationToken) 
 /// (see [`Rooms::node_failed`]), not after the bridges' media timeouts.
 pub fn start_node_watch<S: Store>(state: ApiState<S>, stop: CancellationToken) {
     for node in state.rooms().pool().nodes().to_vec() {
-        let (state, stop) = (state.clone(), stop.clone());
+        watch_node(state.clone(), node, stop.clone());
+    }
+}
+
+/// [`start_node_watch`] for one node (one a reload added).
+pub fn watch_node<S: Store>(
+    state: ApiState<S>,
+    node: crate::node::NodeHandle,
+    stop: CancellationToken,
+) {
+    {
         tokio::spawn(async move {
             loop {
                 let lost = tokio::select! {

@@ -2,8 +2,9 @@
 //! `switchyard config check` says what a file would change.
 //!
 //! What a reload changes: applications (added, removed, their keys, DIDs, talking events,
-//! dial-out permissions, webhook URLs and secrets), the operator's keys, and `[limits]`' rates
-//! and cooldowns. A new file is checked whole, and every dispatcher it needs is started, before
+//! dial-out permissions, webhook URLs and secrets), the operator's keys, `[limits]`' rates and
+//! cooldowns, and media nodes added (they connect and take rooms) or removed (refused while the
+//! node hosts a live room: drain it first). A new file is checked whole, and every dispatcher it needs is started, before
 //! any part of it is put in force; then each part is swapped in one step (keys, directory,
 //! cooldowns, webhook targets), so a request sees the old or the new part, never a mixture
 //! within one part. A request in flight finishes under what it started with: a webhook request
@@ -11,8 +12,8 @@
 //!
 //! Refused, with the reason, and the configuration in force stays: a file that does not parse
 //! or check, and a change to what is read only at start (the listen address, Redis, the
-//! store's layout and retention, the fleet lease, `[webhooks]`, `[outbox]`, `[log]`, the media
-//! nodes: a restart, one instance at a time, applies those).
+//! store's layout and retention, the fleet lease, `[webhooks]`, `[outbox]`, `[log]`, a node's
+//! own settings: a restart, one instance at a time, applies those).
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -20,9 +21,10 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use tokio_util::sync::CancellationToken;
 
-use super::config::{App, Config, ConfigError, OneOrMore};
+use super::config::{App, Config, ConfigError, Node, OneOrMore};
 use crate::api::ApiState;
-use crate::conference::AppId;
+use crate::conference::{AppId, NodePrefix};
+use crate::node::spawner::Spawner;
 use crate::store::Store;
 use crate::webhook::{DispatcherConfig, Webhook};
 
@@ -52,7 +54,6 @@ pub fn changes(old: &Config, new: &Config) -> Result<Vec<String>, ConfigError> {
         ("[webhooks]", old.webhooks == new.webhooks),
         ("[outbox]", old.outbox == new.outbox),
         ("[log]", old.log == new.log),
-        ("[[nodes]]", old.nodes == new.nodes),
     ]
     .into_iter()
     .filter(|(_, same)| !same)
@@ -64,7 +65,7 @@ pub fn changes(old: &Config, new: &Config) -> Result<Vec<String>, ConfigError> {
             restart_only.join(", ")
         )));
     }
-    let mut out = Vec::new();
+    let mut out = node_changes(old, new)?;
     let by_id = |c: &Config| -> HashMap<String, App> {
         c.apps.iter().map(|a| (a.id.clone(), a.clone())).collect()
     };
@@ -87,6 +88,34 @@ pub fn changes(old: &Config, new: &Config) -> Result<Vec<String>, ConfigError> {
     }
     if old.limits != new.limits {
         out.push(format!("[limits]: {:?} -> {:?}", old.limits, new.limits));
+    }
+    Ok(out)
+}
+
+/// The nodes added and removed (by prefix); a node whose entry changed is refused (a restart,
+/// or its removal then its addition, applies that).
+fn node_changes(old: &Config, new: &Config) -> Result<Vec<String>, ConfigError> {
+    let by_prefix = |c: &Config| -> HashMap<String, Node> {
+        c.nodes
+            .iter()
+            .map(|n| (n.prefix.clone(), n.clone()))
+            .collect()
+    };
+    let (before, after) = (by_prefix(old), by_prefix(new));
+    let prefixes: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
+    let mut out = Vec::new();
+    for prefix in prefixes {
+        match (before.get(prefix), after.get(prefix)) {
+            (None, Some(n)) => out.push(format!("node {} ({prefix}): added", n.name)),
+            (Some(n), None) => out.push(format!("node {} ({prefix}): removed", n.name)),
+            (Some(a), Some(b)) if a != b => {
+                return Err(refused(format!(
+                    "node {} ({prefix}) changed: only a restart applies a node's new settings                      (or remove it, then add it back)",
+                    b.name
+                )));
+            }
+            _ => {}
+        }
     }
     Ok(out)
 }
@@ -156,6 +185,8 @@ struct InForce {
 pub struct Running<S> {
     state: ApiState<S>,
     store: Arc<S>,
+    /// Starts and stops the nodes a reload adds and removes.
+    nodes: Arc<Spawner<S>>,
     stop: CancellationToken,
     /// Each app and whether it has a webhook: what housekeeping trims.
     apps: Arc<ArcSwap<Vec<(AppId, bool)>>>,
@@ -177,6 +208,7 @@ impl<S: Store> Running<S> {
     pub fn start(
         state: ApiState<S>,
         store: Arc<S>,
+        nodes: Arc<Spawner<S>>,
         config: Config,
         stop: CancellationToken,
     ) -> Result<Arc<Running<S>>, super::StartError> {
@@ -190,6 +222,7 @@ impl<S: Store> Running<S> {
         Ok(Arc::new(Running {
             state,
             store,
+            nodes,
             stop,
             apps,
             now: tokio::sync::Mutex::new(InForce {
@@ -233,6 +266,30 @@ impl<S: Store> Running<S> {
         let changed = changes(&now.config, &new)?;
         let keys = new.app_keys()?;
         let hooks = new.webhook_dispatchers()?;
+        // Nodes: a removed one must host no live room (drain it first).
+        let prefixes =
+            |c: &Config| -> BTreeSet<String> { c.nodes.iter().map(|n| n.prefix.clone()).collect() };
+        let (before, after) = (prefixes(&now.config), prefixes(&new));
+        let removed: Vec<NodePrefix> = before
+            .difference(&after)
+            .filter_map(|p| NodePrefix::parse(p).ok())
+            .collect();
+        for node in &removed {
+            let live =
+                self.store.node_room_count(node).await.map_err(|e| {
+                    refused(format!("node {node}: its rooms cannot be counted: {e}"))
+                })?;
+            if live > 0 {
+                return Err(refused(format!(
+                    "node {node} hosts {live} live room(s): drain it and let them end before                      removing it; the configuration in force stays"
+                )));
+            }
+        }
+        let added: Vec<crate::node::NodeConfig> = new
+            .node_configs()
+            .into_iter()
+            .filter(|c| !before.contains(c.prefix.as_str()))
+            .collect();
         // Every new dispatcher starts (or the reload is refused) before anything changes.
         let mut started: HashMap<AppId, Dispatcher> = HashMap::new();
         for hook in hooks.iter().filter(|h| !now.webhooks.contains_key(&h.app)) {
@@ -259,6 +316,16 @@ impl<S: Store> Running<S> {
             }
         }
         // From here nothing fails: each part is swapped in one step.
+        for node in &removed {
+            self.nodes.remove(node);
+        }
+        for config in added {
+            let prefix = config.prefix.clone();
+            self.nodes.add(config);
+            if let Ok(handle) = self.nodes.pool().get(&prefix) {
+                super::watch_node(self.state.clone(), handle, self.stop.child_token());
+            }
+        }
         now.webhooks.retain(|app, d| {
             let kept = hooks.iter().any(|h| &h.app == app);
             if !kept {
@@ -326,6 +393,18 @@ mod tests {
         )
         .unwrap();
         let err = changes(&old, &moved).unwrap_err().to_string();
-        assert!(err.contains("listen") && err.contains("[[nodes]]"), "{err}");
+        assert!(err.contains("listen"), "{err}");
+        let added = Config::parse(
+            &format!("{NODE}[[nodes]]\nname='b'\nprefix='bcdef'\nesl='y:1'\npassword='p'\n"),
+            |_| None,
+        )
+        .unwrap();
+        let lines = changes(&old, &added).unwrap();
+        assert_eq!(lines, ["node b (bcdef): added"]);
+        assert_eq!(changes(&added, &old).unwrap(), ["node b (bcdef): removed"]);
+        let mut other = config("");
+        other.nodes[0].esl = "z:2".into();
+        let err = changes(&config(""), &other).unwrap_err().to_string();
+        assert!(err.contains("node a (abcde) changed"), "{err}");
     }
 }

@@ -149,7 +149,7 @@ async fn two_instances_enforce_one_cooldown() {
     let store = Arc::new(RedisStore::connect(&server.url()).await.unwrap());
     let rooms = start_rooms(store, vec![node], directory, cooldowns, &stop);
     let two_state = ApiState::new(rooms, keys, opts.api.clone());
-    for n in two_state.rooms().pool().nodes() {
+    for n in two_state.rooms().pool().nodes().iter() {
         assert!(n.wait_up(Duration::from_secs(5)).await);
     }
     let two = switchyard::api::router(two_state);

@@ -406,3 +406,85 @@ async fn config_check_validates_and_says_what_a_reload_would_change() {
     let (ok, out) = check(&bad, Some(&old));
     assert!(!ok && out.contains("64 hex digits"), "{out}");
 }
+
+/// A room created through `api`, once progressing: its id.
+async fn progressing(api: &Api, name: &str) -> String {
+    let (status, body) = api
+        .call("POST", "/api/v1/conferences", Some(json!({ "name": name })))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let room = body["room_id"].as_str().unwrap().to_owned();
+    until(WITHIN, "the room is progressing", || async {
+        let (_, b) = api
+            .call("GET", &format!("/api/v1/conferences/{room}"), None)
+            .await;
+        (b["status"] == "progressing").then_some(())
+    })
+    .await;
+    room
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_added_by_reload_takes_rooms_and_one_with_live_rooms_is_not_removed() {
+    let secrets = [secret()];
+    let conf = Conf {
+        app1: &["k"],
+        app2: None,
+        admin: &["root"],
+        secrets: &secrets,
+        global_rps: 0,
+    };
+    let s = Setup::start("nodes", &conf).await;
+    let api = Api::new(&s.base, "app1", "k");
+    let second = Simulator::start(SimConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        password: PASSWORD.into(),
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    let first_node = node_toml("rld01", &s.sim.addr().to_string(), PASSWORD, "");
+    let second_node = node_toml("rld02", &second.addr().to_string(), PASSWORD, "");
+    let one = text(s.port, &s.sim, &s.receiver.url(), &conf);
+    assert!(one.contains(&first_node));
+    let before = progressing(&api, "before").await;
+    assert!(before.starts_with("rld01-"), "{before}");
+
+    // Added: it connects, and takes the next room (it has the fewest).
+    s.hangup_with(&format!("{one}{second_node}"));
+    s.generation_is(2).await;
+    until(WITHIN, "the added node is up", || async {
+        let (_, ready) = api.call("GET", "/readyz", None).await;
+        (ready["nodes"]["rld02"] == "up").then_some(())
+    })
+    .await;
+    let after = progressing(&api, "after").await;
+    assert!(after.starts_with("rld02-"), "{after}");
+
+    // The first node still hosts a room: its removal is refused, and nothing changes.
+    let without_first = format!("{}{second_node}", one.replace(&first_node, ""));
+    s.hangup_with(&without_first);
+    s.refusals_are(1).await;
+    s.generation_is(2).await;
+    let (_, ready) = api.call("GET", "/readyz", None).await;
+    assert_eq!(ready["nodes"]["rld01"], "up", "{ready}");
+
+    // Once its room ended, it goes.
+    let (status, _) = api
+        .call("DELETE", &format!("/api/v1/conferences/{before}"), None)
+        .await;
+    assert_eq!(status, 200);
+    until(WITHIN, "the room ended", || async {
+        let (status, b) = api
+            .call("GET", &format!("/api/v1/conferences/{before}"), None)
+            .await;
+        (status == 404 || b["status"] == "terminated").then_some(())
+    })
+    .await;
+    s.hangup_with(&without_first);
+    s.generation_is(3).await;
+    let (_, ready) = api.call("GET", "/readyz", None).await;
+    assert!(ready["nodes"].get("rld01").is_none(), "{ready}");
+    let last = progressing(&api, "last").await;
+    assert!(last.starts_with("rld02-"), "{last}");
+}

@@ -189,7 +189,7 @@ impl Controller {
         }
         let stop = CancellationToken::new();
         let state = start_controller(Arc::new(store), config, &stop).expect("controller starts");
-        for node in state.rooms().pool().nodes() {
+        for node in state.rooms().pool().nodes().iter() {
             assert!(
                 node.wait_up(Duration::from_secs(15)).await,
                 "the node at {} is not up after 15 s: {:?} (address, password, ACL?)",

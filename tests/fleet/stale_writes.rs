@@ -287,7 +287,7 @@ async fn in_process(sims: &[Simulator], hook: &str) -> ([Api; 2], Instances) {
         let config = Config::parse(&config(port, None, sims, hook), |_| None).unwrap();
         let stop = CancellationToken::new();
         let state = start_controller(store.clone(), &config, &stop).unwrap();
-        for node in state.rooms().pool().nodes() {
+        for node in state.rooms().pool().nodes().iter() {
             assert!(node.wait_up(Duration::from_secs(10)).await, "node up");
         }
         let until = stop.clone();
