@@ -17,6 +17,9 @@ pub struct IndexDelta {
     pub release: bool,
     /// Conferencecall and recording ids new in this version (looked up by [`Store::ref_owner`]).
     pub add_refs: Vec<Uuid>,
+    /// Conferencecall ids the room no longer holds (its oldest past participations, past
+    /// [`crate::conference::PAST_MEMBERS_KEPT`]): they expire with the room retention.
+    pub drop_refs: Vec<Uuid>,
 }
 
 impl IndexDelta {
@@ -40,8 +43,28 @@ impl IndexDelta {
                         .map(|r| r.id),
                 )
                 .collect(),
+            drop_refs: dropped_participations(old, new),
         }
     }
+}
+
+/// The conferencecall ids of `old`'s past participations that `new` no longer holds (only
+/// when `old` was at the cap: nothing else drops one).
+fn dropped_participations(old: &Room, new: &Room) -> Vec<Uuid> {
+    if old.past_members.len() < crate::conference::PAST_MEMBERS_KEPT {
+        return Vec::new();
+    }
+    let kept: std::collections::HashSet<Uuid> = new
+        .members
+        .values()
+        .chain(new.past_members.iter())
+        .map(|m| m.conferencecall_id)
+        .collect();
+    old.past_members
+        .iter()
+        .map(|m| m.conferencecall_id)
+        .filter(|id| !kept.contains(id))
+        .collect()
 }
 
 /// The sessions of `room`'s live (not leaved) members that are not live members of `other`, in
@@ -179,5 +202,40 @@ pub fn unique_name(room: &Room) -> String {
         format!("#{}", room.id)
     } else {
         room.name.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conference::{NodePrefix, PAST_MEMBERS_KEPT, RoomType};
+
+    fn past(n: usize) -> Member {
+        let prefix = NodePrefix::parse("abcde").unwrap();
+        let session = SessionId::new(&prefix, &uuid::Uuid::new_v4().to_string());
+        let mut m = Member::new(session, "100".into(), format!("{n}"), None, 0);
+        m.status = MemberStatus::Leaved;
+        m
+    }
+
+    #[test]
+    fn a_room_keeps_its_newest_past_participations_and_lets_the_others_ids_go() {
+        let id = RoomId::parse("abcde-room-550e8400-e29b-41d4-a716-446655440000").unwrap();
+        let app = AppId::parse("app").unwrap();
+        let mut room = Room::new(id, app, "r".into(), RoomType::Conference, "ctl".into(), 0);
+        for n in 0..PAST_MEMBERS_KEPT {
+            room.retire(past(n));
+        }
+        let before = room.clone();
+        assert_eq!(
+            IndexDelta::between(&before, &room).drop_refs,
+            Vec::<Uuid>::new()
+        );
+        let oldest = room.past_members[0].conferencecall_id;
+        room.retire(past(PAST_MEMBERS_KEPT));
+        assert_eq!(room.past_members.len(), PAST_MEMBERS_KEPT);
+        assert_eq!(room.past_members[PAST_MEMBERS_KEPT - 1].caller_id, "100");
+        assert!(room.conferencecall(oldest).is_none());
+        assert_eq!(IndexDelta::between(&before, &room).drop_refs, vec![oldest]);
     }
 }

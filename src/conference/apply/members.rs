@@ -212,7 +212,7 @@ pub fn remove_member(step: &mut Step<'_>, channel: &str, reason: LeaveReason, ca
         EventKind::MemberJoinFailed
     };
     let ends_room = m.end_on_exit && was_confirmed;
-    step.room.past_members.push(m);
+    step.room.retire(m);
     for op in cut {
         announcement_finished(step, channel, op, false);
     }
@@ -337,7 +337,7 @@ fn release_stranded(step: &mut Step<'_>, channel: &str, reason: LeaveReason, cau
     m.updated_at = step.now;
     m.leave_reason = Some(reason);
     m.hangup_cause = cause.map(str::to_owned);
-    step.room.past_members.push(m);
+    step.room.retire(m);
     step.touch();
 }
 

@@ -71,6 +71,9 @@ impl Inner {
         for r in &delta.add_refs {
             self.refs.insert(*r, (app.clone(), id.clone()));
         }
+        for r in &delta.drop_refs {
+            self.refs.remove(r);
+        }
         if delta.release {
             self.timeouts.remove(&(app.clone(), id.clone()));
             // The room's creation time never changes: the stored version's is the one indexed.

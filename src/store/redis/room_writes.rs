@@ -364,6 +364,14 @@ impl RedisStore {
                     };
                 }
             }
+            // Participations the room no longer holds: their ids go with the retention.
+            let ttl = i64::try_from(self.retention.as_secs()).unwrap_or(i64::MAX);
+            for id in &delta.drop_refs {
+                match apart {
+                    true => lookups.expire(keys::reference(id), ttl).ignore(),
+                    false => pipe.expire(keys::reference(id), ttl),
+                };
+            }
             // The connection tracks in OPTIN mode: a room Redis should go on tracking (the
             // script reads it once more after writing) is named just before the script.
             let again = track == Track::Again && self.rooms.is_some();
@@ -371,7 +379,11 @@ impl RedisStore {
                 pipe.add_command(room_cache::caching_yes());
             }
             pipe.add_command(self.save_command(&tag, &key, w, delta, again));
-            let refs = if apart { 0 } else { delta.add_refs.len() };
+            let refs = if apart {
+                0
+            } else {
+                delta.add_refs.len() + delta.drop_refs.len()
+            };
             spans.push(refs + usize::from(again) + 1);
             room_keys.push(key);
             if !w.events.is_empty() && !appended.contains(&tag) {
