@@ -8,9 +8,10 @@
 //! lists them and as `conference <room> json_list` does): it must be 0. At the end: the growth of
 //! each figure from the audit at 10 minutes (or the first, on a shorter run) to the last.
 //!
-//! The outbox keeps 5 minutes of events and ended rooms stay 5 minutes (`event_retention_secs`,
-//! `room_retention_secs`): with the defaults (24 hours, 7 days) Redis grows with what it is
-//! asked to keep, by design, and the soak would measure that instead of a leak.
+//! The outbox keeps 5 minutes of events, and ended rooms and sessions stay 5 minutes
+//! (`event_retention_secs`, `room_retention_secs`, `session_retention_secs`): with the defaults
+//! (24 hours, 7 days, 1 hour) Redis grows with what it is asked to keep, by design, and the soak
+//! would measure that instead of a leak.
 //!
 //! `cargo bench --bench soak` (`SOAK_MINUTES=5` for a short one). It starts everything itself
 //! (FreeSWITCH with `freeswitch-conf/`, `redis-server`, `switchyard serve`, SIPp) and kills it
@@ -436,7 +437,7 @@ async fn run(
         &config,
         format!(
             "listen = \"127.0.0.1:{port}\"\nredis_url = {}\n\
-             event_retention_secs = 300\nroom_retention_secs = 300\n\
+             event_retention_secs = 300\nroom_retention_secs = 300\nsession_retention_secs = 300\n\
              [limits]\nglobal_rps = 0\nconf_play_ms = 0\nconference_control_ms = 0\n\
              conference_ms = 0\nconference_mute_ms = 0\n\
              [webhooks]\nallow_private = true\n\

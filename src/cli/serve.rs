@@ -47,6 +47,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             if let Some(secs) = config.room_retention_secs {
                 store = store.with_retention(std::time::Duration::from_secs(secs));
             }
+            if let Some(secs) = config.session_retention_secs {
+                store = store.with_session_retention(std::time::Duration::from_secs(secs));
+            }
             if let Some(n) = config.redis_shards {
                 store = store.with_shards(n);
             }

@@ -51,6 +51,9 @@ pub struct Config {
     /// How long an ended room (with its conferencecalls and recordings) stays readable, in
     /// seconds (Redis store); default 7 days.
     pub room_retention_secs: Option<u64>,
+    /// How long an ended session (a hung-up call) stays readable, in seconds (Redis store);
+    /// default 3600.
+    pub session_retention_secs: Option<u64>,
     /// How many rooms each controller keeps in memory under Redis's invalidation (client-side
     /// caching); 0 turns it off. Default 16,384.
     pub room_cache: Option<usize>,

@@ -44,6 +44,10 @@ pub fn changes(old: &Config, new: &Config) -> Result<Vec<String>, ConfigError> {
             old.room_retention_secs == new.room_retention_secs,
         ),
         ("room_cache", old.room_cache == new.room_cache),
+        (
+            "session_retention_secs",
+            old.session_retention_secs == new.session_retention_secs,
+        ),
         ("redis_shards", old.redis_shards == new.redis_shards),
         ("redis_replicas", old.redis_replicas == new.redis_replicas),
         (

@@ -50,7 +50,8 @@ fn replication(
 }
 
 /// How long an ended session stays readable.
-const ENDED_SESSION_TTL_SECS: u64 = 3600;
+/// How long an ended session stays readable unless configured otherwise.
+pub const ENDED_SESSION_TTL_SECS: u64 = 3600;
 
 pub struct RedisStore {
     /// The shared connection (to the master a Sentinel set names, when one does).
@@ -70,6 +71,8 @@ pub struct RedisStore {
     claim_timeouts: Script,
     lease: Script,
     retention: Duration,
+    /// How long an ended session (a hung-up call) stays readable.
+    ended_sessions: Duration,
     /// How one app's keys spread over hash tags.
     shards: shards::Shards,
     /// How many times a Sentinel set announced a new master ([`switches`]).
@@ -150,6 +153,7 @@ impl RedisStore {
             claim_timeouts: Script::new(include_str!("lua/claim_timeouts.lua")),
             lease: Script::new(include_str!("lua/lease.lua")),
             retention: super::DEFAULT_RETENTION,
+            ended_sessions: Duration::from_secs(ENDED_SESSION_TTL_SECS),
             shards: shards::Shards::new(1),
             switches,
             replication,
@@ -207,6 +211,12 @@ impl RedisStore {
     /// How long terminated rooms stay readable (at least a second).
     pub fn with_retention(mut self, retention: Duration) -> RedisStore {
         self.retention = retention.max(Duration::from_secs(1));
+        self
+    }
+
+    /// How long an ended session stays readable (default an hour).
+    pub fn with_session_retention(mut self, retention: Duration) -> RedisStore {
+        self.ended_sessions = retention.max(Duration::from_secs(1));
         self
     }
 

@@ -1101,7 +1101,7 @@ async fn live_rooms_the_index_misses_are_indexed_at_start() {
         store.create_room(r, &[]).await.unwrap();
     }
     let client = ::redis::Client::open(server.url()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let conn = client.get_multiplexed_async_connection().await.unwrap();
     let live_keys: Vec<String> = ::redis::cmd("KEYS")
         .arg("sy:{app-a*}:rooms:live")
         .query_async(&mut conn)
@@ -1180,4 +1180,40 @@ async fn another_shard_count_waits_for_no_live_room() {
         })
     ));
     assert_eq!(three.room(&a, &r3.id).await.unwrap().as_ref(), Some(&r3));
+}
+
+/// An ended session stays readable for the configured `session_retention_secs` (the soak keeps
+/// it short so that Redis settles), an hour by default; a live one is not cut short by it.
+#[tokio::test]
+async fn an_ended_session_expires_after_the_configured_retention() {
+    let server = common::redis_server::RedisServer::start();
+    let store = switchyard::store::redis::RedisStore::connect(&server.url())
+        .await
+        .unwrap()
+        .with_session_retention(Duration::from_secs(120));
+    let a = app("app-a");
+    let mut s = session(&a, 7);
+    store.save_session(&s).await.unwrap();
+    let client = ::redis::Client::open(server.url()).unwrap();
+    let conn = client.get_multiplexed_async_connection().await.unwrap();
+    let ttl_of = |key: String| {
+        let mut conn = conn.clone();
+        async move {
+            ::redis::cmd("TTL")
+                .arg(key)
+                .query_async::<i64>(&mut conn)
+                .await
+                .unwrap()
+        }
+    };
+    let app_key = format!("sy:sessapp:{}", s.id);
+    assert!(
+        ttl_of(app_key.clone()).await > 120,
+        "a live session is kept longer"
+    );
+    s.state = SessionState::Ended;
+    s.seq = 2;
+    store.save_session(&s).await.unwrap();
+    let ttl = ttl_of(app_key).await;
+    assert!((100..=120).contains(&ttl), "ended: {ttl} s left");
 }

@@ -3,7 +3,7 @@
 
 use redis::AsyncCommands;
 
-use super::{ENDED_SESSION_TTL_SECS, RedisStore, encode, unavailable};
+use super::{RedisStore, encode, unavailable};
 use crate::conference::{AppId, Micros, NodePrefix, RoomId, Session, SessionId, SessionState};
 use crate::store::{Page, StoreError, keys};
 
@@ -37,7 +37,7 @@ impl RedisStore {
             .arg(session.app.as_str())
             .arg("EX")
             .arg(if ended {
-                ENDED_SESSION_TTL_SECS
+                self.ended_sessions.as_secs()
             } else {
                 7 * 24 * 3600
             })
@@ -53,7 +53,7 @@ impl RedisStore {
             .arg(session.created_at)
             .arg(session.id.as_str())
             .arg(if ended { "1" } else { "0" })
-            .arg(ENDED_SESSION_TTL_SECS);
+            .arg(self.ended_sessions.as_secs());
         let _: i64 = call.invoke_async(&mut conn).await.map_err(unavailable)?;
         let member = format!("{} {}", session.app, session.id);
         let node = keys::node_sessions(&session.id.prefix());
