@@ -1101,7 +1101,7 @@ async fn live_rooms_the_index_misses_are_indexed_at_start() {
         store.create_room(r, &[]).await.unwrap();
     }
     let client = ::redis::Client::open(server.url()).unwrap();
-    let conn = client.get_multiplexed_async_connection().await.unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let live_keys: Vec<String> = ::redis::cmd("KEYS")
         .arg("sy:{app-a*}:rooms:live")
         .query_async(&mut conn)
