@@ -481,8 +481,29 @@ async fn a_node_added_by_reload_takes_rooms_and_one_with_live_rooms_is_not_remov
         (status == 404 || b["status"] == "terminated").then_some(())
     })
     .await;
-    s.hangup_with(&without_first);
-    s.generation_is(3).await;
+    // The store counts the room until the node confirms its end: until then the removal is
+    // refused again (each refusal counted); then it is applied.
+    let mut refusals = 1;
+    let applied = until(WITHIN, "the node's removal is applied", || {
+        s.hangup_with(&without_first);
+        refusals += 1;
+        let expect = refusals;
+        let s = &s;
+        async move {
+            let line = "switchyard_config_reloads_total{result=\"refused\"} ";
+            for _ in 0..40 {
+                if s.metric("switchyard_config_generation ").await == 3.0 {
+                    return Some(());
+                }
+                if s.metric(line).await >= expect as f64 {
+                    return None;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            None
+        }
+    });
+    applied.await;
     let (_, ready) = api.call("GET", "/readyz", None).await;
     assert!(ready["nodes"].get("rld01").is_none(), "{ready}");
     let last = progressing(&api, "last").await;
