@@ -111,24 +111,21 @@ impl Drop for Killed {
     }
 }
 
-/// A one-second WAV of silence, served to the node for room plays.
+/// A one-second WAV of silence (8 kHz, 16-bit mono), served to the node for room plays.
 fn silence_wav() -> Vec<u8> {
-    let samples = 8000u32;
-    let mut w = Vec::new();
-    w.extend_from_slice(b"RIFF");
-    w.extend_from_slice(&(36 + samples * 2).to_le_bytes());
-    w.extend_from_slice(b"WAVEfmt ");
-    w.extend_from_slice(&16u32.to_le_bytes());
-    w.extend_from_slice(&1u16.to_le_bytes());
-    w.extend_from_slice(&1u16.to_le_bytes());
-    w.extend_from_slice(&8000u32.to_le_bytes());
-    w.extend_from_slice(&16000u32.to_le_bytes());
-    w.extend_from_slice(&2u16.to_le_bytes());
-    w.extend_from_slice(&16u16.to_le_bytes());
-    w.extend_from_slice(b"data");
-    w.extend_from_slice(&(samples * 2).to_le_bytes());
-    w.resize(w.len() + samples as usize * 2, 0);
-    w
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 8000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut out = std::io::Cursor::new(Vec::new());
+    let mut writer = hound::WavWriter::new(&mut out, spec).expect("a WAV header");
+    for _ in 0..8000 {
+        writer.write_sample(0i16).expect("a sample in memory");
+    }
+    writer.finalize().expect("a WAV in memory");
+    out.into_inner()
 }
 
 /// The webhook receiver (counts, answers 204) and the WAV the rooms play.
@@ -356,32 +353,6 @@ fn redis_used(url: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// (channel, muted) of the callers in a room as the API lists them.
-async fn api_members(api: &Api, room: &str) -> BTreeMap<String, bool> {
-    let (_, body) = api
-        .call(
-            "GET",
-            &format!("/api/v1/conferences/{room}/members?limit=200"),
-            None,
-        )
-        .await;
-    body["members"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|m| {
-            let session = m["uuid"].as_str().unwrap_or_default();
-            (
-                session
-                    .get(PREFIX.len() + 1..)
-                    .unwrap_or_default()
-                    .to_owned(),
-                m["muted"].as_bool().unwrap_or(false),
-            )
-        })
-        .collect()
-}
-
 /// (channel, muted) of the callers in a room on the node (its control leg left out).
 async fn node_members(node: &Client, room: &str) -> BTreeMap<String, bool> {
     let Ok(cmd) = switchyard::esl::ApiCommand::new("conference")
@@ -593,10 +564,9 @@ async fn run(
             tokio::time::sleep(Duration::from_millis(500)).await;
             let (mut drift, mut members) = (0, 0);
             for room in &rooms {
-                let (shown, on_node) = (
-                    api_members(&api, room).await,
-                    node_members(&node, room).await,
-                );
+                // `Api::members`: (channel, muted) pairs, the channel after `<prefix>-`.
+                let shown: BTreeMap<String, bool> = api.members(room).await.into_iter().collect();
+                let on_node = node_members(&node, room).await;
                 members += on_node.len();
                 let keys: HashSet<&String> = shown.keys().chain(on_node.keys()).collect();
                 drift += keys
