@@ -132,7 +132,7 @@ async fn list<S: Store>(
                 "created_at": iso8601(r.created_at),
                 "type": r.kind,
                 "status": r.status,
-                "node": r.id.prefix(),
+                "node": r.node,
                 "playback_status": r.playback.status,
                 "playback_volume": r.playback.volume,
                 "playback_urls": r.playback.urls,
@@ -180,6 +180,23 @@ struct RoomView<'a> {
     recording_ids: Vec<uuid::Uuid>,
     #[serde(serialize_with = "dialing")]
     dialing: &'a Room,
+    node: &'a crate::conference::NodePrefix,
+    #[serde(serialize_with = "migrating")]
+    migrating: &'a Room,
+}
+
+/// The room's move to another node under way, or `null`.
+fn migrating<S: serde::Serializer>(r: &&Room, s: S) -> Result<S::Ok, S::Error> {
+    use serde::Serialize;
+    match &r.migration {
+        None => s.serialize_none(),
+        Some(m) => json!({
+            "from_node": m.from,
+            "to_node": m.to,
+            "since": iso8601(m.started_at),
+        })
+        .serialize(s),
+    }
 }
 
 /// The calls the room is placing (dial-outs not answered and in yet).
@@ -201,6 +218,8 @@ fn ids<S: serde::Serializer>(r: &&Room, s: S) -> Result<S::Ok, S::Error> {
 
 fn room_view(r: &Room) -> RoomView<'_> {
     RoomView {
+        node: &r.node,
+        migrating: r,
         room_id: &r.id,
         name: &r.name,
         created_at: r.created_at.div_euclid(1_000_000).to_string(),

@@ -6,7 +6,6 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::ToSchema;
 
 use super::extract::{IdPath, JsonBody, iso8601};
@@ -24,8 +23,10 @@ pub fn routes<S: Store>() -> Router<ApiState<S>> {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DrainBody {
-    /// Move the node's rooms to other nodes as well. Not available yet: `true` is refused
-    /// (400); drain without it, and the rooms end on the node as their applications end them.
+    /// Move the node's live rooms to other nodes as well, one at a time, each keeping its
+    /// `room_id`, members, their switches and its recording (a new file segment); its
+    /// application hears one `conference.migrated`. Without it the rooms end on the node as
+    /// their applications end them.
     #[serde(default)]
     pub migrate: bool,
 }
@@ -58,10 +59,14 @@ fn node<S: Store>(st: &ApiState<S>, raw: &str) -> Result<NodePrefix, ApiError> {
     description = "From now on the node takes no new rooms and places no new dial-outs (503 \
         for a dial-out from one of its rooms), on every controller instance sharing the store. \
         Its rooms go on and its callers can still join rooms, here or on other nodes. \
-        `GET /api/v1/nodes`, `/readyz` and `/metrics` show it draining. Draining again keeps \
+        `GET /api/v1/nodes`, `/readyz` and `/metrics` show it draining. With `migrate: true` \
+        its live rooms move to other healthy nodes, one at a time, while they live: each \
+        keeps its `room_id`, members, mute/deaf/hold and recording (a new file segment on the \
+        new node), every call stays up, and the room's application hears one \
+        `conference.migrated` instead of members leaving and joining. Draining again keeps \
         the first drain's time. Operator's key only.",
     params(("node" = String, Path, description = "The node's 5-character prefix")),
-    request_body(content = Option<DrainBody>, description = "Nothing, `{}`, or `{\"migrate\": false}`"),
+    request_body(content = Option<DrainBody>, description = "Nothing, `{}`, or `{\"migrate\": true|false}`"),
     responses(
         (status = 200, description = "Draining", body = DrainView),
         (status = 400, response = BadRequest),
@@ -77,12 +82,6 @@ async fn drain<S: Store>(
     JsonBody(body): JsonBody<DrainBody>,
 ) -> Result<(StatusCode, Json<DrainView>), ApiError> {
     let node = node(&st, &raw)?;
-    if body.migrate {
-        return Err(ApiError::bad_request_with(
-            "Moving rooms off a draining node is not available yet",
-            json!({ "migrate": true }),
-        ));
-    }
     let d = st.rooms().drain(&node, body.migrate).await?;
     Ok((
         StatusCode::OK,

@@ -207,6 +207,10 @@ impl From<ServiceError> for ApiError {
                 group: group.as_str(),
                 wait,
             },
+            ServiceError::Moving => ApiError::Unavailable {
+                error: "Room is moving to another media node".into(),
+                detail: json!({}),
+            },
             ServiceError::Node(e) => e.into(),
             ServiceError::Store(e) => e.into(),
         }

@@ -98,7 +98,7 @@ async fn count<S: Store>(
             let page = st.rooms().list(app, after, 500, true).await?;
             for room in &page.items {
                 let n = room.confirmed_members().count();
-                let entry = per_node.entry(room.id.prefix().to_string()).or_default();
+                let entry = per_node.entry(room.node.to_string()).or_default();
                 entry.0 += 1;
                 entry.1 += n;
                 rooms += 1;

@@ -75,5 +75,13 @@ pub fn recording(r: &Room, rec: &Recording) -> Value {
         "tm_create": tm(Some(rec.requested_at)),
         "tm_update": tm(Some(rec.updated_at)),
         "tm_delete": tm(None),
+        "segments": rec.segments.iter().map(|seg| json!({
+            "node": seg.node,
+            "filename": std::path::Path::new(&seg.path)
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default(),
+            "tm_end": tm(Some(seg.ended_at)),
+        })).collect::<Vec<_>>(),
     })
 }

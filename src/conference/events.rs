@@ -75,6 +75,8 @@ pub enum EventKind {
     RecordingResumed,
     #[serde(rename = "conference.recording.finished")]
     RecordingFinished,
+    #[serde(rename = "conference.migrated")]
+    Migrated,
 }
 
 impl EventKind {
@@ -126,6 +128,7 @@ impl EventKind {
             EventKind::RecordingPaused => "conference.recording.paused",
             EventKind::RecordingResumed => "conference.recording.resumed",
             EventKind::RecordingFinished => "conference.recording.finished",
+            EventKind::Migrated => "conference.migrated",
         }
     }
 }

@@ -18,6 +18,6 @@ pub use facts::{ChannelFact, ChannelInfo, ConferenceFact, Fact, Observed, from_e
 pub use ids::{AppId, IdError, NodePrefix, RoomId, SessionId};
 pub use model::{
     Action, Beep, Bridge, ControlLeg, Dialout, DialoutFailure, DialoutState, Exit, LeaveReason,
-    Member, MemberStatus, Micros, PAST_MEMBERS_KEPT, Playback, PlaybackStatus, Recording,
-    RecordingStatus, Room, RoomStatus, RoomType, Session, SessionState, Switch,
+    Member, MemberStatus, Micros, Migration, PAST_MEMBERS_KEPT, Playback, PlaybackStatus,
+    Recording, RecordingStatus, Room, RoomStatus, RoomType, Segment, Session, SessionState, Switch,
 };

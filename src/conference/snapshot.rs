@@ -166,6 +166,14 @@ pub fn reconcile(
             ..Applied::default()
         };
     }
+    // A room on its way to another node is its driver's until it is there (`rooms::migrate`);
+    // the next audit compares it.
+    if room.migration.is_some() {
+        return Applied {
+            ignored: Some(Ignored::NoChange),
+            ..Applied::default()
+        };
+    }
     let restarted = room.core_uuid.as_deref().is_some_and(|c| c != core_uuid);
     let mut step = Step::new(room, now);
     let refused = match conference {

@@ -20,15 +20,17 @@ impl<S: Store> Rooms<S> {
     pub async fn node_failed(&self, node: &NodePrefix) -> Result<usize, ServiceError> {
         let mut left = 0;
         for (app, id) in self.store.rooms_on_node(node).await? {
-            let carries = self
-                .store
-                .room(&app, &id)
-                .await?
-                .is_some_and(|r| r.members.values().any(|m| m.bridge.is_some()));
+            let carries =
+                self.store.room(&app, &id).await?.is_some_and(|r| {
+                    &r.node == node && r.members.values().any(|m| m.bridge.is_some())
+                });
             if !carries {
                 continue;
             }
             let updated = update_room(&*self.store, &app, &id, |r| {
+                if &r.node != node {
+                    return Ok::<_, ServiceError>((Vec::new(), Vec::new()));
+                }
                 let (applied, calls) = room_node_failed(r, now_micros());
                 Ok::<_, ServiceError>((calls, applied.events))
             })
@@ -47,24 +49,27 @@ impl<S: Store> Rooms<S> {
                 .store
                 .room_of_session(&session.app, &session.id)
                 .await?
-                && &room.prefix() != node
             {
                 rooms.insert((session.app, room));
             }
         }
         for (app, id) in rooms {
             let updated = update_room(&*self.store, &app, &id, |r| {
+                // A room on the lost node itself waits for it (above).
+                if &r.node == node {
+                    return Ok::<_, ServiceError>(((Vec::new(), 0), Vec::new()));
+                }
                 let before = r.members.len();
                 let applied = call_node_failed(r, node, now_micros());
                 let gone = before - r.members.len();
                 Ok::<_, ServiceError>(((applied.effects, gone), applied.events))
             })
             .await?;
-            let Some(Ok((_, (effects, gone)))) = updated else {
+            let Some(Ok((room, (effects, gone)))) = updated else {
                 continue;
             };
             left += gone;
-            let Ok(room_node) = self.pool.get(&id.prefix()) else {
+            let Ok(room_node) = self.pool.get(&room.node) else {
                 continue;
             };
             for effect in effects {

@@ -17,6 +17,9 @@ impl<S: Store> Rooms<S> {
         };
         let drain = Drain { since, migrate };
         self.store.set_draining(node, Some(&drain)).await?;
+        if migrate {
+            self.migrations.notify_one();
+        }
         tracing::info!(node = %node, migrate, "media node draining: no new rooms or dial-outs");
         Ok(drain)
     }
@@ -27,6 +30,28 @@ impl<S: Store> Rooms<S> {
         self.store.set_draining(node, None).await?;
         tracing::info!(node = %node, "media node back in service");
         Ok(())
+    }
+
+    /// Moves the rooms of every node draining with `migrate` (see `migrate.rs`), one room at a
+    /// time, until `stop`: every controller instance runs this; a room's move is held by one.
+    pub async fn run_migrations(&self, stop: tokio_util::sync::CancellationToken) {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tick.tick() => {}
+                _ = self.migrations.notified() => {}
+            }
+            let Ok(draining) = self.store.draining().await else {
+                continue;
+            };
+            for (node, _) in draining.iter().filter(|(_, d)| d.migrate) {
+                if let Err(e) = self.migrate_node(node).await {
+                    tracing::warn!(node = %node, error = %e, "rooms could not be moved off a draining node; retrying");
+                }
+            }
+        }
     }
 
     /// Refuses new work on a draining node (a 503: retry, it lands elsewhere or after).

@@ -112,6 +112,7 @@ impl<S: Store> Rooms<S> {
         node.request(RoomEffect {
             app: app.clone(),
             room: room.id.clone(),
+            node: room.node.clone(),
             effect: Effect::EstablishControlLeg,
         });
         Ok(room)
@@ -184,6 +185,8 @@ impl<S: Store> Rooms<S> {
         let node = self.pool.get(&room.node)?;
         let kill = commands::kill(&room.control.channel).map_err(invalid)?;
         let ended = update_room(&*self.store, app, id, |r| {
+            // A room moving to another node ends once it is there (a second or so).
+            ops::require_steady(r)?;
             let (applied, leaving) = ops::request_terminate(r, reason, now_micros());
             // Calls the room was still placing are cancelled.
             let cancels: Vec<String> = applied

@@ -13,11 +13,13 @@ mod drain;
 mod lifecycle;
 mod limits;
 mod membership;
+mod migrate;
 mod playback;
 mod recording;
 
 pub use dialout::{DialRequest, Participant};
 pub use lifecycle::NewRoom;
+pub use migrate::Moved;
 pub use playback::PlaybackState;
 
 use std::sync::Arc;
@@ -57,6 +59,9 @@ pub enum ServiceError {
         group: CooldownGroup,
         wait: Duration,
     },
+    /// The room is moving to another node: a 503, asked again in a moment it is served.
+    #[error("the room is moving to another media node")]
+    Moving,
     #[error(transparent)]
     Node(#[from] NodeError),
     #[error(transparent)]
@@ -65,7 +70,10 @@ pub enum ServiceError {
 
 impl From<OpError> for ServiceError {
     fn from(e: OpError) -> ServiceError {
-        ServiceError::Conflict(e.to_string())
+        match e {
+            OpError::Moving => ServiceError::Moving,
+            e => ServiceError::Conflict(e.to_string()),
+        }
     }
 }
 
@@ -83,6 +91,8 @@ pub struct Rooms<S> {
     cooldowns: Arc<arc_swap::ArcSwap<Cooldowns>>,
     /// What each application may do beyond its rooms (where it may dial out to).
     directory: Arc<AppDirectory>,
+    /// Rung when a drain asks for its rooms to move (`migrate`), so they start at once.
+    migrations: Arc<tokio::sync::Notify>,
 }
 
 impl<S: Store> Rooms<S> {
@@ -92,6 +102,7 @@ impl<S: Store> Rooms<S> {
             pool,
             cooldowns: Arc::default(),
             directory: Arc::default(),
+            migrations: Arc::default(),
         }
     }
 

@@ -68,6 +68,8 @@ pub fn start_reloadable<S: Store + Fleet>(
     start_timeouts(state.clone(), stop.child_token());
     start_node_watch(state.clone(), stop.child_token());
     start_drain_gauge(state.clone(), stop.child_token());
+    let (migrator, token) = (state.clone(), stop.child_token());
+    tokio::spawn(async move { migrator.rooms().run_migrations(token).await });
     let window = Duration::from_secs(config.event_retention_secs.unwrap_or(24 * 3600));
     start_housekeeping(state.clone(), running.apps(), window, stop.child_token());
     Ok((state, running))

@@ -180,7 +180,7 @@ impl Store for MemoryStore {
         let mut rooms: Vec<(AppId, RoomId)> = s
             .rooms
             .values()
-            .filter(|r| &r.node == node && r.status != RoomStatus::Terminated)
+            .filter(|r| r.touches(node) && r.status != RoomStatus::Terminated)
             .map(|r| (r.app.clone(), r.id.clone()))
             .collect();
         rooms.sort_by(|a, b| a.1.cmp(&b.1));
@@ -211,7 +211,7 @@ impl Store for MemoryStore {
             .lock()
             .rooms
             .values()
-            .filter(|r| &r.node == node && r.status != RoomStatus::Terminated)
+            .filter(|r| r.touches(node) && r.status != RoomStatus::Terminated)
             .count())
     }
 

@@ -192,6 +192,20 @@ pub trait Store: Deliveries + Send + Sync + 'static {
         node: &NodePrefix,
     ) -> impl Future<Output = Result<Vec<(AppId, RoomId)>, StoreError>> + Send;
 
+    /// Lists a room on `node` (`listed`) or not: a room moving to another node is listed on
+    /// both until the move is over (`rooms::migrate`). A store that derives the list from the
+    /// rooms themselves does nothing.
+    fn list_on_node(
+        &self,
+        node: &NodePrefix,
+        app: &AppId,
+        room: &RoomId,
+        listed: bool,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let _ = (node, app, room, listed);
+        async { Ok(()) }
+    }
+
     /// Marks `node` draining (`Some`), or takes it back into service (`None`), for every
     /// controller instance on the store.
     fn set_draining(

@@ -481,6 +481,22 @@ impl Store for RedisStore {
             .collect())
     }
 
+    async fn list_on_node(
+        &self,
+        node: &NodePrefix,
+        app: &AppId,
+        room: &RoomId,
+        listed: bool,
+    ) -> Result<(), StoreError> {
+        let (key, member) = (keys::node_rooms(node), format!("{app} {room}"));
+        let mut conn = self.conn();
+        let done: redis::RedisResult<i64> = match listed {
+            true => conn.sadd(key, member).await,
+            false => conn.srem(key, member).await,
+        };
+        done.map(drop).map_err(unavailable)
+    }
+
     async fn node_room_count(&self, node: &NodePrefix) -> Result<usize, StoreError> {
         self.conn()
             .scard(keys::node_rooms(node))

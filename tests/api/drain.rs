@@ -202,7 +202,7 @@ async fn draining_is_the_operator_s_alone_and_names_a_configured_node() {
         assert_eq!(status, StatusCode::NOT_FOUND, "{unknown}: {body}");
         assert_eq!(body["error"], "Node not found");
     }
-    let (status, body) = operator(&t, "POST", path, ROOT, Some(json!({"migrate": true}))).await;
+    let (status, body) = operator(&t, "POST", path, ROOT, Some(json!({"migrate": 1}))).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     let (status, body) = operator(&t, "POST", path, ROOT, Some(json!({"now": 1}))).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");

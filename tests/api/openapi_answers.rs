@@ -548,7 +548,7 @@ async fn operations(c: &Checked, room: &str) {
     let drain = "/api/v1/operator/nodes/lab01/drain";
     for (path, body, expected) in [
         (drain, json!({}), StatusCode::OK),
-        (drain, json!({ "migrate": true }), StatusCode::BAD_REQUEST),
+        (drain, json!({ "migrate": "yes" }), StatusCode::BAD_REQUEST),
         (
             "/api/v1/operator/nodes/zzz99/drain",
             json!({}),

@@ -1111,26 +1111,29 @@ pub fn tone_share(bytes: &[u8], freq: f64) -> f64 {
     if windows.is_empty() {
         return 0.0;
     }
-    let coeff = 2.0 * (2.0 * std::f64::consts::PI * freq / rate as f64).cos();
     let toned = windows
         .iter()
-        .filter(|w| {
-            let (mut s1, mut s2, mut energy) = (0.0f64, 0.0f64, 0.0f64);
-            for &x in w.iter() {
-                let x = x as f64 / 32768.0;
-                energy += x * x;
-                let s0 = x + coeff * s1 - s2;
-                s2 = s1;
-                s1 = s0;
-            }
-            let power = s1 * s1 + s2 * s2 - coeff * s1 * s2;
-            // A pure tone's Goertzel power is energy * n / 2.
-            let tone = 2.0 * power / w.len() as f64;
-            let rms = (energy / w.len() as f64).sqrt();
-            rms > 0.01 && tone > 0.5 * energy
-        })
+        .filter(|w| has_tone(w, freq, rate as usize))
         .count();
     toned as f64 / windows.len() as f64
+}
+
+/// Whether `window` (samples at `rate` Hz) is mostly a tone of `freq` Hz, not silence.
+pub fn has_tone(window: &[i16], freq: f64, rate: usize) -> bool {
+    let coeff = 2.0 * (2.0 * std::f64::consts::PI * freq / rate as f64).cos();
+    let (mut s1, mut s2, mut energy) = (0.0f64, 0.0f64, 0.0f64);
+    for &x in window {
+        let x = x as f64 / 32768.0;
+        energy += x * x;
+        let s0 = x + coeff * s1 - s2;
+        s2 = s1;
+        s1 = s0;
+    }
+    let power = s1 * s1 + s2 * s2 - coeff * s1 * s2;
+    // A pure tone's Goertzel power is energy * n / 2.
+    let tone = 2.0 * power / window.len().max(1) as f64;
+    let rms = (energy / window.len().max(1) as f64).sqrt();
+    rms > 0.01 && tone > 0.5 * energy
 }
 
 /// (channel, member id, muted) of the callers in a `conference <room> json_list` answer, the

@@ -30,9 +30,11 @@ use crate::common::redis_server::RedisServer;
 use crate::common::sipp::Caller;
 use crate::live::{Controller, within};
 
-/// The two nodes' prefixes, in the order of [`Pair::nodes`].
-pub const PREFIXES: [&str; 2] = ["xnoda", "xnodb"];
+/// The nodes' prefixes, in the order of [`Pair::nodes`] (a pair uses the first two).
+pub const PREFIXES: [&str; 3] = ["xnoda", "xnodb", "xnodc"];
 pub const DID: &str = "15551230000";
+/// The operator's key (`X-Admin-Key`).
+pub const OPERATOR: &str = "pair-operator-key";
 
 /// One media node of a pair.
 pub enum Node {
@@ -106,7 +108,7 @@ impl Node {
         }
     }
 
-    fn recordings(&self) -> PathBuf {
+    pub fn recordings(&self) -> PathBuf {
         match self {
             Node::Real(fs) => fs.recordings(),
             Node::Sim { recordings, .. } => recordings.clone(),
@@ -150,7 +152,7 @@ impl Node {
 }
 
 pub struct Pair {
-    pub nodes: [Node; 2],
+    pub nodes: Vec<Node>,
     pub ctl: Controller,
     config: Config,
     app_id: String,
@@ -167,21 +169,46 @@ impl Pair {
             tokio::task::spawn_blocking(FreeSwitch::start),
             tokio::task::spawn_blocking(FreeSwitch::start)
         );
-        Pair::start_on([Node::Real(a.unwrap()), Node::Real(b.unwrap())], true).await
+        Pair::start_on(vec![Node::Real(a.unwrap()), Node::Real(b.unwrap())], true).await
+    }
+
+    /// `n` real FreeSWITCH nodes (up to three), linked as a pair's.
+    pub async fn start_real(n: usize) -> Pair {
+        crate::common::sipp::require();
+        let started = (0..n).map(|_| tokio::task::spawn_blocking(FreeSwitch::start));
+        let nodes = futures_util::future::join_all(started).await;
+        Pair::start_on(
+            nodes.into_iter().map(|n| Node::Real(n.unwrap())).collect(),
+            true,
+        )
+        .await
+    }
+
+    /// `n` simulators (up to three), linked as a pair's.
+    pub async fn start_sims_n(n: usize) -> Pair {
+        let mut nodes = Vec::new();
+        for _ in 0..n {
+            nodes.push(Node::start_sim().await);
+        }
+        Pair::start_on(nodes, true).await
     }
 
     /// Two simulators linked by their `nodes` profiles.
     pub async fn start_sims() -> Pair {
-        Pair::start_on([Node::start_sim().await, Node::start_sim().await], true).await
+        Pair::start_on(vec![Node::start_sim().await, Node::start_sim().await], true).await
     }
 
     /// Two simulators whose configuration leaves out `node_sip`: the controller cannot carry a
     /// call from one to the other.
     pub async fn start_sims_unlinked() -> Pair {
-        Pair::start_on([Node::start_sim().await, Node::start_sim().await], false).await
+        Pair::start_on(
+            vec![Node::start_sim().await, Node::start_sim().await],
+            false,
+        )
+        .await
     }
 
-    async fn start_on(nodes: [Node; 2], linked: bool) -> Pair {
+    async fn start_on(nodes: Vec<Node>, linked: bool) -> Pair {
         let redis = RedisServer::start();
         let (app_id, key) = (
             format!("x-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]),
@@ -189,11 +216,12 @@ impl Pair {
         );
         let q = |s: &str| toml::Value::String(s.to_owned()).to_string();
         let mut text = format!(
-            "redis_url = {}\n\
+            "redis_url = {}\nadmin_key_sha256 = {}\n\
              [limits]\nglobal_rps = 0\nconf_play_ms = 300\nconference_control_ms = 100\n\
              conference_ms = 300\nconference_mute_ms = 300\ncommand_timeout_ms = 5000\n\
              join_timeout_ms = 10000\n",
-            q(&redis.url())
+            q(&redis.url()),
+            q(&hash_key(OPERATOR))
         );
         for (node, prefix) in nodes.iter().zip(PREFIXES) {
             text.push_str(&format!(
@@ -227,7 +255,7 @@ impl Pair {
             _redis: redis,
         };
         // Each node's node-to-node profile runs (sofia starts profiles after the Event Socket).
-        for i in (0..2).filter(|i| pair.nodes[*i].is_real()) {
+        for i in (0..pair.nodes.len()).filter(|i| pair.nodes[*i].is_real()) {
             pair.eventually("the nodes profile runs", || async {
                 pair.node_api(i, "sofia status")
                     .await
@@ -258,6 +286,27 @@ impl Pair {
 
     pub async fn req(&self, method: &str, path: &str, body: Option<Value>) -> Reply {
         send(&self.ctl.router, method, path, Some(self.app()), body).await
+    }
+
+    /// A request with the operator's key.
+    pub async fn operator(&self, method: &str, path: &str, body: Value) -> Reply {
+        use http_body_util::BodyExt;
+        use tower::ServiceExt;
+        let request = axum::http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("x-admin-key", OPERATOR)
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(body.to_string()))
+            .unwrap();
+        let response = self.ctl.router.clone().oneshot(request).await.unwrap();
+        let (status, headers) = (response.status(), response.headers().clone());
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        Reply {
+            status,
+            headers,
+            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        }
     }
 
     pub async fn get(&self, path: &str) -> Reply {

@@ -25,6 +25,7 @@ mod dialout;
 mod differential;
 mod esl;
 mod freeswitch_conf;
+mod migrate;
 mod nodes;
 mod participants;
 mod switches;

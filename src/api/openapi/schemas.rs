@@ -259,7 +259,8 @@ pub struct ConferenceSummary {
     #[serde(rename = "type")]
     pub kind: RoomType,
     pub status: RoomStatus,
-    /// The media node the room is on (its id's first 5 characters).
+    /// The media node that hosts the room now. A new room is on the node its id's first 5
+    /// characters name; a room moved off a drained node keeps its id.
     pub node: String,
     pub playback_status: PlaybackStatus,
     /// dB, −50…7.
@@ -267,6 +268,15 @@ pub struct ConferenceSummary {
     pub playback_urls: Vec<String>,
     /// The active recording; the nil uuid when none.
     pub recording_id: Uuid,
+}
+
+/// A room's move to another node (a drain with `migrate: true`).
+#[derive(Serialize, ToSchema)]
+pub struct Migrating {
+    pub from_node: String,
+    pub to_node: String,
+    /// When the move began (ISO 8601, UTC).
+    pub since: String,
 }
 
 /// One room as `GET` shows it: the contract's fields, then the conference resource's.
@@ -309,6 +319,13 @@ pub struct ConferenceDetail {
     pub recording_ids: Vec<Uuid>,
     /// Calls the room is placing that are not in it yet (`POST …/participants`).
     pub dialing: Vec<Dialing>,
+    /// The media node that hosts the room now (a room moved off a drained node keeps its id,
+    /// which names the node it began on).
+    pub node: String,
+    /// The room's move to another node, while it is under way (a second or so; commands
+    /// meanwhile are answered 503 with `Retry-After`); `null` otherwise.
+    #[schema(required = true)]
+    pub migrating: Option<Migrating>,
 }
 
 /// A call the room is placing.
@@ -704,6 +721,20 @@ pub struct Recording {
     pub tm_create: String,
     pub tm_update: String,
     pub tm_delete: String,
+    /// The parts written before the file (`filename`), oldest first: the room moved to another
+    /// media node while recording (`conference.migrated`), and each node wrote its part. The
+    /// file is the part written on the room's node since; empty for a room that never moved.
+    pub segments: Vec<RecordingSegment>,
+}
+
+/// A finished part of a recording, on the node that hosted the room then.
+#[derive(Serialize, ToSchema)]
+pub struct RecordingSegment {
+    /// The node's 5-character prefix.
+    pub node: String,
+    pub filename: String,
+    /// When the next part began.
+    pub tm_end: String,
 }
 
 // ---- operations ----

@@ -32,6 +32,9 @@ pub(super) fn member_added(
         step.touch();
     }
     let now = step.now;
+    if super::migration::arrived(step, channel, member_id) {
+        return;
+    }
     if let Some(m) = step.room.members.get_mut(channel) {
         if m.member_id == Some(member_id) && m.status != MemberStatus::Joining {
             return;

@@ -15,6 +15,7 @@ mod dialout;
 mod ending;
 mod media;
 mod members;
+pub mod migration;
 
 use serde_json::json;
 
@@ -69,6 +70,16 @@ pub enum Effect {
     Unhear { coach: u32, member_id: u32 },
     /// The conference is up: give it the room's enter and exit tones.
     Beeps { enter: bool, exit: bool },
+    /// A member that moved with its room to another node arrived there muted: set its
+    /// switches again as the room holds them (`hold_music`: what a held member hears, the
+    /// node's hold music when `None`).
+    Restore {
+        member_id: u32,
+        unmute: bool,
+        deaf: bool,
+        hold: bool,
+        hold_music: Option<String>,
+    },
     /// Hang up a channel on the room's node (`uuid_kill … ORIGINATOR_CANCEL`): a call the room
     /// was placing (the room ended, or the node never settled it), or a node-to-node leg the
     /// room does not expect or no longer carries.
@@ -184,6 +195,9 @@ pub fn apply_event(
         .filter(|key| Some(*key) != fact.member_channel())
         .map(|key| fact.for_member(key));
     let fact = resolved.as_ref().unwrap_or(fact);
+    if migration::is_target(room, core_uuid) {
+        return migration::before_switch(room, conference_uuid, fact, now);
+    }
     if let ConferenceFact::MemberTalking {
         channel,
         member_id,

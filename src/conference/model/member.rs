@@ -144,6 +144,10 @@ pub struct Member {
     /// node).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bridge: Option<Bridge>,
+    /// On its way to the room's new node (a live migration, `rooms::migrate`): still a member,
+    /// its switches kept, until that node's add-member; nothing is announced for the move.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub moving: bool,
     /// The node's `Event-Sequence` of the newest event applied to this member (0: none yet).
     /// An older event of the channel is not applied again (see `apply::apply_event`).
     #[serde(default, skip_serializing_if = "is_zero")]
@@ -197,6 +201,7 @@ impl Member {
             talking_seq: 0,
             dtmf_seq: 0,
             bridge: None,
+            moving: false,
             event_seq: 0,
             updated_at: now,
         }

@@ -144,7 +144,42 @@ pub struct Recording {
     /// A pause (`true`) or resume asked and not confirmed yet; a new one is judged against it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pause_requested: Option<bool>,
+    /// The files written before `path`, oldest first: the room moved to another node while
+    /// recording (`rooms::migrate`), and each node wrote its part.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub segments: Vec<Segment>,
     pub updated_at: Micros,
+}
+
+/// A finished part of a recording: a file on the node that hosted the room then.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Segment {
+    pub node: NodePrefix,
+    pub path: String,
+    /// When the next part began.
+    pub ended_at: Micros,
+}
+
+/// A room on its way to another node (`rooms::migrate`). Before the switch the room lives on
+/// `from`; the switch (the control leg's add-member on `to`) makes `to` the room's node, and
+/// its members move one by one (each `moving` until `to` reports it). The migration ends
+/// once none is moving: the old conference is released and `conference.migrated` told.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Migration {
+    pub from: NodePrefix,
+    pub to: NodePrefix,
+    /// The FreeSWITCH process on `to` (its Core-UUID as the migration began): its facts about
+    /// the room are the new conference's.
+    pub core_uuid: String,
+    /// The control leg that opens the room on `to`; after the switch, the one left on `from`.
+    pub control: String,
+    /// Whether the room lives on `to` yet.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub switched: bool,
+    /// Whether the room's recording and playback were carried on on `to` (asked once).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub media_moved: bool,
+    pub started_at: Micros,
 }
 
 impl Recording {
@@ -265,6 +300,9 @@ pub struct Room {
     /// nothing. Members keep marks of their own.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fact_seqs: Vec<u64>,
+    /// A move to another node under way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migration: Option<Migration>,
 }
 
 impl Room {
@@ -314,7 +352,17 @@ impl Room {
             deleted_at: None,
             seq: 0,
             fact_seqs: Vec::new(),
+            migration: None,
         }
+    }
+
+    /// Whether the room is on `node`, or moving to or from it.
+    pub fn touches(&self, node: &NodePrefix) -> bool {
+        &self.node == node
+            || self
+                .migration
+                .as_ref()
+                .is_some_and(|m| &m.from == node || &m.to == node)
     }
 
     /// Members FreeSWITCH has confirmed (joined or leaving).

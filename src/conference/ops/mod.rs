@@ -71,6 +71,9 @@ pub enum OpError {
     NotCoaching,
     #[error("the room is already placing {0} calls")]
     TooManyDialouts(usize),
+    /// The room is moving to another node (a second or so): asked again, it is served there.
+    #[error("the room is moving to another media node")]
+    Moving,
 }
 
 /// How a member joins.
@@ -100,9 +103,7 @@ pub fn request_join_as(
     join_as: JoinAs,
     now: Micros,
 ) -> Result<Applied, OpError> {
-    if room.status != RoomStatus::Progressing {
-        return Err(OpError::RoomNotActive(room.status.as_str()));
-    }
+    require_active(room)?;
     if let Some(m) = room.members.get(session.id.channel()) {
         return Err(match m.status {
             MemberStatus::Joining => OpError::StillJoining,
@@ -155,6 +156,7 @@ pub fn request_leave(
     kick: bool,
     now: Micros,
 ) -> Result<Applied, OpError> {
+    require_steady(room)?;
     let m = room.members.get_mut(channel).ok_or(OpError::NotInRoom)?;
     match m.status {
         MemberStatus::Joining => return Err(OpError::StillJoining),
@@ -181,6 +183,7 @@ pub fn request_switch(
     on: bool,
     now: Micros,
 ) -> Result<(Applied, u32), OpError> {
+    require_steady(room)?;
     let m = room.members.get_mut(channel).ok_or(OpError::NotInRoom)?;
     let Some(member_id) = m.member_id.filter(|_| m.status == MemberStatus::Joined) else {
         return Err(OpError::StillJoining);
@@ -288,6 +291,7 @@ pub fn request_recording(
         duration_ms: None,
         error: None,
         pause_requested: None,
+        segments: Vec::new(),
         updated_at: now,
     });
     room.recording = Some(id);
@@ -368,7 +372,16 @@ pub(super) fn require_active(room: &Room) -> Result<(), OpError> {
     if room.status != RoomStatus::Progressing {
         return Err(OpError::RoomNotActive(room.status.as_str()));
     }
-    Ok(())
+    require_steady(room)
+}
+
+/// Refuses a command while the room moves to another node: its member ids and node are
+/// changing under it.
+pub fn require_steady(room: &Room) -> Result<(), OpError> {
+    match room.migration {
+        Some(_) => Err(OpError::Moving),
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]

@@ -27,7 +27,7 @@ impl<S: Store> Reconciler<S> {
             self.count(false);
             return Ok(Vec::new());
         };
-        let Some((room, app)) = self.known_room(&info.did, true).await? else {
+        let Some((room, app)) = self.known_room(&info.did).await? else {
             return Ok(Vec::new());
         };
         self.update(&app, &room, |r| {
@@ -45,7 +45,7 @@ impl<S: Store> Reconciler<S> {
         cause: Option<&str>,
         now: Micros,
     ) -> Result<Effects, StoreError> {
-        let Some((room, app)) = self.known_room(room, false).await? else {
+        let Some((room, app)) = self.known_room(room).await? else {
             return Ok(Vec::new());
         };
         self.update(&app, &room, |r| bridge_ended(r, out, cause, now))

@@ -17,8 +17,8 @@ use crate::conference::apply::{
 use crate::conference::session::{Origin, apply_channel};
 use crate::conference::snapshot::Stale;
 use crate::conference::{
-    AppId, ChannelFact, ChannelInfo, ConferenceFact, Fact, Micros, Observed, RoomId, Session,
-    SessionId, apply_event, in_order,
+    AppId, ChannelFact, ChannelInfo, ConferenceFact, Fact, Micros, NodePrefix, Observed, RoomId,
+    Session, SessionId, apply_event, in_order,
 };
 use crate::store::{RoomChange, Store, StoreError, modify_room, modify_rooms};
 
@@ -27,6 +27,8 @@ use crate::store::{RoomChange, Store, StoreError, modify_room, modify_rooms};
 pub struct RoomEffect {
     pub app: AppId,
     pub room: RoomId,
+    /// The room's node as the change left it: the node that does the work.
+    pub node: NodePrefix,
     pub effect: Effect,
 }
 
@@ -268,7 +270,7 @@ impl<S: Store> Reconciler<S> {
         step: &DialoutStep,
         now: Micros,
     ) -> Result<Effects, StoreError> {
-        let Some((room, app)) = self.known_room(room, true).await? else {
+        let Some((room, app)) = self.known_room(room).await? else {
             return Ok(Vec::new());
         };
         self.update(&app, &room, |r| apply_dialout(r, core, channel, step, now))
@@ -314,14 +316,11 @@ impl<S: Store> Reconciler<S> {
         fact: &ConferenceFact,
         now: Micros,
     ) -> Result<Effects, StoreError> {
+        // Any room's id: a room that moved here keeps the id that names its first node.
         let Ok(room) = RoomId::parse(name) else {
             self.count(false);
             return Ok(Vec::new());
         };
-        if room.prefix() != self.node.prefix {
-            self.count(false);
-            return Ok(Vec::new());
-        }
         let Some(app) = self
             .room_app(&room)
             .await?
@@ -353,16 +352,10 @@ impl<S: Store> Reconciler<S> {
         .await
     }
 
-    /// A room a channel variable names, and its app, if it is a stored room of this node
-    /// (`here`) or of another node; else counted as ignored.
-    async fn known_room(
-        &self,
-        room: &str,
-        here: bool,
-    ) -> Result<Option<(RoomId, AppId)>, StoreError> {
-        let room = RoomId::parse(room)
-            .ok()
-            .filter(|r| (r.prefix() == self.node.prefix) == here);
+    /// A room a channel variable names, and its app, if it is a stored room (of this node or
+    /// another: the apply judges by the room's node); else counted as ignored.
+    async fn known_room(&self, room: &str) -> Result<Option<(RoomId, AppId)>, StoreError> {
+        let room = RoomId::parse(room).ok();
         let found = match room {
             Some(room) => self.room_app(&room).await?.map(|app| (room, app)),
             None => None,
@@ -413,9 +406,7 @@ impl<S: Store> Reconciler<S> {
                     fact,
                 } => {
                     let group = *slot.entry(room.as_str()).or_insert_with(|| {
-                        let id = RoomId::parse(room)
-                            .ok()
-                            .filter(|id| id.prefix() == self.node.prefix)?;
+                        let id = RoomId::parse(room).ok()?;
                         rooms.push((id, Vec::new()));
                         Some(rooms.len() - 1)
                     });
@@ -475,7 +466,7 @@ impl<S: Store> Reconciler<S> {
                         all.events.extend(applied.events);
                         all.effects.extend(applied.effects);
                     }
-                    Ok::<_, std::convert::Infallible>((all.effects, all.events))
+                    Ok::<_, std::convert::Infallible>(((all.effects, r.node.clone()), all.events))
                 },
             });
         let results = modify_rooms(&*self.store, changes.collect()).await;
@@ -526,7 +517,7 @@ impl<S: Store> Reconciler<S> {
     ) -> Result<Effects, StoreError> {
         let result = modify_room(&*self.store, app, room, |r| {
             let applied = f(r);
-            Ok::<_, std::convert::Infallible>((applied.effects, applied.events))
+            Ok::<_, std::convert::Infallible>(((applied.effects, r.node.clone()), applied.events))
         })
         .await?;
         Ok(self.effects_of(app, room, result))
@@ -538,10 +529,10 @@ impl<S: Store> Reconciler<S> {
         &self,
         app: &AppId,
         room: &RoomId,
-        result: Option<Result<Vec<Effect>, E>>,
+        result: Option<Result<(Vec<Effect>, NodePrefix), E>>,
     ) -> Effects {
-        let effects = match result {
-            Some(Ok(effects)) => effects,
+        let (effects, node) = match result {
+            Some(Ok(done)) => done,
             Some(Err(refused)) => {
                 refused.count(self, room);
                 return Vec::new();
@@ -557,6 +548,7 @@ impl<S: Store> Reconciler<S> {
             .map(|effect| RoomEffect {
                 app: app.clone(),
                 room: room.clone(),
+                node: node.clone(),
                 effect,
             })
             .collect()

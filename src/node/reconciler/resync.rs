@@ -25,7 +25,9 @@ impl<S: Store> Reconciler<S> {
                 .iter()
                 .zip(futures_util::future::join_all(reads).await)
             {
-                if let Some(room) = read? {
+                // A room moving here or away is listed on both nodes; it is this node's only
+                // once it lives here.
+                if let Some(room) = read?.filter(|r| r.node == self.node.prefix) {
                     versions.insert(id.clone(), (app.clone(), room.seq));
                 }
             }
@@ -115,7 +117,7 @@ impl<S: Store> Reconciler<S> {
                             events: snapshot_events,
                         };
                         let applied = reconcile_at(r, taken, core, conf, lookup, settled, now)?;
-                        Ok::<_, Stale>((applied.effects, applied.events))
+                        Ok::<_, Stale>(((applied.effects, r.node.clone()), applied.events))
                     },
                 }
             });

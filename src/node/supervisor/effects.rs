@@ -19,8 +19,8 @@ impl<S: Store> Supervisor<S> {
         };
         for e in effects {
             // Another node's room (a call of this node it carries): that node does the work.
-            if e.room.prefix() != self.config.prefix {
-                match self.peers.get().map(|pool| pool.get(&e.room.prefix())) {
+            if e.node != self.config.prefix {
+                match self.peers.get().map(|pool| pool.get(&e.node)) {
                     Some(Ok(peer)) => peer.request(e),
                     _ => {
                         tracing::warn!(room = %e.room, effect = ?e.effect, "effect for a node this controller does not know")
@@ -141,6 +141,31 @@ async fn run_effect<S: Store>(
                 if !text.lines().all(|l| l.starts_with("+OK")) {
                     return Err(format!("beep: {}", text.trim_end()));
                 }
+            }
+            Ok(())
+        }
+        Effect::Restore {
+            member_id,
+            unmute,
+            deaf,
+            hold,
+            hold_music,
+        } => {
+            let mut cmds = Vec::new();
+            if *unmute {
+                cmds.push(commands::member_switch(&e.room, "unmute", *member_id));
+            }
+            if *deaf {
+                cmds.push(commands::member_switch(&e.room, "deaf", *member_id));
+            }
+            if *hold {
+                let music = hold_music.as_deref().unwrap_or(commands::HOLD_MUSIC);
+                cmds.push(commands::hold(&e.room, *member_id, music));
+            }
+            for cmd in cmds {
+                let cmd = cmd.map_err(|err| err.to_string())?;
+                let reply = client.api(&cmd).await.map_err(|err| err.to_string())?;
+                reply.expect_ok(false).map_err(|err| err.to_string())?;
             }
             Ok(())
         }

@@ -1,7 +1,8 @@
 //! Conferences the store no longer has (issue 35). A store that fails over can lose a room it
 //! had just created (its create answered 201): the room's conference and control leg stay on
-//! the node, listed nowhere. Each audit looks for them: a conference named as a room of this
-//! node (`<prefix>-room-<uuid>`) whose room the store does not know at all, with this
+//! the node, listed nowhere. Each audit looks for them: a conference named as a room
+//! (`<prefix>-room-<uuid>`, of this node or, moved here, of another) whose room the store does
+//! not know at all, with this
 //! controller's control leg in it (the leg it originates carries `switchyard_role=control` and
 //! `switchyard_room=<the room>`, read with `uuid_getvar`). Seen so on two audits in a row (a
 //! room being created is in the store before its conference starts, so this is only a guard),
@@ -43,7 +44,7 @@ impl<S: Store> Supervisor<S> {
             let Ok(room) = RoomId::parse(&c.conference_name) else {
                 continue;
             };
-            if room.prefix() != self.config.prefix || before.versions.contains_key(&room) {
+            if before.versions.contains_key(&room) {
                 continue;
             }
             // Unknown to the store (an error proves nothing).
