@@ -308,6 +308,17 @@ async fn the_operator_sees_every_app_and_acts_as_one() {
         StatusCode::SERVICE_UNAVAILABLE,
         "{refused:?}"
     );
+    // Asked to move its rooms as well (the lab's one node has nowhere to move them: they stay).
+    b.click("#nodes tr[data-key='lab01'] button.node-move")
+        .await;
+    b.cells_until("#nodes tr[data-key='lab01']", |c| {
+        c[7].starts_with("draining, moving rooms")
+    })
+    .await;
+    assert_eq!(
+        t.get("/api/v1/nodes", A).await.body["nodes"][0]["moving_rooms"],
+        true
+    );
     b.click("#nodes tr[data-key='lab01'] button.node-undrain")
         .await;
     b.cells_until("#nodes tr[data-key='lab01']", |c| {

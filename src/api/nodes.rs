@@ -60,6 +60,8 @@ pub struct NodeView {
     /// Taken out of service by the operator (`POST /api/v1/operator/nodes/{node}/drain`): it
     /// takes no new rooms or dial-outs; `rooms` and `members` say what is still on it.
     pub draining: bool,
+    /// The drain moves the node's live rooms to other nodes (`migrate: true`).
+    pub moving_rooms: bool,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -148,6 +150,7 @@ async fn node_views<S: Store>(
                 reconciler_lag_ms: stats.lag_us.load(Ordering::Relaxed) as f64 / 1000.0,
                 events_applied: stats.applied.load(Ordering::Relaxed),
                 draining: draining.contains_key(&node.config.prefix),
+                moving_rooms: draining.get(&node.config.prefix).is_some_and(|d| d.migrate),
             }
         })
         .collect())

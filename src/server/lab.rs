@@ -141,6 +141,7 @@ impl<S: Store> Lab<S> {
         super::start_timeouts(state.clone(), stop.child_token());
         super::start_node_watch(state.clone(), stop.child_token());
         super::start_drain_gauge(state.clone(), stop.child_token());
+        super::start_migrations(state.clone(), stop.child_token());
         let apps: Vec<_> = options
             .apps
             .iter()

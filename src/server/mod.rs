@@ -68,8 +68,7 @@ pub fn start_reloadable<S: Store + Fleet>(
     start_timeouts(state.clone(), stop.child_token());
     start_node_watch(state.clone(), stop.child_token());
     start_drain_gauge(state.clone(), stop.child_token());
-    let (migrator, token) = (state.clone(), stop.child_token());
-    tokio::spawn(async move { migrator.rooms().run_migrations(token).await });
+    start_migrations(state.clone(), stop.child_token());
     let window = Duration::from_secs(config.event_retention_secs.unwrap_or(24 * 3600));
     start_housekeeping(state.clone(), running.apps(), window, stop.child_token());
     Ok((state, running))
@@ -226,6 +225,11 @@ pub fn start_timeouts<S: Store>(state: ApiState<S>, stop: CancellationToken) {
             }
         }
     });
+}
+
+/// Moves the rooms of nodes drained with `migrate` (see `rooms/migrate.rs`) until `stop`.
+pub fn start_migrations<S: Store>(state: ApiState<S>, stop: CancellationToken) {
+    tokio::spawn(async move { state.rooms().run_migrations(stop).await });
 }
 
 /// Every second, sets `switchyard_node_draining` of each node from the store (a drain asked

@@ -351,27 +351,23 @@ function renderNodes(nodes) {
     });
 }
 
-// A node's service: draining (no new rooms or dial-outs) or in service; the operator drains
-// and undrains it here.
+// A node's service: draining (no new rooms or dial-outs; its rooms moving off it, if asked) or
+// in service; the operator drains (with or without moving the rooms) and undrains it here.
 function renderService(cell, n) {
-  const label = n.draining ? 'draining' : 'in service';
+  const label = !n.draining ? 'in service' : n.moving_rooms ? 'draining, moving rooms' : 'draining';
   const operator = state.auth.mode === 'operator';
   const shown = cell.dataset.shown;
   const want = label + (operator ? ' op' : '');
   if (shown === want) return;
   cell.dataset.shown = want;
   const parts = [badge(label, n.draining ? 'draining' : 'up')];
-  if (operator) {
-    const verb = n.draining ? 'undrain' : 'drain';
-    const button = el('button', {
-      type: 'button',
-      class: 'node-' + verb,
-      title: n.draining ? 'Take the node back into service' : 'No new rooms or dial-outs on this node; its rooms go on',
-    }, n.draining ? 'Undrain' : 'Drain');
+  const action = (verb, text, title, body) => {
+    const button = el('button', { type: 'button', class: 'node-' + verb, title }, text);
     button.addEventListener('click', async () => {
       button.disabled = true;
       try {
-        await api('POST', '/api/v1/operator/nodes/' + enc(n.node) + '/' + verb, {});
+        const path = verb === 'undrain' ? 'undrain' : 'drain';
+        await api('POST', '/api/v1/operator/nodes/' + enc(n.node) + '/' + path, body);
         await refreshNodes();
       } catch (e) {
         showError(e.message);
@@ -380,6 +376,15 @@ function renderService(cell, n) {
       }
     });
     parts.push(' ', button);
+  };
+  if (operator && n.draining) {
+    action('undrain', 'Undrain', 'Take the node back into service', {});
+  }
+  if (operator && !n.draining) {
+    action('drain', 'Drain', 'No new rooms or dial-outs on this node; its rooms go on', {});
+  }
+  if (operator && !n.moving_rooms) {
+    action('move', 'Move rooms', 'Drain, and move its live rooms to other nodes while they live: every call stays up', { migrate: true });
   }
   cell.replaceChildren(...parts);
 }
