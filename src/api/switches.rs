@@ -71,10 +71,13 @@ async fn switch<S: Store>(
         Some(url) => format!("conference/{} {url}", switch.verb(on)),
         None => format!("conference/{}", switch.verb(on)),
     };
-    once(&st, &app, &id, command_uid, request, |_| async {
+    let (state, app_id, session) = (&st, &app, &id);
+    let music = music.as_deref();
+    once(&st, &app, &id, command_uid, request, |uid| async move {
+        let (st, app, id) = (state, app_id, session);
         let room = st
             .rooms()
-            .set_switch(&app, &id, switch, on, music.as_deref())
+            .set_switch(app, id, switch, on, music, uid.as_deref())
             .await?;
         Ok((
             StatusCode::ACCEPTED,

@@ -255,12 +255,13 @@ impl<S: Store> Rooms<S> {
         switch: Switch,
         on: bool,
         music: Option<&str>,
+        uid: Option<&str>,
     ) -> Result<RoomId, ServiceError> {
         let (room, member) = self.membership(app, session).await?;
         let channel = member.channel();
         // Every check the state change makes, before the cooldown is spent.
-        let (_, member_id) =
-            ops::request_switch(&mut room.clone(), channel, switch, on, now_micros())?;
+        let (_, member_id, repeat) =
+            ops::request_switch_by(&mut room.clone(), channel, switch, on, uid, now_micros())?;
         let node = self.pool.get(&room.node)?;
         let cmd = match (switch, on) {
             (Switch::Hold, true) => {
@@ -269,11 +270,18 @@ impl<S: Store> Rooms<S> {
             _ => commands::member_switch(&room.id, switch.verb(on), member_id),
         }
         .map_err(invalid)?;
+        if repeat {
+            // Its first attempt took effect (or is on its way): sent again, which changes
+            // nothing on the node, and accepted again.
+            node.expect_ok(&cmd, false).await?;
+            return Ok(room.id);
+        }
         self.cool(app, CooldownGroup::of(switch), session.as_str())
             .await?;
         // Asked before it is sent, so the node's confirmation always finds it.
         self.change(app, &room.id, |r| {
-            let (applied, _) = ops::request_switch(r, channel, switch, on, now_micros())?;
+            let (applied, _, _) =
+                ops::request_switch_by(r, channel, switch, on, uid, now_micros())?;
             if let (Switch::Hold, true, Some(m)) = (switch, on, r.members.get_mut(channel)) {
                 m.hold_music = music.map(str::to_owned);
             }

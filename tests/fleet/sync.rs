@@ -212,7 +212,7 @@ async fn join_mute_and_hang_up<S: Store>(store: Arc<S>) {
     );
 
     rooms
-        .set_switch(&app(), &alice, Switch::Mute, false, None)
+        .set_switch(&app(), &alice, Switch::Mute, false, None, None)
         .await
         .unwrap();
     eventually("unmute-member confirms", || async {
@@ -221,7 +221,7 @@ async fn join_mute_and_hang_up<S: Store>(store: Arc<S>) {
     .await;
     assert!(
         rooms
-            .set_switch(&app(), &alice, Switch::Mute, false, None)
+            .set_switch(&app(), &alice, Switch::Mute, false, None, None)
             .await
             .is_err(),
         "already unmuted"
@@ -425,7 +425,7 @@ async fn a_redis_restart_under_node_traffic_is_reported_then_repaired() {
     sim.api(&format!("conference {} unmute all", room.id));
     // An application's request reports the outage instead of hanging or panicking.
     let err = rooms
-        .set_switch(&app(), &b, Switch::Mute, true, None)
+        .set_switch(&app(), &b, Switch::Mute, true, None, None)
         .await
         .unwrap_err();
     assert!(

@@ -108,6 +108,10 @@ pub struct Member {
     /// A hold or unhold asked and not reported yet (as `mute_requested`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hold_requested: Option<bool>,
+    /// The `command_uid` of the last switch command accepted for the member: a retry of it is
+    /// answered as accepted again, not refused as done (see `ops::request_switch_by`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub switch_uid: Option<String>,
     /// The file a hold plays to the member when it is not the node's hold music (which loops
     /// by itself): played again each time it ends while the member is held.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -193,6 +197,7 @@ impl Member {
             held: false,
             hold_requested: None,
             hold_music: None,
+            switch_uid: None,
             moderator: false,
             end_on_exit: false,
             coaching: None,

@@ -183,19 +183,38 @@ pub fn request_switch(
     on: bool,
     now: Micros,
 ) -> Result<(Applied, u32), OpError> {
+    request_switch_by(room, channel, switch, on, None, now).map(|(a, id, _)| (a, id))
+}
+
+/// [`request_switch`] asked with a `command_uid`, which the member keeps with the request. The
+/// same uid asked again when the member is already as it asks (a retry of a command whose
+/// answer was lost, though it took effect: another instance may answer the retry) is a repeat,
+/// not a conflict: `true`, and nothing changes (sending it again does no harm).
+pub fn request_switch_by(
+    room: &mut Room,
+    channel: &str,
+    switch: Switch,
+    on: bool,
+    uid: Option<&str>,
+    now: Micros,
+) -> Result<(Applied, u32, bool), OpError> {
     require_steady(room)?;
     let m = room.members.get_mut(channel).ok_or(OpError::NotInRoom)?;
     let Some(member_id) = m.member_id.filter(|_| m.status == MemberStatus::Joined) else {
         return Err(OpError::StillJoining);
     };
     if m.as_asked(switch) == on {
+        if uid.is_some() && m.switch_uid.as_deref() == uid {
+            return Ok((Applied::default(), member_id, true));
+        }
         return Err(OpError::AlreadyInState(switch.state(on)));
     }
     *m.switch_mut(switch).1 = Some(on);
+    m.switch_uid = uid.map(str::to_owned);
     m.updated_at = now;
     let mut step = Step::new(room, now);
     step.touch();
-    Ok((step.finish(), member_id))
+    Ok((step.finish(), member_id, false))
 }
 
 /// A switch command (`on`) that never reached the node: the member is as asked before it (the
@@ -437,6 +456,29 @@ mod tests {
             ConferenceFact::MemberUnmuted { channel, member_id }
         };
         apply(r, "core", "c", &fact, None, 9);
+    }
+
+    #[test]
+    fn a_retried_command_whose_answer_was_lost_is_accepted_again_not_refused_as_done() {
+        let mut r = room();
+        // The unmute is asked under a uid; its sender gives up on it (not sent, it thinks)…
+        request_switch_by(&mut r, CH, Switch::Mute, false, Some("u1"), 3).unwrap();
+        switch_not_sent(&mut r, CH, Switch::Mute, false, 3);
+        // …but the node took it and reports it.
+        report(&mut r, false);
+        assert!(!r.members[CH].muted);
+        // The retry of that uid is accepted again; another uid asking the same is refused.
+        let (_, member_id, repeat) =
+            request_switch_by(&mut r, CH, Switch::Mute, false, Some("u1"), 4).unwrap();
+        assert_eq!((member_id, repeat), (7, true));
+        assert_eq!(
+            request_switch_by(&mut r, CH, Switch::Mute, false, Some("u2"), 4).map(|x| x.2),
+            Err(OpError::AlreadyInState("unmuted"))
+        );
+        assert_eq!(
+            request_switch_by(&mut r, CH, Switch::Mute, false, None, 4).map(|x| x.2),
+            Err(OpError::AlreadyInState("unmuted"))
+        );
     }
 
     #[test]
