@@ -473,6 +473,7 @@ fn forget_unreported_mutes(step: &mut Step<'_>, asked_before: Micros) {
             continue;
         }
         for switch in Switch::ALL {
+            *m.asks_mut(switch) = 0;
             let pending = m.switch_mut(switch).1;
             forgot |= pending.take().is_some();
         }

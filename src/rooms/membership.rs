@@ -257,11 +257,21 @@ impl<S: Store> Rooms<S> {
         music: Option<&str>,
         uid: Option<&str>,
     ) -> Result<RoomId, ServiceError> {
-        let (room, member) = self.membership(app, session).await?;
+        let (mut room, member) = self.membership(app, session).await?;
         let channel = member.channel();
         // Every check the state change makes, before the cooldown is spent.
-        let (_, member_id, repeat) =
-            ops::request_switch_by(&mut room.clone(), channel, switch, on, uid, now_micros())?;
+        let mut checked =
+            ops::request_switch_by(&mut room.clone(), channel, switch, on, uid, now_micros());
+        // "Already so" from a cached read may be a moment behind the command before, answered
+        // by another instance: judged again on the room as stored.
+        if let Err(ops::OpError::AlreadyInState(_)) = checked
+            && let Some(fresh) = self.store.room_fresh(app, &room.id).await?
+        {
+            checked =
+                ops::request_switch_by(&mut fresh.clone(), channel, switch, on, uid, now_micros());
+            room = fresh;
+        }
+        let (_, member_id, repeat) = checked?;
         let node = self.pool.get(&room.node)?;
         let cmd = match (switch, on) {
             (Switch::Hold, true) => {

@@ -111,6 +111,16 @@ pub trait Store: Deliveries + Send + Sync + 'static {
         id: &RoomId,
     ) -> impl Future<Output = Result<Option<Room>, StoreError>> + Send;
 
+    /// The room as stored now, past any cache: for a refusal that a cached read (a moment
+    /// behind a change another instance just made) would get wrong.
+    fn room_fresh(
+        &self,
+        app: &AppId,
+        id: &RoomId,
+    ) -> impl Future<Output = Result<Option<Room>, StoreError>> + Send {
+        self.room(app, id)
+    }
+
     /// Which application a room belongs to (for events that name only the room).
     fn room_app(
         &self,

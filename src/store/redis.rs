@@ -321,6 +321,11 @@ impl Store for RedisStore {
         }
     }
 
+    async fn room_fresh(&self, app: &AppId, id: &RoomId) -> Result<Option<Room>, StoreError> {
+        let key = keys::room(&self.shards.room_tag(app, id), id);
+        self.json_field(&key).await
+    }
+
     async fn room_app(&self, id: &RoomId) -> Result<Option<AppId>, StoreError> {
         let app: Option<String> = self
             .conn()

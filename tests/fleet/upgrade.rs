@@ -163,23 +163,16 @@ async fn a_rolling_upgrade_under_traffic_loses_no_webhook_and_reverts_no_state()
     println!("rolling upgrade: {total} commands answered 202; refused by status: {refused:?}");
 
     // Only retriable refusals, each with Retry-After; connections a stopping instance did not
-    // take (0) or answer (1) went to the other one, with the same command_uid: a command whose
-    // answer was lost though it took effect is accepted again there, not refused as done (the
-    // member keeps the uid of its last switch, `ops::request_switch_by`). Not yet: a 409
-    // "already muted/unmuted" with no lost answer, around a takeover, the store holding the
-    // member for a moment as before the previous command (0 in most runs; 1 to 3 in about 1,300
-    // commands with the machine loaded by a soak; docs/operations.md). It is counted, at most
-    // 1 % of the commands, and the state converges, which the checks below hold it to.
+    // take (0) or answer (1) went to the other one, with the same command_uid. Never a 409
+    // "already muted/unmuted": before `Member::asks`, the commands accepted while the node's
+    // reports waited for its new owner were settled by the first report of the same value,
+    // and the next report showed the member as before the last command (1 to 3 in about 1,300
+    // commands with the machine loaded by a soak).
     let other: Vec<_> = refused
         .keys()
-        .filter(|s| ![0, 1, 409, 503].contains(*s))
+        .filter(|s| ![0, 1, 503].contains(*s))
         .collect();
     assert!(other.is_empty(), "refusals other than 503: {refused:?}");
-    let conflicts = refused.get(&409).copied().unwrap_or(0);
-    assert!(
-        conflicts * 100 <= total,
-        "{conflicts} commands refused as already done, of {total}"
-    );
     assert_eq!(
         lb.no_retry_after.load(std::sync::atomic::Ordering::Relaxed),
         0,

@@ -360,8 +360,13 @@ pub(super) fn set_switch(
         step.out.ignored = Some(Ignored::UnknownMember);
         return;
     };
+    // A report of this switch: one command fewer on its way (see `Member::asks`); the last
+    // one's report settles what it asked.
+    let asks = m.asks_mut(switch);
+    *asks = asks.saturating_sub(1);
+    let last = *asks == 0;
     let (state, pending) = m.switch_mut(switch);
-    let settles = *pending == Some(on);
+    let settles = *pending == Some(on) && last;
     if settles {
         *pending = None;
     }

@@ -5,6 +5,10 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{Micros, Session, is_zero};
+
+fn no_asks(asks: &[u8; 3]) -> bool {
+    *asks == [0; 3]
+}
 use crate::conference::ids::SessionId;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -108,6 +112,14 @@ pub struct Member {
     /// A hold or unhold asked and not reported yet (as `mute_requested`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hold_requested: Option<bool>,
+    /// Switch commands sent and not reported yet, per switch (mute, deaf, hold): a report
+    /// settles the pending command only when none is left in flight. (An older command's report
+    /// of the same value would otherwise settle a newer one early: unmute, mute, unmute sent
+    /// while the node's reports wait for a new owner of its events, and the first unmute's
+    /// report settles the last; the mute's report then shows the member muted, as before the
+    /// last command, until the last report comes.)
+    #[serde(default, skip_serializing_if = "no_asks")]
+    pub asks: [u8; 3],
     /// The `command_uid` of the last switch command accepted for the member: a retry of it is
     /// answered as accepted again, not refused as done (see `ops::request_switch_by`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -197,6 +209,7 @@ impl Member {
             held: false,
             hold_requested: None,
             hold_music: None,
+            asks: [0; 3],
             switch_uid: None,
             moderator: false,
             end_on_exit: false,
@@ -261,6 +274,16 @@ impl Member {
             Switch::Deaf => self.deaf_requested,
             Switch::Hold => self.hold_requested,
         }
+    }
+
+    /// How many commands of a switch are on their way (see [`Member::asks`]).
+    pub fn asks_mut(&mut self, switch: Switch) -> &mut u8 {
+        let i = match switch {
+            Switch::Mute => 0,
+            Switch::Deaf => 1,
+            Switch::Hold => 2,
+        };
+        &mut self.asks[i]
     }
 
     /// The switch as the node reported it, and the command on its way, to change.

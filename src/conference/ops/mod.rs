@@ -210,6 +210,8 @@ pub fn request_switch_by(
         return Err(OpError::AlreadyInState(switch.state(on)));
     }
     *m.switch_mut(switch).1 = Some(on);
+    let asks = m.asks_mut(switch);
+    *asks = asks.saturating_add(1);
     m.switch_uid = uid.map(str::to_owned);
     m.updated_at = now;
     let mut step = Step::new(room, now);
@@ -233,6 +235,8 @@ pub fn switch_not_sent(
         .get_mut(channel)
         .filter(|m| m.pending(switch) == Some(on))
     {
+        let asks = m.asks_mut(switch);
+        *asks = asks.saturating_sub(1);
         let (state, pending) = m.switch_mut(switch);
         *pending = (*state == on).then_some(!on);
         m.updated_at = now;
@@ -479,6 +483,28 @@ mod tests {
             request_switch_by(&mut r, CH, Switch::Mute, false, None, 4).map(|x| x.2),
             Err(OpError::AlreadyInState("unmuted"))
         );
+    }
+
+    #[test]
+    fn an_older_commands_report_does_not_settle_a_newer_one_of_the_same_value() {
+        let mut r = room();
+        // Unmute, mute, unmute, each accepted before the node's reports are applied (they
+        // wait for a new owner of the node's events).
+        for on in [false, true, false] {
+            request_switch(&mut r, CH, Switch::Mute, on, 3).unwrap();
+        }
+        // The first unmute's report: the last unmute is still on its way.
+        report(&mut r, false);
+        assert_eq!(r.members[CH].mute_requested, Some(false));
+        // The mute's report shows the member muted, but what was last asked stands: a mute
+        // now is a change, not "already muted".
+        report(&mut r, true);
+        assert!(r.members[CH].muted);
+        assert!(request_switch(&mut r.clone(), CH, Switch::Mute, true, 4).is_ok());
+        // The last report settles it.
+        report(&mut r, false);
+        assert_eq!(r.members[CH].mute_requested, None);
+        assert!(!r.members[CH].muted);
     }
 
     #[test]
