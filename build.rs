@@ -7,6 +7,9 @@
 //! Likewise the `schemathesis` cfg: the API fuzzer is on the `PATH`, or
 //! `SWITCHYARD_REQUIRE_SCHEMATHESIS=1` (CI: a missing one fails `tests/api/schemathesis.rs`).
 //!
+//! The `garage` cfg: the object-storage tests have Garage (`SWITCHYARD_GARAGE`, default
+//! `/usr/local/bin/garage`), or `SWITCHYARD_REQUIRE_GARAGE=1`.
+//!
 //! And the `browser` cfg: the dashboard's browser tests have Chromium and its WebDriver
 //! (`SWITCHYARD_CHROMIUM`, default `/usr/bin/chromium`; `SWITCHYARD_CHROMEDRIVER`, default
 //! `/usr/bin/chromedriver`: Debian's `chromium` and `chromium-driver`), or
@@ -55,6 +58,17 @@ fn main() {
     let required = set("SWITCHYARD_REQUIRE_SCHEMATHESIS").is_some_and(|v| v != "0");
     if on_path || required {
         println!("cargo::rustc-cfg=schemathesis");
+    }
+
+    println!("cargo::rustc-check-cfg=cfg(garage)");
+    // Garage, the S3 server of the object-storage tests (`SWITCHYARD_GARAGE`, default
+    // `/usr/local/bin/garage`, from ../shared/garage), or `SWITCHYARD_REQUIRE_GARAGE=1` (CI: a
+    // missing one fails them, saying how to install it).
+    let garage =
+        PathBuf::from(set("SWITCHYARD_GARAGE").unwrap_or_else(|| "/usr/local/bin/garage".into()));
+    let required = set("SWITCHYARD_REQUIRE_GARAGE").is_some_and(|v| v != "0");
+    if required || garage.is_file() {
+        println!("cargo::rustc-cfg=garage");
     }
 
     println!("cargo::rustc-check-cfg=cfg(browser)");

@@ -4,7 +4,8 @@
 # real FreeSWITCH 1.11 and 1.10.12 from ../shared/freeswitch/dist and dist-1.10 (the live tests start
 # their own nodes),
 # Chromium and its WebDriver (Debian's chromium and chromium-driver: the dashboard's browser
-# tests), and Schemathesis from PyPI (the API fuzzer run against the lab). Does
+# tests), Schemathesis from PyPI (the API fuzzer run against the lab), and Garage from
+# ../shared/garage (the S3 server of the object-storage tests). Does
 # nothing for what is already there; fails with a clear message when something cannot be had.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,6 +42,17 @@ fs=${SWITCHYARD_FREESWITCH:-/usr/local/freeswitch/bin/freeswitch}
 install_freeswitch "$fs" "${SWITCHYARD_FREESWITCH_DIST:-../shared/freeswitch/dist}"
 fs110=${SWITCHYARD_FREESWITCH_1_10:-/usr/local/freeswitch-1.10/bin/freeswitch}
 install_freeswitch "$fs110" "${SWITCHYARD_FREESWITCH_DIST_1_10:-../shared/freeswitch/dist-1.10}"
+# Garage, the S3 server of the object-storage tests, from its build under ../shared/garage.
+garage=${SWITCHYARD_GARAGE:-/usr/local/bin/garage}
+if ! [ -x "$garage" ]; then
+  dist=${SWITCHYARD_GARAGE_DIST:-../shared/garage}
+  if ! [ -f "$dist/install.sh" ]; then
+    echo "test-deps: no Garage at $garage and no $dist/install.sh to install one." >&2
+    echo "  Put the shared/ folder beside the checkout, or set SWITCHYARD_GARAGE_DIST." >&2
+    exit 1
+  fi
+  bash "$dist/install.sh" >/dev/null
+fi
 # Schemathesis (PyPI), the API fuzzer tests/api/schemathesis.rs runs against the lab.
 if ! command -v schemathesis >/dev/null 2>&1; then
   python3 -m pip install --quiet --disable-pip-version-check "schemathesis==4.32.5" >/dev/null 2>&1 \
@@ -49,4 +61,4 @@ if ! command -v schemathesis >/dev/null 2>&1; then
   command -v schemathesis >/dev/null 2>&1 \
     || { echo "test-deps: schemathesis installed but not on PATH ($(python3 -m site --user-base)/bin?)" >&2; exit 1; }
 fi
-echo "test-deps: $(redis-server --version | cut -d' ' -f1-3), $("${SWITCHYARD_CHROMEDRIVER:-/usr/bin/chromedriver}" --version | cut -d' ' -f1-2), $(sipp -v 2>/dev/null | grep -o 'SIPp v[^ ]*' | head -1), $("$fs" -version | head -1), $("$fs110" -version | head -1), $(schemathesis --version)"
+echo "test-deps: $(redis-server --version | cut -d' ' -f1-3), $("${SWITCHYARD_CHROMEDRIVER:-/usr/bin/chromedriver}" --version | cut -d' ' -f1-2), $(sipp -v 2>/dev/null | grep -o 'SIPp v[^ ]*' | head -1), $("$fs" -version | head -1), $("$fs110" -version | head -1), $(schemathesis --version), $("$garage" --version | cut -d' ' -f1-2)"

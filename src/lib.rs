@@ -8,6 +8,7 @@
 //! - [`rooms`]: the room service the API calls (ownership, state checks, cooldowns, node commands).
 //! - [`api`]: the axum REST API; [`server`]: `serve` and `lab` wiring and configuration.
 //! - [`webhook`]: signing and the outbox dispatcher.
+//! - [`objects`]: the S3-compatible bucket recordings go to (presigned URLs, checked reads).
 //! - [`sim`]: the FreeSWITCH simulator, a separate peer that only speaks ESL.
 //! - [`telemetry`]: the Prometheus metrics every layer records and `GET /metrics` renders.
 
@@ -21,6 +22,7 @@ pub mod api;
 pub mod conference;
 pub mod esl;
 pub mod node;
+pub mod objects;
 pub mod rooms;
 pub mod server;
 pub mod sim;

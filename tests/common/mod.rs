@@ -5,6 +5,7 @@ pub mod api;
 pub mod channels_db;
 pub mod diff;
 pub mod freeswitch;
+pub mod garage;
 pub mod marks;
 pub mod openapi;
 pub mod ports;

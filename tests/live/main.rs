@@ -27,6 +27,7 @@ mod esl;
 mod freeswitch_conf;
 mod migrate;
 mod nodes;
+mod objects;
 mod participants;
 mod switches;
 mod teardown;
