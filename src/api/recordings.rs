@@ -215,16 +215,24 @@ pub(super) async fn show<S: Store>(
     operation_id = "recordings_file",
     tag = "recordings",
     summary = "Download a recording's WAV file",
-    description = "Streamed from where the node wrote it (the controller must see the node's \
-        recording directory). 409 while the recording is in progress; 404 when it failed or \
-        the file is not on this controller.",
-    params(UuidPath),
+    description = "With `[recordings] store = \"local\"`: streamed from where the node wrote \
+        it (the controller must see the node's recording directory); 404 when the file is not \
+        on this controller. With `store = \"s3\"`: from the bucket, by any instance, once \
+        `upload_status` is `ready`: streamed through (a `Range` is honoured: 206), or, with \
+        `?redirect=true`, a 302 to a signed URL that lasts `url_expires_secs`. 409 while the \
+        recording is in progress (or uploading); 404 when it failed.",
+    params(UuidPath, ("redirect" = Option<bool>, Query, description = "`true`: a 302 to a signed URL of the object (`s3` storage)")),
     responses(
         (status = 200, description = "The file", content_type = "audio/wav", body = doc::WavFile,
             headers(
                 ("Content-Disposition" = String, description = "`attachment; filename=\"{id}.wav\"`"),
                 ("Content-Length" = u64, description = "The file's size, when known"),
             )),
+        (status = 206, description = "The bytes a `Range` asked for (`s3` storage)", content_type = "audio/wav", body = doc::WavFile,
+            headers(("Content-Range" = String, description = "`bytes <first>-<last>/<size>`"))),
+        (status = 302, description = "To a signed URL of the object (`?redirect=true`, `s3` storage)",
+            headers(("Location" = String, description = "The signed URL"))),
+        (status = 503, response = super::openapi::errors::Unavailable),
         (status = 400, response = BadRequest),
         (status = 403, response = Forbidden),
         (status = 404, response = NotFound),
@@ -235,8 +243,35 @@ async fn file<S: Store>(
     State(st): State<ApiState<S>>,
     Caller(app): Caller,
     IdPath(raw): IdPath,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+    headers: axum::http::HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (rec, path) = st.rooms().recording_file(&app, uuid_id(&raw)?).await?;
+    let id = uuid_id(&raw)?;
+    let mut redirect = false;
+    for pair in query.as_deref().unwrap_or_default().split('&') {
+        match pair.split_once('=') {
+            Some(("redirect", "true")) => redirect = true,
+            Some(("redirect", "false")) => redirect = false,
+            Some(("redirect", v)) => {
+                return Err(ApiError::bad_request_with(
+                    "Invalid redirect: true or false",
+                    serde_json::json!({ "redirect": v.chars().take(32).collect::<String>() }),
+                ));
+            }
+            None if pair == "redirect" => {
+                return Err(ApiError::bad_request("Invalid redirect: true or false"));
+            }
+            _ => {}
+        }
+    }
+    if let Some(objects) = st.rooms().objects() {
+        let (_, rec) = st.rooms().recording(&app, id).await?;
+        if let Some(upload) = &rec.upload {
+            let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+            return from_bucket(objects, &rec, upload, redirect, range, st.rooms().url_ttl()).await;
+        }
+    }
+    let (rec, path) = st.rooms().recording_file(&app, id).await?;
     let file = match tokio::fs::File::open(&path).await {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -271,6 +306,71 @@ async fn file<S: Store>(
         response.headers_mut().insert(header::CONTENT_LENGTH, v);
     }
     Ok(response)
+}
+
+/// A recording's file from the object store: streamed through (a `Range` passed on), or, with
+/// `redirect`, a `302` to a signed URL of limited life.
+async fn from_bucket(
+    objects: &crate::objects::ObjectStore,
+    rec: &crate::conference::Recording,
+    upload: &crate::conference::Upload,
+    redirect: bool,
+    range: Option<&str>,
+    url_ttl: std::time::Duration,
+) -> Result<Response, ApiError> {
+    use crate::conference::UploadStatus;
+    match upload.status {
+        UploadStatus::Ready => {}
+        UploadStatus::Failed => {
+            return Err(ApiError::NotFound(
+                "Recording file not found: its upload failed".into(),
+            ));
+        }
+        UploadStatus::Waiting | UploadStatus::Uploading => {
+            return Err(ApiError::Conflict {
+                error: "The recording is still in progress or uploading".into(),
+                detail: serde_json::json!({ "status": upload.status }),
+            });
+        }
+    }
+    if redirect {
+        let url = objects.get_url(&upload.key, url_ttl);
+        return Ok((StatusCode::FOUND, [(header::LOCATION, url)]).into_response());
+    }
+    let unavailable = |e: crate::objects::ObjectError| ApiError::Unavailable {
+        error: "Object storage unavailable".into(),
+        detail: serde_json::json!({ "reason": e.to_string() }),
+    };
+    let answer = objects.get(&upload.key, range).await.map_err(unavailable)?;
+    let status = answer.status().as_u16();
+    if status == 416 {
+        return Err(ApiError::bad_request_with(
+            "Range not satisfiable",
+            serde_json::json!({ "size_bytes": upload.size_bytes }),
+        ));
+    }
+    if !(200..300).contains(&status) {
+        return Err(unavailable(crate::objects::ObjectError::Status {
+            what: "get",
+            status,
+        }));
+    }
+    let mut response = Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "audio/wav")
+        .header(
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{}.wav\"", rec.id),
+        )
+        .header(header::ACCEPT_RANGES, "bytes");
+    for name in [header::CONTENT_LENGTH, header::CONTENT_RANGE, header::ETAG] {
+        if let Some(v) = answer.headers().get(&name).and_then(|v| v.to_str().ok()) {
+            response = response.header(name, v);
+        }
+    }
+    response
+        .body(Body::from_stream(answer.bytes_stream()))
+        .map_err(|e| ApiError::Internal(e.to_string()))
 }
 
 #[utoipa::path(

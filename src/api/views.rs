@@ -75,6 +75,10 @@ pub fn recording(r: &Room, rec: &Recording) -> Value {
         "tm_create": tm(Some(rec.requested_at)),
         "tm_update": tm(Some(rec.updated_at)),
         "tm_delete": tm(None),
+        "storage": if rec.upload.is_some() { "s3" } else { "local" },
+        "upload_status": rec.upload.as_ref().map(|u| u.status),
+        "size_bytes": rec.upload.as_ref().and_then(|u| u.size_bytes),
+        "sha256": rec.upload.as_ref().and_then(|u| u.sha256.as_deref()),
         "segments": rec.segments.iter().map(|seg| json!({
             "node": seg.node,
             "filename": std::path::Path::new(&seg.path)

@@ -75,6 +75,8 @@ pub enum EventKind {
     RecordingResumed,
     #[serde(rename = "conference.recording.finished")]
     RecordingFinished,
+    #[serde(rename = "conference.recording.ready")]
+    RecordingReady,
     #[serde(rename = "conference.migrated")]
     Migrated,
 }
@@ -128,6 +130,7 @@ impl EventKind {
             EventKind::RecordingPaused => "conference.recording.paused",
             EventKind::RecordingResumed => "conference.recording.resumed",
             EventKind::RecordingFinished => "conference.recording.finished",
+            EventKind::RecordingReady => "conference.recording.ready",
             EventKind::Migrated => "conference.migrated",
         }
     }

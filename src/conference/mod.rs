@@ -20,4 +20,5 @@ pub use model::{
     Action, Beep, Bridge, ControlLeg, Dialout, DialoutFailure, DialoutState, Exit, LeaveReason,
     Member, MemberStatus, Micros, Migration, PAST_MEMBERS_KEPT, Playback, PlaybackStatus,
     Recording, RecordingStatus, Room, RoomStatus, RoomType, Segment, Session, SessionState, Switch,
+    Upload, UploadStatus,
 };

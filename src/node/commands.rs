@@ -296,6 +296,26 @@ pub fn record(room: &RoomId, path: &str) -> Result<ApiCommand, CommandError> {
     room_command(room, "record", Some(checked_path(path)?))
 }
 
+/// `http_put <url> <path>` (mod_http_cache): the node `PUT`s its file at `path` to `url` (a
+/// signed object-store URL, `objects::ObjectStore::put_url`); it answers `+OK <status>` or
+/// `-ERR <status>`. The URL must be plain `http(s)` with no `{` (mod_http_cache would read
+/// parameters from it) and no blank.
+pub fn http_put(url: &str, path: &str) -> Result<ApiCommand, CommandError> {
+    let plain = (url.starts_with("http://") || url.starts_with("https://"))
+        && url
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'{' && b != b'}');
+    if !plain {
+        return Err(CommandError::NotAToken {
+            what: "upload URL",
+            value: url.chars().take(64).collect(),
+        });
+    }
+    ApiCommand::new("http_put")?
+        .arg(url)?
+        .arg(checked_path(path)?)
+}
+
 /// `conference <room> norecord <path>`.
 pub fn norecord(room: &RoomId, path: &str) -> Result<ApiCommand, CommandError> {
     room_command(room, "norecord", Some(checked_path(path)?))
@@ -431,6 +451,22 @@ pub fn cancel(channel: &str) -> Result<ApiCommand, CommandError> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_upload_takes_a_signed_url_and_a_plain_path_and_nothing_else() {
+        let url = "http://127.0.0.1:3900/recordings/a/b.wav?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature=ab12";
+        let cmd = super::http_put(url, "/var/rec/b.wav").unwrap();
+        assert_eq!(cmd.as_str(), format!("http_put {url} /var/rec/b.wav"));
+        for bad in [
+            "ftp://x/y",
+            "{profile=x}http://x/y",
+            "http://x/y z",
+            "http://x/y\nsofia",
+        ] {
+            assert!(super::http_put(bad, "/var/rec/b.wav").is_err(), "{bad}");
+        }
+        assert!(super::http_put(url, "/var/rec/../../etc/passwd").is_err());
+    }
+
     use super::*;
 
     fn room() -> RoomId {

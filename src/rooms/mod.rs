@@ -16,6 +16,7 @@ mod membership;
 mod migrate;
 mod playback;
 mod recording;
+mod uploads;
 
 pub use dialout::{DialRequest, Participant};
 pub use lifecycle::NewRoom;
@@ -93,6 +94,9 @@ pub struct Rooms<S> {
     directory: Arc<AppDirectory>,
     /// Rung when a drain asks for its rooms to move (`migrate`), so they start at once.
     migrations: Arc<tokio::sync::Notify>,
+    /// Where finished recordings are copied (`[recordings] store = "s3"`), and how long a
+    /// download URL lasts; `None`: they stay on the nodes' disks.
+    objects: Option<(Arc<crate::objects::ObjectStore>, Duration)>,
 }
 
 impl<S: Store> Rooms<S> {
@@ -103,7 +107,31 @@ impl<S: Store> Rooms<S> {
             cooldowns: Arc::default(),
             directory: Arc::default(),
             migrations: Arc::default(),
+            objects: None,
         }
+    }
+
+    /// The same service copying finished recordings to `objects` (download URLs lasting
+    /// `url_ttl`).
+    pub fn with_objects(
+        mut self,
+        objects: Option<crate::objects::ObjectStore>,
+        url_ttl: Duration,
+    ) -> Rooms<S> {
+        self.objects = objects.map(|o| (Arc::new(o), url_ttl));
+        self
+    }
+
+    /// How long a recording's download URL lasts.
+    pub fn url_ttl(&self) -> Duration {
+        self.objects
+            .as_ref()
+            .map_or(Duration::from_secs(3600), |(_, ttl)| *ttl)
+    }
+
+    /// The object store recordings go to, if any.
+    pub fn objects(&self) -> Option<&crate::objects::ObjectStore> {
+        self.objects.as_ref().map(|(o, _)| &**o)
     }
 
     /// The same service with the applications' permissions (dial-out destinations).

@@ -24,8 +24,28 @@ impl<S: Store> Rooms<S> {
         let rec_id = Uuid::new_v4();
         let path = node.config.recording_path(&rec_id);
         let cmd = commands::record(id, &path).map_err(invalid)?;
+        // Listed for an uploader before anything is asked of the node (see `uploads.rs`).
+        let object = self
+            .objects()
+            .map(|o| o.key(&format!("{app}/{id}/{rec_id}.wav")));
+        if object.is_some() {
+            self.store.set_upload_pending(app, id, rec_id, true).await?;
+        }
         self.change(app, id, |r| {
-            ops::request_recording(r, rec_id, &path, now_micros())
+            let applied = ops::request_recording(r, rec_id, &path, now_micros())?;
+            if let (Some(key), Some(rec)) = (&object, r.recordings.last_mut()) {
+                rec.upload = Some(crate::conference::Upload {
+                    key: key.clone(),
+                    status: crate::conference::UploadStatus::Waiting,
+                    attempts: 0,
+                    next_at: 0,
+                    size_bytes: None,
+                    sha256: None,
+                    error: None,
+                    ready_at: None,
+                });
+            }
+            Ok(applied)
         })
         .await?;
         if let Err(e) = node.expect_ok(&cmd, false).await {

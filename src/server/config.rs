@@ -89,6 +89,98 @@ pub struct Config {
     pub outbox: Outbox,
     #[serde(default)]
     pub log: Log,
+    #[serde(default)]
+    pub recordings: Recordings,
+}
+
+/// Where finished recordings go: the node's disk (`local`, as always, the lab's default), or an
+/// S3-compatible bucket (`s3`) that every instance reads. The bucket's credentials come from
+/// the environment (`SWITCHYARD_S3_ACCESS_KEY_ID`, `SWITCHYARD_S3_SECRET_ACCESS_KEY`), never
+/// from this file.
+#[derive(Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recordings {
+    #[serde(default)]
+    pub store: RecordingStore,
+    /// `http(s)://host[:port]` of the S3 API.
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub bucket: Option<String>,
+    /// Every object's key begins with it: `<prefix>/<app>/<room>/<recording>.wav`.
+    #[serde(default)]
+    pub prefix: String,
+    #[serde(default)]
+    pub addressing: Addressing,
+    /// How long a download URL lasts (a `302` of the file, `conference.recording.ready`'s
+    /// `url`), in seconds; default 3600.
+    pub url_expires_secs: Option<u64>,
+    /// From the environment only.
+    #[serde(skip)]
+    pub credentials: Option<(String, String)>,
+}
+
+impl std::fmt::Debug for Recordings {
+    /// Without the credentials.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recordings")
+            .field("store", &self.store)
+            .field("endpoint", &self.endpoint)
+            .field("bucket", &self.bucket)
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordingStore {
+    #[default]
+    Local,
+    S3,
+}
+
+/// How the bucket is named in URLs: `path` (`<endpoint>/<bucket>/<key>`: Garage, MinIO, any
+/// IP endpoint; the default) or `virtual` (`<bucket>.<endpoint host>/<key>`: AWS).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Addressing {
+    #[default]
+    Path,
+    Virtual,
+}
+
+impl Recordings {
+    /// The bucket, for `store = "s3"`; `None` for the node's disk.
+    pub fn object_store(&self) -> Result<Option<crate::objects::ObjectStore>, ConfigError> {
+        if self.store == RecordingStore::Local {
+            return Ok(None);
+        }
+        let need = |v: &Option<String>, name: &str| {
+            v.clone()
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| invalid(format!("[recordings] store = \"s3\" needs {name}")))
+        };
+        let config = crate::objects::S3Config {
+            endpoint: need(&self.endpoint, "endpoint")?,
+            region: need(&self.region, "region")?,
+            bucket: need(&self.bucket, "bucket")?,
+            prefix: self.prefix.clone(),
+            path_style: self.addressing == Addressing::Path,
+        };
+        let (key, secret) = self.credentials.clone().unwrap_or_default();
+        crate::objects::ObjectStore::new(&config, &key, &secret)
+            .map(Some)
+            .map_err(|e| invalid(format!("[recordings]: {e}")))
+    }
+
+    /// How long a download URL lasts.
+    pub fn url_ttl(&self) -> Duration {
+        Duration::from_secs(
+            self.url_expires_secs
+                .unwrap_or(3600)
+                .clamp(1, 7 * 24 * 3600),
+        )
+    }
 }
 
 /// How the controller logs. `--log-format` (or `SWITCHYARD_LOG_FORMAT`) wins over the file.
@@ -364,6 +456,12 @@ impl Config {
                 .parse()
                 .map_err(|_| invalid("SWITCHYARD_GLOBAL_RPS: not a number"))?;
         }
+        if let (Some(key), Some(secret)) = (
+            env(crate::objects::ACCESS_KEY_ENV),
+            env(crate::objects::SECRET_KEY_ENV),
+        ) {
+            config.recordings.credentials = Some((key, secret));
+        }
         for node in &mut config.nodes {
             if let Some(v) = env(&env_name("NODE", &node.name, "PASSWORD")) {
                 node.password = v;
@@ -382,6 +480,8 @@ impl Config {
     }
 
     fn check(&self) -> Result<(), ConfigError> {
+        // An S3 store must be whole (its credentials included) before anything starts.
+        self.recordings.object_store()?;
         if let Some(n) = self.redis_shards
             && !(1..=MAX_REDIS_SHARDS).contains(&n)
         {
@@ -586,6 +686,36 @@ mod tests {
         assert_eq!(n.dialout_profile, "inbound");
         // Not an ip:port: refused, not ignored.
         assert!(Config::parse(&format!("{node}node_sip='nodeA'\n"), |_| None).is_err());
+    }
+
+    #[test]
+    fn recordings_go_to_a_bucket_only_whole_and_with_credentials_from_the_environment() {
+        let node = "[[nodes]]\nname='a'\nprefix='abcde'\nesl='x:1'\npassword='p'\n";
+        let local = Config::parse(node, |_| None).unwrap();
+        assert!(
+            local.recordings.object_store().unwrap().is_none(),
+            "local by default"
+        );
+        let s3 = format!(
+            "{node}[recordings]\nstore='s3'\nendpoint='http://10.0.0.9:3900'\nregion='garage'\n\
+             bucket='rec'\nprefix='calls'\n"
+        );
+        let err = Config::parse(&s3, |_| None).unwrap_err().to_string();
+        assert!(err.contains("SWITCHYARD_S3_ACCESS_KEY_ID"), "{err}");
+        let env = |k: &str| match k {
+            "SWITCHYARD_S3_ACCESS_KEY_ID" => Some("GKexample".to_owned()),
+            "SWITCHYARD_S3_SECRET_ACCESS_KEY" => Some("never-shown".to_owned()),
+            _ => None,
+        };
+        let c = Config::parse(&s3, env).unwrap();
+        let store = c.recordings.object_store().unwrap().unwrap();
+        assert_eq!(store.key("a/r/x.wav"), "calls/a/r/x.wav");
+        assert_eq!(c.recordings.url_ttl(), Duration::from_secs(3600));
+        assert!(!format!("{c:?}").contains("never-shown"));
+        let no_bucket = s3.replace("bucket='rec'\n", "");
+        let err = Config::parse(&no_bucket, env).unwrap_err().to_string();
+        assert!(err.contains("bucket"), "{err}");
+        assert!(Config::parse(&format!("{node}[recordings]\nstore='ftp'\n"), env).is_err());
     }
 
     #[test]

@@ -62,6 +62,10 @@ pub fn start_reloadable<S: Store + Fleet>(
         FleetConfig::new(lease),
         stop,
     );
+    let rooms = rooms.with_objects(
+        config.recordings.object_store()?,
+        config.recordings.url_ttl(),
+    );
     let state = ApiState::new(rooms, keys, config.api_options());
     let running =
         reload::Running::start(state.clone(), store, spawner, config.clone(), stop.clone())?;
@@ -69,6 +73,8 @@ pub fn start_reloadable<S: Store + Fleet>(
     start_node_watch(state.clone(), stop.child_token());
     start_drain_gauge(state.clone(), stop.child_token());
     start_migrations(state.clone(), stop.child_token());
+    let (uploader, token) = (state.clone(), stop.child_token());
+    tokio::spawn(async move { uploader.rooms().run_uploads(token).await });
     let window = Duration::from_secs(config.event_retention_secs.unwrap_or(24 * 3600));
     start_housekeeping(state.clone(), running.apps(), window, stop.child_token());
     Ok((state, running))

@@ -12,7 +12,8 @@
 //!
 //! Refused, with the reason, and the configuration in force stays: a file that does not parse
 //! or check, and a change to what is read only at start (the listen address, Redis, the
-//! store's layout and retention, the fleet lease, `[webhooks]`, `[outbox]`, `[log]`, a node's
+//! store's layout and retention, the fleet lease, `[webhooks]`, `[outbox]`, `[log]`,
+//! `[recordings]`, a node's
 //! own settings: a restart, one instance at a time, applies those).
 
 use std::collections::{BTreeSet, HashMap};
@@ -58,6 +59,7 @@ pub fn changes(old: &Config, new: &Config) -> Result<Vec<String>, ConfigError> {
         ("[webhooks]", old.webhooks == new.webhooks),
         ("[outbox]", old.outbox == new.outbox),
         ("[log]", old.log == new.log),
+        ("[recordings]", old.recordings == new.recordings),
     ]
     .into_iter()
     .filter(|(_, same)| !same)

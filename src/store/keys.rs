@@ -142,6 +142,9 @@ pub const TIMEOUTS: &str = "sy:timeouts";
 /// The number of shards the data is laid out with (`redis/layout.rs`).
 pub const LAYOUT_SHARDS: &str = "sy:layout:shards";
 
+/// Recordings with a copy to make in the object store: `"<app> <room> <recording>"`.
+pub const UPLOADS: &str = "sy:uploads";
+
 /// The nodes being drained: prefix → JSON `Drain`.
 pub const DRAINING: &str = "sy:nodes:draining";
 

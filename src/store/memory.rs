@@ -187,6 +187,26 @@ impl Store for MemoryStore {
         Ok(rooms)
     }
 
+    async fn set_upload_pending(
+        &self,
+        app: &AppId,
+        room: &RoomId,
+        recording: uuid::Uuid,
+        pending: bool,
+    ) -> Result<(), StoreError> {
+        let entry = (app.clone(), room.clone(), recording);
+        let mut s = self.lock();
+        match pending {
+            true => s.uploads.insert(entry),
+            false => s.uploads.remove(&entry),
+        };
+        Ok(())
+    }
+
+    async fn uploads_pending(&self) -> Result<Vec<(AppId, RoomId, uuid::Uuid)>, StoreError> {
+        Ok(self.lock().uploads.iter().cloned().collect())
+    }
+
     async fn set_draining(
         &self,
         node: &NodePrefix,

@@ -216,6 +216,22 @@ pub trait Store: Deliveries + Send + Sync + 'static {
         async { Ok(()) }
     }
 
+    /// Lists a recording as having a copy to make in the object store (`pending`), or no
+    /// longer. Listed as the recording starts, before its command is sent: whatever happens to
+    /// the controller after, an uploader finds it (`rooms/uploads.rs`).
+    fn set_upload_pending(
+        &self,
+        app: &AppId,
+        room: &RoomId,
+        recording: uuid::Uuid,
+        pending: bool,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The recordings listed by [`Store::set_upload_pending`].
+    fn uploads_pending(
+        &self,
+    ) -> impl Future<Output = Result<Vec<(AppId, RoomId, uuid::Uuid)>, StoreError>> + Send;
+
     /// Marks `node` draining (`Some`), or takes it back into service (`None`), for every
     /// controller instance on the store.
     fn set_draining(

@@ -486,6 +486,40 @@ impl Store for RedisStore {
             .collect())
     }
 
+    async fn set_upload_pending(
+        &self,
+        app: &AppId,
+        room: &RoomId,
+        recording: uuid::Uuid,
+        pending: bool,
+    ) -> Result<(), StoreError> {
+        let member = format!("{app} {room} {recording}");
+        let mut conn = self.conn();
+        let done: redis::RedisResult<i64> = match pending {
+            true => conn.sadd(keys::UPLOADS, member).await,
+            false => conn.srem(keys::UPLOADS, member).await,
+        };
+        done.map(drop).map_err(unavailable)
+    }
+
+    async fn uploads_pending(&self) -> Result<Vec<(AppId, RoomId, uuid::Uuid)>, StoreError> {
+        let members: Vec<String> = self
+            .conn()
+            .smembers(keys::UPLOADS)
+            .await
+            .map_err(unavailable)?;
+        Ok(members
+            .iter()
+            .filter_map(|m| {
+                let mut parts = m.split(' ');
+                let app = AppId::parse(parts.next()?).ok()?;
+                let room = RoomId::parse(parts.next()?).ok()?;
+                let rec = uuid::Uuid::parse_str(parts.next()?).ok()?;
+                Some((app, room, rec))
+            })
+            .collect())
+    }
+
     async fn list_on_node(
         &self,
         node: &NodePrefix,

@@ -319,12 +319,24 @@ pub async fn raw_get(
     path: &str,
     app: (&str, &str),
 ) -> (StatusCode, HeaderMap, axum::body::Bytes) {
-    let request = Request::builder()
+    raw_get_with(router, path, app, &[]).await
+}
+
+/// [`raw_get`] with more request headers (a `Range`).
+pub async fn raw_get_with(
+    router: &axum::Router,
+    path: &str,
+    app: (&str, &str),
+    headers: &[(&str, &str)],
+) -> (StatusCode, HeaderMap, axum::body::Bytes) {
+    let mut request = Request::builder()
         .uri(path)
         .header("x-app-id", app.0)
-        .header("x-api-key", app.1)
-        .body(Body::empty())
-        .unwrap();
+        .header("x-api-key", app.1);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request.body(Body::empty()).unwrap();
     let response = router.clone().oneshot(request).await.unwrap();
     let (status, headers) = (response.status(), response.headers().clone());
     let bytes = response.into_body().collect().await.unwrap().to_bytes();

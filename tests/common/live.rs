@@ -275,7 +275,12 @@ pub struct Live {
 
 impl Live {
     pub async fn start() -> Live {
-        Live::start_inner(false, false, false, Vec::new()).await
+        Live::start_inner(false, false, false, Vec::new(), None).await
+    }
+
+    /// With `[recordings]` as given (an object store the test started).
+    pub async fn start_with_recordings(recordings: switchyard::server::config::Recordings) -> Live {
+        Live::start_inner(false, false, false, Vec::new(), Some(recordings)).await
     }
 
     /// With extra environment for the node this test starts (variables `vars.xml` reads; with
@@ -285,23 +290,23 @@ impl Live {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
-        Live::start_inner(false, false, true, env).await
+        Live::start_inner(false, false, true, env, None).await
     }
 
     /// With talking events for the app (`talking_events = true`).
     pub async fn start_talking() -> Live {
-        Live::start_inner(false, true, false, Vec::new()).await
+        Live::start_inner(false, true, false, Vec::new(), None).await
     }
 
     /// With the controller's Event Socket connections going through a [`Proxy`] that the test
     /// can cut ([`Live::proxy`]).
     pub async fn start_proxied() -> Live {
-        Live::start_inner(true, false, false, Vec::new()).await
+        Live::start_inner(true, false, false, Vec::new(), None).await
     }
 
     /// With a node of its own, to crash and restart ([`Live::crash_and_restart_node`]).
     pub async fn start_own_node() -> Live {
-        Live::start_inner(false, false, true, Vec::new()).await
+        Live::start_inner(false, false, true, Vec::new(), None).await
     }
 
     async fn start_inner(
@@ -309,6 +314,7 @@ impl Live {
         talking: bool,
         own_node: bool,
         env: Vec<(String, String)>,
+        recordings: Option<switchyard::server::config::Recordings>,
     ) -> Live {
         // The controller's logs, with RUST_LOG (e.g. RUST_LOG=switchyard=debug).
         if std::env::var_os("RUST_LOG").is_some() {
@@ -355,6 +361,9 @@ impl Live {
             config.nodes[0].esl = p.addr.to_string();
         }
         config.apps[0].talking_events = talking;
+        if let Some(r) = recordings {
+            config.recordings = r;
+        }
         let ctl = Controller::start(&config).await;
         Live {
             settings,
@@ -446,6 +455,15 @@ impl Live {
 
     pub async fn raw_get(&self, path: &str) -> (StatusCode, HeaderMap, axum::body::Bytes) {
         raw_get(&self.ctl.router, path, self.app()).await
+    }
+
+    /// [`Live::raw_get`] with more request headers (a `Range`).
+    pub async fn raw_get_with(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, HeaderMap, axum::body::Bytes) {
+        crate::common::api::raw_get_with(&self.ctl.router, path, self.app(), headers).await
     }
 
     /// A request repeated while it is refused by a cooldown, after the wait the answer names.

@@ -82,4 +82,146 @@ async fn live_a_node_puts_a_finished_recording_into_the_bucket_by_a_signed_url()
         .map(|b| format!("{b:02x}"))
         .collect();
     assert_eq!(checked.sha256, sha, "the node's file, byte for byte");
+    t.finish().await;
+}
+
+/// `[recordings] store = "s3"` end to end on a real node: a room's recording, once stopped, is
+/// put into the bucket by the node, read back whole by the controller, and only then `ready`
+/// (`conference.recording.ready` with its size, sha256 and a download URL). The file is then
+/// served from the bucket: whole, by `Range`, and as a `302` to a signed URL, with the node's
+/// copy deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(all(live_fs, garage)),
+    ignore = "needs a real FreeSWITCH and Garage: run scripts/test-deps.sh"
+)]
+async fn live_a_recording_is_put_by_its_node_checked_told_ready_and_served_from_the_bucket() {
+    use switchyard::conference::EventKind;
+    use switchyard::server::config::{Addressing, RecordingStore, Recordings};
+
+    let g = tokio::task::spawn_blocking(Garage::start).await.unwrap();
+    let recordings = Recordings {
+        store: RecordingStore::S3,
+        endpoint: Some(g.endpoint.clone()),
+        region: Some(g.region.clone()),
+        bucket: Some(g.bucket.clone()),
+        prefix: "calls".into(),
+        addressing: Addressing::Path,
+        url_expires_secs: Some(600),
+        credentials: Some((g.key_id.clone(), g.secret.clone())),
+    };
+    let s3 = recordings.object_store().unwrap().unwrap();
+    let t = Live::start_with_recordings(recordings).await;
+    let room = t.room("bucketed").await;
+    let caller = t.call("4001").await;
+    t.joined(&room, &caller).await;
+    let r = t.command(&caller, "conference/unmute").await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    let r = t
+        .post(
+            &format!("/api/v1/conferences/{room}/recording/start"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    let rec = r.body["id"].as_str().unwrap().to_owned();
+    let path = format!("/api/v1/recordings/{rec}");
+    t.eventually("the room records", || async {
+        t.get(&path).await.body["status"] == "recording"
+    })
+    .await;
+    let shown = t.get(&path).await.body;
+    assert_eq!(shown["storage"], "s3", "{shown}");
+    assert_eq!(shown["upload_status"], "waiting", "{shown}");
+    let (status, _, _) = t.raw_get(&format!("{path}/file")).await;
+    assert_eq!(status, StatusCode::CONFLICT, "no file while it records");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let r = t
+        .post(
+            &format!("/api/v1/conferences/{room}/recording/stop"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    t.eventually("the copy is ready", || async {
+        t.get(&path).await.body["upload_status"] == "ready"
+    })
+    .await;
+    let shown = t.get(&path).await.body;
+    let size = shown["size_bytes"].as_u64().unwrap();
+    let sha = shown["sha256"].as_str().unwrap().to_owned();
+
+    // Told once, after the recording finished, with what the bucket holds.
+    let events = t.events(&room).await;
+    let kinds: Vec<EventKind> = events.iter().map(|e| e.kind).collect();
+    let finished = kinds
+        .iter()
+        .position(|k| *k == EventKind::RecordingFinished)
+        .unwrap();
+    let ready: Vec<_> = events
+        .iter()
+        .filter(|e| e.kind == EventKind::RecordingReady)
+        .collect();
+    assert_eq!(ready.len(), 1, "{kinds:?}");
+    let at = kinds
+        .iter()
+        .position(|k| *k == EventKind::RecordingReady)
+        .unwrap();
+    assert!(at > finished, "{kinds:?}");
+    let data = &ready[0].data;
+    assert_eq!(data["size_bytes"], size);
+    assert_eq!(data["sha256"], sha.as_str());
+    assert!(data["duration_ms"].as_u64().unwrap() >= 1000, "{data}");
+    assert!(
+        data["url_expires_at"].as_str().unwrap().ends_with('Z'),
+        "{data}"
+    );
+    let by_url = reqwest::get(data["url"].as_str().unwrap()).await.unwrap();
+    assert_eq!(by_url.status().as_u16(), 200);
+    assert_eq!(by_url.bytes().await.unwrap().len() as u64, size);
+
+    // The node's file gone, the bucket still serves it.
+    let stored = t.stored_room(&room).await;
+    let name = std::path::Path::new(&stored.recordings[0].path)
+        .file_name()
+        .unwrap()
+        .to_owned();
+    let _ = std::fs::remove_file(t.settings.local_recordings().join(name));
+    let (status, headers, body) = t.raw_get(&format!("{path}/file")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body.len() as u64, size);
+    assert_eq!(headers["accept-ranges"], "bytes");
+    let got: String = Sha256::digest(&body)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(got, sha);
+    let tone = crate::live::tone_share(&body, 440.0);
+    assert!(tone > 0.5, "the caller's tone is in it: {tone}");
+    let checked = s3
+        .check(&s3.key(&format!("{}/{room}/{rec}.wav", t.app_id())))
+        .await
+        .unwrap()
+        .expect("under <prefix>/<app>/<room>/<recording>.wav");
+    assert_eq!((checked.size, checked.sha256), (size, sha));
+
+    // A range, and a redirect to a signed URL.
+    let (status, headers, part) = t
+        .raw_get_with(&format!("{path}/file"), &[("range", "bytes=0-3")])
+        .await;
+    assert_eq!(status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(part.as_ref(), b"RIFF");
+    assert!(
+        headers["content-range"]
+            .to_str()
+            .unwrap()
+            .starts_with("bytes 0-3/")
+    );
+    let (status, headers, _) = t.raw_get(&format!("{path}/file?redirect=true")).await;
+    assert_eq!(status, StatusCode::FOUND);
+    let signed = headers["location"].to_str().unwrap().to_owned();
+    assert!(signed.contains("X-Amz-Signature="), "{signed}");
+    let fetched = reqwest::get(&signed).await.unwrap().bytes().await.unwrap();
+    assert_eq!(fetched.len() as u64, size);
+    t.finish().await;
 }

@@ -721,10 +721,41 @@ pub struct Recording {
     pub tm_create: String,
     pub tm_update: String,
     pub tm_delete: String,
+    /// Where the finished file is kept: `local` (the node's disk, `recordings_dir`) or `s3`
+    /// (the object store of `[recordings]`, readable from every instance).
+    pub storage: Storage,
+    /// With `s3`: `waiting` while the room records, `uploading` once the file is complete
+    /// (the node puts it in the bucket; tried again with backoff while the bucket is out of
+    /// reach), `ready` once read back whole from the bucket (`conference.recording.ready`),
+    /// `failed` when given up. `null` with `local`.
+    #[schema(required = true)]
+    pub upload_status: Option<UploadStatus>,
+    /// The object's size as the bucket holds it, once `ready`.
+    #[schema(required = true)]
+    pub size_bytes: Option<u64>,
+    /// The object's SHA-256 (lowercase hex) as read back from the bucket, once `ready`.
+    #[schema(required = true)]
+    pub sha256: Option<String>,
     /// The parts written before the file (`filename`), oldest first: the room moved to another
     /// media node while recording (`conference.migrated`), and each node wrote its part. The
     /// file is the part written on the room's node since; empty for a room that never moved.
     pub segments: Vec<RecordingSegment>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Storage {
+    Local,
+    S3,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum UploadStatus {
+    Waiting,
+    Uploading,
+    Ready,
+    Failed,
 }
 
 /// A finished part of a recording, on the node that hosted the room then.

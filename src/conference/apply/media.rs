@@ -6,7 +6,7 @@ use uuid::Uuid;
 use super::data::recording_data;
 use super::{Ignored, Step};
 use crate::conference::events::EventKind;
-use crate::conference::model::{Micros, PlaybackStatus, RecordingStatus};
+use crate::conference::model::{Micros, PlaybackStatus, RecordingStatus, UploadStatus};
 
 /// One file of the tracked play operation is done (or, `failed`, could not be played); the
 /// operation finishes with its last file.
@@ -99,6 +99,18 @@ pub fn end_recording(
     rec.ended_at = Some(now);
     rec.updated_at = now;
     rec.error = error.map(str::to_owned);
+    // Complete: its copy can be made now (a file never written has none to make).
+    let written = error.is_none() || millis.is_some();
+    if let Some(upload) = rec
+        .upload
+        .as_mut()
+        .filter(|u| u.status == UploadStatus::Waiting)
+    {
+        upload.status = match written {
+            true => UploadStatus::Uploading,
+            false => UploadStatus::Failed,
+        };
+    }
     rec.duration_ms = millis.or_else(|| {
         rec.started_at
             .filter(|_| error.is_none() || millis.is_some())

@@ -144,11 +144,61 @@ pub struct Recording {
     /// A pause (`true`) or resume asked and not confirmed yet; a new one is judged against it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pause_requested: Option<bool>,
+    /// Its copy in the object store (`[recordings] store = "s3"`), made once the file is
+    /// complete; `None`: the file stays on the node's disk.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload: Option<Upload>,
     /// The files written before `path`, oldest first: the room moved to another node while
     /// recording (`rooms::migrate`), and each node wrote its part.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub segments: Vec<Segment>,
     pub updated_at: Micros,
+}
+
+/// Where a recording's upload to the object store is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UploadStatus {
+    /// The recording goes on; its file is not complete.
+    Waiting,
+    /// Complete on the node, not (yet) checked in the bucket: being put, or waiting to try
+    /// again.
+    Uploading,
+    /// In the bucket, its size and sha256 read back from there.
+    Ready,
+    /// Given up (the node lost the file, or the bucket refused it for good).
+    Failed,
+}
+
+/// A recording's copy in the object store: put there by the node that wrote the file (a
+/// signed URL), then read back whole by the controller (`rooms/uploads.rs`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Upload {
+    /// The object's key in the bucket.
+    pub key: String,
+    pub status: UploadStatus,
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub attempts: u32,
+    /// When to try again after a failed attempt (µs; 0: now).
+    #[serde(default, skip_serializing_if = "is_zero_i64")]
+    pub next_at: Micros,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// Why the last attempt failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_at: Option<Micros>,
+}
+
+fn is_zero_u32(n: &u32) -> bool {
+    *n == 0
+}
+
+fn is_zero_i64(n: &i64) -> bool {
+    *n == 0
 }
 
 /// A finished part of a recording: a file on the node that hosted the room then.

@@ -314,6 +314,7 @@ pub fn request_recording(
         duration_ms: None,
         error: None,
         pause_requested: None,
+        upload: None,
         segments: Vec::new(),
         updated_at: now,
     });

@@ -33,6 +33,8 @@ pub(super) struct Inner {
     pub(super) delivery_log: HashMap<AppId, VecDeque<(String, DeliveryAttempt)>>,
     pub(super) leases: HashMap<(AppId, String), (String, Instant)>,
     pub(super) timeouts: HashMap<(AppId, RoomId), Micros>,
+    /// Recordings with a copy to make in the object store.
+    pub(super) uploads: std::collections::BTreeSet<(AppId, RoomId, uuid::Uuid)>,
     pub(super) draining:
         std::collections::BTreeMap<crate::conference::NodePrefix, super::super::Drain>,
     /// Rung on every append, for the outbox's readers.

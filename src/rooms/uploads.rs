@@ -1,0 +1,245 @@
+//! Recordings copied to the object store (`[recordings] store = "s3"`, issue 38). The node that
+//! wrote a finished file puts it into the bucket itself: the controller signs a `PUT` URL for
+//! the object (the bucket's credentials never leave the controller) and asks the node for
+//! `http_put <url> <file>` (mod_http_cache). Then the controller reads the object back whole
+//! from the bucket, and only then is the recording `ready`, with the size and sha256 it read,
+//! told by `conference.recording.ready`.
+//!
+//! A recording is listed in the store as it starts, before the node is asked anything, and
+//! leaves the list once ready or given up: every instance runs [`Rooms::run_uploads`], one at a
+//! time does each recording (a lease), and a failed attempt is tried again later with backoff,
+//! across restarts, for as long as [`GIVE_UP_AFTER`] (the node keeps its file meanwhile).
+
+use std::time::Duration;
+
+use serde_json::json;
+use uuid::Uuid;
+
+use super::{Rooms, ServiceError};
+use crate::conference::apply::Step;
+use crate::conference::{AppId, EventKind, Micros, RecordingStatus, Room, RoomId, UploadStatus};
+use crate::node::supervisor::now_micros;
+use crate::store::{Store, update_room};
+
+/// How long one instance holds a recording's upload before another may take it.
+const LEASE: Duration = Duration::from_secs(120);
+/// How long a signed `PUT` URL given to a node lasts.
+const PUT_URL_TTL: Duration = Duration::from_secs(15 * 60);
+/// The wait before the first retry, doubling up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_secs(5 * 60);
+/// Attempts after which an upload is given up, at [`MAX_BACKOFF`] apart once the backoff is
+/// full: about a day.
+const GIVE_UP_AFTER: u32 = 300;
+
+/// What one attempt found.
+enum Attempt {
+    Ready {
+        size: u64,
+        sha256: String,
+    },
+    /// Try again later: why.
+    Retry(String),
+    /// Never: why.
+    GiveUp(String),
+}
+
+impl<S: Store> Rooms<S> {
+    /// Copies finished recordings to the object store until `stop` (once a second, and
+    /// nothing to do without one).
+    pub async fn run_uploads(&self, stop: tokio_util::sync::CancellationToken) {
+        if self.objects.is_none() {
+            return;
+        }
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            if let Err(e) = self.upload_due().await {
+                tracing::warn!(error = %e, "recordings could not be copied to the object store; retrying");
+            }
+        }
+    }
+
+    /// One pass over the listed recordings: each one due is attempted once.
+    pub async fn upload_due(&self) -> Result<usize, ServiceError> {
+        let mut ready = 0;
+        for (app, room, rec) in self.store.uploads_pending().await? {
+            if self.upload_one(&app, &room, rec).await? {
+                ready += 1;
+            }
+        }
+        Ok(ready)
+    }
+
+    /// Attempts one recording's copy if it is due; whether it became ready.
+    async fn upload_one(
+        &self,
+        app: &AppId,
+        id: &RoomId,
+        rec_id: Uuid,
+    ) -> Result<bool, ServiceError> {
+        let Some((objects, url_ttl)) = self.objects.clone() else {
+            return Ok(false);
+        };
+        let now = now_micros();
+        let room = self.store.room(app, id).await?;
+        let upload = room
+            .as_ref()
+            .and_then(|r| r.recording_by_id(rec_id))
+            .and_then(|r| r.upload.clone());
+        let Some((room, upload)) = room.zip(upload) else {
+            // No such recording (its start was refused, or the room expired): nothing to copy.
+            self.store
+                .set_upload_pending(app, id, rec_id, false)
+                .await?;
+            return Ok(false);
+        };
+        match upload.status {
+            UploadStatus::Waiting => return Ok(false),
+            UploadStatus::Ready | UploadStatus::Failed => {
+                self.store
+                    .set_upload_pending(app, id, rec_id, false)
+                    .await?;
+                return Ok(false);
+            }
+            UploadStatus::Uploading if upload.next_at > now => return Ok(false),
+            UploadStatus::Uploading => {}
+        }
+        if !self
+            .store
+            .take_cooldown(app, &format!("upload:{rec_id}"), LEASE)
+            .await?
+        {
+            return Ok(false);
+        }
+        let attempt = self.attempt(&room, rec_id, &upload.key, &objects).await;
+        let at = now_micros();
+        let done = update_room(&*self.store, app, id, |r| {
+            let events = settle(r, rec_id, &attempt, &objects, url_ttl, at);
+            Ok::<_, ServiceError>(((), events))
+        })
+        .await?;
+        let ready = matches!(attempt, Attempt::Ready { .. });
+        if ready || matches!(attempt, Attempt::GiveUp(_)) {
+            self.store
+                .set_upload_pending(app, id, rec_id, false)
+                .await?;
+        }
+        if let Attempt::Retry(why) | Attempt::GiveUp(why) = &attempt {
+            tracing::warn!(room = %id, recording = %rec_id, error = %why, "a recording's copy to the object store failed");
+        }
+        Ok(ready && done.is_some())
+    }
+
+    /// Asks the node that wrote the file to put it, then reads the object back.
+    async fn attempt(
+        &self,
+        room: &Room,
+        rec_id: Uuid,
+        key: &str,
+        objects: &crate::objects::ObjectStore,
+    ) -> Attempt {
+        let Some(rec) = room.recording_by_id(rec_id) else {
+            return Attempt::GiveUp("no such recording".into());
+        };
+        // Already there (an attempt whose answer was lost, or another instance's)?
+        if let Ok(Some(checked)) = objects.check(key).await {
+            return Attempt::Ready {
+                size: checked.size,
+                sha256: checked.sha256,
+            };
+        }
+        let node = match self.pool.get(&room.node) {
+            Ok(node) => node,
+            Err(e) => return Attempt::Retry(e.to_string()),
+        };
+        let url = objects.put_url(key, PUT_URL_TTL);
+        let cmd = match crate::node::commands::http_put(&url, &rec.path) {
+            Ok(cmd) => cmd,
+            Err(e) => return Attempt::GiveUp(e.to_string()),
+        };
+        let reply = match node.api(&cmd).await {
+            Ok(reply) => reply.text().trim().to_owned(),
+            Err(e) => return Attempt::Retry(e.to_string()),
+        };
+        // `+OK 200`; `-ERR 0`: the node could not reach the bucket, or has no such file.
+        if !reply.starts_with("+OK") {
+            return Attempt::Retry(format!("the node's http_put: {reply}"));
+        }
+        match objects.check(key).await {
+            Ok(Some(checked)) => Attempt::Ready {
+                size: checked.size,
+                sha256: checked.sha256,
+            },
+            Ok(None) => Attempt::Retry("the node put it, but the bucket has no such object".into()),
+            Err(e) if e.is_retryable() => Attempt::Retry(e.to_string()),
+            Err(e) => Attempt::Retry(e.to_string()),
+        }
+    }
+}
+
+/// Writes an attempt's outcome into the recording; a ready one is told (with a download URL
+/// lasting `url_ttl`).
+fn settle(
+    room: &mut Room,
+    rec_id: Uuid,
+    attempt: &Attempt,
+    objects: &crate::objects::ObjectStore,
+    url_ttl: Duration,
+    now: Micros,
+) -> Vec<crate::conference::DomainEvent> {
+    let mut step = Step::new(room, now);
+    let Some(rec) = step.room.recordings.iter_mut().find(|r| r.id == rec_id) else {
+        return Vec::new();
+    };
+    let (duration_ms, ended) = (rec.duration_ms, rec.status == RecordingStatus::Ended);
+    let Some(upload) = rec
+        .upload
+        .as_mut()
+        .filter(|u| u.status == UploadStatus::Uploading && ended)
+    else {
+        return Vec::new();
+    };
+    upload.attempts += 1;
+    match attempt {
+        Attempt::Ready { size, sha256 } => {
+            upload.status = UploadStatus::Ready;
+            upload.size_bytes = Some(*size);
+            upload.sha256 = Some(sha256.clone());
+            upload.error = None;
+            upload.ready_at = Some(now);
+            let url = objects.get_url(&upload.key, url_ttl);
+            let expires = now + url_ttl.as_micros() as Micros;
+            let data = json!({
+                "room_id": step.room.id,
+                "recording_id": rec_id,
+                "status": "ready",
+                "storage": "s3",
+                "size_bytes": size,
+                "duration_ms": duration_ms,
+                "sha256": sha256,
+                "url": url,
+                "url_expires_at": crate::api::extract::iso8601(expires),
+            });
+            step.emit(EventKind::RecordingReady, data);
+        }
+        Attempt::Retry(why) if upload.attempts < GIVE_UP_AFTER => {
+            let wait = FIRST_BACKOFF
+                .saturating_mul(1 << upload.attempts.min(16))
+                .min(MAX_BACKOFF);
+            upload.next_at = now + wait.as_micros() as Micros;
+            upload.error = Some(why.clone());
+            step.touch();
+        }
+        Attempt::Retry(why) | Attempt::GiveUp(why) => {
+            upload.status = UploadStatus::Failed;
+            upload.error = Some(why.clone());
+            step.touch();
+        }
+    }
+    step.finish().events
+}
