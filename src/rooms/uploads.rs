@@ -21,7 +21,8 @@ use crate::conference::{AppId, EventKind, Micros, RecordingStatus, Room, RoomId,
 use crate::node::supervisor::now_micros;
 use crate::store::{Store, update_room};
 
-/// How long one instance holds a recording's upload before another may take it.
+/// How long an attempt may hold a recording's upload (it lets go when done; a dead instance's
+/// hold expires).
 const LEASE: Duration = Duration::from_secs(120);
 /// How long a signed `PUT` URL given to a node lasts.
 const PUT_URL_TTL: Duration = Duration::from_secs(15 * 60);
@@ -109,14 +110,21 @@ impl<S: Store> Rooms<S> {
             UploadStatus::Uploading if upload.next_at > now => return Ok(false),
             UploadStatus::Uploading => {}
         }
-        if !self
+        // Held by this instance for the attempt, and let go after it (a lease that a dead
+        // instance's attempt leaves to expire).
+        let lease = format!("upload:{rec_id}");
+        if self
             .store
-            .take_cooldown(app, &format!("upload:{rec_id}"), LEASE)
+            .remember(app, &lease, "attempt", LEASE)
             .await?
+            .is_some()
         {
             return Ok(false);
         }
         let attempt = self.attempt(&room, rec_id, &upload.key, &objects).await;
+        if let Err(e) = self.store.settle(app, &lease, None, LEASE).await {
+            tracing::warn!(recording = %rec_id, error = %e, "an upload's lease was not let go; it expires");
+        }
         let at = now_micros();
         let done = update_room(&*self.store, app, id, |r| {
             let events = settle(r, rec_id, &attempt, &objects, url_ttl, at);

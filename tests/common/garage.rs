@@ -14,7 +14,7 @@ const HOW_TO_INSTALL: &str = "Garage (an S3-compatible object store) serves the 
      name its binary in SWITCHYARD_GARAGE";
 
 pub struct Garage {
-    child: Child,
+    child: Option<Child>,
     dir: PathBuf,
     config: PathBuf,
     /// `http://127.0.0.1:<port>` of its S3 API.
@@ -72,18 +72,9 @@ impl Garage {
         // Garage refuses a configuration others may read (it holds secrets).
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
-        let log = std::fs::File::create(dir.join("garage.log")).unwrap();
-        let child = Command::new(&bin)
-            .arg("-c")
-            .arg(&config)
-            .arg("server")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("garage starts");
+        let child = spawn(&config, &dir);
         let mut garage = Garage {
-            child,
+            child: Some(child),
             dir,
             config,
             endpoint: format!("http://127.0.0.1:{s3}"),
@@ -153,15 +144,55 @@ impl Garage {
         std::fs::read_to_string(self.dir.join("garage.log")).unwrap_or_default()
     }
 
-    pub fn pid(&self) -> u32 {
-        self.child.id()
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
+
+    /// Stops it (SIGKILL by pid): the bucket is out of reach until [`Garage::restart`].
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same ports and data, and waits until it answers.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.child = Some(spawn(&self.config, &self.dir));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.cli(&["bucket", "list"]).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "garage did not come back: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// `garage server` on `config`, its output appended to the directory's log.
+fn spawn(config: &std::path::Path, dir: &std::path::Path) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("garage.log"))
+        .unwrap();
+    Command::new(binary())
+        .arg("-c")
+        .arg(config)
+        .arg("server")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("garage starts")
 }
 
 impl Drop for Garage {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -97,19 +97,9 @@ async fn live_a_node_puts_a_finished_recording_into_the_bucket_by_a_signed_url()
 )]
 async fn live_a_recording_is_put_by_its_node_checked_told_ready_and_served_from_the_bucket() {
     use switchyard::conference::EventKind;
-    use switchyard::server::config::{Addressing, RecordingStore, Recordings};
 
     let g = tokio::task::spawn_blocking(Garage::start).await.unwrap();
-    let recordings = Recordings {
-        store: RecordingStore::S3,
-        endpoint: Some(g.endpoint.clone()),
-        region: Some(g.region.clone()),
-        bucket: Some(g.bucket.clone()),
-        prefix: "calls".into(),
-        addressing: Addressing::Path,
-        url_expires_secs: Some(600),
-        credentials: Some((g.key_id.clone(), g.secret.clone())),
-    };
+    let recordings = s3_recordings(&g);
     let s3 = recordings.object_store().unwrap().unwrap();
     let t = Live::start_with_recordings(recordings).await;
     let room = t.room("bucketed").await;
@@ -224,4 +214,93 @@ async fn live_a_recording_is_put_by_its_node_checked_told_ready_and_served_from_
     let fetched = reqwest::get(&signed).await.unwrap().bytes().await.unwrap();
     assert_eq!(fetched.len() as u64, size);
     t.finish().await;
+}
+
+/// The bucket down as a recording ends, and the controller restarted meanwhile: the copy stays
+/// `uploading`, tried again with backoff (each failure written in the store), and is made by
+/// the new controller once the bucket is back. Nothing is lost, and `ready` is told once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(all(live_fs, garage)),
+    ignore = "needs a real FreeSWITCH and Garage: run scripts/test-deps.sh"
+)]
+async fn live_a_recording_ended_while_the_bucket_is_down_is_copied_once_it_is_back() {
+    use switchyard::conference::{EventKind, UploadStatus};
+
+    let mut g = tokio::task::spawn_blocking(Garage::start).await.unwrap();
+    let recordings = s3_recordings(&g);
+    let s3 = recordings.object_store().unwrap().unwrap();
+    let mut t = Live::start_with_recordings(recordings).await;
+    let room = t.room("bucket-down").await;
+    let caller = t.call("4001").await;
+    t.joined(&room, &caller).await;
+    let r = t
+        .post(
+            &format!("/api/v1/conferences/{room}/recording/start"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    let rec = r.body["id"].as_str().unwrap().to_owned();
+    let path = format!("/api/v1/recordings/{rec}");
+    t.eventually("the room records", || async {
+        t.get(&path).await.body["status"] == "recording"
+    })
+    .await;
+    tokio::task::block_in_place(|| g.stop());
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let r = t
+        .post(
+            &format!("/api/v1/conferences/{room}/recording/stop"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    t.eventually("an attempt failed and is kept for later", || async {
+        let stored = t.stored_room(&room).await;
+        let upload = stored.recordings[0].upload.clone().unwrap();
+        upload.status == UploadStatus::Uploading && upload.attempts >= 1 && upload.error.is_some()
+    })
+    .await;
+    assert_eq!(t.get(&path).await.body["upload_status"], "uploading");
+    let (status, _, _) = t.raw_get(&format!("{path}/file")).await;
+    assert_eq!(status, StatusCode::CONFLICT, "not ready: no file yet");
+
+    // A new controller, then the bucket back.
+    t.ctl.stop().await;
+    t.start_controller().await;
+    tokio::task::block_in_place(|| g.restart());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+    while t.get(&path).await.body["upload_status"] != "ready" {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not ready 40 s after the bucket came back: {}",
+            t.get(&path).await.body
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let shown = t.get(&path).await.body;
+    let checked = s3
+        .check(&s3.key(&format!("{}/{room}/{rec}.wav", t.app_id())))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(shown["size_bytes"], checked.size);
+    assert_eq!(shown["sha256"], checked.sha256.as_str());
+    assert_eq!(t.count(&room, EventKind::RecordingReady).await, 1);
+    t.finish().await;
+}
+
+fn s3_recordings(g: &Garage) -> switchyard::server::config::Recordings {
+    use switchyard::server::config::{Addressing, RecordingStore, Recordings};
+    Recordings {
+        store: RecordingStore::S3,
+        endpoint: Some(g.endpoint.clone()),
+        region: Some(g.region.clone()),
+        bucket: Some(g.bucket.clone()),
+        prefix: "calls".into(),
+        addressing: Addressing::Path,
+        url_expires_secs: Some(600),
+        credentials: Some((g.key_id.clone(), g.secret.clone())),
+    }
 }
