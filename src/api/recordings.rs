@@ -42,7 +42,10 @@ pub fn routes<S: Store>() -> Router<ApiState<S>> {
             "/api/v1/conferences/{room_id}/recording/resume",
             post(resume::<S>),
         )
-        .route("/api/v1/recordings/{id}", get(show::<S>))
+        .route(
+            "/api/v1/recordings/{id}",
+            get(show::<S>).delete(delete_recording::<S>),
+        )
         .route("/api/v1/recordings/{id}/file", get(file::<S>))
         .route(
             "/api/v1/conferencecalls/{id}",
@@ -206,6 +209,35 @@ pub(super) async fn show<S: Store>(
 ) -> Answer {
     let (room, rec) = st.rooms().recording(&app, uuid_id(&raw)?).await?;
     Ok((StatusCode::OK, Json(views::recording(&room, &rec))))
+}
+
+#[utoipa::path(
+    delete,
+    path = "/api/v1/recordings/{id}",
+    operation_id = "recordings_delete",
+    tag = "recordings",
+    summary = "Delete a finished recording",
+    description = "Removes its object from the bucket (`s3` storage; or its file, where this \
+        controller sees the node's recording directory) and its record: it is then unknown \
+        (404). 409 while it records or its copy is being made; 503 when the bucket cannot be \
+        reached (nothing is removed).",
+    params(UuidPath),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 503, response = super::openapi::errors::Unavailable),
+    )
+)]
+async fn delete_recording<S: Store>(
+    State(st): State<ApiState<S>>,
+    Caller(app): Caller,
+    IdPath(raw): IdPath,
+) -> Result<StatusCode, ApiError> {
+    st.rooms().delete_recording(&app, uuid_id(&raw)?).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// The WAV file of a finished recording, streamed from where the node wrote it.

@@ -97,6 +97,8 @@ pub struct Rooms<S> {
     /// Where finished recordings are copied (`[recordings] store = "s3"`), and how long a
     /// download URL lasts; `None`: they stay on the nodes' disks.
     objects: Option<(Arc<crate::objects::ObjectStore>, Duration)>,
+    /// How long a recording copied there is kept (`retention_days`); `None`: for ever.
+    retention: Option<Duration>,
 }
 
 impl<S: Store> Rooms<S> {
@@ -108,6 +110,7 @@ impl<S: Store> Rooms<S> {
             directory: Arc::default(),
             migrations: Arc::default(),
             objects: None,
+            retention: None,
         }
     }
 
@@ -117,8 +120,10 @@ impl<S: Store> Rooms<S> {
         mut self,
         objects: Option<crate::objects::ObjectStore>,
         url_ttl: Duration,
+        retention: Option<Duration>,
     ) -> Rooms<S> {
         self.objects = objects.map(|o| (Arc::new(o), url_ttl));
+        self.retention = retention;
         self
     }
 

@@ -138,6 +138,58 @@ impl<S: Store> Rooms<S> {
         Ok((room, rec))
     }
 
+    /// Deletes a finished recording: its object in the bucket (or its file, where this
+    /// controller sees the node's directory), then its record. Refused while it records or its
+    /// copy is being made.
+    pub async fn delete_recording(&self, app: &AppId, id: Uuid) -> Result<(), ServiceError> {
+        let (room, rec) = self.recording(app, id).await?;
+        let copying = rec.upload.as_ref().is_some_and(|u| {
+            matches!(
+                u.status,
+                crate::conference::UploadStatus::Waiting
+                    | crate::conference::UploadStatus::Uploading
+            )
+        });
+        if rec.status != RecordingStatus::Ended || copying {
+            return Err(ServiceError::Conflict(
+                "the recording is still in progress or uploading".into(),
+            ));
+        }
+        match (&rec.upload, self.objects()) {
+            (Some(upload), Some(objects)) => objects.delete(&upload.key).await.map_err(|e| {
+                ServiceError::Node(crate::node::NodeError::Unavailable(format!(
+                    "object storage: {e}"
+                )))
+            })?,
+            _ => {
+                let local = self
+                    .pool
+                    .get(&room.node)
+                    .ok()
+                    .and_then(|n| n.config.local_recording_path(&rec.path));
+                if let Some(path) = local {
+                    // Not on this controller's disk: the node keeps it (nothing to reach it by).
+                    let _ = tokio::fs::remove_file(path).await;
+                }
+            }
+        }
+        crate::store::update_room(&*self.store, app, &room.id, |r| {
+            let before = r.recordings.len();
+            r.recordings
+                .retain(|x| x.id != id || r.recording == Some(id));
+            if r.recordings.len() != before {
+                r.seq += 1;
+                r.updated_at = now_micros();
+            }
+            Ok::<_, ServiceError>(((), Vec::new()))
+        })
+        .await?;
+        self.store
+            .set_upload_pending(app, &room.id, id, false)
+            .await?;
+        Ok(())
+    }
+
     /// Where this controller reads a finished recording's file.
     pub async fn recording_file(
         &self,

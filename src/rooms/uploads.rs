@@ -62,6 +62,9 @@ impl<S: Store> Rooms<S> {
             if let Err(e) = self.upload_due().await {
                 tracing::warn!(error = %e, "recordings could not be copied to the object store; retrying");
             }
+            if let Err(e) = self.expire_recordings(now_micros()).await {
+                tracing::warn!(error = %e, "recordings past their retention could not be deleted; retrying");
+            }
         }
     }
 
@@ -74,6 +77,26 @@ impl<S: Store> Rooms<S> {
             }
         }
         Ok(ready)
+    }
+
+    /// Deletes the recordings whose retention ended (each by one instance); how many.
+    pub async fn expire_recordings(&self, now: Micros) -> Result<usize, ServiceError> {
+        let mut deleted = 0;
+        for (app, room, rec) in self.store.claim_expired_recordings(now, 100).await? {
+            match self.delete_recording(&app, rec).await {
+                Ok(()) => deleted += 1,
+                Err(ServiceError::NotFound(_)) => {}
+                Err(e) => {
+                    // Tried again in a minute.
+                    let again = now.saturating_add(60_000_000);
+                    self.store
+                        .expire_recording_at(&app, &room, rec, again)
+                        .await?;
+                    tracing::warn!(room = %room, recording = %rec, error = %e, "a recording past its retention could not be deleted");
+                }
+            }
+        }
+        Ok(deleted)
     }
 
     /// Attempts one recording's copy if it is due; whether it became ready.
@@ -132,6 +155,10 @@ impl<S: Store> Rooms<S> {
         })
         .await?;
         let ready = matches!(attempt, Attempt::Ready { .. });
+        if let (true, Some(keep)) = (ready, self.retention) {
+            let at = now_micros().saturating_add(keep.as_micros() as Micros);
+            self.store.expire_recording_at(app, id, rec_id, at).await?;
+        }
         if ready || matches!(attempt, Attempt::GiveUp(_)) {
             self.store
                 .set_upload_pending(app, id, rec_id, false)

@@ -114,6 +114,9 @@ pub struct Recordings {
     /// How long a download URL lasts (a `302` of the file, `conference.recording.ready`'s
     /// `url`), in seconds; default 3600.
     pub url_expires_secs: Option<u64>,
+    /// Recordings copied to the bucket are deleted this many days after they were ready
+    /// (object and record; one instance does each); 0 or none: kept.
+    pub retention_days: Option<u64>,
     /// From the environment only.
     #[serde(skip)]
     pub credentials: Option<(String, String)>,
@@ -171,6 +174,13 @@ impl Recordings {
         crate::objects::ObjectStore::new(&config, &key, &secret)
             .map(Some)
             .map_err(|e| invalid(format!("[recordings]: {e}")))
+    }
+
+    /// How long a recording in the bucket is kept (`None`: for ever).
+    pub fn retention(&self) -> Option<Duration> {
+        self.retention_days
+            .filter(|d| *d > 0)
+            .map(|d| Duration::from_secs(d.saturating_mul(24 * 3600)))
     }
 
     /// How long a download URL lasts.

@@ -65,6 +65,7 @@ pub fn start_reloadable<S: Store + Fleet>(
     let rooms = rooms.with_objects(
         config.recordings.object_store()?,
         config.recordings.url_ttl(),
+        config.recordings.retention(),
     );
     let state = ApiState::new(rooms, keys, config.api_options());
     let running =

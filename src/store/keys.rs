@@ -145,6 +145,9 @@ pub const LAYOUT_SHARDS: &str = "sy:layout:shards";
 /// Recordings with a copy to make in the object store: `"<app> <room> <recording>"`.
 pub const UPLOADS: &str = "sy:uploads";
 
+/// Recordings to delete when their retention ends: `"<app> <room> <recording>"` scored by when.
+pub const RECORDING_EXPIRY: &str = "sy:recordings:expiry";
+
 /// The nodes being drained: prefix → JSON `Drain`.
 pub const DRAINING: &str = "sy:nodes:draining";
 

@@ -207,6 +207,38 @@ impl Store for MemoryStore {
         Ok(self.lock().uploads.iter().cloned().collect())
     }
 
+    async fn expire_recording_at(
+        &self,
+        app: &AppId,
+        room: &RoomId,
+        recording: uuid::Uuid,
+        at: Micros,
+    ) -> Result<(), StoreError> {
+        self.lock()
+            .recording_expiry
+            .insert((app.clone(), room.clone(), recording), at);
+        Ok(())
+    }
+
+    async fn claim_expired_recordings(
+        &self,
+        now: Micros,
+        limit: usize,
+    ) -> Result<Vec<(AppId, RoomId, uuid::Uuid)>, StoreError> {
+        let mut s = self.lock();
+        let due: Vec<_> = s
+            .recording_expiry
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(k, _)| k.clone())
+            .take(limit)
+            .collect();
+        for k in &due {
+            s.recording_expiry.remove(k);
+        }
+        Ok(due)
+    }
+
     async fn set_draining(
         &self,
         node: &NodePrefix,

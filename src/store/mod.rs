@@ -232,6 +232,23 @@ pub trait Store: Deliveries + Send + Sync + 'static {
         &self,
     ) -> impl Future<Output = Result<Vec<(AppId, RoomId, uuid::Uuid)>, StoreError>> + Send;
 
+    /// A recording to delete at `at` (its retention), once.
+    fn expire_recording_at(
+        &self,
+        app: &AppId,
+        room: &RoomId,
+        recording: uuid::Uuid,
+        at: Micros,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Recordings whose time to go has come, each handed to one caller only (taken off the
+    /// schedule as it is handed out).
+    fn claim_expired_recordings(
+        &self,
+        now: Micros,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<(AppId, RoomId, uuid::Uuid)>, StoreError>> + Send;
+
     /// Marks `node` draining (`Some`), or takes it back into service (`None`), for every
     /// controller instance on the store.
     fn set_draining(

@@ -520,6 +520,55 @@ impl Store for RedisStore {
             .collect())
     }
 
+    async fn expire_recording_at(
+        &self,
+        app: &AppId,
+        room: &RoomId,
+        recording: uuid::Uuid,
+        at: Micros,
+    ) -> Result<(), StoreError> {
+        let member = format!("{app} {room} {recording}");
+        let _: i64 = self
+            .conn()
+            .zadd(keys::RECORDING_EXPIRY, member, at)
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn claim_expired_recordings(
+        &self,
+        now: Micros,
+        limit: usize,
+    ) -> Result<Vec<(AppId, RoomId, uuid::Uuid)>, StoreError> {
+        let due: Vec<String> = self
+            .conn()
+            .zrangebyscore_limit(keys::RECORDING_EXPIRY, "-inf", now, 0, limit as isize)
+            .await
+            .map_err(unavailable)?;
+        let mut claimed = Vec::new();
+        for member in due {
+            // The instance whose ZREM takes it off does it.
+            let taken: i64 = self
+                .conn()
+                .zrem(keys::RECORDING_EXPIRY, &member)
+                .await
+                .map_err(unavailable)?;
+            let mut parts = member.split(' ');
+            let parsed = (|| {
+                Some((
+                    AppId::parse(parts.next()?).ok()?,
+                    RoomId::parse(parts.next()?).ok()?,
+                    uuid::Uuid::parse_str(parts.next()?).ok()?,
+                ))
+            })();
+            if let (1, Some(entry)) = (taken, parsed) {
+                claimed.push(entry);
+            }
+        }
+        Ok(claimed)
+    }
+
     async fn list_on_node(
         &self,
         node: &NodePrefix,

@@ -454,6 +454,13 @@ async fn recordings(c: &Checked, room: &str) {
     assert_eq!(status, StatusCode::OK);
     c.get("/api/v1/recordings/00000000-0000-4000-8000-000000000000")
         .await;
+    // Deleted: unknown from then on.
+    let (status, _) = c.delete(&shown).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = c.get(&shown).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = c.delete(&shown).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
 async fn events_and_deliveries(c: &Checked) {

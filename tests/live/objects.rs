@@ -125,6 +125,12 @@ async fn live_a_recording_is_put_by_its_node_checked_told_ready_and_served_from_
     assert_eq!(shown["upload_status"], "waiting", "{shown}");
     let (status, _, _) = t.raw_get(&format!("{path}/file")).await;
     assert_eq!(status, StatusCode::CONFLICT, "no file while it records");
+    let r = t.delete(&path).await;
+    assert_eq!(
+        r.status,
+        StatusCode::CONFLICT,
+        "not deleted while it records: {r:?}"
+    );
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let r = t
         .post(
@@ -213,6 +219,21 @@ async fn live_a_recording_is_put_by_its_node_checked_told_ready_and_served_from_
     assert!(signed.contains("X-Amz-Signature="), "{signed}");
     let fetched = reqwest::get(&signed).await.unwrap().bytes().await.unwrap();
     assert_eq!(fetched.len() as u64, size);
+
+    // Its retention (a day) over: the object and the record go, by one sweep.
+    let key = s3.key(&format!("{}/{room}/{rec}.wav", t.app_id()));
+    let rooms = t.ctl.state.rooms();
+    let now = switchyard::node::supervisor::now_micros();
+    assert_eq!(rooms.expire_recordings(now).await.unwrap(), 0, "not yet");
+    let day = 24 * 3600 * 1_000_000;
+    assert_eq!(rooms.expire_recordings(now + day + 1).await.unwrap(), 1);
+    assert_eq!(
+        rooms.expire_recordings(now + day + 2).await.unwrap(),
+        0,
+        "once"
+    );
+    assert_eq!(s3.size(&key).await.unwrap(), None, "the object is gone");
+    assert_eq!(t.get(&path).await.status, StatusCode::NOT_FOUND);
     t.finish().await;
 }
 
@@ -288,6 +309,14 @@ async fn live_a_recording_ended_while_the_bucket_is_down_is_copied_once_it_is_ba
     assert_eq!(shown["size_bytes"], checked.size);
     assert_eq!(shown["sha256"], checked.sha256.as_str());
     assert_eq!(t.count(&room, EventKind::RecordingReady).await, 1);
+
+    // Deleted: the object and the record.
+    let key = s3.key(&format!("{}/{room}/{rec}.wav", t.app_id()));
+    let r = t.delete(&path).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{r:?}");
+    assert_eq!(s3.size(&key).await.unwrap(), None);
+    assert_eq!(t.get(&path).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(t.delete(&path).await.status, StatusCode::NOT_FOUND);
     t.finish().await;
 }
 
@@ -301,6 +330,7 @@ fn s3_recordings(g: &Garage) -> switchyard::server::config::Recordings {
         prefix: "calls".into(),
         addressing: Addressing::Path,
         url_expires_secs: Some(600),
+        retention_days: Some(1),
         credentials: Some((g.key_id.clone(), g.secret.clone())),
     }
 }

@@ -606,6 +606,85 @@ async fn timeouts_are_handed_out_once<S: Store>(store: S) {
     assert_eq!(at_last, vec![(a.clone(), later.id.clone())]);
 }
 
+/// Recordings with a copy to make stay listed until taken off; recordings past their
+/// retention go to one claimer each, and not before their time.
+async fn uploads_and_expiries_are_kept_and_handed_out_once<S: Store>(store: S) {
+    let a = app("app-a");
+    let r = room(&store, &a, "rec", 0);
+    let (one, two) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    store
+        .set_upload_pending(&a, &r.id, one, true)
+        .await
+        .unwrap();
+    store
+        .set_upload_pending(&a, &r.id, two, true)
+        .await
+        .unwrap();
+    store
+        .set_upload_pending(&a, &r.id, one, true)
+        .await
+        .unwrap();
+    let mut listed = store.uploads_pending().await.unwrap();
+    listed.sort_by_key(|(_, _, rec)| *rec);
+    let mut want = vec![
+        (a.clone(), r.id.clone(), one),
+        (a.clone(), r.id.clone(), two),
+    ];
+    want.sort_by_key(|(_, _, rec)| *rec);
+    assert_eq!(listed, want);
+    store
+        .set_upload_pending(&a, &r.id, one, false)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.uploads_pending().await.unwrap(),
+        vec![(a.clone(), r.id.clone(), two)]
+    );
+
+    let recs: Vec<uuid::Uuid> = (0..12).map(|_| uuid::Uuid::new_v4()).collect();
+    for (i, rec) in recs.iter().enumerate() {
+        store
+            .expire_recording_at(&a, &r.id, *rec, 100 + i as i64)
+            .await
+            .unwrap();
+    }
+    assert!(
+        store
+            .claim_expired_recordings(99, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let store = Arc::new(store);
+    let claims = (0..6).map(|_| {
+        let store = store.clone();
+        tokio::spawn(async move { store.claim_expired_recordings(105, 3).await.unwrap() })
+    });
+    let mut got = Vec::new();
+    for c in claims {
+        got.extend(c.await.unwrap().into_iter().map(|(_, _, rec)| rec));
+    }
+    got.sort();
+    let mut due: Vec<uuid::Uuid> = recs[..6].to_vec();
+    due.sort();
+    assert_eq!(got, due, "each due one once, none early");
+    assert_eq!(
+        store
+            .claim_expired_recordings(1_000, 100)
+            .await
+            .unwrap()
+            .len(),
+        6
+    );
+    assert!(
+        store
+            .claim_expired_recordings(1_000, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 /// Events of many rooms (over every shard of a store that spreads an app): read in small
 /// pages, each resuming from the position after the last, they are the whole outbox, each room's
 /// in order; acknowledgments and trimming follow positions.
@@ -750,6 +829,11 @@ macro_rules! suite {
             async fn sessions() {
                 let (_guard, store) = $make;
                 sessions_keep_their_newest_version(store).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn uploads_and_expiries() {
+                let (_guard, store) = $make;
+                uploads_and_expiries_are_kept_and_handed_out_once(store).await;
             }
             #[tokio::test]
             async fn cooldowns() {

@@ -84,6 +84,7 @@ const COMMON_RESPONSES: &[(&str, &str)] = &[
         recordings::resume,
         recordings::show,
         recordings::file,
+        recordings::delete_recording,
         recordings::conferencecall,
         recordings::kick,
         sessions::list,

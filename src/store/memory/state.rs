@@ -35,6 +35,8 @@ pub(super) struct Inner {
     pub(super) timeouts: HashMap<(AppId, RoomId), Micros>,
     /// Recordings with a copy to make in the object store.
     pub(super) uploads: std::collections::BTreeSet<(AppId, RoomId, uuid::Uuid)>,
+    /// Recordings to delete, and when.
+    pub(super) recording_expiry: HashMap<(AppId, RoomId, uuid::Uuid), Micros>,
     pub(super) draining:
         std::collections::BTreeMap<crate::conference::NodePrefix, super::super::Drain>,
     /// Rung on every append, for the outbox's readers.
