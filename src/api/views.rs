@@ -79,6 +79,7 @@ pub fn recording(r: &Room, rec: &Recording) -> Value {
         "upload_status": rec.upload.as_ref().map(|u| u.status),
         "size_bytes": rec.upload.as_ref().and_then(|u| u.size_bytes),
         "sha256": rec.upload.as_ref().and_then(|u| u.sha256.as_deref()),
+        "upload_error": rec.upload.as_ref().and_then(|u| u.error.as_deref()),
         "segments": rec.segments.iter().map(|seg| json!({
             "node": seg.node,
             "filename": std::path::Path::new(&seg.path)

@@ -181,12 +181,19 @@ impl<S: Store> Rooms<S> {
         let Some(rec) = room.recording_by_id(rec_id) else {
             return Attempt::GiveUp("no such recording".into());
         };
-        // Already there (an attempt whose answer was lost, or another instance's)?
-        if let Ok(Some(checked)) = objects.check(key).await {
-            return Attempt::Ready {
-                size: checked.size,
-                sha256: checked.sha256,
-            };
+        // Already there (an attempt whose answer was lost, or another instance's)? A bucket that
+        // refuses the controller (bad credentials, no such bucket) will refuse the node too.
+        match objects.check(key).await {
+            Ok(Some(checked)) => {
+                return Attempt::Ready {
+                    size: checked.size,
+                    sha256: checked.sha256,
+                };
+            }
+            Err(e) if !e.is_retryable() => {
+                return Attempt::GiveUp(format!("the bucket refuses: {e}"));
+            }
+            Ok(None) | Err(_) => {}
         }
         let node = match self.pool.get(&room.node) {
             Ok(node) => node,
@@ -201,7 +208,9 @@ impl<S: Store> Rooms<S> {
             Ok(reply) => reply.text().trim().to_owned(),
             Err(e) => return Attempt::Retry(e.to_string()),
         };
-        // `+OK 200`; `-ERR 0`: the node could not reach the bucket, or has no such file.
+        // `+OK 200`. A failed put answers `-ERR http_put Command not found!` whatever the
+        // cause (FreeSWITCH's text for any API command that fails: the bucket's status is
+        // lost), so it is tried again; a bucket that refuses for good was found above.
         if !reply.starts_with("+OK") {
             return Attempt::Retry(format!("the node's http_put: {reply}"));
         }

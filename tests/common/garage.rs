@@ -97,6 +97,15 @@ impl Garage {
             );
             std::thread::sleep(Duration::from_millis(100));
         };
+        // The node's id is read from its key file; its RPC may not listen yet.
+        while garage.cli(&["status"]).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "garage did not come up: {}",
+                garage.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
         garage.ok(&["layout", "assign", "-z", "dc1", "-c", "1G", &id]);
         garage.ok(&["layout", "apply", "--version", "1"]);
         garage.ok(&["bucket", "create", "recordings"]);

@@ -399,6 +399,11 @@ impl Live {
         self.ctl.state.rooms().store()
     }
 
+    /// The configuration the controller runs with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
     /// A new controller on the same Redis and configuration (the old one must be stopped).
     pub async fn start_controller(&mut self) {
         self.ctl = Controller::start(&self.config).await;

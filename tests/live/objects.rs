@@ -201,6 +201,16 @@ async fn live_a_recording_is_put_by_its_node_checked_told_ready_and_served_from_
         .expect("under <prefix>/<app>/<room>/<recording>.wav");
     assert_eq!((checked.size, checked.sha256), (size, sha));
 
+    // A second instance, which has no access to the node's disk, serves it too.
+    let mut blind = t.config().clone();
+    blind.nodes[0].recordings_local_dir = Some("/nonexistent/switchyard-recordings".into());
+    let other = crate::live::Controller::start(&blind).await;
+    let (status, _, from_other) =
+        crate::common::api::raw_get(&other.router, &format!("{path}/file"), t.app()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(from_other, body, "the same bytes through instance 2");
+    other.stop().await;
+
     // A range, and a redirect to a signed URL.
     let (status, headers, part) = t
         .raw_get_with(&format!("{path}/file"), &[("range", "bytes=0-3")])
@@ -333,4 +343,53 @@ fn s3_recordings(g: &Garage) -> switchyard::server::config::Recordings {
         retention_days: Some(1),
         credentials: Some((g.key_id.clone(), g.secret.clone())),
     }
+}
+
+/// Credentials the bucket refuses: the recording's copy is given up (`failed`), with the
+/// bucket's answer as the reason, and the file is not served (404).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(all(live_fs, garage)),
+    ignore = "needs a real FreeSWITCH and Garage: run scripts/test-deps.sh"
+)]
+async fn live_a_bucket_that_refuses_the_credentials_leaves_the_copy_failed_with_the_reason() {
+    let g = tokio::task::spawn_blocking(Garage::start).await.unwrap();
+    let mut recordings = s3_recordings(&g);
+    recordings.credentials = Some((g.key_id.clone(), "not-the-secret".into()));
+    let t = Live::start_with_recordings(recordings).await;
+    let room = t.room("refused").await;
+    let r = t
+        .post(
+            &format!("/api/v1/conferences/{room}/recording/start"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    let path = format!("/api/v1/recordings/{}", r.body["id"].as_str().unwrap());
+    t.eventually("the room records", || async {
+        t.get(&path).await.body["status"] == "recording"
+    })
+    .await;
+    let r = t
+        .post(
+            &format!("/api/v1/conferences/{room}/recording/stop"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while t.get(&path).await.body["upload_status"] != "failed" {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not given up: {}",
+            t.get(&path).await.body
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let shown = t.get(&path).await.body;
+    let why = shown["upload_error"].as_str().unwrap_or_default();
+    assert!(why.contains("403"), "the bucket's answer: {shown}");
+    let (status, _, _) = t.raw_get(&format!("{path}/file")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    t.finish().await;
 }

@@ -736,6 +736,10 @@ pub struct Recording {
     /// The object's SHA-256 (lowercase hex) as read back from the bucket, once `ready`.
     #[schema(required = true)]
     pub sha256: Option<String>,
+    /// Why the last attempt to copy it failed (`uploading`: tried again later; `failed`: the
+    /// bucket refused it for good, e.g. bad credentials).
+    #[schema(required = true)]
+    pub upload_error: Option<String>,
     /// The parts written before the file (`filename`), oldest first: the room moved to another
     /// media node while recording (`conference.migrated`), and each node wrote its part. The
     /// file is the part written on the room's node since; empty for a room that never moved.
