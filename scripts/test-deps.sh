@@ -19,6 +19,8 @@ command -v sipp >/dev/null 2>&1 || missing+=(sip-tester)
 [ -x "${SWITCHYARD_CHROMEDRIVER:-/usr/bin/chromedriver}" ] || missing+=(chromium-driver)
 # jq: the README's lab tour pipes answers through it, and tests/cli/docs.rs runs the tour.
 command -v jq >/dev/null 2>&1 || missing+=(jq)
+# xz: Garage's build in ../shared/garage is xz-compressed.
+command -v xz >/dev/null 2>&1 || missing+=(xz-utils)
 if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

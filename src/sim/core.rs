@@ -426,6 +426,7 @@ impl State {
             "sim_dtmf" => self.caller_dtmf(args),
             "uuid_recv_dtmf" => self.recv_dtmf(args),
             "sim_talk" => self.caller_talk(args),
+            "http_put" => super::http_put::http_put(args),
             _ => format!("-ERR {name} Command not found!\n"),
         }
     }

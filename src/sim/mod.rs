@@ -17,6 +17,7 @@ mod core;
 mod dialout;
 mod events;
 mod formats;
+mod http_put;
 mod link;
 mod listener;
 mod loopback;

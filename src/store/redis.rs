@@ -508,16 +508,7 @@ impl Store for RedisStore {
             .smembers(keys::UPLOADS)
             .await
             .map_err(unavailable)?;
-        Ok(members
-            .iter()
-            .filter_map(|m| {
-                let mut parts = m.split(' ');
-                let app = AppId::parse(parts.next()?).ok()?;
-                let room = RoomId::parse(parts.next()?).ok()?;
-                let rec = uuid::Uuid::parse_str(parts.next()?).ok()?;
-                Some((app, room, rec))
-            })
-            .collect())
+        Ok(members.iter().filter_map(|m| recording_member(m)).collect())
     }
 
     async fn expire_recording_at(
@@ -554,15 +545,7 @@ impl Store for RedisStore {
                 .zrem(keys::RECORDING_EXPIRY, &member)
                 .await
                 .map_err(unavailable)?;
-            let mut parts = member.split(' ');
-            let parsed = (|| {
-                Some((
-                    AppId::parse(parts.next()?).ok()?,
-                    RoomId::parse(parts.next()?).ok()?,
-                    uuid::Uuid::parse_str(parts.next()?).ok()?,
-                ))
-            })();
-            if let (1, Some(entry)) = (taken, parsed) {
+            if let (1, Some(entry)) = (taken, recording_member(&member)) {
                 claimed.push(entry);
             }
         }
@@ -748,4 +731,14 @@ impl Store for RedisStore {
         });
         self.bells.watch(app)
     }
+}
+
+/// A recording listed as `"<app> <room> <recording>"` (the upload list, the expiry schedule).
+fn recording_member(member: &str) -> Option<(AppId, RoomId, uuid::Uuid)> {
+    let mut parts = member.split(' ');
+    Some((
+        AppId::parse(parts.next()?).ok()?,
+        RoomId::parse(parts.next()?).ok()?,
+        uuid::Uuid::parse_str(parts.next()?).ok()?,
+    ))
 }

@@ -40,26 +40,13 @@ async fn live_a_node_puts_a_finished_recording_into_the_bucket_by_a_signed_url()
     let room = t.room("to-the-bucket").await;
     let caller = t.call("4001").await;
     t.joined(&room, &caller).await;
-    let r = t
-        .post(
-            &format!("/api/v1/conferences/{room}/recording/start"),
-            json!({}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
-    let rec = r.body["id"].as_str().unwrap().to_owned();
+    let rec = start_recording(&t, &room).await;
     t.eventually("the room records", || async {
         t.get(&format!("/api/v1/recordings/{rec}")).await.body["status"] == "recording"
     })
     .await;
     tokio::time::sleep(Duration::from_millis(1200)).await;
-    let r = t
-        .post(
-            &format!("/api/v1/conferences/{room}/recording/stop"),
-            json!({}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    stop_recording(&t, &room).await;
     t.eventually("the recording ended", || async {
         t.get(&format!("/api/v1/recordings/{rec}")).await.body["status"] == "ended"
     })
@@ -107,14 +94,7 @@ async fn live_a_recording_is_put_by_its_node_checked_told_ready_and_served_from_
     t.joined(&room, &caller).await;
     let r = t.command(&caller, "conference/unmute").await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
-    let r = t
-        .post(
-            &format!("/api/v1/conferences/{room}/recording/start"),
-            json!({}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
-    let rec = r.body["id"].as_str().unwrap().to_owned();
+    let rec = start_recording(&t, &room).await;
     let path = format!("/api/v1/recordings/{rec}");
     t.eventually("the room records", || async {
         t.get(&path).await.body["status"] == "recording"
@@ -132,13 +112,7 @@ async fn live_a_recording_is_put_by_its_node_checked_told_ready_and_served_from_
         "not deleted while it records: {r:?}"
     );
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let r = t
-        .post(
-            &format!("/api/v1/conferences/{room}/recording/stop"),
-            json!({}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    stop_recording(&t, &room).await;
     t.eventually("the copy is ready", || async {
         t.get(&path).await.body["upload_status"] == "ready"
     })
@@ -265,14 +239,7 @@ async fn live_a_recording_ended_while_the_bucket_is_down_is_copied_once_it_is_ba
     let room = t.room("bucket-down").await;
     let caller = t.call("4001").await;
     t.joined(&room, &caller).await;
-    let r = t
-        .post(
-            &format!("/api/v1/conferences/{room}/recording/start"),
-            json!({}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
-    let rec = r.body["id"].as_str().unwrap().to_owned();
+    let rec = start_recording(&t, &room).await;
     let path = format!("/api/v1/recordings/{rec}");
     t.eventually("the room records", || async {
         t.get(&path).await.body["status"] == "recording"
@@ -280,13 +247,7 @@ async fn live_a_recording_ended_while_the_bucket_is_down_is_copied_once_it_is_ba
     .await;
     tokio::task::block_in_place(|| g.stop());
     tokio::time::sleep(Duration::from_millis(800)).await;
-    let r = t
-        .post(
-            &format!("/api/v1/conferences/{room}/recording/stop"),
-            json!({}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    stop_recording(&t, &room).await;
     t.eventually("an attempt failed and is kept for later", || async {
         let stored = t.stored_room(&room).await;
         let upload = stored.recordings[0].upload.clone().unwrap();
@@ -358,25 +319,13 @@ async fn live_a_bucket_that_refuses_the_credentials_leaves_the_copy_failed_with_
     recordings.credentials = Some((g.key_id.clone(), "not-the-secret".into()));
     let t = Live::start_with_recordings(recordings).await;
     let room = t.room("refused").await;
-    let r = t
-        .post(
-            &format!("/api/v1/conferences/{room}/recording/start"),
-            json!({}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
-    let path = format!("/api/v1/recordings/{}", r.body["id"].as_str().unwrap());
+    let rec = start_recording(&t, &room).await;
+    let path = format!("/api/v1/recordings/{rec}");
     t.eventually("the room records", || async {
         t.get(&path).await.body["status"] == "recording"
     })
     .await;
-    let r = t
-        .post(
-            &format!("/api/v1/conferences/{room}/recording/stop"),
-            json!({}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    stop_recording(&t, &room).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while t.get(&path).await.body["upload_status"] != "failed" {
         assert!(
@@ -392,4 +341,27 @@ async fn live_a_bucket_that_refuses_the_credentials_leaves_the_copy_failed_with_
     let (status, _, _) = t.raw_get(&format!("{path}/file")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     t.finish().await;
+}
+
+/// Starts recording `room` (answered 202); the recording's id.
+async fn start_recording(t: &Live, room: &str) -> String {
+    let r = t
+        .post(
+            &format!("/api/v1/conferences/{room}/recording/start"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    r.body["id"].as_str().unwrap().to_owned()
+}
+
+/// Stops the room's recording (answered 202).
+async fn stop_recording(t: &Live, room: &str) {
+    let r = t
+        .post(
+            &format!("/api/v1/conferences/{room}/recording/stop"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
 }

@@ -307,6 +307,18 @@ pub fn record(run: &mut Run) -> Pin<Box<dyn Future<Output = ()> + '_>> {
         run.api(norecord.as_str()).await;
         run.conf_event(from, "stop-recording", None).await;
         run.api(norecord.as_str()).await;
+        // The finished file put to a URL (recordings in object storage): accepted, refused,
+        // and a file the node does not have.
+        let receiver = put_receiver();
+        run.label(&receiver, "receiver");
+        for (url, file) in [
+            (format!("{receiver}/ok/room.wav"), path.clone()),
+            (format!("{receiver}/refused/room.wav"), path.clone()),
+            (format!("{receiver}/ok/none.wav"), format!("{dir}/none.wav")),
+        ] {
+            run.api(commands::http_put(&url, &file).unwrap().as_str())
+                .await;
+        }
         kill(run, &call).await;
         close(run, &ctl).await;
         let _ = std::fs::remove_dir_all(&dir);
@@ -853,4 +865,43 @@ pub fn url_play_missing(run: &mut Run) -> Pin<Box<dyn Future<Output = ()> + '_>>
         kill(run, &call).await;
         close(run, &ctl).await;
     })
+}
+
+/// A local HTTP server for `http_put`: a `PUT` under `/ok/` is answered 200, any other 403.
+/// Its base URL (`http://127.0.0.1:<port>`).
+fn put_receiver() -> String {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream);
+            let (mut target, mut length) = (String::new(), 0usize);
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
+                let l = line.trim_end().to_owned();
+                line.clear();
+                if l.is_empty() {
+                    break;
+                }
+                if target.is_empty() {
+                    target = l.split_whitespace().nth(1).unwrap_or_default().to_owned();
+                } else if let Some(v) = l.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0u8; length];
+            let _ = reader.read_exact(&mut body);
+            let status = if target.starts_with("/ok/") {
+                "200 OK"
+            } else {
+                "403 Forbidden"
+            };
+            let _ = reader.get_mut().write_all(
+                format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
+            );
+        }
+    });
+    base
 }
