@@ -10,7 +10,7 @@ use axum::{Json, Router};
 use serde_json::Value;
 
 use super::conferences::room_id;
-use super::extract::{IdPath, JsonBody};
+use super::extract::{IdPath, JsonBody, QueryParams};
 use super::openapi::errors::{
     BadRequest, Conflict, Forbidden, NodeRejected, NodeTimeout, NotFound,
 };
@@ -240,6 +240,13 @@ async fn delete_recording<S: Store>(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// `GET …/file`'s query: `redirect=true|false` (anything else is a 400).
+#[derive(serde::Deserialize)]
+struct FileQuery {
+    #[serde(default)]
+    redirect: bool,
+}
+
 /// The WAV file of a finished recording, streamed from where the node wrote it.
 #[utoipa::path(
     get,
@@ -275,27 +282,10 @@ async fn file<S: Store>(
     State(st): State<ApiState<S>>,
     Caller(app): Caller,
     IdPath(raw): IdPath,
-    axum::extract::RawQuery(query): axum::extract::RawQuery,
+    QueryParams(FileQuery { redirect }): QueryParams<FileQuery>,
     headers: axum::http::HeaderMap,
 ) -> Result<Response, ApiError> {
     let id = uuid_id(&raw)?;
-    let mut redirect = false;
-    for pair in query.as_deref().unwrap_or_default().split('&') {
-        match pair.split_once('=') {
-            Some(("redirect", "true")) => redirect = true,
-            Some(("redirect", "false")) => redirect = false,
-            Some(("redirect", v)) => {
-                return Err(ApiError::bad_request_with(
-                    "Invalid redirect: true or false",
-                    serde_json::json!({ "redirect": v.chars().take(32).collect::<String>() }),
-                ));
-            }
-            None if pair == "redirect" => {
-                return Err(ApiError::bad_request("Invalid redirect: true or false"));
-            }
-            _ => {}
-        }
-    }
     if let Some(objects) = st.rooms().objects() {
         let (_, rec) = st.rooms().recording(&app, id).await?;
         if let Some(upload) = &rec.upload {

@@ -220,7 +220,6 @@ impl<S: Store> Rooms<S> {
                 sha256: checked.sha256,
             },
             Ok(None) => Attempt::Retry("the node put it, but the bucket has no such object".into()),
-            Err(e) if e.is_retryable() => Attempt::Retry(e.to_string()),
             Err(e) => Attempt::Retry(e.to_string()),
         }
     }

@@ -126,8 +126,9 @@ fn greet(step: &mut Step<'_>, member_id: u32) {
     }
 }
 
-/// A member who has just joined must not hear the room's coaches, but for the one each coaches.
-fn keep_coaches_private(step: &mut Step<'_>, channel: &str, member_id: u32) {
+/// A member who has just joined must not hear the room's coaches, but for the one each coaches
+/// (coaches still moving to the room's new node are related once they arrive).
+pub(super) fn keep_coaches_private(step: &mut Step<'_>, channel: &str, member_id: u32) {
     let Some(session) = step.room.members.get(channel).map(|m| m.session.clone()) else {
         return;
     };
@@ -135,7 +136,8 @@ fn keep_coaches_private(step: &mut Step<'_>, channel: &str, member_id: u32) {
         .room
         .members
         .values()
-        .filter(|m| m.channel() != channel && m.coaching.as_ref().is_some_and(|c| *c != session))
+        .filter(|m| m.channel() != channel && !m.moving)
+        .filter(|m| m.coaching.as_ref().is_some_and(|c| *c != session))
         .filter_map(|m| m.member_id)
         .collect();
     for coach in coaches {

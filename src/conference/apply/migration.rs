@@ -178,34 +178,20 @@ pub(super) fn arrived(step: &mut Step<'_>, channel: &str, member_id: u32) -> boo
         hold: m.held,
         hold_music: m.hold_music.clone().filter(|_| m.held),
     };
-    let session = m.session.clone();
-    let coaches = m.coaching.is_some();
+    let coaching = m.coaching.clone();
     step.out.effects.push(restore);
-    // Coaching holds again between each pair, once both are in.
-    let others: Vec<(u32, bool, bool)> = step
-        .room
-        .members
-        .values()
-        .filter(|o| o.channel() != channel && !o.moving)
-        .filter_map(|o| {
-            let id = o.member_id?;
-            let coaches_this = o.coaching.as_ref().is_some_and(|c| *c != session);
-            let coached_by_this = coaches
-                && step.room.members[channel]
-                    .coaching
-                    .as_ref()
-                    .is_some_and(|c| *c != o.session);
-            Some((id, coaches_this, coached_by_this))
-        })
-        .collect();
-    for (other, coaches_this, coached_by_this) in others {
-        if coaches_this {
-            step.out.effects.push(Effect::Unhear {
-                coach: other,
-                member_id,
-            });
-        }
-        if coached_by_this {
+    // Coaching holds again between each pair, once both are in: the coaches already here stay
+    // unheard by this member, and, if it coaches, it stays unheard by the others here.
+    super::members::keep_coaches_private(step, channel, member_id);
+    if let Some(coached) = coaching {
+        let others: Vec<u32> = step
+            .room
+            .members
+            .values()
+            .filter(|o| o.channel() != channel && !o.moving && o.session != coached)
+            .filter_map(|o| o.member_id)
+            .collect();
+        for other in others {
             step.out.effects.push(Effect::Unhear {
                 coach: member_id,
                 member_id: other,
@@ -461,6 +447,48 @@ mod tests {
         assert!(room.migration.is_none());
         assert!(finish(&mut room, 11).is_err(), "told once");
         assert_eq!(room.members.len(), 2);
+    }
+
+    #[test]
+    fn a_coach_stays_unheard_by_all_but_its_member_whichever_arrives_first() {
+        const CALL_C: &str = "5a8b7fa9-becd-4e9b-8fa6-7c8d9e0a1b2c";
+        for coach_first in [true, false] {
+            let mut room = live_room();
+            let c = SessionId::new(&prefix("nodea"), CALL_C);
+            let mut third = Member::new(c, "did".into(), "cid".into(), None, 1);
+            third.status = MemberStatus::Joined;
+            third.member_id = Some(4);
+            room.members.insert(CALL_C.into(), third);
+            // A coaches B: C must not hear A.
+            let b = room.members[CALL_B].session.clone();
+            room.members.get_mut(CALL_A).unwrap().coaching = Some(b);
+            begin(&mut room, &prefix("nodec"), C_CORE, NEW_CONTROL, 2).unwrap();
+            apply_event(
+                &mut room,
+                C_CORE,
+                "conf-c",
+                &added(NEW_CONTROL, 1),
+                None,
+                3,
+                1,
+            );
+            let order = match coach_first {
+                true => [(CALL_A, 20), (CALL_C, 40), (CALL_B, 30)],
+                false => [(CALL_C, 40), (CALL_B, 30), (CALL_A, 20)],
+            };
+            let mut unheard = Vec::new();
+            for (seq, (call, id)) in order.into_iter().enumerate() {
+                // Every call arrives on the new node as itself (its leg tied already).
+                room.members.get_mut(call).unwrap().bridge = None;
+                let fact = added(call, id);
+                let out = apply_event(&mut room, C_CORE, "conf-c", &fact, None, 4, seq as u64 + 2);
+                unheard.extend(out.effects.into_iter().filter_map(|e| match e {
+                    Effect::Unhear { coach, member_id } => Some((coach, member_id)),
+                    _ => None,
+                }));
+            }
+            assert_eq!(unheard, vec![(20, 40)], "coach first: {coach_first}");
+        }
     }
 
     #[test]
