@@ -21,6 +21,11 @@ const WITHIN: Duration = Duration::from_secs(10);
 
 async fn killed_mid_retry_then_restarted<S: Store>(store: Arc<S>) {
     let mut steady = TestRoom::create(&*store, "steady").await;
+    // A store that spreads an app over shards reads their streams merged by entry id (the
+    // millisecond, then a count per stream): two rooms created in one millisecond on two shards
+    // tie, and the order the assertions below rely on (steady's entry first) would be the
+    // shards'. The next millisecond makes it the order of creation.
+    tokio::time::sleep(Duration::from_millis(2)).await;
     let mut stuck = TestRoom::create(&*store, "stuck").await;
     let stuck_id = stuck.id().to_owned();
     let healed = Arc::new(AtomicBool::new(false));
