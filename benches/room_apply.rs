@@ -283,6 +283,7 @@ async fn big_node<S: Store>(store: &S) -> Vec<SnapshotConference> {
             conference_name: id.to_string(),
             conference_uuid: "conf".into(),
             wait_mod: None,
+            recordings: Vec::new(),
             members,
         });
     }

@@ -11,7 +11,8 @@ use super::apply::{
 use super::facts::ConferenceFact;
 use super::ids::SessionId;
 use super::model::{
-    Exit, LeaveReason, Member, MemberStatus, Micros, Room, RoomStatus, Session, Switch,
+    Exit, LeaveReason, Member, MemberStatus, Micros, RecordingStatus, Room, RoomStatus, Session,
+    Switch,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -59,35 +60,75 @@ pub struct SnapshotMember {
 
 /// One room of `conference json_list`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "ListedConference")]
 pub struct SnapshotConference {
     pub conference_name: String,
     pub conference_uuid: String,
     /// The callers (control leg included).
-    #[serde(default, deserialize_with = "callers")]
     pub members: Vec<SnapshotMember>,
     /// The conference still waits for its moderator (`wait-mod`; `None`: not listed).
-    #[serde(default)]
     pub wait_mod: Option<bool>,
+    /// The recordings running in it.
+    pub recordings: Vec<SnapshotRecording>,
 }
 
-/// FreeSWITCH lists a running recording among a conference's members, as
-/// `{"type": "recording_node", "record_path": …, "join_time": …}` with no id, uuid or flags
-/// (seen on 1.11; `conference_member_jsonify` in mod_conference): only `caller` entries (or
-/// entries with no type, as older versions write them) are members.
-fn callers<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<SnapshotMember>, D::Error> {
-    #[derive(Deserialize)]
-    struct Entry {
-        #[serde(rename = "type")]
-        kind: Option<String>,
-        #[serde(flatten)]
-        rest: serde_json::Value,
+/// A recording a conference runs, as `conference json_list` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotRecording {
+    pub path: String,
+    pub paused: bool,
+}
+
+/// A conference as `json_list` writes it. FreeSWITCH lists a running recording among a
+/// conference's members, as `{"type": "recording_node", "record_path": …, "join_time": …}`
+/// (and `"status": "paused"` while paused) with no id, uuid or flags (1.10.12 and 1.11;
+/// `conference_jlist` in mod_conference): only `caller` entries (or entries with no type, as
+/// older versions write them) are members.
+#[derive(Deserialize)]
+struct ListedConference {
+    conference_name: String,
+    conference_uuid: String,
+    #[serde(default)]
+    members: Vec<Listed>,
+    #[serde(default)]
+    wait_mod: Option<bool>,
+}
+
+#[derive(Deserialize)]
+struct Listed {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    #[serde(flatten)]
+    rest: serde_json::Value,
+}
+
+impl TryFrom<ListedConference> for SnapshotConference {
+    type Error = serde_json::Error;
+
+    fn try_from(listed: ListedConference) -> Result<SnapshotConference, serde_json::Error> {
+        let (mut members, mut recordings) = (Vec::new(), Vec::new());
+        for entry in listed.members {
+            match entry.kind.as_deref() {
+                None | Some("caller") => members.push(SnapshotMember::deserialize(entry.rest)?),
+                Some("recording_node") => {
+                    if let Some(path) = entry.rest["record_path"].as_str() {
+                        recordings.push(SnapshotRecording {
+                            path: path.to_owned(),
+                            paused: entry.rest["status"] == "paused",
+                        });
+                    }
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(SnapshotConference {
+            conference_name: listed.conference_name,
+            conference_uuid: listed.conference_uuid,
+            members,
+            wait_mod: listed.wait_mod,
+            recordings,
+        })
     }
-    let entries = Vec::<Entry>::deserialize(d)?;
-    entries
-        .into_iter()
-        .filter(|e| e.kind.as_deref().is_none_or(|k| k == "caller"))
-        .map(|e| SnapshotMember::deserialize(e.rest).map_err(serde::de::Error::custom))
-        .collect()
 }
 
 /// One row of `show channels as json`.
@@ -459,8 +500,60 @@ fn conference_present(
         step.touch();
     }
     forget_unreported_mutes(step, asked_before);
+    recordings_as_listed(step, core_uuid, conf, asked_before);
     if step.room.status == RoomStatus::Terminating {
         move_out_again(step, conf, asked_before);
+    }
+}
+
+/// The room's active recording as the node runs it, for a start-recording, pause-recording,
+/// resume-recording or stop-recording missed while we were not listening (a handover, a
+/// reconnect): listed, it was started (and is paused as listed); not listed, it is over (its
+/// duration taken from the clock, as for one that ends with its conference). A start or stop
+/// asked after `asked_before` may not have reached the node yet, and is left to its event.
+fn recordings_as_listed(
+    step: &mut Step<'_>,
+    core_uuid: &str,
+    conf: &SnapshotConference,
+    asked_before: Micros,
+) {
+    let Some(rec) = step.room.active_recording().cloned() else {
+        return;
+    };
+    let listed = conf.recordings.iter().find(|r| r.path == rec.path);
+    let fact = |error: Option<&str>| ConferenceFact::RecordingStarted {
+        path: rec.path.clone(),
+        error: error.map(str::to_owned),
+    };
+    let now = step.now;
+    match (rec.status, listed) {
+        (RecordingStatus::Initiating, Some(_)) => {
+            nested(step, core_uuid, &conf.conference_uuid, &fact(None), None);
+        }
+        (RecordingStatus::Initiating, None) if rec.requested_at < asked_before => {
+            let never = fact(Some("the node never started the recording"));
+            nested(step, core_uuid, &conf.conference_uuid, &never, None);
+            return;
+        }
+        (RecordingStatus::Recording | RecordingStatus::Paused, None) => {
+            super::apply::end_recording(step, rec.id, None, None, now);
+            return;
+        }
+        (RecordingStatus::Stopping, None) if rec.updated_at < asked_before => {
+            super::apply::end_recording(step, rec.id, None, None, now);
+            return;
+        }
+        _ => {}
+    }
+    // Paused or resumed as listed (a pause asked and not reported yet is left to its event).
+    if let Some(listed) = listed
+        && rec.pause_requested.is_none()
+    {
+        let paused = ConferenceFact::RecordingPaused {
+            path: rec.path.clone(),
+            paused: listed.paused,
+        };
+        nested(step, core_uuid, &conf.conference_uuid, &paused, None);
     }
 }
 

@@ -330,8 +330,8 @@ impl State {
             .filter(|r| only.is_none_or(|o| o == r.name))
             .map(|room| {
                 // FreeSWITCH lists a room's recordings among its members (newest first), as
-                // `recording_node` entries with no id, flags or uuid; `join_time` is then the
-                // recording's start in Unix seconds, not an age.
+                // `recording_node` entries with no id, flags or uuid (`"status": "paused"` while
+                // paused); `join_time` is then the recording's start in Unix seconds, not an age.
                 let mut members: Vec<(std::time::Instant, Value)> = room
                     .recordings
                     .iter()
@@ -340,10 +340,11 @@ impl State {
                             .checked_sub(r.started.elapsed())
                             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
                             .map_or(0, |d| d.as_secs());
-                        (
-                            r.started,
-                            json!({ "type": "recording_node", "record_path": r.path, "join_time": started }),
-                        )
+                        let mut entry = json!({ "type": "recording_node", "record_path": r.path, "join_time": started });
+                        if r.paused_at.is_some() {
+                            entry["status"] = json!("paused");
+                        }
+                        (r.started, entry)
                     })
                     .collect();
                 // A held member's can_* flags read false whatever they are (seen on 1.11).

@@ -22,6 +22,16 @@ impl Serve {
     /// As [`Serve::start`], on one CPU if `cpu` names one (`taskset -c`, from its start: its
     /// runtime sizes itself to the CPUs it may use).
     pub async fn start_on(config: &std::path::Path, api: &str, cpu: Option<usize>) -> Serve {
+        Serve::start_env(config, api, cpu, &[]).await
+    }
+
+    /// As [`Serve::start_on`], with these variables in its environment too.
+    pub async fn start_env(
+        config: &std::path::Path,
+        api: &str,
+        cpu: Option<usize>,
+        env: &[(&str, &str)],
+    ) -> Serve {
         let mut command = match cpu {
             Some(cpu) => {
                 let mut c = Command::new("taskset");
@@ -41,6 +51,7 @@ impl Serve {
                 "RUST_LOG",
                 std::env::var("SERVE_LOG").unwrap_or_else(|_| "warn".into()),
             )
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())

@@ -8,12 +8,13 @@ use std::collections::BTreeMap;
 use proptest::prelude::*;
 use switchyard::conference::apply::{channel_gone, channel_parked, in_order};
 use switchyard::conference::snapshot::{
-    MemberFlags, SnapshotConference, SnapshotMember, Stale, Taken, reconcile, reconcile_at,
+    MemberFlags, SnapshotConference, SnapshotMember, SnapshotRecording, Stale, Taken, reconcile,
+    reconcile_at,
 };
 use switchyard::conference::{
     AppId, ConferenceFact, DomainEvent, Effect, EventKind, Exit, Fact, Ignored, LeaveReason,
-    MemberStatus, NodePrefix, Observed, Room, RoomId, RoomStatus, RoomType, Session, SessionId,
-    SessionState, Switch, apply, apply_event, from_event, ops,
+    MemberStatus, NodePrefix, Observed, RecordingStatus, Room, RoomId, RoomStatus, RoomType,
+    Session, SessionId, SessionState, Switch, apply, apply_event, from_event, ops,
 };
 use switchyard::esl::{Event, Limits, decode_all};
 
@@ -288,6 +289,7 @@ fn node_truth(facts: &[(String, ConferenceFact)]) -> Option<SnapshotConference> 
         conference_name: "room1".into(),
         conference_uuid,
         wait_mod: None,
+        recordings: Vec::new(),
         members: members
             .into_iter()
             .map(|(uuid, (id, speak))| SnapshotMember {
@@ -517,6 +519,121 @@ fn a_snapshot_reads_past_the_recording_freeswitch_lists_among_the_members() {
             carries: None,
         }]
     );
+    assert_eq!(
+        rooms[0].recordings,
+        vec![SnapshotRecording {
+            path: "/tmp/rtest.wav".into(),
+            paused: false,
+        }]
+    );
+}
+
+/// A recording's start-recording, pause-recording or stop-recording lost while nobody listened
+/// (a handover, a reconnect): the resync's `json_list`, which lists running recordings, tells
+/// what happened, once; a start or stop asked after the resync's cut-off is left to its event.
+#[test]
+fn a_snapshot_tells_a_recordings_missed_start_pause_and_stop() {
+    let mut room = live_room(RoomType::Conference);
+    let rec = uuid::Uuid::new_v4();
+    let path = "/rec/r1.wav";
+    ops::request_recording(&mut room, rec, path, 10).unwrap();
+    let base = SnapshotConference {
+        conference_name: room.id.to_string(),
+        conference_uuid: "c".into(),
+        wait_mod: None,
+        recordings: Vec::new(),
+        members: room
+            .members
+            .values()
+            .map(|m| SnapshotMember {
+                id: m.member_id.unwrap(),
+                uuid: m.channel().into(),
+                flags: MemberFlags::default(),
+                carries: None,
+            })
+            .chain([SnapshotMember {
+                id: CONTROL_ID,
+                uuid: CONTROL.into(),
+                flags: MemberFlags::default(),
+                carries: None,
+            }])
+            .collect(),
+    };
+    let snapshot = |recordings: Vec<SnapshotRecording>| SnapshotConference {
+        recordings,
+        ..base.clone()
+    };
+    let running = |paused| {
+        vec![SnapshotRecording {
+            path: path.into(),
+            paused,
+        }]
+    };
+    let status = |room: &Room| room.recording_by_id(rec).unwrap().status;
+    // What it tells of the recording (the members, listed as they join, unmuted, are not the
+    // point here).
+    let told = |a: &switchyard::conference::Applied| {
+        let mut k = kinds(&a.events);
+        k.retain(|k| format!("{k:?}").starts_with("Recording"));
+        k
+    };
+
+    // Asked after the cut-off and not listed yet: on its way.
+    let on_its_way = snapshot(Vec::new());
+    let applied = reconcile(&mut room, CORE, Some(&on_its_way), &|_| None, 5, 20);
+    assert_eq!(status(&room), RecordingStatus::Initiating);
+    assert!(told(&applied).is_empty());
+
+    // Listed: its start-recording was missed.
+    let listed = snapshot(running(false));
+    let applied = reconcile(&mut room, CORE, Some(&listed), &|_| None, 15, 20);
+    assert_eq!(status(&room), RecordingStatus::Recording);
+    assert_eq!(told(&applied), [EventKind::RecordingStarted]);
+    let again = reconcile(&mut room, CORE, Some(&listed), &|_| None, 15, 21);
+    assert!(told(&again).is_empty(), "once");
+
+    // Listed paused: its pause-recording was missed.
+    let applied = reconcile(
+        &mut room,
+        CORE,
+        Some(&snapshot(running(true))),
+        &|_| None,
+        15,
+        22,
+    );
+    assert_eq!(status(&room), RecordingStatus::Paused);
+    assert_eq!(told(&applied), [EventKind::RecordingPaused]);
+
+    // Gone: its stop-recording was missed; over, with the time it ran.
+    let applied = reconcile(
+        &mut room,
+        CORE,
+        Some(&snapshot(Vec::new())),
+        &|_| None,
+        15,
+        5_000_030,
+    );
+    let ended = room.recording_by_id(rec).unwrap();
+    assert_eq!(ended.status, RecordingStatus::Ended);
+    assert!(ended.duration_ms.is_some_and(|d| d >= 4_999), "{ended:?}");
+    assert_eq!(room.recording, None);
+    assert_eq!(told(&applied), [EventKind::RecordingFinished]);
+
+    // Asked, never started by the node, and the cut-off past it: it failed.
+    let second = uuid::Uuid::new_v4();
+    ops::request_recording(&mut room, second, "/rec/r2.wav", 6_000_000).unwrap();
+    let applied = reconcile(
+        &mut room,
+        CORE,
+        Some(&snapshot(Vec::new())),
+        &|_| None,
+        6_000_001,
+        6_000_002,
+    );
+    let failed = room.recording_by_id(second).unwrap();
+    assert_eq!(failed.status, RecordingStatus::Ended);
+    assert!(failed.error.is_some(), "{failed:?}");
+    assert_eq!(told(&applied), [EventKind::RecordingFinished]);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -800,6 +917,7 @@ fn an_audit_moves_out_again_the_members_a_terminating_room_still_has_on_the_node
         conference_name: "room1".into(),
         conference_uuid: "c".into(),
         wait_mod: None,
+        recordings: Vec::new(),
         members: [(CONTROL, CONTROL_ID), (CAROL, carol)]
             .into_iter()
             .map(|(uuid, id)| SnapshotMember {
@@ -1032,6 +1150,7 @@ fn a_snapshot_of_a_held_member_keeps_its_mute_and_deaf_state() {
         conference_name: room.id.to_string(),
         conference_uuid: "c".into(),
         wait_mod: None,
+        recordings: Vec::new(),
         members: room
             .members
             .values()
@@ -1226,6 +1345,7 @@ fn a_snapshot_ends_a_talk_whose_stop_was_missed_and_never_starts_one() {
         conference_name: room.id.to_string(),
         conference_uuid: "c".into(),
         wait_mod: None,
+        recordings: Vec::new(),
         members: room
             .members
             .values()

@@ -158,10 +158,21 @@ async fn moves_whole(t: Pair, to: usize) {
         .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
     let rec = r.body["id"].as_str().unwrap().to_owned();
-    t.eventually("the room records", || async {
-        t.get(&format!("/api/v1/recordings/{rec}")).await.body["status"] == "recording"
-    })
-    .await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let shown = t.get(&format!("/api/v1/recordings/{rec}")).await.body;
+        if shown["status"] == "recording" {
+            break;
+        }
+        if Instant::now() > deadline {
+            let listed = t.node_api(0, &format!("conference {room} json_list")).await;
+            panic!(
+                "the room does not record after 20 s: {shown}\nthe room: {:?}\nthe node lists: {listed}",
+                t.stored_room(&room).await
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let real = t.nodes[0].is_real();
     let taps = match real {
         true => vec![

@@ -365,3 +365,142 @@ async fn stop_recording(t: &Live, room: &str) {
         .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
 }
+
+/// `switchyard serve` SIGKILLed right after a recording was stopped, with the bucket down so
+/// that nothing could be copied yet: a new process on the same configuration and store finds
+/// the pending copy in the store, and once the bucket is back the node's file is in it, checked,
+/// and `ready` is told once. The credentials reach both processes by their environment only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(all(live_fs, garage)),
+    ignore = "needs a real FreeSWITCH and Garage: run scripts/test-deps.sh"
+)]
+async fn live_a_copy_pending_when_serve_is_killed_is_made_by_the_next_process() {
+    use crate::common::freeswitch::{FreeSwitch, free_tcp_port};
+    use crate::common::redis_server::RedisServer;
+    use crate::common::serve::{Api, Serve, node_toml, until};
+    use crate::common::sipp::Caller;
+
+    crate::common::sipp::require();
+    let mut g = tokio::task::spawn_blocking(Garage::start).await.unwrap();
+    let fs = tokio::task::spawn_blocking(FreeSwitch::start)
+        .await
+        .unwrap();
+    let redis = RedisServer::start();
+    let base = format!("http://127.0.0.1:{}", free_tcp_port());
+    let dir = fs.dir.join("controller");
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("switchyard.toml");
+    let q = |s: &str| toml::Value::String(s.to_owned()).to_string();
+    let key = "copy-kill-key";
+    let mut text = format!(
+        "listen = {}\nredis_url = {}\nnode_lease_ms = 1000\n\
+         [limits]\nglobal_rps = 0\n\
+         [recordings]\nstore = \"s3\"\nendpoint = {}\nregion = {}\nbucket = {}\n\
+         prefix = \"killed\"\naddressing = \"path\"\n",
+        q(base.trim_start_matches("http://")),
+        q(&redis.url()),
+        q(&g.endpoint),
+        q(&g.region),
+        q(&g.bucket),
+    );
+    let extra = format!(
+        "recordings_dir = {}\n",
+        q(&fs.recordings().to_string_lossy())
+    );
+    text.push_str(&node_toml("kcopy", &fs.esl(), &fs.password, &extra));
+    text.push_str(&format!(
+        "[[apps]]\nid = \"app1\"\nkey_sha256 = {}\ndids = [{}]\n",
+        q(&switchyard::api::hash_key(key)),
+        q(crate::pair::DID)
+    ));
+    std::fs::write(&config, &text).unwrap();
+    let (id, secret) = (g.key_id.clone(), g.secret.clone());
+    let env = [
+        ("SWITCHYARD_S3_ACCESS_KEY_ID", id.as_str()),
+        ("SWITCHYARD_S3_SECRET_ACCESS_KEY", secret.as_str()),
+    ];
+    let mut first = Serve::start_env(&config, &base, None, &env).await;
+    let api = Api::new(&base, "app1", key);
+
+    let _caller = Caller::dial(fs.sip(), crate::pair::DID, "4001", "Caller");
+    let session = until(Duration::from_secs(20), "the call is listed", || async {
+        let (_, body) = api.call("GET", "/api/v1/sessions?limit=10", None).await;
+        body["sessions"][0]["uuid"].as_str().map(str::to_owned)
+    })
+    .await;
+    let (status, body) = api
+        .call("POST", "/api/v1/conferences", Some(json!({ "name": "k" })))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let room = body["room_id"].as_str().unwrap().to_owned();
+    until(Duration::from_secs(20), "the caller is in", || async {
+        let path = format!("/api/v1/sessions/{session}/commands/conference/join");
+        let _ = api
+            .call("POST", &path, Some(json!({ "room_id": room })))
+            .await;
+        (api.members(&room).await.len() == 1).then_some(())
+    })
+    .await;
+    let (status, body) = api
+        .call(
+            "POST",
+            &format!("/api/v1/conferences/{room}/recording/start"),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let rec = body["id"].as_str().unwrap().to_owned();
+    let view = format!("/api/v1/recordings/{rec}");
+    until(Duration::from_secs(20), "the room records", || async {
+        let (_, r) = api.call("GET", &view, None).await;
+        (r["status"] == "recording").then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+
+    tokio::task::block_in_place(|| g.stop());
+    let (status, body) = api
+        .call(
+            "POST",
+            &format!("/api/v1/conferences/{room}/recording/stop"),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    first.kill();
+
+    tokio::task::block_in_place(|| g.restart());
+    let _second = Serve::start_env(&config, &base, None, &env).await;
+    let shown = until(Duration::from_secs(40), "the copy is ready", || async {
+        let (_, r) = api.call("GET", &view, None).await;
+        (r["upload_status"] == "ready").then_some(r)
+    })
+    .await;
+    assert_eq!(shown["status"], "ended", "{shown}");
+    let s3 = ObjectStore::new(
+        &S3Config {
+            endpoint: g.endpoint.clone(),
+            region: g.region.clone(),
+            bucket: g.bucket.clone(),
+            prefix: "killed".into(),
+            path_style: true,
+        },
+        &g.key_id,
+        &g.secret,
+    )
+    .unwrap();
+    let object = s3.key(&format!("app1/{room}/{rec}.wav"));
+    let checked = s3.check(&object).await.unwrap().expect("in the bucket");
+    assert_eq!(shown["size_bytes"], checked.size, "{shown}");
+    assert_eq!(shown["sha256"], checked.sha256.as_str(), "{shown}");
+    assert!(checked.size > 16_000, "a second of audio: {}", checked.size);
+    let (_, body) = api.call("GET", "/api/v1/events?limit=1000", None).await;
+    let ready = body["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["type"] == "conference.recording.ready")
+        .count();
+    assert_eq!(ready, 1, "{body}");
+}
