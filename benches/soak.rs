@@ -666,23 +666,27 @@ async fn run(
     // the load comes and goes): a leak shows as a rising peak, so the highest RSS of the ten
     // minutes from the base is set against the highest of the last ten (one audit each on a
     // run too short for that).
-    let peak = |from: f64, to: f64| {
+    // The outbox, a saw-tooth between trims, likewise by its peaks.
+    let peak = |from: f64, to: f64, of: fn(&Audit) -> u64| {
         audits
             .iter()
             .filter(|a| a.at_min >= from - 1e-9 && a.at_min <= to + 1e-9)
-            .map(|a| a.rss_kib)
+            .map(of)
             .max()
             .unwrap_or(0) as f64
     };
-    let (early, late) = match last.at_min - base.at_min >= 20.0 {
+    let peaks = |of: fn(&Audit) -> u64| match last.at_min - base.at_min >= 20.0 {
         true => (
-            peak(base.at_min, base.at_min + 10.0),
-            peak(last.at_min - 10.0, last.at_min),
+            peak(base.at_min, base.at_min + 10.0, of),
+            peak(last.at_min - 10.0, last.at_min, of),
         ),
-        false => (base.rss_kib as f64, last.rss_kib as f64),
+        false => (of(base) as f64, of(last) as f64),
     };
+    let (early, late) = peaks(|a| a.rss_kib);
+    let (outbox_early, outbox_late) = peaks(|a| a.outbox_bytes);
     let figures: HashMap<&str, f64> = [
         ("RSS", growth(early, late)),
+        ("outbox", growth(outbox_early, outbox_late)),
         ("fds", growth(base.fds as f64, last.fds as f64)),
         (
             "Redis used memory",
@@ -692,12 +696,13 @@ async fn run(
     .into_iter()
     .collect();
     println!(
-        "soak: growth from minute {:.1} to minute {:.1}: RSS (peaks) {:+.1} %, fds {:+.1} %, Redis (less the outbox) {:+.1} %; drift at every audit: {:?}",
+        "soak: growth from minute {:.1} to minute {:.1}: RSS (peaks) {:+.1} %, fds {:+.1} %, Redis (less the outbox) {:+.1} %, outbox (peaks) {:+.1} %; drift at every audit: {:?}",
         base.at_min,
         last.at_min,
         figures["RSS"],
         figures["fds"],
         figures["Redis used memory"],
+        figures["outbox"],
         audits.iter().map(|a| a.drift).collect::<Vec<_>>()
     );
     let drifted: Vec<&Audit> = audits.iter().filter(|a| a.drift > 0).collect();
