@@ -227,3 +227,44 @@ async fn without_an_operator_key_configured_none_is_accepted() {
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{path} {headers:?}");
     }
 }
+
+/// A recording is its room's app's: another app cannot read it, fetch its file (streamed or
+/// redirected to a signed URL), or delete it (403, as for its room; an unknown id is 404).
+#[tokio::test]
+async fn recording_endpoints_refuse_another_app() {
+    let (t, room, _) = setup().await;
+    let start = format!("/api/v1/conferences/{room}/recording/start");
+    let r = t.post(&start, A, json!({})).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    let rec = r.body["id"].as_str().unwrap().to_owned();
+    let view = format!("/api/v1/recordings/{rec}");
+    common::api::eventually("recording", || async {
+        t.get(&view, A).await.body["status"] == "recording"
+    })
+    .await;
+    let stop = format!("/api/v1/conferences/{room}/recording/stop");
+    assert_eq!(
+        t.post(&stop, A, json!({})).await.status,
+        StatusCode::ACCEPTED
+    );
+    common::api::eventually("ended", || async {
+        t.get(&view, A).await.body["status"] == "ended"
+    })
+    .await;
+
+    let unknown = format!("/api/v1/recordings/{}", uuid::Uuid::new_v4());
+    for (path, status) in [
+        (view.clone(), StatusCode::FORBIDDEN),
+        (unknown, StatusCode::NOT_FOUND),
+    ] {
+        assert_error(&t.get(&path, B).await, status);
+        for file in [format!("{path}/file"), format!("{path}/file?redirect=true")] {
+            let (got, headers, _) = t.raw_get(&file, B).await;
+            assert_eq!(got, status, "{file}");
+            assert!(headers.get("location").is_none());
+        }
+        assert_error(&t.delete(&path, B).await, status);
+    }
+    // A's recording is whole.
+    assert_eq!(t.get(&view, A).await.body["status"], "ended");
+}

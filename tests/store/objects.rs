@@ -87,3 +87,50 @@ async fn bad_credentials_are_refused_and_a_stopped_server_is_worth_retrying() {
     let down = s3.put(&s3.key("x.wav"), vec![1, 2, 3]).await.unwrap_err();
     assert!(down.is_retryable(), "{down}");
 }
+
+/// What a signed URL gives away: one object, one method, for its time. The bucket is not
+/// public (an unsigned read of a key someone guessed is refused), a download URL's signature
+/// does not read another key or write its own, and an expired one reads nothing. So an app
+/// holding its recording's URL cannot reach another app's object, whose key it may guess.
+#[tokio::test]
+#[cfg_attr(
+    not(garage),
+    ignore = "needs Garage: bash ../shared/garage/install.sh (or scripts/test-deps.sh)"
+)]
+async fn a_signed_url_reads_its_one_object_until_it_expires_and_nothing_else() {
+    let g = tokio::task::spawn_blocking(Garage::start).await.unwrap();
+    let s3 = ObjectStore::new(&config(&g), &g.key_id, &g.secret).unwrap();
+    let (mine, theirs) = (s3.key("app-a/room/a.wav"), s3.key("app-b/room/b.wav"));
+    s3.put(&mine, b"RIFF-a".to_vec()).await.unwrap();
+    s3.put(&theirs, b"RIFF-b".to_vec()).await.unwrap();
+    let http = reqwest::Client::new();
+    let status = |r: reqwest::Response| r.status().as_u16();
+
+    let url = s3.get_url(&mine, Duration::from_secs(60));
+    let got = http.get(&url).send().await.unwrap();
+    assert_eq!(got.status().as_u16(), 200);
+    assert_eq!(got.bytes().await.unwrap().as_ref(), b"RIFF-a");
+
+    // The bucket's own address of the other object, with no signature, or with this one's.
+    let plain = url
+        .split('?')
+        .next()
+        .unwrap()
+        .replace("app-a/room/a.wav", "app-b/room/b.wav");
+    assert_eq!(status(http.get(&plain).send().await.unwrap()), 403);
+    let query = url.split_once('?').unwrap().1;
+    let borrowed = format!("{plain}?{query}");
+    assert_eq!(status(http.get(&borrowed).send().await.unwrap()), 403);
+    // Nor does a download URL write.
+    let put = http.put(&url).body("overwritten").send().await.unwrap();
+    assert_eq!(status(put), 403);
+    assert_eq!(s3.check(&mine).await.unwrap().unwrap().size, 6);
+
+    // Past its time, nothing.
+    let brief = s3.get_url(&mine, Duration::from_secs(1));
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let late = http.get(&brief).send().await.unwrap();
+    // AWS answers 403 "Request has expired"; Garage, 400.
+    assert!(matches!(late.status().as_u16(), 400 | 403), "{late:?}");
+    assert_ne!(late.bytes().await.unwrap().as_ref(), b"RIFF-a");
+}
