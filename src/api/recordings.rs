@@ -240,11 +240,12 @@ async fn delete_recording<S: Store>(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `GET …/file`'s query: `redirect=true|false` (anything else is a 400).
+/// `GET …/file`'s query: `redirect=true|false`, `part=N` (anything else is a 400).
 #[derive(serde::Deserialize)]
 struct FileQuery {
     #[serde(default)]
     redirect: bool,
+    part: Option<u32>,
 }
 
 /// The WAV file of a finished recording, streamed from where the node wrote it.
@@ -259,8 +260,13 @@ struct FileQuery {
         on this controller. With `store = \"s3\"`: from the bucket, by any instance, once \
         `upload_status` is `ready`: streamed through (a `Range` is honoured: 206), or, with \
         `?redirect=true`, a 302 to a signed URL that lasts `url_expires_secs`. 409 while the \
-        recording is in progress (or uploading); 404 when it failed.",
-    params(UuidPath, ("redirect" = Option<bool>, Query, description = "`true`: a 302 to a signed URL of the object (`s3` storage)")),
+        recording is in progress (or uploading); 404 when it failed. A recording whose room \
+        moved to another node while it recorded has earlier parts (`segments`): `?part=N` \
+        serves part N (from 1) the same way; without it, the file (the last part).",
+    params(UuidPath,
+        ("redirect" = Option<bool>, Query, description = "`true`: a 302 to a signed URL of the object (`s3` storage)"),
+        ("part" = Option<u32>, Query, description = "An earlier part of the recording (`segments[].part`), from 1"),
+    ),
     responses(
         (status = 200, description = "The file", content_type = "audio/wav", body = doc::WavFile,
             headers(
@@ -282,18 +288,33 @@ async fn file<S: Store>(
     State(st): State<ApiState<S>>,
     Caller(app): Caller,
     IdPath(raw): IdPath,
-    QueryParams(FileQuery { redirect }): QueryParams<FileQuery>,
+    QueryParams(FileQuery { redirect, part }): QueryParams<FileQuery>,
     headers: axum::http::HeaderMap,
 ) -> Result<Response, ApiError> {
     let id = uuid_id(&raw)?;
+    let part = part.map(|n| n as usize);
+    let name = match part {
+        Some(n) => format!("{id}.part{n}.wav"),
+        None => format!("{id}.wav"),
+    };
     if let Some(objects) = st.rooms().objects() {
         let (_, rec) = st.rooms().recording(&app, id).await?;
-        if let Some(upload) = &rec.upload {
+        let upload = match part {
+            None => rec.upload.as_ref(),
+            Some(n) => n
+                .checked_sub(1)
+                .and_then(|i| rec.segments.get(i))
+                .ok_or_else(|| ApiError::NotFound("Recording part not found".into()))?
+                .upload
+                .as_ref(),
+        };
+        if let Some(upload) = upload {
             let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
-            return from_bucket(objects, &rec, upload, redirect, range, st.rooms().url_ttl()).await;
+            let ttl = st.rooms().url_ttl();
+            return from_bucket(objects, &name, upload, redirect, range, ttl).await;
         }
     }
-    let (rec, path) = st.rooms().recording_file(&app, id).await?;
+    let path = st.rooms().recording_file(&app, id, part).await?;
     let file = match tokio::fs::File::open(&path).await {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -316,7 +337,7 @@ async fn file<S: Store>(
             (header::CONTENT_TYPE, "audio/wav".to_owned()),
             (
                 header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{}.wav\"", rec.id),
+                format!("attachment; filename=\"{name}\""),
             ),
         ],
         body,
@@ -334,7 +355,7 @@ async fn file<S: Store>(
 /// `redirect`, a `302` to a signed URL of limited life.
 async fn from_bucket(
     objects: &crate::objects::ObjectStore,
-    rec: &crate::conference::Recording,
+    name: &str,
     upload: &crate::conference::Upload,
     redirect: bool,
     range: Option<&str>,
@@ -382,7 +403,7 @@ async fn from_bucket(
         .header(header::CONTENT_TYPE, "audio/wav")
         .header(
             header::CONTENT_DISPOSITION,
-            format!("attachment; filename=\"{}.wav\"", rec.id),
+            format!("attachment; filename=\"{name}\""),
         )
         .header(header::ACCEPT_RANGES, "bytes");
     for name in [header::CONTENT_LENGTH, header::CONTENT_RANGE, header::ETAG] {

@@ -80,13 +80,19 @@ pub fn recording(r: &Room, rec: &Recording) -> Value {
         "size_bytes": rec.upload.as_ref().and_then(|u| u.size_bytes),
         "sha256": rec.upload.as_ref().and_then(|u| u.sha256.as_deref()),
         "upload_error": rec.upload.as_ref().and_then(|u| u.error.as_deref()),
-        "segments": rec.segments.iter().map(|seg| json!({
+        "segments": rec.segments.iter().enumerate().map(|(i, seg)| json!({
+            "part": i + 1,
             "node": seg.node,
             "filename": std::path::Path::new(&seg.path)
                 .file_name()
                 .and_then(|n| n.to_str())
                 .unwrap_or_default(),
             "tm_end": tm(Some(seg.ended_at)),
+            "file_url": format!("/api/v1/recordings/{}/file?part={}", rec.id, i + 1),
+            "upload_status": seg.upload.as_ref().map(|u| u.status),
+            "size_bytes": seg.upload.as_ref().and_then(|u| u.size_bytes),
+            "sha256": seg.upload.as_ref().and_then(|u| u.sha256.as_deref()),
+            "upload_error": seg.upload.as_ref().and_then(|u| u.error.as_deref()),
         })).collect::<Vec<_>>(),
     })
 }

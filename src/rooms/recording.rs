@@ -34,16 +34,7 @@ impl<S: Store> Rooms<S> {
         self.change(app, id, |r| {
             let applied = ops::request_recording(r, rec_id, &path, now_micros())?;
             if let (Some(key), Some(rec)) = (&object, r.recordings.last_mut()) {
-                rec.upload = Some(crate::conference::Upload {
-                    key: key.clone(),
-                    status: crate::conference::UploadStatus::Waiting,
-                    attempts: 0,
-                    next_at: 0,
-                    size_bytes: None,
-                    sha256: None,
-                    error: None,
-                    ready_at: None,
-                });
+                rec.upload = Some(crate::conference::Upload::waiting(key.clone()));
             }
             Ok(applied)
         })
@@ -143,33 +134,40 @@ impl<S: Store> Rooms<S> {
     /// copy is being made.
     pub async fn delete_recording(&self, app: &AppId, id: Uuid) -> Result<(), ServiceError> {
         let (room, rec) = self.recording(app, id).await?;
-        let copying = rec.upload.as_ref().is_some_and(|u| {
-            matches!(
-                u.status,
-                crate::conference::UploadStatus::Waiting
-                    | crate::conference::UploadStatus::Uploading
-            )
-        });
+        let copying = rec
+            .upload
+            .iter()
+            .chain(rec.segments.iter().filter_map(|s| s.upload.as_ref()))
+            .any(|u| !u.settled());
         if rec.status != RecordingStatus::Ended || copying {
             return Err(ServiceError::Conflict(
                 "the recording is still in progress or uploading".into(),
             ));
         }
         match (&rec.upload, self.objects()) {
-            (Some(upload), Some(objects)) => objects.delete(&upload.key).await.map_err(|e| {
-                ServiceError::Node(crate::node::NodeError::Unavailable(format!(
-                    "object storage: {e}"
-                )))
-            })?,
+            (Some(upload), Some(objects)) => {
+                let parts = rec.segments.iter().filter_map(|s| s.upload.as_ref());
+                for key in parts.chain([upload]).map(|u| &u.key) {
+                    objects.delete(key).await.map_err(|e| {
+                        ServiceError::Node(crate::node::NodeError::Unavailable(format!(
+                            "object storage: {e}"
+                        )))
+                    })?;
+                }
+            }
             _ => {
-                let local = self
-                    .pool
-                    .get(&room.node)
-                    .ok()
-                    .and_then(|n| n.config.local_recording_path(&rec.path));
-                if let Some(path) = local {
-                    // Not on this controller's disk: the node keeps it (nothing to reach it by).
-                    let _ = tokio::fs::remove_file(path).await;
+                let files = rec.segments.iter().map(|s| (&s.node, &s.path));
+                for (node, path) in files.chain([(rec.file_node(&room), &rec.path)]) {
+                    let local = self
+                        .pool
+                        .get(node)
+                        .ok()
+                        .and_then(|n| n.config.local_recording_path(path));
+                    if let Some(path) = local {
+                        // Not on this controller's disk: the node keeps it (nothing to reach
+                        // it by).
+                        let _ = tokio::fs::remove_file(path).await;
+                    }
                 }
             }
         }
@@ -195,21 +193,34 @@ impl<S: Store> Rooms<S> {
         &self,
         app: &AppId,
         id: Uuid,
-    ) -> Result<(Recording, PathBuf), ServiceError> {
+        part: Option<usize>,
+    ) -> Result<PathBuf, ServiceError> {
         let (room, rec) = self.recording(app, id).await?;
-        if rec.status != RecordingStatus::Ended {
-            return Err(ServiceError::Conflict(
-                "the recording is still in progress".into(),
-            ));
-        }
-        if rec.error.is_some() && rec.duration_ms.is_none() {
-            return Err(ServiceError::NotFound("recording file"));
-        }
-        let node = self.pool.get(&room.node)?;
-        let path = node
+        let (node, path) = match part {
+            None => {
+                if rec.status != RecordingStatus::Ended {
+                    return Err(ServiceError::Conflict(
+                        "the recording is still in progress".into(),
+                    ));
+                }
+                if rec.error.is_some() && rec.duration_ms.is_none() {
+                    return Err(ServiceError::NotFound("recording file"));
+                }
+                (rec.file_node(&room), &rec.path)
+            }
+            // A finished part is complete whatever the recording does since.
+            Some(n) => {
+                let seg = n
+                    .checked_sub(1)
+                    .and_then(|i| rec.segments.get(i))
+                    .ok_or(ServiceError::NotFound("recording part"))?;
+                (&seg.node, &seg.path)
+            }
+        };
+        self.pool
+            .get(node)?
             .config
-            .local_recording_path(&rec.path)
-            .ok_or(ServiceError::NotFound("recording file"))?;
-        Ok((rec, path))
+            .local_recording_path(path)
+            .ok_or(ServiceError::NotFound("recording file"))
     }
 }

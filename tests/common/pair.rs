@@ -184,6 +184,35 @@ impl Pair {
         .await
     }
 
+    /// `n` real FreeSWITCH nodes, their recordings copied to Garage's bucket (`[recordings]
+    /// store = "s3"`, prefix `pair`).
+    pub async fn start_real_s3(n: usize, g: &crate::common::garage::Garage) -> Pair {
+        crate::common::sipp::require();
+        let started = (0..n).map(|_| tokio::task::spawn_blocking(FreeSwitch::start));
+        let nodes = futures_util::future::join_all(started).await;
+        let q = |s: &str| toml::Value::String(s.to_owned()).to_string();
+        let recordings = format!(
+            "[recordings]\nstore = \"s3\"\nendpoint = {}\nregion = {}\nbucket = {}\n\
+             prefix = \"pair\"\naddressing = \"path\"\n",
+            q(&g.endpoint),
+            q(&g.region),
+            q(&g.bucket)
+        );
+        let (id, secret) = (g.key_id.clone(), g.secret.clone());
+        let env = move |name: &str| match name {
+            "SWITCHYARD_S3_ACCESS_KEY_ID" => Some(id.clone()),
+            "SWITCHYARD_S3_SECRET_ACCESS_KEY" => Some(secret.clone()),
+            _ => None,
+        };
+        Pair::start_with(
+            nodes.into_iter().map(|n| Node::Real(n.unwrap())).collect(),
+            true,
+            &recordings,
+            &env,
+        )
+        .await
+    }
+
     /// `n` simulators (up to three), linked as a pair's.
     pub async fn start_sims_n(n: usize) -> Pair {
         let mut nodes = Vec::new();
@@ -209,6 +238,17 @@ impl Pair {
     }
 
     async fn start_on(nodes: Vec<Node>, linked: bool) -> Pair {
+        Pair::start_with(nodes, linked, "", &|_| None).await
+    }
+
+    /// As [`Pair::start_on`], with `extra` (TOML tables) at the end of the configuration and
+    /// `env` as its environment.
+    async fn start_with(
+        nodes: Vec<Node>,
+        linked: bool,
+        extra: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Pair {
         let redis = RedisServer::start();
         let (app_id, key) = (
             format!("x-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]),
@@ -243,7 +283,8 @@ impl Pair {
             q(&hash_key(&key)),
             q(DID)
         ));
-        let config = Config::parse(&text, |_| None).expect("the configuration is valid");
+        text.push_str(extra);
+        let config = Config::parse(&text, env).expect("the configuration is valid");
         let ctl = Controller::start(&config).await;
         let pair = Pair {
             nodes,

@@ -562,3 +562,104 @@ async fn live_a_move_whose_driver_is_killed_midway_ends_whole_on_one_node() {
         "{kinds:?}"
     );
 }
+
+/// With `[recordings] store = "s3"` (a real Garage), a recording made across a move is copied
+/// whole: the part written before the move by the node the room left, the rest by the new
+/// one, each under the recording's key (`….part1.wav` beside `….wav`). The recording is
+/// `ready` only once both are in the bucket, told once with both, and each part downloads and
+/// holds the callers' tone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(all(live_fs, garage)),
+    ignore = "needs a real FreeSWITCH and Garage: run scripts/test-deps.sh"
+)]
+async fn live_a_recording_across_a_move_is_copied_part_by_part_and_ready_once_whole() {
+    use sha2::{Digest, Sha256};
+
+    let g = tokio::task::spawn_blocking(crate::common::garage::Garage::start)
+        .await
+        .unwrap();
+    let t = Pair::start_real_s3(2, &g).await;
+    let (room, r) = t.room("moving-s3").await;
+    assert_eq!(r, 0);
+    let local = t.call(0, "4001").await;
+    let remote = t.call(1, "4002").await;
+    t.joined(&room, &local).await;
+    t.joined(&room, &remote).await;
+    unmute(&t, &local).await;
+    unmute(&t, &remote).await;
+    let path = format!("/api/v1/conferences/{room}/recording");
+    let r = t
+        .patiently("POST", &format!("{path}/start"), json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    let rec = r.body["id"].as_str().unwrap().to_owned();
+    let view = format!("/api/v1/recordings/{rec}");
+    t.eventually("the room records", || async {
+        t.get(&view).await.body["status"] == "recording"
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let r = t
+        .operator(
+            "POST",
+            &format!("/api/v1/operator/nodes/{}/drain", pair::PREFIXES[0]),
+            json!({ "migrate": true }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    t.eventually("the room lives on its new node", || async {
+        let r = t.stored_room(&room).await;
+        (r.migration.is_none() && r.node.as_str() == pair::PREFIXES[1]).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let r = t
+        .patiently("POST", &format!("{path}/stop"), json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let shown = loop {
+        let shown = t.get(&view).await.body;
+        if shown["upload_status"] == "ready" {
+            break shown;
+        }
+        assert!(Instant::now() < deadline, "not ready: {shown}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let part = &shown["segments"][0];
+    assert_eq!(part["node"], pair::PREFIXES[0], "{shown}");
+    assert_eq!(part["upload_status"], "ready", "{shown}");
+
+    // Told once, with both parts.
+    let ready: Vec<_> = t
+        .events(&room)
+        .await
+        .into_iter()
+        .filter(|e| e.kind == EventKind::RecordingReady)
+        .collect();
+    assert_eq!(ready.len(), 1);
+    let data = &ready[0].data;
+    assert_eq!(data["sha256"], shown["sha256"]);
+    assert_eq!(data["parts"][0]["sha256"], part["sha256"], "{data}");
+    assert_eq!(data["parts"][0]["size_bytes"], part["size_bytes"], "{data}");
+
+    // Each part from the bucket, as checked, with the callers' tone in it.
+    for (url, of) in [
+        (format!("{view}/file?part=1"), part),
+        (format!("{view}/file"), &shown),
+    ] {
+        let (status, _, bytes) = t.raw_get(&url).await;
+        assert_eq!(status, StatusCode::OK, "{url}");
+        let sha: String = Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(of["sha256"], sha.as_str(), "{url}");
+        assert_eq!(of["size_bytes"], bytes.len() as u64, "{url}");
+        let tone = live::tone_share(&bytes, 440.0);
+        assert!(tone > 0.5, "{url}: the callers' tone in {tone}");
+    }
+    let (status, _, _) = t.raw_get(&format!("{view}/file?part=2")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "one earlier part only");
+}

@@ -743,6 +743,8 @@ pub struct Recording {
     /// The parts written before the file (`filename`), oldest first: the room moved to another
     /// media node while recording (`conference.migrated`), and each node wrote its part. The
     /// file is the part written on the room's node since; empty for a room that never moved.
+    /// With `s3` each part is copied too (`<recording_id>.part<N>.wav` beside the file's
+    /// object): the recording is `ready` only once every part is, `failed` if one is lost.
     pub segments: Vec<RecordingSegment>,
 }
 
@@ -765,11 +767,24 @@ pub enum UploadStatus {
 /// A finished part of a recording, on the node that hosted the room then.
 #[derive(Serialize, ToSchema)]
 pub struct RecordingSegment {
+    /// Its number, from 1 (the oldest).
+    pub part: u32,
     /// The node's 5-character prefix.
     pub node: String,
     pub filename: String,
     /// When the next part began.
     pub tm_end: String,
+    /// Where to download it: `GET /api/v1/recordings/{id}/file?part=N`.
+    pub file_url: String,
+    /// Its copy to the object store, as the recording's (`null` with `local`).
+    #[schema(required = true)]
+    pub upload_status: Option<UploadStatus>,
+    #[schema(required = true)]
+    pub size_bytes: Option<u64>,
+    #[schema(required = true)]
+    pub sha256: Option<String>,
+    #[schema(required = true)]
+    pub upload_error: Option<String>,
 }
 
 // ---- operations ----

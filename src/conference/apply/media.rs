@@ -111,6 +111,16 @@ pub fn end_recording(
             false => UploadStatus::Failed,
         };
     }
+    // Its finished parts (a room that moved while it recorded) are complete by now too.
+    for part in rec.segments.iter_mut() {
+        if let Some(u) = part
+            .upload
+            .as_mut()
+            .filter(|u| u.status == UploadStatus::Waiting)
+        {
+            u.status = UploadStatus::Uploading;
+        }
+    }
     rec.duration_ms = millis.or_else(|| {
         rec.started_at
             .filter(|_| error.is_none() || millis.is_some())

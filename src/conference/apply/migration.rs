@@ -22,8 +22,12 @@ use crate::conference::facts::ConferenceFact;
 use crate::conference::ids::NodePrefix;
 use crate::conference::model::{
     ControlLeg, LeaveReason, MemberStatus, Micros, Migration, PlaybackStatus, RecordingStatus,
-    Room, RoomStatus, Segment,
+    Room, RoomStatus, Segment, Upload, UploadStatus,
 };
+
+/// How long after its node was told to stop it a recording's part is taken as closed (the node's
+/// recording thread writes the file's end and closes it a moment after `recording stop`).
+const PART_CLOSED_AFTER: Micros = 2_000_000;
 
 /// Whether the room can move now; else what it waits for (a join, a pending switch…), which
 /// a move would lose.
@@ -228,7 +232,7 @@ pub fn move_media(
         .as_mut()
         .filter(|m| m.switched && !m.media_moved)?;
     m.media_moved = true;
-    let from = m.from.clone();
+    let (from, m_to) = (m.from.clone(), m.to.clone());
     room.seq += 1;
     room.updated_at = now;
     let mut old_file = None;
@@ -237,10 +241,16 @@ pub fn move_media(
         .and_then(|id| room.recordings.iter_mut().find(|r| r.id == id))
     {
         let old = std::mem::replace(&mut rec.path, path.to_owned());
+        rec.node = Some(m_to.clone());
+        let upload = rec
+            .upload
+            .as_ref()
+            .map(|u| Upload::waiting(u.part_key(rec.segments.len() + 1)));
         rec.segments.push(Segment {
             node: from,
             path: old.clone(),
             ended_at: now,
+            upload,
         });
         rec.updated_at = now;
         old_file = Some(old);
@@ -271,6 +281,20 @@ pub fn finish(room: &mut Room, now: Micros) -> Result<(Applied, Migration), &'st
         return Err("the room is not moving");
     };
     let mut step = Step::new(room, now);
+    // The old node was told to stop its part, and its conference let go (`rooms::migrate`):
+    // the part's copy can be made once the node has closed the file.
+    for rec in step.room.recordings.iter_mut() {
+        for part in rec.segments.iter_mut().filter(|s| s.node == m.from) {
+            if let Some(u) = part
+                .upload
+                .as_mut()
+                .filter(|u| u.status == UploadStatus::Waiting)
+            {
+                u.status = UploadStatus::Uploading;
+                u.next_at = now + PART_CLOSED_AFTER;
+            }
+        }
+    }
     let data = json!({
         "room_id": step.room.id,
         "from_node": m.from,

@@ -129,6 +129,9 @@ pub struct Recording {
     pub id: Uuid,
     /// Where the node writes the file.
     pub path: String,
+    /// The node that writes it (`None` in records older than this field: the room's node).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<NodePrefix>,
     pub format: String,
     pub status: RecordingStatus,
     pub requested_at: Micros,
@@ -193,6 +196,34 @@ pub struct Upload {
     pub ready_at: Option<Micros>,
 }
 
+impl Upload {
+    /// A copy to make once its file is complete, to `key`.
+    pub fn waiting(key: String) -> Upload {
+        Upload {
+            key,
+            status: UploadStatus::Waiting,
+            attempts: 0,
+            next_at: 0,
+            size_bytes: None,
+            sha256: None,
+            error: None,
+            ready_at: None,
+        }
+    }
+
+    /// The key of a recording's finished part `n` (1: the first) beside the recording's own
+    /// (`…/<recording>.wav` → `…/<recording>.part1.wav`).
+    pub fn part_key(&self, n: usize) -> String {
+        let stem = self.key.strip_suffix(".wav").unwrap_or(&self.key);
+        format!("{stem}.part{n}.wav")
+    }
+
+    /// Made or given up.
+    pub fn settled(&self) -> bool {
+        matches!(self.status, UploadStatus::Ready | UploadStatus::Failed)
+    }
+}
+
 fn is_zero_u32(n: &u32) -> bool {
     *n == 0
 }
@@ -208,6 +239,10 @@ pub struct Segment {
     pub path: String,
     /// When the next part began.
     pub ended_at: Micros,
+    /// Its copy in the object store, as the recording's own (`Upload::part_key`): made once the
+    /// room's move is over and the old node has closed the file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload: Option<Upload>,
 }
 
 /// A room on its way to another node (`rooms::migrate`). Before the switch the room lives on
@@ -241,6 +276,11 @@ impl Recording {
 
     pub fn is_active(&self) -> bool {
         self.status != RecordingStatus::Ended
+    }
+
+    /// The node that holds `path` (a room that moved after the recording ended is elsewhere).
+    pub fn file_node<'a>(&'a self, room: &'a Room) -> &'a NodePrefix {
+        self.node.as_ref().unwrap_or(&room.node)
     }
 }
 

@@ -306,6 +306,7 @@ pub fn request_recording(
     room.recordings.push(Recording {
         id,
         path: path.to_owned(),
+        node: Some(room.node.clone()),
         format: "wav".into(),
         status: RecordingStatus::Initiating,
         requested_at: now,

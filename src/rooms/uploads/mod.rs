@@ -12,12 +12,14 @@
 
 use std::time::Duration;
 
-use serde_json::json;
 use uuid::Uuid;
 
+mod parts;
+
+use parts::{Copy, Due, Part};
+
 use super::{Rooms, ServiceError};
-use crate::conference::apply::Step;
-use crate::conference::{AppId, EventKind, Micros, RecordingStatus, Room, RoomId, UploadStatus};
+use crate::conference::{AppId, Micros, RoomId};
 use crate::node::supervisor::now_micros;
 use crate::store::{Store, update_room};
 
@@ -34,7 +36,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5 * 60);
 const GIVE_UP_AFTER: u32 = 300;
 
 /// What one attempt found.
-enum Attempt {
+pub(super) enum Attempt {
     Ready {
         size: u64,
         sha256: String,
@@ -99,7 +101,8 @@ impl<S: Store> Rooms<S> {
         Ok(deleted)
     }
 
-    /// Attempts one recording's copy if it is due; whether it became ready.
+    /// Attempts the copy of one recording's part that is due, if any (its finished parts
+    /// first, then its own file); whether the recording became ready.
     async fn upload_one(
         &self,
         app: &AppId,
@@ -111,28 +114,21 @@ impl<S: Store> Rooms<S> {
         };
         let now = now_micros();
         let room = self.store.room(app, id).await?;
-        let upload = room
+        let due = room
             .as_ref()
-            .and_then(|r| r.recording_by_id(rec_id))
-            .and_then(|r| r.upload.clone());
-        let Some((room, upload)) = room.zip(upload) else {
-            // No such recording (its start was refused, or the room expired): nothing to copy.
-            self.store
-                .set_upload_pending(app, id, rec_id, false)
-                .await?;
-            return Ok(false);
-        };
-        match upload.status {
-            UploadStatus::Waiting => return Ok(false),
-            UploadStatus::Ready | UploadStatus::Failed => {
+            .and_then(|r| r.recording_by_id(rec_id).map(|rec| parts::due(r, rec, now)));
+        let copy = match due {
+            Some(Due::Copy(copy)) => copy,
+            Some(Due::Later) => return Ok(false),
+            // No such recording (its start was refused, or the room expired), or every part
+            // of it copied or given up: nothing (more) to do.
+            None | Some(Due::Done) => {
                 self.store
                     .set_upload_pending(app, id, rec_id, false)
                     .await?;
                 return Ok(false);
             }
-            UploadStatus::Uploading if upload.next_at > now => return Ok(false),
-            UploadStatus::Uploading => {}
-        }
+        };
         // Held by this instance for the attempt, and let go after it (a lease that a dead
         // instance's attempt leaves to expire).
         let lease = format!("upload:{rec_id}");
@@ -144,43 +140,30 @@ impl<S: Store> Rooms<S> {
         {
             return Ok(false);
         }
-        let attempt = self.attempt(&room, rec_id, &upload.key, &objects).await;
+        let attempt = self.attempt(&copy, &objects).await;
         if let Err(e) = self.store.settle(app, &lease, None, LEASE).await {
             tracing::warn!(recording = %rec_id, error = %e, "an upload's lease was not let go; it expires");
         }
         let at = now_micros();
         let done = update_room(&*self.store, app, id, |r| {
-            let events = settle(r, rec_id, &attempt, &objects, url_ttl, at);
+            let events = parts::settle(r, rec_id, copy.part, &attempt, &objects, url_ttl, at);
             Ok::<_, ServiceError>(((), events))
         })
         .await?;
-        let ready = matches!(attempt, Attempt::Ready { .. });
+        let ready = matches!(attempt, Attempt::Ready { .. }) && copy.part == Part::Last;
         if let (true, Some(keep)) = (ready, self.retention) {
             let at = now_micros().saturating_add(keep.as_micros() as Micros);
             self.store.expire_recording_at(app, id, rec_id, at).await?;
         }
-        if ready || matches!(attempt, Attempt::GiveUp(_)) {
-            self.store
-                .set_upload_pending(app, id, rec_id, false)
-                .await?;
-        }
         if let Attempt::Retry(why) | Attempt::GiveUp(why) = &attempt {
-            tracing::warn!(room = %id, recording = %rec_id, error = %why, "a recording's copy to the object store failed");
+            tracing::warn!(room = %id, recording = %rec_id, part = ?copy.part, error = %why, "a recording's copy to the object store failed");
         }
         Ok(ready && done.is_some())
     }
 
     /// Asks the node that wrote the file to put it, then reads the object back.
-    async fn attempt(
-        &self,
-        room: &Room,
-        rec_id: Uuid,
-        key: &str,
-        objects: &crate::objects::ObjectStore,
-    ) -> Attempt {
-        let Some(rec) = room.recording_by_id(rec_id) else {
-            return Attempt::GiveUp("no such recording".into());
-        };
+    async fn attempt(&self, copy: &Copy, objects: &crate::objects::ObjectStore) -> Attempt {
+        let key = copy.key.as_str();
         // Already there (an attempt whose answer was lost, or another instance's)? A bucket that
         // refuses the controller (bad credentials, no such bucket) will refuse the node too.
         match objects.check(key).await {
@@ -195,12 +178,12 @@ impl<S: Store> Rooms<S> {
             }
             Ok(None) | Err(_) => {}
         }
-        let node = match self.pool.get(&room.node) {
+        let node = match self.pool.get(&copy.node) {
             Ok(node) => node,
             Err(e) => return Attempt::Retry(e.to_string()),
         };
         let url = objects.put_url(key, PUT_URL_TTL);
-        let cmd = match crate::node::commands::http_put(&url, &rec.path) {
+        let cmd = match crate::node::commands::http_put(&url, &copy.path) {
             Ok(cmd) => cmd,
             Err(e) => return Attempt::GiveUp(e.to_string()),
         };
@@ -223,66 +206,4 @@ impl<S: Store> Rooms<S> {
             Err(e) => Attempt::Retry(e.to_string()),
         }
     }
-}
-
-/// Writes an attempt's outcome into the recording; a ready one is told (with a download URL
-/// lasting `url_ttl`).
-fn settle(
-    room: &mut Room,
-    rec_id: Uuid,
-    attempt: &Attempt,
-    objects: &crate::objects::ObjectStore,
-    url_ttl: Duration,
-    now: Micros,
-) -> Vec<crate::conference::DomainEvent> {
-    let mut step = Step::new(room, now);
-    let Some(rec) = step.room.recordings.iter_mut().find(|r| r.id == rec_id) else {
-        return Vec::new();
-    };
-    let (duration_ms, ended) = (rec.duration_ms, rec.status == RecordingStatus::Ended);
-    let Some(upload) = rec
-        .upload
-        .as_mut()
-        .filter(|u| u.status == UploadStatus::Uploading && ended)
-    else {
-        return Vec::new();
-    };
-    upload.attempts += 1;
-    match attempt {
-        Attempt::Ready { size, sha256 } => {
-            upload.status = UploadStatus::Ready;
-            upload.size_bytes = Some(*size);
-            upload.sha256 = Some(sha256.clone());
-            upload.error = None;
-            upload.ready_at = Some(now);
-            let url = objects.get_url(&upload.key, url_ttl);
-            let expires = now + url_ttl.as_micros() as Micros;
-            let data = json!({
-                "room_id": step.room.id,
-                "recording_id": rec_id,
-                "status": "ready",
-                "storage": "s3",
-                "size_bytes": size,
-                "duration_ms": duration_ms,
-                "sha256": sha256,
-                "url": url,
-                "url_expires_at": crate::api::extract::iso8601(expires),
-            });
-            step.emit(EventKind::RecordingReady, data);
-        }
-        Attempt::Retry(why) if upload.attempts < GIVE_UP_AFTER => {
-            let wait = FIRST_BACKOFF
-                .saturating_mul(1 << upload.attempts.min(16))
-                .min(MAX_BACKOFF);
-            upload.next_at = now + wait.as_micros() as Micros;
-            upload.error = Some(why.clone());
-            step.touch();
-        }
-        Attempt::Retry(why) | Attempt::GiveUp(why) => {
-            upload.status = UploadStatus::Failed;
-            upload.error = Some(why.clone());
-            step.touch();
-        }
-    }
-    step.finish().events
 }
