@@ -10,6 +10,7 @@
 //! time does each recording (a lease), and a failed attempt is tried again later with backoff,
 //! across restarts, for as long as [`GIVE_UP_AFTER`] (the node keeps its file meanwhile).
 
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use uuid::Uuid;
@@ -21,6 +22,7 @@ use parts::{Copy, Due, Part};
 use super::{Rooms, ServiceError};
 use crate::conference::{AppId, Micros, RoomId};
 use crate::node::supervisor::now_micros;
+use crate::store::bell::{OutboxWatch, Waits, Woken};
 use crate::store::{Store, update_room};
 
 /// How long an attempt may hold a recording's upload (it lets go when done; a dead instance's
@@ -34,6 +36,26 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5 * 60);
 /// Attempts after which an upload is given up, at [`MAX_BACKOFF`] apart once the backoff is
 /// full: about a day.
 const GIVE_UP_AFTER: u32 = 300;
+/// The shortest time between two passes woken by outbox appends.
+const RUNG_PASS_EVERY: Duration = Duration::from_millis(100);
+
+/// Resolves when any of the bells rings (never without one).
+async fn any_rung(bells: &mut HashMap<AppId, OutboxWatch>) {
+    if bells.is_empty() {
+        return std::future::pending().await;
+    }
+    let waits = Waits {
+        poll: Duration::from_secs(1),
+        idle: Duration::from_secs(1),
+    };
+    loop {
+        let now = tokio::time::Instant::now();
+        let rings = bells.values_mut().map(|b| Box::pin(b.wait(now, waits)));
+        if let (Woken::Rung, ..) = futures_util::future::select_all(rings).await {
+            return;
+        }
+    }
+}
 
 /// What one attempt found.
 pub(super) enum Attempt {
@@ -48,37 +70,64 @@ pub(super) enum Attempt {
 }
 
 impl<S: Store> Rooms<S> {
-    /// Copies finished recordings to the object store until `stop` (once a second, and
-    /// nothing to do without one).
+    /// Copies finished recordings to the object store until `stop` (nothing to do without
+    /// one): a pass once a second, and one as soon as an app with a copy pending appends to its
+    /// outbox (a recording that ends tells `conference.recording.stopped` there), so a copy
+    /// starts moments after its recording ends, not at the next tick.
     pub async fn run_uploads(&self, stop: tokio_util::sync::CancellationToken) {
         if self.objects.is_none() {
             return;
         }
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut bells: HashMap<AppId, OutboxWatch> = HashMap::new();
+        let mut last = tokio::time::Instant::now();
         loop {
-            tokio::select! {
+            let ticked = tokio::select! {
                 _ = stop.cancelled() => return,
-                _ = tick.tick() => {}
+                _ = tick.tick() => true,
+                () = any_rung(&mut bells) => false,
+            };
+            if !ticked {
+                // An app's outbox grows with every event: a pass at most every RUNG_PASS_EVERY.
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    () = tokio::time::sleep_until(last + RUNG_PASS_EVERY) => {}
+                }
             }
-            if let Err(e) = self.upload_due().await {
-                tracing::warn!(error = %e, "recordings could not be copied to the object store; retrying");
+            for bell in bells.values_mut() {
+                bell.seen();
             }
-            if let Err(e) = self.expire_recordings(now_micros()).await {
+            last = tokio::time::Instant::now();
+            match self.upload_due().await {
+                Ok(apps) => {
+                    bells.retain(|app, _| apps.contains(app));
+                    for app in apps {
+                        let store = &self.store;
+                        bells
+                            .entry(app)
+                            .or_insert_with_key(|app| store.outbox_watch(app));
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "recordings could not be copied to the object store; retrying");
+                }
+            }
+            if ticked && let Err(e) = self.expire_recordings(now_micros()).await {
                 tracing::warn!(error = %e, "recordings past their retention could not be deleted; retrying");
             }
         }
     }
 
-    /// One pass over the listed recordings: each one due is attempted once.
-    pub async fn upload_due(&self) -> Result<usize, ServiceError> {
-        let mut ready = 0;
+    /// One pass over the listed recordings: each one due is attempted once. Returns the apps
+    /// that have copies pending.
+    pub async fn upload_due(&self) -> Result<HashSet<AppId>, ServiceError> {
+        let mut apps = HashSet::new();
         for (app, room, rec) in self.store.uploads_pending().await? {
-            if self.upload_one(&app, &room, rec).await? {
-                ready += 1;
-            }
+            self.upload_one(&app, &room, rec).await?;
+            apps.insert(app);
         }
-        Ok(ready)
+        Ok(apps)
     }
 
     /// Deletes the recordings whose retention ended (each by one instance); how many.
