@@ -17,8 +17,9 @@ pub struct IndexDelta {
     pub release: bool,
     /// Conferencecall and recording ids new in this version (looked up by [`Store::ref_owner`]).
     pub add_refs: Vec<Uuid>,
-    /// Conferencecall ids the room no longer holds (its oldest past participations, past
-    /// [`crate::conference::PAST_MEMBERS_KEPT`]): they expire with the room retention.
+    /// Ids the room no longer holds: its oldest past participations (past
+    /// [`crate::conference::PAST_MEMBERS_KEPT`]) and deleted recordings. They expire with the
+    /// room retention.
     pub drop_refs: Vec<Uuid>,
 }
 
@@ -43,7 +44,15 @@ impl IndexDelta {
                         .map(|r| r.id),
                 )
                 .collect(),
-            drop_refs: dropped_participations(old, new),
+            drop_refs: dropped_participations(old, new)
+                .into_iter()
+                .chain(
+                    old.recordings
+                        .iter()
+                        .filter(|r| new.recording_by_id(r.id).is_none())
+                        .map(|r| r.id),
+                )
+                .collect(),
         }
     }
 }
@@ -237,5 +246,23 @@ mod tests {
         assert_eq!(room.past_members[PAST_MEMBERS_KEPT - 1].caller_id, "100");
         assert!(room.conferencecall(oldest).is_none());
         assert_eq!(IndexDelta::between(&before, &room).drop_refs, vec![oldest]);
+    }
+
+    /// A deleted recording's id is let go (the soak found one lookup left behind for every
+    /// recording deleted, for good).
+    #[test]
+    fn a_deleted_recordings_id_is_let_go() {
+        let id = RoomId::parse("abcde-room-550e8400-e29b-41d4-a716-446655440000").unwrap();
+        let app = AppId::parse("app").unwrap();
+        let mut room = Room::new(id, app, "r".into(), RoomType::Conference, "ctl".into(), 0);
+        room.status = crate::conference::RoomStatus::Progressing;
+        let (kept, deleted) = (Uuid::new_v4(), Uuid::new_v4());
+        for rec in [kept, deleted] {
+            crate::conference::ops::request_recording(&mut room, rec, "/r.wav", 1).unwrap();
+            room.recording = None;
+        }
+        let before = room.clone();
+        room.recordings.retain(|r| r.id != deleted);
+        assert_eq!(IndexDelta::between(&before, &room).drop_refs, vec![deleted]);
     }
 }
