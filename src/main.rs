@@ -81,10 +81,7 @@ async fn main() -> std::process::ExitCode {
         Command::Serve(args) => cli::serve::run(args).await,
         Command::Lab(args) => cli::lab::run(args).await,
         Command::Webhook { command } => cli::webhook::run(command),
-        Command::HashKey { key } => {
-            cli::serve::hash_key(&key);
-            Ok(())
-        }
+        Command::HashKey { key } => cli::serve::hash_key(&key),
         Command::Openapi => cli::serve::openapi(),
         Command::Config {
             command: ConfigCommand::Check { file, against },

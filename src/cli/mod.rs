@@ -6,7 +6,22 @@ pub mod serve;
 pub mod sim;
 pub mod webhook;
 
+use std::io::Write;
+
 use switchyard::server::logging::LogFormat;
+
+/// Writes `text` on standard output. A reader that went away (`switchyard openapi | head`) is
+/// not an error: there is nobody left to tell, and the command stops quietly.
+pub fn out(text: &str) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => Ok(r?),
+    }
+}
 
 /// `--log-format`: how log lines are written on standard error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -156,32 +156,31 @@ fn reload_on_hangup<S: Store>(running: Arc<Running<S>>, path: String, stop: Canc
 /// when the file is invalid or changes what only a restart applies.
 pub fn config_check(file: &str, against: Option<&str>) -> anyhow::Result<()> {
     let new = Config::load(file)?;
-    println!(
-        "{file}: valid ({} node(s), {} app(s))",
+    super::out(&format!(
+        "{file}: valid ({} node(s), {} app(s))\n",
         new.nodes.len(),
         new.apps.len()
-    );
+    ))?;
     let Some(against) = against else {
         return Ok(());
     };
     let old = Config::load(against).with_context(|| format!("{against}: not valid"))?;
     let lines = changes(&old, &new)?;
     if lines.is_empty() {
-        println!("no change from {against}");
+        super::out(&format!("no change from {against}\n"))?;
     }
     for line in lines {
-        println!("{line}");
+        super::out(&format!("{line}\n"))?;
     }
     Ok(())
 }
 
 /// `switchyard hash-key <key>`: the value for `key_sha256`.
-pub fn hash_key(key: &str) {
-    println!("{}", switchyard::api::hash_key(key));
+pub fn hash_key(key: &str) -> anyhow::Result<()> {
+    super::out(&format!("{}\n", switchyard::api::hash_key(key)))
 }
 
 /// `switchyard openapi`: the OpenAPI document of the REST API, as `openapi.json` holds it.
 pub fn openapi() -> anyhow::Result<()> {
-    print!("{}", switchyard::api::openapi::to_json()?);
-    Ok(())
+    super::out(&switchyard::api::openapi::to_json()?)
 }

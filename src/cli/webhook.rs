@@ -40,10 +40,7 @@ pub struct VerifyArgs {
 
 pub fn run(command: WebhookCommand) -> anyhow::Result<()> {
     match command {
-        WebhookCommand::Secret => {
-            println!("{}", Secret::generate());
-            Ok(())
-        }
+        WebhookCommand::Secret => super::out(&format!("{}\n", Secret::generate())),
         WebhookCommand::Verify(args) => {
             let secrets = args
                 .secret
@@ -74,10 +71,7 @@ pub fn run(command: WebhookCommand) -> anyhow::Result<()> {
                 &body,
                 now,
             ) {
-                Ok(()) => {
-                    println!("ok");
-                    Ok(())
-                }
+                Ok(()) => super::out("ok\n"),
                 Err(e) => bail!("not verified: {e}"),
             }
         }

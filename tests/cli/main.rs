@@ -17,6 +17,7 @@ mod dead_letter_log;
 mod docs;
 mod esl_decode;
 mod log_format;
+mod output;
 mod reload;
 mod request_id;
 mod webhook;
