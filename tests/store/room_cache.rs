@@ -551,3 +551,70 @@ async fn on_a_cluster_a_controller_starts_while_a_master_is_down() {
         );
     }
 }
+
+/// Redis's tracking table (what it must tell this controller about) holds the rooms it read,
+/// not what a room write looked at: a write checks each session lookup it removes, and one
+/// already gone, read under tracking, would stay in the table for good. The soak's Redis grew by
+/// one such entry for nearly every call that passed through a room.
+#[tokio::test]
+async fn calls_passing_through_a_room_leave_nothing_in_redis_tracking_table() {
+    use switchyard::conference::{Member, SessionId};
+
+    let server = RedisServer::start();
+    let a = RedisStore::connect(&server.url()).await.unwrap();
+    let r = new_room("x");
+    a.create_room(&r, &[]).await.unwrap();
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+    let tracked = |info: String| -> u64 {
+        info.lines()
+            .find_map(|l| l.strip_prefix("tracking_total_keys:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap()
+    };
+    let info = || redis::cmd("INFO").arg("stats").to_owned();
+    let before = tracked(info().query_async(&mut raw).await.unwrap());
+    let node = NodePrefix::parse("abcde").unwrap();
+    for _ in 0..50 {
+        let session = SessionId::new(&node, &uuid::Uuid::new_v4().to_string());
+        let channel = session.channel().to_owned();
+        let joined = session.clone();
+        update_room(&a, &app(), &r.id, move |room| {
+            let m = Member::new(joined.clone(), "100".into(), "200".into(), None, 2);
+            room.members.insert(channel.clone(), m);
+            room.seq += 1;
+            Ok::<_, ()>(((), Vec::new()))
+        })
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+        // Its lookup is gone before the room lets the member go (another write took it).
+        let key = switchyard::store::keys::session_room(app().as_str(), &session);
+        redis::cmd("DEL")
+            .arg(&key)
+            .exec_async(&mut raw)
+            .await
+            .unwrap();
+        let channel = session.channel().to_owned();
+        update_room(&a, &app(), &r.id, move |room| {
+            room.members.remove(&channel);
+            room.seq += 1;
+            Ok::<_, ()>(((), Vec::new()))
+        })
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    }
+    let after = tracked(info().query_async(&mut raw).await.unwrap());
+    assert!(
+        after <= before + 1,
+        "the tracking table went from {before} to {after} keys over 50 calls"
+    );
+    // And the writer still keeps, and hears of changes to, its room.
+    assert_eq!(a.cached_rooms(), 1);
+    let b = RedisStore::connect(&server.url()).await.unwrap();
+    set_detail(&b, &r.id, "by b").await;
+    converges(&a, &r.id, "by b").await;
+}

@@ -2,7 +2,7 @@
 -- KEYS: room, outbox, name, ended rooms zset, live rooms zset, session->room keys to set
 -- (n_add), then to clear (n_remove).
 -- ARGV: expected seq, new seq, json, room_id, release (0, or the seconds the ended room stays
--- readable), n_add, n_remove, track (1: read the room once more, see below), events...
+-- readable), n_add, n_remove, events...
 if redis.call('HGET', KEYS[1], 'seq') ~= ARGV[1] then
   return 0
 end
@@ -29,16 +29,12 @@ if ARGV[5] ~= '0' then
   redis.call('ZADD', KEYS[4], now + tonumber(ARGV[5]), ARGV[4])
   redis.call('ZREM', KEYS[5], ARGV[4])
 end
-for i = 9, #ARGV do
+for i = 8, #ARGV do
   redis.call('XADD', KEYS[2], '*', 'event', ARGV[i])
 end
 -- The outbox's readers are woken by one PUBLISH per shard after a batch's scripts, in the same
 -- pipeline (room_writes.rs), not one per room: on a Redis Cluster every PUBLISH goes to every
 -- node.
--- Read the room once more: a caller with client-side tracking (OPTIN NOLOOP, and CLIENT CACHING
--- YES sent just before this script) keeps the room it just wrote, and Redis forgets a key's
--- trackers when it changes; this read makes it track it again.
-if ARGV[8] == '1' then
-  redis.call('HEXISTS', KEYS[1], 'seq')
-end
+-- A caller with client-side tracking reads the room again after this script, under CLIENT
+-- CACHING YES (room_writes.rs): never this script, whose every read would be tracked.
 return 1

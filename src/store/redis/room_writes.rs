@@ -345,7 +345,8 @@ impl RedisStore {
         let mut pipe = redis::pipe();
         let mut room_keys = Vec::with_capacity(todo.len());
         let mut appended: Vec<String> = Vec::new();
-        // How many replies each write has (its lookups, then its script).
+        // How many replies each write has (its lookups, then its script), and whether its room
+        // is read again after it (see below).
         let mut spans = Vec::with_capacity(todo.len());
         // The global lookups live in slots of their own: on a cluster's master connection they
         // go first, through the cluster client.
@@ -372,19 +373,25 @@ impl RedisStore {
                     false => pipe.expire(keys::reference(id), ttl),
                 };
             }
-            // The connection tracks in OPTIN mode: a room Redis should go on tracking (the
-            // script reads it once more after writing) is named just before the script.
+            // The connection tracks in OPTIN mode: a room Redis should go on tracking is read
+            // again right after its script, under `CLIENT CACHING YES`, and kept only if that
+            // read finds the version just written (another client's write in between is not
+            // ours to keep). Not the script itself: every key a script reads would be tracked,
+            // the session lookups it checks before deleting too, and one checked when it was
+            // already gone would stay in Redis's tracking table for good (the soak's Redis grew
+            // by one entry for nearly every call).
             let again = track == Track::Again && self.rooms.is_some();
+            pipe.add_command(self.save_command(&tag, &key, w, delta));
             if again {
                 pipe.add_command(room_cache::caching_yes());
+                pipe.cmd("HGET").arg(&key).arg("seq");
             }
-            pipe.add_command(self.save_command(&tag, &key, w, delta, again));
             let refs = if apart {
                 0
             } else {
                 delta.add_refs.len() + delta.drop_refs.len()
             };
-            spans.push(refs + usize::from(again) + 1);
+            spans.push((refs + 1, again));
             room_keys.push(key);
             if !w.events.is_empty() && !appended.contains(&tag) {
                 appended.push(tag);
@@ -422,7 +429,7 @@ impl RedisStore {
                     .await
                     .map_err(unavailable)?;
                 let entries = tracked.entries();
-                let outcomes = without_rings(replies, count, writes_count)
+                let (outcomes, seqs) = without_rings(replies, count, writes_count)
                     .and_then(|replies| outcomes(replies, &spans))
                     .inspect_err(|_| {
                         for key in &room_keys {
@@ -437,29 +444,33 @@ impl RedisStore {
                     Track::Again => Entries::fill,
                     Track::No => Entries::fill_written,
                 };
-                for ((key, token), (&i, outcome)) in
-                    room_keys.iter().zip(tokens).zip(todo.iter().zip(&outcomes))
+                for (((key, token), (&i, outcome)), seq) in room_keys
+                    .iter()
+                    .zip(tokens)
+                    .zip(todo.iter().zip(&outcomes))
+                    .zip(seqs)
                 {
+                    let ours = seq.is_none_or(|s| s == writes[i].new.seq);
                     match outcome {
-                        Reply::Saved => keep(entries, key, token, Arc::clone(&writes[i].new)),
+                        Reply::Saved if ours => {
+                            keep(entries, key, token, Arc::clone(&writes[i].new))
+                        }
                         _ => entries.forget(key),
                     }
                 }
                 return Ok(outcomes);
             }
         };
-        outcomes(replies, &spans)
+        outcomes(replies, &spans).map(|(replies, _)| replies)
     }
 
-    /// `EVALSHA` of the save script for one room; `again`: the script reads the room once more
-    /// after writing it, so that Redis goes on tracking it.
+    /// `EVALSHA` of the save script for one room.
     fn save_command(
         &self,
         tag: &str,
         key: &str,
         w: &RoomWrite<'_>,
         delta: &IndexDelta,
-        again: bool,
     ) -> redis::Cmd {
         let (old, new) = (w.old, &*w.new);
         let sessions = delta.add_sessions.iter().chain(&delta.remove_sessions);
@@ -484,8 +495,7 @@ impl RedisStore {
                 0
             })
             .arg(delta.add_sessions.len())
-            .arg(delta.remove_sessions.len())
-            .arg(if again { "1" } else { "0" });
+            .arg(delta.remove_sessions.len());
         for event in w.events {
             cmd.arg(encode_sized(event, 512));
         }
@@ -572,19 +582,29 @@ fn without_rings(
     Ok(replies)
 }
 
-/// Reads each write's replies (`spans[i]` of them: lookups, `CLIENT CACHING` if asked, then
-/// the script's answer).
-fn outcomes(replies: Vec<Value>, spans: &[usize]) -> Result<Vec<Reply>, StoreError> {
-    if replies.len() != spans.iter().sum::<usize>() {
+/// Reads each write's replies (`spans[i].0` of them: lookups, then the script's answer; then,
+/// when `spans[i].1`, `CLIENT CACHING`'s and the room's `seq` read again), and the `seq` each
+/// read again found (`None`: not read; `Some(0)`: gone or unreadable).
+#[allow(clippy::type_complexity)]
+fn outcomes(
+    replies: Vec<Value>,
+    spans: &[(usize, bool)],
+) -> Result<(Vec<Reply>, Vec<Option<u64>>), StoreError> {
+    let total: usize = spans
+        .iter()
+        .map(|(n, again)| n + 2 * usize::from(*again))
+        .sum();
+    if replies.len() != total {
         return Err(StoreError::Unavailable(format!(
             "Redis answered a pipeline of {} commands with {} replies",
-            spans.iter().sum::<usize>(),
+            total,
             replies.len()
         )));
     }
     let mut replies = replies.into_iter();
     let mut out = Vec::with_capacity(spans.len());
-    for &span in spans {
+    let mut seqs = Vec::with_capacity(spans.len());
+    for &(span, again) in spans {
         let mut failed = None;
         let mut last = Value::Nil;
         for _ in 0..span {
@@ -603,6 +623,13 @@ fn outcomes(replies: Vec<Value>, spans: &[usize]) -> Result<Vec<Reply>, StoreErr
             (None, Value::ServerError(_)) => Reply::NoScript,
             (None, other) => Reply::Failed(format!("unexpected answer to a room save: {other:?}")),
         });
+        seqs.push(again.then(|| {
+            let _caching = replies.next();
+            replies
+                .next()
+                .and_then(|v| redis::from_redis_value::<Option<u64>>(&v).ok().flatten())
+                .unwrap_or(0)
+        }));
     }
-    Ok(out)
+    Ok((out, seqs))
 }
