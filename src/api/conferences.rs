@@ -28,6 +28,8 @@ pub fn routes<S: Store>() -> Router<ApiState<S>> {
             get(show::<S>).delete(destroy::<S>),
         )
         .route("/api/v1/conferences/{room_id}/members", get(members::<S>))
+        .route("/api/v1/conferences/{room_id}/lock", post(lock::<S>))
+        .route("/api/v1/conferences/{room_id}/unlock", post(unlock::<S>))
 }
 
 /// `^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`
@@ -171,6 +173,7 @@ struct RoomView<'a> {
     max_participants: u64,
     wait_for_moderator: bool,
     waiting_for_moderator: bool,
+    locked: bool,
     beep: Beep,
     pre_actions: &'a [Action],
     post_actions: &'a [Action],
@@ -240,6 +243,7 @@ fn room_view(r: &Room) -> RoomView<'_> {
         max_participants: r.max_participants,
         wait_for_moderator: r.wait_for_moderator,
         waiting_for_moderator: r.waiting_for_moderator,
+        locked: r.locked,
         beep: r.beep,
         pre_actions: &r.pre_actions,
         post_actions: &r.post_actions,
@@ -248,6 +252,63 @@ fn room_view(r: &Room) -> RoomView<'_> {
         recording_ids: views::recording_ids(r),
         dialing: r,
     }
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/conferences/{room_id}/lock",
+    operation_id = "conferences_lock",
+    tag = "conferences",
+    summary = "Lock a room",
+    description = "No body (or `{}`). A locked room refuses joins and dial-outs (409 \
+        \"Room is locked\"); the members in it stay, and a move to another node carries the \
+        lock. Locking a locked room changes nothing. Webhook: `conference.locked`, once.",
+    params(RoomPath),
+    request_body(content = Option<super::playback::NoBody>, description = "Nothing, or `{}`"),
+    responses(
+        (status = 200, description = "The room, locked", body = doc::ConferenceDetail),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = super::openapi::errors::Conflict),
+    )
+)]
+async fn lock<S: Store>(
+    State(st): State<ApiState<S>>,
+    Caller(app): Caller,
+    IdPath(raw): IdPath,
+    JsonBody(super::playback::NoBody {}): JsonBody<super::playback::NoBody>,
+) -> Result<axum::response::Response, ApiError> {
+    let room = st.rooms().set_lock(&app, &room_id(&raw)?, true).await?;
+    Ok(Json(room_view(&room)).into_response())
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/v1/conferences/{room_id}/unlock",
+    operation_id = "conferences_unlock",
+    tag = "conferences",
+    summary = "Unlock a room",
+    description = "No body (or `{}`). Joins and dial-outs are taken again. Unlocking an \
+        unlocked room changes nothing. Webhook: `conference.unlocked`, once.",
+    params(RoomPath),
+    request_body(content = Option<super::playback::NoBody>, description = "Nothing, or `{}`"),
+    responses(
+        (status = 200, description = "The room, unlocked", body = doc::ConferenceDetail),
+        (status = 400, response = BadRequest),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = super::openapi::errors::Conflict),
+    )
+)]
+async fn unlock<S: Store>(
+    State(st): State<ApiState<S>>,
+    Caller(app): Caller,
+    IdPath(raw): IdPath,
+    JsonBody(super::playback::NoBody {}): JsonBody<super::playback::NoBody>,
+) -> Result<axum::response::Response, ApiError> {
+    let room = st.rooms().set_lock(&app, &room_id(&raw)?, false).await?;
+    Ok(Json(room_view(&room)).into_response())
 }
 
 #[utoipa::path(

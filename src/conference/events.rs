@@ -79,6 +79,10 @@ pub enum EventKind {
     RecordingReady,
     #[serde(rename = "conference.migrated")]
     Migrated,
+    #[serde(rename = "conference.locked")]
+    Locked,
+    #[serde(rename = "conference.unlocked")]
+    Unlocked,
 }
 
 impl EventKind {
@@ -132,6 +136,8 @@ impl EventKind {
             EventKind::RecordingFinished => "conference.recording.finished",
             EventKind::RecordingReady => "conference.recording.ready",
             EventKind::Migrated => "conference.migrated",
+            EventKind::Locked => "conference.locked",
+            EventKind::Unlocked => "conference.unlocked",
         }
     }
 }

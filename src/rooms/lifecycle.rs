@@ -169,6 +169,20 @@ impl<S: Store> Rooms<S> {
         Ok((members, next))
     }
 
+    /// Locks (`locked`) or unlocks a room (see [`ops::set_lock`]); the room as it is now. The
+    /// lock is the controller's: members in the room stay, a move to another node carries it.
+    pub async fn set_lock(
+        &self,
+        app: &AppId,
+        id: &RoomId,
+        locked: bool,
+    ) -> Result<Room, ServiceError> {
+        self.room(app, id).await?;
+        self.change(app, id, |r| ops::set_lock(r, locked, now_micros()))
+            .await?;
+        self.room(app, id).await
+    }
+
     /// Deletes a live room (see [`Rooms::end`]); it is gone from `/api/v1` at once.
     pub async fn delete(&self, app: &AppId, id: &RoomId) -> Result<Room, ServiceError> {
         let room = self.room(app, id).await?;

@@ -503,3 +503,50 @@ async fn the_global_per_app_limit_answers_429() {
     // Per app: B still has its own budget.
     assert_eq!(t.get("/api/v1/conferences", B).await.status, StatusCode::OK);
 }
+
+/// A locked room refuses joins and dial-outs (409 "Room is locked") and keeps the members it
+/// has; locking is told once (a second lock changes nothing), unlocking takes joins again.
+/// Another app cannot lock it.
+#[tokio::test]
+async fn a_locked_room_refuses_joins_and_dial_outs_and_keeps_its_members() {
+    let t = lab().await;
+    let room = t.room(A, "lockable").await;
+    let inside = t.call(A, "1001").await;
+    t.joined(A, &room, &inside).await;
+    let lock = format!("/api/v1/conferences/{room}/lock");
+    let unlock = format!("/api/v1/conferences/{room}/unlock");
+    assert_error(&t.post(&lock, B, json!({})).await, StatusCode::FORBIDDEN);
+
+    for _ in 0..2 {
+        let r = t.post(&lock, A, json!({})).await;
+        assert_eq!(r.status, StatusCode::OK, "{r:?}");
+        assert_eq!(r.body["locked"], true, "{r:?}");
+    }
+    assert_eq!(t.count(A, EventKind::Locked).await, 1, "told once");
+    assert_eq!(
+        t.get(&format!("/api/v1/conferences/{room}"), A).await.body["locked"],
+        true
+    );
+
+    let outside = t.call(A, "1002").await;
+    let r = t.join(A, &outside, &room).await;
+    assert_error(&r, StatusCode::CONFLICT);
+    assert_eq!(r.body["error"], "Room is locked");
+    let r = t
+        .post(
+            &format!("/api/v1/conferences/{room}/participants"),
+            A,
+            json!({ "to": "sip:alice@pbx.example.com" }),
+        )
+        .await;
+    assert_error(&r, StatusCode::CONFLICT);
+    assert_eq!(r.body["error"], "Room is locked");
+    assert_eq!(t.members(A, &room).await.len(), 1, "the member in stays");
+
+    let r = t.post(&unlock, A, json!({})).await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    assert_eq!(r.body["locked"], false);
+    assert_eq!(t.count(A, EventKind::Unlocked).await, 1);
+    t.joined(A, &room, &outside).await;
+    assert_eq!(t.members(A, &room).await.len(), 2);
+}

@@ -275,6 +275,11 @@ async fn rooms_and_their_errors(c: &Checked) -> String {
 
 async fn playback(c: &Checked, room: &str) {
     let base = format!("/api/v1/conferences/{room}");
+    for verb in ["lock", "lock", "unlock"] {
+        let (status, _) = c.post(&format!("{base}/{verb}"), json!({})).await;
+        assert_eq!(status, 200, "{verb}");
+    }
+    c.post(&format!("{base}/lock"), json!({ "why": 1 })).await;
     c.post(&format!("{base}/volume"), json!({ "volume": 99 }))
         .await;
     c.post(

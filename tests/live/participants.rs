@@ -342,3 +342,39 @@ async fn live_a_beeping_room_beeps_as_members_join_and_leave() {
     assert!(exited >= 0.08, "the leave's beep is heard");
     t.finish().await;
 }
+
+/// A locked room on a real node: a SIPp caller's join is refused (409 "Room is locked") and the
+/// node's conference never sees it, while the member inside stays and hears nothing of it;
+/// once unlocked, the same call joins and both are in the node's conference.
+#[tokio::test]
+#[cfg_attr(
+    not(live_fs),
+    ignore = "needs a real FreeSWITCH: run scripts/test-deps.sh, or set SWITCHYARD_LIVE_ESL=host:port"
+)]
+async fn live_a_locked_room_keeps_a_caller_out_until_it_is_unlocked() {
+    let t = Live::start().await;
+    let room = t.room("locked-room").await;
+    let (inside, outside) = (t.call("1001").await, t.call("1002").await);
+    t.joined(&room, &inside).await;
+    let r = t
+        .post(&format!("/api/v1/conferences/{room}/lock"), json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    let r = t.join(&outside, &room).await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{r:?}");
+    assert_eq!(r.body["error"], "Room is locked");
+    let listed = t.node_api(&format!("conference {room} list")).await;
+    assert!(!listed.contains(channel_of(&outside)), "{listed}");
+    assert!(listed.contains(channel_of(&inside)), "{listed}");
+    assert_eq!(t.session(&outside).await["state"], "parked");
+
+    let r = t
+        .post(&format!("/api/v1/conferences/{room}/unlock"), json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    t.joined(&room, &outside).await;
+    let listed = t.node_api(&format!("conference {room} list")).await;
+    assert!(listed.contains(channel_of(&outside)), "{listed}");
+    assert_eq!(t.count(&room, EventKind::Locked).await, 1);
+    assert_eq!(t.count(&room, EventKind::Unlocked).await, 1);
+}

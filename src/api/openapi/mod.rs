@@ -73,6 +73,8 @@ const COMMON_RESPONSES: &[(&str, &str)] = &[
         conferences::show,
         conferences::destroy,
         conferences::members,
+        conferences::lock,
+        conferences::unlock,
         participants::dial,
         playback::play,
         playback::pause,

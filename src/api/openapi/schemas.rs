@@ -310,6 +310,9 @@ pub struct ConferenceDetail {
     /// No moderator has joined yet: the members wait, hearing hold music (as the node says:
     /// a moderator joined on the node by other means starts the room too).
     pub waiting_for_moderator: bool,
+    /// Locked (`POST …/lock`): joins and dial-outs are refused (409 "Room is locked"); the
+    /// members in it stay.
+    pub locked: bool,
     pub beep: Beep,
     pub pre_actions: Vec<Action>,
     pub post_actions: Vec<Action>,

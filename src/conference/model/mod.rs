@@ -346,6 +346,9 @@ pub struct Room {
     /// No moderator has joined yet in a room that waits for one.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub waiting_for_moderator: bool,
+    /// Locked by the application: no new joins or dial-outs (members in stay).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub locked: bool,
     /// The tones played to the room when a member joins and leaves.
     #[serde(default, skip_serializing_if = "Beep::is_none")]
     pub beep: Beep,
@@ -422,6 +425,7 @@ impl Room {
             max_participants: 0,
             wait_for_moderator: false,
             waiting_for_moderator: false,
+            locked: false,
             beep: Beep::None,
             pre_actions: Vec::new(),
             post_actions: Vec::new(),

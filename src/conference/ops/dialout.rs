@@ -16,6 +16,9 @@ pub const DIALOUT_GRACE_SECS: i64 = 30;
 /// `max_participants` and a `connect` room's two).
 pub fn request_dialout(room: &mut Room, dialout: Dialout, now: Micros) -> Result<Applied, OpError> {
     require_active(room)?;
+    if room.locked {
+        return Err(OpError::Locked);
+    }
     let held = (room.members.len() + room.dialouts.len()) as u64;
     if room.kind == RoomType::Connect && held >= 2 {
         return Err(OpError::ConnectFull);

@@ -74,6 +74,8 @@ pub enum OpError {
     /// The room is moving to another node (a second or so): asked again, it is served there.
     #[error("the room is moving to another media node")]
     Moving,
+    #[error("Room is locked")]
+    Locked,
 }
 
 /// How a member joins.
@@ -104,6 +106,9 @@ pub fn request_join_as(
     now: Micros,
 ) -> Result<Applied, OpError> {
     require_active(room)?;
+    if room.locked {
+        return Err(OpError::Locked);
+    }
     if let Some(m) = room.members.get(session.id.channel()) {
         return Err(match m.status {
             MemberStatus::Joining => OpError::StillJoining,
@@ -398,6 +403,30 @@ pub(super) fn require_active(room: &Room) -> Result<(), OpError> {
         return Err(OpError::RoomNotActive(room.status.as_str()));
     }
     require_steady(room)
+}
+
+/// Locks (`locked`) or unlocks the room: a locked room takes no joins or dial-outs, and its
+/// members stay. Told once (`conference.locked` / `conference.unlocked`); asking for what the
+/// room already is changes nothing.
+pub fn set_lock(room: &mut Room, locked: bool, now: Micros) -> Result<Applied, OpError> {
+    if matches!(
+        room.status,
+        RoomStatus::Terminating | RoomStatus::Terminated
+    ) {
+        return Err(OpError::RoomNotActive(room.status.as_str()));
+    }
+    let mut step = Step::new(room, now);
+    if step.room.locked == locked {
+        return Ok(step.finish());
+    }
+    step.room.locked = locked;
+    let data = serde_json::json!({ "room_id": step.room.id, "locked": locked });
+    let kind = match locked {
+        true => EventKind::Locked,
+        false => EventKind::Unlocked,
+    };
+    step.emit(kind, data);
+    Ok(step.finish())
 }
 
 /// Refuses a command while the room moves to another node: its member ids and node are
