@@ -101,7 +101,10 @@ async fn create<S: Store>(
     tag = "conferences",
     summary = "List the application's rooms",
     description = "Live rooms, oldest first, one page at a time, each with its status, type, \
-        node, playback and active recording.",
+        node, playback, active recording and metadata. `?metadata.<key>=<value>` (one or more) \
+        keeps the rooms whose metadata has that top-level key with that value (a string \
+        equal to it, or a number or boolean written so); a filtered page may hold fewer rooms \
+        than `limit`, and the cursor still leads on.",
     params(Paging),
     responses(
         (status = 200, description = "A page of rooms", body = doc::ConferenceList),
@@ -112,7 +115,9 @@ async fn list<S: Store>(
     State(st): State<ApiState<S>>,
     Caller(app): Caller,
     page: PageQuery,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
 ) -> Answer {
+    let wanted = metadata_filter(query.as_deref());
     let scope = rooms_scope(&app);
     let after = match &page.cursor {
         Some(c) => Some(
@@ -126,6 +131,7 @@ async fn list<S: Store>(
     let conferences: Vec<Value> = found
         .items
         .iter()
+        .filter(|r| wanted.iter().all(|(k, v)| metadata_has(r, k, v)))
         .map(|r| {
             json!({
                 "room_id": r.id,
@@ -139,6 +145,7 @@ async fn list<S: Store>(
                 "playback_volume": r.playback.volume,
                 "playback_urls": r.playback.urls,
                 "recording_id": r.recording.unwrap_or(uuid::Uuid::nil()),
+                "metadata": r.metadata,
             })
         })
         .collect();
@@ -152,10 +159,31 @@ async fn list<S: Store>(
     ))
 }
 
+/// The `metadata.<key>=<value>` pairs of a listing's query.
+fn metadata_filter(query: Option<&str>) -> Vec<(String, String)> {
+    let pairs: Vec<(String, String)> = query
+        .and_then(|q| serde_urlencoded::from_str(q).ok())
+        .unwrap_or_default();
+    pairs
+        .into_iter()
+        .filter_map(|(k, v)| Some((k.strip_prefix("metadata.")?.to_owned(), v)))
+        .collect()
+}
+
+/// Whether the room's metadata holds `key` with `value` (a string equal to it, or another
+/// JSON value written as it).
+fn metadata_has(room: &Room, key: &str, value: &str) -> bool {
+    match room.metadata.as_ref().and_then(|m| m.get(key)) {
+        Some(Value::String(s)) => s == value,
+        Some(Value::Null) | None => false,
+        Some(other) => value.parse::<Value>().is_ok_and(|v| v == *other),
+    }
+}
+
 /// One room as `GET` shows it; `created_at` is Unix seconds as a string (the contract says so).
 /// Serialized straight from the room (no intermediate `Value`): this is the hottest read.
 #[derive(serde::Serialize)]
-struct RoomView<'a> {
+pub(super) struct RoomView<'a> {
     room_id: &'a RoomId,
     name: &'a str,
     created_at: String,
@@ -174,6 +202,7 @@ struct RoomView<'a> {
     wait_for_moderator: bool,
     waiting_for_moderator: bool,
     locked: bool,
+    metadata: &'a Option<crate::conference::Metadata>,
     beep: Beep,
     pre_actions: &'a [Action],
     post_actions: &'a [Action],
@@ -219,7 +248,7 @@ fn ids<S: serde::Serializer>(r: &&Room, s: S) -> Result<S::Ok, S::Error> {
     s.collect_seq(r.members.values().map(|m| m.conferencecall_id))
 }
 
-fn room_view(r: &Room) -> RoomView<'_> {
+pub(super) fn room_view(r: &Room) -> RoomView<'_> {
     RoomView {
         node: &r.node,
         migrating: r,
@@ -244,6 +273,7 @@ fn room_view(r: &Room) -> RoomView<'_> {
         wait_for_moderator: r.wait_for_moderator,
         waiting_for_moderator: r.waiting_for_moderator,
         locked: r.locked,
+        metadata: &r.metadata,
         beep: r.beep,
         pre_actions: &r.pre_actions,
         post_actions: &r.post_actions,
@@ -374,23 +404,7 @@ async fn members<S: Store>(
             ServiceError::Forbidden(what) => ServiceError::NotFound(what),
             e => e,
         })?;
-    let members: Vec<Value> = members
-        .iter()
-        .map(|m| {
-            json!({
-                "uuid": m.session,
-                "did": m.did,
-                "caller_id": m.caller_id,
-                "muted": m.muted,
-                "deaf": m.deaf,
-                "held": m.held,
-                "moderator": m.moderator,
-                "coaching": m.coaching,
-                "talking": m.talking,
-                "conferencecall_id": m.conferencecall_id,
-            })
-        })
-        .collect();
+    let members: Vec<Value> = members.iter().map(views::member).collect();
     let cursor = next
         .map(|n| st.cursors().encode(&scope, &n))
         .unwrap_or_default();

@@ -131,6 +131,26 @@ fn is_json(content_type: &str) -> bool {
 }
 
 /// The JSON name of a value's type, as an error tells it.
+/// An application's `metadata` as sent: a JSON object of at most
+/// [`crate::conference::METADATA_MAX_BYTES`] serialized (`null` or absent: none).
+pub fn metadata(v: Option<Value>) -> Result<Option<crate::conference::Metadata>, ApiError> {
+    let max = crate::conference::METADATA_MAX_BYTES;
+    let refused = || {
+        ApiError::bad_request_with(
+            "Invalid metadata: a JSON object of at most 4096 bytes serialized",
+            serde_json::json!({ "max_bytes": max }),
+        )
+    };
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(m)) => match serde_json::to_vec(&m) {
+            Ok(bytes) if bytes.len() <= max => Ok(Some(m)),
+            _ => Err(refused()),
+        },
+        Some(_) => Err(refused()),
+    }
+}
+
 pub fn json_type(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
@@ -258,6 +278,22 @@ impl<St: Send + Sync> FromRequestParts<St> for IdPath {
         Path::<String>::from_request_parts(parts, state)
             .await
             .map(|Path(id)| IdPath(id))
+            .map_err(|e| {
+                ApiError::bad_request_with("Invalid path", json!({ "reason": e.body_text() }))
+            })
+    }
+}
+
+/// The two path parameters of a route, as text.
+pub struct PairPath(pub String, pub String);
+
+impl<St: Send + Sync> FromRequestParts<St> for PairPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &St) -> Result<PairPath, ApiError> {
+        Path::<(String, String)>::from_request_parts(parts, state)
+            .await
+            .map(|Path((a, b))| PairPath(a, b))
             .map_err(|e| {
                 ApiError::bad_request_with("Invalid path", json!({ "reason": e.body_text() }))
             })

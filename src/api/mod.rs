@@ -13,6 +13,7 @@ pub mod events;
 pub mod extract;
 pub mod health;
 pub mod lab;
+mod metadata;
 pub mod metrics;
 pub mod nodes;
 pub mod openapi;
@@ -165,6 +166,7 @@ pub fn router<S: Store>(state: ApiState<S>) -> Router {
         .merge(coach::routes())
         .merge(participants::routes())
         .merge(playback::routes())
+        .merge(metadata::routes())
         .merge(recordings::routes())
         .merge(events::routes())
         .merge(webhooks::routes())

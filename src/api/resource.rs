@@ -96,6 +96,12 @@ pub struct ConferenceBody {
     /// Said to each participant who leaves or is kicked (at most 16 `talk` actions).
     #[schema(value_type = Option<Vec<doc::Action>>, max_items = 16)]
     pub post_actions: Option<Vec<ActionObject>>,
+    /// The application's own data about the room (a meeting id, an owner): a JSON object of
+    /// at most 4096 bytes serialized. Shown with the room, carried in every webhook about it
+    /// (as `room_metadata`), changed with `PATCH /api/v1/conferences/{room_id}`; listings
+    /// filter by a top-level key (`?metadata.meeting=42`).
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Value>,
 }
 
 /// An action as the API accepts it: a JSON object (serde would also take a struct from an
@@ -190,6 +196,7 @@ impl ConferenceBody {
             beep,
             pre_actions: actions(self.pre_actions),
             post_actions: actions(self.post_actions),
+            metadata: super::extract::metadata(self.metadata)?,
         })
     }
 }

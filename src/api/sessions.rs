@@ -153,6 +153,11 @@ struct JoinBody {
     /// as when the room is deleted; `conference.destroyed` says `end_on_exit`). Default false.
     #[serde(default)]
     end_on_exit: bool,
+    /// The application's own data about this participation (a meeting id, a display name, a
+    /// role): a JSON object of at most 4096 bytes serialized. Shown with the member and carried
+    /// in every webhook about it; changed with `PATCH /api/v1/conferences/{room_id}/members/{uuid}`.
+    #[schema(value_type = Option<Object>)]
+    metadata: Option<Value>,
     /// As in [`CommandBody`].
     #[schema(min_length = 1, max_length = 128)]
     command_uid: Option<String>,
@@ -303,14 +308,21 @@ async fn join<S: Store>(
 ) -> Result<Response, ApiError> {
     let id = session_id(&raw)?;
     let room = room_id(&body.room_id)?;
+    let metadata = super::extract::metadata(body.metadata)?;
+    let request = format!(
+        "conference/join room_id={room} moderator={} end_on_exit={} metadata={}",
+        body.moderator,
+        body.end_on_exit,
+        metadata
+            .as_ref()
+            .map(|m| Value::Object(m.clone()))
+            .unwrap_or_default()
+    );
     let join_as = JoinAs {
         moderator: body.moderator,
         end_on_exit: body.end_on_exit,
+        metadata,
     };
-    let request = format!(
-        "conference/join room_id={room} moderator={} end_on_exit={}",
-        body.moderator, body.end_on_exit
-    );
     once(&st, &app, &id, body.command_uid, request, |uid| async {
         let outcome = st.rooms().join(&app, &id, &room, uid, join_as).await?;
         Ok(match outcome {

@@ -34,6 +34,23 @@ pub fn conferencecall_ids(r: &Room) -> Vec<Uuid> {
     r.members.values().map(|m| m.conferencecall_id).collect()
 }
 
+/// A member as `GET /api/v1/conferences/{room_id}/members` lists it.
+pub fn member(m: &Member) -> Value {
+    json!({
+        "uuid": m.session,
+        "did": m.did,
+        "caller_id": m.caller_id,
+        "muted": m.muted,
+        "deaf": m.deaf,
+        "held": m.held,
+        "moderator": m.moderator,
+        "coaching": m.coaching,
+        "talking": m.talking,
+        "conferencecall_id": m.conferencecall_id,
+        "metadata": m.metadata,
+    })
+}
+
 pub fn recording_ids(r: &Room) -> Vec<Uuid> {
     r.recordings.iter().map(|rec| rec.id).collect()
 }

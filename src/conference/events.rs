@@ -83,6 +83,8 @@ pub enum EventKind {
     Locked,
     #[serde(rename = "conference.unlocked")]
     Unlocked,
+    #[serde(rename = "conference.metadata.updated")]
+    MetadataUpdated,
 }
 
 impl EventKind {
@@ -138,6 +140,7 @@ impl EventKind {
             EventKind::Migrated => "conference.migrated",
             EventKind::Locked => "conference.locked",
             EventKind::Unlocked => "conference.unlocked",
+            EventKind::MetadataUpdated => "conference.metadata.updated",
         }
     }
 }

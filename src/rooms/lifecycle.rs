@@ -34,6 +34,8 @@ pub struct NewRoom {
     pub beep: Beep,
     pub pre_actions: Vec<Action>,
     pub post_actions: Vec<Action>,
+    /// The application's own data about the room.
+    pub metadata: Option<crate::conference::Metadata>,
 }
 
 impl NewRoom {
@@ -50,6 +52,7 @@ impl NewRoom {
             beep: Beep::None,
             pre_actions: Vec::new(),
             post_actions: Vec::new(),
+            metadata: None,
         }
     }
 }
@@ -96,6 +99,7 @@ impl<S: Store> Rooms<S> {
         room.beep = spec.beep;
         room.pre_actions = spec.pre_actions;
         room.post_actions = spec.post_actions;
+        room.metadata = spec.metadata;
         room.core_uuid = node.core_uuid();
         let mut step = Step::new(&mut room, now);
         let data =
@@ -181,6 +185,50 @@ impl<S: Store> Rooms<S> {
         self.change(app, id, |r| ops::set_lock(r, locked, now_micros()))
             .await?;
         self.room(app, id).await
+    }
+
+    /// Replaces the application's data about a room (see [`ops::set_room_metadata`]); the room
+    /// as it is now.
+    pub async fn set_room_metadata(
+        &self,
+        app: &AppId,
+        id: &RoomId,
+        metadata: Option<crate::conference::Metadata>,
+    ) -> Result<Room, ServiceError> {
+        self.room(app, id).await?;
+        self.change(app, id, |r| {
+            ops::set_room_metadata(r, metadata.clone(), now_micros())
+        })
+        .await?;
+        self.room(app, id).await
+    }
+
+    /// Replaces the application's data about a session's participation in a room (see
+    /// [`ops::set_member_metadata`]); the member as it is now.
+    pub async fn set_member_metadata(
+        &self,
+        app: &AppId,
+        id: &RoomId,
+        session: &crate::conference::SessionId,
+        metadata: Option<crate::conference::Metadata>,
+    ) -> Result<crate::conference::Member, ServiceError> {
+        if self
+            .room(app, id)
+            .await?
+            .member_by_session(session)
+            .is_none()
+        {
+            return Err(ServiceError::NotFound("member"));
+        }
+        self.change(app, id, |r| {
+            ops::set_member_metadata(r, session.channel(), metadata.clone(), now_micros())
+        })
+        .await?;
+        self.room(app, id)
+            .await?
+            .member_by_session(session)
+            .cloned()
+            .ok_or(ServiceError::NotFound("member"))
     }
 
     /// Deletes a live room (see [`Rooms::end`]); it is gone from `/api/v1` at once.

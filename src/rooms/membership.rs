@@ -53,11 +53,11 @@ impl<S: Store> Rooms<S> {
         )
         .map_err(invalid)?;
         // Every check the state change makes, before the cooldown is spent.
-        ops::request_join_as(&mut room.clone(), &s, None, join_as, now_micros())?;
+        ops::request_join_as(&mut room.clone(), &s, None, join_as.clone(), now_micros())?;
         self.cool(app, CooldownGroup::Conference, session.as_str())
             .await?;
         self.change(app, room_id, |r| {
-            ops::request_join_as(r, &s, command_uid.clone(), join_as, now_micros())
+            ops::request_join_as(r, &s, command_uid.clone(), join_as.clone(), now_micros())
         })
         .await?;
         if let Err(e) = node.expect_ok(&cmd, true).await {
@@ -109,11 +109,18 @@ impl<S: Store> Rooms<S> {
         })
         .map_err(invalid)?;
         let now = now_micros();
-        ops::request_bridged_join(&mut room.clone(), s, None, join_as, out, now)?;
+        ops::request_bridged_join(&mut room.clone(), s, None, join_as.clone(), out, now)?;
         self.cool(app, CooldownGroup::Conference, session.as_str())
             .await?;
         self.change(app, &room.id, |r| {
-            ops::request_bridged_join(r, s, command_uid.clone(), join_as, out, now_micros())
+            ops::request_bridged_join(
+                r,
+                s,
+                command_uid.clone(),
+                join_as.clone(),
+                out,
+                now_micros(),
+            )
         })
         .await?;
         if let Err(e) = call_node.expect_ok(&cmd, true).await {

@@ -550,3 +550,125 @@ async fn a_locked_room_refuses_joins_and_dial_outs_and_keeps_its_members() {
     t.joined(A, &room, &outside).await;
     assert_eq!(t.members(A, &room).await.len(), 2);
 }
+
+/// The application's own data on a room and a member: set at create and join, shown with them,
+/// carried in the webhooks about them, replaced by `PATCH` (told once, only when it changed),
+/// at most 4096 bytes and always a JSON object; another app cannot change it.
+#[tokio::test]
+async fn metadata_is_kept_shown_told_and_replaced_on_rooms_and_members() {
+    let t = lab().await;
+    let room = t
+        .room_with(
+            A,
+            json!({ "name": "meta", "metadata": { "meeting": "42" } }),
+        )
+        .await;
+    let caller = t.call(A, "1001").await;
+    t.joined_with(A, &room, &caller, json!({ "metadata": { "role": "host" } }))
+        .await;
+    let view = t.get(&format!("/api/v1/conferences/{room}"), A).await;
+    assert_eq!(view.body["metadata"], json!({ "meeting": "42" }));
+    let members = t.members(A, &room).await;
+    assert_eq!(members[0]["metadata"], json!({ "role": "host" }));
+    let joined = t
+        .events(A)
+        .await
+        .into_iter()
+        .find(|e| e.kind == EventKind::MemberJoined)
+        .unwrap();
+    assert_eq!(joined.data["metadata"], json!({ "role": "host" }));
+    assert_eq!(joined.data["room_metadata"], json!({ "meeting": "42" }));
+
+    // Replaced whole; told once; the same again changes nothing.
+    let path = format!("/api/v1/conferences/{room}");
+    for _ in 0..2 {
+        let r = t
+            .req(
+                "PATCH",
+                &path,
+                Some(A),
+                Some(json!({ "metadata": { "meeting": "43" } })),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{r:?}");
+        assert_eq!(r.body["metadata"], json!({ "meeting": "43" }));
+    }
+    let member_path = format!("/api/v1/conferences/{room}/members/{caller}");
+    let r = t
+        .req(
+            "PATCH",
+            &member_path,
+            Some(A),
+            Some(json!({ "metadata": { "role": "guest" } })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    assert_eq!(r.body["metadata"], json!({ "role": "guest" }));
+    let updated: Vec<_> = t
+        .events(A)
+        .await
+        .into_iter()
+        .filter(|e| e.kind == EventKind::MetadataUpdated)
+        .map(|e| (e.data["uuid"].clone(), e.data["metadata"].clone()))
+        .collect();
+    assert_eq!(
+        updated,
+        [
+            (Value::Null, json!({ "meeting": "43" })),
+            (json!(caller), json!({ "role": "guest" }))
+        ]
+    );
+
+    // Listings filter by a top-level key: a string as written, a number as JSON writes it.
+    t.room_with(A, json!({ "name": "other", "metadata": { "meeting": 43 } }))
+        .await;
+    t.room(A, "bare").await;
+    let names = |r: &common::api::Reply| -> Vec<String> {
+        let mut v: Vec<String> = r.body["conferences"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap().to_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let r = t.get("/api/v1/conferences?metadata.meeting=43", A).await;
+    assert_eq!(names(&r), ["meta", "other"], "{r:?}");
+    let r = t.get("/api/v1/conferences?metadata.meeting=42", A).await;
+    assert!(names(&r).is_empty(), "{r:?}");
+    let r = t.get("/api/v1/conferences", A).await;
+    assert_eq!(names(&r).len(), 3);
+
+    // Refused: too big, not an object, a member not in the room, another app.
+    let big = json!({ "metadata": { "k": "x".repeat(4090) } });
+    let r = t.req("PATCH", &path, Some(A), Some(big)).await;
+    assert_error(&r, StatusCode::BAD_REQUEST);
+    assert!(
+        r.body["error"].as_str().unwrap().contains("metadata"),
+        "{r:?}"
+    );
+    let r = t
+        .req("PATCH", &path, Some(A), Some(json!({ "metadata": [1] })))
+        .await;
+    assert_error(&r, StatusCode::BAD_REQUEST);
+    let stranger = t.call(A, "1002").await;
+    let r = t
+        .req(
+            "PATCH",
+            &format!("/api/v1/conferences/{room}/members/{stranger}"),
+            Some(A),
+            Some(json!({ "metadata": {} })),
+        )
+        .await;
+    assert_error(&r, StatusCode::NOT_FOUND);
+    let r = t
+        .req("PATCH", &path, Some(B), Some(json!({ "metadata": {} })))
+        .await;
+    assert_error(&r, StatusCode::FORBIDDEN);
+    // Cleared.
+    let r = t
+        .req("PATCH", &path, Some(A), Some(json!({ "metadata": null })))
+        .await;
+    assert_eq!(r.body["metadata"], Value::Null);
+}

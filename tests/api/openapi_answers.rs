@@ -318,6 +318,22 @@ async fn playback(c: &Checked, room: &str) {
 async fn sessions(c: &Checked, room: &str) {
     let (session, conferencecall) = c.joined_call(room, "1001").await;
     let cmd = format!("/api/v1/sessions/{session}/commands");
+    for (path, body) in [
+        (
+            format!("/api/v1/conferences/{room}"),
+            json!({ "metadata": { "m": 1 } }),
+        ),
+        (
+            format!("/api/v1/conferences/{room}/members/{session}"),
+            json!({ "metadata": { "r": "x" } }),
+        ),
+        (
+            format!("/api/v1/conferences/{room}"),
+            json!({ "metadata": 7 }),
+        ),
+    ] {
+        c.call("PATCH", &path, Some(A), Some(body)).await;
+    }
     c.post(
         &format!("{cmd}/conference/join"),
         json!({ "room_id": room }),

@@ -75,6 +75,8 @@ const COMMON_RESPONSES: &[(&str, &str)] = &[
         conferences::members,
         conferences::lock,
         conferences::unlock,
+        super::metadata::room,
+        super::metadata::member,
         participants::dial,
         playback::play,
         playback::pause,

@@ -268,6 +268,9 @@ pub struct ConferenceSummary {
     pub playback_urls: Vec<String>,
     /// The active recording; the nil uuid when none.
     pub recording_id: Uuid,
+    /// The application's own data about the room (`null`: none).
+    #[schema(value_type = Option<Object>, required = true)]
+    pub metadata: Option<serde_json::Value>,
 }
 
 /// A room's move to another node (a drain with `migrate: true`).
@@ -313,6 +316,9 @@ pub struct ConferenceDetail {
     /// Locked (`POST …/lock`): joins and dial-outs are refused (409 "Room is locked"); the
     /// members in it stay.
     pub locked: bool,
+    /// The application's own data about the room (`null`: none).
+    #[schema(value_type = Option<Object>, required = true)]
+    pub metadata: Option<serde_json::Value>,
     pub beep: Beep,
     pub pre_actions: Vec<Action>,
     pub post_actions: Vec<Action>,
@@ -380,6 +386,9 @@ pub struct MemberView {
     pub talking: bool,
     /// The participation's id (`DELETE /api/v1/conferencecalls/{id}` kicks it).
     pub conferencecall_id: Uuid,
+    /// The application's own data about the participation (`null`: none).
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<serde_json::Value>,
 }
 
 #[derive(Serialize, ToSchema)]

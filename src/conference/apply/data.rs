@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::conference::model::{Member, Room};
 
 /// The keys of [`member_data`], in order.
-const MEMBER_KEYS: [&str; 15] = [
+const MEMBER_KEYS: [&str; 16] = [
     "room_id",
     "uuid",
     "conferencecall_id",
@@ -25,6 +25,7 @@ const MEMBER_KEYS: [&str; 15] = [
     "command_uid",
     "reason",
     "hangup_cause",
+    "metadata",
 ];
 
 /// [`MEMBER_KEYS`] as a map of nulls: a copy of it has its keys hashed and placed already.
@@ -40,7 +41,7 @@ static MEMBER_TEMPLATE: LazyLock<serde_json::Map<String, serde_json::Value>> =
 /// order), made from a copy of a template of its keys since it is made for nearly every event.
 pub fn member_data(room: &Room, m: &Member) -> serde_json::Value {
     let mut uuid = Uuid::encode_buffer();
-    let values: [serde_json::Value; 15] = [
+    let values: [serde_json::Value; 16] = [
         room.id.as_str().into(),
         m.session.as_str().into(),
         (&*m.conferencecall_id.hyphenated().encode_lower(&mut uuid)).into(),
@@ -56,6 +57,9 @@ pub fn member_data(room: &Room, m: &Member) -> serde_json::Value {
         m.command_uid.as_deref().into(),
         value(m.leave_reason),
         m.hangup_cause.as_deref().into(),
+        m.metadata
+            .clone()
+            .map_or(serde_json::Value::Null, serde_json::Value::Object),
     ];
     let mut data = MEMBER_TEMPLATE.clone();
     for (slot, v) in data.values_mut().zip(values) {
@@ -134,6 +138,7 @@ mod tests {
                 m.command_uid = Some("uid".into());
                 m.leave_reason = Some(LeaveReason::JoinFailed);
                 m.hangup_cause = Some("NORMAL_CLEARING".into());
+                m.metadata = serde_json::from_value(json!({ "role": "host" })).ok();
             }
             let expected = json!({
                 "room_id": room.id,
@@ -151,6 +156,7 @@ mod tests {
                 "command_uid": m.command_uid,
                 "reason": m.leave_reason,
                 "hangup_cause": m.hangup_cause,
+                "metadata": m.metadata,
             });
             let data = member_data(&room, &m);
             assert_eq!(data, expected);

@@ -129,8 +129,13 @@ impl<'a> Step<'a> {
     }
 
     /// Records a change that the application hears about.
-    pub fn emit(&mut self, kind: EventKind, data: serde_json::Value) {
+    pub fn emit(&mut self, kind: EventKind, mut data: serde_json::Value) {
         self.touch();
+        // Every event about a room carries the application's data about it.
+        if let (Some(m), serde_json::Value::Object(d)) = (&self.room.metadata, &mut data) {
+            d.entry("room_metadata")
+                .or_insert_with(|| serde_json::Value::Object(m.clone()));
+        }
         self.out.events.push(DomainEvent {
             kind,
             app: self.room.app.clone(),

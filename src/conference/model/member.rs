@@ -136,6 +136,10 @@ pub struct Member {
     /// moved out and their calls live on, as when the room is deleted).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub end_on_exit: bool,
+    /// The application's own data about this participation (a JSON object, at most
+    /// [`super::METADATA_MAX_BYTES`] serialized).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<super::Metadata>,
     /// Coaching: heard by this session's member alone (the node's `relate … nospeak` towards
     /// everyone else in the room). Stays while that member is away; ends with an uncoach or a
     /// leave.
@@ -213,6 +217,7 @@ impl Member {
             switch_uid: None,
             moderator: false,
             end_on_exit: false,
+            metadata: None,
             coaching: None,
             announcements: Vec::new(),
             talking: false,

@@ -27,6 +27,12 @@ pub type Micros = i64;
 /// webhooks and are gone from the room.
 pub const PAST_MEMBERS_KEPT: usize = 100;
 
+/// An application's own data on a room or a member: a JSON object.
+pub type Metadata = serde_json::Map<String, serde_json::Value>;
+
+/// The most a room's or a member's metadata may take, serialized.
+pub const METADATA_MAX_BYTES: usize = 4096;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RoomStatus {
@@ -346,6 +352,10 @@ pub struct Room {
     /// No moderator has joined yet in a room that waits for one.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub waiting_for_moderator: bool,
+    /// The application's own data about the room (a JSON object, at most
+    /// [`METADATA_MAX_BYTES`] serialized).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Metadata>,
     /// Locked by the application: no new joins or dial-outs (members in stay).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub locked: bool,
@@ -426,6 +436,7 @@ impl Room {
             wait_for_moderator: false,
             waiting_for_moderator: false,
             locked: false,
+            metadata: None,
             beep: Beep::None,
             pre_actions: Vec::new(),
             post_actions: Vec::new(),

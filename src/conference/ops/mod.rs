@@ -79,12 +79,14 @@ pub enum OpError {
 }
 
 /// How a member joins.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct JoinAs {
     /// A moderator (the node's `moderator` flag): releases a room waiting for one.
     pub moderator: bool,
     /// The room ends when this member leaves.
     pub end_on_exit: bool,
+    /// The application's data about the participation.
+    pub metadata: Option<crate::conference::Metadata>,
 }
 
 /// `join`: the member is `joining` until add-member confirms it.
@@ -127,6 +129,7 @@ pub fn request_join_as(
     let member = Member {
         moderator: join_as.moderator,
         end_on_exit: join_as.end_on_exit,
+        metadata: join_as.metadata,
         ..Member::requested(session, command_uid, now)
     };
     let data = member_data(room, &member);
@@ -426,6 +429,53 @@ pub fn set_lock(room: &mut Room, locked: bool, now: Micros) -> Result<Applied, O
         false => EventKind::Unlocked,
     };
     step.emit(kind, data);
+    Ok(step.finish())
+}
+
+/// Replaces the application's data about the room (`None`: clears it); told once with
+/// `conference.metadata.updated` when it changed.
+pub fn set_room_metadata(
+    room: &mut Room,
+    metadata: Option<crate::conference::Metadata>,
+    now: Micros,
+) -> Result<Applied, OpError> {
+    if room.status == RoomStatus::Terminated {
+        return Err(OpError::RoomNotActive(room.status.as_str()));
+    }
+    let mut step = Step::new(room, now);
+    if step.room.metadata == metadata {
+        return Ok(step.finish());
+    }
+    step.room.metadata = metadata;
+    let data = serde_json::json!({
+        "room_id": step.room.id,
+        "uuid": null,
+        "metadata": step.room.metadata,
+    });
+    step.emit(EventKind::MetadataUpdated, data);
+    Ok(step.finish())
+}
+
+/// Replaces the application's data about a member (the session's participation in the
+/// room); told once with `conference.metadata.updated` (the member's data) when it changed.
+pub fn set_member_metadata(
+    room: &mut Room,
+    channel: &str,
+    metadata: Option<crate::conference::Metadata>,
+    now: Micros,
+) -> Result<Applied, OpError> {
+    if room.status == RoomStatus::Terminated {
+        return Err(OpError::RoomNotActive(room.status.as_str()));
+    }
+    let m = room.members.get_mut(channel).ok_or(OpError::NotInRoom)?;
+    if m.metadata == metadata {
+        return Ok(Step::new(room, now).finish());
+    }
+    m.metadata = metadata;
+    m.updated_at = now;
+    let data = member_data(room, &room.members[channel]);
+    let mut step = Step::new(room, now);
+    step.emit(EventKind::MetadataUpdated, data);
     Ok(step.finish())
 }
 
