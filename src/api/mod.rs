@@ -15,6 +15,7 @@ pub mod health;
 pub mod lab;
 mod metadata;
 pub mod metrics;
+mod moderation;
 pub mod nodes;
 pub mod openapi;
 pub mod participants;
@@ -167,6 +168,7 @@ pub fn router<S: Store>(state: ApiState<S>) -> Router {
         .merge(participants::routes())
         .merge(playback::routes())
         .merge(metadata::routes())
+        .merge(moderation::routes())
         .merge(recordings::routes())
         .merge(events::routes())
         .merge(webhooks::routes())

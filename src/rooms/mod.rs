@@ -14,6 +14,7 @@ mod lifecycle;
 mod limits;
 mod membership;
 mod migrate;
+mod moderation;
 mod playback;
 mod recording;
 mod uploads;

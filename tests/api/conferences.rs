@@ -672,3 +672,61 @@ async fn metadata_is_kept_shown_told_and_replaced_on_rooms_and_members() {
         .await;
     assert_eq!(r.body["metadata"], Value::Null);
 }
+
+/// `unmute_all` / `mute_all`: every member in the room but the moderators and those named in
+/// `except`, each switched as its own command would be and announced once as the node
+/// confirms; asked again, nothing is left to switch.
+#[tokio::test]
+async fn a_room_wide_unmute_and_mute_leave_the_moderators_and_those_named() {
+    let t = lab().await;
+    let room = t.room(A, "moderated").await;
+    let (host, guest, quiet) = (
+        t.call(A, "1001").await,
+        t.call(A, "1002").await,
+        t.call(A, "1003").await,
+    );
+    t.joined_with(A, &room, &host, json!({ "moderator": true }))
+        .await;
+    t.joined(A, &room, &guest).await;
+    t.joined(A, &room, &quiet).await;
+    let muted = |members: &[Value], s: &str| {
+        members.iter().find(|m| m["uuid"] == s).unwrap()["muted"] == true
+    };
+
+    let path = |verb: &str| format!("/api/v1/conferences/{room}/{verb}");
+    let r = t
+        .post(&path("unmute_all"), A, json!({ "except": [quiet] }))
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    assert_eq!(r.body["sessions"], json!([guest]));
+    eventually("the guest is unmuted", || async {
+        !muted(&t.members(A, &room).await, &guest)
+    })
+    .await;
+    let members = t.members(A, &room).await;
+    assert!(
+        muted(&members, &host) && muted(&members, &quiet),
+        "{members:?}"
+    );
+    let r = t
+        .post(&path("unmute_all"), A, json!({ "except": [quiet] }))
+        .await;
+    assert_eq!(r.body["sessions"], json!([]), "nothing left to unmute");
+    assert_eq!(t.count(A, EventKind::MemberUnmuted).await, 1);
+
+    let r = t.post(&path("mute_all"), A, json!({})).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    assert_eq!(r.body["sessions"], json!([guest]));
+    eventually("the guest is muted again", || async {
+        muted(&t.members(A, &room).await, &guest)
+    })
+    .await;
+    let r = t
+        .post(&path("mute_all"), A, json!({ "except": ["not-a-session"] }))
+        .await;
+    assert_error(&r, StatusCode::BAD_REQUEST);
+    assert_error(
+        &t.post(&path("mute_all"), B, json!({})).await,
+        StatusCode::FORBIDDEN,
+    );
+}

@@ -334,6 +334,14 @@ async fn sessions(c: &Checked, room: &str) {
     ] {
         c.call("PATCH", &path, Some(A), Some(body)).await;
     }
+    for (verb, body) in [
+        ("unmute_all", json!({ "except": [session] })),
+        ("mute_all", json!({})),
+        ("mute_all", json!({ "except": [1] })),
+    ] {
+        c.post(&format!("/api/v1/conferences/{room}/{verb}"), body)
+            .await;
+    }
     c.post(
         &format!("{cmd}/conference/join"),
         json!({ "room_id": room }),

@@ -377,4 +377,67 @@ async fn live_a_locked_room_keeps_a_caller_out_until_it_is_unlocked() {
     assert!(listed.contains(channel_of(&outside)), "{listed}");
     assert_eq!(t.count(&room, EventKind::Locked).await, 1);
     assert_eq!(t.count(&room, EventKind::Unlocked).await, 1);
+    t.finish().await;
+}
+
+/// `unmute_all` and `mute_all` on a real node: every caller but the moderator and the one
+/// named is switched on the node itself (its `can_speak` flag as `json_list` shows it), and
+/// each switch is announced once.
+#[tokio::test]
+#[cfg_attr(
+    not(live_fs),
+    ignore = "needs a real FreeSWITCH: run scripts/test-deps.sh, or set SWITCHYARD_LIVE_ESL=host:port"
+)]
+async fn live_a_room_wide_unmute_and_mute_switch_everyone_but_the_moderator_and_those_named() {
+    let t = Live::start().await;
+    let room = t.room("all-switch").await;
+    let (host, guest, quiet) = (
+        t.call("1001").await,
+        t.call("1002").await,
+        t.call("1003").await,
+    );
+    let r = t
+        .post(
+            &format!("/api/v1/sessions/{host}/commands/conference/join"),
+            json!({ "room_id": room, "moderator": true }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    t.joined(&room, &guest).await;
+    t.joined(&room, &quiet).await;
+    t.eventually("the moderator is in", || async {
+        t.members(&room).await.len() == 3
+    })
+    .await;
+    let speaks = |flags: Value| flags["can_speak"] == true;
+
+    let r = t
+        .post(
+            &format!("/api/v1/conferences/{room}/unmute_all"),
+            json!({ "except": [quiet] }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    assert_eq!(r.body["sessions"], json!([guest]));
+    t.eventually("the guest speaks on the node", || async {
+        speaks(t.node_flags(&room, channel_of(&guest)).await)
+    })
+    .await;
+    assert!(!speaks(t.node_flags(&room, channel_of(&quiet)).await));
+    assert!(!speaks(t.node_flags(&room, channel_of(&host)).await));
+
+    let r = t
+        .post(&format!("/api/v1/conferences/{room}/mute_all"), json!({}))
+        .await;
+    assert_eq!(r.body["sessions"], json!([guest]), "{r:?}");
+    t.eventually("the guest is muted on the node", || async {
+        !speaks(t.node_flags(&room, channel_of(&guest)).await)
+    })
+    .await;
+    t.eventually("each switch told once", || async {
+        t.count(&room, EventKind::MemberUnmuted).await == 1
+            && t.count(&room, EventKind::MemberMuted).await == 1
+    })
+    .await;
+    t.finish().await;
 }

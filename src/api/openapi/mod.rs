@@ -77,6 +77,8 @@ const COMMON_RESPONSES: &[(&str, &str)] = &[
         conferences::unlock,
         super::metadata::room,
         super::metadata::member,
+        super::moderation::mute_all,
+        super::moderation::unmute_all,
         participants::dial,
         playback::play,
         playback::pause,
