@@ -13,8 +13,8 @@ use switchyard::conference::snapshot::{
 };
 use switchyard::conference::{
     AppId, ConferenceFact, DomainEvent, Effect, EventKind, Exit, Fact, Ignored, LeaveReason,
-    MemberStatus, NodePrefix, Observed, RecordingStatus, Room, RoomId, RoomStatus, RoomType,
-    Session, SessionId, SessionState, Switch, apply, apply_event, from_event, ops,
+    Member, MemberStatus, NodePrefix, Observed, RecordingStatus, Room, RoomId, RoomStatus,
+    RoomType, Session, SessionId, SessionState, Switch, apply, apply_event, from_event, ops,
 };
 use switchyard::esl::{Event, Limits, decode_all};
 
@@ -528,16 +528,10 @@ fn a_snapshot_reads_past_the_recording_freeswitch_lists_among_the_members() {
     );
 }
 
-/// A recording's start-recording, pause-recording or stop-recording lost while nobody listened
-/// (a handover, a reconnect): the resync's `json_list`, which lists running recordings, tells
-/// what happened, once; a start or stop asked after the resync's cut-off is left to its event.
-#[test]
-fn a_snapshot_tells_a_recordings_missed_start_pause_and_stop() {
-    let mut room = live_room(RoomType::Conference);
-    let rec = uuid::Uuid::new_v4();
-    let path = "/rec/r1.wav";
-    ops::request_recording(&mut room, rec, path, 10).unwrap();
-    let base = SnapshotConference {
+/// The room's conference as `json_list` would list it: its members with `flags`, and the
+/// control leg.
+fn listed(room: &Room, flags: impl Fn(&Member) -> MemberFlags) -> SnapshotConference {
+    SnapshotConference {
         conference_name: room.id.to_string(),
         conference_uuid: "c".into(),
         wait_mod: None,
@@ -548,7 +542,7 @@ fn a_snapshot_tells_a_recordings_missed_start_pause_and_stop() {
             .map(|m| SnapshotMember {
                 id: m.member_id.unwrap(),
                 uuid: m.channel().into(),
-                flags: MemberFlags::default(),
+                flags: flags(m),
                 carries: None,
             })
             .chain([SnapshotMember {
@@ -558,7 +552,19 @@ fn a_snapshot_tells_a_recordings_missed_start_pause_and_stop() {
                 carries: None,
             }])
             .collect(),
-    };
+    }
+}
+
+/// A recording's start-recording, pause-recording or stop-recording lost while nobody listened
+/// (a handover, a reconnect): the resync's `json_list`, which lists running recordings, tells
+/// what happened, once; a start or stop asked after the resync's cut-off is left to its event.
+#[test]
+fn a_snapshot_tells_a_recordings_missed_start_pause_and_stop() {
+    let mut room = live_room(RoomType::Conference);
+    let rec = uuid::Uuid::new_v4();
+    let path = "/rec/r1.wav";
+    ops::request_recording(&mut room, rec, path, 10).unwrap();
+    let base = listed(&room, |_| MemberFlags::default());
     let snapshot = |recordings: Vec<SnapshotRecording>| SnapshotConference {
         recordings,
         ..base.clone()
@@ -1341,32 +1347,11 @@ fn a_snapshot_ends_a_talk_whose_stop_was_missed_and_never_starts_one() {
     };
     apply_event(&mut room, CORE, "c", &talk, None, 6, 12);
     // The node lists Alice quiet (her stop-talking was lost) and Bob talking.
-    let snapshot = SnapshotConference {
-        conference_name: room.id.to_string(),
-        conference_uuid: "c".into(),
-        wait_mod: None,
-        recordings: Vec::new(),
-        members: room
-            .members
-            .values()
-            .map(|m| SnapshotMember {
-                id: m.member_id.unwrap(),
-                uuid: m.channel().into(),
-                flags: MemberFlags {
-                    can_speak: m.channel() != CAROL,
-                    talking: m.channel() == BOB,
-                    ..MemberFlags::default()
-                },
-                carries: None,
-            })
-            .chain([SnapshotMember {
-                id: CONTROL_ID,
-                uuid: CONTROL.into(),
-                flags: MemberFlags::default(),
-                carries: None,
-            }])
-            .collect(),
-    };
+    let snapshot = listed(&room, |m| MemberFlags {
+        can_speak: m.channel() != CAROL,
+        talking: m.channel() == BOB,
+        ..MemberFlags::default()
+    });
     let applied = reconcile(&mut room, CORE, Some(&snapshot), &|_| None, 0, 9);
     assert!(!room.members[ALICE].talking);
     assert!(!room.members[BOB].talking, "talking is told by its events");
