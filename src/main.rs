@@ -85,7 +85,7 @@ async fn main() -> std::process::ExitCode {
         Command::Openapi => cli::serve::openapi(),
         Command::Config {
             command: ConfigCommand::Check { file, against },
-        } => cli::serve::config_check(&file, against.as_deref()),
+        } => cli::serve::config_check(&file, against.as_deref()).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

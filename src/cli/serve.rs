@@ -39,6 +39,13 @@ impl ServeArgs {
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let config = Config::load(&args.config)?;
     logging::init(args.log_format().or(config.log.format).unwrap_or_default());
+    match probe_bucket(&config).await? {
+        Some(Err(e)) if e.is_retryable() => {
+            tracing::warn!(error = %e, "[recordings]: the bucket cannot be reached now; finished recordings are copied once it can");
+        }
+        Some(Err(e)) => return Err(refused(&config, &e)),
+        _ => {}
+    }
     match &config.redis_url {
         Some(url) => {
             let mut store = RedisStore::connect(url)
@@ -154,8 +161,16 @@ fn reload_on_hangup<S: Store>(running: Arc<Running<S>>, path: String, stop: Canc
 /// `switchyard config check <file> [--against <file>]`: validates a configuration and prints
 /// what putting it in force over `against` (the file in force) would change; exits non-zero
 /// when the file is invalid or changes what only a restart applies.
-pub fn config_check(file: &str, against: Option<&str>) -> anyhow::Result<()> {
+pub async fn config_check(file: &str, against: Option<&str>) -> anyhow::Result<()> {
     let new = Config::load(file)?;
+    match probe_bucket(&new).await? {
+        Some(Err(e)) if !e.is_retryable() => return Err(refused(&new, &e)),
+        Some(Err(e)) => super::out(&format!(
+            "[recordings]: the bucket cannot be reached now ({e})\n"
+        ))?,
+        Some(Ok(())) => super::out("[recordings]: the bucket takes these credentials\n")?,
+        None => {}
+    }
     super::out(&format!(
         "{file}: valid ({} node(s), {} app(s))\n",
         new.nodes.len(),
@@ -173,6 +188,27 @@ pub fn config_check(file: &str, against: Option<&str>) -> anyhow::Result<()> {
         super::out(&format!("{line}\n"))?;
     }
     Ok(())
+}
+
+/// With `[recordings] store = "s3"`: whether the bucket takes the controller (see
+/// [`switchyard::objects::ObjectStore::probe`]); `None` with local recordings.
+async fn probe_bucket(
+    config: &Config,
+) -> anyhow::Result<Option<Result<(), switchyard::objects::ObjectError>>> {
+    match config.recordings.object_store()? {
+        None => Ok(None),
+        Some(objects) => Ok(Some(objects.probe().await)),
+    }
+}
+
+/// What a bucket's refusal tells the operator.
+fn refused(config: &Config, e: &switchyard::objects::ObjectError) -> anyhow::Error {
+    anyhow::anyhow!(
+        "[recordings]: the bucket {} at {} refuses this controller ({e}): check its name and \
+         the credentials in SWITCHYARD_S3_ACCESS_KEY_ID and SWITCHYARD_S3_SECRET_ACCESS_KEY",
+        config.recordings.bucket.as_deref().unwrap_or_default(),
+        config.recordings.endpoint.as_deref().unwrap_or_default(),
+    )
 }
 
 /// `switchyard hash-key <key>`: the value for `key_sha256`.

@@ -231,6 +231,15 @@ impl ObjectStore {
         }
     }
 
+    /// Whether the bucket takes this controller as it will need to: an empty object written
+    /// under the prefix and deleted (a missing bucket or refused credentials answer 404 or 403,
+    /// which a `HEAD` of a missing key would not tell apart from a bucket that works).
+    pub async fn probe(&self) -> Result<(), ObjectError> {
+        let key = self.key(".switchyard-probe");
+        self.put(&key, Vec::new()).await?;
+        self.delete(&key).await
+    }
+
     /// `PUT`s `bytes` at `key` from the controller (tests, and files the controller holds).
     pub async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), ObjectError> {
         let url = self

@@ -18,6 +18,7 @@ mod docs;
 mod esl_decode;
 mod log_format;
 mod output;
+mod recordings;
 mod reload;
 mod request_id;
 mod webhook;
