@@ -38,8 +38,16 @@ pub struct AllBody {
     /// Sessions (members of the room) to leave as they are; at most 1000.
     #[serde(default)]
     #[schema(max_items = 1000)]
-    except: Vec<String>,
+    except: Vec<SessionRef>,
 }
+
+/// A session id, `{5-character node prefix}-{channel uuid}`.
+#[derive(Deserialize, ToSchema)]
+#[schema(
+    pattern = r"^[A-Za-z0-9]{5}-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+    example = "acW68-28ec5c5e-0cdb-4582-983d-48f16177e7f7"
+)]
+pub struct SessionRef(String);
 
 /// The members a room-wide mute or unmute asked the node to switch.
 #[derive(Serialize, ToSchema)]
@@ -60,7 +68,7 @@ fn except(body: AllBody) -> Result<Vec<SessionId>, ApiError> {
     }
     body.except
         .iter()
-        .map(|s| {
+        .map(|SessionRef(s)| {
             SessionId::parse(s).map_err(|_| {
                 ApiError::bad_request_with(
                     "Invalid except: session ids",
