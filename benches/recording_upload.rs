@@ -38,7 +38,6 @@ use freeswitch::FreeSwitch;
 use garage::Garage;
 use serve::{Api, Serve, until};
 use support::RedisServer;
-use switchyard::objects::{ObjectStore, S3Config};
 
 const DID: &str = "15551230000";
 const KEY: &str = "upload-bench-key";
@@ -70,14 +69,10 @@ async fn run(secs: u64) -> anyhow::Result<()> {
     let config = dir.join("switchyard.toml");
     let q = |s: &str| toml::Value::String(s.to_owned()).to_string();
     let mut text = format!(
-        "listen = {}\nredis_url = {}\n[limits]\nglobal_rps = 0\n\
-         [recordings]\nstore = \"s3\"\nendpoint = {}\nregion = {}\nbucket = {}\n\
-         prefix = \"bench\"\naddressing = \"path\"\n",
+        "listen = {}\nredis_url = {}\n[limits]\nglobal_rps = 0\n{}",
         q(base.trim_start_matches("http://")),
         q(&redis.url()),
-        q(&g.endpoint),
-        q(&g.region),
-        q(&g.bucket),
+        g.recordings_toml("bench"),
     );
     let extra = format!(
         "recordings_dir = {}\n",
@@ -90,11 +85,7 @@ async fn run(secs: u64) -> anyhow::Result<()> {
         q(DID)
     ));
     std::fs::write(&config, &text)?;
-    let env = [
-        ("SWITCHYARD_S3_ACCESS_KEY_ID", g.key_id.as_str()),
-        ("SWITCHYARD_S3_SECRET_ACCESS_KEY", g.secret.as_str()),
-    ];
-    let _serve = Serve::start_env(&config, &base, None, &env).await;
+    let _serve = Serve::start_env(&config, &base, None, &g.env()).await;
     let api = Api::new(&base, "app1", KEY);
 
     let _caller = sipp::Caller::dial(fs.sip(), DID, "4001", "Bench");
@@ -172,17 +163,7 @@ async fn run(secs: u64) -> anyhow::Result<()> {
     let mb = size as f64 / 1_000_000.0;
 
     // The two transfers apart, on the node's same file.
-    let s3 = ObjectStore::new(
-        &S3Config {
-            endpoint: g.endpoint.clone(),
-            region: g.region.clone(),
-            bucket: g.bucket.clone(),
-            prefix: "bench".into(),
-            path_style: true,
-        },
-        &g.key_id,
-        &g.secret,
-    )?;
+    let s3 = g.object_store("bench");
     let file = fs.recordings().join(format!("{rec}.wav"));
     if !file.exists() {
         bail!("the node's file is not at {}", file.display());

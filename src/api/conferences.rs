@@ -7,7 +7,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
-use super::extract::{IdPath, JsonBody, PageQuery, iso8601};
+use super::extract::{IdPath, JsonBody, PageQuery, QueryParams, iso8601};
 use super::openapi::errors::{BadRequest, Forbidden, NameTakenError, NotFound};
 use super::openapi::errors::{NodeRejected, NodeTimeout};
 use super::openapi::params::{Paging, RoomPath};
@@ -115,9 +115,9 @@ async fn list<S: Store>(
     State(st): State<ApiState<S>>,
     Caller(app): Caller,
     page: PageQuery,
-    axum::extract::RawQuery(query): axum::extract::RawQuery,
+    QueryParams(query): QueryParams<Vec<(String, String)>>,
 ) -> Answer {
-    let wanted = metadata_filter(query.as_deref());
+    let wanted = metadata_filter(query);
     let scope = rooms_scope(&app);
     let after = match &page.cursor {
         Some(c) => Some(
@@ -160,11 +160,8 @@ async fn list<S: Store>(
 }
 
 /// The `metadata.<key>=<value>` pairs of a listing's query.
-fn metadata_filter(query: Option<&str>) -> Vec<(String, String)> {
-    let pairs: Vec<(String, String)> = query
-        .and_then(|q| serde_urlencoded::from_str(q).ok())
-        .unwrap_or_default();
-    pairs
+fn metadata_filter(query: Vec<(String, String)>) -> Vec<(String, String)> {
+    query
         .into_iter()
         .filter_map(|(k, v)| Some((k.strip_prefix("metadata.")?.to_owned(), v)))
         .collect()

@@ -11,13 +11,10 @@ use crate::common::garage::Garage;
 fn config(g: &Garage) -> std::path::PathBuf {
     let q = |s: &str| toml::Value::String(s.to_owned()).to_string();
     let text = format!(
-        "[recordings]\nstore = \"s3\"\nendpoint = {}\nregion = {}\nbucket = {}\n\
-         addressing = \"path\"\n[[nodes]]\nname = \"n1\"\nprefix = \"nodea\"\n\
+        "{}[[nodes]]\nname = \"n1\"\nprefix = \"nodea\"\n\
          esl = \"127.0.0.1:1\"\npassword = \"p\"\n\
          [[apps]]\nid = \"app1\"\nkey_sha256 = {}\n",
-        q(&g.endpoint),
-        q(&g.region),
-        q(&g.bucket),
+        g.recordings_toml("cli"),
         q(&switchyard::api::hash_key("k")),
     );
     let file = std::env::temp_dir().join(format!(

@@ -34,6 +34,41 @@ fn binary() -> PathBuf {
 }
 
 impl Garage {
+    /// A `[recordings]` table of a configuration that copies to this bucket under `prefix`
+    /// (the credentials go by [`Garage::env`]).
+    pub fn recordings_toml(&self, prefix: &str) -> String {
+        let q = |s: &str| toml::Value::String(s.to_owned()).to_string();
+        format!(
+            "[recordings]\nstore = \"s3\"\nendpoint = {}\nregion = {}\nbucket = {}\n\
+             prefix = {}\naddressing = \"path\"\n",
+            q(&self.endpoint),
+            q(&self.region),
+            q(&self.bucket),
+            q(prefix),
+        )
+    }
+
+    /// The environment that gives a controller this bucket's credentials.
+    pub fn env(&self) -> [(&'static str, &str); 2] {
+        [
+            ("SWITCHYARD_S3_ACCESS_KEY_ID", self.key_id.as_str()),
+            ("SWITCHYARD_S3_SECRET_ACCESS_KEY", self.secret.as_str()),
+        ]
+    }
+
+    /// The bucket as the controller sees it, under `prefix`.
+    pub fn object_store(&self, prefix: &str) -> switchyard::objects::ObjectStore {
+        let config = switchyard::objects::S3Config {
+            endpoint: self.endpoint.clone(),
+            region: self.region.clone(),
+            bucket: self.bucket.clone(),
+            prefix: prefix.into(),
+            path_style: true,
+        };
+        switchyard::objects::ObjectStore::new(&config, &self.key_id, &self.secret)
+            .expect("the bucket's address and credentials make an object store")
+    }
+
     /// Starts one with the bucket `recordings` and a key allowed to read and write it.
     pub fn start() -> Garage {
         let bin = binary();

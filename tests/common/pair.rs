@@ -190,19 +190,12 @@ impl Pair {
         crate::common::sipp::require();
         let started = (0..n).map(|_| tokio::task::spawn_blocking(FreeSwitch::start));
         let nodes = futures_util::future::join_all(started).await;
-        let q = |s: &str| toml::Value::String(s.to_owned()).to_string();
-        let recordings = format!(
-            "[recordings]\nstore = \"s3\"\nendpoint = {}\nregion = {}\nbucket = {}\n\
-             prefix = \"pair\"\naddressing = \"path\"\n",
-            q(&g.endpoint),
-            q(&g.region),
-            q(&g.bucket)
-        );
-        let (id, secret) = (g.key_id.clone(), g.secret.clone());
-        let env = move |name: &str| match name {
-            "SWITCHYARD_S3_ACCESS_KEY_ID" => Some(id.clone()),
-            "SWITCHYARD_S3_SECRET_ACCESS_KEY" => Some(secret.clone()),
-            _ => None,
+        let recordings = g.recordings_toml("pair");
+        let vars = g.env();
+        let env = |name: &str| {
+            vars.iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| (*v).to_owned())
         };
         Pair::start_with(
             nodes.into_iter().map(|n| Node::Real(n.unwrap())).collect(),

@@ -15,7 +15,6 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use switchyard::objects::{ObjectStore, S3Config};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(
@@ -24,18 +23,7 @@ use switchyard::objects::{ObjectStore, S3Config};
 )]
 async fn live_a_node_puts_a_finished_recording_into_the_bucket_by_a_signed_url() {
     let g = tokio::task::spawn_blocking(Garage::start).await.unwrap();
-    let s3 = ObjectStore::new(
-        &S3Config {
-            endpoint: g.endpoint.clone(),
-            region: g.region.clone(),
-            bucket: g.bucket.clone(),
-            prefix: "switchyard".into(),
-            path_style: true,
-        },
-        &g.key_id,
-        &g.secret,
-    )
-    .unwrap();
+    let s3 = g.object_store("switchyard");
     let t = Live::start().await;
     let room = t.room("to-the-bucket").await;
     let caller = t.call("4001").await;
@@ -394,15 +382,10 @@ async fn live_a_copy_pending_when_serve_is_killed_is_made_by_the_next_process() 
     let q = |s: &str| toml::Value::String(s.to_owned()).to_string();
     let key = "copy-kill-key";
     let mut text = format!(
-        "listen = {}\nredis_url = {}\nnode_lease_ms = 1000\n\
-         [limits]\nglobal_rps = 0\n\
-         [recordings]\nstore = \"s3\"\nendpoint = {}\nregion = {}\nbucket = {}\n\
-         prefix = \"killed\"\naddressing = \"path\"\n",
+        "listen = {}\nredis_url = {}\nnode_lease_ms = 1000\n[limits]\nglobal_rps = 0\n{}",
         q(base.trim_start_matches("http://")),
         q(&redis.url()),
-        q(&g.endpoint),
-        q(&g.region),
-        q(&g.bucket),
+        g.recordings_toml("killed"),
     );
     let extra = format!(
         "recordings_dir = {}\n",
@@ -478,18 +461,7 @@ async fn live_a_copy_pending_when_serve_is_killed_is_made_by_the_next_process() 
     })
     .await;
     assert_eq!(shown["status"], "ended", "{shown}");
-    let s3 = ObjectStore::new(
-        &S3Config {
-            endpoint: g.endpoint.clone(),
-            region: g.region.clone(),
-            bucket: g.bucket.clone(),
-            prefix: "killed".into(),
-            path_style: true,
-        },
-        &g.key_id,
-        &g.secret,
-    )
-    .unwrap();
+    let s3 = g.object_store("killed");
     let object = s3.key(&format!("app1/{room}/{rec}.wav"));
     let checked = s3.check(&object).await.unwrap().expect("in the bucket");
     assert_eq!(shown["size_bytes"], checked.size, "{shown}");

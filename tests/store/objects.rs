@@ -28,7 +28,7 @@ fn config(g: &Garage) -> S3Config {
 )]
 async fn a_file_put_by_url_reads_back_whole_checked_ranged_and_deletes() {
     let g = tokio::task::spawn_blocking(Garage::start).await.unwrap();
-    let s3 = ObjectStore::new(&config(&g), &g.key_id, &g.secret).unwrap();
+    let s3 = g.object_store("calls");
     let key = s3.key("app1/room/rec.wav");
     assert_eq!(s3.size(&key).await.unwrap(), None, "nothing there yet");
     assert_eq!(s3.check(&key).await.unwrap(), None);
@@ -99,7 +99,7 @@ async fn bad_credentials_are_refused_and_a_stopped_server_is_worth_retrying() {
 )]
 async fn a_signed_url_reads_its_one_object_until_it_expires_and_nothing_else() {
     let g = tokio::task::spawn_blocking(Garage::start).await.unwrap();
-    let s3 = ObjectStore::new(&config(&g), &g.key_id, &g.secret).unwrap();
+    let s3 = g.object_store("calls");
     let (mine, theirs) = (s3.key("app-a/room/a.wav"), s3.key("app-b/room/b.wav"));
     s3.put(&mine, b"RIFF-a".to_vec()).await.unwrap();
     s3.put(&theirs, b"RIFF-b".to_vec()).await.unwrap();

@@ -112,14 +112,7 @@ pub(super) fn settle(
             upload.ready_at = Some(now);
             step.touch();
             if part == Part::Last {
-                let data = ready_data(
-                    step.room.id.as_str(),
-                    rec_id,
-                    step.room,
-                    objects,
-                    url_ttl,
-                    now,
-                );
+                let data = ready_data(step.room, rec_id, objects, url_ttl, now);
                 step.emit(EventKind::RecordingReady, data);
             }
         }
@@ -150,9 +143,8 @@ pub(super) fn settle(
 /// `conference.recording.ready`: the recording's own file (size, sha256, a download URL), and
 /// its earlier parts likewise when it has some.
 fn ready_data(
-    room_id: &str,
-    rec_id: Uuid,
     room: &Room,
+    rec_id: Uuid,
     objects: &crate::objects::ObjectStore,
     url_ttl: Duration,
     now: Micros,
@@ -163,7 +155,7 @@ fn ready_data(
     let expires = crate::api::extract::iso8601(now + url_ttl.as_micros() as Micros);
     let own = rec.upload.as_ref();
     let mut data = json!({
-        "room_id": room_id,
+        "room_id": room.id,
         "recording_id": rec_id,
         "status": "ready",
         "storage": "s3",
