@@ -53,7 +53,14 @@
 //!   (`Outbound Call` and the destination): the leg's own thread flips them
 //!   (`switch_channel_sort_cid` → `switch_channel_flip_cid`, which fires the CALL_UPDATE) while
 //!   the answering thread fires those events (seen on 1.11 in CI, `dialout`'s ctl leg); those
-//!   values are not compared there ([`settle_flip_race`]).
+//!   values are not compared there ([`settle_flip_race`]);
+//! - where a channel's `CHANNEL_HANGUP` falls among the events its own thread fires once it sees
+//!   the hangup (`CHANNEL_UNPARK`, the app's `CHANNEL_EXECUTE_COMPLETE`, `CHANNEL_STATE CS_HANGUP`,
+//!   `CHANNEL_CALLSTATE HANGUP`), and the running state and call state it reports:
+//!   `switch_channel_perform_hangup` sets the state to CS_HANGUP, which ends the channel's
+//!   application at once, and only then fires CHANNEL_HANGUP on the hanging-up thread (seen on
+//!   1.10.12 in CI, `bare_legs`' bare3 killed while parked: HANGUP after CALLSTATE HANGUP); both
+//!   are compared with the hangup first ([`settle_hangup_race`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::OnceLock;
@@ -499,8 +506,8 @@ pub fn compare(expected: &Run, got: &Run) -> Vec<String> {
                 .collect()
         };
         let (e, g) = (
-            settle_flip_race(settle_answer_race(stream(&ei))),
-            settle_flip_race(settle_answer_race(stream(&gi))),
+            settle_hangup_race(settle_flip_race(settle_answer_race(stream(&ei)))),
+            settle_hangup_race(settle_flip_race(settle_answer_race(stream(&gi)))),
         );
         let title = format!("channel {role}");
         match key_diff(&title, &e, &g) {
@@ -576,6 +583,35 @@ pub fn settle_flip_race(mut items: Vec<Item>) -> Vec<Item> {
                 .values
                 .retain(|(h, _)| !FLIPPED.contains(&h.as_str()));
         }
+    }
+    items
+}
+
+/// One channel's stream with its `CHANNEL_HANGUP` moved back before the events the channel's own
+/// thread fires once it sees the hangup (`CHANNEL_UNPARK`, `CHANNEL_EXECUTE_COMPLETE`,
+/// `CHANNEL_STATE CS_HANGUP`, `CHANNEL_CALLSTATE HANGUP`), and without the running state and
+/// call state that hangup reports: the thread that hangs the channel up fires it (see the
+/// module's tolerances).
+pub fn settle_hangup_race(mut items: Vec<Item>) -> Vec<Item> {
+    let after_hangup = |i: &Item| match i.name.as_str() {
+        "CHANNEL_UNPARK" | "CHANNEL_EXECUTE_COMPLETE" => true,
+        "CHANNEL_STATE" => i.key.contains("CS_HANGUP"),
+        "CHANNEL_CALLSTATE" => i.key.contains("HANGUP"),
+        _ => false,
+    };
+    for at in 0..items.len() {
+        if items[at].name != "CHANNEL_HANGUP" {
+            continue;
+        }
+        items[at]
+            .values
+            .retain(|(h, _)| h != "Channel-State" && h != "Channel-Call-State");
+        let mut to = at;
+        while to > 0 && after_hangup(&items[to - 1]) {
+            to -= 1;
+        }
+        let hangup = items.remove(at);
+        items.insert(to, hangup);
     }
     items
 }

@@ -548,3 +548,44 @@ fn every_command_builder_is_driven_by_a_scenario_or_listed() {
         .collect();
     assert!(unknown.is_empty(), "not builders: {unknown:?}");
 }
+
+/// The two orders of a parked leg's hangup seen on FreeSWITCH (the usual one, and 1.10.12's in
+/// CI, where CHANNEL_HANGUP came after the channel thread's own hangup events) compare equal.
+#[test]
+fn a_hangup_fired_after_its_channels_own_hangup_events_is_the_same_stream() {
+    use common::diff::{Item, key_diff, settle_hangup_race};
+    let item = |key: &str, state: &str| Item {
+        key: format!("{key} [bare3]"),
+        name: key.split(' ').next().unwrap().to_owned(),
+        channel: Some("bare3".to_owned()),
+        headers: Default::default(),
+        values: vec![("Channel-State".to_owned(), state.to_owned())],
+    };
+    let usual = [
+        ("CHANNEL_PARK", "CS_EXECUTE"),
+        ("CHANNEL_HANGUP", "CS_EXECUTE"),
+        ("CHANNEL_UNPARK", "CS_EXECUTE"),
+        ("CHANNEL_EXECUTE_COMPLETE park", "CS_EXECUTE"),
+        ("CHANNEL_STATE CS_HANGUP", "CS_HANGUP"),
+        ("CHANNEL_CALLSTATE HANGUP", "CS_HANGUP"),
+        ("CHANNEL_STATE CS_REPORTING", "CS_REPORTING"),
+    ];
+    let late = [0, 2, 3, 4, 5, 1, 6].map(|i| usual[i]);
+    let stream = |s: &[(&str, &str)]| s.iter().map(|(k, v)| item(k, v)).collect::<Vec<_>>();
+    let mut late_stream = stream(&late);
+    late_stream[5].values[0].1 = "CS_HANGUP".to_owned();
+    assert!(key_diff("raw", &stream(&usual), &late_stream).is_some());
+    let (a, b) = (
+        settle_hangup_race(stream(&usual)),
+        settle_hangup_race(late_stream),
+    );
+    assert_eq!(key_diff("settled", &a, &b), None);
+    let values = |v: &[Item]| v.iter().map(|i| i.values.clone()).collect::<Vec<_>>();
+    assert_eq!(values(&a), values(&b));
+    // A hangup after an event its thread does not fire on hanging up stays where it is.
+    let parked_later = settle_hangup_race(stream(&[
+        ("CHANNEL_HANGUP", "CS_EXECUTE"),
+        ("CHANNEL_PARK", "CS_EXECUTE"),
+    ]));
+    assert_eq!(parked_later[0].name, "CHANNEL_HANGUP");
+}
