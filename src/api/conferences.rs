@@ -195,6 +195,12 @@ pub(super) struct RoomView<'a> {
     detail: &'a str,
     data: &'a Value,
     timeout: u64,
+    empty_timeout: u64,
+    departure_timeout: u64,
+    /// When the room's lifetime rules end it (`timeout`, `empty_timeout`,
+    /// `departure_timeout`), if one is due.
+    #[serde(serialize_with = "ends_at")]
+    ends_at: &'a Room,
     max_participants: u64,
     wait_for_moderator: bool,
     waiting_for_moderator: bool,
@@ -225,6 +231,15 @@ fn migrating<S: serde::Serializer>(r: &&Room, s: S) -> Result<S::Ok, S::Error> {
             "since": iso8601(m.started_at),
         })
         .serialize(s),
+    }
+}
+
+/// When and why the room's lifetime rules end it, or `null`.
+fn ends_at<S: serde::Serializer>(r: &&Room, s: S) -> Result<S::Ok, S::Error> {
+    use serde::Serialize;
+    match r.lifetime_end() {
+        None => s.serialize_none(),
+        Some((at, rule)) => json!({ "at": iso8601(at), "reason": rule.as_str() }).serialize(s),
     }
 }
 
@@ -266,6 +281,9 @@ pub(super) fn room_view(r: &Room) -> RoomView<'_> {
         detail: &r.detail,
         data: &r.data,
         timeout: r.timeout,
+        empty_timeout: r.empty_timeout,
+        departure_timeout: r.departure_timeout,
+        ends_at: r,
         max_participants: r.max_participants,
         wait_for_moderator: r.wait_for_moderator,
         waiting_for_moderator: r.waiting_for_moderator,

@@ -46,8 +46,7 @@ pub fn routes<S: Store>() -> Router<ApiState<S>> {
         .route("/v1.0/recordings/{id}", get(recording::<S>))
 }
 
-/// Longest timeout a room may have (30 days).
-pub const MAX_TIMEOUT_SECS: u64 = 30 * 24 * 3600;
+pub use crate::conference::MAX_TIMEOUT_SECS;
 const MAX_NAME: usize = 255;
 const MAX_DETAIL: usize = 4096;
 const MAX_DATA: usize = 16 * 1024;
@@ -79,6 +78,19 @@ pub struct ConferenceBody {
     #[schema(value_type = Option<u64>, minimum = 0, maximum = 2592000)]
     #[serde(default, deserialize_with = "optional_integer")]
     pub timeout: Option<i64>,
+    /// Seconds after creation at which the room ends if nobody has joined it (dial-outs
+    /// ringing and joins under way keep it); 0 = never. Default: the application's
+    /// `empty_timeout` (0 unless configured). The room ends with `reason: empty_timeout`.
+    #[schema(value_type = Option<u64>, minimum = 0, maximum = 2592000)]
+    #[serde(default, deserialize_with = "optional_integer")]
+    pub empty_timeout: Option<i64>,
+    /// Seconds after the last member left at which the room ends, unless someone joins
+    /// again (or is joining, or being dialed) by then; 0 = never. Default: the application's
+    /// `departure_timeout` (0 unless configured). The room ends with
+    /// `reason: departure_timeout`.
+    #[schema(value_type = Option<u64>, minimum = 0, maximum = 2592000)]
+    #[serde(default, deserialize_with = "optional_integer")]
+    pub departure_timeout: Option<i64>,
     /// Most participants in the room at once (joining, joined or leaving); a join into a full
     /// room is 409. 0 (the default) = no limit; a `connect` room takes two whatever this says.
     #[schema(value_type = Option<u64>, minimum = 0, maximum = 10000)]
@@ -155,16 +167,9 @@ impl ConferenceBody {
                 "Invalid data: a JSON object of at most 16 KiB",
             ));
         }
-        let timeout = self.timeout.unwrap_or(0);
-        let Some(timeout) = u64::try_from(timeout)
-            .ok()
-            .filter(|t| *t <= MAX_TIMEOUT_SECS)
-        else {
-            return Err(ApiError::bad_request_with(
-                "Invalid timeout: seconds, 0 (none) to 2592000",
-                json!({ "timeout": timeout }),
-            ));
-        };
+        let timeout = seconds("timeout", self.timeout)?.unwrap_or(0);
+        let empty_timeout = seconds("empty_timeout", self.empty_timeout)?;
+        let departure_timeout = seconds("departure_timeout", self.departure_timeout)?;
         let most = self.max_participants.unwrap_or(0);
         let Some(max_participants) = u64::try_from(most).ok().filter(|m| *m <= MAX_PARTICIPANTS)
         else {
@@ -191,6 +196,8 @@ impl ConferenceBody {
             detail,
             data,
             timeout,
+            empty_timeout,
+            departure_timeout,
             max_participants,
             wait_for_moderator: self.wait_for_moderator.unwrap_or(false),
             beep,
@@ -199,6 +206,21 @@ impl ConferenceBody {
             metadata: super::extract::metadata(self.metadata)?,
         })
     }
+}
+
+/// A room lifetime field: seconds, 0 (none) to [`MAX_TIMEOUT_SECS`]; `None` when absent.
+fn seconds(field: &str, value: Option<i64>) -> Result<Option<u64>, ApiError> {
+    let Some(value) = value else { return Ok(None) };
+    u64::try_from(value)
+        .ok()
+        .filter(|t| *t <= MAX_TIMEOUT_SECS)
+        .map(Some)
+        .ok_or_else(|| {
+            ApiError::bad_request_with(
+                format!("Invalid {field}: seconds, 0 (none) to {MAX_TIMEOUT_SECS}"),
+                json!({ field: value }),
+            )
+        })
 }
 
 /// A `/v1.0` name: free text, possibly empty, at most 255 characters, no control characters.

@@ -131,6 +131,8 @@ struct Directory {
     talking: std::collections::HashSet<AppId>,
     /// Where each app may dial out to: (SIP hosts, number prefixes).
     dialout: HashMap<AppId, (Vec<String>, Vec<String>)>,
+    /// Each app's default `(empty_timeout, departure_timeout)` for its new rooms, seconds.
+    lifetime: HashMap<AppId, (u64, u64)>,
 }
 
 impl Clone for AppDirectory {
@@ -180,6 +182,19 @@ impl AppDirectory {
         self.edit(|d| {
             d.dialout.insert(app, (hosts, numbers));
         });
+    }
+
+    /// The app's rooms end `empty` seconds after creation if nobody joined, and `departure`
+    /// seconds after the last member left, unless a room says otherwise (0: never).
+    pub fn set_room_lifetime(&mut self, app: AppId, empty: u64, departure: u64) {
+        self.edit(|d| {
+            d.lifetime.insert(app, (empty, departure));
+        });
+    }
+
+    /// The app's default `(empty_timeout, departure_timeout)`, seconds (0: never).
+    pub fn room_lifetime(&self, app: &AppId) -> (u64, u64) {
+        self.now.load().lifetime.get(app).copied().unwrap_or((0, 0))
     }
 
     /// Whether the app may dial `to`.

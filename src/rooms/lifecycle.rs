@@ -27,6 +27,12 @@ pub struct NewRoom {
     pub data: Value,
     /// Seconds after creation at which the room ends; 0 = never.
     pub timeout: u64,
+    /// Seconds after creation at which the room ends if nobody joined; 0 = never; `None`: the
+    /// application's default.
+    pub empty_timeout: Option<u64>,
+    /// Seconds after the last member left at which the room ends; 0 = never; `None`: the
+    /// application's default.
+    pub departure_timeout: Option<u64>,
     /// Most participants at once; 0 = no limit.
     pub max_participants: u64,
     /// Members wait with hold music until a moderator joins.
@@ -47,6 +53,8 @@ impl NewRoom {
             detail: String::new(),
             data: json!({}),
             timeout: 0,
+            empty_timeout: None,
+            departure_timeout: None,
             max_participants: 0,
             wait_for_moderator: false,
             beep: Beep::None,
@@ -59,6 +67,15 @@ impl NewRoom {
 
 /// How long one controller holds a due timeout before another may take it over.
 const TIMEOUT_LEASE: Duration = Duration::from_secs(30);
+
+/// How often a room with lifetime rules and nothing due is looked at again. Its end is
+/// scheduled as its write empties it (`IndexDelta::ends_at`); this only bounds how late it ends
+/// when that schedule was lost (the store failed right after the room's write).
+const LIFETIME_RECHECK: Duration = Duration::from_secs(600);
+
+fn micros(d: Duration) -> Micros {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
 
 impl<S: Store> Rooms<S> {
     /// Creates a room on the least-loaded healthy node; it is `starting` until its control leg
@@ -93,6 +110,9 @@ impl<S: Store> Rooms<S> {
         room.detail = spec.detail;
         room.data = spec.data;
         room.timeout = spec.timeout;
+        let (empty, departure) = self.directory.room_lifetime(app);
+        room.empty_timeout = spec.empty_timeout.unwrap_or(empty);
+        room.departure_timeout = spec.departure_timeout.unwrap_or(departure);
         room.max_participants = spec.max_participants;
         room.wait_for_moderator = spec.wait_for_moderator;
         room.waiting_for_moderator = spec.wait_for_moderator;
@@ -106,7 +126,10 @@ impl<S: Store> Rooms<S> {
             json!({ "room_id": step.room.id, "name": step.room.name, "type": step.room.kind });
         step.emit(EventKind::Created, data);
         let events = step.finish().events;
-        if let Some(at) = room.timeout_at() {
+        if room.has_lifetime_rules() {
+            let at = room
+                .lifetime_end()
+                .map_or(now.saturating_add(micros(LIFETIME_RECHECK)), |(at, _)| at);
             self.store.schedule_timeout(app, &room.id, at).await?;
         }
         match self.store.create_room(&room, &events).await? {
@@ -241,7 +264,8 @@ impl<S: Store> Rooms<S> {
     /// post-actions (their calls live on, parked), the control leg is released, and the room is
     /// `terminated` once the node has let the control leg and every member go, in whatever order
     /// it reports them (see `conference::apply::ending`).
-    /// `reason` (`deleted`, `timeout`) goes with `conference.destroyed`.
+    /// `reason` (`deleted`, `timeout`, `empty_timeout`, `departure_timeout`) goes with
+    /// `conference.destroyed`.
     pub async fn end(&self, app: &AppId, room: Room, reason: &str) -> Result<Room, ServiceError> {
         let id = &room.id;
         let node = self.pool.get(&room.node)?;
@@ -278,7 +302,7 @@ impl<S: Store> Rooms<S> {
                 let _ = node.api(&cmd).await;
             }
         }
-        if room.timeout > 0 {
+        if room.has_lifetime_rules() {
             self.store.clear_timeout(app, id).await?;
         }
         if let Some(rec) = room.active_recording()
@@ -297,8 +321,10 @@ impl<S: Store> Rooms<S> {
         Ok(room)
     }
 
-    /// Ends the rooms whose timeout is due (each handed to one controller instance); returns
-    /// how many were ended.
+    /// Ends the rooms whose lifetime rules end them now (`timeout`, `empty_timeout`,
+    /// `departure_timeout`; each room handed to one controller instance); returns how many
+    /// were ended. A room claimed that nothing ends yet (someone joined since) is scheduled
+    /// again, at its next end or a recheck.
     pub async fn end_timed_out(&self, now: Micros, limit: usize) -> Result<usize, ServiceError> {
         let due = self.store.claim_timeouts(now, TIMEOUT_LEASE, limit).await?;
         let mut ended = 0;
@@ -311,11 +337,16 @@ impl<S: Store> Rooms<S> {
                     continue;
                 }
             };
-            if room.timeout_at().is_some_and(|at| at > now) {
-                // Rescheduled (not expected: timeouts are immutable); keep the later time.
-                continue;
-            }
-            match self.end(&app, room, "timeout").await {
+            let rule = match room.lifetime_end() {
+                Some((at, rule)) if at <= now => rule,
+                next => {
+                    let recheck = now.saturating_add(micros(LIFETIME_RECHECK));
+                    let at = next.map_or(recheck, |(at, _)| at.min(recheck));
+                    self.store.schedule_timeout(&app, &id, at).await?;
+                    continue;
+                }
+            };
+            match self.end(&app, room, rule.as_str()).await {
                 Ok(_) => ended += 1,
                 // The claim lapses and the next sweep tries again.
                 Err(e) => tracing::warn!(room = %id, error = %e, "could not end a timed-out room"),

@@ -293,6 +293,14 @@ pub struct App {
     /// None: no numbers.
     #[serde(default)]
     pub dialout_numbers: Vec<String>,
+    /// Seconds after creation at which the app's rooms end if nobody joined them, unless a
+    /// room says otherwise; 0 (the default): never.
+    #[serde(default)]
+    pub empty_timeout: u64,
+    /// Seconds after the last member left at which the app's rooms end, unless a room says
+    /// otherwise; 0 (the default): never.
+    #[serde(default)]
+    pub departure_timeout: u64,
 }
 
 impl std::fmt::Debug for App {
@@ -304,6 +312,8 @@ impl std::fmt::Debug for App {
             .field("talking_events", &self.talking_events)
             .field("dialout_hosts", &self.dialout_hosts)
             .field("dialout_numbers", &self.dialout_numbers)
+            .field("empty_timeout", &self.empty_timeout)
+            .field("departure_timeout", &self.departure_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -502,6 +512,20 @@ impl Config {
         if self.nodes.is_empty() {
             return Err(invalid("at least one [[nodes]] entry is needed"));
         }
+        for a in &self.apps {
+            for (what, secs) in [
+                ("empty_timeout", a.empty_timeout),
+                ("departure_timeout", a.departure_timeout),
+            ] {
+                if secs > crate::conference::MAX_TIMEOUT_SECS {
+                    return Err(invalid(format!(
+                        "app {}: {what}: seconds, 0 (never) to {}, not {secs}",
+                        a.id,
+                        crate::conference::MAX_TIMEOUT_SECS
+                    )));
+                }
+            }
+        }
         let mut prefixes = Vec::new();
         for n in &self.nodes {
             let p = NodePrefix::parse(&n.prefix)
@@ -624,6 +648,7 @@ impl Config {
                     a.dialout_hosts.clone(),
                     a.dialout_numbers.clone(),
                 );
+                d.set_room_lifetime(id.clone(), a.empty_timeout, a.departure_timeout);
                 d.add_app(id, a.dids.iter().cloned());
             }
         }
@@ -726,6 +751,22 @@ mod tests {
         let err = Config::parse(&no_bucket, env).unwrap_err().to_string();
         assert!(err.contains("bucket"), "{err}");
         assert!(Config::parse(&format!("{node}[recordings]\nstore='ftp'\n"), env).is_err());
+    }
+
+    #[test]
+    fn an_apps_room_lifetime_defaults_reach_its_directory_within_bounds() {
+        let base = "[[nodes]]\nname='a'\nprefix='abcde'\nesl='x:1'\npassword='p'\n[[apps]]\nid='a'\n\
+                    key_sha256='ff23fdeed2bd9e6807eb3e108d3138d4cfc606e938537a88dbf8773c2175859f'\n";
+        let app = AppId::parse("a").unwrap();
+        let c = Config::parse(base, |_| None).unwrap();
+        assert_eq!(c.directory().room_lifetime(&app), (0, 0));
+        let set = format!("{base}empty_timeout = 300\ndeparture_timeout = 20\n");
+        let c = Config::parse(&set, |_| None).unwrap();
+        assert_eq!(c.directory().room_lifetime(&app), (300, 20));
+        let err = Config::parse(&format!("{base}departure_timeout = 2592001\n"), |_| None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("departure_timeout"), "{err}");
     }
 
     #[test]

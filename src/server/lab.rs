@@ -46,6 +46,9 @@ pub struct LabOptions {
     /// Where every app may dial out to (SIP hosts, number prefixes; `*`: any, the default:
     /// the lab's simulated callees place no real calls).
     pub dialout: (Vec<String>, Vec<String>),
+    /// Every app's default `(empty_timeout, departure_timeout)`, seconds (0: never, the
+    /// default).
+    pub room_lifetime: (u64, u64),
 }
 
 impl Default for LabOptions {
@@ -65,6 +68,7 @@ impl Default for LabOptions {
             talking_events: Vec::new(),
             talking_interval: crate::node::DEFAULT_TALKING_INTERVAL,
             dialout: (vec!["*".into()], vec!["*".into()]),
+            room_lifetime: (0, 0),
         }
     }
 }
@@ -116,6 +120,8 @@ impl<S: Store> Lab<S> {
                 options.dialout.0.clone(),
                 options.dialout.1.clone(),
             );
+            let (empty, departure) = options.room_lifetime;
+            directory.set_room_lifetime(app.clone(), empty, departure);
             directory.add_app(app.clone(), []);
             keys.add_plain(app.clone(), key);
         }

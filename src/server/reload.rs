@@ -167,6 +167,11 @@ fn app_changes(a: &App, b: &App) -> Vec<String> {
         ("talking_events", a.talking_events == b.talking_events),
         ("dialout_hosts", a.dialout_hosts == b.dialout_hosts),
         ("dialout_numbers", a.dialout_numbers == b.dialout_numbers),
+        ("empty_timeout", a.empty_timeout == b.empty_timeout),
+        (
+            "departure_timeout",
+            a.departure_timeout == b.departure_timeout,
+        ),
     ] {
         if !same {
             out.push(format!("app {id}: {what} changed"));

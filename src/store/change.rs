@@ -21,6 +21,9 @@ pub struct IndexDelta {
     /// [`crate::conference::PAST_MEMBERS_KEPT`]) and deleted recordings. They expire with the
     /// room retention.
     pub drop_refs: Vec<Uuid>,
+    /// A new time at which the room's lifetime rules end it (everybody left a room with a
+    /// departure timeout): the store schedules its end then.
+    pub ends_at: Option<crate::conference::Micros>,
 }
 
 impl IndexDelta {
@@ -53,6 +56,10 @@ impl IndexDelta {
                         .map(|r| r.id),
                 )
                 .collect(),
+            ends_at: match new.lifetime_end() {
+                Some((at, _)) if old.lifetime_end().map(|(at, _)| at) != Some(at) => Some(at),
+                _ => None,
+            },
         }
     }
 }

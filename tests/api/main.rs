@@ -16,6 +16,7 @@ mod dialout;
 mod drain;
 mod events;
 mod isolation;
+mod lifetime;
 mod moderators;
 mod on_redis;
 mod openapi;

@@ -306,6 +306,14 @@ pub struct ConferenceDetail {
     pub data: Value,
     /// Seconds after creation at which the room ends; 0 = never.
     pub timeout: u64,
+    /// Seconds after creation at which the room ends if nobody joined; 0 = never.
+    pub empty_timeout: u64,
+    /// Seconds after the last member left at which the room ends; 0 = never.
+    pub departure_timeout: u64,
+    /// When the room's lifetime rules will end it, if one is due now (an empty room with
+    /// `empty_timeout` or `departure_timeout`, or a `timeout`); `null` otherwise.
+    #[schema(required = true)]
+    pub ends_at: Option<EndsAt>,
     /// Most participants at once; 0 = no limit.
     pub max_participants: u64,
     /// Created to wait for a moderator.
@@ -335,6 +343,23 @@ pub struct ConferenceDetail {
     /// meanwhile are answered 503 with `Retry-After`); `null` otherwise.
     #[schema(required = true)]
     pub migrating: Option<Migrating>,
+}
+
+/// When and by which rule a room will end.
+#[derive(Serialize, ToSchema)]
+pub struct EndsAt {
+    /// ISO 8601, UTC.
+    pub at: String,
+    pub reason: EndReason,
+}
+
+/// The lifetime rule that ends a room; the `reason` of its `conference.destroyed`.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EndReason {
+    Timeout,
+    EmptyTimeout,
+    DepartureTimeout,
 }
 
 /// A call the room is placing.

@@ -173,6 +173,9 @@ impl<'a> Step<'a> {
     }
 
     pub fn finish(self) -> Applied {
+        if self.out.changed {
+            self.room.note_occupancy(self.now);
+        }
         self.out
     }
 }

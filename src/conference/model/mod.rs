@@ -22,6 +22,9 @@ fn is_zero(n: &u64) -> bool {
 /// Microseconds since the Unix epoch.
 pub type Micros = i64;
 
+/// Longest a room's `timeout`, `empty_timeout` or `departure_timeout` may be (30 days).
+pub const MAX_TIMEOUT_SECS: u64 = 30 * 24 * 3600;
+
 /// How many ended participations a room keeps (`Room::retire`): their conferencecalls stay
 /// readable, and events of theirs that come late are still recognised. Older ones were told by
 /// webhooks and are gone from the room.
@@ -342,6 +345,19 @@ pub struct Room {
     pub status: RoomStatus,
     /// Seconds after creation at which the room terminates; 0 = never.
     pub timeout: u64,
+    /// Seconds after creation at which a room nobody has joined yet ends; 0 = never.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub empty_timeout: u64,
+    /// Seconds after the last member left at which the room ends; 0 = never.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub departure_timeout: u64,
+    /// When a member first joined (kept only for a room with an empty or departure timeout).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_joined_at: Option<Micros>,
+    /// Since when nobody has been in the room, nor joining it or being dialed, once someone
+    /// had joined (kept only for a room with a departure timeout, see [`Room::note_occupancy`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vacated_at: Option<Micros>,
     /// Most participants (joining, joined or leaving) at once; 0 = no limit of its own.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub max_participants: u64,
@@ -432,6 +448,10 @@ impl Room {
             kind,
             status: RoomStatus::Starting,
             timeout: 0,
+            empty_timeout: 0,
+            departure_timeout: 0,
+            first_joined_at: None,
+            vacated_at: None,
             max_participants: 0,
             wait_for_moderator: false,
             waiting_for_moderator: false,
@@ -533,6 +553,69 @@ impl Room {
         })
     }
 
+    /// Whether anyone is in the room, joining it, or being dialed into it.
+    pub fn occupied(&self) -> bool {
+        !self.members.is_empty() || !self.dialouts.is_empty()
+    }
+
+    /// Keeps [`Room::first_joined_at`] and [`Room::vacated_at`] up to date after a change at
+    /// `now` (only in a room whose end they decide).
+    pub fn note_occupancy(&mut self, now: Micros) {
+        if self.empty_timeout == 0 && self.departure_timeout == 0 {
+            return;
+        }
+        if self.first_joined_at.is_none() && self.confirmed_members().next().is_some() {
+            self.first_joined_at = Some(now);
+        }
+        if self.occupied() {
+            self.vacated_at = None;
+        } else if self.first_joined_at.is_some() && self.vacated_at.is_none() {
+            self.vacated_at = Some(now);
+        }
+    }
+
+    /// When the room's lifetime rules end it, and which rule does: its `timeout`; its
+    /// `empty_timeout` while nobody has joined yet; its `departure_timeout` once everybody
+    /// left. A room with someone in it, joining it or being dialed is kept by the last two.
+    /// `None` for a room that is ending already, or that nothing ends.
+    pub fn lifetime_end(&self) -> Option<(Micros, EndRule)> {
+        if self.status >= RoomStatus::Terminating {
+            return None;
+        }
+        let after = |from: Micros, secs: u64| {
+            from.saturating_add(
+                i64::try_from(secs)
+                    .unwrap_or(i64::MAX / 2)
+                    .saturating_mul(1_000_000),
+            )
+        };
+        let vacant = match (self.occupied(), self.first_joined_at) {
+            (true, _) => None,
+            (false, None) if self.empty_timeout > 0 => Some((
+                after(self.created_at, self.empty_timeout),
+                EndRule::EmptyTimeout,
+            )),
+            (false, Some(_)) if self.departure_timeout > 0 => Some((
+                after(
+                    self.vacated_at.unwrap_or(self.updated_at),
+                    self.departure_timeout,
+                ),
+                EndRule::DepartureTimeout,
+            )),
+            (false, _) => None,
+        };
+        let timeout = self.timeout_at().map(|at| (at, EndRule::Timeout));
+        match (timeout, vacant) {
+            (Some(t), Some(v)) => Some(if v.0 < t.0 { v } else { t }),
+            (t, v) => t.or(v),
+        }
+    }
+
+    /// Whether a lifetime rule may end the room (so an end is scheduled for it).
+    pub fn has_lifetime_rules(&self) -> bool {
+        self.timeout > 0 || self.empty_timeout > 0 || self.departure_timeout > 0
+    }
+
     /// Ids another record may be looked up by: its conferencecalls and recordings.
     pub fn refs(&self) -> impl Iterator<Item = Uuid> + '_ {
         self.members
@@ -540,6 +623,25 @@ impl Room {
             .chain(self.past_members.iter())
             .map(|m| m.conferencecall_id)
             .chain(self.recordings.iter().map(|r| r.id))
+    }
+}
+
+/// The lifetime rule that ends a room (see [`Room::lifetime_end`]); its name is the
+/// `reason` of `conference.destroyed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndRule {
+    Timeout,
+    EmptyTimeout,
+    DepartureTimeout,
+}
+
+impl EndRule {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndRule::Timeout => "timeout",
+            EndRule::EmptyTimeout => "empty_timeout",
+            EndRule::DepartureTimeout => "departure_timeout",
+        }
     }
 }
 
@@ -619,5 +721,74 @@ mod member_list {
             }
             Ok(members)
         }
+    }
+}
+
+#[cfg(test)]
+mod lifetime_tests {
+    use super::*;
+
+    fn room() -> Room {
+        let id = RoomId::parse("abcde-room-3f1b2c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d").unwrap();
+        let mut r = Room::new(
+            id,
+            AppId::parse("app").unwrap(),
+            "r".into(),
+            RoomType::Conference,
+            "ctl".into(),
+            0,
+        );
+        r.status = RoomStatus::Progressing;
+        r.empty_timeout = 10;
+        r.departure_timeout = 3;
+        r
+    }
+
+    fn member(status: MemberStatus) -> Member {
+        let session = SessionId::parse("abcde-0b3c2a54-6f7e-4f4c-9a51-2d3f4b5c6d7e").unwrap();
+        let mut m = Member::new(session, "d".into(), "c".into(), None, 0);
+        m.status = status;
+        m
+    }
+
+    const S: Micros = 1_000_000;
+
+    #[test]
+    fn a_room_ends_empty_then_only_after_its_last_member_left() {
+        let mut r = room();
+        assert_eq!(r.lifetime_end(), Some((10 * S, EndRule::EmptyTimeout)));
+        // A join under way keeps the room; its failure leaves the empty timeout in force.
+        r.members.insert("m".into(), member(MemberStatus::Joining));
+        r.note_occupancy(S);
+        assert_eq!(r.lifetime_end(), None);
+        r.members.clear();
+        r.note_occupancy(2 * S);
+        assert_eq!(r.lifetime_end(), Some((10 * S, EndRule::EmptyTimeout)));
+        // Joined, then gone: the departure timeout from the leave, not the empty one.
+        r.members.insert("m".into(), member(MemberStatus::Joined));
+        r.note_occupancy(3 * S);
+        assert_eq!((r.first_joined_at, r.lifetime_end()), (Some(3 * S), None));
+        r.members.clear();
+        r.note_occupancy(20 * S);
+        assert_eq!(r.lifetime_end(), Some((23 * S, EndRule::DepartureTimeout)));
+        // A timeout due earlier wins; an ending room has nothing due.
+        r.timeout = 21;
+        assert_eq!(r.lifetime_end(), Some((21 * S, EndRule::Timeout)));
+        r.status = RoomStatus::Terminating;
+        assert_eq!(r.lifetime_end(), None);
+    }
+
+    #[test]
+    fn without_lifetime_rules_nothing_is_kept_about_occupancy() {
+        let mut r = room();
+        (r.empty_timeout, r.departure_timeout) = (0, 0);
+        r.members.insert("m".into(), member(MemberStatus::Joined));
+        r.note_occupancy(S);
+        r.members.clear();
+        r.note_occupancy(2 * S);
+        assert_eq!(
+            (r.first_joined_at, r.vacated_at, r.lifetime_end()),
+            (None, None, None)
+        );
     }
 }

@@ -78,6 +78,9 @@ impl Inner {
         for r in &delta.drop_refs {
             self.refs.remove(r);
         }
+        if let Some(at) = delta.ends_at {
+            self.timeouts.insert((app.clone(), id.clone()), at);
+        }
         if delta.release {
             self.timeouts.remove(&(app.clone(), id.clone()));
             // The room's creation time never changes: the stored version's is the one indexed.

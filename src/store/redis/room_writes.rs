@@ -133,6 +133,18 @@ impl RedisStore {
             .filter(|((_, d), r)| d.release && matches!(r, Some(Ok(Saved::Saved))))
             .map(|((w, _), _)| &*w.new)
             .collect();
+        let ends: Vec<(&Room, crate::conference::Micros)> = writes
+            .iter()
+            .zip(&deltas)
+            .zip(&results)
+            .filter(|(_, r)| matches!(r, Some(Ok(Saved::Saved))))
+            .filter_map(|((w, d), _)| Some((&*w.new, d.ends_at?)))
+            .collect();
+        if let Err(e) = self.schedule_ends(&ends).await {
+            // The room is written; the timeout sweep's recheck ends it later (see
+            // `Rooms::end_timed_out`).
+            tracing::warn!(error = %e, "could not schedule the end of emptied rooms");
+        }
         if let Err(e) = self.expire_lookups(&ended).await {
             for (r, d) in results.iter_mut().zip(&deltas) {
                 if d.release && matches!(r, Some(Ok(Saved::Saved))) {
@@ -528,6 +540,25 @@ impl RedisStore {
                 .map_err(unavailable)?;
         }
         Ok(())
+    }
+
+    /// Rooms whose lifetime rules now end them at a new time (everybody left) get that time
+    /// in the timeouts (one round trip, only when some room has one).
+    async fn schedule_ends(
+        &self,
+        ends: &[(&Room, crate::conference::Micros)],
+    ) -> Result<(), StoreError> {
+        if ends.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        for (room, at) in ends {
+            pipe.zadd(keys::TIMEOUTS, format!("{} {}", room.app, room.id), *at)
+                .ignore();
+        }
+        pipe.query_async::<()>(&mut self.conn())
+            .await
+            .map_err(unavailable)
     }
 
     /// Ended rooms leave their node's set and the timeouts, and their global lookups expire
