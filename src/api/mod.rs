@@ -13,6 +13,7 @@ pub mod events;
 pub mod extract;
 pub mod health;
 pub mod lab;
+mod levels;
 mod metadata;
 pub mod metrics;
 mod moderation;
@@ -169,6 +170,7 @@ pub fn router<S: Store>(state: ApiState<S>) -> Router {
         .merge(playback::routes())
         .merge(metadata::routes())
         .merge(moderation::routes())
+        .merge(levels::routes())
         .merge(recordings::routes())
         .merge(events::routes())
         .merge(webhooks::routes())

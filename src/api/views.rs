@@ -48,6 +48,9 @@ pub fn member(m: &Member) -> Value {
         "talking": m.talking,
         "conferencecall_id": m.conferencecall_id,
         "metadata": m.metadata,
+        "volume_in": m.volume_in,
+        "volume_out": m.volume_out,
+        "energy": m.energy,
     })
 }
 

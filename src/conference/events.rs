@@ -45,6 +45,9 @@ pub enum EventKind {
     MemberDtmf,
     #[serde(rename = "conference.member.talking")]
     MemberTalking,
+    /// A member's volume in or out, or energy threshold, changed.
+    #[serde(rename = "conference.member.audio")]
+    MemberAudio,
     #[serde(rename = "conference.member.announcement.finished")]
     MemberAnnouncementFinished,
     #[serde(rename = "conference.member.coaching")]
@@ -121,6 +124,7 @@ impl EventKind {
             EventKind::MemberUnheld => "conference.member.unheld",
             EventKind::MemberDtmf => "conference.member.dtmf",
             EventKind::MemberTalking => "conference.member.talking",
+            EventKind::MemberAudio => "conference.member.audio",
             EventKind::MemberAnnouncementFinished => "conference.member.announcement.finished",
             EventKind::MemberCoaching => "conference.member.coaching",
             EventKind::ParticipantRinging => "conference.participant.ringing",

@@ -2,7 +2,7 @@
 //! here because it is FreeSWITCH vocabulary, not socket handling: one function turns an
 //! [`Event`] into a [`Fact`] (or nothing, for events the controller ignores).
 
-use super::model::Switch;
+use super::model::{Level, Switch};
 use crate::esl::{ConferenceAction, Event, EventName};
 
 /// The channel data every CHANNEL_* event carries that the controller keeps.
@@ -91,6 +91,14 @@ pub enum ConferenceFact {
         channel: String,
         member_id: u32,
     },
+    /// volume-in-member, volume-out-member (`Volume-Level`), energy-level-member
+    /// (`Energy-Level`): the member's level after a command set it.
+    MemberLevel {
+        channel: String,
+        member_id: u32,
+        level: Level,
+        value: i32,
+    },
     /// start-talking (`talking`) or stop-talking. FreeSWITCH sends one of each per spurt; a
     /// mute, a hold or a leave ends a spurt with no stop-talking.
     MemberTalking {
@@ -147,6 +155,7 @@ impl ConferenceFact {
             | ConferenceFact::MemberUnmuted { channel: c, .. }
             | ConferenceFact::MemberSwitched { channel: c, .. }
             | ConferenceFact::MemberKicked { channel: c, .. }
+            | ConferenceFact::MemberLevel { channel: c, .. }
             | ConferenceFact::MemberTalking { channel: c, .. }
             | ConferenceFact::MemberFileDone { channel: c, .. } => channel.clone_into(c),
             _ => {}
@@ -163,6 +172,7 @@ impl ConferenceFact {
             | ConferenceFact::MemberUnmuted { channel, .. }
             | ConferenceFact::MemberSwitched { channel, .. }
             | ConferenceFact::MemberKicked { channel, .. }
+            | ConferenceFact::MemberLevel { channel, .. }
             | ConferenceFact::MemberTalking { channel, .. }
             | ConferenceFact::MemberFileDone { channel, .. } => Some(channel),
             _ => None,
@@ -315,6 +325,20 @@ fn conference_fact(event: &Event) -> Option<ConferenceFact> {
                 channel,
                 member_id,
                 talking: action == A::StartTalking,
+            }
+        }
+        A::VolumeInMember | A::VolumeOutMember | A::EnergyLevelMember => {
+            let (channel, member_id) = member(event)?;
+            let (level, header) = match action {
+                A::VolumeInMember => (Level::VolumeIn, "Volume-Level"),
+                A::VolumeOutMember => (Level::VolumeOut, "Volume-Level"),
+                _ => (Level::Energy, "Energy-Level"),
+            };
+            ConferenceFact::MemberLevel {
+                channel,
+                member_id,
+                level,
+                value: event.header(header)?.trim().parse().ok()?,
             }
         }
         A::KickMember | A::HupMember => {

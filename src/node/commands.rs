@@ -369,6 +369,23 @@ pub fn member_switch(
         .arg("quiet")
 }
 
+/// `conference <room> volume_in|volume_out|energy <member> <value>`: one of the member's
+/// levels (see [`crate::conference::Level`]); confirmed by its volume-in-member,
+/// volume-out-member or energy-level-member event. `energy` replies `Energy <id> = <value>`
+/// with no `+OK`; an unknown member is `-ERR`.
+pub fn member_level(
+    room: &RoomId,
+    level: crate::conference::Level,
+    member_id: u32,
+    value: i32,
+) -> Result<ApiCommand, CommandError> {
+    ApiCommand::new("conference")?
+        .arg(room.as_str())?
+        .arg(level.verb())?
+        .arg(&member_id.to_string())?
+        .arg(&value.to_string())
+}
+
 /// What a held member hears unless the request names something else: the node's hold music
 /// stream (freeswitch-conf's `local_stream.conf.xml`).
 pub const HOLD_MUSIC: &str = "local_stream://moh";

@@ -22,6 +22,8 @@ pub enum CooldownGroup {
     ConferenceAnnounce,
     /// `conference/coach`, `conference/uncoach`, per session (the `conference_mute` window).
     ConferenceCoach,
+    /// `conference/audio`, per session (the `conference_mute` window).
+    ConferenceAudio,
     /// Dial-out, per destination of the app (the `conference` window): the same number is
     /// not called again and again.
     ConferenceDialout,
@@ -38,6 +40,7 @@ impl CooldownGroup {
             CooldownGroup::ConferenceHold => "conference_hold",
             CooldownGroup::ConferenceAnnounce => "conference_announce",
             CooldownGroup::ConferenceCoach => "conference_coach",
+            CooldownGroup::ConferenceAudio => "conference_audio",
             CooldownGroup::ConferenceDialout => "conference_dialout",
         }
     }
@@ -83,7 +86,8 @@ impl Cooldowns {
             CooldownGroup::ConferenceMute
             | CooldownGroup::ConferenceDeaf
             | CooldownGroup::ConferenceHold
-            | CooldownGroup::ConferenceCoach => self.conference_mute,
+            | CooldownGroup::ConferenceCoach
+            | CooldownGroup::ConferenceAudio => self.conference_mute,
         }
     }
 }

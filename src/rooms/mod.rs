@@ -10,6 +10,7 @@ mod bridges;
 mod coach;
 mod dialout;
 mod drain;
+mod levels;
 mod lifecycle;
 mod limits;
 mod membership;

@@ -75,6 +75,7 @@ impl State {
             "resume" => self.pause_recording(room, rest.first().copied(), false),
             "chkrecord" => self.check_recording(room),
             "volume_in" | "volume_out" => self.member_volume(room, sub, rest),
+            "energy" => self.member_energy(room, rest),
             "relate" => self.relate(room, rest),
             "enter_sound" | "exit_sound" => self.room_sound(room, sub, rest),
             "say" => self.say(room, None, &rest.join(" ")),
@@ -135,6 +136,51 @@ impl State {
                     "volume-out-member"
                 };
                 self.member_event(room_name, id, action, &[("Volume-Level", now.to_string())]);
+            }
+        }
+        out
+    }
+
+    /// `energy <member> [level|up|down]`: a query without a level, else a change with its
+    /// `energy-level-member` event, whose `Energy-Level` comes twice (the member's data has it
+    /// too). The reply has no `+OK`: `Energy <id> = <level>`.
+    fn member_energy(&mut self, room_name: &str, rest: &[&str]) -> String {
+        let Some(room) = self.rooms.get(room_name) else {
+            return format!("-ERR Conference {room_name} not found\n");
+        };
+        let ids = match self.target(room, rest.first().copied()) {
+            Target::Ids(ids) => ids,
+            Target::Missing(text) => return text,
+            Target::Usage => {
+                return "energy <[member_id|all]|last|non_moderator> [<newval>]".into();
+            }
+        };
+        let asked = rest.get(1).copied();
+        let mut out = String::new();
+        for id in ids {
+            let Some(m) = self
+                .rooms
+                .get_mut(room_name)
+                .and_then(|r| r.members.iter_mut().find(|m| m.id == id))
+            else {
+                continue;
+            };
+            // As FreeSWITCH: `up`/`down` step by 200 within 0…1800, anything else is atoi'd.
+            match asked {
+                None => {}
+                Some("up") => m.energy = (m.energy + 200).min(1800),
+                Some("down") => m.energy = (m.energy - 200).max(0),
+                Some(v) => m.energy = atoi(v),
+            }
+            let now = m.energy;
+            out.push_str(&format!("Energy {id} = {now}\n"));
+            if asked.is_some() {
+                self.member_event(
+                    room_name,
+                    id,
+                    "energy-level-member",
+                    &[("Energy-Level", now.to_string())],
+                );
             }
         }
         out
@@ -596,4 +642,21 @@ impl State {
             }
         }
     }
+}
+
+/// C's `atoi`: an optional sign and the leading digits; 0 when there are none.
+fn atoi(text: &str) -> i32 {
+    let t = text.trim_start();
+    let (sign, digits) = match t.as_bytes().first() {
+        Some(b'-') => (-1i64, &t[1..]),
+        Some(b'+') => (1, &t[1..]),
+        _ => (1, t),
+    };
+    let n: i64 = digits
+        .bytes()
+        .take_while(u8::is_ascii_digit)
+        .fold(0i64, |n, d| {
+            (n * 10 + i64::from(d - b'0')).min(i64::from(i32::MAX) + 1)
+        });
+    i32::try_from(sign * n).unwrap_or(if sign < 0 { i32::MIN } else { i32::MAX })
 }

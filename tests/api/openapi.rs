@@ -523,6 +523,7 @@ fn the_mirrored_vocabularies_match_the_domain() {
         | CooldownGroup::ConferenceHold
         | CooldownGroup::ConferenceAnnounce
         | CooldownGroup::ConferenceCoach
+        | CooldownGroup::ConferenceAudio
         | CooldownGroup::ConferenceDialout => g.as_str(),
     };
     let mut expected = vec!["global".to_owned()];
@@ -536,6 +537,7 @@ fn the_mirrored_vocabularies_match_the_domain() {
             CooldownGroup::ConferenceHold,
             CooldownGroup::ConferenceAnnounce,
             CooldownGroup::ConferenceCoach,
+            CooldownGroup::ConferenceAudio,
             CooldownGroup::ConferenceDialout,
         ]
         .map(|g| groups(g).to_owned()),

@@ -426,6 +426,20 @@ async fn sessions(c: &Checked, room: &str) {
         .await;
     c.post(&format!("{cmd}/conference/uncoach"), json!({}))
         .await;
+    // The member's levels: set (202), out of range or none (400), again with its uid.
+    let audio = format!("{cmd}/conference/audio");
+    c.post(
+        &audio,
+        json!({ "volume_in": 2, "volume_out": -1, "energy": 300, "command_uid": "v1" }),
+    )
+    .await;
+    c.post(
+        &audio,
+        json!({ "volume_in": 2, "volume_out": -1, "energy": 300, "command_uid": "v1" }),
+    )
+    .await;
+    c.post(&audio, json!({ "volume_in": 5 })).await;
+    c.post(&audio, json!({})).await;
     // Dial-out: a call (202), its repeat (200), a destination that is no address (400).
     let dial = format!("/api/v1/conferences/{room}/participants");
     let call = json!({ "to": "sip:alice@pbx.example.com", "command_uid": "d1" });

@@ -63,6 +63,7 @@ async fn a_join_is_confirmed_only_by_add_member() {
             "uuid": s, "did": "15551230000", "caller_id": "1001",
             "muted": true, "deaf": false, "held": false, "moderator": false, "coaching": null, "talking": false,
             "conferencecall_id": conferencecall, "metadata": null,
+            "volume_in": 0, "volume_out": 0, "energy": null,
         })]
     );
     let session = t.get(&format!("/api/v1/sessions/{s}"), A).await;

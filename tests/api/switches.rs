@@ -339,3 +339,115 @@ async fn a_recording_pauses_and_resumes_as_the_node_confirms() {
         ]
     );
 }
+
+#[tokio::test]
+async fn a_members_levels_are_set_on_the_node_shown_and_told_once_each() {
+    let t = lab().await;
+    let room = t.room(A, "levels").await;
+    let s = t.call(A, "1001").await;
+    let path = format!("/api/v1/sessions/{s}/commands/conference/audio");
+    // Not in a room yet.
+    assert_error(
+        &t.post(&path, A, json!({ "volume_in": 1 })).await,
+        StatusCode::NOT_FOUND,
+    );
+    t.joined(A, &room, &s).await;
+    assert_eq!(
+        (
+            member(&t, &room).await["volume_in"].clone(),
+            member(&t, &room).await["energy"].clone()
+        ),
+        (json!(0), Value::Null)
+    );
+    for bad in [
+        json!({}),
+        json!({ "volume_in": 5 }),
+        json!({ "volume_out": -5 }),
+        json!({ "energy": -1 }),
+        json!({ "energy": 1801 }),
+        json!({ "volume_in": 1.5 }),
+        json!({ "volume_in": "1" }),
+        json!({ "gain": 1 }),
+    ] {
+        assert_error(&t.post(&path, A, bad).await, StatusCode::BAD_REQUEST);
+    }
+    let r = t
+        .post(
+            &path,
+            A,
+            json!({ "volume_in": 2, "energy": 300, "command_uid": "l1" }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    assert_eq!(
+        (&r.body["volume_in"], &r.body["energy"]),
+        (&json!(2), &json!(300))
+    );
+    eventually("the levels are confirmed", || async {
+        let m = member(&t, &room).await;
+        m["volume_in"] == 2 && m["energy"] == 300 && m["volume_out"] == 0
+    })
+    .await;
+    // The node holds them.
+    let node = t.node_member(&room, &s);
+    assert_eq!(
+        (&node["volume_in"], &node["energy"]),
+        (&json!(2), &json!(300))
+    );
+    // The same request again (its uid): the same answer, nothing sent or told again.
+    let again = t
+        .post(
+            &path,
+            A,
+            json!({ "volume_in": 2, "energy": 300, "command_uid": "l1" }),
+        )
+        .await;
+    assert_eq!((again.status, &again.body), (StatusCode::ACCEPTED, &r.body));
+    // The same value asked anew changes nothing, so nothing is told of it; the change after it
+    // is (its confirmation says the node's reports were applied in order).
+    let send = |body: Value| {
+        let (t, path) = (&t, &path);
+        async move {
+            loop {
+                let r = t.post(path, A, body.clone()).await;
+                if r.status != StatusCode::TOO_MANY_REQUESTS {
+                    return r;
+                }
+                let wait = r.body["detail"]["retry_after_ms"].as_u64().unwrap();
+                tokio::time::sleep(std::time::Duration::from_millis(wait + 5)).await;
+            }
+        }
+    };
+    assert_eq!(
+        send(json!({ "volume_in": 2 })).await.status,
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(
+        send(json!({ "volume_out": -1 })).await.status,
+        StatusCode::ACCEPTED
+    );
+    eventually("volume_out confirmed", || async {
+        member(&t, &room).await["volume_out"] == -1
+    })
+    .await;
+    let told: Vec<(Value, Value)> = t
+        .events(A)
+        .await
+        .iter()
+        .filter(|e| e.kind == EventKind::MemberAudio)
+        .map(|e| (e.data["changed"].clone(), e.data["volume_in"].clone()))
+        .collect();
+    assert_eq!(
+        told,
+        [
+            (json!("volume_in"), json!(2)),
+            (json!("energy"), json!(2)),
+            (json!("volume_out"), json!(2))
+        ]
+    );
+    // Another app's session: 403.
+    assert_error(
+        &t.post(&path, B, json!({ "volume_in": 1 })).await,
+        StatusCode::FORBIDDEN,
+    );
+}

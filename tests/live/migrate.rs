@@ -148,6 +148,22 @@ async fn moves_whole(t: Pair, to: usize) {
         members.iter().all(|m| m["muted"] == false)
     })
     .await;
+    // The local call's levels, which the move must carry to the new node.
+    let r = t
+        .command(
+            &local,
+            "conference/audio",
+            json!({ "volume_out": -2, "energy": 300 }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    t.eventually("the levels are confirmed", || async {
+        t.members(&room)
+            .await
+            .iter()
+            .any(|m| m["uuid"] == local.as_str() && m["volume_out"] == -2 && m["energy"] == 300)
+    })
+    .await;
     let before = t.stored_room(&room).await;
     let r = t
         .patiently(
@@ -247,9 +263,24 @@ async fn moves_whole(t: Pair, to: usize) {
                 | EventKind::MemberLeaving
                 | EventKind::MemberMuted
                 | EventKind::MemberUnmuted
+                | EventKind::MemberAudio
         )),
         "{kinds:?}"
     );
+    // The levels went with it: the new node holds them for the local call's member.
+    t.eventually("the new node holds the levels", || async {
+        let listed = t
+            .node_api(to, &format!("conference {room} json_list"))
+            .await;
+        let list: serde_json::Value = serde_json::from_str(&listed).unwrap_or_default();
+        list[0]["members"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|m| m["volume_out"] == -2 && m["energy"] == 300)
+            .then_some(())
+    })
+    .await;
     let migrated = after
         .iter()
         .find(|e| e.kind == EventKind::Migrated)

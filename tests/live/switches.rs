@@ -362,3 +362,93 @@ async fn live_talking_follows_the_callers_voice_and_ends_with_a_mute() {
     assert_eq!(told().await, [on, off, on, muted, off]);
     t.finish().await;
 }
+
+/// The RMS level of what a WAV holds (every sample).
+fn loudness(bytes: &[u8]) -> f64 {
+    let (samples, _) = live::wav_samples(bytes);
+    let energy: f64 = samples.iter().map(|&x| (x as f64 / 32768.0).powi(2)).sum();
+    (energy / samples.len().max(1) as f64).sqrt()
+}
+
+/// Sets one of a member's levels and waits until its view shows it.
+async fn level(t: &Live, room: &str, session: &str, field: &str, value: i64) {
+    let path = format!("/api/v1/sessions/{session}/commands/conference/audio");
+    let r = t.patiently("POST", &path, json!({ field: value })).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{field}: {r:?}");
+    t.eventually(&format!("{field} {value} confirmed"), || async {
+        t.members(room)
+            .await
+            .iter()
+            .any(|m| m["uuid"] == session && m[field] == value)
+    })
+    .await;
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(live_fs),
+    ignore = "needs a real FreeSWITCH: run scripts/test-deps.sh, or set SWITCHYARD_LIVE_ESL=host:port"
+)]
+async fn live_a_members_volume_in_and_out_change_what_is_heard_and_energy_is_set() {
+    let t = Live::start().await;
+    let room = t.room("levels").await;
+    let (a, b) = (t.call("1001").await, t.call("1002").await);
+    t.joined(&room, &a).await;
+    t.joined(&room, &b).await;
+    let (a_ch, b_ch) = (channel_of(&a).to_owned(), channel_of(&b).to_owned());
+    switch(&t, &room, &a, "unmute", "muted", false).await;
+    assert!(tone_heard(&t, &b_ch, "B hears A").await > HEARS);
+    let base = loudness(&t.ear(&b_ch, 1500).await);
+    // What A says, quieter for the room; then what B hears, quieter for B.
+    level(&t, &room, &a, "volume_in", -4).await;
+    let quiet_in = loudness(&t.ear(&b_ch, 1500).await);
+    level(&t, &room, &a, "volume_in", 0).await;
+    level(&t, &room, &b, "volume_out", -4).await;
+    let quiet_out = loudness(&t.ear(&b_ch, 1500).await);
+    notice(&format!(
+        "B hears A at RMS {base:.4}; A at volume_in -4: {quiet_in:.4} ({:.2}×); B at \
+         volume_out -4: {quiet_out:.4} ({:.2}×)",
+        quiet_in / base,
+        quiet_out / base
+    ));
+    assert!(quiet_in < 0.5 * base, "volume_in -4 did not make A quieter");
+    assert!(
+        quiet_out < 0.5 * base,
+        "volume_out -4 did not make the room quieter for B"
+    );
+    // The noise gate: the node lists the member's new threshold.
+    level(&t, &room, &a, "energy", 300).await;
+    let list: serde_json::Value =
+        serde_json::from_str(&t.node_api(&format!("conference {room} json_list")).await).unwrap();
+    let on_node = list[0]["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["uuid"] == a_ch.as_str())
+        .map(|m| m["energy"].clone());
+    assert_eq!(on_node, Some(json!(300)));
+    // Each change told once: A in, A in back, B out, A's energy.
+    let told: Vec<(String, String)> = t
+        .events(&room)
+        .await
+        .iter()
+        .filter(|e| e.kind == EventKind::MemberAudio)
+        .map(|e| {
+            (
+                e.data["uuid"].as_str().unwrap_or_default().to_owned(),
+                e.data["changed"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    let want: Vec<(String, String)> = [
+        (&a, "volume_in"),
+        (&a, "volume_in"),
+        (&b, "volume_out"),
+        (&a, "energy"),
+    ]
+    .iter()
+    .map(|(s, c)| ((*s).clone(), (*c).to_owned()))
+    .collect();
+    assert_eq!(told, want);
+    t.finish().await;
+}

@@ -73,6 +73,7 @@ pub enum RateLimitGroup {
     ConferenceHold,
     ConferenceAnnounce,
     ConferenceCoach,
+    ConferenceAudio,
     ConferenceDialout,
 }
 

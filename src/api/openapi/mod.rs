@@ -79,6 +79,7 @@ const COMMON_RESPONSES: &[(&str, &str)] = &[
         super::metadata::member,
         super::moderation::mute_all,
         super::moderation::unmute_all,
+        super::levels::audio,
         participants::dial,
         playback::play,
         playback::pause,

@@ -414,6 +414,13 @@ pub struct MemberView {
     /// The application's own data about the participation (`null`: none).
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<serde_json::Value>,
+    /// The volume of what the member says, −4…4, as the node confirmed it (0: unchanged).
+    pub volume_in: i32,
+    /// The volume of what the member hears, −4…4 (0: unchanged).
+    pub volume_out: i32,
+    /// The member's energy threshold as the node confirmed it; `null`: the room profile's.
+    #[schema(required = true)]
+    pub energy: Option<u32>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -600,6 +607,43 @@ pub struct CoachAnswer {
     pub room_id: String,
     /// The session whose member alone hears this one.
     pub coaching: String,
+}
+
+/// `POST …/conference/audio`: the fields of `AudioBody`, at least one of `volume_in`,
+/// `volume_out` and `energy` among them.
+pub struct AudioRequest;
+
+impl PartialSchema for AudioRequest {
+    fn schema() -> RefOr<Schema> {
+        let one_of_them = ["volume_in", "volume_out", "energy"].into_iter().fold(
+            utoipa::openapi::schema::AnyOfBuilder::new(),
+            |any, field| any.item(ObjectBuilder::new().required(field)),
+        );
+        AllOfBuilder::new()
+            .item(Ref::from_schema_name(crate::api::levels::body_schema().0))
+            .item(one_of_them)
+            .into()
+    }
+}
+
+impl ToSchema for AudioRequest {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        let (name, schema) = crate::api::levels::body_schema();
+        schemas.push((name.into(), schema));
+    }
+}
+
+/// The levels asked, sent to the node; the member view shows them once it confirms.
+#[derive(Serialize, ToSchema)]
+pub struct AudioAnswer {
+    /// Always `sent`.
+    #[schema(example = "sent")]
+    pub status: String,
+    pub room_id: String,
+    /// Those asked, as asked.
+    pub volume_in: Option<i32>,
+    pub volume_out: Option<i32>,
+    pub energy: Option<u32>,
 }
 
 /// A dial-out's answer.

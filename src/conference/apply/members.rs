@@ -393,6 +393,36 @@ pub(super) fn set_switch(
     }
 }
 
+/// volume-in-member, volume-out-member, energy-level-member: the member's level, announced
+/// (`conference.member.audio`, with the three levels and which one changed) when it changed.
+pub(super) fn set_level(
+    step: &mut Step<'_>,
+    channel: &str,
+    member_id: u32,
+    level: crate::conference::Level,
+    value: i32,
+) {
+    let now = step.now;
+    let Some(m) = confirmed(step.room, channel, member_id) else {
+        step.out.ignored = Some(Ignored::UnknownMember);
+        return;
+    };
+    if !m.set_level(level, value) {
+        step.out.ignored = Some(Ignored::NoChange);
+        return;
+    }
+    m.updated_at = now;
+    let mut data = member_data(step.room, &step.room.members[channel]);
+    if let Some(d) = data.as_object_mut() {
+        let m = &step.room.members[channel];
+        for l in crate::conference::Level::ALL {
+            d.insert(l.verb().into(), m.level(l).into());
+        }
+        d.insert("changed".into(), level.verb().into());
+    }
+    step.emit(EventKind::MemberAudio, data);
+}
+
 /// start-talking / stop-talking (numbered `sequence`): the member's `talking` flag, announced
 /// when it changes. Its order is kept apart from the member's state events (as a digit's is),
 /// but a state event newer than it wins: a mute or hold after the start ended that spurt.

@@ -181,6 +181,11 @@ pub(super) fn arrived(step: &mut Step<'_>, channel: &str, member_id: u32) -> boo
         deaf: m.deaf,
         hold: m.held,
         hold_music: m.hold_music.clone().filter(|_| m.held),
+        levels: crate::conference::Level::ALL
+            .into_iter()
+            .filter_map(|l| Some((l, m.level(l)?)))
+            .filter(|(l, v)| *v != 0 || *l == crate::conference::Level::Energy)
+            .collect(),
     };
     let coaching = m.coaching.clone();
     step.out.effects.push(restore);
@@ -432,7 +437,8 @@ mod tests {
                 unmute: false,
                 deaf: false,
                 hold: false,
-                hold_music: None
+                hold_music: None,
+                levels: Vec::new(),
             }]
         );
         assert!(finish(&mut room, 7).is_err(), "one is still moving");
@@ -452,7 +458,8 @@ mod tests {
                 unmute: true,
                 deaf: true,
                 hold: false,
-                hold_music: None
+                hold_music: None,
+                levels: Vec::new(),
             }]
         );
         // Its unmute and deaf as the new node reports them restate the room: nothing told.

@@ -79,6 +79,8 @@ pub enum Effect {
         deaf: bool,
         hold: bool,
         hold_music: Option<String>,
+        /// The member's levels that are not the node's defaults.
+        levels: Vec<(crate::conference::Level, i32)>,
     },
     /// Hang up a channel on the room's node (`uuid_kill … ORIGINATOR_CANCEL`): a call the room
     /// was placing (the room ended, or the node never settled it), or a node-to-node leg the
@@ -437,6 +439,12 @@ fn dispatch(
         ConferenceFact::MemberKicked { channel, member_id } => {
             members::kicked(step, channel, *member_id)
         }
+        ConferenceFact::MemberLevel {
+            channel,
+            member_id,
+            level,
+            value,
+        } => members::set_level(step, channel, *member_id, *level, *value),
         ConferenceFact::PlayFile {
             error: Some(_),
             op,

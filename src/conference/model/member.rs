@@ -6,6 +6,10 @@ use uuid::Uuid;
 
 use super::{Micros, Session, is_zero};
 
+fn is_zero_i8(n: &i8) -> bool {
+    *n == 0
+}
+
 fn no_asks(asks: &[u8; 3]) -> bool {
     *asks == [0; 3]
 }
@@ -136,6 +140,16 @@ pub struct Member {
     /// moved out and their calls live on, as when the room is deleted).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub end_on_exit: bool,
+    /// The volume of what the member says, −4…4, as the node reported it (0: unchanged).
+    #[serde(default, skip_serializing_if = "is_zero_i8")]
+    pub volume_in: i8,
+    /// The volume of what the member hears, −4…4, as the node reported it (0: unchanged).
+    #[serde(default, skip_serializing_if = "is_zero_i8")]
+    pub volume_out: i8,
+    /// The member's energy threshold as the node reported it after a change; `None`: the
+    /// room profile's (`energy-level`, 100 in `freeswitch-conf/`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub energy: Option<u32>,
     /// The application's own data about this participation (a JSON object, at most
     /// [`super::METADATA_MAX_BYTES`] serialized).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -176,6 +190,26 @@ pub struct Member {
 }
 
 impl Member {
+    /// The member's value of `level` as the API shows it (energy: `None` for the profile's).
+    pub fn level(&self, level: Level) -> Option<i32> {
+        match level {
+            Level::VolumeIn => Some(i32::from(self.volume_in)),
+            Level::VolumeOut => Some(i32::from(self.volume_out)),
+            Level::Energy => self.energy.map(|e| i32::try_from(e).unwrap_or(i32::MAX)),
+        }
+    }
+
+    /// Sets `level` as the node reported it; whether that changed it.
+    pub fn set_level(&mut self, level: Level, value: i32) -> bool {
+        let before = self.level(level);
+        match level {
+            Level::VolumeIn => self.volume_in = value.clamp(-4, 4) as i8,
+            Level::VolumeOut => self.volume_out = value.clamp(-4, 4) as i8,
+            Level::Energy => self.energy = Some(u32::try_from(value.max(0)).unwrap_or(0)),
+        }
+        self.level(level) != before
+    }
+
     /// A new participation of `session`, as a join request makes it: joining, muted, a fresh
     /// conferencecall id.
     pub fn requested(session: &Session, command_uid: Option<String>, now: Micros) -> Member {
@@ -218,6 +252,9 @@ impl Member {
             moderator: false,
             end_on_exit: false,
             metadata: None,
+            volume_in: 0,
+            volume_out: 0,
+            energy: None,
             coaching: None,
             announcements: Vec::new(),
             talking: false,
@@ -297,6 +334,38 @@ impl Member {
             Switch::Mute => (&mut self.muted, &mut self.mute_requested),
             Switch::Deaf => (&mut self.deaf, &mut self.deaf_requested),
             Switch::Hold => (&mut self.held, &mut self.hold_requested),
+        }
+    }
+}
+
+/// A member's audio level that mod_conference sets per member: the volume of what it says
+/// (`volume_in`) and of what it hears (`volume_out`), −4…4 (0: as it comes), and the energy
+/// threshold under which what it says is not heard (`energy`, the noise gate).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Level {
+    VolumeIn,
+    VolumeOut,
+    Energy,
+}
+
+impl Level {
+    pub const ALL: [Level; 3] = [Level::VolumeIn, Level::VolumeOut, Level::Energy];
+
+    /// mod_conference's command (and the API's field).
+    pub fn verb(self) -> &'static str {
+        match self {
+            Level::VolumeIn => "volume_in",
+            Level::VolumeOut => "volume_out",
+            Level::Energy => "energy",
+        }
+    }
+
+    /// The values the API takes (FreeSWITCH clamps volumes to −4…4; its energy `up` stops at
+    /// 1800).
+    pub fn range(self) -> std::ops::RangeInclusive<i32> {
+        match self {
+            Level::VolumeIn | Level::VolumeOut => -4..=4,
+            Level::Energy => 0..=1800,
         }
     }
 }

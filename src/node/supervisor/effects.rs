@@ -150,6 +150,7 @@ async fn run_effect<S: Store>(
             deaf,
             hold,
             hold_music,
+            levels,
         } => {
             let mut cmds = Vec::new();
             if *unmute {
@@ -166,6 +167,16 @@ async fn run_effect<S: Store>(
                 let cmd = cmd.map_err(|err| err.to_string())?;
                 let reply = client.api(&cmd).await.map_err(|err| err.to_string())?;
                 reply.expect_ok(false).map_err(|err| err.to_string())?;
+            }
+            // `energy` answers `Energy <id> = <n>`, with no `+OK`.
+            for (level, value) in levels {
+                let cmd = commands::member_level(&e.room, *level, *member_id, *value)
+                    .map_err(|err| err.to_string())?;
+                let reply = client.api(&cmd).await.map_err(|err| err.to_string())?;
+                let text = reply.text();
+                if text.lines().any(|l| l.starts_with("-ERR")) {
+                    return Err(format!("{}: {}", level.verb(), text.trim_end()));
+                }
             }
             Ok(())
         }

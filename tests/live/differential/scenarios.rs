@@ -4,8 +4,8 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use switchyard::conference::RoomId;
 use switchyard::conference::actions::{Gender, Talk};
+use switchyard::conference::{Level, RoomId};
 use switchyard::node::commands::{self, Speech, play_tagged};
 
 use crate::common::scenario::{PROFILE, Run};
@@ -433,8 +433,24 @@ pub fn participants(run: &mut Run) -> Pin<Box<dyn Future<Output = ()> + '_>> {
         let mb = join(run, &b).await;
         member(run, "deaf", ma, &a, "deaf-member").await;
         member(run, "undeaf", ma, &a, "undeaf-member").await;
-        // A hold with a file: it ends while the member is still held.
         let room = RoomId::parse(ROOM).unwrap();
+        // A member's levels (`commands::member_level`): volumes past ±4 are clamped by the
+        // node; energy replies without `+OK`, its event carrying `Energy-Level` twice.
+        for (level, value, action) in [
+            (Level::VolumeIn, 3, "volume-in-member"),
+            (Level::VolumeOut, -4, "volume-out-member"),
+            (Level::Energy, 300, "energy-level-member"),
+        ] {
+            let from = run.mark();
+            run.api(
+                commands::member_level(&room, level, mb, value)
+                    .unwrap()
+                    .as_str(),
+            )
+            .await;
+            run.conf_event(from, action, Some(&b)).await;
+        }
+        // A hold with a file: it ends while the member is still held.
         let from = run.mark();
         run.api(commands::hold(&room, mb, &hold).unwrap().as_str())
             .await;
