@@ -17,6 +17,7 @@ mod levels;
 mod metadata;
 pub mod metrics;
 mod moderation;
+mod moving;
 pub mod nodes;
 pub mod openapi;
 pub mod participants;
@@ -171,6 +172,7 @@ pub fn router<S: Store>(state: ApiState<S>) -> Router {
         .merge(metadata::routes())
         .merge(moderation::routes())
         .merge(levels::routes())
+        .merge(moving::routes())
         .merge(recordings::routes())
         .merge(events::routes())
         .merge(webhooks::routes())

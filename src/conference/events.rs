@@ -45,6 +45,10 @@ pub enum EventKind {
     MemberDtmf,
     #[serde(rename = "conference.member.talking")]
     MemberTalking,
+    /// A member moved here from another room of the application (`conference/move`): told
+    /// once, by the room it moved to, instead of a leave and a join.
+    #[serde(rename = "conference.member.moved")]
+    MemberMoved,
     /// A member's volume in or out, or energy threshold, changed.
     #[serde(rename = "conference.member.audio")]
     MemberAudio,
@@ -125,6 +129,7 @@ impl EventKind {
             EventKind::MemberDtmf => "conference.member.dtmf",
             EventKind::MemberTalking => "conference.member.talking",
             EventKind::MemberAudio => "conference.member.audio",
+            EventKind::MemberMoved => "conference.member.moved",
             EventKind::MemberAnnouncementFinished => "conference.member.announcement.finished",
             EventKind::MemberCoaching => "conference.member.coaching",
             EventKind::ParticipantRinging => "conference.participant.ringing",

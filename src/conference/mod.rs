@@ -17,8 +17,8 @@ pub use events::{DomainEvent, EventKind};
 pub use facts::{ChannelFact, ChannelInfo, ConferenceFact, Fact, Observed, from_event};
 pub use ids::{AppId, IdError, NodePrefix, RoomId, SessionId};
 pub use model::{
-    Action, Beep, Bridge, ControlLeg, Dialout, DialoutFailure, DialoutState, EndRule, Exit,
-    LeaveReason, Level, MAX_TIMEOUT_SECS, METADATA_MAX_BYTES, Member, MemberStatus, Metadata,
+    Action, Beep, Bridge, Carried, ControlLeg, Dialout, DialoutFailure, DialoutState, EndRule,
+    Exit, LeaveReason, Level, MAX_TIMEOUT_SECS, METADATA_MAX_BYTES, Member, MemberStatus, Metadata,
     Micros, Migration, PAST_MEMBERS_KEPT, Playback, PlaybackStatus, Recording, RecordingStatus,
     Room, RoomStatus, RoomType, Segment, Session, SessionState, Switch, Upload, UploadStatus,
 };

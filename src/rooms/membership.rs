@@ -83,6 +83,39 @@ impl<S: Store> Rooms<S> {
         join_as: ops::JoinAs,
     ) -> Result<JoinOutcome, ServiceError> {
         let session = &s.id;
+        let (cmd, call_node, out) = self.bridge_plan(session, room)?;
+        let now = now_micros();
+        ops::request_bridged_join(&mut room.clone(), s, None, join_as.clone(), out, now)?;
+        self.cool(app, CooldownGroup::Conference, session.as_str())
+            .await?;
+        self.change(app, &room.id, |r| {
+            ops::request_bridged_join(
+                r,
+                s,
+                command_uid.clone(),
+                join_as.clone(),
+                out,
+                now_micros(),
+            )
+        })
+        .await?;
+        if let Err(e) = call_node.expect_ok(&cmd, true).await {
+            self.change(app, &room.id, |r| {
+                Ok(ops::join_not_sent(r, session.channel(), now_micros()))
+            })
+            .await?;
+            return Err(e.into());
+        }
+        Ok(JoinOutcome::Joining)
+    }
+
+    /// What carries a call on another node into `room`: the command for the call's node (a
+    /// bridge to the room node's node-to-node profile), that node, and the outbound leg's uuid.
+    pub(super) fn bridge_plan(
+        &self,
+        session: &SessionId,
+        room: &Room,
+    ) -> Result<(crate::esl::ApiCommand, crate::node::NodeHandle, Uuid), ServiceError> {
         let room_node = self.pool.get(&room.node)?;
         let call_node = self.pool.get(&session.prefix())?;
         let Some(addr) = room_node.config.node_sip else {
@@ -108,29 +141,7 @@ impl<S: Store> Rooms<S> {
             media_timeout_ms: BRIDGE_MEDIA_TIMEOUT_MS,
         })
         .map_err(invalid)?;
-        let now = now_micros();
-        ops::request_bridged_join(&mut room.clone(), s, None, join_as.clone(), out, now)?;
-        self.cool(app, CooldownGroup::Conference, session.as_str())
-            .await?;
-        self.change(app, &room.id, |r| {
-            ops::request_bridged_join(
-                r,
-                s,
-                command_uid.clone(),
-                join_as.clone(),
-                out,
-                now_micros(),
-            )
-        })
-        .await?;
-        if let Err(e) = call_node.expect_ok(&cmd, true).await {
-            self.change(app, &room.id, |r| {
-                Ok(ops::join_not_sent(r, session.channel(), now_micros()))
-            })
-            .await?;
-            return Err(e.into());
-        }
-        Ok(JoinOutcome::Joining)
+        Ok((cmd, call_node, out))
     }
 
     /// The room a session is in, and its member entry.

@@ -16,6 +16,7 @@ mod limits;
 mod membership;
 mod migrate;
 mod moderation;
+mod moving;
 mod playback;
 mod recording;
 mod uploads;

@@ -18,6 +18,7 @@ mod events;
 mod isolation;
 mod lifetime;
 mod moderators;
+mod moving;
 mod on_redis;
 mod openapi;
 mod openapi_answers;

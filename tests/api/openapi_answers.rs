@@ -440,6 +440,17 @@ async fn sessions(c: &Checked, room: &str) {
     .await;
     c.post(&audio, json!({ "volume_in": 5 })).await;
     c.post(&audio, json!({})).await;
+    // A move to the room it is in (409), to a room id that is no id (400).
+    let shift = format!("{cmd}/conference/move");
+    c.post(&shift, json!({ "room_id": room })).await;
+    c.post(&shift, json!({ "room_id": "x" })).await;
+    // The coached member moves to a room of its own (202).
+    let breakout = self::room(c, "breakout").await;
+    c.post(
+        &format!("/api/v1/sessions/{other}/commands/conference/move"),
+        json!({ "room_id": breakout, "muted": true }),
+    )
+    .await;
     // Dial-out: a call (202), its repeat (200), a destination that is no address (400).
     let dial = format!("/api/v1/conferences/{room}/participants");
     let call = json!({ "to": "sip:alice@pbx.example.com", "command_uid": "d1" });

@@ -26,6 +26,7 @@ mod differential;
 mod esl;
 mod freeswitch_conf;
 mod migrate;
+mod moving;
 mod nodes;
 mod objects;
 mod participants;

@@ -80,6 +80,7 @@ const COMMON_RESPONSES: &[(&str, &str)] = &[
         super::moderation::mute_all,
         super::moderation::unmute_all,
         super::levels::audio,
+        super::moving::move_member,
         participants::dial,
         playback::play,
         playback::pause,

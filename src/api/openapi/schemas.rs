@@ -609,6 +609,18 @@ pub struct CoachAnswer {
     pub coaching: String,
 }
 
+/// A move's answer.
+#[derive(Serialize, ToSchema)]
+pub struct MoveAnswer {
+    /// Always `moving`; `conference.member.moved` tells its end.
+    #[schema(example = "moving")]
+    pub status: String,
+    /// The room it goes to.
+    pub room_id: String,
+    /// The room it leaves.
+    pub from_room: String,
+}
+
 /// `POST …/conference/audio`: the fields of `AudioBody`, at least one of `volume_in`,
 /// `volume_out` and `energy` among them.
 pub struct AudioRequest;

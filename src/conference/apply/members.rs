@@ -47,12 +47,40 @@ pub(super) fn member_added(
         if first_confirmation {
             m.status = MemberStatus::Joined;
             m.joined_at = Some(now);
+            let carried = m.carried.take();
+            // Moved here: its state as it was (set again on the node by the restore below,
+            // whose reports then restate it and tell nothing).
+            if let Some(c) = &carried {
+                m.muted = !c.unmute;
+                m.deaf = c.deaf;
+                for (level, value) in &c.levels {
+                    m.set_level(*level, *value);
+                }
+            }
             // The controller's own moderator (its join asked for the flag).
             if m.moderator {
                 step.room.waiting_for_moderator = false;
             }
-            let data = member_data(step.room, &step.room.members[channel]);
-            step.emit(EventKind::MemberJoined, data);
+            let mut data = member_data(step.room, &step.room.members[channel]);
+            match carried {
+                // Moved here: told once, and set as it was.
+                Some(c) => {
+                    if let Some(d) = data.as_object_mut() {
+                        d.insert("from_room".into(), c.from.as_str().into());
+                        d.insert("to_room".into(), step.room.id.as_str().into());
+                    }
+                    step.emit(EventKind::MemberMoved, data);
+                    step.out.effects.push(Effect::Restore {
+                        member_id,
+                        unmute: c.unmute,
+                        deaf: c.deaf,
+                        hold: false,
+                        hold_music: None,
+                        levels: c.levels,
+                    });
+                }
+                None => step.emit(EventKind::MemberJoined, data),
+            }
             greet(step, member_id);
             keep_coaches_private(step, channel, member_id);
         } else {
@@ -160,6 +188,10 @@ fn confirmed<'r>(room: &'r mut Room, channel: &str, member_id: u32) -> Option<&'
 /// Why a member is out when the node says so: what it was asked (`kicked` for a kick or the
 /// room's end, `left` for a leave), `join_failed` for a join never confirmed, else `otherwise`.
 pub fn why_left(m: &Member, otherwise: LeaveReason) -> LeaveReason {
+    if m.moving_to.is_some() {
+        // However it went, the room it was moving to tells what became of it.
+        return LeaveReason::Moved;
+    }
     match m.status {
         MemberStatus::Joining => LeaveReason::JoinFailed,
         _ if m.kicked => LeaveReason::Kicked,
@@ -191,6 +223,8 @@ pub(super) fn member_deleted(
         Some(_) => LeaveReason::Hangup,
         None => LeaveReason::Kicked,
     };
+    // A member moving to another room is out of this one however it went (a node-to-node
+    // leg hangs up): see `why_left`.
     let reason = why_left(m, unasked);
     remove_member(step, channel, reason, cause);
 }
@@ -221,7 +255,10 @@ pub fn remove_member(step: &mut Step<'_>, channel: &str, reason: LeaveReason, ca
     for op in cut {
         announcement_finished(step, channel, op, false);
     }
-    step.emit(kind, data);
+    match reason {
+        LeaveReason::Moved => step.touch(),
+        _ => step.emit(kind, data),
+    }
     if ends_room && step.room.status == RoomStatus::Progressing {
         end_on_exit(step);
     }

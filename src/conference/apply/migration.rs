@@ -181,11 +181,7 @@ pub(super) fn arrived(step: &mut Step<'_>, channel: &str, member_id: u32) -> boo
         deaf: m.deaf,
         hold: m.held,
         hold_music: m.hold_music.clone().filter(|_| m.held),
-        levels: crate::conference::Level::ALL
-            .into_iter()
-            .filter_map(|l| Some((l, m.level(l)?)))
-            .filter(|(l, v)| *v != 0 || *l == crate::conference::Level::Energy)
-            .collect(),
+        levels: m.set_levels(),
     };
     let coaching = m.coaching.clone();
     step.out.effects.push(restore);

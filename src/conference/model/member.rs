@@ -36,6 +36,8 @@ pub enum LeaveReason {
     Hangup,
     /// The join was never confirmed by the node.
     JoinFailed,
+    /// Moved to another room of the application (`conference/move`): that room tells it.
+    Moved,
     /// A resync found the member gone from the node (an event was missed).
     NotOnNode,
     /// The node restarted; every conference on it is gone.
@@ -182,6 +184,13 @@ pub struct Member {
     /// its switches kept, until that node's add-member; nothing is announced for the move.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub moving: bool,
+    /// On its way to another room of the application (`conference/move`): leaving this one,
+    /// and its del-member here tells nothing (the other room tells the move).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moving_to: Option<crate::conference::ids::RoomId>,
+    /// Coming from another room of the application (`conference/move`), and what it brings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub carried: Option<Box<Carried>>,
     /// The node's `Event-Sequence` of the newest event applied to this member (0: none yet).
     /// An older event of the channel is not applied again (see `apply::apply_event`).
     #[serde(default, skip_serializing_if = "is_zero")]
@@ -197,6 +206,15 @@ impl Member {
             Level::VolumeOut => Some(i32::from(self.volume_out)),
             Level::Energy => self.energy.map(|e| i32::try_from(e).unwrap_or(i32::MAX)),
         }
+    }
+
+    /// Its levels that are not the node's defaults (what a move or a migration sets again).
+    pub fn set_levels(&self) -> Vec<(Level, i32)> {
+        Level::ALL
+            .into_iter()
+            .filter_map(|l| Some((l, self.level(l)?)))
+            .filter(|(l, v)| *v != 0 || *l == Level::Energy)
+            .collect()
     }
 
     /// Sets `level` as the node reported it; whether that changed it.
@@ -262,6 +280,8 @@ impl Member {
             dtmf_seq: 0,
             bridge: None,
             moving: false,
+            moving_to: None,
+            carried: None,
             event_seq: 0,
             updated_at: now,
         }
@@ -338,10 +358,26 @@ impl Member {
     }
 }
 
+/// What a member moving in from another room brings (`conference/move`): set again on the node
+/// once it is in, as FreeSWITCH starts every member muted, hearing, at its default levels.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Carried {
+    pub from: crate::conference::ids::RoomId,
+    /// Unmuted once in (it comes in muted, as every join does).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unmute: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deaf: bool,
+    /// Its levels that are not the node's defaults.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub levels: Vec<(Level, i32)>,
+}
+
 /// A member's audio level that mod_conference sets per member: the volume of what it says
 /// (`volume_in`) and of what it hears (`volume_out`), −4…4 (0: as it comes), and the energy
 /// threshold under which what it says is not heard (`energy`, the noise gate).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Level {
     VolumeIn,
     VolumeOut,

@@ -13,7 +13,7 @@ mod dialout;
 mod member;
 
 pub use dialout::{Dialout, DialoutFailure, DialoutState};
-pub use member::{Bridge, Exit, LeaveReason, Level, Member, MemberStatus, Switch};
+pub use member::{Bridge, Carried, Exit, LeaveReason, Level, Member, MemberStatus, Switch};
 
 fn is_zero(n: &u64) -> bool {
     *n == 0

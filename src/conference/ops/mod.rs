@@ -6,6 +6,7 @@
 mod announce;
 mod coach;
 mod dialout;
+mod moving;
 mod playback;
 mod recording;
 
@@ -14,6 +15,7 @@ pub use coach::{Coaching, coach_not_sent, coaching_sent, request_coach, request_
 pub use dialout::{
     DIALOUT_GRACE_SECS, MAX_DIALOUTS, dialout_lost, dialout_not_sent, request_dialout,
 };
+pub use moving::{movable, move_in_not_sent, move_out_not_sent, request_move_in, request_move_out};
 pub use playback::{
     check_pause, play_not_sent, request_play, restore_playback, set_volume, stop_playback,
     toggle_pause,
