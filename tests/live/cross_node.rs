@@ -483,3 +483,112 @@ async fn live_a_caller_who_sends_no_rtp_joins_and_leaves_without_waiting_seconds
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(live_fs),
+    ignore = "needs a real FreeSWITCH: run scripts/test-deps.sh"
+)]
+async fn live_a_member_moves_to_a_room_on_the_other_node_and_back() {
+    moves_across_nodes(Pair::start().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sim_a_member_moves_to_a_room_on_the_other_node_and_back() {
+    moves_across_nodes(Pair::start_sims().await).await;
+}
+
+/// A call on one node moves from a room there to a room on the other node (bridged there, as a
+/// join across nodes is), then back (its leg hangs up, the call goes straight into the first
+/// room): each move one `conference.member.moved`, no leave told, the call up all along.
+async fn moves_across_nodes(t: Pair) {
+    let (here, h) = t.room("here").await;
+    let (there, o) = t.room("there").await;
+    assert_ne!(h, o, "the two rooms are on two nodes");
+    let caller = t.call(h, "4001").await;
+    t.joined(&here, &caller).await;
+    let r = t.command(&caller, "conference/unmute", json!({})).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    t.eventually("unmuted", || async {
+        t.member(&here, &caller)
+            .await
+            .is_some_and(|m| m["muted"] == false)
+    })
+    .await;
+
+    let seen = t.events(&here).await.len();
+    let r = t
+        .command(&caller, "conference/move", json!({ "room_id": there }))
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    t.eventually("in the room on the other node", || async {
+        t.member(&there, &caller).await.is_some()
+    })
+    .await;
+    t.eventually("out of the first room", || async {
+        t.member(&here, &caller).await.is_none()
+    })
+    .await;
+    let (leg, out) = bridge_of(&t, &there, &caller).await;
+    assert!(t.channel_exists(o, &leg).await, "its leg on the other node");
+    t.eventually("unmuted there too", || async {
+        t.member(&there, &caller)
+            .await
+            .is_some_and(|m| m["muted"] == false)
+    })
+    .await;
+
+    let r = t
+        .command(&caller, "conference/move", json!({ "room_id": here }))
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    t.eventually("back in the first room", || async {
+        t.member(&here, &caller).await.is_some()
+    })
+    .await;
+    // The other node lets the leg go on its own time.
+    t.eventually("out of the room on the other node", || async {
+        t.member(&there, &caller).await.is_none()
+    })
+    .await;
+    // Straight in, not carried: the leg to the other node is gone.
+    let stored = t.stored_room(&here).await;
+    assert!(stored.members[channel(&caller)].bridge.is_none());
+    parked_or_gone(&t, h, &out).await;
+    assert!(
+        t.channel_exists(h, channel(&caller)).await,
+        "the call lives"
+    );
+    let told = |room: String, skip: usize| {
+        let (t, caller) = (&t, &caller);
+        async move {
+            t.events(&room)
+                .await
+                .into_iter()
+                .skip(skip)
+                .filter(|e| e.data["uuid"] == caller.as_str())
+                .map(|e| e.kind)
+                .filter(|k| {
+                    matches!(
+                        k,
+                        EventKind::MemberMoved
+                            | EventKind::MemberLeft
+                            | EventKind::MemberLeaving
+                            | EventKind::MemberJoining
+                            | EventKind::MemberJoinFailed
+                    )
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(told(there.clone(), 0).await, [EventKind::MemberMoved]);
+    assert_eq!(told(here.clone(), seen).await, [EventKind::MemberMoved]);
+}
+
+/// The bridge's outbound leg `out` on node `node` is gone.
+async fn parked_or_gone(t: &Pair, node: usize, out: &str) {
+    t.within(Duration::from_secs(5), "the old leg is gone", || async {
+        !t.channel_exists(node, out).await
+    })
+    .await;
+}
