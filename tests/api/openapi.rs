@@ -332,6 +332,8 @@ fn the_document_is_well_formed_openapi_3_1() {
     // It reads back as an OpenAPI document, unchanged. (utoipa writes "any value" as a schema
     // without `type` but cannot read one back, so those get every type first.)
     let mut typed = root.clone();
+    // utoipa's document has no `webhooks` (OpenAPI 3.1's): read apart, below.
+    typed.as_object_mut().unwrap().remove("webhooks");
     type_the_typeless(&mut typed);
     let parsed: utoipa::openapi::OpenApi = serde_json::from_value(typed.clone()).unwrap();
     assert_eq!(serde_json::to_value(&parsed).unwrap(), typed);
@@ -557,4 +559,52 @@ async fn the_document_is_served_as_committed() {
     assert_eq!(response.headers()["content-type"], "application/json");
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(bytes, openapi::to_json().unwrap().as_bytes());
+}
+
+/// Every event the domain names (`#[serde(rename = "…")]` in src/conference/events.rs) is a
+/// webhook of the document, and nothing else is: a POST whose body is the envelope with that
+/// `type` and a data schema the document has.
+#[test]
+fn every_event_kind_is_a_documented_webhook() {
+    let doc = Doc::generated();
+    let source = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("src/conference/events.rs"),
+    )
+    .unwrap();
+    let named: BTreeSet<String> = Regex::new(r#"#\[serde\(rename = "(conference\.[a-z._]+)"\)\]"#)
+        .unwrap()
+        .captures_iter(&source)
+        .map(|c| c[1].to_owned())
+        .collect();
+    assert!(named.len() >= 40, "{named:?}");
+    let hooks = doc.root["webhooks"].as_object().unwrap();
+    let documented: BTreeSet<String> = hooks.keys().cloned().collect();
+    assert_eq!(documented, named);
+    let mut ids = BTreeSet::new();
+    for (name, hook) in hooks {
+        let post = &hook["post"];
+        assert!(
+            ids.insert(post["operationId"].as_str().unwrap().to_owned()),
+            "{name}"
+        );
+        let body = &post["requestBody"]["content"]["application/json"]["schema"]["allOf"];
+        assert_eq!(
+            body[1]["properties"]["type"]["enum"],
+            json!([name]),
+            "{name}"
+        );
+        let data = body[1]["properties"]["data"]["$ref"].as_str().unwrap();
+        assert!(doc.pointer(data).is_object(), "{name}: {data}");
+        assert_eq!(body[0]["$ref"], "#/components/schemas/WebhookEnvelope");
+        for header in ["webhook-id", "webhook-timestamp", "webhook-signature"] {
+            assert!(
+                post["parameters"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|p| p["name"] == header && p["in"] == "header"),
+                "{name}: {header}"
+            );
+        }
+    }
 }

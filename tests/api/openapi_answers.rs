@@ -665,6 +665,35 @@ async fn every_answer_is_documented_and_matches_its_schema() {
     assert_eq!(status, StatusCode::OK);
     c.delete(&format!("/api/v1/conferences/{room}")).await;
 
+    // Every webhook the flow caused is its document's entry: the envelope the dispatcher
+    // sends (byte for byte what is signed), checked against the schema of its `type`.
+    let mut kinds = BTreeSet::new();
+    for app in [common::api::A.0, common::api::B.0] {
+        let app = switchyard::conference::AppId::parse(app).unwrap();
+        let rows = switchyard::store::Store::outbox(c._lab.store(), &app, None, 100_000)
+            .await
+            .unwrap();
+        for row in rows {
+            let envelope = switchyard::webhook::envelope::Envelope::new(&row.id, &row.event);
+            let body: Value = serde_json::from_slice(&envelope.body()).unwrap();
+            let kind = row.event.kind.as_str();
+            let schema = &c.doc.root["webhooks"][kind]["post"]["requestBody"]["content"]["application/json"]
+                ["schema"];
+            assert!(schema.is_object(), "{kind} is not documented");
+            if let Err(e) = c.doc.check(&body, schema) {
+                panic!("webhook {kind} does not match its document: {e}\n{body:#}");
+            }
+            kinds.insert(kind);
+        }
+    }
+    assert!(
+        kinds.len() >= 25,
+        "the flow caused few kinds of event: {kinds:?}"
+    );
+    eprintln!(
+        "webhooks checked against the document: {} kinds",
+        kinds.len()
+    );
     let seen = c.seen.lock().unwrap().clone();
     let succeeded: BTreeSet<(String, String)> = seen
         .iter()

@@ -13,6 +13,7 @@
 //! extractor).
 
 pub mod errors;
+pub mod hooks;
 pub mod params;
 pub mod schemas;
 
@@ -338,7 +339,9 @@ pub fn document() -> Document {
 /// The document as `openapi.json` holds it: pretty-printed, keys in a stable order, with a
 /// final newline.
 pub fn to_json() -> Result<String, serde_json::Error> {
-    let mut text = serde_json::to_string_pretty(&document())?;
+    let mut doc = serde_json::to_value(document())?;
+    hooks::add_to(&mut doc);
+    let mut text = serde_json::to_string_pretty(&doc)?;
     text.push('\n');
     Ok(text)
 }
