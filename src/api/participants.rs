@@ -75,6 +75,10 @@ struct DialBody {
     /// the same participant and dials nothing.
     #[schema(min_length = 1, max_length = 128)]
     command_uid: Option<String>,
+    /// The application's own data about the participation (a JSON object of at most 4096
+    /// bytes serialized): carried by the participant's webhooks and the member's once it is in.
+    #[schema(value_type = Option<Object>)]
+    metadata: Option<serde_json::Value>,
 }
 
 fn pattern_ok(value: &Option<String>, ok: impl Fn(&str) -> bool) -> bool {
@@ -145,6 +149,7 @@ async fn dial<S: Store>(
     if body.to.len() > 300 {
         return Err(ApiError::bad_request("Invalid to: at most 300 characters"));
     }
+    let metadata = super::extract::metadata(body.metadata)?;
     let p = st
         .rooms()
         .dial_out(
@@ -159,6 +164,7 @@ async fn dial<S: Store>(
                 moderator: body.moderator,
                 end_on_exit: body.end_on_exit,
                 command_uid: body.command_uid,
+                metadata,
             },
         )
         .await?;

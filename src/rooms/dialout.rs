@@ -24,6 +24,8 @@ pub struct DialRequest {
     pub moderator: bool,
     pub end_on_exit: bool,
     pub command_uid: Option<String>,
+    /// The application's data about the participation.
+    pub metadata: Option<crate::conference::Metadata>,
 }
 
 /// A participant being called, or (for a repeated `command_uid`) already in the room.
@@ -96,6 +98,7 @@ impl<S: Store> Rooms<S> {
             moderator: req.moderator,
             end_on_exit: req.end_on_exit,
             command_uid: req.command_uid.clone(),
+            metadata: req.metadata.clone(),
             requested_at: now,
             deadline: now + (i64::from(req.timeout_secs) + DIALOUT_GRACE_SECS) * 1_000_000,
             updated_at: now,

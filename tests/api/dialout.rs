@@ -50,6 +50,7 @@ async fn a_dialed_participant_rings_answers_and_joins_as_asked() {
         "muted": false,
         "moderator": true,
         "command_uid": "call-alice",
+        "metadata": { "role": "guest", "seat": 4 },
     });
     let r = dial(&t, &room, body.clone()).await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
@@ -75,9 +76,22 @@ async fn a_dialed_participant_rings_answers_and_joins_as_asked() {
     assert_eq!(member["muted"], false, "{member}");
     assert_eq!(member["moderator"], true, "{member}");
     assert_eq!(member["did"], "sip:alice@pbx.example.com", "{member}");
+    assert_eq!(
+        member["metadata"],
+        json!({ "role": "guest", "seat": 4 }),
+        "{member}"
+    );
     // The node has it unmuted too.
     assert_eq!(t.node_member(&room, &session)["flags"]["can_speak"], true);
-    let kinds: Vec<EventKind> = told(&t, &session).await.into_iter().map(|e| e.0).collect();
+    let told_all = told(&t, &session).await;
+    // The app's data rides with the call from the first ring.
+    assert!(
+        told_all
+            .iter()
+            .all(|(_, data)| data["metadata"] == json!({ "role": "guest", "seat": 4 })),
+        "{told_all:?}"
+    );
+    let kinds: Vec<EventKind> = told_all.into_iter().map(|e| e.0).collect();
     assert_eq!(
         kinds,
         [

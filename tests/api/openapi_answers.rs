@@ -453,7 +453,11 @@ async fn sessions(c: &Checked, room: &str) {
     .await;
     // Dial-out: a call (202), its repeat (200), a destination that is no address (400).
     let dial = format!("/api/v1/conferences/{room}/participants");
-    let call = json!({ "to": "sip:alice@pbx.example.com", "command_uid": "d1" });
+    let call = json!({
+        "to": "sip:alice@pbx.example.com",
+        "command_uid": "d1",
+        "metadata": { "role": "guest" },
+    });
     c.post(&dial, call.clone()).await;
     c.post(&dial, call).await;
     c.post(&dial, json!({ "to": "sip:a,b@x" })).await;

@@ -1648,6 +1648,7 @@ fn dialing(room: &mut Room, channel: &str, deadline: i64) {
         moderator: true,
         end_on_exit: false,
         command_uid: None,
+        metadata: serde_json::json!({ "role": "guest" }).as_object().cloned(),
         requested_at: 10,
         deadline,
         updated_at: 10,
@@ -1674,6 +1675,11 @@ fn a_dial_out_answered_into_the_room_is_a_member_as_asked_and_later_steps_change
     );
     let m = &room.members[DAVE];
     assert_eq!((m.muted, m.moderator), (true, true), "the node's mute wins");
+    assert_eq!(
+        m.metadata.as_ref().map(|d| d["role"].clone()),
+        Some(serde_json::json!("guest")),
+        "the dial-out's metadata is the member's"
+    );
     assert_eq!(m.conferencecall_id.to_string(), DAVE);
     assert_eq!(m.did, "sip:dave@pbx.example.com");
     assert!(room.dialouts.is_empty());

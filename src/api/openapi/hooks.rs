@@ -252,6 +252,7 @@ fn dialout(extra: Vec<(&'static str, Value)>) -> Value {
         ("moderator", t("boolean")),
         ("end_on_exit", t("boolean")),
         ("command_uid", or_null("string")),
+        ("metadata", or_null("object")),
     ];
     fields.extend(extra);
     object(fields, Vec::new())

@@ -47,6 +47,7 @@ pub fn dialout_data(room: &Room, d: &Dialout) -> Value {
         "moderator": d.moderator,
         "end_on_exit": d.end_on_exit,
         "command_uid": d.command_uid,
+        "metadata": d.metadata,
     })
 }
 
@@ -159,6 +160,7 @@ pub(super) fn dialout_joined(
         joined_at: Some(now),
         moderator: d.moderator,
         end_on_exit: d.end_on_exit,
+        metadata: d.metadata.clone(),
         updated_at: now,
         ..base
     })

@@ -97,6 +97,9 @@ pub struct Dialout {
     pub end_on_exit: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command_uid: Option<String>,
+    /// The application's data about the participation, the member's once it is in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<super::Metadata>,
     pub requested_at: Micros,
     /// Past this, a dial-out the node never reported on is given up (`timeout`).
     pub deadline: Micros,
