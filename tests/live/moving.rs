@@ -91,7 +91,8 @@ impl Tap {
 async fn live_a_member_moves_between_rooms_of_a_node_hearing_no_park() {
     let t = Live::start().await;
     let (main, breakout) = (t.room("main").await, t.room("breakout").await);
-    // A speaks in the main room and C in the breakout room (each caller's tone); B listens.
+    // A speaks in the main room and C in the breakout room (each caller's tone); B listens,
+    // and speaks too (it does not hear itself).
     let (a, b, c) = (
         t.call("1001").await,
         t.call("1002").await,
@@ -100,7 +101,7 @@ async fn live_a_member_moves_between_rooms_of_a_node_hearing_no_park() {
     t.joined(&main, &a).await;
     t.joined(&main, &b).await;
     t.joined(&breakout, &c).await;
-    for s in [&a, &c] {
+    for s in [&a, &b, &c] {
         let r = t
             .patiently(
                 "POST",
@@ -112,7 +113,7 @@ async fn live_a_member_moves_between_rooms_of_a_node_hearing_no_park() {
     }
     t.eventually("A and C are heard", || async {
         let (m, br) = (t.members(&main).await, t.members(&breakout).await);
-        m.iter().chain(&br).filter(|x| x["muted"] == false).count() == 2
+        m.iter().chain(&br).filter(|x| x["muted"] == false).count() == 3
     })
     .await;
     let b_ch = channel_of(&b).to_owned();
@@ -163,5 +164,31 @@ async fn live_a_member_moves_between_rooms_of_a_node_hearing_no_park() {
         "{main_told:?}"
     );
     assert_eq!(t.members(&main).await.len(), 1, "A stays");
+    // The other side: B came unmuted as it was, so C (muted now, listening) hears it; A, alone
+    // in the main room, hears nobody.
+    let r = t
+        .patiently(
+            "POST",
+            &format!("/api/v1/sessions/{c}/commands/conference/mute"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    t.eventually("C is muted", || async {
+        t.members(&breakout)
+            .await
+            .iter()
+            .any(|m| m["uuid"] == c.as_str() && m["muted"] == true)
+    })
+    .await;
+    let c_hears = live::tone_share(&t.ear(channel_of(&c), 2000).await, 440.0);
+    let a_hears = live::tone_share(&t.ear(channel_of(&a), 2000).await, 440.0);
+    notice(&format!(
+        "after the move: C hears B in {:.0} %, A hears anyone in {:.0} % of 2 s",
+        c_hears * 100.0,
+        a_hears * 100.0
+    ));
+    assert!(c_hears > 0.4, "the breakout room does not hear B");
+    assert!(a_hears < 0.1, "the main room still hears B");
     t.finish().await;
 }

@@ -90,6 +90,65 @@ async fn live_deleting_a_room_of_four_frees_every_member_twenty_times_in_a_row()
     t.finish().await;
 }
 
+/// A room nobody joins ends by its empty timeout, and one whose callers all left by its
+/// departure timeout, the caller's hangup counting as a departure: each with its reason, and
+/// the node lets the conference go.
+#[tokio::test]
+#[cfg_attr(
+    not(live_fs),
+    ignore = "needs a real FreeSWITCH: run scripts/test-deps.sh"
+)]
+async fn live_rooms_end_by_their_empty_and_departure_timeouts() {
+    let t = Live::start().await;
+    let (a, b) = (t.call("2101").await, t.call("2102").await);
+    let lonely = t
+        .room_with(json!({ "name": "lonely", "empty_timeout": 1 }))
+        .await;
+    let visited = t
+        .room_with(json!({ "name": "visited", "empty_timeout": 3, "departure_timeout": 1 }))
+        .await;
+    let created = std::time::Instant::now();
+    t.joined(&visited, &a).await;
+    t.joined(&visited, &b).await;
+    let reason = |room: String| {
+        let t = &t;
+        async move {
+            t.events(&room)
+                .await
+                .iter()
+                .find(|e| e.kind == EventKind::Destroyed)
+                .map(|e| e.data["reason"].clone())
+        }
+    };
+    t.eventually("the lonely room ended", || async {
+        reason(lonely.clone()).await.is_some()
+    })
+    .await;
+    assert_eq!(reason(lonely.clone()).await, Some(json!("empty_timeout")));
+    // Past its empty timeout with callers in it (the passage of time is what is tested): live.
+    tokio::time::sleep(std::time::Duration::from_millis(3500).saturating_sub(created.elapsed()))
+        .await;
+    assert_eq!(reason(visited.clone()).await, None);
+    let r = t.command(&a, "conference/leave").await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    t.node_api(&format!("uuid_kill {}", channel_of(&b))).await;
+    t.eventually("the visited room ended", || async {
+        reason(visited.clone()).await.is_some()
+    })
+    .await;
+    assert_eq!(
+        reason(visited.clone()).await,
+        Some(json!("departure_timeout"))
+    );
+    for room in [&lonely, &visited] {
+        t.eventually("the node let the conference go", || async {
+            !t.conference_on_node(room).await
+        })
+        .await;
+    }
+    t.finish().await;
+}
+
 #[tokio::test]
 #[cfg_attr(
     not(live_fs),
