@@ -109,6 +109,9 @@ pub(crate) struct Channel {
     /// Inline apps left to run when the current one returns.
     pub after: Vec<App>,
     pub room: Option<String>,
+    /// The member id mod_conference gave the channel the first time it joined a conference
+    /// (the channel's `__confmid`): it keeps it in every conference it joins after.
+    pub conf_member_id: Option<u32>,
     /// The other leg of a loopback pair.
     pub partner: Option<String>,
     /// True while the channel runs `echo` (what it hears goes back).
@@ -214,6 +217,7 @@ impl Channel {
             last_app: None,
             after: Vec::new(),
             room: None,
+            conf_member_id: None,
             partner: None,
             echoing: false,
             speaking: false,

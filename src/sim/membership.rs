@@ -69,8 +69,19 @@ impl State {
             );
             self.fire_room_action(&spec.room, "conference-create", &[]);
         }
-        let id = self.next_member_id;
-        self.next_member_id += 1;
+        // As mod_conference (`__confmid`): a channel keeps its first member id for life, in
+        // every conference it goes to.
+        let id = match self.channels.get(uuid).and_then(|ch| ch.conf_member_id) {
+            Some(id) => id,
+            None => {
+                let id = self.next_member_id;
+                self.next_member_id += 1;
+                if let Some(ch) = self.channels.get_mut(uuid) {
+                    ch.conf_member_id = Some(id);
+                }
+                id
+            }
+        };
         let has = |f: &str| spec.flags.iter().any(|x| x == f);
         let echo = self
             .channels

@@ -143,6 +143,13 @@
 //!     six `Conference-*` headers; `transfer_history`, `originated_legs` and
 //!     `originate_causes` become arrays from the second transfer or bridge on; an unhold's
 //!     stopped file ends after the reply; `hangup` with no cause has no `Application-Data`.
+//! 21. Issue 39 (`conference/move`: a member sent from one room straight into another by the
+//!     join's own transfer): the simulator gave the member a new member id in the second room;
+//!     mod_conference keeps a channel's first member id for life (`__confmid`, the channel's
+//!     private: every conference it joins after, and a room it joins again, number it the
+//!     same). And the member levels (`volume_in`, `volume_out`, `energy`, `participants`):
+//!     equal from the start but for `energy`, which the simulator did not know (FreeSWITCH
+//!     replies `Energy <id> = <n>` with no `+OK`, its event carrying `Energy-Level` twice).
 //!
 //! Checked and equal from the start: a tagged `http://` URL fetched by mod_http_cache and
 //! played to its end; mute/unmute/kick/hup replies and events (`hup`, like

@@ -28,14 +28,22 @@ pub async fn open_room(run: &mut Run) -> String {
     .await
 }
 
+/// A second room, for a scenario that moves a member between two.
+pub const ROOM2: &str = "dtest-room-2b8e7a90-5c41-4d2f-8e6a-1f9d3c7b5a22";
+
 /// [`open_room`] with `vars` (each after a comma) beside the leg's `origination_uuid`.
 async fn open_room_with(run: &mut Run, vars: &str) -> String {
+    open_named(run, ROOM, ("room", "ctl"), vars).await
+}
+
+/// Opens `room` with a control leg, labelled `labels` (the room's, the leg's).
+async fn open_named(run: &mut Run, room: &str, labels: (&str, &str), vars: &str) -> String {
     let ctl = uuid::Uuid::new_v4().to_string();
-    run.label(&ctl, "ctl");
-    run.label(ROOM, "room");
+    run.label(&ctl, labels.1);
+    run.label(room, labels.0);
     let from = run.mark();
     run.bgapi(&format!(
-        "originate {{origination_uuid={ctl}{vars}}}null/switchyard &conference({ROOM}@{PROFILE}+flags{{mute|deaf}})"
+        "originate {{origination_uuid={ctl}{vars}}}null/switchyard &conference({room}@{PROFILE}+flags{{mute|deaf}})"
     ))
     .await;
     run.conf_event(from, "add-member", Some(&ctl)).await;
@@ -523,9 +531,28 @@ pub fn participants(run: &mut Run) -> Pin<Box<dyn Future<Output = ()> + '_>> {
         let from = run.mark();
         kill(run, &c).await;
         run.conf_event(from, "play-file-done", None).await;
-        for call in [&a, &b] {
-            kill(run, call).await;
-        }
+        // A member sent straight into another room (`conference/move`: the join's own command
+        // while it is in this one): its del-member here (and the exit tone), its add-member
+        // there.
+        let ctl2 = open_named(
+            run,
+            ROOM2,
+            ("room2", "ctl2"),
+            &format!(",switchyard_role=control,switchyard_room={ROOM2},origination_caller_id_name=switchyard,origination_caller_id_number=0"),
+        )
+        .await;
+        let other = RoomId::parse(ROOM2).unwrap();
+        let from = run.mark();
+        run.api(commands::join(&a, &other, PROFILE, false).unwrap().as_str())
+            .await;
+        run.conf_event(from, "del-member", Some(&a)).await;
+        run.conf_event(from, "add-member", Some(&a)).await;
+        run.conf_event(from, "play-file-done", None).await;
+        kill(run, &a).await;
+        let from = run.mark();
+        run.api(commands::kill(&ctl2).unwrap().as_str()).await;
+        run.conf_event(from, "conference-destroy", None).await;
+        kill(run, &b).await;
         close(run, &ctl).await;
     })
 }
