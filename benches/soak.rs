@@ -333,6 +333,9 @@ async fn room_work(api: Api, room: String, wav: String, gate: Arc<Gate>, counts:
 struct Audit {
     at_min: f64,
     rss_kib: u64,
+    /// The controller's live heap (`switchyard_heap_live_bytes`), when built with
+    /// `--features heap-count`.
+    heap_bytes: Option<u64>,
     fds: usize,
     /// Redis's used memory less the outbox streams' (see [`redis_used`]).
     redis_bytes: u64,
@@ -350,6 +353,22 @@ fn rss_kib(pid: u32) -> u64 {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap_or(0)
+}
+
+/// The controller's live heap from its `/metrics`, when its build counts it.
+async fn heap_bytes(api: &Api) -> Option<u64> {
+    let text = api
+        .http
+        .get(format!("{}/metrics", api.base))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("switchyard_heap_live_bytes "))
+        .and_then(|v| v.trim().parse().ok())
 }
 
 fn fds(pid: u32) -> usize {
@@ -576,9 +595,9 @@ async fn run(
         "soak: {calls} calls churning through {ROOMS} rooms for {minutes} min; an audit every {audit_every:?}"
     );
     println!(
-        "| min | RSS (MiB) | fds | Redis used less the outbox (MiB) | outbox (MiB) | drift | members | calls done | webhooks | load |"
+        "| min | RSS (MiB) | live heap (MiB) | fds | Redis used less the outbox (MiB) | outbox (MiB) | drift | members | calls done | webhooks | load |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     let started = Instant::now();
     let end = started + Duration::from_secs(minutes * 60);
     let mut next_audit = started + audit_every;
@@ -623,6 +642,7 @@ async fn run(
             let a = Audit {
                 at_min: started.elapsed().as_secs_f64() / 60.0,
                 rss_kib: rss_kib(pid),
+                heap_bytes: heap_bytes(&api).await,
                 fds: fds(pid),
                 redis_bytes: used.saturating_sub(outbox),
                 outbox_bytes: outbox,
@@ -632,9 +652,11 @@ async fn run(
                 hooks: seen.hooks.load(Ordering::Relaxed),
             };
             println!(
-                "| {:.1} | {:.1} | {} | {:.1} | {:.1} | {} | {} | {} | {} | {} |",
+                "| {:.1} | {:.1} | {} | {} | {:.1} | {:.1} | {} | {} | {} | {} | {} |",
                 a.at_min,
                 a.rss_kib as f64 / 1024.0,
+                a.heap_bytes
+                    .map_or("-".into(), |b| format!("{:.2}", b as f64 / 1_048_576.0)),
                 a.fds,
                 a.redis_bytes as f64 / 1_048_576.0,
                 a.outbox_bytes as f64 / 1_048_576.0,
@@ -698,6 +720,18 @@ async fn run(
     ]
     .into_iter()
     .collect();
+    // The live heap, read at the audits' quiet points (nothing in flight), when counted: what
+    // the allocator has handed out and not had back, whatever pages it keeps.
+    if let (Some(a), Some(b)) = (base.heap_bytes, last.heap_bytes) {
+        println!(
+            "soak: live heap from minute {:.1} to minute {:.1}: {:.2} -> {:.2} MiB ({:+.1} %)",
+            base.at_min,
+            last.at_min,
+            a as f64 / 1_048_576.0,
+            b as f64 / 1_048_576.0,
+            growth(a as f64, b as f64)
+        );
+    }
     println!(
         "soak: growth from minute {:.1} to minute {:.1}: RSS (peaks) {:+.1} %, fds (peaks) {:+.1} %, Redis (less the outbox) {:+.1} %, outbox (peaks) {:+.1} %; drift at every audit: {:?}",
         base.at_min,

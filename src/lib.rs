@@ -12,15 +12,10 @@
 //! - [`sim`]: the FreeSWITCH simulator, a separate peer that only speaks ESL.
 //! - [`telemetry`]: the Prometheus metrics every layer records and `GET /metrics` renders.
 
-/// mimalloc instead of the system allocator: the hot paths (events into rooms, API reads) allocate
-/// many small short-lived values, and glibc malloc spent 12 % of an API read in `malloc`/`free`.
-/// Set here, in the library, so tests and benches measure what the binary runs.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 pub mod api;
 pub mod conference;
 pub mod esl;
+pub mod heap;
 pub mod node;
 pub mod objects;
 pub mod rooms;

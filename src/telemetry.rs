@@ -97,7 +97,15 @@ pub fn handle() -> &'static PrometheusHandle {
 
 /// The Prometheus text exposition of every metric of this process.
 pub fn render() -> String {
-    handle().render()
+    let mut text = handle().render();
+    // The heap's live bytes, where the build counts them (`heap-count`, for the soak).
+    if let Some(bytes) = crate::heap::live_bytes() {
+        text.push_str(&format!(
+            "# HELP switchyard_heap_live_bytes Bytes allocated and not yet freed.\n\
+             # TYPE switchyard_heap_live_bytes gauge\nswitchyard_heap_live_bytes {bytes}\n"
+        ));
+    }
+    text
 }
 
 fn install() -> PrometheusHandle {
