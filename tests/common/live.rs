@@ -1141,6 +1141,31 @@ pub fn tone_share(bytes: &[u8], freq: f64) -> f64 {
     toned as f64 / windows.len() as f64
 }
 
+/// What a caller's stereo recording (`RECORD_STEREO`: what it hears on the right) says of the
+/// time it heard no 440 Hz tone: the longest stretch (ms, in 20 ms windows, the first and last
+/// 200 ms left out), and how much of `wall` the file holds (a recorder that dropped time would
+/// hide a gap).
+pub fn longest_unheard(bytes: Vec<u8>, wall: std::time::Duration) -> (u64, f64) {
+    let mut reader = hound::WavReader::new(std::io::Cursor::new(bytes)).unwrap();
+    let spec = reader.spec();
+    assert_eq!(spec.channels, 2, "a stereo recording");
+    let samples: Vec<i16> = reader.samples::<i16>().map(Result::unwrap).collect();
+    let heard: Vec<i16> = samples.chunks_exact(2).map(|f| f[1]).collect();
+    let rate = spec.sample_rate as usize;
+    let toned: Vec<bool> = heard
+        .chunks_exact(rate / 50)
+        .map(|w| has_tone(w, 440.0, rate))
+        .collect();
+    let inner = &toned[10.min(toned.len())..toned.len().saturating_sub(10)];
+    let (mut longest, mut run) = (0, 0);
+    for &toned in inner {
+        run = if toned { 0 } else { run + 1 };
+        longest = longest.max(run);
+    }
+    let held = heard.len() as f64 / rate as f64 / wall.as_secs_f64();
+    ((longest * 20) as u64, held)
+}
+
 /// Whether `window` (samples at `rate` Hz) is mostly a tone of `freq` Hz, not silence.
 pub fn has_tone(window: &[i16], freq: f64, rate: usize) -> bool {
     let coeff = 2.0 * (2.0 * std::f64::consts::PI * freq / rate as f64).cos();

@@ -62,24 +62,7 @@ impl Tap {
         })
         .await;
         let _ = std::fs::remove_file(&self.local);
-        let mut reader = hound::WavReader::new(std::io::Cursor::new(bytes)).unwrap();
-        let spec = reader.spec();
-        assert_eq!(spec.channels, 2, "a stereo recording");
-        let samples: Vec<i16> = reader.samples::<i16>().map(Result::unwrap).collect();
-        let heard: Vec<i16> = samples.chunks_exact(2).map(|f| f[1]).collect();
-        let rate = spec.sample_rate as usize;
-        let toned: Vec<bool> = heard
-            .chunks_exact(rate / 50)
-            .map(|w| live::has_tone(w, 440.0, rate))
-            .collect();
-        let inner = &toned[10.min(toned.len())..toned.len().saturating_sub(10)];
-        let (mut longest, mut run) = (0, 0);
-        for &toned in inner {
-            run = if toned { 0 } else { run + 1 };
-            longest = longest.max(run);
-        }
-        let held = heard.len() as f64 / rate as f64 / wall.as_secs_f64();
-        ((longest * 20) as u64, held)
+        live::longest_unheard(bytes, wall)
     }
 }
 
