@@ -25,12 +25,32 @@ impl Serve {
         Serve::start_env(config, api, cpu, &[]).await
     }
 
+    /// As [`Serve::start`], its log (at `info`, or `SERVE_LOG`) written to `<config>.log`
+    /// beside its configuration, for a test that leaves its directory behind when it fails.
+    #[allow(dead_code)]
+    pub async fn start_logged(config: &std::path::Path, api: &str) -> Serve {
+        let log = std::fs::File::create(config.with_extension("log")).expect("a log file");
+        let level = std::env::var("SERVE_LOG").unwrap_or_else(|_| "info".into());
+        let env = [("RUST_LOG", level.as_str()), ("NO_COLOR", "1")];
+        Serve::spawn(config, api, None, &env, Stdio::from(log)).await
+    }
+
     /// As [`Serve::start_on`], with these variables in its environment too.
     pub async fn start_env(
         config: &std::path::Path,
         api: &str,
         cpu: Option<usize>,
         env: &[(&str, &str)],
+    ) -> Serve {
+        Serve::spawn(config, api, cpu, env, Stdio::inherit()).await
+    }
+
+    async fn spawn(
+        config: &std::path::Path,
+        api: &str,
+        cpu: Option<usize>,
+        env: &[(&str, &str)],
+        stderr: Stdio,
     ) -> Serve {
         let mut command = match cpu {
             Some(cpu) => {
@@ -54,7 +74,7 @@ impl Serve {
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("switchyard serve starts");
         let http = reqwest::Client::new();

@@ -63,6 +63,34 @@ fn config(listen: u16, redis: &str, sims: &[Simulator], hook: &str) -> String {
     text
 }
 
+/// Prints the fleet instances' logs (`switchyard-<n>.log` in `dir`, request lines left out:
+/// nodes, handovers, webhooks) when the test fails, so a CI run says what happened.
+pub(super) struct LogsOnFailure(pub(super) std::path::PathBuf);
+
+impl Drop for LogsOnFailure {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let Ok(entries) = std::fs::read_dir(&self.0) else {
+            return;
+        };
+        let mut logs: Vec<_> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "log"))
+            .collect();
+        logs.sort();
+        for log in logs {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            eprintln!("--- {} (request lines left out)", log.display());
+            for line in text.lines().filter(|l| !l.contains("request{")) {
+                eprintln!("{line}");
+            }
+        }
+    }
+}
+
 /// One `serve` process of the fleet.
 pub(super) struct Instance {
     pub(super) serve: Serve,
@@ -81,7 +109,8 @@ impl Instance {
         let path = dir.join(format!("switchyard-{n}.toml"));
         std::fs::write(&path, config(port, redis, sims, hook)).unwrap();
         let base = format!("http://127.0.0.1:{port}");
-        let serve = Serve::start(&path, &base).await;
+        // Its log stays in `dir`, which a failed test leaves behind.
+        let serve = Serve::start_logged(&path, &base).await;
         Instance {
             serve,
             api: Api::new(&base, "app1", KEY),
@@ -608,6 +637,7 @@ async fn under_traffic_no_handover_loses_an_acknowledged_change() {
     let sims = simulators().await;
     let dir = std::env::temp_dir().join(format!("switchyard-handover-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
+    let _logs = LogsOnFailure(dir.clone());
     let receiver = Receiver::ok().await;
     let hook = receiver.url();
     let a = Instance::start(0, &dir, &url, &sims, &hook).await;
@@ -653,6 +683,7 @@ async fn under_traffic_a_store_failover_loses_no_acknowledged_change() {
     let sims = simulators().await;
     let dir = std::env::temp_dir().join(format!("switchyard-failover-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
+    let _logs = LogsOnFailure(dir.clone());
     let receiver = Receiver::ok().await;
     let hook = receiver.url();
     let a = Instance::start(0, &dir, &url, &sims, &hook).await;
