@@ -25,14 +25,7 @@ async fn member_of(t: &TestLab<MemoryStore>, room: &str, session: &str) -> Optio
 
 /// A session command, sent again after the cooldown its 429 names.
 async fn send(t: &TestLab<MemoryStore>, path: &str, body: Value) -> common::api::Reply {
-    loop {
-        let r = t.post(path, A, body.clone()).await;
-        if r.status != StatusCode::TOO_MANY_REQUESTS {
-            return r;
-        }
-        let wait = r.body["detail"]["retry_after_ms"].as_u64().unwrap();
-        tokio::time::sleep(std::time::Duration::from_millis(wait + 5)).await;
-    }
+    t.patiently_post(A, path, body).await
 }
 
 #[tokio::test]

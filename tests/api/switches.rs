@@ -405,19 +405,7 @@ async fn a_members_levels_are_set_on_the_node_shown_and_told_once_each() {
     assert_eq!((again.status, &again.body), (StatusCode::ACCEPTED, &r.body));
     // The same value asked anew changes nothing, so nothing is told of it; the change after it
     // is (its confirmation says the node's reports were applied in order).
-    let send = |body: Value| {
-        let (t, path) = (&t, &path);
-        async move {
-            loop {
-                let r = t.post(path, A, body.clone()).await;
-                if r.status != StatusCode::TOO_MANY_REQUESTS {
-                    return r;
-                }
-                let wait = r.body["detail"]["retry_after_ms"].as_u64().unwrap();
-                tokio::time::sleep(std::time::Duration::from_millis(wait + 5)).await;
-            }
-        }
-    };
+    let send = |body: Value| t.patiently_post(A, &path, body);
     assert_eq!(
         send(json!({ "volume_in": 2 })).await.status,
         StatusCode::ACCEPTED

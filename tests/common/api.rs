@@ -230,15 +230,22 @@ impl<S: Store> TestLab<S> {
     /// A session command, sent again after the cooldown its 429 names, until it is answered
     /// otherwise.
     pub async fn patiently(&self, app: (&str, &str), session: &str, verb: &str) -> Reply {
+        let path = format!("/api/v1/sessions/{session}/commands/{verb}");
+        self.patiently_post(app, &path, json!({})).await
+    }
+
+    /// A POST of `body`, sent again after the cooldown its 429 names, until it is answered
+    /// otherwise.
+    pub async fn patiently_post(&self, app: (&str, &str), path: &str, body: Value) -> Reply {
         for _ in 0..10 {
-            let r = self.command(app, session, verb).await;
+            let r = self.post(path, app, body.clone()).await;
             if r.status != StatusCode::TOO_MANY_REQUESTS {
                 return r;
             }
             let wait = r.body["detail"]["retry_after_ms"].as_u64().unwrap();
             tokio::time::sleep(Duration::from_millis(wait + 5)).await;
         }
-        panic!("{verb} is still refused by its cooldown");
+        panic!("{path} is still refused by its cooldown");
     }
 
     pub async fn events(&self, app: (&str, &str)) -> Vec<DomainEvent> {

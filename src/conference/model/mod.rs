@@ -22,6 +22,15 @@ fn is_zero(n: &u64) -> bool {
 /// Microseconds since the Unix epoch.
 pub type Micros = i64;
 
+/// `secs` seconds after `from`, saturating.
+fn secs_after(from: Micros, secs: u64) -> Micros {
+    from.saturating_add(
+        i64::try_from(secs)
+            .unwrap_or(i64::MAX / 2)
+            .saturating_mul(1_000_000),
+    )
+}
+
 /// Longest a room's `timeout`, `empty_timeout` or `departure_timeout` may be (30 days).
 pub const MAX_TIMEOUT_SECS: u64 = 30 * 24 * 3600;
 
@@ -544,13 +553,7 @@ impl Room {
 
     /// When the room's timeout ends it, if it has one.
     pub fn timeout_at(&self) -> Option<Micros> {
-        (self.timeout > 0).then(|| {
-            self.created_at.saturating_add(
-                i64::try_from(self.timeout)
-                    .unwrap_or(i64::MAX / 2)
-                    .saturating_mul(1_000_000),
-            )
-        })
+        (self.timeout > 0).then(|| secs_after(self.created_at, self.timeout))
     }
 
     /// Whether anyone is in the room, joining it, or being dialed into it.
@@ -582,21 +585,14 @@ impl Room {
         if self.status >= RoomStatus::Terminating {
             return None;
         }
-        let after = |from: Micros, secs: u64| {
-            from.saturating_add(
-                i64::try_from(secs)
-                    .unwrap_or(i64::MAX / 2)
-                    .saturating_mul(1_000_000),
-            )
-        };
         let vacant = match (self.occupied(), self.first_joined_at) {
             (true, _) => None,
             (false, None) if self.empty_timeout > 0 => Some((
-                after(self.created_at, self.empty_timeout),
+                secs_after(self.created_at, self.empty_timeout),
                 EndRule::EmptyTimeout,
             )),
             (false, Some(_)) if self.departure_timeout > 0 => Some((
-                after(
+                secs_after(
                     self.vacated_at.unwrap_or(self.updated_at),
                     self.departure_timeout,
                 ),
