@@ -352,7 +352,7 @@ impl<S: Store> Supervisor<S> {
             self.take_over(&mut backlog, &mut stream, &commands, &core)
                 .await;
             self.handover.ready.send_replace(true);
-            self.resync(&events, &commands, &core).await?;
+            self.resync(&events, &mut stream, &commands, &core).await?;
             tracing::info!(node = %describe(&self.config), %core, "media node up");
             self.set_state(
                 NodeState::Up {
@@ -416,9 +416,7 @@ impl<S: Store> Supervisor<S> {
         if !replay.events.is_empty() {
             tracing::info!(node = %describe(&self.config), events = replay.events.len(), ?recorded, "media node taken over: replaying the events kept on standby");
         }
-        for chunk in replay.events.chunks(512) {
-            self.apply(chunk, Instant::now(), &[], commands).await;
-        }
+        self.apply_all(&replay.events, commands).await;
     }
 
     /// While another instance applies the node's events: commands (the API's, and work other
@@ -559,7 +557,7 @@ impl<S: Store> Supervisor<S> {
                     let due = talking.take();
                     self.apply(&due, Instant::now(), &[], commands).await;
                 }
-                _ = audit.tick() => self.resync(events, commands, core).await?,
+                _ = audit.tick() => self.resync(events, stream, commands, core).await?,
                 Ok(()) = recorded.changed() => {
                     let position = recorded.borrow_and_update().clone();
                     if let Some(position) = position {
@@ -572,7 +570,7 @@ impl<S: Store> Supervisor<S> {
                 }
                 () = &mut settle, if !settled => {
                     settled = true;
-                    self.resync(events, commands, core).await?;
+                    self.resync(events, stream, commands, core).await?;
                 }
                 Some(effect) = requests.recv() => self.execute(vec![effect], commands),
                 _ = joins.tick() => match self.reconciler.expire_joins(now_micros()).await {

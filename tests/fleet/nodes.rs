@@ -29,7 +29,8 @@ const PREFIXES: [&str; 4] = ["flt01", "flt02", "flt03", "flt04"];
 /// The node leases' time to live in the test (the default is 5 s).
 pub(super) const LEASE_MS: u64 = 1500;
 
-fn config(listen: u16, redis: &str, sims: &[Simulator], hook: &str) -> String {
+/// `node_extra`: lines added to every `[[nodes]]` table.
+fn config(listen: u16, redis: &str, sims: &[Simulator], hook: &str, node_extra: &str) -> String {
     let q = |s: &str| toml::Value::String(s.to_owned()).to_string();
     // On a cluster the app spreads over three shards (one per master).
     let shards = if redis.starts_with("redis+cluster") {
@@ -52,7 +53,10 @@ fn config(listen: u16, redis: &str, sims: &[Simulator], hook: &str) -> String {
         q(&secret()),
     );
     for (sim, prefix) in sims.iter().zip(PREFIXES) {
-        let node_sip = format!("node_sip = {}\n", q(&sim.node_sip().unwrap().to_string()));
+        let node_sip = format!(
+            "node_sip = {}\n{node_extra}",
+            q(&sim.node_sip().unwrap().to_string())
+        );
         text.push_str(&node_toml(
             prefix,
             &sim.addr().to_string(),
@@ -105,9 +109,21 @@ impl Instance {
         sims: &[Simulator],
         hook: &str,
     ) -> Instance {
+        Instance::start_with(n, dir, redis, sims, hook, "").await
+    }
+
+    /// [`Instance::start`] with `node_extra` in every `[[nodes]]` table.
+    pub(super) async fn start_with(
+        n: usize,
+        dir: &std::path::Path,
+        redis: &str,
+        sims: &[Simulator],
+        hook: &str,
+        node_extra: &str,
+    ) -> Instance {
         let port = free_port();
         let path = dir.join(format!("switchyard-{n}.toml"));
-        std::fs::write(&path, config(port, redis, sims, hook)).unwrap();
+        std::fs::write(&path, config(port, redis, sims, hook, node_extra)).unwrap();
         let base = format!("http://127.0.0.1:{port}");
         // Its log stays in `dir`, which a failed test leaves behind.
         let serve = Serve::start_logged(&path, &base).await;
@@ -666,6 +682,77 @@ async fn under_traffic_no_handover_loses_an_acknowledged_change() {
     let acked = traffic.finish().await;
     announced_once_in_order(&receiver, &acked, &rooms, 0.0).await;
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A member muted and unmuted on the node itself (a moderator's keypad, another ESL client),
+/// in turn, as fast as the node takes it, while one instance compares the store with the nodes
+/// ten times a second (the audit: each node's snapshot reconciled with the store): every change
+/// is announced, in order, once. The events still on their way when a snapshot is taken are
+/// what it shows; they are applied before it is reconciled. Before, a snapshot that changed a
+/// room marked its members with the node's newest event, and the mutes and unmutes queued
+/// behind it were dropped as older than it, unannounced (a takeover resyncs at once: that lost
+/// them at handovers too).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_audit_loses_a_change_made_on_the_node() {
+    let _alone = TRAFFIC.lock().await;
+    let redis = RedisServer::start();
+    let sims = simulators().await;
+    let dir = std::env::temp_dir().join(format!("switchyard-audits-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let _logs = LogsOnFailure(dir.clone());
+    let receiver = Receiver::ok().await;
+    let hook = receiver.url();
+    let a = Instance::start_with(0, &dir, &redis.url(), &sims, &hook, "audit_ms = 100\n").await;
+    let settle = Duration::from_millis(LEASE_MS * 4);
+    shared(&[&a], settle, "one instance applies every node").await;
+    let (_, rooms) = rooms_with_callers(&a.api, &sims).await;
+    let mut toggled: BTreeMap<String, Vec<bool>> = BTreeMap::new();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(2) {
+        for room in &rooms {
+            let n = PREFIXES.iter().position(|p| room.starts_with(p)).unwrap();
+            for (session, (id, muted)) in caller_ids(&sims[n], room) {
+                let verb = if muted { "unmute" } else { "mute" };
+                let reply = sims[n].api(&format!("conference {room} {verb} {id}"));
+                assert!(reply.starts_with("+OK"), "{reply}");
+                toggled.entry(session).or_default().push(!muted);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    println!(
+        "{} changes made on the nodes",
+        toggled.values().map(Vec::len).sum::<usize>()
+    );
+    announced_once_in_order(&receiver, &toggled, &rooms, 0.0).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The callers in `room` on `sim` (a node's own calls): session, member id, muted.
+fn caller_ids(sim: &Simulator, room: &str) -> BTreeMap<String, (u64, bool)> {
+    let list: Value =
+        serde_json::from_str(&sim.api(&format!("conference {room} json_list"))).unwrap_or_default();
+    let prefix = &room[..5];
+    list[0]["members"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|m| m["type"] == "caller")
+        .filter(|m| {
+            let channel = m["uuid"].as_str().unwrap_or_default();
+            sim.api(&format!("uuid_getvar {channel} switchyard_role"))
+                .trim()
+                != "control"
+        })
+        .map(|m| {
+            let session = format!("{prefix}-{}", m["uuid"].as_str().unwrap_or_default());
+            let id = m["id"].as_u64().unwrap_or_default();
+            (
+                session,
+                (id, !m["flags"]["can_speak"].as_bool().unwrap_or(true)),
+            )
+        })
+        .collect()
 }
 
 /// Issue 35: the store fails over under the same traffic, with two instances sharing the nodes

@@ -1,9 +1,12 @@
 //! The supervisor's resync: the node's state read on its event connection and reconciled
 //! with the store.
 
+use std::time::Instant;
+
 use super::{Supervisor, api, now_micros};
 use crate::conference::snapshot::{SnapshotChannel, parse_channels, parse_conferences};
-use crate::esl::{Client, ClientError};
+use crate::conference::{Observed, from_event};
+use crate::esl::{Client, ClientError, EventStream};
 use crate::node::describe;
 use crate::node::reconciler::Before;
 use crate::store::Store;
@@ -12,17 +15,25 @@ impl<S: Store> Supervisor<S> {
     /// Snapshot on the event connection (so every event before the reply is older than it),
     /// then reconcile the store with it. What the store holds is read first: the resync only
     /// changes rooms that are still as they were then (see [`Reconciler::before_snapshot`]).
+    ///
+    /// The events waiting on `stream` are applied first, and so are those that arrive before
+    /// the snapshot's reply: the snapshot shows what they did, and a room it changes is marked
+    /// with its newest event, so applied after it they would be dropped as older, unannounced
+    /// (a member muted and unmuted meanwhile, muted again: one webhook for three changes).
+    /// Events newer than the snapshot are applied after it is reconciled.
     pub(super) async fn resync(
         &self,
         events: &Client,
+        stream: &mut EventStream,
         commands: &[Client],
         core: &str,
     ) -> Result<(), ClientError> {
         // A store that moved to another master first has what was kept applied again: the
         // snapshot marks the rooms with the node's newest event, after which the events it
         // may have lost would be stale.
-        self.apply(&[], std::time::Instant::now(), &[], commands)
-            .await;
+        self.apply(&[], Instant::now(), &[], commands).await;
+        let waiting = self.waiting(stream, core);
+        self.apply_all(&waiting, commands).await;
         let failovers = self.failover_count();
         let before = match self.reconciler.before_snapshot().await {
             Ok(before) => before,
@@ -44,9 +55,15 @@ impl<S: Store> Supervisor<S> {
         let mut channels = parse_channels(&channels)
             .map_err(|e| ClientError::Protocol(format!("show channels: {e}")))?;
         self.not_listed_yet(events, &before, &mut channels).await?;
+        let (shown, newer): (Vec<Observed>, Vec<Observed>) = self
+            .waiting(stream, core)
+            .into_iter()
+            .partition(|o| o.sequence <= snapshot_events);
+        self.apply_all(&shown, commands).await;
         if self.failover_count() != failovers {
             // The store moved meanwhile: what was kept is applied again first, the next audit
             // resyncs.
+            self.apply_all(&newer, commands).await;
             return Ok(());
         }
         match self
@@ -64,11 +81,30 @@ impl<S: Store> Supervisor<S> {
             Ok(effects) => self.execute(effects, commands),
             Err(e) => {
                 tracing::warn!(node = %describe(&self.config), error = %e, "resync could not reach the store; the next audit retries");
+                self.apply_all(&newer, commands).await;
                 return Ok(());
             }
         }
+        self.apply_all(&newer, commands).await;
         self.remove_orphans(&before, &conferences, commands).await;
         Ok(())
+    }
+
+    /// The node's events already on `stream`, taken off it.
+    fn waiting(&self, stream: &mut EventStream, core: &str) -> Vec<Observed> {
+        let mut waiting = Vec::new();
+        while let Some(event) = stream.try_recv() {
+            crate::telemetry::esl_event(self.config.prefix.as_str(), &event);
+            waiting.extend(from_event(&event).filter(|o| o.core_uuid == core));
+        }
+        waiting
+    }
+
+    /// Applies `events` in order, a batch at a time.
+    pub(super) async fn apply_all(&self, events: &[Observed], commands: &[Client]) {
+        for chunk in events.chunks(512) {
+            self.apply(chunk, Instant::now(), &[], commands).await;
+        }
     }
 
     /// `show channels` comes from FreeSWITCH's core database, a few hundred milliseconds behind
