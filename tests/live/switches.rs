@@ -105,7 +105,9 @@ async fn live_a_deaf_member_hears_nothing_and_a_held_one_hears_music_not_the_roo
         sound * 100.0,
         tone * 100.0
     ));
-    assert!(sound > 0.5, "a held member hears hold music");
+    // The arpeggio's quiet tails fall under the loudness line in part of the windows: 47 % of
+    // 2 s was seen on 1.11 (silence is 0 %, and the room's tone is judged apart).
+    assert!(sound > 0.25, "a held member hears hold music");
     assert!(tone < DEAF, "a held member hears the room");
     // …and the room no longer hears B, though B is not muted.
     assert!(tone_heard(&t, &a_ch, "A hears held B").await < DEAF);

@@ -1,0 +1,374 @@
+//! What one applied event costs, all-in (issue 40): two `switchyard serve` instances on one
+//! Redis, four simulated nodes, 16 rooms of 4 callers, and 200 join/leave/mute/unmute commands
+//! a second through the API of the first instance for 30 s. The first instance serves the API
+//! and delivers the webhooks (it starts first and leads the dispatcher); the second only applies
+//! the events of the nodes it holds (two of the four).
+//!
+//! Per event applied (both instances' `switchyard_events_applied_total`) it reports:
+//! - the controller CPU of both instances (`/proc/<pid>/stat`), and that of the second alone per
+//!   event it applied;
+//! - the first instance's CPU per API command, less what its own applying cost at the second's
+//!   rate (the API command, its webhook delivery);
+//! - Redis's CPU (`INFO cpu`) and its commands (`INFO commandstats`), with the breakdown by
+//!   command.
+//!
+//! `cargo bench --bench event_cost` (needs redis-server). `EVENT_COST_SECS` (default 30) and
+//! `EVENT_COST_RATE` (commands a second, default 200) change the window and the load. Without
+//! `--bench` (as `cargo test --benches` runs it) it does nothing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../tests/common/ports.rs"]
+mod ports;
+#[allow(dead_code)]
+#[path = "../tests/common/serve.rs"]
+mod serve;
+#[allow(dead_code)]
+mod support;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde_json::json;
+
+use serve::{Api, Serve};
+use support::{RedisServer, cpu_secs};
+use switchyard::api::hash_key;
+use switchyard::sim::{SimConfig, Simulator};
+
+const DID: &str = "15551230000";
+const KEY: &str = "event-cost-key";
+const PASSWORD: &str = "event-cost-esl";
+const PREFIXES: [&str; 4] = ["ecn01", "ecn02", "ecn03", "ecn04"];
+const ROOMS: usize = 16;
+const CALLERS: usize = 4;
+
+fn main() -> anyhow::Result<()> {
+    if !std::env::args().any(|a| a == "--bench") {
+        return Ok(());
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run())
+}
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn config(listen: u16, redis: &str, sims: &[Simulator], hook: &str) -> String {
+    let q = |s: &str| toml::Value::String(s.to_owned()).to_string();
+    let mut text = format!(
+        "listen = {}\nredis_url = {}\nnode_lease_ms = 1500\n\
+         [limits]\nglobal_rps = 0\nconference_ms = 0\nconference_mute_ms = 0\n\
+         conference_control_ms = 0\nconf_play_ms = 0\n\
+         [webhooks]\nallow_private = true\n\
+         [[apps]]\nid = \"app1\"\nkey_sha256 = {}\ndids = [{}]\nwebhook_url = {}\n\
+         webhook_secret = \"whsec_c3dpdGNoeWFyZCB3ZWJob29rIHRlc3Qgc2VjcmV0ISE=\"\n",
+        q(&format!("127.0.0.1:{listen}")),
+        q(redis),
+        q(&hash_key(KEY)),
+        q(DID),
+        q(hook),
+    );
+    for (sim, prefix) in sims.iter().zip(PREFIXES) {
+        text.push_str(&serve::node_toml(
+            prefix,
+            &sim.addr().to_string(),
+            PASSWORD,
+            "",
+        ));
+    }
+    text
+}
+
+/// A webhook receiver answering 200 to everything: how many it received.
+async fn receiver() -> anyhow::Result<(String, Arc<AtomicU64>)> {
+    let count = Arc::new(AtomicU64::new(0));
+    let counted = count.clone();
+    let app = axum::Router::new().fallback(move || {
+        let counted = counted.clone();
+        async move {
+            counted.fetch_add(1, Ordering::Relaxed);
+            "ok"
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/hooks", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok((url, count))
+}
+
+/// The events an instance has applied (every node's counter summed).
+async fn applied(api: &Api) -> f64 {
+    let Ok(reply) = api.http.get(format!("{}/metrics", api.base)).send().await else {
+        return 0.0;
+    };
+    let text = reply.text().await.unwrap_or_default();
+    text.lines()
+        .filter(|l| l.starts_with("switchyard_events_applied_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Redis's own figures: CPU seconds used, and calls per command.
+struct RedisFigures {
+    cpu: f64,
+    calls: BTreeMap<String, f64>,
+}
+
+async fn redis_figures(conn: &mut redis::aio::MultiplexedConnection) -> RedisFigures {
+    let info: String = redis::cmd("INFO")
+        .arg("all")
+        .query_async(conn)
+        .await
+        .unwrap_or_default();
+    let field = |name: &str| {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let cpu = field("used_cpu_sys") + field("used_cpu_user");
+    let calls = info
+        .lines()
+        .filter_map(|l| {
+            let (name, rest) = l.strip_prefix("cmdstat_")?.split_once(":calls=")?;
+            Some((name.to_owned(), rest.split(',').next()?.parse().ok()?))
+        })
+        .collect();
+    RedisFigures { cpu, calls }
+}
+
+/// What each session is asked next, in turn.
+#[derive(Clone, Copy)]
+enum Step {
+    Unmute,
+    Mute,
+    Leave,
+    Join,
+}
+
+impl Step {
+    fn next(self) -> Step {
+        match self {
+            Step::Unmute => Step::Mute,
+            Step::Mute => Step::Leave,
+            Step::Leave => Step::Join,
+            Step::Join => Step::Unmute,
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
+    let secs = env_or("EVENT_COST_SECS", 30);
+    let rate = env_or("EVENT_COST_RATE", 200).max(1);
+    let Some(redis) = RedisServer::start() else {
+        bail!("event_cost needs redis-server (apt-get install -y redis-server)");
+    };
+    let mut sims = Vec::new();
+    for _ in PREFIXES {
+        sims.push(
+            Simulator::start(SimConfig {
+                listen: "127.0.0.1:0".parse()?,
+                password: PASSWORD.into(),
+                heartbeat: Some(Duration::from_secs(5)),
+                ..SimConfig::default()
+            })
+            .await?,
+        );
+    }
+    let (hook, received) = receiver().await?;
+    let dir = std::env::temp_dir().join(format!("switchyard-event-cost-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let start = |n: usize| {
+        let (dir, redis, sims, hook) = (&dir, redis.url(), &sims, &hook);
+        async move {
+            let port = serve::free_port();
+            let path = dir.join(format!("switchyard-{n}.toml"));
+            std::fs::write(&path, config(port, &redis, sims, hook)).unwrap();
+            let base = format!("http://127.0.0.1:{port}");
+            let serve = Serve::start(&path, &base).await;
+            (serve, Api::new(&base, "app1", KEY))
+        }
+    };
+    // The first instance leads the webhook dispatcher and serves the API.
+    let (first, api) = start(0).await;
+    let mut sessions: Vec<(String, String)> = Vec::new();
+    for r in 0..ROOMS {
+        let (status, body) = api
+            .call(
+                "POST",
+                "/api/v1/conferences",
+                Some(json!({ "name": format!("cost-{r}") })),
+            )
+            .await;
+        if status != 201 {
+            bail!("room: {status} {body}");
+        }
+        let room = body["room_id"].as_str().context("room_id")?.to_owned();
+        let n = PREFIXES
+            .iter()
+            .position(|p| room.starts_with(p))
+            .context("node")?;
+        for c in 0..CALLERS {
+            let channel = sims[n]
+                .inbound_call(DID, &format!("8{r:02}{c}"), "Cost")
+                .context("call")?;
+            let session = format!("{}-{channel}", PREFIXES[n]);
+            serve::until(Duration::from_secs(10), "the call is stored", || async {
+                let (s, b) = api
+                    .call("GET", &format!("/api/v1/sessions/{session}"), None)
+                    .await;
+                (s == 200 && b["state"] == "parked").then_some(())
+            })
+            .await;
+            sessions.push((session, room.clone()));
+        }
+    }
+    // The second instance applies half the nodes' events, and nothing else.
+    let (second, api2) = start(1).await;
+    serve::until(
+        Duration::from_secs(20),
+        "the instances share the nodes",
+        || async {
+            let mut shares = Vec::new();
+            for a in [&api, &api2] {
+                let (_, body) = a.call("GET", "/readyz", None).await;
+                shares.push(body["applies_events"].as_array().map_or(0, Vec::len));
+            }
+            (shares == [2, 2]).then_some(())
+        },
+    )
+    .await;
+
+    // The load: one command every 1/rate s, the sessions in turn, each going through join,
+    // unmute, mute, leave. Every command is sent on its own task (the pace holds whatever the
+    // answers take).
+    let answers: Arc<std::sync::Mutex<BTreeMap<u16, u64>>> = Arc::default();
+    let mut steps = vec![Step::Join; sessions.len()];
+    let pace = Duration::from_secs_f64(1.0 / rate as f64);
+    let mut tick = tokio::time::interval(pace);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let warmup = Duration::from_secs(3);
+    let began = Instant::now();
+    let mut before = None;
+    let mut measured_from = began;
+    let mut conn = redis::Client::open(redis.url())?
+        .get_multiplexed_async_connection()
+        .await?;
+    let mut sent: u64 = 0;
+    let mut i = 0usize;
+    while began.elapsed() < warmup + Duration::from_secs(secs) {
+        tick.tick().await;
+        if before.is_none() && began.elapsed() >= warmup {
+            measured_from = Instant::now();
+            before = Some((
+                applied(&api).await,
+                applied(&api2).await,
+                cpu_secs(first.pid()),
+                cpu_secs(second.pid()),
+                redis_figures(&mut conn).await,
+                received.load(Ordering::Relaxed),
+            ));
+            sent = 0;
+        }
+        let k = i % sessions.len();
+        i += 1;
+        let (session, room) = sessions[k].clone();
+        let step = steps[k];
+        steps[k] = step.next();
+        let (verb, body) = match step {
+            Step::Join => ("join", json!({ "room_id": room })),
+            Step::Unmute => ("unmute", json!({})),
+            Step::Mute => ("mute", json!({})),
+            Step::Leave => ("leave", json!({})),
+        };
+        let (api, answers) = (api.clone(), answers.clone());
+        let counted = before.is_some();
+        sent += 1;
+        tokio::spawn(async move {
+            let path = format!("/api/v1/sessions/{session}/commands/conference/{verb}");
+            let (status, _) = api.call("POST", &path, Some(body)).await;
+            if counted {
+                *answers.lock().unwrap().entry(status).or_default() += 1;
+            }
+        });
+    }
+    let window = measured_from.elapsed().as_secs_f64();
+    let (a0, b0, cpu_a0, cpu_b0, redis0, hooks0) = before.context("no window")?;
+    let (a1, b1) = (applied(&api).await, applied(&api2).await);
+    let (cpu_a1, cpu_b1) = (cpu_secs(first.pid()), cpu_secs(second.pid()));
+    let redis1 = redis_figures(&mut conn).await;
+    let hooks = received.load(Ordering::Relaxed) - hooks0;
+
+    let (ev_a, ev_b) = (a1 - a0, b1 - b0);
+    let events = ev_a + ev_b;
+    let (cpu_a, cpu_b) = (cpu_a1 - cpu_a0, cpu_b1 - cpu_b0);
+    let per_event_b = cpu_b / ev_b.max(1.0);
+    let accepted = answers
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(s, _)| **s == 202)
+        .map(|(_, n)| *n)
+        .sum::<u64>() as f64;
+    let api_cost = (cpu_a - per_event_b * ev_a).max(0.0) / accepted.max(1.0);
+    let redis_cpu = redis1.cpu - redis0.cpu;
+    let mut calls: Vec<(String, f64)> = redis1
+        .calls
+        .iter()
+        .map(|(name, n)| {
+            (
+                name.clone(),
+                n - redis0.calls.get(name).copied().unwrap_or(0.0),
+            )
+        })
+        .filter(|(_, n)| *n > 0.0)
+        .collect();
+    calls.sort_by(|x, y| y.1.total_cmp(&x.1));
+    let total_calls: f64 = calls.iter().map(|(_, n)| n).sum();
+    let us = |s: f64| s * 1e6 / events.max(1.0);
+
+    println!(
+        "event_cost: {window:.1} s, {sent} commands sent ({:.0}/s)",
+        sent as f64 / window
+    );
+    println!("  answers: {:?}", answers.lock().unwrap());
+    println!(
+        "  events applied: {events:.0} ({:.0}/s; first {ev_a:.0}, second {ev_b:.0}); webhooks received: {hooks}",
+        events / window
+    );
+    println!("| per applied event | measured |");
+    println!("|---|---|");
+    println!(
+        "| controller CPU, both instances | {:.0} µs |",
+        us(cpu_a + cpu_b)
+    );
+    println!(
+        "| the second instance (applies only), per event it applied | {:.0} µs |",
+        per_event_b * 1e6
+    );
+    println!(
+        "| the first instance per API command accepted, its applying taken out | {:.0} µs |",
+        api_cost * 1e6
+    );
+    println!("| Redis server CPU | {:.0} µs |", us(redis_cpu));
+    println!("| Redis commands | {:.1} |", total_calls / events.max(1.0));
+    let breakdown: Vec<String> = calls
+        .iter()
+        .take(12)
+        .map(|(name, n)| format!("{name} {:.2}", n / events.max(1.0)))
+        .collect();
+    println!("  Redis commands per event: {}", breakdown.join(", "));
+    drop(second);
+    drop(first);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
