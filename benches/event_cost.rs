@@ -146,6 +146,22 @@ async fn redis_figures(conn: &mut redis::aio::MultiplexedConnection) -> RedisFig
     RedisFigures { cpu, calls }
 }
 
+/// `redis-cli monitor` of the Redis at `url`, written to `file`.
+fn monitor_redis(url: &str, file: &str) -> std::process::Child {
+    let port = url
+        .trim_end_matches('/')
+        .rsplit(':')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let out = std::fs::File::create(file).expect("EVENT_COST_MONITOR: a file to write");
+    std::process::Command::new("redis-cli")
+        .args(["-p", &port, "monitor"])
+        .stdout(out)
+        .spawn()
+        .expect("redis-cli")
+}
+
 /// What each session is asked next, in turn.
 #[derive(Clone, Copy)]
 enum Step {
@@ -265,9 +281,16 @@ async fn run() -> anyhow::Result<()> {
         .await?;
     let mut sent: u64 = 0;
     let mut i = 0usize;
+    // `EVENT_COST_MONITOR=<file>`: every command Redis runs in the window, as `MONITOR` shows
+    // it (to tell which part of the controller sends what; it slows Redis down).
+    let monitor_to = std::env::var("EVENT_COST_MONITOR").ok();
+    let mut monitor: Option<std::process::Child> = None;
     while began.elapsed() < warmup + Duration::from_secs(secs) {
         tick.tick().await;
         if before.is_none() && began.elapsed() >= warmup {
+            monitor = monitor_to
+                .as_deref()
+                .map(|file| monitor_redis(&redis.url(), file));
             measured_from = Instant::now();
             before = Some((
                 applied(&api).await,
@@ -302,6 +325,10 @@ async fn run() -> anyhow::Result<()> {
         });
     }
     let window = measured_from.elapsed().as_secs_f64();
+    if let Some(mut m) = monitor {
+        let _ = m.kill();
+        let _ = m.wait();
+    }
     let (a0, b0, cpu_a0, cpu_b0, redis0, hooks0) = before.context("no window")?;
     let (a1, b1) = (applied(&api).await, applied(&api2).await);
     let (cpu_a1, cpu_b1) = (cpu_secs(first.pid()), cpu_secs(second.pid()));
