@@ -248,7 +248,8 @@ struct FileQuery {
     part: Option<u32>,
 }
 
-/// The WAV file of a finished recording, streamed from where the node wrote it.
+/// The WAV file of a finished recording: from where the node wrote it (`store = "local"`), or
+/// from the bucket (`store = "s3"`).
 #[utoipa::path(
     get,
     path = "/api/v1/recordings/{id}/file",

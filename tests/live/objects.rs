@@ -171,6 +171,21 @@ async fn live_a_recording_is_put_by_its_node_checked_told_ready_and_served_from_
         crate::common::api::raw_get(&other.router, &format!("{path}/file"), t.app()).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(from_other, body, "the same bytes through instance 2");
+    // A range from the middle of the audio, through instance 2: those bytes of the object.
+    let (from, to) = (body.len() / 2, body.len() / 2 + 999);
+    let (status, headers, part) = crate::common::api::raw_get_with(
+        &other.router,
+        &format!("{path}/file"),
+        t.app(),
+        &[("range", &format!("bytes={from}-{to}"))],
+    )
+    .await;
+    assert_eq!(status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(part.as_ref(), &body[from..=to], "the range's bytes");
+    assert_eq!(
+        headers["content-range"].to_str().unwrap(),
+        format!("bytes {from}-{to}/{}", body.len())
+    );
     other.stop().await;
 
     // A range, and a redirect to a signed URL.

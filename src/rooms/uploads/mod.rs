@@ -72,7 +72,7 @@ pub(super) enum Attempt {
 impl<S: Store> Rooms<S> {
     /// Copies finished recordings to the object store until `stop` (nothing to do without
     /// one): a pass once a second, and one as soon as an app with a copy pending appends to its
-    /// outbox (a recording that ends tells `conference.recording.stopped` there), so a copy
+    /// outbox (a recording that ends tells `conference.recording.finished` there), so a copy
     /// starts moments after its recording ends, not at the next tick.
     pub async fn run_uploads(&self, stop: tokio_util::sync::CancellationToken) {
         if self.objects.is_none() {

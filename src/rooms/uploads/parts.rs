@@ -117,9 +117,7 @@ pub(super) fn settle(
             }
         }
         Attempt::Retry(why) if upload.attempts < GIVE_UP_AFTER => {
-            let wait = FIRST_BACKOFF
-                .saturating_mul(1 << upload.attempts.min(16))
-                .min(MAX_BACKOFF);
+            let wait = retry_wait(upload.attempts);
             upload.next_at = now + wait.as_micros() as Micros;
             upload.error = Some(why.clone());
             step.touch();
@@ -138,6 +136,14 @@ pub(super) fn settle(
         }
     }
     step.finish().events
+}
+
+/// The wait after the `attempts`-th failed attempt: doubling from [`FIRST_BACKOFF`] up to
+/// [`MAX_BACKOFF`].
+fn retry_wait(attempts: u32) -> Duration {
+    FIRST_BACKOFF
+        .saturating_mul(1 << attempts.min(16))
+        .min(MAX_BACKOFF)
 }
 
 /// `conference.recording.ready`: the recording's own file (size, sha256, a download URL), and
@@ -184,4 +190,26 @@ fn ready_data(
         data["parts"] = parts.into();
     }
     data
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A bucket down for an hour loses nothing (README): a copy is tried again, ever more
+    /// slowly, for far longer than that before it is given up; the first retries come within
+    /// seconds.
+    #[test]
+    fn a_copy_is_retried_for_about_a_day_before_it_is_given_up() {
+        let waits: Vec<Duration> = (1..GIVE_UP_AFTER).map(retry_wait).collect();
+        assert_eq!(waits[0], Duration::from_secs(2));
+        assert!(waits.windows(2).all(|w| w[0] <= w[1]), "never sooner");
+        assert_eq!(waits.last(), Some(&MAX_BACKOFF));
+        let total: Duration = waits.iter().sum();
+        assert!(
+            total >= Duration::from_secs(20 * 3600),
+            "retried for {:?} in all",
+            total
+        );
+    }
 }
