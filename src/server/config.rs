@@ -324,6 +324,7 @@ pub struct Limits {
     /// Requests per second per application, all routes (0 = off), and the burst allowed.
     pub global_rps: f64,
     pub global_burst: f64,
+    /// The cooldowns (per room or per session; see docs/api.md): 0 turns one off.
     pub conf_play_ms: u64,
     pub conference_control_ms: u64,
     pub conference_ms: u64,
