@@ -547,3 +547,101 @@ async fn a_thousand_rooms_and_a_room_of_two_hundred_stay_live() {
     ));
     b.stop().await;
 }
+
+/// Issue 41, defect 2: app A opened a room and signed out; app B signed in in the same tab and
+/// went Back to A's room. Nothing A saw is on the page: not the room's name or facts, its
+/// members' caller ids, the calls to join, nor its event log; only the API's refusal. (Before,
+/// the page kept A's room open in memory and showed it all under "app B".)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(browser),
+    ignore = "needs Chromium and chromedriver: apt-get install chromium chromium-driver"
+)]
+async fn signing_out_leaves_nothing_of_the_app_to_the_next_one() {
+    let (t, base) = served().await;
+    let room = t.room(A, "alpha-secret").await;
+    let b = Browser::start().await;
+    sign_in(&b, &base, "app", A.0, A.1).await;
+    b.text_until("#live", |s| s == "live").await;
+    b.click(&format!("#rooms tr[data-key='{room}'] a")).await;
+    b.text_until("#room-title", |s| s == "alpha-secret").await;
+    // A call joins while the room is open: its events are in the page's log.
+    let call = t.call(A, "5550001").await;
+    t.joined(A, &room, &call).await;
+    b.text_until(&format!("#members tr[data-uuid='{call}']"), |s| {
+        s.contains("5550001")
+    })
+    .await;
+    b.text_until("#events", |s| s.contains("conference.member"))
+        .await;
+
+    b.click("#signout").await;
+    b.find("#view-signin:not([hidden])").await;
+    fill_sign_in(&b, "app", B.0, B.1).await;
+    b.text_until("#whoami", |s| s == format!("app {}", B.0))
+        .await;
+    b.client.back().await.unwrap();
+    b.find("#view-room:not([hidden])").await;
+    let refusal = t
+        .req("GET", &format!("/api/v1/conferences/{room}"), Some(B), None)
+        .await;
+    assert!(refusal.status.is_client_error(), "{refusal:?}");
+    let words = refusal.body["error"].as_str().unwrap().to_owned();
+    b.text_until("#error-text", |s| s == words).await;
+    let page = b
+        .client
+        .execute("return document.body.innerText;", vec![])
+        .await
+        .unwrap();
+    let page = page.as_str().unwrap_or_default();
+    for held in ["alpha-secret", "5550001", "conference.member"] {
+        assert!(
+            !page.contains(held),
+            "{held:?} of app A shown to app B: {page}"
+        );
+    }
+    let left = b
+        .client
+        .execute(
+            "return ['#members tbody tr', '#events li', '#room-facts dd',
+                     `#rooms tbody tr[data-key='${arguments[0]}']`]
+                .map((s) => document.querySelectorAll(s).length);",
+            vec![json!(room)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(left, json!([0, 0, 0, 0]), "rows of app A left on the page");
+    b.stop().await;
+}
+
+/// Issue 41, defect 3: the page's icon loads, the one it names and `/favicon.ico` (where a
+/// browser looks unasked): no 404 in the console on every load.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(browser),
+    ignore = "needs Chromium and chromedriver: apt-get install chromium chromium-driver"
+)]
+async fn the_page_has_an_icon() {
+    let (_t, base) = served().await;
+    let b = Browser::start().await;
+    b.client.goto(&format!("{base}/ui")).await.unwrap();
+    b.find("#view-signin:not([hidden])").await;
+    let answers = b
+        .client
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             const named = document.querySelector('link[rel=icon]').href;
+             Promise.all([fetch(named), fetch('/favicon.ico')])
+               .then((rs) => done(rs.map((r) => [r.status, r.headers.get('content-type')])))
+               .catch((e) => done(String(e)));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        answers,
+        json!([[200, "image/svg+xml"], [200, "image/svg+xml"]]),
+        "the icons"
+    );
+    b.stop().await;
+}

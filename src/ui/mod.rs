@@ -83,6 +83,9 @@ static SCRIPT: LazyLock<Asset> = LazyLock::new(|| {
         "text/javascript; charset=utf-8",
     )
 });
+/// The page's icon, also answered at `/favicon.ico` (where browsers look for one unasked).
+static ICON: LazyLock<Asset> =
+    LazyLock::new(|| Asset::new(include_str!("assets/favicon.svg"), "image/svg+xml"));
 static STYLE: LazyLock<Asset> =
     LazyLock::new(|| Asset::new(include_str!("assets/app.css"), "text/css; charset=utf-8"));
 
@@ -98,5 +101,13 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route(
             "/ui/app.css",
             get(|h: HeaderMap| async move { STYLE.answer(&h) }),
+        )
+        .route(
+            "/ui/favicon.svg",
+            get(|h: HeaderMap| async move { ICON.answer(&h) }),
+        )
+        .route(
+            "/favicon.ico",
+            get(|h: HeaderMap| async move { ICON.answer(&h) }),
         )
 }

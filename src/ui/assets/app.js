@@ -20,6 +20,7 @@ const state = {
   lastEventId: null,
   nodesTimer: null,
   nodes: null, // the last node figures read
+  session: 0, // counts sign-ins and sign-outs: an answer to an earlier one is dropped
 };
 
 class ApiFailure extends Error {
@@ -47,6 +48,7 @@ function headers() {
 }
 
 async function api(method, path, body) {
+  const session = state.session;
   const init = { method, headers: headers() };
   if (body !== undefined) {
     init.headers['Content-Type'] = 'application/json';
@@ -59,6 +61,8 @@ async function api(method, path, body) {
     throw new ApiFailure('The controller cannot be reached (' + e.message + ')', 0);
   }
   const text = await res.text();
+  // Signed out (or in as somebody else) meanwhile: what this read says is not for the page.
+  if (session !== state.session) throw new ApiFailure('', -1);
   let json = null;
   try { json = text ? JSON.parse(text) : null; } catch (_) { json = null; }
   if (!res.ok) {
@@ -86,6 +90,8 @@ async function all(path, field) {
 // ---- feedback ----
 
 function showError(message) {
+  // A read of a session that has ended says nothing to the one the page shows now.
+  if (!message) return;
   $('#error-text').textContent = message;
   $('#error').hidden = false;
 }
@@ -218,6 +224,7 @@ function signIn(ev) {
     else await api('GET', '/api/v1/nodes');
     sessionStorage.setItem(AUTH_KEY, JSON.stringify(state.auth));
     $('#signin-key').value = '';
+    forget();
     state.acting = undefined;
     if (location.hash !== '#/') location.hash = '#/';
     else await render();
@@ -229,10 +236,34 @@ function signIn(ev) {
 function signOut() {
   sessionStorage.removeItem(AUTH_KEY);
   state.auth = null;
-  state.acting = null;
-  state.rooms.clear();
+  forget();
   location.hash = '#/';
   render();
+}
+
+// Drops everything held from a session, in the page and in memory: the rooms listed, the open
+// room (its title, facts, members and calls), the event log, the nodes and apps read, the
+// stream's position, and every read still on its way. The next session starts from nothing.
+function forget() {
+  state.session += 1;
+  stopStream();
+  clearInterval(state.nodesTimer);
+  state.acting = null;
+  state.roomId = null;
+  state.openedRoom = null;
+  state.rooms.clear();
+  state.members.clear();
+  state.nodes = null;
+  state.lastEventId = null;
+  dirty.clear();
+  pending.clear();
+  for (const sel of ['#rooms tbody', '#members tbody', '#nodes tbody', '#apps tbody']) {
+    $(sel).replaceChildren();
+    rowsOf.delete($(sel));
+  }
+  for (const sel of ['#events', '#room-facts', '#join-session']) $(sel).replaceChildren();
+  for (const sel of ['#room-title', '#rooms-count', '#members-count']) setText($(sel), '');
+  clearError();
 }
 
 // ---- overview: nodes, apps, rooms ----
