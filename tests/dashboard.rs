@@ -645,3 +645,64 @@ async fn the_page_has_an_icon() {
     );
     b.stop().await;
 }
+
+/// Issue 41, defect 1: the page's reads fail for a while (the browser offline) while its event
+/// stream stays open and a call joins the open room. The page says it may be stale, reads the
+/// room again until it can, then shows the member and says "live" again. (Before, the failed
+/// read was never made again: the member was missing for good under a "live" badge.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(browser),
+    ignore = "needs Chromium and chromedriver: apt-get install chromium chromium-driver"
+)]
+async fn a_read_that_fails_is_shown_stale_and_made_again() {
+    let (t, base) = served().await;
+    let room = t.room(A, "flaky").await;
+    let b = Browser::start().await;
+    sign_in(&b, &base, "app", A.0, A.1).await;
+    b.text_until("#live", |s| s == "live").await;
+    b.click(&format!("#rooms tr[data-key='{room}'] a")).await;
+    b.text_until("#room-title", |s| s == "flaky").await;
+
+    // Every read but the open stream fails, as offline.
+    b.client
+        .execute(
+            "window.realFetch = window.fetch;
+             window.fetch = (url, init) => String(url).includes('/events/stream')
+               ? window.realFetch(url, init)
+               : Promise.reject(new TypeError('Failed to fetch'));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let call = t.call(A, "6060").await;
+    t.joined(A, &room, &call).await;
+    b.text_until("#events", |s| s.contains("conference.member.joined 6060"))
+        .await;
+    b.text_until("#live", |s| s.contains("stale")).await;
+    let missing = b
+        .client
+        .execute(
+            "return document.querySelectorAll(`#members tr[data-uuid='${arguments[0]}']`).length;",
+            vec![json!(call)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        missing,
+        json!(0),
+        "offline: the member cannot have been read"
+    );
+
+    // Back online: the reads are made again, the member shows, and the badge says live.
+    b.client
+        .execute("window.fetch = window.realFetch;", vec![])
+        .await
+        .unwrap();
+    b.text_until(&format!("#members tr[data-uuid='{call}']"), |s| {
+        s.contains("6060")
+    })
+    .await;
+    b.text_until("#live", |s| s == "live").await;
+    b.stop().await;
+}

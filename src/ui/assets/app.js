@@ -21,7 +21,41 @@ const state = {
   nodesTimer: null,
   nodes: null, // the last node figures read
   session: 0, // counts sign-ins and sign-outs: an answer to an earlier one is dropped
+  stale: new Map(), // what an event said changed and a read of it failed: key -> retry timer
+  liveText: null, // what the badge says when nothing is stale
 };
+
+// ---- reads that failed: shown as stale, read again until they succeed ----
+
+// A read the page needs (what an event said changed) failed for a reason that passes (the
+// network, a controller busy or restarting): the page says it may be stale and reads it again,
+// ever more slowly (0.5 s doubling to 5 s), until it succeeds.
+function readFailed(key, e, again, attempt = 0) {
+  const passing = e.status === 0 || e.status === 429 || e.status >= 500;
+  if (!passing) return false;
+  clearTimeout(state.stale.get(key));
+  const wait = Math.min(500 * 2 ** attempt, 5000);
+  const session = state.session;
+  state.stale.set(key, setTimeout(() => {
+    if (session === state.session) again(attempt + 1);
+  }, wait));
+  showStale();
+  return true;
+}
+
+// A read succeeded: whatever it had left stale is current again.
+function readDone(key) {
+  if (!state.stale.has(key)) return;
+  clearTimeout(state.stale.get(key));
+  state.stale.delete(key);
+  if (!state.stale.size && state.liveText) setLive(...state.liveText);
+}
+
+function showStale() {
+  const el = $('#live');
+  el.textContent = 'may be stale: reading again…';
+  el.className = 'live off';
+}
 
 class ApiFailure extends Error {
   constructor(message, status, body) {
@@ -115,6 +149,8 @@ async function act(button, fn) {
 }
 
 function setLive(on, text) {
+  state.liveText = [on, text];
+  if (state.stale.size) return showStale();
   const el = $('#live');
   el.textContent = text;
   el.className = 'live ' + (on ? 'on' : 'off');
@@ -246,6 +282,9 @@ function signOut() {
 // stream's position, and every read still on its way. The next session starts from nothing.
 function forget() {
   state.session += 1;
+  for (const timer of state.stale.values()) clearTimeout(timer);
+  state.stale.clear();
+  state.liveText = null;
   stopStream();
   clearInterval(state.nodesTimer);
   state.acting = null;
@@ -569,15 +608,20 @@ function renderRoomFacts(r) {
   if (document.activeElement !== vol) vol.value = r.playback_volume;
 }
 
-async function reloadMembers(id) {
+async function reloadMembers(id, attempt = 0) {
+  const key = 'members:' + id;
   try {
     const members = await all('/api/v1/conferences/' + enc(id) + '/members', 'members');
+    readDone(key);
     if (state.roomId !== id) return;
     state.members = new Map(members.map((m) => [m.uuid, m]));
     renderMembers();
     dropJoined();
   } catch (e) {
-    if (state.roomId === id && e.status !== 404) showError(e.message);
+    // The open room's members only: another room's are read when it is opened.
+    if (state.roomId === id && readFailed(key, e, (n) => reloadMembers(id, n), attempt)) return;
+    readDone(key);
+    if (state.roomId === id && e.status !== 404 && e.status !== -1) showError(e.message);
   }
 }
 
@@ -726,13 +770,17 @@ function throttle(key, fn) {
 
 // Reads one room again: its row (gone once it ends) and, when it is open, its facts; a refusal
 // is shown when `report` (the room was opened, not named by an event).
-async function refreshRoom(id, report) {
+async function refreshRoom(id, report, attempt = 0) {
+  const key = 'room:' + id;
   try {
     const r = await api('GET', '/api/v1/conferences/' + enc(id));
     if (r.status === 'terminated' || r.status === 'terminating') state.rooms.delete(id);
     else state.rooms.set(id, summaryOf(r));
     if (state.roomId === id) renderRoomFacts(r);
+    readDone(key);
   } catch (e) {
+    if (readFailed(key, e, (n) => refreshRoom(id, report, n), attempt)) return;
+    readDone(key);
     if (e.status === 404) state.rooms.delete(id);
     if (report && state.roomId === id) showError(e.message);
   }
