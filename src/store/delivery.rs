@@ -71,6 +71,16 @@ pub trait Deliveries: Send + Sync + 'static {
         id: &str,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Moves the position to `id` and forgets the acknowledgments of `forget`: the entries it
+    /// now passes that the caller acknowledged, or found acknowledged (one write when there are
+    /// none; [`Deliveries::set_outbox_position`] looks for them all, in the store).
+    fn advance_outbox(
+        &self,
+        app: &AppId,
+        id: &str,
+        forget: &[String],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// Records that an entry (by its id) after the position was delivered (an earlier one is
     /// still being retried), so a restarted dispatcher does not send it again.
     fn ack_outbox(

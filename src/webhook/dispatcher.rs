@@ -264,6 +264,17 @@ async fn renew<S: Store>(
     }
 }
 
+/// An entry read and not yet behind the position.
+struct Held {
+    id: String,
+    /// The position after it.
+    after: String,
+    settled: bool,
+    /// Recorded as settled ahead of the position ([`Store::ack_outbox`]): forgotten when the
+    /// position passes it.
+    acked: bool,
+}
+
 struct Dispatcher<S> {
     store: Arc<S>,
     config: DispatcherConfig,
@@ -273,9 +284,8 @@ struct Dispatcher<S> {
     cursor: Option<String>,
     /// Entries recorded as settled ahead of the position by an earlier run.
     settled_before: HashSet<String>,
-    /// Entries read and not yet behind the position, in the order read: (id, the position
-    /// after it, settled).
-    window: BTreeMap<u64, (String, String, bool)>,
+    /// Entries read and not yet behind the position, in the order read.
+    window: BTreeMap<u64, Held>,
     numbers: HashMap<String, u64>,
     next_number: u64,
     waiting: HashMap<RoomId, VecDeque<(String, DomainEvent)>>,
@@ -292,10 +302,15 @@ impl<S: Store> Dispatcher<S> {
     ) -> Option<Dispatcher<S>> {
         let app = config.app.clone();
         let (cursor, acked) = retry_store(&stop, "read the webhook position", || async {
-            Ok((
-                store.outbox_position(&app).await?,
-                store.outbox_acked(&app).await?,
-            ))
+            let cursor = store.outbox_position(&app).await?;
+            let mut acked = store.outbox_acked(&app).await?;
+            // Acknowledgments the position has passed already (an earlier run's, lost between
+            // its two writes): forgotten now, in the store, since no entry read will name them.
+            if let Some(p) = cursor.as_deref().filter(|_| !acked.is_empty()) {
+                store.set_outbox_position(&app, p).await?;
+                acked = store.outbox_acked(&app).await?;
+            }
+            Ok((cursor, acked))
         })
         .await?;
         Some(Dispatcher {
@@ -377,8 +392,15 @@ impl<S: Store> Dispatcher<S> {
             let settled = self.settled_before.remove(&id);
             let number = self.next_number;
             self.next_number += 1;
-            self.window
-                .insert(number, (id.clone(), entry.position, settled));
+            self.window.insert(
+                number,
+                Held {
+                    id: id.clone(),
+                    after: entry.position,
+                    settled,
+                    acked: settled,
+                },
+            );
             self.numbers.insert(id.clone(), number);
             if !settled {
                 let room = event.room.clone();
@@ -447,21 +469,30 @@ impl<S: Store> Dispatcher<S> {
         for settled in &batch {
             let number = self.numbers.get(&settled.outbox_id);
             if let Some(entry) = number.and_then(|n| self.window.get_mut(n)) {
-                entry.2 = true;
+                entry.settled = true;
             }
         }
-        let position = self.settled_prefix();
+        let (position, forget) = self.settled_prefix();
         let ahead: Vec<&str> = batch
             .iter()
             .map(|s| s.outbox_id.as_str())
             .filter(|id| self.numbers.contains_key(*id))
             .collect();
+        for id in &ahead {
+            let number = self.numbers.get(*id);
+            if let Some(entry) = number.and_then(|n| self.window.get_mut(n)) {
+                entry.acked = true;
+            }
+        }
         let logs = join_all(
             batch
                 .iter()
                 .map(|s| keep_log(&*self.store, &self.config.app, &s.last_attempt)),
         );
-        let (_, persisted) = tokio::join!(logs, self.persist(position.as_deref(), &ahead));
+        let (_, persisted) = tokio::join!(
+            logs,
+            self.persist(position.as_deref(), &ahead, &forget)
+        );
         if !persisted {
             return false;
         }
@@ -473,29 +504,34 @@ impl<S: Store> Dispatcher<S> {
 
     /// Moves the persisted position over the settled prefix of the window. False when stopped.
     async fn advance(&mut self) -> bool {
-        let position = self.settled_prefix();
-        self.persist(position.as_deref(), &[]).await
+        let (position, forget) = self.settled_prefix();
+        self.persist(position.as_deref(), &[], &forget).await
     }
 
-    /// Takes the settled prefix off the window; the position after its last entry is the new
-    /// position.
-    fn settled_prefix(&mut self) -> Option<String> {
+    /// Takes the settled prefix off the window: the position after its last entry is the new
+    /// position, and the acknowledgments of its entries are to be forgotten.
+    fn settled_prefix(&mut self) -> (Option<String>, Vec<String>) {
         let mut position = None;
+        let mut forget = Vec::new();
         while let Some(entry) = self.window.first_entry() {
-            if !entry.get().2 {
+            if !entry.get().settled {
                 break;
             }
-            let (id, after, _) = entry.remove();
-            self.numbers.remove(&id);
-            position = Some(after);
+            let held = entry.remove();
+            self.numbers.remove(&held.id);
+            if held.acked {
+                forget.push(held.id);
+            }
+            position = Some(held.after);
         }
-        position
+        (position, forget)
     }
 
-    /// Writes a new position and the entries settled ahead of it, all at once: the writes are
-    /// independent (the position only forgets acknowledgments up to itself), so a crash between
-    /// them at worst sends some entries again. False when stopped.
-    async fn persist(&self, position: Option<&str>, ahead: &[&str]) -> bool {
+    /// Writes a new position (forgetting the acknowledgments it passes, `forget`) and the
+    /// entries settled ahead of it, all at once: the writes are independent (the position only
+    /// forgets acknowledgments it passed), so a crash between them at worst sends some entries
+    /// again. False when stopped.
+    async fn persist(&self, position: Option<&str>, ahead: &[&str], forget: &[String]) -> bool {
         if position.is_none() && ahead.is_empty() {
             return true;
         }
@@ -504,7 +540,7 @@ impl<S: Store> Dispatcher<S> {
             let acks = try_join_all(ahead.iter().map(|id| store.ack_outbox(app, id)));
             let moved = async move {
                 match position {
-                    Some(p) => store.set_outbox_position(app, p).await,
+                    Some(p) => store.advance_outbox(app, p, forget).await,
                     None => Ok(()),
                 }
             };

@@ -737,6 +737,25 @@ async fn the_outbox_of_many_rooms_reads_whole<S: Store>(store: S) {
         store.outbox_acked(&a).await.unwrap(),
         vec![all[20].id.clone(), all[30].id.clone()]
     );
+    // Advanced by a dispatcher that names what it passes: those go, the others stay.
+    store.ack_outbox(&a, &all[33].id).await.unwrap();
+    store
+        .advance_outbox(&a, &all[25].position, &[all[20].id.clone()])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.outbox_position(&a).await.unwrap().as_deref(),
+        Some(all[25].position.as_str())
+    );
+    assert_eq!(
+        store.outbox_acked(&a).await.unwrap(),
+        vec![all[30].id.clone(), all[33].id.clone()]
+    );
+    store.advance_outbox(&a, &all[35].position, &[]).await.unwrap();
+    assert_eq!(
+        store.outbox_position(&a).await.unwrap().as_deref(),
+        Some(all[35].position.as_str())
+    );
     // Trimmed before a position: what follows it is all there.
     store.trim_outbox(&a, &all[10].position).await.unwrap();
     let kept = store.outbox(&a, None, 1000).await.unwrap();

@@ -24,6 +24,20 @@ impl Deliveries for MemoryStore {
         Ok(())
     }
 
+    async fn advance_outbox(
+        &self,
+        app: &AppId,
+        id: &str,
+        forget: &[String],
+    ) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        s.outbox_position.insert(app.clone(), id.to_owned());
+        if let Some(acked) = s.outbox_acked.get_mut(app) {
+            acked.retain(|a| !forget.contains(a));
+        }
+        Ok(())
+    }
+
     async fn ack_outbox(&self, app: &AppId, id: &str) -> Result<(), StoreError> {
         self.lock()
             .outbox_acked

@@ -32,6 +32,30 @@ impl Deliveries for RedisStore {
         Ok(())
     }
 
+    async fn advance_outbox(
+        &self,
+        app: &AppId,
+        id: &str,
+        forget: &[String],
+    ) -> Result<(), StoreError> {
+        if forget.is_empty() {
+            return self
+                .conn()
+                .set(keys::webhook_position(app), id)
+                .await
+                .map_err(unavailable);
+        }
+        // Both keys are under the app's tag: one slot, one round trip.
+        redis::pipe()
+            .set(keys::webhook_position(app), id)
+            .ignore()
+            .srem(keys::webhook_acked(app), forget)
+            .ignore()
+            .query_async(&mut self.conn())
+            .await
+            .map_err(unavailable)
+    }
+
     async fn ack_outbox(&self, app: &AppId, id: &str) -> Result<(), StoreError> {
         self.conn()
             .sadd(keys::webhook_acked(app), id)
