@@ -489,10 +489,7 @@ impl<S: Store> Dispatcher<S> {
                 .iter()
                 .map(|s| keep_log(&*self.store, &self.config.app, &s.last_attempt)),
         );
-        let (_, persisted) = tokio::join!(
-            logs,
-            self.persist(position.as_deref(), &ahead, &forget)
-        );
+        let (_, persisted) = tokio::join!(logs, self.persist(position.as_deref(), &ahead, &forget));
         if !persisted {
             return false;
         }

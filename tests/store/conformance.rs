@@ -751,7 +751,10 @@ async fn the_outbox_of_many_rooms_reads_whole<S: Store>(store: S) {
         store.outbox_acked(&a).await.unwrap(),
         vec![all[30].id.clone(), all[33].id.clone()]
     );
-    store.advance_outbox(&a, &all[35].position, &[]).await.unwrap();
+    store
+        .advance_outbox(&a, &all[35].position, &[])
+        .await
+        .unwrap();
     assert_eq!(
         store.outbox_position(&a).await.unwrap().as_deref(),
         Some(all[35].position.as_str())
