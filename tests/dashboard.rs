@@ -171,7 +171,7 @@ async fn an_app_follows_its_rooms_live_and_controls_them_from_the_page() {
 
     // The lab joins members muted: unmute from the page, then the caller talks.
     if member(&t, &room, &call).await["muted"] == true {
-        b.text_until(&format!("{tr} td:nth-child(4)"), |s| s.contains("muted"))
+        b.text_until(&format!("{tr} td:nth-child(5)"), |s| s.contains("muted"))
             .await;
         b.click(&format!("{tr} button[data-action='unmute']")).await;
         eventually("the API says unmuted", || async {
@@ -208,7 +208,7 @@ async fn an_app_follows_its_rooms_live_and_controls_them_from_the_page() {
         }
         assert!(started.elapsed() < Duration::from_secs(10), "never muted");
     }
-    b.text_until(&format!("{tr} td:nth-child(4)"), |s| s.contains("muted"))
+    b.text_until(&format!("{tr} td:nth-child(5)"), |s| s.contains("muted"))
         .await;
     b.find(&format!("{tr} button[data-action='unmute']")).await;
 
@@ -371,7 +371,7 @@ async fn live_the_page_follows_a_real_callers_voice_and_mutes_it() {
     // Joined from the page: the node confirms, the member shows, muted (as joins are).
     join_from_page(&b, &call).await;
     let tr = format!("#members tr[data-uuid='{call}']");
-    b.text_until(&format!("{tr} td:nth-child(4)"), |s| s.contains("muted"))
+    b.text_until(&format!("{tr} td:nth-child(5)"), |s| s.contains("muted"))
         .await;
     let muted = |want: bool| {
         let (t, room, call) = (&t, &room, &call);
@@ -394,7 +394,7 @@ async fn live_the_page_follows_a_real_callers_voice_and_mutes_it() {
     b.click(&format!("{tr} button[data-action='mute']")).await;
     t.eventually("the node muted it", || muted(true)).await;
     b.find(&format!("{tr}[data-talking='no']")).await;
-    b.text_until(&format!("{tr} td:nth-child(4)"), |s| s.contains("muted"))
+    b.text_until(&format!("{tr} td:nth-child(5)"), |s| s.contains("muted"))
         .await;
     b.stop().await;
     server.abort();
@@ -704,5 +704,101 @@ async fn a_read_that_fails_is_shown_stale_and_made_again() {
     })
     .await;
     b.text_until("#live", |s| s == "live").await;
+    b.stop().await;
+}
+
+/// Issue 41, per member: the caller's name beside its number, when it joined and for how long
+/// (moving on without events), its levels once set, and a talking member's row lit with a dot
+/// larger than 12 px.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(browser),
+    ignore = "needs Chromium and chromedriver: apt-get install chromium chromium-driver"
+)]
+async fn a_member_shows_its_name_time_in_the_room_levels_and_talking() {
+    let (t, base) = served().await;
+    let room = t.room(A, "details").await;
+    let r = t
+        .post(
+            "/lab/v1/calls",
+            A,
+            json!({ "did": "15551230000", "caller_id": "7007", "caller_name": "Alice.Smith" }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+    let call = r.body["uuid"].as_str().unwrap().to_owned();
+    t.joined(A, &room, &call).await;
+    let joined_at = member(&t, &room, &call).await["joined_at"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(joined_at.ends_with('Z'), "{joined_at}");
+
+    let b = Browser::start().await;
+    sign_in(&b, &base, "app", A.0, A.1).await;
+    b.click(&format!("#rooms tr[data-key='{room}'] a")).await;
+    let tr = format!("#members tr[data-uuid='{call}']");
+    b.text_until(&format!("{tr} td:nth-child(2)"), |s| {
+        s == "Alice.Smith · 7007"
+    })
+    .await;
+    // Joined at (local time) · time in the room, which moves on by itself.
+    let first = b
+        .text_until(&format!("{tr} td:nth-child(4)"), |s| s.contains(" · 0:"))
+        .await;
+    b.text_until(&format!("{tr} td:nth-child(4)"), |s| {
+        s.contains(" · 0:") && s != first
+    })
+    .await;
+
+    // Levels: shown once the node confirmed them.
+    let audio = format!("/api/v1/sessions/{call}/commands/conference/audio");
+    let r = t
+        .post(&audio, A, json!({ "volume_in": 2, "volume_out": -1 }))
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    b.text_until(&format!("{tr} td:nth-child(5)"), |s| {
+        s.contains("speaks +2") && s.contains("hears -1")
+    })
+    .await;
+
+    // Talking: the row is lit and the dot is larger than 12 px.
+    if member(&t, &room, &call).await["muted"] == true {
+        let r = t
+            .post(
+                &format!("/api/v1/sessions/{call}/commands/conference/unmute"),
+                A,
+                json!({}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    }
+    let r = t
+        .post(
+            &format!("/lab/v1/calls/{call}/talk"),
+            A,
+            json!({ "talking": true }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    b.find(&format!("{tr}[data-talking='yes'] .talk.on")).await;
+    let looks = b
+        .client
+        .execute(
+            "const tr = document.querySelector(arguments[0]);
+             const dot = tr.querySelector('.talk').getBoundingClientRect();
+             const lit = getComputedStyle(tr.children[1]).backgroundColor;
+             const other = getComputedStyle(document.querySelector('#members thead th')).backgroundColor;
+             return [dot.width, dot.height, lit !== other && lit !== 'rgba(0, 0, 0, 0)'];",
+            vec![json!(tr)],
+        )
+        .await
+        .unwrap();
+    let dot = looks.as_array().unwrap();
+    assert!(
+        dot[0].as_f64().unwrap() > 12.0 && dot[1].as_f64().unwrap() > 12.0,
+        "{looks}"
+    );
+    assert_eq!(dot[2], json!(true), "the talking row is lit: {looks}");
     b.stop().await;
 }

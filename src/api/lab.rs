@@ -1,5 +1,5 @@
 //! Lab-only routes (absent from `serve`): make calls happen on the simulated nodes.
-//! `POST /lab/v1/calls` `{"did", "caller_id"[, "node"]}` → 201 `{"uuid"}`: an inbound call,
+//! `POST /lab/v1/calls` `{"did", "caller_id"[, "caller_name", "node"]}` → 201 `{"uuid"}`: an inbound call,
 //! answered, parked and owned by the calling app; `DELETE /lab/v1/calls/{uuid}`: the caller
 //! hangs up; `POST /lab/v1/calls/{uuid}/talk` `{"talking"}`: the caller starts or stops
 //! speaking (a member's talking events, for apps that get them).
@@ -67,6 +67,9 @@ struct CallBody {
     /// The caller's number: `[A-Za-z0-9+*#._-]{1,64}`.
     #[schema(pattern = r"^[A-Za-z0-9+*#._-]{1,64}$", example = "1001")]
     caller_id: String,
+    /// The caller's name (default: its number): `[A-Za-z0-9+*#._-]{1,64}`.
+    #[schema(pattern = r"^[A-Za-z0-9+*#._-]{1,64}$", example = "Alice")]
+    caller_name: Option<String>,
     /// The node prefix to call into (default: the first node); an unknown one is a 404.
     #[schema(pattern = r"^[A-Za-z0-9]{5}$", example = "lab01")]
     node: Option<String>,
@@ -107,10 +110,11 @@ async fn call<S: Store>(
     Caller(app): Caller,
     JsonBody(body): JsonBody<CallBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    if !valid_number(&body.did) || !valid_number(&body.caller_id) {
+    let name = body.caller_name.as_deref().unwrap_or(&body.caller_id);
+    if !valid_number(&body.did) || !valid_number(&body.caller_id) || !valid_number(name) {
         return Err(ApiError::bad_request_with(
-            "Invalid did or caller_id: 1 to 64 characters [A-Za-z0-9+*#._-]",
-            json!({ "did": body.did, "caller_id": body.caller_id }),
+            "Invalid did, caller_id or caller_name: 1 to 64 characters [A-Za-z0-9+*#._-]",
+            json!({ "did": body.did, "caller_id": body.caller_id, "caller_name": name }),
         ));
     }
     let nodes = lab(&st)?;
@@ -133,7 +137,7 @@ async fn call<S: Store>(
             .ok_or_else(|| ApiError::bad_request("The lab has no node"))?,
     };
     let channel = uuid::Uuid::new_v4().to_string();
-    let reply = sim.api(&originate(&app, &channel, &body.did, &body.caller_id));
+    let reply = sim.api(&originate(&app, &channel, &body.did, &body.caller_id, name));
     if !reply.starts_with("+OK") {
         return Err(ApiError::NodeRejected(reply.trim().to_owned()));
     }
@@ -143,9 +147,9 @@ async fn call<S: Store>(
 }
 
 /// An inbound call as the lab dialplan would route it: owned by `app`, parked.
-fn originate(app: &AppId, channel: &str, did: &str, caller: &str) -> String {
+fn originate(app: &AppId, channel: &str, did: &str, caller: &str, name: &str) -> String {
     format!(
-        "originate {{origination_uuid={channel},switchyard_app_id={app},switchyard_did={did},origination_caller_id_number={caller},origination_caller_id_name={caller}}}null/{did} &park"
+        "originate {{origination_uuid={channel},switchyard_app_id={app},switchyard_did={did},origination_caller_id_number={caller},origination_caller_id_name={name}}}null/{did} &park"
     )
 }
 

@@ -47,6 +47,7 @@ pub fn member(m: &Member) -> Value {
         "coaching": m.coaching,
         "talking": m.talking,
         "conferencecall_id": m.conferencecall_id,
+        "joined_at": m.joined_at.map(crate::api::extract::iso8601),
         "metadata": m.metadata,
         "volume_in": m.volume_in,
         "volume_out": m.volume_out,

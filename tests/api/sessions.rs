@@ -51,7 +51,15 @@ async fn a_join_is_confirmed_only_by_add_member() {
         !t.members(A, &room).await.is_empty()
     })
     .await;
-    let members = t.members(A, &room).await;
+    let mut members = t.members(A, &room).await;
+    // When the node confirmed it: a time, and no later than now.
+    let joined_at = members[0]["joined_at"].take();
+    let joined_at = joined_at.as_str().unwrap_or_default().to_owned();
+    assert!(
+        joined_at.len() == 20 && joined_at.ends_with('Z'),
+        "{joined_at:?}"
+    );
+    members[0]["joined_at"] = serde_json::Value::Null;
     let show = t.get(&format!("/api/v1/conferences/{room}"), A).await;
     assert_eq!(show.body["members"], 1);
     // The participation the member is: the room's one conferencecall.
@@ -62,7 +70,7 @@ async fn a_join_is_confirmed_only_by_add_member() {
         vec![json!({
             "uuid": s, "did": "15551230000", "caller_id": "1001",
             "muted": true, "deaf": false, "held": false, "moderator": false, "coaching": null, "talking": false,
-            "conferencecall_id": conferencecall, "metadata": null,
+            "conferencecall_id": conferencecall, "joined_at": null, "metadata": null,
             "volume_in": 0, "volume_out": 0, "energy": null,
         })]
     );

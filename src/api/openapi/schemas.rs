@@ -411,6 +411,9 @@ pub struct MemberView {
     pub talking: bool,
     /// The participation's id (`DELETE /api/v1/conferencecalls/{id}` kicks it).
     pub conferencecall_id: Uuid,
+    /// When the node confirmed the join (ISO 8601, UTC); `null` while it is joining.
+    #[schema(required = true)]
+    pub joined_at: Option<String>,
     /// The application's own data about the participation (`null`: none).
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<serde_json::Value>,

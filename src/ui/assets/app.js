@@ -22,6 +22,7 @@ const state = {
   nodes: null, // the last node figures read
   session: 0, // counts sign-ins and sign-outs: an answer to an earlier one is dropped
   stale: new Map(), // what an event said changed and a read of it failed: key -> retry timer
+  callerNames: new Map(), // session uuid -> caller name (the sessions read)
   liveText: null, // what the badge says when nothing is stale
 };
 
@@ -292,6 +293,7 @@ function forget() {
   state.openedRoom = null;
   state.rooms.clear();
   state.members.clear();
+  state.callerNames.clear();
   state.nodes = null;
   state.lastEventId = null;
   dirty.clear();
@@ -642,7 +644,7 @@ function renderMembers() {
   const more = keyedRows($('#members tbody'), members, (m) => m.uuid,
     (m) => el('tr', { 'data-uuid': m.uuid },
       el('td', {}, el('span', { class: 'talk', role: 'img' })),
-      el('td'), el('td'), el('td'),
+      el('td'), el('td'), el('td', { class: 'joined' }), el('td'),
       el('td', {}, memberButton('Mute', 'mute'), ' ', memberButton('Deafen', 'deaf'), ' ',
         memberButton('Hold', 'hold'), ' ', memberButton('Kick', 'kick'))),
     (tr, m) => {
@@ -651,16 +653,21 @@ function renderMembers() {
       dot.className = 'talk' + (m.talking ? ' on' : '');
       dot.setAttribute('aria-label', m.talking ? 'talking' : 'silent');
       tr.setAttribute('data-talking', m.talking ? 'yes' : 'no');
-      setText(c[1], m.caller_id);
+      const name = state.callerNames.get(m.uuid);
+      setText(c[1], name && name !== m.caller_id ? name + ' · ' + m.caller_id : m.caller_id);
       setText(c[2], m.did);
+      c[3].setAttribute('data-joined', m.joined_at || '');
+      setText(c[3], joinedText(m.joined_at));
       const flags = [m.muted && 'muted', m.deaf && 'deaf', m.held && 'held', m.moderator && 'moderator',
-        m.coaching && 'coaching'].filter(Boolean);
+        m.coaching && 'coaching', m.volume_in && 'speaks ' + signed(m.volume_in),
+        m.volume_out && 'hears ' + signed(m.volume_out),
+        m.energy != null && 'energy ' + m.energy].filter(Boolean);
       const flagText = flags.join(' ');
-      if (c[3].getAttribute('data-flags') !== flagText) {
-        c[3].setAttribute('data-flags', flagText);
-        c[3].replaceChildren(...(flags.length ? flags.map((f) => badge(f, 'flag')) : ['—']));
+      if (c[4].getAttribute('data-flags') !== flagText) {
+        c[4].setAttribute('data-flags', flagText);
+        c[4].replaceChildren(...(flags.length ? flags.map((f) => badge(f, 'flag')) : ['—']));
       }
-      const [mute, deaf, hold] = c[4].querySelectorAll('button');
+      const [mute, deaf, hold] = c[5].querySelectorAll('button');
       setText(mute, m.muted ? 'Unmute' : 'Mute');
       mute.setAttribute('data-action', m.muted ? 'unmute' : 'mute');
       setText(deaf, m.deaf ? 'Undeafen' : 'Deafen');
@@ -669,6 +676,30 @@ function renderMembers() {
       hold.setAttribute('data-action', m.held ? 'unhold' : 'hold');
     });
   if (more) requestAnimationFrame(renderMembers);
+}
+
+function signed(n) {
+  return (n > 0 ? '+' : '') + n;
+}
+
+// When a member joined, and for how long it has been in the room.
+function joinedText(iso) {
+  if (!iso) return 'joining';
+  const at = new Date(iso);
+  const secs = Math.max(0, Math.floor((Date.now() - at.getTime()) / 1000));
+  const dur = secs < 3600
+    ? Math.floor(secs / 60) + ':' + String(secs % 60).padStart(2, '0')
+    : Math.floor(secs / 3600) + 'h' + String(Math.floor(secs / 60) % 60).padStart(2, '0');
+  return at.toTimeString().slice(0, 8) + ' · ' + dur;
+}
+
+// The open room's members' time in the room moves on without events.
+function tickDurations() {
+  if (state.view !== 'room') return;
+  for (const td of document.querySelectorAll('#members td.joined')) {
+    const iso = td.getAttribute('data-joined');
+    if (iso) setText(td, joinedText(iso));
+  }
 }
 
 async function memberAction(ev) {
@@ -690,6 +721,8 @@ async function memberAction(ev) {
 async function loadSessions() {
   try {
     const sessions = await all('/api/v1/sessions', 'sessions');
+    for (const s of sessions) if (s.caller_name) state.callerNames.set(s.uuid, s.caller_name);
+    if (state.members.size) renderMembers();
     const select = $('#join-session');
     // Parked calls; one that is joining this room (still parked for a moment) is not offered.
     const parked = sessions.filter((s) => s.state === 'parked' && !state.members.has(s.uuid));
@@ -930,6 +963,7 @@ function start() {
   window.addEventListener('hashchange', render);
   // Ages move on without events.
   setInterval(() => { if (state.view === 'overview') renderRooms(); }, 5000);
+  setInterval(tickDurations, 1000);
   render();
 }
 
