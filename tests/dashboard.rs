@@ -28,11 +28,16 @@ const ADMIN: &str = "operator-key";
 
 /// A lab with talking events for app A and an operator key, served over HTTP on a free port.
 async fn served() -> (TestLab<MemoryStore>, String) {
+    served_with(options()).await
+}
+
+/// [`served`] on these options.
+async fn served_with(base: LabOptions) -> (TestLab<MemoryStore>, String) {
     let options = LabOptions {
         talking_events: vec![AppId::parse(A.0).unwrap()],
         talking_interval: Duration::from_millis(50),
         admin_key: Some(ADMIN.into()),
-        ..options()
+        ..base
     };
     let t = TestLab::start(MemoryStore::new(), options).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -800,5 +805,154 @@ async fn a_member_shows_its_name_time_in_the_room_levels_and_talking() {
         "{looks}"
     );
     assert_eq!(dot[2], json!(true), "the talking row is lit: {looks}");
+    b.stop().await;
+}
+
+/// Issue 41, finding rooms: words match a room's name, id or metadata; the filters keep the
+/// rooms of a status, a node, recording or playing; the sorts put the newest, the oldest, the
+/// fullest or the latest changed first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(browser),
+    ignore = "needs Chromium and chromedriver: apt-get install chromium chromium-driver"
+)]
+async fn rooms_are_found_by_words_filters_and_sorts() {
+    // A play lasts the whole test.
+    let (t, base) = served_with(LabOptions {
+        play_duration: Duration::from_secs(120),
+        ..options()
+    })
+    .await;
+    let sales = t
+        .room_with(
+            A,
+            json!({ "name": "sales-weekly", "metadata": { "team": "emea" } }),
+        )
+        .await;
+    // Ages are told to the second.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let support = t.room(A, "support-standup").await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let board = t.room(A, "board").await;
+    // support: two members; board: one, recording; sales: playing.
+    for (room, caller) in [(&support, "8001"), (&support, "8002"), (&board, "8003")] {
+        let call = t.call(A, caller).await;
+        t.joined(A, room, &call).await;
+    }
+    let r = t
+        .post(
+            &format!("/api/v1/conferences/{board}/recording/start"),
+            A,
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    let r = t
+        .post(
+            &format!("/api/v1/conferences/{sales}/play"),
+            A,
+            json!({ "urls": ["https://cdn.example.com/hold.wav"] }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    eventually("board records and sales plays", || async {
+        let b = t.get(&format!("/api/v1/conferences/{board}"), A).await;
+        let s = t.get(&format!("/api/v1/conferences/{sales}"), A).await;
+        b.body["recording_id"] != "00000000-0000-0000-0000-000000000000"
+            && s.body["playback_status"] == "playing"
+    })
+    .await;
+
+    let b = Browser::start().await;
+    sign_in(&b, &base, "app", A.0, A.1).await;
+    b.text_until("#rooms-count", |s| s == "(3)").await;
+    let order = || async {
+        let keys = b
+            .client
+            .execute(
+                "return [...document.querySelectorAll('#rooms tbody tr[data-key]')]
+                    .map((tr) => tr.getAttribute('data-key'));",
+                vec![],
+            )
+            .await
+            .unwrap();
+        serde_json::from_value::<Vec<String>>(keys).unwrap()
+    };
+    let until_order = |want: Vec<&String>| {
+        let want: Vec<String> = want.into_iter().cloned().collect();
+        async move {
+            eventually("the rooms in that order", || async {
+                order().await == want
+            })
+            .await
+        }
+    };
+    // Words: the name, the metadata, a piece of the id.
+    b.type_into("#rooms-search", "standup").await;
+    until_order(vec![&support]).await;
+    b.text_until("#rooms-count", |s| s == "(1 of 3)").await;
+    b.find("#rooms-search").await.clear().await.unwrap();
+    b.type_into("#rooms-search", "emea").await;
+    until_order(vec![&sales]).await;
+    b.find("#rooms-search").await.clear().await.unwrap();
+    b.type_into("#rooms-search", &board[board.len() - 12..])
+        .await;
+    until_order(vec![&board]).await;
+    b.find("#rooms-search").await.clear().await.unwrap();
+    // Filters.
+    b.click("#rooms-recording").await;
+    until_order(vec![&board]).await;
+    b.click("#rooms-recording").await;
+    b.click("#rooms-playing").await;
+    until_order(vec![&sales]).await;
+    b.click("#rooms-playing").await;
+    b.find("#rooms-node")
+        .await
+        .select_by_value(&board[..5])
+        .await
+        .unwrap();
+    b.find("#rooms-status")
+        .await
+        .select_by_value("terminating")
+        .await
+        .unwrap();
+    until_order(vec![]).await;
+    b.find("#rooms-status")
+        .await
+        .select_by_value("")
+        .await
+        .unwrap();
+    // Sorts: the fullest first; the oldest first; the latest changed first.
+    let sort = |how: &'static str| {
+        let b = &b;
+        async move {
+            b.find("#rooms-sort")
+                .await
+                .select_by_value(how)
+                .await
+                .unwrap()
+        }
+    };
+    sort("members").await;
+    until_order(vec![&support, &board, &sales]).await;
+    sort("oldest").await;
+    until_order(vec![&sales, &support, &board]).await;
+    sort("newest").await;
+    until_order(vec![&board, &support, &sales]).await;
+    // A second later, sales changes: it is the latest activity.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let r = t
+        .post(
+            &format!("/api/v1/conferences/{sales}/volume"),
+            A,
+            json!({ "volume": 3 }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    sort("activity").await;
+    eventually("sales first by activity", || async {
+        order().await.first() == Some(&sales)
+    })
+    .await;
     b.stop().await;
 }

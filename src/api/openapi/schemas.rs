@@ -256,6 +256,10 @@ pub struct ConferenceSummary {
     /// ISO-8601, UTC, to the second.
     #[schema(example = "2026-05-06T12:34:56Z")]
     pub created_at: String,
+    /// When the room last changed (a member, a switch, a play, a recording…): ISO-8601, UTC,
+    /// to the second.
+    #[schema(example = "2026-05-06T12:35:10Z")]
+    pub updated_at: String,
     #[serde(rename = "type")]
     pub kind: RoomType,
     pub status: RoomStatus,
@@ -290,6 +294,9 @@ pub struct ConferenceDetail {
     /// Unix seconds, as a string (the contract says so).
     #[schema(example = "1711036800")]
     pub created_at: String,
+    /// When the room last changed: ISO-8601, UTC, to the second.
+    #[schema(example = "2026-05-06T12:35:10Z")]
+    pub updated_at: String,
     /// Confirmed members.
     pub members: u64,
     pub playback_status: PlaybackStatus,

@@ -23,6 +23,7 @@ const state = {
   session: 0, // counts sign-ins and sign-outs: an answer to an earlier one is dropped
   stale: new Map(), // what an event said changed and a read of it failed: key -> retry timer
   callerNames: new Map(), // session uuid -> caller name (the sessions read)
+  seen: new Map(), // room_id -> when the page first saw it (a count): the order of equal ages
   liveText: null, // what the badge says when nothing is stale
 };
 
@@ -294,6 +295,7 @@ function forget() {
   state.rooms.clear();
   state.members.clear();
   state.callerNames.clear();
+  state.seen.clear();
   state.nodes = null;
   state.lastEventId = null;
   dirty.clear();
@@ -477,6 +479,7 @@ async function loadRooms() {
   try {
     const rooms = await all('/api/v1/conferences', 'conferences');
     state.rooms = new Map(rooms.map((r) => [r.room_id, r]));
+    for (const r of rooms) see(r.room_id);
     redraw();
   } catch (e) {
     showError(e.message);
@@ -498,9 +501,11 @@ const OVERSCAN = 10;
 // thousands costs what a screenful does.
 function renderRooms() {
   if (state.view !== 'overview') return;
-  const rooms = [...state.rooms.values()];
+  const all = [...state.rooms.values()];
+  const rooms = findRooms(all);
   if (state.nodes && state.auth.mode === 'app') renderNodes(state.nodes);
-  setText($('#rooms-count'), '(' + rooms.length + ')');
+  nodeChoices(all);
+  setText($('#rooms-count'), '(' + (rooms.length === all.length ? all.length : rooms.length + ' of ' + all.length) + ')');
   $('#rooms-empty').hidden = rooms.length > 0;
   const scroller = $('#rooms-scroll');
   const first = Math.max(0, Math.floor(scroller.scrollTop / ROOM_ROW) - OVERSCAN);
@@ -546,6 +551,51 @@ function renderRooms() {
   bottom.style.height = Math.max(0, rooms.length - first - visible.length) * ROOM_ROW + 'px';
 }
 
+// The rooms the find bar keeps, in its order: words match the name, the id or the metadata
+// (every word somewhere); the filters are status, node, recording and playing.
+function findRooms(rooms) {
+  const words = $('#rooms-search').value.toLowerCase().split(/\s+/).filter(Boolean);
+  const status = $('#rooms-status').value;
+  const node = $('#rooms-node').value;
+  const recording = $('#rooms-recording').checked;
+  const playing = $('#rooms-playing').checked;
+  const kept = rooms.filter((r) => {
+    if (status && r.status !== status) return false;
+    if (node && r.node !== node) return false;
+    if (recording && !(r.recording_id && r.recording_id !== NIL)) return false;
+    if (playing && r.playback_status !== 'playing') return false;
+    if (!words.length) return true;
+    const text = ((r.name || '') + ' ' + r.room_id + ' ' + (r.metadata ? JSON.stringify(r.metadata) : '')).toLowerCase();
+    return words.every((w) => text.includes(w));
+  });
+  // Ties (ages are told to the second) keep the order the rooms were first seen in: the API
+  // lists the oldest first, and a room that appears later is newer.
+  const seen = (r) => state.seen.get(r.room_id) || 0;
+  const oldest = (a, b) => a.created_at.localeCompare(b.created_at) || seen(a) - seen(b);
+  const by = {
+    oldest,
+    newest: (a, b) => oldest(b, a),
+    members: (a, b) => b.members - a.members || oldest(a, b),
+    activity: (a, b) => (b.updated_at || '').localeCompare(a.updated_at || '') || oldest(a, b),
+  }[$('#rooms-sort').value];
+  return kept.sort(by);
+}
+
+function see(id) {
+  if (!state.seen.has(id)) state.seen.set(id, state.seen.size + 1);
+}
+
+// The node filter offers the nodes the rooms are on.
+function nodeChoices(rooms) {
+  const select = $('#rooms-node');
+  const nodes = [...new Set(rooms.map((r) => r.node))].sort();
+  const have = [...select.options].slice(1).map((o) => o.value);
+  if (have.join() === nodes.join()) return;
+  const current = select.value;
+  select.replaceChildren(el('option', { value: '' }, 'any'), ...nodes.map((n) => el('option', { value: n }, n)));
+  if (nodes.includes(current)) select.value = current;
+}
+
 function updateRoomRow(tr, r) {
   const c = tr.children;
   const a = c[0].firstChild;
@@ -568,6 +618,8 @@ function summaryOf(detail) {
     name: detail.name,
     members: detail.members,
     created_at: new Date(Number(detail.created_at) * 1000).toISOString(),
+    updated_at: detail.updated_at,
+    metadata: detail.metadata,
     type: detail.type,
     status: detail.status,
     node: detail.room_id.slice(0, 5),
@@ -808,7 +860,10 @@ async function refreshRoom(id, report, attempt = 0) {
   try {
     const r = await api('GET', '/api/v1/conferences/' + enc(id));
     if (r.status === 'terminated' || r.status === 'terminating') state.rooms.delete(id);
-    else state.rooms.set(id, summaryOf(r));
+    else {
+      state.rooms.set(id, summaryOf(r));
+      see(id);
+    }
     if (state.roomId === id) renderRoomFacts(r);
     readDone(key);
   } catch (e) {
@@ -960,6 +1015,15 @@ function start() {
   $('#signout').addEventListener('click', signOut);
   $('#error-close').addEventListener('click', clearError);
   roomControls();
+  $('#rooms-find').addEventListener('submit', (ev) => ev.preventDefault());
+  for (const sel of ['#rooms-search', '#rooms-status', '#rooms-node', '#rooms-recording', '#rooms-playing', '#rooms-sort']) {
+    for (const kind of ['input', 'change']) {
+      $(sel).addEventListener(kind, () => {
+        $('#rooms-scroll').scrollTop = 0;
+        renderRooms();
+      });
+    }
+  }
   window.addEventListener('hashchange', render);
   // Ages move on without events.
   setInterval(() => { if (state.view === 'overview') renderRooms(); }, 5000);
