@@ -956,3 +956,71 @@ async fn rooms_are_found_by_words_filters_and_sorts() {
     .await;
     b.stop().await;
 }
+
+/// Issue 41, the room's controls: a button that cannot act is disabled and says why on hover;
+/// lock and unlock; a call joined from the page as a moderator; mute all spares the moderator.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(browser),
+    ignore = "needs Chromium and chromedriver: apt-get install chromium chromium-driver"
+)]
+async fn the_rooms_controls_lock_mute_all_and_join_a_moderator() {
+    let (t, base) = served().await;
+    let room = t.room(A, "controls").await;
+    let guest = t.call(A, "9001").await;
+    t.joined(A, &room, &guest).await;
+    if member(&t, &room, &guest).await["muted"] == true {
+        let r = t.command(A, &guest, "conference/unmute").await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    }
+    let host = t.call(A, "9002").await;
+    let b = Browser::start().await;
+    sign_in(&b, &base, "app", A.0, A.1).await;
+    b.click(&format!("#rooms tr[data-key='{room}'] a")).await;
+    b.text_until("#room-title", |s| s == "controls").await;
+
+    // Nothing plays: Stop cannot act, and says why.
+    b.find("#stop[disabled][title='Nothing is playing']").await;
+    b.find("#record-stop[disabled][title='The room is not recording']")
+        .await;
+
+    // Locked from the page: the API says so, and joining is disabled with the reason.
+    b.click("#lock").await;
+    eventually("the API says locked", || async {
+        t.get(&format!("/api/v1/conferences/{room}"), A).await.body["locked"] == true
+    })
+    .await;
+    b.text_until("#lock", |s| s == "Unlock").await;
+    b.find("#join button[type=submit][disabled][title^='The room is locked']")
+        .await;
+    b.click("#lock").await;
+    b.text_until("#lock", |s| s == "Lock").await;
+    b.find("#join button[type=submit]:not([disabled])").await;
+    assert_eq!(
+        t.get(&format!("/api/v1/conferences/{room}"), A).await.body["locked"],
+        false
+    );
+
+    // A parked call joined as a moderator.
+    b.click("#join-moderator").await;
+    join_from_page(&b, &host).await;
+    eventually("the host is a moderator", || async {
+        member(&t, &room, &host).await["moderator"] == true
+    })
+    .await;
+
+    // Mute all: the guest is muted, the moderator is spared.
+    let host_muted = member(&t, &room, &host).await["muted"].clone();
+    b.click("#mute-all").await;
+    eventually("the guest is muted", || async {
+        member(&t, &room, &guest).await["muted"] == true
+    })
+    .await;
+    assert_eq!(member(&t, &room, &host).await["muted"], host_muted);
+    b.text_until(
+        &format!("#members tr[data-uuid='{guest}'] td:nth-child(5)"),
+        |s| s.contains("muted"),
+    )
+    .await;
+    b.stop().await;
+}

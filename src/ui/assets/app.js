@@ -146,7 +146,8 @@ async function act(button, fn) {
   } catch (e) {
     showError(e.message);
   } finally {
-    if (button) button.disabled = false;
+    // Back as it was, unless what it did made it one that cannot act (see `can`).
+    if (button) button.disabled = button.hasAttribute('data-why');
   }
 }
 
@@ -652,6 +653,7 @@ function renderRoomFacts(r) {
     ['Members', String(r.members)], ['Age', age(new Date(Number(r.created_at) * 1000).toISOString())],
     ['Playback', playbackText(r)],
     ['Recording', r.recording_id && r.recording_id !== NIL ? 'recording ' + r.recording_id : '—'],
+    ['Locked', r.locked ? 'yes: joins are refused' : 'no'],
   ];
   const dl = $('#room-facts');
   if (dl.children.length !== facts.length * 2) {
@@ -660,6 +662,26 @@ function renderRoomFacts(r) {
   facts.forEach(([, v], i) => setText(dl.children[i * 2 + 1], v));
   const vol = $('#volume-db');
   if (document.activeElement !== vol) vol.value = r.playback_volume;
+  // What cannot act now is disabled, and says why on hover.
+  const playing = r.playback_status && r.playback_status !== 'stopped';
+  const recording = r.recording_id && r.recording_id !== NIL;
+  can($('#pause'), playing, 'Nothing is playing');
+  can($('#stop'), playing, 'Nothing is playing');
+  can($('#record-start'), !recording, 'The room is recording already');
+  can($('#record-stop'), recording, 'The room is not recording');
+  can($('#mute-all'), r.members > 0, 'Nobody is in the room');
+  can($('#unmute-all'), r.members > 0, 'Nobody is in the room');
+  setText($('#lock'), r.locked ? 'Unlock' : 'Lock');
+  $('#lock').setAttribute('data-locked', r.locked ? 'yes' : 'no');
+  can($('#join button[type=submit]'), !r.locked, 'The room is locked: unlock it to join a call');
+}
+
+// Enables `button` when it can act; else disables it with the reason as its tooltip.
+function can(button, ok, why) {
+  button.disabled = !ok;
+  button.title = ok ? '' : why;
+  if (ok) button.removeAttribute('data-why');
+  else button.setAttribute('data-why', why);
 }
 
 async function reloadMembers(id, attempt = 0) {
@@ -803,6 +825,15 @@ function roomControls() {
   });
   $('#record-start').addEventListener('click', (ev) => act(ev.currentTarget, () => api('POST', room('/recording/start'), {})));
   $('#record-stop').addEventListener('click', (ev) => act(ev.currentTarget, () => api('POST', room('/recording/stop'), {})));
+  $('#mute-all').addEventListener('click', (ev) => act(ev.currentTarget, () => api('POST', room('/mute_all'), {})));
+  $('#unmute-all').addEventListener('click', (ev) => act(ev.currentTarget, () => api('POST', room('/unmute_all'), {})));
+  $('#lock').addEventListener('click', (ev) => {
+    const verb = ev.currentTarget.getAttribute('data-locked') === 'yes' ? '/unlock' : '/lock';
+    act(ev.currentTarget, async () => {
+      const r = await api('POST', room(verb), {});
+      if (r && r.room_id === state.roomId) renderRoomFacts(r);
+    });
+  });
   $('#delete-room').addEventListener('click', (ev) => {
     if (!confirm('Delete this room? Its members leave it.')) return;
     act(ev.currentTarget, async () => {
@@ -816,7 +847,10 @@ function roomControls() {
     const uuid = $('#join-session').value;
     act(ev.submitter, async () => {
       if (!uuid) throw new Error('No parked call to join: a call must be parked (not in a room) to join one.');
-      await api('POST', '/api/v1/sessions/' + enc(uuid) + '/commands/conference/join', { room_id: id() });
+      const join = { room_id: id() };
+      if ($('#join-moderator').checked) join.moderator = true;
+      if ($('#join-end-on-exit').checked) join.end_on_exit = true;
+      await api('POST', '/api/v1/sessions/' + enc(uuid) + '/commands/conference/join', join);
       await loadSessions();
     });
   });
