@@ -1024,3 +1024,73 @@ async fn the_rooms_controls_lock_mute_all_and_join_a_moderator() {
     .await;
     b.stop().await;
 }
+
+/// Issue 41, recordings: the open room lists its recordings with their state, duration and
+/// size; one still being written cannot be played (disabled, with why); an ended one plays in
+/// the page (`<audio>`, from the file fetched with the key).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(browser),
+    ignore = "needs Chromium and chromedriver: apt-get install chromium chromium-driver"
+)]
+async fn a_rooms_recordings_are_listed_and_play_in_the_page() {
+    let (t, base) = served().await;
+    let room = t.room(A, "recorded").await;
+    let b = Browser::start().await;
+    sign_in(&b, &base, "app", A.0, A.1).await;
+    b.click(&format!("#rooms tr[data-key='{room}'] a")).await;
+    b.text_until("#room-title", |s| s == "recorded").await;
+
+    let r = t
+        .post(
+            &format!("/api/v1/conferences/{room}/recording/start"),
+            A,
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    let rec = r.body["id"].as_str().unwrap().to_owned();
+    let row = format!("#recordings tr[data-id='{rec}']");
+    b.text_until(&format!("{row} td:nth-child(2)"), |s| s == "recording")
+        .await;
+    b.find(&format!(
+        "{row} button[data-rec='play'][disabled][title='The file is not complete yet']"
+    ))
+    .await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let r = t
+        .post(
+            &format!("/api/v1/conferences/{room}/recording/stop"),
+            A,
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    b.text_until(&format!("{row} td:nth-child(2)"), |s| s == "ended")
+        .await;
+    b.text_until(&format!("{row} td:nth-child(3)"), |s| s.ends_with(" s"))
+        .await;
+    b.click(&format!("{row} button[data-rec='play']:not([disabled])"))
+        .await;
+    let heard = b
+        .client
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             const p = document.querySelector('#player');
+             const check = () => p.readyState >= 1
+               ? done([p.hidden, p.getAttribute('data-id'), p.src.startsWith('blob:'), p.duration])
+               : setTimeout(check, 50);
+             check();",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(heard[0], json!(false), "{heard}");
+    assert_eq!(heard[1], json!(rec), "{heard}");
+    assert_eq!(heard[2], json!(true), "{heard}");
+    assert!(
+        heard[3].as_f64().unwrap() > 0.1,
+        "the file's length: {heard}"
+    );
+    b.stop().await;
+}

@@ -67,9 +67,10 @@ impl Asset {
 }
 
 /// Only this origin's script, style and API; no frames, no forms posted anywhere.
+/// Recordings play from `blob:` URLs the page makes of what it fetched with the key.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
-    connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; \
-    frame-ancestors 'none'";
+    connect-src 'self'; img-src 'self' data:; media-src blob:; base-uri 'none'; \
+    form-action 'none'; frame-ancestors 'none'";
 
 static INDEX: LazyLock<Asset> = LazyLock::new(|| {
     Asset::new(

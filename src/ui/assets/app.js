@@ -23,6 +23,7 @@ const state = {
   session: 0, // counts sign-ins and sign-outs: an answer to an earlier one is dropped
   stale: new Map(), // what an event said changed and a read of it failed: key -> retry timer
   callerNames: new Map(), // session uuid -> caller name (the sessions read)
+  recordings: new Map(), // recording id -> as the API showed it
   seen: new Map(), // room_id -> when the page first saw it (a count): the order of equal ages
   liveText: null, // what the badge says when nothing is stale
 };
@@ -297,11 +298,16 @@ function forget() {
   state.members.clear();
   state.callerNames.clear();
   state.seen.clear();
+  state.recordings.clear();
+  const player = $('#player');
+  player.pause();
+  player.removeAttribute('src');
+  player.hidden = true;
   state.nodes = null;
   state.lastEventId = null;
   dirty.clear();
   pending.clear();
-  for (const sel of ['#rooms tbody', '#members tbody', '#nodes tbody', '#apps tbody']) {
+  for (const sel of ['#rooms tbody', '#members tbody', '#nodes tbody', '#apps tbody', '#recordings tbody']) {
     $(sel).replaceChildren();
     rowsOf.delete($(sel));
   }
@@ -640,6 +646,9 @@ async function openRoom(id) {
     state.members.clear();
     $('#members tbody').replaceChildren();
     rowsOf.delete($('#members tbody'));
+    $('#recordings tbody').replaceChildren();
+    rowsOf.delete($('#recordings tbody'));
+    $('#player').hidden = true;
     $('#events').replaceChildren();
   }
   await Promise.all([refreshRoom(id, true), reloadMembers(id), loadSessions()]);
@@ -674,6 +683,73 @@ function renderRoomFacts(r) {
   setText($('#lock'), r.locked ? 'Unlock' : 'Lock');
   $('#lock').setAttribute('data-locked', r.locked ? 'yes' : 'no');
   can($('#join button[type=submit]'), !r.locked, 'The room is locked: unlock it to join a call');
+  loadRecordings(r.recording_ids);
+}
+
+// ---- a room's recordings ----
+
+// The room's recordings as the API shows them, read again while one is not final.
+async function loadRecordings(ids) {
+  const final = (rec) => rec.status === 'ended' && (rec.storage !== 's3' || ['ready', 'failed'].includes(rec.upload_status));
+  const wanted = (ids || []).filter((id) => !state.recordings.has(id) || !final(state.recordings.get(id)));
+  const roomId = state.roomId;
+  await Promise.all(wanted.map(async (id) => {
+    try {
+      state.recordings.set(id, await api('GET', '/api/v1/recordings/' + enc(id)));
+    } catch (e) {
+      if (e.status === 404) state.recordings.delete(id);
+    }
+  }));
+  if (state.roomId !== roomId) return;
+  const shown = (ids || []).map((id) => state.recordings.get(id)).filter(Boolean);
+  setText($('#recordings-count'), '(' + shown.length + ')');
+  keyedRows($('#recordings tbody'), shown, (rec) => rec.id,
+    (rec) => el('tr', { 'data-id': rec.id }, el('td', { title: rec.id }, rec.id.slice(0, 8) + '…'),
+      el('td'), el('td', { class: 'num' }), el('td', { class: 'num' }),
+      el('td', {}, el('button', { type: 'button', class: 'quiet', 'data-rec': 'play' }, 'Play'), ' ',
+        el('button', { type: 'button', class: 'quiet', 'data-rec': 'download' }, 'Download'))),
+    (tr, rec) => {
+      const c = tr.children;
+      setText(c[1], rec.storage === 's3' && rec.status === 'ended' ? 'ended · ' + rec.upload_status : rec.status);
+      setText(c[2], rec.duration_ms != null ? (rec.duration_ms / 1000).toFixed(1) + ' s' : '—');
+      setText(c[3], rec.size_bytes != null ? (rec.size_bytes / 1024).toFixed(0) + ' KiB' : '—');
+      const playable = rec.status === 'ended' && (rec.storage !== 's3' || rec.upload_status === 'ready');
+      for (const b of c[4].querySelectorAll('button')) can(b, playable, 'The file is not complete yet');
+    });
+}
+
+// A recording's file, fetched with the key (an <audio> or a link cannot send it): a blob URL.
+async function recordingBlob(id) {
+  const res = await fetch('/api/v1/recordings/' + enc(id) + '/file', { headers: headers() });
+  if (!res.ok) {
+    let msg = res.status + ' ' + res.statusText;
+    try { msg = (await res.json()).error || msg; } catch (_) { /* the status says it */ }
+    throw new ApiFailure(msg, res.status);
+  }
+  return URL.createObjectURL(await res.blob());
+}
+
+async function recordingAction(ev) {
+  const button = ev.target.closest('button[data-rec]');
+  if (!button) return;
+  const id = button.closest('tr').getAttribute('data-id');
+  await act(button, async () => {
+    const url = await recordingBlob(id);
+    if (button.getAttribute('data-rec') === 'play') {
+      const player = $('#player');
+      if (player.src.startsWith('blob:')) URL.revokeObjectURL(player.src);
+      player.src = url;
+      player.hidden = false;
+      player.setAttribute('data-id', id);
+      await player.play().catch(() => {});
+    } else {
+      const a = el('a', { href: url, download: id + '.wav' });
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 10000);
+    }
+  });
 }
 
 // Enables `button` when it can act; else disables it with the reason as its tooltip.
@@ -856,6 +932,7 @@ function roomControls() {
   });
   $('#join-session').addEventListener('focus', loadSessions);
   $('#members').addEventListener('click', memberAction);
+  $('#recordings').addEventListener('click', recordingAction);
   $('#rooms-scroll').addEventListener('scroll', redraw, { passive: true });
   $('#create-room').addEventListener('submit', (ev) => {
     ev.preventDefault();
