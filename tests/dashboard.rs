@@ -60,8 +60,7 @@ async fn the_page_resumes_its_event_stream_after_a_drop() {
     let b = Browser::start().await;
     sign_in(&b, &format!("http://{}", proxy.addr), "app", A.0, A.1).await;
     b.text_until("#live", |s| s == "live").await;
-    b.click(&format!("#rooms tr[data-key='{room}'] a")).await;
-    b.text_until("#room-title", |s| s == "resumed").await;
+    open_room(&b, &room, "resumed").await;
 
     // The stream drops; meanwhile a call joins the room.
     proxy.cut();
@@ -105,6 +104,23 @@ async fn fill_sign_in(b: &Browser, mode: &str, app: &str, key: &str) {
     }
     b.type_into("#signin-key", key).await;
     b.click("#signin button[type=submit]").await;
+}
+
+/// A lab served, a room named `name` made in it, and app A signed in on that room's page.
+async fn on_a_room(name: &str) -> (TestLab<MemoryStore>, Browser, String) {
+    let (t, base) = served().await;
+    let room = t.room(A, name).await;
+    let b = Browser::start().await;
+    sign_in(&b, &base, "app", A.0, A.1).await;
+    b.text_until("#live", |s| s == "live").await;
+    open_room(&b, &room, name).await;
+    (t, b, room)
+}
+
+/// Opens `room` from the rooms list, and waits for its title.
+async fn open_room(b: &Browser, room: &str, title: &str) {
+    b.click(&format!("#rooms tr[data-key='{room}'] a")).await;
+    b.text_until("#room-title", |s| s == title).await;
 }
 
 /// Joins the parked call `call` into the open room with the page's join form.
@@ -563,13 +579,7 @@ async fn a_thousand_rooms_and_a_room_of_two_hundred_stay_live() {
     ignore = "needs Chromium and chromedriver: apt-get install chromium chromium-driver"
 )]
 async fn signing_out_leaves_nothing_of_the_app_to_the_next_one() {
-    let (t, base) = served().await;
-    let room = t.room(A, "alpha-secret").await;
-    let b = Browser::start().await;
-    sign_in(&b, &base, "app", A.0, A.1).await;
-    b.text_until("#live", |s| s == "live").await;
-    b.click(&format!("#rooms tr[data-key='{room}'] a")).await;
-    b.text_until("#room-title", |s| s == "alpha-secret").await;
+    let (t, b, room) = on_a_room("alpha-secret").await;
     // A call joins while the room is open: its events are in the page's log.
     let call = t.call(A, "5550001").await;
     t.joined(A, &room, &call).await;
@@ -661,13 +671,7 @@ async fn the_page_has_an_icon() {
     ignore = "needs Chromium and chromedriver: apt-get install chromium chromium-driver"
 )]
 async fn a_read_that_fails_is_shown_stale_and_made_again() {
-    let (t, base) = served().await;
-    let room = t.room(A, "flaky").await;
-    let b = Browser::start().await;
-    sign_in(&b, &base, "app", A.0, A.1).await;
-    b.text_until("#live", |s| s == "live").await;
-    b.click(&format!("#rooms tr[data-key='{room}'] a")).await;
-    b.text_until("#room-title", |s| s == "flaky").await;
+    let (t, b, room) = on_a_room("flaky").await;
 
     // Every read but the open stream fails, as offline.
     b.client
@@ -976,8 +980,7 @@ async fn the_rooms_controls_lock_mute_all_and_join_a_moderator() {
     let host = t.call(A, "9002").await;
     let b = Browser::start().await;
     sign_in(&b, &base, "app", A.0, A.1).await;
-    b.click(&format!("#rooms tr[data-key='{room}'] a")).await;
-    b.text_until("#room-title", |s| s == "controls").await;
+    open_room(&b, &room, "controls").await;
 
     // Nothing plays: Stop cannot act, and says why.
     b.find("#stop[disabled][title='Nothing is playing']").await;
@@ -1034,12 +1037,7 @@ async fn the_rooms_controls_lock_mute_all_and_join_a_moderator() {
     ignore = "needs Chromium and chromedriver: apt-get install chromium chromium-driver"
 )]
 async fn a_rooms_recordings_are_listed_and_play_in_the_page() {
-    let (t, base) = served().await;
-    let room = t.room(A, "recorded").await;
-    let b = Browser::start().await;
-    sign_in(&b, &base, "app", A.0, A.1).await;
-    b.click(&format!("#rooms tr[data-key='{room}'] a")).await;
-    b.text_until("#room-title", |s| s == "recorded").await;
+    let (t, b, room) = on_a_room("recorded").await;
 
     let r = t
         .post(

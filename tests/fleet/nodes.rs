@@ -202,12 +202,22 @@ pub(super) async fn members(api: &Api, room: &str) -> BTreeMap<String, bool> {
         .collect()
 }
 
-/// (session, muted) of the callers in the room on its simulated node: a local call's session
-/// is `<node prefix>-<channel>`, a call carried from another node is named by its leg's tag.
+/// (session, muted) of the callers in the room on its simulated node.
 pub(super) fn on_node(sims: &[Simulator], room: &str) -> BTreeMap<String, bool> {
     let n = PREFIXES.iter().position(|p| room.starts_with(p)).unwrap();
-    let list: Value = serde_json::from_str(&sims[n].api(&format!("conference {room} json_list")))
-        .unwrap_or_default();
+    callers(&sims[n], room)
+        .into_iter()
+        .map(|(session, (_, muted))| (session, muted))
+        .collect()
+}
+
+/// The callers in `room` on `sim` (its control leg left out): session, member id, muted. A
+/// local call's session is `<node prefix>-<channel>`, a call carried from another node is
+/// named by its leg's tag.
+fn callers(sim: &Simulator, room: &str) -> BTreeMap<String, (u64, bool)> {
+    let list: Value =
+        serde_json::from_str(&sim.api(&format!("conference {room} json_list"))).unwrap_or_default();
+    let prefix = &room[..5];
     list[0]["members"]
         .as_array()
         .into_iter()
@@ -215,17 +225,22 @@ pub(super) fn on_node(sims: &[Simulator], room: &str) -> BTreeMap<String, bool> 
         .filter(|m| m["type"] == "caller")
         .filter(|m| {
             let channel = m["uuid"].as_str().unwrap_or_default();
-            let role = sims[n].api(&format!("uuid_getvar {channel} switchyard_role"));
-            role.trim() != "control"
+            sim.api(&format!("uuid_getvar {channel} switchyard_role"))
+                .trim()
+                != "control"
         })
         .map(|m| {
             let channel = m["uuid"].as_str().unwrap_or_default();
-            let tag = sims[n].api(&format!("uuid_getvar {channel} sip_h_X-Switchyard-Session"));
+            let tag = sim.api(&format!("uuid_getvar {channel} sip_h_X-Switchyard-Session"));
             let session = match tag.trim() {
-                "_undef_" => format!("{}-{channel}", PREFIXES[n]),
+                "_undef_" => format!("{prefix}-{channel}"),
                 tag => tag.to_owned(),
             };
-            (session, !m["flags"]["can_speak"].as_bool().unwrap_or(true))
+            let id = m["id"].as_u64().unwrap_or_default();
+            (
+                session,
+                (id, !m["flags"]["can_speak"].as_bool().unwrap_or(true)),
+            )
         })
         .collect()
 }
@@ -711,7 +726,7 @@ async fn no_audit_loses_a_change_made_on_the_node() {
     while started.elapsed() < Duration::from_secs(2) {
         for room in &rooms {
             let n = PREFIXES.iter().position(|p| room.starts_with(p)).unwrap();
-            for (session, (id, muted)) in caller_ids(&sims[n], room) {
+            for (session, (id, muted)) in callers(&sims[n], room) {
                 let verb = if muted { "unmute" } else { "mute" };
                 let reply = sims[n].api(&format!("conference {room} {verb} {id}"));
                 assert!(reply.starts_with("+OK"), "{reply}");
@@ -726,33 +741,6 @@ async fn no_audit_loses_a_change_made_on_the_node() {
     );
     announced_once_in_order(&receiver, &toggled, &rooms, 0.0).await;
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// The callers in `room` on `sim` (a node's own calls): session, member id, muted.
-fn caller_ids(sim: &Simulator, room: &str) -> BTreeMap<String, (u64, bool)> {
-    let list: Value =
-        serde_json::from_str(&sim.api(&format!("conference {room} json_list"))).unwrap_or_default();
-    let prefix = &room[..5];
-    list[0]["members"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|m| m["type"] == "caller")
-        .filter(|m| {
-            let channel = m["uuid"].as_str().unwrap_or_default();
-            sim.api(&format!("uuid_getvar {channel} switchyard_role"))
-                .trim()
-                != "control"
-        })
-        .map(|m| {
-            let session = format!("{prefix}-{}", m["uuid"].as_str().unwrap_or_default());
-            let id = m["id"].as_u64().unwrap_or_default();
-            (
-                session,
-                (id, !m["flags"]["can_speak"].as_bool().unwrap_or(true)),
-            )
-        })
-        .collect()
 }
 
 /// Issue 35: the store fails over under the same traffic, with two instances sharing the nodes
