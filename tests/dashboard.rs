@@ -117,6 +117,27 @@ async fn on_a_room(name: &str) -> (TestLab<MemoryStore>, Browser, String) {
     (t, b, room)
 }
 
+/// Clicks `css` until `done` holds: a cooldown may refuse the first clicks (429, shown on the
+/// page). At most 10 s.
+async fn click_until<F, Fut>(b: &Browser, css: &str, what: &str, mut done: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = tokio::time::Instant::now();
+    loop {
+        b.click(css).await;
+        let tried = tokio::time::Instant::now();
+        while tried.elapsed() < Duration::from_secs(1) {
+            if done().await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "never: {what}");
+    }
+}
+
 /// Opens `room` from the rooms list, and waits for its title.
 async fn open_room(b: &Browser, room: &str, title: &str) {
     b.click(&format!("#rooms tr[data-key='{room}'] a")).await;
@@ -211,24 +232,10 @@ async fn an_app_follows_its_rooms_live_and_controls_them_from_the_page() {
 
     // Mute from the page: the API's state follows, and so does the page.
     let mute = format!("{tr} button[data-action='mute']");
-    let started = tokio::time::Instant::now();
-    loop {
-        // The mute cooldown after the unmute may refuse the first click (429, shown).
-        b.click(&mute).await;
-        let muted = async {
-            eventually("the API says muted", || async {
-                member(&t, &room, &call).await["muted"] == true
-            })
-            .await
-        };
-        if tokio::time::timeout(Duration::from_secs(1), muted)
-            .await
-            .is_ok()
-        {
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(10), "never muted");
-    }
+    click_until(&b, &mute, "the API says muted", || async {
+        member(&t, &room, &call).await["muted"] == true
+    })
+    .await;
     b.text_until(&format!("{tr} td:nth-child(5)"), |s| s.contains("muted"))
         .await;
     b.find(&format!("{tr} button[data-action='unmute']")).await;
@@ -1090,5 +1097,79 @@ async fn a_rooms_recordings_are_listed_and_play_in_the_page() {
         heard[3].as_f64().unwrap() > 0.1,
         "the file's length: {heard}"
     );
+    b.stop().await;
+}
+
+/// Issue 41, one member's actions: selected by its row, a member coaches another and stops,
+/// is announced to (a text), and is moved to another room of the app; the API says each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(browser),
+    ignore = "needs Chromium and chromedriver: apt-get install chromium chromium-driver"
+)]
+async fn a_member_coaches_is_announced_to_and_moves_from_the_page() {
+    let (t, b, room) = on_a_room("main-stage").await;
+    let breakout = t.room(A, "breakout").await;
+    let coach = t.call(A, "9101").await;
+    t.joined(A, &room, &coach).await;
+    let agent = t.call(A, "9102").await;
+    t.joined(A, &room, &agent).await;
+    let row = format!("#members tr[data-uuid='{coach}']");
+    b.text_until(&row, |s| s.contains("9101")).await;
+    b.text_until(&format!("#members tr[data-uuid='{agent}']"), |s| {
+        s.contains("9102")
+    })
+    .await;
+
+    // Selected: nothing to stop coaching yet.
+    b.click(&format!("{row} td:nth-child(3)")).await;
+    b.find(&format!("{row}.selected")).await;
+    b.find("#member-panel:not([hidden]) #uncoach[disabled][title='Not coaching anyone']")
+        .await;
+    b.find("#coach-member")
+        .await
+        .select_by_value(&agent)
+        .await
+        .unwrap();
+    b.click("#coach").await;
+    eventually("coaching the agent", || async {
+        member(&t, &room, &coach).await["coaching"] == agent.as_str()
+    })
+    .await;
+    click_until(
+        &b,
+        "#uncoach:not([disabled])",
+        "coaching nobody",
+        || async { member(&t, &room, &coach).await["coaching"].is_null() },
+    )
+    .await;
+
+    // An announcement to the member alone (a text, spoken by the node).
+    b.type_into("#announce-what", "you are next").await;
+    b.click("#announce").await;
+    eventually("the announcement told", || async {
+        t.count(
+            A,
+            switchyard::conference::EventKind::MemberAnnouncementFinished,
+        )
+        .await
+            > 0
+    })
+    .await;
+
+    // Moved to the breakout room.
+    b.find(&format!("#move-room option[value='{breakout}']"))
+        .await;
+    b.find("#move-room")
+        .await
+        .select_by_value(&breakout)
+        .await
+        .unwrap();
+    b.click("#move").await;
+    eventually("the coach is in the breakout room", || async {
+        member(&t, &breakout, &coach).await.is_object()
+    })
+    .await;
+    b.gone(&row).await;
     b.stop().await;
 }

@@ -299,6 +299,8 @@ function forget() {
   state.callerNames.clear();
   state.seen.clear();
   state.recordings.clear();
+  state.selected = null;
+  $('#member-panel').hidden = true;
   const player = $('#player');
   player.pause();
   player.removeAttribute('src');
@@ -648,6 +650,8 @@ async function openRoom(id) {
     rowsOf.delete($('#members tbody'));
     $('#recordings tbody').replaceChildren();
     rowsOf.delete($('#recordings tbody'));
+    state.selected = null;
+    $('#member-panel').hidden = true;
     $('#player').hidden = true;
     $('#events').replaceChildren();
   }
@@ -684,6 +688,51 @@ function renderRoomFacts(r) {
   $('#lock').setAttribute('data-locked', r.locked ? 'yes' : 'no');
   can($('#join button[type=submit]'), !r.locked, 'The room is locked: unlock it to join a call');
   loadRecordings(r.recording_ids);
+}
+
+// ---- one member: move, coach, announce ----
+
+function selectMember(uuid) {
+  state.selected = uuid;
+  for (const tr of document.querySelectorAll('#members tr.selected')) tr.classList.remove('selected');
+  const tr = document.querySelector(`#members tr[data-uuid="${CSS.escape(uuid)}"]`);
+  if (tr) tr.classList.add('selected');
+  renderMemberPanel();
+  if (![...state.rooms.keys()].some((id) => id !== state.roomId)) loadRooms().then(renderMemberPanel);
+}
+
+// The panel of the selected member: the app's other rooms to move it to, the room's other
+// members it can coach.
+function renderMemberPanel() {
+  const m = state.members.get(state.selected);
+  const panel = $('#member-panel');
+  panel.hidden = !m;
+  if (!m) return;
+  setText($('#member-selected'), (state.callerNames.get(m.uuid) || m.caller_id) + ':');
+  const options = (select, items) => {
+    const current = select.value;
+    select.replaceChildren(...items.map(([value, text]) => el('option', { value }, text)));
+    if (items.some(([v]) => v === current)) select.value = current;
+  };
+  const rooms = [...state.rooms.values()].filter((r) => r.room_id !== state.roomId);
+  options($('#move-room'), rooms.map((r) => [r.room_id, r.name || r.room_id]));
+  can($('#move'), rooms.length > 0, 'The app has no other live room');
+  const others = [...state.members.values()].filter((o) => o.uuid !== m.uuid);
+  options($('#coach-member'), others.map((o) => [o.uuid, state.callerNames.get(o.uuid) || o.caller_id]));
+  can($('#coach'), others.length > 0, 'Nobody else is in the room to coach');
+  can($('#uncoach'), Boolean(m.coaching), 'Not coaching anyone');
+}
+
+function memberPanel() {
+  const command = (verb, body) => api('POST', '/api/v1/sessions/' + enc(state.selected) + '/commands/conference/' + verb, body);
+  $('#move').addEventListener('click', (ev) => act(ev.currentTarget, () => command('move', { room_id: $('#move-room').value })));
+  $('#coach').addEventListener('click', (ev) => act(ev.currentTarget, () => command('coach', { member: $('#coach-member').value })));
+  $('#uncoach').addEventListener('click', (ev) => act(ev.currentTarget, () => command('uncoach', {})));
+  $('#announce').addEventListener('click', (ev) => act(ev.currentTarget, () => {
+    const what = $('#announce-what').value.trim();
+    if (!what) throw new Error('Give a URL to play or a text to speak.');
+    return command('announce', /^https?:\/\//.test(what) ? { url: what } : { text: what });
+  }));
 }
 
 // ---- a room's recordings ----
@@ -826,6 +875,11 @@ function renderMembers() {
       hold.setAttribute('data-action', m.held ? 'unhold' : 'hold');
     });
   if (more) requestAnimationFrame(renderMembers);
+  else if (state.selected) {
+    const tr = document.querySelector(`#members tr[data-uuid="${CSS.escape(state.selected)}"]`);
+    if (tr) tr.classList.add('selected');
+    renderMemberPanel();
+  }
 }
 
 function signed(n) {
@@ -854,7 +908,11 @@ function tickDurations() {
 
 async function memberAction(ev) {
   const button = ev.target.closest('button[data-action]');
-  if (!button) return;
+  if (!button) {
+    const tr = ev.target.closest('tbody tr[data-uuid]');
+    if (tr) selectMember(tr.getAttribute('data-uuid'));
+    return;
+  }
   const uuid = button.closest('tr').getAttribute('data-uuid');
   const action = button.getAttribute('data-action');
   const m = state.members.get(uuid);
@@ -932,6 +990,7 @@ function roomControls() {
   });
   $('#join-session').addEventListener('focus', loadSessions);
   $('#members').addEventListener('click', memberAction);
+  memberPanel();
   $('#recordings').addEventListener('click', recordingAction);
   $('#rooms-scroll').addEventListener('scroll', redraw, { passive: true });
   $('#create-room').addEventListener('submit', (ev) => {
@@ -1011,6 +1070,12 @@ function onEvent(envelope) {
   const id = envelope.room_id;
   if (!id) return;
   touched(id);
+  // A member moved is told once, by the room it went to: the room it left changed too.
+  const from = envelope.data && envelope.data.from_room;
+  if (from && from !== id) {
+    touched(from);
+    if (state.roomId === from) throttle('members:' + from, () => reloadMembers(from));
+  }
   if (state.roomId === id) {
     if (envelope.type.startsWith('conference.member.') || envelope.type.startsWith('conference.participant.')) {
       throttle('members:' + id, () => reloadMembers(id));
