@@ -12,6 +12,7 @@ mod browser;
 mod common;
 #[path = "common/live.rs"]
 mod live;
+mod webhook_support;
 
 use std::time::Duration;
 
@@ -1171,5 +1172,52 @@ async fn a_member_coaches_is_announced_to_and_moves_from_the_page() {
     })
     .await;
     b.gone(&row).await;
+    b.stop().await;
+}
+
+/// Issue 41, webhooks: the app's delivery log on the page, newest first; a message the receiver
+/// refused for good (a 400: dead-lettered at once) is sent again from its row, and delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(browser),
+    ignore = "needs Chromium and chromedriver: apt-get install chromium chromium-driver"
+)]
+async fn the_delivery_log_shows_and_a_dead_letter_is_sent_again() {
+    // The first `conference.created` is refused; everything else, and that one again, is taken.
+    let receiver =
+        webhook_support::Receiver::start(webhook_support::any_port(), |json, earlier| {
+            match (json["type"].as_str(), earlier) {
+                (Some("conference.created"), 0) => (400, None),
+                _ => (200, None),
+            }
+        })
+        .await;
+    let mut opts = options();
+    opts.webhook = Some((
+        receiver.url(),
+        switchyard::webhook::sign::Signer::parse(&webhook_support::secret()).unwrap(),
+    ));
+    let (t, base) = served_with(opts).await;
+    let room = t.room(A, "hooked").await;
+    let b = Browser::start().await;
+    sign_in(&b, &base, "app", A.0, A.1).await;
+    let dead = "#webhooks tr[data-outcome='dead_letter']";
+    let text = b
+        .text_until(dead, |s| s.contains("conference.created"))
+        .await;
+    assert!(text.contains("400"), "{text}");
+    let id = b.find(dead).await.attr("data-id").await.unwrap().unwrap();
+    b.click(&format!("{dead} button[data-retry]")).await;
+    b.text_until(
+        &format!("#webhooks tr[data-id='{id}'][data-outcome='delivered']"),
+        |s| s.contains("conference.created"),
+    )
+    .await;
+    let created: Vec<_> = receiver
+        .delivered()
+        .into_iter()
+        .filter(|r| r.room() == room && r.json["type"] == "conference.created")
+        .collect();
+    assert_eq!(created.len(), 1, "delivered once, after the retry");
     b.stop().await;
 }

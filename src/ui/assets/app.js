@@ -309,7 +309,7 @@ function forget() {
   state.lastEventId = null;
   dirty.clear();
   pending.clear();
-  for (const sel of ['#rooms tbody', '#members tbody', '#nodes tbody', '#apps tbody', '#recordings tbody']) {
+  for (const sel of ['#rooms tbody', '#members tbody', '#nodes tbody', '#apps tbody', '#recordings tbody', '#webhooks tbody']) {
     $(sel).replaceChildren();
     rowsOf.delete($(sel));
   }
@@ -328,8 +328,13 @@ async function openOverview() {
   refreshNodes();
   clearInterval(state.nodesTimer);
   // Node rates and lag are sampled figures, not events: read every few seconds.
-  state.nodesTimer = setInterval(() => { if (state.view === 'overview') refreshNodes(); }, 3000);
-  if (state.acting) await loadRooms();
+  state.nodesTimer = setInterval(() => {
+    if (state.view !== 'overview') return;
+    refreshNodes();
+    if (state.acting) loadDeliveries();
+  }, 3000);
+  $('#webhooks-card').hidden = !state.acting;
+  if (state.acting) await Promise.all([loadRooms(), loadDeliveries()]);
 }
 
 async function refreshNodes() {
@@ -690,6 +695,45 @@ function renderRoomFacts(r) {
   loadRecordings(r.recording_ids);
 }
 
+// ---- the app's webhook deliveries ----
+
+const DELIVERIES_SHOWN = 50;
+
+// The newest delivery attempts; a dead letter can be sent again from its row.
+async function loadDeliveries() {
+  try {
+    const page = await api('GET', '/api/v1/webhooks/deliveries?limit=' + DELIVERIES_SHOWN);
+    const rows = (page.deliveries || []).map((d, i) => ({ ...d, key: d.id + '#' + d.attempt + '#' + d.at + '#' + i }));
+    $('#webhooks-empty').hidden = rows.length > 0;
+    const tbody = $('#webhooks tbody');
+    tbody.replaceChildren(...rows.map((d) => el('tr', { 'data-id': d.id, 'data-outcome': d.outcome },
+      el('td', {}, (d.at || '').replace(/^.*T/, '').replace('Z', '')),
+      el('td', {}, d.type || ''),
+      el('td', { title: d.room_id || '' }, d.room_id ? d.room_id.slice(0, 18) + '…' : ''),
+      el('td', { class: 'num' }, String(d.seq ?? '')),
+      el('td', { class: 'num' }, String(d.attempt ?? '')),
+      el('td', {}, badge(d.outcome, d.outcome === 'delivered' ? 'up' : d.outcome === 'dead_letter' ? 'failed' : 'starting')),
+      el('td', {}, d.status ? String(d.status) : (d.error || '')),
+      el('td', {}, d.outcome === 'dead_letter'
+        ? el('button', { type: 'button', class: 'quiet', 'data-retry': d.id }, 'Retry')
+        : ''))));
+  } catch (e) {
+    if (e.status !== 404) showError(e.message);
+  }
+}
+
+function deliveryControls() {
+  $('#webhooks-refresh').addEventListener('click', (ev) => act(ev.currentTarget, loadDeliveries));
+  $('#webhooks').addEventListener('click', (ev) => {
+    const button = ev.target.closest('button[data-retry]');
+    if (!button) return;
+    act(button, async () => {
+      await api('POST', '/api/v1/webhooks/deliveries/' + enc(button.getAttribute('data-retry')) + '/retry', {});
+      await loadDeliveries();
+    });
+  });
+}
+
 // ---- one member: move, coach, announce ----
 
 function selectMember(uuid) {
@@ -991,6 +1035,7 @@ function roomControls() {
   $('#join-session').addEventListener('focus', loadSessions);
   $('#members').addEventListener('click', memberAction);
   memberPanel();
+  deliveryControls();
   $('#recordings').addEventListener('click', recordingAction);
   $('#rooms-scroll').addEventListener('scroll', redraw, { passive: true });
   $('#create-room').addEventListener('submit', (ev) => {
