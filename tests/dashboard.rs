@@ -1221,3 +1221,37 @@ async fn the_delivery_log_shows_and_a_dead_letter_is_sent_again() {
     assert_eq!(created.len(), 1, "delivered once, after the retry");
     b.stop().await;
 }
+
+/// Issue 41, the operator: every app's live rooms in one list with the app as a column; a room
+/// opens as its app.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(browser),
+    ignore = "needs Chromium and chromedriver: apt-get install chromium chromium-driver"
+)]
+async fn the_operator_lists_every_apps_rooms_in_one_list() {
+    let (t, base) = served().await;
+    let alpha = t.room(A, "alpha-room").await;
+    let bravo = t.room(B, "bravo-room").await;
+    let b = Browser::start().await;
+    sign_in(&b, &base, "operator", "", ADMIN).await;
+    b.text_until("#whoami", |s| s == "operator").await;
+    b.cells_until(&format!("#rooms tr[data-key='{alpha}']"), |c| {
+        c[0] == "alpha-room" && c[8] == A.0
+    })
+    .await;
+    b.cells_until(&format!("#rooms tr[data-key='{bravo}']"), |c| {
+        c[0] == "bravo-room" && c[8] == B.0
+    })
+    .await;
+    b.find("#create-room[hidden]").await;
+    // A room made meanwhile appears without a reload.
+    let later = t.room(B, "later-room").await;
+    b.cells_until(&format!("#rooms tr[data-key='{later}']"), |c| c[8] == B.0)
+        .await;
+    b.click(&format!("#rooms tr[data-key='{bravo}'] a")).await;
+    b.text_until("#room-title", |s| s == "bravo-room").await;
+    b.text_until("#whoami", |s| s == format!("operator · acting as {}", B.0))
+        .await;
+    b.stop().await;
+}

@@ -70,7 +70,8 @@ class ApiFailure extends Error {
 
 // ---- the API ----
 
-function headers() {
+// `as`: the app an operator acts as for this request (default: the one the page shows).
+function headers(as) {
   const h = { Accept: 'application/json' };
   const a = state.auth;
   if (!a) return h;
@@ -79,14 +80,14 @@ function headers() {
     h['X-API-Key'] = a.key;
   } else {
     h['X-Admin-Key'] = a.key;
-    if (state.acting) h['X-App-ID'] = state.acting;
+    if (as || state.acting) h['X-App-ID'] = as || state.acting;
   }
   return h;
 }
 
-async function api(method, path, body) {
+async function api(method, path, body, as) {
   const session = state.session;
-  const init = { method, headers: headers() };
+  const init = { method, headers: headers(as) };
   if (body !== undefined) {
     init.headers['Content-Type'] = 'application/json';
     init.body = JSON.stringify(body);
@@ -111,13 +112,13 @@ async function api(method, path, body) {
 
 const enc = encodeURIComponent;
 
-// Reads every page of a listing.
-async function all(path, field) {
+// Reads every page of a listing (`as`: see `headers`).
+async function all(path, field, as) {
   const out = [];
   let cursor = '';
   for (;;) {
     const sep = path.includes('?') ? '&' : '?';
-    const page = await api('GET', path + sep + 'limit=200' + (cursor ? '&cursor=' + enc(cursor) : ''));
+    const page = await api('GET', path + sep + 'limit=200' + (cursor ? '&cursor=' + enc(cursor) : ''), undefined, as);
     out.push(...(page[field] || []));
     cursor = page.cursor;
     if (!cursor) return out;
@@ -324,7 +325,11 @@ async function openOverview() {
   const operator = state.auth.mode === 'operator';
   $('#apps-card').hidden = !operator;
   const roomsCard = $('#rooms').closest('.card');
-  roomsCard.hidden = !state.acting;
+  // The operator sees every app's rooms in one list until it picks one app.
+  const everyApp = operator && !state.acting;
+  roomsCard.hidden = false;
+  $('#create-room').hidden = everyApp;
+  $('#rooms').classList.toggle('every-app', everyApp);
   refreshNodes();
   clearInterval(state.nodesTimer);
   // Node rates and lag are sampled figures, not events: read every few seconds.
@@ -332,9 +337,10 @@ async function openOverview() {
     if (state.view !== 'overview') return;
     refreshNodes();
     if (state.acting) loadDeliveries();
+    else if (state.auth.mode === 'operator') loadRooms();
   }, 3000);
   $('#webhooks-card').hidden = !state.acting;
-  if (state.acting) await Promise.all([loadRooms(), loadDeliveries()]);
+  await Promise.all([loadRooms(), state.acting ? loadDeliveries() : null]);
 }
 
 async function refreshNodes() {
@@ -491,7 +497,16 @@ function renderApps(apps) {
 
 async function loadRooms() {
   try {
-    const rooms = await all('/api/v1/conferences', 'conferences');
+    let rooms;
+    if (state.auth.mode === 'operator' && !state.acting) {
+      // Every app's, each read as that app, its id beside each room.
+      const apps = (await api('GET', '/api/v1/operator/overview')).apps || [];
+      const each = await Promise.all(apps.map(async (a) =>
+        (await all('/api/v1/conferences', 'conferences', a.app_id)).map((r) => ({ ...r, app: a.app_id }))));
+      rooms = each.flat();
+    } else {
+      rooms = await all('/api/v1/conferences', 'conferences');
+    }
     state.rooms = new Map(rooms.map((r) => [r.room_id, r]));
     for (const r of rooms) see(r.room_id);
     redraw();
@@ -530,7 +545,7 @@ function renderRooms() {
   if (!rows) {
     rows = new Map();
     rowsOf.set(tbody, rows);
-    const spacer = () => el('tr', { class: 'spacer', 'aria-hidden': 'true' }, el('td', { colSpan: 8 }));
+    const spacer = () => el('tr', { class: 'spacer', 'aria-hidden': 'true' }, el('td', { colSpan: 9 }));
     tbody.replaceChildren(spacer(), spacer());
   }
   const top = tbody.firstElementChild;
@@ -540,7 +555,7 @@ function renderRooms() {
     let tr = rows.get(r.room_id);
     if (!tr) {
       tr = el('tr', {}, el('td', {}, el('a')), el('td'), el('td'), el('td', { class: 'num' }),
-        el('td'), el('td'), el('td', { class: 'num' }), el('td'));
+        el('td'), el('td'), el('td', { class: 'num' }), el('td'), el('td', { class: 'app' }));
       tr.setAttribute('data-key', r.room_id);
       rows.set(r.room_id, tr);
     }
@@ -613,7 +628,7 @@ function nodeChoices(rooms) {
 function updateRoomRow(tr, r) {
   const c = tr.children;
   const a = c[0].firstChild;
-  const href = roomHref(r.room_id);
+  const href = r.app ? '#/app/' + enc(r.app) + '/room/' + enc(r.room_id) : roomHref(r.room_id);
   if (a.getAttribute('href') !== href) a.href = href;
   setText(a, r.name || r.room_id);
   if (a.title !== r.room_id) a.title = r.room_id;
@@ -624,6 +639,7 @@ function updateRoomRow(tr, r) {
   setText(c[5], r.recording_id && r.recording_id !== NIL ? 'recording' : '—');
   setText(c[6], age(r.created_at));
   setText(c[7], r.node);
+  setText(c[8], r.app || '');
 }
 
 function summaryOf(detail) {
