@@ -1255,3 +1255,55 @@ async fn the_operator_lists_every_apps_rooms_in_one_list() {
         .await;
     b.stop().await;
 }
+
+/// Issue 41, dial-out: a callee dialled from the room's page is followed through ringing and
+/// answered into the room; a busy one says why it failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(browser),
+    ignore = "needs Chromium and chromedriver: apt-get install chromium chromium-driver"
+)]
+async fn a_dial_out_from_the_page_shows_its_progress() {
+    let (t, b, room) = on_a_room("dialing").await;
+    b.type_into("#dial-to", "sip:alice@pbx.example.com").await;
+    b.click("#dial button[type=submit]").await;
+    let alice = "#dialouts li[data-to='sip:alice@pbx.example.com']";
+    b.text_until(alice, |s| s.ends_with("— joined")).await;
+    let session = b
+        .find(alice)
+        .await
+        .attr("data-uuid")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(member(&t, &room, &session).await.is_object(), "a member");
+    // The steps it went through, as the page's log has them.
+    b.text_until("#events", |s| {
+        s.contains("conference.participant.ringing")
+            && s.contains("conference.participant.answered")
+    })
+    .await;
+
+    // The dial-out cooldown may refuse the next at first (429, shown): the number stays typed.
+    b.type_into("#dial-to", "sip:busy@pbx.example.com").await;
+    let busy = "#dialouts li[data-to='sip:busy@pbx.example.com']";
+    let placed = || async {
+        b.client
+            .execute(
+                "return document.querySelector(arguments[0]) !== null;",
+                vec![json!(busy)],
+            )
+            .await
+            .unwrap()
+            == json!(true)
+    };
+    click_until(
+        &b,
+        "#dial button[type=submit]",
+        "the busy callee dialled",
+        placed,
+    )
+    .await;
+    b.text_until(busy, |s| s.contains("— failed: ")).await;
+    b.stop().await;
+}

@@ -314,7 +314,7 @@ function forget() {
     $(sel).replaceChildren();
     rowsOf.delete($(sel));
   }
-  for (const sel of ['#events', '#room-facts', '#join-session']) $(sel).replaceChildren();
+  for (const sel of ['#events', '#room-facts', '#join-session', '#dialouts']) $(sel).replaceChildren();
   for (const sel of ['#room-title', '#rooms-count', '#members-count']) setText($(sel), '');
   clearError();
 }
@@ -671,6 +671,7 @@ async function openRoom(id) {
     rowsOf.delete($('#members tbody'));
     $('#recordings tbody').replaceChildren();
     rowsOf.delete($('#recordings tbody'));
+    $('#dialouts').replaceChildren();
     state.selected = null;
     $('#member-panel').hidden = true;
     $('#player').hidden = true;
@@ -1049,6 +1050,15 @@ function roomControls() {
     });
   });
   $('#join-session').addEventListener('focus', loadSessions);
+  $('#dial').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const to = $('#dial-to').value.trim();
+    act(ev.submitter, async () => {
+      const r = await api('POST', room('/participants'), { to });
+      dialProgress(r.uuid, to, 'dialing');
+      $('#dial-to').value = '';
+    });
+  });
   $('#members').addEventListener('click', memberAction);
   memberPanel();
   deliveryControls();
@@ -1144,8 +1154,35 @@ function onEvent(envelope) {
       if (/joined|left|join_failed/.test(envelope.type)) throttle('sessions', loadSessions);
     }
     logEvent(envelope);
+    const step = DIAL_STEPS[envelope.type];
+    const d = envelope.data || {};
+    // Only the dial-outs this page placed are followed.
+    if (step && d.uuid && $('#dialouts').querySelector(`li[data-uuid="${CSS.escape(d.uuid)}"]`)) {
+      dialProgress(d.uuid, null, step(d));
+    }
   }
 }
+
+// A dial-out's progress, as its answer and its events tell it: dialing, ringing, answered,
+// joined, or failed with the reason.
+function dialProgress(uuid, to, status) {
+  if (!uuid) return;
+  const list = $('#dialouts');
+  let li = list.querySelector(`li[data-uuid="${CSS.escape(uuid)}"]`);
+  if (!li) {
+    li = el('li', { 'data-uuid': uuid, 'data-to': to || '' });
+    list.prepend(li);
+  }
+  li.setAttribute('data-status', status);
+  setText(li, (li.getAttribute('data-to') || uuid) + ' — ' + status);
+}
+
+const DIAL_STEPS = {
+  'conference.participant.ringing': () => 'ringing',
+  'conference.participant.answered': () => 'answered',
+  'conference.participant.failed': (d) => 'failed: ' + (d.reason || d.hangup_cause || 'unknown'),
+  'conference.member.joined': () => 'joined',
+};
 
 function logEvent(e) {
   const d = e.data || {};
