@@ -27,6 +27,9 @@ use common::api::{A, B, TestLab, eventually, options};
 
 const ADMIN: &str = "operator-key";
 
+/// The browser tests share the machine; the one that measures the page's speed runs alone.
+static PAGES: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
 /// A lab with talking events for app A and an operator key, served over HTTP on a free port.
 async fn served() -> (TestLab<MemoryStore>, String) {
     served_with(options()).await
@@ -54,6 +57,7 @@ async fn served_with(base: LabOptions) -> (TestLab<MemoryStore>, String) {
     ignore = "needs Chromium and chromedriver: apt-get install chromium chromium-driver"
 )]
 async fn the_page_resumes_its_event_stream_after_a_drop() {
+    let _pages = PAGES.read().await;
     let (t, base) = served().await;
     // The browser reaches the controller through a proxy the test can cut.
     let proxy = common::proxy::Proxy::start(base.trim_start_matches("http://").to_owned()).await;
@@ -173,6 +177,7 @@ async fn member(t: &TestLab<MemoryStore>, room: &str, session: &str) -> Value {
     ignore = "needs Chromium and chromedriver: apt-get install chromium chromium-driver"
 )]
 async fn an_app_follows_its_rooms_live_and_controls_them_from_the_page() {
+    let _pages = PAGES.read().await;
     let (t, base) = served().await;
     let b = Browser::start().await;
     sign_in(&b, &base, "app", A.0, A.1).await;
@@ -286,6 +291,7 @@ async fn an_app_follows_its_rooms_live_and_controls_them_from_the_page() {
     ignore = "needs Chromium and chromedriver: apt-get install chromium chromium-driver"
 )]
 async fn the_operator_sees_every_app_and_acts_as_one() {
+    let _pages = PAGES.read().await;
     let (t, base) = served().await;
     let b = Browser::start().await;
 
@@ -380,6 +386,7 @@ async fn the_operator_sees_every_app_and_acts_as_one() {
     ignore = "needs a real FreeSWITCH (scripts/test-deps.sh) and Chromium with chromedriver"
 )]
 async fn live_the_page_follows_a_real_callers_voice_and_mutes_it() {
+    let _pages = PAGES.read().await;
     let t = live::Live::start_talking().await;
     let room = t.room("live-dashboard").await;
     // A SIPp caller sending a tone, parked on the node.
@@ -476,6 +483,8 @@ async fn observe_long_tasks(b: &Browser) {
     ignore = "needs Chromium and chromedriver: apt-get install chromium chromium-driver"
 )]
 async fn a_thousand_rooms_and_a_room_of_two_hundred_stay_live() {
+    // Alone: it measures the page's long tasks and delays.
+    let _pages = PAGES.write().await;
     let (t, base) = served().await;
     // 1,000 rooms, and one more with 200 members, 50 of them unmuted.
     let created = many(1000, 50, |i| {
@@ -587,6 +596,7 @@ async fn a_thousand_rooms_and_a_room_of_two_hundred_stay_live() {
     ignore = "needs Chromium and chromedriver: apt-get install chromium chromium-driver"
 )]
 async fn signing_out_leaves_nothing_of_the_app_to_the_next_one() {
+    let _pages = PAGES.read().await;
     let (t, b, room) = on_a_room("alpha-secret").await;
     // A call joins while the room is open: its events are in the page's log.
     let call = t.call(A, "5550001").await;
@@ -645,6 +655,7 @@ async fn signing_out_leaves_nothing_of_the_app_to_the_next_one() {
     ignore = "needs Chromium and chromedriver: apt-get install chromium chromium-driver"
 )]
 async fn the_page_has_an_icon() {
+    let _pages = PAGES.read().await;
     let (_t, base) = served().await;
     let b = Browser::start().await;
     b.client.goto(&format!("{base}/ui")).await.unwrap();
@@ -679,6 +690,7 @@ async fn the_page_has_an_icon() {
     ignore = "needs Chromium and chromedriver: apt-get install chromium chromium-driver"
 )]
 async fn a_read_that_fails_is_shown_stale_and_made_again() {
+    let _pages = PAGES.read().await;
     let (t, b, room) = on_a_room("flaky").await;
 
     // Every read but the open stream fails, as offline.
@@ -733,6 +745,7 @@ async fn a_read_that_fails_is_shown_stale_and_made_again() {
     ignore = "needs Chromium and chromedriver: apt-get install chromium chromium-driver"
 )]
 async fn a_member_shows_its_name_time_in_the_room_levels_and_talking() {
+    let _pages = PAGES.read().await;
     let (t, base) = served().await;
     let room = t.room(A, "details").await;
     let r = t
@@ -829,6 +842,7 @@ async fn a_member_shows_its_name_time_in_the_room_levels_and_talking() {
     ignore = "needs Chromium and chromedriver: apt-get install chromium chromium-driver"
 )]
 async fn rooms_are_found_by_words_filters_and_sorts() {
+    let _pages = PAGES.read().await;
     // A play lasts the whole test.
     let (t, base) = served_with(LabOptions {
         play_duration: Duration::from_secs(120),
@@ -977,6 +991,7 @@ async fn rooms_are_found_by_words_filters_and_sorts() {
     ignore = "needs Chromium and chromedriver: apt-get install chromium chromium-driver"
 )]
 async fn the_rooms_controls_lock_mute_all_and_join_a_moderator() {
+    let _pages = PAGES.read().await;
     let (t, base) = served().await;
     let room = t.room(A, "controls").await;
     let guest = t.call(A, "9001").await;
@@ -1045,6 +1060,7 @@ async fn the_rooms_controls_lock_mute_all_and_join_a_moderator() {
     ignore = "needs Chromium and chromedriver: apt-get install chromium chromium-driver"
 )]
 async fn a_rooms_recordings_are_listed_and_play_in_the_page() {
+    let _pages = PAGES.read().await;
     let (t, b, room) = on_a_room("recorded").await;
 
     let r = t
@@ -1109,6 +1125,7 @@ async fn a_rooms_recordings_are_listed_and_play_in_the_page() {
     ignore = "needs Chromium and chromedriver: apt-get install chromium chromium-driver"
 )]
 async fn a_member_coaches_is_announced_to_and_moves_from_the_page() {
+    let _pages = PAGES.read().await;
     let (t, b, room) = on_a_room("main-stage").await;
     let breakout = t.room(A, "breakout").await;
     let coach = t.call(A, "9101").await;
@@ -1183,6 +1200,7 @@ async fn a_member_coaches_is_announced_to_and_moves_from_the_page() {
     ignore = "needs Chromium and chromedriver: apt-get install chromium chromium-driver"
 )]
 async fn the_delivery_log_shows_and_a_dead_letter_is_sent_again() {
+    let _pages = PAGES.read().await;
     // The first `conference.created` is refused; everything else, and that one again, is taken.
     let receiver =
         webhook_support::Receiver::start(webhook_support::any_port(), |json, earlier| {
@@ -1230,6 +1248,7 @@ async fn the_delivery_log_shows_and_a_dead_letter_is_sent_again() {
     ignore = "needs Chromium and chromedriver: apt-get install chromium chromium-driver"
 )]
 async fn the_operator_lists_every_apps_rooms_in_one_list() {
+    let _pages = PAGES.read().await;
     let (t, base) = served().await;
     let alpha = t.room(A, "alpha-room").await;
     let bravo = t.room(B, "bravo-room").await;
@@ -1264,6 +1283,7 @@ async fn the_operator_lists_every_apps_rooms_in_one_list() {
     ignore = "needs Chromium and chromedriver: apt-get install chromium chromium-driver"
 )]
 async fn a_dial_out_from_the_page_shows_its_progress() {
+    let _pages = PAGES.read().await;
     let (t, b, room) = on_a_room("dialing").await;
     b.type_into("#dial-to", "sip:alice@pbx.example.com").await;
     b.click("#dial button[type=submit]").await;
