@@ -1327,3 +1327,67 @@ async fn a_dial_out_from_the_page_shows_its_progress() {
     b.text_until(busy, |s| s.contains("— failed: ")).await;
     b.stop().await;
 }
+
+/// Issue 41, ended rooms: kept by the API for their retention, listed apart from the live ones;
+/// one opens with its recordings still playable and its controls disabled, saying why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(browser),
+    ignore = "needs Chromium and chromedriver: apt-get install chromium chromium-driver"
+)]
+async fn an_ended_room_is_listed_and_opened_with_its_recordings() {
+    let _pages = PAGES.read().await;
+    let (t, base) = served().await;
+    let room = t.room(A, "yesterday").await;
+    let live = t.room(A, "today").await;
+    let rec = format!("/api/v1/conferences/{room}/recording");
+    let r = t.post(&format!("{rec}/start"), A, json!({})).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    let id = r.body["id"].as_str().unwrap().to_owned();
+    eventually("recording", || async {
+        t.get(&format!("/api/v1/recordings/{id}"), A).await.body["status"] == "recording"
+    })
+    .await;
+    let r = t.post(&format!("{rec}/stop"), A, json!({})).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    let r = t
+        .req(
+            "DELETE",
+            &format!("/api/v1/conferences/{room}"),
+            Some(A),
+            None,
+        )
+        .await;
+    assert!(r.status.is_success(), "{r:?}");
+    eventually("the room ended", || async {
+        t.get(&format!("/v1.0/conferences/{room}"), A).await.body["status"] == "terminated"
+    })
+    .await;
+    let listed = t.get("/api/v1/conferences?ended=true", A).await;
+    let ids: Vec<&str> = listed.body["conferences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["room_id"].as_str())
+        .collect();
+    assert_eq!(ids, [room.as_str()], "only the ended room: {listed:?}");
+
+    let b = Browser::start().await;
+    sign_in(&b, &base, "app", A.0, A.1).await;
+    b.find(&format!("#rooms tr[data-key='{live}']")).await;
+    b.find("#rooms-which")
+        .await
+        .select_by_value("ended")
+        .await
+        .unwrap();
+    b.gone(&format!("#rooms tr[data-key='{live}']")).await;
+    open_room(&b, &room, "yesterday").await;
+    b.find("#lock[disabled][title='The room has ended']").await;
+    b.find("#dial button[disabled][title='The room has ended']")
+        .await;
+    b.find(&format!(
+        "#recordings tr[data-id='{id}'] button[data-rec='play']:not([disabled])"
+    ))
+    .await;
+    b.stop().await;
+}

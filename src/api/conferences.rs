@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::extract::{IdPath, JsonBody, PageQuery, QueryParams, iso8601};
 use super::openapi::errors::{BadRequest, Forbidden, NameTakenError, NotFound};
 use super::openapi::errors::{NodeRejected, NodeTimeout};
-use super::openapi::params::{Paging, RoomPath};
+use super::openapi::params::{Paging, RoomPath, RoomsListed};
 use super::openapi::schemas as doc;
 use super::resource::ConferenceBody;
 use super::{ApiError, ApiState, Caller, views};
@@ -101,11 +101,12 @@ async fn create<S: Store>(
     tag = "conferences",
     summary = "List the application's rooms",
     description = "Live rooms, oldest first, one page at a time, each with its status, type, \
-        node, playback, active recording and metadata. `?metadata.<key>=<value>` (one or more) \
-        keeps the rooms whose metadata has that top-level key with that value (a string \
+        node, playback, active recording and metadata; with `?ended=true`, the rooms that \
+        ended and are still kept (the retention) instead. `?metadata.<key>=<value>` (one or \
+        more) keeps the rooms whose metadata has that top-level key with that value (a string \
         equal to it, or a number or boolean written so); a filtered page may hold fewer rooms \
         than `limit`, and the cursor still leads on.",
-    params(Paging),
+    params(Paging, RoomsListed),
     responses(
         (status = 200, description = "A page of rooms", body = doc::ConferenceList),
         (status = 400, response = BadRequest),
@@ -117,6 +118,15 @@ async fn list<S: Store>(
     page: PageQuery,
     QueryParams(query): QueryParams<Vec<(String, String)>>,
 ) -> Answer {
+    let ended = match query
+        .iter()
+        .find(|(k, _)| k == "ended")
+        .map(|(_, v)| v.as_str())
+    {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => return Err(ApiError::bad_request("Invalid ended: true or false")),
+    };
     let wanted = metadata_filter(query);
     let scope = rooms_scope(&app);
     let after = match &page.cursor {
@@ -127,10 +137,14 @@ async fn list<S: Store>(
         ),
         None => None,
     };
-    let found = st.rooms().list(&app, after, page.limit(200), true).await?;
+    let found = st
+        .rooms()
+        .list(&app, after, page.limit(200), !ended)
+        .await?;
     let conferences: Vec<Value> = found
         .items
         .iter()
+        .filter(|r| !ended || r.status == RoomStatus::Terminated)
         .filter(|r| wanted.iter().all(|(k, v)| metadata_has(r, k, v)))
         .map(|r| {
             json!({

@@ -730,3 +730,47 @@ async fn a_room_wide_unmute_and_mute_leave_the_moderators_and_those_named() {
         StatusCode::FORBIDDEN,
     );
 }
+
+/// `?ended=true` lists the app's rooms that ended and are still kept, and those alone; another
+/// app's never; a value other than true or false is a 400.
+#[tokio::test]
+async fn ended_rooms_are_listed_apart_from_the_live_ones() {
+    let t = lab().await;
+    let gone = t.room(A, "gone").await;
+    let here = t.room(A, "here").await;
+    let theirs = t.room(B, "theirs").await;
+    for (app, room) in [(A, &gone), (B, &theirs)] {
+        let r = t
+            .req(
+                "DELETE",
+                &format!("/api/v1/conferences/{room}"),
+                Some(app),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    }
+    let ids = |r: &common::api::Reply| -> Vec<String> {
+        r.body["conferences"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|c| c["room_id"].as_str().map(str::to_owned))
+            .collect()
+    };
+    eventually("the room ended", || async {
+        ids(&t.get("/api/v1/conferences?ended=true", A).await) == [gone.clone()]
+    })
+    .await;
+    let ended = t.get("/api/v1/conferences?ended=true", A).await;
+    assert_eq!(ended.body["conferences"][0]["status"], "terminated");
+    assert_eq!(ids(&t.get("/api/v1/conferences", A).await), [here.clone()]);
+    assert_eq!(
+        ids(&t.get("/api/v1/conferences?ended=false", A).await),
+        [here.clone()]
+    );
+    assert_error(
+        &t.get("/api/v1/conferences?ended=maybe", A).await,
+        StatusCode::BAD_REQUEST,
+    );
+}

@@ -45,6 +45,15 @@ pub struct UuidPath {
     pub id: Uuid,
 }
 
+/// `?ended=` of the rooms listing.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RoomsListed {
+    /// `true`: the rooms that have ended and are still kept (`retention`), instead of the live
+    /// ones.
+    pub ended: Option<bool>,
+}
+
 /// `?limit=&cursor=` of an `/api/v1` listing.
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]

@@ -505,7 +505,8 @@ async function loadRooms() {
         (await all('/api/v1/conferences', 'conferences', a.app_id)).map((r) => ({ ...r, app: a.app_id }))));
       rooms = each.flat();
     } else {
-      rooms = await all('/api/v1/conferences', 'conferences');
+      const ended = $('#rooms-which').value === 'ended';
+      rooms = await all('/api/v1/conferences' + (ended ? '?ended=true' : ''), 'conferences');
     }
     state.rooms = new Map(rooms.map((r) => [r.room_id, r]));
     for (const r of rooms) see(r.room_id);
@@ -588,7 +589,9 @@ function findRooms(rooms) {
   const node = $('#rooms-node').value;
   const recording = $('#rooms-recording').checked;
   const playing = $('#rooms-playing').checked;
+  const ended = $('#rooms-which').value === 'ended';
   const kept = rooms.filter((r) => {
+    if ((r.status === 'terminated') !== ended) return false;
     if (status && r.status !== status) return false;
     if (node && r.node !== node) return false;
     if (recording && !(r.recording_id && r.recording_id !== NIL)) return false;
@@ -709,6 +712,12 @@ function renderRoomFacts(r) {
   setText($('#lock'), r.locked ? 'Unlock' : 'Lock');
   $('#lock').setAttribute('data-locked', r.locked ? 'yes' : 'no');
   can($('#join button[type=submit]'), !r.locked, 'The room is locked: unlock it to join a call');
+  // An ended room (kept for its retention) is there to be read: its recordings play still.
+  if (r.status === 'terminated' || r.status === 'terminating') {
+    for (const b of document.querySelectorAll('#view-room .controls button, #join button, #dial button')) {
+      can(b, false, 'The room has ended');
+    }
+  }
   loadRecordings(r.recording_ids);
 }
 
@@ -1096,11 +1105,32 @@ function throttle(key, fn) {
 
 // Reads one room again: its row (gone once it ends) and, when it is open, its facts; a refusal
 // is shown when `report` (the room was opened, not named by an event).
+// An ended room as `/v1.0` keeps it for its retention (`/api/v1` answers 404 once it is
+// deleted), in the fields the page reads.
+async function endedRoom(id) {
+  const c = await api('GET', '/v1.0/conferences/' + enc(id));
+  const secs = (tm) => String(Math.floor(Date.parse(String(tm).replace(' ', 'T') + 'Z') / 1000));
+  return {
+    room_id: c.id, name: c.name, status: c.status, type: c.type, members: 0,
+    created_at: secs(c.tm_create), updated_at: new Date(Number(secs(c.tm_update)) * 1000).toISOString().replace(/\.\d+Z$/, 'Z'),
+    playback_status: 'stopped', playback_volume: 0, playback_urls: [], locked: false,
+    recording_id: c.recording_id, recording_ids: c.recording_ids, metadata: null,
+  };
+}
+
 async function refreshRoom(id, report, attempt = 0) {
   const key = 'room:' + id;
   try {
-    const r = await api('GET', '/api/v1/conferences/' + enc(id));
-    if (r.status === 'terminated' || r.status === 'terminating') state.rooms.delete(id);
+    let r;
+    try {
+      r = await api('GET', '/api/v1/conferences/' + enc(id));
+    } catch (e) {
+      const known = state.rooms.get(id);
+      if (e.status !== 404 || !(known && known.status === 'terminated')) throw e;
+      r = await endedRoom(id);
+    }
+    const showEnded = $('#rooms-which').value === 'ended';
+    if ((r.status === 'terminated' && !showEnded) || r.status === 'terminating') state.rooms.delete(id);
     else {
       state.rooms.set(id, summaryOf(r));
       see(id);
@@ -1290,6 +1320,11 @@ function start() {
   $('#error-close').addEventListener('click', clearError);
   roomControls();
   $('#rooms-find').addEventListener('submit', (ev) => ev.preventDefault());
+  $('#rooms-which').addEventListener('change', () => {
+    state.rooms.clear();
+    $('#rooms-scroll').scrollTop = 0;
+    loadRooms();
+  });
   for (const sel of ['#rooms-search', '#rooms-status', '#rooms-node', '#rooms-recording', '#rooms-playing', '#rooms-sort']) {
     for (const kind of ['input', 'change']) {
       $(sel).addEventListener(kind, () => {
