@@ -1391,3 +1391,57 @@ async fn an_ended_room_is_listed_and_opened_with_its_recordings() {
     .await;
     b.stop().await;
 }
+
+/// Issue 41: a room's members found by caller number or name; a text typed in the room's play
+/// box is spoken to the room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(browser),
+    ignore = "needs Chromium and chromedriver: apt-get install chromium chromium-driver"
+)]
+async fn members_are_found_and_a_text_is_said_to_the_room() {
+    let _pages = PAGES.read().await;
+    let (t, b, room) = on_a_room("town-hall").await;
+    let mut calls = Vec::new();
+    for (number, name) in [("4401", "Grace"), ("4402", "Linus"), ("5503", "Ada")] {
+        let r = t
+            .post(
+                "/lab/v1/calls",
+                A,
+                json!({ "did": "15551230000", "caller_id": number, "caller_name": name }),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+        let call = r.body["uuid"].as_str().unwrap().to_owned();
+        t.joined(A, &room, &call).await;
+        calls.push(call);
+    }
+    b.text_until("#members-count", |s| s == "(3)").await;
+    b.text_until(&format!("#members tr[data-uuid='{}']", calls[0]), |s| {
+        s.contains("Grace")
+    })
+    .await;
+    b.type_into("#members-search", "44").await;
+    b.text_until("#members-count", |s| s == "(2 of 3)").await;
+    b.gone(&format!("#members tr[data-uuid='{}']", calls[2]))
+        .await;
+    b.find("#members-search").await.clear().await.unwrap();
+    b.type_into("#members-search", "ada").await;
+    b.text_until("#members-count", |s| s == "(1 of 3)").await;
+    b.find(&format!("#members tr[data-uuid='{}']", calls[2]))
+        .await;
+
+    b.type_into("#play-url", "the meeting starts now").await;
+    b.click("#play button[type=submit]").await;
+    eventually("the room speaks it", || async {
+        let r = t.get(&format!("/api/v1/conferences/{room}"), A).await;
+        r.body["playback_urls"].as_array().is_some_and(|u| {
+            u.iter().any(|u| {
+                u.as_str()
+                    .is_some_and(|u| u.contains("the meeting starts now"))
+            })
+        })
+    })
+    .await;
+    b.stop().await;
+}

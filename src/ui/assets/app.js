@@ -7,6 +7,8 @@
 const $ = (sel, root = document) => root.querySelector(sel);
 const AUTH_KEY = 'switchyard.auth';
 const EVENT_LOG_MAX = 200;
+// What a play or announce box sends as a URL rather than as a text to speak.
+const URLISH = /^[a-z][a-z0-9+.-]*:\/\//i;
 
 const state = {
   auth: null, // {mode: 'app'|'operator', app, key}
@@ -316,6 +318,8 @@ function forget() {
   }
   for (const sel of ['#events', '#room-facts', '#join-session', '#dialouts']) $(sel).replaceChildren();
   for (const sel of ['#room-title', '#rooms-count', '#members-count']) setText($(sel), '');
+  $('#members-search').value = '';
+  $('#rooms-search').value = '';
   clearError();
 }
 
@@ -801,7 +805,7 @@ function memberPanel() {
   $('#announce').addEventListener('click', (ev) => act(ev.currentTarget, () => {
     const what = $('#announce-what').value.trim();
     if (!what) throw new Error('Give a URL to play or a text to speak.');
-    return command('announce', /^https?:\/\//.test(what) ? { url: what } : { text: what });
+    return command('announce', URLISH.test(what) ? { url: what } : { text: what });
   }));
 }
 
@@ -908,8 +912,16 @@ function memberButton(label, action) {
 }
 
 function renderMembers() {
-  const members = [...state.members.values()];
-  setText($('#members-count'), '(' + members.length + ')');
+  const all = [...state.members.values()];
+  // The find box keeps the members whose caller number or name holds every word.
+  const words = $('#members-search').value.toLowerCase().split(/\s+/).filter(Boolean);
+  const members = words.length
+    ? all.filter((m) => {
+      const text = (m.caller_id + ' ' + (state.callerNames.get(m.uuid) || '')).toLowerCase();
+      return words.every((w) => text.includes(w));
+    })
+    : all;
+  setText($('#members-count'), '(' + (members.length === all.length ? all.length : members.length + ' of ' + all.length) + ')');
   const more = keyedRows($('#members tbody'), members, (m) => m.uuid,
     (m) => el('tr', { 'data-uuid': m.uuid },
       el('td', {}, el('span', { class: 'talk', role: 'img' })),
@@ -1019,7 +1031,11 @@ function roomControls() {
   const room = (path) => '/api/v1/conferences/' + enc(id()) + path;
   $('#play').addEventListener('submit', (ev) => {
     ev.preventDefault();
-    act(ev.submitter, () => api('POST', room('/play'), { urls: [$('#play-url').value] }));
+    const what = $('#play-url').value.trim();
+    // A URL (anything with a scheme: the API says which it takes) is played; anything else
+    // is spoken to the room.
+    const body = URLISH.test(what) ? { urls: [what] } : { text: what };
+    act(ev.submitter, () => api('POST', room('/play'), body));
   });
   $('#pause').addEventListener('click', (ev) => act(ev.currentTarget, () => api('POST', room('/pause'), {})));
   $('#stop').addEventListener('click', (ev) => act(ev.currentTarget, () => api('POST', room('/stop'), {})));
@@ -1069,6 +1085,7 @@ function roomControls() {
     });
   });
   $('#members').addEventListener('click', memberAction);
+  $('#members-search').addEventListener('input', renderMembers);
   memberPanel();
   deliveryControls();
   $('#recordings').addEventListener('click', recordingAction);
