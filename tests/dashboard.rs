@@ -1445,3 +1445,37 @@ async fn members_are_found_and_a_text_is_said_to_the_room() {
     .await;
     b.stop().await;
 }
+
+/// Issue 41: the app-wide timeline on the overview follows every room's events as they come,
+/// newest first, each naming its room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(browser),
+    ignore = "needs Chromium and chromedriver: apt-get install chromium chromium-driver"
+)]
+async fn the_overview_has_a_timeline_of_every_rooms_events() {
+    let _pages = PAGES.read().await;
+    let (t, base) = served().await;
+    let first = t.room(A, "east").await;
+    let second = t.room(A, "west").await;
+    let b = Browser::start().await;
+    sign_in(&b, &base, "app", A.0, A.1).await;
+    b.text_until("#live", |s| s == "live").await;
+    b.find(&format!("#rooms tr[data-key='{second}']")).await;
+    let east = t.call(A, "3301").await;
+    t.joined(A, &first, &east).await;
+    let west = t.call(A, "3302").await;
+    t.joined(A, &second, &west).await;
+    let text = b
+        .text_until("#timeline", |s| {
+            s.contains("east") && s.contains("west") && s.contains("conference.member.joined 3302")
+        })
+        .await;
+    // Newest first: the west join above the east one.
+    let (w, e) = (
+        text.find("conference.member.joined 3302").unwrap(),
+        text.find("conference.member.joined 3301").unwrap(),
+    );
+    assert!(w < e, "{text}");
+    b.stop().await;
+}

@@ -316,7 +316,7 @@ function forget() {
     $(sel).replaceChildren();
     rowsOf.delete($(sel));
   }
-  for (const sel of ['#events', '#room-facts', '#join-session', '#dialouts']) $(sel).replaceChildren();
+  for (const sel of ['#events', '#timeline', '#room-facts', '#join-session', '#dialouts']) $(sel).replaceChildren();
   for (const sel of ['#room-title', '#rooms-count', '#members-count']) setText($(sel), '');
   $('#members-search').value = '';
   $('#rooms-search').value = '';
@@ -344,6 +344,7 @@ async function openOverview() {
     else if (state.auth.mode === 'operator') loadRooms();
   }, 3000);
   $('#webhooks-card').hidden = !state.acting;
+  $('#timeline-card').hidden = !state.acting;
   await Promise.all([loadRooms(), state.acting ? loadDeliveries() : null]);
 }
 
@@ -1187,6 +1188,7 @@ function touched(id) {
 function onEvent(envelope) {
   const id = envelope.room_id;
   if (!id) return;
+  logEvent(envelope, $('#timeline'), true);
   touched(id);
   // A member moved is told once, by the room it went to: the room it left changed too.
   const from = envelope.data && envelope.data.from_room;
@@ -1231,13 +1233,14 @@ const DIAL_STEPS = {
   'conference.member.joined': () => 'joined',
 };
 
-function logEvent(e) {
+// One event in a log (the open room's, or `withRoom` the app's timeline, which names the room).
+function logEvent(e, list = $('#events'), withRoom = false) {
   const d = e.data || {};
   const who = d.caller_id ? ' ' + d.caller_id : d.uuid ? ' ' + d.uuid : '';
   const extra = e.type === 'conference.member.talking' ? (d.talking ? ' talking' : ' silent') : '';
   const time = (e.timestamp || '').replace(/^.*T/, '').replace('Z', '');
-  const li = el('li', {}, time + '  #' + e.seq + '  ' + e.type + who + extra);
-  const list = $('#events');
+  const where = withRoom ? '  ' + ((state.rooms.get(e.room_id) || {}).name || e.room_id) : '';
+  const li = el('li', { 'data-room': e.room_id || '' }, time + where + '  #' + e.seq + '  ' + e.type + who + extra);
   list.prepend(li);
   while (list.children.length > EVENT_LOG_MAX) list.lastChild.remove();
 }
