@@ -312,6 +312,7 @@ function forget() {
   state.lastEventId = null;
   dirty.clear();
   pending.clear();
+  dialSteps.clear();
   for (const sel of ['#rooms tbody', '#members tbody', '#nodes tbody', '#apps tbody', '#recordings tbody', '#webhooks tbody']) {
     $(sel).replaceChildren();
     rowsOf.delete($(sel));
@@ -1081,7 +1082,8 @@ function roomControls() {
     const to = $('#dial-to').value.trim();
     act(ev.submitter, async () => {
       const r = await api('POST', room('/participants'), { to });
-      dialProgress(r.uuid, to, 'dialing');
+      // Its events may have come before this answer.
+      dialProgress(r.uuid, to, dialSteps.get(r.uuid) || 'dialing');
       $('#dial-to').value = '';
     });
   });
@@ -1205,9 +1207,12 @@ function onEvent(envelope) {
     logEvent(envelope);
     const step = DIAL_STEPS[envelope.type];
     const d = envelope.data || {};
-    // Only the dial-outs this page placed are followed.
-    if (step && d.uuid && $('#dialouts').querySelector(`li[data-uuid="${CSS.escape(d.uuid)}"]`)) {
-      dialProgress(d.uuid, null, step(d));
+    if (step && d.uuid) {
+      // Only the dial-outs this page placed are shown; a step told before the page heard the
+      // dial-out's answer is kept for it.
+      dialSteps.set(d.uuid, step(d));
+      while (dialSteps.size > 100) dialSteps.delete(dialSteps.keys().next().value);
+      if ($('#dialouts').querySelector(`li[data-uuid="${CSS.escape(d.uuid)}"]`)) dialProgress(d.uuid, null, step(d));
     }
   }
 }
@@ -1225,6 +1230,9 @@ function dialProgress(uuid, to, status) {
   li.setAttribute('data-status', status);
   setText(li, (li.getAttribute('data-to') || uuid) + ' — ' + status);
 }
+
+// The newest step each recent dial-out's events told (a bounded memory).
+const dialSteps = new Map();
 
 const DIAL_STEPS = {
   'conference.participant.ringing': () => 'ringing',
