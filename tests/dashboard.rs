@@ -1263,7 +1263,19 @@ async fn the_operator_lists_every_apps_rooms_in_one_list() {
         c[0] == "bravo-room" && c[8] == B.0
     })
     .await;
-    b.find("#create-room[hidden]").await;
+    let shown = b
+        .client
+        .execute(
+            "return getComputedStyle(document.querySelector('#create-room')).display;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        shown,
+        json!("none"),
+        "no room is made for every app at once"
+    );
     // A room made meanwhile appears without a reload.
     let later = t.room(B, "later-room").await;
     b.cells_until(&format!("#rooms tr[data-key='{later}']"), |c| c[8] == B.0)

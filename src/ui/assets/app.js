@@ -515,7 +515,8 @@ async function loadRooms() {
       rooms = await all('/api/v1/conferences' + (ended ? '?ended=true' : ''), 'conferences');
     }
     state.rooms = new Map(rooms.map((r) => [r.room_id, r]));
-    for (const r of rooms) see(r.room_id);
+    // The listing's order settles ties of age; a room an event named first comes after it.
+    state.seen = new Map(rooms.map((r, i) => [r.room_id, i + 1]));
     redraw();
   } catch (e) {
     showError(e.message);
@@ -557,6 +558,10 @@ function renderRooms() {
   }
   const top = tbody.firstElementChild;
   const bottom = tbody.lastElementChild;
+  // The spacers span the columns shown (the App column only in the operator's every-app list):
+  // a span wider than the table would add a column of its own.
+  const span = $('#rooms').classList.contains('every-app') ? 9 : 8;
+  for (const spacer of [top, bottom]) if (spacer.firstChild.colSpan !== span) spacer.firstChild.colSpan = span;
   const wanted = [];
   for (const r of visible) {
     let tr = rows.get(r.room_id);
@@ -656,7 +661,8 @@ function summaryOf(detail) {
     room_id: detail.room_id,
     name: detail.name,
     members: detail.members,
-    created_at: new Date(Number(detail.created_at) * 1000).toISOString(),
+    // As the listing writes it (to the second), so that the two sort alike.
+    created_at: new Date(Number(detail.created_at) * 1000).toISOString().replace(/\.\d+Z$/, 'Z'),
     updated_at: detail.updated_at,
     metadata: detail.metadata,
     type: detail.type,
@@ -1247,7 +1253,7 @@ function logEvent(e, list = $('#events'), withRoom = false) {
   const who = d.caller_id ? ' ' + d.caller_id : d.uuid ? ' ' + d.uuid : '';
   const extra = e.type === 'conference.member.talking' ? (d.talking ? ' talking' : ' silent') : '';
   const time = (e.timestamp || '').replace(/^.*T/, '').replace('Z', '');
-  const where = withRoom ? '  ' + ((state.rooms.get(e.room_id) || {}).name || e.room_id) : '';
+  const where = withRoom ? '  ' + ((state.rooms.get(e.room_id) || {}).name || d.name || e.room_id) : '';
   const li = el('li', { 'data-room': e.room_id || '' }, time + where + '  #' + e.seq + '  ' + e.type + who + extra);
   list.prepend(li);
   while (list.children.length > EVENT_LOG_MAX) list.lastChild.remove();
