@@ -397,10 +397,8 @@ impl<S: Store> Supervisor<S> {
         commands: &[Client],
         core: &str,
     ) {
-        while let Some(event) = stream.try_recv() {
-            if let Some(observed) = from_event(&event).filter(|o| o.core_uuid == core) {
-                backlog.push(observed, Instant::now());
-            }
+        for observed in self.waiting(stream, core) {
+            backlog.push(observed, Instant::now());
         }
         let recorded = self.handover.recorded.borrow().clone();
         let replay = backlog.take(recorded.as_ref(), core);

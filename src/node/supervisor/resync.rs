@@ -91,7 +91,7 @@ impl<S: Store> Supervisor<S> {
     }
 
     /// The node's events already on `stream`, taken off it.
-    fn waiting(&self, stream: &mut EventStream, core: &str) -> Vec<Observed> {
+    pub(super) fn waiting(&self, stream: &mut EventStream, core: &str) -> Vec<Observed> {
         let mut waiting = Vec::new();
         while let Some(event) = stream.try_recv() {
             crate::telemetry::esl_event(self.config.prefix.as_str(), &event);
