@@ -34,7 +34,7 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `sy:{shard}:room:<room_id>` | hash `seq`, `json` | the room |
+//! | `sy:{shard}:room:<room_id>` | hash `seq`, `json`, `past` | the room; `past`: its past participations, `<seq>\|<JSON list>`, written only when they change (`redis/room_record.rs`; records of before hold them in `json`) |
 //! | `sy:{shard}:rooms` | zset score created_at µs | the shard's rooms of the app |
 //! | `sy:{shard}:rooms:live` | zset score created_at µs | the shard's rooms not ended yet (live listings) |
 //! | `sy:{shard}:rooms:ended` | zset score expiry (Unix s, Redis's clock) | the shard's ended rooms, until their record expired and the sweep dropped them from `rooms` |

@@ -18,6 +18,7 @@ mod live;
 mod outbox;
 mod reads;
 mod replicated;
+mod room_record;
 mod room_writes;
 mod sessions;
 mod shards;
@@ -317,13 +318,13 @@ impl Store for RedisStore {
         let key = keys::room(&self.shards.room_tag(app, id), id);
         match &self.rooms {
             Some(tracked) => self.tracked_room(tracked, &key).await,
-            None => self.json_field(&key).await,
+            None => self.room_record(&key).await,
         }
     }
 
     async fn room_fresh(&self, app: &AppId, id: &RoomId) -> Result<Option<Room>, StoreError> {
         let key = keys::room(&self.shards.room_tag(app, id), id);
-        self.json_field(&key).await
+        self.room_record(&key).await
     }
 
     async fn room_app(&self, id: &RoomId) -> Result<Option<AppId>, StoreError> {

@@ -1,16 +1,18 @@
 //! Rooms read from Redis, kept in this process and invalidated by Redis itself
-//! (server-assisted client-side caching, `CLIENT TRACKING ON OPTIN NOLOOP` on a RESP3
+//! (server-assisted client-side caching, `CLIENT TRACKING ON OPTOUT NOLOOP` on a RESP3
 //! connection).
 //!
-//! Reads and writes of room records go through one tracked connection. Redis remembers the room
-//! keys read by the commands that connection sends right after `CLIENT CACHING YES` (OPTIN:
-//! [`Tracked::cached`]; the guarded writes of a batch do not ask, which spares Redis a tracking
-//! table insert and removal per write) and pushes an `invalidate` message when anybody else
+//! Reads and writes of room records go through one tracked connection. Redis remembers the keys
+//! every command on it reads (OPTOUT: no `CLIENT CACHING` round before a read), except a command
+//! sent right after `CLIENT CACHING NO`, and pushes an `invalidate` message when anybody else
 //! changes one (another controller, an expiry, a flush); the connection's reader hands each push
 //! to [`Entries::invalidate`] synchronously, before any later reply, so a reply is never taken
 //! for current after the push that outdated it. Our own writes (NOLOOP: Redis sends us no push
-//! for them) store the room we wrote: a write that asks reads the room key once more after
-//! writing, so Redis tracks it again.
+//! for them, and forgets that we track the key) store the room we wrote: an API write's script
+//! ends with a read of the room, so Redis tracks it again; a write that checks session or name
+//! lookups runs untracked (a lookup read under tracking and never changed would stay in Redis's
+//! tracking table for good) and reads the room once more after its script; the node's event
+//! writes run untracked and are kept only as the base of the next write (`Slot::Written`).
 //!
 //! Races are settled with tokens: before a read or a write the key holds `Pending(token)`; a push
 //! removes whatever the key holds; the answer is kept only if the key still holds that token.
@@ -31,7 +33,7 @@ use redis::{PushInfo, PushKind, Value};
 mod masters;
 mod tracked;
 
-pub use tracked::{FindMaster, Tracked, caching_yes};
+pub use tracked::{FindMaster, Tracked, caching_no};
 
 use crate::conference::Room;
 
@@ -42,12 +44,13 @@ enum Slot {
     /// A read or write is in flight; its answer may be kept if the key still holds this token.
     Pending(u64),
     /// Tracked: Redis tells us when it changes. Shared, so a reader copies it after letting go
-    /// of the lock.
-    Ready(Arc<Room>),
+    /// of the lock. The flag: whether Redis holds its past participations as they are here, in
+    /// the record's own field (see [`Entries::past_saved`]).
+    Ready(Arc<Room>, bool),
     /// Written by this process without asking Redis to track it (a batch write): current unless
     /// another writer changed it since, which only a guarded write would notice. Good as the base
     /// of a guarded write (a stale base loses the race and is read again), never as an answer.
-    Written(Arc<Room>),
+    Written(Arc<Room>, bool),
 }
 
 #[derive(Default)]
@@ -79,7 +82,7 @@ impl Entries {
     /// The room, if this process holds its current version.
     pub fn get(&self, key: &str) -> Option<Room> {
         let room = match self.lock().slots.get(key) {
-            Some(Slot::Ready(room)) => Arc::clone(room),
+            Some(Slot::Ready(room, _)) => Arc::clone(room),
             _ => return None,
         };
         Some(Room::clone(&room))
@@ -89,8 +92,20 @@ impl Entries {
     /// guarded by its `seq`.
     pub fn base(&self, key: &str) -> Option<Arc<Room>> {
         match self.lock().slots.get(key) {
-            Some(Slot::Ready(room) | Slot::Written(room)) => Some(Arc::clone(room)),
+            Some(Slot::Ready(room, _) | Slot::Written(room, _)) => Some(Arc::clone(room)),
             _ => None,
+        }
+    }
+
+    /// Whether Redis holds the past participations of the room at `key`, as stored at `seq`, in
+    /// the record's own field exactly as the version kept here has them: then a write that does
+    /// not change them need not send them. Unknown (not kept, or kept at another `seq`): no.
+    pub fn past_saved(&self, key: &str, seq: u64) -> bool {
+        match self.lock().slots.get(key) {
+            Some(Slot::Ready(room, saved) | Slot::Written(room, saved)) => {
+                *saved && room.seq == seq
+            }
+            _ => false,
         }
     }
 
@@ -111,15 +126,16 @@ impl Entries {
         token
     }
 
-    /// Keeps `room` as the current version of `key` if nothing changed it since `begin`.
-    pub fn fill(&self, key: &str, token: u64, room: Arc<Room>) {
-        self.settle(key, token, Slot::Ready(room));
+    /// Keeps `room` as the current version of `key` if nothing changed it since `begin`;
+    /// `past_saved`: see [`Entries::past_saved`].
+    pub fn fill(&self, key: &str, token: u64, room: Arc<Room>, past_saved: bool) {
+        self.settle(key, token, Slot::Ready(room, past_saved));
     }
 
     /// Keeps `room` as this process's write of `key`, which Redis does not track for us, if
     /// nothing changed it since `begin`.
-    pub fn fill_written(&self, key: &str, token: u64, room: Arc<Room>) {
-        self.settle(key, token, Slot::Written(room));
+    pub fn fill_written(&self, key: &str, token: u64, room: Arc<Room>, past_saved: bool) {
+        self.settle(key, token, Slot::Written(room, past_saved));
     }
 
     fn settle(&self, key: &str, token: u64, settled: Slot) {

@@ -15,4 +15,5 @@ mod objects;
 mod outbox_bell;
 mod outbox_bell_cluster;
 mod room_cache;
+mod room_record;
 mod sentinel;

@@ -100,6 +100,69 @@ async fn a_writer_keeps_its_own_write_and_still_hears_of_later_ones() {
     converges(&b, &r.id, "three").await;
 }
 
+/// Redis's `INFO commandstats` as (command, calls), read on a connection of the test's own.
+async fn command_calls(server: &RedisServer) -> std::collections::HashMap<String, u64> {
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    info.lines()
+        .filter_map(|l| {
+            let (name, rest) = l.strip_prefix("cmdstat_")?.split_once(':')?;
+            let calls = rest
+                .strip_prefix("calls=")?
+                .split(',')
+                .next()?
+                .parse()
+                .ok()?;
+            Some((name.to_owned(), calls))
+        })
+        .collect()
+}
+
+/// What the cache costs Redis per operation: a read is one `HGET` and an API write one script
+/// whose last read has Redis track the room again; neither asks `CLIENT CACHING` first (the
+/// connection tracks in OPTOUT mode). Before, each read and each write cost a `CLIENT CACHING
+/// YES`, and a write a second round of `HGET` after its script.
+#[tokio::test]
+async fn a_read_is_one_command_and_a_write_one_script() {
+    let (server, a, b) = two_stores().await;
+    let r = new_room("x");
+    a.create_room(&r, &[]).await.unwrap();
+    // Each store's first write loads the script.
+    set_detail(&b, &r.id, "warm").await;
+    set_detail(&a, &r.id, "warm, a").await;
+    let before = command_calls(&server).await;
+    for i in 0..10 {
+        // b changes the room: a's copy goes, and a's next read asks Redis once.
+        set_detail(&b, &r.id, &format!("b{i}")).await;
+        converges(&a, &r.id, &format!("b{i}")).await;
+        // a changes it: kept, read from memory, and still told of b's next change.
+        set_detail(&a, &r.id, &format!("a{i}")).await;
+        assert_eq!(
+            a.room(&app(), &r.id).await.unwrap().unwrap().detail,
+            format!("a{i}")
+        );
+    }
+    let after = command_calls(&server).await;
+    let calls = |name: &str| after.get(name).unwrap_or(&0) - before.get(name).unwrap_or(&0);
+    assert_eq!(calls("client|caching"), 0, "{after:?}");
+    // One script per write, and one more per write that lost its race: a write can start
+    // from a copy whose invalidation is still on its way, and is then read and made again.
+    let scripts = calls("evalsha");
+    let lost = scripts - 20;
+    assert!(lost <= 10, "{scripts} scripts for 20 writes: {after:?}");
+    // Each script reads the room's seq before it writes; each that saved checks the room is
+    // there after (20 HEXISTS); each of b's writes reads its base, which a's write outdated
+    // (10), each lost race once more, and each of a's reads after b's change asks once (10).
+    // Nothing else.
+    assert_eq!(calls("hexists"), 20, "{after:?}");
+    assert!(calls("hget") <= 40 + 2 * lost, "{after:?}");
+}
+
 #[tokio::test]
 async fn raw_writes_and_flushes_reach_the_cache() {
     let (server, a, _b) = two_stores().await;

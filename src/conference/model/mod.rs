@@ -402,8 +402,11 @@ pub struct Room {
     /// channel, which its session holds).
     #[serde(with = "member_list")]
     pub members: BTreeMap<String, Member>,
-    /// Participations that ended, oldest first.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// Participations that ended, oldest first. Not in the room's JSON: a store keeps them
+    /// apart and writes them only when they change (the Redis store's `past` field), so a
+    /// mute in a room with a long history does not rewrite the history. Read from the JSON
+    /// still, where stores before that kept them.
+    #[serde(default, skip_serializing)]
     pub past_members: Vec<Member>,
     /// Calls the room is placing that are not members yet (see [`Dialout`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

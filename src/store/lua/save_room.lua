@@ -2,11 +2,16 @@
 -- KEYS: room, outbox, name, ended rooms zset, live rooms zset, session->room keys to set
 -- (n_add), then to clear (n_remove).
 -- ARGV: expected seq, new seq, json, room_id, release (0, or the seconds the ended room stays
--- readable), n_add, n_remove, events...
+-- readable), n_add, n_remove, track (1: read the room at the end), past (the past
+-- participations' field, room_record.rs; empty: unchanged), events...
 if redis.call('HGET', KEYS[1], 'seq') ~= ARGV[1] then
   return 0
 end
-redis.call('HSET', KEYS[1], 'seq', ARGV[2], 'json', ARGV[3])
+if ARGV[9] == '' then
+  redis.call('HSET', KEYS[1], 'seq', ARGV[2], 'json', ARGV[3])
+else
+  redis.call('HSET', KEYS[1], 'seq', ARGV[2], 'json', ARGV[3], 'past', ARGV[9])
+end
 local n_add = tonumber(ARGV[6])
 local n_remove = tonumber(ARGV[7])
 for i = 1, n_add do
@@ -29,12 +34,16 @@ if ARGV[5] ~= '0' then
   redis.call('ZADD', KEYS[4], now + tonumber(ARGV[5]), ARGV[4])
   redis.call('ZREM', KEYS[5], ARGV[4])
 end
-for i = 8, #ARGV do
+for i = 10, #ARGV do
   redis.call('XADD', KEYS[2], '*', 'event', ARGV[i])
 end
 -- The outbox's readers are woken by one PUBLISH per shard after a batch's scripts, in the same
 -- pipeline (room_writes.rs), not one per room: on a Redis Cluster every PUBLISH goes to every
 -- node.
--- A caller with client-side tracking reads the room again after this script, under CLIENT
--- CACHING YES (room_writes.rs): never this script, whose every read would be tracked.
+-- A caller with client-side tracking (OPTOUT) has Redis go on tracking the room it wrote: the
+-- write made Redis forget the key's trackers, and this read, after it, tracks it again. Only
+-- when the script read no lookup (the caller sends those untracked, room_writes.rs).
+if ARGV[8] == '1' then
+  redis.call('HEXISTS', KEYS[1], 'seq')
+end
 return 1

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use redis::Script;
 
 use super::failover::Target;
-use super::{RedisStore, decode, query_loading, unavailable};
+use super::{RedisStore, query_loading, room_record, unavailable};
 use crate::conference::{AppId, Room, RoomId};
 use crate::store::room_cache::{FindMaster, Tracked};
 use crate::store::{StoreError, keys};
@@ -72,7 +72,7 @@ impl RedisStore {
     ) -> Result<Option<Arc<Room>>, StoreError> {
         let key = keys::room(&self.shards.room_tag(app, id), id);
         let Some(tracked) = &self.rooms else {
-            return Ok(self.json_field(&key).await?.map(Arc::new));
+            return Ok(self.room_record(&key).await?.map(Arc::new));
         };
         match tracked.entries().base(&key) {
             Some(room) => Ok(Some(room)),
@@ -86,14 +86,14 @@ impl RedisStore {
         tracked: &Tracked,
         key: &str,
     ) -> Result<Option<Arc<Room>>, StoreError> {
-        let (json, token) = tracked
+        let ((json, past), token) = tracked
             .call(key, |mut conn| async move {
-                let mut hget = redis::cmd("HGET");
-                hget.arg(key).arg("json");
-                Tracked::cached(hget)
-                    .query_async::<(Option<String>,)>(&mut conn)
+                // Tracked: the connection tracks every read it is not told to leave.
+                redis::cmd("HMGET")
+                    .arg(key)
+                    .arg(&room_record::FIELDS)
+                    .query_async::<(Option<String>, Option<String>)>(&mut conn)
                     .await
-                    .map(|(json,)| json)
             })
             .await
             .map_err(unavailable)?;
@@ -101,9 +101,12 @@ impl RedisStore {
             tracked.entries().forget(key);
             return Ok(None);
         };
-        let room: Arc<Room> =
-            Arc::new(decode(key, &json).inspect_err(|_| tracked.entries().forget(key))?);
-        tracked.entries().fill(key, token, Arc::clone(&room));
+        let decoded = room_record::decode(key, &json, past.as_deref())
+            .inspect_err(|_| tracked.entries().forget(key))?;
+        let room = Arc::new(decoded.room);
+        tracked
+            .entries()
+            .fill(key, token, Arc::clone(&room), decoded.past_saved);
         Ok(Some(room))
     }
 
@@ -126,7 +129,9 @@ impl RedisStore {
                 .map(|(answer,)| answer)
                 .map_err(unavailable);
         };
-        let pipe = &Tracked::cached(eval);
+        let mut pipe = redis::pipe();
+        pipe.add_command(eval);
+        let pipe = &pipe;
         let ((answer,), token) = tracked
             .call(key, |mut conn| async move {
                 query_loading::<(T,), _>(&mut conn, script, pipe).await
@@ -134,7 +139,10 @@ impl RedisStore {
             .await
             .map_err(unavailable)?;
         if wrote(&answer) {
-            tracked.entries().fill(key, token, Arc::new(room.clone()));
+            // A created room has no past participations: its record holds none.
+            tracked
+                .entries()
+                .fill(key, token, Arc::new(room.clone()), true);
         } else {
             tracked.entries().forget(key);
         }

@@ -9,6 +9,21 @@ use crate::conference::{DomainEvent, Micros};
 use crate::store::{Page, StoreError};
 
 impl RedisStore {
+    /// A room's record (`room_record`), read whole: its JSON and its past participations.
+    pub(super) async fn room_record(
+        &self,
+        key: &str,
+    ) -> Result<Option<crate::conference::Room>, StoreError> {
+        let (json, past): (Option<String>, Option<String>) = redis::cmd("HMGET")
+            .arg(key)
+            .arg(&super::room_record::FIELDS)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(unavailable)?;
+        json.map(|j| super::room_record::decode(key, &j, past.as_deref()).map(|d| d.room))
+            .transpose()
+    }
+
     pub(super) async fn json_field<T: serde::de::DeserializeOwned>(
         &self,
         key: &str,
@@ -90,7 +105,7 @@ impl RedisStore {
     /// what the cursor is, so it needs no shard) with its records (`hash` field `json`), read
     /// in one pipelined round trip instead of one per record. Ids that no longer parse or whose
     /// record is gone are skipped.
-    pub(super) async fn page_of<T: serde::de::DeserializeOwned>(
+    pub(super) async fn page_of<T: Record>(
         &self,
         indexes: &[String],
         record_key: impl Fn(&str) -> Option<String>,
@@ -119,9 +134,9 @@ impl RedisStore {
             .collect();
         let mut pipe = redis::pipe();
         for (key, _) in &keyed {
-            pipe.hget(key, "json");
+            pipe.cmd("HMGET").arg(key).arg(&super::room_record::FIELDS);
         }
-        let jsons: Vec<Option<String>> = if keyed.is_empty() {
+        let jsons: Vec<(Option<String>, Option<String>)> = if keyed.is_empty() {
             Vec::new()
         } else {
             pipe.query_async(&mut self.conn())
@@ -134,9 +149,9 @@ impl RedisStore {
         // not walk past them again. (A record and its entry are written in one script, so an
         // entry without a record is never one being created.)
         let mut gone = redis::pipe();
-        for ((key, row), json) in keyed.iter().zip(jsons) {
+        for ((key, row), (json, past)) in keyed.iter().zip(jsons) {
             match json {
-                Some(json) => items.push(decode(key, &json)?),
+                Some(json) => items.push(T::read(key, &json, past.as_deref())?),
                 None => {
                     gone.zrem(&indexes[row.2], &row.1).ignore();
                 }
@@ -153,5 +168,23 @@ impl RedisStore {
             items,
             next: if more { rows.last().cloned() } else { None },
         })
+    }
+}
+
+/// A record listed by [`RedisStore::page_of`]: read from its hash's `json` field (and, for a
+/// room, its `past` field: `room_record`).
+pub(super) trait Record: Sized {
+    fn read(key: &str, json: &str, past: Option<&str>) -> Result<Self, StoreError>;
+}
+
+impl Record for crate::conference::Room {
+    fn read(key: &str, json: &str, past: Option<&str>) -> Result<Self, StoreError> {
+        super::room_record::decode(key, json, past).map(|d| d.room)
+    }
+}
+
+impl Record for crate::conference::Session {
+    fn read(key: &str, json: &str, _: Option<&str>) -> Result<Self, StoreError> {
+        decode(key, json)
     }
 }

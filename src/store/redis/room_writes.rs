@@ -16,7 +16,7 @@ use futures_util::stream::FuturesOrdered;
 use redis::Value;
 use redis::aio::ConnectionLike;
 
-use super::{RedisStore, unavailable};
+use super::{RedisStore, room_record, unavailable};
 use crate::conference::{DomainEvent, Room};
 use crate::store::room_cache::{self, Entries, Tracked};
 use crate::store::{IndexDelta, Modified, RoomChange, Saved, Store, StoreError, keys, unique_name};
@@ -42,11 +42,13 @@ pub(crate) struct RoomWrite<'a> {
 /// Whether Redis goes on tracking a written room for this process's cache.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Track {
-    /// The script reads the room once more after writing (Redis forgets a key's trackers when
-    /// it changes), so the room stays an answer to reads: for the API's writes.
+    /// The room is read once more after it is written (Redis forgets a key's trackers when it
+    /// changes): at the end of the script, or after it when the script checked lookups. The room
+    /// stays an answer to reads: for the API's writes.
     Again,
-    /// No second read, which spares Redis the work on each of the node's event writes: the room
-    /// is kept only as the base of this process's next guarded write.
+    /// Written untracked (`CLIENT CACHING NO`), which spares Redis a tracking-table insert and
+    /// removal on each of the node's event writes: the room is kept only as the base of this
+    /// process's next guarded write.
     No,
 }
 
@@ -385,17 +387,34 @@ impl RedisStore {
                     false => pipe.expire(keys::reference(id), ttl),
                 };
             }
-            // The connection tracks in OPTIN mode: a room Redis should go on tracking is read
-            // again right after its script, under `CLIENT CACHING YES`, and kept only if that
-            // read finds the version just written (another client's write in between is not
-            // ours to keep). Not the script itself: every key a script reads would be tracked,
-            // the session lookups it checks before deleting too, and one checked when it was
-            // already gone would stay in Redis's tracking table for good (the soak's Redis grew
-            // by one entry for nearly every call).
-            let again = track == Track::Again && self.rooms.is_some();
-            pipe.add_command(self.save_command(&tag, &key, w, delta));
+            // The connection tracks in OPTOUT mode: every key a command reads is tracked unless
+            // `CLIENT CACHING NO` comes right before it. A write Redis should go on tracking
+            // (`Track::Again`) ends its script with a read of the room (Redis forgets a key's
+            // trackers when it changes, ours too), atomic with the write, so the room kept is
+            // the one written. A script that checks session or name lookups before deleting
+            // them runs untracked: one checked when it was already gone would stay in Redis's
+            // tracking table for good (the soak's Redis grew by one entry for nearly every call);
+            // such a write, when tracked, reads the room again after its script. The node's
+            // event writes run untracked (each tracked read costs Redis a table insert and
+            // removal).
+            let cached = self.rooms.is_some();
+            let kept = track == Track::Again && cached;
+            let lookups_read = !delta.remove_sessions.is_empty() || delta.release;
+            let untracked = cached && (!kept || lookups_read);
+            let in_script = kept && !lookups_read;
+            let again = kept && lookups_read;
+            if untracked {
+                pipe.add_command(room_cache::caching_no());
+            }
+            // The past participations go only when the record does not hold them already.
+            let saved = self
+                .rooms
+                .as_ref()
+                .is_some_and(|t| t.entries().past_saved(&key, w.old.seq));
+            let past = room_record::past_to_send(w.old, &w.new, saved)
+                .then(|| room_record::encode_past(&w.new));
+            pipe.add_command(self.save_command(&tag, &key, w, delta, in_script, past));
             if again {
-                pipe.add_command(room_cache::caching_yes());
                 pipe.cmd("HGET").arg(&key).arg("seq");
             }
             let refs = if apart {
@@ -403,7 +422,7 @@ impl RedisStore {
             } else {
                 delta.add_refs.len() + delta.drop_refs.len()
             };
-            spans.push((refs + 1, again));
+            spans.push((refs + usize::from(untracked) + 1, again));
             room_keys.push(key);
             if !w.events.is_empty() && !appended.contains(&tag) {
                 appended.push(tag);
@@ -465,7 +484,7 @@ impl RedisStore {
                     let ours = seq.is_none_or(|s| s == writes[i].new.seq);
                     match outcome {
                         Reply::Saved if ours => {
-                            keep(entries, key, token, Arc::clone(&writes[i].new))
+                            keep(entries, key, token, Arc::clone(&writes[i].new), true)
                         }
                         _ => entries.forget(key),
                     }
@@ -483,6 +502,8 @@ impl RedisStore {
         key: &str,
         w: &RoomWrite<'_>,
         delta: &IndexDelta,
+        track: bool,
+        past: Option<Vec<u8>>,
     ) -> redis::Cmd {
         let (old, new) = (w.old, &*w.new);
         let sessions = delta.add_sessions.iter().chain(&delta.remove_sessions);
@@ -507,7 +528,9 @@ impl RedisStore {
                 0
             })
             .arg(delta.add_sessions.len())
-            .arg(delta.remove_sessions.len());
+            .arg(delta.remove_sessions.len())
+            .arg(u8::from(track))
+            .arg(past.unwrap_or_default());
         for event in w.events {
             cmd.arg(encode_sized(event, 512));
         }
@@ -613,18 +636,15 @@ fn without_rings(
     Ok(replies)
 }
 
-/// Reads each write's replies (`spans[i].0` of them: lookups, then the script's answer; then,
-/// when `spans[i].1`, `CLIENT CACHING`'s and the room's `seq` read again), and the `seq` each
-/// read again found (`None`: not read; `Some(0)`: gone or unreadable).
+/// Reads each write's replies (`spans[i].0` of them: lookups, `CLIENT CACHING NO`'s if sent,
+/// then the script's answer; then, when `spans[i].1`, the room's `seq` read again), and the
+/// `seq` each read again found (`None`: not read; `Some(0)`: gone or unreadable).
 #[allow(clippy::type_complexity)]
 fn outcomes(
     replies: Vec<Value>,
     spans: &[(usize, bool)],
 ) -> Result<(Vec<Reply>, Vec<Option<u64>>), StoreError> {
-    let total: usize = spans
-        .iter()
-        .map(|(n, again)| n + 2 * usize::from(*again))
-        .sum();
+    let total: usize = spans.iter().map(|(n, again)| n + usize::from(*again)).sum();
     if replies.len() != total {
         return Err(StoreError::Unavailable(format!(
             "Redis answered a pipeline of {} commands with {} replies",
@@ -655,7 +675,6 @@ fn outcomes(
             (None, other) => Reply::Failed(format!("unexpected answer to a room save: {other:?}")),
         });
         seqs.push(again.then(|| {
-            let _caching = replies.next();
             replies
                 .next()
                 .and_then(|v| redis::from_redis_value::<Option<u64>>(&v).ok().flatten())

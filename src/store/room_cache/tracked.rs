@@ -13,10 +13,11 @@ use tokio::sync::watch;
 use super::Entries;
 use super::masters::Masters;
 
-/// Makes Redis track the keys the next command reads (the connection tracks in `OPTIN` mode).
-pub fn caching_yes() -> redis::Cmd {
+/// Makes Redis track none of the keys the next command reads (the connection tracks in
+/// `OPTOUT` mode: every other command's reads are tracked).
+pub fn caching_no() -> redis::Cmd {
     let mut cmd = redis::cmd("CLIENT");
-    cmd.arg("CACHING").arg("YES");
+    cmd.arg("CACHING").arg("NO");
     cmd
 }
 
@@ -76,7 +77,7 @@ impl Link {
         redis::cmd("CLIENT")
             .arg("TRACKING")
             .arg("ON")
-            .arg("OPTIN")
+            .arg("OPTOUT")
             .arg("NOLOOP")
             .query_async::<()>(&mut conn)
             .await?;
@@ -189,16 +190,6 @@ impl Tracked {
             entries: Entries::new(capacity),
             route: Route::Cluster(Masters::new(nodes)?),
         })
-    }
-
-    /// `command` after `CLIENT CACHING YES`, as one pipeline (nothing can come between them on
-    /// the connection): under `OPTIN`, only the keys this command reads are tracked.
-    pub fn cached(command: redis::Cmd) -> redis::Pipeline {
-        let mut pipe = redis::pipe();
-        pipe.add_command(caching_yes())
-            .ignore()
-            .add_command(command);
-        pipe
     }
 
     /// Whether its connections are a cluster's (one per master).

@@ -1,0 +1,179 @@
+//! A room's record in Redis keeps its past participations apart (`src/store/redis/room_record.rs`):
+//! a change that leaves them alone does not rewrite them, a change that adds one writes them, and
+//! a record laid out before (the list inside the room's JSON) loses nothing when it is next
+//! written, nor when an instance of before writes it during a rolling upgrade.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use crate::common;
+
+use common::redis_server::RedisServer;
+use switchyard::conference::{
+    AppId, Member, NodePrefix, PAST_MEMBERS_KEPT, Room, RoomId, RoomStatus, RoomType, SessionId,
+};
+use switchyard::store::redis::RedisStore;
+use switchyard::store::{Store, keys, update_room};
+
+fn app() -> AppId {
+    AppId::parse("app-a").unwrap()
+}
+
+fn node() -> NodePrefix {
+    NodePrefix::parse("abcde").unwrap()
+}
+
+fn member(caller: &str) -> Member {
+    let session = SessionId::new(&node(), &uuid::Uuid::new_v4().to_string());
+    Member::new(session, "200".into(), caller.into(), None, 2)
+}
+
+fn new_room() -> Room {
+    let mut r = Room::new(
+        RoomId::new(&node(), uuid::Uuid::new_v4()),
+        app(),
+        "hist".into(),
+        RoomType::Conference,
+        uuid::Uuid::new_v4().to_string(),
+        1,
+    );
+    r.status = RoomStatus::Progressing;
+    r
+}
+
+async fn change(store: &RedisStore, id: &RoomId, f: impl Fn(&mut Room) + Send + Sync) {
+    update_room(store, &app(), id, |r| {
+        f(r);
+        r.seq += 1;
+        Ok::<_, ()>(((), Vec::new()))
+    })
+    .await
+    .unwrap()
+    .unwrap()
+    .unwrap();
+}
+
+async fn raw(server: &RedisServer) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(server.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+/// The record's `json` and `past` fields as Redis holds them.
+async fn fields(server: &RedisServer, id: &RoomId) -> (String, Option<String>) {
+    redis::cmd("HMGET")
+        .arg(keys::room(app().as_str(), id))
+        .arg("json")
+        .arg("past")
+        .query_async::<(String, Option<String>)>(&mut raw(server).await)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_change_that_leaves_the_history_alone_does_not_rewrite_it() {
+    let server = RedisServer::start();
+    let store = RedisStore::connect(&server.url()).await.unwrap();
+    let r = new_room();
+    store.create_room(&r, &[]).await.unwrap();
+    // A long-lived room: as many past participations as a room keeps, one member in it.
+    change(&store, &r.id, |room| {
+        for i in 0..PAST_MEMBERS_KEPT {
+            room.retire(member(&format!("{i}")));
+        }
+        let m = member("live");
+        room.members.insert(m.channel().to_owned(), m);
+    })
+    .await;
+    let (json, past) = fields(&server, &r.id).await;
+    let past = past.expect("the history is in its own field");
+    assert!(!json.contains("past_members"), "{json}");
+    assert!(past.len() > 20_000, "{} bytes of history", past.len());
+    // A mute: the room's JSON is written, its history is not (the same version stays).
+    change(&store, &r.id, |room| {
+        for m in room.members.values_mut() {
+            m.muted = false;
+        }
+    })
+    .await;
+    let (json_after, past_after) = fields(&server, &r.id).await;
+    assert_ne!(json_after, json);
+    assert_eq!(past_after.as_deref(), Some(past.as_str()));
+    assert!(
+        json_after.len() < 2_000,
+        "{} bytes written",
+        json_after.len()
+    );
+    // The member leaves: now the history is written, and holds it, the oldest gone.
+    change(&store, &r.id, |room| {
+        let (_, m) = room.members.pop_first().unwrap();
+        room.retire(m);
+    })
+    .await;
+    let (_, past_left) = fields(&server, &r.id).await;
+    assert_ne!(past_left.as_deref(), Some(past.as_str()));
+    let fresh = RedisStore::connect(&server.url()).await.unwrap();
+    let read = fresh.room(&app(), &r.id).await.unwrap().unwrap();
+    assert_eq!(read.past_members.len(), PAST_MEMBERS_KEPT);
+    assert_eq!(read.past_members.last().unwrap().caller_id, "live");
+    assert_eq!(read.past_members[0].caller_id, "1");
+    assert_eq!(read, store.room(&app(), &r.id).await.unwrap().unwrap());
+}
+
+#[tokio::test]
+async fn a_room_laid_out_before_keeps_its_history_through_an_upgrade() {
+    let server = RedisServer::start();
+    let store = RedisStore::connect(&server.url()).await.unwrap();
+    let r = new_room();
+    store.create_room(&r, &[]).await.unwrap();
+    // As an instance of before wrote it: the past participations inside the JSON.
+    let old_past: Vec<Member> = (0..3).map(|i| member(&format!("old{i}"))).collect();
+    let mut json: serde_json::Value =
+        serde_json::from_str(&fields(&server, &r.id).await.0).unwrap();
+    json["past_members"] = serde_json::to_value(&old_past).unwrap();
+    json["seq"] = 2.into();
+    redis::cmd("HSET")
+        .arg(keys::room(app().as_str(), &r.id))
+        .arg("seq")
+        .arg(2)
+        .arg("json")
+        .arg(json.to_string())
+        .exec_async(&mut raw(&server).await)
+        .await
+        .unwrap();
+    // Read and changed by this version without touching the history: it moves to its field.
+    let upgraded = RedisStore::connect(&server.url()).await.unwrap();
+    change(&upgraded, &r.id, |room| room.detail = "after".into()).await;
+    let (json_now, past) = fields(&server, &r.id).await;
+    assert!(!json_now.contains("old0"), "{json_now}");
+    assert!(past.unwrap().contains("old2"));
+    // An instance of before, still running, retires one more into the JSON (it read no past:
+    // the JSON has none now). Nothing is lost: this version reads both.
+    let mut json: serde_json::Value = serde_json::from_str(&json_now).unwrap();
+    let late = member("late");
+    json["past_members"] = serde_json::to_value([&late]).unwrap();
+    json["seq"] = 4.into();
+    redis::cmd("HSET")
+        .arg(keys::room(app().as_str(), &r.id))
+        .arg("seq")
+        .arg(4)
+        .arg("json")
+        .arg(json.to_string())
+        .exec_async(&mut raw(&server).await)
+        .await
+        .unwrap();
+    let callers = |room: &Room| -> Vec<String> {
+        room.past_members
+            .iter()
+            .map(|m| m.caller_id.clone())
+            .collect()
+    };
+    let read = upgraded.room_fresh(&app(), &r.id).await.unwrap().unwrap();
+    assert_eq!(callers(&read), ["old0", "old1", "old2", "late"]);
+    // And the next write by this version keeps all four in the field.
+    change(&upgraded, &r.id, |room| room.detail = "later".into()).await;
+    let fresh = RedisStore::connect(&server.url()).await.unwrap();
+    let read = fresh.room(&app(), &r.id).await.unwrap().unwrap();
+    assert_eq!(callers(&read), ["old0", "old1", "old2", "late"]);
+    assert!(!fields(&server, &r.id).await.0.contains("past_members"));
+}
