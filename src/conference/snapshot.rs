@@ -359,7 +359,7 @@ pub fn reconcile_at(
         let listed =
             |channel: &str| conference.is_some_and(|c| c.members.iter().any(|m| m.uuid == channel));
         let live = room.members.values_mut().filter(|m| listed(m.channel()));
-        for m in live.chain(room.past_members.iter_mut()) {
+        for m in live.chain(std::sync::Arc::make_mut(&mut room.past_members).iter_mut()) {
             m.event_seq = m.event_seq.max(taken.events);
         }
     }

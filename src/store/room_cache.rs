@@ -35,7 +35,12 @@ mod tracked;
 
 pub use tracked::{FindMaster, Tracked, caching_no};
 
-use crate::conference::Room;
+use crate::conference::{Member, Room};
+
+/// Past participations as a version of a room record's `past` field holds them
+/// (`store/redis/room_record.rs`): a version is never written with other contents, so a list
+/// kept under it needs no second reading.
+pub type KnownPast = (u64, Arc<Vec<Member>>);
 
 /// How many rooms one controller keeps by default.
 pub const DEFAULT_CAPACITY: usize = 16_384;
@@ -44,13 +49,17 @@ enum Slot {
     /// A read or write is in flight; its answer may be kept if the key still holds this token.
     Pending(u64),
     /// Tracked: Redis tells us when it changes. Shared, so a reader copies it after letting go
-    /// of the lock. The flag: whether Redis holds its past participations as they are here, in
-    /// the record's own field (see [`Entries::past_saved`]).
-    Ready(Arc<Room>, bool),
+    /// of the lock. With the version of the record's `past` field if it holds the room's past
+    /// participations as they are here (see [`Entries::past_saved`]).
+    Ready(Arc<Room>, Option<u64>),
     /// Written by this process without asking Redis to track it (a batch write): current unless
     /// another writer changed it since, which only a guarded write would notice. Good as the base
     /// of a guarded write (a stale base loses the race and is read again), never as an answer.
-    Written(Arc<Room>, bool),
+    Written(Arc<Room>, Option<u64>),
+    /// Changed elsewhere since (an invalidation): no answer and no base, but its past
+    /// participations under their version, which the next read uses instead of parsing the
+    /// field again when the version is still the record's ([`Entries::known_past`]).
+    Stale(KnownPast),
 }
 
 #[derive(Default)]
@@ -97,15 +106,27 @@ impl Entries {
         }
     }
 
-    /// Whether Redis holds the past participations of the room at `key`, as stored at `seq`, in
-    /// the record's own field exactly as the version kept here has them: then a write that does
-    /// not change them need not send them. Unknown (not kept, or kept at another `seq`): no.
-    pub fn past_saved(&self, key: &str, seq: u64) -> bool {
+    /// The version of the `past` field of the room at `key`, as stored at `seq`, if it holds
+    /// exactly the past participations of the version kept here: then a write that does not
+    /// change them need not send them. Unknown (not kept, or kept at another `seq`): `None`.
+    pub fn past_saved(&self, key: &str, seq: u64) -> Option<u64> {
         match self.lock().slots.get(key) {
-            Some(Slot::Ready(room, saved) | Slot::Written(room, saved)) => {
-                *saved && room.seq == seq
+            Some(Slot::Ready(room, saved) | Slot::Written(room, saved)) if room.seq == seq => {
+                *saved
             }
-            _ => false,
+            _ => None,
+        }
+    }
+
+    /// The past participations kept for `key` under the version of the `past` field that holds
+    /// them, current or not.
+    pub fn known_past(&self, key: &str) -> Option<KnownPast> {
+        match self.lock().slots.get(key)? {
+            Slot::Ready(room, Some(v)) | Slot::Written(room, Some(v)) => {
+                Some((*v, Arc::clone(&room.past_members)))
+            }
+            Slot::Stale(known) => Some(known.clone()),
+            _ => None,
         }
     }
 
@@ -128,13 +149,13 @@ impl Entries {
 
     /// Keeps `room` as the current version of `key` if nothing changed it since `begin`;
     /// `past_saved`: see [`Entries::past_saved`].
-    pub fn fill(&self, key: &str, token: u64, room: Arc<Room>, past_saved: bool) {
+    pub fn fill(&self, key: &str, token: u64, room: Arc<Room>, past_saved: Option<u64>) {
         self.settle(key, token, Slot::Ready(room, past_saved));
     }
 
     /// Keeps `room` as this process's write of `key`, which Redis does not track for us, if
     /// nothing changed it since `begin`.
-    pub fn fill_written(&self, key: &str, token: u64, room: Arc<Room>, past_saved: bool) {
+    pub fn fill_written(&self, key: &str, token: u64, room: Arc<Room>, past_saved: Option<u64>) {
         self.settle(key, token, Slot::Written(room, past_saved));
     }
 
@@ -157,8 +178,14 @@ impl Entries {
         self.lock().slots.clear();
     }
 
+    /// The rooms kept (not the histories kept of rooms changed elsewhere).
     pub fn len(&self) -> usize {
-        self.lock().slots.len()
+        let state = self.lock();
+        state
+            .slots
+            .values()
+            .filter(|s| !matches!(s, Slot::Stale(_)))
+            .count()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -175,7 +202,7 @@ impl Entries {
                         if let Value::BulkString(bytes) = key
                             && let Ok(key) = std::str::from_utf8(bytes)
                         {
-                            state.slots.remove(key);
+                            stale(&mut state.slots, key);
                         }
                     }
                 }
@@ -184,6 +211,23 @@ impl Entries {
             },
             PushKind::Disconnection => self.clear(),
             _ => {}
+        }
+    }
+}
+
+/// What an invalidation leaves of a key: its past participations under their version, if
+/// known; nothing else.
+fn stale(slots: &mut HashMap<String, Slot>, key: &str) {
+    let Some(slot) = slots.get_mut(key) else {
+        return;
+    };
+    match slot {
+        Slot::Ready(room, Some(v)) | Slot::Written(room, Some(v)) => {
+            *slot = Slot::Stale((*v, Arc::clone(&room.past_members)));
+        }
+        Slot::Stale(_) => {}
+        _ => {
+            slots.remove(key);
         }
     }
 }

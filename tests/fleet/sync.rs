@@ -235,7 +235,8 @@ async fn join_mute_and_hang_up<S: Store>(store: Arc<S>) {
     let left = stored_room(&*store, &room)
         .await
         .past_members
-        .pop()
+        .last()
+        .cloned()
         .unwrap();
     assert_eq!(left.leave_reason, Some(LeaveReason::Hangup));
     assert_eq!(left.hangup_cause.as_deref(), Some("NORMAL_CLEARING"));

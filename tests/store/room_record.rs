@@ -177,3 +177,50 @@ async fn a_room_laid_out_before_keeps_its_history_through_an_upgrade() {
     assert_eq!(callers(&read), ["old0", "old1", "old2", "late"]);
     assert!(!fields(&server, &r.id).await.0.contains("past_members"));
 }
+
+/// Another controller's change that leaves the history alone costs a reader no parsing of it:
+/// the reader's copy, kept under the field's version through the invalidation, is the one it
+/// gets again (the same list, shared). A change to the history brings the new one.
+#[tokio::test]
+async fn a_reader_keeps_the_history_through_changes_that_leave_it_alone() {
+    use std::sync::Arc;
+
+    let server = RedisServer::start();
+    let a = RedisStore::connect(&server.url()).await.unwrap();
+    let b = RedisStore::connect(&server.url()).await.unwrap();
+    let r = new_room();
+    a.create_room(&r, &[]).await.unwrap();
+    change(&a, &r.id, |room| {
+        for i in 0..10 {
+            room.retire(member(&format!("{i}")));
+        }
+    })
+    .await;
+    let first = b.room(&app(), &r.id).await.unwrap().unwrap();
+    // a changes the room, not its history: b reads it again (its JSON), the history it kept.
+    change(&a, &r.id, |room| room.detail = "muted".into()).await;
+    let again = read_until(&b, &r.id, |room| room.detail == "muted").await;
+    assert!(Arc::ptr_eq(&first.past_members, &again.past_members));
+    // a retires one more: b reads the new history.
+    change(&a, &r.id, |room| room.retire(member("late"))).await;
+    let last = read_until(&b, &r.id, |room| room.past_members.len() == 11).await;
+    assert!(!Arc::ptr_eq(&first.past_members, &last.past_members));
+    assert_eq!(last.past_members.last().unwrap().caller_id, "late");
+}
+
+/// Reads through `store` until the room is as `ok` wants (Redis's invalidation travels on its
+/// own); at most 5 s.
+async fn read_until(store: &RedisStore, id: &RoomId, ok: impl Fn(&Room) -> bool) -> Room {
+    let read = async {
+        loop {
+            let room = store.room(&app(), id).await.unwrap().unwrap();
+            if ok(&room) {
+                return room;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(5), read)
+        .await
+        .expect("the change never reached the reader")
+}

@@ -152,7 +152,7 @@ fn switch(step: &mut Step<'_>, conference_uuid: &str, member_id: u32) {
             b.leg = None;
         }
     }
-    for past in room.past_members.iter_mut() {
+    for past in std::sync::Arc::make_mut(&mut room.past_members).iter_mut() {
         past.event_seq = 0;
     }
     if !room.beep.is_none() {

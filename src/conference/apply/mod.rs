@@ -323,8 +323,7 @@ pub fn in_order(
     if tracked && out.changed && room.core_uuid.as_deref() == Some(core_uuid) {
         let member = match room.members.get_mut(channel) {
             Some(m) => Some(m),
-            None => room
-                .past_members
+            None => std::sync::Arc::make_mut(&mut room.past_members)
                 .iter_mut()
                 .rev()
                 .find(|m| m.channel() == channel),

@@ -2,6 +2,7 @@
 //! recordings, and the sessions (calls) on the nodes. Plain data, serialized as JSON by the stores.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -406,8 +407,10 @@ pub struct Room {
     /// apart and writes them only when they change (the Redis store's `past` field), so a
     /// mute in a room with a long history does not rewrite the history. Read from the JSON
     /// still, where stores before that kept them.
+    /// Shared: a copy of the room (every change starts from one) shares them until one of the
+    /// two changes them (`Arc::make_mut`).
     #[serde(default, skip_serializing)]
-    pub past_members: Vec<Member>,
+    pub past_members: Arc<Vec<Member>>,
     /// Calls the room is placing that are not members yet (see [`Dialout`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dialouts: Vec<Dialout>,
@@ -479,7 +482,7 @@ impl Room {
                 member_id: None,
             },
             members: BTreeMap::new(),
-            past_members: Vec::new(),
+            past_members: Arc::default(),
             dialouts: Vec::new(),
             playback: Playback::default(),
             recording: None,
@@ -530,10 +533,11 @@ impl Room {
     /// oldest goes (a long-lived room with callers coming and going would otherwise grow
     /// without end, and with it every write of the room: 325 KB after 15 minutes of the soak).
     pub fn retire(&mut self, member: Member) {
-        self.past_members.push(member);
-        if self.past_members.len() > PAST_MEMBERS_KEPT {
-            let over = self.past_members.len() - PAST_MEMBERS_KEPT;
-            self.past_members.drain(..over);
+        let past = Arc::make_mut(&mut self.past_members);
+        past.push(member);
+        if past.len() > PAST_MEMBERS_KEPT {
+            let over = past.len() - PAST_MEMBERS_KEPT;
+            past.drain(..over);
         }
     }
 

@@ -86,6 +86,9 @@ impl RedisStore {
         tracked: &Tracked,
         key: &str,
     ) -> Result<Option<Arc<Room>>, StoreError> {
+        // Taken before the read marks the key as pending: a history kept from before the room
+        // changed elsewhere saves parsing it again if the record still holds that version.
+        let known = tracked.entries().known_past(key);
         let ((json, past), token) = tracked
             .call(key, |mut conn| async move {
                 // Tracked: the connection tracks every read it is not told to leave.
@@ -101,12 +104,12 @@ impl RedisStore {
             tracked.entries().forget(key);
             return Ok(None);
         };
-        let decoded = room_record::decode(key, &json, past.as_deref())
+        let decoded = room_record::decode(key, &json, past.as_deref(), known)
             .inspect_err(|_| tracked.entries().forget(key))?;
         let room = Arc::new(decoded.room);
         tracked
             .entries()
-            .fill(key, token, Arc::clone(&room), decoded.past_saved);
+            .fill(key, token, Arc::clone(&room), decoded.past);
         Ok(Some(room))
     }
 
@@ -142,7 +145,7 @@ impl RedisStore {
             // A created room has no past participations: its record holds none.
             tracked
                 .entries()
-                .fill(key, token, Arc::new(room.clone()), true);
+                .fill(key, token, Arc::new(room.clone()), Some(0));
         } else {
             tracked.entries().forget(key);
         }

@@ -20,7 +20,7 @@ impl RedisStore {
             .query_async(&mut self.conn())
             .await
             .map_err(unavailable)?;
-        json.map(|j| super::room_record::decode(key, &j, past.as_deref()).map(|d| d.room))
+        json.map(|j| super::room_record::decode(key, &j, past.as_deref(), None).map(|d| d.room))
             .transpose()
     }
 
@@ -179,7 +179,7 @@ pub(super) trait Record: Sized {
 
 impl Record for crate::conference::Room {
     fn read(key: &str, json: &str, past: Option<&str>) -> Result<Self, StoreError> {
-        super::room_record::decode(key, json, past).map(|d| d.room)
+        super::room_record::decode(key, json, past, None).map(|d| d.room)
     }
 }
 

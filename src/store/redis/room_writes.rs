@@ -358,6 +358,8 @@ impl RedisStore {
         }
         let mut pipe = redis::pipe();
         let mut room_keys = Vec::with_capacity(todo.len());
+        // The version of each room's `past` field once written (see `room_record`).
+        let mut past_versions = Vec::with_capacity(todo.len());
         let mut appended: Vec<String> = Vec::new();
         // How many replies each write has (its lookups, then its script), and whether its room
         // is read again after it (see below).
@@ -410,9 +412,10 @@ impl RedisStore {
             let saved = self
                 .rooms
                 .as_ref()
-                .is_some_and(|t| t.entries().past_saved(&key, w.old.seq));
-            let past = room_record::past_to_send(w.old, &w.new, saved)
-                .then(|| room_record::encode_past(&w.new));
+                .and_then(|t| t.entries().past_saved(&key, w.old.seq));
+            let send_past = room_record::past_to_send(w.old, &w.new, saved);
+            let past = send_past.then(|| room_record::encode_past(&w.new));
+            past_versions.push(if send_past { Some(w.new.seq) } else { saved });
             pipe.add_command(self.save_command(&tag, &key, w, delta, in_script, past));
             if again {
                 pipe.cmd("HGET").arg(&key).arg("seq");
@@ -475,16 +478,17 @@ impl RedisStore {
                     Track::Again => Entries::fill,
                     Track::No => Entries::fill_written,
                 };
-                for (((key, token), (&i, outcome)), seq) in room_keys
+                for ((((key, token), (&i, outcome)), seq), past) in room_keys
                     .iter()
                     .zip(tokens)
                     .zip(todo.iter().zip(&outcomes))
                     .zip(seqs)
+                    .zip(&past_versions)
                 {
                     let ours = seq.is_none_or(|s| s == writes[i].new.seq);
                     match outcome {
                         Reply::Saved if ours => {
-                            keep(entries, key, token, Arc::clone(&writes[i].new), true)
+                            keep(entries, key, token, Arc::clone(&writes[i].new), *past)
                         }
                         _ => entries.forget(key),
                     }
