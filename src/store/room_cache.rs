@@ -32,6 +32,7 @@ use redis::{PushInfo, PushKind, Value};
 
 mod masters;
 mod tracked;
+mod values;
 
 pub use tracked::{FindMaster, Tracked, caching_no};
 
@@ -65,6 +66,9 @@ enum Slot {
 #[derive(Default)]
 struct State {
     slots: HashMap<String, Slot>,
+    /// Small values read on the same connection (a session's record, its room lookup):
+    /// [`values`].
+    values: HashMap<String, values::Kept>,
     next_token: u64,
 }
 
@@ -175,7 +179,9 @@ impl Entries {
 
     /// Forgets everything (the connection was lost, or Redis was flushed).
     pub fn clear(&self) {
-        self.lock().slots.clear();
+        let mut state = self.lock();
+        state.slots.clear();
+        state.values.clear();
     }
 
     /// The rooms kept (not the histories kept of rooms changed elsewhere).
@@ -203,6 +209,7 @@ impl Entries {
                             && let Ok(key) = std::str::from_utf8(bytes)
                         {
                             stale(&mut state.slots, key);
+                            state.values.remove(key);
                         }
                     }
                 }

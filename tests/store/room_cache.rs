@@ -163,6 +163,109 @@ async fn a_read_is_one_command_and_a_write_one_script() {
     assert!(calls("hget") <= 40 + 2 * lost, "{after:?}");
 }
 
+/// Puts the session's member in the room or takes it out, through `store`.
+async fn member(
+    store: &RedisStore,
+    id: &RoomId,
+    session: &switchyard::conference::SessionId,
+    join: bool,
+) {
+    update_room(store, &app(), id, |room| {
+        let channel = session.channel().to_owned();
+        if join {
+            let m = switchyard::conference::Member::new(
+                session.clone(),
+                "100".into(),
+                "200".into(),
+                None,
+                2,
+            );
+            room.members.insert(channel, m);
+        } else {
+            room.members.remove(&channel);
+        }
+        room.seq += 1;
+        Ok::<_, ()>(((), Vec::new()))
+    })
+    .await
+    .unwrap()
+    .unwrap()
+    .unwrap();
+}
+
+/// Every member command reads its session and the room the session is in. Both are kept, read
+/// once until they change: a change by another controller reaches the reader (Redis's push), and
+/// one by the reader itself is seen at once (its own writes draw no push: it forgets what it
+/// kept).
+#[tokio::test]
+async fn a_sessions_record_and_room_are_read_once_until_they_change() {
+    use switchyard::conference::{Session, SessionId, SessionState};
+
+    let (server, a, b) = two_stores().await;
+    let r = new_room("x");
+    a.create_room(&r, &[]).await.unwrap();
+    let node = NodePrefix::parse("abcde").unwrap();
+    let mut s = Session {
+        id: SessionId::new(&node, &uuid::Uuid::new_v4().to_string()),
+        app: app(),
+        did: "15551230000".into(),
+        caller_id: "1001".into(),
+        caller_name: "Alice".into(),
+        state: SessionState::Parked,
+        core_uuid: "core".into(),
+        created_at: 1,
+        answered_at: Some(1),
+        ended_at: None,
+        hangup_cause: None,
+        seq: 1,
+    };
+    a.save_session(&s).await.unwrap();
+    assert_eq!(a.room_of_session(&app(), &s.id).await.unwrap(), None);
+    // a joins it: a sees it at once.
+    member(&a, &r.id, &s.id, true).await;
+    assert_eq!(
+        a.room_of_session(&app(), &s.id).await.unwrap(),
+        Some(r.id.clone())
+    );
+    // Read again and again: from memory (the session once from Redis: a's own write of it
+    // made a forget it).
+    a.session(&app(), &s.id).await.unwrap().unwrap();
+    let before = command_calls(&server).await;
+    for _ in 0..20 {
+        let session = a.session(&app(), &s.id).await.unwrap().unwrap();
+        assert_eq!(session.state, SessionState::Parked);
+        assert_eq!(
+            a.room_of_session(&app(), &s.id).await.unwrap(),
+            Some(r.id.clone())
+        );
+    }
+    let after = command_calls(&server).await;
+    let calls = |name: &str| after.get(name).unwrap_or(&0) - before.get(name).unwrap_or(&0);
+    assert_eq!((calls("hget"), calls("get")), (0, 0), "{after:?}");
+    // b lets it go: a hears of it.
+    member(&b, &r.id, &s.id, false).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while a.room_of_session(&app(), &s.id).await.unwrap().is_some() {
+        assert!(Instant::now() < deadline, "a never heard the session left");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    // b ends the session: a hears of it; a's own write of it is seen at once.
+    s.state = SessionState::Ended;
+    s.seq = 2;
+    b.save_session(&s).await.unwrap();
+    while a.session(&app(), &s.id).await.unwrap().unwrap().state != SessionState::Ended {
+        assert!(Instant::now() < deadline, "a never heard the session ended");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    s.caller_name = "Alice B.".into();
+    s.seq = 3;
+    a.save_session(&s).await.unwrap();
+    assert_eq!(
+        a.session(&app(), &s.id).await.unwrap().unwrap().caller_name,
+        "Alice B."
+    );
+}
+
 #[tokio::test]
 async fn raw_writes_and_flushes_reach_the_cache() {
     let (server, a, _b) = two_stores().await;

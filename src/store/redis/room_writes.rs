@@ -360,6 +360,8 @@ impl RedisStore {
         let mut room_keys = Vec::with_capacity(todo.len());
         // The version of each room's `past` field once written (see `room_record`).
         let mut past_versions = Vec::with_capacity(todo.len());
+        // The session lookups (`in:`) the scripts may set or clear.
+        let mut lookups_written = Vec::new();
         let mut appended: Vec<String> = Vec::new();
         // How many replies each write has (its lookups, then its script), and whether its room
         // is read again after it (see below).
@@ -417,6 +419,13 @@ impl RedisStore {
             let past = send_past.then(|| room_record::encode_past(&w.new));
             past_versions.push(if send_past { Some(w.new.seq) } else { saved });
             pipe.add_command(self.save_command(&tag, &key, w, delta, in_script, past));
+            lookups_written.extend(
+                delta
+                    .add_sessions
+                    .iter()
+                    .chain(&delta.remove_sessions)
+                    .map(|s| keys::session_room(&tag, s)),
+            );
             if again {
                 pipe.cmd("HGET").arg(&key).arg("seq");
             }
@@ -456,13 +465,17 @@ impl RedisStore {
             Some(tracked) => {
                 let keys: Vec<&str> = room_keys.iter().map(String::as_str).collect();
                 let pipe = &pipe;
-                let (replies, tokens) = tracked
+                let sent = tracked
                     .call_many(&keys, |mut conn| async move {
                         conn.req_packed_commands(pipe, 0, count).await
                     })
-                    .await
-                    .map_err(unavailable)?;
+                    .await;
                 let entries = tracked.entries();
+                // The session lookups these scripts set or cleared on this very connection: no
+                // push comes for them (NOLOOP), so what this process kept of them goes, whether
+                // or not the writes were answered.
+                entries.forget_values(lookups_written.iter().map(String::as_str));
+                let (replies, tokens) = sent.map_err(unavailable)?;
                 let (outcomes, seqs) = without_rings(replies, count, writes_count)
                     .and_then(|replies| outcomes(replies, &spans))
                     .inspect_err(|_| {

@@ -13,8 +13,25 @@ impl RedisStore {
         app: &AppId,
         id: &SessionId,
     ) -> Result<Option<Session>, StoreError> {
-        self.json_field(&keys::session(&self.shards.session_tag(app, id), id))
+        let key = keys::session(&self.shards.session_tag(app, id), id);
+        let Some(tracked) = self.values_cache() else {
+            return self.json_field(&key).await;
+        };
+        let mut hget = redis::cmd("HGET");
+        hget.arg(&key).arg("json");
+        let json = tracked
+            .values(&[(&key, hget)])
             .await
+            .map_err(unavailable)?
+            .pop()
+            .flatten();
+        json.map(|j| super::decode(&key, &j)).transpose()
+    }
+
+    /// The tracked connection for sessions and their lookups (`room_cache/values.rs`): not on a
+    /// cluster, whose shards' lookups live on different masters.
+    fn values_cache(&self) -> Option<&crate::store::room_cache::Tracked> {
+        self.rooms.as_ref().filter(|t| !t.is_cluster())
     }
 
     pub(super) async fn get_session_app(
@@ -54,7 +71,14 @@ impl RedisStore {
             .arg(session.id.as_str())
             .arg(if ended { "1" } else { "0" })
             .arg(self.ended_sessions.as_secs());
-        let _: i64 = call.invoke_async(&mut conn).await.map_err(unavailable)?;
+        let written = call.invoke_async::<i64>(&mut conn).await;
+        // Written on another connection than the tracked one: its push may trail this answer,
+        // so this process forgets what it kept at once.
+        if let Some(tracked) = self.values_cache() {
+            let key = keys::session(&tag, &session.id);
+            tracked.entries().forget_values([key.as_str()]);
+        }
+        written.map_err(unavailable)?;
         let member = format!("{} {}", session.app, session.id);
         let node = keys::node_sessions(&session.id.prefix());
         let _: () = if ended {
@@ -108,14 +132,25 @@ impl RedisStore {
         id: &SessionId,
     ) -> Result<Option<RoomId>, StoreError> {
         // The lookup lives with the room, in whichever shard that is.
-        let mut pipe = redis::pipe();
-        for key in self.in_every_shard(app, |tag| keys::session_room(tag, id)) {
-            pipe.get(key);
-        }
-        let rooms: Vec<Option<String>> = pipe
-            .query_async(&mut self.conn())
-            .await
-            .map_err(unavailable)?;
+        let lookups = self.in_every_shard(app, |tag| keys::session_room(tag, id));
+        let rooms: Vec<Option<String>> = match self.values_cache() {
+            Some(tracked) => {
+                let reads: Vec<(&str, redis::Cmd)> = lookups
+                    .iter()
+                    .map(|key| (key.as_str(), redis::cmd("GET").arg(key).to_owned()))
+                    .collect();
+                tracked.values(&reads).await.map_err(unavailable)?
+            }
+            None => {
+                let mut pipe = redis::pipe();
+                for key in &lookups {
+                    pipe.get(key);
+                }
+                pipe.query_async(&mut self.conn())
+                    .await
+                    .map_err(unavailable)?
+            }
+        };
         Ok(rooms.iter().flatten().find_map(|r| RoomId::parse(r).ok()))
     }
 }

@@ -293,6 +293,54 @@ impl Tracked {
         }
     }
 
+    /// Small values (a session's record, its room lookup) read on the tracked connection: the
+    /// ones kept from memory, the others in one pipeline, kept until Redis says they changed
+    /// ([`super::values`]). Each read is a command that answers one string or nil. Not on a
+    /// cluster, whose keys would go to different masters: the caller reads those directly.
+    pub async fn values(
+        &self,
+        reads: &[(&str, redis::Cmd)],
+    ) -> Result<Vec<Option<String>>, redis::RedisError> {
+        let entries = self.entries();
+        let mut out: Vec<Option<Option<String>>> =
+            reads.iter().map(|(key, _)| entries.value(key)).collect();
+        let missing: Vec<usize> = (0..reads.len()).filter(|&i| out[i].is_none()).collect();
+        if let Some(&first) = missing.first() {
+            let link = self.link(reads[first].0).await?;
+            let mut conn = match link.conn(&self.entries).await {
+                Ok(conn) => conn,
+                Err(e) => {
+                    self.failed(&link, &e).await;
+                    return Err(e);
+                }
+            };
+            // After connecting: a (re)connection forgets every entry, these marks included.
+            let tokens: Vec<u64> = missing
+                .iter()
+                .map(|&i| self.entries.begin_value(reads[i].0))
+                .collect();
+            let mut pipe = redis::pipe();
+            for &i in &missing {
+                pipe.add_command(reads[i].1.clone());
+            }
+            match pipe.query_async::<Vec<Option<String>>>(&mut conn).await {
+                Ok(answers) => {
+                    for ((&i, token), answer) in missing.iter().zip(tokens).zip(answers) {
+                        self.entries.fill_value(reads[i].0, token, answer.clone());
+                        out[i] = Some(answer);
+                    }
+                }
+                Err(e) => {
+                    self.entries
+                        .forget_values(missing.iter().map(|&i| reads[i].0));
+                    self.failed(&link, &e).await;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(out.into_iter().map(Option::flatten).collect())
+    }
+
     /// Sends `send` on the connection of the server that serves `key`, leaving the cache alone
     /// (a script load).
     pub async fn on_server_of<T, F, Fut>(&self, key: &str, send: F) -> redis::RedisResult<T>

@@ -1,0 +1,90 @@
+//! Small values read on the tracked connection beside the rooms — a session's record and the
+//! room it is in — kept until Redis says they changed, as the rooms are (the same tokens, the
+//! same pushes). Every member command reads both, and they change only when the session joins,
+//! leaves or ends.
+//!
+//! A value this process writes on the tracked connection itself draws no push (NOLOOP), and
+//! Redis stops tracking it: the writer forgets it ([`Entries::forget_values`]) once the write is
+//! answered. Written anywhere else (another connection of this process, another controller, an
+//! expiry), the push removes it.
+
+use super::Entries;
+
+/// A value read, or being read.
+pub(super) enum Kept {
+    /// Read in flight; its answer is kept if the key still holds this token.
+    Pending(u64),
+    /// Tracked: `None` is a key that does not exist (Redis tracks those too).
+    Ready(Option<String>),
+}
+
+impl Entries {
+    /// The value at `key`, if kept: `Some(None)` for a key known not to exist.
+    pub fn value(&self, key: &str) -> Option<Option<String>> {
+        match self.lock().values.get(key)? {
+            Kept::Ready(v) => Some(v.clone()),
+            Kept::Pending(_) => None,
+        }
+    }
+
+    /// Marks `key` as being read; returns the token [`Entries::fill_value`] needs.
+    pub fn begin_value(&self, key: &str) -> u64 {
+        let mut state = self.lock();
+        state.next_token += 1;
+        let token = state.next_token;
+        if state.values.len() >= self.capacity && !state.values.contains_key(key) {
+            // Full: forget an eighth (whichever come first), not one at a time.
+            let drop = (self.capacity / 8).max(1);
+            let victims: Vec<String> = state.values.keys().take(drop).cloned().collect();
+            for victim in victims {
+                state.values.remove(&victim);
+            }
+        }
+        state.values.insert(key.to_owned(), Kept::Pending(token));
+        token
+    }
+
+    /// Keeps `value` for `key` if nothing changed it since [`Entries::begin_value`].
+    pub fn fill_value(&self, key: &str, token: u64, value: Option<String>) {
+        let mut state = self.lock();
+        if let Some(kept) = state.values.get_mut(key)
+            && matches!(kept, Kept::Pending(t) if *t == token)
+        {
+            *kept = Kept::Ready(value);
+        }
+    }
+
+    /// Forgets the values at `keys` (this process wrote them, or their read failed).
+    pub fn forget_values<'a>(&self, keys: impl IntoIterator<Item = &'a str>) {
+        let mut state = self.lock();
+        for key in keys {
+            state.values.remove(key);
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_value_read_is_kept_unless_it_changed_meanwhile() {
+        let entries = Entries::new(16);
+        let token = entries.begin_value("k");
+        assert_eq!(entries.value("k"), None, "in flight: not an answer");
+        entries.fill_value("k", token, Some("room".into()));
+        assert_eq!(entries.value("k"), Some(Some("room".into())));
+        // Changed while a read was in flight: that read's answer is not kept.
+        let token = entries.begin_value("k");
+        entries.forget_values(["k"]);
+        entries.fill_value("k", token, Some("old".into()));
+        assert_eq!(entries.value("k"), None);
+        // A key that does not exist is kept as such.
+        let token = entries.begin_value("gone");
+        entries.fill_value("gone", token, None);
+        assert_eq!(entries.value("gone"), Some(None));
+        entries.clear();
+        assert_eq!(entries.value("gone"), None);
+    }
+}
