@@ -139,14 +139,7 @@ impl Entries {
         let mut state = self.lock();
         state.next_token += 1;
         let token = state.next_token;
-        if state.slots.len() >= self.capacity && !state.slots.contains_key(key) {
-            // Full: forget an eighth (whichever come first), not one at a time.
-            let drop = (self.capacity / 8).max(1);
-            let victims: Vec<String> = state.slots.keys().take(drop).cloned().collect();
-            for victim in victims {
-                state.slots.remove(&victim);
-            }
-        }
+        make_room(&mut state.slots, self.capacity, key);
         state.slots.insert(key.to_owned(), Slot::Pending(token));
         token
     }
@@ -235,6 +228,18 @@ fn stale(slots: &mut HashMap<String, Slot>, key: &str) {
         Slot::Stale(_) => {}
         _ => {
             slots.remove(key);
+        }
+    }
+}
+
+/// Before `key` goes into a full map: forgets an eighth of it (whichever come first), not one
+/// at a time.
+fn make_room<V>(map: &mut HashMap<String, V>, capacity: usize, key: &str) {
+    if map.len() >= capacity && !map.contains_key(key) {
+        let drop = (capacity / 8).max(1);
+        let victims: Vec<String> = map.keys().take(drop).cloned().collect();
+        for victim in victims {
+            map.remove(&victim);
         }
     }
 }

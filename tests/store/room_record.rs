@@ -120,6 +120,21 @@ async fn a_change_that_leaves_the_history_alone_does_not_rewrite_it() {
     assert_eq!(read, store.room(&app(), &r.id).await.unwrap().unwrap());
 }
 
+/// Writes the room's record as an instance of before this layout did: `json` (with the past
+/// participations inside) and `seq`, nothing else.
+async fn write_as_before(server: &RedisServer, id: &RoomId, seq: u64, mut json: serde_json::Value) {
+    json["seq"] = seq.into();
+    redis::cmd("HSET")
+        .arg(keys::room(app().as_str(), id))
+        .arg("seq")
+        .arg(seq)
+        .arg("json")
+        .arg(json.to_string())
+        .exec_async(&mut raw(server).await)
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn a_room_laid_out_before_keeps_its_history_through_an_upgrade() {
     let server = RedisServer::start();
@@ -131,16 +146,7 @@ async fn a_room_laid_out_before_keeps_its_history_through_an_upgrade() {
     let mut json: serde_json::Value =
         serde_json::from_str(&fields(&server, &r.id).await.0).unwrap();
     json["past_members"] = serde_json::to_value(&old_past).unwrap();
-    json["seq"] = 2.into();
-    redis::cmd("HSET")
-        .arg(keys::room(app().as_str(), &r.id))
-        .arg("seq")
-        .arg(2)
-        .arg("json")
-        .arg(json.to_string())
-        .exec_async(&mut raw(&server).await)
-        .await
-        .unwrap();
+    write_as_before(&server, &r.id, 2, json).await;
     // Read and changed by this version without touching the history: it moves to its field.
     let upgraded = RedisStore::connect(&server.url()).await.unwrap();
     change(&upgraded, &r.id, |room| room.detail = "after".into()).await;
@@ -152,16 +158,7 @@ async fn a_room_laid_out_before_keeps_its_history_through_an_upgrade() {
     let mut json: serde_json::Value = serde_json::from_str(&json_now).unwrap();
     let late = member("late");
     json["past_members"] = serde_json::to_value([&late]).unwrap();
-    json["seq"] = 4.into();
-    redis::cmd("HSET")
-        .arg(keys::room(app().as_str(), &r.id))
-        .arg("seq")
-        .arg(4)
-        .arg("json")
-        .arg(json.to_string())
-        .exec_async(&mut raw(&server).await)
-        .await
-        .unwrap();
+    write_as_before(&server, &r.id, 4, json).await;
     let callers = |room: &Room| -> Vec<String> {
         room.past_members
             .iter()

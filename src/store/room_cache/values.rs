@@ -32,14 +32,7 @@ impl Entries {
         let mut state = self.lock();
         state.next_token += 1;
         let token = state.next_token;
-        if state.values.len() >= self.capacity && !state.values.contains_key(key) {
-            // Full: forget an eighth (whichever come first), not one at a time.
-            let drop = (self.capacity / 8).max(1);
-            let victims: Vec<String> = state.values.keys().take(drop).cloned().collect();
-            for victim in victims {
-                state.values.remove(&victim);
-            }
-        }
+        super::make_room(&mut state.values, self.capacity, key);
         state.values.insert(key.to_owned(), Kept::Pending(token));
         token
     }
