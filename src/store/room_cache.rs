@@ -8,11 +8,12 @@
 //! changes one (another controller, an expiry, a flush); the connection's reader hands each push
 //! to [`Entries::invalidate`] synchronously, before any later reply, so a reply is never taken
 //! for current after the push that outdated it. Our own writes (NOLOOP: Redis sends us no push
-//! for them, and forgets that we track the key) store the room we wrote: an API write's script
-//! ends with a read of the room, so Redis tracks it again; a write that checks session or name
-//! lookups runs untracked (a lookup read under tracking and never changed would stay in Redis's
-//! tracking table for good) and reads the room once more after its script; the node's event
-//! writes run untracked and are kept only as the base of the next write (`Slot::Written`).
+//! for them, and forgets that we track the key) store the room we wrote: an API write reads the
+//! room's `seq` right after its script, so Redis tracks it again (not inside the script: a script
+//! whose last command reads has Redis track every key it names); a write that checks session or
+//! name lookups runs its script untracked (a lookup read under tracking and never changed would
+//! stay in Redis's tracking table for good); the node's event writes run untracked and are kept
+//! only as the base of the next write (`Slot::Written`).
 //!
 //! Races are settled with tokens: before a read or a write the key holds `Pending(token)`; a push
 //! removes whatever the key holds; the answer is kept only if the key still holds that token.

@@ -42,9 +42,8 @@ pub(crate) struct RoomWrite<'a> {
 /// Whether Redis goes on tracking a written room for this process's cache.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Track {
-    /// The room is read once more after it is written (Redis forgets a key's trackers when it
-    /// changes): at the end of the script, or after it when the script checked lookups. The room
-    /// stays an answer to reads: for the API's writes.
+    /// The room's `seq` is read right after its script (Redis forgets a key's trackers when it
+    /// changes), so the room stays an answer to reads: for the API's writes.
     Again,
     /// Written untracked (`CLIENT CACHING NO`), which spares Redis a tracking-table insert and
     /// removal on each of the node's event writes: the room is kept only as the base of this
@@ -393,20 +392,19 @@ impl RedisStore {
             }
             // The connection tracks in OPTOUT mode: every key a command reads is tracked unless
             // `CLIENT CACHING NO` comes right before it. A write Redis should go on tracking
-            // (`Track::Again`) ends its script with a read of the room (Redis forgets a key's
-            // trackers when it changes, ours too), atomic with the write, so the room kept is
-            // the one written. A script that checks session or name lookups before deleting
-            // them runs untracked: one checked when it was already gone would stay in Redis's
-            // tracking table for good (the soak's Redis grew by one entry for nearly every call);
-            // such a write, when tracked, reads the room again after its script. The node's
-            // event writes run untracked (each tracked read costs Redis a table insert and
-            // removal).
+            // (`Track::Again`) is followed by a read of the room's `seq` (Redis forgets a key's
+            // trackers when it changes, ours too), kept only if it finds the version just
+            // written. Not a read inside the script: a script whose last command reads has Redis
+            // track every key it names, the outbox and the session lookups with them (checked
+            // on redis 7.0). A script that checks session or name lookups before deleting them
+            // runs untracked: one checked when it was already gone would stay in Redis's
+            // tracking table for good (the soak's Redis grew by one entry for nearly every
+            // call). The node's event writes run untracked (each tracked read costs Redis a
+            // table insert and removal).
             let cached = self.rooms.is_some();
-            let kept = track == Track::Again && cached;
+            let again = track == Track::Again && cached;
             let lookups_read = !delta.remove_sessions.is_empty() || delta.release;
-            let untracked = cached && (!kept || lookups_read);
-            let in_script = kept && !lookups_read;
-            let again = kept && lookups_read;
+            let untracked = cached && (!again || lookups_read);
             if untracked {
                 pipe.add_command(room_cache::caching_no());
             }
@@ -418,7 +416,7 @@ impl RedisStore {
             let send_past = room_record::past_to_send(w.old, &w.new, saved);
             let past = send_past.then(|| room_record::encode_past(&w.new));
             past_versions.push(if send_past { Some(w.new.seq) } else { saved });
-            pipe.add_command(self.save_command(&tag, &key, w, delta, in_script, past));
+            pipe.add_command(self.save_command(&tag, &key, w, delta, past));
             lookups_written.extend(
                 delta
                     .add_sessions
@@ -519,7 +517,6 @@ impl RedisStore {
         key: &str,
         w: &RoomWrite<'_>,
         delta: &IndexDelta,
-        track: bool,
         past: Option<Vec<u8>>,
     ) -> redis::Cmd {
         let (old, new) = (w.old, &*w.new);
@@ -546,7 +543,6 @@ impl RedisStore {
             })
             .arg(delta.add_sessions.len())
             .arg(delta.remove_sessions.len())
-            .arg(u8::from(track))
             .arg(past.unwrap_or_default());
         for event in w.events {
             cmd.arg(encode_sized(event, 512));

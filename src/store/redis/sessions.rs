@@ -133,7 +133,11 @@ impl RedisStore {
     ) -> Result<Option<RoomId>, StoreError> {
         // The lookup lives with the room, in whichever shard that is.
         let lookups = self.in_every_shard(app, |tag| keys::session_room(tag, id));
-        let rooms: Vec<Option<String>> = match self.values_cache() {
+        // Kept only with one shard: with more, every lookup but the room's own never exists,
+        // and a key read under tracking that nobody ever writes stays in Redis's tracking table
+        // for good (the soak's leak of before).
+        let kept = self.values_cache().filter(|_| lookups.len() == 1);
+        let rooms: Vec<Option<String>> = match kept {
             Some(tracked) => {
                 let reads: Vec<(&str, redis::Cmd)> = lookups
                     .iter()
