@@ -123,6 +123,22 @@ async fn command_calls(server: &RedisServer) -> std::collections::HashMap<String
         .collect()
 }
 
+/// How many keys Redis's tracking table holds (`INFO stats`, `tracking_total_keys`): what it
+/// must tell some controller about when they change.
+async fn tracked_keys(server: &RedisServer) -> u64 {
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+    let info: String = redis::cmd("INFO")
+        .arg("stats")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix("tracking_total_keys:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap()
+}
+
 /// What the cache costs Redis per operation: a read is one `HMGET` and an API write one script
 /// and the read of its `seq` that has Redis track the room again; neither asks `CLIENT CACHING`
 /// first (the connection tracks in OPTOUT mode). Before, each read and each write cost a
@@ -282,19 +298,7 @@ async fn lookups_over_several_shards_leave_nothing_in_redis_tracking_table() {
     let mut r = new_room("x");
     r.id = RoomId::new(&NodePrefix::parse("abcde").unwrap(), a.new_room_uuid("x"));
     a.create_room(&r, &[]).await.unwrap();
-    let mut raw = redis::Client::open(server.url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
-    let tracked = |info: String| -> u64 {
-        info.lines()
-            .find_map(|l| l.strip_prefix("tracking_total_keys:"))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap()
-    };
-    let info = || redis::cmd("INFO").arg("stats").to_owned();
-    let before = tracked(info().query_async(&mut raw).await.unwrap());
+    let before = tracked_keys(&server).await;
     let node = NodePrefix::parse("abcde").unwrap();
     for _ in 0..20 {
         let session =
@@ -305,7 +309,7 @@ async fn lookups_over_several_shards_leave_nothing_in_redis_tracking_table() {
             Some(r.id.clone())
         );
     }
-    let after = tracked(info().query_async(&mut raw).await.unwrap());
+    let after = tracked_keys(&server).await;
     assert!(
         after <= before + 1,
         "the tracking table went from {before} to {after} keys over 20 lookups"
@@ -778,14 +782,7 @@ async fn calls_passing_through_a_room_leave_nothing_in_redis_tracking_table() {
     a.create_room(&r, &[]).await.unwrap();
     let client = redis::Client::open(server.url()).unwrap();
     let mut raw = client.get_multiplexed_async_connection().await.unwrap();
-    let tracked = |info: String| -> u64 {
-        info.lines()
-            .find_map(|l| l.strip_prefix("tracking_total_keys:"))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap()
-    };
-    let info = || redis::cmd("INFO").arg("stats").to_owned();
-    let before = tracked(info().query_async(&mut raw).await.unwrap());
+    let before = tracked_keys(&server).await;
     let node = NodePrefix::parse("abcde").unwrap();
     for _ in 0..50 {
         let session = SessionId::new(&node, &uuid::Uuid::new_v4().to_string());
@@ -819,7 +816,7 @@ async fn calls_passing_through_a_room_leave_nothing_in_redis_tracking_table() {
         .unwrap()
         .unwrap();
     }
-    let after = tracked(info().query_async(&mut raw).await.unwrap());
+    let after = tracked_keys(&server).await;
     assert!(
         after <= before + 1,
         "the tracking table went from {before} to {after} keys over 50 calls"

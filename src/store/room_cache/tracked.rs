@@ -238,6 +238,23 @@ impl Tracked {
         }
     }
 
+    /// The link that serves `key` and its connection, tracking on. A master that cannot be
+    /// reached (killed, failed over) is handled as [`Tracked::failed`] says: on a cluster the
+    /// slot map is asked again before the next command.
+    async fn connected(
+        &self,
+        key: &str,
+    ) -> Result<(Arc<Link>, MultiplexedConnection), redis::RedisError> {
+        let link = self.link(key).await?;
+        match link.conn(&self.entries).await {
+            Ok(conn) => Ok((link, conn)),
+            Err(e) => {
+                self.failed(&link, &e).await;
+                Err(e)
+            }
+        }
+    }
+
     /// Sends one command about `key` on its tracked connection; its answer comes with the token
     /// [`Entries::fill`] needs. A failure forgets the key (a lost connection, everything).
     pub async fn call<T, F, Fut>(&self, key: &str, send: F) -> Result<(T, u64), redis::RedisError>
@@ -265,16 +282,9 @@ impl Tracked {
         let mut tries = 0;
         loop {
             tries += 1;
-            let link = self.link(keys.first().copied().unwrap_or_default()).await?;
-            let conn = match link.conn(&self.entries).await {
-                Ok(conn) => conn,
-                Err(e) => {
-                    // A master that cannot be reached (killed, failed over): on a cluster the
-                    // slot map is asked again before the next command.
-                    self.failed(&link, &e).await;
-                    return Err(e);
-                }
-            };
+            let (link, conn) = self
+                .connected(keys.first().copied().unwrap_or_default())
+                .await?;
             // After connecting: a (re)connection forgets every entry, these marks included.
             let tokens = keys.iter().map(|key| self.entries.begin(key)).collect();
             match send(conn).await {
@@ -306,14 +316,7 @@ impl Tracked {
             reads.iter().map(|(key, _)| entries.value(key)).collect();
         let missing: Vec<usize> = (0..reads.len()).filter(|&i| out[i].is_none()).collect();
         if let Some(&first) = missing.first() {
-            let link = self.link(reads[first].0).await?;
-            let mut conn = match link.conn(&self.entries).await {
-                Ok(conn) => conn,
-                Err(e) => {
-                    self.failed(&link, &e).await;
-                    return Err(e);
-                }
-            };
+            let (link, mut conn) = self.connected(reads[first].0).await?;
             // After connecting: a (re)connection forgets every entry, these marks included.
             let tokens: Vec<u64> = missing
                 .iter()
