@@ -57,7 +57,9 @@ pub fn outbox_order(id: &str) -> Option<(u64, u64)> {
 /// dispatcher per app deliver at a time. (A part of [`super::Store`].)
 pub trait Deliveries: Send + Sync + 'static {
     /// The webhook dispatcher's position in the app's outbox (a [`super::Position`]): every
-    /// entry up to and including it was delivered or dead-lettered. `None`: nothing yet.
+    /// entry up to and including it was delivered or dead-lettered. `None`: nothing yet. The
+    /// newest position recorded, by [`Deliveries::settle_outbox`] or by the `*_outbox` writes
+    /// below.
     fn outbox_position(
         &self,
         app: &AppId,
@@ -78,6 +80,22 @@ pub trait Deliveries: Send + Sync + 'static {
         &self,
         app: &AppId,
         id: &str,
+        forget: &[String],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Records what one batch of verdicts settled, in one round trip: the settled messages'
+    /// last attempts in the delivery log, the entries settled `ahead` of the position (as
+    /// [`Deliveries::ack_outbox`]), and the new `position`, if it moved, forgetting the
+    /// acknowledgments it passes (`forget`, as [`Deliveries::advance_outbox`]). A store may
+    /// keep the position with the log's entries rather than where [`Deliveries::advance_outbox`]
+    /// puts it (Redis does: one command fewer per batch); [`Deliveries::outbox_position`] finds
+    /// it either way.
+    fn settle_outbox(
+        &self,
+        app: &AppId,
+        attempts: &[DeliveryAttempt],
+        position: Option<&str>,
+        ahead: &[&str],
         forget: &[String],
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 

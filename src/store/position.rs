@@ -69,6 +69,15 @@ impl Position {
         let n = self.0.len().max(other.0.len());
         Position((0..n).map(|k| self.of(k).min(other.of(k))).collect())
     }
+
+    /// The later of the two in each shard.
+    pub fn max(&self, other: &Position) -> Position {
+        if self.0.len() == 1 && other.0.len() == 1 {
+            return Position(vec![self.0[0].max(other.0[0])]);
+        }
+        let n = self.0.len().max(other.0.len());
+        Position((0..n).map(|k| self.of(k).max(other.of(k))).collect())
+    }
 }
 
 impl fmt::Display for Position {
@@ -139,6 +148,12 @@ mod tests {
         let a = Position::parse("5-0,9-1,0-0").unwrap_or_else(|| panic!("parse"));
         let b = Position::parse("7-0").unwrap_or_else(|| panic!("parse"));
         assert_eq!(a.min(&b).to_string(), "5-0,7-0,0-0");
+        assert_eq!(a.max(&b).to_string(), "7-0,9-1,7-0");
+        assert_eq!(
+            b.max(&Position::parse("7-2").unwrap_or_else(|| panic!("parse")))
+                .to_string(),
+            "7-2"
+        );
         assert_eq!(entry_order("9-1@1"), Some((1, (9, 1))));
         assert_eq!(entry_order("9-1"), Some((0, (9, 1))));
         assert!(Position::parse("9-1@1").is_none());

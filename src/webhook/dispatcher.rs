@@ -10,7 +10,9 @@
 //!   [`Store::ack_outbox`], so a restarted dispatcher sends again only what was never settled.
 //!   Verdicts that arrive together are recorded together: the position, the entries settled
 //!   ahead of it and the last attempts' log entries are written at once (one round trip to
-//!   Redis), and only then do those rooms' next events go. The message tasks themselves are in
+//!   Redis, [`Store::settle_outbox`]: the position rides on the last log entry), and only then
+//!   do those rooms' next events go. The position's own key, which earlier versions read, is
+//!   written at most once a second ([`KEY_EVERY`]). The message tasks themselves are in
 //!   `message`.
 //! - **Woken, not polling**: a dispatcher that has caught up waits on the app's outbox bell
 //!   ([`crate::store::bell`]), which rings as soon as any controller instance appends; it
@@ -30,7 +32,6 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::future::{join_all, try_join, try_join_all};
 use reqwest::Url;
 use tokio::sync::Semaphore;
 use tokio::task::{JoinError, JoinHandle, JoinSet};
@@ -39,11 +40,11 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::deliver::{self, RetrySchedule};
-use super::message::{Endpoint, Settled, Target, deliver_until_settled, keep_log};
+use super::message::{Endpoint, Settled, Target, deliver_until_settled};
 use super::sign::Signer;
 use crate::conference::{AppId, DomainEvent, RoomId};
 use crate::store::bell::Waits;
-use crate::store::{Store, StoreError};
+use crate::store::{DeliveryAttempt, Store, StoreError};
 
 /// How one application's webhooks are delivered.
 #[derive(Debug, Clone)]
@@ -264,6 +265,31 @@ async fn renew<S: Store>(
     }
 }
 
+/// How often, at most, the dispatcher writes its position to the position's own key. Each
+/// batch of verdicts carries the position in its delivery log entries, which is where this
+/// version reads it first ([`Store::outbox_position`]); the key is for the readers of earlier
+/// versions (a rolling upgrade), which would send again at most this much of what was settled
+/// before they took over.
+const KEY_EVERY: Duration = Duration::from_secs(1);
+
+/// Where the position's own key stands.
+enum Key {
+    /// Up to date since this instant.
+    Written(Instant),
+    /// The position is ahead of it (carried by log entries); last written at this instant.
+    Behind(String, Instant),
+}
+
+impl Key {
+    /// When the key is to be written next, if it is behind.
+    fn due(&self) -> Option<Instant> {
+        match self {
+            Key::Written(_) => None,
+            Key::Behind(_, at) => Some(*at + KEY_EVERY),
+        }
+    }
+}
+
 /// An entry read and not yet behind the position.
 struct Held {
     id: String,
@@ -291,6 +317,8 @@ struct Dispatcher<S> {
     waiting: HashMap<RoomId, VecDeque<(String, DomainEvent)>>,
     busy: HashSet<RoomId>,
     tasks: JoinSet<Settled>,
+    /// Where the position's own key stands (see [`KEY_EVERY`]).
+    key: Key,
 }
 
 impl<S: Store> Dispatcher<S> {
@@ -326,6 +354,7 @@ impl<S: Store> Dispatcher<S> {
             waiting: HashMap::new(),
             busy: HashSet::new(),
             tasks: JoinSet::new(),
+            key: Key::Written(Instant::now()),
         })
     }
 
@@ -352,6 +381,7 @@ impl<S: Store> Dispatcher<S> {
                     break;
                 }
             }
+            let key_due = self.key.due();
             tokio::select! {
                 biased;
                 _ = self.stop.cancelled() => break,
@@ -359,7 +389,7 @@ impl<S: Store> Dispatcher<S> {
                     let Some(batch) = self.finished(done) else {
                         break;
                     };
-                    if !self.settle(batch).await {
+                    if !self.settle(batch).await || !self.write_key().await {
                         break;
                     }
                 }
@@ -367,6 +397,11 @@ impl<S: Store> Dispatcher<S> {
                     next = Next::At(Instant::now());
                 }
                 _ = tokio::time::sleep_until(next.at()), if matches!(next, Next::At(_)) => {}
+                _ = tokio::time::sleep_until(key_due.unwrap_or(now)), if key_due.is_some() => {
+                    if !self.write_key().await {
+                        break;
+                    }
+                }
             }
         }
         self.tasks.abort_all();
@@ -484,13 +519,11 @@ impl<S: Store> Dispatcher<S> {
                 entry.acked = true;
             }
         }
-        let logs = join_all(
-            batch
-                .iter()
-                .map(|s| keep_log(&*self.store, &self.config.app, &s.last_attempt)),
-        );
-        let (_, persisted) = tokio::join!(logs, self.persist(position.as_deref(), &ahead, &forget));
-        if !persisted {
+        let attempts: Vec<DeliveryAttempt> = batch.iter().map(|s| s.last_attempt.clone()).collect();
+        if !self
+            .persist(position.as_deref(), &attempts, &ahead, &forget)
+            .await
+        {
             return false;
         }
         for settled in batch {
@@ -502,7 +535,7 @@ impl<S: Store> Dispatcher<S> {
     /// Moves the persisted position over the settled prefix of the window. False when stopped.
     async fn advance(&mut self) -> bool {
         let (position, forget) = self.settled_prefix();
-        self.persist(position.as_deref(), &[], &forget).await
+        self.persist(position.as_deref(), &[], &[], &forget).await
     }
 
     /// Takes the settled prefix off the window: the position after its last entry is the new
@@ -524,27 +557,62 @@ impl<S: Store> Dispatcher<S> {
         (position, forget)
     }
 
-    /// Writes a new position (forgetting the acknowledgments it passes, `forget`) and the
-    /// entries settled ahead of it, all at once: the writes are independent (the position only
+    /// Writes the settled messages' last attempts, a new position (forgetting the
+    /// acknowledgments it passes, `forget`) and the entries settled ahead of it, all in one
+    /// round trip ([`Store::settle_outbox`]): the writes are independent (the position only
     /// forgets acknowledgments it passed), so a crash between them at worst sends some entries
-    /// again. False when stopped.
-    async fn persist(&self, position: Option<&str>, ahead: &[&str], forget: &[String]) -> bool {
-        if position.is_none() && ahead.is_empty() {
+    /// again. A position that went with log entries is also written to its own key, at most
+    /// once per [`KEY_EVERY`] ([`Dispatcher::write_key`]). False when stopped.
+    async fn persist(
+        &mut self,
+        position: Option<&str>,
+        attempts: &[DeliveryAttempt],
+        ahead: &[&str],
+        forget: &[String],
+    ) -> bool {
+        if position.is_none() && ahead.is_empty() && attempts.is_empty() {
             return true;
         }
         let (store, app) = (&*self.store, &self.config.app);
-        retry_store(&self.stop, "record webhook progress", || async move {
-            let acks = try_join_all(ahead.iter().map(|id| store.ack_outbox(app, id)));
-            let moved = async move {
-                match position {
-                    Some(p) => store.advance_outbox(app, p, forget).await,
-                    None => Ok(()),
-                }
-            };
-            try_join(acks, moved).await.map(|_| ())
+        let done = retry_store(&self.stop, "record webhook progress", || {
+            store.settle_outbox(app, attempts, position, ahead, forget)
         })
         .await
-        .is_some()
+        .is_some();
+        if let Some(p) = position.filter(|_| done) {
+            if attempts.is_empty() {
+                // Written to the key itself (nothing to carry it).
+                self.key = Key::Written(Instant::now());
+            } else {
+                let since = match &self.key {
+                    Key::Written(at) | Key::Behind(_, at) => *at,
+                };
+                self.key = Key::Behind(p.to_owned(), since);
+            }
+        }
+        done
+    }
+
+    /// Writes the position to its own key, if it is behind and was last written
+    /// [`KEY_EVERY`] ago: what an instance of an earlier version reads, should it take over
+    /// (this version reads the delivery log's too). False when stopped.
+    async fn write_key(&mut self) -> bool {
+        let Key::Behind(position, since) = &self.key else {
+            return true;
+        };
+        if since.elapsed() < KEY_EVERY {
+            return true;
+        }
+        let (store, app, p) = (&*self.store, &self.config.app, position.clone());
+        let done = retry_store(&self.stop, "record the webhook position", || {
+            store.advance_outbox(app, &p, &[])
+        })
+        .await
+        .is_some();
+        if done {
+            self.key = Key::Written(Instant::now());
+        }
+        done
     }
 }
 

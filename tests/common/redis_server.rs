@@ -131,6 +131,31 @@ impl RedisServer {
         }
     }
 
+    /// Redis's `INFO commandstats` as (command, calls), read on a connection of the test's own:
+    /// what the code under test asked of Redis (a script's own commands count too).
+    #[allow(dead_code)]
+    pub async fn command_calls(&self) -> std::collections::HashMap<String, u64> {
+        let client = redis::Client::open(self.url()).unwrap();
+        let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+        let info: String = redis::cmd("INFO")
+            .arg("commandstats")
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        info.lines()
+            .filter_map(|l| {
+                let (name, rest) = l.strip_prefix("cmdstat_")?.split_once(':')?;
+                let calls = rest
+                    .strip_prefix("calls=")?
+                    .split(',')
+                    .next()?
+                    .parse()
+                    .ok()?;
+                Some((name.to_owned(), calls))
+            })
+            .collect()
+    }
+
     /// The last `lines` lines of the server's log (for a failing test's message).
     #[allow(dead_code)]
     pub fn log_tail(&self, lines: usize) -> String {

@@ -100,29 +100,6 @@ async fn a_writer_keeps_its_own_write_and_still_hears_of_later_ones() {
     converges(&b, &r.id, "three").await;
 }
 
-/// Redis's `INFO commandstats` as (command, calls), read on a connection of the test's own.
-async fn command_calls(server: &RedisServer) -> std::collections::HashMap<String, u64> {
-    let client = redis::Client::open(server.url()).unwrap();
-    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(&mut raw)
-        .await
-        .unwrap();
-    info.lines()
-        .filter_map(|l| {
-            let (name, rest) = l.strip_prefix("cmdstat_")?.split_once(':')?;
-            let calls = rest
-                .strip_prefix("calls=")?
-                .split(',')
-                .next()?
-                .parse()
-                .ok()?;
-            Some((name.to_owned(), calls))
-        })
-        .collect()
-}
-
 /// How many keys Redis's tracking table holds (`INFO stats`, `tracking_total_keys`): what it
 /// must tell some controller about when they change.
 async fn tracked_keys(server: &RedisServer) -> u64 {
@@ -151,7 +128,7 @@ async fn a_read_is_one_command_and_a_write_one_script() {
     // Each store's first write loads the script.
     set_detail(&b, &r.id, "warm").await;
     set_detail(&a, &r.id, "warm, a").await;
-    let before = command_calls(&server).await;
+    let before = server.command_calls().await;
     for i in 0..10 {
         // b changes the room: a's copy goes, and a's next read asks Redis once.
         set_detail(&b, &r.id, &format!("b{i}")).await;
@@ -163,7 +140,7 @@ async fn a_read_is_one_command_and_a_write_one_script() {
             format!("a{i}")
         );
     }
-    let after = command_calls(&server).await;
+    let after = server.command_calls().await;
     let calls = |name: &str| after.get(name).unwrap_or(&0) - before.get(name).unwrap_or(&0);
     assert_eq!(calls("client|caching"), 0, "{after:?}");
     // One script per write, and one more per write that lost its race: a write can start
@@ -246,7 +223,7 @@ async fn a_sessions_record_and_room_are_read_once_until_they_change() {
     // Read again and again: from memory (the session once from Redis: a's own write of it
     // made a forget it).
     a.session(&app(), &s.id).await.unwrap().unwrap();
-    let before = command_calls(&server).await;
+    let before = server.command_calls().await;
     for _ in 0..20 {
         let session = a.session(&app(), &s.id).await.unwrap().unwrap();
         assert_eq!(session.state, SessionState::Parked);
@@ -255,7 +232,7 @@ async fn a_sessions_record_and_room_are_read_once_until_they_change() {
             Some(r.id.clone())
         );
     }
-    let after = command_calls(&server).await;
+    let after = server.command_calls().await;
     let calls = |name: &str| after.get(name).unwrap_or(&0) - before.get(name).unwrap_or(&0);
     assert_eq!((calls("hget"), calls("get")), (0, 0), "{after:?}");
     // b lets it go: a hears of it.

@@ -14,7 +14,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use switchyard::conference::EventKind;
-use switchyard::store::Store;
+use switchyard::store::{Deliveries, Store};
 use webhook_support::*;
 
 const WITHIN: Duration = Duration::from_secs(10);
@@ -141,6 +141,89 @@ async fn cluster_store_killed_mid_retry_loses_and_repeats_nothing() {
         .unwrap()
         .with_shards(3);
     killed_mid_retry_then_restarted(Arc::new(store)).await;
+}
+
+/// The position rides on the delivery log's entries, one write per batch of verdicts, and goes
+/// to its own key (what earlier versions read) at most once a second. A dispatcher killed
+/// after its deliveries were acknowledged, and before it wrote the key (here: the key deleted,
+/// as if never written; and attempts of a message retried since logged after them), is followed
+/// by one that sends none of them again; and the key took far fewer writes than the deliveries.
+#[tokio::test]
+async fn redis_store_killed_before_writing_its_position_key_repeats_nothing() {
+    let server = common::redis_server::RedisServer::start();
+    let store = Arc::new(
+        switchyard::store::redis::RedisStore::connect(&server.url())
+            .await
+            .unwrap(),
+    );
+    let mut room = TestRoom::create(&*store, "quick").await;
+    for _ in 0..59 {
+        room.emit(&*store, EventKind::MemberJoined, json!({})).await;
+    }
+    let receiver = Receiver::ok().await;
+    let config = config(&receiver.url(), 5);
+    let before = server.command_calls().await;
+    let started = std::time::Instant::now();
+    let first = spawn_dispatcher(&store, config.clone());
+    receiver.wait_delivered(60, WITHIN).await;
+    let rows = store.outbox(&app(), None, 100).await.unwrap();
+    let last = rows.last().unwrap().position.clone();
+    let deadline = tokio::time::Instant::now() + WITHIN;
+    while store.outbox_position(&app()).await.unwrap().as_deref() != Some(last.as_str()) {
+        assert!(tokio::time::Instant::now() < deadline, "not settled");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    first.abort();
+    let _ = first.await;
+    let ran = started.elapsed();
+    let after = server.command_calls().await;
+    let calls = |name: &str| after.get(name).unwrap_or(&0) - before.get(name).unwrap_or(&0);
+    // One log entry per delivery (the position with them), the key once a second at most.
+    assert_eq!(calls("xadd"), 60, "{after:?}");
+    assert!(
+        calls("set") <= ran.as_secs() + 1,
+        "{} position writes in {ran:?}",
+        calls("set")
+    );
+
+    // Another room's message retried meanwhile: its attempts follow in the log, carrying no
+    // position (more than the first page the store reads back).
+    for attempt in 1..=40 {
+        let retried = switchyard::store::DeliveryAttempt {
+            message_id: "msg_1-0".into(),
+            kind: EventKind::MemberJoined,
+            room: room.room.id.clone(),
+            seq: 1,
+            attempt,
+            outcome: "retry".into(),
+            status: Some(500),
+            error: None,
+            at: 0,
+            duration_ms: 1,
+        };
+        store.log_delivery(&app(), &retried).await.unwrap();
+    }
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () =
+        redis::AsyncCommands::del(&mut raw, switchyard::store::keys::webhook_position(&app()))
+            .await
+            .unwrap();
+    assert_eq!(
+        store.outbox_position(&app()).await.unwrap().as_deref(),
+        Some(last.as_str())
+    );
+    room.emit(&*store, EventKind::MemberLeft, json!({})).await;
+    let _second = spawn_dispatcher(&store, config);
+    // Anything sent again would come before the new event (one room: its order).
+    let got = receiver.wait_delivered(61, WITHIN).await;
+    let mut per_id: HashMap<String, usize> = HashMap::new();
+    for r in &got {
+        *per_id.entry(r.id().to_owned()).or_default() += 1;
+    }
+    assert_eq!(got.len(), 61, "{per_id:?}");
+    assert!(per_id.values().all(|&n| n == 1), "{per_id:?}");
+    assert_eq!(got.last().unwrap().seq(), room.room.seq);
 }
 
 /// Two controller instances on one store: one delivers the app's webhooks at a time (each

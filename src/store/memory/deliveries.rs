@@ -38,6 +38,26 @@ impl Deliveries for MemoryStore {
         Ok(())
     }
 
+    async fn settle_outbox(
+        &self,
+        app: &AppId,
+        attempts: &[DeliveryAttempt],
+        position: Option<&str>,
+        ahead: &[&str],
+        forget: &[String],
+    ) -> Result<(), StoreError> {
+        for attempt in attempts {
+            self.log_delivery(app, attempt).await?;
+        }
+        for id in ahead {
+            self.ack_outbox(app, id).await?;
+        }
+        match position {
+            Some(p) => self.advance_outbox(app, p, forget).await,
+            None => Ok(()),
+        }
+    }
+
     async fn ack_outbox(&self, app: &AppId, id: &str) -> Result<(), StoreError> {
         self.lock()
             .outbox_acked

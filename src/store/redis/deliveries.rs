@@ -9,13 +9,57 @@ use redis::AsyncCommands;
 use super::{RedisStore, decode, encode, unavailable};
 use crate::conference::AppId;
 use crate::store::{
-    DEAD_LETTERS_KEPT, DELIVERY_LOG_KEPT, DeadLetter, Deliveries, DeliveryAttempt, StoreError, keys,
+    DEAD_LETTERS_KEPT, DELIVERY_LOG_KEPT, DeadLetter, Deliveries, DeliveryAttempt, Position,
+    StoreError, keys,
 };
 
 impl Deliveries for RedisStore {
     async fn outbox_position(&self, app: &AppId) -> Result<Option<String>, StoreError> {
-        self.conn()
+        let kept: Option<String> = self
+            .conn()
             .get(keys::webhook_position(app))
+            .await
+            .map_err(unavailable)?;
+        let logged = self.logged_position(app).await?;
+        Ok(match (kept, logged) {
+            (Some(k), Some(l)) => Some(newest(k, l)),
+            (k, l) => k.or(l),
+        })
+    }
+
+    async fn settle_outbox(
+        &self,
+        app: &AppId,
+        attempts: &[DeliveryAttempt],
+        position: Option<&str>,
+        ahead: &[&str],
+        forget: &[String],
+    ) -> Result<(), StoreError> {
+        // Every key under the app's tag: one slot, one round trip. Not a transaction: each
+        // write only adds to what is settled, and a crash between them at worst sends some
+        // entries again (as the position and the acknowledgments always were).
+        let mut pipe = redis::pipe();
+        for (i, attempt) in attempts.iter().enumerate() {
+            let mut xadd = log_entry(app, attempt);
+            // The position rides on the batch's last log entry (see `logged_position`).
+            if let Some(p) = position.filter(|_| i + 1 == attempts.len()) {
+                xadd.arg(POSITION_FIELD).arg(p);
+            }
+            pipe.add_command(xadd).ignore();
+        }
+        if let Some(p) = position.filter(|_| attempts.is_empty()) {
+            pipe.set(keys::webhook_position(app), p).ignore();
+        }
+        if !ahead.is_empty() {
+            pipe.sadd(keys::webhook_acked(app), ahead).ignore();
+        }
+        if position.is_some() && !forget.is_empty() {
+            pipe.srem(keys::webhook_acked(app), forget).ignore();
+        }
+        if pipe.is_empty() {
+            return Ok(());
+        }
+        pipe.query_async(&mut self.conn())
             .await
             .map_err(unavailable)
     }
@@ -92,14 +136,7 @@ impl Deliveries for RedisStore {
         app: &AppId,
         attempt: &DeliveryAttempt,
     ) -> Result<String, StoreError> {
-        redis::cmd("XADD")
-            .arg(keys::webhook_log(app))
-            .arg("MAXLEN")
-            .arg("~")
-            .arg(DELIVERY_LOG_KEPT)
-            .arg("*")
-            .arg("attempt")
-            .arg(encode(attempt))
+        log_entry(app, attempt)
             .query_async(&mut self.conn())
             .await
             .map_err(unavailable)
@@ -160,5 +197,71 @@ impl Deliveries for RedisStore {
             .await
             .map_err(unavailable)?;
         rows.iter().map(|json| decode(&key, json)).collect()
+    }
+}
+
+/// The delivery log entry field that carries the dispatcher's position after a batch of verdicts
+/// ([`Deliveries::settle_outbox`]).
+const POSITION_FIELD: &str = "position";
+
+/// How many of the delivery log's entries are read at a time looking for the position, after
+/// the first few.
+const POSITION_PAGE: usize = 256;
+
+/// The `XADD` of one attempt to the app's delivery log (capped, about [`DELIVERY_LOG_KEPT`]).
+fn log_entry(app: &AppId, attempt: &DeliveryAttempt) -> redis::Cmd {
+    let mut cmd = redis::cmd("XADD");
+    cmd.arg(keys::webhook_log(app))
+        .arg("MAXLEN")
+        .arg("~")
+        .arg(DELIVERY_LOG_KEPT)
+        .arg("*")
+        .arg("attempt")
+        .arg(encode(attempt));
+    cmd
+}
+
+/// The later of two positions, shard by shard (one that does not parse loses).
+fn newest(a: String, b: String) -> String {
+    match (Position::parse(&a), Position::parse(&b)) {
+        (Some(pa), Some(pb)) => pa.max(&pb).to_string(),
+        (Some(_), None) => a,
+        (None, _) => b,
+    }
+}
+
+impl RedisStore {
+    /// The position the newest batch of verdicts in the app's delivery log carries: read back a
+    /// page at a time, past the entries that carry none (attempts to be retried), until one
+    /// does or the log ends. The dispatcher writes the position key itself only now and then
+    /// (`webhook/dispatcher.rs`); between, this is where the position is.
+    async fn logged_position(&self, app: &AppId) -> Result<Option<String>, StoreError> {
+        let log = keys::webhook_log(app);
+        let mut end = "+".to_owned();
+        // The newest entry carries it but while deliveries are retried: a small page first.
+        let mut page = 16;
+        loop {
+            let rows: Vec<(String, Vec<(String, String)>)> = redis::cmd("XREVRANGE")
+                .arg(&log)
+                .arg(&end)
+                .arg("-")
+                .arg("COUNT")
+                .arg(page)
+                .query_async(&mut self.conn())
+                .await
+                .map_err(unavailable)?;
+            let found = rows.iter().find_map(|(_, fields)| {
+                fields
+                    .iter()
+                    .find(|(f, _)| f == POSITION_FIELD)
+                    .map(|(_, p)| p.clone())
+            });
+            match (found, rows.last()) {
+                (Some(p), _) => return Ok(Some(p)),
+                (None, Some((id, _))) if rows.len() == page => end = format!("({id}"),
+                _ => return Ok(None),
+            }
+            page = POSITION_PAGE;
+        }
     }
 }
