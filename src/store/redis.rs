@@ -279,18 +279,19 @@ impl Store for RedisStore {
             .map_err(unavailable)?;
         let key = keys::room(&tag, &room.id);
         let mut eval = redis::cmd("EVALSHA");
+        // The room is its only declared key (see create_room.lua).
         eval.arg(self.create_room.get_hash())
-            .arg(5)
+            .arg(1)
             .arg(&key)
-            .arg(keys::rooms(&tag))
-            .arg(&name_key)
-            .arg(keys::outbox(&tag))
-            .arg(keys::live_rooms(&tag))
             .arg(room.id.as_str())
             .arg(room.seq)
             .arg(encode(room))
             .arg(room.created_at)
-            .arg(self.publish_command());
+            .arg(self.publish_command())
+            .arg(keys::rooms(&tag))
+            .arg(&name_key)
+            .arg(keys::outbox(&tag))
+            .arg(keys::live_rooms(&tag));
         for event in Self::events_json(events) {
             eval.arg(event);
         }

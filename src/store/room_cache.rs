@@ -3,17 +3,18 @@
 //! connection).
 //!
 //! Reads and writes of room records go through one tracked connection. Redis remembers the keys
-//! every command on it reads (OPTOUT: no `CLIENT CACHING` round before a read), except a command
-//! sent right after `CLIENT CACHING NO`, and pushes an `invalidate` message when anybody else
-//! changes one (another controller, an expiry, a flush); the connection's reader hands each push
-//! to [`Entries::invalidate`] synchronously, before any later reply, so a reply is never taken
-//! for current after the push that outdated it. Our own writes (NOLOOP: Redis sends us no push
-//! for them, and forgets that we track the key) store the room we wrote: an API write reads the
-//! room's `seq` right after its script, so Redis tracks it again (not inside the script: a script
-//! whose last command reads has Redis track every key it names); a write that checks session or
-//! name lookups runs its script untracked (a lookup read under tracking and never changed would
-//! stay in Redis's tracking table for good); the node's event writes run untracked and are kept
-//! only as the base of the next write (`Slot::Written`).
+//! every command on it reads (OPTOUT: no `CLIENT CACHING` round before a read) and pushes an
+//! `invalidate` message when anybody else changes one (another controller, an expiry, a
+//! flush); the connection's reader hands each push to [`Entries::invalidate`] synchronously,
+//! before any later reply, so a reply is never taken for current after the push that outdated
+//! it. Our own writes (NOLOOP: Redis sends us no push for them, and forgets that we track the
+//! key) store the room we wrote. A script that reads has Redis track every key it *declares*
+//! (checked on redis 7.0), so the room scripts declare the room alone, which they read and then
+//! write: a write leaves nothing tracked, not the outbox, nor the session and name lookups it
+//! checks (one checked when already gone would stay in Redis's tracking table for good). An
+//! API write reads the room's `seq` right after its script, so Redis tracks it again; the
+//! node's event writes do not, and are kept only as the base of the next write
+//! (`Slot::Written`).
 //!
 //! Races are settled with tokens: before a read or a write the key holds `Pending(token)`; a push
 //! removes whatever the key holds; the answer is kept only if the key still holds that token.
@@ -35,7 +36,7 @@ mod masters;
 mod tracked;
 mod values;
 
-pub use tracked::{FindMaster, Tracked, caching_no};
+pub use tracked::{FindMaster, Tracked};
 
 use crate::conference::{Member, Room};
 

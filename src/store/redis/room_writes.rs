@@ -18,7 +18,7 @@ use redis::aio::ConnectionLike;
 
 use super::{RedisStore, room_record, unavailable};
 use crate::conference::{DomainEvent, Room};
-use crate::store::room_cache::{self, Entries, Tracked};
+use crate::store::room_cache::{Entries, Tracked};
 use crate::store::{IndexDelta, Modified, RoomChange, Saved, Store, StoreError, keys, unique_name};
 
 /// The save script's source.
@@ -45,9 +45,9 @@ pub(crate) enum Track {
     /// The room's `seq` is read right after its script (Redis forgets a key's trackers when it
     /// changes), so the room stays an answer to reads: for the API's writes.
     Again,
-    /// Written untracked (`CLIENT CACHING NO`), which spares Redis a tracking-table insert and
-    /// removal on each of the node's event writes: the room is kept only as the base of this
-    /// process's next guarded write.
+    /// Left untracked (the script's own write takes the tracking of its read away), which
+    /// spares Redis a tracking-table insert and removal on each of the node's event writes:
+    /// the room is kept only as the base of this process's next guarded write.
     No,
 }
 
@@ -390,24 +390,16 @@ impl RedisStore {
                     false => pipe.expire(keys::reference(id), ttl),
                 };
             }
-            // The connection tracks in OPTOUT mode: every key a command reads is tracked unless
-            // `CLIENT CACHING NO` comes right before it. A write Redis should go on tracking
-            // (`Track::Again`) is followed by a read of the room's `seq` (Redis forgets a key's
-            // trackers when it changes, ours too), kept only if it finds the version just
-            // written. Not a read inside the script: a script whose last command reads has Redis
-            // track every key it names, the outbox and the session lookups with them (checked
-            // on redis 7.0). A script that checks session or name lookups before deleting them
-            // runs untracked: one checked when it was already gone would stay in Redis's
-            // tracking table for good (the soak's Redis grew by one entry for nearly every
-            // call). The node's event writes run untracked (each tracked read costs Redis a
-            // table insert and removal).
-            let cached = self.rooms.is_some();
-            let again = track == Track::Again && cached;
-            let lookups_read = !delta.remove_sessions.is_empty() || delta.release;
-            let untracked = cached && (!again || lookups_read);
-            if untracked {
-                pipe.add_command(room_cache::caching_no());
-            }
+            // The connection tracks in OPTOUT mode: every key a command reads is tracked. The
+            // save script declares the room alone, which it reads and then writes: Redis tracks
+            // for us what a script declares when it reads (checked on redis 7.0), and our own
+            // write of a key takes its tracking away, so a write leaves nothing tracked, the
+            // session and name lookups it checks among them (one checked when already gone
+            // would stay in Redis's tracking table for good). A write Redis should go on
+            // tracking (`Track::Again`) is followed by a read of the room's `seq`, kept only if
+            // it finds the version just written. The node's event writes are not (each tracked
+            // read costs Redis a table insert and removal).
+            let again = track == Track::Again && self.rooms.is_some();
             // The past participations go only when the record does not hold them already.
             let saved = self
                 .rooms
@@ -432,7 +424,7 @@ impl RedisStore {
             } else {
                 delta.add_refs.len() + delta.drop_refs.len()
             };
-            spans.push((refs + usize::from(untracked) + 1, again));
+            spans.push((refs + 1, again));
             room_keys.push(key);
             if !w.events.is_empty() && !appended.contains(&tag) {
                 appended.push(tag);
@@ -521,18 +513,13 @@ impl RedisStore {
     ) -> redis::Cmd {
         let (old, new) = (w.old, &*w.new);
         let sessions = delta.add_sessions.iter().chain(&delta.remove_sessions);
+        // The room is its only declared key (see save_room.lua): the others follow its
+        // arguments, in its slot.
         let mut cmd = redis::cmd("EVALSHA");
         cmd.arg(self.save_room.get_hash())
-            .arg(5 + delta.add_sessions.len() + delta.remove_sessions.len())
+            .arg(1)
             .arg(key)
-            .arg(keys::outbox(tag))
-            .arg(keys::name(tag, &unique_name(new)))
-            .arg(keys::rooms_ended(tag))
-            .arg(keys::live_rooms(tag));
-        for s in sessions {
-            cmd.arg(keys::session_room(tag, s));
-        }
-        cmd.arg(old.seq)
+            .arg(old.seq)
             .arg(new.seq)
             .arg(encode_sized(new, 2048))
             .arg(new.id.as_str())
@@ -543,7 +530,14 @@ impl RedisStore {
             })
             .arg(delta.add_sessions.len())
             .arg(delta.remove_sessions.len())
-            .arg(past.unwrap_or_default());
+            .arg(past.unwrap_or_default())
+            .arg(keys::outbox(tag))
+            .arg(keys::name(tag, &unique_name(new)))
+            .arg(keys::rooms_ended(tag))
+            .arg(keys::live_rooms(tag));
+        for s in sessions {
+            cmd.arg(keys::session_room(tag, s));
+        }
         for event in w.events {
             cmd.arg(encode_sized(event, 512));
         }
@@ -649,8 +643,7 @@ fn without_rings(
     Ok(replies)
 }
 
-/// Reads each write's replies (`spans[i].0` of them: lookups, `CLIENT CACHING NO`'s if sent,
-/// then the script's answer; then, when `spans[i].1`, the room's `seq` read again), and the
+/// Reads each write's replies (`spans[i].0` of them: lookups, then the script's answer; then, when `spans[i].1`, the room's `seq` read again), and the
 /// `seq` each read again found (`None`: not read; `Some(0)`: gone or unreadable).
 #[allow(clippy::type_complexity)]
 fn outcomes(

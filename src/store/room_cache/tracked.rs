@@ -13,14 +13,6 @@ use tokio::sync::watch;
 use super::Entries;
 use super::masters::Masters;
 
-/// Makes Redis track none of the keys the next command reads (the connection tracks in
-/// `OPTOUT` mode: every other command's reads are tracked).
-pub fn caching_no() -> redis::Cmd {
-    let mut cmd = redis::cmd("CLIENT");
-    cmd.arg("CACHING").arg("NO");
-    cmd
-}
-
 /// One server's tracked connection.
 pub(super) struct Link {
     info: ConnectionInfo,
