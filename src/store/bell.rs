@@ -2,13 +2,18 @@
 //! stream): a store rings an app's bell when it appends to that app's outbox, and a reader that
 //! has caught up waits for the bell instead of polling.
 //!
-//! The memory store rings in-process. The Redis store's writes publish on the channel of the
-//! app's shard they appended to (`sy:{shard}:outbox:appended`, with the append), and one
-//! subscriber per process ([`super::redis`]) rings the bells, so a reader wakes when any
-//! controller instance appends.
+//! The memory store rings in-process. With the room cache, on one Redis (or a Sentinel set),
+//! Redis tells each process that read an app's outbox that it changed (client-side tracking),
+//! which rings the app's bell there (`store/redis/outbox_bells.rs`). On a Redis Cluster, or
+//! without the cache, the writes publish on the channel of the app's shard they appended to
+//! (`sy:{shard}:outbox:appended`, with the append), and one subscriber per process
+//! ([`super::redis`]) rings the bells. Either way a reader wakes when any controller instance
+//! appends.
 //!
 //! A bell can miss nothing while it is *live*: a reader marks what it has seen before it reads
-//! ([`OutboxWatch::seen`]), so a ring between its read and its wait still wakes it. While the
+//! ([`OutboxWatch::seen`]), so a ring between its read and its wait still wakes it. A watcher
+//! that does not read the outbox arms its watch after marking instead ([`OutboxWatch::arm`]):
+//! where Redis tells a process of changes to what it read, the read is what has it told. While the
 //! subscriber is down (Redis restarting) the bell is not live, and readers fall back to polling;
 //! when it is back every bell rings once, for what was appended in between.
 
@@ -33,7 +38,14 @@ struct Inner {
     /// Counts the changes of the apps with bells (an app's first reader came, or its last one
     /// went): the subscriber, which names each app's channels, follows them.
     readers: watch::Sender<u64>,
+    /// How a watch is armed ([`OutboxWatch::arm`]); `None`: it needs no arming.
+    arm: Mutex<Option<Arm>>,
 }
+
+/// Has the store tell this process of the app's next append (see [`OutboxWatch::arm`]).
+pub type Arm = Arc<
+    dyn Fn(AppId) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send + Sync,
+>;
 
 /// In-process bells, live from the start (the memory store's).
 impl Default for Bells {
@@ -50,8 +62,14 @@ impl Bells {
                 apps: Mutex::new(HashMap::new()),
                 live: watch::Sender::new(live),
                 readers: watch::Sender::new(0),
+                arm: Mutex::new(None),
             }),
         }
+    }
+
+    /// How the watches given from now on are armed ([`OutboxWatch::arm`]).
+    pub fn set_arm(&self, arm: Arm) {
+        *self.inner.arm.lock().unwrap_or_else(|p| p.into_inner()) = Some(arm);
     }
 
     fn bells(&self) -> MutexGuard<'_, HashMap<AppId, watch::Sender<u64>>> {
@@ -76,6 +94,13 @@ impl Bells {
             rings,
             live: self.inner.live.subscribe(),
             bells: Arc::downgrade(&self.inner),
+            app: app.clone(),
+            arm: self
+                .inner
+                .arm
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
         }
     }
 
@@ -144,6 +169,8 @@ pub struct OutboxWatch {
     live: watch::Receiver<bool>,
     /// To take the app's bell down with its last reader.
     bells: Weak<Inner>,
+    app: AppId,
+    arm: Option<Arm>,
 }
 
 /// The last reader of an app takes its bell with it, so the subscriber stops listening for it.
@@ -176,6 +203,16 @@ impl OutboxWatch {
     /// comes after the read wakes the next [`OutboxWatch::wait`].
     pub fn seen(&mut self) {
         self.rings.borrow_and_update();
+    }
+
+    /// For a watcher that does not read the outbox after [`OutboxWatch::seen`]: makes sure the
+    /// next append rings. A store whose rings follow the reads themselves (Redis with the room
+    /// cache: it tells a process of a change to what that process read) reads a little here
+    /// (the outbox's length); for the others it does nothing.
+    pub async fn arm(&self) {
+        if let Some(arm) = &self.arm {
+            arm(self.app.clone()).await;
+        }
     }
 
     /// Waits for a ring after the last [`OutboxWatch::seen`], until `waits.idle` after `since`

@@ -117,6 +117,12 @@ pub fn appended_app(channel: &str) -> Option<&str> {
     Some(tag.split_once('#').map_or(tag, |(app, _)| app))
 }
 
+/// The app an [`outbox`] key belongs to (whichever shard's).
+pub fn outbox_app(key: &str) -> Option<&str> {
+    let tag = key.strip_prefix("sy:{")?.strip_suffix("}:outbox")?;
+    Some(tag.split_once('#').map_or(tag, |(app, _)| app))
+}
+
 pub fn cooldown(tag: &str, key: &str) -> String {
     format!("sy:{{{tag}}}:cd:{key}")
 }

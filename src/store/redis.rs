@@ -16,6 +16,7 @@ mod failover;
 mod layout;
 mod live;
 mod outbox;
+mod outbox_bells;
 mod reads;
 mod replicated;
 mod room_record;
@@ -63,7 +64,9 @@ pub struct RedisStore {
     bells: Bells,
     listening: std::sync::OnceLock<tokio_util::sync::DropGuard>,
     /// Room reads and writes, cached in this process under Redis's invalidation; `None`: off.
-    rooms: Option<Tracked>,
+    rooms: Option<Arc<Tracked>>,
+    /// Which outbox channels instances of earlier versions listen on ([`outbox_bells`]).
+    listened: Arc<outbox_bells::Listened>,
     create_room: Script,
     save_room: Script,
     save_session: Script,
@@ -145,7 +148,8 @@ impl RedisStore {
             target,
             bells: Bells::new(false),
             listening: std::sync::OnceLock::new(),
-            rooms,
+            rooms: rooms.map(Arc::new),
+            listened: Arc::default(),
             create_room: Script::new(include_str!("lua/create_room.lua")),
             save_room: Script::new(room_writes::SAVE_ROOM_LUA),
             save_session: Script::new(include_str!("lua/save_session.lua")),
@@ -193,7 +197,9 @@ impl RedisStore {
     pub async fn with_room_cache(mut self, capacity: usize) -> Result<RedisStore, StoreError> {
         self.rooms = match capacity {
             0 => None,
-            n => tracked(&self.target, n, &self.switches).await?,
+            n => tracked(&self.target, n, &self.switches)
+                .await?
+                .map(Arc::new),
         };
         Ok(self)
     }
@@ -287,7 +293,11 @@ impl Store for RedisStore {
             .arg(room.seq)
             .arg(encode(room))
             .arg(room.created_at)
-            .arg(self.publish_command())
+            // Empty: not published (`outbox_bells.rs`).
+            .arg(match self.publishes(&tag) {
+                true => self.publish_command(),
+                false => "",
+            })
             .arg(keys::rooms(&tag))
             .arg(&name_key)
             .arg(keys::outbox(&tag))
@@ -306,6 +316,9 @@ impl Store for RedisStore {
                 reason: e.to_string(),
             })?;
             return Ok(Created::NameTaken(id));
+        }
+        if !events.is_empty() {
+            self.rang([&room.app]);
         }
         let member = format!("{} {}", room.app, room.id);
         let _: () = conn
@@ -717,15 +730,21 @@ impl Store for RedisStore {
         self.listening.get_or_init(|| {
             let stop = tokio_util::sync::CancellationToken::new();
             match tokio::runtime::Handle::try_current() {
-                Ok(runtime) => {
-                    runtime.spawn(appended::listen(
-                        self.target.clone(),
-                        self.switches.subscribe(),
-                        self.shards.count(),
-                        self.bells.clone(),
-                        stop.clone(),
-                    ));
-                }
+                Ok(runtime) => match self.bells_tracked() {
+                    Some(tracked) => {
+                        let _entered = runtime.enter();
+                        self.follow_tracking(tracked, stop.clone());
+                    }
+                    None => {
+                        runtime.spawn(appended::listen(
+                            self.target.clone(),
+                            self.switches.subscribe(),
+                            self.shards.count(),
+                            self.bells.clone(),
+                            stop.clone(),
+                        ));
+                    }
+                },
                 // No runtime to run the subscriber: the bells stay down and readers poll.
                 Err(_) => tracing::warn!("no async runtime: outbox readers poll"),
             }

@@ -74,11 +74,29 @@ struct State {
     next_token: u64,
 }
 
+/// What the tracked connection tells beyond the rooms it keeps: the outbox bells follow it
+/// (`store/redis/outbox_bells.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tracking<'a> {
+    /// Redis says this key changed (it was read on this connection).
+    Changed(&'a str),
+    /// Every key may have changed (the database was flushed).
+    Everything,
+    /// A connection is up, with tracking on: changes are heard from now on.
+    Connected,
+    /// The connection is lost: changes go unheard until one is up again.
+    Lost,
+}
+
+/// Told every [`Tracking`] news, synchronously, from the connection's reader.
+pub type Watcher = Arc<dyn Fn(Tracking<'_>) + Send + Sync>;
+
 /// The cached rooms, shared by the store and the connection's push handler.
 #[derive(Clone)]
 pub struct Entries {
     state: Arc<Mutex<State>>,
     capacity: usize,
+    watcher: Arc<Mutex<Option<Watcher>>>,
 }
 
 impl Entries {
@@ -86,7 +104,34 @@ impl Entries {
         Entries {
             state: Arc::default(),
             capacity,
+            watcher: Arc::default(),
         }
+    }
+
+    /// Tells `watcher` from now on what the connection hears ([`Tracking`]).
+    pub fn watch(&self, watcher: Watcher) {
+        *self.watcher.lock().unwrap_or_else(|p| p.into_inner()) = Some(watcher);
+    }
+
+    fn watcher(&self) -> Option<Watcher> {
+        self.watcher
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Tells the watcher, if any.
+    pub(super) fn notify(&self, news: Tracking<'_>) {
+        if let Some(w) = self.watcher() {
+            w(news);
+        }
+    }
+
+    /// The connection was lost: everything goes (Redis forgot what we track), and the watcher
+    /// is told.
+    pub(super) fn lost(&self) {
+        self.clear();
+        self.notify(Tracking::Lost);
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -198,20 +243,28 @@ impl Entries {
         match push.kind {
             PushKind::Invalidate => match push.data.first() {
                 Some(Value::Array(keys)) => {
-                    let mut state = self.lock();
-                    for key in keys {
-                        if let Value::BulkString(bytes) = key
-                            && let Ok(key) = std::str::from_utf8(bytes)
-                        {
+                    let changed = keys.iter().filter_map(|key| match key {
+                        Value::BulkString(bytes) => std::str::from_utf8(bytes).ok(),
+                        _ => None,
+                    });
+                    {
+                        let mut state = self.lock();
+                        for key in changed.clone() {
                             stale(&mut state.slots, key);
                             state.values.remove(key);
                         }
                     }
+                    if let Some(w) = self.watcher() {
+                        changed.for_each(|key| w(Tracking::Changed(key)));
+                    }
                 }
                 // A nil key list: the whole database was flushed.
-                _ => self.clear(),
+                _ => {
+                    self.clear();
+                    self.notify(Tracking::Everything);
+                }
             },
-            PushKind::Disconnection => self.clear(),
+            PushKind::Disconnection => self.lost(),
             _ => {}
         }
     }

@@ -1,5 +1,6 @@
 //! The outbox wakes its readers: every kind of append rings the app's bell (the memory store
-//! in-process; Redis through Pub/Sub, so a reader on another store instance wakes), a Redis
+//! in-process; Redis by telling the processes that read the outbox, or through Pub/Sub on a
+//! cluster, so a reader on another store instance wakes), a Redis
 //! restart loses no wake-up, idle event streams cost Redis no reads, and the webhook dispatcher
 //! delivers at once with its fallback poll set to an hour.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -61,15 +62,21 @@ async fn every_append_wakes_a_caught_up_reader<S: Store>(reader: &S, writer: &S)
         .expect("the bell is live");
 
     w.seen();
+
+    w.arm().await;
     let mut room = TestRoom::create(writer, "bell").await;
     rung(&mut w, "create_room with events").await;
 
     w.seen();
+
+    w.arm().await;
     room.emit(writer, EventKind::MemberJoined, serde_json::json!({}))
         .await;
     rung(&mut w, "save_room with events").await;
 
     w.seen();
+
+    w.arm().await;
     let changes = vec![RoomChange {
         app: &room.room.app,
         room: &room.room.id,
@@ -93,6 +100,8 @@ async fn every_append_wakes_a_caught_up_reader<S: Store>(reader: &S, writer: &S)
     rung(&mut w, "a batch of room changes").await;
 
     w.seen();
+
+    w.arm().await;
     writer
         .append_outbox(&app(), &[event(&room, EventKind::MemberUnmuted)])
         .await
@@ -119,6 +128,7 @@ async fn every_append_wakes_a_caught_up_reader<S: Store>(reader: &S, writer: &S)
 
     // Another app's append, and a room write without events, do not wake this app's reader.
     w.seen();
+    w.arm().await;
     let other = AppId::parse("other-app").unwrap();
     let mut foreign = event(&room, EventKind::MemberJoined);
     foreign.app = other.clone();
@@ -163,52 +173,25 @@ async fn redis_appends_wake_a_reader_on_another_instance() {
     every_append_wakes_a_caught_up_reader(&reader, &writer).await;
 }
 
-/// The outbox channels the server has subscribers for (`PUBSUB CHANNELS`), by app, and the
-/// pattern subscriptions (`PUBSUB NUMPAT`).
-async fn subscribed_channels(url: &str) -> (Vec<(String, String)>, i64) {
+/// How many keys Redis's tracking table holds (`INFO stats`): what it tells some process of.
+async fn tracked_keys(url: &str) -> u64 {
     let client = redis::Client::open(url).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let channels: Vec<String> = redis::cmd("PUBSUB")
-        .arg("CHANNELS")
-        .arg("sy:*")
+    let info: String = redis::cmd("INFO")
+        .arg("stats")
         .query_async(&mut conn)
         .await
         .unwrap();
-    let patterns: i64 = redis::cmd("PUBSUB")
-        .arg("NUMPAT")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    let mut by_app: Vec<(String, String)> = channels
-        .into_iter()
-        .map(|c| (keys::appended_app(&c).unwrap().to_owned(), c))
-        .collect();
-    by_app.sort();
-    (by_app, patterns)
-}
-
-/// Waits until the server's outbox channels are those of `apps` (`shards` each, no pattern).
-async fn until_subscribed(url: &str, apps: &[&str], shards: usize) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let (channels, patterns) = subscribed_channels(url).await;
-        let mut heard: Vec<&str> = channels.iter().map(|(a, _)| a.as_str()).collect();
-        heard.dedup();
-        if patterns == 0 && heard == apps && channels.len() == apps.len() * shards {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "subscribed to {channels:?} and {patterns} patterns, not to the {shards} shards of {apps:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    info.lines()
+        .find_map(|l| l.strip_prefix("tracking_total_keys:"))
+        .map_or(0, |n| n.trim().parse().unwrap())
 }
 
 #[tokio::test]
 async fn an_instance_hears_only_the_apps_it_has_readers_for() {
     // In a fleet each instance reads the outboxes of its own apps (the webhook leases it holds,
-    // its event streams): it must not be sent every other app's appends.
+    // its event streams): Redis must not tell it of every other app's appends. It tells a
+    // process of the keys that process read: the outboxes of the apps it has readers for.
     let server = RedisServer::start();
     let reader = RedisStore::connect(&server.url())
         .await
@@ -220,29 +203,93 @@ async fn an_instance_hears_only_the_apps_it_has_readers_for() {
         .with_shards(2);
     let mut w = reader.outbox_watch(&app());
     timeout(Duration::from_secs(5), w.live()).await.unwrap();
-    until_subscribed(&server.url(), &["hook-app"], 2).await;
+    w.seen();
+    w.arm().await;
+    // The two shards of the app's outbox, and nothing else.
+    assert_eq!(tracked_keys(&server.url()).await, 2);
 
-    // Another app gets a reader: its channels are added, and its appends wake it.
+    // Another app gets a reader: its appends wake it, and not the first app's reader.
     let other = AppId::parse("other-app").unwrap();
     let mut o = reader.outbox_watch(&other);
-    until_subscribed(&server.url(), &["hook-app", "other-app"], 2).await;
     o.seen();
+    o.arm().await;
+    assert_eq!(tracked_keys(&server.url()).await, 4);
     let room = TestRoom::create(&writer, "elsewhere").await;
+    rung(&mut w, "the first app's room").await;
+    w.seen();
+    w.arm().await;
     let moved = DomainEvent {
         app: other.clone(),
         ..event(&room, EventKind::MemberJoined)
     };
     writer.append_outbox(&other, &[moved]).await.unwrap();
     rung(&mut o, "an append to an app whose reader came later").await;
+    let short = Waits {
+        poll: Duration::from_millis(300),
+        idle: Duration::from_millis(300),
+    };
+    assert_eq!(w.wait(Instant::now(), short).await, Woken::Timeout);
 
-    // Its reader goes, and its channels with it; the first app still wakes.
+    // Its reader goes; the first app still wakes.
     drop(o);
-    until_subscribed(&server.url(), &["hook-app"], 2).await;
     w.seen();
+    w.arm().await;
     let mut room = room;
     room.emit(&writer, EventKind::MemberLeft, serde_json::json!({}))
         .await;
     rung(&mut w, "an append to the first app").await;
+}
+
+/// No write publishes on one Redis with the room cache (Redis tells the readers), until an
+/// instance of an earlier version listens on an app's channel (it hears appends only there):
+/// then the appends to that app are published again, within a second or two.
+#[tokio::test]
+async fn appends_publish_only_while_an_instance_of_before_listens() {
+    let server = RedisServer::start();
+    let reader = RedisStore::connect(&server.url()).await.unwrap();
+    let writer = RedisStore::connect(&server.url()).await.unwrap();
+    let mut w = reader.outbox_watch(&app());
+    timeout(Duration::from_secs(5), w.live()).await.unwrap();
+    w.seen();
+    w.arm().await;
+    let mut room = TestRoom::create(&writer, "quiet").await;
+    rung(&mut w, "create_room").await;
+    // The writer's first write asked which channels are listened to: none, from then on.
+    let before = server.command_calls().await;
+    for _ in 0..10 {
+        w.seen();
+        w.arm().await;
+        room.emit(&writer, EventKind::MemberJoined, serde_json::json!({}))
+            .await;
+        rung(&mut w, "save_room").await;
+    }
+    let after = server.command_calls().await;
+    let calls = |name: &str| after.get(name).unwrap_or(&0) - before.get(name).unwrap_or(&0);
+    assert_eq!(calls("publish"), 0, "{after:?}");
+
+    // An instance of before subscribes to the app's channel.
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut old = client.get_async_pubsub().await.unwrap();
+    old.subscribe(keys::appended(app().as_str())).await.unwrap();
+    let mut messages = old.on_message();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        room.emit(&writer, EventKind::MemberMuted, serde_json::json!({}))
+            .await;
+        if timeout(
+            Duration::from_millis(200),
+            futures_util::StreamExt::next(&mut messages),
+        )
+        .await
+        .is_ok()
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "appends not published to a listening instance of before"
+        );
+    }
 }
 
 /// Writes until the store is back (after a Redis restart).
@@ -280,6 +327,7 @@ async fn no_wake_up_is_lost_across_a_redis_restart() {
     timeout(Duration::from_secs(5), w.live()).await.unwrap();
     let mut room = TestRoom::create(&writer, "restart").await;
     w.seen();
+    w.arm().await;
     server.kill();
     server.restart();
     // Appended as soon as Redis takes writes again, perhaps before the reader's subscription
@@ -290,6 +338,7 @@ async fn no_wake_up_is_lost_across_a_redis_restart() {
         .await
         .expect("the subscription comes back");
     w.seen();
+    w.arm().await;
     emit_until_back(&writer, &mut room).await;
     rung(&mut w, "an append once the subscription is back").await;
 }

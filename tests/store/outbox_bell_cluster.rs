@@ -41,6 +41,7 @@ async fn quiet(w: &mut OutboxWatch) {
     };
     loop {
         w.seen();
+        w.arm().await;
         if w.wait(Instant::now(), short).await == Woken::Timeout {
             return;
         }
@@ -129,6 +130,7 @@ async fn on_a_cluster_appends_wake_readers_and_stay_on_their_masters() {
     while masters.len() < cluster.nodes.len() {
         assert!(n < 64, "64 rooms and still a master without one");
         w.seen();
+        w.arm().await;
         let room = TestRoom::create(&writer, &format!("spread-{n}")).await;
         rung(
             &mut w,
@@ -156,11 +158,14 @@ async fn on_a_cluster_readers_wake_after_their_outbox_slot_moves() {
     let cluster = RedisCluster::start();
     let (_reader, writer, mut w) = reader_and_writer(&cluster).await;
     w.seen();
+    w.arm().await;
     let mut room = TestRoom::create(&writer, "moving").await;
     rung(&mut w, "the creation", Duration::from_secs(5)).await;
     let (from, key) = master_of_room(&cluster, &room);
 
     w.seen();
+
+    w.arm().await;
     cluster.move_slot_of(&key);
     assert_ne!(cluster.master_of(&key), Some(from), "the slot moved");
     // The old master unsubscribed the reader from the slot's channel: it subscribes again on
@@ -217,6 +222,7 @@ async fn on_a_cluster_readers_wake_after_a_planned_failover() {
     let cluster = RedisCluster::with_replicas(1);
     let (_reader, writer, mut w) = reader_and_writer(&cluster).await;
     w.seen();
+    w.arm().await;
     let mut room = TestRoom::create(&writer, "switching").await;
     rung(&mut w, "the creation", Duration::from_secs(5)).await;
     let (old, key) = master_of_room(&cluster, &room);

@@ -233,6 +233,7 @@ async fn a_planned_failover_is_followed_at_once_and_loses_no_write() {
     };
     loop {
         bell.seen();
+        bell.arm().await;
         if bell.wait(tokio::time::Instant::now(), short).await == Woken::Timeout {
             break;
         }

@@ -95,18 +95,22 @@ impl<S: Store> Rooms<S> {
                     () = tokio::time::sleep_until(last + RUNG_PASS_EVERY) => {}
                 }
             }
+            // This pass does not read the outboxes: each watch is armed (after it is marked, so
+            // an append from then on rings it).
             for bell in bells.values_mut() {
                 bell.seen();
+                bell.arm().await;
             }
             last = tokio::time::Instant::now();
             match self.upload_due().await {
                 Ok(apps) => {
                     bells.retain(|app, _| apps.contains(app));
                     for app in apps {
-                        let store = &self.store;
-                        bells
-                            .entry(app)
-                            .or_insert_with_key(|app| store.outbox_watch(app));
+                        if let std::collections::hash_map::Entry::Vacant(v) = bells.entry(app) {
+                            let bell = self.store.outbox_watch(v.key());
+                            bell.arm().await;
+                            v.insert(bell);
+                        }
                     }
                 }
                 Err(e) => {

@@ -3,6 +3,7 @@
 
 use futures_util::future::try_join_all;
 
+use super::reads::stream_records;
 use super::{RedisStore, unavailable};
 use crate::conference::{AppId, DomainEvent};
 use crate::store::{OutboxEntry, Position, StoreError, entry_id, keys, outbox_order};
@@ -34,10 +35,28 @@ impl RedisStore {
             async move {
                 // No entry is 0-0: from the start of a shard is after it.
                 let start = format!("({ms}-{seq}");
-                let rows: Vec<(String, DomainEvent)> = self
-                    .stream_range("XRANGE", &key, (&start, "+"), limit, "event")
-                    .await?;
-                Ok::<_, StoreError>(rows)
+                let mut xrange = redis::cmd("XRANGE");
+                xrange
+                    .arg(&key)
+                    .arg(&start)
+                    .arg("+")
+                    .arg("COUNT")
+                    .arg(limit);
+                // On the tracked connection where the bells follow it: Redis then tells this
+                // process when the outbox grows (`outbox_bells.rs`).
+                let rows: Vec<(String, Vec<(String, String)>)> = match self.bells_tracked() {
+                    Some(tracked) => {
+                        let xrange = &xrange;
+                        tracked
+                            .on_server_of(&key, |mut conn| async move {
+                                xrange.query_async(&mut conn).await
+                            })
+                            .await
+                    }
+                    None => xrange.query_async(&mut self.conn()).await,
+                }
+                .map_err(unavailable)?;
+                stream_records::<DomainEvent>(&key, rows, "event")
             }
         });
         let shards = try_join_all(reads).await?;
@@ -117,11 +136,14 @@ impl RedisStore {
                     .ignore();
             }
             // As the room scripts do: the readers of the outbox wake.
-            pipe.add_command(self.publish(&tag)).ignore();
+            if self.publishes(&tag) {
+                pipe.add_command(self.publish(&tag)).ignore();
+            }
             pipe.query_async::<()>(&mut self.conn())
                 .await
                 .map_err(unavailable)?;
         }
+        self.rang([app]);
         Ok(())
     }
 }

@@ -85,16 +85,7 @@ impl RedisStore {
             .query_async(&mut self.conn())
             .await
             .map_err(unavailable)?;
-        rows.into_iter()
-            .map(|(id, fields)| {
-                let json = fields
-                    .into_iter()
-                    .find(|(f, _)| f == field)
-                    .map(|(_, v)| v)
-                    .unwrap_or_default();
-                decode(key, &json).map(|record| (id, record))
-            })
-            .collect()
+        stream_records(key, rows, field)
     }
 
     pub(super) fn events_json(events: &[DomainEvent]) -> Vec<String> {
@@ -187,4 +178,22 @@ impl Record for crate::conference::Session {
     fn read(key: &str, json: &str, _: Option<&str>) -> Result<Self, StoreError> {
         decode(key, json)
     }
+}
+
+/// A stream's entries (as `XRANGE` answers) as (id, the JSON of `field` decoded).
+pub(super) fn stream_records<T: serde::de::DeserializeOwned>(
+    key: &str,
+    rows: Vec<(String, Vec<(String, String)>)>,
+    field: &str,
+) -> Result<Vec<(String, T)>, StoreError> {
+    rows.into_iter()
+        .map(|(id, fields)| {
+            let json = fields
+                .into_iter()
+                .find(|(f, _)| f == field)
+                .map(|(_, v)| v)
+                .unwrap_or_default();
+            decode(key, &json).map(|record| (id, record))
+        })
+        .collect()
 }

@@ -17,7 +17,7 @@ use redis::Value;
 use redis::aio::ConnectionLike;
 
 use super::{RedisStore, room_record, unavailable};
-use crate::conference::{DomainEvent, Room};
+use crate::conference::{AppId, DomainEvent, Room};
 use crate::store::room_cache::{Entries, Tracked};
 use crate::store::{IndexDelta, Modified, RoomChange, Saved, Store, StoreError, keys, unique_name};
 
@@ -361,7 +361,8 @@ impl RedisStore {
         let mut past_versions = Vec::with_capacity(todo.len());
         // The session lookups (`in:`) the scripts may set or clear.
         let mut lookups_written = Vec::new();
-        let mut appended: Vec<String> = Vec::new();
+        // The outbox shards appended to, and their apps.
+        let mut appended: Vec<(String, &AppId)> = Vec::new();
         // How many replies each write has (its lookups, then its script), and whether its room
         // is read again after it (see below).
         let mut spans = Vec::with_capacity(todo.len());
@@ -426,14 +427,20 @@ impl RedisStore {
             };
             spans.push((refs + 1, again));
             room_keys.push(key);
-            if !w.events.is_empty() && !appended.contains(&tag) {
-                appended.push(tag);
+            if !w.events.is_empty() && !appended.iter().any(|(t, _)| *t == tag) {
+                appended.push((tag, &w.new.app));
             }
         }
         // The outbox's readers wake once per shard that grew, after its scripts (a spurious
-        // ring when a write lost its race is harmless).
-        for tag in &appended {
-            pipe.add_command(self.publish(tag));
+        // ring when a write lost its race is harmless): published, or where the bells follow
+        // the tracked connection, heard by the other readers and rung here for this process's
+        // own (`outbox_bells.rs`).
+        let mut published = 0;
+        for (tag, _) in &appended {
+            if self.publishes(tag) {
+                pipe.add_command(self.publish(tag));
+                published += 1;
+            }
         }
         if !lookups.is_empty() {
             lookups
@@ -442,7 +449,7 @@ impl RedisStore {
                 .map_err(unavailable)?;
         }
         let count = pipe.len();
-        let writes_count = count - appended.len();
+        let writes_count = count - published;
         let replies = match &self.rooms {
             None => without_rings(
                 self.conn()
@@ -460,6 +467,7 @@ impl RedisStore {
                         conn.req_packed_commands(pipe, 0, count).await
                     })
                     .await;
+                self.rang(appended.iter().map(|(_, app)| *app));
                 let entries = tracked.entries();
                 // The session lookups these scripts set or cleared on this very connection: no
                 // push comes for them (NOLOOP), so what this process kept of them goes, whether
@@ -643,8 +651,9 @@ fn without_rings(
     Ok(replies)
 }
 
-/// Reads each write's replies (`spans[i].0` of them: lookups, then the script's answer; then, when `spans[i].1`, the room's `seq` read again), and the
-/// `seq` each read again found (`None`: not read; `Some(0)`: gone or unreadable).
+/// Reads each write's replies (`spans[i].0` of them: lookups, then the script's answer; then,
+/// when `spans[i].1`, the room's `seq` read again), and the `seq` each read again found
+/// (`None`: not read; `Some(0)`: gone or unreadable).
 #[allow(clippy::type_complexity)]
 fn outcomes(
     replies: Vec<Value>,

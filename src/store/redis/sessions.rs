@@ -31,7 +31,7 @@ impl RedisStore {
     /// The tracked connection for sessions and their lookups (`room_cache/values.rs`): not on a
     /// cluster, whose shards' lookups live on different masters.
     fn values_cache(&self) -> Option<&crate::store::room_cache::Tracked> {
-        self.rooms.as_ref().filter(|t| !t.is_cluster())
+        self.rooms.as_deref().filter(|t| !t.is_cluster())
     }
 
     pub(super) async fn get_session_app(

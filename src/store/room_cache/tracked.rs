@@ -84,6 +84,7 @@ impl Link {
             }
         }
         *slot = Some(conn.clone());
+        entries.notify(super::Tracking::Connected);
         Ok(conn)
     }
 
@@ -170,7 +171,7 @@ impl Tracked {
             let now = *switches.borrow();
             if seen.swap(now, Ordering::SeqCst) != now {
                 link.lock().unwrap_or_else(|p| p.into_inner()).take();
-                self.entries.clear();
+                self.entries.lost();
             }
         }
     }
@@ -366,7 +367,7 @@ impl Tracked {
             || error.is_connection_refusal();
         if lost {
             link.drop_conn().await;
-            self.entries.clear();
+            self.entries.lost();
         }
         // A Sentinel set's master that was demoted to a replica answers `READONLY`.
         if let Route::Following { link: current, .. } = &self.route
@@ -376,7 +377,7 @@ impl Tracked {
             if current.as_ref().is_some_and(|c| std::ptr::eq(&**c, link)) {
                 *current = None;
             }
-            self.entries.clear();
+            self.entries.lost();
         }
         if let Route::Cluster(masters) = &self.route
             && (lost || redirected(error) || error.kind() == redis::ErrorKind::ClusterDown)
