@@ -8,7 +8,8 @@
 //! app's outbox (its webhook dispatcher's, its event streams'), as the Pub/Sub channels were.
 //!
 //! The bells are live while the tracked connection is: a `PING` every few seconds finds a
-//! connection that died quietly; a lost one takes the bells down (readers poll) and is made
+//! connection that died quietly, and one at each Sentinel announcement moves it to the new
+//! master; a lost one takes the bells down (readers poll) and is made
 //! again at once (then with backoff), and the next connection sets the bells live and rings
 //! them all (what was appended while no change could be heard).
 //!
@@ -116,7 +117,10 @@ impl RedisStore {
             })
         }));
         let (tracked, bells) = (tracked.clone(), self.bells.clone());
+        // A Sentinel set's new master: the connection moves at once (at its next use).
+        let mut switches = self.switches.subscribe();
         tokio::spawn(async move {
+            let mut following = true;
             let mut wait = RETRY_FIRST;
             loop {
                 // A connection that is there answers; a new one is made (and says so, which
@@ -142,6 +146,10 @@ impl RedisStore {
                     () = tokio::time::sleep(next) => {}
                     // Lost meanwhile: connect again now.
                     () = lost.notified(), if next == PING_EVERY => {}
+                    changed = switches.changed(), if following => {
+                        // No more announcements (the store is going): the pings go on.
+                        following = changed.is_ok();
+                    }
                 }
             }
         });
