@@ -131,17 +131,45 @@ impl RedisServer {
         }
     }
 
-    /// Redis's `INFO commandstats` as (command, calls), read on a connection of the test's own:
-    /// what the code under test asked of Redis (a script's own commands count too).
-    #[allow(dead_code)]
-    pub async fn command_calls(&self) -> std::collections::HashMap<String, u64> {
+    /// A section of Redis's `INFO`, read on a connection of the test's own.
+    async fn info(&self, section: &str) -> String {
         let client = redis::Client::open(self.url()).unwrap();
         let mut raw = client.get_multiplexed_async_connection().await.unwrap();
-        let info: String = redis::cmd("INFO")
-            .arg("commandstats")
+        redis::cmd("INFO")
+            .arg(section)
             .query_async(&mut raw)
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    /// How many keys Redis's tracking table holds (`tracking_total_keys`): what it must tell
+    /// some client about when they change.
+    #[allow(dead_code)]
+    pub async fn tracked_keys(&self) -> u64 {
+        self.info("stats")
+            .await
+            .lines()
+            .find_map(|l| l.strip_prefix("tracking_total_keys:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap()
+    }
+
+    /// How many clients are connected (`INFO clients`), this one's own counted.
+    #[allow(dead_code)]
+    pub async fn connected_clients(&self) -> u64 {
+        self.info("clients")
+            .await
+            .lines()
+            .find_map(|l| l.strip_prefix("connected_clients:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap()
+    }
+
+    /// Redis's `INFO commandstats` as (command, calls): what the code under test asked of Redis
+    /// (a script's own commands count too).
+    #[allow(dead_code)]
+    pub async fn command_calls(&self) -> std::collections::HashMap<String, u64> {
+        let info = self.info("commandstats").await;
         info.lines()
             .filter_map(|l| {
                 let (name, rest) = l.strip_prefix("cmdstat_")?.split_once(':')?;

@@ -173,20 +173,6 @@ async fn redis_appends_wake_a_reader_on_another_instance() {
     every_append_wakes_a_caught_up_reader(&reader, &writer).await;
 }
 
-/// How many keys Redis's tracking table holds (`INFO stats`): what it tells some process of.
-async fn tracked_keys(url: &str) -> u64 {
-    let client = redis::Client::open(url).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let info: String = redis::cmd("INFO")
-        .arg("stats")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    info.lines()
-        .find_map(|l| l.strip_prefix("tracking_total_keys:"))
-        .map_or(0, |n| n.trim().parse().unwrap())
-}
-
 #[tokio::test]
 async fn an_instance_hears_only_the_apps_it_has_readers_for() {
     // In a fleet each instance reads the outboxes of its own apps (the webhook leases it holds,
@@ -206,14 +192,14 @@ async fn an_instance_hears_only_the_apps_it_has_readers_for() {
     w.seen();
     w.arm().await;
     // The two shards of the app's outbox, and nothing else.
-    assert_eq!(tracked_keys(&server.url()).await, 2);
+    assert_eq!(server.tracked_keys().await, 2);
 
     // Another app gets a reader: its appends wake it, and not the first app's reader.
     let other = AppId::parse("other-app").unwrap();
     let mut o = reader.outbox_watch(&other);
     o.seen();
     o.arm().await;
-    assert_eq!(tracked_keys(&server.url()).await, 4);
+    assert_eq!(server.tracked_keys().await, 4);
     let room = TestRoom::create(&writer, "elsewhere").await;
     rung(&mut w, "the first app's room").await;
     w.seen();
@@ -238,6 +224,37 @@ async fn an_instance_hears_only_the_apps_it_has_readers_for() {
     room.emit(&writer, EventKind::MemberLeft, serde_json::json!({}))
         .await;
     rung(&mut w, "an append to the first app").await;
+}
+
+/// A store that is dropped takes its connections with it: the bells' tasks and the tracked
+/// connection they use keep no store alive (the bells' arming once held the tracked connection,
+/// which held the bells: it stayed open for good).
+#[tokio::test]
+async fn a_dropped_store_leaves_no_connection_behind() {
+    let server = RedisServer::start();
+    let before = server.connected_clients().await;
+    {
+        let store = RedisStore::connect(&server.url()).await.unwrap();
+        let mut w = store.outbox_watch(&app());
+        timeout(Duration::from_secs(5), w.live()).await.unwrap();
+        w.seen();
+        w.arm().await;
+        let _room = TestRoom::create(&store, "gone").await;
+        rung(&mut w, "create_room").await;
+        assert!(server.connected_clients().await > before);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = server.connected_clients().await;
+        if now <= before {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{now} clients connected, {before} before the store"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// No write publishes on one Redis with the room cache (Redis tells the readers), until an

@@ -100,22 +100,6 @@ async fn a_writer_keeps_its_own_write_and_still_hears_of_later_ones() {
     converges(&b, &r.id, "three").await;
 }
 
-/// How many keys Redis's tracking table holds (`INFO stats`, `tracking_total_keys`): what it
-/// must tell some controller about when they change.
-async fn tracked_keys(server: &RedisServer) -> u64 {
-    let client = redis::Client::open(server.url()).unwrap();
-    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
-    let info: String = redis::cmd("INFO")
-        .arg("stats")
-        .query_async(&mut raw)
-        .await
-        .unwrap();
-    info.lines()
-        .find_map(|l| l.strip_prefix("tracking_total_keys:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap()
-}
-
 /// What the cache costs Redis per operation: a read is one `HMGET` and an API write one script
 /// and the read of its `seq` that has Redis track the room again; neither asks `CLIENT CACHING`
 /// first (the connection tracks in OPTOUT mode). Before, each read and each write cost a
@@ -275,7 +259,7 @@ async fn lookups_over_several_shards_leave_nothing_in_redis_tracking_table() {
     let mut r = new_room("x");
     r.id = RoomId::new(&NodePrefix::parse("abcde").unwrap(), a.new_room_uuid("x"));
     a.create_room(&r, &[]).await.unwrap();
-    let before = tracked_keys(&server).await;
+    let before = server.tracked_keys().await;
     let node = NodePrefix::parse("abcde").unwrap();
     for _ in 0..20 {
         let session =
@@ -286,7 +270,7 @@ async fn lookups_over_several_shards_leave_nothing_in_redis_tracking_table() {
             Some(r.id.clone())
         );
     }
-    let after = tracked_keys(&server).await;
+    let after = server.tracked_keys().await;
     assert!(
         after <= before + 1,
         "the tracking table went from {before} to {after} keys over 20 lookups"
@@ -754,7 +738,7 @@ async fn on_a_cluster_a_controller_starts_while_a_master_is_down() {
 async fn rooms_created_and_changed_leave_only_themselves_in_redis_tracking_table() {
     let server = RedisServer::start();
     let a = RedisStore::connect(&server.url()).await.unwrap();
-    let before = tracked_keys(&server).await;
+    let before = server.tracked_keys().await;
     let mut ids = Vec::new();
     for i in 0..20 {
         let r = new_room(&format!("named-{i}"));
@@ -762,7 +746,7 @@ async fn rooms_created_and_changed_leave_only_themselves_in_redis_tracking_table
         set_detail(&a, &r.id, "changed").await;
         ids.push(r.id);
     }
-    assert_eq!(tracked_keys(&server).await - before, 20);
+    assert_eq!(server.tracked_keys().await - before, 20);
     assert_eq!(a.cached_rooms(), 20);
     // Each is still an answer to reads, and hears of another controller's change.
     let b = RedisStore::connect(&server.url()).await.unwrap();
@@ -784,7 +768,7 @@ async fn calls_passing_through_a_room_leave_nothing_in_redis_tracking_table() {
     a.create_room(&r, &[]).await.unwrap();
     let client = redis::Client::open(server.url()).unwrap();
     let mut raw = client.get_multiplexed_async_connection().await.unwrap();
-    let before = tracked_keys(&server).await;
+    let before = server.tracked_keys().await;
     let node = NodePrefix::parse("abcde").unwrap();
     for _ in 0..50 {
         let session = SessionId::new(&node, &uuid::Uuid::new_v4().to_string());
@@ -818,7 +802,7 @@ async fn calls_passing_through_a_room_leave_nothing_in_redis_tracking_table() {
         .unwrap()
         .unwrap();
     }
-    let after = tracked_keys(&server).await;
+    let after = server.tracked_keys().await;
     assert!(
         after <= before + 1,
         "the tracking table went from {before} to {after} keys over 50 calls"

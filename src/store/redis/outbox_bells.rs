@@ -21,7 +21,7 @@
 //! subscribes, as before.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -98,10 +98,17 @@ impl RedisStore {
             .entries()
             .watch(watcher(self.bells.clone(), lost.clone()));
         // A watcher that does not read the outbox has it tracked by reading its length.
-        let (arming, shards) = (tracked.clone(), Arc::new(Shards::new(self.shards.count())));
+        // Weak: the bells are the cache's watcher's, which the tracked connection holds.
+        let (arming, shards) = (
+            Arc::downgrade(tracked),
+            Arc::new(Shards::new(self.shards.count())),
+        );
         self.bells.set_arm(Arc::new(move |app: AppId| {
-            let (tracked, tags) = (arming.clone(), shards.tags(&app));
+            let (tracked, tags) = (arming.upgrade(), shards.tags(&app));
             Box::pin(async move {
+                let Some(tracked) = tracked else {
+                    return;
+                };
                 for tag in tags.iter() {
                     let key = keys::outbox(tag);
                     let mut xlen = redis::cmd("XLEN");
@@ -167,7 +174,7 @@ impl RedisStore {
             if let Ok(runtime) = tokio::runtime::Handle::try_current() {
                 runtime.spawn(ask_channels(
                     self.conn(),
-                    self.listened.clone(),
+                    Arc::downgrade(&self.listened),
                     stop.clone(),
                 ));
             }
@@ -187,8 +194,9 @@ impl RedisStore {
     }
 }
 
-/// Asks every [`CHANNELS_EVERY`] which outbox channels have a subscriber, until `stop`.
-async fn ask_channels(conn: failover::Conn, listened: Arc<Listened>, stop: CancellationToken) {
+/// Asks every [`CHANNELS_EVERY`] which outbox channels have a subscriber, until `stop` (the
+/// store, which holds `listened`, is gone).
+async fn ask_channels(conn: failover::Conn, listened: Weak<Listened>, stop: CancellationToken) {
     let pattern = keys::appended("*");
     loop {
         let mut c = conn.clone();
@@ -197,8 +205,12 @@ async fn ask_channels(conn: failover::Conn, listened: Arc<Listened>, stop: Cance
             .arg(&pattern)
             .query_async(&mut c)
             .await;
+        let Some(listened) = listened.upgrade() else {
+            return;
+        };
         // Unknown: publish.
         listened.set(asked.ok().map(|c| c.into_iter().collect()));
+        drop(listened);
         tokio::select! {
             () = stop.cancelled() => return,
             () = tokio::time::sleep(CHANNELS_EVERY) => {}
