@@ -38,8 +38,8 @@ struct Inner {
     /// Counts the changes of the apps with bells (an app's first reader came, or its last one
     /// went): the subscriber, which names each app's channels, follows them.
     readers: watch::Sender<u64>,
-    /// How a watch is armed ([`OutboxWatch::arm`]); `None`: it needs no arming.
-    arm: Mutex<Option<Arm>>,
+    /// How a watch is armed ([`OutboxWatch::arm`]); unset: it needs no arming.
+    arm: std::sync::OnceLock<Arm>,
 }
 
 /// Has the store tell this process of the app's next append (see [`OutboxWatch::arm`]).
@@ -62,14 +62,15 @@ impl Bells {
                 apps: Mutex::new(HashMap::new()),
                 live: watch::Sender::new(live),
                 readers: watch::Sender::new(0),
-                arm: Mutex::new(None),
+                arm: std::sync::OnceLock::new(),
             }),
         }
     }
 
-    /// How the watches given from now on are armed ([`OutboxWatch::arm`]).
+    /// How the watches given from now on are armed ([`OutboxWatch::arm`]): set once, the
+    /// first (a later one changes nothing).
     pub fn set_arm(&self, arm: Arm) {
-        *self.inner.arm.lock().unwrap_or_else(|p| p.into_inner()) = Some(arm);
+        let _ = self.inner.arm.set(arm);
     }
 
     fn bells(&self) -> MutexGuard<'_, HashMap<AppId, watch::Sender<u64>>> {
@@ -95,12 +96,7 @@ impl Bells {
             live: self.inner.live.subscribe(),
             bells: Arc::downgrade(&self.inner),
             app: app.clone(),
-            arm: self
-                .inner
-                .arm
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone(),
+            arm: self.inner.arm.get().cloned(),
         }
     }
 

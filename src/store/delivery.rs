@@ -88,8 +88,8 @@ pub trait Deliveries: Send + Sync + 'static {
     /// [`Deliveries::ack_outbox`]), and the new `position`, if it moved, forgetting the
     /// acknowledgments it passes (`forget`, as [`Deliveries::advance_outbox`]). A store may
     /// keep the position with the log's entries rather than where [`Deliveries::advance_outbox`]
-    /// puts it (Redis does: one command fewer per batch); [`Deliveries::outbox_position`] finds
-    /// it either way.
+    /// puts it (Redis does: one command fewer per batch); with no attempts to carry it, it goes
+    /// there. [`Deliveries::outbox_position`] finds it either way.
     fn settle_outbox(
         &self,
         app: &AppId,

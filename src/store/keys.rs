@@ -109,11 +109,16 @@ pub fn appended(tag: &str) -> String {
     format!("sy:{{{tag}}}:outbox:appended")
 }
 
+/// The shard's tag of an [`appended`] channel.
+pub fn appended_tag(channel: &str) -> Option<&str> {
+    channel
+        .strip_prefix("sy:{")?
+        .strip_suffix("}:outbox:appended")
+}
+
 /// The app an [`appended`] channel belongs to (whichever shard's).
 pub fn appended_app(channel: &str) -> Option<&str> {
-    let tag = channel
-        .strip_prefix("sy:{")?
-        .strip_suffix("}:outbox:appended")?;
+    let tag = appended_tag(channel)?;
     Some(tag.split_once('#').map_or(tag, |(app, _)| app))
 }
 

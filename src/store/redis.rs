@@ -731,10 +731,7 @@ impl Store for RedisStore {
             let stop = tokio_util::sync::CancellationToken::new();
             match tokio::runtime::Handle::try_current() {
                 Ok(runtime) => match self.bells_tracked() {
-                    Some(tracked) => {
-                        let _entered = runtime.enter();
-                        self.follow_tracking(tracked, stop.clone());
-                    }
+                    Some(tracked) => self.follow_tracking(&runtime, tracked, stop.clone()),
                     None => {
                         runtime.spawn(appended::listen(
                             self.target.clone(),

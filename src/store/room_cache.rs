@@ -28,7 +28,7 @@
 //! and a slot that moves away is deleted there, which pushes its invalidations.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use redis::{PushInfo, PushKind, Value};
 
@@ -96,7 +96,8 @@ pub type Watcher = Arc<dyn Fn(Tracking<'_>) + Send + Sync>;
 pub struct Entries {
     state: Arc<Mutex<State>>,
     capacity: usize,
-    watcher: Arc<Mutex<Option<Watcher>>>,
+    /// Set once, by the store whose bells follow the connection.
+    watcher: Arc<OnceLock<Watcher>>,
 }
 
 impl Entries {
@@ -108,21 +109,15 @@ impl Entries {
         }
     }
 
-    /// Tells `watcher` from now on what the connection hears ([`Tracking`]).
+    /// Tells `watcher` from now on what the connection hears ([`Tracking`]): one watcher per
+    /// cache, the first (a later one changes nothing).
     pub fn watch(&self, watcher: Watcher) {
-        *self.watcher.lock().unwrap_or_else(|p| p.into_inner()) = Some(watcher);
-    }
-
-    fn watcher(&self) -> Option<Watcher> {
-        self.watcher
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        let _ = self.watcher.set(watcher);
     }
 
     /// Tells the watcher, if any.
     pub(super) fn notify(&self, news: Tracking<'_>) {
-        if let Some(w) = self.watcher() {
+        if let Some(w) = self.watcher.get() {
             w(news);
         }
     }
@@ -254,7 +249,7 @@ impl Entries {
                             state.values.remove(key);
                         }
                     }
-                    if let Some(w) = self.watcher() {
+                    if let Some(w) = self.watcher.get() {
                         changed.for_each(|key| w(Tracking::Changed(key)));
                     }
                 }

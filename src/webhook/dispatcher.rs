@@ -273,20 +273,17 @@ async fn renew<S: Store>(
 const KEY_EVERY: Duration = Duration::from_secs(1);
 
 /// Where the position's own key stands.
-enum Key {
-    /// Up to date since this instant.
-    Written(Instant),
-    /// The position is ahead of it (carried by log entries); last written at this instant.
-    Behind(String, Instant),
+struct Key {
+    /// When it was last written.
+    written: Instant,
+    /// The position, when it is ahead of the key (carried by log entries).
+    behind: Option<String>,
 }
 
 impl Key {
     /// When the key is to be written next, if it is behind.
     fn due(&self) -> Option<Instant> {
-        match self {
-            Key::Written(_) => None,
-            Key::Behind(_, at) => Some(*at + KEY_EVERY),
-        }
+        self.behind.as_ref().map(|_| self.written + KEY_EVERY)
     }
 }
 
@@ -354,7 +351,10 @@ impl<S: Store> Dispatcher<S> {
             waiting: HashMap::new(),
             busy: HashSet::new(),
             tasks: JoinSet::new(),
-            key: Key::Written(Instant::now()),
+            key: Key {
+                written: Instant::now(),
+                behind: None,
+            },
         })
     }
 
@@ -501,16 +501,21 @@ impl<S: Store> Dispatcher<S> {
                 return false;
             }
         }
-        for settled in &batch {
-            let number = self.numbers.get(&settled.outbox_id);
+        // The last attempts go to the delivery log as they are (no copy).
+        let (settled, attempts): (Vec<(String, RoomId)>, Vec<DeliveryAttempt>) = batch
+            .into_iter()
+            .map(|s| ((s.outbox_id, s.room), s.last_attempt))
+            .unzip();
+        for (id, _) in &settled {
+            let number = self.numbers.get(id);
             if let Some(entry) = number.and_then(|n| self.window.get_mut(n)) {
                 entry.settled = true;
             }
         }
         let (position, forget) = self.settled_prefix();
-        let ahead: Vec<&str> = batch
+        let ahead: Vec<&str> = settled
             .iter()
-            .map(|s| s.outbox_id.as_str())
+            .map(|(id, _)| id.as_str())
             .filter(|id| self.numbers.contains_key(*id))
             .collect();
         for id in &ahead {
@@ -519,15 +524,14 @@ impl<S: Store> Dispatcher<S> {
                 entry.acked = true;
             }
         }
-        let attempts: Vec<DeliveryAttempt> = batch.iter().map(|s| s.last_attempt.clone()).collect();
         if !self
             .persist(position.as_deref(), &attempts, &ahead, &forget)
             .await
         {
             return false;
         }
-        for settled in batch {
-            self.start_next(settled.room);
+        for (_, room) in settled {
+            self.start_next(room);
         }
         true
     }
@@ -582,12 +586,10 @@ impl<S: Store> Dispatcher<S> {
         if let Some(p) = position.filter(|_| done) {
             if attempts.is_empty() {
                 // Written to the key itself (nothing to carry it).
-                self.key = Key::Written(Instant::now());
+                self.key.written = Instant::now();
+                self.key.behind = None;
             } else {
-                let since = match &self.key {
-                    Key::Written(at) | Key::Behind(_, at) => *at,
-                };
-                self.key = Key::Behind(p.to_owned(), since);
+                self.key.behind = Some(p.to_owned());
             }
         }
         done
@@ -597,20 +599,22 @@ impl<S: Store> Dispatcher<S> {
     /// [`KEY_EVERY`] ago: what an instance of an earlier version reads, should it take over
     /// (this version reads the delivery log's too). False when stopped.
     async fn write_key(&mut self) -> bool {
-        let Key::Behind(position, since) = &self.key else {
-            return true;
-        };
-        if since.elapsed() < KEY_EVERY {
+        if self.key.due().is_none_or(|due| Instant::now() < due) {
             return true;
         }
-        let (store, app, p) = (&*self.store, &self.config.app, position.clone());
+        let Some(p) = self.key.behind.take() else {
+            return true;
+        };
+        let (store, app) = (&*self.store, &self.config.app);
         let done = retry_store(&self.stop, "record the webhook position", || {
             store.advance_outbox(app, &p, &[])
         })
         .await
         .is_some();
         if done {
-            self.key = Key::Written(Instant::now());
+            self.key.written = Instant::now();
+        } else {
+            self.key.behind = Some(p);
         }
         done
     }

@@ -142,27 +142,26 @@ impl RedisServer {
             .unwrap()
     }
 
+    /// The number `INFO <section>` gives for `field`.
+    async fn info_number(&self, section: &str, field: &str) -> u64 {
+        let info = self.info(section).await;
+        info.lines()
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {field} in INFO {section}"))
+    }
+
     /// How many keys Redis's tracking table holds (`tracking_total_keys`): what it must tell
     /// some client about when they change.
     #[allow(dead_code)]
     pub async fn tracked_keys(&self) -> u64 {
-        self.info("stats")
-            .await
-            .lines()
-            .find_map(|l| l.strip_prefix("tracking_total_keys:"))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap()
+        self.info_number("stats", "tracking_total_keys").await
     }
 
     /// How many clients are connected (`INFO clients`), this one's own counted.
     #[allow(dead_code)]
     pub async fn connected_clients(&self) -> u64 {
-        self.info("clients")
-            .await
-            .lines()
-            .find_map(|l| l.strip_prefix("connected_clients:"))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap()
+        self.info_number("clients", "connected_clients").await
     }
 
     /// Redis's `INFO commandstats` as (command, calls): what the code under test asked of Redis

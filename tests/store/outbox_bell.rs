@@ -360,19 +360,14 @@ async fn no_wake_up_is_lost_across_a_redis_restart() {
     rung(&mut w, "an append once the subscription is back").await;
 }
 
-/// `cmdstat_xrange` calls so far: how often the outbox was read.
-async fn outbox_reads(url: &str) -> u64 {
-    let client = redis::Client::open(url).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(&mut conn)
+/// `XRANGE` calls so far: how often the outbox was read.
+async fn outbox_reads(server: &RedisServer) -> u64 {
+    server
+        .command_calls()
         .await
-        .unwrap();
-    info.lines()
-        .find_map(|l| l.strip_prefix("cmdstat_xrange:calls="))
-        .and_then(|rest| rest.split(',').next())
-        .map_or(0, |n| n.parse().unwrap())
+        .get("xrange")
+        .copied()
+        .unwrap_or(0)
 }
 
 /// Counts the SSE events a streaming body delivers.
@@ -430,9 +425,9 @@ async fn fifty_idle_event_streams_cost_redis_no_reads_and_wake_on_an_append() {
 
     // Caught up and idle for two seconds: no stream reads the outbox (they used to read it
     // every 200 ms each: 500 reads in this window).
-    let before = outbox_reads(&server.url()).await;
+    let before = outbox_reads(&server).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let idle = outbox_reads(&server.url()).await - before;
+    let idle = outbox_reads(&server).await - before;
     assert_eq!(idle, 0, "outbox reads by {STREAMS} idle streams in 2 s");
 
     // A new room's events (two appends: created, then progressing) reach every stream with one
@@ -449,7 +444,7 @@ async fn fifty_idle_event_streams_cost_redis_no_reads_and_wake_on_an_append() {
     })
     .await;
     // Less this test's own read of the outbox above.
-    let woken = outbox_reads(&server.url()).await - before - 1;
+    let woken = outbox_reads(&server).await - before - 1;
     assert!(
         woken <= (STREAMS * 2) as u64,
         "{woken} outbox reads to hand {STREAMS} streams one room's events"

@@ -246,9 +246,9 @@ async fn a_sessions_record_and_room_are_read_once_until_they_change() {
 /// With an app over several shards of one Redis, a session's room is looked up in every shard
 /// and found in one: the others never exist. Read under tracking, each would stay in Redis's
 /// tracking table for good, so those lookups are not kept: joins and commands on the joined
-/// sessions leave the table as it was. (The joins' writes too: a script whose last command
-/// reads has Redis track every key it names, the lookups it sets among them; the room is read
-/// after the script instead.)
+/// sessions leave the table as it was. (The joins' writes too: a script that reads has Redis
+/// track every key it declares, so the save script declares the room alone, not the lookups it
+/// sets.)
 #[tokio::test]
 async fn lookups_over_several_shards_leave_nothing_in_redis_tracking_table() {
     let server = RedisServer::start();

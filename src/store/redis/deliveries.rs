@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use redis::AsyncCommands;
 
+use super::reads::range_command;
 use super::{RedisStore, decode, encode, unavailable};
 use crate::conference::AppId;
 use crate::store::{
@@ -241,15 +242,11 @@ impl RedisStore {
         // The newest entry carries it but while deliveries are retried: a small page first.
         let mut page = 16;
         loop {
-            let rows: Vec<(String, Vec<(String, String)>)> = redis::cmd("XREVRANGE")
-                .arg(&log)
-                .arg(&end)
-                .arg("-")
-                .arg("COUNT")
-                .arg(page)
-                .query_async(&mut self.conn())
-                .await
-                .map_err(unavailable)?;
+            let rows: Vec<(String, Vec<(String, String)>)> =
+                range_command("XREVRANGE", &log, (&end, "-"), page)
+                    .query_async(&mut self.conn())
+                    .await
+                    .map_err(unavailable)?;
             let found = rows.iter().find_map(|(_, fields)| {
                 fields
                     .iter()

@@ -3,7 +3,7 @@
 
 use futures_util::future::try_join_all;
 
-use super::reads::stream_records;
+use super::reads::{range_command, stream_records};
 use super::{RedisStore, unavailable};
 use crate::conference::{AppId, DomainEvent};
 use crate::store::{OutboxEntry, Position, StoreError, entry_id, keys, outbox_order};
@@ -35,13 +35,7 @@ impl RedisStore {
             async move {
                 // No entry is 0-0: from the start of a shard is after it.
                 let start = format!("({ms}-{seq}");
-                let mut xrange = redis::cmd("XRANGE");
-                xrange
-                    .arg(&key)
-                    .arg(&start)
-                    .arg("+")
-                    .arg("COUNT")
-                    .arg(limit);
+                let xrange = range_command("XRANGE", &key, (&start, "+"), limit);
                 // On the tracked connection where the bells follow it: Redis then tells this
                 // process when the outbox grows (`outbox_bells.rs`).
                 let rows: Vec<(String, Vec<(String, String)>)> = match self.bells_tracked() {

@@ -41,25 +41,26 @@ const RETRY_FIRST: Duration = Duration::from_millis(50);
 /// How often the channels that instances of before listen on are asked for.
 const CHANNELS_EVERY: Duration = Duration::from_secs(1);
 
-/// The channels of [`keys::appended`] that have a subscriber (an instance of an earlier
-/// version), as last asked; `None` until asked once (every write publishes meanwhile).
+/// The shards (tags) whose [`keys::appended`] channel has a subscriber (an instance of an
+/// earlier version), as last asked; `None` until asked once (every write publishes meanwhile).
 #[derive(Default)]
 pub(super) struct Listened {
-    channels: Mutex<Option<HashSet<String>>>,
+    tags: Mutex<Option<HashSet<String>>>,
     asking: std::sync::OnceLock<tokio_util::sync::DropGuard>,
 }
 
 impl Listened {
-    fn heard(&self, channel: &str) -> bool {
-        self.channels
+    /// Asked on every write that appends: no allocation.
+    fn heard(&self, tag: &str) -> bool {
+        self.tags
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .as_ref()
-            .is_none_or(|c| c.contains(channel))
+            .is_none_or(|t| t.contains(tag))
     }
 
-    fn set(&self, channels: Option<HashSet<String>>) {
-        *self.channels.lock().unwrap_or_else(|p| p.into_inner()) = channels;
+    fn set(&self, tags: Option<HashSet<String>>) {
+        *self.tags.lock().unwrap_or_else(|p| p.into_inner()) = tags;
     }
 }
 
@@ -92,7 +93,12 @@ impl RedisStore {
     }
 
     /// Starts hearing the outbox through the tracked connection (once per store).
-    pub(super) fn follow_tracking(&self, tracked: &Arc<Tracked>, stop: CancellationToken) {
+    pub(super) fn follow_tracking(
+        &self,
+        runtime: &tokio::runtime::Handle,
+        tracked: &Arc<Tracked>,
+        stop: CancellationToken,
+    ) {
         let lost = Arc::new(Notify::new());
         tracked
             .entries()
@@ -126,7 +132,7 @@ impl RedisStore {
         let (tracked, bells) = (tracked.clone(), self.bells.clone());
         // A Sentinel set's new master: the connection moves at once (at its next use).
         let mut switches = self.switches.subscribe();
-        tokio::spawn(async move {
+        runtime.spawn(async move {
             let mut following = true;
             let mut wait = RETRY_FIRST;
             loop {
@@ -180,7 +186,7 @@ impl RedisStore {
             }
             stop.drop_guard()
         });
-        self.listened.heard(&keys::appended(tag))
+        self.listened.heard(tag)
     }
 
     /// This process appended to the outboxes of `apps`: where the bells follow the tracked
@@ -209,7 +215,13 @@ async fn ask_channels(conn: failover::Conn, listened: Weak<Listened>, stop: Canc
             return;
         };
         // Unknown: publish.
-        listened.set(asked.ok().map(|c| c.into_iter().collect()));
+        listened.set(asked.ok().map(|channels| {
+            channels
+                .iter()
+                .filter_map(|c| keys::appended_tag(c))
+                .map(str::to_owned)
+                .collect()
+        }));
         drop(listened);
         tokio::select! {
             () = stop.cancelled() => return,

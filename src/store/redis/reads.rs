@@ -76,12 +76,7 @@ impl RedisStore {
         limit: usize,
         field: &str,
     ) -> Result<Vec<(String, T)>, StoreError> {
-        let rows: Vec<(String, Vec<(String, String)>)> = redis::cmd(command)
-            .arg(key)
-            .arg(bounds.0)
-            .arg(bounds.1)
-            .arg("COUNT")
-            .arg(limit)
+        let rows: Vec<(String, Vec<(String, String)>)> = range_command(command, key, bounds, limit)
             .query_async(&mut self.conn())
             .await
             .map_err(unavailable)?;
@@ -178,6 +173,23 @@ impl Record for crate::conference::Session {
     fn read(key: &str, json: &str, _: Option<&str>) -> Result<Self, StoreError> {
         decode(key, json)
     }
+}
+
+/// `command` (`XRANGE`, or `XREVRANGE` with the bounds reversed) of up to `limit` entries of the
+/// stream `key` between `bounds`.
+pub(super) fn range_command(
+    command: &str,
+    key: &str,
+    bounds: (&str, &str),
+    limit: usize,
+) -> redis::Cmd {
+    let mut cmd = redis::cmd(command);
+    cmd.arg(key)
+        .arg(bounds.0)
+        .arg(bounds.1)
+        .arg("COUNT")
+        .arg(limit);
+    cmd
 }
 
 /// A stream's entries (as `XRANGE` answers) as (id, the JSON of `field` decoded).
