@@ -504,6 +504,13 @@ impl<S: Store> Supervisor<S> {
         let settle = tokio::time::sleep(self.config.settle_resync);
         tokio::pin!(settle);
         let mut settled = false;
+        // A last look once whatever was asked before the first snapshot is past its deadline
+        // to be confirmed: that snapshot left such asks (a recording stopped, a member muted)
+        // to their events, which a connection that was down, or an owner that died, may have
+        // missed. Without it they wait for the audit.
+        let asked = tokio::time::sleep(self.config.join_timeout);
+        tokio::pin!(asked);
+        let mut asked_looked = false;
         // Held back per connection: a reconnect's resync repairs what they would have told.
         let mut talking = TalkingBuffer::new(self.config.talking_interval);
         // Ownership that can no longer change (a sole instance's).
@@ -568,6 +575,10 @@ impl<S: Store> Supervisor<S> {
                 }
                 () = &mut settle, if !settled => {
                     settled = true;
+                    self.resync(events, stream, commands, core).await?;
+                }
+                () = &mut asked, if !asked_looked => {
+                    asked_looked = true;
                     self.resync(events, stream, commands, core).await?;
                 }
                 Some(effect) = requests.recv() => self.execute(vec![effect], commands),
