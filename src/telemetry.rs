@@ -46,6 +46,9 @@ pub const EVENT_TO_OUTBOX: &str = "switchyard_event_to_outbox_seconds";
 /// Resync writes refused because the room had moved on since the snapshot was asked for (a
 /// snapshot never takes a room back); by `node`.
 pub const RESYNC_STALE: &str = "switchyard_resync_stale_writes_total";
+/// A resync of a node: from asking the store what it holds, through the node's snapshot, to the
+/// store agreeing with it; by `node`.
+pub const RESYNC_DURATION: &str = "switchyard_node_resync_seconds";
 /// Events a node's new owner replayed from what it kept on standby; by `node`.
 pub const HANDOVER_REPLAYED: &str = "switchyard_handover_replayed_events_total";
 /// Takeovers of a node whose kept events did not reach back to where its previous owner
@@ -114,6 +117,7 @@ fn install() -> PrometheusHandle {
         (ESL_COMMAND_DURATION, FAST),
         (RECONCILER_LAG, LAG),
         (EVENT_TO_OUTBOX, LAG),
+        (RESYNC_DURATION, LAG),
         (WEBHOOK_ATTEMPT_DURATION, WEBHOOK),
         (WEBHOOK_DELIVERY_LAG, DELIVERY_LAG),
     ]
@@ -184,6 +188,11 @@ fn describe() {
         EVENT_TO_OUTBOX,
         metrics::Unit::Seconds,
         "From a batch of events taken off the node's connection to its room writes and outbox entries stored"
+    );
+    describe_histogram!(
+        RESYNC_DURATION,
+        metrics::Unit::Seconds,
+        "A node's resync: the store read, the node's snapshot, the store made to agree with it"
     );
     describe_counter!(
         RESYNC_STALE,
@@ -342,6 +351,12 @@ pub fn events_applied(node: &str, n: usize, took: Duration) {
     handle();
     counter!(EVENTS_APPLIED, "node" => node.to_owned()).increment(n as u64);
     histogram!(EVENT_TO_OUTBOX, "node" => node.to_owned()).record(took.as_secs_f64());
+}
+
+/// A resync of the node done, `took` after it began.
+pub fn resync_done(node: &str, took: Duration) {
+    handle();
+    histogram!(RESYNC_DURATION, "node" => node.to_owned()).record(took.as_secs_f64());
 }
 
 /// A resync write refused as stale.

@@ -28,8 +28,8 @@ use switchyard::store::Deliveries;
 use switchyard::store::memory::MemoryStore;
 use switchyard::telemetry::{
     ESL_COMMAND_DURATION, ESL_COMMANDS, ESL_EVENTS, EVENT_TO_OUTBOX, EVENTS_APPLIED, HTTP_DURATION,
-    HTTP_REQUESTS, NODE_CONNECTED, RECONCILER_LAG, WEBHOOK_ATTEMPT_DURATION, WEBHOOK_DELIVERIES,
-    WEBHOOK_DELIVERY_LAG,
+    HTTP_REQUESTS, NODE_CONNECTED, RECONCILER_LAG, RESYNC_DURATION, WEBHOOK_ATTEMPT_DURATION,
+    WEBHOOK_DELIVERIES, WEBHOOK_DELIVERY_LAG,
 };
 
 static SERIAL: Mutex<()> = Mutex::const_new(());
@@ -362,6 +362,8 @@ async fn a_reconnected_node_is_resyncing_until_its_state_is_read() {
             .to_owned()
     };
     assert_eq!(state().await, "up");
+    let router = t.lab.router();
+    let before = scrape(&router).await;
     // The node answers its commands slowly: the resync after the drop takes a while.
     t.sim().delay_api(Some(Duration::from_millis(700)));
     t.sim().drop_connections();
@@ -374,4 +376,18 @@ async fn a_reconnected_node_is_resyncing_until_its_state_is_read() {
     assert_eq!(r.body["nodes"]["rsy01"], "resyncing", "{r:?}");
     t.sim().delay_api(None);
     eventually("the node is up again", || async { state().await == "up" }).await;
+    // The resync is timed: its snapshot's first command alone was answered 0.7 s late.
+    let after = scrape(&router).await;
+    let node = [("node", "rsy01")];
+    let delta = |name: String| after.value(&name, &node) - before.value(&name, &node);
+    assert!(
+        delta(format!("{RESYNC_DURATION}_count")) >= 1.0,
+        "{}",
+        after.text
+    );
+    assert!(
+        delta(format!("{RESYNC_DURATION}_sum")) >= 0.7,
+        "{}",
+        after.text
+    );
 }

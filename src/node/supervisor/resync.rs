@@ -31,7 +31,8 @@ impl<S: Store> Supervisor<S> {
         // A store that moved to another master first has what was kept applied again: the
         // snapshot marks the rooms with the node's newest event, after which the events it
         // may have lost would be stale.
-        self.apply(&[], Instant::now(), &[], commands).await;
+        let began = Instant::now();
+        self.apply(&[], began, &[], commands).await;
         let waiting = self.waiting(stream, core);
         self.apply_all(&waiting, commands).await;
         let failovers = self.failover_count();
@@ -87,6 +88,7 @@ impl<S: Store> Supervisor<S> {
         }
         self.apply_all(&newer, commands).await;
         self.remove_orphans(&before, &conferences, commands).await;
+        crate::telemetry::resync_done(self.config.prefix.as_str(), began.elapsed());
         Ok(())
     }
 
