@@ -46,7 +46,7 @@ use serde_json::{Value, json};
 
 use freeswitch::FreeSwitch;
 use serve::Api;
-use support::{RedisServer, loadavg};
+use support::{RedisServer, loadavg, rss_kib};
 use switchyard::api::hash_key;
 use switchyard::esl::{Client, ClientConfig, EventFormat, EventName, EventSet, Password};
 
@@ -344,15 +344,6 @@ struct Audit {
     members: usize,
     lifecycles: usize,
     hooks: usize,
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
 }
 
 /// The controller's live heap from its `/metrics`, when its build counts it.
