@@ -534,7 +534,17 @@ async fn run_phase(name: &str, shape: &Shape, redis: Redis, n: usize) -> anyhow:
 
     // The rates.
     for &rate in &shape.rates {
-        let step = load(&apis, &pids, &redis, &sims, &mut members, &hooks, rate, shape.step).await;
+        let step = load(
+            &apis,
+            &pids,
+            &redis,
+            &sims,
+            &mut members,
+            &hooks,
+            rate,
+            shape.step,
+        )
+        .await;
         if !step {
             break;
         }
@@ -550,9 +560,7 @@ async fn listing(api: &Api, rooms: usize) {
     let mut page = Vec::new();
     for _ in 0..200 {
         let t = Instant::now();
-        let (status, _) = api
-            .call("GET", "/api/v1/conferences?limit=200", None)
-            .await;
+        let (status, _) = api.call("GET", "/api/v1/conferences?limit=200", None).await;
         assert_eq!(status, 200);
         page.push(t.elapsed().as_secs_f64() * 1e3);
     }
@@ -644,10 +652,7 @@ async fn resync(
     let (took, resyncs) = (dist(took.into_iter()), dist(resyncs.into_iter()));
     println!(
         "| a node of {on_node} members resynced after its connections drop (5 times) | the resync {:.0} ms median ({fastest:.0}–{:.0}); drop to up {:.0} ms median (max {:.0}) |",
-        resyncs.p50,
-        resyncs.max,
-        took.p50,
-        took.max
+        resyncs.p50, resyncs.max, took.p50, took.max
     );
     Ok(())
 }

@@ -199,13 +199,15 @@ impl<S: Store> Rooms<S> {
         }
     }
 
-    /// A session of this app, live or ended.
+    /// A session of this app, live or ended. Another app's is forbidden; one the lookup gives
+    /// to this app with no record yet (a call being stored: its lookup is written first) is
+    /// not found yet.
     pub async fn session(&self, app: &AppId, id: &SessionId) -> Result<Session, ServiceError> {
         match self.store.session(app, id).await? {
             Some(s) => Ok(s),
             None => match self.store.session_app(id).await? {
-                Some(_) => Err(ServiceError::Forbidden("session")),
-                None => Err(ServiceError::NotFound("session")),
+                Some(owner) if &owner != app => Err(ServiceError::Forbidden("session")),
+                _ => Err(ServiceError::NotFound("session")),
             },
         }
     }

@@ -197,3 +197,32 @@ async fn two_instances_enforce_one_cooldown() {
     assert_eq!(refused.body["detail"]["group"], "conf_play");
     stop.cancel();
 }
+
+/// A call's session → app lookup is written before its record: a request in between is told
+/// the session is not found yet (and retried), not that it belongs to another app; another
+/// app is still told it does. (Joins racing a call's arrival were refused 403 under load.)
+#[tokio::test]
+async fn a_call_being_stored_is_not_found_yet_not_forbidden() {
+    let server = RedisServer::start();
+    let t = TestLab::start(RedisStore::connect(&server.url()).await.unwrap(), options()).await;
+    let room = t.room(A, "arriving").await;
+    let stored = t.call(A, "1001").await;
+    let arriving = format!("{}-00000000-0000-4000-8000-00000000a11e", &stored[..5]);
+    let id = switchyard::conference::SessionId::parse(&arriving).unwrap();
+    let mut conn = redis::Client::open(server.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(switchyard::store::keys::session_app(&id))
+        .arg(A.0)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let r = t.join(A, &arriving, &room).await;
+    assert_error(&r, StatusCode::NOT_FOUND);
+    assert_eq!(r.body["error"], "Session not found", "{r:?}");
+    let r = t.get(&format!("/api/v1/sessions/{arriving}"), B).await;
+    assert_error(&r, StatusCode::FORBIDDEN);
+}
