@@ -431,12 +431,35 @@ fn least_busy(commands: &[Client], turn: usize) -> &Client {
 #[derive(Clone, Default)]
 pub struct NodePool {
     nodes: Arc<arc_swap::ArcSwap<Vec<NodeHandle>>>,
+    /// Rooms this process is placing that the store's counts do not hold yet, by node: a burst
+    /// of creates that all read the same counts is spread, not piled on one node.
+    placing: Arc<std::sync::Mutex<HashMap<NodePrefix, usize>>>,
+}
+
+/// A node chosen for a room, counted as placing there until dropped (once the store counts the
+/// room on the node, or the placement failed).
+pub struct Placed {
+    pub node: NodeHandle,
+    placing: Arc<std::sync::Mutex<HashMap<NodePrefix, usize>>>,
+}
+
+impl Drop for Placed {
+    fn drop(&mut self) {
+        let mut placing = self.placing.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = placing.get_mut(&self.node.config.prefix) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                placing.remove(&self.node.config.prefix);
+            }
+        }
+    }
 }
 
 impl NodePool {
     pub fn new(nodes: Vec<NodeHandle>) -> NodePool {
         NodePool {
             nodes: Arc::new(arc_swap::ArcSwap::from_pointee(nodes)),
+            placing: Arc::default(),
         }
     }
 
@@ -476,18 +499,30 @@ impl NodePool {
 
     /// Among the healthy nodes `rooms` counts (the others are draining, or not counted), the
     /// one with the fewest live rooms (the store's count, shared by every controller
-    /// instance); ties go to the first configured.
-    pub fn place(&self, rooms: &HashMap<NodePrefix, usize>) -> Result<NodeHandle, NodeError> {
-        self.nodes
+    /// instance, plus the rooms this process is placing there); ties go to the first
+    /// configured. Hold the answer until the store counts the room.
+    pub fn place(&self, rooms: &HashMap<NodePrefix, usize>) -> Result<Placed, NodeError> {
+        let mut placing = self.placing.lock().unwrap_or_else(|e| e.into_inner());
+        let node = self
+            .nodes
             .load()
             .iter()
             .filter(|n| n.is_up())
-            .filter_map(|n| Some((n, *rooms.get(&n.config.prefix)?)))
+            .filter_map(|n| {
+                let prefix = &n.config.prefix;
+                let pending = placing.get(prefix).copied().unwrap_or(0);
+                Some((n, *rooms.get(prefix)? + pending))
+            })
             .min_by_key(|(_, count)| *count)
             .map(|(n, _)| n.clone())
             .ok_or_else(|| {
                 NodeError::Unavailable("no healthy media node that is not draining".into())
-            })
+            })?;
+        *placing.entry(node.config.prefix.clone()).or_default() += 1;
+        Ok(Placed {
+            node,
+            placing: self.placing.clone(),
+        })
     }
 }
 

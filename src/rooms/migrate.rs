@@ -202,7 +202,7 @@ impl<S: Store> Rooms<S> {
             }
             rooms.insert(prefix.clone(), self.store.node_room_count(prefix).await?);
         }
-        Ok(self.pool.place(&rooms)?)
+        Ok(self.pool.place(&rooms)?.node.clone())
     }
 
     /// Waits up to `limit` for the room's record to satisfy `done`; whether it did.

@@ -226,3 +226,41 @@ async fn a_call_being_stored_is_not_found_yet_not_forbidden() {
     let r = t.get(&format!("/api/v1/sessions/{arriving}"), B).await;
     assert_error(&r, StatusCode::FORBIDDEN);
 }
+
+/// A burst of creates that all read the same room counts is spread over the nodes, not piled on
+/// the first (each was placed on the node with the fewest rooms as the store counted them
+/// before any of the burst was stored: all 20 on lab01).
+#[tokio::test]
+async fn a_burst_of_rooms_is_spread_over_the_nodes() {
+    let server = RedisServer::start();
+    let mut opts = options();
+    opts.nodes = 4;
+    let t = TestLab::start(RedisStore::connect(&server.url()).await.unwrap(), opts).await;
+    let creates = (0..20).map(|i| {
+        let t = &t;
+        async move {
+            let r = t
+                .post(
+                    "/api/v1/conferences",
+                    A,
+                    json!({ "name": format!("burst-{i}") }),
+                )
+                .await;
+            assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+            r.body["room_id"].as_str().unwrap()[..5].to_owned()
+        }
+    });
+    let nodes = futures_util::future::join_all(creates).await;
+    let mut per_node = std::collections::BTreeMap::new();
+    for node in &nodes {
+        *per_node.entry(node.clone()).or_insert(0) += 1;
+    }
+    let (most, least) = (
+        per_node.values().copied().max().unwrap_or(0),
+        per_node.values().copied().min().unwrap_or(0),
+    );
+    assert!(
+        per_node.len() == 4 && most - least <= 2,
+        "20 rooms over 4 nodes: {per_node:?}"
+    );
+}
