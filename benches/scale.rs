@@ -251,7 +251,7 @@ fn config(listen: u16, redis: &Redis, sims: &[(String, Simulator)], hook: &str) 
          conference_control_ms = 0\nconf_play_ms = 0\n\
          [webhooks]\nallow_private = true\n\
          [[apps]]\nid = \"app1\"\nkey_sha256 = {}\ndids = [{}]\nwebhook_url = {}\n\
-         webhook_secret = {}\n",
+         webhook_secret = {}\ntalking_events = true\n",
         q(&format!("127.0.0.1:{listen}")),
         redis.toml(),
         q(&hash_key(KEY)),
@@ -508,6 +508,30 @@ async fn run_phase(name: &str, shape: &Shape, redis: Redis, n: usize) -> anyhow:
         began.elapsed().as_secs_f64()
     );
     quiet(&apis).await;
+    // Each member's mute as it joined (the room's default), from the rooms' listings.
+    let muted: HashMap<String, bool> = futures_util::stream::iter(rooms.iter())
+        .map(|room| {
+            let api = apis[0].clone();
+            async move {
+                let path = format!("/api/v1/conferences/{room}/members?limit=100");
+                let (_, body) = api.call("GET", &path, None).await;
+                body["members"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|m| Some((m["uuid"].as_str()?.to_owned(), m["muted"] == true)))
+                    .collect::<Vec<_>>()
+            }
+        })
+        .buffer_unordered(16)
+        .flat_map(futures_util::stream::iter)
+        .collect()
+        .await;
+    for m in &mut members {
+        m.muted = *muted
+            .get(&m.session)
+            .context("a member listed in its room")?;
+    }
     let (memory2, _) = redis.figures().await;
     let outbox2 = redis.outbox_bytes().await;
     let rss2: u64 = pids.iter().map(|p| rss_kib(*p)).sum();
@@ -531,6 +555,41 @@ async fn run_phase(name: &str, shape: &Shape, redis: Redis, n: usize) -> anyhow:
 
     listing(&apis[0], shape.rooms).await;
     resync(&apis, &sims, &members).await?;
+
+    // Every other member talks (FreeSWITCH reports no talking for a muted member): unmuted
+    // first; the others are muted and unmuted by the commands.
+    let unmutes: Vec<(usize, String)> = members
+        .iter()
+        .enumerate()
+        .filter(|(i, m)| i % 2 == 1 && m.muted)
+        .map(|(i, m)| (i, m.session.clone()))
+        .collect();
+    for (_, session) in &unmutes {
+        hooks.wait_for(session, false, Instant::now());
+    }
+    let refused: Vec<String> = futures_util::stream::iter(unmutes.iter().enumerate())
+        .map(|(k, (_, session))| {
+            let api = apis[k % n].clone();
+            async move {
+                let path = format!("/api/v1/sessions/{session}/commands/conference/unmute");
+                let (status, body) = api.call("POST", &path, Some(json!({}))).await;
+                (status != 202).then(|| format!("{session}: {status} {body}"))
+            }
+        })
+        .buffer_unordered(64)
+        .filter_map(|f| async move { f })
+        .collect()
+        .await;
+    if let Some(first) = refused.first() {
+        bail!("{} unmutes refused, the first: {first}", refused.len());
+    }
+    serve::until(Duration::from_secs(60), "the talkers unmuted", || async {
+        (hooks.pending() == 0).then_some(())
+    })
+    .await;
+    for (i, _) in unmutes {
+        members[i].muted = false;
+    }
 
     // The rates.
     for &rate in &shape.rates {
@@ -677,7 +736,9 @@ async fn load(
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let began = Instant::now();
     let (mut owed, mut sent) = (0.0, 0u64);
-    let (mut commands, mut talks) = (0usize, members.len() / 2);
+    // Even members are muted and unmuted, odd ones talk.
+    let (mut commands, mut talks) = (0usize, 0usize);
+    let (muters, talkers) = (members.len().div_ceil(2), members.len() / 2);
     let mut before = None;
     let mut from = began;
     let bench = std::process::id();
@@ -703,7 +764,7 @@ async fn load(
             sent += 1;
             let now = Instant::now();
             if sent % 2 == 0 {
-                let m = &mut members[commands % members.len()];
+                let m = &mut members[2 * (commands % muters)];
                 let api = apis[commands % apis.len()].clone();
                 commands += 1;
                 m.muted = !m.muted;
@@ -716,7 +777,7 @@ async fn load(
                     *answers.lock().unwrap().entry(status).or_default() += 1;
                 });
             } else {
-                let m = &mut members[talks % members.len()];
+                let m = &mut members[2 * (talks % talkers) + 1];
                 talks += 1;
                 m.talking = !m.talking;
                 hooks.wait_for(&m.session, true, now);
@@ -736,8 +797,13 @@ async fn load(
     while hooks.pending() > 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let late = hooks.pending();
-    hooks.waiting.lock().unwrap().clear();
+    let (late_talks, late) = {
+        let mut waiting = hooks.waiting.lock().unwrap();
+        let talks = waiting.keys().filter(|(_, t)| *t).count();
+        let all = waiting.len();
+        waiting.clear();
+        (talks, all - talks)
+    };
     let timed: Vec<(bool, f64)> = hooks
         .timed
         .lock()
@@ -766,15 +832,12 @@ async fn load(
         .map(|(a, b)| format!("{:.0}", (a - b) / took * 100.0))
         .collect();
     let answers = answers.lock().unwrap().clone();
-    let failed: u64 = answers
-        .iter()
-        .filter(|(s, _)| **s != 202)
-        .map(|(_, n)| n)
-        .sum();
+    let refused: BTreeMap<u16, u64> = answers.into_iter().filter(|(s, _)| *s != 202).collect();
+    let failed: u64 = refused.values().sum();
     let offered = sent as f64 / took;
     let applied_rate = events / took;
     println!(
-        "| {rate} offered | {applied_rate:.0}/s applied ({}) | commands p50 {:.1} p99 {:.1} ms, talking p50 {:.0} p99 {:.0} ms; {late} late, {failed} refused | controllers {:.0} µs, Redis {:.0} µs per event | CPU % of a core: instances {}, Redis {}, bench and simulators {:.0} |",
+        "| {rate} offered | {applied_rate:.0}/s applied ({}) | commands p50 {:.1} p99 {:.1} ms, talking p50 {:.0} p99 {:.0} ms; not heard of: {late} commands, {late_talks} talking; refused {refused:?} | controllers {:.0} µs, Redis {:.0} µs per event | CPU % of a core: instances {}, Redis {}, bench and simulators {:.0} |",
         per_instance
             .iter()
             .map(|r| format!("{r:.0}"))
@@ -791,7 +854,8 @@ async fn load(
         (bench1 - bench0) / took * 100.0,
     );
     let keeping_up = applied_rate >= 0.9 * offered;
-    let on_time = cmd.p99 <= P99_GOAL_MS && late * 100 <= cmd.n.max(1);
+    let on_time =
+        cmd.p99 <= P99_GOAL_MS && late * 100 <= cmd.n.max(1) && late_talks * 100 <= talk.n.max(1);
     if !on_time || !keeping_up {
         println!(
             "  limit: {} at {rate} events/s offered",
