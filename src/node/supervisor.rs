@@ -497,8 +497,13 @@ impl<S: Store> Supervisor<S> {
         stop: &CancellationToken,
     ) -> Result<bool, ClientError> {
         let mut last_heard = Instant::now();
-        let mut audit = tokio::time::interval(self.config.audit_interval);
-        audit.tick().await;
+        // The first audit falls anywhere from half an interval to one and a half: nodes that
+        // came up together (a controller started with many) are audited apart, not all at
+        // once (50 nodes' audits at one instant held every node's events back a quarter of a
+        // second, `benches/scale.rs`).
+        let every = self.config.audit_interval;
+        let first = every.mul_f64(0.5 + fastrand::f64());
+        let mut audit = tokio::time::interval_at((Instant::now() + first).into(), every);
         let mut joins =
             tokio::time::interval((self.config.join_timeout / 4).max(Duration::from_millis(50)));
         let settle = tokio::time::sleep(self.config.settle_resync);

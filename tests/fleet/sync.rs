@@ -608,3 +608,65 @@ async fn an_audit_removes_a_conference_the_store_lost_and_nothing_else() {
     );
     assert!(listed("standup"), "another controller's conference stays");
 }
+
+/// Nodes that come up together are audited apart: each node's first audit falls anywhere
+/// from half an interval to one and a half after it is up, so a controller with many nodes
+/// does not snapshot them all at one instant (which held every node's events back while the
+/// audits ran: a quarter of a second with 50 nodes, `benches/scale.rs`).
+#[tokio::test]
+async fn nodes_that_came_up_together_are_audited_apart() {
+    let store = Arc::new(MemoryStore::new());
+    let stop = CancellationToken::new();
+    let mut apps = AppDirectory::new();
+    apps.add_app(app(), [DID.to_owned()]);
+    let apps = Arc::new(apps);
+    let mut nodes = Vec::new();
+    let mut sims = Vec::new();
+    for i in 0..6 {
+        let sim = sim().await;
+        let prefix = NodePrefix::parse(&format!("aud0{i}")).unwrap();
+        let mut config = NodeConfig::new(prefix, sim.addr().to_string(), "ClueCon");
+        config.audit_interval = Duration::from_secs(1);
+        // No other snapshot in the window: only the audits count.
+        config.settle_resync = Duration::from_secs(60);
+        config.join_timeout = Duration::from_secs(60);
+        nodes.push(supervisor::spawn(
+            config,
+            store.clone(),
+            apps.clone(),
+            stop.clone(),
+        ));
+        sims.push(sim);
+    }
+    for (node, _) in &nodes {
+        assert!(node.wait_up(Duration::from_secs(5)).await);
+    }
+    let resyncs = |i: usize| {
+        nodes[i]
+            .1
+            .resyncs
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    let up: Vec<u64> = (0..nodes.len()).map(resyncs).collect();
+    let began = tokio::time::Instant::now();
+    let mut first = vec![None; nodes.len()];
+    while first.iter().any(Option::is_none) {
+        assert!(
+            began.elapsed() < Duration::from_secs(3),
+            "every node is audited within one and a half intervals: {first:?}"
+        );
+        for (i, at) in first.iter_mut().enumerate() {
+            if at.is_none() && resyncs(i) > up[i] {
+                *at = Some(began.elapsed());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let at: Vec<Duration> = first.into_iter().flatten().collect();
+    let spread = *at.iter().max().unwrap() - *at.iter().min().unwrap();
+    assert!(
+        spread >= Duration::from_millis(150),
+        "six nodes' first audits spread over {spread:?}: {at:?}"
+    );
+    stop.cancel();
+}

@@ -113,14 +113,22 @@ impl RedisStore {
             .smembers(keys::node_sessions(node))
             .await
             .map_err(unavailable)?;
-        let mut out = Vec::new();
-        for (app, id) in members.iter().filter_map(|m| m.split_once(' ')) {
-            if let (Ok(app), Ok(id)) = (AppId::parse(app), SessionId::parse(id))
-                && let Some(s) = self.get_session(&app, &id).await?
-                && s.state != SessionState::Ended
-            {
-                out.push(s);
-            }
+        let ids: Vec<(AppId, SessionId)> = members
+            .iter()
+            .filter_map(|m| m.split_once(' '))
+            .filter_map(|(app, id)| Some((AppId::parse(app).ok()?, SessionId::parse(id).ok()?)))
+            .collect();
+        // Read together, a chunk at a time (the connection pipelines them: a node of 200 calls
+        // is one round trip, not 200, for every snapshot of it).
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(256) {
+            let reads = chunk.iter().map(|(app, id)| self.get_session(app, id));
+            let read = futures_util::future::try_join_all(reads).await?;
+            out.extend(
+                read.into_iter()
+                    .flatten()
+                    .filter(|s| s.state != SessionState::Ended),
+            );
         }
         out.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(out)
