@@ -47,19 +47,26 @@ mod serve;
 #[allow(dead_code)]
 mod support;
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+#[path = "scale/load.rs"]
+mod load;
+#[path = "scale/measure.rs"]
+mod measure;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use futures_util::StreamExt;
-use serde_json::{Value, json};
+use serde_json::json;
 
+use load::{Member, load};
+use measure::{Hooks, Redis, metric_sum, metrics, quiet, receiver};
 use redis_cluster::RedisCluster;
 use redis_server::RedisServer;
 use serve::{Api, Serve};
-use support::{cpu_secs, dist, rss_kib};
+use support::{dist, rss_kib};
 use switchyard::api::hash_key;
 use switchyard::sim::{SimConfig, Simulator};
 
@@ -97,152 +104,6 @@ struct Shape {
     rates: Vec<u64>,
 }
 
-/// The Redis a phase runs on.
-enum Redis {
-    Single(RedisServer),
-    Cluster(RedisCluster),
-}
-
-impl Redis {
-    fn toml(&self) -> String {
-        let q = |s: &str| toml::Value::String(s.to_owned()).to_string();
-        match self {
-            Redis::Single(r) => format!("redis_url = {}\n", q(&r.url())),
-            Redis::Cluster(c) => format!("redis_url = {}\nredis_shards = 3\n", q(&c.url())),
-        }
-    }
-
-    fn masters(&self) -> Vec<&RedisServer> {
-        match self {
-            Redis::Single(r) => vec![r],
-            Redis::Cluster(c) => c.nodes.iter().collect(),
-        }
-    }
-
-    /// Bytes used (`used_memory`) and CPU seconds, summed over the masters.
-    async fn figures(&self) -> (f64, f64) {
-        let (mut memory, mut cpu) = (0.0, 0.0);
-        for m in self.masters() {
-            let info = info(m.port, "all").await;
-            memory += field(&info, "used_memory");
-            cpu += field(&info, "used_cpu_sys") + field(&info, "used_cpu_user");
-        }
-        (memory, cpu)
-    }
-
-    /// Bytes held by the outbox streams (`MEMORY USAGE` of every `*outbox*` key).
-    async fn outbox_bytes(&self) -> f64 {
-        let mut total = 0.0;
-        for m in self.masters() {
-            let mut conn = connect(m.port).await;
-            let keys: Vec<String> = redis::cmd("KEYS")
-                .arg("*outbox*")
-                .query_async(&mut conn)
-                .await
-                .unwrap_or_default();
-            for key in keys {
-                let used: Option<u64> = redis::cmd("MEMORY")
-                    .arg("USAGE")
-                    .arg(&key)
-                    .query_async(&mut conn)
-                    .await
-                    .unwrap_or_default();
-                total += used.unwrap_or(0) as f64;
-            }
-        }
-        total
-    }
-
-    fn pids(&self) -> Vec<u32> {
-        self.masters().iter().filter_map(|m| m.pid()).collect()
-    }
-}
-
-async fn connect(port: u16) -> redis::aio::MultiplexedConnection {
-    redis::Client::open(format!("redis://127.0.0.1:{port}/"))
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap()
-}
-
-async fn info(port: u16, section: &str) -> String {
-    let mut conn = connect(port).await;
-    redis::cmd("INFO")
-        .arg(section)
-        .query_async(&mut conn)
-        .await
-        .unwrap_or_default()
-}
-
-fn field(info: &str, name: &str) -> f64 {
-    info.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0.0)
-}
-
-/// The webhooks received: how many, the members' joins, and the latency of each one the load
-/// is waiting for (by session, and whether it is a talking one).
-#[derive(Default)]
-struct Hooks {
-    received: AtomicU64,
-    joined: AtomicU64,
-    waiting: Mutex<HashMap<(String, bool), Instant>>,
-    /// (sent at, talking, latency in ms).
-    timed: Mutex<Vec<(Instant, bool, f64)>>,
-}
-
-impl Hooks {
-    fn wait_for(&self, session: &str, talking: bool, at: Instant) {
-        self.waiting
-            .lock()
-            .unwrap()
-            .insert((session.to_owned(), talking), at);
-    }
-
-    fn on(&self, body: &[u8]) {
-        let now = Instant::now();
-        self.received.fetch_add(1, Ordering::Relaxed);
-        let Ok(hook) = serde_json::from_slice::<Value>(body) else {
-            return;
-        };
-        let talking = match hook["type"].as_str().unwrap_or_default() {
-            "conference.member.joined" => {
-                self.joined.fetch_add(1, Ordering::Relaxed);
-                return;
-            }
-            "conference.member.muted" | "conference.member.unmuted" => false,
-            "conference.member.talking" => true,
-            _ => return,
-        };
-        let session = hook["data"]["uuid"].as_str().unwrap_or_default().to_owned();
-        let sent = self.waiting.lock().unwrap().remove(&(session, talking));
-        if let Some(sent) = sent {
-            let ms = (now - sent).as_secs_f64() * 1e3;
-            self.timed.lock().unwrap().push((sent, talking, ms));
-        }
-    }
-
-    fn pending(&self) -> usize {
-        self.waiting.lock().unwrap().len()
-    }
-}
-
-async fn receiver(hooks: Arc<Hooks>) -> anyhow::Result<String> {
-    let app = axum::Router::new().fallback(move |body: axum::body::Bytes| {
-        let hooks = hooks.clone();
-        async move {
-            hooks.on(&body);
-            "ok"
-        }
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}/hooks", listener.local_addr()?);
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    Ok(url)
-}
-
 fn config(listen: u16, redis: &Redis, sims: &[(String, Simulator)], hook: &str) -> String {
     let q = |s: &str| toml::Value::String(s.to_owned()).to_string();
     let mut text = format!(
@@ -268,55 +129,6 @@ fn config(listen: u16, redis: &Redis, sims: &[(String, Simulator)], hook: &str) 
         ));
     }
     text
-}
-
-/// The events each instance has applied (every node's counter summed), or a histogram's sum
-/// and count for one node.
-async fn metrics(api: &Api) -> String {
-    match api.http.get(format!("{}/metrics", api.base)).send().await {
-        Ok(reply) => reply.text().await.unwrap_or_default(),
-        Err(_) => String::new(),
-    }
-}
-
-fn metric_sum(text: &str, prefix: &str) -> f64 {
-    text.lines()
-        .filter(|l| l.starts_with(prefix))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
-async fn applied(apis: &[Api]) -> Vec<f64> {
-    let mut out = Vec::new();
-    for api in apis {
-        out.push(metric_sum(
-            &metrics(api).await,
-            "switchyard_events_applied_total",
-        ));
-    }
-    out
-}
-
-/// Waits until no instance applied an event for a second (the fleet is idle).
-async fn quiet(apis: &[Api]) {
-    let mut last = applied(apis).await;
-    loop {
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        let now = applied(apis).await;
-        if now == last {
-            return;
-        }
-        last = now;
-    }
-}
-
-/// One member: its session, the node's simulator index, its channel, and its switches.
-struct Member {
-    session: String,
-    sim: usize,
-    channel: String,
-    muted: bool,
-    talking: bool,
 }
 
 async fn run() -> anyhow::Result<()> {
@@ -716,155 +528,3 @@ async fn resync(
     Ok(())
 }
 
-/// One rate: half commands, half talking, for the warm-up and the window. Prints its row and
-/// whether the next rate is worth trying.
-#[allow(clippy::too_many_arguments)]
-async fn load(
-    apis: &[Api],
-    pids: &[u32],
-    redis: &Redis,
-    sims: &[(String, Simulator)],
-    members: &mut [Member],
-    hooks: &Arc<Hooks>,
-    rate: u64,
-    window: Duration,
-) -> bool {
-    let answers: Arc<Mutex<BTreeMap<u16, u64>>> = Arc::default();
-    let tick = Duration::from_millis(10);
-    let per_tick = rate as f64 * tick.as_secs_f64();
-    let mut ticker = tokio::time::interval(tick);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let began = Instant::now();
-    let (mut owed, mut sent) = (0.0, 0u64);
-    // Even members are muted and unmuted, odd ones talk.
-    let (mut commands, mut talks) = (0usize, 0usize);
-    let (muters, talkers) = (members.len().div_ceil(2), members.len() / 2);
-    let mut before = None;
-    let mut from = began;
-    let bench = std::process::id();
-    hooks.timed.lock().unwrap().clear();
-    while began.elapsed() < WARMUP + window {
-        ticker.tick().await;
-        if before.is_none() && began.elapsed() >= WARMUP {
-            from = Instant::now();
-            let cpu: Vec<f64> = pids.iter().map(|p| cpu_secs(*p)).collect();
-            let rcpu: Vec<f64> = redis.pids().iter().map(|p| cpu_secs(*p)).collect();
-            before = Some((
-                applied(apis).await,
-                cpu,
-                rcpu,
-                redis.figures().await.1,
-                cpu_secs(bench),
-            ));
-            sent = 0;
-        }
-        owed += per_tick;
-        while owed >= 1.0 {
-            owed -= 1.0;
-            sent += 1;
-            let now = Instant::now();
-            if sent % 2 == 0 {
-                let m = &mut members[2 * (commands % muters)];
-                let api = apis[commands % apis.len()].clone();
-                commands += 1;
-                m.muted = !m.muted;
-                hooks.wait_for(&m.session, false, now);
-                let verb = if m.muted { "mute" } else { "unmute" };
-                let path = format!("/api/v1/sessions/{}/commands/conference/{verb}", m.session);
-                let answers = answers.clone();
-                tokio::spawn(async move {
-                    let (status, _) = api.call("POST", &path, Some(json!({}))).await;
-                    *answers.lock().unwrap().entry(status).or_default() += 1;
-                });
-            } else {
-                let m = &mut members[2 * (talks % talkers) + 1];
-                talks += 1;
-                m.talking = !m.talking;
-                hooks.wait_for(&m.session, true, now);
-                sims[m.sim].1.caller_talk(&m.channel, m.talking);
-            }
-        }
-    }
-    let took = from.elapsed().as_secs_f64();
-    let (applied0, cpu0, rcpu0, redis_cpu0, bench0) = before.expect("a window");
-    let applied1 = applied(apis).await;
-    let cpu1: Vec<f64> = pids.iter().map(|p| cpu_secs(*p)).collect();
-    let rcpu1: Vec<f64> = redis.pids().iter().map(|p| cpu_secs(*p)).collect();
-    let redis_cpu1 = redis.figures().await.1;
-    let bench1 = cpu_secs(bench);
-    // What the window sent and has not heard of yet gets 5 s more.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while hooks.pending() > 0 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let (late_talks, late) = {
-        let mut waiting = hooks.waiting.lock().unwrap();
-        let talks = waiting.keys().filter(|(_, t)| *t).count();
-        let all = waiting.len();
-        waiting.clear();
-        (talks, all - talks)
-    };
-    let timed: Vec<(bool, f64)> = hooks
-        .timed
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|(at, _, _)| *at >= from)
-        .map(|(_, t, ms)| (*t, *ms))
-        .collect();
-    let cmd = dist(timed.iter().filter(|(t, _)| !t).map(|(_, ms)| *ms));
-    let talk = dist(timed.iter().filter(|(t, _)| *t).map(|(_, ms)| *ms));
-    let per_instance: Vec<f64> = applied1
-        .iter()
-        .zip(&applied0)
-        .map(|(a, b)| (a - b) / took)
-        .collect();
-    let events: f64 = per_instance.iter().sum::<f64>() * took;
-    let controller: f64 = cpu1.iter().zip(&cpu0).map(|(a, b)| a - b).sum();
-    let shares: Vec<String> = cpu1
-        .iter()
-        .zip(&cpu0)
-        .map(|(a, b)| format!("{:.0}", (a - b) / took * 100.0))
-        .collect();
-    let redis_shares: Vec<String> = rcpu1
-        .iter()
-        .zip(&rcpu0)
-        .map(|(a, b)| format!("{:.0}", (a - b) / took * 100.0))
-        .collect();
-    let answers = answers.lock().unwrap().clone();
-    let refused: BTreeMap<u16, u64> = answers.into_iter().filter(|(s, _)| *s != 202).collect();
-    let failed: u64 = refused.values().sum();
-    let offered = sent as f64 / took;
-    let applied_rate = events / took;
-    println!(
-        "| {rate} offered | {applied_rate:.0}/s applied ({}) | commands p50 {:.1} p99 {:.1} ms, talking p50 {:.0} p99 {:.0} ms; not heard of: {late} commands, {late_talks} talking; refused {refused:?} | controllers {:.0} µs, Redis {:.0} µs per event | CPU % of a core: instances {}, Redis {}, bench and simulators {:.0} |",
-        per_instance
-            .iter()
-            .map(|r| format!("{r:.0}"))
-            .collect::<Vec<_>>()
-            .join(" + "),
-        cmd.p50,
-        cmd.p99,
-        talk.p50,
-        talk.p99,
-        controller / events.max(1.0) * 1e6,
-        (redis_cpu1 - redis_cpu0) / events.max(1.0) * 1e6,
-        shares.join(", "),
-        redis_shares.join(", "),
-        (bench1 - bench0) / took * 100.0,
-    );
-    let keeping_up = applied_rate >= 0.9 * offered;
-    let on_time =
-        cmd.p99 <= P99_GOAL_MS && late * 100 <= cmd.n.max(1) && late_talks * 100 <= talk.n.max(1);
-    if !on_time || !keeping_up {
-        println!(
-            "  limit: {} at {rate} events/s offered",
-            if on_time {
-                "the controllers applied less than 90 % of what was offered"
-            } else {
-                "p99 command → webhook over 100 ms (or over 1 % late)"
-            }
-        );
-    }
-    on_time && keeping_up && failed == 0
-}
