@@ -527,4 +527,3 @@ async fn resync(
     );
     Ok(())
 }
-

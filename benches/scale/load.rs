@@ -100,7 +100,25 @@ pub async fn load(
     // Where the time goes, from the instances' own histograms (as fine as their buckets): a
     // node's events to their outbox entries, and an outbox entry to its webhook delivered.
     let stored = quantile(&scraped, &after, "switchyard_event_to_outbox_seconds", 0.99);
-    let delivered = quantile(&scraped, &after, "switchyard_webhook_delivery_lag_seconds", 0.99);
+    let delivered = quantile(
+        &scraped,
+        &after,
+        "switchyard_webhook_delivery_lag_seconds",
+        0.99,
+    );
+    // And before the event: the API's answer, and the node's answer to the command.
+    let answered = quantile(
+        &scraped,
+        &after,
+        "switchyard_http_request_duration_seconds",
+        0.99,
+    );
+    let commanded = quantile(
+        &scraped,
+        &after,
+        "switchyard_esl_command_duration_seconds",
+        0.99,
+    );
     let cpu1: Vec<f64> = pids.iter().map(|p| cpu_secs(*p)).collect();
     let rcpu1: Vec<f64> = redis.pids().iter().map(|p| cpu_secs(*p)).collect();
     let redis_cpu1 = redis.figures().await.1;
@@ -150,7 +168,7 @@ pub async fn load(
     let offered = sent as f64 / took;
     let applied_rate = events / took;
     println!(
-        "| {rate} offered | {applied_rate:.0}/s applied ({}) | commands p50 {:.1} p99 {:.1} ms, talking p50 {:.0} p99 {:.0} ms; not heard of: {late} commands, {late_talks} talking; refused {refused:?}; p99 ≤ {stored} ms event → outbox, ≤ {delivered} ms event → delivered | controllers {:.0} µs, Redis {:.0} µs per event | CPU % of a core: instances {}, Redis {}, bench and simulators {:.0} |",
+        "| {rate} offered | {applied_rate:.0}/s applied ({}) | commands p50 {:.1} p99 {:.1} ms, talking p50 {:.0} p99 {:.0} ms; not heard of: {late} commands, {late_talks} talking; refused {refused:?}; p99 ≤ {answered} ms API answer, ≤ {commanded} ms node command, ≤ {stored} ms event → outbox, ≤ {delivered} ms event → delivered | controllers {:.0} µs, Redis {:.0} µs per event | CPU % of a core: instances {}, Redis {}, bench and simulators {:.0} |",
         per_instance
             .iter()
             .map(|r| format!("{r:.0}"))
@@ -181,4 +199,3 @@ pub async fn load(
     }
     on_time && keeping_up && failed == 0
 }
-

@@ -198,7 +198,6 @@ pub async fn quiet(apis: &[Api]) {
     }
 }
 
-
 /// Every instance's `/metrics`, for [`quantile`].
 pub async fn scrape(apis: &[Api]) -> Vec<String> {
     let mut out = Vec::with_capacity(apis.len());
