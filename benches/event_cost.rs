@@ -34,7 +34,7 @@ use anyhow::{Context, bail};
 use serde_json::json;
 
 use serve::{Api, Serve};
-use support::{RedisServer, cpu_secs};
+use support::{RedisServer, cpu_secs, env_or};
 use switchyard::api::hash_key;
 use switchyard::sim::{SimConfig, Simulator};
 
@@ -53,13 +53,6 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?
         .block_on(run())
-}
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }
 
 fn config(listen: u16, redis: &str, sims: &[Simulator], hook: &str) -> String {

@@ -66,7 +66,7 @@ use measure::{Hooks, Redis, metric_sum, metrics, quiet, receiver};
 use redis_cluster::RedisCluster;
 use redis_server::RedisServer;
 use serve::{Api, Serve};
-use support::{dist, rss_kib};
+use support::{dist, env_or, rss_kib};
 use switchyard::api::hash_key;
 use switchyard::sim::{SimConfig, Simulator};
 
@@ -86,13 +86,6 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?
         .block_on(run())
-}
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
 }
 
 /// What is simulated.
