@@ -349,7 +349,8 @@ impl<S: Store> Supervisor<S> {
             if !matches!(self.link.borrow().state, NodeState::Up { .. }) {
                 self.set_state(NodeState::Resyncing, Vec::new());
             }
-            self.take_over(&mut backlog, &mut stream, &commands, &core)
+            let gap = self
+                .take_over(&mut backlog, &mut stream, &commands, &core)
                 .await;
             self.handover.ready.send_replace(true);
             self.resync(&events, &mut stream, &commands, &core).await?;
@@ -368,6 +369,7 @@ impl<S: Store> Supervisor<S> {
                     &commands,
                     &core,
                     &mut owns,
+                    gap,
                     stop,
                 )
                 .await?;
@@ -389,14 +391,15 @@ impl<S: Store> Supervisor<S> {
     }
 
     /// Replays what this instance kept while on standby, from where the previous owner
-    /// recorded it stopped (the events it applied already change nothing again).
+    /// recorded it stopped (the events it applied already change nothing again). Whether
+    /// events since that position were missed (a gap: a connection lost, an owner that died).
     async fn take_over(
         &self,
         backlog: &mut Backlog,
         stream: &mut EventStream,
         commands: &[Client],
         core: &str,
-    ) {
+    ) -> bool {
         for observed in self.waiting(stream, core) {
             backlog.push(observed, Instant::now());
         }
@@ -406,7 +409,8 @@ impl<S: Store> Supervisor<S> {
         let node = self.config.prefix.as_str();
         // Nothing recorded: no instance applied the node before (or only one that records no
         // position), so there is no gap to speak of.
-        if !replay.covered && recorded.is_some() {
+        let gap = !replay.covered && recorded.is_some();
+        if gap {
             crate::telemetry::handover_gap(node);
             tracing::warn!(node = %describe(&self.config), ?recorded, "media node taken over without every event since its last owner's position; the resync repairs the state, changes made and undone meanwhile go unannounced");
         }
@@ -415,6 +419,7 @@ impl<S: Store> Supervisor<S> {
             tracing::info!(node = %describe(&self.config), events = replay.events.len(), ?recorded, "media node taken over: replaying the events kept on standby");
         }
         self.apply_all(&replay.events, commands).await;
+        gap
     }
 
     /// While another instance applies the node's events: commands (the API's, and work other
@@ -494,6 +499,7 @@ impl<S: Store> Supervisor<S> {
         commands: &[Client],
         core: &str,
         owns: &mut watch::Receiver<bool>,
+        gap: bool,
         stop: &CancellationToken,
     ) -> Result<bool, ClientError> {
         let mut last_heard = Instant::now();
@@ -509,13 +515,13 @@ impl<S: Store> Supervisor<S> {
         let settle = tokio::time::sleep(self.config.settle_resync);
         tokio::pin!(settle);
         let mut settled = false;
-        // A last look once whatever was asked before the first snapshot is past its deadline
-        // to be confirmed: that snapshot left such asks (a recording stopped, a member muted)
-        // to their events, which a connection that was down, or an owner that died, may have
-        // missed. Without it they wait for the audit.
+        // After a gap (a connection that was down, an owner that died), a last look once
+        // whatever was asked before the first snapshot is past its deadline to be confirmed:
+        // that snapshot left such asks (a recording stopped, a member muted) to their events,
+        // which may have been missed. Without it they wait for the audit.
         let asked = tokio::time::sleep(self.config.join_timeout);
         tokio::pin!(asked);
-        let mut asked_looked = false;
+        let mut asked_looked = !gap;
         // Held back per connection: a reconnect's resync repairs what they would have told.
         let mut talking = TalkingBuffer::new(self.config.talking_interval);
         // Ownership that can no longer change (a sole instance's).
