@@ -9,9 +9,7 @@
 -- (n_add), then to clear (n_remove), then events...
 local room = KEYS[1]
 if redis.call('HGET', room, 'seq') ~= ARGV[1] then
-  -- Lost: the record as it is (its `json` and `past` fields), so the writer builds on it with
-  -- no read of its own. Read and not written, the room stays tracked for a caller that tracks.
-  return {redis.call('HGET', room, 'json'), redis.call('HGET', room, 'past')}
+  return 0
 end
 if ARGV[8] == '' then
   redis.call('HSET', room, 'seq', ARGV[2], 'json', ARGV[3])

@@ -54,9 +54,7 @@ pub(crate) enum Track {
 /// How one write went, by its replies.
 enum Reply {
     Saved,
-    /// Lost its race: the record's `json` and `past` as the script found them (`None`: no
-    /// record, or a script of before that answered 0).
-    Conflict(Option<(String, Option<String>)>),
+    Conflict,
     /// Redis did not have the script: nothing ran.
     NoScript,
     Failed(String),
@@ -99,7 +97,7 @@ impl RedisStore {
                     for (&i, reply) in todo.iter().zip(replies) {
                         results[i] = Some(match reply {
                             Reply::Saved => Ok(Saved::Saved),
-                            Reply::Conflict(_) => Ok(Saved::Conflict),
+                            Reply::Conflict => Ok(Saved::Conflict),
                             Reply::NoScript if attempt == 0 => {
                                 again.push(i);
                                 continue;
@@ -503,16 +501,6 @@ impl RedisStore {
                         Reply::Saved if ours => {
                             keep(entries, key, token, Arc::clone(&writes[i].new), *past)
                         }
-                        // The script read the room and left it: Redis tracks it for us, and the
-                        // retry builds on it with no read (`change_rooms`' lost writes).
-                        Reply::Conflict(Some((json, past))) => {
-                            match room_record::decode(key, json, past.as_deref(), None) {
-                                Ok(decoded) => {
-                                    entries.fill(key, token, Arc::new(decoded.room), decoded.past)
-                                }
-                                Err(_) => entries.forget(key),
-                            }
-                        }
                         _ => entries.forget(key),
                     }
                 }
@@ -663,16 +651,6 @@ fn without_rings(
     Ok(replies)
 }
 
-/// The `json` and `past` fields a lost save script answered with (`None`: no record).
-fn current(fields: Vec<Value>) -> Option<(String, Option<String>)> {
-    let mut fields = fields.into_iter();
-    let field = |v: Option<Value>| {
-        v.and_then(|v| redis::from_redis_value::<Option<String>>(&v).ok().flatten())
-    };
-    let json = field(fields.next())?;
-    Some((json, field(fields.next())))
-}
-
 /// Reads each write's replies (`spans[i].0` of them: lookups, then the script's answer; then,
 /// when `spans[i].1`, the room's `seq` read again), and the `seq` each read again found
 /// (`None`: not read; `Some(0)`: gone or unreadable).
@@ -707,8 +685,7 @@ fn outcomes(
         out.push(match (failed, last) {
             (Some(e), _) => Reply::Failed(e),
             (None, Value::Int(1)) => Reply::Saved,
-            (None, Value::Int(0)) => Reply::Conflict(None),
-            (None, Value::Array(fields)) => Reply::Conflict(current(fields)),
+            (None, Value::Int(0)) => Reply::Conflict,
             (None, Value::ServerError(_)) => Reply::NoScript,
             (None, other) => Reply::Failed(format!("unexpected answer to a room save: {other:?}")),
         });
