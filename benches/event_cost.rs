@@ -46,13 +46,7 @@ const ROOMS: usize = 16;
 const CALLERS: usize = 4;
 
 fn main() -> anyhow::Result<()> {
-    if !std::env::args().any(|a| a == "--bench") {
-        return Ok(());
-    }
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?
-        .block_on(run())
+    support::bench_main(run)
 }
 
 fn config(listen: u16, redis: &str, sims: &[Simulator], hook: &str) -> String {

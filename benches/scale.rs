@@ -79,13 +79,7 @@ const P99_GOAL_MS: f64 = 100.0;
 const WARMUP: Duration = Duration::from_secs(2);
 
 fn main() -> anyhow::Result<()> {
-    if !std::env::args().any(|a| a == "--bench") {
-        return Ok(());
-    }
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?
-        .block_on(run())
+    support::bench_main(run)
 }
 
 /// What is simulated.

@@ -178,3 +178,17 @@ pub fn env_or(name: &str, default: u64) -> u64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
 }
+
+/// A bench's `main`: runs `run` on a multi-threaded runtime when invoked with `--bench` (as
+/// `cargo bench` does), and nothing otherwise (as `cargo test --benches` runs it).
+pub fn bench_main<F: std::future::Future<Output = anyhow::Result<()>>>(
+    run: impl FnOnce() -> F,
+) -> anyhow::Result<()> {
+    if !std::env::args().any(|a| a == "--bench") {
+        return Ok(());
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run())
+}
