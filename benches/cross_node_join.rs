@@ -64,13 +64,7 @@ const RATE: u32 = 20;
 struct Seen(Mutex<Vec<(String, String, Instant)>>);
 
 fn main() -> anyhow::Result<()> {
-    if !std::env::args().any(|a| a == "--bench") {
-        return Ok(());
-    }
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?
-        .block_on(run())
+    support::bench_main(run)
 }
 
 async fn receiver(seen: Arc<Seen>) -> anyhow::Result<String> {

@@ -61,13 +61,7 @@ const ROUNDS: usize = 5;
 const MAX_QUEUED: usize = 2_000;
 
 fn main() -> anyhow::Result<()> {
-    if !std::env::args().any(|a| a == "--bench") {
-        return Ok(());
-    }
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?
-        .block_on(run())
+    support::bench_main(run)
 }
 
 fn config(listen: u16, redis: &str, sims: &[Simulator]) -> String {
