@@ -207,7 +207,7 @@ async fn run_phase(name: &str, shape: &Shape, redis: Redis, n: usize) -> anyhow:
     )
     .await;
     quiet(&apis).await;
-    let (memory0, _) = redis.figures().await;
+    let memory0 = redis.used_memory().await;
     let outbox0 = redis.outbox_bytes().await;
     let rss0: u64 = pids.iter().map(|p| rss_kib(*p)).sum();
 
@@ -236,7 +236,7 @@ async fn run_phase(name: &str, shape: &Shape, redis: Redis, n: usize) -> anyhow:
         began.elapsed().as_secs_f64()
     );
     quiet(&apis).await;
-    let (memory1, _) = redis.figures().await;
+    let memory1 = redis.used_memory().await;
     let outbox1 = redis.outbox_bytes().await;
 
     // The calls, on their room's node, then their joins.
@@ -266,34 +266,13 @@ async fn run_phase(name: &str, shape: &Shape, redis: Redis, n: usize) -> anyhow:
         }
     }
     let began = Instant::now();
-    let failed: Vec<String> = futures_util::stream::iter(joins.into_iter().enumerate())
-        .map(|(i, (session, room))| {
-            let api = apis[i % n].clone();
-            async move {
-                let path = format!("/api/v1/sessions/{session}/commands/conference/join");
-                let deadline = Instant::now() + Duration::from_secs(30);
-                loop {
-                    let (status, body) = api
-                        .call("POST", &path, Some(json!({ "room_id": room })))
-                        .await;
-                    match status {
-                        202 => return None,
-                        // The call is not stored yet.
-                        404 if Instant::now() < deadline => {
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                        }
-                        _ => return Some(format!("{session}: {status} {body}")),
-                    }
-                }
-            }
-        })
-        .buffer_unordered(64)
-        .filter_map(|f| async move { f })
-        .collect()
-        .await;
-    if let Some(first) = failed.first() {
-        bail!("{} joins failed, the first: {first}", failed.len());
-    }
+    let joins = joins.into_iter().map(|(session, room)| {
+        (
+            format!("/api/v1/sessions/{session}/commands/conference/join"),
+            json!({ "room_id": room }),
+        )
+    });
+    post_all(&apis, joins.collect()).await?;
     let want = members.len() as u64;
     serve::until(
         Duration::from_secs(180),
@@ -310,17 +289,8 @@ async fn run_phase(name: &str, shape: &Shape, redis: Redis, n: usize) -> anyhow:
     // Each member's mute as it joined (the room's default), from the rooms' listings.
     let muted: HashMap<String, bool> = futures_util::stream::iter(rooms.iter())
         .map(|room| {
-            let api = apis[0].clone();
-            async move {
-                let path = format!("/api/v1/conferences/{room}/members?limit=100");
-                let (_, body) = api.call("GET", &path, None).await;
-                body["members"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|m| Some((m["uuid"].as_str()?.to_owned(), m["muted"] == true)))
-                    .collect::<Vec<_>>()
-            }
+            let api = &apis[0];
+            async move { api.members(room).await }
         })
         .buffer_unordered(16)
         .flat_map(futures_util::stream::iter)
@@ -328,10 +298,10 @@ async fn run_phase(name: &str, shape: &Shape, redis: Redis, n: usize) -> anyhow:
         .await;
     for m in &mut members {
         m.muted = *muted
-            .get(&m.session)
+            .get(&m.channel)
             .context("a member listed in its room")?;
     }
-    let (memory2, _) = redis.figures().await;
+    let memory2 = redis.used_memory().await;
     let outbox2 = redis.outbox_bytes().await;
     let rss2: u64 = pids.iter().map(|p| rss_kib(*p)).sum();
     let kib = 1024.0;
@@ -366,22 +336,11 @@ async fn run_phase(name: &str, shape: &Shape, redis: Redis, n: usize) -> anyhow:
     for (_, session) in &unmutes {
         hooks.wait_for(session, false, Instant::now());
     }
-    let refused: Vec<String> = futures_util::stream::iter(unmutes.iter().enumerate())
-        .map(|(k, (_, session))| {
-            let api = apis[k % n].clone();
-            async move {
-                let path = format!("/api/v1/sessions/{session}/commands/conference/unmute");
-                let (status, body) = api.call("POST", &path, Some(json!({}))).await;
-                (status != 202).then(|| format!("{session}: {status} {body}"))
-            }
-        })
-        .buffer_unordered(64)
-        .filter_map(|f| async move { f })
-        .collect()
-        .await;
-    if let Some(first) = refused.first() {
-        bail!("{} unmutes refused, the first: {first}", refused.len());
-    }
+    let requests = unmutes.iter().map(|(_, session)| {
+        let path = format!("/api/v1/sessions/{session}/commands/conference/unmute");
+        (path, json!({}))
+    });
+    post_all(&apis, requests.collect()).await?;
     serve::until(Duration::from_secs(60), "the talkers unmuted", || async {
         (hooks.pending() == 0).then_some(())
     })
@@ -410,6 +369,37 @@ async fn run_phase(name: &str, shape: &Shape, redis: Redis, n: usize) -> anyhow:
     drop(instances);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+/// POSTs each (path, body), 64 at a time, spread over the instances as a load balancer
+/// would; each must be accepted (202). A 404 is a call not stored yet, asked again for up to
+/// 30 s.
+async fn post_all(apis: &[Api], requests: Vec<(String, serde_json::Value)>) -> anyhow::Result<()> {
+    let refused: Vec<String> = futures_util::stream::iter(requests.into_iter().enumerate())
+        .map(|(i, (path, body))| {
+            let api = &apis[i % apis.len()];
+            async move {
+                let deadline = Instant::now() + Duration::from_secs(30);
+                loop {
+                    let (status, answer) = api.call("POST", &path, Some(body.clone())).await;
+                    match status {
+                        202 => return None,
+                        404 if Instant::now() < deadline => {
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                        _ => return Some(format!("{path}: {status} {answer}")),
+                    }
+                }
+            }
+        })
+        .buffer_unordered(64)
+        .filter_map(|f| async move { f })
+        .collect()
+        .await;
+    match refused.first() {
+        Some(first) => bail!("{} requests refused, the first: {first}", refused.len()),
+        None => Ok(()),
+    }
 }
 
 /// `GET /conferences` with every room live: the first page of 200, 200 times, and the whole

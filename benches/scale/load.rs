@@ -22,6 +22,35 @@ pub struct Member {
     pub talking: bool,
 }
 
+/// What the processes had used and the instances had done, at one moment.
+struct Sample {
+    at: Instant,
+    /// Each instance's `/metrics`.
+    scraped: Vec<String>,
+    /// CPU seconds: each instance's, each Redis master's, and this process's.
+    instances: Vec<f64>,
+    redis: Vec<f64>,
+    bench: f64,
+}
+
+impl Sample {
+    async fn take(apis: &[Api], pids: &[u32], redis: &Redis) -> Sample {
+        let cpu = |pids: &[u32]| pids.iter().map(|p| cpu_secs(*p)).collect::<Vec<f64>>();
+        Sample {
+            at: Instant::now(),
+            scraped: scrape(apis).await,
+            instances: cpu(pids),
+            redis: cpu(&redis.pids()),
+            bench: cpu_secs(std::process::id()),
+        }
+    }
+}
+
+/// Each process's CPU seconds between two samples.
+fn used(before: &[f64], after: &[f64]) -> Vec<f64> {
+    after.iter().zip(before).map(|(a, b)| a - b).collect()
+}
+
 /// One rate: half commands, half talking, for the warm-up and the window. Prints its row and
 /// whether the next rate is worth trying.
 #[allow(clippy::too_many_arguments)]
@@ -31,7 +60,7 @@ pub async fn load(
     redis: &Redis,
     sims: &[(String, Simulator)],
     members: &mut [Member],
-    hooks: &Arc<Hooks>,
+    hooks: &Hooks,
     rate: u64,
     window: Duration,
 ) -> bool {
@@ -46,24 +75,11 @@ pub async fn load(
     let (mut commands, mut talks) = (0usize, 0usize);
     let (muters, talkers) = (members.len().div_ceil(2), members.len() / 2);
     let mut before = None;
-    let mut scraped = Vec::new();
-    let mut from = began;
-    let bench = std::process::id();
     hooks.timed.lock().unwrap().clear();
     while began.elapsed() < WARMUP + window {
         ticker.tick().await;
         if before.is_none() && began.elapsed() >= WARMUP {
-            from = Instant::now();
-            let cpu: Vec<f64> = pids.iter().map(|p| cpu_secs(*p)).collect();
-            let rcpu: Vec<f64> = redis.pids().iter().map(|p| cpu_secs(*p)).collect();
-            scraped = scrape(apis).await;
-            before = Some((
-                applied(apis).await,
-                cpu,
-                rcpu,
-                redis.figures().await.1,
-                cpu_secs(bench),
-            ));
+            before = Some(Sample::take(apis, pids, redis).await);
             sent = 0;
         }
         owed += per_tick;
@@ -93,36 +109,17 @@ pub async fn load(
             }
         }
     }
-    let took = from.elapsed().as_secs_f64();
-    let (applied0, cpu0, rcpu0, redis_cpu0, bench0) = before.expect("a window");
-    let applied1 = applied(apis).await;
-    let after = scrape(apis).await;
-    // Where the time goes, from the instances' own histograms (as fine as their buckets): a
-    // node's events to their outbox entries, and an outbox entry to its webhook delivered.
-    let stored = quantile(&scraped, &after, "switchyard_event_to_outbox_seconds", 0.99);
-    let delivered = quantile(
-        &scraped,
-        &after,
-        "switchyard_webhook_delivery_lag_seconds",
-        0.99,
-    );
-    // And before the event: the API's answer, and the node's answer to the command.
-    let answered = quantile(
-        &scraped,
-        &after,
-        "switchyard_http_request_duration_seconds",
-        0.99,
-    );
-    let commanded = quantile(
-        &scraped,
-        &after,
-        "switchyard_esl_command_duration_seconds",
-        0.99,
-    );
-    let cpu1: Vec<f64> = pids.iter().map(|p| cpu_secs(*p)).collect();
-    let rcpu1: Vec<f64> = redis.pids().iter().map(|p| cpu_secs(*p)).collect();
-    let redis_cpu1 = redis.figures().await.1;
-    let bench1 = cpu_secs(bench);
+    let before = before.expect("a window");
+    let after = Sample::take(apis, pids, redis).await;
+    let (from, took) = (before.at, (after.at - before.at).as_secs_f64());
+    // Where the time goes, from the instances' own histograms (as fine as their buckets): the
+    // API's answer and the node's answer to a command, before the event; a node's events to
+    // their outbox entries, and an outbox entry to its webhook delivered, after it.
+    let p99 = |name: &str| quantile(&before.scraped, &after.scraped, name, 0.99);
+    let answered = p99("switchyard_http_request_duration_seconds");
+    let commanded = p99("switchyard_esl_command_duration_seconds");
+    let stored = p99("switchyard_event_to_outbox_seconds");
+    let delivered = p99("switchyard_webhook_delivery_lag_seconds");
     // What the window sent and has not heard of yet gets 5 s more.
     let deadline = Instant::now() + Duration::from_secs(5);
     while hooks.pending() > 0 && Instant::now() < deadline {
@@ -145,23 +142,21 @@ pub async fn load(
         .collect();
     let cmd = dist(timed.iter().filter(|(t, _)| !t).map(|(_, ms)| *ms));
     let talk = dist(timed.iter().filter(|(t, _)| *t).map(|(_, ms)| *ms));
-    let per_instance: Vec<f64> = applied1
-        .iter()
-        .zip(&applied0)
-        .map(|(a, b)| (a - b) / took)
+    let per_instance: Vec<f64> = used(&applied(&before.scraped), &applied(&after.scraped))
+        .into_iter()
+        .map(|n| n / took)
         .collect();
     let events: f64 = per_instance.iter().sum::<f64>() * took;
-    let controller: f64 = cpu1.iter().zip(&cpu0).map(|(a, b)| a - b).sum();
-    let shares: Vec<String> = cpu1
-        .iter()
-        .zip(&cpu0)
-        .map(|(a, b)| format!("{:.0}", (a - b) / took * 100.0))
-        .collect();
-    let redis_shares: Vec<String> = rcpu1
-        .iter()
-        .zip(&rcpu0)
-        .map(|(a, b)| format!("{:.0}", (a - b) / took * 100.0))
-        .collect();
+    let (instances, redis_cpu) = (
+        used(&before.instances, &after.instances),
+        used(&before.redis, &after.redis),
+    );
+    let shares = |cpu: &[f64]| {
+        cpu.iter()
+            .map(|c| format!("{:.0}", c / took * 100.0))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let answers = answers.lock().unwrap().clone();
     let refused: BTreeMap<u16, u64> = answers.into_iter().filter(|(s, _)| *s != 202).collect();
     let failed: u64 = refused.values().sum();
@@ -178,24 +173,26 @@ pub async fn load(
         cmd.p99,
         talk.p50,
         talk.p99,
-        controller / events.max(1.0) * 1e6,
-        (redis_cpu1 - redis_cpu0) / events.max(1.0) * 1e6,
-        shares.join(", "),
-        redis_shares.join(", "),
-        (bench1 - bench0) / took * 100.0,
+        instances.iter().sum::<f64>() / events.max(1.0) * 1e6,
+        redis_cpu.iter().sum::<f64>() / events.max(1.0) * 1e6,
+        shares(&instances),
+        shares(&redis_cpu),
+        (after.bench - before.bench) / took * 100.0,
     );
     let keeping_up = applied_rate >= 0.9 * offered;
     let on_time =
         cmd.p99 <= P99_GOAL_MS && late * 100 <= cmd.n.max(1) && late_talks * 100 <= talk.n.max(1);
-    if !on_time || !keeping_up {
-        println!(
-            "  limit: {} at {rate} events/s offered",
-            if on_time {
-                "the controllers applied less than 90 % of what was offered"
-            } else {
-                "p99 command → webhook over 100 ms (or over 1 % late)"
-            }
-        );
+    let why = if !on_time {
+        Some("p99 command → webhook over 100 ms (or over 1 % late)")
+    } else if !keeping_up {
+        Some("the controllers applied less than 90 % of what was offered")
+    } else if failed > 0 {
+        Some("commands refused")
+    } else {
+        None
+    };
+    if let Some(why) = why {
+        println!("  limit: {why} at {rate} events/s offered");
     }
-    on_time && keeping_up && failed == 0
+    why.is_none()
 }

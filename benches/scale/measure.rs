@@ -34,22 +34,24 @@ impl Redis {
         }
     }
 
-    /// Bytes used (`used_memory`) and CPU seconds, summed over the masters.
-    pub async fn figures(&self) -> (f64, f64) {
-        let (mut memory, mut cpu) = (0.0, 0.0);
+    /// Bytes used (`used_memory`), summed over the masters.
+    pub async fn used_memory(&self) -> f64 {
+        let mut memory = 0.0;
         for m in self.masters() {
-            let info = info(m.port, "all").await;
-            memory += field(&info, "used_memory");
-            cpu += field(&info, "used_cpu_sys") + field(&info, "used_cpu_user");
+            memory += field(&m.info("memory").await, "used_memory");
         }
-        (memory, cpu)
+        memory
     }
 
     /// Bytes held by the outbox streams (`MEMORY USAGE` of every `*outbox*` key).
     pub async fn outbox_bytes(&self) -> f64 {
         let mut total = 0.0;
         for m in self.masters() {
-            let mut conn = connect(m.port).await;
+            let mut conn = redis::Client::open(m.url())
+                .unwrap()
+                .get_multiplexed_async_connection()
+                .await
+                .unwrap();
             let keys: Vec<String> = redis::cmd("KEYS")
                 .arg("*outbox*")
                 .query_async(&mut conn)
@@ -73,35 +75,17 @@ impl Redis {
     }
 }
 
-pub async fn connect(port: u16) -> redis::aio::MultiplexedConnection {
-    redis::Client::open(format!("redis://127.0.0.1:{port}/"))
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap()
-}
-
-pub async fn info(port: u16, section: &str) -> String {
-    let mut conn = connect(port).await;
-    redis::cmd("INFO")
-        .arg(section)
-        .query_async(&mut conn)
-        .await
-        .unwrap_or_default()
-}
-
-pub fn field(info: &str, name: &str) -> f64 {
+fn field(info: &str, name: &str) -> f64 {
     info.lines()
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0.0)
 }
 
-/// The webhooks received: how many, the members' joins, and the latency of each one the load
+/// The webhooks received: the members' joins, and the latency of each one the load
 /// is waiting for (by session, and whether it is a talking one).
 #[derive(Default)]
 pub struct Hooks {
-    pub received: AtomicU64,
     pub joined: AtomicU64,
     pub waiting: Mutex<HashMap<(String, bool), Instant>>,
     /// (sent at, talking, latency in ms).
@@ -118,7 +102,6 @@ impl Hooks {
 
     pub fn on(&self, body: &[u8]) {
         let now = Instant::now();
-        self.received.fetch_add(1, Ordering::Relaxed);
         let Ok(hook) = serde_json::from_slice::<Value>(body) else {
             return;
         };
@@ -158,8 +141,7 @@ pub async fn receiver(hooks: Arc<Hooks>) -> anyhow::Result<String> {
     Ok(url)
 }
 
-/// The events each instance has applied (every node's counter summed), or a histogram's sum
-/// and count for one node.
+/// An instance's `/metrics` (empty when it does not answer).
 pub async fn metrics(api: &Api) -> String {
     match api.http.get(format!("{}/metrics", api.base)).send().await {
         Ok(reply) => reply.text().await.unwrap_or_default(),
@@ -174,23 +156,20 @@ pub fn metric_sum(text: &str, prefix: &str) -> f64 {
         .sum()
 }
 
-pub async fn applied(apis: &[Api]) -> Vec<f64> {
-    let mut out = Vec::new();
-    for api in apis {
-        out.push(metric_sum(
-            &metrics(api).await,
-            "switchyard_events_applied_total",
-        ));
-    }
-    out
+/// The events each scraped instance had applied (every node's counter summed).
+pub fn applied(scraped: &[String]) -> Vec<f64> {
+    scraped
+        .iter()
+        .map(|text| metric_sum(text, "switchyard_events_applied_total"))
+        .collect()
 }
 
 /// Waits until no instance applied an event for a second (the fleet is idle).
 pub async fn quiet(apis: &[Api]) {
-    let mut last = applied(apis).await;
+    let mut last = applied(&scrape(apis).await);
     loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let now = applied(apis).await;
+        let now = applied(&scrape(apis).await);
         if now == last {
             return;
         }
@@ -198,7 +177,7 @@ pub async fn quiet(apis: &[Api]) {
     }
 }
 
-/// Every instance's `/metrics`, for [`quantile`].
+/// Every instance's `/metrics`, for [`applied`] and [`quantile`].
 pub async fn scrape(apis: &[Api]) -> Vec<String> {
     let mut out = Vec::with_capacity(apis.len());
     for api in apis {

@@ -512,16 +512,20 @@ impl<S: Store> Supervisor<S> {
         let mut audit = tokio::time::interval_at((Instant::now() + first).into(), every);
         let mut joins =
             tokio::time::interval((self.config.join_timeout / 4).max(Duration::from_millis(50)));
-        let settle = tokio::time::sleep(self.config.settle_resync);
-        tokio::pin!(settle);
-        let mut settled = false;
-        // After a gap (a connection that was down, an owner that died), a last look once
-        // whatever was asked before the first snapshot is past its deadline to be confirmed:
-        // that snapshot left such asks (a recording stopped, a member muted) to their events,
-        // which may have been missed. Without it they wait for the audit.
-        let asked = tokio::time::sleep(self.config.join_timeout);
-        tokio::pin!(asked);
-        let mut asked_looked = !gap;
+        // Snapshots taken once after the first, latest first (each taken off the end): the
+        // settle look (`settle_resync`), and after a gap (a connection that was down, an owner
+        // that died) a look once whatever was asked before the first snapshot is past its
+        // deadline to be confirmed. That snapshot left such asks (a recording stopped, a member
+        // muted) to their events, which may have been missed; without it they wait for the
+        // audit.
+        let began = Instant::now();
+        let mut looks = vec![began + self.config.settle_resync];
+        if gap {
+            looks.push(began + self.config.join_timeout);
+        }
+        looks.sort_by(|a, b| b.cmp(a));
+        let look = tokio::time::sleep_until((*looks.last().unwrap_or(&began)).into());
+        tokio::pin!(look);
         // Held back per connection: a reconnect's resync repairs what they would have told.
         let mut talking = TalkingBuffer::new(self.config.talking_interval);
         // Ownership that can no longer change (a sole instance's).
@@ -584,12 +588,11 @@ impl<S: Store> Supervisor<S> {
                     moved.borrow_and_update();
                     self.apply(&[], Instant::now(), &[], commands).await;
                 }
-                () = &mut settle, if !settled => {
-                    settled = true;
-                    self.resync(events, stream, commands, core).await?;
-                }
-                () = &mut asked, if !asked_looked => {
-                    asked_looked = true;
+                () = &mut look, if !looks.is_empty() => {
+                    looks.pop();
+                    if let Some(next) = looks.last() {
+                        look.as_mut().reset((*next).into());
+                    }
                     self.resync(events, stream, commands, core).await?;
                 }
                 Some(effect) = requests.recv() => self.execute(vec![effect], commands),

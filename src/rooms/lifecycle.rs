@@ -89,23 +89,10 @@ impl<S: Store> Rooms<S> {
         }
         // Draining nodes take no new rooms.
         let draining = self.store.draining().await?;
-        let open =
-            |n: &&crate::node::NodeHandle| n.is_up() && !draining.contains_key(&n.config.prefix);
-        let nodes: Vec<crate::conference::NodePrefix> = self
-            .pool
-            .nodes()
-            .iter()
-            .filter(open)
-            .map(|n| n.config.prefix.clone())
-            .collect();
-        // Asked all at once (one round trip with Redis, not one per node).
-        let counts = nodes
-            .iter()
-            .map(|prefix| self.store.node_room_count(prefix));
-        let counts = futures_util::future::try_join_all(counts).await?;
-        let rooms = nodes.into_iter().zip(counts).collect();
         // Held until the store counts the room on the node (its create, below).
-        let placed = self.pool.place(&rooms)?;
+        let placed = self
+            .place_room(|n| n.is_up() && !draining.contains_key(&n.config.prefix))
+            .await?;
         let node = &placed.node;
         let id = RoomId::new(&node.config.prefix, self.store.new_room_uuid(&spec.name));
         let now = now_micros();

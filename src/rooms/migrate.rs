@@ -20,7 +20,7 @@ use crate::conference::apply::migration;
 use crate::conference::{AppId, Bridge, Member, NodePrefix, Room, RoomId};
 use crate::node::bridge::{NodeBridge, bridge_to_node};
 use crate::node::supervisor::now_micros;
-use crate::node::{NodeError, NodeHandle, commands};
+use crate::node::{NodeError, NodeHandle, Placed, commands};
 use crate::store::{Store, update_room};
 
 /// How long one driver holds a room's move before another may take it over (the instance
@@ -149,7 +149,9 @@ impl<S: Store> Rooms<S> {
         if let Some(why) = migration::unsettled(room) {
             return Ok(Err(why));
         }
-        let to = self.target(room).await?;
+        // Held until the store lists the room on its new node (below).
+        let placed = self.target(room).await?;
+        let to = &placed.node;
         let Some(core) = to.core_uuid() else {
             return Err(NodeError::Unavailable(to.config.prefix.to_string()).into());
         };
@@ -188,21 +190,16 @@ impl<S: Store> Rooms<S> {
 
     /// The node a room goes to: the least-loaded healthy one that is not draining, not its
     /// own, and reachable over the node-to-node link when a member's call must be carried.
-    async fn target(&self, room: &Room) -> Result<NodeHandle, ServiceError> {
+    async fn target(&self, room: &Room) -> Result<Placed, ServiceError> {
         let draining = self.store.draining().await?;
-        let mut rooms = std::collections::HashMap::new();
-        for node in self.pool.nodes().iter() {
+        self.place_room(|node| {
             let prefix = &node.config.prefix;
-            if prefix == &room.node || draining.contains_key(prefix) {
-                continue;
-            }
             let carries = room.members.values().any(|m| &m.session.prefix() != prefix);
-            if carries && node.config.node_sip.is_none() {
-                continue;
-            }
-            rooms.insert(prefix.clone(), self.store.node_room_count(prefix).await?);
-        }
-        Ok(self.pool.place(&rooms)?.node.clone())
+            prefix != &room.node
+                && !draining.contains_key(prefix)
+                && (!carries || node.config.node_sip.is_some())
+        })
+        .await
     }
 
     /// Waits up to `limit` for the room's record to satisfy `done`; whether it did.

@@ -32,8 +32,10 @@ use std::time::Duration;
 pub use limits::{CooldownGroup, Cooldowns};
 
 use crate::conference::ops::OpError;
-use crate::conference::{AppId, DomainEvent, Room, RoomId, RoomStatus, Session, SessionId};
-use crate::node::{AppDirectory, NodeError, NodePool};
+use crate::conference::{
+    AppId, DomainEvent, NodePrefix, Room, RoomId, RoomStatus, Session, SessionId,
+};
+use crate::node::{AppDirectory, NodeError, NodeHandle, NodePool, Placed};
 use crate::store::{Store, StoreError, update_room};
 
 /// Why a request could not be carried out; the API maps each to a status code.
@@ -174,6 +176,28 @@ impl<S: Store> Rooms<S> {
 
     pub fn pool(&self) -> &NodePool {
         &self.pool
+    }
+
+    /// A node for a room, among the pool's nodes that `eligible` keeps: the least loaded by the
+    /// store's live-room counts (asked all at once: one round trip with Redis, not one per
+    /// node) and this process's placements in flight ([`NodePool::place`]). Hold the answer
+    /// until the store counts the room on the node.
+    async fn place_room(
+        &self,
+        eligible: impl Fn(&NodeHandle) -> bool,
+    ) -> Result<Placed, ServiceError> {
+        let nodes: Vec<NodePrefix> = self
+            .pool
+            .nodes()
+            .iter()
+            .filter(|n| eligible(n))
+            .map(|n| n.config.prefix.clone())
+            .collect();
+        let counts = nodes
+            .iter()
+            .map(|prefix| self.store.node_room_count(prefix));
+        let counts = futures_util::future::try_join_all(counts).await?;
+        Ok(self.pool.place(&nodes.into_iter().zip(counts).collect())?)
     }
 
     /// A live room of this app; another app's room is `Forbidden`, an unknown or deleted one

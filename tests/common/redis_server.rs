@@ -132,7 +132,7 @@ impl RedisServer {
     }
 
     /// A section of Redis's `INFO`, read on a connection of the test's own.
-    async fn info(&self, section: &str) -> String {
+    pub async fn info(&self, section: &str) -> String {
         let client = redis::Client::open(self.url()).unwrap();
         let mut raw = client.get_multiplexed_async_connection().await.unwrap();
         redis::cmd("INFO")
