@@ -104,6 +104,9 @@ pub struct Rooms<S> {
     objects: Option<(Arc<crate::objects::ObjectStore>, Duration)>,
     /// How long a recording copied there is kept (`retention_days`); `None`: for ever.
     retention: Option<Duration>,
+    /// Recordings listed for a copy that this process found missing from their rooms, and
+    /// since when (`uploads`).
+    unseen: uploads::Unseen,
 }
 
 impl<S: Store> Rooms<S> {
@@ -116,6 +119,7 @@ impl<S: Store> Rooms<S> {
             migrations: Arc::default(),
             objects: None,
             retention: None,
+            unseen: uploads::Unseen::default(),
         }
     }
 

@@ -38,6 +38,36 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5 * 60);
 const GIVE_UP_AFTER: u32 = 300;
 /// The shortest time between two passes woken by outbox appends.
 const RUNG_PASS_EVERY: Duration = Duration::from_millis(100);
+/// How long a listed recording may be missing from its room before it is let go. A recording
+/// is listed a moment before its room holds it (`start_recording`), and a pass in between must
+/// not take that for a recording gone; one whose start the room refused never comes.
+const MISSING_FOR: Duration = Duration::from_secs(60);
+
+/// The listed recordings this process found missing from their (existing) rooms, and since
+/// when.
+#[derive(Default)]
+pub(super) struct Unseen(std::sync::Mutex<HashMap<Uuid, tokio::time::Instant>>);
+
+impl Unseen {
+    /// Whether `rec`, missing now, has been missing for [`MISSING_FOR`].
+    fn missing_long(&self, rec: Uuid) -> bool {
+        let now = tokio::time::Instant::now();
+        let mut seen = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let since = *seen.entry(rec).or_insert(now);
+        let long = now.duration_since(since) >= MISSING_FOR;
+        if long {
+            seen.remove(&rec);
+        }
+        long
+    }
+
+    fn found(&self, rec: Uuid) {
+        let mut seen = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if !seen.is_empty() {
+            seen.remove(&rec);
+        }
+    }
+}
 
 /// Resolves when any of the bells rings (never without one).
 async fn any_rung(bells: &mut HashMap<AppId, OutboxWatch>) {
@@ -170,11 +200,17 @@ impl<S: Store> Rooms<S> {
         let due = room
             .as_ref()
             .and_then(|r| r.recording_by_id(rec_id).map(|rec| parts::due(r, rec, now)));
+        match (&room, &due) {
+            // Not written into its room yet (or never, its start refused): given time.
+            (Some(_), None) if !self.unseen.missing_long(rec_id) => return Ok(false),
+            (Some(_), Some(_)) => self.unseen.found(rec_id),
+            _ => {}
+        }
         let copy = match due {
             Some(Due::Copy(copy)) => copy,
             Some(Due::Later) => return Ok(false),
-            // No such recording (its start was refused, or the room expired), or every part
-            // of it copied or given up: nothing (more) to do.
+            // The room gone, a recording missing from it for long, or every part of it copied
+            // or given up: nothing (more) to do.
             None | Some(Due::Done) => {
                 self.store
                     .set_upload_pending(app, id, rec_id, false)
@@ -260,3 +296,6 @@ impl<S: Store> Rooms<S> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
