@@ -84,6 +84,8 @@ pub struct RedisStore {
     /// What must survive a failover waits for the replicas ([`replicated`]); `None`: no
     /// replica is waited for.
     replication: Option<replicated::Replication>,
+    /// The sessions' apps this process has read or written ([`sessions::SessionApps`]).
+    session_apps: sessions::SessionApps,
     /// Stops following the sentinels' announcements.
     _following: tokio_util::sync::DropGuard,
 }
@@ -162,6 +164,7 @@ impl RedisStore {
             shards: shards::Shards::new(1),
             switches,
             replication,
+            session_apps: sessions::SessionApps::default(),
             _following: following.drop_guard(),
         })
     }

@@ -243,6 +243,48 @@ async fn a_sessions_record_and_room_are_read_once_until_they_change() {
     );
 }
 
+/// A session's app never changes (a call stays its app's), so each process reads it from Redis
+/// once: the node's events of a call ask for it each (a quarter of an event's reads in the
+/// `event_cost` bench), and the process that stored the call not at all.
+#[tokio::test]
+async fn a_sessions_app_is_read_from_redis_once_per_process() {
+    use switchyard::conference::{Session, SessionId, SessionState};
+
+    let (server, a, b) = two_stores().await;
+    let node = NodePrefix::parse("abcde").unwrap();
+    let s = Session {
+        id: SessionId::new(&node, &uuid::Uuid::new_v4().to_string()),
+        app: app(),
+        did: "15551230000".into(),
+        caller_id: "1001".into(),
+        caller_name: "Alice".into(),
+        state: SessionState::Parked,
+        core_uuid: "core".into(),
+        created_at: 1,
+        answered_at: Some(1),
+        ended_at: None,
+        hangup_cause: None,
+        seq: 1,
+    };
+    let unknown = SessionId::new(&node, &uuid::Uuid::new_v4().to_string());
+    a.save_session(&s).await.unwrap();
+    let before = server.command_calls().await;
+    for _ in 0..20 {
+        assert_eq!(a.session_app(&s.id).await.unwrap(), Some(app()));
+        assert_eq!(b.session_app(&s.id).await.unwrap(), Some(app()));
+    }
+    let after = server.command_calls().await;
+    let gets = |after: &std::collections::HashMap<String, u64>| {
+        after.get("get").unwrap_or(&0) - before.get("get").unwrap_or(&0)
+    };
+    assert_eq!(gets(&after), 1, "{after:?}");
+    // A session not stored (yet) is asked again each time: its call may be stored meanwhile.
+    for _ in 0..3 {
+        assert_eq!(b.session_app(&unknown).await.unwrap(), None);
+    }
+    assert_eq!(gets(&server.command_calls().await), 4);
+}
+
 /// With an app over several shards of one Redis, a session's room is looked up in every shard
 /// and found in one: the others never exist. Read under tracking, each would stay in Redis's
 /// tracking table for good, so those lookups are not kept: joins and commands on the joined

@@ -1,11 +1,41 @@
 //! Sessions in Redis: each a hash (`seq`, `json`) in its shard, the app's live index, the
 //! global session → app lookup and the node's set of live sessions.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use redis::AsyncCommands;
 
 use super::{RedisStore, encode, unavailable};
 use crate::conference::{AppId, Micros, NodePrefix, RoomId, Session, SessionId, SessionState};
 use crate::store::{Page, StoreError, keys};
+
+/// How many sessions' apps a process keeps: emptied when full, so a few reads again then.
+const SESSION_APPS_KEPT: usize = 65_536;
+
+/// The apps of the sessions this process has read or written. A session's app (`sy:sessapp:`)
+/// is written as the call is first stored and never changes (a call stays its app's), so the
+/// node's events of a call, and the API's commands, read it from Redis once per process.
+#[derive(Default)]
+pub(super) struct SessionApps(Mutex<HashMap<SessionId, AppId>>);
+
+impl SessionApps {
+    fn get(&self, id: &SessionId) -> Option<AppId> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
+    }
+
+    fn keep(&self, id: &SessionId, app: &AppId) {
+        let mut kept = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if kept.len() >= SESSION_APPS_KEPT && !kept.contains_key(id) {
+            kept.clear();
+        }
+        kept.insert(id.clone(), app.clone());
+    }
+}
 
 impl RedisStore {
     pub(super) async fn get_session(
@@ -38,12 +68,19 @@ impl RedisStore {
         &self,
         id: &SessionId,
     ) -> Result<Option<AppId>, StoreError> {
+        if let Some(app) = self.session_apps.get(id) {
+            return Ok(Some(app));
+        }
         let app: Option<String> = self
             .conn()
             .get(keys::session_app(id))
             .await
             .map_err(unavailable)?;
-        Ok(app.and_then(|a| AppId::parse(&a).ok()))
+        let app = app.and_then(|a| AppId::parse(&a).ok());
+        if let Some(app) = &app {
+            self.session_apps.keep(id, app);
+        }
+        Ok(app)
     }
 
     pub(super) async fn put_session(&self, session: &Session) -> Result<(), StoreError> {
@@ -61,6 +98,7 @@ impl RedisStore {
             .query_async(&mut conn)
             .await
             .map_err(unavailable)?;
+        self.session_apps.keep(&session.id, &session.app);
         let tag = self.shards.session_tag(&session.app, &session.id);
         let mut call = self.save_session.prepare_invoke();
         call.key(keys::session(&tag, &session.id))
