@@ -70,6 +70,11 @@ pub struct DispatcherConfig {
     /// How long the dispatcher's lease lasts unless renewed: one dispatcher per app delivers
     /// at a time, across controller instances; another takes over this long after one dies.
     pub lease_ttl: Duration,
+    /// How long verdicts may wait to be recorded with those that follow them, so deliveries
+    /// that end close together cost the store one write, not one each (a room's next event
+    /// never waits for it: a room with one waiting has its verdict written at once). What a
+    /// crash loses of this is sent again; zero writes each batch of verdicts as it comes.
+    pub settle_within: Duration,
 }
 
 impl DispatcherConfig {
@@ -86,6 +91,7 @@ impl DispatcherConfig {
             max_pending: 10_000,
             max_in_flight: 64,
             lease_ttl: Duration::from_secs(10),
+            settle_within: Duration::from_millis(10),
         }
     }
 }
@@ -265,6 +271,10 @@ async fn renew<S: Store>(
     }
 }
 
+/// The most verdicts held back at once ([`DispatcherConfig::settle_within`]): more are
+/// written at once (a batch of deliveries is written as one anyway).
+const HOLD_AT_MOST: usize = 256;
+
 /// How often, at most, the dispatcher writes its position to the position's own key. Each
 /// batch of verdicts carries the position in its delivery log entries, which is where this
 /// version reads it first ([`Store::outbox_position`]); the key is for the readers of earlier
@@ -316,6 +326,32 @@ struct Dispatcher<S> {
     tasks: JoinSet<Settled>,
     /// Where the position's own key stands (see [`KEY_EVERY`]).
     key: Key,
+    /// Verdicts not yet written (see [`DispatcherConfig::settle_within`]).
+    unwritten: Unwritten,
+}
+
+/// Verdicts held back to be written with those that follow ([`DispatcherConfig::settle_within`]).
+#[derive(Default)]
+struct Unwritten {
+    attempts: Vec<DeliveryAttempt>,
+    /// The newest position, and the acknowledgments the positions held here passed.
+    position: Option<String>,
+    forget: Vec<String>,
+    /// Entries settled ahead of the position.
+    ahead: Vec<String>,
+    /// Rooms whose next event waits for these to be written.
+    rooms: Vec<RoomId>,
+    /// When they are written at the latest (`None`: nothing is held).
+    due: Option<Instant>,
+}
+
+impl Unwritten {
+    fn is_empty(&self) -> bool {
+        self.attempts.is_empty()
+            && self.position.is_none()
+            && self.ahead.is_empty()
+            && self.rooms.is_empty()
+    }
 }
 
 impl<S: Store> Dispatcher<S> {
@@ -355,6 +391,7 @@ impl<S: Store> Dispatcher<S> {
                 written: Instant::now(),
                 behind: None,
             },
+            unwritten: Unwritten::default(),
         })
     }
 
@@ -382,6 +419,7 @@ impl<S: Store> Dispatcher<S> {
                 }
             }
             let key_due = self.key.due();
+            let held_due = self.unwritten.due;
             tokio::select! {
                 biased;
                 _ = self.stop.cancelled() => break,
@@ -402,9 +440,29 @@ impl<S: Store> Dispatcher<S> {
                         break;
                     }
                 }
+                _ = tokio::time::sleep_until(held_due.unwrap_or(now)), if held_due.is_some() => {
+                    if !self.write_held().await {
+                        break;
+                    }
+                }
             }
         }
         self.tasks.abort_all();
+        // Stopped: what is held is written once more if the store answers (else sent again).
+        let held = std::mem::take(&mut self.unwritten);
+        if !held.is_empty() {
+            let ahead: Vec<&str> = held.ahead.iter().map(String::as_str).collect();
+            let written = self.store.settle_outbox(
+                &self.config.app,
+                &held.attempts,
+                held.position.as_deref(),
+                &ahead,
+                &held.forget,
+            );
+            if let Err(e) = written.await {
+                tracing::warn!(error = %e, "webhook verdicts not recorded as the dispatcher stopped; those messages go again");
+            }
+        }
     }
 
     /// Reads one batch; true when it was full (more may be waiting).
@@ -488,8 +546,9 @@ impl<S: Store> Dispatcher<S> {
         Some(batch)
     }
 
-    /// Records verdicts durably (dead letters, then the position and the entries settled ahead
-    /// of it), then lets each room's next event go. False when stopped.
+    /// Records verdicts durably (dead letters at once, then the position and the entries
+    /// settled ahead of it, held back a moment to go with those that follow when no room
+    /// waits for them), and lets each room's next event go once they are. False when stopped.
     async fn settle(&mut self, batch: Vec<Settled>) -> bool {
         let (store, app) = (self.store.clone(), self.config.app.clone());
         for letter in batch.iter().filter_map(|s| s.dead.as_ref()) {
@@ -512,34 +571,80 @@ impl<S: Store> Dispatcher<S> {
                 entry.settled = true;
             }
         }
-        let (position, forget) = self.settled_prefix();
-        let ahead: Vec<&str> = settled
+        self.hold_prefix();
+        let ahead: Vec<String> = settled
             .iter()
-            .map(|(id, _)| id.as_str())
+            .map(|(id, _)| id)
             .filter(|id| self.numbers.contains_key(*id))
+            .cloned()
             .collect();
         for id in &ahead {
-            let number = self.numbers.get(*id);
+            let number = self.numbers.get(id);
             if let Some(entry) = number.and_then(|n| self.window.get_mut(n)) {
                 entry.acked = true;
             }
         }
+        let held = &mut self.unwritten;
+        held.attempts.extend(attempts);
+        held.ahead.extend(ahead);
+        held.rooms.extend(settled.into_iter().map(|(_, room)| room));
+        self.write_or_hold().await
+    }
+
+    /// Moves the position over the settled prefix of the window. False when stopped.
+    async fn advance(&mut self) -> bool {
+        self.hold_prefix();
+        self.write_or_hold().await
+    }
+
+    /// The settled prefix of the window ([`Dispatcher::settled_prefix`]) joins what is held.
+    fn hold_prefix(&mut self) {
+        let (position, forget) = self.settled_prefix();
+        let held = &mut self.unwritten;
+        if position.is_some() {
+            held.position = position;
+        }
+        held.forget.extend(forget);
+    }
+
+    /// Writes what is held now if a room waits for it, if holding is off or enough is held;
+    /// else holds it until [`DispatcherConfig::settle_within`] after the first of it. False
+    /// when stopped.
+    async fn write_or_hold(&mut self) -> bool {
+        let held = &self.unwritten;
+        if held.is_empty() {
+            return true;
+        }
+        let waited_on = held.rooms.iter().any(|r| self.waiting.contains_key(r));
+        let within = self.config.settle_within;
+        if waited_on || within.is_zero() || held.attempts.len() >= HOLD_AT_MOST {
+            return self.write_held().await;
+        }
+        self.unwritten
+            .due
+            .get_or_insert_with(|| Instant::now() + within);
+        true
+    }
+
+    /// Writes what is held, then lets its rooms' next events go. False when stopped.
+    async fn write_held(&mut self) -> bool {
+        let held = std::mem::take(&mut self.unwritten);
+        let ahead: Vec<&str> = held.ahead.iter().map(String::as_str).collect();
         if !self
-            .persist(position.as_deref(), &attempts, &ahead, &forget)
+            .persist(
+                held.position.as_deref(),
+                &held.attempts,
+                &ahead,
+                &held.forget,
+            )
             .await
         {
             return false;
         }
-        for (_, room) in settled {
+        for room in held.rooms {
             self.start_next(room);
         }
         true
-    }
-
-    /// Moves the persisted position over the settled prefix of the window. False when stopped.
-    async fn advance(&mut self) -> bool {
-        let (position, forget) = self.settled_prefix();
-        self.persist(position.as_deref(), &[], &[], &forget).await
     }
 
     /// Takes the settled prefix off the window: the position after its last entry is the new

@@ -335,3 +335,91 @@ async fn a_stopped_leader_hands_over_within_half_a_second() {
         "delivery paused {took:?} after the leader stopped"
     );
 }
+
+/// Log entries that carry the position: one per write of verdicts (it rides on the last).
+async fn verdict_writes(server: &common::redis_server::RedisServer) -> usize {
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+    let log: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
+        .arg(switchyard::store::keys::webhook_log(&app()))
+        .arg("-")
+        .arg("+")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    log.iter()
+        .filter(|(_, fields)| fields.iter().step_by(2).any(|f| f == "position"))
+        .count()
+}
+
+/// Deliveries that end close together are recorded in one write, not one each (the
+/// `event_cost` bench's dispatcher wrote one per webhook): ten rooms' messages, each created once
+/// the one before was delivered, all within the hold. A room's next message never waits for the
+/// hold, and a dispatcher that stops writes what it held, so the next one sends none of it again.
+#[tokio::test]
+async fn verdicts_close_together_are_written_at_once_and_a_stop_writes_what_was_held() {
+    let server = common::redis_server::RedisServer::start();
+    let store = Arc::new(
+        switchyard::store::redis::RedisStore::connect(&server.url())
+            .await
+            .unwrap(),
+    );
+    let receiver = Receiver::ok().await;
+    let mut config = config(&receiver.url(), 3);
+    let hold = Duration::from_millis(800);
+    config.settle_within = hold;
+    let stop = CancellationToken::new();
+    let first = switchyard::webhook::spawn(store.clone(), config.clone(), stop.clone()).unwrap();
+    let started = std::time::Instant::now();
+    let mut rooms = Vec::new();
+    for i in 0..10 {
+        rooms.push(TestRoom::create(&*store, &format!("close{i}")).await);
+        receiver.wait_delivered(i + 1, WITHIN).await;
+    }
+    let took = started.elapsed();
+    // A hold that ran out meanwhile (a slow machine) writes once more.
+    let most = 1 + (took.as_millis() / hold.as_millis()) as usize;
+    // The first write comes with the next room's message below (or once the hold runs out).
+    assert_eq!(
+        verdict_writes(&server).await,
+        0,
+        "written before the hold ran out"
+    );
+
+    // Three more of one held room: each goes at once, not after the hold.
+    let asked = std::time::Instant::now();
+    for _ in 0..3 {
+        rooms[0]
+            .emit(&*store, EventKind::MemberJoined, json!({}))
+            .await;
+    }
+    let got = receiver.wait_delivered(13, WITHIN).await;
+    let waited = asked.elapsed();
+    assert!(waited < hold, "a room's next messages waited {waited:?}");
+    assert_eq!(seqs_of(&got, rooms[0].id()), [0, 1, 2, 3]);
+    // The ten in one write (or as many as the hold ran out), then the first two of the three,
+    // each written as the next of its room waited for it.
+    let writes = verdict_writes(&server).await;
+    assert!(
+        writes <= most + 2,
+        "{writes} writes for 12 verdicts in {took:?}"
+    );
+
+    // The last verdict is held; the stop writes it.
+    stop.cancel();
+    first.await.unwrap();
+    let rows = store.outbox(&app(), None, 100).await.unwrap();
+    assert_eq!(
+        store.outbox_position(&app()).await.unwrap().as_deref(),
+        Some(rows.last().unwrap().position.as_str())
+    );
+    rooms[1]
+        .emit(&*store, EventKind::MemberLeft, json!({}))
+        .await;
+    let _second = spawn_dispatcher(&store, config);
+    let got = receiver.wait_delivered(14, WITHIN).await;
+    let mut ids: Vec<&str> = got.iter().map(|r| r.id()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 14, "sent again after the stop");
+}
