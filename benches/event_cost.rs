@@ -9,8 +9,8 @@
 //!   event it applied;
 //! - the first instance's CPU per API command, less what its own applying cost at the second's
 //!   rate (the API command, its webhook delivery);
-//! - Redis's CPU (`INFO cpu`) and its commands (`INFO commandstats`), with the breakdown by
-//!   command.
+//! - Redis's CPU (`INFO cpu`), its socket reads and writes (`INFO stats`: its round trips),
+//!   and its commands (`INFO commandstats`), with the breakdown by command.
 //!
 //! `cargo bench --bench event_cost` (needs redis-server). `EVENT_COST_SECS` (default 30) and
 //! `EVENT_COST_RATE` (commands a second, default 200) change the window and the load. Without
@@ -104,9 +104,13 @@ async fn applied(api: &Api) -> f64 {
         .sum()
 }
 
-/// Redis's own figures: CPU seconds used, and calls and microseconds spent per command.
+/// Redis's own figures: CPU seconds used, the socket reads and writes it processed (its round
+/// trips: a pipeline is one read, however many commands it holds), and calls and microseconds
+/// spent per command.
 struct RedisFigures {
     cpu: f64,
+    reads: f64,
+    writes: f64,
     calls: BTreeMap<String, (f64, f64)>,
 }
 
@@ -136,7 +140,12 @@ async fn redis_figures(conn: &mut redis::aio::MultiplexedConnection) -> RedisFig
             Some((name.to_owned(), (calls, usec)))
         })
         .collect();
-    RedisFigures { cpu, calls }
+    RedisFigures {
+        cpu,
+        reads: field("total_reads_processed"),
+        writes: field("total_writes_processed"),
+        calls,
+    }
 }
 
 /// `redis-cli monitor` of the Redis at `url`, written to `file`.
@@ -379,6 +388,11 @@ async fn run() -> anyhow::Result<()> {
     );
     println!("| Redis server CPU | {:.0} µs |", us(redis_cpu));
     println!("| Redis commands | {:.1} |", total_calls / events.max(1.0));
+    println!(
+        "| Redis socket reads / writes (round trips; a write carries a reply or a push) | {:.2} / {:.2} |",
+        (redis1.reads - redis0.reads) / events.max(1.0),
+        (redis1.writes - redis0.writes) / events.max(1.0)
+    );
     let breakdown: Vec<String> = calls
         .iter()
         .take(12)

@@ -30,7 +30,7 @@ mod switches;
 use cached::tracked;
 pub(crate) use cluster::slot_of_key;
 pub use layout::LayoutError;
-use room_writes::{RoomWrite, Track};
+use room_writes::RoomWrite;
 
 use super::bell::{Bells, OutboxWatch};
 use super::room_cache::{self, Tracked};
@@ -364,7 +364,7 @@ impl Store for RedisStore {
             new: Arc::new(new.clone()),
             events,
         };
-        self.save_rooms(&[write], Track::Again)
+        self.save_rooms(&[write])
             .await
             .pop()
             .unwrap_or_else(|| Err(StoreError::Unavailable("no answer".into())))

@@ -12,9 +12,8 @@
 //! (checked on redis 7.0), so the room scripts declare the room alone, which they read and then
 //! write: a write leaves nothing tracked, not the outbox, nor the session and name lookups it
 //! checks (one checked when already gone would stay in Redis's tracking table for good). An
-//! API write reads the room's `seq` right after its script, so Redis tracks it again; the
-//! node's event writes do not, and are kept only as the base of the next write
-//! (`Slot::Written`).
+//! write reads the room's `seq` right after its script, in the same round trip, so Redis tracks
+//! it again.
 //!
 //! Races are settled with tokens: before a read or a write the key holds `Pending(token)`; a push
 //! removes whatever the key holds; the answer is kept only if the key still holds that token.
@@ -55,10 +54,6 @@ enum Slot {
     /// of the lock. With the version of the record's `past` field if it holds the room's past
     /// participations as they are here (see [`Entries::past_saved`]).
     Ready(Arc<Room>, Option<u64>),
-    /// Written by this process without asking Redis to track it (a batch write): current unless
-    /// another writer changed it since, which only a guarded write would notice. Good as the base
-    /// of a guarded write (a stale base loses the race and is read again), never as an answer.
-    Written(Arc<Room>, Option<u64>),
     /// Changed elsewhere since (an invalidation): no answer and no base, but its past
     /// participations under their version, which the next read uses instead of parsing the
     /// field again when the version is still the record's ([`Entries::known_past`]).
@@ -147,7 +142,7 @@ impl Entries {
     /// guarded by its `seq`.
     pub fn base(&self, key: &str) -> Option<Arc<Room>> {
         match self.lock().slots.get(key) {
-            Some(Slot::Ready(room, _) | Slot::Written(room, _)) => Some(Arc::clone(room)),
+            Some(Slot::Ready(room, _)) => Some(Arc::clone(room)),
             _ => None,
         }
     }
@@ -157,9 +152,7 @@ impl Entries {
     /// change them need not send them. Unknown (not kept, or kept at another `seq`): `None`.
     pub fn past_saved(&self, key: &str, seq: u64) -> Option<u64> {
         match self.lock().slots.get(key) {
-            Some(Slot::Ready(room, saved) | Slot::Written(room, saved)) if room.seq == seq => {
-                *saved
-            }
+            Some(Slot::Ready(room, saved)) if room.seq == seq => *saved,
             _ => None,
         }
     }
@@ -168,9 +161,7 @@ impl Entries {
     /// them, current or not.
     pub fn known_past(&self, key: &str) -> Option<KnownPast> {
         match self.lock().slots.get(key)? {
-            Slot::Ready(room, Some(v)) | Slot::Written(room, Some(v)) => {
-                Some((*v, Arc::clone(&room.past_members)))
-            }
+            Slot::Ready(room, Some(v)) => Some((*v, Arc::clone(&room.past_members))),
             Slot::Stale(known) => Some(known.clone()),
             _ => None,
         }
@@ -190,12 +181,6 @@ impl Entries {
     /// `past_saved`: see [`Entries::past_saved`].
     pub fn fill(&self, key: &str, token: u64, room: Arc<Room>, past_saved: Option<u64>) {
         self.settle(key, token, Slot::Ready(room, past_saved));
-    }
-
-    /// Keeps `room` as this process's write of `key`, which Redis does not track for us, if
-    /// nothing changed it since `begin`.
-    pub fn fill_written(&self, key: &str, token: u64, room: Arc<Room>, past_saved: Option<u64>) {
-        self.settle(key, token, Slot::Written(room, past_saved));
     }
 
     fn settle(&self, key: &str, token: u64, settled: Slot) {
@@ -272,7 +257,7 @@ fn stale(slots: &mut HashMap<String, Slot>, key: &str) {
         return;
     };
     match slot {
-        Slot::Ready(room, Some(v)) | Slot::Written(room, Some(v)) => {
+        Slot::Ready(room, Some(v)) => {
             *slot = Slot::Stale((*v, Arc::clone(&room.past_members)));
         }
         Slot::Stale(_) => {}

@@ -18,7 +18,7 @@ use redis::aio::ConnectionLike;
 
 use super::{RedisStore, room_record, unavailable};
 use crate::conference::{AppId, DomainEvent, Room};
-use crate::store::room_cache::{Entries, Tracked};
+use crate::store::room_cache::Tracked;
 use crate::store::{IndexDelta, Modified, RoomChange, Saved, Store, StoreError, keys, unique_name};
 
 /// The save script's source.
@@ -37,18 +37,6 @@ pub(crate) struct RoomWrite<'a> {
     pub old: &'a Room,
     pub new: Arc<Room>,
     pub events: &'a [DomainEvent],
-}
-
-/// Whether Redis goes on tracking a written room for this process's cache.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Track {
-    /// The room's `seq` is read right after its script (Redis forgets a key's trackers when it
-    /// changes), so the room stays an answer to reads: for the API's writes.
-    Again,
-    /// Left untracked (the script's own write takes the tracking of its read away), which
-    /// spares Redis a tracking-table insert and removal on each of the node's event writes:
-    /// the room is kept only as the base of this process's next guarded write.
-    No,
 }
 
 /// How one write went, by its replies.
@@ -75,7 +63,6 @@ impl RedisStore {
     pub(crate) async fn save_rooms(
         &self,
         writes: &[RoomWrite<'_>],
-        track: Track,
     ) -> Vec<Result<Saved, StoreError>> {
         let deltas: Vec<IndexDelta> = writes
             .iter()
@@ -85,7 +72,7 @@ impl RedisStore {
             writes.iter().map(|_| None).collect();
         let mut todo: Vec<usize> = (0..writes.len()).collect();
         for attempt in 0..2 {
-            let replies = self.send_routed(writes, &deltas, &todo, track).await;
+            let replies = self.send_routed(writes, &deltas, &todo).await;
             let mut again = Vec::new();
             match replies {
                 Err(e) => {
@@ -237,7 +224,7 @@ impl RedisStore {
                         events,
                     })
                     .collect();
-                let saved = self.save_rooms(&writes, Track::No).await;
+                let saved = self.save_rooms(&writes).await;
                 drop(writes);
                 let indexes: Vec<usize> = batch.into_iter().map(|(i, ..)| i).collect();
                 (indexes, saved)
@@ -306,18 +293,17 @@ impl RedisStore {
         writes: &[RoomWrite<'_>],
         deltas: &[IndexDelta],
         todo: &[usize],
-        track: Track,
     ) -> Result<Vec<Reply>, StoreError> {
         let Some(tracked) = self.rooms.as_ref().filter(|t| t.is_cluster()) else {
-            return self.send_writes(writes, deltas, todo, track).await;
+            return self.send_writes(writes, deltas, todo).await;
         };
         let groups = self.by_master(tracked, writes, todo).await?;
         if groups.len() <= 1 {
-            return self.send_writes(writes, deltas, todo, track).await;
+            return self.send_writes(writes, deltas, todo).await;
         }
         let sends = groups.iter().map(|group| {
             let sub: Vec<usize> = group.iter().map(|&p| todo[p]).collect();
-            async move { self.send_writes(writes, deltas, &sub, track).await }
+            async move { self.send_writes(writes, deltas, &sub).await }
         });
         let answers = futures_util::future::join_all(sends).await;
         let mut replies: Vec<Option<Reply>> = todo.iter().map(|_| None).collect();
@@ -349,7 +335,6 @@ impl RedisStore {
         writes: &[RoomWrite<'_>],
         deltas: &[IndexDelta],
         todo: &[usize],
-        track: Track,
     ) -> Result<Vec<Reply>, StoreError> {
         if todo.is_empty() {
             // An empty pipeline would wait for an answer that never comes.
@@ -396,11 +381,14 @@ impl RedisStore {
             // for us what a script declares when it reads (checked on redis 7.0), and our own
             // write of a key takes its tracking away, so a write leaves nothing tracked, the
             // session and name lookups it checks among them (one checked when already gone
-            // would stay in Redis's tracking table for good). A write Redis should go on
-            // tracking (`Track::Again`) is followed by a read of the room's `seq`, kept only if
-            // it finds the version just written. The node's event writes are not (each tracked
-            // read costs Redis a table insert and removal).
-            let again = track == Track::Again && self.rooms.is_some();
+            // would stay in Redis's tracking table for good). So each write is followed by a
+            // read of the room's `seq`, in the same round trip, kept only if it finds the version
+            // just written: Redis goes on tracking the room, and this process answers reads of
+            // it from memory until another one changes it. (The node's event writes once left
+            // their rooms untracked, sparing Redis a tracking-table insert and removal each, and
+            // the API's next command on the room then read it back whole: `HMGET` 0.97 -> 0.65
+            // per event in `event_cost`, docs/benchmarks.md.)
+            let again = self.rooms.is_some();
             // The past participations go only when the record does not hold them already.
             let saved = self
                 .rooms
@@ -485,10 +473,6 @@ impl RedisStore {
                 if outcomes.iter().any(Reply::redirected) {
                     tracked.moved();
                 }
-                let keep = match track {
-                    Track::Again => Entries::fill,
-                    Track::No => Entries::fill_written,
-                };
                 for ((((key, token), (&i, outcome)), seq), past) in room_keys
                     .iter()
                     .zip(tokens)
@@ -499,7 +483,7 @@ impl RedisStore {
                     let ours = seq.is_none_or(|s| s == writes[i].new.seq);
                     match outcome {
                         Reply::Saved if ours => {
-                            keep(entries, key, token, Arc::clone(&writes[i].new), *past)
+                            entries.fill(key, token, Arc::clone(&writes[i].new), *past)
                         }
                         _ => entries.forget(key),
                     }
