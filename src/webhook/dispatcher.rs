@@ -401,6 +401,11 @@ impl<S: Store> Dispatcher<S> {
         let mut next = Next::At(Instant::now());
         loop {
             let now = Instant::now();
+            // Due held verdicts are written here too: under a steady stream of finished
+            // deliveries the (biased) select below never reaches their timer.
+            if self.unwritten.due.is_some_and(|due| now >= due) && !self.write_held().await {
+                break;
+            }
             if self.window.len() >= self.config.max_pending {
                 // Full: what settles makes room; look again after the poll interval at most.
                 next = Next::At(now + waits.poll);
