@@ -66,6 +66,26 @@ async fn converges(store: &RedisStore, id: &RoomId, want: &str) {
     }
 }
 
+/// A parked call of the app, stored as a node's channel event would store it.
+fn parked_session() -> switchyard::conference::Session {
+    use switchyard::conference::{Session, SessionId, SessionState};
+    let node = NodePrefix::parse("abcde").unwrap();
+    Session {
+        id: SessionId::new(&node, &uuid::Uuid::new_v4().to_string()),
+        app: app(),
+        did: "15551230000".into(),
+        caller_id: "1001".into(),
+        caller_name: "Alice".into(),
+        state: SessionState::Parked,
+        core_uuid: "core".into(),
+        created_at: 1,
+        answered_at: Some(1),
+        ended_at: None,
+        hangup_cause: None,
+        seq: 1,
+    }
+}
+
 async fn two_stores() -> (RedisServer, RedisStore, RedisStore) {
     let server = RedisServer::start();
     let a = RedisStore::connect(&server.url()).await.unwrap();
@@ -176,26 +196,12 @@ async fn member(
 /// kept).
 #[tokio::test]
 async fn a_sessions_record_and_room_are_read_once_until_they_change() {
-    use switchyard::conference::{Session, SessionId, SessionState};
+    use switchyard::conference::SessionState;
 
     let (server, a, b) = two_stores().await;
     let r = new_room("x");
     a.create_room(&r, &[]).await.unwrap();
-    let node = NodePrefix::parse("abcde").unwrap();
-    let mut s = Session {
-        id: SessionId::new(&node, &uuid::Uuid::new_v4().to_string()),
-        app: app(),
-        did: "15551230000".into(),
-        caller_id: "1001".into(),
-        caller_name: "Alice".into(),
-        state: SessionState::Parked,
-        core_uuid: "core".into(),
-        created_at: 1,
-        answered_at: Some(1),
-        ended_at: None,
-        hangup_cause: None,
-        seq: 1,
-    };
+    let mut s = parked_session();
     a.save_session(&s).await.unwrap();
     assert_eq!(a.room_of_session(&app(), &s.id).await.unwrap(), None);
     // a joins it: a sees it at once.
@@ -248,24 +254,11 @@ async fn a_sessions_record_and_room_are_read_once_until_they_change() {
 /// `event_cost` bench), and the process that stored the call not at all.
 #[tokio::test]
 async fn a_sessions_app_is_read_from_redis_once_per_process() {
-    use switchyard::conference::{Session, SessionId, SessionState};
+    use switchyard::conference::SessionId;
 
     let (server, a, b) = two_stores().await;
+    let s = parked_session();
     let node = NodePrefix::parse("abcde").unwrap();
-    let s = Session {
-        id: SessionId::new(&node, &uuid::Uuid::new_v4().to_string()),
-        app: app(),
-        did: "15551230000".into(),
-        caller_id: "1001".into(),
-        caller_name: "Alice".into(),
-        state: SessionState::Parked,
-        core_uuid: "core".into(),
-        created_at: 1,
-        answered_at: Some(1),
-        ended_at: None,
-        hangup_cause: None,
-        seq: 1,
-    };
     let unknown = SessionId::new(&node, &uuid::Uuid::new_v4().to_string());
     a.save_session(&s).await.unwrap();
     let before = server.command_calls().await;

@@ -19,6 +19,18 @@ use webhook_support::*;
 
 const WITHIN: Duration = Duration::from_secs(10);
 
+/// A Redis of the test's own and a store on it.
+async fn redis_store() -> (
+    common::redis_server::RedisServer,
+    Arc<switchyard::store::redis::RedisStore>,
+) {
+    let server = common::redis_server::RedisServer::start();
+    let store = switchyard::store::redis::RedisStore::connect(&server.url())
+        .await
+        .unwrap();
+    (server, Arc::new(store))
+}
+
 async fn killed_mid_retry_then_restarted<S: Store>(store: Arc<S>) {
     let mut steady = TestRoom::create(&*store, "steady").await;
     // A store that spreads an app over shards reads their streams merged by entry id (the
@@ -150,12 +162,7 @@ async fn cluster_store_killed_mid_retry_loses_and_repeats_nothing() {
 /// by one that sends none of them again; and the key took far fewer writes than the deliveries.
 #[tokio::test]
 async fn redis_store_killed_before_writing_its_position_key_repeats_nothing() {
-    let server = common::redis_server::RedisServer::start();
-    let store = Arc::new(
-        switchyard::store::redis::RedisStore::connect(&server.url())
-            .await
-            .unwrap(),
-    );
+    let (server, store) = redis_store().await;
     let mut room = TestRoom::create(&*store, "quick").await;
     for _ in 0..59 {
         room.emit(&*store, EventKind::MemberJoined, json!({})).await;
@@ -308,12 +315,7 @@ async fn cluster_store_two_instances_share_one_app() {
 /// a standing-by instance asked for the lease every third of it: 2.8–3.1 s measured).
 #[tokio::test]
 async fn a_stopped_leader_hands_over_within_half_a_second() {
-    let server = common::redis_server::RedisServer::start();
-    let store = Arc::new(
-        switchyard::store::redis::RedisStore::connect(&server.url())
-            .await
-            .unwrap(),
-    );
+    let (_server, store) = redis_store().await;
     let receiver = Receiver::ok().await;
     let mut room = TestRoom::create(&*store, "handover").await;
     let mut config = config(&receiver.url(), 3);
@@ -358,12 +360,7 @@ async fn verdict_writes(server: &common::redis_server::RedisServer) -> usize {
 /// hold, and a dispatcher that stops writes what it held, so the next one sends none of it again.
 #[tokio::test]
 async fn verdicts_close_together_are_written_at_once_and_a_stop_writes_what_was_held() {
-    let server = common::redis_server::RedisServer::start();
-    let store = Arc::new(
-        switchyard::store::redis::RedisStore::connect(&server.url())
-            .await
-            .unwrap(),
-    );
+    let (server, store) = redis_store().await;
     let receiver = Receiver::ok().await;
     let mut config = config(&receiver.url(), 3);
     let hold = Duration::from_millis(800);
