@@ -204,12 +204,15 @@ async fn a_sessions_record_and_room_are_read_once_until_they_change() {
     let mut s = parked_session();
     a.save_session(&s).await.unwrap();
     assert_eq!(a.room_of_session(&app(), &s.id).await.unwrap(), None);
-    // a joins it: a sees it at once.
+    // a joins it: a sees it at once, from memory (the join's write read the lookup back).
     member(&a, &r.id, &s.id, true).await;
+    let before = server.command_calls().await;
     assert_eq!(
         a.room_of_session(&app(), &s.id).await.unwrap(),
         Some(r.id.clone())
     );
+    let after = server.command_calls().await;
+    assert_eq!(after.get("get"), before.get("get"), "{after:?}");
     // Read again and again: from memory (the session once from Redis: a's own write of it
     // made a forget it).
     a.session(&app(), &s.id).await.unwrap().unwrap();

@@ -344,8 +344,9 @@ impl RedisStore {
         let mut room_keys = Vec::with_capacity(todo.len());
         // The version of each room's `past` field once written (see `room_record`).
         let mut past_versions = Vec::with_capacity(todo.len());
-        // The session lookups (`in:`) the scripts may set or clear.
+        // The session lookups (`in:`) the scripts may clear, and those they set.
         let mut lookups_written = Vec::new();
+        let mut lookups_set = Vec::new();
         // The outbox shards appended to, and their apps.
         let mut appended: Vec<(String, &AppId)> = Vec::new();
         // How many replies each write has (its lookups, then its script), and whether its room
@@ -400,9 +401,14 @@ impl RedisStore {
             pipe.add_command(self.save_command(&tag, &key, w, delta, past));
             lookups_written.extend(
                 delta
+                    .remove_sessions
+                    .iter()
+                    .map(|s| keys::session_room(&tag, s)),
+            );
+            lookups_set.extend(
+                delta
                     .add_sessions
                     .iter()
-                    .chain(&delta.remove_sessions)
                     .map(|s| keys::session_room(&tag, s)),
             );
             if again {
@@ -419,6 +425,28 @@ impl RedisStore {
                 appended.push((tag, &w.new.app));
             }
         }
+        // The lookups the scripts set are read back after them, where this process keeps
+        // sessions' lookups (`room_cache/values.rs`): Redis goes on tracking them, so the next
+        // command of a joined call finds its room from memory (its own write draws no push,
+        // NOLOOP). Only those set: a cleared one read back would be a key that no longer
+        // exists, left in Redis's tracking table until it is written again, if ever. And only
+        // with one shard, as the reads keep them (`sessions.rs`).
+        let values = self
+            .rooms
+            .as_ref()
+            .filter(|t| !t.is_cluster() && self.shards.count() == 1);
+        let read_back: Vec<(String, u64)> = match values {
+            Some(tracked) => lookups_set
+                .drain(..)
+                .map(|key| {
+                    pipe.cmd("GET").arg(&key);
+                    let token = tracked.entries().begin_value(&key);
+                    (key, token)
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        lookups_written.append(&mut lookups_set);
         // The outbox's readers wake once per shard that grew, after its scripts (a spurious
         // ring when a write lost its race is harmless): published, or where the bells follow
         // the tracked connection, heard by the other readers and rung here for this process's
@@ -437,7 +465,7 @@ impl RedisStore {
                 .map_err(unavailable)?;
         }
         let count = pipe.len();
-        let writes_count = count - published;
+        let writes_count = count - published - read_back.len();
         let replies = match &self.rooms {
             None => without_rings(
                 self.conn()
@@ -461,7 +489,25 @@ impl RedisStore {
                 // push comes for them (NOLOOP), so what this process kept of them goes, whether
                 // or not the writes were answered.
                 entries.forget_values(lookups_written.iter().map(String::as_str));
-                let (replies, tokens) = sent.map_err(unavailable)?;
+                let (mut replies, tokens) = sent
+                    .inspect_err(|_| {
+                        entries.forget_values(read_back.iter().map(|(k, _)| k.as_str()))
+                    })
+                    .map_err(unavailable)?;
+                // (A short answer is refused below, as the pipeline's.)
+                let count = if replies.len() == count {
+                    let answers = replies.drain(writes_count..writes_count + read_back.len());
+                    for ((key, token), answer) in read_back.iter().zip(answers) {
+                        match redis::from_redis_value::<Option<String>>(&answer) {
+                            Ok(value) => entries.fill_value(key, *token, value),
+                            Err(_) => entries.forget_values([key.as_str()]),
+                        }
+                    }
+                    count - read_back.len()
+                } else {
+                    entries.forget_values(read_back.iter().map(|(k, _)| k.as_str()));
+                    count
+                };
                 let (outcomes, seqs) = without_rings(replies, count, writes_count)
                     .and_then(|replies| outcomes(replies, &spans))
                     .inspect_err(|_| {
