@@ -11,7 +11,7 @@
 //! key) store the room we wrote. A script that reads has Redis track every key it *declares*
 //! (checked on redis 7.0), so the room scripts declare the room alone, which they read and then
 //! write: a write leaves nothing tracked, not the outbox, nor the session and name lookups it
-//! checks (one checked when already gone would stay in Redis's tracking table for good). An
+//! checks (one checked when already gone would stay in Redis's tracking table for good). Each
 //! write reads the room's `seq` right after its script, in the same round trip, so Redis tracks
 //! it again.
 //!

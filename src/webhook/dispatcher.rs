@@ -453,21 +453,9 @@ impl<S: Store> Dispatcher<S> {
             }
         }
         self.tasks.abort_all();
-        // Stopped: what is held is written once more if the store answers (else sent again).
-        let held = std::mem::take(&mut self.unwritten);
-        if !held.is_empty() {
-            let ahead: Vec<&str> = held.ahead.iter().map(String::as_str).collect();
-            let written = self.store.settle_outbox(
-                &self.config.app,
-                &held.attempts,
-                held.position.as_deref(),
-                &ahead,
-                &held.forget,
-            );
-            if let Err(e) = written.await {
-                tracing::warn!(error = %e, "webhook verdicts not recorded as the dispatcher stopped; those messages go again");
-            }
-        }
+        // Stopped: what is held is written if the store answers at once (once: the retries
+        // end with the stop), else those messages are sent again; no room's next one starts.
+        self.flush().await;
     }
 
     /// Reads one batch; true when it was full (more may be waiting).
@@ -633,23 +621,27 @@ impl<S: Store> Dispatcher<S> {
 
     /// Writes what is held, then lets its rooms' next events go. False when stopped.
     async fn write_held(&mut self) -> bool {
-        let held = std::mem::take(&mut self.unwritten);
-        let ahead: Vec<&str> = held.ahead.iter().map(String::as_str).collect();
-        if !self
-            .persist(
-                held.position.as_deref(),
-                &held.attempts,
-                &ahead,
-                &held.forget,
-            )
-            .await
-        {
+        let Some(rooms) = self.flush().await else {
             return false;
-        }
-        for room in held.rooms {
+        };
+        for room in rooms {
             self.start_next(room);
         }
         true
+    }
+
+    /// Writes what is held; the rooms whose next events waited for it (`None`: stopped).
+    async fn flush(&mut self) -> Option<Vec<RoomId>> {
+        let held = std::mem::take(&mut self.unwritten);
+        let ahead: Vec<&str> = held.ahead.iter().map(String::as_str).collect();
+        self.persist(
+            held.position.as_deref(),
+            &held.attempts,
+            &ahead,
+            &held.forget,
+        )
+        .await
+        .then_some(held.rooms)
     }
 
     /// Takes the settled prefix off the window: the position after its last entry is the new

@@ -61,6 +61,7 @@ impl Unseen {
         long
     }
 
+    /// `rec` is in its room, or its room is gone: no longer missing.
     fn found(&self, rec: Uuid) {
         let mut seen = self.0.lock().unwrap_or_else(|p| p.into_inner());
         if !seen.is_empty() {
@@ -200,11 +201,13 @@ impl<S: Store> Rooms<S> {
         let due = room
             .as_ref()
             .and_then(|r| r.recording_by_id(rec_id).map(|rec| parts::due(r, rec, now)));
-        match (&room, &due) {
-            // Not written into its room yet (or never, its start refused): given time.
-            (Some(_), None) if !self.unseen.missing_long(rec_id) => return Ok(false),
-            (Some(_), Some(_)) => self.unseen.found(rec_id),
-            _ => {}
+        // Not written into its room yet (or never, its start refused): given time.
+        if room.is_some() && due.is_none() {
+            if !self.unseen.missing_long(rec_id) {
+                return Ok(false);
+            }
+        } else {
+            self.unseen.found(rec_id);
         }
         let copy = match due {
             Some(Due::Copy(copy)) => copy,

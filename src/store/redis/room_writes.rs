@@ -349,12 +349,13 @@ impl RedisStore {
         let mut lookups_set = Vec::new();
         // The outbox shards appended to, and their apps.
         let mut appended: Vec<(String, &AppId)> = Vec::new();
-        // How many replies each write has (its lookups, then its script), and whether its room
-        // is read again after it (see below).
+        // How many replies each write has (its lookups, then its script; then its `seq` read
+        // again, `read_seq`, below).
         let mut spans = Vec::with_capacity(todo.len());
         // The global lookups live in slots of their own: on a cluster's master connection they
         // go first, through the cluster client.
         let apart = self.rooms.as_ref().is_some_and(|t| t.is_cluster());
+        let read_seq = self.rooms.is_some();
         let mut lookups = redis::pipe();
         for &i in todo {
             let (w, delta) = (&writes[i], &deltas[i]);
@@ -389,7 +390,6 @@ impl RedisStore {
             // their rooms untracked, sparing Redis a tracking-table insert and removal each, and
             // the API's next command on the room then read it back whole: `HMGET` 0.97 -> 0.65
             // per event in `event_cost`, docs/benchmarks.md.)
-            let again = self.rooms.is_some();
             // The past participations go only when the record does not hold them already.
             let saved = self
                 .rooms
@@ -411,7 +411,7 @@ impl RedisStore {
                     .iter()
                     .map(|s| keys::session_room(&tag, s)),
             );
-            if again {
+            if read_seq {
                 pipe.cmd("HGET").arg(&key).arg("seq");
             }
             let refs = if apart {
@@ -419,45 +419,41 @@ impl RedisStore {
             } else {
                 delta.add_refs.len() + delta.drop_refs.len()
             };
-            spans.push((refs + 1, again));
+            spans.push(refs + 1);
             room_keys.push(key);
             if !w.events.is_empty() && !appended.iter().any(|(t, _)| *t == tag) {
                 appended.push((tag, &w.new.app));
+            }
+        }
+        let writes_count = pipe.len();
+        // The outbox's readers wake once per shard that grew, after its scripts (a spurious
+        // ring when a write lost its race is harmless): published, or where the bells follow
+        // the tracked connection, heard by the other readers and rung here for this process's
+        // own (`outbox_bells.rs`).
+        for (tag, _) in &appended {
+            if self.publishes(tag) {
+                pipe.add_command(self.publish(tag));
             }
         }
         // The lookups the scripts set are read back after them, where this process keeps
         // sessions' lookups (`room_cache/values.rs`): Redis goes on tracking them, so the next
         // command of a joined call finds its room from memory (its own write draws no push,
         // NOLOOP). Only those set: a cleared one read back would be a key that no longer
-        // exists, left in Redis's tracking table until it is written again, if ever. And only
-        // with one shard, as the reads keep them (`sessions.rs`).
-        let values = self
-            .rooms
-            .as_ref()
-            .filter(|t| !t.is_cluster() && self.shards.count() == 1);
-        let read_back: Vec<(String, u64)> = match values {
+        // exists, left in Redis's tracking table until it is written again, if ever.
+        let read_back: Vec<(String, u64)> = match self.lookups_cache() {
             Some(tracked) => lookups_set
-                .drain(..)
+                .into_iter()
                 .map(|key| {
                     pipe.cmd("GET").arg(&key);
                     let token = tracked.entries().begin_value(&key);
                     (key, token)
                 })
                 .collect(),
-            None => Vec::new(),
-        };
-        lookups_written.append(&mut lookups_set);
-        // The outbox's readers wake once per shard that grew, after its scripts (a spurious
-        // ring when a write lost its race is harmless): published, or where the bells follow
-        // the tracked connection, heard by the other readers and rung here for this process's
-        // own (`outbox_bells.rs`).
-        let mut published = 0;
-        for (tag, _) in &appended {
-            if self.publishes(tag) {
-                pipe.add_command(self.publish(tag));
-                published += 1;
+            None => {
+                lookups_written.append(&mut lookups_set);
+                Vec::new()
             }
-        }
+        };
         if !lookups.is_empty() {
             lookups
                 .query_async::<()>(&mut self.conn())
@@ -465,7 +461,6 @@ impl RedisStore {
                 .map_err(unavailable)?;
         }
         let count = pipe.len();
-        let writes_count = count - published - read_back.len();
         let replies = match &self.rooms {
             None => without_rings(
                 self.conn()
@@ -489,27 +484,22 @@ impl RedisStore {
                 // push comes for them (NOLOOP), so what this process kept of them goes, whether
                 // or not the writes were answered.
                 entries.forget_values(lookups_written.iter().map(String::as_str));
-                let (mut replies, tokens) = sent
-                    .inspect_err(|_| {
-                        entries.forget_values(read_back.iter().map(|(k, _)| k.as_str()))
-                    })
-                    .map_err(unavailable)?;
-                // (A short answer is refused below, as the pipeline's.)
-                let count = if replies.len() == count {
-                    let answers = replies.drain(writes_count..writes_count + read_back.len());
-                    for ((key, token), answer) in read_back.iter().zip(answers) {
-                        match redis::from_redis_value::<Option<String>>(&answer) {
-                            Ok(value) => entries.fill_value(key, *token, value),
-                            Err(_) => entries.forget_values([key.as_str()]),
-                        }
+                // The lookups read back, last in the pipeline: kept, or forgotten unanswered.
+                let answers = sent
+                    .as_ref()
+                    .ok()
+                    .and_then(|(replies, _)| replies.get(count - read_back.len()..count));
+                for (n, (key, token)) in read_back.iter().enumerate() {
+                    let value =
+                        answers.and_then(|a| redis::from_redis_value::<Option<String>>(&a[n]).ok());
+                    match value {
+                        Some(value) => entries.fill_value(key, *token, value),
+                        None => entries.forget_values([key.as_str()]),
                     }
-                    count - read_back.len()
-                } else {
-                    entries.forget_values(read_back.iter().map(|(k, _)| k.as_str()));
-                    count
-                };
+                }
+                let (replies, tokens) = sent.map_err(unavailable)?;
                 let (outcomes, seqs) = without_rings(replies, count, writes_count)
-                    .and_then(|replies| outcomes(replies, &spans))
+                    .and_then(|replies| outcomes(replies, &spans, read_seq))
                     .inspect_err(|_| {
                         for key in &room_keys {
                             entries.forget(key);
@@ -537,7 +527,7 @@ impl RedisStore {
                 return Ok(outcomes);
             }
         };
-        outcomes(replies, &spans).map(|(replies, _)| replies)
+        outcomes(replies, &spans, false).map(|(replies, _)| replies)
     }
 
     /// `EVALSHA` of the save script for one room.
@@ -681,15 +671,16 @@ fn without_rings(
     Ok(replies)
 }
 
-/// Reads each write's replies (`spans[i].0` of them: lookups, then the script's answer; then,
-/// when `spans[i].1`, the room's `seq` read again), and the `seq` each read again found
+/// Reads each write's replies (`spans[i]` of them: lookups, then the script's answer; then,
+/// with `read_seq`, the room's `seq` read again), and the `seq` each read again found
 /// (`None`: not read; `Some(0)`: gone or unreadable).
 #[allow(clippy::type_complexity)]
 fn outcomes(
     replies: Vec<Value>,
-    spans: &[(usize, bool)],
+    spans: &[usize],
+    read_seq: bool,
 ) -> Result<(Vec<Reply>, Vec<Option<u64>>), StoreError> {
-    let total: usize = spans.iter().map(|(n, again)| n + usize::from(*again)).sum();
+    let total: usize = spans.iter().map(|n| n + usize::from(read_seq)).sum();
     if replies.len() != total {
         return Err(StoreError::Unavailable(format!(
             "Redis answered a pipeline of {} commands with {} replies",
@@ -700,7 +691,7 @@ fn outcomes(
     let mut replies = replies.into_iter();
     let mut out = Vec::with_capacity(spans.len());
     let mut seqs = Vec::with_capacity(spans.len());
-    for &(span, again) in spans {
+    for &span in spans {
         let mut failed = None;
         let mut last = Value::Nil;
         for _ in 0..span {
@@ -719,7 +710,7 @@ fn outcomes(
             (None, Value::ServerError(_)) => Reply::NoScript,
             (None, other) => Reply::Failed(format!("unexpected answer to a room save: {other:?}")),
         });
-        seqs.push(again.then(|| {
+        seqs.push(read_seq.then(|| {
             replies
                 .next()
                 .and_then(|v| redis::from_redis_value::<Option<u64>>(&v).ok().flatten())

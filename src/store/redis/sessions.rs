@@ -64,6 +64,14 @@ impl RedisStore {
         self.rooms.as_deref().filter(|t| !t.is_cluster())
     }
 
+    /// Where sessions' room lookups are kept: the values cache, with one shard only. With more,
+    /// every lookup of a session but its room's own never exists, and a key read under
+    /// tracking that nobody ever writes stays in Redis's tracking table for good (the soak's
+    /// leak of before).
+    pub(super) fn lookups_cache(&self) -> Option<&crate::store::room_cache::Tracked> {
+        self.values_cache().filter(|_| self.shards.count() == 1)
+    }
+
     pub(super) async fn get_session_app(
         &self,
         id: &SessionId,
@@ -179,10 +187,7 @@ impl RedisStore {
     ) -> Result<Option<RoomId>, StoreError> {
         // The lookup lives with the room, in whichever shard that is.
         let lookups = self.in_every_shard(app, |tag| keys::session_room(tag, id));
-        // Kept only with one shard: with more, every lookup but the room's own never exists,
-        // and a key read under tracking that nobody ever writes stays in Redis's tracking table
-        // for good (the soak's leak of before).
-        let kept = self.values_cache().filter(|_| lookups.len() == 1);
+        let kept = self.lookups_cache();
         let rooms: Vec<Option<String>> = match kept {
             Some(tracked) => {
                 let reads: Vec<(&str, redis::Cmd)> = lookups
