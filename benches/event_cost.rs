@@ -10,7 +10,9 @@
 //! - the first instance's CPU per API command, less what its own applying cost at the second's
 //!   rate (the API command, its webhook delivery);
 //! - Redis's CPU (`INFO cpu`), its socket reads and writes (`INFO stats`: its round trips),
-//!   and its commands (`INFO commandstats`), with the breakdown by command.
+//!   and its commands (`INFO commandstats`), with the breakdown by command;
+//! - the floor, measured in the same run before the load: Redis's CPU per lone round trip (a
+//!   `PING` at about the pace of the load's round trips), and the event's Redis CPU in those.
 //!
 //! `cargo bench --bench event_cost` (needs redis-server). `EVENT_COST_SECS` (default 30) and
 //! `EVENT_COST_RATE` (commands a second, default 200) change the window and the load. Without
@@ -148,6 +150,26 @@ async fn redis_figures(conn: &mut redis::aio::MultiplexedConnection) -> RedisFig
     }
 }
 
+/// Redis's CPU per lone round trip: `PING`s at `per_sec` from one connection for `window`,
+/// each waiting for its answer (µs per `PING`).
+async fn round_trip_floor(
+    conn: &mut redis::aio::MultiplexedConnection,
+    per_sec: u64,
+    window: Duration,
+) -> f64 {
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / per_sec.max(1) as f64));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let before = redis_figures(conn).await.cpu;
+    let began = Instant::now();
+    let mut pings = 0u64;
+    while began.elapsed() < window {
+        tick.tick().await;
+        let _: redis::RedisResult<String> = redis::cmd("PING").query_async(conn).await;
+        pings += 1;
+    }
+    (redis_figures(conn).await.cpu - before) * 1e6 / pings.max(1) as f64
+}
+
 /// `redis-cli monitor` of the Redis at `url`, written to `file`.
 fn monitor_redis(url: &str, file: &str) -> std::process::Child {
     let port = url
@@ -202,6 +224,15 @@ async fn run() -> anyhow::Result<()> {
             .await?,
         );
     }
+    // The floor, in the same run: what one lone round trip costs Redis at this load's pace
+    // (a PING from one connection every 1/(6·rate) s, about the round trips the load makes, on
+    // the Redis the load then uses, before anything else runs on it).
+    let floor = {
+        let mut conn = redis::Client::open(redis.url())?
+            .get_multiplexed_async_connection()
+            .await?;
+        round_trip_floor(&mut conn, rate * 6, Duration::from_secs(5)).await
+    };
     let (hook, received) = receiver().await?;
     let dir = std::env::temp_dir().join(format!("switchyard-event-cost-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
@@ -387,6 +418,10 @@ async fn run() -> anyhow::Result<()> {
         api_cost * 1e6
     );
     println!("| Redis server CPU | {:.0} µs |", us(redis_cpu));
+    println!(
+        "| Redis CPU of one lone round trip at this pace (PING, same run, before the load) | {floor:.1} µs: the event costs {:.1} of them |",
+        us(redis_cpu) / floor.max(0.001)
+    );
     println!("| Redis commands | {:.1} |", total_calls / events.max(1.0));
     println!(
         "| Redis socket reads / writes (round trips; a write carries a reply or a push) | {:.2} / {:.2} |",

@@ -17,6 +17,7 @@ mod layout;
 mod live;
 mod outbox;
 mod outbox_bells;
+mod read_ahead;
 mod reads;
 mod replicated;
 mod room_record;
@@ -86,6 +87,8 @@ pub struct RedisStore {
     replication: Option<replicated::Replication>,
     /// The sessions' apps this process has read or written ([`sessions::SessionApps`]).
     session_apps: sessions::SessionApps,
+    /// The outbox entries this process's writes read ahead of its readers ([`read_ahead`]).
+    read_ahead: read_ahead::ReadAhead,
     /// Stops following the sentinels' announcements.
     _following: tokio_util::sync::DropGuard,
 }
@@ -165,6 +168,7 @@ impl RedisStore {
             switches,
             replication,
             session_apps: sessions::SessionApps::default(),
+            read_ahead: read_ahead::ReadAhead::default(),
             _following: following.drop_guard(),
         })
     }

@@ -370,6 +370,116 @@ async fn outbox_reads(server: &RedisServer) -> u64 {
         .unwrap_or(0)
 }
 
+/// A caught-up reader (the webhook dispatcher) reads the outbox each time its bell rings: one
+/// round trip per append. After an append by a room write of its own process, the write read
+/// the outbox ahead for it in its own round trip, so the reader's read costs Redis nothing. An
+/// append by another instance is never skipped: its push rings the bell again, and the reader
+/// reads Redis.
+#[tokio::test]
+async fn a_readers_read_after_its_own_processs_append_was_read_ahead_by_the_write() {
+    let server = RedisServer::start();
+    let store = RedisStore::connect(&server.url()).await.unwrap();
+    let other = RedisStore::connect(&server.url()).await.unwrap();
+    let mut w = store.outbox_watch(&app());
+    timeout(Duration::from_secs(5), w.live()).await.unwrap();
+    let mut room = TestRoom::create(&store, "ahead").await;
+    w.seen();
+    let caught_up = store.outbox(&app(), None, 100).await.unwrap();
+    let mut cursor = caught_up
+        .last()
+        .expect("the room's creation")
+        .position
+        .clone();
+    for n in 0..5 {
+        room.emit(
+            &store,
+            EventKind::MemberMuted,
+            serde_json::json!({ "n": n }),
+        )
+        .await;
+        rung(&mut w, "this process's append").await;
+        w.seen();
+        let reads = outbox_reads(&server).await;
+        let got = store.outbox(&app(), Some(&cursor), 100).await.unwrap();
+        assert_eq!(
+            outbox_reads(&server).await,
+            reads,
+            "read {n} after this process's own append went to Redis"
+        );
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!(got[0].event.data["n"], n);
+        cursor = got[0].position.clone();
+    }
+    // Three appends before the reader reads, in batches of two: each write read ahead all
+    // that followed the reader, and the last one's read serves both batches.
+    for n in 5..8 {
+        room.emit(
+            &store,
+            EventKind::MemberMuted,
+            serde_json::json!({ "n": n }),
+        )
+        .await;
+    }
+    rung(&mut w, "this process's appends").await;
+    w.seen();
+    let reads = outbox_reads(&server).await;
+    let first = store.outbox(&app(), Some(&cursor), 2).await.unwrap();
+    let second = store
+        .outbox(&app(), Some(&first[1].position), 2)
+        .await
+        .unwrap();
+    assert_eq!(outbox_reads(&server).await, reads);
+    let ns: Vec<&serde_json::Value> = first
+        .iter()
+        .chain(&second)
+        .map(|e| &e.event.data["n"])
+        .collect();
+    assert_eq!(ns, [5, 6, 7]);
+    cursor = second[0].position.clone();
+    // Another instance appends after this process's write: both are read, from Redis.
+    room.emit(
+        &store,
+        EventKind::MemberMuted,
+        serde_json::json!({ "n": "ours" }),
+    )
+    .await;
+    rung(&mut w, "this process's append").await;
+    w.seen();
+    other
+        .append_outbox(&app(), &[event(&room, EventKind::MemberUnmuted)])
+        .await
+        .unwrap();
+    rung(&mut w, "another instance's append").await;
+    w.seen();
+    let reads = outbox_reads(&server).await;
+    let got = store.outbox(&app(), Some(&cursor), 100).await.unwrap();
+    assert_eq!(outbox_reads(&server).await, reads + 1);
+    let kinds: Vec<EventKind> = got.iter().map(|e| e.event.kind).collect();
+    assert_eq!(kinds, [EventKind::MemberMuted, EventKind::MemberUnmuted]);
+    cursor = got[1].position.clone();
+    // And the bell still follows the other instance's appends (the reads ahead have Redis
+    // track the outbox for this process).
+    room.emit(
+        &store,
+        EventKind::MemberMuted,
+        serde_json::json!({ "n": "last" }),
+    )
+    .await;
+    rung(&mut w, "this process's append").await;
+    w.seen();
+    let got = store.outbox(&app(), Some(&cursor), 100).await.unwrap();
+    assert_eq!(got.len(), 1, "{got:?}");
+    cursor = got[0].position.clone();
+    other
+        .append_outbox(&app(), &[event(&room, EventKind::MemberUnmuted)])
+        .await
+        .unwrap();
+    rung(&mut w, "another instance's append after a read ahead").await;
+    let got = store.outbox(&app(), Some(&cursor), 100).await.unwrap();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].event.kind, EventKind::MemberUnmuted);
+}
+
 /// Counts the SSE events a streaming body delivers.
 fn count_events(mut body: Body, seen: Arc<AtomicUsize>) {
     tokio::spawn(async move {

@@ -20,6 +20,11 @@ impl RedisStore {
         limit: usize,
     ) -> Result<Vec<OutboxEntry>, StoreError> {
         let tags = self.shards.tags(app);
+        // Read ahead by this process's own write, in its pipeline (`read_ahead.rs`).
+        let ahead = tags.len() == 1 && self.bells_tracked().is_some();
+        if ahead && let Some(entries) = self.read_ahead.take(&self.bells, app, after, limit) {
+            return Ok(entries);
+        }
         let mut position = match after {
             None => Position::start(tags.len()),
             Some(a) => Position::parse(a)
@@ -70,7 +75,7 @@ impl RedisStore {
         merged.sort_by_key(|(at, k, _)| (*at, *k));
         merged.truncate(limit);
         let one = tags.len() == 1;
-        Ok(merged
+        let entries: Vec<OutboxEntry> = merged
             .into_iter()
             .map(|(at, k, event)| {
                 position.set(k, at);
@@ -85,7 +90,11 @@ impl RedisStore {
                     event,
                 }
             })
-            .collect())
+            .collect();
+        if ahead {
+            self.read_ahead.read(app, after, &entries);
+        }
+        Ok(entries)
     }
 
     /// Drops each shard's entries before the position's entry in it.
