@@ -297,6 +297,22 @@ async fn run() -> anyhow::Result<()> {
     )
     .await;
 
+    // `EVENT_COST_ROUTE=owner`: each command goes to the instance that applies its node's
+    // events (as if the API forwarded it there), not all to the first.
+    let by_owner = std::env::var("EVENT_COST_ROUTE").is_ok_and(|r| r == "owner");
+    let mut second_nodes: Vec<String> = Vec::new();
+    if by_owner {
+        let (_, body) = api2.call("GET", "/readyz", None).await;
+        second_nodes = body["applies_events"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|n| n.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
+        println!("  routed to the owner: the second applies {second_nodes:?}");
+    }
     // The load: one command every 1/rate s, the sessions in turn, each going through join,
     // unmute, mute, leave. Every command is sent on its own task (the pace holds whatever the
     // answers take).
@@ -346,7 +362,11 @@ async fn run() -> anyhow::Result<()> {
             Step::Mute => ("mute", json!({})),
             Step::Leave => ("leave", json!({})),
         };
-        let (api, answers) = (api.clone(), answers.clone());
+        let to_second = second_nodes.iter().any(|n| session.starts_with(n.as_str()));
+        let (api, answers) = (
+            if to_second { api2.clone() } else { api.clone() },
+            answers.clone(),
+        );
         let counted = before.is_some();
         sent += 1;
         tokio::spawn(async move {

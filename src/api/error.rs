@@ -171,6 +171,10 @@ impl From<NodeError> for ApiError {
                 error: "Media node is draining".into(),
                 detail: json!({ "node": node }),
             },
+            NodeError::Busy(node) => ApiError::Unavailable {
+                error: "Media node busy: too many commands in flight".into(),
+                detail: json!({ "node": node }),
+            },
             NodeError::Unavailable(node) | NodeError::Unknown(node) => ApiError::Unavailable {
                 error: "Media node unavailable".into(),
                 detail: json!({ "node": node }),

@@ -25,6 +25,9 @@ use crate::esl::{ApiCommand, ApiReply, Client, ClientError};
 /// Command connections per node unless configured: a command the node is slow to answer then
 /// holds up few others.
 pub const DEFAULT_COMMAND_CONNECTIONS: usize = 4;
+/// Commands one instance may have waiting on one node (`[limits] node_commands_in_flight`):
+/// with four connections at about a millisecond a command, a quarter of a second of queue.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 256;
 /// See [`NodeConfig::talking_interval`].
 pub const DEFAULT_TALKING_INTERVAL: Duration = Duration::from_millis(200);
 
@@ -55,6 +58,10 @@ pub struct NodeConfig {
     /// Joins not confirmed within this time fail.
     pub join_timeout: Duration,
     pub command_timeout: Duration,
+    /// The most commands this instance has in flight to the node at once (0: no bound): one
+    /// more is refused at once (`NodeError::Busy`, 503), not queued behind a node that answers
+    /// late, where it would hold its request's memory until `command_timeout`.
+    pub max_in_flight: usize,
     /// The directory on the node where room recordings are written.
     pub recordings_dir: String,
     /// Where this controller reads those files (a shared volume); `None`: the same path.
@@ -104,6 +111,7 @@ impl NodeConfig {
             settle_resync: Duration::from_secs(2),
             join_timeout: Duration::from_secs(10),
             command_timeout: Duration::from_secs(10),
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             recordings_dir: "/var/lib/freeswitch/recordings/switchyard".into(),
             recordings_local_dir: None,
             talking_interval: DEFAULT_TALKING_INTERVAL,
@@ -255,6 +263,9 @@ pub enum NodeError {
     Timeout,
     #[error("unknown media node {0}")]
     Unknown(String),
+    /// This instance has `max_in_flight` commands waiting on the node already.
+    #[error("media node {0} has too many commands in flight")]
+    Busy(String),
 }
 
 /// A live link to a node: its state and its command connections.
@@ -277,6 +288,8 @@ pub struct NodeHandle {
     owns: watch::Receiver<bool>,
     /// What this instance's reconciler of the node counted.
     stats: Arc<reconciler::Stats>,
+    /// One permit per command in flight to the node ([`NodeConfig::max_in_flight`]).
+    in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 impl NodeHandle {
@@ -287,6 +300,10 @@ impl NodeHandle {
         owns: watch::Receiver<bool>,
         stats: Arc<reconciler::Stats>,
     ) -> NodeHandle {
+        let permits = match config.max_in_flight {
+            0 => tokio::sync::Semaphore::MAX_PERMITS,
+            n => n,
+        };
         NodeHandle {
             config,
             link,
@@ -294,7 +311,27 @@ impl NodeHandle {
             effects,
             owns,
             stats,
+            in_flight: Arc::new(tokio::sync::Semaphore::new(permits)),
         }
+    }
+
+    /// Refuses at once when the node has `max_in_flight` commands of this instance waiting
+    /// already: checked before a command's intent is written, so a command that would be
+    /// refused costs the store nothing.
+    pub fn has_room_for_a_command(&self) -> Result<(), NodeError> {
+        match self.in_flight.available_permits() {
+            0 => Err(self.busy()),
+            _ => Ok(()),
+        }
+    }
+
+    fn busy(&self) -> NodeError {
+        NodeError::Busy(self.config.prefix.to_string())
+    }
+
+    /// A permit for one command in flight, or `Busy` at once.
+    fn permit(&self) -> Result<tokio::sync::SemaphorePermit<'_>, NodeError> {
+        self.in_flight.try_acquire().map_err(|_| self.busy())
     }
 
     /// What this instance's reconciler of the node counted (all zero where another instance
@@ -373,6 +410,7 @@ impl NodeHandle {
     /// Runs an API command on one of the node's command connections.
     pub async fn api(&self, command: &ApiCommand) -> Result<ApiReply, NodeError> {
         let client = self.client()?;
+        let _permit = self.permit()?;
         client.api(command).await.map_err(|e| self.error(e))
     }
 
@@ -402,6 +440,7 @@ impl NodeHandle {
     /// Runs a slow command in the background (`bgapi`), resolved by its BACKGROUND_JOB.
     pub async fn bgapi(&self, command: &ApiCommand) -> Result<ApiReply, NodeError> {
         let client = self.client()?;
+        let _permit = self.permit()?;
         client.bgapi(command).await.map_err(|e| self.error(e))
     }
 

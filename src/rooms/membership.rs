@@ -45,6 +45,8 @@ impl<S: Store> Rooms<S> {
             return self.join_across(app, &s, &room, command_uid, join_as).await;
         }
         let node = self.pool.get(&room.node)?;
+        // Refused before its intent is written when the node has enough waiting.
+        node.has_room_for_a_command()?;
         let cmd = commands::join(
             session.channel(),
             room_id,
@@ -237,6 +239,8 @@ impl<S: Store> Rooms<S> {
         kick: bool,
     ) -> Result<Room, ServiceError> {
         let node = self.pool.get(&room.node)?;
+        // Refused before its intent is written when the node has enough waiting.
+        node.has_room_for_a_command()?;
         let exit = member
             .exit()
             .ok_or_else(|| ServiceError::from(ops::OpError::StillJoining))?;
@@ -291,6 +295,8 @@ impl<S: Store> Rooms<S> {
         }
         let (_, member_id, repeat) = checked?;
         let node = self.pool.get(&room.node)?;
+        // Refused before its intent is written when the node has enough waiting.
+        node.has_room_for_a_command()?;
         let cmd = match (switch, on) {
             (Switch::Hold, true) => {
                 commands::hold(&room.id, member_id, music.unwrap_or(HOLD_MUSIC))
@@ -339,6 +345,8 @@ impl<S: Store> Rooms<S> {
         let op = Uuid::new_v4();
         let (_, member_id) = ops::request_announce(&mut room.clone(), channel, op, now_micros())?;
         let node = self.pool.get(&room.node)?;
+        // Refused before its intent is written when the node has enough waiting.
+        node.has_room_for_a_command()?;
         let cmds = commands::play_tagged(&room.id, &op, file, Some(member_id), node.speech())
             .map_err(invalid)?;
         self.cool(app, CooldownGroup::ConferenceAnnounce, session.as_str())

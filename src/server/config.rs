@@ -331,6 +331,9 @@ pub struct Limits {
     pub conference_mute_ms: u64,
     /// How long a node has to answer a command.
     pub command_timeout_ms: u64,
+    /// Commands this instance may have waiting on one node at once; one more is answered 503
+    /// at once (0: no bound).
+    pub node_commands_in_flight: usize,
     /// A join not confirmed by add-member within this time fails.
     pub join_timeout_ms: u64,
     /// The shortest time between two talking webhooks of a room (see `talking_events`); 0:
@@ -420,6 +423,7 @@ impl Default for Limits {
             conference_ms: c.conference.as_millis() as u64,
             conference_mute_ms: c.conference_mute.as_millis() as u64,
             command_timeout_ms: 5000,
+            node_commands_in_flight: crate::node::DEFAULT_MAX_IN_FLIGHT,
             join_timeout_ms: 10_000,
             talking_interval_ms: crate::node::DEFAULT_TALKING_INTERVAL.as_millis() as u64,
         }
@@ -606,6 +610,7 @@ impl Config {
                 c.gateway = n.gateway.clone();
                 c.node_sip = n.node_sip;
                 c.command_timeout = Duration::from_millis(self.limits.command_timeout_ms);
+                c.max_in_flight = self.limits.node_commands_in_flight;
                 c.join_timeout = Duration::from_millis(self.limits.join_timeout_ms);
                 c.talking_interval = Duration::from_millis(self.limits.talking_interval_ms);
                 Some(c)

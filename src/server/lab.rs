@@ -32,6 +32,8 @@ pub struct LabOptions {
     pub api: ApiOptions,
     pub join_timeout: Duration,
     pub command_timeout: Duration,
+    /// See [`crate::node::NodeConfig::max_in_flight`].
+    pub node_commands_in_flight: usize,
     /// How long a URL plays on the simulated nodes.
     pub play_duration: Duration,
     /// Where every lab app's webhooks go, and what they are signed with (private addresses
@@ -62,6 +64,7 @@ impl Default for LabOptions {
             api: ApiOptions::default(),
             join_timeout: Duration::from_secs(10),
             command_timeout: Duration::from_secs(5),
+            node_commands_in_flight: crate::node::DEFAULT_MAX_IN_FLIGHT,
             play_duration: Duration::from_secs(3),
             webhook: None,
             recordings_dir: std::env::temp_dir().join("switchyard-lab-recordings"),
@@ -101,6 +104,7 @@ impl<S: Store> Lab<S> {
             config.node_sip = sim.node_sip();
             config.join_timeout = options.join_timeout;
             config.command_timeout = options.command_timeout;
+            config.max_in_flight = options.node_commands_in_flight;
             config.silence_timeout = Duration::from_secs(15);
             config.recordings_dir = options.recordings_dir.to_string_lossy().into_owned();
             config.talking_interval = options.talking_interval;

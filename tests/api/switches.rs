@@ -439,3 +439,96 @@ async fn a_members_levels_are_set_on_the_node_shown_and_told_once_each() {
         StatusCode::FORBIDDEN,
     );
 }
+
+/// A node that answers late holds the commands sent to it. Past `node_commands_in_flight`
+/// waiting on it, one more is refused at once (503 with `Retry-After`), not queued to hold its
+/// request until `command_timeout`; the refused members stay as they were (nothing is left
+/// asked of them) and are asked again once the node keeps up, and the accepted commands are
+/// carried out.
+#[tokio::test]
+async fn past_the_commands_a_node_may_have_waiting_one_more_is_refused_at_once() {
+    use futures_util::StreamExt;
+    use futures_util::stream::FuturesUnordered;
+
+    let t = TestLab::start(
+        MemoryStore::new(),
+        switchyard::server::lab::LabOptions {
+            node_commands_in_flight: 2,
+            command_timeout: std::time::Duration::from_secs(10),
+            ..options()
+        },
+    )
+    .await;
+    let room = t.room(A, "busy").await;
+    let mut sessions = Vec::new();
+    for n in 0..4 {
+        let s = t.call(A, &format!("100{n}")).await;
+        t.joined(A, &room, &s).await;
+        sessions.push(s);
+    }
+    let muted = |s: &str| {
+        let (t, room, s) = (&t, room.clone(), s.to_owned());
+        async move {
+            t.members(A, &room)
+                .await
+                .iter()
+                .find(|m| m["uuid"] == s.as_str())
+                .map(|m| m["muted"].clone())
+        }
+    };
+    t.sim()
+        .delay_api(Some(std::time::Duration::from_millis(1500)));
+    // Four unmutes at once, taken in the order they are answered: the two the node has room
+    // for wait for its answers, the other two are refused first.
+    let lab = &t;
+    let mut asked: FuturesUnordered<_> = sessions
+        .iter()
+        .map(|s| async move { (s.clone(), lab.command(A, s, "conference/unmute").await) })
+        .collect();
+    let mut answered = Vec::new();
+    while let Some(answer) = asked.next().await {
+        answered.push(answer);
+    }
+    let statuses: Vec<StatusCode> = answered.iter().map(|(_, r)| r.status).collect();
+    use StatusCode as S;
+    assert_eq!(
+        statuses,
+        [
+            S::SERVICE_UNAVAILABLE,
+            S::SERVICE_UNAVAILABLE,
+            S::ACCEPTED,
+            S::ACCEPTED
+        ],
+        "{answered:?}"
+    );
+    let node = t.lab.state.rooms().pool().nodes()[0]
+        .config
+        .prefix
+        .to_string();
+    for (_, r) in &answered[..2] {
+        assert_eq!(r.headers["retry-after"], "1", "{r:?}");
+        assert_eq!(
+            r.body["error"], "Media node busy: too many commands in flight",
+            "{r:?}"
+        );
+        assert_eq!(r.body["detail"]["node"], node.as_str(), "{r:?}");
+    }
+    t.sim().delay_api(None);
+    for (s, _) in &answered[2..] {
+        eventually("an accepted unmute is confirmed", || async {
+            muted(s).await == Some(json!(false))
+        })
+        .await;
+    }
+    // The refused ones are as they were, and nothing is pending for them: asked again, each is
+    // accepted and carried out.
+    for (s, _) in &answered[..2] {
+        assert_eq!(muted(s).await, Some(json!(true)));
+        let r = t.patiently(A, s, "conference/unmute").await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+        eventually("the unmute asked again is confirmed", || async {
+            muted(s).await == Some(json!(false))
+        })
+        .await;
+    }
+}

@@ -410,17 +410,19 @@ async fn a_readers_read_after_its_own_processs_append_was_read_ahead_by_the_writ
         assert_eq!(got[0].event.data["n"], n);
         cursor = got[0].position.clone();
     }
-    // Three appends before the reader reads, in batches of two: each write read ahead all
-    // that followed the reader, and the last one's read serves both batches.
-    for n in 5..8 {
-        room.emit(
-            &store,
-            EventKind::MemberMuted,
-            serde_json::json!({ "n": n }),
-        )
-        .await;
-    }
-    rung(&mut w, "this process's appends").await;
+    // One write of three events, read in batches of two: both from what it read ahead.
+    let old = room.room.clone();
+    room.room.seq += 1;
+    room.room.updated_at += 1_000_000;
+    let three: Vec<DomainEvent> = (5..8)
+        .map(|n| DomainEvent {
+            seq: room.room.seq,
+            data: serde_json::json!({ "n": n }),
+            ..event(&room, EventKind::MemberMuted)
+        })
+        .collect();
+    store.save_room(&old, &room.room, &three).await.unwrap();
+    rung(&mut w, "this process's three appends").await;
     w.seen();
     let reads = outbox_reads(&server).await;
     let first = store.outbox(&app(), Some(&cursor), 2).await.unwrap();
@@ -436,6 +438,25 @@ async fn a_readers_read_after_its_own_processs_append_was_read_ahead_by_the_writ
         .collect();
     assert_eq!(ns, [5, 6, 7]);
     cursor = second[0].position.clone();
+    // Five writes before the reader reads (a high rate): the first reads ahead, the others do
+    // not (each would read all that followed the reader again), and the reader, whose bell
+    // rang five times since, reads Redis: two reads, not five.
+    let reads = outbox_reads(&server).await;
+    for n in 8..13 {
+        room.emit(
+            &store,
+            EventKind::MemberMuted,
+            serde_json::json!({ "n": n }),
+        )
+        .await;
+    }
+    rung(&mut w, "this process's five appends").await;
+    w.seen();
+    let got = store.outbox(&app(), Some(&cursor), 100).await.unwrap();
+    assert_eq!(outbox_reads(&server).await, reads + 2);
+    let ns: Vec<&serde_json::Value> = got.iter().map(|e| &e.event.data["n"]).collect();
+    assert_eq!(ns, [8, 9, 10, 11, 12]);
+    cursor = got[4].position.clone();
     // Another instance appends after this process's write: both are read, from Redis.
     room.emit(
         &store,

@@ -26,8 +26,9 @@ use crate::store::bell::Bells;
 use crate::store::{OutboxEntry, Position, StoreError, entry_id, outbox_order};
 
 /// How many entries a write reads ahead at most: a read that finds this many is not kept (more
-/// may follow; the reader reads them itself).
-const AHEAD: usize = 64;
+/// may follow; the reader reads them itself). A caught-up reader at a low rate is one or two
+/// entries behind; a reader further behind is not helped.
+const AHEAD: usize = 16;
 
 /// Per app: where its readers in this process stand, and what was read ahead of them.
 #[derive(Default)]
@@ -41,6 +42,11 @@ struct Standing {
     tail: Option<String>,
     /// Entries after `tail` read by a write, valid while the bell's count is `rings`.
     ahead: Option<Ahead>,
+    /// A write has planned its read ahead since the reader's last read: the writes after it do
+    /// not. (Under a high rate many writes fall between two reads; each reading all that
+    /// followed the reader would read the same entries over and over, and only the last could
+    /// be valid.)
+    planned: bool,
 }
 
 struct Ahead {
@@ -81,7 +87,13 @@ impl ReadAhead {
     /// this process has a position and a bell.
     pub(super) fn plan(&self, bells: &Bells, app: &AppId, key: String) -> Option<Planned> {
         let rings = bells.rings(app)?;
-        let after = self.apps().get(app)?.tail.clone()?;
+        let mut apps = self.apps();
+        let standing = apps.get_mut(app)?;
+        if standing.planned {
+            return None;
+        }
+        let after = standing.tail.clone()?;
+        standing.planned = true;
         Some(Planned {
             app: app.clone(),
             key,
@@ -106,6 +118,11 @@ impl ReadAhead {
         };
         let mut apps = self.apps();
         let standing = apps.entry(planned.app).or_default();
+        // Nothing appended (a script Redis did not have yet, a write that lost its race): the
+        // next write reads ahead again.
+        if entries.is_empty() {
+            standing.planned = false;
+        }
         // The reader moved on meanwhile: what it reads next is not after this.
         if standing.tail.as_deref() != Some(planned.after.as_str()) {
             return;
@@ -140,6 +157,7 @@ impl ReadAhead {
         let tail = entries
             .last()
             .map_or_else(|| after.to_owned(), |e| e.position.clone());
+        standing.planned = false;
         if !rest.is_empty() {
             standing.ahead = Some(Ahead {
                 after: tail.clone(),
@@ -164,6 +182,7 @@ impl ReadAhead {
         let standing = apps.entry(app.clone()).or_default();
         standing.tail = tail;
         standing.ahead = None;
+        standing.planned = false;
     }
 }
 
