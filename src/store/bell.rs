@@ -107,16 +107,6 @@ impl Bells {
         }
     }
 
-    /// How many times the app's bell has rung (wrapping); `None`: no reader has it.
-    pub fn rings(&self, app: &AppId) -> Option<u64> {
-        self.bells().get(app).map(|bell| *bell.borrow())
-    }
-
-    /// Whether rings reach this process now (see [`Bells::set_live`]).
-    pub fn is_live(&self) -> bool {
-        *self.inner.live.borrow()
-    }
-
     /// The apps that have a bell now (a reader).
     pub fn apps(&self) -> Vec<AppId> {
         self.bells().keys().cloned().collect()

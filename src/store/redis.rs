@@ -17,7 +17,6 @@ mod layout;
 mod live;
 mod outbox;
 mod outbox_bells;
-mod read_ahead;
 mod reads;
 mod replicated;
 mod room_record;
@@ -87,8 +86,6 @@ pub struct RedisStore {
     replication: Option<replicated::Replication>,
     /// The sessions' apps this process has read or written ([`sessions::SessionApps`]).
     session_apps: sessions::SessionApps,
-    /// The outbox entries this process's writes read ahead of its readers ([`read_ahead`]).
-    read_ahead: read_ahead::ReadAhead,
     /// Stops following the sentinels' announcements.
     _following: tokio_util::sync::DropGuard,
 }
@@ -168,7 +165,6 @@ impl RedisStore {
             switches,
             replication,
             session_apps: sessions::SessionApps::default(),
-            read_ahead: read_ahead::ReadAhead::default(),
             _following: following.drop_guard(),
         })
     }

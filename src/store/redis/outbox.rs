@@ -20,11 +20,6 @@ impl RedisStore {
         limit: usize,
     ) -> Result<Vec<OutboxEntry>, StoreError> {
         let tags = self.shards.tags(app);
-        // Read ahead by this process's own write, in its pipeline (`read_ahead.rs`).
-        let ahead = tags.len() == 1 && self.bells_tracked().is_some();
-        if ahead && let Some(entries) = self.read_ahead.take(&self.bells, app, after, limit) {
-            return Ok(entries);
-        }
         let mut position = match after {
             None => Position::start(tags.len()),
             Some(a) => Position::parse(a)
@@ -75,7 +70,7 @@ impl RedisStore {
         merged.sort_by_key(|(at, k, _)| (*at, *k));
         merged.truncate(limit);
         let one = tags.len() == 1;
-        let entries: Vec<OutboxEntry> = merged
+        Ok(merged
             .into_iter()
             .map(|(at, k, event)| {
                 position.set(k, at);
@@ -90,11 +85,7 @@ impl RedisStore {
                     event,
                 }
             })
-            .collect();
-        if ahead {
-            self.read_ahead.read(app, after, &entries);
-        }
-        Ok(entries)
+            .collect())
     }
 
     /// Drops each shard's entries before the position's entry in it.

@@ -435,20 +435,6 @@ impl RedisStore {
                 pipe.add_command(self.publish(tag));
             }
         }
-        // What follows the position of this process's reader of each app appended to is read
-        // ahead for it, in this round trip (`read_ahead.rs`).
-        let aheads: Vec<super::read_ahead::Planned> = match self.bells_tracked() {
-            Some(_) => appended
-                .iter()
-                .filter(|(_, app)| self.shards.tags(app).len() == 1)
-                .filter_map(|(tag, app)| {
-                    let planned = self.read_ahead.plan(&self.bells, app, keys::outbox(tag))?;
-                    pipe.add_command(planned.command()?);
-                    Some(planned)
-                })
-                .collect(),
-            None => Vec::new(),
-        };
         // The lookups the scripts set are read back after them, where this process keeps
         // sessions' lookups (`room_cache/values.rs`): Redis goes on tracking them, so the next
         // command of a joined call finds its room from memory (its own write draws no push,
@@ -492,13 +478,6 @@ impl RedisStore {
                         conn.req_packed_commands(pipe, 0, count).await
                     })
                     .await;
-                // Kept before the ring, which they count on (`read_ahead.rs`).
-                if let Ok((replies, _)) = &sent {
-                    let first = count - read_back.len() - aheads.len();
-                    for (planned, reply) in aheads.into_iter().zip(replies.iter().skip(first)) {
-                        self.read_ahead.keep(planned, reply);
-                    }
-                }
                 self.rang(appended.iter().map(|(_, app)| *app));
                 let entries = tracked.entries();
                 // The session lookups these scripts set or cleared on this very connection: no
