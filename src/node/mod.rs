@@ -268,6 +268,14 @@ pub enum NodeError {
     Busy(String),
 }
 
+/// The permits of a node's bound on commands in flight ([`NodeConfig::max_in_flight`]; 0: none).
+fn permits_of(config: &NodeConfig) -> usize {
+    match config.max_in_flight {
+        0 => tokio::sync::Semaphore::MAX_PERMITS,
+        n => n,
+    }
+}
+
 /// A live link to a node: its state and its command connections.
 #[derive(Clone)]
 pub struct NodeLink {
@@ -300,10 +308,7 @@ impl NodeHandle {
         owns: watch::Receiver<bool>,
         stats: Arc<reconciler::Stats>,
     ) -> NodeHandle {
-        let permits = match config.max_in_flight {
-            0 => tokio::sync::Semaphore::MAX_PERMITS,
-            n => n,
-        };
+        let permits = permits_of(&config);
         NodeHandle {
             config,
             link,
@@ -323,6 +328,11 @@ impl NodeHandle {
             0 => Err(self.busy()),
             _ => Ok(()),
         }
+    }
+
+    /// How many commands of this instance wait on the node now.
+    pub fn commands_in_flight(&self) -> usize {
+        permits_of(&self.config).saturating_sub(self.in_flight.available_permits())
     }
 
     fn busy(&self) -> NodeError {

@@ -44,9 +44,7 @@ impl<S: Store> Rooms<S> {
         if room.node != session.prefix() {
             return self.join_across(app, &s, &room, command_uid, join_as).await;
         }
-        let node = self.pool.get(&room.node)?;
-        // Refused before its intent is written when the node has enough waiting.
-        node.has_room_for_a_command()?;
+        let node = self.node_for_command(&room.node)?;
         let cmd = commands::join(
             session.channel(),
             room_id,
@@ -238,9 +236,7 @@ impl<S: Store> Rooms<S> {
         member: &Member,
         kick: bool,
     ) -> Result<Room, ServiceError> {
-        let node = self.pool.get(&room.node)?;
-        // Refused before its intent is written when the node has enough waiting.
-        node.has_room_for_a_command()?;
+        let node = self.node_for_command(&room.node)?;
         let exit = member
             .exit()
             .ok_or_else(|| ServiceError::from(ops::OpError::StillJoining))?;
@@ -294,9 +290,7 @@ impl<S: Store> Rooms<S> {
             room = fresh;
         }
         let (_, member_id, repeat) = checked?;
-        let node = self.pool.get(&room.node)?;
-        // Refused before its intent is written when the node has enough waiting.
-        node.has_room_for_a_command()?;
+        let node = self.node_for_command(&room.node)?;
         let cmd = match (switch, on) {
             (Switch::Hold, true) => {
                 commands::hold(&room.id, member_id, music.unwrap_or(HOLD_MUSIC))
@@ -344,9 +338,7 @@ impl<S: Store> Rooms<S> {
         let channel = member.channel();
         let op = Uuid::new_v4();
         let (_, member_id) = ops::request_announce(&mut room.clone(), channel, op, now_micros())?;
-        let node = self.pool.get(&room.node)?;
-        // Refused before its intent is written when the node has enough waiting.
-        node.has_room_for_a_command()?;
+        let node = self.node_for_command(&room.node)?;
         let cmds = commands::play_tagged(&room.id, &op, file, Some(member_id), node.speech())
             .map_err(invalid)?;
         self.cool(app, CooldownGroup::ConferenceAnnounce, session.as_str())

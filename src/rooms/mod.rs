@@ -248,6 +248,18 @@ impl<S: Store> Rooms<S> {
         Ok(s)
     }
 
+    /// The node a command on a member goes to, refused at once (`NodeError::Busy`) when this
+    /// instance has `max_in_flight` commands waiting on it already: checked before the command's
+    /// cooldown and intent are taken, so a refusal costs the store nothing.
+    fn node_for_command(
+        &self,
+        node: &crate::conference::NodePrefix,
+    ) -> Result<crate::node::NodeHandle, ServiceError> {
+        let node = self.pool.get(node)?;
+        node.has_room_for_a_command()?;
+        Ok(node)
+    }
+
     /// Takes the group's cooldown for `subject` (a room or session id), or says how long to wait.
     /// Called only once a command is about to be sent.
     async fn cool(

@@ -442,13 +442,13 @@ async fn a_members_levels_are_set_on_the_node_shown_and_told_once_each() {
 
 /// A node that answers late holds the commands sent to it. Past `node_commands_in_flight`
 /// waiting on it, one more is refused at once (503 with `Retry-After`), not queued to hold its
-/// request until `command_timeout`; the refused members stay as they were (nothing is left
-/// asked of them) and are asked again once the node keeps up, and the accepted commands are
-/// carried out.
+/// request until `command_timeout`, and before anything is written for it (the room's `seq`
+/// stays); the refused members stay as they were and are asked again once the node keeps up,
+/// and the accepted commands are carried out.
 #[tokio::test]
 async fn past_the_commands_a_node_may_have_waiting_one_more_is_refused_at_once() {
-    use futures_util::StreamExt;
-    use futures_util::stream::FuturesUnordered;
+    use switchyard::conference::{AppId, RoomId};
+    use switchyard::store::Store;
 
     let t = TestLab::start(
         MemoryStore::new(),
@@ -476,53 +476,58 @@ async fn past_the_commands_a_node_may_have_waiting_one_more_is_refused_at_once()
                 .map(|m| m["muted"].clone())
         }
     };
+    let (app, room_id) = (AppId::parse(A.0).unwrap(), RoomId::parse(&room).unwrap());
+    let seq = || async { t.store().room(&app, &room_id).await.unwrap().map(|r| r.seq) };
+    let node = t.lab.state.rooms().pool().nodes()[0].clone();
     t.sim()
         .delay_api(Some(std::time::Duration::from_millis(1500)));
-    // Four unmutes at once, taken in the order they are answered: the two the node has room
-    // for wait for its answers, the other two are refused first.
-    let lab = &t;
-    let mut asked: FuturesUnordered<_> = sessions
-        .iter()
-        .map(|s| async move { (s.clone(), lab.command(A, s, "conference/unmute").await) })
-        .collect();
-    let mut answered = Vec::new();
-    while let Some(answer) = asked.next().await {
-        answered.push(answer);
-    }
-    let statuses: Vec<StatusCode> = answered.iter().map(|(_, r)| r.status).collect();
-    use StatusCode as S;
-    assert_eq!(
-        statuses,
-        [
-            S::SERVICE_UNAVAILABLE,
-            S::SERVICE_UNAVAILABLE,
-            S::ACCEPTED,
-            S::ACCEPTED
-        ],
-        "{answered:?}"
+    // Two unmutes wait on the node; meanwhile the other two are refused at once.
+    let waiting = futures_util::future::join_all(
+        sessions[..2]
+            .iter()
+            .map(|s| t.command(A, s, "conference/unmute")),
     );
-    let node = t.lab.state.rooms().pool().nodes()[0]
-        .config
-        .prefix
-        .to_string();
-    for (_, r) in &answered[..2] {
+    let refusing = async {
+        eventually("two commands wait on the node", || async {
+            node.commands_in_flight() == 2
+        })
+        .await;
+        let before = seq().await;
+        let mut refused = Vec::new();
+        for s in &sessions[2..] {
+            refused.push(t.command(A, s, "conference/unmute").await);
+        }
+        assert_eq!(seq().await, before, "a refused command wrote to its room");
+        refused
+    };
+    let (accepted, refused) = tokio::join!(waiting, refusing);
+    for r in &accepted {
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    }
+    for r in &refused {
+        assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{r:?}");
         assert_eq!(r.headers["retry-after"], "1", "{r:?}");
         assert_eq!(
             r.body["error"], "Media node busy: too many commands in flight",
             "{r:?}"
         );
-        assert_eq!(r.body["detail"]["node"], node.as_str(), "{r:?}");
+        assert_eq!(
+            r.body["detail"]["node"],
+            node.config.prefix.as_str(),
+            "{r:?}"
+        );
     }
     t.sim().delay_api(None);
-    for (s, _) in &answered[2..] {
+    for s in &sessions[..2] {
         eventually("an accepted unmute is confirmed", || async {
             muted(s).await == Some(json!(false))
         })
         .await;
     }
+    assert_eq!(node.commands_in_flight(), 0);
     // The refused ones are as they were, and nothing is pending for them: asked again, each is
     // accepted and carried out.
-    for (s, _) in &answered[..2] {
+    for s in &sessions[2..] {
         assert_eq!(muted(s).await, Some(json!(true)));
         let r = t.patiently(A, s, "conference/unmute").await;
         assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
