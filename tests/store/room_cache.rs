@@ -858,3 +858,35 @@ async fn calls_passing_through_a_room_leave_nothing_in_redis_tracking_table() {
     set_detail(&b, &r.id, "by b").await;
     converges(&a, &r.id, "by b").await;
 }
+
+/// Every room read and write takes a clone of the tracked connection. It sat behind a fair
+/// async lock: a caller that queued while the connection was being made, and then was not run
+/// again for a while (a request starved of the CPU, among thousands), was handed the lock and
+/// held every caller after it. Under load the handoffs came slower than the callers and one
+/// instance stopped writing altogether (`benches/scale.rs` at 6,000 events a second).
+#[tokio::test]
+async fn a_caller_left_waiting_for_the_connection_holds_up_no_one() {
+    use std::future::Future;
+    use std::task::{Context, Waker};
+    use switchyard::store::room_cache::Tracked;
+
+    let server = RedisServer::start();
+    let tracked = Tracked::new(&server.url(), 16).unwrap();
+    let ping = |mut conn: redis::aio::MultiplexedConnection| async move {
+        redis::cmd("PING").query_async::<String>(&mut conn).await
+    };
+    let mut cx = Context::from_waker(Waker::noop());
+    // One caller is making the connection (its handshake waits for Redis's answer)...
+    let mut connecting = Box::pin(tracked.check());
+    assert!(connecting.as_mut().poll(&mut cx).is_pending());
+    // ...another waits for it, and is then never run again.
+    let mut starved = Box::pin(tracked.call("k", ping));
+    assert!(starved.as_mut().poll(&mut cx).is_pending());
+    connecting.await.unwrap();
+    let next = tokio::time::timeout(Duration::from_secs(5), tracked.call("k", ping)).await;
+    let (answer, _) = next
+        .expect("a caller waited behind one that was not run")
+        .unwrap();
+    assert_eq!(answer, "PONG");
+    drop(starved);
+}

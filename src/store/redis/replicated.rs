@@ -28,8 +28,12 @@ pub(super) struct Replication {
     /// How long one check waits for them.
     timeout: Duration,
     switches: Arc<Switches>,
-    /// The check's connection, and the count of the sentinels' switches it was made after.
-    conn: tokio::sync::Mutex<Option<(u64, MultiplexedConnection)>>,
+    /// The check's connection, and the count of the sentinels' switches it was made after:
+    /// behind a lock held for a clone alone, never across an await (see `Link` in
+    /// `store/room_cache/tracked.rs`: a fair async lock on every check makes a convoy).
+    conn: std::sync::Mutex<Option<(u64, MultiplexedConnection)>>,
+    /// Held while connecting: one caller connects, the others wait for its connection.
+    connecting: tokio::sync::Mutex<()>,
 }
 
 impl Replication {
@@ -44,7 +48,8 @@ impl Replication {
             wanted,
             timeout,
             switches,
-            conn: tokio::sync::Mutex::new(None),
+            conn: std::sync::Mutex::new(None),
+            connecting: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -55,16 +60,29 @@ impl Replication {
     /// A connection to the master as the sentinels name it now.
     async fn connection(&self) -> redis::RedisResult<MultiplexedConnection> {
         let switches = *self.switches.borrow();
-        let mut conn = self.conn.lock().await;
-        if let Some((seen, c)) = conn.as_ref()
-            && *seen == switches
-        {
-            return Ok(c.clone());
+        if let Some(c) = self.current(switches) {
+            return Ok(c);
+        }
+        let _one = self.connecting.lock().await;
+        if let Some(c) = self.current(switches) {
+            return Ok(c);
         }
         let client = self.target.master().await?;
         let c = client.get_multiplexed_async_connection().await?;
-        *conn = Some((switches, c.clone()));
+        *self.slot() = Some((switches, c.clone()));
         Ok(c)
+    }
+
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<(u64, MultiplexedConnection)>> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The connection made after `switches` switches, if there is one.
+    fn current(&self, switches: u64) -> Option<MultiplexedConnection> {
+        match self.slot().as_ref() {
+            Some((seen, c)) if *seen == switches => Some(c.clone()),
+            _ => None,
+        }
     }
 
     /// Whether `wanted` replicas have everything the master held when this was called
@@ -87,7 +105,7 @@ impl Replication {
             }
             Err(e) => {
                 // Asked again next time: the master may have moved.
-                *self.conn.lock().await = None;
+                *self.slot() = None;
                 Err(e)
             }
         }
