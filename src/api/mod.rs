@@ -2,6 +2,7 @@
 //! over the room service. Auth, validation, cursors, rate-limit answers and the error body live
 //! here; ESL wire details do not.
 
+pub mod admission;
 pub mod announce;
 pub mod auth;
 pub mod coach;
@@ -53,6 +54,9 @@ pub struct ApiOptions {
     /// How long a caught-up event stream (`/api/v1/events/stream`) waits for the outbox to
     /// grow before it reads anyway (it wakes at once on an append).
     pub stream_waits: crate::store::bell::Waits,
+    /// API requests worked on at once; one more is answered 503 at once (0: no bound; see
+    /// [`admission`]).
+    pub requests_in_flight: usize,
 }
 
 impl Default for ApiOptions {
@@ -62,6 +66,7 @@ impl Default for ApiOptions {
             global_rate: 100.0,
             global_burst: 200.0,
             stream_waits: crate::store::bell::Waits::default(),
+            requests_in_flight: admission::DEFAULT_REQUESTS_IN_FLIGHT,
         }
     }
 }
@@ -74,6 +79,9 @@ struct Shared<S> {
     limiter: GlobalLimiter,
     lab: Option<lab::LabNodes>,
     stream_waits: crate::store::bell::Waits,
+    /// The requests worked on now ([`admission`]), and their bound.
+    requests: Option<tokio::sync::Semaphore>,
+    requests_bound: usize,
 }
 
 /// What every handler gets: the room service, the app keys, the cursor signer, the limiter.
@@ -122,6 +130,8 @@ impl<S: Store> ApiState<S> {
                 limiter: GlobalLimiter::new(options.global_rate, options.global_burst),
                 lab,
                 stream_waits: options.stream_waits,
+                requests: admission::slots(options.requests_in_flight),
+                requests_bound: options.requests_in_flight,
             }),
         }
     }
@@ -190,6 +200,10 @@ pub fn router<S: Store>(state: ApiState<S>) -> Router {
         .fallback(|| async { ApiError::NotFound("Not found".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(extract::MAX_BODY))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            admission::bound::<S>,
+        ))
         .layer(axum::middleware::from_fn(metrics::track))
         .layer(axum::middleware::from_fn(request_id::layer))
         .with_state(state)

@@ -334,6 +334,9 @@ pub struct Limits {
     /// Commands this instance may have waiting on one node at once; one more is answered 503
     /// at once (0: no bound).
     pub node_commands_in_flight: usize,
+    /// API requests this instance works on at once; one more is answered 503 at once (0: no
+    /// bound). Read at start.
+    pub requests_in_flight: usize,
     /// A join not confirmed by add-member within this time fails.
     pub join_timeout_ms: u64,
     /// The shortest time between two talking webhooks of a room (see `talking_events`); 0:
@@ -424,6 +427,7 @@ impl Default for Limits {
             conference_mute_ms: c.conference_mute.as_millis() as u64,
             command_timeout_ms: 5000,
             node_commands_in_flight: crate::node::DEFAULT_MAX_IN_FLIGHT,
+            requests_in_flight: crate::api::admission::DEFAULT_REQUESTS_IN_FLIGHT,
             join_timeout_ms: 10_000,
             talking_interval_ms: crate::node::DEFAULT_TALKING_INTERVAL.as_millis() as u64,
         }
@@ -677,6 +681,7 @@ impl Config {
             global_rate: self.limits.global_rps,
             global_burst: self.limits.global_burst,
             stream_waits: self.outbox.waits(),
+            requests_in_flight: self.limits.requests_in_flight,
         }
     }
 }

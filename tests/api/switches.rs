@@ -537,3 +537,72 @@ async fn past_the_commands_a_node_may_have_waiting_one_more_is_refused_at_once()
         .await;
     }
 }
+
+/// Past `requests_in_flight` API requests being worked on, one more is answered 503 at once
+/// (`Retry-After`), whatever its route, rather than joining the others: an instance offered more
+/// than its CPU carries keeps a share of it for the nodes' events. The probes and the metrics
+/// are always answered, and the API again as soon as a request ends.
+#[tokio::test]
+async fn past_the_requests_an_instance_works_on_at_once_one_more_is_refused() {
+    let t = TestLab::start(
+        MemoryStore::new(),
+        switchyard::server::lab::LabOptions {
+            api: switchyard::api::ApiOptions {
+                global_rate: 0.0,
+                requests_in_flight: 2,
+                ..switchyard::api::ApiOptions::default()
+            },
+            command_timeout: std::time::Duration::from_secs(10),
+            ..options()
+        },
+    )
+    .await;
+    let room = t.room(A, "crowded").await;
+    let mut sessions = Vec::new();
+    for n in 0..2 {
+        let s = t.call(A, &format!("200{n}")).await;
+        t.joined(A, &room, &s).await;
+        sessions.push(s);
+    }
+    let node = t.lab.state.rooms().pool().nodes()[0].clone();
+    t.sim()
+        .delay_api(Some(std::time::Duration::from_millis(1500)));
+    let working = futures_util::future::join_all(
+        sessions
+            .iter()
+            .map(|s| t.command(A, s, "conference/unmute")),
+    );
+    let refusing = async {
+        eventually("two requests are being worked on", || async {
+            node.commands_in_flight() == 2
+        })
+        .await;
+        let refused = t.get("/api/v1/conferences", A).await;
+        let health = t.get("/healthz", A).await;
+        let metrics = t.raw_get("/metrics", A).await;
+        (refused, health, metrics)
+    };
+    let (worked, (refused, health, metrics)) = tokio::join!(working, refusing);
+    assert_eq!(
+        refused.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{refused:?}"
+    );
+    assert_eq!(refused.headers["retry-after"], "1", "{refused:?}");
+    assert_eq!(
+        refused.body["error"], "Too many requests in progress on this instance",
+        "{refused:?}"
+    );
+    assert_eq!(
+        refused.body["detail"]["requests_in_flight"], 2,
+        "{refused:?}"
+    );
+    assert_eq!(health.status, StatusCode::OK, "{health:?}");
+    assert_eq!(metrics.0, StatusCode::OK);
+    for r in &worked {
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    }
+    t.sim().delay_api(None);
+    let again = t.get("/api/v1/conferences", A).await;
+    assert_eq!(again.status, StatusCode::OK, "{again:?}");
+}
