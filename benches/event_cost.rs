@@ -363,10 +363,8 @@ async fn run() -> anyhow::Result<()> {
             Step::Leave => ("leave", json!({})),
         };
         let to_second = second_nodes.iter().any(|n| session.starts_with(n.as_str()));
-        let (api, answers) = (
-            if to_second { api2.clone() } else { api.clone() },
-            answers.clone(),
-        );
+        let api = if to_second { api2.clone() } else { api.clone() };
+        let answers = answers.clone();
         let counted = before.is_some();
         sent += 1;
         tokio::spawn(async move {

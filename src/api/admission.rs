@@ -19,9 +19,20 @@ use crate::store::Store;
 /// Requests worked on at once unless configured otherwise (`[limits] requests_in_flight`).
 pub const DEFAULT_REQUESTS_IN_FLIGHT: usize = 1024;
 
-/// The bound, shared by every request of the router; `None`: no bound.
-pub(super) fn slots(bound: usize) -> Option<tokio::sync::Semaphore> {
-    (bound > 0).then(|| tokio::sync::Semaphore::new(bound))
+/// The bound, shared by every request of the router.
+pub(super) struct Bound {
+    working: tokio::sync::Semaphore,
+    most: usize,
+}
+
+impl Bound {
+    /// `None` for 0: no bound.
+    pub(super) fn new(most: usize) -> Option<Bound> {
+        (most > 0).then(|| Bound {
+            working: tokio::sync::Semaphore::new(most),
+            most,
+        })
+    }
 }
 
 fn counted(path: &str) -> bool {
@@ -33,17 +44,17 @@ pub(super) async fn bound<S: Store>(
     request: Request,
     next: Next,
 ) -> Response {
-    let Some(slots) = state.shared.requests.as_ref() else {
+    let Some(bound) = state.shared.requests.as_ref() else {
         return next.run(request).await;
     };
     if !counted(request.uri().path()) {
         return next.run(request).await;
     }
-    match slots.try_acquire() {
+    match bound.working.try_acquire() {
         Ok(_working) => next.run(request).await,
         Err(_) => ApiError::Unavailable {
             error: "Too many requests in progress on this instance".into(),
-            detail: json!({ "requests_in_flight": state.shared.requests_bound }),
+            detail: json!({ "requests_in_flight": bound.most }),
         }
         .into_response(),
     }

@@ -79,9 +79,8 @@ struct Shared<S> {
     limiter: GlobalLimiter,
     lab: Option<lab::LabNodes>,
     stream_waits: crate::store::bell::Waits,
-    /// The requests worked on now ([`admission`]), and their bound.
-    requests: Option<tokio::sync::Semaphore>,
-    requests_bound: usize,
+    /// The requests worked on now, and their bound ([`admission`]); `None`: no bound.
+    requests: Option<admission::Bound>,
 }
 
 /// What every handler gets: the room service, the app keys, the cursor signer, the limiter.
@@ -130,8 +129,7 @@ impl<S: Store> ApiState<S> {
                 limiter: GlobalLimiter::new(options.global_rate, options.global_burst),
                 lab,
                 stream_waits: options.stream_waits,
-                requests: admission::slots(options.requests_in_flight),
-                requests_bound: options.requests_in_flight,
+                requests: admission::Bound::new(options.requests_in_flight),
             }),
         }
     }

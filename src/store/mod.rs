@@ -11,6 +11,7 @@
 
 pub mod bell;
 mod change;
+pub(crate) mod conn_slot;
 mod delivery;
 pub mod fleet;
 pub mod keys;

@@ -440,6 +440,22 @@ async fn a_members_levels_are_set_on_the_node_shown_and_told_once_each() {
     );
 }
 
+/// A room named `name` with `callers` calls joined to it (app A): the room and the sessions.
+async fn room_of_callers(
+    t: &TestLab<MemoryStore>,
+    name: &str,
+    callers: usize,
+) -> (String, Vec<String>) {
+    let room = t.room(A, name).await;
+    let mut sessions = Vec::new();
+    for n in 0..callers {
+        let s = t.call(A, &format!("100{n}")).await;
+        t.joined(A, &room, &s).await;
+        sessions.push(s);
+    }
+    (room, sessions)
+}
+
 /// A node that answers late holds the commands sent to it. Past `node_commands_in_flight`
 /// waiting on it, one more is refused at once (503 with `Retry-After`), not queued to hold its
 /// request until `command_timeout`, and before anything is written for it (the room's `seq`
@@ -459,13 +475,7 @@ async fn past_the_commands_a_node_may_have_waiting_one_more_is_refused_at_once()
         },
     )
     .await;
-    let room = t.room(A, "busy").await;
-    let mut sessions = Vec::new();
-    for n in 0..4 {
-        let s = t.call(A, &format!("100{n}")).await;
-        t.joined(A, &room, &s).await;
-        sessions.push(s);
-    }
+    let (room, sessions) = room_of_callers(&t, "busy", 4).await;
     let muted = |s: &str| {
         let (t, room, s) = (&t, room.clone(), s.to_owned());
         async move {
@@ -557,13 +567,7 @@ async fn past_the_requests_an_instance_works_on_at_once_one_more_is_refused() {
         },
     )
     .await;
-    let room = t.room(A, "crowded").await;
-    let mut sessions = Vec::new();
-    for n in 0..2 {
-        let s = t.call(A, &format!("200{n}")).await;
-        t.joined(A, &room, &s).await;
-        sessions.push(s);
-    }
+    let (_, sessions) = room_of_callers(&t, "crowded", 2).await;
     let node = t.lab.state.rooms().pool().nodes()[0].clone();
     t.sim()
         .delay_api(Some(std::time::Duration::from_millis(1500)));

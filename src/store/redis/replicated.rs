@@ -15,6 +15,8 @@ use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
 
+use crate::store::conn_slot::ConnSlot;
+
 use super::failover::Target;
 use super::switches::Switches;
 
@@ -28,12 +30,8 @@ pub(super) struct Replication {
     /// How long one check waits for them.
     timeout: Duration,
     switches: Arc<Switches>,
-    /// The check's connection, and the count of the sentinels' switches it was made after:
-    /// behind a lock held for a clone alone, never across an await (see `Link` in
-    /// `store/room_cache/tracked.rs`: a fair async lock on every check makes a convoy).
-    conn: std::sync::Mutex<Option<(u64, MultiplexedConnection)>>,
-    /// Held while connecting: one caller connects, the others wait for its connection.
-    connecting: tokio::sync::Mutex<()>,
+    /// The check's connection, and the count of the sentinels' switches it was made after.
+    conn: ConnSlot<(u64, MultiplexedConnection)>,
 }
 
 impl Replication {
@@ -48,8 +46,7 @@ impl Replication {
             wanted,
             timeout,
             switches,
-            conn: std::sync::Mutex::new(None),
-            connecting: tokio::sync::Mutex::new(()),
+            conn: ConnSlot::new(),
         }
     }
 
@@ -60,29 +57,16 @@ impl Replication {
     /// A connection to the master as the sentinels name it now.
     async fn connection(&self) -> redis::RedisResult<MultiplexedConnection> {
         let switches = *self.switches.borrow();
-        if let Some(c) = self.current(switches) {
-            return Ok(c);
-        }
-        let _one = self.connecting.lock().await;
-        if let Some(c) = self.current(switches) {
-            return Ok(c);
-        }
-        let client = self.target.master().await?;
-        let c = client.get_multiplexed_async_connection().await?;
-        *self.slot() = Some((switches, c.clone()));
+        let made_after = |(seen, _): &(u64, MultiplexedConnection)| *seen == switches;
+        let (_, c) = self
+            .conn
+            .get_or_connect(made_after, || async {
+                let client = self.target.master().await?;
+                let c = client.get_multiplexed_async_connection().await?;
+                Ok::<_, redis::RedisError>((switches, c))
+            })
+            .await?;
         Ok(c)
-    }
-
-    fn slot(&self) -> std::sync::MutexGuard<'_, Option<(u64, MultiplexedConnection)>> {
-        self.conn.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// The connection made after `switches` switches, if there is one.
-    fn current(&self, switches: u64) -> Option<MultiplexedConnection> {
-        match self.slot().as_ref() {
-            Some((seen, c)) if *seen == switches => Some(c.clone()),
-            _ => None,
-        }
     }
 
     /// Whether `wanted` replicas have everything the master held when this was called
@@ -105,7 +89,7 @@ impl Replication {
             }
             Err(e) => {
                 // Asked again next time: the master may have moved.
-                *self.slot() = None;
+                self.conn.clear();
                 Err(e)
             }
         }

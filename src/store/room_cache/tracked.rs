@@ -12,19 +12,14 @@ use tokio::sync::watch;
 
 use super::Entries;
 use super::masters::Masters;
+use crate::store::conn_slot::ConnSlot;
 
 /// One server's tracked connection.
 pub(super) struct Link {
     info: ConnectionInfo,
     client: redis::Client,
-    /// The connection while there is one. Every room read and write takes a clone of it, so
-    /// it sits behind a lock held for that clone alone, never across an await: behind a fair
-    /// async lock, each caller waited for the one before it to be scheduled again, and under
-    /// load (thousands of requests waiting) the handoffs came slower than the callers; one
-    /// instance stopped writing altogether at 6,000 events a second (`benches/scale.rs`).
-    conn: std::sync::Mutex<Option<MultiplexedConnection>>,
-    /// Held while connecting: one caller connects, the others wait for its connection.
-    connecting: tokio::sync::Mutex<()>,
+    /// The connection while there is one (every room read and write takes a clone of it).
+    conn: ConnSlot<MultiplexedConnection>,
     /// Refuse a server that is not a master (`ROLE`) when connecting.
     masters_only: bool,
 }
@@ -36,8 +31,7 @@ impl Link {
         Ok(Link {
             client: redis::Client::open(info.clone())?,
             info,
-            conn: std::sync::Mutex::new(None),
-            connecting: tokio::sync::Mutex::new(()),
+            conn: ConnSlot::new(),
             masters_only: false,
         })
     }
@@ -57,14 +51,13 @@ impl Link {
         &self,
         entries: &Entries,
     ) -> Result<MultiplexedConnection, redis::RedisError> {
-        if let Some(conn) = self.current() {
-            return Ok(conn);
-        }
-        let _one = self.connecting.lock().await;
-        // Another caller may have connected while this one waited.
-        if let Some(conn) = self.current() {
-            return Ok(conn);
-        }
+        self.conn
+            .get_or_connect(|_| true, || self.connect(entries))
+            .await
+    }
+
+    /// A new connection, tracking on; told to `entries`, which forget what they kept.
+    async fn connect(&self, entries: &Entries) -> Result<MultiplexedConnection, redis::RedisError> {
         entries.clear();
         let pushed = entries.clone();
         let config = AsyncConnectionConfig::new()
@@ -95,17 +88,9 @@ impl Link {
                 )));
             }
         }
-        *self.slot() = Some(conn.clone());
+        // Told while the connection is being kept: a caller woken by it waits for it.
         entries.notify(super::Tracking::Connected);
         Ok(conn)
-    }
-
-    fn slot(&self) -> std::sync::MutexGuard<'_, Option<MultiplexedConnection>> {
-        self.conn.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn current(&self) -> Option<MultiplexedConnection> {
-        self.slot().clone()
     }
 
     /// Where it connects.
@@ -115,7 +100,7 @@ impl Link {
 
     /// Drops the connection (lost): the next use connects again.
     pub(super) fn drop_conn(&self) {
-        *self.slot() = None;
+        self.conn.clear();
     }
 }
 
