@@ -51,8 +51,10 @@ impl Link {
         &self,
         entries: &Entries,
     ) -> Result<MultiplexedConnection, redis::RedisError> {
+        // Boxed: the connecting future (redis-rs's handshake) would otherwise nest into every
+        // room read's and write's, past what the compiler lays out (`room_apply` did not build).
         self.conn
-            .get_or_connect(|_| true, || self.connect(entries))
+            .get_or_connect(|_| true, || Box::pin(self.connect(entries)))
             .await
     }
 
