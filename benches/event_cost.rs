@@ -12,7 +12,15 @@
 //! - Redis's CPU (`INFO cpu`), its socket reads and writes (`INFO stats`: its round trips),
 //!   and its commands (`INFO commandstats`), with the breakdown by command;
 //! - the floor, measured in the same run before the load: Redis's CPU per lone round trip (a
-//!   `PING` at about the pace of the load's round trips), and the event's Redis CPU in those.
+//!   `PING` at about the pace of the load's round trips), and the event's Redis CPU in those;
+//!   and Redis's CPU per atomic room write sent alone at the events' pace (the store's own room
+//!   script, a room and an event of this load's sizes): the least an event can cost Redis;
+//! - idle, in the same run before the load: each process's CPU a second with the calls in place
+//!   and no command, and the figures above with it taken out.
+//!
+//! `EVENT_COST_UNIX=1` has the instances reach Redis over a Unix socket; `EVENT_COST_FLOOR_ONLY=1`
+//! measures the floors and stops (`EVENT_COST_ROOM_BYTES`, `EVENT_COST_EVENT_BYTES`: the sizes
+//! the write floor uses).
 //!
 //! `cargo bench --bench event_cost` (needs redis-server). `EVENT_COST_SECS` (default 30) and
 //! `EVENT_COST_RATE` (commands a second, default 200) change the window and the load. Without
@@ -46,6 +54,10 @@ const PASSWORD: &str = "event-cost-esl";
 const PREFIXES: [&str; 4] = ["ecn01", "ecn02", "ecn03", "ecn04"];
 const ROOMS: usize = 16;
 const CALLERS: usize = 4;
+const IDLE_SECS: u64 = 10;
+/// The sizes of a room record's live part and of one outbox event in this load (`MONITOR`).
+const ROOM_BYTES: usize = 2000;
+const EVENT_BYTES: usize = 700;
 
 fn main() -> anyhow::Result<()> {
     support::bench_main(run)
@@ -170,6 +182,57 @@ async fn round_trip_floor(
     (redis_figures(conn).await.cpu - before) * 1e6 / pings.max(1) as f64
 }
 
+/// Redis's CPU per atomic room write alone: the store's own room script (`save_room.lua`: the
+/// room's `seq` checked, its record replaced, one event appended to the outbox), at `per_sec`
+/// from one connection for `window`, a room of `room_bytes` and an event of `event_bytes` (µs
+/// per write). The least an applied event can cost Redis while its state and its outbox entry
+/// stay one atomic step, before the webhook's read and verdict.
+async fn write_floor(
+    conn: &mut redis::aio::MultiplexedConnection,
+    per_sec: u64,
+    window: Duration,
+    room_bytes: usize,
+    event_bytes: usize,
+) -> f64 {
+    let script = redis::Script::new(include_str!("../src/store/lua/save_room.lua"));
+    let json = format!("{{\"pad\":\"{}\"}}", "r".repeat(room_bytes));
+    let event = format!("{{\"pad\":\"{}\"}}", "e".repeat(event_bytes));
+    let room = "sy:{floor}:room:floor-room";
+    let _: redis::RedisResult<()> = redis::cmd("HSET")
+        .arg(room)
+        .arg("seq")
+        .arg(0)
+        .query_async(conn)
+        .await;
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / per_sec.max(1) as f64));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let before = redis_figures(conn).await.cpu;
+    let began = Instant::now();
+    let mut writes = 0u64;
+    while began.elapsed() < window {
+        tick.tick().await;
+        let _: redis::RedisResult<i64> = script
+            .key(room)
+            .arg(writes)
+            .arg(writes + 1)
+            .arg(&json)
+            .arg("floor-room")
+            .arg(0)
+            .arg(0)
+            .arg(0)
+            .arg("")
+            .arg("sy:{floor}:outbox")
+            .arg("sy:{floor}:name")
+            .arg("sy:{floor}:ended")
+            .arg("sy:{floor}:live")
+            .arg(&event)
+            .invoke_async(conn)
+            .await;
+        writes += 1;
+    }
+    (redis_figures(conn).await.cpu - before) * 1e6 / writes.max(1) as f64
+}
+
 /// `redis-cli monitor` of the Redis at `url`, written to `file`.
 fn monitor_redis(url: &str, file: &str) -> std::process::Child {
     let port = url
@@ -209,7 +272,10 @@ impl Step {
 async fn run() -> anyhow::Result<()> {
     let secs = env_or("EVENT_COST_SECS", 30);
     let rate = env_or("EVENT_COST_RATE", 200).max(1);
-    let Some(redis) = RedisServer::start() else {
+    let unix = std::env::var("EVENT_COST_UNIX")
+        .is_ok_and(|v| v == "1")
+        .then(|| format!("/tmp/switchyard-event-cost-{}.sock", std::process::id()));
+    let Some(redis) = RedisServer::start_on(unix) else {
         bail!("event_cost needs redis-server (apt-get install -y redis-server)");
     };
     let mut sims = Vec::new();
@@ -231,8 +297,24 @@ async fn run() -> anyhow::Result<()> {
         let mut conn = redis::Client::open(redis.url())?
             .get_multiplexed_async_connection()
             .await?;
-        round_trip_floor(&mut conn, rate * 6, Duration::from_secs(5)).await
+        let ping = round_trip_floor(&mut conn, rate * 6, Duration::from_secs(5)).await;
+        // About 1.25 events a command in this load (a join is two: the member and its join).
+        let write = write_floor(
+            &mut conn,
+            rate * 5 / 4,
+            Duration::from_secs(5),
+            env_or("EVENT_COST_ROOM_BYTES", ROOM_BYTES as u64) as usize,
+            env_or("EVENT_COST_EVENT_BYTES", EVENT_BYTES as u64) as usize,
+        )
+        .await;
+        if std::env::var("EVENT_COST_FLOOR_ONLY").is_ok() {
+            println!("floor: ping {ping:.1} µs, write {write:.1} µs");
+            return Ok(());
+        }
+        let _: redis::RedisResult<()> = redis::cmd("FLUSHALL").query_async(&mut conn).await;
+        (ping, write)
     };
+    let (floor, write_floor) = floor;
     let (hook, received) = receiver().await?;
     let dir = std::env::temp_dir().join(format!("switchyard-event-cost-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
@@ -297,6 +379,28 @@ async fn run() -> anyhow::Result<()> {
     )
     .await;
 
+    // Idle, in the same run: what the two instances and Redis spend a second with the rooms
+    // and calls in place and no command sent (timers, leases, heartbeats, the dispatcher).
+    let idle = {
+        let mut conn = redis::Client::open(redis.url())?
+            .get_multiplexed_async_connection()
+            .await?;
+        let (a, b, r) = (
+            cpu_secs(first.pid()),
+            cpu_secs(second.pid()),
+            redis_figures(&mut conn).await,
+        );
+        let began = Instant::now();
+        tokio::time::sleep(Duration::from_secs(IDLE_SECS)).await;
+        let secs = began.elapsed().as_secs_f64();
+        let r1 = redis_figures(&mut conn).await;
+        (
+            (cpu_secs(first.pid()) - a) / secs,
+            (cpu_secs(second.pid()) - b) / secs,
+            (r1.cpu - r.cpu) / secs,
+            (r1.reads - r.reads) / secs,
+        )
+    };
     // `EVENT_COST_ROUTE=owner`: each command goes to the instance that applies its node's
     // events (as if the API forwarded it there), not all to the first.
     let by_owner = std::env::var("EVENT_COST_ROUTE").is_ok_and(|r| r == "owner");
@@ -440,6 +544,9 @@ async fn run() -> anyhow::Result<()> {
         "| Redis CPU of one lone round trip at this pace (PING, same run, before the load) | {floor:.1} µs: the event costs {:.1} of them |",
         us(redis_cpu) / floor.max(0.001)
     );
+    println!(
+        "| Redis CPU of one atomic room write alone at the events' pace (the room script, same run, before the load) | {write_floor:.1} µs |"
+    );
     println!("| Redis commands | {:.1} |", total_calls / events.max(1.0));
     println!(
         "| Redis socket reads / writes (round trips; a write carries a reply or a push) | {:.2} / {:.2} |",
@@ -464,6 +571,23 @@ async fn run() -> anyhow::Result<()> {
         "  Redis µs per event by command (of {:.0} µs CPU): {}",
         us(redis_cpu),
         timed.join(", ")
+    );
+    let (idle_a, idle_b, idle_r, idle_reads) = idle;
+    println!(
+        "  idle, same run before the load ({IDLE_SECS} s, calls in place, no command): first {:.2} ms/s, second {:.2} ms/s, Redis {:.2} ms/s and {:.0} reads/s",
+        idle_a * 1e3,
+        idle_b * 1e3,
+        idle_r * 1e3,
+        idle_reads
+    );
+    // The same figures with each process's idle second taken out: what the load added.
+    let marginal_b = (cpu_b - idle_b * window) / ev_b.max(1.0);
+    let marginal_api = (cpu_a - idle_a * window - marginal_b * ev_a).max(0.0) / accepted.max(1.0);
+    println!(
+        "  less idle, per event: second {:.0} µs, first per command {:.0} µs, Redis {:.0} µs",
+        marginal_b * 1e6,
+        marginal_api * 1e6,
+        (redis_cpu - idle_r * window) * 1e6 / events.max(1.0),
     );
     drop(second);
     drop(first);

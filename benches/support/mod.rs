@@ -8,10 +8,15 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 /// A throwaway redis-server for the bench.
-pub struct RedisServer(Child, u16);
+pub struct RedisServer(Child, u16, Option<String>);
 
 impl RedisServer {
     pub fn start() -> Option<RedisServer> {
+        RedisServer::start_on(None)
+    }
+
+    /// Also listening on a Unix socket at `unix`; `url` then names the socket.
+    pub fn start_on(unix: Option<String>) -> Option<RedisServer> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .ok()?
             .local_addr()
@@ -28,12 +33,20 @@ impl RedisServer {
                 "--appendonly",
                 "no",
             ])
+            .args(
+                unix.iter()
+                    .flat_map(|u| ["--unixsocket", u.as_str(), "--unixsocketperm", "700"]),
+            )
             .stdout(Stdio::null())
             .spawn()
             .ok()?;
         for _ in 0..200 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Some(RedisServer(child, port));
+                if unix.as_ref().is_some_and(|u| !Path::new(u).exists()) {
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                }
+                return Some(RedisServer(child, port, unix));
             }
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -41,6 +54,9 @@ impl RedisServer {
     }
 
     pub fn url(&self) -> String {
+        if let Some(unix) = &self.2 {
+            return format!("unix://{unix}");
+        }
         format!("redis://127.0.0.1:{}/", self.1)
     }
 

@@ -51,6 +51,12 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}/", self.port)
     }
 
+    /// The same server's Unix socket, as a `redis_url` names it.
+    #[allow(dead_code)]
+    pub fn socket_url(&self) -> String {
+        format!("unix://{}", self.dir.join("redis.sock").display())
+    }
+
     /// The server's process id (while it runs).
     #[allow(dead_code)]
     pub fn pid(&self) -> Option<u32> {
@@ -73,6 +79,9 @@ impl RedisServer {
             .arg(&self.dir)
             .arg("--logfile")
             .arg(self.dir.join("redis.log"))
+            .arg("--unixsocket")
+            .arg(self.dir.join("redis.sock"))
+            .args(["--unixsocketperm", "700"])
             .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -174,6 +174,14 @@ async fn redis_appends_wake_a_reader_on_another_instance() {
 }
 
 #[tokio::test]
+async fn redis_on_a_unix_socket_wakes_a_reader_on_another_instance() {
+    let server = RedisServer::start();
+    let reader = RedisStore::connect(&server.socket_url()).await.unwrap();
+    let writer = RedisStore::connect(&server.socket_url()).await.unwrap();
+    every_append_wakes_a_caught_up_reader(&reader, &writer).await;
+}
+
+#[tokio::test]
 async fn an_instance_hears_only_the_apps_it_has_readers_for() {
     // In a fleet each instance reads the outboxes of its own apps (the webhook leases it holds,
     // its event streams): Redis must not tell it of every other app's appends. It tells a

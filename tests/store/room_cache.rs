@@ -120,6 +120,41 @@ async fn a_writer_keeps_its_own_write_and_still_hears_of_later_ones() {
     converges(&b, &r.id, "three").await;
 }
 
+/// A Redis on the same host, named by its Unix socket (`redis_url = "unix:///…"`): rooms are
+/// written and read, and another controller's change still reaches a cached reader (the
+/// tracking pushes come over the socket as over TCP).
+#[tokio::test]
+async fn a_redis_named_by_its_unix_socket_serves_rooms_and_their_changes() {
+    let server = RedisServer::start();
+    let a = RedisStore::connect(&server.socket_url()).await.unwrap();
+    let b = RedisStore::connect(&server.socket_url()).await.unwrap();
+    let r = new_room("x");
+    a.create_room(&r, &[]).await.unwrap();
+    assert_eq!(b.room(&app(), &r.id).await.unwrap().unwrap().detail, "");
+    assert_eq!(b.cached_rooms(), 1, "the reader keeps what it read");
+    set_detail(&a, &r.id, "changed over the socket").await;
+    converges(&b, &r.id, "changed over the socket").await;
+    // Every connection of both stores came over the socket (`U`), the tracking ones (`t`)
+    // among them: none over TCP but the test's own.
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    let flags: Vec<&str> = list
+        .lines()
+        .filter_map(|l| l.split(' ').find_map(|f| f.strip_prefix("flags=")))
+        .collect();
+    let over_socket = flags.iter().filter(|f| f.contains('U')).count();
+    assert_eq!(over_socket, flags.len() - 1, "clients: {list}");
+    assert!(
+        flags.iter().any(|f| f.contains('U') && f.contains('t')),
+        "a tracking connection over the socket: {list}"
+    );
+}
+
 /// What the cache costs Redis per operation: a read is one `HMGET` and an API write one script
 /// and the read of its `seq` that has Redis track the room again; neither asks `CLIENT CACHING`
 /// first (the connection tracks in OPTOUT mode). Before, each read and each write cost a
