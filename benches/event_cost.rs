@@ -14,7 +14,8 @@
 //! - the floor, measured in the same run before the load: Redis's CPU per lone round trip (a
 //!   `PING` at about the pace of the load's round trips), and the event's Redis CPU in those;
 //!   and Redis's CPU per atomic room write sent alone at the events' pace (the store's own room
-//!   script, a room and an event of this load's sizes): the least an event can cost Redis;
+//!   script, a room and an event of this load's sizes): the least an event can cost Redis; and
+//!   the CPU of a minimal applier and a minimal API process on the same crates (`floors.rs`);
 //! - idle, in the same run before the load: each process's CPU a second with the calls in place
 //!   and no command, and the figures above with it taken out.
 //!
@@ -27,6 +28,8 @@
 //! `--bench` (as `cargo test --benches` runs it) it does nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "event_cost/floors.rs"]
+mod floors;
 #[path = "../tests/common/ports.rs"]
 mod ports;
 #[allow(dead_code)]
@@ -60,6 +63,10 @@ const ROOM_BYTES: usize = 2000;
 const EVENT_BYTES: usize = 700;
 
 fn main() -> anyhow::Result<()> {
+    // Started again by itself as the minimal applier whose CPU `floors` measures.
+    if let Some(done) = floors::applier_process().or_else(floors::api_process) {
+        return done;
+    }
     support::bench_main(run)
 }
 
@@ -121,14 +128,14 @@ async fn applied(api: &Api) -> f64 {
 /// Redis's own figures: CPU seconds used, the socket reads and writes it processed (its round
 /// trips: a pipeline is one read, however many commands it holds), and calls and microseconds
 /// spent per command.
-struct RedisFigures {
+pub(crate) struct RedisFigures {
     cpu: f64,
     reads: f64,
     writes: f64,
     calls: BTreeMap<String, (f64, f64)>,
 }
 
-async fn redis_figures(conn: &mut redis::aio::MultiplexedConnection) -> RedisFigures {
+pub(crate) async fn redis_figures(conn: &mut redis::aio::MultiplexedConnection) -> RedisFigures {
     let info: String = redis::cmd("INFO")
         .arg("all")
         .query_async(conn)
@@ -160,77 +167,6 @@ async fn redis_figures(conn: &mut redis::aio::MultiplexedConnection) -> RedisFig
         writes: field("total_writes_processed"),
         calls,
     }
-}
-
-/// Redis's CPU per lone round trip: `PING`s at `per_sec` from one connection for `window`,
-/// each waiting for its answer (µs per `PING`).
-async fn round_trip_floor(
-    conn: &mut redis::aio::MultiplexedConnection,
-    per_sec: u64,
-    window: Duration,
-) -> f64 {
-    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / per_sec.max(1) as f64));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let before = redis_figures(conn).await.cpu;
-    let began = Instant::now();
-    let mut pings = 0u64;
-    while began.elapsed() < window {
-        tick.tick().await;
-        let _: redis::RedisResult<String> = redis::cmd("PING").query_async(conn).await;
-        pings += 1;
-    }
-    (redis_figures(conn).await.cpu - before) * 1e6 / pings.max(1) as f64
-}
-
-/// Redis's CPU per atomic room write alone: the store's own room script (`save_room.lua`: the
-/// room's `seq` checked, its record replaced, one event appended to the outbox), at `per_sec`
-/// from one connection for `window`, a room of `room_bytes` and an event of `event_bytes` (µs
-/// per write). The least an applied event can cost Redis while its state and its outbox entry
-/// stay one atomic step, before the webhook's read and verdict.
-async fn write_floor(
-    conn: &mut redis::aio::MultiplexedConnection,
-    per_sec: u64,
-    window: Duration,
-    room_bytes: usize,
-    event_bytes: usize,
-) -> f64 {
-    let script = redis::Script::new(include_str!("../src/store/lua/save_room.lua"));
-    let json = format!("{{\"pad\":\"{}\"}}", "r".repeat(room_bytes));
-    let event = format!("{{\"pad\":\"{}\"}}", "e".repeat(event_bytes));
-    let room = "sy:{floor}:room:floor-room";
-    let _: redis::RedisResult<()> = redis::cmd("HSET")
-        .arg(room)
-        .arg("seq")
-        .arg(0)
-        .query_async(conn)
-        .await;
-    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / per_sec.max(1) as f64));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let before = redis_figures(conn).await.cpu;
-    let began = Instant::now();
-    let mut writes = 0u64;
-    while began.elapsed() < window {
-        tick.tick().await;
-        let _: redis::RedisResult<i64> = script
-            .key(room)
-            .arg(writes)
-            .arg(writes + 1)
-            .arg(&json)
-            .arg("floor-room")
-            .arg(0)
-            .arg(0)
-            .arg(0)
-            .arg("")
-            .arg("sy:{floor}:outbox")
-            .arg("sy:{floor}:name")
-            .arg("sy:{floor}:ended")
-            .arg("sy:{floor}:live")
-            .arg(&event)
-            .invoke_async(conn)
-            .await;
-        writes += 1;
-    }
-    (redis_figures(conn).await.cpu - before) * 1e6 / writes.max(1) as f64
 }
 
 /// `redis-cli monitor` of the Redis at `url`, written to `file`.
@@ -297,24 +233,30 @@ async fn run() -> anyhow::Result<()> {
         let mut conn = redis::Client::open(redis.url())?
             .get_multiplexed_async_connection()
             .await?;
-        let ping = round_trip_floor(&mut conn, rate * 6, Duration::from_secs(5)).await;
+        let ping = floors::round_trip_floor(&mut conn, rate * 6, Duration::from_secs(5)).await;
         // About 1.25 events a command in this load (a join is two: the member and its join).
-        let write = write_floor(
+        let write = floors::write_floor(
             &mut conn,
             rate * 5 / 4,
             Duration::from_secs(5),
             env_or("EVENT_COST_ROOM_BYTES", ROOM_BYTES as u64) as usize,
             env_or("EVENT_COST_EVENT_BYTES", EVENT_BYTES as u64) as usize,
         )
-        .await;
+        .await?;
+        // The instance that applies takes half the events.
+        let applier =
+            floors::applier_floor(&redis.url(), rate * 5 / 8, Duration::from_secs(8)).await?;
+        let api = floors::api_floor(&redis.url(), rate, Duration::from_secs(8)).await?;
         if std::env::var("EVENT_COST_FLOOR_ONLY").is_ok() {
-            println!("floor: ping {ping:.1} µs, write {write:.1} µs");
+            println!(
+                "floor: ping {ping:.1} µs, write {write:.1} µs, applier {applier:.1} µs, api {api:.1} µs"
+            );
             return Ok(());
         }
         let _: redis::RedisResult<()> = redis::cmd("FLUSHALL").query_async(&mut conn).await;
-        (ping, write)
+        (ping, write, applier, api)
     };
-    let (floor, write_floor) = floor;
+    let (floor, write_floor, applier_floor, api_floor) = floor;
     let (hook, received) = receiver().await?;
     let dir = std::env::temp_dir().join(format!("switchyard-event-cost-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
@@ -545,7 +487,16 @@ async fn run() -> anyhow::Result<()> {
         us(redis_cpu) / floor.max(0.001)
     );
     println!(
-        "| Redis CPU of one atomic room write alone at the events' pace (the room script, same run, before the load) | {write_floor:.1} µs |"
+        "| Redis CPU of one atomic room write alone at the events' pace (the room script, same run, before the load) | {write_floor:.1} µs: the event costs {:.1} of them |",
+        us(redis_cpu) / write_floor.max(0.001)
+    );
+    println!(
+        "| a minimal applier process, per event (one event in over TCP, its room write out; same run, before the load) | {applier_floor:.0} µs: the second instance spends {:.1} times it |",
+        per_event_b * 1e6 / applier_floor.max(0.001)
+    );
+    println!(
+        "| a minimal API process, per command (its write, node command, answer and one webhook; same run, before the load) | {api_floor:.0} µs: the first instance spends {:.1} times it |",
+        api_cost * 1e6 / api_floor.max(0.001)
     );
     println!("| Redis commands | {:.1} |", total_calls / events.max(1.0));
     println!(
