@@ -630,11 +630,14 @@ pub fn dialout(run: &mut Run) -> Pin<Box<dyn Future<Output = ()> + '_>> {
         let from = run.mark();
         run.bgapi(&line(&to, &busy, 10)).await;
         run.destroyed(from, &busy.to_string()).await;
+        // Given up by the node's own timeout while it rings: 3 s, so the callee's 180 Ringing
+        // comes before it even on a loaded machine (with 1 s a CI run saw the node give up
+        // before the 180, without CHANNEL_PROGRESS).
         let to = run.callee(Answer::Never).await;
         let silent = uuid::Uuid::new_v4();
         run.label(&silent.to_string(), "silent");
         let from = run.mark();
-        run.bgapi(&line(&to, &silent, 1)).await;
+        run.bgapi(&line(&to, &silent, 3)).await;
         run.destroyed(from, &silent.to_string()).await;
         // Given up while it rings (`commands::cancel`, as a DELETE of the participant sends
         // it): the callee gets a CANCEL, the job fails with ORIGINATOR_CANCEL.
