@@ -10,6 +10,42 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::redis_figures;
 use crate::support::cpu_secs;
 
+/// A tick every 1/`per_sec` s, missed ticks caught up at once (the pace holds).
+fn pace(per_sec: u64) -> tokio::time::Interval {
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / per_sec.max(1) as f64));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    tick
+}
+
+/// Calls `each` at `per_sec`: a second to settle (connections made, scripts cached), then for
+/// `window`, while the CPU of process `pid` is measured. Returns the calls made in all and the
+/// CPU seconds per call in the window.
+async fn paced(per_sec: u64, window: Duration, pid: u32, mut each: impl FnMut()) -> (u64, f64) {
+    let mut tick = pace(per_sec);
+    for _ in 0..per_sec {
+        tick.tick().await;
+        each();
+    }
+    let before = cpu_secs(pid);
+    let began = Instant::now();
+    let mut sent = 0u64;
+    while began.elapsed() < window {
+        tick.tick().await;
+        each();
+        sent += 1;
+    }
+    let cpu = cpu_secs(pid) - before;
+    (per_sec + sent, cpu / sent.max(1) as f64)
+}
+
+/// Runs a minimal process's work on a Tokio runtime as `switchyard serve` has (a worker a core).
+fn on_runtime(run: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run)
+}
+
 /// Redis's CPU per lone round trip: `PING`s at `per_sec` from one connection for `window`,
 /// each waiting for its answer (µs per `PING`).
 pub async fn round_trip_floor(
@@ -17,8 +53,7 @@ pub async fn round_trip_floor(
     per_sec: u64,
     window: Duration,
 ) -> f64 {
-    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / per_sec.max(1) as f64));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut tick = pace(per_sec);
     let before = redis_figures(conn).await.cpu;
     let began = Instant::now();
     let mut pings = 0u64;
@@ -46,8 +81,7 @@ pub async fn write_floor(
     let json = format!("{{\"pad\":\"{}\"}}", "r".repeat(room_bytes));
     let event = format!("{{\"pad\":\"{}\"}}", "e".repeat(event_bytes));
     new_room(conn, "floor").await?;
-    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / per_sec.max(1) as f64));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut tick = pace(per_sec);
     let before = redis_figures(conn).await.cpu;
     let began = Instant::now();
     let mut writes = 0u64;
@@ -149,13 +183,7 @@ pub fn applier_process() -> Option<anyhow::Result<()>> {
         }
         anyhow::Ok(())
     };
-    Some(
-        tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .map_err(anyhow::Error::from)
-            .and_then(|rt| rt.block_on(run)),
-    )
+    Some(on_runtime(run))
 }
 
 /// The CPU a minimal applier process spends per event: `per_sec` event frames of about an ESL
@@ -171,25 +199,21 @@ pub async fn applier_floor(redis_url: &str, per_sec: u64, window: Duration) -> a
     let (mut stream, _) =
         tokio::time::timeout(Duration::from_secs(10), listener.accept()).await??;
     stream.set_nodelay(true)?;
-    let frame = vec![b'e'; FRAME];
-    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / per_sec.max(1) as f64));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    // A second to settle (connections made, script cached), then the window.
-    for _ in 0..per_sec {
-        tick.tick().await;
-        stream.write_all(&frame).await?;
-    }
-    let before = cpu_secs(child.id());
-    let began = Instant::now();
-    let mut sent = 0u64;
-    while began.elapsed() < window {
-        tick.tick().await;
-        stream.write_all(&frame).await?;
-        sent += 1;
-    }
-    let cpu = cpu_secs(child.id()) - before;
+    // The frames go out from a task of their own, at the ticks.
+    let (frames, mut to_send) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let writer = tokio::spawn(async move {
+        let frame = vec![b'e'; FRAME];
+        while to_send.recv().await.is_some() {
+            if stream.write_all(&frame).await.is_err() {
+                return;
+            }
+        }
+    });
+    let (all, cpu) = paced(per_sec, window, child.id(), || {
+        let _ = frames.send(());
+    })
+    .await;
     // Every event written, or the floor measured less than the work.
-    let all = sent + per_sec;
     let mut conn = redis::Client::open(redis_url)?
         .get_multiplexed_async_connection()
         .await?;
@@ -210,10 +234,11 @@ pub async fn applier_floor(redis_url: &str, per_sec: u64, window: Duration) -> a
         written >= all,
         "the minimal applier wrote {written} of {all} events"
     );
-    drop(stream);
+    drop(frames);
+    let _ = writer.await;
     let _ = child.kill();
     let _ = child.wait();
-    Ok(cpu * 1e6 / sent.max(1) as f64)
+    Ok(cpu * 1e6)
 }
 
 /// The environment variable that makes the bench binary the minimal API instance:
@@ -330,13 +355,7 @@ pub fn api_process() -> Option<anyhow::Result<()>> {
         axum::serve(listener, app).await?;
         anyhow::Ok(())
     };
-    Some(
-        tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .map_err(anyhow::Error::from)
-            .and_then(|rt| rt.block_on(run)),
-    )
+    Some(on_runtime(run))
 }
 
 /// The CPU a minimal API instance spends per command: `per_sec` requests for `window`, each
@@ -386,10 +405,8 @@ pub async fn api_floor(redis_url: &str, per_sec: u64, window: Duration) -> anyho
     .await??;
     let url = format!("http://127.0.0.1:{}/cmd", port.trim());
     let http = reqwest::Client::new();
-    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / per_sec.max(1) as f64));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let accepted = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let send = |http: &reqwest::Client| {
+    let (all, cpu) = paced(per_sec, window, pid, || {
         let request = http.post(&url).send();
         let accepted = accepted.clone();
         tokio::spawn(async move {
@@ -397,23 +414,9 @@ pub async fn api_floor(redis_url: &str, per_sec: u64, window: Duration) -> anyho
                 accepted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
         });
-    };
-    // A second to settle (connections made, script cached), then the window.
-    for _ in 0..per_sec {
-        tick.tick().await;
-        send(&http);
-    }
-    let before = cpu_secs(pid);
-    let began = Instant::now();
-    let mut sent = 0u64;
-    while began.elapsed() < window {
-        tick.tick().await;
-        send(&http);
-        sent += 1;
-    }
-    let cpu = cpu_secs(pid) - before;
+    })
+    .await;
     // Every command answered and its webhook received, or the floor measured less than the work.
-    let all = sent + per_sec;
     let done = || {
         accepted.load(std::sync::atomic::Ordering::Relaxed) >= all
             && received.load(std::sync::atomic::Ordering::Relaxed) >= all
@@ -430,5 +433,5 @@ pub async fn api_floor(redis_url: &str, per_sec: u64, window: Duration) -> anyho
         accepted.load(std::sync::atomic::Ordering::Relaxed),
         received.load(std::sync::atomic::Ordering::Relaxed)
     );
-    Ok(cpu * 1e6 / sent.max(1) as f64)
+    Ok(cpu * 1e6)
 }
