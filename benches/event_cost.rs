@@ -58,12 +58,9 @@ const PREFIXES: [&str; 4] = ["ecn01", "ecn02", "ecn03", "ecn04"];
 const ROOMS: usize = 16;
 const CALLERS: usize = 4;
 const IDLE_SECS: u64 = 10;
-/// The sizes of a room record's live part and of one outbox event in this load (`MONITOR`).
-const ROOM_BYTES: usize = 2000;
-const EVENT_BYTES: usize = 700;
 
 fn main() -> anyhow::Result<()> {
-    // Started again by itself as the minimal applier whose CPU `floors` measures.
+    // Started again by itself as the minimal applier or API whose CPU `floors` measures.
     if let Some(done) = floors::applier_process().or_else(floors::api_process) {
         return done;
     }
@@ -229,7 +226,7 @@ async fn run() -> anyhow::Result<()> {
     // The floor, in the same run: what one lone round trip costs Redis at this load's pace
     // (a PING from one connection every 1/(6·rate) s, about the round trips the load makes, on
     // the Redis the load then uses, before anything else runs on it).
-    let floor = {
+    let (floor, write_floor, applier_floor, api_floor) = {
         let mut conn = redis::Client::open(redis.url())?
             .get_multiplexed_async_connection()
             .await?;
@@ -239,8 +236,8 @@ async fn run() -> anyhow::Result<()> {
             &mut conn,
             rate * 5 / 4,
             Duration::from_secs(5),
-            env_or("EVENT_COST_ROOM_BYTES", ROOM_BYTES as u64) as usize,
-            env_or("EVENT_COST_EVENT_BYTES", EVENT_BYTES as u64) as usize,
+            env_or("EVENT_COST_ROOM_BYTES", floors::ROOM_BYTES as u64) as usize,
+            env_or("EVENT_COST_EVENT_BYTES", floors::EVENT_BYTES as u64) as usize,
         )
         .await?;
         // The instance that applies takes half the events.
@@ -256,7 +253,6 @@ async fn run() -> anyhow::Result<()> {
         let _: redis::RedisResult<()> = redis::cmd("FLUSHALL").query_async(&mut conn).await;
         (ping, write, applier, api)
     };
-    let (floor, write_floor, applier_floor, api_floor) = floor;
     let (hook, received) = receiver().await?;
     let dir = std::env::temp_dir().join(format!("switchyard-event-cost-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;

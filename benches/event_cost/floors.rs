@@ -10,6 +10,15 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::redis_figures;
 use crate::support::cpu_secs;
 
+/// The sizes of a room record's live part and of one outbox event in this load (`MONITOR`).
+pub const ROOM_BYTES: usize = 2000;
+pub const EVENT_BYTES: usize = 700;
+
+/// A JSON value of about `bytes` bytes.
+fn padded(bytes: usize) -> String {
+    format!("{{\"pad\":\"{}\"}}", "p".repeat(bytes))
+}
+
 /// A tick every 1/`per_sec` s, missed ticks caught up at once (the pace holds).
 fn pace(per_sec: u64) -> tokio::time::Interval {
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / per_sec.max(1) as f64));
@@ -78,8 +87,7 @@ pub async fn write_floor(
     event_bytes: usize,
 ) -> anyhow::Result<f64> {
     let sha = load_script(conn).await?;
-    let json = format!("{{\"pad\":\"{}\"}}", "r".repeat(room_bytes));
-    let event = format!("{{\"pad\":\"{}\"}}", "e".repeat(event_bytes));
+    let (json, event) = (padded(room_bytes), padded(event_bytes));
     new_room(conn, "floor").await?;
     let mut tick = pace(per_sec);
     let before = redis_figures(conn).await.cpu;
@@ -88,7 +96,7 @@ pub async fn write_floor(
     while began.elapsed() < window {
         tick.tick().await;
         let done: redis::RedisResult<(i64, Option<String>)> =
-            room_write(&sha, "floor", &json, &event, writes)
+            room_write(&sha, "floor", &json, event.as_bytes(), writes)
                 .query_async(conn)
                 .await;
         if !matches!(done, Ok((1, _))) {
@@ -110,7 +118,7 @@ const APPLIER: &str = "EVENT_COST_APPLIER";
 /// The room write one event costs: the store's room script (the room's `seq` checked, its
 /// record replaced, the event appended to the outbox) and the read of the room's `seq` after it,
 /// in one pipeline, as the instances write an event; the room `floor:<id>`.
-fn room_write(sha: &str, id: &str, json: &str, event: &str, seq: u64) -> redis::Pipeline {
+fn room_write(sha: &str, id: &str, json: &str, event: &[u8], seq: u64) -> redis::Pipeline {
     let room = format!("sy:{{floor}}:room:{id}");
     let mut pipe = redis::pipe();
     pipe.cmd("EVALSHA")
@@ -170,11 +178,12 @@ pub fn applier_process() -> Option<anyhow::Result<()>> {
         let sha = load_script(&mut conn).await?;
         new_room(&mut conn, "applier").await?;
         let mut events = tokio::net::TcpStream::connect(addr).await?;
-        let json = format!("{{\"pad\":\"{}\"}}", "r".repeat(2000));
+        let json = padded(ROOM_BYTES);
         let mut frame = vec![0u8; FRAME];
         let mut seq = 0u64;
         while events.read_exact(&mut frame).await.is_ok() {
-            let event = String::from_utf8_lossy(&frame[..700]).into_owned();
+            // The event as the applier would keep it (the frame's first part).
+            let event = frame[..EVENT_BYTES].to_vec();
             let _: redis::RedisResult<(i64, Option<String>)> =
                 room_write(&sha, "applier", &json, &event, seq)
                     .query_async(&mut conn)
@@ -256,6 +265,9 @@ struct MinimalApi {
     node: tokio::sync::Mutex<tokio::net::TcpStream>,
     http: reqwest::Client,
     hook: String,
+    /// The room record every command writes, and its event (the webhook's body too).
+    json: String,
+    event: bytes::Bytes,
     seq: std::sync::atomic::AtomicU64,
 }
 
@@ -266,11 +278,9 @@ impl MinimalApi {
         // The commands go to the rooms in turn, as the load's do: one at a time per room.
         let n = self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (room, seq) = (format!("api-{}", n % ROOMS), n / ROOMS);
-        let json = format!("{{\"pad\":\"{}\"}}", "r".repeat(2000));
-        let event = format!("{{\"pad\":\"{}\"}}", "e".repeat(700));
         let mut redis = self.redis.clone();
         let written: redis::RedisResult<(i64, Option<String>)> =
-            room_write(&self.sha, &room, &json, &event, seq)
+            room_write(&self.sha, &room, &self.json, &self.event, seq)
                 .query_async(&mut redis)
                 .await;
         match written {
@@ -301,7 +311,12 @@ impl MinimalApi {
             if entries.is_err() {
                 return;
             }
-            let sent = api.http.post(&api.hook).body(event).send().await;
+            let sent = api
+                .http
+                .post(&api.hook)
+                .body(api.event.clone())
+                .send()
+                .await;
             if sent.is_ok() {
                 let _: redis::RedisResult<String> = redis::cmd("XADD")
                     .arg("sy:{floor}:log")
@@ -346,6 +361,8 @@ pub fn api_process() -> Option<anyhow::Result<()>> {
             node: tokio::sync::Mutex::new(node),
             http: reqwest::Client::new(),
             hook,
+            json: padded(ROOM_BYTES),
+            event: padded(EVENT_BYTES).into(),
             seq: std::sync::atomic::AtomicU64::new(0),
         });
         let app =

@@ -41,11 +41,9 @@ impl RedisServer {
             .spawn()
             .ok()?;
         for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                if unix.as_ref().is_some_and(|u| !Path::new(u).exists()) {
-                    std::thread::sleep(Duration::from_millis(10));
-                    continue;
-                }
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+                && unix.as_ref().is_none_or(|u| Path::new(u).exists())
+            {
                 return Some(RedisServer(child, port, unix));
             }
             std::thread::sleep(Duration::from_millis(10));
