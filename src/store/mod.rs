@@ -122,6 +122,12 @@ pub trait Store: Deliveries + Send + Sync + 'static {
         self.room(app, id)
     }
 
+    /// Drops this process's cached copy of a room, if it keeps one: the next read comes from
+    /// the store itself. For a decision that changes nothing in the room but destroys something
+    /// elsewhere (a leg hung up as unexpected), which a cached read a moment behind another
+    /// instance's change would get wrong and no `seq` guard would catch.
+    fn forget_cached(&self, _app: &AppId, _id: &RoomId) {}
+
     /// Which application a room belongs to (for events that name only the room).
     fn room_app(
         &self,

@@ -344,6 +344,13 @@ impl Store for RedisStore {
         self.room_record(&key).await
     }
 
+    fn forget_cached(&self, app: &AppId, id: &RoomId) {
+        if let Some(tracked) = &self.rooms {
+            let key = keys::room(&self.shards.room_tag(app, id), id);
+            tracked.entries().forget(&key);
+        }
+    }
+
     async fn room_app(&self, id: &RoomId) -> Result<Option<AppId>, StoreError> {
         let app: Option<String> = self
             .conn()

@@ -15,8 +15,12 @@
 //! write reads the room's `seq` right after its script, in the same round trip, so Redis tracks
 //! it again.
 //!
-//! Races are settled with tokens: before a read or a write the key holds `Pending(token)`; a push
-//! removes whatever the key holds; the answer is kept only if the key still holds that token.
+//! Races are settled with tokens: before a read the key holds `Pending(token)`, before this
+//! process's own write `Writing(token)`; a push removes whatever the key holds; the answer is
+//! kept only if the key still holds that token. A read begun while an own write is in flight is
+//! answered but not kept: tasks on other threads reach the connection in any order, so it may be
+//! sent before the write and find the version before it, and no push would ever say so (NOLOOP).
+//! The write's answer settles the key.
 //! A lost connection forgets everything (Redis forgot what we track), and the next operation
 //! connects again.
 //!
@@ -35,7 +39,7 @@ mod masters;
 mod tracked;
 mod values;
 
-pub use tracked::{FindMaster, Tracked};
+pub use tracked::{Access, FindMaster, Tracked};
 
 use crate::conference::{Member, Room};
 
@@ -48,8 +52,11 @@ pub type KnownPast = (u64, Arc<Vec<Member>>);
 pub const DEFAULT_CAPACITY: usize = 16_384;
 
 enum Slot {
-    /// A read or write is in flight; its answer may be kept if the key still holds this token.
+    /// A read is in flight; its answer may be kept if the key still holds this token.
     Pending(u64),
+    /// This process's write is in flight; its answer may be kept if the key still holds this
+    /// token. Reads begun meanwhile leave it in place (see the module's comment).
+    Writing(u64),
     /// Tracked: Redis tells us when it changes. Shared, so a reader copies it after letting go
     /// of the lock. With the version of the record's `past` field if it holds the room's past
     /// participations as they are here (see [`Entries::past_saved`]).
@@ -60,6 +67,9 @@ enum Slot {
     Stale(KnownPast),
 }
 
+/// The token of a read that is answered but not kept (tokens handed out start at 1).
+const NOT_KEPT: u64 = 0;
+
 #[derive(Default)]
 struct State {
     slots: HashMap<String, Slot>,
@@ -67,6 +77,13 @@ struct State {
     /// [`values`].
     values: HashMap<String, values::Kept>,
     next_token: u64,
+}
+
+impl State {
+    fn token(&mut self) -> u64 {
+        self.next_token += 1;
+        self.next_token
+    }
 }
 
 /// What the tracked connection tells beyond the rooms it keeps: the outbox bells follow it
@@ -167,13 +184,26 @@ impl Entries {
         }
     }
 
-    /// Marks `key` as being read or written; returns the token that [`Entries::fill`] needs.
+    /// Marks `key` as being read; returns the token that [`Entries::fill`] needs, one that keeps
+    /// nothing while this process writes the key.
     pub fn begin(&self, key: &str) -> u64 {
         let mut state = self.lock();
-        state.next_token += 1;
-        let token = state.next_token;
+        if matches!(state.slots.get(key), Some(Slot::Writing(_))) {
+            return NOT_KEPT;
+        }
+        let token = state.token();
         make_room(&mut state.slots, self.capacity, key);
         state.slots.insert(key.to_owned(), Slot::Pending(token));
+        token
+    }
+
+    /// Marks `key` as being written by this process, before the write is sent; returns the
+    /// token that [`Entries::fill`] needs.
+    pub fn begin_write(&self, key: &str) -> u64 {
+        let mut state = self.lock();
+        let token = state.token();
+        make_room(&mut state.slots, self.capacity, key);
+        state.slots.insert(key.to_owned(), Slot::Writing(token));
         token
     }
 
@@ -186,7 +216,7 @@ impl Entries {
     fn settle(&self, key: &str, token: u64, settled: Slot) {
         let mut state = self.lock();
         if let Some(slot) = state.slots.get_mut(key)
-            && matches!(slot, Slot::Pending(t) if *t == token)
+            && matches!(slot, Slot::Pending(t) | Slot::Writing(t) if *t == token)
         {
             *slot = settled;
         }
@@ -275,6 +305,94 @@ fn make_room<V>(map: &mut HashMap<String, V>, capacity: usize, key: &str) {
         let victims: Vec<String> = map.keys().take(drop).cloned().collect();
         for victim in victims {
             map.remove(&victim);
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::conference::{AppId, NodePrefix, RoomId, RoomType};
+
+    fn room(seq: u64) -> Arc<Room> {
+        let id = RoomId::new(&NodePrefix::parse("abcde").unwrap(), uuid::Uuid::nil());
+        let app = AppId::parse("app-a").unwrap();
+        let mut room = Room::new(id, app, "r".into(), RoomType::Conference, "c".into(), 1);
+        room.seq = seq;
+        Arc::new(room)
+    }
+
+    fn served(entries: &Entries) -> Option<u64> {
+        entries.get("k").map(|r| r.seq)
+    }
+
+    /// This process writes version 2 while one of its reads is sent ahead of the write and
+    /// finds version 1. No push follows its own write (NOLOOP), so keeping that read would
+    /// serve version 1 until another controller changed the room. Whichever answer is handled
+    /// first, the write's is kept. (Before 2026-11-27 a write took a plain read's token: the read
+    /// begun after it replaced it, and version 1 stayed.)
+    #[test]
+    fn a_read_begun_during_this_processs_write_is_answered_but_never_kept() {
+        for read_first in [true, false] {
+            let entries = Entries::new(16);
+            let write = entries.begin_write("k");
+            let read = entries.begin("k");
+            assert_eq!(served(&entries), None, "in flight: read from Redis");
+            if read_first {
+                entries.fill("k", read, room(1), None);
+                entries.fill("k", write, room(2), None);
+            } else {
+                entries.fill("k", write, room(2), None);
+                entries.fill("k", read, room(1), None);
+            }
+            assert_eq!(
+                served(&entries),
+                Some(2),
+                "read answered first: {read_first}"
+            );
+        }
+    }
+
+    /// A read begun before the write may be answered with either version: it is not kept; the
+    /// write's answer is. A push (another controller changed the room) drops both.
+    #[test]
+    fn a_write_settles_its_key_unless_a_push_came_meanwhile() {
+        let entries = Entries::new(16);
+        let read = entries.begin("k");
+        let write = entries.begin_write("k");
+        entries.fill("k", read, room(1), None);
+        assert_eq!(served(&entries), None);
+        entries.fill("k", write, room(2), None);
+        assert_eq!(served(&entries), Some(2));
+
+        let write = entries.begin_write("k");
+        entries.on_push(&invalidate("k"));
+        entries.fill("k", write, room(3), None);
+        assert_eq!(served(&entries), None, "changed elsewhere meanwhile");
+        // Reads go back to being kept once no write is in flight.
+        let read = entries.begin("k");
+        entries.fill("k", read, room(4), None);
+        assert_eq!(served(&entries), Some(4));
+    }
+
+    /// The same for the small values a write reads back (a session's room lookup).
+    #[test]
+    fn a_value_read_during_this_processs_write_never_replaces_its_read_back() {
+        let entries = Entries::new(16);
+        let written = entries.begin_written_value("in");
+        let read = entries.begin_value("in");
+        entries.fill_value("in", read, None);
+        entries.fill_value("in", written, Some("room".into()));
+        assert_eq!(entries.value("in"), Some(Some("room".into())));
+    }
+
+    fn invalidate(key: &str) -> PushInfo {
+        PushInfo {
+            kind: PushKind::Invalidate,
+            data: vec![Value::Array(vec![Value::BulkString(
+                key.as_bytes().to_vec(),
+            )])],
         }
     }
 }

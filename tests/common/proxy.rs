@@ -2,11 +2,15 @@
 //! network fault would: [`Proxy::cut`] drops every open connection (both ends see a reset or
 //! EOF) and refuses new ones until [`Proxy::heal`]; [`Proxy::freeze`] passes nothing more while
 //! keeping every connection open (and accepts new ones that get nothing), as a hung node does.
+//! [`Proxy::hold_replies`] holds back what the upstream sends (a push, a reply) while what the
+//! client sends still goes through, until [`Proxy::release_replies`]: a client whose server's
+//! news is late, and a way to see whether it asks the server anything meanwhile.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
@@ -16,6 +20,10 @@ pub struct Proxy {
     generation: watch::Sender<usize>,
     refusing: Arc<AtomicBool>,
     frozen: watch::Sender<bool>,
+    /// Upstream bytes are held back while true.
+    holding: watch::Sender<bool>,
+    /// Client sends passed upstream while holding (reset by each hold).
+    asked: watch::Sender<u64>,
     /// Connections accepted so far.
     pub accepted: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
@@ -29,8 +37,11 @@ impl Proxy {
         let refusing = Arc::new(AtomicBool::new(false));
         let accepted = Arc::new(AtomicUsize::new(0));
         let (frozen, _) = watch::channel(false);
+        let (holding, _) = watch::channel(false);
+        let (asked, _) = watch::channel(0u64);
         let (gen_tx, refuse, count) = (generation.clone(), refusing.clone(), accepted.clone());
         let frozen_tx = frozen.clone();
+        let (holding_tx, asked_tx) = (holding.clone(), asked.clone());
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 if refuse.load(Ordering::SeqCst) {
@@ -42,13 +53,13 @@ impl Proxy {
                 let mut hung = frozen_tx.subscribe();
                 let born = *cut.borrow();
                 let upstream = upstream.clone();
+                let (holding, asked) = (holding_tx.clone(), asked_tx.clone());
                 tokio::spawn(async move {
                     let Ok(server) = TcpStream::connect(&upstream).await else {
                         return;
                     };
-                    let (mut client, mut server) = (client, server);
                     let frozen = tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => false,
+                        _ = relay(client, server, &holding, &asked) => false,
                         _ = cut.wait_for(|g| *g != born) => false,
                         _ = hung.wait_for(|f| *f) => true,
                     };
@@ -64,9 +75,30 @@ impl Proxy {
             generation,
             refusing,
             frozen,
+            holding,
+            asked,
             accepted,
             task,
         }
+    }
+
+    /// Holds back what the upstream sends, on every connection, until released.
+    #[allow(dead_code)]
+    pub fn hold_replies(&self) {
+        self.asked.send_replace(0);
+        self.holding.send_replace(true);
+    }
+
+    /// Waits until a client sends something upstream while replies are held.
+    #[allow(dead_code)]
+    pub async fn asked_while_held(&self) {
+        let _ = self.asked.subscribe().wait_for(|n| *n > 0).await;
+    }
+
+    /// Passes on what was held back, and everything after it.
+    #[allow(dead_code)]
+    pub fn release_replies(&self) {
+        self.holding.send_replace(false);
     }
 
     /// Drops every open connection and refuses new ones.
@@ -91,4 +123,55 @@ impl Drop for Proxy {
         self.task.abort();
         self.generation.send_modify(|g| *g += 1);
     }
+}
+
+/// Copies both ways until both sides end (an end is passed on as a shutdown of the other's
+/// writes, as `copy_bidirectional` does); upstream bytes wait while `holding`, and each client
+/// send made while holding counts in `asked`.
+async fn relay(
+    client: TcpStream,
+    server: TcpStream,
+    holding: &watch::Sender<bool>,
+    asked: &watch::Sender<u64>,
+) {
+    let (mut client_rx, mut client_tx) = client.into_split();
+    let (mut server_rx, mut server_tx) = server.into_split();
+    let up = async {
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            match client_rx.read(&mut buf).await {
+                Ok(0) | Err(_) => {
+                    let _ = server_tx.shutdown().await;
+                    return;
+                }
+                Ok(n) => {
+                    if *holding.borrow() {
+                        asked.send_modify(|a| *a += 1);
+                    }
+                    if server_tx.write_all(&buf[..n]).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    };
+    let down = async {
+        let mut buf = vec![0u8; 16 * 1024];
+        let mut held = holding.subscribe();
+        loop {
+            match server_rx.read(&mut buf).await {
+                Ok(0) | Err(_) => {
+                    let _ = client_tx.shutdown().await;
+                    return;
+                }
+                Ok(n) => {
+                    let _ = held.wait_for(|h| !*h).await;
+                    if client_tx.write_all(&buf[..n]).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    };
+    tokio::join!(up, down);
 }

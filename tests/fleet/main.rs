@@ -10,6 +10,7 @@ mod common;
 #[path = "../webhook_support/mod.rs"]
 mod webhook_support;
 
+mod cached_reads;
 mod nodes;
 mod stale_writes;
 mod standby;

@@ -903,7 +903,7 @@ async fn calls_passing_through_a_room_leave_nothing_in_redis_tracking_table() {
 async fn a_caller_left_waiting_for_the_connection_holds_up_no_one() {
     use std::future::Future;
     use std::task::{Context, Waker};
-    use switchyard::store::room_cache::Tracked;
+    use switchyard::store::room_cache::{Access, Tracked};
 
     let server = RedisServer::start();
     let tracked = Tracked::new(&server.url(), 16).unwrap();
@@ -915,10 +915,14 @@ async fn a_caller_left_waiting_for_the_connection_holds_up_no_one() {
     let mut connecting = Box::pin(tracked.check());
     assert!(connecting.as_mut().poll(&mut cx).is_pending());
     // ...another waits for it, and is then never run again.
-    let mut starved = Box::pin(tracked.call("k", ping));
+    let mut starved = Box::pin(tracked.call("k", Access::Read, ping));
     assert!(starved.as_mut().poll(&mut cx).is_pending());
     connecting.await.unwrap();
-    let next = tokio::time::timeout(Duration::from_secs(5), tracked.call("k", ping)).await;
+    let next = tokio::time::timeout(
+        Duration::from_secs(5),
+        tracked.call("k", Access::Read, ping),
+    )
+    .await;
     let (answer, _) = next
         .expect("a caller waited behind one that was not run")
         .unwrap();

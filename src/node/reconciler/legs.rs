@@ -3,7 +3,7 @@
 //! the call's node, the bridge's outbound leg, whose end fails a join still on its way.
 
 use super::{Effects, Reconciler};
-use crate::conference::apply::{bridge_ended, node_leg};
+use crate::conference::apply::{Ignored, bridge_ended, node_leg};
 use crate::conference::{ChannelFact, ChannelInfo, Micros, SessionId};
 use crate::store::{Store, StoreError};
 
@@ -30,9 +30,17 @@ impl<S: Store> Reconciler<S> {
         let Some((room, app)) = self.known_room(&info.did).await? else {
             return Ok(Vec::new());
         };
-        self.update(&app, &room, |r| {
-            node_leg(r, core, &session, &info.channel, kind, cause, now)
-        })
+        // A leg the room does not expect is hung up: judged on the room as stored, since the
+        // join that expects it was written by whichever instance took the command, a moment
+        // ago, and may not have reached this one's cache yet.
+        self.update_judged(
+            &app,
+            &room,
+            |r| node_leg(r, core, &session, &info.channel, kind, cause, now),
+            |applied| {
+                applied.ignored == Some(Ignored::UnknownMember) && !applied.effects.is_empty()
+            },
+        )
         .await
     }
 

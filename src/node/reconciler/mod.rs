@@ -523,6 +523,32 @@ impl<S: Store> Reconciler<S> {
         Ok(self.effects_of(app, room, result))
     }
 
+    /// [`Reconciler::update`] for a fact whose outcome may destroy something without changing
+    /// the room (`refuses`: a leg hung up as unexpected). The room may have been read from this
+    /// instance's cache a moment before another instance's change reaches it (the change's
+    /// push travels apart from the node's events): such an outcome is judged again on the room
+    /// as stored, and only that judgement's effects are carried out.
+    async fn update_judged(
+        &self,
+        app: &AppId,
+        room: &RoomId,
+        mut f: impl FnMut(&mut crate::conference::Room) -> crate::conference::Applied + Send,
+        refuses: fn(&crate::conference::Applied) -> bool,
+    ) -> Result<Effects, StoreError> {
+        let mut refused = false;
+        let result = modify_room(&*self.store, app, room, |r| {
+            let applied = f(r);
+            refused = !applied.changed && refuses(&applied);
+            Ok::<_, std::convert::Infallible>(((applied.effects, r.node.clone()), applied.events))
+        })
+        .await?;
+        if refused {
+            self.store.forget_cached(app, room);
+            return self.update(app, room, f).await;
+        }
+        Ok(self.effects_of(app, room, result))
+    }
+
     /// Counts an update and ties its effects to the room; a snapshot write refused as stale is
     /// counted as such.
     fn effects_of<E: RefusedWrite>(

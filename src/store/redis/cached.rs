@@ -9,7 +9,7 @@ use redis::Script;
 use super::failover::Target;
 use super::{RedisStore, query_loading, room_record, unavailable};
 use crate::conference::{AppId, Room, RoomId};
-use crate::store::room_cache::{FindMaster, Tracked};
+use crate::store::room_cache::{Access, FindMaster, Tracked};
 use crate::store::{StoreError, keys};
 
 /// The room cache's connection (one per master on a cluster), tried once: a Redis that refuses
@@ -90,7 +90,7 @@ impl RedisStore {
         // changed elsewhere saves parsing it again if the record still holds that version.
         let known = tracked.entries().known_past(key);
         let ((json, past), token) = tracked
-            .call(key, |mut conn| async move {
+            .call(key, Access::Read, |mut conn| async move {
                 // Tracked: the connection tracks every read it is not told to leave.
                 redis::cmd("HMGET")
                     .arg(key)
@@ -136,7 +136,7 @@ impl RedisStore {
         pipe.add_command(eval);
         let pipe = &pipe;
         let ((answer,), token) = tracked
-            .call(key, |mut conn| async move {
+            .call(key, Access::Write, |mut conn| async move {
                 query_loading::<(T,), _>(&mut conn, script, pipe).await
             })
             .await

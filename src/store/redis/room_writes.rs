@@ -18,7 +18,7 @@ use redis::aio::ConnectionLike;
 
 use super::{RedisStore, room_record, unavailable};
 use crate::conference::{AppId, DomainEvent, Room};
-use crate::store::room_cache::Tracked;
+use crate::store::room_cache::{Access, Tracked};
 use crate::store::{IndexDelta, Modified, RoomChange, Saved, Store, StoreError, keys, unique_name};
 
 /// The save script's source.
@@ -445,7 +445,7 @@ impl RedisStore {
                 .into_iter()
                 .map(|key| {
                     pipe.cmd("GET").arg(&key);
-                    let token = tracked.entries().begin_value(&key);
+                    let token = tracked.entries().begin_written_value(&key);
                     (key, token)
                 })
                 .collect(),
@@ -474,7 +474,7 @@ impl RedisStore {
                 let keys: Vec<&str> = room_keys.iter().map(String::as_str).collect();
                 let pipe = &pipe;
                 let sent = tracked
-                    .call_many(&keys, |mut conn| async move {
+                    .call_many(&keys, Access::Write, |mut conn| async move {
                         conn.req_packed_commands(pipe, 0, count).await
                     })
                     .await;

@@ -106,6 +106,14 @@ impl Link {
     }
 }
 
+/// What a command sent on a tracked connection does to the keys it names (see the module
+/// comment of `room_cache.rs` on why a read begun during this process's write is not kept).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    Write,
+}
+
 /// Where the master is now (a Sentinel set's answer): asked when the tracked connection is
 /// made, and again after it is lost.
 pub type FindMaster = Arc<
@@ -257,12 +265,17 @@ impl Tracked {
 
     /// Sends one command about `key` on its tracked connection; its answer comes with the token
     /// [`Entries::fill`] needs. A failure forgets the key (a lost connection, everything).
-    pub async fn call<T, F, Fut>(&self, key: &str, send: F) -> Result<(T, u64), redis::RedisError>
+    pub async fn call<T, F, Fut>(
+        &self,
+        key: &str,
+        access: Access,
+        send: F,
+    ) -> Result<(T, u64), redis::RedisError>
     where
         F: Fn(MultiplexedConnection) -> Fut,
         Fut: std::future::Future<Output = redis::RedisResult<T>>,
     {
-        let (answer, tokens) = self.call_many(&[key], send).await?;
+        let (answer, tokens) = self.call_many(&[key], access, send).await?;
         Ok((answer, tokens.first().copied().unwrap_or_default()))
     }
 
@@ -273,6 +286,7 @@ impl Tracked {
     pub async fn call_many<T, F, Fut>(
         &self,
         keys: &[&str],
+        access: Access,
         send: F,
     ) -> Result<(T, Vec<u64>), redis::RedisError>
     where
@@ -286,7 +300,13 @@ impl Tracked {
                 .connected(keys.first().copied().unwrap_or_default())
                 .await?;
             // After connecting: a (re)connection forgets every entry, these marks included.
-            let tokens = keys.iter().map(|key| self.entries.begin(key)).collect();
+            let tokens = keys
+                .iter()
+                .map(|key| match access {
+                    Access::Read => self.entries.begin(key),
+                    Access::Write => self.entries.begin_write(key),
+                })
+                .collect();
             match send(conn).await {
                 Ok(answer) => return Ok((answer, tokens)),
                 Err(e) => {

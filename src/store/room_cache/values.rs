@@ -14,6 +14,9 @@ use super::Entries;
 pub(super) enum Kept {
     /// Read in flight; its answer is kept if the key still holds this token.
     Pending(u64),
+    /// Read back right after this process wrote it, in the same pipeline: reads begun meanwhile
+    /// are not kept (they may be sent before the write: see `room_cache.rs`).
+    Writing(u64),
     /// Tracked: `None` is a key that does not exist (Redis tracks those too).
     Ready(Option<String>),
 }
@@ -23,17 +26,30 @@ impl Entries {
     pub fn value(&self, key: &str) -> Option<Option<String>> {
         match self.lock().values.get(key)? {
             Kept::Ready(v) => Some(v.clone()),
-            Kept::Pending(_) => None,
+            Kept::Pending(_) | Kept::Writing(_) => None,
         }
     }
 
-    /// Marks `key` as being read; returns the token [`Entries::fill_value`] needs.
+    /// Marks `key` as being read; returns the token [`Entries::fill_value`] needs, one that keeps
+    /// nothing while this process writes the key.
     pub fn begin_value(&self, key: &str) -> u64 {
         let mut state = self.lock();
-        state.next_token += 1;
-        let token = state.next_token;
+        if matches!(state.values.get(key), Some(Kept::Writing(_))) {
+            return super::NOT_KEPT;
+        }
+        let token = state.token();
         super::make_room(&mut state.values, self.capacity, key);
         state.values.insert(key.to_owned(), Kept::Pending(token));
+        token
+    }
+
+    /// Marks `key` as written by this process and read back after the write, before the write
+    /// is sent; returns the token [`Entries::fill_value`] needs.
+    pub fn begin_written_value(&self, key: &str) -> u64 {
+        let mut state = self.lock();
+        let token = state.token();
+        super::make_room(&mut state.values, self.capacity, key);
+        state.values.insert(key.to_owned(), Kept::Writing(token));
         token
     }
 
@@ -41,7 +57,7 @@ impl Entries {
     pub fn fill_value(&self, key: &str, token: u64, value: Option<String>) {
         let mut state = self.lock();
         if let Some(kept) = state.values.get_mut(key)
-            && matches!(kept, Kept::Pending(t) if *t == token)
+            && matches!(kept, Kept::Pending(t) | Kept::Writing(t) if *t == token)
         {
             *kept = Kept::Ready(value);
         }
