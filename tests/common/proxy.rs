@@ -83,20 +83,17 @@ impl Proxy {
     }
 
     /// Holds back what the upstream sends, on every connection, until released.
-    #[allow(dead_code)]
     pub fn hold_replies(&self) {
         self.asked.send_replace(0);
         self.holding.send_replace(true);
     }
 
     /// Waits until a client sends something upstream while replies are held.
-    #[allow(dead_code)]
     pub async fn asked_while_held(&self) {
         let _ = self.asked.subscribe().wait_for(|n| *n > 0).await;
     }
 
     /// Passes on what was held back, and everything after it.
-    #[allow(dead_code)]
     pub fn release_replies(&self) {
         self.holding.send_replace(false);
     }
