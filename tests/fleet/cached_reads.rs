@@ -146,7 +146,9 @@ async fn a_leg_whose_join_the_owners_cache_has_not_heard_of_yet_is_not_hung_up()
         !hangs_up(&effects, &leg),
         "the leg of a join the cache had not heard of was hung up: {effects:?}"
     );
-    let stored = taker.room(&app(), &room.id).await.unwrap().unwrap();
+    // As Redis holds it (the taker's own cache hears of the owner's write by a push, a moment
+    // later).
+    let stored = taker.room_fresh(&app(), &room.id).await.unwrap().unwrap();
     let member = stored
         .member_by_session(&session.id)
         .expect("the joining member");
