@@ -332,7 +332,7 @@ impl Store for RedisStore {
     }
 
     async fn room(&self, app: &AppId, id: &RoomId) -> Result<Option<Room>, StoreError> {
-        let key = keys::room(&self.shards.room_tag(app, id), id);
+        let key = self.room_key_of(app, id);
         match &self.rooms {
             Some(tracked) => self.tracked_room(tracked, &key).await,
             None => self.room_record(&key).await,
@@ -340,13 +340,13 @@ impl Store for RedisStore {
     }
 
     async fn room_fresh(&self, app: &AppId, id: &RoomId) -> Result<Option<Room>, StoreError> {
-        let key = keys::room(&self.shards.room_tag(app, id), id);
+        let key = self.room_key_of(app, id);
         self.room_record(&key).await
     }
 
     fn forget_cached(&self, app: &AppId, id: &RoomId) {
         if let Some(tracked) = &self.rooms {
-            let key = keys::room(&self.shards.room_tag(app, id), id);
+            let key = self.room_key_of(app, id);
             tracked.entries().forget(&key);
         }
     }

@@ -39,7 +39,7 @@ mod masters;
 mod tracked;
 mod values;
 
-pub use tracked::{Access, FindMaster, Tracked};
+pub use tracked::{FindMaster, Tracked};
 
 use crate::conference::{Member, Room};
 
@@ -69,6 +69,14 @@ enum Slot {
 
 /// The token of a read that is answered but not kept (tokens handed out start at 1).
 const NOT_KEPT: u64 = 0;
+
+/// What a command on the tracked connection does to the keys it names: a read begun while this
+/// process writes the key is answered but not kept (see the module's comment).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    Write,
+}
 
 #[derive(Default)]
 struct State {
@@ -184,26 +192,21 @@ impl Entries {
         }
     }
 
-    /// Marks `key` as being read; returns the token that [`Entries::fill`] needs, one that keeps
-    /// nothing while this process writes the key.
-    pub fn begin(&self, key: &str) -> u64 {
+    /// Marks `key` as being read or written by this process (before the command is sent);
+    /// returns the token that [`Entries::fill`] needs, one that keeps nothing for a read while
+    /// this process writes the key.
+    pub fn begin(&self, key: &str, access: Access) -> u64 {
         let mut state = self.lock();
-        if matches!(state.slots.get(key), Some(Slot::Writing(_))) {
-            return NOT_KEPT;
-        }
+        let slot = match access {
+            Access::Read if matches!(state.slots.get(key), Some(Slot::Writing(_))) => {
+                return NOT_KEPT;
+            }
+            Access::Read => Slot::Pending,
+            Access::Write => Slot::Writing,
+        };
         let token = state.token();
         make_room(&mut state.slots, self.capacity, key);
-        state.slots.insert(key.to_owned(), Slot::Pending(token));
-        token
-    }
-
-    /// Marks `key` as being written by this process, before the write is sent; returns the
-    /// token that [`Entries::fill`] needs.
-    pub fn begin_write(&self, key: &str) -> u64 {
-        let mut state = self.lock();
-        let token = state.token();
-        make_room(&mut state.slots, self.capacity, key);
-        state.slots.insert(key.to_owned(), Slot::Writing(token));
+        state.slots.insert(key.to_owned(), slot(token));
         token
     }
 
@@ -336,8 +339,8 @@ mod tests {
     fn a_read_begun_during_this_processs_write_is_answered_but_never_kept() {
         for read_first in [true, false] {
             let entries = Entries::new(16);
-            let write = entries.begin_write("k");
-            let read = entries.begin("k");
+            let write = entries.begin("k", Access::Write);
+            let read = entries.begin("k", Access::Read);
             assert_eq!(served(&entries), None, "in flight: read from Redis");
             if read_first {
                 entries.fill("k", read, room(1), None);
@@ -359,19 +362,19 @@ mod tests {
     #[test]
     fn a_write_settles_its_key_unless_a_push_came_meanwhile() {
         let entries = Entries::new(16);
-        let read = entries.begin("k");
-        let write = entries.begin_write("k");
+        let read = entries.begin("k", Access::Read);
+        let write = entries.begin("k", Access::Write);
         entries.fill("k", read, room(1), None);
         assert_eq!(served(&entries), None);
         entries.fill("k", write, room(2), None);
         assert_eq!(served(&entries), Some(2));
 
-        let write = entries.begin_write("k");
+        let write = entries.begin("k", Access::Write);
         entries.on_push(&invalidate("k"));
         entries.fill("k", write, room(3), None);
         assert_eq!(served(&entries), None, "changed elsewhere meanwhile");
         // Reads go back to being kept once no write is in flight.
-        let read = entries.begin("k");
+        let read = entries.begin("k", Access::Read);
         entries.fill("k", read, room(4), None);
         assert_eq!(served(&entries), Some(4));
     }
@@ -380,8 +383,8 @@ mod tests {
     #[test]
     fn a_value_read_during_this_processs_write_never_replaces_its_read_back() {
         let entries = Entries::new(16);
-        let written = entries.begin_written_value("in");
-        let read = entries.begin_value("in");
+        let written = entries.begin_value("in", Access::Write);
+        let read = entries.begin_value("in", Access::Read);
         entries.fill_value("in", read, None);
         entries.fill_value("in", written, Some("room".into()));
         assert_eq!(entries.value("in"), Some(Some("room".into())));

@@ -9,8 +9,8 @@ use redis::Script;
 use super::failover::Target;
 use super::{RedisStore, query_loading, room_record, unavailable};
 use crate::conference::{AppId, Room, RoomId};
+use crate::store::StoreError;
 use crate::store::room_cache::{Access, FindMaster, Tracked};
-use crate::store::{StoreError, keys};
 
 /// The room cache's connection (one per master on a cluster), tried once: a Redis that refuses
 /// RESP3 or client tracking (before 6.0, or a proxy that lacks them) leaves the cache off,
@@ -70,7 +70,7 @@ impl RedisStore {
         app: &AppId,
         id: &RoomId,
     ) -> Result<Option<Arc<Room>>, StoreError> {
-        let key = keys::room(&self.shards.room_tag(app, id), id);
+        let key = self.room_key_of(app, id);
         let Some(tracked) = &self.rooms else {
             return Ok(self.room_record(&key).await?.map(Arc::new));
         };

@@ -20,7 +20,7 @@ impl RedisStore {
     ) -> Result<Page<Room>, StoreError> {
         let record = |id: &str| {
             let id = RoomId::parse(id).ok()?;
-            Some(keys::room(&self.shards.room_tag(app, &id), &id))
+            Some(self.room_key_of(app, &id))
         };
         let indexes = self.in_every_shard(app, index);
         self.page_of(&indexes, record, after, limit).await

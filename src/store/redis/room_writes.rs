@@ -17,7 +17,7 @@ use redis::Value;
 use redis::aio::ConnectionLike;
 
 use super::{RedisStore, room_record, unavailable};
-use crate::conference::{AppId, DomainEvent, Room};
+use crate::conference::{AppId, DomainEvent, Room, RoomId};
 use crate::store::room_cache::{Access, Tracked};
 use crate::store::{IndexDelta, Modified, RoomChange, Saved, Store, StoreError, keys, unique_name};
 
@@ -268,7 +268,12 @@ impl RedisStore {
     }
 
     fn room_key(&self, room: &Room) -> String {
-        keys::room(&self.shards.room_tag(&room.app, &room.id), &room.id)
+        self.room_key_of(&room.app, &room.id)
+    }
+
+    /// The key of a room's record (in its app's shard).
+    pub(super) fn room_key_of(&self, app: &AppId, id: &RoomId) -> String {
+        keys::room(&self.shards.room_tag(app, id), id)
     }
 
     /// The writes `todo` grouped by the master that holds each one's room (positions in `todo`).
@@ -445,7 +450,7 @@ impl RedisStore {
                 .into_iter()
                 .map(|key| {
                     pipe.cmd("GET").arg(&key);
-                    let token = tracked.entries().begin_written_value(&key);
+                    let token = tracked.entries().begin_value(&key, Access::Write);
                     (key, token)
                 })
                 .collect(),

@@ -10,8 +10,8 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, ConnectionInfo, ProtocolVersion, PushInfo};
 use tokio::sync::watch;
 
-use super::Entries;
 use super::masters::Masters;
+use super::{Access, Entries};
 use crate::store::conn_slot::ConnSlot;
 
 /// One server's tracked connection.
@@ -104,14 +104,6 @@ impl Link {
     pub(super) fn drop_conn(&self) {
         self.conn.clear();
     }
-}
-
-/// What a command sent on a tracked connection does to the keys it names (see the module
-/// comment of `room_cache.rs` on why a read begun during this process's write is not kept).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
-    Read,
-    Write,
 }
 
 /// Where the master is now (a Sentinel set's answer): asked when the tracked connection is
@@ -302,10 +294,7 @@ impl Tracked {
             // After connecting: a (re)connection forgets every entry, these marks included.
             let tokens = keys
                 .iter()
-                .map(|key| match access {
-                    Access::Read => self.entries.begin(key),
-                    Access::Write => self.entries.begin_write(key),
-                })
+                .map(|key| self.entries.begin(key, access))
                 .collect();
             match send(conn).await {
                 Ok(answer) => return Ok((answer, tokens)),
@@ -340,7 +329,7 @@ impl Tracked {
             // After connecting: a (re)connection forgets every entry, these marks included.
             let tokens: Vec<u64> = missing
                 .iter()
-                .map(|&i| self.entries.begin_value(reads[i].0))
+                .map(|&i| self.entries.begin_value(reads[i].0, Access::Read))
                 .collect();
             let mut pipe = redis::pipe();
             for &i in &missing {

@@ -8,7 +8,7 @@
 //! answered. Written anywhere else (another connection of this process, another controller, an
 //! expiry), the push removes it.
 
-use super::Entries;
+use super::{Access, Entries};
 
 /// A value read, or being read.
 pub(super) enum Kept {
@@ -30,26 +30,21 @@ impl Entries {
         }
     }
 
-    /// Marks `key` as being read; returns the token [`Entries::fill_value`] needs, one that keeps
-    /// nothing while this process writes the key.
-    pub fn begin_value(&self, key: &str) -> u64 {
+    /// Marks `key` as being read, or as written by this process and read back after the write
+    /// (before it is sent); returns the token [`Entries::fill_value`] needs, one that keeps
+    /// nothing for a read while this process writes the key.
+    pub fn begin_value(&self, key: &str, access: Access) -> u64 {
         let mut state = self.lock();
-        if matches!(state.values.get(key), Some(Kept::Writing(_))) {
-            return super::NOT_KEPT;
-        }
+        let kept = match access {
+            Access::Read if matches!(state.values.get(key), Some(Kept::Writing(_))) => {
+                return super::NOT_KEPT;
+            }
+            Access::Read => Kept::Pending,
+            Access::Write => Kept::Writing,
+        };
         let token = state.token();
         super::make_room(&mut state.values, self.capacity, key);
-        state.values.insert(key.to_owned(), Kept::Pending(token));
-        token
-    }
-
-    /// Marks `key` as written by this process and read back after the write, before the write
-    /// is sent; returns the token [`Entries::fill_value`] needs.
-    pub fn begin_written_value(&self, key: &str) -> u64 {
-        let mut state = self.lock();
-        let token = state.token();
-        super::make_room(&mut state.values, self.capacity, key);
-        state.values.insert(key.to_owned(), Kept::Writing(token));
+        state.values.insert(key.to_owned(), kept(token));
         token
     }
 
@@ -80,17 +75,17 @@ mod tests {
     #[test]
     fn a_value_read_is_kept_unless_it_changed_meanwhile() {
         let entries = Entries::new(16);
-        let token = entries.begin_value("k");
+        let token = entries.begin_value("k", Access::Read);
         assert_eq!(entries.value("k"), None, "in flight: not an answer");
         entries.fill_value("k", token, Some("room".into()));
         assert_eq!(entries.value("k"), Some(Some("room".into())));
         // Changed while a read was in flight: that read's answer is not kept.
-        let token = entries.begin_value("k");
+        let token = entries.begin_value("k", Access::Read);
         entries.forget_values(["k"]);
         entries.fill_value("k", token, Some("old".into()));
         assert_eq!(entries.value("k"), None);
         // A key that does not exist is kept as such.
-        let token = entries.begin_value("gone");
+        let token = entries.begin_value("gone", Access::Read);
         entries.fill_value("gone", token, None);
         assert_eq!(entries.value("gone"), Some(None));
         entries.clear();
