@@ -70,7 +70,7 @@ fn main() -> anyhow::Result<()> {
 fn config(listen: u16, redis: &str, sims: &[Simulator], hook: &str) -> String {
     let q = |s: &str| toml::Value::String(s.to_owned()).to_string();
     let mut text = format!(
-        "listen = {}\nredis_url = {}\nnode_lease_ms = 1500\n\
+        "listen = {}\nredis_url = {}\nnode_lease_ms = 1500\n{}\
          [limits]\nglobal_rps = 0\nconference_ms = 0\nconference_mute_ms = 0\n\
          conference_control_ms = 0\nconf_play_ms = 0\n\
          [webhooks]\nallow_private = true\n\
@@ -78,6 +78,7 @@ fn config(listen: u16, redis: &str, sims: &[Simulator], hook: &str) -> String {
          webhook_secret = \"whsec_c3dpdGNoeWFyZCB3ZWJob29rIHRlc3Qgc2VjcmV0ISE=\"\n",
         q(&format!("127.0.0.1:{listen}")),
         q(redis),
+        serve::operator_toml(),
         q(&hash_key(KEY)),
         q(DID),
         q(hook),
@@ -112,7 +113,7 @@ async fn receiver() -> anyhow::Result<(String, Arc<AtomicU64>)> {
 
 /// The events an instance has applied (every node's counter summed).
 async fn applied(api: &Api) -> f64 {
-    let Ok(reply) = api.http.get(format!("{}/metrics", api.base)).send().await else {
+    let Ok(reply) = api.metrics_request().send().await else {
         return 0.0;
     };
     let text = reply.text().await.unwrap_or_default();

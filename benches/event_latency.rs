@@ -394,7 +394,7 @@ fn write_config(
 ) -> anyhow::Result<()> {
     let q = |s: &str| toml::Value::String(s.to_owned()).to_string();
     let text = format!(
-        "listen = {}\nredis_url = {}\ncursor_secret = \"event-latency-cursor-secret-0123456789\"\n\
+        "listen = {}\nredis_url = {}\ncursor_secret = \"event-latency-cursor-secret-0123456789\"\n{}\
          [limits]\nglobal_rps = 0\nconf_play_ms = 0\nconference_control_ms = 0\n\
          conference_ms = 0\nconference_mute_ms = 0\n\
          [webhooks]\nallow_private = true\nretry_schedule_secs = [1, 1, 1]\ntimeout_ms = 5000\n\
@@ -404,6 +404,7 @@ fn write_config(
          dids = [{}]\n",
         q(listen),
         q(redis),
+        serve::operator_toml(),
         q(PREFIX),
         q(esl),
         q(&fs.password),
@@ -536,7 +537,7 @@ type Histograms = HashMap<String, Vec<(f64, f64)>>;
 
 /// The controller's /metrics: the [`SCRAPED`] histograms' buckets.
 async fn scrape(api: &Api) -> Histograms {
-    let Ok(resp) = api.http.get(format!("{}/metrics", api.base)).send().await else {
+    let Ok(resp) = api.metrics_request().send().await else {
         return Histograms::new();
     };
     let text = resp.text().await.unwrap_or_default();

@@ -67,12 +67,13 @@ fn main() -> anyhow::Result<()> {
 fn config(listen: u16, redis: &str, sims: &[Simulator]) -> String {
     let q = |s: &str| toml::Value::String(s.to_owned()).to_string();
     let mut text = format!(
-        "listen = {}\nredis_url = {}\nnode_lease_ms = 1500\n\
+        "listen = {}\nredis_url = {}\nnode_lease_ms = 1500\n{}\
          [limits]\nglobal_rps = 0\nconference_ms = 0\nconference_mute_ms = 0\n\
          conference_control_ms = 0\nconf_play_ms = 0\n\
          [[apps]]\nid = \"app1\"\nkey_sha256 = {}\ndids = [{}]\n",
         q(&format!("127.0.0.1:{listen}")),
         q(redis),
+        serve::operator_toml(),
         q(&hash_key(KEY)),
         q(DID),
     );
@@ -89,12 +90,7 @@ fn config(listen: u16, redis: &str, sims: &[Simulator]) -> String {
 
 /// The events an instance has applied (every node's counter summed).
 async fn applied(api: &Api) -> f64 {
-    let text = api
-        .http
-        .get(format!("{}/metrics", api.base))
-        .send()
-        .await
-        .ok();
+    let text = api.metrics_request().send().await.ok();
     let Some(text) = text else { return 0.0 };
     let text = text.text().await.unwrap_or_default();
     text.lines()

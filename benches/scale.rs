@@ -94,7 +94,7 @@ struct Shape {
 fn config(listen: u16, redis: &Redis, sims: &[(String, Simulator)], hook: &str) -> String {
     let q = |s: &str| toml::Value::String(s.to_owned()).to_string();
     let mut text = format!(
-        "listen = {}\n{}node_lease_ms = 3000\n\
+        "listen = {}\n{}{}node_lease_ms = 3000\n\
          [limits]\nglobal_rps = 0\nconference_ms = 0\nconference_mute_ms = 0\n\
          conference_control_ms = 0\nconf_play_ms = 0\n\
          [webhooks]\nallow_private = true\n\
@@ -102,6 +102,7 @@ fn config(listen: u16, redis: &Redis, sims: &[(String, Simulator)], hook: &str) 
          webhook_secret = {}\ntalking_events = true\n",
         q(&format!("127.0.0.1:{listen}")),
         redis.toml(),
+        serve::operator_toml(),
         q(&hash_key(KEY)),
         q(DID),
         q(hook),

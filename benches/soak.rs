@@ -348,15 +348,7 @@ struct Audit {
 
 /// The controller's live heap from its `/metrics`, when its build counts it.
 async fn heap_bytes(api: &Api) -> Option<u64> {
-    let text = api
-        .http
-        .get(format!("{}/metrics", api.base))
-        .send()
-        .await
-        .ok()?
-        .text()
-        .await
-        .ok()?;
+    let text = api.metrics_request().send().await.ok()?.text().await.ok()?;
     text.lines()
         .find_map(|l| l.strip_prefix("switchyard_heap_live_bytes "))
         .and_then(|v| v.trim().parse().ok())
@@ -461,7 +453,7 @@ async fn run(
     std::fs::write(
         &config,
         format!(
-            "listen = \"127.0.0.1:{port}\"\nredis_url = {}\n\
+            "listen = \"127.0.0.1:{port}\"\nredis_url = {}\n{}\
              event_retention_secs = 300\nroom_retention_secs = 300\nsession_retention_secs = 300\n\
              [limits]\nglobal_rps = 0\nconf_play_ms = 0\nconference_control_ms = 0\n\
              conference_ms = 0\nconference_mute_ms = 0\n\
@@ -469,6 +461,7 @@ async fn run(
              [[nodes]]\nname = \"soak\"\nprefix = {}\nesl = {}\npassword = {}\nrecordings_dir = {}\n\
              [[apps]]\nid = {}\nkey_sha256 = {}\nwebhook_url = {}\nwebhook_secret = {}\ndids = [{}]\n",
             q(&redis.url()),
+            serve::operator_toml(),
             q(PREFIX),
             q(&fs.esl()),
             q(&fs.password),

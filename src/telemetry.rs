@@ -77,6 +77,9 @@ pub const CONFIG_GENERATION: &str = "switchyard_config_generation";
 pub const CONFIG_LOADED: &str = "switchyard_config_loaded_timestamp_seconds";
 /// Reloads asked for (SIGHUP), by `result`: `applied` or `refused` (the old one stays).
 pub const CONFIG_RELOADS: &str = "switchyard_config_reloads_total";
+/// Counter: what the edge turned away (connections past a bound, requests past a share,
+/// bodies too slow, wrong keys throttled), by `reason`.
+pub const EDGE_REFUSALS: &str = "switchyard_edge_refusals_total";
 
 const FAST: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -227,6 +230,10 @@ fn describe() {
         "When the configuration in force was loaded (Unix seconds)"
     );
     describe_counter!(CONFIG_RELOADS, "Configuration reloads asked for, by result");
+    describe_counter!(
+        EDGE_REFUSALS,
+        "Connections and requests the API's edge turned away, by reason"
+    );
     describe_counter!(WEBHOOK_DELIVERIES, "Webhook attempts by outcome");
     describe_histogram!(
         WEBHOOK_ATTEMPT_DURATION,
@@ -389,6 +396,22 @@ pub fn config_reload(applied: bool) {
     handle();
     let result = if applied { "applied" } else { "refused" };
     counter!(CONFIG_RELOADS, "result" => result).increment(1);
+}
+
+/// A connection turned away at accept: past the bound of its `client` address or of the
+/// `instance`.
+pub fn connection_refused(bound: &'static str) {
+    edge_refused(if bound == "client" {
+        "connections_per_client"
+    } else {
+        "max_connections"
+    });
+}
+
+/// Something the edge turned away, by `reason` (a fixed vocabulary, never a tenant's name).
+pub fn edge_refused(reason: &'static str) {
+    handle();
+    counter!(EDGE_REFUSALS, "reason" => reason).increment(1);
 }
 
 /// The replicas that acknowledged the latest replication check.

@@ -1,6 +1,7 @@
 //! `GET /metrics` and `GET /readyz` against the lab (simulated node + memory store, or Redis):
-//! requests counted by route template and status, ESL commands and events by node, the node
-//! gauge, reconciler lag, webhook outcomes by app; readiness that follows the store and the node.
+//! the operator's key that `/metrics` takes (or its own listener, with none); requests counted
+//! by route template and status, ESL commands and events by node, the node gauge, reconciler
+//! lag, webhook outcomes by app; readiness that follows the store and the node.
 //!
 //! The recorder is process-wide, so every test here holds [`SERIAL`] (HTTP series such as
 //! `route="/api/v1/conferences/{room_id}"` are shared) and uses a node prefix of its own (a
@@ -23,6 +24,7 @@ use tokio::sync::Mutex;
 use tower::ServiceExt;
 
 use common::api::{A, TestLab, eventually, options};
+use switchyard::api::ApiOptions;
 use switchyard::server::lab::LabOptions;
 use switchyard::store::Deliveries;
 use switchyard::store::memory::MemoryStore;
@@ -33,6 +35,9 @@ use switchyard::telemetry::{
 };
 
 static SERIAL: Mutex<()> = Mutex::const_new(());
+
+/// The labs' operator key: what `/metrics` takes.
+const OPERATOR: &str = "metrics-operator-key";
 
 /// One scrape: every sample line as (name, labels) → value.
 struct Scrape {
@@ -102,11 +107,44 @@ fn parse(text: String) -> Scrape {
     Scrape { text, samples }
 }
 
-/// `GET /metrics` without any key.
+/// `GET /metrics` with these headers: the status, the content type and the body.
+async fn get_metrics(
+    router: &axum::Router,
+    headers: &[(&str, &str)],
+) -> (StatusCode, String, String) {
+    let mut request = Request::get("/metrics");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = router
+        .clone()
+        .oneshot(request.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        content_type,
+        String::from_utf8(body.to_vec()).unwrap(),
+    )
+}
+
+/// `GET /metrics` with the operator's key.
 async fn scrape(router: &axum::Router) -> Scrape {
     let response = router
         .clone()
-        .oneshot(Request::get("/metrics").body(Body::empty()).unwrap())
+        .oneshot(
+            Request::get("/metrics")
+                .header("x-admin-key", OPERATOR)
+                .body(Body::empty())
+                .unwrap(),
+        )
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
@@ -123,8 +161,108 @@ async fn scrape(router: &axum::Router) -> Scrape {
 fn lab_options(node_prefix: &str) -> LabOptions {
     LabOptions {
         node_prefix: node_prefix.into(),
+        admin_key: Some(OPERATOR.into()),
         ..options()
     }
+}
+
+/// The exposition names every app (here, through a webhook attempt of `tenant`): it is the
+/// operator's. Without its key, or with a wrong one, 401 and the API's error body, naming no
+/// app; with it, as `X-Admin-Key` or as Prometheus's bearer token, the exposition.
+#[tokio::test]
+async fn metrics_take_the_operator_key_and_without_it_name_no_app() {
+    use switchyard::telemetry::{WebhookOutcome, webhook_attempt};
+
+    let _serial = SERIAL.lock().await;
+    let t = TestLab::start(MemoryStore::new(), lab_options("mtk")).await;
+    let router = t.lab.router();
+    let tenant = format!("tenant-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    webhook_attempt(&tenant, WebhookOutcome::Retry, Duration::from_millis(5), 0);
+    let bearer = format!("Bearer {OPERATOR}");
+    for refused in [
+        &[][..],
+        &[("x-admin-key", "wrong")][..],
+        &[("authorization", "Bearer wrong")][..],
+        &[("authorization", &*format!("Basic {OPERATOR}"))][..],
+        &[("x-app-id", A.0), ("x-api-key", A.1)][..],
+    ] {
+        let (status, content_type, body) = get_metrics(&router, refused).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{refused:?}: {body}");
+        assert_eq!(content_type, "application/json", "{refused:?}");
+        let error: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(error["success"], false, "{body}");
+        assert!(
+            !body.contains(&tenant) && !body.contains("switchyard_"),
+            "{body}"
+        );
+    }
+    for accepted in [
+        &[("x-admin-key", OPERATOR)][..],
+        &[("authorization", &*bearer)][..],
+    ] {
+        let (status, content_type, body) = get_metrics(&router, accepted).await;
+        assert_eq!(status, StatusCode::OK, "{accepted:?}: {body}");
+        assert!(content_type.starts_with("text/plain; version=0.0.4"));
+        assert!(body.contains(&format!("app=\"{tenant}\"")), "{body}");
+    }
+
+    // No operator key configured: nothing opens the exposition on the API's port.
+    let keyless = TestLab::start(
+        MemoryStore::new(),
+        LabOptions {
+            admin_key: None,
+            ..lab_options("mtl")
+        },
+    )
+    .await;
+    for headers in [
+        &[][..],
+        &[("x-admin-key", OPERATOR)][..],
+        &[("authorization", &*bearer)][..],
+    ] {
+        let (status, _, body) = get_metrics(&keyless.lab.router(), headers).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{headers:?}: {body}");
+        assert!(!body.contains(&tenant), "{body}");
+    }
+}
+
+/// With metrics on an address of their own (`metrics_listen`), the API's port answers 404 for
+/// `/metrics`, key or not, and the standalone router serves them with no key.
+#[tokio::test]
+async fn metrics_served_apart_need_no_key_and_leave_the_api_port() {
+    let _serial = SERIAL.lock().await;
+    let options = lab_options("mtm");
+    let t = TestLab::start(
+        MemoryStore::new(),
+        LabOptions {
+            api: ApiOptions {
+                metrics_on_api: false,
+                ..options.api.clone()
+            },
+            ..options
+        },
+    )
+    .await;
+    let api = t.lab.router();
+    for headers in [&[][..], &[("x-admin-key", OPERATOR)][..]] {
+        let (status, _, body) = get_metrics(&api, headers).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{headers:?}: {body}");
+        assert!(!body.contains("switchyard_"), "{body}");
+    }
+    let apart = switchyard::api::metrics::standalone_router();
+    let (status, content_type, body) = get_metrics(&apart, &[]).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(content_type.starts_with("text/plain; version=0.0.4"));
+    assert!(body.contains("switchyard_node_connected"), "{body}");
+    let elsewhere = apart
+        .oneshot(
+            Request::get("/api/v1/conferences")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(elsewhere.status(), StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]

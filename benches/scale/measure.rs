@@ -143,7 +143,7 @@ pub async fn receiver(hooks: Arc<Hooks>) -> anyhow::Result<String> {
 
 /// An instance's `/metrics` (empty when it does not answer).
 pub async fn metrics(api: &Api) -> String {
-    match api.http.get(format!("{}/metrics", api.base)).send().await {
+    match api.metrics_request().send().await {
         Ok(reply) => reply.text().await.unwrap_or_default(),
         Err(_) => String::new(),
     }

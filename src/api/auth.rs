@@ -10,6 +10,7 @@ use axum::http::request::Parts;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::admission::{Principal, identify};
 use super::{ApiError, ApiState};
 use crate::conference::AppId;
 use crate::store::Store;
@@ -212,18 +213,14 @@ impl<S: Store> FromRequestParts<ApiState<S>> for Caller {
         parts: &mut Parts,
         state: &ApiState<S>,
     ) -> Result<Caller, ApiError> {
-        let app = match (
-            header(parts, "x-app-id"),
-            header(parts, "x-api-key"),
-            header(parts, "x-admin-key"),
-        ) {
-            (Some(app), Some(key), None) => state.keys().check(app, key),
-            (Some(app), None, Some(admin)) if state.keys().check_admin(admin) => {
-                state.keys().app(app)
-            }
-            _ => None,
-        }
-        .ok_or(ApiError::Unauthorized)?;
+        // Admission checked the keys already (see `admission`), and said who it found.
+        let known = match parts.extensions.get::<Principal>() {
+            Some(principal) => Some(principal.clone()),
+            None => identify(&parts.headers, &state.keys()).ok().flatten(),
+        };
+        let Some(Principal::App(app)) = known else {
+            return Err(ApiError::Unauthorized);
+        };
         state
             .limiter()
             .take(&app)

@@ -32,6 +32,11 @@ pub enum ApiError {
     UnsupportedMediaType,
     /// 422: a `command_uid` already used for a different request.
     Unprocessable { error: String, detail: Value },
+    /// 408: the request's body did not arrive whole within `limit_ms`.
+    RequestTimeout { limit_ms: u64 },
+    /// 429: the app holds its whole share of something shared (requests in progress, event
+    /// streams, a quota); worth a retry once one of its own ends.
+    TooMany { error: String, detail: Value },
     /// 429: a cooldown group (or the global per-app limit) refuses for `wait` more.
     RateLimited { group: &'static str, wait: Duration },
     /// 502: the media node answered `-ERR`.
@@ -70,7 +75,10 @@ impl ApiError {
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
-            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::RateLimited { .. } | ApiError::TooMany { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
+            ApiError::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::NodeRejected(_) => StatusCode::BAD_GATEWAY,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::NodeTimeout => StatusCode::GATEWAY_TIMEOUT,
@@ -82,7 +90,12 @@ impl ApiError {
         match self {
             ApiError::BadRequest { error, detail }
             | ApiError::Conflict { error, detail }
-            | ApiError::Unprocessable { error, detail } => (error.clone(), detail.clone()),
+            | ApiError::Unprocessable { error, detail }
+            | ApiError::TooMany { error, detail } => (error.clone(), detail.clone()),
+            ApiError::RequestTimeout { limit_ms } => (
+                "Request body not received in time".into(),
+                json!({ "limit_ms": limit_ms }),
+            ),
             ApiError::MethodNotAllowed => (
                 "Method not allowed: the Allow header lists this path's methods".into(),
                 Value::Null,
@@ -133,7 +146,7 @@ impl IntoResponse for ApiError {
         }
         // A node or the store out of reach (a node restarting or draining, a store failing
         // over, an instance stopping): worth a retry in a second, here or on another instance.
-        if let ApiError::Unavailable { .. } = self {
+        if let ApiError::Unavailable { .. } | ApiError::TooMany { .. } = self {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

@@ -28,6 +28,7 @@ pub mod request_id;
 pub mod resource;
 pub mod sessions;
 pub mod switches;
+pub mod throttle;
 pub mod views;
 pub mod webhooks;
 
@@ -54,9 +55,13 @@ pub struct ApiOptions {
     /// How long a caught-up event stream (`/api/v1/events/stream`) waits for the outbox to
     /// grow before it reads anyway (it wakes at once on an append).
     pub stream_waits: crate::store::bell::Waits,
-    /// API requests worked on at once; one more is answered 503 at once (0: no bound; see
-    /// [`admission`]).
-    pub requests_in_flight: usize,
+    /// What a request must pass before a handler works on it: the bound on requests at
+    /// once, each app's share of it, event streams per app, the body's time limit, the
+    /// wrong-key throttle ([`admission`]).
+    pub admission: admission::AdmissionLimits,
+    /// Whether `/metrics` is served on the API's port (with the operator's key); false when
+    /// `metrics_listen` serves it on an address of its own ([`metrics`]).
+    pub metrics_on_api: bool,
 }
 
 impl Default for ApiOptions {
@@ -66,7 +71,8 @@ impl Default for ApiOptions {
             global_rate: 100.0,
             global_burst: 200.0,
             stream_waits: crate::store::bell::Waits::default(),
-            requests_in_flight: admission::DEFAULT_REQUESTS_IN_FLIGHT,
+            admission: admission::AdmissionLimits::default(),
+            metrics_on_api: true,
         }
     }
 }
@@ -79,8 +85,9 @@ struct Shared<S> {
     limiter: GlobalLimiter,
     lab: Option<lab::LabNodes>,
     stream_waits: crate::store::bell::Waits,
-    /// The requests worked on now, and their bound ([`admission`]); `None`: no bound.
-    requests: Option<admission::Bound>,
+    /// The requests worked on now, their bounds and the wrong-key throttle ([`admission`]).
+    admission: admission::Admission,
+    metrics_on_api: bool,
 }
 
 /// What every handler gets: the room service, the app keys, the cursor signer, the limiter.
@@ -129,7 +136,8 @@ impl<S: Store> ApiState<S> {
                 limiter: GlobalLimiter::new(options.global_rate, options.global_burst),
                 lab,
                 stream_waits: options.stream_waits,
-                requests: admission::Bound::new(options.requests_in_flight),
+                admission: admission::Admission::new(options.admission),
+                metrics_on_api: options.metrics_on_api,
             }),
         }
     }
@@ -200,7 +208,7 @@ pub fn router<S: Store>(state: ApiState<S>) -> Router {
         .layer(DefaultBodyLimit::max(extract::MAX_BODY))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            admission::bound::<S>,
+            admission::admit::<S>,
         ))
         .layer(axum::middleware::from_fn(metrics::track))
         .layer(axum::middleware::from_fn(request_id::layer))

@@ -13,7 +13,7 @@ use switchyard::api::ApiOptions;
 use switchyard::conference::{AppId, NodePrefix};
 use switchyard::server::lab::{Lab, LabOptions};
 use switchyard::server::logging::{self, LogFormat};
-use switchyard::server::{bind, serve_http, stop_on_signal};
+use switchyard::server::{bind, stop_on_signal};
 use switchyard::store::Store;
 use switchyard::store::memory::MemoryStore;
 use switchyard::store::redis::RedisStore;
@@ -51,12 +51,18 @@ pub struct LabArgs {
     /// Requests per second per app (0 = no global limit).
     #[arg(long, default_value_t = 100.0)]
     global_rps: f64,
-    /// The operator's key: the dashboard's operator view across the lab's apps (`X-Admin-Key`).
+    /// The operator's key: the dashboard's operator view across the lab's apps (`X-Admin-Key`),
+    /// and `GET /metrics` (as `X-Admin-Key` or `Authorization: Bearer`). Empty: neither.
     #[arg(long, default_value = "lab-admin", hide_default_value = false)]
     admin_key: String,
     /// Talking events for every lab app (`conference.member.talking`, the member's `talking`).
     #[arg(long)]
     talking_events: bool,
+    /// Wrong keys a client address may send a minute before it is answered 429 (0: off, the
+    /// lab's default: its clients are on this machine, and API fuzzers send wrong keys by the
+    /// hundred). `serve` throttles by default (`[limits] auth_failures_per_minute`).
+    #[arg(long, default_value_t = 0)]
+    auth_failures_per_minute: u32,
     /// Set every cooldown window (conf_play, conference_control, conference, conference_mute)
     /// to this many milliseconds instead of the contract's; 0 turns them off (load tests).
     #[arg(long)]
@@ -120,6 +126,10 @@ pub async fn run(args: LabArgs) -> anyhow::Result<()> {
         admin_key: Some(args.admin_key.clone()).filter(|k| !k.is_empty()),
         api: ApiOptions {
             global_rate: args.global_rps,
+            admission: switchyard::api::admission::AdmissionLimits {
+                auth_failures_per_minute: args.auth_failures_per_minute,
+                ..Default::default()
+            },
             ..ApiOptions::default()
         },
         cooldowns: match args.cooldown_ms {
@@ -181,7 +191,10 @@ async fn run_with<S: Store>(
         greeting.push(format!("  app: X-App-ID: {app}  X-API-Key: {key}"));
     }
     if !args.admin_key.is_empty() {
-        greeting.push(format!("  operator: X-Admin-Key: {}", args.admin_key));
+        greeting.push(format!(
+            "  operator: X-Admin-Key: {} (also what GET /metrics takes)",
+            args.admin_key
+        ));
     }
     greeting.push(format!("  dashboard: http://{bound}/ui"));
     if let Some(url) = &args.webhook_url {
@@ -201,6 +214,12 @@ async fn run_with<S: Store>(
             eprintln!("{line}");
         }
     }
-    serve_http(lab.router(), listener, lab.stop.clone()).await?;
+    switchyard::server::http::serve(
+        lab.router(),
+        listener,
+        switchyard::server::http::ConnectionLimits::default(),
+        lab.stop.clone(),
+    )
+    .await?;
     Ok(())
 }

@@ -13,7 +13,7 @@ use switchyard::conference::NodePrefix;
 use switchyard::server::config::Config;
 use switchyard::server::logging::{self, LogFormat};
 use switchyard::server::reload::{Running, changes};
-use switchyard::server::{bind, serve_http, start_reloadable, stop_on_signal};
+use switchyard::server::{bind, start_reloadable, stop_on_signal};
 use switchyard::store::Store;
 use switchyard::store::fleet::Fleet;
 use switchyard::store::memory::MemoryStore;
@@ -105,9 +105,42 @@ async fn run_with<S: Store + Fleet>(
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     tracing::info!(listen = %config.listen, nodes = config.nodes.len(), apps = config.apps.len(), webhook_apps, "switchyard API listening");
-    serve_http(router(state), listener, stop).await?;
+    start_metrics(&config, stop.clone()).await?;
+    switchyard::server::http::serve(router(state), listener, config.connection_limits(), stop)
+        .await?;
     // Hand the nodes this instance applies over to the others before exiting.
     switchyard::node::fleet::departed(Duration::from_secs(3)).await;
+    Ok(())
+}
+
+/// With `metrics_listen`: `/metrics` alone, with no key, on that address until `stop` (an
+/// address that cannot be bound stops `serve`). Without it `/metrics` is on the API's port and
+/// takes the operator's key: one warning when there is none, as nothing can scrape then.
+async fn start_metrics(config: &Config, stop: CancellationToken) -> anyhow::Result<()> {
+    let Some(addr) = config.metrics_listen else {
+        if config
+            .admin_key_sha256
+            .as_ref()
+            .is_none_or(|keys| keys.values().is_empty())
+        {
+            tracing::warn!(
+                "GET /metrics answers 401: it takes the operator's key and none is configured; \
+                 set admin_key_sha256 (and scrape with Authorization: Bearer <key>), or \
+                 metrics_listen (an address only the scraper reaches)"
+            );
+        }
+        return Ok(());
+    };
+    let listener = bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} (metrics_listen)"))?;
+    tracing::info!(metrics_listen = %addr, "metrics listening, with no key: keep this address to the scraper");
+    let router = switchyard::api::metrics::standalone_router();
+    tokio::spawn(async move {
+        if let Err(e) = switchyard::server::serve_http(router, listener, stop).await {
+            tracing::error!(error = %e, "the metrics listener stopped");
+        }
+    });
     Ok(())
 }
 

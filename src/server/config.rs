@@ -19,6 +19,8 @@ use crate::webhook::DispatcherConfig;
 use crate::webhook::deliver::RetrySchedule;
 use crate::webhook::sign::Signer;
 
+mod parse_error;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
@@ -26,8 +28,14 @@ pub enum ConfigError {
         path: String,
         source: std::io::Error,
     },
-    #[error("invalid configuration: {0}")]
-    Parse(#[from] toml::de::Error),
+    /// Not TOML, or not the shape of a configuration: where, and what was wrong, never the
+    /// text there (the line may hold a password or a key; see `parse_error`).
+    #[error("invalid configuration: line {line}, column {column}: {message}")]
+    Parse {
+        line: usize,
+        column: usize,
+        message: String,
+    },
     #[error("invalid configuration: {0}")]
     Invalid(String),
 }
@@ -44,6 +52,11 @@ pub const MAX_REDIS_SHARDS: usize = 64;
 pub struct Config {
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
+    /// Where `GET /metrics` is served alone, with no key, on a listener of its own: an address
+    /// only the scraper reaches (the exposition names every app). The API's port then answers
+    /// 404 there. None (the default): `/metrics` is on the API's port and takes the operator's
+    /// key (`admin_key_sha256`), since the API's port is reached by the apps.
+    pub metrics_listen: Option<SocketAddr>,
     /// `None`: the memory store (state is lost on restart; for trials only).
     pub redis_url: Option<String>,
     /// Signs pagination cursors; default: a random secret per process.
@@ -337,6 +350,29 @@ pub struct Limits {
     /// API requests this instance works on at once; one more is answered 503 at once (0: no
     /// bound). Read at start.
     pub requests_in_flight: usize,
+    /// One app's share of those: one more of its own is answered 429 at once (0: no share).
+    /// Read at start.
+    pub requests_in_flight_per_app: usize,
+    /// Event streams (`/api/v1/events/stream`) one app may hold open at once (0: no bound).
+    /// Read at start.
+    pub event_streams_per_app: usize,
+    /// How long a request's body may take to arrive whole; then 408. Read at start.
+    pub body_timeout_ms: u64,
+    /// From a connection's opening, or the end of its last answer, to the end of the next
+    /// request's headers: the slow-headers limit and the keep-alive idle limit. Read at start.
+    pub header_timeout_ms: u64,
+    /// How long an answer (an event stream's included) may wait on a client that reads
+    /// nothing before its connection is closed. Read at start.
+    pub write_stall_ms: u64,
+    /// API connections open at once (0: the open-file limit, raised to its hard limit at
+    /// start, less 512 kept for Redis, the nodes and webhooks). Read at start.
+    pub max_connections: usize,
+    /// API connections open at once from one client address (an IPv6 /64 is one; 0: no
+    /// bound, for a controller behind a proxy). Read at start.
+    pub connections_per_client: usize,
+    /// Wrong keys one client address may send a minute; past it, 429 until the minute is
+    /// over (0: off, for a controller behind a proxy). Read at start.
+    pub auth_failures_per_minute: u32,
     /// A join not confirmed by add-member within this time fails.
     pub join_timeout_ms: u64,
     /// The shortest time between two talking webhooks of a room (see `talking_events`); 0:
@@ -418,6 +454,7 @@ impl Default for Webhooks {
 impl Default for Limits {
     fn default() -> Limits {
         let c = Cooldowns::default();
+        let http = crate::server::http::ConnectionLimits::default();
         Limits {
             global_rps: 100.0,
             global_burst: 200.0,
@@ -428,6 +465,14 @@ impl Default for Limits {
             command_timeout_ms: 5000,
             node_commands_in_flight: crate::node::DEFAULT_MAX_IN_FLIGHT,
             requests_in_flight: crate::api::admission::DEFAULT_REQUESTS_IN_FLIGHT,
+            requests_in_flight_per_app: crate::api::admission::DEFAULT_REQUESTS_PER_APP,
+            event_streams_per_app: crate::api::admission::DEFAULT_STREAMS_PER_APP,
+            body_timeout_ms: crate::api::admission::DEFAULT_BODY_TIMEOUT.as_millis() as u64,
+            header_timeout_ms: http.header_timeout.as_millis() as u64,
+            write_stall_ms: http.write_stall.as_millis() as u64,
+            max_connections: http.max_connections,
+            connections_per_client: http.connections_per_client,
+            auth_failures_per_minute: crate::api::throttle::DEFAULT_FAILURES_PER_MINUTE,
             join_timeout_ms: 10_000,
             talking_interval_ms: crate::node::DEFAULT_TALKING_INTERVAL.as_millis() as u64,
         }
@@ -453,7 +498,8 @@ impl Config {
 
     /// Parses TOML text, with `env` looked up for overrides.
     pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let mut config: Config = toml::from_str(text)?;
+        let mut config: Config =
+            toml::from_str(text).map_err(|e| parse_error::described(text, &e))?;
         if let Some(v) = env("SWITCHYARD_LISTEN") {
             config.listen = v
                 .parse()
@@ -511,6 +557,13 @@ impl Config {
     fn check(&self) -> Result<(), ConfigError> {
         // An S3 store must be whole (its credentials included) before anything starts.
         self.recordings.object_store()?;
+        if self.metrics_listen == Some(self.listen) {
+            return Err(invalid(format!(
+                "metrics_listen: {} is the API's address (listen); leave it out to serve \
+                 /metrics there, with the operator's key",
+                self.listen
+            )));
+        }
         if let Some(n) = self.redis_shards
             && !(1..=MAX_REDIS_SHARDS).contains(&n)
         {
@@ -675,13 +728,30 @@ impl Config {
         }
     }
 
+    /// The API listener's connection limits.
+    pub fn connection_limits(&self) -> crate::server::http::ConnectionLimits {
+        crate::server::http::ConnectionLimits {
+            header_timeout: Duration::from_millis(self.limits.header_timeout_ms.max(1)),
+            write_stall: Duration::from_millis(self.limits.write_stall_ms.max(1)),
+            max_connections: self.limits.max_connections,
+            connections_per_client: self.limits.connections_per_client,
+        }
+    }
+
     pub fn api_options(&self) -> ApiOptions {
         ApiOptions {
             cursor_secret: self.cursor_secret.as_ref().map(|s| s.as_bytes().to_vec()),
             global_rate: self.limits.global_rps,
             global_burst: self.limits.global_burst,
             stream_waits: self.outbox.waits(),
-            requests_in_flight: self.limits.requests_in_flight,
+            metrics_on_api: self.metrics_listen.is_none(),
+            admission: crate::api::admission::AdmissionLimits {
+                requests_in_flight: self.limits.requests_in_flight,
+                requests_per_app: self.limits.requests_in_flight_per_app,
+                streams_per_app: self.limits.event_streams_per_app,
+                body_timeout: Duration::from_millis(self.limits.body_timeout_ms.max(1)),
+                auth_failures_per_minute: self.limits.auth_failures_per_minute,
+            },
         }
     }
 }
@@ -832,6 +902,38 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn a_file_that_does_not_parse_is_told_by_line_and_column_never_by_its_text() {
+        let node = "[[nodes]]\nname='a'\nprefix='abcde'\nesl='x:1'\npassword='p'\n";
+        let unterminated = format!("{node}[recordings]\nsecret_access_key = \"SECRETVALUE\n");
+        let err = Config::parse(&unterminated, |_| None).unwrap_err();
+        assert!(matches!(err, ConfigError::Parse { line: 7, .. }), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "invalid configuration: line 7, column 33: invalid basic string, expected `\"`"
+        );
+        let typed = node.replace("password='p'", "password=86753094242");
+        assert_eq!(
+            Config::parse(&typed, |_| None).unwrap_err().to_string(),
+            "invalid configuration: line 5, column 10: invalid type: integer, expected a string"
+        );
+    }
+
+    #[test]
+    fn metrics_listen_takes_metrics_off_the_api_port() {
+        let node = "[[nodes]]\nname='a'\nprefix='abcde'\nesl='x:1'\npassword='p'\n";
+        let c = Config::parse(node, |_| None).unwrap();
+        assert_eq!(c.metrics_listen, None);
+        assert!(c.api_options().metrics_on_api);
+        let apart = format!("metrics_listen = '127.0.0.1:9090'\n{node}");
+        let c = Config::parse(&apart, |_| None).unwrap();
+        assert_eq!(c.metrics_listen, Some("127.0.0.1:9090".parse().unwrap()));
+        assert!(!c.api_options().metrics_on_api);
+        let same = format!("metrics_listen = '127.0.0.1:8080'\n{node}");
+        let err = Config::parse(&same, |_| None).unwrap_err().to_string();
+        assert!(err.contains("metrics_listen"), "{err}");
     }
 
     #[test]

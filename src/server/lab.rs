@@ -26,7 +26,9 @@ pub struct LabOptions {
     pub node_prefix: String,
     /// Applications and their plain keys.
     pub apps: Vec<(AppId, String)>,
-    /// The operator's plain key (the dashboard's view across apps); `None`: no operator.
+    /// The operator's plain key (the dashboard's view across apps, and `/metrics`, which takes
+    /// it as on `serve`: the dashboard does not read the metrics); `None`: no operator, and
+    /// `/metrics` answers 401.
     pub admin_key: Option<String>,
     pub cooldowns: Cooldowns,
     pub api: ApiOptions,

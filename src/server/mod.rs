@@ -4,6 +4,7 @@
 //! simulated nodes.
 
 pub mod config;
+pub mod http;
 pub mod lab;
 pub mod logging;
 pub mod reload;

@@ -11,7 +11,7 @@
 //! keeps the URL and secrets it began with, and an authenticated request is not checked again.
 //!
 //! Refused, with the reason, and the configuration in force stays: a file that does not parse
-//! or check, and a change to what is read only at start (the listen address, Redis, the
+//! or check, and a change to what is read only at start (the listen addresses, Redis, the
 //! store's layout and retention, the fleet lease, `[webhooks]`, `[outbox]`, `[log]`,
 //! `[recordings]`, a node's
 //! own settings: a restart, one instance at a time, applies those).
@@ -38,6 +38,7 @@ fn refused(msg: impl Into<String>) -> ConfigError {
 pub fn changes(old: &Config, new: &Config) -> Result<Vec<String>, ConfigError> {
     let restart_only: Vec<&str> = [
         ("listen", old.listen == new.listen),
+        ("metrics_listen", old.metrics_listen == new.metrics_listen),
         ("redis_url", old.redis_url == new.redis_url),
         ("cursor_secret", old.cursor_secret == new.cursor_secret),
         (
@@ -116,7 +117,8 @@ fn node_changes(old: &Config, new: &Config) -> Result<Vec<String>, ConfigError> 
             (Some(n), None) => out.push(format!("node {} ({prefix}): removed", n.name)),
             (Some(a), Some(b)) if a != b => {
                 return Err(refused(format!(
-                    "node {} ({prefix}) changed: only a restart applies a node's new settings                      (or remove it, then add it back)",
+                    "node {} ({prefix}) changed: only a restart applies a node's new settings \
+                     (or remove it, then add it back)",
                     b.name
                 )));
             }
@@ -150,8 +152,8 @@ fn app_changes(a: &App, b: &App) -> Vec<String> {
     if a.webhook_url != b.webhook_url {
         out.push(format!(
             "app {id}: webhook_url {} -> {}",
-            a.webhook_url.as_deref().unwrap_or("(none)"),
-            b.webhook_url.as_deref().unwrap_or("(none)")
+            shown_url(a.webhook_url.as_deref()),
+            shown_url(b.webhook_url.as_deref())
         ));
     }
     if a.webhook_secret != b.webhook_secret {
@@ -178,6 +180,28 @@ fn app_changes(a: &App, b: &App) -> Vec<String> {
         }
     }
     out
+}
+
+/// A webhook URL as a change line shows it: its scheme, host and port. Its path, query and user
+/// info are left out: they may be the credential (`https://hooks.example.com/services/<token>`,
+/// `?token=…`, `https://user:password@…`).
+fn shown_url(url: Option<&str>) -> String {
+    let Some(url) = url else {
+        return "(none)".into();
+    };
+    let Ok(parsed) = reqwest::Url::parse(url) else {
+        return "(not a URL)".into();
+    };
+    let port = parsed.port().map(|p| format!(":{p}")).unwrap_or_default();
+    let rest = match parsed.path() != "/" || parsed.query().is_some() {
+        true => "/…",
+        false => "",
+    };
+    format!(
+        "{}://{}{port}{rest}",
+        parsed.scheme(),
+        parsed.host_str().unwrap_or_default()
+    )
 }
 
 /// A running dispatcher and what stops it.
@@ -292,7 +316,8 @@ impl<S: Store> Running<S> {
                 })?;
             if live > 0 {
                 return Err(refused(format!(
-                    "node {node} hosts {live} live room(s): drain it and let them end before                      removing it; the configuration in force stays"
+                    "node {node} hosts {live} live room(s): drain it and let them end before \
+                     removing it; the configuration in force stays"
                 )));
             }
         }
@@ -396,6 +421,25 @@ mod tests {
     }
 
     #[test]
+    fn a_changed_webhook_url_is_shown_without_what_may_be_its_credential() {
+        let hook = |url: &str| {
+            config(&format!(
+                "[[apps]]\nid='a1'\nkey_sha256='{K1}'\nwebhook_url='{url}'\n\
+                 webhook_secret='whsec_c3dpdGNoeWFyZCB3ZWJob29rIHRlc3Qgc2VjcmV0ISE='\n"
+            ))
+        };
+        let old = hook("https://hooks.example.com/services/T0KEN1");
+        let new = hook("https://user:pa55@other.example.com:8443/?token=T0KEN2");
+        let text = changes(&old, &new).unwrap().join("\n");
+        assert_eq!(
+            text,
+            "app a1: webhook_url https://hooks.example.com/… -> https://other.example.com:8443/…"
+        );
+        assert_eq!(shown_url(Some("http://h.example/")), "http://h.example");
+        assert_eq!(shown_url(None), "(none)");
+    }
+
+    #[test]
     fn what_only_a_restart_applies_is_refused_by_name() {
         let old = config("");
         let moved = Config::parse(
@@ -405,6 +449,12 @@ mod tests {
         .unwrap();
         let err = changes(&old, &moved).unwrap_err().to_string();
         assert!(err.contains("listen"), "{err}");
+        let scraped = Config {
+            metrics_listen: Some("127.0.0.1:9090".parse().unwrap()),
+            ..config("")
+        };
+        let err = changes(&old, &scraped).unwrap_err().to_string();
+        assert!(err.contains("metrics_listen"), "{err}");
         let added = Config::parse(
             &format!("{NODE}[[nodes]]\nname='b'\nprefix='bcdef'\nesl='y:1'\npassword='p'\n"),
             |_| None,

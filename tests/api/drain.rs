@@ -143,7 +143,8 @@ async fn a_draining_node_takes_no_new_rooms_or_dial_outs_and_its_rooms_go_on() {
     assert_eq!(ready["ready"], true, "{ready}");
     assert_eq!(ready["draining"], json!(["lab01"]), "{ready}");
     eventually("the metrics show the drain", || async {
-        let m = common::api::raw_get(&t.lab.router(), "/metrics", A).await;
+        let operator = [("x-admin-key", ROOT)];
+        let m = common::api::raw_get_with(&t.lab.router(), "/metrics", A, &operator).await;
         let text = String::from_utf8_lossy(&m.2).into_owned();
         text.contains("switchyard_node_draining{node=\"lab01\"} 1")
             && text.contains("switchyard_node_draining{node=\"lab02\"} 0")

@@ -14,6 +14,7 @@ mod coach;
 mod conferences;
 mod dialout;
 mod drain;
+mod edge;
 mod events;
 mod isolation;
 mod lifetime;

@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 
 use switchyard::api::ApiOptions;
-use switchyard::api::openapi::{self, OPERATOR_PATHS, PUBLIC_PATHS};
+use switchyard::api::openapi::{self, BEARER_PATHS, OPERATOR_PATHS, PUBLIC_PATHS};
 use switchyard::server::lab::{Lab, LabOptions};
 use switchyard::store::memory::MemoryStore;
 
@@ -222,7 +222,7 @@ async fn every_documented_operation_is_served() {
 /// application, with `X-App-ID`), or, on the operator's routes, the operator's alone.
 fn requires_app_key(doc: &Doc, template: &str, op: &Value) -> bool {
     let security = op["security"].as_array().cloned().unwrap_or_default();
-    for scheme in ["app_id", "api_key", "admin_key"] {
+    for scheme in ["app_id", "api_key", "admin_key", "admin_bearer"] {
         assert!(
             doc.root["components"]["securitySchemes"]
                 .get(scheme)
@@ -231,6 +231,13 @@ fn requires_app_key(doc: &Doc, template: &str, op: &Value) -> bool {
     }
     match security.as_slice() {
         [] => false,
+        [operator, bearer] if bearer.get("admin_bearer").is_some() => {
+            assert_eq!(operator, &json!({ "admin_key": [] }));
+            assert_eq!(bearer, &json!({ "admin_bearer": [] }));
+            assert!(BEARER_PATHS.contains(&template), "{template}");
+            assert!(OPERATOR_PATHS.contains(&template), "{template}");
+            true
+        }
         [both, as_app] => {
             assert_eq!(both, &json!({ "app_id": [], "api_key": [] }));
             assert_eq!(as_app, &json!({ "app_id": [], "admin_key": [] }));
@@ -240,6 +247,7 @@ fn requires_app_key(doc: &Doc, template: &str, op: &Value) -> bool {
         [operator] => {
             assert_eq!(operator, &json!({ "admin_key": [] }));
             assert!(OPERATOR_PATHS.contains(&template), "{template}");
+            assert!(!BEARER_PATHS.contains(&template), "{template}");
             true
         }
         other => panic!("unexpected security {other:?}"),

@@ -593,9 +593,18 @@ async fn the_conference_resource(c: &Checked) {
 const ADMIN: &str = "operator-key";
 
 async fn operations(c: &Checked, room: &str) {
-    for path in ["/healthz", "/readyz", "/metrics", "/api/v1/openapi.json"] {
+    for path in ["/healthz", "/readyz", "/api/v1/openapi.json"] {
         let (status, _) = c.call("GET", path, None, None).await;
         assert_eq!(status, StatusCode::OK, "{path}");
+    }
+    let bearer = format!("Bearer {ADMIN}");
+    for (credentials, expected) in [
+        (&[][..], StatusCode::UNAUTHORIZED),
+        (&[("x-admin-key", ADMIN)][..], StatusCode::OK),
+        (&[("authorization", bearer.as_str())][..], StatusCode::OK),
+    ] {
+        let (status, _) = c.call_with("GET", "/metrics", credentials, None).await;
+        assert_eq!(status, expected, "/metrics with {credentials:?}");
     }
     let (status, _) = c.get("/api/v1/nodes").await;
     assert_eq!(status, StatusCode::OK);

@@ -559,10 +559,14 @@ async fn past_the_requests_an_instance_works_on_at_once_one_more_is_refused() {
         switchyard::server::lab::LabOptions {
             api: switchyard::api::ApiOptions {
                 global_rate: 0.0,
-                requests_in_flight: 2,
+                admission: switchyard::api::admission::AdmissionLimits {
+                    requests_in_flight: 2,
+                    ..Default::default()
+                },
                 ..switchyard::api::ApiOptions::default()
             },
             command_timeout: std::time::Duration::from_secs(10),
+            admin_key: Some("ops-key".into()),
             ..options()
         },
     )
@@ -583,7 +587,8 @@ async fn past_the_requests_an_instance_works_on_at_once_one_more_is_refused() {
         .await;
         let refused = t.get("/api/v1/conferences", A).await;
         let health = t.get("/healthz", A).await;
-        let metrics = t.raw_get("/metrics", A).await;
+        let operator = [("x-admin-key", "ops-key")];
+        let metrics = common::api::raw_get_with(&t.lab.router(), "/metrics", A, &operator).await;
         (refused, health, metrics)
     };
     let (worked, (refused, health, metrics)) = tokio::join!(working, refusing);

@@ -2,7 +2,8 @@
 //! its file rewritten and SIGHUP sent. Keys are added and removed for an app and for the
 //! operator, an app is added, limits change, webhook secrets rotate, and nothing in flight
 //! fails; a file that does not check, or changes what only a restart applies, is refused and
-//! the configuration in force stays. `/metrics` tells the generation and the reloads.
+//! the configuration in force stays. `/metrics`, on its own address (`metrics_listen`, which
+//! only a restart changes), tells the generation and the reloads.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::process::Command;
@@ -30,7 +31,8 @@ struct Conf<'a> {
     global_rps: u32,
 }
 
-fn text(listen: u16, sim: &Simulator, hook: &str, c: &Conf) -> String {
+/// The configuration of an instance listening on `listen`, with its metrics on `metrics`.
+fn text(listen: u16, metrics: u16, sim: &Simulator, hook: &str, c: &Conf) -> String {
     let q = |s: &str| toml::Value::String(s.to_owned()).to_string();
     let list = |keys: &[&str]| {
         let hashed: Vec<String> = keys.iter().map(|k| q(&hash_key(k))).collect();
@@ -38,11 +40,12 @@ fn text(listen: u16, sim: &Simulator, hook: &str, c: &Conf) -> String {
     };
     let secrets: Vec<String> = c.secrets.iter().map(|s| q(s)).collect();
     let mut t = format!(
-        "listen = {}\nadmin_key_sha256 = {}\n\
+        "listen = {}\nmetrics_listen = {}\nadmin_key_sha256 = {}\n\
          [limits]\nglobal_rps = {}\nglobal_burst = {}\n\
          [webhooks]\nallow_private = true\nretry_schedule_secs = [1, 1, 1]\n\
          [[apps]]\nid = \"app1\"\nkey_sha256 = {}\nwebhook_url = {}\nwebhook_secret = [{}]\n",
         q(&format!("127.0.0.1:{listen}")),
+        q(&format!("127.0.0.1:{metrics}")),
         list(c.admin),
         c.global_rps,
         if c.global_rps == 0 {
@@ -69,6 +72,8 @@ struct Setup {
     base: String,
     path: std::path::PathBuf,
     port: u16,
+    /// Where `/metrics` is served, with no key.
+    metrics_port: u16,
     sim: Simulator,
     receiver: Receiver,
 }
@@ -83,11 +88,12 @@ impl Setup {
         .await
         .unwrap();
         let receiver = Receiver::ok().await;
-        let port = free_port();
+        let (port, metrics_port) = (free_port(), free_port());
         let dir = std::env::temp_dir().join(format!("switchyard-reload-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join(format!("{name}.toml"));
-        std::fs::write(&path, text(port, &sim, &receiver.url(), c)).unwrap();
+        let file = text(port, metrics_port, &sim, &receiver.url(), c);
+        std::fs::write(&path, file).unwrap();
         let base = format!("http://127.0.0.1:{port}");
         let serve = Serve::start(&path, &base).await;
         Setup {
@@ -95,6 +101,7 @@ impl Setup {
             base,
             path,
             port,
+            metrics_port,
             sim,
             receiver,
         }
@@ -109,12 +116,19 @@ impl Setup {
     }
 
     fn reload(&self, c: &Conf<'_>) {
-        self.hangup_with(&text(self.port, &self.sim, &self.receiver.url(), c));
+        let file = text(
+            self.port,
+            self.metrics_port,
+            &self.sim,
+            &self.receiver.url(),
+            c,
+        );
+        self.hangup_with(&file);
     }
 
-    /// A sample of `/metrics` (0 when absent).
+    /// A sample of `/metrics` (0 when absent), from its own address: no key.
     async fn metric(&self, line_start: &str) -> f64 {
-        let body = reqwest::get(format!("{}/metrics", self.base))
+        let body = reqwest::get(format!("http://127.0.0.1:{}/metrics", self.metrics_port))
             .await
             .unwrap()
             .text()
@@ -218,7 +232,7 @@ async fn keys_apps_and_limits_change_on_sighup_and_no_request_fails() {
     assert_eq!(s.status("app2", "k-three").await, 401, "a removed app");
 
     // Refused: a key that is not a hash, and a new listen address. Generation 3 stays.
-    let good = text(s.port, &s.sim, &s.receiver.url(), &first);
+    let good = text(s.port, s.metrics_port, &s.sim, &s.receiver.url(), &first);
     s.hangup_with(&good.replace(&hash_key("k-one"), "not-a-hash"));
     s.refusals_are(1).await;
     s.hangup_with(&good.replace(&format!(":{}", s.port), &format!(":{}", free_port())));
@@ -373,11 +387,12 @@ async fn config_check_validates_and_says_what_a_reload_would_change() {
         path
     };
     let hook = "http://127.0.0.1:9/hook";
-    let old = write("old.toml", &text(8080, &sim, hook, &conf));
+    let old = write("old.toml", &text(8080, 9090, &sim, hook, &conf));
     let new = write(
         "new.toml",
         &text(
             8080,
+            9090,
             &sim,
             hook,
             &Conf {
@@ -396,12 +411,15 @@ async fn config_check_validates_and_says_what_a_reload_would_change() {
     assert!(!out.contains(&hash_key("k2")), "a hash printed: {out}");
     let (ok, out) = check(&old, Some(&old));
     assert!(ok && out.contains("no change"), "{out}");
-    let moved = write("moved.toml", &text(8081, &sim, hook, &conf));
+    let moved = write("moved.toml", &text(8081, 9090, &sim, hook, &conf));
     let (ok, out) = check(&moved, Some(&old));
     assert!(!ok && out.contains("listen"), "{out}");
+    let scraped = write("scraped.toml", &text(8080, 9091, &sim, hook, &conf));
+    let (ok, out) = check(&scraped, Some(&old));
+    assert!(!ok && out.contains("metrics_listen"), "{out}");
     let bad = write(
         "bad.toml",
-        &text(8080, &sim, hook, &conf).replace(&hash_key("k1"), "zz"),
+        &text(8080, 9090, &sim, hook, &conf).replace(&hash_key("k1"), "zz"),
     );
     let (ok, out) = check(&bad, Some(&old));
     assert!(!ok && out.contains("64 hex digits"), "{out}");
@@ -445,7 +463,7 @@ async fn a_node_added_by_reload_takes_rooms_and_one_with_live_rooms_is_not_remov
     .unwrap();
     let first_node = node_toml("rld01", &s.sim.addr().to_string(), PASSWORD, "");
     let second_node = node_toml("rld02", &second.addr().to_string(), PASSWORD, "");
-    let one = text(s.port, &s.sim, &s.receiver.url(), &conf);
+    let one = text(s.port, s.metrics_port, &s.sim, &s.receiver.url(), &conf);
     assert!(one.contains(&first_node));
     let before = progressing(&api, "before").await;
     assert!(before.starts_with("rld01-"), "{before}");

@@ -154,6 +154,13 @@ impl Api {
         }
     }
 
+    /// `GET /metrics` with the operator's key ([`OPERATOR_KEY`]), as Prometheus sends it.
+    pub fn metrics_request(&self) -> reqwest::RequestBuilder {
+        self.http
+            .get(format!("{}/metrics", self.base))
+            .bearer_auth(OPERATOR_KEY)
+    }
+
     /// The status and JSON body (status 0: no answer).
     pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
         let mut req = self
@@ -197,6 +204,18 @@ impl Api {
             })
             .collect()
     }
+}
+
+/// The operator's key of the `serve` configurations the benches write ([`operator_toml`]):
+/// what `/metrics` on the API's port takes.
+pub const OPERATOR_KEY: &str = "switchyard-bench-operator";
+
+/// The top-level line (before any `[table]`) that gives an instance [`OPERATOR_KEY`].
+pub fn operator_toml() -> String {
+    format!(
+        "admin_key_sha256 = \"{}\"\n",
+        switchyard::api::hash_key(OPERATOR_KEY)
+    )
 }
 
 /// A free TCP port on the loopback (for an instance's API).

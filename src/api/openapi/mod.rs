@@ -25,7 +25,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use utoipa::openapi::request_body::RequestBody;
 use utoipa::openapi::schema::{Schema, SchemaType, Type};
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityRequirement, SecurityScheme,
+};
 use utoipa::openapi::{Components, OpenApi as Document, PathItem, Ref, RefOr, Required};
 use utoipa::{Modify, OpenApi};
 
@@ -36,15 +38,20 @@ use super::{
 };
 use crate::store::Store;
 
-/// The routes that need no application key.
-pub const PUBLIC_PATHS: &[&str] = &["/healthz", "/readyz", "/metrics", "/api/v1/openapi.json"];
+/// The routes that need no key.
+pub const PUBLIC_PATHS: &[&str] = &["/healthz", "/readyz", "/api/v1/openapi.json"];
 
 /// The routes that take the operator's key (`X-Admin-Key`) rather than an application's.
 pub const OPERATOR_PATHS: &[&str] = &[
     "/api/v1/operator/overview",
     "/api/v1/operator/nodes/{node}/drain",
     "/api/v1/operator/nodes/{node}/undrain",
+    "/metrics",
 ];
+
+/// The operator's routes that also take its key as `Authorization: Bearer`, what a scraper
+/// (Prometheus's `authorization` setting) sends.
+pub const BEARER_PATHS: &[&str] = &["/metrics"];
 
 /// The answers every route that reads a body can give besides its own, by status.
 const BODY_RESPONSES: &[(&str, &str)] =
@@ -170,7 +177,7 @@ const COMMON_RESPONSES: &[(&str, &str)] = &[
         (name = "lab", description = "Only in `switchyard lab` (absent from `switchyard \
             serve`): calls into the simulated nodes."),
         (name = "operations", description = "Liveness, readiness, metrics and this document; \
-            no application key."),
+            no application key (metrics take the operator's)."),
     )
 )]
 struct ApiDoc;
@@ -197,18 +204,22 @@ impl Modify for AppAuth {
                 SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(header, what))),
             );
         }
+        components.add_security_scheme("admin_bearer", admin_bearer());
         let both = SecurityRequirement::new("app_id", Vec::<String>::new())
             .add("api_key", Vec::<String>::new());
         let operator_as_app = SecurityRequirement::new("app_id", Vec::<String>::new())
             .add("admin_key", Vec::<String>::new());
         let operator = SecurityRequirement::new("admin_key", Vec::<String>::new());
+        let bearer = SecurityRequirement::new("admin_bearer", Vec::<String>::new());
         for (path, item) in doc.paths.paths.iter_mut() {
             if PUBLIC_PATHS.contains(&path.as_str()) {
                 continue;
             }
-            let security = match OPERATOR_PATHS.contains(&path.as_str()) {
-                true => vec![operator.clone()],
-                false => vec![both.clone(), operator_as_app.clone()],
+            let by_operator = OPERATOR_PATHS.contains(&path.as_str());
+            let security = match (by_operator, BEARER_PATHS.contains(&path.as_str())) {
+                (true, true) => vec![operator.clone(), bearer.clone()],
+                (true, false) => vec![operator.clone()],
+                (false, _) => vec![both.clone(), operator_as_app.clone()],
             };
             for op in operations(item) {
                 op.security = Some(security.clone());
@@ -223,7 +234,7 @@ impl Modify for AppAuth {
                 }
                 for (status, response) in COMMON_RESPONSES {
                     // The operator is not an application: no per-application limit.
-                    if *status == "429" && security.len() == 1 {
+                    if *status == "429" && by_operator {
                         continue;
                     }
                     op.responses
@@ -234,6 +245,17 @@ impl Modify for AppAuth {
             }
         }
     }
+}
+
+/// The operator's key as a bearer token (`Authorization: Bearer <key>`), on [`BEARER_PATHS`].
+fn admin_bearer() -> SecurityScheme {
+    let mut http = Http::new(HttpAuthScheme::Bearer);
+    http.description = Some(
+        "The operator's key (`admin_key_sha256`) as a bearer token, as Prometheus's \
+         `authorization` scrape setting sends it; on `/metrics` only."
+            .into(),
+    );
+    SecurityScheme::Http(http)
 }
 
 /// Every operation takes an optional `X-Request-Id` and every answer carries one (see
