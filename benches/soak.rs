@@ -458,6 +458,7 @@ async fn run(
              [limits]\nglobal_rps = 0\nconf_play_ms = 0\nconference_control_ms = 0\n\
              conference_ms = 0\nconference_mute_ms = 0\n\
              [webhooks]\nallow_private = true\n\
+             [playback]\nallow_hosts = [\"127.0.0.1\"]\n\
              [[nodes]]\nname = \"soak\"\nprefix = {}\nesl = {}\npassword = {}\nrecordings_dir = {}\n\
              [[apps]]\nid = {}\nkey_sha256 = {}\nwebhook_url = {}\nwebhook_secret = {}\ndids = [{}]\n",
             q(&redis.url()),

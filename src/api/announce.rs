@@ -91,6 +91,9 @@ async fn announce<S: Store>(
 ) -> Result<Response, ApiError> {
     let id = session_id(&raw)?;
     let file = body.file()?;
+    if let Some(url) = &body.url {
+        st.fetchable("url", url).await?;
+    }
     // What is played is part of the request a command_uid stands for.
     let request = format!("conference/announce {file}");
     once(&st, &app, &id, body.command_uid, request, |_| async {

@@ -114,9 +114,11 @@ impl ApiError {
                 "Rate limit exceeded".into(),
                 json!({ "group": group, "retry_after_ms": ceil_millis(*wait) }),
             ),
-            ApiError::NodeRejected(reply) => (
+            // The node's own words stay in the log: they can tell an app what the node found
+            // at an address (the open and closed ports of a network it must not see).
+            ApiError::NodeRejected(_) => (
                 "Media node rejected the command".into(),
-                json!({ "reply": reply }),
+                json!({ "code": "node_rejected" }),
             ),
             ApiError::Unavailable { error, detail } => (error.clone(), detail.clone()),
             ApiError::NodeTimeout => ("Media node did not answer in time".into(), Value::Null),
@@ -178,10 +180,17 @@ impl From<StoreError> for ApiError {
 impl From<NodeError> for ApiError {
     fn from(e: NodeError) -> ApiError {
         match e {
-            NodeError::Rejected(reply) => ApiError::NodeRejected(reply.trim().to_owned()),
+            NodeError::Rejected(reply) => {
+                tracing::warn!(reply = %reply.trim(), "the media node rejected a command");
+                ApiError::NodeRejected(reply.trim().to_owned())
+            }
             NodeError::Timeout => ApiError::NodeTimeout,
             NodeError::Draining(node) => ApiError::Unavailable {
                 error: "Media node is draining".into(),
+                detail: json!({ "node": node }),
+            },
+            NodeError::Full(node) => ApiError::Unavailable {
+                error: "Media node has no sessions to spare for a new room or dial-out".into(),
                 detail: json!({ "node": node }),
             },
             NodeError::Busy(node) => ApiError::Unavailable {
@@ -223,6 +232,14 @@ impl From<ServiceError> for ApiError {
             ServiceError::RateLimited { group, wait } => ApiError::RateLimited {
                 group: group.as_str(),
                 wait,
+            },
+            ServiceError::Quota(reached) => ApiError::TooMany {
+                error: format!(
+                    "Quota reached: this application may have at most {} {}",
+                    reached.most(),
+                    reached.name().replace('_', " ")
+                ),
+                detail: json!({ "quota": reached.name(), "most": reached.most() }),
             },
             ServiceError::Moving => ApiError::Unavailable {
                 error: "Room is moving to another media node".into(),

@@ -15,6 +15,7 @@ pub mod extract;
 pub mod health;
 pub mod lab;
 mod levels;
+pub mod media_url;
 mod metadata;
 pub mod metrics;
 mod moderation;
@@ -59,6 +60,8 @@ pub struct ApiOptions {
     /// once, each app's share of it, event streams per app, the body's time limit, the
     /// wrong-key throttle ([`admission`]).
     pub admission: admission::AdmissionLimits,
+    /// Which URLs a node may be asked to fetch (play, announce, hold music; see [`media_url`]).
+    pub media_urls: media_url::MediaUrlPolicy,
     /// Whether `/metrics` is served on the API's port (with the operator's key); false when
     /// `metrics_listen` serves it on an address of its own ([`metrics`]).
     pub metrics_on_api: bool,
@@ -72,6 +75,7 @@ impl Default for ApiOptions {
             global_burst: 200.0,
             stream_waits: crate::store::bell::Waits::default(),
             admission: admission::AdmissionLimits::default(),
+            media_urls: media_url::MediaUrlPolicy::default(),
             metrics_on_api: true,
         }
     }
@@ -87,6 +91,7 @@ struct Shared<S> {
     stream_waits: crate::store::bell::Waits,
     /// The requests worked on now, their bounds and the wrong-key throttle ([`admission`]).
     admission: admission::Admission,
+    media_urls: media_url::MediaUrlPolicy,
     metrics_on_api: bool,
 }
 
@@ -137,6 +142,7 @@ impl<S: Store> ApiState<S> {
                 lab,
                 stream_waits: options.stream_waits,
                 admission: admission::Admission::new(options.admission),
+                media_urls: options.media_urls,
                 metrics_on_api: options.metrics_on_api,
             }),
         }
@@ -166,6 +172,19 @@ impl<S: Store> ApiState<S> {
 
     pub fn lab(&self) -> Option<&lab::LabNodes> {
         self.shared.lab.as_ref()
+    }
+
+    /// Refuses, as a 400 naming the reason, a URL a node must not be asked to fetch.
+    pub async fn fetchable(&self, field: &str, url: &str) -> Result<(), ApiError> {
+        self.shared.media_urls.check(url).await.map_err(|refusal| {
+            ApiError::bad_request_with(
+                format!("Refused {field}: {}", refusal.message()),
+                serde_json::json!({
+                    field: url.chars().take(256).collect::<String>(),
+                    "reason": refusal.code(),
+                }),
+            )
+        })
     }
 
     pub fn stream_waits(&self) -> crate::store::bell::Waits {

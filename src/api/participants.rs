@@ -43,15 +43,18 @@ fn yes() -> bool {
 #[serde(deny_unknown_fields)]
 struct DialBody {
     /// Whom to call: a number (`+` and up to 32 digits, through the node's gateway) or
-    /// `sip:<user>@<host>[:<port>]` (user of letters, digits, `+ . _ -`). The application's
-    /// configuration says which hosts and number prefixes it may call.
+    /// `sip:<user>@<host>[:<port>]` (user of letters, digits, `+ . _ -`; a host name or an
+    /// IPv4 address). The application's configuration says which hosts and number prefixes it
+    /// may call; "any host" means public ones that are no media node's.
     #[schema(
         max_length = 300,
-        pattern = r"^(\+?[0-9]{1,32}|sip:[A-Za-z0-9+._-]{1,64}@[A-Za-z0-9][A-Za-z0-9.-]{0,252}(:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?)$",
+        pattern = r"^(\+?[0-9]{1,32}|sip:[A-Za-z0-9+._-]{1,64}@(((25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])|([A-Za-z0-9][A-Za-z0-9.-]{0,188}\.)?[A-Za-z][A-Za-z0-9-]{0,62})(:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?)$",
         example = "sip:alice@pbx.example.com"
     )]
     to: String,
-    /// The number the called party sees (`+` and up to 32 digits).
+    /// The number the called party sees (`+` and up to 32 digits): one the application's
+    /// configuration gives it (`caller_ids`, by default its DIDs); none given, the node's
+    /// default.
     #[schema(pattern = r"^\+?[0-9]{1,32}$", example = "+15550001111")]
     caller_id: Option<String>,
     /// The name the called party sees: letters, digits, `.`, `_`, `-`.
@@ -99,8 +102,10 @@ fn pattern_ok(value: &Option<String>, ok: impl Fn(&str) -> bool) -> bool {
         `no_answer`, `rejected`, `timeout`, `cancelled`, `failed`) and FreeSWITCH's \
         `hangup_cause`. Pending calls are listed in the room's `dialing` and hold a place \
         against `max_participants`; deleting the room cancels them. 400 for a destination \
-        that is not a number or a plain SIP address; 403 when the application may not call \
-        it; 409 when the room is not active, full, already placing 20 calls, or the node has no \
+        that is not a number or a plain SIP address, or a `caller_id` the application may not \
+        present; 403 when the application may not call it (with `*` in its hosts: a private, \
+        loopback or reserved address, a media node's, or a name that resolves to one or does \
+        not resolve); 409 when the room is not active, full, already placing 20 calls, or the node has no \
         gateway for numbers; 422 when the `command_uid` was used for another destination. Rate limit: `conference_dialout`, 2 s per destination.",
     params(RoomPath),
     request_body = DialBody,

@@ -157,7 +157,7 @@ async fn play<S: Store>(
 ) -> Answer {
     let id = room_id(&raw)?;
     let files = match (body.urls, body.text) {
-        (Some(urls), None) => checked_urls(&urls)?,
+        (Some(urls), None) => checked_urls(&st, &urls).await?,
         (None, Some(text)) => vec![spoken(
             &text,
             body.language.as_deref(),
@@ -176,8 +176,12 @@ async fn play<S: Store>(
     ))
 }
 
-/// A play's URLs as the node gets them (1 to 128, each one http/https URL of the rule).
-fn checked_urls(urls: &[String]) -> Result<Vec<String>, ApiError> {
+/// A play's URLs as the node gets them (1 to 128, each one http/https URL of the rule, each
+/// one the node may fetch).
+async fn checked_urls<S: Store>(
+    st: &ApiState<S>,
+    urls: &[String],
+) -> Result<Vec<String>, ApiError> {
     if urls.is_empty() || urls.len() > MAX_URLS {
         return Err(ApiError::bad_request_with(
             "Invalid urls: between 1 and 128 URLs",
@@ -189,6 +193,9 @@ fn checked_urls(urls: &[String]) -> Result<Vec<String>, ApiError> {
             "Invalid url: HTTP/HTTPS URLs only",
             json!({ "url": bad.chars().take(200).collect::<String>() }),
         ));
+    }
+    for url in urls {
+        st.fetchable("url", url).await?;
     }
     Ok(urls.iter().map(|u| node_url(u)).collect())
 }

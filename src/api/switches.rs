@@ -64,7 +64,11 @@ async fn switch<S: Store>(
                 json!({ "music": url.chars().take(256).collect::<String>() }),
             ));
         }
-        url => url.map(|u| node_url(&u)),
+        Some(url) => {
+            st.fetchable("music", &url).await?;
+            Some(node_url(&url))
+        }
+        None => None,
     };
     // The parameters are part of the request a command_uid stands for.
     let request = match &music {

@@ -1,6 +1,7 @@
-//! Dial-out (issue 17): where a room may call, checked strictly, and the `originate` that calls
-//! it and, once answered, puts the call into the room as a join does. Facts behind every rule:
-//! `fixtures/esl/09_dialout.md` (recorded on FreeSWITCH 1.11). Not wired to the API yet.
+//! Dial-out (issue 17): what a room may call, parsed strictly, and the `originate` that calls
+//! it and, once answered, puts the call into the room as a join does (which destinations and
+//! caller ids an app may use is [`super::dial_policy`]'s). Facts behind every rule:
+//! `fixtures/esl/09_dialout.md` (recorded on FreeSWITCH 1.11).
 //!
 //! Only two shapes of destination exist, and nothing typed by an API caller reaches the dial
 //! string but a user part of digits (or a SIP user of a few safe characters) and a host the
@@ -34,6 +35,13 @@ pub enum DestinationError {
     Malformed,
     #[error("this application may not call {0}")]
     NotAllowed(String),
+    /// Only `*` allowed it, and the host is (or resolves to) a private, loopback or reserved
+    /// address, or a media node's ([`super::dial_policy`]).
+    #[error("dial-out destination not allowed: private, loopback or a media node's address")]
+    Internal,
+    /// Only `*` allowed it, and the host does not resolve.
+    #[error("dial-out destination not allowed: its host does not resolve")]
+    Unresolved,
     #[error("the media node has no gateway for numbers")]
     NoGateway,
 }
@@ -45,12 +53,30 @@ fn user_ok(user: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"+._-".contains(&b))
 }
 
+/// An IPv4 address written as four decimal numbers, or a host name whose last label begins
+/// with a letter (1 to 63 letters, digits and `-`, after at most 189 letters, digits, `.` and
+/// `-` beginning with a letter or digit; 253 in all): the API's `to` pattern. A host ending in
+/// a number (`127.1`, `2130706433`, `010.0.0.1`, `0x7f.0.0.1`, a trailing `.`) is neither, and
+/// resolvers read such spellings differently (octal, hexadecimal), so no check could say where
+/// the node would send it.
 fn host_ok(host: &str) -> bool {
-    (1..=253).contains(&host.len())
-        && !host.starts_with(['.', '-'])
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b".-".contains(&b))
+    if host.parse::<std::net::Ipv4Addr>().is_ok() {
+        return true;
+    }
+    let (before, last) = match host.rsplit_once('.') {
+        Some((before, last)) => (Some(before), last),
+        None => (None, host),
+    };
+    let before_ok = before.is_none_or(|b| {
+        (1..=189).contains(&b.len())
+            && b.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && b.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || b".-".contains(&c))
+    });
+    before_ok
+        && (1..=63).contains(&last.len())
+        && last.starts_with(|c: char| c.is_ascii_alphabetic())
+        && last.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
 }
 
 /// A number as a destination or a caller id: `+` and 1 to 32 digits.
@@ -95,20 +121,6 @@ impl Destination {
             host: host.to_ascii_lowercase(),
             port,
         })
-    }
-
-    /// Whether an app whose configuration allows these SIP hosts (`host` or `host:port`) and
-    /// these number prefixes (`+1555`; `*` in either: any) may call it.
-    pub fn allowed(&self, hosts: &[String], number_prefixes: &[String]) -> bool {
-        match self {
-            Destination::Sip { host, port, .. } => hosts.iter().any(|h| {
-                let h = h.to_ascii_lowercase();
-                h == "*" || h == *host || port.is_some_and(|p| h == format!("{host}:{p}"))
-            }),
-            Destination::Number(n) => number_prefixes
-                .iter()
-                .any(|p| p == "*" || n.starts_with(p.as_str())),
-        }
     }
 
     /// The endpoint part of the dial string: `sofia/<profile>/sip:<user>@<host>[:<port>]`, or
@@ -267,6 +279,20 @@ mod tests {
             "sip:a@-b",
             "sip:@b",
             "sips:a@b",
+            "sip:a@[::1]",
+            "sip:a@::1",
+            "sip:a@127.1",
+            "sip:a@2130706433",
+            "sip:a@010.0.0.1",
+            "sip:a@0x7f.0.0.1",
+            "sip:a@127.0.0.1.",
+            "sip:a@127.000.000.001",
+            "sip:a@256.0.0.1",
+            "sip:a@1.2.3.4.5",
+            "sip:a@0",
+            "sip:a@example.1a",
+            "sip:a@.example.com",
+            "sip:a@-x.example.com",
             "tel:+1555",
             "sip:a@b\nc",
         ] {
@@ -279,18 +305,9 @@ mod tests {
     }
 
     #[test]
-    fn a_destination_is_allowed_only_as_the_configuration_says() {
+    fn a_destination_s_endpoint_is_its_profile_or_the_node_s_gateway() {
         let sip = Destination::parse("sip:100@pbx.example.com:5080").unwrap();
-        let hosts = |h: &[&str]| h.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
-        assert!(sip.allowed(&hosts(&["PBX.example.com"]), &[]));
-        assert!(sip.allowed(&hosts(&["pbx.example.com:5080"]), &[]));
-        assert!(!sip.allowed(&hosts(&["pbx.example.com:5060"]), &[]));
-        assert!(!sip.allowed(&hosts(&["example.com"]), &hosts(&["*"])));
         let n = Destination::parse("+15551234567").unwrap();
-        assert!(n.allowed(&[], &hosts(&["+1555"])));
-        assert!(n.allowed(&[], &hosts(&["*"])));
-        assert!(!n.allowed(&[], &hosts(&["+44"])));
-        assert!(!n.allowed(&hosts(&["pbx.example.com"]), &[]));
         assert_eq!(
             n.endpoint("inbound", None),
             Err(DestinationError::NoGateway)
@@ -304,6 +321,18 @@ mod tests {
             "sofia/inbound/sip:100@pbx.example.com:5080"
         );
         assert!(n.endpoint("inbound", Some("carrier/../x")).is_err());
+        // IPv4 addresses and names (whose last label begins with a letter) parse.
+        for ok in [
+            "sip:a@10.0.0.1",
+            "sip:a@0.0.0.0",
+            "sip:a@255.255.255.255",
+            "sip:a@host-1.example",
+            "sip:a@1-2.3x.example",
+            "sip:a@pbx",
+            "sip:a@x0a",
+        ] {
+            assert!(Destination::parse(ok).is_ok(), "{ok}");
+        }
     }
 
     #[test]

@@ -5,9 +5,11 @@
 pub mod backoff;
 pub mod bridge;
 pub mod commands;
+pub mod dial_policy;
 pub mod dialout;
 pub mod fleet;
 pub mod reconciler;
+pub mod sessions;
 pub mod spawner;
 pub mod supervisor;
 pub mod talking;
@@ -137,8 +139,11 @@ struct Directory {
     apps: Vec<AppId>,
     /// The apps that asked for talking events.
     talking: std::collections::HashSet<AppId>,
-    /// Where each app may dial out to: (SIP hosts, number prefixes).
-    dialout: HashMap<AppId, (Vec<String>, Vec<String>)>,
+    /// Where each app may dial out to, and the caller ids it may present.
+    dialout: HashMap<AppId, dial_policy::DialPolicy>,
+    /// A dial-out host name that does not resolve passes `*` (the lab: its simulated nodes
+    /// dial nobody).
+    dial_unresolved_ok: bool,
     /// Each app's default `(empty_timeout, departure_timeout)` for its new rooms, seconds.
     lifetime: HashMap<AppId, (u64, u64)>,
 }
@@ -184,12 +189,17 @@ impl AppDirectory {
         });
     }
 
-    /// The app may dial out to these SIP hosts (`host`, `host:port`, `*`) and number prefixes
-    /// (`+1555`, `*`).
-    pub fn may_dial(&mut self, app: AppId, hosts: Vec<String>, numbers: Vec<String>) {
+    /// Where the app may dial out to, and which caller ids it may present
+    /// ([`dial_policy::DialPolicy`]).
+    pub fn may_dial(&mut self, app: AppId, policy: dial_policy::DialPolicy) {
         self.edit(|d| {
-            d.dialout.insert(app, (hosts, numbers));
+            d.dialout.insert(app, policy);
         });
+    }
+
+    /// Dial-out host names that do not resolve pass `*` (the lab, whose nodes dial nobody).
+    pub fn dial_unresolved_names(&mut self) {
+        self.edit(|d| d.dial_unresolved_ok = true);
     }
 
     /// The app's rooms end `empty` seconds after creation if nobody joined, and `departure`
@@ -205,13 +215,28 @@ impl AppDirectory {
         self.now.load().lifetime.get(app).copied().unwrap_or((0, 0))
     }
 
-    /// Whether the app may dial `to`.
-    pub fn dial_allowed(&self, app: &AppId, to: &dialout::Destination) -> bool {
+    /// How far the app's configuration alone lets it dial `to` (`IfPublic`: see
+    /// [`dial_policy::check_public`]).
+    pub fn dial_reach(&self, app: &AppId, to: &dialout::Destination) -> dial_policy::Reach {
         self.now
             .load()
             .dialout
             .get(app)
-            .is_some_and(|(hosts, numbers)| to.allowed(hosts, numbers))
+            .map_or(dial_policy::Reach::NotAllowed, |p| p.reach(to))
+    }
+
+    /// Whether the app may show `number` as a dial-out's caller id.
+    pub fn may_present(&self, app: &AppId, number: &str) -> bool {
+        self.now
+            .load()
+            .dialout
+            .get(app)
+            .is_some_and(|p| p.may_present(number))
+    }
+
+    /// Whether a dial-out host name that does not resolve passes `*`.
+    pub fn dial_unresolved_ok(&self) -> bool {
+        self.now.load().dial_unresolved_ok
     }
 
     /// Whether the app asked for talking events.
@@ -266,6 +291,9 @@ pub enum NodeError {
     /// This instance has `max_in_flight` commands waiting on the node already.
     #[error("media node {0} has too many commands in flight")]
     Busy(String),
+    /// The node's sessions are at the share kept spare for calls into rooms already made.
+    #[error("media node {0} has no sessions to spare")]
+    Full(String),
 }
 
 /// The permits of a node's bound on commands in flight ([`NodeConfig::max_in_flight`]; 0: none).

@@ -7,6 +7,7 @@ use uuid::Uuid;
 use super::{Rooms, ServiceError, invalid};
 use crate::conference::ops::{self, DIALOUT_GRACE_SECS};
 use crate::conference::{AppId, Dialout, DialoutState, RoomId, SessionId};
+use crate::node::dial_policy::{NodeAddresses, Reach, check_public};
 use crate::node::dialout::{Destination, DestinationError, Dial, originate};
 use crate::node::supervisor::now_micros;
 use crate::node::{NodeError, NodeHandle};
@@ -44,7 +45,9 @@ impl From<DestinationError> for ServiceError {
     fn from(e: DestinationError) -> ServiceError {
         match e {
             DestinationError::Malformed => ServiceError::Invalid(e.to_string()),
-            DestinationError::NotAllowed(_) => ServiceError::NotPermitted(e.to_string()),
+            DestinationError::NotAllowed(_)
+            | DestinationError::Internal
+            | DestinationError::Unresolved => ServiceError::NotPermitted(e.to_string()),
             DestinationError::NoGateway => ServiceError::Conflict(e.to_string()),
         }
     }
@@ -67,11 +70,19 @@ impl<S: Store> Rooms<S> {
         {
             return Ok(p);
         }
-        if !self.directory.dial_allowed(app, &to) {
-            return Err(DestinationError::NotAllowed(req.to.clone()).into());
+        if let Some(n) = req.caller_id_number.as_deref()
+            && !self.directory.may_present(app, n)
+        {
+            return Err(ServiceError::Invalid(
+                "Invalid caller_id: not one this application may present (its configured \
+                 caller_ids; by default its dids)"
+                    .into(),
+            ));
         }
+        self.check_destination(app, &to, &req.to).await?;
         let node = self.pool.get(&room.node)?;
         self.refuse_if_draining(&room.node).await?;
+        self.sessions_to_spare(&node).await?;
         let endpoint = to.endpoint(&node.config.dialout_profile, node.config.gateway.as_deref())?;
         let id = Uuid::new_v4();
         let session = SessionId::new(&room.node, &id.hyphenated().to_string());
@@ -109,13 +120,18 @@ impl<S: Store> Rooms<S> {
             dialout.clone(),
             now,
         )?);
+        let most = self.quota(app).dialouts_in_flight;
+        let dialing = self
+            .dialing
+            .take(app, most, 0)
+            .ok_or(super::quotas::Reached::DialoutsInFlight(most))?;
         self.cool(app, super::CooldownGroup::ConferenceDialout, &req.to)
             .await?;
         self.change(app, room_id, |r| {
             ops::request_dialout(r, dialout.clone(), now_micros())
         })
         .await?;
-        self.place(node.clone(), app.clone(), room_id.clone(), id, cmd);
+        self.place(node.clone(), app.clone(), room_id.clone(), id, cmd, dialing);
         Ok(Participant {
             id,
             session,
@@ -123,6 +139,24 @@ impl<S: Store> Rooms<S> {
             state: DialoutState::Dialing.as_str(),
             repeated: false,
         })
+    }
+
+    /// Refuses a destination the app's configuration does not allow, and under `*` one that
+    /// is (or resolves to) a private address or a media node's ([`check_public`]).
+    async fn check_destination(
+        &self,
+        app: &AppId,
+        to: &Destination,
+        written: &str,
+    ) -> Result<(), DestinationError> {
+        match self.directory.dial_reach(app, to) {
+            Reach::Listed => Ok(()),
+            Reach::NotAllowed => Err(DestinationError::NotAllowed(written.to_owned())),
+            Reach::IfPublic(host) => {
+                let nodes = NodeAddresses::of(self.pool.nodes().iter().map(|n| &*n.config));
+                check_public(&host, &nodes, self.directory.dial_unresolved_ok()).await
+            }
+        }
     }
 
     /// Sends the originate. Its outcome comes from the node's events (the channel's, and the
@@ -135,10 +169,15 @@ impl<S: Store> Rooms<S> {
         room: RoomId,
         id: Uuid,
         cmd: crate::esl::ApiCommand,
+        dialing: super::quotas::Held,
     ) {
         let store = self.store.clone();
         tokio::spawn(async move {
-            let why = match node.bgapi(&cmd).await {
+            // Under way (the app's quota) until the node answers the originate's job: the
+            // call answered, refused or timed out.
+            let answered = node.bgapi(&cmd).await;
+            drop(dialing);
+            let why = match answered {
                 Ok(_) | Err(NodeError::Rejected(_)) => return,
                 Err(e) => e.to_string(),
             };

@@ -6,6 +6,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use super::quotas;
 use super::{Rooms, ServiceError, invalid};
 use crate::conference::actions;
 use crate::conference::apply::{Effect, Step, farewell};
@@ -87,6 +88,19 @@ impl<S: Store> Rooms<S> {
         ] {
             actions::talks(list).map_err(|e| ServiceError::Invalid(format!("{which}: {e}")))?;
         }
+        let quota = self.quota(app);
+        let mut spec = spec;
+        if quota.members_per_room > 0 {
+            match spec.max_participants {
+                0 => spec.max_participants = quota.members_per_room,
+                n if n > quota.members_per_room => {
+                    return Err(quotas::Reached::MembersPerRoom(quota.members_per_room).into());
+                }
+                _ => {}
+            }
+        }
+        // Counted among the app's live rooms from here until the store counts it.
+        let creating = self.room_place(app).await?;
         // Draining nodes take no new rooms.
         let draining = self.store.draining().await?;
         // Held until the store counts the room on the node (its create, below).
@@ -94,6 +108,7 @@ impl<S: Store> Rooms<S> {
             .place_room(|n| n.is_up() && !draining.contains_key(&n.config.prefix))
             .await?;
         let node = &placed.node;
+        self.sessions_to_spare(node).await?;
         let id = RoomId::new(&node.config.prefix, self.store.new_room_uuid(&spec.name));
         let now = now_micros();
         let mut room = Room::new(
@@ -131,7 +146,7 @@ impl<S: Store> Rooms<S> {
         }
         match self.store.create_room(&room, &events).await? {
             Created::NameTaken(existing) => return Err(ServiceError::NameTaken(existing)),
-            Created::Created => {}
+            Created::Created => drop(creating),
         }
         node.request(RoomEffect {
             app: app.clone(),

@@ -18,6 +18,7 @@ mod migrate;
 mod moderation;
 mod moving;
 mod playback;
+pub mod quotas;
 mod recording;
 mod uploads;
 
@@ -68,6 +69,9 @@ pub enum ServiceError {
     /// The room is moving to another node: a 503, asked again in a moment it is served.
     #[error("the room is moving to another media node")]
     Moving,
+    /// The app has reached one of its quotas.
+    #[error("quota reached: {}", .0.name())]
+    Quota(quotas::Reached),
     #[error(transparent)]
     Node(#[from] NodeError),
     #[error(transparent)]
@@ -107,6 +111,12 @@ pub struct Rooms<S> {
     /// Recordings listed for a copy that this process found missing from their rooms, and
     /// since when (`uploads`).
     unseen: uploads::Unseen,
+    /// Each app's quotas ([`quotas`]); replaced by a configuration reload.
+    quotas: Arc<arc_swap::ArcSwap<quotas::Quotas>>,
+    /// Rooms being created here, per app, not yet in the store's count.
+    creating: quotas::UnderWay,
+    /// Dial-outs placed from here and not yet answered or failed, per app.
+    dialing: quotas::UnderWay,
 }
 
 impl<S: Store> Rooms<S> {
@@ -120,6 +130,10 @@ impl<S: Store> Rooms<S> {
             objects: None,
             retention: None,
             unseen: uploads::Unseen::default(),
+            // None until configured (`serve` sets its configuration's, the lab none).
+            quotas: Arc::new(arc_swap::ArcSwap::from_pointee(quotas::Quotas::none())),
+            creating: quotas::UnderWay::default(),
+            dialing: quotas::UnderWay::default(),
         }
     }
 

@@ -20,6 +20,9 @@ impl<S: Store> Rooms<S> {
         id: &RoomId,
     ) -> Result<Recording, ServiceError> {
         let room = self.room(app, id).await?;
+        if room.recording.is_none() {
+            self.recording_place(app).await?;
+        }
         let node = self.pool.get(&room.node)?;
         let rec_id = Uuid::new_v4();
         let path = node.config.recording_path(&rec_id);

@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use crate::api::{ApiOptions, AppKeys};
 use crate::conference::{AppId, NodePrefix};
-use crate::node::{AppDirectory, NodeConfig};
+use crate::node::{AppDirectory, NodeConfig, dial_policy};
 use crate::rooms::Cooldowns;
 use crate::server::logging::LogFormat;
 use crate::store::bell::Waits;
@@ -104,6 +104,26 @@ pub struct Config {
     pub log: Log,
     #[serde(default)]
     pub recordings: Recordings,
+    #[serde(default)]
+    pub playback: Playback,
+    /// Every app's quotas unless its own `quotas` say otherwise (see `rooms/quotas.rs`); 0
+    /// turns one off. Reloadable.
+    #[serde(default)]
+    pub quotas: crate::rooms::quotas::Quota,
+}
+
+/// Which URLs the nodes may be asked to fetch for an app (play, announce, hold music): see
+/// `api/media_url.rs`. Read at start.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Playback {
+    /// Allow URLs whose host is, or resolves to, a loopback, private or link-local address
+    /// (off in production: the node fetches from inside the operator's network).
+    pub allow_private: bool,
+    /// When not empty, the only hosts fetched (`host`, `host:port`, `*.example.com`), whatever
+    /// they resolve to: the way to close what resolving here cannot (a redirect followed by
+    /// the node, a name that resolves differently for it).
+    pub allow_hosts: Vec<String>,
 }
 
 /// Where finished recordings go: the node's disk (`local`, as always, the lab's default), or an
@@ -306,6 +326,10 @@ pub struct App {
     /// None: no numbers.
     #[serde(default)]
     pub dialout_numbers: Vec<String>,
+    /// The caller ids (`caller_id` of a dial-out) this app may present: exact numbers, prefixes
+    /// ending in `*` (`+1555*`), or `*` (any). Absent: its `dids`, exactly; with neither, a
+    /// dial-out gives none (the node's default is shown).
+    pub caller_ids: Option<Vec<String>>,
     /// Seconds after creation at which the app's rooms end if nobody joined them, unless a
     /// room says otherwise; 0 (the default): never.
     #[serde(default)]
@@ -314,6 +338,9 @@ pub struct App {
     /// otherwise; 0 (the default): never.
     #[serde(default)]
     pub departure_timeout: u64,
+    /// This app's quotas, each field over `[quotas]`'s.
+    #[serde(default)]
+    pub quotas: crate::rooms::quotas::QuotaOverride,
 }
 
 impl std::fmt::Debug for App {
@@ -325,6 +352,7 @@ impl std::fmt::Debug for App {
             .field("talking_events", &self.talking_events)
             .field("dialout_hosts", &self.dialout_hosts)
             .field("dialout_numbers", &self.dialout_numbers)
+            .field("caller_ids", &self.caller_ids)
             .field("empty_timeout", &self.empty_timeout)
             .field("departure_timeout", &self.departure_timeout)
             .finish_non_exhaustive()
@@ -373,6 +401,10 @@ pub struct Limits {
     /// Wrong keys one client address may send a minute; past it, 429 until the minute is
     /// over (0: off, for a controller behind a proxy). Read at start.
     pub auth_failures_per_minute: u32,
+    /// Percent of each node's `max-sessions` that no new room or dial-out takes, kept for
+    /// inbound calls and the joins of rooms already made (0: none; the node is then not
+    /// asked for its sessions). Reloadable.
+    pub node_sessions_reserved_pct: u32,
     /// A join not confirmed by add-member within this time fails.
     pub join_timeout_ms: u64,
     /// The shortest time between two talking webhooks of a room (see `talking_events`); 0:
@@ -473,6 +505,7 @@ impl Default for Limits {
             max_connections: http.max_connections,
             connections_per_client: http.connections_per_client,
             auth_failures_per_minute: crate::api::throttle::DEFAULT_FAILURES_PER_MINUTE,
+            node_sessions_reserved_pct: 10,
             join_timeout_ms: 10_000,
             talking_interval_ms: crate::node::DEFAULT_TALKING_INTERVAL.as_millis() as u64,
         }
@@ -586,6 +619,14 @@ impl Config {
                         crate::conference::MAX_TIMEOUT_SECS
                     )));
                 }
+            }
+            let mut patterns = a.caller_ids.iter().flatten();
+            if !patterns.all(|c| dial_policy::caller_id_pattern_ok(c)) {
+                return Err(invalid(format!(
+                    "app {}: caller_ids: each a number (+ and up to 32 digits), a number's start \
+                     followed by * (\"+1555*\"), or \"*\"",
+                    a.id
+                )));
             }
         }
         let mut prefixes = Vec::new();
@@ -708,8 +749,11 @@ impl Config {
                 }
                 d.may_dial(
                     id.clone(),
-                    a.dialout_hosts.clone(),
-                    a.dialout_numbers.clone(),
+                    dial_policy::DialPolicy {
+                        hosts: a.dialout_hosts.clone(),
+                        numbers: a.dialout_numbers.clone(),
+                        caller_ids: a.caller_ids.clone().unwrap_or_else(|| a.dids.clone()),
+                    },
                 );
                 d.set_room_lifetime(id.clone(), a.empty_timeout, a.departure_timeout);
                 d.add_app(id, a.dids.iter().cloned());
@@ -725,6 +769,35 @@ impl Config {
             conference_control: ms(self.limits.conference_control_ms),
             conference: ms(self.limits.conference_ms),
             conference_mute: ms(self.limits.conference_mute_ms),
+        }
+    }
+
+    /// The addresses of the media nodes (their Event Socket hosts and node-to-node SIP
+    /// addresses; names resolved now, once): never a URL's host for a node to fetch.
+    pub fn node_addresses(&self) -> Vec<std::net::IpAddr> {
+        use std::net::ToSocketAddrs;
+        let mut found = Vec::new();
+        for node in &self.nodes {
+            if let Ok(addrs) = node.esl.to_socket_addrs() {
+                found.extend(addrs.map(|a| a.ip()));
+            }
+            found.extend(node.node_sip.map(|a| a.ip()));
+        }
+        found.sort();
+        found.dedup();
+        found
+    }
+
+    /// Every app's quotas: `[quotas]`, under each app's own.
+    pub fn quotas(&self) -> crate::rooms::quotas::Quotas {
+        crate::rooms::quotas::Quotas {
+            node_reserved_pct: self.limits.node_sessions_reserved_pct,
+            default: self.quotas,
+            apps: self
+                .apps
+                .iter()
+                .filter_map(|a| Some((AppId::parse(&a.id).ok()?, a.quotas.over(self.quotas))))
+                .collect(),
         }
     }
 
@@ -745,6 +818,12 @@ impl Config {
             global_burst: self.limits.global_burst,
             stream_waits: self.outbox.waits(),
             metrics_on_api: self.metrics_listen.is_none(),
+            media_urls: crate::api::media_url::MediaUrlPolicy {
+                allow_private: self.playback.allow_private,
+                allow_hosts: self.playback.allow_hosts.clone(),
+                node_addresses: self.node_addresses(),
+                unresolved_ok: false,
+            },
             admission: crate::api::admission::AdmissionLimits {
                 requests_in_flight: self.limits.requests_in_flight,
                 requests_per_app: self.limits.requests_in_flight_per_app,
@@ -848,6 +927,34 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("departure_timeout"), "{err}");
+    }
+
+    #[test]
+    fn an_apps_caller_ids_are_its_dids_unless_given_and_reach_its_directory() {
+        let base = "[[nodes]]\nname='a'\nprefix='abcde'\nesl='x:1'\npassword='p'\n[[apps]]\nid='a'\n\
+                    key_sha256='ff23fdeed2bd9e6807eb3e108d3138d4cfc606e938537a88dbf8773c2175859f'\n";
+        let app = AppId::parse("a").unwrap();
+        let none = Config::parse(base, |_| None).unwrap().directory();
+        assert!(!none.may_present(&app, "+15551230000"));
+        let dids = format!("{base}dids = ['+15551230000']\n");
+        let d = Config::parse(&dids, |_| None).unwrap().directory();
+        assert!(d.may_present(&app, "+15551230000"));
+        assert!(!d.may_present(&app, "+15551239999"));
+        let given = format!("{dids}caller_ids = ['+1555*', '442071234567']\n");
+        let d = Config::parse(&given, |_| None).unwrap().directory();
+        assert!(d.may_present(&app, "+15551239999"));
+        assert!(d.may_present(&app, "442071234567"));
+        assert!(!d.may_present(&app, "+4930123456"));
+        let empty = format!("{dids}caller_ids = []\n");
+        let d = Config::parse(&empty, |_| None).unwrap().directory();
+        assert!(!d.may_present(&app, "+15551230000"));
+        let err = Config::parse(&format!("{base}caller_ids = ['+1 555*']\n"), |_| None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("caller_ids") && !err.contains("+1 555"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@ use super::{start_rooms, start_webhooks};
 use crate::api::lab::LabNodes;
 use crate::api::{ApiOptions, ApiState, AppKeys};
 use crate::conference::{AppId, NodePrefix};
+use crate::node::dial_policy::DialPolicy;
 use crate::node::{AppDirectory, NodeConfig};
 use crate::rooms::Cooldowns;
 use crate::sim::{SimConfig, Simulator};
@@ -47,12 +48,21 @@ pub struct LabOptions {
     pub talking_events: Vec<AppId>,
     /// See [`NodeConfig::talking_interval`].
     pub talking_interval: Duration,
-    /// Where every app may dial out to (SIP hosts, number prefixes; `*`: any, the default:
-    /// the lab's simulated callees place no real calls).
+    /// Where every app may dial out to (SIP hosts, number prefixes; `*`, the default: any
+    /// public host, as on `serve`; a name that does not resolve passes in the lab, whose
+    /// simulated callees place no real calls, and an internal address is refused as anywhere).
     pub dialout: (Vec<String>, Vec<String>),
+    /// The caller ids every app may present on a dial-out (as `caller_ids` on `serve`; `*`,
+    /// the default: any); `None`: each app's `dids`.
+    pub caller_ids: Option<Vec<String>>,
+    /// The DIDs each lab app owns (`app`, `did`): its calls by DID, and its caller ids when
+    /// `caller_ids` is `None`. Lab calls name their app anyway; none by default.
+    pub dids: Vec<(AppId, String)>,
     /// Every app's default `(empty_timeout, departure_timeout)`, seconds (0: never, the
     /// default).
     pub room_lifetime: (u64, u64),
+    /// Each simulated node's `max-sessions` (what its `status` says).
+    pub max_sessions: usize,
 }
 
 impl Default for LabOptions {
@@ -73,7 +83,10 @@ impl Default for LabOptions {
             talking_events: Vec::new(),
             talking_interval: crate::node::DEFAULT_TALKING_INTERVAL,
             dialout: (vec!["*".into()], vec!["*".into()]),
+            caller_ids: Some(vec!["*".into()]),
+            dids: Vec::new(),
             room_lifetime: (0, 0),
+            max_sessions: 1000,
         }
     }
 }
@@ -97,6 +110,7 @@ impl<S: Store> Lab<S> {
                 listen: "127.0.0.1:0".parse().map_err(std::io::Error::other)?,
                 heartbeat: Some(Duration::from_secs(5)),
                 default_play_duration: options.play_duration,
+                max_sessions: options.max_sessions,
                 // Each lab node has its `nodes` profile: a call on one joins a room on another.
                 node_sip: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
                 ..SimConfig::default()
@@ -116,19 +130,29 @@ impl<S: Store> Lab<S> {
             sims.push((prefix, Arc::new(sim)));
         }
         let mut directory = AppDirectory::new();
+        directory.dial_unresolved_names();
         let mut keys = AppKeys::new();
         for (app, key) in &options.apps {
             if options.talking_events.contains(app) {
                 directory.hear_talking(app.clone());
             }
+            let dids: Vec<String> = options
+                .dids
+                .iter()
+                .filter(|(owner, _)| owner == app)
+                .map(|(_, did)| did.clone())
+                .collect();
             directory.may_dial(
                 app.clone(),
-                options.dialout.0.clone(),
-                options.dialout.1.clone(),
+                DialPolicy {
+                    hosts: options.dialout.0.clone(),
+                    numbers: options.dialout.1.clone(),
+                    caller_ids: options.caller_ids.clone().unwrap_or_else(|| dids.clone()),
+                },
             );
             let (empty, departure) = options.room_lifetime;
             directory.set_room_lifetime(app.clone(), empty, departure);
-            directory.add_app(app.clone(), []);
+            directory.add_app(app.clone(), dids);
             keys.add_plain(app.clone(), key);
         }
         if let Some(admin) = &options.admin_key {
@@ -148,7 +172,12 @@ impl<S: Store> Lab<S> {
         };
         start_webhooks(store.clone(), hooks, &stop).map_err(std::io::Error::other)?;
         let rooms = start_rooms(store, configs, directory, options.cooldowns, &stop);
-        let state = ApiState::with_lab(rooms, keys, options.api, LabNodes::new(sims.clone()));
+        // The simulated nodes fetch nothing: a name that does not resolve here may be played
+        // (tests play `https://cdn.example.com/…` on machines without DNS); an internal
+        // address is refused as anywhere.
+        let mut api = options.api;
+        api.media_urls.unresolved_ok = true;
+        let state = ApiState::with_lab(rooms, keys, api, LabNodes::new(sims.clone()));
         std::fs::create_dir_all(&options.recordings_dir)?;
         super::start_timeouts(state.clone(), stop.child_token());
         super::start_node_watch(state.clone(), stop.child_token());

@@ -68,6 +68,7 @@ pub fn start_reloadable<S: Store + Fleet>(
         config.recordings.url_ttl(),
         config.recordings.retention(),
     );
+    rooms.set_quotas(config.quotas());
     let state = ApiState::new(rooms, keys, config.api_options());
     let running =
         reload::Running::start(state.clone(), store, spawner, config.clone(), stop.clone())?;

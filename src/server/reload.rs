@@ -2,7 +2,7 @@
 //! `switchyard config check` says what a file would change.
 //!
 //! What a reload changes: applications (added, removed, their keys, DIDs, talking events,
-//! dial-out permissions, webhook URLs and secrets), the operator's keys, `[limits]`' rates and
+//! dial-out permissions and caller ids, webhook URLs and secrets), the operator's keys, `[limits]`' rates and
 //! cooldowns, and media nodes added (they connect and take rooms) or removed (refused while the
 //! node hosts a live room: drain it first). A new file is checked whole, and every dispatcher it needs is started, before
 //! any part of it is put in force; then each part is swapped in one step (keys, directory,
@@ -61,6 +61,7 @@ pub fn changes(old: &Config, new: &Config) -> Result<Vec<String>, ConfigError> {
         ("[outbox]", old.outbox == new.outbox),
         ("[log]", old.log == new.log),
         ("[recordings]", old.recordings == new.recordings),
+        ("[playback]", old.playback == new.playback),
     ]
     .into_iter()
     .filter(|(_, same)| !same)
@@ -95,6 +96,14 @@ pub fn changes(old: &Config, new: &Config) -> Result<Vec<String>, ConfigError> {
     }
     if old.limits != new.limits {
         out.push(format!("[limits]: {:?} -> {:?}", old.limits, new.limits));
+    }
+    if old.quotas() != new.quotas() {
+        out.push(format!("[quotas]: {:?} -> {:?}", old.quotas, new.quotas));
+        for app in &new.apps {
+            if before.get(&app.id).is_some_and(|a| a.quotas != app.quotas) {
+                out.push(format!("app {}: quotas changed", app.id));
+            }
+        }
     }
     Ok(out)
 }
@@ -169,6 +178,7 @@ fn app_changes(a: &App, b: &App) -> Vec<String> {
         ("talking_events", a.talking_events == b.talking_events),
         ("dialout_hosts", a.dialout_hosts == b.dialout_hosts),
         ("dialout_numbers", a.dialout_numbers == b.dialout_numbers),
+        ("caller_ids", a.caller_ids == b.caller_ids),
         ("empty_timeout", a.empty_timeout == b.empty_timeout),
         (
             "departure_timeout",
@@ -376,6 +386,7 @@ impl<S: Store> Running<S> {
             .set(new.limits.global_rps, new.limits.global_burst);
         let rooms = self.state.rooms();
         rooms.set_cooldowns(new.cooldowns());
+        rooms.set_quotas(new.quotas());
         rooms.directory().replace(&new.directory());
         self.apps.store(Arc::new(hooked_apps(&new)));
         now.config = new;
@@ -407,13 +418,14 @@ mod tests {
     fn changes_name_what_changed_and_never_a_key() {
         let old = config(&format!("[[apps]]\nid='a1'\nkey_sha256='{K1}'\n"));
         let new = config(&format!(
-            "[limits]\nglobal_rps=5.0\n[[apps]]\nid='a1'\nkey_sha256=['{K1}','{K2}']\ndids=['100']\n\
+            "[limits]\nglobal_rps=5.0\n[[apps]]\nid='a1'\nkey_sha256=['{K1}','{K2}']\ndids=['100']\ncaller_ids=['+1555*']\n\
              [[apps]]\nid='a2'\nkey_sha256='{K2}'\n"
         ));
         let lines = changes(&old, &new).unwrap();
         let text = lines.join("\n");
         assert!(text.contains("app a1: 1 key(s) added, 0 removed"), "{text}");
         assert!(text.contains("app a1: dids changed"), "{text}");
+        assert!(text.contains("app a1: caller_ids changed"), "{text}");
         assert!(text.contains("app a2: added"), "{text}");
         assert!(text.contains("[limits]"), "{text}");
         assert!(!text.contains(K1) && !text.contains(K2), "{text}");

@@ -433,13 +433,14 @@ impl State {
 
     fn status(&self) -> String {
         format!(
-            "UP {}\nFreeSWITCH (Version {}  64bit) is ready\n{} session(s) since startup\n{} session(s) - peak {}, last 5min {} \n0 session(s) per Sec out of max 30, peak 2, last 5min 2 \n1000 session(s) max\nmin idle cpu 0.00/96.40\nCurrent Stack Size/Max 240K/8192K\n",
+            "UP {}\nFreeSWITCH (Version {}  64bit) is ready\n{} session(s) since startup\n{} session(s) - peak {}, last 5min {} \n0 session(s) per Sec out of max 30, peak 2, last 5min 2 \n{} session(s) max\nmin idle cpu 0.00/96.40\nCurrent Stack Size/Max 240K/8192K\n",
             uptime_text(self.started.elapsed()),
             self.config.version.split('~').next().unwrap_or_default(),
             self.sessions_since_startup,
             self.channels.len(),
             self.channels.len(),
             self.channels.len(),
+            self.config.max_sessions,
         )
     }
 }

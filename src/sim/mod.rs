@@ -74,6 +74,8 @@ pub struct SimConfig {
     /// refuses (or that cannot be reached) fails the play as on a real node. Off by default: the
     /// lab has no network and its URLs are made up, so every URL plays.
     pub fetch_urls: bool,
+    /// What `status` reports as the node's `max-sessions` (FreeSWITCH's default: 1,000).
+    pub max_sessions: usize,
     /// The node's `nodes` SIP profile (rooms that span media nodes): other simulators in this
     /// process bridge callers into its rooms through this address, and it bridges its own
     /// callers into theirs (`bridge:…sofia/nodes/<room>@<address>`). Port 0 reserves a free UDP
@@ -106,6 +108,7 @@ impl Default for SimConfig {
             first_member_id: 1,
             channel_list_lag: Duration::ZERO,
             fetch_urls: false,
+            max_sessions: 1000,
             node_sip: None,
         }
     }

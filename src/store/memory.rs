@@ -175,6 +175,14 @@ impl Store for MemoryStore {
         Ok(self.lock().room_page(true, app, after, limit))
     }
 
+    async fn live_room_count(&self, app: &AppId) -> Result<usize, StoreError> {
+        Ok(self
+            .lock()
+            .live_by_app
+            .get(app)
+            .map_or(0, |live| live.len()))
+    }
+
     async fn rooms_on_node(&self, node: &NodePrefix) -> Result<Vec<(AppId, RoomId)>, StoreError> {
         let s = self.lock();
         let mut rooms: Vec<(AppId, RoomId)> = s

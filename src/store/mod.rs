@@ -192,6 +192,14 @@ pub trait Store: Deliveries + Send + Sync + 'static {
         limit: usize,
     ) -> impl Future<Output = Result<Page<Room>, StoreError>> + Send;
 
+    /// How many rooms the app's live index holds: its live rooms, and perhaps a few ended
+    /// ones not yet taken out (a page of [`Store::live_rooms_of_app`] takes them out). What a
+    /// quota compares first, for a count, not a read of every room.
+    fn live_room_count(
+        &self,
+        app: &AppId,
+    ) -> impl Future<Output = Result<usize, StoreError>> + Send;
+
     /// Puts the node's live rooms that [`Store::live_rooms_of_app`] misses into its index
     /// (Redis: rooms made before the index existed, or by an older controller in a rolling
     /// upgrade); how many. Run at start and now and then.

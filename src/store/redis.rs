@@ -454,6 +454,16 @@ impl Store for RedisStore {
         self.live_page(app, after, limit).await
     }
 
+    async fn live_room_count(&self, app: &AppId) -> Result<usize, StoreError> {
+        let mut total = 0;
+        // One count per shard, each its own key (its own slot on a Cluster).
+        for key in self.in_every_shard(app, keys::live_rooms) {
+            let n: usize = self.conn().zcard(key).await.map_err(unavailable)?;
+            total += n;
+        }
+        Ok(total)
+    }
+
     async fn rooms_on_node(&self, node: &NodePrefix) -> Result<Vec<(AppId, RoomId)>, StoreError> {
         let members: Vec<String> = self
             .conn()

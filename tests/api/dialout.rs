@@ -277,3 +277,159 @@ async fn destinations_and_rooms_are_checked() {
     let r = dial(&t, &room, json!({ "to": "+15551234567" })).await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
 }
+
+/// The names of the channels the simulated node has now (a dial-out's leg is
+/// `sofia/<profile>/<destination>`).
+fn node_channels(t: &TestLab<MemoryStore>) -> Vec<String> {
+    let list: Value = serde_json::from_str(&t.sim().api("show channels as json")).unwrap();
+    list["rows"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|row| row["name"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// Refused before anything reached the node: no participant, no webhook, no channel.
+async fn nothing_dialed(t: &TestLab<MemoryStore>, room: &str, host: &str) {
+    let view = t.get(&format!("/api/v1/conferences/{room}"), A).await;
+    assert_eq!(view.body["dialing"], json!([]), "{view:?}");
+    assert!(t.events(A).await.iter().all(|e| !matches!(
+        e.kind,
+        EventKind::ParticipantRinging | EventKind::ParticipantFailed
+    )));
+    let channels = node_channels(t);
+    assert!(channels.iter().all(|c| !c.contains(host)), "{channels:?}");
+}
+
+#[tokio::test]
+async fn any_host_reaches_public_hosts_only_and_listed_ones_by_name() {
+    // The lab's default is `dialout_hosts = ["*"]`.
+    let t = lab_with(options()).await;
+    let room = t.room(A, "public-only").await;
+    let node_esl = t.sim().addr().to_string();
+    let node_sip = t.sim().node_sip().unwrap().to_string();
+    for to in [
+        // The node's own SIP port: it arrived as a call on another app's DID (issue 56).
+        "sip:100@127.0.0.1:5080".to_owned(),
+        "sip:100@169.254.169.254".to_owned(),
+        "sip:100@10.0.0.1:5060".to_owned(),
+        "sip:100@192.168.1.1".to_owned(),
+        // A name resolving to loopback.
+        "sip:100@localhost:5080".to_owned(),
+        format!("sip:100@{node_esl}"),
+        format!("sip:100@{node_sip}"),
+    ] {
+        let r = dial(&t, &room, json!({ "to": to })).await;
+        assert_error(&r, StatusCode::FORBIDDEN);
+        assert_eq!(
+            r.body["error"],
+            "Dial-out destination not allowed: private, loopback or a media node's address",
+            "{to}: {r:?}"
+        );
+    }
+    // Numeric spellings of an address are no host at all (400).
+    for to in ["sip:100@127.1:5080", "sip:100@2130706433", "sip:100@[::1]"] {
+        let r = dial(&t, &room, json!({ "to": to })).await;
+        assert_error(&r, StatusCode::BAD_REQUEST);
+    }
+    nothing_dialed(&t, &room, "127.0.0.1").await;
+
+    // Listed by name, the operator's choice: dialed.
+    let mut opts = options();
+    opts.dialout.0 = vec!["*".into(), "127.0.0.1:5080".into(), "localhost".into()];
+    let t = lab_with(opts).await;
+    let room = t.room(A, "listed").await;
+    for to in ["sip:100@127.0.0.1:5080", "sip:101@localhost"] {
+        let r = dial(&t, &room, json!({ "to": to })).await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{to}: {r:?}");
+    }
+    // Another port of that host is not what was listed.
+    let r = dial(&t, &room, json!({ "to": "sip:100@127.0.0.1:5060" })).await;
+    assert_error(&r, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn an_app_presents_only_its_own_caller_ids() {
+    let mut opts = options();
+    // As `serve` without `caller_ids`: each app's DIDs; app B has none.
+    opts.caller_ids = None;
+    opts.dids = vec![(
+        switchyard::conference::AppId::parse(A.0).unwrap(),
+        "+15551230000".into(),
+    )];
+    let t = lab_with(opts).await;
+    let room = t.room(A, "caller-ids").await;
+    for caller_id in ["+15550001111", "+1555123000", "15551230000"] {
+        let r = dial(
+            &t,
+            &room,
+            json!({ "to": "sip:alice@pbx.example.com", "caller_id": caller_id }),
+        )
+        .await;
+        assert_error(&r, StatusCode::BAD_REQUEST);
+        let error = r.body["error"].as_str().unwrap();
+        assert!(error.starts_with("Invalid caller_id:"), "{r:?}");
+    }
+    nothing_dialed(&t, &room, "pbx.example.com").await;
+    // Its DID is its own, and without a caller id the node's default is shown.
+    for body in [
+        json!({ "to": "sip:alice@pbx.example.com", "caller_id": "+15551230000" }),
+        json!({ "to": "sip:bob@pbx.example.com" }),
+    ] {
+        let r = dial(&t, &room, body).await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    }
+    // App B has no DIDs: it may present none, A's least of all.
+    let theirs = t.room(B, "no-caller-ids").await;
+    let path = format!("/api/v1/conferences/{theirs}/participants");
+    let body = json!({ "to": "sip:carol@pbx.example.com", "caller_id": "+15551230000" });
+    let r = t.post(&path, B, body).await;
+    assert_error(&r, StatusCode::BAD_REQUEST);
+    let r = t
+        .post(&path, B, json!({ "to": "sip:carol@pbx.example.com" }))
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+}
+
+#[tokio::test]
+async fn the_documented_pattern_of_to_is_what_the_api_parses() {
+    // No host or number allowed: a destination that parses is 403, one that does not is 400.
+    let mut opts = options();
+    opts.dialout = (Vec::new(), Vec::new());
+    let t = lab_with(opts).await;
+    let room = t.room(A, "pattern").await;
+    let doc = common::openapi::Doc::generated();
+    let pattern = doc.root["components"]["schemas"]["DialBody"]["properties"]["to"]["pattern"]
+        .as_str()
+        .unwrap();
+    let pattern = regex::Regex::new(pattern).unwrap();
+    let long_label = "a".repeat(63);
+    let long_before = format!("{}.", "b".repeat(189));
+    for to in [
+        "+15551234567".to_owned(),
+        "sip:a@10.0.0.1".to_owned(),
+        "sip:a@255.255.255.255:5060".to_owned(),
+        "sip:a@256.0.0.1".to_owned(),
+        "sip:a@127.1".to_owned(),
+        "sip:a@010.0.0.1".to_owned(),
+        "sip:a@0x7f.0.0.1".to_owned(),
+        "sip:a@2130706433".to_owned(),
+        "sip:a@pbx".to_owned(),
+        "sip:a@pbx.example.com.".to_owned(),
+        "sip:a@1-2.3x.example:5080".to_owned(),
+        "sip:a@example.1a".to_owned(),
+        "sip:a@-x.example".to_owned(),
+        format!("sip:a@{long_label}"),
+        format!("sip:a@{long_label}b"),
+        format!("sip:a@{long_before}com"),
+        format!("sip:a@b{long_before}com"),
+    ] {
+        let r = dial(&t, &room, json!({ "to": to })).await;
+        let parsed = r.status != StatusCode::BAD_REQUEST;
+        assert_eq!(pattern.is_match(&to), parsed, "{to}: {r:?}");
+        if parsed {
+            assert_error(&r, StatusCode::FORBIDDEN);
+        }
+    }
+}

@@ -420,3 +420,62 @@ async fn two_thousand_held_connections_from_one_address_leave_others_answered() 
     );
     drop(held);
 }
+
+/// A node fetches what an app names from inside the operator's network: play, announce and
+/// hold-music URLs to internal addresses, in any spelling, are refused with a stable reason,
+/// and nothing is played.
+#[tokio::test]
+async fn urls_a_node_would_fetch_from_inside_the_network_are_refused_with_their_reason() {
+    let t = TestLab::start(MemoryStore::new(), options()).await;
+    let room = t.room(A, "ssrf").await;
+    let s = t.call(A, "1001").await;
+    t.joined(A, &room, &s).await;
+    let internal = [
+        "http://127.0.0.1:8021/internal/admin-secret.wav",
+        "http://169.254.169.254/latest/meta-data/iam",
+        "http://10.0.0.1/a.wav",
+        "http://192.168.1.1/a.wav",
+        "http://0.0.0.0/a.wav",
+        "http://localhost:8080/a.wav",
+        "http://2130706433/a.wav",
+    ];
+    for url in internal {
+        let play = t
+            .post(
+                &format!("/api/v1/conferences/{room}/play"),
+                A,
+                json!({ "urls": [url] }),
+            )
+            .await;
+        assert_eq!(play.status, 400, "play {url}: {play:?}");
+        assert_eq!(play.body["detail"]["reason"], "private_address", "{play:?}");
+        assert!(
+            play.body["error"]
+                .as_str()
+                .unwrap()
+                .starts_with("Refused url"),
+            "{play:?}"
+        );
+        let path = format!("/api/v1/sessions/{s}/commands/conference/announce");
+        let announce = t.post(&path, A, json!({ "url": url })).await;
+        assert_eq!(announce.status, 400, "announce {url}: {announce:?}");
+        assert_eq!(announce.body["detail"]["reason"], "private_address");
+        let path = format!("/api/v1/sessions/{s}/commands/conference/hold");
+        let hold = t.post(&path, A, json!({ "music": url })).await;
+        assert_eq!(hold.status, 400, "hold {url}: {hold:?}");
+        assert_eq!(hold.body["detail"]["reason"], "private_address");
+    }
+    let shown = t.get(&format!("/api/v1/conferences/{room}"), A).await;
+    assert_ne!(shown.body["playback_status"], "playing", "{shown:?}");
+    let member = t.members(A, &room).await;
+    assert_eq!(member[0]["held"], false, "{member:?}");
+    // A public URL still plays.
+    let ok = t
+        .post(
+            &format!("/api/v1/conferences/{room}/play"),
+            A,
+            json!({ "urls": ["https://cdn.example.com/a.wav"] }),
+        )
+        .await;
+    assert_eq!(ok.status, 202, "{ok:?}");
+}

@@ -23,6 +23,7 @@ mod moving;
 mod on_redis;
 mod openapi;
 mod openapi_answers;
+mod quotas;
 mod schemathesis;
 mod sessions;
 mod strict;

@@ -39,6 +39,12 @@ pub fn options() -> LabOptions {
         cooldowns: quick_cooldowns(),
         api: ApiOptions {
             global_rate: 0.0,
+            // The simulated node fetches nothing: names that do not resolve on a machine
+            // without DNS (`cdn.example.com`) may be played, as in the lab.
+            media_urls: switchyard::api::media_url::MediaUrlPolicy {
+                unresolved_ok: true,
+                ..Default::default()
+            },
             ..ApiOptions::default()
         },
         join_timeout: Duration::from_secs(5),

@@ -147,6 +147,7 @@ impl Settings {
              [limits]\nglobal_rps = 0\nconf_play_ms = 300\nconference_control_ms = 100\n\
              conference_ms = 300\nconference_mute_ms = 300\ncommand_timeout_ms = 5000\n\
              join_timeout_ms = 10000\n\
+             [playback]\nallow_hosts = [\"127.0.0.1\"]\n\
              [[nodes]]\nname = \"live\"\nprefix = {}\nesl = {}\npassword = {}\nprofile = {}\n\
              recordings_dir = {}\ngateway = \"carrier\"\n",
             q(redis_url),
@@ -162,9 +163,10 @@ impl Settings {
                 q(&dir.to_string_lossy())
             ));
         }
-        // Dial-outs may go to SIP callees on this machine (tests/live/dialout.rs).
+        // Dial-outs may go to SIP callees on this machine (tests/live/dialout.rs): listed by
+        // name, since `*` reaches public hosts only; they show `+1555…` caller ids.
         text.push_str(&format!(
-            "[[apps]]\nid = {}\nkey_sha256 = {}\ndids = [{}]\ndialout_hosts = [\"127.0.0.1\"]\ndialout_numbers = [\"+1555\"]\n",
+            "[[apps]]\nid = {}\nkey_sha256 = {}\ndids = [{}]\ndialout_hosts = [\"127.0.0.1\"]\ndialout_numbers = [\"+1555\"]\ncaller_ids = [\"+1555*\"]\n",
             q(app),
             q(&hash_key(key)),
             q(&self.did)

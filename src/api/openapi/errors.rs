@@ -129,7 +129,8 @@ pub struct UnsupportedMediaType(pub ErrorBody);
 ))]
 pub struct RateLimited(pub RateLimitError);
 
-/// The media node refused the command (it answered `-ERR`); `detail.reply` is its answer.
+/// The media node refused the command (it answered `-ERR`); `detail.code` is
+/// `node_rejected`. The node's own answer is logged, never returned.
 #[derive(ToResponse)]
 pub struct NodeRejected(pub ErrorBody);
 
