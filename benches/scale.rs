@@ -25,6 +25,7 @@
 //! (`switchyard_node_resync_seconds` on the owner, and from the drop to the node up again), and
 //! per rate: events applied a second (each instance), the latencies, CPU per applied event
 //! (controllers, Redis) and each process's share of a core (the bottleneck at the limit).
+//! The edge's per-app shares and quotas are off: one app offers the whole load on purpose.
 //!
 //! `cargo bench --bench scale` (needs redis-server and redis-cli; about 6 minutes). Variables:
 //! `SCALE_PHASES` (`single,fleet`), `SCALE_RATES` (events a second, default
@@ -97,6 +98,9 @@ fn config(listen: u16, redis: &Redis, sims: &[(String, Simulator)], hook: &str) 
         "listen = {}\n{}{}node_lease_ms = 3000\n\
          [limits]\nglobal_rps = 0\nconference_ms = 0\nconference_mute_ms = 0\n\
          conference_control_ms = 0\nconf_play_ms = 0\n\
+         requests_in_flight_per_app = 0\nconnections_per_client = 0\n\
+         node_sessions_reserved_pct = 0\n\
+         [quotas]\nlive_rooms = 0\nmembers_per_room = 0\n\
          [webhooks]\nallow_private = true\n\
          [[apps]]\nid = \"app1\"\nkey_sha256 = {}\ndids = [{}]\nwebhook_url = {}\n\
          webhook_secret = {}\ntalking_events = true\n",

@@ -298,6 +298,11 @@ async fn one_app_saturating_with_slow_bodies_and_streams_leaves_another_under_10
     assert_eq!(streams, shares.streams_per_app, "A's streams are bounded");
     assert_eq!(refused_streams, 5);
     let took = b_latencies(s.addr, 200).await;
+    eprintln!(
+        "edge: B's p99 {:?}, max {:?} beside A's saturation",
+        p99(&took),
+        took.last()
+    );
     assert!(
         p99(&took) < Duration::from_millis(100),
         "B's p99 {:?} (max {:?})",
@@ -408,6 +413,12 @@ async fn two_thousand_held_connections_from_one_address_leave_others_answered() 
     .flatten()
     .collect();
     let took = b_latencies(addr, 200).await;
+    eprintln!(
+        "edge: {} held; others' p99 {:?}, max {:?}",
+        held.len(),
+        p99(&took),
+        took.last()
+    );
     for probe in ["/healthz", "/readyz"] {
         let r = http.get(format!("http://{addr}{probe}")).send().await;
         assert_eq!(r.map(|r| r.status().as_u16()).ok(), Some(200), "{probe}");
