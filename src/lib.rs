@@ -11,6 +11,7 @@
 //! - [`objects`]: the S3-compatible bucket recordings go to (presigned URLs, checked reads).
 //! - [`sim`]: the FreeSWITCH simulator, a separate peer that only speaks ESL.
 //! - [`telemetry`]: the Prometheus metrics every layer records and `GET /metrics` renders.
+//! - [`tally`]: bounded places per key (the per-app shares and quotas).
 
 pub mod api;
 pub mod conference;
@@ -22,6 +23,7 @@ pub mod rooms;
 pub mod server;
 pub mod sim;
 pub mod store;
+pub mod tally;
 pub mod telemetry;
 pub mod ui;
 pub mod webhook;

@@ -15,9 +15,7 @@
 //!
 //! Counted: `/api/v1/…`. Not counted: health, readiness, metrics, the dashboard's pages.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::{Body, HttpBody};
@@ -33,6 +31,7 @@ use super::{ApiError, ApiState, AppKeys};
 use crate::conference::AppId;
 use crate::server::http::ClientKey;
 use crate::store::Store;
+use crate::tally::Tally;
 
 /// Requests worked on at once unless configured otherwise (`[limits] requests_in_flight`).
 pub const DEFAULT_REQUESTS_IN_FLIGHT: usize = 1024;
@@ -100,50 +99,24 @@ impl Admission {
     }
 }
 
-/// Places held per principal, each bounded by `most` (0: no bound). A std mutex, never held
-/// across an `.await`.
+/// A bounded place per principal (0 `most`: no bound).
 struct Shares {
     most: usize,
-    held: Arc<Mutex<HashMap<Principal, usize>>>,
+    held: Tally<Principal>,
 }
 
-/// One place of a principal's share, given back when dropped.
-struct Place {
-    held: Arc<Mutex<HashMap<Principal, usize>>>,
-    who: Principal,
-}
+type Place = crate::tally::Place<Principal>;
 
 impl Shares {
     fn new(most: usize) -> Shares {
         Shares {
             most,
-            held: Arc::default(),
+            held: Tally::default(),
         }
     }
 
     fn take(&self, who: &Principal) -> Option<Place> {
-        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
-        let n = held.entry(who.clone()).or_default();
-        if self.most > 0 && *n >= self.most {
-            return None;
-        }
-        *n += 1;
-        Some(Place {
-            held: self.held.clone(),
-            who: who.clone(),
-        })
-    }
-}
-
-impl Drop for Place {
-    fn drop(&mut self) {
-        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = held.get_mut(&self.who) {
-            *n -= 1;
-            if *n == 0 {
-                held.remove(&self.who);
-            }
-        }
+        self.held.take(who, self.most, 0)
     }
 }
 

@@ -9,7 +9,7 @@
 //! room's own `max_participants`, which joins and dial-outs already honour.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use serde::Deserialize;
 
@@ -128,48 +128,12 @@ impl From<Reached> for ServiceError {
     }
 }
 
-/// Things of an app's under way in this process, counted until their [`Held`] drops. A std
-/// mutex: never held across an `.await`.
-#[derive(Debug, Default, Clone)]
-pub struct UnderWay {
-    counts: Arc<Mutex<HashMap<AppId, usize>>>,
-}
+/// Things of an app's under way in this process (rooms being created, dial-outs placed),
+/// counted until their [`Held`] drops.
+pub type UnderWay = crate::tally::Tally<AppId>;
 
 /// One thing under way; uncounted when dropped.
-#[derive(Debug)]
-pub struct Held {
-    counts: Arc<Mutex<HashMap<AppId, usize>>>,
-    app: AppId,
-}
-
-impl UnderWay {
-    /// Counts one more of `app`'s if it has fewer than `most` under way (0: no bound), with
-    /// `already` more counted elsewhere (in the store).
-    pub fn take(&self, app: &AppId, most: usize, already: usize) -> Option<Held> {
-        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        let n = counts.entry(app.clone()).or_default();
-        if most > 0 && *n + already >= most {
-            return None;
-        }
-        *n += 1;
-        Some(Held {
-            counts: self.counts.clone(),
-            app: app.clone(),
-        })
-    }
-}
-
-impl Drop for Held {
-    fn drop(&mut self) {
-        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = counts.get_mut(&self.app) {
-            *n -= 1;
-            if *n == 0 {
-                counts.remove(&self.app);
-            }
-        }
-    }
-}
+pub type Held = crate::tally::Place<AppId>;
 
 impl<S: crate::store::Store> super::Rooms<S> {
     /// The app's quotas in force.
@@ -262,10 +226,6 @@ impl<S: crate::store::Store> super::Rooms<S> {
 mod tests {
     use super::*;
 
-    fn app(s: &str) -> AppId {
-        AppId::parse(s).unwrap_or_else(|_| unreachable!())
-    }
-
     #[test]
     fn an_override_changes_only_what_it_sets() {
         let o = QuotaOverride {
@@ -275,19 +235,5 @@ mod tests {
         let q = o.over(Quota::default());
         assert_eq!(q.live_rooms, 3);
         assert_eq!(q.members_per_room, Quota::default().members_per_room);
-    }
-
-    #[test]
-    fn under_way_counts_with_what_is_elsewhere_and_frees_on_drop() {
-        let u = UnderWay::default();
-        let a = app("a");
-        let first = u.take(&a, 3, 1);
-        let second = u.take(&a, 3, 1);
-        assert!(first.is_some() && second.is_some());
-        assert!(u.take(&a, 3, 1).is_none(), "2 here + 1 elsewhere = 3");
-        assert!(u.take(&app("b"), 3, 0).is_some(), "b's count is its own");
-        drop(first);
-        assert!(u.take(&a, 3, 1).is_some());
-        assert!(u.take(&a, 0, 100).is_some(), "0: no quota");
     }
 }

@@ -112,6 +112,21 @@ async fn b_latencies(addr: SocketAddr, n: usize) -> Vec<Duration> {
     took
 }
 
+/// A's `POST /api/v1/conferences` of a room named `name`.
+async fn create_as_a(
+    http: &reqwest::Client,
+    addr: SocketAddr,
+    name: &str,
+) -> reqwest::Result<reqwest::Response> {
+    http.post(format!("http://{addr}/api/v1/conferences"))
+        .header("x-app-id", A.0)
+        .header("x-api-key", A.1)
+        .header("content-type", "application/json")
+        .body(json!({ "name": name }).to_string())
+        .send()
+        .await
+}
+
 /// The first `Some` of `check`, asked every 20 ms for up to 10 s.
 async fn until<T, F, Fut>(mut check: F) -> T
 where
@@ -210,15 +225,7 @@ async fn a_body_that_does_not_arrive_in_time_is_408_and_another_app_is_not_held_
     // While A's two places are held: A's third request is refused, B's is answered.
     let http = client_from([127, 0, 0, 1]);
     let a_refused = until(|| async {
-        let r = http
-            .post(format!("http://{}/api/v1/conferences", s.addr))
-            .header("x-app-id", A.0)
-            .header("x-api-key", A.1)
-            .header("content-type", "application/json")
-            .body(json!({"name": "third"}).to_string())
-            .send()
-            .await
-            .ok()?;
+        let r = create_as_a(&http, s.addr, "third").await.ok()?;
         (r.status() == 429).then_some(r)
     })
     .await;
@@ -239,15 +246,7 @@ async fn a_body_that_does_not_arrive_in_time_is_408_and_another_app_is_not_held_
         assert!(took < Duration::from_secs(3), "{took:?}");
     }
     // And A's places are its own again.
-    let r = http
-        .post(format!("http://{}/api/v1/conferences", s.addr))
-        .header("x-app-id", A.0)
-        .header("x-api-key", A.1)
-        .header("content-type", "application/json")
-        .body(json!({"name": "after"}).to_string())
-        .send()
-        .await
-        .unwrap();
+    let r = create_as_a(&http, s.addr, "after").await.unwrap();
     assert_eq!(r.status(), 201);
 }
 
