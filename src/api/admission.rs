@@ -13,7 +13,8 @@
 //! The identity found in step 2 is handed to the [`super::Caller`] extractor, which does not
 //! check the keys again.
 //!
-//! Counted: `/api/v1/…`. Not counted: health, readiness, metrics, the dashboard's pages.
+//! Counted: `/api/v1/…`. Not counted: health, readiness, the dashboard's pages, and metrics,
+//! whose wrong operator keys are throttled all the same.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -162,7 +163,8 @@ pub(super) async fn admit<S: Store>(
     next: Next,
 ) -> Response {
     let path = request.uri().path();
-    if !counted(path) {
+    let metrics = path == "/metrics";
+    if !counted(path) && !metrics {
         return next.run(request).await;
     }
     let stream = is_stream(path);
@@ -178,6 +180,9 @@ pub(super) async fn admit<S: Store>(
             wait,
         }
         .into_response();
+    }
+    if metrics {
+        return scraped(admission, client, request, next).await;
     }
     let principal = match identify(request.headers(), &state.keys()) {
         Ok(principal) => principal,
@@ -227,6 +232,26 @@ pub(super) async fn admit<S: Store>(
         Ok(request) => next.run(request).await,
         Err(e) => e.into_response(),
     }
+}
+
+/// `/metrics`, whose handler checks the operator's key (`metrics.rs`): a wrong key there
+/// counts against its address like a wrong key anywhere.
+async fn scraped(
+    admission: &Admission,
+    client: Option<ClientKey>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let keyed = ["x-admin-key", "authorization"]
+        .iter()
+        .any(|h| request.headers().contains_key(*h));
+    let response = next.run(request).await;
+    if let (true, Some(c)) = (keyed, client)
+        && response.status() == axum::http::StatusCode::UNAUTHORIZED
+    {
+        admission.throttle.failed(c);
+    }
+    response
 }
 
 fn share_spent(error: &str, most: usize, limit: &'static str) -> Response {

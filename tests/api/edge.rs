@@ -489,3 +489,27 @@ async fn urls_a_node_would_fetch_from_inside_the_network_are_refused_with_their_
         .await;
     assert_eq!(ok.status, 202, "{ok:?}");
 }
+
+/// The operator's key guessed at `/metrics` is throttled like an app's key anywhere.
+#[tokio::test]
+async fn wrong_operator_keys_at_metrics_are_throttled_too() {
+    let s = serve(
+        AdmissionLimits {
+            auth_failures_per_minute: 3,
+            ..AdmissionLimits::default()
+        },
+        ConnectionLimits::default(),
+    )
+    .await;
+    let hostile = client_from(HOSTILE);
+    let scrape = |key: &'static str| {
+        hostile
+            .get(format!("http://{}/metrics", s.addr))
+            .header("authorization", format!("Bearer {key}"))
+            .send()
+    };
+    for _ in 0..3 {
+        assert_eq!(scrape("guess").await.unwrap().status(), 401);
+    }
+    assert_eq!(scrape("guess").await.unwrap().status(), 429);
+}
