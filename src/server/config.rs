@@ -483,6 +483,28 @@ impl Default for Webhooks {
     }
 }
 
+impl Limits {
+    /// The fields read only at start (the listener's and admission's): a reload that changes
+    /// one is refused, as a change to `listen` is.
+    pub fn read_at_start(&self) -> impl PartialEq + use<> {
+        (
+            (
+                self.requests_in_flight,
+                self.requests_in_flight_per_app,
+                self.event_streams_per_app,
+                self.body_timeout_ms,
+            ),
+            (
+                self.header_timeout_ms,
+                self.write_stall_ms,
+                self.max_connections,
+                self.connections_per_client,
+                self.auth_failures_per_minute,
+            ),
+        )
+    }
+}
+
 impl Default for Limits {
     fn default() -> Limits {
         let c = Cooldowns::default();

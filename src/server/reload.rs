@@ -2,8 +2,8 @@
 //! `switchyard config check` says what a file would change.
 //!
 //! What a reload changes: applications (added, removed, their keys, DIDs, talking events,
-//! dial-out permissions and caller ids, webhook URLs and secrets), the operator's keys, `[limits]`' rates and
-//! cooldowns, and media nodes added (they connect and take rooms) or removed (refused while the
+//! dial-out permissions and caller ids, webhook URLs and secrets, quotas), the operator's keys,
+//! `[limits]`' rates, cooldowns and the nodes' reserved sessions, `[quotas]`, and media nodes added (they connect and take rooms) or removed (refused while the
 //! node hosts a live room: drain it first). A new file is checked whole, and every dispatcher it needs is started, before
 //! any part of it is put in force; then each part is swapped in one step (keys, directory,
 //! cooldowns, webhook targets), so a request sees the old or the new part, never a mixture
@@ -13,7 +13,7 @@
 //! Refused, with the reason, and the configuration in force stays: a file that does not parse
 //! or check, and a change to what is read only at start (the listen addresses, Redis, the
 //! store's layout and retention, the fleet lease, `[webhooks]`, `[outbox]`, `[log]`,
-//! `[recordings]`, a node's
+//! `[recordings]`, `[playback]`, `[limits]`' connection and admission limits, a node's
 //! own settings: a restart, one instance at a time, applies those).
 
 use std::collections::{BTreeSet, HashMap};
@@ -62,6 +62,10 @@ pub fn changes(old: &Config, new: &Config) -> Result<Vec<String>, ConfigError> {
         ("[log]", old.log == new.log),
         ("[recordings]", old.recordings == new.recordings),
         ("[playback]", old.playback == new.playback),
+        (
+            "[limits]' connection and admission limits",
+            old.limits.read_at_start() == new.limits.read_at_start(),
+        ),
     ]
     .into_iter()
     .filter(|(_, same)| !same)
@@ -412,6 +416,29 @@ mod tests {
 
     fn config(extra: &str) -> Config {
         Config::parse(&format!("{NODE}{extra}"), |_| None).unwrap()
+    }
+
+    #[test]
+    fn a_change_to_what_is_read_at_start_is_refused() {
+        let base = format!("[[apps]]\nid='a1'\nkey_sha256='{K1}'\n");
+        let old = config(&base);
+        for changed in [
+            "[limits]\nrequests_in_flight_per_app=5\n",
+            "[limits]\nheader_timeout_ms=500\n",
+            "[playback]\nallow_private=true\n",
+        ] {
+            let new = config(&format!("{changed}{base}"));
+            let refused = changes(&old, &new).map(|_| ()).unwrap_err().to_string();
+            assert!(
+                refused.contains("only with a restart"),
+                "{changed}: {refused}"
+            );
+        }
+        let reloadable = config(&format!(
+            "[limits]\nnode_sessions_reserved_pct=20\n[quotas]\nlive_rooms=3\n{base}"
+        ));
+        let lines = changes(&old, &reloadable).unwrap().join("\n");
+        assert!(lines.contains("[quotas]"), "{lines}");
     }
 
     #[test]

@@ -404,7 +404,10 @@ async fn fifty_idle_event_streams_cost_redis_no_reads_and_wake_on_an_append() {
     const STREAMS: usize = 50;
     let server = RedisServer::start();
     let store = RedisStore::connect(&server.url()).await.unwrap();
-    let t = TestLab::start(store, options()).await;
+    // One app holds them all: more than its default share of streams (32).
+    let mut opts = options();
+    opts.api.admission.streams_per_app = STREAMS;
+    let t = TestLab::start(store, opts).await;
     t.room(A, "before").await;
     let past = t
         .store()
