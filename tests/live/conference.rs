@@ -582,3 +582,36 @@ async fn live_a_new_controller_resyncs_with_what_changed_behind_its_back() {
     assert_eq!(members.len(), 2, "{members:?}");
     t.finish().await;
 }
+
+/// What keeps a node's last sessions from new rooms reads a real node: its `status` gives the
+/// `max-sessions` of `freeswitch-conf` (1,000) and counts the room's control leg and its
+/// caller; with every session reserved, a new room is refused 503 and nothing is made.
+#[tokio::test]
+#[cfg_attr(
+    not(live_fs),
+    ignore = "needs a real FreeSWITCH: run scripts/test-deps.sh, or set SWITCHYARD_LIVE_ESL=host:port"
+)]
+async fn live_a_nodes_sessions_are_read_and_its_reserve_refuses_new_rooms() {
+    let t = Live::start().await;
+    let node = t.ctl.state.rooms().pool().nodes()[0].clone();
+    let room = t.room("counted").await;
+    let s = t.call("1001").await;
+    t.joined(&room, &s).await;
+    let sessions = node.sessions().await.expect("the node's status");
+    assert_eq!(sessions.most, 1000, "{sessions:?}");
+    assert!(
+        sessions.now >= 2,
+        "the control leg and the caller: {sessions:?}"
+    );
+    let mut quotas = switchyard::rooms::quotas::Quotas::none();
+    quotas.node_reserved_pct = 100;
+    t.ctl.state.rooms().set_quotas(quotas);
+    let r = t
+        .post("/api/v1/conferences", json!({ "name": t.name("refused") }))
+        .await;
+    assert_error(&r, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        r.body["error"],
+        "Media node has no sessions to spare for a new room or dial-out"
+    );
+}
