@@ -674,6 +674,20 @@ async fn every_answer_is_documented_and_matches_its_schema() {
     the_conference_resource(&c).await;
     events_and_deliveries(&c).await;
     operations(&c, &room).await;
+    // A quota held whole: its 429 is documented, and its body is the share's shape.
+    let mut quotas = switchyard::rooms::quotas::Quotas::none();
+    quotas.default.live_rooms = 1;
+    c._lab.lab.state.rooms().set_quotas(quotas);
+    let (status, body) = c
+        .post("/api/v1/conferences", json!({ "name": "over" }))
+        .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert_eq!(body["detail"]["quota"], "live_rooms", "{body}");
+    c._lab
+        .lab
+        .state
+        .rooms()
+        .set_quotas(switchyard::rooms::quotas::Quotas::none());
     let (status, _) = c.delete(&format!("/api/v1/conferences/{room}")).await;
     assert_eq!(status, StatusCode::OK);
     c.delete(&format!("/api/v1/conferences/{room}")).await;

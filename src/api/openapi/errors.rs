@@ -32,7 +32,7 @@ pub struct ErrorBody {
     #[schema(example = "Room not found")]
     pub error: String,
     /// More about it, or `null`: the offending value (`{"room_id": …}`, `{"volume": …}`), the
-    /// parser's `reason`, the media node's `reply`, the `node` that is down…
+    /// parser's `reason`, the media node's refusal `code`, the `node` that is down…
     pub detail: Value,
 }
 
@@ -61,10 +61,13 @@ pub struct RateLimitDetail {
 /// `conference_announce` (announce to a member, 2 s per session, the `conf_play` window),
 /// `conference_coach` (coach/uncoach, 2 s per session) and `conference_dialout` (dial-out, 2 s
 /// per destination, the `conference` window).
+/// `auth_failures`: too many wrong keys from this client address in the last minute (every
+/// keyed request from it is refused until the minute is over).
 #[derive(serde::Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RateLimitGroup {
     Global,
+    AuthFailures,
     ConfPlay,
     ConferenceControl,
     Conference,
@@ -76,6 +79,41 @@ pub enum RateLimitGroup {
     ConferenceAudio,
     ConferenceDialout,
 }
+
+/// The body of a 429 for a share or a quota the application holds whole.
+#[derive(ToSchema)]
+pub struct ShareError {
+    #[schema(inline)]
+    pub success: AlwaysFalse,
+    #[schema(example = "Quota reached: this application may have at most 1000 live rooms")]
+    pub error: String,
+    pub detail: ShareDetail,
+}
+
+/// Which share (`limit`: `requests_in_flight_per_app`, `event_streams_per_app`) or quota
+/// (`quota`: `live_rooms`, `members_per_room`, `dialouts_in_flight`, `recordings`), and how
+/// many the application may hold.
+#[derive(ToSchema)]
+pub struct ShareDetail {
+    pub limit: Option<String>,
+    pub quota: Option<String>,
+    pub most: u64,
+}
+
+/// A 429: a rate limit or cooldown ([`RateLimitError`], `detail.group`), or a share or quota
+/// held whole ([`ShareError`], `detail.most`).
+pub struct RateLimitAnswer;
+
+impl PartialSchema for RateLimitAnswer {
+    fn schema() -> RefOr<Schema> {
+        utoipa::openapi::schema::OneOfBuilder::new()
+            .item(utoipa::openapi::Ref::from_schema_name("RateLimitError"))
+            .item(utoipa::openapi::Ref::from_schema_name("ShareError"))
+            .into()
+    }
+}
+
+impl ToSchema for RateLimitAnswer {}
 
 /// The 409 of a create whose name is taken: `detail.room_id` is the existing room.
 #[derive(ToSchema)]
@@ -121,13 +159,21 @@ pub struct PayloadTooLarge(pub ErrorBody);
 #[derive(ToResponse)]
 pub struct UnsupportedMediaType(pub ErrorBody);
 
-/// A limit refused the request: the application's global request rate, or the operation's
-/// cooldown group. Nothing was sent to the media node.
+/// A limit refused the request: the application's global request rate, the operation's
+/// cooldown group or the address's wrong-key throttle (`detail.group`, `detail.retry_after_ms`),
+/// or the application holds its whole share of the requests in progress or of event streams,
+/// or one of its quotas (`detail.limit` or `detail.quota`, `detail.most`). Nothing was sent to
+/// the media node.
 #[derive(ToResponse)]
 #[response(headers(
     ("Retry-After" = u64, description = "Seconds to wait before retrying, rounded up (at least 1)")
 ))]
-pub struct RateLimited(pub RateLimitError);
+pub struct RateLimited(pub RateLimitAnswer);
+
+/// The body did not arrive whole within the instance's `body_timeout_ms` (10 s by default);
+/// `detail.limit_ms` says how long it may take.
+#[derive(ToResponse)]
+pub struct RequestTimeout(pub ErrorBody);
 
 /// The media node refused the command (it answered `-ERR`); `detail.code` is
 /// `node_rejected`. The node's own answer is logged, never returned.

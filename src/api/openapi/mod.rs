@@ -7,10 +7,11 @@
 //! drift from it.
 //!
 //! What every application route shares is added here, once, rather than on each handler: the
-//! `X-App-ID` + `X-API-Key` requirement, 401 (the [`super::Caller`] extractor), 429 with
-//! `Retry-After` (the global per-application limit, taken by the same extractor), 500/503
-//! (the store), and on routes that read a body, 413 and 415 (the [`super::extract::JsonBody`]
-//! extractor).
+//! `X-App-ID` + `X-API-Key` requirement, 401 (admission and the [`super::Caller`]
+//! extractor), 429 with `Retry-After` (the global per-application limit, the wrong-key
+//! throttle, an app's share of requests or streams, its quotas), 500/503 (the store), and on
+//! routes that read a body, 408 (admission's body time limit), 413 and 415 (the
+//! [`super::extract::JsonBody`] extractor).
 
 pub mod errors;
 pub mod hooks;
@@ -54,8 +55,11 @@ pub const OPERATOR_PATHS: &[&str] = &[
 pub const BEARER_PATHS: &[&str] = &["/metrics"];
 
 /// The answers every route that reads a body can give besides its own, by status.
-const BODY_RESPONSES: &[(&str, &str)] =
-    &[("413", "PayloadTooLarge"), ("415", "UnsupportedMediaType")];
+const BODY_RESPONSES: &[(&str, &str)] = &[
+    ("408", "RequestTimeout"),
+    ("413", "PayloadTooLarge"),
+    ("415", "UnsupportedMediaType"),
+];
 
 /// The answers every application route can give besides its own, by status.
 const COMMON_RESPONSES: &[(&str, &str)] = &[
@@ -142,7 +146,7 @@ const COMMON_RESPONSES: &[(&str, &str)] = &[
         metrics::exposition,
         openapi_json,
     ),
-    components(schemas(errors::ErrorBody, errors::RateLimitError), responses(
+    components(schemas(errors::ErrorBody, errors::RateLimitError, errors::ShareError, errors::RateLimitAnswer), responses(
         errors::BadRequest,
         errors::Unauthorized,
         errors::Forbidden,
@@ -156,6 +160,7 @@ const COMMON_RESPONSES: &[(&str, &str)] = &[
         errors::Unprocessable,
         errors::PayloadTooLarge,
         errors::UnsupportedMediaType,
+        errors::RequestTimeout,
     )),
     modifiers(&AppAuth, &RequestIds),
     tags(
@@ -232,11 +237,9 @@ impl Modify for AppAuth {
                             .or_insert_with(|| RefOr::Ref(Ref::from_response_name(*response)));
                     }
                 }
+                // The operator has no per-application rate, but shares an address's
+                // wrong-key throttle and holds a share of the requests in progress.
                 for (status, response) in COMMON_RESPONSES {
-                    // The operator is not an application: no per-application limit.
-                    if *status == "429" && by_operator {
-                        continue;
-                    }
                     op.responses
                         .responses
                         .entry((*status).to_owned())
