@@ -534,7 +534,7 @@ async fn a_thousand_rooms_and_a_room_of_two_hundred_stay_live() {
         .map(|c| format!("/lab/v1/calls/{c}/talk"))
         .collect();
 
-    let b = Browser::start().await;
+    let b = Browser::start_alone().await;
     b.client.goto(&format!("{base}/ui")).await.unwrap();
     observe_long_tasks(&b).await;
     let started = tokio::time::Instant::now();

@@ -30,10 +30,35 @@ pub struct Browser {
     pub client: Client,
     driver: Child,
     profile: std::path::PathBuf,
+    /// This browser's turn: shared with the other tests' browsers, or alone.
+    _turn: Turn,
+}
+
+/// The browsers of a test binary run side by side, but one that measures the page's long
+/// tasks runs alone: several Chromiums on two cores put a 61 ms task into a page that has none
+/// when it runs by itself (the thousand-room test, once in CI).
+static BROWSERS: std::sync::LazyLock<std::sync::Arc<tokio::sync::RwLock<()>>> =
+    std::sync::LazyLock::new(Default::default);
+
+enum Turn {
+    Shared(#[allow(dead_code)] tokio::sync::OwnedRwLockReadGuard<()>),
+    Alone(#[allow(dead_code)] tokio::sync::OwnedRwLockWriteGuard<()>),
 }
 
 impl Browser {
     pub async fn start() -> Browser {
+        let turn = Turn::Shared(BROWSERS.clone().read_owned().await);
+        Browser::start_in(turn).await
+    }
+
+    /// A browser with no other browser of this binary running: for what measures time.
+    #[allow(dead_code)]
+    pub async fn start_alone() -> Browser {
+        let turn = Turn::Alone(BROWSERS.clone().write_owned().await);
+        Browser::start_in(turn).await
+    }
+
+    async fn start_in(turn: Turn) -> Browser {
         let chromium = path("SWITCHYARD_CHROMIUM", "/usr/bin/chromium");
         let chromedriver = path("SWITCHYARD_CHROMEDRIVER", "/usr/bin/chromedriver");
         for binary in [&chromium, &chromedriver] {
@@ -91,6 +116,7 @@ impl Browser {
             client,
             driver,
             profile,
+            _turn: turn,
         }
     }
 
