@@ -13,7 +13,7 @@
 //! The identity found in step 2 is handed to the [`super::Caller`] extractor, which does not
 //! check the keys again.
 //!
-//! Counted: `/api/v1/…`. Not counted: health, readiness, the dashboard's pages, and metrics,
+//! Counted: `/api/v1/…` and `/v1.0/…`. Not counted: health, readiness, the dashboard's pages, and metrics,
 //! whose wrong operator keys are throttled all the same.
 
 use std::net::SocketAddr;
@@ -121,8 +121,10 @@ impl Shares {
     }
 }
 
+/// The routes that take an app's keys: the API of seed 004 and the conference resource of
+/// seeds 000–003.
 fn counted(path: &str) -> bool {
-    path.starts_with("/api/v1/") && path != "/api/v1/openapi.json"
+    (path.starts_with("/api/v1/") && path != "/api/v1/openapi.json") || path.starts_with("/v1.0/")
 }
 
 fn is_stream(path: &str) -> bool {
@@ -316,6 +318,7 @@ mod tests {
         assert!(counted("/api/v1/sessions/s1/conference/mute"));
         assert!(counted("/api/v1/events/stream"));
         assert!(counted("/api/v1/events"));
+        assert!(counted("/v1.0/conferences"));
         for path in [
             "/healthz",
             "/readyz",

@@ -112,6 +112,26 @@ async fn b_latencies(addr: SocketAddr, n: usize) -> Vec<Duration> {
     took
 }
 
+/// A connection from the outsider's address on which A posts to `path` a body that declares
+/// 4,000 bytes and sends one.
+async fn slow_body(addr: SocketAddr, path: &str) -> TcpStream {
+    let mut conn = connect_from(HOSTILE, addr).await.unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nX-App-ID: {}\r\nX-API-Key: {}\r\n\
+         Content-Type: application/json\r\nContent-Length: 4000\r\n\r\n{{",
+        A.0, A.1
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    conn
+}
+
+/// What the server writes on `conn` until it closes it (5 s at most).
+async fn answer_of(conn: &mut TcpStream) -> String {
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), conn.read_to_end(&mut answer)).await;
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
 /// A's `POST /api/v1/conferences` of a room named `name`.
 async fn create_as_a(
     http: &reqwest::Client,
@@ -206,20 +226,10 @@ async fn a_body_that_does_not_arrive_in_time_is_408_and_another_app_is_not_held_
     )
     .await;
     let slow = |addr| async move {
-        let mut conn = connect_from(HOSTILE, addr).await.unwrap();
-        let head = format!(
-            "POST /api/v1/conferences HTTP/1.1\r\nHost: x\r\nX-App-ID: {}\r\nX-API-Key: {}\r\n\
-             Content-Type: application/json\r\nContent-Length: 4000\r\n\r\n{{",
-            A.0, A.1
-        );
-        conn.write_all(head.as_bytes()).await.unwrap();
+        let mut conn = slow_body(addr, "/api/v1/conferences").await;
         let start = Instant::now();
-        let mut answer = Vec::new();
-        let _ = tokio::time::timeout(Duration::from_secs(5), conn.read_to_end(&mut answer)).await;
-        (
-            start.elapsed(),
-            String::from_utf8_lossy(&answer).into_owned(),
-        )
+        let answer = answer_of(&mut conn).await;
+        (start.elapsed(), answer)
     };
     let held = tokio::spawn(futures_util::future::join(slow(s.addr), slow(s.addr)));
     // While A's two places are held: A's third request is refused, B's is answered.
@@ -267,14 +277,7 @@ async fn one_app_saturating_with_slow_bodies_and_streams_leaves_another_under_10
     // A holds more slow bodies than its share, and more streams than its share.
     let mut held = Vec::new();
     for _ in 0..shares.requests_per_app + 20 {
-        let mut conn = connect_from(HOSTILE, s.addr).await.unwrap();
-        let head = format!(
-            "POST /api/v1/conferences HTTP/1.1\r\nHost: x\r\nX-App-ID: {}\r\nX-API-Key: {}\r\n\
-             Content-Type: application/json\r\nContent-Length: 4000\r\n\r\n{{",
-            A.0, A.1
-        );
-        conn.write_all(head.as_bytes()).await.unwrap();
-        held.push(conn);
+        held.push(slow_body(s.addr, "/api/v1/conferences").await);
     }
     let mut streams = 0;
     let mut refused_streams = 0;
@@ -512,4 +515,21 @@ async fn wrong_operator_keys_at_metrics_are_throttled_too() {
         assert_eq!(scrape("guess").await.unwrap().status(), 401);
     }
     assert_eq!(scrape("guess").await.unwrap().status(), 429);
+}
+
+/// The conference resource of seeds 000–003 (`/v1.0/…`) takes an app's keys too: its bodies
+/// are held to the same time limit (it once was not admitted at all).
+#[tokio::test]
+async fn the_v1_0_resource_is_admitted_like_the_api() {
+    let s = serve(
+        AdmissionLimits {
+            body_timeout: Duration::from_millis(300),
+            ..AdmissionLimits::default()
+        },
+        ConnectionLimits::default(),
+    )
+    .await;
+    let mut conn = slow_body(s.addr, "/v1.0/conferences").await;
+    let answer = answer_of(&mut conn).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
 }
