@@ -14,12 +14,10 @@
 //! redirect inward; an egress firewall on the nodes is the airtight complement.
 
 use std::net::IpAddr;
-use std::time::Duration;
 
 use reqwest::Url;
 
-/// How long a name may take to resolve before the URL is refused as unresolved.
-const RESOLVE_TIMEOUT: Duration = Duration::from_secs(2);
+use crate::node::dial_policy::NodeAddresses;
 
 /// The policy (`[playback]` in the configuration).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -29,8 +27,6 @@ pub struct MediaUrlPolicy {
     /// When not empty, the only hosts fetched: `host`, `host:port` or `*.example.com`; a
     /// listed host is fetched whatever it resolves to.
     pub allow_hosts: Vec<String>,
-    /// The media nodes' own addresses, refused unless listed.
-    pub node_addresses: Vec<IpAddr>,
     /// A name that does not resolve here passes (the lab, whose simulated node fetches
     /// nothing); refused otherwise.
     pub unresolved_ok: bool,
@@ -72,8 +68,9 @@ impl Refusal {
 }
 
 impl MediaUrlPolicy {
-    /// Whether a node may be asked to fetch `url` (already of the API's URL rule).
-    pub async fn check(&self, url: &str) -> Result<(), Refusal> {
+    /// Whether a node may be asked to fetch `url` (already of the API's URL rule); `nodes`
+    /// are the media nodes' own addresses, refused unless listed (the dial-out policy's).
+    pub async fn check(&self, url: &str, nodes: &NodeAddresses) -> Result<(), Refusal> {
         let parsed = Url::parse(url).map_err(|_| Refusal::Malformed)?;
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(Refusal::Malformed);
@@ -92,10 +89,28 @@ impl MediaUrlPolicy {
                 Err(Refusal::NotListed)
             };
         }
-        match host {
-            url::Host::Ipv4(ip) => self.address_ok(IpAddr::V4(ip)),
-            url::Host::Ipv6(ip) => self.address_ok(IpAddr::V6(ip)),
-            url::Host::Domain(d) => self.name_ok(d, port).await,
+        if nodes.names(&name) {
+            return Err(Refusal::Private);
+        }
+        let found = match host {
+            url::Host::Ipv4(ip) => vec![IpAddr::V4(ip)],
+            url::Host::Ipv6(ip) => vec![IpAddr::V6(ip)],
+            url::Host::Domain(d) => resolved(d).await,
+        };
+        if found.is_empty() {
+            return match self.unresolved_ok {
+                true => Ok(()),
+                false => Err(Refusal::Unresolved),
+            };
+        }
+        let node_ips = nodes.resolved().await;
+        let refused = |ip: &IpAddr| {
+            node_ips.contains(ip)
+                || (!self.allow_private && crate::webhook::address::is_forbidden(*ip))
+        };
+        match found.iter().any(refused) {
+            true => Err(Refusal::Private),
+            false => Ok(()),
         }
     }
 
@@ -109,36 +124,17 @@ impl MediaUrlPolicy {
             }
         })
     }
+}
 
-    fn address_ok(&self, ip: IpAddr) -> Result<(), Refusal> {
-        let node = self.node_addresses.contains(&ip);
-        if node || (!self.allow_private && crate::webhook::address::is_forbidden(ip)) {
-            return Err(Refusal::Private);
-        }
-        Ok(())
+/// What libcurl would connect to for `name`: loopback for `localhost` and its subdomains
+/// (libcurl answers them itself, RFC 6761, with or without the final dot), else what the
+/// name resolves to (none: it does not, in time).
+async fn resolved(name: &str) -> Vec<IpAddr> {
+    let bare = name.trim_end_matches('.').to_ascii_lowercase();
+    if bare == "localhost" || bare.ends_with(".localhost") {
+        return vec![IpAddr::from([127, 0, 0, 1])];
     }
-
-    async fn name_ok(&self, name: &str, port: u16) -> Result<(), Refusal> {
-        // libcurl answers `localhost` and its subdomains with loopback itself (RFC 6761),
-        // whatever DNS says, with or without the final dot.
-        let bare = name.trim_end_matches('.').to_ascii_lowercase();
-        if bare == "localhost" || bare.ends_with(".localhost") {
-            return self.address_ok(IpAddr::from([127, 0, 0, 1]));
-        }
-        let lookup = tokio::net::lookup_host((name, port));
-        let found: Vec<IpAddr> = match tokio::time::timeout(RESOLVE_TIMEOUT, lookup).await {
-            Ok(Ok(addrs)) => addrs.map(|a| a.ip()).collect(),
-            _ => Vec::new(),
-        };
-        if found.is_empty() {
-            return if self.unresolved_ok {
-                Ok(())
-            } else {
-                Err(Refusal::Unresolved)
-            };
-        }
-        found.into_iter().try_for_each(|ip| self.address_ok(ip))
-    }
+    crate::node::dial_policy::resolve(name).await
 }
 
 #[cfg(test)]
@@ -147,6 +143,17 @@ mod tests {
 
     fn strict() -> MediaUrlPolicy {
         MediaUrlPolicy::default()
+    }
+
+    fn none() -> NodeAddresses {
+        NodeAddresses::default()
+    }
+
+    /// A node whose Event Socket is at `esl`.
+    fn node(esl: &str) -> NodeAddresses {
+        let prefix =
+            crate::conference::NodePrefix::parse("nd001").unwrap_or_else(|_| unreachable!());
+        NodeAddresses::of([&crate::node::NodeConfig::new(prefix, esl, "pw")])
     }
 
     #[tokio::test]
@@ -164,29 +171,52 @@ mod tests {
             "http://localhost/a.wav",
             "http://LOCALHOST./a.wav",
         ] {
-            assert_eq!(strict().check(url).await, Err(Refusal::Private), "{url}");
+            assert_eq!(
+                strict().check(url, &none()).await,
+                Err(Refusal::Private),
+                "{url}"
+            );
         }
         assert_eq!(
-            strict().check("http://nothing.invalid/a.wav").await,
+            strict()
+                .check("http://nothing.invalid/a.wav", &none())
+                .await,
             Err(Refusal::Unresolved)
         );
         assert_eq!(
-            strict().check("https://203.0.113.9/a.wav").await,
+            strict().check("https://203.0.113.9/a.wav", &none()).await,
             Err(Refusal::Private)
         );
-        assert_eq!(strict().check("https://8.8.8.8/a.wav").await, Ok(()));
+        assert_eq!(
+            strict().check("https://8.8.8.8/a.wav", &none()).await,
+            Ok(())
+        );
     }
 
     #[tokio::test]
     async fn the_operator_allows_private_addresses_or_lists_hosts_and_nodes_stay_refused() {
         let open = MediaUrlPolicy {
             allow_private: true,
-            node_addresses: vec!["10.0.0.5".parse().unwrap_or(IpAddr::from([0; 4]))],
             ..MediaUrlPolicy::default()
         };
-        assert_eq!(open.check("http://127.0.0.1:9/a.wav").await, Ok(()));
+        let nodes = node("10.0.0.5:8021");
         assert_eq!(
-            open.check("http://10.0.0.5:8080/a.wav").await,
+            open.check("http://127.0.0.1:9/a.wav", &none()).await,
+            Ok(())
+        );
+        assert_eq!(
+            open.check("http://10.0.0.5:8080/a.wav", &nodes).await,
+            Err(Refusal::Private)
+        );
+        assert_eq!(
+            open.check("http://10.0.0.6:8080/a.wav", &nodes).await,
+            Ok(()),
+            "another private address: allowed"
+        );
+        // A node named in its Event Socket address is its own, resolved or not.
+        assert_eq!(
+            open.check("http://FS1.internal:8080/a.wav", &node("fs1.internal:8021"))
+                .await,
             Err(Refusal::Private)
         );
         let listed = MediaUrlPolicy {
@@ -197,19 +227,28 @@ mod tests {
             ],
             ..MediaUrlPolicy::default()
         };
-        assert_eq!(listed.check("https://MEDIA.internal/a.wav").await, Ok(()));
-        assert_eq!(listed.check("https://eu.cdn.example/a.wav").await, Ok(()));
-        assert_eq!(listed.check("http://127.0.0.1:8088/a.wav").await, Ok(()));
         assert_eq!(
-            listed.check("http://127.0.0.1:8089/a.wav").await,
+            listed.check("https://MEDIA.internal/a.wav", &none()).await,
+            Ok(())
+        );
+        assert_eq!(
+            listed.check("https://eu.cdn.example/a.wav", &none()).await,
+            Ok(())
+        );
+        assert_eq!(
+            listed.check("http://127.0.0.1:8088/a.wav", &none()).await,
+            Ok(())
+        );
+        assert_eq!(
+            listed.check("http://127.0.0.1:8089/a.wav", &none()).await,
             Err(Refusal::NotListed)
         );
         assert_eq!(
-            listed.check("https://cdn.example/a.wav").await,
+            listed.check("https://cdn.example/a.wav", &none()).await,
             Err(Refusal::NotListed)
         );
         assert_eq!(
-            listed.check("https://8.8.8.8/a.wav").await,
+            listed.check("https://8.8.8.8/a.wav", &none()).await,
             Err(Refusal::NotListed)
         );
     }
@@ -220,9 +259,12 @@ mod tests {
             unresolved_ok: true,
             ..MediaUrlPolicy::default()
         };
-        assert_eq!(lab.check("https://nothing.invalid/a.wav").await, Ok(()));
         assert_eq!(
-            lab.check("http://localhost/a.wav").await,
+            lab.check("https://nothing.invalid/a.wav", &none()).await,
+            Ok(())
+        );
+        assert_eq!(
+            lab.check("http://localhost/a.wav", &none()).await,
             Err(Refusal::Private)
         );
     }

@@ -176,15 +176,22 @@ impl<S: Store> ApiState<S> {
 
     /// Refuses, as a 400 naming the reason, a URL a node must not be asked to fetch.
     pub async fn fetchable(&self, field: &str, url: &str) -> Result<(), ApiError> {
-        self.shared.media_urls.check(url).await.map_err(|refusal| {
-            ApiError::bad_request_with(
-                format!("Refused {field}: {}", refusal.message()),
-                serde_json::json!({
-                    field: url.chars().take(256).collect::<String>(),
-                    "reason": refusal.code(),
-                }),
-            )
-        })
+        let nodes = crate::node::dial_policy::NodeAddresses::of(
+            self.rooms().pool().nodes().iter().map(|n| &*n.config),
+        );
+        self.shared
+            .media_urls
+            .check(url, &nodes)
+            .await
+            .map_err(|refusal| {
+                ApiError::bad_request_with(
+                    format!("Refused {field}: {}", refusal.message()),
+                    serde_json::json!({
+                        field: url.chars().take(256).collect::<String>(),
+                        "reason": refusal.code(),
+                    }),
+                )
+            })
     }
 
     pub fn stream_waits(&self) -> crate::store::bell::Waits {

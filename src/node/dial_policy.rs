@@ -121,8 +121,13 @@ impl NodeAddresses {
         out
     }
 
+    /// Whether `host` (lower-cased) is a node's Event Socket host, by name.
+    pub fn names(&self, host: &str) -> bool {
+        self.names.iter().any(|n| n == host)
+    }
+
     /// The addresses now, the names' resolved (a name that does not resolve adds none).
-    async fn resolved(&self) -> Vec<IpAddr> {
+    pub async fn resolved(&self) -> Vec<IpAddr> {
         let names = futures_util::future::join_all(self.names.iter().map(|n| resolve(n))).await;
         self.ips
             .iter()
@@ -147,7 +152,7 @@ fn esl_host(addr: &str) -> &str {
 }
 
 /// The addresses `host` resolves to within [`RESOLVE_TIMEOUT`] (none: it does not).
-async fn resolve(host: &str) -> Vec<IpAddr> {
+pub async fn resolve(host: &str) -> Vec<IpAddr> {
     match tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((host, 0))).await {
         Ok(Ok(found)) => found.map(|a| a.ip()).collect(),
         _ => Vec::new(),
@@ -162,7 +167,7 @@ pub async fn check_public(
     nodes: &NodeAddresses,
     unresolved_ok: bool,
 ) -> Result<(), DestinationError> {
-    if nodes.names.iter().any(|n| n == host) {
+    if nodes.names(host) {
         return Err(DestinationError::Internal);
     }
     let found = async {

@@ -794,22 +794,6 @@ impl Config {
         }
     }
 
-    /// The addresses of the media nodes (their Event Socket hosts and node-to-node SIP
-    /// addresses; names resolved now, once): never a URL's host for a node to fetch.
-    pub fn node_addresses(&self) -> Vec<std::net::IpAddr> {
-        use std::net::ToSocketAddrs;
-        let mut found = Vec::new();
-        for node in &self.nodes {
-            if let Ok(addrs) = node.esl.to_socket_addrs() {
-                found.extend(addrs.map(|a| a.ip()));
-            }
-            found.extend(node.node_sip.map(|a| a.ip()));
-        }
-        found.sort();
-        found.dedup();
-        found
-    }
-
     /// Every app's quotas: `[quotas]`, under each app's own.
     pub fn quotas(&self) -> crate::rooms::quotas::Quotas {
         crate::rooms::quotas::Quotas {
@@ -843,7 +827,6 @@ impl Config {
             media_urls: crate::api::media_url::MediaUrlPolicy {
                 allow_private: self.playback.allow_private,
                 allow_hosts: self.playback.allow_hosts.clone(),
-                node_addresses: self.node_addresses(),
                 unresolved_ok: false,
             },
             admission: crate::api::admission::AdmissionLimits {
