@@ -34,6 +34,11 @@ pub const NODE_CONNECTED: &str = "switchyard_node_connected";
 pub const NODE_OWNED: &str = "switchyard_node_events_applied_here";
 /// 1 while the node is drained (no new rooms or dial-outs), else 0; by `node`.
 pub const NODE_DRAINING: &str = "switchyard_node_draining";
+/// 1 while the node is hung as this instance's probe finds it (connected, a probe unanswered
+/// past its deadline: its commands are refused), else 0; by `node`.
+pub const NODE_HUNG: &str = "switchyard_node_hung";
+/// Times this instance's probe found the node hung; by `node`.
+pub const NODE_HANGS: &str = "switchyard_node_hangs_total";
 /// From an event's `Event-Date-Timestamp` (the node's clock) to its effect being stored; by `node`.
 /// FreeSWITCH's timestamp advances only on its 20 ms timer tick, so this reads up to 20 ms
 /// high; [`EVENT_TO_OUTBOX`] times from receipt instead.
@@ -46,6 +51,12 @@ pub const EVENT_TO_OUTBOX: &str = "switchyard_event_to_outbox_seconds";
 /// Resync writes refused because the room had moved on since the snapshot was asked for (a
 /// snapshot never takes a room back); by `node`.
 pub const RESYNC_STALE: &str = "switchyard_resync_stale_writes_total";
+/// Room writes refused by their fencing token: the room was written under a later lease of the
+/// node than the one this instance acted on (it lost the lease, paused); by `node`.
+pub const FENCED_WRITES: &str = "switchyard_fenced_writes_total";
+/// Acts on a node's lease not taken because the lease had lapsed by this process's clock (it
+/// was paused or starved past it); by `node`.
+pub const LEASE_LAPSES: &str = "switchyard_node_lease_lapses_total";
 /// A resync of a node: from asking the store what it holds, through the node's snapshot, to the
 /// store agreeing with it; by `node`.
 pub const RESYNC_DURATION: &str = "switchyard_node_resync_seconds";
@@ -178,6 +189,14 @@ fn describe() {
         NODE_DRAINING,
         "1 while the node is drained by the operator: no new rooms or dial-outs"
     );
+    describe_gauge!(
+        NODE_HUNG,
+        "1 while the node leaves a probe unanswered past its deadline (hung): its commands are refused"
+    );
+    describe_counter!(
+        NODE_HANGS,
+        "Times the node was found hung by this instance's probe"
+    );
     describe_histogram!(
         RECONCILER_LAG,
         metrics::Unit::Seconds,
@@ -200,6 +219,14 @@ fn describe() {
     describe_counter!(
         RESYNC_STALE,
         "Resync writes refused: the room moved on after the snapshot was asked for"
+    );
+    describe_counter!(
+        FENCED_WRITES,
+        "Room writes refused: the room was written under a later lease of the node (this instance lost its lease)"
+    );
+    describe_counter!(
+        LEASE_LAPSES,
+        "A node's lease found lapsed by this process's clock before acting on it (a pause past it)"
     );
     describe_counter!(
         HANDOVER_REPLAYED,
@@ -341,6 +368,16 @@ pub fn node_connected(node: &str, up: bool) {
     gauge!(NODE_CONNECTED, "node" => node.to_owned()).set(if up { 1.0 } else { 0.0 });
 }
 
+/// Whether the node is hung (its probe unanswered past the deadline), as this instance finds;
+/// each time it becomes hung is counted.
+pub fn node_hung(node: &str, hung: bool) {
+    handle();
+    gauge!(NODE_HUNG, "node" => node.to_owned()).set(if hung { 1.0 } else { 0.0 });
+    if hung {
+        counter!(NODE_HANGS, "node" => node.to_owned()).increment(1);
+    }
+}
+
 /// Whether the node is drained (as the store says; every instance reports it).
 pub fn node_draining(node: &str, draining: bool) {
     handle();
@@ -370,6 +407,18 @@ pub fn resync_done(node: &str, took: Duration) {
 pub fn resync_stale(node: &str) {
     handle();
     counter!(RESYNC_STALE, "node" => node.to_owned()).increment(1);
+}
+
+/// A room write refused by its fencing token.
+pub fn fenced_write(node: &str) {
+    handle();
+    counter!(FENCED_WRITES, "node" => node.to_owned()).increment(1);
+}
+
+/// A node's lease found lapsed before acting on it.
+pub fn lease_lapsed(node: &str) {
+    handle();
+    counter!(LEASE_LAPSES, "node" => node.to_owned()).increment(1);
 }
 
 /// A node taken over, `n` kept events replayed.

@@ -168,7 +168,7 @@ fn capitalized(what: &str) -> String {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         match e {
-            StoreError::Corrupt { .. } => ApiError::Internal(e.to_string()),
+            StoreError::Corrupt { .. } | StoreError::Fenced(_) => ApiError::Internal(e.to_string()),
             StoreError::Unavailable(_) | StoreError::Contention(_) => ApiError::Unavailable {
                 error: "Store unavailable".into(),
                 detail: json!({ "reason": e.to_string() }),
@@ -196,6 +196,12 @@ impl From<NodeError> for ApiError {
             NodeError::Busy(node) => ApiError::Unavailable {
                 error: "Media node busy: too many commands in flight".into(),
                 detail: json!({ "node": node }),
+            },
+            // Connected, answering nothing (its probe past the deadline): refused at once, and
+            // served again as soon as it answers.
+            NodeError::Hung(node) => ApiError::Unavailable {
+                error: "Media node not answering".into(),
+                detail: json!({ "node": node, "hung": true }),
             },
             NodeError::Unavailable(node) | NodeError::Unknown(node) => ApiError::Unavailable {
                 error: "Media node unavailable".into(),
@@ -254,6 +260,16 @@ impl From<ServiceError> for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hung_node_is_503_with_retry_after() {
+        let response = ApiError::from(NodeError::Hung("abcde".into())).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            response.headers().get(header::RETRY_AFTER).unwrap(),
+            &HeaderValue::from_static("1")
+        );
+    }
 
     #[test]
     fn waits_round_up() {

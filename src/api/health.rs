@@ -1,4 +1,5 @@
-//! `/healthz` (the process answers) and `/readyz` (the store answers and every node is up).
+//! `/healthz` (the process answers) and `/readyz` (the store answers and every node is up, and
+//! answers: a hung node is listed `hung`).
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -50,7 +51,7 @@ async fn ready<S: Store>(State(st): State<ApiState<S>>) -> (StatusCode, Json<Val
     let mut applies = Vec::new();
     let mut all_up = !st.rooms().pool().nodes().is_empty();
     for node in st.rooms().pool().nodes().iter() {
-        let state = doc::NodeHealth::from(&node.state());
+        let state = super::nodes::health_of(node);
         all_up &= state == doc::NodeHealth::Up;
         nodes.insert(node.config.prefix.to_string(), json!(state));
         if node.applies_events() {

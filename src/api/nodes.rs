@@ -16,13 +16,22 @@ use utoipa::ToSchema;
 use super::openapi::schemas::NodeHealth;
 use super::{ApiError, ApiState, Caller, Operator};
 use crate::conference::AppId;
-use crate::node::NodeState;
+use crate::node::{NodeHandle, NodeState};
 use crate::store::Store;
 
 pub fn routes<S: Store>() -> Router<ApiState<S>> {
     Router::new()
         .route("/api/v1/nodes", get(nodes::<S>))
         .route("/api/v1/operator/overview", get(overview::<S>))
+}
+
+/// The node's link as this instance sees it: its state, or `hung` while it is connected and its
+/// probe finds it answering nothing.
+pub(super) fn health_of(node: &NodeHandle) -> NodeHealth {
+    match node.hung() {
+        Some(_) => NodeHealth::Hung,
+        None => NodeHealth::from(&node.state()),
+    }
 }
 
 impl From<&NodeState> for NodeHealth {
@@ -43,7 +52,7 @@ pub struct NodeView {
     /// The node's 5-character prefix (the start of its rooms' and sessions' ids).
     pub node: String,
     pub state: NodeHealth,
-    /// Why the node is down or failed.
+    /// Why the node is down, failed or hung.
     pub reason: Option<String>,
     /// Whether this controller instance applies the node's events (in a fleet, one does).
     pub applies_events: bool,
@@ -132,8 +141,14 @@ async fn node_views<S: Store>(
         .iter()
         .map(|node| {
             let state = node.state();
-            let reason = match &state {
-                NodeState::Down { reason } | NodeState::Failed { reason } => Some(reason.clone()),
+            let reason = match (&state, node.hung()) {
+                (NodeState::Down { reason } | NodeState::Failed { reason }, _) => {
+                    Some(reason.clone())
+                }
+                (_, Some(hung)) => Some(format!(
+                    "answers nothing: a probe unanswered for {:.1} s",
+                    hung.as_secs_f64()
+                )),
                 _ => None,
             };
             let prefix = node.config.prefix.to_string();
@@ -141,7 +156,7 @@ async fn node_views<S: Store>(
             let stats = node.stats();
             NodeView {
                 node: prefix,
-                state: NodeHealth::from(&state),
+                state: health_of(node),
                 reason,
                 applies_events: node.applies_events(),
                 rooms,

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::conference::NodePrefix;
 use crate::store::Store;
-use crate::store::fleet::{Fleet, NodePosition};
+use crate::store::fleet::{Fleet, NodeLease, NodePosition};
 
 /// Whether this instance applies a node's events.
 pub struct Ownership;
@@ -36,11 +36,48 @@ impl Ownership {
     }
 }
 
+/// The lease this instance holds on a node, as the fleet last renewed it (issue 57).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grant {
+    /// The lease's generation: the fencing token of what is done on its strength (the rooms
+    /// it writes refuse an older one, `conference::Room::fences`).
+    pub generation: u64,
+    /// Until when this instance may act on it, by its own monotonic clock: from just before the
+    /// renewal was asked (the store started the lease later still), the lease's time to live
+    /// less a margin. `None`: for good (a controller alone).
+    pub until: Option<Instant>,
+}
+
+impl Grant {
+    /// A controller alone: every node is its own, for good, with no token to carry.
+    pub const SOLE: Grant = Grant {
+        generation: 0,
+        until: None,
+    };
+
+    /// Whether it still holds at `now`. A process that was paused (stopped, starved, migrated)
+    /// finds it lapsed as soon as it runs again, whatever its tasks do first: its monotonic
+    /// clock counted the pause.
+    pub fn holds(&self, now: Instant) -> bool {
+        self.until.is_none_or(|until| now < until)
+    }
+}
+
+/// The margin a grant keeps below the lease's time to live: room for the clocks' rates (the
+/// store's and this process's) and for the step between a check and the act it allows.
+fn margin(ttl: Duration) -> Duration {
+    (ttl / 10).max(Duration::from_millis(20))
+}
+
 /// The supervisor's side of a node in the fleet.
 #[derive(Debug)]
 pub struct Handover {
     /// Whether this instance applies the node's events.
     pub owns: watch::Receiver<bool>,
+    /// The lease while this instance holds it (sent with every renewal): what it may act on,
+    /// until when, with which token. `owns` alone is not enough: a process paused past its
+    /// lease still says it owns the node until its fleet task runs again.
+    pub grant: watch::Receiver<Option<Grant>>,
     /// How far this instance has applied the node's events, while it owns the node (the fleet
     /// records it with each lease renewal).
     pub applied: Arc<Mutex<Option<NodePosition>>>,
@@ -57,6 +94,7 @@ impl Handover {
     pub fn sole() -> Handover {
         Handover {
             owns: Ownership::sole(),
+            grant: watch::channel(Some(Grant::SOLE)).1,
             applied: Arc::default(),
             recorded: watch::channel(None).1,
             ready: watch::channel(false).0,
@@ -76,6 +114,18 @@ impl Handover {
         }
     }
 
+    /// The lease's token if this instance may act on the node now: it owns it and its grant
+    /// has not lapsed (see [`Grant::holds`]).
+    pub fn acting(&self) -> Option<u64> {
+        if !*self.owns.borrow() {
+            return None;
+        }
+        self.grant
+            .borrow()
+            .filter(|g| g.holds(Instant::now()))
+            .map(|g| g.generation)
+    }
+
     /// Forgets what this instance applied (it hands the node over, or the connection is new).
     pub fn forget(&self) {
         if let Ok(mut applied) = self.applied.lock() {
@@ -88,6 +138,7 @@ impl Handover {
 pub struct Seat {
     node: NodePrefix,
     owns: watch::Sender<bool>,
+    grant: watch::Sender<Option<Grant>>,
     applied: Arc<Mutex<Option<NodePosition>>>,
     recorded: watch::Sender<Option<NodePosition>>,
     ready: watch::Receiver<bool>,
@@ -97,18 +148,21 @@ impl Seat {
     /// A node's seat in the fleet, and the supervisor's side of it.
     pub fn pair(node: NodePrefix) -> (Seat, Handover) {
         let (owns_tx, owns) = watch::channel(false);
+        let (grant_tx, grant) = watch::channel(None);
         let (recorded_tx, recorded) = watch::channel(None);
         let (ready, ready_rx) = watch::channel(false);
         let applied = Arc::<Mutex<Option<NodePosition>>>::default();
         let seat = Seat {
             node,
             owns: owns_tx,
+            grant: grant_tx,
             applied: applied.clone(),
             recorded: recorded_tx,
             ready: ready_rx,
         };
         let handover = Handover {
             owns,
+            grant,
             applied,
             recorded,
             ready,
@@ -118,6 +172,12 @@ impl Seat {
 
     fn applied(&self) -> Option<NodePosition> {
         self.applied.lock().ok().and_then(|a| a.clone())
+    }
+
+    /// Gives the node up here: no grant, not owned.
+    fn vacate(&self) {
+        self.grant.send_replace(None);
+        self.owns.send_replace(false);
     }
 
     fn record(&self, recorded: Option<NodePosition>) {
@@ -277,7 +337,7 @@ pub fn start<F: Fleet + Store>(
                     SeatChange::Remove(node) => {
                         if let Some(i) = seats.iter().position(|s| s.node == node) {
                             let seat = seats.remove(i);
-                            seat.owns.send_replace(false);
+                            seat.vacate();
                             if renewed.remove(&node).is_some() {
                                 let applied = seat.applied();
                                 let _ = store
@@ -304,7 +364,8 @@ pub fn start<F: Fleet + Store>(
                 }
             };
             let assigned = live.as_deref().map(|live| assign(&nodes, live));
-            // Per seat: whether this instance holds it, and the position the store answered.
+            // Per seat: whether this instance holds it, the position the store answered, and
+            // the grant renewed (none: the last one stands, to lapse on its own).
             let mut leases = Vec::with_capacity(seats.len());
             for seat in &seats {
                 let node = &seat.node;
@@ -312,39 +373,49 @@ pub fn start<F: Fleet + Store>(
                 let still_held = |renewed: &HashMap<NodePrefix, Instant>| {
                     renewed.get(node).is_some_and(|t| t.elapsed() < ttl)
                 };
-                let (held, recorded) = match mine {
+                let (held, recorded, grant) = match mine {
                     Some(true) => {
                         let applied = seat.applied();
+                        // The lease runs from when the store renews it, after this.
+                        let asked = Instant::now();
                         match store.node_lease(node, me, ttl, applied.as_ref()).await {
-                            Ok((true, recorded)) => {
+                            Ok(NodeLease {
+                                held: true,
+                                recorded,
+                                generation,
+                            }) => {
                                 renewed.insert(node.clone(), started);
-                                (true, Some(recorded))
+                                let grant = Grant {
+                                    generation,
+                                    until: Some(asked + ttl.saturating_sub(margin(ttl))),
+                                };
+                                (true, Some(recorded), Some(grant))
                             }
-                            Ok((false, recorded)) => (false, Some(recorded)),
-                            Err(_) => (still_held(&renewed), None),
+                            Ok(lease) => (false, Some(lease.recorded), None),
+                            Err(_) => (still_held(&renewed), None, None),
                         }
                     }
                     Some(false) => {
                         if renewed.remove(node).is_some() {
-                            seat.owns.send_replace(false);
+                            seat.vacate();
                             let applied = seat.applied();
                             let _ = store
                                 .node_lease(node, me, Duration::ZERO, applied.as_ref())
                                 .await;
-                            (false, None)
+                            (false, None, None)
                         } else {
                             // Another instance's: where it stands, so the events kept here
                             // for a takeover need not go back further.
                             let read = store.node_lease(node, me, Duration::ZERO, None).await;
-                            (false, read.ok().map(|(_, recorded)| recorded))
+                            (false, read.ok().map(|lease| lease.recorded), None)
                         }
                     }
-                    None => (still_held(&renewed), None),
+                    None => (still_held(&renewed), None, None),
                 };
                 if !held {
                     renewed.remove(node);
                 }
-                leases.push((held, recorded));
+                leases.push((held, recorded, grant));
             }
             // A position is trusted (standbys drop what they kept up to it, a takeover replays
             // from it) only once the replicas have it: a failover cannot take it back then.
@@ -355,9 +426,20 @@ pub fn start<F: Fleet + Store>(
                     false
                 }
             };
-            for (seat, (held, recorded)) in seats.iter().zip(leases) {
+            for (seat, (held, recorded, grant)) in seats.iter().zip(leases) {
                 if confirmed && let Some(recorded) = recorded {
                     seat.record(recorded);
+                }
+                // The grant before ownership: a supervisor told it owns the node finds what it
+                // may act on.
+                match (held, grant) {
+                    (true, Some(grant)) => {
+                        seat.grant.send_replace(Some(grant));
+                    }
+                    (true, None) => {}
+                    (false, _) => {
+                        seat.grant.send_if_modified(|g| g.take().is_some());
+                    }
                 }
                 seat.owns.send_if_modified(|owned| {
                     let changed = *owned != held;
@@ -368,7 +450,7 @@ pub fn start<F: Fleet + Store>(
             }
         }
         for seat in &seats {
-            seat.owns.send_replace(false);
+            seat.vacate();
             if renewed.contains_key(&seat.node) {
                 let applied = seat.applied();
                 let _ = store

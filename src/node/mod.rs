@@ -8,6 +8,7 @@ pub mod commands;
 pub mod dial_policy;
 pub mod dialout;
 pub mod fleet;
+pub mod probe;
 pub mod reconciler;
 pub mod sessions;
 pub mod spawner;
@@ -49,6 +50,12 @@ pub struct NodeConfig {
     pub command_connections: usize,
     /// No bytes for this long means the node is gone (about 2.5 heartbeat periods).
     pub silence_timeout: Duration,
+    /// How often the node is asked a cheap command on a connection of its own, to find a node
+    /// that hangs with its connections open ([`probe`]); zero: never.
+    pub probe_interval: Duration,
+    /// A probe unanswered this long makes the node hung: its commands are refused at once
+    /// until it answers.
+    pub probe_deadline: Duration,
     /// How often the store is compared with the node and repaired.
     pub audit_interval: Duration,
     /// A second snapshot this long after the one taken on (re)connecting. FreeSWITCH answers
@@ -109,6 +116,8 @@ impl NodeConfig {
             control_endpoint: "null/switchyard".into(),
             command_connections: DEFAULT_COMMAND_CONNECTIONS,
             silence_timeout: Duration::from_secs(50),
+            probe_interval: probe::DEFAULT_INTERVAL,
+            probe_deadline: probe::DEFAULT_DEADLINE,
             audit_interval: Duration::from_secs(30),
             settle_resync: Duration::from_secs(2),
             join_timeout: Duration::from_secs(10),
@@ -291,6 +300,9 @@ pub enum NodeError {
     /// This instance has `max_in_flight` commands waiting on the node already.
     #[error("media node {0} has too many commands in flight")]
     Busy(String),
+    /// The node's connections are open but it answers nothing ([`probe`]).
+    #[error("media node {0} is not answering")]
+    Hung(String),
     /// The node's sessions are at the share kept spare for calls into rooms already made.
     #[error("media node {0} has no sessions to spare")]
     Full(String),
@@ -311,6 +323,18 @@ pub struct NodeLink {
     pub commands: Vec<Client>,
     /// How the node speaks text (read from `show files` as it comes up).
     pub speech: commands::Speech,
+    /// Whether it answers at all, as this connected period's probe finds ([`probe`]).
+    pub health: watch::Receiver<probe::Health>,
+}
+
+impl NodeLink {
+    /// How long the node has been hung while connected, if it is.
+    pub fn hung(&self) -> Option<Duration> {
+        match self.state {
+            NodeState::Up { .. } | NodeState::Resyncing => self.health.borrow().hung_for(),
+            _ => None,
+        }
+    }
 }
 
 /// A cheap handle to one node.
@@ -352,6 +376,9 @@ impl NodeHandle {
     /// already: checked before a command's intent is written, so a command that would be
     /// refused costs the store nothing.
     pub fn has_room_for_a_command(&self) -> Result<(), NodeError> {
+        if self.is_hung() {
+            return Err(self.hung_error());
+        }
         match self.in_flight.available_permits() {
             0 => Err(self.busy()),
             _ => Ok(()),
@@ -410,6 +437,20 @@ impl NodeHandle {
         matches!(self.link.borrow().state, NodeState::Up { .. })
     }
 
+    /// How long the node has been hung (connected, answering nothing: [`probe`]), if it is.
+    /// Its commands are refused meanwhile ([`NodeError::Hung`]).
+    pub fn hung(&self) -> Option<Duration> {
+        self.link.borrow().hung()
+    }
+
+    pub fn is_hung(&self) -> bool {
+        self.hung().is_some()
+    }
+
+    fn hung_error(&self) -> NodeError {
+        NodeError::Hung(self.config.prefix.to_string())
+    }
+
     /// Waits until the node is up (or `timeout` passes).
     pub async fn wait_up(&self, timeout: Duration) -> bool {
         let mut link = self.link.clone();
@@ -437,19 +478,38 @@ impl NodeHandle {
             .is_ok()
     }
 
-    fn client(&self) -> Result<Client, NodeError> {
+    /// A command connection and the node's health, or why no command can go now.
+    fn client(&self) -> Result<(Client, watch::Receiver<probe::Health>), NodeError> {
         let link = self.link.borrow();
         if !matches!(link.state, NodeState::Up { .. }) || link.commands.is_empty() {
             return Err(NodeError::Unavailable(self.config.prefix.to_string()));
         }
-        Ok(least_busy(&link.commands, self.next.fetch_add(1, Ordering::Relaxed)).clone())
+        if link.hung().is_some() {
+            return Err(self.hung_error());
+        }
+        let client = least_busy(&link.commands, self.next.fetch_add(1, Ordering::Relaxed));
+        Ok((client.clone(), link.health.clone()))
+    }
+
+    /// `work` on the node, failed as timed out as soon as the node is found hung while it
+    /// waits: whether it was carried out is as unknown as after a timeout (its answer is only
+    /// earlier), and a hung node may not answer for long.
+    async fn unless_hung<T>(
+        &self,
+        health: watch::Receiver<probe::Health>,
+        work: impl std::future::Future<Output = Result<T, ClientError>>,
+    ) -> Result<T, NodeError> {
+        tokio::select! {
+            result = work => result.map_err(|e| self.error(e)),
+            () = probe::hung(health) => Err(NodeError::Timeout),
+        }
     }
 
     /// Runs an API command on one of the node's command connections.
     pub async fn api(&self, command: &ApiCommand) -> Result<ApiReply, NodeError> {
-        let client = self.client()?;
+        let (client, health) = self.client()?;
         let _permit = self.permit()?;
-        client.api(command).await.map_err(|e| self.error(e))
+        self.unless_hung(health, client.api(command)).await
     }
 
     /// Runs a command that answers `+OK …` and fails on anything else.
@@ -476,8 +536,10 @@ impl NodeHandle {
     }
 
     /// Runs a slow command in the background (`bgapi`), resolved by its BACKGROUND_JOB.
+    /// Not failed when the node is found hung meanwhile (unlike [`NodeHandle::api`]): a job
+    /// (an originate) runs on for long anyway, and its result still comes when the node is back.
     pub async fn bgapi(&self, command: &ApiCommand) -> Result<ApiReply, NodeError> {
-        let client = self.client()?;
+        let (client, _) = self.client()?;
         let _permit = self.permit()?;
         client.bgapi(command).await.map_err(|e| self.error(e))
     }
@@ -574,17 +636,17 @@ impl NodePool {
         });
     }
 
-    /// Among the healthy nodes `rooms` counts (the others are draining, or not counted), the
-    /// one with the fewest live rooms (the store's count, shared by every controller
-    /// instance, plus the rooms this process is placing there); ties go to the first
-    /// configured. Hold the answer until the store counts the room.
+    /// Among the healthy nodes (up, not hung) `rooms` counts (the others are draining, or not
+    /// counted), the one with the fewest live rooms (the store's count, shared by every
+    /// controller instance, plus the rooms this process is placing there); ties go to the
+    /// first configured. Hold the answer until the store counts the room.
     pub fn place(&self, rooms: &HashMap<NodePrefix, usize>) -> Result<Placed, NodeError> {
         let mut placing = self.placing.lock().unwrap_or_else(|e| e.into_inner());
         let node = self
             .nodes
             .load()
             .iter()
-            .filter(|n| n.is_up())
+            .filter(|n| n.is_up() && !n.is_hung())
             .filter_map(|n| {
                 let prefix = &n.config.prefix;
                 let pending = placing.get(prefix).copied().unwrap_or(0);
@@ -689,6 +751,7 @@ mod tests {
             },
             commands: vec![slow.clone(), quick.clone()],
             speech: commands::Speech::Files,
+            health: probe::unprobed(),
         });
         let (effects, _effects_rx) = tokio::sync::mpsc::unbounded_channel();
         let config = NodeConfig::new(NodePrefix::parse("abcde").unwrap(), "fake:1", "ClueCon");

@@ -78,6 +78,7 @@ pub fn spawn_among<S: Store>(
         state: NodeState::Connecting,
         commands: Vec::new(),
         speech: Speech::default(),
+        health: super::probe::unprobed(),
     });
     crate::telemetry::node_connected(config.prefix.as_str(), false);
     let reconciler = Reconciler::new(store.clone(), config.clone(), apps);
@@ -100,6 +101,8 @@ pub fn spawn_among<S: Store>(
         kept: Mutex::new(kept),
         failovers: Mutex::new(failovers),
         orphans: Mutex::default(),
+        lapsed: Mutex::default(),
+        lapse_noted: Default::default(),
     };
     tokio::spawn(supervisor.run(stop));
     (
@@ -128,6 +131,11 @@ struct Supervisor<S> {
     failovers: Mutex<Option<watch::Receiver<u64>>>,
     /// Rooms whose conferences the last audit found without a room in the store.
     orphans: Mutex<std::collections::HashSet<crate::conference::RoomId>>,
+    /// Events taken off the node's connection but not applied: the lease lapsed first (see
+    /// `acting`). They go to the standby's backlog as the node is given up.
+    lapsed: Mutex<Vec<crate::conference::Observed>>,
+    /// Whether a lapse of the lease was told (once per lapse).
+    lapse_noted: std::sync::atomic::AtomicBool,
 }
 
 /// What standing by works with: the first command connection and its heartbeats, ownership,
@@ -136,6 +144,7 @@ struct Standby<'a> {
     first: &'a Client,
     heard: &'a mut watch::Receiver<()>,
     owns: &'a mut watch::Receiver<bool>,
+    grant: &'a mut watch::Receiver<Option<super::fleet::Grant>>,
     events: &'a Client,
     stream: &'a mut EventStream,
     backlog: &'a mut Backlog,
@@ -227,12 +236,14 @@ impl<S: Store> Supervisor<S> {
     fn set_state(&self, state: NodeState, commands: Vec<Client>) {
         let up = matches!(state, NodeState::Up { .. });
         crate::telemetry::node_connected(self.config.prefix.as_str(), up);
-        // How the node speaks stays as it was last read (`connected_period`).
-        let speech = self.link.borrow().speech;
+        // How the node speaks stays as it was last read (`connected_period`); its health as
+        // this period's probe finds it.
+        let (speech, health) = (self.link.borrow().speech, self.link.borrow().health.clone());
         self.link.send_replace(NodeLink {
             state,
             commands,
             speech,
+            health,
         });
     }
 
@@ -285,6 +296,12 @@ impl<S: Store> Supervisor<S> {
         }
         let mut heard = heard.ok_or(ClientError::Protocol("no command connection".into()))?;
         backoff.reset();
+        // Whether the node answers at all, probed for as long as this period lasts (`probe`).
+        let probing = stop.child_token();
+        let health =
+            super::probe::spawn(self.config.clone(), self.client_config(), probing.clone());
+        self.link.send_modify(|link| link.health = health);
+        let _probing = probing.drop_guard();
         let first = commands
             .first()
             .cloned()
@@ -319,8 +336,11 @@ impl<S: Store> Supervisor<S> {
         events.bgapi(&api(&["global_getvar", "core_uuid"])?).await?;
         let mut backlog = Backlog::default();
         let mut owns = self.handover.owns.clone();
+        let mut grant = self.handover.grant.clone();
         loop {
-            if !*owns.borrow_and_update() {
+            owns.borrow_and_update();
+            grant.borrow_and_update();
+            if !self.acting() {
                 tracing::info!(node = %describe(&self.config), %core, "media node up (another instance applies its events; this one keeps them)");
                 self.set_state(
                     NodeState::Up {
@@ -332,6 +352,7 @@ impl<S: Store> Supervisor<S> {
                     first: &first,
                     heard: &mut heard,
                     owns: &mut owns,
+                    grant: &mut grant,
                     events: &events,
                     stream: &mut stream,
                     backlog: &mut backlog,
@@ -368,7 +389,7 @@ impl<S: Store> Supervisor<S> {
                     &mut requests,
                     &commands,
                     &core,
-                    &mut owns,
+                    (&mut owns, &mut grant),
                     gap,
                     stop,
                 )
@@ -385,6 +406,17 @@ impl<S: Store> Supervisor<S> {
                 Some(kept) if kept.listening() => kept,
                 _ => Backlog::after(last.filter(|a| a.core == core).map(|a| a.sequence)),
             };
+            // The events taken off the connection but not applied (the lease lapsed first)
+            // come before any the standby takes next.
+            let lapsed = self
+                .lapsed
+                .lock()
+                .map(|mut l| std::mem::take(&mut *l))
+                .unwrap_or_default();
+            let now = Instant::now();
+            for observed in lapsed {
+                backlog.push(observed, now);
+            }
             self.handover.forget();
             tracing::info!(node = %describe(&self.config), "media node's events handed to another instance");
         }
@@ -437,6 +469,7 @@ impl<S: Store> Supervisor<S> {
             first,
             heard,
             owns,
+            grant,
             events,
             stream,
             backlog,
@@ -462,10 +495,17 @@ impl<S: Store> Supervisor<S> {
                     return Ok(true);
                 }
                 changed = owns.changed(), if !settled => match changed {
-                    Ok(()) if *owns.borrow() => return Ok(false),
+                    Ok(()) if self.acting() => return Ok(false),
                     Ok(()) => {}
                     Err(_) => settled = true,
                 },
+                // A lease renewed after it lapsed here (the process was paused) is acted on
+                // again.
+                Ok(()) = grant.changed() => {
+                    if self.acting() {
+                        return Ok(false);
+                    }
+                }
                 event = stream.recv() => match event {
                     Some(event) => {
                         if let Some(observed) = from_event(&event).filter(|o| o.core_uuid == core) {
@@ -498,7 +538,10 @@ impl<S: Store> Supervisor<S> {
         requests: &mut tokio::sync::mpsc::UnboundedReceiver<RoomEffect>,
         commands: &[Client],
         core: &str,
-        owns: &mut watch::Receiver<bool>,
+        (owns, grant): (
+            &mut watch::Receiver<bool>,
+            &mut watch::Receiver<Option<super::fleet::Grant>>,
+        ),
         gap: bool,
         stop: &CancellationToken,
     ) -> Result<bool, ClientError> {
@@ -549,6 +592,12 @@ impl<S: Store> Supervisor<S> {
                 talk_flush.as_mut().reset(due.into());
             }
             flush_at = talking_due;
+            // Every act below is on the strength of the lease: not once it lapsed by this
+            // process's clock (after a pause, whatever wakes first), nor after a later holder
+            // wrote (each act checks again as it begins: `apply`, `resync`).
+            if !self.acting() {
+                return Ok(false);
+            }
             tokio::select! {
                 () = stop.cancelled() => {
                     let _ = events.exit().await;
@@ -559,6 +608,9 @@ impl<S: Store> Supervisor<S> {
                     Ok(()) => {}
                     Err(_) => owned_for_good = true,
                 },
+                Ok(()) = grant.changed() => {
+                    grant.borrow_and_update();
+                }
                 event = stream.recv() => match event {
                     Some(event) => {
                         last_heard = Instant::now();
@@ -577,7 +629,10 @@ impl<S: Store> Supervisor<S> {
                     let due = talking.take();
                     self.apply(&due, Instant::now(), &[], commands).await;
                 }
-                _ = audit.tick() => self.resync(events, stream, commands, core).await?,
+                // Not while the node is hung: it would time out and end the period.
+                _ = audit.tick() => if self.link.borrow().hung().is_none() {
+                    self.resync(events, stream, commands, core).await?
+                },
                 Ok(()) = recorded.changed() => {
                     let position = recorded.borrow_and_update().clone();
                     if let Some(position) = position {
@@ -596,10 +651,15 @@ impl<S: Store> Supervisor<S> {
                     self.resync(events, stream, commands, core).await?;
                 }
                 Some(effect) = requests.recv() => self.execute(vec![effect], commands),
-                _ = joins.tick() => match self.reconciler.expire_joins(now_micros()).await {
-                    Ok(effects) => self.execute(effects, commands),
-                    Err(e) => tracing::warn!(error = %e, "join deadline check could not reach the store"),
-                },
+                _ = joins.tick() => {
+                    if !self.acting() {
+                        continue;
+                    }
+                    match self.reconciler.expire_joins(now_micros()).await {
+                        Ok(effects) => self.execute(effects, commands),
+                        Err(e) => tracing::warn!(error = %e, "join deadline check could not reach the store"),
+                    }
+                }
             }
         }
     }

@@ -372,6 +372,12 @@ pub struct Limits {
     pub conference_mute_ms: u64,
     /// How long a node has to answer a command.
     pub command_timeout_ms: u64,
+    /// How often each node is probed with a cheap command on a connection of its own, to find
+    /// one that hangs with its connections open (0: never).
+    pub node_probe_ms: u64,
+    /// A probe unanswered this long makes the node hung: its commands are answered 503 at
+    /// once until it answers again.
+    pub node_probe_deadline_ms: u64,
     /// Commands this instance may have waiting on one node at once; one more is answered 503
     /// at once (0: no bound).
     pub node_commands_in_flight: usize,
@@ -517,6 +523,8 @@ impl Default for Limits {
             conference_ms: c.conference.as_millis() as u64,
             conference_mute_ms: c.conference_mute.as_millis() as u64,
             command_timeout_ms: 5000,
+            node_probe_ms: crate::node::probe::DEFAULT_INTERVAL.as_millis() as u64,
+            node_probe_deadline_ms: crate::node::probe::DEFAULT_DEADLINE.as_millis() as u64,
             node_commands_in_flight: crate::node::DEFAULT_MAX_IN_FLIGHT,
             requests_in_flight: crate::api::admission::DEFAULT_REQUESTS_IN_FLIGHT,
             requests_in_flight_per_app: crate::api::admission::DEFAULT_REQUESTS_PER_APP,
@@ -730,6 +738,8 @@ impl Config {
                 c.gateway = n.gateway.clone();
                 c.node_sip = n.node_sip;
                 c.command_timeout = Duration::from_millis(self.limits.command_timeout_ms);
+                c.probe_interval = Duration::from_millis(self.limits.node_probe_ms);
+                c.probe_deadline = Duration::from_millis(self.limits.node_probe_deadline_ms.max(1));
                 c.max_in_flight = self.limits.node_commands_in_flight;
                 c.join_timeout = Duration::from_millis(self.limits.join_timeout_ms);
                 c.talking_interval = Duration::from_millis(self.limits.talking_interval_ms);

@@ -11,7 +11,9 @@
 //! Redis keys (global, so every script stays in one slot on a cluster):
 //! `sy:fleet:instances` (zset of instance ids scored by expiry, Redis's clock),
 //! `sy:fleet:node:<prefix>` (string with PX: the instance applying the node) and
-//! `{sy:fleet:node:<prefix>}:applied` (its position, in the lease key's slot; kept a day).
+//! `{sy:fleet:node:<prefix>}:applied` (its position, in the lease key's slot; kept a day) and
+//! `{sy:fleet:node:<prefix>}:gen` (the lease's generation, its fencing token: one more at each
+//! take).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -37,15 +39,28 @@ pub trait Fleet: Send + Sync + 'static {
 
     /// Takes or renews the lease of `node` for `holder`, for `ttl` (`Duration::ZERO`: gives it
     /// up, if held), recording `applied` (how far the holder has applied the node's events)
-    /// when `holder` holds it: whether `holder` holds it now, and the position recorded (by the
-    /// holder, or by the instance that held it before).
+    /// when `holder` holds it: whether `holder` holds it now, the position recorded (by the
+    /// holder, or by the instance that held it before), and the lease's generation.
     fn node_lease(
         &self,
         node: &NodePrefix,
         holder: &str,
         ttl: Duration,
         applied: Option<&NodePosition>,
-    ) -> impl Future<Output = Result<(bool, Option<NodePosition>), StoreError>> + Send;
+    ) -> impl Future<Output = Result<NodeLease, StoreError>> + Send;
+}
+
+/// A node's lease as [`Fleet::node_lease`] left it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeLease {
+    /// Whether the asking instance holds it now.
+    pub held: bool,
+    /// The position its holder recorded last (see [`NodePosition`]).
+    pub recorded: Option<NodePosition>,
+    /// How many times the lease has been taken (a renewal does not count): the fencing token
+    /// of what its holder does on the strength of it. Every take makes a greater one, so a
+    /// holder that lost the lease carries a token older than its successor's.
+    pub generation: u64,
 }
 
 /// How far a node's event stream has been applied: the newest `Event-Sequence` of the
@@ -81,6 +96,11 @@ fn position_key(node: &NodePrefix) -> String {
     format!("{{sy:fleet:node:{node}}}:applied")
 }
 
+/// The key of a node lease's generation (its fencing token), in the lease key's slot.
+fn generation_key(node: &NodePrefix) -> String {
+    format!("{{sy:fleet:node:{node}}}:gen")
+}
+
 impl Fleet for RedisStore {
     async fn heartbeat(&self, instance: &str, ttl: Duration) -> Result<Vec<String>, StoreError> {
         static SCRIPT: std::sync::LazyLock<Script> =
@@ -100,23 +120,28 @@ impl Fleet for RedisStore {
         holder: &str,
         ttl: Duration,
         applied: Option<&NodePosition>,
-    ) -> Result<(bool, Option<NodePosition>), StoreError> {
+    ) -> Result<NodeLease, StoreError> {
         static SCRIPT: std::sync::LazyLock<Script> =
             std::sync::LazyLock::new(|| Script::new(include_str!("lua/node_lease.lua")));
         let ms = match ttl.is_zero() {
             true => 0,
             false => ttl.as_millis().max(1) as u64,
         };
-        let (held, recorded): (i64, Option<String>) = SCRIPT
+        let (held, recorded, generation): (i64, Option<String>, u64) = SCRIPT
             .key(node_key(node))
             .key(position_key(node))
+            .key(generation_key(node))
             .arg(holder)
             .arg(ms)
             .arg(applied.map(NodePosition::encode).unwrap_or_default())
             .invoke_async(&mut self.connection())
             .await
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        Ok((held == 1, recorded.as_deref().and_then(NodePosition::parse)))
+        Ok(NodeLease {
+            held: held == 1,
+            recorded: recorded.as_deref().and_then(NodePosition::parse),
+            generation,
+        })
     }
 }
 
@@ -132,6 +157,7 @@ struct FleetState {
     instances: HashMap<String, Instant>,
     leases: HashMap<NodePrefix, (String, Instant)>,
     positions: HashMap<NodePrefix, NodePosition>,
+    generations: HashMap<NodePrefix, u64>,
 }
 
 impl MemoryFleet {
@@ -161,7 +187,7 @@ impl Fleet for MemoryStore {
         holder: &str,
         ttl: Duration,
         applied: Option<&NodePosition>,
-    ) -> Result<(bool, Option<NodePosition>), StoreError> {
+    ) -> Result<NodeLease, StoreError> {
         let mut s = self.fleet().lock();
         let now = Instant::now();
         let lease = s.leases.get(node).filter(|(_, until)| *until > now);
@@ -171,18 +197,28 @@ impl Fleet for MemoryStore {
             s.positions.insert(node.clone(), applied.clone());
         }
         let recorded = s.positions.get(node).cloned();
+        let mut generation = s.generations.get(node).copied().unwrap_or(0);
+        let lease = |held, generation| NodeLease {
+            held,
+            recorded: recorded.clone(),
+            generation,
+        };
         if ttl.is_zero() {
             if mine {
                 s.leases.remove(node);
             }
-            return Ok((false, recorded));
+            return Ok(lease(false, generation));
         }
         if held_by_other {
-            return Ok((false, recorded));
+            return Ok(lease(false, generation));
+        }
+        if !mine {
+            generation += 1;
+            s.generations.insert(node.clone(), generation);
         }
         s.leases
             .insert(node.clone(), (holder.to_owned(), now + ttl));
-        Ok((true, recorded))
+        Ok(lease(true, generation))
     }
 }
 

@@ -49,6 +49,7 @@
 //! | `sy:{app}:wh:pos` | string | the webhook dispatcher's outbox position (a stream id per shard) |
 //! | `sy:{app}:wh:acked` | set of entry ids | entries delivered ahead of the position |
 //! | `sy:{app}:lease:<name>` | string with PX | who holds a lease (`webhooks`: the app's dispatcher) |
+//! | `sy:{app}:lease:<name>:gen` | string (integer) | the lease's generation, its fencing token: one more each time a holder that did not hold it takes it; the webhook writes refuse another |
 //! | `sy:{app}:wh:log` | stream, field `attempt` (JSON), capped | the delivery log, one entry per attempt |
 //! | `sy:{app}:wh:dead` | list of JSON `DeadLetter` | undeliverable webhooks, oldest first |
 //! | `sy:roomapp:<room_id>` | string | the room's app (global, write-once) |
@@ -180,6 +181,11 @@ pub fn webhook_acked(app: &AppId) -> String {
 
 pub fn lease(app: &AppId, name: &str) -> String {
     format!("sy:{{{app}}}:lease:{name}")
+}
+
+/// The generation of the lease `name` (its fencing token), beside the lease in its slot.
+pub fn lease_generation(app: &AppId, name: &str) -> String {
+    format!("sy:{{{app}}}:lease:{name}:gen")
 }
 
 pub fn webhook_log(app: &AppId) -> String {

@@ -30,7 +30,8 @@ pub use change::{
     unique_name, update_room,
 };
 pub use delivery::{
-    DEAD_LETTERS_KEPT, DELIVERY_LOG_KEPT, DeadLetter, Deliveries, DeliveryAttempt, outbox_order,
+    DEAD_LETTERS_KEPT, DELIVERY_LOG_KEPT, DeadLetter, Deliveries, DeliveryAttempt, Fence,
+    outbox_order,
 };
 pub use position::{OutboxEntry, Position, entry_id, entry_order, replicated_outbox};
 
@@ -48,6 +49,11 @@ pub enum StoreError {
     /// Another writer kept winning the race for this room.
     #[error("too much contention on {0}")]
     Contention(String),
+    /// A write made on the strength of a lease was refused: its writer no longer holds the
+    /// lease, or holds it under a newer generation than the token it carried (it lost the lease
+    /// and took it again). The writer must stop acting on what it had; retrying is no use.
+    #[error("refused, the lease is not held as claimed: {0}")]
+    Fenced(String),
 }
 
 impl StoreError {

@@ -25,6 +25,12 @@
 //!   each run a dispatcher per app; one leads, the others stand by and take over when its lease
 //!   runs out (a crash) or is given up (a clean stop). Per-room order needs a single reader of
 //!   an app's outbox, which is why the work is shared per app rather than per message.
+//! - **Fenced** (issue 57, [`tenure`]): every write carries the lease's generation and is
+//!   refused by the store unless the lease is still held under it; a refusal ends the term at
+//!   once. Before each batch it reads and each request it sends, the dispatcher checks by its
+//!   own clock that its hold has not lapsed (a paused process's has), and renews first if it
+//!   has; a renewal under another generation ends the term. A new term reads the position
+//!   again.
 //!
 //! Stopping (the cancellation token) drops deliveries in progress; they are sent again later.
 
@@ -39,12 +45,16 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+mod tenure;
+
+pub(in crate::webhook) use tenure::Tenure;
+
 use super::deliver::{self, RetrySchedule};
 use super::message::{Endpoint, Settled, Target, deliver_until_settled};
 use super::sign::Signer;
 use crate::conference::{AppId, DomainEvent, RoomId};
 use crate::store::bell::Waits;
-use crate::store::{DeliveryAttempt, Store, StoreError};
+use crate::store::{DeliveryAttempt, Fence, Store, StoreError};
 
 /// How one application's webhooks are delivered.
 #[derive(Debug, Clone)]
@@ -171,9 +181,9 @@ pub fn start<S: Store>(
 const LEASE: &str = "webhooks";
 
 /// Waits for the app's lease, delivers while holding it (renewing it every third of its
-/// time), and waits again if it is lost; gives it up when stopped. A dispatcher that takes
-/// over resumes from the persisted position, so a dead holder's unsettled messages are sent
-/// again (at least once).
+/// time), and waits again if it is lost; gives it up when stopped. Each term of leading
+/// resumes from the persisted position, so a dead holder's unsettled messages are sent again
+/// (at least once), and a holder that lost the lease drops what it had in flight.
 async fn lead<S: Store>(
     store: Arc<S>,
     config: DispatcherConfig,
@@ -185,39 +195,34 @@ async fn lead<S: Store>(
     let app = config.app.clone();
     let mut waiting_logged = false;
     while !stop.is_cancelled() {
+        let asked = Instant::now();
         match store.lease(&app, LEASE, &holder, ttl).await {
-            Ok(true) => {
-                tracing::info!("webhook dispatcher leads");
+            Ok(Some(generation)) => {
+                tracing::info!(generation, "webhook dispatcher leads");
                 waiting_logged = false;
-                let term = stop.child_token();
+                let fence = Fence {
+                    lease: LEASE.to_owned(),
+                    holder: holder.clone(),
+                    generation,
+                };
+                let tenure = Tenure::new(fence, ttl, asked, stop.child_token());
                 // Both in this task: if it is aborted (the process dies), renewing stops too
                 // and the lease runs out for another instance to take.
                 let run = async {
-                    if let Some(d) = Dispatcher::load(
-                        store.clone(),
-                        config.clone(),
-                        endpoint.clone(),
-                        term.clone(),
-                    )
-                    .await
-                    {
+                    let loaded =
+                        Dispatcher::load(store.clone(), config.clone(), endpoint.clone(), &tenure);
+                    if let Some(d) = loaded.await {
                         d.run().await;
                     }
-                    term.cancel();
+                    tenure.term().cancel();
                 };
-                let renewing = renew(
-                    store.clone(),
-                    app.clone(),
-                    holder.clone(),
-                    ttl,
-                    term.clone(),
-                );
+                let renewing = tenure.clone().renew(store.clone(), app.clone());
                 tokio::join!(run, renewing);
                 if !stop.is_cancelled() {
                     tracing::warn!("webhook lease lost; waiting to lead again");
                 }
             }
-            Ok(false) => {
+            Ok(None) => {
                 if !waiting_logged {
                     tracing::info!("another instance delivers this app's webhooks; standing by");
                     waiting_logged = true;
@@ -237,39 +242,6 @@ async fn lead<S: Store>(
 /// the next one leads within this (one lease script per app and standing-by instance this often;
 /// a killed leader's lease still has to run out).
 const STANDBY_POLL: Duration = Duration::from_millis(200);
-
-/// Renews the lease until `term`; if it is lost (or cannot be renewed before it runs out),
-/// cancels `term` so the dispatcher stops.
-async fn renew<S: Store>(
-    store: Arc<S>,
-    app: AppId,
-    holder: String,
-    ttl: Duration,
-    term: CancellationToken,
-) {
-    let mut held_until = Instant::now() + ttl;
-    loop {
-        tokio::select! {
-            _ = term.cancelled() => return,
-            _ = tokio::time::sleep(ttl / 3) => {}
-        }
-        let asked = Instant::now();
-        match store.lease(&app, LEASE, &holder, ttl).await {
-            Ok(true) => held_until = asked + ttl,
-            Ok(false) => {
-                term.cancel();
-                return;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot renew the webhook lease");
-                if Instant::now() + ttl / 3 >= held_until {
-                    term.cancel();
-                    return;
-                }
-            }
-        }
-    }
-}
 
 /// The most verdicts held back at once ([`DispatcherConfig::settle_within`]): more are
 /// written at once (a batch of deliveries is written as one anyway).
@@ -312,7 +284,8 @@ struct Dispatcher<S> {
     store: Arc<S>,
     config: DispatcherConfig,
     endpoint: Arc<Endpoint>,
-    stop: CancellationToken,
+    /// This term's hold on the lease; its end stops the dispatcher.
+    tenure: Arc<Tenure>,
     /// Last entry read.
     cursor: Option<String>,
     /// Entries recorded as settled ahead of the position by an earlier run.
@@ -323,7 +296,8 @@ struct Dispatcher<S> {
     next_number: u64,
     waiting: HashMap<RoomId, VecDeque<(String, DomainEvent)>>,
     busy: HashSet<RoomId>,
-    tasks: JoinSet<Settled>,
+    /// Deliveries in progress (`None`: one found the term ended before it sent).
+    tasks: JoinSet<Option<Settled>>,
     /// Where the position's own key stands (see [`KEY_EVERY`]).
     key: Key,
     /// Verdicts not yet written (see [`DispatcherConfig::settle_within`]).
@@ -359,16 +333,17 @@ impl<S: Store> Dispatcher<S> {
         store: Arc<S>,
         config: DispatcherConfig,
         endpoint: Arc<Endpoint>,
-        stop: CancellationToken,
+        tenure: &Arc<Tenure>,
     ) -> Option<Dispatcher<S>> {
         let app = config.app.clone();
-        let (cursor, acked) = retry_store(&stop, "read the webhook position", || async {
+        let fence = tenure.fence();
+        let (cursor, acked) = retry_store(tenure, "read the webhook position", || async {
             let cursor = store.outbox_position(&app).await?;
             let mut acked = store.outbox_acked(&app).await?;
             // Acknowledgments the position has passed already (an earlier run's, lost between
             // its two writes): forgotten now, in the store, since no entry read will name them.
             if let Some(p) = cursor.as_deref().filter(|_| !acked.is_empty()) {
-                store.set_outbox_position(&app, p).await?;
+                store.set_outbox_position(&app, p, fence).await?;
                 acked = store.outbox_acked(&app).await?;
             }
             Ok((cursor, acked))
@@ -378,7 +353,7 @@ impl<S: Store> Dispatcher<S> {
             store,
             config,
             endpoint,
-            stop,
+            tenure: tenure.clone(),
             cursor,
             settled_before: acked.into_iter().collect(),
             window: BTreeMap::new(),
@@ -410,6 +385,10 @@ impl<S: Store> Dispatcher<S> {
                 // Full: what settles makes room; look again after the poll interval at most.
                 next = Next::At(now + waits.poll);
             } else if matches!(next, Next::At(at) if now >= at) {
+                // A batch starts only on a hold that has not lapsed (a pause ends it).
+                if !self.tenure.confirmed().await {
+                    break;
+                }
                 bell.seen();
                 next = match self.read().await {
                     Ok(true) => Next::At(now),
@@ -427,7 +406,7 @@ impl<S: Store> Dispatcher<S> {
             let held_due = self.unwritten.due;
             tokio::select! {
                 biased;
-                _ = self.stop.cancelled() => break,
+                _ = self.tenure.term().cancelled() => break,
                 Some(done) = self.tasks.join_next() => {
                     let Some(batch) = self.finished(done) else {
                         break;
@@ -517,19 +496,26 @@ impl<S: Store> Dispatcher<S> {
         // At info, so every line of the delivery (a delivery log that cannot be written, say)
         // names the room and the entry beside the app of the dispatcher's span.
         let span = tracing::info_span!("webhook", room = %room, outbox_id = %outbox_id);
-        self.tasks.spawn(
-            deliver_until_settled(self.store.clone(), endpoint, outbox_id, event).instrument(span),
+        let delivery = deliver_until_settled(
+            self.store.clone(),
+            endpoint,
+            self.tenure.clone(),
+            outbox_id,
+            event,
         );
+        self.tasks.spawn(delivery.instrument(span));
     }
 
     /// The finished delivery `first` and every other one already finished, so they are recorded
-    /// together. `None` when a task failed (a bug: the dispatcher stops).
-    fn finished(&mut self, first: Result<Settled, JoinError>) -> Option<Vec<Settled>> {
+    /// together. `None` when a task failed (a bug: the dispatcher stops) or found the term
+    /// ended.
+    fn finished(&mut self, first: Result<Option<Settled>, JoinError>) -> Option<Vec<Settled>> {
         let mut batch = Vec::new();
         for done in std::iter::once(first).chain(std::iter::from_fn(|| self.tasks.try_join_next()))
         {
             match done {
-                Ok(settled) => batch.push(settled),
+                Ok(Some(settled)) => batch.push(settled),
+                Ok(None) => return None,
                 Err(e) => {
                     tracing::error!(error = %e, "a webhook delivery task failed; dispatcher stops");
                     return None;
@@ -544,9 +530,10 @@ impl<S: Store> Dispatcher<S> {
     /// waits for them), and lets each room's next event go once they are. False when stopped.
     async fn settle(&mut self, batch: Vec<Settled>) -> bool {
         let (store, app) = (self.store.clone(), self.config.app.clone());
+        let fence = self.tenure.fence();
         for letter in batch.iter().filter_map(|s| s.dead.as_ref()) {
-            let ok = retry_store(&self.stop, "store a dead letter", || {
-                store.dead_letter(&app, letter)
+            let ok = retry_store(&self.tenure, "store a dead letter", || {
+                store.dead_letter(&app, letter, fence)
             })
             .await;
             if ok.is_none() {
@@ -679,9 +666,9 @@ impl<S: Store> Dispatcher<S> {
         if position.is_none() && ahead.is_empty() && attempts.is_empty() {
             return true;
         }
-        let (store, app) = (&*self.store, &self.config.app);
-        let done = retry_store(&self.stop, "record webhook progress", || {
-            store.settle_outbox(app, attempts, position, ahead, forget)
+        let (store, app, fence) = (&*self.store, &self.config.app, self.tenure.fence());
+        let done = retry_store(&self.tenure, "record webhook progress", || {
+            store.settle_outbox(app, attempts, position, ahead, forget, fence)
         })
         .await
         .is_some();
@@ -707,9 +694,9 @@ impl<S: Store> Dispatcher<S> {
         let Some(p) = self.key.behind.take() else {
             return true;
         };
-        let (store, app) = (&*self.store, &self.config.app);
-        let done = retry_store(&self.stop, "record the webhook position", || {
-            store.advance_outbox(app, &p, &[])
+        let (store, app, fence) = (&*self.store, &self.config.app, self.tenure.fence());
+        let done = retry_store(&self.tenure, "record the webhook position", || {
+            store.advance_outbox(app, &p, &[], fence)
         })
         .await
         .is_some();
@@ -740,8 +727,9 @@ impl Next {
     }
 }
 
-/// Runs a store operation until it succeeds (with backoff) or `stop` is cancelled (`None`).
-async fn retry_store<T, F, Fut>(stop: &CancellationToken, what: &str, mut op: F) -> Option<T>
+/// Runs a store operation until it succeeds (with backoff) or the term ends (`None`): a write
+/// the store refuses for its fence ends it at once.
+async fn retry_store<T, F, Fut>(tenure: &Tenure, what: &str, mut op: F) -> Option<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, StoreError>>,
@@ -750,10 +738,11 @@ where
     loop {
         match op().await {
             Ok(v) => return Some(v),
+            Err(e) if tenure.refused(&e) => return None,
             Err(e) => tracing::warn!(error = %e, "cannot {what}; retrying"),
         }
         tokio::select! {
-            _ = stop.cancelled() => return None,
+            _ = tenure.term().cancelled() => return None,
             _ = tokio::time::sleep(wait) => {}
         }
         wait = (wait * 2).min(Duration::from_secs(5));

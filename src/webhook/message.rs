@@ -1,7 +1,9 @@
 //! One message's life in the dispatcher: attempts (each holding one of the endpoint's request
 //! slots) until a verdict, with the retry waits in between. A retried attempt is logged before
 //! its wait; the last attempt goes back to the dispatcher with the verdict, which records both.
-//! Knows nothing of the outbox window or the persisted position.
+//! No attempt is sent on a lapsed hold of the lease ([`Tenure::confirmed`], checked right
+//! before each request): a dispatcher that lost the lease sends nothing more. Knows nothing of
+//! the outbox window or the persisted position.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,6 +13,7 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use super::deliver::{self, RetrySchedule, Verdict};
+use super::dispatcher::Tenure;
 use super::envelope::Envelope;
 use super::sign::Signer;
 use crate::conference::{AppId, DomainEvent, RoomId};
@@ -46,19 +49,21 @@ pub(super) struct Settled {
 
 /// Attempts one message until it is delivered, refused, or out of retries. Each failed attempt
 /// that is retried is logged before the wait; the last attempt is returned for the dispatcher
-/// to log with the verdict.
+/// to log with the verdict. `None`: the term ended before an attempt was sent (nothing more
+/// is sent on its strength).
 pub(super) async fn deliver_until_settled<S: Store>(
     store: Arc<S>,
     endpoint: Arc<Endpoint>,
+    tenure: Arc<Tenure>,
     outbox_id: String,
     event: DomainEvent,
-) -> Settled {
+) -> Option<Settled> {
     let envelope = Envelope::new(&outbox_id, &event);
     let body = envelope.body();
     let mut attempt = 0u32;
     loop {
         attempt += 1;
-        let (verdict, took) = send(&endpoint, &envelope.id, &body).await;
+        let (verdict, took) = send(&endpoint, &tenure, &envelope.id, &body).await?;
         let (outcome, status, error, wait) = judge(&endpoint.retry, verdict, attempt);
         telemetry::webhook_attempt(endpoint.app.as_str(), outcome, took, event.at);
         let logged = DeliveryAttempt {
@@ -77,7 +82,7 @@ pub(super) async fn deliver_until_settled<S: Store>(
         let dead = match (outcome, wait) {
             (WebhookOutcome::Delivered, _) => None,
             (_, Some(wait)) => {
-                keep_log(&*store, &endpoint.app, &logged).await;
+                keep_log(&*store, &endpoint.app, &tenure, &logged).await;
                 tracing::debug!(
                     app = %endpoint.app,
                     room = %event.room,
@@ -115,18 +120,27 @@ pub(super) async fn deliver_until_settled<S: Store>(
                 })
             }
         };
-        return Settled {
+        return Some(Settled {
             outbox_id,
             room: event.room.clone(),
             dead,
             last_attempt: logged,
-        };
+        });
     }
 }
 
-/// One request, holding a request slot while it is in progress; how long it took.
-async fn send(endpoint: &Endpoint, id: &str, body: &[u8]) -> (Verdict, Duration) {
+/// One request, holding a request slot while it is in progress; how long it took. Sent only
+/// once the hold on the lease is confirmed, right before (`None`: the term ended instead).
+async fn send(
+    endpoint: &Endpoint,
+    tenure: &Tenure,
+    id: &str,
+    body: &[u8],
+) -> Option<(Verdict, Duration)> {
     let _slot = endpoint.slots.acquire().await;
+    if !tenure.confirmed().await {
+        return None;
+    }
     let started = Instant::now();
     let target = endpoint.target.load_full();
     let verdict = deliver::attempt(
@@ -138,7 +152,7 @@ async fn send(endpoint: &Endpoint, id: &str, body: &[u8]) -> (Verdict, Duration)
         body,
     )
     .await;
-    (verdict, started.elapsed())
+    Some((verdict, started.elapsed()))
 }
 
 /// What attempt number `attempt` came to: its outcome, the HTTP status, the error, and the wait
@@ -169,9 +183,12 @@ fn judge(
     }
 }
 
-/// Writes an attempt to the delivery log; the log is for people, so a failure only warns.
-pub(super) async fn keep_log<S: Store>(store: &S, app: &AppId, attempt: &DeliveryAttempt) {
-    if let Err(e) = store.log_delivery(app, attempt).await {
+/// Writes an attempt to the delivery log; the log is for people, so a failure only warns,
+/// unless the store refused it for its fence (the term ends).
+async fn keep_log<S: Store>(store: &S, app: &AppId, tenure: &Tenure, attempt: &DeliveryAttempt) {
+    if let Err(e) = store.log_delivery(app, attempt, Some(tenure.fence())).await
+        && !tenure.refused(&e)
+    {
         tracing::warn!(error = %e, "delivery attempt not logged");
     }
 }

@@ -59,8 +59,9 @@
 //!   `CHANNEL_CALLSTATE HANGUP`), and the running state and call state it reports:
 //!   `switch_channel_perform_hangup` sets the state to CS_HANGUP, which ends the channel's
 //!   application at once, and only then fires CHANNEL_HANGUP on the hanging-up thread (seen on
-//!   1.10.12 in CI, `bare_legs`' bare3 killed while parked: HANGUP after CALLSTATE HANGUP); both
-//!   are compared with the hangup first ([`settle_hangup_race`]).
+//!   1.10.12 in CI, `bare_legs`' bare3 killed while parked: HANGUP after CALLSTATE HANGUP, and
+//!   once even after CHANNEL_HANGUP_COMPLETE, which the channel's thread fires as it goes on
+//!   through CS_HANGUP); both are compared with the hangup first ([`settle_hangup_race`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::OnceLock;
@@ -589,13 +590,13 @@ pub fn settle_flip_race(mut items: Vec<Item>) -> Vec<Item> {
 
 /// One channel's stream with its `CHANNEL_HANGUP` moved back before the events the channel's own
 /// thread fires once it sees the hangup (`CHANNEL_UNPARK`, `CHANNEL_EXECUTE_COMPLETE`,
-/// `CHANNEL_STATE CS_HANGUP`, `CHANNEL_CALLSTATE HANGUP`), and without the running state and
-/// call state that hangup reports: the thread that hangs the channel up fires it (see the
-/// module's tolerances).
+/// `CHANNEL_STATE CS_HANGUP` and `CS_REPORTING`, `CHANNEL_CALLSTATE HANGUP`,
+/// `CHANNEL_HANGUP_COMPLETE`), and without the running state and call state that hangup
+/// reports: the thread that hangs the channel up fires it (see the module's tolerances).
 pub fn settle_hangup_race(mut items: Vec<Item>) -> Vec<Item> {
     let after_hangup = |i: &Item| match i.name.as_str() {
-        "CHANNEL_UNPARK" | "CHANNEL_EXECUTE_COMPLETE" => true,
-        "CHANNEL_STATE" => i.key.contains("CS_HANGUP"),
+        "CHANNEL_UNPARK" | "CHANNEL_EXECUTE_COMPLETE" | "CHANNEL_HANGUP_COMPLETE" => true,
+        "CHANNEL_STATE" => i.key.contains("CS_HANGUP") || i.key.contains("CS_REPORTING"),
         "CHANNEL_CALLSTATE" => i.key.contains("HANGUP"),
         _ => false,
     };

@@ -11,6 +11,7 @@ pub mod openapi;
 pub mod ports;
 pub mod proxy;
 pub mod redis_cluster;
+pub mod redis_monitor;
 pub mod redis_sentinel;
 pub mod redis_server;
 pub mod scenario;

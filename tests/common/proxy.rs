@@ -5,6 +5,9 @@
 //! [`Proxy::hold_replies`] holds back what the upstream sends (a push, a reply) while what the
 //! client sends still goes through, until [`Proxy::release_replies`]: a client whose server's
 //! news is late, and a way to see whether it asks the server anything meanwhile.
+//! [`Proxy::commands`] lists the commands clients sent through it (each `api`/`bgapi` line, when
+//! it passed): which instance asked a node what, when one proxy stands before each instance;
+//! [`Proxy::lines`] every line they sent (a Redis client's keys, say).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,8 +29,14 @@ pub struct Proxy {
     asked: watch::Sender<u64>,
     /// Connections accepted so far.
     pub accepted: Arc<AtomicUsize>,
+    /// Every line clients sent upstream, and when it passed.
+    sent: Commands,
+    /// The local address of each connection made upstream (as the upstream sees its client).
+    upstreams: Arc<std::sync::Mutex<Vec<SocketAddr>>>,
     task: tokio::task::JoinHandle<()>,
 }
+
+type Commands = Arc<std::sync::Mutex<Vec<(std::time::Instant, String)>>>;
 
 impl Proxy {
     pub async fn start(upstream: String) -> Proxy {
@@ -42,6 +51,10 @@ impl Proxy {
         let (gen_tx, refuse, count) = (generation.clone(), refusing.clone(), accepted.clone());
         let frozen_tx = frozen.clone();
         let (holding_tx, asked_tx) = (holding.clone(), asked.clone());
+        let sent = Commands::default();
+        let sent_tx = sent.clone();
+        let upstreams = Arc::<std::sync::Mutex<Vec<SocketAddr>>>::default();
+        let upstreams_tx = upstreams.clone();
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 if refuse.load(Ordering::SeqCst) {
@@ -54,12 +67,17 @@ impl Proxy {
                 let born = *cut.borrow();
                 let upstream = upstream.clone();
                 let (holding, asked) = (holding_tx.clone(), asked_tx.clone());
+                let sent = sent_tx.clone();
+                let upstreams = upstreams_tx.clone();
                 tokio::spawn(async move {
                     let Ok(server) = TcpStream::connect(&upstream).await else {
                         return;
                     };
+                    if let Ok(local) = server.local_addr() {
+                        upstreams.lock().unwrap().push(local);
+                    }
                     let frozen = tokio::select! {
-                        _ = relay(client, server, &holding, &asked) => false,
+                        _ = relay(client, server, &holding, &asked, &sent) => false,
                         _ = cut.wait_for(|g| *g != born) => false,
                         _ = hung.wait_for(|f| *f) => true,
                     };
@@ -78,8 +96,34 @@ impl Proxy {
             holding,
             asked,
             accepted,
+            sent,
+            upstreams,
             task,
         }
+    }
+
+    /// The addresses the upstream sees this proxy's connections come from.
+    pub fn upstream_addrs(&self) -> Vec<SocketAddr> {
+        self.upstreams.lock().unwrap().clone()
+    }
+
+    /// The `api` / `bgapi` commands sent through so far (their first line, without the
+    /// `api `), with when each passed.
+    pub fn commands(&self) -> Vec<(std::time::Instant, String)> {
+        self.lines()
+            .into_iter()
+            .filter_map(|(at, line)| {
+                let command = line
+                    .strip_prefix("api ")
+                    .or_else(|| line.strip_prefix("bgapi "))?;
+                Some((at, command.to_owned()))
+            })
+            .collect()
+    }
+
+    /// Every line clients sent through so far (without its end), with when it passed.
+    pub fn lines(&self) -> Vec<(std::time::Instant, String)> {
+        self.sent.lock().unwrap().clone()
     }
 
     /// Holds back what the upstream sends, on every connection, until released.
@@ -130,11 +174,14 @@ async fn relay(
     server: TcpStream,
     holding: &watch::Sender<bool>,
     asked: &watch::Sender<u64>,
+    sent: &Commands,
 ) {
     let (mut client_rx, mut client_tx) = client.into_split();
     let (mut server_rx, mut server_tx) = server.into_split();
     let up = async {
         let mut buf = vec![0u8; 16 * 1024];
+        // The client's bytes since its last whole line.
+        let mut line = Vec::new();
         loop {
             match client_rx.read(&mut buf).await {
                 Ok(0) | Err(_) => {
@@ -147,6 +194,17 @@ async fn relay(
                     }
                     if server_tx.write_all(&buf[..n]).await.is_err() {
                         return;
+                    }
+                    let now = std::time::Instant::now();
+                    for &b in &buf[..n] {
+                        if b != b'\n' {
+                            line.push(b);
+                            continue;
+                        }
+                        let text = String::from_utf8_lossy(&line);
+                        let text = text.trim_end_matches('\r').to_owned();
+                        line.clear();
+                        sent.lock().unwrap().push((now, text));
                     }
                 }
             }

@@ -52,15 +52,17 @@ impl Serve {
         env: &[(&str, &str)],
         stderr: Stdio,
     ) -> Serve {
+        // SWITCHYARD_SERVE_BIN runs another build instead (an earlier one: does a test fail
+        // on it, as it must?).
+        let bin = std::env::var("SWITCHYARD_SERVE_BIN")
+            .unwrap_or_else(|_| env!("CARGO_BIN_EXE_switchyard").to_owned());
         let mut command = match cpu {
             Some(cpu) => {
                 let mut c = Command::new("taskset");
-                c.arg("-c")
-                    .arg(cpu.to_string())
-                    .arg(env!("CARGO_BIN_EXE_switchyard"));
+                c.arg("-c").arg(cpu.to_string()).arg(&bin);
                 c
             }
-            None => Command::new(env!("CARGO_BIN_EXE_switchyard")),
+            None => Command::new(&bin),
         };
         let child = command
             .arg("serve")
@@ -103,11 +105,30 @@ impl Serve {
         let _ = tokio::task::block_in_place(|| self.child.wait());
     }
 
+    /// SIGSTOP: the process stalls, its sockets open (as a paused VM, a starved or swapped
+    /// process does) until [`Serve::resume`].
+    pub fn pause(&self) {
+        signal(self.pid(), "-STOP");
+    }
+
+    /// SIGCONT after [`Serve::pause`].
+    pub fn resume(&self) {
+        signal(self.pid(), "-CONT");
+    }
+
     /// SIGKILL, and reaps it.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Sends `signal` (`-STOP`, `-CONT`...) to process `pid`.
+pub fn signal(pid: u32, signal: &str) {
+    let sent = Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status();
+    assert!(sent.is_ok_and(|s| s.success()), "kill {signal} {pid}");
 }
 
 impl Drop for Serve {

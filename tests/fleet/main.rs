@@ -11,7 +11,10 @@ mod common;
 mod webhook_support;
 
 mod cached_reads;
+mod hung_node;
 mod nodes;
+mod paused_leader;
+mod paused_owner;
 mod stale_writes;
 mod standby;
 mod sync;

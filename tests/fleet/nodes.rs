@@ -25,12 +25,20 @@ use webhook_support::{Receiver, secret};
 const DID: &str = "15551230000";
 const KEY: &str = "fleet-test-key";
 const PASSWORD: &str = "fleet-test-esl";
-const PREFIXES: [&str; 4] = ["flt01", "flt02", "flt03", "flt04"];
+pub(super) const PREFIXES: [&str; 4] = ["flt01", "flt02", "flt03", "flt04"];
 /// The node leases' time to live in the test (the default is 5 s).
 pub(super) const LEASE_MS: u64 = 1500;
 
-/// `node_extra`: lines added to every `[[nodes]]` table.
-fn config(listen: u16, redis: &str, sims: &[Simulator], hook: &str, node_extra: &str) -> String {
+/// `node_extra`: lines added to every `[[nodes]]` table; `esl`: each node's Event Socket
+/// address (each simulator's own when `None`).
+fn config(
+    listen: u16,
+    redis: &str,
+    sims: &[Simulator],
+    hook: &str,
+    node_extra: &str,
+    esl: Option<&[String]>,
+) -> String {
     let q = |s: &str| toml::Value::String(s.to_owned()).to_string();
     // On a cluster the app spreads over three shards (one per master).
     let shards = if redis.starts_with("redis+cluster") {
@@ -52,17 +60,13 @@ fn config(listen: u16, redis: &str, sims: &[Simulator], hook: &str, node_extra: 
         q(hook),
         q(&secret()),
     );
-    for (sim, prefix) in sims.iter().zip(PREFIXES) {
+    for (i, (sim, prefix)) in sims.iter().zip(PREFIXES).enumerate() {
+        let addr = esl.map_or_else(|| sim.addr().to_string(), |esl| esl[i].clone());
         let node_sip = format!(
             "node_sip = {}\n{node_extra}",
             q(&sim.node_sip().unwrap().to_string())
         );
-        text.push_str(&node_toml(
-            prefix,
-            &sim.addr().to_string(),
-            PASSWORD,
-            &node_sip,
-        ));
+        text.push_str(&node_toml(prefix, &addr, PASSWORD, &node_sip));
     }
     text
 }
@@ -121,9 +125,23 @@ impl Instance {
         hook: &str,
         node_extra: &str,
     ) -> Instance {
+        Instance::start_through(n, dir, redis, sims, hook, node_extra, None).await
+    }
+
+    /// [`Instance::start_with`] reaching each node at `esl` (a proxy before it, say).
+    pub(super) async fn start_through(
+        n: usize,
+        dir: &std::path::Path,
+        redis: &str,
+        sims: &[Simulator],
+        hook: &str,
+        node_extra: &str,
+        esl: Option<&[String]>,
+    ) -> Instance {
         let port = free_port();
         let path = dir.join(format!("switchyard-{n}.toml"));
-        std::fs::write(&path, config(port, redis, sims, hook, node_extra)).unwrap();
+        let text = config(port, redis, sims, hook, node_extra, esl);
+        std::fs::write(&path, text).unwrap();
         let base = format!("http://127.0.0.1:{port}");
         // Its log stays in `dir`, which a failed test leaves behind.
         let serve = Serve::start_logged(&path, &base).await;
@@ -134,7 +152,7 @@ impl Instance {
     }
 
     /// The nodes this instance applies the events of, per its `/readyz`.
-    async fn applies(&self) -> Option<BTreeSet<String>> {
+    pub(super) async fn applies(&self) -> Option<BTreeSet<String>> {
         let (status, body) = self.api.call("GET", "/readyz", None).await;
         (status == 200).then(|| {
             body["applies_events"]
@@ -545,14 +563,14 @@ pub(super) async fn rooms_with_callers(
 
 /// Every session muted and unmuted in turn through one instance, each command answered 202
 /// recorded.
-struct Traffic {
+pub(super) struct Traffic {
     acked: Acked,
     stop: tokio_util::sync::CancellationToken,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Traffic {
-    fn start(api: &Api, sessions: &[String]) -> Traffic {
+    pub(super) fn start(api: &Api, sessions: &[String]) -> Traffic {
         let acked: Acked = Default::default();
         let stop = tokio_util::sync::CancellationToken::new();
         let tasks = sessions
@@ -563,7 +581,7 @@ impl Traffic {
     }
 
     /// Waits until `n` more commands were answered 202.
-    async fn more(&self, n: usize) {
+    pub(super) async fn more(&self, n: usize) {
         let from = answered(&self.acked);
         until(Duration::from_secs(30), "the traffic goes on", || async {
             (answered(&self.acked) >= from + n).then_some(())
@@ -572,7 +590,7 @@ impl Traffic {
     }
 
     /// Stops the traffic: what was answered 202, per session.
-    async fn finish(self) -> BTreeMap<String, Vec<bool>> {
+    pub(super) async fn finish(self) -> BTreeMap<String, Vec<bool>> {
         self.stop.cancel();
         for t in self.tasks {
             t.await.unwrap();

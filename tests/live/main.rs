@@ -25,6 +25,7 @@ mod dialout;
 mod differential;
 mod esl;
 mod freeswitch_conf;
+mod hung_node;
 mod migrate;
 mod moving;
 mod nodes;

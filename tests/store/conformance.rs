@@ -13,7 +13,8 @@ use switchyard::conference::{
     Session, SessionId, SessionState, ops,
 };
 use switchyard::store::{
-    Created, OutboxEntry, RoomChange, Saved, Store, entry_order, modify_rooms, update_room,
+    Created, Fence, OutboxEntry, RoomChange, Saved, Store, StoreError, entry_order, modify_rooms,
+    update_room,
 };
 
 fn app(name: &str) -> AppId {
@@ -726,11 +727,12 @@ async fn the_outbox_of_many_rooms_reads_whole<S: Store>(store: S) {
     }
     assert_eq!(paged, ids);
     // Acknowledgments after the position stay; those it passed are forgotten.
+    let fence = leader(&store, &a, "one").await;
     for row in [&all[3], &all[20], &all[30]] {
-        store.ack_outbox(&a, &row.id).await.unwrap();
+        store.ack_outbox(&a, &row.id, &fence).await.unwrap();
     }
     store
-        .set_outbox_position(&a, &all[10].position)
+        .set_outbox_position(&a, &all[10].position, &fence)
         .await
         .unwrap();
     assert_eq!(
@@ -738,9 +740,9 @@ async fn the_outbox_of_many_rooms_reads_whole<S: Store>(store: S) {
         vec![all[20].id.clone(), all[30].id.clone()]
     );
     // Advanced by a dispatcher that names what it passes: those go, the others stay.
-    store.ack_outbox(&a, &all[33].id).await.unwrap();
+    store.ack_outbox(&a, &all[33].id, &fence).await.unwrap();
     store
-        .advance_outbox(&a, &all[25].position, &[all[20].id.clone()])
+        .advance_outbox(&a, &all[25].position, &[all[20].id.clone()], &fence)
         .await
         .unwrap();
     assert_eq!(
@@ -752,7 +754,7 @@ async fn the_outbox_of_many_rooms_reads_whole<S: Store>(store: S) {
         vec![all[30].id.clone(), all[33].id.clone()]
     );
     store
-        .advance_outbox(&a, &all[35].position, &[])
+        .advance_outbox(&a, &all[35].position, &[], &fence)
         .await
         .unwrap();
     assert_eq!(
@@ -798,6 +800,190 @@ async fn the_outbox_is_trimmed_before_an_entry<S: Store>(store: S) {
         .await
         .unwrap();
     assert_eq!(store.outbox(&a, None, 100).await.unwrap().len(), 3);
+}
+
+/// The webhook lease of app `a` taken by `holder` for a minute: the fence of its writes.
+async fn leader<S: Store>(store: &S, a: &AppId, holder: &str) -> Fence {
+    let ttl = Duration::from_secs(60);
+    let generation = store.lease(a, "webhooks", holder, ttl).await.unwrap();
+    fence(holder, generation.expect("the lease is free"))
+}
+
+fn fence(holder: &str, generation: u64) -> Fence {
+    Fence {
+        lease: "webhooks".into(),
+        holder: holder.into(),
+        generation,
+    }
+}
+
+/// Issue 57: each take of a lease by a holder that did not hold it gives a greater generation
+/// (a renewal keeps it), and every write of the webhook dispatcher is refused, changing
+/// nothing, unless it carries the lease's holder and current generation: an old generation's
+/// (a holder that lost the lease, even one that took it again since), a lapsed or released
+/// lease's. The current one's is accepted.
+async fn webhook_writes_are_fenced_by_the_lease<S: Store>(store: S) {
+    use switchyard::store::{DeadLetter, DeliveryAttempt};
+    let a = app("app-a");
+    let r = room(&store, &a, "fenced", 1);
+    let events: Vec<DomainEvent> = (1..=6).map(|seq| joined(&r, seq)).collect();
+    store.create_room(&r, &events).await.unwrap();
+    let rows = store.outbox(&a, None, 100).await.unwrap();
+    let attempt = DeliveryAttempt {
+        message_id: "msg_1".into(),
+        kind: EventKind::MemberJoined,
+        room: r.id.clone(),
+        seq: 1,
+        attempt: 1,
+        outcome: "delivered".into(),
+        status: Some(200),
+        error: None,
+        at: 1,
+        duration_ms: 1,
+    };
+    let short = Duration::from_millis(100);
+    let lapse = || tokio::time::sleep(Duration::from_millis(250));
+    let lease = |holder: &'static str| store.lease(&a, "webhooks", holder, short);
+    let g1 = lease("one").await.unwrap().unwrap();
+    let one = fence("one", g1);
+    store
+        .settle_outbox(
+            &a,
+            std::slice::from_ref(&attempt),
+            Some(&rows[0].position),
+            &[],
+            &[],
+            &one,
+        )
+        .await
+        .unwrap();
+    // Renewed: the same generation; another holder meanwhile: none.
+    assert_eq!(lease("one").await.unwrap(), Some(g1));
+    assert_eq!(lease("two").await.unwrap(), None);
+
+    // "one" paused past its lease; "two" takes it.
+    lapse().await;
+    let g2 = lease("two").await.unwrap().unwrap();
+    assert!(g2 > g1, "{g2} after {g1}");
+    let two = fence("two", g2);
+    let unchanged = |what: &'static str| {
+        let store = &store;
+        let (a, rows) = (&a, &rows);
+        async move {
+            assert_eq!(
+                store.outbox_position(a).await.unwrap().as_deref(),
+                Some(rows[0].position.as_str()),
+                "{what}"
+            );
+            assert!(store.outbox_acked(a).await.unwrap().is_empty(), "{what}");
+            assert!(
+                store.dead_letters(a, 10).await.unwrap().is_empty(),
+                "{what}"
+            );
+            assert_eq!(
+                store.delivery_log(a, None, 100).await.unwrap().len(),
+                1,
+                "{what}"
+            );
+        }
+    };
+    let refused = |r: Result<(), StoreError>, what: &str| match r {
+        Err(e @ StoreError::Fenced(_)) => assert!(!e.is_retryable(), "{what}: {e}"),
+        other => panic!("{what}: {other:?}"),
+    };
+    let ahead = [rows[5].id.as_str()];
+    let forget = [rows[5].id.clone()];
+    let settled = store
+        .settle_outbox(
+            &a,
+            std::slice::from_ref(&attempt),
+            Some(&rows[3].position),
+            &ahead,
+            &[],
+            &one,
+        )
+        .await;
+    refused(settled, "settle");
+    refused(
+        store.set_outbox_position(&a, &rows[4].position, &one).await,
+        "set_outbox_position",
+    );
+    refused(
+        store
+            .advance_outbox(&a, &rows[4].position, &forget, &one)
+            .await,
+        "advance_outbox",
+    );
+    refused(store.ack_outbox(&a, &rows[5].id, &one).await, "ack_outbox");
+    let letter = DeadLetter {
+        outbox_id: rows[1].id.clone(),
+        event: joined(&r, 2),
+        attempts: 3,
+        status: Some(503),
+        last_error: "HTTP 503".into(),
+        at: 5,
+    };
+    refused(store.dead_letter(&a, &letter, &one).await, "dead_letter");
+    let logged = store.log_delivery(&a, &attempt, Some(&one)).await;
+    refused(logged.map(drop), "log_delivery");
+    unchanged("an old generation's writes").await;
+
+    // The current generation's are accepted.
+    store
+        .settle_outbox(
+            &a,
+            std::slice::from_ref(&attempt),
+            Some(&rows[2].position),
+            &ahead,
+            &[],
+            &two,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.outbox_position(&a).await.unwrap().as_deref(),
+        Some(rows[2].position.as_str())
+    );
+    assert_eq!(
+        store.outbox_acked(&a).await.unwrap(),
+        vec![rows[5].id.clone()]
+    );
+    store.dead_letter(&a, &letter, &two).await.unwrap();
+    store.log_delivery(&a, &attempt, Some(&two)).await.unwrap();
+    assert_eq!(store.delivery_log(&a, None, 100).await.unwrap().len(), 3);
+
+    // A holder that lost the lease and took it again has a new generation: the old one is
+    // refused, even from it.
+    lapse().await;
+    let g3 = lease("two").await.unwrap().unwrap();
+    assert!(g3 > g2, "{g3} after {g2}");
+    refused(
+        store.set_outbox_position(&a, &rows[4].position, &two).await,
+        "the same holder's earlier generation",
+    );
+    let three = fence("two", g3);
+    store
+        .advance_outbox(&a, &rows[4].position, &[], &three)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.outbox_position(&a).await.unwrap().as_deref(),
+        Some(rows[4].position.as_str())
+    );
+    // A lease given up fences its holder's writes too; the next take is greater still.
+    store.release_lease(&a, "webhooks", "two").await.unwrap();
+    refused(
+        store.ack_outbox(&a, &rows[5].id, &three).await,
+        "a released lease",
+    );
+    let g4 = lease("one").await.unwrap().unwrap();
+    assert!(g4 > g3, "{g4} after {g3}");
+    // Another app's lease is its own.
+    let b = app("app-b");
+    let other = store.lease(&b, "webhooks", "one", short).await.unwrap();
+    assert!(other.is_some());
+    let log = store.log_delivery(&a, &attempt, None).await;
+    assert!(log.is_ok(), "an unfenced log entry (not the dispatcher's)");
 }
 
 macro_rules! suite {
@@ -886,6 +1072,11 @@ macro_rules! suite {
             async fn webhook_progress() {
                 let (_guard, store) = $make;
                 webhook_position_acks_and_dead_letters(store).await;
+            }
+            #[tokio::test]
+            async fn webhook_fencing() {
+                let (_guard, store) = $make;
+                webhook_writes_are_fenced_by_the_lease(store).await;
             }
         }
     };
@@ -985,8 +1176,9 @@ async fn webhook_position_acks_and_dead_letters<S: Store>(store: S) {
     assert_eq!(ids.len(), 12);
     assert_eq!(store.outbox_position(&a).await.unwrap(), None);
     // Entries delivered ahead of the position come back in outbox order, per app.
+    let fence = leader(&store, &a, "one").await;
     for id in [&ids[11], &ids[2], &ids[9], &ids[3]] {
-        store.ack_outbox(&a, id).await.unwrap();
+        store.ack_outbox(&a, id, &fence).await.unwrap();
     }
     assert_eq!(
         store.outbox_acked(&a).await.unwrap(),
@@ -1000,7 +1192,7 @@ async fn webhook_position_acks_and_dead_letters<S: Store>(store: S) {
     assert!(store.outbox_acked(&b).await.unwrap().is_empty());
     // Moving the position forgets the acknowledgments it passed.
     store
-        .set_outbox_position(&a, &rows[9].position)
+        .set_outbox_position(&a, &rows[9].position, &fence)
         .await
         .unwrap();
     assert_eq!(
@@ -1024,7 +1216,7 @@ async fn webhook_position_acks_and_dead_letters<S: Store>(store: S) {
             last_error: "HTTP 503".into(),
             at: 5,
         };
-        store.dead_letter(&a, &letter).await.unwrap();
+        store.dead_letter(&a, &letter, &fence).await.unwrap();
     }
     let letters = store.dead_letters(&a, 2).await.unwrap();
     assert_eq!(letters.len(), 2);

@@ -208,7 +208,7 @@ async fn redis_store_killed_before_writing_its_position_key_repeats_nothing() {
             at: 0,
             duration_ms: 1,
         };
-        store.log_delivery(&app(), &retried).await.unwrap();
+        store.log_delivery(&app(), &retried, None).await.unwrap();
     }
     let client = redis::Client::open(server.url()).unwrap();
     let mut raw = client.get_multiplexed_async_connection().await.unwrap();

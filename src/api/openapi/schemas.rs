@@ -922,6 +922,9 @@ pub enum NodeHealth {
     Down,
     /// The node refused the controller's credentials; an operator must act.
     Failed,
+    /// Connected, but answering nothing (a probe unanswered past its deadline): its commands
+    /// are refused (503 with `Retry-After`) until it answers again.
+    Hung,
 }
 
 /// Ready when the store answers and every media node is up.

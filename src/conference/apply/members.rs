@@ -586,3 +586,122 @@ pub(super) fn kicked(step: &mut Step<'_>, channel: &str, member_id: u32) {
         None => step.out.ignored = Some(Ignored::UnknownMember),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::conference::apply::{Applied, Ignored, apply_event, channel_parked, in_order};
+    use crate::conference::ops;
+    use crate::conference::{
+        AppId, ConferenceFact, EventKind, MemberStatus, NodePrefix, Room, RoomId, RoomStatus,
+        RoomType, Session, SessionId, SessionState, Switch,
+    };
+
+    const CORE: &str = "core";
+    const CH: &str = "28ec5c5e-0cdb-4582-983d-48f16177e7f7";
+
+    /// A live room of node `CORE` with one member, joined unmuted (member id 7) by an event
+    /// numbered 5.
+    fn room() -> Room {
+        let prefix = NodePrefix::parse("abcde").unwrap();
+        let app = AppId::parse("app").unwrap();
+        let mut r = Room::new(
+            RoomId::new(&prefix, uuid::Uuid::new_v4()),
+            app.clone(),
+            "r".into(),
+            RoomType::Conference,
+            uuid::Uuid::new_v4().to_string(),
+            1,
+        );
+        r.status = RoomStatus::Progressing;
+        r.core_uuid = Some(CORE.into());
+        let session = Session {
+            id: SessionId::new(&prefix, CH),
+            app,
+            did: "100".into(),
+            caller_id: "1001".into(),
+            caller_name: "A".into(),
+            state: SessionState::Parked,
+            core_uuid: CORE.into(),
+            created_at: 1,
+            answered_at: Some(1),
+            ended_at: None,
+            hangup_cause: None,
+            seq: 1,
+        };
+        ops::request_join(&mut r, &session, None, 1).unwrap();
+        let added = ConferenceFact::MemberAdded {
+            channel: CH.into(),
+            member_id: 7,
+            speak: true,
+            moderator: false,
+        };
+        apply_event(&mut r, CORE, "c", &added, None, 2, 5);
+        r
+    }
+
+    fn switched(muted: bool) -> ConferenceFact {
+        let (channel, member_id) = (CH.to_owned(), 7);
+        match muted {
+            true => ConferenceFact::MemberMuted { channel, member_id },
+            false => ConferenceFact::MemberUnmuted { channel, member_id },
+        }
+    }
+
+    fn kinds(a: &Applied) -> Vec<EventKind> {
+        a.events.iter().map(|e| e.kind).collect()
+    }
+
+    /// Mutes and unmutes answered 202, then a leave answered 202 and stored, all before the
+    /// node's reports of them are applied (they waited for a new owner of the node's events):
+    /// the reports are applied in the node's order while the member is `leaving`, each told
+    /// once, and settle what was asked; then the member leaves, and a report older than its
+    /// exit is superseded. (The reconciler must hand them over in that order, see
+    /// `node::reconciler::tests`.)
+    #[test]
+    fn switches_reported_after_a_stored_leave_are_told_in_the_nodes_order() {
+        let mut r = room();
+        for on in [true, false, true] {
+            ops::request_switch(&mut r, CH, Switch::Mute, on, 3).unwrap();
+        }
+        ops::request_leave(&mut r, CH, false, 4).unwrap();
+        assert_eq!(r.members[CH].status, MemberStatus::Leaving);
+        let mut told = Vec::new();
+        for (muted, seq) in [(true, 10), (false, 11), (true, 12)] {
+            told.extend(kinds(&apply_event(
+                &mut r,
+                CORE,
+                "c",
+                &switched(muted),
+                None,
+                5,
+                seq,
+            )));
+        }
+        assert_eq!(
+            told,
+            [
+                EventKind::MemberMuted,
+                EventKind::MemberUnmuted,
+                EventKind::MemberMuted
+            ]
+        );
+        let m = &r.members[CH];
+        assert!(m.muted);
+        assert_eq!((m.mute_requested, m.asks[0]), (None, 0));
+        // Heard again (a replay): nothing more.
+        let again = apply_event(&mut r, CORE, "c", &switched(true), None, 6, 12);
+        assert_eq!(again.ignored, Some(Ignored::Superseded));
+        let deleted = ConferenceFact::MemberDeleted {
+            channel: CH.into(),
+            member_id: 7,
+            cause: None,
+        };
+        let left = apply_event(&mut r, CORE, "c", &deleted, None, 7, 13);
+        assert_eq!(kinds(&left), [EventKind::MemberLeft]);
+        let parked = in_order(&mut r, CORE, CH, 14, |r| channel_parked(r, CH, 8));
+        assert!(parked.events.is_empty(), "{parked:?}");
+        // A report older than the member's leaving, delivered after it: it is gone.
+        let late = apply_event(&mut r, CORE, "c", &switched(false), None, 9, 12);
+        assert_eq!(late.ignored, Some(Ignored::Superseded));
+    }
+}

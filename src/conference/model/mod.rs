@@ -437,9 +437,27 @@ pub struct Room {
     /// A move to another node under way.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub migration: Option<Migration>,
+    /// Per node, the greatest fencing token (the generation of the node's lease in the fleet)
+    /// of the instances that wrote the room applying that node's events: a write under an
+    /// older one, from an instance paused past its lease, is refused ([`Room::fence`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fences: BTreeMap<NodePrefix, u64>,
 }
 
 impl Room {
+    /// Whether a write under `node`'s lease of generation `token` may change the room: not if
+    /// an instance holding a later lease of that node has written it already.
+    pub fn fenced_off(&self, node: &NodePrefix, token: u64) -> bool {
+        self.fences.get(node).is_some_and(|newest| *newest > token)
+    }
+
+    /// Marks the room as written under `node`'s lease of generation `token` (see
+    /// [`Room::fenced_off`]).
+    pub fn fence(&mut self, node: &NodePrefix, token: u64) {
+        let newest = self.fences.entry(node.clone()).or_insert(token);
+        *newest = (*newest).max(token);
+    }
+
     /// How many of the room's own facts are remembered (see [`Room::fact_seqs`]).
     pub const FACT_MARKS: usize = 16;
 
@@ -492,6 +510,7 @@ impl Room {
             deleted_at: None,
             seq: 0,
             fact_seqs: Vec::new(),
+            fences: BTreeMap::new(),
             migration: None,
         }
     }

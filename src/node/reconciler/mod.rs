@@ -5,6 +5,8 @@
 
 mod legs;
 mod resync;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,8 +19,8 @@ use crate::conference::apply::{
 use crate::conference::session::{Origin, apply_channel};
 use crate::conference::snapshot::Stale;
 use crate::conference::{
-    AppId, ChannelFact, ChannelInfo, ConferenceFact, Fact, Micros, NodePrefix, Observed, RoomId,
-    Session, SessionId, apply_event, in_order,
+    AppId, ChannelFact, ChannelInfo, ConferenceFact, Fact, Micros, NodePrefix, Observed, Room,
+    RoomId, Session, SessionId, apply_event, in_order,
 };
 use crate::store::{RoomChange, Store, StoreError, modify_room, modify_rooms};
 
@@ -111,11 +113,54 @@ impl RefusedWrite for Stale {
     }
 }
 
+/// A room change refused because the room was written under a later lease of the node (this
+/// instance lost it, paused), or refused for its own reason `E`.
+pub(super) enum Fenced<E> {
+    Off { token: u64 },
+    Refused(E),
+}
+
+impl<E: RefusedWrite> RefusedWrite for Fenced<E> {
+    fn count<S>(self, reconciler: &Reconciler<S>, room: &RoomId) {
+        match self {
+            Fenced::Off { token } => {
+                reconciler
+                    .fencing
+                    .refused
+                    .fetch_max(token, Ordering::Relaxed);
+                crate::telemetry::fenced_write(reconciler.node.prefix.as_str());
+                tracing::warn!(node = %reconciler.node.prefix, %room, token, "room write refused: another instance took the node's lease since this one's (paused past it?); this instance stops applying the node's events");
+            }
+            Fenced::Refused(e) => e.count(reconciler, room),
+        }
+    }
+}
+
+/// The fencing token the reconciler writes under (issue 57): the generation of the node's lease
+/// this instance holds, set by the supervisor before it applies anything; 0 for a controller
+/// alone (nothing checked). A write the rooms refuse as older than theirs is remembered in
+/// `refused`: the supervisor stops acting on that lease.
+#[derive(Debug, Default)]
+pub struct Fencing {
+    pub token: AtomicU64,
+    pub refused: AtomicU64,
+}
+
+impl Fencing {
+    /// Whether a write under the current token was refused.
+    pub fn lost(&self) -> bool {
+        let token = self.token.load(Ordering::Relaxed);
+        token != 0 && self.refused.load(Ordering::Relaxed) >= token
+    }
+}
+
 pub struct Reconciler<S> {
     store: Arc<S>,
     node: Arc<NodeConfig>,
     apps: Arc<AppDirectory>,
     pub stats: Arc<Stats>,
+    /// The token its room writes carry (see [`Fencing`]).
+    pub fencing: Fencing,
     /// room → app never changes once written; remembered to save a round trip per event.
     room_apps: std::sync::Mutex<HashMap<RoomId, AppId>>,
 }
@@ -125,9 +170,30 @@ type Effects = Vec<RoomEffect>;
 /// How many rooms a resync changes in one batch.
 const RESYNC_CHUNK: usize = 256;
 
-/// One room's conference facts of a batch: (core uuid, event sequence, conference uuid, fact),
-/// in order.
-type RoomFacts<'a> = Vec<(&'a str, u64, &'a str, &'a ConferenceFact)>;
+/// One fact of a batch about a room: its conference facts, and what a member's own call says
+/// (it ended or parked, a digit), each numbered by the node.
+enum RoomFact<'a> {
+    /// (core uuid, event sequence, conference uuid, fact).
+    Conference(&'a str, u64, &'a str, &'a ConferenceFact),
+    /// A member's call ended (`HungUp`) or parked: it is out of the room.
+    Call {
+        core: &'a str,
+        sequence: u64,
+        kind: ChannelFact,
+        channel: &'a str,
+        cause: Option<&'a str>,
+    },
+    /// A member pressed a key.
+    Dtmf {
+        core: &'a str,
+        sequence: u64,
+        channel: &'a str,
+        digit: &'a str,
+    },
+}
+
+/// One room's facts of a batch, in the order the node delivered them.
+type RoomFacts<'a> = Vec<RoomFact<'a>>;
 
 /// The sessions of the members a room's facts add, by channel (`None`: not known).
 type Sessions = HashMap<String, Option<Session>>;
@@ -139,7 +205,31 @@ impl<S: Store> Reconciler<S> {
             node,
             apps,
             stats: Arc::default(),
+            fencing: Fencing::default(),
             room_apps: std::sync::Mutex::default(),
+        }
+    }
+
+    /// `change` refused on a room written already under a later lease of this node, and
+    /// stamping the rooms it changes with this instance's token (see [`Fencing`],
+    /// `Room::fences`). The check and the stamp travel in the room's guarded write: a write
+    /// between this read and it makes the store refuse it, and the change is judged again.
+    pub(super) fn fenced<T, E>(
+        &self,
+        mut change: impl FnMut(&mut Room) -> Result<T, E>,
+    ) -> impl FnMut(&mut Room) -> Result<T, Fenced<E>> {
+        let token = self.fencing.token.load(Ordering::Relaxed);
+        let node = self.node.prefix.clone();
+        move |r| {
+            if token != 0 && r.fenced_off(&node, token) {
+                return Err(Fenced::Off { token });
+            }
+            let seq = r.seq;
+            let out = change(r).map_err(Fenced::Refused)?;
+            if token != 0 && r.seq != seq {
+                r.fence(&node, token);
+            }
+            Ok(out)
         }
     }
 
@@ -195,21 +285,48 @@ impl<S: Store> Reconciler<S> {
         cause: Option<&str>,
         now: Micros,
     ) -> Result<Effects, StoreError> {
+        let (mut effects, out_of) = self.channel_session(core, kind, info, cause, now).await?;
+        if let Some((app, room)) = out_of {
+            effects.extend(
+                self.update(&app, &room, |r| {
+                    call_out(r, core, sequence, kind, &info.channel, cause, now)
+                })
+                .await?,
+            );
+        }
+        Ok(effects)
+    }
+
+    /// [`Reconciler::channel`] up to the member's room: applies the fact to the session (and to
+    /// a call a room places, or a leg between nodes), and returns the room a member's call
+    /// ended or parked in, for the caller to take the member out of. In a batch that is done
+    /// with the room's conference facts, in the node's order: a CHANNEL_PARK comes after its
+    /// member's del-member and after the mute-member events fired before that.
+    async fn channel_session(
+        &self,
+        core: &str,
+        kind: ChannelFact,
+        info: &ChannelInfo,
+        cause: Option<&str>,
+        now: Micros,
+    ) -> Result<(Effects, Option<(AppId, RoomId)>), StoreError> {
         if let Some(session) = info.node_session.as_deref() {
-            return self.node_leg(core, session, kind, info, cause, now).await;
+            let effects = self.node_leg(core, session, kind, info, cause, now).await?;
+            return Ok((effects, None));
         }
         if let Some(room) = info.bridge_room() {
             if kind != ChannelFact::HungUp {
-                return Ok(Vec::new());
+                return Ok((Vec::new(), None));
             }
-            return self.bridge_ended(room, &info.channel, cause, now).await;
+            let effects = self.bridge_ended(room, &info.channel, cause, now).await?;
+            return Ok((effects, None));
         }
         let id = SessionId::new(&self.node.prefix, &info.channel);
         let known = self.store.session_app(&id).await?;
         let Some(app) = known.or_else(|| self.apps.owner(&info.did, info.app_hint.as_deref()))
         else {
             self.count(false);
-            return Ok(Vec::new());
+            return Ok((Vec::new(), None));
         };
         let existing = self.store.session(&app, &id).await?;
         let origin = Origin {
@@ -237,27 +354,17 @@ impl<S: Store> Reconciler<S> {
             if let Some(step) = step {
                 let effects = self.dialout(core, room, &info.channel, &step, now).await?;
                 if !effects.is_empty() {
-                    return Ok(effects);
+                    return Ok((effects, None));
                 }
             }
         }
         // A call that ended, or that parked after we moved it out, is out of its room: its
-        // del-member normally came first, but it may come later in the batch, or was missed.
+        // del-member normally came first, or was missed.
         if !matches!(kind, ChannelFact::HungUp | ChannelFact::Parked) {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), None));
         }
-        let Some(room) = self.store.room_of_session(&app, &id).await? else {
-            return Ok(Vec::new());
-        };
-        // An old CHANNEL_PARK or HANGUP applied late (by a second instance) must not take out a
-        // member that joined again since.
-        self.update(&app, &room, |r| {
-            in_order(r, core, &info.channel, sequence, |r| match kind {
-                ChannelFact::HungUp => channel_gone(r, &info.channel, cause, now),
-                _ => channel_parked(r, &info.channel, now),
-            })
-        })
-        .await
+        let room = self.store.room_of_session(&app, &id).await?;
+        Ok((Vec::new(), room.map(|room| (app, room))))
     }
 
     /// A step of a dial-out of `room` (as the call's variable names it: applied only if that
@@ -287,25 +394,27 @@ impl<S: Store> Reconciler<S> {
         digit: &str,
         now: Micros,
     ) -> Result<Effects, StoreError> {
+        let Some((app, room)) = self.room_of_call(channel).await? else {
+            return Ok(Vec::new());
+        };
+        self.update(&app, &room, |r| {
+            digit_in(r, core, sequence, channel, digit, now)
+        })
+        .await
+    }
+
+    /// The room (and its app) the call on `channel` is a member of; else counted as ignored.
+    async fn room_of_call(&self, channel: &str) -> Result<Option<(AppId, RoomId)>, StoreError> {
         let id = SessionId::new(&self.node.prefix, channel);
         let Some(app) = self.store.session_app(&id).await? else {
             self.count(false);
-            return Ok(Vec::new());
+            return Ok(None);
         };
         let Some(room) = self.store.room_of_session(&app, &id).await? else {
             self.count(false);
-            return Ok(Vec::new());
+            return Ok(None);
         };
-        // The room must still be on the node that numbered the digit, unless the room carries
-        // the call from this node (its digits are this node's to number).
-        self.update(&app, &room, |r| {
-            let carried = r.members.get(channel).is_some_and(|m| m.bridge.is_some());
-            match r.core_uuid.as_deref() {
-                Some(c) if c != core && !carried => crate::conference::Applied::default(),
-                _ => dtmf(r, channel, digit, sequence, now),
-            }
-        })
-        .await
+        Ok(Some((app, room)))
     }
 
     async fn conference(
@@ -377,17 +486,28 @@ impl<S: Store> Reconciler<S> {
             return Ok(Some(app));
         }
         let app = self.store.room_app(room).await?;
-        if let (Some(app), Ok(mut cache)) = (&app, self.room_apps.lock()) {
+        if let Some(app) = &app {
+            self.know_room_app(room, app);
+        }
+        Ok(app)
+    }
+
+    /// Remembers a room's app (read with one of its sessions: it never changes).
+    fn know_room_app(&self, room: &RoomId, app: &AppId) {
+        if let Ok(mut cache) = self.room_apps.lock() {
             if cache.len() > 100_000 {
                 cache.clear();
             }
             cache.insert(room.clone(), app.clone());
         }
-        Ok(app)
     }
 
-    /// Applies a burst of facts: channel facts one by one in order, then each room's conference
-    /// facts (in their order) as one atomic update, rooms concurrently. A room's facts depend on
+    /// Applies a burst of facts: what each fact does outside rooms (sessions, a call a room
+    /// places), one by one in order; then each room's facts, in the node's order, as one atomic
+    /// update, rooms concurrently. A room's facts are its conference facts and what its
+    /// members' calls say (one ended or parked, a digit): a CHANNEL_PARK applied before the
+    /// mute-member and del-member events fired before it would take out a leaving member
+    /// first, and they would go unannounced as older than its exit. A room's facts depend on
     /// its members' sessions, which the channel facts create first.
     pub async fn apply_batch(
         &self,
@@ -396,31 +516,72 @@ impl<S: Store> Reconciler<S> {
     ) -> Result<Effects, StoreError> {
         let mut effects = Vec::new();
         let mut rooms: Vec<(RoomId, RoomFacts<'_>)> = Vec::new();
+        // Each room's group in `rooms`.
+        let mut groups: HashMap<RoomId, usize> = HashMap::new();
+        let mut group_of = |rooms: &mut Vec<(RoomId, RoomFacts<'_>)>, id: RoomId| {
+            *groups.entry(id.clone()).or_insert_with(|| {
+                rooms.push((id, Vec::new()));
+                rooms.len() - 1
+            })
+        };
         // Each conference name is parsed once: its group, or `None` if it is not one of our rooms.
         let mut slot: HashMap<&str, Option<usize>> = HashMap::new();
         for observed in batch {
-            match &observed.fact {
+            let (core, sequence) = (observed.core_uuid.as_str(), observed.sequence);
+            let (group, fact) = match &observed.fact {
                 Fact::Conference {
                     room,
                     conference_uuid,
                     fact,
                 } => {
-                    let group = *slot.entry(room.as_str()).or_insert_with(|| {
-                        let id = RoomId::parse(room).ok()?;
-                        rooms.push((id, Vec::new()));
-                        Some(rooms.len() - 1)
-                    });
-                    match group.and_then(|i| rooms.get_mut(i)) {
-                        Some((_, facts)) => facts.push((
-                            observed.core_uuid.as_str(),
-                            observed.sequence,
-                            conference_uuid.as_str(),
-                            fact,
-                        )),
-                        None => self.count(false),
-                    }
+                    let group = *slot
+                        .entry(room.as_str())
+                        .or_insert_with(|| Some(group_of(&mut rooms, RoomId::parse(room).ok()?)));
+                    let Some(group) = group else {
+                        self.count(false);
+                        continue;
+                    };
+                    let fact = RoomFact::Conference(core, sequence, conference_uuid, fact);
+                    (group, fact)
                 }
-                _ => effects.extend(self.apply(observed, now).await?),
+                Fact::Channel { kind, info, cause } => {
+                    let cause = cause.as_deref();
+                    let (done, out_of) =
+                        self.channel_session(core, *kind, info, cause, now).await?;
+                    effects.extend(done);
+                    let Some((app, room)) = out_of else {
+                        continue;
+                    };
+                    self.know_room_app(&room, &app);
+                    let fact = RoomFact::Call {
+                        core,
+                        sequence,
+                        kind: *kind,
+                        channel: &info.channel,
+                        cause,
+                    };
+                    (group_of(&mut rooms, room), fact)
+                }
+                Fact::Dtmf { channel, digit } => {
+                    let Some((app, room)) = self.room_of_call(channel).await? else {
+                        continue;
+                    };
+                    self.know_room_app(&room, &app);
+                    let fact = RoomFact::Dtmf {
+                        core,
+                        sequence,
+                        channel,
+                        digit,
+                    };
+                    (group_of(&mut rooms, room), fact)
+                }
+                _ => {
+                    effects.extend(self.apply(observed, now).await?);
+                    continue;
+                }
+            };
+            if let Some((_, facts)) = rooms.get_mut(group) {
+                facts.push(fact);
             }
         }
         // Each room's app and the sessions its new members need, read for all rooms at once;
@@ -437,7 +598,9 @@ impl<S: Store> Reconciler<S> {
             };
             if !self.apps.wants_talking(&app) {
                 let before = facts.len();
-                facts.retain(|(_, _, _, fact)| !fact.is_talking());
+                facts.retain(
+                    |fact| !matches!(fact, RoomFact::Conference(_, _, _, f) if f.is_talking()),
+                );
                 for _ in facts.len()..before {
                     self.count(false);
                 }
@@ -452,22 +615,39 @@ impl<S: Store> Reconciler<S> {
             .map(|(app, room, facts, sessions)| RoomChange {
                 app,
                 room,
-                change: move |r: &mut crate::conference::Room| {
+                change: self.fenced(move |r: &mut crate::conference::Room| {
                     let mut all = crate::conference::Applied::default();
-                    for (core, sequence, conf, fact) in facts.iter() {
-                        let session = match fact {
-                            ConferenceFact::MemberAdded { channel, .. } => {
-                                sessions.get(channel.as_str()).and_then(Option::as_ref)
+                    for fact in facts.iter() {
+                        let applied = match *fact {
+                            RoomFact::Conference(core, sequence, conf, fact) => {
+                                let session = match fact {
+                                    ConferenceFact::MemberAdded { channel, .. } => {
+                                        sessions.get(channel.as_str()).and_then(Option::as_ref)
+                                    }
+                                    _ => None,
+                                };
+                                apply_event(r, core, conf, fact, session, now, sequence)
                             }
-                            _ => None,
+                            RoomFact::Call {
+                                core,
+                                sequence,
+                                kind,
+                                channel,
+                                cause,
+                            } => call_out(r, core, sequence, kind, channel, cause, now),
+                            RoomFact::Dtmf {
+                                core,
+                                sequence,
+                                channel,
+                                digit,
+                            } => digit_in(r, core, sequence, channel, digit, now),
                         };
-                        let applied = apply_event(r, core, conf, fact, session, now, *sequence);
                         all.changed |= applied.changed;
                         all.events.extend(applied.events);
                         all.effects.extend(applied.effects);
                     }
                     Ok::<_, std::convert::Infallible>(((all.effects, r.node.clone()), all.events))
-                },
+                }),
             });
         let results = modify_rooms(&*self.store, changes.collect()).await;
         for ((app, room, _, _), result) in groups.iter().zip(results) {
@@ -481,15 +661,17 @@ impl<S: Store> Reconciler<S> {
     async fn prepare(
         &self,
         room: &RoomId,
-        facts: &[(&str, u64, &str, &ConferenceFact)],
+        facts: &[RoomFact<'_>],
     ) -> Result<Option<(AppId, Sessions)>, StoreError> {
         let Some(app) = self.room_app(room).await? else {
             return Ok(None);
         };
         let added: Vec<&str> = facts
             .iter()
-            .filter_map(|(_, _, _, fact)| match fact {
-                ConferenceFact::MemberAdded { channel, .. } => Some(channel.as_str()),
+            .filter_map(|fact| match fact {
+                RoomFact::Conference(_, _, _, ConferenceFact::MemberAdded { channel, .. }) => {
+                    Some(channel.as_str())
+                }
                 _ => None,
             })
             .collect();
@@ -515,10 +697,18 @@ impl<S: Store> Reconciler<S> {
         room: &RoomId,
         mut f: impl FnMut(&mut crate::conference::Room) -> crate::conference::Applied + Send,
     ) -> Result<Effects, StoreError> {
-        let result = modify_room(&*self.store, app, room, |r| {
-            let applied = f(r);
-            Ok::<_, std::convert::Infallible>(((applied.effects, r.node.clone()), applied.events))
-        })
+        let result = modify_room(
+            &*self.store,
+            app,
+            room,
+            self.fenced(|r| {
+                let applied = f(r);
+                Ok::<_, std::convert::Infallible>((
+                    (applied.effects, r.node.clone()),
+                    applied.events,
+                ))
+            }),
+        )
         .await?;
         Ok(self.effects_of(app, room, result))
     }
@@ -536,11 +726,19 @@ impl<S: Store> Reconciler<S> {
         refuses: fn(&crate::conference::Applied) -> bool,
     ) -> Result<Effects, StoreError> {
         let mut refused = false;
-        let result = modify_room(&*self.store, app, room, |r| {
-            let applied = f(r);
-            refused = !applied.changed && refuses(&applied);
-            Ok::<_, std::convert::Infallible>(((applied.effects, r.node.clone()), applied.events))
-        })
+        let result = modify_room(
+            &*self.store,
+            app,
+            room,
+            self.fenced(|r| {
+                let applied = f(r);
+                refused = !applied.changed && refuses(&applied);
+                Ok::<_, std::convert::Infallible>((
+                    (applied.effects, r.node.clone()),
+                    applied.events,
+                ))
+            }),
+        )
         .await?;
         if refused {
             self.store.forget_cached(app, room);
@@ -578,5 +776,41 @@ impl<S: Store> Reconciler<S> {
                 effect,
             })
             .collect()
+    }
+}
+
+/// A member's call ended (`HungUp`) or parked, by a CHANNEL event the node numbered
+/// `sequence`: the member is out of the room. An old CHANNEL_PARK or HANGUP applied late (by a
+/// second instance) must not take out a member that joined again since.
+fn call_out(
+    r: &mut crate::conference::Room,
+    core: &str,
+    sequence: u64,
+    kind: ChannelFact,
+    channel: &str,
+    cause: Option<&str>,
+    now: Micros,
+) -> crate::conference::Applied {
+    in_order(r, core, channel, sequence, |r| match kind {
+        ChannelFact::HungUp => channel_gone(r, channel, cause, now),
+        _ => channel_parked(r, channel, now),
+    })
+}
+
+/// A digit pressed by the member on `channel`, numbered `sequence` by its node. The room must
+/// still be on the node that numbered it, unless the room carries the call from this node (its
+/// digits are this node's to number).
+fn digit_in(
+    r: &mut crate::conference::Room,
+    core: &str,
+    sequence: u64,
+    channel: &str,
+    digit: &str,
+    now: Micros,
+) -> crate::conference::Applied {
+    let carried = r.members.get(channel).is_some_and(|m| m.bridge.is_some());
+    match r.core_uuid.as_deref() {
+        Some(c) if c != core && !carried => crate::conference::Applied::default(),
+        _ => dtmf(r, channel, digit, sequence, now),
     }
 }

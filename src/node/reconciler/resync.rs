@@ -111,14 +111,14 @@ impl<S: Store> Reconciler<S> {
                 RoomChange {
                     app,
                     room,
-                    change: move |r: &mut crate::conference::Room| {
+                    change: self.fenced(move |r: &mut crate::conference::Room| {
                         let taken = Taken {
                             version: seen,
                             events: snapshot_events,
                         };
                         let applied = reconcile_at(r, taken, core, conf, lookup, settled, now)?;
                         Ok::<_, Stale>(((applied.effects, r.node.clone()), applied.events))
-                    },
+                    }),
                 }
             });
             let results = modify_rooms(&*self.store, changes.collect()).await;

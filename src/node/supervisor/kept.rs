@@ -10,6 +10,7 @@
 //! `Event-Sequence`), and what it lost is written, announced, as the node did it. A newer event
 //! written first would make the lost older ones stale, and they would go unannounced.
 
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::Supervisor;
@@ -30,6 +31,9 @@ enum Stored {
     Written(Vec<RoomEffect>),
     /// The store moved to another master meanwhile: everything kept is applied again.
     FailedOver,
+    /// The lease lapsed while the store was asked again: the batch waits with what is kept
+    /// on standby.
+    Lapsed,
     Failed,
 }
 
@@ -99,6 +103,11 @@ impl<S: Store> Supervisor<S> {
         stamps: &[i64],
         commands: &[Client],
     ) {
+        // Only on the strength of a lease that still holds by this process's clock (a pause
+        // past it ends it): otherwise the batch waits with the events kept on standby.
+        if !self.acting() {
+            return self.lapse(batch);
+        }
         self.keep(batch);
         if self.failed_over() {
             return self.apply_kept(commands).await;
@@ -107,6 +116,7 @@ impl<S: Store> Supervisor<S> {
             return;
         }
         match self.store_batch(batch).await {
+            Stored::Written(_) if self.reconciler.fencing.lost() => self.lapse(batch),
             Stored::Written(effects) => {
                 self.written(batch, effects, commands);
                 let node = self.config.prefix.as_str();
@@ -117,7 +127,38 @@ impl<S: Store> Supervisor<S> {
                     .record_lag(stamps, super::now_micros());
             }
             Stored::FailedOver => self.apply_kept(commands).await,
+            Stored::Lapsed => self.lapse(batch),
             Stored::Failed => {}
+        }
+    }
+
+    /// Whether this instance may act on the node's lease now (see `Handover::acting`: it owns
+    /// the node, and the lease holds by this process's clock), with the lease's token handed
+    /// to the reconciler's writes; not after a write under that token was refused (a later
+    /// holder wrote first).
+    pub(super) fn acting(&self) -> bool {
+        let fencing = &self.reconciler.fencing;
+        let acting = match self.handover.acting() {
+            Some(token) if token == 0 || fencing.refused.load(Ordering::Relaxed) < token => {
+                fencing.token.store(token, Ordering::Relaxed);
+                true
+            }
+            _ => false,
+        };
+        let owned = *self.handover.owns.borrow();
+        let noted = self.lapse_noted.swap(owned && !acting, Ordering::Relaxed);
+        if owned && !acting && !noted {
+            crate::telemetry::lease_lapsed(self.config.prefix.as_str());
+            tracing::warn!(node = %describe(&self.config), "this instance's lease of the node lapsed before it acted on it (a pause past it?), or a later holder wrote first: it stops acting until the lease is renewed");
+        }
+        acting
+    }
+
+    /// A batch this instance may not apply (its lease lapsed, or a later holder wrote): it
+    /// waits with the events kept on standby, for this instance's next takeover.
+    pub(super) fn lapse(&self, batch: &[Observed]) {
+        if let Ok(mut lapsed) = self.lapsed.lock() {
+            lapsed.extend(batch.iter().cloned());
         }
     }
 
@@ -149,6 +190,9 @@ impl<S: Store> Supervisor<S> {
                     if self.failed_over() {
                         return Stored::FailedOver;
                     }
+                    if !self.acting() {
+                        return Stored::Lapsed;
+                    }
                 }
                 // The audit repairs what a failed write missed.
                 Err(e) => {
@@ -171,6 +215,10 @@ impl<S: Store> Supervisor<S> {
             tracing::warn!(node = %describe(&self.config), events = events.len(), "the store failed over: applying again the events it may have lost");
             for chunk in events.chunks(512) {
                 match self.store_batch(chunk).await {
+                    // What is kept stays kept: the next owner (this one again, or another
+                    // through the standby's backlog) applies it.
+                    Stored::Written(_) if self.reconciler.fencing.lost() => return,
+                    Stored::Lapsed => return,
                     Stored::Written(effects) => self.written(chunk, effects, commands),
                     Stored::FailedOver => continue 'again,
                     Stored::Failed => {}

@@ -28,6 +28,11 @@ impl<S: Store> Supervisor<S> {
         commands: &[Client],
         core: &str,
     ) -> Result<(), ClientError> {
+        // Only on the strength of a lease that still holds (see `acting`): a process paused
+        // past it asks the node nothing.
+        if !self.acting() {
+            return Ok(());
+        }
         // A store that moved to another master first has what was kept applied again: the
         // snapshot marks the rooms with the node's newest event, after which the events it
         // may have lost would be stale.
@@ -87,7 +92,9 @@ impl<S: Store> Supervisor<S> {
             }
         }
         self.apply_all(&newer, commands).await;
-        self.remove_orphans(&before, &conferences, commands).await;
+        if self.acting() {
+            self.remove_orphans(&before, &conferences, commands).await;
+        }
         crate::telemetry::resync_done(self.config.prefix.as_str(), began.elapsed());
         Ok(())
     }

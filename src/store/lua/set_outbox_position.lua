@@ -1,7 +1,12 @@
--- KEYS[1] the dispatcher's position, KEYS[2] the set of entries acknowledged ahead of it.
--- Sets the position to ARGV[1] and forgets acknowledgments of entries up to and including it.
+-- KEYS[1] the dispatcher's position, KEYS[2] the set of entries acknowledged ahead of it,
+-- KEYS[3] the webhook lease and KEYS[4] its generation (lease.lua).
+-- Sets the position to ARGV[1] and forgets acknowledgments of entries up to and including it,
+-- if the lease is held by ARGV[2] under generation ARGV[3]; else changes nothing, returns 0.
 -- A position is `<ms>-<seq>` per shard, comma-separated (one alone stands for every shard); an
 -- entry id is `<ms>-<seq>` in shard 0 and `<ms>-<seq>@<k>` in shard k (store/position.rs).
+if redis.call('GET', KEYS[3]) ~= ARGV[2] or redis.call('GET', KEYS[4]) ~= ARGV[3] then
+  return 0
+end
 redis.call('SET', KEYS[1], ARGV[1])
 local parts = {}
 for part in string.gmatch(ARGV[1], '[^,]+') do

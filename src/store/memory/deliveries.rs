@@ -1,12 +1,15 @@
-//! The memory store's webhook bookkeeping ([`Deliveries`]).
+//! The memory store's webhook bookkeeping ([`Deliveries`]). The dispatcher's writes are checked
+//! against its lease under the same lock that makes them, as the Redis store checks them in the
+//! script that makes them.
 
 use std::time::{Duration, Instant};
 
 use super::MemoryStore;
+use super::state::Inner;
 use crate::conference::AppId;
 use crate::store::{
-    DEAD_LETTERS_KEPT, DELIVERY_LOG_KEPT, DeadLetter, Deliveries, DeliveryAttempt, StoreError,
-    outbox_order,
+    DEAD_LETTERS_KEPT, DELIVERY_LOG_KEPT, DeadLetter, Deliveries, DeliveryAttempt, Fence,
+    StoreError, outbox_order,
 };
 
 impl Deliveries for MemoryStore {
@@ -14,8 +17,14 @@ impl Deliveries for MemoryStore {
         Ok(self.lock().outbox_position.get(app).cloned())
     }
 
-    async fn set_outbox_position(&self, app: &AppId, id: &str) -> Result<(), StoreError> {
+    async fn set_outbox_position(
+        &self,
+        app: &AppId,
+        id: &str,
+        fence: &Fence,
+    ) -> Result<(), StoreError> {
         let mut s = self.lock();
+        fenced(&s, app, fence)?;
         s.outbox_position.insert(app.clone(), id.to_owned());
         let upto = outbox_order(id);
         if let Some(acked) = s.outbox_acked.get_mut(app) {
@@ -29,12 +38,11 @@ impl Deliveries for MemoryStore {
         app: &AppId,
         id: &str,
         forget: &[String],
+        fence: &Fence,
     ) -> Result<(), StoreError> {
         let mut s = self.lock();
-        s.outbox_position.insert(app.clone(), id.to_owned());
-        if let Some(acked) = s.outbox_acked.get_mut(app) {
-            acked.retain(|a| !forget.contains(a));
-        }
+        fenced(&s, app, fence)?;
+        advance(&mut s, app, id, forget);
         Ok(())
     }
 
@@ -45,25 +53,26 @@ impl Deliveries for MemoryStore {
         position: Option<&str>,
         ahead: &[&str],
         forget: &[String],
+        fence: &Fence,
     ) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        fenced(&s, app, fence)?;
         for attempt in attempts {
-            self.log_delivery(app, attempt).await?;
+            log(&mut s, app, attempt);
         }
         for id in ahead {
-            self.ack_outbox(app, id).await?;
+            ack(&mut s, app, id);
         }
-        match position {
-            Some(p) => self.advance_outbox(app, p, forget).await,
-            None => Ok(()),
+        if let Some(p) = position {
+            advance(&mut s, app, p, forget);
         }
+        Ok(())
     }
 
-    async fn ack_outbox(&self, app: &AppId, id: &str) -> Result<(), StoreError> {
-        self.lock()
-            .outbox_acked
-            .entry(app.clone())
-            .or_default()
-            .insert(id.to_owned());
+    async fn ack_outbox(&self, app: &AppId, id: &str, fence: &Fence) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        fenced(&s, app, fence)?;
+        ack(&mut s, app, id);
         Ok(())
     }
 
@@ -78,8 +87,14 @@ impl Deliveries for MemoryStore {
         Ok(ids)
     }
 
-    async fn dead_letter(&self, app: &AppId, letter: &DeadLetter) -> Result<(), StoreError> {
+    async fn dead_letter(
+        &self,
+        app: &AppId,
+        letter: &DeadLetter,
+        fence: &Fence,
+    ) -> Result<(), StoreError> {
         let mut s = self.lock();
+        fenced(&s, app, fence)?;
         let list = s.dead_letters.entry(app.clone()).or_default();
         list.push_back(letter.clone());
         while list.len() > DEAD_LETTERS_KEPT {
@@ -92,16 +107,13 @@ impl Deliveries for MemoryStore {
         &self,
         app: &AppId,
         attempt: &DeliveryAttempt,
+        fence: Option<&Fence>,
     ) -> Result<String, StoreError> {
         let mut s = self.lock();
-        s.next_event += 1;
-        let id = format!("{}-0", s.next_event);
-        let log = s.delivery_log.entry(app.clone()).or_default();
-        log.push_back((id.clone(), attempt.clone()));
-        if log.len() > DELIVERY_LOG_KEPT {
-            log.pop_front();
+        if let Some(fence) = fence {
+            fenced(&s, app, fence)?;
         }
-        Ok(id)
+        Ok(log(&mut s, app, attempt))
     }
 
     async fn delivery_log(
@@ -133,15 +145,29 @@ impl Deliveries for MemoryStore {
         name: &str,
         holder: &str,
         ttl: Duration,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<u64>, StoreError> {
         let mut s = self.lock();
         let key = (app.clone(), name.to_owned());
         let now = Instant::now();
-        match s.leases.get(&key) {
-            Some((h, until)) if h != holder && *until > now => Ok(false),
+        let generation = generation(&s, app, name);
+        let mine = s
+            .leases
+            .get(&key)
+            .filter(|(_, until)| *until > now)
+            .map(|(h, _)| h == holder);
+        match mine {
+            Some(false) => Ok(None),
+            Some(true) if generation > 0 => {
+                s.leases.insert(key, (holder.to_owned(), now + ttl));
+                Ok(Some(generation))
+            }
             _ => {
                 s.leases.insert(key, (holder.to_owned(), now + ttl));
-                Ok(true)
+                let next = generation + 1;
+                // The slot beside the lease's, as Redis keeps `<lease key>:gen`; never expires.
+                s.leases
+                    .insert(generation_slot(app, name), (next.to_string(), now));
+                Ok(Some(next))
             }
         }
     }
@@ -162,4 +188,62 @@ impl Deliveries for MemoryStore {
             .map(|l| l.iter().take(limit).cloned().collect())
             .unwrap_or_default())
     }
+}
+
+/// Where a lease's generation is kept: in the leases' map, under the lease's name and `:gen`
+/// (as Redis keeps it beside the lease), the generation in decimal where a holder would be.
+fn generation_slot(app: &AppId, name: &str) -> (AppId, String) {
+    (app.clone(), format!("{name}:gen"))
+}
+
+/// The generation of the lease `name` (0: never taken).
+fn generation(s: &Inner, app: &AppId, name: &str) -> u64 {
+    s.leases
+        .get(&generation_slot(app, name))
+        .and_then(|(g, _)| g.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Ok if the lease of `fence` is held now by its holder under its generation; else the
+/// refusal.
+fn fenced(s: &Inner, app: &AppId, fence: &Fence) -> Result<(), StoreError> {
+    let now = Instant::now();
+    let held = s
+        .leases
+        .get(&(app.clone(), fence.lease.clone()))
+        .is_some_and(|(h, until)| *h == fence.holder && *until > now);
+    if held && generation(s, app, &fence.lease) == fence.generation {
+        return Ok(());
+    }
+    Err(StoreError::Fenced(format!(
+        "app {app}: lease {} is not held by {} under generation {}",
+        fence.lease, fence.holder, fence.generation
+    )))
+}
+
+/// Moves the position to `id`, forgetting the acknowledgments `forget`.
+fn advance(s: &mut Inner, app: &AppId, id: &str, forget: &[String]) {
+    s.outbox_position.insert(app.clone(), id.to_owned());
+    if let Some(acked) = s.outbox_acked.get_mut(app) {
+        acked.retain(|a| !forget.contains(a));
+    }
+}
+
+fn ack(s: &mut Inner, app: &AppId, id: &str) {
+    s.outbox_acked
+        .entry(app.clone())
+        .or_default()
+        .insert(id.to_owned());
+}
+
+/// Appends `attempt` to the app's delivery log: its entry's id.
+fn log(s: &mut Inner, app: &AppId, attempt: &DeliveryAttempt) -> String {
+    s.next_event += 1;
+    let id = format!("{}-0", s.next_event);
+    let log = s.delivery_log.entry(app.clone()).or_default();
+    log.push_back((id.clone(), attempt.clone()));
+    if log.len() > DELIVERY_LOG_KEPT {
+        log.pop_front();
+    }
+    id
 }

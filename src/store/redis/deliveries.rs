@@ -1,16 +1,17 @@
 //! The Redis store's webhook bookkeeping ([`Deliveries`]): the dispatcher's outbox position and
 //! acknowledgments, dead letters (a capped list), the delivery log (a capped stream) and the
-//! per-app leases, under the app's hash tag.
+//! per-app leases, under the app's hash tag. The dispatcher's writes are checked against its
+//! lease in the script that makes them (`lua/settle_outbox.lua`, `lua/set_outbox_position.lua`).
 
 use std::time::Duration;
 
-use redis::AsyncCommands;
+use redis::{AsyncCommands, Script};
 
 use super::reads::range_command;
 use super::{RedisStore, decode, encode, unavailable};
 use crate::conference::AppId;
 use crate::store::{
-    DEAD_LETTERS_KEPT, DELIVERY_LOG_KEPT, DeadLetter, Deliveries, DeliveryAttempt, Position,
+    DEAD_LETTERS_KEPT, DELIVERY_LOG_KEPT, DeadLetter, Deliveries, DeliveryAttempt, Fence, Position,
     StoreError, keys,
 };
 
@@ -35,46 +36,43 @@ impl Deliveries for RedisStore {
         position: Option<&str>,
         ahead: &[&str],
         forget: &[String],
+        fence: &Fence,
     ) -> Result<(), StoreError> {
-        // Every key under the app's tag: one slot, one round trip. Not a transaction: each
-        // write only adds to what is settled, and a crash between them at worst sends some
-        // entries again (as the position and the acknowledgments always were).
-        let mut pipe = redis::pipe();
-        for (i, attempt) in attempts.iter().enumerate() {
-            let mut xadd = log_entry(app, attempt);
-            // The position rides on the batch's last log entry (see `logged_position`).
-            if let Some(p) = position.filter(|_| i + 1 == attempts.len()) {
-                xadd.arg(POSITION_FIELD).arg(p);
-            }
-            pipe.add_command(xadd).ignore();
-        }
-        if let Some(p) = position.filter(|_| attempts.is_empty()) {
-            pipe.set(keys::webhook_position(app), p).ignore();
-        }
-        if !ahead.is_empty() {
-            pipe.sadd(keys::webhook_acked(app), ahead).ignore();
-        }
-        if position.is_some() && !forget.is_empty() {
-            pipe.srem(keys::webhook_acked(app), forget).ignore();
-        }
-        if pipe.is_empty() {
+        if attempts.is_empty() && position.is_none() && ahead.is_empty() {
             return Ok(());
         }
-        pipe.query_async(&mut self.conn())
-            .await
-            .map_err(unavailable)
+        let written = FencedWrite {
+            attempts,
+            position,
+            ahead,
+            forget,
+            dead: None,
+        };
+        self.fenced(app, fence, written).await.map(drop)
     }
 
-    async fn set_outbox_position(&self, app: &AppId, id: &str) -> Result<(), StoreError> {
+    async fn set_outbox_position(
+        &self,
+        app: &AppId,
+        id: &str,
+        fence: &Fence,
+    ) -> Result<(), StoreError> {
         let mut call = self.set_outbox_position.prepare_invoke();
         call.key(keys::webhook_position(app))
             .key(keys::webhook_acked(app))
-            .arg(id);
-        let _: i64 = call
+            .key(keys::lease(app, &fence.lease))
+            .key(keys::lease_generation(app, &fence.lease))
+            .arg(id)
+            .arg(&fence.holder)
+            .arg(fence.generation);
+        let done: i64 = call
             .invoke_async(&mut self.conn())
             .await
             .map_err(unavailable)?;
-        Ok(())
+        match done {
+            1 => Ok(()),
+            _ => Err(refused(app, fence)),
+        }
     }
 
     async fn advance_outbox(
@@ -82,30 +80,27 @@ impl Deliveries for RedisStore {
         app: &AppId,
         id: &str,
         forget: &[String],
+        fence: &Fence,
     ) -> Result<(), StoreError> {
-        if forget.is_empty() {
-            return self
-                .conn()
-                .set(keys::webhook_position(app), id)
-                .await
-                .map_err(unavailable);
-        }
-        // Both keys are under the app's tag: one slot, one round trip.
-        redis::pipe()
-            .set(keys::webhook_position(app), id)
-            .ignore()
-            .srem(keys::webhook_acked(app), forget)
-            .ignore()
-            .query_async(&mut self.conn())
-            .await
-            .map_err(unavailable)
+        let written = FencedWrite {
+            attempts: &[],
+            position: Some(id),
+            ahead: &[],
+            forget,
+            dead: None,
+        };
+        self.fenced(app, fence, written).await.map(drop)
     }
 
-    async fn ack_outbox(&self, app: &AppId, id: &str) -> Result<(), StoreError> {
-        self.conn()
-            .sadd(keys::webhook_acked(app), id)
-            .await
-            .map_err(unavailable)
+    async fn ack_outbox(&self, app: &AppId, id: &str, fence: &Fence) -> Result<(), StoreError> {
+        let written = FencedWrite {
+            attempts: &[],
+            position: None,
+            ahead: &[id],
+            forget: &[],
+            dead: None,
+        };
+        self.fenced(app, fence, written).await.map(drop)
     }
 
     async fn outbox_acked(&self, app: &AppId) -> Result<Vec<String>, StoreError> {
@@ -118,29 +113,42 @@ impl Deliveries for RedisStore {
         Ok(ids)
     }
 
-    async fn dead_letter(&self, app: &AppId, letter: &DeadLetter) -> Result<(), StoreError> {
-        let key = keys::webhook_dead(app);
-        let _: () = redis::pipe()
-            .atomic()
-            .rpush(&key, encode(letter))
-            .ignore()
-            .ltrim(&key, -(DEAD_LETTERS_KEPT as isize), -1)
-            .ignore()
-            .query_async(&mut self.conn())
-            .await
-            .map_err(unavailable)?;
-        Ok(())
+    async fn dead_letter(
+        &self,
+        app: &AppId,
+        letter: &DeadLetter,
+        fence: &Fence,
+    ) -> Result<(), StoreError> {
+        let written = FencedWrite {
+            attempts: &[],
+            position: None,
+            ahead: &[],
+            forget: &[],
+            dead: Some(letter),
+        };
+        self.fenced(app, fence, written).await.map(drop)
     }
 
     async fn log_delivery(
         &self,
         app: &AppId,
         attempt: &DeliveryAttempt,
+        fence: Option<&Fence>,
     ) -> Result<String, StoreError> {
-        log_entry(app, attempt)
-            .query_async(&mut self.conn())
-            .await
-            .map_err(unavailable)
+        let Some(fence) = fence else {
+            return log_entry(app, attempt)
+                .query_async(&mut self.conn())
+                .await
+                .map_err(unavailable);
+        };
+        let written = FencedWrite {
+            attempts: std::slice::from_ref(attempt),
+            position: None,
+            ahead: &[],
+            forget: &[],
+            dead: None,
+        };
+        self.fenced(app, fence, written).await
     }
 
     async fn delivery_log(
@@ -163,22 +171,24 @@ impl Deliveries for RedisStore {
         name: &str,
         holder: &str,
         ttl: Duration,
-    ) -> Result<bool, StoreError> {
-        let held: i64 = self
+    ) -> Result<Option<u64>, StoreError> {
+        let generation: u64 = self
             .lease
             .key(keys::lease(app, name))
+            .key(keys::lease_generation(app, name))
             .arg(holder)
             .arg(ttl.as_millis().max(1) as u64)
             .invoke_async(&mut self.conn())
             .await
             .map_err(unavailable)?;
-        Ok(held == 1)
+        Ok((generation > 0).then_some(generation))
     }
 
     async fn release_lease(&self, app: &AppId, name: &str, holder: &str) -> Result<(), StoreError> {
         let _: i64 = self
             .lease
             .key(keys::lease(app, name))
+            .key(keys::lease_generation(app, name))
             .arg(holder)
             .arg(0)
             .invoke_async(&mut self.conn())
@@ -199,6 +209,27 @@ impl Deliveries for RedisStore {
             .map_err(unavailable)?;
         rows.iter().map(|json| decode(&key, json)).collect()
     }
+}
+
+/// What one call of `settle_outbox.lua` writes, if the fence holds.
+struct FencedWrite<'a> {
+    attempts: &'a [DeliveryAttempt],
+    position: Option<&'a str>,
+    ahead: &'a [&'a str],
+    forget: &'a [String],
+    dead: Option<&'a DeadLetter>,
+}
+
+/// The dispatcher's writes, checked against the lease in the same script (one round trip).
+static SETTLE_OUTBOX: std::sync::LazyLock<Script> =
+    std::sync::LazyLock::new(|| Script::new(include_str!("../lua/settle_outbox.lua")));
+
+/// The refusal of a write whose fence does not hold.
+fn refused(app: &AppId, fence: &Fence) -> StoreError {
+    StoreError::Fenced(format!(
+        "app {app}: lease {} is not held by {} under generation {}",
+        fence.lease, fence.holder, fence.generation
+    ))
 }
 
 /// The delivery log entry field that carries the dispatcher's position after a batch of verdicts
@@ -232,6 +263,44 @@ fn newest(a: String, b: String) -> String {
 }
 
 impl RedisStore {
+    /// Writes `w` if `fence` holds, in one script: the id of the last log entry written ('' if
+    /// none); [`StoreError::Fenced`] if it does not hold (nothing is written).
+    async fn fenced(
+        &self,
+        app: &AppId,
+        fence: &Fence,
+        w: FencedWrite<'_>,
+    ) -> Result<String, StoreError> {
+        let mut call = SETTLE_OUTBOX.prepare_invoke();
+        call.key(keys::lease(app, &fence.lease))
+            .key(keys::lease_generation(app, &fence.lease))
+            .key(keys::webhook_log(app))
+            .key(keys::webhook_position(app))
+            .key(keys::webhook_acked(app))
+            .key(keys::webhook_dead(app))
+            .arg(&fence.holder)
+            .arg(fence.generation)
+            .arg(DELIVERY_LOG_KEPT)
+            .arg(DEAD_LETTERS_KEPT)
+            .arg(w.position.unwrap_or_default())
+            .arg(w.attempts.len())
+            .arg(w.ahead.len())
+            .arg(w.forget.len())
+            .arg(usize::from(w.dead.is_some()));
+        for attempt in w.attempts {
+            call.arg(encode(attempt));
+        }
+        call.arg(w.ahead).arg(w.forget);
+        if let Some(letter) = w.dead {
+            call.arg(encode(letter));
+        }
+        let last: Option<String> = call
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(unavailable)?;
+        last.ok_or_else(|| refused(app, fence))
+    }
+
     /// The position the newest batch of verdicts in the app's delivery log carries: read back a
     /// page at a time, past the entries that carry none (attempts to be retried), until one
     /// does or the log ends. The dispatcher writes the position key itself only now and then

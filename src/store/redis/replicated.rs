@@ -54,11 +54,13 @@ impl Replication {
         self.wanted
     }
 
-    /// A connection to the master as the sentinels name it now.
-    async fn connection(&self) -> redis::RedisResult<MultiplexedConnection> {
+    /// A connection to the master as the sentinels name it now, or `None` when they named
+    /// another one while it was being made (a connection made to a paused master completes
+    /// when it wakes up, after the switch: a write there would reach the old master).
+    async fn connection(&self) -> redis::RedisResult<Option<MultiplexedConnection>> {
         let switches = *self.switches.borrow();
         let made_after = |(seen, _): &(u64, MultiplexedConnection)| *seen == switches;
-        let (_, c) = self
+        let (made, c) = self
             .conn
             .get_or_connect(made_after, || async {
                 let client = self.target.master().await?;
@@ -66,13 +68,19 @@ impl Replication {
                 Ok::<_, redis::RedisError>((switches, c))
             })
             .await?;
-        Ok(c)
+        if made != *self.switches.borrow() {
+            self.conn.clear();
+            return Ok(None);
+        }
+        Ok(Some(c))
     }
 
     /// Whether `wanted` replicas have everything the master held when this was called
     /// (`Ok(false)`: not within the timeout).
     pub(super) async fn confirm(&self) -> redis::RedisResult<bool> {
-        let mut conn = self.connection().await?;
+        let Some(mut conn) = self.connection().await? else {
+            return Ok(false);
+        };
         let answer: redis::RedisResult<(i64, i64)> = redis::pipe()
             .cmd("INCR")
             .arg(KEY)
