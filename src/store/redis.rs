@@ -21,6 +21,7 @@ mod reads;
 mod replicated;
 mod room_record;
 mod room_writes;
+mod sentinel_master;
 mod sessions;
 mod shards;
 pub(crate) mod slot_map;

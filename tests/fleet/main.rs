@@ -14,6 +14,7 @@ mod cached_reads;
 mod hung_node;
 mod nodes;
 mod paused_leader;
+mod paused_master;
 mod paused_owner;
 mod stale_writes;
 mod standby;

@@ -29,19 +29,22 @@ use std::time::Duration;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
-use redis::sentinel::Sentinel;
 use redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
+
+use super::sentinel_master::{self, Newest};
 
 /// Where the store's Redis is.
 #[derive(Debug, Clone)]
 pub(crate) enum Target {
     /// A plain `redis://` (or `rediss://`) URL.
     Plain(String),
-    /// Sentinels (as `redis://host:port/` URLs), the master's name, the database.
+    /// Sentinels (as `redis://host:port/` URLs), the master's name, the database, and the
+    /// newest master they have named to this process (`sentinel_master.rs`).
     Sentinel {
         sentinels: Vec<String>,
         master: String,
         db: i64,
+        newest: Arc<Newest>,
     },
     /// Some nodes of a Redis Cluster (as `redis://host:port/` URLs).
     Cluster(Vec<String>),
@@ -92,6 +95,7 @@ impl Target {
             sentinels,
             master: master.to_owned(),
             db,
+            newest: Arc::default(),
         })
     }
 
@@ -99,8 +103,10 @@ impl Target {
         matches!(self, Target::Sentinel { .. })
     }
 
-    /// A client of the master: the URL's, or the one the sentinels name now; in a cluster,
-    /// the first node named (the cluster's own clients, not this, reach its masters).
+    /// A client of the master: the URL's, or the one the sentinels' newest configuration
+    /// names (`sentinel_master.rs`: never one older than a master this process was told of);
+    /// in a cluster, the first node named (the cluster's own clients, not this, reach its
+    /// masters).
     pub(crate) async fn master(&self) -> RedisResult<redis::Client> {
         match self {
             Target::Plain(url) => redis::Client::open(url.as_str()),
@@ -109,12 +115,10 @@ impl Target {
                 sentinels,
                 master,
                 db,
+                newest,
             } => {
-                let mut sentinel = Sentinel::build(sentinels.clone())?;
-                let client = sentinel.async_master_for(master, None).await?;
-                let mut info = client.get_connection_info().clone();
-                info.redis.db = *db;
-                redis::Client::open(info)
+                let named = sentinel_master::ask(sentinels, master, newest).await?;
+                redis::Client::open(format!("redis://{}/{db}", named.address()))
             }
         }
     }
@@ -344,6 +348,7 @@ mod tests {
                 sentinels,
                 master,
                 db,
+                ..
             } => {
                 assert_eq!(
                     sentinels,
