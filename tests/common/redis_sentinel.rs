@@ -46,6 +46,13 @@ impl SentinelProcess {
     }
 }
 
+impl SentinelProcess {
+    /// Its process id (to pause it: a sentinel that stalls and then lags the others).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
 impl Drop for SentinelProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
