@@ -20,6 +20,9 @@ use crate::store::conn_slot::ConnSlot;
 use super::failover::Target;
 use super::switches::Switches;
 
+/// How long making the check's connection may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// The key each check increments (any write would do).
 const KEY: &str = "sy:replicated";
 
@@ -64,7 +67,16 @@ impl Replication {
             .conn
             .get_or_connect(made_after, || async {
                 let client = self.target.master().await?;
-                let c = client.get_multiplexed_async_connection().await?;
+                // A paused server accepts the connection and answers nothing: bounded, or the
+                // check (and the fleet's renewals behind it) would wait for it to wake up.
+                let c = tokio::time::timeout(
+                    CONNECT_TIMEOUT,
+                    client.get_multiplexed_async_connection(),
+                )
+                .await
+                .map_err(|_| {
+                    redis::RedisError::from((redis::ErrorKind::IoError, "connecting timed out"))
+                })??;
                 Ok::<_, redis::RedisError>((switches, c))
             })
             .await?;
