@@ -63,12 +63,6 @@ impl Grant {
     }
 }
 
-/// The margin a grant keeps below the lease's time to live: room for the clocks' rates (the
-/// store's and this process's) and for the step between a check and the act it allows.
-fn margin(ttl: Duration) -> Duration {
-    (ttl / 10).max(Duration::from_millis(20))
-}
-
 /// The supervisor's side of a node in the fleet.
 #[derive(Debug)]
 pub struct Handover {
@@ -387,7 +381,7 @@ pub fn start<F: Fleet + Store>(
                                 renewed.insert(node.clone(), started);
                                 let grant = Grant {
                                     generation,
-                                    until: Some(asked + ttl.saturating_sub(margin(ttl))),
+                                    until: Some(asked + crate::store::lease_holds_for(ttl)),
                                 };
                                 (true, Some(recorded), Some(grant))
                             }

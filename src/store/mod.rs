@@ -35,6 +35,14 @@ pub use delivery::{
 };
 pub use position::{OutboxEntry, Position, entry_id, entry_order, replicated_outbox};
 
+/// How long a lease's holder may act on it, counted from just before the request that took or
+/// renewed it (the store started it later still): its time to live less a margin, a tenth (at
+/// least 20 ms), for the clocks' rates and the step between a check and the act it allows
+/// (issue 57: node leases and the webhook lease alike).
+pub fn lease_holds_for(ttl: Duration) -> Duration {
+    ttl.saturating_sub((ttl / 10).max(Duration::from_millis(20)))
+}
+
 use crate::conference::{AppId, DomainEvent, Micros, NodePrefix, Room, RoomId, Session, SessionId};
 
 /// A store failure.

@@ -220,6 +220,32 @@ pub(super) async fn members(api: &Api, room: &str) -> BTreeMap<String, bool> {
         .collect()
 }
 
+/// Waits until every room of `rooms`, as `api` shows it, has its two callers as their last
+/// command answered 202 left them (`acked`) and as the nodes have them (at most 10 s).
+pub(super) async fn members_as_answered(
+    api: &Api,
+    sims: &[Simulator],
+    rooms: &BTreeSet<String>,
+    acked: &BTreeMap<String, Vec<bool>>,
+) {
+    for room in rooms {
+        let shown = until(
+            Duration::from_secs(10),
+            "members as the nodes have them",
+            || async {
+                let shown = members(api, room).await;
+                let last: BTreeMap<String, bool> = shown
+                    .keys()
+                    .filter_map(|s| Some((s.clone(), *acked.get(s)?.last()?)))
+                    .collect();
+                (shown == on_node(sims, room) && shown == last).then_some(shown)
+            },
+        )
+        .await;
+        assert_eq!(shown.len(), 2, "{room}: {shown:?}");
+    }
+}
+
 /// (session, muted) of the callers in the room on its simulated node.
 pub(super) fn on_node(sims: &[Simulator], room: &str) -> BTreeMap<String, bool> {
     let n = PREFIXES.iter().position(|p| room.starts_with(p)).unwrap();

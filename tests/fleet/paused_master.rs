@@ -13,12 +13,11 @@
 //! nodes.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use super::nodes::{
-    Instance, LEASE_MS, LogsOnFailure, TRAFFIC, Traffic, announced_once_in_order, members, on_node,
-    rooms_with_callers, shared, simulators,
+    Instance, LEASE_MS, LogsOnFailure, TRAFFIC, Traffic, announced_once_in_order,
+    members_as_answered, rooms_with_callers, shared, simulators,
 };
 use crate::common::redis_monitor::Monitor;
 use crate::common::redis_sentinel::{SentinelSet, master_port, redis_cmd, replicating};
@@ -121,22 +120,7 @@ async fn a_paused_redis_master_is_left_for_the_new_one_and_never_written_again()
         late.len(),
         late.first()
     );
-    for room in &rooms {
-        let shown = until(
-            Duration::from_secs(10),
-            "members as the nodes have them",
-            || async {
-                let shown = members(&b.api, room).await;
-                let last: BTreeMap<String, bool> = shown
-                    .keys()
-                    .filter_map(|s| Some((s.clone(), *acked.get(s)?.last()?)))
-                    .collect();
-                (shown == on_node(&sims, room) && shown == last).then_some(shown)
-            },
-        )
-        .await;
-        assert_eq!(shown.len(), 2, "{room}: {shown:?}");
-    }
+    members_as_answered(&b.api, &sims, &rooms, &acked).await;
     // As for a failover (docs/operations.md, Redis Sentinel).
     announced_once_in_order(&receiver, &acked, &rooms, 0.02).await;
     let _ = std::fs::remove_dir_all(&dir);

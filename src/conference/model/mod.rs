@@ -454,8 +454,13 @@ impl Room {
     /// Marks the room as written under `node`'s lease of generation `token` (see
     /// [`Room::fenced_off`]).
     pub fn fence(&mut self, node: &NodePrefix, token: u64) {
-        let newest = self.fences.entry(node.clone()).or_insert(token);
-        *newest = (*newest).max(token);
+        // Every write from a node's events comes here: the key is cloned only the first time.
+        match self.fences.get_mut(node) {
+            Some(newest) => *newest = (*newest).max(token),
+            None => {
+                self.fences.insert(node.clone(), token);
+            }
+        }
     }
 
     /// How many of the room's own facts are remembered (see [`Room::fact_seqs`]).

@@ -219,15 +219,15 @@ impl<S: Store> Reconciler<S> {
         mut change: impl FnMut(&mut Room) -> Result<T, E>,
     ) -> impl FnMut(&mut Room) -> Result<T, Fenced<E>> {
         let token = self.fencing.token.load(Ordering::Relaxed);
-        let node = self.node.prefix.clone();
+        let node = &self.node.prefix;
         move |r| {
-            if token != 0 && r.fenced_off(&node, token) {
+            if token != 0 && r.fenced_off(node, token) {
                 return Err(Fenced::Off { token });
             }
             let seq = r.seq;
             let out = change(r).map_err(Fenced::Refused)?;
             if token != 0 && r.seq != seq {
-                r.fence(&node, token);
+                r.fence(node, token);
             }
             Ok(out)
         }

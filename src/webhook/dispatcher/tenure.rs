@@ -17,26 +17,20 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::conference::AppId;
-use crate::store::{Fence, Store, StoreError};
+use crate::store::{Fence, Store, StoreError, lease_holds_for};
 
 /// One term of leading: the lease as taken, kept by renewals.
 pub(in crate::webhook) struct Tenure {
     fence: Fence,
     ttl: Duration,
     /// Until when the lease may be acted on: from just before the request that took or renewed
-    /// it was sent (the store started it later still), its time to live less [`margin`].
+    /// it was sent (the store started it later still), its time to live less a margin ([`lease_holds_for`]).
     until: watch::Sender<Instant>,
     /// A renewal asked for now (a check found the hold lapsed).
     urgent: Notify,
     /// Cancelled when the term ends: the lease is lost, a write was refused, or the
     /// dispatcher stops.
     term: CancellationToken,
-}
-
-/// The margin the hold keeps below the lease's time to live: room for the clocks' rates (the
-/// store's and this process's) and for the step between a check and the request it allows.
-fn margin(ttl: Duration) -> Duration {
-    (ttl / 10).max(Duration::from_millis(20))
 }
 
 impl Tenure {
@@ -51,7 +45,7 @@ impl Tenure {
         Arc::new(Tenure {
             fence,
             ttl,
-            until: watch::Sender::new(asked + ttl.saturating_sub(margin(ttl))),
+            until: watch::Sender::new(asked + lease_holds_for(ttl)),
             urgent: Notify::new(),
             term,
         })
@@ -123,7 +117,7 @@ impl Tenure {
             let asked = Instant::now();
             match store.lease(&app, lease, holder, self.ttl).await {
                 Ok(Some(g)) if g == *generation => {
-                    let until = asked + self.ttl.saturating_sub(margin(self.ttl));
+                    let until = asked + lease_holds_for(self.ttl);
                     self.until.send_replace(until);
                 }
                 Ok(Some(g)) => {
