@@ -23,6 +23,7 @@ pub mod rooms;
 pub mod server;
 pub mod sim;
 pub mod store;
+pub mod streams;
 pub mod tally;
 pub mod telemetry;
 pub mod ui;

@@ -54,6 +54,10 @@ pub const RESYNC_STALE: &str = "switchyard_resync_stale_writes_total";
 /// Room writes refused by their fencing token: the room was written under a later lease of the
 /// node than the one this instance acted on (it lost the lease, paused); by `node`.
 pub const FENCED_WRITES: &str = "switchyard_fenced_writes_total";
+/// Live audio streams this instance carries (their sockets and relays).
+pub const STREAMS_CARRIED: &str = "switchyard_streams_carried";
+/// Streams this instance carried that ended; by `status` (`stopped`, `failed`) and `reason`.
+pub const STREAMS_ENDED: &str = "switchyard_streams_ended_total";
 /// Acts on a node's lease not taken because the lease had lapsed by this process's clock (it
 /// was paused or starved past it); by `node`.
 pub const LEASE_LAPSES: &str = "switchyard_node_lease_lapses_total";
@@ -223,6 +227,11 @@ fn describe() {
     describe_counter!(
         FENCED_WRITES,
         "Room writes refused: the room was written under a later lease of the node (this instance lost its lease)"
+    );
+    describe_gauge!(STREAMS_CARRIED, "Live audio streams this instance carries");
+    describe_counter!(
+        STREAMS_ENDED,
+        "Streams this instance carried that ended, by status and reason"
     );
     describe_counter!(
         LEASE_LAPSES,
@@ -413,6 +422,19 @@ pub fn resync_stale(node: &str) {
 pub fn fenced_write(node: &str) {
     handle();
     counter!(FENCED_WRITES, "node" => node.to_owned()).increment(1);
+}
+
+/// How many streams this instance carries now.
+pub fn streams_carried(n: usize) {
+    handle();
+    gauge!(STREAMS_CARRIED).set(n as f64);
+}
+
+/// A stream this instance carried ended.
+pub fn stream_ended(status: &str, reason: &str) {
+    handle();
+    counter!(STREAMS_ENDED, "status" => status.to_owned(), "reason" => reason.to_owned())
+        .increment(1);
 }
 
 /// A node's lease found lapsed before acting on it.

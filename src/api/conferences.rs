@@ -234,6 +234,13 @@ pub(super) struct RoomView<'a> {
     node: &'a crate::conference::NodePrefix,
     #[serde(serialize_with = "migrating")]
     migrating: &'a Room,
+    #[serde(serialize_with = "streams")]
+    streams: &'a Room,
+}
+
+/// The room's live audio streams.
+fn streams<S: serde::Serializer>(r: &&Room, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(super::streams::live(r))
 }
 
 /// The room's move to another node under way, or `null`.
@@ -313,6 +320,7 @@ pub(super) fn room_view(r: &Room) -> RoomView<'_> {
         recording_id: r.recording.unwrap_or(uuid::Uuid::nil()),
         recording_ids: views::recording_ids(r),
         dialing: r,
+        streams: r,
     }
 }
 

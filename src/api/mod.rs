@@ -28,6 +28,7 @@ pub mod recordings;
 pub mod request_id;
 pub mod resource;
 pub mod sessions;
+pub mod streams;
 pub mod switches;
 pub mod throttle;
 pub mod views;
@@ -216,6 +217,7 @@ pub fn router<S: Store>(state: ApiState<S>) -> Router {
         .merge(levels::routes())
         .merge(moving::routes())
         .merge(recordings::routes())
+        .merge(streams::routes())
         .merge(events::routes())
         .merge(webhooks::routes())
         .merge(resource::routes())

@@ -92,6 +92,12 @@ pub enum EventKind {
     Unlocked,
     #[serde(rename = "conference.metadata.updated")]
     MetadataUpdated,
+    #[serde(rename = "conference.stream.started")]
+    StreamStarted,
+    #[serde(rename = "conference.stream.stopped")]
+    StreamStopped,
+    #[serde(rename = "conference.stream.failed")]
+    StreamFailed,
 }
 
 impl EventKind {
@@ -150,6 +156,9 @@ impl EventKind {
             EventKind::Locked => "conference.locked",
             EventKind::Unlocked => "conference.unlocked",
             EventKind::MetadataUpdated => "conference.metadata.updated",
+            EventKind::StreamStarted => "conference.stream.started",
+            EventKind::StreamStopped => "conference.stream.stopped",
+            EventKind::StreamFailed => "conference.stream.failed",
         }
     }
 }

@@ -19,6 +19,7 @@ pub use ids::{AppId, IdError, NodePrefix, RoomId, SessionId};
 pub use model::{
     Action, Beep, Bridge, Carried, ControlLeg, Dialout, DialoutFailure, DialoutState, EndRule,
     Exit, LeaveReason, Level, MAX_TIMEOUT_SECS, METADATA_MAX_BYTES, Member, MemberStatus, Metadata,
-    Micros, Migration, PAST_MEMBERS_KEPT, Playback, PlaybackStatus, Recording, RecordingStatus,
-    Room, RoomStatus, RoomType, Segment, Session, SessionState, Switch, Upload, UploadStatus,
+    Micros, Migration, PAST_MEMBERS_KEPT, Playback, PlaybackStatus, Protocol, Recording,
+    RecordingStatus, Room, RoomStatus, RoomType, Segment, Session, SessionState, Stream,
+    StreamStatus, Switch, Track, Upload, UploadStatus,
 };

@@ -291,6 +291,11 @@ impl Client {
         self.pending.load(Ordering::Relaxed)
     }
 
+    /// `sendmsg` to a channel: `+OK` means only that the message was queued to it.
+    pub async fn sendmsg(&self, command: Command) -> Result<(), ClientError> {
+        self.expect_ok(command).await
+    }
+
     async fn expect_ok(&self, command: Command) -> Result<(), ClientError> {
         let what = command.describe();
         let frame = self.send(command).await?;

@@ -247,10 +247,29 @@ pub enum Command {
         header: String,
         value: Option<String>,
     },
+    /// `sendmsg <uuid>` with `name: value` headers (a `call-command` such as `unicast`):
+    /// queued to the channel, carried out when it next looks at its queue (the park loop).
+    SendMsg {
+        uuid: String,
+        headers: Vec<(&'static str, String)>,
+    },
     Exit,
 }
 
 impl Command {
+    /// `sendmsg <uuid>`; the uuid and every value are single tokens (a value with a space or a
+    /// line break would change or end the message).
+    pub fn sendmsg(uuid: &str, headers: &[(&'static str, &str)]) -> Result<Command, CommandError> {
+        check_token("sendmsg uuid", uuid)?;
+        for (_, value) in headers {
+            check_token("sendmsg header value", value)?;
+        }
+        Ok(Command::SendMsg {
+            uuid: uuid.to_owned(),
+            headers: headers.iter().map(|(n, v)| (*n, (*v).to_owned())).collect(),
+        })
+    }
+
     pub fn filter(header: &str, value: &str) -> Result<Command, CommandError> {
         check_token("filter header", header)?;
         check_token("filter value", value)?;
@@ -310,6 +329,16 @@ impl Command {
                 line.push_str(header);
                 if let Some(value) = value {
                     line.push(' ');
+                    line.push_str(value);
+                }
+            }
+            Command::SendMsg { uuid, headers } => {
+                line.push_str("sendmsg ");
+                line.push_str(uuid);
+                for (name, value) in headers {
+                    line.push('\n');
+                    line.push_str(name);
+                    line.push_str(": ");
                     line.push_str(value);
                 }
             }

@@ -13,7 +13,7 @@ fn is_uuid(s: &str) -> bool {
     uuid::Uuid::try_parse(s).is_ok_and(|u| u.hyphenated().to_string() == s)
 }
 
-fn checked_uuid(s: &str) -> Result<&str, CommandError> {
+pub(crate) fn checked_uuid(s: &str) -> Result<&str, CommandError> {
     if is_uuid(s) {
         Ok(s)
     } else {
@@ -24,7 +24,7 @@ fn checked_uuid(s: &str) -> Result<&str, CommandError> {
     }
 }
 
-fn checked_profile(s: &str) -> Result<&str, CommandError> {
+pub(crate) fn checked_profile(s: &str) -> Result<&str, CommandError> {
     if !s.is_empty()
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')

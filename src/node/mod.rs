@@ -8,6 +8,7 @@ pub mod commands;
 pub mod dial_policy;
 pub mod dialout;
 pub mod fleet;
+pub mod media_legs;
 pub mod probe;
 pub mod reconciler;
 pub mod sessions;
@@ -533,6 +534,13 @@ impl NodeHandle {
             return Err(NodeError::Rejected(text.trim_end().to_owned()));
         }
         Ok(text)
+    }
+
+    /// Queues a message to a channel (`sendmsg`, e.g. `call-command: unicast`).
+    pub async fn sendmsg(&self, command: crate::esl::Command) -> Result<(), NodeError> {
+        let (client, health) = self.client()?;
+        let _permit = self.permit()?;
+        self.unless_hung(health, client.sendmsg(command)).await
     }
 
     /// Runs a slow command in the background (`bgapi`), resolved by its BACKGROUND_JOB.

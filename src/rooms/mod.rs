@@ -20,6 +20,7 @@ mod moving;
 mod playback;
 pub mod quotas;
 mod recording;
+pub mod streams;
 mod uploads;
 
 pub use dialout::{DialRequest, Participant};
@@ -117,6 +118,8 @@ pub struct Rooms<S> {
     creating: quotas::UnderWay,
     /// Dial-outs placed from here and not yet answered or failed, per app.
     dialing: quotas::UnderWay,
+    /// The live audio streams this process carries, and how it opens them.
+    streams: Arc<streams::StreamsHere>,
 }
 
 impl<S: Store> Rooms<S> {
@@ -134,6 +137,7 @@ impl<S: Store> Rooms<S> {
             quotas: Arc::new(arc_swap::ArcSwap::from_pointee(quotas::Quotas::none())),
             creating: quotas::UnderWay::default(),
             dialing: quotas::UnderWay::default(),
+            streams: Arc::default(),
         }
     }
 

@@ -28,6 +28,8 @@ pub struct Quota {
     pub dialouts_in_flight: usize,
     /// Rooms recording at once.
     pub recordings: usize,
+    /// Live audio streams at once, across the app's rooms.
+    pub streams: usize,
 }
 
 impl Default for Quota {
@@ -37,6 +39,7 @@ impl Default for Quota {
             members_per_room: 500,
             dialouts_in_flight: 100,
             recordings: 200,
+            streams: 50,
         }
     }
 }
@@ -49,6 +52,7 @@ pub struct QuotaOverride {
     pub members_per_room: Option<u64>,
     pub dialouts_in_flight: Option<usize>,
     pub recordings: Option<usize>,
+    pub streams: Option<usize>,
 }
 
 impl QuotaOverride {
@@ -58,6 +62,7 @@ impl QuotaOverride {
             members_per_room: self.members_per_room.unwrap_or(base.members_per_room),
             dialouts_in_flight: self.dialouts_in_flight.unwrap_or(base.dialouts_in_flight),
             recordings: self.recordings.unwrap_or(base.recordings),
+            streams: self.streams.unwrap_or(base.streams),
         }
     }
 }
@@ -80,6 +85,7 @@ impl Quotas {
             members_per_room: 0,
             dialouts_in_flight: 0,
             recordings: 0,
+            streams: 0,
         };
         Quotas {
             default: zero,
@@ -100,6 +106,7 @@ pub enum Reached {
     MembersPerRoom(u64),
     DialoutsInFlight(usize),
     Recordings(usize),
+    Streams(usize),
 }
 
 impl Reached {
@@ -109,14 +116,16 @@ impl Reached {
             Reached::MembersPerRoom(_) => "members_per_room",
             Reached::DialoutsInFlight(_) => "dialouts_in_flight",
             Reached::Recordings(_) => "recordings",
+            Reached::Streams(_) => "streams",
         }
     }
 
     pub fn most(self) -> u64 {
         match self {
-            Reached::LiveRooms(n) | Reached::DialoutsInFlight(n) | Reached::Recordings(n) => {
-                n as u64
-            }
+            Reached::LiveRooms(n)
+            | Reached::DialoutsInFlight(n)
+            | Reached::Recordings(n)
+            | Reached::Streams(n) => n as u64,
             Reached::MembersPerRoom(n) => n,
         }
     }

@@ -106,6 +106,8 @@ pub struct Config {
     pub recordings: Recordings,
     #[serde(default)]
     pub playback: Playback,
+    #[serde(default)]
+    pub streams: Streams,
     /// Every app's quotas unless its own `quotas` say otherwise (see `rooms/quotas.rs`); 0
     /// turns one off. Reloadable.
     #[serde(default)]
@@ -124,6 +126,51 @@ pub struct Playback {
     /// they resolve to: the way to close what resolving here cannot (a redirect followed by
     /// the node, a name that resolves differently for it).
     pub allow_hosts: Vec<String>,
+}
+
+/// Live audio streams (`POST …/streams`): which servers may be reached and how, and where the
+/// nodes send a stream's audio. Reloadable.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Streams {
+    /// Allow servers whose host is, or resolves to, a loopback, private or link-local address
+    /// (as `[webhooks] allow_private`; off in production).
+    pub allow_private: bool,
+    /// Only `wss://` servers (a `ws://` URL is refused with a 400).
+    pub require_wss: bool,
+    /// Resolving, connecting, TLS and the WebSocket upgrade, all told.
+    pub connect_timeout_ms: u64,
+    /// The address the media nodes send a stream's audio to (UDP); unset: this host's
+    /// address on the route to each node.
+    pub media_ip: Option<std::net::IpAddr>,
+    /// Where the stream's UDP ports are bound (one per media leg, chosen by the system).
+    pub media_bind: std::net::IpAddr,
+}
+
+impl Default for Streams {
+    fn default() -> Streams {
+        Streams {
+            allow_private: false,
+            require_wss: true,
+            connect_timeout_ms: 5000,
+            media_ip: None,
+            media_bind: std::net::IpAddr::from([0, 0, 0, 0]),
+        }
+    }
+}
+
+impl Streams {
+    pub fn settings(&self) -> crate::rooms::streams::StreamSettings {
+        crate::rooms::streams::StreamSettings {
+            policy: crate::streams::socket::Policy {
+                allow_private: self.allow_private,
+                require_wss: self.require_wss,
+                connect_timeout: Duration::from_millis(self.connect_timeout_ms.clamp(100, 60_000)),
+            },
+            media_ip: self.media_ip,
+            media_bind: self.media_bind,
+        }
+    }
 }
 
 /// Where finished recordings go: the node's disk (`local`, as always, the lab's default), or an

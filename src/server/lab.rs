@@ -172,6 +172,14 @@ impl<S: Store> Lab<S> {
         };
         start_webhooks(store.clone(), hooks, &stop).map_err(std::io::Error::other)?;
         let rooms = start_rooms(store, configs, directory, options.cooldowns, &stop);
+        // Streams may go to a server on this machine (`ws://127.0.0.1:…`), as webhooks may.
+        // The simulated nodes carry no stream media (no `unicast`): a stream there fails with
+        // `media_unavailable`, as on a node that refuses its media leg.
+        let mut streams = crate::rooms::streams::StreamSettings::default();
+        streams.policy.allow_private = true;
+        streams.policy.require_wss = false;
+        streams.policy.connect_timeout = Duration::from_secs(2);
+        rooms.set_stream_settings(streams);
         // The simulated nodes fetch nothing: a name that does not resolve here may be played
         // (tests play `https://cdn.example.com/…` on machines without DNS); an internal
         // address is refused as anywhere.

@@ -69,6 +69,7 @@ pub fn start_reloadable<S: Store + Fleet>(
         config.recordings.retention(),
     );
     rooms.set_quotas(config.quotas());
+    rooms.set_stream_settings(config.streams.settings());
     let state = ApiState::new(rooms, keys, config.api_options());
     let running =
         reload::Running::start(state.clone(), store, spawner, config.clone(), stop.clone())?;

@@ -391,6 +391,7 @@ impl<S: Store> Running<S> {
         let rooms = self.state.rooms();
         rooms.set_cooldowns(new.cooldowns());
         rooms.set_quotas(new.quotas());
+        rooms.set_stream_settings(new.streams.settings());
         rooms.directory().replace(&new.directory());
         self.apps.store(Arc::new(hooked_apps(&new)));
         now.config = new;

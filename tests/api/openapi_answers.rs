@@ -521,6 +521,31 @@ async fn recordings(c: &Checked, room: &str) {
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
+/// A stream: the simulated node carries no stream media, so it fails (`media_unavailable`),
+/// which is still its 201 and its webhook; read and ended as any.
+async fn streams(c: &Checked, room: &str) {
+    let server = common::ws_server::WsServer::start().await;
+    let base = format!("/api/v1/conferences/{room}/streams");
+    let (status, stream) = c
+        .post(&base, json!({ "url": server.url("/s"), "protocol": "l16", "sample_rate": 16000, "parameters": { "a": 1 } }))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{stream}");
+    assert_eq!(stream["status"], "failed", "{stream}");
+    let id = stream["stream_id"].as_str().unwrap().to_owned();
+    c.post(&base, json!({ "url": "ftp://x" })).await;
+    c.post(
+        &base,
+        json!({ "url": server.url("/s"), "protocol": "twilio", "sample_rate": 16000 }),
+    )
+    .await;
+    c.get(&base).await;
+    c.get(&format!("{base}/{id}")).await;
+    let (status, _) = c.delete(&format!("{base}/{id}")).await;
+    assert_eq!(status, StatusCode::OK);
+    c.get(&format!("{base}/00000000-0000-4000-8000-000000000000"))
+        .await;
+}
+
 async fn events_and_deliveries(c: &Checked) {
     let (status, page) = c.get("/api/v1/events?limit=2").await;
     assert_eq!(status, StatusCode::OK);
@@ -671,6 +696,7 @@ async fn every_answer_is_documented_and_matches_its_schema() {
     playback(&c, &room).await;
     sessions(&c, &room).await;
     recordings(&c, &room).await;
+    streams(&c, &room).await;
     the_conference_resource(&c).await;
     events_and_deliveries(&c).await;
     operations(&c, &room).await;

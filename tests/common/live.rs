@@ -148,6 +148,8 @@ impl Settings {
              conference_ms = 300\nconference_mute_ms = 300\ncommand_timeout_ms = 5000\n\
              join_timeout_ms = 10000\n\
              [playback]\nallow_hosts = [\"127.0.0.1\"]\n\
+             [streams]\nallow_private = true\nrequire_wss = false\nconnect_timeout_ms = 2000\n\
+             [quotas]\nstreams = 3\n\
              [[nodes]]\nname = \"live\"\nprefix = {}\nesl = {}\npassword = {}\nprofile = {}\n\
              recordings_dir = {}\ngateway = \"carrier\"\n",
             q(redis_url),
@@ -665,6 +667,15 @@ impl Live {
     }
 
     /// Starts a SIP call; its SIP Call-ID.
+    /// A call like [`Live::call`] whose caller sends a tone of `freq` Hz.
+    pub async fn call_tone(&self, caller: &str, freq: f64) -> String {
+        let name = format!("Caller {caller}");
+        let sip = Caller::dial_tone(self.settings.sip, &self.settings.did, caller, &name, freq);
+        let call_id = sip.call_id.clone();
+        self.callers.lock().unwrap().push(sip);
+        self.parked_session(&call_id).await
+    }
+
     fn dial(&self, caller: &str, name: &str) -> String {
         let sip = Caller::dial(self.settings.sip, &self.settings.did, caller, name);
         let call_id = sip.call_id.clone();

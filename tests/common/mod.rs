@@ -17,3 +17,4 @@ pub mod redis_server;
 pub mod scenario;
 pub mod serve;
 pub mod sipp;
+pub mod ws_server;

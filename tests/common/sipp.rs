@@ -1,12 +1,14 @@
 //! Real SIP callers: SIPp (Debian's `sip-tester`) places a call as a carrier would — an INVITE
 //! of a DID to the node's SIP profile with G.711 µ-law SDP, the ACK, then RTP audio (a 440 Hz
-//! tone, looped) until the node sends BYE, which it answers with 200. One SIPp process a call;
-//! the process is killed when the [`Caller`] is dropped.
+//! tone, looped; [`Caller::dial_tone`] picks another frequency) until the node sends BYE, which
+//! it answers with 200. One SIPp process a call; the process is killed when the [`Caller`] is
+//! dropped.
 
+use std::collections::BTreeMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 const HOW_TO_INSTALL: &str = "SIPp places the live tests' calls: install it with \
      `apt-get update && apt-get install -y sip-tester` (or run scripts/test-deps.sh)";
@@ -90,19 +92,43 @@ fn silent_scenario() -> &'static PathBuf {
 /// Where the scenario and the audio are written, once per test process.
 fn files() -> &'static (PathBuf, PathBuf) {
     static FILES: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
-    FILES.get_or_init(|| {
+    FILES.get_or_init(|| write_tone(440.0, "uac.xml", "tone-440hz.ulaw"))
+}
+
+/// The scenario and audio of a caller sending a `freq` Hz tone, written once per frequency.
+fn tone_files(freq: f64) -> (PathBuf, PathBuf) {
+    static FILES: Mutex<BTreeMap<u64, (PathBuf, PathBuf)>> = Mutex::new(BTreeMap::new());
+    let mut files = FILES.lock().unwrap();
+    files
+        .entry(freq.to_bits())
+        .or_insert_with(|| {
+            write_tone(
+                freq,
+                &format!("uac-{freq}hz.xml"),
+                &format!("caller-{freq}hz.ulaw"),
+            )
+        })
+        .clone()
+}
+
+/// Writes two seconds of a `freq` Hz tone (looped by SIPp: a whole number of cycles when `freq`
+/// is a multiple of 0.5 Hz) and the scenario sending it, in this process's temporary directory.
+fn write_tone(freq: f64, scenario: &str, audio: &str) -> (PathBuf, PathBuf) {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    let dir = DIR.get_or_init(|| {
         let dir = std::env::temp_dir().join(format!("switchyard-sipp-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let audio = dir.join("tone-440hz.ulaw");
-        std::fs::write(&audio, ulaw_tone(440.0, 2_000)).unwrap();
-        let scenario = dir.join("uac.xml");
-        std::fs::write(
-            &scenario,
-            SCENARIO.replace("AUDIO", &audio.to_string_lossy()),
-        )
-        .unwrap();
-        (scenario, audio)
-    })
+        dir
+    });
+    let audio = dir.join(audio);
+    std::fs::write(&audio, ulaw_tone(freq, 2_000)).unwrap();
+    let scenario = dir.join(scenario);
+    std::fs::write(
+        &scenario,
+        SCENARIO.replace("AUDIO", &audio.to_string_lossy()),
+    )
+    .unwrap();
+    (scenario, audio)
 }
 
 /// Whether SIPp is installed (the live tests need it).
@@ -127,20 +153,22 @@ pub struct Caller {
 impl Caller {
     /// Calls `did` at the node's SIP address, from `number` with the display name `name`.
     pub fn dial(node: SocketAddr, did: &str, number: &str, name: &str) -> Caller {
-        Caller::dial_with(node, did, number, name, false)
+        Caller::dial_with(node, did, number, name, &files().0)
     }
 
     /// The same caller, but sending no RTP at all.
     pub fn dial_silent(node: SocketAddr, did: &str, number: &str, name: &str) -> Caller {
-        Caller::dial_with(node, did, number, name, true)
+        Caller::dial_with(node, did, number, name, silent_scenario())
     }
 
-    fn dial_with(node: SocketAddr, did: &str, number: &str, name: &str, silent: bool) -> Caller {
+    /// The same caller, sending a tone of `freq` Hz (rather than 440 Hz): tells callers apart
+    /// in the conference's audio.
+    pub fn dial_tone(node: SocketAddr, did: &str, number: &str, name: &str, freq: f64) -> Caller {
+        Caller::dial_with(node, did, number, name, &tone_files(freq).0)
+    }
+
+    fn dial_with(node: SocketAddr, did: &str, number: &str, name: &str, scenario: &Path) -> Caller {
         require();
-        let scenario = match silent {
-            true => silent_scenario(),
-            false => &files().0,
-        };
         let call_id = format!("sy-{}", uuid::Uuid::new_v4().simple());
         let media_port = media_port();
         let child = Command::new("sipp")

@@ -31,5 +31,6 @@ mod moving;
 mod nodes;
 mod objects;
 mod participants;
+mod streams;
 mod switches;
 mod teardown;

@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 use crate::conference::EventKind;
 
 /// Every kind of event, in the order of [`EventKind`].
-pub const KINDS: [EventKind; 40] = {
+pub const KINDS: [EventKind; 43] = {
     use EventKind::*;
     [
         Created,
@@ -52,6 +52,9 @@ pub const KINDS: [EventKind; 40] = {
         Locked,
         Unlocked,
         MetadataUpdated,
+        StreamStarted,
+        StreamStopped,
+        StreamFailed,
     ]
 };
 
@@ -147,6 +150,21 @@ fn entry(kind: EventKind) -> (&'static str, &'static str) {
         MetadataUpdated => (
             "The application's data about the room (`uuid` null) or a member changed.",
             "WebhookMetadataUpdated",
+        ),
+        StreamStarted => (
+            "A stream's socket is open and audio flows (`connections` counts the sockets: \
+             more than 1 after a takeover opened a new one).",
+            "WebhookStream",
+        ),
+        StreamStopped => (
+            "A stream ended: `reason` is `deleted`, `server_closed`, `room_ended` or \
+             `member_left`.",
+            "WebhookStream",
+        ),
+        StreamFailed => (
+            "A stream's socket could not be opened, or was lost and not regained; `reason` \
+             says why.",
+            "WebhookStream",
         ),
     }
 }
@@ -488,6 +506,29 @@ pub fn schemas() -> Vec<(&'static str, Value)> {
             "WebhookLock",
             object(
                 vec![("room_id", t("string")), ("locked", t("boolean"))],
+                Vec::new(),
+            ),
+        ),
+        (
+            "WebhookStream",
+            object(
+                vec![
+                    ("room_id", t("string")),
+                    ("stream_id", t("string")),
+                    ("url", t("string")),
+                    ("track", one_of(&["room", "member"])),
+                    ("session", or_null("string")),
+                    ("protocol", one_of(&["twilio", "l16"])),
+                    ("sample_rate", t("integer")),
+                    ("bidirectional", t("boolean")),
+                    (
+                        "status",
+                        one_of(&["starting", "streaming", "stopped", "failed"]),
+                    ),
+                    ("reason", or_null("string")),
+                    ("error", or_null("string")),
+                    ("connections", t("integer")),
+                ],
                 Vec::new(),
             ),
         ),

@@ -35,7 +35,7 @@ use utoipa::{Modify, OpenApi};
 use super::{ApiError, ApiState};
 use super::{
     announce, coach, conferences, drain, events, health, lab, metrics, nodes, participants,
-    playback, recordings, resource, sessions, switches, webhooks,
+    playback, recordings, resource, sessions, streams, switches, webhooks,
 };
 use crate::store::Store;
 
@@ -98,6 +98,10 @@ const COMMON_RESPONSES: &[(&str, &str)] = &[
         playback::pause,
         playback::stop,
         playback::volume,
+        streams::start,
+        streams::list,
+        streams::show,
+        streams::stop,
         recordings::start,
         recordings::stop,
         recordings::pause,
@@ -171,6 +175,9 @@ const COMMON_RESPONSES: &[(&str, &str)] = &[
             10 minutes gets the first answer and sends nothing."),
         (name = "recordings", description = "Recording a room, reading recordings and \
             downloading their files."),
+        (name = "streams", description = "Live audio of a room (or one member) to and from a \
+            WebSocket server of the application: Twilio Media Streams or L16 frames, for voice \
+            AI, captions and listening in."),
         (name = "conferencecalls", description = "Participations of sessions in rooms: read \
             one, or kick it out of its room."),
         (name = "v1.0", description = "The conference resource of seeds 000–003, in their \

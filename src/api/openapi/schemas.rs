@@ -343,6 +343,8 @@ pub struct ConferenceDetail {
     pub recording_ids: Vec<Uuid>,
     /// Calls the room is placing that are not in it yet (`POST …/participants`).
     pub dialing: Vec<Dialing>,
+    /// Its live audio streams (`POST …/streams`).
+    pub streams: Vec<StreamView>,
     /// The media node that hosts the room now (a room moved off a drained node keeps its id,
     /// which names the node it began on).
     pub node: String,
@@ -350,6 +352,71 @@ pub struct ConferenceDetail {
     /// meanwhile are answered 503 with `Retry-After`); `null` otherwise.
     #[schema(required = true)]
     pub migrating: Option<Migrating>,
+}
+
+/// A live audio stream of a room.
+#[derive(Serialize, ToSchema)]
+pub struct StreamView {
+    pub room_id: String,
+    pub stream_id: Uuid,
+    pub url: String,
+    pub track: StreamTrack,
+    /// The member's session id of a `member` track; `null` for `room`.
+    #[schema(required = true)]
+    pub session: Option<String>,
+    pub protocol: StreamProtocol,
+    /// 8000 or 16000.
+    pub sample_rate: u32,
+    pub bidirectional: bool,
+    pub status: StreamStatusName,
+    /// Why it stopped (`deleted`, `server_closed`, `room_ended`, `member_left`) or failed
+    /// (`refused`, `unreachable`, `timeout`, `tls`, `unresolved`, `address_refused`,
+    /// `media_unavailable`, `media_lost`, `lost`); `null` while live.
+    #[schema(required = true)]
+    pub reason: Option<String>,
+    /// What went wrong, in words; `null` unless it failed.
+    #[schema(required = true)]
+    pub error: Option<String>,
+    /// Sockets opened to the server so far (more than one after a takeover).
+    pub connections: u32,
+    #[schema(value_type = Object)]
+    pub parameters: serde_json::Value,
+    /// ISO 8601, UTC.
+    pub created_at: String,
+    #[schema(required = true)]
+    pub started_at: Option<String>,
+    #[schema(required = true)]
+    pub ended_at: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum StreamTrack {
+    Room,
+    Member,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum StreamProtocol {
+    Twilio,
+    L16,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[schema(as = StreamStatus)]
+pub enum StreamStatusName {
+    Starting,
+    Streaming,
+    Stopped,
+    Failed,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct StreamList {
+    pub room_id: String,
+    pub streams: Vec<StreamView>,
 }
 
 /// When and by which rule a room will end.

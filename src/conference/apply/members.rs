@@ -252,6 +252,12 @@ pub fn remove_member(step: &mut Step<'_>, channel: &str, reason: LeaveReason, ca
     };
     let ends_room = m.end_on_exit && was_confirmed;
     step.room.retire(m);
+    crate::conference::ops::end_streams_where(
+        step,
+        |s| s.channel.as_deref() == Some(channel),
+        crate::conference::StreamStatus::Stopped,
+        "member_left",
+    );
     for op in cut {
         announcement_finished(step, channel, op, false);
     }

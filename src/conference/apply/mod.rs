@@ -158,6 +158,12 @@ impl<'a> Step<'a> {
         self.room.status = status;
         if status >= RoomStatus::Terminating {
             dialout::cancel_dialouts(self);
+            crate::conference::ops::end_streams_where(
+                self,
+                |_| true,
+                crate::conference::StreamStatus::Stopped,
+                "room_ended",
+            );
         }
         if status == RoomStatus::Terminated {
             self.room.deleted_at = Some(self.now);

@@ -12,9 +12,11 @@ use super::ids::{AppId, NodePrefix, RoomId, SessionId};
 
 mod dialout;
 mod member;
+mod stream;
 
 pub use dialout::{Dialout, DialoutFailure, DialoutState};
 pub use member::{Bridge, Carried, Exit, LeaveReason, Level, Member, MemberStatus, Switch};
+pub use stream::{Protocol, STREAMS_KEPT, Stream, StreamStatus, Track};
 
 fn is_zero(n: &u64) -> bool {
     *n == 0
@@ -422,6 +424,10 @@ pub struct Room {
     /// Every recording of the room's life, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub recordings: Vec<Recording>,
+    /// Its live audio streams, and the latest ended ones (at most [`STREAMS_KEPT`]), oldest
+    /// first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub streams: Vec<Stream>,
     pub created_at: Micros,
     pub updated_at: Micros,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -510,6 +516,7 @@ impl Room {
             playback: Playback::default(),
             recording: None,
             recordings: Vec::new(),
+            streams: Vec::new(),
             created_at: now,
             updated_at: now,
             deleted_at: None,

@@ -9,6 +9,7 @@ mod dialout;
 mod moving;
 mod playback;
 mod recording;
+mod streams;
 
 pub use announce::{MAX_ANNOUNCEMENTS, announce_not_sent, request_announce};
 pub use coach::{Coaching, coach_not_sent, coaching_sent, request_coach, request_uncoach};
@@ -21,6 +22,11 @@ pub use playback::{
     toggle_pause,
 };
 pub use recording::{pause_not_sent, request_pause};
+pub(crate) use streams::end_where as end_streams_where;
+pub use streams::{
+    MAX_STREAMS_PER_ROOM, end_stream, member_target, request_stream, stream_data, stream_legs,
+    stream_started,
+};
 
 use serde_json::json;
 use uuid::Uuid;
@@ -78,6 +84,8 @@ pub enum OpError {
     Moving,
     #[error("Room is locked")]
     Locked,
+    #[error("the room already has {0} live streams")]
+    TooManyStreams(usize),
 }
 
 /// How a member joins.

@@ -1,0 +1,626 @@
+//! Live audio streams (`POST /api/v1/conferences/{id}/streams`): a room's audio, or one
+//! member's, to a WebSocket server the application names, and that server's audio back into
+//! the room or to that member alone.
+//!
+//! The instance that is asked carries the stream: it binds a UDP port per media leg, originates
+//! the legs on the room's node (`node::media_legs`), points each leg's `unicast` at its port,
+//! opens the socket (`streams::socket`) and relays (`streams::relay`) until the stream ends.
+//! The room's record keeps the stream (status, legs, webhooks); whatever ends it (a DELETE, the
+//! room or the member ending, the server closing) ends it there and hangs its legs up.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, watch};
+use uuid::Uuid;
+
+use super::{Rooms, ServiceError, invalid, quotas::Reached};
+use crate::conference::ops::{self, OpError};
+use crate::conference::{
+    AppId, DomainEvent, EventKind, Protocol, RoomId, SessionId, Stream, StreamStatus, Track,
+};
+use crate::node::media_legs::{self, Listen};
+use crate::node::supervisor::now_micros;
+use crate::node::{NodeHandle, commands};
+use crate::store::{Store, update_room};
+use crate::streams::protocol::Opening;
+use crate::streams::relay::{Control, Media, Outcome, Relay};
+use crate::streams::socket::{self, Policy};
+
+/// How long a new stream's legs have to send their first audio.
+const MEDIA_START: Duration = Duration::from_secs(3);
+
+/// How streams are opened here (`[streams]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamSettings {
+    pub policy: Policy,
+    /// The address the nodes send a stream's audio to; `None`: this host's address on the
+    /// route to each node.
+    pub media_ip: Option<IpAddr>,
+    /// Where the stream's UDP ports are bound.
+    pub media_bind: IpAddr,
+}
+
+impl Default for StreamSettings {
+    fn default() -> StreamSettings {
+        StreamSettings {
+            policy: Policy {
+                allow_private: false,
+                require_wss: true,
+                connect_timeout: Duration::from_secs(5),
+            },
+            media_ip: None,
+            media_bind: IpAddr::from([0, 0, 0, 0]),
+        }
+    }
+}
+
+/// The streams this process carries, and how it opens them.
+#[derive(Default)]
+pub struct StreamsHere {
+    settings: arc_swap::ArcSwap<StreamSettings>,
+    running: Mutex<HashMap<Uuid, mpsc::Sender<Control>>>,
+}
+
+impl StreamsHere {
+    fn control(&self, id: &Uuid) -> Option<mpsc::Sender<Control>> {
+        self.running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned()
+    }
+
+    fn forget(&self, id: &Uuid) {
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        running.remove(id);
+        crate::telemetry::streams_carried(running.len());
+    }
+
+    /// How many streams this process carries now.
+    pub fn carried(&self) -> usize {
+        self.running.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+}
+
+/// What the application asks for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamRequest {
+    pub url: String,
+    pub track: Track,
+    pub session: Option<SessionId>,
+    pub protocol: Protocol,
+    pub sample_rate: u32,
+    pub bidirectional: bool,
+    pub parameters: Map<String, Value>,
+}
+
+impl<S: Store> Rooms<S> {
+    /// How streams are opened from now on (a configuration reload).
+    pub fn set_stream_settings(&self, settings: StreamSettings) {
+        self.streams.settings.store(Arc::new(settings));
+    }
+
+    pub fn streams_here(&self) -> &StreamsHere {
+        &self.streams
+    }
+
+    /// Starts a stream and waits until audio flows or it has failed (the socket could not be
+    /// opened within the connect timeout, or the node sent no audio): the stream as it then
+    /// is, `streaming` or `failed` with why.
+    pub async fn start_stream(
+        &self,
+        app: &AppId,
+        id: &RoomId,
+        req: StreamRequest,
+    ) -> Result<Stream, ServiceError> {
+        let settings = self.streams.settings.load_full();
+        let url = socket::check_url(&req.url, &settings.policy)
+            .map_err(|e| ServiceError::Invalid(e.to_string()))?;
+        let room = self.room(app, id).await?;
+        let node = self.pool.get(&room.node)?;
+        node.has_room_for_a_command()?;
+        self.stream_place(app).await?;
+        let now = now_micros();
+        let stream = Stream {
+            id: Uuid::new_v4(),
+            url: req.url.clone(),
+            track: req.track,
+            session: req.session.clone(),
+            channel: None,
+            protocol: req.protocol,
+            sample_rate: req.sample_rate,
+            bidirectional: req.bidirectional,
+            parameters: req.parameters.clone(),
+            status: StreamStatus::Starting,
+            reason: None,
+            error: None,
+            legs: Vec::new(),
+            connections: 0,
+            created_at: now,
+            started_at: None,
+            ended_at: None,
+            updated_at: now,
+        };
+        let sid = stream.id;
+        let added = update_room(&*self.store, app, id, |r| {
+            ops::request_stream(r, stream.clone(), now_micros())?;
+            let target = ops::member_target(r, r.streams.last().unwrap_or(&stream));
+            Ok::<_, OpError>((target, Vec::new()))
+        })
+        .await?;
+        let (room, target) = match added {
+            None => return Err(ServiceError::NotFound("room")),
+            Some(Err(e)) => return Err(e.into()),
+            Some(Ok(done)) => done,
+        };
+        let (tx, rx) = mpsc::channel(64);
+        {
+            let mut running = self
+                .streams
+                .running
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            running.insert(sid, tx);
+            crate::telemetry::streams_carried(running.len());
+        }
+        let (ready_tx, mut ready) = watch::channel(false);
+        let carrier = Carrier {
+            store: self.store.clone(),
+            pool: self.pool.clone(),
+            here: self.streams.clone(),
+            app: app.clone(),
+            room: room.id.clone(),
+            node,
+            settings,
+            url,
+            target,
+        };
+        tokio::spawn(async move {
+            let stream = room.streams.iter().find(|s| s.id == sid).cloned();
+            if let Some(stream) = stream {
+                carrier.carry(stream, rx, ready_tx).await;
+            }
+            carrier.here.forget(&sid);
+        });
+        // Until it streams or has ended (the carrier says so either way).
+        let _ = ready.wait_for(|done| *done).await;
+        self.stream(app, id, &sid).await
+    }
+
+    /// The room's streams, newest last.
+    pub async fn streams(&self, app: &AppId, id: &RoomId) -> Result<Vec<Stream>, ServiceError> {
+        Ok(self.room_any(app, id).await?.streams)
+    }
+
+    pub async fn stream(
+        &self,
+        app: &AppId,
+        id: &RoomId,
+        stream: &Uuid,
+    ) -> Result<Stream, ServiceError> {
+        self.room_any(app, id)
+            .await?
+            .streams
+            .into_iter()
+            .find(|s| s.id == *stream)
+            .ok_or(ServiceError::NotFound("stream"))
+    }
+
+    /// Ends a stream (`stopped`, reason `deleted`): its legs are hung up, and the instance
+    /// carrying it sends the server `stop` and closes the socket. One already over is returned
+    /// as it is.
+    pub async fn stop_stream(
+        &self,
+        app: &AppId,
+        id: &RoomId,
+        stream: &Uuid,
+    ) -> Result<Stream, ServiceError> {
+        let room = self.room_any(app, id).await?;
+        if !room.streams.iter().any(|s| s.id == *stream) {
+            return Err(ServiceError::NotFound("stream"));
+        }
+        end_stream(
+            &*self.store,
+            &self.pool,
+            app,
+            id,
+            *stream,
+            StreamStatus::Stopped,
+            "deleted",
+            None,
+        )
+        .await?;
+        if let Some(control) = self.streams.control(stream) {
+            let _ = control.send(Control::Stop("deleted".into())).await;
+        }
+        self.stream(app, id, stream).await
+    }
+
+    /// Refused when the app's live rooms already hold its quota of live streams.
+    async fn stream_place(&self, app: &AppId) -> Result<(), ServiceError> {
+        let most = self.quota(app).streams;
+        if most == 0 {
+            return Ok(());
+        }
+        let mut live = 0;
+        let mut after = None;
+        loop {
+            let page = self.store.live_rooms_of_app(app, after, 500).await?;
+            live += page
+                .items
+                .iter()
+                .map(|r| r.streams.iter().filter(|s| s.is_live()).count())
+                .sum::<usize>();
+            match page.next {
+                Some(next) if live < most => after = Some(next),
+                _ => break,
+            }
+        }
+        if live >= most {
+            return Err(Reached::Streams(most).into());
+        }
+        Ok(())
+    }
+}
+
+/// Ends a stream in the room's record and hangs its legs up.
+#[allow(clippy::too_many_arguments)]
+async fn end_stream<S: Store>(
+    store: &S,
+    pool: &crate::node::NodePool,
+    app: &AppId,
+    id: &RoomId,
+    stream: Uuid,
+    status: StreamStatus,
+    reason: &str,
+    error: Option<&str>,
+) -> Result<Option<(StreamStatus, String)>, ServiceError> {
+    let ended = update_room(store, app, id, |r| {
+        let node = r.node.clone();
+        let applied = ops::end_stream(r, stream, status, reason, error, now_micros());
+        let now = r.streams.iter().find(|s| s.id == stream);
+        let outcome = now.map(|s| (s.status, s.reason.clone().unwrap_or_default()));
+        let legs: Vec<String> = applied
+            .effects
+            .iter()
+            .filter_map(|e| match e {
+                crate::conference::Effect::Cancel { channel } => Some(channel.clone()),
+                _ => None,
+            })
+            .collect();
+        Ok::<_, OpError>(((node, legs, outcome), applied.events))
+    })
+    .await?;
+    match ended {
+        Some(Ok((_, (node, legs, outcome)))) => {
+            hang_up(&pool.get(&node).ok(), &legs).await;
+            Ok(outcome)
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Hangs up a stream's legs (best effort: a leg already gone is gone).
+async fn hang_up(node: &Option<NodeHandle>, legs: &[String]) {
+    let Some(node) = node else { return };
+    for leg in legs {
+        if let Ok(cmd) = commands::kill(leg) {
+            let _ = node.api(&cmd).await;
+        }
+    }
+}
+
+/// One stream carried by this process, from its legs to its end.
+struct Carrier<S> {
+    store: Arc<S>,
+    pool: crate::node::NodePool,
+    here: Arc<StreamsHere>,
+    app: AppId,
+    room: RoomId,
+    node: NodeHandle,
+    settings: Arc<StreamSettings>,
+    url: url::Url,
+    /// The channel a member track listens to.
+    target: Option<String>,
+}
+
+impl<S: Store> Carrier<S> {
+    async fn carry(
+        &self,
+        stream: Stream,
+        control: mpsc::Receiver<Control>,
+        ready: watch::Sender<bool>,
+    ) {
+        let outcome = match self.open(&stream).await {
+            Ok((socket, media)) => {
+                self.started(&stream).await;
+                let _ = ready.send(true);
+                let dtmf = self.follow_dtmf(&stream);
+                let opening_parameters = stream.parameters.clone();
+                let stream_id = stream.id.to_string();
+                let session = stream.session.as_ref().map(|s| s.to_string());
+                let relay = Relay {
+                    protocol: stream.protocol,
+                    opening: Opening {
+                        stream_id: &stream_id,
+                        room_id: self.room.as_str(),
+                        app_id: self.app.as_str(),
+                        track: stream.track,
+                        session: session.as_deref(),
+                        sample_rate: stream.sample_rate,
+                        bidirectional: stream.bidirectional,
+                        parameters: &opening_parameters,
+                    },
+                    bidirectional: stream.bidirectional,
+                };
+                let control = merge(control, dtmf);
+                Ok(relay.run(socket, media, control).await)
+            }
+            Err(failed) => Err(failed),
+        };
+        let (status, reason, error) = match &outcome {
+            Ok(Outcome::Stopped(reason)) => (StreamStatus::Stopped, reason.clone(), None),
+            Ok(Outcome::ServerClosed) => (StreamStatus::Stopped, "server_closed".into(), None),
+            Ok(Outcome::Lost(e)) => (StreamStatus::Failed, "lost".into(), Some(e.clone())),
+            Ok(Outcome::MediaGone) => (
+                StreamStatus::Failed,
+                "media_lost".into(),
+                Some("the node's media legs stopped sending audio".into()),
+            ),
+            Err((code, text)) => (StreamStatus::Failed, (*code).to_owned(), Some(text.clone())),
+        };
+        // Ended already where it was ended (a DELETE, the room or member ending): unchanged,
+        // and counted as it was ended.
+        let ended = end_stream(
+            &*self.store,
+            &self.pool,
+            &self.app,
+            &self.room,
+            stream.id,
+            status,
+            &reason,
+            error.as_deref(),
+        )
+        .await;
+        if let Ok(Some((status, reason))) = ended {
+            crate::telemetry::stream_ended(status.as_str(), &reason);
+        }
+        let _ = ready.send(true);
+    }
+
+    /// The legs and the socket; on failure, the legs made so far are hung up.
+    async fn open(
+        &self,
+        stream: &Stream,
+    ) -> Result<(socket::Socket, Media), (&'static str, String)> {
+        let node_addr = resolve(&self.node.config.addr).await.ok_or((
+            "media_unavailable",
+            "the node's address does not resolve".to_owned(),
+        ))?;
+        let media_ip = match self.settings.media_ip {
+            Some(ip) => ip,
+            None => route_to(node_addr).await.ok_or((
+                "media_unavailable",
+                "no route to the node for the stream's audio".to_owned(),
+            ))?,
+        };
+        let bind = SocketAddr::new(self.settings.media_bind, 0);
+        let udp = |_| async move { UdpSocket::bind(bind).await };
+        let listen = udp(()).await.map_err(no_port)?;
+        let whisper = stream.track == Track::Member && stream.bidirectional;
+        let speak = match whisper {
+            true => Some(udp(()).await.map_err(no_port)?),
+            false => None,
+        };
+        let target = self.target.as_deref();
+        let mut plan: Vec<(Listen<'_>, &UdpSocket)> = Vec::new();
+        match (stream.track, target) {
+            (Track::Room, _) => plan.push((
+                Listen::Room {
+                    profile: &self.node.config.profile,
+                    speaks: stream.bidirectional,
+                },
+                &listen,
+            )),
+            (Track::Member, Some(target)) => {
+                plan.push((Listen::Member { target }, &listen));
+                if let Some(speak) = &speak {
+                    plan.push((Listen::Whisper { target }, speak));
+                }
+            }
+            (Track::Member, None) => {
+                return Err(("member_left", "the member is no longer in the room".into()));
+            }
+        }
+        let mut legs = Vec::new();
+        let result = self.make_legs(stream, &plan, media_ip, &mut legs).await;
+        let result = match result {
+            Ok(()) => self.connect(node_addr, &listen).await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(socket) => Ok((
+                socket,
+                Media {
+                    listen,
+                    speak,
+                    node_ip: node_addr.ip(),
+                },
+            )),
+            Err(e) => {
+                hang_up(&Some(self.node.clone()), &legs).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn make_legs(
+        &self,
+        stream: &Stream,
+        plan: &[(Listen<'_>, &UdpSocket)],
+        media_ip: IpAddr,
+        legs: &mut Vec<String>,
+    ) -> Result<(), (&'static str, String)> {
+        for (listen, udp) in plan {
+            let leg = Uuid::new_v4().to_string();
+            let cmd = media_legs::originate(&leg, &self.room, &stream.id, *listen)
+                .map_err(|e| ("media_unavailable", invalid(e).to_string()))?;
+            let port = udp.local_addr().map_err(no_port)?.port();
+            let unicast = media_legs::unicast(&leg, SocketAddr::new(media_ip, port))
+                .map_err(|e| ("media_unavailable", e.to_string()))?;
+            legs.push(leg.clone());
+            self.node.expect_ok(&cmd, false).await.map_err(|e| {
+                (
+                    "media_unavailable",
+                    format!("the node refused the media leg: {e}"),
+                )
+            })?;
+            let recorded = update_room(&*self.store, &self.app, &self.room, |r| {
+                let kept = ops::stream_legs(r, stream.id, std::slice::from_ref(&leg), now_micros());
+                Ok::<_, OpError>((kept, Vec::new()))
+            })
+            .await;
+            if !matches!(recorded, Ok(Some(Ok((_, true))))) {
+                return Err(("stopped", "the stream ended while it was starting".into()));
+            }
+            self.node.sendmsg(unicast).await.map_err(|e| {
+                (
+                    "media_unavailable",
+                    format!("the node refused unicast: {e}"),
+                )
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The socket, once the node's audio flows.
+    async fn connect(
+        &self,
+        node_addr: SocketAddr,
+        listen: &UdpSocket,
+    ) -> Result<socket::Socket, (&'static str, String)> {
+        let socket = socket::open(&self.url, &self.settings.policy)
+            .await
+            .map_err(|f| (f.code, f.text))?;
+        if !Relay::media_flows(listen, node_addr.ip(), MEDIA_START).await {
+            return Err((
+                "media_unavailable",
+                "the node sent no audio for the stream".into(),
+            ));
+        }
+        Ok(socket)
+    }
+
+    async fn started(&self, stream: &Stream) {
+        let _ = update_room(&*self.store, &self.app, &self.room, |r| {
+            let events: Vec<DomainEvent> = ops::stream_started(r, stream.id, now_micros())
+                .map(|a| a.events)
+                .unwrap_or_default();
+            Ok::<_, OpError>(((), events))
+        })
+        .await;
+    }
+
+    /// The DTMF of the room's members (or the one member a member track follows), from the
+    /// app's event outbox, which every instance reads.
+    fn follow_dtmf(&self, stream: &Stream) -> mpsc::Receiver<Control> {
+        let (tx, rx) = mpsc::channel(32);
+        let store = self.store.clone();
+        let app = self.app.clone();
+        let room = self.room.clone();
+        let session = stream.session.clone();
+        tokio::spawn(async move {
+            let mut bell = store.outbox_watch(&app);
+            let ms = now_micros().max(0) as u64 / 1000;
+            let mut after = format!("{}-0", ms.saturating_sub(200));
+            let waits = crate::store::bell::Waits {
+                poll: Duration::from_millis(100),
+                idle: Duration::from_secs(5),
+            };
+            while !tx.is_closed() {
+                bell.seen();
+                let rows: Vec<crate::store::OutboxEntry> = store
+                    .outbox(&app, Some(&after), 200)
+                    .await
+                    .unwrap_or_default();
+                let caught_up = rows.len() < 200;
+                for row in rows {
+                    after = row.position.clone();
+                    let e = &row.event;
+                    if e.kind != EventKind::MemberDtmf || e.room != room {
+                        continue;
+                    }
+                    let from = e.data["session_id"].as_str().or(e.data["session"].as_str());
+                    if session.as_ref().is_some_and(|s| Some(s.as_str()) != from) {
+                        continue;
+                    }
+                    let Some(digit) = e.data["digit"].as_str().and_then(|d| d.chars().next())
+                    else {
+                        continue;
+                    };
+                    let dtmf = Control::Dtmf {
+                        digit,
+                        session: from.map(str::to_owned),
+                    };
+                    if tx.send(dtmf).await.is_err() {
+                        return;
+                    }
+                }
+                if caught_up {
+                    tokio::select! {
+                        _ = bell.wait(tokio::time::Instant::now(), waits) => {}
+                        () = tx.closed() => return,
+                    }
+                }
+            }
+        });
+        rx
+    }
+}
+
+fn no_port(e: std::io::Error) -> (&'static str, String) {
+    (
+        "media_unavailable",
+        format!("no UDP port for the stream: {e}"),
+    )
+}
+
+/// Both control sources as one (the DELETE's stop, the DTMF feed).
+fn merge(
+    mut control: mpsc::Receiver<Control>,
+    mut dtmf: mpsc::Receiver<Control>,
+) -> mpsc::Receiver<Control> {
+    let (tx, rx) = mpsc::channel(64);
+    tokio::spawn(async move {
+        loop {
+            let next = tokio::select! {
+                c = control.recv() => match c { Some(c) => c, None => return },
+                Some(d) = dtmf.recv() => d,
+            };
+            if tx.send(next).await.is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+async fn resolve(addr: &str) -> Option<SocketAddr> {
+    tokio::net::lookup_host(addr).await.ok()?.next()
+}
+
+/// This host's address on the route to `to` (no packet is sent).
+async fn route_to(to: SocketAddr) -> Option<IpAddr> {
+    let any: SocketAddr = match to {
+        SocketAddr::V4(_) => SocketAddr::from(([0, 0, 0, 0], 0)),
+        SocketAddr::V6(_) => SocketAddr::from(([0u16; 8], 0)),
+    };
+    let probe = UdpSocket::bind(any).await.ok()?;
+    probe.connect(to).await.ok()?;
+    Some(probe.local_addr().ok()?.ip())
+}
