@@ -362,6 +362,14 @@ impl<S: Store> Rooms<S> {
             if let Ok(cmd) = commands::kill(&m.control) {
                 let _ = from.api(&cmd).await;
             }
+            // The room's streams' legs are in the old conference: let go with it (each stream's
+            // carrier makes new ones on the new node when they stop sending).
+            let legs = room.streams.iter().filter(|s| s.is_live());
+            for leg in legs.flat_map(|s| s.legs.iter()) {
+                if let Ok(cmd) = commands::kill(leg) {
+                    let _ = from.api(&cmd).await;
+                }
+            }
         }
         let finished = update_room(&*self.store, app, id, |r| {
             let (applied, _) = migration::finish(r, now_micros())?;

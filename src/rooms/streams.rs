@@ -34,6 +34,12 @@ use crate::streams::socket::{self, Policy};
 /// How long a new stream's legs have to send their first audio.
 const MEDIA_START: Duration = Duration::from_secs(3);
 
+/// How many times a stream follows its room to new legs (moves off draining nodes).
+const MAX_MOVES: u32 = 8;
+
+/// How long a stream whose legs are gone waits for its room's move to be over.
+const MOVE_WAIT: Duration = Duration::from_secs(10);
+
 /// How streams are opened here (`[streams]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamSettings {
@@ -340,26 +346,7 @@ impl<S: Store> Carrier<S> {
             Ok((socket, media)) => {
                 self.started(&stream).await;
                 let _ = ready.send(true);
-                let dtmf = self.follow_dtmf(&stream);
-                let opening_parameters = stream.parameters.clone();
-                let stream_id = stream.id.to_string();
-                let session = stream.session.as_ref().map(|s| s.to_string());
-                let relay = Relay {
-                    protocol: stream.protocol,
-                    opening: Opening {
-                        stream_id: &stream_id,
-                        room_id: self.room.as_str(),
-                        app_id: self.app.as_str(),
-                        track: stream.track,
-                        session: session.as_deref(),
-                        sample_rate: stream.sample_rate,
-                        bidirectional: stream.bidirectional,
-                        parameters: &opening_parameters,
-                    },
-                    bidirectional: stream.bidirectional,
-                };
-                let control = merge(control, dtmf);
-                Ok(relay.run(socket, media, control).await)
+                Ok(self.relay(&stream, socket, media, control).await)
             }
             Err(failed) => Err(failed),
         };
@@ -393,12 +380,114 @@ impl<S: Store> Carrier<S> {
         let _ = ready.send(true);
     }
 
-    /// The legs and the socket; on failure, the legs made so far are hung up.
-    async fn open(
+    /// Relays until the stream ends. When its legs stop sending while the stream lives on (its
+    /// room moved to another node, which hangs the old legs up), new legs are made where the
+    /// room is now, toward the same ports, and the same socket goes on.
+    async fn relay(
         &self,
         stream: &Stream,
-    ) -> Result<(socket::Socket, Media), (&'static str, String)> {
-        let node_addr = resolve(&self.node.config.addr).await.ok_or((
+        mut socket: socket::Socket,
+        mut media: Media,
+        control: mpsc::Receiver<Control>,
+    ) -> Outcome {
+        let parameters = stream.parameters.clone();
+        let stream_id = stream.id.to_string();
+        let session = stream.session.as_ref().map(|s| s.to_string());
+        let relay = Relay {
+            protocol: stream.protocol,
+            opening: Opening {
+                stream_id: &stream_id,
+                room_id: self.room.as_str(),
+                app_id: self.app.as_str(),
+                track: stream.track,
+                session: session.as_deref(),
+                sample_rate: stream.sample_rate,
+                bidirectional: stream.bidirectional,
+                parameters: &parameters,
+            },
+            bidirectional: stream.bidirectional,
+        };
+        let mut control = merge(control, self.follow_dtmf(stream));
+        let mut running = match relay.open(&mut socket).await {
+            Ok(running) => running,
+            Err(outcome) => return outcome,
+        };
+        let mut moves = 0;
+        let outcome = loop {
+            let outcome = relay
+                .run(&mut running, &mut socket, &media, &mut control)
+                .await;
+            if outcome != Outcome::MediaGone || moves >= MAX_MOVES {
+                break outcome;
+            }
+            moves += 1;
+            match self.follow_room(stream, &mut media).await {
+                Ok(()) => continue,
+                Err(_) => break outcome,
+            }
+        };
+        relay.close(&mut running, socket, &outcome).await;
+        outcome
+    }
+
+    /// New legs for a live stream whose legs are gone, on the room's node as it is now (after
+    /// a move that is over), toward the same ports.
+    async fn follow_room(&self, stream: &Stream, media: &mut Media) -> Result<(), String> {
+        let deadline = tokio::time::Instant::now() + MOVE_WAIT;
+        let room = loop {
+            let room = self
+                .store
+                .room(&self.app, &self.room)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or("the room is gone")?;
+            let live = room
+                .streams
+                .iter()
+                .any(|s| s.id == stream.id && s.is_live());
+            if !live || room.status != crate::conference::RoomStatus::Progressing {
+                return Err("the stream or its room ended".into());
+            }
+            if room.migration.is_none() {
+                break room;
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err("the room is still moving".into());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let node = self.pool.get(&room.node).map_err(|e| e.to_string())?;
+        let target = ops::member_target(&room, stream);
+        let (node_addr, media_ip) = self.addresses(&node).await.map_err(|e| e.1)?;
+        let plan = plan(
+            stream,
+            &node,
+            target.as_deref(),
+            &media.listen,
+            media.speak.as_ref(),
+        )
+        .map_err(|e| e.1)?;
+        let mut legs = Vec::new();
+        let made = self
+            .make_legs(&node, stream, &plan, media_ip, &mut legs, true)
+            .await;
+        let flowing =
+            made.is_ok() && Relay::media_flows(&media.listen, node_addr.ip(), MEDIA_START).await;
+        if !flowing {
+            hang_up(&Some(node), &legs).await;
+            return Err("no audio from the new legs".into());
+        }
+        media.node_ip = node_addr.ip();
+        tracing::info!(stream = %stream.id, node = %room.node, "stream legs remade where the room is now");
+        Ok(())
+    }
+
+    /// The node's address, and the address it sends a stream's audio to.
+    async fn addresses(
+        &self,
+        node: &NodeHandle,
+    ) -> Result<(SocketAddr, IpAddr), (&'static str, String)> {
+        let node_addr = resolve(&node.config.addr).await.ok_or((
             "media_unavailable",
             "the node's address does not resolve".to_owned(),
         ))?;
@@ -409,36 +498,32 @@ impl<S: Store> Carrier<S> {
                 "no route to the node for the stream's audio".to_owned(),
             ))?,
         };
+        Ok((node_addr, media_ip))
+    }
+
+    /// The legs and the socket; on failure, the legs made so far are hung up.
+    async fn open(
+        &self,
+        stream: &Stream,
+    ) -> Result<(socket::Socket, Media), (&'static str, String)> {
+        let (node_addr, media_ip) = self.addresses(&self.node).await?;
         let bind = SocketAddr::new(self.settings.media_bind, 0);
-        let udp = |_| async move { UdpSocket::bind(bind).await };
-        let listen = udp(()).await.map_err(no_port)?;
-        let whisper = stream.track == Track::Member && stream.bidirectional;
-        let speak = match whisper {
-            true => Some(udp(()).await.map_err(no_port)?),
+        let listen = UdpSocket::bind(bind).await.map_err(no_port)?;
+        let speak = match stream.track == Track::Member && stream.bidirectional {
+            true => Some(UdpSocket::bind(bind).await.map_err(no_port)?),
             false => None,
         };
-        let target = self.target.as_deref();
-        let mut plan: Vec<(Listen<'_>, &UdpSocket)> = Vec::new();
-        match (stream.track, target) {
-            (Track::Room, _) => plan.push((
-                Listen::Room {
-                    profile: &self.node.config.profile,
-                    speaks: stream.bidirectional,
-                },
-                &listen,
-            )),
-            (Track::Member, Some(target)) => {
-                plan.push((Listen::Member { target }, &listen));
-                if let Some(speak) = &speak {
-                    plan.push((Listen::Whisper { target }, speak));
-                }
-            }
-            (Track::Member, None) => {
-                return Err(("member_left", "the member is no longer in the room".into()));
-            }
-        }
+        let plan = plan(
+            stream,
+            &self.node,
+            self.target.as_deref(),
+            &listen,
+            speak.as_ref(),
+        )?;
         let mut legs = Vec::new();
-        let result = self.make_legs(stream, &plan, media_ip, &mut legs).await;
+        let result = self
+            .make_legs(&self.node, stream, &plan, media_ip, &mut legs, false)
+            .await;
         let result = match result {
             Ok(()) => self.connect(node_addr, &listen).await,
             Err(e) => Err(e),
@@ -459,12 +544,16 @@ impl<S: Store> Carrier<S> {
         }
     }
 
+    /// Originates each planned leg on `node`, records it in the room (`replace`: in place of
+    /// the legs it had), and points its `unicast` at its port here.
     async fn make_legs(
         &self,
+        node: &NodeHandle,
         stream: &Stream,
         plan: &[(Listen<'_>, &UdpSocket)],
         media_ip: IpAddr,
         legs: &mut Vec<String>,
+        mut replace: bool,
     ) -> Result<(), (&'static str, String)> {
         for (listen, udp) in plan {
             let leg = Uuid::new_v4().to_string();
@@ -474,21 +563,23 @@ impl<S: Store> Carrier<S> {
             let unicast = media_legs::unicast(&leg, SocketAddr::new(media_ip, port))
                 .map_err(|e| ("media_unavailable", e.to_string()))?;
             legs.push(leg.clone());
-            self.node.expect_ok(&cmd, false).await.map_err(|e| {
+            node.expect_ok(&cmd, false).await.map_err(|e| {
                 (
                     "media_unavailable",
                     format!("the node refused the media leg: {e}"),
                 )
             })?;
             let recorded = update_room(&*self.store, &self.app, &self.room, |r| {
-                let kept = ops::stream_legs(r, stream.id, std::slice::from_ref(&leg), now_micros());
+                let now = now_micros();
+                let kept = ops::stream_legs(r, stream.id, std::slice::from_ref(&leg), replace, now);
                 Ok::<_, OpError>((kept, Vec::new()))
             })
             .await;
+            replace = false;
             if !matches!(recorded, Ok(Some(Ok((_, true))))) {
                 return Err(("stopped", "the stream ended while it was starting".into()));
             }
-            self.node.sendmsg(unicast).await.map_err(|e| {
+            node.sendmsg(unicast).await.map_err(|e| {
                 (
                     "media_unavailable",
                     format!("the node refused unicast: {e}"),
@@ -581,6 +672,37 @@ impl<S: Store> Carrier<S> {
         });
         rx
     }
+}
+
+/// Which legs a stream takes on `node`: a room track's conference member, or a member track's
+/// eavesdrop (and its whisper, when bidirectional), each with its UDP socket here.
+fn plan<'a>(
+    stream: &Stream,
+    node: &'a NodeHandle,
+    target: Option<&'a str>,
+    listen: &'a UdpSocket,
+    speak: Option<&'a UdpSocket>,
+) -> Result<Vec<(Listen<'a>, &'a UdpSocket)>, (&'static str, String)> {
+    let mut plan = Vec::new();
+    match (stream.track, target) {
+        (Track::Room, _) => plan.push((
+            Listen::Room {
+                profile: &node.config.profile,
+                speaks: stream.bidirectional,
+            },
+            listen,
+        )),
+        (Track::Member, Some(target)) => {
+            plan.push((Listen::Member { target }, listen));
+            if let Some(speak) = speak {
+                plan.push((Listen::Whisper { target }, speak));
+            }
+        }
+        (Track::Member, None) => {
+            return Err(("member_left", "the member is no longer in the room".into()));
+        }
+    }
+    Ok(plan)
 }
 
 fn no_port(e: std::io::Error) -> (&'static str, String) {

@@ -65,15 +65,15 @@ pub struct Media {
     pub node_ip: IpAddr,
 }
 
-struct Leg {
-    socket: UdpSocket,
+struct Leg<'s> {
+    socket: &'s UdpSocket,
     peer: Option<SocketAddr>,
     /// Samples per datagram the leg sends (its rate / 50), learned from the first one.
     frame: usize,
 }
 
-impl Leg {
-    fn new(socket: UdpSocket) -> Leg {
+impl Leg<'_> {
+    fn new(socket: &UdpSocket) -> Leg<'_> {
         Leg {
             socket,
             peer: None,
@@ -151,32 +151,72 @@ impl Relay<'_> {
         }
     }
 
-    /// Runs the stream until it ends; the socket is closed on return (with `stop` first,
-    /// unless the server closed it).
-    pub async fn run(
-        &self,
-        mut socket: Socket,
-        media: Media,
-        mut control: mpsc::Receiver<Control>,
-    ) -> Outcome {
-        let rate = self.opening.sample_rate;
-        let mut out = Outbound::new(self.protocol, self.opening.stream_id, rate);
-        let rate = out.sample_rate();
+    /// Sends the server the opening messages; what the stream keeps from then on.
+    pub async fn open(&self, socket: &mut Socket) -> Result<Running, Outcome> {
+        let mut out = Outbound::new(
+            self.protocol,
+            self.opening.stream_id,
+            self.opening.sample_rate,
+        );
         for m in out.opening(&self.opening) {
             if let Err(e) = socket.send(ws(m)).await {
-                return Outcome::Lost(e.to_string());
+                return Err(Outcome::Lost(e.to_string()));
             }
         }
-        let mut decoder = InboundDecoder::new(self.protocol, rate);
+        let rate = out.sample_rate();
+        Ok(Running {
+            out,
+            decoder: InboundDecoder::new(self.protocol, rate),
+            playout: Playout::default(),
+            up: Upsampler::new(),
+            down: Downsampler::new(),
+            up_in: Upsampler::new(),
+            down_in: Downsampler::new(),
+            began: Instant::now(),
+        })
+    }
+
+    /// Ends the stream: `stop` (unless the server closed the socket or it broke), then a close.
+    pub async fn close(&self, running: &mut Running, mut socket: Socket, outcome: &Outcome) {
+        if !matches!(outcome, Outcome::ServerClosed | Outcome::Lost(_)) {
+            let reason = match outcome {
+                Outcome::Stopped(r) => r.as_str(),
+                _ => "media_gone",
+            };
+            let _ = socket
+                .send(ws(running.out.stop(&self.opening, reason)))
+                .await;
+        }
+        let close = CloseFrame {
+            code: CloseCode::Normal,
+            reason: "".into(),
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(1), socket.close(Some(close))).await;
+    }
+
+    /// Relays between `media` and the socket until something ends it (the socket stays open:
+    /// after [`Outcome::MediaGone`] it may go on with new legs).
+    pub async fn run(
+        &self,
+        running: &mut Running,
+        socket: &mut Socket,
+        media: &Media,
+        control: &mut mpsc::Receiver<Control>,
+    ) -> Outcome {
+        let Running {
+            out,
+            decoder,
+            playout,
+            up,
+            down,
+            up_in,
+            down_in,
+            began,
+        } = running;
+        let rate = out.sample_rate();
         let node_ip = media.node_ip;
-        let mut listen = Leg::new(media.listen);
-        let mut speak = media.speak.map(Leg::new);
-        let mut playout = Playout::default();
-        let mut up = Upsampler::new();
-        let mut down = Downsampler::new();
-        let mut up_in = Upsampler::new();
-        let mut down_in = Downsampler::new();
-        let began = Instant::now();
+        let mut listen = Leg::new(&media.listen);
+        let mut speak = media.speak.as_ref().map(Leg::new);
         let mut buf = vec![0u8; 4096];
         let mut spare = vec![0u8; 4096];
         let mut pcm = Vec::new();
@@ -185,7 +225,7 @@ impl Relay<'_> {
         let mut tick = tokio::time::interval(Duration::from_millis(20));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
         let mut heard = tokio::time::Instant::now();
-        let outcome = loop {
+        loop {
             let silence = tokio::time::sleep_until(heard + MEDIA_SILENCE);
             tokio::select! {
                 got = listen.socket.recv_from(&mut buf) => {
@@ -199,7 +239,7 @@ impl Relay<'_> {
                     listen.frame = samples.len();
                     let leg_rate = (samples.len() * 50) as u32;
                     pcm.clear();
-                    convert(&samples, leg_rate, rate, &mut up, &mut down, &mut pcm);
+                    convert(&samples, leg_rate, rate, up, down, &mut pcm);
                     let at = began.elapsed().as_millis() as u64;
                     if let Err(e) = socket.send(ws(out.media(&pcm, at))).await {
                         break Outcome::Lost(e.to_string());
@@ -244,7 +284,7 @@ impl Relay<'_> {
                             let leg = speak.as_ref().unwrap_or(&listen);
                             let leg_rate = match leg.frame { 0 => 8000, n => (n * 50) as u32 };
                             pcm.clear();
-                            convert(&samples, rate, leg_rate, &mut up_in, &mut down_in, &mut pcm);
+                            convert(&samples, rate, leg_rate, up_in, down_in, &mut pcm);
                             playout.push(&pcm);
                         }
                         Ok(Inbound::Media(_)) | Ok(Inbound::Ignored) => {}
@@ -270,24 +310,24 @@ impl Relay<'_> {
                 },
                 () = silence => break Outcome::MediaGone,
             }
-        };
-        if !matches!(outcome, Outcome::ServerClosed | Outcome::Lost(_)) {
-            let reason = match &outcome {
-                Outcome::Stopped(r) => r.as_str(),
-                _ => "media_gone",
-            };
-            let _ = socket.send(ws(out.stop(&self.opening, reason))).await;
         }
-        let close = CloseFrame {
-            code: CloseCode::Normal,
-            reason: "".into(),
-        };
-        let _ = tokio::time::timeout(Duration::from_secs(1), socket.close(Some(close))).await;
-        outcome
     }
 }
 
-async fn recv_speak(speak: &mut Option<Leg>, buf: &mut [u8]) -> Option<(usize, SocketAddr)> {
+/// What a stream keeps while it runs, across its legs: Twilio's numbering, the audio queued
+/// for the node, the rate converters' state, when it began.
+pub struct Running {
+    out: Outbound,
+    decoder: InboundDecoder,
+    playout: Playout,
+    up: Upsampler,
+    down: Downsampler,
+    up_in: Upsampler,
+    down_in: Downsampler,
+    began: Instant,
+}
+
+async fn recv_speak(speak: &mut Option<Leg<'_>>, buf: &mut [u8]) -> Option<(usize, SocketAddr)> {
     match speak {
         Some(leg) => leg.socket.recv_from(buf).await.ok(),
         None => std::future::pending().await,

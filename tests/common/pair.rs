@@ -253,7 +253,8 @@ impl Pair {
              [limits]\nglobal_rps = 0\nconf_play_ms = 300\nconference_control_ms = 100\n\
              conference_ms = 300\nconference_mute_ms = 300\ncommand_timeout_ms = 5000\n\
              join_timeout_ms = 10000\n\
-             [playback]\nallow_hosts = [\"127.0.0.1\"]\n",
+             [playback]\nallow_hosts = [\"127.0.0.1\"]\n\
+             [streams]\nallow_private = true\nrequire_wss = false\n",
             q(&redis.url()),
             q(&hash_key(OPERATOR))
         );

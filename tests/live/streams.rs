@@ -13,6 +13,7 @@ use switchyard::conference::EventKind;
 
 use crate::common::ws_server::{Audio, WsServer, l16_bytes, tone, tone_share, twilio_media};
 use crate::live::{self, Live, channel_of, notice};
+use crate::pair::{self, Pair};
 
 const A_TONE: f64 = 440.0;
 const B_TONE: f64 = 1000.0;
@@ -418,4 +419,89 @@ async fn live_a_stream_server_that_refuses_closes_or_never_answers_leaves_nothin
     })
     .await;
     t.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(live_fs),
+    ignore = "needs a real FreeSWITCH: run scripts/test-deps.sh, or set SWITCHYARD_LIVE_ESL=host:port"
+)]
+async fn live_a_stream_moves_with_its_room_off_a_drained_node_on_the_same_socket() {
+    let t = Pair::start_real(2).await;
+    let server = WsServer::start().await;
+    let (room, on) = t.room("moving-stream").await;
+    assert_eq!(on, 0);
+    // A caller on the other node: its call stays up through the move (it is carried).
+    let caller = t.call(1, "4101").await;
+    t.joined(&room, &caller).await;
+    let r = t.command(&caller, "conference/unmute", json!({})).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    let r = t
+        .patiently(
+            "POST",
+            &format!("/api/v1/conferences/{room}/streams"),
+            json!({ "url": server.url("/moving"), "protocol": "l16" }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{r:?}");
+    assert_eq!(r.body["status"], "streaming", "{r:?}");
+    let sid = r.body["stream_id"].as_str().unwrap().to_owned();
+    let conn = server.next(WITHIN).await;
+    conn.text_event("start", WITHIN).await;
+    let heard = conn.wait_audio(1000, Audio::L16(8000)).await;
+    assert!(
+        tone_share(&heard, 8000, A_TONE) > 0.5,
+        "the stream hears the caller"
+    );
+
+    let r = t
+        .operator(
+            "POST",
+            &format!("/api/v1/operator/nodes/{}/drain", pair::PREFIXES[0]),
+            json!({ "migrate": true }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    t.eventually("the room lives on its new node", || async {
+        let r = t.stored_room(&room).await;
+        r.migration.is_none() && r.node.as_str() == pair::PREFIXES[1]
+    })
+    .await;
+    let moved = Instant::now();
+    // The same socket hears the caller again, from the new node's legs.
+    t.eventually("the stream hears the caller from the new node", || async {
+        let after = conn.audio_since(moved + Duration::from_millis(200), Audio::L16(8000));
+        after.len() >= 8000 && tone_share(&after[after.len() - 8000..], 8000, A_TONE) > 0.5
+    })
+    .await;
+    notice(&format!(
+        "the stream hears the caller again {:?} after the room moved",
+        moved.elapsed()
+    ));
+    assert_eq!(
+        server.accepted(),
+        1,
+        "no new socket: the stream moved on the same one"
+    );
+    let shown = t
+        .get(&format!("/api/v1/conferences/{room}/streams/{sid}"))
+        .await;
+    assert_eq!(shown.body["status"], "streaming", "{shown:?}");
+    assert_eq!(shown.body["connections"], 1, "{shown:?}");
+    // Nothing of the room is left on the drained node.
+    t.eventually("the old node holds no conference of the room", || async {
+        !t.node_api(0, &format!("conference {room} list"))
+            .await
+            .contains("loopback")
+    })
+    .await;
+    let r = t
+        .req(
+            "DELETE",
+            &format!("/api/v1/conferences/{room}/streams/{sid}"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    conn.text_event("stop", WITHIN).await;
 }

@@ -76,11 +76,15 @@ pub fn request_stream(room: &mut Room, mut stream: Stream, now: Micros) -> Resul
     Ok(())
 }
 
-/// The stream's media legs are on the node (hung up when it ends).
-pub fn stream_legs(room: &mut Room, id: Uuid, legs: &[String], now: Micros) -> bool {
+/// The stream's media legs are on the node (hung up when it ends); `replace`: in place of the
+/// ones it had (its room moved, and the old ones are gone with the old conference).
+pub fn stream_legs(room: &mut Room, id: Uuid, legs: &[String], replace: bool, now: Micros) -> bool {
     let Some(s) = room.streams.iter_mut().find(|s| s.id == id && s.is_live()) else {
         return false;
     };
+    if replace {
+        s.legs.clear();
+    }
     for leg in legs {
         if !s.legs.contains(leg) {
             s.legs.push(leg.clone());
