@@ -193,6 +193,11 @@ impl AppDirectory {
     }
 
     /// The app gets talking events.
+    /// Every application it knows.
+    pub fn apps(&self) -> Vec<AppId> {
+        self.now.load().apps.clone()
+    }
+
     pub fn hear_talking(&mut self, app: AppId) {
         self.edit(|d| {
             d.talking.insert(app);

@@ -79,6 +79,8 @@ pub fn start_reloadable<S: Store + Fleet>(
     start_migrations(state.clone(), stop.child_token());
     let (uploader, token) = (state.clone(), stop.child_token());
     tokio::spawn(async move { uploader.rooms().run_uploads(token).await });
+    let (keeper, token) = (state.clone(), stop.child_token());
+    tokio::spawn(async move { keeper.rooms().keep_streams(token).await });
     let window = Duration::from_secs(config.event_retention_secs.unwrap_or(24 * 3600));
     start_housekeeping(state.clone(), running.apps(), window, stop.child_token());
     Ok((state, running))

@@ -40,6 +40,9 @@ pub enum Control {
         digit: char,
         session: Option<String>,
     },
+    /// Another instance carries the stream now: close the socket, with no `stop` (the stream
+    /// goes on, on the new carrier's socket).
+    Yield,
 }
 
 /// How a relay ended.
@@ -53,6 +56,8 @@ pub enum Outcome {
     Lost(String),
     /// The node's media legs stopped sending.
     MediaGone,
+    /// Given up to another carrier ([`Control::Yield`]).
+    Yielded,
 }
 
 /// The UDP side: `listen` receives what the leg hears; audio for the node goes to the source
@@ -178,7 +183,10 @@ impl Relay<'_> {
 
     /// Ends the stream: `stop` (unless the server closed the socket or it broke), then a close.
     pub async fn close(&self, running: &mut Running, mut socket: Socket, outcome: &Outcome) {
-        if !matches!(outcome, Outcome::ServerClosed | Outcome::Lost(_)) {
+        if !matches!(
+            outcome,
+            Outcome::ServerClosed | Outcome::Lost(_) | Outcome::Yielded
+        ) {
             let reason = match outcome {
                 Outcome::Stopped(r) => r.as_str(),
                 _ => "media_gone",
@@ -302,6 +310,7 @@ impl Relay<'_> {
                 ctl = control.recv() => match ctl {
                     None => break Outcome::Stopped("controller".into()),
                     Some(Control::Stop(reason)) => break Outcome::Stopped(reason),
+                    Some(Control::Yield) => break Outcome::Yielded,
                     Some(Control::Dtmf { digit, session }) => {
                         if let Err(e) = socket.send(ws(out.dtmf(digit, session.as_deref()))).await {
                             break Outcome::Lost(e.to_string());

@@ -505,3 +505,146 @@ async fn live_a_stream_moves_with_its_room_off_a_drained_node_on_the_same_socket
     assert_eq!(r.status, StatusCode::OK, "{r:?}");
     conn.text_event("stop", WITHIN).await;
 }
+
+/// Two `switchyard serve` instances on one node; the one that carries a stream is SIGKILLed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(live_fs),
+    ignore = "needs a real FreeSWITCH: run scripts/test-deps.sh"
+)]
+async fn live_a_stream_whose_instance_is_killed_is_taken_over_within_2_s() {
+    use crate::common::freeswitch::{FreeSwitch, free_tcp_port};
+    use crate::common::redis_server::RedisServer;
+    use crate::common::serve::{Api, Serve, until};
+    use crate::common::sipp::Caller;
+
+    const DID: &str = "15551230000";
+    const KEY: &str = "takeover-test-key";
+    let fs = tokio::task::spawn_blocking(FreeSwitch::start)
+        .await
+        .unwrap();
+    let redis = RedisServer::start();
+    let server = WsServer::start().await;
+    let dir = fs.dir.join("controllers");
+    std::fs::create_dir_all(&dir).unwrap();
+    let q = |s: &str| toml::Value::String(s.to_owned()).to_string();
+    let mut instances = Vec::new();
+    for n in 0..2 {
+        let port = free_tcp_port();
+        let base = format!("http://127.0.0.1:{port}");
+        let config = dir.join(format!("switchyard-{n}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "listen = {}\nredis_url = {}\ncursor_secret = \"takeover-cursor-secret-0123456789\"\n\
+                 [limits]\nglobal_rps = 0\nconference_ms = 50\nconference_mute_ms = 50\n\
+                 [streams]\nallow_private = true\nrequire_wss = false\n\
+                 [[nodes]]\nname = \"live\"\nprefix = \"live1\"\nesl = {}\npassword = {}\n\
+                 profile = \"switchyard\"\nrecordings_dir = {}\n\
+                 [[apps]]\nid = \"app1\"\nkey_sha256 = {}\ndids = [{}]\n",
+                q(&format!("127.0.0.1:{port}")),
+                q(&redis.url()),
+                q(&fs.esl()),
+                q(&fs.password),
+                q(&fs.recordings().to_string_lossy()),
+                q(&switchyard::api::hash_key(KEY)),
+                q(DID),
+            ),
+        )
+        .unwrap();
+        let serve = Serve::start(&config, &base).await;
+        instances.push((serve, Api::new(&base, "app1", KEY)));
+    }
+    let (a, b) = (instances[0].1.clone(), instances[1].1.clone());
+
+    let _caller = Caller::dial_tone(fs.sip(), DID, "4201", "Caller 4201", A_TONE);
+    let session: String = until(WITHIN, "the call is listed", || async {
+        let (_, body) = a.call("GET", "/api/v1/sessions?limit=10", None).await;
+        body["sessions"][0]["uuid"].as_str().map(str::to_owned)
+    })
+    .await;
+    let (status, body) = a
+        .call(
+            "POST",
+            "/api/v1/conferences",
+            Some(json!({ "name": "taken-over" })),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let room = body["room_id"].as_str().unwrap().to_owned();
+    until(WITHIN, "the caller joins", || async {
+        let path = format!("/api/v1/sessions/{session}/commands/conference/join");
+        let (status, _) = a
+            .call("POST", &path, Some(json!({ "room_id": room })))
+            .await;
+        (status == 202 || status == 200).then_some(())
+    })
+    .await;
+    until(WITHIN, "the caller is unmuted", || async {
+        let path = format!("/api/v1/sessions/{session}/commands/conference/unmute");
+        let (status, _) = a.call("POST", &path, Some(json!({}))).await;
+        (status == 202).then_some(())
+    })
+    .await;
+    let (status, stream) = a
+        .call(
+            "POST",
+            &format!("/api/v1/conferences/{room}/streams"),
+            Some(json!({ "url": server.url("/carried"), "protocol": "l16" })),
+        )
+        .await;
+    assert_eq!(status, 201, "{stream}");
+    assert_eq!(stream["status"], "streaming", "{stream}");
+    let sid = stream["stream_id"].as_str().unwrap().to_owned();
+    let first = server.next(WITHIN).await;
+    first.text_event("start", WITHIN).await;
+    first.wait_audio(500, Audio::L16(8000)).await;
+
+    // The carrier dies: another instance opens a new socket with a new `start`.
+    instances[0].0.kill();
+    let killed = Instant::now();
+    let second = server.next(Duration::from_secs(5)).await;
+    let start = second.text_event("start", WITHIN).await;
+    let took = killed.elapsed();
+    notice(&format!("taken over {took:?} after the carrier was killed"));
+    assert_eq!(start["stream_id"], sid);
+    assert!(
+        first.closed(WITHIN).await,
+        "the dead carrier's socket is closed"
+    );
+    let heard = second.wait_audio(1000, Audio::L16(8000)).await;
+    assert!(
+        tone_share(&heard, 8000, A_TONE) > 0.5,
+        "the new socket hears the caller"
+    );
+    assert!(took <= Duration::from_secs(2), "taken over in {took:?}");
+    let (_, shown) = b
+        .call(
+            "GET",
+            &format!("/api/v1/conferences/{room}/streams/{sid}"),
+            None,
+        )
+        .await;
+    assert_eq!(shown["status"], "streaming", "{shown}");
+    assert_eq!(shown["connections"], 2, "{shown}");
+    // A webhook says so: `conference.stream.started` again, with its second connection.
+    let (_, feed) = b.call("GET", "/api/v1/events?limit=500", None).await;
+    let started: Vec<Value> = feed["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["type"] == "conference.stream.started")
+        .map(|e| e["data"]["connections"].clone())
+        .collect();
+    assert_eq!(started, [json!(1), json!(2)], "{feed}");
+    let (status, _) = b
+        .call(
+            "DELETE",
+            &format!("/api/v1/conferences/{room}/streams/{sid}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    second.text_event("stop", WITHIN).await;
+    assert_eq!(server.accepted(), 2);
+}

@@ -90,6 +90,11 @@ pub struct Stream {
     /// when the stream ends.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub legs: Vec<String>,
+    /// The controller instance that carries it (its sockets and relay): only it changes the
+    /// stream's legs and status (a DELETE excepted), and another takes it over once that
+    /// instance's lease is gone (`rooms::streams`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub carrier: Option<String>,
     /// How many times a socket to the server was opened (a takeover opens a new one).
     #[serde(default)]
     pub connections: u32,

@@ -24,8 +24,8 @@ pub use playback::{
 pub use recording::{pause_not_sent, request_pause};
 pub(crate) use streams::end_where as end_streams_where;
 pub use streams::{
-    MAX_STREAMS_PER_ROOM, end_stream, member_target, request_stream, stream_data, stream_legs,
-    stream_started,
+    MAX_STREAMS_PER_ROOM, adopt_stream, end_stream, member_target, request_stream, stream_data,
+    stream_legs, stream_started,
 };
 
 use serde_json::json;

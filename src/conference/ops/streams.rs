@@ -76,10 +76,25 @@ pub fn request_stream(room: &mut Room, mut stream: Stream, now: Micros) -> Resul
     Ok(())
 }
 
+/// The live stream `id` if `carrier` carries it (a carrier that lost it to a takeover changes
+/// nothing: the fence).
+fn carried<'a>(room: &'a mut Room, id: Uuid, carrier: &str) -> Option<&'a mut Stream> {
+    room.streams
+        .iter_mut()
+        .find(|s| s.id == id && s.is_live() && s.carrier.as_deref() == Some(carrier))
+}
+
 /// The stream's media legs are on the node (hung up when it ends); `replace`: in place of the
 /// ones it had (its room moved, and the old ones are gone with the old conference).
-pub fn stream_legs(room: &mut Room, id: Uuid, legs: &[String], replace: bool, now: Micros) -> bool {
-    let Some(s) = room.streams.iter_mut().find(|s| s.id == id && s.is_live()) else {
+pub fn stream_legs(
+    room: &mut Room,
+    id: Uuid,
+    carrier: &str,
+    legs: &[String],
+    replace: bool,
+    now: Micros,
+) -> bool {
+    let Some(s) = carried(room, id, carrier) else {
         return false;
     };
     if replace {
@@ -98,11 +113,9 @@ pub fn stream_legs(room: &mut Room, id: Uuid, legs: &[String], replace: bool, no
 
 /// A socket to the server is open and audio flows: `conference.stream.started` (again after a
 /// takeover, with one more connection). `None` when the stream is over or unknown.
-pub fn stream_started(room: &mut Room, id: Uuid, now: Micros) -> Option<Applied> {
-    let i = room
-        .streams
-        .iter()
-        .position(|s| s.id == id && s.is_live())?;
+pub fn stream_started(room: &mut Room, id: Uuid, carrier: &str, now: Micros) -> Option<Applied> {
+    carried(room, id, carrier)?;
+    let i = room.streams.iter().position(|s| s.id == id)?;
     let mut step = Step::new(room, now);
     let s = &mut step.room.streams[i];
     s.status = StreamStatus::Streaming;
@@ -115,21 +128,41 @@ pub fn stream_started(room: &mut Room, id: Uuid, now: Micros) -> Option<Applied>
 }
 
 /// Ends one stream (`stopped` or `failed`, with why); its legs are to be hung up
-/// (`Effect::Cancel`). Nothing when it is over already.
+/// (`Effect::Cancel`). Nothing when it is over already, or when `carrier` (`None`: the
+/// application's DELETE) no longer carries it.
 pub fn end_stream(
     room: &mut Room,
     id: Uuid,
+    carrier: Option<&str>,
     status: StreamStatus,
     reason: &str,
     error: Option<&str>,
     now: Micros,
 ) -> Applied {
-    if let Some(s) = room.streams.iter_mut().find(|s| s.id == id && s.is_live()) {
-        s.error = error.map(str::to_owned);
+    let Some(s) = room.streams.iter_mut().find(|s| s.id == id && s.is_live()) else {
+        return Applied::default();
+    };
+    if carrier.is_some_and(|c| s.carrier.as_deref() != Some(c)) {
+        return Applied::default();
     }
+    s.error = error.map(str::to_owned);
     let mut step = Step::new(room, now);
     end_where(&mut step, |s| s.id == id, status, reason);
     step.finish()
+}
+
+/// Another instance takes the stream over from `from` (whose lease is gone): it carries it from
+/// now on, and the old carrier's writes are refused. `false` when it is over or carried by
+/// another already.
+pub fn adopt_stream(room: &mut Room, id: Uuid, from: &str, to: &str, now: Micros) -> bool {
+    let Some(s) = carried(room, id, from) else {
+        return false;
+    };
+    s.carrier = Some(to.to_owned());
+    s.updated_at = now;
+    room.seq += 1;
+    room.updated_at = now;
+    true
 }
 
 /// Ends every live stream `which` picks.

@@ -7,6 +7,9 @@
 //! opens the socket (`streams::socket`) and relays (`streams::relay`) until the stream ends.
 //! The room's record keeps the stream (status, legs, webhooks); whatever ends it (a DELETE, the
 //! room or the member ending, the server closing) ends it there and hangs its legs up.
+//! Another instance takes a stream over when its carrier's lease is gone ([`takeover`]).
+
+mod takeover;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -66,10 +69,25 @@ impl Default for StreamSettings {
 }
 
 /// The streams this process carries, and how it opens them.
-#[derive(Default)]
 pub struct StreamsHere {
     settings: arc_swap::ArcSwap<StreamSettings>,
-    running: Mutex<HashMap<Uuid, mpsc::Sender<Control>>>,
+    /// Each stream carried here: its app and its controls.
+    running: Mutex<HashMap<Uuid, (AppId, mpsc::Sender<Control>)>>,
+    /// This process, as a carrier of streams (`Stream::carrier`, the lease's holder).
+    holder: String,
+    /// The generation of this process's carrier lease, per app, as last renewed.
+    generations: Mutex<HashMap<AppId, u64>>,
+}
+
+impl Default for StreamsHere {
+    fn default() -> StreamsHere {
+        StreamsHere {
+            settings: Default::default(),
+            running: Mutex::default(),
+            holder: Uuid::new_v4().to_string(),
+            generations: Mutex::default(),
+        }
+    }
 }
 
 impl StreamsHere {
@@ -78,7 +96,39 @@ impl StreamsHere {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(id)
-            .cloned()
+            .map(|(_, c)| c.clone())
+    }
+
+    fn carries(&self, id: &Uuid) -> bool {
+        self.running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(id)
+    }
+
+    fn add(&self, id: Uuid, app: AppId, control: mpsc::Sender<Control>) {
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        running.insert(id, (app, control));
+        crate::telemetry::streams_carried(running.len());
+    }
+
+    /// The apps whose streams this process carries.
+    fn apps(&self) -> Vec<AppId> {
+        let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        let mut apps: Vec<AppId> = running.values().map(|(a, _)| a.clone()).collect();
+        apps.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        apps.dedup();
+        apps
+    }
+
+    /// The controls of the app's streams carried here.
+    fn of_app(&self, app: &AppId) -> Vec<mpsc::Sender<Control>> {
+        let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        running
+            .values()
+            .filter(|(a, _)| a == app)
+            .map(|(_, c)| c.clone())
+            .collect()
     }
 
     fn forget(&self, id: &Uuid) {
@@ -131,6 +181,13 @@ impl<S: Store> Rooms<S> {
         let node = self.pool.get(&room.node)?;
         node.has_room_for_a_command()?;
         self.stream_place(app).await?;
+        // This process's lease as a carrier of the app's streams, before the stream names it:
+        // no other instance takes over a stream whose carrier holds its lease.
+        if !takeover::hold(&self.store, &self.streams, app).await? {
+            return Err(ServiceError::Store(crate::store::StoreError::Unavailable(
+                "this instance's lease as a stream carrier is held by another".into(),
+            )));
+        }
         let now = now_micros();
         let stream = Stream {
             id: Uuid::new_v4(),
@@ -146,6 +203,7 @@ impl<S: Store> Rooms<S> {
             reason: None,
             error: None,
             legs: Vec::new(),
+            carrier: Some(self.streams.holder.clone()),
             connections: 0,
             created_at: now,
             started_at: None,
@@ -165,15 +223,7 @@ impl<S: Store> Rooms<S> {
             Some(Ok(done)) => done,
         };
         let (tx, rx) = mpsc::channel(64);
-        {
-            let mut running = self
-                .streams
-                .running
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            running.insert(sid, tx);
-            crate::telemetry::streams_carried(running.len());
-        }
+        self.streams.add(sid, app.clone(), tx);
         let (ready_tx, mut ready) = watch::channel(false);
         let carrier = Carrier {
             store: self.store.clone(),
@@ -185,6 +235,7 @@ impl<S: Store> Rooms<S> {
             settings,
             url,
             target,
+            old_legs: Vec::new(),
         };
         tokio::spawn(async move {
             let stream = room.streams.iter().find(|s| s.id == sid).cloned();
@@ -236,6 +287,7 @@ impl<S: Store> Rooms<S> {
             app,
             id,
             *stream,
+            None,
             StreamStatus::Stopped,
             "deleted",
             None,
@@ -282,13 +334,14 @@ async fn end_stream<S: Store>(
     app: &AppId,
     id: &RoomId,
     stream: Uuid,
+    carrier: Option<&str>,
     status: StreamStatus,
     reason: &str,
     error: Option<&str>,
 ) -> Result<Option<(StreamStatus, String)>, ServiceError> {
     let ended = update_room(store, app, id, |r| {
         let node = r.node.clone();
-        let applied = ops::end_stream(r, stream, status, reason, error, now_micros());
+        let applied = ops::end_stream(r, stream, carrier, status, reason, error, now_micros());
         let now = r.streams.iter().find(|s| s.id == stream);
         let outcome = now.map(|s| (s.status, s.reason.clone().unwrap_or_default()));
         let legs: Vec<String> = applied
@@ -333,6 +386,8 @@ struct Carrier<S> {
     url: url::Url,
     /// The channel a member track listens to.
     target: Option<String>,
+    /// A stream taken over: the legs its last carrier made (hung up before new ones are made).
+    old_legs: Vec<String>,
 }
 
 impl<S: Store> Carrier<S> {
@@ -342,6 +397,7 @@ impl<S: Store> Carrier<S> {
         control: mpsc::Receiver<Control>,
         ready: watch::Sender<bool>,
     ) {
+        hang_up(&Some(self.node.clone()), &self.old_legs).await;
         let outcome = match self.open(&stream).await {
             Ok((socket, media)) => {
                 self.started(&stream).await;
@@ -350,6 +406,11 @@ impl<S: Store> Carrier<S> {
             }
             Err(failed) => Err(failed),
         };
+        if outcome == Ok(Outcome::Yielded) {
+            // Another instance carries it now: it is not over.
+            let _ = ready.send(true);
+            return;
+        }
         let (status, reason, error) = match &outcome {
             Ok(Outcome::Stopped(reason)) => (StreamStatus::Stopped, reason.clone(), None),
             Ok(Outcome::ServerClosed) => (StreamStatus::Stopped, "server_closed".into(), None),
@@ -359,6 +420,7 @@ impl<S: Store> Carrier<S> {
                 "media_lost".into(),
                 Some("the node's media legs stopped sending audio".into()),
             ),
+            Ok(Outcome::Yielded) => return,
             Err((code, text)) => (StreamStatus::Failed, (*code).to_owned(), Some(text.clone())),
         };
         // Ended already where it was ended (a DELETE, the room or member ending): unchanged,
@@ -369,6 +431,7 @@ impl<S: Store> Carrier<S> {
             &self.app,
             &self.room,
             stream.id,
+            Some(&self.here.holder),
             status,
             &reason,
             error.as_deref(),
@@ -571,7 +634,8 @@ impl<S: Store> Carrier<S> {
             })?;
             let recorded = update_room(&*self.store, &self.app, &self.room, |r| {
                 let now = now_micros();
-                let kept = ops::stream_legs(r, stream.id, std::slice::from_ref(&leg), replace, now);
+                let leg = std::slice::from_ref(&leg);
+                let kept = ops::stream_legs(r, stream.id, &self.here.holder, leg, replace, now);
                 Ok::<_, OpError>((kept, Vec::new()))
             })
             .await;
@@ -609,9 +673,10 @@ impl<S: Store> Carrier<S> {
 
     async fn started(&self, stream: &Stream) {
         let _ = update_room(&*self.store, &self.app, &self.room, |r| {
-            let events: Vec<DomainEvent> = ops::stream_started(r, stream.id, now_micros())
-                .map(|a| a.events)
-                .unwrap_or_default();
+            let events: Vec<DomainEvent> =
+                ops::stream_started(r, stream.id, &self.here.holder, now_micros())
+                    .map(|a| a.events)
+                    .unwrap_or_default();
             Ok::<_, OpError>(((), events))
         })
         .await;
