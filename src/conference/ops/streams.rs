@@ -194,3 +194,152 @@ pub(crate) fn end_where(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conference::apply::remove_member;
+    use crate::conference::model::{LeaveReason, Member, Protocol, RoomType};
+    use crate::conference::{AppId, NodePrefix, RoomId, SessionId};
+
+    const CALL: &str = "0b3c2a54-6f7e-4f4c-9a51-2d3f4b5c6d7e";
+
+    fn room() -> Room {
+        let node = NodePrefix::parse("nodea").unwrap();
+        let mut room = Room::new(
+            RoomId::new(&node, Uuid::new_v4()),
+            AppId::parse("app").unwrap(),
+            "r".into(),
+            RoomType::Conference,
+            "control".into(),
+            1,
+        );
+        room.status = RoomStatus::Progressing;
+        let mut m = Member::new(SessionId::new(&node, CALL), "d".into(), "c".into(), None, 1);
+        m.status = MemberStatus::Joined;
+        m.member_id = Some(2);
+        room.members.insert(CALL.into(), m);
+        room
+    }
+
+    fn stream(track: Track, carrier: &str) -> Stream {
+        Stream {
+            id: Uuid::new_v4(),
+            url: "wss://example.com/".into(),
+            track,
+            session: (track == Track::Member)
+                .then(|| SessionId::new(&NodePrefix::parse("nodea").unwrap(), CALL)),
+            channel: None,
+            protocol: Protocol::Twilio,
+            sample_rate: 8000,
+            bidirectional: true,
+            parameters: Default::default(),
+            status: StreamStatus::Starting,
+            reason: None,
+            error: None,
+            legs: Vec::new(),
+            carrier: Some(carrier.into()),
+            connections: 0,
+            created_at: 0,
+            started_at: None,
+            ended_at: None,
+            updated_at: 0,
+        }
+    }
+
+    fn kinds(a: &Applied) -> Vec<EventKind> {
+        a.events.iter().map(|e| e.kind).collect()
+    }
+
+    #[test]
+    fn a_carrier_that_lost_its_stream_changes_nothing_of_it() {
+        let mut r = room();
+        let s = stream(Track::Room, "a");
+        let id = s.id;
+        request_stream(&mut r, s, 1).unwrap();
+        assert!(stream_legs(&mut r, id, "a", &["leg-1".into()], false, 2));
+        assert!(stream_started(&mut r, id, "a", 3).is_some());
+        // b takes it over from a; a's writes are refused from then on.
+        assert!(
+            !adopt_stream(&mut r, id, "x", "b", 4),
+            "only from its carrier"
+        );
+        assert!(adopt_stream(&mut r, id, "a", "b", 4));
+        assert!(!adopt_stream(&mut r, id, "a", "c", 5), "once");
+        assert!(!stream_legs(&mut r, id, "a", &["leg-2".into()], true, 6));
+        assert!(stream_started(&mut r, id, "a", 6).is_none());
+        let ended = end_stream(&mut r, id, Some("a"), StreamStatus::Failed, "lost", None, 7);
+        assert!(ended.events.is_empty());
+        assert!(r.streams[0].is_live());
+        // The new carrier's do; its second start is told with its second connection.
+        assert!(stream_legs(&mut r, id, "b", &["leg-3".into()], true, 8));
+        assert_eq!(r.streams[0].legs, ["leg-3"]);
+        let again = stream_started(&mut r, id, "b", 9).unwrap();
+        assert_eq!(kinds(&again), [EventKind::StreamStarted]);
+        assert_eq!(again.events[0].data["connections"], 2);
+        // The application's DELETE needs no carrier; the legs are hung up.
+        let deleted = end_stream(&mut r, id, None, StreamStatus::Stopped, "deleted", None, 10);
+        assert_eq!(kinds(&deleted), [EventKind::StreamStopped]);
+        assert_eq!(
+            deleted.effects,
+            [Effect::Cancel {
+                channel: "leg-3".into()
+            }]
+        );
+        let twice = end_stream(&mut r, id, None, StreamStatus::Stopped, "deleted", None, 11);
+        assert!(twice.events.is_empty() && twice.effects.is_empty());
+    }
+
+    #[test]
+    fn a_member_track_ends_with_its_member_and_every_stream_with_the_room() {
+        let mut r = room();
+        let member = stream(Track::Member, "a");
+        let (m, whole) = (member.id, stream(Track::Room, "a"));
+        let w = whole.id;
+        request_stream(&mut r, member, 1).unwrap();
+        request_stream(&mut r, whole, 1).unwrap();
+        assert_eq!(r.streams[0].channel.as_deref(), Some(CALL));
+        stream_legs(&mut r, m, "a", &["m-leg".into()], false, 2);
+        let mut step = Step::new(&mut r, 3);
+        remove_member(&mut step, CALL, LeaveReason::Left, None);
+        let left = step.finish();
+        assert!(left.effects.contains(&Effect::Cancel {
+            channel: "m-leg".into()
+        }));
+        let stopped: Vec<_> = r.streams.iter().map(|s| (s.id, s.status)).collect();
+        assert_eq!(
+            stopped,
+            [(m, StreamStatus::Stopped), (w, StreamStatus::Starting)]
+        );
+        assert_eq!(r.streams[0].reason.as_deref(), Some("member_left"));
+        let (ended, _) = crate::conference::ops::request_terminate(&mut r, "deleted", 4);
+        assert!(kinds(&ended).contains(&EventKind::StreamStopped));
+        assert_eq!(r.streams[1].reason.as_deref(), Some("room_ended"));
+    }
+
+    #[test]
+    fn a_stream_needs_a_live_room_a_member_in_it_and_a_place() {
+        let mut r = room();
+        let mut stranger = stream(Track::Member, "a");
+        stranger.session = Some(SessionId::new(
+            &NodePrefix::parse("nodeb").unwrap(),
+            "1c4d3b65-7a8f-4a5d-8b62-3e4f5c6d7e8f",
+        ));
+        assert!(matches!(
+            request_stream(&mut r, stranger, 1),
+            Err(OpError::NotAMember(_))
+        ));
+        for _ in 0..MAX_STREAMS_PER_ROOM {
+            request_stream(&mut r, stream(Track::Room, "a"), 1).unwrap();
+        }
+        assert_eq!(
+            request_stream(&mut r, stream(Track::Room, "a"), 1),
+            Err(OpError::TooManyStreams(MAX_STREAMS_PER_ROOM))
+        );
+        r.status = RoomStatus::Terminating;
+        assert!(matches!(
+            request_stream(&mut r, stream(Track::Room, "a"), 1),
+            Err(OpError::RoomNotActive(_))
+        ));
+    }
+}
