@@ -68,11 +68,14 @@ impl Default for StreamSettings {
     }
 }
 
+/// A stream carried here: its app, its room, its controls.
+type Carried = (AppId, RoomId, mpsc::Sender<Control>);
+
 /// The streams this process carries, and how it opens them.
 pub struct StreamsHere {
     settings: arc_swap::ArcSwap<StreamSettings>,
     /// Each stream carried here: its app and its controls.
-    running: Mutex<HashMap<Uuid, (AppId, mpsc::Sender<Control>)>>,
+    running: Mutex<HashMap<Uuid, Carried>>,
     /// This process, as a carrier of streams (`Stream::carrier`, the lease's holder).
     holder: String,
     /// The generation of this process's carrier lease, per app, as last renewed.
@@ -96,7 +99,7 @@ impl StreamsHere {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(id)
-            .map(|(_, c)| c.clone())
+            .map(|(_, _, c)| c.clone())
     }
 
     fn carries(&self, id: &Uuid) -> bool {
@@ -106,28 +109,28 @@ impl StreamsHere {
             .contains_key(id)
     }
 
-    fn add(&self, id: Uuid, app: AppId, control: mpsc::Sender<Control>) {
+    fn add(&self, id: Uuid, app: AppId, room: RoomId, control: mpsc::Sender<Control>) {
         let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
-        running.insert(id, (app, control));
+        running.insert(id, (app, room, control));
         crate::telemetry::streams_carried(running.len());
     }
 
     /// The apps whose streams this process carries.
     fn apps(&self) -> Vec<AppId> {
         let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
-        let mut apps: Vec<AppId> = running.values().map(|(a, _)| a.clone()).collect();
+        let mut apps: Vec<AppId> = running.values().map(|(a, _, _)| a.clone()).collect();
         apps.sort_by(|a, b| a.as_str().cmp(b.as_str()));
         apps.dedup();
         apps
     }
 
-    /// The controls of the app's streams carried here.
-    fn of_app(&self, app: &AppId) -> Vec<mpsc::Sender<Control>> {
+    /// The app's streams carried here: each one's id, room and controls.
+    fn of_app(&self, app: &AppId) -> Vec<(Uuid, RoomId, mpsc::Sender<Control>)> {
         let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
         running
-            .values()
-            .filter(|(a, _)| a == app)
-            .map(|(_, c)| c.clone())
+            .iter()
+            .filter(|(_, (a, _, _))| a == app)
+            .map(|(id, (_, room, c))| (*id, room.clone(), c.clone()))
             .collect()
     }
 
@@ -223,7 +226,7 @@ impl<S: Store> Rooms<S> {
             Some(Ok(done)) => done,
         };
         let (tx, rx) = mpsc::channel(64);
-        self.streams.add(sid, app.clone(), tx);
+        self.streams.add(sid, app.clone(), id.clone(), tx);
         let (ready_tx, mut ready) = watch::channel(false);
         let carrier = Carrier {
             store: self.store.clone(),
@@ -244,8 +247,12 @@ impl<S: Store> Rooms<S> {
             }
             carrier.here.forget(&sid);
         });
-        // Until it streams or has ended (the carrier says so either way).
-        let _ = ready.wait_for(|done| *done).await;
+        // Until it streams or has ended (the carrier says so either way), or for as long as
+        // opening may take: then it is answered as it is (`starting`).
+        let most = self.streams.settings.load().policy.connect_timeout
+            + MEDIA_START
+            + Duration::from_secs(2);
+        let _ = tokio::time::timeout(most, ready.wait_for(|done| *done)).await;
         self.stream(app, id, &sid).await
     }
 

@@ -28,7 +28,7 @@ use crate::streams::socket;
 
 /// How long a carrier's lease lasts unrenewed: a stream is taken over this long (and up to a
 /// look, [`LOOK`]) after its carrier died.
-const LEASE: Duration = Duration::from_millis(1000);
+const LEASE: Duration = Duration::from_millis(1500);
 const RENEW: Duration = Duration::from_millis(250);
 const LOOK: Duration = Duration::from_millis(250);
 
@@ -37,8 +37,8 @@ fn lease_name(holder: &str) -> String {
 }
 
 /// Takes or renews this process's lease as a carrier of the app's streams; `false` when another
-/// holds it. A new generation (the lease was lost in between) makes the streams carried here
-/// for the app yield: another instance may have taken them over.
+/// holds it. A new generation (the lease lapsed in between: a stall) makes each stream carried
+/// here for the app that another instance took over meanwhile yield.
 pub(super) async fn hold<S: Store>(
     store: &Arc<S>,
     here: &StreamsHere,
@@ -56,9 +56,17 @@ pub(super) async fn hold<S: Store>(
         .unwrap_or_else(|e| e.into_inner())
         .insert(app.clone(), generation);
     if before.is_some_and(|g| g != generation) {
-        tracing::warn!(app = %app, "this instance's stream carrier lease was lost: its streams yield");
-        for control in here.of_app(app) {
-            let _ = control.send(Control::Yield).await;
+        tracing::warn!(app = %app, "this instance's stream carrier lease lapsed: its streams taken over yield");
+        for (id, room, control) in here.of_app(app) {
+            let room = store.room(app, &room).await?;
+            let kept = room.is_some_and(|r| {
+                r.streams
+                    .iter()
+                    .any(|s| s.id == id && s.carrier.as_deref() == Some(here.holder.as_str()))
+            });
+            if !kept {
+                let _ = control.send(Control::Yield).await;
+            }
         }
     }
     Ok(true)
@@ -66,19 +74,29 @@ pub(super) async fn hold<S: Store>(
 
 impl<S: Store> Rooms<S> {
     /// Renews this process's carrier leases and takes over the streams of carriers that are
-    /// gone, until `stop`.
+    /// gone, until `stop`. The renewals run apart from the look at every stream, which a busy
+    /// store can make slow: a renewal never waits for it.
     pub async fn keep_streams(&self, stop: CancellationToken) {
-        let mut renew = tokio::time::interval(RENEW);
-        let mut look = tokio::time::interval(LOOK);
-        for t in [&mut renew, &mut look] {
-            t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        }
-        loop {
-            tokio::select! {
-                () = stop.cancelled() => return,
-                _ = renew.tick() => self.renew_carrier_leases().await,
-                _ = look.tick() => self.take_over_streams().await,
+        let renewing = async {
+            let mut renew = tokio::time::interval(RENEW);
+            renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                renew.tick().await;
+                self.renew_carrier_leases().await;
             }
+        };
+        let looking = async {
+            let mut look = tokio::time::interval(LOOK);
+            look.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                look.tick().await;
+                self.take_over_streams().await;
+            }
+        };
+        tokio::select! {
+            () = stop.cancelled() => {}
+            () = renewing => {}
+            () = looking => {}
         }
     }
 
@@ -87,7 +105,7 @@ impl<S: Store> Rooms<S> {
             match hold(&self.store, &self.streams, &app).await {
                 Ok(true) => {}
                 Ok(false) => {
-                    for control in self.streams.of_app(&app) {
+                    for (_, _, control) in self.streams.of_app(&app) {
                         let _ = control.send(Control::Yield).await;
                     }
                 }
@@ -173,7 +191,8 @@ impl<S: Store> Rooms<S> {
         };
         tracing::info!(stream = %stream.id, room = %room.id, from, "stream taken over");
         let (tx, rx) = mpsc::channel(64);
-        self.streams.add(stream.id, app.clone(), tx);
+        self.streams
+            .add(stream.id, app.clone(), room.id.clone(), tx);
         let carrier = Carrier {
             store: self.store.clone(),
             pool: self.pool.clone(),
