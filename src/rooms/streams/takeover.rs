@@ -1,6 +1,6 @@
 //! A stream outlives the instance that carries it. Each carrier holds a lease per app whose
-//! streams it carries (`stream-carrier:<holder>`, renewed four times a second, good for a
-//! second), and every stream names its carrier (`Stream::carrier`). Every instance looks at the
+//! streams it carries (`stream-carrier:<holder>`, renewed four times a second, good for 1.5
+//! s), and every stream names its carrier (`Stream::carrier`). Every instance looks at the
 //! apps' live streams four times a second: a stream whose carrier's lease is gone (the lease
 //! taken here means it was free) is taken over, in the room's record first (only one instance
 //! can change the carrier from the old one: `ops::adopt_stream`), then on the node (the old
