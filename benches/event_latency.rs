@@ -57,7 +57,7 @@ use anyhow::{Context, anyhow, bail};
 use serde_json::{Value, json};
 
 use freeswitch::FreeSwitch;
-use support::{Dist, RedisServer, SippLoad, dist, loadavg};
+use support::{Dist, HOW_TO_INSTALL, RedisServer, SippLoad, dist, loadavg};
 use switchyard::api::hash_key;
 use switchyard::esl::{Client, ClientConfig, EventFormat, EventName, EventSet, Password};
 
@@ -73,15 +73,12 @@ const RATES: [u32; 2] = [20, 50];
 /// How long a step waits for its last event and webhook.
 const SETTLE: Duration = Duration::from_secs(20);
 
-const HOW_TO_INSTALL: &str = "install the live-test dependencies with `sudo scripts/test-deps.sh` \
-     (redis-server, SIPp, FreeSWITCH in /usr/local/freeswitch)";
-
 fn main() -> anyhow::Result<()> {
     if !std::env::args().any(|a| a == "--bench") {
         println!("event_latency: run it with `cargo bench --bench event_latency`");
         return Ok(());
     }
-    preflight()?;
+    support::preflight("event_latency", freeswitch::binary())?;
     let rounds: usize = std::env::var("EVENT_LATENCY_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -111,7 +108,7 @@ fn main() -> anyhow::Result<()> {
         tokio::select! {
             r = run(&fs, &redis, rounds, calls) => r,
             _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
-            _ = terminated() => Err(anyhow!("terminated")),
+            _ = support::terminated() => Err(anyhow!("terminated")),
         }
     });
     drop(rt);
@@ -124,46 +121,6 @@ fn main() -> anyhow::Result<()> {
     drop(fs);
     drop(redis);
     result
-}
-
-/// SIGTERM (as `timeout` sends it): stop like on Ctrl-C, killing what the bench started.
-async fn terminated() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut s) => {
-            s.recv().await;
-        }
-        Err(_) => std::future::pending().await,
-    }
-}
-
-/// A clear error when a process the bench starts is not installed.
-fn preflight() -> anyhow::Result<()> {
-    let mut missing = Vec::new();
-    let runs = |cmd: &str, arg: &str| {
-        Command::new(cmd)
-            .arg(arg)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok()
-    };
-    if !runs("redis-server", "--version") {
-        missing.push("redis-server".to_owned());
-    }
-    if !runs("sipp", "-v") {
-        missing.push("sipp".to_owned());
-    }
-    if let Err(e) = freeswitch::binary() {
-        missing.push(e);
-    }
-    if !missing.is_empty() {
-        bail!(
-            "event_latency needs a real node and callers; missing: {}.\n{HOW_TO_INSTALL}",
-            missing.join("; ")
-        );
-    }
-    Ok(())
 }
 
 // --- what the bench sees ---

@@ -85,15 +85,12 @@ const BURST_HZ: f64 = 1000.0;
 const BACK_HZ: f64 = 2000.0;
 const SETTLE: Duration = Duration::from_secs(20);
 
-const HOW_TO_INSTALL: &str = "install the live-test dependencies with `sudo scripts/test-deps.sh` \
-     (redis-server, SIPp, FreeSWITCH in /usr/local/freeswitch)";
-
 fn main() -> anyhow::Result<()> {
     if !std::env::args().any(|a| a == "--bench") {
         println!("streams: run it with `cargo bench --bench streams`");
         return Ok(());
     }
-    preflight()?;
+    support::preflight("streams", freeswitch::binary())?;
     let (rtp_start, rtp_end) = freeswitch::free_rtp_range(800);
     let (rtp_start, rtp_end) = (rtp_start.to_string(), rtp_end.to_string());
     eprintln!("streams: starting FreeSWITCH, redis-server and the controller…");
@@ -110,7 +107,7 @@ fn main() -> anyhow::Result<()> {
         tokio::select! {
             r = run(&fs, &redis) => r,
             _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
-            _ = terminated() => Err(anyhow!("terminated")),
+            _ = support::terminated() => Err(anyhow!("terminated")),
         }
     });
     drop(rt);
@@ -123,45 +120,6 @@ fn main() -> anyhow::Result<()> {
     drop(fs);
     drop(redis);
     result
-}
-
-/// SIGTERM (as `timeout` sends it): stop like on Ctrl-C, killing what the bench started.
-async fn terminated() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut s) => {
-            s.recv().await;
-        }
-        Err(_) => std::future::pending().await,
-    }
-}
-
-fn preflight() -> anyhow::Result<()> {
-    let mut missing = Vec::new();
-    let runs = |cmd: &str, arg: &str| {
-        Command::new(cmd)
-            .arg(arg)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok()
-    };
-    if !runs("redis-server", "--version") {
-        missing.push("redis-server".to_owned());
-    }
-    if !runs("sipp", "-v") {
-        missing.push("sipp".to_owned());
-    }
-    if let Err(e) = freeswitch::binary() {
-        missing.push(e);
-    }
-    if !missing.is_empty() {
-        bail!(
-            "streams needs a real node and callers; missing: {}.\n{HOW_TO_INSTALL}",
-            missing.join("; ")
-        );
-    }
-    Ok(())
 }
 
 // --- the controller and the node ---

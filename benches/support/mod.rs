@@ -206,3 +206,48 @@ pub fn bench_main<F: std::future::Future<Output = anyhow::Result<()>>>(
         .build()?
         .block_on(run())
 }
+
+/// How to install what the benches on a real node need.
+pub const HOW_TO_INSTALL: &str = "install the live-test dependencies with `sudo scripts/test-deps.sh` \
+     (redis-server, SIPp, FreeSWITCH in /usr/local/freeswitch)";
+
+/// SIGTERM (as `timeout` sends it): stop like on Ctrl-C, killing what the bench started.
+pub async fn terminated() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut s) => {
+            s.recv().await;
+        }
+        Err(_) => std::future::pending().await,
+    }
+}
+
+/// A clear error when a process the bench `name` starts is not installed (`node`: the
+/// FreeSWITCH binary, or why there is none).
+pub fn preflight(name: &str, node: Result<std::path::PathBuf, String>) -> anyhow::Result<()> {
+    let mut missing = Vec::new();
+    let runs = |cmd: &str, arg: &str| {
+        Command::new(cmd)
+            .arg(arg)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok()
+    };
+    if !runs("redis-server", "--version") {
+        missing.push("redis-server".to_owned());
+    }
+    if !runs("sipp", "-v") {
+        missing.push("sipp".to_owned());
+    }
+    if let Err(e) = node {
+        missing.push(e);
+    }
+    if !missing.is_empty() {
+        anyhow::bail!(
+            "{name} needs a real node and callers; missing: {}.\n{HOW_TO_INSTALL}",
+            missing.join("; ")
+        );
+    }
+    Ok(())
+}

@@ -46,7 +46,6 @@ pub fn routes<S: Store>() -> Router<ApiState<S>> {
 pub fn view(room: &Room, s: &Stream) -> Value {
     let mut v = crate::conference::ops::stream_data(room, s);
     if let Some(o) = v.as_object_mut() {
-        o.remove("room_metadata");
         o.insert("parameters".into(), Value::Object(s.parameters.clone()));
         o.insert("created_at".into(), iso8601(s.created_at).into());
         o.insert("started_at".into(), s.started_at.map(iso8601).into());

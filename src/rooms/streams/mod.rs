@@ -139,11 +139,6 @@ impl StreamsHere {
         running.remove(id);
         crate::telemetry::streams_carried(running.len());
     }
-
-    /// How many streams this process carries now.
-    pub fn carried(&self) -> usize {
-        self.running.lock().unwrap_or_else(|e| e.into_inner()).len()
-    }
 }
 
 /// What the application asks for.
@@ -162,10 +157,6 @@ impl<S: Store> Rooms<S> {
     /// How streams are opened from now on (a configuration reload).
     pub fn set_stream_settings(&self, settings: StreamSettings) {
         self.streams.settings.store(Arc::new(settings));
-    }
-
-    pub fn streams_here(&self) -> &StreamsHere {
-        &self.streams
     }
 
     /// Starts a stream and waits until audio flows or it has failed (the socket could not be
@@ -254,11 +245,6 @@ impl<S: Store> Rooms<S> {
             + Duration::from_secs(2);
         let _ = tokio::time::timeout(most, ready.wait_for(|done| *done)).await;
         self.stream(app, id, &sid).await
-    }
-
-    /// The room's streams, newest last.
-    pub async fn streams(&self, app: &AppId, id: &RoomId) -> Result<Vec<Stream>, ServiceError> {
-        Ok(self.room_any(app, id).await?.streams)
     }
 
     pub async fn stream(
