@@ -270,6 +270,16 @@ async fn live_a_member_stream_hears_its_member_alone_and_whispers_to_it() {
     assert!(sa > 0.6, "the member track hears its member");
     assert!(sb < 0.05, "and not the other caller");
 
+    // Keys: the member's reach its track, the other caller's do not (B presses first).
+    t.press_key(channel_of(&b)).await;
+    t.press_key(channel_of(&a)).await;
+    let dtmf = conn.text_event("dtmf", WITHIN).await;
+    assert_eq!(
+        dtmf["dtmf"],
+        json!({ "digit": "5", "session": a }),
+        "{dtmf}"
+    );
+
     // A whisper: A hears it, B does not.
     for chunk in tone(BACK, 16000, 4000).chunks(320) {
         assert!(conn.send_binary(l16_bytes(chunk)).await);

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 use tokio::net::UdpSocket;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 use uuid::Uuid;
 
 use super::{Rooms, ServiceError, invalid, quotas::Reached};
@@ -80,6 +80,18 @@ pub struct StreamsHere {
     holder: String,
     /// The generation of this process's carrier lease, per app, as last renewed.
     generations: Mutex<HashMap<AppId, u64>>,
+    /// Each app's members' keys, read once from its outbox for all its streams here.
+    dtmf: Arc<Mutex<KeyFeeds>>,
+}
+
+type KeyFeeds = HashMap<AppId, broadcast::Sender<Key>>;
+
+/// A key a member pressed (`conference.member.dtmf`).
+#[derive(Debug, Clone)]
+struct Key {
+    room: RoomId,
+    session: Option<String>,
+    digit: char,
 }
 
 impl Default for StreamsHere {
@@ -89,6 +101,7 @@ impl Default for StreamsHere {
             running: Mutex::default(),
             holder: Uuid::new_v4().to_string(),
             generations: Mutex::default(),
+            dtmf: Arc::default(),
         }
     }
 }
@@ -122,6 +135,20 @@ impl StreamsHere {
         apps.sort_by(|a, b| a.as_str().cmp(b.as_str()));
         apps.dedup();
         apps
+    }
+
+    /// The app's members' keys from now on. The first stream of an app to ask starts the one
+    /// reader of its outbox here; the reader stops once no stream listens.
+    fn dtmf_of<S: Store>(&self, store: &Arc<S>, app: &AppId) -> broadcast::Receiver<Key> {
+        let mut feeds = self.dtmf.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(feed) = feeds.get(app) {
+            return feed.subscribe();
+        }
+        let (tx, rx) = broadcast::channel(64);
+        feeds.insert(app.clone(), tx.clone());
+        let (store, app, feeds) = (store.clone(), app.clone(), self.dtmf.clone());
+        tokio::spawn(async move { read_keys(store, app, tx, feeds).await });
+        rx
     }
 
     /// The app's streams carried here: each one's id, room and controls.
@@ -676,59 +703,87 @@ impl<S: Store> Carrier<S> {
     }
 
     /// The DTMF of the room's members (or the one member a member track follows), from the
-    /// app's event outbox, which every instance reads.
+    /// app's event outbox, which every instance reads: one reader per app here, whatever the
+    /// number of its streams ([`StreamsHere::dtmf_of`]).
     fn follow_dtmf(&self, stream: &Stream) -> mpsc::Receiver<Control> {
         let (tx, rx) = mpsc::channel(32);
-        let store = self.store.clone();
-        let app = self.app.clone();
+        let mut keys = self.here.dtmf_of(&self.store, &self.app);
         let room = self.room.clone();
-        let session = stream.session.clone();
+        let session = stream.session.as_ref().map(|s| s.to_string());
         tokio::spawn(async move {
-            let mut bell = store.outbox_watch(&app);
-            let ms = now_micros().max(0) as u64 / 1000;
-            let mut after = format!("{}-0", ms.saturating_sub(200));
-            let waits = crate::store::bell::Waits {
-                poll: Duration::from_millis(100),
-                idle: Duration::from_secs(5),
-            };
-            while !tx.is_closed() {
-                bell.seen();
-                let rows: Vec<crate::store::OutboxEntry> = store
-                    .outbox(&app, Some(&after), 200)
-                    .await
-                    .unwrap_or_default();
-                let caught_up = rows.len() < 200;
-                for row in rows {
-                    after = row.position.clone();
-                    let e = &row.event;
-                    if e.kind != EventKind::MemberDtmf || e.room != room {
-                        continue;
-                    }
-                    let from = e.data["session_id"].as_str().or(e.data["session"].as_str());
-                    if session.as_ref().is_some_and(|s| Some(s.as_str()) != from) {
-                        continue;
-                    }
-                    let Some(digit) = e.data["digit"].as_str().and_then(|d| d.chars().next())
-                    else {
-                        continue;
-                    };
-                    let dtmf = Control::Dtmf {
-                        digit,
-                        session: from.map(str::to_owned),
-                    };
-                    if tx.send(dtmf).await.is_err() {
-                        return;
-                    }
+            loop {
+                let key = tokio::select! {
+                    key = keys.recv() => key,
+                    () = tx.closed() => return,
+                };
+                let key = match key {
+                    Ok(key) => key,
+                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(broadcast::error::RecvError::Closed) => return,
+                };
+                let theirs = session.is_none() || key.session == session;
+                if key.room != room || !theirs {
+                    continue;
                 }
-                if caught_up {
-                    tokio::select! {
-                        _ = bell.wait(tokio::time::Instant::now(), waits) => {}
-                        () = tx.closed() => return,
-                    }
+                let dtmf = Control::Dtmf {
+                    digit: key.digit,
+                    session: key.session,
+                };
+                if tx.send(dtmf).await.is_err() {
+                    return;
                 }
             }
         });
         rx
+    }
+}
+
+/// Reads the app's outbox from now on and hands its members' keys to the app's streams here,
+/// until none listens (then it leaves the feeds, under their lock, so that a stream asking at
+/// that moment starts a new reader).
+async fn read_keys<S: Store>(
+    store: Arc<S>,
+    app: AppId,
+    tx: broadcast::Sender<Key>,
+    feeds: Arc<Mutex<KeyFeeds>>,
+) {
+    let mut bell = store.outbox_watch(&app);
+    let ms = now_micros().max(0) as u64 / 1000;
+    let mut after = format!("{}-0", ms.saturating_sub(200));
+    let waits = crate::store::bell::Waits {
+        poll: Duration::from_millis(100),
+        idle: Duration::from_secs(5),
+    };
+    loop {
+        {
+            let mut feeds = feeds.lock().unwrap_or_else(|e| e.into_inner());
+            if tx.receiver_count() == 0 {
+                feeds.remove(&app);
+                return;
+            }
+        }
+        bell.seen();
+        let rows: Vec<crate::store::OutboxEntry> = store
+            .outbox(&app, Some(&after), 200)
+            .await
+            .unwrap_or_default();
+        let caught_up = rows.len() < 200;
+        for row in rows {
+            after = row.position.clone();
+            let e = &row.event;
+            let digit = e.data["digit"].as_str().and_then(|d| d.chars().next());
+            if let (EventKind::MemberDtmf, Some(digit)) = (e.kind, digit) {
+                let session = e.data["uuid"].as_str().map(str::to_owned);
+                let _ = tx.send(Key {
+                    room: e.room.clone(),
+                    session,
+                    digit,
+                });
+            }
+        }
+        if caught_up {
+            bell.wait(tokio::time::Instant::now(), waits).await;
+        }
     }
 }
 
