@@ -318,7 +318,7 @@ function forget() {
     rowsOf.delete($(sel));
   }
   for (const sel of ['#events', '#timeline', '#room-facts', '#join-session', '#dialouts']) $(sel).replaceChildren();
-  for (const sel of ['#room-title', '#rooms-count', '#members-count']) setText($(sel), '');
+  for (const sel of ['#room-title', '#rooms-count', '#members-count', '#members-talking']) setText($(sel), '');
   $('#members-search').value = '';
   $('#rooms-search').value = '';
   clearError();
@@ -530,48 +530,40 @@ function playbackText(r) {
   return r.playback_status + ' ' + short + ' (' + r.playback_volume + ' dB)';
 }
 
-// Rows of the rooms list (fixed height, app.css), and how many are drawn beyond the view.
+// Rows of the rooms and members lists (fixed height, app.css), and how many are drawn beyond
+// the view.
 const ROOM_ROW = 36;
+const MEMBER_ROW = 38;
 const OVERSCAN = 10;
 
-// Draws only the rooms in view, between two spacer rows that stand for the rest: a list of
-// thousands costs what a screenful does.
-function renderRooms() {
-  if (state.view !== 'overview') return;
-  const all = [...state.rooms.values()];
-  const rooms = findRooms(all);
-  if (state.nodes && state.auth.mode === 'app') renderNodes(state.nodes);
-  nodeChoices(all);
-  setText($('#rooms-count'), '(' + (rooms.length === all.length ? all.length : rooms.length + ' of ' + all.length) + ')');
-  $('#rooms-empty').hidden = rooms.length > 0;
-  const scroller = $('#rooms-scroll');
-  const first = Math.max(0, Math.floor(scroller.scrollTop / ROOM_ROW) - OVERSCAN);
-  const shown = Math.ceil((scroller.clientHeight || window.innerHeight) / ROOM_ROW) + 2 * OVERSCAN;
-  const visible = rooms.slice(first, first + shown);
-  const tbody = $('#rooms tbody');
+// Makes `tbody` show only the rows of `items` in view in `scroller` (each `height` px tall),
+// between two spacer rows (spanning `span` columns) that stand for the rest: a list of
+// thousands costs what a screenful does, in script, style and layout alike.
+function windowRows(tbody, scroller, height, span, items, key, build, update) {
+  const first = Math.max(0, Math.floor(scroller.scrollTop / height) - OVERSCAN);
+  const shown = Math.ceil((scroller.clientHeight || window.innerHeight) / height) + 2 * OVERSCAN;
+  const visible = items.slice(first, first + shown);
   let rows = rowsOf.get(tbody);
   if (!rows) {
     rows = new Map();
     rowsOf.set(tbody, rows);
-    const spacer = () => el('tr', { class: 'spacer', 'aria-hidden': 'true' }, el('td', { colSpan: 9 }));
+    const spacer = () => el('tr', { class: 'spacer', 'aria-hidden': 'true' }, el('td', { colSpan: span }));
     tbody.replaceChildren(spacer(), spacer());
   }
   const top = tbody.firstElementChild;
   const bottom = tbody.lastElementChild;
-  // The spacers span the columns shown (the App column only in the operator's every-app list):
-  // a span wider than the table would add a column of its own.
-  const span = $('#rooms').classList.contains('every-app') ? 9 : 8;
+  // A span wider than the table would add a column of its own.
   for (const spacer of [top, bottom]) if (spacer.firstChild.colSpan !== span) spacer.firstChild.colSpan = span;
   const wanted = [];
-  for (const r of visible) {
-    let tr = rows.get(r.room_id);
+  for (const item of visible) {
+    const k = key(item);
+    let tr = rows.get(k);
     if (!tr) {
-      tr = el('tr', {}, el('td', {}, el('a')), el('td'), el('td'), el('td', { class: 'num' }),
-        el('td'), el('td'), el('td', { class: 'num' }), el('td'), el('td', { class: 'app' }));
-      tr.setAttribute('data-key', r.room_id);
-      rows.set(r.room_id, tr);
+      tr = build(item);
+      tr.setAttribute('data-key', k);
+      rows.set(k, tr);
     }
-    updateRoomRow(tr, r);
+    update(tr, item);
     wanted.push(tr);
   }
   const keep = new Set(wanted);
@@ -588,8 +580,27 @@ function renderRooms() {
     cursor = tr;
   }
   if (cursor.nextSibling !== bottom) tbody.insertBefore(bottom, cursor.nextSibling);
-  top.style.height = first * ROOM_ROW + 'px';
-  bottom.style.height = Math.max(0, rooms.length - first - visible.length) * ROOM_ROW + 'px';
+  const above = first * height + 'px';
+  const below = Math.max(0, items.length - first - visible.length) * height + 'px';
+  if (top.style.height !== above) top.style.height = above;
+  if (bottom.style.height !== below) bottom.style.height = below;
+}
+
+// Draws the rooms the find bar keeps, those in view only.
+function renderRooms() {
+  if (state.view !== 'overview') return;
+  const all = [...state.rooms.values()];
+  const rooms = findRooms(all);
+  if (state.nodes && state.auth.mode === 'app') renderNodes(state.nodes);
+  nodeChoices(all);
+  setText($('#rooms-count'), '(' + (rooms.length === all.length ? all.length : rooms.length + ' of ' + all.length) + ')');
+  $('#rooms-empty').hidden = rooms.length > 0;
+  // The spacers span the columns shown (the App column only in the operator's every-app list).
+  const span = $('#rooms').classList.contains('every-app') ? 9 : 8;
+  windowRows($('#rooms tbody'), $('#rooms-scroll'), ROOM_ROW, span, rooms, (r) => r.room_id,
+    () => el('tr', {}, el('td', {}, el('a')), el('td'), el('td'), el('td', { class: 'num' }),
+      el('td'), el('td'), el('td', { class: 'num' }), el('td'), el('td', { class: 'app' })),
+    updateRoomRow);
 }
 
 // The rooms the find bar keeps, in its order: words match the name, the id or the metadata
@@ -614,14 +625,19 @@ function findRooms(rooms) {
   // Ties (ages are told to the second) keep the order the rooms were first seen in: the API
   // lists the oldest first, and a room that appears later is newer.
   const seen = (r) => state.seen.get(r.room_id) || 0;
-  const oldest = (a, b) => a.created_at.localeCompare(b.created_at) || seen(a) - seen(b);
+  const oldest = (a, b) => cmp(a.created_at, b.created_at) || seen(a) - seen(b);
   const by = {
     oldest,
     newest: (a, b) => oldest(b, a),
     members: (a, b) => b.members - a.members || oldest(a, b),
-    activity: (a, b) => (b.updated_at || '').localeCompare(a.updated_at || '') || oldest(a, b),
+    activity: (a, b) => cmp(b.updated_at || '', a.updated_at || '') || oldest(a, b),
   }[$('#rooms-sort').value];
   return kept.sort(by);
+}
+
+// Orders two ASCII strings (timestamps) by their code units: a locale's collation costs far more.
+function cmp(a, b) {
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 function see(id) {
@@ -684,6 +700,7 @@ async function openRoom(id) {
     state.members.clear();
     $('#members tbody').replaceChildren();
     rowsOf.delete($('#members tbody'));
+    $('#members-scroll').scrollTop = 0;
     $('#recordings tbody').replaceChildren();
     rowsOf.delete($('#recordings tbody'));
     $('#dialouts').replaceChildren();
@@ -930,7 +947,9 @@ function renderMembers() {
     })
     : all;
   setText($('#members-count'), '(' + (members.length === all.length ? all.length : members.length + ' of ' + all.length) + ')');
-  const more = keyedRows($('#members tbody'), members, (m) => m.uuid,
+  const talking = all.reduce((n, m) => n + (m.talking ? 1 : 0), 0);
+  setText($('#members-talking'), talking ? talking + ' talking' : '');
+  windowRows($('#members tbody'), $('#members-scroll'), MEMBER_ROW, 6, members, (m) => m.uuid,
     (m) => el('tr', { 'data-uuid': m.uuid },
       el('td', {}, el('span', { class: 'talk', role: 'img' })),
       el('td'), el('td'), el('td', { class: 'joined' }), el('td'),
@@ -938,6 +957,7 @@ function renderMembers() {
         memberButton('Hold', 'hold'), ' ', memberButton('Kick', 'kick'))),
     (tr, m) => {
       const c = tr.children;
+      tr.classList.toggle('selected', m.uuid === state.selected);
       const dot = c[0].firstChild;
       dot.className = 'talk' + (m.talking ? ' on' : '');
       dot.setAttribute('aria-label', m.talking ? 'talking' : 'silent');
@@ -964,12 +984,18 @@ function renderMembers() {
       setText(hold, m.held ? 'Unhold' : 'Hold');
       hold.setAttribute('data-action', m.held ? 'unhold' : 'hold');
     });
-  if (more) requestAnimationFrame(renderMembers);
-  else if (state.selected) {
-    const tr = document.querySelector(`#members tr[data-uuid="${CSS.escape(state.selected)}"]`);
-    if (tr) tr.classList.add('selected');
-    renderMemberPanel();
-  }
+  if (state.selected) renderMemberPanel();
+}
+
+// Scrolling the members list draws the rows come into view, once a frame.
+let drawingMembers = false;
+function redrawMembers() {
+  if (drawingMembers) return;
+  drawingMembers = true;
+  requestAnimationFrame(() => {
+    drawingMembers = false;
+    if (state.view === 'room') renderMembers();
+  });
 }
 
 function signed(n) {
@@ -1094,11 +1120,15 @@ function roomControls() {
     });
   });
   $('#members').addEventListener('click', memberAction);
-  $('#members-search').addEventListener('input', renderMembers);
+  $('#members-search').addEventListener('input', () => {
+    $('#members-scroll').scrollTop = 0;
+    renderMembers();
+  });
   memberPanel();
   deliveryControls();
   $('#recordings').addEventListener('click', recordingAction);
   $('#rooms-scroll').addEventListener('scroll', redraw, { passive: true });
+  $('#members-scroll').addEventListener('scroll', redrawMembers, { passive: true });
   $('#create-room').addEventListener('submit', (ev) => {
     ev.preventDefault();
     const name = $('#create-name').value.trim();
