@@ -425,6 +425,29 @@ async fn live_the_page_follows_a_real_callers_voice_and_mutes_it() {
     b.find(&format!("{tr}[data-talking='yes'] .talk.on")).await;
     b.screenshot("dashboard-live-room").await;
 
+    // Listened to from the page, through a stream of the room: the caller's tone is heard.
+    b.click("#listen").await;
+    let level = || async {
+        b.client
+            .execute(
+                "return Number(document.querySelector('#listen-state').dataset.level ?? -999);",
+                vec![],
+            )
+            .await
+            .unwrap()
+            .as_f64()
+            .unwrap_or(-999.0)
+    };
+    t.eventually("the caller's tone heard in the page", || async {
+        level().await > -40.0
+    })
+    .await;
+    let streams = format!("/api/v1/conferences/{room}/streams");
+    let listen_in = t.get(&streams).await.body["streams"][0].clone();
+    assert_eq!(listen_in["kind"], "listen", "{listen_in}");
+    assert_eq!(listen_in["status"], "streaming", "{listen_in}");
+    assert_eq!(listen_in["bidirectional"], false, "{listen_in}");
+
     // Muted from the page (after the mute cooldown, which the page shows if it refuses).
     tokio::time::sleep(Duration::from_millis(350)).await;
     b.click(&format!("{tr} button[data-action='mute']")).await;
@@ -432,6 +455,16 @@ async fn live_the_page_follows_a_real_callers_voice_and_mutes_it() {
     b.find(&format!("{tr}[data-talking='no']")).await;
     b.text_until(&format!("{tr} td:nth-child(5)"), |s| s.contains("muted"))
         .await;
+    // Muted, the caller is not heard in the page any more.
+    t.eventually("silence in the page", || async { level().await <= -60.0 })
+        .await;
+    // Stopped from the page: its socket closes, and the stream is over.
+    b.click("#listen").await;
+    b.text_until("#listen", |s| s == "Listen").await;
+    t.eventually("the listen-in over", || async {
+        t.get(&streams).await.body["streams"][0]["status"] == "stopped"
+    })
+    .await;
     b.stop().await;
     server.abort();
     t.finish().await;

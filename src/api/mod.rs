@@ -15,6 +15,7 @@ pub mod extract;
 pub mod health;
 pub mod lab;
 mod levels;
+pub mod listen;
 pub mod media_url;
 mod metadata;
 pub mod metrics;
@@ -218,6 +219,7 @@ pub fn router<S: Store>(state: ApiState<S>) -> Router {
         .merge(moving::routes())
         .merge(recordings::routes())
         .merge(streams::routes())
+        .merge(listen::routes())
         .merge(events::routes())
         .merge(webhooks::routes())
         .merge(resource::routes())

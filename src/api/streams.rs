@@ -113,7 +113,7 @@ pub struct StreamPath {
     pub stream_id: Uuid,
 }
 
-fn bad(field: &str, error: impl Into<String>) -> ApiError {
+pub(super) fn bad(field: &str, error: impl Into<String>) -> ApiError {
     ApiError::bad_request_with(error.into(), json!({ "field": field }))
 }
 
@@ -126,6 +126,37 @@ fn unfit(field: &str, error: impl Into<String>) -> ApiError {
 }
 
 /// The request, checked field by field; each refusal names its field.
+/// The track asked for, and the member's session of a member track (`null`s already taken
+/// out).
+pub(super) fn track_of(
+    track: Option<&Value>,
+    session: Option<&Value>,
+) -> Result<(Track, Option<SessionId>), ApiError> {
+    let track = match track.map(Value::as_str) {
+        None | Some(Some("room")) => Track::Room,
+        Some(Some("member")) => Track::Member,
+        _ => return Err(bad("track", "track must be \"room\" or \"member\"")),
+    };
+    let session = match (session, track) {
+        (None, Track::Room) => None,
+        (Some(_), Track::Room) => {
+            return Err(unfit("session", "session is only for track \"member\""));
+        }
+        (None, Track::Member) => {
+            return Err(unfit(
+                "session",
+                "session is required with track \"member\"",
+            ));
+        }
+        (Some(v), Track::Member) => Some(
+            v.as_str()
+                .and_then(|s| SessionId::parse(s).ok())
+                .ok_or_else(|| bad("session", "session must be a session id"))?,
+        ),
+    };
+    Ok((track, session))
+}
+
 fn request(mut body: NewStream) -> Result<StreamRequest, ApiError> {
     // `null` is the same as leaving a field out.
     for v in [
@@ -140,28 +171,7 @@ fn request(mut body: NewStream) -> Result<StreamRequest, ApiError> {
             *v = None;
         }
     }
-    let track = match body.track.as_ref().map(Value::as_str) {
-        None | Some(Some("room")) => Track::Room,
-        Some(Some("member")) => Track::Member,
-        _ => return Err(bad("track", "track must be \"room\" or \"member\"")),
-    };
-    let session = match (&body.session, track) {
-        (None | Some(Value::Null), Track::Room) => None,
-        (Some(_), Track::Room) => {
-            return Err(unfit("session", "session is only for track \"member\""));
-        }
-        (None | Some(Value::Null), Track::Member) => {
-            return Err(unfit(
-                "session",
-                "session is required with track \"member\"",
-            ));
-        }
-        (Some(v), Track::Member) => Some(
-            v.as_str()
-                .and_then(|s| SessionId::parse(s).ok())
-                .ok_or_else(|| bad("session", "session must be a session id"))?,
-        ),
-    };
+    let (track, session) = track_of(body.track.as_ref(), body.session.as_ref())?;
     let protocol = match body.protocol.as_ref().map(Value::as_str) {
         None | Some(Some("twilio")) => Protocol::Twilio,
         Some(Some("l16")) => Protocol::L16,

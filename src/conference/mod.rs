@@ -21,5 +21,5 @@ pub use model::{
     Exit, LeaveReason, Level, MAX_TIMEOUT_SECS, METADATA_MAX_BYTES, Member, MemberStatus, Metadata,
     Micros, Migration, PAST_MEMBERS_KEPT, Playback, PlaybackStatus, Protocol, Recording,
     RecordingStatus, Room, RoomStatus, RoomType, Segment, Session, SessionState, Stream,
-    StreamStatus, Switch, Track, Upload, UploadStatus,
+    StreamStatus, Switch, Track, UNCLAIMED, Upload, UploadStatus,
 };

@@ -8,18 +8,20 @@ use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::rustls::{self, pki_types::ServerName};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::{self, protocol::WebSocketConfig};
-use tokio_util::either::Either;
 
 use crate::webhook::address::is_forbidden;
 
-/// The connection to a stream server (plain TCP for `ws://`, TLS for `wss://`).
-pub type Io = Either<TcpStream, tokio_rustls::client::TlsStream<TcpStream>>;
-pub type Socket = WebSocketStream<Io>;
+/// The connection under a stream's socket: to a stream server (plain TCP for `ws://`, TLS for
+/// `wss://`), or from a browser listening in (an upgraded HTTP connection).
+pub trait Io: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Io for T {}
+pub type Socket = WebSocketStream<Box<dyn Io>>;
 
 /// Longest stream URL accepted.
 pub const MAX_URL: usize = 2048;
@@ -218,24 +220,33 @@ async fn open_now(url: &url::Url, policy: &Policy) -> Result<Socket, OpenFailed>
         )
     })?;
     let _ = tcp.set_nodelay(true);
-    let io: Io = if url.scheme() == "wss" {
+    let io: Box<dyn Io> = if url.scheme() == "wss" {
         let name = ServerName::try_from(host.clone())
             .map_err(|_| failed("bad_url", format!("{host} is not a TLS server name")))?;
         let tls = TlsConnector::from(tls_config())
             .connect(name, tcp)
             .await
             .map_err(|e| failed("tls", format!("TLS with {host} failed: {e}")))?;
-        Either::Right(tls)
+        Box::new(tls)
     } else {
-        Either::Left(tcp)
+        Box::new(tcp)
     };
-    let config = WebSocketConfig::default()
-        .max_message_size(Some(MAX_MESSAGE))
-        .max_frame_size(Some(MAX_MESSAGE));
-    let (socket, _) = tokio_tungstenite::client_async_with_config(url.as_str(), io, Some(config))
+    let (socket, _) = tokio_tungstenite::client_async_with_config(url.as_str(), io, Some(config()))
         .await
         .map_err(upgrade_failed)?;
     Ok(socket)
+}
+
+fn config() -> WebSocketConfig {
+    WebSocketConfig::default()
+        .max_message_size(Some(MAX_MESSAGE))
+        .max_frame_size(Some(MAX_MESSAGE))
+}
+
+/// The socket of a connection the controller upgraded itself (a browser listening in), as the
+/// server's end.
+pub async fn accepted(io: Box<dyn Io>) -> Socket {
+    WebSocketStream::from_raw_socket(io, tungstenite::protocol::Role::Server, Some(config())).await
 }
 
 fn upgrade_failed(e: tungstenite::Error) -> OpenFailed {

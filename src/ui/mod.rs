@@ -84,6 +84,12 @@ static SCRIPT: LazyLock<Asset> = LazyLock::new(|| {
         "text/javascript; charset=utf-8",
     )
 });
+static LISTEN: LazyLock<Asset> = LazyLock::new(|| {
+    Asset::new(
+        include_str!("assets/listen.js"),
+        "text/javascript; charset=utf-8",
+    )
+});
 /// The page's icon, also answered at `/favicon.ico` (where browsers look for one unasked).
 static ICON: LazyLock<Asset> =
     LazyLock::new(|| Asset::new(include_str!("assets/favicon.svg"), "image/svg+xml"));
@@ -98,6 +104,10 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route(
             "/ui/app.js",
             get(|h: HeaderMap| async move { SCRIPT.answer(&h) }),
+        )
+        .route(
+            "/ui/listen.js",
+            get(|h: HeaderMap| async move { LISTEN.answer(&h) }),
         )
         .route(
             "/ui/app.css",

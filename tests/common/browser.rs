@@ -98,6 +98,8 @@ impl Browser {
                     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                     "--disable-quic", "--no-first-run", "--disable-background-networking",
                     "--disable-component-update", "--disable-sync", "--window-size=1280,900",
+                    // A microphone that plays a beep, granted without asking (Talk).
+                    "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
                     format!("--user-data-dir={}", profile.display()),
                 ],
             },

@@ -528,6 +528,7 @@ pub fn schemas() -> Vec<(&'static str, Value)> {
                     ("reason", or_null("string")),
                     ("error", or_null("string")),
                     ("connections", t("integer")),
+                    ("kind", one_of(&["server", "listen"])),
                 ],
                 Vec::new(),
             ),

@@ -39,8 +39,13 @@ use super::{
 };
 use crate::store::Store;
 
-/// The routes that need no key.
-pub const PUBLIC_PATHS: &[&str] = &["/healthz", "/readyz", "/api/v1/openapi.json"];
+/// The routes that need no key (a listen-in's socket is opened with its ticket instead).
+pub const PUBLIC_PATHS: &[&str] = &[
+    "/healthz",
+    "/readyz",
+    "/api/v1/openapi.json",
+    "/api/v1/listen/{ticket}",
+];
 
 /// The routes that take the operator's key (`X-Admin-Key`) rather than an application's.
 pub const OPERATOR_PATHS: &[&str] = &[
@@ -102,6 +107,8 @@ const COMMON_RESPONSES: &[(&str, &str)] = &[
         streams::list,
         streams::show,
         streams::stop,
+        super::listen::listen,
+        super::listen::open,
         recordings::start,
         recordings::stop,
         recordings::pause,

@@ -379,6 +379,9 @@ pub struct StreamView {
     pub error: Option<String>,
     /// Sockets opened to the server so far (more than one after a takeover).
     pub connections: u32,
+    /// `server`: the application's server (`POST …/streams`); `listen`: a listen-in, whose
+    /// socket a listener opened on the controller (`POST …/listen`).
+    pub kind: StreamKind,
     #[schema(value_type = Object)]
     pub parameters: serde_json::Value,
     /// ISO 8601, UTC.
@@ -387,6 +390,25 @@ pub struct StreamView {
     pub started_at: Option<String>,
     #[schema(required = true)]
     pub ended_at: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum StreamKind {
+    Server,
+    Listen,
+}
+
+/// A listen-in, and where to open its socket.
+#[derive(Serialize, ToSchema)]
+pub struct ListenView {
+    #[serde(flatten)]
+    pub stream: StreamView,
+    /// Where to open the socket on this controller (a WebSocket, `ws://` or `wss://` as the
+    /// API is served): spent by the first socket, good until `expires_at`.
+    pub socket_path: String,
+    /// ISO 8601, UTC.
+    pub expires_at: String,
 }
 
 #[derive(Serialize, ToSchema)]

@@ -16,7 +16,7 @@ mod stream;
 
 pub use dialout::{Dialout, DialoutFailure, DialoutState};
 pub use member::{Bridge, Carried, Exit, LeaveReason, Level, Member, MemberStatus, Switch};
-pub use stream::{Protocol, STREAMS_KEPT, Stream, StreamStatus, Track};
+pub use stream::{Protocol, STREAMS_KEPT, Stream, StreamStatus, Track, UNCLAIMED};
 
 fn is_zero(n: &u64) -> bool {
     *n == 0

@@ -95,6 +95,11 @@ pub struct Stream {
     /// instance's lease is gone (`rooms::streams`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub carrier: Option<String>,
+    /// A listen-in from the dashboard (`POST …/listen`): its socket is the browser's, opened
+    /// to the controller with a one-time ticket, so it ends with its carrier instead of being
+    /// taken over (`url` is the listen endpoint's path).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub listen: bool,
     /// How many times a socket to the server was opened (a takeover opens a new one).
     #[serde(default)]
     pub connections: u32,
@@ -105,6 +110,9 @@ pub struct Stream {
     pub ended_at: Option<Micros>,
     pub updated_at: Micros,
 }
+
+/// The carrier of a listen-in no socket has claimed yet: no instance holds this name.
+pub const UNCLAIMED: &str = "unclaimed";
 
 impl Stream {
     pub fn is_live(&self) -> bool {

@@ -30,6 +30,7 @@ pub fn stream_data(room: &Room, s: &Stream) -> Value {
         "reason": s.reason,
         "error": s.error,
         "connections": s.connections,
+        "kind": if s.listen { "listen" } else { "server" },
     })
 }
 
@@ -239,6 +240,7 @@ mod tests {
             error: None,
             legs: Vec::new(),
             carrier: Some(carrier.into()),
+            listen: false,
             connections: 0,
             created_at: 0,
             started_at: None,

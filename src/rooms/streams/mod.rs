@@ -9,7 +9,10 @@
 //! room or the member ending, the server closing) ends it there and hangs its legs up.
 //! Another instance takes a stream over when its carrier's lease is gone ([`takeover`]).
 
+mod listen;
 mod takeover;
+
+pub use listen::{LISTEN_PATH, ListenRequest, TICKET_LIFE};
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -225,6 +228,7 @@ impl<S: Store> Rooms<S> {
             error: None,
             legs: Vec::new(),
             carrier: Some(self.streams.holder.clone()),
+            listen: false,
             connections: 0,
             created_at: now,
             started_at: None,
@@ -254,7 +258,7 @@ impl<S: Store> Rooms<S> {
             room: room.id.clone(),
             node,
             settings,
-            url,
+            peer: Peer::Dial(url),
             target,
             old_legs: Vec::new(),
         };
@@ -394,6 +398,14 @@ async fn hang_up(node: &Option<NodeHandle>, legs: &[String]) {
     }
 }
 
+/// Where a stream's socket comes from.
+enum Peer {
+    /// The application's server, dialled.
+    Dial(url::Url),
+    /// A browser listening in, its connection upgraded here (taken once).
+    Accepted(Box<Mutex<Option<socket::Socket>>>),
+}
+
 /// One stream carried by this process, from its legs to its end.
 struct Carrier<S> {
     store: Arc<S>,
@@ -403,7 +415,7 @@ struct Carrier<S> {
     room: RoomId,
     node: NodeHandle,
     settings: Arc<StreamSettings>,
-    url: url::Url,
+    peer: Peer,
     /// The channel a member track listens to.
     target: Option<String>,
     /// A stream taken over: the legs its last carrier made (hung up before new ones are made).
@@ -679,9 +691,16 @@ impl<S: Store> Carrier<S> {
         node_addr: SocketAddr,
         listen: &UdpSocket,
     ) -> Result<socket::Socket, (&'static str, String)> {
-        let socket = socket::open(&self.url, &self.settings.policy)
-            .await
-            .map_err(|f| (f.code, f.text))?;
+        let socket = match &self.peer {
+            Peer::Dial(url) => socket::open(url, &self.settings.policy)
+                .await
+                .map_err(|f| (f.code, f.text))?,
+            Peer::Accepted(socket) => socket
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take()
+                .ok_or(("lost", "the listener's socket is gone".to_owned()))?,
+        };
         if !Relay::media_flows(listen, node_addr.ip(), MEDIA_START).await {
             return Err((
                 "media_unavailable",

@@ -17,9 +17,9 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::{Carrier, StreamsHere};
+use super::{Carrier, StreamsHere, listen};
 use crate::conference::ops::{self, OpError};
-use crate::conference::{AppId, Room, Stream, StreamStatus};
+use crate::conference::{AppId, Room, Stream, StreamStatus, UNCLAIMED};
 use crate::node::supervisor::now_micros;
 use crate::rooms::Rooms;
 use crate::store::{Store, StoreError, update_room};
@@ -132,12 +132,25 @@ impl<S: Store> Rooms<S> {
                     for s in room
                         .streams
                         .iter()
-                        .filter(|s| s.status == StreamStatus::Streaming)
+                        .filter(|s| s.status == StreamStatus::Streaming || s.listen && s.is_live())
                     {
                         let Some(carrier) = s.carrier.clone() else {
                             continue;
                         };
                         if self.streams.carries(&s.id) {
+                            continue;
+                        }
+                        if carrier == UNCLAIMED {
+                            if listen::stale(s, now_micros()) {
+                                listen::end_unclaimed(
+                                    &*self.store,
+                                    &self.pool,
+                                    &app,
+                                    &room.id,
+                                    s.id,
+                                )
+                                .await;
+                            }
                             continue;
                         }
                         // Carried by this process before it lost it, or by another.
@@ -152,7 +165,9 @@ impl<S: Store> Rooms<S> {
                                 g
                             }
                         };
-                        if is_gone {
+                        if is_gone && s.listen {
+                            self.end_listen(&app, room, s, &carrier).await;
+                        } else if is_gone {
                             self.adopt(&app, room, s, &carrier).await;
                         }
                     }
@@ -162,6 +177,28 @@ impl<S: Store> Rooms<S> {
                     None => break,
                 }
             }
+        }
+    }
+
+    /// A listen-in whose carrier is gone is over: its socket was the browser's, to that
+    /// instance (`failed`, `lost`; the page opens a new one).
+    async fn end_listen(&self, app: &AppId, room: &Room, s: &Stream, from: &str) {
+        let ended = super::end_stream(
+            &*self.store,
+            &self.pool,
+            app,
+            &room.id,
+            s.id,
+            Some(from),
+            StreamStatus::Failed,
+            "lost",
+            Some("the controller instance carrying the listen-in is gone"),
+        )
+        .await;
+        if let Ok(Some((status, reason))) = ended
+            && reason == "lost"
+        {
+            crate::telemetry::stream_ended(status.as_str(), &reason);
         }
     }
 
@@ -201,7 +238,7 @@ impl<S: Store> Rooms<S> {
             room: room.id.clone(),
             node,
             settings: self.streams.settings.load_full(),
-            url,
+            peer: super::Peer::Dial(url),
             target: ops::member_target(&room, &stream),
             old_legs: stream.legs.clone(),
         };

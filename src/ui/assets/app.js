@@ -248,6 +248,7 @@ async function render() {
     show('room');
     await openRoom(roomId);
   } else {
+    stopListening();
     show('overview');
     await openOverview();
   }
@@ -289,6 +290,7 @@ function signOut() {
 // stream's position, and every read still on its way. The next session starts from nothing.
 function forget() {
   state.session += 1;
+  stopListening();
   for (const timer of state.stale.values()) clearTimeout(timer);
   state.stale.clear();
   state.liveText = null;
@@ -697,6 +699,7 @@ async function openRoom(id) {
   clearInterval(state.nodesTimer);
   if (state.openedRoom !== id) {
     state.openedRoom = id;
+    stopListening();
     state.members.clear();
     $('#members tbody').replaceChildren();
     rowsOf.delete($('#members tbody'));
@@ -711,6 +714,9 @@ async function openRoom(id) {
   }
   await Promise.all([refreshRoom(id, true), reloadMembers(id), loadSessions()]);
 }
+
+// The room's own controls (the selected member's move and coach have their own rules).
+const ROOM_CONTROLS = '#view-room .controls:not(#member-panel) button, #join button, #dial button, #announce';
 
 function renderRoomFacts(r) {
   if (state.roomId !== r.room_id) return;
@@ -729,23 +735,25 @@ function renderRoomFacts(r) {
   facts.forEach(([, v], i) => setText(dl.children[i * 2 + 1], v));
   const vol = $('#volume-db');
   if (document.activeElement !== vol) vol.value = r.playback_volume;
-  // What cannot act now is disabled, and says why on hover.
-  const playing = r.playback_status && r.playback_status !== 'stopped';
-  const recording = r.recording_id && r.recording_id !== NIL;
-  can($('#pause'), playing, 'Nothing is playing');
-  can($('#stop'), playing, 'Nothing is playing');
-  can($('#record-start'), !recording, 'The room is recording already');
-  can($('#record-stop'), recording, 'The room is not recording');
-  can($('#mute-all'), r.members > 0, 'Nobody is in the room');
-  can($('#unmute-all'), r.members > 0, 'Nobody is in the room');
+  // What cannot act now is disabled, and says why on hover. An ended room (kept for its
+  // retention) is there to be read: its recordings play still, and nothing else acts. Every
+  // control is set for the room shown, as it is: none keeps what another room made of it.
+  const ended = r.status === 'terminated' || r.status === 'terminating';
+  for (const b of document.querySelectorAll(ROOM_CONTROLS)) can(b, !ended, 'The room has ended');
   setText($('#lock'), r.locked ? 'Unlock' : 'Lock');
   $('#lock').setAttribute('data-locked', r.locked ? 'yes' : 'no');
-  can($('#join button[type=submit]'), !r.locked, 'The room is locked: unlock it to join a call');
-  // An ended room (kept for its retention) is there to be read: its recordings play still.
-  if (r.status === 'terminated' || r.status === 'terminating') {
-    for (const b of document.querySelectorAll('#view-room .controls button, #join button, #dial button')) {
-      can(b, false, 'The room has ended');
-    }
+  if (ended) {
+    if (listening.room === r.room_id) stopListening('ended');
+  } else {
+    const playing = r.playback_status && r.playback_status !== 'stopped';
+    const recording = r.recording_id && r.recording_id !== NIL;
+    can($('#pause'), playing, 'Nothing is playing');
+    can($('#stop'), playing, 'Nothing is playing');
+    can($('#record-start'), !recording, 'The room is recording already');
+    can($('#record-stop'), recording, 'The room is not recording');
+    can($('#mute-all'), r.members > 0, 'Nobody is in the room');
+    can($('#unmute-all'), r.members > 0, 'Nobody is in the room');
+    can($('#join button[type=submit]'), !r.locked, 'The room is locked: unlock it to join a call');
   }
   loadRecordings(r.recording_ids);
 }
@@ -1058,6 +1066,39 @@ async function loadSessions() {
   } catch (e) {
     showError(e.message);
   }
+}
+
+// Listen and Talk (listen.js): each starts a listen-in of the room, or ends the one it started.
+function listenControls() {
+  const toggle = (talk) => (ev) => {
+    const button = ev.currentTarget;
+    if (listening.room && listening.room === state.roomId && listening.talk === talk) {
+      stopListening('stopped');
+      return;
+    }
+    act(button, () => startListening(state.roomId, talk, (path, body) => api('POST', path, body), showListening));
+  };
+  $('#listen').addEventListener('click', toggle(false));
+  $('#talk').addEventListener('click', toggle(true));
+}
+
+// What the listen-in does: its buttons, and the level heard (in `data-level`, dBFS).
+function showListening(s) {
+  const out = $('#listen-state');
+  setText($('#listen'), s.on && !listening.talk ? 'Stop listening' : 'Listen');
+  setText($('#talk'), s.on && listening.talk ? 'Stop talking' : 'Talk');
+  if (!s.on) {
+    setText(out, s.why ? 'listen-in ' + s.why : '');
+    out.removeAttribute('data-level');
+    return;
+  }
+  let heard = '…';
+  if (s.level != null) {
+    const level = Number.isFinite(s.level) ? Math.round(s.level) : -120;
+    out.setAttribute('data-level', String(level));
+    heard = level <= -90 ? 'silence' : level + ' dBFS';
+  }
+  setText(out, (s.talk ? 'talking · ' : 'listening · ') + heard + (s.why ? ' (' + s.why + ')' : ''));
 }
 
 function roomControls() {
@@ -1383,6 +1424,7 @@ function start() {
   $('#signout').addEventListener('click', signOut);
   $('#error-close').addEventListener('click', clearError);
   roomControls();
+  listenControls();
   $('#rooms-find').addEventListener('submit', (ev) => ev.preventDefault());
   $('#rooms-which').addEventListener('change', () => {
     state.rooms.clear();
