@@ -465,6 +465,24 @@ async fn live_the_page_follows_a_real_callers_voice_and_mutes_it() {
         t.get(&streams).await.body["streams"][0]["status"] == "stopped"
     })
     .await;
+    // Talk: the page's microphone (a steady tone) is heard by the caller, through a two-way
+    // stream of the room.
+    b.click("#talk").await;
+    b.text_until("#listen-state", |s| s.starts_with("talking"))
+        .await;
+    let caller = live::channel_of(&call).to_owned();
+    t.eventually("the caller hears the page's microphone", || async {
+        live::tone_share(&t.ear(&caller, 1000).await, browser::MIC_TONE) > 0.5
+    })
+    .await;
+    let talk_in = t.get(&streams).await.body["streams"][1].clone();
+    assert_eq!(talk_in["kind"], "listen", "{talk_in}");
+    assert_eq!(talk_in["bidirectional"], true, "{talk_in}");
+    b.click("#talk").await;
+    t.eventually("the talk-in over", || async {
+        t.get(&streams).await.body["streams"][1]["status"] == "stopped"
+    })
+    .await;
     b.stop().await;
     server.abort();
     t.finish().await;
@@ -1538,6 +1556,28 @@ async fn an_ended_room_is_listed_and_opened_with_its_recordings() {
         "#recordings tr[data-id='{id}'] button[data-rec='play']:not([disabled])"
     ))
     .await;
+
+    // Back, live rooms again, and the live room: every control acts again (issue 60: they
+    // stayed "The room has ended" until a reload).
+    b.click("a[href='#/']").await;
+    b.find("#rooms-which")
+        .await
+        .select_by_value("live")
+        .await
+        .unwrap();
+    open_room(&b, &live, "today").await;
+    for control in [
+        "#play button",
+        "#volume button",
+        "#lock",
+        "#delete-room",
+        "#dial button",
+        "#listen",
+        "#talk",
+    ] {
+        b.find(&format!("{control}:not([disabled]):not([data-why])"))
+            .await;
+    }
     b.stop().await;
 }
 

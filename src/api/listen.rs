@@ -17,6 +17,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::conferences::room_id;
+use super::cursor::Cursors;
 use super::extract::{IdPath, JsonBody, iso8601};
 use super::openapi::errors::{
     BadRequest, Conflict, Forbidden, NotFound, RateLimited, Unavailable, Unprocessable,
@@ -73,15 +74,15 @@ struct Ticket {
 
 const SCOPE: &str = "listen";
 
-fn sign<S: Store>(st: &ApiState<S>, t: &Ticket) -> String {
+fn sign(cursors: &Cursors, t: &Ticket) -> String {
     let position = format!("{} {} {} {}", t.app.as_str(), t.room, t.stream, t.expires);
-    st.cursors().encode(SCOPE, &position)
+    cursors.encode(SCOPE, &position)
 }
 
 /// The ticket's app, room, stream and expiry, if it is one this controller (or one sharing its
 /// `cursor_secret`) signed.
-fn read<S: Store>(st: &ApiState<S>, raw: &str) -> Option<Ticket> {
-    let position = st.cursors().decode(SCOPE, raw).ok()?;
+fn read(cursors: &Cursors, raw: &str) -> Option<Ticket> {
+    let position = cursors.decode(SCOPE, raw).ok()?;
     let mut parts = position.split(' ');
     let app = AppId::parse(parts.next()?).ok()?;
     let room = RoomId::parse(parts.next()?).ok()?;
@@ -145,7 +146,7 @@ async fn listen<S: Store>(
     let stream = st.rooms().request_listen(&app, &id, req).await?;
     let expires = now_micros() + TICKET_LIFE.as_micros() as i64;
     let ticket = sign(
-        &st,
+        st.cursors(),
         &Ticket {
             app: app.clone(),
             room: id.clone(),
@@ -188,7 +189,7 @@ async fn open<S: Store>(
     Path(raw): Path<String>,
     mut request: Request,
 ) -> Result<Response, ApiError> {
-    let ticket = read(&st, &raw)
+    let ticket = read(st.cursors(), &raw)
         .filter(|t| t.expires > now_micros())
         .ok_or_else(|| ApiError::NotFound("No such listen-in ticket, or it expired".into()))?;
     let accept = websocket_key(request.headers()).ok_or_else(|| {
@@ -238,4 +239,56 @@ fn websocket_key(headers: &HeaderMap) -> Option<String> {
     let key = headers.get(header::SEC_WEBSOCKET_KEY)?;
     (has(header::UPGRADE, "websocket") && has(header::CONNECTION, "upgrade") && version)
         .then(|| derive_accept_key(key.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ticket_says_what_it_was_signed_for_and_nothing_else_reads() {
+        let cursors = Cursors::random();
+        let t = Ticket {
+            app: AppId::parse("app1").unwrap(),
+            room: RoomId::parse("nodea-room-550e8400-e29b-41d4-a716-446655440000").unwrap(),
+            stream: Uuid::new_v4(),
+            expires: 1_700_000_000_000_000,
+        };
+        let raw = sign(&cursors, &t);
+        assert_eq!(read(&cursors, &raw), Some(t));
+        // Another controller's secret, a cursor of a listing, and junk: none is a ticket.
+        assert_eq!(read(&Cursors::random(), &raw), None);
+        assert_eq!(read(&cursors, &cursors.encode("rooms app1", "1 x")), None);
+        assert_eq!(read(&cursors, "bm9wZQ.bm9wZQ"), None);
+        let (payload, tag) = raw.split_once('.').unwrap();
+        let mut flipped = payload.as_bytes().to_vec();
+        flipped[3] ^= 1;
+        let forged = format!("{}.{tag}", String::from_utf8_lossy(&flipped));
+        assert_eq!(read(&cursors, &forged), None);
+    }
+
+    #[test]
+    fn only_a_websocket_upgrade_is_accepted() {
+        let mut h = HeaderMap::new();
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, Upgrade"),
+        );
+        h.insert(
+            header::SEC_WEBSOCKET_VERSION,
+            HeaderValue::from_static("13"),
+        );
+        h.insert(
+            header::SEC_WEBSOCKET_KEY,
+            HeaderValue::from_static("dGhlIHNhbXBsZSBub25jZQ=="),
+        );
+        // RFC 6455's own example.
+        assert_eq!(
+            websocket_key(&h).as_deref(),
+            Some("s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")
+        );
+        h.insert(header::SEC_WEBSOCKET_VERSION, HeaderValue::from_static("8"));
+        assert_eq!(websocket_key(&h), None);
+    }
 }

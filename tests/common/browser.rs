@@ -88,6 +88,9 @@ impl Browser {
         }
         let profile =
             std::env::temp_dir().join(format!("switchyard-chromium-{}", uuid::Uuid::new_v4()));
+        let _ = std::fs::create_dir_all(&profile);
+        let mic = profile.join("mic.wav");
+        std::fs::write(&mic, tone_wav(MIC_TONE, 48_000, 2)).unwrap();
         let caps = json!({
             "browserName": "chrome",
             "goog:chromeOptions": {
@@ -98,8 +101,9 @@ impl Browser {
                     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                     "--disable-quic", "--no-first-run", "--disable-background-networking",
                     "--disable-component-update", "--disable-sync", "--window-size=1280,900",
-                    // A microphone that plays a beep, granted without asking (Talk).
+                    // A microphone that says a steady tone, granted without asking (Talk).
                     "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+                    format!("--use-file-for-fake-audio-capture={}", mic.display()),
                     format!("--user-data-dir={}", profile.display()),
                 ],
             },
@@ -225,4 +229,33 @@ impl Drop for Browser {
         let _ = self.driver.wait();
         let _ = std::fs::remove_dir_all(&self.profile);
     }
+}
+
+/// The tone the browser's microphone says (Hz).
+#[allow(dead_code)]
+pub const MIC_TONE: f64 = 700.0;
+
+/// A WAV of a steady tone at -10 dBFS: 16-bit mono, `secs` long.
+fn tone_wav(freq: f64, rate: u32, secs: u32) -> Vec<u8> {
+    let n = rate * secs;
+    let mut out = Vec::with_capacity(44 + 2 * n as usize);
+    let data = 2 * n;
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&(36 + data).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    out.extend_from_slice(&16u32.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&rate.to_le_bytes());
+    out.extend_from_slice(&(rate * 2).to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&16u16.to_le_bytes());
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&data.to_le_bytes());
+    for i in 0..n {
+        let t = i as f64 / rate as f64;
+        let v = (std::f64::consts::TAU * freq * t).sin() * 0.316 * 32767.0;
+        out.extend_from_slice(&(v as i16).to_le_bytes());
+    }
+    out
 }

@@ -292,6 +292,49 @@ mod tests {
         assert!(twice.events.is_empty() && twice.effects.is_empty());
     }
 
+    /// A listen-in is claimed by the first socket only, and the issuer's "no socket came" ends
+    /// only one that nobody claimed.
+    #[test]
+    fn a_listen_in_is_claimed_once_and_ends_unopened_only_if_unclaimed() {
+        use crate::conference::model::UNCLAIMED;
+        let mut r = room();
+        let mut s = stream(Track::Room, UNCLAIMED);
+        s.listen = true;
+        let (id, other) = (s.id, stream(Track::Room, UNCLAIMED));
+        let other_id = other.id;
+        request_stream(&mut r, s, 1).unwrap();
+        request_stream(&mut r, other, 1).unwrap();
+        assert_eq!(stream_data(&r, &r.streams[0])["kind"], "listen");
+        assert_eq!(stream_data(&r, &r.streams[1])["kind"], "server");
+        assert!(
+            adopt_stream(&mut r, id, UNCLAIMED, "a", 2),
+            "the first socket"
+        );
+        assert!(!adopt_stream(&mut r, id, UNCLAIMED, "b", 3), "not a second");
+        let late = end_stream(
+            &mut r,
+            id,
+            Some(UNCLAIMED),
+            StreamStatus::Failed,
+            "not_opened",
+            None,
+            4,
+        );
+        assert!(late.events.is_empty(), "claimed: not ended as unopened");
+        assert!(r.streams[0].is_live());
+        let unopened = end_stream(
+            &mut r,
+            other_id,
+            Some(UNCLAIMED),
+            StreamStatus::Failed,
+            "not_opened",
+            None,
+            5,
+        );
+        assert_eq!(kinds(&unopened), [EventKind::StreamFailed]);
+        assert_eq!(r.streams[1].reason.as_deref(), Some("not_opened"));
+    }
+
     #[test]
     fn a_member_track_ends_with_its_member_and_every_stream_with_the_room() {
         let mut r = room();
