@@ -33,7 +33,8 @@
 //!
 //! `cargo bench --bench streams`. `STREAMS_ECHO_SECS` (default 30) is each echo path's
 //! recording; `STREAMS_SMALL_SECS` (default 30) the baseline's, one-a-room's and 16 kHz's
-//! windows; `STREAMS_PARTS` (default `echo,load`) picks the parts. Without `--bench` (as
+//! windows; `STREAMS_PARTS` (default `echo,load`) picks the parts; `STREAMS_LOG_COPY=<file>`
+//! keeps the controller's log (`SERVE_LOG` sets its filter). Without `--bench` (as
 //! `cargo test --benches` runs it) it does nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -616,6 +617,8 @@ struct EchoResult {
     to_server: Vec<f64>,
     from_server: Vec<f64>,
     note: String,
+    /// The controller's own share, from its `switchyard_stream_frame_held_seconds` over the path.
+    held: Option<Held>,
 }
 
 /// Round trips from a stereo recording (left: sent; right: heard), and, with the server's
@@ -762,7 +765,9 @@ async fn echo_part(
         tokio::time::sleep(Duration::from_secs(2)).await;
         let members = node.api(&format!("conference {room} list")).await;
         eprintln!("streams: {name}: members on the node:\n{}", members.trim());
+        let before = scrape_held(api).await;
         let recorded = node.record(fs, &channel, true, secs).await;
+        let after = scrape_held(api).await;
         match (kind, teardown) {
             ("floor", Some(kill)) => {
                 let r = node.api(&kill).await;
@@ -778,7 +783,13 @@ async fn echo_part(
             .get(&path)
             .map(|l| server_onsets(&l.lock().unwrap()))
             .unwrap_or_default();
-        let r = analyse(name, &wav, started, &server);
+        let mut r = analyse(name, &wav, started, &server);
+        if kind != "floor" {
+            r.held = Some(Held {
+                to_server: held_between(&before, &after, "to_server"),
+                to_node: held_between(&before, &after, "to_node"),
+            });
+        }
         eprintln!(
             "streams: {name}: {} bursts, {} round trips, {}",
             r.bursts,
@@ -792,6 +803,88 @@ async fn echo_part(
         .call("DELETE", &format!("/api/v1/conferences/{room}"), None)
         .await;
     Ok(results)
+}
+
+/// What the controller's relay held the path's frames for (its histogram's buckets, ms): per
+/// direction, the frames, the mean, and the buckets that hold the median and the 99th
+/// percentile (upper bounds).
+#[derive(Debug, Clone, Default)]
+struct Held {
+    to_server: (f64, f64, f64, f64),
+    to_node: (f64, f64, f64, f64),
+}
+
+/// The relay's held-time histogram now: per direction, `(le, cumulative)` buckets, the sum
+/// and the count.
+type HeldScrape = HashMap<String, (Vec<(f64, f64)>, f64, f64)>;
+
+async fn scrape_held(api: &Api) -> HeldScrape {
+    let text = match api
+        .http
+        .get(format!("{}/metrics", api.base))
+        .header("X-Admin-Key", serve::OPERATOR_KEY)
+        .send()
+        .await
+    {
+        Ok(r) => r.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    };
+    let mut out: HeldScrape = HashMap::new();
+    let name = "switchyard_stream_frame_held_seconds";
+    for line in text.lines().filter(|l| l.starts_with(name)) {
+        let Some((key, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let Ok(value) = value.parse::<f64>() else {
+            continue;
+        };
+        let label = |l: &str| {
+            key.split(&format!("{l}=\""))
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .map(str::to_owned)
+        };
+        let Some(direction) = label("direction") else {
+            continue;
+        };
+        let entry = out.entry(direction).or_default();
+        if key.starts_with(&format!("{name}_bucket")) {
+            let le = label("le").map_or(f64::INFINITY, |l| l.parse().unwrap_or(f64::INFINITY));
+            entry.0.push((le, value));
+        } else if key.starts_with(&format!("{name}_sum")) {
+            entry.1 = value;
+        } else if key.starts_with(&format!("{name}_count")) {
+            entry.2 = value;
+        }
+    }
+    out
+}
+
+/// The frames held between two scrapes: (frames, mean ms, p50 bucket ms, p99 bucket ms).
+fn held_between(before: &HeldScrape, after: &HeldScrape, direction: &str) -> (f64, f64, f64, f64) {
+    let empty = (Vec::new(), 0.0, 0.0);
+    let (b, a) = (
+        before.get(direction).unwrap_or(&empty),
+        after.get(direction).unwrap_or(&empty),
+    );
+    let count = a.2 - b.2;
+    if count <= 0.0 {
+        return (0.0, f64::NAN, f64::NAN, f64::NAN);
+    }
+    let mean = (a.1 - b.1) / count * 1000.0;
+    let cum: Vec<(f64, f64)> =
+        a.0.iter()
+            .map(|(le, n)| {
+                let was = b.0.iter().find(|(l, _)| l == le).map_or(0.0, |(_, n)| *n);
+                (*le, n - was)
+            })
+            .collect();
+    let at = |q: f64| {
+        cum.iter()
+            .find(|(_, n)| *n >= q * count)
+            .map_or(f64::INFINITY, |(le, _)| le * 1000.0)
+    };
+    (count, mean, at(0.5), at(0.99))
 }
 
 // --- parts 2 and 3: continuity and CPU ---
@@ -1077,6 +1170,9 @@ async fn run(fs: &FreeSwitch, redis: &RedisServer) -> anyhow::Result<()> {
         anyhow::Ok((echo, load))
     }
     .await;
+    if let Ok(copy) = std::env::var("STREAMS_LOG_COPY") {
+        let _ = std::fs::copy(&log_path, copy);
+    }
     let log_text = std::fs::read_to_string(&log_path).unwrap_or_default();
     let warnings: Vec<&str> = log_text.lines().collect();
     if !warnings.is_empty() {
@@ -1133,6 +1229,18 @@ fn report(echo: &[EchoResult], load: &[Window], echo_secs: f64, before: &str, af
             );
             if !r.note.is_empty() {
                 println!("{:<24} {}", "", r.note);
+            }
+            if let Some(h) = &r.held {
+                let one = |(n, mean, p50, p99): (f64, f64, f64, f64)| {
+                    format!("{n:.0} frames, mean {mean:.2}, p50 ≤ {p50}, p99 ≤ {p99}")
+                };
+                println!(
+                    "{:<24} the controller held it: to the server {}; back to the node {} \
+                     (ms; the bounds are its histogram's buckets)",
+                    "",
+                    one(h.to_server),
+                    one(h.to_node)
+                );
             }
         }
         let floor = echo.iter().find(|r| r.name.starts_with("floor"));

@@ -58,6 +58,7 @@ pub const FENCED_WRITES: &str = "switchyard_fenced_writes_total";
 pub const STREAMS_CARRIED: &str = "switchyard_streams_carried";
 /// Streams this instance carried that ended; by `status` (`stopped`, `failed`) and `reason`.
 pub const STREAMS_ENDED: &str = "switchyard_streams_ended_total";
+pub const STREAM_FRAME_HELD: &str = "switchyard_stream_frame_held_seconds";
 /// Acts on a node's lease not taken because the lease had lapsed by this process's clock (it
 /// was paused or starved past it); by `node`.
 pub const LEASE_LAPSES: &str = "switchyard_node_lease_lapses_total";
@@ -105,6 +106,11 @@ const LAG: &[f64] = &[
 const WEBHOOK: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
+/// A stream's frame in the relay: microseconds one way, up to a 20 ms tick (and a queue) the other.
+const FRAME_HELD: &[f64] = &[
+    0.0001, 0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.06, 0.1,
+    0.2, 0.5,
+];
 const DELIVERY_LAG: &[f64] = &[
     0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0, 7200.0, 36000.0,
 ];
@@ -138,6 +144,7 @@ fn install() -> PrometheusHandle {
         (RESYNC_DURATION, LAG),
         (WEBHOOK_ATTEMPT_DURATION, WEBHOOK),
         (WEBHOOK_DELIVERY_LAG, DELIVERY_LAG),
+        (STREAM_FRAME_HELD, FRAME_HELD),
     ]
     .into_iter()
     .try_fold(PrometheusBuilder::new(), |b, (name, buckets)| {
@@ -232,6 +239,13 @@ fn describe() {
     describe_counter!(
         STREAMS_ENDED,
         "Streams this instance carried that ended, by status and reason"
+    );
+    describe_histogram!(
+        STREAM_FRAME_HELD,
+        metrics::Unit::Seconds,
+        "How long a stream's audio waited in this instance: from the node's datagram to the \
+         server's socket (to_server), or from the server's message to the datagram that \
+         carries its first sample to the node (to_node: the pacing tick and the queue)"
     );
     describe_counter!(
         LEASE_LAPSES,
@@ -428,6 +442,16 @@ pub fn fenced_write(node: &str) {
 pub fn streams_carried(n: usize) {
     handle();
     gauge!(STREAMS_CARRIED).set(n as f64);
+}
+
+/// How long a stream's frame waited in the relay, one way.
+pub fn stream_frame_held(direction: crate::streams::relay::Direction, took: std::time::Duration) {
+    handle();
+    let direction = match direction {
+        crate::streams::relay::Direction::ToServer => "to_server",
+        crate::streams::relay::Direction::ToNode => "to_node",
+    };
+    histogram!(STREAM_FRAME_HELD, "direction" => direction).record(took.as_secs_f64());
 }
 
 /// A stream this instance carried ended.

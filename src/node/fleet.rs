@@ -257,6 +257,24 @@ pub fn assign<'a>(nodes: &[NodePrefix], live: &'a [String]) -> HashMap<NodePrefi
 static TAKING_PART: std::sync::LazyLock<watch::Sender<usize>> =
     std::sync::LazyLock::new(|| watch::channel(0).0);
 
+/// A task of this process that hands something over to the others when stopped (the streams
+/// it carries): [`departed`] waits for it as for the fleet's own, until it is dropped.
+pub struct TakingPart(());
+
+impl TakingPart {
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> TakingPart {
+        TAKING_PART.send_modify(|n| *n += 1);
+        TakingPart(())
+    }
+}
+
+impl Drop for TakingPart {
+    fn drop(&mut self) {
+        TAKING_PART.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
 /// Waits (at most `limit`) until every fleet task of this process, once stopped, has handed
 /// its nodes over and left: a stopping process calls it before it exits.
 pub async fn departed(limit: Duration) {

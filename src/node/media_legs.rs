@@ -25,6 +25,10 @@ pub enum Listen<'a> {
 
 /// `originate {origination_uuid=<leg>,switchyard_role=stream,…}loopback/<far end>/default/inline
 /// &park()`: the near end (`leg`) parks, the far end runs an inline dialplan.
+/// How long a media leg has to answer (its `originate_timeout`; a loopback leg answers in
+/// milliseconds, and one that does not is made again).
+pub const ANSWER_WITHIN: std::time::Duration = std::time::Duration::from_secs(3);
+
 pub fn originate(
     leg: &str,
     room: &RoomId,
@@ -46,8 +50,9 @@ pub fn originate(
         ),
     };
     let vars = format!(
-        "{{origination_uuid={},switchyard_role=stream,switchyard_room={room},switchyard_stream={stream},origination_caller_id_name=switchyard,origination_caller_id_number=0}}",
-        checked_uuid(leg)?
+        "{{origination_uuid={},switchyard_role=stream,switchyard_room={room},switchyard_stream={stream},origination_caller_id_name=switchyard,origination_caller_id_number=0,originate_timeout={}}}",
+        checked_uuid(leg)?,
+        ANSWER_WITHIN.as_secs()
     );
     ApiCommand::new("originate")?
         .arg(&format!("{vars}loopback/{far}/default/inline"))?
@@ -110,7 +115,7 @@ mod tests {
         assert_eq!(
             ok.as_str(),
             format!(
-                "originate {{origination_uuid={leg},switchyard_role=stream,switchyard_room={room},switchyard_stream={id},origination_caller_id_name=switchyard,origination_caller_id_number=0}}loopback/conference:{room}@switchyard+flags{{mute}}/default/inline &park()"
+                "originate {{origination_uuid={leg},switchyard_role=stream,switchyard_room={room},switchyard_stream={id},origination_caller_id_name=switchyard,origination_caller_id_number=0,originate_timeout=3}}loopback/conference:{room}@switchyard+flags{{mute}}/default/inline &park()"
             )
         );
     }

@@ -60,6 +60,18 @@ pub enum Outcome {
     Yielded,
 }
 
+/// Which way a frame went through the relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// From the node's datagram to the server's socket.
+    ToServer,
+    /// From the server's message to the datagram that carries its first sample to the node.
+    ToNode,
+}
+
+/// Told how long each frame waited in the relay (the controller's share of a round trip).
+pub type Held = fn(Direction, Duration);
+
 /// The UDP side: `listen` receives what the leg hears; audio for the node goes to the source
 /// of `speak`'s datagrams (the same socket for a room track; a member track's whisper leg has
 /// its own).
@@ -93,11 +105,18 @@ struct Playout {
     queue: VecDeque<i16>,
     /// Marks and how many samples are still ahead of each (counted from the queue's front).
     marks: VecDeque<(String, usize)>,
+    /// When each message's audio came, and how many samples are ahead of its first.
+    arrivals: VecDeque<(Instant, usize)>,
+    /// How long the messages whose first sample went out last waited.
+    held: Vec<Duration>,
 }
 
 impl Playout {
     fn push(&mut self, samples: &[i16]) {
         let room = MAX_QUEUED_SAMPLES.saturating_sub(self.queue.len());
+        if room > 0 && !samples.is_empty() {
+            self.arrivals.push_back((Instant::now(), self.queue.len()));
+        }
         self.queue.extend(samples.iter().take(room));
     }
 
@@ -115,6 +134,17 @@ impl Playout {
             out.resize(frame, 0);
         }
         let mut passed = Vec::new();
+        if n > 0 {
+            let now = Instant::now();
+            while self.arrivals.front().is_some_and(|a| a.1 < n) {
+                if let Some((at, _)) = self.arrivals.pop_front() {
+                    self.held.push(now.saturating_duration_since(at));
+                }
+            }
+            for a in self.arrivals.iter_mut() {
+                a.1 -= n;
+            }
+        }
         for m in self.marks.iter_mut() {
             m.1 = m.1.saturating_sub(n);
         }
@@ -128,6 +158,7 @@ impl Playout {
 
     fn clear(&mut self) -> Vec<String> {
         self.queue.clear();
+        self.arrivals.clear();
         self.marks.drain(..).map(|(name, _)| name).collect()
     }
 }
@@ -137,6 +168,7 @@ pub struct Relay<'a> {
     pub protocol: super::protocol::Protocol,
     pub opening: Opening<'a>,
     pub bidirectional: bool,
+    pub held: Held,
 }
 
 impl Relay<'_> {
@@ -242,6 +274,7 @@ impl Relay<'_> {
                         continue;
                     }
                     heard = tokio::time::Instant::now();
+                    let got = Instant::now();
                     listen.peer.get_or_insert(from);
                     let samples = pcm_from_le(&buf[..n]);
                     listen.frame = samples.len();
@@ -252,6 +285,7 @@ impl Relay<'_> {
                     if let Err(e) = socket.send(ws(out.media(&pcm, at))).await {
                         break Outcome::Lost(e.to_string());
                     }
+                    (self.held)(Direction::ToServer, got.elapsed());
                 }
                 got = recv_speak(&mut speak, &mut spare), if speak.is_some() => {
                     if let (Some(leg), Some((n, from))) = (speak.as_mut(), got)
@@ -270,6 +304,9 @@ impl Relay<'_> {
                         pcm_to_le(&frame, &mut bytes);
                         let sent = leg.socket.send_to(&bytes, peer).await;
                         tracing::trace!(?sent, %peer, "stream frame to the node");
+                        for took in playout.held.drain(..) {
+                            (self.held)(Direction::ToNode, took);
+                        }
                     }
                     for name in marks {
                         if let Err(e) = socket.send(ws(out.mark(&name))).await {
@@ -408,6 +445,27 @@ mod tests {
         assert_eq!(p.clear(), vec!["x".to_owned(), "y".to_owned()]);
         assert!(p.next_frame(160, &mut frame).is_empty());
         assert!(frame.is_empty());
+    }
+
+    #[test]
+    fn a_message_is_held_until_the_frame_that_carries_its_first_sample() {
+        let mut p = Playout::default();
+        let mut frame = Vec::new();
+        p.push(&[1; 100]);
+        p.push(&[2; 100]);
+        p.push(&[3; 160]);
+        p.next_frame(160, &mut frame);
+        assert_eq!(p.held.len(), 2, "the first two began in the first frame");
+        p.held.clear();
+        p.next_frame(160, &mut frame);
+        assert_eq!(p.held.len(), 1, "the third began in the second");
+        p.held.clear();
+        p.next_frame(160, &mut frame);
+        assert!(p.held.is_empty());
+        p.push(&[4; 10]);
+        p.clear();
+        p.next_frame(160, &mut frame);
+        assert!(p.held.is_empty(), "cleared audio never went out");
     }
 
     #[test]

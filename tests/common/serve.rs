@@ -204,7 +204,8 @@ impl Api {
                     serde_json::from_slice(&bytes).unwrap_or(Value::Null),
                 )
             }
-            Err(_) => (0, Value::Null),
+            // What went wrong on the way, for a message (nothing of the API's answer).
+            Err(e) => (0, serde_json::json!({ "transport_error": e.to_string() })),
         }
     }
 

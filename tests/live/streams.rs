@@ -539,6 +539,7 @@ async fn live_a_stream_whose_instance_is_killed_is_taken_over_within_2_s() {
     std::fs::create_dir_all(&dir).unwrap();
     let q = |s: &str| toml::Value::String(s.to_owned()).to_string();
     let mut instances = Vec::new();
+    let mut places = Vec::new();
     for n in 0..2 {
         let port = free_tcp_port();
         let base = format!("http://127.0.0.1:{port}");
@@ -564,6 +565,7 @@ async fn live_a_stream_whose_instance_is_killed_is_taken_over_within_2_s() {
         .unwrap();
         let serve = Serve::start(&config, &base).await;
         instances.push((serve, Api::new(&base, "app1", KEY)));
+        places.push((config, base));
     }
     let (a, b) = (instances[0].1.clone(), instances[1].1.clone());
 
@@ -647,7 +649,39 @@ async fn live_a_stream_whose_instance_is_killed_is_taken_over_within_2_s() {
         .map(|e| e["data"]["connections"].clone())
         .collect();
     assert_eq!(started, [json!(1), json!(2)], "{feed}");
-    let (status, _) = b
+
+    // A carrier that stops (SIGTERM) hands its streams over at once: it closes its socket
+    // without `stop` and gives its lease up, and the instance started again opens the next
+    // socket well before the lease would have run out (1.5 s).
+    let (config, base) = &places[0];
+    let _again = Serve::start(config, base).await;
+    let c = Api::new(base, "app1", KEY);
+    let stopping = Instant::now();
+    crate::common::serve::signal(instances[1].0.pid(), "-TERM");
+    let third = server.next(Duration::from_secs(5)).await;
+    let start = third.text_event("start", WITHIN).await;
+    let took = stopping.elapsed();
+    notice(&format!("handed over {took:?} after SIGTERM"));
+    assert_eq!(start["stream_id"], sid);
+    assert!(
+        second.closed(WITHIN).await,
+        "the stopping carrier's socket is closed"
+    );
+    assert!(
+        !second.texts().iter().any(|t| t["event"] == "stop"),
+        "the stream goes on: no stop on the old socket"
+    );
+    assert!(
+        took <= Duration::from_millis(1000),
+        "handed over in {took:?}"
+    );
+    let heard = third.wait_audio(1000, Audio::L16(8000)).await;
+    assert!(
+        tone_share(&heard, 8000, A_TONE) > 0.5,
+        "the new socket hears the caller"
+    );
+
+    let (status, _) = c
         .call(
             "DELETE",
             &format!("/api/v1/conferences/{room}/streams/{sid}"),
@@ -655,6 +689,6 @@ async fn live_a_stream_whose_instance_is_killed_is_taken_over_within_2_s() {
         )
         .await;
     assert_eq!(status, 200);
-    second.text_event("stop", WITHIN).await;
-    assert_eq!(server.accepted(), 2);
+    third.text_event("stop", WITHIN).await;
+    assert_eq!(server.accepted(), 3);
 }
