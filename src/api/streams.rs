@@ -231,7 +231,7 @@ fn request(mut body: NewStream) -> Result<StreamRequest, ApiError> {
         the server refused, or did not answer within the connect timeout, or the node sent no \
         audio). It ends with the room or the member, on `DELETE`, or when the server closes \
         the socket. 429 past the application's quota of live streams (`detail.quota`: \
-        `streams`); 409 past a room's 10, or when `session` is not a member of the room. \
+        `streams`); 409 past a room's 10; 400 when `session` is not a member of the room. \
         Webhooks: `conference.stream.started`, `conference.stream.stopped`, \
         `conference.stream.failed`.",
     params(RoomPath),

@@ -385,7 +385,7 @@ async fn live_a_stream_server_that_refuses_closes_or_never_answers_leaves_nothin
         (
             json!({ "url": server.url("/b"), "track": "member", "session": other }),
             "session",
-            409,
+            400,
         ),
     ];
     for (body, field, status) in bad {

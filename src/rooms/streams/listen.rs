@@ -87,7 +87,7 @@ impl<S: Store> Rooms<S> {
         .await?;
         match added {
             None => return Err(ServiceError::NotFound("room")),
-            Some(Err(e)) => return Err(e.into()),
+            Some(Err(e)) => return Err(super::refused(e)),
             Some(Ok(_)) => {}
         }
         let (store, pool, app2, id2, sid) = (

@@ -245,7 +245,7 @@ impl<S: Store> Rooms<S> {
         .await?;
         let (room, target) = match added {
             None => return Err(ServiceError::NotFound("room")),
-            Some(Err(e)) => return Err(e.into()),
+            Some(Err(e)) => return Err(refused(e)),
             Some(Ok(done)) => done,
         };
         let (tx, rx) = mpsc::channel(64);
@@ -872,6 +872,15 @@ fn plan<'a>(
         }
     }
     Ok(plan)
+}
+
+/// Why the room refused a stream: a `session` that is not one of its members is bad input (a
+/// 400 naming the field), the rest is the room's state (409).
+fn refused(e: OpError) -> ServiceError {
+    match e {
+        OpError::NotAMember(_) => ServiceError::Invalid(format!("session: {e}")),
+        e => e.into(),
+    }
 }
 
 fn no_port(e: std::io::Error) -> (&'static str, String) {
