@@ -48,8 +48,8 @@ use serve::Api;
 mod support;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -57,7 +57,11 @@ use anyhow::{Context, anyhow, bail};
 use serde_json::{Value, json};
 
 use freeswitch::FreeSwitch;
-use support::{Dist, HOW_TO_INSTALL, RedisServer, SippLoad, dist, loadavg};
+use support::prom::{self, Histograms, add, delta, quantile};
+use support::{
+    AbortOnDrop, Dist, HOW_TO_INSTALL, KillOnDrop, RedisServer, SippLoad, binary, dist, loadavg,
+    within,
+};
 use switchyard::api::hash_key;
 use switchyard::esl::{Client, ClientConfig, EventFormat, EventName, EventSet, Password};
 
@@ -310,36 +314,7 @@ async fn tap(
     Ok((addr.to_string(), task.abort_handle()))
 }
 
-struct AbortOnDrop(Vec<tokio::task::AbortHandle>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        for t in &self.0 {
-            t.abort();
-        }
-    }
-}
-
 // --- the controller ---
-
-/// `switchyard serve` as a child process, killed on drop.
-struct Serve(Child);
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// The controller: `SWITCHYARD_BIN` (another build, to compare), else the `switchyard` cargo
-/// built for this bench.
-fn binary() -> PathBuf {
-    std::env::var_os("SWITCHYARD_BIN")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_switchyard")))
-}
 
 fn write_config(
     path: &Path,
@@ -378,22 +353,6 @@ fn write_config(
         q(DID),
     );
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
-}
-
-/// Polls `check` every 20 ms until it holds, at most `limit`.
-async fn within<F, Fut>(limit: Duration, what: &str, mut check: F) -> anyhow::Result<()>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + limit;
-    while !check().await {
-        if Instant::now() > deadline {
-            bail!("timed out after {limit:?} waiting for: {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    Ok(())
 }
 
 // --- the run ---
@@ -489,108 +448,18 @@ const SCRAPED: [(&str, &str); 5] = [
     ),
 ];
 
-/// Per metric: cumulative counts by bucket bound (seconds), summed over its label sets.
-type Histograms = HashMap<String, Vec<(f64, f64)>>;
-
-/// The controller's /metrics: the [`SCRAPED`] histograms' buckets.
+/// The controller's /metrics: the [`SCRAPED`] histograms, each summed over its label sets.
 async fn scrape(api: &Api) -> Histograms {
     let Ok(resp) = api.metrics_request().send().await else {
         return Histograms::new();
     };
     let text = resp.text().await.unwrap_or_default();
-    let mut out = Histograms::new();
-    for line in text.lines() {
-        let Some((series, value)) = line.rsplit_once(' ') else {
-            continue;
-        };
-        let Some((name, labels)) = series.split_once("_bucket{") else {
-            continue;
-        };
-        if !SCRAPED.iter().any(|(n, _)| *n == name) {
-            continue;
-        }
-        let le = labels
-            .split(',')
-            .find_map(|l| l.trim_end_matches('}').strip_prefix("le=\""))
-            .map(|v| v.trim_end_matches('"'));
-        let (Some(le), Ok(count)) = (le, value.parse::<f64>()) else {
-            continue;
-        };
-        let le = if le == "+Inf" {
-            f64::INFINITY
-        } else {
-            le.parse().unwrap_or(f64::INFINITY)
-        };
-        let buckets = out.entry(name.to_owned()).or_default();
-        match buckets.iter_mut().find(|(b, _)| *b == le) {
-            Some((_, c)) => *c += count,
-            None => buckets.push((le, count)),
-        }
-    }
-    for buckets in out.values_mut() {
-        buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
-    }
-    out
-}
-
-/// `after − before`, bucket by bucket.
-fn delta(before: &Histograms, after: &Histograms) -> Histograms {
-    after
-        .iter()
-        .map(|(name, buckets)| {
-            let old = before.get(name);
-            let diff = buckets
-                .iter()
-                .map(|&(le, c)| {
-                    let was = old
-                        .and_then(|o| o.iter().find(|(b, _)| *b == le))
-                        .map_or(0.0, |(_, c)| *c);
-                    (le, c - was)
-                })
-                .collect();
-            (name.clone(), diff)
-        })
-        .collect()
-}
-
-/// Sums another step's histograms into `into`.
-fn add(into: &mut Histograms, more: &Histograms) {
-    for (name, buckets) in more {
-        let mine = into.entry(name.clone()).or_default();
-        for &(le, c) in buckets {
-            match mine.iter_mut().find(|(b, _)| *b == le) {
-                Some((_, m)) => *m += c,
-                None => mine.push((le, c)),
-            }
-        }
-        mine.sort_by(|a, b| a.0.total_cmp(&b.0));
-    }
-}
-
-/// The `q` quantile of cumulative buckets, interpolated within its bucket as Prometheus's
-/// `histogram_quantile` does (so only as fine as the buckets), in ms; and the count.
-fn quantile(buckets: &[(f64, f64)], q: f64) -> (f64, f64) {
-    let total = buckets.last().map_or(0.0, |(_, c)| *c);
-    if total <= 0.0 {
-        return (f64::NAN, 0.0);
-    }
-    let rank = q * total;
-    let mut lower = (0.0, 0.0);
-    for &(le, c) in buckets {
-        if c >= rank {
-            if le.is_infinite() {
-                return (lower.0 * 1000.0, total);
-            }
-            let within = if c > lower.1 {
-                (rank - lower.1) / (c - lower.1)
-            } else {
-                1.0
-            };
-            return ((lower.0 + (le - lower.0) * within) * 1000.0, total);
-        }
-        lower = (le, c);
-    }
-    (f64::NAN, total)
+    prom::parse(&text, |name, _| {
+        SCRAPED
+            .iter()
+            .any(|(n, _)| *n == name)
+            .then(|| name.to_owned())
+    })
 }
 
 async fn run(
@@ -639,7 +508,7 @@ async fn run(
                 bin.display()
             )
         })?;
-    let _serve = Serve(child);
+    let _serve = KillOnDrop(child);
     let api = Api {
         base,
         app: APP.to_owned(),
@@ -1019,12 +888,12 @@ fn report(results: &Results, calls: usize, rounds: usize, load_before: &str, loa
             }
             if let Some(h) = results.metrics.get(&(step, rate)) {
                 for (name, what) in SCRAPED {
-                    let Some(buckets) = h.get(name) else {
+                    let Some(h) = h.get(name) else {
                         continue;
                     };
-                    let (p50, n) = quantile(buckets, 0.5);
-                    let (p90, _) = quantile(buckets, 0.9);
-                    let (p99, _) = quantile(buckets, 0.99);
+                    let (p50, n) = quantile(&h.buckets, 0.5);
+                    let (p90, _) = quantile(&h.buckets, 0.9);
+                    let (p99, _) = quantile(&h.buckets, 0.99);
                     println!(
                         "{:<14}{n:>4}  {:<40} {p50:>7.1} {p90:>7.1} {p99:>7.1}",
                         "",

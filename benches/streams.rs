@@ -58,8 +58,8 @@ mod support;
 mod ws_server;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -72,7 +72,10 @@ use tokio_tungstenite::tungstenite::Message;
 
 use freeswitch::FreeSwitch;
 use serve::Api;
-use support::{RedisServer, SippLoad, cpu_secs, dist, env_or, loadavg};
+use support::prom::{self, Histograms, quantile};
+use support::{
+    AbortOnDrop, KillOnDrop, RedisServer, SippLoad, binary, cpu_secs, dist, env_or, loadavg, within,
+};
 use switchyard::api::hash_key;
 use switchyard::esl::{
     ApiCommand, Client, ClientConfig, EventFormat, EventName, EventSet, Password,
@@ -125,26 +128,6 @@ fn main() -> anyhow::Result<()> {
 
 // --- the controller and the node ---
 
-/// `switchyard serve` as a child process, killed on drop.
-struct Serve(Child);
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-struct AbortOnDrop(Vec<tokio::task::AbortHandle>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        for t in &self.0 {
-            t.abort();
-        }
-    }
-}
-
 fn write_config(path: &Path, listen: &str, redis: &str, fs: &FreeSwitch) -> anyhow::Result<()> {
     let q = |s: &str| toml::Value::String(s.to_owned()).to_string();
     let text = format!(
@@ -168,22 +151,6 @@ fn write_config(path: &Path, listen: &str, redis: &str, fs: &FreeSwitch) -> anyh
         q(DID),
     );
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
-}
-
-/// Polls `check` every 20 ms until it holds, at most `limit`.
-async fn within<F, Fut>(limit: Duration, what: &str, mut check: F) -> anyhow::Result<()>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + limit;
-    while !check().await {
-        if Instant::now() > deadline {
-            bail!("timed out after {limit:?} waiting for: {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    Ok(())
 }
 
 /// The bench's own Event Socket connection.
@@ -618,7 +585,7 @@ struct EchoResult {
     from_server: Vec<f64>,
     note: String,
     /// The controller's own share, from its `switchyard_stream_frame_held_seconds` over the path.
-    held: Option<Held>,
+    held: Option<Histograms>,
 }
 
 /// Round trips from a stereo recording (left: sent; right: heard), and, with the server's
@@ -785,10 +752,7 @@ async fn echo_part(
             .unwrap_or_default();
         let mut r = analyse(name, &wav, started, &server);
         if kind != "floor" {
-            r.held = Some(Held {
-                to_server: held_between(&before, &after, "to_server"),
-                to_node: held_between(&before, &after, "to_node"),
-            });
+            r.held = Some(prom::delta(&before, &after));
         }
         eprintln!(
             "streams: {name}: {} bursts, {} round trips, {}",
@@ -805,86 +769,23 @@ async fn echo_part(
     Ok(results)
 }
 
-/// What the controller's relay held the path's frames for (its histogram's buckets, ms): per
-/// direction, the frames, the mean, and the buckets that hold the median and the 99th
-/// percentile (upper bounds).
-#[derive(Debug, Clone, Default)]
-struct Held {
-    to_server: (f64, f64, f64, f64),
-    to_node: (f64, f64, f64, f64),
-}
-
-/// The relay's held-time histogram now: per direction, `(le, cumulative)` buckets, the sum
-/// and the count.
-type HeldScrape = HashMap<String, (Vec<(f64, f64)>, f64, f64)>;
-
-async fn scrape_held(api: &Api) -> HeldScrape {
-    let text = match api
-        .http
-        .get(format!("{}/metrics", api.base))
-        .header("X-Admin-Key", serve::OPERATOR_KEY)
-        .send()
-        .await
-    {
-        Ok(r) => r.text().await.unwrap_or_default(),
-        Err(_) => String::new(),
+/// The controller's relay's held times (`switchyard_stream_frame_held_seconds`), by direction.
+async fn scrape_held(api: &Api) -> Histograms {
+    let Ok(resp) = api.metrics_request().send().await else {
+        return Histograms::new();
     };
-    let mut out: HeldScrape = HashMap::new();
-    let name = "switchyard_stream_frame_held_seconds";
-    for line in text.lines().filter(|l| l.starts_with(name)) {
-        let Some((key, value)) = line.rsplit_once(' ') else {
-            continue;
-        };
-        let Ok(value) = value.parse::<f64>() else {
-            continue;
-        };
-        let label = |l: &str| {
-            key.split(&format!("{l}=\""))
-                .nth(1)
-                .and_then(|r| r.split('"').next())
-                .map(str::to_owned)
-        };
-        let Some(direction) = label("direction") else {
-            continue;
-        };
-        let entry = out.entry(direction).or_default();
-        if key.starts_with(&format!("{name}_bucket")) {
-            let le = label("le").map_or(f64::INFINITY, |l| l.parse().unwrap_or(f64::INFINITY));
-            entry.0.push((le, value));
-        } else if key.starts_with(&format!("{name}_sum")) {
-            entry.1 = value;
-        } else if key.starts_with(&format!("{name}_count")) {
-            entry.2 = value;
-        }
-    }
-    out
-}
-
-/// The frames held between two scrapes: (frames, mean ms, p50 bucket ms, p99 bucket ms).
-fn held_between(before: &HeldScrape, after: &HeldScrape, direction: &str) -> (f64, f64, f64, f64) {
-    let empty = (Vec::new(), 0.0, 0.0);
-    let (b, a) = (
-        before.get(direction).unwrap_or(&empty),
-        after.get(direction).unwrap_or(&empty),
-    );
-    let count = a.2 - b.2;
-    if count <= 0.0 {
-        return (0.0, f64::NAN, f64::NAN, f64::NAN);
-    }
-    let mean = (a.1 - b.1) / count * 1000.0;
-    let cum: Vec<(f64, f64)> =
-        a.0.iter()
-            .map(|(le, n)| {
-                let was = b.0.iter().find(|(l, _)| l == le).map_or(0.0, |(_, n)| *n);
-                (*le, n - was)
+    let text = resp.text().await.unwrap_or_default();
+    prom::parse(&text, |name, labels| {
+        (name == "switchyard_stream_frame_held_seconds")
+            .then(|| {
+                labels
+                    .strip_prefix("direction=\"")?
+                    .split('"')
+                    .next()
+                    .map(str::to_owned)
             })
-            .collect();
-    let at = |q: f64| {
-        cum.iter()
-            .find(|(_, n)| *n >= q * count)
-            .map_or(f64::INFINITY, |(le, _)| le * 1000.0)
-    };
-    (count, mean, at(0.5), at(0.99))
+            .flatten()
+    })
 }
 
 // --- parts 2 and 3: continuity and CPU ---
@@ -1120,10 +1021,7 @@ async fn run(fs: &FreeSwitch, redis: &RedisServer) -> anyhow::Result<()> {
     write_config(&config, &format!("127.0.0.1:{port}"), &redis.url(), fs)?;
     let log_path = work.join("serve.log");
     let log = std::fs::File::create(&log_path)?;
-    let bin = std::env::var_os("SWITCHYARD_BIN")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_switchyard")));
+    let bin = binary();
     let child = Command::new(&bin)
         .arg("serve")
         .arg("--config")
@@ -1137,7 +1035,7 @@ async fn run(fs: &FreeSwitch, redis: &RedisServer) -> anyhow::Result<()> {
         .stderr(log)
         .spawn()
         .with_context(|| format!("cannot start {}", bin.display()))?;
-    let serve = Serve(child);
+    let serve = KillOnDrop(child);
     let ctl_pid = serve.0.id();
     let api = Api {
         base: format!("http://127.0.0.1:{port}"),
@@ -1230,16 +1128,22 @@ fn report(echo: &[EchoResult], load: &[Window], echo_secs: f64, before: &str, af
             if !r.note.is_empty() {
                 println!("{:<24} {}", "", r.note);
             }
-            if let Some(h) = &r.held {
-                let one = |(n, mean, p50, p99): (f64, f64, f64, f64)| {
-                    format!("{n:.0} frames, mean {mean:.2}, p50 ≤ {p50}, p99 ≤ {p99}")
+            if let Some(held) = &r.held {
+                let one = |direction: &str| {
+                    let h = held.get(direction).cloned().unwrap_or_default();
+                    let (p50, n) = quantile(&h.buckets, 0.5);
+                    let (p99, _) = quantile(&h.buckets, 0.99);
+                    format!(
+                        "{n:.0} frames, mean {:.2}, p50 {p50:.2}, p99 {p99:.2}",
+                        h.mean_ms()
+                    )
                 };
                 println!(
                     "{:<24} the controller held it: to the server {}; back to the node {} \
-                     (ms; the bounds are its histogram's buckets)",
+                     (ms; the quantiles only as fine as its histogram's buckets)",
                     "",
-                    one(h.to_server),
-                    one(h.to_node)
+                    one("to_server"),
+                    one("to_node")
                 );
             }
         }

@@ -444,14 +444,20 @@ pub fn streams_carried(n: usize) {
     gauge!(STREAMS_CARRIED).set(n as f64);
 }
 
-/// How long a stream's frame waited in the relay, one way.
-pub fn stream_frame_held(direction: crate::streams::relay::Direction, took: std::time::Duration) {
+/// Tells how long a stream's frames waited in its relay, one way or the other: the histogram's
+/// two series are looked up once, here, not at every frame.
+pub fn stream_frame_held()
+-> impl Fn(crate::streams::relay::Direction, std::time::Duration) + Send + Sync {
     handle();
-    let direction = match direction {
-        crate::streams::relay::Direction::ToServer => "to_server",
-        crate::streams::relay::Direction::ToNode => "to_node",
-    };
-    histogram!(STREAM_FRAME_HELD, "direction" => direction).record(took.as_secs_f64());
+    let to_server = histogram!(STREAM_FRAME_HELD, "direction" => "to_server");
+    let to_node = histogram!(STREAM_FRAME_HELD, "direction" => "to_node");
+    move |direction, took| {
+        let series = match direction {
+            crate::streams::relay::Direction::ToServer => &to_server,
+            crate::streams::relay::Direction::ToNode => &to_node,
+        };
+        series.record(took.as_secs_f64());
+    }
 }
 
 /// A stream this instance carried ended.

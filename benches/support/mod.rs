@@ -2,8 +2,10 @@
 //! installed; the bench then says which figure it skips), one SIPp process placing many calls,
 //! and the percentiles the benches report.
 
+pub mod prom;
+
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -250,4 +252,50 @@ pub fn preflight(name: &str, node: Result<std::path::PathBuf, String>) -> anyhow
         );
     }
     Ok(())
+}
+
+/// Polls `check` every 20 ms until it holds, at most `limit`.
+pub async fn within<F, Fut>(limit: Duration, what: &str, mut check: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + limit;
+    while !check().await {
+        if std::time::Instant::now() > deadline {
+            anyhow::bail!("timed out after {limit:?} waiting for: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+/// Tasks aborted when this is dropped (the bench's servers and taps).
+pub struct AbortOnDrop(pub Vec<tokio::task::AbortHandle>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for t in &self.0 {
+            t.abort();
+        }
+    }
+}
+
+/// A child process (`switchyard serve`), killed and reaped on drop.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The controller: `SWITCHYARD_BIN` (another build, to compare), else the `switchyard` cargo
+/// built for this bench.
+pub fn binary() -> PathBuf {
+    std::env::var_os("SWITCHYARD_BIN")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_switchyard")))
 }

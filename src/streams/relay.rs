@@ -70,7 +70,7 @@ pub enum Direction {
 }
 
 /// Told how long each frame waited in the relay (the controller's share of a round trip).
-pub type Held = fn(Direction, Duration);
+pub type Held<'a> = &'a (dyn Fn(Direction, Duration) + Send + Sync);
 
 /// The UDP side: `listen` receives what the leg hears; audio for the node goes to the source
 /// of `speak`'s datagrams (the same socket for a room track; a member track's whisper leg has
@@ -168,7 +168,7 @@ pub struct Relay<'a> {
     pub protocol: super::protocol::Protocol,
     pub opening: Opening<'a>,
     pub bidirectional: bool,
-    pub held: Held,
+    pub held: Held<'a>,
 }
 
 impl Relay<'_> {

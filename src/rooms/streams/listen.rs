@@ -14,7 +14,7 @@ use serde_json::Map;
 use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
-use super::{Carrier, Peer, end_stream, takeover};
+use super::{Peer, fail_uncarried, takeover};
 use crate::conference::ops::{self, OpError};
 use crate::conference::{
     AppId, Protocol, Room, RoomId, SessionId, Stream, StreamStatus, Track, UNCLAIMED,
@@ -150,34 +150,9 @@ impl<S: Store> Rooms<S> {
         control: mpsc::Receiver<crate::streams::relay::Control>,
         socket: Option<Socket>,
     ) {
-        let Some(s) = room.streams.iter().find(|s| s.id == stream).cloned() else {
-            self.streams.forget(&stream);
-            return;
-        };
-        let node = match self.pool.get(&room.node) {
-            Ok(node) => node,
-            Err(_) => {
-                self.streams.forget(&stream);
-                return;
-            }
-        };
-        let carrier = Carrier {
-            store: self.store.clone(),
-            pool: self.pool.clone(),
-            here: self.streams.clone(),
-            app: app.clone(),
-            room: room.id.clone(),
-            node,
-            settings: self.streams.settings.load_full(),
-            peer: Peer::Accepted(Box::new(Mutex::new(socket))),
-            target: ops::member_target(&room, &s),
-            old_legs: Vec::new(),
-        };
+        let peer = Peer::Accepted(Box::new(Mutex::new(socket)));
         let (ready, _) = watch::channel(false);
-        tokio::spawn(async move {
-            carrier.carry(s, control, ready).await;
-            carrier.here.forget(&stream);
-        });
+        self.spawn_carrier(app, &room, stream, peer, control, ready);
     }
 }
 
@@ -189,23 +164,17 @@ pub(super) async fn end_unclaimed<S: Store>(
     id: &RoomId,
     stream: Uuid,
 ) {
-    let ended = end_stream(
+    fail_uncarried(
         store,
         pool,
         app,
         id,
         stream,
-        Some(UNCLAIMED),
-        StreamStatus::Failed,
+        UNCLAIMED,
         "not_opened",
-        Some("no listener opened the socket with the ticket in time"),
+        "no listener opened the socket with the ticket in time",
     )
     .await;
-    if let Ok(Some((status, reason))) = ended
-        && reason == "not_opened"
-    {
-        crate::telemetry::stream_ended(status.as_str(), &reason);
-    }
 }
 
 /// Whether the unclaimed listen-in is past any ticket's life.

@@ -239,37 +239,18 @@ impl<S: Store> Rooms<S> {
         let sid = stream.id;
         let added = update_room(&*self.store, app, id, |r| {
             ops::request_stream(r, stream.clone(), now_micros())?;
-            let target = ops::member_target(r, r.streams.last().unwrap_or(&stream));
-            Ok::<_, OpError>((target, Vec::new()))
+            Ok::<_, OpError>(((), Vec::new()))
         })
         .await?;
-        let (room, target) = match added {
+        let room = match added {
             None => return Err(ServiceError::NotFound("room")),
             Some(Err(e)) => return Err(refused(e)),
-            Some(Ok(done)) => done,
+            Some(Ok((room, ()))) => room,
         };
         let (tx, rx) = mpsc::channel(64);
         self.streams.add(sid, app.clone(), id.clone(), tx);
         let (ready_tx, mut ready) = watch::channel(false);
-        let carrier = Carrier {
-            store: self.store.clone(),
-            pool: self.pool.clone(),
-            here: self.streams.clone(),
-            app: app.clone(),
-            room: room.id.clone(),
-            node,
-            settings,
-            peer: Peer::Dial(url),
-            target,
-            old_legs: Vec::new(),
-        };
-        tokio::spawn(async move {
-            let stream = room.streams.iter().find(|s| s.id == sid).cloned();
-            if let Some(stream) = stream {
-                carrier.carry(stream, rx, ready_tx).await;
-            }
-            carrier.here.forget(&sid);
-        });
+        self.spawn_carrier(app, &room, sid, Peer::Dial(url), rx, ready_tx);
         // Until it streams or has ended (the carrier says so either way), or for as long as
         // opening may take: then it is answered as it is (`starting`).
         let most = self.streams.settings.load().policy.connect_timeout
@@ -326,6 +307,42 @@ impl<S: Store> Rooms<S> {
         self.stream(app, id, stream).await
     }
 
+    /// Carries the stream `id` of `room` on a task of its own, from its legs to its end (or
+    /// until it yields), then forgets it. The caller has added its controls
+    /// ([`StreamsHere::add`]); `ready` is told once it streams or has ended.
+    fn spawn_carrier(
+        &self,
+        app: &AppId,
+        room: &crate::conference::Room,
+        id: Uuid,
+        peer: Peer,
+        control: mpsc::Receiver<Control>,
+        ready: watch::Sender<bool>,
+    ) {
+        let stream = room.streams.iter().find(|s| s.id == id).cloned();
+        let (Some(stream), Ok(node)) = (stream, self.pool.get(&room.node)) else {
+            self.streams.forget(&id);
+            return;
+        };
+        let carrier = Carrier {
+            store: self.store.clone(),
+            pool: self.pool.clone(),
+            here: self.streams.clone(),
+            app: app.clone(),
+            room: room.id.clone(),
+            node,
+            settings: self.streams.settings.load_full(),
+            peer,
+            target: ops::member_target(room, &stream),
+            // A stream taken over: the legs its last carrier made (none for a new one).
+            old_legs: stream.legs.clone(),
+        };
+        tokio::spawn(async move {
+            carrier.carry(stream, control, ready).await;
+            carrier.here.forget(&id);
+        });
+    }
+
     /// Refused when the app's live rooms already hold its quota of live streams.
     async fn stream_place(&self, app: &AppId) -> Result<(), ServiceError> {
         let most = self.quota(app).streams;
@@ -353,7 +370,8 @@ impl<S: Store> Rooms<S> {
     }
 }
 
-/// Ends a stream in the room's record and hangs its legs up.
+/// Ends a stream in the room's record and hangs its legs up: the stream's status and reason as
+/// they now are, and whether this call ended it (a stream already over is left as it was).
 #[allow(clippy::too_many_arguments)]
 async fn end_stream<S: Store>(
     store: &S,
@@ -365,12 +383,13 @@ async fn end_stream<S: Store>(
     status: StreamStatus,
     reason: &str,
     error: Option<&str>,
-) -> Result<Option<(StreamStatus, String)>, ServiceError> {
+) -> Result<Option<(StreamStatus, String, bool)>, ServiceError> {
     let ended = update_room(store, app, id, |r| {
         let node = r.node.clone();
         let applied = ops::end_stream(r, stream, carrier, status, reason, error, now_micros());
+        let here = !applied.events.is_empty();
         let now = r.streams.iter().find(|s| s.id == stream);
-        let outcome = now.map(|s| (s.status, s.reason.clone().unwrap_or_default()));
+        let outcome = now.map(|s| (s.status, s.reason.clone().unwrap_or_default(), here));
         let legs: Vec<String> = applied
             .effects
             .iter()
@@ -388,6 +407,36 @@ async fn end_stream<S: Store>(
             Ok(outcome)
         }
         _ => Ok(None),
+    }
+}
+
+/// Fails a stream that no instance carries on (a listen-in no socket claimed, or one whose
+/// carrier is gone), if `carrier` still has it; counted once, by the instance that ended it.
+#[allow(clippy::too_many_arguments)]
+async fn fail_uncarried<S: Store>(
+    store: &S,
+    pool: &crate::node::NodePool,
+    app: &AppId,
+    id: &RoomId,
+    stream: Uuid,
+    carrier: &str,
+    reason: &str,
+    error: &str,
+) {
+    let ended = end_stream(
+        store,
+        pool,
+        app,
+        id,
+        stream,
+        Some(carrier),
+        StreamStatus::Failed,
+        reason,
+        Some(error),
+    )
+    .await;
+    if let Ok(Some((status, reason, true))) = ended {
+        crate::telemetry::stream_ended(status.as_str(), &reason);
     }
 }
 
@@ -475,7 +524,7 @@ impl<S: Store> Carrier<S> {
             error.as_deref(),
         )
         .await;
-        if let Ok(Some((status, reason))) = ended {
+        if let Ok(Some((status, reason, _))) = ended {
             crate::telemetry::stream_ended(status.as_str(), &reason);
         }
         let _ = ready.send(true);
@@ -494,6 +543,7 @@ impl<S: Store> Carrier<S> {
         let parameters = stream.parameters.clone();
         let stream_id = stream.id.to_string();
         let session = stream.session.as_ref().map(|s| s.to_string());
+        let held = crate::telemetry::stream_frame_held();
         let relay = Relay {
             protocol: stream.protocol,
             opening: Opening {
@@ -507,7 +557,7 @@ impl<S: Store> Carrier<S> {
                 parameters: &parameters,
             },
             bidirectional: stream.bidirectional,
-            held: crate::telemetry::stream_frame_held,
+            held: &held,
         };
         let mut control = merge(control, self.follow_dtmf(stream));
         let mut running = match relay.open(&mut socket).await {

@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::{Carrier, StreamsHere, listen};
+use super::{Peer, StreamsHere, listen};
 use crate::conference::ops::{self, OpError};
 use crate::conference::{AppId, Room, Stream, StreamStatus, UNCLAIMED};
 use crate::node::supervisor::now_micros;
@@ -55,10 +55,13 @@ pub(super) async fn hold<S: Store>(
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .insert(app.clone(), generation);
+    if before.is_none_or(|g| g == generation) {
+        return Ok(true);
+    }
     // A lease that ran out while this instance carried none of the app's streams (the last
     // one ended) lost nothing.
     let carried = here.of_app(app);
-    if before.is_some_and(|g| g != generation) && !carried.is_empty() {
+    if !carried.is_empty() {
         tracing::warn!(app = %app, "this instance's stream carrier lease lapsed: its streams taken over yield");
         for (id, room, control) in carried {
             let room = store.room(app, &room).await?;
@@ -189,7 +192,19 @@ impl<S: Store> Rooms<S> {
                             }
                         };
                         if is_gone && s.listen {
-                            self.end_listen(&app, room, s, &carrier).await;
+                            // Its socket was the browser's, to the instance that is gone: it
+                            // is over (the page opens a new one).
+                            super::fail_uncarried(
+                                &*self.store,
+                                &self.pool,
+                                &app,
+                                &room.id,
+                                s.id,
+                                &carrier,
+                                "lost",
+                                "the controller instance carrying the listen-in is gone",
+                            )
+                            .await;
                         } else if is_gone {
                             self.adopt(&app, room, s, &carrier).await;
                         }
@@ -200,28 +215,6 @@ impl<S: Store> Rooms<S> {
                     None => break,
                 }
             }
-        }
-    }
-
-    /// A listen-in whose carrier is gone is over: its socket was the browser's, to that
-    /// instance (`failed`, `lost`; the page opens a new one).
-    async fn end_listen(&self, app: &AppId, room: &Room, s: &Stream, from: &str) {
-        let ended = super::end_stream(
-            &*self.store,
-            &self.pool,
-            app,
-            &room.id,
-            s.id,
-            Some(from),
-            StreamStatus::Failed,
-            "lost",
-            Some("the controller instance carrying the listen-in is gone"),
-        )
-        .await;
-        if let Ok(Some((status, reason))) = ended
-            && reason == "lost"
-        {
-            crate::telemetry::stream_ended(status.as_str(), &reason);
         }
     }
 
@@ -243,33 +236,14 @@ impl<S: Store> Rooms<S> {
         let Some(stream) = room.streams.iter().find(|x| x.id == s.id).cloned() else {
             return;
         };
-        let (Ok(node), Ok(url)) = (
-            self.pool.get(&room.node),
-            socket::check_url(&stream.url, &self.streams.settings.load().policy),
-        ) else {
+        let Ok(url) = socket::check_url(&stream.url, &self.streams.settings.load().policy) else {
             return;
         };
         tracing::info!(stream = %stream.id, room = %room.id, from, "stream taken over");
         let (tx, rx) = mpsc::channel(64);
         self.streams
             .add(stream.id, app.clone(), room.id.clone(), tx);
-        let carrier = Carrier {
-            store: self.store.clone(),
-            pool: self.pool.clone(),
-            here: self.streams.clone(),
-            app: app.clone(),
-            room: room.id.clone(),
-            node,
-            settings: self.streams.settings.load_full(),
-            peer: super::Peer::Dial(url),
-            target: ops::member_target(&room, &stream),
-            old_legs: stream.legs.clone(),
-        };
         let (ready, _) = watch::channel(false);
-        tokio::spawn(async move {
-            let id = stream.id;
-            carrier.carry(stream, rx, ready).await;
-            carrier.here.forget(&id);
-        });
+        self.spawn_carrier(app, &room, stream.id, Peer::Dial(url), rx, ready);
     }
 }
