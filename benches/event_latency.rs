@@ -13,7 +13,10 @@
 //! that steady rate, one request per tick. For each request, on this process's monotonic clock:
 //! when the API answered 202; when FreeSWITCH's event (add-member, unmute-member, mute-member;
 //! CUSTOM conference::maintenance) reached the controller's Event Socket connection (which goes
-//! through a pass-through here that timestamps it) and the bench's own connection; and when the
+//! through a pass-through here that timestamps it), the bench's own quiet connection, and a
+//! second of the bench's that writes a line feed every 2 ms (issue 59: FreeSWITCH's thread for a
+//! connection that sends nothing waits up to 20 ms between looks at its event queue; any byte
+//! wakes it, so this one sees each event about when it is queued); and when the
 //! webhook (`conference.member.joined` / `unmuted` / `muted`) reached the receiver. FreeSWITCH's
 //! share = event at the controller − request (so it includes the controller's API work and the
 //! command); the controller's share = webhook − event at the controller, split at the outbox
@@ -27,7 +30,11 @@
 //! for more samples, `EVENT_LATENCY_CALLS` (default 100) sets the calls, `SWITCHYARD_BIN` runs
 //! another `switchyard` binary as the controller (to compare builds),
 //! `EVENT_LATENCY_COMMAND_CONNECTIONS` sets the node's `command_connections` (a build from before
-//! the key refuses it). Without `--bench` (as
+//! the key refuses it), `EVENT_LATENCY_WAKE_MS` the node's `event_wake_ms` (0: the controller
+//! does not wake its event connection after a command). The report adds the gaps from the
+//! nudged connection to the controller's and to the quiet one, the controller's share counted
+//! from the nudged connection, and each step's CPU per request (FreeSWITCH's and the
+//! controller's, from `/proc`). Without `--bench` (as
 //! `cargo test --benches` runs it) it does nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -131,8 +138,8 @@ fn main() -> anyhow::Result<()> {
 
 /// FreeSWITCH's conference event as the bench's Event Socket connection received it.
 struct NodeEvent {
-    /// Seen on the controller's own connection (through [`tap`]), else on the bench's.
-    tapped: bool,
+    /// Which connection it was seen on.
+    on: Listener,
     action: String,
     channel: String,
     at: Instant,
@@ -140,6 +147,20 @@ struct NodeEvent {
     /// clock on receipt (the same host, so the two compare).
     stamped_us: Option<u64>,
     received_us: u64,
+}
+
+/// The connections the bench sees the node's events on.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Listener {
+    /// The controller's own (through [`tap`]).
+    Controller,
+    /// The bench's, which sends nothing once subscribed: FreeSWITCH's thread for it waits up
+    /// to 20 ms between looks at its queue.
+    Quiet,
+    /// The bench's second, which sends a line feed every 2 ms ([`watch_nudged`]): it sees
+    /// each event about as soon as FreeSWITCH queues it, the reference the others are
+    /// measured from.
+    Nudged,
 }
 
 /// A webhook as the receiver got it.
@@ -228,7 +249,7 @@ async fn watch_node(
                     continue;
                 };
                 seen.node.lock().unwrap().push(NodeEvent {
-                    tapped: false,
+                    on: Listener::Quiet,
                     action: action.into_owned(),
                     channel: channel.into_owned(),
                     at,
@@ -248,6 +269,83 @@ async fn watch_node(
         }
     });
     Ok((client, task.abort_handle()))
+}
+
+/// The nudged reference listener: a plain TCP Event Socket connection, subscribed to the
+/// conference events, that writes `\n` every 2 ms (mod_event_socket skips a command's leading
+/// line feeds; any byte ends its thread's 20 ms wait for one).
+async fn watch_nudged(
+    fs: &FreeSwitch,
+    seen: Arc<Seen>,
+) -> anyhow::Result<tokio::task::AbortHandle> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_util::codec::Decoder;
+    let mut socket = tokio::net::TcpStream::connect(fs.esl()).await?;
+    socket.set_nodelay(true)?;
+    let mut codec = switchyard::esl::EslCodec::default();
+    let mut pending = bytes::BytesMut::new();
+    // The greeting, then one answer per command.
+    let mut answered = 0;
+    let commands = [
+        format!("auth {}\n\n", fs.password),
+        "event plain CUSTOM conference::maintenance\n\n".to_owned(),
+    ];
+    for command in std::iter::once(None).chain(commands.iter().map(Some)) {
+        if let Some(c) = command {
+            socket.write_all(c.as_bytes()).await?;
+        }
+        loop {
+            if let Some(frame) = codec.decode(&mut pending)? {
+                let text = frame.reply_text().unwrap_or_default();
+                if answered > 0 && !text.starts_with("+OK") {
+                    bail!("the nudged listener's command was refused: {text}");
+                }
+                answered += 1;
+                break;
+            }
+            if socket.read_buf(&mut pending).await? == 0 {
+                bail!("FreeSWITCH closed the nudged listener");
+            }
+        }
+    }
+    let task = tokio::spawn(async move {
+        let (mut from_node, mut to_node) = socket.into_split();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(2));
+            loop {
+                tick.tick().await;
+                if to_node.write_all(b"\n").await.is_err() {
+                    break;
+                }
+            }
+        });
+        loop {
+            match from_node.read_buf(&mut pending).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+            let at = Instant::now();
+            let received_us = now_us();
+            while let Ok(Some(frame)) = codec.decode(&mut pending) {
+                let Ok(e) = switchyard::esl::Event::from_frame(&frame) else {
+                    continue;
+                };
+                if let (Some(action), Some(channel)) = (e.header("Action"), e.unique_id()) {
+                    seen.node.lock().unwrap().push(NodeEvent {
+                        on: Listener::Nudged,
+                        action: action.into_owned(),
+                        channel: channel.into_owned(),
+                        at,
+                        stamped_us: e
+                            .header("Event-Date-Timestamp")
+                            .and_then(|v| v.parse().ok()),
+                        received_us,
+                    });
+                }
+            }
+        }
+    });
+    Ok(task.abort_handle())
 }
 
 /// A pass-through between the controller and the node's Event Socket: each conference event is
@@ -295,7 +393,7 @@ async fn tap(
                         };
                         if let (Some(action), Some(channel)) = (e.header("Action"), e.unique_id()) {
                             seen.node.lock().unwrap().push(NodeEvent {
-                                tapped: true,
+                                on: Listener::Controller,
                                 action: action.into_owned(),
                                 channel: channel.into_owned(),
                                 at,
@@ -331,7 +429,7 @@ fn write_config(
          conference_ms = 0\nconference_mute_ms = 0\n\
          [webhooks]\nallow_private = true\nretry_schedule_secs = [1, 1, 1]\ntimeout_ms = 5000\n\
          [[nodes]]\nname = \"bench\"\nprefix = {}\nesl = {}\npassword = {}\n\
-         profile = \"switchyard\"\nrecordings_dir = {}\n{}\
+         profile = \"switchyard\"\nrecordings_dir = {}\n{}{}\
          [[apps]]\nid = {}\nkey_sha256 = {}\nwebhook_url = {}\nwebhook_secret = {}\n\
          dids = [{}]\n",
         q(listen),
@@ -346,6 +444,11 @@ fn write_config(
             .ok()
             .and_then(|v| v.parse::<usize>().ok())
             .map_or(String::new(), |k| format!("command_connections = {k}\n")),
+        // Likewise: 0 turns off the wake of the event connection after a command.
+        std::env::var("EVENT_LATENCY_WAKE_MS")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .map_or(String::new(), |ms| format!("event_wake_ms = {ms}\n")),
         q(APP),
         q(&hash_key(KEY)),
         q(hook_url),
@@ -404,6 +507,8 @@ struct Sample {
     /// The event on the controller's connection, and on the bench's.
     node: Option<f64>,
     bench: Option<f64>,
+    /// The event on the bench's nudged connection.
+    nudged: Option<f64>,
     hook: Option<f64>,
     /// FreeSWITCH's Event-Date-Timestamp → receipt on the controller's connection and on the
     /// bench's (wall clocks, ms).
@@ -422,6 +527,8 @@ struct Results {
     refused: HashMap<(Step, u32), Vec<String>>,
     /// The controller's own histograms over each step (its /metrics after − before).
     metrics: HashMap<(Step, u32), Histograms>,
+    /// CPU seconds over each step: FreeSWITCH's, the controller's.
+    cpu: HashMap<(Step, u32), (f64, f64)>,
 }
 
 /// The controller's histograms the report splits its time with, in the order printed.
@@ -471,8 +578,9 @@ async fn run(
     let seen = Arc::new(Seen::default());
     let (hook_url, hook_task) = receiver(seen.clone()).await?;
     let (_node, node_task) = watch_node(fs, seen.clone()).await?;
+    let nudged_task = watch_nudged(fs, seen.clone()).await?;
     let (esl_tap, tap_task) = tap(fs.esl(), seen.clone()).await?;
-    let _tasks = AbortOnDrop(vec![hook_task, node_task, tap_task]);
+    let _tasks = AbortOnDrop(vec![hook_task, node_task, nudged_task, tap_task]);
     let load_before = loadavg();
 
     // The controller.
@@ -508,6 +616,8 @@ async fn run(
                 bin.display()
             )
         })?;
+    let pids = (fs.pid().unwrap_or(0), child.id());
+    let cpu = move || (support::cpu_secs(pids.0), support::cpu_secs(pids.1));
     let _serve = KillOnDrop(child);
     let api = Api {
         base,
@@ -628,8 +738,13 @@ async fn run(
                     })
                     .collect();
                 let before = scrape(&api).await;
+                let cpu_before = cpu();
                 let sent = drive(&api, bodies, rate).await;
                 let (samples, refused) = settle(&seen, &calls, step, &sent).await;
+                let cpu_after = cpu();
+                let used = results.cpu.entry((step, rate)).or_default();
+                used.0 += cpu_after.0 - cpu_before.0;
+                used.1 += cpu_after.1 - cpu_before.1;
                 let after = scrape(&api).await;
                 add(
                     results.metrics.entry((step, rate)).or_default(),
@@ -708,7 +823,8 @@ async fn settle(
     loop {
         let samples = match_up(seen, calls, step, sent);
         let waiting = samples.iter().zip(sent).any(|(s, (_, _, status))| {
-            *status == 202 && (s.hook.is_none() || s.node.is_none() || s.bench.is_none())
+            *status == 202
+                && (s.hook.is_none() || s.node.is_none() || s.bench.is_none() || s.nudged.is_none())
         });
         if !waiting || Instant::now() > deadline {
             let refused = sent
@@ -739,15 +855,19 @@ fn match_up(seen: &Seen, calls: &[Call], step: Step, sent: &[Sent]) -> Vec<Sampl
             if status != 202 {
                 return Sample::default();
             }
-            let event = |tapped: bool| {
+            let event = |on: Listener| {
                 node.iter().find(|e| {
-                    e.tapped == tapped
+                    e.on == on
                         && e.at >= at
                         && e.action == step.node_action()
                         && e.channel == c.channel
                 })
             };
-            let (ctl, own) = (event(true), event(false));
+            let (ctl, own, nudged) = (
+                event(Listener::Controller),
+                event(Listener::Quiet),
+                event(Listener::Nudged),
+            );
             let hook = hooks
                 .iter()
                 .find(|h| h.at >= at && h.kind == step.webhook() && h.session == c.session);
@@ -758,6 +878,7 @@ fn match_up(seen: &Seen, calls: &[Call], step: Step, sent: &[Sent]) -> Vec<Sampl
                 api: Some(ms(at, answered)),
                 node: ctl.map(|e| ms(at, e.at)),
                 bench: own.map(|e| ms(at, e.at)),
+                nudged: nudged.map(|e| ms(at, e.at)),
                 hook: hook.map(|h| ms(at, h.at)),
                 stamp_to_controller: lag(ctl),
                 stamp_to_bench: lag(own),
@@ -834,6 +955,7 @@ fn report(results: &Results, calls: usize, rounds: usize, load_before: &str, loa
         );
     }
     let mut verdicts = Vec::new();
+    let mut woken = Vec::new();
     let mut all = Vec::new();
     for step in Step::ALL {
         for rate in RATES {
@@ -845,15 +967,23 @@ fn report(results: &Results, calls: usize, rounds: usize, load_before: &str, loa
             let of = |f: fn(&Sample) -> Option<f64>| dist(ok.iter().filter_map(|s| f(s)));
             let total = of(|s| s.hook);
             let ctl = of(|s| Some(s.hook? - s.node?));
-            let rows: [(&str, &Dist); 8] = [
+            let rows: [(&str, &Dist); 10] = [
                 ("request → 202", &of(|s| s.api)),
                 ("request → event at controller (FS share)", &of(|s| s.node)),
                 ("event at controller → webhook (ctl share)", &ctl),
                 ("request → webhook (total)", &total),
-                ("request → event at bench's own ESL", &of(|s| s.bench)),
+                ("request → event at nudged listener", &of(|s| s.nudged)),
                 (
-                    "event at bench's ESL → webhook",
-                    &of(|s| Some(s.hook? - s.bench?)),
+                    "nudged → controller's connection",
+                    &of(|s| Some(s.node? - s.nudged?)),
+                ),
+                (
+                    "nudged → quiet listener (idle wait)",
+                    &of(|s| Some(s.bench? - s.nudged?)),
+                ),
+                (
+                    "nudged → webhook (ctl share, issue 59)",
+                    &of(|s| Some(s.hook? - s.nudged?)),
                 ),
                 ("ctl share: event → outbox (Redis ms)", &of(|s| s.to_outbox)),
                 (
@@ -901,6 +1031,43 @@ fn report(results: &Results, calls: usize, rounds: usize, load_before: &str, loa
                     );
                 }
             }
+            if let Some((fs_cpu, ctl_cpu)) = results.cpu.get(&(step, rate)) {
+                let n = samples.len().max(1) as f64;
+                println!(
+                    "{:<20}CPU per request: FreeSWITCH {:.2} ms, controller {:.2} ms",
+                    "",
+                    fs_cpu * 1000.0 / n,
+                    ctl_cpu * 1000.0 / n
+                );
+            }
+            if rate == RATES[0] && step != Step::Unmute {
+                // Issue 59: a join's webhook within 5 ms of the moment a nudged listener sees
+                // its event (25 ms in all), a mute's within 15 ms of the request.
+                let share = rows[7].1.p99;
+                let (met, goal) = match step {
+                    Step::Join => (
+                        share <= 5.0 && total.p99 <= 25.0,
+                        format!(
+                            "controller's share from the nudged listener p99 {share:.1} (≤ 5), \
+                             request → webhook p99 {:.1} (≤ 25)",
+                            total.p99
+                        ),
+                    ),
+                    _ => (
+                        total.p99 <= 15.0,
+                        format!(
+                            "request → webhook p99 {:.1} (≤ 15; controller's share from the \
+                             nudged listener p99 {share:.1})",
+                            total.p99
+                        ),
+                    ),
+                };
+                woken.push(format!(
+                    "  {:<6} {rate}/s: {goal}: {}",
+                    step.name(),
+                    if met && missing == 0 { "MET" } else { "NOT MET" }
+                ));
+            }
             let met = missing == 0 && total.p50 < 40.0 && total.p99 < 100.0 && ctl.p99 < 20.0;
             verdicts.push(format!(
                 "  {:<6} {rate}/s: total p50 {:.1} (< 40), p99 {:.1} (< 100); controller's share \
@@ -925,7 +1092,11 @@ fn report(results: &Results, calls: usize, rounds: usize, load_before: &str, loa
     for v in &verdicts {
         println!("{v}");
     }
-    let met = verdicts.iter().all(|v| v.ends_with(": MET"));
+    println!("issue 59's goals (FreeSWITCH's 20 ms idle wait):");
+    for v in &woken {
+        println!("{v}");
+    }
+    let met = verdicts.iter().chain(&woken).all(|v| v.ends_with(": MET"));
     println!(
         "  => {}",
         if met {

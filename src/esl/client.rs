@@ -24,6 +24,7 @@ use super::error::ClientError;
 use super::event::Event;
 use super::frame::{ContentType, Frame};
 use super::reply::{ApiReply, reply_result};
+use super::wake::{WakeState, Waker};
 use crate::telemetry::EslResult;
 
 /// What a connection does when its consumer falls `max_event_backlog` events behind.
@@ -38,6 +39,10 @@ pub enum Overflow {
     /// never silent.
     Backpressure,
 }
+
+/// See [`ClientConfig::wake_interval`]: an event fired on the node reaches an awake connection
+/// within about this, not 20 ms.
+pub const DEFAULT_WAKE_INTERVAL: Duration = Duration::from_millis(2);
 
 /// Settings of one client connection.
 #[derive(Debug, Clone)]
@@ -57,6 +62,10 @@ pub struct ClientConfig {
     /// The node this connection's `api`/`bgapi` commands are counted under in the metrics
     /// (`switchyard_esl_commands_total`); `None` counts nothing.
     pub metrics_node: Option<String>,
+    /// While a [`Waker`] window is open, one `\n` is written this often (zero: never), so that
+    /// FreeSWITCH's thread for the connection looks at its event queue at least this often
+    /// instead of every 20 ms (see `wake.rs`).
+    pub wake_interval: Duration,
 }
 
 impl Default for ClientConfig {
@@ -70,6 +79,7 @@ impl Default for ClientConfig {
             overflow: Overflow::Close,
             limits: Limits::default(),
             metrics_node: None,
+            wake_interval: DEFAULT_WAKE_INTERVAL,
         }
     }
 }
@@ -84,6 +94,7 @@ pub struct Client {
     /// Requests submitted and not yet answered (shared with the connection task, which counts
     /// the answers).
     pending: Arc<AtomicUsize>,
+    wake: Arc<WakeState>,
 }
 
 /// The events of one connection, in arrival order. Ends after the connection closed and every
@@ -149,6 +160,7 @@ impl Client {
         let (closed_tx, closed) = watch::channel(None);
         let config = Arc::new(config);
         let pending = Arc::new(AtomicUsize::new(0));
+        let wake = WakeState::new();
         tokio::spawn(connection::run(
             framed,
             rx,
@@ -156,6 +168,7 @@ impl Client {
             closed_tx,
             config.clone(),
             pending.clone(),
+            wake.clone(),
         ));
         Ok((
             Client {
@@ -163,6 +176,7 @@ impl Client {
                 closed,
                 config,
                 pending,
+                wake,
             },
             EventStream { rx: events_rx },
         ))
@@ -278,6 +292,12 @@ impl Client {
                 return Arc::new(CloseReason::task_gone());
             }
         }
+    }
+
+    /// A handle that keeps FreeSWITCH's side of this connection awake for a while: for the
+    /// connection events are expected on, while a command that causes them runs on another.
+    pub fn waker(&self) -> Waker {
+        Waker(self.wake.clone())
     }
 
     pub fn is_closed(&self) -> bool {

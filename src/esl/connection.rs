@@ -28,6 +28,7 @@ use super::event::Event;
 use super::frame::{ContentType, Frame};
 use super::names::EventName;
 use super::reply::ApiReply;
+use super::wake::{Nudge, WakeState};
 
 /// A command's reply, with the newest `Event-Sequence` among the events this connection had
 /// received when it came (0: none). FreeSWITCH runs an `api` command on the connection's own
@@ -111,6 +112,7 @@ pub(crate) async fn run<S>(
     closed: watch::Sender<Option<Arc<CloseReason>>>,
     config: Arc<ClientConfig>,
     pending: Arc<AtomicUsize>,
+    wake: Arc<WakeState>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -126,6 +128,9 @@ pub(crate) async fn run<S>(
         newest_sequence: 0,
     };
     let mut handles_alive = true;
+    // When the next `\n` goes out while a wake window is open (`wake.rs`).
+    let interval = conn.config.wake_interval;
+    let mut nudge_at: Option<tokio::time::Instant> = None;
     let error: Option<String> = loop {
         tokio::select! {
             frame = framed.next(), if !conn.reading_paused() => match frame {
@@ -147,6 +152,17 @@ pub(crate) async fn run<S>(
                 }
             },
             Some(expired) = conn.deadlines.next() => conn.expire(expired.into_inner()),
+            () = wake.opened(), if nudge_at.is_none() && !interval.is_zero() => {
+                nudge_at = Some(tokio::time::Instant::now() + interval);
+            },
+            () = tokio::time::sleep_until(nudge_at.unwrap_or_else(tokio::time::Instant::now)),
+                if nudge_at.is_some() => {
+                if let Err(e) = framed.send(Nudge).await {
+                    break Some(e.to_string());
+                }
+                let now = tokio::time::Instant::now();
+                nudge_at = wake.open_at(now).then(|| now + interval);
+            },
             // Every handle is gone and now the consumer too: nothing else would wake us.
             () = events.closed(), if !handles_alive => break None,
             permit = events.reserve(), if !conn.backlog.is_empty() => {

@@ -1,7 +1,10 @@
 //! Events: the body of a `text/event-plain` or `text/event-json` frame.
 //!
 //! A plain event is a second header block whose values are percent-encoded; it is indexed once
-//! (spans into the frame's `Bytes`) and each value is decoded only when it is read. A JSON event
+//! (spans into the frame's `Bytes`) and each value is decoded only when it is read. An event off
+//! the wire ([`Event::from_frame`]) is indexed when a header is first read beyond the few near
+//! its top ([`Event::name`], [`Event::core_uuid`], [`Event::sequence`], found by reading lines up
+//! to them): a consumer that keeps events without reading them (a standby) never indexes them. A JSON event
 //! is parsed into its header list at once. Both answer the same questions the same way: names are
 //! looked up without regard to case, and a repeated header keeps its first value, as FreeSWITCH's
 //! own `switch_event_get_header` does.
@@ -46,10 +49,33 @@ impl HeaderValue {
 enum Repr {
     Plain {
         buf: Bytes,
-        headers: Vec<HeaderSpan>,
-        body: Option<Span>,
+        /// Built on first use (at once by [`Event::parse_plain`]).
+        index: std::sync::OnceLock<PlainIndex>,
     },
     Json(json_event::JsonEvent),
+}
+
+/// The spans of a plain event's headers, and of its inner body.
+#[derive(Debug, Clone, Default)]
+struct PlainIndex {
+    headers: Vec<HeaderSpan>,
+    body: Option<Span>,
+}
+
+impl PlainIndex {
+    fn of(buf: &Bytes) -> Result<PlainIndex, EventError> {
+        // Event header lines run 28 to 46 bytes in captures: this rarely over-reserves by much
+        // and almost never grows.
+        let mut headers = Vec::with_capacity(buf.len() / 24 + 4);
+        let consumed = parse::header_block(buf, buf, &mut headers).map_err(|line| {
+            EventError::MalformedHeader(String::from_utf8_lossy(line).into_owned())
+        })?;
+        let body = find_header(buf, &headers, "Content-Length").map(|_| Span {
+            start: consumed as u32,
+            end: buf.len() as u32,
+        });
+        Ok(PlainIndex { headers, body })
+    }
 }
 
 /// One FreeSWITCH event, from either wire format.
@@ -78,6 +104,14 @@ fn decode_value(raw: &[u8]) -> Cow<'_, str> {
     match memchr::memchr(b'%', raw) {
         None => utf8_lossy(raw),
         Some(pct) => Cow::Owned(percent_decode_from(raw, pct)),
+    }
+}
+
+/// A value's first item: FreeSWITCH's array form `ARRAY::a|:b` reads as `a`.
+fn first_value(value: Cow<'_, str>) -> Cow<'_, str> {
+    match value.strip_prefix("ARRAY::") {
+        None => value,
+        Some(items) => Cow::Owned(items.split("|:").next().unwrap_or_default().to_owned()),
     }
 }
 
@@ -166,36 +200,66 @@ fn percent_decode_from(raw: &[u8], mut pct: usize) -> String {
 }
 
 impl Event {
-    /// Decodes the event carried by a `text/event-plain` or `text/event-json` frame.
+    /// Decodes the event carried by a `text/event-plain` or `text/event-json` frame. A plain
+    /// one is indexed only when first read past its top lines; should its header block turn
+    /// out malformed then, it reads as having no headers (and it is logged).
     pub fn from_frame(frame: &Frame) -> Result<Event, EventError> {
         let body = frame.body_bytes().unwrap_or_default();
         match frame.content_type() {
-            ContentType::EventPlain => Event::parse_plain(body),
+            ContentType::EventPlain => Ok(Event::plain_unindexed(body)),
             ContentType::EventJson => Event::parse_json(&body),
             other => Err(EventError::NotAnEvent(other.to_string())),
+        }
+    }
+
+    fn plain_unindexed(buf: Bytes) -> Event {
+        let name = parse::first_header(&buf, b"Event-Name")
+            .map(|raw| EventName::parse(&decode_value(raw)))
+            .unwrap_or_else(|| EventName::Other("".into()));
+        Event {
+            name,
+            repr: Repr::Plain {
+                buf,
+                index: std::sync::OnceLock::new(),
+            },
         }
     }
 
     /// Indexes a plain event body: a header block, then (when it has `Content-Length`) the rest
     /// of the body as the inner body, as FreeSWITCH's own client does.
     pub fn parse_plain(buf: Bytes) -> Result<Event, EventError> {
-        // Event header lines run 28 to 46 bytes in captures: this rarely over-reserves by much and
-        // almost never grows.
-        let mut headers = Vec::with_capacity(buf.len() / 24 + 4);
-        let consumed = parse::header_block(&buf, &buf, &mut headers).map_err(|line| {
-            EventError::MalformedHeader(String::from_utf8_lossy(line).into_owned())
-        })?;
-        let body = find_header(&buf, &headers, "Content-Length").map(|_| Span {
-            start: consumed as u32,
-            end: buf.len() as u32,
-        });
-        let name = find_header(&buf, &headers, "Event-Name")
+        let index = PlainIndex::of(&buf)?;
+        let name = find_header(&buf, &index.headers, "Event-Name")
             .map(|raw| EventName::parse(&decode_value(raw)))
             .unwrap_or_else(|| EventName::Other("".into()));
         Ok(Event {
             name,
-            repr: Repr::Plain { buf, headers, body },
+            repr: Repr::Plain {
+                buf,
+                index: std::sync::OnceLock::from(index),
+            },
         })
+    }
+
+    /// A plain event's index, built now if it was not.
+    fn index<'a>(buf: &Bytes, index: &'a std::sync::OnceLock<PlainIndex>) -> &'a PlainIndex {
+        index.get_or_init(|| {
+            PlainIndex::of(buf).unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "undecodable event read as one without headers");
+                PlainIndex::default()
+            })
+        })
+    }
+
+    /// A header near the top of a plain event, read without indexing the event when it is not
+    /// yet: the lines up to it are read (the first `Name:` line wins, as in a lookup).
+    fn top_header(&self, name: &str) -> Option<Cow<'_, str>> {
+        match &self.repr {
+            Repr::Plain { buf, index } if index.get().is_none() => Some(first_value(decode_value(
+                parse::first_header(buf, name.as_bytes())?,
+            ))),
+            _ => self.header(name),
+        }
     }
 
     /// Parses a JSON event body (invalid UTF-8 is replaced, duplicate keys keep their first value).
@@ -221,14 +285,9 @@ impl Event {
     /// multi-valued header this is its first value; see [`Event::header_value`].
     pub fn header(&self, name: &str) -> Option<Cow<'_, str>> {
         match &self.repr {
-            Repr::Plain { buf, headers, .. } => {
-                let value = decode_value(find_header(buf, headers, name)?);
-                match value.strip_prefix("ARRAY::") {
-                    None => Some(value),
-                    Some(items) => Some(Cow::Owned(
-                        items.split("|:").next().unwrap_or_default().to_owned(),
-                    )),
-                }
+            Repr::Plain { buf, index } => {
+                let headers = &Event::index(buf, index).headers;
+                Some(first_value(decode_value(find_header(buf, headers, name)?)))
             }
             Repr::Json(json) => json.header(name).map(|v| Cow::Borrowed(v.first())),
         }
@@ -237,7 +296,7 @@ impl Event {
     /// A header with all its values.
     pub fn header_value(&self, name: &str) -> Option<HeaderValue> {
         match &self.repr {
-            Repr::Plain { buf, headers, .. } => find_header(buf, headers, name)
+            Repr::Plain { buf, index } => find_header(buf, &Event::index(buf, index).headers, name)
                 .map(|raw| HeaderValue::from_decoded(decode_value(raw))),
             Repr::Json(json) => json.header(name).cloned(),
         }
@@ -246,9 +305,9 @@ impl Event {
     /// Every header in wire order, repeats included, values decoded.
     pub fn headers(&self) -> Box<dyn Iterator<Item = (Cow<'_, str>, HeaderValue)> + '_> {
         match &self.repr {
-            Repr::Plain { buf, headers, .. } => {
+            Repr::Plain { buf, index } => {
                 let mut values = PlainValues::new(buf);
-                Box::new(headers.iter().map(move |h| {
+                Box::new(Event::index(buf, index).headers.iter().map(move |h| {
                     (
                         values.name(h.name),
                         HeaderValue::from_decoded(values.value(h.value)),
@@ -264,7 +323,7 @@ impl Event {
     /// Number of header lines, repeats included.
     pub fn header_count(&self) -> usize {
         match &self.repr {
-            Repr::Plain { headers, .. } => headers.len(),
+            Repr::Plain { buf, index } => Event::index(buf, index).headers.len(),
             Repr::Json(json) => json.len(),
         }
     }
@@ -272,7 +331,9 @@ impl Event {
     /// The inner body (a BACKGROUND_JOB's result, say), raw: it is never percent-encoded.
     pub fn body(&self) -> Option<Cow<'_, str>> {
         match &self.repr {
-            Repr::Plain { buf, body, .. } => body.map(|s| utf8_lossy(s.get(buf))),
+            Repr::Plain { buf, index } => Event::index(buf, index)
+                .body
+                .map(|s| utf8_lossy(s.get(buf))),
             Repr::Json(json) => json.body().map(Cow::Borrowed),
         }
     }
@@ -284,12 +345,12 @@ impl Event {
 
     /// `Core-UUID`: identifies the FreeSWITCH process; a new value means it restarted.
     pub fn core_uuid(&self) -> Option<Cow<'_, str>> {
-        self.header("Core-UUID")
+        self.top_header("Core-UUID")
     }
 
     /// `Event-Sequence`. Per process, and not monotonic in delivery order.
     pub fn sequence(&self) -> Option<u64> {
-        self.header("Event-Sequence")?.parse().ok()
+        self.top_header("Event-Sequence")?.parse().ok()
     }
 
     /// `Unique-ID`: the channel the event is about.
@@ -395,15 +456,52 @@ mod tests {
             let Ok(event) = Event::parse_plain(Bytes::from(body)) else {
                 return Ok(());
             };
-            let Repr::Plain { buf, headers, .. } = &event.repr else {
+            let Repr::Plain { buf, index } = &event.repr else {
                 unreachable!("a plain event");
             };
+            let headers = &Event::index(buf, index).headers;
             for ((name, value), h) in event.headers().zip(headers) {
                 let raw_name = h.name.get(buf);
                 proptest::prop_assert_eq!(&name, &String::from_utf8_lossy(raw_name));
                 let want = decode_value(h.value.get(buf));
                 proptest::prop_assert_eq!(value, HeaderValue::from_decoded(want));
             }
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4000))]
+
+        /// The headers read off an unindexed event's top lines are what a lookup in its index
+        /// reads, and reading them does not index it.
+        #[test]
+        fn top_headers_read_unindexed_as_lookups_do(
+            lines in proptest::collection::vec(
+                (
+                    proptest::sample::select(vec!["Event-Name", "event-sequence", "Core-UUID", "X", "Event-Sequence", ""]),
+                    proptest::sample::select(vec![":", ": ", ":  ", " "]),
+                    proptest::sample::select(vec!["7", "CUSTOM", "ARRAY::1|:2", "a%41", "", " 9"]),
+                ),
+                0..8,
+            )
+        ) {
+            let mut text = String::new();
+            for (name, sep, value) in lines {
+                text.push_str(&format!("{name}{sep}{value}\n"));
+            }
+            text.push('\n');
+            let Ok(indexed) = Event::parse_plain(Bytes::from(text.clone())) else {
+                return Ok(());
+            };
+            let lazy = Event::plain_unindexed(Bytes::from(text));
+            proptest::prop_assert_eq!(lazy.name(), indexed.name());
+            proptest::prop_assert_eq!(lazy.sequence(), indexed.sequence());
+            proptest::prop_assert_eq!(lazy.core_uuid(), indexed.core_uuid());
+            let Repr::Plain { index, .. } = &lazy.repr else {
+                unreachable!("a plain event");
+            };
+            proptest::prop_assert!(index.get().is_none(), "reading the top indexed it");
+            proptest::prop_assert_eq!(lazy.header("X"), indexed.header("X"));
         }
     }
 

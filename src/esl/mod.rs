@@ -15,8 +15,9 @@ mod parse;
 mod reply;
 mod request;
 mod serialize;
+mod wake;
 
-pub use client::{Client, ClientConfig, EventStream, Overflow};
+pub use client::{Client, ClientConfig, DEFAULT_WAKE_INTERVAL, EventStream, Overflow};
 pub use codec::{DEFAULT_MAX_FRAME, DEFAULT_MAX_HEADER_BLOCK, EslCodec, Limits, decode_all};
 pub use command::{ApiCommand, Command, EventFormat, EventSet, Password};
 pub use connection::CloseReason;
@@ -27,3 +28,4 @@ pub use names::{ConferenceAction, EventName};
 pub use reply::{ApiReply, reply_result};
 pub use request::{Request, RequestCodec};
 pub use serialize::{EventData, command_reply, url_encode};
+pub use wake::Waker;

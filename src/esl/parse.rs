@@ -115,6 +115,21 @@ pub(crate) fn header_block<'a>(
     Ok(block.len())
 }
 
+/// The value of the first `name:` line of the header block at the start of `block` (compared
+/// without regard to case), reading lines only up to it: `None` when the block ends first, or
+/// a line before it is not a header.
+pub(crate) fn first_header<'a>(block: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    let mut input = block;
+    while !input.is_empty() {
+        let (rest, (found, value)) = header(input).ok()?;
+        if found.eq_ignore_ascii_case(name) {
+            return Some(value);
+        }
+        input = rest;
+    }
+    None
+}
+
 /// Where a header block ends, if the buffer holds its terminating blank line.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum BlockEnd {

@@ -32,6 +32,9 @@ pub const DEFAULT_COMMAND_CONNECTIONS: usize = 4;
 /// Commands one instance may have waiting on one node (`[limits] node_commands_in_flight`):
 /// with four connections at about a millisecond a command, a quarter of a second of queue.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 256;
+/// See [`NodeConfig::event_wake`]: longer than FreeSWITCH takes to fire the events of a mute or
+/// a join on a busy node (17 ms at the 99th percentile, measured with `event_latency`).
+pub const DEFAULT_EVENT_WAKE: Duration = Duration::from_millis(200);
 /// See [`NodeConfig::talking_interval`].
 pub const DEFAULT_TALKING_INTERVAL: Duration = Duration::from_millis(200);
 
@@ -86,6 +89,10 @@ pub struct NodeConfig {
     pub gateway: Option<String>,
     /// Where the other nodes reach this node's node-to-node SIP profile (see `bridge`).
     pub node_sip: Option<std::net::SocketAddr>,
+    /// After each command sent to the node, its event connection is kept awake this long
+    /// (`esl::Waker`): FreeSWITCH then hands over the events the command causes within
+    /// about 2 ms instead of up to 20 ms. Zero: never woken.
+    pub event_wake: Duration,
 }
 
 impl NodeConfig {
@@ -130,6 +137,7 @@ impl NodeConfig {
             dialout_profile: "inbound".into(),
             gateway: None,
             node_sip: None,
+            event_wake: DEFAULT_EVENT_WAKE,
         }
     }
 }
@@ -331,9 +339,24 @@ pub struct NodeLink {
     pub speech: commands::Speech,
     /// Whether it answers at all, as this connected period's probe finds ([`probe`]).
     pub health: watch::Receiver<probe::Health>,
+    /// Wakes this period's event connection while a command's events are expected
+    /// ([`NodeConfig::event_wake`]).
+    pub wake: Option<crate::esl::Waker>,
 }
 
 impl NodeLink {
+    /// What a new state keeps of the old link: how the node speaks (as last read), its health
+    /// (as this period's probe finds it), and the waker of this period's event connection.
+    pub(crate) fn clone_parts(
+        &self,
+    ) -> (
+        commands::Speech,
+        watch::Receiver<probe::Health>,
+        Option<crate::esl::Waker>,
+    ) {
+        (self.speech, self.health.clone(), self.wake.clone())
+    }
+
     /// How long the node has been hung while connected, if it is.
     pub fn hung(&self) -> Option<Duration> {
         match self.state {
@@ -494,6 +517,9 @@ impl NodeHandle {
             return Err(self.hung_error());
         }
         let client = least_busy(&link.commands, self.next.fetch_add(1, Ordering::Relaxed));
+        if let Some(wake) = &link.wake {
+            wake.wake_for(self.config.event_wake);
+        }
         Ok((client.clone(), link.health.clone()))
     }
 
@@ -765,6 +791,7 @@ mod tests {
             commands: vec![slow.clone(), quick.clone()],
             speech: commands::Speech::Files,
             health: probe::unprobed(),
+            wake: None,
         });
         let (effects, _effects_rx) = tokio::sync::mpsc::unbounded_channel();
         let config = NodeConfig::new(NodePrefix::parse("abcde").unwrap(), "fake:1", "ClueCon");

@@ -79,6 +79,7 @@ pub fn spawn_among<S: Store>(
         commands: Vec::new(),
         speech: Speech::default(),
         health: super::probe::unprobed(),
+        wake: None,
     });
     crate::telemetry::node_connected(config.prefix.as_str(), false);
     let reconciler = Reconciler::new(store.clone(), config.clone(), apps);
@@ -238,12 +239,13 @@ impl<S: Store> Supervisor<S> {
         crate::telemetry::node_connected(self.config.prefix.as_str(), up);
         // How the node speaks stays as it was last read (`connected_period`); its health as
         // this period's probe finds it.
-        let (speech, health) = (self.link.borrow().speech, self.link.borrow().health.clone());
+        let link = self.link.borrow().clone_parts();
         self.link.send_replace(NodeLink {
             state,
             commands,
-            speech,
-            health,
+            speech: link.0,
+            health: link.1,
+            wake: link.2,
         });
     }
 
@@ -331,6 +333,9 @@ impl<S: Store> Supervisor<S> {
         let (events, mut stream) =
             Client::connect(&self.config.addr, &password, self.events_config()).await?;
         events.subscribe(EventFormat::Plain, subscription()).await?;
+        // Commands sent to the node from now on wake this connection for their events.
+        let waker = events.waker();
+        self.link.send_modify(|link| link.wake = Some(waker));
         // Its result comes back as an event numbered after the subscription took effect: the
         // point from which this connection has heard everything.
         events.bgapi(&api(&["global_getvar", "core_uuid"])?).await?;
@@ -479,6 +484,8 @@ impl<S: Store> Supervisor<S> {
         let mut last_heard = Instant::now();
         heard.borrow_and_update();
         let mut recorded = self.handover.recorded.clone();
+        // The events kept are this process's: each one's Core-UUID is compared with it.
+        let core_id: std::sync::Arc<str> = core.into();
         loop {
             let silence =
                 tokio::time::sleep_until((last_heard + self.config.silence_timeout).into());
@@ -508,9 +515,7 @@ impl<S: Store> Supervisor<S> {
                 }
                 event = stream.recv() => match event {
                     Some(event) => {
-                        if let Some(observed) = from_event(&event).filter(|o| o.core_uuid == core) {
-                            backlog.push(observed, Instant::now());
-                        }
+                        backlog.hear(event, &core_id, Instant::now());
                         if backlog.listening() {
                             self.handover.ready.send_if_modified(|r| !std::mem::replace(r, true));
                         }

@@ -791,3 +791,59 @@ async fn dropping_the_handles_then_the_event_stream_closes_the_socket() {
     drop(events);
     within("server script", server).await.unwrap();
 }
+
+/// mod_event_socket's thread for a connection waits up to 20 ms for a byte before it looks at
+/// its event queue again: while a window is open, the client writes a line feed (which the node
+/// skips) every `wake_interval`, and nothing before or after.
+#[tokio::test]
+async fn a_woken_connection_writes_line_feeds_for_its_window_and_nothing_after() {
+    const WINDOW: Duration = Duration::from_millis(100);
+    let (listener, addr) = listen().await;
+    let (woken_tx, woken) = oneshot::channel::<()>();
+    let server = serve(listener, |mut fs| async move {
+        // Nothing comes before the window opens.
+        let mut early = [0u8; 1];
+        let idle = tokio::time::timeout(Duration::from_millis(50), fs.stream.read(&mut early));
+        assert!(idle.await.is_err(), "bytes before any window: {early:?}");
+        woken_tx.send(()).unwrap();
+        // Then only line feeds, until the command the client sends once the window is over.
+        let mut feeds = Vec::new();
+        let mut byte = [0u8; 1];
+        loop {
+            within("a nudge or the command", fs.stream.read_exact(&mut byte))
+                .await
+                .unwrap();
+            if byte[0] != b'\n' {
+                fs.buf.push(byte[0]);
+                break;
+            }
+            feeds.push(Instant::now());
+        }
+        assert_eq!(fs.read_api().await, "status");
+        fs.send(&api_response(STATUS_BODY)).await;
+        let span = feeds[feeds.len() - 1] - feeds[0];
+        assert!(
+            feeds.len() >= 10 && feeds.len() <= 52,
+            "{} line feeds in a {WINDOW:?} window at 2 ms",
+            feeds.len()
+        );
+        assert!(
+            span <= WINDOW + Duration::from_millis(20),
+            "nudged for {span:?}"
+        );
+        // Nothing after the window: the next bytes are the close.
+        fs.expect_eof().await;
+    });
+    let (client, events) = connect(&addr, config()).await;
+    within("the server is listening for nudges", woken)
+        .await
+        .unwrap();
+    client.waker().wake_for(WINDOW);
+    // The window passes (this waits on the clock, which the window is).
+    tokio::time::sleep(WINDOW + Duration::from_millis(30)).await;
+    let reply = within("api status", client.api(&api("status", &[]))).await;
+    assert_eq!(reply.unwrap().text(), STATUS_BODY);
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    drop((client, events));
+    within("server script", server).await.unwrap();
+}

@@ -5,17 +5,60 @@
 //! owner recorded as applied are dropped (after a grace period: FreeSWITCH numbers events when
 //! it fires them, and delivers those of different threads a little out of that order), and at
 //! most [`Backlog::CAP`] are kept (past that the oldest go, and a takeover says it has a gap).
+//!
+//! An event heard on standby is kept as it came off the wire ([`Kept::Heard`]): only its
+//! `Event-Sequence` is read (and its `Core-UUID` checked), and it is read whole only at a
+//! takeover. A standby then costs a fraction of what the owner spends per event (issue 59).
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::conference::{Fact, Observed};
+use crate::conference::{Fact, Observed, from_event};
+use crate::esl::{Event, EventName};
 use crate::store::fleet::NodePosition;
+
+/// One event kept.
+#[derive(Debug, Clone)]
+pub enum Kept {
+    /// Heard on standby, unread but for its number and process.
+    Heard {
+        core_uuid: Arc<str>,
+        sequence: u64,
+        event: Event,
+    },
+    /// Applied by this instance as owner (kept until the store's replicas have it).
+    Applied(Observed),
+}
+
+impl Kept {
+    fn sequence(&self) -> u64 {
+        match self {
+            Kept::Heard { sequence, .. } => *sequence,
+            Kept::Applied(o) => o.sequence,
+        }
+    }
+
+    fn core_uuid(&self) -> &str {
+        match self {
+            Kept::Heard { core_uuid, .. } => core_uuid,
+            Kept::Applied(o) => &o.core_uuid,
+        }
+    }
+
+    /// What the event says, read now (`None`: nothing a room or session applies).
+    fn observed(self) -> Option<Observed> {
+        match self {
+            Kept::Heard { event, .. } => from_event(&event),
+            Kept::Applied(o) => Some(o),
+        }
+    }
+}
 
 /// The events of one node kept on standby, oldest first.
 #[derive(Debug, Default)]
 pub struct Backlog {
-    kept: VecDeque<(Instant, Observed)>,
+    kept: VecDeque<(Instant, Kept)>,
     /// The `Event-Sequence` of the first event heard on this connection: every event fired
     /// after it reached this instance.
     first: Option<u64>,
@@ -71,19 +114,47 @@ impl Backlog {
         if matches!(observed.fact, Fact::Heartbeat | Fact::Job { .. }) {
             return;
         }
+        self.keep(Kept::Applied(observed), at);
+    }
+
+    /// Keeps an event heard on standby from the node's process `core` (one of another process
+    /// is not kept), unread: it is read at a takeover. Heartbeats and job results only mark
+    /// the connection as listening.
+    pub fn hear(&mut self, event: Event, core: &Arc<str>, at: Instant) {
+        if event.core_uuid().as_deref() != Some(&**core) {
+            return;
+        }
+        let sequence = event.sequence().unwrap_or(0);
+        self.first.get_or_insert(sequence);
+        if matches!(
+            event.name(),
+            EventName::Heartbeat | EventName::BackgroundJob
+        ) {
+            return;
+        }
+        let kept = Kept::Heard {
+            core_uuid: core.clone(),
+            sequence,
+            event,
+        };
+        self.keep(kept, at);
+    }
+
+    fn keep(&mut self, kept: Kept, at: Instant) {
         if self.kept.len() >= Self::CAP
             && let Some((_, old)) = self.kept.pop_front()
         {
-            self.dropped = self.dropped.max(old.sequence);
+            self.dropped = self.dropped.max(old.sequence());
         }
-        self.kept.push_back((at, observed));
+        self.kept.push_back((at, kept));
     }
 
     /// Drops the events the owner has applied (`recorded`) that were heard more than
     /// [`Backlog::GRACE`] before `now`.
     pub fn trim(&mut self, recorded: &NodePosition, now: Instant) {
         while let Some((at, front)) = self.kept.front() {
-            let applied = front.core_uuid == recorded.core && front.sequence <= recorded.sequence;
+            let applied =
+                front.core_uuid() == recorded.core && front.sequence() <= recorded.sequence;
             if !applied || now.duration_since(*at) < Self::GRACE {
                 break;
             }
@@ -93,7 +164,10 @@ impl Backlog {
 
     /// A copy of the events kept, oldest first (the backlog keeps them).
     pub fn events(&self) -> Vec<Observed> {
-        self.kept.iter().map(|(_, o)| o.clone()).collect()
+        self.kept
+            .iter()
+            .filter_map(|(_, k)| k.clone().observed())
+            .collect()
     }
 
     /// Everything kept, for a takeover from an owner that stopped at `recorded` (`None`: no
@@ -107,7 +181,11 @@ impl Backlog {
             }
             _ => false,
         };
-        let events = self.kept.drain(..).map(|(_, o)| o).collect();
+        let events = self
+            .kept
+            .drain(..)
+            .filter_map(|(_, k)| k.observed())
+            .collect();
         self.dropped = 0;
         Replay { events, covered }
     }
@@ -193,6 +271,48 @@ mod tests {
             b.push(event(s), t0);
         }
         assert!(b.take(Some(&at(10)), "core").covered);
+    }
+
+    fn heard(name: &str, core: &str, sequence: u64) -> Event {
+        let text = format!(
+            "Event-Name: {name}\nCore-UUID: {core}\nEvent-Sequence: {sequence}\n\
+             Unique-ID: c\nDTMF-Digit: 5\n\n"
+        );
+        Event::parse_plain(bytes::Bytes::from(text)).unwrap()
+    }
+
+    /// A standby keeps what it hears unread, and reads it at the takeover as the owner would
+    /// have: the same facts, in the same order; another process's events are not kept.
+    #[test]
+    fn events_heard_on_standby_are_read_at_the_takeover() {
+        let t0 = Instant::now();
+        let core: Arc<str> = "core".into();
+        let mut b = Backlog::default();
+        b.hear(heard("DTMF", "old-core", 3), &core, t0);
+        assert!(
+            !b.listening(),
+            "another process's event says nothing of this one"
+        );
+        b.hear(heard("HEARTBEAT", "core", 9), &core, t0);
+        assert!(b.listening());
+        assert!(b.is_empty(), "a heartbeat is not kept");
+        for s in 10..13 {
+            b.hear(heard("DTMF", "core", s), &core, t0);
+        }
+        b.push(event(13), t0);
+        b.trim(&at(10), t0 + Backlog::GRACE);
+        let replay = b.take(Some(&at(10)), "core");
+        assert!(replay.covered);
+        let read: Vec<(u64, Fact)> = replay
+            .events
+            .into_iter()
+            .map(|o| (o.sequence, o.fact))
+            .collect();
+        let dtmf = |digit: &str| Fact::Dtmf {
+            channel: "c".into(),
+            digit: digit.into(),
+        };
+        assert_eq!(read, [(11, dtmf("5")), (12, dtmf("5")), (13, dtmf("1"))]);
     }
 
     #[test]

@@ -1,0 +1,126 @@
+//! Waking FreeSWITCH's side of a connection while events are expected on it.
+//!
+//! mod_event_socket serves each connection on a thread of its own. When that thread finds
+//! nothing to read and nothing queued for it, it waits on the socket for up to 20 ms
+//! (`read_packet`: `switch_poll(…, 20000)`) before it looks at the connection's event queue
+//! again; any byte that arrives ends the wait. So an event fired while the thread waits reaches
+//! the client up to 20 ms late, unless the client sends something. A lone line feed is such a
+//! byte that means nothing: a command's leading CR and LF are skipped.
+//!
+//! A [`Waker`] is how the layers above say that events are expected soon (a command that
+//! causes them was just sent on another connection): for the window they give, the connection
+//! task writes one `\n` every [`ClientConfig::wake_interval`](super::ClientConfig), and
+//! nothing otherwise.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+use tokio_util::codec::Encoder;
+
+use super::codec::EslCodec;
+use super::error::CodecError;
+
+/// The byte written to wake the node's connection thread.
+pub(crate) struct Nudge;
+
+impl Encoder<Nudge> for EslCodec {
+    type Error = CodecError;
+
+    fn encode(&mut self, _: Nudge, dst: &mut BytesMut) -> Result<(), CodecError> {
+        dst.extend_from_slice(b"\n");
+        Ok(())
+    }
+}
+
+/// Shared between a connection's [`Waker`]s and its task.
+#[derive(Debug)]
+pub(crate) struct WakeState {
+    base: Instant,
+    /// Until when to nudge, in µs after `base` (0: never asked).
+    until: AtomicU64,
+    /// Told when a window opens while none was open.
+    opened: Notify,
+}
+
+impl WakeState {
+    pub(crate) fn new() -> Arc<WakeState> {
+        Arc::new(WakeState {
+            base: Instant::now(),
+            until: AtomicU64::new(0),
+            opened: Notify::new(),
+        })
+    }
+
+    fn micros(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.base).as_micros() as u64
+    }
+
+    /// Whether a window is open at `now`.
+    pub(crate) fn open_at(&self, now: Instant) -> bool {
+        self.until.load(Ordering::Acquire) > self.micros(now)
+    }
+
+    /// Resolves when a window was opened after the last time this was polled to completion.
+    pub(crate) async fn opened(&self) {
+        self.opened.notified().await;
+    }
+}
+
+/// Asks a connection to keep FreeSWITCH's side of it awake for a while. Cheap to clone; a
+/// waker of a closed connection does nothing.
+#[derive(Debug, Clone)]
+pub struct Waker(pub(crate) Arc<WakeState>);
+
+impl Waker {
+    /// Keeps the connection awake from now until at least `window` from now.
+    pub fn wake_for(&self, window: Duration) {
+        if window.is_zero() {
+            return;
+        }
+        let state = &self.0;
+        let now = Instant::now();
+        let until = state.micros(now + window);
+        let before = state.until.fetch_max(until, Ordering::AcqRel);
+        // The task may have seen the last window close: it nudges again only when told.
+        if before <= state.micros(now) {
+            state.opened.notify_one();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_window_is_open_until_it_ends_and_extends_only_forward() {
+        let state = WakeState::new();
+        let waker = Waker(state.clone());
+        assert!(!state.open_at(Instant::now()), "no window asked yet");
+        waker.wake_for(Duration::from_millis(100));
+        tokio::time::timeout(Duration::from_millis(1), state.opened())
+            .await
+            .expect("opening a window tells the task");
+        waker.wake_for(Duration::from_millis(10));
+        let start = Instant::now();
+        assert!(state.open_at(start + Duration::from_millis(99)));
+        assert!(
+            !state.open_at(start + Duration::from_millis(101)),
+            "a shorter window does not shorten the open one, nor extend it"
+        );
+        tokio::time::advance(Duration::from_millis(150)).await;
+        waker.wake_for(Duration::ZERO);
+        assert!(
+            !state.open_at(Instant::now()),
+            "a zero window opens nothing"
+        );
+        waker.wake_for(Duration::from_millis(5));
+        tokio::time::timeout(Duration::from_millis(1), state.opened())
+            .await
+            .expect("a window opened after the last one closed tells the task again");
+    }
+}
