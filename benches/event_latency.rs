@@ -1065,7 +1065,11 @@ fn report(results: &Results, calls: usize, rounds: usize, load_before: &str, loa
                 woken.push(format!(
                     "  {:<6} {rate}/s: {goal}: {}",
                     step.name(),
-                    if met && missing == 0 { "MET" } else { "NOT MET" }
+                    if met && missing == 0 {
+                        "MET"
+                    } else {
+                        "NOT MET"
+                    }
                 ));
             }
             let met = missing == 0 && total.p50 < 40.0 && total.p99 < 100.0 && ctl.p99 < 20.0;
