@@ -88,15 +88,25 @@ fn config(listen: u16, redis: &str, sims: &[Simulator]) -> String {
     text
 }
 
-/// The events an instance has applied (every node's counter summed).
+/// The events an instance has applied (every node's counter summed). A scrape that fails (a
+/// saturated instance may answer late) is tried again: read as 0 it made a round's rate
+/// negative.
 async fn applied(api: &Api) -> f64 {
-    let text = api.metrics_request().send().await.ok();
-    let Some(text) = text else { return 0.0 };
-    let text = text.text().await.unwrap_or_default();
-    text.lines()
-        .filter(|l| l.starts_with("switchyard_events_applied_total"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    for _ in 0..20 {
+        let answer = match api.metrics_request().send().await {
+            Ok(r) if r.status().is_success() => r.text().await.ok(),
+            _ => None,
+        };
+        if let Some(text) = answer {
+            return text
+                .lines()
+                .filter(|l| l.starts_with("switchyard_events_applied_total"))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no /metrics from {} in 20 tries", api.base);
 }
 
 /// How many nodes each instance applies, per `/readyz`.

@@ -51,6 +51,8 @@ enum Repr {
         buf: Bytes,
         /// Built on first use (at once by [`Event::parse_plain`]).
         index: std::sync::OnceLock<PlainIndex>,
+        /// `Core-UUID` and `Event-Sequence`, read with the name ([`Event::origin`]).
+        origin: (Option<Span>, Option<u64>),
     },
     Json(json_event::JsonEvent),
 }
@@ -213,16 +215,31 @@ impl Event {
     }
 
     fn plain_unindexed(buf: Bytes) -> Event {
-        let name = parse::first_header(&buf, b"Event-Name")
+        let [name, core, sequence] =
+            parse::first_headers(&buf, [b"Event-Name", b"Core-UUID", b"Event-Sequence"]);
+        let name = name
             .map(|raw| EventName::parse(&decode_value(raw)))
             .unwrap_or_else(|| EventName::Other("".into()));
+        let origin = Event::origin_of(&buf, core, sequence);
         Event {
             name,
             repr: Repr::Plain {
                 buf,
                 index: std::sync::OnceLock::new(),
+                origin,
             },
         }
+    }
+
+    fn origin_of(
+        buf: &[u8],
+        core: Option<&[u8]>,
+        sequence: Option<&[u8]>,
+    ) -> (Option<Span>, Option<u64>) {
+        (
+            core.map(|raw| Span::of(buf, raw)),
+            sequence.and_then(|raw| first_value(decode_value(raw)).parse().ok()),
+        )
     }
 
     /// Indexes a plain event body: a header block, then (when it has `Content-Length`) the rest
@@ -232,13 +249,39 @@ impl Event {
         let name = find_header(&buf, &index.headers, "Event-Name")
             .map(|raw| EventName::parse(&decode_value(raw)))
             .unwrap_or_else(|| EventName::Other("".into()));
+        let origin = Event::origin_of(
+            &buf,
+            find_header(&buf, &index.headers, "Core-UUID"),
+            find_header(&buf, &index.headers, "Event-Sequence"),
+        );
         Ok(Event {
             name,
             repr: Repr::Plain {
                 buf,
                 index: std::sync::OnceLock::from(index),
+                origin,
             },
         })
+    }
+
+    /// The event with its bytes copied out of the connection's read buffer, which it shares
+    /// with the frames read with it: an event kept for long (a standby's) then holds only
+    /// itself, and the buffer is reused instead of a fresh one allocated behind it.
+    pub fn detached(self) -> Event {
+        match self.repr {
+            Repr::Plain { buf, index, origin } => Event {
+                name: self.name,
+                repr: Repr::Plain {
+                    buf: Bytes::copy_from_slice(&buf),
+                    index,
+                    origin,
+                },
+            },
+            json => Event {
+                name: self.name,
+                repr: json,
+            },
+        }
     }
 
     /// A plain event's index, built now if it was not.
@@ -251,14 +294,21 @@ impl Event {
         })
     }
 
-    /// A header near the top of a plain event, read without indexing the event when it is not
-    /// yet: the lines up to it are read (the first `Name:` line wins, as in a lookup).
-    fn top_header(&self, name: &str) -> Option<Cow<'_, str>> {
+    /// `Core-UUID` and `Event-Sequence`. A plain event off the wire read them with its name, in
+    /// one pass over its top lines, without indexing it (the first `Name:` line wins, as in a
+    /// lookup).
+    pub fn origin(&self) -> (Option<Cow<'_, str>>, Option<u64>) {
         match &self.repr {
-            Repr::Plain { buf, index } if index.get().is_none() => Some(first_value(decode_value(
-                parse::first_header(buf, name.as_bytes())?,
-            ))),
-            _ => self.header(name),
+            Repr::Plain { buf, origin, .. } => (
+                origin
+                    .0
+                    .map(|span| first_value(decode_value(span.get(buf)))),
+                origin.1,
+            ),
+            Repr::Json(_) => (
+                self.header("Core-UUID"),
+                self.header("Event-Sequence").and_then(|v| v.parse().ok()),
+            ),
         }
     }
 
@@ -285,7 +335,7 @@ impl Event {
     /// multi-valued header this is its first value; see [`Event::header_value`].
     pub fn header(&self, name: &str) -> Option<Cow<'_, str>> {
         match &self.repr {
-            Repr::Plain { buf, index } => {
+            Repr::Plain { buf, index, .. } => {
                 let headers = &Event::index(buf, index).headers;
                 Some(first_value(decode_value(find_header(buf, headers, name)?)))
             }
@@ -296,8 +346,10 @@ impl Event {
     /// A header with all its values.
     pub fn header_value(&self, name: &str) -> Option<HeaderValue> {
         match &self.repr {
-            Repr::Plain { buf, index } => find_header(buf, &Event::index(buf, index).headers, name)
-                .map(|raw| HeaderValue::from_decoded(decode_value(raw))),
+            Repr::Plain { buf, index, .. } => {
+                find_header(buf, &Event::index(buf, index).headers, name)
+                    .map(|raw| HeaderValue::from_decoded(decode_value(raw)))
+            }
             Repr::Json(json) => json.header(name).cloned(),
         }
     }
@@ -305,7 +357,7 @@ impl Event {
     /// Every header in wire order, repeats included, values decoded.
     pub fn headers(&self) -> Box<dyn Iterator<Item = (Cow<'_, str>, HeaderValue)> + '_> {
         match &self.repr {
-            Repr::Plain { buf, index } => {
+            Repr::Plain { buf, index, .. } => {
                 let mut values = PlainValues::new(buf);
                 Box::new(Event::index(buf, index).headers.iter().map(move |h| {
                     (
@@ -323,7 +375,7 @@ impl Event {
     /// Number of header lines, repeats included.
     pub fn header_count(&self) -> usize {
         match &self.repr {
-            Repr::Plain { buf, index } => Event::index(buf, index).headers.len(),
+            Repr::Plain { buf, index, .. } => Event::index(buf, index).headers.len(),
             Repr::Json(json) => json.len(),
         }
     }
@@ -331,7 +383,7 @@ impl Event {
     /// The inner body (a BACKGROUND_JOB's result, say), raw: it is never percent-encoded.
     pub fn body(&self) -> Option<Cow<'_, str>> {
         match &self.repr {
-            Repr::Plain { buf, index } => Event::index(buf, index)
+            Repr::Plain { buf, index, .. } => Event::index(buf, index)
                 .body
                 .map(|s| utf8_lossy(s.get(buf))),
             Repr::Json(json) => json.body().map(Cow::Borrowed),
@@ -345,12 +397,12 @@ impl Event {
 
     /// `Core-UUID`: identifies the FreeSWITCH process; a new value means it restarted.
     pub fn core_uuid(&self) -> Option<Cow<'_, str>> {
-        self.top_header("Core-UUID")
+        self.origin().0
     }
 
     /// `Event-Sequence`. Per process, and not monotonic in delivery order.
     pub fn sequence(&self) -> Option<u64> {
-        self.top_header("Event-Sequence")?.parse().ok()
+        self.origin().1
     }
 
     /// `Unique-ID`: the channel the event is about.
@@ -456,7 +508,7 @@ mod tests {
             let Ok(event) = Event::parse_plain(Bytes::from(body)) else {
                 return Ok(());
             };
-            let Repr::Plain { buf, index } = &event.repr else {
+            let Repr::Plain { buf, index, .. } = &event.repr else {
                 unreachable!("a plain event");
             };
             let headers = &Event::index(buf, index).headers;

@@ -115,19 +115,29 @@ pub(crate) fn header_block<'a>(
     Ok(block.len())
 }
 
-/// The value of the first `name:` line of the header block at the start of `block` (compared
-/// without regard to case), reading lines only up to it: `None` when the block ends first, or
-/// a line before it is not a header.
-pub(crate) fn first_header<'a>(block: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+/// The values of the first `name:` line of each of `names` in the header block at the start of
+/// `block` (compared without regard to case), reading lines only until every one is found: a
+/// name is `None` when the block ends first, or a line before its own is not a header.
+pub(crate) fn first_headers<'a, const N: usize>(
+    block: &'a [u8],
+    names: [&[u8]; N],
+) -> [Option<&'a [u8]>; N] {
+    let mut found = [None; N];
+    let mut missing = N;
     let mut input = block;
-    while !input.is_empty() {
-        let (rest, (found, value)) = header(input).ok()?;
-        if found.eq_ignore_ascii_case(name) {
-            return Some(value);
+    while missing > 0 && !input.is_empty() {
+        let Ok((rest, (name, value))) = header(input) else {
+            break;
+        };
+        for (slot, wanted) in found.iter_mut().zip(names) {
+            if slot.is_none() && name.eq_ignore_ascii_case(wanted) {
+                *slot = Some(value);
+                missing -= 1;
+            }
         }
         input = rest;
     }
-    None
+    found
 }
 
 /// Where a header block ends, if the buffer holds its terminating blank line.

@@ -27,6 +27,9 @@ use crate::esl::{
 };
 use crate::store::Store;
 
+/// Events a standby keeps in one turn of its loop (at most).
+const STANDBY_BATCH: usize = 256;
+
 mod effects;
 mod kept;
 mod orphans;
@@ -486,16 +489,22 @@ impl<S: Store> Supervisor<S> {
         let mut recorded = self.handover.recorded.clone();
         // The events kept are this process's: each one's Core-UUID is compared with it.
         let core_id: std::sync::Arc<str> = core.into();
+        // Armed once: it fires at the first deadline and looks again at when the node was last
+        // heard (a timer made anew per event cost the standby as much as the event).
+        let silence = tokio::time::sleep_until((last_heard + self.config.silence_timeout).into());
+        tokio::pin!(silence);
         loop {
-            let silence =
-                tokio::time::sleep_until((last_heard + self.config.silence_timeout).into());
             tokio::select! {
                 changed = heard.changed() => match changed {
                     Ok(()) => last_heard = Instant::now(),
                     Err(_) => return Err(ClientError::Disconnected(first.closed().await.to_string())),
                 },
-                () = silence => {
-                    return Err(ClientError::Timeout(format!("any event for {:?} (heartbeats stopped)", self.config.silence_timeout)));
+                () = &mut silence => {
+                    let deadline = last_heard + self.config.silence_timeout;
+                    if deadline <= Instant::now() {
+                        return Err(ClientError::Timeout(format!("any event for {:?} (heartbeats stopped)", self.config.silence_timeout)));
+                    }
+                    silence.as_mut().reset(deadline.into());
                 }
                 () = stop.cancelled() => {
                     let _ = events.exit().await;
@@ -515,7 +524,13 @@ impl<S: Store> Supervisor<S> {
                 }
                 event = stream.recv() => match event {
                     Some(event) => {
-                        backlog.hear(event, &core_id, Instant::now());
+                        // What else has come is kept in the same turn of the loop.
+                        let now = Instant::now();
+                        backlog.hear(event, &core_id, now);
+                        for _ in 0..STANDBY_BATCH {
+                            let Some(event) = stream.try_recv() else { break };
+                            backlog.hear(event, &core_id, now);
+                        }
                         if backlog.listening() {
                             self.handover.ready.send_if_modified(|r| !std::mem::replace(r, true));
                         }

@@ -121,10 +121,11 @@ impl Backlog {
     /// is not kept), unread: it is read at a takeover. Heartbeats and job results only mark
     /// the connection as listening.
     pub fn hear(&mut self, event: Event, core: &Arc<str>, at: Instant) {
-        if event.core_uuid().as_deref() != Some(&**core) {
+        let (origin, sequence) = event.origin();
+        if origin.as_deref() != Some(&**core) {
             return;
         }
-        let sequence = event.sequence().unwrap_or(0);
+        let sequence = sequence.unwrap_or(0);
         self.first.get_or_insert(sequence);
         if matches!(
             event.name(),
@@ -135,7 +136,7 @@ impl Backlog {
         let kept = Kept::Heard {
             core_uuid: core.clone(),
             sequence,
-            event,
+            event: event.detached(),
         };
         self.keep(kept, at);
     }
