@@ -82,8 +82,8 @@ pub struct NewStream {
     /// that member alone.
     #[schema(value_type = Option<doc::StreamTrack>)]
     track: Option<Value>,
-    /// The member's session id, for `track: member` and only then (422 otherwise); 409 when
-    /// that session is not a member of the room.
+    /// The member's session id, for `track: member` and only then (422 otherwise); 400 naming
+    /// `session` when that session is not a member of the room.
     #[schema(
         value_type = Option<String>,
         pattern = r"^[A-Za-z0-9]{5}-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",

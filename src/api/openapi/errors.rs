@@ -125,8 +125,9 @@ pub struct NameTakenError {
     pub detail: RoomRef,
 }
 
-/// Invalid input: a malformed or unknown path id, query parameter, cursor, JSON body, unknown
-/// field, or a value out of its range.
+/// Invalid input: a malformed or unknown path id, query parameter, JSON body, unknown field, a
+/// value out of its range, or a page token (`cursor`, `page_token`) that this API did not hand
+/// out for this listing ("Invalid cursor", "Invalid page_token").
 #[derive(ToResponse)]
 pub struct BadRequest(pub ErrorBody);
 
@@ -146,8 +147,11 @@ pub struct NotFound(pub ErrorBody);
 #[derive(ToResponse)]
 pub struct Conflict(pub ErrorBody);
 
-/// The `command_uid` was used for a different request (another command, or other
-/// parameters) of this session within its window; `detail.used_for` names the first command.
+/// "command_uid was already used for a different request": the key was used for another
+/// command, or other parameters, of this session within its window (`detail.used_for` names the
+/// first command), or for a dial-out of this room to another destination (`detail.used_for` is
+/// that destination). On a stream or a listen-in: values that are each well-formed but do not
+/// go together (`detail.field` names the one refused).
 #[derive(ToResponse)]
 pub struct Unprocessable(pub ErrorBody);
 
