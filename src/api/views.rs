@@ -98,7 +98,11 @@ pub fn recording(r: &Room, rec: &Recording) -> Value {
         "tm_delete": tm(None),
         "storage": if rec.upload.is_some() { "s3" } else { "local" },
         "upload_status": rec.upload.as_ref().map(|u| u.status),
-        "size_bytes": rec.upload.as_ref().and_then(|u| u.size_bytes),
+        // The bucket's object once it is there; the node's file in local mode.
+        "size_bytes": match &rec.upload {
+            Some(u) => u.size_bytes,
+            None => rec.size_bytes,
+        },
         "sha256": rec.upload.as_ref().and_then(|u| u.sha256.as_deref()),
         "upload_error": rec.upload.as_ref().and_then(|u| u.error.as_deref()),
         "segments": rec.segments.iter().enumerate().map(|(i, seg)| json!({

@@ -130,6 +130,8 @@ pub enum ConferenceFact {
     RecordingStopped {
         path: String,
         millis: u64,
+        /// `Record-File-Size`: the file's size in bytes once closed (1.10 and 1.11 send it).
+        size: Option<u64>,
     },
     /// pause-recording (`paused`) or resume-recording.
     RecordingPaused {
@@ -368,6 +370,9 @@ fn conference_fact(event: &Event) -> Option<ConferenceFact> {
                 .header("Milliseconds-Elapsed")
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0),
+            size: event
+                .header("Record-File-Size")
+                .and_then(|v| v.parse().ok()),
         },
         _ => return None,
     };

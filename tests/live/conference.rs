@@ -233,6 +233,14 @@ async fn live_a_recording_ends_with_its_duration_and_downloads() {
             let wav = t.raw_get(&format!("/api/v1/recordings/{rec}/file")).await;
             assert_eq!(wav.0, StatusCode::OK, "{:?}", wav.2);
             assert_eq!(wav.1.get("content-type").unwrap(), "audio/wav");
+            // A local recording's size is the file's, as the node closed it (issue 60).
+            let view = t.get(&format!("/api/v1/recordings/{rec}")).await;
+            assert_eq!(view.body["storage"], "local");
+            assert_eq!(
+                view.body["size_bytes"].as_u64(),
+                Some(wav.2.len() as u64),
+                "size_bytes against the download: {view:?}"
+            );
             let wav_ms = wav_millis(&wav.2);
             assert!(
                 wav_ms.abs_diff(millis) <= 250,

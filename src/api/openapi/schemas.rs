@@ -922,7 +922,9 @@ pub struct Recording {
     /// `failed` when given up. `null` with `local`.
     #[schema(required = true)]
     pub upload_status: Option<UploadStatus>,
-    /// The object's size as the bucket holds it, once `ready`.
+    /// In bytes: with `s3`, the object's size as the bucket holds it, once `ready`; with
+    /// `local`, the file's as the node closed it (its stop-recording's `Record-File-Size`),
+    /// once `ended`: what `file_url` downloads.
     #[schema(required = true)]
     pub size_bytes: Option<u64>,
     /// The object's SHA-256 (lowercase hex) as read back from the bucket, once `ready`.

@@ -64,17 +64,18 @@ pub(super) fn recording_started(step: &mut Step<'_>, path: &str, error: Option<&
     step.emit(EventKind::RecordingStarted, data);
 }
 
-pub(super) fn recording_stopped(step: &mut Step<'_>, path: &str, millis: u64) {
-    let Some(id) = step
+pub(super) fn recording_stopped(step: &mut Step<'_>, path: &str, millis: u64, size: Option<u64>) {
+    let Some(rec) = step
         .room
         .recordings
-        .iter()
+        .iter_mut()
         .find(|r| r.path == path && r.is_active())
-        .map(|r| r.id)
     else {
         step.out.ignored = Some(Ignored::UnknownOperation);
         return;
     };
+    rec.size_bytes = size;
+    let id = rec.id;
     let now = step.now;
     end_recording(step, id, Some(millis), None, now);
 }

@@ -465,8 +465,8 @@ fn dispatch(
         ConferenceFact::RecordingPaused { path, paused } => {
             media::recording_paused(step, path, *paused)
         }
-        ConferenceFact::RecordingStopped { path, millis } => {
-            media::recording_stopped(step, path, *millis)
+        ConferenceFact::RecordingStopped { path, millis, size } => {
+            media::recording_stopped(step, path, *millis, *size)
         }
         ConferenceFact::MemberTalking {
             channel,

@@ -168,6 +168,9 @@ pub struct Recording {
     /// A pause (`true`) or resume asked and not confirmed yet; a new one is judged against it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pause_requested: Option<bool>,
+    /// The file's size as the node closed it (`Record-File-Size` of stop-recording).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_bytes: Option<u64>,
     /// Its copy in the object store (`[recordings] store = "s3"`), made once the file is
     /// complete; `None`: the file stays on the node's disk.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -333,6 +333,7 @@ pub fn request_recording(
         duration_ms: None,
         error: None,
         pause_requested: None,
+        size_bytes: None,
         upload: None,
         segments: Vec::new(),
         updated_at: now,
