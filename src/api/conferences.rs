@@ -7,14 +7,16 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
-use super::extract::{IdPath, JsonBody, PageQuery, QueryParams, iso8601};
+use super::extract::known_params;
+use super::extract::{IdPath, JsonBody, METADATA_FILTER, PageQuery, QueryParams, iso8601};
 use super::openapi::errors::{BadRequest, Forbidden, NameTakenError, NotFound};
 use super::openapi::errors::{NodeRejected, NodeTimeout};
 use super::openapi::params::{Paging, RoomPath, RoomsListed};
 use super::openapi::schemas as doc;
 use super::resource::ConferenceBody;
 use super::{ApiError, ApiState, Caller, views};
-use crate::conference::{Action, AppId, Beep, PlaybackStatus, Room, RoomId, RoomStatus, RoomType};
+use crate::conference::RoomType;
+use crate::conference::{Action, AppId, Beep, Metadata, PlaybackStatus, Room, RoomId, RoomStatus};
 use crate::rooms::ServiceError;
 use crate::store::Store;
 
@@ -105,7 +107,7 @@ async fn create<S: Store>(
         ended and are still kept (the retention) instead. `?metadata.<key>=<value>` (one or \
         more) keeps the rooms whose metadata has that top-level key with that value (a string \
         equal to it, or a number or boolean written so); a filtered page may hold fewer rooms \
-        than `limit`, and the cursor still leads on.",
+        than `limit`, and the cursor still leads on. Any other query parameter is a 400.",
     params(Paging, RoomsListed),
     responses(
         (status = 200, description = "A page of rooms", body = doc::ConferenceList),
@@ -118,6 +120,7 @@ async fn list<S: Store>(
     page: PageQuery,
     QueryParams(query): QueryParams<Vec<(String, String)>>,
 ) -> Answer {
+    known_params(&query, &["limit", "cursor", "ended", METADATA_FILTER])?;
     let ended = match query
         .iter()
         .find(|(k, _)| k == "ended")
@@ -145,7 +148,7 @@ async fn list<S: Store>(
         .items
         .iter()
         .filter(|r| !ended || r.status == RoomStatus::Terminated)
-        .filter(|r| wanted.iter().all(|(k, v)| metadata_has(r, k, v)))
+        .filter(|r| matches(r.metadata.as_ref(), &wanted))
         .map(|r| {
             json!({
                 "room_id": r.id,
@@ -182,10 +185,15 @@ fn metadata_filter(query: Vec<(String, String)>) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Whether the room's metadata holds `key` with `value` (a string equal to it, or another
-/// JSON value written as it).
-fn metadata_has(room: &Room, key: &str, value: &str) -> bool {
-    match room.metadata.as_ref().and_then(|m| m.get(key)) {
+/// Whether the metadata (a room's or a member's) holds every `key` of `wanted` with its value.
+fn matches(metadata: Option<&Metadata>, wanted: &[(String, String)]) -> bool {
+    wanted.iter().all(|(k, v)| metadata_has(metadata, k, v))
+}
+
+/// Whether the metadata holds `key` with `value` (a string equal to it, or another JSON value
+/// written as it).
+fn metadata_has(metadata: Option<&Metadata>, key: &str, value: &str) -> bool {
+    match metadata.and_then(|m| m.get(key)) {
         Some(Value::String(s)) => s == value,
         Some(Value::Null) | None => false,
         Some(other) => value.parse::<Value>().is_ok_and(|v| v == *other),
@@ -411,7 +419,11 @@ async fn show<S: Store>(
     tag = "conferences",
     summary = "List a room's members",
     description = "The members the node has confirmed, one page at a time. Another \
-        application's room is a 404 here.",
+        application's room is a 404 here. `?metadata.<key>=<value>` (one or more) keeps the \
+        members whose metadata has that top-level key with that value (a string equal to it, \
+        or a number or boolean written so), as the rooms listing does; a filtered page may \
+        hold fewer members than `limit`, and the cursor still leads on. Any other query \
+        parameter is a 400.",
     params(RoomPath, Paging),
     responses(
         (status = 200, description = "A page of members", body = doc::MemberList),
@@ -424,7 +436,10 @@ async fn members<S: Store>(
     Caller(app): Caller,
     IdPath(raw): IdPath,
     page: PageQuery,
+    QueryParams(query): QueryParams<Vec<(String, String)>>,
 ) -> Answer {
+    known_params(&query, &["limit", "cursor", METADATA_FILTER])?;
+    let wanted = metadata_filter(query);
     let id = room_id(&raw)?;
     let scope = format!("members {app} {id}");
     let after = match &page.cursor {
@@ -444,7 +459,11 @@ async fn members<S: Store>(
             ServiceError::Forbidden(what) => ServiceError::NotFound(what),
             e => e,
         })?;
-    let members: Vec<Value> = members.iter().map(views::member).collect();
+    let members: Vec<Value> = members
+        .iter()
+        .filter(|m| matches(m.metadata.as_ref(), &wanted))
+        .map(views::member)
+        .collect();
     let cursor = next
         .map(|n| st.cursors().encode(&scope, &n))
         .unwrap_or_default();

@@ -16,7 +16,7 @@ use futures_util::Stream;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::extract::{QueryParams, positive};
+use super::extract::{QueryParams, known_params, positive};
 use super::openapi::errors::BadRequest;
 use super::openapi::params::{FeedQuery as FeedParams, ResumeHeader, StreamQuery};
 use super::openapi::schemas as doc;
@@ -72,7 +72,9 @@ async fn list<S: Store>(
     State(st): State<ApiState<S>>,
     Caller(app): Caller,
     QueryParams(q): QueryParams<FeedQuery>,
+    QueryParams(query): QueryParams<Vec<(String, String)>>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    known_params(&query, &["after", "limit"])?;
     let after = position(q.after.as_deref())?;
     let limit = match q.limit.as_deref() {
         None => 100,
@@ -119,7 +121,9 @@ async fn stream<S: Store>(
     Caller(app): Caller,
     headers: HeaderMap,
     QueryParams(q): QueryParams<FeedQuery>,
+    QueryParams(query): QueryParams<Vec<(String, String)>>,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    known_params(&query, &["after"])?;
     // An empty Last-Event-ID is none (the stream starts from `after`).
     let resume = match headers.get("last-event-id") {
         None => None,

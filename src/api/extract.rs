@@ -219,6 +219,33 @@ impl<T: DeserializeOwned, St: Send + Sync> FromRequestParts<St> for QueryParams<
     }
 }
 
+/// In a listing's list of known query parameters: any `metadata.<key>` (the filter by the
+/// application's metadata) is taken.
+pub const METADATA_FILTER: &str = "metadata.<key>";
+
+/// Refuses a query parameter that the endpoint does not take, as an unknown body field is
+/// refused: 400 "Invalid query", `detail.reason` "unknown field `x`, expected `limit` or
+/// `cursor`". `known` may hold [`METADATA_FILTER`].
+pub fn known_params(
+    query: &[(String, String)],
+    known: &'static [&'static str],
+) -> Result<(), ApiError> {
+    let filters = known.contains(&METADATA_FILTER);
+    let Some(unknown) = query
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .find(|k| !(known.contains(k) || filters && k.starts_with("metadata.")))
+    else {
+        return Ok(());
+    };
+    let name: String = unknown.chars().take(100).collect();
+    let reason = <de::value::Error as de::Error>::unknown_field(&name, known).to_string();
+    Err(ApiError::bad_request_with(
+        "Invalid query",
+        json!({ "reason": reason }),
+    ))
+}
+
 #[derive(Debug, Default, Deserialize)]
 struct RawPage {
     limit: Option<String>,

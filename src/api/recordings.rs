@@ -10,7 +10,7 @@ use axum::{Json, Router};
 use serde_json::Value;
 
 use super::conferences::room_id;
-use super::extract::{IdPath, JsonBody, QueryParams};
+use super::extract::{IdPath, JsonBody, QueryParams, known_params};
 use super::openapi::errors::{
     BadRequest, Conflict, Forbidden, NodeRejected, NodeTimeout, NotFound,
 };
@@ -290,8 +290,10 @@ async fn file<S: Store>(
     Caller(app): Caller,
     IdPath(raw): IdPath,
     QueryParams(FileQuery { redirect, part }): QueryParams<FileQuery>,
+    QueryParams(query): QueryParams<Vec<(String, String)>>,
     headers: axum::http::HeaderMap,
 ) -> Result<Response, ApiError> {
+    known_params(&query, &["redirect", "part"])?;
     let id = uuid_id(&raw)?;
     let part = part.map(|n| n as usize);
     let name = match part {

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::extract::{IdPath, JsonBody, QueryParams, optional_integer, positive};
+use super::extract::{IdPath, JsonBody, QueryParams, known_params, optional_integer, positive};
 use super::openapi::errors::{BadRequest, Conflict, Forbidden, NameTakenError, NotFound};
 use super::openapi::errors::{NodeRejected, NodeTimeout};
 use super::openapi::params::{ConferencePath, UuidPath, V10Paging};
@@ -279,7 +279,9 @@ async fn list<S: Store>(
     State(st): State<ApiState<S>>,
     Caller(app): Caller,
     QueryParams(params): QueryParams<PageParams>,
+    QueryParams(query): QueryParams<Vec<(String, String)>>,
 ) -> Answer {
+    known_params(&query, &["page_size", "page_token"])?;
     let size = match params.page_size.as_deref() {
         None => 10,
         Some(s) => positive("page_size", s)?.min(100) as usize,

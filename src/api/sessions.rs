@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use utoipa::ToSchema;
 
 use super::conferences::room_id;
-use super::extract::{IdPath, JsonBody, PageQuery, iso8601};
+use super::extract::{IdPath, JsonBody, PageQuery, QueryParams, iso8601, known_params};
 use super::openapi::errors::{BadRequest, Conflict, Forbidden, NotFound, Unprocessable};
 use super::openapi::errors::{NodeRejected, NodeTimeout, RateLimited};
 use super::openapi::params::{Paging, SessionPath};
@@ -66,7 +66,8 @@ fn session_view(s: &Session) -> Value {
     operation_id = "sessions_list",
     tag = "sessions",
     summary = "List the application's live calls",
-    description = "Oldest first, one page at a time.",
+    description = "Oldest first, one page at a time. A query parameter other than `limit` \
+        and `cursor` is a 400.",
     params(Paging),
     responses(
         (status = 200, description = "A page of sessions", body = doc::SessionList),
@@ -77,7 +78,9 @@ async fn list<S: Store>(
     State(st): State<ApiState<S>>,
     Caller(app): Caller,
     page: PageQuery,
+    QueryParams(query): QueryParams<Vec<(String, String)>>,
 ) -> Result<Json<Value>, ApiError> {
+    known_params(&query, &["limit", "cursor"])?;
     let scope = format!("sessions {app}");
     let after = match &page.cursor {
         Some(c) => Some(

@@ -9,7 +9,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::extract::{IdPath, QueryParams, iso8601, positive};
+use super::extract::{IdPath, QueryParams, iso8601, known_params, positive};
 use super::openapi::errors::{BadRequest, Conflict, NotFound};
 use super::openapi::params::{LogQuery as LogParams, MessagePath};
 use super::openapi::schemas as doc;
@@ -48,7 +48,9 @@ async fn list<S: Store>(
     State(st): State<ApiState<S>>,
     Caller(app): Caller,
     QueryParams(q): QueryParams<LogQuery>,
+    QueryParams(query): QueryParams<Vec<(String, String)>>,
 ) -> Answer {
+    known_params(&query, &["cursor", "limit"])?;
     let before = match q.cursor.as_deref().filter(|c| !c.is_empty()) {
         None => None,
         Some(c) if outbox_order(c).is_some() => Some(c.to_owned()),

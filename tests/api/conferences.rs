@@ -673,6 +673,92 @@ async fn metadata_is_kept_shown_told_and_replaced_on_rooms_and_members() {
     assert_eq!(r.body["metadata"], Value::Null);
 }
 
+/// `GET …/members?metadata.<key>=<value>` keeps the members whose metadata has that key with
+/// that value, as the rooms listing does: several filters all hold, a number matches as JSON
+/// writes it, a member without metadata never matches, and paging still leads on.
+#[tokio::test]
+async fn the_members_listing_filters_by_metadata_like_the_rooms_listing() {
+    let t = lab().await;
+    let room = t.room(A, "filtered").await;
+    let (host, guest, other, bare) = (
+        t.call(A, "1001").await,
+        t.call(A, "1002").await,
+        t.call(A, "1003").await,
+        t.call(A, "1004").await,
+    );
+    for (s, metadata) in [
+        (&host, json!({ "role": "host", "seat": 1 })),
+        (&guest, json!({ "role": "guest", "seat": 2 })),
+        (&other, json!({ "role": "guest", "seat": 3 })),
+    ] {
+        t.joined_with(A, &room, s, json!({ "metadata": metadata }))
+            .await;
+    }
+    t.joined(A, &room, &bare).await;
+    let path = format!("/api/v1/conferences/{room}/members");
+    let uuids = |r: &common::api::Reply| -> Vec<String> {
+        let mut v: Vec<String> = r.body["members"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{r:?}"))
+            .iter()
+            .map(|m| m["uuid"].as_str().unwrap().to_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let sorted = |mut v: Vec<&String>| {
+        v.sort();
+        v.into_iter().cloned().collect::<Vec<_>>()
+    };
+    let r = t.get(&path, A).await;
+    assert_eq!(uuids(&r).len(), 4, "{r:?}");
+    let r = t.get(&format!("{path}?metadata.role=guest"), A).await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    assert_eq!(uuids(&r), sorted(vec![&guest, &other]), "{r:?}");
+    let r = t.get(&format!("{path}?metadata.role=host"), A).await;
+    assert_eq!(uuids(&r), sorted(vec![&host]), "{r:?}");
+    // AND-ed; a number as JSON writes it.
+    let r = t
+        .get(&format!("{path}?metadata.role=guest&metadata.seat=3"), A)
+        .await;
+    assert_eq!(uuids(&r), sorted(vec![&other]), "{r:?}");
+    let r = t
+        .get(&format!("{path}?metadata.role=host&metadata.seat=3"), A)
+        .await;
+    assert!(uuids(&r).is_empty(), "{r:?}");
+    let r = t.get(&format!("{path}?metadata.role=nobody"), A).await;
+    assert!(uuids(&r).is_empty(), "{r:?}");
+    // A filtered page may hold fewer members than `limit`; the cursor leads on.
+    let mut seen = Vec::new();
+    let mut cursor = String::new();
+    for _ in 0..10 {
+        let r = t
+            .get(
+                &format!("{path}?metadata.role=guest&limit=1&cursor={cursor}"),
+                A,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{r:?}");
+        seen.extend(uuids(&r));
+        cursor = r.body["cursor"].as_str().unwrap().to_owned();
+        if cursor.is_empty() {
+            break;
+        }
+    }
+    seen.sort();
+    assert_eq!(seen, sorted(vec![&guest, &other]));
+    // Anything else is refused, naming the parameter.
+    let r = t.get(&format!("{path}?role=guest"), A).await;
+    assert_error(&r, StatusCode::BAD_REQUEST);
+    assert!(
+        r.body["detail"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field `role`"),
+        "{r:?}"
+    );
+}
+
 /// `unmute_all` / `mute_all`: every member in the room but the moderators and those named in
 /// `except`, each switched as its own command would be and announced once as the node
 /// confirms; asked again, nothing is left to switch.

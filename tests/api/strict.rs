@@ -49,6 +49,59 @@ async fn a_bad_query_is_a_json_400_on_every_listing() {
     assert_eq!(r.status, StatusCode::OK, "{r:?}");
 }
 
+/// A query parameter an endpoint does not take is refused as an unknown body field is: a
+/// JSON 400 naming it, on every endpoint that reads its query; what each documents (paging,
+/// `ended`, the `metadata.<key>` filters where listings filter, `after`) is still taken.
+#[tokio::test]
+async fn an_unknown_query_parameter_is_a_json_400_naming_it() {
+    let t = lab().await;
+    let room = t.room(A, "strictq").await;
+    let recording = uuid::Uuid::new_v4();
+    for (path, name) in [
+        ("/api/v1/conferences?limti=5".to_owned(), "limti"),
+        ("/api/v1/conferences?meta.role=x".to_owned(), "meta.role"),
+        (
+            format!("/api/v1/conferences/{room}/members?limit=5&page_size=2"),
+            "page_size",
+        ),
+        ("/api/v1/sessions?ended=true".to_owned(), "ended"),
+        (
+            "/api/v1/sessions?metadata.role=x".to_owned(),
+            "metadata.role",
+        ),
+        ("/api/v1/events?since=1-0".to_owned(), "since"),
+        ("/api/v1/events/stream?limit=5".to_owned(), "limit"),
+        ("/api/v1/webhooks/deliveries?after=1-0".to_owned(), "after"),
+        ("/v1.0/conferences?limit=5".to_owned(), "limit"),
+        (
+            format!("/api/v1/recordings/{recording}/file?format=mp3"),
+            "format",
+        ),
+    ] {
+        let r = t.get(&path, A).await;
+        assert_error(&r, StatusCode::BAD_REQUEST);
+        assert_plain(&r);
+        assert_eq!(r.body["error"], "Invalid query", "{path}: {r:?}");
+        let reason = r.body["detail"]["reason"].as_str().unwrap();
+        assert!(
+            reason.starts_with(&format!("unknown field `{name}`, expected")),
+            "{path}: {reason}"
+        );
+    }
+    // What each listing documents is still taken.
+    for path in [
+        "/api/v1/conferences?limit=5&cursor=&ended=false&metadata.meeting=1".to_owned(),
+        format!("/api/v1/conferences/{room}/members?limit=5&cursor=&metadata.role=x"),
+        "/api/v1/sessions?limit=5&cursor=".to_owned(),
+        "/api/v1/events?after=&limit=5".to_owned(),
+        "/api/v1/webhooks/deliveries?cursor=&limit=5".to_owned(),
+        "/v1.0/conferences?page_size=5&page_token=".to_owned(),
+    ] {
+        let r = t.get(&path, A).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}: {r:?}");
+    }
+}
+
 #[tokio::test]
 async fn a_wrong_method_is_a_json_405_with_allow() {
     let t = lab().await;

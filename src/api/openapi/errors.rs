@@ -125,9 +125,10 @@ pub struct NameTakenError {
     pub detail: RoomRef,
 }
 
-/// Invalid input: a malformed or unknown path id, query parameter, JSON body, unknown field, a
-/// value out of its range, or a page token (`cursor`, `page_token`) that this API did not hand
-/// out for this listing ("Invalid cursor", "Invalid page_token").
+/// Invalid input: a malformed or unknown path id, a malformed query parameter or one the
+/// operation does not take ("Invalid query", `detail.reason` naming it), a malformed JSON body,
+/// an unknown field, a value out of its range, or a page token (`cursor`, `page_token`) that
+/// this API did not hand out for this listing ("Invalid cursor", "Invalid page_token").
 #[derive(ToResponse)]
 pub struct BadRequest(pub ErrorBody);
 
