@@ -1584,6 +1584,35 @@ async fn an_ended_room_is_listed_and_opened_with_its_recordings() {
         b.find(&format!("{control}:not([disabled]):not([data-why])"))
             .await;
     }
+
+    // Issue 60: choices do not outlive the session. Ended rooms shown, signed out, then the
+    // operator signs in: live rooms are shown (and listed); asked, its every-app list shows
+    // the ended ones too.
+    b.click("a[href='#/']").await;
+    b.find("#rooms-which")
+        .await
+        .select_by_value("ended")
+        .await
+        .unwrap();
+    b.find(&format!("#rooms tr[data-key='{room}']")).await;
+    b.click("#signout").await;
+    b.find("#view-signin:not([hidden])").await;
+    fill_sign_in(&b, "operator", "", ADMIN).await;
+    b.text_until("#whoami", |s| s == "operator").await;
+    b.find(&format!("#rooms tr[data-key='{live}']")).await;
+    let which = b
+        .client
+        .execute("return document.querySelector('#rooms-which').value;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(which, json!("live"), "the last session's choice was kept");
+    b.find("#rooms-which")
+        .await
+        .select_by_value("ended")
+        .await
+        .unwrap();
+    b.find(&format!("#rooms tr[data-key='{room}']")).await;
+    b.gone(&format!("#rooms tr[data-key='{live}']")).await;
     b.stop().await;
 }
 

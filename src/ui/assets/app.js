@@ -323,6 +323,16 @@ function forget() {
   for (const sel of ['#room-title', '#rooms-count', '#members-count', '#members-talking']) setText($(sel), '');
   $('#members-search').value = '';
   $('#rooms-search').value = '';
+  // The rooms list's choices too (which rooms, filters, sort): back to the page's defaults.
+  for (const sel of ['#rooms-which', '#rooms-status', '#rooms-node', '#rooms-recording', '#rooms-playing', '#rooms-sort']) {
+    const box = $(sel);
+    if (box.options) {
+      const first = [...box.options].findIndex((o) => o.defaultSelected);
+      box.selectedIndex = Math.max(first, 0);
+    } else {
+      box.checked = box.defaultChecked;
+    }
+  }
   clearError();
 }
 
@@ -508,9 +518,11 @@ async function loadRooms() {
     let rooms;
     if (state.auth.mode === 'operator' && !state.acting) {
       // Every app's, each read as that app, its id beside each room.
+      const ended = $('#rooms-which').value === 'ended';
       const apps = (await api('GET', '/api/v1/operator/overview')).apps || [];
       const each = await Promise.all(apps.map(async (a) =>
-        (await all('/api/v1/conferences', 'conferences', a.app_id)).map((r) => ({ ...r, app: a.app_id }))));
+        (await all('/api/v1/conferences' + (ended ? '?ended=true' : ''), 'conferences', a.app_id))
+          .map((r) => ({ ...r, app: a.app_id }))));
       rooms = each.flat();
     } else {
       const ended = $('#rooms-which').value === 'ended';
