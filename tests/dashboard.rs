@@ -1602,7 +1602,10 @@ async fn an_ended_room_is_listed_and_opened_with_its_recordings() {
     b.find(&format!("#rooms tr[data-key='{live}']")).await;
     let which = b
         .client
-        .execute("return document.querySelector('#rooms-which').value;", vec![])
+        .execute(
+            "return document.querySelector('#rooms-which').value;",
+            vec![],
+        )
         .await
         .unwrap();
     assert_eq!(which, json!("live"), "the last session's choice was kept");
