@@ -65,7 +65,14 @@ pub enum PlaybackStatus {
     Stopped,
 }
 
-/// `initiating` and `stopping` wait for the node's confirmation.
+/// The recording's own life, on the media node. `initiating` (asked; the node has not
+/// confirmed) → `recording` (its start-recording: webhook `conference.recording.started`) ⇄
+/// `paused` (`conference.recording.paused` / `conference.recording.resumed`); from
+/// `recording` or `paused` → `stopping` (a stop asked, not confirmed) → `ended`
+/// (`conference.recording.finished`, with the node's `duration_ms`). A recording also ends
+/// from `initiating`, `recording` or `paused` without a stop when its room ends or the node
+/// refuses or loses it (`finished` too, with `error`). `ended` is final; the file downloads
+/// from then (`local`). With `s3`, wait on `upload_status` instead.
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RecordingStatus {
@@ -949,6 +956,14 @@ pub enum Storage {
     S3,
 }
 
+/// The copy of a recording in the object store (`storage: s3` only). `waiting` while the
+/// recording is not `ended` → `uploading` once it is (the file is complete; attempts repeat
+/// with backoff while the bucket is out of reach) → `ready` (read back whole from the bucket:
+/// webhook `conference.recording.ready`, with `size_bytes`, `sha256` and a signed `url`) or
+/// `failed` (given up, or nothing was ever written; no webhook of its own: `upload_error`
+/// says why). `ready` and `failed` are final. A client that wants the file waits for
+/// `conference.recording.ready`, or polls until `upload_status` is `ready` or `failed`; with
+/// `local` it waits for `status: ended` (`conference.recording.finished`).
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum UploadStatus {
