@@ -271,6 +271,35 @@ async fn watch_node(
     Ok((client, task.abort_handle()))
 }
 
+/// Takes every whole frame off `pending` and notes its conference events as seen on `on`.
+fn note_events(
+    seen: &Seen,
+    codec: &mut switchyard::esl::EslCodec,
+    pending: &mut bytes::BytesMut,
+    on: Listener,
+    at: Instant,
+    received_us: u64,
+) {
+    use tokio_util::codec::Decoder;
+    while let Ok(Some(frame)) = codec.decode(pending) {
+        let Ok(e) = switchyard::esl::Event::from_frame(&frame) else {
+            continue;
+        };
+        if let (Some(action), Some(channel)) = (e.header("Action"), e.unique_id()) {
+            seen.node.lock().unwrap().push(NodeEvent {
+                on,
+                action: action.into_owned(),
+                channel: channel.into_owned(),
+                at,
+                stamped_us: e
+                    .header("Event-Date-Timestamp")
+                    .and_then(|v| v.parse().ok()),
+                received_us,
+            });
+        }
+    }
+}
+
 /// The nudged reference listener: a plain TCP Event Socket connection, subscribed to the
 /// conference events, that writes `\n` every 2 ms (mod_event_socket skips a command's leading
 /// line feeds; any byte ends its thread's 20 ms wait for one).
@@ -326,23 +355,14 @@ async fn watch_nudged(
             }
             let at = Instant::now();
             let received_us = now_us();
-            while let Ok(Some(frame)) = codec.decode(&mut pending) {
-                let Ok(e) = switchyard::esl::Event::from_frame(&frame) else {
-                    continue;
-                };
-                if let (Some(action), Some(channel)) = (e.header("Action"), e.unique_id()) {
-                    seen.node.lock().unwrap().push(NodeEvent {
-                        on: Listener::Nudged,
-                        action: action.into_owned(),
-                        channel: channel.into_owned(),
-                        at,
-                        stamped_us: e
-                            .header("Event-Date-Timestamp")
-                            .and_then(|v| v.parse().ok()),
-                        received_us,
-                    });
-                }
-            }
+            note_events(
+                &seen,
+                &mut codec,
+                &mut pending,
+                Listener::Nudged,
+                at,
+                received_us,
+            );
         }
     });
     Ok(task.abort_handle())
@@ -356,7 +376,6 @@ async fn tap(
     seen: Arc<Seen>,
 ) -> anyhow::Result<(String, tokio::task::AbortHandle)> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio_util::codec::Decoder;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let task = tokio::spawn(async move {
@@ -387,23 +406,14 @@ async fn tap(
                         break;
                     }
                     pending.extend_from_slice(&chunk[..n]);
-                    while let Ok(Some(frame)) = codec.decode(&mut pending) {
-                        let Ok(e) = switchyard::esl::Event::from_frame(&frame) else {
-                            continue;
-                        };
-                        if let (Some(action), Some(channel)) = (e.header("Action"), e.unique_id()) {
-                            seen.node.lock().unwrap().push(NodeEvent {
-                                on: Listener::Controller,
-                                action: action.into_owned(),
-                                channel: channel.into_owned(),
-                                at,
-                                stamped_us: e
-                                    .header("Event-Date-Timestamp")
-                                    .and_then(|v| v.parse().ok()),
-                                received_us,
-                            });
-                        }
-                    }
+                    note_events(
+                        &seen,
+                        &mut codec,
+                        &mut pending,
+                        Listener::Controller,
+                        at,
+                        received_us,
+                    );
                 }
                 let _ = to_client.shutdown().await;
             });
