@@ -244,23 +244,10 @@ async fn watch_node(
         while let Some(e) = events.recv().await {
             let at = Instant::now();
             let received_us = now_us();
-            if let Some(action) = e.header("Action") {
-                let Some(channel) = e.unique_id() else {
-                    continue;
-                };
-                seen.node.lock().unwrap().push(NodeEvent {
-                    on: Listener::Quiet,
-                    action: action.into_owned(),
-                    channel: channel.into_owned(),
-                    at,
-                    stamped_us: e
-                        .header("Event-Date-Timestamp")
-                        .and_then(|v| v.parse().ok()),
-                    received_us,
-                });
-            } else if let (Some(call), Some(uuid)) =
-                (e.header("variable_sip_call_id"), e.unique_id())
-            {
+            if note_event(&seen, &e, Listener::Quiet, at, received_us) {
+                continue;
+            }
+            if let (Some(call), Some(uuid)) = (e.header("variable_sip_call_id"), e.unique_id()) {
                 seen.parked
                     .lock()
                     .unwrap()
@@ -282,22 +269,35 @@ fn note_events(
 ) {
     use tokio_util::codec::Decoder;
     while let Ok(Some(frame)) = codec.decode(pending) {
-        let Ok(e) = switchyard::esl::Event::from_frame(&frame) else {
-            continue;
-        };
-        if let (Some(action), Some(channel)) = (e.header("Action"), e.unique_id()) {
-            seen.node.lock().unwrap().push(NodeEvent {
-                on,
-                action: action.into_owned(),
-                channel: channel.into_owned(),
-                at,
-                stamped_us: e
-                    .header("Event-Date-Timestamp")
-                    .and_then(|v| v.parse().ok()),
-                received_us,
-            });
+        if let Ok(e) = switchyard::esl::Event::from_frame(&frame) {
+            note_event(seen, &e, on, at, received_us);
         }
     }
+}
+
+/// Notes a conference event (one with an `Action` and a channel) as seen on `on`; whether it
+/// was one.
+fn note_event(
+    seen: &Seen,
+    e: &switchyard::esl::Event,
+    on: Listener,
+    at: Instant,
+    received_us: u64,
+) -> bool {
+    let (Some(action), Some(channel)) = (e.header("Action"), e.unique_id()) else {
+        return false;
+    };
+    seen.node.lock().unwrap().push(NodeEvent {
+        on,
+        action: action.into_owned(),
+        channel: channel.into_owned(),
+        at,
+        stamped_us: e
+            .header("Event-Date-Timestamp")
+            .and_then(|v| v.parse().ok()),
+        received_us,
+    });
+    true
 }
 
 /// The nudged reference listener: a plain TCP Event Socket connection, subscribed to the

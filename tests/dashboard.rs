@@ -99,11 +99,7 @@ async fn sign_in(b: &Browser, base: &str, mode: &str, app: &str, key: &str) {
 
 /// Signs in on the page as it is.
 async fn fill_sign_in(b: &Browser, mode: &str, app: &str, key: &str) {
-    b.find("#signin-mode")
-        .await
-        .select_by_value(mode)
-        .await
-        .unwrap();
+    b.choose("#signin-mode", mode).await;
     if mode == "app" {
         b.type_into("#signin-app", app).await;
     }
@@ -155,11 +151,7 @@ async fn join_from_page(b: &Browser, call: &str) {
     b.click("#join-session").await;
     b.find(&format!("#join-session option[value='{call}']"))
         .await;
-    b.find("#join-session")
-        .await
-        .select_by_value(call)
-        .await
-        .unwrap();
+    b.choose("#join-session", call).await;
     b.click("#join button[type=submit]").await;
 }
 
@@ -677,11 +669,7 @@ async fn a_thousand_rooms_and_a_room_of_two_hundred_stay_live() {
         )
         .await
         .unwrap();
-    b.find("#rooms-sort")
-        .await
-        .select_by_value("members")
-        .await
-        .unwrap();
+    b.choose("#rooms-sort", "members").await;
     b.text_until("#rooms tbody tr[data-key]", |s| s.contains("big"))
         .await;
     let on_list = long_tasks(&b).await;
@@ -1093,33 +1081,12 @@ async fn rooms_are_found_by_words_filters_and_sorts() {
     b.click("#rooms-playing").await;
     until_order(vec![&sales]).await;
     b.click("#rooms-playing").await;
-    b.find("#rooms-node")
-        .await
-        .select_by_value(&board[..5])
-        .await
-        .unwrap();
-    b.find("#rooms-status")
-        .await
-        .select_by_value("terminating")
-        .await
-        .unwrap();
+    b.choose("#rooms-node", &board[..5]).await;
+    b.choose("#rooms-status", "terminating").await;
     until_order(vec![]).await;
-    b.find("#rooms-status")
-        .await
-        .select_by_value("")
-        .await
-        .unwrap();
+    b.choose("#rooms-status", "").await;
     // Sorts: the fullest first; the oldest first; the latest changed first.
-    let sort = |how: &'static str| {
-        let b = &b;
-        async move {
-            b.find("#rooms-sort")
-                .await
-                .select_by_value(how)
-                .await
-                .unwrap()
-        }
-    };
+    let sort = |how: &'static str| b.choose("#rooms-sort", how);
     sort("members").await;
     until_order(vec![&support, &board, &sales]).await;
     sort("oldest").await;
@@ -1305,11 +1272,7 @@ async fn a_member_coaches_is_announced_to_and_moves_from_the_page() {
     b.find(&format!("{row}.selected")).await;
     b.find("#member-panel:not([hidden]) #uncoach[disabled][title='Not coaching anyone']")
         .await;
-    b.find("#coach-member")
-        .await
-        .select_by_value(&agent)
-        .await
-        .unwrap();
+    b.choose("#coach-member", &agent).await;
     b.click("#coach").await;
     eventually("coaching the agent", || async {
         member(&t, &room, &coach).await["coaching"] == agent.as_str()
@@ -1339,11 +1302,7 @@ async fn a_member_coaches_is_announced_to_and_moves_from_the_page() {
     // Moved to the breakout room.
     b.find(&format!("#move-room option[value='{breakout}']"))
         .await;
-    b.find("#move-room")
-        .await
-        .select_by_value(&breakout)
-        .await
-        .unwrap();
+    b.choose("#move-room", &breakout).await;
     b.click("#move").await;
     eventually("the coach is in the breakout room", || async {
         member(&t, &breakout, &coach).await.is_object()
@@ -1548,11 +1507,7 @@ async fn an_ended_room_is_listed_and_opened_with_its_recordings() {
     let b = Browser::start().await;
     sign_in(&b, &base, "app", A.0, A.1).await;
     b.find(&format!("#rooms tr[data-key='{live}']")).await;
-    b.find("#rooms-which")
-        .await
-        .select_by_value("ended")
-        .await
-        .unwrap();
+    b.choose("#rooms-which", "ended").await;
     b.gone(&format!("#rooms tr[data-key='{live}']")).await;
     open_room(&b, &room, "yesterday").await;
     b.find("#lock[disabled][title='The room has ended']").await;
@@ -1566,11 +1521,7 @@ async fn an_ended_room_is_listed_and_opened_with_its_recordings() {
     // Back, live rooms again, and the live room: every control acts again (issue 60: they
     // stayed "The room has ended" until a reload).
     b.click("a[href='#/']").await;
-    b.find("#rooms-which")
-        .await
-        .select_by_value("live")
-        .await
-        .unwrap();
+    b.choose("#rooms-which", "live").await;
     open_room(&b, &live, "today").await;
     for control in [
         "#play button",
@@ -1589,11 +1540,7 @@ async fn an_ended_room_is_listed_and_opened_with_its_recordings() {
     // operator signs in: live rooms are shown (and listed); asked, its every-app list shows
     // the ended ones too.
     b.click("a[href='#/']").await;
-    b.find("#rooms-which")
-        .await
-        .select_by_value("ended")
-        .await
-        .unwrap();
+    b.choose("#rooms-which", "ended").await;
     b.find(&format!("#rooms tr[data-key='{room}']")).await;
     b.click("#signout").await;
     b.find("#view-signin:not([hidden])").await;
@@ -1609,11 +1556,7 @@ async fn an_ended_room_is_listed_and_opened_with_its_recordings() {
         .await
         .unwrap();
     assert_eq!(which, json!("live"), "the last session's choice was kept");
-    b.find("#rooms-which")
-        .await
-        .select_by_value("ended")
-        .await
-        .unwrap();
+    b.choose("#rooms-which", "ended").await;
     b.find(&format!("#rooms tr[data-key='{room}']")).await;
     b.gone(&format!("#rooms tr[data-key='{live}']")).await;
     b.stop().await;

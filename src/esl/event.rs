@@ -2,10 +2,10 @@
 //!
 //! A plain event is a second header block whose values are percent-encoded; it is indexed once
 //! (spans into the frame's `Bytes`) and each value is decoded only when it is read. An event off
-//! the wire ([`Event::from_frame`]) is indexed when a header is first read beyond the few near
-//! its top ([`Event::name`], [`Event::core_uuid`], [`Event::sequence`], found by reading lines up
-//! to them): a consumer that keeps events without reading them (a standby) never indexes them. A JSON event
-//! is parsed into its header list at once. Both answer the same questions the same way: names are
+//! the wire ([`Event::from_frame`]) is indexed only when a header other than the three near its
+//! top is first read ([`Event::name`] and [`Event::origin`], read with one pass over the lines up
+//! to them): a consumer that keeps events without reading them (a standby) never indexes them.
+//! A JSON event is parsed into its header list at once. Both answer the same questions the same way: names are
 //! looked up without regard to case, and a repeated header keeps its first value, as FreeSWITCH's
 //! own `switch_event_get_header` does.
 
@@ -217,18 +217,21 @@ impl Event {
     fn plain_unindexed(buf: Bytes) -> Event {
         let [name, core, sequence] =
             parse::first_headers(&buf, [b"Event-Name", b"Core-UUID", b"Event-Sequence"]);
-        let name = name
-            .map(|raw| EventName::parse(&decode_value(raw)))
-            .unwrap_or_else(|| EventName::Other("".into()));
         let origin = Event::origin_of(&buf, core, sequence);
         Event {
-            name,
+            name: Event::name_of(name),
             repr: Repr::Plain {
                 buf,
                 index: std::sync::OnceLock::new(),
                 origin,
             },
         }
+    }
+
+    /// The name an `Event-Name` value gives (none: an empty `Other`).
+    fn name_of(raw: Option<&[u8]>) -> EventName {
+        raw.map(|raw| EventName::parse(&decode_value(raw)))
+            .unwrap_or_else(|| EventName::Other("".into()))
     }
 
     fn origin_of(
@@ -246,9 +249,7 @@ impl Event {
     /// of the body as the inner body, as FreeSWITCH's own client does.
     pub fn parse_plain(buf: Bytes) -> Result<Event, EventError> {
         let index = PlainIndex::of(&buf)?;
-        let name = find_header(&buf, &index.headers, "Event-Name")
-            .map(|raw| EventName::parse(&decode_value(raw)))
-            .unwrap_or_else(|| EventName::Other("".into()));
+        let name = Event::name_of(find_header(&buf, &index.headers, "Event-Name"));
         let origin = Event::origin_of(
             &buf,
             find_header(&buf, &index.headers, "Core-UUID"),

@@ -345,18 +345,6 @@ pub struct NodeLink {
 }
 
 impl NodeLink {
-    /// What a new state keeps of the old link: how the node speaks (as last read), its health
-    /// (as this period's probe finds it), and the waker of this period's event connection.
-    pub(crate) fn clone_parts(
-        &self,
-    ) -> (
-        commands::Speech,
-        watch::Receiver<probe::Health>,
-        Option<crate::esl::Waker>,
-    ) {
-        (self.speech, self.health.clone(), self.wake.clone())
-    }
-
     /// How long the node has been hung while connected, if it is.
     pub fn hung(&self) -> Option<Duration> {
         match self.state {

@@ -240,15 +240,11 @@ impl<S: Store> Supervisor<S> {
     fn set_state(&self, state: NodeState, commands: Vec<Client>) {
         let up = matches!(state, NodeState::Up { .. });
         crate::telemetry::node_connected(self.config.prefix.as_str(), up);
-        // How the node speaks stays as it was last read (`connected_period`); its health as
-        // this period's probe finds it.
-        let link = self.link.borrow().clone_parts();
-        self.link.send_replace(NodeLink {
-            state,
-            commands,
-            speech: link.0,
-            health: link.1,
-            wake: link.2,
+        // How the node speaks stays as it was last read (`connected_period`), its health as
+        // this period's probe finds it, and the waker is this period's event connection's.
+        self.link.send_modify(|link| {
+            link.state = state;
+            link.commands = commands;
         });
     }
 
@@ -487,8 +483,6 @@ impl<S: Store> Supervisor<S> {
         let mut last_heard = Instant::now();
         heard.borrow_and_update();
         let mut recorded = self.handover.recorded.clone();
-        // The events kept are this process's: each one's Core-UUID is compared with it.
-        let core_id: std::sync::Arc<str> = core.into();
         // Armed once: it fires at the first deadline and looks again at when the node was last
         // heard (a timer made anew per event cost the standby as much as the event).
         let silence = tokio::time::sleep_until((last_heard + self.config.silence_timeout).into());
@@ -526,10 +520,10 @@ impl<S: Store> Supervisor<S> {
                     Some(event) => {
                         // What else has come is kept in the same turn of the loop.
                         let now = Instant::now();
-                        backlog.hear(event, &core_id, now);
+                        backlog.hear(event, core, now);
                         for _ in 0..STANDBY_BATCH {
                             let Some(event) = stream.try_recv() else { break };
-                            backlog.hear(event, &core_id, now);
+                            backlog.hear(event, core, now);
                         }
                         if backlog.listening() {
                             self.handover.ready.send_if_modified(|r| !std::mem::replace(r, true));

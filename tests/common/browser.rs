@@ -137,6 +137,15 @@ impl Browser {
             .unwrap_or_else(|e| panic!("{css} never appeared: {e}"))
     }
 
+    /// Picks the option `value` of the select `css` (once it appears).
+    pub async fn choose(&self, css: &str, value: &str) {
+        self.find(css)
+            .await
+            .select_by_value(value)
+            .await
+            .unwrap_or_else(|e| panic!("{css} has no option {value:?}: {e}"));
+    }
+
     /// Waits until the text of the element `css` satisfies `ok`; returns it.
     pub async fn text_until(&self, css: &str, ok: impl Fn(&str) -> bool) -> String {
         let started = Instant::now();

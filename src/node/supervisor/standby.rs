@@ -10,8 +10,8 @@
 //! `Event-Sequence` is read (and its `Core-UUID` checked), and it is read whole only at a
 //! takeover. A standby then costs a fraction of what the owner spends per event (issue 59).
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::conference::{Fact, Observed, from_event};
@@ -21,35 +21,28 @@ use crate::store::fleet::NodePosition;
 /// One event kept.
 #[derive(Debug, Clone)]
 pub enum Kept {
-    /// Heard on standby, unread but for its number and process.
-    Heard {
-        core_uuid: Arc<str>,
-        sequence: u64,
-        event: Event,
-    },
+    /// Heard on standby, unread but for its process and number ([`Event::origin`]).
+    Heard(Event),
     /// Applied by this instance as owner (kept until the store's replicas have it).
     Applied(Observed),
 }
 
 impl Kept {
-    fn sequence(&self) -> u64 {
+    /// The node's process and the event's number.
+    fn origin(&self) -> (Cow<'_, str>, u64) {
         match self {
-            Kept::Heard { sequence, .. } => *sequence,
-            Kept::Applied(o) => o.sequence,
-        }
-    }
-
-    fn core_uuid(&self) -> &str {
-        match self {
-            Kept::Heard { core_uuid, .. } => core_uuid,
-            Kept::Applied(o) => &o.core_uuid,
+            Kept::Heard(event) => {
+                let (core, sequence) = event.origin();
+                (core.unwrap_or_default(), sequence.unwrap_or(0))
+            }
+            Kept::Applied(o) => (Cow::Borrowed(&o.core_uuid), o.sequence),
         }
     }
 
     /// What the event says, read now (`None`: nothing a room or session applies).
     fn observed(self) -> Option<Observed> {
         match self {
-            Kept::Heard { event, .. } => from_event(&event),
+            Kept::Heard(event) => from_event(&event),
             Kept::Applied(o) => Some(o),
         }
     }
@@ -120,32 +113,26 @@ impl Backlog {
     /// Keeps an event heard on standby from the node's process `core` (one of another process
     /// is not kept), unread: it is read at a takeover. Heartbeats and job results only mark
     /// the connection as listening.
-    pub fn hear(&mut self, event: Event, core: &Arc<str>, at: Instant) {
+    pub fn hear(&mut self, event: Event, core: &str, at: Instant) {
         let (origin, sequence) = event.origin();
-        if origin.as_deref() != Some(&**core) {
+        if origin.as_deref() != Some(core) {
             return;
         }
-        let sequence = sequence.unwrap_or(0);
-        self.first.get_or_insert(sequence);
+        self.first.get_or_insert(sequence.unwrap_or(0));
         if matches!(
             event.name(),
             EventName::Heartbeat | EventName::BackgroundJob
         ) {
             return;
         }
-        let kept = Kept::Heard {
-            core_uuid: core.clone(),
-            sequence,
-            event: event.detached(),
-        };
-        self.keep(kept, at);
+        self.keep(Kept::Heard(event.detached()), at);
     }
 
     fn keep(&mut self, kept: Kept, at: Instant) {
         if self.kept.len() >= Self::CAP
             && let Some((_, old)) = self.kept.pop_front()
         {
-            self.dropped = self.dropped.max(old.sequence());
+            self.dropped = self.dropped.max(old.origin().1);
         }
         self.kept.push_back((at, kept));
     }
@@ -154,8 +141,8 @@ impl Backlog {
     /// [`Backlog::GRACE`] before `now`.
     pub fn trim(&mut self, recorded: &NodePosition, now: Instant) {
         while let Some((at, front)) = self.kept.front() {
-            let applied =
-                front.core_uuid() == recorded.core && front.sequence() <= recorded.sequence;
+            let (core, sequence) = front.origin();
+            let applied = core == recorded.core && sequence <= recorded.sequence;
             if !applied || now.duration_since(*at) < Self::GRACE {
                 break;
             }
@@ -287,18 +274,18 @@ mod tests {
     #[test]
     fn events_heard_on_standby_are_read_at_the_takeover() {
         let t0 = Instant::now();
-        let core: Arc<str> = "core".into();
+        let core = "core";
         let mut b = Backlog::default();
-        b.hear(heard("DTMF", "old-core", 3), &core, t0);
+        b.hear(heard("DTMF", "old-core", 3), core, t0);
         assert!(
             !b.listening(),
             "another process's event says nothing of this one"
         );
-        b.hear(heard("HEARTBEAT", "core", 9), &core, t0);
+        b.hear(heard("HEARTBEAT", "core", 9), core, t0);
         assert!(b.listening());
         assert!(b.is_empty(), "a heartbeat is not kept");
         for s in 10..13 {
-            b.hear(heard("DTMF", "core", s), &core, t0);
+            b.hear(heard("DTMF", "core", s), core, t0);
         }
         b.push(event(13), t0);
         b.trim(&at(10), t0 + Backlog::GRACE);
