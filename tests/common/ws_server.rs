@@ -539,12 +539,29 @@ pub fn tone(freq: f64, rate: u32, millis: u32) -> Vec<i16> {
         .collect()
 }
 
-/// How much of `samples`' power is at `freq` Hz (Goertzel), from 0 (none) to about 1 (a pure
-/// tone at that frequency): tells which callers' tones are in a stream.
+/// How much of `samples`' power is at `freq` Hz, from 0 (none) to about 1 (a pure tone at that
+/// frequency): tells which callers' tones are in a stream. Goertzel's power over each 20 ms
+/// block, summed: one block over the whole buffer would add the tone coherently, so a single
+/// frame a relay or a jitter buffer dropped or repeated (a phase step: 440 Hz is 8.8 cycles a
+/// frame) would cancel most of it, though every frame still carries the tone.
 pub fn tone_share(samples: &[i16], rate: u32, freq: f64) -> f64 {
-    if samples.is_empty() {
+    let block = (rate / 50).max(1) as usize;
+    let (mut at_freq, mut energy) = (0.0f64, 0.0f64);
+    for b in samples.chunks(block) {
+        let (p, e) = goertzel(b, rate, freq);
+        // A pure tone of N samples gives a Goertzel power of (N/2)² A² against an energy of
+        // N A²/2.
+        at_freq += 2.0 * p / b.len() as f64;
+        energy += e;
+    }
+    if energy == 0.0 {
         return 0.0;
     }
+    at_freq / energy
+}
+
+/// Goertzel's power at `freq` over `samples`, and their energy.
+fn goertzel(samples: &[i16], rate: u32, freq: f64) -> (f64, f64) {
     let w = 2.0 * std::f64::consts::PI * freq / f64::from(rate);
     let coeff = 2.0 * w.cos();
     let (mut s1, mut s2) = (0.0f64, 0.0f64);
@@ -556,10 +573,5 @@ pub fn tone_share(samples: &[i16], rate: u32, freq: f64) -> f64 {
         s2 = s1;
         s1 = s0;
     }
-    if energy == 0.0 {
-        return 0.0;
-    }
-    let power = s1 * s1 + s2 * s2 - coeff * s1 * s2;
-    // A pure tone of N samples gives a Goertzel power of (N/2)² A² against an energy of N A²/2.
-    2.0 * power / (samples.len() as f64 * energy)
+    (s1 * s1 + s2 * s2 - coeff * s1 * s2, energy)
 }
