@@ -564,8 +564,9 @@ fn seconds_since(then: i64, now: i64) -> f64 {
     now.saturating_sub(then).max(0) as f64 / 1e6
 }
 
-/// What one webhook attempt came to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What one webhook attempt came to (as the delivery log and its `outcome` filter name it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum WebhookOutcome {
     Delivered,
     Retry,

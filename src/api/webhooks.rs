@@ -1,5 +1,6 @@
 //! The app's webhook deliveries: `GET /api/v1/webhooks/deliveries` (every attempt, newest
-//! first, with its outcome, HTTP status and error) and
+//! first, with its outcome, HTTP status and error; filtered by outcome, room and type, and paged
+//! by `cursor`: see [`crate::webhook::delivery_log`]) and
 //! `POST /api/v1/webhooks/deliveries/{id}/retry` (send a dead-lettered message again).
 
 use axum::extract::State;
@@ -14,11 +15,23 @@ use super::openapi::errors::{BadRequest, Conflict, NotFound};
 use super::openapi::params::{LogQuery as LogParams, MessagePath};
 use super::openapi::schemas as doc;
 use super::{ApiError, ApiState, Caller};
+use crate::conference::{EventKind, RoomId};
 use crate::rooms::ServiceError;
 use crate::store::{Store, outbox_order};
+use crate::telemetry::WebhookOutcome;
+use crate::webhook::delivery_log::{self, LogFilter};
 use crate::webhook::redeliver::{RedeliverError, redeliver};
 
 type Answer = Result<(StatusCode, Json<Value>), ApiError>;
+
+// The descriptions below, `LogQuery`'s in `openapi/params.rs` and docs/api.md give these
+// figures.
+const _: () = assert!(
+    delivery_log::SCANNED_PER_PAGE == 2_000
+        && crate::store::DELIVERY_LOG_KEPT == 10_000
+        && crate::store::DEAD_LETTERS_KEPT == 10_000,
+    "the deliveries' documents say 2,000 and 10,000: give them the new figures"
+);
 
 pub fn routes<S: Store>() -> Router<ApiState<S>> {
     Router::new()
@@ -26,10 +39,16 @@ pub fn routes<S: Store>() -> Router<ApiState<S>> {
         .route("/api/v1/webhooks/deliveries/{id}/retry", post(retry::<S>))
 }
 
+/// A filter's value that is not one of its words (or an empty one) fails here: 400 "Invalid
+/// query", saying what is expected.
 #[derive(Deserialize)]
 struct LogQuery {
     cursor: Option<String>,
     limit: Option<String>,
+    outcome: Option<WebhookOutcome>,
+    room_id: Option<RoomId>,
+    #[serde(rename = "type")]
+    kind: Option<EventKind>,
 }
 
 #[utoipa::path(
@@ -38,6 +57,13 @@ struct LogQuery {
     operation_id = "webhooks_deliveries",
     tag = "webhooks",
     summary = "The app's webhook delivery attempts, newest first",
+    description = "Every attempt the log keeps (the newest 10,000 of the app), newest first, \
+        a page at a time: pass `cursor` back for older ones. `outcome`, `room_id` and `type` \
+        keep only the attempts that match all of those given (`outcome=dead_letter`: the \
+        messages given up on, each to be sent again with its `id`). A filtered page reads at \
+        most 2,000 attempts of the log: one that found fewer matches than `limit` by then ends \
+        there, short or empty, with a `cursor` to read on from. Only an empty `cursor` says \
+        the log has no more.",
     params(LogParams),
     responses(
         (status = 200, description = "A page of attempts", body = doc::DeliveryPage),
@@ -50,7 +76,7 @@ async fn list<S: Store>(
     QueryParams(q): QueryParams<LogQuery>,
     QueryParams(query): QueryParams<Vec<(String, String)>>,
 ) -> Answer {
-    known_params(&query, &["cursor", "limit"])?;
+    known_params(&query, &["cursor", "limit", "outcome", "room_id", "type"])?;
     let before = match q.cursor.as_deref().filter(|c| !c.is_empty()) {
         None => None,
         Some(c) if outbox_order(c).is_some() => Some(c.to_owned()),
@@ -60,15 +86,16 @@ async fn list<S: Store>(
         None => 50,
         Some(l) => positive("limit", l)?.min(500) as usize,
     };
-    let rows = st
-        .rooms()
-        .store()
-        .delivery_log(&app, before.as_deref(), limit + 1)
+    let filter = LogFilter {
+        outcome: q.outcome,
+        room: q.room_id,
+        kind: q.kind,
+    };
+    let page = delivery_log::page(st.rooms().store(), &app, before.as_deref(), limit, &filter)
         .await
         .map_err(ServiceError::from)?;
-    let more = rows.len() > limit;
-    let rows = &rows[..rows.len().min(limit)];
-    let deliveries: Vec<Value> = rows
+    let deliveries: Vec<Value> = page
+        .attempts
         .iter()
         .map(|(_, a)| {
             json!({
@@ -85,11 +112,7 @@ async fn list<S: Store>(
             })
         })
         .collect();
-    let cursor = if more {
-        rows.last().map(|(id, _)| id.clone()).unwrap_or_default()
-    } else {
-        String::new()
-    };
+    let cursor = page.next.unwrap_or_default();
     Ok((
         StatusCode::OK,
         Json(json!({ "deliveries": deliveries, "cursor": cursor })),
@@ -105,7 +128,9 @@ async fn list<S: Store>(
     tag = "webhooks",
     summary = "Send a dead-lettered webhook again",
     description = "It goes back in the outbox with its original `webhook-id` and `seq`, behind \
-        its room's pending events. Once per dead letter.",
+        its room's pending events. Once per dead letter (refused for 30 days). The app's newest \
+        10,000 dead letters can be sent again, also those whose attempts have left the \
+        delivery log.",
     params(MessagePath),
     responses(
         (status = 202, description = "Queued", body = doc::RetryQueued),

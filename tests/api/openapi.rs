@@ -536,6 +536,14 @@ fn the_mirrored_vocabularies_match_the_domain() {
         SessionState,
         [Ringing, Answered, Parked, Active, Ended]
     );
+    // The delivery log's outcomes, as attempts carry them and `outcome=` filters on them.
+    use switchyard::telemetry::WebhookOutcome;
+    mirrors!(
+        doc,
+        "DeliveryOutcome",
+        WebhookOutcome,
+        [Delivered, Retry, DeadLetter]
+    );
     let groups = |g: CooldownGroup| match g {
         CooldownGroup::ConfPlay
         | CooldownGroup::ConferenceControl

@@ -598,6 +598,12 @@ async fn events_and_deliveries(c: &Checked) {
         .to_owned();
     c.get("/api/v1/webhooks/deliveries?limit=1").await;
     c.get("/api/v1/webhooks/deliveries?cursor=nope").await;
+    let (status, dead) = c
+        .get("/api/v1/webhooks/deliveries?outcome=dead_letter&type=conference.created&limit=1")
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(dead["deliveries"].as_array().is_some_and(|d| d.len() <= 1));
+    c.get("/api/v1/webhooks/deliveries?outcome=lost").await;
     let retry = format!("/api/v1/webhooks/deliveries/{id}/retry");
     let (status, _) = c.post(&retry, json!({})).await;
     assert_eq!(status, StatusCode::ACCEPTED);

@@ -51,7 +51,8 @@ async fn a_bad_query_is_a_json_400_on_every_listing() {
 
 /// A query parameter an endpoint does not take is refused as an unknown body field is: a
 /// JSON 400 naming it, on every endpoint that reads its query; what each documents (paging,
-/// `ended`, the `metadata.<key>` filters where listings filter, `after`) is still taken.
+/// `ended`, the `metadata.<key>` filters where listings filter, `after`, the delivery log's
+/// filters) is still taken.
 #[tokio::test]
 async fn an_unknown_query_parameter_is_a_json_400_naming_it() {
     let t = lab().await;
@@ -95,6 +96,9 @@ async fn an_unknown_query_parameter_is_a_json_400_naming_it() {
         "/api/v1/sessions?limit=5&cursor=".to_owned(),
         "/api/v1/events?after=&limit=5".to_owned(),
         "/api/v1/webhooks/deliveries?cursor=&limit=5".to_owned(),
+        format!(
+            "/api/v1/webhooks/deliveries?outcome=dead_letter&room_id={room}&type=conference.created"
+        ),
         "/v1.0/conferences?page_size=5&page_token=".to_owned(),
     ] {
         let r = t.get(&path, A).await;

@@ -986,6 +986,64 @@ async fn webhook_writes_are_fenced_by_the_lease<S: Store>(store: S) {
     assert!(log.is_ok(), "an unfenced log entry (not the dispatcher's)");
 }
 
+/// The delivery log paged under a filter that few attempts match, each page reading at most 10
+/// entries: every match comes once, newest first, however the store numbers its entries.
+async fn the_delivery_log_pages_under_a_filter<S: Store>(store: S) {
+    use switchyard::store::DeliveryAttempt;
+    use switchyard::telemetry::WebhookOutcome;
+    use switchyard::webhook::delivery_log::{LogFilter, page_scanning};
+    let a = app("app-a");
+    let rooms = [room(&store, &a, "one", 1), room(&store, &a, "two", 2)];
+    let mut dead = Vec::new();
+    for n in 0..60usize {
+        let outcome = if n % 7 == 3 {
+            "dead_letter"
+        } else {
+            "delivered"
+        };
+        let attempt = DeliveryAttempt {
+            message_id: format!("msg_{n}"),
+            kind: EventKind::MemberJoined,
+            room: rooms[n % 2].id.clone(),
+            seq: n as u64,
+            attempt: 1,
+            outcome: outcome.into(),
+            status: Some(200),
+            error: None,
+            at: n as i64,
+            duration_ms: 1,
+        };
+        store.log_delivery(&a, &attempt, None).await.unwrap();
+        if n % 7 == 3 && n % 2 == 1 {
+            dead.push(attempt.message_id);
+        }
+    }
+    dead.reverse();
+    let filter = LogFilter {
+        outcome: Some(WebhookOutcome::DeadLetter),
+        room: Some(rooms[1].id.clone()),
+        kind: Some(EventKind::MemberJoined),
+    };
+    let (mut found, mut before, mut pages) = (Vec::new(), None, 0);
+    loop {
+        let page = page_scanning(&store, &a, before.as_deref(), 2, &filter, 10)
+            .await
+            .unwrap();
+        pages += 1;
+        found.extend(page.attempts.into_iter().map(|(_, a)| a.message_id));
+        match page.next {
+            Some(next) => before = Some(next),
+            None => break,
+        }
+        assert!(pages < 100, "the cursor never ends");
+    }
+    assert_eq!(found, dead);
+    assert!(
+        pages >= 6,
+        "{pages} pages of at most 10 entries read, over 60"
+    );
+}
+
 macro_rules! suite {
     ($store:ident, $make:expr) => {
         mod $store {
@@ -1072,6 +1130,11 @@ macro_rules! suite {
             async fn webhook_progress() {
                 let (_guard, store) = $make;
                 webhook_position_acks_and_dead_letters(store).await;
+            }
+            #[tokio::test]
+            async fn delivery_log_filter() {
+                let (_guard, store) = $make;
+                the_delivery_log_pages_under_a_filter(store).await;
             }
             #[tokio::test]
             async fn webhook_fencing() {

@@ -10,5 +10,6 @@ mod common;
 mod webhook_support;
 
 mod delivery;
+mod delivery_log;
 mod lab;
 mod restart;

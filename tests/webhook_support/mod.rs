@@ -149,6 +149,23 @@ async fn hook(State(state): State<ReceiverState>, headers: HeaderMap, body: Byte
     }
 }
 
+/// The rooms' names by id, as the receiver learns them from each room's `conference.created`
+/// (which comes first; the room's other events do not carry its name).
+#[derive(Default)]
+pub struct RoomNames(std::sync::Mutex<std::collections::HashMap<String, String>>);
+
+impl RoomNames {
+    /// The name of the room of this webhook ("" if unknown).
+    pub fn of(&self, json: &Value) -> String {
+        let room = json["room_id"].as_str().unwrap_or_default().to_owned();
+        let mut names = self.0.lock().unwrap();
+        if let Some(name) = json["data"]["name"].as_str() {
+            names.insert(room.clone(), name.to_owned());
+        }
+        names.get(&room).cloned().unwrap_or_default()
+    }
+}
+
 pub fn any_port() -> SocketAddr {
     "127.0.0.1:0".parse().unwrap()
 }

@@ -2,7 +2,10 @@
 //! paging parameters of the listings.
 
 use utoipa::IntoParams;
+use utoipa::openapi::schema::{Object, ObjectBuilder, Type};
 use uuid::Uuid;
+
+use super::schemas::DeliveryOutcome;
 
 /// The room in the path: `{5-character node prefix}-room-{uuid}`.
 #[derive(IntoParams)]
@@ -126,16 +129,44 @@ pub struct ResumeHeader {
     pub last_event_id: Option<String>,
 }
 
-/// A page of the delivery log.
+/// A page of the delivery log, and which attempts it holds: those that match every filter
+/// given (`outcome`, `room_id`, `type`).
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct LogQuery {
-    /// The `cursor` of the previous page (an attempt id, `<ms>-<n>`).
+    /// The `cursor` of the previous page (an attempt id, `<ms>-<n>`), with the same filters.
     #[param(pattern = r"^([0-9]{1,19}-[0-9]{1,19})?$")]
     pub cursor: Option<String>,
-    /// At most this many attempts (default 50, at most 500 are returned).
+    /// At most this many attempts (default 50, at most 500 are returned). A filtered page may
+    /// hold fewer and still have a `cursor`: it read 2,000 attempts of the log without finding
+    /// more.
     #[param(minimum = 1, maximum = 9223372036854775807_i64)]
     pub limit: Option<u64>,
+    /// Only the attempts that came to this: `dead_letter` finds every message given up on
+    /// (send it again with `POST /api/v1/webhooks/deliveries/{id}/retry`).
+    #[param(inline)]
+    pub outcome: Option<DeliveryOutcome>,
+    /// Only the attempts of this room's webhooks.
+    #[param(
+        pattern = r"^[A-Za-z0-9]{5}-room-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+        example = "acW68-room-550e8400-e29b-41d4-a716-446655440000"
+    )]
+    pub room_id: Option<String>,
+    /// Only the attempts of this type of webhook (described by [`webhook_type`]).
+    #[param(rename = "type", schema_with = webhook_type)]
+    pub kind: Option<String>,
+}
+
+/// The `type` of a webhook: one of the names of the document's `webhooks`. (The parameter's
+/// own description is lost with `schema_with`: the schema carries it.)
+fn webhook_type() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some(
+            "Only the attempts of this type of webhook (one of this document's `webhooks`).",
+        ))
+        .enum_values(Some(super::hooks::KINDS.iter().map(|k| k.as_str())))
+        .build()
 }
 
 /// A webhook message id, `msg_…`.
