@@ -1360,6 +1360,155 @@ async fn the_delivery_log_shows_and_a_dead_letter_is_sent_again() {
     b.stop().await;
 }
 
+/// Issue 60 item 3: a dead letter far down the log (about 81st of 96 attempts, newest first;
+/// the card showed the newest 50, with no way on) is reached by paging (Older, then back to
+/// Newest) and by the card's filters (outcome "dead letters", room, type), and sent again from
+/// its row; then the delivered filter shows its delivery. No task of the page runs 50 ms or more
+/// meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(browser),
+    ignore = "needs Chromium and chromedriver: apt-get install chromium chromium-driver"
+)]
+async fn an_old_dead_letter_is_found_by_paging_and_filters_and_sent_again() {
+    // Alone: it watches the page's long tasks.
+    let _pages = PAGES.write().await;
+    // r07's `conference.progressing` and r40's `conference.created` are refused once (400: no
+    // retry); everything else, and those again, is taken.
+    let names = webhook_support::RoomNames::default();
+    let receiver = webhook_support::Receiver::start(
+        webhook_support::any_port(),
+        move |json, earlier| match (names.of(json).as_str(), json["type"].as_str(), earlier) {
+            ("r07", Some("conference.progressing"), 0) => (400, None),
+            ("r40", Some("conference.created"), 0) => (400, None),
+            _ => (200, None),
+        },
+    )
+    .await;
+    let mut opts = options();
+    opts.webhook = Some((
+        receiver.url(),
+        switchyard::webhook::sign::Signer::parse(&webhook_support::secret()).unwrap(),
+    ));
+    let (t, base) = served_with(opts).await;
+    let mut rooms = Vec::new();
+    for n in 0..48 {
+        rooms.push(t.room(A, &format!("r{n:02}")).await);
+    }
+    let old_room = rooms[7].clone();
+    let settled = || {
+        receiver
+            .requests()
+            .iter()
+            .map(|r| (r.id().to_owned(), r.ok()))
+            .collect::<std::collections::HashSet<_>>()
+            .len()
+    };
+    eventually("96 attempts made", || async { settled() >= 96 }).await;
+    let id = receiver
+        .requests()
+        .into_iter()
+        .find(|r| r.status == 400 && r.room() == old_room)
+        .map(|r| r.id().to_owned())
+        .unwrap();
+    let b = Browser::start_alone().await;
+    sign_in(&b, &base, "app", A.0, A.1).await;
+    let row = format!("#webhooks tr[data-id='{id}']");
+    let dead = format!("{row}[data-outcome='dead_letter']");
+    // The newest page: 50 rows, the old dead letter not among them, and a way on.
+    b.text_until("#webhooks-page", |s| s.contains("newest"))
+        .await;
+    let shown = || async {
+        b.client
+            .execute(
+                "return document.querySelectorAll('#webhooks tbody tr').length;",
+                vec![],
+            )
+            .await
+            .unwrap()
+    };
+    eventually("a full page", || async { shown().await == json!(50) }).await;
+    observe_long_tasks(&b).await;
+    assert!(b.client.find(fantoccini::Locator::Css(&row)).await.is_err());
+    // Older: the next 46, the old dead letter among them, with its Retry.
+    b.click("#webhooks-older").await;
+    b.text_until(&dead, |s| {
+        s.contains("conference.progressing") && s.contains("Retry")
+    })
+    .await;
+    b.text_until("#webhooks-page", |s| s.contains("page 2"))
+        .await;
+    // Back to the newest: gone again.
+    b.click("#webhooks-newest").await;
+    b.text_until("#webhooks-page", |s| s.contains("newest"))
+        .await;
+    b.gone(&row).await;
+    // Dead letters only: both, newest first, each with its Retry, on the first page.
+    b.choose("#webhooks-outcome", "dead_letter").await;
+    let mut dead_rows = Vec::new();
+    for _ in 0..300 {
+        dead_rows = b
+            .client
+            .execute(
+                "return [...document.querySelectorAll('#webhooks tbody tr')].map((r) => \
+                   [r.dataset.outcome, r.textContent.includes('Retry')]);",
+                vec![],
+            )
+            .await
+            .unwrap()
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if dead_rows.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        dead_rows,
+        vec![json!(["dead_letter", true]), json!(["dead_letter", true])]
+    );
+    b.find(&dead).await;
+    // And of the old one's room and type: it alone.
+    b.type_into("#webhooks-room", &old_room).await;
+    b.click("#webhooks-apply").await;
+    b.choose("#webhooks-type", "conference.progressing").await;
+    eventually("its row alone", || async { shown().await == json!(1) }).await;
+    b.find(&dead).await;
+    // Sent again from its row: delivered, and shown so under the delivered filter.
+    b.click(&format!("{dead} button[data-retry]")).await;
+    b.text_until(&format!("{dead} button[data-retry]"), |s| s == "Queued")
+        .await;
+    eventually("delivered this time", || async {
+        receiver.delivered().iter().any(|r| r.id() == id)
+    })
+    .await;
+    b.choose("#webhooks-outcome", "delivered").await;
+    b.text_until(&format!("{row}[data-outcome='delivered']"), |s| {
+        s.contains("conference.progressing")
+    })
+    .await;
+    let long = long_tasks(&b).await;
+    assert!(long.is_empty(), "long tasks: {long:?} ms");
+    // Signed out and in again: the card starts from its newest page, unfiltered.
+    b.click("#signout").await;
+    b.find("#view-signin:not([hidden])").await;
+    fill_sign_in(&b, "app", A.0, A.1).await;
+    b.text_until("#webhooks-page", |s| s == "newest: 50 attempts")
+        .await;
+    let choices = b
+        .client
+        .execute(
+            "return ['#webhooks-outcome', '#webhooks-room', '#webhooks-type'] \
+               .map((s) => document.querySelector(s).value);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(choices, json!(["", "", ""]));
+    b.stop().await;
+}
+
 /// Issue 41, the operator: every app's live rooms in one list with the app as a column; a room
 /// opens as its app.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

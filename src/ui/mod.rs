@@ -122,3 +122,29 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
             get(|h: HeaderMap| async move { ICON.answer(&h) }),
         )
 }
+
+#[cfg(test)]
+mod tests {
+    /// The deliveries card's type filter offers every webhook type, in the document's order,
+    /// and nothing else (the page has no build step to take them from the code).
+    #[test]
+    fn the_type_filter_offers_every_webhook_type() {
+        let html = include_str!("assets/index.html");
+        let start = html
+            .find(r#"<select id="webhooks-type">"#)
+            .expect("the type filter");
+        let select = &html[start..];
+        let select = &select[..select.find("</select>").expect("its end")];
+        let offered: Vec<&str> = select
+            .split(r#"<option value=""#)
+            .skip(1)
+            .filter_map(|o| o.split('"').next())
+            .filter(|v| !v.is_empty())
+            .collect();
+        let kinds: Vec<&str> = crate::api::openapi::hooks::KINDS
+            .iter()
+            .map(|k| k.as_str())
+            .collect();
+        assert_eq!(offered, kinds);
+    }
+}

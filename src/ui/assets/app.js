@@ -241,6 +241,8 @@ async function render() {
   if (acting !== state.acting) {
     state.acting = acting;
     state.rooms.clear();
+    // Another app's log: from its newest page, unfiltered.
+    resetDeliveries();
     startStream();
   }
   state.roomId = roomId;
@@ -320,6 +322,8 @@ function forget() {
     rowsOf.delete($(sel));
   }
   for (const sel of ['#events', '#timeline', '#room-facts', '#join-session', '#dialouts']) $(sel).replaceChildren();
+  // The deliveries card's filters and page too.
+  resetDeliveries();
   for (const sel of ['#room-title', '#rooms-count', '#members-count', '#members-talking']) setText($(sel), '');
   $('#members-search').value = '';
   $('#rooms-search').value = '';
@@ -774,36 +778,130 @@ function renderRoomFacts(r) {
 
 const DELIVERIES_SHOWN = 50;
 
-// The newest delivery attempts; a dead letter can be sent again from its row.
-async function loadDeliveries() {
+// The card's place in the log: the cursors of the pages shown before this one (none: the
+// newest page), the cursor of the next (older) page, a count of reads (an answer to an earlier
+// one is dropped), and the dead letters sent again from here (by row), shown "Queued".
+const deliveries = { pages: [], next: '', reads: 0, retried: new Set() };
+
+// Back to the newest page of every attempt, as a new session or app starts.
+function resetDeliveries() {
+  deliveries.pages = [];
+  deliveries.next = '';
+  deliveries.reads += 1;
+  deliveries.retried.clear();
+  $('#webhooks-outcome').selectedIndex = 0;
+  $('#webhooks-type').selectedIndex = 0;
+  $('#webhooks-room').value = '';
+  $('#webhooks-rooms').replaceChildren();
+  setText($('#webhooks-page'), '');
+  $('#webhooks-empty').hidden = true;
+  for (const sel of ['#webhooks-older', '#webhooks-newer', '#webhooks-newest']) can($(sel), false, 'Not read yet');
+}
+
+// The filters as the API takes them (only those set), or null when the room is not a room id.
+function deliveryFilters() {
+  const room = $('#webhooks-room');
+  if (!room.checkValidity()) return null;
+  const q = [];
+  const outcome = $('#webhooks-outcome').value;
+  const type = $('#webhooks-type').value;
+  if (outcome) q.push('outcome=' + enc(outcome));
+  if (room.value.trim()) q.push('room_id=' + enc(room.value.trim()));
+  if (type) q.push('type=' + enc(type));
+  return q;
+}
+
+// Reads the page after the cursors `pages` (default: the page shown) under the filters, and
+// shows it; a dead letter can be sent again from its row, on any page.
+async function loadDeliveries(pages = deliveries.pages) {
+  const filters = deliveryFilters();
+  if (!filters) return;
+  // The page asked for is the card's from now on: a periodic read meanwhile reads it too.
+  deliveries.pages = pages;
+  const read = ++deliveries.reads;
+  const cursor = pages.length ? '&cursor=' + enc(pages[pages.length - 1]) : '';
   try {
-    const page = await api('GET', '/api/v1/webhooks/deliveries?limit=' + DELIVERIES_SHOWN);
-    const rows = (page.deliveries || []).map((d, i) => ({ ...d, key: d.id + '#' + d.attempt + '#' + d.at + '#' + i }));
-    $('#webhooks-empty').hidden = rows.length > 0;
-    const tbody = $('#webhooks tbody');
-    tbody.replaceChildren(...rows.map((d) => el('tr', { 'data-id': d.id, 'data-outcome': d.outcome },
-      el('td', {}, (d.at || '').replace(/^.*T/, '').replace('Z', '')),
-      el('td', {}, d.type || ''),
-      el('td', { title: d.room_id || '' }, d.room_id ? d.room_id.slice(0, 18) + '…' : ''),
-      el('td', { class: 'num' }, String(d.seq ?? '')),
-      el('td', { class: 'num' }, String(d.attempt ?? '')),
-      el('td', {}, badge(d.outcome, d.outcome === 'delivered' ? 'up' : d.outcome === 'dead_letter' ? 'failed' : 'starting')),
-      el('td', {}, d.status ? String(d.status) : (d.error || '')),
-      el('td', {}, d.outcome === 'dead_letter'
-        ? el('button', { type: 'button', class: 'quiet', 'data-retry': d.id }, 'Retry')
-        : ''))));
+    const page = await api('GET', '/api/v1/webhooks/deliveries?limit=' + DELIVERIES_SHOWN + cursor
+      + filters.map((f) => '&' + f).join(''));
+    if (read !== deliveries.reads) return;
+    deliveries.next = page.cursor || '';
+    renderDeliveries(page.deliveries || [], filters.length > 0);
   } catch (e) {
-    if (e.status !== 404) showError(e.message);
+    if (read !== deliveries.reads || e.status === 404) return;
+    const why = e.body && e.body.detail && e.body.detail.reason;
+    showError(why ? e.message + ': ' + why : e.message);
   }
 }
 
+function renderDeliveries(list, filtered) {
+  const rows = list.map((d) => ({ ...d, key: d.id + '#' + d.attempt + '#' + d.at }));
+  $('#webhooks tbody').replaceChildren(...rows.map((d) => el('tr', { 'data-id': d.id, 'data-outcome': d.outcome },
+    el('td', {}, (d.at || '').replace(/^.*T/, '').replace('Z', '')),
+    el('td', {}, d.type || ''),
+    el('td', { title: d.room_id || '' }, d.room_id ? d.room_id.slice(0, 18) + '…' : ''),
+    el('td', { class: 'num' }, String(d.seq ?? '')),
+    el('td', { class: 'num' }, String(d.attempt ?? '')),
+    el('td', {}, badge(d.outcome, d.outcome === 'delivered' ? 'up' : d.outcome === 'dead_letter' ? 'failed' : 'starting')),
+    el('td', {}, d.status ? String(d.status) : (d.error || '')),
+    el('td', {}, d.outcome === 'dead_letter' ? retryButton(d) : ''))));
+  const first = deliveries.pages.length === 0;
+  const more = deliveries.next !== '';
+  can($('#webhooks-older'), more, 'No older attempts');
+  can($('#webhooks-newer'), !first, 'This is the newest page');
+  can($('#webhooks-newest'), !first, 'This is the newest page');
+  const where = first ? 'newest' : 'page ' + (deliveries.pages.length + 1);
+  // A filtered page ends where the API stopped reading (it reads a bounded stretch of the
+  // log a page): short, with more to read.
+  const short = filtered && more && rows.length < DELIVERIES_SHOWN ? ' so far; Older reads further' : '';
+  setText($('#webhooks-page'), where + ': ' + rows.length + (rows.length === 1 ? ' attempt' : ' attempts') + short);
+  const empty = $('#webhooks-empty');
+  empty.hidden = rows.length > 0;
+  setText(empty, !filtered && first ? 'No delivery yet (or no webhook URL for this app).'
+    : more ? 'None that match here; Older reads on.' : 'No attempt matches.');
+}
+
+function retryButton(d) {
+  const queued = deliveries.retried.has(d.key);
+  const button = el('button', { type: 'button', class: 'quiet', 'data-retry': d.id, 'data-key': d.key }, queued ? 'Queued' : 'Retry');
+  if (queued) can(button, false, 'Sent again: its next attempts are on the newest page');
+  return button;
+}
+
+// The app's rooms the page knows, offered to the room filter (at most 200).
+function offerRooms() {
+  const rooms = [...state.rooms.values()].slice(0, 200);
+  $('#webhooks-rooms').replaceChildren(...rooms.map((r) => el('option', { value: r.room_id, label: r.name || r.room_id })));
+}
+
 function deliveryControls() {
-  $('#webhooks-refresh').addEventListener('click', (ev) => act(ev.currentTarget, loadDeliveries));
+  $('#webhooks-refresh').addEventListener('click', (ev) => act(ev.currentTarget, () => loadDeliveries()));
+  $('#webhooks-older').addEventListener('click', (ev) =>
+    act(ev.currentTarget, () => loadDeliveries([...deliveries.pages, deliveries.next])));
+  $('#webhooks-newer').addEventListener('click', (ev) =>
+    act(ev.currentTarget, () => loadDeliveries(deliveries.pages.slice(0, -1))));
+  $('#webhooks-newest').addEventListener('click', (ev) => act(ev.currentTarget, () => loadDeliveries([])));
+  // A filter changed: its newest page. A room that is not a room id says so, and is not read.
+  const refilter = () => {
+    if ($('#webhooks-room').reportValidity()) loadDeliveries([]);
+  };
+  for (const sel of ['#webhooks-outcome', '#webhooks-type', '#webhooks-room']) $(sel).addEventListener('change', refilter);
+  $('#webhooks-room').addEventListener('focus', offerRooms);
+  $('#webhooks-find').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    refilter();
+  });
   $('#webhooks').addEventListener('click', (ev) => {
     const button = ev.target.closest('button[data-retry]');
     if (!button) return;
     act(button, async () => {
-      await api('POST', '/api/v1/webhooks/deliveries/' + enc(button.getAttribute('data-retry')) + '/retry', {});
+      try {
+        await api('POST', '/api/v1/webhooks/deliveries/' + enc(button.getAttribute('data-retry')) + '/retry', {});
+      } catch (e) {
+        // Sent again already (from another page or tab): queued all the same.
+        if (e.status === 409) deliveries.retried.add(button.getAttribute('data-key'));
+        throw e;
+      }
+      deliveries.retried.add(button.getAttribute('data-key'));
       await loadDeliveries();
     });
   });
