@@ -1,0 +1,348 @@
+"""Participant features on one node (fixtures/esl/07_participants.md): talking, deaf/undeaf,
+hold/unhold (with and without a file), relate, play and saymember to one member, uuid_broadcast,
+recording pause/resume, DTMF, max members (api and profile param), moderator/wait-mod/endconf,
+mintwo.
+
+Callers: A sends a 1250 Hz tone in bursts (1.5 s on, 1.5 s off); B sends u-law silence; S sends
+real speech (the speech of SIPp's g711a.pcap, then 2 s of silence, looped); D sends RFC 2833 DTMF
+(SIPp's dtmf_2833_*.pcap, nothing else); L and L2 are listeners whose RTP comes to this process,
+which tells each 250 ms of what they hear: '.' silence, 'T' A's tone, '4' 440 Hz (sounds/test.wav),
+'o' another sound (music on hold, speech), '_' no RTP.
+
+Writes <out>/07_participants.{recv,sent}.raw (--out defaults to fixtures/esl: it overwrites the
+committed fixture; use --out /tmp/x to look first) and the transcript (default
+$TMPDIR/07_participants.transcript.txt): every api command with its reply verbatim, the json_list
+flags, the interesting events in arrival order, and the audio each listener received.
+Event-Sequence numbers, member ids, uuids and timings differ from run to run. About 3 minutes.
+"""
+
+import os
+import wave
+
+from ..transcript import log, now, write
+from .session import SIPP_PCAPS, RoomSession
+
+NAME = "07_participants"
+
+
+class Participants(RoomSession):
+    name = NAME
+
+    def scenario(self):
+        R1, R2, R3, RM, RN, RW = "pr-room1", "pr-room2", "pr-room3", "pr-roomm", "pr-roomn", "pr-roomw"
+        test_wav = os.path.join(self.fs.sounds, "test.wav")
+
+        write("\n==== setup: control leg, callers A (tone bursts), B (silence), L (listener) joined muted")
+        self.originate_control(R1)
+        self.call("A", "tone")
+        self.call("B", "silent")
+        self.call("L", "listener")
+        for c in ["A", "B", "L"]:
+            self.join(c, R1)
+        self.json_list(R1, "after joins")
+
+        write("\n==== 3. talking")
+        t = now()
+        self.sleep(4, "(A sends its tone bursts while muted: expect no start-talking)")
+        self.hear("L", t, now(), "A muted")
+        self.api("conference %s unmute %s" % (R1, self.m("A")))
+        self.api("conference %s unmute %s" % (R1, self.m("B")))
+        t = now()
+        for i in range(12):
+            self.json_list(R1, "poll %d" % i)
+            self.sleep(0.5)
+        self.sleep(2)
+        self.hear("L", t, now(), "A and B unmuted")
+        write("---- mute A while it talks, then unmute")
+        n = self.ev.count()
+        self.ev.wait_for(lambda e: e.get("Action") == "start-talking" and
+                         e.get("Member-ID") == self.m("A"), 5, n)
+        self.sleep(0.3)
+        self.api("conference %s mute %s" % (R1, self.m("A")))
+        self.json_list(R1, "A muted while talking")
+        self.sleep(3)
+        self.api("conference %s unmute %s" % (R1, self.m("A")))
+        self.sleep(1)
+        self.call("S", "speech")
+        self.join("S", R1)
+        self.api("conference %s unmute %s" % (R1, self.m("S")))
+        t = now()
+        self.sleep(10, "(S speaks: the speech of g711a.pcap, 7 s, then 2 s of silence, looped)")
+        self.json_list(R1, "while S speaks")
+        self.hear("L", t, now(), "A tone + S speech")
+        self.api("uuid_kill %s" % self.uuids["S"])
+        self.sleep(1.5)
+
+        write("\n==== 1. deaf / undeaf (L)")
+        self.json_list(R1, "before deaf")
+        self.api("conference %s deaf %s" % (R1, self.m("L")))
+        self.json_list(R1, "after deaf")
+        t = now()
+        self.sleep(4)
+        self.hear("L", t, now(), "L deaf")
+        self.api("conference %s deaf %s" % (R1, self.m("L")))
+        self.api("conference %s undeaf %s" % (R1, self.m("L")))
+        self.json_list(R1, "after undeaf")
+        t = now()
+        self.sleep(3.5)
+        self.hear("L", t, now(), "L undeaf")
+
+        write("\n==== 2. hold / unhold")
+        write("---- 2a. hold L (muted) without a file")
+        self.api("conference %s hold %s" % (R1, self.m("L")))
+        self.json_list(R1, "L held")
+        t = now()
+        self.sleep(4)
+        self.hear("L", t, now(), "L held, no file")
+        self.api("conference %s list" % R1)
+        self.api("conference %s unhold %s" % (R1, self.m("L")))
+        self.json_list(R1, "L unheld (was muted before hold)")
+        self.api("conference %s list" % R1)
+        t = now()
+        self.sleep(3)
+        self.hear("L", t, now(), "L unheld")
+
+        write("---- 2b. hold B (unmuted) with local_stream://moh, unhold")
+        self.api("conference %s hold %s local_stream://moh" % (R1, self.m("B")))
+        self.json_list(R1, "B held with moh")
+        self.sleep(2)
+        self.api("conference %s unhold %s" % (R1, self.m("B")))
+        self.json_list(R1, "B unheld (was unmuted before hold)")
+        self.sleep(1)
+
+        write("---- 2c. hold B, mute B while held, unmute while held, unhold")
+        self.api("conference %s hold %s" % (R1, self.m("B")))
+        self.api("conference %s mute %s" % (R1, self.m("B")))
+        self.json_list(R1, "B held and muted")
+        self.api("conference %s unhold %s" % (R1, self.m("B")))
+        self.json_list(R1, "B unheld after mute-while-held")
+        self.api("conference %s hold %s" % (R1, self.m("B")))
+        self.api("conference %s unmute %s" % (R1, self.m("B")))
+        self.json_list(R1, "B held, unmuted while held")
+        self.api("conference %s unhold %s" % (R1, self.m("B")))
+        self.json_list(R1, "B unheld after unmute-while-held")
+        self.sleep(1)
+
+        write("---- 2d. hold L with local_stream://moh (what does L hear)")
+        self.api("conference %s hold %s local_stream://moh" % (R1, self.m("L")))
+        t = now()
+        self.sleep(4)
+        self.hear("L", t, now(), "L held with local_stream://moh")
+        self.api("conference %s unhold %s" % (R1, self.m("L")))
+        t = now()
+        self.sleep(3)
+        self.hear("L", t, now(), "L unheld")
+
+        write("---- 2e. hold L with a WAV (2 s of 440 Hz), keep holding after it ends")
+        self.api("conference %s hold %s %s" % (R1, self.m("L"), test_wav))
+        self.json_list(R1, "L held with wav")
+        t = now()
+        self.sleep(6)
+        self.hear("L", t, now(), "L held with test.wav (2 s)")
+        self.api("conference %s unhold %s" % (R1, self.m("L")))
+        self.sleep(1)
+
+        write("---- 2f. hold A (the talker) while it talks: does L still hear A, are talking events sent")
+        n = self.ev.count()
+        self.ev.wait_for(lambda e: e.get("Action") == "start-talking" and
+                         e.get("Member-ID") == self.m("A"), 5, n)
+        self.sleep(0.3)
+        self.api("conference %s hold %s" % (R1, self.m("A")))
+        self.json_list(R1, "A held")
+        t = now()
+        self.sleep(4.5)
+        self.hear("L", t, now(), "A held")
+        self.api("conference %s unhold %s" % (R1, self.m("A")))
+        self.json_list(R1, "A unheld")
+        t = now()
+        self.sleep(3.5)
+        self.hear("L", t, now(), "A unheld")
+        self.api("conference %s hold 999" % R1)
+        self.api("conference %s hold" % R1)
+
+        write("\n==== 7. relate")
+        self.api("conference %s relate" % R1)
+        self.api("conference %s relate %s %s nospeak" % (R1, self.m("A"), self.m("L")))
+        self.api("conference %s relate %s" % (R1, self.m("A")))
+        self.api("conference %s relate" % R1)
+        self.json_list(R1, "after relate A L nospeak")
+        t = now()
+        self.sleep(4)
+        self.hear("L", t, now(), "relate A->L nospeak")
+        self.api("conference %s relate %s %s clear" % (R1, self.m("A"), self.m("L")))
+        self.api("conference %s relate %s" % (R1, self.m("A")))
+        t = now()
+        self.sleep(3)
+        self.hear("L", t, now(), "cleared")
+        self.api("conference %s relate %s %s nohear" % (R1, self.m("L"), self.m("A")))
+        self.api("conference %s relate %s" % (R1, self.m("L")))
+        t = now()
+        self.sleep(4)
+        self.hear("L", t, now(), "relate L->A nohear")
+        self.api("conference %s relate %s %s clear" % (R1, self.m("L"), self.m("A")))
+        self.api("conference %s relate %s %s nospeak,nohear" % (R1, self.m("B"), self.m("L")))
+        self.api("conference %s relate %s %s clear" % (R1, self.m("B"), self.m("L")))
+        self.api("conference %s relate %s %s clear" % (R1, self.m("B"), self.m("L")))
+        self.api("conference %s relate 999 %s nospeak" % (R1, self.m("L")))
+        self.api("conference %s relate %s %s" % (R1, self.m("A"), self.m("L")))
+        self.api("conference %s relate %s %s bogus" % (R1, self.m("A"), self.m("L")))
+        self.api("conference %s relate %s,%s %s nospeak" % (R1, self.m("A"), self.m("B"), self.m("L")))
+        self.api("conference %s relate %s,%s %s clear" % (R1, self.m("A"), self.m("B"), self.m("L")))
+        self.sleep(1)
+
+        write("\n==== 9. play to one member, saymember, uuid_broadcast")
+        self.api("conference %s play %s %s" % (R1, test_wav, self.m("L")))
+        t = now()
+        self.sleep(3.5)
+        self.hear("L", t, now(), "play test.wav to L (mux)")
+        self.api("conference %s play %s %s nomux" % (R1, test_wav, self.m("L")))
+        t = now()
+        self.sleep(3.5)
+        self.hear("L", t, now(), "play test.wav to L nomux")
+        self.api("conference %s play %s 999" % (R1, test_wav))
+        self.api("conference %s play /nonexistent/x.wav %s" % (R1, self.m("L")))
+        self.api("conference %s saymember %s hello from switchyard" % (R1, self.m("L")))
+        t = now()
+        self.sleep(4)
+        self.hear("L", t, now(), "saymember")
+        self.api("conference %s saymember %s #rms#hello again" % (R1, self.m("L")))
+        self.sleep(3.5)
+        self.api("conference %s saymember 999 hello" % R1)
+        self.api("conference %s saymember %s" % (R1, self.m("L")))
+        self.api("uuid_broadcast %s %s aleg" % (self.uuids["L"], test_wav))
+        t = now()
+        self.sleep(3.5)
+        self.hear("L", t, now(), "uuid_broadcast test.wav aleg")
+        self.json_list(R1, "after uuid_broadcast")
+
+        write("\n==== 8. recording pause / resume")
+        path = os.path.join(self.fs.d("rec"), "participants.wav")
+        self.api("conference %s record %s" % (R1, path))
+        self.sleep(2)
+        self.json_list(R1, "recording")
+        self.api("conference %s recording pause %s" % (R1, path))
+        self.json_list(R1, "recording paused")
+        self.api("conference %s recording pause %s" % (R1, path))
+        self.sleep(3)
+        self.api("conference %s recording resume %s" % (R1, path))
+        self.api("conference %s recording pause /nonexistent.wav" % R1)
+        self.api("conference %s recording resume" % R1)
+        self.sleep(2)
+        self.api("conference %s chkrecord" % R1)
+        self.api("conference %s norecord %s" % (R1, path))
+        self.sleep(1)
+        try:
+            w = wave.open(path)
+            log("recording %s: %d frames at %d Hz = %.2f s (2 s + 3 s paused + 2 s wall clock)"
+                % (path, w.getnframes(), w.getframerate(), w.getnframes() / w.getframerate()))
+        except Exception as e:  # noqa
+            log("recording %s unreadable: %r" % (path, e))
+
+        write("\n==== 4. DTMF (RFC 2833 from SIPp pcaps; caller-controls=none)")
+        steps = [("pause", 2000), ("play", SIPP_PCAPS + "/dtmf_2833_1.pcap"), ("pause", 4000),
+                 ("play", SIPP_PCAPS + "/dtmf_2833_2.pcap"), ("pause", 1000),
+                 ("play", SIPP_PCAPS + "/dtmf_2833_3.pcap"), ("pause", 1000),
+                 ("play", SIPP_PCAPS + "/dtmf_2833_star.pcap"), ("pause", 1000),
+                 ("play", SIPP_PCAPS + "/dtmf_2833_pound.pcap"), ("pause", 1000)]
+        n = self.ev.count()
+        u = self.call("D", "dtmf", steps)
+        e = self.ev.wait_for(lambda e: e.name == "DTMF" and e.get("Unique-ID") == u, 5, n)
+        log("first DTMF while parked: %s" % (e.get("DTMF-Digit") if e else "none within 5 s"))
+        self.join("D", R1)
+        self.sleep(6.5, "(D sends 2, 3, *, # while in the room, muted)")
+        self.api("conference %s unmute %s" % (R1, self.m("D")))
+        self.api("conference %s dtmf %s 5" % (R1, self.m("D")))
+        self.sleep(1)
+        self.api("uuid_kill %s" % u)
+        self.sleep(1)
+
+        write("\n==== 5. max members")
+        self.originate_control(R2)
+        self.call("E1", "silent")
+        self.call("E2", "silent")
+        self.join("E1", R2)
+        self.api("conference %s get max_members" % R2)
+        self.api("conference %s set max_members 2" % R2)
+        self.api("conference %s get max_members" % R2)
+        self.json_list(R2, "max_members 2 (control leg + E1)")
+        n = self.ev.count()
+        self.join("E2", R2, expect=False)
+        self.sleep(3, "(E2 tries to join a full room)")
+        self.api("uuid_getvar %s conference_name" % self.uuids["E2"])
+        self.api("uuid_getvar %s conference_member_id" % self.uuids["E2"])
+        self.api("conference %s count" % R2)
+        self.api("conference %s set max_members 1" % R2)
+        self.api("conference %s set max_members -1" % R2)
+        self.api("conference %s set max_members 3" % R2)
+        self.join("E2", R2)
+        self.json_list(R2, "max_members 3, E2 in")
+        write("---- profile param max-members=2 (profile switchyard_max)")
+        self.originate_control(R3, profile="switchyard_max")
+        self.json_list(R3, "profile max-members 2")
+        self.join("E1", R3, profile="switchyard_max")
+        self.join("E2", R3, profile="switchyard_max", expect=False)
+        self.sleep(3, "(E2 tries to join the full room R3)")
+        self.api("uuid_getvar %s conference_name" % self.uuids["E2"])
+        self.json_list(R3, "after E2 refused")
+        self.json_list(R2, "R2 after E1 and E2 left")
+
+        write("\n==== 6. moderator, wait-mod, endconf")
+        self.originate_control(RM, flags="mute|deaf|wait-mod")
+        self.api("conference %s get wait_mod" % RM)
+        self.json_list(RM, "wait-mod room, control leg only")
+        self.join("A", RM)
+        self.join("L", RM)
+        self.api("conference %s unmute %s" % (RM, self.m("A")))
+        self.json_list(RM, "A and L waiting for a moderator")
+        t = now()
+        self.sleep(5, "(A talks while no moderator)")
+        self.hear("L", t, now(), "waiting for moderator")
+        self.call("Mod", "silent")
+        self.join("Mod", RM, flags="moderator|endconf")
+        self.api("conference %s get wait_mod" % RM)
+        self.json_list(RM, "moderator in")
+        t = now()
+        self.sleep(4)
+        self.hear("L", t, now(), "moderator present")
+        self.api("uuid_transfer %s park inline" % self.uuids["Mod"])
+        self.sleep(4, "(the endconf moderator left)")
+        for c in ["A", "L", "Mod", "ctl:" + RM]:
+            self.api("uuid_exists %s" % self.uuids[c])
+        self.api("conference %s json_list" % RM)
+
+        write("---- mintwo")
+        self.originate_control(RN)
+        self.join("E1", RN, flags="mute|mintwo")
+        self.join("E2", RN)
+        self.json_list(RN, "control + E1(mintwo) + E2")
+        self.api("uuid_transfer %s park inline" % self.uuids["E2"])
+        self.sleep(2)
+        self.json_list(RN, "E2 left")
+        self.api("uuid_kill %s" % self.uuids["ctl:" + RN])
+        self.sleep(3, "(control leg gone: 1 member left, below min 2)")
+        for c in ["E1", "E2"]:
+            self.api("uuid_exists %s" % self.uuids[c])
+
+        write("---- wait-mod with conference_moh_sound=local_stream://moh")
+        self.originate_control(RW, flags="mute|deaf|wait-mod",
+                               extra_vars=",conference_moh_sound=local_stream://moh")
+        self.call("L2", "listener")
+        self.join("L2", RW)
+        self.json_list(RW, "L2 waiting")
+        t = now()
+        self.sleep(4)
+        self.hear("L2", t, now(), "waiting, moh var set")
+        self.join("Mod", RW, flags="moderator")
+        t = now()
+        self.sleep(3)
+        self.hear("L2", t, now(), "moderator (no endconf) joined")
+        self.json_list(RW, "moderator in")
+        self.api("conference %s kick all" % RW)
+        self.sleep(3)
+        for c in ["L2", "Mod"]:
+            self.api("uuid_exists %s" % self.uuids[c])
+        self.json_list(R1, "R1 at the end")
+
+
+def run(args):
+    Participants(args).run()
