@@ -1142,6 +1142,11 @@ pub fn sound_share(bytes: &[u8]) -> f64 {
 /// -40 dBFS) with most of the window's energy at that frequency (Goertzel).
 pub fn tone_share(bytes: &[u8], freq: f64) -> f64 {
     let (samples, rate) = wav_samples(bytes);
+    windows_with_tone(&samples, rate, freq)
+}
+
+/// [`tone_share`] of samples already read (a part of a recording).
+pub fn windows_with_tone(samples: &[i16], rate: u32, freq: f64) -> f64 {
     let window = (rate / 10) as usize;
     let windows: Vec<&[i16]> = samples.chunks_exact(window).collect();
     if windows.is_empty() {

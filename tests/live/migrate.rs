@@ -345,15 +345,8 @@ async fn moves_whole(t: Pair, to: usize) {
         // switches are set again: the segment opens with up to 0.8 s without them (four live
         // tests at a time). Its second half holds them.
         let (samples, rate) = live::wav_samples(&wav.2);
-        let share = live::tone_share(&wav.2, 440.0);
-        let windows: Vec<&[i16]> = samples[samples.len() / 2..]
-            .chunks_exact(rate as usize / 10)
-            .collect();
-        let toned = windows
-            .iter()
-            .filter(|w| live::has_tone(w, 440.0, rate as usize))
-            .count();
-        let late = toned as f64 / windows.len().max(1) as f64;
+        let share = live::windows_with_tone(&samples, rate, 440.0);
+        let late = live::windows_with_tone(&samples[samples.len() / 2..], rate, 440.0);
         eprintln!(
             "migration: the new segment ({:.1} s) holds the callers' tone in {:.0} % of it, {:.0} % of its second half",
             samples.len() as f64 / f64::from(rate),
