@@ -1186,19 +1186,11 @@ pub fn longest_unheard(bytes: Vec<u8>, wall: std::time::Duration) -> (u64, f64) 
 
 /// Whether `window` (samples at `rate` Hz) is mostly a tone of `freq` Hz, not silence.
 pub fn has_tone(window: &[i16], freq: f64, rate: usize) -> bool {
-    let coeff = 2.0 * (2.0 * std::f64::consts::PI * freq / rate as f64).cos();
-    let (mut s1, mut s2, mut energy) = (0.0f64, 0.0f64, 0.0f64);
-    for &x in window {
-        let x = x as f64 / 32768.0;
-        energy += x * x;
-        let s0 = x + coeff * s1 - s2;
-        s2 = s1;
-        s1 = s0;
-    }
-    let power = s1 * s1 + s2 * s2 - coeff * s1 * s2;
+    let (power, energy) = crate::common::ws_server::goertzel(window, rate as u32, freq);
+    let n = window.len().max(1) as f64;
     // A pure tone's Goertzel power is energy * n / 2.
-    let tone = 2.0 * power / window.len().max(1) as f64;
-    let rms = (energy / window.len().max(1) as f64).sqrt();
+    let tone = 2.0 * power / n;
+    let rms = (energy / n).sqrt() / 32768.0;
     rms > 0.01 && tone > 0.5 * energy
 }
 

@@ -561,7 +561,7 @@ pub fn tone_share(samples: &[i16], rate: u32, freq: f64) -> f64 {
 }
 
 /// Goertzel's power at `freq` over `samples`, and their energy.
-fn goertzel(samples: &[i16], rate: u32, freq: f64) -> (f64, f64) {
+pub fn goertzel(samples: &[i16], rate: u32, freq: f64) -> (f64, f64) {
     let w = 2.0 * std::f64::consts::PI * freq / f64::from(rate);
     let coeff = 2.0 * w.cos();
     let (mut s1, mut s2) = (0.0f64, 0.0f64);
