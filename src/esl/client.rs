@@ -66,6 +66,9 @@ pub struct ClientConfig {
     /// FreeSWITCH's thread for the connection looks at its event queue at least this often
     /// instead of every 20 ms (see `wake.rs`).
     pub wake_interval: Duration,
+    /// Where the connection keeps plain events instead of streaming them, while the tape is
+    /// taping (see [`Tape`](super::Tape)); `None`: never.
+    pub tape: Option<Arc<super::tape::Tape>>,
 }
 
 impl Default for ClientConfig {
@@ -80,6 +83,7 @@ impl Default for ClientConfig {
             limits: Limits::default(),
             metrics_node: None,
             wake_interval: DEFAULT_WAKE_INTERVAL,
+            tape: None,
         }
     }
 }
@@ -151,7 +155,10 @@ impl Client {
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let mut framed = Framed::new(stream, EslCodec::new(config.limits));
+        let mut framed = Framed::new(
+            stream,
+            EslCodec::with_tape(config.limits, config.tape.clone()),
+        );
         tokio::time::timeout(config.connect_timeout, authenticate(&mut framed, password))
             .await
             .map_err(|_| ClientError::Timeout("auth/request and authentication".into()))??;

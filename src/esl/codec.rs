@@ -5,6 +5,9 @@
 //! rescanned; the nom parse of the header block runs once; once `Content-Length` is known the
 //! buffer is reserved for the whole frame, which is then split off and frozen into one `Bytes`.
 
+use std::sync::Arc;
+use std::time::Instant;
+
 use bytes::{Buf, BytesMut};
 use tokio_util::codec::{Decoder, Encoder};
 
@@ -12,6 +15,7 @@ use super::command::Command;
 use super::error::CodecError;
 use super::frame::{self, ContentType, Frame};
 use super::parse::{self, BlockEnd, HeaderSpan};
+use super::tape::Tape;
 
 /// FreeSWITCH refuses bodies above 16 MiB in the other direction; we use the same default cap.
 pub const DEFAULT_MAX_FRAME: usize = 16 * 1024 * 1024;
@@ -54,6 +58,8 @@ enum State {
 pub struct EslCodec {
     limits: Limits,
     state: State,
+    /// Where plain events go instead of becoming frames while it tapes (see `tape.rs`).
+    tape: Option<Arc<Tape>>,
 }
 
 impl Default for EslCodec {
@@ -67,6 +73,15 @@ impl EslCodec {
         EslCodec {
             limits,
             state: State::Head { scanned: 0 },
+            tape: None,
+        }
+    }
+
+    /// A codec that hands the plain events `tape` keeps to it instead of decoding them.
+    pub fn with_tape(limits: Limits, tape: Option<Arc<Tape>>) -> EslCodec {
+        EslCodec {
+            tape,
+            ..EslCodec::new(limits)
         }
     }
 
@@ -106,25 +121,13 @@ impl EslCodec {
             content_type,
         })
     }
-}
 
-/// `Content-Length` is a plain decimal: no sign, no blanks, and not absurdly long.
-fn parse_content_length(raw: &[u8]) -> Result<usize, CodecError> {
-    let bad = || CodecError::BadContentLength(String::from_utf8_lossy(raw).into_owned());
-    if raw.is_empty() || raw.len() > 12 || !raw.iter().all(u8::is_ascii_digit) {
-        return Err(bad());
-    }
-    std::str::from_utf8(raw)
-        .ok()
-        .and_then(|s| s.parse::<usize>().ok())
-        .ok_or_else(bad)
-}
-
-impl Decoder for EslCodec {
-    type Item = Frame;
-    type Error = CodecError;
-
-    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, CodecError> {
+    /// Decodes the next frame, or tapes it (see [`EslCodec::with_tape`]).
+    fn decode_one(
+        &mut self,
+        src: &mut BytesMut,
+        now: &mut Option<Instant>,
+    ) -> Result<Step, CodecError> {
         if let State::Head { scanned } = self.state {
             if scanned == 0 {
                 // Blank lines between frames carry nothing (FreeSWITCH skips them too).
@@ -146,7 +149,7 @@ impl Decoder for EslCodec {
                         return Err(CodecError::HeaderBlockTooLarge { cap });
                     }
                     self.state = State::Head { scanned: resume };
-                    return Ok(None);
+                    return Ok(Step::NotYet);
                 }
                 BlockEnd::Found {
                     head_end,
@@ -162,11 +165,11 @@ impl Decoder for EslCodec {
             }
         }
         let State::Body { total, .. } = self.state else {
-            return Ok(None);
+            return Ok(Step::NotYet);
         };
         if src.len() < total {
             src.reserve(total - src.len());
-            return Ok(None);
+            return Ok(Step::NotYet);
         }
         let State::Body {
             body_start,
@@ -175,15 +178,59 @@ impl Decoder for EslCodec {
             ..
         } = std::mem::replace(&mut self.state, State::Head { scanned: 0 })
         else {
-            return Ok(None);
+            return Ok(Step::NotYet);
         };
+        if content_type == ContentType::EventPlain
+            && let (Some(tape), Some(start)) = (&self.tape, body_start)
+            && tape.keep(&src[start..total], *now.get_or_insert_with(Instant::now))
+        {
+            src.advance(total);
+            return Ok(Step::Taped);
+        }
         let bytes = src.split_to(total).freeze();
-        Ok(Some(frame::assemble(
+        Ok(Step::Frame(frame::assemble(
             bytes,
             headers,
             body_start,
             content_type,
         )))
+    }
+}
+
+/// What one step of decoding found.
+enum Step {
+    Frame(Frame),
+    NotYet,
+    /// A plain event the tape kept.
+    Taped,
+}
+
+/// `Content-Length` is a plain decimal: no sign, no blanks, and not absurdly long.
+fn parse_content_length(raw: &[u8]) -> Result<usize, CodecError> {
+    let bad = || CodecError::BadContentLength(String::from_utf8_lossy(raw).into_owned());
+    if raw.is_empty() || raw.len() > 12 || !raw.iter().all(u8::is_ascii_digit) {
+        return Err(bad());
+    }
+    std::str::from_utf8(raw)
+        .ok()
+        .and_then(|s| s.parse::<usize>().ok())
+        .ok_or_else(bad)
+}
+
+impl Decoder for EslCodec {
+    type Item = Frame;
+    type Error = CodecError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, CodecError> {
+        // Taped events are consumed here, one after another, without becoming frames.
+        let mut now = None;
+        loop {
+            match self.decode_one(src, &mut now)? {
+                Step::Frame(frame) => return Ok(Some(frame)),
+                Step::NotYet => return Ok(None),
+                Step::Taped => {}
+            }
+        }
     }
 
     fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<Frame>, CodecError> {
@@ -289,6 +336,68 @@ mod tests {
                 decode_in_reads(&long, &[split, long.len()], limits),
                 Err(CodecError::HeaderBlockTooLarge { .. })
             ));
+        }
+    }
+
+    /// A taping codec consumes the plain events its tape keeps, whichever way the stream is
+    /// split into reads, and yields every other frame in order.
+    #[test]
+    fn a_taping_codec_keeps_its_events_and_yields_the_rest() {
+        let event = |name: &str, core: &str, seq: u64| {
+            let body = format!("Event-Name: {name}\nCore-UUID: {core}\nEvent-Sequence: {seq}\n\n");
+            format!(
+                "Content-Length: {}\nContent-Type: text/event-plain\n\n{body}",
+                body.len()
+            )
+        };
+        let stream = [
+            event("DTMF", "core", 1),
+            "Content-Type: command/reply\nReply-Text: +OK\n\n".to_owned(),
+            event("HEARTBEAT", "core", 2),
+            event("CUSTOM", "core", 3),
+            event("DTMF", "other", 4),
+            event("CUSTOM", "core", 5),
+        ]
+        .concat();
+        for split in [1, 7, 64, stream.len()] {
+            let tape = Arc::new(Tape::default());
+            tape.start("core", 100);
+            let mut codec = EslCodec::with_tape(Limits::default(), Some(tape.clone()));
+            let mut buf = BytesMut::new();
+            let mut frames = Vec::new();
+            for chunk in stream.as_bytes().chunks(split) {
+                buf.extend_from_slice(chunk);
+                while let Some(frame) = codec.decode(&mut buf).unwrap() {
+                    frames.push(frame);
+                }
+            }
+            assert!(buf.is_empty());
+            let kinds: Vec<String> = frames
+                .iter()
+                .map(|f| match f.content_type() {
+                    ContentType::EventPlain => crate::esl::Event::from_frame(f)
+                        .unwrap()
+                        .sequence()
+                        .unwrap()
+                        .to_string(),
+                    other => other.to_string(),
+                })
+                .collect();
+            assert_eq!(kinds, ["command/reply", "2", "4"], "reads of {split}");
+            let taped = tape.stop();
+            let seqs: Vec<&str> = taped
+                .events
+                .iter()
+                .map(|b| std::str::from_utf8(b).unwrap().lines().nth(2).unwrap())
+                .collect();
+            assert_eq!(
+                seqs,
+                [
+                    "Event-Sequence: 1",
+                    "Event-Sequence: 3",
+                    "Event-Sequence: 5"
+                ]
+            );
         }
     }
 }

@@ -256,7 +256,11 @@ impl Connection {
         match waiter {
             // A dropped receiver means its caller timed out; the reply is discarded here so the
             // next reply still goes to the right waiter.
-            Some(Waiter::Reply(tx)) => drop(tx.send(Ok((frame, self.newest_sequence)))),
+            Some(Waiter::Reply(tx)) => {
+                // Events kept by a tape arrived before the reply too.
+                let taped = self.config.tape.as_ref().map_or(0, |t| t.newest());
+                drop(tx.send(Ok((frame, self.newest_sequence.max(taped)))))
+            }
             Some(Waiter::JobAccepted(job_uuid)) => {
                 let text = frame.reply_text().unwrap_or_default().into_owned();
                 if !text.starts_with("+OK") {

@@ -214,6 +214,12 @@ impl Event {
         }
     }
 
+    /// A plain event body whose headers are indexed when first read (its name, `Core-UUID` and
+    /// `Event-Sequence` are read now).
+    pub fn plain(buf: Bytes) -> Event {
+        Event::plain_unindexed(buf)
+    }
+
     fn plain_unindexed(buf: Bytes) -> Event {
         let [name, core, sequence] =
             parse::first_headers(&buf, [b"Event-Name", b"Core-UUID", b"Event-Sequence"]);

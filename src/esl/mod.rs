@@ -15,6 +15,7 @@ mod parse;
 mod reply;
 mod request;
 mod serialize;
+mod tape;
 mod wake;
 
 pub use client::{Client, ClientConfig, DEFAULT_WAKE_INTERVAL, EventStream, Overflow};
@@ -28,4 +29,5 @@ pub use names::{ConferenceAction, EventName};
 pub use reply::{ApiReply, reply_result};
 pub use request::{Request, RequestCodec};
 pub use serialize::{EventData, command_reply, url_encode};
+pub use tape::{Tape, Taped};
 pub use wake::Waker;

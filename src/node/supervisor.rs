@@ -23,7 +23,7 @@ use super::{AppDirectory, NodeConfig, NodeHandle, NodeLink, NodeState, describe}
 use crate::conference::{Micros, from_event};
 use crate::esl::{
     ApiCommand, Client, ClientConfig, ClientError, Event, EventFormat, EventName, EventSet,
-    EventStream, Password,
+    EventStream, Password, Tape,
 };
 use crate::store::Store;
 
@@ -152,6 +152,8 @@ struct Standby<'a> {
     events: &'a Client,
     stream: &'a mut EventStream,
     backlog: &'a mut Backlog,
+    /// Where the event connection keeps the events it hears.
+    tape: &'a Arc<Tape>,
 }
 
 /// Changes whenever an event arrives on a command connection's stream (its heartbeats; a
@@ -329,8 +331,12 @@ impl<S: Store> Supervisor<S> {
         }
         // One event connection for the whole period: while another instance applies the
         // node's events this one keeps them, and replays them when the node is handed to it.
-        let (events, mut stream) =
-            Client::connect(&self.config.addr, &password, self.events_config()).await?;
+        let tape = Arc::new(Tape::default());
+        let config = ClientConfig {
+            tape: Some(tape.clone()),
+            ..self.events_config()
+        };
+        let (events, mut stream) = Client::connect(&self.config.addr, &password, config).await?;
         events.subscribe(EventFormat::Plain, subscription()).await?;
         // Commands sent to the node from now on wake this connection for their events.
         let waker = events.waker();
@@ -360,6 +366,7 @@ impl<S: Store> Supervisor<S> {
                     events: &events,
                     stream: &mut stream,
                     backlog: &mut backlog,
+                    tape: &tape,
                 };
                 if self
                     .standby(on, &mut requests, &commands, &core, stop)
@@ -436,6 +443,8 @@ impl<S: Store> Supervisor<S> {
         commands: &[Client],
         core: &str,
     ) -> bool {
+        // What was taped came before what waits on the stream.
+        backlog.untape();
         for observed in self.waiting(stream, core) {
             backlog.push(observed, Instant::now());
         }
@@ -450,11 +459,16 @@ impl<S: Store> Supervisor<S> {
             crate::telemetry::handover_gap(node);
             tracing::warn!(node = %describe(&self.config), ?recorded, "media node taken over without every event since its last owner's position; the resync repairs the state, changes made and undone meanwhile go unannounced");
         }
-        crate::telemetry::handover_replayed(node, replay.events.len());
-        if !replay.events.is_empty() {
-            tracing::info!(node = %describe(&self.config), events = replay.events.len(), ?recorded, "media node taken over: replaying the events kept on standby");
+        crate::telemetry::handover_replayed(node, replay.len());
+        if !replay.is_empty() {
+            tracing::info!(node = %describe(&self.config), events = replay.len(), ?recorded, "media node taken over: replaying the events kept on standby");
         }
-        self.apply_all(&replay.events, commands).await;
+        // Read a batch at a time, each applied before the next is read: reading thousands at
+        // once would hold this thread for as long, and the lease's renewal with it.
+        for batch in replay.batches(512) {
+            self.apply(&batch, Instant::now(), &[], commands).await;
+            tokio::task::yield_now().await;
+        }
         gap
     }
 
@@ -477,7 +491,10 @@ impl<S: Store> Supervisor<S> {
             events,
             stream,
             backlog,
+            tape,
         } = on;
+        // What the connection hears from now on is taped, not streamed (`standby.rs`).
+        backlog.tape(tape.clone(), core);
         // Whether ownership can still change (its sender lives).
         let mut settled = false;
         let mut last_heard = Instant::now();

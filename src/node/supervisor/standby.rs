@@ -6,16 +6,19 @@
 //! it fires them, and delivers those of different threads a little out of that order), and at
 //! most [`Backlog::CAP`] are kept (past that the oldest go, and a takeover says it has a gap).
 //!
-//! An event heard on standby is kept as it came off the wire ([`Kept::Heard`]): only its
-//! `Event-Sequence` is read (and its `Core-UUID` checked), and it is read whole only at a
-//! takeover. A standby then costs a fraction of what the owner spends per event (issue 59).
+//! An event heard on standby is kept as it came off the wire: the event connection tapes it
+//! ([`Tape`]: copied out of the read buffer into blocks the tape reuses, only its name,
+//! `Core-UUID` and `Event-Sequence` read) and it is read whole only at a takeover. A standby
+//! then costs about what reading its socket costs (issue 59). What the connection does not tape
+//! (heartbeats, job results) still arrives as an [`Event`] ([`Backlog::hear`]).
 
 use std::borrow::Cow;
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::conference::{Fact, Observed, from_event};
-use crate::esl::{Event, EventName};
+use crate::esl::{Event, EventName, Tape};
 use crate::store::fleet::NodePosition;
 
 /// One event kept.
@@ -57,15 +60,52 @@ pub struct Backlog {
     first: Option<u64>,
     /// The newest event dropped for want of room (0: none).
     dropped: u64,
+    /// Where the event connection keeps what it hears after `kept`, while it tapes.
+    tape: Option<Arc<Tape>>,
+    /// How far this instance applied the node's events itself before it stood by: a position
+    /// the store may not have recorded yet (its lease lapsed before a renewal recorded it).
+    own: Option<u64>,
 }
 
 /// What a takeover replays.
 #[derive(Debug, Default)]
 pub struct Replay {
-    /// The kept events, in the order the node delivered them.
-    pub events: Vec<Observed>,
+    /// The kept events, in the order the node delivered them, read as they are replayed.
+    kept: Vec<Kept>,
     /// Whether they hold every event after the position the previous owner recorded.
     pub covered: bool,
+}
+
+impl Replay {
+    /// How many events are kept (some may turn out to say nothing a room applies).
+    pub fn len(&self) -> usize {
+        self.kept.len()
+    }
+
+    /// Whether nothing is kept.
+    pub fn is_empty(&self) -> bool {
+        self.kept.is_empty()
+    }
+
+    /// The events read, `n` at a time: a takeover reads a batch and applies it before it reads
+    /// the next, so other tasks (the lease's renewal) run in between.
+    pub fn batches(self, n: usize) -> impl Iterator<Item = Vec<Observed>> {
+        let mut kept = self.kept.into_iter().peekable();
+        std::iter::from_fn(move || {
+            kept.peek()?;
+            Some(
+                kept.by_ref()
+                    .take(n.max(1))
+                    .filter_map(Kept::observed)
+                    .collect(),
+            )
+        })
+    }
+
+    /// Every event, read.
+    pub fn events(self) -> Vec<Observed> {
+        self.batches(usize::MAX).flatten().collect()
+    }
 }
 
 impl Backlog {
@@ -76,28 +116,54 @@ impl Backlog {
     /// different threads reach listeners in either order.
     pub const GRACE: Duration = Duration::from_secs(1);
 
-    /// A backlog whose connection has been read up to `sequence` already (an owner going on
-    /// standby keeps reading the connection it applied).
+    /// A backlog whose connection has been read, and its events applied by this instance, up
+    /// to `sequence` already (an owner going on standby keeps reading the connection it
+    /// applied).
     pub fn after(sequence: Option<u64>) -> Backlog {
         Backlog {
             first: sequence,
+            own: sequence,
             ..Backlog::default()
         }
     }
 
     /// Whether an event has been heard yet (so [`Backlog::take`] can judge coverage).
     pub fn listening(&self) -> bool {
-        self.first.is_some()
+        self.first.is_some() || self.tape.as_ref().is_some_and(|t| t.listening())
     }
 
     /// How many events are kept.
     pub fn len(&self) -> usize {
-        self.kept.len()
+        self.kept.len() + self.tape.as_ref().map_or(0, |t| t.len())
     }
 
     /// Whether no event is kept.
     pub fn is_empty(&self) -> bool {
-        self.kept.is_empty()
+        self.len() == 0
+    }
+
+    /// Has the event connection keep what it hears of the process `core` on `tape` from now
+    /// on (after what is kept already), until [`Backlog::untape`].
+    pub fn tape(&mut self, tape: Arc<Tape>, core: &str) {
+        tape.start(core, Self::CAP);
+        self.tape = Some(tape);
+    }
+
+    /// Stops the tape and keeps what it held, in order, after what was kept before it: every
+    /// event heard later comes after these.
+    pub fn untape(&mut self) {
+        let Some(tape) = self.tape.take() else {
+            return;
+        };
+        let taped = tape.stop();
+        if let Some(first) = taped.first {
+            self.first = Some(self.first.map_or(first, |f| f.min(first)));
+        }
+        self.dropped = self.dropped.max(taped.dropped);
+        let now = Instant::now();
+        for body in taped.events {
+            self.keep(Kept::Heard(Event::plain(body)), now);
+        }
     }
 
     /// Keeps an event heard at `at` (heartbeats and job results only mark the connection as
@@ -148,6 +214,9 @@ impl Backlog {
             }
             self.kept.pop_front();
         }
+        if let Some(tape) = &self.tape {
+            tape.trim(&recorded.core, recorded.sequence, now, Self::GRACE);
+        }
     }
 
     /// A copy of the events kept, oldest first (the backlog keeps them).
@@ -161,21 +230,20 @@ impl Backlog {
     /// Everything kept, for a takeover from an owner that stopped at `recorded` (`None`: no
     /// owner recorded anything), emptying the backlog; `core` is the node's process now.
     pub fn take(&mut self, recorded: Option<&NodePosition>, core: &str) -> Replay {
+        self.untape();
+        // Every event up to the recorded position was applied, and so was every one up to
+        // where this instance applied them itself (same process: `after`).
         let covered = match (recorded, self.first) {
             (Some(r), Some(first)) => {
-                r.core == core
-                    && first <= r.sequence.saturating_add(1)
-                    && self.dropped <= r.sequence
+                let applied = r.sequence.max(self.own.unwrap_or(0));
+                r.core == core && first <= applied.saturating_add(1) && self.dropped <= applied
             }
             _ => false,
         };
-        let events = self
-            .kept
-            .drain(..)
-            .filter_map(|(_, k)| k.observed())
-            .collect();
+        self.own = None;
+        let kept = self.kept.drain(..).map(|(_, k)| k).collect();
         self.dropped = 0;
-        Replay { events, covered }
+        Replay { kept, covered }
     }
 }
 
@@ -215,7 +283,7 @@ mod tests {
         assert_eq!(b.len(), 5);
         let replay = b.take(Some(&at(16)), "core");
         assert!(replay.covered);
-        let seqs: Vec<u64> = replay.events.iter().map(|o| o.sequence).collect();
+        let seqs: Vec<u64> = replay.events().iter().map(|o| o.sequence).collect();
         assert_eq!(seqs, [15, 16, 17, 18, 19]);
         assert_eq!(b.len(), 0);
     }
@@ -292,7 +360,7 @@ mod tests {
         let replay = b.take(Some(&at(10)), "core");
         assert!(replay.covered);
         let read: Vec<(u64, Fact)> = replay
-            .events
+            .events()
             .into_iter()
             .map(|o| (o.sequence, o.fact))
             .collect();
@@ -318,5 +386,66 @@ mod tests {
         assert!(b.listening());
         assert_eq!(b.len(), 0);
         assert!(b.take(Some(&at(6)), "core").covered);
+    }
+
+    /// What an owner kept comes before what the connection taped on standby, and the tape is
+    /// trimmed with the rest: a takeover replays both, in order, from the recorded position.
+    #[test]
+    fn what_was_taped_follows_what_was_kept_and_is_trimmed_alike() {
+        let t0 = Instant::now();
+        let mut b = Backlog::after(Some(9));
+        for s in 10..12 {
+            b.push(event(s), t0);
+        }
+        let tape = Arc::new(Tape::default());
+        b.tape(tape.clone(), "core");
+        let body = |s: u64| {
+            format!(
+                "Event-Name: DTMF\nCore-UUID: core\nEvent-Sequence: {s}\nUnique-ID: c\nDTMF-Digit: 5\n\n"
+            )
+        };
+        for s in 12..16 {
+            assert!(tape.keep(body(s).as_bytes(), t0));
+        }
+        assert_eq!(b.len(), 6);
+        b.trim(&at(12), t0 + Backlog::GRACE);
+        assert_eq!(b.len(), 3, "kept and taped events up to 12 dropped");
+        let replay = b.take(Some(&at(12)), "core");
+        assert!(replay.covered);
+        let seqs: Vec<u64> = replay.events().iter().map(|o| o.sequence).collect();
+        assert_eq!(seqs, [13, 14, 15]);
+        assert!(
+            !tape.keep(body(16).as_bytes(), t0),
+            "the takeover stopped the tape"
+        );
+    }
+
+    /// An owner whose lease lapsed before a renewal recorded how far it had applied stands by
+    /// from there: taking the node back is covered by what it applied itself, not judged
+    /// against the older position the store still holds.
+    #[test]
+    fn a_lapsed_owner_taking_back_is_covered_by_what_it_applied() {
+        let t0 = Instant::now();
+        let mut b = Backlog::after(Some(100));
+        let tape = Arc::new(Tape::default());
+        b.tape(tape.clone(), "core");
+        let body = |s: u64| {
+            format!(
+                "Event-Name: DTMF\nCore-UUID: core\nEvent-Sequence: {s}\nUnique-ID: c\nDTMF-Digit: 5\n\n"
+            )
+        };
+        for s in 101..104 {
+            assert!(tape.keep(body(s).as_bytes(), t0));
+        }
+        let replay = b.take(Some(&at(80)), "core");
+        assert!(
+            replay.covered,
+            "events 81-100 were applied by this instance"
+        );
+        assert_eq!(replay.len(), 3);
+        // What it applied says nothing of another process.
+        let mut b = Backlog::after(Some(100));
+        b.push(event(101), t0);
+        assert!(!b.take(Some(&at(80)), "other").covered);
     }
 }
