@@ -20,7 +20,8 @@
 //! `FLEET_BENCH_BUDGET=<percent>` gives each instance that share of one CPU (a cgroup CFS quota
 //! of its own; needs root) and the nodes go at full rate: each instance is saturated, and the
 //! figure is the rate two instances apply against one — the issue's "own core budget" without a
-//! machine of four free cores. Without `--bench`
+//! machine of four free cores. `FLEET_BENCH_INSTANCES=3` makes the fleet's phase three
+//! instances over six nodes (two each), against one instance over the same six. Without `--bench`
 //! (as `cargo test --benches` runs it) it does nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -50,7 +51,8 @@ use switchyard::sim::{SimConfig, Simulator};
 const DID: &str = "15551230000";
 const KEY: &str = "fleet-bench-key";
 const PASSWORD: &str = "fleet-bench-esl";
-const PREFIXES: [&str; 4] = ["fbn01", "fbn02", "fbn03", "fbn04"];
+/// The nodes: two per instance of the fleet's phase (four, or six with three instances).
+const PREFIXES: [&str; 6] = ["fbn01", "fbn02", "fbn03", "fbn04", "fbn05", "fbn06"];
 /// Rooms per node and callers per room.
 const ROOMS: usize = 2;
 const CALLERS: usize = 4;
@@ -203,7 +205,19 @@ async fn run() -> anyhow::Result<()> {
         bail!("fleet_events needs redis-server (apt-get install -y redis-server)");
     };
     let mut sims = Vec::new();
-    for _ in PREFIXES {
+    // `FLEET_BENCH_INSTANCES=3`: the fleet's phase has three instances (and six nodes, two
+    // each), against one: issue 59's x2.5.
+    let fleet: usize = std::env::var("FLEET_BENCH_INSTANCES")
+        .ok()
+        .map(|v| v.parse())
+        .transpose()
+        .context("FLEET_BENCH_INSTANCES: 2 or 3")?
+        .unwrap_or(2);
+    if !(2..=3).contains(&fleet) {
+        bail!("FLEET_BENCH_INSTANCES: 2 or 3");
+    }
+    let prefixes = &PREFIXES[..2 * fleet];
+    for _ in prefixes {
         sims.push(
             Simulator::start(SimConfig {
                 listen: "127.0.0.1:0".parse()?,
@@ -249,7 +263,7 @@ async fn run() -> anyhow::Result<()> {
     let (first, api1) = start(0).await;
     // The rooms (spread over the nodes by placement) and their callers, each on its room's node.
     let mut rooms: Vec<(usize, String, Vec<String>)> = Vec::new();
-    for r in 0..ROOMS * PREFIXES.len() {
+    for r in 0..ROOMS * prefixes.len() {
         let (status, body) = api1
             .call(
                 "POST",
@@ -351,28 +365,41 @@ async fn run() -> anyhow::Result<()> {
         serve::until(
             Duration::from_secs(15),
             "one instance applies every node",
-            || async { (shares(&[&api1]).await == [PREFIXES.len()]).then_some(()) },
+            || async { (shares(&[&api1]).await == [prefixes.len()]).then_some(()) },
         )
         .await;
         tokio::time::sleep(Duration::from_secs(2)).await;
         let one = measure(&redis.url(), &[(&first, &api1)]).await;
-        let (mut second, api2) = start(round).await;
+        let mut others = Vec::new();
+        for n in 1..fleet {
+            others.push(start((round - 1) * (fleet - 1) + n).await);
+        }
+        let all: Vec<(&Instance, &Api)> = std::iter::once((&first, &api1))
+            .chain(others.iter().map(|(i, a)| (i, a)))
+            .collect();
+        let apis: Vec<&Api> = all.iter().map(|(_, a)| *a).collect();
         serve::until(
             Duration::from_secs(15),
-            "two instances share the nodes",
-            || async { (shares(&[&api1, &api2]).await == [2, 2]).then_some(()) },
+            "the instances share the nodes",
+            || async { (shares(&apis).await == vec![2; fleet]).then_some(()) },
         )
         .await;
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let two = measure(&redis.url(), &[(&first, &api1), (&second, &api2)]).await;
-        second.serve.terminate();
+        let two = measure(&redis.url(), &all).await;
+        drop(all);
+        for (other, _) in &mut others {
+            other.serve.terminate();
+        }
         println!(
             "fleet_events round {round}: 4 simulated nodes, {} rooms x {CALLERS} members muted/unmuted at full rate, {}s windows, load {}",
             rooms.len(),
             WINDOW.as_secs(),
             loadavg()
         );
-        for (name, p) in [("1 instance ", &one), ("2 instances", &two)] {
+        for (name, p) in [
+            ("1 instance ".to_owned(), &one),
+            (format!("{fleet} instances"), &two),
+        ] {
             println!(
                 "  {name}: {:>8.0} events/s applied; CPU per instance {}; {:>8.0} events per busiest instance's CPU-second; {:.1} events per store write{}",
                 p.events_per_sec,
@@ -401,7 +428,7 @@ async fn run() -> anyhow::Result<()> {
         } else {
             "capacity"
         };
-        println!("  {what}, 2 instances vs 1: x{ratio:.2}");
+        println!("  {what}, {fleet} instances vs 1: x{ratio:.2}");
         ratios.push(ratio);
     }
     running.store(false, Ordering::Relaxed);
@@ -411,7 +438,7 @@ async fn run() -> anyhow::Result<()> {
     let mut sorted = ratios.clone();
     sorted.sort_by(f64::total_cmp);
     println!(
-        "fleet_events: {}, 2 instances vs 1, median of {ROUNDS} rounds: x{:.2} (rounds: {}; goal x1.8; before the fleet shared the nodes: x1)",
+        "fleet_events: {}, {fleet} instances vs 1, median of {ROUNDS} rounds: x{:.2} (rounds: {}; goal x{}; before the fleet shared the nodes: x1)",
         match budget {
             Some(percent) => format!("events/s applied with {percent}% of a CPU per instance"),
             None => "capacity".to_owned(),
@@ -421,7 +448,8 @@ async fn run() -> anyhow::Result<()> {
             .iter()
             .map(|r| format!("x{r:.2}"))
             .collect::<Vec<_>>()
-            .join(", ")
+            .join(", "),
+        if fleet == 3 { "2.5" } else { "1.8" },
     );
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())

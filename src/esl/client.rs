@@ -106,16 +106,27 @@ pub struct Client {
 #[derive(Debug)]
 pub struct EventStream {
     rx: mpsc::Receiver<Event>,
+    /// Events taken from it so far.
+    received: u64,
 }
 
 impl EventStream {
     pub async fn recv(&mut self) -> Option<Event> {
-        self.rx.recv().await
+        let event = self.rx.recv().await;
+        self.received += u64::from(event.is_some());
+        event
     }
 
     /// The next event if one is already waiting (to batch a burst).
     pub fn try_recv(&mut self) -> Option<Event> {
-        self.rx.try_recv().ok()
+        let event = self.rx.try_recv().ok();
+        self.received += u64::from(event.is_some());
+        event
+    }
+
+    /// How many events have been taken from the stream (see [`Taped::after_streamed`](super::Taped::after_streamed)).
+    pub fn received(&self) -> u64 {
+        self.received
     }
 }
 
@@ -185,7 +196,10 @@ impl Client {
                 pending,
                 wake,
             },
-            EventStream { rx: events_rx },
+            EventStream {
+                rx: events_rx,
+                received: 0,
+            },
         ))
     }
 

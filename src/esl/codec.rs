@@ -60,6 +60,8 @@ pub struct EslCodec {
     state: State,
     /// Where plain events go instead of becoming frames while it tapes (see `tape.rs`).
     tape: Option<Arc<Tape>>,
+    /// The header list of the last taped frame, reused for the next frame's.
+    spare: Vec<HeaderSpan>,
 }
 
 impl Default for EslCodec {
@@ -74,6 +76,7 @@ impl EslCodec {
             limits,
             state: State::Head { scanned: 0 },
             tape: None,
+            spare: Vec::new(),
         }
     }
 
@@ -87,12 +90,13 @@ impl EslCodec {
 
     /// Parses the header block `src[..head_end]` and works out how long the frame is.
     fn start_frame(
-        &self,
+        &mut self,
         src: &[u8],
         head_end: usize,
         body_start: usize,
     ) -> Result<State, CodecError> {
-        let mut headers = Vec::with_capacity(4);
+        let mut headers = std::mem::take(&mut self.spare);
+        headers.clear();
         parse::header_block(src, &src[..head_end], &mut headers).map_err(|line| {
             CodecError::MalformedHeader(String::from_utf8_lossy(line).into_owned())
         })?;
@@ -185,6 +189,7 @@ impl EslCodec {
             && tape.keep(&src[start..total], *now.get_or_insert_with(Instant::now))
         {
             src.advance(total);
+            self.spare = headers;
             return Ok(Step::Taped);
         }
         let bytes = src.split_to(total).freeze();

@@ -292,6 +292,10 @@ impl Connection {
         if self.events.is_closed() {
             return Ok(());
         }
+        // Counted as given to the stream now: it is delivered, in order (see `tape.rs`).
+        if let Some(tape) = &self.config.tape {
+            tape.streamed();
+        }
         if self.backlog.is_empty() {
             match self.events.try_send(event) {
                 Ok(()) => return Ok(()),

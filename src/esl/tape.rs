@@ -6,12 +6,19 @@
 //! the events are kept in is the same from one second to the next: a connection that keeps
 //! every event of a node it does not apply costs about what reading its socket costs.
 //!
+//! A tape may start while the connection still holds events it decoded before, in its channel
+//! or its backlog: those are older than anything taped. The tape records how many events the
+//! stream had been given when it kept its first ([`Taped::after_streamed`]); whoever stops it
+//! takes that many from the stream ([`EventStream::received`](super::EventStream::received))
+//! before it reads the tape, and so keeps every event in the order it came.
+//!
 //! Heartbeats and job results are not taped (there is nothing in them to replay, and a job's
 //! waiter needs its result): they, and every event of another process or without a number,
 //! reach the event stream as before.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -28,6 +35,8 @@ const SPARE: usize = 8;
 #[derive(Debug, Default)]
 pub struct Tape {
     inner: Mutex<Inner>,
+    /// Events the connection has given its stream so far (counted only on a taping connection).
+    streamed: AtomicU64,
 }
 
 /// What a stopped tape held.
@@ -39,12 +48,17 @@ pub struct Taped {
     pub first: Option<u64>,
     /// The newest event dropped for want of room (0: none).
     pub dropped: u64,
+    /// How many events the connection had given its stream when the first was taped: those
+    /// came before every taped event (`None`: nothing was taped).
+    pub after_streamed: Option<u64>,
 }
 
 #[derive(Debug, Default)]
 struct Inner {
     /// The `Core-UUID` whose events are taped; `None`: not taping.
     core: Option<Vec<u8>>,
+    /// [`Taped::after_streamed`], once an event is taped.
+    after_streamed: Option<u64>,
     /// At most this many events are kept (the oldest go past it).
     cap: usize,
     /// Blocks in use, the front one numbered `base`.
@@ -72,11 +86,20 @@ impl Tape {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Starts keeping the events of the FreeSWITCH process `core`, at most `cap` of them.
+    /// Starts keeping the events of the FreeSWITCH process `core`, at most `cap` of them. A
+    /// tape already keeping `core`'s goes on as it was.
     pub fn start(&self, core: &str, cap: usize) {
         let mut inner = self.lock();
+        if inner.core.as_deref() == Some(core.as_bytes()) {
+            return;
+        }
         inner.core = Some(core.as_bytes().to_vec());
         inner.cap = cap.max(1);
+    }
+
+    /// The connection gave its stream an event.
+    pub(crate) fn streamed(&self) {
+        self.streamed.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Stops taping and hands over everything kept: events that arrive from now on reach the
@@ -100,6 +123,7 @@ impl Tape {
             events,
             first: inner.first.take(),
             dropped: std::mem::take(&mut inner.dropped),
+            after_streamed: inner.after_streamed.take(),
         }
     }
 
@@ -157,6 +181,10 @@ impl Tape {
         else {
             return false;
         };
+        if inner.after_streamed.is_none() {
+            // The same task counts what it streams: every event counted came before this one.
+            inner.after_streamed = Some(self.streamed.load(Ordering::Relaxed));
+        }
         inner.push(body, sequence, now);
         true
     }
@@ -243,6 +271,8 @@ mod tests {
         let t0 = Instant::now();
         assert!(!tape.keep(&event("DTMF", "core", 1, 0), t0), "not taping");
         tape.start("core", 100);
+        tape.streamed();
+        tape.streamed();
         assert!(!tape.keep(&event("HEARTBEAT", "core", 2, 0), t0));
         assert!(!tape.keep(&event("BACKGROUND_JOB", "core", 3, 0), t0));
         assert!(!tape.keep(&event("DTMF", "other", 4, 0), t0));
@@ -253,8 +283,11 @@ mod tests {
             assert!(tape.keep(e, t0));
         }
         assert_eq!((tape.len(), tape.newest()), (5, 9));
+        tape.start("core", 100);
+        assert_eq!(tape.len(), 5, "started again: goes on");
         let taped = tape.stop();
         assert_eq!(taped.first, Some(5));
+        assert_eq!(taped.after_streamed, Some(2));
         assert_eq!(taped.events, kept);
         assert!(tape.is_empty());
         assert!(!tape.keep(&event("DTMF", "core", 11, 0), t0), "stopped");

@@ -443,8 +443,18 @@ impl<S: Store> Supervisor<S> {
         commands: &[Client],
         core: &str,
     ) -> bool {
-        // What was taped came before what waits on the stream.
-        backlog.untape();
+        // The events the stream was given before the tape's first come before it (the tape
+        // may have started with them still on their way), what waits on the stream after it.
+        if let Some(taped) = backlog.stop_tape() {
+            let now = Instant::now();
+            while taped.after_streamed.is_some_and(|n| stream.received() < n) {
+                let Some(event) = stream.recv().await else {
+                    break;
+                };
+                backlog.hear(event, core, now);
+            }
+            backlog.keep_taped(taped);
+        }
         for observed in self.waiting(stream, core) {
             backlog.push(observed, Instant::now());
         }
@@ -457,7 +467,7 @@ impl<S: Store> Supervisor<S> {
         let gap = !replay.covered && recorded.is_some();
         if gap {
             crate::telemetry::handover_gap(node);
-            tracing::warn!(node = %describe(&self.config), ?recorded, "media node taken over without every event since its last owner's position; the resync repairs the state, changes made and undone meanwhile go unannounced");
+            tracing::warn!(node = %describe(&self.config), ?recorded, first = ?replay.first, dropped = replay.dropped, applied_here = ?replay.own, "media node taken over without every event since its last owner's position; the resync repairs the state, changes made and undone meanwhile go unannounced");
         }
         crate::telemetry::handover_replayed(node, replay.len());
         if !replay.is_empty() {

@@ -847,3 +847,55 @@ async fn a_woken_connection_writes_line_feeds_for_its_window_and_nothing_after()
     drop((client, events));
     within("server script", server).await.unwrap();
 }
+
+/// A standby's tape (issue 59) starts while the connection still holds events it read before
+/// (in its channel and backlog): those are older than anything taped, and the tape says how
+/// many the stream had been given when it kept its first, so the consumer takes exactly those
+/// before the taped ones and has every event once, in order. Before, a takeover put the taped
+/// events before the older ones still in the stream and judged its coverage from the newer (a
+/// false gap in the fleet bench).
+#[tokio::test]
+async fn a_tape_started_behind_held_events_says_how_many_came_before_it() {
+    let (listener, addr) = listen().await;
+    let server = serve(listener, |mut fs| async move {
+        fs.send(&member_events(1..=200)).await;
+        assert_eq!(fs.read_api().await, "status");
+        let mut out = member_events(201..=300);
+        out.extend(api_response("UP"));
+        fs.send(&out).await;
+        fs.expect_eof().await;
+    });
+    let tape = std::sync::Arc::new(switchyard::esl::Tape::default());
+    let config = ClientConfig {
+        tape: Some(tape.clone()),
+        ..back_pressure()
+    };
+    let (client, mut events) = connect(&addr, config).await;
+    assert_eq!(next_event(&mut events).await.sequence(), Some(1));
+    tape.start(CORE_UUID, 1_000);
+    // The reply comes after every event: all 300 are decoded when it is answered.
+    within("api", client.api(&api("status", &[])))
+        .await
+        .unwrap();
+    let taped = tape.stop();
+    let before = taped.after_streamed.expect("events were taped");
+    assert!(
+        before > 1,
+        "events held when the tape started went to the stream"
+    );
+    let mut seqs = vec![1];
+    while events.received() < before {
+        seqs.push(next_event(&mut events).await.sequence().unwrap());
+    }
+    assert!(events.try_recv().is_none(), "nothing else was streamed");
+    seqs.extend(
+        taped
+            .events
+            .into_iter()
+            .map(|body| Event::plain(body).sequence().unwrap()),
+    );
+    assert_eq!(seqs, (1..=300).collect::<Vec<u64>>());
+    drop(client);
+    drop(events);
+    within("server script", server).await.unwrap();
+}

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::conference::{Fact, Observed, from_event};
-use crate::esl::{Event, EventName, Tape};
+use crate::esl::{Event, EventName, Tape, Taped};
 use crate::store::fleet::NodePosition;
 
 /// One event kept.
@@ -74,6 +74,11 @@ pub struct Replay {
     kept: Vec<Kept>,
     /// Whether they hold every event after the position the previous owner recorded.
     pub covered: bool,
+    /// What coverage was judged on (for the log): the first event heard, the newest dropped
+    /// for want of room, and how far this instance had applied the node itself.
+    pub first: Option<u64>,
+    pub dropped: u64,
+    pub own: Option<u64>,
 }
 
 impl Replay {
@@ -143,19 +148,21 @@ impl Backlog {
     }
 
     /// Has the event connection keep what it hears of the process `core` on `tape` from now
-    /// on (after what is kept already), until [`Backlog::untape`].
+    /// on (after what is kept already), until [`Backlog::stop_tape`].
     pub fn tape(&mut self, tape: Arc<Tape>, core: &str) {
         tape.start(core, Self::CAP);
         self.tape = Some(tape);
     }
 
-    /// Stops the tape and keeps what it held, in order, after what was kept before it: every
-    /// event heard later comes after these.
-    pub fn untape(&mut self) {
-        let Some(tape) = self.tape.take() else {
-            return;
-        };
-        let taped = tape.stop();
+    /// Stops the tape. What it held is kept by [`Backlog::keep_taped`], after the events the
+    /// stream had been given before the first of them ([`Taped::after_streamed`]): whoever
+    /// stops it takes those from the stream ([`Backlog::hear`]) in between.
+    pub fn stop_tape(&mut self) -> Option<Taped> {
+        self.tape.take().map(|tape| tape.stop())
+    }
+
+    /// Keeps what a stopped tape held, in order, after what is kept already.
+    pub fn keep_taped(&mut self, taped: Taped) {
         if let Some(first) = taped.first {
             self.first = Some(self.first.map_or(first, |f| f.min(first)));
         }
@@ -230,7 +237,9 @@ impl Backlog {
     /// Everything kept, for a takeover from an owner that stopped at `recorded` (`None`: no
     /// owner recorded anything), emptying the backlog; `core` is the node's process now.
     pub fn take(&mut self, recorded: Option<&NodePosition>, core: &str) -> Replay {
-        self.untape();
+        if let Some(taped) = self.stop_tape() {
+            self.keep_taped(taped);
+        }
         // Every event up to the recorded position was applied, and so was every one up to
         // where this instance applied them itself (same process: `after`).
         let covered = match (recorded, self.first) {
@@ -240,10 +249,14 @@ impl Backlog {
             }
             _ => false,
         };
-        self.own = None;
         let kept = self.kept.drain(..).map(|(_, k)| k).collect();
-        self.dropped = 0;
-        Replay { kept, covered }
+        Replay {
+            kept,
+            covered,
+            first: self.first,
+            dropped: std::mem::take(&mut self.dropped),
+            own: self.own.take(),
+        }
     }
 }
 
