@@ -401,6 +401,13 @@ mod tests {
         assert!(b.take(Some(&at(6)), "core").covered);
     }
 
+    /// A DTMF event of process `core` as a plain body, the way a tape keeps it.
+    fn dtmf_body(sequence: u64) -> String {
+        format!(
+            "Event-Name: DTMF\nCore-UUID: core\nEvent-Sequence: {sequence}\nUnique-ID: c\nDTMF-Digit: 5\n\n"
+        )
+    }
+
     /// What an owner kept comes before what the connection taped on standby, and the tape is
     /// trimmed with the rest: a takeover replays both, in order, from the recorded position.
     #[test]
@@ -412,13 +419,8 @@ mod tests {
         }
         let tape = Arc::new(Tape::default());
         b.tape(tape.clone(), "core");
-        let body = |s: u64| {
-            format!(
-                "Event-Name: DTMF\nCore-UUID: core\nEvent-Sequence: {s}\nUnique-ID: c\nDTMF-Digit: 5\n\n"
-            )
-        };
         for s in 12..16 {
-            assert!(tape.keep(body(s).as_bytes(), t0));
+            assert!(tape.keep(dtmf_body(s).as_bytes(), t0));
         }
         assert_eq!(b.len(), 6);
         b.trim(&at(12), t0 + Backlog::GRACE);
@@ -428,7 +430,7 @@ mod tests {
         let seqs: Vec<u64> = replay.events().iter().map(|o| o.sequence).collect();
         assert_eq!(seqs, [13, 14, 15]);
         assert!(
-            !tape.keep(body(16).as_bytes(), t0),
+            !tape.keep(dtmf_body(16).as_bytes(), t0),
             "the takeover stopped the tape"
         );
     }
@@ -442,13 +444,8 @@ mod tests {
         let mut b = Backlog::after(Some(100));
         let tape = Arc::new(Tape::default());
         b.tape(tape.clone(), "core");
-        let body = |s: u64| {
-            format!(
-                "Event-Name: DTMF\nCore-UUID: core\nEvent-Sequence: {s}\nUnique-ID: c\nDTMF-Digit: 5\n\n"
-            )
-        };
         for s in 101..104 {
-            assert!(tape.keep(body(s).as_bytes(), t0));
+            assert!(tape.keep(dtmf_body(s).as_bytes(), t0));
         }
         let replay = b.take(Some(&at(80)), "core");
         assert!(
