@@ -465,7 +465,20 @@ async fn cross_node_real_against_real() {
     }
     dump_pair(&runs[0], "cross_node.calibration.1");
     dump_pair(&runs[1], "cross_node.calibration.2");
-    let report = compare_pairs(&runs[0], &runs[1]);
+    let mut report = compare_pairs(&runs[0], &runs[1]);
+    if !report.is_empty() {
+        // FreeSWITCH races itself at times (1.10.12: an originated leg's CHANNEL_ANSWER fired
+        // in CS_CONSUME_MEDIA or in CS_EXCHANGE_MEDIA): a third pair must then equal one of
+        // the two, as `cross_node_bridge` runs its comparison again once.
+        let (a, b) = real_pair().await;
+        let third = pair(cross_node::bridged, a, b).await;
+        dump_pair(&third, "cross_node.calibration.3");
+        let against_first = compare_pairs(&runs[0], &third);
+        let against_second = compare_pairs(&runs[1], &third);
+        if against_first.is_empty() || against_second.is_empty() {
+            report.clear();
+        }
+    }
     assert!(
         report.is_empty(),
         "cross_node: two real pairs differ ({} differences)\n{}",
