@@ -186,6 +186,7 @@ impl EslCodec {
         };
         if content_type == ContentType::EventPlain
             && let (Some(tape), Some(start)) = (&self.tape, body_start)
+            && tape.taping()
             && tape.keep(&src[start..total], *now.get_or_insert_with(Instant::now))
         {
             src.advance(total);

@@ -103,6 +103,11 @@ impl Tape {
         self.taping.store(true, Ordering::Release);
     }
 
+    /// Whether it tapes now (a connection asks before it reads the clock for an event).
+    pub(crate) fn taping(&self) -> bool {
+        self.taping.load(Ordering::Acquire)
+    }
+
     /// The connection gave its stream an event.
     pub(crate) fn streamed(&self) {
         self.streamed.fetch_add(1, Ordering::Relaxed);
@@ -173,7 +178,7 @@ impl Tape {
     /// Keeps a plain event body if the tape is taping and it is one to keep; `false`: it was not
     /// kept and goes its usual way.
     pub(crate) fn keep(&self, body: &[u8], now: Instant) -> bool {
-        if !self.taping.load(Ordering::Acquire) {
+        if !self.taping() {
             return false;
         }
         let [name, core, sequence] =
