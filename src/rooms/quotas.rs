@@ -203,9 +203,15 @@ impl<S: crate::store::Store> super::Rooms<S> {
         if most == 0 {
             return Ok(());
         }
-        let recording = self
-            .live_rooms_where(app, most, |room| room.recording.is_some())
-            .await?;
+        let (mut recording, mut after) = (0, None);
+        loop {
+            let page = self.store.media_rooms_of_app(app, after, 500).await?;
+            recording += page.items.iter().filter(|r| r.recording.is_some()).count();
+            match page.next {
+                Some(next) if recording < most => after = Some(next),
+                _ => break,
+            }
+        }
         if recording >= most {
             return Err(Reached::Recordings(most).into());
         }

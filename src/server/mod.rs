@@ -90,7 +90,9 @@ pub fn start_reloadable<S: Store + Fleet>(
 /// retained window — entries older than `window` are dropped, but never ones the app's webhook
 /// dispatcher has not settled yet (`apps`: each app and whether it has a webhook URL) — drops
 /// the app's expired rooms from its listing index, and indexes the nodes' live rooms that the
-/// live listings miss (rooms an older controller made during a rolling upgrade).
+/// live listings miss (rooms an older controller made during a rolling upgrade) and the apps'
+/// live rooms with media that the media index misses (a recording or stream an older
+/// controller began: this reads each live room once a minute).
 pub fn start_housekeeping<S: Store>(
     state: ApiState<S>,
     apps: Arc<arc_swap::ArcSwap<Vec<(AppId, bool)>>>,
@@ -123,6 +125,13 @@ pub fn start_housekeeping<S: Store>(
                     Ok(0) => {}
                     Ok(n) => tracing::debug!(app = %app, rooms = n, "expired rooms unlisted"),
                     Err(e) => tracing::warn!(app = %app, error = %e, "expired rooms not swept"),
+                }
+                match store.index_media_rooms(app).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(app = %app, rooms = n, "rooms with media indexed"),
+                    Err(e) => {
+                        tracing::warn!(app = %app, error = %e, "rooms with media not indexed")
+                    }
                 }
             }
             for node in &nodes {

@@ -24,6 +24,9 @@ pub struct IndexDelta {
     /// A new time at which the room's lifetime rules end it (everybody left a room with a
     /// departure timeout): the store schedules its end then.
     pub ends_at: Option<crate::conference::Micros>,
+    /// The room began (`Some(true)`) or stopped (`Some(false)`) recording or carrying a live
+    /// stream ([`Room::has_media`]): it goes in or out of the store's media index.
+    pub media: Option<bool>,
 }
 
 impl IndexDelta {
@@ -60,6 +63,7 @@ impl IndexDelta {
                 Some((at, _)) if old.lifetime_end().map(|(at, _)| at) != Some(at) => Some(at),
                 _ => None,
             },
+            media: (old.has_media() != new.has_media()).then(|| new.has_media()),
         }
     }
 }

@@ -37,6 +37,7 @@
 //! | `sy:{shard}:room:<room_id>` | hash `seq`, `json`, `past` | the room; `past`: its past participations, `<seq>\|<JSON list>`, written only when they change (`redis/room_record.rs`; records of before hold them in `json`) |
 //! | `sy:{shard}:rooms` | zset score created_at µs | the shard's rooms of the app |
 //! | `sy:{shard}:rooms:live` | zset score created_at µs | the shard's rooms not ended yet (live listings) |
+//! | `sy:{shard}:rooms:media` | zset score created_at µs | the shard's live rooms recording or carrying a live stream (the streams' takeover look, the recording and stream quotas) |
 //! | `sy:{shard}:rooms:ended` | zset score expiry (Unix s, Redis's clock) | the shard's ended rooms, until their record expired and the sweep dropped them from `rooms` |
 //! | `sy:{shard}:name:<name>` | string | room_id of the live room with that name |
 //! | `sy:{shard}:sess:<session_id>` | hash `seq`, `json` | the session |
@@ -76,6 +77,13 @@ pub fn rooms(tag: &str) -> String {
 /// (the full index also holds the ended rooms of the retention, often far more).
 pub fn live_rooms(tag: &str) -> String {
     format!("sy:{{{tag}}}:rooms:live")
+}
+
+/// The shard's live rooms that record or carry a live stream ([`crate::conference::Room::has_media`]),
+/// by creation time: what the streams' takeover look and the recording and stream quotas page
+/// through, instead of every live room.
+pub fn media_rooms(tag: &str) -> String {
+    format!("sy:{{{tag}}}:rooms:media")
 }
 
 /// The shard's ended rooms by when their record expires: the sweep's work list

@@ -455,6 +455,19 @@ impl Store for RedisStore {
         self.live_page(app, after, limit).await
     }
 
+    async fn media_rooms_of_app(
+        &self,
+        app: &AppId,
+        after: Option<(Micros, String)>,
+        limit: usize,
+    ) -> Result<Page<Room>, StoreError> {
+        self.media_page(app, after, limit).await
+    }
+
+    async fn index_media_rooms(&self, app: &AppId) -> Result<usize, StoreError> {
+        self.index_media(app).await
+    }
+
     async fn live_room_count(&self, app: &AppId) -> Result<usize, StoreError> {
         let mut total = 0;
         // One count per shard, each its own key (its own slot on a Cluster).

@@ -264,3 +264,59 @@ async fn a_burst_of_rooms_is_spread_over_the_nodes() {
         "20 rooms over 4 nodes: {per_node:?}"
     );
 }
+
+/// The streams' takeover look (four times a second in every instance) reads the rooms that
+/// record or carry a stream, not every live room: with 20 live rooms and one recording, a look
+/// reads one room record. (It read all 20 each time: 160 room reads a second for two instances
+/// with nothing to take over, growing with every live room.)
+#[tokio::test]
+async fn the_streams_look_reads_only_rooms_with_media() {
+    use switchyard::conference::{AppId, RoomId};
+    use switchyard::store::Store;
+    use tokio_util::sync::CancellationToken;
+
+    let server = RedisServer::start();
+    let t = TestLab::start(RedisStore::connect(&server.url()).await.unwrap(), options()).await;
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        ids.push(t.room(A, &format!("quiet-{i}")).await);
+    }
+    let app = AppId::parse(A.0).unwrap();
+    let id = RoomId::parse(&ids[7]).unwrap();
+    let old = t.store().room(&app, &id).await.unwrap().unwrap();
+    let mut new = old.clone();
+    new.recording = Some(uuid::Uuid::new_v4());
+    new.seq += 1;
+    t.store().save_room(&old, &new, &[]).await.unwrap();
+    let reads = |calls: &std::collections::HashMap<String, u64>| {
+        ["hmget", "hget", "hgetall"]
+            .iter()
+            .map(|c| calls.get(*c).copied().unwrap_or(0))
+            .sum::<u64>()
+    };
+    let looks = |calls: &std::collections::HashMap<String, u64>| {
+        calls.get("zrangebyscore").copied().unwrap_or(0)
+    };
+    let before = server.command_calls().await;
+    let stop = CancellationToken::new();
+    let state = t.lab.state.clone();
+    let keeper = tokio::spawn({
+        let stop = stop.clone();
+        async move { state.rooms().keep_streams(stop).await }
+    });
+    eventually("four looks", || async {
+        looks(&server.command_calls().await) >= looks(&before) + 4
+    })
+    .await;
+    stop.cancel();
+    keeper.await.unwrap();
+    let after = server.command_calls().await;
+    let (looked, read) = (
+        looks(&after) - looks(&before),
+        reads(&after) - reads(&before),
+    );
+    assert!(
+        read >= 1 && read <= looked,
+        "{read} room reads in {looked} looks: one room with media, 19 without"
+    );
+}

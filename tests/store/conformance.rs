@@ -409,6 +409,62 @@ async fn live_listings_hold_only_live_rooms<S: Store>(store: S) {
     assert_eq!(all.items.len(), 6, "ended rooms stay listed in full");
 }
 
+async fn media_ids<S: Store>(store: &S, a: &AppId, per_page: usize) -> Vec<RoomId> {
+    let (mut ids, mut after) = (Vec::new(), None);
+    loop {
+        let page = store
+            .media_rooms_of_app(a, after.clone(), per_page)
+            .await
+            .unwrap();
+        ids.extend(page.items.into_iter().map(|r| r.id));
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return ids,
+        }
+    }
+}
+
+/// The rooms that record or carry a live stream are listed apart, oldest first: a room goes in
+/// as it begins recording and out as it stops or ends; the other live rooms are not read.
+async fn rooms_with_media_are_listed_apart<S: Store>(store: S) {
+    let a = app("app-a");
+    let mut rooms = Vec::new();
+    for i in 0..5 {
+        let r = room(&store, &a, &format!("m{i}"), i);
+        store.create_room(&r, &[]).await.unwrap();
+        rooms.push(r);
+    }
+    let save = |old: Room, change: fn(&mut Room)| {
+        let store = &store;
+        async move {
+            let mut new = old.clone();
+            change(&mut new);
+            new.seq += 1;
+            assert_eq!(
+                store.save_room(&old, &new, &[]).await.unwrap(),
+                Saved::Saved
+            );
+            new
+        }
+    };
+    assert!(media_ids(&store, &a, 2).await.is_empty());
+    for i in [1, 3, 4] {
+        rooms[i] = save(rooms[i].clone(), |r| {
+            r.recording = Some(uuid::Uuid::new_v4())
+        })
+        .await;
+    }
+    let ids: Vec<RoomId> = rooms.iter().map(|r| r.id.clone()).collect();
+    let ids = |is: &[usize]| -> Vec<RoomId> { is.iter().map(|&i| ids[i].clone()).collect() };
+    assert_eq!(media_ids(&store, &a, 2).await, ids(&[1, 3, 4]));
+    // Another change of a recording room keeps it; one that stops, and one that ends, leave.
+    rooms[1] = save(rooms[1].clone(), |r| r.name = "renamed".into()).await;
+    rooms[3] = save(rooms[3].clone(), |r| r.recording = None).await;
+    rooms[4] = save(rooms[4].clone(), |r| r.status = RoomStatus::Terminated).await;
+    assert_eq!(media_ids(&store, &a, 2).await, ids(&[1]));
+    assert!(media_ids(&store, &app("app-b"), 10).await.is_empty());
+}
+
 async fn sessions_keep_their_newest_version<S: Store>(store: S) {
     let a = app("app-a");
     let mut s = session(&a, 7);
@@ -1092,6 +1148,11 @@ macro_rules! suite {
                 live_listings_hold_only_live_rooms(store).await;
             }
             #[tokio::test]
+            async fn media_listing() {
+                let (_guard, store) = $make;
+                rooms_with_media_are_listed_apart(store).await;
+            }
+            #[tokio::test]
             async fn sessions() {
                 let (_guard, store) = $make;
                 sessions_keep_their_newest_version(store).await;
@@ -1497,6 +1558,66 @@ async fn live_rooms_the_index_misses_are_indexed_at_start() {
         expected,
         "an ended room is not live"
     );
+}
+
+/// A recording an older controller began (its script knows no media index) is indexed by
+/// `index_media_rooms` (housekeeping: at start, then once a minute), and a room the index
+/// holds that no longer has media is taken out as a page meets it.
+#[tokio::test]
+async fn rooms_with_media_the_index_misses_are_indexed() {
+    use switchyard::store::redis::RedisStore;
+    let server = common::redis_server::RedisServer::start();
+    let store = RedisStore::connect(&server.url())
+        .await
+        .unwrap()
+        .with_shards(2);
+    let a = app("app-a");
+    let rooms: Vec<Room> = (0..3)
+        .map(|i| room(&store, &a, &format!("old{i}"), i))
+        .collect();
+    for r in &rooms {
+        store.create_room(r, &[]).await.unwrap();
+    }
+    let mut recording = rooms[1].clone();
+    recording.recording = Some(uuid::Uuid::new_v4());
+    recording.seq += 1;
+    store.save_room(&rooms[1], &recording, &[]).await.unwrap();
+    let client = ::redis::Client::open(server.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let media_keys: Vec<String> = ::redis::cmd("KEYS")
+        .arg("sy:{app-a*}:rooms:media")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(media_keys.len(), 1, "the recording room's shard alone");
+    let _: () = ::redis::cmd("DEL")
+        .arg(&media_keys)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(media_ids(&store, &a, 10).await.is_empty());
+    assert_eq!(store.index_media_rooms(&a).await.unwrap(), 1);
+    assert_eq!(media_ids(&store, &a, 10).await, vec![recording.id.clone()]);
+    assert_eq!(store.index_media_rooms(&a).await.unwrap(), 0, "once");
+    // An older controller stops the recording and leaves the room indexed.
+    let mut stopped = recording.clone();
+    stopped.recording = None;
+    stopped.seq += 1;
+    store.save_room(&recording, &stopped, &[]).await.unwrap();
+    let _: () = ::redis::cmd("ZADD")
+        .arg(&media_keys[0])
+        .arg(1)
+        .arg(stopped.id.as_str())
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(media_ids(&store, &a, 10).await.is_empty());
+    let left: usize = ::redis::cmd("ZCARD")
+        .arg(&media_keys[0])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(left, 0, "the room without media was taken out");
 }
 
 /// A controller configured with another shard count than the data's refuses to start while

@@ -618,6 +618,14 @@ impl Room {
         }
     }
 
+    /// Recording or carrying a live audio stream (a listen-in among them): what the store's
+    /// media index (`rooms:media`) holds, so that a look at every live stream or recording
+    /// reads these rooms, not every live room.
+    pub fn has_media(&self) -> bool {
+        self.status < RoomStatus::Terminated
+            && (self.recording.is_some() || self.streams.iter().any(Stream::is_live))
+    }
+
     /// When the room's lifetime rules end it, and which rule does: its `timeout`; its
     /// `empty_timeout` while nobody has joined yet; its `departure_timeout` once everybody
     /// left. A room with someone in it, joining it or being dialed is kept by the last two.

@@ -352,7 +352,7 @@ impl<S: Store> Rooms<S> {
         let mut live = 0;
         let mut after = None;
         loop {
-            let page = self.store.live_rooms_of_app(app, after, 500).await?;
+            let page = self.store.media_rooms_of_app(app, after, 500).await?;
             live += page
                 .items
                 .iter()

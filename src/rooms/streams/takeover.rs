@@ -1,7 +1,8 @@
 //! A stream outlives the instance that carries it. Each carrier holds a lease per app whose
 //! streams it carries (`stream-carrier:<holder>`, renewed four times a second, good for 1.5
 //! s), and every stream names its carrier (`Stream::carrier`). Every instance looks at the
-//! apps' live streams four times a second: a stream whose carrier's lease is gone (the lease
+//! apps' live streams four times a second, reading only the rooms of the store's media index
+//! (`Store::media_rooms_of_app`), not every live room: a stream whose carrier's lease is gone (the lease
 //! taken here means it was free) is taken over, in the room's record first (only one instance
 //! can change the carrier from the old one: `ops::adopt_stream`), then on the node (the old
 //! legs hung up, new ones made toward this instance) and on a new socket, whose `start` the
@@ -151,7 +152,7 @@ impl<S: Store> Rooms<S> {
             let mut gone: HashMap<String, bool> = HashMap::new();
             let mut after = None;
             loop {
-                let Ok(page) = self.store.live_rooms_of_app(&app, after, 500).await else {
+                let Ok(page) = self.store.media_rooms_of_app(&app, after, 500).await else {
                     break;
                 };
                 for room in &page.items {

@@ -5,8 +5,10 @@
 -- is all it could leave tracked, and the write itself takes that away.
 -- ARGV: expected seq, new seq, json, room_id, release (0, or the seconds the ended room stays
 -- readable), n_add, n_remove, past (the past participations' field, room_record.rs; empty:
--- unchanged), outbox, name, ended rooms zset, live rooms zset, session->room keys to set
--- (n_add), then to clear (n_remove), then events...
+-- unchanged), outbox, name, ended rooms zset, live rooms zset, media (the room began to
+-- record or carry a live stream: the room's created_at, its score; '-': it stopped; empty:
+-- unchanged), media rooms zset, session->room keys to set (n_add), then to clear (n_remove),
+-- then events...
 local room = KEYS[1]
 if redis.call('HGET', room, 'seq') ~= ARGV[1] then
   return 0
@@ -19,11 +21,16 @@ end
 local outbox, name, ended, live = ARGV[9], ARGV[10], ARGV[11], ARGV[12]
 local n_add = tonumber(ARGV[6])
 local n_remove = tonumber(ARGV[7])
+if ARGV[13] == '-' then
+  redis.call('ZREM', ARGV[14], ARGV[4])
+elseif ARGV[13] ~= '' then
+  redis.call('ZADD', ARGV[14], ARGV[13], ARGV[4])
+end
 for i = 1, n_add do
-  redis.call('SET', ARGV[12 + i], ARGV[4])
+  redis.call('SET', ARGV[14 + i], ARGV[4])
 end
 for i = 1, n_remove do
-  local key = ARGV[12 + n_add + i]
+  local key = ARGV[14 + n_add + i]
   if redis.call('GET', key) == ARGV[4] then
     redis.call('DEL', key)
   end
@@ -39,7 +46,7 @@ if ARGV[5] ~= '0' then
   redis.call('ZADD', ended, now + tonumber(ARGV[5]), ARGV[4])
   redis.call('ZREM', live, ARGV[4])
 end
-for i = 13 + n_add + n_remove, #ARGV do
+for i = 15 + n_add + n_remove, #ARGV do
   redis.call('XADD', outbox, '*', 'event', ARGV[i])
 end
 -- The outbox's readers are woken by one PUBLISH per shard after a batch's scripts, in the same

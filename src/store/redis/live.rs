@@ -3,6 +3,11 @@
 //! retention. The room scripts keep it (created: in; ended: out); [`RedisStore::index_live`]
 //! puts back the live rooms it misses — data from before the index existed, or rooms an older
 //! controller made or ended during a rolling upgrade — from the nodes' sets of live rooms.
+//!
+//! The media index (`rooms:media`, one per shard) holds the live rooms that record or carry a
+//! live stream: the room scripts put a room in as it begins and take it out as it stops (or
+//! ends); a page takes out what no longer has media (an older controller's write);
+//! [`RedisStore::index_media`] puts back what is missing, from the live rooms.
 
 use super::{RedisStore, decode, unavailable};
 use crate::conference::{AppId, Micros, NodePrefix, Room, RoomId, RoomStatus};
@@ -52,6 +57,58 @@ impl RedisStore {
             tracing::debug!(error = %e, "could not unindex ended rooms");
         }
         Ok(page)
+    }
+
+    /// A page of the app's live rooms that record or carry a live stream.
+    pub(super) async fn media_page(
+        &self,
+        app: &AppId,
+        after: Option<(Micros, String)>,
+        limit: usize,
+    ) -> Result<Page<Room>, StoreError> {
+        let mut page = self.room_page(app, keys::media_rooms, after, limit).await?;
+        let mut stopped = redis::pipe();
+        page.items.retain(|room| {
+            if room.has_media() {
+                return true;
+            }
+            let tag = self.shards.room_tag(app, &room.id);
+            stopped
+                .zrem(keys::media_rooms(&tag), room.id.as_str())
+                .ignore();
+            false
+        });
+        if !stopped.is_empty()
+            && let Err(e) = stopped.query_async::<()>(&mut self.conn()).await
+        {
+            tracing::debug!(error = %e, "could not unindex rooms without media");
+        }
+        Ok(page)
+    }
+
+    /// Indexes the app's live rooms with media that the media index lacks; how many.
+    pub(super) async fn index_media(&self, app: &AppId) -> Result<usize, StoreError> {
+        let mut indexed = 0;
+        let mut after = None;
+        loop {
+            let page = self.live_page(app, after, 500).await?;
+            let mut index = redis::pipe();
+            for room in page.items.iter().filter(|r| r.has_media()) {
+                let tag = self.shards.room_tag(app, &room.id);
+                index.zadd(keys::media_rooms(&tag), room.id.as_str(), room.created_at);
+            }
+            if !index.is_empty() {
+                let added: Vec<usize> = index
+                    .query_async(&mut self.conn())
+                    .await
+                    .map_err(unavailable)?;
+                indexed += added.iter().sum::<usize>();
+            }
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return Ok(indexed),
+            }
+        }
     }
 
     /// Indexes the node's live rooms the live index lacks; how many.

@@ -568,6 +568,12 @@ impl RedisStore {
             .arg(keys::name(tag, &unique_name(new)))
             .arg(keys::rooms_ended(tag))
             .arg(keys::live_rooms(tag));
+        match delta.media {
+            Some(true) => cmd.arg(new.created_at),
+            Some(false) => cmd.arg("-"),
+            None => cmd.arg(""),
+        };
+        cmd.arg(keys::media_rooms(tag));
         for s in sessions {
             cmd.arg(keys::session_room(tag, s));
         }
