@@ -137,6 +137,8 @@ fn room_write(sha: &str, id: &str, json: &str, event: &[u8], seq: u64) -> redis:
         .arg("sy:{floor}:name")
         .arg("sy:{floor}:ended")
         .arg("sy:{floor}:live")
+        .arg("")
+        .arg("sy:{floor}:media")
         .arg(event);
     pipe.cmd("HGET").arg(&room).arg("seq");
     pipe

@@ -1560,6 +1560,66 @@ async fn live_rooms_the_index_misses_are_indexed_at_start() {
     );
 }
 
+/// A webhook verdict is one script that reads its fence (the lease's holder and generation)
+/// in one command and appends the attempt: three commands Redis counts, where the fence's
+/// two `GET`s made four (about 0.8 verdicts per applied event in `event_cost`).
+#[tokio::test]
+async fn a_verdict_reads_its_fence_in_one_command() {
+    use switchyard::store::redis::RedisStore;
+    use switchyard::store::{Deliveries, DeliveryAttempt};
+    let server = common::redis_server::RedisServer::start();
+    let store = RedisStore::connect(&server.url()).await.unwrap();
+    let a = app("app-a");
+    let r = room(&store, &a, "verdicts", 1);
+    store.create_room(&r, &[joined(&r, 1)]).await.unwrap();
+    let rows = store.outbox(&a, None, 10).await.unwrap();
+    let one = leader(&store, &a, "one").await;
+    let attempt = DeliveryAttempt {
+        message_id: "msg_1".into(),
+        kind: EventKind::MemberJoined,
+        room: r.id.clone(),
+        seq: 1,
+        attempt: 1,
+        outcome: "delivered".into(),
+        status: Some(200),
+        error: None,
+        at: 1,
+        duration_ms: 1,
+    };
+    // The first call loads the script.
+    store
+        .settle_outbox(&a, std::slice::from_ref(&attempt), None, &[], &[], &one)
+        .await
+        .unwrap();
+    let before = server.command_calls().await;
+    store
+        .settle_outbox(
+            &a,
+            std::slice::from_ref(&attempt),
+            Some(&rows[0].position),
+            &[],
+            &[],
+            &one,
+        )
+        .await
+        .unwrap();
+    let after = server.command_calls().await;
+    let mut ran: Vec<(String, u64)> = after
+        .iter()
+        .map(|(c, n)| (c.clone(), n - before.get(c).copied().unwrap_or(0)))
+        .filter(|(c, n)| *n > 0 && c != "info")
+        .collect();
+    ran.sort();
+    let calls = |c: &str| ran.iter().find(|(x, _)| x == c).map_or(0, |(_, n)| *n);
+    assert_eq!(
+        (calls("get"), calls("mget"), calls("xadd")),
+        (0, 1, 1),
+        "{ran:?}"
+    );
+    assert_eq!(ran.iter().map(|(_, n)| n).sum::<u64>(), 3, "{ran:?}");
+    assert_eq!(store.delivery_log(&a, None, 10).await.unwrap().len(), 2);
+}
+
 /// A recording an older controller began (its script knows no media index) is indexed by
 /// `index_media_rooms` (housekeeping: at start, then once a minute), and a room the index
 /// holds that no longer has media is taken out as a page meets it.

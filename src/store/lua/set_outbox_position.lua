@@ -4,7 +4,8 @@
 -- if the lease is held by ARGV[2] under generation ARGV[3]; else changes nothing, returns 0.
 -- A position is `<ms>-<seq>` per shard, comma-separated (one alone stands for every shard); an
 -- entry id is `<ms>-<seq>` in shard 0 and `<ms>-<seq>@<k>` in shard k (store/position.rs).
-if redis.call('GET', KEYS[3]) ~= ARGV[2] or redis.call('GET', KEYS[4]) ~= ARGV[3] then
+local held = redis.call('MGET', KEYS[3], KEYS[4])
+if held[1] ~= ARGV[2] or held[2] ~= ARGV[3] then
   return 0
 end
 redis.call('SET', KEYS[1], ARGV[1])

@@ -9,7 +9,9 @@
 -- The attempts go to the log (JSON, field `attempt`), the position riding on the last entry
 -- (field `position`), or to its own key when there is no attempt to carry it; the position
 -- forgets the acknowledgments it passed. Answers the id of the last log entry ('' if none).
-if redis.call('GET', KEYS[1]) ~= ARGV[1] or redis.call('GET', KEYS[2]) ~= ARGV[2] then
+-- The lease and its generation are read in one command (both in the app's slot).
+local held = redis.call('MGET', KEYS[1], KEYS[2])
+if held[1] ~= ARGV[1] or held[2] ~= ARGV[2] then
   return false
 end
 local position = ARGV[5]
