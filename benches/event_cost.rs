@@ -83,12 +83,19 @@ fn config(listen: u16, redis: &str, sims: &[Simulator], hook: &str) -> String {
         q(DID),
         q(hook),
     );
+    // `EVENT_COST_WAKE_MS`: the nodes' `event_wake_ms` (how long a command keeps the node's
+    // event connection awake; 0: never).
+    let extra = std::env::var("EVENT_COST_WAKE_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(|ms| format!("event_wake_ms = {ms}\n"))
+        .unwrap_or_default();
     for (sim, prefix) in sims.iter().zip(PREFIXES) {
         text.push_str(&serve::node_toml(
             prefix,
             &sim.addr().to_string(),
             PASSWORD,
-            "",
+            &extra,
         ));
     }
     text

@@ -47,6 +47,20 @@ const MAX_BLOCK: usize = 10 * 1024 * 1024;
 pub struct RequestCodec {
     scanned: usize,
     pending: Option<(Request, usize)>,
+    /// Counts the line feeds skipped between commands (a client's wake-ups), when set.
+    line_feeds: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
+}
+
+impl RequestCodec {
+    /// A codec that adds every line feed it skips between commands to `counter`.
+    pub fn counting_line_feeds(
+        counter: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    ) -> RequestCodec {
+        RequestCodec {
+            line_feeds: Some(counter),
+            ..RequestCodec::default()
+        }
+    }
 }
 
 type Res<'a, T> = IResult<&'a [u8], T, ()>;
@@ -110,6 +124,10 @@ impl Decoder for RequestCodec {
                     .iter()
                     .take_while(|&&b| b == b'\n' || b == b'\r')
                     .count();
+                if let Some(counter) = &self.line_feeds {
+                    let feeds = src[..blanks].iter().filter(|&&b| b == b'\n').count();
+                    counter.fetch_add(feeds as u64, std::sync::atomic::Ordering::Relaxed);
+                }
                 src.advance(blanks);
             }
             match find_block_end(src, self.scanned) {

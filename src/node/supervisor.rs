@@ -338,9 +338,10 @@ impl<S: Store> Supervisor<S> {
         };
         let (events, mut stream) = Client::connect(&self.config.addr, &password, config).await?;
         events.subscribe(EventFormat::Plain, subscription()).await?;
-        // Commands sent to the node from now on wake this connection for their events.
+        // Commands sent to the node wake this connection for their events while this instance
+        // applies them (a standby's connection is not woken: what it keeps waits for a
+        // takeover, and a wake costs a write every `wake_interval`).
         let waker = events.waker();
-        self.link.send_modify(|link| link.wake = Some(waker));
         // Its result comes back as an event numbered after the subscription took effect: the
         // point from which this connection has heard everything.
         events.bgapi(&api(&["global_getvar", "core_uuid"])?).await?;
@@ -351,6 +352,7 @@ impl<S: Store> Supervisor<S> {
             owns.borrow_and_update();
             grant.borrow_and_update();
             if !self.acting() {
+                self.link.send_modify(|link| link.wake = None);
                 tracing::info!(node = %describe(&self.config), %core, "media node up (another instance applies its events; this one keeps them)");
                 self.set_state(
                     NodeState::Up {
@@ -381,6 +383,8 @@ impl<S: Store> Supervisor<S> {
             if !matches!(self.link.borrow().state, NodeState::Up { .. }) {
                 self.set_state(NodeState::Resyncing, Vec::new());
             }
+            self.link
+                .send_modify(|link| link.wake = Some(waker.clone()));
             let gap = self
                 .take_over(&mut backlog, &mut stream, &commands, &core)
                 .await;

@@ -209,6 +209,8 @@ pub struct Core {
     state: Mutex<State>,
     events: broadcast::Sender<Arc<SimEvent>>,
     config: Arc<SimConfig>,
+    /// Line feeds received between commands on every connection: clients' wake-ups.
+    pub(crate) line_feeds: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Core {
@@ -218,6 +220,7 @@ impl Core {
             state: Mutex::new(State::new(config.clone(), events.clone())),
             events,
             config,
+            line_feeds: Arc::default(),
         })
     }
 

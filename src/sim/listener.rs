@@ -79,7 +79,10 @@ struct Listener {
 pub(crate) async fn serve(stream: TcpStream, core: Arc<Core>, mut faults: watch::Receiver<Fault>) {
     let _ = stream.set_nodelay(true);
     let config = Arc::new(core.config().clone());
-    let mut framed = Framed::new(stream, RequestCodec::default());
+    let mut framed = Framed::new(
+        stream,
+        RequestCodec::counting_line_feeds(core.line_feeds.clone()),
+    );
     let mut events = core.subscribe();
     let mut me = Listener {
         core,

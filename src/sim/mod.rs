@@ -230,6 +230,14 @@ impl Simulator {
         self.core.core_uuid()
     }
 
+    /// How many line feeds the node's Event Socket connections have received between
+    /// commands: the wake-ups clients sent it (`esl/wake.rs`).
+    pub fn line_feeds(&self) -> u64 {
+        self.core
+            .line_feeds
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Events the node fired that its slowest Event Socket connection has not taken yet (a
     /// load generator keeps this bounded, as a busy FreeSWITCH's callers slow down with it).
     pub fn queued_events(&self) -> usize {
