@@ -81,6 +81,10 @@ pub struct Handover {
     /// Set once the supervisor has either started keeping the node's events or found the node
     /// unreachable: an instance joins the fleet (and so is handed nodes) only after that.
     pub ready: watch::Sender<bool>,
+    /// The first event this instance heard on the node's event connection (set before
+    /// `ready`): a joining instance waits until the owner has applied up to it, so that what
+    /// it kept covers everything the owner hands it.
+    pub listening: Arc<Mutex<Option<NodePosition>>>,
 }
 
 impl Handover {
@@ -92,6 +96,7 @@ impl Handover {
             applied: Arc::default(),
             recorded: watch::channel(None).1,
             ready: watch::channel(false).0,
+            listening: Arc::default(),
         }
     }
 
@@ -136,6 +141,7 @@ pub struct Seat {
     applied: Arc<Mutex<Option<NodePosition>>>,
     recorded: watch::Sender<Option<NodePosition>>,
     ready: watch::Receiver<bool>,
+    listening: Arc<Mutex<Option<NodePosition>>>,
 }
 
 impl Seat {
@@ -146,6 +152,7 @@ impl Seat {
         let (recorded_tx, recorded) = watch::channel(None);
         let (ready, ready_rx) = watch::channel(false);
         let applied = Arc::<Mutex<Option<NodePosition>>>::default();
+        let listening = Arc::<Mutex<Option<NodePosition>>>::default();
         let seat = Seat {
             node,
             owns: owns_tx,
@@ -153,6 +160,7 @@ impl Seat {
             applied: applied.clone(),
             recorded: recorded_tx,
             ready: ready_rx,
+            listening: listening.clone(),
         };
         let handover = Handover {
             owns,
@@ -160,12 +168,26 @@ impl Seat {
             applied,
             recorded,
             ready,
+            listening,
         };
         (seat, handover)
     }
 
     fn applied(&self) -> Option<NodePosition> {
         self.applied.lock().ok().and_then(|a| a.clone())
+    }
+
+    /// Where the owner recorded it stood, read from the store, when it has not yet applied
+    /// up to the first event this instance heard (so a handover now would leave a gap).
+    async fn behind<F: Fleet>(&self, store: &F, me: &str) -> Option<NodePosition> {
+        let first = self.listening.lock().ok().and_then(|l| l.clone())?;
+        let lease = store
+            .node_lease(&self.node, me, Duration::ZERO, None)
+            .await
+            .ok()?;
+        lease
+            .recorded
+            .filter(|r| r.core == first.core && r.sequence.saturating_add(1) < first.sequence)
     }
 
     /// Gives the node up here: no grant, not owned.
@@ -286,6 +308,56 @@ pub async fn departed(limit: Duration) {
 /// [`Handover::ready`]) before it joins anyway.
 const READY_WAIT: Duration = Duration::from_secs(10);
 
+/// How long a joining instance waits for the owners of its nodes to apply up to the first
+/// event it heard of each (see [`catch_up`]) before it joins anyway.
+const CATCH_UP_WAIT: Duration = Duration::from_secs(30);
+
+/// Before joining a running fleet: waits (up to [`CATCH_UP_WAIT`]) until every node's owner
+/// has recorded applying up to the first event this instance heard of it. A saturated owner
+/// can be thousands of events behind the node; handed over before it got there, it would
+/// record a position older than anything this instance kept, and the events in between would
+/// be lost to the takeover (logged as a gap, repaired by the resync, unannounced). Meanwhile
+/// the store's positions are passed on, so that what is kept is trimmed as the owners go.
+async fn catch_up<F: Fleet + Store>(
+    store: &F,
+    me: &str,
+    seats: &[Seat],
+    ttl: Duration,
+    stop: &CancellationToken,
+) {
+    let deadline = Instant::now() + CATCH_UP_WAIT;
+    loop {
+        let mut behind = Vec::new();
+        for seat in seats {
+            if let Some(recorded) = seat.behind(store, me).await {
+                behind.push((seat, recorded));
+            }
+        }
+        if behind.is_empty() {
+            return;
+        }
+        if Instant::now() >= deadline {
+            for (seat, recorded) in &behind {
+                tracing::warn!(node = %seat.node, owner_at = recorded.sequence, "joining the fleet although the node's owner has not applied up to where this instance began to listen");
+            }
+            return;
+        }
+        if matches!(store.replicated().await, Ok(true)) {
+            for (seat, recorded) in &behind {
+                seat.record(Some(recorded.clone()));
+            }
+        }
+        tracing::info!(
+            nodes = behind.len(),
+            "waiting to join the fleet until the nodes' owners apply up to where this instance began to listen"
+        );
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(ttl / 3) => {}
+        }
+    }
+}
+
 /// Takes part in the fleet until `stop`: heartbeats, the leases of this instance's nodes (with
 /// the positions applied), and each node's seat told what this instance applies and what the
 /// store recorded. It joins once every supervisor keeps its node's events (or found the node
@@ -329,6 +401,7 @@ pub fn start<F: Fleet + Store>(
                 () = stop.cancelled() => {}
                 () = tokio::time::sleep(ttl + ttl / 3) => {}
             }
+            catch_up(&*store, me, &seats, ttl, &stop).await;
         }
         let mut tick = tokio::time::interval(ttl / 3);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -162,3 +162,67 @@ async fn only_the_instance_that_applies_a_nodes_events_wakes_its_event_connectio
     );
     stop.cancel();
 }
+
+/// A joining instance is handed nodes only once their owner has applied up to the first event
+/// it heard of each: a saturated owner thousands of events behind, handed over sooner, would
+/// record a position older than anything the newcomer kept (a gap). It waits, reading the
+/// owner's positions, and joins as soon as the owner gets there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_joining_instance_waits_for_the_owner_to_reach_where_it_began_to_listen() {
+    use switchyard::node::fleet::{self, FleetConfig, Seat};
+    use switchyard::store::fleet::{Fleet, NodePosition};
+    let store = Arc::new(MemoryStore::new());
+    let node = NodePrefix::parse("late1").unwrap();
+    let at = |sequence| NodePosition {
+        core: "core-1".into(),
+        sequence,
+    };
+    let minute = Duration::from_secs(60);
+    store.heartbeat("owner", minute).await.unwrap();
+    // Taken, then renewed with the position applied (a renewal records it).
+    for _ in 0..2 {
+        let lease = store
+            .node_lease(&node, "owner", minute, Some(&at(100)))
+            .await
+            .unwrap();
+        assert!(lease.held);
+    }
+    // The newcomer's supervisor began to listen at event 150.
+    let (seat, handover) = Seat::pair(node.clone());
+    *handover.listening.lock().unwrap() = Some(at(150));
+    handover.ready.send_replace(true);
+    let stop = CancellationToken::new();
+    let (_changes, changes) = tokio::sync::mpsc::unbounded_channel();
+    let ttl = Duration::from_millis(300);
+    fleet::start(
+        store.clone(),
+        FleetConfig {
+            instance: "newcomer".into(),
+            lease_ttl: ttl,
+        },
+        vec![seat],
+        changes,
+        stop.clone(),
+    );
+    let joined = || async {
+        let live = store.heartbeat("owner", minute).await.unwrap();
+        live.iter().any(|i| i == "newcomer")
+    };
+    // Past the join delay (a time to live and a third) and three more looks: still out.
+    tokio::time::sleep(ttl * 3).await;
+    assert!(
+        !joined().await,
+        "joined while the owner was 50 events behind"
+    );
+    // The owner records 149: everything after it reached the newcomer.
+    store
+        .node_lease(&node, "owner", minute, Some(&at(149)))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !joined().await {
+        assert!(Instant::now() < deadline, "never joined");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.cancel();
+}

@@ -132,6 +132,11 @@ impl Backlog {
         }
     }
 
+    /// The `Event-Sequence` of the first event heard on this connection.
+    pub fn first(&self) -> Option<u64> {
+        self.first
+    }
+
     /// Whether an event has been heard yet (so [`Backlog::take`] can judge coverage).
     pub fn listening(&self) -> bool {
         self.first.is_some() || self.tape.as_ref().is_some_and(|t| t.listening())
