@@ -494,6 +494,13 @@ async fn run() -> anyhow::Result<()> {
         "| Redis CPU of one atomic room write alone at the events' pace (the room script, same run, before the load) | {write_floor:.1} µs: the event costs {:.1} of them |",
         us(redis_cpu) / write_floor.max(0.001)
     );
+    // Issue 59's floor for Redis: what an event cannot cost it less than here: the atomic write
+    // alone, the webhook's read and its verdict (a lone round trip each), and Redis's idle.
+    let redis_floor = write_floor + 2.0 * floor + idle.2 * window * 1e6 / events.max(1.0);
+    println!(
+        "| Redis all-in against its floor (the write alone + two lone round trips, the webhook's read and verdict, + Redis idle, per event) | {redis_floor:.0} µs: Redis spends {:.2} times it |",
+        us(redis_cpu) / redis_floor.max(0.001)
+    );
     println!(
         "| a minimal applier process, per event (one event in over TCP, its room write out; same run, before the load) | {applier_floor:.0} µs: the second instance spends {:.1} times it |",
         per_event_b * 1e6 / applier_floor.max(0.001)
