@@ -858,6 +858,22 @@ async fn the_outbox_is_trimmed_before_an_entry<S: Store>(store: S) {
     assert_eq!(store.outbox(&a, None, 100).await.unwrap().len(), 3);
 }
 
+/// The first attempt of message `msg_1` of room `r`, delivered.
+fn delivered(r: &Room) -> switchyard::store::DeliveryAttempt {
+    switchyard::store::DeliveryAttempt {
+        message_id: "msg_1".into(),
+        kind: EventKind::MemberJoined,
+        room: r.id.clone(),
+        seq: 1,
+        attempt: 1,
+        outcome: "delivered".into(),
+        status: Some(200),
+        error: None,
+        at: 1,
+        duration_ms: 1,
+    }
+}
+
 /// The webhook lease of app `a` taken by `holder` for a minute: the fence of its writes.
 async fn leader<S: Store>(store: &S, a: &AppId, holder: &str) -> Fence {
     let ttl = Duration::from_secs(60);
@@ -879,24 +895,13 @@ fn fence(holder: &str, generation: u64) -> Fence {
 /// (a holder that lost the lease, even one that took it again since), a lapsed or released
 /// lease's. The current one's is accepted.
 async fn webhook_writes_are_fenced_by_the_lease<S: Store>(store: S) {
-    use switchyard::store::{DeadLetter, DeliveryAttempt};
+    use switchyard::store::DeadLetter;
     let a = app("app-a");
     let r = room(&store, &a, "fenced", 1);
     let events: Vec<DomainEvent> = (1..=6).map(|seq| joined(&r, seq)).collect();
     store.create_room(&r, &events).await.unwrap();
     let rows = store.outbox(&a, None, 100).await.unwrap();
-    let attempt = DeliveryAttempt {
-        message_id: "msg_1".into(),
-        kind: EventKind::MemberJoined,
-        room: r.id.clone(),
-        seq: 1,
-        attempt: 1,
-        outcome: "delivered".into(),
-        status: Some(200),
-        error: None,
-        at: 1,
-        duration_ms: 1,
-    };
+    let attempt = delivered(&r);
     let short = Duration::from_millis(100);
     let lapse = || tokio::time::sleep(Duration::from_millis(250));
     let lease = |holder: &'static str| store.lease(&a, "webhooks", holder, short);
@@ -1565,8 +1570,8 @@ async fn live_rooms_the_index_misses_are_indexed_at_start() {
 /// two `GET`s made four (about 0.8 verdicts per applied event in `event_cost`).
 #[tokio::test]
 async fn a_verdict_reads_its_fence_in_one_command() {
+    use switchyard::store::Deliveries;
     use switchyard::store::redis::RedisStore;
-    use switchyard::store::{Deliveries, DeliveryAttempt};
     let server = common::redis_server::RedisServer::start();
     let store = RedisStore::connect(&server.url()).await.unwrap();
     let a = app("app-a");
@@ -1574,18 +1579,7 @@ async fn a_verdict_reads_its_fence_in_one_command() {
     store.create_room(&r, &[joined(&r, 1)]).await.unwrap();
     let rows = store.outbox(&a, None, 10).await.unwrap();
     let one = leader(&store, &a, "one").await;
-    let attempt = DeliveryAttempt {
-        message_id: "msg_1".into(),
-        kind: EventKind::MemberJoined,
-        room: r.id.clone(),
-        seq: 1,
-        attempt: 1,
-        outcome: "delivered".into(),
-        status: Some(200),
-        error: None,
-        at: 1,
-        duration_ms: 1,
-    };
+    let attempt = delivered(&r);
     // The first call loads the script.
     store
         .settle_outbox(&a, std::slice::from_ref(&attempt), None, &[], &[], &one)

@@ -38,25 +38,11 @@ impl RedisStore {
         after: Option<(Micros, String)>,
         limit: usize,
     ) -> Result<Page<Room>, StoreError> {
-        let mut page = self.room_page(app, keys::live_rooms, after, limit).await?;
         // Ended by a controller whose script did not unindex it: out now (it never comes back).
-        let mut ended = redis::pipe();
-        page.items.retain(|room| {
-            if room.status < RoomStatus::Terminated {
-                return true;
-            }
-            let tag = self.shards.room_tag(app, &room.id);
-            ended
-                .zrem(keys::live_rooms(&tag), room.id.as_str())
-                .ignore();
-            false
-        });
-        if !ended.is_empty()
-            && let Err(e) = ended.query_async::<()>(&mut self.conn()).await
-        {
-            tracing::debug!(error = %e, "could not unindex ended rooms");
-        }
-        Ok(page)
+        self.indexed_page(app, keys::live_rooms, after, limit, |room| {
+            room.status < RoomStatus::Terminated
+        })
+        .await
     }
 
     /// A page of the app's live rooms that record or carry a live stream.
@@ -66,22 +52,34 @@ impl RedisStore {
         after: Option<(Micros, String)>,
         limit: usize,
     ) -> Result<Page<Room>, StoreError> {
-        let mut page = self.room_page(app, keys::media_rooms, after, limit).await?;
-        let mut stopped = redis::pipe();
+        self.indexed_page(app, keys::media_rooms, after, limit, Room::has_media)
+            .await
+    }
+
+    /// A page of `index` holding the rooms that pass `belongs`; the others met on it (an older
+    /// controller's write left them in) are taken out of the index.
+    async fn indexed_page(
+        &self,
+        app: &AppId,
+        index: fn(&str) -> String,
+        after: Option<(Micros, String)>,
+        limit: usize,
+        belongs: impl Fn(&Room) -> bool,
+    ) -> Result<Page<Room>, StoreError> {
+        let mut page = self.room_page(app, index, after, limit).await?;
+        let mut out = redis::pipe();
         page.items.retain(|room| {
-            if room.has_media() {
+            if belongs(room) {
                 return true;
             }
             let tag = self.shards.room_tag(app, &room.id);
-            stopped
-                .zrem(keys::media_rooms(&tag), room.id.as_str())
-                .ignore();
+            out.zrem(index(&tag), room.id.as_str()).ignore();
             false
         });
-        if !stopped.is_empty()
-            && let Err(e) = stopped.query_async::<()>(&mut self.conn()).await
+        if !out.is_empty()
+            && let Err(e) = out.query_async::<()>(&mut self.conn()).await
         {
-            tracing::debug!(error = %e, "could not unindex rooms without media");
+            tracing::debug!(error = %e, "could not take rooms out of an index");
         }
         Ok(page)
     }
