@@ -313,7 +313,8 @@ const READY_WAIT: Duration = Duration::from_secs(10);
 const CATCH_UP_WAIT: Duration = Duration::from_secs(30);
 
 /// Before joining a running fleet: waits (up to [`CATCH_UP_WAIT`]) until every node's owner
-/// has recorded applying up to the first event this instance heard of it. A saturated owner
+/// has recorded applying up to the first event this instance heard of it, or has stopped
+/// moving (a killed owner). A saturated owner
 /// can be thousands of events behind the node; handed over before it got there, it would
 /// record a position older than anything this instance kept, and the events in between would
 /// be lost to the takeover (logged as a gap, repaired by the resync, unannounced). Meanwhile
@@ -326,10 +327,28 @@ async fn catch_up<F: Fleet + Store>(
     stop: &CancellationToken,
 ) {
     let deadline = Instant::now() + CATCH_UP_WAIT;
+    // Per node: the last position read, and for how many looks it has not moved.
+    let mut seen: HashMap<NodePrefix, (NodePosition, u32)> = HashMap::new();
     loop {
         let mut behind = Vec::new();
         for seat in seats {
-            if let Some(recorded) = seat.behind(store, me).await {
+            let Some(recorded) = seat.behind(store, me).await else {
+                continue;
+            };
+            let still = match seen.get_mut(&seat.node) {
+                Some((last, looks)) if *last == recorded => {
+                    *looks += 1;
+                    *looks
+                }
+                _ => {
+                    seen.insert(seat.node.clone(), (recorded.clone(), 0));
+                    0
+                }
+            };
+            // An owner whose position has not moved for two looks (two renewals) is gone or
+            // stalled: its lease lapses or has lapsed, and waiting for it gains nothing (a
+            // killed owner's node is taken from where it stopped, as before).
+            if still < 2 {
                 behind.push((seat, recorded));
             }
         }
@@ -401,7 +420,13 @@ pub fn start<F: Fleet + Store>(
                 () = stop.cancelled() => {}
                 () = tokio::time::sleep(ttl + ttl / 3) => {}
             }
-            catch_up(&*store, me, &seats, ttl, &stop).await;
+            // The owners still live (a killed one's heartbeat has run out by now: its nodes are
+            // taken from where it stopped, there is nothing to wait for).
+            if let Ok(others) = store.heartbeat(me, Duration::ZERO).await
+                && others.iter().any(|i| i != me)
+            {
+                catch_up(&*store, me, &seats, ttl, &stop).await;
+            }
         }
         let mut tick = tokio::time::interval(ttl / 3);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -166,9 +166,29 @@ async fn only_the_instance_that_applies_a_nodes_events_wakes_its_event_connectio
 /// A joining instance is handed nodes only once their owner has applied up to the first event
 /// it heard of each: a saturated owner thousands of events behind, handed over sooner, would
 /// record a position older than anything the newcomer kept (a gap). It waits, reading the
-/// owner's positions, and joins as soon as the owner gets there.
+/// owner's positions, and joins as soon as the owner gets there; an owner that stops moving (a
+/// killed one whose heartbeat has not run out yet) is not waited for.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_joining_instance_waits_for_the_owner_to_reach_where_it_began_to_listen() {
+    // The owner applies one event every 40 ms from 100: 149 after about 2 s.
+    let (joined_at, waited) = join_behind(Some(Duration::from_millis(40))).await;
+    assert!(
+        joined_at.sequence >= 149,
+        "joined while the owner stood at {}",
+        joined_at.sequence
+    );
+    assert!(waited > Duration::from_millis(1500), "{waited:?}");
+    // An owner that records nothing new (killed, its heartbeat not yet run out): joined after
+    // two looks without a move.
+    let (joined_at, waited) = join_behind(None).await;
+    assert_eq!(joined_at.sequence, 100);
+    assert!(waited < Duration::from_secs(3), "{waited:?}");
+}
+
+/// A newcomer that began to listen at event 150 of a node whose owner recorded 100, and moves
+/// on by one every `pace` (`None`: never): where the owner stood when the newcomer joined, and
+/// how long after its start.
+async fn join_behind(pace: Option<Duration>) -> (switchyard::store::fleet::NodePosition, Duration) {
     use switchyard::node::fleet::{self, FleetConfig, Seat};
     use switchyard::store::fleet::{Fleet, NodePosition};
     let store = Arc::new(MemoryStore::new());
@@ -187,42 +207,52 @@ async fn a_joining_instance_waits_for_the_owner_to_reach_where_it_began_to_liste
             .unwrap();
         assert!(lease.held);
     }
-    // The newcomer's supervisor began to listen at event 150.
+    let owner = pace.map(|pace| {
+        let (store, node) = (store.clone(), node.clone());
+        tokio::spawn(async move {
+            for sequence in 101..=200 {
+                tokio::time::sleep(pace).await;
+                let _ = store
+                    .node_lease(&node, "owner", minute, Some(&at(sequence)))
+                    .await;
+            }
+        })
+    });
     let (seat, handover) = Seat::pair(node.clone());
     *handover.listening.lock().unwrap() = Some(at(150));
     handover.ready.send_replace(true);
     let stop = CancellationToken::new();
     let (_changes, changes) = tokio::sync::mpsc::unbounded_channel();
-    let ttl = Duration::from_millis(300);
+    let started = Instant::now();
     fleet::start(
         store.clone(),
         FleetConfig {
             instance: "newcomer".into(),
-            lease_ttl: ttl,
+            lease_ttl: Duration::from_millis(300),
         },
         vec![seat],
         changes,
         stop.clone(),
     );
-    let joined = || async {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
         let live = store.heartbeat("owner", minute).await.unwrap();
-        live.iter().any(|i| i == "newcomer")
-    };
-    // Past the join delay (a time to live and a third) and three more looks: still out.
-    tokio::time::sleep(ttl * 3).await;
-    assert!(
-        !joined().await,
-        "joined while the owner was 50 events behind"
-    );
-    // The owner records 149: everything after it reached the newcomer.
-    store
-        .node_lease(&node, "owner", minute, Some(&at(149)))
-        .await
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !joined().await {
+        if live.iter().any(|i| i == "newcomer") {
+            break;
+        }
         assert!(Instant::now() < deadline, "never joined");
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    let waited = started.elapsed();
+    let recorded = store
+        .node_lease(&node, "reader", Duration::ZERO, None)
+        .await
+        .unwrap()
+        .recorded
+        .unwrap();
     stop.cancel();
+    if let Some(owner) = owner {
+        owner.abort();
+    }
+    (recorded, waited)
 }
