@@ -149,9 +149,10 @@ impl Tape {
         self.len() == 0
     }
 
-    /// Whether an event has been taped since the tape started.
-    pub fn listening(&self) -> bool {
-        self.lock().first.is_some()
+    /// The `Event-Sequence` of the first event taped since the tape started (`None`: none
+    /// was).
+    pub fn first(&self) -> Option<u64> {
+        self.lock().first
     }
 
     /// The newest `Event-Sequence` taped (0: none).
@@ -292,7 +293,7 @@ mod tests {
         assert!(!tape.keep(&event("BACKGROUND_JOB", "core", 3, 0), t0));
         assert!(!tape.keep(&event("DTMF", "other", 4, 0), t0));
         assert!(!tape.keep(b"Event-Name: DTMF\nCore-UUID: core\n\n", t0));
-        assert!(!tape.listening());
+        assert_eq!(tape.first(), None);
         let kept: Vec<Vec<u8>> = (5..10).map(|s| event("DTMF", "core", s, 10)).collect();
         for e in &kept {
             assert!(tape.keep(e, t0));

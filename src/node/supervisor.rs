@@ -556,8 +556,10 @@ impl<S: Store> Supervisor<S> {
                             let Some(event) = stream.try_recv() else { break };
                             backlog.hear(event, core, now);
                         }
-                        if backlog.listening() && !*self.handover.ready.borrow() {
-                            if let (Some(first), Ok(mut listening)) = (backlog.first(), self.handover.listening.lock()) {
+                        if let Some(first) = backlog.first()
+                            && !*self.handover.ready.borrow()
+                        {
+                            if let Ok(mut listening) = self.handover.listening.lock() {
                                 *listening = Some(crate::store::fleet::NodePosition { core: core.to_owned(), sequence: first });
                             }
                             self.handover.ready.send_replace(true);

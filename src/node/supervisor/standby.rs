@@ -132,14 +132,19 @@ impl Backlog {
         }
     }
 
-    /// The `Event-Sequence` of the first event heard on this connection.
+    /// The `Event-Sequence` of the first event heard on this connection, on its stream or
+    /// on its tape.
     pub fn first(&self) -> Option<u64> {
-        self.first
+        let taped = self.tape.as_ref().and_then(|t| t.first());
+        match (self.first, taped) {
+            (Some(heard), Some(taped)) => Some(heard.min(taped)),
+            (heard, taped) => heard.or(taped),
+        }
     }
 
     /// Whether an event has been heard yet (so [`Backlog::take`] can judge coverage).
     pub fn listening(&self) -> bool {
-        self.first.is_some() || self.tape.as_ref().is_some_and(|t| t.listening())
+        self.first().is_some()
     }
 
     /// How many events are kept.
@@ -387,6 +392,23 @@ mod tests {
             digit: digit.into(),
         };
         assert_eq!(read, [(11, dtmf("5")), (12, dtmf("5")), (13, dtmf("1"))]);
+    }
+
+    /// Where a standby began to listen (what a joining instance waits for its owner to reach,
+    /// `fleet.rs::catch_up`) counts what its tape kept: under load the node's events reach the
+    /// tape before the first heartbeat or job result reaches the stream.
+    #[test]
+    fn the_first_event_heard_counts_the_tape() {
+        let t0 = Instant::now();
+        let mut b = Backlog::default();
+        let tape = Arc::new(Tape::default());
+        b.tape(tape.clone(), "core");
+        assert_eq!(b.first(), None);
+        assert!(tape.keep(dtmf_body(40).as_bytes(), t0));
+        assert_eq!(b.first(), Some(40), "taped before anything was streamed");
+        assert!(b.listening());
+        b.hear(heard("BACKGROUND_JOB", "core", 42), "core", t0);
+        assert_eq!(b.first(), Some(40), "the earliest of the two");
     }
 
     #[test]
