@@ -166,7 +166,7 @@ impl<S: crate::store::Store> super::Rooms<S> {
         if live >= most {
             // The index may still hold ended rooms: count the live ones (reading them takes
             // the ended ones out).
-            live = self.live_rooms_where(app, most, |_| true).await?;
+            live = self.count_in_rooms(app, false, most, |_| 1).await?;
         }
         self.creating
             .take(app, most, live)
@@ -203,32 +203,31 @@ impl<S: crate::store::Store> super::Rooms<S> {
         if most == 0 {
             return Ok(());
         }
-        let (mut recording, mut after) = (0, None);
-        loop {
-            let page = self.store.media_rooms_of_app(app, after, 500).await?;
-            recording += page.items.iter().filter(|r| r.recording.is_some()).count();
-            match page.next {
-                Some(next) if recording < most => after = Some(next),
-                _ => break,
-            }
-        }
+        let recording = self
+            .count_in_rooms(app, true, most, |r| usize::from(r.recording.is_some()))
+            .await?;
         if recording >= most {
             return Err(Reached::Recordings(most).into());
         }
         Ok(())
     }
 
-    /// How many of the app's live rooms pass `test`, counted up to `most` (then it stops).
-    async fn live_rooms_where(
+    /// What `count` counts in the app's live rooms (with `media`, only those that record or
+    /// carry a live stream: the media index), summed up to `most` (then it stops).
+    pub(super) async fn count_in_rooms(
         &self,
         app: &AppId,
+        media: bool,
         most: usize,
-        test: impl Fn(&crate::conference::Room) -> bool,
+        count: impl Fn(&crate::conference::Room) -> usize,
     ) -> Result<usize, ServiceError> {
         let (mut found, mut after) = (0, None);
         loop {
-            let page = self.store.live_rooms_of_app(app, after, 500).await?;
-            found += page.items.iter().filter(|r| test(r)).count();
+            let page = match media {
+                true => self.store.media_rooms_of_app(app, after, 500).await?,
+                false => self.store.live_rooms_of_app(app, after, 500).await?,
+            };
+            found += page.items.iter().map(&count).sum::<usize>();
             match page.next {
                 Some(next) if found < most => after = Some(next),
                 _ => return Ok(found),

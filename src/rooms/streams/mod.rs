@@ -349,20 +349,11 @@ impl<S: Store> Rooms<S> {
         if most == 0 {
             return Ok(());
         }
-        let mut live = 0;
-        let mut after = None;
-        loop {
-            let page = self.store.media_rooms_of_app(app, after, 500).await?;
-            live += page
-                .items
-                .iter()
-                .map(|r| r.streams.iter().filter(|s| s.is_live()).count())
-                .sum::<usize>();
-            match page.next {
-                Some(next) if live < most => after = Some(next),
-                _ => break,
-            }
-        }
+        let live = self
+            .count_in_rooms(app, true, most, |r| {
+                r.streams.iter().filter(|s| s.is_live()).count()
+            })
+            .await?;
         if live >= most {
             return Err(Reached::Streams(most).into());
         }
