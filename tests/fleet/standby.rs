@@ -1,7 +1,9 @@
-//! A node whose events another controller instance applies (this one is on standby, with
-//! command connections only) and that hangs: its connections stay open and nothing comes back.
-//! The standby instance finds out from the missing heartbeats, as the owner does, and says the
-//! node is down instead of sending the API's commands into a node that never answers.
+//! An instance on standby for a node whose events another instance applies.
+//! - The node hangs (its connections stay open, nothing comes back): the standby finds out from
+//!   the missing heartbeats, as the owner does, and says the node is down instead of sending
+//!   the API's commands into a node that never answers.
+//! - Its commands do not wake its own event connection (only the owner's is woken).
+//! - Joining a running fleet, it waits for the owner to apply up to where it began to listen.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::common;
@@ -91,8 +93,8 @@ async fn a_standby_instance_finds_out_that_a_node_hangs() {
 
 /// A command wakes the node's event connection for its events (a line feed every
 /// `wake_interval`, `esl/wake.rs`) only in the instance that applies them. A standby's commands
-/// woke its own event connection, whose events wait for a takeover: in `event_cost` that was
-/// half the line feeds, about 100 µs of the API instance's CPU per command with the other half.
+/// woke its own event connection, whose events wait for a takeover: in `event_cost` the line
+/// feeds cost the API instance about 100 µs a command, and half of them were a standby's.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_the_instance_that_applies_a_nodes_events_wakes_its_event_connection() {
     use switchyard::esl::ApiCommand;
