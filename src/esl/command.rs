@@ -42,6 +42,8 @@ pub struct ApiCommand {
     line: String,
     /// A trailing free-text argument was added; nothing may follow it.
     closed: bool,
+    /// The headers of the event the command causes, if one is awaited ([`ApiCommand::awaiting`]).
+    awaits: Vec<(&'static str, String)>,
 }
 
 impl ApiCommand {
@@ -51,7 +53,21 @@ impl ApiCommand {
         Ok(ApiCommand {
             line: name.to_owned(),
             closed: false,
+            awaits: Vec::new(),
         })
+    }
+
+    /// Says that the command causes an event with `header: value` (with every header so
+    /// named): a connection woken for the command's events (`wake.rs`) is woken until that
+    /// event comes, not for the whole window. Not sent.
+    pub fn awaiting(mut self, header: &'static str, value: &str) -> ApiCommand {
+        self.awaits.push((header, value.to_owned()));
+        self
+    }
+
+    /// The headers of the event the command causes, if one is awaited (empty: none).
+    pub fn awaited(&self) -> &[(&'static str, String)] {
+        &self.awaits
     }
 
     /// Appends one argument, which must be a single token (no whitespace, no control bytes).

@@ -103,6 +103,8 @@ struct Connection {
     pending: Arc<AtomicUsize>,
     /// The newest `Event-Sequence` received so far (they are not in order on the wire).
     newest_sequence: u64,
+    /// Told of every event, which may be one a command awaits (`wake.rs`).
+    wake: Arc<WakeState>,
 }
 
 pub(crate) async fn run<S>(
@@ -126,6 +128,7 @@ pub(crate) async fn run<S>(
         config,
         pending,
         newest_sequence: 0,
+        wake: wake.clone(),
     };
     let mut handles_alive = true;
     // When the next `\n` goes out while a wake window is open (`wake.rs`).
@@ -157,11 +160,12 @@ pub(crate) async fn run<S>(
             },
             () = tokio::time::sleep_until(nudge_at.unwrap_or_else(tokio::time::Instant::now)),
                 if nudge_at.is_some() => {
-                if let Err(e) = framed.send(Nudge).await {
-                    break Some(e.to_string());
-                }
+                // Not once the window is over, or its awaited events came meanwhile.
                 let now = tokio::time::Instant::now();
                 nudge_at = wake.open_at(now).then(|| now + interval);
+                if nudge_at.is_some() && let Err(e) = framed.send(Nudge).await {
+                    break Some(e.to_string());
+                }
             },
             // Every handle is gone and now the consumer too: nothing else would wake us.
             () = events.closed(), if !handles_alive => break None,
@@ -282,6 +286,7 @@ impl Connection {
         if let Some(sequence) = event.sequence() {
             self.newest_sequence = self.newest_sequence.max(sequence);
         }
+        self.wake.heard(&event);
         if event.name() == &EventName::BackgroundJob {
             let job = event.job_uuid().and_then(|j| Uuid::parse_str(&j).ok());
             if let Some(job_uuid) = job {

@@ -10,10 +10,15 @@
 //! A [`Waker`] is how the layers above say that events are expected soon (a command that
 //! causes them was just sent on another connection): for the window they give, the connection
 //! task writes one `\n` every [`ClientConfig::wake_interval`](super::ClientConfig), and
-//! nothing otherwise.
+//! nothing otherwise. A command that names the event it causes ([`ApiCommand::awaiting`])
+//! keeps the connection awake only until an event with those headers arrives on it (or the
+//! window ends): FreeSWITCH fires a mute's event before it answers the command, so a line
+//! feed or two wake the thread for it, where a whole window would be a hundred.
+//!
+//! [`ApiCommand::awaiting`]: super::ApiCommand::awaiting
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -23,6 +28,18 @@ use tokio_util::codec::Encoder;
 
 use super::codec::EslCodec;
 use super::error::CodecError;
+use super::event::Event;
+
+/// The most events awaited at once on one connection; a command past it wakes the connection
+/// for its whole window instead.
+const MOST_AWAITED: usize = 1024;
+
+/// An event awaited: its headers, and until when (µs after [`WakeState::base`]).
+#[derive(Debug)]
+struct Awaited {
+    headers: Vec<(&'static str, String)>,
+    until: u64,
+}
 
 /// The byte written to wake the node's connection thread.
 pub(crate) struct Nudge;
@@ -44,6 +61,10 @@ pub(crate) struct WakeState {
     until: AtomicU64,
     /// Told when a window opens while none was open.
     opened: Notify,
+    /// Events awaited, each until it arrives or its window ends.
+    awaited: Mutex<Vec<Awaited>>,
+    /// How many are in `awaited`: an event is looked at only while some are.
+    awaiting: AtomicUsize,
 }
 
 impl WakeState {
@@ -52,16 +73,52 @@ impl WakeState {
             base: Instant::now(),
             until: AtomicU64::new(0),
             opened: Notify::new(),
+            awaited: Mutex::new(Vec::new()),
+            awaiting: AtomicUsize::new(0),
         })
+    }
+
+    fn awaited(&self) -> std::sync::MutexGuard<'_, Vec<Awaited>> {
+        // A panic while holding the lock leaves a list that is still consistent.
+        self.awaited.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// An event arrived on the connection: the first awaited one it matches is met.
+    pub(crate) fn heard(&self, event: &Event) {
+        if self.awaiting.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        let mut awaited = self.awaited();
+        let found = awaited.iter().position(|a| {
+            a.headers
+                .iter()
+                .all(|(name, value)| event.header(name).is_some_and(|v| v == value.as_str()))
+        });
+        if let Some(i) = found {
+            awaited.swap_remove(i);
+            self.awaiting.store(awaited.len(), Ordering::Release);
+        }
+    }
+
+    /// Whether an awaited event still counts at `now` (those whose window ended are dropped).
+    fn awaits_at(&self, now: u64) -> bool {
+        if self.awaiting.load(Ordering::Acquire) == 0 {
+            return false;
+        }
+        let mut awaited = self.awaited();
+        awaited.retain(|a| a.until > now);
+        self.awaiting.store(awaited.len(), Ordering::Release);
+        !awaited.is_empty()
     }
 
     fn micros(&self, at: Instant) -> u64 {
         at.saturating_duration_since(self.base).as_micros() as u64
     }
 
-    /// Whether a window is open at `now`.
+    /// Whether a window is open at `now`: a plain one, or an awaited event's.
     pub(crate) fn open_at(&self, now: Instant) -> bool {
-        self.until.load(Ordering::Acquire) > self.micros(now)
+        let now = self.micros(now);
+        self.until.load(Ordering::Acquire) > now || self.awaits_at(now)
     }
 
     /// Resolves when a window was opened after the last time this was polled to completion.
@@ -89,6 +146,31 @@ impl Waker {
         if before <= state.micros(now) {
             state.opened.notify_one();
         }
+    }
+
+    /// Keeps the connection awake until an event with every one of `headers` arrives on it, or
+    /// `window` from now at most. No headers: the whole window ([`Waker::wake_for`]).
+    pub fn wake_until_heard(&self, headers: &[(&'static str, String)], window: Duration) {
+        if window.is_zero() {
+            return;
+        }
+        let state = &self.0;
+        let now = Instant::now();
+        {
+            let mut awaited = state.awaited();
+            if headers.is_empty() || awaited.len() >= MOST_AWAITED {
+                drop(awaited);
+                return self.wake_for(window);
+            }
+            awaited.push(Awaited {
+                headers: headers.to_vec(),
+                until: state.micros(now + window),
+            });
+            state.awaiting.store(awaited.len(), Ordering::Release);
+        }
+        // Told every time: a task already nudging is not waiting for it (`opened` is polled
+        // only while no nudge is due), and one told twice nudges once.
+        state.opened.notify_one();
     }
 }
 

@@ -82,13 +82,22 @@ pub fn join(
     moderator: bool,
 ) -> Result<ApiCommand, CommandError> {
     let flags = if moderator { "mute|moderator" } else { "mute" };
-    ApiCommand::new("uuid_transfer")?
+    Ok(ApiCommand::new("uuid_transfer")?
         .arg(checked_uuid(channel)?)?
         .arg(&format!(
             "conference:{room}@{}+flags{{{flags}}},park:",
             checked_profile(profile)?
         ))?
-        .arg("inline")
+        .arg("inline")?
+        .awaiting("Action", "add-member")
+        .awaiting("Unique-ID", channel))
+}
+
+/// The member's `del-member`: what taking a channel out of its room causes.
+fn awaiting_exit(command: ApiCommand, channel: &str) -> ApiCommand {
+    command
+        .awaiting("Action", "del-member")
+        .awaiting("Unique-ID", channel)
 }
 
 /// The tone a room plays as a member joins (a rising pair) and leaves (a falling pair):
@@ -114,10 +123,11 @@ pub fn beep(room: &RoomId, enter: bool) -> Result<ApiCommand, CommandError> {
 
 /// `uuid_transfer <uuid> park inline`: out of the room, the call lives on.
 pub fn park(channel: &str) -> Result<ApiCommand, CommandError> {
-    ApiCommand::new("uuid_transfer")?
+    let command = ApiCommand::new("uuid_transfer")?
         .arg(checked_uuid(channel)?)?
         .arg("park")?
-        .arg("inline")
+        .arg("inline")?;
+    Ok(awaiting_exit(command, channel))
 }
 
 /// `uuid_transfer <uuid> 'm:^:speak:flite|<voice>|<text>^…^park' inline`: out of the room,
@@ -151,10 +161,11 @@ fn say_then(channel: &str, talks: &[Talk], last: &str) -> Result<ApiCommand, Com
         ));
     }
     dest.push_str(last);
-    ApiCommand::new("uuid_transfer")?
+    let command = ApiCommand::new("uuid_transfer")?
         .arg(checked_uuid(channel)?)?
         .quoted(&dest)?
-        .arg("inline")
+        .arg("inline")?;
+    Ok(awaiting_exit(command, channel))
 }
 
 /// `conference <room> saymember <member_id> #<voice>#<text>`: spoken to one member only.
@@ -362,11 +373,15 @@ pub fn member_switch(
     verb: &str,
     member_id: u32,
 ) -> Result<ApiCommand, CommandError> {
-    ApiCommand::new("conference")?
+    let member = member_id.to_string();
+    Ok(ApiCommand::new("conference")?
         .arg(room.as_str())?
         .arg(verb)?
-        .arg(&member_id.to_string())?
-        .arg("quiet")
+        .arg(&member)?
+        .arg("quiet")?
+        .awaiting("Action", &format!("{verb}-member"))
+        .awaiting("Conference-Name", room.as_str())
+        .awaiting("Member-ID", &member))
 }
 
 /// `conference <room> volume_in|volume_out|energy <member> <value>`: one of the member's

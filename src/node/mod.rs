@@ -496,7 +496,10 @@ impl NodeHandle {
     }
 
     /// A command connection and the node's health, or why no command can go now.
-    fn client(&self) -> Result<(Client, watch::Receiver<probe::Health>), NodeError> {
+    fn client(
+        &self,
+        command: Option<&ApiCommand>,
+    ) -> Result<(Client, watch::Receiver<probe::Health>), NodeError> {
         let link = self.link.borrow();
         if !matches!(link.state, NodeState::Up { .. }) || link.commands.is_empty() {
             return Err(NodeError::Unavailable(self.config.prefix.to_string()));
@@ -506,7 +509,10 @@ impl NodeHandle {
         }
         let client = least_busy(&link.commands, self.next.fetch_add(1, Ordering::Relaxed));
         if let Some(wake) = &link.wake {
-            wake.wake_for(self.config.event_wake);
+            match command {
+                Some(command) => wake.wake_until_heard(command.awaited(), self.config.event_wake),
+                None => wake.wake_for(self.config.event_wake),
+            }
         }
         Ok((client.clone(), link.health.clone()))
     }
@@ -527,7 +533,7 @@ impl NodeHandle {
 
     /// Runs an API command on one of the node's command connections.
     pub async fn api(&self, command: &ApiCommand) -> Result<ApiReply, NodeError> {
-        let (client, health) = self.client()?;
+        let (client, health) = self.client(Some(command))?;
         let _permit = self.permit()?;
         self.unless_hung(health, client.api(command)).await
     }
@@ -557,7 +563,7 @@ impl NodeHandle {
 
     /// Queues a message to a channel (`sendmsg`, e.g. `call-command: unicast`).
     pub async fn sendmsg(&self, command: crate::esl::Command) -> Result<(), NodeError> {
-        let (client, health) = self.client()?;
+        let (client, health) = self.client(None)?;
         let _permit = self.permit()?;
         self.unless_hung(health, client.sendmsg(command)).await
     }
@@ -566,7 +572,7 @@ impl NodeHandle {
     /// Not failed when the node is found hung meanwhile (unlike [`NodeHandle::api`]): a job
     /// (an originate) runs on for long anyway, and its result still comes when the node is back.
     pub async fn bgapi(&self, command: &ApiCommand) -> Result<ApiReply, NodeError> {
-        let (client, _) = self.client()?;
+        let (client, _) = self.client(Some(command))?;
         let _permit = self.permit()?;
         client.bgapi(command).await.map_err(|e| self.error(e))
     }
@@ -636,6 +642,14 @@ impl NodePool {
             .find(|n| &n.config.prefix == prefix)
             .cloned()
             .ok_or_else(|| NodeError::Unknown(prefix.to_string()))
+    }
+
+    /// Which rooms the store keeps in memory after this process writes them
+    /// ([`crate::store::Store::keep_rooms_of`]): those of the nodes whose events this instance
+    /// applies, and of any node it does not know (one a reload took away).
+    pub fn keeps_rooms(&self) -> crate::store::KeepsRooms {
+        let pool = self.clone();
+        Arc::new(move |node| pool.get(node).ok().is_none_or(|n| n.applies_events()))
     }
 
     /// The nodes now.

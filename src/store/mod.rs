@@ -35,6 +35,10 @@ pub use delivery::{
 };
 pub use position::{OutboxEntry, Position, entry_id, entry_order, replicated_outbox};
 
+/// Whether a room on a node is worth keeping in memory once this process has written it
+/// ([`Store::keep_rooms_of`]).
+pub type KeepsRooms = std::sync::Arc<dyn Fn(&NodePrefix) -> bool + Send + Sync>;
+
 /// How long a lease's holder may act on it, counted from just before the request that took or
 /// renewed it (the store started it later still): its time to live less a margin, a tenth (at
 /// least 20 ms), for the clocks' rates and the step between a check and the act it allows
@@ -436,6 +440,15 @@ pub trait Store: Deliveries + Send + Sync + 'static {
     /// Wakes a reader of the app's outbox when it grows, from any controller instance on the
     /// same store: the webhook dispatcher and the event stream wait on it instead of polling.
     fn outbox_watch(&self, app: &AppId) -> bell::OutboxWatch;
+    /// Tells a store that keeps rooms in memory which rooms are worth keeping after this
+    /// process writes them: those `keeps` says yes to, by the node the room is on (the nodes
+    /// whose events this process applies: it writes their rooms next, as the node confirms).
+    /// A room of another node, written here (an API command's intent), is next written by the
+    /// process that applies that node; keeping it would cost a read after the write and a
+    /// notice when that process writes. Until told, every room written is kept.
+    fn keep_rooms_of(&self, keeps: KeepsRooms) {
+        let _ = keeps;
+    }
 
     /// Loads a room, lets `change` modify it, saves it atomically with its events; call it
     /// through [`update_room`]. Stores that can change a room in place override this.

@@ -87,6 +87,9 @@ pub struct RedisStore {
     replication: Option<replicated::Replication>,
     /// The sessions' apps this process has read or written ([`sessions::SessionApps`]).
     session_apps: sessions::SessionApps,
+    /// Which rooms stay in the cache after this process writes them ([`Store::keep_rooms_of`]);
+    /// unset: all.
+    keeps: std::sync::OnceLock<crate::store::KeepsRooms>,
     /// Stops following the sentinels' announcements.
     _following: tokio_util::sync::DropGuard,
 }
@@ -166,6 +169,7 @@ impl RedisStore {
             switches,
             replication,
             session_apps: sessions::SessionApps::default(),
+            keeps: std::sync::OnceLock::new(),
             _following: following.drop_guard(),
         })
     }
@@ -758,6 +762,10 @@ impl Store for RedisStore {
 
     fn failovers(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
         self.target.is_sentinel().then(|| self.conn.moves())
+    }
+
+    fn keep_rooms_of(&self, keeps: crate::store::KeepsRooms) {
+        let _ = self.keeps.set(keeps);
     }
 
     fn outbox_watch(&self, app: &AppId) -> OutboxWatch {

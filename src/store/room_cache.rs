@@ -225,6 +225,22 @@ impl Entries {
         }
     }
 
+    /// This process's write of `key` is answered but Redis does not track the key for it (no
+    /// read after the write): nothing current is kept, only `past`, the past participations
+    /// under the version of the record's field that holds them, if nothing changed the key
+    /// since `begin`.
+    pub fn untracked(&self, key: &str, token: u64, past: Option<KnownPast>) {
+        match past {
+            Some(past) => self.settle(key, token, Slot::Stale(past)),
+            None => {
+                let mut state = self.lock();
+                if matches!(state.slots.get(key), Some(Slot::Writing(t)) if *t == token) {
+                    state.slots.remove(key);
+                }
+            }
+        }
+    }
+
     /// Forgets `key` (its read or write failed, or it changed).
     pub fn forget(&self, key: &str) {
         self.lock().slots.remove(key);

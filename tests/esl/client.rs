@@ -848,6 +848,68 @@ async fn a_woken_connection_writes_line_feeds_for_its_window_and_nothing_after()
     within("server script", server).await.unwrap();
 }
 
+/// A command that names the event it causes (`ApiCommand::awaiting`) keeps the connection awake
+/// only until that event arrives: other events do not end it, the awaited one does, well
+/// before the window would (a mute's event comes right after the command; issue 59).
+#[tokio::test]
+async fn a_wake_for_an_awaited_event_ends_when_the_event_comes() {
+    const WINDOW: Duration = Duration::from_millis(300);
+    let (listener, addr) = listen().await;
+    let (woken_tx, woken) = oneshot::channel::<()>();
+    let server = serve(listener, |mut fs| async move {
+        woken_tx.send(()).unwrap();
+        let mut byte = [0u8; 1];
+        // Line feeds come; another member's event does not stop them.
+        for event in [None, Some(8)] {
+            if let Some(member) = event {
+                fs.send(&member_event(member)).await;
+            }
+            for _ in 0..3 {
+                within("a nudge", fs.stream.read_exact(&mut byte))
+                    .await
+                    .unwrap();
+                assert_eq!(byte[0], b'\n');
+            }
+        }
+        // The awaited event: at most one line feed already on its way, then the command the
+        // client sends later.
+        fs.send(&member_event(7)).await;
+        let sent = Instant::now();
+        let mut after = 0;
+        loop {
+            within("a nudge or the command", fs.stream.read_exact(&mut byte))
+                .await
+                .unwrap();
+            if byte[0] != b'\n' {
+                fs.buf.push(byte[0]);
+                break;
+            }
+            after += 1;
+        }
+        assert!(after <= 1, "{after} line feeds after the awaited event");
+        assert!(sent.elapsed() < WINDOW, "the command came after the window");
+        assert_eq!(fs.read_api().await, "status");
+        fs.send(&api_response(STATUS_BODY)).await;
+        fs.expect_eof().await;
+    });
+    let (client, mut events) = connect(&addr, config()).await;
+    within("the server is listening for nudges", woken)
+        .await
+        .unwrap();
+    client.waker().wake_until_heard(
+        &[("Action", "add-member".into()), ("Member-ID", "7".into())],
+        WINDOW,
+    );
+    assert_eq!(next_event(&mut events).await.sequence(), Some(8));
+    assert_eq!(next_event(&mut events).await.sequence(), Some(7));
+    // Long enough for several more line feeds, were the wake still on.
+    tokio::time::sleep(Duration::from_millis(40)).await;
+    let reply = within("api status", client.api(&api("status", &[]))).await;
+    assert_eq!(reply.unwrap().text(), STATUS_BODY);
+    drop((client, events));
+    within("server script", server).await.unwrap();
+}
+
 /// A standby's tape (issue 59) starts while the connection still holds events it read before
 /// (in its channel and backlog): those are older than anything taped, and the tape says how
 /// many the stream had been given when it kept its first, so the consumer takes exactly those

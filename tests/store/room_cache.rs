@@ -195,6 +195,39 @@ async fn a_read_is_one_command_and_a_write_one_script() {
     assert!(calls("hmget") <= 20 + lost, "{after:?}");
 }
 
+/// An instance that writes a room of a node another instance applies (an API command's intent,
+/// which that instance's confirmation follows) leaves it untracked: no read after its write,
+/// and so no notice when the other writes; its next read asks Redis.
+#[tokio::test]
+async fn a_room_of_a_node_applied_elsewhere_is_written_without_being_kept() {
+    let (server, a, b) = two_stores().await;
+    let r = new_room("x");
+    let node = r.node.clone();
+    a.keep_rooms_of(Arc::new(move |n| *n != node));
+    a.create_room(&r, &[]).await.unwrap();
+    set_detail(&b, &r.id, "warm").await;
+    set_detail(&a, &r.id, "warm, a").await;
+    let before = server.command_calls().await;
+    for i in 0..10 {
+        // a's intent, then b's confirmation: each reads the other's write first.
+        set_detail(&a, &r.id, &format!("a{i}")).await;
+        assert_eq!(a.cached_rooms(), 0, "a kept a room it does not apply");
+        assert_eq!(
+            a.room(&app(), &r.id).await.unwrap().unwrap().detail,
+            format!("a{i}")
+        );
+        set_detail(&b, &r.id, &format!("b{i}")).await;
+        converges(&a, &r.id, &format!("b{i}")).await;
+    }
+    let after = server.command_calls().await;
+    let calls = |name: &str| after.get(name).unwrap_or(&0) - before.get(name).unwrap_or(&0);
+    let lost = calls("evalsha") - 20;
+    assert!(lost <= 10, "{after:?}");
+    // a's scripts read the room's seq once each (its guard), b's twice (its guard, and the read
+    // after that keeps the room tracked): 30, two more per lost race.
+    assert!(calls("hget") <= 30 + 2 * lost, "{after:?}");
+}
+
 /// Puts the session's member in the room or takes it out, through `store`.
 async fn member(
     store: &RedisStore,

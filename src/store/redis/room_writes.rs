@@ -267,6 +267,11 @@ impl RedisStore {
             .collect()
     }
 
+    /// Whether `room`, once written, stays in the cache ([`Store::keep_rooms_of`]).
+    fn keeps(&self, room: &Room) -> bool {
+        self.keeps.get().is_none_or(|keeps| keeps(&room.node))
+    }
+
     fn room_key(&self, room: &Room) -> String {
         self.room_key_of(&room.app, &room.id)
     }
@@ -354,13 +359,12 @@ impl RedisStore {
         let mut lookups_set = Vec::new();
         // The outbox shards appended to, and their apps.
         let mut appended: Vec<(String, &AppId)> = Vec::new();
-        // How many replies each write has (its lookups, then its script; then its `seq` read
-        // again, `read_seq`, below).
+        // How many replies each write has (its lookups, then its script) and whether its `seq`
+        // is read again after them (`read_seq`, below).
         let mut spans = Vec::with_capacity(todo.len());
         // The global lookups live in slots of their own: on a cluster's master connection they
         // go first, through the cluster client.
         let apart = self.rooms.as_ref().is_some_and(|t| t.is_cluster());
-        let read_seq = self.rooms.is_some();
         let mut lookups = redis::pipe();
         for &i in todo {
             let (w, delta) = (&writes[i], &deltas[i]);
@@ -394,7 +398,10 @@ impl RedisStore {
             // it from memory until another one changes it. (The node's event writes once left
             // their rooms untracked, sparing Redis a tracking-table insert and removal each, and
             // the API's next command on the room then read it back whole: `HMGET` 0.97 -> 0.65
-            // per event in `event_cost`, docs/benchmarks.md.)
+            // per event in `event_cost`, docs/benchmarks.md.) Only for the rooms this process
+            // keeps ([`Store::keep_rooms_of`]): a room whose node another instance applies is
+            // written there next, which would take the tracking away again and push us a
+            // notice; it is left untracked, its past participations known.
             // The past participations go only when the record does not hold them already.
             let saved = self
                 .rooms
@@ -416,6 +423,7 @@ impl RedisStore {
                     .iter()
                     .map(|s| keys::session_room(&tag, s)),
             );
+            let read_seq = self.rooms.is_some() && self.keeps(&w.new);
             if read_seq {
                 pipe.cmd("HGET").arg(&key).arg("seq");
             }
@@ -424,7 +432,7 @@ impl RedisStore {
             } else {
                 delta.add_refs.len() + delta.drop_refs.len()
             };
-            spans.push(refs + 1);
+            spans.push((refs + 1, read_seq));
             room_keys.push(key);
             if !w.events.is_empty() && !appended.iter().any(|(t, _)| *t == tag) {
                 appended.push((tag, &w.new.app));
@@ -504,7 +512,7 @@ impl RedisStore {
                 }
                 let (replies, tokens) = sent.map_err(unavailable)?;
                 let (outcomes, seqs) = without_rings(replies, count, writes_count)
-                    .and_then(|replies| outcomes(replies, &spans, read_seq))
+                    .and_then(|replies| outcomes(replies, &spans))
                     .inspect_err(|_| {
                         for key in &room_keys {
                             entries.forget(key);
@@ -521,18 +529,23 @@ impl RedisStore {
                     .zip(seqs)
                     .zip(&past_versions)
                 {
-                    let ours = seq.is_none_or(|s| s == writes[i].new.seq);
-                    match outcome {
-                        Reply::Saved if ours => {
-                            entries.fill(key, token, Arc::clone(&writes[i].new), *past)
+                    let new = &writes[i].new;
+                    match (outcome, seq) {
+                        (Reply::Saved, Some(s)) if s == new.seq => {
+                            entries.fill(key, token, Arc::clone(new), *past)
                         }
+                        (Reply::Saved, None) => entries.untracked(
+                            key,
+                            token,
+                            past.map(|v| (v, Arc::clone(&new.past_members))),
+                        ),
                         _ => entries.forget(key),
                     }
                 }
                 return Ok(outcomes);
             }
         };
-        outcomes(replies, &spans, false).map(|(replies, _)| replies)
+        outcomes(replies, &spans).map(|(replies, _)| replies)
     }
 
     /// `EVALSHA` of the save script for one room.
@@ -682,16 +695,15 @@ fn without_rings(
     Ok(replies)
 }
 
-/// Reads each write's replies (`spans[i]` of them: lookups, then the script's answer; then,
-/// with `read_seq`, the room's `seq` read again), and the `seq` each read again found
+/// Reads each write's replies (`spans[i].0` of them: lookups, then the script's answer; then,
+/// where `spans[i].1`, the room's `seq` read again), and the `seq` each read again found
 /// (`None`: not read; `Some(0)`: gone or unreadable).
 #[allow(clippy::type_complexity)]
 fn outcomes(
     replies: Vec<Value>,
-    spans: &[usize],
-    read_seq: bool,
+    spans: &[(usize, bool)],
 ) -> Result<(Vec<Reply>, Vec<Option<u64>>), StoreError> {
-    let total: usize = spans.iter().map(|n| n + usize::from(read_seq)).sum();
+    let total: usize = spans.iter().map(|&(n, read)| n + usize::from(read)).sum();
     if replies.len() != total {
         return Err(StoreError::Unavailable(format!(
             "Redis answered a pipeline of {} commands with {} replies",
@@ -702,7 +714,7 @@ fn outcomes(
     let mut replies = replies.into_iter();
     let mut out = Vec::with_capacity(spans.len());
     let mut seqs = Vec::with_capacity(spans.len());
-    for &span in spans {
+    for &(span, read_seq) in spans {
         let mut failed = None;
         let mut last = Value::Nil;
         for _ in 0..span {
