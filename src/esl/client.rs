@@ -42,7 +42,7 @@ pub enum Overflow {
 
 /// See [`ClientConfig::wake_interval`]: an event fired on the node reaches an awake connection
 /// within about this, not 20 ms.
-pub const DEFAULT_WAKE_INTERVAL: Duration = Duration::from_millis(2);
+pub const DEFAULT_WAKE_INTERVAL: Duration = Duration::from_millis(1);
 
 /// Settings of one client connection.
 #[derive(Debug, Clone)]

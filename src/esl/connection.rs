@@ -158,6 +158,15 @@ pub(crate) async fn run<S>(
             () = wake.opened(), if nudge_at.is_none() && !interval.is_zero() => {
                 nudge_at = Some(tokio::time::Instant::now() + interval);
             },
+            () = wake.nudge_asked(), if !interval.is_zero() => {
+                let now = tokio::time::Instant::now();
+                if wake.open_at(now) {
+                    nudge_at = Some(now + interval);
+                    if let Err(e) = framed.send(Nudge).await {
+                        break Some(e.to_string());
+                    }
+                }
+            },
             () = tokio::time::sleep_until(nudge_at.unwrap_or_else(tokio::time::Instant::now)),
                 if nudge_at.is_some() => {
                 // Not once the window is over, or its awaited events came meanwhile.

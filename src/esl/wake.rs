@@ -61,6 +61,8 @@ pub(crate) struct WakeState {
     until: AtomicU64,
     /// Told when a window opens while none was open.
     opened: Notify,
+    /// Told when a line feed should go at once ([`Waker::nudge_now`]).
+    now: Notify,
     /// Events awaited, each until it arrives or its window ends.
     awaited: Mutex<Vec<Awaited>>,
     /// How many are in `awaited`: an event is looked at only while some are.
@@ -73,6 +75,7 @@ impl WakeState {
             base: Instant::now(),
             until: AtomicU64::new(0),
             opened: Notify::new(),
+            now: Notify::new(),
             awaited: Mutex::new(Vec::new()),
             awaiting: AtomicUsize::new(0),
         })
@@ -125,6 +128,11 @@ impl WakeState {
     pub(crate) async fn opened(&self) {
         self.opened.notified().await;
     }
+
+    /// Resolves when a line feed was asked for at once ([`Waker::nudge_now`]).
+    pub(crate) async fn nudge_asked(&self) {
+        self.now.notified().await;
+    }
 }
 
 /// Asks a connection to keep FreeSWITCH's side of it awake for a while. Cheap to clone; a
@@ -146,6 +154,13 @@ impl Waker {
         if before <= state.micros(now) {
             state.opened.notify_one();
         }
+    }
+
+    /// Has one line feed written at once, if a window is open: the command that opened it was
+    /// answered, and FreeSWITCH queues the events a command fires before it answers (a mute's),
+    /// so they need not wait for the next one.
+    pub fn nudge_now(&self) {
+        self.0.now.notify_one();
     }
 
     /// Keeps the connection awake until an event with every one of `headers` arrives on it, or

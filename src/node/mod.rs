@@ -535,7 +535,14 @@ impl NodeHandle {
     pub async fn api(&self, command: &ApiCommand) -> Result<ApiReply, NodeError> {
         let (client, health) = self.client(Some(command))?;
         let _permit = self.permit()?;
-        self.unless_hung(health, client.api(command)).await
+        let reply = self.unless_hung(health, client.api(command)).await;
+        // What the command fired is queued on the node by now (`esl/wake.rs`).
+        if !command.awaited().is_empty()
+            && let Some(wake) = &self.link.borrow().wake
+        {
+            wake.nudge_now();
+        }
+        reply
     }
 
     /// Runs a command that answers `+OK …` and fails on anything else.
