@@ -171,6 +171,10 @@ fn heartbeats(mut stream: EventStream) -> watch::Receiver<()> {
 }
 
 /// The events the controller needs; CUSTOM last, as FreeSWITCH requires.
+/// How much the event connection reads from its socket at once: a burst of events (about a
+/// kilobyte each) in a few system calls, not one per eight of them.
+const EVENT_READ_BUFFER: usize = 64 * 1024;
+
 fn subscription() -> EventSet {
     let set = EventSet::new().names([
         EventName::ChannelCreate,
@@ -265,6 +269,7 @@ impl<S: Store> Supervisor<S> {
         ClientConfig {
             overflow: crate::esl::Overflow::Backpressure,
             max_event_backlog: 10_000,
+            read_buffer: EVENT_READ_BUFFER,
             ..self.client_config()
         }
     }

@@ -332,9 +332,11 @@ pub struct Node {
     /// Event Socket connections that carry commands, besides the one for events (default 4):
     /// FreeSWITCH runs one connection's commands in turn, so this many run at once.
     pub command_connections: Option<usize>,
-    /// After each command sent to the node, its event connection is woken every 2 ms for this
-    /// many milliseconds (default 200; 0: never), so the events the command causes arrive
-    /// within about 2 ms instead of up to FreeSWITCH's 20 ms idle wait.
+    /// After each command sent to the node, its event connection is woken every millisecond
+    /// for up to this many milliseconds (default 200; 0: never), so the events the command
+    /// causes arrive within about a millisecond instead of up to FreeSWITCH's 20 ms idle wait.
+    /// A command whose event is known (a join, a leave, a mute…) ends the wake when that event
+    /// arrives.
     pub event_wake_ms: Option<u64>,
     /// The SIP profile dial-outs to `sip:` destinations leave through (default `inbound`, the
     /// only profile of `freeswitch-conf/`).
