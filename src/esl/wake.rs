@@ -92,10 +92,22 @@ impl WakeState {
             return;
         }
         let mut awaited = self.awaited();
+        // Each header name looked up once in the event, however many awaited events name it.
+        let mut values: Vec<(&'static str, Option<std::borrow::Cow<'_, str>>)> = Vec::new();
+        let mut matches = |name: &'static str, want: &str| {
+            let k = match values.iter().position(|(n, _)| *n == name) {
+                Some(k) => k,
+                None => {
+                    values.push((name, event.header(name)));
+                    values.len() - 1
+                }
+            };
+            values[k].1.as_deref() == Some(want)
+        };
         let found = awaited.iter().position(|a| {
             a.headers
                 .iter()
-                .all(|(name, value)| event.header(name).is_some_and(|v| v == value.as_str()))
+                .all(|(name, value)| matches(name, value.as_str()))
         });
         if let Some(i) = found {
             awaited.swap_remove(i);

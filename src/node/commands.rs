@@ -408,11 +408,15 @@ pub const HOLD_MUSIC: &str = "local_stream://moh";
 /// `conference <room> hold <member> <music>`: the member hears `music` (a URL or a stream,
 /// one token) instead of the room.
 pub fn hold(room: &RoomId, member_id: u32, music: &str) -> Result<ApiCommand, CommandError> {
-    ApiCommand::new("conference")?
+    let member = member_id.to_string();
+    Ok(ApiCommand::new("conference")?
         .arg(room.as_str())?
         .arg("hold")?
-        .arg(&member_id.to_string())?
-        .arg(checked_token("hold music", music)?)
+        .arg(&member)?
+        .arg(checked_token("hold music", music)?)?
+        .awaiting("Action", "hold-member")
+        .awaiting("Conference-Name", room.as_str())
+        .awaiting("Member-ID", &member))
 }
 
 /// `conference <room> play <file> <member> nomux`: the file instead of the room, for that
