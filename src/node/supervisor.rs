@@ -171,9 +171,11 @@ fn heartbeats(mut stream: EventStream) -> watch::Receiver<()> {
 }
 
 /// The events the controller needs; CUSTOM last, as FreeSWITCH requires.
-/// How much the event connection reads from its socket at once: a burst of events (about a
-/// kilobyte each) in a few system calls, not one per eight of them.
-const EVENT_READ_BUFFER: usize = 64 * 1024;
+/// How much the event connection reads from its socket at once: tokio-util's 8 KiB. 64 KiB
+/// applied 15-25 % more events a CPU-second in `fleet_events`, but with three instances under
+/// saturation the bench then counted 1-8 handover gaps a round against 0-1 (session 29,
+/// docs/benchmarks.md): not kept until that is understood.
+const EVENT_READ_BUFFER: usize = crate::esl::DEFAULT_READ_BUFFER;
 
 fn subscription() -> EventSet {
     let set = EventSet::new().names([
