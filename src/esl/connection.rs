@@ -143,6 +143,11 @@ pub(crate) async fn run<S>(
                     if let Err(e) = conn.on_frame(frame) {
                         break Some(e.to_string());
                     }
+                    // A frame decoded from what is buffered costs the task no budget (only a
+                    // socket read does): with a large read buffer the task would otherwise go
+                    // on for thousands of events before the runtime's other tasks (a lease's
+                    // renewal) run. Each frame counts, as it would if read alone.
+                    tokio::task::coop::consume_budget().await;
                 }
             },
             request = requests.recv(), if handles_alive => match request {

@@ -23,8 +23,8 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::conference::NodePrefix;
-use crate::store::Store;
 use crate::store::fleet::{Fleet, NodeLease, NodePosition};
+use crate::store::{Store, StoreError};
 
 /// Whether this instance applies a node's events.
 pub struct Ownership;
@@ -377,6 +377,18 @@ async fn catch_up<F: Fleet + Store>(
     }
 }
 
+/// What one renewal asked the store of one seat's lease.
+enum Ask {
+    /// Renewed (or taken), asked at that instant.
+    Renewed(Instant, Result<NodeLease, StoreError>),
+    /// Given up: another instance is to hold it now.
+    GaveUp,
+    /// Another instance's: where it stands.
+    Read(Result<NodeLease, StoreError>),
+    /// Nobody is assigned (the heartbeat failed): what is held stands until it lapses.
+    Unknown,
+}
+
 /// Takes part in the fleet until `stop`: heartbeats, the leases of this instance's nodes (with
 /// the positions applied), and each node's seat told what this instance applies and what the
 /// store recorded. It joins once every supervisor keeps its node's events (or found the node
@@ -474,53 +486,68 @@ pub fn start<F: Fleet + Store>(
                 }
             };
             let assigned = live.as_deref().map(|live| assign(&nodes, live));
-            // Per seat: whether this instance holds it, the position the store answered, and
-            // the grant renewed (none: the last one stands, to lapse on its own).
-            let mut leases = Vec::with_capacity(seats.len());
-            for seat in &seats {
+            // Every seat's lease asked at once: one after another, a saturated instance (its
+            // store round trips slow) renewed its sixth node's lease past its time to live.
+            let asks = seats.iter().map(|seat| {
                 let node = &seat.node;
                 let mine = assigned.as_ref().map(|a| a.get(node).copied() == Some(me));
-                let still_held = |renewed: &HashMap<NodePrefix, Instant>| {
-                    renewed.get(node).is_some_and(|t| t.elapsed() < ttl)
-                };
-                let (held, recorded, grant) = match mine {
-                    Some(true) => {
-                        let applied = seat.applied();
-                        // The lease runs from when the store renews it, after this.
-                        let asked = Instant::now();
-                        match store.node_lease(node, me, ttl, applied.as_ref()).await {
-                            Ok(NodeLease {
-                                held: true,
-                                recorded,
-                                generation,
-                            }) => {
-                                renewed.insert(node.clone(), started);
-                                let grant = Grant {
-                                    generation,
-                                    until: Some(asked + crate::store::lease_holds_for(ttl)),
-                                };
-                                (true, Some(recorded), Some(grant))
-                            }
-                            Ok(lease) => (false, Some(lease.recorded), None),
-                            Err(_) => (still_held(&renewed), None, None),
+                let held_here = renewed.contains_key(node);
+                let store = &*store;
+                async move {
+                    match mine {
+                        Some(true) => {
+                            let applied = seat.applied();
+                            // The lease runs from when the store renews it, after this.
+                            let asked = Instant::now();
+                            let lease = store.node_lease(node, me, ttl, applied.as_ref()).await;
+                            Ask::Renewed(asked, lease)
                         }
-                    }
-                    Some(false) => {
-                        if renewed.remove(node).is_some() {
+                        Some(false) if held_here => {
                             seat.vacate();
                             let applied = seat.applied();
                             let _ = store
                                 .node_lease(node, me, Duration::ZERO, applied.as_ref())
                                 .await;
-                            (false, None, None)
-                        } else {
-                            // Another instance's: where it stands, so the events kept here
-                            // for a takeover need not go back further.
-                            let read = store.node_lease(node, me, Duration::ZERO, None).await;
-                            (false, read.ok().map(|lease| lease.recorded), None)
+                            Ask::GaveUp
                         }
+                        // Another instance's: where it stands, so the events kept here for a
+                        // takeover need not go back further.
+                        Some(false) => {
+                            Ask::Read(store.node_lease(node, me, Duration::ZERO, None).await)
+                        }
+                        None => Ask::Unknown,
                     }
-                    None => (still_held(&renewed), None, None),
+                }
+            });
+            let asked = futures_util::future::join_all(asks).await;
+            // Per seat: whether this instance holds it, the position the store answered, and
+            // the grant renewed (none: the last one stands, to lapse on its own).
+            let mut leases = Vec::with_capacity(seats.len());
+            for (seat, ask) in seats.iter().zip(asked) {
+                let node = &seat.node;
+                let still_held = |renewed: &HashMap<NodePrefix, Instant>| {
+                    renewed.get(node).is_some_and(|t| t.elapsed() < ttl)
+                };
+                let (held, recorded, grant) = match ask {
+                    Ask::Renewed(
+                        asked,
+                        Ok(NodeLease {
+                            held: true,
+                            recorded,
+                            generation,
+                        }),
+                    ) => {
+                        renewed.insert(node.clone(), started);
+                        let grant = Grant {
+                            generation,
+                            until: Some(asked + crate::store::lease_holds_for(ttl)),
+                        };
+                        (true, Some(recorded), Some(grant))
+                    }
+                    Ask::Renewed(_, Ok(lease)) => (false, Some(lease.recorded), None),
+                    Ask::Renewed(_, Err(_)) | Ask::Unknown => (still_held(&renewed), None, None),
+                    Ask::GaveUp => (false, None, None),
+                    Ask::Read(read) => (false, read.ok().map(|lease| lease.recorded), None),
                 };
                 if !held {
                     renewed.remove(node);

@@ -7,15 +7,19 @@
 //! news is late, and a way to see whether it asks the server anything meanwhile.
 //! [`Proxy::commands`] lists the commands clients sent through it (each `api`/`bgapi` line, when
 //! it passed): which instance asked a node what, when one proxy stands before each instance;
-//! [`Proxy::lines`] every line they sent (a Redis client's keys, say).
+//! [`Proxy::lines`] every line they sent (a Redis client's keys, say). [`Proxy::delay_replies`]
+//! delivers what the upstream sends that much after it arrived, as a distant server would.
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 pub struct Proxy {
     pub addr: SocketAddr,
@@ -27,6 +31,8 @@ pub struct Proxy {
     holding: watch::Sender<bool>,
     /// Client sends passed upstream while holding (reset by each hold).
     asked: watch::Sender<u64>,
+    /// How long after it arrived an upstream byte is passed on.
+    latency: watch::Sender<Duration>,
     /// Connections accepted so far.
     pub accepted: Arc<AtomicUsize>,
     /// Every line clients sent upstream, and when it passed.
@@ -48,6 +54,8 @@ impl Proxy {
         let (frozen, _) = watch::channel(false);
         let (holding, _) = watch::channel(false);
         let (asked, _) = watch::channel(0u64);
+        let (latency, _) = watch::channel(Duration::ZERO);
+        let latency_tx = latency.clone();
         let (gen_tx, refuse, count) = (generation.clone(), refusing.clone(), accepted.clone());
         let frozen_tx = frozen.clone();
         let (holding_tx, asked_tx) = (holding.clone(), asked.clone());
@@ -67,6 +75,7 @@ impl Proxy {
                 let born = *cut.borrow();
                 let upstream = upstream.clone();
                 let (holding, asked) = (holding_tx.clone(), asked_tx.clone());
+                let latency = latency_tx.subscribe();
                 let sent = sent_tx.clone();
                 let upstreams = upstreams_tx.clone();
                 tokio::spawn(async move {
@@ -77,7 +86,7 @@ impl Proxy {
                         upstreams.lock().unwrap().push(local);
                     }
                     let frozen = tokio::select! {
-                        _ = relay(client, server, &holding, &asked, &sent) => false,
+                        _ = relay(client, server, &holding, &asked, &sent, latency) => false,
                         _ = cut.wait_for(|g| *g != born) => false,
                         _ = hung.wait_for(|f| *f) => true,
                     };
@@ -95,6 +104,7 @@ impl Proxy {
             frozen,
             holding,
             asked,
+            latency,
             accepted,
             sent,
             upstreams,
@@ -142,6 +152,12 @@ impl Proxy {
         self.holding.send_replace(false);
     }
 
+    /// Passes on each byte the upstream sends `delay` after it arrived, on every connection
+    /// (bytes in flight keep theirs): a server that far away.
+    pub fn delay_replies(&self, delay: Duration) {
+        self.latency.send_replace(delay);
+    }
+
     /// Drops every open connection and refuses new ones.
     pub fn cut(&self) {
         self.refusing.store(true, Ordering::SeqCst);
@@ -168,13 +184,15 @@ impl Drop for Proxy {
 
 /// Copies both ways until both sides end (an end is passed on as a shutdown of the other's
 /// writes, as `copy_bidirectional` does); upstream bytes wait while `holding`, and each client
-/// send made while holding counts in `asked`.
+/// send made while holding counts in `asked`; each upstream read is passed on `latency` after
+/// it arrived (read on meanwhile, so delays do not add up).
 async fn relay(
     client: TcpStream,
     server: TcpStream,
     holding: &watch::Sender<bool>,
     asked: &watch::Sender<u64>,
     sent: &Commands,
+    latency: watch::Receiver<Duration>,
 ) {
     let (mut client_rx, mut client_tx) = client.into_split();
     let (mut server_rx, mut server_tx) = server.into_split();
@@ -213,18 +231,27 @@ async fn relay(
     let down = async {
         let mut buf = vec![0u8; 16 * 1024];
         let mut held = holding.subscribe();
+        // What was read, each with when it is due.
+        let mut due: VecDeque<(Instant, Vec<u8>)> = VecDeque::new();
+        let mut open = true;
         loop {
-            match server_rx.read(&mut buf).await {
-                Ok(0) | Err(_) => {
-                    let _ = client_tx.shutdown().await;
-                    return;
-                }
-                Ok(n) => {
+            let next = due.front().map(|(at, _)| *at);
+            tokio::select! {
+                read = server_rx.read(&mut buf), if open => match read {
+                    Ok(0) | Err(_) => open = false,
+                    Ok(n) => due.push_back((Instant::now() + *latency.borrow(), buf[..n].to_vec())),
+                },
+                () = tokio::time::sleep_until(next.unwrap_or_else(Instant::now)), if next.is_some() => {
+                    let Some((_, bytes)) = due.pop_front() else { continue };
                     let _ = held.wait_for(|h| !*h).await;
-                    if client_tx.write_all(&buf[..n]).await.is_err() {
+                    if client_tx.write_all(&bytes).await.is_err() {
                         return;
                     }
                 }
+            }
+            if !open && due.is_empty() {
+                let _ = client_tx.shutdown().await;
+                return;
             }
         }
     };

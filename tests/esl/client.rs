@@ -1015,3 +1015,45 @@ async fn a_tape_started_behind_held_events_says_how_many_came_before_it() {
     drop(events);
     within("server script", server).await.unwrap();
 }
+
+/// A burst already in the read buffer is decoded without a system call, which is what tokio
+/// counts to make a task give the others their turn: a connection must still let the runtime's
+/// other tasks (a node lease's renewal) run every few hundred events, however large its reads.
+#[tokio::test]
+async fn a_burst_of_buffered_events_does_not_keep_the_runtime_to_itself() {
+    const EVENTS: u64 = 3_000;
+    let (listener, addr) = listen().await;
+    let server = serve(listener, |mut fs| async move {
+        fs.send(&member_events(1..=EVENTS)).await;
+        fs.expect_eof().await;
+    });
+    let config = ClientConfig {
+        read_buffer: 256 * 1024,
+        event_channel: EVENTS as usize,
+        ..config()
+    };
+    let (client, mut events) = connect(&addr, config).await;
+    // On this one thread, each turn of this task takes what the connection delivered since
+    // its last turn: the most it took at once is what the connection did in one go.
+    let mut seqs = Vec::new();
+    let mut most = 0;
+    within("every event", async {
+        while seqs.len() < EVENTS as usize {
+            let before = seqs.len();
+            while let Some(event) = events.try_recv() {
+                seqs.push(event.sequence().unwrap());
+            }
+            most = most.max(seqs.len() - before);
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert_eq!(seqs, (1..=EVENTS).collect::<Vec<u64>>());
+    assert!(
+        most <= 512,
+        "{most} events were decoded before any other task ran"
+    );
+    drop(client);
+    drop(events);
+    within("server script", server).await.unwrap();
+}

@@ -16,6 +16,7 @@ mod nodes;
 mod paused_leader;
 mod paused_master;
 mod paused_owner;
+mod slow_store;
 mod stale_writes;
 mod standby;
 mod sync;
