@@ -13,6 +13,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use bytes::BytesMut;
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -105,7 +106,15 @@ struct Connection {
     newest_sequence: u64,
     /// Told of every event, which may be one a command awaits (`wake.rs`).
     wake: Arc<WakeState>,
+    /// Whether the read buffer was grown to [`TAPE_READ_BUFFER`] for a tape.
+    grown: bool,
 }
+
+/// How much one read takes at most while the connection tapes: a tape consumes what it reads
+/// in place, handing nothing on, so a standby reads its node's events in an eighth of the
+/// system calls. Back to [`ClientConfig::read_buffer`] once the tape stops (larger reads made an
+/// owner's applier fall further behind under saturation: issue 59).
+const TAPE_READ_BUFFER: usize = 64 * 1024;
 
 pub(crate) async fn run<S>(
     mut framed: Framed<S, EslCodec>,
@@ -129,12 +138,14 @@ pub(crate) async fn run<S>(
         pending,
         newest_sequence: 0,
         wake: wake.clone(),
+        grown: false,
     };
     let mut handles_alive = true;
     // When the next `\n` goes out while a wake window is open (`wake.rs`).
     let interval = conn.config.wake_interval;
     let mut nudge_at: Option<tokio::time::Instant> = None;
     let error: Option<String> = loop {
+        conn.size_read_buffer(framed.read_buffer_mut());
         tokio::select! {
             frame = framed.next(), if !conn.reading_paused() => match frame {
                 None => break None,
@@ -212,6 +223,24 @@ pub(crate) async fn run<S>(
 }
 
 impl Connection {
+    /// Grows the read buffer while the connection tapes, and gives it back once the tape has
+    /// stopped and nothing is left in it (see [`TAPE_READ_BUFFER`]).
+    fn size_read_buffer(&mut self, buf: &mut BytesMut) {
+        let taping = self.config.tape.as_ref().is_some_and(|t| t.taping());
+        if taping {
+            let want = TAPE_READ_BUFFER.max(self.config.read_buffer);
+            if buf.capacity() < want {
+                // In place when the events read so far were all taped (the buffer is ours
+                // alone): what is left is moved to its front.
+                buf.reserve(want - buf.len());
+                self.grown = true;
+            }
+        } else if self.grown && buf.is_empty() {
+            *buf = BytesMut::with_capacity(self.config.read_buffer.max(1));
+            self.grown = false;
+        }
+    }
+
     /// With back-pressure, the socket is not read while the backlog is full — unless a command
     /// waits for its reply. FreeSWITCH answers after the events it had already sent, and a
     /// consumer may wait for the answer before it takes more events (a resync does): paused
