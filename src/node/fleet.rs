@@ -350,6 +350,10 @@ async fn catch_up<F: Fleet + Store>(
             // killed owner's node is taken from where it stopped, as before).
             if still < 2 {
                 behind.push((seat, recorded));
+            } else if still == 2 {
+                // Said once: a saturated owner whose renewals came late looks the same, and
+                // its takeover is then logged as a gap.
+                tracing::info!(node = %seat.node, owner_at = recorded.sequence, "not waiting for the node's owner: its position has not moved for two renewals (gone or stalled)");
             }
         }
         if behind.is_empty() {
