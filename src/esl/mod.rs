@@ -18,9 +18,7 @@ mod serialize;
 mod tape;
 mod wake;
 
-pub use client::{
-    Client, ClientConfig, DEFAULT_READ_BUFFER, DEFAULT_WAKE_INTERVAL, EventStream, Overflow,
-};
+pub use client::{Client, ClientConfig, DEFAULT_WAKE_INTERVAL, EventStream, Overflow};
 pub use codec::{DEFAULT_MAX_FRAME, DEFAULT_MAX_HEADER_BLOCK, EslCodec, Limits, decode_all};
 pub use command::{ApiCommand, Command, EventFormat, EventSet, Password};
 pub use connection::CloseReason;

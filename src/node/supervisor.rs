@@ -171,12 +171,6 @@ fn heartbeats(mut stream: EventStream) -> watch::Receiver<()> {
 }
 
 /// The events the controller needs; CUSTOM last, as FreeSWITCH requires.
-/// How much the event connection reads from its socket at once: tokio-util's 8 KiB. 64 KiB
-/// applied 15-25 % more events a CPU-second in `fleet_events`, but with three instances under
-/// saturation the bench then counted 1-8 handover gaps a round against 0-1 (session 29,
-/// docs/benchmarks.md): not kept until that is understood.
-const EVENT_READ_BUFFER: usize = crate::esl::DEFAULT_READ_BUFFER;
-
 fn subscription() -> EventSet {
     let set = EventSet::new().names([
         EventName::ChannelCreate,
@@ -271,7 +265,6 @@ impl<S: Store> Supervisor<S> {
         ClientConfig {
             overflow: crate::esl::Overflow::Backpressure,
             max_event_backlog: 10_000,
-            read_buffer: EVENT_READ_BUFFER,
             ..self.client_config()
         }
     }

@@ -49,6 +49,16 @@ async fn an_instance_whose_store_answers_slowly_keeps_its_node_leases() {
     assert!(before.values().all(|g| *g > 0), "{before:?}");
 
     proxy.delay_replies(Duration::from_millis(350));
+    // The delay is in force (else the leases would keep for nothing): a PING through the proxy.
+    let slow = redis::Client::open(through.as_str()).unwrap();
+    let mut slow = slow.get_multiplexed_async_connection().await.unwrap();
+    let asked = std::time::Instant::now();
+    let _: String = redis::cmd("PING").query_async(&mut slow).await.unwrap();
+    assert!(
+        asked.elapsed() >= Duration::from_millis(350),
+        "the proxy answered in {:?}",
+        asked.elapsed()
+    );
     // Nothing to wait for: the leases must not lapse over several of their lifetimes.
     tokio::time::sleep(Duration::from_millis(LEASE_MS * 3)).await;
     let after = generations(&redis.url()).await;
