@@ -400,209 +400,271 @@ enum Ask {
 /// held (see below), so nodes are handed to it only when it can take them without a gap. When
 /// stopped it gives its leases up, recording where it stood, and leaves, so the others take its
 /// nodes on their next renewal.
+///
+/// It runs on a thread of its own, with a runtime and store connections of its own
+/// ([`Fleet::apart`]): in a saturated process the renewals waited for the busy runtime (their
+/// task's turn, the shared connection's driver) past the leases' time to live, and a lapsed
+/// lease stops the node's events until the next renewal. A thread of its own is scheduled by
+/// the kernel, which runs a mostly sleeping thread first.
 pub fn start<F: Fleet + Store>(
     store: Arc<F>,
     config: FleetConfig,
     seats: Vec<Seat>,
-    mut changes: tokio::sync::mpsc::UnboundedReceiver<SeatChange>,
+    changes: tokio::sync::mpsc::UnboundedReceiver<SeatChange>,
     stop: CancellationToken,
 ) {
     TAKING_PART.send_modify(|n| *n += 1);
-    tokio::spawn(async move {
-        let ttl = config.lease_ttl.max(Duration::from_millis(300));
-        let me = config.instance.as_str();
-        let mut seats = seats;
-        let mut nodes: Vec<NodePrefix> = seats.iter().map(|s| s.node.clone()).collect();
-        let ready = futures_util::future::join_all(seats.iter().map(|s| {
-            let mut ready = s.ready.clone();
-            async move {
-                let _ = ready.wait_for(|r| *r).await;
-            }
-        }));
+    let part = Arc::new(Mutex::new(Some(Part {
+        store,
+        config,
+        seats,
+        changes,
+        stop,
+    })));
+    let taken = part.clone();
+    let own = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .and_then(|runtime| {
+            std::thread::Builder::new()
+                .name("switchyard-fleet".into())
+                .spawn(move || {
+                    if let Some(part) = Part::take(&taken) {
+                        runtime.block_on(async move {
+                            let store = match part.store.apart().await {
+                                Some(apart) => Arc::new(apart),
+                                None => part.store.clone(),
+                            };
+                            take_part(Part { store, ..part }).await;
+                        });
+                    }
+                })
+        });
+    if let Err(e) = own {
+        tracing::warn!(error = %e, "the fleet's renewals could not have a thread of their own; they share the runtime");
+        if let Some(part) = Part::take(&part) {
+            tokio::spawn(take_part(part));
+        }
+    }
+}
+
+/// What [`start`] hands to the fleet's task.
+struct Part<F> {
+    store: Arc<F>,
+    config: FleetConfig,
+    seats: Vec<Seat>,
+    changes: tokio::sync::mpsc::UnboundedReceiver<SeatChange>,
+    stop: CancellationToken,
+}
+
+impl<F> Part<F> {
+    fn take(part: &Mutex<Option<Part<F>>>) -> Option<Part<F>> {
+        part.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+/// The fleet's task (see [`start`]).
+async fn take_part<F: Fleet + Store>(part: Part<F>) {
+    let Part {
+        store,
+        config,
+        seats,
+        mut changes,
+        stop,
+    } = part;
+    let ttl = config.lease_ttl.max(Duration::from_millis(300));
+    let me = config.instance.as_str();
+    let mut seats = seats;
+    let mut nodes: Vec<NodePrefix> = seats.iter().map(|s| s.node.clone()).collect();
+    let ready = futures_util::future::join_all(seats.iter().map(|s| {
+        let mut ready = s.ready.clone();
+        async move {
+            let _ = ready.wait_for(|r| *r).await;
+        }
+    }));
+    tokio::select! {
+        () = stop.cancelled() => {}
+        _ = tokio::time::timeout(READY_WAIT, ready) => {}
+    }
+    // Joining a running fleet: the nodes nobody holds right now (a stopped instance's, a
+    // killed one's once its leases run out) are left to the instances already there, which
+    // heard their events while nobody applied them; this one only started listening. It
+    // joins once they have had the time to take them (a killed owner's time to live, and
+    // one renewal), and is then handed its share by live owners, from where they stand.
+    // Alone (a cold start) it joins at once.
+    if let Ok(others) = store.heartbeat(me, Duration::ZERO).await
+        && others.iter().any(|i| i != me)
+    {
         tokio::select! {
             () = stop.cancelled() => {}
-            _ = tokio::time::timeout(READY_WAIT, ready) => {}
+            () = tokio::time::sleep(ttl + ttl / 3) => {}
         }
-        // Joining a running fleet: the nodes nobody holds right now (a stopped instance's, a
-        // killed one's once its leases run out) are left to the instances already there, which
-        // heard their events while nobody applied them; this one only started listening. It
-        // joins once they have had the time to take them (a killed owner's time to live, and
-        // one renewal), and is then handed its share by live owners, from where they stand.
-        // Alone (a cold start) it joins at once.
+        // The owners still live (a killed one's heartbeat has run out by now: its nodes are
+        // taken from where it stopped, there is nothing to wait for).
         if let Ok(others) = store.heartbeat(me, Duration::ZERO).await
             && others.iter().any(|i| i != me)
         {
-            tokio::select! {
-                () = stop.cancelled() => {}
-                () = tokio::time::sleep(ttl + ttl / 3) => {}
-            }
-            // The owners still live (a killed one's heartbeat has run out by now: its nodes are
-            // taken from where it stopped, there is nothing to wait for).
-            if let Ok(others) = store.heartbeat(me, Duration::ZERO).await
-                && others.iter().any(|i| i != me)
-            {
-                catch_up(&*store, me, &seats, ttl, &stop).await;
-            }
+            catch_up(&*store, me, &seats, ttl, &stop).await;
         }
-        let mut tick = tokio::time::interval(ttl / 3);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // When each held lease was last renewed: past its time to live it is not ours.
-        let mut renewed: HashMap<NodePrefix, Instant> = HashMap::new();
-        loop {
-            tokio::select! {
-                () = stop.cancelled() => break,
-                _ = tick.tick() => {}
-            }
-            // Nodes a reload added or removed: a removed one's lease is given up at once.
-            while let Ok(change) = changes.try_recv() {
-                match change {
-                    SeatChange::Add(seat) => {
-                        nodes.push(seat.node.clone());
-                        seats.push(seat);
-                    }
-                    SeatChange::Remove(node) => {
-                        if let Some(i) = seats.iter().position(|s| s.node == node) {
-                            let seat = seats.remove(i);
-                            seat.vacate();
-                            if renewed.remove(&node).is_some() {
-                                let applied = seat.applied();
-                                let _ = store
-                                    .node_lease(&node, me, Duration::ZERO, applied.as_ref())
-                                    .await;
-                            }
-                        }
-                        nodes.retain(|n| *n != node);
-                    }
+    }
+    let mut tick = tokio::time::interval(ttl / 3);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // When each held lease was last renewed: past its time to live it is not ours.
+    let mut renewed: HashMap<NodePrefix, Instant> = HashMap::new();
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        // Nodes a reload added or removed: a removed one's lease is given up at once.
+        while let Ok(change) = changes.try_recv() {
+            match change {
+                SeatChange::Add(seat) => {
+                    nodes.push(seat.node.clone());
+                    seats.push(seat);
                 }
-            }
-            let started = Instant::now();
-            let live = match store.heartbeat(me, ttl).await {
-                Ok(mut live) => {
-                    if !live.iter().any(|i| i == me) {
-                        live.push(me.to_owned());
-                        live.sort();
-                    }
-                    Some(live)
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "fleet heartbeat failed; keeping what this instance holds until its leases run out");
-                    None
-                }
-            };
-            let assigned = live.as_deref().map(|live| assign(&nodes, live));
-            // Every seat's lease asked at once: one after another, a saturated instance (its
-            // store round trips slow) renewed its sixth node's lease past its time to live.
-            let asks = seats.iter().map(|seat| {
-                let node = &seat.node;
-                let mine = assigned.as_ref().map(|a| a.get(node).copied() == Some(me));
-                let held_here = renewed.contains_key(node);
-                let store = &*store;
-                async move {
-                    match mine {
-                        Some(true) => {
-                            let applied = seat.applied();
-                            // The lease runs from when the store renews it, after this.
-                            let asked = Instant::now();
-                            let lease = store.node_lease(node, me, ttl, applied.as_ref()).await;
-                            Ask::Renewed(asked, lease)
-                        }
-                        Some(false) if held_here => {
-                            seat.vacate();
+                SeatChange::Remove(node) => {
+                    if let Some(i) = seats.iter().position(|s| s.node == node) {
+                        let seat = seats.remove(i);
+                        seat.vacate();
+                        if renewed.remove(&node).is_some() {
                             let applied = seat.applied();
                             let _ = store
-                                .node_lease(node, me, Duration::ZERO, applied.as_ref())
+                                .node_lease(&node, me, Duration::ZERO, applied.as_ref())
                                 .await;
-                            Ask::GaveUp
                         }
-                        // Another instance's: where it stands, so the events kept here for a
-                        // takeover need not go back further.
-                        Some(false) => {
-                            Ask::Read(store.node_lease(node, me, Duration::ZERO, None).await)
-                        }
-                        None => Ask::Unknown,
                     }
+                    nodes.retain(|n| *n != node);
                 }
-            });
-            let asked = futures_util::future::join_all(asks).await;
-            // Per seat: whether this instance holds it, the position the store answered, and
-            // the grant renewed (none: the last one stands, to lapse on its own).
-            let mut leases = Vec::with_capacity(seats.len());
-            for (seat, ask) in seats.iter().zip(asked) {
-                let node = &seat.node;
-                let still_held = |renewed: &HashMap<NodePrefix, Instant>| {
-                    renewed.get(node).is_some_and(|t| t.elapsed() < ttl)
-                };
-                let (held, recorded, grant) = match ask {
-                    Ask::Renewed(
-                        asked,
-                        Ok(NodeLease {
-                            held: true,
-                            recorded,
-                            generation,
-                        }),
-                    ) => {
-                        renewed.insert(node.clone(), started);
-                        let grant = Grant {
-                            generation,
-                            until: Some(asked + crate::store::lease_holds_for(ttl)),
-                        };
-                        (true, Some(recorded), Some(grant))
-                    }
-                    Ask::Renewed(_, Ok(lease)) => (false, Some(lease.recorded), None),
-                    Ask::Renewed(_, Err(_)) | Ask::Unknown => (still_held(&renewed), None, None),
-                    Ask::GaveUp => (false, None, None),
-                    Ask::Read(read) => (false, read.ok().map(|lease| lease.recorded), None),
-                };
-                if !held {
-                    renewed.remove(node);
-                }
-                leases.push((held, recorded, grant));
             }
-            // A position is trusted (standbys drop what they kept up to it, a takeover replays
-            // from it) only once the replicas have it: a failover cannot take it back then.
-            let confirmed = match store.replicated().await {
-                Ok(confirmed) => confirmed,
-                Err(e) => {
-                    tracing::warn!(error = %e, "fleet positions not confirmed on the replicas");
-                    false
+        }
+        let started = Instant::now();
+        let live = match store.heartbeat(me, ttl).await {
+            Ok(mut live) => {
+                if !live.iter().any(|i| i == me) {
+                    live.push(me.to_owned());
+                    live.sort();
                 }
+                Some(live)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "fleet heartbeat failed; keeping what this instance holds until its leases run out");
+                None
+            }
+        };
+        let assigned = live.as_deref().map(|live| assign(&nodes, live));
+        // Every seat's lease asked at once: one after another, a saturated instance (its
+        // store round trips slow) renewed its sixth node's lease past its time to live.
+        let asks = seats.iter().map(|seat| {
+            let node = &seat.node;
+            let mine = assigned.as_ref().map(|a| a.get(node).copied() == Some(me));
+            let held_here = renewed.contains_key(node);
+            let store = &*store;
+            async move {
+                match mine {
+                    Some(true) => {
+                        let applied = seat.applied();
+                        // The lease runs from when the store renews it, after this.
+                        let asked = Instant::now();
+                        let lease = store.node_lease(node, me, ttl, applied.as_ref()).await;
+                        Ask::Renewed(asked, lease)
+                    }
+                    Some(false) if held_here => {
+                        seat.vacate();
+                        let applied = seat.applied();
+                        let _ = store
+                            .node_lease(node, me, Duration::ZERO, applied.as_ref())
+                            .await;
+                        Ask::GaveUp
+                    }
+                    // Another instance's: where it stands, so the events kept here for a
+                    // takeover need not go back further.
+                    Some(false) => {
+                        Ask::Read(store.node_lease(node, me, Duration::ZERO, None).await)
+                    }
+                    None => Ask::Unknown,
+                }
+            }
+        });
+        let asked = futures_util::future::join_all(asks).await;
+        // Per seat: whether this instance holds it, the position the store answered, and
+        // the grant renewed (none: the last one stands, to lapse on its own).
+        let mut leases = Vec::with_capacity(seats.len());
+        for (seat, ask) in seats.iter().zip(asked) {
+            let node = &seat.node;
+            let still_held = |renewed: &HashMap<NodePrefix, Instant>| {
+                renewed.get(node).is_some_and(|t| t.elapsed() < ttl)
             };
-            for (seat, (held, recorded, grant)) in seats.iter().zip(leases) {
-                if confirmed && let Some(recorded) = recorded {
-                    seat.record(recorded);
+            let (held, recorded, grant) = match ask {
+                Ask::Renewed(
+                    asked,
+                    Ok(NodeLease {
+                        held: true,
+                        recorded,
+                        generation,
+                    }),
+                ) => {
+                    renewed.insert(node.clone(), started);
+                    let grant = Grant {
+                        generation,
+                        until: Some(asked + crate::store::lease_holds_for(ttl)),
+                    };
+                    (true, Some(recorded), Some(grant))
                 }
-                // The grant before ownership: a supervisor told it owns the node finds what it
-                // may act on.
-                match (held, grant) {
-                    (true, Some(grant)) => {
-                        seat.grant.send_replace(Some(grant));
-                    }
-                    (true, None) => {}
-                    (false, _) => {
-                        seat.grant.send_if_modified(|g| g.take().is_some());
-                    }
+                Ask::Renewed(_, Ok(lease)) => (false, Some(lease.recorded), None),
+                Ask::Renewed(_, Err(_)) | Ask::Unknown => (still_held(&renewed), None, None),
+                Ask::GaveUp => (false, None, None),
+                Ask::Read(read) => (false, read.ok().map(|lease| lease.recorded), None),
+            };
+            if !held {
+                renewed.remove(node);
+            }
+            leases.push((held, recorded, grant));
+        }
+        // A position is trusted (standbys drop what they kept up to it, a takeover replays
+        // from it) only once the replicas have it: a failover cannot take it back then.
+        let confirmed = match store.replicated().await {
+            Ok(confirmed) => confirmed,
+            Err(e) => {
+                tracing::warn!(error = %e, "fleet positions not confirmed on the replicas");
+                false
+            }
+        };
+        for (seat, (held, recorded, grant)) in seats.iter().zip(leases) {
+            if confirmed && let Some(recorded) = recorded {
+                seat.record(recorded);
+            }
+            // The grant before ownership: a supervisor told it owns the node finds what it
+            // may act on.
+            match (held, grant) {
+                (true, Some(grant)) => {
+                    seat.grant.send_replace(Some(grant));
                 }
-                seat.owns.send_if_modified(|owned| {
-                    let changed = *owned != held;
-                    *owned = held;
-                    changed
-                });
-                crate::telemetry::node_owned(seat.node.as_str(), held);
+                (true, None) => {}
+                (false, _) => {
+                    seat.grant.send_if_modified(|g| g.take().is_some());
+                }
             }
+            seat.owns.send_if_modified(|owned| {
+                let changed = *owned != held;
+                *owned = held;
+                changed
+            });
+            crate::telemetry::node_owned(seat.node.as_str(), held);
         }
-        for seat in &seats {
-            seat.vacate();
-            if renewed.contains_key(&seat.node) {
-                let applied = seat.applied();
-                let _ = store
-                    .node_lease(&seat.node, me, Duration::ZERO, applied.as_ref())
-                    .await;
-            }
+    }
+    for seat in &seats {
+        seat.vacate();
+        if renewed.contains_key(&seat.node) {
+            let applied = seat.applied();
+            let _ = store
+                .node_lease(&seat.node, me, Duration::ZERO, applied.as_ref())
+                .await;
         }
-        let _ = store.heartbeat(me, Duration::ZERO).await;
-        tracing::info!(instance = %me, "controller instance left the fleet; its nodes are handed over");
-        TAKING_PART.send_modify(|n| *n = n.saturating_sub(1));
-    });
+    }
+    let _ = store.heartbeat(me, Duration::ZERO).await;
+    tracing::info!(instance = %me, "controller instance left the fleet; its nodes are handed over");
+    TAKING_PART.send_modify(|n| *n = n.saturating_sub(1));
 }
 
 #[cfg(test)]

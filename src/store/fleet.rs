@@ -48,6 +48,17 @@ pub trait Fleet: Send + Sync + 'static {
         ttl: Duration,
         applied: Option<&NodePosition>,
     ) -> impl Future<Output = Result<NodeLease, StoreError>> + Send;
+
+    /// The same records over connections of their own, made on the calling runtime (`None`:
+    /// this store serves as it is). The fleet's renewals run on a thread of their own, so that
+    /// a saturated process still renews its leases in time: their round trips must not wait
+    /// for the busy runtime to drive a shared connection.
+    fn apart(&self) -> impl Future<Output = Option<Self>> + Send
+    where
+        Self: Sized,
+    {
+        async { None }
+    }
 }
 
 /// A node's lease as [`Fleet::node_lease`] left it.
@@ -142,6 +153,16 @@ impl Fleet for RedisStore {
             recorded: recorded.as_deref().and_then(NodePosition::parse),
             generation,
         })
+    }
+
+    async fn apart(&self) -> Option<RedisStore> {
+        match RedisStore::apart(self).await {
+            Ok(store) => Some(store),
+            Err(e) => {
+                tracing::warn!(error = %e, "the fleet's own Redis connection could not be made; its renewals share the store's");
+                None
+            }
+        }
     }
 }
 

@@ -174,6 +174,44 @@ impl RedisStore {
         })
     }
 
+    /// The same store over connections of its own, made on the calling runtime, without the
+    /// room cache or the outbox's subscriber: the fleet's renewals run on a thread of their own
+    /// (see [`crate::node::fleet`]), whose round trips must not wait for a saturated runtime
+    /// to drive the shared connection. It follows the sentinels on its own too, and waits for
+    /// as many replicas.
+    pub(crate) async fn apart(&self) -> Result<RedisStore, StoreError> {
+        let switches = Arc::new(switches::Switches::new(0));
+        let conn = failover::Conn::connect(self.target.clone(), switches.clone())
+            .await
+            .map_err(unavailable)?;
+        let following = tokio_util::sync::CancellationToken::new();
+        switches::follow(&self.target, &conn, &switches, &following);
+        let replication = replication(&self.target, self.replicas(), &switches);
+        Ok(RedisStore {
+            conn,
+            target: self.target.clone(),
+            bells: Bells::new(false),
+            listening: std::sync::OnceLock::new(),
+            rooms: None,
+            listened: self.listened.clone(),
+            create_room: self.create_room.clone(),
+            save_room: self.save_room.clone(),
+            save_session: self.save_session.clone(),
+            remember: self.remember.clone(),
+            set_outbox_position: self.set_outbox_position.clone(),
+            claim_timeouts: self.claim_timeouts.clone(),
+            lease: self.lease.clone(),
+            retention: self.retention,
+            ended_sessions: self.ended_sessions,
+            shards: shards::Shards::new(self.shards.count()),
+            switches,
+            replication,
+            session_apps: sessions::SessionApps::default(),
+            keeps: std::sync::OnceLock::new(),
+            _following: following.drop_guard(),
+        })
+    }
+
     /// How many replicas must have an outbox entry before its webhook is sent (and a node's
     /// applied position before it is trusted): 0 waits for none (a failover may then lose
     /// what was announced, see docs/operations.md). The default is 1 with a Sentinel set, 0 otherwise; a

@@ -6,6 +6,11 @@
 //! was taken again, a new generation each time, and the node's events went unapplied
 //! meanwhile; asked at once (700 ms a round) none lapses. It takes no traffic lock: the margin
 //! (650 ms) is for a busy machine.
+//!
+//! And an instance whose runtime is saturated (every worker kept by the flood of events it
+//! applies) must renew its leases all the same: the fleet's renewals run on a thread of their
+//! own. When they ran on the busy runtime, a worker kept two seconds let the lease lapse, and
+//! the node's events waited for the next renewal.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
@@ -69,4 +74,51 @@ async fn an_instance_whose_store_answers_slowly_keeps_its_node_leases() {
     );
     let applies = a.applies().await.expect("ready");
     assert_eq!(applies.len(), PREFIXES.len(), "{applies:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_whose_runtime_is_saturated_keeps_its_node_leases() {
+    use std::sync::Arc;
+    use switchyard::conference::NodePrefix;
+    use switchyard::node::fleet::{FleetConfig, Seat};
+
+    let redis = RedisServer::start();
+    let store = Arc::new(
+        switchyard::store::redis::RedisStore::connect(&redis.url())
+            .await
+            .unwrap(),
+    );
+    let ttl = Duration::from_millis(600);
+    let (seat, handover) = Seat::pair(NodePrefix::parse("satur").unwrap());
+    handover.ready.send_replace(true);
+    let (_changes, changed) = tokio::sync::mpsc::unbounded_channel();
+    let stop = tokio_util::sync::CancellationToken::new();
+    switchyard::node::fleet::start(store, FleetConfig::new(ttl), vec![seat], changed, stop.clone());
+    let mut owns = handover.owns.clone();
+    tokio::time::timeout(Duration::from_secs(5), owns.wait_for(|o| *o))
+        .await
+        .expect("the lone instance takes the node's lease")
+        .unwrap();
+    let generation = handover.acting().expect("a fresh grant");
+
+    // Both workers kept for more than three times the lease's life, as a flood of events keeps
+    // them; each asks, as it is let go, whether the node may still be acted on.
+    let handover = Arc::new(handover);
+    let kept: Vec<_> = (0..2)
+        .map(|_| {
+            let handover = handover.clone();
+            tokio::spawn(async move {
+                std::thread::sleep(ttl * 3 + ttl / 2);
+                handover.acting()
+            })
+        })
+        .collect();
+    for worker in kept {
+        assert_eq!(
+            worker.await.unwrap(),
+            Some(generation),
+            "the node's lease lapsed (or was taken again) while the runtime was saturated"
+        );
+    }
+    stop.cancel();
 }
