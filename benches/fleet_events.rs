@@ -161,6 +161,8 @@ impl Instance {
 
 struct Phase {
     events_per_sec: f64,
+    /// Each instance's share of it.
+    applied: Vec<f64>,
     cpu: Vec<f64>,
     /// Times an instance was held back by its budget during the window (all instances).
     throttled: u64,
@@ -190,15 +192,19 @@ async fn measure(redis: &str, instances: &[(&Instance, &Api)]) -> Phase {
     tokio::time::sleep(WINDOW).await;
     let secs = started.elapsed().as_secs_f64();
     let mut events = 0.0;
+    let mut each = Vec::new();
     let mut cpu = Vec::new();
     for ((instance, api), (applied_before, cpu_before)) in instances.iter().zip(before) {
-        events += applied(api).await - applied_before;
+        let applied = applied(api).await - applied_before;
+        events += applied;
+        each.push(applied / secs);
         cpu.push((cpu_secs(instance.serve.pid()) - cpu_before) / secs);
     }
     let writes = store_writes(redis).await - writes_before;
     let throttled = instances.iter().map(|(i, _)| i.throttled()).sum::<u64>() - throttled_before;
     Phase {
         events_per_sec: events / secs,
+        applied: each,
         cpu,
         throttled,
         events_per_write: events / writes.max(1.0),
@@ -415,8 +421,13 @@ async fn run() -> anyhow::Result<()> {
             (format!("{fleet} instances"), &two),
         ] {
             println!(
-                "  {name}: {:>8.0} events/s applied; CPU per instance {}; {:>8.0} events per busiest instance's CPU-second; {:.1} events per store write{}",
+                "  {name}: {:>8.0} events/s applied ({}); CPU per instance {}; {:>8.0} events per busiest instance's CPU-second; {:.1} events per store write{}",
                 p.events_per_sec,
+                p.applied
+                    .iter()
+                    .map(|a| format!("{a:.0}"))
+                    .collect::<Vec<_>>()
+                    .join(" + "),
                 p.cpu
                     .iter()
                     .map(|c| format!("{:.0}%", c * 100.0))
