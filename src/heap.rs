@@ -16,6 +16,24 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[global_allocator]
 static ALLOCATOR: cap::Cap<mimalloc::MiMalloc> = cap::Cap::new(mimalloc::MiMalloc, usize::MAX);
 
+/// Turns transparent huge pages off for this process (Linux; elsewhere nothing). mimalloc asks
+/// for them on its arenas (`madvise(MADV_HUGEPAGE)`), and the kernel then zeroes a whole 2 MiB
+/// page at the first touch of any byte in it; mimalloc gives freed pages back after a second,
+/// and a saturated instance's reads land in fresh memory, so it zeroed the same pages again and
+/// again: 11.6 % of its CPU in `clear_page_erms`, 2.0 % with this (perf, `fleet_events`; see
+/// docs/benchmarks.md). The flag holds for regions already advised, and is inherited by child
+/// processes. Whether it could be set (a kernel without it says no).
+pub fn no_huge_pages() -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        rustix::thread::disable_transparent_huge_pages(true).is_ok()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        false
+    }
+}
+
 /// The bytes allocated and not freed, when the `heap-count` feature counts them.
 pub fn live_bytes() -> Option<u64> {
     #[cfg(feature = "heap-count")]

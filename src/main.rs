@@ -64,6 +64,7 @@ enum ConfigCommand {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    switchyard::heap::no_huge_pages();
     let args = Args::parse();
     // `serve` and `lab` install the logger themselves, in the format they are asked for
     // (`serve` once it has read its configuration); the other commands log as text.

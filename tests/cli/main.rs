@@ -17,6 +17,7 @@ mod config_errors;
 mod dead_letter_log;
 mod docs;
 mod esl_decode;
+mod heap;
 mod log_format;
 mod metrics;
 mod output;

@@ -93,7 +93,13 @@ async fn an_instance_whose_runtime_is_saturated_keeps_its_node_leases() {
     handover.ready.send_replace(true);
     let (_changes, changed) = tokio::sync::mpsc::unbounded_channel();
     let stop = tokio_util::sync::CancellationToken::new();
-    switchyard::node::fleet::start(store, FleetConfig::new(ttl), vec![seat], changed, stop.clone());
+    switchyard::node::fleet::start(
+        store,
+        FleetConfig::new(ttl),
+        vec![seat],
+        changed,
+        stop.clone(),
+    );
     let mut owns = handover.owns.clone();
     tokio::time::timeout(Duration::from_secs(5), owns.wait_for(|o| *o))
         .await
