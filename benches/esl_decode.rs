@@ -9,10 +9,11 @@
 
 use std::hint::black_box;
 use std::path::Path;
+use std::sync::Arc;
 
 use bytes::BytesMut;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use switchyard::esl::{ContentType, EslCodec, Event, Limits};
+use switchyard::esl::{ContentType, EslCodec, Event, Limits, Tape};
 use tokio_util::codec::Decoder;
 
 const CAPTURES: [&str; 3] = [
@@ -94,6 +95,28 @@ fn decode(buffers: &mut [BytesMut], mut per_event: impl FnMut(&Event)) -> u64 {
     events
 }
 
+/// What a standby's connection does with each event (issue 59): decodes the frame and keeps the
+/// plain event's bytes on a tape (its name, `Core-UUID` and `Event-Sequence` read, the bytes
+/// copied), against `index_events`'s decode and read. Events of another FreeSWITCH process than
+/// the tape's go their usual way. Returns how many events were taped.
+fn tape_events(buffers: &mut [BytesMut]) -> u64 {
+    let tape = Arc::new(Tape::default());
+    tape.start(
+        TAPED_CORE.get().expect("the core is read first"),
+        usize::MAX,
+    );
+    for buf in buffers {
+        let mut codec = EslCodec::with_tape(Limits::default(), Some(tape.clone()));
+        while let Some(frame) = codec.decode(buf).expect("capture decodes") {
+            black_box(&frame);
+        }
+    }
+    tape.len() as u64
+}
+
+/// The `Core-UUID` the tape keeps: the first capture's.
+static TAPED_CORE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 /// Times `routine` on freshly filled buffers. The fill (a copy of the corpus) and the freeing of
 /// the buffers are left out. One fill per iteration (`PerIteration`) keeps the input hot in cache
 /// as bytes just read from a socket are; an iteration takes about a millisecond, so timing each
@@ -154,6 +177,33 @@ fn benches(c: &mut Criterion) {
         "decode_and_read_every_header",
         read_every_header,
     );
+    group.finish();
+
+    // A standby's taping against decoding and reading the same events: the first capture only
+    // (one FreeSWITCH process: the tape keeps all its events).
+    let one = Corpus {
+        captures: corpus.captures[..1].to_vec(),
+        bytes: corpus.captures[0].len() as u64,
+        events: decode(&mut buffers(&corpus)[..1], |_| ()),
+    };
+    let mut core = None;
+    decode(&mut buffers(&one), |event| {
+        if core.is_none() {
+            core = event.header("Core-UUID").map(|c| c.into_owned());
+        }
+    });
+    TAPED_CORE
+        .set(core.expect("the first capture's events name their Core-UUID"))
+        .expect("set once");
+    let taped = tape_events(&mut buffers(&one));
+    println!(
+        "tape: {taped} of the first capture's {} plain events kept",
+        one.events
+    );
+    let mut group = c.benchmark_group("esl_tape_events");
+    group.throughput(Throughput::Elements(one.events));
+    bench(&mut group, &one, "decode_frames_index_events", index_events);
+    bench(&mut group, &one, "decode_and_tape", tape_events);
     group.finish();
 }
 

@@ -22,11 +22,13 @@ static ALLOCATOR: cap::Cap<mimalloc::MiMalloc> = cap::Cap::new(mimalloc::MiMallo
 /// and a saturated instance's reads land in fresh memory, so it zeroed the same pages again and
 /// again: 11.6 % of its CPU in `clear_page_erms`, 2.0 % with this (perf, `fleet_events`; see
 /// docs/benchmarks.md). The flag holds for regions already advised, and is inherited by child
-/// processes. Whether it could be set (a kernel without it says no).
+/// processes. `MIMALLOC_ALLOW_THP` in the environment, mimalloc's own setting, leaves the choice
+/// to mimalloc (`1`: huge pages). Whether the flag was set.
 pub fn no_huge_pages() -> bool {
     #[cfg(target_os = "linux")]
     {
-        rustix::thread::disable_transparent_huge_pages(true).is_ok()
+        std::env::var_os("MIMALLOC_ALLOW_THP").is_none()
+            && rustix::thread::disable_transparent_huge_pages(true).is_ok()
     }
     #[cfg(not(target_os = "linux"))]
     {

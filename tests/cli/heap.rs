@@ -12,6 +12,7 @@ use std::process::{Command, Stdio};
 fn the_process_runs_without_transparent_huge_pages() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
         .arg("openapi")
+        .env_remove("MIMALLOC_ALLOW_THP")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
