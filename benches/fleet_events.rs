@@ -195,9 +195,9 @@ async fn measure(redis: &str, instances: &[(&Instance, &Api)]) -> Phase {
     let mut each = Vec::new();
     let mut cpu = Vec::new();
     for ((instance, api), (applied_before, cpu_before)) in instances.iter().zip(before) {
-        let applied = applied(api).await - applied_before;
-        events += applied;
-        each.push(applied / secs);
+        let delta = applied(api).await - applied_before;
+        events += delta;
+        each.push(delta / secs);
         cpu.push((cpu_secs(instance.serve.pid()) - cpu_before) / secs);
     }
     let writes = store_writes(redis).await - writes_before;

@@ -139,22 +139,35 @@ impl RedisStore {
     /// Redis Cluster the cache keeps a tracked connection per master.
     pub async fn connect(url: &str) -> Result<RedisStore, StoreError> {
         let target = Arc::new(failover::Target::parse(url).map_err(unavailable)?);
+        // A Sentinel set has a replica to fail over to: wait for one by default.
+        let replicas = usize::from(target.is_sentinel());
+        let mut store = RedisStore::over(target, replicas).await?;
+        store.rooms = tracked(&store.target, room_cache::DEFAULT_CAPACITY, &store.switches)
+            .await?
+            .map(Arc::new);
+        Ok(store)
+    }
+
+    /// A store on `target` with connections of its own, made on the calling runtime: the shared
+    /// one, following the sentinels, and the replication check waiting for `replicas`. No room
+    /// cache, the default settings.
+    async fn over(
+        target: Arc<failover::Target>,
+        replicas: usize,
+    ) -> Result<RedisStore, StoreError> {
         let switches = Arc::new(switches::Switches::new(0));
         let conn = failover::Conn::connect(target.clone(), switches.clone())
             .await
             .map_err(unavailable)?;
         let following = tokio_util::sync::CancellationToken::new();
         switches::follow(&target, &conn, &switches, &following);
-        let rooms = tracked(&target, room_cache::DEFAULT_CAPACITY, &switches).await?;
-        // A Sentinel set has a replica to fail over to: wait for one by default.
-        let replicas = usize::from(target.is_sentinel());
         let replication = replication(&target, replicas, &switches);
         Ok(RedisStore {
             conn,
             target,
             bells: Bells::new(false),
             listening: std::sync::OnceLock::new(),
-            rooms: rooms.map(Arc::new),
+            rooms: None,
             listened: Arc::default(),
             create_room: Script::new(include_str!("lua/create_room.lua")),
             save_room: Script::new(room_writes::SAVE_ROOM_LUA),
@@ -180,36 +193,12 @@ impl RedisStore {
     /// to drive the shared connection. It follows the sentinels on its own too, and waits for
     /// as many replicas.
     pub(crate) async fn apart(&self) -> Result<RedisStore, StoreError> {
-        let switches = Arc::new(switches::Switches::new(0));
-        let conn = failover::Conn::connect(self.target.clone(), switches.clone())
-            .await
-            .map_err(unavailable)?;
-        let following = tokio_util::sync::CancellationToken::new();
-        switches::follow(&self.target, &conn, &switches, &following);
-        let replication = replication(&self.target, self.replicas(), &switches);
-        Ok(RedisStore {
-            conn,
-            target: self.target.clone(),
-            bells: Bells::new(false),
-            listening: std::sync::OnceLock::new(),
-            rooms: None,
-            listened: self.listened.clone(),
-            create_room: self.create_room.clone(),
-            save_room: self.save_room.clone(),
-            save_session: self.save_session.clone(),
-            remember: self.remember.clone(),
-            set_outbox_position: self.set_outbox_position.clone(),
-            claim_timeouts: self.claim_timeouts.clone(),
-            lease: self.lease.clone(),
-            retention: self.retention,
-            ended_sessions: self.ended_sessions,
-            shards: shards::Shards::new(self.shards.count()),
-            switches,
-            replication,
-            session_apps: sessions::SessionApps::default(),
-            keeps: std::sync::OnceLock::new(),
-            _following: following.drop_guard(),
-        })
+        let mut store = RedisStore::over(self.target.clone(), self.replicas()).await?;
+        store.listened = self.listened.clone();
+        store.retention = self.retention;
+        store.ended_sessions = self.ended_sessions;
+        store.shards = shards::Shards::new(self.shards.count());
+        Ok(store)
     }
 
     /// How many replicas must have an outbox entry before its webhook is sent (and a node's
