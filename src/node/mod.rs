@@ -36,6 +36,11 @@ pub const DEFAULT_MAX_IN_FLIGHT: usize = 256;
 /// a join on a busy node (17 ms at the 99th percentile, measured with `event_latency`).
 pub const DEFAULT_EVENT_WAKE: Duration = Duration::from_millis(200);
 /// See [`NodeConfig::talking_interval`].
+/// The longest a node's event connection is woken for a command another instance sends to it
+/// ([`NodeHandle::events_expected_in`]): that instance sends it right after writing its intent,
+/// which is how this one hears of it; FreeSWITCH's own look at its queue comes within 20 ms
+/// anyway.
+pub const FOREIGN_WAKE: Duration = Duration::from_millis(50);
 pub const DEFAULT_TALKING_INTERVAL: Duration = Duration::from_millis(200);
 
 /// How to reach and use one node.
@@ -531,6 +536,20 @@ impl NodeHandle {
         }
     }
 
+    /// Another instance changed `room`, a room on this node: an API command's intent, which
+    /// that instance sends to the node right after. While this instance applies the node's
+    /// events, their connection is woken until an event of the room comes (at most
+    /// [`FOREIGN_WAKE`], and never past the node's `event_wake`), as for a command of its own;
+    /// otherwise FreeSWITCH would hand the command's events over up to 20 ms late.
+    pub fn events_expected_in(&self, room: &crate::conference::RoomId) {
+        if let Some(wake) = &self.link.borrow().wake {
+            wake.wake_until_heard(
+                &[("Conference-Name", room.as_str().to_owned())],
+                self.config.event_wake.min(FOREIGN_WAKE),
+            );
+        }
+    }
+
     /// Runs an API command on one of the node's command connections.
     pub async fn api(&self, command: &ApiCommand) -> Result<ApiReply, NodeError> {
         let (client, health) = self.client(Some(command))?;
@@ -657,6 +676,18 @@ impl NodePool {
     pub fn keeps_rooms(&self) -> crate::store::KeepsRooms {
         let pool = self.clone();
         Arc::new(move |node| pool.get(node).ok().is_none_or(|n| n.applies_events()))
+    }
+
+    /// What the store tells of rooms other instances change ([`crate::store::Store::on_rooms_changed`]):
+    /// the room's node, if this instance applies its events, expects them
+    /// ([`NodeHandle::events_expected_in`]).
+    pub fn expects_events(&self) -> crate::store::RoomsChanged {
+        let pool = self.clone();
+        Arc::new(move |room| {
+            if let Ok(node) = pool.get(&room.prefix()) {
+                node.events_expected_in(room);
+            }
+        })
     }
 
     /// The nodes now.

@@ -71,6 +71,7 @@ pub fn start_reloadable<S: Store + Fleet>(
     rooms.set_quotas(config.quotas());
     rooms.set_stream_settings(config.streams.settings());
     store.keep_rooms_of(rooms.pool().keeps_rooms());
+    store.on_rooms_changed(rooms.pool().expects_events());
     let state = ApiState::new(rooms, keys, config.api_options());
     let running =
         reload::Running::start(state.clone(), store, spawner, config.clone(), stop.clone())?;

@@ -69,6 +69,12 @@ pub fn room(tag: &str, id: &RoomId) -> String {
     format!("sy:{{{tag}}}:room:{id}")
 }
 
+/// The room id in a room record's key ([`room`]), if `key` is one.
+pub fn room_id_of(key: &str) -> Option<&str> {
+    let (_, id) = key.strip_prefix("sy:{")?.split_once("}:room:")?;
+    Some(id)
+}
+
 pub fn rooms(tag: &str) -> String {
     format!("sy:{{{tag}}}:rooms")
 }

@@ -39,6 +39,9 @@ pub use position::{OutboxEntry, Position, entry_id, entry_order, replicated_outb
 /// ([`Store::keep_rooms_of`]).
 pub type KeepsRooms = std::sync::Arc<dyn Fn(&NodePrefix) -> bool + Send + Sync>;
 
+/// Told of a room another process changed ([`Store::on_rooms_changed`]).
+pub type RoomsChanged = std::sync::Arc<dyn Fn(&RoomId) + Send + Sync>;
+
 /// How long a lease's holder may act on it, counted from just before the request that took or
 /// renewed it (the store started it later still): its time to live less a margin, a tenth (at
 /// least 20 ms), for the clocks' rates and the step between a check and the act it allows
@@ -448,6 +451,15 @@ pub trait Store: Deliveries + Send + Sync + 'static {
     /// notice when that process writes. Until told, every room written is kept.
     fn keep_rooms_of(&self, keeps: KeepsRooms) {
         let _ = keeps;
+    }
+    /// Tells `changed`, from now on, of each room this process keeps in memory that another
+    /// process changes, as soon as the store hears of it: synchronously, on the store's own
+    /// task (keep it short). An API command's intent, written by the instance that took the
+    /// command just before it sends the command to the node, is how the instance that applies
+    /// the node's events hears that some are coming. A store that hears of no other process's
+    /// writes tells nothing.
+    fn on_rooms_changed(&self, changed: RoomsChanged) {
+        let _ = changed;
     }
 
     /// Loads a room, lets `change` modify it, saves it atomically with its events; call it

@@ -795,6 +795,16 @@ impl Store for RedisStore {
         let _ = self.keeps.set(keeps);
     }
 
+    fn on_rooms_changed(&self, changed: crate::store::RoomsChanged) {
+        if let Some(tracked) = &self.rooms {
+            tracked.entries().on_changed(Arc::new(move |key| {
+                if let Some(id) = keys::room_id_of(key).and_then(|id| RoomId::parse(id).ok()) {
+                    changed(&id);
+                }
+            }));
+        }
+    }
+
     fn outbox_watch(&self, app: &AppId) -> OutboxWatch {
         self.listening.get_or_init(|| {
             let stop = tokio_util::sync::CancellationToken::new();

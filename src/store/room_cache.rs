@@ -111,6 +111,10 @@ pub enum Tracking<'a> {
 /// Told every [`Tracking`] news, synchronously, from the connection's reader.
 pub type Watcher = Arc<dyn Fn(Tracking<'_>) + Send + Sync>;
 
+/// Told the key of each room kept here that another process changed, synchronously, from the
+/// connection's reader ([`Entries::on_changed`]).
+pub type ChangedRooms = Arc<dyn Fn(&str) + Send + Sync>;
+
 /// The cached rooms, shared by the store and the connection's push handler.
 #[derive(Clone)]
 pub struct Entries {
@@ -118,6 +122,8 @@ pub struct Entries {
     capacity: usize,
     /// Set once, by the store whose bells follow the connection.
     watcher: Arc<OnceLock<Watcher>>,
+    /// Set once, by the store told of rooms changed elsewhere.
+    changed: Arc<OnceLock<ChangedRooms>>,
 }
 
 impl Entries {
@@ -126,7 +132,14 @@ impl Entries {
             state: Arc::default(),
             capacity,
             watcher: Arc::default(),
+            changed: Arc::default(),
         }
+    }
+
+    /// Tells `changed` from now on of each room kept here (read, or written and read back)
+    /// that another process changes: the first one set (a later one changes nothing).
+    pub fn on_changed(&self, changed: ChangedRooms) {
+        let _ = self.changed.set(changed);
     }
 
     /// Tells `watcher` from now on what the connection hears ([`Tracking`]): one watcher per
@@ -276,12 +289,19 @@ impl Entries {
                         Value::BulkString(bytes) => std::str::from_utf8(bytes).ok(),
                         _ => None,
                     });
+                    // The rooms among them, told after the lock is let go.
+                    let mut rooms: Vec<&str> = Vec::new();
                     {
                         let mut state = self.lock();
                         for key in changed.clone() {
-                            stale(&mut state.slots, key);
+                            if stale(&mut state.slots, key) {
+                                rooms.push(key);
+                            }
                             state.values.remove(key);
                         }
+                    }
+                    if let Some(told) = self.changed.get() {
+                        rooms.into_iter().for_each(|key| told(key));
                     }
                     if let Some(w) = self.watcher.get() {
                         changed.for_each(|key| w(Tracking::Changed(key)));
@@ -300,10 +320,10 @@ impl Entries {
 }
 
 /// What an invalidation leaves of a key: its past participations under their version, if
-/// known; nothing else.
-fn stale(slots: &mut HashMap<String, Slot>, key: &str) {
+/// known; nothing else. Whether a room was kept (or being read or written) under it.
+fn stale(slots: &mut HashMap<String, Slot>, key: &str) -> bool {
     let Some(slot) = slots.get_mut(key) else {
-        return;
+        return false;
     };
     match slot {
         Slot::Ready(room, Some(v)) => {
@@ -314,6 +334,7 @@ fn stale(slots: &mut HashMap<String, Slot>, key: &str) {
             slots.remove(key);
         }
     }
+    true
 }
 
 /// Before `key` goes into a full map: forgets an eighth of it (whichever come first), not one

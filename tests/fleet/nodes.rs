@@ -546,7 +546,7 @@ fn answered(acked: &Acked) -> usize {
 }
 
 /// A room made through `by`, once `seen` shows it progressing (its control leg in): its id.
-async fn progressing_room(by: &Api, seen: &Api, name: &str) -> String {
+pub(super) async fn progressing_room(by: &Api, seen: &Api, name: &str) -> String {
     let (status, body) = by
         .call("POST", "/api/v1/conferences", Some(json!({ "name": name })))
         .await;

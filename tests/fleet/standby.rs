@@ -2,7 +2,8 @@
 //! - The node hangs (its connections stay open, nothing comes back): the standby finds out from
 //!   the missing heartbeats, as the owner does, and says the node is down instead of sending
 //!   the API's commands into a node that never answers.
-//! - Its commands do not wake its own event connection (only the owner's is woken).
+//! - Its commands do not wake its own event connection (only the owner's is woken); a room
+//!   changed through it (a command's intent) has the owner wake its connection.
 //! - Joining a running fleet, it waits for the owner to apply up to where it began to listen.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -257,4 +258,58 @@ async fn join_behind(pace: Option<Duration>) -> (switchyard::store::fleet::NodeP
         owner.abort();
     }
     (recorded, waited)
+}
+
+/// A room changed through one instance (an API command's intent, which that instance sends the
+/// node right after) wakes the event connection of the instance that applies the room's node:
+/// FreeSWITCH would otherwise hand that command's events over up to 20 ms late (issue 59). A
+/// change that no command follows (new metadata here) wakes it for `FOREIGN_WAKE` at most.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_changed_through_another_instance_wakes_the_owners_event_connection() {
+    use super::nodes::{self, Instance, LogsOnFailure};
+    use common::serve::until;
+    let redis = common::redis_server::RedisServer::start();
+    let sims = nodes::simulators().await;
+    let dir = std::env::temp_dir().join(format!("switchyard-woken-owner-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let _logs = LogsOnFailure(dir.clone());
+    let receiver = crate::webhook_support::Receiver::ok().await;
+    let a = Instance::start(0, &dir, &redis.url(), &sims, &receiver.url()).await;
+    let b = Instance::start(1, &dir, &redis.url(), &sims, &receiver.url()).await;
+    let settle = Duration::from_millis(nodes::LEASE_MS * 4);
+    let shares = nodes::shared(&[&a, &b], settle, "two instances share the nodes").await;
+    // A room on a node b applies, made through a; b applies its control leg's join, and keeps
+    // the room it wrote.
+    let mut room = String::new();
+    for i in 0..16 {
+        room = nodes::progressing_room(&a.api, &b.api, &format!("woken-{i}")).await;
+        if shares[1].iter().any(|n| room.starts_with(&format!("{n}-"))) {
+            break;
+        }
+    }
+    let n = nodes::PREFIXES
+        .iter()
+        .position(|p| room.starts_with(&format!("{p}-")))
+        .unwrap();
+    assert!(
+        shares[1].contains(nodes::PREFIXES[n]),
+        "no room on b's nodes: {shares:?}"
+    );
+    let sim = &sims[n];
+    let before = sim.line_feeds();
+    let (status, body) = a
+        .api
+        .call(
+            "PATCH",
+            &format!("/api/v1/conferences/{room}"),
+            Some(serde_json::json!({ "metadata": { "topic": "woken" } })),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    until(
+        Duration::from_secs(5),
+        "b wakes its event connection",
+        || async { (sim.line_feeds() >= before + 10).then_some(()) },
+    )
+    .await;
 }

@@ -195,6 +195,38 @@ async fn a_read_is_one_command_and_a_write_one_script() {
     assert!(calls("hmget") <= 20 + lost, "{after:?}");
 }
 
+/// The instance that applies a room's node hears at once when another instance writes the room
+/// (an API command's intent, sent to the node right after), so it can wake the node's event
+/// connection for the events coming; it is not told of its own writes, nor of rooms it does
+/// not keep.
+#[tokio::test]
+async fn an_applier_is_told_of_another_instances_write_of_a_room_it_keeps() {
+    let (_server, api, owner) = two_stores().await;
+    let (told, mut heard) = tokio::sync::mpsc::unbounded_channel();
+    owner.on_rooms_changed(Arc::new(move |id: &RoomId| {
+        let _ = told.send(id.clone());
+    }));
+    let (kept, other) = (new_room("kept"), new_room("not read"));
+    api.create_room(&kept, &[]).await.unwrap();
+    api.create_room(&other, &[]).await.unwrap();
+    // The owner's confirmation: it keeps the room (written, then read back).
+    set_detail(&owner, &kept.id, "confirmed").await;
+    for round in 0..3 {
+        set_detail(&api, &other.id, &format!("intent {round}")).await;
+        set_detail(&api, &kept.id, &format!("intent {round}")).await;
+        let id = tokio::time::timeout(Duration::from_secs(5), heard.recv())
+            .await
+            .expect("the owner was not told of the intent")
+            .unwrap();
+        assert_eq!(id, kept.id, "told of a room it does not keep");
+        // The owner applies what the intent caused: it reads the room and keeps it again.
+        set_detail(&owner, &kept.id, &format!("confirmed {round}")).await;
+        // Its own write told it nothing (a push travels on the connection its write was
+        // answered on, ahead of the answer).
+        assert!(heard.try_recv().is_err(), "told of its own write");
+    }
+}
+
 /// An instance that writes a room of a node another instance applies (an API command's intent,
 /// which that instance's confirmation follows) leaves it untracked: no read after its write,
 /// and so no notice when the other writes; its next read asks Redis.
