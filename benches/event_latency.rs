@@ -31,7 +31,11 @@
 //! another `switchyard` binary as the controller (to compare builds),
 //! `EVENT_LATENCY_COMMAND_CONNECTIONS` sets the node's `command_connections` (a build from before
 //! the key refuses it), `EVENT_LATENCY_WAKE_MS` the node's `event_wake_ms` (0: the controller
-//! does not wake its event connection after a command). The report adds the gaps from the
+//! does not wake its event connection after a command), `EVENT_LATENCY_FLEET=1` two
+//! controllers on the one Redis: the first applies the node's events (its connections go through
+//! the tap), the second keeps them on standby and takes every API request, so each command's
+//! events reach the controller that applies them on a connection that did not send the command.
+//! The report adds the gaps from the
 //! nudged connection to the controller's and to the quiet one, the controller's share counted
 //! from the nudged connection, and each step's CPU per request (FreeSWITCH's and the
 //! controller's, from `/proc`). Without `--bench` (as
@@ -579,6 +583,78 @@ async fn scrape(api: &Api) -> Histograms {
     })
 }
 
+/// One `switchyard serve` of the bench, killed when dropped.
+struct Controller {
+    api: Api,
+    pid: u32,
+    _child: KillOnDrop,
+}
+
+impl Controller {
+    /// `name`: its configuration's and log's name in `work`; `esl`: where it reaches the node.
+    async fn start(
+        work: &Path,
+        name: &str,
+        redis: &RedisServer,
+        fs: &FreeSwitch,
+        esl: &str,
+        hook_url: &str,
+    ) -> anyhow::Result<Controller> {
+        let port = freeswitch::free_tcp_port();
+        let base = format!("http://127.0.0.1:{port}");
+        let config = work.join(format!("{name}.toml"));
+        write_config(
+            &config,
+            &format!("127.0.0.1:{port}"),
+            &redis.url(),
+            fs,
+            esl,
+            hook_url,
+        )?;
+        let log_path = work.join(format!("{name}.log"));
+        let log = std::fs::File::create(&log_path)?;
+        let bin = binary();
+        let child = Command::new(&bin)
+            .arg("serve")
+            .arg("--config")
+            .arg(&config)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .with_context(|| {
+                format!(
+                    "cannot start {} (cargo bench builds it; SWITCHYARD_BIN names another)",
+                    bin.display()
+                )
+            })?;
+        let pid = child.id();
+        let child = KillOnDrop(child);
+        let api = Api {
+            base,
+            app: APP.to_owned(),
+            key: KEY.to_owned(),
+            http: reqwest::Client::builder()
+                .pool_max_idle_per_host(64)
+                .timeout(Duration::from_secs(10))
+                .build()?,
+        };
+        within(
+            Duration::from_secs(30),
+            "switchyard serve is ready",
+            || async { api.call("GET", "/readyz", None).await.0 == 200 },
+        )
+        .await
+        .with_context(|| format!("the controller's log: {}", log_path.display()))?;
+        Ok(Controller {
+            api,
+            pid,
+            _child: child,
+        })
+    }
+}
+
 async fn run(
     fs: &FreeSwitch,
     redis: &RedisServer,
@@ -593,58 +669,52 @@ async fn run(
     let _tasks = AbortOnDrop(vec![hook_task, node_task, nudged_task, tap_task]);
     let load_before = loadavg();
 
-    // The controller.
-    let port = freeswitch::free_tcp_port();
-    let base = format!("http://127.0.0.1:{port}");
+    // The controller; in a fleet (`EVENT_LATENCY_FLEET=1`), two: the first applies the node's
+    // events (its connections go through the tap), the second takes every API request and
+    // keeps the node's events on standby.
     let work =
         std::env::temp_dir().join(format!("switchyard-event-latency-{}", std::process::id()));
     std::fs::create_dir_all(&work)?;
-    let config = work.join("switchyard.toml");
-    write_config(
-        &config,
-        &format!("127.0.0.1:{port}"),
-        &redis.url(),
-        fs,
-        &esl_tap,
-        &hook_url,
-    )?;
-    let log_path = work.join("serve.log");
-    let log = std::fs::File::create(&log_path)?;
-    let bin = binary();
-    let child = Command::new(&bin)
-        .arg("serve")
-        .arg("--config")
-        .arg(&config)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .with_context(|| {
-            format!(
-                "cannot start {} (cargo bench builds it; SWITCHYARD_BIN names another)",
-                bin.display()
-            )
-        })?;
-    let pids = (fs.pid().unwrap_or(0), child.id());
-    let cpu = move || (support::cpu_secs(pids.0), support::cpu_secs(pids.1));
-    let _serve = KillOnDrop(child);
-    let api = Api {
-        base,
-        app: APP.to_owned(),
-        key: KEY.to_owned(),
-        http: reqwest::Client::builder()
-            .pool_max_idle_per_host(64)
-            .timeout(Duration::from_secs(10))
-            .build()?,
+    let fleet = std::env::var("EVENT_LATENCY_FLEET").is_ok_and(|v| v == "1");
+    let mut controllers =
+        vec![Controller::start(&work, "serve", redis, fs, &esl_tap, &hook_url).await?];
+    if fleet {
+        let owner = &controllers[0].api;
+        within(
+            Duration::from_secs(30),
+            "the first controller applies the node's events",
+            || async {
+                let (_, body) = owner.call("GET", "/readyz", None).await;
+                body["applies_events"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|n| n == PREFIX))
+            },
+        )
+        .await?;
+        controllers.push(Controller::start(&work, "api", redis, fs, &fs.esl(), &hook_url).await?);
+        eprintln!(
+            "event_latency: a fleet of two; the API requests go to the one that does not apply the node's events"
+        );
+    }
+    let pids: Vec<u32> = controllers.iter().map(|c| c.pid).collect();
+    let fs_pid = fs.pid().unwrap_or(0);
+    let cpu = move || {
+        (
+            support::cpu_secs(fs_pid),
+            pids.iter().map(|&p| support::cpu_secs(p)).sum::<f64>(),
+        )
     };
-    within(
-        Duration::from_secs(30),
-        "switchyard serve is ready",
-        || async { api.call("GET", "/readyz", None).await.0 == 200 },
-    )
-    .await
-    .with_context(|| format!("the controller's log: {}", log_path.display()))?;
+    let api = controllers[controllers.len() - 1].api.clone();
+    let scrape_all = || {
+        let apis: Vec<Api> = controllers.iter().map(|c| c.api.clone()).collect();
+        async move {
+            let mut all = Histograms::new();
+            for api in &apis {
+                add(&mut all, &scrape(api).await);
+            }
+            all
+        }
+    };
 
     // Ten rooms, each progressing (its control leg in) before the calls come.
     let mut rooms = Vec::new();
@@ -747,7 +817,7 @@ async fn run(
                         )
                     })
                     .collect();
-                let before = scrape(&api).await;
+                let before = scrape_all().await;
                 let cpu_before = cpu();
                 let sent = drive(&api, bodies, rate).await;
                 let (samples, refused) = settle(&seen, &calls, step, &sent).await;
@@ -755,7 +825,7 @@ async fn run(
                 let used = results.cpu.entry((step, rate)).or_default();
                 used.0 += cpu_after.0 - cpu_before.0;
                 used.1 += cpu_after.1 - cpu_before.1;
-                let after = scrape(&api).await;
+                let after = scrape_all().await;
                 add(
                     results.metrics.entry((step, rate)).or_default(),
                     &delta(&before, &after),
@@ -791,7 +861,7 @@ async fn run(
             .await;
     }
     drop(callers);
-    drop(_serve);
+    drop(controllers);
     let _ = std::fs::remove_dir_all(&work);
     Ok(())
 }
