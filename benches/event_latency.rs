@@ -87,6 +87,8 @@ const ROOMS: usize = 10;
 const RATES: [u32; 2] = [20, 50];
 /// How long a step waits for its last event and webhook.
 const SETTLE: Duration = Duration::from_secs(20);
+/// The node lease in a fleet run (`EVENT_LATENCY_FLEET=1`): short, so the fleet settles soon.
+const FLEET_LEASE_MS: u64 = 1500;
 
 fn main() -> anyhow::Result<()> {
     if !std::env::args().any(|a| a == "--bench") {
@@ -182,6 +184,9 @@ struct Hook {
 
 #[derive(Default)]
 struct Seen {
+    /// Which controller's tap counts as the controller's connection (in a fleet: the one that
+    /// applies the node's events; the other's taped events are not noted).
+    owner: std::sync::atomic::AtomicUsize,
     node: Mutex<Vec<NodeEvent>>,
     hooks: Mutex<Vec<Hook>>,
     /// SIP Call-ID → channel uuid, from CHANNEL_PARK.
@@ -262,18 +267,19 @@ async fn watch_node(
     Ok((client, task.abort_handle()))
 }
 
-/// Takes every whole frame off `pending` and notes its conference events as seen on `on`.
+/// Takes every whole frame off `pending` and notes its conference events as seen on `on`
+/// (`None`: none is noted).
 fn note_events(
     seen: &Seen,
     codec: &mut switchyard::esl::EslCodec,
     pending: &mut bytes::BytesMut,
-    on: Listener,
+    on: Option<Listener>,
     at: Instant,
     received_us: u64,
 ) {
     use tokio_util::codec::Decoder;
     while let Ok(Some(frame)) = codec.decode(pending) {
-        if let Ok(e) = switchyard::esl::Event::from_frame(&frame) {
+        if let (Some(on), Ok(e)) = (on, switchyard::esl::Event::from_frame(&frame)) {
             note_event(seen, &e, on, at, received_us);
         }
     }
@@ -363,7 +369,7 @@ async fn watch_nudged(
                 &seen,
                 &mut codec,
                 &mut pending,
-                Listener::Nudged,
+                Some(Listener::Nudged),
                 at,
                 received_us,
             );
@@ -378,6 +384,7 @@ async fn watch_nudged(
 async fn tap(
     upstream: String,
     seen: Arc<Seen>,
+    which: usize,
 ) -> anyhow::Result<(String, tokio::task::AbortHandle)> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -410,11 +417,14 @@ async fn tap(
                         break;
                     }
                     pending.extend_from_slice(&chunk[..n]);
+                    // Another controller's connection is not the one measured: decoded, not
+                    // noted.
+                    let measured = seen.owner.load(std::sync::atomic::Ordering::Relaxed) == which;
                     note_events(
                         &seen,
                         &mut codec,
                         &mut pending,
-                        Listener::Controller,
+                        measured.then_some(Listener::Controller),
                         at,
                         received_us,
                     );
@@ -438,7 +448,7 @@ fn write_config(
 ) -> anyhow::Result<()> {
     let q = |s: &str| toml::Value::String(s.to_owned()).to_string();
     let text = format!(
-        "listen = {}\nredis_url = {}\ncursor_secret = \"event-latency-cursor-secret-0123456789\"\n{}\
+        "listen = {}\nredis_url = {}\ncursor_secret = \"event-latency-cursor-secret-0123456789\"\n{}{}\
          [limits]\nglobal_rps = 0\nconf_play_ms = 0\nconference_control_ms = 0\n\
          conference_ms = 0\nconference_mute_ms = 0\n\
          [webhooks]\nallow_private = true\nretry_schedule_secs = [1, 1, 1]\ntimeout_ms = 5000\n\
@@ -449,6 +459,11 @@ fn write_config(
         q(listen),
         q(redis),
         serve::operator_toml(),
+        if std::env::var("EVENT_LATENCY_FLEET").is_ok_and(|v| v == "1") {
+            format!("node_lease_ms = {FLEET_LEASE_MS}\n")
+        } else {
+            String::new()
+        },
         q(PREFIX),
         q(esl),
         q(&fs.password),
@@ -583,6 +598,14 @@ async fn scrape(api: &Api) -> Histograms {
     })
 }
 
+/// Whether the controller behind `api` applies the node's events (its `/readyz`).
+async fn applies_node(api: &Api) -> bool {
+    let (_, body) = api.call("GET", "/readyz", None).await;
+    body["applies_events"]
+        .as_array()
+        .is_some_and(|a| a.iter().any(|n| n == PREFIX))
+}
+
 /// One `switchyard serve` of the bench, killed when dropped.
 struct Controller {
     api: Api,
@@ -665,13 +688,20 @@ async fn run(
     let (hook_url, hook_task) = receiver(seen.clone()).await?;
     let (_node, node_task) = watch_node(fs, seen.clone()).await?;
     let nudged_task = watch_nudged(fs, seen.clone()).await?;
-    let (esl_tap, tap_task) = tap(fs.esl(), seen.clone()).await?;
-    let _tasks = AbortOnDrop(vec![hook_task, node_task, nudged_task, tap_task]);
+    let (esl_tap, tap_task) = tap(fs.esl(), seen.clone(), 0).await?;
+    let (second_tap, second_tap_task) = tap(fs.esl(), seen.clone(), 1).await?;
+    let _tasks = AbortOnDrop(vec![
+        hook_task,
+        node_task,
+        nudged_task,
+        tap_task,
+        second_tap_task,
+    ]);
     let load_before = loadavg();
 
-    // The controller; in a fleet (`EVENT_LATENCY_FLEET=1`), two: the first applies the node's
-    // events (its connections go through the tap), the second takes every API request and
-    // keeps the node's events on standby.
+    // The controller; in a fleet (`EVENT_LATENCY_FLEET=1`), two, each through a tap of its
+    // own: the one that applies the node's events is measured, the other takes every API
+    // request and keeps the node's events on standby.
     let work =
         std::env::temp_dir().join(format!("switchyard-event-latency-{}", std::process::id()));
     std::fs::create_dir_all(&work)?;
@@ -679,19 +709,43 @@ async fn run(
     let mut controllers =
         vec![Controller::start(&work, "serve", redis, fs, &esl_tap, &hook_url).await?];
     if fleet {
-        let owner = &controllers[0].api;
-        within(
-            Duration::from_secs(30),
-            "the first controller applies the node's events",
-            || async {
-                let (_, body) = owner.call("GET", "/readyz", None).await;
-                body["applies_events"]
-                    .as_array()
-                    .is_some_and(|a| a.iter().any(|n| n == PREFIX))
-            },
-        )
-        .await?;
-        controllers.push(Controller::start(&work, "api", redis, fs, &fs.esl(), &hook_url).await?);
+        controllers
+            .push(Controller::start(&work, "second", redis, fs, &second_tap, &hook_url).await?);
+        // The node's lease goes to whichever instance ranks first for it (rendezvous
+        // hashing): the second may take it once it takes part, a lease and a third after it
+        // joined (`node_lease_ms` 1500 here). Settled: one applies it, for three leases in a
+        // row.
+        let lease = Duration::from_millis(FLEET_LEASE_MS);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let (mut owner, mut since) = (None, Instant::now());
+        let owner = loop {
+            let now = match (
+                applies_node(&controllers[0].api).await,
+                applies_node(&controllers[1].api).await,
+            ) {
+                (true, false) => Some(0),
+                (false, true) => Some(1),
+                _ => None,
+            };
+            if now != owner {
+                (owner, since) = (now, Instant::now());
+            }
+            if let Some(o) = owner
+                && since.elapsed() >= lease * 3
+            {
+                break o;
+            }
+            if Instant::now() > deadline {
+                bail!("the node's events did not settle on one controller within 60 s");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        seen.owner
+            .store(owner, std::sync::atomic::Ordering::Relaxed);
+        // The API requests go to the other one.
+        if owner == controllers.len() - 1 {
+            controllers.reverse();
+        }
         eprintln!(
             "event_latency: a fleet of two; the API requests go to the one that does not apply the node's events"
         );
@@ -817,6 +871,12 @@ async fn run(
                         )
                     })
                     .collect();
+                if fleet && applies_node(&api).await {
+                    bail!(
+                        "the node's events moved to the controller that takes the API requests: \
+                         a fleet run measures nothing then"
+                    );
+                }
                 let before = scrape_all().await;
                 let cpu_before = cpu();
                 let sent = drive(&api, bodies, rate).await;
