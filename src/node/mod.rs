@@ -35,12 +35,12 @@ pub const DEFAULT_MAX_IN_FLIGHT: usize = 256;
 /// See [`NodeConfig::event_wake`]: longer than FreeSWITCH takes to fire the events of a mute or
 /// a join on a busy node (17 ms at the 99th percentile, measured with `event_latency`).
 pub const DEFAULT_EVENT_WAKE: Duration = Duration::from_millis(200);
-/// See [`NodeConfig::talking_interval`].
 /// The longest a node's event connection is woken for a command another instance sends to it
 /// ([`NodeHandle::events_expected_in`]): that instance sends it right after writing its intent,
 /// which is how this one hears of it; FreeSWITCH's own look at its queue comes within 20 ms
 /// anyway.
 pub const FOREIGN_WAKE: Duration = Duration::from_millis(50);
+/// See [`NodeConfig::talking_interval`].
 pub const DEFAULT_TALKING_INTERVAL: Duration = Duration::from_millis(200);
 
 /// How to reach and use one node.
@@ -679,12 +679,13 @@ impl NodePool {
     }
 
     /// What the store tells of rooms other instances change ([`crate::store::Store::on_rooms_changed`]):
-    /// the room's node, if this instance applies its events, expects them
+    /// the room's node (where it was last seen: a room moved off a draining node keeps its
+    /// id), if this instance applies its events, expects them
     /// ([`NodeHandle::events_expected_in`]).
     pub fn expects_events(&self) -> crate::store::RoomsChanged {
         let pool = self.clone();
-        Arc::new(move |room| {
-            if let Ok(node) = pool.get(&room.prefix()) {
+        Arc::new(move |room, node| {
+            if let Ok(node) = pool.get(node) {
                 node.events_expected_in(room);
             }
         })

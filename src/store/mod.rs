@@ -39,8 +39,9 @@ pub use position::{OutboxEntry, Position, entry_id, entry_order, replicated_outb
 /// ([`Store::keep_rooms_of`]).
 pub type KeepsRooms = std::sync::Arc<dyn Fn(&NodePrefix) -> bool + Send + Sync>;
 
-/// Told of a room another process changed ([`Store::on_rooms_changed`]).
-pub type RoomsChanged = std::sync::Arc<dyn Fn(&RoomId) + Send + Sync>;
+/// Told of a room another process changed, and the node it is on as this process last knew it
+/// (the one its id names if unknown) ([`Store::on_rooms_changed`]).
+pub type RoomsChanged = std::sync::Arc<dyn Fn(&RoomId, &NodePrefix) + Send + Sync>;
 
 /// How long a lease's holder may act on it, counted from just before the request that took or
 /// renewed it (the store started it later still): its time to live less a margin, a tenth (at

@@ -797,9 +797,12 @@ impl Store for RedisStore {
 
     fn on_rooms_changed(&self, changed: crate::store::RoomsChanged) {
         if let Some(tracked) = &self.rooms {
-            tracked.entries().on_changed(Arc::new(move |key| {
+            tracked.entries().on_changed(Arc::new(move |key, node| {
                 if let Some(id) = keys::room_id_of(key).and_then(|id| RoomId::parse(id).ok()) {
-                    changed(&id);
+                    match node {
+                        Some(node) => changed(&id, node),
+                        None => changed(&id, &id.prefix()),
+                    }
                 }
             }));
         }

@@ -41,7 +41,7 @@ mod values;
 
 pub use tracked::{FindMaster, Tracked};
 
-use crate::conference::{Member, Room};
+use crate::conference::{Member, NodePrefix, Room};
 
 /// Past participations as a version of a room record's `past` field holds them
 /// (`store/redis/room_record.rs`): a version is never written with other contents, so a list
@@ -111,9 +111,10 @@ pub enum Tracking<'a> {
 /// Told every [`Tracking`] news, synchronously, from the connection's reader.
 pub type Watcher = Arc<dyn Fn(Tracking<'_>) + Send + Sync>;
 
-/// Told the key of each room kept here that another process changed, synchronously, from the
+/// Told the key of each room kept here that another process changed, and the node the room was
+/// on as last kept (`None`: being read or written here then), synchronously, from the
 /// connection's reader ([`Entries::on_changed`]).
-pub type ChangedRooms = Arc<dyn Fn(&str) + Send + Sync>;
+pub type ChangedRooms = Arc<dyn Fn(&str, Option<&NodePrefix>) + Send + Sync>;
 
 /// The cached rooms, shared by the store and the connection's push handler.
 #[derive(Clone)]
@@ -290,18 +291,20 @@ impl Entries {
                         _ => None,
                     });
                     // The rooms among them, told after the lock is let go.
-                    let mut rooms: Vec<&str> = Vec::new();
+                    let mut rooms: Vec<(&str, Option<NodePrefix>)> = Vec::new();
                     {
                         let mut state = self.lock();
                         for key in changed.clone() {
-                            if stale(&mut state.slots, key) {
-                                rooms.push(key);
+                            if let Some(node) = stale(&mut state.slots, key) {
+                                rooms.push((key, node));
                             }
                             state.values.remove(key);
                         }
                     }
                     if let Some(told) = self.changed.get() {
-                        rooms.into_iter().for_each(|key| told(key));
+                        for (key, node) in &rooms {
+                            told(key, node.as_ref());
+                        }
                     }
                     if let Some(w) = self.watcher.get() {
                         changed.for_each(|key| w(Tracking::Changed(key)));
@@ -320,10 +323,13 @@ impl Entries {
 }
 
 /// What an invalidation leaves of a key: its past participations under their version, if
-/// known; nothing else. Whether a room was kept (or being read or written) under it.
-fn stale(slots: &mut HashMap<String, Slot>, key: &str) -> bool {
-    let Some(slot) = slots.get_mut(key) else {
-        return false;
+/// known; nothing else. If a room was kept (or being read or written) under it: `Some`, with
+/// the node it was on if it was kept.
+fn stale(slots: &mut HashMap<String, Slot>, key: &str) -> Option<Option<NodePrefix>> {
+    let slot = slots.get_mut(key)?;
+    let node = match slot {
+        Slot::Ready(room, _) => Some(room.node.clone()),
+        _ => None,
     };
     match slot {
         Slot::Ready(room, Some(v)) => {
@@ -334,7 +340,7 @@ fn stale(slots: &mut HashMap<String, Slot>, key: &str) -> bool {
             slots.remove(key);
         }
     }
-    true
+    Some(node)
 }
 
 /// Before `key` goes into a full map: forgets an eighth of it (whichever come first), not one

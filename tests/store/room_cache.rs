@@ -203,10 +203,12 @@ async fn a_read_is_one_command_and_a_write_one_script() {
 async fn an_applier_is_told_of_another_instances_write_of_a_room_it_keeps() {
     let (_server, api, owner) = two_stores().await;
     let (told, mut heard) = tokio::sync::mpsc::unbounded_channel();
-    owner.on_rooms_changed(Arc::new(move |id: &RoomId| {
-        let _ = told.send(id.clone());
+    owner.on_rooms_changed(Arc::new(move |id: &RoomId, node: &NodePrefix| {
+        let _ = told.send((id.clone(), node.clone()));
     }));
-    let (kept, other) = (new_room("kept"), new_room("not read"));
+    let (mut kept, other) = (new_room("kept"), new_room("not read"));
+    // Moved off the node its id names (a drain): told with the node it is on now.
+    kept.node = NodePrefix::parse("moved").unwrap();
     api.create_room(&kept, &[]).await.unwrap();
     api.create_room(&other, &[]).await.unwrap();
     // The owner's confirmation: it keeps the room (written, then read back).
@@ -214,11 +216,12 @@ async fn an_applier_is_told_of_another_instances_write_of_a_room_it_keeps() {
     for round in 0..3 {
         set_detail(&api, &other.id, &format!("intent {round}")).await;
         set_detail(&api, &kept.id, &format!("intent {round}")).await;
-        let id = tokio::time::timeout(Duration::from_secs(5), heard.recv())
+        let (id, node) = tokio::time::timeout(Duration::from_secs(5), heard.recv())
             .await
             .expect("the owner was not told of the intent")
             .unwrap();
         assert_eq!(id, kept.id, "told of a room it does not keep");
+        assert_eq!(node.as_str(), "moved", "the room's node as kept");
         // The owner applies what the intent caused: it reads the room and keeps it again.
         set_detail(&owner, &kept.id, &format!("confirmed {round}")).await;
         // Its own write told it nothing (a push travels on the connection its write was
