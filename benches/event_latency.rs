@@ -32,10 +32,10 @@
 //! `EVENT_LATENCY_COMMAND_CONNECTIONS` sets the node's `command_connections` (a build from before
 //! the key refuses it), `EVENT_LATENCY_WAKE_MS` the node's `event_wake_ms` (0: the controller
 //! does not wake its event connection after a command), `EVENT_LATENCY_FLEET=1` two
-//! controllers on the one Redis: the first applies the node's events (its connections go through
-//! the tap), the second keeps them on standby and takes every API request, so each command's
-//! events reach the controller that applies them on a connection that did not send the command.
-//! The report adds the gaps from the
+//! controllers on the one Redis, each through a tap of its own: the one that applies the node's
+//! events is measured, the other keeps them on standby and takes every API request, so each
+//! command's events reach the controller that applies them on a connection that did not send
+//! the command. The report adds the gaps from the
 //! nudged connection to the controller's and to the quiet one, the controller's share counted
 //! from the nudged connection, and each step's CPU per request (FreeSWITCH's and the
 //! controller's, from `/proc`). Without `--bench` (as
@@ -445,6 +445,7 @@ fn write_config(
     fs: &FreeSwitch,
     esl: &str,
     hook_url: &str,
+    fleet: bool,
 ) -> anyhow::Result<()> {
     let q = |s: &str| toml::Value::String(s.to_owned()).to_string();
     let text = format!(
@@ -459,7 +460,7 @@ fn write_config(
         q(listen),
         q(redis),
         serve::operator_toml(),
-        if std::env::var("EVENT_LATENCY_FLEET").is_ok_and(|v| v == "1") {
+        if fleet {
             format!("node_lease_ms = {FLEET_LEASE_MS}\n")
         } else {
             String::new()
@@ -614,7 +615,8 @@ struct Controller {
 }
 
 impl Controller {
-    /// `name`: its configuration's and log's name in `work`; `esl`: where it reaches the node.
+    /// `name`: its configuration's and log's name in `work`; `esl`: where it reaches the node;
+    /// `fleet`: one of two (a short node lease).
     async fn start(
         work: &Path,
         name: &str,
@@ -622,6 +624,7 @@ impl Controller {
         fs: &FreeSwitch,
         esl: &str,
         hook_url: &str,
+        fleet: bool,
     ) -> anyhow::Result<Controller> {
         let port = freeswitch::free_tcp_port();
         let base = format!("http://127.0.0.1:{port}");
@@ -633,6 +636,7 @@ impl Controller {
             fs,
             esl,
             hook_url,
+            fleet,
         )?;
         let log_path = work.join(format!("{name}.log"));
         let log = std::fs::File::create(&log_path)?;
@@ -707,10 +711,11 @@ async fn run(
     std::fs::create_dir_all(&work)?;
     let fleet = std::env::var("EVENT_LATENCY_FLEET").is_ok_and(|v| v == "1");
     let mut controllers =
-        vec![Controller::start(&work, "serve", redis, fs, &esl_tap, &hook_url).await?];
+        vec![Controller::start(&work, "serve", redis, fs, &esl_tap, &hook_url, fleet).await?];
     if fleet {
-        controllers
-            .push(Controller::start(&work, "second", redis, fs, &second_tap, &hook_url).await?);
+        controllers.push(
+            Controller::start(&work, "second", redis, fs, &second_tap, &hook_url, fleet).await?,
+        );
         // The node's lease goes to whichever instance ranks first for it (rendezvous
         // hashing): the second may take it once it takes part, a lease and a third after it
         // joined (`node_lease_ms` 1500 here). Settled: one applies it, for three leases in a

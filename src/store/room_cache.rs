@@ -290,18 +290,27 @@ impl Entries {
                         Value::BulkString(bytes) => std::str::from_utf8(bytes).ok(),
                         _ => None,
                     });
-                    // The rooms among them, told after the lock is let go.
+                    // The rooms among them, with the node each was on, told after the lock is
+                    // let go (gathered only when someone is to be told).
+                    let told = self.changed.get();
                     let mut rooms: Vec<(&str, Option<NodePrefix>)> = Vec::new();
                     {
                         let mut state = self.lock();
                         for key in changed.clone() {
-                            if let Some(node) = stale(&mut state.slots, key) {
+                            if told.is_some()
+                                && let Some(slot) = state.slots.get(key)
+                            {
+                                let node = match slot {
+                                    Slot::Ready(room, _) => Some(room.node.clone()),
+                                    _ => None,
+                                };
                                 rooms.push((key, node));
                             }
+                            stale(&mut state.slots, key);
                             state.values.remove(key);
                         }
                     }
-                    if let Some(told) = self.changed.get() {
+                    if let Some(told) = told {
                         for (key, node) in &rooms {
                             told(key, node.as_ref());
                         }
@@ -323,13 +332,10 @@ impl Entries {
 }
 
 /// What an invalidation leaves of a key: its past participations under their version, if
-/// known; nothing else. If a room was kept (or being read or written) under it: `Some`, with
-/// the node it was on if it was kept.
-fn stale(slots: &mut HashMap<String, Slot>, key: &str) -> Option<Option<NodePrefix>> {
-    let slot = slots.get_mut(key)?;
-    let node = match slot {
-        Slot::Ready(room, _) => Some(room.node.clone()),
-        _ => None,
+/// known; nothing else.
+fn stale(slots: &mut HashMap<String, Slot>, key: &str) {
+    let Some(slot) = slots.get_mut(key) else {
+        return;
     };
     match slot {
         Slot::Ready(room, Some(v)) => {
@@ -340,7 +346,6 @@ fn stale(slots: &mut HashMap<String, Slot>, key: &str) -> Option<Option<NodePref
             slots.remove(key);
         }
     }
-    Some(node)
 }
 
 /// Before `key` goes into a full map: forgets an eighth of it (whichever come first), not one
