@@ -34,7 +34,8 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `sy:{shard}:room:<room_id>` | hash `seq`, `json`, `past` | the room; `past`: its past participations, `<seq>\|<JSON list>`, written only when they change (`redis/room_record.rs`; records of before hold them in `json`) |
+//! | `sy:{shard}:room:<room_id>` | hash `seq`, `json`, `past`, `k` | the room; `past`: its past participations, `<seq>\|<JSON list>`, written only when they change (`redis/room_record.rs`; records of before hold them in `json`); `k`: the controller process that keeps it in memory, as its last write by one said (`lua/save_room.lua`) |
+//! | `sy:{shard}:notice:<room_id>` | string with EX (the retention) | written when another process writes a room that one keeps: what the keeper has Redis track instead of the room, so its own writes leave it tracked (`lua/save_room.lua`) |
 //! | `sy:{shard}:rooms` | zset score created_at µs | the shard's rooms of the app |
 //! | `sy:{shard}:rooms:live` | zset score created_at µs | the shard's rooms not ended yet (live listings) |
 //! | `sy:{shard}:rooms:media` | zset score created_at µs | the shard's live rooms recording or carrying a live stream (the streams' takeover look, the recording and stream quotas) |
@@ -73,6 +74,18 @@ pub fn room(tag: &str, id: &RoomId) -> String {
 pub fn room_id_of(key: &str) -> Option<&str> {
     let (_, id) = key.strip_prefix("sy:{")?.split_once("}:room:")?;
     Some(id)
+}
+
+/// The room's notice key: the key Redis tracks for the process that keeps the room, which
+/// its own writes of the room leave alone and every other writer sets (`lua/save_room.lua`).
+pub fn room_notice(tag: &str, id: &RoomId) -> String {
+    format!("sy:{{{tag}}}:notice:{id}")
+}
+
+/// The room key a notice key ([`room_notice`]) stands for, if `key` is one.
+pub fn room_of_notice(key: &str) -> Option<String> {
+    let (tag, id) = key.strip_prefix("sy:{")?.split_once("}:notice:")?;
+    Some(format!("sy:{{{tag}}}:room:{id}"))
 }
 
 pub fn rooms(tag: &str) -> String {

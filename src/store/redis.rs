@@ -90,6 +90,9 @@ pub struct RedisStore {
     /// Which rooms stay in the cache after this process writes them ([`Store::keep_rooms_of`]);
     /// unset: all.
     keeps: std::sync::OnceLock<crate::store::KeepsRooms>,
+    /// This store's name as a room's keeper (its `k` field, `lua/save_room.lua`): random, one
+    /// per store made.
+    keeper: String,
     /// Stops following the sentinels' announcements.
     _following: tokio_util::sync::DropGuard,
 }
@@ -183,6 +186,7 @@ impl RedisStore {
             replication,
             session_apps: sessions::SessionApps::default(),
             keeps: std::sync::OnceLock::new(),
+            keeper: format!("{:016x}", uuid::Uuid::new_v4().as_u64_pair().0),
             _following: following.drop_guard(),
         })
     }

@@ -9,11 +9,13 @@
 //! before any later reply, so a reply is never taken for current after the push that outdated
 //! it. Our own writes (NOLOOP: Redis sends us no push for them, and forgets that we track the
 //! key) store the room we wrote. A script that reads has Redis track every key it *declares*
-//! (checked on redis 7.0), so the room scripts declare the room alone, which they read and then
-//! write: a write leaves nothing tracked, not the outbox, nor the session and name lookups it
-//! checks (one checked when already gone would stay in Redis's tracking table for good). Each
-//! write reads the room's `seq` right after its script, in the same round trip, so Redis tracks
-//! it again.
+//! (checked on redis 7.0), so the room scripts declare one key: the room's *notice key* for a
+//! room this process keeps, which the script reads and leaves alone while every other writer
+//! sets it (`store/lua/save_room.lua`), so Redis goes on tracking the room for us through it
+//! with no read after the write; else the room itself, which the script reads and then writes,
+//! so its write leaves nothing tracked. Nothing else is: not the outbox, nor the session and
+//! name lookups a write checks (one checked when already gone would stay in Redis's tracking
+//! table for good). A push for a notice key is a push for its room.
 //!
 //! Races are settled with tokens: before a read the key holds `Pending(token)`, before this
 //! process's own write `Writing(token)`; a push removes whatever the key holds; the answer is
@@ -291,22 +293,26 @@ impl Entries {
                         _ => None,
                     });
                     // The rooms among them, with the node each was on, told after the lock is
-                    // let go (gathered only when someone is to be told).
+                    // let go (gathered only when someone is to be told). A room's notice key
+                    // stands for the room (`store::keys::room_notice`): what a room this
+                    // process writes and keeps is tracked under.
                     let told = self.changed.get();
-                    let mut rooms: Vec<(&str, Option<NodePrefix>)> = Vec::new();
+                    let mut rooms: Vec<(String, Option<NodePrefix>)> = Vec::new();
                     {
                         let mut state = self.lock();
                         for key in changed.clone() {
+                            let room = crate::store::keys::room_of_notice(key);
+                            let slot_key = room.as_deref().unwrap_or(key);
                             if told.is_some()
-                                && let Some(slot) = state.slots.get(key)
+                                && let Some(slot) = state.slots.get(slot_key)
                             {
                                 let node = match slot {
                                     Slot::Ready(room, _) => Some(room.node.clone()),
                                     _ => None,
                                 };
-                                rooms.push((key, node));
+                                rooms.push((slot_key.to_owned(), node));
                             }
-                            stale(&mut state.slots, key);
+                            stale(&mut state.slots, slot_key);
                             state.values.remove(key);
                         }
                     }

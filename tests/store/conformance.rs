@@ -1405,10 +1405,22 @@ async fn four_of_six_expired(store: &switchyard::store::redis::RedisStore, a: &A
         store.create_room(r, &[]).await.unwrap();
     }
     for r in &rooms[..4] {
-        let mut ended = r.clone();
+        // Written once before it ends: the store keeps it as the room's keeper, tracked
+        // through its notice key, which the room's expiry does not touch.
+        let mut changed = r.clone();
+        changed.detail = "kept".into();
+        changed.seq += 1;
+        assert_eq!(
+            store.save_room(r, &changed, &[]).await.unwrap(),
+            Saved::Saved
+        );
+        let mut ended = changed.clone();
         ended.status = RoomStatus::Terminated;
         ended.seq += 1;
-        assert_eq!(store.save_room(r, &ended, &[]).await.unwrap(), Saved::Saved);
+        assert_eq!(
+            store.save_room(&changed, &ended, &[]).await.unwrap(),
+            Saved::Saved
+        );
     }
     // Ended rooms stay readable for the retention, then expire.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);

@@ -155,16 +155,20 @@ async fn a_redis_named_by_its_unix_socket_serves_rooms_and_their_changes() {
     );
 }
 
-/// What the cache costs Redis per operation: a read is one `HMGET` and an API write one script
-/// and the read of its `seq` that has Redis track the room again; neither asks `CLIENT CACHING`
-/// first (the connection tracks in OPTOUT mode). Before, each read and each write cost a
-/// `CLIENT CACHING YES` as well.
+/// What the cache costs Redis per operation, with an instance that keeps the room (it applies
+/// the room's node) and one that does not (an API instance): a read is one `HMGET`; the
+/// keeper's write is one script that reads the room's `seq` and writes it, and nothing after
+/// it: Redis goes on tracking the room for the keeper through the room's notice key, which the
+/// other instance's write sets. Neither asks `CLIENT CACHING` first (OPTOUT). Before, each
+/// read and write cost a `CLIENT CACHING YES` as well, and later each write of the keeper a
+/// read of the room's `seq` after its script (`HGET`).
 #[tokio::test]
 async fn a_read_is_one_command_and_a_write_one_script() {
     let (server, a, b) = two_stores().await;
+    b.keep_rooms_of(Arc::new(|_| false));
     let r = new_room("x");
     a.create_room(&r, &[]).await.unwrap();
-    // Each store's first write loads the script.
+    // Each store's first write loads the script; a's first makes it the room's keeper.
     set_detail(&b, &r.id, "warm").await;
     set_detail(&a, &r.id, "warm, a").await;
     let before = server.command_calls().await;
@@ -187,12 +191,14 @@ async fn a_read_is_one_command_and_a_write_one_script() {
     let scripts = calls("evalsha");
     let lost = scripts - 20;
     assert!(lost <= 10, "{scripts} scripts for 20 writes: {after:?}");
-    // Each script reads the room's seq before it writes, and the room's seq is read once more
-    // after each (40 HGET; two more per lost race). Each of b's writes reads its base, which
-    // a's write outdated (10 HMGET), each lost race once more, and each of a's reads after b's
-    // change asks once (10). Nothing else.
-    assert!(calls("hget") <= 40 + 2 * lost, "{after:?}");
-    assert!(calls("hmget") <= 20 + lost, "{after:?}");
+    // Each script reads the room's `seq` (and keeper) before it writes: 20 `HMGET`. Each of
+    // b's writes reads its base, which a's write outdated (10), each of a's reads after b's
+    // change asks once (10), and each lost race once more. Nothing reads the room after a
+    // write, and the keeper stays the same: b's writes set the notice key (10), a's do not.
+    assert_eq!(calls("hget"), 0, "{after:?}");
+    assert_eq!(calls("exists"), 0, "{after:?}");
+    assert!(calls("set") <= 10 + lost, "{after:?}");
+    assert!(calls("hmget") <= 40 + 2 * lost, "{after:?}");
 }
 
 /// The instance that applies a room's node hears at once when another instance writes the room
@@ -258,9 +264,10 @@ async fn a_room_of_a_node_applied_elsewhere_is_written_without_being_kept() {
     let calls = |name: &str| after.get(name).unwrap_or(&0) - before.get(name).unwrap_or(&0);
     let lost = calls("evalsha") - 20;
     assert!(lost <= 10, "{after:?}");
-    // a's scripts read the room's seq once each (its guard), b's twice (its guard, and the read
-    // after that keeps the room tracked): 30, two more per lost race.
-    assert!(calls("hget") <= 30 + 2 * lost, "{after:?}");
+    // Each script reads the room's `seq` once (its guard), and nothing reads it after a write:
+    // b keeps the room through its notice key, which each of a's writes sets.
+    assert_eq!(calls("hget"), 0, "{after:?}");
+    assert!(calls("set") <= 10 + lost, "{after:?}");
 }
 
 /// Puts the session's member in the room or takes it out, through `store`.

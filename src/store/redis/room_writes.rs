@@ -362,6 +362,8 @@ impl RedisStore {
         // How many replies each write has (its lookups, then its script) and whether its `seq`
         // is read again after them (`read_seq`, below).
         let mut spans = Vec::with_capacity(todo.len());
+        // Whether each room is kept tracked through its notice key (no read after the write).
+        let mut kept_by_notice = Vec::with_capacity(todo.len());
         // The global lookups live in slots of their own: on a cluster's master connection they
         // go first, through the cluster client.
         let apart = self.rooms.as_ref().is_some_and(|t| t.is_cluster());
@@ -387,21 +389,22 @@ impl RedisStore {
                     false => pipe.expire(keys::reference(id), ttl),
                 };
             }
-            // The connection tracks in OPTOUT mode: every key a command reads is tracked. The
-            // save script declares the room alone, which it reads and then writes: Redis tracks
-            // for us what a script declares when it reads (checked on redis 7.0), and our own
-            // write of a key takes its tracking away, so a write leaves nothing tracked, the
-            // session and name lookups it checks among them (one checked when already gone
-            // would stay in Redis's tracking table for good). So each write is followed by a
-            // read of the room's `seq`, in the same round trip, kept only if it finds the version
-            // just written: Redis goes on tracking the room, and this process answers reads of
-            // it from memory until another one changes it. (The node's event writes once left
-            // their rooms untracked, sparing Redis a tracking-table insert and removal each, and
-            // the API's next command on the room then read it back whole: `HMGET` 0.97 -> 0.65
-            // per event in `event_cost`, docs/benchmarks.md.) Only for the rooms this process
-            // keeps ([`Store::keep_rooms_of`]): a room whose node another instance applies is
-            // written there next, which would take the tracking away again and push us a
-            // notice; it is left untracked, its past participations known.
+            // The connection tracks in OPTOUT mode: every key a command reads is tracked. A
+            // script that reads has Redis track for us what it declares (checked on redis 7.0),
+            // and our own write of a key takes its tracking away. So the save script declares
+            // one key: for a room this process keeps ([`Store::keep_rooms_of`]), the room's
+            // notice key, which its guard reads and which our writes leave alone while every
+            // other writer sets it (save_room.lua): Redis goes on tracking the room for us
+            // with no read after the write, and this process answers reads of it from memory
+            // until another one changes it. (Before, each kept room's write was followed by a
+            // read of its `seq` in the same round trip: 1.2 commands per event in
+            // `event_cost`.) Else the room itself, which its write then untracks: a room whose
+            // node another instance applies is written there next (that instance keeps it),
+            // so it is left untracked here, its past participations known. Nothing else is
+            // left tracked, the session and name lookups the script checks among them (one
+            // checked when already gone would stay in Redis's tracking table for good). A
+            // room released (its record expires) is read back instead: only the room's own
+            // tracking would tell of its expiry.
             // The past participations go only when the record does not hold them already.
             let saved = self
                 .rooms
@@ -410,7 +413,9 @@ impl RedisStore {
             let send_past = room_record::past_to_send(w.old, &w.new, saved);
             let past = send_past.then(|| room_record::encode_past(&w.new));
             past_versions.push(if send_past { Some(w.new.seq) } else { saved });
-            pipe.add_command(self.save_command(&tag, &key, w, delta, past));
+            let keeps = self.rooms.is_some() && self.keeps(&w.new);
+            let noticed = keeps && !delta.release;
+            pipe.add_command(self.save_command(&tag, &key, w, delta, past, noticed));
             lookups_written.extend(
                 delta
                     .remove_sessions
@@ -423,7 +428,7 @@ impl RedisStore {
                     .iter()
                     .map(|s| keys::session_room(&tag, s)),
             );
-            let read_seq = self.rooms.is_some() && self.keeps(&w.new);
+            let read_seq = keeps && delta.release;
             if read_seq {
                 pipe.cmd("HGET").arg(&key).arg("seq");
             }
@@ -433,6 +438,7 @@ impl RedisStore {
                 delta.add_refs.len() + delta.drop_refs.len()
             };
             spans.push((refs + 1, read_seq));
+            kept_by_notice.push(noticed);
             room_keys.push(key);
             if !w.events.is_empty() && !appended.iter().any(|(t, _)| *t == tag) {
                 appended.push((tag, &w.new.app));
@@ -522,16 +528,20 @@ impl RedisStore {
                 if outcomes.iter().any(Reply::redirected) {
                     tracked.moved();
                 }
-                for ((((key, token), (&i, outcome)), seq), past) in room_keys
+                for (((((key, token), (&i, outcome)), seq), past), &noticed) in room_keys
                     .iter()
                     .zip(tokens)
                     .zip(todo.iter().zip(&outcomes))
                     .zip(seqs)
                     .zip(&past_versions)
+                    .zip(&kept_by_notice)
                 {
                     let new = &writes[i].new;
                     match (outcome, seq) {
                         (Reply::Saved, Some(s)) if s == new.seq => {
+                            entries.fill(key, token, Arc::clone(new), *past)
+                        }
+                        (Reply::Saved, None) if noticed => {
                             entries.fill(key, token, Arc::clone(new), *past)
                         }
                         (Reply::Saved, None) => entries.untracked(
@@ -556,15 +566,17 @@ impl RedisStore {
         w: &RoomWrite<'_>,
         delta: &IndexDelta,
         past: Option<Vec<u8>>,
+        noticed: bool,
     ) -> redis::Cmd {
         let (old, new) = (w.old, &*w.new);
         let sessions = delta.add_sessions.iter().chain(&delta.remove_sessions);
-        // The room is its only declared key (see save_room.lua): the others follow its
-        // arguments, in its slot.
+        // One declared key, the one Redis is to go on tracking for us (see save_room.lua):
+        // the others follow its arguments, in its slot.
+        let notice = keys::room_notice(tag, &new.id);
         let mut cmd = redis::cmd("EVALSHA");
         cmd.arg(self.save_room.get_hash())
             .arg(1)
-            .arg(key)
+            .arg(if noticed { notice.as_str() } else { key })
             .arg(old.seq)
             .arg(new.seq)
             .arg(encode_sized(new, 2048))
@@ -586,7 +598,10 @@ impl RedisStore {
             Some(false) => cmd.arg("-"),
             None => cmd.arg(""),
         };
-        cmd.arg(keys::media_rooms(tag));
+        cmd.arg(keys::media_rooms(tag))
+            .arg(key)
+            .arg(&notice)
+            .arg(if noticed { self.keeper.as_str() } else { "" });
         for s in sessions {
             cmd.arg(keys::session_room(tag, s));
         }
