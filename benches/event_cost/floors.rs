@@ -95,11 +95,11 @@ pub async fn write_floor(
     let mut writes = 0u64;
     while began.elapsed() < window {
         tick.tick().await;
-        let done: redis::RedisResult<(i64, Option<String>)> =
+        let done: redis::RedisResult<(i64,)> =
             room_write(&sha, "floor", &json, event.as_bytes(), writes)
                 .query_async(conn)
                 .await;
-        if !matches!(done, Ok((1, _))) {
+        if !matches!(done, Ok((1,))) {
             anyhow::bail!("the floor's room write {writes} was not made: {done:?}");
         }
         writes += 1;
@@ -116,15 +116,17 @@ const FRAME: usize = 1000;
 const APPLIER: &str = "EVENT_COST_APPLIER";
 
 /// The room write one event costs: the store's room script (the room's `seq` checked, its
-/// record replaced, the event appended to the outbox) and the read of the room's `seq` after it,
-/// in one pipeline, as the instances write an event; the room `floor:<id>`.
+/// record replaced, the event appended to the outbox), as the instances write an event of a
+/// room they keep (tracked through its notice key: nothing read after it); the room
+/// `floor:<id>`.
 fn room_write(sha: &str, id: &str, json: &str, event: &[u8], seq: u64) -> redis::Pipeline {
     let room = format!("sy:{{floor}}:room:{id}");
+    let notice = format!("sy:{{floor}}:notice:{id}");
     let mut pipe = redis::pipe();
     pipe.cmd("EVALSHA")
         .arg(sha)
         .arg(1)
-        .arg(&room)
+        .arg(&notice)
         .arg(seq)
         .arg(seq + 1)
         .arg(json)
@@ -139,8 +141,10 @@ fn room_write(sha: &str, id: &str, json: &str, event: &[u8], seq: u64) -> redis:
         .arg("sy:{floor}:live")
         .arg("")
         .arg("sy:{floor}:media")
+        .arg(&room)
+        .arg(&notice)
+        .arg("floor")
         .arg(event);
-    pipe.cmd("HGET").arg(&room).arg("seq");
     pipe
 }
 
@@ -186,10 +190,9 @@ pub fn applier_process() -> Option<anyhow::Result<()>> {
         while events.read_exact(&mut frame).await.is_ok() {
             // The event as the applier would keep it (the frame's first part).
             let event = frame[..EVENT_BYTES].to_vec();
-            let _: redis::RedisResult<(i64, Option<String>)> =
-                room_write(&sha, "applier", &json, &event, seq)
-                    .query_async(&mut conn)
-                    .await;
+            let _: redis::RedisResult<(i64,)> = room_write(&sha, "applier", &json, &event, seq)
+                .query_async(&mut conn)
+                .await;
             seq += 1;
         }
         anyhow::Ok(())
@@ -281,12 +284,12 @@ impl MinimalApi {
         let n = self.seq.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (room, seq) = (format!("api-{}", n % ROOMS), n / ROOMS);
         let mut redis = self.redis.clone();
-        let written: redis::RedisResult<(i64, Option<String>)> =
+        let written: redis::RedisResult<(i64,)> =
             room_write(&self.sha, &room, &self.json, &self.event, seq)
                 .query_async(&mut redis)
                 .await;
         match written {
-            Ok((1, _)) => {}
+            Ok((1,)) => {}
             Ok(_) => return axum::http::StatusCode::CONFLICT,
             Err(_) => return axum::http::StatusCode::SERVICE_UNAVAILABLE,
         }
