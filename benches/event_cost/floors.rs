@@ -144,6 +144,7 @@ fn room_write(sha: &str, id: &str, json: &str, event: &[u8], seq: u64) -> redis:
         .arg(&room)
         .arg(&notice)
         .arg("floor")
+        .arg(0)
         .arg(event);
     pipe
 }

@@ -35,7 +35,7 @@
 //! | key | type | holds |
 //! |---|---|---|
 //! | `sy:{shard}:room:<room_id>` | hash `seq`, `json`, `past`, `k` | the room; `past`: its past participations, `<seq>\|<JSON list>`, written only when they change (`redis/room_record.rs`; records of before hold them in `json`); `k`: the controller process that keeps it in memory, as its last write by one said (`lua/save_room.lua`) |
-//! | `sy:{shard}:notice:<room_id>` | string (the room's `seq` when set; with EX once the room is released, as its record) | what the process that keeps the room has Redis track instead of the room, so its own writes leave it tracked: set by a new keeper and by every other writer of the room (`lua/save_room.lua`) |
+//! | `sy:{shard}:notice:<room_id>` | string (the room's `seq` when set; with EX once the room has ended, as its record) | what the process that keeps the room has Redis track instead of the room, so its own writes leave it tracked: set by a new keeper and by every other writer of the room (`lua/save_room.lua`) |
 //! | `sy:{shard}:rooms` | zset score created_at µs | the shard's rooms of the app |
 //! | `sy:{shard}:rooms:live` | zset score created_at µs | the shard's rooms not ended yet (live listings) |
 //! | `sy:{shard}:rooms:media` | zset score created_at µs | the shard's live rooms recording or carrying a live stream (the streams' takeover look, the recording and stream quotas) |

@@ -270,6 +270,50 @@ async fn a_room_of_a_node_applied_elsewhere_is_written_without_being_kept() {
     assert!(calls("set") <= 10 + lost, "{after:?}");
 }
 
+/// A room's notice key (what its keeper has Redis track) lives as long as the room's record: an
+/// ended room written again by another instance (its record expiring, as it does once
+/// released) leaves the key expiring with it, not kept for good.
+#[tokio::test]
+async fn an_ended_rooms_notice_key_expires_with_its_record() {
+    let (server, keeper, other) = two_stores().await;
+    other.keep_rooms_of(Arc::new(|_| false));
+    let r = new_room("x");
+    keeper.create_room(&r, &[]).await.unwrap();
+    set_detail(&keeper, &r.id, "kept").await;
+    update_room(&keeper, &app(), &r.id, |room| {
+        room.status = RoomStatus::Terminated;
+        room.seq += 1;
+        Ok::<_, ()>(((), Vec::new()))
+    })
+    .await
+    .unwrap()
+    .unwrap()
+    .unwrap();
+    // Another instance writes the ended room (a recording finished after it, say).
+    set_detail(&other, &r.id, "after the end").await;
+    converges(&keeper, &r.id, "after the end").await;
+    let client = redis::Client::open(server.url()).unwrap();
+    let raw = client.get_multiplexed_async_connection().await.unwrap();
+    let tag = app().as_str().to_owned();
+    let ttl = |key: String| {
+        let mut raw = raw.clone();
+        async move {
+            redis::cmd("TTL")
+                .arg(key)
+                .query_async::<i64>(&mut raw)
+                .await
+                .unwrap()
+        }
+    };
+    let room_ttl = ttl(switchyard::store::keys::room(&tag, &r.id)).await;
+    let notice_ttl = ttl(switchyard::store::keys::room_notice(&tag, &r.id)).await;
+    assert!(room_ttl > 0, "the ended room's record expires: {room_ttl}");
+    assert!(
+        notice_ttl > 0 && notice_ttl <= room_ttl + 1,
+        "the notice key expires with it: {notice_ttl} (the record: {room_ttl})"
+    );
+}
+
 /// Puts the session's member in the room or takes it out, through `store`.
 async fn member(
     store: &RedisStore,

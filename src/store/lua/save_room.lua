@@ -9,8 +9,9 @@
 -- unchanged), outbox, name, ended rooms zset, live rooms zset, media (the room began to
 -- record or carry a live stream: the room's created_at, its score; '-': it stopped; empty:
 -- unchanged), media rooms zset, the room, its notice key, the keeper (the caller's id if it
--- keeps the room; empty: it does not), session->room keys to set (n_add), then to clear
--- (n_remove), then events...
+-- keeps the room; empty: it does not), the notice key's lifetime when set (seconds: the
+-- room's record expires, as long as it; '0': none), session->room keys to set (n_add), then
+-- to clear (n_remove), then events...
 --
 -- The keeper. A write of a key takes away Redis's tracking of it, so a process that keeps a
 -- room it writes would have to read it again after each write. Instead it has Redis track the
@@ -37,8 +38,8 @@ redis.call('HSET', room, unpack(fields))
 -- The notice key exists from the first keeper on, until the room's record expires: a slot
 -- that moves to another cluster master takes it along, and that deletion tells the keeper.
 if keeper ~= me and (keeper or me ~= '') then
-  if ARGV[5] ~= '0' then
-    redis.call('SET', notice, ARGV[2], 'EX', ARGV[5])
+  if ARGV[18] ~= '0' then
+    redis.call('SET', notice, ARGV[2], 'EX', ARGV[18])
   else
     redis.call('SET', notice, ARGV[2])
   end
@@ -55,10 +56,10 @@ elseif ARGV[13] ~= '' then
   redis.call('ZADD', ARGV[14], ARGV[13], ARGV[4])
 end
 for i = 1, n_add do
-  redis.call('SET', ARGV[17 + i], ARGV[4])
+  redis.call('SET', ARGV[18 + i], ARGV[4])
 end
 for i = 1, n_remove do
-  local key = ARGV[17 + n_add + i]
+  local key = ARGV[18 + n_add + i]
   if redis.call('GET', key) == ARGV[4] then
     redis.call('DEL', key)
   end
@@ -74,7 +75,7 @@ if ARGV[5] ~= '0' then
   redis.call('ZADD', ended, now + tonumber(ARGV[5]), ARGV[4])
   redis.call('ZREM', live, ARGV[4])
 end
-for i = 18 + n_add + n_remove, #ARGV do
+for i = 19 + n_add + n_remove, #ARGV do
   redis.call('XADD', outbox, '*', 'event', ARGV[i])
 end
 -- The outbox's readers are woken by one PUBLISH per shard after a batch's scripts, in the same

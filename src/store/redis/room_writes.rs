@@ -601,7 +601,13 @@ impl RedisStore {
         cmd.arg(keys::media_rooms(tag))
             .arg(key)
             .arg(&notice)
-            .arg(if noticed { self.keeper.as_str() } else { "" });
+            .arg(if noticed { self.keeper.as_str() } else { "" })
+            // An ended room's record expires (after its release, or written again since): its
+            // notice key goes with it.
+            .arg(match new.status {
+                crate::conference::RoomStatus::Terminated => self.retention.as_secs(),
+                _ => 0,
+            });
         for s in sessions {
             cmd.arg(keys::session_room(tag, s));
         }
