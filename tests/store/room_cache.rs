@@ -293,20 +293,17 @@ async fn an_ended_rooms_notice_key_expires_with_its_record() {
     set_detail(&other, &r.id, "after the end").await;
     converges(&keeper, &r.id, "after the end").await;
     let client = redis::Client::open(server.url()).unwrap();
-    let raw = client.get_multiplexed_async_connection().await.unwrap();
-    let tag = app().as_str().to_owned();
-    let ttl = |key: String| {
-        let mut raw = raw.clone();
-        async move {
-            redis::cmd("TTL")
-                .arg(key)
-                .query_async::<i64>(&mut raw)
-                .await
-                .unwrap()
-        }
-    };
-    let room_ttl = ttl(switchyard::store::keys::room(&tag, &r.id)).await;
-    let notice_ttl = ttl(switchyard::store::keys::room_notice(&tag, &r.id)).await;
+    let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+    let app = app();
+    let tag = app.as_str();
+    let (room_ttl, notice_ttl): (i64, i64) = redis::pipe()
+        .cmd("TTL")
+        .arg(switchyard::store::keys::room(tag, &r.id))
+        .cmd("TTL")
+        .arg(switchyard::store::keys::room_notice(tag, &r.id))
+        .query_async(&mut raw)
+        .await
+        .unwrap();
     assert!(room_ttl > 0, "the ended room's record expires: {room_ttl}");
     assert!(
         notice_ttl > 0 && notice_ttl <= room_ttl + 1,
