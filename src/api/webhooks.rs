@@ -17,7 +17,7 @@ use super::openapi::schemas as doc;
 use super::{ApiError, ApiState, Caller};
 use crate::conference::{EventKind, RoomId};
 use crate::rooms::ServiceError;
-use crate::store::{Store, outbox_order};
+use crate::store::{Store, log_id};
 use crate::telemetry::WebhookOutcome;
 use crate::webhook::delivery_log::{self, LogFilter};
 use crate::webhook::redeliver::{RedeliverError, redeliver};
@@ -79,7 +79,7 @@ async fn list<S: Store>(
     known_params(&query, &["cursor", "limit", "outcome", "room_id", "type"])?;
     let before = match q.cursor.as_deref().filter(|c| !c.is_empty()) {
         None => None,
-        Some(c) if outbox_order(c).is_some() => Some(c.to_owned()),
+        Some(c) if log_id(c).is_some() => Some(c.to_owned()),
         Some(_) => return Err(ApiError::bad_request("Invalid cursor")),
     };
     let limit = match q.limit.as_deref() {

@@ -65,6 +65,19 @@ pub fn outbox_order(id: &str) -> Option<(u64, u64)> {
     Some((ms.parse().ok()?, seq.parse().ok()?))
 }
 
+/// A delivery log id: a log entry's (an outbox-ordered id, `<ms>-<seq>`) for an entry of one
+/// attempt, else `<ms>-<seq>.<k>`, the `k`-th attempt (from 0, oldest first) of an entry that
+/// holds several (a batch of verdicts written together). The entry's id and `k`; `None` if
+/// malformed.
+pub fn log_id(id: &str) -> Option<(&str, Option<usize>)> {
+    let (entry, k) = match id.split_once('.') {
+        Some((entry, k)) => (entry, Some(k.parse().ok()?)),
+        None => (id, None),
+    };
+    outbox_order(entry)?;
+    Some((entry, k))
+}
+
 /// What a store keeps for the webhook dispatchers: each app's position in its outbox, the
 /// entries acknowledged ahead of it, dead letters, the delivery log, and the leases that make one
 /// dispatcher per app deliver at a time. (A part of [`super::Store`].)
@@ -154,7 +167,8 @@ pub trait Deliveries: Send + Sync + 'static {
         fence: Option<&Fence>,
     ) -> impl Future<Output = Result<String, StoreError>> + Send;
 
-    /// The app's delivery log, newest first, before the entry `before` (exclusive).
+    /// The app's delivery log, newest first, before the attempt `before` (exclusive; a
+    /// [`log_id`], as this returns them).
     fn delivery_log(
         &self,
         app: &AppId,

@@ -30,7 +30,7 @@ pub use change::{
     unique_name, update_room,
 };
 pub use delivery::{
-    DEAD_LETTERS_KEPT, DELIVERY_LOG_KEPT, DeadLetter, Deliveries, DeliveryAttempt, Fence,
+    DEAD_LETTERS_KEPT, DELIVERY_LOG_KEPT, DeadLetter, Deliveries, DeliveryAttempt, Fence, log_id,
     outbox_order,
 };
 pub use position::{OutboxEntry, Position, entry_id, entry_order, replicated_outbox};

@@ -1105,6 +1105,51 @@ async fn the_delivery_log_pages_under_a_filter<S: Store>(store: S) {
     );
 }
 
+/// Verdicts written together (one `settle_outbox`, which Redis keeps as one log entry) are
+/// still the log's attempts one by one: newest first, a page of any size cutting through the
+/// batch, no attempt skipped or shown twice, beside attempts logged alone.
+async fn verdicts_written_together_page_one_by_one<S: Store>(store: S) {
+    use switchyard::webhook::delivery_log::{LogFilter, page};
+    let a = app("app-a");
+    let r = room(&store, &a, "batched", 1);
+    let one = leader(&store, &a, "one").await;
+    let attempt = |n: usize| switchyard::store::DeliveryAttempt {
+        message_id: format!("msg_{n}"),
+        seq: n as u64,
+        ..delivered(&r)
+    };
+    for n in 0..2 {
+        store.log_delivery(&a, &attempt(n), None).await.unwrap();
+    }
+    let batch: Vec<_> = (2..7).map(attempt).collect();
+    store
+        .settle_outbox(&a, &batch, None, &[], &[], &one)
+        .await
+        .unwrap();
+    store
+        .log_delivery(&a, &attempt(7), Some(&one))
+        .await
+        .unwrap();
+    let newest_first: Vec<String> = (0..8).rev().map(|n| format!("msg_{n}")).collect();
+    for limit in 1..=4 {
+        let (mut seen, mut before, mut pages) = (Vec::new(), None::<String>, 0);
+        loop {
+            let page = page(&store, &a, before.as_deref(), limit, &LogFilter::default())
+                .await
+                .unwrap();
+            assert!(page.attempts.len() <= limit, "a page of {limit} overflowed");
+            seen.extend(page.attempts.into_iter().map(|(_, a)| a.message_id));
+            pages += 1;
+            assert!(pages < 20, "the cursor never ends");
+            match page.next {
+                Some(next) => before = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(seen, newest_first, "pages of {limit}");
+    }
+}
+
 macro_rules! suite {
     ($store:ident, $make:expr) => {
         mod $store {
@@ -1201,6 +1246,11 @@ macro_rules! suite {
             async fn delivery_log_filter() {
                 let (_guard, store) = $make;
                 the_delivery_log_pages_under_a_filter(store).await;
+            }
+            #[tokio::test]
+            async fn delivery_log_batches() {
+                let (_guard, store) = $make;
+                verdicts_written_together_page_one_by_one(store).await;
             }
             #[tokio::test]
             async fn webhook_fencing() {
@@ -1578,8 +1628,9 @@ async fn live_rooms_the_index_misses_are_indexed_at_start() {
 }
 
 /// A webhook verdict is one script that reads its fence (the lease's holder and generation)
-/// in one command and appends the attempt: three commands Redis counts, where the fence's
-/// two `GET`s made four (about 0.8 verdicts per applied event in `event_cost`).
+/// in one command and appends its attempts, however many, as one log entry: three commands
+/// Redis counts, where the fence's two `GET`s made four (about 0.8 verdicts per applied event
+/// in `event_cost`) and each attempt had its own `XADD` (1.2 an event).
 #[tokio::test]
 async fn a_verdict_reads_its_fence_in_one_command() {
     use switchyard::store::Deliveries;
@@ -1598,15 +1649,10 @@ async fn a_verdict_reads_its_fence_in_one_command() {
         .await
         .unwrap();
     let before = server.command_calls().await;
+    // Three verdicts written together: one log entry.
+    let three = [attempt.clone(), attempt.clone(), attempt.clone()];
     store
-        .settle_outbox(
-            &a,
-            std::slice::from_ref(&attempt),
-            Some(&rows[0].position),
-            &[],
-            &[],
-            &one,
-        )
+        .settle_outbox(&a, &three, Some(&rows[0].position), &[], &[], &one)
         .await
         .unwrap();
     let after = server.command_calls().await;
@@ -1623,7 +1669,12 @@ async fn a_verdict_reads_its_fence_in_one_command() {
         "{ran:?}"
     );
     assert_eq!(ran.iter().map(|(_, n)| n).sum::<u64>(), 3, "{ran:?}");
-    assert_eq!(store.delivery_log(&a, None, 10).await.unwrap().len(), 2);
+    assert_eq!(store.delivery_log(&a, None, 10).await.unwrap().len(), 4);
+    // The position rode on that entry.
+    assert_eq!(
+        store.outbox_position(&a).await.unwrap().as_deref(),
+        Some(rows[0].position.as_str())
+    );
 }
 
 /// A recording an older controller began (its script knows no media index) is indexed by
@@ -1764,4 +1815,53 @@ async fn an_ended_session_expires_after_the_configured_retention() {
     store.save_session(&s).await.unwrap();
     let ttl = ttl_of(app_key).await;
     assert!((100..=120).contains(&ttl), "ended: {ttl} s left");
+}
+
+/// A node lease's renewal, the fleet's most frequent script (four a node and second), reads
+/// its three keys in one command: the script, that read, the recorded position and the expiry
+/// are four commands Redis counts (six when each key had its own `GET`).
+#[tokio::test]
+async fn a_node_lease_renewal_reads_its_keys_in_one_command() {
+    use switchyard::store::fleet::{Fleet, NodePosition};
+    use switchyard::store::redis::RedisStore;
+    let server = common::redis_server::RedisServer::start();
+    let store = RedisStore::connect(&server.url()).await.unwrap();
+    let minute = Duration::from_secs(60);
+    let at = |sequence| NodePosition {
+        core: "core-1".into(),
+        sequence,
+    };
+    let taken = store
+        .node_lease(&node(), "owner", minute, None)
+        .await
+        .unwrap();
+    assert!(taken.held && taken.recorded.is_none(), "{taken:?}");
+    let before = server.command_calls().await;
+    let renewed = store
+        .node_lease(&node(), "owner", minute, Some(&at(7)))
+        .await
+        .unwrap();
+    let after = server.command_calls().await;
+    assert_eq!(
+        (renewed.held, renewed.recorded, renewed.generation),
+        (true, Some(at(7)), taken.generation)
+    );
+    let mut ran: Vec<(String, u64)> = after
+        .iter()
+        .map(|(c, n)| (c.clone(), n - before.get(c).copied().unwrap_or(0)))
+        .filter(|(c, n)| *n > 0 && c != "info")
+        .collect();
+    ran.sort();
+    assert_eq!(
+        ran,
+        [("evalsha", 1), ("mget", 1), ("pexpire", 1), ("set", 1)]
+            .map(|(c, n)| (c.to_owned(), n))
+            .to_vec()
+    );
+    // Another instance reads the holder's position, and does not take the lease.
+    let other = store
+        .node_lease(&node(), "other", minute, None)
+        .await
+        .unwrap();
+    assert_eq!((other.held, other.recorded), (false, Some(at(7))));
 }

@@ -134,8 +134,9 @@ pub struct ResumeHeader {
 #[derive(IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct LogQuery {
-    /// The `cursor` of the previous page (an attempt id, `<ms>-<n>`), with the same filters.
-    #[param(pattern = r"^([0-9]{1,19}-[0-9]{1,19})?$")]
+    /// The `cursor` of the previous page (an attempt id, `<ms>-<n>`, or `<ms>-<n>.<k>` for
+    /// one of several attempts written together), with the same filters.
+    #[param(pattern = r"^([0-9]{1,19}-[0-9]{1,19}(\.[0-9]{1,9})?)?$")]
     pub cursor: Option<String>,
     /// At most this many attempts (default 50, at most 500 are returned). A filtered page may
     /// hold fewer and still have a `cursor`: it read 2,000 attempts of the log without finding

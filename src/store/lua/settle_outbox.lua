@@ -6,9 +6,9 @@
 -- ARGV: 3 how many log entries are kept (about), 4 how many dead letters are kept, 5 the new
 -- position ('' for none), then the counts of 6 attempts, 7 entries settled ahead, 8
 -- acknowledgments to forget, 9 dead letters, and the lists themselves in that order.
--- The attempts go to the log (JSON, field `attempt`), the position riding on the last entry
--- (field `position`), or to its own key when there is no attempt to carry it; the position
--- forgets the acknowledgments it passed. Answers the id of the last log entry ('' if none).
+-- The attempts go to the log (JSON, field `attempt`, all of them in one entry), the position
+-- riding on it (field `position`), or to its own key when there is no attempt to carry it;
+-- the position forgets the acknowledgments it passed. Answers the id of the last log entry ('' if none).
 -- The lease and its generation are read in one command (both in the app's slot).
 local held = redis.call('MGET', KEYS[1], KEYS[2])
 if held[1] ~= ARGV[1] or held[2] ~= ARGV[2] then
@@ -32,13 +32,20 @@ local function each_thousand(command, key, members)
     redis.call(command, key, unpack(members, i, math.min(i + 999, #members)))
   end
 end
+-- The attempts of one call go to one log entry (field `attempt`, repeated, oldest first), a
+-- thousand at most an entry; the position rides on the last.
 local last = ''
-for i, attempt in ipairs(attempts) do
-  if i == #attempts and position ~= '' then
-    last = redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', 'attempt', attempt, 'position', position)
-  else
-    last = redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', 'attempt', attempt)
+for i = 1, #attempts, 1000 do
+  local entry = {}
+  for j = i, math.min(i + 999, #attempts) do
+    entry[#entry + 1] = 'attempt'
+    entry[#entry + 1] = attempts[j]
   end
+  if i + 1000 > #attempts and position ~= '' then
+    entry[#entry + 1] = 'position'
+    entry[#entry + 1] = position
+  end
+  last = redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', unpack(entry))
 end
 if position ~= '' and #attempts == 0 then
   redis.call('SET', KEYS[4], position)

@@ -9,7 +9,7 @@ use super::state::Inner;
 use crate::conference::AppId;
 use crate::store::{
     DEAD_LETTERS_KEPT, DELIVERY_LOG_KEPT, DeadLetter, Deliveries, DeliveryAttempt, Fence,
-    StoreError, outbox_order,
+    StoreError, log_id, outbox_order,
 };
 
 impl Deliveries for MemoryStore {
@@ -123,14 +123,21 @@ impl Deliveries for MemoryStore {
         limit: usize,
     ) -> Result<Vec<(String, DeliveryAttempt)>, StoreError> {
         let s = self.lock();
-        let before = before.and_then(outbox_order);
+        // Each entry here holds one attempt: before its `k`-th attempt, `k` > 0, is up to it.
+        let before = match before.map(log_id) {
+            None => None,
+            Some(None) => return Ok(Vec::new()),
+            Some(Some((entry, k))) => outbox_order(entry).map(|o| (o, k.is_some_and(|k| k > 0))),
+        };
         Ok(s.delivery_log
             .get(app)
             .map(|log| {
                 log.iter()
                     .rev()
                     .filter(|(id, _)| {
-                        before.is_none_or(|b| outbox_order(id).is_some_and(|o| o < b))
+                        before.is_none_or(|(b, with)| {
+                            outbox_order(id).is_some_and(|o| o < b || (with && o == b))
+                        })
                     })
                     .take(limit)
                     .cloned()

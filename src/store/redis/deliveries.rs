@@ -12,7 +12,7 @@ use super::{RedisStore, decode, encode, unavailable};
 use crate::conference::AppId;
 use crate::store::{
     DEAD_LETTERS_KEPT, DELIVERY_LOG_KEPT, DeadLetter, Deliveries, DeliveryAttempt, Fence, Position,
-    StoreError, keys,
+    StoreError, keys, log_id,
 };
 
 impl Deliveries for RedisStore {
@@ -157,12 +157,49 @@ impl Deliveries for RedisStore {
         before: Option<&str>,
         limit: usize,
     ) -> Result<Vec<(String, DeliveryAttempt)>, StoreError> {
-        let end = before
-            .map(|b| format!("({b}"))
-            .unwrap_or_else(|| "+".into());
+        // Before the `k`-th attempt of an entry: that entry (inclusive) is read again, its
+        // attempts from `k` on left out.
+        let (end, within) = match before.and_then(log_id) {
+            Some((entry, Some(k))) => (entry.to_owned(), Some((entry, k))),
+            Some((entry, None)) => (format!("({entry}"), None),
+            None if before.is_some() => return Ok(Vec::new()),
+            None => ("+".to_owned(), None),
+        };
         let key = keys::webhook_log(app);
-        self.stream_range("XREVRANGE", &key, (&end, "-"), limit, "attempt")
-            .await
+        // The entry read again may give no attempt: one entry more.
+        let entries = limit + usize::from(within.is_some());
+        let rows: Vec<(String, Vec<(String, String)>)> =
+            range_command("XREVRANGE", &key, (&end, "-"), entries)
+                .query_async(&mut self.conn())
+                .await
+                .map_err(unavailable)?;
+        let mut out = Vec::with_capacity(limit);
+        for (id, fields) in rows {
+            let attempts: Vec<String> = fields
+                .into_iter()
+                .filter(|(f, _)| f == "attempt")
+                .map(|(_, v)| v)
+                .collect();
+            let several = attempts.len() > 1;
+            let until = match within {
+                Some((entry, k)) if entry == id => k,
+                _ => attempts.len(),
+            };
+            // Newest first: an entry's attempts from its last.
+            for (k, json) in attempts.iter().enumerate().take(until).rev() {
+                let attempt: DeliveryAttempt = decode(&key, json)?;
+                let row = if several {
+                    format!("{id}.{k}")
+                } else {
+                    id.clone()
+                };
+                out.push((row, attempt));
+                if out.len() == limit {
+                    return Ok(out);
+                }
+            }
+        }
+        Ok(out)
     }
 
     async fn lease(

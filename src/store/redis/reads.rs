@@ -66,23 +66,6 @@ impl RedisStore {
         Ok((rows, more))
     }
 
-    /// Up to `limit` entries of a stream between `bounds` (`XRANGE`, or `XREVRANGE` with the
-    /// bounds reversed), each with the JSON record held in its `field`.
-    pub(super) async fn stream_range<T: serde::de::DeserializeOwned>(
-        &self,
-        command: &str,
-        key: &str,
-        bounds: (&str, &str),
-        limit: usize,
-        field: &str,
-    ) -> Result<Vec<(String, T)>, StoreError> {
-        let rows: Vec<(String, Vec<(String, String)>)> = range_command(command, key, bounds, limit)
-            .query_async(&mut self.conn())
-            .await
-            .map_err(unavailable)?;
-        stream_records(key, rows, field)
-    }
-
     pub(super) fn events_json(events: &[DomainEvent]) -> Vec<String> {
         events.iter().map(encode).collect()
     }
