@@ -48,10 +48,19 @@ impl<S: Store> Supervisor<S> {
                 return Ok(());
             }
         };
+        // The lease is checked again before each request to the node: the process may have
+        // been paused at any of the awaits before it (a resync under way when it was stopped
+        // goes on where it was once woken, past a lease that ran out meanwhile).
+        if !self.acting() {
+            return Ok(());
+        }
         let conferences = events.api(&api(&["conference", "json_list"])?).await?;
         // Every event numbered up to this came before the list and is in it.
         let snapshot_events = conferences.events_before();
         let conferences = conferences.into_data()?;
+        if !self.acting() {
+            return Ok(());
+        }
         let channels = events
             .api(&api(&["show", "channels", "as", "json"])?)
             .await?
@@ -60,7 +69,9 @@ impl<S: Store> Supervisor<S> {
             .map_err(|e| ClientError::Protocol(format!("conference json_list: {e}")))?;
         let mut channels = parse_channels(&channels)
             .map_err(|e| ClientError::Protocol(format!("show channels: {e}")))?;
-        self.not_listed_yet(events, &before, &mut channels).await?;
+        if !self.not_listed_yet(events, &before, &mut channels).await? {
+            return Ok(());
+        }
         let (shown, newer): (Vec<Observed>, Vec<Observed>) = self
             .waiting(stream, core)
             .into_iter()
@@ -120,13 +131,14 @@ impl<S: Store> Supervisor<S> {
     /// the events (0.2–0.3 s measured on 1.11): a call that began just before the snapshot is not
     /// in it yet. Before a stored live call missing from the list is taken as ended, the node is
     /// asked (`uuid_exists` reads its in-memory session table); the calls it still has are added
-    /// to the list. Only the disagreements are asked about: none, usually.
+    /// to the list. Only the disagreements are asked about: none, usually. False when the lease
+    /// lapsed before all were asked (the list is then incomplete: the resync stops).
     async fn not_listed_yet(
         &self,
         events: &Client,
         before: &Before,
         channels: &mut Vec<SnapshotChannel>,
-    ) -> Result<(), ClientError> {
+    ) -> Result<bool, ClientError> {
         let listed: std::collections::HashSet<&str> =
             channels.iter().map(|c| c.uuid.as_str()).collect();
         let missing: Vec<String> = before
@@ -136,11 +148,14 @@ impl<S: Store> Supervisor<S> {
             .cloned()
             .collect();
         for channel in missing {
+            if !self.acting() {
+                return Ok(false);
+            }
             let reply = events.api(&api(&["uuid_exists", &channel])?).await?;
             if reply.text().trim() == "true" {
                 channels.push(SnapshotChannel::not_listed_yet(channel));
             }
         }
-        Ok(())
+        Ok(true)
     }
 }
