@@ -88,6 +88,11 @@ impl<S: Store> Supervisor<S> {
             crate::telemetry::orphan_removed(self.config.prefix.as_str());
             let parks = orphan.callers.iter().map(|c| commands::leave(c, &[]));
             for command in parks.chain([commands::kill(&orphan.control)]) {
+                // Only on a lease that still holds: the reads above may have spanned a pause
+                // (as `resync` checks before each request).
+                if !self.acting() {
+                    return;
+                }
                 match command {
                     Ok(command) => send(client, &command).await,
                     Err(e) => {
