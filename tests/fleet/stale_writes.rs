@@ -8,8 +8,8 @@
 //! one mute, `left → joined → left` for one kick); the webhooks carry that same story; and
 //! the state the API shows at the end is the nodes'.
 //!
-//! `SWITCHYARD_STALE_TEST_SECS` sets how long the traffic runs (default 40: about 40 audits of
-//! each node, 60 until CI's time went past its 15 minutes).
+//! `SWITCHYARD_STALE_TEST_SECS` sets how long the traffic runs (default 30: about 30 audits of
+//! each node; 60, then 40, until CI's time went past its 15 minutes).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::common;
@@ -42,7 +42,7 @@ fn traffic_time() -> Duration {
     let secs = std::env::var("SWITCHYARD_STALE_TEST_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(40);
+        .unwrap_or(30);
     Duration::from_secs(secs)
 }
 
