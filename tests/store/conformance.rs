@@ -1627,6 +1627,21 @@ async fn live_rooms_the_index_misses_are_indexed_at_start() {
     );
 }
 
+/// The commands Redis ran between two `commandstats` readings (the readings' own `INFO`
+/// left out), by name.
+fn commands_between(
+    before: &std::collections::HashMap<String, u64>,
+    after: &std::collections::HashMap<String, u64>,
+) -> Vec<(String, u64)> {
+    let mut ran: Vec<(String, u64)> = after
+        .iter()
+        .map(|(c, n)| (c.clone(), n - before.get(c).copied().unwrap_or(0)))
+        .filter(|(c, n)| *n > 0 && c != "info")
+        .collect();
+    ran.sort();
+    ran
+}
+
 /// A webhook verdict is one script that reads its fence (the lease's holder and generation)
 /// in one command and appends its attempts, however many, as one log entry: three commands
 /// Redis counts, where the fence's two `GET`s made four (about 0.8 verdicts per applied event
@@ -1656,12 +1671,7 @@ async fn a_verdict_reads_its_fence_in_one_command() {
         .await
         .unwrap();
     let after = server.command_calls().await;
-    let mut ran: Vec<(String, u64)> = after
-        .iter()
-        .map(|(c, n)| (c.clone(), n - before.get(c).copied().unwrap_or(0)))
-        .filter(|(c, n)| *n > 0 && c != "info")
-        .collect();
-    ran.sort();
+    let ran = commands_between(&before, &after);
     let calls = |c: &str| ran.iter().find(|(x, _)| x == c).map_or(0, |(_, n)| *n);
     assert_eq!(
         (calls("get"), calls("mget"), calls("xadd")),
@@ -1846,12 +1856,7 @@ async fn a_node_lease_renewal_reads_its_keys_in_one_command() {
         (renewed.held, renewed.recorded, renewed.generation),
         (true, Some(at(7)), taken.generation)
     );
-    let mut ran: Vec<(String, u64)> = after
-        .iter()
-        .map(|(c, n)| (c.clone(), n - before.get(c).copied().unwrap_or(0)))
-        .filter(|(c, n)| *n > 0 && c != "info")
-        .collect();
-    ran.sort();
+    let ran = commands_between(&before, &after);
     assert_eq!(
         ran,
         [("evalsha", 1), ("mget", 1), ("pexpire", 1), ("set", 1)]
