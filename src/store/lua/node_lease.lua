@@ -6,8 +6,8 @@
 -- position, recorded with a renewal or a release. Returns {1 if ARGV[1] holds the lease now,
 -- the recorded position (false if none), the generation (0 if never taken)}: whoever takes the
 -- lease reads there where its predecessor stopped.
--- The three keys are read in one command (one slot): a renewal, four times a lease a
--- second, is the fleet's most frequent script.
+-- The three keys are read in one command (one slot): every instance asks for every node's
+-- lease three times a lease, the fleet's most frequent script.
 local held = redis.call('MGET', KEYS[1], KEYS[2], KEYS[3])
 local holder, recorded = held[1], held[2]
 local mine = holder == ARGV[1]

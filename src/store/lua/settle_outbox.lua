@@ -8,7 +8,8 @@
 -- acknowledgments to forget, 9 dead letters, and the lists themselves in that order.
 -- The attempts go to the log (JSON, field `attempt`, all of them in one entry), the position
 -- riding on it (field `position`), or to its own key when there is no attempt to carry it;
--- the position forgets the acknowledgments it passed. Answers the id of the last log entry ('' if none).
+-- the position forgets the acknowledgments it passed. Answers the id of the last log entry
+-- ('' if none).
 -- The lease and its generation are read in one command (both in the app's slot).
 local held = redis.call('MGET', KEYS[1], KEYS[2])
 if held[1] ~= ARGV[1] or held[2] ~= ARGV[2] then
