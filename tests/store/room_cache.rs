@@ -36,9 +36,10 @@ fn new_room(name: &str) -> Room {
     r
 }
 
-async fn set_detail(store: &RedisStore, id: &RoomId, detail: &str) {
+/// One write of the room through `store`: `change`, and the next `seq`.
+async fn change_room(store: &RedisStore, id: &RoomId, change: impl Fn(&mut Room) + Send + Sync) {
     update_room(store, &app(), id, |r| {
-        r.detail = detail.into();
+        change(r);
         r.seq += 1;
         Ok::<_, ()>(((), Vec::new()))
     })
@@ -46,6 +47,10 @@ async fn set_detail(store: &RedisStore, id: &RoomId, detail: &str) {
     .unwrap()
     .unwrap()
     .unwrap();
+}
+
+async fn set_detail(store: &RedisStore, id: &RoomId, detail: &str) {
+    change_room(store, id, |r| r.detail = detail.into()).await;
 }
 
 /// Reads through `store` until the room's detail is `want`; Redis's invalidation travels on its
@@ -280,15 +285,7 @@ async fn an_ended_rooms_notice_key_expires_with_its_record() {
     let r = new_room("x");
     keeper.create_room(&r, &[]).await.unwrap();
     set_detail(&keeper, &r.id, "kept").await;
-    update_room(&keeper, &app(), &r.id, |room| {
-        room.status = RoomStatus::Terminated;
-        room.seq += 1;
-        Ok::<_, ()>(((), Vec::new()))
-    })
-    .await
-    .unwrap()
-    .unwrap()
-    .unwrap();
+    change_room(&keeper, &r.id, |room| room.status = RoomStatus::Terminated).await;
     // Another instance writes the ended room (a recording finished after it, say).
     set_detail(&other, &r.id, "after the end").await;
     converges(&keeper, &r.id, "after the end").await;
@@ -318,7 +315,7 @@ async fn member(
     session: &switchyard::conference::SessionId,
     join: bool,
 ) {
-    update_room(store, &app(), id, |room| {
+    change_room(store, id, |room| {
         let channel = session.channel().to_owned();
         if join {
             let m = switchyard::conference::Member::new(
@@ -332,13 +329,8 @@ async fn member(
         } else {
             room.members.remove(&channel);
         }
-        room.seq += 1;
-        Ok::<_, ()>(((), Vec::new()))
     })
-    .await
-    .unwrap()
-    .unwrap()
-    .unwrap();
+    .await;
 }
 
 /// Every member command reads its session and the room the session is in. Both are kept, read
