@@ -96,6 +96,11 @@ pub const CONFIG_RELOADS: &str = "switchyard_config_reloads_total";
 /// Counter: what the edge turned away (connections past a bound, requests past a share,
 /// bodies too slow, wrong keys throttled), by `reason`.
 pub const EDGE_REFUSALS: &str = "switchyard_edge_refusals_total";
+/// Counter: member commands sent on to the instance that applies their node
+/// (`api/forward.rs`), by `outcome`: `answered`, `served_here` (its instance not reached),
+/// `lost` (sent, no answer in time: 503); and on the owner, `too_late` (sent on too long
+/// ago to begin: 503).
+pub const COMMANDS_FORWARDED: &str = "switchyard_commands_forwarded_total";
 
 const FAST: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -283,6 +288,10 @@ fn describe() {
     describe_counter!(
         EDGE_REFUSALS,
         "Connections and requests the API's edge turned away, by reason"
+    );
+    describe_counter!(
+        COMMANDS_FORWARDED,
+        "Member commands sent on to the instance that applies their node, by outcome"
     );
     describe_counter!(WEBHOOK_DELIVERIES, "Webhook attempts by outcome");
     describe_histogram!(
@@ -513,6 +522,13 @@ pub fn connection_refused(bound: &'static str) {
 pub fn edge_refused(reason: &'static str) {
     handle();
     counter!(EDGE_REFUSALS, "reason" => reason).increment(1);
+}
+
+/// A member command sent on to its node's instance, by `outcome` (see
+/// [`COMMANDS_FORWARDED`]).
+pub fn command_forwarded(outcome: &'static str) {
+    handle();
+    counter!(COMMANDS_FORWARDED, "outcome" => outcome).increment(1);
 }
 
 /// The replicas that acknowledged the latest replication check.

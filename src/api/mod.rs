@@ -12,6 +12,7 @@ pub mod drain;
 pub mod error;
 pub mod events;
 pub mod extract;
+pub mod forward;
 pub mod health;
 pub mod lab;
 mod levels;
@@ -67,6 +68,9 @@ pub struct ApiOptions {
     /// Whether `/metrics` is served on the API's port (with the operator's key); false when
     /// `metrics_listen` serves it on an address of its own ([`metrics`]).
     pub metrics_on_api: bool,
+    /// In a fleet: where member commands go to the instance that applies their node
+    /// ([`forward`]); `None` serves every command here.
+    pub forwarding: Option<forward::Forwarding>,
 }
 
 impl Default for ApiOptions {
@@ -79,6 +83,7 @@ impl Default for ApiOptions {
             admission: admission::AdmissionLimits::default(),
             media_urls: media_url::MediaUrlPolicy::default(),
             metrics_on_api: true,
+            forwarding: None,
         }
     }
 }
@@ -95,6 +100,7 @@ struct Shared<S> {
     admission: admission::Admission,
     media_urls: media_url::MediaUrlPolicy,
     metrics_on_api: bool,
+    forwarding: Option<forward::Forwarding>,
 }
 
 /// What every handler gets: the room service, the app keys, the cursor signer, the limiter.
@@ -146,6 +152,7 @@ impl<S: Store> ApiState<S> {
                 admission: admission::Admission::new(options.admission),
                 media_urls: options.media_urls,
                 metrics_on_api: options.metrics_on_api,
+                forwarding: options.forwarding,
             }),
         }
     }
@@ -170,6 +177,11 @@ impl<S: Store> ApiState<S> {
 
     pub fn limiter(&self) -> &GlobalLimiter {
         &self.shared.limiter
+    }
+
+    /// Where member commands go in a fleet ([`forward`]).
+    pub fn forwarding(&self) -> Option<&forward::Forwarding> {
+        self.shared.forwarding.as_ref()
     }
 
     pub fn lab(&self) -> Option<&lab::LabNodes> {
@@ -236,6 +248,10 @@ pub fn router<S: Store>(state: ApiState<S>) -> Router {
         .fallback(|| async { ApiError::NotFound("Not found".into()) })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(extract::MAX_BODY))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            forward::forward::<S>,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             admission::admit::<S>,

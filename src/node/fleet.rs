@@ -211,13 +211,21 @@ pub enum SeatChange {
     Remove(NodePrefix),
 }
 
+/// Which live instance each node is assigned to ([`assign`]), as this instance last computed
+/// it: the API sends a member command to the instance that applies its node
+/// (`api/forward.rs`).
+pub type Owners = Arc<arc_swap::ArcSwap<HashMap<NodePrefix, String>>>;
+
 /// How an instance takes part.
 #[derive(Debug, Clone)]
 pub struct FleetConfig {
-    /// This instance's id (unique per process start).
+    /// This instance's id (unique per process start): a random id, then `@` and the URL the
+    /// other instances reach its API at, when it has one ([`FleetConfig::reached_at`]).
     pub instance: String,
     /// How long a heartbeat or a node lease lasts unless renewed (renewed every third of it).
     pub lease_ttl: Duration,
+    /// Where the fleet's task publishes each node's instance.
+    pub owners: Owners,
 }
 
 impl FleetConfig {
@@ -225,8 +233,23 @@ impl FleetConfig {
         FleetConfig {
             instance: uuid::Uuid::new_v4().simple().to_string(),
             lease_ttl,
+            owners: Owners::default(),
         }
     }
+
+    /// This instance's API is reached by the others at `url` (`http://10.0.0.5:8080`): its
+    /// id carries it, so the list of live instances says where each one answers.
+    pub fn reached_at(mut self, url: Option<&str>) -> FleetConfig {
+        if let Some(url) = url {
+            self.instance = format!("{}@{url}", self.instance);
+        }
+        self
+    }
+}
+
+/// The URL an instance's API is reached at, from its id (see [`FleetConfig::reached_at`]).
+pub fn instance_url(instance: &str) -> Option<&str> {
+    instance.split_once('@').map(|(_, url)| url)
 }
 
 /// FNV-1a: a hash every instance (whatever its build) computes alike.
@@ -553,6 +576,13 @@ async fn take_part<F: Fleet + Store>(part: Part<F>) {
             }
         };
         let assigned = live.as_deref().map(|live| assign(&nodes, live));
+        if let Some(assigned) = &assigned {
+            let owners = assigned
+                .iter()
+                .map(|(node, instance)| (node.clone(), (*instance).to_owned()))
+                .collect();
+            config.owners.store(Arc::new(owners));
+        }
         // Every seat's lease asked at once: one after another, a saturated instance (its
         // store round trips slow) renewed its sixth node's lease past its time to live.
         let asks = seats.iter().map(|seat| {

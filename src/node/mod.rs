@@ -8,6 +8,7 @@ pub mod commands;
 pub mod dial_policy;
 pub mod dialout;
 pub mod fleet;
+pub mod intents;
 pub mod media_legs;
 pub mod probe;
 pub mod reconciler;
@@ -372,6 +373,9 @@ pub struct NodeHandle {
     stats: Arc<reconciler::Stats>,
     /// One permit per command in flight to the node ([`NodeConfig::max_in_flight`]).
     in_flight: Arc<tokio::sync::Semaphore>,
+    /// Intents this instance's reconciler of the node folds into its next write of their
+    /// room ([`intents`]).
+    intents: Arc<intents::Intents>,
 }
 
 impl NodeHandle {
@@ -381,6 +385,7 @@ impl NodeHandle {
         effects: tokio::sync::mpsc::UnboundedSender<reconciler::RoomEffect>,
         owns: watch::Receiver<bool>,
         stats: Arc<reconciler::Stats>,
+        intents: Arc<intents::Intents>,
     ) -> NodeHandle {
         let permits = permits_of(&config);
         NodeHandle {
@@ -391,7 +396,13 @@ impl NodeHandle {
             owns,
             stats,
             in_flight: Arc::new(tokio::sync::Semaphore::new(permits)),
+            intents,
         }
+    }
+
+    /// The intents waiting for this instance's next write of their room ([`intents`]).
+    pub fn intents(&self) -> &Arc<intents::Intents> {
+        &self.intents
     }
 
     /// Refuses at once when the node has `max_in_flight` commands of this instance waiting
@@ -841,6 +852,7 @@ mod tests {
             link,
             effects,
             fleet::Ownership::sole(),
+            Arc::default(),
             Arc::default(),
         );
         let cmd = |arg: &str| ApiCommand::new("echo").unwrap().arg(arg).unwrap();

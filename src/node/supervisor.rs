@@ -87,6 +87,7 @@ pub fn spawn_among<S: Store>(
     crate::telemetry::node_connected(config.prefix.as_str(), false);
     let reconciler = Reconciler::new(store.clone(), config.clone(), apps);
     let stats = reconciler.stats.clone();
+    let intents = reconciler.intents.clone();
     let (effects_tx, effects_rx) = tokio::sync::mpsc::unbounded_channel();
     let owns = handover.owns.clone();
     // A store that can fail over may lose what it was told last: the owner keeps what it
@@ -110,7 +111,7 @@ pub fn spawn_among<S: Store>(
     };
     tokio::spawn(supervisor.run(stop));
     (
-        NodeHandle::new(config, link_rx, effects_tx, owns, stats.clone()),
+        NodeHandle::new(config, link_rx, effects_tx, owns, stats.clone(), intents),
         stats,
     )
 }

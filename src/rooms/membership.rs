@@ -34,7 +34,8 @@ impl<S: Store> Rooms<S> {
         join_as: ops::JoinAs,
     ) -> Result<JoinOutcome, ServiceError> {
         let s = self.live_session(app, session).await?;
-        let room = self.room(app, room_id).await?;
+        let mut room = self.room(app, room_id).await?;
+        self.with_intents(&mut room);
         if let Some(current) = self.store.room_of_session(app, session).await? {
             if &current != room_id {
                 return Err(ServiceError::Conflict("Session is already in a different conference room. Use conference/leave first.".into()));
@@ -56,17 +57,13 @@ impl<S: Store> Rooms<S> {
         ops::request_join_as(&mut room.clone(), &s, None, join_as.clone(), now_micros())?;
         self.cool(app, CooldownGroup::Conference, session.as_str())
             .await?;
-        self.change(app, room_id, |r| {
-            ops::request_join_as(r, &s, command_uid.clone(), join_as.clone(), now_micros())
-        })
-        .await?;
-        if let Err(e) = node.expect_ok(&cmd, true).await {
-            self.change(app, room_id, |r| {
-                Ok(ops::join_not_sent(r, session.channel(), now_micros()))
-            })
+        let now = now_micros();
+        let intent = move |r: &mut Room| {
+            ops::request_join_as(r, &s, command_uid.clone(), join_as.clone(), now)
+        };
+        let not_sent = |r: &mut Room| ops::join_not_sent(r, session.channel(), now_micros());
+        self.send_with_intent(app, room_id, &node, &cmd, true, intent, not_sent)
             .await?;
-            return Err(e.into());
-        }
         Ok(JoinOutcome::Joining)
     }
 
@@ -160,10 +157,11 @@ impl<S: Store> Rooms<S> {
         let Some(room_id) = room_id? else {
             return Err(ServiceError::NotFound("session in a conference"));
         };
-        let room = self
+        let mut room = self
             .room(app, &room_id)
             .await
             .map_err(|_| ServiceError::NotFound("session in a conference"))?;
+        self.with_intents(&mut room);
         let member = room
             .member_by_session(session)
             .cloned()
@@ -176,9 +174,18 @@ impl<S: Store> Rooms<S> {
     pub async fn leave(&self, app: &AppId, session: &SessionId) -> Result<RoomId, ServiceError> {
         let (room, member) = self.membership(app, session).await?;
         ops::request_leave(&mut room.clone(), member.channel(), false, now_micros())?;
+        let node = self.node_for_command(&room.node)?;
+        let exit = member
+            .exit()
+            .ok_or_else(|| ServiceError::from(ops::OpError::StillJoining))?;
+        let cmd = commands::take_out(&exit, &farewell(&room)).map_err(invalid)?;
         self.cool(app, CooldownGroup::Conference, session.as_str())
             .await?;
-        self.move_out(app, &room, &member, false).await?;
+        let (channel, now) = (member.channel().to_owned(), now_micros());
+        let intent = move |r: &mut Room| ops::request_leave(r, &channel, false, now);
+        let not_sent = |r: &mut Room| ops::leave_not_sent(r, member.channel(), now_micros());
+        self.send_with_intent(app, &room.id, &node, &cmd, true, intent, not_sent)
+            .await?;
         Ok(room.id)
     }
 
@@ -283,8 +290,9 @@ impl<S: Store> Rooms<S> {
         // "Already so" from a cached read may be a moment behind the command before, answered
         // by another instance: judged again on the room as stored.
         if let Err(ops::OpError::AlreadyInState(_)) = checked
-            && let Some(fresh) = self.store.room_fresh(app, &room.id).await?
+            && let Some(mut fresh) = self.store.room_fresh(app, &room.id).await?
         {
+            self.with_intents(&mut fresh);
             checked =
                 ops::request_switch_by(&mut fresh.clone(), channel, switch, on, uid, now_micros());
             room = fresh;
@@ -306,23 +314,20 @@ impl<S: Store> Rooms<S> {
         }
         self.cool(app, CooldownGroup::of(switch), session.as_str())
             .await?;
-        // Asked before it is sent, so the node's confirmation always finds it.
-        self.change(app, &room.id, |r| {
+        let (owned, uid, music) = (channel.to_owned(), uid.map(str::to_owned), music);
+        let music = music.map(str::to_owned);
+        let now = now_micros();
+        let intent = move |r: &mut Room| {
             let (applied, _, _) =
-                ops::request_switch_by(r, channel, switch, on, uid, now_micros())?;
-            if let (Switch::Hold, true, Some(m)) = (switch, on, r.members.get_mut(channel)) {
-                m.hold_music = music.map(str::to_owned);
+                ops::request_switch_by(r, &owned, switch, on, uid.as_deref(), now)?;
+            if let (Switch::Hold, true, Some(m)) = (switch, on, r.members.get_mut(&owned)) {
+                m.hold_music = music.clone();
             }
             Ok(applied)
-        })
-        .await?;
-        if let Err(e) = node.expect_ok(&cmd, false).await {
-            self.change(app, &room.id, |r| {
-                Ok(ops::switch_not_sent(r, channel, switch, on, now_micros()))
-            })
+        };
+        let not_sent = |r: &mut Room| ops::switch_not_sent(r, channel, switch, on, now_micros());
+        self.send_with_intent(app, &room.id, &node, &cmd, false, intent, not_sent)
             .await?;
-            return Err(e.into());
-        }
         Ok(room.id)
     }
 

@@ -10,6 +10,7 @@ mod bridges;
 mod coach;
 mod dialout;
 mod drain;
+mod intents;
 mod levels;
 mod lifecycle;
 mod limits;

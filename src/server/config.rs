@@ -87,6 +87,12 @@ pub struct Config {
     /// the instance holding its lease, which lasts this long unless renewed (every third of
     /// it); a killed instance's nodes go to the others after it. Default 5000 ms.
     pub node_lease_ms: Option<u64>,
+    /// The URL the other controller instances reach this one's API at (`http://10.0.0.5:8080`):
+    /// a member command taken by an instance that does not apply the call's node is sent on
+    /// to the one that does (`api/forward.rs`), which writes it with the node's confirmation.
+    /// Default: `http://` and `listen`, unless it listens on every address (`0.0.0.0`, `::`);
+    /// `""`: none (this instance's nodes' commands are carried out by whichever takes them).
+    pub advertise_url: Option<String>,
     /// The operator's key, as hex SHA-256 (`switchyard hash-key`): the dashboard's operator
     /// view across apps (`X-Admin-Key`). A list during a rotation, each valid until removed.
     /// None: no operator view.
@@ -690,6 +696,21 @@ impl Config {
         if self.nodes.is_empty() {
             return Err(invalid("at least one [[nodes]] entry is needed"));
         }
+        if let Some(u) = self.advertise_url.as_deref().filter(|u| !u.is_empty()) {
+            let ok = url::Url::parse(u).is_ok_and(|p| {
+                matches!(p.scheme(), "http" | "https")
+                    && p.host().is_some()
+                    && p.path() == "/"
+                    && p.query().is_none()
+                    && p.username().is_empty()
+                    && !u.contains('@')
+            });
+            if !ok {
+                return Err(invalid(format!(
+                    "advertise_url: http:// or https://, a host and a port only                      (\"http://10.0.0.5:8080\"), not {u:?}"
+                )));
+            }
+        }
         for a in &self.apps {
             for (what, secs) in [
                 ("empty_timeout", a.empty_timeout),
@@ -883,6 +904,16 @@ impl Config {
         }
     }
 
+    /// Where the other instances reach this one's API ([`Config::advertise_url`]).
+    pub fn reached_at(&self) -> Option<String> {
+        match &self.advertise_url {
+            Some(url) if url.is_empty() => None,
+            Some(url) => Some(url.trim_end_matches('/').to_owned()),
+            None if self.listen.ip().is_unspecified() => None,
+            None => Some(format!("http://{}", self.listen)),
+        }
+    }
+
     pub fn api_options(&self) -> ApiOptions {
         ApiOptions {
             cursor_secret: self.cursor_secret.as_ref().map(|s| s.as_bytes().to_vec()),
@@ -890,6 +921,7 @@ impl Config {
             global_burst: self.limits.global_burst,
             stream_waits: self.outbox.waits(),
             metrics_on_api: self.metrics_listen.is_none(),
+            forwarding: None,
             media_urls: crate::api::media_url::MediaUrlPolicy {
                 allow_private: self.playback.allow_private,
                 allow_hosts: self.playback.allow_hosts.clone(),
@@ -1112,6 +1144,35 @@ mod tests {
         let same = format!("metrics_listen = '127.0.0.1:8080'\n{node}");
         let err = Config::parse(&same, |_| None).unwrap_err().to_string();
         assert!(err.contains("metrics_listen"), "{err}");
+    }
+
+    #[test]
+    fn the_url_the_fleet_reaches_an_instance_at_is_its_listen_address_unless_given() {
+        let node = "[[nodes]]\nname='a'\nprefix='abcde'\nesl='x:1'\npassword='p'\n";
+        let at =
+            |top: &str| Config::parse(&format!("{top}{node}"), |_| None).map(|c| c.reached_at());
+        assert_eq!(
+            at("listen = '10.0.0.5:8080'\n").unwrap(),
+            Some("http://10.0.0.5:8080".into())
+        );
+        assert_eq!(at("listen = '0.0.0.0:8080'\n").unwrap(), None);
+        assert_eq!(
+            at("listen = '0.0.0.0:8080'\nadvertise_url = 'https://sy-1.internal:8443/'\n").unwrap(),
+            Some("https://sy-1.internal:8443".into())
+        );
+        assert_eq!(at("advertise_url = ''\n").unwrap(), None);
+        for bad in [
+            "ftp://10.0.0.5:21",
+            "http://10.0.0.5:8080/api",
+            "http://user:pw@10.0.0.5:8080",
+            "10.0.0.5:8080",
+            "http://10.0.0.5:8080/?x=1",
+        ] {
+            let err = at(&format!("advertise_url = '{bad}'\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("advertise_url"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -16,6 +16,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use self::config::{Config, ConfigError};
+use crate::api::forward::Forwarding;
 use crate::api::{ApiOptions, ApiState, AppKeys};
 use crate::conference::{AppId, NodePrefix};
 use crate::node::fleet::{FleetConfig, Handover, Seat};
@@ -55,12 +56,17 @@ pub fn start_reloadable<S: Store + Fleet>(
 ) -> Result<(ApiState<S>, Arc<reload::Running<S>>), StartError> {
     let keys = config.app_keys()?;
     let lease = Duration::from_millis(config.node_lease_ms.unwrap_or(5000).max(300));
+    let fleet = FleetConfig::new(lease).reached_at(config.reached_at().as_deref());
+    // Connections to the others are let go at half the idle time this instance allows its
+    // own clients (the fleet's instances share a configuration).
+    let keep_idle = Duration::from_millis(config.limits.header_timeout_ms / 2);
+    let forwarding = Forwarding::new(fleet.instance.clone(), fleet.owners.clone(), keep_idle);
     let (rooms, spawner) = start_rooms_in_fleet(
         store.clone(),
         config.node_configs(),
         config.directory(),
         config.cooldowns(),
-        FleetConfig::new(lease),
+        fleet,
         stop,
     );
     let rooms = rooms.with_objects(
@@ -72,7 +78,11 @@ pub fn start_reloadable<S: Store + Fleet>(
     rooms.set_stream_settings(config.streams.settings());
     store.keep_rooms_of(rooms.pool().keeps_rooms());
     store.on_rooms_changed(rooms.pool().expects_events());
-    let state = ApiState::new(rooms, keys, config.api_options());
+    let options = ApiOptions {
+        forwarding: Some(forwarding),
+        ..config.api_options()
+    };
+    let state = ApiState::new(rooms, keys, options);
     let running =
         reload::Running::start(state.clone(), store, spawner, config.clone(), stop.clone())?;
     start_timeouts(state.clone(), stop.child_token());

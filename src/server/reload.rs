@@ -57,6 +57,7 @@ pub fn changes(old: &Config, new: &Config) -> Result<Vec<String>, ConfigError> {
             old.event_retention_secs == new.event_retention_secs,
         ),
         ("node_lease_ms", old.node_lease_ms == new.node_lease_ms),
+        ("advertise_url", old.advertise_url == new.advertise_url),
         ("[webhooks]", old.webhooks == new.webhooks),
         ("[outbox]", old.outbox == new.outbox),
         ("[log]", old.log == new.log),

@@ -106,6 +106,72 @@ async fn core_flow(store: RedisStore) {
     );
 }
 
+/// A mute on a node this instance applies is one room write: its intent goes with the node's
+/// confirmation (`node/intents.rs`), where it was written alone before the command and then
+/// again with the confirmation. A node that does not confirm within the window has the intent
+/// written alone, before the answer, and its confirmation written when it comes; the member
+/// stays as asked either way.
+#[tokio::test]
+async fn a_switch_is_written_with_its_confirmation() {
+    let server = RedisServer::start();
+    let store = RedisStore::connect(&server.url()).await.unwrap();
+    let t = TestLab::start(store, options()).await;
+    let room = t.room(A, "folded").await;
+    let s = t.call(A, "1001").await;
+    t.joined(A, &room, &s).await;
+    let muted = |want: bool| {
+        let (t, room) = (&t, &room);
+        async move { t.members(A, room).await[0]["muted"] == want }
+    };
+    let hsets = |calls: &std::collections::HashMap<String, u64>| calls.get("hset").copied();
+
+    let before = server.command_calls().await;
+    let r = t.command(A, &s, "conference/unmute").await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    eventually("unmuted", || muted(false)).await;
+    let after = server.command_calls().await;
+    let written = hsets(&after).unwrap_or(0) - hsets(&before).unwrap_or(0);
+    assert_eq!(
+        written, 1,
+        "the unmute and its confirmation in one room write"
+    );
+
+    // A node that holds its events back: the intent is written alone, as asked.
+    tokio::time::sleep(Duration::from_millis(320)).await;
+    t.sim().stall_events(true);
+    let before = server.command_calls().await;
+    let again = t
+        .post(
+            &format!("/api/v1/sessions/{s}/commands/conference/mute"),
+            A,
+            json!({ "command_uid": "m1" }),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::ACCEPTED, "{again:?}");
+    let asked = server.command_calls().await;
+    assert_eq!(
+        hsets(&asked).unwrap_or(0) - hsets(&before).unwrap_or(0),
+        1,
+        "the intent written alone before the answer"
+    );
+    assert_eq!(
+        t.members(A, &room).await[0]["muted"],
+        false,
+        "not yet confirmed"
+    );
+    // Asked again with its uid: the same answer, nothing written.
+    let repeat = t
+        .post(
+            &format!("/api/v1/sessions/{s}/commands/conference/mute"),
+            A,
+            json!({ "command_uid": "m1" }),
+        )
+        .await;
+    assert_eq!(repeat.body, again.body);
+    t.sim().stall_events(false);
+    eventually("muted", || muted(true)).await;
+}
+
 /// Two controller instances on one Redis and one media node: a cooldown taken through one is
 /// held for the other (the limits live in the store, not in the process).
 #[tokio::test]

@@ -11,6 +11,7 @@ mod common;
 mod webhook_support;
 
 mod cached_reads;
+mod forward;
 mod hung_node;
 mod nodes;
 mod paused_leader;

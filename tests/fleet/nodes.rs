@@ -138,9 +138,24 @@ impl Instance {
         node_extra: &str,
         esl: Option<&[String]>,
     ) -> Instance {
+        Instance::start_configured(n, dir, redis, sims, hook, node_extra, esl, "").await
+    }
+
+    /// [`Instance::start_through`] with `top` (top-level lines) at the configuration's head.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn start_configured(
+        n: usize,
+        dir: &std::path::Path,
+        redis: &str,
+        sims: &[Simulator],
+        hook: &str,
+        node_extra: &str,
+        esl: Option<&[String]>,
+        top: &str,
+    ) -> Instance {
         let port = free_port();
         let path = dir.join(format!("switchyard-{n}.toml"));
-        let text = config(port, redis, sims, hook, node_extra, esl);
+        let text = top.to_owned() + &config(port, redis, sims, hook, node_extra, esl);
         std::fs::write(&path, text).unwrap();
         let base = format!("http://127.0.0.1:{port}");
         // Its log stays in `dir`, which a failed test leaves behind.

@@ -6,7 +6,8 @@
 //! must not act on the leases it lost before it holds them again: no snapshot or audit of those
 //! nodes (`conference json_list`, `show channels as json`), no room of theirs read or written
 //! in the store (it reaches Redis through a proxy that logs what it sends; the traffic goes
-//! through the other instance, so nothing else of it touches a room). Every command
+//! through the other instance, which does not send it on to this one, so nothing else of it
+//! touches a room). Every command
 //! answered 202 is announced once, in order; no `seq` is used twice; the store agrees with the
 //! nodes. Before the fencing, the woken owner applied the events waiting on its connections to
 //! the rooms of the nodes it had lost, and at times audited those nodes, within milliseconds of
@@ -60,7 +61,20 @@ async fn a_paused_owner_woken_past_its_lease_does_not_act_on_the_nodes_it_lost()
     let extra = "audit_ms = 1000\n";
     let a_redis = Proxy::start(format!("127.0.0.1:{}", redis.port)).await;
     let a_url = format!("redis://{}/", a_redis.addr);
-    let a = Instance::start_through(0, &dir, &a_url, &sims, &hook, extra, Some(&esl(0))).await;
+    // `a` gives the fleet no URL, so the other instance serves every command itself rather
+    // than sending those of `a`'s nodes on to it (`api/forward.rs`): an API command served by
+    // `a` writes its room as any instance may, on no lease, and would be counted below.
+    let a = Instance::start_configured(
+        0,
+        &dir,
+        &a_url,
+        &sims,
+        &hook,
+        extra,
+        Some(&esl(0)),
+        "advertise_url = \"\"\n",
+    )
+    .await;
     let b = Instance::start_through(1, &dir, &url, &sims, &hook, extra, Some(&esl(1))).await;
     let settle = Duration::from_millis(LEASE_MS * 4);
     let shares = shared(&[&a, &b], settle, "two instances share the four nodes").await;

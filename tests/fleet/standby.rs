@@ -231,7 +231,7 @@ async fn join_behind(pace: Option<Duration>) -> (switchyard::store::fleet::NodeP
         store.clone(),
         FleetConfig {
             instance: "newcomer".into(),
-            lease_ttl: Duration::from_millis(300),
+            ..FleetConfig::new(Duration::from_millis(300))
         },
         vec![seat],
         changes,

@@ -163,6 +163,9 @@ pub struct Reconciler<S> {
     pub fencing: Fencing,
     /// room → app never changes once written; remembered to save a round trip per event.
     room_apps: std::sync::Mutex<HashMap<RoomId, AppId>>,
+    /// The API's intents for the node's rooms, applied first by each write of their room
+    /// (`node/intents.rs`).
+    pub intents: Arc<crate::node::intents::Intents>,
 }
 
 type Effects = Vec<RoomEffect>;
@@ -207,6 +210,7 @@ impl<S: Store> Reconciler<S> {
             stats: Arc::default(),
             fencing: Fencing::default(),
             room_apps: std::sync::Mutex::default(),
+            intents: Arc::default(),
         }
     }
 
@@ -610,13 +614,22 @@ impl<S: Store> Reconciler<S> {
             }
             groups.push((app, &*room, &*facts, sessions));
         }
+        // The API's intents for these rooms go first in their writes (`node/intents.rs`).
+        let claims: Vec<_> = groups
+            .iter()
+            .map(|(_, room, _, _)| self.intents.claim(room))
+            .collect();
         let changes = groups
             .iter()
-            .map(|(app, room, facts, sessions)| RoomChange {
+            .zip(&claims)
+            .map(|((app, room, facts, sessions), claim)| RoomChange {
                 app,
                 room,
                 change: self.fenced(move |r: &mut crate::conference::Room| {
-                    let mut all = crate::conference::Applied::default();
+                    let mut all = crate::conference::Applied {
+                        events: claim.apply(r),
+                        ..Default::default()
+                    };
                     for fact in facts.iter() {
                         let applied = match *fact {
                             RoomFact::Conference(core, sequence, conf, fact) => {
@@ -650,8 +663,10 @@ impl<S: Store> Reconciler<S> {
                 }),
             });
         let results = modify_rooms(&*self.store, changes.collect()).await;
-        for ((app, room, _, _), result) in groups.iter().zip(results) {
-            effects.extend(self.effects_of(app, room, result?));
+        for (((app, room, _, _), result), claim) in groups.iter().zip(results).zip(claims) {
+            let result = result?;
+            claim.written(matches!(result, Some(Ok(_))));
+            effects.extend(self.effects_of(app, room, result));
         }
         Ok(effects)
     }
@@ -697,19 +712,20 @@ impl<S: Store> Reconciler<S> {
         room: &RoomId,
         mut f: impl FnMut(&mut crate::conference::Room) -> crate::conference::Applied + Send,
     ) -> Result<Effects, StoreError> {
+        let claim = self.intents.claim(room);
         let result = modify_room(
             &*self.store,
             app,
             room,
             self.fenced(|r| {
+                let mut events = claim.apply(r);
                 let applied = f(r);
-                Ok::<_, std::convert::Infallible>((
-                    (applied.effects, r.node.clone()),
-                    applied.events,
-                ))
+                events.extend(applied.events);
+                Ok::<_, std::convert::Infallible>(((applied.effects, r.node.clone()), events))
             }),
         )
         .await?;
+        claim.written(matches!(result, Some(Ok(_))));
         Ok(self.effects_of(app, room, result))
     }
 
@@ -726,20 +742,21 @@ impl<S: Store> Reconciler<S> {
         refuses: fn(&crate::conference::Applied) -> bool,
     ) -> Result<Effects, StoreError> {
         let mut refused = false;
+        let claim = self.intents.claim(room);
         let result = modify_room(
             &*self.store,
             app,
             room,
             self.fenced(|r| {
+                let mut events = claim.apply(r);
                 let applied = f(r);
                 refused = !applied.changed && refuses(&applied);
-                Ok::<_, std::convert::Infallible>((
-                    (applied.effects, r.node.clone()),
-                    applied.events,
-                ))
+                events.extend(applied.events);
+                Ok::<_, std::convert::Infallible>(((applied.effects, r.node.clone()), events))
             }),
         )
         .await?;
+        claim.written(matches!(result, Some(Ok(_))));
         if refused {
             self.store.forget_cached(app, room);
             return self.update(app, room, f).await;
