@@ -18,8 +18,9 @@
 //!   this instance does not (it counts among the requests this instance works on, as any).
 //! - **When the owner is not there**: a connection that cannot be made (an instance killed,
 //!   its heartbeat not yet lapsed) has the request served here, as if it had no URL. A request
-//!   sent whose answer does not come within [`HOP_TIMEOUT`] is answered 503 with
-//!   `Retry-After`, not carried out here: the owner may have carried it out. The owner does
+//!   sent whose answer does not come (within [`HOP_TIMEOUT`], or the owner killed meanwhile)
+//!   is answered 503 with `Retry-After` and `"outcome": "unknown"`, not carried out here: the
+//!   owner may have carried it out (asked again, such a command is a repeat, or already so). The owner does
 //!   not begin one sent more than [`BEGIN_WITHIN`] ago ([`FORWARD_DEADLINE`], 503): a process
 //!   woken from a stop would otherwise carry out what its sender answered 503 for.
 
@@ -133,7 +134,7 @@ pub async fn forward<S: Store>(
 ) -> Response {
     if request.headers().contains_key(FORWARDED_BY) && too_late(request.headers()) {
         crate::telemetry::command_forwarded("too_late");
-        return lost();
+        return too_late_to_begin();
     }
     let Some(forwarding) = state.forwarding() else {
         return next.run(request).await;
@@ -191,18 +192,29 @@ pub async fn forward<S: Store>(
         Err(e) => {
             crate::telemetry::command_forwarded("lost");
             tracing::warn!(owner = %owner, error = %e, "a command sent on to the node's instance had no answer");
-            lost()
+            outcome_unknown()
         }
     }
 }
 
-/// 503: the node's instance did not take the command in time; asked again, it is.
-fn lost() -> Response {
+/// 503 for a command sent on whose answer never came: the owner may have carried it out
+/// (`outcome: unknown`). Asked again (with the same `command_uid`), a command carried out
+/// already is answered as a repeat, or as already so.
+fn outcome_unknown() -> Response {
     ApiError::Unavailable {
-        error: "The instance that applies the call's node did not answer in time; \
-                ask again in a moment"
+        error: "The instance that applies the call's node did not answer; the command may \
+                have been carried out: ask again in a moment, with the same command_uid"
             .into(),
-        detail: json!({ "retry_after_ms": 1000 }),
+        detail: json!({ "retry_after_ms": 1000, "outcome": "unknown" }),
+    }
+    .into_response()
+}
+
+/// 503 for a command sent on too long ago to begin ([`FORWARD_DEADLINE`]): not carried out.
+fn too_late_to_begin() -> Response {
+    ApiError::Unavailable {
+        error: "The command waited too long to be taken; it was not carried out: ask again".into(),
+        detail: json!({ "retry_after_ms": 1000, "outcome": "not_carried_out" }),
     }
     .into_response()
 }
@@ -242,13 +254,7 @@ async fn relay(answer: reqwest::Response) -> Response {
         Ok(body) => body,
         Err(e) => {
             tracing::warn!(error = %e, "a forwarded command's answer was cut short");
-            return ApiError::Unavailable {
-                error: "The instance that applies the call's node did not answer whole; \
-                        ask again in a moment"
-                    .into(),
-                detail: json!({ "retry_after_ms": 1000 }),
-            }
-            .into_response();
+            return outcome_unknown();
         }
     };
     let mut response = Response::new(Body::from(body));

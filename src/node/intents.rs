@@ -10,7 +10,7 @@
 //! usually, one write for both. The API answers only once that write is made, so an
 //! acknowledged command is as durable as before. If no write comes within the window (a node
 //! that does not confirm, a lease that lapsed), the API takes its intent back and writes it
-//! alone, as before ([`Ticket::settle`]).
+//! alone, as before ([`Ticket::settle`]), the reconciler's writes held back meanwhile.
 //!
 //! Commands the API judges meanwhile see the room with the book's intents applied
 //! ([`Intents::overlay`]): a repeat is still a repeat, and a `command_uid` answers the same.
@@ -61,6 +61,12 @@ struct Entry {
 pub struct Intents {
     rooms: Mutex<HashMap<RoomId, Vec<Entry>>>,
     next: AtomicU64,
+    /// Held by the reconciler from its claims to their outcome ([`Intents::writing`]), and by
+    /// a command taking its intent back until it has written it alone (or left it unwritten):
+    /// a batch of the node's events begun meanwhile is applied after that write, as a
+    /// confirmation is to find its intent; and no intent is ever taken by a write under way
+    /// while its command holds this.
+    writes: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Intents {
@@ -103,6 +109,12 @@ impl Intents {
         for op in ops {
             op(room);
         }
+    }
+
+    /// The right to claim and write (see `writes`): the reconciler holds it from its claims
+    /// until it has said how each claim's write went.
+    pub async fn writing(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.writes.lock().await
     }
 
     /// Takes the intents waiting for `room` into a write about to be made: the write applies
@@ -252,9 +264,9 @@ impl Ticket {
     }
 
     /// Waits up to `window` for a write of the room to take the intent; past it, takes the
-    /// intent back and writes it with `write_alone` (unless a write under way has it: then
-    /// that write's outcome is waited for). The error is `write_alone`'s, or `None` when a
-    /// write that took the intent did not end in time.
+    /// intent back and writes it with `write_alone`, the reconciler's writes held back
+    /// meanwhile. The error is `write_alone`'s, or `None` when the reconciler's write under
+    /// way did not end in time.
     pub async fn settle<E, F, Fut>(
         mut self,
         window: Duration,
@@ -272,39 +284,24 @@ impl Ticket {
         {
             return Ok(Settled::Folded);
         }
-        let deadline = tokio::time::Instant::now() + CLAIMED_AT_MOST;
-        loop {
-            if let Some(op) = self.book.withdraw(&self.room, self.id) {
-                return write_alone(op).await.map(|()| Settled::Alone).map_err(Some);
-            }
-            // A write has it: its outcome, then taken back if it was not made.
-            let outcome =
-                tokio::time::timeout_at(deadline, self.seen.wait_for(|s| *s != State::Taken)).await;
-            match outcome {
-                Ok(Ok(s)) if *s == State::Done => return Ok(Settled::Folded),
-                Ok(Ok(_)) => continue,
-                _ => return Err(None),
-            }
+        let book = self.book.clone();
+        let Ok(_serial) = tokio::time::timeout(CLAIMED_AT_MOST, book.writing()).await else {
+            return Err(None);
+        };
+        // No write has it now: waiting (taken back here), or written already.
+        match book.withdraw(&self.room, self.id) {
+            Some(op) => write_alone(op).await.map(|()| Settled::Alone).map_err(Some),
+            None => Ok(Settled::Folded),
         }
     }
 
     /// The command was not sent: the intent leaves the book unwritten (`true`), or a write
-    /// took it already (`false`: once that write ends, the room holds it, and the caller
-    /// undoes it as before).
+    /// took it already (`false`: the room holds it, and the caller undoes it as before).
     pub async fn withdraw(mut self) -> bool {
         self.sent = true;
-        loop {
-            if self.book.withdraw(&self.room, self.id).is_some() {
-                return true;
-            }
-            let outcome =
-                tokio::time::timeout(CLAIMED_AT_MOST, self.seen.wait_for(|s| *s != State::Taken))
-                    .await;
-            match outcome {
-                Ok(Ok(s)) if *s == State::Waiting => continue,
-                _ => return false,
-            }
-        }
+        let book = self.book.clone();
+        let _serial = book.writing().await;
+        book.withdraw(&self.room, self.id).is_some()
     }
 }
 
@@ -375,6 +372,8 @@ mod tests {
         let book = Arc::new(Intents::default());
         let r = room();
         let ticket = book.add(&r.id, rename("a"));
+        // The reconciler's write: it holds the book's writes from its claim to its outcome.
+        let serial = book.writing().await;
         let claim = book.claim(&r.id);
         let settle = tokio::spawn(ticket.settle(Duration::from_millis(1), |_| async {
             Err::<(), &str>("must not be written alone")
@@ -382,7 +381,38 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert!(!settle.is_finished());
         claim.written(true);
+        drop(serial);
         assert_eq!(settle.await.ok(), Some(Ok(Settled::Folded)));
+    }
+
+    /// A batch of the node's events that comes while an intent is being written alone is
+    /// applied after that write: its confirmation finds the intent in the room.
+    #[tokio::test]
+    async fn a_write_waits_for_an_intent_being_written_alone() {
+        let book = Arc::new(Intents::default());
+        let r = room();
+        let ticket = book.add(&r.id, rename("a"));
+        let written = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (began, begun) = tokio::sync::oneshot::channel();
+        let settle = tokio::spawn({
+            let written = written.clone();
+            ticket.settle(Duration::from_millis(1), move |_| async move {
+                let _ = began.send(());
+                // The store's round trip.
+                tokio::time::sleep(Duration::from_millis(30)).await;
+                written.store(true, Ordering::SeqCst);
+                Ok::<(), ()>(())
+            })
+        });
+        begun.await.unwrap();
+        let serial = book.writing().await;
+        assert!(
+            written.load(Ordering::SeqCst),
+            "the batch waited for the write alone"
+        );
+        assert!(book.claim(&r.id).is_empty());
+        drop(serial);
+        assert_eq!(settle.await.ok(), Some(Ok(Settled::Alone)));
     }
 
     #[tokio::test]

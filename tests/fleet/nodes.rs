@@ -125,25 +125,13 @@ impl Instance {
         hook: &str,
         node_extra: &str,
     ) -> Instance {
-        Instance::start_through(n, dir, redis, sims, hook, node_extra, None).await
+        Instance::start_through(n, dir, redis, sims, hook, node_extra, None, "").await
     }
 
-    /// [`Instance::start_with`] reaching each node at `esl` (a proxy before it, say).
-    pub(super) async fn start_through(
-        n: usize,
-        dir: &std::path::Path,
-        redis: &str,
-        sims: &[Simulator],
-        hook: &str,
-        node_extra: &str,
-        esl: Option<&[String]>,
-    ) -> Instance {
-        Instance::start_configured(n, dir, redis, sims, hook, node_extra, esl, "").await
-    }
-
-    /// [`Instance::start_through`] with `top` (top-level lines) at the configuration's head.
+    /// [`Instance::start_with`] reaching each node at `esl` (a proxy before it, say), with
+    /// `top` (top-level lines) at the configuration's head.
     #[allow(clippy::too_many_arguments)]
-    pub(super) async fn start_configured(
+    pub(super) async fn start_through(
         n: usize,
         dir: &std::path::Path,
         redis: &str,
@@ -538,11 +526,18 @@ async fn toggle(
     stop: tokio_util::sync::CancellationToken,
 ) {
     let mut mute = false;
+    // The last answer was a 503 whose command may have been carried out: an instance killed
+    // while it served a command sent on to it (`api/forward.rs`), its answer lost.
+    let mut unknown = false;
     while !stop.is_cancelled() {
         let verb = if mute { "mute" } else { "unmute" };
         let path = format!("/api/v1/sessions/{session}/commands/conference/{verb}");
-        let (status, _) = api.call("POST", &path, Some(json!({}))).await;
-        if status == 202 {
+        let (status, body) = api.call("POST", &path, Some(json!({}))).await;
+        // Asked again, "already so" says it was: as a client retrying does, counted as
+        // answered.
+        let done_before = unknown && status == 409;
+        unknown = status == 503 && body["detail"]["outcome"] == "unknown";
+        if status == 202 || done_before {
             acked
                 .lock()
                 .unwrap()

@@ -64,7 +64,7 @@ async fn a_paused_owner_woken_past_its_lease_does_not_act_on_the_nodes_it_lost()
     // `a` gives the fleet no URL, so the other instance serves every command itself rather
     // than sending those of `a`'s nodes on to it (`api/forward.rs`): an API command served by
     // `a` writes its room as any instance may, on no lease, and would be counted below.
-    let a = Instance::start_configured(
+    let a = Instance::start_through(
         0,
         &dir,
         &a_url,
@@ -75,7 +75,7 @@ async fn a_paused_owner_woken_past_its_lease_does_not_act_on_the_nodes_it_lost()
         "advertise_url = \"\"\n",
     )
     .await;
-    let b = Instance::start_through(1, &dir, &url, &sims, &hook, extra, Some(&esl(1))).await;
+    let b = Instance::start_through(1, &dir, &url, &sims, &hook, extra, Some(&esl(1)), "").await;
     let settle = Duration::from_millis(LEASE_MS * 4);
     let shares = shared(&[&a, &b], settle, "two instances share the four nodes").await;
     let (sessions, rooms) = rooms_with_callers(&b.api, &sims).await;

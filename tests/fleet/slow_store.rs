@@ -47,7 +47,7 @@ async fn an_instance_whose_store_answers_slowly_keeps_its_node_leases() {
     let receiver = Receiver::ok().await;
     let proxy = Proxy::start(format!("127.0.0.1:{}", redis.port)).await;
     let through = format!("redis://{}/", proxy.addr);
-    let a = Instance::start_through(0, &dir, &through, &sims, &receiver.url(), "", None).await;
+    let a = Instance::start_through(0, &dir, &through, &sims, &receiver.url(), "", None, "").await;
     let settle = Duration::from_millis(LEASE_MS * 4);
     shared(&[&a], settle, "one instance applies every node").await;
     let before = generations(&redis.url()).await;

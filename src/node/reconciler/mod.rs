@@ -615,6 +615,7 @@ impl<S: Store> Reconciler<S> {
             groups.push((app, &*room, &*facts, sessions));
         }
         // The API's intents for these rooms go first in their writes (`node/intents.rs`).
+        let _serial = self.intents.writing().await;
         let claims: Vec<_> = groups
             .iter()
             .map(|(_, room, _, _)| self.intents.claim(room))
@@ -712,6 +713,7 @@ impl<S: Store> Reconciler<S> {
         room: &RoomId,
         mut f: impl FnMut(&mut crate::conference::Room) -> crate::conference::Applied + Send,
     ) -> Result<Effects, StoreError> {
+        let serial = self.intents.writing().await;
         let claim = self.intents.claim(room);
         let result = modify_room(
             &*self.store,
@@ -726,6 +728,7 @@ impl<S: Store> Reconciler<S> {
         )
         .await?;
         claim.written(matches!(result, Some(Ok(_))));
+        drop(serial);
         Ok(self.effects_of(app, room, result))
     }
 
@@ -742,6 +745,7 @@ impl<S: Store> Reconciler<S> {
         refuses: fn(&crate::conference::Applied) -> bool,
     ) -> Result<Effects, StoreError> {
         let mut refused = false;
+        let serial = self.intents.writing().await;
         let claim = self.intents.claim(room);
         let result = modify_room(
             &*self.store,
@@ -757,6 +761,7 @@ impl<S: Store> Reconciler<S> {
         )
         .await?;
         claim.written(matches!(result, Some(Ok(_))));
+        drop(serial);
         if refused {
             self.store.forget_cached(app, room);
             return self.update(app, room, f).await;
