@@ -35,9 +35,12 @@ pub type IntentOp = dyn Fn(&mut Room) -> Vec<DomainEvent> + Send + Sync;
 /// millisecond or two; the window only bounds a node that does not confirm.
 pub const FOLD_WINDOW: Duration = Duration::from_millis(50);
 
-/// How long, at most, a write that took an intent is waited for before the API gives up on
-/// it (the store is slow or gone; the owner's write may still land).
-const CLAIMED_AT_MOST: Duration = Duration::from_secs(10);
+/// How long, past the window, the API waits for the intent's write (the reconciler's under
+/// way, or its own alone) before it answers without it (the store is slow or gone; the
+/// command was carried out, and a write under way may still land): short, so that a client,
+/// or an instance that sent the command on (`api/forward.rs`, 5 s), has its answer before it
+/// gives up on the command and takes it for lost.
+const CLAIMED_AT_MOST: Duration = Duration::from_secs(1);
 
 /// Where an intent stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -265,8 +268,9 @@ impl Ticket {
 
     /// Waits up to `window` for a write of the room to take the intent; past it, takes the
     /// intent back and writes it with `write_alone`, the reconciler's writes held back
-    /// meanwhile. The error is `write_alone`'s, or `None` when the reconciler's write under
-    /// way did not end in time.
+    /// meanwhile. The error is `write_alone`'s, or `None` when that did not end within
+    /// [`CLAIMED_AT_MOST`] (an intent a write under way has stays for it; one taken back
+    /// and not written in time is lost: its command's confirmation is applied without it).
     pub async fn settle<E, F, Fut>(
         mut self,
         window: Duration,
@@ -285,14 +289,18 @@ impl Ticket {
             return Ok(Settled::Folded);
         }
         let book = self.book.clone();
-        let Ok(_serial) = tokio::time::timeout(CLAIMED_AT_MOST, book.writing()).await else {
-            return Err(None);
+        let (room, id) = (self.room.clone(), self.id);
+        let alone = async move {
+            let _serial = book.writing().await;
+            // No write has it now: waiting (taken back here), or written already.
+            match book.withdraw(&room, id) {
+                Some(op) => write_alone(op).await.map(|()| Settled::Alone).map_err(Some),
+                None => Ok(Settled::Folded),
+            }
         };
-        // No write has it now: waiting (taken back here), or written already.
-        match book.withdraw(&self.room, self.id) {
-            Some(op) => write_alone(op).await.map(|()| Settled::Alone).map_err(Some),
-            None => Ok(Settled::Folded),
-        }
+        tokio::time::timeout(CLAIMED_AT_MOST, alone)
+            .await
+            .unwrap_or(Err(None))
     }
 
     /// The command was not sent: the intent leaves the book unwritten (`true`), or a write

@@ -526,8 +526,10 @@ async fn toggle(
     stop: tokio_util::sync::CancellationToken,
 ) {
     let mut mute = false;
-    // The last answer was a 503 whose command may have been carried out: an instance killed
-    // while it served a command sent on to it (`api/forward.rs`), its answer lost.
+    // A 503 since the last command answered said its command may have been carried out: an
+    // instance killed (or its store stalled) while it served a command sent on to it
+    // (`api/forward.rs`), its answer lost. The 503s that follow (a store failing over) do not
+    // settle it; an answer other than 503 does.
     let mut unknown = false;
     while !stop.is_cancelled() {
         let verb = if mute { "mute" } else { "unmute" };
@@ -536,7 +538,7 @@ async fn toggle(
         // Asked again, "already so" says it was: as a client retrying does, counted as
         // answered.
         let done_before = unknown && status == 409;
-        unknown = status == 503 && body["detail"]["outcome"] == "unknown";
+        unknown = status == 503 && (unknown || body["detail"]["outcome"] == "unknown");
         if status == 202 || done_before {
             acked
                 .lock()
