@@ -135,7 +135,8 @@ impl Intents {
         }
         Claim {
             book: self.clone(),
-            room: room.clone(),
+            // Named only when there is something to end: every room write takes a claim.
+            room: (!taken.is_empty()).then(|| room.clone()),
             taken,
             said: false,
         }
@@ -188,7 +189,7 @@ impl Intents {
 /// The intents a write of one room took.
 pub struct Claim {
     book: Arc<Intents>,
-    room: RoomId,
+    room: Option<RoomId>,
     taken: Vec<(u64, Arc<IntentOp>)>,
     said: bool,
 }
@@ -216,18 +217,21 @@ impl Claim {
     /// for the next write, or for their command to write them).
     pub fn written(mut self, written: bool) {
         self.said = true;
-        if !self.taken.is_empty() {
+        self.end(written);
+    }
+
+    fn end(&self, written: bool) {
+        if let Some(room) = &self.room {
             let ids: Vec<u64> = self.taken.iter().map(|(id, _)| *id).collect();
-            self.book.end(&self.room, &ids, written);
+            self.book.end(room, &ids, written);
         }
     }
 }
 
 impl Drop for Claim {
     fn drop(&mut self) {
-        if !self.said && !self.taken.is_empty() {
-            let ids: Vec<u64> = self.taken.iter().map(|(id, _)| *id).collect();
-            self.book.end(&self.room, &ids, false);
+        if !self.said {
+            self.end(false);
         }
     }
 }

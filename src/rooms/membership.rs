@@ -174,11 +174,7 @@ impl<S: Store> Rooms<S> {
     pub async fn leave(&self, app: &AppId, session: &SessionId) -> Result<RoomId, ServiceError> {
         let (room, member) = self.membership(app, session).await?;
         ops::request_leave(&mut room.clone(), member.channel(), false, now_micros())?;
-        let node = self.node_for_command(&room.node)?;
-        let exit = member
-            .exit()
-            .ok_or_else(|| ServiceError::from(ops::OpError::StillJoining))?;
-        let cmd = commands::take_out(&exit, &farewell(&room)).map_err(invalid)?;
+        let (node, cmd) = self.take_out(&room, &member)?;
         self.cool(app, CooldownGroup::Conference, session.as_str())
             .await?;
         let (channel, now) = (member.channel().to_owned(), now_micros());
@@ -234,6 +230,21 @@ impl<S: Store> Rooms<S> {
             .ok_or(ServiceError::NotFound(what))
     }
 
+    /// The node and the command that take a joined member out of its room, with the room's
+    /// post-actions (leave and kick).
+    fn take_out(
+        &self,
+        room: &Room,
+        member: &Member,
+    ) -> Result<(crate::node::NodeHandle, crate::esl::ApiCommand), ServiceError> {
+        let node = self.node_for_command(&room.node)?;
+        let exit = member
+            .exit()
+            .ok_or_else(|| ServiceError::from(ops::OpError::StillJoining))?;
+        let cmd = commands::take_out(&exit, &farewell(room)).map_err(invalid)?;
+        Ok((node, cmd))
+    }
+
     /// Marks a member `leaving` and sends the command that takes it out with the room's
     /// post-actions; a command the node never took undoes the mark.
     async fn move_out(
@@ -243,11 +254,7 @@ impl<S: Store> Rooms<S> {
         member: &Member,
         kick: bool,
     ) -> Result<Room, ServiceError> {
-        let node = self.node_for_command(&room.node)?;
-        let exit = member
-            .exit()
-            .ok_or_else(|| ServiceError::from(ops::OpError::StillJoining))?;
-        let cmd = commands::take_out(&exit, &farewell(room)).map_err(invalid)?;
+        let (node, cmd) = self.take_out(room, member)?;
         let updated = update_room(&*self.store, app, &room.id, |r| {
             let applied = ops::request_leave(r, member.channel(), kick, now_micros())?;
             Ok::<_, ServiceError>(((), applied.events))
@@ -314,7 +321,7 @@ impl<S: Store> Rooms<S> {
         }
         self.cool(app, CooldownGroup::of(switch), session.as_str())
             .await?;
-        let (owned, uid, music) = (channel.to_owned(), uid.map(str::to_owned), music);
+        let (owned, uid) = (channel.to_owned(), uid.map(str::to_owned));
         let music = music.map(str::to_owned);
         let now = now_micros();
         let intent = move |r: &mut Room| {
