@@ -54,6 +54,9 @@ pub const RESYNC_STALE: &str = "switchyard_resync_stale_writes_total";
 /// Room writes refused by their fencing token: the room was written under a later lease of the
 /// node than the one this instance acted on (it lost the lease, paused); by `node`.
 pub const FENCED_WRITES: &str = "switchyard_fenced_writes_total";
+/// Effects of applying a node's events not sent to the node: the lease they were decided on
+/// lapsed, or a later holder wrote, before they were sent; by `node`.
+pub const FENCED_EFFECTS: &str = "switchyard_fenced_effects_total";
 /// Live audio streams this instance carries (their sockets and relays).
 pub const STREAMS_CARRIED: &str = "switchyard_streams_carried";
 /// Streams this instance carried that ended; by `status` (`stopped`, `failed`) and `reason`.
@@ -239,6 +242,10 @@ fn describe() {
     describe_counter!(
         FENCED_WRITES,
         "Room writes refused: the room was written under a later lease of the node (this instance lost its lease)"
+    );
+    describe_counter!(
+        FENCED_EFFECTS,
+        "Effects of applying a node's events not sent: the lease they were decided on no longer held"
     );
     describe_gauge!(STREAMS_CARRIED, "Live audio streams this instance carries");
     describe_counter!(
@@ -445,6 +452,12 @@ pub fn resync_stale(node: &str) {
 pub fn fenced_write(node: &str) {
     handle();
     counter!(FENCED_WRITES, "node" => node.to_owned()).increment(1);
+}
+
+/// An effect not sent to the node: the lease it was decided on no longer held.
+pub fn effect_fenced(node: &str) {
+    handle();
+    counter!(FENCED_EFFECTS, "node" => node.to_owned()).increment(1);
 }
 
 /// How many streams this instance carries now.

@@ -63,6 +63,31 @@ impl Grant {
     }
 }
 
+/// The lease an act was decided on (its token), checked again when the act reaches the node:
+/// a supervisor's effects run on tasks of their own, and a process paused between deciding an
+/// effect and sending its commands must not send them on a lease it has lost since.
+#[derive(Debug, Clone)]
+pub struct Mandate {
+    owns: watch::Receiver<bool>,
+    grant: watch::Receiver<Option<Grant>>,
+    /// The lease's generation when the act was decided (0: a controller alone).
+    pub token: u64,
+}
+
+impl Mandate {
+    /// Whether this instance still holds the same lease now: it owns the node, its grant has
+    /// not lapsed by this process's clock, and no later lease was granted in between (a lease
+    /// taken again after losing it is another generation: what was decided on the first is
+    /// not carried out on the second).
+    pub fn holds(&self) -> bool {
+        *self.owns.borrow()
+            && self
+                .grant
+                .borrow()
+                .is_some_and(|g| g.generation == self.token && g.holds(Instant::now()))
+    }
+}
+
 /// The supervisor's side of a node in the fleet.
 #[derive(Debug)]
 pub struct Handover {
@@ -123,6 +148,17 @@ impl Handover {
             .borrow()
             .filter(|g| g.holds(Instant::now()))
             .map(|g| g.generation)
+    }
+
+    /// What an act decided on the lease now carries to what it does later, from another task
+    /// (see [`Mandate`]); `None` if this instance may not act on the node now.
+    pub fn mandate(&self) -> Option<Mandate> {
+        let token = self.acting()?;
+        Some(Mandate {
+            owns: self.owns.clone(),
+            grant: self.grant.clone(),
+            token,
+        })
     }
 
     /// Forgets what this instance applied (it hands the node over, or the connection is new).

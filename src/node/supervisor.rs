@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use self::effects::Basis;
 use self::standby::Backlog;
 use super::backoff::Backoff;
 use super::commands::Speech;
@@ -574,7 +575,7 @@ impl<S: Store> Supervisor<S> {
                     }
                 }
                 reason = first.closed() => return Err(ClientError::Disconnected(reason.to_string())),
-                Some(effect) = requests.recv() => self.execute(vec![effect], commands),
+                Some(effect) = requests.recv() => self.execute(vec![effect], commands, Basis::Request),
             }
         }
     }
@@ -701,13 +702,13 @@ impl<S: Store> Supervisor<S> {
                     }
                     self.resync(events, stream, commands, core).await?;
                 }
-                Some(effect) = requests.recv() => self.execute(vec![effect], commands),
+                Some(effect) = requests.recv() => self.execute(vec![effect], commands, Basis::Request),
                 _ = joins.tick() => {
                     if !self.acting() {
                         continue;
                     }
                     match self.reconciler.expire_joins(now_micros()).await {
-                        Ok(effects) => self.execute(effects, commands),
+                        Ok(effects) => self.execute(effects, commands, Basis::Lease),
                         Err(e) => tracing::warn!(error = %e, "join deadline check could not reach the store"),
                     }
                 }

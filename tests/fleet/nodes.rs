@@ -22,7 +22,7 @@ use switchyard::api::hash_key;
 use switchyard::sim::{SimConfig, Simulator};
 use webhook_support::{Receiver, secret};
 
-const DID: &str = "15551230000";
+pub(super) const DID: &str = "15551230000";
 const KEY: &str = "fleet-test-key";
 const PASSWORD: &str = "fleet-test-esl";
 pub(super) const PREFIXES: [&str; 4] = ["flt01", "flt02", "flt03", "flt04"];

@@ -17,12 +17,13 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use super::nodes::{
-    Instance, LEASE_MS, LogsOnFailure, PREFIXES, TRAFFIC, Traffic, announced_once_in_order,
+    DID, Instance, LEASE_MS, LogsOnFailure, PREFIXES, TRAFFIC, Traffic, announced_once_in_order,
     members_as_answered, rooms_with_callers, shared, simulators,
 };
 use crate::common::proxy::Proxy;
 use crate::common::redis_monitor::Monitor;
 use crate::common::redis_server::RedisServer;
+use crate::common::serve::{operator_toml, until};
 use crate::webhook_support::Receiver;
 
 /// The commands only a node's owner sends: its resync and audit.
@@ -188,5 +189,159 @@ async fn a_paused_owner_woken_past_its_lease_does_not_act_on_the_nodes_it_lost()
     // Nothing acknowledged was lost or told twice, and the store agrees with the nodes.
     members_as_answered(&b.api, &sims, &rooms, &acked).await;
     announced_once_in_order(&receiver, &acked, &rooms, 0.0).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A room of two greeting sentences: each member who joins hears both, sent by the node's owner
+/// one after the other (`conference <room> saymember`).
+fn greeting_room(name: &str) -> serde_json::Value {
+    let talk = |text: &str| {
+        serde_json::json!({
+            "id": uuid::Uuid::new_v4().to_string(),
+            "next_id": "00000000-0000-0000-0000-000000000000",
+            "type": "talk",
+            "option": { "text": text, "language": "en-US" }
+        })
+    };
+    serde_json::json!({
+        "name": name,
+        "pre_actions": [talk("Hello."), talk("Welcome to the room.")]
+    })
+}
+
+/// Issue 57, for what reaches the node: an effect the owner decided on its lease (a member's
+/// greeting, two `saymember` commands) while the owner is paused between its first command and
+/// the second (the node's answers reach it 700 ms late). Woken past its lease, taken over
+/// meanwhile, it must not send the second: the lease the greeting was decided on is gone. Before
+/// the effects checked the lease, it sent it as soon as the node's answer was read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_owner_woken_past_its_lease_sends_nothing_more_of_an_effect_it_decided() {
+    let _alone = TRAFFIC.lock().await;
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let sims = simulators().await;
+    let dir = std::env::temp_dir().join(format!("switchyard-paused-effect-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let _logs = LogsOnFailure(dir.clone());
+    let receiver = Receiver::ok().await;
+    let hook = receiver.url();
+    // `a` reaches each node through a proxy that logs what it sends.
+    let mut proxies = Vec::new();
+    for sim in &sims {
+        proxies.push(Proxy::start(sim.addr().to_string()).await);
+    }
+    let esl: Vec<String> = proxies.iter().map(|p| p.addr.to_string()).collect();
+    // With no URL for `a`, `b` sends the join itself (not on to `a`): `a` only applies events.
+    // Its metrics are read at the end (the operator's key).
+    let top = format!("advertise_url = \"\"\n{}", operator_toml());
+    let a = Instance::start_through(0, &dir, &url, &sims, &hook, "", Some(&esl), &top).await;
+    let b = Instance::start(1, &dir, &url, &sims, &hook).await;
+    let settle = Duration::from_millis(LEASE_MS * 4);
+    let shares = shared(&[&a, &b], settle, "two instances share the four nodes").await;
+
+    // A greeting room on a node `a` applies, made through `b`.
+    let mut placed = None;
+    for i in 0..8 {
+        let (status, body) = b
+            .api
+            .call(
+                "POST",
+                "/api/v1/conferences",
+                Some(greeting_room(&format!("greeted{i}"))),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        let room = body["room_id"].as_str().unwrap().to_owned();
+        if let Some(n) = PREFIXES
+            .iter()
+            .position(|p| room.starts_with(p) && shares[0].contains(*p))
+        {
+            placed = Some((room, n));
+            break;
+        }
+    }
+    let (room, n) = placed.expect("no room placed on a node of `a` in 8");
+    until(settle, "the room is progressing", || async {
+        let (_, body) = b
+            .api
+            .call("GET", &format!("/api/v1/conferences/{room}"), None)
+            .await;
+        (body["status"] == "progressing").then_some(())
+    })
+    .await;
+    let channel = sims[n].inbound_call(DID, "6100", "6100").unwrap();
+    let session = format!("{}-{channel}", PREFIXES[n]);
+    until(settle, "the call is stored", || async {
+        let (status, body) = b
+            .api
+            .call("GET", &format!("/api/v1/sessions/{session}"), None)
+            .await;
+        (status == 200 && body["state"] == "parked").then_some(())
+    })
+    .await;
+
+    // What the node sends `a` arrives 700 ms late from now on (within its probe's deadline,
+    // 1 s): the time to pause it between the greeting's two commands. The caller joins.
+    proxies[n].delay_replies(Duration::from_millis(700));
+    let path = format!("/api/v1/sessions/{session}/commands/conference/join");
+    let (status, body) = b
+        .api
+        .call("POST", &path, Some(serde_json::json!({ "room_id": room })))
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let greetings = || {
+        proxies[n]
+            .commands()
+            .into_iter()
+            .filter(|(_, c)| c.starts_with(&format!("conference {room} saymember")))
+            .map(|(_, c)| c)
+            .collect::<Vec<_>>()
+    };
+    until(
+        settle,
+        "`a` sends the greeting's first sentence",
+        || async { (!greetings().is_empty()).then_some(()) },
+    )
+    .await;
+    // Paused before the node answers it, for three times its lease.
+    a.serve.pause();
+    tokio::time::sleep(Duration::from_millis(LEASE_MS * 3)).await;
+    let node = PREFIXES[n].to_owned();
+    assert!(
+        b.applies().await.is_some_and(|s| s.contains(&node)),
+        "{node}: not taken over while `a` was paused"
+    );
+    a.serve.resume();
+    // Woken, `a` reads the node's late answer at once, and runs again: it takes its share back.
+    shared(
+        &[&a, &b],
+        settle,
+        "the woken instance takes its share again",
+    )
+    .await;
+    let sent = greetings();
+    assert_eq!(
+        sent.len(),
+        1,
+        "the woken instance went on with a greeting decided on a lease it had lost: {sent:?}"
+    );
+    let metrics = a
+        .api
+        .metrics_request()
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let fenced = format!("switchyard_fenced_effects_total{{node=\"{node}\"}} 1");
+    assert!(
+        metrics.lines().any(|l| l == fenced),
+        "{fenced} not in the woken instance's metrics: {:?}",
+        metrics
+            .lines()
+            .filter(|l| l.contains("fenced"))
+            .collect::<Vec<_>>()
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

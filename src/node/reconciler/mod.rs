@@ -149,7 +149,12 @@ pub struct Fencing {
 impl Fencing {
     /// Whether a write under the current token was refused.
     pub fn lost(&self) -> bool {
-        let token = self.token.load(Ordering::Relaxed);
+        self.refuses(self.token.load(Ordering::Relaxed))
+    }
+
+    /// Whether a write under `token` (or a later one) was refused: a later holder of the
+    /// node's lease wrote first, and nothing more is done on `token`'s strength.
+    pub fn refuses(&self, token: u64) -> bool {
         token != 0 && self.refused.load(Ordering::Relaxed) >= token
     }
 }
@@ -160,7 +165,7 @@ pub struct Reconciler<S> {
     apps: Arc<AppDirectory>,
     pub stats: Arc<Stats>,
     /// The token its room writes carry (see [`Fencing`]).
-    pub fencing: Fencing,
+    pub fencing: Arc<Fencing>,
     /// room → app never changes once written; remembered to save a round trip per event.
     room_apps: std::sync::Mutex<HashMap<RoomId, AppId>>,
     /// The API's intents for the node's rooms, applied first by each write of their room
@@ -208,7 +213,7 @@ impl<S: Store> Reconciler<S> {
             node,
             apps,
             stats: Arc::default(),
-            fencing: Fencing::default(),
+            fencing: Arc::default(),
             room_apps: std::sync::Mutex::default(),
             intents: Arc::default(),
         }

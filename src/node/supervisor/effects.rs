@@ -1,21 +1,103 @@
 //! The supervisor's effects: what applying events asks of the node (a control leg, an eject,
 //! a greeting, ...), carried out in the background on a command connection.
+//!
+//! An effect decided on the node's lease (applying its events, a resync, a join's deadline)
+//! carries the lease's token to its commands, and each command checks it first: a process
+//! paused between deciding an effect and sending it sends nothing on a lease it has lost since
+//! (issue 57's fencing, for what reaches the node rather than the store).
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::Supervisor;
 use crate::conference::RoomStatus;
 use crate::conference::apply::Effect;
-use crate::esl::Client;
-use crate::node::reconciler::RoomEffect;
+use crate::esl::{ApiCommand, ApiReply, Client};
+use crate::node::fleet::Mandate;
+use crate::node::reconciler::{Fencing, RoomEffect};
 use crate::node::{NodeConfig, commands};
 use crate::store::{Store, update_room};
 
+/// On whose word effects are carried out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Basis {
+    /// Decided by applying the node's events on its lease: each command checks the lease first.
+    Lease,
+    /// Asked of the node by an API request or another node's supervisor, which judged it on a
+    /// room write of its own (a room made through any instance gets its control leg).
+    Request,
+}
+
+/// The lease an effect was decided on, as its task checks it.
+struct OnLease {
+    mandate: Mandate,
+    fencing: Arc<Fencing>,
+}
+
+impl OnLease {
+    /// Whether the lease still holds and no write under its token was refused.
+    fn holds(&self) -> bool {
+        self.mandate.holds() && !self.fencing.refuses(self.mandate.token)
+    }
+}
+
+/// The node's command connection as an effect uses it.
+struct Node<'a> {
+    client: &'a Client,
+    lease: Option<&'a OnLease>,
+    prefix: &'a str,
+}
+
+impl Node<'_> {
+    /// Refused if the effect was decided on a lease that no longer holds.
+    fn may_send(&self) -> Result<(), String> {
+        match self.lease {
+            Some(lease) if !lease.holds() => {
+                crate::telemetry::effect_fenced(self.prefix);
+                Err(format!(
+                    "not sent: the node's lease (token {}) no longer holds",
+                    lease.mandate.token
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    async fn api(&self, cmd: &ApiCommand) -> Result<ApiReply, String> {
+        self.may_send()?;
+        self.client.api(cmd).await.map_err(|err| err.to_string())
+    }
+
+    async fn bgapi(&self, cmd: &ApiCommand) -> Result<ApiReply, String> {
+        self.may_send()?;
+        self.client.bgapi(cmd).await.map_err(|err| err.to_string())
+    }
+}
+
 impl<S: Store> Supervisor<S> {
     /// Carries out effects in the background, so a slow originate never holds up the event stream.
-    pub(super) fn execute(&self, effects: Vec<RoomEffect>, commands: &[Client]) {
+    pub(super) fn execute(&self, effects: Vec<RoomEffect>, commands: &[Client], basis: Basis) {
         let Some(client) = commands.first().cloned() else {
             return;
+        };
+        if effects.is_empty() {
+            return;
+        }
+        let lease = match basis {
+            Basis::Request => None,
+            Basis::Lease => match self.handover.mandate() {
+                Some(mandate) => Some(Arc::new(OnLease {
+                    mandate,
+                    fencing: self.reconciler.fencing.clone(),
+                })),
+                None => {
+                    for _ in &effects {
+                        crate::telemetry::effect_fenced(self.config.prefix.as_str());
+                    }
+                    tracing::warn!(node = %self.config.prefix, effects = effects.len(), "effects not carried out: the node's lease lapsed after they were decided");
+                    return;
+                }
+            },
         };
         for e in effects {
             // Another node's room (a call of this node it carries): that node does the work.
@@ -31,14 +113,20 @@ impl<S: Store> Supervisor<S> {
             if e.effect == Effect::EstablishControlLeg && !self.claim_control_leg(&e.room) {
                 continue;
             }
-            let (store, config, in_flight, client) = (
+            let (store, config, in_flight, client, lease) = (
                 self.store.clone(),
                 self.config.clone(),
                 self.in_flight.clone(),
                 client.clone(),
+                lease.clone(),
             );
             tokio::spawn(async move {
-                if let Err(err) = run_effect(&*store, &config, &client, &e).await {
+                let node = Node {
+                    client: &client,
+                    lease: lease.as_deref(),
+                    prefix: config.prefix.as_str(),
+                };
+                if let Err(err) = run_effect(&*store, &config, &node, &e).await {
                     tracing::warn!(room = %e.room, effect = ?e.effect, error = %err, "effect failed; the next audit retries");
                     if let Ok(mut f) = in_flight.lock() {
                         f.remove(&e.room);
@@ -66,15 +154,23 @@ impl<S: Store> Supervisor<S> {
 async fn run_effect<S: Store>(
     store: &S,
     config: &NodeConfig,
-    client: &Client,
+    client: &Node<'_>,
     e: &RoomEffect,
 ) -> Result<(), String> {
     match &e.effect {
         Effect::EstablishControlLeg => {
             let channel = uuid::Uuid::new_v4().to_string();
+            // On a lease, the room's write carries its token (and is refused under a later one).
+            let token = client.lease.map_or(0, |l| l.mandate.token);
             let updated = update_room(store, &e.app, &e.room, |r| {
                 if r.status > RoomStatus::Progressing {
                     return Err("room is ending");
+                }
+                if token != 0 {
+                    if r.fenced_off(&config.prefix, token) {
+                        return Err("the room was written under a later lease of the node");
+                    }
+                    r.fence(&config.prefix, token);
                 }
                 r.control.channel = channel.clone();
                 r.control.member_id = None;
@@ -97,7 +193,7 @@ async fn run_effect<S: Store>(
                 wait_for_moderator,
             )
             .map_err(|err| err.to_string())?;
-            let reply = client.bgapi(&cmd).await.map_err(|err| err.to_string())?;
+            let reply = client.bgapi(&cmd).await?;
             reply
                 .expect_ok(false)
                 .map(drop)
@@ -105,17 +201,13 @@ async fn run_effect<S: Store>(
         }
         Effect::Eject { exit, talks } => {
             let cmd = commands::take_out(exit, talks).map_err(|err| err.to_string())?;
-            client
-                .api(&cmd)
-                .await
-                .map(drop)
-                .map_err(|err| err.to_string())
+            client.api(&cmd).await.map(drop)
         }
         Effect::Greet { member_id, talks } => {
             for talk in talks {
                 let cmd = commands::say_member(&e.room, *member_id, talk)
                     .map_err(|err| err.to_string())?;
-                let reply = client.api(&cmd).await.map_err(|err| err.to_string())?;
+                let reply = client.api(&cmd).await?;
                 reply.expect_ok(false).map_err(|err| err.to_string())?;
             }
             Ok(())
@@ -123,7 +215,7 @@ async fn run_effect<S: Store>(
         Effect::HoldMusic { member_id, file } => {
             let cmd =
                 commands::member_file(&e.room, *member_id, file).map_err(|err| err.to_string())?;
-            let reply = client.api(&cmd).await.map_err(|err| err.to_string())?;
+            let reply = client.api(&cmd).await?;
             reply
                 .expect_ok(false)
                 .map(drop)
@@ -135,7 +227,7 @@ async fn run_effect<S: Store>(
                     continue;
                 }
                 let cmd = commands::beep(&e.room, is_enter).map_err(|err| err.to_string())?;
-                let reply = client.api(&cmd).await.map_err(|err| err.to_string())?;
+                let reply = client.api(&cmd).await?;
                 // `exit_sound file` prints the old sound first: every line must be +OK.
                 let text = reply.text();
                 if !text.lines().all(|l| l.starts_with("+OK")) {
@@ -165,14 +257,14 @@ async fn run_effect<S: Store>(
             }
             for cmd in cmds {
                 let cmd = cmd.map_err(|err| err.to_string())?;
-                let reply = client.api(&cmd).await.map_err(|err| err.to_string())?;
+                let reply = client.api(&cmd).await?;
                 reply.expect_ok(false).map_err(|err| err.to_string())?;
             }
             // `energy` answers `Energy <id> = <n>`, with no `+OK`.
             for (level, value) in levels {
                 let cmd = commands::member_level(&e.room, *level, *member_id, *value)
                     .map_err(|err| err.to_string())?;
-                let reply = client.api(&cmd).await.map_err(|err| err.to_string())?;
+                let reply = client.api(&cmd).await?;
                 let text = reply.text();
                 if text.lines().any(|l| l.starts_with("-ERR")) {
                     return Err(format!("{}: {}", level.verb(), text.trim_end()));
@@ -183,16 +275,12 @@ async fn run_effect<S: Store>(
         Effect::Cancel { channel } => {
             // `-ERR No such channel!` when it ended meanwhile: nothing left to cancel.
             let cmd = commands::cancel(channel).map_err(|err| err.to_string())?;
-            client
-                .api(&cmd)
-                .await
-                .map(drop)
-                .map_err(|err| err.to_string())
+            client.api(&cmd).await.map(drop)
         }
         Effect::Unhear { coach, member_id } => {
             let cmd =
                 commands::unhear(&e.room, *coach, &[*member_id]).map_err(|err| err.to_string())?;
-            let reply = client.api(&cmd).await.map_err(|err| err.to_string())?;
+            let reply = client.api(&cmd).await?;
             let text = reply.text();
             if commands::relate_failed(&text) {
                 return Err(format!("relate: {}", text.trim_end()));
@@ -208,11 +296,7 @@ async fn run_effect<S: Store>(
                 return Ok(());
             };
             let cmd = commands::kill(&room.control.channel).map_err(|err| err.to_string())?;
-            client
-                .api(&cmd)
-                .await
-                .map(drop)
-                .map_err(|err| err.to_string())
+            client.api(&cmd).await.map(drop)
         }
     }
 }

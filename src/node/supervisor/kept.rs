@@ -170,7 +170,7 @@ impl<S: Store> Supervisor<S> {
                 sequence: newest.sequence,
             });
         }
-        self.execute(effects, commands)
+        self.execute(effects, commands, super::effects::Basis::Lease)
     }
 
     /// Writes a batch, asking again while the store fails (unless it moves meanwhile).

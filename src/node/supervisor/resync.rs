@@ -95,7 +95,7 @@ impl<S: Store> Supervisor<S> {
             )
             .await
         {
-            Ok(effects) => self.execute(effects, commands),
+            Ok(effects) => self.execute(effects, commands, super::effects::Basis::Lease),
             Err(e) => {
                 tracing::warn!(node = %describe(&self.config), error = %e, "resync could not reach the store; the next audit retries");
                 self.apply_all(&newer, commands).await;
