@@ -203,6 +203,13 @@ impl From<NodeError> for ApiError {
                 error: "Media node not answering".into(),
                 detail: json!({ "node": node, "hung": true }),
             },
+            // A command sent on by another instance, whose sender was about to give up.
+            NodeError::TooLate => ApiError::Unavailable {
+                error: "The command waited too long to be sent; it was not carried out: ask \
+                        again"
+                    .into(),
+                detail: json!({ "retry_after_ms": 1000, "outcome": "not_carried_out" }),
+            },
             NodeError::Unavailable(node) | NodeError::Unknown(node) => ApiError::Unavailable {
                 error: "Media node unavailable".into(),
                 detail: json!({ "node": node }),
@@ -269,6 +276,17 @@ mod tests {
             response.headers().get(header::RETRY_AFTER).unwrap(),
             &HeaderValue::from_static("1")
         );
+    }
+
+    #[tokio::test]
+    async fn a_command_not_sent_in_time_says_it_was_not_carried_out() {
+        let response = ApiError::from(NodeError::TooLate).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body = axum::body::to_bytes(response.into_body(), 4096)
+            .await
+            .unwrap();
+        let body: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["detail"]["outcome"], "not_carried_out", "{body}");
     }
 
     #[test]

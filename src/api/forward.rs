@@ -21,8 +21,10 @@
 //!   sent whose answer does not come (within [`HOP_TIMEOUT`], or the owner killed meanwhile)
 //!   is answered 503 with `Retry-After` and `"outcome": "unknown"`, not carried out here: the
 //!   owner may have carried it out (asked again, such a command is a repeat, or already so). The owner does
-//!   not begin one sent more than [`BEGIN_WITHIN`] ago ([`FORWARD_DEADLINE`], 503): a process
-//!   woken from a stop would otherwise carry out what its sender answered 503 for.
+//!   not begin one sent more than [`BEGIN_WITHIN`] ago ([`FORWARD_DEADLINE`], 503), nor send
+//!   its command to the node past that (`node::SEND_BEFORE`, 503, the command undone): a
+//!   process woken from a stop, or a store stalling before the send, would otherwise carry
+//!   out what its sender answered 503 for.
 
 use std::time::Duration;
 
@@ -132,9 +134,17 @@ pub async fn forward<S: Store>(
     request: Request,
     next: Next,
 ) -> Response {
-    if request.headers().contains_key(FORWARDED_BY) && too_late(request.headers()) {
-        crate::telemetry::command_forwarded("too_late");
-        return too_late_to_begin();
+    if request.headers().contains_key(FORWARDED_BY) {
+        // Sent on by another instance: begun only before its deadline, and its command sent
+        // to the node only before it too (`node::SEND_BEFORE`).
+        let Some(left) = time_left(request.headers()) else {
+            crate::telemetry::command_forwarded("too_late");
+            return too_late_to_begin();
+        };
+        let until = std::time::Instant::now() + left;
+        return crate::node::SEND_BEFORE
+            .scope(until, next.run(request))
+            .await;
     }
     let Some(forwarding) = state.forwarding() else {
         return next.run(request).await;
@@ -225,14 +235,20 @@ fn unix_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// A request sent on whose deadline passed ([`FORWARD_DEADLINE`]); one without a readable
-/// deadline is begun.
-fn too_late(headers: &axum::http::HeaderMap) -> bool {
-    headers
+/// What is left until a request sent on reaches its deadline ([`FORWARD_DEADLINE`]); `None`
+/// past it. One without a readable deadline has [`BEGIN_WITHIN`].
+fn time_left(headers: &axum::http::HeaderMap) -> Option<Duration> {
+    let deadline = headers
         .get(FORWARD_DEADLINE)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        .is_some_and(|deadline| unix_ms() > deadline)
+        .and_then(|v| v.parse::<u64>().ok());
+    match deadline {
+        None => Some(BEGIN_WITHIN),
+        Some(deadline) => deadline
+            .checked_sub(unix_ms())
+            .filter(|left| *left > 0)
+            .map(Duration::from_millis),
+    }
 }
 
 /// The owner's answer, as it came.
@@ -270,13 +286,21 @@ mod tests {
     #[test]
     fn a_request_sent_on_is_begun_only_before_its_deadline() {
         let mut headers = axum::http::HeaderMap::new();
-        assert!(!too_late(&headers), "no deadline: begun");
-        for (deadline, late) in [(unix_ms() - 1, true), (unix_ms() + 60_000, false)] {
-            headers.insert(FORWARD_DEADLINE, HeaderValue::from(deadline));
-            assert_eq!(too_late(&headers), late, "{deadline}");
-        }
+        assert_eq!(
+            time_left(&headers),
+            Some(BEGIN_WITHIN),
+            "no deadline: begun"
+        );
+        headers.insert(FORWARD_DEADLINE, HeaderValue::from(unix_ms() - 1));
+        assert_eq!(time_left(&headers), None, "past");
+        headers.insert(FORWARD_DEADLINE, HeaderValue::from(unix_ms() + 60_000));
+        let left = time_left(&headers).expect("a minute left");
+        assert!(
+            left > Duration::from_secs(59) && left <= Duration::from_secs(60),
+            "{left:?}"
+        );
         headers.insert(FORWARD_DEADLINE, HeaderValue::from_static("soon"));
-        assert!(!too_late(&headers), "unreadable: begun");
+        assert_eq!(time_left(&headers), Some(BEGIN_WITHIN), "unreadable: begun");
     }
 
     #[test]

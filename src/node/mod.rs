@@ -303,6 +303,23 @@ pub enum NodeState {
     },
 }
 
+tokio::task_local! {
+    /// The instant from which no command may be sent to a node from this task: a member
+    /// command another instance sent on gives up then (`api/forward.rs`), and one the node
+    /// carried out after that would be answered "outcome unknown" for nothing. Checked just
+    /// before each command is written (reads and a stalling store before it count); unset, no
+    /// limit.
+    pub static SEND_BEFORE: std::time::Instant;
+}
+
+/// [`NodeError::TooLate`] once this task's [`SEND_BEFORE`] has passed.
+fn in_time() -> Result<(), NodeError> {
+    match SEND_BEFORE.try_with(|until| std::time::Instant::now() >= *until) {
+        Ok(true) => Err(NodeError::TooLate),
+        _ => Ok(()),
+    }
+}
+
 /// Why a command could not be carried out on a node.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum NodeError {
@@ -326,6 +343,9 @@ pub enum NodeError {
     /// The node's sessions are at the share kept spare for calls into rooms already made.
     #[error("media node {0} has no sessions to spare")]
     Full(String),
+    /// Not sent: the task's time to send it ([`SEND_BEFORE`]) was over.
+    #[error("the command's time to be sent was over; it was not sent")]
+    TooLate,
 }
 
 /// The permits of a node's bound on commands in flight ([`NodeConfig::max_in_flight`]; 0: none).
@@ -565,6 +585,7 @@ impl NodeHandle {
     pub async fn api(&self, command: &ApiCommand) -> Result<ApiReply, NodeError> {
         let (client, health) = self.client(Some(command))?;
         let _permit = self.permit()?;
+        in_time()?;
         let reply = self.unless_hung(health, client.api(command)).await;
         // What the command fired is queued on the node by now (`esl/wake.rs`).
         if !command.awaited().is_empty()

@@ -8,14 +8,16 @@ use crate::common;
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use switchyard::conference::{
     AppId, EventKind, LeaveReason, MemberStatus, NodePrefix, Room, RoomStatus, SessionId,
     SessionState, Switch,
 };
-use switchyard::node::{AppDirectory, NodeConfig, NodeHandle, NodePool, supervisor};
-use switchyard::rooms::{JoinOutcome, NewRoom, Rooms};
+use switchyard::node::{
+    AppDirectory, NodeConfig, NodeError, NodeHandle, NodePool, SEND_BEFORE, supervisor,
+};
+use switchyard::rooms::{Cooldowns, JoinOutcome, NewRoom, Rooms, ServiceError};
 use switchyard::sim::{SimConfig, Simulator};
 use switchyard::store::Store;
 use switchyard::store::memory::MemoryStore;
@@ -668,5 +670,63 @@ async fn nodes_that_came_up_together_are_audited_apart() {
         spread >= Duration::from_millis(150),
         "six nodes' first audits spread over {spread:?}: {at:?}"
     );
+    stop.cancel();
+}
+
+/// A member command whose time to be sent is over (a command sent on by another instance
+/// whose sender is about to give up, `node::SEND_BEFORE`) is not sent to the node and leaves
+/// the room as it was: the same command asked again is a change, not a repeat.
+#[tokio::test]
+async fn a_command_whose_time_to_be_sent_is_over_is_not_sent_and_changes_nothing() {
+    let store = Arc::new(MemoryStore::new());
+    let sim = sim().await;
+    let stop = CancellationToken::new();
+    let node = start_node(&sim, store.clone(), &stop);
+    assert!(node.wait_up(Duration::from_secs(5)).await);
+    // No cooldown: the command is asked again at once (a command not sent spent it, as a
+    // command the node refused does).
+    let none = Cooldowns {
+        conf_play: Duration::ZERO,
+        conference_control: Duration::ZERO,
+        conference: Duration::ZERO,
+        conference_mute: Duration::ZERO,
+    };
+    let rooms = Rooms::new(store.clone(), NodePool::new(vec![node])).with_cooldowns(none);
+    let room = progressing_room(&rooms, "late").await;
+    let alice = call(&sim, &*store, "1001").await;
+    joined(&rooms, &room, &alice).await;
+    let control = stored_room(&*store, &room).await.control.channel;
+    let before = store_members(&*store, &room).await;
+    assert_eq!(before, node_members(&sim, &room, &control), "joined muted");
+
+    let app = app();
+    let unmute = || rooms.set_switch(&app, &alice, Switch::Mute, false, None, None);
+    let late = SEND_BEFORE.scope(Instant::now(), unmute()).await;
+    assert!(
+        matches!(late, Err(ServiceError::Node(NodeError::TooLate))),
+        "{late:?}"
+    );
+    assert_eq!(
+        node_members(&sim, &room, &control),
+        before,
+        "sent to the node"
+    );
+    assert_eq!(
+        store_members(&*store, &room).await,
+        before,
+        "the room changed"
+    );
+
+    // With time left it is sent, and it is a change (not a repeat of the one not sent).
+    let in_time = Instant::now() + Duration::from_secs(5);
+    SEND_BEFORE.scope(in_time, unmute()).await.unwrap();
+    eventually("unmute-member confirms", || async {
+        let unmuted = store_members(&*store, &room)
+            .await
+            .iter()
+            .all(|(_, _, muted)| !muted);
+        unmuted && store_members(&*store, &room).await == node_members(&sim, &room, &control)
+    })
+    .await;
     stop.cancel();
 }
