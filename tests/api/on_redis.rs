@@ -172,6 +172,58 @@ async fn a_switch_is_written_with_its_confirmation() {
     eventually("muted", || muted(true)).await;
 }
 
+/// A member command the node carried out while the store does not answer (an outage, a
+/// failover under way) is answered 202, not 503: the node has it, its confirmation is applied
+/// once the store answers again, and the member ends as asked. Redis is reached through a
+/// proxy that holds its replies back from the moment the node has carried the command out.
+#[tokio::test]
+async fn a_command_carried_out_while_the_store_does_not_answer_is_accepted() {
+    let server = RedisServer::start();
+    let proxy = common::proxy::Proxy::start(format!("127.0.0.1:{}", server.port)).await;
+    let store = RedisStore::connect(&format!("redis://{}/", proxy.addr))
+        .await
+        .unwrap();
+    let t = TestLab::start(store, options()).await;
+    let room = t.room(A, "outage").await;
+    let s = t.call(A, "1001").await;
+    t.joined(A, &room, &s).await;
+    let on_node = || {
+        let text = t.sim().api(&format!("conference {room} json_list"));
+        let rooms: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        rooms[0]["members"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|m| {
+                Some(m["uuid"].as_str().unwrap_or_default()) == s.split_once('-').map(|(_, c)| c)
+            })
+            .map(|m| !m["flags"]["can_speak"].as_bool().unwrap_or(true))
+            .collect::<Vec<bool>>()
+    };
+    assert_eq!(on_node(), [true], "joined muted");
+
+    // The node holds its events back (no confirmation to fold the intent into); once it has
+    // carried the unmute out, Redis stops answering: the intent's write cannot be made.
+    t.sim().stall_events(true);
+    let asked = std::time::Instant::now();
+    let (r, ()) = tokio::join!(t.command(A, &s, "conference/unmute"), async {
+        while on_node() != [false] {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        proxy.hold_replies();
+    });
+    let took = asked.elapsed();
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{r:?}");
+    assert!(took < Duration::from_secs(3), "answered after {took:?}");
+    proxy.asked_while_held().await;
+    proxy.release_replies();
+    t.sim().stall_events(false);
+    eventually("the store has it unmuted", || async {
+        t.members(A, &room).await[0]["muted"] == false
+    })
+    .await;
+}
+
 /// Two controller instances on one Redis and one media node: a cooldown taken through one is
 /// held for the other (the limits live in the store, not in the process).
 #[tokio::test]
