@@ -34,8 +34,8 @@
 //! does not wake its event connection after a command), `EVENT_LATENCY_FLEET=1` two
 //! controllers on the one Redis, each through a tap of its own: the one that applies the node's
 //! events is measured, the other keeps them on standby and takes every API request, so each
-//! command's events reach the controller that applies them on a connection that did not send
-//! the command. The report adds the gaps from the
+//! the command (member commands are sent on to the owner, `api/forward.rs`, unless
+//! `EVENT_LATENCY_FORWARD=0`). The report adds the gaps from the
 //! nudged connection to the controller's and to the quiet one, the controller's share counted
 //! from the nudged connection, and each step's CPU per request (FreeSWITCH's and the
 //! controller's, from `/proc`). Without `--bench` (as
@@ -461,7 +461,12 @@ fn write_config(
         q(redis),
         serve::operator_toml(),
         if fleet {
-            format!("node_lease_ms = {FLEET_LEASE_MS}\n")
+            // `EVENT_LATENCY_FORWARD=0`: no instance gives the fleet its URL, so member commands
+            // are served where they come in, not sent on to the node's owner (as before
+            // `api/forward.rs`; a build from before it refuses the key).
+            let forward = std::env::var("EVENT_LATENCY_FORWARD").map_or(true, |v| v != "0");
+            let url = if forward { "" } else { "advertise_url = \"\"\n" };
+            format!("node_lease_ms = {FLEET_LEASE_MS}\n{url}")
         } else {
             String::new()
         },
