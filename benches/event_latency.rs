@@ -465,7 +465,11 @@ fn write_config(
             // are served where they come in, not sent on to the node's owner (as before
             // `api/forward.rs`; a build from before it refuses the key).
             let forward = std::env::var("EVENT_LATENCY_FORWARD").map_or(true, |v| v != "0");
-            let url = if forward { "" } else { "advertise_url = \"\"\n" };
+            let url = if forward {
+                ""
+            } else {
+                "advertise_url = \"\"\n"
+            };
             format!("node_lease_ms = {FLEET_LEASE_MS}\n{url}")
         } else {
             String::new()
