@@ -63,28 +63,31 @@ impl Grant {
     }
 }
 
-/// The lease an act was decided on (its token), checked again when the act reaches the node:
-/// a supervisor's effects run on tasks of their own, and a process paused between deciding an
+/// The lease an act was decided on, checked again when the act reaches the node: a
+/// supervisor's effects run on tasks of their own, and a process paused between deciding an
 /// effect and sending its commands must not send them on a lease it has lost since.
 #[derive(Debug, Clone)]
 pub struct Mandate {
-    owns: watch::Receiver<bool>,
-    grant: watch::Receiver<Option<Grant>>,
-    /// The lease's generation when the act was decided (0: a controller alone).
-    pub token: u64,
+    /// The grant the act was decided on.
+    pub grant: Grant,
+    /// The grant as the fleet renews it.
+    current: watch::Receiver<Option<Grant>>,
 }
 
 impl Mandate {
-    /// Whether this instance still holds the same lease now: it owns the node, its grant has
-    /// not lapsed by this process's clock, and no later lease was granted in between (a lease
-    /// taken again after losing it is another generation: what was decided on the first is
-    /// not carried out on the second).
+    /// Whether the lease still holds now, by this process's clock: as renewed since, while the
+    /// fleet renews it under the same generation; else (handed over, or taken by another) until
+    /// the decision's own grant runs out. A process paused past its lease finds both run out
+    /// (its clock counted the pause); a lease taken again after losing it is another
+    /// generation, and what was decided on the first is not carried out on the second. A node
+    /// given up in an orderly handover keeps the rest of its decision's grant, as its room
+    /// writes did.
     pub fn holds(&self) -> bool {
-        *self.owns.borrow()
-            && self
-                .grant
-                .borrow()
-                .is_some_and(|g| g.generation == self.token && g.holds(Instant::now()))
+        let now = Instant::now();
+        match *self.current.borrow() {
+            Some(g) if g.generation == self.grant.generation => g.holds(now),
+            _ => self.grant.holds(now),
+        }
     }
 }
 
@@ -141,24 +144,25 @@ impl Handover {
     /// The lease's token if this instance may act on the node now: it owns it and its grant
     /// has not lapsed (see [`Grant::holds`]).
     pub fn acting(&self) -> Option<u64> {
+        self.acting_grant().map(|g| g.generation)
+    }
+
+    /// The grant this instance may act on now: it owns the node and the grant has not lapsed
+    /// (see [`Grant::holds`]).
+    pub fn acting_grant(&self) -> Option<Grant> {
         if !*self.owns.borrow() {
             return None;
         }
-        self.grant
-            .borrow()
-            .filter(|g| g.holds(Instant::now()))
-            .map(|g| g.generation)
+        self.grant.borrow().filter(|g| g.holds(Instant::now()))
     }
 
-    /// What an act decided on the lease now carries to what it does later, from another task
-    /// (see [`Mandate`]); `None` if this instance may not act on the node now.
-    pub fn mandate(&self) -> Option<Mandate> {
-        let token = self.acting()?;
-        Some(Mandate {
-            owns: self.owns.clone(),
-            grant: self.grant.clone(),
-            token,
-        })
+    /// What an act decided on `grant` carries to what it does later, from another task (see
+    /// [`Mandate`]).
+    pub fn mandate(&self, grant: Grant) -> Mandate {
+        Mandate {
+            grant,
+            current: self.grant.clone(),
+        }
     }
 
     /// Forgets what this instance applied (it hands the node over, or the connection is new).
@@ -780,5 +784,45 @@ mod tests {
             .count();
         assert!(moved <= 1, "{before:?} → {after:?}");
         assert!(after.values().all(|o| *o != "c"));
+    }
+
+    #[test]
+    fn an_effects_mandate_holds_while_its_lease_does() {
+        let now = Instant::now();
+        let grant = |generation, secs: i64| Grant {
+            generation,
+            until: Some(if secs >= 0 {
+                now + Duration::from_secs(secs as u64)
+            } else {
+                now - Duration::from_secs((-secs) as u64)
+            }),
+        };
+        let (fleet, current) = watch::channel(Some(grant(3, 2)));
+        let decided = Mandate {
+            grant: grant(3, 2),
+            current,
+        };
+        assert!(decided.holds(), "the grant it was decided on");
+        // Renewed under the same generation: the renewal counts, later or lapsed.
+        fleet.send_replace(Some(grant(3, 10)));
+        assert!(decided.holds());
+        fleet.send_replace(Some(grant(3, -1)));
+        assert!(!decided.holds(), "a renewal that lapsed (a pause)");
+        // Handed over in order: the rest of the decision's grant.
+        fleet.send_replace(None);
+        assert!(decided.holds());
+        // Taken again after losing it: another generation, the decision's grant only.
+        fleet.send_replace(Some(grant(4, 10)));
+        assert!(decided.holds());
+        let paused = Mandate {
+            grant: grant(3, -1),
+            current: fleet.subscribe(),
+        };
+        assert!(!paused.holds(), "a pause past the decision's grant");
+        let sole = Mandate {
+            grant: Grant::SOLE,
+            current: watch::channel(Some(Grant::SOLE)).1,
+        };
+        assert!(sole.holds(), "a controller alone");
     }
 }

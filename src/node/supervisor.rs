@@ -109,6 +109,7 @@ pub fn spawn_among<S: Store>(
         orphans: Mutex::default(),
         lapsed: Mutex::default(),
         lapse_noted: Default::default(),
+        acted_on: Mutex::default(),
     };
     tokio::spawn(supervisor.run(stop));
     (
@@ -142,6 +143,9 @@ struct Supervisor<S> {
     lapsed: Mutex<Vec<crate::conference::Observed>>,
     /// Whether a lapse of the lease was told (once per lapse).
     lapse_noted: std::sync::atomic::AtomicBool,
+    /// The grant of the last check that this instance may act (`acting`): what the effects
+    /// decided since carry to their commands.
+    acted_on: Mutex<Option<super::fleet::Grant>>,
 }
 
 /// What standing by works with: the first command connection and its heartbeats, ownership,

@@ -37,7 +37,7 @@ struct OnLease {
 impl OnLease {
     /// Whether the lease still holds and no write under its token was refused.
     fn holds(&self) -> bool {
-        self.mandate.holds() && !self.fencing.refuses(self.mandate.token)
+        self.mandate.holds() && !self.fencing.refuses(self.mandate.grant.generation)
     }
 }
 
@@ -56,7 +56,7 @@ impl Node<'_> {
                 crate::telemetry::effect_fenced(self.prefix);
                 Err(format!(
                     "not sent: the node's lease (token {}) no longer holds",
-                    lease.mandate.token
+                    lease.mandate.grant.generation
                 ))
             }
             _ => Ok(()),
@@ -83,14 +83,15 @@ impl<S: Store> Supervisor<S> {
         if effects.is_empty() {
             return;
         }
+        let decided_on = self.acted_on.lock().ok().and_then(|g| *g);
         let lease = match basis {
             Basis::Request => None,
-            Basis::Lease => match self.handover.mandate() {
-                Some(mandate) => Some(Arc::new(OnLease {
+            Basis::Lease => match decided_on.map(|g| self.handover.mandate(g)) {
+                Some(mandate) if mandate.holds() => Some(Arc::new(OnLease {
                     mandate,
                     fencing: self.reconciler.fencing.clone(),
                 })),
-                None => {
+                _ => {
                     for _ in &effects {
                         crate::telemetry::effect_fenced(self.config.prefix.as_str());
                     }
@@ -161,7 +162,7 @@ async fn run_effect<S: Store>(
         Effect::EstablishControlLeg => {
             let channel = uuid::Uuid::new_v4().to_string();
             // On a lease, the room's write carries its token (and is refused under a later one).
-            let token = client.lease.map_or(0, |l| l.mandate.token);
+            let token = client.lease.map_or(0, |l| l.mandate.grant.generation);
             let updated = update_room(store, &e.app, &e.room, |r| {
                 if r.status > RoomStatus::Progressing {
                     return Err("room is ending");

@@ -138,13 +138,18 @@ impl<S: Store> Supervisor<S> {
     /// holder wrote first).
     pub(super) fn acting(&self) -> bool {
         let fencing = &self.reconciler.fencing;
-        let acting = match self.handover.acting() {
-            Some(token) if token == 0 || fencing.refused.load(Ordering::Relaxed) < token => {
-                fencing.token.store(token, Ordering::Relaxed);
+        let grant = self.handover.acting_grant();
+        let acting = match grant {
+            Some(g) if !fencing.refuses(g.generation) => {
+                fencing.token.store(g.generation, Ordering::Relaxed);
                 true
             }
             _ => false,
         };
+        // What is decided from here on is decided on this grant (the effects carry it).
+        if let Ok(mut acted_on) = self.acted_on.lock() {
+            *acted_on = grant.filter(|_| acting);
+        }
         let owned = *self.handover.owns.borrow();
         let noted = self.lapse_noted.swap(owned && !acting, Ordering::Relaxed);
         if owned && !acting && !noted {
