@@ -2,9 +2,9 @@
 //! a greeting, ...), carried out in the background on a command connection.
 //!
 //! An effect decided on the node's lease (applying its events, a resync, a join's deadline)
-//! carries the lease's token to its commands, and each command checks it first: a process
-//! paused between deciding an effect and sending it sends nothing on a lease it has lost since
-//! (issue 57's fencing, for what reaches the node rather than the store).
+//! carries the grant it was decided on to its commands, and each command checks it first: a
+//! process paused between deciding an effect and sending it sends nothing on a lease it has
+//! lost since (issue 57's fencing, for what reaches the node rather than the store).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -83,10 +83,9 @@ impl<S: Store> Supervisor<S> {
         if effects.is_empty() {
             return;
         }
-        let decided_on = self.acted_on.lock().ok().and_then(|g| *g);
         let lease = match basis {
             Basis::Request => None,
-            Basis::Lease => match decided_on.map(|g| self.handover.mandate(g)) {
+            Basis::Lease => match self.decided_on().map(|g| self.handover.mandate(g)) {
                 Some(mandate) if mandate.holds() => Some(Arc::new(OnLease {
                     mandate,
                     fencing: self.reconciler.fencing.clone(),
@@ -135,6 +134,11 @@ impl<S: Store> Supervisor<S> {
                 }
             });
         }
+    }
+
+    /// The grant the last check that this instance may act found (`acting`).
+    fn decided_on(&self) -> Option<crate::node::fleet::Grant> {
+        self.acted_on.lock().ok().and_then(|g| *g)
     }
 
     /// True if no control leg is being originated for the room (and now one is).
