@@ -22,7 +22,7 @@ use switchyard::api::hash_key;
 use switchyard::sim::{SimConfig, Simulator};
 use webhook_support::{Receiver, secret};
 
-pub(super) const DID: &str = "15551230000";
+const DID: &str = "15551230000";
 const KEY: &str = "fleet-test-key";
 const PASSWORD: &str = "fleet-test-esl";
 pub(super) const PREFIXES: [&str; 4] = ["flt01", "flt02", "flt03", "flt04"];
@@ -193,7 +193,7 @@ pub(super) async fn shared(
 }
 
 /// A SIP call to node `n`, parked, stored: its session id.
-async fn call(api: &Api, sims: &[Simulator], n: usize, number: &str) -> String {
+pub(super) async fn call(api: &Api, sims: &[Simulator], n: usize, number: &str) -> String {
     let channel = sims[n].inbound_call(DID, number, number).unwrap();
     let session = format!("{}-{channel}", PREFIXES[n]);
     until(Duration::from_secs(10), "the call is stored", || async {
@@ -559,9 +559,12 @@ fn answered(acked: &Acked) -> usize {
 
 /// A room made through `by`, once `seen` shows it progressing (its control leg in): its id.
 pub(super) async fn progressing_room(by: &Api, seen: &Api, name: &str) -> String {
-    let (status, body) = by
-        .call("POST", "/api/v1/conferences", Some(json!({ "name": name })))
-        .await;
+    progressing_room_of(by, seen, json!({ "name": name })).await
+}
+
+/// [`progressing_room`] made with `body` (its name and settings).
+pub(super) async fn progressing_room_of(by: &Api, seen: &Api, body: Value) -> String {
+    let (status, body) = by.call("POST", "/api/v1/conferences", Some(body)).await;
     assert_eq!(status, 201, "{body}");
     let room = body["room_id"].as_str().unwrap().to_owned();
     until(

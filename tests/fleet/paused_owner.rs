@@ -17,8 +17,8 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use super::nodes::{
-    DID, Instance, LEASE_MS, LogsOnFailure, PREFIXES, TRAFFIC, Traffic, announced_once_in_order,
-    members_as_answered, rooms_with_callers, shared, simulators,
+    Instance, LEASE_MS, LogsOnFailure, PREFIXES, TRAFFIC, Traffic, announced_once_in_order, call,
+    members_as_answered, progressing_room_of, rooms_with_callers, shared, simulators,
 };
 use crate::common::proxy::Proxy;
 use crate::common::redis_monitor::Monitor;
@@ -242,16 +242,7 @@ async fn a_paused_owner_woken_past_its_lease_sends_nothing_more_of_an_effect_it_
     // A greeting room on a node `a` applies, made through `b`.
     let mut placed = None;
     for i in 0..8 {
-        let (status, body) = b
-            .api
-            .call(
-                "POST",
-                "/api/v1/conferences",
-                Some(greeting_room(&format!("greeted{i}"))),
-            )
-            .await;
-        assert_eq!(status, 201, "{body}");
-        let room = body["room_id"].as_str().unwrap().to_owned();
+        let room = progressing_room_of(&b.api, &b.api, greeting_room(&format!("greeted{i}"))).await;
         if let Some(n) = PREFIXES
             .iter()
             .position(|p| room.starts_with(p) && shares[0].contains(*p))
@@ -261,24 +252,7 @@ async fn a_paused_owner_woken_past_its_lease_sends_nothing_more_of_an_effect_it_
         }
     }
     let (room, n) = placed.expect("no room placed on a node of `a` in 8");
-    until(settle, "the room is progressing", || async {
-        let (_, body) = b
-            .api
-            .call("GET", &format!("/api/v1/conferences/{room}"), None)
-            .await;
-        (body["status"] == "progressing").then_some(())
-    })
-    .await;
-    let channel = sims[n].inbound_call(DID, "6100", "6100").unwrap();
-    let session = format!("{}-{channel}", PREFIXES[n]);
-    until(settle, "the call is stored", || async {
-        let (status, body) = b
-            .api
-            .call("GET", &format!("/api/v1/sessions/{session}"), None)
-            .await;
-        (status == 200 && body["state"] == "parked").then_some(())
-    })
-    .await;
+    let session = call(&b.api, &sims, n, "6100").await;
 
     // What the node sends `a` arrives 700 ms late from now on (within its probe's deadline,
     // 1 s): the time to pause it between the greeting's two commands. The caller joins.
