@@ -716,25 +716,9 @@ impl<S: Store> Reconciler<S> {
         &self,
         app: &AppId,
         room: &RoomId,
-        mut f: impl FnMut(&mut crate::conference::Room) -> crate::conference::Applied + Send,
+        f: impl FnMut(&mut crate::conference::Room) -> crate::conference::Applied + Send,
     ) -> Result<Effects, StoreError> {
-        let serial = self.intents.writing().await;
-        let claim = self.intents.claim(room);
-        let result = modify_room(
-            &*self.store,
-            app,
-            room,
-            self.fenced(|r| {
-                let mut events = claim.apply(r);
-                let applied = f(r);
-                events.extend(applied.events);
-                Ok::<_, std::convert::Infallible>(((applied.effects, r.node.clone()), events))
-            }),
-        )
-        .await?;
-        claim.written(matches!(result, Some(Ok(_))));
-        drop(serial);
-        Ok(self.effects_of(app, room, result))
+        self.update_judged(app, room, f, |_| false).await
     }
 
     /// [`Reconciler::update`] for a fact whose outcome may destroy something without changing
@@ -747,31 +731,35 @@ impl<S: Store> Reconciler<S> {
         app: &AppId,
         room: &RoomId,
         mut f: impl FnMut(&mut crate::conference::Room) -> crate::conference::Applied + Send,
-        refuses: fn(&crate::conference::Applied) -> bool,
+        mut refuses: fn(&crate::conference::Applied) -> bool,
     ) -> Result<Effects, StoreError> {
-        let mut refused = false;
-        let serial = self.intents.writing().await;
-        let claim = self.intents.claim(room);
-        let result = modify_room(
-            &*self.store,
-            app,
-            room,
-            self.fenced(|r| {
-                let mut events = claim.apply(r);
-                let applied = f(r);
-                refused = !applied.changed && refuses(&applied);
-                events.extend(applied.events);
-                Ok::<_, std::convert::Infallible>(((applied.effects, r.node.clone()), events))
-            }),
-        )
-        .await?;
-        claim.written(matches!(result, Some(Ok(_))));
-        drop(serial);
-        if refused {
+        loop {
+            let mut refused = false;
+            // The API's intents for the room go first in its write (`node/intents.rs`).
+            let serial = self.intents.writing().await;
+            let claim = self.intents.claim(room);
+            let result = modify_room(
+                &*self.store,
+                app,
+                room,
+                self.fenced(|r| {
+                    let mut events = claim.apply(r);
+                    let applied = f(r);
+                    refused = !applied.changed && refuses(&applied);
+                    events.extend(applied.events);
+                    Ok::<_, std::convert::Infallible>(((applied.effects, r.node.clone()), events))
+                }),
+            )
+            .await?;
+            claim.written(matches!(result, Some(Ok(_))));
+            drop(serial);
+            if !refused {
+                return Ok(self.effects_of(app, room, result));
+            }
+            // Judged again on the room as stored, whatever it says then.
             self.store.forget_cached(app, room);
-            return self.update(app, room, f).await;
+            refuses = |_| false;
         }
-        Ok(self.effects_of(app, room, result))
     }
 
     /// Counts an update and ties its effects to the room; a snapshot write refused as stale is
